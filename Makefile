@@ -1,0 +1,91 @@
+# mfpsecd developer entry points. `make setup` is idempotent and is a prerequisite of
+# run, test, lint and bench, so each of them works alone on a fresh Debian 12.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= /usr/bin/python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.setup-stamp
+APT_STAMP := $(VENV)/.apt-stamp
+BUILD := build
+
+# Build: compiler, meson/ninja, system libcrypto headers, Python headers and venv.
+# Run/test: systemd tools (systemd-analyze, systemd-socket-activate), setpriv,
+# dbus-daemon and libdbus (the D-Bus peer in bench/ipc).
+APT_PACKAGES := build-essential pkg-config libssl-dev python3-dev python3-venv \
+	ninja-build systemd util-linux dbus-daemon libdbus-1-dev
+
+SIM_CONFIG := hw/mfpsecd.sim.toml
+
+# The venv first: meson-python and the editable rebuild look up meson and ninja on PATH.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help setup run test test-native test-python lint bench idl clean
+
+help:
+	@echo "make setup   install apt + Python dependencies into $(VENV), build the extension"
+	@echo "make run     run the daemon in the foreground on the simulated board (hw/sim.toml)"
+	@echo "make test    C tests (plain and ASan/UBSan) and the Python test suite"
+	@echo "make lint    ruff, mypy, import-linter contracts"
+	@echo "make bench   side-by-side benchmarks (results in bench/results/)"
+	@echo "make idl     regenerate the committed .varlink interface files"
+
+setup: $(STAMP)
+
+$(APT_STAMP): Makefile
+	@missing=$$(dpkg-query -W -f='$${Package} $${Status}\n' $(APT_PACKAGES) 2>/dev/null \
+		| awk '$$NF != "installed" {print $$1}'; \
+		for p in $(APT_PACKAGES); do dpkg-query -W $$p >/dev/null 2>&1 || echo $$p; done); \
+	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
+	if [ -n "$${missing// }" ]; then \
+		echo "setup: installing apt packages: $$missing"; \
+		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	@touch $@
+
+$(STAMP): $(APT_STAMP) pyproject.toml constraints.txt meson.build meson.options native/meson.build
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt meson-python meson ninja
+	$(BIN)/python -m pip install -q -c constraints.txt --no-build-isolation \
+		-Cbuild-dir=$(BUILD)/py -e '.[dev]'
+	$(BIN)/python -c "import mfpsecd._native as n; n.crypto_selftest(); print('native ok:', n.crypto_version())"
+	@touch $@
+
+run: setup
+	@mkdir -p .state
+	@echo "mfpsecd: talk to it from another shell with:"
+	@echo "  export MFPSEC_SOCKET=$(CURDIR)/.state/sim/run/mfpsecd.sock; $(BIN)/mfpsec status"
+	$(BIN)/mfpsecd run --config $(SIM_CONFIG) --board sim
+
+test: setup test-native test-python
+
+# The C unit tests, once in a plain build and once under AddressSanitizer + UBSan.
+test-native: setup
+	@[ -f $(BUILD)/ctest/build.ninja ] || $(BIN)/meson setup $(BUILD)/ctest -Dpython_ext=false >/dev/null
+	$(BIN)/meson test -C $(BUILD)/ctest --print-errorlogs
+	@[ -f $(BUILD)/ctest-asan/build.ninja ] || $(BIN)/meson setup $(BUILD)/ctest-asan \
+		-Dpython_ext=false -Db_sanitize=address,undefined -Db_lundef=false \
+		-Dbuildtype=debug -Dc_args=-fno-sanitize-recover=all >/dev/null
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		$(BIN)/meson test -C $(BUILD)/ctest-asan --print-errorlogs
+
+test-python: setup
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check mfpsecd tests bench tools
+	$(BIN)/mypy
+	$(BIN)/python tools/lint_imports.py
+
+bench: setup
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+idl: setup
+	$(BIN)/python -m mfpsecd.api.idl
+
+clean:
+	rm -rf $(BUILD) .state

@@ -1,0 +1,1 @@
+"""The IPC interface, declared once: types, methods, errors, Varlink framing and IDL."""

@@ -1,0 +1,12 @@
+"""Privileges a method can require. The peer/role → privilege policy lives in core.access."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Privilege(enum.Enum):
+    """What a method needs. Values are stable names used in logs and documentation."""
+
+    INTROSPECT = "introspect"  # org.varlink.service: GetInfo, GetInterfaceDescription
+    STATUS_READ = "status.read"  # daemon and component health

@@ -1,0 +1,32 @@
+"""All interfaces the daemon serves, and lookup of a fully qualified method name."""
+
+from __future__ import annotations
+
+from mfpsecd.api.schema import Interface, Method
+from mfpsecd.api.service import SERVICE
+from mfpsecd.api.system import SYSTEM
+
+INTERFACES: tuple[Interface, ...] = (SERVICE, SYSTEM)
+BY_NAME: dict[str, Interface] = {i.name: i for i in INTERFACES}
+
+VENDOR = "mfpsecd project"
+PRODUCT = "mfpsecd"
+URL = "https://mfpsecd.invalid/"
+
+
+def split_method(qualified: str) -> tuple[str, str]:
+    """'io.mfpsecd.System.GetStatus' → ('io.mfpsecd.System', 'GetStatus')."""
+    interface, _, method = qualified.rpartition(".")
+    return interface, method
+
+
+def lookup(qualified: str) -> tuple[Interface | None, Method | None]:
+    interface_name, method_name = split_method(qualified)
+    interface = BY_NAME.get(interface_name)
+    if interface is None:
+        return None, None
+    return interface, interface.method(method_name)
+
+
+def all_methods() -> list[tuple[str, Method]]:
+    return [(f"{i.name}.{m.name}", m) for i in INTERFACES for m in i.methods]

@@ -1,0 +1,133 @@
+"""Durable state in SQLite: WAL, synchronous=FULL, versioned migrations, one worker thread.
+
+All access goes through one thread so the connection is never shared between threads and
+commits (each an fsync with synchronous=FULL) never block the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.ports import StateConnection
+
+T = TypeVar("T")
+
+# Append only: each entry moves the schema one version up and is never edited once landed.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: daemon runs, so status can say how the previous one ended (power cut or clean stop)
+    """
+    CREATE TABLE boots (
+        id INTEGER PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        stopped_at TEXT,
+        version TEXT NOT NULL
+    );
+    """,
+)
+
+
+def _apply_migrations(conn: sqlite3.Connection) -> int:
+    (current,) = conn.execute("PRAGMA user_version").fetchone()
+    if current > len(MIGRATIONS):
+        raise MfpsecError(
+            ErrorCode.STATE_UNAVAILABLE,
+            reason=f"schema version {current} is newer than this daemon ({len(MIGRATIONS)})",
+        )
+    for version in range(current + 1, len(MIGRATIONS) + 1):
+        # One transaction per migration; executescript would commit implicitly.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[version - 1].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return len(MIGRATIONS)
+
+
+class SqliteState:
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="state-db")
+        self._conn: sqlite3.Connection | None = None
+        self._version = 0
+
+    @property
+    def schema_version(self) -> int:
+        return self._version
+
+    def _open(self) -> None:
+        self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(
+                self._path, isolation_level=None, check_same_thread=True, timeout=5.0
+            )
+        except sqlite3.Error as exc:
+            raise MfpsecError(ErrorCode.STATE_UNAVAILABLE, reason=f"open: {exc}") from None
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA secure_delete=ON")
+            (check,) = conn.execute("PRAGMA quick_check").fetchone()
+            if check != "ok":
+                raise MfpsecError(ErrorCode.STATE_UNAVAILABLE, reason=f"integrity: {check}")
+            self._version = _apply_migrations(conn)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise MfpsecError(ErrorCode.STATE_UNAVAILABLE, reason=f"{exc}") from None
+        except BaseException:
+            conn.close()
+            raise
+        self._path.chmod(0o600)
+        self._conn = conn
+
+    async def open(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._open)
+
+    def _transaction(self, fn: Callable[[StateConnection], T]) -> T:
+        conn = self._conn
+        if conn is None:
+            raise MfpsecError(ErrorCode.STATE_UNAVAILABLE, reason="state store is closed")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise MfpsecError(ErrorCode.STATE_UNAVAILABLE, reason=f"{exc}") from None
+        return result
+
+    async def run(self, fn: Callable[[StateConnection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._transaction, fn
+        )
+
+    def _checkpoint(self) -> None:
+        if self._conn is not None:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    async def checkpoint(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._checkpoint)
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._checkpoint()
+            self._conn.close()
+            self._conn = None
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,29 @@
+"""`mfpsec` entry point: global options and the command groups."""
+
+from __future__ import annotations
+
+import click
+
+from mfpsecd import __version__
+from mfpsecd.cli import status as status_cmd
+from mfpsecd.cli.common import Target
+from mfpsecd.client import DEFAULT_SOCKET
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mfpsec")
+@click.option("--socket", "socket_path", envvar="MFPSEC_SOCKET", default=DEFAULT_SOCKET,
+              show_default=True, show_envvar=True, help="The daemon's Varlink socket.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds to wait for each reply.")
+@click.pass_context
+def cli(ctx: click.Context, socket_path: str, timeout: float) -> None:
+    """Maintenance CLI of the mfpsecd security daemon.
+
+    Exit status: 0 on success, otherwise the sysexits.h value of the error
+    (69 daemon unreachable, 77 permission denied, 65 invalid parameter, ...).
+    """
+    ctx.obj = Target(socket_path, timeout)
+
+
+cli.add_command(status_cmd.status)

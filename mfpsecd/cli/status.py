@@ -1,0 +1,53 @@
+"""`mfpsec status`: the daemon's version, board, state and component health."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import click
+
+from mfpsecd.api.types import DaemonState, HealthState, Status
+from mfpsecd.cli.common import Target, echo_json, reports_errors
+from mfpsecd.client import SystemClient
+
+_STATE_COLOUR = {
+    HealthState.OK: "green", HealthState.STARTING: "yellow", HealthState.BACKOFF: "yellow",
+    HealthState.FAILED: "red", HealthState.STOPPED: "yellow",
+}
+_DAEMON_COLOUR = {DaemonState.READY: "green", DaemonState.DEGRADED: "red"}
+
+
+def render(status: Status) -> str:
+    uptime = dt.timedelta(seconds=int(status.uptime_seconds))
+    lines = [
+        f"mfpsecd {status.version} on board {status.board} ({status.board_kind}): "
+        + click.style(status.state.value, fg=_DAEMON_COLOUR.get(status.state, "yellow"),
+                      bold=True),
+        f"up {uptime} since {status.started_at}; boot #{status.boot_count}, "
+        f"previous shutdown: {status.previous_shutdown}",
+        "",
+    ]
+    width = max([len("COMPONENT"), *(len(c.name) for c in status.components)])
+    lines.append(f"{'COMPONENT':<{width}}  {'STATE':<8}  {'RESTARTS':>8}  DETAIL")
+    for c in status.components:
+        state = click.style(f"{c.state.value:<8}", fg=_STATE_COLOUR[c.state])
+        lines.append(f"{c.name:<{width}}  {state}  {c.restarts:>8}  {c.detail}")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--watch", is_flag=True, help="Keep printing the status each time it changes.")
+@click.pass_obj
+@reports_errors
+def status(target: Target, as_json: bool, watch: bool) -> None:
+    """Show the daemon's version, board, state and the health of its components."""
+    with target.connect() as conn:
+        client = SystemClient(conn)
+        if not watch:
+            s = client.get_status()
+            echo_json(s) if as_json else click.echo(render(s))
+            return
+        conn.timeout = 0  # a stream may be quiet for a long time
+        for s in client.watch_status():
+            echo_json(s) if as_json else click.echo(render(s) + "\n")

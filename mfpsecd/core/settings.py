@@ -1,0 +1,178 @@
+"""Schemas of the daemon configuration and the board profile, and their validation.
+
+Both are TOML files; unknown keys and out-of-range values are rejected with the key path
+(`ipc.max_connections: expected int <= 4096`). Relative paths inside a file are resolved
+against that file's directory by the loader, so a profile can be moved with its tree.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+
+from mfpsecd.errors import ErrorCode, MfpsecError
+
+_NAME = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+_PRINCIPAL = _NAME | Annotated[int, msgspec.Meta(ge=0, le=2**32 - 2)]
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    pass
+
+
+# ---------------------------------------------------------------- configuration
+
+
+class LogLevel(enum.Enum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class DaemonSection(_Strict, frozen=True):
+    board: _NAME | None = None  # board profile name (in board_dir) when --board is not given
+    board_dir: str = "/usr/share/mfpsecd/hw"
+    log_level: LogLevel = LogLevel.INFO
+
+
+class IpcSection(_Strict, frozen=True):
+    # Socket path; default <board run_dir>/mfpsecd.sock. Ignored under socket activation.
+    socket_path: str | None = None
+    # Group owning the socket (mode 0660); default: the daemon's primary group.
+    socket_group: _PRINCIPAL | None = None
+    max_message_bytes: Annotated[int, msgspec.Meta(ge=4096, le=16 << 20)] = 1 << 20
+    max_connections: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 64
+    idle_timeout_s: Annotated[float, msgspec.Meta(ge=1, le=86400)] = 300.0
+    # Messages a client may pipeline before the daemon stops reading from it.
+    queue_depth: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 16
+
+
+class AccessSection(_Strict, frozen=True):
+    # Who may connect at all. uid 0 and the daemon's own uid are always admitted.
+    panel_users: list[_PRINCIPAL] = []
+    maintenance_groups: list[_PRINCIPAL] = []
+
+
+class StateSection(_Strict, frozen=True):
+    # Period of the WAL checkpoint task.
+    checkpoint_interval_s: Annotated[float, msgspec.Meta(ge=1, le=86400)] = 300.0
+
+
+class Config(_Strict, frozen=True):
+    daemon: DaemonSection = DaemonSection()
+    ipc: IpcSection = IpcSection()
+    access: AccessSection = AccessSection()
+    state: StateSection = StateSection()
+
+
+# ---------------------------------------------------------------- board profile
+
+
+class BoardKind(enum.Enum):
+    DEVICE = "device"
+    SIMULATED = "simulated"
+
+
+class BoardSection(_Strict, frozen=True):
+    name: _NAME
+    kind: BoardKind
+    description: str = ""
+
+
+class PathsSection(_Strict, frozen=True):
+    state_dir: str  # durable state: SQLite database, wrapped keys
+    run_dir: str  # runtime: the IPC socket
+    dev_root: str = "/dev"  # where device nodes are looked up
+    sys_root: str = "/sys"  # where sysfs is read
+
+
+class TpmBackend(enum.Enum):
+    DEVICE = "device"  # a kernel TPM resource manager (/dev/tpmrm0)
+    SWTPM = "swtpm"  # a software TPM the simulated board starts itself
+    NONE = "none"  # explicit software-key mode; shown in status and audited
+
+
+class TpmSection(_Strict, frozen=True):
+    backend: TpmBackend
+    device: str | None = None  # for backend=device, relative to dev_root
+
+
+class MediumKind(enum.Enum):
+    HDD = "hdd"
+    SSD = "ssd"
+    NVME = "nvme"
+    EMMC = "emmc"
+    SD = "sd"
+
+
+class DiskSection(_Strict, frozen=True):
+    id: _NAME
+    # device node relative to dev_root (device boards) or an image file (simulated boards)
+    path: str
+    medium: MediumKind
+    sanitizable: bool = False  # never touched by sanitization unless true
+    size_bytes: Annotated[int, msgspec.Meta(ge=0)] | None = None  # simulated images only
+
+
+class NicSection(_Strict, frozen=True):
+    name: _NAME
+    kind: Literal["wired", "wireless"]
+    netns: _NAME | None = None  # simulated boards: the namespace the interface lives in
+
+
+class UsbPortSection(_Strict, frozen=True):
+    id: _NAME
+    sysfs_path: str  # the port's device path under sys_root
+
+
+class BoardProfile(_Strict, frozen=True):
+    board: BoardSection
+    paths: PathsSection
+    tpm: TpmSection
+    disks: list[DiskSection] = []
+    nics: list[NicSection] = []
+    usb_ports: list[UsbPortSection] = []
+
+
+# ---------------------------------------------------------------- validation
+
+T = TypeVar("T", bound=msgspec.Struct)
+
+_AT_RE = re.compile(r"^(.*?)(?: - at `\$(.*)`)?$", re.S)
+_UNKNOWN_RE = re.compile(r"Object contains unknown field `([^`]+)`")
+_MISSING_RE = re.compile(r"Object missing required field `([^`]+)`")
+
+
+def _key_path(raw_path: str) -> str:
+    path = raw_path.lstrip(".")
+    return re.sub(r"\[(\d+)\]", r"[\1]", path)
+
+
+def validation_message(exc: msgspec.ValidationError) -> tuple[str, str]:
+    """(key path, reason) from a msgspec error: ('lockout.max_failures', 'expected int <= 10')."""
+    m = _AT_RE.match(str(exc))
+    assert m is not None
+    reason, where = m.group(1), _key_path(m.group(2) or "")
+    for regex, label in ((_UNKNOWN_RE, "unknown key"), (_MISSING_RE, "missing required key")):
+        km = regex.match(reason)
+        if km:
+            key = f"{where}.{km.group(1)}" if where else km.group(1)
+            return key, label
+    reason = reason.replace("`", "")
+    reason = reason[0].lower() + reason[1:] if reason else reason
+    return where or "(top level)", reason
+
+
+def parse(data: dict[str, Any], schema: type[T], origin: str) -> T:
+    """Validate a parsed TOML document against a schema → MfpsecError(CONFIG_INVALID)."""
+    try:
+        return msgspec.convert(data, schema, strict=True)
+    except msgspec.ValidationError as exc:
+        key, reason = validation_message(exc)
+        raise MfpsecError(
+            ErrorCode.CONFIG_INVALID, f"{origin}: {key}: {reason}", key=key, reason=reason
+        ) from None

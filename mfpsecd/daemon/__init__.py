@@ -1,0 +1,1 @@
+"""The process: wiring from the board profile, supervision, IPC server, systemd integration."""

@@ -1,0 +1,465 @@
+"""The Varlink server: AF_UNIX stream socket, peer credentials, access check, dispatch.
+
+Order of work for each message, cheapest and safest first:
+  framing (NUL, size limit) → call envelope → peer admitted? → method known? →
+  privilege → only then decode the parameters the caller controls → handler → reply.
+Every receive buffer region is wiped once its message has been copied out, and every
+copied message is wiped after it has been handled, so secrets sent by a client (PINs,
+passwords) do not linger in daemon memory beyond the handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import socket
+import stat
+import struct
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import msgspec
+import structlog
+
+from mfpsecd.api import registry, wire
+from mfpsecd.api.schema import Method
+from mfpsecd.core.access import AdmissionRules, PeerClass, PeerCredentials, allowed, classify
+from mfpsecd.errors import COMMON_ERRORS, ErrorCode, MfpsecError
+from mfpsecd.ports import Clock
+from mfpsecd.secret import wipe
+
+log = structlog.get_logger("mfpsecd.ipc")
+
+SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)
+SD_LISTEN_FDS_START = 3
+_INITIAL_BUFFER = 64 * 1024
+_WRITE_HIGH_WATER = 256 * 1024
+
+T = TypeVar("T")
+
+
+class Last(Generic[T]):
+    """Yielded by a streaming handler for its final reply (sent without continues)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: T) -> None:
+        self.value = value
+
+
+@dataclass(frozen=True)
+class CallContext:
+    peer: PeerCredentials
+    peer_class: PeerClass
+    method: Method
+    qualified_name: str
+
+
+UnaryHandler = Callable[[CallContext, Any], Awaitable[msgspec.Struct]]
+StreamHandler = Callable[[CallContext, Any], AsyncIterator[msgspec.Struct | Last[msgspec.Struct]]]
+Handler = UnaryHandler | StreamHandler
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    max_message_bytes: int = wire.DEFAULT_MAX_MESSAGE_BYTES
+    max_connections: int = 64
+    idle_timeout_s: float = 300.0
+    queue_depth: int = 16
+
+
+def peer_credentials(sock: socket.socket) -> PeerCredentials:
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", raw)
+    groups: tuple[int, ...] = ()
+    size = 64
+    while size <= 65536:
+        try:
+            graw = sock.getsockopt(socket.SOL_SOCKET, SO_PEERGROUPS, 4 * size)
+        except OSError as exc:
+            if exc.errno == errno.ERANGE:
+                size *= 16
+                continue
+            break  # kernel without SO_PEERGROUPS: primary gid only
+        groups = struct.unpack(f"{len(graw) // 4}I", graw)
+        break
+    return PeerCredentials(pid=pid, uid=uid, gid=gid, groups=groups)
+
+
+class _Connection(asyncio.BufferedProtocol):
+    def __init__(self, server: VarlinkServer) -> None:
+        self._server = server
+        self._limits = server.limits
+        self._buf = bytearray(_INITIAL_BUFFER)
+        self._start = 0  # first unconsumed byte
+        self._end = 0  # end of received data
+        self._scan = 0  # where the next NUL search starts
+        self._queue: deque[bytearray] = deque()
+        self._wakeup = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._transport: asyncio.Transport | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._reading_paused = False
+        self._eof = False
+        self.busy = False
+        self.last_activity = server.clock.monotonic()
+        self.peer = PeerCredentials(0, -1, -1)
+        self.peer_class = PeerClass.UNKNOWN
+
+    # ---- transport callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        if not self._server.admit(self):
+            transport.abort()
+            return
+        try:
+            self.peer = peer_credentials(transport.get_extra_info("socket"))
+        except OSError:
+            transport.abort()
+            return
+        self.peer_class = classify(self.peer, self._server.rules)
+        transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
+        self._task = asyncio.get_running_loop().create_task(self._process())
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._end == len(self._buf):
+            self._make_room()
+        return memoryview(self._buf)[self._end:]
+
+    def _make_room(self) -> None:
+        pending = self._end - self._start
+        if self._start > 0:
+            # Slide the partial message to the front; wipe what it leaves behind.
+            self._buf[0:pending] = self._buf[self._start:self._end]
+            wipe(memoryview(self._buf)[pending:self._end])
+            self._scan -= self._start
+            self._start, self._end = 0, pending
+            return
+        # Grow (never past the limit + room to see the NUL); wipe the old buffer.
+        new = bytearray(min(len(self._buf) * 2, self._limits.max_message_bytes + 4096))
+        new[0:pending] = self._buf[0:pending]
+        wipe(self._buf)
+        self._buf = new
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._end += nbytes
+        buf = self._buf
+        limit = self._limits.max_message_bytes
+        while True:
+            nul = buf.find(b"\0", self._scan, self._end)
+            if nul < 0:
+                self._scan = self._end
+                if self._end - self._start > limit:
+                    self._too_large()
+                    return
+                break
+            if nul - self._start > limit:
+                self._too_large()
+                return
+            msg = buf[self._start:nul]
+            wipe(memoryview(buf)[self._start:nul + 1])
+            self._start = self._scan = nul + 1
+            self._queue.append(msg)
+        if self._start == self._end:
+            self._start = self._end = self._scan = 0
+        if len(self._queue) >= self._limits.queue_depth and not self._reading_paused:
+            assert self._transport is not None
+            self._transport.pause_reading()
+            self._reading_paused = True
+        self.last_activity = self._server.clock.monotonic()
+        self._wakeup.set()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wakeup.set()
+        return True  # keep the write side open until pending replies are sent
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server.forget(self)
+        if self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()
+        for msg in self._queue:
+            wipe(msg)
+        self._queue.clear()
+        wipe(self._buf)
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    # ---- message processing
+
+    def _too_large(self) -> None:
+        log.info("ipc_message_too_large", uid=self.peer.uid, pid=self.peer.pid)
+        self.write(wire.encode_error(ErrorCode.MESSAGE_TOO_LARGE,
+                                     {"max_bytes": self._limits.max_message_bytes}))
+        self.close()
+
+    def write(self, data: bytes) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+    async def drain(self) -> None:
+        if not self._writable.is_set():
+            await self._writable.wait()
+
+    def close(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.close()  # flushes buffered replies first
+
+    async def _process(self) -> None:
+        depth = self._limits.queue_depth
+        try:
+            while True:
+                while not self._queue:
+                    if self._eof:
+                        self.close()
+                        return
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                msg = self._queue.popleft()
+                if self._reading_paused and len(self._queue) <= depth // 2:
+                    assert self._transport is not None
+                    self._transport.resume_reading()
+                    self._reading_paused = False
+                self.busy = True
+                try:
+                    keep = await self._server.dispatch(self, msg)
+                finally:
+                    wipe(msg)
+                    self.busy = False
+                    self.last_activity = self._server.clock.monotonic()
+                if not keep:
+                    self.close()
+                    return
+                await self.drain()
+        except asyncio.CancelledError:
+            pass
+
+
+class VarlinkServer:
+    def __init__(
+        self,
+        handlers: Mapping[str, Handler],
+        rules: AdmissionRules,
+        limits: ServerLimits,
+        clock: Clock,
+    ) -> None:
+        self.handlers = dict(handlers)
+        self.rules = rules
+        self.limits = limits
+        self.clock = clock
+        self._decoders: dict[str, msgspec.json.Decoder[Any]] = {
+            name: msgspec.json.Decoder(m.params) for name, m in registry.all_methods()
+        }
+        self._methods = dict(registry.all_methods())
+        self._connections: set[_Connection] = set()
+        self._server: asyncio.Server | None = None
+        self._owned_path: Path | None = None
+        self._refused = 0
+        self.accepting = True
+
+    # ---- connections
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    def admit(self, conn: _Connection) -> bool:
+        if not self.accepting or len(self._connections) >= self.limits.max_connections:
+            self._refused += 1
+            if self._refused in (1, 10, 100) or self._refused % 1000 == 0:
+                log.warning("ipc_connection_refused", reason="limit or shutdown",
+                            refused_total=self._refused)
+            return False
+        self._connections.add(conn)
+        return True
+
+    def forget(self, conn: _Connection) -> None:
+        self._connections.discard(conn)
+
+    async def reap_idle(self) -> None:
+        """Supervised task: close connections idle (no call in progress) beyond the limit."""
+        period = min(self.limits.idle_timeout_s / 4, 30.0)
+        while True:
+            await self.clock.sleep(period)
+            deadline = self.clock.monotonic() - self.limits.idle_timeout_s
+            for conn in list(self._connections):
+                if not conn.busy and conn.last_activity < deadline:
+                    log.info("ipc_idle_close", uid=conn.peer.uid, pid=conn.peer.pid)
+                    conn.close()
+
+    # ---- dispatch
+
+    async def dispatch(self, conn: _Connection, msg: bytearray) -> bool:
+        """Handle one message; False closes the connection (after pending replies)."""
+        try:
+            call = wire.decode_call(msg)
+        except MfpsecError as exc:
+            conn.write(wire.encode_error(exc.code, exc.params))
+            return False
+        name = call.method
+        reply = not call.oneway
+        if conn.peer_class is PeerClass.UNKNOWN:
+            log.info("ipc_peer_refused", uid=conn.peer.uid, pid=conn.peer.pid, method=name)
+            if reply:
+                conn.write(wire.encode_error(ErrorCode.PERMISSION_DENIED))
+            return False
+        method = self._methods.get(name)
+        try:
+            if method is None:
+                interface, _ = registry.lookup(name)
+                if interface is None:
+                    raise MfpsecError(ErrorCode.INTERFACE_NOT_FOUND,
+                                      interface=registry.split_method(name)[0])
+                raise MfpsecError(ErrorCode.METHOD_NOT_FOUND, method=name)
+            if call.upgrade:
+                raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="upgrade")
+            if not allowed(conn.peer_class, method.requires):
+                log.info("ipc_permission_denied", uid=conn.peer.uid, pid=conn.peer.pid,
+                         method=name, peer_class=conn.peer_class.value)
+                raise MfpsecError(ErrorCode.PERMISSION_DENIED)
+            if method.streams and not call.more:
+                raise MfpsecError(ErrorCode.EXPECTED_MORE)
+            handler = self.handlers.get(name)
+            if handler is None:
+                raise MfpsecError(ErrorCode.METHOD_NOT_IMPLEMENTED, method=name)
+            params = wire.decode_params(call.parameters, self._decoders[name])
+            ctx = CallContext(conn.peer, conn.peer_class, method, name)
+            if method.streams:
+                await self._stream(conn, ctx, handler, params, reply)
+            else:
+                result = await handler(ctx, params)  # type: ignore[misc]
+                if reply:
+                    conn.write(wire.encode_reply(result))
+        except MfpsecError as exc:
+            code = exc.code
+            declared = method is None or code in method.errors or code in COMMON_ERRORS
+            if not declared:
+                log.error("ipc_undeclared_error", method=name, error=code.wire_name)
+                code, exc = ErrorCode.INTERNAL, MfpsecError(ErrorCode.INTERNAL)
+            if reply:
+                conn.write(wire.encode_error(code, exc.params))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.error("ipc_handler_crashed", method=name, exc_info=True)
+            if reply:
+                conn.write(wire.encode_error(ErrorCode.INTERNAL))
+        return True
+
+    async def _stream(self, conn: _Connection, ctx: CallContext, handler: Handler,
+                      params: Any, reply: bool) -> None:
+        agen = handler(ctx, params)
+        assert isinstance(agen, AsyncIterator)
+        try:
+            async for item in agen:
+                if isinstance(item, Last):
+                    if reply:
+                        conn.write(wire.encode_reply(item.value))
+                    return
+                if reply:
+                    conn.write(wire.encode_reply(item, continues=True))
+                await conn.drain()
+            raise RuntimeError(f"stream of {ctx.qualified_name} ended without Last")
+        finally:
+            aclose = getattr(agen, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    # ---- listening socket
+
+    async def listen(self, path: Path | None, group: int | None) -> str:
+        """Serve on the socket systemd passed (LISTEN_FDS) or bind path; → a description."""
+        loop = asyncio.get_running_loop()
+        sock = _activated_socket()
+        how = "socket activation"
+        if sock is None:
+            if path is None:
+                raise ValueError("no socket path and no LISTEN_FDS")
+            sock = _bind(path, group)
+            self._owned_path = path
+            how = str(path)
+        # backlog=SOMAXCONN: asyncio calls listen() again; keep systemd's (larger) backlog.
+        self._server = await loop.create_unix_server(
+            lambda: _Connection(self), sock=sock, backlog=socket.SOMAXCONN
+        )
+        return how
+
+    async def close(self) -> None:
+        self.accepting = False
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self._connections):
+            conn.close()
+        if self._server is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 2.0)
+        if self._owned_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._owned_path.unlink()
+            self._owned_path = None
+
+
+def _activated_socket() -> socket.socket | None:
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return None
+    try:
+        count = int(os.environ.get("LISTEN_FDS", "0"))
+    except ValueError:
+        return None
+    for var in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        os.environ.pop(var, None)  # not inherited by anything we spawn
+    if count < 1:
+        return None
+    sock = socket.socket(fileno=SD_LISTEN_FDS_START)
+    if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+        raise MfpsecError(ErrorCode.CONFIG_INVALID, "the activation socket is not AF_UNIX stream",
+                          key="mfpsecd.socket", reason="ListenStream= must be a unix path")
+    os.set_inheritable(SD_LISTEN_FDS_START, False)
+    for extra in range(SD_LISTEN_FDS_START + 1, SD_LISTEN_FDS_START + count):
+        os.close(extra)  # we serve one socket; do not leak the others
+    sock.setblocking(False)
+    return sock
+
+
+def _bind(path: Path, group: int | None) -> socket.socket:
+    path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+    if group is not None:
+        os.chown(path.parent, -1, group)
+    if path.exists() or path.is_symlink():
+        st = path.lstat()
+        if not stat.S_ISSOCK(st.st_mode):
+            raise MfpsecError(ErrorCode.CONFIG_INVALID, f"{path} exists and is not a socket",
+                              key="ipc.socket_path", reason="exists and is not a socket")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            path.unlink()  # stale socket of a daemon that did not stop cleanly
+        else:
+            raise MfpsecError(ErrorCode.CONFIG_INVALID, f"another daemon is serving {path}",
+                              key="ipc.socket_path", reason="in use by a running daemon")
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    old_umask = os.umask(0o177)  # never world-accessible, not even between bind and chmod
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(old_umask)
+    if group is not None:
+        os.chown(path, -1, group)
+    os.chmod(path, 0o660)
+    sock.setblocking(False)
+    return sock

@@ -1,0 +1,127 @@
+"""Start-up, serving and shutdown of the daemon, in the order B-2 asks for.
+
+READY=1 is sent only after the state store is open and migrated, the crypto self-tests
+passed and the IPC socket is accepting. Any start-up failure is fatal and reported with
+its error code (the process exits with the code's status).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from mfpsecd import __version__
+from mfpsecd.api.types import DaemonState, HealthState
+from mfpsecd.backends.clock import SystemClock
+from mfpsecd.backends.native_crypto import NativeCryptoSelfTest
+from mfpsecd.backends.sdnotify import SdNotifier
+from mfpsecd.backends.sqlite_state import SqliteState
+from mfpsecd.core.settings import Config
+from mfpsecd.daemon.handlers import build_handlers
+from mfpsecd.daemon.ipc_server import ServerLimits, VarlinkServer
+from mfpsecd.daemon.settings import Board, admission_rules, gid_of
+from mfpsecd.daemon.supervisor import Supervisor
+from mfpsecd.ports import Clock
+from mfpsecd.services.boots import BootLog
+from mfpsecd.services.health import HealthRegistry, rfc3339
+from mfpsecd.services.status import BoardInfo, StatusService
+
+log = structlog.get_logger("mfpsecd")
+
+
+@dataclass
+class Daemon:
+    config: Config
+    board: Board
+    clock: Clock
+    notifier: SdNotifier
+
+    async def run(self) -> None:
+        cfg, board, clock = self.config, self.board, self.clock
+        health = HealthRegistry(clock)
+        status = StatusService(clock, health, BoardInfo(board.profile.board.name,
+                                                        board.profile.board.kind.value))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+
+        self._status("opening state store")
+        state = SqliteState(board.paths.state_db)
+        await state.open()
+        health.set("state-db", HealthState.OK, f"schema v{state.schema_version}")
+        boots = BootLog(state)
+        boot = await boots.record_start(status.started_at, __version__)
+        status.set_boot(boot)
+
+        self._status("running crypto self-tests")
+        selftest = NativeCryptoSelfTest()
+        selftest.run()
+        health.set("crypto-selftest", HealthState.OK, selftest.library_version())
+
+        self._status("starting IPC")
+        ipc = cfg.ipc
+        server = VarlinkServer(
+            build_handlers(status),
+            admission_rules(cfg),
+            ServerLimits(ipc.max_message_bytes, ipc.max_connections, ipc.idle_timeout_s,
+                         ipc.queue_depth),
+            clock,
+        )
+        group = None if ipc.socket_group is None else gid_of(ipc.socket_group,
+                                                             "ipc.socket_group")
+        socket_path = board.paths.default_socket if ipc.socket_path is None else Path(
+            ipc.socket_path)
+        where = await server.listen(socket_path, group)
+        health.set("ipc", HealthState.OK, f"listening on {where}")
+
+        supervisor = Supervisor(clock, health)
+        supervisor.add("ipc-idle-reaper", server.reap_idle)
+        supervisor.add("state-checkpoint",
+                       lambda: _checkpoint_loop(clock, state, cfg.state.checkpoint_interval_s))
+        interval = self.notifier.watchdog_interval_s
+        if interval is not None:
+            supervisor.add("watchdog", lambda: _watchdog_loop(clock, self.notifier, interval))
+
+        status.set_lifecycle(DaemonState.READY)
+        self.notifier.notify("READY=1", f"STATUS=ready: board {board.profile.board.name}, "
+                             f"IPC on {where}")
+        log.info("daemon_ready", version=__version__, board=board.profile.board.name,
+                 socket=where, boot=boot.boot_count, previous_shutdown=boot.previous_shutdown,
+                 pid=os.getpid())
+
+        await stop.wait()
+
+        self.notifier.notify("STOPPING=1", "STATUS=stopping")
+        status.set_lifecycle(DaemonState.STOPPING)
+        log.info("daemon_stopping")
+        await server.close()
+        await supervisor.stop()
+        await boots.record_stop(boot.boot_id, rfc3339(clock))
+        await state.close()
+        log.info("daemon_stopped")
+
+    def _status(self, text: str) -> None:
+        self.notifier.notify(f"STATUS={text}")
+        log.info("startup", step=text)
+
+
+async def _checkpoint_loop(clock: Clock, state: SqliteState, interval: float) -> None:
+    while True:
+        await clock.sleep(interval)
+        await state.checkpoint()
+
+
+async def _watchdog_loop(clock: Clock, notifier: SdNotifier, interval: float) -> None:
+    while True:
+        notifier.notify("WATCHDOG=1")
+        await clock.sleep(interval)
+
+
+def make_daemon(config: Config, board: Board) -> Daemon:
+    return Daemon(config, board, SystemClock(), SdNotifier.from_environment())

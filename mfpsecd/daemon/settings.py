@@ -1,0 +1,112 @@
+"""Load the configuration and the board profile from TOML, resolve names and paths."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mfpsecd.core.access import AdmissionRules
+from mfpsecd.core.settings import BoardProfile, Config, parse
+from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.ports import Paths
+
+DEFAULT_CONFIG = Path("/etc/mfpsecd/mfpsecd.toml")
+
+
+def _read_toml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise MfpsecError(ErrorCode.CONFIG_INVALID, f"{what} {path} not found",
+                          key=str(path), reason="file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise MfpsecError(ErrorCode.CONFIG_INVALID, f"{path}: {exc}", key=str(path),
+                          reason=f"not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise MfpsecError(ErrorCode.CONFIG_INVALID, f"{path}: {exc.strerror}", key=str(path),
+                          reason=exc.strerror or "unreadable") from None
+
+
+def _resolve(base: Path, value: str) -> Path:
+    p = Path(value)
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def load_config(path: Path) -> Config:
+    config = parse(_read_toml(path, "configuration"), Config, str(path))
+    base = path.resolve().parent
+    # Relative paths in a file are relative to that file.
+    daemon = config.daemon
+    ipc = config.ipc
+    from msgspec import structs  # noqa: PLC0415 - tiny, local to this one use
+
+    return structs.replace(
+        config,
+        daemon=structs.replace(daemon, board_dir=str(_resolve(base, daemon.board_dir))),
+        ipc=structs.replace(
+            ipc, socket_path=str(_resolve(base, ipc.socket_path)) if ipc.socket_path else None
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Board:
+    profile: BoardProfile
+    source: Path
+    paths: Paths
+
+
+def load_board(config: Config, board: str | None) -> Board:
+    name_or_path = board or config.daemon.board
+    if not name_or_path:
+        raise MfpsecError(ErrorCode.CONFIG_INVALID, "no board profile: give --board or set "
+                          "daemon.board", key="daemon.board", reason="missing")
+    candidate = Path(name_or_path)
+    if candidate.suffix != ".toml":
+        candidate = Path(config.daemon.board_dir) / f"{name_or_path}.toml"
+    profile = parse(_read_toml(candidate, "board profile"), BoardProfile, str(candidate))
+    base = candidate.resolve().parent
+    p = profile.paths
+    paths = Paths(
+        state_dir=_resolve(base, p.state_dir),
+        run_dir=_resolve(base, p.run_dir),
+        dev_root=_resolve(base, p.dev_root),
+        sys_root=_resolve(base, p.sys_root),
+    )
+    return Board(profile, candidate.resolve(), paths)
+
+
+def _uid(principal: str | int, key: str) -> int:
+    if isinstance(principal, int):
+        return principal
+    try:
+        return pwd.getpwnam(principal).pw_uid
+    except KeyError:
+        raise MfpsecError(ErrorCode.CONFIG_INVALID, f"{key}: no such user {principal!r}",
+                          key=key, reason=f"no such user {principal!r}") from None
+
+
+def gid_of(principal: str | int, key: str) -> int:
+    if isinstance(principal, int):
+        return principal
+    try:
+        return grp.getgrnam(principal).gr_gid
+    except KeyError:
+        raise MfpsecError(ErrorCode.CONFIG_INVALID, f"{key}: no such group {principal!r}",
+                          key=key, reason=f"no such group {principal!r}") from None
+
+
+def admission_rules(config: Config) -> AdmissionRules:
+    a = config.access
+    return AdmissionRules(
+        daemon_uid=os.geteuid(),
+        panel_uids=frozenset(_uid(u, "access.panel_users") for u in a.panel_users),
+        maintenance_gids=frozenset(gid_of(g, "access.maintenance_groups")
+                                   for g in a.maintenance_groups),
+    )

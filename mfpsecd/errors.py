@@ -1,0 +1,150 @@
+"""Every failure a client can see: one closed enum with stable wire names and exit statuses.
+
+A member's wire name is its Varlink error name and is never renamed; add a member instead.
+Protocol-level failures use the standard org.varlink.service errors so any Varlink client
+understands them; our own live in the io.mfpsecd.* interfaces that declare them.
+Exit statuses follow sysexits.h so scripts driving `mfpsec` can branch on them.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+# sysexits.h
+EX_USAGE = 64
+EX_DATAERR = 65
+EX_UNAVAILABLE = 69
+EX_SOFTWARE = 70
+EX_IOERR = 74
+EX_TEMPFAIL = 75
+EX_PROTOCOL = 76
+EX_NOPERM = 77
+EX_CONFIG = 78
+
+
+class ErrorCode(enum.Enum):
+    """(wire name, exit status, parameter names with their types, one-line meaning)."""
+
+    INTERFACE_NOT_FOUND = (
+        "org.varlink.service.InterfaceNotFound", EX_PROTOCOL, (("interface", str),),
+        "The requested interface is not served here.",
+    )
+    METHOD_NOT_FOUND = (
+        "org.varlink.service.MethodNotFound", EX_PROTOCOL, (("method", str),),
+        "The interface has no such method.",
+    )
+    METHOD_NOT_IMPLEMENTED = (
+        "org.varlink.service.MethodNotImplemented", EX_PROTOCOL, (("method", str),),
+        "The method is declared but this daemon does not implement it.",
+    )
+    INVALID_PARAMETER = (
+        "org.varlink.service.InvalidParameter", EX_DATAERR, (("parameter", str),),
+        "A parameter is missing, unknown, of the wrong type or out of range.",
+    )
+    PERMISSION_DENIED = (
+        "org.varlink.service.PermissionDenied", EX_NOPERM, (),
+        "The caller is not admitted, or lacks the privilege the method requires.",
+    )
+    EXPECTED_MORE = (
+        "org.varlink.service.ExpectedMore", EX_PROTOCOL, (),
+        "The method streams its replies and must be called with more=true.",
+    )
+    INTERNAL = (
+        "io.mfpsecd.System.Internal", EX_SOFTWARE, (),
+        "An unexpected daemon failure; details are in the daemon's log, never on the wire.",
+    )
+    PROTOCOL_ERROR = (
+        "io.mfpsecd.System.ProtocolError", EX_PROTOCOL, (("reason", str),),
+        "The message is not a Varlink call (not JSON, not an object, no method); "
+        "the connection is closed after this reply.",
+    )
+    MESSAGE_TOO_LARGE = (
+        "io.mfpsecd.System.MessageTooLarge", EX_DATAERR, (("max_bytes", int),),
+        "The message exceeds the daemon's size limit; the connection is closed after this reply.",
+    )
+    BUSY = (
+        "io.mfpsecd.System.Busy", EX_TEMPFAIL, (("reason", str),),
+        "The daemon cannot take this request now (shutting down, or a resource limit).",
+    )
+    CONFIG_INVALID = (
+        "io.mfpsecd.System.ConfigInvalid", EX_CONFIG, (("key", str), ("reason", str)),
+        "A configuration or board-profile value is missing, unknown or out of range.",
+    )
+    STATE_UNAVAILABLE = (
+        "io.mfpsecd.System.StateUnavailable", EX_IOERR, (("reason", str),),
+        "The durable state store cannot be opened, migrated or written.",
+    )
+    SELF_TEST_FAILED = (
+        "io.mfpsecd.System.SelfTestFailed", EX_SOFTWARE, (("test", str),),
+        "A start-up self-test failed; the daemon does not serve security functions.",
+    )
+    # Seen only by clients: the daemon never sends these.
+    DAEMON_UNREACHABLE = (
+        "io.mfpsecd.Client.DaemonUnreachable", EX_UNAVAILABLE, (("address", str), ("reason", str)),
+        "The client could not connect to the daemon's socket.",
+    )
+    TIMEOUT = (
+        "io.mfpsecd.Client.Timeout", EX_TEMPFAIL, (("seconds", float),),
+        "The daemon did not answer in time.",
+    )
+    UNKNOWN_ERROR = (
+        "io.mfpsecd.Client.UnknownError", EX_SOFTWARE, (("name", str),),
+        "The daemon answered with an error this client does not know (version skew).",
+    )
+
+    def __init__(
+        self,
+        wire_name: str,
+        exit_status: int,
+        params: tuple[tuple[str, type], ...],
+        meaning: str,
+    ) -> None:
+        self.wire_name = wire_name
+        self.exit_status = exit_status
+        self.params = params
+        self.meaning = meaning
+
+    @property
+    def interface(self) -> str:
+        return self.wire_name.rsplit(".", 1)[0]
+
+    @property
+    def short_name(self) -> str:
+        return self.wire_name.rsplit(".", 1)[1]
+
+    @classmethod
+    def from_wire(cls, name: str) -> ErrorCode | None:
+        return _BY_WIRE_NAME.get(name)
+
+
+_BY_WIRE_NAME: dict[str, ErrorCode] = {code.wire_name: code for code in ErrorCode}
+
+# Errors every method may answer, whether or not it declares them.
+COMMON_ERRORS: frozenset[ErrorCode] = frozenset({
+    ErrorCode.INVALID_PARAMETER,
+    ErrorCode.PERMISSION_DENIED,
+    ErrorCode.INTERNAL,
+    ErrorCode.BUSY,
+})
+
+
+class MfpsecError(Exception):
+    """A failure with a stable code and typed parameters that may be shown to the caller.
+
+    Parameters travel on the wire; never put secrets, paths of secrets or key material in them.
+    """
+
+    def __init__(self, code: ErrorCode, message: str | None = None, **params: Any) -> None:
+        declared = {name for name, _ in code.params}
+        unknown = set(params) - declared
+        if unknown:
+            raise TypeError(f"{code.name} has no parameter(s) {sorted(unknown)}")
+        self.code = code
+        self.params = params
+        self.message = message or code.meaning
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        detail = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.message} [{self.code.wire_name}{': ' + detail if detail else ''}]"

@@ -1,0 +1,1 @@
+"""Use-cases built on ports."""

@@ -1,0 +1,68 @@
+"""The daemon's status as one value, and a stream of it for WatchStatus."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from mfpsecd import __version__
+from mfpsecd.api.types import DaemonState, HealthState, Status
+from mfpsecd.ports import Clock
+from mfpsecd.services.boots import BootRecord
+from mfpsecd.services.health import HealthRegistry, rfc3339
+
+
+@dataclass(frozen=True)
+class BoardInfo:
+    name: str
+    kind: str
+
+
+class StatusService:
+    def __init__(self, clock: Clock, health: HealthRegistry, board: BoardInfo) -> None:
+        self._clock = clock
+        self._health = health
+        self._board = board
+        self._started_mono = clock.monotonic()
+        self._started_at = rfc3339(clock)
+        self._boot: BootRecord | None = None
+        self._lifecycle = DaemonState.STARTING
+
+    def set_boot(self, boot: BootRecord) -> None:
+        self._boot = boot
+        self._health.touch()
+
+    def set_lifecycle(self, state: DaemonState) -> None:
+        self._lifecycle = state
+        self._health.touch()
+
+    @property
+    def started_at(self) -> str:
+        return self._started_at
+
+    def state(self) -> DaemonState:
+        if self._lifecycle is not DaemonState.READY:
+            return self._lifecycle
+        unhealthy = any(c.state is not HealthState.OK for c in self._health.components())
+        return DaemonState.DEGRADED if unhealthy else DaemonState.READY
+
+    def get_status(self) -> Status:
+        boot = self._boot
+        return Status(
+            version=__version__,
+            board=self._board.name,
+            board_kind=self._board.kind,
+            state=self.state(),
+            started_at=self._started_at,
+            uptime_seconds=round(self._clock.monotonic() - self._started_mono, 3),
+            boot_count=boot.boot_count if boot else 0,
+            previous_shutdown=boot.previous_shutdown if boot else "none",
+            components=self._health.components(),
+        )
+
+    async def watch(self) -> AsyncIterator[Status]:
+        generation = self._health.generation
+        yield self.get_status()
+        while True:
+            generation = await self._health.wait_change(generation)
+            yield self.get_status()
