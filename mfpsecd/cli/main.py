@@ -27,3 +27,7 @@ def cli(ctx: click.Context, socket_path: str, timeout: float) -> None:
 
 
 cli.add_command(status_cmd.status)
+
+
+if __name__ == "__main__":
+    cli()

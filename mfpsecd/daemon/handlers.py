@@ -9,8 +9,8 @@ from mfpsecd import __version__
 from mfpsecd.api import idl, registry
 from mfpsecd.api.schema import NoParams
 from mfpsecd.api.service import GetInterfaceDescriptionParams, Info, InterfaceDescription
-from mfpsecd.api.types import Status
-from mfpsecd.daemon.ipc_server import CallContext, Handler
+from mfpsecd.api.types import DaemonState, Status
+from mfpsecd.daemon.ipc_server import CallContext, Handler, Last
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.services.status import StatusService
 
@@ -38,8 +38,11 @@ def build_handlers(status: StatusService) -> dict[str, Handler]:
     async def get_status(ctx: CallContext, _: NoParams) -> Status:
         return status.get_status()
 
-    async def watch_status(ctx: CallContext, _: NoParams) -> AsyncIterator[Status]:
+    async def watch_status(ctx: CallContext, _: NoParams) -> AsyncIterator[Status | Last[Status]]:
         async for s in status.watch():
+            if s.state is DaemonState.STOPPING:
+                yield Last(s)  # the stream's proper end: the daemon is going away
+                return
             yield s
 
     return {

@@ -107,6 +107,8 @@ class _Connection(asyncio.BufferedProtocol):
         self._task: asyncio.Task[None] | None = None
         self._reading_paused = False
         self._eof = False
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.busy = False
         self.last_activity = server.clock.monotonic()
         self.peer = PeerCredentials(0, -1, -1)
@@ -217,6 +219,9 @@ class _Connection(asyncio.BufferedProtocol):
         if self._transport is not None and not self._transport.is_closing():
             self._transport.close()  # flushes buffered replies first
 
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
     async def _process(self) -> None:
         depth = self._limits.queue_depth
         try:
@@ -233,11 +238,13 @@ class _Connection(asyncio.BufferedProtocol):
                     self._transport.resume_reading()
                     self._reading_paused = False
                 self.busy = True
+                self._idle.clear()
                 try:
                     keep = await self._server.dispatch(self, msg)
                 finally:
                     wipe(msg)
                     self.busy = False
+                    self._idle.set()
                     self.last_activity = self._server.clock.monotonic()
                 if not keep:
                     self.close()
@@ -396,10 +403,17 @@ class VarlinkServer:
         )
         return how
 
-    async def close(self) -> None:
+    async def close(self, grace_s: float = 2.0) -> None:
+        """Stop accepting, let calls in progress finish (streams send their final reply),
+        then close every connection."""
         self.accepting = False
         if self._server is not None:
             self._server.close()
+        busy = [asyncio.ensure_future(c.wait_idle()) for c in self._connections if c.busy]
+        if busy:
+            _, pending = await asyncio.wait(busy, timeout=grace_s)
+            for f in pending:
+                f.cancel()
         for conn in list(self._connections):
             conn.close()
         if self._server is not None:

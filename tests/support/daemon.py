@@ -1,0 +1,166 @@
+"""Start the real daemon as a subprocess on a temporary simulated board.
+
+Readiness is taken from sd_notify (the test binds NOTIFY_SOCKET), exactly as systemd
+would see it, so no test sleeps or polls for the socket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+MFPSECD = [sys.executable, "-m", "mfpsecd.daemon.main"]
+
+
+def toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    return str(v)
+
+
+def toml_doc(sections: Mapping[str, Mapping[str, Any]]) -> str:
+    out = []
+    for name, keys in sections.items():
+        out.append(f"[{name}]")
+        out += [f"{k} = {toml_value(v)}" for k, v in keys.items()]
+        out.append("")
+    return "\n".join(out)
+
+
+def write_board(root: Path, name: str = "testboard") -> Path:
+    path = root / f"{name}.toml"
+    path.write_text(toml_doc({
+        "board": {"name": name, "kind": "simulated", "description": "test board"},
+        "paths": {"state_dir": str(root / "lib"), "run_dir": str(root / "run"),
+                  "dev_root": str(root / "dev"), "sys_root": str(root / "sys")},
+        "tpm": {"backend": "none"},
+    }))
+    return path
+
+
+@dataclass
+class DaemonProcess:
+    root: Path
+    config: Path
+    board: Path
+    proc: subprocess.Popen[bytes]
+    notify: socket.socket
+    notifications: list[str] = field(default_factory=list)
+    stderr_path: Path | None = None
+
+    @property
+    def socket_path(self) -> str:
+        return str(self.root / "run" / "mfpsecd.sock")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_notification(self, prefix: str, timeout: float = 20.0) -> str:
+        """Block until the daemon sends a sd_notify field starting with prefix."""
+        deadline = time.monotonic() + timeout
+        for seen in self.notifications:
+            if seen.startswith(prefix):
+                return seen
+        while True:
+            exited = self.proc.poll() is not None
+            remaining = deadline - time.monotonic()
+            # After exit, drain what is queued without blocking, then give up.
+            self.notify.settimeout(0 if exited else max(remaining, 0.001))
+            try:
+                data = self.notify.recv(4096).decode()
+            except (TimeoutError, BlockingIOError):
+                if exited or remaining <= 0:
+                    raise AssertionError(
+                        f"no {prefix!r} from daemon (exit={self.proc.poll()}): "
+                        f"{self.log()[-2000:]}") from None
+                continue
+            fields = data.split("\n")
+            self.notifications += fields
+            for f in fields:
+                if f.startswith(prefix):
+                    return f
+
+    def log(self) -> str:
+        return self.stderr_path.read_text() if self.stderr_path else ""
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
+    def close_notify(self) -> None:
+        path = Path(self.notify.getsockname())
+        self.notify.close()
+        with contextlib.suppress(OSError):
+            path.unlink()
+            path.parent.rmdir()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+def start(root: Path, *, config: Mapping[str, Mapping[str, Any]] | None = None,
+          env: Mapping[str, str] | None = None, wait_ready: bool = True,
+          argv_prefix: list[str] | None = None,
+          preexec: Any = None) -> DaemonProcess:
+    root.mkdir(parents=True, exist_ok=True)
+    board = write_board(root)
+    cfg = {"daemon": {"board_dir": str(root), "log_level": "info"}}
+    for k, v in (config or {}).items():
+        cfg[k] = {**cfg.get(k, {}), **v}
+    config_path = root / "mfpsecd.toml"
+    config_path.write_text(toml_doc(cfg))
+    notify_dir = Path(tempfile.mkdtemp(prefix="mfpsecd-notify-"))
+    notify_dir.chmod(0o755)  # some tests run the daemon under another uid
+    notify_path = str(notify_dir / "notify")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(notify_path)
+    os.chmod(notify_path, 0o666)
+    stderr_path = root / "daemon.log"
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTEN_", "WATCHDOG_"))}
+    full_env.update({"NOTIFY_SOCKET": notify_path, "PYTHONUNBUFFERED": "1"})
+    full_env.update(env or {})
+    argv = [*(argv_prefix or []), *MFPSECD, "run", "--config", str(config_path),
+            "--board", str(board)]
+    with stderr_path.open("wb") as errf:
+        proc = subprocess.Popen(argv, stdout=errf, stderr=errf, env=full_env, cwd=ROOT,
+                                preexec_fn=preexec)  # noqa: PLW1509
+    d = DaemonProcess(root, config_path, board, proc, notify, stderr_path=stderr_path)
+    if wait_ready:
+        d.wait_notification("READY=1")
+    return d
+
+
+@contextlib.contextmanager
+def running(root: Path, **kwargs: Any) -> Iterator[DaemonProcess]:
+    d = start(root, **kwargs)
+    try:
+        yield d
+    finally:
+        if d.proc.poll() is None:
+            d.proc.send_signal(signal.SIGTERM)
+            try:
+                d.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                d.proc.kill()
+                d.proc.wait()
+        d.close_notify()
