@@ -55,6 +55,8 @@ def decode_call(data: bytes | bytearray | memoryview) -> Call:
         raise MfpsecError(ErrorCode.PROTOCOL_ERROR, reason=_short(exc)) from None
     except msgspec.DecodeError:
         raise MfpsecError(ErrorCode.PROTOCOL_ERROR, reason="message is not valid JSON") from None
+    except RecursionError:
+        raise MfpsecError(ErrorCode.PROTOCOL_ERROR, reason="nesting too deep") from None
     if not _METHOD_RE.match(call.method):
         raise MfpsecError(ErrorCode.PROTOCOL_ERROR, reason="malformed method name")
     return call
@@ -71,6 +73,8 @@ def decode_params(raw: msgspec.Raw, decoder: msgspec.json.Decoder[Any]) -> Any:
     """Decode call parameters with a method's typed decoder → InvalidParameter naming the field."""
     try:
         return decoder.decode(raw)
+    except RecursionError:
+        raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="parameters") from None
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         m = _FIELD_RE.search(str(exc))
         name = (m.group(1) or m.group(2)) if m else "parameters"
@@ -103,7 +107,7 @@ def encode_error(code: ErrorCode, params: dict[str, Any] | None = None) -> bytes
 def decode_reply(data: bytes | bytearray | memoryview) -> Reply:
     try:
         return _reply_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
         raise MfpsecError(ErrorCode.PROTOCOL_ERROR, reason=f"bad reply: {_short(exc)}") from None
 
 

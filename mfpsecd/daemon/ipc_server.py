@@ -252,6 +252,11 @@ class _Connection(asyncio.BufferedProtocol):
                 await self.drain()
         except asyncio.CancelledError:
             pass
+        except Exception:
+            # dispatch() answers every failure itself; reaching here is a daemon bug. Never
+            # leave the client waiting on a connection nobody serves.
+            log.error("ipc_connection_crashed", uid=self.peer.uid, exc_info=True)
+            self.close()
 
 
 class VarlinkServer:
@@ -323,6 +328,7 @@ class VarlinkServer:
                 conn.write(wire.encode_error(ErrorCode.PERMISSION_DENIED))
             return False
         method = self._methods.get(name)
+        in_handler = False
         try:
             if method is None:
                 interface, _ = registry.lookup(name)
@@ -343,6 +349,7 @@ class VarlinkServer:
                 raise MfpsecError(ErrorCode.METHOD_NOT_IMPLEMENTED, method=name)
             params = wire.decode_params(call.parameters, self._decoders[name])
             ctx = CallContext(conn.peer, conn.peer_class, method, name)
+            in_handler = True
             if method.streams:
                 await self._stream(conn, ctx, handler, params, reply)
             else:
@@ -351,7 +358,8 @@ class VarlinkServer:
                     conn.write(wire.encode_reply(result))
         except MfpsecError as exc:
             code = exc.code
-            declared = method is None or code in method.errors or code in COMMON_ERRORS
+            declared = not in_handler or (
+                method is not None and (code in method.errors or code in COMMON_ERRORS))
             if not declared:
                 log.error("ipc_undeclared_error", method=name, error=code.wire_name)
                 code, exc = ErrorCode.INTERNAL, MfpsecError(ErrorCode.INTERNAL)

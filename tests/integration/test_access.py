@@ -1,0 +1,79 @@
+"""Peer admission by SO_PEERCRED: clients run as other uids through setpriv."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import daemon as ds
+
+pytestmark = pytest.mark.root
+
+UNADMITTED_UID = 64001
+PANEL_UID = 64002
+SOCKET_GID = 64010  # the socket's group: lets other uids reach the socket at all
+MAINT_GID = 64011
+
+# The client needs no native code: run it from the source tree, without the editable
+# loader (which would try to rebuild the extension as this other uid).
+CLIENT = """
+import json, sys
+sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "MesonpyMetaFinder"]
+sys.path.insert(0, sys.argv[2])
+from mfpsecd.client import Connection, SystemClient
+from mfpsecd.errors import MfpsecError
+try:
+    with Connection(sys.argv[1]) as c:
+        s = SystemClient(c).get_status()
+    print(json.dumps({"ok": s.state.value}))
+except MfpsecError as e:
+    print(json.dumps({"error": e.code.wire_name}))
+"""
+
+
+def run_as(uid: int, gid: int, groups: list[int], socket_path: str) -> dict[str, str]:
+    groups_arg = ["--groups", ",".join(map(str, groups))] if groups else ["--clear-groups"]
+    r = subprocess.run(
+        ["setpriv", f"--reuid={uid}", f"--regid={gid}", *groups_arg, "--",
+         sys.executable, "-c", CLIENT, socket_path, str(ds.ROOT)],
+        capture_output=True, text=True, timeout=30, check=False, cwd=ds.ROOT,
+        env={**os.environ, "HOME": "/"})
+    assert r.returncode == 0, r.stderr
+    return dict(json.loads(r.stdout))
+
+
+@pytest.fixture
+def admitting_daemon(short_tmp: Path):
+    cfg = {"ipc": {"socket_group": SOCKET_GID},
+           "access": {"panel_users": [PANEL_UID], "maintenance_groups": [MAINT_GID]}}
+    # The project tree must be readable by the other uids for the client to import it.
+    with ds.running(short_tmp / "d", config=cfg) as d:
+        yield d
+
+
+def test_unadmitted_uid_gets_permission_denied(admitting_daemon: ds.DaemonProcess) -> None:
+    sock = Path(admitting_daemon.socket_path)
+    assert sock.stat().st_gid == SOCKET_GID
+    assert sock.stat().st_mode & 0o777 == 0o660
+    # Reaches the socket through its group, but the configuration does not admit it.
+    r = run_as(UNADMITTED_UID, SOCKET_GID, [], str(sock))
+    assert r == {"error": "org.varlink.service.PermissionDenied"}
+    assert '"event":"ipc_peer_refused"' in admitting_daemon.log()
+    assert f'"uid":{UNADMITTED_UID}' in admitting_daemon.log()
+
+
+def test_panel_uid_and_maintenance_group_are_admitted(admitting_daemon: ds.DaemonProcess) -> None:
+    sock = admitting_daemon.socket_path
+    assert run_as(PANEL_UID, SOCKET_GID, [], sock) == {"ok": "ready"}
+    # Admitted through a supplementary group (SO_PEERGROUPS), not the primary gid.
+    assert run_as(UNADMITTED_UID, SOCKET_GID, [SOCKET_GID, MAINT_GID], sock) == {"ok": "ready"}
+
+
+def test_other_uids_cannot_even_reach_the_socket(admitting_daemon: ds.DaemonProcess) -> None:
+    r = run_as(UNADMITTED_UID, UNADMITTED_UID, [], admitting_daemon.socket_path)
+    assert r == {"error": "io.mfpsecd.Client.DaemonUnreachable"}
