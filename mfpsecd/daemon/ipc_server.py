@@ -61,7 +61,8 @@ class CallContext:
 
 
 UnaryHandler = Callable[[CallContext, Any], Awaitable[msgspec.Struct]]
-StreamHandler = Callable[[CallContext, Any], AsyncIterator[msgspec.Struct | Last[msgspec.Struct]]]
+# Yields Structs (continues=true) and ends with Last(struct).
+StreamHandler = Callable[[CallContext, Any], AsyncIterator[Any]]
 Handler = UnaryHandler | StreamHandler
 
 

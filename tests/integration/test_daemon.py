@@ -14,7 +14,7 @@ import pytest
 
 from mfpsecd.api.types import DaemonState, HealthState
 from mfpsecd.client import Connection, SystemClient
-from mfpsecd.errors import EX_CONFIG, EX_UNAVAILABLE, ErrorCode, MfpsecError
+from mfpsecd.errors import EX_CONFIG, EX_UNAVAILABLE, ErrorCode
 from tests.support import daemon as ds
 
 MFPSEC = [sys.executable, "-m", "mfpsecd.cli.main"]
@@ -159,8 +159,8 @@ def test_make_run_profile_is_valid() -> None:
 def test_socket_activation(short_tmp: Path) -> None:
     """Started by systemd-socket-activate: serves the passed fd, leaves the socket to it."""
     sock = short_tmp / "act.sock"
-    d = ds.start(short_tmp / "d", argv_prefix=["systemd-socket-activate", "-E", "NOTIFY_SOCKET", "-l", str(sock)],
-                 wait_ready=False)
+    activator = ["systemd-socket-activate", "-E", "NOTIFY_SOCKET", "-l", str(sock)]
+    d = ds.start(short_tmp / "d", argv_prefix=activator, wait_ready=False)
     try:
         # The activator binds the socket, then execs the daemon on the first connection.
         deadline = time.monotonic() + 20

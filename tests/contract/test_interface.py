@@ -1,0 +1,72 @@
+"""The interface is declared once; everything else must agree with the declarations."""
+
+from __future__ import annotations
+
+import varlink
+
+from mfpsecd.api import idl, registry
+from mfpsecd.daemon.handlers import build_handlers
+from mfpsecd.errors import COMMON_ERRORS, ErrorCode
+from mfpsecd.services.health import HealthRegistry
+from mfpsecd.services.status import BoardInfo, StatusService
+from tests.support.fakeclock import FakeClock
+
+
+def _handlers() -> dict[str, object]:
+    clock = FakeClock()
+    return dict(build_handlers(StatusService(clock, HealthRegistry(clock), BoardInfo("b", "k"))))
+
+
+def test_every_declared_method_has_a_handler_and_vice_versa() -> None:
+    declared = {name for name, _ in registry.all_methods()}
+    assert set(_handlers()) == declared
+
+
+def test_committed_idl_matches_declarations() -> None:
+    for interface in registry.INTERFACES:
+        if interface.name.startswith("org.varlink."):
+            continue
+        path = idl.idl_path(interface)
+        assert path.read_text() == idl.generate(interface), (
+            f"{path.name} drifted from mfpsecd/api: run `make idl` and commit")
+
+
+def test_generated_idl_parses_with_an_independent_parser() -> None:
+    for interface in registry.INTERFACES:
+        parsed = varlink.Interface(idl.generate(interface))
+        assert parsed.name == interface.name
+        members: dict[str, set[str]] = {type(m).__name__: set() for m in parsed.members.values()}
+        for name, m in parsed.members.items():
+            members[type(m).__name__].add(name)
+        assert members["_Method"] == {m.name for m in interface.methods}
+        assert members.get("_Error", set()) == {e.short_name for e in interface.errors}
+
+
+def test_declared_method_errors_are_served_by_some_interface() -> None:
+    served = {e for i in registry.INTERFACES for e in i.errors}
+    for name, method in registry.all_methods():
+        for code in (*method.errors, *COMMON_ERRORS):
+            if code.interface.startswith("io.mfpsecd.System") or code in served:
+                continue
+            assert code.interface == "org.varlink.service", (name, code)
+
+
+def test_error_codes_round_trip_and_are_unique() -> None:
+    names = [c.wire_name for c in ErrorCode]
+    assert len(names) == len(set(names))
+    for code in ErrorCode:
+        assert ErrorCode.from_wire(code.wire_name) is code
+        assert code.exit_status == 1 or 64 <= code.exit_status <= 78
+        assert code.short_name[0].isupper()
+    assert ErrorCode.from_wire("com.example.Unknown") is None
+
+
+def test_wire_names_are_frozen() -> None:
+    # Renaming a wire name breaks deployed panels and scripts: add a member instead.
+    assert {c.name: c.wire_name for c in ErrorCode}.items() >= {
+        "PERMISSION_DENIED": "org.varlink.service.PermissionDenied",
+        "INVALID_PARAMETER": "org.varlink.service.InvalidParameter",
+        "INTERNAL": "io.mfpsecd.System.Internal",
+        "DAEMON_UNREACHABLE": "io.mfpsecd.Client.DaemonUnreachable",
+        "CONFIG_INVALID": "io.mfpsecd.System.ConfigInvalid",
+    }.items()

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from mfpsecd.api.access import Privilege
+from mfpsecd.core.access import (
+    AdmissionRules,
+    PeerClass,
+    PeerCredentials,
+    allowed,
+    classify,
+)
+from mfpsecd.core.backoff import BackoffPolicy, BackoffState
+
+RULES = AdmissionRules(daemon_uid=900, panel_uids=frozenset({1001}),
+                       maintenance_gids=frozenset({2000}))
+
+
+def test_classify() -> None:
+    assert classify(PeerCredentials(1, 0, 0), RULES) is PeerClass.SYSTEM
+    assert classify(PeerCredentials(1, 900, 5), RULES) is PeerClass.SYSTEM
+    assert classify(PeerCredentials(1, 1001, 5), RULES) is PeerClass.PANEL
+    assert classify(PeerCredentials(1, 1500, 2000), RULES) is PeerClass.MAINTENANCE
+    assert classify(PeerCredentials(1, 1500, 5, (7, 2000)), RULES) is PeerClass.MAINTENANCE
+    assert classify(PeerCredentials(1, 1500, 5, (7,)), RULES) is PeerClass.UNKNOWN
+
+
+def test_unknown_peers_have_no_privilege() -> None:
+    assert not any(allowed(PeerClass.UNKNOWN, p) for p in Privilege)
+    assert all(allowed(PeerClass.SYSTEM, p) for p in Privilege)
+    assert allowed(PeerClass.PANEL, Privilege.STATUS_READ)
+
+
+def test_backoff_grows_caps_resets_and_gives_up() -> None:
+    s = BackoffState(BackoffPolicy(initial_s=1, factor=2, max_s=5, healthy_after_s=30,
+                                   give_up_after=6))
+    assert [s.on_exit(0.1) for _ in range(5)] == [1, 2, 4, 5, 5]
+    assert s.on_exit(0.1) is None
+    s = BackoffState(BackoffPolicy(initial_s=1, factor=2, max_s=5, give_up_after=3))
+    assert s.on_exit(0) == 1 and s.on_exit(0) == 2
+    assert s.on_exit(60) == 1  # a healthy run resets the count

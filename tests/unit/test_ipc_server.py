@@ -1,0 +1,147 @@
+"""The Varlink server in-process, with a fake clock and handlers that misbehave."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from mfpsecd.api.types import DaemonState
+from mfpsecd.core.access import AdmissionRules
+from mfpsecd.daemon.handlers import build_handlers
+from mfpsecd.daemon.ipc_server import ServerLimits, VarlinkServer
+from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.services.health import HealthRegistry
+from mfpsecd.services.status import BoardInfo, StatusService
+from tests.support.fakeclock import FakeClock, settle
+
+GET_STATUS = b'{"method":"io.mfpsecd.System.GetStatus"}\0'
+
+
+async def _serve(tmp: Path, clock: FakeClock, patch: dict[str, Any] | None = None,
+                 limits: ServerLimits | None = None) -> tuple[VarlinkServer, StatusService]:
+    import os
+
+    status = StatusService(clock, HealthRegistry(clock), BoardInfo("b", "simulated"))
+    status.set_lifecycle(DaemonState.READY)
+    handlers = {**build_handlers(status), **(patch or {})}
+    server = VarlinkServer(handlers, AdmissionRules(os.geteuid(), frozenset(), frozenset()),
+                           limits or ServerLimits(), clock)
+    await server.listen(tmp / "s.sock", None)
+    return server, status
+
+
+async def _roundtrip(path: Path, data: bytes) -> list[dict[str, Any]]:
+    reader, writer = await asyncio.open_unix_connection(str(path))
+    writer.write(data)
+    writer.write_eof()
+    out = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    return [json.loads(m) for m in out.split(b"\0")[:-1]]
+
+
+def _run(fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(fn())
+
+
+def test_undeclared_and_crashing_handlers_answer_internal_without_detail(tmp_path: Path) -> None:
+    async def undeclared(ctx: Any, params: Any) -> Any:
+        raise MfpsecError(ErrorCode.STATE_UNAVAILABLE, reason="/var/lib/secret-path")
+
+    async def crash(ctx: Any, params: Any) -> Any:
+        raise ZeroDivisionError("pin=1234")
+
+    async def declared(ctx: Any, params: Any) -> Any:
+        raise MfpsecError(ErrorCode.INTERFACE_NOT_FOUND, interface="x.y")
+
+    async def scenario() -> None:
+        clock = FakeClock()
+        for handler, expected in [
+            (undeclared, {"error": "io.mfpsecd.System.Internal", "parameters": {}}),
+            (crash, {"error": "io.mfpsecd.System.Internal", "parameters": {}}),
+        ]:
+            server, _ = await _serve(tmp_path, clock, {"io.mfpsecd.System.GetStatus": handler})
+            assert await _roundtrip(tmp_path / "s.sock", GET_STATUS + GET_STATUS) == \
+                [expected, expected]  # the connection survives a handler failure
+            await server.close()
+        server, _ = await _serve(tmp_path, clock,
+                                 {"org.varlink.service.GetInterfaceDescription": declared})
+        r = await _roundtrip(tmp_path / "s.sock", b'{"method":"org.varlink.service.'
+                             b'GetInterfaceDescription","parameters":{"interface":"a.b"}}\0')
+        assert r == [{"error": "org.varlink.service.InterfaceNotFound",
+                      "parameters": {"interface": "x.y"}}]
+        await server.close()
+        assert not (tmp_path / "s.sock").exists()
+
+    _run(scenario)
+
+
+def test_oneway_gets_no_reply_and_missing_handler_is_not_implemented(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        server, _ = await _serve(tmp_path, clock)
+        del server.handlers["io.mfpsecd.System.GetStatus"]
+        r = await _roundtrip(tmp_path / "s.sock",
+                             b'{"method":"org.varlink.service.GetInfo","oneway":true}\0'
+                             + GET_STATUS)
+        assert r == [{"error": "org.varlink.service.MethodNotImplemented",
+                      "parameters": {"method": "io.mfpsecd.System.GetStatus"}}]
+        await server.close()
+
+    _run(scenario)
+
+
+def test_idle_connections_are_closed_by_the_reaper(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        server, _ = await _serve(tmp_path, clock, limits=ServerLimits(idle_timeout_s=60))
+        reaper = asyncio.create_task(server.reap_idle())
+        reader, writer = await asyncio.open_unix_connection(str(tmp_path / "s.sock"))
+        writer.write(GET_STATUS)
+        assert b'"parameters"' in await reader.readuntil(b"\0")
+        await settle()
+        assert server.connection_count == 1
+        await clock.advance(45)
+        assert server.connection_count == 1 and not reader.at_eof()
+        await clock.advance(30)  # idle 75 s > 60 s
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        await settle()
+        assert server.connection_count == 0
+        reaper.cancel()
+        writer.close()
+        await server.close()
+
+    _run(scenario)
+
+
+def test_connection_limit(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        server, _ = await _serve(tmp_path, clock, limits=ServerLimits(max_connections=2))
+        conns = [await asyncio.open_unix_connection(str(tmp_path / "s.sock")) for _ in range(3)]
+        await settle()
+        assert server.connection_count == 2
+        assert await asyncio.wait_for(conns[2][0].read(), 5) == b""  # refused: closed at once
+        conns[0][1].write(GET_STATUS)
+        assert b'"parameters"' in await conns[0][0].readuntil(b"\0")
+        for _, w in conns:
+            w.close()
+        await server.close()
+
+    _run(scenario)
+
+
+def test_pipelined_calls_beyond_the_queue_depth_are_all_answered_in_order(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        server, _ = await _serve(tmp_path, clock, limits=ServerLimits(queue_depth=2))
+        calls = b"".join(
+            b'{"method":"org.varlink.service.GetInterfaceDescription","parameters":'
+            b'{"interface":"n%d.x"}}\0' % i for i in range(50))
+        replies = await _roundtrip(tmp_path / "s.sock", calls)
+        assert [r["parameters"]["interface"] for r in replies] == [f"n{i}.x" for i in range(50)]
+        await server.close()
+
+    _run(scenario)
