@@ -48,6 +48,6 @@ def status(target: Target, as_json: bool, watch: bool) -> None:
             s = client.get_status()
             echo_json(s) if as_json else click.echo(render(s))
             return
-        conn.timeout = 0  # a stream may be quiet for a long time
+        conn.set_timeout(None)  # a stream may be quiet for a long time
         for s in client.watch_status():
             echo_json(s) if as_json else click.echo(render(s) + "\n")

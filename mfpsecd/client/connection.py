@@ -53,6 +53,11 @@ class Connection:
             self._sock.close()
             raise _unreachable(address, exc) from None
 
+    def set_timeout(self, seconds: float | None) -> None:
+        """Seconds to wait for each reply; None waits forever (a quiet stream)."""
+        self.timeout = seconds if seconds is not None else 0.0
+        self._sock.settimeout(seconds)
+
     def _recv_message(self) -> bytearray:
         while True:
             nul = self._buf.find(b"\0")

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from msgspec import structs
+
 from mfpsecd.core.access import AdmissionRules
 from mfpsecd.core.settings import BoardProfile, Config, parse
 from mfpsecd.errors import ErrorCode, MfpsecError
@@ -44,8 +46,6 @@ def load_config(path: Path) -> Config:
     # Relative paths in a file are relative to that file.
     daemon = config.daemon
     ipc = config.ipc
-    from msgspec import structs  # noqa: PLC0415 - tiny, local to this one use
-
     return structs.replace(
         config,
         daemon=structs.replace(daemon, board_dir=str(_resolve(base, daemon.board_dir))),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import structlog
 
@@ -26,7 +26,6 @@ class _Supervised:
     backoff: BackoffState
     runner: asyncio.Task[None] | None = None
     restarts: int = 0
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
 class Supervisor:

@@ -22,7 +22,7 @@ class HealthRegistry:
             restarts = old.restarts if old else 0
         if old and (old.state, old.detail, old.restarts) == (state, detail, restarts):
             return
-        since = old.since if old and old.state == state else _rfc3339(self._clock)
+        since = old.since if old and old.state == state else rfc3339(self._clock)
         self._components[name] = ComponentHealth(name, state, detail, restarts, since)
         self.touch()
 
@@ -44,8 +44,6 @@ class HealthRegistry:
         return self.generation
 
 
-def _rfc3339(clock: Clock) -> str:
+def rfc3339(clock: Clock) -> str:
+    """The clock's UTC time as RFC 3339 with milliseconds (2026-01-01T00:00:00.000Z)."""
     return clock.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-rfc3339 = _rfc3339

@@ -178,3 +178,17 @@ def test_socket_activation(short_tmp: Path) -> None:
         if d.proc.poll() is None:
             d.proc.kill()
         d.close_notify()
+
+
+def test_cli_watch_prints_until_the_daemon_stops(daemon: ds.DaemonProcess) -> None:
+    proc = subprocess.Popen([*MFPSEC, "--socket", daemon.socket_path, "--timeout", "0.5",
+                             "status", "--watch", "--json"], stdout=subprocess.PIPE,
+                            text=True, cwd=ds.ROOT)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # the watch is open: the first status arrived
+    assert first.strip() == "{"
+    daemon.stop()
+    out, _ = proc.communicate(timeout=30)
+    # The stream ends with the final "stopping" reply, not with a timeout or a cut.
+    assert proc.returncode == 0
+    assert '"state": "stopping"' in out
