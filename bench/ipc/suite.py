@@ -91,6 +91,11 @@ class Peers:
     dbus_daemon: Server
     echo: tuple[Server, Path]
     echo_pinned: tuple[Server, Path]
+    # (a) and (b) again, every process on CPU 0, so the peers are compared where
+    # cross-CPU wake-ups do not dominate.
+    varlink_pinned: tuple[Server, Path]
+    dbus_pinned: tuple[Server, str]
+    dbus_daemon_pinned: Server
 
 
 def _start(stack: contextlib.ExitStack, tmp: Path, bins: dict[str, Path]) -> Peers:
@@ -120,6 +125,11 @@ def _start(stack: contextlib.ExitStack, tmp: Path, bins: dict[str, Path]) -> Pee
     varlink = ready(keep(Server("varlink", [python, "-m", "bench.ipc.varlink_peer",
                                             str(varlink_sock), str(status_file)],
                                 tmp / "varlink.log", cwd=ROOT)))
+    varlink_pinned_sock = tmp / "varlink-pinned.sock"
+    varlink_pinned = ready(keep(Server(
+        "varlink (pinned)", [python, "-m", "bench.ipc.varlink_peer", str(varlink_pinned_sock),
+                             str(status_file)], tmp / "varlink-pinned.log", cwd=ROOT,
+        pinned=True)))
     theirs = json.loads(varlink_call(varlink_sock))["parameters"]
     if set(theirs) != set(status) or theirs["components"] != status["components"]:
         raise BenchError(f"the varlink peer's status differs from ours: {theirs}")
@@ -134,6 +144,19 @@ def _start(stack: contextlib.ExitStack, tmp: Path, bins: dict[str, Path]) -> Pee
         raise BenchError(f"dbus-daemon printed {address!r}, not an address")
     dbus = ready(keep(Server("dbus_fast", [python, "-m", "bench.ipc.dbus_peer", address,
                                            str(status_file)], tmp / "dbus_peer.log", cwd=ROOT)))
+    bus_conf_pinned = tmp / "bus-pinned.conf"
+    bus_conf_pinned.write_text(DBUS_CONFIG.format(path=tmp / "bus-pinned.sock"))
+    dbus_daemon_pinned = keep(Server(
+        "dbus-daemon (pinned)", ["dbus-daemon", f"--config-file={bus_conf_pinned}",
+                                 "--print-address", "--nofork"], tmp / "dbus-daemon-pinned.log",
+        pinned=True))
+    address_pinned = dbus_daemon_pinned.read_line()
+    if not address_pinned.startswith("unix:"):
+        raise BenchError(f"dbus-daemon printed {address_pinned!r}, not an address")
+    dbus_pinned = ready(keep(Server(
+        "dbus_fast (pinned)", [python, "-m", "bench.ipc.dbus_peer", address_pinned,
+                               str(status_file)], tmp / "dbus_peer-pinned.log", cwd=ROOT,
+        pinned=True)))
 
     echo_sock, echo_pinned_sock = tmp / "echo.sock", tmp / "echo-pinned.sock"
     echo = ready(keep(Server("c-echo", [str(bins["echo_server"]), str(echo_sock)],
@@ -142,7 +165,9 @@ def _start(stack: contextlib.ExitStack, tmp: Path, bins: dict[str, Path]) -> Pee
                                                         str(echo_pinned_sock)],
                                     tmp / "echo-pinned.log", pinned=True)))
     return Peers((ours, ours_sock), (ours_pinned, ours_pinned_sock), (varlink, varlink_sock),
-                 (dbus, address), dbus_daemon, (echo, echo_sock), (echo_pinned, echo_pinned_sock))
+                 (dbus, address), dbus_daemon, (echo, echo_sock), (echo_pinned, echo_pinned_sock),
+                 (varlink_pinned, varlink_pinned_sock), (dbus_pinned, address_pinned),
+                 dbus_daemon_pinned)
 
 
 def _run_client(argv: list[str], servers: list[Server], settings: Settings,
@@ -172,12 +197,13 @@ def _scenarios(p: Peers, bins: dict[str, Path], settings: Settings) -> list[Scen
         argv = [str(bins["loadgen"]), "-u", str(sock), "-m", mode, "-t", str(threads), *timing]
         return lambda: _run_client(argv, [server], settings, pinned)
 
-    def dbusgen(threads: int) -> Callable[[], Metrics]:
-        server, address = p.dbus
+    def dbusgen(threads: int, pinned: bool = False) -> Callable[[], Metrics]:
+        server, address = p.dbus_pinned if pinned else p.dbus
+        bus = p.dbus_daemon_pinned if pinned else p.dbus_daemon
         argv = [str(bins["dbusgen"]), "-a", address, "-d", dbus_peer.BUS_NAME,
                 "-p", dbus_peer.OBJECT_PATH, "-i", dbus_peer.INTERFACE, "-M", "GetStatus",
                 "-g", dbus_peer.SIGNATURE, "-t", str(threads), *timing]
-        return lambda: _run_client(argv, [server, p.dbus_daemon], settings, False)
+        return lambda: _run_client(argv, [server, bus], settings, pinned)
 
     out: list[Scenario] = []
     for n in CLIENTS:
@@ -192,6 +218,9 @@ def _scenarios(p: Peers, bins: dict[str, Path], settings: Settings) -> list[Scen
         plural = "client" if n == 1 else "clients"
         out.append(Scenario(f"pinned-{n}", f"{n} {plural}, pinned to CPU 0", [
             Contender("ours", LABELS["ours"], loadgen(p.ours_pinned, "varlink", n, True)),
+            Contender("varlink", LABELS["varlink"],
+                      loadgen(p.varlink_pinned, "varlink", n, True)),
+            Contender("dbus", LABELS["dbus"], dbusgen(n, pinned=True)),
             Contender("echo", LABELS["echo"], loadgen(p.echo_pinned, "echo", n, True)),
         ]))
     return out
@@ -199,8 +228,8 @@ def _scenarios(p: Peers, bins: dict[str, Path], settings: Settings) -> list[Scen
 
 def _findings(results: dict[str, ScenarioResult]) -> list[Finding]:
     out: list[Finding] = []
-    for n in CLIENTS:
-        sc = results[f"unpinned-{n}"]
+    for n, pin in [(n, pin) for pin in ("unpinned", "pinned") for n in CLIENTS]:
+        sc = results[f"{pin}-{n}"]
         out.append(ratio_finding(f"ours / (a) varlink, calls/s, {sc.label}", sc, "ours",
                                  "varlink", target=VARLINK_TARGET))
         out.append(ratio_finding(f"ours / (b) D-Bus, calls/s, {sc.label}", sc, "ours", "dbus",
@@ -263,7 +292,8 @@ def run(settings: Settings) -> SuiteResult:
                 progress(f"scenario {scenario.label}")
                 results[scenario.key] = alternate(scenario, settings.rounds)
             servers = [peers.ours[0], peers.ours_pinned[0], peers.varlink[0], peers.dbus[0],
-                       peers.dbus_daemon, peers.echo[0], peers.echo_pinned[0]]
+                       peers.dbus_daemon, peers.echo[0], peers.echo_pinned[0],
+                       peers.varlink_pinned[0], peers.dbus_pinned[0], peers.dbus_daemon_pinned]
         # The stack has stopped every server (SIGTERM); a clean daemon exits 0.
         exits = {s.name: s.exit_status for s in servers}
 
@@ -287,7 +317,8 @@ def run(settings: Settings) -> SuiteResult:
         "(c): a C server, one blocking thread per connection, echoing a 5-byte message. "
         "It does no work: the cost of the socket round trip and wake-ups alone.",
         "Pinned: `taskset -c 0` for the server (all its threads) and the client. Unpinned "
-        "runs use both CPUs; (a) and (b) are unpinned only.",
+        "runs use both CPUs; the pinned (a) and (b) run every one of their processes "
+        "(dbus-daemon included) on CPU 0 too.",
         "Server exit statuses after SIGTERM: "
         + ", ".join(f"{k} {v}" for k, v in exits.items()) + ".",
     ]
