@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from mfpsecd import __version__
-from mfpsecd.api.types import DaemonState, HealthState, Status
+from mfpsecd.api.types import ComponentHealth, DaemonState, HealthState, Status
 from mfpsecd.ports import Clock
 from mfpsecd.services.boots import BootRecord
 from mfpsecd.services.health import HealthRegistry, rfc3339
@@ -40,24 +40,25 @@ class StatusService:
     def started_at(self) -> str:
         return self._started_at
 
-    def state(self) -> DaemonState:
+    def _state(self, components: list[ComponentHealth]) -> DaemonState:
         if self._lifecycle is not DaemonState.READY:
             return self._lifecycle
-        unhealthy = any(c.state is not HealthState.OK for c in self._health.components())
+        unhealthy = any(c.state is not HealthState.OK for c in components)
         return DaemonState.DEGRADED if unhealthy else DaemonState.READY
 
     def get_status(self) -> Status:
         boot = self._boot
+        components = self._health.components()  # built once per call: this is the hot path
         return Status(
             version=__version__,
             board=self._board.name,
             board_kind=self._board.kind,
-            state=self.state(),
+            state=self._state(components),
             started_at=self._started_at,
             uptime_seconds=round(self._clock.monotonic() - self._started_mono, 3),
             boot_count=boot.boot_count if boot else 0,
             previous_shutdown=boot.previous_shutdown if boot else "none",
-            components=self._health.components(),
+            components=components,
         )
 
     async def watch(self) -> AsyncIterator[Status]:
