@@ -47,8 +47,11 @@ _METHOD_RE = re.compile(
 )
 
 
-def decode_call(data: bytes | bytearray | memoryview) -> Call:
-    """Parse one call (without its NUL). Raises MfpsecError(PROTOCOL_ERROR) when it is not one."""
+def decode_call(data: bytes | bytearray | memoryview,
+                known: frozenset[str] | dict[str, Any] = frozenset()) -> Call:
+    """Parse one call (without its NUL). Raises MfpsecError(PROTOCOL_ERROR) when it is not one.
+
+    Method names in `known` are valid by construction; only others go through the grammar."""
     try:
         call = _call_decoder.decode(data)
     except msgspec.ValidationError as exc:
@@ -57,7 +60,7 @@ def decode_call(data: bytes | bytearray | memoryview) -> Call:
         raise MfpsecError(ErrorCode.PROTOCOL_ERROR, reason="message is not valid JSON") from None
     except RecursionError:
         raise MfpsecError(ErrorCode.PROTOCOL_ERROR, reason="nesting too deep") from None
-    if not _METHOD_RE.match(call.method):
+    if call.method not in known and not _METHOD_RE.match(call.method):
         raise MfpsecError(ErrorCode.PROTOCOL_ERROR, reason="malformed method name")
     return call
 

@@ -18,7 +18,9 @@ _DESCRIPTIONS = {i.name: idl.generate(i) for i in registry.INTERFACES}
 
 
 def build_handlers(status: StatusService) -> dict[str, Handler]:
-    async def get_info(ctx: CallContext, _: NoParams) -> Info:
+    # Plain functions answer from the read callback (see ipc_server); only handlers that
+    # wait for something are coroutines or async generators.
+    def get_info(ctx: CallContext, _: NoParams) -> Info:
         return Info(
             vendor=registry.VENDOR,
             product=registry.PRODUCT,
@@ -27,7 +29,7 @@ def build_handlers(status: StatusService) -> dict[str, Handler]:
             interfaces=[i.name for i in registry.INTERFACES],
         )
 
-    async def get_interface_description(
+    def get_interface_description(
         ctx: CallContext, params: GetInterfaceDescriptionParams
     ) -> InterfaceDescription:
         text = _DESCRIPTIONS.get(params.interface)
@@ -35,7 +37,7 @@ def build_handlers(status: StatusService) -> dict[str, Handler]:
             raise MfpsecError(ErrorCode.INTERFACE_NOT_FOUND, interface=params.interface)
         return InterfaceDescription(description=text)
 
-    async def get_status(ctx: CallContext, _: NoParams) -> Status:
+    def get_status(ctx: CallContext, _: NoParams) -> Status:
         return status.get_status()
 
     async def watch_status(ctx: CallContext, _: NoParams) -> AsyncIterator[Status | Last[Status]]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 import structlog
+import uvloop
 
 from mfpsecd import __version__
 from mfpsecd.daemon import logging as app_logging
@@ -35,7 +36,8 @@ def run(config_path: Path, board: str | None) -> None:
         app_logging.configure(config.daemon.log_level.value)
         log = structlog.get_logger("mfpsecd")
         daemon = make_daemon(config, load_board(config, board))
-        asyncio.run(daemon.run())
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(daemon.run())
     except MfpsecError as exc:
         log.error("startup_failed", error=exc.code.wire_name, message=exc.message, **exc.params)
         click.echo(f"mfpsecd: {exc.message}", err=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import msgspec
+
 from mfpsecd import __version__
 from mfpsecd.api.types import ComponentHealth, DaemonState, HealthState, Status
 from mfpsecd.ports import Clock
@@ -27,6 +29,7 @@ class StatusService:
         self._started_at = rfc3339(clock)
         self._boot: BootRecord | None = None
         self._lifecycle = DaemonState.STARTING
+        self._cached: tuple[int, Status] | None = None  # (health generation, status)
 
     def set_boot(self, boot: BootRecord) -> None:
         self._boot = boot
@@ -47,15 +50,25 @@ class StatusService:
         return DaemonState.DEGRADED if unhealthy else DaemonState.READY
 
     def get_status(self) -> Status:
+        # The hot path: everything but the uptime changes only with the health generation
+        # (every change to components, boot record or lifecycle touches it).
+        uptime = round(self._clock.monotonic() - self._started_mono, 3)
+        generation = self._health.generation
+        cached = self._cached
+        if cached is None or cached[0] != generation:
+            cached = self._cached = (generation, self._build(uptime))
+        return msgspec.structs.replace(cached[1], uptime_seconds=uptime)
+
+    def _build(self, uptime: float) -> Status:
         boot = self._boot
-        components = self._health.components()  # built once per call: this is the hot path
+        components = self._health.components()
         return Status(
             version=__version__,
             board=self._board.name,
             board_kind=self._board.kind,
             state=self._state(components),
             started_at=self._started_at,
-            uptime_seconds=round(self._clock.monotonic() - self._started_mono, 3),
+            uptime_seconds=uptime,
             boot_count=boot.boot_count if boot else 0,
             previous_shutdown=boot.previous_shutdown if boot else "none",
             components=components,

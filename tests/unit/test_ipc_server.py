@@ -8,7 +8,10 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from mfpsecd.api.types import DaemonState
+import pytest
+
+from mfpsecd.api.service import InterfaceDescription
+from mfpsecd.api.types import DaemonState, HealthState
 from mfpsecd.core.access import AdmissionRules
 from mfpsecd.daemon.handlers import build_handlers
 from mfpsecd.daemon.ipc_server import ServerLimits, VarlinkServer
@@ -21,12 +24,14 @@ GET_STATUS = b'{"method":"io.mfpsecd.System.GetStatus"}\0'
 
 
 async def _serve(tmp: Path, clock: FakeClock, patch: dict[str, Any] | None = None,
-                 limits: ServerLimits | None = None) -> tuple[VarlinkServer, StatusService]:
+                 limits: ServerLimits | None = None,
+                 without: str | None = None) -> tuple[VarlinkServer, StatusService]:
     import os
 
     status = StatusService(clock, HealthRegistry(clock), BoardInfo("b", "simulated"))
     status.set_lifecycle(DaemonState.READY)
     handlers = {**build_handlers(status), **(patch or {})}
+    handlers.pop(without or "", None)
     server = VarlinkServer(handlers, AdmissionRules(os.geteuid(), frozenset(), frozenset()),
                            limits or ServerLimits(), clock)
     await server.listen(tmp / "s.sock", None)
@@ -46,12 +51,27 @@ def _run(fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(fn())
 
 
-def test_undeclared_and_crashing_handlers_answer_internal_without_detail(tmp_path: Path) -> None:
-    async def undeclared(ctx: Any, params: Any) -> Any:
-        raise MfpsecError(ErrorCode.STATE_UNAVAILABLE, reason="/var/lib/secret-path")
+def _undeclared_sync(ctx: Any, params: Any) -> Any:
+    raise MfpsecError(ErrorCode.STATE_UNAVAILABLE, reason="/var/lib/secret-path")
 
-    async def crash(ctx: Any, params: Any) -> Any:
-        raise ZeroDivisionError("pin=1234")
+
+def _crash_sync(ctx: Any, params: Any) -> Any:
+    raise ZeroDivisionError("pin=1234")
+
+
+async def _undeclared_async(ctx: Any, params: Any) -> Any:
+    return _undeclared_sync(ctx, params)
+
+
+async def _crash_async(ctx: Any, params: Any) -> Any:
+    return _crash_sync(ctx, params)
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_undeclared_and_crashing_handlers_answer_internal_without_detail(
+        tmp_path: Path, kind: str) -> None:
+    undeclared, crash = ((_undeclared_sync, _crash_sync) if kind == "sync"
+                         else (_undeclared_async, _crash_async))
 
     async def declared(ctx: Any, params: Any) -> Any:
         raise MfpsecError(ErrorCode.INTERFACE_NOT_FOUND, interface="x.y")
@@ -81,8 +101,7 @@ def test_undeclared_and_crashing_handlers_answer_internal_without_detail(tmp_pat
 def test_oneway_gets_no_reply_and_missing_handler_is_not_implemented(tmp_path: Path) -> None:
     async def scenario() -> None:
         clock = FakeClock()
-        server, _ = await _serve(tmp_path, clock)
-        del server.handlers["io.mfpsecd.System.GetStatus"]
+        server, _ = await _serve(tmp_path, clock, without="io.mfpsecd.System.GetStatus")
         r = await _roundtrip(tmp_path / "s.sock",
                              b'{"method":"org.varlink.service.GetInfo","oneway":true}\0'
                              + GET_STATUS)
@@ -145,3 +164,58 @@ def test_pipelined_calls_beyond_the_queue_depth_are_all_answered_in_order(tmp_pa
         await server.close()
 
     _run(scenario)
+
+
+def test_plain_and_async_handlers_pipelined_keep_call_order(tmp_path: Path) -> None:
+    """Plain handlers are answered from the read callback; a slow coroutine before them in
+    the same pipeline must still be answered first."""
+    async def slow_description(ctx: Any, params: Any) -> Any:
+        await asyncio.sleep(0.05)
+        return InterfaceDescription(description="slow " + params.interface)
+
+    async def scenario() -> None:
+        clock = FakeClock()
+        server, _ = await _serve(tmp_path, clock, {
+            "org.varlink.service.GetInterfaceDescription": slow_description})
+        slow = (b'{"method":"org.varlink.service.GetInterfaceDescription",'
+                b'"parameters":{"interface":"a.b"}}\0')
+        replies = await _roundtrip(tmp_path / "s.sock",
+                                   GET_STATUS + slow + GET_STATUS + slow + GET_STATUS)
+        kinds = ["description" if "description" in r["parameters"] else "status"
+                 for r in replies]
+        assert kinds == ["status", "description", "status", "description", "status"]
+        await server.close()
+
+    _run(scenario)
+
+
+def test_status_follows_health_changes(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        server, status = await _serve(tmp_path, clock)
+        first = status.get_status()
+        await clock.advance(2.5)
+        again = status.get_status()
+        assert again.uptime_seconds == first.uptime_seconds + 2.5
+        assert again.state is DaemonState.READY and again.components == []
+        status._health.set("tpm", HealthState.FAILED, "no response")
+        changed = (await _roundtrip(tmp_path / "s.sock", GET_STATUS))[0]["parameters"]
+        assert changed["state"] == "degraded"
+        assert [(c["name"], c["state"]) for c in changed["components"]] == [("tpm", "failed")]
+        await server.close()
+
+    _run(scenario)
+
+
+def test_handler_table_is_checked_at_start() -> None:
+    clock = FakeClock()
+    rules = AdmissionRules(0, frozenset(), frozenset())
+
+    def plain_stream(ctx: Any, params: Any) -> Any:
+        raise AssertionError("never called")
+
+    with pytest.raises(TypeError, match="async generator"):
+        VarlinkServer({"io.mfpsecd.System.WatchStatus": plain_stream}, rules, ServerLimits(),
+                      clock)
+    with pytest.raises(TypeError, match="no interface declares"):
+        VarlinkServer({"io.mfpsecd.System.Nope": plain_stream}, rules, ServerLimits(), clock)
