@@ -13,15 +13,18 @@ BUILD := build
 # Build: compiler, meson/ninja, system libcrypto headers, Python headers and venv.
 # Run/test: systemd tools (systemd-analyze, systemd-socket-activate), setpriv,
 # dbus-daemon and libdbus (the D-Bus peer in bench/ipc).
+# Keys: libtss2-dev (tpm2-pytss builds against it), swtpm (the simulated board's TPM),
+# umockdev + its GObject bindings for the system python (USB events in tests).
 APT_PACKAGES := build-essential pkg-config libssl-dev python3-dev python3-venv \
-	ninja-build systemd util-linux dbus-daemon libdbus-1-dev
+	ninja-build systemd util-linux dbus-daemon libdbus-1-dev \
+	libtss2-dev swtpm umockdev gir1.2-umockdev-1.0 python3-gi
 
 SIM_CONFIG := hw/mfpsecd.sim.toml
 
 # The venv first: meson-python and the editable rebuild look up meson and ninja on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup run test test-native test-python lint bench idl clean
+.PHONY: help setup sources run test test-native test-python lint bench idl clean
 
 help:
 	@echo "make setup   install apt + Python dependencies into $(VENV), build the extension"
@@ -31,7 +34,17 @@ help:
 	@echo "make bench   side-by-side benchmarks (results in bench/results/)"
 	@echo "make idl     regenerate the committed .varlink interface files"
 
-setup: $(STAMP)
+setup: $(STAMP) sources
+
+# meson lists the package's files at configure time (it has no glob): when a module is
+# added or removed, reconfigure so that the editable install sees it.
+SOURCES_LIST := $(BUILD)/py/.package-sources
+sources: $(STAMP)
+	@$(BIN)/python tools/list_sources.py mfpsecd > $(SOURCES_LIST).new
+	@if cmp -s $(SOURCES_LIST).new $(SOURCES_LIST); then rm -f $(SOURCES_LIST).new; else \
+		echo "setup: package files changed, reconfiguring $(BUILD)/py"; \
+		$(BIN)/meson setup --reconfigure $(BUILD)/py >/dev/null && \
+		mv $(SOURCES_LIST).new $(SOURCES_LIST); fi
 
 $(APT_STAMP): Makefile
 	@missing=$$(dpkg-query -W -f='$${Package} $${Status}\n' $(APT_PACKAGES) 2>/dev/null \

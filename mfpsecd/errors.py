@@ -79,6 +79,51 @@ class ErrorCode(enum.Enum):
         "io.mfpsecd.System.SelfTestFailed", EX_SOFTWARE, (("test", str),),
         "A start-up self-test failed; the daemon does not serve security functions.",
     )
+    KEYS_UNAVAILABLE = (
+        "io.mfpsecd.Keys.KeysUnavailable", EX_UNAVAILABLE, (("reason", str),),
+        "The key chain is locked: this TPM cannot unwrap the stored keys (a replaced or "
+        "cleared TPM). Secrets stay sealed until the key backup is restored.",
+    )
+    KEY_INTEGRITY = (
+        "io.mfpsecd.Keys.IntegrityFailure", EX_DATAERR, (("object", str),),
+        "A wrapped key or sealed secret was modified or does not belong to this device; "
+        "it was refused and nothing was decrypted.",
+    )
+    TPM_FAILED = (
+        "io.mfpsecd.Keys.TpmFailure", EX_IOERR, (("command", str), ("code", str)),
+        "The TPM did not complete a command (unreachable, or it returned an error).",
+    )
+    SECRET_NOT_FOUND = (
+        "io.mfpsecd.Keys.SecretNotFound", EX_DATAERR, (("name", str),),
+        "No secret of that name is stored.",
+    )
+    BACKUP_INVALID = (
+        "io.mfpsecd.Keys.BackupInvalid", EX_DATAERR, (("reason", str),),
+        "The file is not a usable key backup (not one, unsupported version, truncated or "
+        "corrupted); nothing was changed.",
+    )
+    WRONG_PASSPHRASE = (
+        "io.mfpsecd.Keys.WrongPassphrase", EX_NOPERM, (),
+        "The backup passphrase does not open this backup; nothing was changed.",
+    )
+    BACKUP_OTHER_DEVICE = (
+        "io.mfpsecd.Keys.BackupFromOtherDevice", EX_DATAERR, (("fingerprint", str),),
+        "The backup holds another device's key, not the one this device's secrets are "
+        "wrapped with; nothing was changed.",
+    )
+    RESTORE_NOT_NEEDED = (
+        "io.mfpsecd.Keys.RestoreNotNeeded", EX_DATAERR, (),
+        "The TPM already unwraps this device's keys; a restore would change nothing.",
+    )
+    BACKUP_TARGET_UNUSABLE = (
+        "io.mfpsecd.Keys.BackupTargetUnusable", EX_IOERR, (("target", str), ("reason", str)),
+        "The backup cannot be written there or read from there (not a directory, missing, "
+        "read-only or full).",
+    )
+    PASSPHRASE_TOO_WEAK = (
+        "io.mfpsecd.Keys.PassphraseTooWeak", EX_DATAERR, (("min_length", int),),
+        "The backup passphrase is shorter than the minimum or not printable ASCII.",
+    )
     # Seen only by clients: the daemon never sends these.
     DAEMON_UNREACHABLE = (
         "io.mfpsecd.Client.DaemonUnreachable", EX_UNAVAILABLE, (("address", str), ("reason", str)),
@@ -135,7 +180,7 @@ class MfpsecError(Exception):
     Parameters travel on the wire; never put secrets, paths of secrets or key material in them.
     """
 
-    def __init__(self, code: ErrorCode, message: str | None = None, **params: Any) -> None:
+    def __init__(self, code: ErrorCode, message: str | None = None, /, **params: Any) -> None:
         declared = {name for name, _ in code.params}
         unknown = set(params) - declared
         if unknown:

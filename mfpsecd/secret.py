@@ -36,6 +36,14 @@ class SecretBytes:
         self._closed = False
 
     @classmethod
+    def random(cls, n: int) -> SecretBytes:
+        """n bytes from libcrypto's private DRBG (SP 800-90A CTR_DRBG seeded by getrandom),
+        written straight into the bytearray: no immutable copy is ever made."""
+        buf = bytearray(n)
+        _native.random_into(buf)
+        return cls(buf)
+
+    @classmethod
     def take_from(cls, buffer: bytearray | memoryview) -> SecretBytes:
         """Copy a secret out of a larger buffer and wipe the source range."""
         secret = cls(bytearray(buffer))
@@ -81,3 +89,46 @@ class SecretBytes:
 
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("secrets are not picklable")
+
+
+class ShieldedKey:
+    """A long-lived key kept XOR-masked in memory, unmasked only for the span of one use.
+
+    The plain key never sits in process memory between uses, so a memory dump or a scan
+    of /proc/PID/mem finds neither it nor anything equal to it; the mask is re-drawn on
+    every unmasking so the two halves do not stay fixed either.
+    """
+
+    __slots__ = ("_mask", "_masked")
+
+    def __init__(self, key: SecretBytes) -> None:
+        n = len(key)
+        self._mask = SecretBytes.random(n)
+        self._masked = SecretBytes(bytearray(n))
+        _native.xor(self._masked.view(), key.view(), self._mask.view())
+        key.close()
+
+    def __len__(self) -> int:
+        return len(self._masked)
+
+    def unshielded(self) -> SecretBytes:
+        """The plain key in a fresh SecretBytes: use it in a `with` block."""
+        plain = SecretBytes(bytearray(len(self._masked)))
+        _native.xor(plain.view(), self._masked.view(), self._mask.view())
+        fresh = SecretBytes.random(len(self._mask))
+        _native.xor(self._masked.view(), plain.view(), fresh.view())
+        self._mask.close()
+        self._mask = fresh
+        return plain
+
+    def close(self) -> None:
+        self._mask.close()
+        self._masked.close()
+
+    def __repr__(self) -> str:
+        return f"<ShieldedKey len={len(self._masked)}>"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("keys are not picklable")

@@ -10,3 +10,6 @@ class Privilege(enum.Enum):
 
     INTROSPECT = "introspect"  # org.varlink.service: GetInfo, GetInterfaceDescription
     STATUS_READ = "status.read"  # daemon and component health
+    KEYS_READ = "keys.read"  # key-chain status, secret names and metadata, device identity
+    SECRETS_WRITE = "secrets.write"  # set and delete secrets
+    KEYS_ADMIN = "keys.admin"  # backup, restore, rotate, destroy

@@ -30,6 +30,8 @@ class _Collector:
     def render(self, t: mi.Type) -> str:
         if isinstance(t, mi.StrType):
             return "string"
+        if isinstance(t, mi.BytesType | mi.ByteArrayType):
+            return "string"  # base64, as JSON carries binary
         if isinstance(t, mi.BoolType):
             return "bool"
         if isinstance(t, mi.IntType):

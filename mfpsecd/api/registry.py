@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from mfpsecd.api.keys import KEYS
 from mfpsecd.api.schema import Interface, Method
 from mfpsecd.api.service import SERVICE
 from mfpsecd.api.system import SYSTEM
 
-INTERFACES: tuple[Interface, ...] = (SERVICE, SYSTEM)
+INTERFACES: tuple[Interface, ...] = (SERVICE, SYSTEM, KEYS)
 BY_NAME: dict[str, Interface] = {i.name: i for i in INTERFACES}
 
 VENDOR = "mfpsecd project"

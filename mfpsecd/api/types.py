@@ -10,6 +10,7 @@ import msgspec
 class HealthState(enum.Enum):
     STARTING = "starting"
     OK = "ok"
+    DEGRADED = "degraded"  # working with reduced protection (e.g. software keys, no TPM)
     BACKOFF = "backoff"  # failed, restarting after a delay
     FAILED = "failed"  # gave up, or a required component is down
     STOPPED = "stopped"

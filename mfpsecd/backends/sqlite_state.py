@@ -29,6 +29,40 @@ MIGRATIONS: tuple[str, ...] = (
         version TEXT NOT NULL
     );
     """,
+    # 2: the key chain (K-1): TPM-held keys as their wrapped blobs, master key generations
+    # (RSA-OAEP-wrapped), secrets sealed under a generation, and key-chain facts.
+    """
+    CREATE TABLE tpm_keys (
+        role TEXT PRIMARY KEY CHECK (role IN ('wrapping', 'identity')),
+        backend TEXT NOT NULL,
+        public BLOB NOT NULL,
+        private BLOB NOT NULL,
+        fingerprint TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE master_keys (
+        generation INTEGER PRIMARY KEY,
+        status TEXT NOT NULL CHECK (status IN ('active', 'pending')),
+        wrapped BLOB NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX master_keys_one_active ON master_keys (status) WHERE status = 'active';
+    CREATE TABLE secrets (
+        name TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        generation INTEGER NOT NULL REFERENCES master_keys (generation),
+        nonce BLOB NOT NULL,
+        sealed BLOB NOT NULL,
+        size INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX secrets_by_generation ON secrets (generation);
+    CREATE TABLE key_facts (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 )
 
 

@@ -12,7 +12,7 @@ from mfpsecd.client import SystemClient
 
 _STATE_COLOUR = {
     HealthState.OK: "green", HealthState.STARTING: "yellow", HealthState.BACKOFF: "yellow",
-    HealthState.FAILED: "red", HealthState.STOPPED: "yellow",
+    HealthState.FAILED: "red", HealthState.STOPPED: "yellow", HealthState.DEGRADED: "yellow",
 }
 _DAEMON_COLOUR = {DaemonState.READY: "green", DaemonState.DEGRADED: "red"}
 

@@ -49,7 +49,10 @@ def classify(peer: PeerCredentials, rules: AdmissionRules) -> PeerClass:
 _GRANTS: dict[PeerClass, frozenset[Privilege]] = {
     PeerClass.SYSTEM: frozenset(Privilege),
     PeerClass.PANEL: frozenset({Privilege.INTROSPECT, Privilege.STATUS_READ}),
-    PeerClass.MAINTENANCE: frozenset({Privilege.INTROSPECT, Privilege.STATUS_READ}),
+    # Until user authentication lands (issue 5), key administration and secret writes
+    # are for SYSTEM peers (root, the daemon's own uid) only.
+    PeerClass.MAINTENANCE: frozenset({Privilege.INTROSPECT, Privilege.STATUS_READ,
+                                      Privilege.KEYS_READ}),
     PeerClass.UNKNOWN: frozenset(),
 }
 

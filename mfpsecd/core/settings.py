@@ -62,11 +62,17 @@ class StateSection(_Strict, frozen=True):
     checkpoint_interval_s: Annotated[float, msgspec.Meta(ge=1, le=86400)] = 300.0
 
 
+class KeysSection(_Strict, frozen=True):
+    # Shortest passphrase accepted for a key backup (printable ASCII).
+    min_backup_passphrase: Annotated[int, msgspec.Meta(ge=12, le=64)] = 12
+
+
 class Config(_Strict, frozen=True):
     daemon: DaemonSection = DaemonSection()
     ipc: IpcSection = IpcSection()
     access: AccessSection = AccessSection()
     state: StateSection = StateSection()
+    keys: KeysSection = KeysSection()
 
 
 # ---------------------------------------------------------------- board profile
@@ -99,6 +105,8 @@ class TpmBackend(enum.Enum):
 class TpmSection(_Strict, frozen=True):
     backend: TpmBackend
     device: str | None = None  # for backend=device, relative to dev_root
+    # NV index of the anti-rollback counter (owner range 0x01000000-0x013FFFFF).
+    nv_counter_index: Annotated[int, msgspec.Meta(ge=0x01000000, le=0x013FFFFF)] = 0x01000100
 
 
 class MediumKind(enum.Enum):

@@ -4,20 +4,45 @@ declared method has an entry here and that nothing undeclared does."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
 
 from mfpsecd import __version__
-from mfpsecd.api import idl, registry
+from mfpsecd.api import idl, keys, registry
 from mfpsecd.api.schema import NoParams
 from mfpsecd.api.service import GetInterfaceDescriptionParams, Info, InterfaceDescription
 from mfpsecd.api.types import DaemonState, Status
 from mfpsecd.daemon.ipc_server import CallContext, Handler, Last
 from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.ports import BackupTargetInfo, BackupTargetWatcher
+from mfpsecd.secret import SecretBytes
+from mfpsecd.services.identity import DeviceIdentity
+from mfpsecd.services.keys import KeyChain
+from mfpsecd.services.secrets import SecretKind, SecretStore
 from mfpsecd.services.status import StatusService
 
 _DESCRIPTIONS = {i.name: idl.generate(i) for i in registry.INTERFACES}
 
 
-def build_handlers(status: StatusService) -> dict[str, Handler]:
+@dataclass(frozen=True)
+class KeyServices:
+    chain: KeyChain
+    secrets: SecretStore
+    identity: DeviceIdentity
+    targets: BackupTargetWatcher
+
+
+def build_handlers(status: StatusService, key_services: KeyServices | None = None
+                   ) -> dict[str, Handler]:
+    """The whole table; without key services (tests of the IPC layer) Keys is absent and
+    its methods answer MethodNotImplemented."""
+    table = _system_handlers(status)
+    if key_services is not None:
+        table.update(_key_handlers(key_services))
+    return table
+
+
+def _system_handlers(status: StatusService) -> dict[str, Handler]:
     # Plain functions answer from the read callback (see ipc_server); only handlers that
     # wait for something are coroutines or async generators.
     def get_info(ctx: CallContext, _: NoParams) -> Info:
@@ -52,4 +77,102 @@ def build_handlers(status: StatusService) -> dict[str, Handler]:
         "org.varlink.service.GetInterfaceDescription": get_interface_description,
         "io.mfpsecd.System.GetStatus": get_status,
         "io.mfpsecd.System.WatchStatus": watch_status,
+    }
+
+
+def _target_wire(t: BackupTargetInfo) -> keys.BackupTarget:
+    return keys.BackupTarget(id=t.id, device=t.device, vendor=t.vendor, model=t.model,
+                             serial=t.serial, size_bytes=t.size_bytes, filesystem=t.filesystem,
+                             mount_point=t.mount_point)
+
+
+def _key_handlers(svc: KeyServices) -> dict[str, Handler]:
+    chain, secrets = svc.chain, svc.secrets
+
+    async def get_key_status(ctx: CallContext, _: NoParams) -> keys.KeyStatus:
+        f = await chain.facts()
+        count = len(await secrets.list())
+        return keys.KeyStatus(
+            state=f.state.value, reason=f.reason, software_keys=f.software_keys,
+            tpm=keys.TpmStatus(f.tpm_backend, f.tpm_manufacturer, f.tpm_firmware),
+            wrapping_key_fingerprint=f.wrapping_fingerprint,
+            identity_fingerprint=f.identity_fingerprint,
+            master_key_generation=f.master_generation, rotation_pending=f.rotation_pending,
+            created_at=f.created_at, rotated_at=f.rotated_at,
+            last_backup_at=f.last_backup_at, backups=f.backups, secrets=count)
+
+    async def list_secrets(ctx: CallContext, _: NoParams) -> keys.SecretList:
+        return keys.SecretList([
+            keys.SecretInfo(i.name, i.kind.value, i.size, i.generation, i.created_at,
+                            i.updated_at) for i in await secrets.list()])
+
+    async def set_secret(ctx: CallContext, p: keys.SetSecretParams) -> keys.SecretInfo:
+        with SecretBytes(p.value) as value:  # zeroed when sealed, whatever happens
+            i = await secrets.put(p.name, SecretKind(p.kind), value)
+        return keys.SecretInfo(i.name, i.kind.value, i.size, i.generation, i.created_at,
+                               i.updated_at)
+
+    async def delete_secret(ctx: CallContext, p: keys.SecretNameParams) -> keys.Empty:
+        await secrets.delete(p.name)
+        return keys.Empty()
+
+    def resolve_target(target: str) -> Path:
+        for t in svc.targets.current():
+            if t.id == target:
+                if not t.mount_point:
+                    raise MfpsecError(ErrorCode.BACKUP_TARGET_UNUSABLE, target=target,
+                                      reason="not mounted")
+                return Path(t.mount_point)
+        path = Path(target)
+        if not path.is_absolute():
+            raise MfpsecError(ErrorCode.BACKUP_TARGET_UNUSABLE, target=target,
+                              reason="neither an absolute path nor a backup target id")
+        return path
+
+    async def backup_keys(ctx: CallContext, p: keys.BackupParams) -> keys.BackupResult:
+        with SecretBytes(p.passphrase) as passphrase:
+            r = await chain.backup(passphrase, resolve_target(p.target))
+        return keys.BackupResult(str(r.path), r.fingerprint, r.created_at, r.size)
+
+    async def restore_keys(ctx: CallContext, p: keys.RestoreParams) -> keys.RestoreResult:
+        with SecretBytes(p.passphrase) as passphrase:
+            fp = await chain.restore(passphrase, Path(p.source))
+        return keys.RestoreResult(fp)
+
+    async def rotate(ctx: CallContext, _: NoParams) -> keys.RotateResult:
+        generation = await chain.rotate()
+        return keys.RotateResult(generation, len(await secrets.list()))
+
+    async def destroy(ctx: CallContext, p: keys.DestroyParams) -> keys.Empty:
+        f = await chain.facts()
+        if not f.wrapping_fingerprint or p.confirm_fingerprint != f.wrapping_fingerprint:
+            raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="confirm_fingerprint")
+        await chain.destroy(SecretStore.erase_all)
+        return keys.Empty()
+
+    async def identity(ctx: CallContext, _: NoParams) -> keys.DeviceIdentity:
+        pem, fp, cert, csr = await svc.identity.documents()
+        return keys.DeviceIdentity(pem, fp, cert, csr)
+
+    def list_targets(ctx: CallContext, _: NoParams) -> keys.BackupTargets:
+        return keys.BackupTargets([_target_wire(t) for t in svc.targets.current()])
+
+    async def watch_targets(ctx: CallContext, _: NoParams
+                            ) -> AsyncIterator[keys.BackupTargets]:
+        async for current in svc.targets.watch():
+            yield keys.BackupTargets([_target_wire(t) for t in current])
+
+    k = "io.mfpsecd.Keys."
+    return {
+        k + "GetKeyStatus": get_key_status,
+        k + "ListSecrets": list_secrets,
+        k + "SetSecret": set_secret,
+        k + "DeleteSecret": delete_secret,
+        k + "BackupKeys": backup_keys,
+        k + "RestoreKeys": restore_keys,
+        k + "RotateMasterKey": rotate,
+        k + "DestroyKeys": destroy,
+        k + "GetDeviceIdentity": identity,
+        k + "ListBackupTargets": list_targets,
+        k + "WatchBackupTargets": watch_targets,
     }

@@ -1,13 +1,15 @@
 """Start-up, serving and shutdown of the daemon, in the order B-2 asks for.
 
 READY=1 is sent only after the state store is open and migrated, the crypto self-tests
-passed and the IPC socket is accepting. Any start-up failure is fatal and reported with
+passed, the key chain has been opened (master key unwrapped, or the chain found locked
+and reported so) and the IPC socket is accepting. Any start-up failure is fatal and reported with
 its error code (the process exits with the code's status).
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import signal
 from dataclasses import dataclass
@@ -18,17 +20,25 @@ import structlog
 from mfpsecd import __version__
 from mfpsecd.api.types import DaemonState, HealthState
 from mfpsecd.backends.clock import SystemClock
-from mfpsecd.backends.native_crypto import NativeCryptoSelfTest
+from mfpsecd.backends.native_crypto import NativeCryptoSelfTest, NativeKeyCrypto
 from mfpsecd.backends.sdnotify import SdNotifier
+from mfpsecd.backends.soft_keys import SoftwareKeys
 from mfpsecd.backends.sqlite_state import SqliteState
-from mfpsecd.core.settings import Config
-from mfpsecd.daemon.handlers import build_handlers
+from mfpsecd.backends.swtpm import SwtpmProcess
+from mfpsecd.backends.tpm2 import Tpm2Backend
+from mfpsecd.backends.usb_targets import UdevBackupTargets
+from mfpsecd.core.settings import Config, TpmBackend
+from mfpsecd.daemon.handlers import KeyServices, build_handlers
 from mfpsecd.daemon.ipc_server import ServerLimits, VarlinkServer
 from mfpsecd.daemon.settings import Board, admission_rules, gid_of
 from mfpsecd.daemon.supervisor import Supervisor
-from mfpsecd.ports import Clock
+from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.ports import Clock, Tpm
 from mfpsecd.services.boots import BootLog
 from mfpsecd.services.health import HealthRegistry, rfc3339
+from mfpsecd.services.identity import DeviceIdentity
+from mfpsecd.services.keys import KeyChain
+from mfpsecd.services.secrets import SecretStore
 from mfpsecd.services.status import BoardInfo, StatusService
 
 log = structlog.get_logger("mfpsecd")
@@ -52,6 +62,7 @@ class Daemon:
             loop.add_signal_handler(sig, stop.set)
 
         self._status("opening state store")
+        lock = _lock_state_dir(board.paths.state_dir)
         state = SqliteState(board.paths.state_db)
         await state.open()
         health.set("state-db", HealthState.OK, f"schema v{state.schema_version}")
@@ -64,10 +75,25 @@ class Daemon:
         selftest.run()
         health.set("crypto-selftest", HealthState.OK, selftest.library_version())
 
+        self._status("opening the key chain")
+        swtpm, tpm = await _make_tpm(board)
+        chain = KeyChain(state, tpm, NativeKeyCrypto(), clock, health,
+                         min_passphrase=cfg.keys.min_backup_passphrase)
+        secrets = SecretStore(state, chain, clock)
+        try:
+            await tpm.open()
+        except MfpsecError as exc:
+            chain.fail(exc)  # fail closed: no secrets, status says why
+        else:
+            await chain.start()
+        targets = UdevBackupTargets(clock, [p.sysfs_path for p in board.profile.usb_ports])
+        keys = KeyServices(chain, secrets, DeviceIdentity(chain, clock, board.profile.board.name),
+                           targets)
+
         self._status("starting IPC")
         ipc = cfg.ipc
         server = VarlinkServer(
-            build_handlers(status),
+            build_handlers(status, keys),
             admission_rules(cfg),
             ServerLimits(ipc.max_message_bytes, ipc.max_connections, ipc.idle_timeout_s,
                          ipc.queue_depth),
@@ -82,6 +108,7 @@ class Daemon:
 
         supervisor = Supervisor(clock, health)
         supervisor.add("ipc-idle-reaper", server.reap_idle)
+        supervisor.add("usb-backup-targets", targets.run)
         supervisor.add("state-checkpoint",
                        lambda: _checkpoint_loop(clock, state, cfg.state.checkpoint_interval_s))
         interval = self.notifier.watchdog_interval_s
@@ -102,13 +129,46 @@ class Daemon:
         log.info("daemon_stopping")
         await server.close()
         await supervisor.stop()
+        await chain.close()
+        await tpm.close()
+        if swtpm is not None:
+            await swtpm.stop()
         await boots.record_stop(boot.boot_id, rfc3339(clock))
         await state.close()
+        os.close(lock)
         log.info("daemon_stopped")
 
     def _status(self, text: str) -> None:
         self.notifier.notify(f"STATUS={text}")
         log.info("startup", step=text)
+
+
+def _lock_state_dir(state_dir: Path) -> int:
+    """One daemon per state directory (its database, its swtpm, its keys): an exclusive
+    lock held for the life of the process and released by the kernel if it dies."""
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(state_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise MfpsecError(ErrorCode.CONFIG_INVALID,
+                          f"another daemon is using the state directory {state_dir}",
+                          key="paths.state_dir", reason="in use by a running daemon") from None
+    return fd
+
+
+async def _make_tpm(board: Board) -> tuple[SwtpmProcess | None, Tpm]:
+    """The board's TPM: a kernel device, a swtpm the board starts itself, or none."""
+    spec, paths = board.profile.tpm, board.paths
+    if spec.backend is TpmBackend.NONE:
+        return None, SoftwareKeys(paths.state_dir)
+    if spec.backend is TpmBackend.SWTPM:
+        swtpm = SwtpmProcess(paths.state_dir / "tpm")
+        tcti = await swtpm.start()
+        return swtpm, Tpm2Backend(tcti, "swtpm")
+    device = paths.dev_root / (spec.device or "tpmrm0")
+    return None, Tpm2Backend(f"device:{device}", "device")
 
 
 async def _checkpoint_loop(clock: Clock, state: SqliteState, interval: float) -> None:

@@ -8,6 +8,8 @@
 
 #include "mfp_native.h"
 
+#include <errno.h>
+
 /* Zeroing is memory-bound; below this size dropping the GIL costs more than it frees. */
 #define RELEASE_GIL_ABOVE (64 * 1024)
 
@@ -74,6 +76,172 @@ static PyObject *py_crypto_selftest(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* Buffers for the AEAD calls: read-only inputs, one writable contiguous output. */
+struct aead_buffers {
+    Py_buffer key, nonce, aad, in, out;
+    int held; /* how many of the above are acquired, in order */
+};
+
+static void aead_release(struct aead_buffers *b)
+{
+    Py_buffer *all[] = {&b->key, &b->nonce, &b->aad, &b->in, &b->out};
+    for (int i = 0; i < b->held; i++)
+        PyBuffer_Release(all[i]);
+    b->held = 0;
+}
+
+static int aead_acquire(struct aead_buffers *b, PyObject *const *args, Py_ssize_t nargs,
+                        const char *name)
+{
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "%s() takes 5 arguments (%zd given)", name, nargs);
+        return -1;
+    }
+    Py_buffer *all[] = {&b->key, &b->nonce, &b->aad, &b->in, &b->out};
+    b->held = 0;
+    for (int i = 0; i < 5; i++) {
+        int flags = i == 4 ? PyBUF_CONTIG : PyBUF_CONTIG_RO;
+        if (PyObject_GetBuffer(args[i], all[i], flags) != 0) {
+            aead_release(b);
+            return -1;
+        }
+        b->held++;
+    }
+    if (b->key.len != MFP_AES256_KEY_BYTES || b->nonce.len != MFP_GCM_NONCE_BYTES) {
+        aead_release(b);
+        PyErr_SetString(PyExc_ValueError, "key must be 32 bytes and nonce 12 bytes");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *py_aes256gcm_seal(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    struct aead_buffers b;
+    if (aead_acquire(&b, args, nargs, "aes256gcm_seal") != 0)
+        return NULL;
+    if (b.out.len != b.in.len + MFP_GCM_TAG_BYTES) {
+        aead_release(&b);
+        PyErr_SetString(PyExc_ValueError, "out must be len(plaintext) + 16 bytes");
+        return NULL;
+    }
+    size_t len = (size_t)b.in.len;
+    uint8_t *out = b.out.buf;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = mfp_aes256gcm_seal(b.key.buf, b.nonce.buf, b.aad.buf, (size_t)b.aad.len, b.in.buf, len,
+                            out, out + len);
+    Py_END_ALLOW_THREADS
+    aead_release(&b);
+    if (check_rc(rc, "aes256gcm_seal") != 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_aes256gcm_open(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    struct aead_buffers b;
+    if (aead_acquire(&b, args, nargs, "aes256gcm_open") != 0)
+        return NULL;
+    if (b.in.len < MFP_GCM_TAG_BYTES || b.out.len != b.in.len - MFP_GCM_TAG_BYTES) {
+        aead_release(&b);
+        PyErr_SetString(PyExc_ValueError, "out must be len(sealed) - 16 bytes");
+        return NULL;
+    }
+    size_t len = (size_t)b.out.len;
+    const uint8_t *in = b.in.buf;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = mfp_aes256gcm_open(b.key.buf, b.nonce.buf, b.aad.buf, (size_t)b.aad.len, in, len,
+                            in + len, b.out.buf);
+    Py_END_ALLOW_THREADS
+    aead_release(&b);
+    if (check_rc(rc, "aes256gcm_open") != 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_xor(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "xor() takes 3 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    Py_buffer dst, a, b;
+    if (PyObject_GetBuffer(args[0], &dst, PyBUF_CONTIG) != 0)
+        return NULL;
+    if (PyObject_GetBuffer(args[1], &a, PyBUF_CONTIG_RO) != 0) {
+        PyBuffer_Release(&dst);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[2], &b, PyBUF_CONTIG_RO) != 0) {
+        PyBuffer_Release(&a);
+        PyBuffer_Release(&dst);
+        return NULL;
+    }
+    int rc = -EINVAL;
+    if (dst.len == a.len && a.len == b.len)
+        rc = mfp_xor(dst.buf, a.buf, b.buf, (size_t)dst.len);
+    PyBuffer_Release(&b);
+    PyBuffer_Release(&a);
+    PyBuffer_Release(&dst);
+    if (check_rc(rc, "xor") != 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_random_into(PyObject *self, PyObject *obj)
+{
+    (void)self;
+    Py_buffer view;
+    if (PyObject_GetBuffer(obj, &view, PyBUF_CONTIG) != 0)
+        return NULL;
+    int rc = mfp_random(view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    if (check_rc(rc, "random") != 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_rsa_oaep_encrypt(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "rsa_oaep_sha256_encrypt() takes 3 arguments (%zd given)",
+                     nargs);
+        return NULL;
+    }
+    Py_buffer der, label, msg;
+    if (PyObject_GetBuffer(args[0], &der, PyBUF_CONTIG_RO) != 0)
+        return NULL;
+    if (PyObject_GetBuffer(args[1], &label, PyBUF_CONTIG_RO) != 0) {
+        PyBuffer_Release(&der);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[2], &msg, PyBUF_CONTIG_RO) != 0) {
+        PyBuffer_Release(&label);
+        PyBuffer_Release(&der);
+        return NULL;
+    }
+    uint8_t out[1024]; /* up to RSA-8192 */
+    size_t out_len = 0;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = mfp_rsa_oaep_sha256_encrypt(der.buf, (size_t)der.len, label.buf, (size_t)label.len,
+                                     msg.buf, (size_t)msg.len, out, sizeof out, &out_len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&msg);
+    PyBuffer_Release(&label);
+    PyBuffer_Release(&der);
+    if (check_rc(rc, "rsa_oaep_sha256_encrypt") != 0)
+        return NULL;
+    /* The ciphertext is not secret: bytes is fine. */
+    return PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)out_len);
+}
+
 static PyMethodDef methods[] = {
     {"secure_zero", py_secure_zero, METH_O,
      "secure_zero(buffer) -> None\n\nOverwrite a writable, contiguous buffer with zeros "
@@ -83,6 +251,21 @@ static PyMethodDef methods[] = {
     {"crypto_selftest", py_crypto_selftest, METH_NOARGS,
      "crypto_selftest() -> None\n\nSHA-256 known-answer test through libcrypto EVP; "
      "raises NativeError on mismatch."},
+    {"aes256gcm_seal", (PyCFunction)(void (*)(void))py_aes256gcm_seal, METH_FASTCALL,
+     "aes256gcm_seal(key, nonce, aad, plaintext, out) -> None\n\nAES-256-GCM: writes "
+     "ciphertext || 16-byte tag into out (len(plaintext) + 16 bytes)."},
+    {"aes256gcm_open", (PyCFunction)(void (*)(void))py_aes256gcm_open, METH_FASTCALL,
+     "aes256gcm_open(key, nonce, aad, sealed, out) -> None\n\nAES-256-GCM: checks the tag "
+     "and writes the plaintext into out (len(sealed) - 16 bytes); NativeError(EBADMSG) and a "
+     "zeroed out when anything was altered."},
+    {"xor", (PyCFunction)(void (*)(void))py_xor, METH_FASTCALL,
+     "xor(dst, a, b) -> None\n\ndst = a XOR b, all the same length (dst may be a or b)."},
+    {"random_into", py_random_into, METH_O,
+     "random_into(buffer) -> None\n\nFill a writable buffer from libcrypto's private DRBG "
+     "(SP 800-90A CTR_DRBG, seeded from getrandom)."},
+    {"rsa_oaep_sha256_encrypt", (PyCFunction)(void (*)(void))py_rsa_oaep_encrypt, METH_FASTCALL,
+     "rsa_oaep_sha256_encrypt(spki_der, label, message) -> bytes\n\nRSA-OAEP (SHA-256, "
+     "MGF1-SHA-256) under a DER SubjectPublicKeyInfo; the message may be a bytearray."},
     {NULL, NULL, 0, NULL},
 };
 

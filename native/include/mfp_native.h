@@ -8,8 +8,9 @@
 #define MFP_NATIVE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
-#define MFP_NATIVE_ABI_VERSION 1
+#define MFP_NATIVE_ABI_VERSION 2
 
 /*
  * Overwrite n bytes at p with zeros in a way the compiler may not elide
@@ -30,5 +31,54 @@ int mfp_crypto_version(char *out, size_t out_len);
  * Returns 0, or -EIO if libcrypto does not produce the expected digest.
  */
 int mfp_crypto_selftest(void);
+
+/* ---- AES-256-GCM for small records (src/aead.c) */
+
+#define MFP_AES256_KEY_BYTES 32
+#define MFP_GCM_NONCE_BYTES 12
+#define MFP_GCM_TAG_BYTES 16
+
+/*
+ * Encrypt len bytes of pt into ct (same length) and write the 16-byte tag.
+ * key: 32 bytes; nonce: 12 bytes, never reused with the same key; aad may be NULL when
+ * aad_len is 0. Returns 0; -EINVAL for NULL pointers; -EOVERFLOW above INT_MAX bytes;
+ * -ENOMEM; -EIO if libcrypto fails (ct and tag are then zeroed).
+ */
+int mfp_aes256gcm_seal(const uint8_t *key, const uint8_t *nonce, const uint8_t *aad,
+                       size_t aad_len, const uint8_t *pt, size_t len, uint8_t *ct,
+                       uint8_t *tag);
+
+/*
+ * Decrypt and authenticate. Returns 0, or -EBADMSG when the tag does not match (key,
+ * nonce, aad, ciphertext or tag altered); pt is then zeroed, never partially filled.
+ * Other errors as for mfp_aes256gcm_seal.
+ */
+int mfp_aes256gcm_open(const uint8_t *key, const uint8_t *nonce, const uint8_t *aad,
+                       size_t aad_len, const uint8_t *ct, size_t len, const uint8_t *tag,
+                       uint8_t *pt);
+
+/*
+ * dst[i] = a[i] ^ b[i] for n bytes (dst may alias a or b): masks keys held in memory
+ * without creating Python integers or bytes copies. Returns 0 or -EINVAL.
+ */
+int mfp_xor(uint8_t *dst, const uint8_t *a, const uint8_t *b, size_t n);
+
+/* ---- key material (src/keywrap.c) */
+
+/*
+ * Fill out with n bytes from libcrypto's private DRBG (NIST SP 800-90A CTR_DRBG with
+ * AES-256, seeded from getrandom). Returns 0, -EINVAL, -EOVERFLOW, or -EIO (out zeroed).
+ */
+int mfp_random(uint8_t *out, size_t n);
+
+/*
+ * RSA-OAEP (SHA-256, MGF1-SHA-256) encryption of msg under the public key given as DER
+ * SubjectPublicKeyInfo, with an optional label. Writes *out_len bytes (the modulus size).
+ * Returns 0; -EINVAL for bad arguments or a key that is not RSA; -ENOSPC if out_cap is
+ * too small; -EIO if libcrypto refuses (e.g. msg too long for the key).
+ */
+int mfp_rsa_oaep_sha256_encrypt(const uint8_t *spki_der, size_t der_len, const uint8_t *label,
+                                size_t label_len, const uint8_t *msg, size_t msg_len,
+                                uint8_t *out, size_t out_cap, size_t *out_len);
 
 #endif

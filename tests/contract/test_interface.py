@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import varlink
 
 from mfpsecd.api import idl, registry
-from mfpsecd.daemon.handlers import build_handlers
+from mfpsecd.backends.native_crypto import NativeKeyCrypto
+from mfpsecd.backends.soft_keys import SoftwareKeys
+from mfpsecd.backends.sqlite_state import SqliteState
+from mfpsecd.backends.usb_targets import UdevBackupTargets
+from mfpsecd.daemon.handlers import KeyServices, build_handlers
 from mfpsecd.errors import COMMON_ERRORS, ErrorCode
 from mfpsecd.services.health import HealthRegistry
+from mfpsecd.services.identity import DeviceIdentity
+from mfpsecd.services.keys import KeyChain
+from mfpsecd.services.secrets import SecretStore
 from mfpsecd.services.status import BoardInfo, StatusService
 from tests.support.fakeclock import FakeClock
 
 
 def _handlers() -> dict[str, object]:
     clock = FakeClock()
-    return dict(build_handlers(StatusService(clock, HealthRegistry(clock), BoardInfo("b", "k"))))
+    health = HealthRegistry(clock)
+    # Constructed only (nothing is opened): the table is what is being checked.
+    store = SqliteState(Path("/nonexistent/state.sqlite3"))
+    chain = KeyChain(store, SoftwareKeys(Path("/nonexistent")), NativeKeyCrypto(), clock, health)
+    keys = KeyServices(chain, SecretStore(store, chain, clock), DeviceIdentity(chain, clock, "b"),
+                       UdevBackupTargets(clock, []))
+    return dict(build_handlers(StatusService(clock, health, BoardInfo("b", "k")), keys))
 
 
 def test_every_declared_method_has_a_handler_and_vice_versa() -> None:

@@ -49,6 +49,7 @@ def test_ready_only_after_start_up_and_status_lines(daemon: ds.DaemonProcess) ->
     ready = notes.index("READY=1")
     statuses = [n for n in notes[:ready] if n.startswith("STATUS=")]
     assert statuses == ["STATUS=opening state store", "STATUS=running crypto self-tests",
+                        "STATUS=opening the key chain",
                         "STATUS=starting IPC"]
     # At READY the socket already answers.
     with Connection(daemon.socket_path) as conn:
@@ -79,12 +80,22 @@ def test_power_cut_is_reported_as_unclean_and_stale_socket_replaced(short_tmp: P
         assert (s.boot_count, s.previous_shutdown) == (2, "unclean")
 
 
-def test_second_daemon_on_same_socket_refuses(daemon: ds.DaemonProcess) -> None:
+def test_second_daemon_on_same_state_or_socket_refuses(daemon: ds.DaemonProcess) -> None:
     second = subprocess.run(
         [*ds.MFPSECD, "run", "--config", str(daemon.config), "--board", str(daemon.board)],
         capture_output=True, text=True, timeout=30, check=False, cwd=ds.ROOT)
     assert second.returncode == EX_CONFIG
-    assert "another daemon is serving" in second.stderr
+    assert "another daemon is using the state directory" in second.stderr
+    # Its own state, but the first one's socket.
+    (daemon.root / "other").mkdir()
+    other = ds.write_board(daemon.root / "other", tpm="none")
+    config = daemon.root / "other" / "mfpsecd.toml"
+    config.write_text(ds.toml_doc({"ipc": {"socket_path": daemon.socket_path}}))
+    third = subprocess.run(
+        [*ds.MFPSECD, "run", "--config", str(config), "--board", str(other)],
+        capture_output=True, text=True, timeout=30, check=False, cwd=ds.ROOT)
+    assert third.returncode == EX_CONFIG
+    assert "another daemon is serving" in third.stderr
     with Connection(daemon.socket_path) as conn:  # the first one is unharmed
         assert SystemClient(conn).get_status().state is DaemonState.READY
 

@@ -21,7 +21,8 @@ def test_pypi_varlink_client(daemon: ds.DaemonProcess) -> None:
         with client.open("org.varlink.service") as service:
             info = service.GetInfo()
             assert info["product"] == "mfpsecd"
-            assert info["interfaces"] == ["org.varlink.service", "io.mfpsecd.System"]
+            assert info["interfaces"] == ["org.varlink.service", "io.mfpsecd.System",
+                                             "io.mfpsecd.Keys"]
             desc = service.GetInterfaceDescription("io.mfpsecd.System")
             assert desc["description"] == idl.generate(SYSTEM)
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import os
 
 import pytest
 
@@ -40,7 +41,7 @@ def test_crypto_library_and_self_test() -> None:
     assert _native.crypto_version().startswith("OpenSSL 3.")
     _native.crypto_selftest()
     assert issubclass(_native.NativeError, OSError)
-    assert _native.ABI_VERSION == 1
+    assert _native.ABI_VERSION == 2
 
 
 def test_secret_bytes_is_wiped_and_never_shown() -> None:
@@ -69,3 +70,54 @@ def test_take_from_wipes_the_source() -> None:
     s.close()
     wipe(msg)
     assert msg == bytearray(len(msg))
+
+
+def test_aead_binding_round_trip_and_refusals() -> None:
+    import errno
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    key, nonce, aad = bytearray(os.urandom(32)), os.urandom(12), b"name\0kind"
+    plain = b"s3cret value"
+    sealed = bytearray(len(plain) + 16)
+    _native.aes256gcm_seal(key, nonce, aad, plain, sealed)
+    # An independent implementation agrees.
+    assert AESGCM(bytes(key)).decrypt(nonce, bytes(sealed), aad) == plain
+    out = bytearray(len(plain))
+    _native.aes256gcm_open(key, nonce, aad, sealed, out)
+    assert out == plain
+    sealed[3] ^= 1
+    out[:] = b"x" * len(out)
+    with pytest.raises(_native.NativeError) as exc:
+        _native.aes256gcm_open(key, nonce, aad, sealed, out)
+    assert exc.value.errno == errno.EBADMSG
+    assert out == bytes(len(out))  # nothing unauthenticated is handed out
+    with pytest.raises(ValueError):
+        _native.aes256gcm_seal(key[:16], nonce, aad, plain, bytearray(len(plain) + 16))
+    with pytest.raises(ValueError):
+        _native.aes256gcm_seal(key, nonce, aad, plain, bytearray(3))
+    with pytest.raises(BufferError):
+        _native.aes256gcm_open(key, nonce, aad, bytes(sealed), b"\0" * len(plain))
+
+
+def test_xor_random_and_rsa_oaep_binding() -> None:
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    a, b = bytearray(b"\x0f" * 8), bytearray(b"\xf0" * 8)
+    _native.xor(a, a, b)
+    assert a == b"\xff" * 8
+    with pytest.raises(_native.NativeError):
+        _native.xor(a, a, b"\0")
+    r1, r2 = bytearray(32), bytearray(32)
+    _native.random_into(r1)
+    _native.random_into(r2)
+    assert r1 != r2 and r1 != bytes(32)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    spki = key.public_key().public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+    ct = _native.rsa_oaep_sha256_encrypt(spki, b"label\0", r1)
+    assert key.decrypt(ct, padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(),
+                                        b"label\0")) == bytes(r1)
+    with pytest.raises(_native.NativeError):
+        _native.rsa_oaep_sha256_encrypt(b"not a key", b"", r1)

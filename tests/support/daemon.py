@@ -42,13 +42,13 @@ def toml_doc(sections: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def write_board(root: Path, name: str = "testboard") -> Path:
+def write_board(root: Path, name: str = "testboard", tpm: str = "swtpm") -> Path:
     path = root / f"{name}.toml"
     path.write_text(toml_doc({
         "board": {"name": name, "kind": "simulated", "description": "test board"},
         "paths": {"state_dir": str(root / "lib"), "run_dir": str(root / "run"),
                   "dev_root": str(root / "dev"), "sys_root": str(root / "sys")},
-        "tpm": {"backend": "none"},
+        "tpm": {"backend": tpm},
     }))
     return path
 
@@ -121,9 +121,10 @@ class DaemonProcess:
 def start(root: Path, *, config: Mapping[str, Mapping[str, Any]] | None = None,
           env: Mapping[str, str] | None = None, wait_ready: bool = True,
           argv_prefix: list[str] | None = None,
-          preexec: Any = None) -> DaemonProcess:
+          preexec: Any = None, tpm: str = "swtpm") -> DaemonProcess:
+    """A daemon on a test board: a swtpm of its own by default ("none": software keys)."""
     root.mkdir(parents=True, exist_ok=True)
-    board = write_board(root)
+    board = write_board(root, tpm=tpm)
     cfg = {"daemon": {"board_dir": str(root), "log_level": "info"}}
     for k, v in (config or {}).items():
         cfg[k] = {**cfg.get(k, {}), **v}

@@ -1,0 +1,215 @@
+"""io.mfpsecd.Keys: the key chain, the secret store and the device identity.
+
+No method returns key or secret material (K-4, FPT_SKP_EXT.1): secrets go in (SetSecret),
+only their names and metadata come out; backups are written by the daemon itself,
+encrypted under the administrator's passphrase.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from mfpsecd.api.access import Privilege
+from mfpsecd.api.schema import Interface, Method, NoParams
+from mfpsecd.errors import ErrorCode
+
+SecretName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9._-]{0,127}$")]
+PathText = Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+Passphrase = Annotated[bytearray, msgspec.Meta(max_length=256)]
+
+
+class TpmStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    backend: str  # "device", "swtpm" or "software"
+    manufacturer: str
+    firmware: str
+
+
+class KeyStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    state: str  # "starting", "ready", "locked" (restore the backup), "destroyed"
+    reason: str  # why the chain is not ready, else empty
+    software_keys: bool  # no TPM: keys protected only by file permissions
+    tpm: TpmStatus
+    wrapping_key_fingerprint: str  # SHA-256 of the RSA key's SubjectPublicKeyInfo
+    identity_fingerprint: str
+    master_key_generation: int
+    rotation_pending: bool
+    created_at: str
+    rotated_at: str
+    last_backup_at: str
+    backups: int
+    secrets: int
+
+
+class SecretInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    kind: str  # "password", "private-key", "credential", "totp-seed", "other"
+    size: int
+    generation: int  # master key generation it is sealed under
+    created_at: str
+    updated_at: str
+
+
+class SecretList(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    secrets: list[SecretInfo]
+
+
+SecretKindName = Annotated[str, msgspec.Meta(
+    pattern=r"^(password|private-key|credential|totp-seed|other)$")]
+
+
+class SetSecretParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: SecretName
+    kind: SecretKindName
+    value: Annotated[bytearray, msgspec.Meta(min_length=1, max_length=65536)]  # base64
+
+
+class SecretNameParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: SecretName
+
+
+class Empty(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    pass
+
+
+class BackupParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    target: PathText  # a directory (e.g. a mounted USB stick) or a backup target id
+    passphrase: Passphrase  # base64 of the printable-ASCII passphrase
+
+
+class BackupResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    path: str
+    fingerprint: str
+    created_at: str
+    size: int
+
+
+class RestoreParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    source: PathText  # the backup file
+    passphrase: Passphrase
+
+
+class RestoreResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    fingerprint: str
+
+
+class RotateResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    generation: int
+    secrets: int
+
+
+class DestroyParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # The wrapping key fingerprint (as in GetKeyStatus): proof the caller means this device.
+    confirm_fingerprint: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+
+
+class DeviceIdentity(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    public_key_pem: str
+    fingerprint: str
+    certificate_pem: str  # self-signed by the identity key
+    csr_pem: str  # a PKCS#10 request signed by the identity key, for an enterprise CA
+
+
+class BackupTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    id: str  # stable: the partition's udev ID_PATH or serial-based name
+    device: str  # the block device node
+    vendor: str
+    model: str
+    serial: str
+    size_bytes: int
+    filesystem: str
+    mount_point: str  # empty when not mounted (a backup needs it mounted)
+
+
+class BackupTargets(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    targets: list[BackupTarget]
+
+
+_CHAIN_ERRORS = (ErrorCode.KEYS_UNAVAILABLE, ErrorCode.KEY_INTEGRITY, ErrorCode.TPM_FAILED)
+
+KEYS = Interface(
+    name="io.mfpsecd.Keys",
+    doc=(
+        "The key chain (TPM root key -> RSA-2048 wrapping key -> AES-256 master key ->\n"
+        "sealed secrets), the secret store and the device identity. No method returns\n"
+        "key or secret material."
+    ),
+    methods=(
+        Method(
+            name="GetKeyStatus",
+            doc="State of the key chain, the TPM behind it, backups and rotation.",
+            params=NoParams, result=KeyStatus, requires=Privilege.KEYS_READ,
+        ),
+        Method(
+            name="ListSecrets",
+            doc="Names and metadata of the stored secrets (never their values).",
+            params=NoParams, result=SecretList, requires=Privilege.KEYS_READ,
+            errors=_CHAIN_ERRORS,
+        ),
+        Method(
+            name="SetSecret",
+            doc="Store or replace a secret. value is base64; it is sealed at once and the\n"
+                "daemon's copies are zeroed.",
+            params=SetSecretParams, result=SecretInfo, requires=Privilege.SECRETS_WRITE,
+            errors=_CHAIN_ERRORS, sensitive=True,
+        ),
+        Method(
+            name="DeleteSecret",
+            doc="Delete a secret; its sealed record is overwritten before it is deleted.",
+            params=SecretNameParams, result=Empty, requires=Privilege.SECRETS_WRITE,
+            errors=(*_CHAIN_ERRORS, ErrorCode.SECRET_NOT_FOUND),
+        ),
+        Method(
+            name="BackupKeys",
+            doc="Write the wrapping key, encrypted under the passphrase (Argon2id +\n"
+                "AES-256-GCM), to a new file in the target directory.",
+            params=BackupParams, result=BackupResult, requires=Privilege.KEYS_ADMIN,
+            errors=(*_CHAIN_ERRORS, ErrorCode.PASSPHRASE_TOO_WEAK,
+                    ErrorCode.BACKUP_TARGET_UNUSABLE),
+            sensitive=True,
+        ),
+        Method(
+            name="RestoreKeys",
+            doc="Re-import the wrapping key from a backup into this (replacement) TPM.\n"
+                "Only when the chain is locked; nothing changes on any error.",
+            params=RestoreParams, result=RestoreResult, requires=Privilege.KEYS_ADMIN,
+            errors=(*_CHAIN_ERRORS, ErrorCode.RESTORE_NOT_NEEDED, ErrorCode.BACKUP_INVALID,
+                    ErrorCode.WRONG_PASSPHRASE, ErrorCode.BACKUP_OTHER_DEVICE,
+                    ErrorCode.BACKUP_TARGET_UNUSABLE),
+            sensitive=True,
+        ),
+        Method(
+            name="RotateMasterKey",
+            doc="A new master key; every secret is re-sealed under it (crash-safe).",
+            params=NoParams, result=RotateResult, requires=Privilege.KEYS_ADMIN,
+            errors=_CHAIN_ERRORS,
+        ),
+        Method(
+            name="DestroyKeys",
+            doc="Decommission: evict the TPM's copies, overwrite and delete every wrapped\n"
+                "key and sealed secret, zero the keys in memory. Irreversible.",
+            params=DestroyParams, result=Empty, requires=Privilege.KEYS_ADMIN,
+            errors=_CHAIN_ERRORS,
+        ),
+        Method(
+            name="GetDeviceIdentity",
+            doc="The device identity key's public half, a self-signed certificate and a\n"
+                "certificate request (the private key never leaves the TPM).",
+            params=NoParams, result=DeviceIdentity, requires=Privilege.KEYS_READ,
+            errors=_CHAIN_ERRORS,
+        ),
+        Method(
+            name="ListBackupTargets",
+            doc="USB mass-storage partitions that can take a key backup.",
+            params=NoParams, result=BackupTargets, requires=Privilege.KEYS_READ,
+        ),
+        Method(
+            name="WatchBackupTargets",
+            doc="Stream the backup targets: the current list, then a new one whenever a\n"
+                "USB stick appears, is mounted or goes away. Call with more=true.",
+            params=NoParams, result=BackupTargets, requires=Privilege.KEYS_READ,
+            streams=True,
+        ),
+    ),
+)

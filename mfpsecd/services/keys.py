@@ -1,0 +1,599 @@
+"""The key chain (K-1..K-4): TPM storage root key → RSA-2048 wrapping key (held by the
+TPM; outside it only as the TPM-wrapped blob) → AES-256 master key (stored only
+RSA-OAEP-wrapped) → secrets sealed with AES-256-GCM.
+
+The master key is unwrapped once at start and kept XOR-shielded in memory (ShieldedKey):
+unmasked only for the span of one seal or open, in a bytearray that is zeroed at once.
+
+Every change to the chain is a sequence of SQLite transactions designed so that a power
+cut between any two leaves a usable chain:
+  rotation   1. new master generation stored as 'pending' (both generations unwrap)
+             2. secrets re-sealed in batches, each batch one transaction
+             3. old generation deleted and the new one made 'active' in one transaction
+             A start-up that finds a 'pending' generation finishes steps 2-3.
+  restore    the re-imported key's new blob replaces the old one in one transaction,
+             only after it was shown to unwrap the active master key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import enum
+import hashlib
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from mfpsecd.api.types import HealthState
+from mfpsecd.core import keybackup
+from mfpsecd.core.passphrase import check_backup_passphrase
+from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.ports import (
+    Clock,
+    KeyCrypto,
+    PassphraseCost,
+    StateConnection,
+    StateStore,
+    Tpm,
+    TpmKey,
+)
+from mfpsecd.secret import SecretBytes, ShieldedKey
+from mfpsecd.services.health import HealthRegistry, rfc3339
+
+log = structlog.get_logger("mfpsecd.keys")
+
+
+
+@dataclass(frozen=True)
+class SealedRecord:
+    aad: bytes
+    nonce: bytes
+    sealed: bytes
+    what: str  # named in errors: "secret smtp-password"
+
+
+# reseal(old, new, record) → (nonce, sealed) under the new generation.
+Reseal = Callable[[int, int, SealedRecord], tuple[bytes, bytes]]
+# Supplied by the secret store: re-seal up to `limit` records of generation old → how many.
+Resealer = Callable[[int, int, int, Reseal], Awaitable[int]]
+
+COMPONENT = "keys"
+# The TPM hashes an OAEP label as a C string: keep the NUL.
+MASTER_LABEL = b"mfpsecd master key v1\0"
+MASTER_KEY_BYTES = 32
+NONCE_BYTES = 12
+BACKUP_COST = PassphraseCost(memory_kib=64 * 1024, iterations=3, lanes=1)
+
+
+class ChainState(enum.Enum):
+    STARTING = "starting"
+    READY = "ready"
+    LOCKED = "locked"  # the keys exist but this TPM cannot unwrap them: restore needed
+    DESTROYED = "destroyed"  # destroyed (decommission); a new chain is made at next start
+
+
+@dataclass(frozen=True)
+class KeyFacts:
+    state: ChainState
+    reason: str
+    software_keys: bool
+    tpm_backend: str
+    tpm_manufacturer: str
+    tpm_firmware: str
+    wrapping_fingerprint: str
+    identity_fingerprint: str
+    master_generation: int
+    created_at: str
+    rotated_at: str
+    last_backup_at: str
+    backups: int
+    rotation_pending: bool
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    path: Path
+    fingerprint: str
+    created_at: str
+    size: int
+
+
+def fingerprint(spki_der: bytes) -> str:
+    return hashlib.sha256(spki_der).hexdigest()
+
+
+class KeyChain:
+    def __init__(self, store: StateStore, tpm: Tpm, crypto: KeyCrypto, clock: Clock,
+                 health: HealthRegistry, *, rotate_batch: int = 64,
+                 backup_cost: PassphraseCost = BACKUP_COST,
+                 min_passphrase: int = 12) -> None:
+        self._store = store
+        self._tpm = tpm
+        self._crypto = crypto
+        self._clock = clock
+        self._health = health
+        self._rotate_batch = rotate_batch
+        self._backup_cost = backup_cost
+        self._min_passphrase = min_passphrase
+        self._lock = asyncio.Lock()
+        self._state = ChainState.STARTING
+        self._cause: MfpsecError | None = None
+        self._wrapping: TpmKey | None = None
+        self._wrapping_spki = b""
+        self._identity: TpmKey | None = None
+        self._identity_spki = b""
+        self._masters: dict[int, ShieldedKey] = {}
+        self._active = 0
+        self._pending: int | None = None
+        self._resealer: Resealer | None = None
+
+    # ---------------------------------------------------------------- state
+
+    @property
+    def state(self) -> ChainState:
+        return self._state
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        """Held by every change to the chain or to the sealed secrets."""
+        return self._lock
+
+    def require_ready(self) -> None:
+        if self._state is ChainState.READY:
+            return
+        if self._cause is not None:
+            raise MfpsecError(self._cause.code, self._cause.message, **self._cause.params)
+        raise MfpsecError(ErrorCode.KEYS_UNAVAILABLE, reason=f"key chain is {self._state.value}")
+
+    def _set_state(self, state: ChainState, cause: MfpsecError | None = None) -> None:
+        self._state, self._cause = state, cause
+        info = self._tpm.info
+        if state is ChainState.READY:
+            if info.hardware_root:
+                self._health.set(COMPONENT, HealthState.OK,
+                                 f"TPM ({info.backend}, {info.manufacturer}), "
+                                 f"master key generation {self._active}")
+            else:
+                self._health.set(COMPONENT, HealthState.DEGRADED,
+                                 "software keys: no TPM on this board, keys are protected "
+                                 "only by file permissions")
+        else:
+            reason = cause.params.get("reason") or cause.message if cause else state.value
+            self._health.set(COMPONENT, HealthState.FAILED, f"{state.value}: {reason}")
+
+    # ---------------------------------------------------------------- start-up
+
+    async def start(self) -> None:
+        """Provision a new chain, or unwrap the stored one. Never raises for a chain that
+        this TPM cannot open: the chain is LOCKED (fail closed) and status says why."""
+        if not self._tpm.info.hardware_root:
+            log.warning("keys_software_mode", reason="board has no TPM (tpm.backend = none)")
+        rows = await self._store.run(_load_chain)
+        if rows.wrapping is None:
+            await self._provision()
+            return
+        self._wrapping, self._identity = rows.wrapping, rows.identity
+        self._wrapping_spki = await self._tpm.public_key_der(rows.wrapping)
+        if rows.identity is not None:
+            self._identity_spki = await self._tpm.public_key_der(rows.identity)
+        try:
+            for generation, status, wrapped in rows.masters:
+                key = await self._tpm.decrypt(rows.wrapping, wrapped, MASTER_LABEL)
+                self._masters[generation] = ShieldedKey(key)
+                if status == "active":
+                    self._active = generation
+                else:
+                    self._pending = generation
+        except MfpsecError as exc:
+            self._lock_out(exc)
+            return
+        self._set_state(ChainState.READY)
+        if self._pending is not None:
+            log.info("keys_rotation_resume", generation=self._pending)
+            async with self._lock:
+                try:
+                    await self._finish_rotation()
+                except MfpsecError as exc:
+                    # A damaged record blocks the rotation, not the chain: every record
+                    # still opens under its own generation until the admin deletes it.
+                    log.error("keys_rotation_blocked", error=exc.code.wire_name, **exc.params)
+        log.info("keys_ready", generation=self._active, tpm=self._tpm.info.backend,
+                 fingerprint=fingerprint(self._wrapping_spki)[:16])
+
+    def fail(self, exc: MfpsecError) -> None:
+        """The TPM could not be opened at all: locked until the daemon is restarted."""
+        self._lock_out(exc)
+
+    def _lock_out(self, exc: MfpsecError) -> None:
+        self._forget_masters()
+        if exc.code is ErrorCode.KEY_INTEGRITY and exc.params.get("object") == "wrapping key":
+            cause = MfpsecError(
+                ErrorCode.KEYS_UNAVAILABLE,
+                reason="this TPM cannot load the wrapping key (TPM replaced or cleared): "
+                       "restore the key backup")
+        else:
+            cause = exc
+        log.error("keys_locked", error=exc.code.wire_name, **exc.params)
+        self._set_state(ChainState.LOCKED, cause)
+
+    async def _provision(self) -> None:
+        wrapping = await self._tpm.create_wrapping_key()
+        spki = await self._tpm.public_key_der(wrapping)
+        identity = await self._tpm.create_signing_key()
+        identity_spki = await self._tpm.public_key_der(identity)
+        master = SecretBytes.random(MASTER_KEY_BYTES)
+        try:
+            wrapped = self._crypto.wrap(spki, MASTER_LABEL, master)
+        finally:
+            shield = ShieldedKey(master)  # closes master
+        now = rfc3339(self._clock)
+        backend = self._tpm.info.backend
+
+        def tx(conn: StateConnection) -> None:
+            for role, key, der in (("wrapping", wrapping, spki),
+                                   ("identity", identity, identity_spki)):
+                conn.execute(
+                    "INSERT INTO tpm_keys (role, backend, public, private, fingerprint, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (role, backend, key.public, key.private, fingerprint(der), now))
+            conn.execute("INSERT INTO master_keys (generation, status, wrapped, created_at) "
+                         "VALUES (1, 'active', ?, ?)", (wrapped, now))
+            _set_fact(conn, "created_at", now)
+
+        await self._store.run(tx)
+        self._wrapping, self._wrapping_spki = wrapping, spki
+        self._identity, self._identity_spki = identity, identity_spki
+        self._masters, self._active = {1: shield}, 1
+        self._set_state(ChainState.READY)
+        log.info("keys_provisioned", tpm=backend, fingerprint=fingerprint(spki)[:16],
+                 identity=fingerprint(identity_spki)[:16])
+
+    # ---------------------------------------------------------------- sealing
+
+    @property
+    def active_generation(self) -> int:
+        return self._active
+
+    def seal(self, aad: bytes, plaintext: SecretBytes) -> tuple[int, bytes, bytes]:
+        """→ (generation, nonce, ciphertext||tag) under the active master key."""
+        self.require_ready()
+        return (self._active, *self._seal_with(self._active, aad, plaintext))
+
+    def _seal_with(self, generation: int, aad: bytes, plaintext: SecretBytes
+                   ) -> tuple[bytes, bytes]:
+        nonce = os.urandom(NONCE_BYTES)  # random 96-bit nonces: far below 2^32 seals per key
+        with self._masters[generation].unshielded() as key:
+            return nonce, self._crypto.seal(key, nonce, aad, plaintext.view())
+
+    def open(self, generation: int, aad: bytes, nonce: bytes, sealed: bytes,
+             what: str) -> SecretBytes:
+        self.require_ready()
+        master = self._masters.get(generation)
+        if master is None:
+            raise MfpsecError(ErrorCode.KEY_INTEGRITY, object=what)
+        with master.unshielded() as key:
+            try:
+                return self._crypto.open(key, nonce, aad, sealed)
+            except MfpsecError as exc:
+                if exc.code is ErrorCode.KEY_INTEGRITY:
+                    raise MfpsecError(ErrorCode.KEY_INTEGRITY, object=what) from None
+                raise
+
+    # ---------------------------------------------------------------- rotation
+
+    def set_resealer(self, resealer: Resealer) -> None:
+        """Who re-seals the sealed records during a rotation (the secret store)."""
+        self._resealer = resealer
+
+    async def rotate(self) -> int:
+        """A new master key; every secret re-sealed under it. → the new generation."""
+        async with self._lock:
+            self.require_ready()
+            if self._pending is None:
+                master = SecretBytes.random(MASTER_KEY_BYTES)
+                try:
+                    wrapped = self._crypto.wrap(self._wrapping_spki, MASTER_LABEL, master)
+                finally:
+                    shield = ShieldedKey(master)
+                generation = self._active + 1
+                now = rfc3339(self._clock)
+
+                def tx(conn: StateConnection) -> None:
+                    conn.execute("INSERT INTO master_keys (generation, status, wrapped, "
+                                 "created_at) VALUES (?, 'pending', ?, ?)",
+                                 (generation, wrapped, now))
+
+                await self._store.run(tx)
+                self._masters[generation], self._pending = shield, generation
+            await self._finish_rotation()
+            return self._active
+
+    async def _finish_rotation(self) -> None:
+        assert self._pending is not None
+        old, new = self._active, self._pending
+        if self._resealer is None:
+            raise RuntimeError("no resealer registered")
+        moved = 0
+        while True:
+            count = await self._resealer(old, new, self._rotate_batch, self._reseal_record)
+            moved += count
+            if count < self._rotate_batch:
+                break
+        now = rfc3339(self._clock)
+
+        def finish(conn: StateConnection) -> None:
+            # Fails (foreign key) if any record still references the old generation.
+            conn.execute("DELETE FROM master_keys WHERE generation = ?", (old,))
+            conn.execute("UPDATE master_keys SET status = 'active' WHERE generation = ?",
+                         (new,))
+            _set_fact(conn, "rotated_at", now)
+
+        await self._store.run(finish)
+        await self._store.checkpoint()  # the old wrapped key leaves the WAL too
+        self._masters.pop(old).close()
+        self._active, self._pending = new, None
+        if self._state is ChainState.READY:
+            self._set_state(ChainState.READY)
+        log.info("keys_rotated", generation=new, records=moved)
+
+    def _reseal_record(self, old: int, new: int, record: SealedRecord) -> tuple[bytes, bytes]:
+        master = self._masters[old]
+        with master.unshielded() as key:
+            try:
+                plain = self._crypto.open(key, record.nonce, record.aad, record.sealed)
+            except MfpsecError:
+                raise MfpsecError(ErrorCode.KEY_INTEGRITY, object=record.what) from None
+        with plain:
+            return self._seal_with(new, record.aad, plain)
+
+    # ---------------------------------------------------------------- identity
+
+    @property
+    def identity_public_der(self) -> bytes:
+        self.require_ready()
+        return self._identity_spki
+
+    async def sign_digest(self, digest: bytes) -> bytes:
+        self.require_ready()
+        assert self._identity is not None
+        return await self._tpm.sign_digest(self._identity, digest)
+
+    # ---------------------------------------------------------------- backup/restore
+
+    async def backup(self, passphrase: SecretBytes, target: Path) -> BackupResult:
+        check_backup_passphrase(passphrase.view(), self._min_passphrase)
+        if not target.is_dir():
+            raise MfpsecError(ErrorCode.BACKUP_TARGET_UNUSABLE, target=str(target),
+                              reason="not a directory")
+        async with self._lock:
+            self.require_ready()
+            assert self._wrapping is not None
+            now = rfc3339(self._clock)
+            fp = fingerprint(self._wrapping_spki)
+            salt = os.urandom(16)
+            info = self._tpm.info
+            header = keybackup.BackupHeader(
+                created_at=now, device_fingerprint=fp,
+                key_backend="tpm" if info.hardware_root else "software",
+                key_public=base64.b64encode(self._wrapping.public).decode(),
+                kdf=keybackup.KdfParams("argon2id", self._backup_cost.memory_kib,
+                                        self._backup_cost.iterations, self._backup_cost.lanes,
+                                        base64.b64encode(salt).decode()))
+            aad = keybackup.prefix(header)
+            nonce = os.urandom(NONCE_BYTES)
+            with await self._tpm.export_key(self._wrapping) as sensitive, \
+                    await asyncio.to_thread(self._crypto.passphrase_key, passphrase, salt,
+                                            self._backup_cost) as kek:
+                sealed = self._crypto.seal(kek, nonce, aad, sensitive.view())
+            data = keybackup.assemble(aad, nonce, sealed)
+            path = target / keybackup.file_name(fp, now)
+            try:
+                await asyncio.to_thread(_write_durably, path, data)
+            except OSError as exc:
+                raise MfpsecError(ErrorCode.BACKUP_TARGET_UNUSABLE, target=str(target),
+                                  reason=exc.strerror or type(exc).__name__) from None
+
+            def tx(conn: StateConnection) -> None:
+                _set_fact(conn, "last_backup_at", now)
+                row = conn.execute("SELECT value FROM key_facts WHERE key = 'backups'").fetchone()
+                _set_fact(conn, "backups", str(int(str(row[0])) + 1 if row else 1))
+
+            await self._store.run(tx)
+            log.info("keys_backup_written", path=str(path), fingerprint=fp[:16])
+            return BackupResult(path, fp, now, len(data))
+
+    async def restore(self, passphrase: SecretBytes, source: Path) -> str:
+        """Re-import the backed-up wrapping key into this TPM. → its fingerprint."""
+        async with self._lock:
+            if self._state is ChainState.READY:
+                raise MfpsecError(ErrorCode.RESTORE_NOT_NEEDED)
+            if self._state is not ChainState.LOCKED or self._wrapping is None:
+                raise MfpsecError(ErrorCode.KEYS_UNAVAILABLE,
+                                  reason=f"key chain is {self._state.value}")
+            try:
+                data = await asyncio.to_thread(_read_limited, source)
+            except OSError as exc:
+                raise MfpsecError(ErrorCode.BACKUP_TARGET_UNUSABLE, target=str(source),
+                                  reason=exc.strerror or type(exc).__name__) from None
+            parsed = keybackup.parse(data)
+            ours = fingerprint(self._wrapping_spki)
+            if parsed.header.device_fingerprint != ours or \
+                    parsed.header.public_bytes != self._wrapping.public:
+                raise MfpsecError(ErrorCode.BACKUP_OTHER_DEVICE,
+                                  fingerprint=parsed.header.device_fingerprint[:16])
+            kdf = parsed.header.kdf
+            cost = PassphraseCost(kdf.memory_kib, kdf.iterations, kdf.lanes)
+            if cost.memory_kib > 1024 * 1024 or cost.iterations > 64 or cost.lanes > 64:
+                raise MfpsecError(ErrorCode.BACKUP_INVALID, reason="key derivation too costly")
+            with await asyncio.to_thread(self._crypto.passphrase_key, passphrase,
+                                         parsed.header.salt, cost) as kek:
+                try:
+                    sensitive = self._crypto.open(kek, parsed.nonce, parsed.aad, parsed.sealed)
+                except MfpsecError as exc:
+                    if exc.code is ErrorCode.KEY_INTEGRITY:
+                        raise MfpsecError(ErrorCode.WRONG_PASSPHRASE) from None
+                    raise
+            with sensitive:
+                key = await self._tpm.import_key(self._wrapping.public, sensitive)
+            rows = await self._store.run(_load_chain)
+            masters: dict[int, ShieldedKey] = {}
+            try:
+                for generation, _, wrapped in rows.masters:
+                    masters[generation] = ShieldedKey(
+                        await self._tpm.decrypt(key, wrapped, MASTER_LABEL))
+            except MfpsecError as exc:
+                for m in masters.values():
+                    m.close()
+                await self._tpm.forget(key)
+                raise MfpsecError(ErrorCode.KEY_INTEGRITY, object="wrapped master key") \
+                    from exc
+            identity = await self._tpm.create_signing_key()  # the old one died with the TPM
+            identity_spki = await self._tpm.public_key_der(identity)
+            now = rfc3339(self._clock)
+
+            def tx(conn: StateConnection) -> None:
+                conn.execute("UPDATE tpm_keys SET private = ? WHERE role = 'wrapping'",
+                             (key.private,))
+                conn.execute("DELETE FROM tpm_keys WHERE role = 'identity'")
+                conn.execute(
+                    "INSERT INTO tpm_keys (role, backend, public, private, fingerprint, "
+                    "created_at) VALUES ('identity', ?, ?, ?, ?, ?)",
+                    (self._tpm.info.backend, identity.public, identity.private,
+                     fingerprint(identity_spki), now))
+                _set_fact(conn, "restored_at", now)
+
+            await self._store.run(tx)
+            self._wrapping = key
+            self._identity, self._identity_spki = identity, identity_spki
+            self._masters = masters
+            for generation, status, _ in rows.masters:
+                if status == "active":
+                    self._active = generation
+                else:
+                    self._pending = generation
+            if self._pending is not None:
+                await self._finish_rotation()
+            self._set_state(ChainState.READY)
+            log.info("keys_restored", fingerprint=ours[:16])
+            return ours
+
+    # ---------------------------------------------------------------- destruction
+
+    async def destroy(self, eraser: Callable[[StateConnection], None]) -> None:
+        """Decommission (K-4): flush the TPM's copies, overwrite and delete every wrapped
+        blob and sealed record (eraser does the records of other services in the same
+        transaction), zero the in-memory keys. A new chain is provisioned at next start."""
+        async with self._lock:
+            for key in (self._wrapping, self._identity):
+                if key is not None:
+                    await self._tpm.forget(key)
+
+            def tx(conn: StateConnection) -> None:
+                eraser(conn)
+                # secure_delete=ON zeroes freed pages; overwrite the blobs first anyway so
+                # no page keeps them whatever the page allocator does.
+                conn.execute("UPDATE tpm_keys SET private = zeroblob(length(private)), "
+                             "public = zeroblob(length(public))")
+                conn.execute("UPDATE master_keys SET wrapped = zeroblob(length(wrapped))")
+                conn.execute("DELETE FROM master_keys")
+                conn.execute("DELETE FROM tpm_keys")
+                conn.execute("DELETE FROM key_facts")
+
+            await self._store.run(tx)
+            await self._store.checkpoint()
+            self._forget_masters()
+            self._wrapping = self._identity = None
+            self._set_state(ChainState.DESTROYED,
+                            MfpsecError(ErrorCode.KEYS_UNAVAILABLE,
+                                        reason="keys destroyed; restart to create new ones"))
+            log.warning("keys_destroyed")
+
+    def _forget_masters(self) -> None:
+        for m in self._masters.values():
+            m.close()
+        self._masters.clear()
+
+    async def close(self) -> None:
+        self._forget_masters()
+
+    # ---------------------------------------------------------------- status
+
+    async def facts(self) -> KeyFacts:
+        facts = await self._store.run(_read_facts)
+        info = self._tpm.info
+        reason = ""
+        if self._cause is not None:
+            reason = str(self._cause.params.get("reason") or self._cause.message)
+        return KeyFacts(
+            state=self._state, reason=reason, software_keys=not info.hardware_root,
+            tpm_backend=info.backend, tpm_manufacturer=info.manufacturer,
+            tpm_firmware=info.firmware,
+            wrapping_fingerprint=fingerprint(self._wrapping_spki) if self._wrapping_spki else "",
+            identity_fingerprint=fingerprint(self._identity_spki) if self._identity_spki else "",
+            master_generation=self._active, created_at=facts.get("created_at", ""),
+            rotated_at=facts.get("rotated_at", ""),
+            last_backup_at=facts.get("last_backup_at", ""),
+            backups=int(facts.get("backups", "0")), rotation_pending=self._pending is not None)
+
+
+@dataclass(frozen=True)
+class _ChainRows:
+    wrapping: TpmKey | None
+    identity: TpmKey | None
+    masters: list[tuple[int, str, bytes]]
+
+
+def _load_chain(conn: StateConnection) -> _ChainRows:
+    keys: dict[str, TpmKey] = {}
+    for role, public, private in conn.execute(
+            "SELECT role, public, private FROM tpm_keys").fetchall():
+        assert isinstance(public, bytes) and isinstance(private, bytes)
+        keys[str(role)] = TpmKey(public=public, private=private)
+    masters = []
+    for g, s, w in conn.execute("SELECT generation, status, wrapped FROM master_keys "
+                                "ORDER BY generation").fetchall():
+        assert isinstance(w, bytes)
+        masters.append((int(str(g)), str(s), w))
+    return _ChainRows(keys.get("wrapping"), keys.get("identity"), masters)
+
+
+def _set_fact(conn: StateConnection, key: str, value: str) -> None:
+    conn.execute("INSERT INTO key_facts (key, value) VALUES (?, ?) "
+                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+
+def _read_facts(conn: StateConnection) -> dict[str, str]:
+    return {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM key_facts")
+            .fetchall()}
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    """write-temp, fsync, rename, fsync dir: the backup is either complete or absent."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.rename(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def _read_limited(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        data = f.read(keybackup.MAX_FILE_BYTES + 1)
+    return data
