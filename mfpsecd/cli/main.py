@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from mfpsecd import __version__
+from mfpsecd.cli import keys as keys_cmd
 from mfpsecd.cli import status as status_cmd
 from mfpsecd.cli.common import Target
 from mfpsecd.client import DEFAULT_SOCKET
@@ -27,6 +28,8 @@ def cli(ctx: click.Context, socket_path: str, timeout: float) -> None:
 
 
 cli.add_command(status_cmd.status)
+cli.add_command(keys_cmd.keys_group)
+cli.add_command(keys_cmd.secrets_group)
 
 
 if __name__ == "__main__":

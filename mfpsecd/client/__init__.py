@@ -1,7 +1,8 @@
 """Clients of the daemon's Varlink API, shared by the panel, the CLI and the tests."""
 
 from mfpsecd.client.connection import DEFAULT_SOCKET, AsyncConnection, Connection
+from mfpsecd.client.keys import KeysClient
 from mfpsecd.client.system import AsyncSystemClient, SystemClient
 
 __all__ = ["DEFAULT_SOCKET", "AsyncConnection", "AsyncSystemClient", "Connection",
-           "SystemClient"]
+           "KeysClient", "SystemClient"]

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,12 +16,8 @@ from mfpsecd.client import Connection, SystemClient
 from mfpsecd.errors import EX_CONFIG, EX_UNAVAILABLE, ErrorCode
 from tests.support import daemon as ds
 
-MFPSEC = [sys.executable, "-m", "mfpsecd.cli.main"]
-
-
-def mfpsec(socket_path: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*MFPSEC, "--socket", socket_path, *args], capture_output=True,
-                          text=True, timeout=30, check=False, cwd=ds.ROOT)
+MFPSEC = ds.MFPSEC
+mfpsec = ds.mfpsec
 
 
 def test_status_human_and_json(daemon: ds.DaemonProcess) -> None:

@@ -21,6 +21,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 MFPSECD = [sys.executable, "-m", "mfpsecd.daemon.main"]
+MFPSEC = [sys.executable, "-m", "mfpsecd.cli.main"]
+
+
+def mfpsec(socket_path: str, *args: str, stdin: str | None = None,
+           timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """The real CLI against a daemon's socket."""
+    return subprocess.run([*MFPSEC, "--socket", socket_path, *args], capture_output=True,
+                          text=True, timeout=timeout, check=False, cwd=ROOT, input=stdin)
 
 
 def toml_value(v: Any) -> str:

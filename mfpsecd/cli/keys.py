@@ -1,0 +1,218 @@
+"""`mfpsec keys …` and `mfpsec secrets …`: the key chain, backups and the secret store."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from mfpsecd.api import keys
+from mfpsecd.cli.common import Target, echo_json, reports_errors
+from mfpsecd.client import KeysClient
+
+_STATE_COLOUR = {"ready": "green", "locked": "red", "destroyed": "red", "starting": "yellow"}
+
+
+def _read_secret_input(source: Path | None, prompt: str, confirm: bool) -> bytearray:
+    """From a file ('-' = stdin; one trailing newline dropped) or a hidden prompt."""
+    if source is None:
+        text = click.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+        return bytearray(text.encode())
+    raw = sys.stdin.buffer.read() if str(source) == "-" else source.read_bytes()
+    data = bytearray(raw)
+    if data.endswith(b"\n"):
+        del data[-1:]
+    return data
+
+
+def render_status(s: keys.KeyStatus) -> str:
+    state = click.style(s.state, fg=_STATE_COLOUR.get(s.state, "yellow"), bold=True)
+    root = ("software keys (no TPM: protected only by file permissions)" if s.software_keys
+            else f"TPM {s.tpm.backend}, {s.tpm.manufacturer} firmware {s.tpm.firmware}")
+    lines = [f"key chain: {state}" + (f" - {s.reason}" if s.reason else ""),
+             f"root of trust: {root}",
+             f"wrapping key: RSA-2048, SHA-256 {s.wrapping_key_fingerprint or '-'}",
+             f"device identity: ECDSA P-256, SHA-256 {s.identity_fingerprint or '-'}",
+             f"master key: AES-256, generation {s.master_key_generation}"
+             + (" (rotation pending)" if s.rotation_pending else "")
+             + (f", rotated {s.rotated_at}" if s.rotated_at else ""),
+             f"created: {s.created_at or '-'}",
+             f"backups: {s.backups}" + (f", last {s.last_backup_at}" if s.last_backup_at
+                                        else " - none yet: make one (mfpsec keys backup)"),
+             f"secrets: {s.secrets}"]
+    return "\n".join(lines)
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """The key chain: status, backup and restore, master key rotation, device identity."""
+
+
+@keys_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+@reports_errors
+def status(target: Target, as_json: bool) -> None:
+    """State of the key chain and the TPM behind it."""
+    with target.connect() as conn:
+        s = KeysClient(conn).status()
+    echo_json(s) if as_json else click.echo(render_status(s))
+
+
+@keys_group.command("backup")
+@click.option("--to", "to", required=True,
+              help="A directory (e.g. a mounted USB stick) or a target id from `keys targets`.")
+@click.option("--passphrase-file", type=click.Path(path_type=Path, allow_dash=True),
+              help="Read the passphrase from a file ('-' for stdin) instead of a prompt.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@reports_errors
+def backup(target: Target, to: str, passphrase_file: Path | None, as_json: bool) -> None:
+    """Write the wrapping key, encrypted under a passphrase, for a TPM replacement."""
+    destination = to if not Path(to).exists() else str(Path(to).resolve())
+    passphrase = _read_secret_input(passphrase_file, "Backup passphrase", confirm=True)
+    with target.connect() as conn:
+        conn.set_timeout(max(target.timeout, 120.0))  # Argon2id is slow on purpose
+        r = KeysClient(conn).backup(destination, passphrase)
+    echo_json(r) if as_json else click.echo(
+        f"backup written: {r.path} ({r.size} bytes, key {r.fingerprint[:16]})\n"
+        "Keep it and its passphrase apart; either alone is useless.")
+
+
+@keys_group.command("restore")
+@click.option("--from", "source", required=True, type=click.Path(path_type=Path),
+              help="The backup file.")
+@click.option("--passphrase-file", type=click.Path(path_type=Path, allow_dash=True))
+@click.pass_obj
+@reports_errors
+def restore(target: Target, source: Path, passphrase_file: Path | None) -> None:
+    """Re-import the wrapping key into a replacement TPM (only when the chain is locked)."""
+    passphrase = _read_secret_input(passphrase_file, "Backup passphrase", confirm=False)
+    with target.connect() as conn:
+        conn.set_timeout(max(target.timeout, 120.0))
+        r = KeysClient(conn).restore(str(source.resolve()), passphrase)
+    click.echo(f"restored: key {r.fingerprint[:16]}; the key chain is ready")
+
+
+@keys_group.command("rotate")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@reports_errors
+def rotate(target: Target, as_json: bool) -> None:
+    """Replace the master key and re-seal every secret under the new one."""
+    with target.connect() as conn:
+        conn.set_timeout(max(target.timeout, 300.0))
+        r = KeysClient(conn).rotate()
+    echo_json(r) if as_json else click.echo(
+        f"master key generation {r.generation}; {r.secrets} secrets re-sealed")
+
+
+@keys_group.command("destroy")
+@click.option("--confirm", "confirm", required=True, metavar="FINGERPRINT",
+              help="The wrapping key fingerprint shown by `mfpsec keys status`.")
+@click.pass_obj
+@reports_errors
+def destroy(target: Target, confirm: str) -> None:
+    """Decommission: destroy every key and sealed secret on this device. Irreversible."""
+    with target.connect() as conn:
+        KeysClient(conn).destroy(confirm)
+    click.echo("keys destroyed; a new key chain is created when the daemon next starts")
+
+
+@keys_group.command("identity")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--csr", "what", flag_value="csr", help="Print only the certificate request.")
+@click.option("--cert", "what", flag_value="cert", help="Print only the certificate.")
+@click.pass_obj
+@reports_errors
+def identity(target: Target, as_json: bool, what: str | None) -> None:
+    """The device identity: public key, self-signed certificate, certificate request."""
+    with target.connect() as conn:
+        d = KeysClient(conn).identity()
+    if as_json:
+        echo_json(d)
+    elif what == "csr":
+        click.echo(d.csr_pem, nl=False)
+    elif what == "cert":
+        click.echo(d.certificate_pem, nl=False)
+    else:
+        click.echo(f"fingerprint (SHA-256 of the public key): {d.fingerprint}\n")
+        click.echo(d.public_key_pem + d.certificate_pem, nl=False)
+
+
+def _render_targets(targets: list[keys.BackupTarget]) -> str:
+    if not targets:
+        return "no USB mass-storage target (insert a USB stick)"
+    lines = []
+    for t in targets:
+        where = t.mount_point or "not mounted"
+        lines.append(f"{t.id}  {t.device}  {t.vendor} {t.model}  {t.size_bytes // 2**20} MiB  "
+                     f"{t.filesystem or '?'}  {where}")
+    return "\n".join(lines)
+
+
+@keys_group.command("targets")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--watch", is_flag=True, help="Keep printing the list as sticks come and go.")
+@click.pass_obj
+@reports_errors
+def targets(target: Target, as_json: bool, watch: bool) -> None:
+    """USB sticks that can take a key backup."""
+    with target.connect() as conn:
+        client = KeysClient(conn)
+        if not watch:
+            t = client.backup_targets()
+            echo_json(t) if as_json else click.echo(_render_targets(t))
+            return
+        conn.set_timeout(None)
+        for t in client.watch_backup_targets():
+            echo_json(t) if as_json else click.echo(_render_targets(t) + "\n")
+
+
+@click.group("secrets")
+def secrets_group() -> None:
+    """The secret store: names and metadata only; values go in, never come out."""
+
+
+@secrets_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@reports_errors
+def list_secrets(target: Target, as_json: bool) -> None:
+    """Stored secrets: name, kind, size, master key generation, times."""
+    with target.connect() as conn:
+        items = KeysClient(conn).list_secrets()
+    if as_json:
+        echo_json(items)
+        return
+    for i in items:
+        click.echo(f"{i.name:<32} {i.kind:<12} {i.size:>6} B  gen {i.generation}  "
+                   f"updated {i.updated_at}")
+
+
+@secrets_group.command("set")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["password", "private-key", "credential", "totp-seed",
+                                           "other"]), required=True)
+@click.option("--value-file", type=click.Path(path_type=Path, allow_dash=True),
+              help="Read the value from a file ('-' for stdin) instead of a prompt.")
+@click.pass_obj
+@reports_errors
+def set_secret(target: Target, name: str, kind: str, value_file: Path | None) -> None:
+    """Store or replace a secret."""
+    value = _read_secret_input(value_file, f"Value of {name}", confirm=True)
+    with target.connect() as conn:
+        i = KeysClient(conn).set_secret(name, kind, value)
+    click.echo(f"stored {i.name} ({i.kind}, {i.size} bytes)")
+
+
+@secrets_group.command("delete")
+@click.argument("name")
+@click.pass_obj
+@reports_errors
+def delete_secret(target: Target, name: str) -> None:
+    """Delete a secret (its sealed record is overwritten first)."""
+    with target.connect() as conn:
+        KeysClient(conn).delete_secret(name)
+    click.echo(f"deleted {name}")

@@ -1,0 +1,197 @@
+"""The key chain through the running daemon (its own swtpm), driven by the real CLI and
+client: restart recovery, backup -> TPM replaced -> restore, destruction, the device
+identity, and a scan of the daemon's memory for secrets and master keys (K-4)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from mfpsecd.client import Connection, KeysClient, SystemClient
+from mfpsecd.errors import EX_DATAERR, EX_NOPERM, ErrorCode, MfpsecError
+from mfpsecd.ports import TpmKey
+from mfpsecd.services.keys import MASTER_LABEL
+from tests.support import daemon as ds
+from tests.support.tpm import requires_swtpm, swtpm
+
+pytestmark = requires_swtpm
+
+PASSPHRASE = "Service-engineer-passphrase-1"
+
+
+def _keys(d: ds.DaemonProcess) -> KeysClient:
+    return KeysClient(Connection(d.socket_path, timeout=60))
+
+
+def _db(d: ds.DaemonProcess) -> Path:
+    return d.root / "lib" / "state.sqlite3"
+
+
+def test_secrets_survive_restart_and_rotation_through_the_cli(short_tmp: Path) -> None:
+    root = short_tmp / "d"
+    with ds.running(root) as d:
+        st = ds.mfpsec(d.socket_path, "keys", "status")
+        assert st.returncode == 0, st.stderr
+        assert "key chain: ready" in st.stdout and "TPM swtpm, IBM" in st.stdout
+        for name, value in [("smtp-password", "pa55:word\n"), ("snmp-community", "c0mmunity")]:
+            r = ds.mfpsec(d.socket_path, "secrets", "set", name, "--kind", "credential",
+                          "--value-file", "-", stdin=value)
+            assert r.returncode == 0, r.stderr
+        r = ds.mfpsec(d.socket_path, "keys", "rotate")
+        assert r.returncode == 0 and "generation 2; 2 secrets re-sealed" in r.stdout, r.stderr
+        bad = ds.mfpsec(d.socket_path, "secrets", "delete", "nope")
+        assert bad.returncode == EX_DATAERR and "SecretNotFound" in bad.stderr
+    db = (root / "lib" / "state.sqlite3").read_bytes()
+    assert b"pa55:word" not in db and b"c0mmunity" not in db
+    with ds.running(root) as d:
+        listed = ds.mfpsec(d.socket_path, "secrets", "list", "--json")
+        assert listed.returncode == 0
+        import json
+        items = json.loads(listed.stdout)
+        assert [(i["name"], i["generation"], i["size"]) for i in items] == [
+            ("smtp-password", 2, 9), ("snmp-community", 2, 9)]
+        # A rotation opens every secret: it succeeds only if all were recovered.
+        assert _keys(d).rotate().generation == 3
+
+
+def test_backup_tpm_replaced_restore_through_the_cli(short_tmp: Path) -> None:
+    root, usb = short_tmp / "d", short_tmp / "usb"
+    usb.mkdir()
+    with ds.running(root) as d:
+        KeysClient(Connection(d.socket_path)).set_secret("admin-password", "password",
+                                                         bytearray(b"Adm1n-password!"))
+        weak = ds.mfpsec(d.socket_path, "keys", "backup", "--to", str(usb),
+                         "--passphrase-file", "-", stdin="short")
+        assert weak.returncode == EX_DATAERR and "PassphraseTooWeak" in weak.stderr
+        r = ds.mfpsec(d.socket_path, "keys", "backup", "--to", str(usb), "--passphrase-file",
+                      "-", stdin=PASSPHRASE + "\n")
+        assert r.returncode == 0, r.stderr
+        (backup,) = usb.glob("*.mfpkb")
+        fingerprint = _keys(d).status().wrapping_key_fingerprint
+    shutil.rmtree(root / "lib" / "tpm")  # the TPM is replaced: a fresh one, other seeds
+    with ds.running(root) as d:
+        with Connection(d.socket_path) as conn:
+            assert SystemClient(conn).get_status().state.value == "degraded"
+        st = _keys(d).status()
+        assert st.state == "locked" and "restore the key backup" in st.reason
+        with pytest.raises(MfpsecError) as exc:
+            _keys(d).set_secret("x", "other", bytearray(b"y"))
+        assert exc.value.code is ErrorCode.KEYS_UNAVAILABLE
+        wrong = ds.mfpsec(d.socket_path, "keys", "restore", "--from", str(backup),
+                          "--passphrase-file", "-", stdin="Not-the-passphrase-123")
+        assert wrong.returncode == EX_NOPERM and "WrongPassphrase" in wrong.stderr
+        ok = ds.mfpsec(d.socket_path, "keys", "restore", "--from", str(backup),
+                       "--passphrase-file", "-", stdin=PASSPHRASE)
+        assert ok.returncode == 0, ok.stderr
+        st = _keys(d).status()
+        assert (st.state, st.wrapping_key_fingerprint) == ("ready", fingerprint)
+        assert _keys(d).rotate().secrets == 1  # the secret opened under the restored key
+        with Connection(d.socket_path) as conn:
+            assert SystemClient(conn).get_status().state.value == "ready"
+
+
+def test_device_identity_is_signed_inside_the_tpm(short_tmp: Path) -> None:
+    with ds.running(short_tmp / "d") as d:
+        ident = _keys(d).identity()
+    public = serialization.load_pem_public_key(ident.public_key_pem.encode())
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    spki = public.public_bytes(serialization.Encoding.DER,
+                               serialization.PublicFormat.SubjectPublicKeyInfo)
+    import hashlib
+    assert hashlib.sha256(spki).hexdigest() == ident.fingerprint
+    cert = x509.load_pem_x509_certificate(ident.certificate_pem.encode())
+    assert cert.public_key() == public
+    public.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(hashes.SHA256()))
+    cert.verify_directly_issued_by(cert)  # self-signed, and valid as such
+    csr = x509.load_pem_x509_csr(ident.csr_pem.encode())
+    assert csr.is_signature_valid and csr.public_key() == public
+    assert ident.fingerprint[:16] in csr.subject.rfc4514_string()
+
+
+def test_destroy_erases_keys_and_secrets(short_tmp: Path) -> None:
+    root = short_tmp / "d"
+    with ds.running(root) as d:
+        k = _keys(d)
+        k.set_secret("to-be-destroyed", "password", bytearray(b"Destroy-me-please"))
+        before = k.status().wrapping_key_fingerprint
+        refused = ds.mfpsec(d.socket_path, "keys", "destroy", "--confirm", "0" * 64)
+        assert refused.returncode == EX_DATAERR
+        ok = ds.mfpsec(d.socket_path, "keys", "destroy", "--confirm", before)
+        assert ok.returncode == 0, ok.stderr
+        assert _keys(d).status().state == "destroyed"
+        with sqlite3.connect(_db(d)) as conn:
+            for table in ("tpm_keys", "master_keys", "secrets"):
+                assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,)
+    with ds.running(root) as d:
+        st = _keys(d).status()
+        assert st.state == "ready" and st.wrapping_key_fingerprint != before
+        assert st.secrets == 0
+
+
+def _dump(pid: int) -> bytes:
+    """Every writable mapping of a process: where anything it computed can live."""
+    out = []
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            if "w" not in fields[1]:
+                continue
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            try:
+                mem.seek(start)
+                out.append(mem.read(end - start))
+            except (OSError, ValueError):
+                continue
+    return b"".join(out)
+
+
+@pytest.mark.root
+def test_no_secret_or_master_key_left_in_daemon_memory(short_tmp: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("reading another process's memory needs root")
+    root = short_tmp / "d"
+    marker = os.urandom(24).hex().encode()  # 48 printable bytes, found nowhere by chance
+    with ds.running(root) as d:
+        with sqlite3.connect(_db(d)) as conn:
+            (old_wrapped,) = conn.execute("SELECT wrapped FROM master_keys").fetchone()
+            wrapping = TpmKey(*conn.execute(
+                "SELECT public, private FROM tpm_keys WHERE role = 'wrapping'").fetchone())
+        k = _keys(d)
+        k.set_secret("memscan-marker", "password", bytearray(marker))
+        assert k.rotate().generation == 2  # the secret is opened and re-sealed: "used"
+        k.identity()
+        dump = _dump(d.pid)
+        with sqlite3.connect(_db(d)) as conn:
+            (new_wrapped,) = conn.execute("SELECT wrapped FROM master_keys").fetchone()
+        spki = k.status().wrapping_key_fingerprint
+    # The daemon (and its swtpm) are gone: unwrap both master keys with the same TPM state.
+    with swtpm(root / "lib" / "tpm") as tpm:
+        async def unwrap() -> list[bytes]:
+            backend = tpm.backend()
+            await backend.open()
+            keys = []
+            for wrapped in (old_wrapped, new_wrapped):
+                with await backend.decrypt(wrapping, wrapped, MASTER_LABEL) as key:
+                    keys.append(bytes(key.view()))
+            der = await backend.public_key_der(wrapping)
+            await backend.close()
+            return [*keys, der]
+
+        old_key, new_key, der = asyncio.run(unwrap())
+    import hashlib
+    assert hashlib.sha256(der).hexdigest() == spki
+    assert der in dump  # positive control: the scan does see the daemon's live objects
+    assert len(dump) > 1 << 20
+    assert marker not in dump
+    assert base64.b64encode(marker) not in dump
+    assert old_key not in dump
+    assert new_key not in dump
