@@ -29,6 +29,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # Suite name → module providing run(Settings) -> SuiteResult (imported only when selected).
 SUITES: dict[str, str] = {
     "ipc": "bench.ipc.suite",
+    "keys": "bench.keys.suite",
 }
 
 Metrics = dict[str, float]

@@ -38,6 +38,7 @@ class Paths:
     run_dir: Path
     dev_root: Path
     sys_root: Path
+    proc_root: Path = Path("/proc")
 
     @property
     def state_db(self) -> Path:

@@ -69,7 +69,10 @@ class SwtpmProcess:
                 "--ctrl", f"type=tcp,port={port + 1},bindaddr={HOST}",
                 "--tpmstate", f"dir={self._dir},mode=0600",
                 "--flags", "not-need-init,startup-clear",
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                # Its own session: a Ctrl-C at the terminal reaches the daemon, which flushes
+                # its keys and then stops swtpm, not both at once.
+                start_new_session=True)
             if await self._wait_ready(proc, port):
                 self._proc, self.port = proc, port
                 log.info("swtpm_started", pid=proc.pid, port=port, state=str(self._dir))

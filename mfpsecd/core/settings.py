@@ -94,6 +94,7 @@ class PathsSection(_Strict, frozen=True):
     run_dir: str  # runtime: the IPC socket
     dev_root: str = "/dev"  # where device nodes are looked up
     sys_root: str = "/sys"  # where sysfs is read
+    proc_root: str = "/proc"  # where the mount table is read (self/mountinfo)
 
 
 class TpmBackend(enum.Enum):

@@ -86,7 +86,8 @@ class Daemon:
             chain.fail(exc)  # fail closed: no secrets, status says why
         else:
             await chain.start()
-        targets = UdevBackupTargets(clock, [p.sysfs_path for p in board.profile.usb_ports])
+        targets = UdevBackupTargets(clock, [p.sysfs_path for p in board.profile.usb_ports],
+                                    board.paths.proc_root / "self" / "mountinfo")
         keys = KeyServices(chain, secrets, DeviceIdentity(chain, clock, board.profile.board.name),
                            targets)
 

@@ -78,6 +78,7 @@ def load_board(config: Config, board: str | None) -> Board:
         run_dir=_resolve(base, p.run_dir),
         dev_root=_resolve(base, p.dev_root),
         sys_root=_resolve(base, p.sys_root),
+        proc_root=_resolve(base, p.proc_root),
     )
     return Board(profile, candidate.resolve(), paths)
 

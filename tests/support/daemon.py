@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,14 +50,22 @@ def toml_doc(sections: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def write_board(root: Path, name: str = "testboard", tpm: str = "swtpm") -> Path:
+def write_board(root: Path, name: str = "testboard", tpm: str = "swtpm",
+                extra: Mapping[str, Mapping[str, Any]] | None = None,
+                usb_ports: Sequence[str] = ()) -> Path:
     path = root / f"{name}.toml"
-    path.write_text(toml_doc({
+    doc: dict[str, dict[str, Any]] = {
         "board": {"name": name, "kind": "simulated", "description": "test board"},
         "paths": {"state_dir": str(root / "lib"), "run_dir": str(root / "run"),
                   "dev_root": str(root / "dev"), "sys_root": str(root / "sys")},
         "tpm": {"backend": tpm},
-    }))
+    }
+    for section, keys in (extra or {}).items():
+        doc[section] = {**doc.get(section, {}), **keys}
+    text = toml_doc(doc)
+    for i, port in enumerate(usb_ports):
+        text += f"\n[[usb_ports]]\nid = \"port{i}\"\nsysfs_path = {toml_value(port)}\n"
+    path.write_text(text)
     return path
 
 
@@ -129,10 +137,12 @@ class DaemonProcess:
 def start(root: Path, *, config: Mapping[str, Mapping[str, Any]] | None = None,
           env: Mapping[str, str] | None = None, wait_ready: bool = True,
           argv_prefix: list[str] | None = None,
-          preexec: Any = None, tpm: str = "swtpm") -> DaemonProcess:
-    """A daemon on a test board: a swtpm of its own by default ("none": software keys)."""
+          preexec: Any = None, tpm: str = "swtpm",
+          board: Mapping[str, Any] | None = None) -> DaemonProcess:
+    """A daemon on a test board: a swtpm of its own by default ("none": software keys);
+    board: extra arguments for write_board (extra sections, usb_ports)."""
     root.mkdir(parents=True, exist_ok=True)
-    board = write_board(root, tpm=tpm)
+    board_path = write_board(root, tpm=tpm, **(board or {}))
     cfg = {"daemon": {"board_dir": str(root), "log_level": "info"}}
     for k, v in (config or {}).items():
         cfg[k] = {**cfg.get(k, {}), **v}
@@ -149,11 +159,11 @@ def start(root: Path, *, config: Mapping[str, Mapping[str, Any]] | None = None,
     full_env.update({"NOTIFY_SOCKET": notify_path, "PYTHONUNBUFFERED": "1"})
     full_env.update(env or {})
     argv = [*(argv_prefix or []), *MFPSECD, "run", "--config", str(config_path),
-            "--board", str(board)]
+            "--board", str(board_path)]
     with stderr_path.open("wb") as errf:
         proc = subprocess.Popen(argv, stdout=errf, stderr=errf, env=full_env, cwd=ROOT,
                                 preexec_fn=preexec)  # noqa: PLW1509
-    d = DaemonProcess(root, config_path, board, proc, notify, stderr_path=stderr_path)
+    d = DaemonProcess(root, config_path, board_path, proc, notify, stderr_path=stderr_path)
     if wait_ready:
         d.wait_notification("READY=1")
     return d

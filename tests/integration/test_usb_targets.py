@@ -1,0 +1,93 @@
+"""Acceptance 5 of the key chain: a simulated USB stick (umockdev) appears and goes away;
+the daemon offers it as a backup target, takes a backup on it, and withdraws it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mfpsecd.client import Connection, KeysClient
+from tests.support import daemon as ds
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("umockdev-wrapper") is None or not Path("/usr/bin/python3").exists(),
+    reason="umockdev is not installed (make setup installs it)")
+
+SYSTEM_PYTHON = "/usr/bin/python3"  # has Debian's python3-gi for the umockdev bindings
+
+
+class UsbTestbed:
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            # The testbed itself needs the preload library too (it checks its own /sys).
+            ["umockdev-wrapper", SYSTEM_PYTHON, str(ds.ROOT / "tests/support/umockdev_bed.py")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.dir = self.proc.stdout.readline().strip()
+        assert self.dir, "umockdev testbed did not start"
+
+    def send(self, command: str) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        assert self.proc.stdout.readline().strip() == "ok"
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+        self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def testbed() -> Iterator[UsbTestbed]:
+    bed = UsbTestbed()
+    try:
+        yield bed
+    finally:
+        bed.close()
+
+
+def test_usb_stick_is_offered_used_for_a_backup_and_withdrawn(short_tmp: Path,
+                                                              testbed: UsbTestbed) -> None:
+    mnt = short_tmp / "media" / "stick"
+    mnt.mkdir(parents=True)
+    # umockdev emulates sysfs, udev and uevents but not mounts: the board reads its mount
+    # table from proc_root, where this one says the stick's partition (8:17) is mounted.
+    proc = short_tmp / "proc"
+    (proc / "self").mkdir(parents=True)
+    (proc / "self" / "mountinfo").write_text(
+        f"36 25 8:17 / {mnt} rw,nosuid,nodev - vfat /dev/sdb1 rw\n"
+        "25 1 259:2 / / rw,relatime - ext4 /dev/nvme0n1p2 rw\n")
+    with ds.running(short_tmp / "d", tpm="none", argv_prefix=["umockdev-wrapper"],
+                    env={"UMOCKDEV_DIR": testbed.dir},
+                    board={"extra": {"paths": {"proc_root": str(proc)}},
+                           "usb_ports": ["devices/1-1"]}) as d:
+        with Connection(d.socket_path, timeout=30) as conn:
+            stream = KeysClient(conn).watch_backup_targets()
+            assert next(stream) == []
+            testbed.send("add")
+            (target,) = next(stream)
+            assert (target.device, target.filesystem, target.mount_point) == (
+                "/dev/sdb1", "vfat", str(mnt))
+            assert (target.vendor, target.serial, target.size_bytes) == (
+                "SanDisk", "4C530001", 15631360 * 512)
+            listed = ds.mfpsec(d.socket_path, "keys", "targets")
+            assert target.id in listed.stdout and str(mnt) in listed.stdout
+
+            r = ds.mfpsec(d.socket_path, "keys", "backup", "--to", target.id,
+                          "--passphrase-file", "-", stdin="Usb-backup-passphrase-1")
+            assert r.returncode == 0, r.stderr
+            assert len(list(mnt.glob("mfpsecd-keys-*.mfpkb"))) == 1
+
+            testbed.send("remove")
+            assert next(stream) == []
+        gone = ds.mfpsec(d.socket_path, "keys", "backup", "--to", target.id,
+                         "--passphrase-file", "-", stdin="Usb-backup-passphrase-1")
+        assert gone.returncode != 0 and "BackupTargetUnusable" in gone.stderr
