@@ -34,6 +34,7 @@ from bench import (
     alternate,
     progress,
 )
+from mfpsecd.backends.clock import SystemClock
 from mfpsecd.backends.native_crypto import NativeKeyCrypto
 from mfpsecd.backends.sqlite_state import SqliteState
 from mfpsecd.backends.swtpm import SwtpmProcess
@@ -43,7 +44,6 @@ from mfpsecd.secret import SecretBytes
 from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.keys import MASTER_LABEL, KeyChain
 from mfpsecd.services.secrets import SecretKind, SecretStore
-from mfpsecd.backends.clock import SystemClock
 
 T = TypeVar("T")
 Op = Callable[[], Awaitable[float | None]]
