@@ -3,9 +3,12 @@
 
 Every ESAPI call runs on one worker thread (an ESYS context is not thread-safe and TPM
 commands take milliseconds to seconds) and every TSS2 return code goes through one
-translation table. Secret outputs (an unwrapped key, an exported sensitive area) are
-copied straight into SecretBytes and the library's own buffer is zeroed; afterwards a
-harmless command overwrites the response buffer the TSS keeps.
+translation table. Commands whose response carries a secret (RSA_Decrypt of the master
+key, Duplicate for the backup) run in an HMAC session salted with the storage root key
+and with response parameter encryption, so the secret never crosses the bus (SPI/LPC on a
+controller) in the clear. Secret outputs are copied straight into SecretBytes and the
+library's own buffer is zeroed; afterwards a harmless command overwrites the response
+buffer the TSS keeps.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import concurrent.futures
 import hashlib
 import os
+import struct
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -38,6 +42,7 @@ from tpm2_pytss.constants import (
     TPM2_ST,
     TPMA_NV,
     TPMA_OBJECT,
+    TPMA_SESSION,
 )
 from tpm2_pytss.types import (
     TPM2B_DATA,
@@ -54,6 +59,8 @@ from tpm2_pytss.types import (
     TPMT_TK_HASHCHECK,
     TPMU_ASYM_SCHEME,
     TPMU_SIG_SCHEME,
+    TPMU_SYM_KEY_BITS,
+    TPMU_SYM_MODE,
 )
 
 from mfpsecd.errors import ErrorCode, MfpsecError
@@ -83,6 +90,11 @@ _OAEP = TPMT_RSA_DECRYPT(scheme=TPM2_ALG.OAEP, details=TPMU_ASYM_SCHEME(
 _ECDSA = TPMT_SIG_SCHEME(scheme=TPM2_ALG.ECDSA, details=TPMU_SIG_SCHEME(
     any=TPMS_SCHEME_HASH(hashAlg=TPM2_ALG.SHA256)))
 _NULL_SYM = TPMT_SYM_DEF_OBJECT(algorithm=TPM2_ALG.NULL)
+_SESSION_SYM = TPMT_SYM_DEF(algorithm=TPM2_ALG.AES, keyBits=TPMU_SYM_KEY_BITS(aes=128),
+                            mode=TPMU_SYM_MODE(aes=TPM2_ALG.CFB))
+# Continue, and encrypt the first response parameter (TPMA_SESSION.ENCRYPT is "the TPM
+# encrypts"; DECRYPT would cover the first command parameter, none of ours is secret).
+_SESSION_ATTRS = TPMA_SESSION.CONTINUESESSION | TPMA_SESSION.ENCRYPT
 
 
 def duplication_policy() -> bytes:
@@ -100,7 +112,9 @@ _INTEGRITY = {int(TPM2_RC.INTEGRITY), int(TPM2_RC.KEY), int(TPM2_RC.SIZE), int(T
 _TCTI_LAYER = 0x000A0000
 _RC_OBJECT_MEMORY = 0x902  # TPM_RC_OBJECT_MEMORY (a warning: no free object slot)
 _PT_FIRMWARE_VERSION_1 = 0x10B
-_TRANSIENT_FIRST = 0x80000000  # TPM_PT_FIXED + 11 (not named in tpm2-pytss)
+_TRANSIENT_FIRST = 0x80000000
+_HMAC_SESSION_FIRST = 0x02000000  # loaded sessions (TPM_HT_HMAC_SESSION)
+_POLICY_SESSION_FIRST = 0x03000000  # TPM_PT_FIXED + 11 (not named in tpm2-pytss)
 
 
 def translate(exc: TSS2_Exception, command: str, obj: str | None = None) -> MfpsecError:
@@ -167,6 +181,7 @@ class Tpm2Backend:
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tpm")
         self._esys: ESAPI | None = None
         self._srk: ESYS_TR | None = None
+        self._session: ESYS_TR | None = None
         self._loaded: dict[bytes, ESYS_TR] = {}
         self._info = TpmInfo(backend, True, "unknown", "unknown", tcti)
 
@@ -194,17 +209,21 @@ class Tpm2Backend:
             self._flush_leftovers(esys)
             self._srk, *_ = esys.create_primary(
                 None, TPM2B_PUBLIC.parse(SRK_TEMPLATE, objectAttributes=SRK_ATTRS))
+            # Salted with the SRK: the session key is secret even to a bus observer.
+            self._session = esys.start_auth_session(self._srk, ESYS_TR.NONE, TPM2_SE.HMAC,
+                                                    _SESSION_SYM, TPM2_ALG.SHA256)
+            esys.trsess_set_attributes(self._session, _SESSION_ATTRS)
             self._info = TpmInfo(self._backend, True, *self._identify(esys), self._tcti)
         except TSS2_Exception as exc:
             raise translate(exc, "CreatePrimary") from None
 
     @staticmethod
     def _flush_leftovers(esys: ESAPI) -> None:
-        """Flush transient objects a previous (killed) run left loaded.
+        """Flush transient objects and sessions a previous (killed) run left in the TPM.
 
-        Behind the kernel's resource manager we see only our own connection's objects
-        (none, at start); on a TPM without one (swtpm) a killed daemon's objects would
-        otherwise fill the TPM's few object slots for good."""
+        Behind the kernel's resource manager we see only our own connection's (none, at
+        start); on a TPM without one (swtpm) a killed daemon's objects and sessions would
+        otherwise fill the TPM's few slots for good."""
         _, data = esys.get_capability(TPM2_CAP.HANDLES, _TRANSIENT_FIRST, 64)
         for handle in data.data.handles:
             try:
@@ -212,6 +231,17 @@ class Tpm2Backend:
             except TSS2_Exception as exc:
                 log.warning("tpm_leftover_flush_failed", handle=f"0x{int(handle):08x}",
                             code=f"0x{int(exc.rc):08x}")
+        tcti = esys.get_tcti()
+        for first in (_HMAC_SESSION_FIRST, _POLICY_SESSION_FIRST):
+            _, data = esys.get_capability(TPM2_CAP.HANDLES, first, 64)
+            for handle in data.data.handles:
+                # ESAPI cannot name a session it did not start: send TPM2_FlushContext raw.
+                tcti.transmit(struct.pack(">HIII", 0x8001, 14, int(TPM2_CC.FlushContext),
+                                          int(handle)))
+                rc = struct.unpack(">HII", tcti.receive(4096)[:10])[2]
+                if rc != 0:
+                    log.warning("tpm_leftover_flush_failed", handle=f"0x{int(handle):08x}",
+                                code=f"0x{rc:08x}")
 
     @staticmethod
     def _identify(esys: ESAPI) -> tuple[str, str]:
@@ -229,10 +259,11 @@ class Tpm2Backend:
         if self._esys is not None:
             for handle in self._loaded.values():
                 self._flush(handle)
-            if self._srk is not None:
-                self._flush(self._srk)
+            for handle in (self._session, self._srk):
+                if handle is not None:
+                    self._flush(handle)
             self._loaded.clear()
-            self._srk = None
+            self._srk = self._session = None
             self._esys.close()
             self._esys = None
 
@@ -247,6 +278,11 @@ class Tpm2Backend:
         self._executor.shutdown(wait=True)
 
     # ---- keys
+
+    def _encrypting(self) -> ESYS_TR:
+        if self._session is None:
+            raise MfpsecError(ErrorCode.TPM_FAILED, command="(not open)", code="closed")
+        return self._session
 
     def _srk_handle(self) -> ESYS_TR:
         if self._srk is None:
@@ -314,7 +350,9 @@ class Tpm2Backend:
         def run() -> SecretBytes:
             handle = self._load(key, "wrapping key")
             try:
-                out = self._ctx().rsa_decrypt(handle, ciphertext, _OAEP, label)
+                # The encrypting session also authorises the key (empty auth value).
+                out = self._ctx().rsa_decrypt(handle, ciphertext, _OAEP, label,
+                                              session1=self._encrypting())
             except TSS2_Exception as exc:
                 if _is_tpm_refusal(exc):
                     # The key loaded, so the ciphertext is not one it made (libtpms answers
@@ -355,7 +393,7 @@ class Tpm2Backend:
                 # No new parent, no inner wrapper: the clear sensitive area, which the caller
                 # encrypts under the backup passphrase at once.
                 _, dup, _ = esys.duplicate(handle, ESYS_TR.RH_NULL, TPM2B_DATA(), _NULL_SYM,
-                                           session1=session)
+                                           session1=session, session2=self._encrypting())
             except TSS2_Exception as exc:
                 raise translate(exc, "Duplicate", "wrapping key") from None
             finally:

@@ -318,3 +318,38 @@ def test_backup_file_format_is_checked_before_any_crypto() -> None:
     ]:
         with pytest.raises(MfpsecError, match=reason):
             keybackup.parse(bad)
+
+
+def test_software_key_mode_works_and_says_so(tmp_path: Path) -> None:
+    """A board without a TPM: the same chain on software keys, DEGRADED in status."""
+    from mfpsecd.backends.soft_keys import SoftwareKeys
+
+    async def scenario() -> None:
+        for round_ in range(2):  # provision, then a restart
+            clock = FakeClock()
+            health = HealthRegistry(clock)
+            state = SqliteState(tmp_path / "state.sqlite3")
+            await state.open()
+            keys = SoftwareKeys(tmp_path)
+            chain = KeyChain(state, keys, NativeKeyCrypto(), clock, health)
+            secrets = SecretStore(state, chain, clock)
+            await chain.start()
+            comp = health.get("keys")
+            assert comp is not None and comp.state.value == "degraded"
+            assert "software keys" in comp.detail
+            assert (await chain.facts()).software_keys
+            if round_ == 0:
+                for name, (kind, value) in SECRETS.items():
+                    await secrets.put(name, kind, SecretBytes(bytearray(value)))
+                await keys.counter_define(0x01000100)
+                assert await keys.counter_increment(0x01000100) == 2
+            else:
+                assert await chain.rotate() == 2
+                for name, (_, value) in SECRETS.items():
+                    with await secrets.get(name) as plain:
+                        assert bytes(plain.view()) == value
+                assert await keys.counter_read(0x01000100) == 2
+            await chain.close()
+            await state.close()
+
+    run(scenario)

@@ -1,0 +1,210 @@
+"""The tpm2-pytss backend against a real swtpm: keys, signatures, duplication and import,
+NV counters, error translation, recovery from a killed user, and what crosses the bus."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from mfpsecd.backends.native_crypto import NativeKeyCrypto
+from mfpsecd.backends.swtpm import _free_port_pair
+from mfpsecd.backends.tpm2 import Tpm2Backend
+from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.secret import SecretBytes
+from tests.support.daemon import ROOT
+from tests.support.tpm import requires_swtpm, swtpm
+
+pytestmark = requires_swtpm
+T = TypeVar("T")
+LABEL = b"test label\0"
+COUNTER = 0x01000123
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def test_keys_signatures_and_counters(tmp_path: Path) -> None:
+    with swtpm(tmp_path / "tpm") as tpm:
+        async def scenario() -> None:
+            t = tpm.backend()
+            await t.open()
+            assert (t.info.backend, t.info.hardware_root, t.info.manufacturer) == (
+                "swtpm", True, "IBM")
+            signing = await t.create_signing_key()
+            public = serialization.load_der_public_key(await t.public_key_der(signing))
+            assert isinstance(public, ec.EllipticCurvePublicKey)
+            digest = hashlib.sha256(b"certificate of sanitization").digest()
+            signature = await t.sign_digest(signing, digest)
+            public.verify(signature, b"certificate of sanitization", ec.ECDSA(hashes.SHA256()))
+
+            assert await t.counter_read(COUNTER) is None
+            with pytest.raises(MfpsecError) as exc:
+                await t.counter_increment(COUNTER)
+            assert exc.value.code is ErrorCode.TPM_FAILED
+            await t.counter_define(COUNTER)
+            first = await t.counter_read(COUNTER)
+            assert first is not None
+            assert await t.counter_increment(COUNTER) == first + 1
+            assert await t.counter_read(COUNTER) == first + 1
+            await t.counter_undefine(COUNTER)
+            assert await t.counter_read(COUNTER) is None
+            await t.close()
+
+        run(scenario())
+
+
+def test_export_import_moves_the_wrapping_key_to_another_tpm(tmp_path: Path) -> None:
+    crypto = NativeKeyCrypto()
+    with swtpm(tmp_path / "a") as a:
+        async def make() -> tuple[Any, bytes, bytes, SecretBytes]:
+            t = a.backend()
+            await t.open()
+            key = await t.create_wrapping_key()
+            master = SecretBytes(bytearray(b"\x5a" * 32))
+            wrapped = crypto.wrap(await t.public_key_der(key), LABEL, master)
+            exported = await t.export_key(key)
+            await t.close()
+            return key, wrapped, bytes(master.view()), exported
+
+        key, wrapped, master, exported = run(make())
+    with swtpm(tmp_path / "b") as b:
+        async def move() -> None:
+            t = b.backend()
+            await t.open()
+            with pytest.raises(MfpsecError) as exc:  # the blob is bound to TPM a's SRK
+                await t.decrypt(key, wrapped, LABEL)
+            assert exc.value.code is ErrorCode.KEY_INTEGRITY
+            imported = await t.import_key(key.public, exported)
+            assert imported.public == key.public and imported.private != key.private
+            with await t.decrypt(imported, wrapped, LABEL) as out:
+                assert bytes(out.view()) == master
+            with pytest.raises(MfpsecError) as exc:  # a ciphertext this key never made
+                await t.decrypt(imported, bytes(256), LABEL)
+            assert exc.value.code is ErrorCode.KEY_INTEGRITY
+            with pytest.raises(ValueError):
+                await t.decrypt(imported, wrapped, b"no terminating NUL")
+            await t.close()
+
+        run(move())
+
+
+def test_unreachable_tpm_is_a_typed_error() -> None:
+    async def scenario() -> None:
+        port = _free_port_pair()  # nothing listens there
+        t = Tpm2Backend(f"swtpm:host=127.0.0.1,port={port}", "swtpm")
+        with pytest.raises(MfpsecError) as exc:
+            await t.open()
+        assert exc.value.code is ErrorCode.TPM_FAILED
+        assert "unreachable" in exc.value.params["code"]
+        await t.close()
+
+    run(scenario())
+
+
+KILLED_USER = """
+import asyncio, os, sys
+from mfpsecd.backends.tpm2 import Tpm2Backend
+async def main():
+    t = Tpm2Backend(sys.argv[1], "swtpm")
+    await t.open()
+    await t.create_signing_key()
+    k = await t.create_wrapping_key()
+    await t.public_key_der(k)
+    await t.export_key(k)   # loads the key, uses a policy session
+    os._exit(0)             # killed: nothing flushed
+asyncio.run(main())
+"""
+
+
+def test_a_killed_user_does_not_exhaust_the_tpm(tmp_path: Path) -> None:
+    """swtpm has no resource manager and three object slots: without the flush at open,
+    the second killed run would leave the TPM unusable."""
+    with swtpm(tmp_path / "tpm") as tpm:
+        for _ in range(4):
+            r = subprocess.run([sys.executable, "-c", KILLED_USER, tpm.tcti], cwd=ROOT,
+                               capture_output=True, text=True, timeout=60, check=False)
+            assert r.returncode == 0, r.stderr
+
+        async def after() -> None:
+            t = tpm.backend()
+            await t.open()
+            key = await t.create_wrapping_key()
+            with await t.export_key(key) as exported:
+                assert len(exported) > 100
+            await t.close()
+
+        run(after())
+
+
+def _bus(log: Path) -> tuple[bytes, bytes]:
+    """(all commands, all responses) from a swtpm level-20 log's hex dumps."""
+    commands, responses = b"", b""
+    for block in re.split(r"\n (?=SWTPM_IO_|Ctrl )", log.read_text()):
+        head, _, body = block.partition("\n")
+        raw = bytes.fromhex("".join(body.split()))
+        if "SWTPM_IO_Read" in head:
+            commands += raw
+        elif "SWTPM_IO_Write" in head:
+            responses += raw
+    return commands, responses
+
+
+def test_the_unwrapped_master_key_never_crosses_the_bus_in_clear(tmp_path: Path) -> None:
+    from tpm2_pytss.constants import TPM2_ALG
+    from tpm2_pytss.types import TPM2B_PRIVATE, TPM2B_PUBLIC
+
+    from mfpsecd.backends.tpm2 import _OAEP
+
+    state, log = tmp_path / "tpm", tmp_path / "swtpm.log"
+    state.mkdir()
+    port = _free_port_pair()
+    proc = subprocess.Popen(
+        ["swtpm", "socket", "--tpm2", "--server", f"type=tcp,port={port},bindaddr=127.0.0.1",
+         "--ctrl", f"type=tcp,port={port + 1},bindaddr=127.0.0.1", "--flags",
+         "not-need-init,startup-clear", "--tpmstate", f"dir={state}",
+         "--log", f"file={log},level=20"])
+    master = bytes(range(0x40, 0x60))
+    try:
+        deadline = time.monotonic() + 5
+        while "SWTPM" not in (log.read_text() if log.exists() else "") and \
+                time.monotonic() < deadline:
+            time.sleep(0.01)
+
+        async def scenario() -> bytes:
+            t = Tpm2Backend(f"swtpm:host=127.0.0.1,port={port}", "swtpm")
+            await t.open()
+            key = await t.create_wrapping_key()
+            wrapped = NativeKeyCrypto().wrap(await t.public_key_der(key), LABEL,
+                                              SecretBytes(bytearray(master)))
+            with await t.decrypt(key, wrapped, LABEL) as out:
+                assert bytes(out.view()) == master
+            _, responses = _bus(log)
+            assert master not in responses  # the backend's way: an encrypted response
+            # Control: the same command without an encrypting session shows the key.
+            esys = t._ctx()
+            handle = esys.load(t._srk_handle(), TPM2B_PRIVATE.unmarshal(key.private)[0],
+                               TPM2B_PUBLIC.unmarshal(key.public)[0])
+            assert TPM2_ALG.OAEP
+            esys.rsa_decrypt(handle, wrapped, _OAEP, LABEL)
+            await t.close()
+            return wrapped
+
+        wrapped = run(scenario())
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    commands, responses = _bus(log)
+    assert wrapped in commands  # the log does carry command parameters
+    assert responses.count(master) == 1  # only the control's clear response
