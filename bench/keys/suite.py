@@ -5,6 +5,7 @@ Each "contender" is one operation or phase, timed in a loop for the measurement 
                 TPM, create the storage root key, load the wrapping key, RSA-decrypt the
                 master key
   tpm-open      TPM connect + CreatePrimary (ECC P-256 storage root key from the template)
+                + the SRK-salted session that encrypts secret-bearing responses
   unwrap        TPM2_Load of the wrapping key + TPM2_RSA_Decrypt (OAEP) of the master key
   put           SecretStore.put: seal (AES-256-GCM) + one SQLite transaction
                 (WAL, synchronous=FULL: the commit's fsync is the durable point)
@@ -195,7 +196,7 @@ def run(settings: Settings) -> SuiteResult:
 
         startup = scenario("startup", "start-up", [
             ("startup", "whole key-chain start-up (state + TPM + unwrap)", b.startup),
-            ("tpm-open", "TPM connect + storage root key (CreatePrimary)", b.tpm_open),
+            ("tpm-open", "TPM connect + storage root key + salted session", b.tpm_open),
             ("unwrap", "TPM2_Load + TPM2_RSA_Decrypt of the master key", b.unwrap),
         ])
         secrets = scenario("secrets", "secret store (100 secrets, 64-byte values)", [
@@ -217,7 +218,7 @@ def run(settings: Settings) -> SuiteResult:
         "board's TPM). A discrete TPM was not measured here; its RSA-2048 operations take far "
         "longer than swtpm's, so on a controller the TPM steps dominate start-up even more.",
         f"start-up median {st.median('startup', 'p50_us') / 1000:.1f} ms, of which the "
-        f"TPM connect + storage root key {st.median('tpm-open', 'p50_us') / 1000:.1f} ms and "
+        f"TPM connect + storage root key + salted session {st.median('tpm-open', 'p50_us') / 1000:.1f} ms and "
         f"the load + RSA decrypt {st.median('unwrap', 'p50_us') / 1000:.1f} ms; the rest is "
         "opening SQLite (quick_check) and the daemon's own work. RSA-2048 private-key "
         "operations inside the TPM dominate the unwrap.",
