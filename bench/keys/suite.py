@@ -218,7 +218,8 @@ def run(settings: Settings) -> SuiteResult:
         "board's TPM). A discrete TPM was not measured here; its RSA-2048 operations take far "
         "longer than swtpm's, so on a controller the TPM steps dominate start-up even more.",
         f"start-up median {st.median('startup', 'p50_us') / 1000:.1f} ms, of which the "
-        f"TPM connect + storage root key + salted session {st.median('tpm-open', 'p50_us') / 1000:.1f} ms and "
+        "TPM connect + storage root key + salted session "
+        f"{st.median('tpm-open', 'p50_us') / 1000:.1f} ms and "
         f"the load + RSA decrypt {st.median('unwrap', 'p50_us') / 1000:.1f} ms; the rest is "
         "opening SQLite (quick_check) and the daemon's own work. RSA-2048 private-key "
         "operations inside the TPM dominate the unwrap.",

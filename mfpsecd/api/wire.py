@@ -20,6 +20,8 @@ NUL = b"\0"
 DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
 
 _EMPTY = msgspec.Raw(b"{}")
+# What Call.parameters is (this very object) when a call carries no "parameters" key.
+NO_PARAMETERS = _EMPTY
 
 
 class Call(msgspec.Struct, frozen=True):

@@ -35,7 +35,7 @@ import structlog
 
 from mfpsecd.api import registry, wire
 from mfpsecd.api.access import Privilege
-from mfpsecd.api.schema import Method
+from mfpsecd.api.schema import Method, NoParams
 from mfpsecd.core.access import (
     AdmissionRules,
     PeerClass,
@@ -51,6 +51,7 @@ log = structlog.get_logger("mfpsecd.ipc")
 
 SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)
 SD_LISTEN_FDS_START = 3
+_NO_PARAMS = NoParams()
 _INITIAL_BUFFER = 64 * 1024
 _WRITE_HIGH_WATER = 256 * 1024
 
@@ -74,8 +75,9 @@ class CallContext:
     qualified_name: str
 
 
-# Answers at once, without I/O or waiting: called from the read callback.
-SyncHandler = Callable[[CallContext, Any], msgspec.Struct]
+# Answers at once, without I/O or waiting: called from the read callback. It may return
+# the result already encoded (msgspec.Raw) when it caches it.
+SyncHandler = Callable[[CallContext, Any], msgspec.Struct | msgspec.Raw]
 UnaryHandler = Callable[[CallContext, Any], Awaitable[msgspec.Struct]]
 # Yields Structs (continues=true) and ends with Last(struct).
 StreamHandler = Callable[[CallContext, Any], AsyncIterator[Any]]
@@ -90,7 +92,7 @@ def is_sync_handler(handler: Handler) -> bool:
 class _Prepared:
     """A call that passed every check up to its handler, parameters decoded."""
 
-    msg: bytearray
+    msg: bytearray | memoryview  # wiped after handling (the caller wipes in-place ones)
     method: Method
     ctx: CallContext
     handler: Handler
@@ -135,6 +137,7 @@ class _Connection(asyncio.BufferedProtocol):
         self._server = server
         self._limits = server.limits
         self._buf = bytearray(_INITIAL_BUFFER)
+        self._view = memoryview(self._buf)
         self._start = 0  # first unconsumed byte
         self._end = 0  # end of received data
         self._scan = 0  # where the next NUL search starts
@@ -149,7 +152,8 @@ class _Connection(asyncio.BufferedProtocol):
         self._idle = asyncio.Event()
         self._idle.set()
         self.busy = False
-        self.last_activity = server.clock.monotonic()
+        self.activity = 0  # messages received: the idle reaper watches it change
+        self.contexts: dict[str, CallContext] = {}  # per method: the peer does not change
         self.peer = PeerCredentials(0, -1, -1)
         self.peer_class = PeerClass.UNKNOWN
         self.grants: frozenset[Privilege] = frozenset()
@@ -175,7 +179,7 @@ class _Connection(asyncio.BufferedProtocol):
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._end == len(self._buf):
             self._make_room()
-        return memoryview(self._buf)[self._end:]
+        return self._view[self._end:]
 
     def _make_room(self) -> None:
         pending = self._end - self._start
@@ -190,12 +194,18 @@ class _Connection(asyncio.BufferedProtocol):
         new = bytearray(min(len(self._buf) * 2, self._limits.max_message_bytes + 4096))
         new[0:pending] = self._buf[0:pending]
         wipe(self._buf)
+        self._view.release()
         self._buf = new
+        self._view = memoryview(new)  # kept: one view per buffer, sliced per read
 
     def buffer_updated(self, nbytes: int) -> None:
         self._end += nbytes
+        self.activity += 1
         buf = self._buf
         limit = self._limits.max_message_bytes
+        # Nothing in flight or queued: answer straight from the receive buffer, no copy.
+        inline = (not self._queue and not self._wakeup.is_set() and not self.busy
+                  and self._writable.is_set())
         while True:
             nul = buf.find(b"\0", self._scan, self._end)
             if nul < 0:
@@ -207,52 +217,55 @@ class _Connection(asyncio.BufferedProtocol):
             if nul - self._start > limit:
                 self._too_large()
                 return
-            msg = buf[self._start:nul]
-            wipe(memoryview(buf)[self._start:nul + 1])
+            start = self._start
             self._start = self._scan = nul + 1
-            self._queue.append(msg)
+            if inline:
+                view = self._view
+                try:
+                    inline = self._serve_in_place(view[start:nul])
+                finally:
+                    wipe(view[start:nul + 1])
+                if self._transport is None or self._transport.is_closing():
+                    return
+            else:
+                msg = buf[start:nul]
+                wipe(self._view[start:nul + 1])
+                self._queue.append(msg)
         if self._start == self._end:
             self._start = self._end = self._scan = 0
-        self.last_activity = self._server.clock.monotonic()
         if not self._queue:
             return
-        # The task is parked (nothing in flight, nothing queued before these): answer here.
-        if not self._wakeup.is_set() and not self.busy and self._writable.is_set():
-            self._serve_inline()
-            if not self._queue:
-                return
         if len(self._queue) >= self._limits.queue_depth and not self._reading_paused:
             assert self._transport is not None
             self._transport.pause_reading()
             self._reading_paused = True
         self._wakeup.set()
 
-    def _serve_inline(self) -> None:
+    def _serve_in_place(self, msg: memoryview) -> bool:
+        """Answer one message from the read callback. → whether the next one may be too.
+
+        The message is parsed where it was received; parameters are decoded into their
+        own objects before the caller wipes that region, so a coroutine handler is queued
+        for the task already decoded and needs no copy of the raw message."""
         server = self._server
-        queue = self._queue
         try:
-            while queue:
-                head = queue[0]
-                assert isinstance(head, bytearray)
-                outcome = server.prepare(self, head)
-                if isinstance(outcome, _Prepared) and not outcome.sync:
-                    queue[0] = outcome  # the task runs it; decoded once
-                    return
-                queue.popleft()
-                try:
-                    keep = outcome if isinstance(outcome, bool) else server.run_sync(self, outcome)
-                finally:
-                    wipe(head)
-                if not keep:
-                    self._drop_queue()
-                    self.close()
-                    return
-                if not self._writable.is_set():
-                    return  # the task waits for the client to read before going on
+            outcome = server.prepare(self, msg)
+            if isinstance(outcome, _Prepared):
+                if not outcome.sync:
+                    outcome.msg = bytearray()  # nothing raw to keep or wipe later
+                    self._queue.append(outcome)
+                    return False
+                keep = server.run_sync(self, outcome)
+            else:
+                keep = outcome
         except Exception:
             log.error("ipc_connection_crashed", uid=self.peer.uid, exc_info=True)
+            keep = False
+        if not keep:
             self._drop_queue()
             self.close()
+            return False
+        return self._writable.is_set()  # else the task waits for the client to read first
 
     def _drop_queue(self) -> None:
         for item in self._queue:
@@ -325,7 +338,7 @@ class _Connection(asyncio.BufferedProtocol):
                     wipe(msg)
                     self.busy = False
                     self._idle.set()
-                    self.last_activity = self._server.clock.monotonic()
+                    self.activity += 1
                 if not keep:
                     self.close()
                     return
@@ -386,19 +399,29 @@ class VarlinkServer:
         self._connections.discard(conn)
 
     async def reap_idle(self) -> None:
-        """Supervised task: close connections idle (no call in progress) beyond the limit."""
+        """Supervised task: close connections idle (no call in progress) beyond the limit.
+
+        Connections count their messages instead of reading the clock for each one; a
+        connection whose count has not moved, with nothing in progress, since a sweep at
+        least idle_timeout ago is closed (so within one sweep period after the limit)."""
         period = min(self.limits.idle_timeout_s / 4, 30.0)
+        quiet_since: dict[_Connection, tuple[int, float]] = {}
         while True:
             await self.clock.sleep(period)
-            deadline = self.clock.monotonic() - self.limits.idle_timeout_s
+            now = self.clock.monotonic()
             for conn in list(self._connections):
-                if not conn.busy and conn.last_activity < deadline:
+                seen = quiet_since.get(conn)
+                if conn.busy or seen is None or seen[0] != conn.activity:
+                    quiet_since[conn] = (conn.activity, now)
+                elif now - seen[1] >= self.limits.idle_timeout_s:
                     log.info("ipc_idle_close", uid=conn.peer.uid, pid=conn.peer.pid)
                     conn.close()
+            for gone in quiet_since.keys() - self._connections:
+                del quiet_since[gone]
 
     # ---- dispatch
 
-    def prepare(self, conn: _Connection, msg: bytearray) -> _Outcome:
+    def prepare(self, conn: _Connection, msg: bytearray | memoryview) -> _Outcome:
         """Every check before the handler, cheapest first; failures are answered here."""
         try:
             call = wire.decode_call(msg, self._methods)
@@ -425,12 +448,17 @@ class VarlinkServer:
                 raise MfpsecError(ErrorCode.PERMISSION_DENIED)
             if method.streams and not call.more:
                 raise MfpsecError(ErrorCode.EXPECTED_MORE)
-            params = wire.decode_params(call.parameters, decoder)
+            if call.parameters is wire.NO_PARAMETERS and method.params is NoParams:
+                params: Any = _NO_PARAMS  # the common case, e.g. GetStatus: nothing to decode
+            else:
+                params = wire.decode_params(call.parameters, decoder)
         except MfpsecError as exc:
             if reply:
                 conn.write(wire.encode_error(exc.code, exc.params))
             return True
-        ctx = CallContext(conn.peer, conn.peer_class, method, name)
+        ctx = conn.contexts.get(name)
+        if ctx is None:
+            ctx = conn.contexts[name] = CallContext(conn.peer, conn.peer_class, method, name)
         return _Prepared(msg, method, ctx, handler, params, reply, sync)
 
     def _not_routed(self, name: str) -> NoReturn:
@@ -445,7 +473,7 @@ class VarlinkServer:
     def run_sync(self, conn: _Connection, call: _Prepared) -> bool:
         try:
             result = call.handler(call.ctx, call.params)
-            assert isinstance(result, msgspec.Struct)
+            assert isinstance(result, msgspec.Struct | msgspec.Raw)
             if call.reply:
                 conn.write(wire.encode_reply(result))
         except Exception as exc:

@@ -50,14 +50,21 @@ class StatusService:
         return DaemonState.DEGRADED if unhealthy else DaemonState.READY
 
     def get_status(self) -> Status:
-        # The hot path: everything but the uptime changes only with the health generation
-        # (every change to components, boot record or lifecycle touches it).
-        uptime = round(self._clock.monotonic() - self._started_mono, 3)
+        _, template = self.snapshot()
+        return msgspec.structs.replace(template, uptime_seconds=self.uptime())
+
+    def uptime(self) -> float:
+        return round(self._clock.monotonic() - self._started_mono, 3)
+
+    def snapshot(self) -> tuple[int, Status]:
+        """(generation, status with uptime 0): everything but the uptime changes only with
+        the health generation (every change to components, boot record or lifecycle
+        touches it), so the hot path reuses this until the generation moves."""
         generation = self._health.generation
         cached = self._cached
         if cached is None or cached[0] != generation:
-            cached = self._cached = (generation, self._build(uptime))
-        return msgspec.structs.replace(cached[1], uptime_seconds=uptime)
+            cached = self._cached = (generation, self._build(0.0))
+        return cached
 
     def _build(self, uptime: float) -> Status:
         boot = self._boot

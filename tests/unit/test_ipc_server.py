@@ -219,3 +219,23 @@ def test_handler_table_is_checked_at_start() -> None:
                       clock)
     with pytest.raises(TypeError, match="no interface declares"):
         VarlinkServer({"io.mfpsecd.System.Nope": plain_stream}, rules, ServerLimits(), clock)
+
+
+def test_pre_encoded_status_reply_is_exactly_the_encoded_status() -> None:
+    import msgspec
+
+    from mfpsecd.api.types import Status
+    from mfpsecd.daemon.handlers import _StatusReply
+
+    clock = FakeClock()
+    health = HealthRegistry(clock)
+    status = StatusService(clock, health, BoardInfo('b "quoted" \u00e9', "simulated"))
+    status.set_lifecycle(DaemonState.READY)
+    reply = _StatusReply(status)
+    for step, uptime in enumerate([0.0, 0.001, 12.345, 86400.5, 1e7 + 0.125]):
+        asyncio.run(clock.advance(uptime - status.uptime()))
+        if step == 2:
+            health.set("uptime_seconds", HealthState.OK, '"uptime_seconds":0.0')  # a decoy
+        raw = reply.encoded()
+        assert bytes(raw) == msgspec.json.encode(status.get_status())
+        assert msgspec.json.decode(bytes(raw), type=Status).uptime_seconds == round(uptime, 3)
