@@ -241,3 +241,31 @@ class BackupTargetWatcher(Protocol):
     async def run(self) -> None:
         """Supervised task: follow udev events (and mounts) until cancelled."""
         ...
+
+
+# ---------------------------------------------------------------- audit log storage
+
+
+class AuditStore(Protocol):
+    """Append-only, durable storage of canonical audit records."""
+
+    async def open(self) -> tuple[list[bytes], AuditTailRepair | None]:
+        """The stored records; a torn tail (power cut mid-write) is cut off and reported."""
+        ...
+
+    async def append(self, payloads: list[bytes]) -> None:
+        """Durable when it returns: one flush for the whole batch (group commit)."""
+        ...
+
+    async def read_all(self) -> list[bytes]: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class AuditTailRepair:
+    """What opening the log cut off: a torn last write (power cut)."""
+
+    offset: int  # where the cut was made
+    bytes_cut: int
+    reason: str

@@ -1,0 +1,235 @@
+"""The audit log format (SPEC L-1, L-2; FAU_GEN.1/2): the closed event catalogue, the
+record, its canonical encoding, the hash chain, the on-disk frames and verification.
+
+This is an interface, not an implementation detail: exported logs and the device's log
+file are verified with exactly this code by `mfpsec audit verify FILE`, without the
+daemon. Pure functions on bytes: no I/O, no clock.
+
+Chain: hash(n) = SHA-256(hash(n-1) || canonical(record n)), hash(0) = 32 zero bytes, and
+every record carries the previous hash and its sequence number. Verification walks the
+records in order and names the first sequence number where the chain breaks and why:
+a modified record (its hash no longer links), a deleted or inserted one (a gap or a
+repeat in the sequence), records out of order, or a log that ends before what a
+checkpoint vouched for (truncation).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import struct
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import msgspec
+
+GENESIS = bytes(32)
+
+
+class EventType(enum.Enum):
+    """The closed catalogue. Values are stable: they go to the SIEM and into exports."""
+
+    # FAU_GEN.1: start-up and shutdown of the audit function; the store itself
+    AUDIT_START = "audit.start"
+    AUDIT_STOP = "audit.stop"
+    AUDIT_TAIL_REPAIRED = "audit.tail_repaired"  # a torn tail after a power cut, cut off
+    AUDIT_FULL = "audit.full"  # L-5: capacity reached, the policy applied
+    AUDIT_READ = "audit.read"  # who queried or exported the log
+    # FIA_UAU.1 / FIA_UID.1 / FIA_AFL.1 (issue 5 emits these)
+    AUTH_LOGIN = "auth.login"
+    AUTH_LOGOUT = "auth.logout"
+    AUTH_LOCKOUT = "auth.lockout"
+    AUTH_UNLOCK = "auth.unlock"
+    AUTH_FLOOD = "auth.flood"
+    SESSION_FAILURE = "session.failure"  # FTP_ITC.1 / FTP_TRP.1: a trusted channel failed
+    # FMT_SMF.1 / FMT_SMR.1
+    MANAGEMENT = "management"  # use of a management function, settings change
+    ROLE_CHANGE = "role.change"
+    # FPT_STM.1
+    TIME_CHANGE = "time.change"
+    # FDP_ACF.1: job completion (issue 7)
+    JOB_COMPLETE = "job.complete"
+    # FPT_TUD_EXT.1 / FPT_TST_EXT.1 (issue 8)
+    FIRMWARE_UPDATE = "firmware.update"
+    FIRMWARE_VERIFY = "firmware.verify"
+    SELF_TEST = "self_test"
+    # FDP_RIP / sanitization (issues 6, 10)
+    SANITIZE = "sanitize"
+    # FCS_CKM: the key chain
+    KEYS_PROVISION = "keys.provision"
+    KEYS_UNLOCK = "keys.unlock"  # master key unwrapped at start, or the chain found locked
+    KEYS_SOFTWARE_MODE = "keys.software_mode"
+    KEYS_BACKUP = "keys.backup"
+    KEYS_RESTORE = "keys.restore"
+    KEYS_ROTATE = "keys.rotate"
+    KEYS_DESTROY = "keys.destroy"
+    SECRET_SET = "secret.set"  # noqa: S105 (an event name)
+    SECRET_DELETE = "secret.delete"  # noqa: S105
+    # FFW / IP filter (issue 9)
+    NETFILTER_CHANGE = "netfilter.change"
+    NETFILTER_REFUSED = "netfilter.refused"  # summary of refused connections
+    # remote / maintenance sessions
+    MAINTENANCE_SESSION = "maintenance.session"
+
+
+class Outcome(enum.Enum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+class Subject(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Who: the authenticated user and role when there is one, and always the origin."""
+
+    origin: str  # "daemon", "panel", "cli", "system" (root/daemon uid), "network"
+    user: str = ""
+    role: str = ""
+    uid: int = -1
+    pid: int = -1
+    address: str = ""
+
+
+DAEMON = Subject(origin="daemon")
+
+Detail = str | int | float | bool
+
+
+class Record(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    seq: int
+    time: str  # RFC 3339 UTC with microseconds
+    type: EventType
+    outcome: Outcome
+    subject: Subject
+    object: str
+    details: dict[str, Detail]
+    prev: str  # hex of the previous record's chain hash
+
+
+_canonical = msgspec.json.Encoder(order="sorted")
+_record = msgspec.json.Decoder(Record)
+
+
+def canonical(record: Record) -> bytes:
+    """The bytes that are hashed (and stored): sorted keys, no whitespace."""
+    return _canonical.encode(record)
+
+
+def decode(data: bytes | memoryview) -> Record:
+    return _record.decode(data)
+
+
+def chain_hash(prev: bytes, encoded: bytes) -> bytes:
+    return hashlib.sha256(prev + encoded).digest()
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A vouched-for position: the log holds at least up to seq, ending in this hash."""
+
+    seq: int
+    hash: bytes
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    records: int
+    last_seq: int
+    last_hash: bytes
+    problem: str = ""  # "modified", "deleted", "inserted", "reordered", "truncated", ...
+    at_seq: int = 0  # where (the first bad record's sequence number, or the expected one)
+    detail: str = ""
+
+
+def verify(encoded_records: Iterable[bytes], *, first_seq: int = 1, first_prev: bytes = GENESIS,
+           checkpoint: Checkpoint | None = None) -> Verdict:
+    """Walk canonical records in order. The first break is reported and the walk stops."""
+    prev, expected, count = first_prev, first_seq, 0
+    last_seq = first_seq - 1
+    records = iter(encoded_records)
+    pending: bytes | None = None
+    while True:
+        raw = pending if pending is not None else next(records, None)
+        pending = None
+        if raw is None:
+            break
+        try:
+            rec = decode(raw)
+        except msgspec.DecodeError as exc:
+            return Verdict(False, count, last_seq, prev, "unreadable", expected, str(exc)[:200])
+        if canonical(rec) != bytes(raw):
+            return Verdict(False, count, last_seq, prev, "modified", rec.seq,
+                           "not in canonical form (edited by hand?)")
+        if rec.seq != expected:
+            kind = "inserted" if rec.seq < expected else "deleted"
+            if rec.seq > expected:
+                # One record of look-ahead tells a swap from a gap.
+                pending = next(records, None)
+                if pending is not None and _seq_of(pending) == expected:
+                    kind = "reordered"
+            return Verdict(False, count, last_seq, prev, kind, expected,
+                           f"expected record {expected}, found {rec.seq}")
+        if rec.prev != prev.hex():
+            where = rec.seq - 1 if rec.seq > first_seq else rec.seq
+            return Verdict(False, count, last_seq, prev, "modified", where,
+                           f"record {rec.seq} does not link to record {rec.seq - 1}: "
+                           "one of them was changed or replaced")
+        prev = chain_hash(prev, bytes(raw))
+        last_seq, expected, count = rec.seq, rec.seq + 1, count + 1
+        if checkpoint is not None and rec.seq == checkpoint.seq and prev != checkpoint.hash:
+            return Verdict(False, count, last_seq, prev, "modified", rec.seq,
+                           "the chain differs from the signed checkpoint")
+    if checkpoint is not None and last_seq < checkpoint.seq:
+        return Verdict(False, count, last_seq, prev, "truncated", last_seq + 1,
+                       f"the log ends at record {last_seq}; a checkpoint vouches for "
+                       f"{checkpoint.seq}")
+    return Verdict(True, count, last_seq, prev)
+
+
+def _seq_of(raw: bytes) -> int:
+    try:
+        return decode(raw).seq
+    except msgspec.DecodeError:
+        return -1
+
+
+# ---------------------------------------------------------------- on-disk frames
+
+_LEN = struct.Struct(">I")
+MAX_RECORD_BYTES = 64 * 1024
+
+
+def frame(payload: bytes) -> bytes:
+    """u32 length (big-endian) | payload | u32 CRC-32 of the payload."""
+    return _LEN.pack(len(payload)) + payload + _LEN.pack(zlib.crc32(payload))
+
+
+def scan(data: bytes | memoryview) -> tuple[list[bytes], int, str]:
+    """→ (payloads, end of the last good frame, why the scan stopped early or "")."""
+    view = memoryview(data)
+    out: list[bytes] = []
+    pos = 0
+    while pos < len(view):
+        if len(view) - pos < _LEN.size:
+            return out, pos, "partial frame header"
+        (length,) = _LEN.unpack_from(view, pos)
+        end = pos + _LEN.size + length + _LEN.size
+        if length == 0 or length > MAX_RECORD_BYTES:
+            return out, pos, f"implausible frame length {length}"
+        if end > len(view):
+            return out, pos, "frame runs past the end of the file"
+        payload = bytes(view[pos + _LEN.size:pos + _LEN.size + length])
+        (crc,) = _LEN.unpack_from(view, end - _LEN.size)
+        if zlib.crc32(payload) != crc:
+            return out, pos, "frame checksum mismatch"
+        out.append(payload)
+        pos = end
+    return out, pos, ""
+
+
+def records_of_file(data: bytes) -> tuple[list[bytes], str]:
+    """The records of a device log file (frames) or an export (one record per line)."""
+    if data.startswith(b"{"):
+        return [line for line in data.split(b"\n") if line], ""
+    payloads, end, why = scan(data)
+    return payloads, (f"unreadable from byte {end}: {why}" if why else "")
