@@ -13,3 +13,4 @@ class Privilege(enum.Enum):
     KEYS_READ = "keys.read"  # key-chain status, secret names and metadata, device identity
     SECRETS_WRITE = "secrets.write"  # set and delete secrets
     KEYS_ADMIN = "keys.admin"  # backup, restore, rotate, destroy
+    AUDIT_READ = "audit.read"  # query, verify and export the audit log

@@ -204,27 +204,45 @@ def frame(payload: bytes) -> bytes:
     return _LEN.pack(len(payload)) + payload + _LEN.pack(zlib.crc32(payload))
 
 
+def _frame_at(view: memoryview, pos: int) -> tuple[bytes, int] | str:
+    """The payload of a valid frame starting at pos and where it ends, or why not."""
+    if len(view) - pos < _LEN.size:
+        return "partial frame header"
+    (length,) = _LEN.unpack_from(view, pos)
+    end = pos + _LEN.size + length + _LEN.size
+    if length == 0 or length > MAX_RECORD_BYTES:
+        return f"implausible frame length {length}"
+    if end > len(view):
+        return "frame runs past the end of the file"
+    payload = bytes(view[pos + _LEN.size:pos + _LEN.size + length])
+    (crc,) = _LEN.unpack_from(view, end - _LEN.size)
+    if zlib.crc32(payload) != crc:
+        return "frame checksum mismatch"
+    return payload, end
+
+
 def scan(data: bytes | memoryview) -> tuple[list[bytes], int, str]:
-    """→ (payloads, end of the last good frame, why the scan stopped early or "")."""
+    """→ (payloads, end of the last good frame, why the file does not end there or "").
+
+    A damaged frame followed by good ones is skipped over (the chain check then reports
+    the gap where it was); only damage with no good frame after it is a torn tail."""
     view = memoryview(data)
     out: list[bytes] = []
-    pos = 0
+    pos = good_end = 0
+    why = ""
     while pos < len(view):
-        if len(view) - pos < _LEN.size:
-            return out, pos, "partial frame header"
-        (length,) = _LEN.unpack_from(view, pos)
-        end = pos + _LEN.size + length + _LEN.size
-        if length == 0 or length > MAX_RECORD_BYTES:
-            return out, pos, f"implausible frame length {length}"
-        if end > len(view):
-            return out, pos, "frame runs past the end of the file"
-        payload = bytes(view[pos + _LEN.size:pos + _LEN.size + length])
-        (crc,) = _LEN.unpack_from(view, end - _LEN.size)
-        if zlib.crc32(payload) != crc:
-            return out, pos, "frame checksum mismatch"
-        out.append(payload)
-        pos = end
-    return out, pos, ""
+        found = _frame_at(view, pos)
+        if isinstance(found, str):
+            why = why or found
+            resync = next((p for p in range(pos + 1, len(view) - 2 * _LEN.size)
+                           if not isinstance(_frame_at(view, p), str)), None)
+            if resync is None:
+                return out, good_end, found
+            pos = resync
+            continue
+        out.append(found[0])
+        pos = good_end = found[1]
+    return out, good_end, why
 
 
 def records_of_file(data: bytes) -> tuple[list[bytes], str]:
@@ -232,4 +250,6 @@ def records_of_file(data: bytes) -> tuple[list[bytes], str]:
     if data.startswith(b"{"):
         return [line for line in data.split(b"\n") if line], ""
     payloads, end, why = scan(data)
-    return payloads, (f"unreadable from byte {end}: {why}" if why else "")
+    if end < len(data):
+        return payloads, f"unreadable from byte {end}: {why}"
+    return payloads, ""

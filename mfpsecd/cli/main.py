@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from mfpsecd import __version__
+from mfpsecd.cli import audit as audit_cmd
 from mfpsecd.cli import keys as keys_cmd
 from mfpsecd.cli import status as status_cmd
 from mfpsecd.cli.common import Target
@@ -30,6 +31,7 @@ def cli(ctx: click.Context, socket_path: str, timeout: float) -> None:
 cli.add_command(status_cmd.status)
 cli.add_command(keys_cmd.keys_group)
 cli.add_command(keys_cmd.secrets_group)
+cli.add_command(audit_cmd.audit_group)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,18 @@ from pathlib import Path
 import msgspec
 
 from mfpsecd import __version__
+from mfpsecd.api import audit as audit_api
 from mfpsecd.api import idl, keys, registry
+from mfpsecd.api.auditlog import EventType, Outcome, Record, Subject
 from mfpsecd.api.schema import NoParams
 from mfpsecd.api.service import GetInterfaceDescriptionParams, Info, InterfaceDescription
 from mfpsecd.api.types import DaemonState, Status
+from mfpsecd.core.access import PeerClass
 from mfpsecd.daemon.ipc_server import CallContext, Handler, Last
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import BackupTargetInfo, BackupTargetWatcher
 from mfpsecd.secret import SecretBytes
+from mfpsecd.services.audit import Auditor, AuditQuery
 from mfpsecd.services.identity import DeviceIdentity
 from mfpsecd.services.keys import KeyChain
 from mfpsecd.services.secrets import SecretKind, SecretStore
@@ -57,15 +61,26 @@ class KeyServices:
     secrets: SecretStore
     identity: DeviceIdentity
     targets: BackupTargetWatcher
+    auditor: Auditor
+
+
+_ORIGINS = {PeerClass.SYSTEM: "system", PeerClass.PANEL: "panel",
+            PeerClass.MAINTENANCE: "cli", PeerClass.UNKNOWN: "unknown"}
+
+
+def subject_of(ctx: CallContext) -> Subject:
+    """Who called, for the audit record (users and roles come with authentication)."""
+    return Subject(origin=_ORIGINS[ctx.peer_class], uid=ctx.peer.uid, pid=ctx.peer.pid)
 
 
 def build_handlers(status: StatusService, key_services: KeyServices | None = None
                    ) -> dict[str, Handler]:
-    """The whole table; without key services (tests of the IPC layer) Keys is absent and
-    its methods answer MethodNotImplemented."""
+    """The whole table; without the services (tests of the IPC layer) Keys and Audit are
+    absent and their methods answer MethodNotImplemented."""
     table = _system_handlers(status)
     if key_services is not None:
         table.update(_key_handlers(key_services))
+        table.update(_audit_handlers(key_services.auditor))
     return table
 
 
@@ -116,7 +131,7 @@ def _target_wire(t: BackupTargetInfo) -> keys.BackupTarget:
 
 
 def _key_handlers(svc: KeyServices) -> dict[str, Handler]:
-    chain, secrets = svc.chain, svc.secrets
+    chain, secrets, auditor = svc.chain, svc.secrets, svc.auditor
 
     async def get_key_status(ctx: CallContext, _: NoParams) -> keys.KeyStatus:
         f = await chain.facts()
@@ -136,13 +151,18 @@ def _key_handlers(svc: KeyServices) -> dict[str, Handler]:
                             i.updated_at) for i in await secrets.list()])
 
     async def set_secret(ctx: CallContext, p: keys.SetSecretParams) -> keys.SecretInfo:
-        with SecretBytes(p.value) as value:  # zeroed when sealed, whatever happens
-            i = await secrets.put(p.name, SecretKind(p.kind), value)
+        async with auditor.event(EventType.SECRET_SET, subject_of(ctx), p.name) as ev:
+            with SecretBytes(p.value) as value:  # zeroed when sealed, whatever happens
+                i = await secrets.put(p.name, SecretKind(p.kind), value)
+            ev.details.update(kind=i.kind.value, size=i.size, generation=i.generation)
+            ev.succeed()
         return keys.SecretInfo(i.name, i.kind.value, i.size, i.generation, i.created_at,
                                i.updated_at)
 
     async def delete_secret(ctx: CallContext, p: keys.SecretNameParams) -> keys.Empty:
-        await secrets.delete(p.name)
+        async with auditor.event(EventType.SECRET_DELETE, subject_of(ctx), p.name) as ev:
+            await secrets.delete(p.name)
+            ev.succeed()
         return keys.Empty()
 
     def resolve_target(target: str) -> Path:
@@ -159,24 +179,36 @@ def _key_handlers(svc: KeyServices) -> dict[str, Handler]:
         return path
 
     async def backup_keys(ctx: CallContext, p: keys.BackupParams) -> keys.BackupResult:
-        with SecretBytes(p.passphrase) as passphrase:
-            r = await chain.backup(passphrase, resolve_target(p.target))
+        async with auditor.event(EventType.KEYS_BACKUP, subject_of(ctx), p.target) as ev:
+            with SecretBytes(p.passphrase) as passphrase:
+                r = await chain.backup(passphrase, resolve_target(p.target))
+            ev.details.update(path=str(r.path), fingerprint=r.fingerprint)
+            ev.succeed()
         return keys.BackupResult(str(r.path), r.fingerprint, r.created_at, r.size)
 
     async def restore_keys(ctx: CallContext, p: keys.RestoreParams) -> keys.RestoreResult:
-        with SecretBytes(p.passphrase) as passphrase:
-            fp = await chain.restore(passphrase, Path(p.source))
+        async with auditor.event(EventType.KEYS_RESTORE, subject_of(ctx), p.source) as ev:
+            with SecretBytes(p.passphrase) as passphrase:
+                fp = await chain.restore(passphrase, Path(p.source))
+            ev.details["fingerprint"] = fp
+            ev.succeed()
         return keys.RestoreResult(fp)
 
     async def rotate(ctx: CallContext, _: NoParams) -> keys.RotateResult:
-        generation = await chain.rotate()
+        async with auditor.event(EventType.KEYS_ROTATE, subject_of(ctx), "master key") as ev:
+            generation = await chain.rotate()
+            ev.details["generation"] = generation
+            ev.succeed()
         return keys.RotateResult(generation, len(await secrets.list()))
 
     async def destroy(ctx: CallContext, p: keys.DestroyParams) -> keys.Empty:
-        f = await chain.facts()
-        if not f.wrapping_fingerprint or p.confirm_fingerprint != f.wrapping_fingerprint:
-            raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="confirm_fingerprint")
-        await chain.destroy(SecretStore.erase_all)
+        async with auditor.event(EventType.KEYS_DESTROY, subject_of(ctx), "key chain") as ev:
+            f = await chain.facts()
+            if not f.wrapping_fingerprint or p.confirm_fingerprint != f.wrapping_fingerprint:
+                raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="confirm_fingerprint")
+            await chain.destroy(SecretStore.erase_all)
+            ev.details["fingerprint"] = f.wrapping_fingerprint
+            ev.succeed()
         return keys.Empty()
 
     async def identity(ctx: CallContext, _: NoParams) -> keys.DeviceIdentity:
@@ -205,3 +237,41 @@ def _key_handlers(svc: KeyServices) -> dict[str, Handler]:
         k + "ListBackupTargets": list_targets,
         k + "WatchBackupTargets": watch_targets,
     }
+
+
+def _entry(r: Record) -> audit_api.AuditEntry:
+    s = r.subject
+    return audit_api.AuditEntry(
+        seq=r.seq, time=r.time, type=r.type.value, outcome=r.outcome.value,
+        subject=audit_api.AuditSubject(s.origin, s.user, s.role, s.uid, s.pid, s.address),
+        object=r.object, details={k: str(v) for k, v in r.details.items()})
+
+
+def _audit_handlers(auditor: Auditor) -> dict[str, Handler]:
+    async def query(ctx: CallContext, p: audit_api.AuditQueryParams) -> audit_api.AuditEntries:
+        try:
+            types = frozenset(EventType(t) for t in p.types)
+            outcome = Outcome(p.outcome) if p.outcome else None
+        except ValueError:
+            raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="types/outcome") from None
+        async with auditor.event(EventType.AUDIT_READ, subject_of(ctx), "query") as ev:
+            records = await auditor.query(AuditQuery(p.since, p.until, types, p.user, outcome,
+                                                     p.limit))
+            ev.details["records"] = len(records)
+            ev.succeed()
+        return audit_api.AuditEntries([_entry(r) for r in records])
+
+    async def verify(ctx: CallContext, _: NoParams) -> audit_api.AuditVerdict:
+        v = await auditor.verify()
+        return audit_api.AuditVerdict(v.ok, v.records, v.last_seq, v.last_hash.hex(),
+                                      v.problem, v.at_seq, v.detail)
+
+    async def export(ctx: CallContext, _: NoParams) -> audit_api.AuditExport:
+        async with auditor.event(EventType.AUDIT_READ, subject_of(ctx), "export") as ev:
+            lines = [raw.decode() for raw in await auditor.export()]
+            ev.details["records"] = len(lines)
+            ev.succeed()
+        return audit_api.AuditExport(lines)
+
+    a = "io.mfpsecd.Audit."
+    return {a + "QueryAudit": query, a + "VerifyAudit": verify, a + "ExportAudit": export}

@@ -18,7 +18,9 @@ from pathlib import Path
 import structlog
 
 from mfpsecd import __version__
+from mfpsecd.api.auditlog import DAEMON, EventType, Outcome
 from mfpsecd.api.types import DaemonState, HealthState
+from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.clock import SystemClock
 from mfpsecd.backends.native_crypto import NativeCryptoSelfTest, NativeKeyCrypto
 from mfpsecd.backends.sdnotify import SdNotifier
@@ -34,10 +36,11 @@ from mfpsecd.daemon.settings import Board, admission_rules, gid_of
 from mfpsecd.daemon.supervisor import Supervisor
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import Clock, Tpm
+from mfpsecd.services.audit import Auditor
 from mfpsecd.services.boots import BootLog
 from mfpsecd.services.health import HealthRegistry, rfc3339
 from mfpsecd.services.identity import DeviceIdentity
-from mfpsecd.services.keys import KeyChain
+from mfpsecd.services.keys import ChainState, KeyChain
 from mfpsecd.services.secrets import SecretStore
 from mfpsecd.services.status import BoardInfo, StatusService
 
@@ -70,6 +73,11 @@ class Daemon:
         boot = await boots.record_start(status.started_at, __version__)
         status.set_boot(boot)
 
+        self._status("opening the audit log")
+        auditor = Auditor(AuditFile(board.paths.state_dir / "audit" / "audit.log"), clock,
+                          health)
+        await auditor.start()
+
         self._status("running crypto self-tests")
         selftest = NativeCryptoSelfTest()
         selftest.run()
@@ -86,10 +94,11 @@ class Daemon:
             chain.fail(exc)  # fail closed: no secrets, status says why
         else:
             await chain.start()
+        await _audit_key_chain(auditor, chain)
         targets = UdevBackupTargets(clock, [p.sysfs_path for p in board.profile.usb_ports],
                                     board.paths.proc_root / "self" / "mountinfo")
         keys = KeyServices(chain, secrets, DeviceIdentity(chain, clock, board.profile.board.name),
-                           targets)
+                           targets, auditor)
 
         self._status("starting IPC")
         ipc = cfg.ipc
@@ -134,6 +143,7 @@ class Daemon:
         await tpm.close()
         if swtpm is not None:
             await swtpm.stop()
+        await auditor.stop()
         await boots.record_stop(boot.boot_id, rfc3339(clock))
         await state.close()
         os.close(lock)
@@ -142,6 +152,19 @@ class Daemon:
     def _status(self, text: str) -> None:
         self.notifier.notify(f"STATUS={text}")
         log.info("startup", step=text)
+
+
+async def _audit_key_chain(auditor: Auditor, chain: KeyChain) -> None:
+    """How the key chain came up: unlocked (or locked, and why); software mode, if so."""
+    facts = await chain.facts()
+    if facts.software_keys:
+        await auditor.record(EventType.KEYS_SOFTWARE_MODE, Outcome.SUCCESS, DAEMON,
+                             "key chain", reason="board has no TPM (tpm.backend = none)")
+    ok = facts.state is ChainState.READY
+    await auditor.record(EventType.KEYS_UNLOCK, Outcome.SUCCESS if ok else Outcome.FAILURE,
+                         DAEMON, "master key", generation=facts.master_generation,
+                         tpm=facts.tpm_backend, reason=facts.reason,
+                         fingerprint=facts.wrapping_fingerprint[:16])
 
 
 def _lock_state_dir(state_dir: Path) -> int:

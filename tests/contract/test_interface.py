@@ -7,12 +7,14 @@ from pathlib import Path
 import varlink
 
 from mfpsecd.api import idl, registry
+from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.native_crypto import NativeKeyCrypto
 from mfpsecd.backends.soft_keys import SoftwareKeys
 from mfpsecd.backends.sqlite_state import SqliteState
 from mfpsecd.backends.usb_targets import UdevBackupTargets
 from mfpsecd.daemon.handlers import KeyServices, build_handlers
 from mfpsecd.errors import COMMON_ERRORS, ErrorCode
+from mfpsecd.services.audit import Auditor
 from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.identity import DeviceIdentity
 from mfpsecd.services.keys import KeyChain
@@ -28,7 +30,8 @@ def _handlers() -> dict[str, object]:
     store = SqliteState(Path("/nonexistent/state.sqlite3"))
     chain = KeyChain(store, SoftwareKeys(Path("/nonexistent")), NativeKeyCrypto(), clock, health)
     keys = KeyServices(chain, SecretStore(store, chain, clock), DeviceIdentity(chain, clock, "b"),
-                       UdevBackupTargets(clock, []))
+                       UdevBackupTargets(clock, []),
+                       Auditor(AuditFile(Path("/nonexistent/audit.log")), clock, health))
     return dict(build_handlers(StatusService(clock, health, BoardInfo("b", "k")), keys))
 
 

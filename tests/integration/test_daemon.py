@@ -43,7 +43,8 @@ def test_ready_only_after_start_up_and_status_lines(daemon: ds.DaemonProcess) ->
     notes = daemon.notifications
     ready = notes.index("READY=1")
     statuses = [n for n in notes[:ready] if n.startswith("STATUS=")]
-    assert statuses == ["STATUS=opening state store", "STATUS=running crypto self-tests",
+    assert statuses == ["STATUS=opening state store", "STATUS=opening the audit log",
+                        "STATUS=running crypto self-tests",
                         "STATUS=opening the key chain",
                         "STATUS=starting IPC"]
     # At READY the socket already answers.

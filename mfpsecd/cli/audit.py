@@ -1,0 +1,103 @@
+"""`mfpsec audit …`: read, export and verify the audit log."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from mfpsecd.api import audit as audit_api
+from mfpsecd.api import auditlog
+from mfpsecd.cli.common import Target, echo_json, reports_errors
+from mfpsecd.client.audit import AuditClient
+from mfpsecd.errors import EX_DATAERR, EX_IOERR
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """The tamper-evident audit log: show, export, verify."""
+
+
+def _render(e: audit_api.AuditEntry) -> str:
+    who = e.subject.user or e.subject.origin
+    if e.subject.uid >= 0:
+        who += f" uid={e.subject.uid} pid={e.subject.pid}"
+    outcome = click.style(e.outcome, fg="green" if e.outcome == "success" else "red")
+    details = " ".join(f"{k}={v}" for k, v in sorted(e.details.items()))
+    return f"{e.seq:>7} {e.time}  {e.type:<20} {outcome:<7}  {who:<22} {e.object}  {details}"
+
+
+@audit_group.command("show")
+@click.option("--since", default="", help="RFC 3339 UTC time, inclusive.")
+@click.option("--until", default="", help="RFC 3339 UTC time, exclusive.")
+@click.option("--type", "types", multiple=True, type=click.Choice(audit_api.EVENT_TYPES),
+              help="Only these event types (repeatable).")
+@click.option("--user", default="")
+@click.option("--outcome", type=click.Choice(audit_api.OUTCOMES))
+@click.option("--limit", default=200, show_default=True, help="The newest N (0: all).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@reports_errors
+def show(target: Target, *, since: str, until: str, types: tuple[str, ...], user: str,
+         outcome: str | None, limit: int, as_json: bool) -> None:
+    """Audit records, oldest first."""
+    params = audit_api.AuditQueryParams(since, until, list(types), user, outcome or "", limit)
+    with target.connect() as conn:
+        entries = AuditClient(conn).query(params)
+    if as_json:
+        echo_json(entries)
+    else:
+        for e in entries:
+            click.echo(_render(e))
+
+
+@audit_group.command("export")
+@click.option("--to", "dest", required=True, type=click.Path(path_type=Path, allow_dash=True),
+              help="File to write ('-' for stdout): one canonical record per line.")
+@click.pass_obj
+@reports_errors
+def export(target: Target, dest: Path) -> None:
+    """Every record, verifiable offline with `mfpsec audit verify FILE`."""
+    with target.connect() as conn:
+        lines = AuditClient(conn).export()
+    text = "".join(line + "\n" for line in lines)
+    if str(dest) == "-":
+        sys.stdout.write(text)
+    else:
+        dest.write_text(text)
+        click.echo(f"{len(lines)} records written to {dest}", err=True)
+
+
+@audit_group.command("verify")
+@click.argument("file", required=False, type=click.Path(path_type=Path, exists=True,
+                                                         dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@reports_errors
+def verify(target: Target, file: Path | None, as_json: bool) -> None:
+    """Check the hash chain: the device's log, or FILE (an export or a copied log file)
+    without the daemon. Exit 0 if intact, 65 if tampered, 74 if unreadable."""
+    if file is None:
+        with target.connect() as conn:
+            v = AuditClient(conn).verify()
+        ok, records, last, problem, at, detail = (v.ok, v.records, v.last_seq, v.problem,
+                                                  v.at_seq, v.detail)
+    else:
+        payloads, unreadable = auditlog.records_of_file(file.read_bytes())
+        verdict = auditlog.verify(payloads)
+        ok, records, last, problem, at, detail = (verdict.ok, verdict.records,
+                                                  verdict.last_seq, verdict.problem,
+                                                  verdict.at_seq, verdict.detail)
+        if ok and unreadable:
+            ok, problem, at, detail = False, "truncated", last + 1, unreadable
+    if as_json:
+        echo_json({"ok": ok, "records": records, "last_seq": last, "problem": problem,
+                   "at_seq": at, "detail": detail})
+    elif ok:
+        click.echo(f"intact: {records} records, the chain links from 1 to {last}")
+    else:
+        click.echo(f"TAMPERED: {problem} at record {at}: {detail} "
+                   f"({records} records verified before it)")
+    if not ok:
+        sys.exit(EX_IOERR if problem == "unreadable" else EX_DATAERR)

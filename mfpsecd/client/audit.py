@@ -1,0 +1,27 @@
+"""Typed calls of io.mfpsecd.Audit."""
+
+from __future__ import annotations
+
+import msgspec
+
+from mfpsecd.api import audit
+from mfpsecd.client.connection import Connection
+
+_entries = msgspec.json.Decoder(audit.AuditEntries)
+_verdict = msgspec.json.Decoder(audit.AuditVerdict)
+_export = msgspec.json.Decoder(audit.AuditExport)
+_IFACE = "io.mfpsecd.Audit."
+
+
+class AuditClient:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def query(self, params: audit.AuditQueryParams) -> list[audit.AuditEntry]:
+        return _entries.decode(self._conn.call(_IFACE + "QueryAudit", params)).entries
+
+    def verify(self) -> audit.AuditVerdict:
+        return _verdict.decode(self._conn.call(_IFACE + "VerifyAudit"))
+
+    def export(self) -> list[str]:
+        return _export.decode(self._conn.call(_IFACE + "ExportAudit")).lines
