@@ -30,6 +30,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SUITES: dict[str, str] = {
     "ipc": "bench.ipc.suite",
     "keys": "bench.keys.suite",
+    "audit": "bench.audit.suite",
 }
 
 Metrics = dict[str, float]

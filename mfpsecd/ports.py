@@ -11,6 +11,7 @@ from typing import Protocol, TypeVar
 
 from typing_extensions import Buffer
 
+from mfpsecd.api.auditlog import Verdict
 from mfpsecd.secret import SecretBytes
 
 T = TypeVar("T")
@@ -258,6 +259,10 @@ class AuditStore(Protocol):
         ...
 
     async def read_all(self) -> list[bytes]: ...
+
+    async def verify(self, payloads: list[bytes] | None = None) -> Verdict:
+        """The chain verdict for these records, or for everything stored."""
+        ...
 
     async def close(self) -> None: ...
 

@@ -85,7 +85,7 @@ class Auditor:
 
     async def start(self) -> None:
         payloads, repair = await self._store.open()
-        verdict = core.verify(payloads)
+        verdict = await self._store.verify(payloads)
         self._verdict = verdict
         # Append after what is there whatever the verdict: a broken chain is reported
         # (status, `mfpsec audit verify`), never "repaired" by rewriting history.
@@ -188,7 +188,7 @@ class Auditor:
         return out[-q.limit:] if q.limit else out
 
     async def verify(self) -> core.Verdict:
-        return core.verify(await self._store.read_all())
+        return await self._store.verify()
 
     async def export(self) -> list[bytes]:
         """The canonical records as stored: one JSON object per line verifies offline."""

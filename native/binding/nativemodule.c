@@ -242,6 +242,69 @@ static PyObject *py_rsa_oaep_encrypt(PyObject *self, PyObject *const *args, Py_s
     return PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)out_len);
 }
 
+static PyObject *py_audit_chain(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "audit_chain() takes 3 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    unsigned long long first_seq = PyLong_AsUnsignedLongLong(args[1]);
+    if (first_seq == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    Py_buffer start;
+    if (PyObject_GetBuffer(args[2], &start, PyBUF_CONTIG_RO) != 0)
+        return NULL;
+    uint8_t hash[MFP_SHA256_BYTES];
+    int ok = start.len == MFP_SHA256_BYTES;
+    if (ok)
+        memcpy(hash, start.buf, MFP_SHA256_BYTES);
+    PyBuffer_Release(&start);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "the starting hash is 32 bytes");
+        return NULL;
+    }
+    /* A tuple copy: the records cannot be swapped out while the GIL is released. */
+    PyObject *tuple = PySequence_Tuple(args[0]);
+    if (tuple == NULL)
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(tuple);
+    const uint8_t **ptrs = PyMem_Calloc((size_t)n + 1, sizeof *ptrs);
+    size_t *lens = PyMem_Calloc((size_t)n + 1, sizeof *lens);
+    if (ptrs == NULL || lens == NULL) {
+        PyMem_Free(ptrs);
+        PyMem_Free(lens);
+        Py_DECREF(tuple);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyTuple_GET_ITEM(tuple, i);
+        if (!PyBytes_Check(item)) {
+            PyMem_Free(ptrs);
+            PyMem_Free(lens);
+            Py_DECREF(tuple);
+            PyErr_SetString(PyExc_TypeError, "records must be bytes");
+            return NULL;
+        }
+        ptrs[i] = (const uint8_t *)PyBytes_AS_STRING(item);
+        lens[i] = (size_t)PyBytes_GET_SIZE(item);
+    }
+    size_t bad = 0;
+    int kind = 0, rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = mfp_audit_chain(ptrs, lens, (size_t)n, (uint64_t)first_seq, hash, &bad, &kind);
+    Py_END_ALLOW_THREADS
+    PyMem_Free(ptrs);
+    PyMem_Free(lens);
+    Py_DECREF(tuple);
+    if (rc != 0 && rc != -EBADMSG) {
+        check_rc(rc, "audit_chain");
+        return NULL;
+    }
+    return Py_BuildValue("(iny#)", kind, (Py_ssize_t)bad, (const char *)hash,
+                         (Py_ssize_t)MFP_SHA256_BYTES);
+}
+
 static PyMethodDef methods[] = {
     {"secure_zero", py_secure_zero, METH_O,
      "secure_zero(buffer) -> None\n\nOverwrite a writable, contiguous buffer with zeros "
@@ -266,6 +329,10 @@ static PyMethodDef methods[] = {
     {"rsa_oaep_sha256_encrypt", (PyCFunction)(void (*)(void))py_rsa_oaep_encrypt, METH_FASTCALL,
      "rsa_oaep_sha256_encrypt(spki_der, label, message) -> bytes\n\nRSA-OAEP (SHA-256, "
      "MGF1-SHA-256) under a DER SubjectPublicKeyInfo; the message may be a bytearray."},
+    {"audit_chain", (PyCFunction)(void (*)(void))py_audit_chain, METH_FASTCALL,
+     "audit_chain(records, first_seq, start_hash) -> (kind, index, hash)\n\nWalk the audit "
+     "hash chain in C (GIL released). kind 0: all link and hash is the final chain hash; "
+     "1 unreadable, 2 wrong sequence number, 3 broken link, at records[index]."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MFP_NATIVE_ABI_VERSION 2
+#define MFP_NATIVE_ABI_VERSION 3
 
 /*
  * Overwrite n bytes at p with zeros in a way the compiler may not elide
@@ -80,5 +80,23 @@ int mfp_random(uint8_t *out, size_t n);
 int mfp_rsa_oaep_sha256_encrypt(const uint8_t *spki_der, size_t der_len, const uint8_t *label,
                                 size_t label_len, const uint8_t *msg, size_t msg_len,
                                 uint8_t *out, size_t out_cap, size_t *out_len);
+
+/* ---- the audit log's hash chain (src/chain.c) */
+
+#define MFP_SHA256_BYTES 32
+#define MFP_CHAIN_OK 0
+#define MFP_CHAIN_UNREADABLE 1 /* not a canonical record start */
+#define MFP_CHAIN_SEQ 2        /* not the expected sequence number */
+#define MFP_CHAIN_LINK 3       /* prev is not the hash of the record before */
+
+/*
+ * Verify n canonical audit records in order. hash holds the hash before the first record
+ * (32 zero bytes for a whole log) and, on return, the chain hash after the last record
+ * checked. Returns 0 when all link; -EBADMSG with *bad_index and *bad_kind naming the
+ * first record that does not; -EINVAL, -ENOMEM, -EIO.
+ */
+int mfp_audit_chain(const uint8_t *const *records, const size_t *lens, size_t n,
+                    uint64_t first_seq, uint8_t hash[MFP_SHA256_BYTES], size_t *bad_index,
+                    int *bad_kind);
 
 #endif
