@@ -36,6 +36,7 @@ class EventType(enum.Enum):
     AUDIT_TAIL_REPAIRED = "audit.tail_repaired"  # a torn tail after a power cut, cut off
     AUDIT_FULL = "audit.full"  # L-5: capacity reached, the policy applied
     AUDIT_READ = "audit.read"  # who queried or exported the log
+    AUDIT_CHECKPOINT = "audit.checkpoint"  # a signed (seq, hash) stored outside the log
     # FIA_UAU.1 / FIA_UID.1 / FIA_AFL.1 (issue 5 emits these)
     AUTH_LOGIN = "auth.login"
     AUTH_LOGOUT = "auth.logout"
@@ -132,6 +133,55 @@ class Checkpoint:
 
     seq: int
     hash: bytes
+
+
+class SignedCheckpoint(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A checkpoint as stored outside the log and appended to exports: the device
+    identity key (ECDSA P-256, in the TPM) signs checkpoint_digest(seq, hash)."""
+
+    seq: int
+    hash: str  # hex
+    time: str
+    signature: str = ""  # hex DER ECDSA; empty when no key could sign (keys locked)
+    public_key: str = ""  # PEM of the signing key: compare its fingerprint with the device's
+
+    @property
+    def position(self) -> Checkpoint:
+        return Checkpoint(self.seq, bytes.fromhex(self.hash))
+
+
+class _CheckpointLine(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    checkpoint: SignedCheckpoint
+
+
+def checkpoint_digest(seq: int, chained: bytes) -> bytes:
+    return hashlib.sha256(b"mfpsecd audit checkpoint v1\0" + seq.to_bytes(8, "big")
+                          + chained).digest()
+
+
+def checkpoint_line(cp: SignedCheckpoint) -> bytes:
+    """The last line of an export."""
+    return msgspec.json.encode(_CheckpointLine(cp))
+
+
+def signature_ok(cp: SignedCheckpoint) -> bool:
+    """The checkpoint's signature verifies with its public key (whose fingerprint the
+    auditor compares with the device identity's)."""
+    if not cp.signature or not cp.public_key:
+        return False
+    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415 (offline path only)
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec, utils  # noqa: PLC0415
+
+    try:
+        key = serialization.load_pem_public_key(cp.public_key.encode())
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            return False
+        key.verify(bytes.fromhex(cp.signature), checkpoint_digest(cp.seq, bytes.fromhex(cp.hash)),
+                   ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -257,11 +307,22 @@ def scan(data: bytes | memoryview) -> tuple[list[bytes], int, str]:
     return out, good_end, why
 
 
-def records_of_file(data: bytes) -> tuple[list[bytes], str]:
-    """The records of a device log file (frames) or an export (one record per line)."""
+_checkpoint_line = msgspec.json.Decoder(_CheckpointLine)
+
+
+def records_of_file(data: bytes) -> tuple[list[bytes], SignedCheckpoint | None, str]:
+    """The records of a device log file (frames) or an export (one record per line and
+    a signed checkpoint as the last line), the checkpoint, and what was unreadable."""
     if data.startswith(b"{"):
-        return [line for line in data.split(b"\n") if line], ""
+        lines = [line for line in data.split(b"\n") if line]
+        checkpoint = None
+        if lines and lines[-1].startswith(b'{"checkpoint":'):
+            try:
+                checkpoint = _checkpoint_line.decode(lines.pop()).checkpoint
+            except msgspec.DecodeError:
+                return lines, None, "the checkpoint line is damaged"
+        return lines, checkpoint, ""
     payloads, end, why = scan(data)
     if end < len(data):
-        return payloads, f"unreadable from byte {end}: {why}"
-    return payloads, ""
+        return payloads, None, f"unreadable from byte {end}: {why}"
+    return payloads, None, ""

@@ -63,6 +63,16 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    # 3: signed audit checkpoints, kept outside the log so a truncated log is detected
+    """
+    CREATE TABLE audit_checkpoints (
+        seq INTEGER PRIMARY KEY,
+        hash TEXT NOT NULL,
+        time TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        public_key TEXT NOT NULL
+    );
+    """,
 )
 
 

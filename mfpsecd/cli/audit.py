@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import sys
 from pathlib import Path
 
@@ -84,13 +86,23 @@ def verify(target: Target, file: Path | None, as_json: bool) -> None:
         ok, records, last, problem, at, detail = (v.ok, v.records, v.last_seq, v.problem,
                                                   v.at_seq, v.detail)
     else:
-        payloads, unreadable = auditlog.records_of_file(file.read_bytes())
-        verdict = auditlog.verify(payloads)
+        payloads, cp, unreadable = auditlog.records_of_file(file.read_bytes())
+        verdict = auditlog.verify(payloads, checkpoint=cp.position if cp else None)
         ok, records, last, problem, at, detail = (verdict.ok, verdict.records,
                                                   verdict.last_seq, verdict.problem,
                                                   verdict.at_seq, verdict.detail)
         if ok and unreadable:
             ok, problem, at, detail = False, "truncated", last + 1, unreadable
+        if ok and cp is not None and cp.signature and not auditlog.signature_ok(cp):
+            ok, problem, at, detail = (False, "checkpoint forged", cp.seq,
+                                       "the checkpoint signature does not verify")
+        if cp is not None and not as_json:
+            signer = (f"signed by key {_fingerprint(cp.public_key)}" if cp.signature
+                      else "UNSIGNED (the key chain was not available)")
+            click.echo(f"checkpoint: record {cp.seq} at {cp.time}, {signer}")
+        elif not as_json:
+            click.echo("no checkpoint: a log cut short at a record boundary cannot be told "
+                       "from a shorter one")
     if as_json:
         echo_json({"ok": ok, "records": records, "last_seq": last, "problem": problem,
                    "at_seq": at, "detail": detail})
@@ -101,3 +113,9 @@ def verify(target: Target, file: Path | None, as_json: bool) -> None:
                    f"({records} records verified before it)")
     if not ok:
         sys.exit(EX_IOERR if problem == "unreadable" else EX_DATAERR)
+
+
+def _fingerprint(pem: str) -> str:
+    """SHA-256 of the key's DER, as `mfpsec keys identity` prints it."""
+    body = "".join(line for line in pem.splitlines() if "-----" not in line)
+    return hashlib.sha256(base64.b64decode(body)).hexdigest()

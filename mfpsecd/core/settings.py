@@ -62,6 +62,12 @@ class StateSection(_Strict, frozen=True):
     checkpoint_interval_s: Annotated[float, msgspec.Meta(ge=1, le=86400)] = 300.0
 
 
+class AuditSection(_Strict, frozen=True):
+    # A signed checkpoint at least this often when records were added (and every 256
+    # records, and at stop).
+    checkpoint_interval_s: Annotated[float, msgspec.Meta(ge=10, le=86400)] = 300.0
+
+
 class KeysSection(_Strict, frozen=True):
     # Shortest passphrase accepted for a key backup (printable ASCII).
     min_backup_passphrase: Annotated[int, msgspec.Meta(ge=12, le=64)] = 12
@@ -73,6 +79,7 @@ class Config(_Strict, frozen=True):
     access: AccessSection = AccessSection()
     state: StateSection = StateSection()
     keys: KeysSection = KeysSection()
+    audit: AuditSection = AuditSection()
 
 
 # ---------------------------------------------------------------- board profile

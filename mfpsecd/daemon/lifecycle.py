@@ -36,7 +36,7 @@ from mfpsecd.daemon.settings import Board, admission_rules, gid_of
 from mfpsecd.daemon.supervisor import Supervisor
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import Clock, Tpm
-from mfpsecd.services.audit import Auditor
+from mfpsecd.services.audit import Auditor, Signer
 from mfpsecd.services.boots import BootLog
 from mfpsecd.services.health import HealthRegistry, rfc3339
 from mfpsecd.services.identity import DeviceIdentity
@@ -75,7 +75,7 @@ class Daemon:
 
         self._status("opening the audit log")
         auditor = Auditor(AuditFile(board.paths.state_dir / "audit" / "audit.log"), clock,
-                          health)
+                          health, state)
         await auditor.start()
 
         self._status("running crypto self-tests")
@@ -95,6 +95,7 @@ class Daemon:
         else:
             await chain.start()
         await _audit_key_chain(auditor, chain)
+        auditor.set_signer(_identity_signer(chain))
         targets = UdevBackupTargets(clock, [p.sysfs_path for p in board.profile.usb_ports],
                                     board.paths.proc_root / "self" / "mountinfo")
         keys = KeyServices(chain, secrets, DeviceIdentity(chain, clock, board.profile.board.name),
@@ -119,6 +120,8 @@ class Daemon:
         supervisor = Supervisor(clock, health)
         supervisor.add("ipc-idle-reaper", server.reap_idle)
         supervisor.add("usb-backup-targets", targets.run)
+        supervisor.add("audit-checkpoints",
+                       lambda: auditor.run_checkpoints(cfg.audit.checkpoint_interval_s))
         supervisor.add("state-checkpoint",
                        lambda: _checkpoint_loop(clock, state, cfg.state.checkpoint_interval_s))
         interval = self.notifier.watchdog_interval_s
@@ -139,11 +142,11 @@ class Daemon:
         log.info("daemon_stopping")
         await server.close()
         await supervisor.stop()
+        await auditor.stop()  # its last checkpoint is signed with the TPM: before the keys go
         await chain.close()
         await tpm.close()
         if swtpm is not None:
             await swtpm.stop()
-        await auditor.stop()
         await boots.record_stop(boot.boot_id, rfc3339(clock))
         await state.close()
         os.close(lock)
@@ -165,6 +168,17 @@ async def _audit_key_chain(auditor: Auditor, chain: KeyChain) -> None:
                          DAEMON, "master key", generation=facts.master_generation,
                          tpm=facts.tpm_backend, reason=facts.reason,
                          fingerprint=facts.wrapping_fingerprint[:16])
+
+
+def _identity_signer(chain: KeyChain) -> Signer:
+    """Audit checkpoints are signed by the device identity key (in the TPM) when the key
+    chain is up; otherwise they are stored unsigned (and verify says so)."""
+    async def sign(digest: bytes) -> tuple[bytes, bytes] | None:
+        if chain.state is not ChainState.READY:
+            return None
+        return await chain.sign_digest(digest), chain.identity_public_der
+
+    return sign
 
 
 def _lock_state_dir(state_dir: Path) -> int:

@@ -91,3 +91,41 @@ def test_key_operations_are_audited_and_the_log_verifies(short_tmp: Path) -> Non
         assert r.returncode == EX_DATAERR and "modified at record 4" in r.stdout
         r = ds.mfpsec(d.socket_path, "status")
         assert "audit" in r.stdout and "chain broken at record 4" in r.stdout
+
+
+def test_signed_checkpoints_catch_truncation(short_tmp: Path) -> None:
+    root = short_tmp / "d"
+    export = short_tmp / "audit.jsonl"
+    with ds.running(root) as d:
+        k = KeysClient(Connection(d.socket_path))
+        for i in range(5):
+            k.set_secret(f"s{i}", "other", bytearray(b"v"))
+        identity = k.identity().fingerprint
+        assert ds.mfpsec(d.socket_path, "audit", "export", "--to", str(export)).returncode == 0
+    lines = export.read_text().splitlines()
+    checkpoint = json.loads(lines[-1])["checkpoint"]
+    assert checkpoint["signature"] and checkpoint["seq"] == len(lines) - 2  # then its event
+    r = ds.mfpsec("/nonexistent.sock", "audit", "verify", str(export))
+    assert r.returncode == 0 and f"signed by key {identity}" in r.stdout, r.stdout
+
+    cut = short_tmp / "cut.jsonl"
+    cut.write_text("\n".join([*lines[:-3], lines[-1]]) + "\n")  # two records gone
+    r = ds.mfpsec("/nonexistent.sock", "audit", "verify", str(cut))
+    assert r.returncode == EX_DATAERR and f"truncated at record {len(lines) - 2}" in r.stdout
+
+    forged = dict(checkpoint, signature=checkpoint["signature"][:-4] + "0000")
+    bad = short_tmp / "forged.jsonl"
+    bad.write_text("\n".join([*lines[:-1], json.dumps({"checkpoint": forged})]) + "\n")
+    r = ds.mfpsec("/nonexistent.sock", "audit", "verify", str(bad))
+    assert r.returncode == EX_DATAERR and "checkpoint forged" in r.stdout, r.stdout
+
+    # On the device: the stop checkpoint vouches for the last record; cut the file at a
+    # frame boundary (no torn tail to notice) and the daemon's verify still says so.
+    log = root / "lib" / "audit" / "audit.log"
+    payloads, _, _ = scan(log.read_bytes())
+    log.write_bytes(b"".join(frame(p) for p in payloads[:-2]))
+    with ds.running(root) as d:
+        r = ds.mfpsec(d.socket_path, "status")
+        assert f"chain broken at record {len(payloads) - 1}: truncated" in r.stdout, r.stdout
+        r = ds.mfpsec(d.socket_path, "audit", "verify")  # new records cannot hide the cut
+        assert r.returncode == EX_DATAERR and "differs from the checkpoint" in r.stdout

@@ -65,7 +65,7 @@ def test_acknowledged_records_survive_50_kills(short_tmp: Path) -> None:
         d.stop()
         d.close_notify()
 
-    records, unreadable = auditlog.records_of_file(log.read_bytes())
+    records, _, unreadable = auditlog.records_of_file(log.read_bytes())
     assert not unreadable
     verdict = auditlog.verify(records)
     assert verdict.ok, verdict
