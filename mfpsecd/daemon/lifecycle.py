@@ -43,6 +43,7 @@ from mfpsecd.services.identity import DeviceIdentity
 from mfpsecd.services.keys import ChainState, KeyChain
 from mfpsecd.services.secrets import SecretStore
 from mfpsecd.services.status import BoardInfo, StatusService
+from mfpsecd.services.timewatch import watch_time
 
 log = structlog.get_logger("mfpsecd")
 
@@ -120,6 +121,7 @@ class Daemon:
         supervisor = Supervisor(clock, health)
         supervisor.add("ipc-idle-reaper", server.reap_idle)
         supervisor.add("usb-backup-targets", targets.run)
+        supervisor.add("time-watch", lambda: watch_time(clock, auditor))
         supervisor.add("audit-checkpoints",
                        lambda: auditor.run_checkpoints(cfg.audit.checkpoint_interval_s))
         supervisor.add("state-checkpoint",

@@ -26,6 +26,10 @@ class FakeClock:
         heapq.heappush(self._sleepers, (self._mono + max(seconds, 0.0), next(self._seq), fut))
         await fut
 
+    def set_wall(self, step_s: float) -> None:
+        """Step the wall clock (as settimeofday would); monotonic time is untouched."""
+        self._wall += dt.timedelta(seconds=step_s)
+
     @property
     def sleepers(self) -> int:
         return sum(1 for _, _, f in self._sleepers if not f.done())

@@ -122,3 +122,30 @@ def test_auditor_group_commit_torn_tail_and_queries(tmp_path: Path) -> None:
 
     asyncio.run(second())
     assert core.verify(list(scan(path.read_bytes())[0])).ok
+
+
+def test_a_clock_step_is_audited_and_slewing_is_not(tmp_path: Path) -> None:
+    from mfpsecd.services.timewatch import watch_time
+
+    async def scenario() -> None:
+        clock = FakeClock()
+        a = Auditor(AuditFile(tmp_path / "audit.log"), clock, HealthRegistry(clock))
+        await a.start()
+        task = asyncio.create_task(watch_time(clock, a, period_s=5, tolerance_s=2))
+        await clock.advance(5)
+        clock.set_wall(0.001)  # NTP slew: nothing to record
+        await clock.advance(5)
+        clock.set_wall(-3600)  # someone sets the clock back an hour
+        await clock.advance(5)
+        for _ in range(50):  # the record is written by the writer task
+            changes = await a.query(AuditQuery(types=frozenset({EventType.TIME_CHANGE})))
+            if changes:
+                break
+            await asyncio.sleep(0)
+        assert len(changes) == 1
+        assert changes[0].details["step_s"] == -3600.0
+        assert str(changes[0].details["before"]) > str(changes[0].details["after"])
+        task.cancel()
+        await a.stop()
+
+    asyncio.run(scenario())
