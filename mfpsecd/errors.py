@@ -124,6 +124,11 @@ class ErrorCode(enum.Enum):
         "io.mfpsecd.Keys.PassphraseTooWeak", EX_DATAERR, (("min_length", int),),
         "The backup passphrase is shorter than the minimum or not printable ASCII.",
     )
+    AUDIT_FULL = (
+        "io.mfpsecd.Audit.AuditFull", EX_UNAVAILABLE, (("policy", str),),
+        "The audit log is full and its policy refuses operations that would need auditing "
+        "until it is exported (or, by policy, until old exported records may be dropped).",
+    )
     # Seen only by clients: the daemon never sends these.
     DAEMON_UNREACHABLE = (
         "io.mfpsecd.Client.DaemonUnreachable", EX_UNAVAILABLE, (("address", str), ("reason", str)),
@@ -171,6 +176,9 @@ COMMON_ERRORS: frozenset[ErrorCode] = frozenset({
     ErrorCode.PERMISSION_DENIED,
     ErrorCode.INTERNAL,
     ErrorCode.BUSY,
+    # Any audited operation fails, closed, when its record cannot be made durable.
+    ErrorCode.AUDIT_FULL,
+    ErrorCode.STATE_UNAVAILABLE,
 })
 
 

@@ -254,17 +254,34 @@ class AuditStore(Protocol):
         """The stored records; a torn tail (power cut mid-write) is cut off and reported."""
         ...
 
-    async def append(self, payloads: list[bytes]) -> None:
-        """Durable when it returns: one flush for the whole batch (group commit)."""
+    async def append(self, payloads: list[bytes], *, use_reserve: bool = False) -> None:
+        """Durable when it returns: one flush for the whole batch (group commit).
+        AUDIT_FULL when it does not fit; use_reserve: the audit function's own records."""
+        ...
+
+    def usage(self) -> AuditUsage: ...
+
+    async def drop_oldest(self) -> tuple[int, int, int, str]:
+        """Delete the oldest segment → (its first seq, its last seq, new base seq, prev)."""
         ...
 
     async def read_all(self) -> list[bytes]: ...
 
-    async def verify(self, payloads: list[bytes] | None = None) -> Verdict:
+    async def verify(self, payloads: list[bytes] | None = None, *, first_seq: int = 1,
+                     first_prev: bytes = ...) -> Verdict:
         """The chain verdict for these records, or for everything stored."""
         ...
 
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class AuditUsage:
+    used_bytes: int
+    max_bytes: int
+    segments: int
+    oldest_last_seq: int  # the oldest segment may go once everything up to this is exported
+    oldest_last_time: str
 
 
 @dataclass(frozen=True)

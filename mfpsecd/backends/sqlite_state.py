@@ -73,6 +73,14 @@ MIGRATIONS: tuple[str, ...] = (
         public_key TEXT NOT NULL
     );
     """,
+    # 4: audit log bookkeeping: where the log starts after old segments were dropped
+    # (base_seq, base_prev) and how far it has been exported (exported_through)
+    """
+    CREATE TABLE audit_meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 )
 
 

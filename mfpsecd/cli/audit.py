@@ -72,22 +72,31 @@ def export(target: Target, dest: Path) -> None:
 
 
 @audit_group.command("verify")
-@click.argument("file", required=False, type=click.Path(path_type=Path, exists=True,
-                                                         dir_okay=False))
+@click.argument("file", required=False, type=click.Path(path_type=Path, exists=True))
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @reports_errors
 def verify(target: Target, file: Path | None, as_json: bool) -> None:
-    """Check the hash chain: the device's log, or FILE (an export or a copied log file)
-    without the daemon. Exit 0 if intact, 65 if tampered, 74 if unreadable."""
+    """Check the hash chain: the device's log, or FILE (an export, a copied segment file
+    or the copied log directory) without the daemon. Exit 0 if intact, 65 if tampered,
+    74 if unreadable."""
     if file is None:
         with target.connect() as conn:
             v = AuditClient(conn).verify()
         ok, records, last, problem, at, detail = (v.ok, v.records, v.last_seq, v.problem,
                                                   v.at_seq, v.detail)
     else:
-        payloads, cp, unreadable = auditlog.records_of_file(file.read_bytes())
-        verdict = auditlog.verify(payloads, checkpoint=cp.position if cp else None)
+        payloads, cp, unreadable = auditlog.records_of_file(_read_log(file))
+        # A log whose oldest records were dropped (capacity policy, retention) starts later:
+        # the chain is checked from its first record on.
+        first = auditlog.head(payloads[0]) if payloads else None
+        first_seq, first_prev = (first[0], bytes.fromhex(first[1])) if first else (
+            1, auditlog.GENESIS)
+        if first_seq != 1 and not as_json:
+            click.echo(f"note: the log starts at record {first_seq} (older records were "
+                       "dropped by the capacity or retention policy)")
+        verdict = auditlog.verify(payloads, first_seq=first_seq, first_prev=first_prev,
+                                  checkpoint=cp.position if cp else None)
         ok, records, last, problem, at, detail = (verdict.ok, verdict.records,
                                                   verdict.last_seq, verdict.problem,
                                                   verdict.at_seq, verdict.detail)
@@ -119,3 +128,10 @@ def _fingerprint(pem: str) -> str:
     """SHA-256 of the key's DER, as `mfpsec keys identity` prints it."""
     body = "".join(line for line in pem.splitlines() if "-----" not in line)
     return hashlib.sha256(base64.b64decode(body)).hexdigest()
+
+
+def _read_log(path: Path) -> bytes:
+    """A file, or a log directory's segments in order."""
+    if path.is_dir():
+        return b"".join(p.read_bytes() for p in sorted(path.glob("audit-*.log")))
+    return path.read_bytes()

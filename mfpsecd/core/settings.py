@@ -62,7 +62,19 @@ class StateSection(_Strict, frozen=True):
     checkpoint_interval_s: Annotated[float, msgspec.Meta(ge=1, le=86400)] = 300.0
 
 
+class AuditFullPolicy(enum.Enum):
+    # L-5: drop the oldest records only once they were exported (or forwarded)...
+    OVERWRITE_EXPORTED = "overwrite-exported"
+    # ... or refuse every operation that would need auditing until the log is exported.
+    REFUSE = "refuse"
+
+
 class AuditSection(_Strict, frozen=True):
+    max_bytes: Annotated[int, msgspec.Meta(ge=1 << 20, le=1 << 36)] = 64 << 20
+    full_policy: AuditFullPolicy = AuditFullPolicy.OVERWRITE_EXPORTED
+    # Exported records older than this are dropped (whole segments); 0 keeps them until
+    # the capacity needs the room.
+    retention_days: Annotated[int, msgspec.Meta(ge=0, le=3650)] = 0
     # A signed checkpoint at least this often when records were added (and every 256
     # records, and at stop).
     checkpoint_interval_s: Annotated[float, msgspec.Meta(ge=10, le=86400)] = 300.0

@@ -75,8 +75,10 @@ class Daemon:
         status.set_boot(boot)
 
         self._status("opening the audit log")
-        auditor = Auditor(AuditFile(board.paths.state_dir / "audit" / "audit.log"), clock,
-                          health, state)
+        auditor = Auditor(AuditFile(board.paths.state_dir / "audit",
+                                    max_bytes=cfg.audit.max_bytes),
+                          clock, health, state, full_policy=cfg.audit.full_policy,
+                          retention_days=cfg.audit.retention_days)
         await auditor.start()
 
         self._status("running crypto self-tests")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -24,6 +25,7 @@ import structlog
 from mfpsecd.api import auditlog as core
 from mfpsecd.api.auditlog import Detail, EventType, Outcome, Record, Subject
 from mfpsecd.api.types import HealthState
+from mfpsecd.core.settings import AuditFullPolicy
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import AuditStore, Clock, StateConnection, StateStore
 from mfpsecd.services.health import HealthRegistry
@@ -75,8 +77,15 @@ class AuditQuery:
 class Auditor:
     def __init__(self, store: AuditStore, clock: Clock, health: HealthRegistry,
                  state: StateStore | None = None, *,
-                 checkpoint_every: int = CHECKPOINT_EVERY) -> None:
+                 checkpoint_every: int = CHECKPOINT_EVERY,
+                 full_policy: AuditFullPolicy = AuditFullPolicy.OVERWRITE_EXPORTED,
+                 retention_days: int = 0) -> None:
         self._store = store
+        self._full_policy = full_policy
+        self._retention_days = retention_days
+        self._base_seq, self._base_prev = 1, core.GENESIS
+        self._exported_through = 0
+        self._refusing = False
         self._clock = clock
         self._health = health
         self._state = state
@@ -97,7 +106,12 @@ class Auditor:
 
     async def start(self) -> None:
         payloads, repair = await self._store.open()
-        verdict = await self._store.verify(payloads)
+        meta = await self._meta()
+        self._base_seq = int(meta.get("base_seq", "1"))
+        self._base_prev = bytes.fromhex(meta.get("base_prev", core.GENESIS.hex()))
+        self._exported_through = int(meta.get("exported_through", "0"))
+        verdict = await self._store.verify(payloads, first_seq=self._base_seq,
+                                           first_prev=self._base_prev)
         cp = await self.latest_checkpoint()
         if verdict.ok and cp is not None and verdict.last_seq < cp.seq:
             # Cut while the daemon was down, at a frame boundary: only the checkpoint knows.
@@ -185,7 +199,7 @@ class Auditor:
                 chained = core.chain_hash(chained, encoded)
                 payloads.append(encoded)
             try:
-                await self._store.append(payloads)
+                await self._append_making_room(payloads, batch)
             except Exception as exc:
                 # Nothing of this batch is acknowledged; numbering continues from what is
                 # on disk. The audited operations fail (fail closed).
@@ -205,6 +219,94 @@ class Auditor:
                     and (self._checkpointing is None or self._checkpointing.done())):
                 self._checkpointing = asyncio.get_running_loop().create_task(
                     self._checkpoint_quietly())
+
+    # ---------------------------------------------------------------- capacity (L-5)
+
+    async def _append_making_room(self, payloads: list[bytes], batch: list[_Pending]) -> None:
+        own = all(p.event.type.value.startswith("audit.") for p in batch)
+        while True:
+            try:
+                await self._store.append(payloads, use_reserve=own)
+            except MfpsecError as exc:
+                if exc.code is not ErrorCode.AUDIT_FULL or not await self._drop_for_room():
+                    if exc.code is ErrorCode.AUDIT_FULL and not self._refusing:
+                        self._refusing = True  # said once per episode, from the reserve
+                        self._internal(EventType.AUDIT_FULL, Outcome.FAILURE,
+                                       policy=self._full_policy.value,
+                                       action="refusing audited operations",
+                                       exported_through=self._exported_through)
+                        self._health.set(COMPONENT, HealthState.FAILED,
+                                         "full: refusing audited operations until exported")
+                    raise MfpsecError(ErrorCode.AUDIT_FULL,
+                                      policy=self._full_policy.value) from None
+                continue
+            if self._refusing and not own:
+                self._refusing = False
+                self._health.set(COMPONENT, HealthState.OK, "room again")
+            return
+
+    async def _drop_for_room(self, *, reason: str = "capacity") -> bool:
+        """Drop the oldest segment if the policy allows it. → whether room was made."""
+        usage = self._store.usage()
+        if (self._full_policy is not AuditFullPolicy.OVERWRITE_EXPORTED
+                or usage.segments < 2 or usage.oldest_last_seq > self._exported_through):
+            return False
+        first, last, base_seq, base_prev = await self._store.drop_oldest()
+        self._base_seq, self._base_prev = base_seq, bytes.fromhex(base_prev)
+        await self._set_meta(base_seq=str(base_seq), base_prev=base_prev)
+        log.warning("audit_records_dropped", first=first, last=last, reason=reason)
+        self._internal(EventType.AUDIT_FULL, Outcome.SUCCESS, policy=self._full_policy.value,
+                       action=f"dropped exported records {first}-{last}", reason=reason)
+        return True
+
+    def _internal(self, type_: EventType, outcome: Outcome, **details: Detail) -> None:
+        """Queue an event from inside the writer (which cannot wait on itself)."""
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(lambda f: f.exception())  # nobody waits: do not warn
+        self._pending.append(_Pending(_utc(self._clock),
+                                      AuditEvent(type_, core.DAEMON, "audit log",
+                                                 dict(details), outcome), done))
+        self._wake.set()
+
+    async def apply_retention(self) -> None:
+        """Drop exported segments whose newest record is older than the retention."""
+        if not self._retention_days:
+            return
+        cutoff = (self._clock.now() - dt.timedelta(days=self._retention_days)).isoformat(
+            timespec="microseconds").replace("+00:00", "Z")
+        while True:
+            usage = self._store.usage()
+            if not usage.oldest_last_time or usage.oldest_last_time >= cutoff:
+                return
+            if not await self._drop_for_room(reason="retention"):
+                return
+
+    async def mark_exported(self, through: int) -> None:
+        """Records up to here are safe elsewhere (an export, a SIEM that acknowledged)."""
+        if through > self._exported_through:
+            self._exported_through = through
+            await self._set_meta(exported_through=str(through))
+
+    async def _meta(self) -> dict[str, str]:
+        if self._state is None:
+            return {}
+
+        def tx(conn: StateConnection) -> dict[str, str]:
+            return {str(k): str(v) for k, v in
+                    conn.execute("SELECT key, value FROM audit_meta").fetchall()}
+
+        return await self._state.run(tx)
+
+    async def _set_meta(self, **values: str) -> None:
+        if self._state is None:
+            return
+
+        def tx(conn: StateConnection) -> None:
+            for k, v in values.items():
+                conn.execute("INSERT INTO audit_meta (key, value) VALUES (?, ?) ON CONFLICT (key)"
+                             " DO UPDATE SET value = excluded.value", (k, v))
+
+        await self._state.run(tx)
 
     # ---------------------------------------------------------------- checkpoints
 
@@ -254,6 +356,7 @@ class Auditor:
             await self._clock.sleep(period_s)
             if self._seq > self._last_checkpoint + 1:  # more than our own last event
                 await self.checkpoint()
+            await self.apply_retention()
 
     async def latest_checkpoint(self) -> core.SignedCheckpoint | None:
         if self._state is None:
@@ -280,7 +383,8 @@ class Auditor:
     async def verify(self) -> core.Verdict:
         """The chain, and the log against the latest signed checkpoint (truncation)."""
         records = await self._store.read_all()
-        verdict = await self._store.verify(records)
+        verdict = await self._store.verify(records, first_seq=self._base_seq,
+                                           first_prev=self._base_prev)
         cp = await self.latest_checkpoint()
         if not verdict.ok or cp is None:
             return verdict
@@ -289,7 +393,8 @@ class Auditor:
                                 "truncated", verdict.last_seq + 1,
                                 f"the log ends at record {verdict.last_seq}; the checkpoint "
                                 f"of {cp.time} vouches for {cp.seq}")
-        upto = await self._store.verify(records[:cp.seq])
+        upto = await self._store.verify(records[:cp.seq - self._base_seq + 1],
+                                        first_seq=self._base_seq, first_prev=self._base_prev)
         if upto.last_hash.hex() != cp.hash:
             return core.Verdict(False, verdict.records, verdict.last_seq, verdict.last_hash,
                                 "modified", cp.seq, "the chain differs from the checkpoint")
@@ -303,6 +408,10 @@ class Auditor:
         lines verify offline, truncation included."""
         cp = await self.checkpoint() or await self.latest_checkpoint()  # vouch for now
         lines = await self._store.read_all()
+        if lines:
+            last = core.head(lines[-1])
+            if last is not None:
+                await self.mark_exported(last[0])
         if cp is not None:
             lines.append(core.checkpoint_line(cp))
         return lines

@@ -58,7 +58,7 @@ def test_key_operations_are_audited_and_the_log_verifies(short_tmp: Path) -> Non
         assert ds.mfpsec(d.socket_path, "audit", "export", "--to", str(export)).returncode == 0
 
     # Offline: the export, and the device's own file, verify without the daemon.
-    log = root / "lib" / "audit" / "audit.log"
+    log = root / "lib" / "audit" / "audit-00000001.log"
     for path in (export, log):
         r = ds.mfpsec("/nonexistent.sock", "audit", "verify", str(path))
         assert r.returncode == 0 and "intact" in r.stdout, r.stdout + r.stderr
@@ -121,7 +121,7 @@ def test_signed_checkpoints_catch_truncation(short_tmp: Path) -> None:
 
     # On the device: the stop checkpoint vouches for the last record; cut the file at a
     # frame boundary (no torn tail to notice) and the daemon's verify still says so.
-    log = root / "lib" / "audit" / "audit.log"
+    log = root / "lib" / "audit" / "audit-00000001.log"
     payloads, _, _ = scan(log.read_bytes())
     log.write_bytes(b"".join(frame(p) for p in payloads[:-2]))
     with ds.running(root) as d:

@@ -81,7 +81,7 @@ def test_frames_and_torn_tails() -> None:
 
 
 def test_auditor_group_commit_torn_tail_and_queries(tmp_path: Path) -> None:
-    path = tmp_path / "audit.log"
+    path = tmp_path / "audit"
 
     async def first() -> None:
         clock = FakeClock()
@@ -99,7 +99,7 @@ def test_auditor_group_commit_torn_tail_and_queries(tmp_path: Path) -> None:
         await a.stop()
 
     asyncio.run(first())
-    with path.open("ab") as f:  # a power cut in the middle of the next batch
+    with (path / "audit-00000001.log").open("ab") as f:  # a power cut in mid-batch
         f.write(frame(b'{"seq":55}')[:9])
 
     async def second() -> None:
@@ -121,7 +121,7 @@ def test_auditor_group_commit_torn_tail_and_queries(tmp_path: Path) -> None:
         await a.stop()
 
     asyncio.run(second())
-    assert core.verify(list(scan(path.read_bytes())[0])).ok
+    assert core.verify(scan((path / "audit-00000001.log").read_bytes())[0]).ok
 
 
 def test_a_clock_step_is_audited_and_slewing_is_not(tmp_path: Path) -> None:
@@ -129,7 +129,7 @@ def test_a_clock_step_is_audited_and_slewing_is_not(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         clock = FakeClock()
-        a = Auditor(AuditFile(tmp_path / "audit.log"), clock, HealthRegistry(clock))
+        a = Auditor(AuditFile(tmp_path / "audit"), clock, HealthRegistry(clock))
         await a.start()
         task = asyncio.create_task(watch_time(clock, a, period_s=5, tolerance_s=2))
         await clock.advance(5)

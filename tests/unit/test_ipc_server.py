@@ -52,7 +52,7 @@ def _run(fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
 
 
 def _undeclared_sync(ctx: Any, params: Any) -> Any:
-    raise MfpsecError(ErrorCode.STATE_UNAVAILABLE, reason="/var/lib/secret-path")
+    raise MfpsecError(ErrorCode.SELF_TEST_FAILED, test="/var/lib/secret-path")
 
 
 def _crash_sync(ctx: Any, params: Any) -> Any:

@@ -1,0 +1,124 @@
+"""L-5: the audit log is bounded; when full, the policy applies and that is recorded."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from mfpsecd.api.auditlog import EventType, Outcome, Subject
+from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.backends.sqlite_state import SqliteState
+from mfpsecd.core.settings import AuditFullPolicy
+from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.services.audit import Auditor, AuditQuery
+from mfpsecd.services.health import HealthRegistry
+from tests.support.fakeclock import FakeClock
+
+USER = Subject(origin="panel", user="jdoe")
+
+
+async def _open(tmp: Path, clock: FakeClock, policy: AuditFullPolicy, retention_days: int = 0
+                ) -> tuple[Auditor, SqliteState, HealthRegistry]:
+    state = SqliteState(tmp / "state.sqlite3")
+    await state.open()
+    health = HealthRegistry(clock)
+    store = AuditFile(tmp / "audit", segment_bytes=3000, max_bytes=12000, reserve_bytes=2000)
+    auditor = Auditor(store, clock, health, state, full_policy=policy,
+                      retention_days=retention_days, checkpoint_every=10**9)
+    await auditor.start()
+    return auditor, state, health
+
+
+async def _fill(a: Auditor) -> int:
+    """Write until the log refuses. → how many records went in."""
+    n = 0
+    while True:
+        try:
+            await a.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, USER, f"job {n}", pages=n)
+        except MfpsecError as exc:
+            assert exc.code is ErrorCode.AUDIT_FULL
+            return n
+        n += 1
+
+
+async def _settle(a: Auditor) -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+def test_full_log_refuses_until_exported_then_drops_the_oldest(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        a, state, health = await _open(tmp_path, clock, AuditFullPolicy.OVERWRITE_EXPORTED)
+        written = await _fill(a)
+        assert written > 20
+        await _settle(a)
+        comp = health.get("audit")
+        assert comp is not None and comp.state.value == "failed" and "full" in comp.detail
+        full = await a.query(AuditQuery(types=frozenset({EventType.AUDIT_FULL}), limit=0))
+        assert [(r.outcome, r.details["action"]) for r in full] == [
+            (Outcome.FAILURE, "refusing audited operations")]
+        # Still refused: nothing was exported, so nothing may be overwritten.
+        with pytest.raises(MfpsecError):
+            await a.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, USER, "one more")
+        exported = await a.export()
+        assert len(exported) >= written
+        await a.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, USER, "after export")
+        await _settle(a)
+        full = await a.query(AuditQuery(types=frozenset({EventType.AUDIT_FULL}), limit=0))
+        assert full[-1].outcome is Outcome.SUCCESS
+        assert str(full[-1].details["action"]).startswith("dropped exported records 1-")
+        verdict = await a.verify()
+        assert verdict.ok, verdict
+        await a.stop()
+        await state.close()
+        # After a restart the log still verifies from its new base.
+        a, state, _ = await _open(tmp_path, clock, AuditFullPolicy.OVERWRITE_EXPORTED)
+        assert (await a.verify()).ok
+        await a.stop()
+        await state.close()
+
+    asyncio.run(scenario())
+
+
+def test_refuse_policy_never_drops(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        a, state, _ = await _open(tmp_path, clock, AuditFullPolicy.REFUSE)
+        await _fill(a)
+        await a.export()
+        with pytest.raises(MfpsecError) as exc:
+            await a.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, USER, "no room")
+        assert exc.value.params == {"policy": "refuse"}
+        first = (await a.query(AuditQuery(limit=0)))[0]
+        assert first.seq == 1  # nothing was dropped
+        await a.stop()
+        await state.close()
+
+    asyncio.run(scenario())
+
+
+def test_retention_drops_old_exported_segments(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        a, state, _ = await _open(tmp_path, clock, AuditFullPolicy.OVERWRITE_EXPORTED,
+                                  retention_days=30)
+        for i in range(25):
+            await a.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, USER, f"old {i}")
+        await a.export()
+        await clock.advance(40 * 86400)
+        await a.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, USER, "recent")
+        await a.apply_retention()
+        await _settle(a)
+        records = await a.query(AuditQuery(limit=0))
+        assert records[0].seq > 1  # old segments went
+        assert any(r.object == "recent" for r in records)
+        drops = [r for r in records if r.type is EventType.AUDIT_FULL]
+        assert drops and drops[-1].details["reason"] == "retention"
+        assert (await a.verify()).ok
+        await a.stop()
+        await state.close()
+
+    asyncio.run(scenario())
