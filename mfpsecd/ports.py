@@ -282,6 +282,7 @@ class AuditUsage:
     segments: int
     oldest_last_seq: int  # the oldest segment may go once everything up to this is exported
     oldest_last_time: str
+    free_bytes: int  # for records other than the audit function's own
 
 
 @dataclass(frozen=True)

@@ -81,8 +81,14 @@ AUDIT = Interface(
         ),
         Method(
             name="ExportAudit",
-            doc="Every record in canonical form, for offline verification and archiving.",
+            doc=(
+                "Every record in canonical form, for offline verification and archiving,\n"
+                "in replies of up to 1000 lines; the last line of the last reply is the\n"
+                "signed checkpoint. Exported records count as safe for the capacity policy.\n"
+                "Call with more=true."
+            ),
             params=NoParams, result=AuditExport, requires=Privilege.AUDIT_READ,
+            streams=True,
         ),
     ),
 )

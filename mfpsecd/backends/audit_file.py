@@ -166,7 +166,8 @@ class AuditFile:
         oldest = self._segments[0]
         return AuditUsage(used_bytes=self._total(), max_bytes=self._max_bytes,
                           segments=len(self._segments), oldest_last_seq=oldest.last_seq,
-                          oldest_last_time=oldest.last_time)
+                          oldest_last_time=oldest.last_time,
+                          free_bytes=max(self._max_bytes - self._reserve - self._total(), 0))
 
     def _drop_oldest(self) -> tuple[int, int, int, str]:
         if len(self._segments) < 2:

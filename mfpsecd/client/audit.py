@@ -24,4 +24,7 @@ class AuditClient:
         return _verdict.decode(self._conn.call(_IFACE + "VerifyAudit"))
 
     def export(self) -> list[str]:
-        return _export.decode(self._conn.call(_IFACE + "ExportAudit")).lines
+        lines: list[str] = []
+        for raw in self._conn.call_more(_IFACE + "ExportAudit"):
+            lines += _export.decode(raw).lines
+        return lines

@@ -247,6 +247,9 @@ def _entry(r: Record) -> audit_api.AuditEntry:
         object=r.object, details={k: str(v) for k, v in r.details.items()})
 
 
+_EXPORT_CHUNK = 1000
+
+
 def _audit_handlers(auditor: Auditor) -> dict[str, Handler]:
     async def query(ctx: CallContext, p: audit_api.AuditQueryParams) -> audit_api.AuditEntries:
         try:
@@ -266,12 +269,16 @@ def _audit_handlers(auditor: Auditor) -> dict[str, Handler]:
         return audit_api.AuditVerdict(v.ok, v.records, v.last_seq, v.last_hash.hex(),
                                       v.problem, v.at_seq, v.detail)
 
-    async def export(ctx: CallContext, _: NoParams) -> audit_api.AuditExport:
+    async def export(ctx: CallContext, _: NoParams
+                     ) -> AsyncIterator[audit_api.AuditExport | Last[audit_api.AuditExport]]:
         async with auditor.event(EventType.AUDIT_READ, subject_of(ctx), "export") as ev:
             lines = [raw.decode() for raw in await auditor.export()]
             ev.details["records"] = len(lines)
             ev.succeed()
-        return audit_api.AuditExport(lines)
+        for start in range(0, max(len(lines) - _EXPORT_CHUNK, 0), _EXPORT_CHUNK):
+            yield audit_api.AuditExport(lines[start:start + _EXPORT_CHUNK])
+        tail = len(lines) - (len(lines) - 1) % _EXPORT_CHUNK - 1 if lines else 0
+        yield Last(audit_api.AuditExport(lines[tail:]))
 
     a = "io.mfpsecd.Audit."
     return {a + "QueryAudit": query, a + "VerifyAudit": verify, a + "ExportAudit": export}

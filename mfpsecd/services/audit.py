@@ -152,6 +152,10 @@ class Auditor:
     @contextlib.asynccontextmanager
     async def _event(self, type_: EventType, subject: Subject, obj: str
                      ) -> AsyncIterator[AuditEvent]:
+        if self._refusing and not type_.value.startswith("audit.") and self._still_full():
+            # L-5 "refuse": the operation is not even attempted while its record could
+            # not be kept (the refusal itself was recorded when it began).
+            raise MfpsecError(ErrorCode.AUDIT_FULL, policy=self._full_policy.value)
         ev = AuditEvent(type_, subject, obj)
         try:
             yield ev
@@ -244,6 +248,13 @@ class Auditor:
                 self._refusing = False
                 self._health.set(COMPONENT, HealthState.OK, "room again")
             return
+
+    def _still_full(self) -> bool:
+        usage = self._store.usage()
+        if usage.free_bytes >= 4096:
+            return False
+        return not (self._full_policy is AuditFullPolicy.OVERWRITE_EXPORTED
+                    and usage.segments >= 2 and usage.oldest_last_seq <= self._exported_through)
 
     async def _drop_for_room(self, *, reason: str = "capacity") -> bool:
         """Drop the oldest segment if the policy allows it. → whether room was made."""

@@ -63,9 +63,15 @@ def test_full_log_refuses_until_exported_then_drops_the_oldest(tmp_path: Path) -
         # Still refused: nothing was exported, so nothing may be overwritten.
         with pytest.raises(MfpsecError):
             await a.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, USER, "one more")
+        ran = []
+        with pytest.raises(MfpsecError):  # refused before the operation even runs
+            async with a.event(EventType.JOB_COMPLETE, USER, "refused"):
+                ran.append(True)
+        assert not ran
         exported = await a.export()
         assert len(exported) >= written
-        await a.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, USER, "after export")
+        async with a.event(EventType.JOB_COMPLETE, USER, "after export") as ev:
+            ev.succeed()
         await _settle(a)
         full = await a.query(AuditQuery(types=frozenset({EventType.AUDIT_FULL}), limit=0))
         assert full[-1].outcome is Outcome.SUCCESS
