@@ -1,0 +1,64 @@
+"""CEF and LEEF bodies in RFC 5424 messages: parsed back by independent parsers to the
+original fields, with every character that needs escaping."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from mfpsecd.api.auditlog import EventType, Outcome, Record, Subject
+from mfpsecd.core import siem
+from tests.support import siem_parse
+
+EPOCH_MS = str(int(dt.datetime(2026, 11, 22, 3, 4, 5, 123000, tzinfo=dt.UTC).timestamp())
+               * 1000 + 123)
+NASTY = 'pipe|equals=back\\slash\nnew line\r "quoted" ]bracket^caret é漢字'
+
+
+def _record(obj: str = NASTY) -> Record:
+    return Record(seq=42, prev="00" * 32, time="2026-11-22T03:04:05.123456Z",
+                  type=EventType.AUTH_LOCKOUT, outcome=Outcome.FAILURE,
+                  subject=Subject(origin="network", user="j|d=e\\", role="user", uid=-1,
+                                  pid=-1, address="2001:db8::7"),
+                  object=obj, details={"attempts": 3, "note": NASTY, "ok": False})
+
+
+@pytest.mark.parametrize("fmt", [siem.Format.CEF, siem.Format.LEEF])
+def test_messages_parse_back_to_the_record(fmt: siem.Format) -> None:
+    r = _record()
+    framed = siem.octet_counted(siem.syslog_message(r, fmt, hostname="mfp-01", version="0.1.0",
+                                                   procid=77))
+    (message,) = siem_parse.deframe(framed + siem.octet_counted(b"x")[:0])
+    s = siem_parse.syslog(message)
+    assert s["pri"] == str(13 * 8 + 2)  # log audit, critical: a failed lockout is severity 10
+    assert (s["time"], s["host"], s["app"], s["procid"], s["msgid"]) == (
+        r.time, "mfp-01", "mfpsecd", "77", "auth.lockout")
+    assert 'seq="42"' in s["sd"]
+    if fmt is siem.Format.CEF:
+        header, ext = siem_parse.cef(s["msg"])
+        assert header == ["mfpsecd project", "mfpsecd", "0.1.0", "auth.lockout",
+                          "auth lockout", "10"]
+        assert ext["cs1"] == NASTY and ext["cs1Label"] == "object"
+        assert (ext["suser"], ext["src"], ext["externalId"]) == ("j|d=e\\", "2001:db8::7", "42")
+        assert ext["rt"] == EPOCH_MS
+        details = json.loads(ext["cs2"])
+    else:
+        header, attrs = siem_parse.leef(s["msg"])
+        assert header == ["mfpsecd project", "mfpsecd", "0.1.0", "auth.lockout", "^"]
+        assert attrs["cs1"] == NASTY
+        assert (attrs["usrName"], attrs["src"], attrs["seq"], attrs["sev"]) == (
+            "j|d=e\\", "2001:db8::7", "42", "10")
+        assert attrs["devTime"] == EPOCH_MS
+        details = json.loads(attrs["cs2"])
+    assert details == {"attempts": 3, "note": NASTY, "ok": False}
+    # Nothing breaks the line-oriented formats: the message holds no raw line break.
+    assert b"\n" not in message and b"\r" not in message
+
+
+def test_octet_counting_frames_many_messages() -> None:
+    msgs = [siem.syslog_message(_record(f"job {i} é"), siem.Format.CEF, hostname="h",
+                                version="1", procid=1) for i in range(5)]
+    stream = b"".join(siem.octet_counted(m) for m in msgs)
+    assert siem_parse.deframe(stream) == msgs
