@@ -59,6 +59,23 @@ class AuditExport(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     lines: list[str]
 
 
+class Destination(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    transport: str  # "tls", "tcp", "udp"
+    format: str  # "cef", "leef"
+    address: str
+    connected: bool
+    cursor: int  # the last record the SIEM acknowledged
+    backlog: int  # records not yet forwarded
+    sent: int  # since the daemon started
+    last_sent_at: str
+    last_error: str
+
+
+class ForwardStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    destinations: list[Destination]
+
+
 EVENT_TYPES = [t.value for t in EventType]
 OUTCOMES = [o.value for o in Outcome]
 
@@ -89,6 +106,11 @@ AUDIT = Interface(
             ),
             params=NoParams, result=AuditExport, requires=Privilege.AUDIT_READ,
             streams=True,
+        ),
+        Method(
+            name="GetForwardStatus",
+            doc="Each SIEM destination: connected, cursor, backlog, last error.",
+            params=NoParams, result=ForwardStatus, requires=Privilege.AUDIT_READ,
         ),
     ),
 )

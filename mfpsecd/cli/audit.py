@@ -135,3 +135,29 @@ def _read_log(path: Path) -> bytes:
     if path.is_dir():
         return b"".join(p.read_bytes() for p in sorted(path.glob("audit-*.log")))
     return path.read_bytes()
+
+
+@audit_group.group("forward")
+def forward_group() -> None:
+    """SIEM forwarding (CEF/LEEF over RFC 5425 syslog)."""
+
+
+@forward_group.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@reports_errors
+def forward_status(target: Target, as_json: bool) -> None:
+    """Each destination: connected or not, how far it has got, what is left."""
+    with target.connect() as conn:
+        dests = AuditClient(conn).forward_status()
+    if as_json:
+        echo_json(dests)
+        return
+    if not dests:
+        click.echo("no SIEM destination configured ([[audit.forward]] in the configuration)")
+    for d in dests:
+        state = click.style("connected" if d.connected else "DISCONNECTED",
+                            fg="green" if d.connected else "red")
+        click.echo(f"{d.name}: {d.transport} {d.address} {d.format}  {state}  "
+                   f"forwarded through record {d.cursor}, backlog {d.backlog}"
+                   + (f"  last error: {d.last_error}" if d.last_error else ""))

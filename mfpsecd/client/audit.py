@@ -10,6 +10,7 @@ from mfpsecd.client.connection import Connection
 _entries = msgspec.json.Decoder(audit.AuditEntries)
 _verdict = msgspec.json.Decoder(audit.AuditVerdict)
 _export = msgspec.json.Decoder(audit.AuditExport)
+_forward = msgspec.json.Decoder(audit.ForwardStatus)
 _IFACE = "io.mfpsecd.Audit."
 
 
@@ -22,6 +23,9 @@ class AuditClient:
 
     def verify(self) -> audit.AuditVerdict:
         return _verdict.decode(self._conn.call(_IFACE + "VerifyAudit"))
+
+    def forward_status(self) -> list[audit.Destination]:
+        return _forward.decode(self._conn.call(_IFACE + "GetForwardStatus")).destinations
 
     def export(self) -> list[str]:
         lines: list[str] = []

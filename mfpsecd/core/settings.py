@@ -69,12 +69,37 @@ class AuditFullPolicy(enum.Enum):
     REFUSE = "refuse"
 
 
+class ForwardTransport(enum.Enum):
+    TLS = "tls"  # RFC 5425: syslog over TLS, octet counting
+    TCP = "tcp"  # RFC 6587 octet counting, no protection (a trusted segment only)
+    UDP = "udp"  # RFC 5426: one message per datagram, no delivery guarantee
+
+
+class ForwardFormat(enum.Enum):
+    CEF = "cef"
+    LEEF = "leef"
+
+
+class AuditForwardSection(_Strict, frozen=True):
+    name: _NAME
+    host: Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 6514
+    transport: ForwardTransport = ForwardTransport.TLS
+    format: ForwardFormat = ForwardFormat.CEF
+    # TLS: the CA that signed the SIEM's certificate (required) and the name to check in it
+    # (default: host). The certificate is always verified.
+    ca_file: str | None = None
+    server_name: str | None = None
+
+
 class AuditSection(_Strict, frozen=True):
     max_bytes: Annotated[int, msgspec.Meta(ge=1 << 20, le=1 << 36)] = 64 << 20
     full_policy: AuditFullPolicy = AuditFullPolicy.OVERWRITE_EXPORTED
     # Exported records older than this are dropped (whole segments); 0 keeps them until
     # the capacity needs the room.
     retention_days: Annotated[int, msgspec.Meta(ge=0, le=3650)] = 0
+    # SIEM destinations (L-3), each with its own persistent cursor.
+    forward: list[AuditForwardSection] = []
     # A signed checkpoint at least this often when records were added (and every 256
     # records, and at stop).
     checkpoint_interval_s: Annotated[float, msgspec.Meta(ge=10, le=86400)] = 300.0

@@ -22,6 +22,7 @@ from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import BackupTargetInfo, BackupTargetWatcher
 from mfpsecd.secret import SecretBytes
 from mfpsecd.services.audit import Auditor, AuditQuery
+from mfpsecd.services.forwarder import Forwarder
 from mfpsecd.services.identity import DeviceIdentity
 from mfpsecd.services.keys import KeyChain
 from mfpsecd.services.secrets import SecretKind, SecretStore
@@ -62,6 +63,7 @@ class KeyServices:
     identity: DeviceIdentity
     targets: BackupTargetWatcher
     auditor: Auditor
+    forwarders: tuple[Forwarder, ...] = ()
 
 
 _ORIGINS = {PeerClass.SYSTEM: "system", PeerClass.PANEL: "panel",
@@ -80,7 +82,7 @@ def build_handlers(status: StatusService, key_services: KeyServices | None = Non
     table = _system_handlers(status)
     if key_services is not None:
         table.update(_key_handlers(key_services))
-        table.update(_audit_handlers(key_services.auditor))
+        table.update(_audit_handlers(key_services.auditor, key_services.forwarders))
     return table
 
 
@@ -250,7 +252,7 @@ def _entry(r: Record) -> audit_api.AuditEntry:
 _EXPORT_CHUNK = 1000
 
 
-def _audit_handlers(auditor: Auditor) -> dict[str, Handler]:
+def _audit_handlers(auditor: Auditor, forwarders: tuple[Forwarder, ...]) -> dict[str, Handler]:
     async def query(ctx: CallContext, p: audit_api.AuditQueryParams) -> audit_api.AuditEntries:
         try:
             types = frozenset(EventType(t) for t in p.types)
@@ -280,5 +282,16 @@ def _audit_handlers(auditor: Auditor) -> dict[str, Handler]:
         tail = len(lines) - (len(lines) - 1) % _EXPORT_CHUNK - 1 if lines else 0
         yield Last(audit_api.AuditExport(lines[tail:]))
 
+    def forward_status(ctx: CallContext, _: NoParams) -> audit_api.ForwardStatus:
+        out = []
+        for f in forwarders:
+            s = f.status
+            backlog = max(auditor.last_seq - s.cursor, 0)
+            out.append(audit_api.Destination(s.name, s.transport, s.format, s.address,
+                                             s.connected, s.cursor, backlog, s.sent,
+                                             s.last_sent_at, s.last_error))
+        return audit_api.ForwardStatus(out)
+
     a = "io.mfpsecd.Audit."
-    return {a + "QueryAudit": query, a + "VerifyAudit": verify, a + "ExportAudit": export}
+    return {a + "QueryAudit": query, a + "VerifyAudit": verify, a + "ExportAudit": export,
+            a + "GetForwardStatus": forward_status}

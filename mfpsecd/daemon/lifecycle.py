@@ -12,6 +12,7 @@ import asyncio
 import fcntl
 import os
 import signal
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import Clock, Tpm
 from mfpsecd.services.audit import Auditor, Signer
 from mfpsecd.services.boots import BootLog
+from mfpsecd.services.forwarder import make_forwarders
 from mfpsecd.services.health import HealthRegistry, rfc3339
 from mfpsecd.services.identity import DeviceIdentity
 from mfpsecd.services.keys import ChainState, KeyChain
@@ -99,10 +101,13 @@ class Daemon:
             await chain.start()
         await _audit_key_chain(auditor, chain)
         auditor.set_signer(_identity_signer(chain))
+        forwarders = make_forwarders(cfg.audit.forward, auditor, state, clock, health,
+                                     hostname=socket.gethostname(), version=__version__,
+                                     procid=os.getpid())
         targets = UdevBackupTargets(clock, [p.sysfs_path for p in board.profile.usb_ports],
                                     board.paths.proc_root / "self" / "mountinfo")
         keys = KeyServices(chain, secrets, DeviceIdentity(chain, clock, board.profile.board.name),
-                           targets, auditor)
+                           targets, auditor, tuple(forwarders))
 
         self._status("starting IPC")
         ipc = cfg.ipc
@@ -124,6 +129,8 @@ class Daemon:
         supervisor.add("ipc-idle-reaper", server.reap_idle)
         supervisor.add("usb-backup-targets", targets.run)
         supervisor.add("time-watch", lambda: watch_time(clock, auditor))
+        for fwd in forwarders:
+            supervisor.add(f"siem-{fwd.dest.name}", fwd.run)
         supervisor.add("audit-checkpoints",
                        lambda: auditor.run_checkpoints(cfg.audit.checkpoint_interval_s))
         supervisor.add("state-checkpoint",

@@ -46,8 +46,12 @@ def load_config(path: Path) -> Config:
     # Relative paths in a file are relative to that file.
     daemon = config.daemon
     ipc = config.ipc
+    audit = structs.replace(config.audit, forward=[
+        structs.replace(f, ca_file=str(_resolve(base, f.ca_file)) if f.ca_file else None)
+        for f in config.audit.forward])
     return structs.replace(
         config,
+        audit=audit,
         daemon=structs.replace(daemon, board_dir=str(_resolve(base, daemon.board_dir))),
         ipc=structs.replace(
             ipc, socket_path=str(_resolve(base, ipc.socket_path)) if ipc.socket_path else None

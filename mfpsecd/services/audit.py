@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import datetime as dt
+import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -32,7 +34,8 @@ from mfpsecd.services.health import HealthRegistry
 
 log = structlog.get_logger("mfpsecd.audit")
 COMPONENT = "audit"
-CHECKPOINT_EVERY = 256  # records between signed checkpoints (also one per period and at stop)
+CHECKPOINT_EVERY = 256
+RECENT = 10000  # records between signed checkpoints (also one per period and at stop)
 
 # digest → (DER signature, SubjectPublicKeyInfo DER), or None when no key can sign now.
 Signer = Callable[[bytes], Awaitable[tuple[bytes, bytes] | None]]
@@ -86,6 +89,9 @@ class Auditor:
         self._base_seq, self._base_prev = 1, core.GENESIS
         self._exported_through = 0
         self._refusing = False
+        # The newest records, for forwarders that keep up (older ones come from the store).
+        self._recent: collections.deque[bytes] = collections.deque(maxlen=RECENT)
+        self._appended = asyncio.Event()
         self._clock = clock
         self._health = health
         self._state = state
@@ -216,6 +222,9 @@ class Auditor:
                 continue
             first = self._seq + 1
             self._seq, self._hash = seq, chained
+            self._recent.extend(payloads)
+            self._appended.set()
+            self._appended = asyncio.Event()
             for i, p in enumerate(batch):
                 if not p.done.done():
                     p.done.set_result(first + i)
@@ -382,6 +391,34 @@ class Auditor:
             return None
         seq, chained, when, signature, public = (str(x) for x in row)
         return core.SignedCheckpoint(int(seq), chained, when, signature, public)
+
+    # ---------------------------------------------------------------- for forwarders
+
+    async def records_after(self, seq: int, limit: int) -> list[bytes]:
+        """Up to limit durable records with sequence numbers above seq, in order."""
+        if seq >= self._seq:
+            return []
+        oldest_recent = self._seq - len(self._recent) + 1
+        if seq + 1 >= oldest_recent:
+            start = seq + 1 - oldest_recent
+            return list(itertools.islice(self._recent, start, start + limit))
+        out = []
+        for raw in await self._store.read_all():
+            h = core.head(raw)
+            if h is not None and h[0] > seq:
+                out.append(raw)
+                if len(out) >= limit:
+                    break
+        return out
+
+    async def wait_beyond(self, seq: int) -> None:
+        """Return once a record above seq is durable."""
+        while self._seq <= seq:
+            await self._appended.wait()
+
+    @property
+    def oldest_seq(self) -> int:
+        return self._base_seq
 
     async def query(self, q: AuditQuery) -> list[Record]:
         out = []
