@@ -105,6 +105,32 @@ class AuditSection(_Strict, frozen=True):
     checkpoint_interval_s: Annotated[float, msgspec.Meta(ge=10, le=86400)] = 300.0
 
 
+class NotifyMailSection(_Strict, frozen=True):
+    host: Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
+    sender: Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+$")]
+    recipients: Annotated[list[Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+$")]],
+                          msgspec.Meta(min_length=1)]
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 587
+    starttls: bool = True  # the server certificate is verified (ca_file, or the system CAs)
+    ca_file: str | None = None
+
+
+class NotifyRuleSection(_Strict, frozen=True):
+    name: _NAME
+    events: Annotated[list[str], msgspec.Meta(min_length=1)]  # audit event types
+    failures_only: bool = False
+    threshold: Annotated[int, msgspec.Meta(ge=1, le=100000)] = 1
+    window_s: Annotated[float, msgspec.Meta(ge=1, le=86400)] = 60.0
+    min_interval_s: Annotated[float, msgspec.Meta(ge=0, le=86400)] = 300.0
+
+
+class NotifySection(_Strict, frozen=True):
+    mail: NotifyMailSection | None = None
+    # Default rules (when none are given): lockouts, request floods, a full audit log,
+    # clock steps, key destruction or restore, failed firmware verification.
+    rules: list[NotifyRuleSection] | None = None
+
+
 class KeysSection(_Strict, frozen=True):
     # Shortest passphrase accepted for a key backup (printable ASCII).
     min_backup_passphrase: Annotated[int, msgspec.Meta(ge=12, le=64)] = 12
@@ -117,6 +143,7 @@ class Config(_Strict, frozen=True):
     state: StateSection = StateSection()
     keys: KeysSection = KeysSection()
     audit: AuditSection = AuditSection()
+    notify: NotifySection = NotifySection()
 
 
 # ---------------------------------------------------------------- board profile

@@ -43,6 +43,7 @@ from mfpsecd.services.forwarder import make_forwarders
 from mfpsecd.services.health import HealthRegistry, rfc3339
 from mfpsecd.services.identity import DeviceIdentity
 from mfpsecd.services.keys import ChainState, KeyChain
+from mfpsecd.services.notify import DEFAULT_RULES, MailSettings, Notifier, Rule
 from mfpsecd.services.secrets import SecretStore
 from mfpsecd.services.status import BoardInfo, StatusService
 from mfpsecd.services.timewatch import watch_time
@@ -131,6 +132,10 @@ class Daemon:
         supervisor.add("time-watch", lambda: watch_time(clock, auditor))
         for fwd in forwarders:
             supervisor.add(f"siem-{fwd.dest.name}", fwd.run)
+        notifier = _make_notifier(cfg, clock, health, board.profile.board.name)
+        if notifier is not None:
+            auditor.add_listener(notifier.offer)
+            supervisor.add("notify", notifier.run)
         supervisor.add("audit-checkpoints",
                        lambda: auditor.run_checkpoints(cfg.audit.checkpoint_interval_s))
         supervisor.add("state-checkpoint",
@@ -179,6 +184,25 @@ async def _audit_key_chain(auditor: Auditor, chain: KeyChain) -> None:
                          DAEMON, "master key", generation=facts.master_generation,
                          tpm=facts.tpm_backend, reason=facts.reason,
                          fingerprint=facts.wrapping_fingerprint[:16])
+
+
+def _make_notifier(cfg: Config, clock: Clock, health: HealthRegistry, device: str
+                   ) -> Notifier | None:
+    mail = cfg.notify.mail
+    if mail is None:
+        return None
+    if cfg.notify.rules is None:
+        rules = DEFAULT_RULES
+    else:
+        try:
+            rules = [Rule(r.name, frozenset(EventType(e) for e in r.events), r.failures_only,
+                          r.threshold, r.window_s, r.min_interval_s) for r in cfg.notify.rules]
+        except ValueError as exc:
+            raise MfpsecError(ErrorCode.CONFIG_INVALID, f"notify.rules: {exc}",
+                              key="notify.rules", reason=str(exc)) from None
+    return Notifier(rules, MailSettings(mail.host, mail.port, mail.sender,
+                                        tuple(mail.recipients), mail.starttls, mail.ca_file),
+                    clock, health, device=device)
 
 
 def _identity_signer(chain: KeyChain) -> Signer:

@@ -92,6 +92,7 @@ class Auditor:
         # The newest records, for forwarders that keep up (older ones come from the store).
         self._recent: collections.deque[bytes] = collections.deque(maxlen=RECENT)
         self._appended = asyncio.Event()
+        self._listeners: list[Callable[[list[Record]], None]] = []
         self._clock = clock
         self._health = health
         self._state = state
@@ -225,6 +226,10 @@ class Auditor:
             self._recent.extend(payloads)
             self._appended.set()
             self._appended = asyncio.Event()
+            if self._listeners:
+                decoded = [core.decode(p) for p in payloads]
+                for listener in self._listeners:
+                    listener(decoded)
             for i, p in enumerate(batch):
                 if not p.done.done():
                     p.done.set_result(first + i)
@@ -391,6 +396,10 @@ class Auditor:
             return None
         seq, chained, when, signature, public = (str(x) for x in row)
         return core.SignedCheckpoint(int(seq), chained, when, signature, public)
+
+    def add_listener(self, listener: Callable[[list[Record]], None]) -> None:
+        """Called with each batch once it is durable (notifications). Must not block."""
+        self._listeners.append(listener)
 
     # ---------------------------------------------------------------- for forwarders
 

@@ -1,0 +1,161 @@
+"""Notifications (A-5, A-6, L-4): audit events that matter are sent to the administrator,
+by e-mail (SMTP with STARTTLS; SNMP traps are the other channel, to come), without
+turning an attack into a mail flood.
+
+A rule matches event types (and optionally only failures) and fires when `threshold`
+matching records arrive within `window_s`. Each rule then sends at most one notification
+per `min_interval_s`; what arrives meanwhile is counted and summarised in the next one
+("and 998 more since ..."), so a burst of a thousand events costs a handful of mails.
+Records reach the notifier after they are durable; a slow or absent mail server never
+slows down auditing (the queue is bounded and drops the oldest on overflow, counting it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ssl
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+
+import aiosmtplib
+import structlog
+
+from mfpsecd.api.auditlog import EventType, Outcome, Record
+from mfpsecd.api.types import HealthState
+from mfpsecd.ports import Clock
+from mfpsecd.services.health import HealthRegistry
+
+log = structlog.get_logger("mfpsecd.notify")
+QUEUE = 10000
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    events: frozenset[EventType]
+    failures_only: bool = False
+    threshold: int = 1
+    window_s: float = 60.0
+    min_interval_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    host: str
+    port: int
+    sender: str
+    recipients: tuple[str, ...]
+    starttls: bool = True
+    ca_file: str | None = None
+    timeout_s: float = 30.0
+
+
+@dataclass
+class _RuleState:
+    recent: collections.deque[float] = field(default_factory=collections.deque)
+    last_sent: float | None = None
+    suppressed: int = 0
+    first_suppressed: str = ""
+
+
+class Notifier:
+    def __init__(self, rules: list[Rule], mail: MailSettings | None, clock: Clock,
+                 health: HealthRegistry, *, device: str) -> None:
+        self._rules = rules
+        self._mail = mail
+        self._clock = clock
+        self._health = health
+        self._device = device
+        self._queue: collections.deque[Record] = collections.deque(maxlen=QUEUE)
+        self._wake = asyncio.Event()
+        self._state = {r.name: _RuleState() for r in rules}
+        self.sent = 0
+        self.dropped = 0
+
+    def offer(self, records: list[Record]) -> None:
+        """Called by the auditor after each durable batch; never blocks."""
+        for r in records:
+            if len(self._queue) == self._queue.maxlen:
+                self.dropped += 1
+            self._queue.append(r)
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Supervised task."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                record = self._queue.popleft()
+                for rule in self._rules:
+                    if self._fires(rule, record):
+                        await self._notify(rule, record)
+
+    def _fires(self, rule: Rule, r: Record) -> bool:
+        if r.type not in rule.events or (rule.failures_only and r.outcome is not Outcome.FAILURE):
+            return False
+        st = self._state[rule.name]
+        now = self._clock.monotonic()
+        st.recent.append(now)
+        while st.recent and now - st.recent[0] > rule.window_s:
+            st.recent.popleft()
+        if len(st.recent) < rule.threshold:
+            return False
+        if st.last_sent is not None and now - st.last_sent < rule.min_interval_s:
+            if not st.suppressed:
+                st.first_suppressed = r.time
+            st.suppressed += 1
+            return False
+        return True
+
+    async def _notify(self, rule: Rule, r: Record) -> None:
+        st = self._state[rule.name]
+        more = ""
+        if st.suppressed:
+            more = (f"\n\n{st.suppressed} more matching event(s) since {st.first_suppressed} "
+                    "were not notified one by one (rate limit).")
+        st.last_sent = self._clock.monotonic()
+        st.suppressed = 0
+        st.recent.clear()
+        if self._mail is not None:
+            try:
+                await self._send_mail(rule, r, more)
+                self.sent += 1
+                self._health.set("notify", HealthState.OK, f"{self.sent} sent")
+            except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
+                log.warning("notify_mail_failed", rule=rule.name, error=type(exc).__name__)
+                self._health.set("notify", HealthState.FAILED,
+                                 f"mail to {self._mail.host}:{self._mail.port} failed: "
+                                 f"{type(exc).__name__}")
+
+    async def _send_mail(self, rule: Rule, r: Record, more: str) -> None:
+        mail = self._mail
+        assert mail is not None
+        msg = EmailMessage()
+        msg["From"] = mail.sender
+        msg["To"] = ", ".join(mail.recipients)
+        msg["Subject"] = (f"[mfpsecd {self._device}] {rule.name}: {r.type.value} "
+                          f"{r.outcome.value}")
+        who = r.subject.user or r.subject.origin
+        if r.subject.address:
+            who += f" from {r.subject.address}"
+        details = "\n".join(f"  {k}: {v}" for k, v in sorted(r.details.items()))
+        msg.set_content(f"Device: {self._device}\nTime: {r.time}\nEvent: {r.type.value} "
+                        f"({r.outcome.value})\nWho: {who}\nObject: {r.object}\n"
+                        f"Audit record: {r.seq}\nDetails:\n{details}{more}\n")
+        ctx = ssl.create_default_context(cafile=mail.ca_file) if mail.starttls else None
+        await aiosmtplib.send(msg, hostname=mail.host, port=mail.port,
+                              start_tls=mail.starttls, tls_context=ctx,
+                              timeout=mail.timeout_s)
+
+
+DEFAULT_RULES = [
+    Rule("account locked", frozenset({EventType.AUTH_LOCKOUT})),
+    Rule("request flood", frozenset({EventType.AUTH_FLOOD})),
+    Rule("audit log full", frozenset({EventType.AUDIT_FULL})),
+    Rule("clock changed", frozenset({EventType.TIME_CHANGE})),
+    Rule("keys", frozenset({EventType.KEYS_DESTROY, EventType.KEYS_RESTORE})),
+    Rule("firmware", frozenset({EventType.FIRMWARE_VERIFY, EventType.FIRMWARE_UPDATE}),
+         failures_only=True),
+]
