@@ -15,11 +15,11 @@ BUILD := build
 # dbus-daemon and libdbus (the D-Bus peer in bench/ipc).
 # Keys: libtss2-dev (tpm2-pytss builds against it), swtpm (the simulated board's TPM),
 # umockdev + its GObject bindings for the system python (USB events in tests).
-# Audit: rsyslog with its OpenSSL driver (the SIEM receiver in tests).
+# Audit: rsyslog with its OpenSSL driver (the SIEM receiver in tests), snmptrapd (traps).
 APT_PACKAGES := build-essential pkg-config libssl-dev python3-dev python3-venv \
 	ninja-build systemd util-linux dbus-daemon libdbus-1-dev \
 	libtss2-dev swtpm umockdev gir1.2-umockdev-1.0 python3-gi \
-	rsyslog rsyslog-openssl
+	rsyslog rsyslog-openssl snmptrapd
 
 SIM_CONFIG := hw/mfpsecd.sim.toml
 

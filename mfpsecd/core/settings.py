@@ -124,8 +124,22 @@ class NotifyRuleSection(_Strict, frozen=True):
     min_interval_s: Annotated[float, msgspec.Meta(ge=0, le=86400)] = 300.0
 
 
+class NotifySnmpSection(_Strict, frozen=True):
+    host: Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 162
+    version: Literal["v3", "v2c"] = "v3"
+    # v3 (authPriv, SHA + AES-128): the user, this device's engine ID (hex, as the
+    # receiver's createUser -e), and the secret-store names of the two keys.
+    user: str = ""
+    engine_id: Annotated[str, msgspec.Meta(pattern=r"^([0-9a-fA-F]{2}){5,32}$")] | None = None
+    auth_secret: str = ""
+    priv_secret: str = ""
+    community_secret: str = ""  # v2c: secret-store name of the community
+
+
 class NotifySection(_Strict, frozen=True):
     mail: NotifyMailSection | None = None
+    snmp: NotifySnmpSection | None = None
     # Default rules (when none are given): lockouts, request floods, a full audit log,
     # clock steps, key destruction or restore, failed firmware verification.
     rules: list[NotifyRuleSection] | None = None

@@ -43,7 +43,7 @@ from mfpsecd.services.forwarder import make_forwarders
 from mfpsecd.services.health import HealthRegistry, rfc3339
 from mfpsecd.services.identity import DeviceIdentity
 from mfpsecd.services.keys import ChainState, KeyChain
-from mfpsecd.services.notify import DEFAULT_RULES, MailSettings, Notifier, Rule
+from mfpsecd.services.notify import DEFAULT_RULES, MailSettings, Notifier, Rule, SnmpSettings
 from mfpsecd.services.secrets import SecretStore
 from mfpsecd.services.status import BoardInfo, StatusService
 from mfpsecd.services.timewatch import watch_time
@@ -132,7 +132,7 @@ class Daemon:
         supervisor.add("time-watch", lambda: watch_time(clock, auditor))
         for fwd in forwarders:
             supervisor.add(f"siem-{fwd.dest.name}", fwd.run)
-        notifier = _make_notifier(cfg, clock, health, board.profile.board.name)
+        notifier = _make_notifier(cfg, clock, health, board.profile.board.name, secrets)
         if notifier is not None:
             auditor.add_listener(notifier.offer)
             supervisor.add("notify", notifier.run)
@@ -186,11 +186,15 @@ async def _audit_key_chain(auditor: Auditor, chain: KeyChain) -> None:
                          fingerprint=facts.wrapping_fingerprint[:16])
 
 
-def _make_notifier(cfg: Config, clock: Clock, health: HealthRegistry, device: str
-                   ) -> Notifier | None:
-    mail = cfg.notify.mail
-    if mail is None:
+def _make_notifier(cfg: Config, clock: Clock, health: HealthRegistry, device: str,
+                   secrets: SecretStore) -> Notifier | None:
+    mail, snmp = cfg.notify.mail, cfg.notify.snmp
+    if mail is None and snmp is None:
         return None
+    if snmp is not None and snmp.version == "v3" and not (
+            snmp.user and snmp.engine_id and snmp.auth_secret and snmp.priv_secret):
+        raise MfpsecError(ErrorCode.CONFIG_INVALID, "notify.snmp: v3 needs user, engine_id, "
+                          "auth_secret and priv_secret", key="notify.snmp", reason="incomplete")
     if cfg.notify.rules is None:
         rules = DEFAULT_RULES
     else:
@@ -200,9 +204,16 @@ def _make_notifier(cfg: Config, clock: Clock, health: HealthRegistry, device: st
         except ValueError as exc:
             raise MfpsecError(ErrorCode.CONFIG_INVALID, f"notify.rules: {exc}",
                               key="notify.rules", reason=str(exc)) from None
-    return Notifier(rules, MailSettings(mail.host, mail.port, mail.sender,
-                                        tuple(mail.recipients), mail.starttls, mail.ca_file),
-                    clock, health, device=device)
+    return Notifier(
+        rules,
+        None if mail is None else MailSettings(mail.host, mail.port, mail.sender,
+                                               tuple(mail.recipients), mail.starttls,
+                                               mail.ca_file),
+        clock, health, device=device,
+        snmp=None if snmp is None else SnmpSettings(
+            snmp.host, snmp.port, snmp.version, snmp.user, snmp.engine_id or "",
+            snmp.auth_secret, snmp.priv_secret, snmp.community_secret),
+        secrets=secrets.get)
 
 
 def _identity_signer(chain: KeyChain) -> Signer:
