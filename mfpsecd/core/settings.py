@@ -113,6 +113,8 @@ class NotifyMailSection(_Strict, frozen=True):
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 587
     starttls: bool = True  # the server certificate is verified (ca_file, or the system CAs)
     ca_file: str | None = None
+    username: str = ""  # SMTP AUTH, over STARTTLS only
+    password_secret: str = ""  # secret-store name of the password
 
 
 class NotifyRuleSection(_Strict, frozen=True):

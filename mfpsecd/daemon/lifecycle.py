@@ -206,9 +206,9 @@ def _make_notifier(cfg: Config, clock: Clock, health: HealthRegistry, device: st
                               key="notify.rules", reason=str(exc)) from None
     return Notifier(
         rules,
-        None if mail is None else MailSettings(mail.host, mail.port, mail.sender,
-                                               tuple(mail.recipients), mail.starttls,
-                                               mail.ca_file),
+        None if mail is None else MailSettings(
+            mail.host, mail.port, mail.sender, tuple(mail.recipients), mail.starttls,
+            mail.ca_file, username=mail.username, password_secret=mail.password_secret),
         clock, health, device=device,
         snmp=None if snmp is None else SnmpSettings(
             snmp.host, snmp.port, snmp.version, snmp.user, snmp.engine_id or "",

@@ -65,6 +65,8 @@ class MailSettings:
     starttls: bool = True
     ca_file: str | None = None
     timeout_s: float = 30.0
+    username: str = ""  # SMTP AUTH (only over STARTTLS); the password is a stored secret
+    password_secret: str = ""
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,7 @@ class Notifier:
                 await self._send_mail(rule, r, more)
                 self.sent += 1
                 self._health.set("notify", HealthState.OK, f"{self.sent} sent")
-            except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
+            except (aiosmtplib.SMTPException, OSError, ssl.SSLError, MfpsecError) as exc:
                 log.warning("notify_mail_failed", rule=rule.name, error=type(exc).__name__)
                 self._health.set("notify", HealthState.FAILED,
                                  f"mail to {self._mail.host}:{self._mail.port} failed: "
@@ -188,10 +190,10 @@ class Notifier:
 
     async def _secret(self, name: str) -> str:
         if self._secrets is None or not name:
-            raise MfpsecError(ErrorCode.CONFIG_INVALID, key="notify.snmp",
-                              reason="SNMP credentials need the secret store")
+            raise MfpsecError(ErrorCode.CONFIG_INVALID, key="notify",
+                              reason="credentials need the secret store")
         with await self._secrets(name) as value:
-            # pysnmp takes str keys: this copy is the price of the library.
+            # pysnmp and aiosmtplib take str: this copy is the price of the libraries.
             return bytes(value.view()).decode()
 
     async def _send_trap(self, rule: Rule, r: Record, suppressed: int) -> None:
@@ -244,9 +246,15 @@ class Notifier:
                         f"({r.outcome.value})\nWho: {who}\nObject: {r.object}\n"
                         f"Audit record: {r.seq}\nDetails:\n{details}{more}\n")
         ctx = ssl.create_default_context(cafile=mail.ca_file) if mail.starttls else None
+        username = password = None
+        if mail.username:
+            if not mail.starttls:
+                raise MfpsecError(ErrorCode.CONFIG_INVALID, key="notify.mail.username",
+                                  reason="SMTP AUTH only over STARTTLS")
+            username, password = mail.username, await self._secret(mail.password_secret)
         await aiosmtplib.send(msg, hostname=mail.host, port=mail.port,
                               start_tls=mail.starttls, tls_context=ctx,
-                              timeout=mail.timeout_s)
+                              timeout=mail.timeout_s, username=username, password=password)
 
 
 DEFAULT_RULES = [

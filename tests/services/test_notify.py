@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 from mfpsecd.api.auditlog import EventType, Outcome, Subject
 from mfpsecd.backends.audit_file import AuditFile
@@ -25,6 +26,11 @@ from tests.support.pki import make_pki
 from tests.support.rsyslog import free_port
 
 ATTACKER = Subject(origin="network", user="admin", address="203.0.113.9")
+
+
+async def _smtp_secret(name: str) -> SecretBytes:
+    assert name == "smtp-password"
+    return SecretBytes(bytearray(b"Smtp-pass-2026"))
 
 
 class Sink:
@@ -43,8 +49,17 @@ def test_lockout_burst_sends_a_bounded_number_of_mails(tmp_path: Path) -> None:
     tls.load_cert_chain(pki.cert, pki.key)
     sink = Sink()
     port = free_port()
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        logins.append((auth_data.login, auth_data.password))
+        ok = (auth_data.login, auth_data.password) == (b"mfp-01", b"Smtp-pass-2026")
+        return AuthResult(success=ok)
+
     smtp = Controller(sink, hostname="127.0.0.1", port=port, tls_context=tls,
-                      require_starttls=True, server_hostname="localhost")
+                      require_starttls=True, server_hostname="localhost",
+                      authenticator=authenticator, auth_required=True,
+                      auth_require_tls=True)
     smtp.start()
     try:
         async def scenario() -> None:
@@ -58,8 +73,9 @@ def test_lockout_burst_sends_a_bounded_number_of_mails(tmp_path: Path) -> None:
                  Rule("password attack", frozenset({EventType.AUTH_LOGIN}),
                       failures_only=True, threshold=3, window_s=60, min_interval_s=300)],
                 MailSettings("localhost", port, "mfp@example.net", ("admin@example.net",),
-                             ca_file=str(pki.ca)),
-                clock, health, device="mfp-01")
+                             ca_file=str(pki.ca), username="mfp-01",
+                             password_secret="smtp-password"),
+                clock, health, device="mfp-01", secrets=_smtp_secret)
             auditor.add_listener(notifier.offer)
             task = asyncio.create_task(notifier.run())
 
@@ -95,6 +111,7 @@ def test_lockout_burst_sends_a_bounded_number_of_mails(tmp_path: Path) -> None:
             await until(3)
             assert "999 more matching event(s)" in sink.messages[2]
             assert notifier.sent == 3
+            assert set(logins) == {(b"mfp-01", b"Smtp-pass-2026")}  # AUTH after STARTTLS
             task.cancel()
             await auditor.stop()
 
