@@ -1,0 +1,103 @@
+"""The password policy (SPEC A-2): the rules every new password is held to, each rejection
+naming the rule that failed.
+
+Pure logic on the password's bytes (a memoryview of the caller's bytearray): no str of
+the password is ever made, and the one working copy (for the case-insensitive user-id
+check) is zeroed before returning. Reuse of one of the last N passwords is checked by the
+user service against the stored hashes; this module only says how many are kept.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Annotated
+
+import msgspec
+
+from mfpsecd.secret import wipe
+
+MAX_SUPPORTED_LENGTH = 128
+
+
+class Rule(enum.Enum):
+    MIN_LENGTH = "min_length"
+    MAX_LENGTH = "max_length"
+    ASCII_PRINTABLE = "ascii_printable"
+    REPEATED_CHARACTER = "repeated_character"
+    COMPLEXITY = "complexity"
+    CONTAINS_USER_ID = "contains_user_id"
+    REUSED = "reused"  # checked against the history by the user service
+
+
+class CharClass(enum.Enum):
+    DIGIT = "digit"
+    UPPER = "upper"
+    LOWER = "lower"
+    SYMBOL = "symbol"
+
+
+class PasswordPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Administrator-configurable; the defaults are the SPEC's."""
+
+    min_length: Annotated[int, msgspec.Meta(ge=8, le=64)] = 12
+    # Character classes every password must contain (empty: no complexity rule).
+    required_classes: frozenset[CharClass] = frozenset()
+    forbid_user_id: bool = True
+    history: Annotated[int, msgspec.Meta(ge=0, le=24)] = 5  # no reuse of the last N
+    expiry_days: Annotated[int, msgspec.Meta(ge=0, le=3650)] = 0  # 0: never expires
+    temporary_days: Annotated[int, msgspec.Meta(ge=1, le=30)] = 7  # forced change after
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: Rule
+    requirement: str  # what the rule asks for, for the user: never echoes the password
+
+
+def _class_of(b: int) -> CharClass:
+    if 0x30 <= b <= 0x39:
+        return CharClass.DIGIT
+    if 0x41 <= b <= 0x5A:
+        return CharClass.UPPER
+    if 0x61 <= b <= 0x7A:
+        return CharClass.LOWER
+    return CharClass.SYMBOL
+
+
+def violations(password: memoryview, user_id: str, policy: PasswordPolicy) -> list[Violation]:
+    """Every rule the password breaks, in a stable order (empty: acceptable)."""
+    out: list[Violation] = []
+    n = len(password)
+    if n < policy.min_length:
+        out.append(Violation(Rule.MIN_LENGTH, f"at least {policy.min_length} characters"))
+    if n > MAX_SUPPORTED_LENGTH:
+        out.append(Violation(Rule.MAX_LENGTH, f"at most {MAX_SUPPORTED_LENGTH} characters"))
+    printable = all(0x20 <= b <= 0x7E for b in password)
+    if not printable:
+        out.append(Violation(Rule.ASCII_PRINTABLE,
+                             "printable ASCII characters only (letters, digits, symbols, "
+                             "space)"))
+    if n > 1 and all(b == password[0] for b in password):
+        out.append(Violation(Rule.REPEATED_CHARACTER, "not one character repeated"))
+    if policy.required_classes:
+        present = {_class_of(b) for b in password if 0x20 <= b <= 0x7E}
+        missing = policy.required_classes - present
+        if missing:
+            names = ", ".join(sorted(c.value for c in missing))
+            out.append(Violation(Rule.COMPLEXITY, f"also a character of each class: {names}"))
+    if policy.forbid_user_id and user_id and _contains_ci(password, user_id.encode()):
+        out.append(Violation(Rule.CONTAINS_USER_ID, "must not contain the user id"))
+    return out
+
+
+def _contains_ci(password: memoryview, needle: bytes) -> bool:
+    """Case-insensitive (ASCII) containment, on a working copy that is zeroed after."""
+    lowered = bytearray(password)
+    try:
+        for i, b in enumerate(lowered):
+            if 0x41 <= b <= 0x5A:
+                lowered[i] = b | 0x20
+        return needle.lower() in lowered
+    finally:
+        wipe(lowered)
