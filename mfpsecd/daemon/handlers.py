@@ -137,7 +137,7 @@ def _key_handlers(svc: KeyServices) -> dict[str, Handler]:
 
     async def get_key_status(ctx: CallContext, _: NoParams) -> keys.KeyStatus:
         f = await chain.facts()
-        count = len(await secrets.list())
+        count = await secrets.count()
         return keys.KeyStatus(
             state=f.state.value, reason=f.reason, software_keys=f.software_keys,
             tpm=keys.TpmStatus(f.tpm_backend, f.tpm_manufacturer, f.tpm_firmware),
@@ -201,7 +201,7 @@ def _key_handlers(svc: KeyServices) -> dict[str, Handler]:
             generation = await chain.rotate()
             ev.details["generation"] = generation
             ev.succeed()
-        return keys.RotateResult(generation, len(await secrets.list()))
+        return keys.RotateResult(generation, await secrets.count())
 
     async def destroy(ctx: CallContext, p: keys.DestroyParams) -> keys.Empty:
         async with auditor.event(EventType.KEYS_DESTROY, subject_of(ctx), "key chain") as ev:

@@ -14,7 +14,6 @@ flushed together (group commit), each waiting only for the flush that carries it
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
 import contextlib
 import datetime as dt
@@ -23,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
+from cryptography.hazmat.primitives import serialization
 
 from mfpsecd.api import auditlog as core
 from mfpsecd.api.auditlog import Detail, EventType, Outcome, Record, Subject
@@ -30,7 +30,7 @@ from mfpsecd.api.types import HealthState
 from mfpsecd.core.settings import AuditFullPolicy
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import AuditStore, Clock, StateConnection, StateStore
-from mfpsecd.services.health import HealthRegistry
+from mfpsecd.services.health import HealthRegistry, rfc3339
 
 log = structlog.get_logger("mfpsecd.audit")
 COMPONENT = "audit"
@@ -131,6 +131,9 @@ class Auditor:
         self._verdict = verdict
         # Append after what is there whatever the verdict: a broken chain is reported
         # (status, `mfpsec audit verify`), never "repaired" by rewriting history.
+        if verdict.ok:
+            # Forwarders catching up after a restart read from memory, not the whole log.
+            self._recent.extend(payloads[-RECENT:])
         if payloads:
             last = core.decode(payloads[-1])
             self._seq = last.seq
@@ -186,7 +189,7 @@ class Auditor:
     async def _submit(self, ev: AuditEvent) -> int:
         if self._writer is None or self._writer.done():
             raise RuntimeError("audit writer is not running")
-        now = _utc(self._clock)
+        now = rfc3339(self._clock, "microseconds")
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(now, ev, done))
         self._wake.set()
@@ -288,7 +291,7 @@ class Auditor:
         """Queue an event from inside the writer (which cannot wait on itself)."""
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         done.add_done_callback(lambda f: f.exception())  # nobody waits: do not warn
-        self._pending.append(_Pending(_utc(self._clock),
+        self._pending.append(_Pending(rfc3339(self._clock, "microseconds"),
                                       AuditEvent(type_, core.DAEMON, "audit log",
                                                  dict(details), outcome), done))
         self._wake.set()
@@ -353,8 +356,11 @@ class Auditor:
                 signed = None
             if signed is not None:
                 signature = signed[0].hex()
-                public_pem = _pem(signed[1])
-        cp = core.SignedCheckpoint(seq=seq, hash=chained.hex(), time=_utc(self._clock),
+                public_pem = serialization.load_der_public_key(signed[1]).public_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        cp = core.SignedCheckpoint(seq=seq, hash=chained.hex(),
+                                   time=rfc3339(self._clock, "microseconds"),
                                    signature=signature, public_key=public_pem)
 
         def tx(conn: StateConnection) -> None:
@@ -404,19 +410,23 @@ class Auditor:
     # ---------------------------------------------------------------- for forwarders
 
     async def records_after(self, seq: int, limit: int) -> list[bytes]:
-        """Up to limit durable records with sequence numbers above seq, in order."""
+        """Durable records with sequence numbers above seq, in order: up to limit from
+        memory, more in one go when they must come from the store."""
         if seq >= self._seq:
             return []
         oldest_recent = self._seq - len(self._recent) + 1
         if seq + 1 >= oldest_recent:
             start = seq + 1 - oldest_recent
             return list(itertools.islice(self._recent, start, start + limit))
+        # Older than what is in memory: one read of the log serves a large batch, so a
+        # long backlog costs a read per RECENT records, not per `limit`.
+        wanted = max(limit, RECENT)
         out = []
         for raw in await self._store.read_all():
             h = core.head(raw)
             if h is not None and h[0] > seq:
                 out.append(raw)
-                if len(out) >= limit:
+                if len(out) >= wanted:
                     break
         return out
 
@@ -486,12 +496,3 @@ class Auditor:
                 await self._writer
         await self._store.close()
 
-
-def _utc(clock: Clock) -> str:
-    return clock.now().isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _pem(spki_der: bytes) -> str:
-    body = base64.encodebytes(spki_der).decode().replace("\n", "")
-    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
-    return "-----BEGIN PUBLIC KEY-----\n" + "\n".join(lines) + "\n-----END PUBLIC KEY-----\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 from mfpsecd.api.types import ComponentHealth, HealthState
 from mfpsecd.ports import Clock
@@ -44,6 +45,11 @@ class HealthRegistry:
         return self.generation
 
 
-def rfc3339(clock: Clock) -> str:
-    """The clock's UTC time as RFC 3339 with milliseconds (2026-01-01T00:00:00.000Z)."""
-    return clock.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def rfc3339(clock: Clock, timespec: str = "milliseconds") -> str:
+    """The clock's UTC time as RFC 3339 (2026-01-01T00:00:00.000Z; audit records use
+    timespec="microseconds")."""
+    return utc_text(clock.now(), timespec)
+
+
+def utc_text(t: dt.datetime, timespec: str = "milliseconds") -> str:
+    return t.isoformat(timespec=timespec).replace("+00:00", "Z")

@@ -160,14 +160,14 @@ class Notifier:
 
     async def _notify(self, rule: Rule, r: Record) -> None:
         st = self._state[rule.name]
+        suppressed = st.suppressed
         more = ""
-        if st.suppressed:
-            more = (f"\n\n{st.suppressed} more matching event(s) since {st.first_suppressed} "
+        if suppressed:
+            more = (f"\n\n{suppressed} more matching event(s) since {st.first_suppressed} "
                     "were not notified one by one (rate limit).")
         st.last_sent = self._clock.monotonic()
         st.suppressed = 0
         st.recent.clear()
-        suppressed = int(more.split()[0]) if more else 0  # the count the text starts with
         if self._mail is not None:
             try:
                 await self._send_mail(rule, r, more)

@@ -111,6 +111,13 @@ class SecretStore:
         return [SecretInfo(str(n), SecretKind(str(k)), int(str(s)), int(str(g)), str(c),
                            str(u)) for n, k, s, g, c, u in await self._store.run(tx)]
 
+    async def count(self) -> int:
+        def tx(conn: StateConnection) -> int:
+            row = conn.execute("SELECT COUNT(*) FROM secrets").fetchone()
+            return int(str(row[0])) if row else 0
+
+        return await self._store.run(tx)
+
     @staticmethod
     def erase_all(conn: StateConnection) -> None:
         """For key destruction: overwrite, then delete, every sealed secret."""

@@ -16,15 +16,12 @@ import structlog
 from mfpsecd.api.auditlog import DAEMON, EventType, Outcome
 from mfpsecd.ports import Clock
 from mfpsecd.services.audit import Auditor
+from mfpsecd.services.health import utc_text
 
 log = structlog.get_logger("mfpsecd.time")
 
 PERIOD_S = 5.0
 TOLERANCE_S = 2.0
-
-
-def _iso(t: dt.datetime) -> str:
-    return t.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 async def watch_time(clock: Clock, auditor: Auditor, period_s: float = PERIOD_S,
@@ -39,5 +36,6 @@ async def watch_time(clock: Clock, auditor: Auditor, period_s: float = PERIOD_S,
         if abs(step) > tolerance_s:
             log.warning("time_changed", step_s=round(step, 3))
             await auditor.record(EventType.TIME_CHANGE, Outcome.SUCCESS, DAEMON, "system clock",
-                                 before=_iso(expected), after=_iso(now), step_s=round(step, 3))
+                                 before=utc_text(expected, "microseconds"),
+                                 after=utc_text(now, "microseconds"), step_s=round(step, 3))
         wall, mono = now, now_mono  # re-based each time: slewing never accumulates

@@ -28,6 +28,14 @@ from tests.support.rsyslog import free_port
 ATTACKER = Subject(origin="network", user="admin", address="203.0.113.9")
 
 
+async def _auditor(tmp: Path) -> tuple[FakeClock, HealthRegistry, Auditor]:
+    clock = FakeClock()
+    health = HealthRegistry(clock)
+    auditor = Auditor(AuditFile(tmp / "audit"), clock, health)
+    await auditor.start()
+    return clock, health, auditor
+
+
 async def _smtp_secret(name: str) -> SecretBytes:
     assert name == "smtp-password"
     return SecretBytes(bytearray(b"Smtp-pass-2026"))
@@ -63,10 +71,7 @@ def test_lockout_burst_sends_a_bounded_number_of_mails(tmp_path: Path) -> None:
     smtp.start()
     try:
         async def scenario() -> None:
-            clock = FakeClock()
-            health = HealthRegistry(clock)
-            auditor = Auditor(AuditFile(tmp_path / "audit"), clock, health)
-            await auditor.start()
+            clock, health, auditor = await _auditor(tmp_path)
             notifier = Notifier(
                 [Rule("account locked", frozenset({EventType.AUTH_LOCKOUT}),
                       min_interval_s=300),
@@ -145,10 +150,7 @@ def test_lockout_trap_snmpv3_authpriv_reaches_snmptrapd(tmp_path: Path) -> None:
             return SecretBytes(bytearray(KEYS[name]))
 
         async def scenario() -> None:
-            clock = FakeClock()
-            health = HealthRegistry(clock)
-            auditor = Auditor(AuditFile(tmp_path / "audit"), clock, health)
-            await auditor.start()
+            clock, health, auditor = await _auditor(tmp_path)
             notifier = Notifier(
                 [Rule("account locked", frozenset({EventType.AUTH_LOCKOUT}),
                       min_interval_s=300)], None, clock, health, device="mfp-01",
