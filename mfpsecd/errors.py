@@ -124,6 +124,58 @@ class ErrorCode(enum.Enum):
         "io.mfpsecd.Keys.PassphraseTooWeak", EX_DATAERR, (("min_length", int),),
         "The backup passphrase is shorter than the minimum or not printable ASCII.",
     )
+    AUTHENTICATION_FAILED = (
+        "io.mfpsecd.Auth.AuthenticationFailed", EX_NOPERM, (),
+        "Wrong user name, password, PIN or one-time code (which one is not said).",
+    )
+    ACCOUNT_LOCKED = (
+        "io.mfpsecd.Auth.AccountLocked", EX_NOPERM, (("retry_after_s", int),),
+        "Too many failed logins: the account is locked for a while (an administrator can "
+        "unlock it). Nothing about the password just given is revealed.",
+    )
+    AUTHENTICATION_REQUIRED = (
+        "io.mfpsecd.Auth.AuthenticationRequired", EX_NOPERM, (("reason", str),),
+        "The method needs a logged-in user with a role that allows it (no session, the "
+        "session ended or timed out, or the password must be changed first).",
+    )
+    SECOND_FACTOR_REQUIRED = (
+        "io.mfpsecd.Auth.SecondFactorRequired", EX_NOPERM, (),
+        "The account has a TOTP second factor: call again with the current one-time code.",
+    )
+    PASSWORD_REJECTED = (
+        "io.mfpsecd.Auth.PasswordRejected", EX_DATAERR, (("rules", str), ("requirements", str)),
+        "The new password breaks the password policy; rules names each rule that failed "
+        "(comma-separated) and requirements says what they ask for.",
+    )
+    USER_NOT_FOUND = (
+        "io.mfpsecd.Auth.UserNotFound", EX_DATAERR, (("user", str),),
+        "No user account of that name.",
+    )
+    USER_EXISTS = (
+        "io.mfpsecd.Auth.UserExists", EX_DATAERR, (("user", str),),
+        "A user account of that name already exists.",
+    )
+    LAST_ADMINISTRATOR = (
+        "io.mfpsecd.Auth.LastAdministrator", EX_DATAERR, (("user", str),),
+        "The change would leave the device without an administrator.",
+    )
+    ALREADY_INITIALIZED = (
+        "io.mfpsecd.Auth.AlreadyInitialized", EX_DATAERR, (),
+        "An administrator account exists already; first-start setup is over.",
+    )
+    THROTTLED = (
+        "io.mfpsecd.Auth.Throttled", EX_TEMPFAIL, (("retry_after_s", float),),
+        "Too many authentication requests from this source (or in total): try again later.",
+    )
+    CERTIFICATE_REJECTED = (
+        "io.mfpsecd.Auth.CertificateRejected", EX_NOPERM, (("reason", str),),
+        "The card's certificate is not acceptable (untrusted issuer, expired, wrong key "
+        "usage) or is bound to no user.",
+    )
+    CARD_UNUSABLE = (
+        "io.mfpsecd.Auth.CardUnusable", EX_UNAVAILABLE, (("reason", str),),
+        "No card is present, or the card could not prove possession of its key.",
+    )
     AUDIT_FULL = (
         "io.mfpsecd.Audit.AuditFull", EX_UNAVAILABLE, (("policy", str),),
         "The audit log is full and its policy refuses operations that would need auditing "
@@ -179,6 +231,8 @@ COMMON_ERRORS: frozenset[ErrorCode] = frozenset({
     # Any audited operation fails, closed, when its record cannot be made durable.
     ErrorCode.AUDIT_FULL,
     ErrorCode.STATE_UNAVAILABLE,
+    # Checked before any handler runs, for every method that needs a role.
+    ErrorCode.AUTHENTICATION_REQUIRED,
 })
 
 

@@ -12,6 +12,7 @@ from typing import Protocol, TypeVar
 from typing_extensions import Buffer
 
 from mfpsecd.api.auditlog import Verdict
+from mfpsecd.core.password_record import Cost
 from mfpsecd.secret import SecretBytes
 
 T = TypeVar("T")
@@ -206,13 +207,8 @@ class KeyCrypto(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class PassphraseCost:
-    """Argon2id parameters, stored with whatever they protect so they can change later."""
-
-    memory_kib: int
-    iterations: int
-    lanes: int
+# Argon2id parameters, stored with whatever they protect so they can change later.
+PassphraseCost = Cost
 
 
 # ---------------------------------------------------------------- backup targets (USB)

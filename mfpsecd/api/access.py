@@ -1,4 +1,5 @@
-"""Privileges a method can require. The peer/role → privilege policy lives in core.access."""
+"""Privileges a method can require, and the roles users hold (SPEC A-10). The peer/role →
+privilege policy lives in core.access."""
 
 from __future__ import annotations
 
@@ -10,7 +11,18 @@ class Privilege(enum.Enum):
 
     INTROSPECT = "introspect"  # org.varlink.service: GetInfo, GetInterfaceDescription
     STATUS_READ = "status.read"  # daemon and component health
+    AUTH = "auth"  # log in and out, one's own session and password, the password rules
     KEYS_READ = "keys.read"  # key-chain status, secret names and metadata, device identity
     SECRETS_WRITE = "secrets.write"  # set and delete secrets
     KEYS_ADMIN = "keys.admin"  # backup, restore, rotate, destroy
     AUDIT_READ = "audit.read"  # query, verify and export the audit log
+    USERS_ADMIN = "users.admin"  # user accounts, unlock, the authentication policy
+
+
+class Role(enum.Enum):
+    """The roles of SPEC A-10. Values are stable: stored and shown on the wire."""
+
+    ADMINISTRATOR = "administrator"
+    SERVICE = "service"  # the service engineer (CE)
+    USER = "user"
+    AUDITOR = "auditor"  # reads the audit log, nothing else

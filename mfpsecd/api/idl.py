@@ -38,7 +38,7 @@ class _Collector:
             return "int"
         if isinstance(t, mi.FloatType):
             return "float"
-        if isinstance(t, mi.ListType):
+        if isinstance(t, mi.ListType | mi.SetType | mi.FrozenSetType):
             return "[]" + self.render(t.item_type)
         if isinstance(t, mi.DictType):
             if not isinstance(t.key_type, mi.StrType):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from mfpsecd.api.audit import AUDIT
+from mfpsecd.api.auth import AUTH
 from mfpsecd.api.keys import KEYS
 from mfpsecd.api.schema import Interface, Method
 from mfpsecd.api.service import SERVICE
 from mfpsecd.api.system import SYSTEM
 
-INTERFACES: tuple[Interface, ...] = (SERVICE, SYSTEM, KEYS, AUDIT)
+INTERFACES: tuple[Interface, ...] = (SERVICE, SYSTEM, AUTH, KEYS, AUDIT)
 BY_NAME: dict[str, Interface] = {i.name: i for i in INTERFACES}
 
 VENDOR = "mfpsecd project"

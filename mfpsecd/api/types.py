@@ -45,3 +45,6 @@ class Status(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     boot_count: int
     previous_shutdown: str  # "clean", "unclean" (power cut or crash), or "none" at first boot
     components: list[ComponentHealth]
+    # Security notices the panel shows at start-up until resolved (stable ids), e.g.
+    # "administrator-unset": first start, no administrator password yet.
+    notices: list[str] = []

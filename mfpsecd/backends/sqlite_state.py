@@ -81,6 +81,28 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    # 5: user accounts (the password verifiers are sealed in the secret store), their
+    # lockout state (written before a failed login is answered: survives a power cut),
+    # and the administrator's authentication policy
+    """
+    CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        password_set_at REAL NOT NULL,
+        temporary INTEGER NOT NULL DEFAULT 0,
+        failures INTEGER NOT NULL DEFAULT 0,
+        locked_until REAL NOT NULL DEFAULT 0,
+        last_login_at TEXT NOT NULL DEFAULT '',
+        card_fingerprint TEXT UNIQUE,
+        totp_enabled INTEGER NOT NULL DEFAULT 0,
+        totp_last_step INTEGER NOT NULL DEFAULT -1
+    );
+    CREATE TABLE auth_settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 )
 
 

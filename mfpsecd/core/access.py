@@ -1,8 +1,11 @@
 """Who may call what: peer classes from socket credentials, and the privilege policy.
 
 A connection's peer is classified once, from SO_PEERCRED/SO_PEERGROUPS, by the rules in
-the configuration. Later, authenticated sessions (administrator, service engineer, user,
-auditor) narrow this further; a peer class is the ceiling for anything on that connection.
+the configuration. The class alone grants what needs no user (status, logging in); a
+logged-in session adds what its role allows (SPEC A-10). SYSTEM peers (root, the daemon's
+own uid) could read the daemon's memory anyway: they hold every privilege, which is also
+how the device is recovered when nobody can log in (a replaced TPM locks the password
+verifiers with the rest of the key chain).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mfpsecd.api.access import Privilege
+from mfpsecd.api.access import Privilege, Role
 
 
 class PeerClass(enum.Enum):
@@ -46,15 +49,38 @@ def classify(peer: PeerCredentials, rules: AdmissionRules) -> PeerClass:
     return PeerClass.UNKNOWN
 
 
+_P = Privilege
 _GRANTS: dict[PeerClass, frozenset[Privilege]] = {
     PeerClass.SYSTEM: frozenset(Privilege),
-    PeerClass.PANEL: frozenset({Privilege.INTROSPECT, Privilege.STATUS_READ}),
-    # Until user authentication lands (issue 5), key administration and secret writes
-    # are for SYSTEM peers (root, the daemon's own uid) only.
-    PeerClass.MAINTENANCE: frozenset({Privilege.INTROSPECT, Privilege.STATUS_READ,
-                                      Privilege.KEYS_READ}),
+    PeerClass.PANEL: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.AUTH}),
+    PeerClass.MAINTENANCE: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.KEYS_READ, _P.AUTH}),
     PeerClass.UNKNOWN: frozenset(),
 }
+
+_ROLE_GRANTS: dict[Role, frozenset[Privilege]] = {
+    Role.ADMINISTRATOR: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.AUTH, _P.KEYS_READ,
+                                   _P.SECRETS_WRITE, _P.KEYS_ADMIN, _P.AUDIT_READ,
+                                   _P.USERS_ADMIN}),
+    # The service engineer: diagnostics and key backup/restore (SPEC: users and interfaces).
+    Role.SERVICE: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.AUTH, _P.KEYS_READ,
+                             _P.KEYS_ADMIN}),
+    Role.USER: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.AUTH}),
+    Role.AUDITOR: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.AUTH, _P.AUDIT_READ}),
+}
+
+
+def session_privileges(peer_class: PeerClass, role: Role | None, must_change: bool
+                       ) -> frozenset[Privilege]:
+    """What a connection may do with (or without) a logged-in role. A session whose
+    password must be changed first adds nothing beyond logging in and out."""
+    base = _GRANTS[peer_class]
+    if role is None or must_change or peer_class is PeerClass.UNKNOWN:
+        return base
+    return base | _ROLE_GRANTS[role]
+
+
+def role_table() -> Iterable[tuple[Role, frozenset[Privilege]]]:
+    return _ROLE_GRANTS.items()
 
 
 def privileges(peer_class: PeerClass) -> frozenset[Privilege]:

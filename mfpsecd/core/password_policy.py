@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Annotated
 
-import msgspec
-
+from mfpsecd.api.auth import CharClass, PasswordPolicy
 from mfpsecd.secret import wipe
+
+__all__ = ["CharClass", "PasswordPolicy", "Rule", "Violation", "violations"]
 
 MAX_SUPPORTED_LENGTH = 128
 
@@ -28,25 +28,6 @@ class Rule(enum.Enum):
     COMPLEXITY = "complexity"
     CONTAINS_USER_ID = "contains_user_id"
     REUSED = "reused"  # checked against the history by the user service
-
-
-class CharClass(enum.Enum):
-    DIGIT = "digit"
-    UPPER = "upper"
-    LOWER = "lower"
-    SYMBOL = "symbol"
-
-
-class PasswordPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Administrator-configurable; the defaults are the SPEC's."""
-
-    min_length: Annotated[int, msgspec.Meta(ge=8, le=64)] = 12
-    # Character classes every password must contain (empty: no complexity rule).
-    required_classes: frozenset[CharClass] = frozenset()
-    forbid_user_id: bool = True
-    history: Annotated[int, msgspec.Meta(ge=0, le=24)] = 5  # no reuse of the last N
-    expiry_days: Annotated[int, msgspec.Meta(ge=0, le=3650)] = 0  # 0: never expires
-    temporary_days: Annotated[int, msgspec.Meta(ge=1, le=30)] = 7  # forced change after
 
 
 @dataclass(frozen=True)

@@ -152,6 +152,17 @@ class KeysSection(_Strict, frozen=True):
     min_backup_passphrase: Annotated[int, msgspec.Meta(ge=12, le=64)] = 12
 
 
+class AuthSection(_Strict, frozen=True):
+    """Argon2id cost of new password verifiers (existing ones keep theirs until changed)
+    and the hashing pool; the defaults suit an ARM-class controller (README)."""
+
+    argon2_memory_kib: Annotated[int, msgspec.Meta(ge=8192, le=1 << 20)] = 19 * 1024
+    argon2_iterations: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
+    argon2_lanes: Annotated[int, msgspec.Meta(ge=1, le=8)] = 1
+    hash_workers: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
+    hash_queue: Annotated[int, msgspec.Meta(ge=0, le=256)] = 8  # then Throttled at once
+
+
 class Config(_Strict, frozen=True):
     daemon: DaemonSection = DaemonSection()
     ipc: IpcSection = IpcSection()
@@ -160,6 +171,7 @@ class Config(_Strict, frozen=True):
     keys: KeysSection = KeysSection()
     audit: AuditSection = AuditSection()
     notify: NotifySection = NotifySection()
+    auth: AuthSection = AuthSection()
 
 
 # ---------------------------------------------------------------- board profile

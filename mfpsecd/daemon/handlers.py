@@ -12,16 +12,17 @@ import msgspec
 from mfpsecd import __version__
 from mfpsecd.api import audit as audit_api
 from mfpsecd.api import idl, keys, registry
-from mfpsecd.api.auditlog import EventType, Outcome, Record, Subject
+from mfpsecd.api.auditlog import EventType, Outcome, Record
 from mfpsecd.api.schema import NoParams
 from mfpsecd.api.service import GetInterfaceDescriptionParams, Info, InterfaceDescription
 from mfpsecd.api.types import DaemonState, Status
-from mfpsecd.core.access import PeerClass
+from mfpsecd.daemon.auth_handlers import auth_handlers, subject_of
 from mfpsecd.daemon.ipc_server import CallContext, Handler, Last
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import BackupTargetInfo, BackupTargetWatcher
 from mfpsecd.secret import SecretBytes
 from mfpsecd.services.audit import Auditor, AuditQuery
+from mfpsecd.services.auth import AuthService
 from mfpsecd.services.forwarder import Forwarder
 from mfpsecd.services.identity import DeviceIdentity
 from mfpsecd.services.keys import KeyChain
@@ -66,23 +67,16 @@ class KeyServices:
     forwarders: tuple[Forwarder, ...] = ()
 
 
-_ORIGINS = {PeerClass.SYSTEM: "system", PeerClass.PANEL: "panel",
-            PeerClass.MAINTENANCE: "cli", PeerClass.UNKNOWN: "unknown"}
-
-
-def subject_of(ctx: CallContext) -> Subject:
-    """Who called, for the audit record (users and roles come with authentication)."""
-    return Subject(origin=_ORIGINS[ctx.peer_class], uid=ctx.peer.uid, pid=ctx.peer.pid)
-
-
-def build_handlers(status: StatusService, key_services: KeyServices | None = None
-                   ) -> dict[str, Handler]:
-    """The whole table; without the services (tests of the IPC layer) Keys and Audit are
-    absent and their methods answer MethodNotImplemented."""
+def build_handlers(status: StatusService, key_services: KeyServices | None = None,
+                   auth: AuthService | None = None) -> dict[str, Handler]:
+    """The whole table; without the services (tests of the IPC layer) Keys, Audit and Auth
+    are absent and their methods answer MethodNotImplemented."""
     table = _system_handlers(status)
     if key_services is not None:
         table.update(_key_handlers(key_services))
         table.update(_audit_handlers(key_services.auditor, key_services.forwarders))
+        if auth is not None:
+            table.update(auth_handlers(auth, key_services.auditor, status))
     return table
 
 
@@ -132,6 +126,15 @@ def _target_wire(t: BackupTargetInfo) -> keys.BackupTarget:
                              mount_point=t.mount_point)
 
 
+# The daemon's own secrets (password verifiers, TOTP seeds): managed through Auth only.
+_RESERVED_PREFIX = "auth."
+
+
+def _not_reserved(name: str) -> None:
+    if name.startswith(_RESERVED_PREFIX):
+        raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="name")
+
+
 def _key_handlers(svc: KeyServices) -> dict[str, Handler]:
     chain, secrets, auditor = svc.chain, svc.secrets, svc.auditor
 
@@ -153,6 +156,7 @@ def _key_handlers(svc: KeyServices) -> dict[str, Handler]:
                             i.updated_at) for i in await secrets.list()])
 
     async def set_secret(ctx: CallContext, p: keys.SetSecretParams) -> keys.SecretInfo:
+        _not_reserved(p.name)
         async with auditor.event(EventType.SECRET_SET, subject_of(ctx), p.name) as ev:
             with SecretBytes(p.value) as value:  # zeroed when sealed, whatever happens
                 i = await secrets.put(p.name, SecretKind(p.kind), value)
@@ -162,6 +166,7 @@ def _key_handlers(svc: KeyServices) -> dict[str, Handler]:
                                i.updated_at)
 
     async def delete_secret(ctx: CallContext, p: keys.SecretNameParams) -> keys.Empty:
+        _not_reserved(p.name)
         async with auditor.event(EventType.SECRET_DELETE, subject_of(ctx), p.name) as ev:
             await secrets.delete(p.name)
             ev.succeed()

@@ -35,17 +35,13 @@ import structlog
 
 from mfpsecd.api import registry, wire
 from mfpsecd.api.access import Privilege
+from mfpsecd.api.auth import SessionPolicy
 from mfpsecd.api.schema import Method, NoParams
-from mfpsecd.core.access import (
-    AdmissionRules,
-    PeerClass,
-    PeerCredentials,
-    classify,
-    privileges,
-)
+from mfpsecd.core.access import AdmissionRules, PeerClass, PeerCredentials, classify
 from mfpsecd.errors import COMMON_ERRORS, ErrorCode, MfpsecError
 from mfpsecd.ports import Clock
 from mfpsecd.secret import wipe
+from mfpsecd.services.sessions import Seat, SessionTable
 
 log = structlog.get_logger("mfpsecd.ipc")
 
@@ -73,6 +69,7 @@ class CallContext:
     peer_class: PeerClass
     method: Method
     qualified_name: str
+    seat: Seat  # the connection's: the session attached to it, if any
 
 
 # Answers at once, without I/O or waiting: called from the read callback. It may return
@@ -156,7 +153,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.contexts: dict[str, CallContext] = {}  # per method: the peer does not change
         self.peer = PeerCredentials(0, -1, -1)
         self.peer_class = PeerClass.UNKNOWN
-        self.grants: frozenset[Privilege] = frozenset()
+        self.seat = Seat(self.peer, self.peer_class)
 
     # ---- transport callbacks
 
@@ -172,7 +169,7 @@ class _Connection(asyncio.BufferedProtocol):
             stream.abort()
             return
         self.peer_class = classify(self.peer, self._server.rules)
-        self.grants = privileges(self.peer_class)
+        self.seat = Seat(self.peer, self.peer_class)
         stream.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
         self._task = asyncio.get_running_loop().create_task(self._process())
 
@@ -358,8 +355,10 @@ class VarlinkServer:
         rules: AdmissionRules,
         limits: ServerLimits,
         clock: Clock,
+        sessions: SessionTable | None = None,
     ) -> None:
         self.rules = rules
+        self.sessions = sessions or SessionTable(clock, SessionPolicy())
         self.limits = limits
         self.clock = clock
         self._methods = dict(registry.all_methods())
@@ -442,10 +441,8 @@ class VarlinkServer:
             method, handler, decoder, sync = route
             if call.upgrade:
                 raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="upgrade")
-            if method.requires not in conn.grants:
-                log.info("ipc_permission_denied", uid=conn.peer.uid, pid=conn.peer.pid,
-                         method=name, peer_class=conn.peer_class.value)
-                raise MfpsecError(ErrorCode.PERMISSION_DENIED)
+            if method.requires not in conn.seat.base:
+                self._authorize(conn, method.requires, name)
             if method.streams and not call.more:
                 raise MfpsecError(ErrorCode.EXPECTED_MORE)
             if call.parameters is wire.NO_PARAMETERS and method.params is NoParams:
@@ -458,8 +455,18 @@ class VarlinkServer:
             return True
         ctx = conn.contexts.get(name)
         if ctx is None:
-            ctx = conn.contexts[name] = CallContext(conn.peer, conn.peer_class, method, name)
+            ctx = conn.contexts[name] = CallContext(conn.peer, conn.peer_class, method, name,
+                                                    conn.seat)
         return _Prepared(msg, method, ctx, handler, params, reply, sync)
+
+    def _authorize(self, conn: _Connection, needed: Privilege, name: str) -> None:
+        """Beyond what the peer class grants: a live session whose role allows it."""
+        try:
+            conn.seat.check(needed, self.sessions)
+        except MfpsecError as exc:
+            log.info("ipc_permission_denied", uid=conn.peer.uid, pid=conn.peer.pid,
+                     method=name, peer_class=conn.peer_class.value, error=exc.code.wire_name)
+            raise
 
     def _not_routed(self, name: str) -> NoReturn:
         if name in self._methods:

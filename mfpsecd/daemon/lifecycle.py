@@ -20,6 +20,7 @@ import structlog
 
 from mfpsecd import __version__
 from mfpsecd.api.auditlog import DAEMON, EventType, Outcome
+from mfpsecd.api.auth import SessionPolicy
 from mfpsecd.api.types import DaemonState, HealthState
 from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.clock import SystemClock
@@ -30,6 +31,7 @@ from mfpsecd.backends.sqlite_state import SqliteState
 from mfpsecd.backends.swtpm import SwtpmProcess
 from mfpsecd.backends.tpm2 import Tpm2Backend
 from mfpsecd.backends.usb_targets import UdevBackupTargets
+from mfpsecd.core.password_record import Cost
 from mfpsecd.core.settings import Config, TpmBackend
 from mfpsecd.daemon.handlers import KeyServices, build_handlers
 from mfpsecd.daemon.ipc_server import ServerLimits, VarlinkServer
@@ -38,15 +40,19 @@ from mfpsecd.daemon.supervisor import Supervisor
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import Clock, Tpm
 from mfpsecd.services.audit import Auditor, Signer
+from mfpsecd.services.auth import AuthService
 from mfpsecd.services.boots import BootLog
 from mfpsecd.services.forwarder import make_forwarders
 from mfpsecd.services.health import HealthRegistry, rfc3339
 from mfpsecd.services.identity import DeviceIdentity
 from mfpsecd.services.keys import ChainState, KeyChain
 from mfpsecd.services.notify import DEFAULT_RULES, MailSettings, Notifier, Rule, SnmpSettings
+from mfpsecd.services.password_hasher import PasswordHasher
 from mfpsecd.services.secrets import SecretStore
+from mfpsecd.services.sessions import SessionTable
 from mfpsecd.services.status import BoardInfo, StatusService
 from mfpsecd.services.timewatch import watch_time
+from mfpsecd.services.user_store import UserStore
 
 log = structlog.get_logger("mfpsecd")
 
@@ -91,7 +97,8 @@ class Daemon:
 
         self._status("opening the key chain")
         swtpm, tpm = await _make_tpm(board)
-        chain = KeyChain(state, tpm, NativeKeyCrypto(), clock, health,
+        crypto = NativeKeyCrypto()
+        chain = KeyChain(state, tpm, crypto, clock, health,
                          min_passphrase=cfg.keys.min_backup_passphrase)
         secrets = SecretStore(state, chain, clock)
         try:
@@ -110,14 +117,23 @@ class Daemon:
         keys = KeyServices(chain, secrets, DeviceIdentity(chain, clock, board.profile.board.name),
                            targets, auditor, tuple(forwarders))
 
+        a = cfg.auth
+        hasher = PasswordHasher(crypto, Cost(a.argon2_memory_kib, a.argon2_iterations,
+                                             a.argon2_lanes), a.hash_workers, a.hash_queue)
+        sessions = SessionTable(clock, SessionPolicy())
+        auth = AuthService(UserStore(state), secrets, hasher, sessions=sessions,
+                           auditor=auditor, clock=clock)
+        await auth.start()
+
         self._status("starting IPC")
         ipc = cfg.ipc
         server = VarlinkServer(
-            build_handlers(status, keys),
+            build_handlers(status, keys, auth),
             admission_rules(cfg),
             ServerLimits(ipc.max_message_bytes, ipc.max_connections, ipc.idle_timeout_s,
                          ipc.queue_depth),
             clock,
+            sessions,
         )
         group = None if ipc.socket_group is None else gid_of(ipc.socket_group,
                                                              "ipc.socket_group")
@@ -158,6 +174,7 @@ class Daemon:
         log.info("daemon_stopping")
         await server.close()
         await supervisor.stop()
+        hasher.close()
         await auditor.stop()  # its last checkpoint is signed with the TPM: before the keys go
         await chain.close()
         await tpm.close()

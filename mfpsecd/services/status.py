@@ -30,10 +30,16 @@ class StatusService:
         self._boot: BootRecord | None = None
         self._lifecycle = DaemonState.STARTING
         self._cached: tuple[int, Status] | None = None  # (health generation, status)
+        self._notices: set[str] = set()
 
     def set_boot(self, boot: BootRecord) -> None:
         self._boot = boot
         self._health.touch()
+
+    def set_notice(self, notice: str, active: bool) -> None:
+        if (notice in self._notices) != active:
+            self._notices.symmetric_difference_update({notice})
+            self._health.touch()
 
     def set_lifecycle(self, state: DaemonState) -> None:
         self._lifecycle = state
@@ -79,6 +85,7 @@ class StatusService:
             boot_count=boot.boot_count if boot else 0,
             previous_shutdown=boot.previous_shutdown if boot else "none",
             components=components,
+            notices=sorted(self._notices),
         )
 
     async def watch(self) -> AsyncIterator[Status]:

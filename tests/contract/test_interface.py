@@ -7,6 +7,7 @@ from pathlib import Path
 import varlink
 
 from mfpsecd.api import idl, registry
+from mfpsecd.api.auth import SessionPolicy
 from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.native_crypto import NativeKeyCrypto
 from mfpsecd.backends.soft_keys import SoftwareKeys
@@ -15,11 +16,15 @@ from mfpsecd.backends.usb_targets import UdevBackupTargets
 from mfpsecd.daemon.handlers import KeyServices, build_handlers
 from mfpsecd.errors import COMMON_ERRORS, ErrorCode
 from mfpsecd.services.audit import Auditor
+from mfpsecd.services.auth import AuthService
 from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.identity import DeviceIdentity
 from mfpsecd.services.keys import KeyChain
+from mfpsecd.services.password_hasher import DEFAULT_COST, PasswordHasher
 from mfpsecd.services.secrets import SecretStore
+from mfpsecd.services.sessions import SessionTable
 from mfpsecd.services.status import BoardInfo, StatusService
+from mfpsecd.services.user_store import UserStore
 from tests.support.fakeclock import FakeClock
 
 
@@ -32,7 +37,11 @@ def _handlers() -> dict[str, object]:
     keys = KeyServices(chain, SecretStore(store, chain, clock), DeviceIdentity(chain, clock, "b"),
                        UdevBackupTargets(clock, []),
                        Auditor(AuditFile(Path("/nonexistent/audit.log")), clock, health))
-    return dict(build_handlers(StatusService(clock, health, BoardInfo("b", "k")), keys))
+    hasher = PasswordHasher(NativeKeyCrypto(), DEFAULT_COST)
+    auth = AuthService(UserStore(store), keys.secrets, hasher,
+                       sessions=SessionTable(clock, SessionPolicy()), auditor=keys.auditor,
+                       clock=clock)
+    return dict(build_handlers(StatusService(clock, health, BoardInfo("b", "k")), keys, auth))
 
 
 def test_every_declared_method_has_a_handler_and_vice_versa() -> None:

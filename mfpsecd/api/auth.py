@@ -1,0 +1,288 @@
+"""io.mfpsecd.Auth: logging in and out, sessions, passwords, the second factor, user
+accounts and the administrator's authentication policy (SPEC A-1..A-10).
+
+Passwords, PINs and codes travel as base64 bytearrays (sensitive methods): the daemon
+wipes its copies once used. A session is attached to the connection that logged in;
+another connection of the same uid attaches it with Resume and the token (the CLI keeps
+the token in a 0600 file in the user's runtime directory).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+import msgspec
+
+from mfpsecd.api.access import Privilege, Role
+from mfpsecd.api.schema import Interface, Method, NoParams
+from mfpsecd.errors import ErrorCode
+
+UserName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9._-]{0,31}$")]
+# What a user may type as a name at login: refused without saying more if no such user.
+LoginName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Password = Annotated[bytearray, msgspec.Meta(min_length=1, max_length=256)]
+Address = Annotated[str, msgspec.Meta(max_length=64)]
+Token = Annotated[str, msgspec.Meta(min_length=16, max_length=128)]
+OneTimeCode = Annotated[str, msgspec.Meta(max_length=16)]
+
+
+# ---------------------------------------------------------------- the policy document
+
+class CharClass(enum.Enum):
+    DIGIT = "digit"
+    UPPER = "upper"
+    LOWER = "lower"
+    SYMBOL = "symbol"
+
+
+class PasswordPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A-2, administrator-configurable; the defaults are the SPEC's."""
+
+    min_length: Annotated[int, msgspec.Meta(ge=8, le=64)] = 12
+    # Character classes every password must contain (empty: no complexity rule).
+    required_classes: frozenset[CharClass] = frozenset()
+    forbid_user_id: bool = True
+    history: Annotated[int, msgspec.Meta(ge=0, le=24)] = 5  # no reuse of the last N
+    expiry_days: Annotated[int, msgspec.Meta(ge=0, le=3650)] = 0  # 0: never expires
+    temporary_days: Annotated[int, msgspec.Meta(ge=1, le=30)] = 7  # forced change after
+
+
+class LockoutPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A-4: max_failures consecutive failures lock the account for lock_minutes."""
+
+    max_failures: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3
+    lock_minutes: Annotated[int, msgspec.Meta(ge=1, le=1440)] = 30
+
+
+class SessionPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A-7: a session ends after idle_minutes without a call, and after max_hours anyway."""
+
+    idle_minutes: Annotated[int, msgspec.Meta(ge=1, le=1440)] = 10
+    max_hours: Annotated[int, msgspec.Meta(ge=1, le=168)] = 12
+
+
+class AuthPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    password: PasswordPolicy = PasswordPolicy()
+    lockout: LockoutPolicy = LockoutPolicy()
+    session: SessionPolicy = SessionPolicy()
+
+
+# ---------------------------------------------------------------- calls and replies
+
+class LoginParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    user: LoginName
+    password: Password
+    otp: OneTimeCode = ""  # the TOTP code, when the account has a second factor
+    # The network client's address, from a front-end that serves remote users (the web
+    # UI); it selects the throttling source. Only panel and system peers may set it.
+    remote_address: Address = ""
+
+
+class SessionInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    token: str  # only in the reply to Login: keep it secret (empty otherwise)
+    session: str  # public id, as in the audit log
+    user: str
+    role: Role
+    # "" or why the password must be changed before anything else: "temporary",
+    # "expired", "policy" (it breaks the current rules)
+    must_change: str
+    idle_minutes: int
+
+
+class ResumeParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    token: Token
+
+
+class WhoAmI(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    uid: int
+    peer_class: str  # "system", "panel", "maintenance"
+    user: str  # "" without a session
+    role: str
+    session: str
+    must_change: str
+    privileges: list[str]
+
+
+class ChangePasswordParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    current: Password
+    new: Password
+
+
+class InitializeParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    user: UserName
+    password: Password
+
+
+class AddUserParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    user: UserName
+    role: Role
+    password: Password
+    temporary: bool = True  # valid temporary_days; the user must change it at first login
+
+
+class SetPasswordParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    user: UserName
+    password: Password
+    temporary: bool = True
+
+
+class UserParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    user: UserName
+
+
+class UserInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    user: str
+    role: Role
+    created_at: str
+    password_set_at: str
+    temporary: bool
+    failures: int
+    locked_for_s: int  # 0 when not locked
+    last_login_at: str
+    totp: bool
+    card: str  # SHA-256 fingerprint of the bound card certificate, or ""
+
+
+class UserList(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    users: list[UserInfo]
+
+
+class UnlockResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    failures: int  # counted before the unlock
+
+
+class PasswordParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    password: Password
+
+
+class TotpEnrollment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    uri: str  # otpauth://totp/...: show it once (as a QR code) and forget it
+    secret: str  # the same seed, base32, for typing into an authenticator
+
+
+class CodeParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    code: OneTimeCode
+
+
+class Empty(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    pass
+
+
+_LOGIN_ERRORS = (ErrorCode.AUTHENTICATION_FAILED, ErrorCode.ACCOUNT_LOCKED,
+                 ErrorCode.THROTTLED, ErrorCode.KEYS_UNAVAILABLE)
+_SET_ERRORS = (ErrorCode.PASSWORD_REJECTED, ErrorCode.KEYS_UNAVAILABLE,
+               ErrorCode.THROTTLED)
+
+AUTH = Interface(
+    name="io.mfpsecd.Auth",
+    doc=(
+        "Logging in and out, sessions, passwords and the TOTP second factor, user\n"
+        "accounts and roles, and the administrator's authentication policy."
+    ),
+    methods=(
+        Method(
+            name="InitializeAdministrator",
+            doc="First start only: create the administrator account. The device ships\n"
+                "without a usable administrator password; until this is done status shows\n"
+                "the notice administrator-unset.",
+            params=InitializeParams, result=Empty, requires=Privilege.AUTH,
+            errors=(ErrorCode.ALREADY_INITIALIZED, *_SET_ERRORS), sensitive=True,
+        ),
+        Method(
+            name="Login",
+            doc="Log in with a password (and the TOTP code if the account has one). The\n"
+                "session is attached to this connection. Three wrong attempts (by policy)\n"
+                "lock the account; a locked account is refused whatever the password.",
+            params=LoginParams, result=SessionInfo, requires=Privilege.AUTH,
+            errors=(*_LOGIN_ERRORS, ErrorCode.SECOND_FACTOR_REQUIRED), sensitive=True,
+        ),
+        Method(
+            name="Resume",
+            doc="Attach an existing session (by its token) to this connection. Only the\n"
+                "uid that logged in can resume it.",
+            params=ResumeParams, result=SessionInfo, requires=Privilege.AUTH,
+            sensitive=True,
+        ),
+        Method(
+            name="Logout",
+            doc="End the session attached to this connection (everywhere).",
+            params=NoParams, result=Empty, requires=Privilege.AUTH,
+        ),
+        Method(
+            name="WhoAmI",
+            doc="The peer, the session attached to this connection and what it may do.",
+            params=NoParams, result=WhoAmI, requires=Privilege.AUTH,
+        ),
+        Method(
+            name="ChangePassword",
+            doc="Change one's own password: the current one is asked again (a wrong one\n"
+                "counts towards the lockout); the new one must pass the policy.",
+            params=ChangePasswordParams, result=Empty, requires=Privilege.AUTH,
+            errors=(*_LOGIN_ERRORS, ErrorCode.PASSWORD_REJECTED), sensitive=True,
+        ),
+        Method(
+            name="GetPolicy",
+            doc="The authentication policy: password rules, lockout, session times.",
+            params=NoParams, result=AuthPolicy, requires=Privilege.AUTH,
+        ),
+        Method(
+            name="SetPolicy",
+            doc="Replace the authentication policy (applies to every later password set,\n"
+                "login and session).",
+            params=AuthPolicy, result=AuthPolicy, requires=Privilege.USERS_ADMIN,
+        ),
+        Method(
+            name="ListUsers",
+            doc="Every account with its role, password age, lockout and factors.",
+            params=NoParams, result=UserList, requires=Privilege.USERS_ADMIN,
+        ),
+        Method(
+            name="AddUser",
+            doc="Create an account. The password is temporary unless said otherwise: the\n"
+                "user must change it at first login, and it expires after temporary_days.",
+            params=AddUserParams, result=UserInfo, requires=Privilege.USERS_ADMIN,
+            errors=(ErrorCode.USER_EXISTS, *_SET_ERRORS), sensitive=True,
+        ),
+        Method(
+            name="SetUserPassword",
+            doc="Set another user's password (temporary by default); their sessions end.\n"
+                "One's own password is changed with ChangePassword.",
+            params=SetPasswordParams, result=Empty, requires=Privilege.USERS_ADMIN,
+            errors=(ErrorCode.USER_NOT_FOUND, *_SET_ERRORS), sensitive=True,
+        ),
+        Method(
+            name="UnlockUser",
+            doc="Lift a lockout before its time and reset the failure count.",
+            params=UserParams, result=UnlockResult, requires=Privilege.USERS_ADMIN,
+            errors=(ErrorCode.USER_NOT_FOUND,),
+        ),
+        Method(
+            name="RemoveUser",
+            doc="Delete an account; its verifiers and seed are overwritten, its sessions end.",
+            params=UserParams, result=Empty, requires=Privilege.USERS_ADMIN,
+            errors=(ErrorCode.USER_NOT_FOUND, ErrorCode.LAST_ADMINISTRATOR,
+                    ErrorCode.KEYS_UNAVAILABLE),
+        ),
+        Method(
+            name="EnrollTotp",
+            doc="Start (or replace) one's own TOTP second factor, administrator and service\n"
+                "roles only: the password again, then a new seed, active once ConfirmTotp\n"
+                "accepts a code from it.",
+            params=PasswordParams, result=TotpEnrollment, requires=Privilege.AUTH,
+            errors=_LOGIN_ERRORS, sensitive=True,
+        ),
+        Method(
+            name="ConfirmTotp",
+            doc="Activate the enrolled seed with a current code from the authenticator.",
+            params=CodeParams, result=Empty, requires=Privilege.AUTH,
+            errors=(ErrorCode.AUTHENTICATION_FAILED, ErrorCode.KEYS_UNAVAILABLE),
+        ),
+        Method(
+            name="ResetTotp",
+            doc="Remove a user's second factor (a lost authenticator).",
+            params=UserParams, result=Empty, requires=Privilege.USERS_ADMIN,
+            errors=(ErrorCode.USER_NOT_FOUND, ErrorCode.KEYS_UNAVAILABLE),
+        ),
+    ),
+)

@@ -1,0 +1,200 @@
+"""io.mfpsecd.Auth handlers, and who a caller is for the audit log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import math
+
+from mfpsecd.api import auth as api
+from mfpsecd.api.auditlog import EventType, Subject
+from mfpsecd.api.schema import NoParams
+from mfpsecd.core.access import PeerClass
+from mfpsecd.daemon.ipc_server import CallContext, Handler
+from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.secret import SecretBytes
+from mfpsecd.services.audit import Auditor
+from mfpsecd.services.auth import AuthService
+from mfpsecd.services.health import utc_text
+from mfpsecd.services.sessions import Session
+from mfpsecd.services.status import StatusService
+from mfpsecd.services.user_store import UserRow
+
+ADMIN_UNSET = "administrator-unset"
+
+_ORIGINS = {PeerClass.SYSTEM: "system", PeerClass.PANEL: "panel",
+            PeerClass.MAINTENANCE: "cli", PeerClass.UNKNOWN: "unknown"}
+# Peers that front network users and may say which remote address a login comes from.
+_FRONT_ENDS = frozenset({PeerClass.SYSTEM, PeerClass.PANEL})
+
+
+def subject_of(ctx: CallContext, address: str = "") -> Subject:
+    """Who called, for the audit record: the logged-in user and role when there is one."""
+    s = ctx.seat.session
+    origin = "network" if address else _ORIGINS[ctx.peer_class]
+    if s is None or s.ended:
+        return Subject(origin=origin, uid=ctx.peer.uid, pid=ctx.peer.pid, address=address)
+    return Subject(origin=origin, user=s.user, role=s.role.value, uid=ctx.peer.uid,
+                   pid=ctx.peer.pid, address=address)
+
+
+def remote_address(ctx: CallContext, text: str) -> str:
+    """The network client's address a front-end passed, normalised; "" for local."""
+    if not text:
+        return ""
+    if ctx.peer_class not in _FRONT_ENDS:
+        raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="remote_address")
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="remote_address") from None
+
+
+def _session_info(s: Session, token: str, idle: int) -> api.SessionInfo:
+    return api.SessionInfo(token, s.id, s.user, s.role, s.must_change, idle)
+
+
+def _epoch_text(epoch: float) -> str:
+    return utc_text(dt.datetime.fromtimestamp(epoch, dt.UTC), "seconds")
+
+
+def user_info(u: UserRow, locked_for: float) -> api.UserInfo:
+    return api.UserInfo(u.name, u.role, u.created_at, _epoch_text(u.password_set_at),
+                        u.temporary, u.failures, math.ceil(locked_for), u.last_login_at,
+                        u.totp_enabled, u.card_fingerprint)
+
+
+def auth_handlers(auth: AuthService, auditor: Auditor, status: StatusService
+                  ) -> dict[str, Handler]:
+    status.set_notice(ADMIN_UNSET, not auth.administrator_exists)
+
+    def idle() -> int:
+        return auth.policy.session.idle_minutes
+
+    async def initialize(ctx: CallContext, p: api.InitializeParams) -> api.Empty:
+        async with auditor.event(EventType.ROLE_CHANGE, subject_of(ctx), p.user) as ev:
+            with SecretBytes(p.password) as password:
+                await auth.initialize(p.user, password)
+            ev.details.update(action="initialize", role="administrator")
+            ev.succeed()
+        status.set_notice(ADMIN_UNSET, False)
+        return api.Empty()
+
+    async def login(ctx: CallContext, p: api.LoginParams) -> api.SessionInfo:
+        address = remote_address(ctx, p.remote_address)
+        with SecretBytes(p.password) as password:
+            r = await auth.login(p.user, password, p.otp, ctx.seat, subject_of(ctx, address))
+        return _session_info(r.session, r.token, idle())
+
+    def resume(ctx: CallContext, p: api.ResumeParams) -> api.SessionInfo:
+        return _session_info(auth.resume(p.token, ctx.seat), "", idle())
+
+    async def logout(ctx: CallContext, _: NoParams) -> api.Empty:
+        await auth.logout(ctx.seat, subject_of(ctx))
+        return api.Empty()
+
+    def whoami(ctx: CallContext, _: NoParams) -> api.WhoAmI:
+        seat = ctx.seat
+        s = seat.session
+        if s is not None and not auth.sessions.alive(s):
+            seat.detach()
+            s = None
+        grants = sorted(p.value for p in seat.grants)
+        if s is None:
+            return api.WhoAmI(ctx.peer.uid, ctx.peer_class.value, "", "", "", "", grants)
+        return api.WhoAmI(ctx.peer.uid, ctx.peer_class.value, s.user, s.role.value, s.id,
+                          s.must_change, grants)
+
+    async def change_password(ctx: CallContext, p: api.ChangePasswordParams) -> api.Empty:
+        subject = subject_of(ctx)
+        async with auditor.event(EventType.MANAGEMENT, subject, subject.user) as ev:
+            ev.details["action"] = "change own password"
+            with SecretBytes(p.current) as current, SecretBytes(p.new) as new:
+                await auth.change_own_password(ctx.seat, current, new, subject)
+            ev.succeed()
+        return api.Empty()
+
+    def get_policy(ctx: CallContext, _: NoParams) -> api.AuthPolicy:
+        return auth.policy
+
+    async def set_policy(ctx: CallContext, p: api.AuthPolicy) -> api.AuthPolicy:
+        async with auditor.event(EventType.MANAGEMENT, subject_of(ctx), "auth policy") as ev:
+            ev.details["action"] = "set policy"
+            await auth.set_policy(p)
+            ev.succeed()
+        return auth.policy
+
+    async def list_users(ctx: CallContext, _: NoParams) -> api.UserList:
+        return api.UserList([user_info(u, auth.locked(u)) for u in await auth.list_users()])
+
+    async def add_user(ctx: CallContext, p: api.AddUserParams) -> api.UserInfo:
+        async with auditor.event(EventType.ROLE_CHANGE, subject_of(ctx), p.user) as ev:
+            ev.details.update(action="add user", role=p.role.value, temporary=p.temporary)
+            with SecretBytes(p.password) as password:
+                await auth.add_user(p.user, p.role, password, p.temporary)
+            ev.succeed()
+        for u in await auth.list_users():
+            if u.name == p.user:
+                return user_info(u, 0.0)
+        raise MfpsecError(ErrorCode.USER_NOT_FOUND, user=p.user)
+
+    async def set_user_password(ctx: CallContext, p: api.SetPasswordParams) -> api.Empty:
+        subject = subject_of(ctx)
+        if subject.user == p.user:
+            # Re-authentication (A-7): one's own password goes through ChangePassword.
+            raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="user")
+        async with auditor.event(EventType.MANAGEMENT, subject, p.user) as ev:
+            ev.details.update(action="set password", temporary=p.temporary)
+            with SecretBytes(p.password) as password:
+                await auth.set_password(p.user, password, p.temporary)
+            ev.succeed()
+        return api.Empty()
+
+    async def unlock(ctx: CallContext, p: api.UserParams) -> api.UnlockResult:
+        async with auditor.event(EventType.AUTH_UNLOCK, subject_of(ctx), p.user) as ev:
+            failures = await auth.unlock(p.user)
+            ev.details["failures"] = failures
+            ev.succeed()
+        return api.UnlockResult(failures)
+
+    async def remove_user(ctx: CallContext, p: api.UserParams) -> api.Empty:
+        async with auditor.event(EventType.ROLE_CHANGE, subject_of(ctx), p.user) as ev:
+            ev.details["action"] = "remove user"
+            await auth.remove_user(p.user)
+            ev.succeed()
+        return api.Empty()
+
+    async def enroll_totp(ctx: CallContext, p: api.PasswordParams) -> api.TotpEnrollment:
+        subject = subject_of(ctx)
+        async with auditor.event(EventType.MANAGEMENT, subject, subject.user) as ev:
+            ev.details["action"] = "enroll totp"
+            with SecretBytes(p.password) as password:
+                e = await auth.enroll_totp(ctx.seat, password, subject)
+            ev.succeed()
+        return api.TotpEnrollment(e.uri, e.secret_base32)
+
+    async def confirm_totp(ctx: CallContext, p: api.CodeParams) -> api.Empty:
+        subject = subject_of(ctx)
+        async with auditor.event(EventType.MANAGEMENT, subject, subject.user) as ev:
+            ev.details["action"] = "confirm totp"
+            await auth.confirm_totp(ctx.seat, p.code)
+            ev.succeed()
+        return api.Empty()
+
+    async def reset_totp(ctx: CallContext, p: api.UserParams) -> api.Empty:
+        async with auditor.event(EventType.MANAGEMENT, subject_of(ctx), p.user) as ev:
+            ev.details["action"] = "reset totp"
+            await auth.reset_totp(p.user)
+            ev.succeed()
+        return api.Empty()
+
+    a = "io.mfpsecd.Auth."
+    return {
+        a + "InitializeAdministrator": initialize, a + "Login": login, a + "Resume": resume,
+        a + "Logout": logout, a + "WhoAmI": whoami, a + "ChangePassword": change_password,
+        a + "GetPolicy": get_policy, a + "SetPolicy": set_policy,
+        a + "ListUsers": list_users, a + "AddUser": add_user,
+        a + "SetUserPassword": set_user_password, a + "UnlockUser": unlock,
+        a + "RemoveUser": remove_user, a + "EnrollTotp": enroll_totp,
+        a + "ConfirmTotp": confirm_totp, a + "ResetTotp": reset_totp,
+    }

@@ -1,0 +1,391 @@
+"""Identification and authentication (SPEC A-1..A-4, A-7, A-9): local accounts, password
+logins with lockout, the second factor, password changes under the policy, and the
+administrator's management of accounts.
+
+Lockout (A-4) is decided per account under one lock per account: attempts on the same
+account run one after another, so N concurrent wrong passwords count exactly N failures
+and lock once; attempts after the lock are answered without looking at the password (the
+answer says nothing about whether it was right). The counters are written to the state
+store (synchronous=FULL) before a failure is answered, so neither a daemon restart nor a
+power cut forgets them. Unknown user names get the same treatment from a bounded
+in-memory table, and the same Argon2id work, so answers do not tell which names exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import weakref
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import structlog
+
+from mfpsecd.api.access import Role
+from mfpsecd.api.auditlog import EventType, Outcome, Subject
+from mfpsecd.core import totp
+from mfpsecd.core.auth_policy import AuthPolicy, after_failure, lock_remaining
+from mfpsecd.core.password_policy import PasswordPolicy, Rule, Violation, violations
+from mfpsecd.core.password_record import entries, new_record
+from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.ports import Clock
+from mfpsecd.secret import SecretBytes
+from mfpsecd.services.audit import Auditor
+from mfpsecd.services.health import rfc3339
+from mfpsecd.services.password_hasher import PasswordHasher
+from mfpsecd.services.secrets import SecretKind, SecretStore
+from mfpsecd.services.sessions import Seat, Session, SessionTable
+from mfpsecd.services.user_store import UserRow, UserStore, verifier_name
+
+log = structlog.get_logger("mfpsecd.auth")
+
+USER_NAME = re.compile(r"^[a-z][a-z0-9._-]{0,31}$")
+TOTP_ROLES = frozenset({Role.ADMINISTRATOR, Role.SERVICE})  # A-9
+TOTP_ISSUER = "mfpsecd"
+MAX_PHANTOMS = 4096  # unknown names whose failures are tracked (oldest forgotten first)
+DAY_S = 86400.0
+
+
+def totp_seed_name(user: str) -> str:
+    return f"auth.totp.{user}"
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    token: str
+    session: Session
+
+
+@dataclass(frozen=True)
+class TotpEnrollment:
+    uri: str
+    secret_base32: str
+
+
+class AuthService:
+    def __init__(self, users: UserStore, secrets: SecretStore, hasher: PasswordHasher, *,
+                 sessions: SessionTable, auditor: Auditor, clock: Clock) -> None:
+        self._users = users
+        self._secrets = secrets
+        self._hasher = hasher
+        self.sessions = sessions
+        self._auditor = auditor
+        self._clock = clock
+        self.policy = AuthPolicy()
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary())
+        self._setup = asyncio.Lock()
+        self._phantoms: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self.administrator_exists = False
+
+    async def start(self) -> None:
+        self.policy = await self._users.load_policy()
+        self.sessions.policy = self.policy.session
+        self.administrator_exists = await self._users.count_role(Role.ADMINISTRATOR) > 0
+
+    def _now(self) -> float:
+        return self._clock.now().timestamp()
+
+    @asynccontextmanager
+    async def _account(self, name: str) -> AsyncIterator[None]:
+        lock = self._locks.get(name)
+        if lock is None:
+            lock = self._locks[name] = asyncio.Lock()
+        async with lock:
+            yield
+
+    # ---------------------------------------------------------------- logging in
+
+    async def login(self, name: str, password: SecretBytes, otp: str, seat: Seat,
+                    subject: Subject) -> LoginResult:
+        """A password (+ TOTP) login; the session is attached to the seat."""
+        async with self._account(name):
+            user = await self._users.get(name) if USER_NAME.match(name) else None
+            if user is None:
+                await self._phantom_attempt(name, password, subject)
+                raise AssertionError("unreachable")  # _phantom_attempt always raises
+            await self._refuse_if_locked(user, subject, "password")
+            if not await self._verify(user.name, password):
+                await self._failed(user, subject, "password", "wrong password")
+            now = self._now()
+            policy = self.policy.password
+            if user.temporary and now - user.password_set_at > policy.temporary_days * DAY_S:
+                await self._auditor.record(EventType.AUTH_LOGIN, Outcome.FAILURE, subject,
+                                           name, method="password",
+                                           reason="temporary password expired")
+                raise MfpsecError(ErrorCode.AUTHENTICATION_FAILED)
+            if user.totp_enabled:
+                await self._second_factor(user, otp, subject)
+            must_change = self._must_change(user, password, policy, now)
+            return await self._open(user, seat, subject, "password", must_change)
+
+    def _must_change(self, user: UserRow, password: SecretBytes, policy: PasswordPolicy,
+                     now: float) -> str:
+        if user.temporary:
+            return "temporary"
+        if policy.expiry_days and now - user.password_set_at > policy.expiry_days * DAY_S:
+            return "expired"
+        if violations(password.view(), user.name, policy):
+            return "policy"  # A-3: it breaks the current rules (e.g. made stricter since)
+        return ""
+
+    async def _open(self, user: UserRow, seat: Seat, subject: Subject, method: str,
+                    must_change: str) -> LoginResult:
+        await self._users.logged_in(user.name, rfc3339(self._clock))
+        token, session = self.sessions.open(user.name, user.role, seat.peer.uid, must_change)
+        seat.attach(session)
+        who = Subject(subject.origin, user.name, user.role.value, subject.uid, subject.pid,
+                      subject.address)
+        details: dict[str, str | int | float | bool] = {"method": method,
+                                                        "session": session.id}
+        if must_change:
+            details["must_change"] = must_change
+        await self._auditor.record(EventType.AUTH_LOGIN, Outcome.SUCCESS, who, user.name,
+                                   **details)
+        return LoginResult(token, session)
+
+    async def _refuse_if_locked(self, user: UserRow, subject: Subject, method: str) -> None:
+        remaining = lock_remaining(user.locked_until, self._now())
+        if remaining > 0:
+            await self._auditor.record(EventType.AUTH_LOGIN, Outcome.FAILURE, subject,
+                                       user.name, method=method, reason="account locked")
+            raise MfpsecError(ErrorCode.ACCOUNT_LOCKED, retry_after_s=math.ceil(remaining))
+
+    async def _failed(self, user: UserRow, subject: Subject, method: str, reason: str) -> None:
+        """Count a failure (durably), lock at the limit, and refuse."""
+        failures, until = after_failure(user.failures, user.locked_until, self._now(),
+                                        self.policy.lockout)
+        await self._users.set_lockout(user.name, failures, until)
+        await self._auditor.record(EventType.AUTH_LOGIN, Outcome.FAILURE, subject, user.name,
+                                   method=method, reason=reason, failures=failures)
+        if until:
+            ended = self.sessions.end_user(user.name)
+            await self._auditor.record(EventType.AUTH_LOCKOUT, Outcome.SUCCESS, subject,
+                                       user.name, failures=failures,
+                                       minutes=self.policy.lockout.lock_minutes,
+                                       sessions_ended=ended)
+            log.warning("auth_lockout", user=user.name, failures=failures)
+        raise MfpsecError(ErrorCode.AUTHENTICATION_FAILED)
+
+    async def _phantom_attempt(self, name: str, password: SecretBytes,
+                               subject: Subject) -> None:
+        """An unknown name: the same work, counting and locking as for a real account."""
+        failures, until = self._phantoms.get(name, (0, 0.0))
+        remaining = lock_remaining(until, self._now())
+        await self._auditor.record(EventType.AUTH_LOGIN, Outcome.FAILURE, subject, name[:64],
+                                   method="password", reason="unknown user")
+        if remaining > 0:
+            raise MfpsecError(ErrorCode.ACCOUNT_LOCKED, retry_after_s=math.ceil(remaining))
+        await self._hasher.burn(password)
+        self._phantoms[name] = after_failure(failures, until, self._now(),
+                                             self.policy.lockout)
+        self._phantoms.move_to_end(name)
+        while len(self._phantoms) > MAX_PHANTOMS:
+            self._phantoms.popitem(last=False)
+        raise MfpsecError(ErrorCode.AUTHENTICATION_FAILED)
+
+    async def _verify(self, name: str, password: SecretBytes) -> bool:
+        with await self._secrets.get(verifier_name(name)) as record:
+            return await self._hasher.matches(password, entries(record.view())[0])
+
+    async def _second_factor(self, user: UserRow, otp: str, subject: Subject) -> None:
+        if not otp:
+            raise MfpsecError(ErrorCode.SECOND_FACTOR_REQUIRED)
+        with await self._secrets.get(totp_seed_name(user.name)) as seed:
+            step = totp.matching_step(seed.view(), otp, self._now())
+        if step is None:
+            await self._failed(user, subject, "totp", "wrong one-time code")
+        elif not await self._users.use_totp_step(user.name, step):
+            await self._failed(user, subject, "totp", "one-time code used before")
+
+    def resume(self, token: str, seat: Seat) -> Session:
+        session = self.sessions.find(token, seat.peer.uid)
+        if session is None:
+            raise MfpsecError(ErrorCode.AUTHENTICATION_REQUIRED,
+                              reason="no such session (ended, timed out or another user's)")
+        seat.attach(session)
+        return session
+
+    async def logout(self, seat: Seat, subject: Subject) -> None:
+        session = seat.detach()
+        if session is None:
+            return
+        self.sessions.end(session)
+        await self._auditor.record(EventType.AUTH_LOGOUT, Outcome.SUCCESS, subject,
+                                   session.user, session=session.id)
+
+    # ---------------------------------------------------------------- passwords
+
+    async def change_own_password(self, seat: Seat, current: SecretBytes, new: SecretBytes,
+                                  subject: Subject) -> None:
+        """A-7: the current password again first (it counts towards the lockout)."""
+        session = seat.session
+        if session is None or not self.sessions.alive(session):
+            raise MfpsecError(ErrorCode.AUTHENTICATION_REQUIRED, reason="log in first")
+        async with self._account(session.user):
+            user = await self._require(session.user)
+            await self._refuse_if_locked(user, subject, "reauthentication")
+            if not await self._verify(user.name, current):
+                await self._failed(user, subject, "reauthentication", "wrong password")
+            await self._store_password(user.name, new, temporary=False)
+        session.must_change = ""
+        seat.refresh()
+
+    async def set_password(self, name: str, new: SecretBytes, temporary: bool) -> None:
+        """The administrator sets someone's password: temporary by default, so the user
+        must choose their own at the next login; their sessions end."""
+        async with self._account(name):
+            await self._require(name)
+            await self._store_password(name, new, temporary)
+        self.sessions.end_user(name)
+
+    async def _store_password(self, name: str, new: SecretBytes, temporary: bool) -> None:
+        policy = self.policy.password
+        broken = violations(new.view(), name, policy)
+        with await self._secrets.get(verifier_name(name)) as old:
+            if not broken:
+                # The current one and the last `history` (A-2): never the same again.
+                for entry in entries(old.view())[:policy.history + 1]:
+                    if await self._hasher.matches(new, entry):
+                        broken.append(_reused(policy))
+                        break
+            if broken:
+                _reject(broken)
+            salt, verifier = await self._hasher.new_verifier(new)
+            with verifier, SecretBytes(new_record(salt, self._hasher.cost, verifier.view(),
+                                                  old.view(), policy.history)) as record:
+                await self._secrets.put(verifier_name(name), SecretKind.PASSWORD, record)
+        await self._users.password_set(name, self._now(), temporary)
+
+    # ---------------------------------------------------------------- accounts
+
+    async def initialize(self, name: str, password: SecretBytes) -> None:
+        """First start (A-3): the device ships without any usable administrator password;
+        the first one is set here, once."""
+        async with self._setup:
+            if await self._users.count_role(Role.ADMINISTRATOR):
+                raise MfpsecError(ErrorCode.ALREADY_INITIALIZED)
+            await self.add_user(name, Role.ADMINISTRATOR, password, temporary=False)
+
+    async def add_user(self, name: str, role: Role, password: SecretBytes,
+                       temporary: bool) -> None:
+        if not USER_NAME.match(name):
+            raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="user")
+        broken = violations(password.view(), name, self.policy.password)
+        if broken:
+            _reject(broken)
+        async with self._account(name):
+            if await self._users.get(name) is not None:
+                raise MfpsecError(ErrorCode.USER_EXISTS, user=name)
+            salt, verifier = await self._hasher.new_verifier(password)
+            with verifier, SecretBytes(new_record(salt, self._hasher.cost, verifier.view(),
+                                                  None, 0)) as record:
+                await self._secrets.put(verifier_name(name), SecretKind.PASSWORD, record)
+            if not await self._users.insert(name, role, rfc3339(self._clock), self._now(),
+                                            temporary):
+                raise MfpsecError(ErrorCode.USER_EXISTS, user=name)
+        if role is Role.ADMINISTRATOR:
+            self.administrator_exists = True
+
+    async def remove_user(self, name: str) -> None:
+        async with self._account(name):
+            user = await self._require(name)
+            if (user.role is Role.ADMINISTRATOR
+                    and await self._users.count_role(Role.ADMINISTRATOR) <= 1):
+                raise MfpsecError(ErrorCode.LAST_ADMINISTRATOR, user=name)
+            self.sessions.end_user(name)
+            await self._users.delete(name)
+            for secret in (verifier_name(name), totp_seed_name(name)):
+                try:
+                    await self._secrets.delete(secret)  # overwritten, then deleted
+                except MfpsecError as exc:
+                    if exc.code is not ErrorCode.SECRET_NOT_FOUND:
+                        raise
+
+    async def unlock(self, name: str) -> int:
+        """Administrator unlock (A-4) → the failures that were counted."""
+        async with self._account(name):
+            user = await self._require(name)
+            await self._users.set_lockout(name, 0, 0.0)
+            return user.failures
+
+    async def list_users(self) -> list[UserRow]:
+        return await self._users.all()
+
+    def locked(self, user: UserRow) -> float:
+        return lock_remaining(user.locked_until, self._now())
+
+    async def _require(self, name: str) -> UserRow:
+        user = await self._users.get(name)
+        if user is None:
+            raise MfpsecError(ErrorCode.USER_NOT_FOUND, user=name)
+        return user
+
+    async def set_policy(self, policy: AuthPolicy) -> None:
+        await self._users.save_policy(policy)
+        self.policy = policy
+        self.sessions.policy = policy.session
+
+    # ---------------------------------------------------------------- TOTP (A-9)
+
+    async def enroll_totp(self, seat: Seat, password: SecretBytes, subject: Subject
+                          ) -> TotpEnrollment:
+        """A new seed (re-authentication first); active once a code from it is confirmed."""
+        session = seat.session
+        if session is None or not self.sessions.alive(session):
+            raise MfpsecError(ErrorCode.AUTHENTICATION_REQUIRED, reason="log in first")
+        if session.role not in TOTP_ROLES:
+            raise MfpsecError(ErrorCode.PERMISSION_DENIED)
+        async with self._account(session.user):
+            user = await self._require(session.user)
+            await self._refuse_if_locked(user, subject, "reauthentication")
+            if not await self._verify(user.name, password):
+                await self._failed(user, subject, "reauthentication", "wrong password")
+            with SecretBytes.random(totp.SEED_BYTES) as seed:
+                await self._secrets.put(totp_seed_name(user.name), SecretKind.TOTP_SEED, seed)
+                await self._users.set_totp(user.name, False, -1)
+                uri = totp.provisioning_uri(seed.view(), TOTP_ISSUER, user.name)
+        secret = uri.split("secret=", 1)[1].split("&", 1)[0]
+        return TotpEnrollment(uri, secret)
+
+    async def confirm_totp(self, seat: Seat, code: str) -> None:
+        session = seat.session
+        if session is None or not self.sessions.alive(session):
+            raise MfpsecError(ErrorCode.AUTHENTICATION_REQUIRED, reason="log in first")
+        async with self._account(session.user):
+            try:
+                seed = await self._secrets.get(totp_seed_name(session.user))
+            except MfpsecError as exc:
+                if exc.code is ErrorCode.SECRET_NOT_FOUND:
+                    raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="code") from None
+                raise
+            with seed:
+                step = totp.matching_step(seed.view(), code, self._now())
+            if step is None:
+                raise MfpsecError(ErrorCode.AUTHENTICATION_FAILED)
+            await self._users.set_totp(session.user, True, step)
+
+    async def reset_totp(self, name: str) -> None:
+        """The administrator removes a user's second factor (a lost phone)."""
+        async with self._account(name):
+            await self._require(name)
+            await self._users.set_totp(name, False, -1)
+            try:
+                await self._secrets.delete(totp_seed_name(name))
+            except MfpsecError as exc:
+                if exc.code is not ErrorCode.SECRET_NOT_FOUND:
+                    raise
+
+
+def _reused(policy: PasswordPolicy) -> Violation:
+    return Violation(Rule.REUSED,
+                     f"not the current password nor one of the last {policy.history}")
+
+
+def _reject(broken: list[Violation]) -> None:
+    raise MfpsecError(ErrorCode.PASSWORD_REJECTED,
+                      rules=",".join(v.rule.value for v in broken),
+                      requirements="; ".join(v.requirement for v in broken))

@@ -1,0 +1,401 @@
+"""Accounts, password logins, lockout, sessions, password changes and TOTP (A-2..A-4,
+A-7, A-9), in-process on a real SQLite store, key chain (software keys) and audit log."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mfpsecd.api.access import Privilege, Role
+from mfpsecd.api.auditlog import EventType, Outcome, Subject
+from mfpsecd.api.auth import AuthPolicy, CharClass, LockoutPolicy, PasswordPolicy, SessionPolicy
+from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.backends.native_crypto import NativeKeyCrypto
+from mfpsecd.backends.soft_keys import SoftwareKeys
+from mfpsecd.backends.sqlite_state import SqliteState
+from mfpsecd.core import totp
+from mfpsecd.core.access import PeerClass, PeerCredentials
+from mfpsecd.core.password_record import Cost
+from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.secret import SecretBytes
+from mfpsecd.services.audit import Auditor, AuditQuery
+from mfpsecd.services.auth import AuthService, totp_seed_name
+from mfpsecd.services.health import HealthRegistry
+from mfpsecd.services.keys import KeyChain
+from mfpsecd.services.password_hasher import PasswordHasher
+from mfpsecd.services.secrets import SecretStore
+from mfpsecd.services.sessions import Seat, SessionTable
+from mfpsecd.services.user_store import UserStore, verifier_name
+from tests.support.fakeclock import FakeClock
+
+FAST = Cost(memory_kib=8 * 1024, iterations=1, lanes=1)  # the minimum the config allows
+ADMIN_PW = "Adm1n-password-2026"
+USER_PW = "User-password-2026"
+CLI = Subject(origin="cli", uid=1000, pid=42)
+
+
+def pw(text: str) -> SecretBytes:
+    return SecretBytes(bytearray(text.encode()))
+
+
+def seat(uid: int = 1000) -> Seat:
+    return Seat(PeerCredentials(42, uid, uid), PeerClass.MAINTENANCE)
+
+
+@dataclass
+class Stack:
+    clock: FakeClock
+    state: SqliteState
+    auth: AuthService
+    auditor: Auditor
+    secrets: SecretStore
+
+    async def events(self, type_: EventType) -> list[dict[str, object]]:
+        records = await self.auditor.query(AuditQuery(types=frozenset({type_})))
+        return [{"outcome": r.outcome, "object": r.object, **r.details} for r in records]
+
+
+@contextlib.asynccontextmanager
+async def stack(tmp: Path, clock: FakeClock | None = None) -> AsyncIterator[Stack]:
+    """The services as the daemon wires them; opening it again on the same tmp is a
+    daemon restart."""
+    clock = clock or FakeClock()
+    health = HealthRegistry(clock)
+    state = SqliteState(tmp / "state.sqlite3")
+    await state.open()
+    auditor = Auditor(AuditFile(tmp / "audit"), clock, health, state)
+    await auditor.start()
+    chain = KeyChain(state, SoftwareKeys(tmp), NativeKeyCrypto(), clock, health)
+    await chain.start()
+    secrets = SecretStore(state, chain, clock)
+    hasher = PasswordHasher(NativeKeyCrypto(), FAST)
+    auth = AuthService(UserStore(state), secrets, hasher,
+                       sessions=SessionTable(clock, SessionPolicy()), auditor=auditor,
+                       clock=clock)
+    await auth.start()
+    try:
+        yield Stack(clock, state, auth, auditor, secrets)
+    finally:
+        hasher.close()
+        await auditor.stop()
+        await chain.close()
+        await state.close()
+
+
+async def code_of(err: object) -> ErrorCode:
+    assert isinstance(err, MfpsecError), err
+    return err.code
+
+
+async def login(s: Stack, user: str, password: str, otp: str = "", uid: int = 1000
+                ) -> tuple[Seat, str]:
+    st = seat(uid)
+    r = await s.auth.login(user, pw(password), otp, st, CLI)
+    return st, r.token
+
+
+async def refused(s: Stack, user: str, password: str, otp: str = "") -> ErrorCode:
+    with pytest.raises(MfpsecError) as exc:
+        await login(s, user, password, otp)
+    return exc.value.code
+
+
+def test_first_start_needs_an_administrator_and_only_one_initialisation(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with stack(tmp_path) as s:
+            assert not s.auth.administrator_exists
+            with pytest.raises(MfpsecError) as weak:
+                await s.auth.initialize("admin", pw("short"))
+            assert weak.value.code is ErrorCode.PASSWORD_REJECTED
+            assert weak.value.params["rules"] == "min_length"
+            await s.auth.initialize("admin", pw(ADMIN_PW))
+            assert s.auth.administrator_exists
+            with pytest.raises(MfpsecError) as again:
+                await s.auth.initialize("other", pw(ADMIN_PW))
+            assert again.value.code is ErrorCode.ALREADY_INITIALIZED
+            st, token = await login(s, "admin", ADMIN_PW)
+            assert st.session is not None and st.session.role is Role.ADMINISTRATOR
+            assert Privilege.USERS_ADMIN in st.grants and len(token) >= 40
+            # The verifier is sealed in the secret store, not in the users table.
+            with await s.secrets.get(verifier_name("admin")) as record:
+                assert len(record) == 54 and ADMIN_PW.encode() not in bytes(record.view())
+
+    asyncio.run(go())
+
+
+def test_third_failure_locks_right_password_refused_until_the_time_is_up(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with stack(tmp_path) as s:
+            await s.auth.initialize("admin", pw(ADMIN_PW))
+            assert await refused(s, "admin", "wrong-1") is ErrorCode.AUTHENTICATION_FAILED
+            assert await refused(s, "admin", "wrong-2") is ErrorCode.AUTHENTICATION_FAILED
+            assert await refused(s, "admin", "wrong-3") is ErrorCode.AUTHENTICATION_FAILED
+            # Locked: the right password gets the same answer as a wrong one would.
+            with pytest.raises(MfpsecError) as locked:
+                await login(s, "admin", ADMIN_PW)
+            assert locked.value.code is ErrorCode.ACCOUNT_LOCKED
+            assert locked.value.params == {"retry_after_s": 1800}
+            assert await refused(s, "admin", "wrong-4") is ErrorCode.ACCOUNT_LOCKED
+            assert len(await s.events(EventType.AUTH_LOCKOUT)) == 1
+            await s.clock.advance(29 * 60)
+            assert await refused(s, "admin", ADMIN_PW) is ErrorCode.ACCOUNT_LOCKED
+            await s.clock.advance(61)
+            st, _ = await login(s, "admin", ADMIN_PW)
+            assert st.session is not None
+            # Success resets the count: two more failures do not lock.
+            await refused(s, "admin", "wrong-5")
+            await refused(s, "admin", "wrong-6")
+            await login(s, "admin", ADMIN_PW)
+
+    asyncio.run(go())
+
+
+def test_lock_survives_a_daemon_restart_and_admin_unlock_lifts_it(tmp_path: Path) -> None:
+    async def go() -> None:
+        clock = FakeClock()
+        async with stack(tmp_path, clock) as s:
+            await s.auth.initialize("admin", pw(ADMIN_PW))
+            await s.auth.add_user("alice", Role.USER, pw(USER_PW), temporary=False)
+            for i in range(3):
+                await refused(s, "alice", f"wrong-{i}")
+        async with stack(tmp_path, clock) as s:  # a new daemon on the same state
+            assert await refused(s, "alice", USER_PW) is ErrorCode.ACCOUNT_LOCKED
+            [alice] = [u for u in await s.auth.list_users() if u.name == "alice"]
+            assert alice.failures == 3 and s.auth.locked(alice) > 1700
+            assert await s.auth.unlock("alice") == 3
+            st, _ = await login(s, "alice", USER_PW)
+            assert st.session is not None and st.session.role is Role.USER
+
+    asyncio.run(go())
+
+
+def test_fifty_concurrent_wrong_attempts_lock_once_and_count_three(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with stack(tmp_path) as s:
+            await s.auth.initialize("admin", pw(ADMIN_PW))
+            results = await asyncio.gather(
+                *(login(s, "admin", f"wrong-{i}") for i in range(50)),
+                return_exceptions=True)
+            codes = [await code_of(r) for r in results]
+            assert codes.count(ErrorCode.AUTHENTICATION_FAILED) == 3
+            assert codes.count(ErrorCode.ACCOUNT_LOCKED) == 47
+            failures = [e for e in await s.events(EventType.AUTH_LOGIN)
+                        if e.get("reason") == "wrong password"]
+            assert [e["failures"] for e in failures] == [1, 2, 3]
+            assert len(await s.events(EventType.AUTH_LOCKOUT)) == 1
+            [admin] = await s.auth.list_users()
+            assert admin.failures == 3
+
+    asyncio.run(go())
+
+
+def test_unknown_user_names_are_answered_like_real_ones(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with stack(tmp_path) as s:
+            await s.auth.initialize("admin", pw(ADMIN_PW))
+            for _ in range(3):
+                assert await refused(s, "nobody", "x") is ErrorCode.AUTHENTICATION_FAILED
+            assert await refused(s, "nobody", "x") is ErrorCode.ACCOUNT_LOCKED
+            assert await refused(s, "Not A Name!", "x") is ErrorCode.AUTHENTICATION_FAILED
+
+    asyncio.run(go())
+
+
+def test_sessions_idle_timeout_peer_binding_and_logout(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with stack(tmp_path) as s:
+            await s.auth.initialize("admin", pw(ADMIN_PW))
+            st, token = await login(s, "admin", ADMIN_PW)
+            st.check(Privilege.USERS_ADMIN, s.auth.sessions)
+            # Another uid with the token gets nothing; the same uid resumes it.
+            with pytest.raises(MfpsecError) as other:
+                s.auth.resume(token, seat(uid=2000))
+            assert other.value.code is ErrorCode.AUTHENTICATION_REQUIRED
+            again = seat()
+            assert s.auth.resume(token, again) is st.session
+            # Use keeps it alive; ten idle minutes (the default) end it.
+            await s.clock.advance(9 * 60)
+            st.check(Privilege.KEYS_ADMIN, s.auth.sessions)
+            await s.clock.advance(10 * 60 + 1)
+            with pytest.raises(MfpsecError) as idle:
+                st.check(Privilege.USERS_ADMIN, s.auth.sessions)
+            assert idle.value.code is ErrorCode.AUTHENTICATION_REQUIRED
+            assert "timed out" in idle.value.params["reason"]
+            with pytest.raises(MfpsecError):
+                s.auth.resume(token, seat())
+            # Logout ends the session for every connection that had it.
+            st2, token2 = await login(s, "admin", ADMIN_PW)
+            other_conn = seat()
+            s.auth.resume(token2, other_conn)
+            await s.auth.logout(st2, CLI)
+            with pytest.raises(MfpsecError):
+                other_conn.check(Privilege.USERS_ADMIN, s.auth.sessions)
+            assert len(await s.events(EventType.AUTH_LOGOUT)) == 1
+
+    asyncio.run(go())
+
+
+def test_roles_grant_what_the_spec_says(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with stack(tmp_path) as s:
+            await s.auth.initialize("admin", pw(ADMIN_PW))
+            roles = {"carol": Role.AUDITOR, "sam": Role.SERVICE, "bob": Role.USER}
+            for name, role in roles.items():
+                await s.auth.add_user(name, role, pw(USER_PW + role.value), temporary=False)
+            expect = {"carol": {Privilege.AUDIT_READ}, "sam": {Privilege.KEYS_ADMIN},
+                      "bob": set()}
+            for name, allowed in expect.items():
+                st, _ = await login(s, name, USER_PW + roles[name].value)
+                for p in (Privilege.AUDIT_READ, Privilege.KEYS_ADMIN, Privilege.USERS_ADMIN,
+                          Privilege.SECRETS_WRITE):
+                    if p in allowed:
+                        st.check(p, s.auth.sessions)
+                    else:
+                        with pytest.raises(MfpsecError) as denied:
+                            st.check(p, s.auth.sessions)
+                        assert denied.value.code is ErrorCode.PERMISSION_DENIED
+
+    asyncio.run(go())
+
+
+def test_temporary_password_forces_a_change_and_expires_after_seven_days(tmp_path: Path
+                                                                          ) -> None:
+    async def go() -> None:
+        async with stack(tmp_path) as s:
+            await s.auth.initialize("admin", pw(ADMIN_PW))
+            await s.auth.add_user("dave", Role.ADMINISTRATOR, pw("Temporary-pass-1"),
+                                  temporary=True)
+            st, _ = await login(s, "dave", "Temporary-pass-1")
+            assert st.session is not None and st.session.must_change == "temporary"
+            with pytest.raises(MfpsecError) as first:
+                st.check(Privilege.USERS_ADMIN, s.auth.sessions)
+            assert first.value.code is ErrorCode.AUTHENTICATION_REQUIRED
+            await s.auth.change_own_password(st, pw("Temporary-pass-1"),
+                                             pw("My-own-password-1"), CLI)
+            st.check(Privilege.USERS_ADMIN, s.auth.sessions)  # lifted at once
+            # Another temporary one, not used within 7 days: it no longer works.
+            await s.auth.set_password("dave", pw("Temporary-pass-2"), temporary=True)
+            await s.clock.advance(7 * 86400 + 60)
+            assert await refused(s, "dave", "Temporary-pass-2") is (
+                ErrorCode.AUTHENTICATION_FAILED)
+
+    asyncio.run(go())
+
+
+def test_password_changes_follow_the_policy_and_history(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with stack(tmp_path) as s:
+            await s.auth.initialize("admin", pw(ADMIN_PW))
+            st, _ = await login(s, "admin", ADMIN_PW)
+            current = ADMIN_PW
+            for i in range(3):
+                new = f"Rotation-password-{i}"
+                await s.auth.change_own_password(st, pw(current), pw(new), CLI)
+                current = new
+            for old in (ADMIN_PW, "Rotation-password-0", current):
+                with pytest.raises(MfpsecError) as reused:
+                    await s.auth.change_own_password(st, pw(current), pw(old), CLI)
+                assert reused.value.params["rules"] == "reused"
+            with pytest.raises(MfpsecError) as several:
+                await s.auth.change_own_password(st, pw(current), pw("admin-aaaa"), CLI)
+            assert several.value.params["rules"] == "min_length,contains_user_id"
+            # Re-authentication: a wrong current password is a counted failure.
+            with pytest.raises(MfpsecError) as wrong:
+                await s.auth.change_own_password(st, pw("not-it"), pw("Another-one-2026"),
+                                                 CLI)
+            assert wrong.value.code is ErrorCode.AUTHENTICATION_FAILED
+            [admin] = await s.auth.list_users()
+            assert admin.failures == 1
+
+    asyncio.run(go())
+
+
+def test_stricter_policy_and_expiry_prompt_a_change_at_login(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with stack(tmp_path) as s:
+            await s.auth.initialize("admin", pw(ADMIN_PW))
+            strict = AuthPolicy(password=PasswordPolicy(
+                min_length=20, required_classes=frozenset(CharClass)))
+            await s.auth.set_policy(strict)
+            st, _ = await login(s, "admin", ADMIN_PW)
+            assert st.session is not None and st.session.must_change == "policy"
+            await s.auth.set_policy(AuthPolicy(password=PasswordPolicy(expiry_days=365),
+                                               lockout=LockoutPolicy(max_failures=5)))
+            st, _ = await login(s, "admin", ADMIN_PW)
+            assert st.session is not None and st.session.must_change == ""
+            await s.clock.advance(366 * 86400)
+            st, _ = await login(s, "admin", ADMIN_PW)
+            assert st.session is not None and st.session.must_change == "expired"
+            for i in range(4):
+                await refused(s, "admin", f"wrong-{i}")
+            assert await refused(s, "admin", "wrong") is ErrorCode.AUTHENTICATION_FAILED
+            assert await refused(s, "admin", ADMIN_PW) is ErrorCode.ACCOUNT_LOCKED
+
+    asyncio.run(go())
+
+
+def test_totp_valid_previous_step_replayed_and_wrong_codes(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with stack(tmp_path) as s:
+            await s.auth.initialize("admin", pw(ADMIN_PW))
+            st, _ = await login(s, "admin", ADMIN_PW)
+            enrollment = await s.auth.enroll_totp(st, pw(ADMIN_PW), CLI)
+            assert enrollment.uri.startswith("otpauth://totp/mfpsecd%3Aadmin?secret=")
+            with await s.secrets.get(totp_seed_name("admin")) as seed:
+                def code(offset: int = 0) -> str:
+                    now = s.clock.now().timestamp()
+                    return totp.hotp(seed.view(), totp.step_at(now) + offset)
+
+                await s.auth.confirm_totp(st, code())
+                await s.clock.advance(30)
+                # The password alone is not enough any more.
+                assert await refused(s, "admin", ADMIN_PW) is (
+                    ErrorCode.SECOND_FACTOR_REQUIRED)
+                await login(s, "admin", ADMIN_PW, code())  # valid
+                assert await refused(s, "admin", ADMIN_PW, code()) is (
+                    ErrorCode.AUTHENTICATION_FAILED)  # replayed
+                await s.clock.advance(30)
+                previous = code(-1)  # the step before now: within the ±1 window...
+                assert await refused(s, "admin", ADMIN_PW, previous) is (
+                    ErrorCode.AUTHENTICATION_FAILED)  # ...but it was the one used above
+                await s.clock.advance(30)
+                await login(s, "admin", ADMIN_PW, code(-1))  # an unused previous step
+                wrong = "000000" if code() != "000000" else "111111"
+                assert await refused(s, "admin", ADMIN_PW, wrong) is (
+                    ErrorCode.AUTHENTICATION_FAILED)
+                assert await refused(s, "admin", ADMIN_PW, code(-3)) is (
+                    ErrorCode.AUTHENTICATION_FAILED)  # outside the window
+                assert await refused(s, "admin", ADMIN_PW, code(-1)) is (
+                    ErrorCode.AUTHENTICATION_FAILED)  # replayed: 3rd counted failure, locks
+                assert await refused(s, "admin", ADMIN_PW, code()) is ErrorCode.ACCOUNT_LOCKED
+            reasons = [e.get("reason") for e in await s.events(EventType.AUTH_LOGIN)
+                       if e["outcome"] is Outcome.FAILURE]
+            assert reasons.count("wrong one-time code") == 2
+            assert reasons.count("one-time code used before") == 3
+            assert len(await s.events(EventType.AUTH_LOCKOUT)) == 1
+
+    asyncio.run(go())
+
+
+def test_removing_users_and_the_last_administrator(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with stack(tmp_path) as s:
+            await s.auth.initialize("admin", pw(ADMIN_PW))
+            with pytest.raises(MfpsecError) as last:
+                await s.auth.remove_user("admin")
+            assert last.value.code is ErrorCode.LAST_ADMINISTRATOR
+            await s.auth.add_user("bob", Role.USER, pw(USER_PW), temporary=False)
+            st, _ = await login(s, "bob", USER_PW)
+            await s.auth.remove_user("bob")
+            assert st.session is not None and st.session.ended
+            with pytest.raises(MfpsecError) as gone:
+                await s.secrets.get(verifier_name("bob"))
+            assert gone.value.code is ErrorCode.SECRET_NOT_FOUND
+            assert await refused(s, "bob", USER_PW) is ErrorCode.AUTHENTICATION_FAILED
+
+    asyncio.run(go())
