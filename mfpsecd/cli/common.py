@@ -6,13 +6,15 @@ import functools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import click
 import msgspec
 
-from mfpsecd.client import Connection
-from mfpsecd.errors import MfpsecError
+from mfpsecd.cli import session_file
+from mfpsecd.client import AuthClient, Connection
+from mfpsecd.errors import ErrorCode, MfpsecError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -24,7 +26,19 @@ class Target:
     timeout: float
 
     def connect(self) -> Connection:
-        return Connection(self.socket, self.timeout)
+        """A connection with the session of `mfpsec login` attached, when there is one."""
+        conn = Connection(self.socket, self.timeout)
+        token = session_file.load(self.socket)
+        if token is None:
+            return conn
+        try:
+            AuthClient(conn).resume(token)
+        except MfpsecError as exc:
+            if exc.code is not ErrorCode.AUTHENTICATION_REQUIRED:
+                conn.close()
+                raise
+            session_file.forget(self.socket)  # ended or timed out: go on without it
+        return conn
 
 
 def reports_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -45,3 +59,31 @@ def reports_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
 def echo_json(value: object) -> None:
     click.echo(msgspec.json.format(msgspec.json.encode(value), indent=2).decode())
+
+
+def read_secret(source: Path | None, prompt: str, confirm: bool) -> bytearray:
+    """From a file ('-' = stdin; one trailing newline dropped) or a hidden prompt."""
+    if source is None:
+        text = click.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+        return bytearray(text.encode())
+    raw = sys.stdin.buffer.read() if str(source) == "-" else source.read_bytes()
+    data = bytearray(raw)
+    if data.endswith(b"\n"):
+        del data[-1:]
+    return data
+
+
+def read_secrets(source: Path | None, prompts: tuple[str, ...], confirm_last: bool
+                 ) -> list[bytearray]:
+    """Several secrets: one per line of the file/stdin, or one hidden prompt each."""
+    if source is None:
+        return [read_secret(None, p, confirm_last and i == len(prompts) - 1)
+                for i, p in enumerate(prompts)]
+    whole = read_secret(source, "", False)
+    parts = [bytearray(line) for line in whole.split(b"\n")]
+    whole[:] = bytes(len(whole))
+    if len(parts) != len(prompts):
+        for p in parts:
+            p[:] = bytes(len(p))
+        raise click.UsageError(f"expected {len(prompts)} lines: " + ", ".join(prompts))
+    return parts

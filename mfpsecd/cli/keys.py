@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from mfpsecd.api import keys
-from mfpsecd.cli.common import Target, echo_json, reports_errors
+from mfpsecd.cli.common import Target, echo_json, read_secret, reports_errors
 from mfpsecd.client import KeysClient
 
 _STATE_COLOUR = {"ready": "green", "locked": "red", "destroyed": "red", "starting": "yellow"}
-
-
-def _read_secret_input(source: Path | None, prompt: str, confirm: bool) -> bytearray:
-    """From a file ('-' = stdin; one trailing newline dropped) or a hidden prompt."""
-    if source is None:
-        text = click.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
-        return bytearray(text.encode())
-    raw = sys.stdin.buffer.read() if str(source) == "-" else source.read_bytes()
-    data = bytearray(raw)
-    if data.endswith(b"\n"):
-        del data[-1:]
-    return data
 
 
 def render_status(s: keys.KeyStatus) -> str:
@@ -71,7 +58,7 @@ def status(target: Target, as_json: bool) -> None:
 def backup(target: Target, to: str, passphrase_file: Path | None, as_json: bool) -> None:
     """Write the wrapping key, encrypted under a passphrase, for a TPM replacement."""
     destination = to if not Path(to).exists() else str(Path(to).resolve())
-    passphrase = _read_secret_input(passphrase_file, "Backup passphrase", confirm=True)
+    passphrase = read_secret(passphrase_file, "Backup passphrase", confirm=True)
     with target.connect() as conn:
         conn.set_timeout(max(target.timeout, 120.0))  # Argon2id is slow on purpose
         r = KeysClient(conn).backup(destination, passphrase)
@@ -88,7 +75,7 @@ def backup(target: Target, to: str, passphrase_file: Path | None, as_json: bool)
 @reports_errors
 def restore(target: Target, source: Path, passphrase_file: Path | None) -> None:
     """Re-import the wrapping key into a replacement TPM (only when the chain is locked)."""
-    passphrase = _read_secret_input(passphrase_file, "Backup passphrase", confirm=False)
+    passphrase = read_secret(passphrase_file, "Backup passphrase", confirm=False)
     with target.connect() as conn:
         conn.set_timeout(max(target.timeout, 120.0))
         r = KeysClient(conn).restore(str(source.resolve()), passphrase)
@@ -201,7 +188,7 @@ def list_secrets(target: Target, as_json: bool) -> None:
 @reports_errors
 def set_secret(target: Target, name: str, kind: str, value_file: Path | None) -> None:
     """Store or replace a secret."""
-    value = _read_secret_input(value_file, f"Value of {name}", confirm=True)
+    value = read_secret(value_file, f"Value of {name}", confirm=True)
     with target.connect() as conn:
         i = KeysClient(conn).set_secret(name, kind, value)
     click.echo(f"stored {i.name} ({i.kind}, {i.size} bytes)")

@@ -6,8 +6,10 @@ import click
 
 from mfpsecd import __version__
 from mfpsecd.cli import audit as audit_cmd
+from mfpsecd.cli import auth as auth_cmd
 from mfpsecd.cli import keys as keys_cmd
 from mfpsecd.cli import status as status_cmd
+from mfpsecd.cli import users as users_cmd
 from mfpsecd.cli.common import Target
 from mfpsecd.client import DEFAULT_SOCKET
 
@@ -32,6 +34,13 @@ cli.add_command(status_cmd.status)
 cli.add_command(keys_cmd.keys_group)
 cli.add_command(keys_cmd.secrets_group)
 cli.add_command(audit_cmd.audit_group)
+cli.add_command(auth_cmd.login)
+cli.add_command(auth_cmd.logout)
+cli.add_command(auth_cmd.whoami)
+cli.add_command(auth_cmd.passwd)
+cli.add_command(auth_cmd.totp_group)
+cli.add_command(users_cmd.users_group)
+cli.add_command(users_cmd.policy_group)
 
 
 if __name__ == "__main__":

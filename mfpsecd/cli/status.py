@@ -17,6 +17,12 @@ _STATE_COLOUR = {
 _DAEMON_COLOUR = {DaemonState.READY: "green", DaemonState.DEGRADED: "red"}
 
 
+_NOTICES = {
+    "administrator-unset": "no administrator password is set (first start): set one now "
+                           "with `mfpsec users init NAME`",
+}
+
+
 def render(status: Status) -> str:
     uptime = dt.timedelta(seconds=int(status.uptime_seconds))
     lines = [
@@ -27,6 +33,9 @@ def render(status: Status) -> str:
         f"previous shutdown: {status.previous_shutdown}",
         "",
     ]
+    for notice in status.notices:
+        text = _NOTICES.get(notice, notice)
+        lines += [click.style("NOTICE: ", fg="red", bold=True) + text, ""]
     width = max([len("COMPONENT"), *(len(c.name) for c in status.components)])
     lines.append(f"{'COMPONENT':<{width}}  {'STATE':<8}  {'RESTARTS':>8}  DETAIL")
     for c in status.components:

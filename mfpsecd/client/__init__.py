@@ -1,8 +1,16 @@
 """Clients of the daemon's Varlink API, shared by the panel, the CLI and the tests."""
 
+from mfpsecd.client.auth import AuthClient
 from mfpsecd.client.connection import DEFAULT_SOCKET, AsyncConnection, Connection
 from mfpsecd.client.keys import KeysClient
 from mfpsecd.client.system import AsyncSystemClient, SystemClient
 
-__all__ = ["DEFAULT_SOCKET", "AsyncConnection", "AsyncSystemClient", "Connection",
-           "KeysClient", "SystemClient"]
+__all__ = [
+           "DEFAULT_SOCKET",
+           "AsyncConnection",
+           "AsyncSystemClient",
+           "AuthClient",
+           "Connection",
+           "KeysClient",
+           "SystemClient",
+]

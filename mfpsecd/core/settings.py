@@ -152,6 +152,23 @@ class KeysSection(_Strict, frozen=True):
     min_backup_passphrase: Annotated[int, msgspec.Meta(ge=12, le=64)] = 12
 
 
+class FloodSection(_Strict, frozen=True):
+    """Attack and flood detection (A-5, A-6): thresholds per source and in total."""
+
+    failures: Annotated[int, msgspec.Meta(ge=1, le=10000)] = 10
+    failure_window_s: Annotated[float, msgspec.Meta(ge=1, le=86400)] = 300.0
+    requests: Annotated[int, msgspec.Meta(ge=1, le=100000)] = 20
+    request_window_s: Annotated[float, msgspec.Meta(ge=1, le=86400)] = 60.0
+    block_factor: Annotated[int, msgspec.Meta(ge=1, le=100)] = 4
+    total_requests: Annotated[int, msgspec.Meta(ge=1, le=1000000)] = 300
+    base_delay_s: Annotated[float, msgspec.Meta(ge=0.001, le=10)] = 0.25
+    max_delay_s: Annotated[float, msgspec.Meta(ge=0.001, le=60)] = 5.0
+    max_delayed: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 16  # then refused at once
+    max_sources: Annotated[int, msgspec.Meta(ge=64, le=1 << 20)] = 16384
+    spray_children: Annotated[int, msgspec.Meta(ge=2, le=65536)] = 16
+    max_detections: Annotated[int, msgspec.Meta(ge=1, le=10000)] = 20
+
+
 class AuthSection(_Strict, frozen=True):
     """Argon2id cost of new password verifiers (existing ones keep theirs until changed)
     and the hashing pool; the defaults suit an ARM-class controller (README)."""
@@ -161,6 +178,7 @@ class AuthSection(_Strict, frozen=True):
     argon2_lanes: Annotated[int, msgspec.Meta(ge=1, le=8)] = 1
     hash_workers: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
     hash_queue: Annotated[int, msgspec.Meta(ge=0, le=256)] = 8  # then Throttled at once
+    flood: FloodSection = FloodSection()
 
 
 class Config(_Strict, frozen=True):

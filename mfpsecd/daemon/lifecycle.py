@@ -33,6 +33,7 @@ from mfpsecd.backends.tpm2 import Tpm2Backend
 from mfpsecd.backends.usb_targets import UdevBackupTargets
 from mfpsecd.core.password_record import Cost
 from mfpsecd.core.settings import Config, TpmBackend
+from mfpsecd.core.throttle import Throttle, ThrottleLimits
 from mfpsecd.daemon.handlers import KeyServices, build_handlers
 from mfpsecd.daemon.ipc_server import ServerLimits, VarlinkServer
 from mfpsecd.daemon.settings import Board, admission_rules, gid_of
@@ -121,8 +122,14 @@ class Daemon:
         hasher = PasswordHasher(crypto, Cost(a.argon2_memory_kib, a.argon2_iterations,
                                              a.argon2_lanes), a.hash_workers, a.hash_queue)
         sessions = SessionTable(clock, SessionPolicy())
+        f = a.flood
+        throttle = Throttle(ThrottleLimits(
+            f.failures, f.failure_window_s, f.requests, f.request_window_s, f.block_factor,
+            f.total_requests, f.base_delay_s, f.max_delay_s, f.max_sources, f.spray_children,
+            f.max_detections))
         auth = AuthService(UserStore(state), secrets, hasher, sessions=sessions,
-                           auditor=auditor, clock=clock)
+                           auditor=auditor, clock=clock, throttle=throttle,
+                           max_delayed=f.max_delayed)
         await auth.start()
 
         self._status("starting IPC")

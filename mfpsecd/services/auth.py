@@ -14,6 +14,7 @@ in-memory table, and the same Argon2id work, so answers do not tell which names 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
 import re
 import weakref
@@ -25,11 +26,13 @@ from dataclasses import dataclass
 import structlog
 
 from mfpsecd.api.access import Role
-from mfpsecd.api.auditlog import EventType, Outcome, Subject
+from mfpsecd.api.auditlog import Detail, EventType, Outcome, Subject
 from mfpsecd.core import totp
+from mfpsecd.core.access import PeerClass
 from mfpsecd.core.auth_policy import AuthPolicy, after_failure, lock_remaining
 from mfpsecd.core.password_policy import PasswordPolicy, Rule, Violation, violations
 from mfpsecd.core.password_record import entries, new_record
+from mfpsecd.core.throttle import Action, Detection, Throttle, ThrottleLimits
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import Clock
 from mfpsecd.secret import SecretBytes
@@ -41,6 +44,11 @@ from mfpsecd.services.sessions import Seat, Session, SessionTable
 from mfpsecd.services.user_store import UserRow, UserStore, verifier_name
 
 log = structlog.get_logger("mfpsecd.auth")
+
+_Note = tuple[EventType, Outcome, Subject, str, dict[str, Detail]]
+# Audit records held back while this task is inside an account's critical section.
+_NOTES: contextvars.ContextVar[list[_Note] | None] = contextvars.ContextVar(
+    "mfpsecd_auth_notes", default=None)
 
 USER_NAME = re.compile(r"^[a-z][a-z0-9._-]{0,31}$")
 TOTP_ROLES = frozenset({Role.ADMINISTRATOR, Role.SERVICE})  # A-9
@@ -67,7 +75,8 @@ class TotpEnrollment:
 
 class AuthService:
     def __init__(self, users: UserStore, secrets: SecretStore, hasher: PasswordHasher, *,
-                 sessions: SessionTable, auditor: Auditor, clock: Clock) -> None:
+                 sessions: SessionTable, auditor: Auditor, clock: Clock,
+                 throttle: Throttle | None = None, max_delayed: int = 16) -> None:
         self._users = users
         self._secrets = secrets
         self._hasher = hasher
@@ -80,6 +89,9 @@ class AuthService:
         self._setup = asyncio.Lock()
         self._phantoms: OrderedDict[str, tuple[int, float]] = OrderedDict()
         self.administrator_exists = False
+        self.throttle = throttle or Throttle(ThrottleLimits())
+        self._max_delayed = max_delayed
+        self._delayed = 0
 
     async def start(self) -> None:
         self.policy = await self._users.load_policy()
@@ -91,17 +103,80 @@ class AuthService:
 
     @asynccontextmanager
     async def _account(self, name: str) -> AsyncIterator[None]:
+        """One account's critical section. Audit records made inside it are written after
+        it is left (before the caller answers): the records of many attempts then share
+        one group commit instead of queueing one fsync each behind the lock."""
         lock = self._locks.get(name)
         if lock is None:
             lock = self._locks[name] = asyncio.Lock()
-        async with lock:
-            yield
+        notes: list[_Note] = []
+        token = _NOTES.set(notes)
+        try:
+            async with lock:
+                yield
+        finally:
+            _NOTES.reset(token)
+            for type_, outcome, subject, obj, details in notes:
+                await self._auditor.record(type_, outcome, subject, obj, **details)
+
+    async def _record(self, type_: EventType, outcome: Outcome, subject: Subject, obj: str,
+                      **details: Detail) -> None:
+        notes = _NOTES.get()
+        if notes is None:
+            await self._auditor.record(type_, outcome, subject, obj, **details)
+        else:
+            notes.append((type_, outcome, subject, obj, details))
 
     # ---------------------------------------------------------------- logging in
 
+    def source_of(self, seat: Seat, address: str) -> str:
+        """The throttling source (A-5, A-6): the remote address a front-end named (its
+        prefix when spraying), else the panel, else the local uid."""
+        if address:
+            return self.throttle.source_of(address)
+        if seat.peer_class is PeerClass.PANEL:
+            return "panel"
+        return f"uid:{seat.peer.uid}"
+
+    async def _admit(self, source: str, subject: Subject) -> None:
+        """Count the request; delay it (never blocking others: this task sleeps) or refuse
+        it when its source, or everyone together, sends too many."""
+        verdict, found = self.throttle.request(source, self._clock.monotonic())
+        await self._report(found, subject)
+        if verdict.action is Action.REFUSE:
+            raise MfpsecError(ErrorCode.THROTTLED, retry_after_s=round(verdict.seconds, 1))
+        if verdict.action is Action.DELAY:
+            if self._delayed >= self._max_delayed:  # the tarpit is full: bounded memory
+                raise MfpsecError(ErrorCode.THROTTLED, retry_after_s=round(verdict.seconds, 1))
+            self._delayed += 1
+            try:
+                await self._clock.sleep(verdict.seconds)
+            finally:
+                self._delayed -= 1
+
+    async def _report(self, found: list[Detection], subject: Subject) -> None:
+        for d in found:
+            log.warning("auth_attack_detected", kind=d.kind.value, source=d.source,
+                        count=d.count, suppressed=d.suppressed)
+            await self._auditor.record(EventType.AUTH_FLOOD, Outcome.SUCCESS, subject,
+                                       d.source, kind=d.kind.value, count=d.count,
+                                       window_s=d.window_s, suppressed=d.suppressed)
+
     async def login(self, name: str, password: SecretBytes, otp: str, seat: Seat,
-                    subject: Subject) -> LoginResult:
+                    subject: Subject, *, source: str = "") -> LoginResult:
         """A password (+ TOTP) login; the session is attached to the seat."""
+        source = source or self.source_of(seat, subject.address)
+        await self._admit(source, subject)
+        try:
+            return await self._login(name, password, otp, seat, subject)
+        except MfpsecError as exc:
+            if exc.code in (ErrorCode.AUTHENTICATION_FAILED, ErrorCode.ACCOUNT_LOCKED):
+                await self._report(self.throttle.failure(source, self._clock.monotonic()),
+                                   subject)
+            raise
+
+    async def _login(self, name: str, password: SecretBytes, otp: str, seat: Seat,
+                     subject: Subject) -> LoginResult:
         async with self._account(name):
             user = await self._users.get(name) if USER_NAME.match(name) else None
             if user is None:
@@ -113,7 +188,7 @@ class AuthService:
             now = self._now()
             policy = self.policy.password
             if user.temporary and now - user.password_set_at > policy.temporary_days * DAY_S:
-                await self._auditor.record(EventType.AUTH_LOGIN, Outcome.FAILURE, subject,
+                await self._record(EventType.AUTH_LOGIN, Outcome.FAILURE, subject,
                                            name, method="password",
                                            reason="temporary password expired")
                 raise MfpsecError(ErrorCode.AUTHENTICATION_FAILED)
@@ -143,14 +218,14 @@ class AuthService:
                                                         "session": session.id}
         if must_change:
             details["must_change"] = must_change
-        await self._auditor.record(EventType.AUTH_LOGIN, Outcome.SUCCESS, who, user.name,
+        await self._record(EventType.AUTH_LOGIN, Outcome.SUCCESS, who, user.name,
                                    **details)
         return LoginResult(token, session)
 
     async def _refuse_if_locked(self, user: UserRow, subject: Subject, method: str) -> None:
         remaining = lock_remaining(user.locked_until, self._now())
         if remaining > 0:
-            await self._auditor.record(EventType.AUTH_LOGIN, Outcome.FAILURE, subject,
+            await self._record(EventType.AUTH_LOGIN, Outcome.FAILURE, subject,
                                        user.name, method=method, reason="account locked")
             raise MfpsecError(ErrorCode.ACCOUNT_LOCKED, retry_after_s=math.ceil(remaining))
 
@@ -159,11 +234,11 @@ class AuthService:
         failures, until = after_failure(user.failures, user.locked_until, self._now(),
                                         self.policy.lockout)
         await self._users.set_lockout(user.name, failures, until)
-        await self._auditor.record(EventType.AUTH_LOGIN, Outcome.FAILURE, subject, user.name,
+        await self._record(EventType.AUTH_LOGIN, Outcome.FAILURE, subject, user.name,
                                    method=method, reason=reason, failures=failures)
         if until:
             ended = self.sessions.end_user(user.name)
-            await self._auditor.record(EventType.AUTH_LOCKOUT, Outcome.SUCCESS, subject,
+            await self._record(EventType.AUTH_LOCKOUT, Outcome.SUCCESS, subject,
                                        user.name, failures=failures,
                                        minutes=self.policy.lockout.lock_minutes,
                                        sessions_ended=ended)
@@ -175,7 +250,7 @@ class AuthService:
         """An unknown name: the same work, counting and locking as for a real account."""
         failures, until = self._phantoms.get(name, (0, 0.0))
         remaining = lock_remaining(until, self._now())
-        await self._auditor.record(EventType.AUTH_LOGIN, Outcome.FAILURE, subject, name[:64],
+        await self._record(EventType.AUTH_LOGIN, Outcome.FAILURE, subject, name[:64],
                                    method="password", reason="unknown user")
         if remaining > 0:
             raise MfpsecError(ErrorCode.ACCOUNT_LOCKED, retry_after_s=math.ceil(remaining))

@@ -22,7 +22,8 @@ def test_pypi_varlink_client(daemon: ds.DaemonProcess) -> None:
             info = service.GetInfo()
             assert info["product"] == "mfpsecd"
             assert info["interfaces"] == ["org.varlink.service", "io.mfpsecd.System",
-                                             "io.mfpsecd.Keys", "io.mfpsecd.Audit"]
+                                             "io.mfpsecd.Auth", "io.mfpsecd.Keys",
+                                             "io.mfpsecd.Audit"]
             desc = service.GetInterfaceDescription("io.mfpsecd.System")
             assert desc["description"] == idl.generate(SYSTEM)
             try:

@@ -21,6 +21,7 @@ from mfpsecd.backends.sqlite_state import SqliteState
 from mfpsecd.core import totp
 from mfpsecd.core.access import PeerClass, PeerCredentials
 from mfpsecd.core.password_record import Cost
+from mfpsecd.core.throttle import Throttle, ThrottleLimits
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.secret import SecretBytes
 from mfpsecd.services.audit import Auditor, AuditQuery
@@ -37,6 +38,8 @@ FAST = Cost(memory_kib=8 * 1024, iterations=1, lanes=1)  # the minimum the confi
 ADMIN_PW = "Adm1n-password-2026"
 USER_PW = "User-password-2026"
 CLI = Subject(origin="cli", uid=1000, pid=42)
+# These tests are about accounts: flood throttling (tested on its own) stays out of the way.
+UNTHROTTLED = ThrottleLimits(failures=10_000, requests=10_000, total_requests=100_000)
 
 
 def pw(text: str) -> SecretBytes:
@@ -61,7 +64,8 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def stack(tmp: Path, clock: FakeClock | None = None) -> AsyncIterator[Stack]:
+async def stack(tmp: Path, clock: FakeClock | None = None,
+                limits: ThrottleLimits = UNTHROTTLED) -> AsyncIterator[Stack]:
     """The services as the daemon wires them; opening it again on the same tmp is a
     daemon restart."""
     clock = clock or FakeClock()
@@ -76,7 +80,7 @@ async def stack(tmp: Path, clock: FakeClock | None = None) -> AsyncIterator[Stac
     hasher = PasswordHasher(NativeKeyCrypto(), FAST)
     auth = AuthService(UserStore(state), secrets, hasher,
                        sessions=SessionTable(clock, SessionPolicy()), auditor=auditor,
-                       clock=clock)
+                       clock=clock, throttle=Throttle(limits))
     await auth.start()
     try:
         yield Stack(clock, state, auth, auditor, secrets)
@@ -397,5 +401,32 @@ def test_removing_users_and_the_last_administrator(tmp_path: Path) -> None:
                 await s.secrets.get(verifier_name("bob"))
             assert gone.value.code is ErrorCode.SECRET_NOT_FOUND
             assert await refused(s, "bob", USER_PW) is ErrorCode.AUTHENTICATION_FAILED
+
+    asyncio.run(go())
+
+
+def test_password_attack_and_flood_from_one_source_are_detected_and_throttled(
+        tmp_path: Path) -> None:
+    limits = ThrottleLimits(failures=4, requests=6, block_factor=1, total_requests=1000)
+
+    async def go() -> None:
+        async with stack(tmp_path, limits=limits) as s:
+            await s.auth.initialize("admin", pw(ADMIN_PW))
+            remote = Subject(origin="network", uid=0, pid=1, address="192.0.2.9")
+            codes = []
+            for i in range(8):  # different accounts: A-5 counts per source, not per user
+                with pytest.raises(MfpsecError) as exc:
+                    await s.auth.login(f"user{i}", pw("guess"), "", seat(0), remote)
+                codes.append(exc.value.code)
+            assert codes == [ErrorCode.AUTHENTICATION_FAILED] * 6 + [ErrorCode.THROTTLED] * 2
+            floods = await s.events(EventType.AUTH_FLOOD)
+            assert [(e["kind"], e["object"]) for e in floods] == [
+                ("password-attack", "ip:192.0.2.9"), ("request-flood", "ip:192.0.2.9")]
+            # Another source is not affected; the window's end lifts the block.
+            await login(s, "admin", ADMIN_PW)
+            await s.clock.advance(61)
+            with pytest.raises(MfpsecError) as again:
+                await s.auth.login("user0", pw("guess"), "", seat(0), remote)
+            assert again.value.code is ErrorCode.AUTHENTICATION_FAILED
 
     asyncio.run(go())

@@ -1,0 +1,129 @@
+"""`mfpsec login|logout|whoami|passwd` and `mfpsec totp …`: one's own session and
+credentials. Passwords are prompted without echo, or read from a file / stdin
+(--password-file -) for scripts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mfpsecd.api import auth
+from mfpsecd.cli import session_file
+from mfpsecd.cli.common import Target, echo_json, read_secret, read_secrets, reports_errors
+from mfpsecd.client import AuthClient
+from mfpsecd.errors import ErrorCode, MfpsecError
+
+PASSWORD_FILE = click.option(
+    "--password-file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Read the password(s) from this file, one per line ('-' = stdin), instead of "
+         "prompting.")
+
+_MUST_CHANGE = {
+    "temporary": "this is a temporary password",
+    "expired": "the password has expired",
+    "policy": "the password does not meet the current password rules",
+}
+
+
+def must_change_text(reason: str) -> str:
+    why = _MUST_CHANGE.get(reason, reason)
+    return f"{why}: change it now with `mfpsec passwd` (nothing else is allowed until then)"
+
+
+@click.command()
+@click.option("--user", "-u", prompt="User", help="The account to log in as.")
+@click.option("--otp", default="", help="The current TOTP code (prompted for when needed).")
+@PASSWORD_FILE
+@click.pass_obj
+@reports_errors
+def login(target: Target, user: str, otp: str, password_file: Path | None) -> None:
+    """Log in; the session is kept for the following mfpsec commands of this user."""
+    password = read_secret(password_file, "Password", False)
+    with target.connect() as conn:
+        client = AuthClient(conn)
+        try:
+            info = client.login(user, bytearray(password), otp)
+        except MfpsecError as exc:
+            if exc.code is not ErrorCode.SECOND_FACTOR_REQUIRED or otp:
+                raise
+            otp = click.prompt("One-time code")
+            info = client.login(user, password, otp)
+        finally:
+            password[:] = bytes(len(password))
+    where = session_file.save(target.socket, info.token)
+    click.echo(f"logged in as {info.user} ({info.role.value}); session {info.session}, "
+               f"ends after {info.idle_minutes} idle minutes (kept in {where})")
+    if info.must_change:
+        click.echo(click.style("warning: ", fg="red", bold=True)
+                   + must_change_text(info.must_change), err=True)
+
+
+@click.command()
+@click.pass_obj
+@reports_errors
+def logout(target: Target) -> None:
+    """End the session."""
+    with target.connect() as conn:
+        AuthClient(conn).logout()
+    session_file.forget(target.socket)
+    click.echo("logged out")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+@reports_errors
+def whoami(target: Target, as_json: bool) -> None:
+    """Who the daemon sees: peer class, user, role and what this session may do."""
+    with target.connect() as conn:
+        w = AuthClient(conn).whoami()
+    if as_json:
+        echo_json(w)
+        return
+    who = f"{w.user} ({w.role}), session {w.session}" if w.user else "not logged in"
+    click.echo(f"uid {w.uid}, peer class {w.peer_class}: {who}")
+    if w.must_change:
+        click.echo(must_change_text(w.must_change))
+    click.echo("may: " + ", ".join(w.privileges))
+
+
+@click.command()
+@PASSWORD_FILE
+@click.pass_obj
+@reports_errors
+def passwd(target: Target, password_file: Path | None) -> None:
+    """Change your own password (the current one is asked again)."""
+    current, new = read_secrets(password_file, ("Current password", "New password"), True)
+    with target.connect() as conn:
+        AuthClient(conn).change_password(current, new)
+    click.echo("password changed")
+
+
+@click.group("totp")
+def totp_group() -> None:
+    """Your TOTP second factor (administrator and service accounts)."""
+
+
+@totp_group.command("enroll")
+@PASSWORD_FILE
+@click.pass_obj
+@reports_errors
+def totp_enroll(target: Target, password_file: Path | None) -> None:
+    """Create a new seed; add it to an authenticator app, then `mfpsec totp confirm CODE`."""
+    password = read_secret(password_file, "Password", False)
+    with target.connect() as conn:
+        e: auth.TotpEnrollment = AuthClient(conn).enroll_totp(password)
+    click.echo(f"secret: {e.secret}\nuri: {e.uri}")
+    click.echo("Not active yet: confirm with a code from the app (mfpsec totp confirm CODE).")
+
+
+@totp_group.command("confirm")
+@click.argument("code")
+@click.pass_obj
+@reports_errors
+def totp_confirm(target: Target, code: str) -> None:
+    """Activate the enrolled seed with its current code."""
+    with target.connect() as conn:
+        AuthClient(conn).confirm_totp(code)
+    click.echo("second factor active: logins now ask for a one-time code")

@@ -1,0 +1,177 @@
+"""Authentication end to end: the real daemon, and the real `mfpsec` CLI run as other uids
+(maintenance group members) through setpriv, each with its own runtime directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import daemon as ds
+
+pytestmark = pytest.mark.root
+
+SOCKET_GID = 64010
+MAINT_GID = 64011
+ALICE_UID = 64021  # the administrator at the CLI
+MALLORY_UID = 64022  # another maintenance user
+ADMIN_PW = "Adm1n-password-2026"
+BOB_TEMP = "Temporary-2026-pass"
+BOB_OWN = "My-chosen-password-9"
+
+# The CLI needs no native code: run it from the source tree, without the editable loader
+# (which would try to rebuild the extension as this other uid).
+CLI = """
+import sys
+sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "MesonpyMetaFinder"]
+sys.path.insert(0, sys.argv.pop(1))
+from mfpsecd.cli.main import cli
+cli(prog_name="mfpsec")
+"""
+
+CONFIG = {"ipc": {"socket_group": SOCKET_GID},
+          "access": {"maintenance_groups": [MAINT_GID]},
+          # The smallest cost the configuration accepts: these tests are about the flows.
+          "auth": {"argon2_memory_kib": 8192, "argon2_iterations": 1}}
+
+
+class Cli:
+    def __init__(self, socket_path: str, runtime: Path) -> None:
+        self.socket_path = socket_path
+        self.runtime = runtime
+
+    def runtime_dir(self, uid: int) -> Path:
+        d = self.runtime / str(uid)
+        d.mkdir(mode=0o700, exist_ok=True)
+        os.chown(d, uid, uid)
+        return d
+
+    def __call__(self, uid: int, *args: str, stdin: str | None = None
+                 ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["setpriv", f"--reuid={uid}", f"--regid={uid}",
+             f"--groups={SOCKET_GID},{MAINT_GID}", "--", sys.executable, "-c", CLI,
+             str(ds.ROOT), "--socket", self.socket_path, *args],
+            capture_output=True, text=True, timeout=60, check=False, cwd=ds.ROOT,
+            input=stdin, env={"PATH": os.environ["PATH"], "HOME": "/",
+                              "XDG_RUNTIME_DIR": str(self.runtime_dir(uid))})
+
+    def ok(self, uid: int, *args: str, stdin: str | None = None) -> str:
+        r = self(uid, *args, stdin=stdin)
+        assert r.returncode == 0, (args, r.stdout, r.stderr)
+        return r.stdout
+
+    def fails(self, uid: int, *args: str, stdin: str | None = None) -> str:
+        r = self(uid, *args, stdin=stdin)
+        assert r.returncode != 0, (args, r.stdout)
+        return r.stderr
+
+
+@pytest.fixture
+def env(short_tmp: Path) -> Iterator[tuple[ds.DaemonProcess, Cli]]:
+    short_tmp.chmod(0o711)
+    with ds.running(short_tmp / "d", config=CONFIG, tpm="none") as d:
+        yield d, Cli(d.socket_path, short_tmp / "rt")
+
+
+def test_first_start_login_roles_sessions_and_logout(env: tuple[ds.DaemonProcess, Cli]
+                                                       ) -> None:
+    d, cli = env
+    (cli.runtime / "").mkdir(exist_ok=True)
+    status = json.loads(cli.ok(ALICE_UID, "status", "--json"))
+    assert status["notices"] == ["administrator-unset"]
+    assert "no administrator password is set" in cli.ok(ALICE_UID, "status")
+    cli.ok(ALICE_UID, "users", "init", "alice", "--password-file", "-", stdin=ADMIN_PW)
+    assert json.loads(cli.ok(ALICE_UID, "status", "--json"))["notices"] == []
+    assert "AlreadyInitialized" in cli.fails(ALICE_UID, "users", "init", "mallory",
+                                             "--password-file", "-", stdin=ADMIN_PW)
+
+    # Without a session the maintenance peer may read status, nothing administrative.
+    err = cli.fails(ALICE_UID, "users", "list")
+    assert "io.mfpsecd.Auth.AuthenticationRequired" in err and "log in first" in err
+    out = cli.ok(ALICE_UID, "login", "-u", "alice", "--password-file", "-", stdin=ADMIN_PW)
+    assert "logged in as alice (administrator)" in out
+    token_file = next((cli.runtime / str(ALICE_UID) / "mfpsec").iterdir())
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    assert token_file.stat().st_uid == ALICE_UID
+    who = json.loads(cli.ok(ALICE_UID, "whoami", "--json"))
+    assert (who["user"], who["role"], who["peer_class"]) == ("alice", "administrator",
+                                                              "maintenance")
+    assert "users.admin" in who["privileges"]
+    cli.ok(ALICE_UID, "users", "add", "bob", "--role", "user", "--password-file", "-",
+           stdin=BOB_TEMP)
+    listing = cli.ok(ALICE_UID, "users", "list")
+    assert "bob" in listing and "(temp)" in listing
+
+    # The token is bound to alice's uid: mallory holding a copy gets nothing.
+    stolen = cli.runtime_dir(MALLORY_UID) / "mfpsec"
+    stolen.mkdir(mode=0o700, exist_ok=True)
+    os.chown(stolen, MALLORY_UID, MALLORY_UID)
+    (stolen / token_file.name).write_bytes(token_file.read_bytes())
+    os.chown(stolen / token_file.name, MALLORY_UID, MALLORY_UID)
+    (stolen / token_file.name).chmod(0o600)
+    assert "AuthenticationRequired" in cli.fails(MALLORY_UID, "users", "list")
+
+    # A wrong rule shows the key path; a good change applies.
+    err = cli.fails(ALICE_UID, "policy", "set", "lockout.max_failures=11")
+    assert "lockout.max_failures" in err and "<= 10" in err
+    out = cli.ok(ALICE_UID, "policy", "set", "password.min_length=15",
+                 "password.required_classes=digit,upper")
+    assert "password.min_length = 15" in out
+    assert "password.required_classes = digit,upper" in cli.ok(ALICE_UID, "policy", "show")
+    err = cli.fails(ALICE_UID, "users", "add", "carol", "--role", "auditor",
+                    "--password-file", "-", stdin="alllowercase-but-long")
+    assert "PasswordRejected" in err and "complexity" in err
+
+    cli.ok(ALICE_UID, "logout")
+    assert not token_file.exists()
+    assert "AuthenticationRequired" in cli.fails(ALICE_UID, "users", "list")
+    log = d.log()
+    assert '"event":"ipc_permission_denied"' in log
+    assert ADMIN_PW not in log and BOB_TEMP not in log
+
+
+def test_lockout_survives_sigkill_unlock_and_forced_change(short_tmp: Path) -> None:
+    short_tmp.chmod(0o711)
+    root = short_tmp / "d"
+    cli = None
+    with ds.running(root, config=CONFIG, tpm="none") as d:
+        cli = Cli(d.socket_path, short_tmp / "rt")
+        (cli.runtime).mkdir(exist_ok=True)
+        cli.ok(0, "users", "init", "alice", "--password-file", "-", stdin=ADMIN_PW)
+        cli.ok(0, "users", "add", "bob", "--role", "user", "--password-file", "-",
+               stdin=BOB_TEMP)
+        for i in range(3):
+            err = cli.fails(MALLORY_UID, "login", "-u", "bob", "--password-file", "-",
+                            stdin=f"wrong-{i}")
+            assert "AuthenticationFailed" in err
+        err = cli.fails(MALLORY_UID, "login", "-u", "bob", "--password-file", "-",
+                        stdin=BOB_TEMP)
+        assert "io.mfpsecd.Auth.AccountLocked" in err and "retry_after_s=1800" in err
+        d.stop(signal.SIGKILL)
+    with ds.running(root, config=CONFIG, tpm="none") as d:
+        cli = Cli(d.socket_path, short_tmp / "rt")
+        assert "AccountLocked" in cli.fails(MALLORY_UID, "login", "-u", "bob",
+                                            "--password-file", "-", stdin=BOB_TEMP)
+        cli.ok(ALICE_UID, "login", "-u", "alice", "--password-file", "-", stdin=ADMIN_PW)
+        assert "3 failed attempts" in cli.ok(ALICE_UID, "users", "unlock", "bob")
+        out = cli(MALLORY_UID, "login", "-u", "bob", "--password-file",
+                  "-", stdin=BOB_TEMP)
+        assert out.returncode == 0 and "temporary password" in out.stderr
+        err = cli.fails(MALLORY_UID, "audit", "show")
+        assert "AuthenticationRequired" in err and "change the password first" in err
+        cli.ok(MALLORY_UID, "passwd", "--password-file", "-", stdin=f"{BOB_TEMP}\n{BOB_OWN}")
+        who = json.loads(cli.ok(MALLORY_UID, "whoami", "--json"))
+        assert who["must_change"] == "" and who["role"] == "user"
+        # A normal user still may not read the audit log.
+        assert "PermissionDenied" in cli.fails(MALLORY_UID, "audit", "show")
+        events = cli.ok(0, "audit", "show", "--json")
+    types = [e["type"] for e in json.loads(events)]
+    assert types.count("auth.lockout") == 1
+    assert "auth.unlock" in types and "role.change" in types
