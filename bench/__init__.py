@@ -31,6 +31,7 @@ SUITES: dict[str, str] = {
     "ipc": "bench.ipc.suite",
     "keys": "bench.keys.suite",
     "audit": "bench.audit.suite",
+    "auth": "bench.auth.suite",
 }
 
 Metrics = dict[str, float]

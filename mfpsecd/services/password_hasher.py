@@ -19,9 +19,10 @@ from mfpsecd.ports import KeyCrypto
 from mfpsecd.secret import SecretBytes
 
 # Chosen for an embedded ARM-class controller (Cortex-A53/A55, 1.2-2 GHz, 1-4 GiB RAM):
-# RFC 9106's memory-constrained option scaled to the OWASP floor (19 MiB, t=2, p=1), ~41 ms
-# on this development x86 core and ~0.25-0.35 s on an A53 (Argon2 is memory-bandwidth
-# bound; A53 class cores run it 6-8x slower). Figures: bench/results/auth.md.
+# the OWASP floor for Argon2id (19 MiB, t=2, p=1): 19 ms on this development x86 core
+# (bench/results/auth.md, the same as the reference libargon2), ~0.11-0.15 s on an A53
+# (Argon2 is memory-bandwidth bound; A53-class cores run it 6-8x slower). The key
+# backup's 64 MiB, t=3 (145 ms here) would make every panel login take over a second.
 DEFAULT_COST = Cost(memory_kib=19 * 1024, iterations=2, lanes=1)
 
 
