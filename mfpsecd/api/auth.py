@@ -90,6 +90,20 @@ class SessionInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     idle_minutes: int
 
 
+class CardLoginParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    pin: Annotated[bytearray, msgspec.Meta(min_length=4, max_length=64)]
+    remote_address: Address = ""
+
+
+class BindCardParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    user: UserName
+    certificate: Annotated[str, msgspec.Meta(max_length=16384)]  # PEM; "" unbinds
+
+
+class BindCardResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    fingerprint: str  # SHA-256 of the certificate, "" when unbound
+
+
 class ResumeParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     token: Token
 
@@ -198,6 +212,15 @@ AUTH = Interface(
             errors=(*_LOGIN_ERRORS, ErrorCode.SECOND_FACTOR_REQUIRED), sensitive=True,
         ),
         Method(
+            name="LoginCard",
+            doc="Log in with the PKI card in the reader and its PIN: the certificate must\n"
+                "chain to a configured trust anchor and be bound to a user, and the card\n"
+                "must sign a fresh challenge. Wrong PINs count towards the lockout.",
+            params=CardLoginParams, result=SessionInfo, requires=Privilege.AUTH,
+            errors=(*_LOGIN_ERRORS, ErrorCode.CERTIFICATE_REJECTED, ErrorCode.CARD_UNUSABLE),
+            sensitive=True,
+        ),
+        Method(
             name="Resume",
             doc="Attach an existing session (by its token) to this connection. Only the\n"
                 "uid that logged in can resume it.",
@@ -263,6 +286,13 @@ AUTH = Interface(
             params=UserParams, result=Empty, requires=Privilege.USERS_ADMIN,
             errors=(ErrorCode.USER_NOT_FOUND, ErrorCode.LAST_ADMINISTRATOR,
                     ErrorCode.KEYS_UNAVAILABLE),
+        ),
+        Method(
+            name="BindCard",
+            doc="Bind a PKI card's certificate (PEM) to a user; it must be acceptable now.\n"
+                "An empty certificate unbinds.",
+            params=BindCardParams, result=BindCardResult, requires=Privilege.USERS_ADMIN,
+            errors=(ErrorCode.USER_NOT_FOUND, ErrorCode.CERTIFICATE_REJECTED),
         ),
         Method(
             name="EnrollTotp",

@@ -32,13 +32,23 @@ def must_change_text(reason: str) -> str:
 
 
 @click.command()
-@click.option("--user", "-u", prompt="User", help="The account to log in as.")
+@click.option("--user", "-u", help="The account to log in as (prompted for).")
 @click.option("--otp", default="", help="The current TOTP code (prompted for when needed).")
+@click.option("--card", is_flag=True,
+              help="Log in with the PKI card in the reader and its PIN instead.")
 @PASSWORD_FILE
 @click.pass_obj
 @reports_errors
-def login(target: Target, user: str, otp: str, password_file: Path | None) -> None:
+def login(target: Target, user: str | None, otp: str, card: bool,
+          password_file: Path | None) -> None:
     """Log in; the session is kept for the following mfpsec commands of this user."""
+    if card:
+        pin = read_secret(password_file, "Card PIN", False)
+        with target.connect() as conn:
+            info = AuthClient(conn).login_card(pin)
+        _logged_in(target, info)
+        return
+    user = user or click.prompt("User")
     password = read_secret(password_file, "Password", False)
     with target.connect() as conn:
         client = AuthClient(conn)
@@ -51,6 +61,10 @@ def login(target: Target, user: str, otp: str, password_file: Path | None) -> No
             info = client.login(user, password, otp)
         finally:
             password[:] = bytes(len(password))
+    _logged_in(target, info)
+
+
+def _logged_in(target: Target, info: auth.SessionInfo) -> None:
     where = session_file.save(target.socket, info.token)
     click.echo(f"logged in as {info.user} ({info.role.value}); session {info.session}, "
                f"ends after {info.idle_minutes} idle minutes (kept in {where})")

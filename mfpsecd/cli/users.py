@@ -115,6 +115,23 @@ def users_remove(target: Target, user: str, yes: bool) -> None:
     click.echo(f"{user} removed")
 
 
+@users_group.command("card")
+@click.argument("user")
+@click.option("--cert", "cert", type=click.Path(dir_okay=False, path_type=Path),
+              help="The card's certificate (PEM) to bind to the user.")
+@click.option("--remove", is_flag=True, help="Unbind the user's card.")
+@click.pass_obj
+@reports_errors
+def users_card(target: Target, user: str, cert: Path | None, remove: bool) -> None:
+    """Bind a PKI card (its certificate) to a user, or unbind it."""
+    if (cert is None) == (not remove):
+        raise click.UsageError("give either --cert FILE or --remove")
+    pem = "" if cert is None else cert.read_text()
+    with target.connect() as conn:
+        fp = AuthClient(conn).bind_card(user, pem)
+    click.echo(f"card {fp} bound to {user}" if fp else f"card of {user} unbound")
+
+
 @users_group.command("totp-reset")
 @click.argument("user")
 @click.pass_obj

@@ -15,6 +15,7 @@ _users = msgspec.json.Decoder(auth.UserList)
 _user = msgspec.json.Decoder(auth.UserInfo)
 _unlock = msgspec.json.Decoder(auth.UnlockResult)
 _totp = msgspec.json.Decoder(auth.TotpEnrollment)
+_bound = msgspec.json.Decoder(auth.BindCardResult)
 
 _IFACE = "io.mfpsecd.Auth."
 
@@ -47,6 +48,16 @@ class AuthClient:
         if remote_address:
             params["remote_address"] = remote_address
         return _session.decode(self._secret_call("Login", params, password))
+
+    def login_card(self, pin: bytearray, remote_address: str = "") -> auth.SessionInfo:
+        params: dict[str, object] = {"pin": pin}
+        if remote_address:
+            params["remote_address"] = remote_address
+        return _session.decode(self._secret_call("LoginCard", params, pin))
+
+    def bind_card(self, user: str, certificate_pem: str) -> str:
+        return _bound.decode(self._conn.call(
+            _IFACE + "BindCard", {"user": user, "certificate": certificate_pem})).fingerprint
 
     def resume(self, token: str) -> auth.SessionInfo:
         return _session.decode(self._conn.call(_IFACE + "Resume", {"token": token}))

@@ -13,9 +13,23 @@ import datetime as dt
 import hashlib
 
 from cryptography import x509
-from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
 
 from mfpsecd.errors import ErrorCode, MfpsecError
+
+# The Web PKI client profile requires a subjectAltName; card certificates often carry
+# only a subject (or a UPN otherName): the card is bound by its fingerprint, not a name.
+_CARD_EE_POLICY = ExtensionPolicy.webpki_defaults_ee().may_be_present(
+    x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
 
 
 def fingerprint(der: bytes) -> str:
@@ -46,9 +60,27 @@ def check(der: bytes, anchors: list[x509.Certificate],
         usage = None
     if usage is not None and not usage.digital_signature:
         raise _rejected("its key usage does not allow digital signatures")
-    verifier = PolicyBuilder().store(Store(anchors)).time(now).build_client_verifier()
+    verifier = (PolicyBuilder().store(Store(anchors)).time(now)
+                .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(),
+                                    ee_policy=_CARD_EE_POLICY)
+                .build_client_verifier())
     try:
         verifier.verify(cert, intermediates)
     except VerificationError as exc:
         raise _rejected(f"not issued by a trusted CA ({exc})") from None
     return cert
+
+
+def signed_by(cert: x509.Certificate, signature: bytes, data: bytes) -> bool:
+    """Did the certificate's key sign data (SHA-256; ECDSA DER or RSA PKCS#1 v1.5)?"""
+    key = cert.public_key()
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+        elif isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+        else:
+            return False
+    except InvalidSignature:
+        return False
+    return True

@@ -169,6 +169,14 @@ class FloodSection(_Strict, frozen=True):
     max_detections: Annotated[int, msgspec.Meta(ge=1, le=10000)] = 20
 
 
+class CardSection(_Strict, frozen=True):
+    """PKI card login (A-8). Off unless a PKCS#11 module is named."""
+
+    module: str = ""  # e.g. /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so
+    token_label: str = ""  # only this token; empty: the first card present
+    trust_anchors: list[str] = []  # PEM files of the CAs that issue the cards
+
+
 class AuthSection(_Strict, frozen=True):
     """Argon2id cost of new password verifiers (existing ones keep theirs until changed)
     and the hashing pool; the defaults suit an ARM-class controller (README)."""
@@ -179,6 +187,7 @@ class AuthSection(_Strict, frozen=True):
     hash_workers: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
     hash_queue: Annotated[int, msgspec.Meta(ge=0, le=256)] = 8  # then Throttled at once
     flood: FloodSection = FloodSection()
+    card: CardSection = CardSection()
 
 
 class Config(_Strict, frozen=True):

@@ -86,6 +86,20 @@ def auth_handlers(auth: AuthService, auditor: Auditor, status: StatusService
             r = await auth.login(p.user, password, p.otp, ctx.seat, subject_of(ctx, address))
         return _session_info(r.session, r.token, idle())
 
+    async def login_card(ctx: CallContext, p: api.CardLoginParams) -> api.SessionInfo:
+        address = remote_address(ctx, p.remote_address)
+        with SecretBytes(p.pin) as pin:
+            r = await auth.login_card(pin, ctx.seat, subject_of(ctx, address))
+        return _session_info(r.session, r.token, idle())
+
+    async def bind_card(ctx: CallContext, p: api.BindCardParams) -> api.BindCardResult:
+        async with auditor.event(EventType.MANAGEMENT, subject_of(ctx), p.user) as ev:
+            ev.details["action"] = "bind card" if p.certificate else "unbind card"
+            fp = await auth.bind_card(p.user, p.certificate)
+            ev.details["fingerprint"] = fp
+            ev.succeed()
+        return api.BindCardResult(fp)
+
     def resume(ctx: CallContext, p: api.ResumeParams) -> api.SessionInfo:
         return _session_info(auth.resume(p.token, ctx.seat), "", idle())
 
@@ -190,7 +204,8 @@ def auth_handlers(auth: AuthService, auditor: Auditor, status: StatusService
 
     a = "io.mfpsecd.Auth."
     return {
-        a + "InitializeAdministrator": initialize, a + "Login": login, a + "Resume": resume,
+        a + "InitializeAdministrator": initialize, a + "Login": login, a + "LoginCard": login_card,
+        a + "BindCard": bind_card, a + "Resume": resume,
         a + "Logout": logout, a + "WhoAmI": whoami, a + "ChangePassword": change_password,
         a + "GetPolicy": get_policy, a + "SetPolicy": set_policy,
         a + "ListUsers": list_users, a + "AddUser": add_user,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
+from cryptography import x509
 
 from mfpsecd import __version__
 from mfpsecd.api.auditlog import DAEMON, EventType, Outcome
@@ -25,6 +26,7 @@ from mfpsecd.api.types import DaemonState, HealthState
 from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.clock import SystemClock
 from mfpsecd.backends.native_crypto import NativeCryptoSelfTest, NativeKeyCrypto
+from mfpsecd.backends.pkcs11_card import Pkcs11Card
 from mfpsecd.backends.sdnotify import SdNotifier
 from mfpsecd.backends.soft_keys import SoftwareKeys
 from mfpsecd.backends.sqlite_state import SqliteState
@@ -127,9 +129,13 @@ class Daemon:
             f.failures, f.failure_window_s, f.requests, f.request_window_s, f.block_factor,
             f.total_requests, f.base_delay_s, f.max_delay_s, f.max_sources, f.spray_children,
             f.max_detections))
+        card = a.card
         auth = AuthService(UserStore(state), secrets, hasher, sessions=sessions,
                            auditor=auditor, clock=clock, throttle=throttle,
-                           max_delayed=f.max_delayed)
+                           max_delayed=f.max_delayed,
+                           card=Pkcs11Card(card.module, card.token_label) if card.module
+                           else None,
+                           trust_anchors=_trust_anchors(card.trust_anchors))
         await auth.start()
 
         self._status("starting IPC")
@@ -293,3 +299,15 @@ async def _watchdog_loop(clock: Clock, notifier: SdNotifier, interval: float) ->
 
 def make_daemon(config: Config, board: Board) -> Daemon:
     return Daemon(config, board, SystemClock(), SdNotifier.from_environment())
+
+
+def _trust_anchors(paths: list[str]) -> tuple[x509.Certificate, ...]:
+    """The CA certificates card certificates must chain to (refused at start if unusable)."""
+    out: list[x509.Certificate] = []
+    for i, path in enumerate(paths):
+        try:
+            out += x509.load_pem_x509_certificates(Path(path).read_bytes())
+        except (OSError, ValueError) as exc:
+            raise MfpsecError(ErrorCode.CONFIG_INVALID, key=f"auth.card.trust_anchors[{i}]",
+                              reason=f"{path}: {exc}") from None
+    return tuple(out)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import math
+import os
 import re
 import weakref
 from collections import OrderedDict
@@ -24,17 +25,19 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import structlog
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from mfpsecd.api.access import Role
 from mfpsecd.api.auditlog import Detail, EventType, Outcome, Subject
-from mfpsecd.core import totp
+from mfpsecd.core import card_certificate, totp
 from mfpsecd.core.access import PeerClass
 from mfpsecd.core.auth_policy import AuthPolicy, after_failure, lock_remaining
 from mfpsecd.core.password_policy import PasswordPolicy, Rule, Violation, violations
 from mfpsecd.core.password_record import entries, new_record
 from mfpsecd.core.throttle import Action, Detection, Throttle, ThrottleLimits
 from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import Clock
+from mfpsecd.ports import CardReader, Clock
 from mfpsecd.secret import SecretBytes
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.health import rfc3339
@@ -49,6 +52,10 @@ _Note = tuple[EventType, Outcome, Subject, str, dict[str, Detail]]
 # Audit records held back while this task is inside an account's critical section.
 _NOTES: contextvars.ContextVar[list[_Note] | None] = contextvars.ContextVar(
     "mfpsecd_auth_notes", default=None)
+
+# Failed logins that count towards a source's password-attack window (A-5).
+_ATTACK_SIGNS = frozenset({ErrorCode.AUTHENTICATION_FAILED, ErrorCode.ACCOUNT_LOCKED,
+                           ErrorCode.CERTIFICATE_REJECTED, ErrorCode.CARD_UNUSABLE})
 
 USER_NAME = re.compile(r"^[a-z][a-z0-9._-]{0,31}$")
 TOTP_ROLES = frozenset({Role.ADMINISTRATOR, Role.SERVICE})  # A-9
@@ -76,7 +83,9 @@ class TotpEnrollment:
 class AuthService:
     def __init__(self, users: UserStore, secrets: SecretStore, hasher: PasswordHasher, *,
                  sessions: SessionTable, auditor: Auditor, clock: Clock,
-                 throttle: Throttle | None = None, max_delayed: int = 16) -> None:
+                 throttle: Throttle | None = None, max_delayed: int = 16,
+                 card: CardReader | None = None,
+                 trust_anchors: tuple[x509.Certificate, ...] = ()) -> None:
         self._users = users
         self._secrets = secrets
         self._hasher = hasher
@@ -91,6 +100,8 @@ class AuthService:
         self.administrator_exists = False
         self.throttle = throttle or Throttle(ThrottleLimits())
         self._max_delayed = max_delayed
+        self._card = card
+        self._anchors = list(trust_anchors)
         self._delayed = 0
 
     async def start(self) -> None:
@@ -170,10 +181,82 @@ class AuthService:
         try:
             return await self._login(name, password, otp, seat, subject)
         except MfpsecError as exc:
-            if exc.code in (ErrorCode.AUTHENTICATION_FAILED, ErrorCode.ACCOUNT_LOCKED):
-                await self._report(self.throttle.failure(source, self._clock.monotonic()),
-                                   subject)
+            await self._count_failure(exc, source, subject)
             raise
+
+    async def _count_failure(self, exc: MfpsecError, source: str, subject: Subject) -> None:
+        if exc.code in _ATTACK_SIGNS:
+            await self._report(self.throttle.failure(source, self._clock.monotonic()),
+                               subject)
+
+    async def login_card(self, pin: SecretBytes, seat: Seat, subject: Subject, *,
+                         source: str = "") -> LoginResult:
+        """A-8: the card's certificate must be acceptable and bound to a user, and the card
+        must sign a fresh challenge after the PIN. A wrong PIN, or a signature that does
+        not verify, counts towards the user's lockout."""
+        card = self._card
+        if card is None:
+            raise MfpsecError(ErrorCode.CARD_UNUSABLE,
+                              reason="card login is not configured (auth.card.module)")
+        source = source or self.source_of(seat, subject.address)
+        await self._admit(source, subject)
+        try:
+            der = await asyncio.to_thread(card.certificate)
+            fp = card_certificate.fingerprint(der)
+            try:
+                cert = card_certificate.check(der, self._anchors, [], self._clock.now())
+                user = await self._users.by_card(fp)
+                if user is None:
+                    raise MfpsecError(ErrorCode.CERTIFICATE_REJECTED,
+                                      reason="the certificate is bound to no user")
+            except MfpsecError as exc:
+                await self._auditor.record(EventType.AUTH_LOGIN, Outcome.FAILURE, subject,
+                                           f"card {fp[:16]}", method="card",
+                                           reason=str(exc.params.get("reason", "")))
+                raise
+            async with self._account(user.name):
+                user = await self._require(user.name)
+                await self._refuse_if_locked(user, subject, "card")
+                challenge = os.urandom(32)
+                try:
+                    signature = await asyncio.to_thread(card.sign, pin, challenge)
+                except MfpsecError as exc:
+                    if exc.code is ErrorCode.AUTHENTICATION_FAILED:
+                        await self._failed(user, subject, "card", "wrong PIN")
+                    await self._record(EventType.AUTH_LOGIN, Outcome.FAILURE, subject,
+                                       user.name, method="card",
+                                       reason=str(exc.params.get("reason", "")))
+                    raise
+                if not card_certificate.signed_by(cert, signature, challenge):
+                    await self._failed(user, subject, "card", "challenge not signed by the "
+                                       "certificate's key", error=MfpsecError(
+                                           ErrorCode.CARD_UNUSABLE, reason="the card did "
+                                           "not prove possession of the certificate's key"))
+                return await self._open(user, seat, subject, "card", "")
+        except MfpsecError as exc:
+            await self._count_failure(exc, source, subject)
+            raise
+
+    async def bind_card(self, name: str, certificate_pem: str) -> str:
+        """Bind a card's certificate to a user (it must be acceptable now) → its
+        fingerprint; an empty certificate unbinds."""
+        async with self._account(name):
+            await self._require(name)
+            if not certificate_pem:
+                await self._users.set_card(name, None)
+                return ""
+            try:
+                der = x509.load_pem_x509_certificate(certificate_pem.encode()).public_bytes(
+                    serialization.Encoding.DER)
+            except ValueError:
+                raise MfpsecError(ErrorCode.CERTIFICATE_REJECTED,
+                                  reason="not a PEM certificate") from None
+            card_certificate.check(der, self._anchors, [], self._clock.now())
+            fp = card_certificate.fingerprint(der)
+            if not await self._users.set_card(name, fp):
+                raise MfpsecError(ErrorCode.CERTIFICATE_REJECTED,
+                                  reason="bound to another user already")
+            return fp
 
     async def _login(self, name: str, password: SecretBytes, otp: str, seat: Seat,
                      subject: Subject) -> LoginResult:
@@ -229,8 +312,10 @@ class AuthService:
                                        user.name, method=method, reason="account locked")
             raise MfpsecError(ErrorCode.ACCOUNT_LOCKED, retry_after_s=math.ceil(remaining))
 
-    async def _failed(self, user: UserRow, subject: Subject, method: str, reason: str) -> None:
-        """Count a failure (durably), lock at the limit, and refuse."""
+    async def _failed(self, user: UserRow, subject: Subject, method: str, reason: str, *,
+                      error: MfpsecError | None = None) -> None:
+        """Count a failure (durably), lock at the limit, and refuse (with error, else
+        AuthenticationFailed)."""
         failures, until = after_failure(user.failures, user.locked_until, self._now(),
                                         self.policy.lockout)
         await self._users.set_lockout(user.name, failures, until)
@@ -243,7 +328,7 @@ class AuthService:
                                        minutes=self.policy.lockout.lock_minutes,
                                        sessions_ended=ended)
             log.warning("auth_lockout", user=user.name, failures=failures)
-        raise MfpsecError(ErrorCode.AUTHENTICATION_FAILED)
+        raise error or MfpsecError(ErrorCode.AUTHENTICATION_FAILED)
 
     async def _phantom_attempt(self, name: str, password: SecretBytes,
                                subject: Subject) -> None:

@@ -81,12 +81,15 @@ class SessionTable:
         if session.ended:
             return False
         now = self._clock.monotonic()
-        if (now - session.last_used > self.policy.idle_minutes * 60.0
-                or now - session.created > self.policy.max_hours * 3600.0):
+        if self._timed_out(session, now):
             self.end(session)
             return False
         session.last_used = now
         return True
+
+    def _timed_out(self, session: Session, now: float) -> bool:
+        return (now - session.last_used > self.policy.idle_minutes * 60.0
+                or now - session.created > self.policy.max_hours * 3600.0)
 
     def end(self, session: Session) -> None:
         session.ended = True
@@ -103,8 +106,10 @@ class SessionTable:
         return len(gone)
 
     def _expire(self) -> None:
+        now = self._clock.monotonic()
         for session in list(self._by_digest.values()):
-            self.alive(session)  # ends it if it timed out
+            if self._timed_out(session, now):  # looking is not using: no touch here
+                self.end(session)
 
 
 @dataclass(eq=False)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from mfpsecd.api.access import Privilege, Role
 from mfpsecd.api.auditlog import EventType, Outcome, Subject
@@ -23,6 +24,7 @@ from mfpsecd.core.access import PeerClass, PeerCredentials
 from mfpsecd.core.password_record import Cost
 from mfpsecd.core.throttle import Throttle, ThrottleLimits
 from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.ports import CardReader
 from mfpsecd.secret import SecretBytes
 from mfpsecd.services.audit import Auditor, AuditQuery
 from mfpsecd.services.auth import AuthService, totp_seed_name
@@ -65,7 +67,8 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def stack(tmp: Path, clock: FakeClock | None = None,
-                limits: ThrottleLimits = UNTHROTTLED) -> AsyncIterator[Stack]:
+                limits: ThrottleLimits = UNTHROTTLED, card: CardReader | None = None,
+                anchors: tuple[x509.Certificate, ...] = ()) -> AsyncIterator[Stack]:
     """The services as the daemon wires them; opening it again on the same tmp is a
     daemon restart."""
     clock = clock or FakeClock()
@@ -80,7 +83,8 @@ async def stack(tmp: Path, clock: FakeClock | None = None,
     hasher = PasswordHasher(NativeKeyCrypto(), FAST)
     auth = AuthService(UserStore(state), secrets, hasher,
                        sessions=SessionTable(clock, SessionPolicy()), auditor=auditor,
-                       clock=clock, throttle=Throttle(limits))
+                       clock=clock, throttle=Throttle(limits), card=card,
+                       trust_anchors=anchors)
     await auth.start()
     try:
         yield Stack(clock, state, auth, auditor, secrets)
@@ -222,10 +226,13 @@ def test_sessions_idle_timeout_peer_binding_and_logout(tmp_path: Path) -> None:
             assert other.value.code is ErrorCode.AUTHENTICATION_REQUIRED
             again = seat()
             assert s.auth.resume(token, again) is st.session
-            # Use keeps it alive; ten idle minutes (the default) end it.
+            # Use keeps it alive; ten idle minutes (the default) end it, whatever other
+            # sessions do meanwhile.
             await s.clock.advance(9 * 60)
             st.check(Privilege.KEYS_ADMIN, s.auth.sessions)
-            await s.clock.advance(10 * 60 + 1)
+            await s.clock.advance(5 * 60)
+            await login(s, "admin", ADMIN_PW)  # someone else logs in
+            await s.clock.advance(5 * 60 + 1)
             with pytest.raises(MfpsecError) as idle:
                 st.check(Privilege.USERS_ADMIN, s.auth.sessions)
             assert idle.value.code is ErrorCode.AUTHENTICATION_REQUIRED

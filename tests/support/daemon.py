@@ -24,11 +24,12 @@ MFPSECD = [sys.executable, "-m", "mfpsecd.daemon.main"]
 MFPSEC = [sys.executable, "-m", "mfpsecd.cli.main"]
 
 
-def mfpsec(socket_path: str, *args: str, stdin: str | None = None,
-           timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """The real CLI against a daemon's socket."""
+def mfpsec(socket_path: str, *args: str, stdin: str | None = None, timeout: float = 60,
+           env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The real CLI against a daemon's socket (env: added to this process's)."""
     return subprocess.run([*MFPSEC, "--socket", socket_path, *args], capture_output=True,
-                          text=True, timeout=timeout, check=False, cwd=ROOT, input=stdin)
+                          text=True, timeout=timeout, check=False, cwd=ROOT, input=stdin,
+                          env={**os.environ, **(env or {})})
 
 
 def toml_value(v: Any) -> str:
