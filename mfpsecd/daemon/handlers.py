@@ -3,7 +3,7 @@ declared method has an entry here and that nothing undeclared does."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,14 +44,24 @@ class _StatusReply:
         self._status = status
         self._cached: tuple[int, bytes, bytes] | None = None
 
-    def encoded(self) -> msgspec.Raw:
+    def _parts(self) -> tuple[int, bytes, bytes]:
         generation, template = self._status.snapshot()
         cached = self._cached
         if cached is None or cached[0] != generation:
             data = _encoder.encode(template)
             at = data.index(self._FIELD + b"0.0") + len(self._FIELD)
             cached = self._cached = (generation, data[:at], data[at + 3:])
-        return msgspec.Raw(cached[1] + repr(self._status.uptime()).encode() + cached[2])
+        return cached
+
+    def encoded(self) -> msgspec.Raw:
+        _, head, tail = self._parts()
+        return msgspec.Raw(head + repr(self._status.uptime()).encode() + tail)
+
+    def message(self) -> bytes:
+        """The whole reply message, NUL included (the IPC server's fast path)."""
+        _, head, tail = self._parts()
+        return b"".join((b'{"parameters":', head, repr(self._status.uptime()).encode(), tail,
+                         b"}\0"))
 
 
 _encoder = msgspec.json.Encoder()
@@ -65,6 +75,18 @@ class KeyServices:
     targets: BackupTargetWatcher
     auditor: Auditor
     forwarders: tuple[Forwarder, ...] = ()
+
+
+# The exact bytes our clients send for GetStatus (wire.encode_call without parameters).
+GET_STATUS_CALL = b'{"method":"io.mfpsecd.System.GetStatus"}'
+
+
+def fast_replies(status: StatusService) -> dict[bytes, tuple[str, Callable[[], bytes]]]:
+    """Calls answered from the read callback without parsing: the panel polls GetStatus,
+    so its canonical message maps straight to the pre-encoded reply. The server still
+    checks the method's privilege; any other spelling of the call takes the normal path.
+    """
+    return {GET_STATUS_CALL: ("io.mfpsecd.System.GetStatus", _StatusReply(status).message)}
 
 
 def build_handlers(status: StatusService, key_services: KeyServices | None = None,

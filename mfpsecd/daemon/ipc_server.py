@@ -200,6 +200,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.activity += 1
         buf = self._buf
         limit = self._limits.max_message_bytes
+        fast_by_len = self._server.fast
         # Nothing in flight or queued: answer straight from the receive buffer, no copy.
         inline = (not self._queue and not self._wakeup.is_set() and not self.busy
                   and self._writable.is_set())
@@ -217,6 +218,11 @@ class _Connection(asyncio.BufferedProtocol):
             start = self._start
             self._start = self._scan = nul + 1
             if inline:
+                fast = fast_by_len.get(nul - start)
+                if (fast is not None and buf.startswith(fast[0], start)
+                        and fast[1] in self.seat.base):
+                    self.write(fast[2]())  # a fixed public message: no wipe
+                    continue
                 view = self._view
                 try:
                     inline = self._serve_in_place(view[start:nul])
@@ -355,7 +361,9 @@ class VarlinkServer:
         rules: AdmissionRules,
         limits: ServerLimits,
         clock: Clock,
+        *,
         sessions: SessionTable | None = None,
+        fast: Mapping[bytes, tuple[str, Callable[[], bytes]]] | None = None,
     ) -> None:
         self.rules = rules
         self.sessions = sessions or SessionTable(clock, SessionPolicy())
@@ -372,6 +380,13 @@ class VarlinkServer:
                 raise TypeError(f"{name} streams: its handler must be an async generator")
             self._routes[name] = (method, handler, msgspec.json.Decoder(method.params),
                                   is_sync_handler(handler))
+        # Exact call messages answered from the read callback without parsing (see
+        # handlers.fast_replies), by length: (message, privilege needed, reply maker).
+        self.fast: dict[int, tuple[bytes, Privilege, Callable[[], bytes]]] = {}
+        for message, (name, reply) in (fast or {}).items():
+            if name not in self._routes or len(message) in self.fast:
+                raise TypeError(f"fast reply for {name}: not routed, or a length taken")
+            self.fast[len(message)] = (message, self._methods[name].requires, reply)
         self._connections: set[_Connection] = set()
         self._server: asyncio.Server | None = None
         self._owned_path: Path | None = None

@@ -36,7 +36,7 @@ from mfpsecd.backends.usb_targets import UdevBackupTargets
 from mfpsecd.core.password_record import Cost
 from mfpsecd.core.settings import Config, TpmBackend
 from mfpsecd.core.throttle import Throttle, ThrottleLimits
-from mfpsecd.daemon.handlers import KeyServices, build_handlers
+from mfpsecd.daemon.handlers import KeyServices, build_handlers, fast_replies
 from mfpsecd.daemon.ipc_server import ServerLimits, VarlinkServer
 from mfpsecd.daemon.settings import Board, admission_rules, gid_of
 from mfpsecd.daemon.supervisor import Supervisor
@@ -146,7 +146,8 @@ class Daemon:
             ServerLimits(ipc.max_message_bytes, ipc.max_connections, ipc.idle_timeout_s,
                          ipc.queue_depth),
             clock,
-            sessions,
+            sessions=sessions,
+            fast=fast_replies(status),
         )
         group = None if ipc.socket_group is None else gid_of(ipc.socket_group,
                                                              "ipc.socket_group")

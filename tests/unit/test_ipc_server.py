@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
+from mfpsecd.api import wire
 from mfpsecd.api.service import InterfaceDescription
 from mfpsecd.api.types import DaemonState, HealthState
 from mfpsecd.core.access import AdmissionRules
-from mfpsecd.daemon.handlers import build_handlers
+from mfpsecd.daemon.handlers import build_handlers, fast_replies
 from mfpsecd.daemon.ipc_server import ServerLimits, VarlinkServer
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.services.health import HealthRegistry
@@ -33,7 +34,9 @@ async def _serve(tmp: Path, clock: FakeClock, patch: dict[str, Any] | None = Non
     handlers = {**build_handlers(status), **(patch or {})}
     handlers.pop(without or "", None)
     server = VarlinkServer(handlers, AdmissionRules(os.geteuid(), frozenset(), frozenset()),
-                           limits or ServerLimits(), clock)
+                           limits or ServerLimits(), clock,
+                           # the fast path answers GetStatus itself: not when it is patched
+                           fast=None if patch or without else fast_replies(status))
     await server.listen(tmp / "s.sock", None)
     return server, status
 
@@ -238,4 +241,26 @@ def test_pre_encoded_status_reply_is_exactly_the_encoded_status() -> None:
             health.set("uptime_seconds", HealthState.OK, '"uptime_seconds":0.0')  # a decoy
         raw = reply.encoded()
         assert bytes(raw) == msgspec.json.encode(status.get_status())
+        assert reply.message() == wire.encode_reply(raw)  # the fast path's whole message
         assert msgspec.json.decode(bytes(raw), type=Status).uptime_seconds == round(uptime, 3)
+
+
+def test_fast_path_answers_exactly_like_the_parsed_path(tmp_path: Path) -> None:
+    """The canonical GetStatus message is answered without parsing; the same call spelled
+    otherwise is parsed. Pipelined together, the replies are the same and in order."""
+    async def go() -> None:
+        clock = FakeClock()
+        server, _ = await _serve(tmp_path, clock)
+        spelled = b'{"parameters":{},"method":"io.mfpsecd.System.GetStatus"}\0'
+        info = b'{"method":"org.varlink.service.GetInfo"}\0'
+        replies = await _roundtrip(tmp_path / "s.sock",
+                                   GET_STATUS + spelled + info + GET_STATUS + GET_STATUS[:-1]
+                                   + b" \0")
+        assert [sorted(r["parameters"]) for r in replies] == [
+            sorted(replies[0]["parameters"])] * 2 + [
+            ["interfaces", "product", "url", "vendor", "version"]] + [
+            sorted(replies[0]["parameters"])] * 2
+        assert replies[0] == replies[1] == replies[3] == replies[4]
+        await server.close()
+
+    _run(go)
