@@ -57,6 +57,7 @@ class Kind(enum.Enum):
     PASSWORD_ATTACK = "password-attack"  # noqa: S105 (A-5; a kind, not a password)
     REQUEST_FLOOD = "request-flood"  # A-6, one source
     TOTAL_FLOOD = "total-flood"  # A-6, all sources together
+    SUPPRESSED = "suppressed"  # how many detections were over the per-window limit
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,16 @@ class Throttle:
             self._detect(found, Kind.PASSWORD_ATTACK, source, c.failures,
                          lim.failure_window_s, now=now)
         return found
+
+    def flush(self, now: float) -> list[Detection]:
+        """Once a detection window is over: a summary of the detections it suppressed, so
+        a flood that stops inside a window still gets its count into the log."""
+        if not self._suppressed or now - self._detect_start < self.limits.request_window_s:
+            return []
+        summary = Detection(Kind.SUPPRESSED, "*", self._suppressed,
+                            self.limits.request_window_s, self._suppressed)
+        self._detect_start, self._detections, self._suppressed = now, 1, 0
+        return [summary]
 
     def _detect(self, found: list[Detection], kind: Kind, source: str, count: int,
                 window: float, *, now: float) -> None:

@@ -160,6 +160,7 @@ class Daemon:
         supervisor.add("ipc-idle-reaper", server.reap_idle)
         supervisor.add("usb-backup-targets", targets.run)
         supervisor.add("time-watch", lambda: watch_time(clock, auditor))
+        supervisor.add("auth-flood-summary", auth.report_suppressed)
         for fwd in forwarders:
             supervisor.add(f"siem-{fwd.dest.name}", fwd.run)
         notifier = _make_notifier(cfg, clock, health, board.profile.board.name, secrets)

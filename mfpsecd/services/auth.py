@@ -29,7 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from mfpsecd.api.access import Role
-from mfpsecd.api.auditlog import Detail, EventType, Outcome, Subject
+from mfpsecd.api.auditlog import DAEMON, Detail, EventType, Outcome, Subject
 from mfpsecd.core import card_certificate, totp
 from mfpsecd.core.access import PeerClass
 from mfpsecd.core.auth_policy import AuthPolicy, after_failure, lock_remaining
@@ -164,6 +164,12 @@ class AuthService:
                 await self._clock.sleep(verdict.seconds)
             finally:
                 self._delayed -= 1
+
+    async def report_suppressed(self) -> None:
+        """Supervised task: the count of suppressed detections, once each window ends."""
+        while True:
+            await self._clock.sleep(self.throttle.limits.request_window_s)
+            await self._report(self.throttle.flush(self._clock.monotonic()), DAEMON)
 
     async def _report(self, found: list[Detection], subject: Subject) -> None:
         for d in found:

@@ -86,8 +86,12 @@ def test_detections_are_bounded_per_window_and_count_the_suppressed() -> None:
         for _ in range(11):
             found += t.request(f"uid:{s}", 1.0)[1]
     assert len(found) == LIMITS.max_detections
-    later = [d for _ in range(11) for d in t.request("uid:500", 61.5)[1]]
-    assert len(later) == 1 and later[0].suppressed == 25
+    assert t.flush(30.0) == []  # the window is not over yet
+    [summary] = t.flush(61.5)  # the flood stopped: the count still gets reported
+    assert (summary.kind, summary.count) == (Kind.SUPPRESSED, 25)
+    assert t.flush(200.0) == []
+    later = [d for _ in range(11) for d in t.request("uid:500", 261.5)[1]]
+    assert len(later) == 1 and later[0].suppressed == 0
 
 
 @settings(max_examples=200, deadline=None)
