@@ -113,6 +113,15 @@ class SuiteResult:
     facts: dict[str, str] = field(default_factory=dict)  # suite-specific facts (versions...)
 
 
+def latency_stats(samples: list[float]) -> Metrics:
+    """Per-call durations (s) → calls/s and p50/p99/max in µs."""
+    samples.sort()
+    us = [x * 1e6 for x in samples]
+    return {"rps": len(samples) / sum(samples), "p50_us": statistics.median(us),
+            "p99_us": us[min(len(us) - 1, int(len(us) * 0.99))], "max_us": us[-1],
+            "n": float(len(us))}
+
+
 def progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 

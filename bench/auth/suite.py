@@ -19,7 +19,6 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from bench import (
     Settings,
     SuiteResult,
     alternate,
+    latency_stats,
     progress,
     ratio_finding,
 )
@@ -72,13 +72,6 @@ COSTS = {
 PASSWORD = b"Bench-password-2026"
 
 
-def _stats(samples: list[float]) -> Metrics:
-    samples.sort()
-    us = [s * 1e6 for s in samples]
-    return {"rps": len(samples) / sum(samples), "p50_us": statistics.median(us),
-            "p99_us": us[min(len(us) - 1, int(len(us) * 0.99))], "n": float(len(us))}
-
-
 def _timed(settings: Settings, op: Callable[[], None], batch: int = 1) -> Metrics:
     """Samples of `batch` calls each (per-call figures), for warmup + seconds."""
     end = time.perf_counter() + settings.warmup
@@ -91,7 +84,7 @@ def _timed(settings: Settings, op: Callable[[], None], batch: int = 1) -> Metric
         for _ in range(batch):
             op()
         samples.append((time.perf_counter() - t0) / batch)
-    return _stats(samples)
+    return latency_stats(samples)
 
 
 class _Reference:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import statistics
 import subprocess
 import tempfile
 import time
@@ -33,6 +32,7 @@ from bench import (
     Settings,
     SuiteResult,
     alternate,
+    latency_stats,
     progress,
 )
 from mfpsecd.backends.clock import SystemClock
@@ -55,14 +55,6 @@ METRICS = [
     Metric("p99_us", "p99 µs", ",.0f"),
     Metric("max_us", "max µs", ",.0f"),
 ]
-
-
-def _stats(samples: list[float]) -> Metrics:
-    samples.sort()
-    us = [s * 1e6 for s in samples]
-    return {"rps": len(samples) / sum(samples), "p50_us": statistics.median(us),
-            "p99_us": us[min(len(us) - 1, int(len(us) * 0.99))], "max_us": us[-1],
-            "n": float(len(us))}
 
 
 class Bench:
@@ -128,7 +120,7 @@ class Bench:
                 samples.append(time.perf_counter() - t0 if part is None else part)
 
         self.run(loop())
-        return _stats(samples)
+        return latency_stats(samples)
 
     # ---- operations
 

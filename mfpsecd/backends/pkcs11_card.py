@@ -43,6 +43,9 @@ class Pkcs11Card:
     def __init__(self, module: str, token_label: str = "") -> None:
         self._module = module
         self._label = token_label
+        # One reader: a login's calls run in worker threads, and the re-initialisation
+        # that finds a newly inserted card must not pull the module from under another.
+        self._busy = threading.Lock()
 
     def _lib(self) -> Any:
         with _LIBS_LOCK:
@@ -69,12 +72,16 @@ class Pkcs11Card:
         raise _unusable("no card in the reader")
 
     def certificate(self) -> bytes:
-        with self._token().open() as session:
+        with self._busy, self._token().open() as session:
             for cert in session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE}):
                 return bytes(cert[Attribute.VALUE])
         raise _unusable("no certificate on the card")
 
     def sign(self, pin: SecretBytes, data: bytes) -> bytes:
+        with self._busy:
+            return self._sign(pin, data)
+
+    def _sign(self, pin: SecretBytes, data: bytes) -> bytes:
         token = self._token()
         try:
             session = token.open(user_pin=bytes(pin.view()).decode("ascii"))

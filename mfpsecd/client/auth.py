@@ -6,7 +6,7 @@ from __future__ import annotations
 import msgspec
 
 from mfpsecd.api import auth
-from mfpsecd.client.connection import Connection
+from mfpsecd.client.connection import Connection, zero
 
 _session = msgspec.json.Decoder(auth.SessionInfo)
 _whoami = msgspec.json.Decoder(auth.WhoAmI)
@@ -20,11 +20,6 @@ _bound = msgspec.json.Decoder(auth.BindCardResult)
 _IFACE = "io.mfpsecd.Auth."
 
 
-def _zero(*bufs: bytearray) -> None:
-    for buf in bufs:
-        buf[:] = bytes(len(buf))
-
-
 class AuthClient:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -34,7 +29,7 @@ class AuthClient:
         try:
             return self._conn.call(_IFACE + method, params)
         finally:
-            _zero(*secrets)
+            zero(*secrets)
 
     def initialize(self, user: str, password: bytearray) -> None:
         self._secret_call("InitializeAdministrator", {"user": user, "password": password},

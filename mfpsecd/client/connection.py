@@ -38,6 +38,12 @@ def _reply(data: bytes | bytearray) -> wire.Reply:
     return reply
 
 
+def zero(*bufs: bytearray) -> None:
+    """Overwrite secrets the caller passed once they are sent (the daemon never returns any)."""
+    for buf in bufs:
+        buf[:] = bytes(len(buf))
+
+
 class Connection:
     """Blocking client; one call at a time."""
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import msgspec
 
 from mfpsecd.api import keys
-from mfpsecd.client.connection import Connection
+from mfpsecd.client.connection import Connection, zero
 
 _status = msgspec.json.Decoder(keys.KeyStatus)
 _secret = msgspec.json.Decoder(keys.SecretInfo)
@@ -20,10 +20,6 @@ _identity = msgspec.json.Decoder(keys.DeviceIdentity)
 _targets = msgspec.json.Decoder(keys.BackupTargets)
 
 _IFACE = "io.mfpsecd.Keys."
-
-
-def _zero(buf: bytearray) -> None:
-    buf[:] = bytes(len(buf))
 
 
 class KeysClient:
@@ -41,7 +37,7 @@ class KeysClient:
         try:
             return self._conn.call(_IFACE + method, params)
         finally:
-            _zero(secret)
+            zero(secret)
 
     def set_secret(self, name: str, kind: str, value: bytearray) -> keys.SecretInfo:
         return _secret.decode(self._call_with_secret(

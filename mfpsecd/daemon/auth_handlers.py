@@ -147,10 +147,7 @@ def auth_handlers(auth: AuthService, auditor: Auditor, status: StatusService
             with SecretBytes(p.password) as password:
                 await auth.add_user(p.user, p.role, password, p.temporary)
             ev.succeed()
-        for u in await auth.list_users():
-            if u.name == p.user:
-                return user_info(u, 0.0)
-        raise MfpsecError(ErrorCode.USER_NOT_FOUND, user=p.user)
+        return user_info(await auth.user(p.user), 0.0)
 
     async def set_user_password(ctx: CallContext, p: api.SetPasswordParams) -> api.Empty:
         subject = subject_of(ctx)

@@ -23,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import NoReturn
 
 import structlog
 from cryptography import x509
@@ -270,7 +271,6 @@ class AuthService:
             user = await self._users.get(name) if USER_NAME.match(name) else None
             if user is None:
                 await self._phantom_attempt(name, password, subject)
-                raise AssertionError("unreachable")  # _phantom_attempt always raises
             await self._refuse_if_locked(user, subject, "password")
             if not await self._verify(user.name, password):
                 await self._failed(user, subject, "password", "wrong password")
@@ -337,7 +337,7 @@ class AuthService:
         raise error or MfpsecError(ErrorCode.AUTHENTICATION_FAILED)
 
     async def _phantom_attempt(self, name: str, password: SecretBytes,
-                               subject: Subject) -> None:
+                               subject: Subject) -> NoReturn:
         """An unknown name: the same work, counting and locking as for a real account."""
         failures, until = self._phantoms.get(name, (0, 0.0))
         remaining = lock_remaining(until, self._now())
@@ -477,6 +477,9 @@ class AuthService:
             user = await self._require(name)
             await self._users.set_lockout(name, 0, 0.0)
             return user.failures
+
+    async def user(self, name: str) -> UserRow:
+        return await self._require(name)
 
     async def list_users(self) -> list[UserRow]:
         return await self._users.all()
