@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MFP_NATIVE_ABI_VERSION 3
+#define MFP_NATIVE_ABI_VERSION 4
 
 /*
  * Overwrite n bytes at p with zeros in a way the compiler may not elide
@@ -98,5 +98,69 @@ int mfp_rsa_oaep_sha256_encrypt(const uint8_t *spki_der, size_t der_len, const u
 int mfp_audit_chain(const uint8_t *const *records, const size_t *lens, size_t n,
                     uint64_t first_seq, uint8_t hash[MFP_SHA256_BYTES], size_t *bad_index,
                     int *bad_kind);
+
+/* ---- the overwrite engine (src/overwrite.c) */
+
+/* Every write and read is one chunk of this size (the last one may be shorter). */
+#define MFP_WIPE_CHUNK_BYTES (4u << 20)
+/* O_DIRECT alignment used for buffers, offsets and lengths: a multiple of every logical
+ * block size in use (512 and 4096). Unaligned head and tail pieces go through the cache. */
+#define MFP_WIPE_ALIGN 4096u
+
+#define MFP_PASS_BYTE 0   /* every byte is pass.byte */
+#define MFP_PASS_RANDOM 1 /* AES-256-CTR keystream under pass.key, counter = offset / 16 */
+
+struct mfp_pass {
+    int kind;
+    uint8_t byte;
+    /* Random passes: a fresh key per pass (from mfp_random). The stream at byte offset o
+     * is the keystream block o/16 (nonce 0), so any range can be regenerated: verify and
+     * resume after a power cut need nothing but the key. */
+    uint8_t key[MFP_AES256_KEY_BYTES];
+};
+
+/* Request flags for mfp_wipe_write / mfp_wipe_verify. */
+#define MFP_WIPE_DIRECT 1u /* try O_DIRECT; on refusal fall back to the cache + fdatasync */
+
+/*
+ * Shared between the engine (running without the GIL) and a poller: the engine only
+ * stores, the poller only loads, except cancel, which the poller sets. All offsets are
+ * absolute byte offsets in the target.
+ */
+struct mfp_wipe_state {
+    _Atomic uint64_t position;     /* end of the last chunk written or read */
+    _Atomic uint64_t durable;      /* [start, durable) is written and flushed (fdatasync) */
+    _Atomic uint64_t error_offset; /* where the failing I/O or the first mismatch is */
+    _Atomic int cancel;            /* set non-zero to stop at the next chunk */
+    _Atomic int buffered;          /* 1 once O_DIRECT was refused and the cache is used */
+};
+
+/*
+ * Size in bytes of the file or block device open on fd (BLKGETSIZE64 for a block
+ * device, st_size for a regular file) and its logical block size (BLKSSZGET, or 512).
+ * Returns 0, -EINVAL for other file types, or -errno of fstat/ioctl.
+ */
+int mfp_wipe_geometry(int fd, uint64_t *size, uint32_t *logical_block);
+
+/*
+ * Write one pass over [start, end) of fd (opened O_WRONLY or O_RDWR). Flushes with
+ * fdatasync at least every sync_every bytes (0: only at the end) and after each flush
+ * publishes state->durable. The position, durable and buffered fields are reset at entry.
+ * Returns 0 when the whole range is written and flushed; -ECANCELED when state->cancel was
+ * seen (durable is then exact); otherwise -errno of the failing call (EIO, ENOSPC for a
+ * zero-length write, ...) with state->error_offset, -EINVAL for bad arguments, -ENOMEM.
+ * EINTR is retried, short writes are continued.
+ */
+int mfp_wipe_write(int fd, uint64_t start, uint64_t end, const struct mfp_pass *pass,
+                   unsigned flags, uint64_t sync_every, struct mfp_wipe_state *state);
+
+/*
+ * Read [start, end) back from the medium (O_DIRECT, or the cache after dropping it with
+ * POSIX_FADV_DONTNEED) and compare it with what pass wrote. Returns 0 when every byte
+ * matches, -EBADMSG with state->error_offset at the first differing byte, -ECANCELED,
+ * -EIO/-errno with error_offset, -ENODATA when the target ends before end.
+ */
+int mfp_wipe_verify(int fd, uint64_t start, uint64_t end, const struct mfp_pass *pass,
+                    unsigned flags, struct mfp_wipe_state *state);
 
 #endif
