@@ -16,10 +16,12 @@ BUILD := build
 # Keys: libtss2-dev (tpm2-pytss builds against it), swtpm (the simulated board's TPM),
 # umockdev + its GObject bindings for the system python (USB events in tests).
 # Audit: rsyslog with its OpenSSL driver (the SIEM receiver in tests), snmptrapd (traps).
+# Overwrite: scrub and shred (coreutils), the peers in bench/overwrite.
 APT_PACKAGES := build-essential pkg-config libssl-dev python3-dev python3-venv \
 	ninja-build systemd util-linux dbus-daemon libdbus-1-dev \
 	libtss2-dev swtpm umockdev gir1.2-umockdev-1.0 python3-gi \
-	rsyslog rsyslog-openssl snmptrapd libargon2-1 softhsm2
+	rsyslog rsyslog-openssl snmptrapd libargon2-1 softhsm2 \
+	scrub coreutils
 
 SIM_CONFIG := hw/mfpsecd.sim.toml
 

@@ -32,6 +32,7 @@ SUITES: dict[str, str] = {
     "keys": "bench.keys.suite",
     "audit": "bench.audit.suite",
     "auth": "bench.auth.suite",
+    "overwrite": "bench.overwrite.suite",
 }
 
 Metrics = dict[str, float]
@@ -206,6 +207,8 @@ def _show(value: float, unit: str) -> str:
         return f"{value:,.0f} µs"
     if unit == "%":
         return f"{value:.1%}"
+    if unit == "MiB":
+        return f"{value:,.1f} MiB"
     return f"{value:.2f}x"
 
 
@@ -219,14 +222,15 @@ def render_markdown(result: SuiteResult, machine: dict[str, str]) -> str:
     lines += ["", "| machine | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in {**machine, **result.facts}.items()]
     lines += ["", "## Results", ""]
-    head = ["scenario", "contender", *(m.header for m in result.metrics), "rps min-max"]
+    first = result.metrics[0]
+    head = ["scenario", "contender", *(m.header for m in result.metrics), f"{first.header} min-max"]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "|".join("---" if i < 2 else "---:" for i in range(len(head))) + "|")
     for sc in result.scenarios:
         for key, label in sc.labels.items():
             cells = [sc.label, label]
             cells += [format(sc.median(key, m.key), m.fmt) for m in result.metrics]
-            lo, hi = sc.spread(key, "rps")
+            lo, hi = sc.spread(key, first.key)
             cells.append(f"{lo:,.0f}-{hi:,.0f}")
             lines.append("| " + " | ".join(cells) + " |")
     if result.findings:

@@ -181,6 +181,41 @@ class ErrorCode(enum.Enum):
         "The audit log is full and its policy refuses operations that would need auditing "
         "until it is exported (or, by policy, until old exported records may be dropped).",
     )
+    WIPE_TARGET_UNKNOWN = (
+        "io.mfpsecd.Wipe.TargetUnknown", EX_DATAERR, (("target", str),),
+        "The board profile lists no disk with this id.",
+    )
+    WIPE_TARGET_REFUSED = (
+        "io.mfpsecd.Wipe.TargetRefused", EX_UNAVAILABLE, (("target", str), ("reason", str)),
+        "The target may not be overwritten: not listed as sanitizable in the board profile, "
+        "mounted, in use, or not the device the profile names.",
+    )
+    WIPE_IO_ERROR = (
+        "io.mfpsecd.Wipe.IoError", EX_IOERR,
+        (("target", str), ("offset", int), ("reason", str)),
+        "Writing or reading the target failed at this byte offset (errno in reason).",
+    )
+    WIPE_VERIFY_FAILED = (
+        "io.mfpsecd.Wipe.VerifyFailed", EX_IOERR, (("target", str), ("offset", int)),
+        "The read-back does not hold what the last pass wrote, first difference at offset: "
+        "the data is NOT sanitized.",
+    )
+    WIPE_CANCELLED = (
+        "io.mfpsecd.Wipe.Cancelled", EX_TEMPFAIL, (("job", str),),
+        "The sanitization was cancelled before it finished; the target is not sanitized.",
+    )
+    WIPE_ALREADY_RUNNING = (
+        "io.mfpsecd.Wipe.AlreadyRunning", EX_TEMPFAIL, (("target", str), ("job", str)),
+        "A sanitization of this target is already running or waiting to resume.",
+    )
+    WIPE_JOB_NOT_FOUND = (
+        "io.mfpsecd.Wipe.JobNotFound", EX_DATAERR, (("job", str),),
+        "No sanitization job has this id.",
+    )
+    WIPE_CERTIFICATE_INVALID = (
+        "io.mfpsecd.Wipe.CertificateInvalid", EX_DATAERR, (("reason", str),),
+        "The sanitization certificate is malformed, altered, or not signed by this device.",
+    )
     # Seen only by clients: the daemon never sends these.
     DAEMON_UNREACHABLE = (
         "io.mfpsecd.Client.DaemonUnreachable", EX_UNAVAILABLE, (("address", str), ("reason", str)),

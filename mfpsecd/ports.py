@@ -12,7 +12,9 @@ from typing import Protocol, TypeVar
 from typing_extensions import Buffer
 
 from mfpsecd.api.auditlog import Verdict
+from mfpsecd.core.overwrite_plan import PassKind
 from mfpsecd.core.password_record import Cost
+from mfpsecd.core.settings import MediumKind
 from mfpsecd.secret import SecretBytes
 
 T = TypeVar("T")
@@ -304,4 +306,91 @@ class CardReader(Protocol):
         """data signed with the certificate's private key after the PIN (SHA-256; ECDSA as
         DER, RSA as PKCS#1 v1.5). AuthenticationFailed for a wrong PIN, CardUnusable when
         the card cannot sign."""
+        ...
+
+
+# ---------------------------------------------------------------- disks and overwrite (W-*)
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """One disk of the board profile as the kernel (or the simulator) describes it."""
+
+    id: str
+    path: Path  # the device node (or image file) that is opened
+    medium: MediumKind  # from the board profile: picks the method
+    sanitizable: bool
+    size_bytes: int
+    logical_block: int
+    rotational: bool | None  # the kernel's view; None for image files
+    transport: str  # nvme, ata, scsi, mmc, usb, virtio, file, unknown
+    model: str
+    serial: str
+    in_use: str  # why it may not be written now ("" when free): mounted at /, loop of ...
+
+
+class DiskInventory(Protocol):
+    """The board profile's disks, and nothing else: there is no way to name another."""
+
+    def ids(self) -> list[str]: ...
+
+    def describe(self, disk_id: str) -> MediaInfo:
+        """Fresh facts (size, mounts) each call. WipeTargetUnknown for an unlisted id."""
+        ...
+
+
+class WipeProgress(Protocol):
+    """Shared with a pass running in a worker thread: read while it runs, cancel any time."""
+
+    @property
+    def position(self) -> int: ...
+
+    @property
+    def durable(self) -> int: ...
+
+    @property
+    def buffered(self) -> bool: ...
+
+    def cancel(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class PassSpec:
+    kind: PassKind
+    byte: int = 0
+    key: bytes = b""  # random passes: the 32-byte stream key, regenerates the pass
+
+
+class OverwriteTarget(Protocol):
+    """An open target. Passes block for their whole length: run them in a worker thread."""
+
+    @property
+    def size(self) -> int: ...
+
+    def new_progress(self) -> WipeProgress: ...
+
+    def write_pass(self, start: int, end: int, spec: PassSpec, progress: WipeProgress,
+                   sync_every: int) -> None:
+        """WipeIoError / WipeCancelled; progress.durable is exact either way."""
+        ...
+
+    def verify(self, start: int, end: int, spec: PassSpec, progress: WipeProgress) -> None:
+        """WipeVerifyFailed at the first differing byte, WipeIoError, WipeCancelled."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Overwriter(Protocol):
+    def open(self, info: MediaInfo) -> OverwriteTarget:
+        """Open for writing (exclusively, for a block device); WipeTargetRefused when the
+        kernel says it is in use, WipeIoError otherwise."""
+        ...
+
+    def open_file(self, path: Path) -> OverwriteTarget:
+        """A job's temporary file (W-1), opened without following symlinks."""
+        ...
+
+    def new_key(self) -> bytes:
+        """A fresh random-pass key from the CSPRNG."""
         ...

@@ -16,26 +16,12 @@ from pathlib import Path
 import pyudev
 import structlog
 
+from mfpsecd.backends.mounts import mounts as _mounts
 from mfpsecd.ports import BackupTargetInfo, Clock
 
 log = structlog.get_logger("mfpsecd.usb")
 
 MOUNT_POLL_S = 2.0
-
-
-def _mounts(mountinfo: Path) -> dict[str, str]:
-    """major:minor → first mount point, from /proc/self/mountinfo."""
-    found: dict[str, str] = {}
-    try:
-        text = mountinfo.read_text()
-    except OSError:
-        return found
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) > 4:
-            # Mount points escape blanks as octal (\040).
-            found.setdefault(fields[2], fields[4].encode().decode("unicode_escape"))
-    return found
 
 
 def _is_usb(device: pyudev.Device) -> bool:

@@ -187,7 +187,10 @@ static size_t chunk_len(uint64_t pos, uint64_t end)
 
 /* ---- AES-256-CTR keystream at any byte offset */
 
-static int keystream(EVP_CIPHER_CTX *ctx, uint64_t offset, uint8_t *buf, size_t len)
+/* buf ^= the keystream for [offset, offset+len): on zeros that is the stream itself (a
+ * random pass); on data read back from a random pass it is all zeros when nothing changed,
+ * so verify fuses regeneration and comparison into one sweep over the chunk. */
+static int keystream_xor(EVP_CIPHER_CTX *ctx, uint64_t offset, uint8_t *buf, size_t len)
 {
     uint8_t iv[16] = {0};
     uint64_t block = offset / 16;
@@ -202,35 +205,70 @@ static int keystream(EVP_CIPHER_CTX *ctx, uint64_t offset, uint8_t *buf, size_t 
         if (EVP_EncryptUpdate(ctx, scratch, &outl, scratch, (int)skip) != 1)
             return -EIO;
     }
-    memset(buf, 0, len);
     if (len > INT_MAX || EVP_EncryptUpdate(ctx, buf, &outl, buf, (int)len) != 1)
         return -EIO;
     return 0;
 }
 
-/* ---- the producer ring for random passes */
+static EVP_CIPHER_CTX *stream_new(const uint8_t key[MFP_AES256_KEY_BYTES])
+{
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    if (ctx != NULL && EVP_EncryptInit_ex(ctx, EVP_aes_256_ctr(), NULL, key, NULL) != 1) {
+        EVP_CIPHER_CTX_free(ctx);
+        ctx = NULL;
+    }
+    return ctx;
+}
+
+/* Index of the first byte that is not v (len when all are): the b[0] test plus an
+ * overlapping memcmp runs at memcmp speed without a pattern buffer. */
+static size_t first_not(const uint8_t *b, size_t len, uint8_t v)
+{
+    if (len == 0 || (b[0] == v && memcmp(b, b + 1, len - 1) == 0))
+        return len;
+    size_t i = 0;
+    while (i < len && b[i] == v)
+        i++;
+    return i;
+}
+
+/* ---- a stage thread ahead of the caller: generates (random writes) or reads (verify)
+ * chunk after chunk into a ring of aligned buffers */
+
+struct ring;
+typedef int (*fill_fn)(struct ring *r, uint64_t pos, uint8_t *buf, size_t len);
 
 struct ring {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     uint8_t *buf[RING];
-    size_t len[RING];
     int ready[RING];
-    int stop; /* consumer finished or failed */
-    int err;  /* producer failure (-EIO from libcrypto) */
+    int stop; /* the caller finished or failed */
+    int err;  /* the stage failed: its -errno */
     uint64_t start, end;
-    const uint8_t *key;
+    fill_fn fill;
+    EVP_CIPHER_CTX *ctx; /* the stage's own (random writes) */
+    struct target *t;    /* the target it reads (verify) */
+    pthread_t thread;
+    int started;
+    unsigned next;
 };
 
-static void *produce(void *arg)
+static int fill_stream(struct ring *r, uint64_t pos, uint8_t *buf, size_t len)
+{
+    memset(buf, 0, len);
+    return keystream_xor(r->ctx, pos, buf, len);
+}
+
+static int fill_read(struct ring *r, uint64_t pos, uint8_t *buf, size_t len)
+{
+    return chunk_io(r->t, buf, len, pos, 0);
+}
+
+static void *stage(void *arg)
 {
     struct ring *r = arg;
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     int rc = 0;
-    if (ctx == NULL)
-        rc = -ENOMEM;
-    else if (EVP_EncryptInit_ex(ctx, EVP_aes_256_ctr(), NULL, r->key, NULL) != 1)
-        rc = -EIO;
     uint64_t pos = r->start;
     for (unsigned k = 0; rc == 0 && pos < r->end; k = (k + 1) % RING) {
         pthread_mutex_lock(&r->mu);
@@ -241,123 +279,90 @@ static void *produce(void *arg)
         if (stop)
             break;
         size_t len = chunk_len(pos, r->end);
-        rc = keystream(ctx, pos, r->buf[k], len);
+        rc = r->fill(r, pos, r->buf[k], len);
         pthread_mutex_lock(&r->mu);
-        r->len[k] = len;
-        r->ready[k] = rc == 0;
+        if (rc == 0)
+            r->ready[k] = 1;
+        else
+            r->err = rc;
         pthread_cond_broadcast(&r->cv);
         pthread_mutex_unlock(&r->mu);
         pos += len;
     }
-    EVP_CIPHER_CTX_free(ctx);
-    if (rc != 0) {
-        pthread_mutex_lock(&r->mu);
-        r->err = rc;
-        pthread_cond_broadcast(&r->cv);
-        pthread_mutex_unlock(&r->mu);
-    }
     return NULL;
 }
 
-/* Where each chunk's expected bytes come from: one constant buffer or the ring. */
-struct source {
-    const struct mfp_pass *pass;
-    uint8_t *fixed;
-    struct ring ring;
-    pthread_t thread;
-    int started;
-    unsigned next;
-};
-
-static void source_free(struct source *s)
+static void ring_free(struct ring *r)
 {
-    if (s->started) {
-        pthread_mutex_lock(&s->ring.mu);
-        s->ring.stop = 1;
-        pthread_cond_broadcast(&s->ring.cv);
-        pthread_mutex_unlock(&s->ring.mu);
-        (void)pthread_join(s->thread, NULL);
-        s->started = 0;
+    if (r->started) {
+        pthread_mutex_lock(&r->mu);
+        r->stop = 1;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        (void)pthread_join(r->thread, NULL);
+        r->started = 0;
     }
     for (int k = 0; k < RING; k++) {
-        if (s->ring.buf[k] != NULL)
-            mfp_secure_zero(s->ring.buf[k], MFP_WIPE_CHUNK_BYTES);
-        free(s->ring.buf[k]);
-        s->ring.buf[k] = NULL;
+        if (r->buf[k] != NULL)
+            mfp_secure_zero(r->buf[k], MFP_WIPE_CHUNK_BYTES);
+        free(r->buf[k]);
+        r->buf[k] = NULL;
     }
-    free(s->fixed);
-    s->fixed = NULL;
-    pthread_cond_destroy(&s->ring.cv);
-    pthread_mutex_destroy(&s->ring.mu);
+    EVP_CIPHER_CTX_free(r->ctx);
+    r->ctx = NULL;
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
 }
 
-static int source_init(struct source *s, const struct mfp_pass *pass, uint64_t start,
-                       uint64_t end)
+static int ring_start(struct ring *r, fill_fn fill, uint64_t start, uint64_t end)
 {
-    memset(s, 0, sizeof *s);
-    s->pass = pass;
-    if (pthread_mutex_init(&s->ring.mu, NULL) != 0)
-        return -ENOMEM;
-    if (pthread_cond_init(&s->ring.cv, NULL) != 0) {
-        pthread_mutex_destroy(&s->ring.mu);
-        return -ENOMEM;
-    }
-    if (pass->kind == MFP_PASS_BYTE) {
-        void *p = NULL;
-        if (posix_memalign(&p, MFP_WIPE_ALIGN, MFP_WIPE_CHUNK_BYTES) != 0) {
-            source_free(s);
-            return -ENOMEM;
-        }
-        s->fixed = p;
-        memset(s->fixed, pass->byte, MFP_WIPE_CHUNK_BYTES);
-        return 0;
-    }
+    r->fill = fill;
+    r->start = start;
+    r->end = end;
     for (int k = 0; k < RING; k++) {
         void *p = NULL;
-        if (posix_memalign(&p, MFP_WIPE_ALIGN, MFP_WIPE_CHUNK_BYTES) != 0) {
-            source_free(s);
+        if (posix_memalign(&p, MFP_WIPE_ALIGN, MFP_WIPE_CHUNK_BYTES) != 0)
             return -ENOMEM;
-        }
-        s->ring.buf[k] = p;
+        r->buf[k] = p;
     }
-    s->ring.start = start;
-    s->ring.end = end;
-    s->ring.key = pass->key;
-    if (pthread_create(&s->thread, NULL, produce, &s->ring) != 0) {
-        source_free(s);
+    if (pthread_create(&r->thread, NULL, stage, r) != 0)
         return -EAGAIN;
-    }
-    s->started = 1;
+    r->started = 1;
     return 0;
 }
 
-/* The expected bytes of the next chunk (len bytes): wait for the producer when random. */
-static int source_take(struct source *s, uint8_t **out)
+/* Only ring_free is safe after a failed ring_init/ring_start. */
+static int ring_init(struct ring *r)
 {
-    if (s->fixed != NULL) {
-        *out = s->fixed;
-        return 0;
+    memset(r, 0, sizeof *r);
+    if (pthread_mutex_init(&r->mu, NULL) != 0)
+        return -ENOMEM;
+    if (pthread_cond_init(&r->cv, NULL) != 0) {
+        pthread_mutex_destroy(&r->mu);
+        return -ENOMEM;
     }
-    struct ring *r = &s->ring;
+    return 0;
+}
+
+/* The next chunk from the stage; release it with ring_done. */
+static int ring_take(struct ring *r, uint8_t **out)
+{
     pthread_mutex_lock(&r->mu);
-    while (!r->ready[s->next] && r->err == 0)
+    while (!r->ready[r->next] && r->err == 0)
         pthread_cond_wait(&r->cv, &r->mu);
-    int rc = r->ready[s->next] ? 0 : r->err;
+    int rc = r->ready[r->next] ? 0 : r->err;
     pthread_mutex_unlock(&r->mu);
-    *out = r->buf[s->next];
+    *out = r->buf[r->next];
     return rc;
 }
 
-static void source_done(struct source *s)
+static void ring_done(struct ring *r)
 {
-    if (s->fixed != NULL)
-        return;
-    struct ring *r = &s->ring;
     pthread_mutex_lock(&r->mu);
-    r->ready[s->next] = 0;
+    r->ready[r->next] = 0;
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
-    s->next = (s->next + 1) % RING;
+    r->next = (r->next + 1) % RING;
 }
 
 static int check_args(int fd, uint64_t start, uint64_t end, const struct mfp_pass *pass,
@@ -383,23 +388,40 @@ int mfp_wipe_write(int fd, uint64_t start, uint64_t end, const struct mfp_pass *
     rc = target_open(&t, fd, flags, state);
     if (rc != 0)
         return rc;
-    struct source src;
-    rc = source_init(&src, pass, start, end);
+    /* A byte pass writes one constant chunk over and over; a random pass takes chunks
+     * from the generating stage. */
+    uint8_t *fixed = NULL;
+    struct ring ring;
+    rc = ring_init(&ring);
     if (rc != 0)
         return target_close(&t, rc);
+    if (pass->kind == MFP_PASS_BYTE) {
+        void *p = NULL;
+        if (posix_memalign(&p, MFP_WIPE_ALIGN, MFP_WIPE_CHUNK_BYTES) != 0) {
+            rc = -ENOMEM;
+        } else {
+            fixed = p;
+            memset(fixed, pass->byte, MFP_WIPE_CHUNK_BYTES);
+        }
+    } else {
+        ring.ctx = stream_new(pass->key);
+        rc = ring.ctx == NULL ? -EIO : ring_start(&ring, fill_stream, start, end);
+    }
     uint64_t pos = start;
     uint64_t synced = start;
-    while (pos < end) {
+    while (rc == 0 && pos < end) {
         if (atomic_load(&state->cancel)) {
             rc = -ECANCELED;
             break;
         }
         size_t len = chunk_len(pos, end);
-        uint8_t *buf = NULL;
-        rc = source_take(&src, &buf);
+        uint8_t *buf = fixed;
+        if (fixed == NULL)
+            rc = ring_take(&ring, &buf);
         if (rc == 0)
             rc = chunk_io(&t, buf, len, pos, 1);
-        source_done(&src);
+        if (fixed == NULL)
+            ring_done(&ring);
         if (rc != 0)
             break;
         pos += len;
@@ -412,7 +434,8 @@ int mfp_wipe_write(int fd, uint64_t start, uint64_t end, const struct mfp_pass *
             atomic_store(&state->durable, pos);
         }
     }
-    source_free(&src);
+    ring_free(&ring);
+    free(fixed);
     if (rc == 0 || rc == -ECANCELED) {
         /* Also after a cancel: what was written is made durable so a resume can trust it. */
         int frc = flush(&t, pos);
@@ -421,14 +444,6 @@ int mfp_wipe_write(int fd, uint64_t start, uint64_t end, const struct mfp_pass *
         atomic_store(&state->durable, pos);
     }
     return target_close(&t, rc);
-}
-
-static size_t first_difference(const uint8_t *a, const uint8_t *b, size_t len)
-{
-    size_t i = 0;
-    while (i < len && a[i] == b[i])
-        i++;
-    return i;
 }
 
 int mfp_wipe_verify(int fd, uint64_t start, uint64_t end, const struct mfp_pass *pass,
@@ -446,38 +461,45 @@ int mfp_wipe_verify(int fd, uint64_t start, uint64_t end, const struct mfp_pass 
     /* Whatever goes through the cache must come from the medium, not from pages the write
      * left behind: drop them (clean pages only; the writer flushed). */
     (void)posix_fadvise(fd, (off_t)start, (off_t)(end - start), POSIX_FADV_DONTNEED);
-    void *p = NULL;
-    if (posix_memalign(&p, MFP_WIPE_ALIGN, MFP_WIPE_CHUNK_BYTES) != 0)
-        return target_close(&t, -ENOMEM);
-    uint8_t *rbuf = p;
-    struct source src;
-    rc = source_init(&src, pass, start, end);
-    if (rc != 0) {
-        free(rbuf);
+    EVP_CIPHER_CTX *ctx = NULL;
+    struct ring ring;
+    rc = ring_init(&ring);
+    if (rc != 0)
         return target_close(&t, rc);
-    }
+    if (pass->kind == MFP_PASS_RANDOM && (ctx = stream_new(pass->key)) == NULL)
+        rc = -EIO;
+    /* The stage reads ahead (it alone does I/O on the fd) while this thread compares. */
+    ring.t = &t;
+    if (rc == 0)
+        rc = ring_start(&ring, fill_read, start, end);
     uint64_t pos = start;
-    while (pos < end) {
+    while (rc == 0 && pos < end) {
         if (atomic_load(&state->cancel)) {
             rc = -ECANCELED;
             break;
         }
         size_t len = chunk_len(pos, end);
-        rc = chunk_io(&t, rbuf, len, pos, 0);
-        uint8_t *want = NULL;
-        if (rc == 0)
-            rc = source_take(&src, &want);
-        if (rc == 0 && memcmp(rbuf, want, len) != 0) {
-            atomic_store(&state->error_offset, pos + first_difference(rbuf, want, len));
-            rc = -EBADMSG;
+        uint8_t *buf = NULL;
+        rc = ring_take(&ring, &buf);
+        uint8_t want = pass->byte;
+        if (rc == 0 && ctx != NULL) {
+            rc = keystream_xor(ctx, pos, buf, len); /* all zeros if it is the stream */
+            want = 0;
         }
-        source_done(&src);
+        if (rc == 0) {
+            size_t at = first_not(buf, len, want);
+            if (at < len) {
+                atomic_store(&state->error_offset, pos + at);
+                rc = -EBADMSG;
+            }
+        }
+        ring_done(&ring);
         if (rc != 0)
             break;
         pos += len;
         atomic_store(&state->position, pos);
     }
-    source_free(&src);
-    free(rbuf);
+    ring_free(&ring);
+    EVP_CIPHER_CTX_free(ctx);
     return target_close(&t, rc);
 }
