@@ -103,6 +103,29 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    # 6: sanitization jobs (W-2, W-5): the plan, the random passes' stream keys (they only
+    # regenerate a pattern; they protect nothing), and the durable checkpoint a power cut
+    # resumes from; the signed certificate once finished (W-4)
+    """
+    CREATE TABLE wipe_jobs (
+        id TEXT PRIMARY KEY,
+        target TEXT NOT NULL,
+        mode INTEGER NOT NULL,
+        plan TEXT NOT NULL,
+        media TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        state TEXT NOT NULL,
+        step INTEGER NOT NULL DEFAULT 0,
+        offset INTEGER NOT NULL DEFAULT 0,
+        size INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT NOT NULL DEFAULT '',
+        resumed INTEGER NOT NULL DEFAULT 0,
+        error TEXT NOT NULL DEFAULT '',
+        certificate TEXT NOT NULL DEFAULT ''
+    );
+    CREATE UNIQUE INDEX wipe_jobs_one_running ON wipe_jobs (target) WHERE state = 'running'
+    """,
 )
 
 

@@ -1,0 +1,138 @@
+"""The sanitization certificate (SPEC W-4): the NIST SP 800-88 Rev.1 record of one
+sanitization, as canonical JSON that the device identity key signs, and its plain-text form.
+
+Canonical form: msgspec JSON with keys sorted and no blanks, so the bytes that were signed
+can be rebuilt from a parsed certificate. The document that leaves the device is
+{"certificate": <body>, "signature": {...}}; verification rebuilds the body's canonical
+bytes and checks the signature before anything else in the document is trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import msgspec
+
+FORMAT = "mfpsecd-sanitization-certificate/1"
+SIGNATURE_ALG = "ecdsa-p256-sha256"
+
+
+class _S(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class Media(_S, frozen=True):
+    id: str
+    type: str  # hdd | ssd | nvme | emmc | sd
+    model: str
+    serial: str
+    size_bytes: int
+    transport: str
+
+
+class Method(_S, frozen=True):
+    category: str  # "clear" (overwrite) for now; "purge" arrives with media purge
+    technique: str  # "overwrite"
+    mode: int  # the discard mode asked for (1-8)
+    standard: str  # what the applied plan follows
+    passes: list[str]  # "0x00", "random", ...
+    reason: str  # why this plan for this medium
+    tool: str  # mfpsecd and its version
+
+
+class Verification(_S, frozen=True):
+    method: str
+    result: str  # "passed" | "failed" | "not run"
+
+
+class Operator(_S, frozen=True):
+    user: str
+    role: str
+    origin: str
+
+
+class CertificateBody(_S, frozen=True):
+    format: str
+    id: str  # the job id
+    device: str  # board name and identity fingerprint
+    media: Media
+    method: Method
+    verification: Verification
+    operator: Operator
+    started: str  # RFC 3339 UTC
+    ended: str
+    resumed: int  # how many times it resumed after a restart (power cut)
+    result: str  # "success" | "failed"
+
+
+class Signature(_S, frozen=True):
+    alg: str
+    public_key: str  # PEM SubjectPublicKeyInfo of the device identity key
+    value: str  # hex DER ECDSA signature over SHA-256(canonical body)
+
+
+class CertificateDocument(_S, frozen=True):
+    certificate: CertificateBody
+    signature: Signature
+
+
+_ENC = msgspec.json.Encoder(order="sorted")
+
+
+def canonical(body: CertificateBody) -> bytes:
+    return _ENC.encode(body)
+
+
+def digest(body: CertificateBody) -> bytes:
+    return hashlib.sha256(canonical(body)).digest()
+
+
+def encode_document(doc: CertificateDocument) -> bytes:
+    return _ENC.encode(doc)
+
+
+def decode_document(data: bytes) -> CertificateDocument:
+    """Strict parse (unknown fields refused); raises msgspec.ValidationError/DecodeError."""
+    return msgspec.json.decode(data, type=CertificateDocument)
+
+
+def render_text(doc: CertificateDocument) -> str:
+    c = doc.certificate
+    m, meth, v, op = c.media, c.method, c.verification, c.operator
+    lines = [
+        "SANITIZATION CERTIFICATE (NIST SP 800-88 Rev.1)",
+        "",
+        f"Certificate id     {c.id}",
+        f"Device             {c.device}",
+        f"Result             {c.result.upper()}",
+        "",
+        "Media",
+        f"  Id               {m.id}",
+        f"  Type             {m.type} ({m.transport})",
+        f"  Model            {m.model or '-'}",
+        f"  Serial           {m.serial or '-'}",
+        f"  Size             {m.size_bytes} bytes",
+        "",
+        "Sanitization",
+        f"  Category         {meth.category}",
+        f"  Technique        {meth.technique}",
+        f"  Mode asked       {meth.mode}",
+        f"  Applied          {meth.standard}",
+        f"  Passes           {', '.join(meth.passes)}",
+        f"  Why              {meth.reason}",
+        f"  Tool             {meth.tool}",
+        "",
+        "Verification",
+        f"  Method           {v.method}",
+        f"  Result           {v.result}",
+        "",
+        f"Operator           {op.user or '-'} ({op.role or op.origin})",
+        f"Started            {c.started}",
+        f"Ended              {c.ended}",
+        f"Resumed            {c.resumed} time(s) after a restart",
+        "",
+        f"Signature          {doc.signature.alg}",
+        f"Body SHA-256       {digest(c).hex()}",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,331 @@
+"""Sanitization jobs and job-data overwrite on image-file targets, through the real engine:
+every mode read back, flash handling, verify catching a changed block, stop and resume
+from the checkpoint, cancel, refusals, and certificates that verify and catch tampering."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+from mfpsecd.api.auditlog import EventType, Subject
+from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.backends.disks import SysfsDiskInventory
+from mfpsecd.backends.native_overwrite import NativeOverwriter
+from mfpsecd.backends.sqlite_state import SqliteState
+from mfpsecd.core import wipe_certificate as cert
+from mfpsecd.core.overwrite_plan import DISCARD_MODES, Medium, PassKind
+from mfpsecd.core.settings import DiskSection, MediumKind
+from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.ports import Paths
+from mfpsecd.services.audit import Auditor, AuditQuery
+from mfpsecd.services.health import HealthRegistry
+from mfpsecd.services.wipe import COMPLETED, WipeService, WipeSettings
+from tests.support.fakeclock import FakeClock
+
+ENGINEER = Subject(origin="cli", user="ce1", role="service")
+SIZE = (6 << 20) + 4096  # one full chunk, a partial one
+
+
+def _disks(size: int = SIZE) -> list[DiskSection]:
+    return [
+        DiskSection(id="hdd0", path="disks/hdd0.img", medium=MediumKind.HDD, sanitizable=True,
+                    size_bytes=size),
+        DiskSection(id="ssd0", path="disks/ssd0.img", medium=MediumKind.SSD, sanitizable=True,
+                    size_bytes=size),
+        DiskSection(id="sys0", path="disks/sys0.img", medium=MediumKind.HDD, size_bytes=size),
+    ]
+
+
+@dataclass
+class Stack:
+    wipe: WipeService
+    auditor: Auditor
+    state: SqliteState
+    dev: Path
+    key: ec.EllipticCurvePrivateKey
+
+    def image(self, disk: str) -> Path:
+        return self.dev / "disks" / f"{disk}.img"
+
+
+def _signer(key: ec.EllipticCurvePrivateKey
+            ) -> Callable[[bytes], Awaitable[tuple[bytes, bytes] | None]]:
+    spki = key.public_key().public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    async def sign(digest: bytes) -> tuple[bytes, bytes] | None:
+        return key.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256()))), spki
+
+    return sign
+
+
+@asynccontextmanager
+async def stack(tmp: Path, *, size: int = SIZE, settings: WipeSettings | None = None,
+                before_step: Callable[[str, int], Awaitable[None]] | None = None,
+                key: ec.EllipticCurvePrivateKey | None = None) -> AsyncIterator[Stack]:
+    clock = FakeClock()
+    state = SqliteState(tmp / "state.sqlite3")
+    await state.open()
+    auditor = Auditor(AuditFile(tmp / "audit"), clock, HealthRegistry(clock), state)
+    await auditor.start()
+    paths = Paths(state_dir=tmp, run_dir=tmp, dev_root=tmp / "dev", sys_root=Path("/sys"))
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    wipe = WipeService(state, SysfsDiskInventory(_disks(size), paths, simulated=True),
+                       NativeOverwriter(), auditor, clock, signer=_signer(key),
+                       device="sim SHA256:test", tool="mfpsecd test",
+                       settings=settings or WipeSettings(poll_s=0.01), before_step=before_step)
+    await wipe.start()
+    try:
+        yield Stack(wipe, auditor, state, tmp / "dev", key)
+    finally:
+        await wipe.stop()
+        await auditor.stop()
+        await state.close()
+
+
+async def _finished(wipe: WipeService, job_id: str) -> str:
+    async for view in wipe.watch(job_id):
+        last = view
+    return last.state
+
+
+def _constant(data: bytes, value: int) -> bool:
+    return data == bytes([value]) * len(data)
+
+
+@pytest.mark.parametrize("mode", sorted(DISCARD_MODES))
+def test_every_mode_leaves_exactly_its_last_pass(tmp_path: Path, mode: int) -> None:
+    snapshots: list[bytes] = []
+
+    async def scenario() -> None:
+        async def look(job_id: str, step: int) -> None:
+            snapshots.append(s.image("hdd0").read_bytes())
+
+        async with stack(tmp_path, before_step=look) as s:
+            s.image("hdd0").write_bytes(b"\x5a" * SIZE)  # the "old data"
+            view = await s.wipe.begin("hdd0", mode, ENGINEER)
+            assert await _finished(s.wipe, view.id) == COMPLETED
+            final = s.image("hdd0").read_bytes()
+            plan = DISCARD_MODES[mode]
+            assert view.steps == [p.describe() for p in plan.passes] + ["verify"]
+            # snapshots[k] is what pass k-1 left (snapshot 0 is the old data).
+            after = [*snapshots[1:], final]
+            for k, p in enumerate(plan.passes):
+                got = after[k]
+                assert len(got) == SIZE
+                if p.kind is PassKind.BYTE:
+                    assert _constant(got, p.byte), (mode, k)
+                else:
+                    assert len(set(got[i:i + 16] for i in range(0, 1 << 16, 16))) == 4096
+                    assert got != after[k - 1]
+            randoms = [after[k] for k, p in enumerate(plan.passes) if p.kind is PassKind.RANDOM]
+            assert len(set(randoms)) == len(randoms)  # one independent stream per pass
+            doc, ours = await s.wipe.verify_certificate(
+                cert.encode_document(s.wipe.certificate(view.id)))
+            assert ours and doc.certificate.result == "success"
+            assert doc.certificate.method.passes == [p.describe() for p in plan.passes]
+            assert doc.certificate.verification.result == "passed"
+            assert doc.certificate.media.serial == "SIM-HDD0"
+            records = await s.auditor.query(AuditQuery(types=frozenset({EventType.SANITIZE}),
+                                                       limit=0))
+            phases = [r.details["phase"] for r in records]
+            assert phases == ["start"] + ["pass"] * len(plan.passes) + ["verify", "result"]
+            assert records[-1].details["certificate_sha256"] == cert.digest(
+                doc.certificate).hex()
+
+    asyncio.run(scenario())
+
+
+def test_flash_gets_one_zero_pass_and_the_certificate_says_why(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path) as s:
+            s.image("ssd0").write_bytes(b"\x33" * SIZE)
+            view = await s.wipe.begin("ssd0", 7, ENGINEER)
+            assert view.steps == ["0x00", "verify"]
+            assert await _finished(s.wipe, view.id) == COMPLETED
+            assert _constant(s.image("ssd0").read_bytes(), 0)
+            body = s.wipe.certificate(view.id).certificate
+            assert body.media.type == "ssd" and body.method.mode == 7
+            assert "W-3" in body.method.reason
+
+    asyncio.run(scenario())
+
+
+def test_verify_catches_a_block_changed_after_the_last_pass(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async def corrupt(job_id: str, step: int) -> None:
+            if step == 3:  # mode 3: 0x00, 0xFF, random, then the read-back
+                with open(s.image("hdd0"), "r+b") as f:
+                    f.seek(5 * 4096 + 17)
+                    old = f.read(1)[0]
+                    f.seek(5 * 4096 + 17)
+                    f.write(bytes([old ^ 0x01]))
+
+        async with stack(tmp_path, before_step=corrupt) as s:
+            view = await s.wipe.begin("hdd0", 3, ENGINEER)
+            assert await _finished(s.wipe, view.id) == "failed"
+            failed = s.wipe.job(view.id)
+            assert "VerifyFailed" in failed.error and f"offset={5 * 4096 + 17}" in failed.error
+            assert failed.certificate_digest == ""
+            with pytest.raises(MfpsecError) as info:
+                s.wipe.certificate(view.id)
+            assert info.value.code is ErrorCode.WIPE_JOB_NOT_FOUND
+            result = (await s.auditor.query(AuditQuery(types=frozenset({EventType.SANITIZE}),
+                                                       limit=0)))[-1]
+            assert result.outcome.value == "failure" and result.details["result"] == "failed"
+
+    asyncio.run(scenario())
+
+
+def test_stop_mid_pass_then_resume_from_the_checkpoint(tmp_path: Path) -> None:
+    size = 64 << 20
+    settings = WipeSettings(sync_every=4 << 20, poll_s=0.005)
+
+    async def scenario() -> None:
+        async with stack(tmp_path, size=size, settings=settings) as s:
+            view = await s.wipe.begin("hdd0", 5, ENGINEER)
+            async for v in s.wipe.watch(view.id):
+                if v.step >= 1 and v.position > 0:
+                    break
+            job_id = view.id
+        # The daemon stopped (as at a power cut the row stays `running`).
+        async with stack(tmp_path, size=size, settings=settings) as s:
+            first = s.wipe.job(job_id)
+            assert first.resumed == 1 and first.state == "running"
+            assert await _finished(s.wipe, job_id) == COMPLETED
+            assert _constant(s.image("hdd0").read_bytes(), 0xFF)
+            body = s.wipe.certificate(job_id).certificate
+            assert body.resumed == 1 and body.result == "success"
+
+    asyncio.run(scenario())
+
+
+def test_cancel_leaves_no_certificate_and_a_second_job_is_refused(tmp_path: Path) -> None:
+    settings = WipeSettings(poll_s=0.005)
+
+    async def scenario() -> None:
+        gate = asyncio.Event()
+
+        async def hold(job_id: str, step: int) -> None:
+            if step == 1:
+                await gate.wait()
+
+        async with stack(tmp_path, settings=settings, before_step=hold) as s:
+            view = await s.wipe.begin("hdd0", 8, ENGINEER)
+            with pytest.raises(MfpsecError) as info:
+                await s.wipe.begin("hdd0", 1, ENGINEER)
+            assert info.value.code is ErrorCode.WIPE_ALREADY_RUNNING
+            waiter = asyncio.create_task(s.wipe.cancel(view.id, ENGINEER))
+            await asyncio.sleep(0.05)
+            gate.set()
+            assert (await waiter).state == "cancelled"
+            assert s.wipe.job(view.id).certificate_digest == ""
+            again = await s.wipe.begin("hdd0", 1, ENGINEER)
+            assert await _finished(s.wipe, again.id) == COMPLETED
+
+    asyncio.run(scenario())
+
+
+def test_unlisted_unsanitizable_and_attached_targets_are_refused(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path) as s:
+            with pytest.raises(MfpsecError) as info:
+                await s.wipe.begin("sda", 1, ENGINEER)
+            assert info.value.code is ErrorCode.WIPE_TARGET_UNKNOWN
+            with pytest.raises(MfpsecError) as info:
+                await s.wipe.begin("sys0", 1, ENGINEER)
+            assert info.value.code is ErrorCode.WIPE_TARGET_REFUSED
+            assert "sanitizable" in info.value.params["reason"]
+            with pytest.raises(ValueError, match="1-8"):
+                await s.wipe.begin("hdd0", 9, ENGINEER)
+            refused = await s.auditor.query(AuditQuery(types=frozenset({EventType.SANITIZE}),
+                                                       limit=0))
+            assert [r.outcome.value for r in refused] == ["failure"] * 3
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.root
+def test_an_image_attached_to_a_loop_device_is_refused(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path) as s:
+            out = subprocess.run(["losetup", "--find", "--show", str(s.image("hdd0"))],
+                                 check=True, capture_output=True, text=True)
+            try:
+                with pytest.raises(MfpsecError) as info:
+                    await s.wipe.begin("hdd0", 1, ENGINEER)
+                assert info.value.params["reason"] == f"attached to {Path(out.stdout.strip()).name}"
+            finally:
+                subprocess.run(["losetup", "-d", out.stdout.strip()], check=True)
+
+    asyncio.run(scenario())
+
+
+def test_certificate_tampering_and_foreign_keys(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path) as s:
+            view = await s.wipe.begin("hdd0", 1, ENGINEER)
+            assert await _finished(s.wipe, view.id) == COMPLETED
+            good = cert.encode_document(s.wipe.certificate(view.id))
+            raw = msgspec.json.decode(good)
+            for path, value in [(("certificate", "result"), "failed"),
+                                (("certificate", "media", "serial"), "OTHER"),
+                                (("certificate", "resumed"), 3),
+                                (("signature", "value"), "00" * 70)]:
+                doc = msgspec.json.decode(good)
+                node = doc
+                for k in path[:-1]:
+                    node = node[k]
+                node[path[-1]] = value
+                with pytest.raises(MfpsecError) as info:
+                    await s.wipe.verify_certificate(msgspec.json.encode(doc))
+                assert info.value.code is ErrorCode.WIPE_CERTIFICATE_INVALID, path
+            for bad in (b"", b"{}", good[:-5], good.replace(b'"format"', b'"formats"')):
+                with pytest.raises(MfpsecError):
+                    await s.wipe.verify_certificate(bad)
+            # Re-signed by someone else's key: a valid signature, but not this device's.
+            other = ec.generate_private_key(ec.SECP256R1())
+            body = s.wipe.certificate(view.id).certificate
+            signed = await _signer(other)(cert.digest(body))
+            assert signed is not None
+            sig, spki = signed
+            pem = serialization.load_der_public_key(spki).public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            raw["signature"] = {"alg": cert.SIGNATURE_ALG, "public_key": pem.decode(),
+                                "value": sig.hex()}
+            _, ours = await s.wipe.verify_certificate(msgspec.json.encode(raw))
+            assert not ours
+            assert "SANITIZATION CERTIFICATE" in cert.render_text(s.wipe.certificate(view.id))
+
+    asyncio.run(scenario())
+
+
+def test_job_data_is_overwritten_on_hdd_and_only_unlinked_on_flash(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path) as s:
+            spool = tmp_path / "spool"
+            spool.mkdir()
+            for medium, expect in ((Medium.HDD, 0x61), (Medium.SSD, 0x42)):
+                job = spool / f"job-{medium.value}.prn"
+                job.write_bytes(b"\x42" * 100_003)
+                keep = spool / f"inode-{medium.value}"
+                os.link(job, keep)  # a second name keeps the inode readable after unlink
+                done = await s.wipe.overwrite_job_data(job, medium)
+                assert not job.exists()
+                assert _constant(keep.read_bytes(), expect), medium
+                assert ("Temporary data mode 2" in done) == (medium is Medium.HDD)
+            with pytest.raises(MfpsecError) as info:
+                await s.wipe.overwrite_job_data(spool / "missing", Medium.HDD)
+            assert info.value.code is ErrorCode.WIPE_IO_ERROR
+
+    asyncio.run(scenario())
