@@ -154,7 +154,8 @@ _MEDIA = msgspec.json.Encoder()
 
 class WipeService:
     def __init__(self, state: StateStore, disks: DiskInventory, overwriter: Overwriter,
-                 auditor: Auditor, clock: Clock, *, signer: Signer, device: str, tool: str,
+                 auditor: Auditor, clock: Clock, *, signer: Signer,
+                 identity: Callable[[], bytes | None], device: str, tool: str,
                  settings: WipeSettings | None = None,
                  before_step: Callable[[str, int], Awaitable[None]] | None = None) -> None:
         self._state = state
@@ -163,6 +164,8 @@ class WipeService:
         self._auditor = auditor
         self._clock = clock
         self._signer = signer
+        # The device identity key's SubjectPublicKeyInfo (DER), None while it is unavailable.
+        self._identity = identity
         self._device = device
         self._tool = tool
         self.settings = settings or WipeSettings()
@@ -432,12 +435,9 @@ class WipeService:
         except (ValueError, InvalidSignature):
             raise MfpsecError(ErrorCode.WIPE_CERTIFICATE_INVALID,
                               reason="the signature does not match the certificate") from None
-        ours = False
-        probe = await self._signer(cert.digest(doc.certificate))
-        if probe is not None:
-            mine = serialization.load_der_public_key(probe[1]).public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-            ours = mine.decode() == doc.signature.public_key
+        mine = self._identity()
+        ours = mine is not None and key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) == mine
         return doc, ours
 
     # ---------------------------------------------------------------- job data (W-1)

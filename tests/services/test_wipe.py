@@ -82,6 +82,9 @@ async def stack(tmp: Path, *, size: int = SIZE, settings: WipeSettings | None = 
     key = key or ec.generate_private_key(ec.SECP256R1())
     wipe = WipeService(state, SysfsDiskInventory(_disks(size), paths, simulated=True),
                        NativeOverwriter(), auditor, clock, signer=_signer(key),
+                       identity=lambda: key.public_key().public_bytes(
+                           serialization.Encoding.DER,
+                           serialization.PublicFormat.SubjectPublicKeyInfo),
                        device="sim SHA256:test", tool="mfpsecd test",
                        settings=settings or WipeSettings(poll_s=0.01), before_step=before_step)
     await wipe.start()
