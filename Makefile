@@ -21,7 +21,7 @@ APT_PACKAGES := build-essential pkg-config libssl-dev python3-dev python3-venv \
 	ninja-build systemd util-linux dbus-daemon libdbus-1-dev \
 	libtss2-dev swtpm umockdev gir1.2-umockdev-1.0 python3-gi \
 	rsyslog rsyslog-openssl snmptrapd libargon2-1 softhsm2 \
-	scrub coreutils
+	scrub coreutils fdisk e2fsprogs
 
 SIM_CONFIG := hw/mfpsecd.sim.toml
 

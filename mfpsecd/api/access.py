@@ -17,6 +17,7 @@ class Privilege(enum.Enum):
     KEYS_ADMIN = "keys.admin"  # backup, restore, rotate, destroy
     AUDIT_READ = "audit.read"  # query, verify and export the audit log
     USERS_ADMIN = "users.admin"  # user accounts, unlock, the authentication policy
+    SANITIZE = "sanitize"  # list disks, start and cancel sanitizations, their certificates
 
 
 class Role(enum.Enum):

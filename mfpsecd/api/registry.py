@@ -8,8 +8,9 @@ from mfpsecd.api.keys import KEYS
 from mfpsecd.api.schema import Interface, Method
 from mfpsecd.api.service import SERVICE
 from mfpsecd.api.system import SYSTEM
+from mfpsecd.api.wipe import WIPE
 
-INTERFACES: tuple[Interface, ...] = (SERVICE, SYSTEM, AUTH, KEYS, AUDIT)
+INTERFACES: tuple[Interface, ...] = (SERVICE, SYSTEM, AUTH, KEYS, AUDIT, WIPE)
 BY_NAME: dict[str, Interface] = {i.name: i for i in INTERFACES}
 
 VENDOR = "mfpsecd project"

@@ -4,6 +4,7 @@ from mfpsecd.client.auth import AuthClient
 from mfpsecd.client.connection import DEFAULT_SOCKET, AsyncConnection, Connection
 from mfpsecd.client.keys import KeysClient
 from mfpsecd.client.system import AsyncSystemClient, SystemClient
+from mfpsecd.client.wipe import WipeClient
 
 __all__ = [
            "DEFAULT_SOCKET",
@@ -13,4 +14,5 @@ __all__ = [
            "Connection",
            "KeysClient",
            "SystemClient",
+           "WipeClient",
 ]

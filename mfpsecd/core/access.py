@@ -60,10 +60,11 @@ _GRANTS: dict[PeerClass, frozenset[Privilege]] = {
 _ROLE_GRANTS: dict[Role, frozenset[Privilege]] = {
     Role.ADMINISTRATOR: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.AUTH, _P.KEYS_READ,
                                    _P.SECRETS_WRITE, _P.KEYS_ADMIN, _P.AUDIT_READ,
-                                   _P.USERS_ADMIN}),
-    # The service engineer: diagnostics and key backup/restore (SPEC: users and interfaces).
+                                   _P.USERS_ADMIN, _P.SANITIZE}),
+    # The service engineer: diagnostics, key backup/restore and disk sanitization at
+    # decommissioning (SPEC: users and interfaces, W-2).
     Role.SERVICE: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.AUTH, _P.KEYS_READ,
-                             _P.KEYS_ADMIN}),
+                             _P.KEYS_ADMIN, _P.SANITIZE}),
     Role.USER: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.AUTH}),
     Role.AUDITOR: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.AUTH, _P.AUDIT_READ}),
 }

@@ -190,6 +190,18 @@ class AuthSection(_Strict, frozen=True):
     card: CardSection = CardSection()
 
 
+class WipeSection(_Strict, frozen=True):
+    # W-1: the overwrite mode for a finished job's data on HDD (1: one 0x00 pass,
+    # 2: random, random, 0x00).
+    temporary_mode: Annotated[int, msgspec.Meta(ge=1, le=2)] = 2
+    # A sanitization's durable checkpoint cadence: at most this much is written again
+    # after a power cut (each checkpoint costs one flush of the disk's cache).
+    checkpoint_mib: Annotated[int, msgspec.Meta(ge=16, le=65536)] = 1024
+    # How often a running sanitization's progress is published to watchers and its last
+    # flushed position recorded in the state store.
+    progress_interval_ms: Annotated[int, msgspec.Meta(ge=20, le=5000)] = 250
+
+
 class Config(_Strict, frozen=True):
     daemon: DaemonSection = DaemonSection()
     ipc: IpcSection = IpcSection()
@@ -199,6 +211,7 @@ class Config(_Strict, frozen=True):
     audit: AuditSection = AuditSection()
     notify: NotifySection = NotifySection()
     auth: AuthSection = AuthSection()
+    wipe: WipeSection = WipeSection()
 
 
 # ---------------------------------------------------------------- board profile

@@ -18,6 +18,7 @@ from mfpsecd.api.service import GetInterfaceDescriptionParams, Info, InterfaceDe
 from mfpsecd.api.types import DaemonState, Status
 from mfpsecd.daemon.auth_handlers import auth_handlers, subject_of
 from mfpsecd.daemon.ipc_server import CallContext, Handler, Last
+from mfpsecd.daemon.wipe_handlers import wipe_handlers
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import BackupTargetInfo, BackupTargetWatcher
 from mfpsecd.secret import SecretBytes
@@ -28,6 +29,7 @@ from mfpsecd.services.identity import DeviceIdentity
 from mfpsecd.services.keys import KeyChain
 from mfpsecd.services.secrets import SecretKind, SecretStore
 from mfpsecd.services.status import StatusService
+from mfpsecd.services.wipe import WipeService
 
 _DESCRIPTIONS = {i.name: idl.generate(i) for i in registry.INTERFACES}
 
@@ -90,15 +92,18 @@ def fast_replies(status: StatusService) -> dict[bytes, tuple[str, Callable[[], b
 
 
 def build_handlers(status: StatusService, key_services: KeyServices | None = None,
-                   auth: AuthService | None = None) -> dict[str, Handler]:
-    """The whole table; without the services (tests of the IPC layer) Keys, Audit and Auth
-    are absent and their methods answer MethodNotImplemented."""
+                   auth: AuthService | None = None, wipe: WipeService | None = None
+                   ) -> dict[str, Handler]:
+    """The whole table; without the services (tests of the IPC layer) Keys, Audit, Auth
+    and Wipe are absent and their methods answer MethodNotImplemented."""
     table = _system_handlers(status)
     if key_services is not None:
         table.update(_key_handlers(key_services))
         table.update(_audit_handlers(key_services.auditor, key_services.forwarders))
         if auth is not None:
             table.update(auth_handlers(auth, key_services.auditor, status))
+            if wipe is not None:
+                table.update(wipe_handlers(wipe, auth))
     return table
 
 

@@ -25,7 +25,9 @@ from mfpsecd.api.auth import SessionPolicy
 from mfpsecd.api.types import DaemonState, HealthState
 from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.clock import SystemClock
+from mfpsecd.backends.disks import SysfsDiskInventory
 from mfpsecd.backends.native_crypto import NativeCryptoSelfTest, NativeKeyCrypto
+from mfpsecd.backends.native_overwrite import NativeOverwriter
 from mfpsecd.backends.pkcs11_card import Pkcs11Card
 from mfpsecd.backends.sdnotify import SdNotifier
 from mfpsecd.backends.soft_keys import SoftwareKeys
@@ -34,7 +36,7 @@ from mfpsecd.backends.swtpm import SwtpmProcess
 from mfpsecd.backends.tpm2 import Tpm2Backend
 from mfpsecd.backends.usb_targets import UdevBackupTargets
 from mfpsecd.core.password_record import Cost
-from mfpsecd.core.settings import Config, TpmBackend
+from mfpsecd.core.settings import BoardKind, Config, TpmBackend
 from mfpsecd.core.throttle import Throttle, ThrottleLimits
 from mfpsecd.daemon.handlers import KeyServices, build_handlers, fast_replies
 from mfpsecd.daemon.ipc_server import ServerLimits, VarlinkServer
@@ -56,6 +58,7 @@ from mfpsecd.services.sessions import SessionTable
 from mfpsecd.services.status import BoardInfo, StatusService
 from mfpsecd.services.timewatch import watch_time
 from mfpsecd.services.user_store import UserStore
+from mfpsecd.services.wipe import WipeService, WipeSettings
 
 log = structlog.get_logger("mfpsecd")
 
@@ -138,10 +141,14 @@ class Daemon:
                            trust_anchors=_trust_anchors(card.trust_anchors))
         await auth.start()
 
+        self._status("resuming sanitizations")
+        wipe = _make_wipe(cfg, board, state, auditor, clock=clock, chain=chain, health=health)
+        await wipe.start()
+
         self._status("starting IPC")
         ipc = cfg.ipc
         server = VarlinkServer(
-            build_handlers(status, keys, auth),
+            build_handlers(status, keys, auth, wipe),
             admission_rules(cfg),
             ServerLimits(ipc.max_message_bytes, ipc.max_connections, ipc.idle_timeout_s,
                          ipc.queue_depth),
@@ -189,6 +196,7 @@ class Daemon:
         log.info("daemon_stopping")
         await server.close()
         await supervisor.stop()
+        await wipe.stop()  # running sanitizations pause at a checkpoint and resume next start
         hasher.close()
         await auditor.stop()  # its last checkpoint is signed with the TPM: before the keys go
         await chain.close()
@@ -246,6 +254,22 @@ def _make_notifier(cfg: Config, clock: Clock, health: HealthRegistry, device: st
             snmp.host, snmp.port, snmp.version, snmp.user, snmp.engine_id or "",
             snmp.auth_secret, snmp.priv_secret, snmp.community_secret),
         secrets=secrets.get)
+
+
+def _make_wipe(cfg: Config, board: Board, state: SqliteState, auditor: Auditor, *, clock: Clock,
+               chain: KeyChain, health: HealthRegistry) -> WipeService:
+    def identity() -> bytes | None:
+        return chain.identity_public_der if chain.state is ChainState.READY else None
+
+    simulated = board.profile.board.kind is BoardKind.SIMULATED
+    return WipeService(
+        state, SysfsDiskInventory(board.profile.disks, board.paths, simulated=simulated),
+        NativeOverwriter(), auditor, clock, signer=_identity_signer(chain), identity=identity,
+        device=f"{board.profile.board.name} {socket.gethostname()}",
+        tool=f"mfpsecd {__version__}", health=health,
+        settings=WipeSettings(temporary_mode=cfg.wipe.temporary_mode,
+                              sync_every=cfg.wipe.checkpoint_mib << 20,
+                              poll_s=cfg.wipe.progress_interval_ms / 1000))
 
 
 def _identity_signer(chain: KeyChain) -> Signer:

@@ -388,17 +388,32 @@ class AuthService:
     async def change_own_password(self, seat: Seat, current: SecretBytes, new: SecretBytes,
                                   subject: Subject) -> None:
         """A-7: the current password again first (it counts towards the lockout)."""
+        async with self._reauthenticated(seat, current, subject) as session:
+            await self._store_password(session.user, new, temporary=False)
+        session.must_change = ""
+        seat.refresh()
+
+    @asynccontextmanager
+    async def _reauthenticated(self, seat: Seat, password: SecretBytes, subject: Subject
+                               ) -> AsyncIterator[Session]:
+        """The session's user types their password again before something that matters;
+        a wrong one counts towards the lockout like a failed login. The body runs inside
+        the account's critical section."""
         session = seat.session
         if session is None or not self.sessions.alive(session):
             raise MfpsecError(ErrorCode.AUTHENTICATION_REQUIRED, reason="log in first")
         async with self._account(session.user):
             user = await self._require(session.user)
             await self._refuse_if_locked(user, subject, "reauthentication")
-            if not await self._verify(user.name, current):
+            if not await self._verify(user.name, password):
                 await self._failed(user, subject, "reauthentication", "wrong password")
-            await self._store_password(user.name, new, temporary=False)
-        session.must_change = ""
-        seat.refresh()
+            yield session
+
+    async def reauthenticate(self, seat: Seat, password: SecretBytes, subject: Subject
+                             ) -> Session:
+        """Re-authentication before a destructive operation (a sanitization, a purge)."""
+        async with self._reauthenticated(seat, password, subject) as session:
+            return session
 
     async def set_password(self, name: str, new: SecretBytes, temporary: bool) -> None:
         """The administrator sets someone's password: temporary by default, so the user
@@ -503,20 +518,14 @@ class AuthService:
     async def enroll_totp(self, seat: Seat, password: SecretBytes, subject: Subject
                           ) -> TotpEnrollment:
         """A new seed (re-authentication first); active once a code from it is confirmed."""
-        session = seat.session
-        if session is None or not self.sessions.alive(session):
-            raise MfpsecError(ErrorCode.AUTHENTICATION_REQUIRED, reason="log in first")
-        if session.role not in TOTP_ROLES:
+        if seat.session is not None and seat.session.role not in TOTP_ROLES:
             raise MfpsecError(ErrorCode.PERMISSION_DENIED)
-        async with self._account(session.user):
-            user = await self._require(session.user)
-            await self._refuse_if_locked(user, subject, "reauthentication")
-            if not await self._verify(user.name, password):
-                await self._failed(user, subject, "reauthentication", "wrong password")
+        async with self._reauthenticated(seat, password, subject) as session:
             with SecretBytes.random(totp.SEED_BYTES) as seed:
-                await self._secrets.put(totp_seed_name(user.name), SecretKind.TOTP_SEED, seed)
-                await self._users.set_totp(user.name, False, -1)
-                uri = totp.provisioning_uri(seed.view(), TOTP_ISSUER, user.name)
+                await self._secrets.put(totp_seed_name(session.user), SecretKind.TOTP_SEED,
+                                        seed)
+                await self._users.set_totp(session.user, False, -1)
+                uri = totp.provisioning_uri(seed.view(), TOTP_ISSUER, session.user)
         secret = uri.split("secret=", 1)[1].split("&", 1)[0]
         return TotpEnrollment(uri, secret)
 

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Subject
+from mfpsecd.api.types import HealthState
 from mfpsecd.core import wipe_certificate as cert
 from mfpsecd.core.overwrite_plan import (
     Medium,
@@ -51,7 +52,7 @@ from mfpsecd.ports import (
     WipeProgress,
 )
 from mfpsecd.services.audit import Auditor, Signer
-from mfpsecd.services.health import rfc3339
+from mfpsecd.services.health import HealthRegistry, rfc3339
 
 log = structlog.get_logger("mfpsecd.wipe")
 
@@ -93,6 +94,7 @@ class JobView:
     resumed: int
     error: str
     certificate_digest: str
+    over: bool  # ended, and its result (audit record, certificate) is recorded
 
 
 @dataclass
@@ -128,9 +130,10 @@ class _Job:
         digest = ""
         if self.certificate:
             digest = cert.digest(cert.decode_document(self.certificate).certificate).hex()
+        over = self.state != RUNNING and (self.task is None or self.task.done())
         return JobView(self.id, self.target, self.mode, self.state, self.step,
                        [_describe(s) for s in self.plan.steps], pos, self.size, self.started,
-                       self.ended, self.resumed, self.error, digest)
+                       self.ended, self.resumed, self.error, digest, over)
 
 
 def _describe(step: _Step) -> str:
@@ -156,7 +159,7 @@ class WipeService:
     def __init__(self, state: StateStore, disks: DiskInventory, overwriter: Overwriter,
                  auditor: Auditor, clock: Clock, *, signer: Signer,
                  identity: Callable[[], bytes | None], device: str, tool: str,
-                 settings: WipeSettings | None = None,
+                 settings: WipeSettings | None = None, health: HealthRegistry | None = None,
                  before_step: Callable[[str, int], Awaitable[None]] | None = None) -> None:
         self._state = state
         self._disks = disks
@@ -173,6 +176,7 @@ class WipeService:
         # pass left, or to corrupt a block between the last pass and the read-back.
         self._before_step = before_step
         self._jobs: dict[str, _Job] = {}
+        self._health = health
 
     # ---------------------------------------------------------------- life cycle
 
@@ -185,6 +189,7 @@ class WipeService:
                 await self._save(job)
                 log.info("sanitization resuming", job=job.id, step=job.step, offset=job.offset)
                 job.task = asyncio.create_task(self._run(job), name=f"wipe {job.id}")
+        self._report()
 
     async def stop(self) -> None:
         """Stop running steps at their next chunk; the jobs stay `running` and resume at the
@@ -263,7 +268,24 @@ class WipeService:
             self._jobs[job.id] = job
             ev.succeed()
         job.task = asyncio.create_task(self._run(job), name=f"wipe {job.id}")
+        self._report()
         return job.view()
+
+    def _report(self) -> None:
+        """The component line in the daemon status: what is running, or how the last ended."""
+        if self._health is None:
+            return
+        running = [j.id for j in self._jobs.values() if j.state == RUNNING]
+        ended = sorted((j for j in self._jobs.values() if j.state != RUNNING),
+                       key=lambda j: j.ended)
+        detail = f"{len(self._disks.ids())} disk(s); "
+        if running:
+            detail += f"running: {', '.join(running)}"
+        elif ended:
+            detail += f"last: {ended[-1].id} {ended[-1].state}"
+        else:
+            detail += "no sanitization yet"
+        self._health.set("wipe", HealthState.OK, detail)
 
     def _step(self, kind: PassKind, byte: int) -> _Step:
         if kind is PassKind.RANDOM:
@@ -311,6 +333,7 @@ class WipeService:
             job.progress = None
             if target is not None:
                 target.close()
+            self._report()
             job.notify()
 
     async def _run_step(self, job: _Job, target: OverwriteTarget) -> None:
@@ -408,8 +431,14 @@ class WipeService:
                                                        public_key=pem.decode(),
                                                        value=signature.hex())))
 
-    def certificate(self, job_id: str) -> cert.CertificateDocument:
+    async def certificate(self, job_id: str) -> cert.CertificateDocument:
         job = self._get(job_id)
+        if job.state == COMPLETED and not job.certificate:
+            # Completed while the identity key could not sign (key chain locked): the body
+            # is fixed by the job's record, so it is signed now, as it would have been.
+            job.certificate = await self._sign(self._body(job, "success", "passed"))
+            job.error = ""
+            await self._save(job)
         if not job.certificate:
             raise MfpsecError(ErrorCode.WIPE_JOB_NOT_FOUND,
                               f"sanitization {job_id} has no certificate: it is {job.state}",

@@ -9,12 +9,15 @@ import varlink
 from mfpsecd.api import idl, registry
 from mfpsecd.api.auth import SessionPolicy
 from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.backends.disks import SysfsDiskInventory
 from mfpsecd.backends.native_crypto import NativeKeyCrypto
+from mfpsecd.backends.native_overwrite import NativeOverwriter
 from mfpsecd.backends.soft_keys import SoftwareKeys
 from mfpsecd.backends.sqlite_state import SqliteState
 from mfpsecd.backends.usb_targets import UdevBackupTargets
 from mfpsecd.daemon.handlers import KeyServices, build_handlers
 from mfpsecd.errors import COMMON_ERRORS, ErrorCode
+from mfpsecd.ports import Paths
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.auth import AuthService
 from mfpsecd.services.health import HealthRegistry
@@ -25,7 +28,10 @@ from mfpsecd.services.secrets import SecretStore
 from mfpsecd.services.sessions import SessionTable
 from mfpsecd.services.status import BoardInfo, StatusService
 from mfpsecd.services.user_store import UserStore
+from mfpsecd.services.wipe import WipeService
 from tests.support.fakeclock import FakeClock
+
+_NOWHERE = Paths(*(Path("/nonexistent"),) * 4)
 
 
 def _handlers() -> dict[str, object]:
@@ -41,7 +47,14 @@ def _handlers() -> dict[str, object]:
     auth = AuthService(UserStore(store), keys.secrets, hasher,
                        sessions=SessionTable(clock, SessionPolicy()), auditor=keys.auditor,
                        clock=clock)
-    return dict(build_handlers(StatusService(clock, health, BoardInfo("b", "k")), keys, auth))
+    async def no_signer(digest: bytes) -> None:
+        return None
+
+    wipe = WipeService(store, SysfsDiskInventory([], _NOWHERE, simulated=False),
+                       NativeOverwriter(), keys.auditor, clock, signer=no_signer,
+                       identity=lambda: None, device="b", tool="t")
+    return dict(build_handlers(StatusService(clock, health, BoardInfo("b", "k")), keys, auth,
+                               wipe))
 
 
 def test_every_declared_method_has_a_handler_and_vice_versa() -> None:

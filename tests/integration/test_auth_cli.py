@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,10 +36,12 @@ from mfpsecd.cli.main import cli
 cli(prog_name="mfpsec")
 """
 
-CONFIG = {"ipc": {"socket_group": SOCKET_GID},
-          "access": {"maintenance_groups": [MAINT_GID]},
-          # The smallest cost the configuration accepts: these tests are about the flows.
-          "auth": {"argon2_memory_kib": 8192, "argon2_iterations": 1}}
+CONFIG: dict[str, dict[str, Any]] = {
+    "ipc": {"socket_group": SOCKET_GID},
+    "access": {"maintenance_groups": [MAINT_GID]},
+    # The smallest cost the configuration accepts: these tests are about the flows.
+    "auth": {"argon2_memory_kib": 8192, "argon2_iterations": 1},
+}
 
 
 class Cli:

@@ -72,16 +72,24 @@ def _signer(key: ec.EllipticCurvePrivateKey
 @asynccontextmanager
 async def stack(tmp: Path, *, size: int = SIZE, settings: WipeSettings | None = None,
                 before_step: Callable[[str, int], Awaitable[None]] | None = None,
-                key: ec.EllipticCurvePrivateKey | None = None) -> AsyncIterator[Stack]:
+                key: ec.EllipticCurvePrivateKey | None = None,
+                signer: Callable[[bytes], Awaitable[tuple[bytes, bytes] | None]] | None = None,
+                disks: list[DiskSection] | None = None, dev_root: Path | None = None
+                ) -> AsyncIterator[Stack]:
+    """The service on image files (simulated), or on real block devices: disks named
+    relative to dev_root (e.g. a loop device under /dev)."""
     clock = FakeClock()
     state = SqliteState(tmp / "state.sqlite3")
     await state.open()
     auditor = Auditor(AuditFile(tmp / "audit"), clock, HealthRegistry(clock), state)
     await auditor.start()
-    paths = Paths(state_dir=tmp, run_dir=tmp, dev_root=tmp / "dev", sys_root=Path("/sys"))
+    simulated = dev_root is None
+    dev_root = dev_root or tmp / "dev"
+    paths = Paths(state_dir=tmp, run_dir=tmp, dev_root=dev_root, sys_root=Path("/sys"))
     key = key or ec.generate_private_key(ec.SECP256R1())
-    wipe = WipeService(state, SysfsDiskInventory(_disks(size), paths, simulated=True),
-                       NativeOverwriter(), auditor, clock, signer=_signer(key),
+    inventory = SysfsDiskInventory(disks or _disks(size), paths, simulated=simulated)
+    wipe = WipeService(state, inventory,
+                       NativeOverwriter(), auditor, clock, signer=signer or _signer(key),
                        identity=lambda: key.public_key().public_bytes(
                            serialization.Encoding.DER,
                            serialization.PublicFormat.SubjectPublicKeyInfo),
@@ -89,7 +97,7 @@ async def stack(tmp: Path, *, size: int = SIZE, settings: WipeSettings | None = 
                        settings=settings or WipeSettings(poll_s=0.01), before_step=before_step)
     await wipe.start()
     try:
-        yield Stack(wipe, auditor, state, tmp / "dev", key)
+        yield Stack(wipe, auditor, state, dev_root, key)
     finally:
         await wipe.stop()
         await auditor.stop()
@@ -134,7 +142,7 @@ def test_every_mode_leaves_exactly_its_last_pass(tmp_path: Path, mode: int) -> N
             randoms = [after[k] for k, p in enumerate(plan.passes) if p.kind is PassKind.RANDOM]
             assert len(set(randoms)) == len(randoms)  # one independent stream per pass
             doc, ours = await s.wipe.verify_certificate(
-                cert.encode_document(s.wipe.certificate(view.id)))
+                cert.encode_document(await s.wipe.certificate(view.id)))
             assert ours and doc.certificate.result == "success"
             assert doc.certificate.method.passes == [p.describe() for p in plan.passes]
             assert doc.certificate.verification.result == "passed"
@@ -157,7 +165,7 @@ def test_flash_gets_one_zero_pass_and_the_certificate_says_why(tmp_path: Path) -
             assert view.steps == ["0x00", "verify"]
             assert await _finished(s.wipe, view.id) == COMPLETED
             assert _constant(s.image("ssd0").read_bytes(), 0)
-            body = s.wipe.certificate(view.id).certificate
+            body = (await s.wipe.certificate(view.id)).certificate
             assert body.media.type == "ssd" and body.method.mode == 7
             assert "W-3" in body.method.reason
 
@@ -181,7 +189,7 @@ def test_verify_catches_a_block_changed_after_the_last_pass(tmp_path: Path) -> N
             assert "VerifyFailed" in failed.error and f"offset={5 * 4096 + 17}" in failed.error
             assert failed.certificate_digest == ""
             with pytest.raises(MfpsecError) as info:
-                s.wipe.certificate(view.id)
+                await s.wipe.certificate(view.id)
             assert info.value.code is ErrorCode.WIPE_JOB_NOT_FOUND
             result = (await s.auditor.query(AuditQuery(types=frozenset({EventType.SANITIZE}),
                                                        limit=0)))[-1]
@@ -207,7 +215,7 @@ def test_stop_mid_pass_then_resume_from_the_checkpoint(tmp_path: Path) -> None:
             assert first.resumed == 1 and first.state == "running"
             assert await _finished(s.wipe, job_id) == COMPLETED
             assert _constant(s.image("hdd0").read_bytes(), 0xFF)
-            body = s.wipe.certificate(job_id).certificate
+            body = (await s.wipe.certificate(job_id)).certificate
             assert body.resumed == 1 and body.result == "success"
 
     asyncio.run(scenario())
@@ -279,7 +287,7 @@ def test_certificate_tampering_and_foreign_keys(tmp_path: Path) -> None:
         async with stack(tmp_path) as s:
             view = await s.wipe.begin("hdd0", 1, ENGINEER)
             assert await _finished(s.wipe, view.id) == COMPLETED
-            good = cert.encode_document(s.wipe.certificate(view.id))
+            good = cert.encode_document(await s.wipe.certificate(view.id))
             raw = msgspec.json.decode(good)
             for path, value in [(("certificate", "result"), "failed"),
                                 (("certificate", "media", "serial"), "OTHER"),
@@ -298,7 +306,7 @@ def test_certificate_tampering_and_foreign_keys(tmp_path: Path) -> None:
                     await s.wipe.verify_certificate(bad)
             # Re-signed by someone else's key: a valid signature, but not this device's.
             other = ec.generate_private_key(ec.SECP256R1())
-            body = s.wipe.certificate(view.id).certificate
+            body = (await s.wipe.certificate(view.id)).certificate
             signed = await _signer(other)(cert.digest(body))
             assert signed is not None
             sig, spki = signed
@@ -308,7 +316,7 @@ def test_certificate_tampering_and_foreign_keys(tmp_path: Path) -> None:
                                 "value": sig.hex()}
             _, ours = await s.wipe.verify_certificate(msgspec.json.encode(raw))
             assert not ours
-            assert "SANITIZATION CERTIFICATE" in cert.render_text(s.wipe.certificate(view.id))
+            assert "SANITIZATION CERTIFICATE" in cert.render_text(await s.wipe.certificate(view.id))
 
     asyncio.run(scenario())
 
@@ -330,5 +338,39 @@ def test_job_data_is_overwritten_on_hdd_and_only_unlinked_on_flash(tmp_path: Pat
             with pytest.raises(MfpsecError) as info:
                 await s.wipe.overwrite_job_data(spool / "missing", Medium.HDD)
             assert info.value.code is ErrorCode.WIPE_IO_ERROR
+
+    asyncio.run(scenario())
+
+
+def test_a_job_completed_while_the_key_chain_is_locked_is_signed_later(tmp_path: Path) -> None:
+    """The disk is sanitized even if the identity key cannot sign at that moment; the
+    certificate is then signed on first request, with the body the audit log recorded."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    real = _signer(key)
+    locked = [True]
+
+    async def signer(digest: bytes) -> tuple[bytes, bytes] | None:
+        return None if locked[0] else await real(digest)
+
+    async def scenario() -> None:
+        async with stack(tmp_path, key=key, signer=signer) as s:
+            view = await s.wipe.begin("hdd0", 1, ENGINEER)
+            assert await _finished(s.wipe, view.id) == COMPLETED
+            unsigned = s.wipe.job(view.id)
+            assert unsigned.certificate_digest == "" and "certificate not signed" in \
+                unsigned.error
+            with pytest.raises(MfpsecError) as info:
+                await s.wipe.certificate(view.id)
+            assert info.value.code is ErrorCode.KEYS_UNAVAILABLE
+            locked[0] = False
+            doc = await s.wipe.certificate(view.id)
+            _, ours = await s.wipe.verify_certificate(cert.encode_document(doc))
+            assert ours
+            audited = (await s.auditor.query(AuditQuery(types=frozenset({EventType.SANITIZE}),
+                                                        limit=0)))[-1]
+            assert audited.details["certificate_sha256"] == cert.digest(doc.certificate).hex()
+            signed = s.wipe.job(view.id)
+            assert signed.error == "" and signed.certificate_digest == \
+                audited.details["certificate_sha256"]
 
     asyncio.run(scenario())

@@ -55,7 +55,8 @@ def toml_doc(sections: Mapping[str, Mapping[str, Any]]) -> str:
 
 def write_board(root: Path, name: str = "testboard", tpm: str = "swtpm",
                 extra: Mapping[str, Mapping[str, Any]] | None = None,
-                usb_ports: Sequence[str] = ()) -> Path:
+                usb_ports: Sequence[str] = (),
+                disks: Sequence[Mapping[str, Any]] = ()) -> Path:
     path = root / f"{name}.toml"
     doc: dict[str, dict[str, Any]] = {
         "board": {"name": name, "kind": "simulated", "description": "test board"},
@@ -68,6 +69,8 @@ def write_board(root: Path, name: str = "testboard", tpm: str = "swtpm",
     text = toml_doc(doc)
     for i, port in enumerate(usb_ports):
         text += f"\n[[usb_ports]]\nid = \"port{i}\"\nsysfs_path = {toml_value(port)}\n"
+    for disk in disks:
+        text += "\n[[disks]]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in disk.items())
     path.write_text(text)
     return path
 
@@ -143,7 +146,7 @@ def start(root: Path, *, config: Mapping[str, Mapping[str, Any]] | None = None,
           preexec: Any = None, tpm: str = "swtpm",
           board: Mapping[str, Any] | None = None) -> DaemonProcess:
     """A daemon on a test board: a swtpm of its own by default ("none": software keys);
-    board: extra arguments for write_board (extra sections, usb_ports)."""
+    board: extra arguments for write_board (extra sections, usb_ports, disks)."""
     root.mkdir(parents=True, exist_ok=True)
     board_path = write_board(root, tpm=tpm, **(board or {}))
     cfg = {"daemon": {"board_dir": str(root), "log_level": "info"}}

@@ -1,0 +1,258 @@
+"""`mfpsec wipe …`: sanitize the board's disks (SPEC W-2..W-5) and handle the signed
+certificates that prove it."""
+
+from __future__ import annotations
+
+import base64
+import sys
+from pathlib import Path
+
+import click
+import msgspec
+
+from mfpsecd.api import wipe
+from mfpsecd.cli import session_file
+from mfpsecd.cli.auth import PASSWORD_FILE
+from mfpsecd.cli.common import Target, echo_json, read_secret, reports_errors
+from mfpsecd.client import WipeClient
+from mfpsecd.errors import ErrorCode
+
+MODES_HELP = """Modes (SPEC W-2; flash media always get one 0x00 pass, W-3):
+
+\b
+  1  JEITA: 0x00
+  2  NSA: random, random, 0x00
+  3  DoD 5220.22-M: 0x00, 0xFF, random, verify
+  4  US Army AR380-19: random, 0x00, 0xFF
+  5  former NSA: 0x00, 0xFF, 0x00, 0xFF
+  6  NATO: 0x00, 0xFF, 0x00, 0xFF, 0x00, 0xFF, random
+  7  German VSITR: 0x00, 0xFF, 0x00, 0xFF, 0x00, 0xFF, 0xAA
+  8  AFSSI-5020: 0x00, 0xFF, 0x00, 0xFF, 0x00, 0xFF, 0xAA, verify
+
+Every sanitization of an HDD ends with a read-back of every byte."""
+
+_STATE_COLOUR = {wipe.JobState.RUNNING: "yellow", wipe.JobState.COMPLETED: "green",
+                 wipe.JobState.FAILED: "red", wipe.JobState.CANCELLED: "red"}
+
+
+def size_text(n: int) -> str:
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.1f} {unit}"
+    return f"{n} B"
+
+
+def _render_targets(targets: list[wipe.Target]) -> str:
+    if not targets:
+        return "the board profile lists no disk"
+    header = ("ID", "DEVICE", "MEDIUM", "TRANSPORT", "SIZE", "MODEL", "SERIAL", "STATE")
+    rows = [header]
+    for t in targets:
+        state = ("not sanitizable" if not t.sanitizable
+                 else f"in use: {t.in_use}" if t.in_use else "ready")
+        rows.append((t.id, t.device, t.medium, t.transport, size_text(t.size_bytes),
+                     t.model or "-", t.serial or "-", state))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  "
+                     + r[-1] for r in rows)
+
+
+def _fraction(j: wipe.Job) -> float:
+    if not j.steps or not j.size_bytes:
+        return 1.0
+    done = j.step * j.size_bytes + (j.position if j.step < len(j.steps) else 0)
+    return min(done / (len(j.steps) * j.size_bytes), 1.0)
+
+
+def _render_job(j: wipe.Job) -> str:
+    state = click.style(j.state.value, fg=_STATE_COLOUR[j.state], bold=True)
+    step = (f"step {j.step + 1}/{len(j.steps)} ({j.steps[j.step]}), "
+            f"{size_text(j.position)} of {size_text(j.size_bytes)}"
+            if j.state is wipe.JobState.RUNNING and j.step < len(j.steps) else "")
+    lines = [f"{j.id}: {state}" + (f", {step}" if step else "")
+             + f" - {_fraction(j):.1%}",
+             f"  target {j.target}, mode {j.mode}: {', '.join(j.steps)}",
+             f"  started {j.started}" + (f", ended {j.ended}" if j.ended else "")
+             + (f", resumed {j.resumed} time(s)" if j.resumed else "")]
+    if j.error:
+        lines.append(f"  error: {j.error}")
+    if j.certificate_sha256:
+        lines.append(f"  certificate SHA-256 {j.certificate_sha256} "
+                     f"(mfpsec wipe cert {j.id})")
+    return "\n".join(lines)
+
+
+def _exit_for(j: wipe.Job) -> None:
+    """A sanitization that did not complete is a failure of the command."""
+    if j.state is wipe.JobState.COMPLETED:
+        return
+    code = ErrorCode.from_wire(j.error.split(" ", 1)[0]) if j.error else None
+    if code is None:
+        code = ErrorCode.WIPE_CANCELLED if j.state is wipe.JobState.CANCELLED else \
+            ErrorCode.WIPE_IO_ERROR
+    sys.exit(code.exit_status)
+
+
+def _follow(client: WipeClient, job: wipe.Job, as_json: bool) -> wipe.Job:
+    """Watch until the job ends: a progress bar on a terminal, JSON lines with --json."""
+    last = job
+    if as_json:
+        for j in client.watch(job.id):
+            click.echo(msgspec.json.encode(j).decode())  # JSON Lines: one reply per line
+            last = j
+        return last
+    scale = 10_000
+    with click.progressbar(length=scale, label=f"{job.target} mode {job.mode}",
+                           file=sys.stderr, show_eta=True,
+                           item_show_func=lambda s: s) as bar:
+        shown = 0
+        for j in client.watch(job.id):
+            last = j
+            at = int(_fraction(j) * scale)
+            if j.state is wipe.JobState.RUNNING and j.step < len(j.steps):
+                bar.current_item = f"{j.steps[j.step]} {j.step + 1}/{len(j.steps)}"
+            if at > shown:
+                bar.update(at - shown)
+                shown = at
+    return last
+
+
+@click.group("wipe", epilog=MODES_HELP)
+def wipe_group() -> None:
+    """Sanitize the board's disks and prove it with signed certificates."""
+
+
+@wipe_group.command("targets")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+@reports_errors
+def targets(target: Target, as_json: bool) -> None:
+    """The disks of the board profile, and whether each can be sanitized now."""
+    with target.connect() as conn:
+        t = WipeClient(conn).targets()
+    echo_json(t) if as_json else click.echo(_render_targets(t))
+
+
+@wipe_group.command("start", epilog=MODES_HELP)
+@click.option("--target", "disk", required=True, help="A disk id from `mfpsec wipe targets`.")
+@click.option("--mode", type=click.IntRange(1, 8), required=True, help="Overwrite mode 1-8.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--no-wait", is_flag=True, help="Return once started; follow with `status -f`.")
+@click.option("--json", "as_json", is_flag=True, help="Progress as JSON lines.")
+@PASSWORD_FILE
+@click.pass_obj
+@reports_errors
+def start(target: Target, *, disk: str, mode: int, yes: bool, no_wait: bool, as_json: bool,
+          password_file: Path | None) -> None:
+    """Destroy every byte on a disk with an overwrite mode, then read it back.
+
+    A logged-in user gives their password again. The sanitization goes on in the
+    daemon if this command is interrupted, and after a power cut it resumes where it
+    was; the certificate is issued only when every pass is written and read back.
+    """
+    with target.connect() as conn:
+        client = WipeClient(conn)
+        if not yes:
+            match = [t for t in client.targets() if t.id == disk]
+            what = (f"{disk} ({match[0].model or match[0].device}, "
+                    f"{size_text(match[0].size_bytes)})" if match else disk)
+            click.confirm(f"Destroy all data on {what}?", abort=True, err=True)
+        password = None
+        if session_file.load(target.socket) is not None:
+            password = read_secret(password_file, "Password (again)", False)
+        job = client.start(disk, mode, password)
+        if no_wait:
+            echo_json(job) if as_json else click.echo(_render_job(job))
+            return
+        conn.set_timeout(None)  # a pass over a large disk reports every poll, but be patient
+        job = _follow(client, job, as_json)
+    if not as_json:
+        click.echo(_render_job(job))
+    _exit_for(job)
+
+
+@wipe_group.command("status")
+@click.argument("job_id", required=False)
+@click.option("--follow", "-f", is_flag=True, help="Follow the job until it ends.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@reports_errors
+def status(target: Target, job_id: str | None, follow: bool, as_json: bool) -> None:
+    """Every sanitization (or one, by id) and its progress."""
+    with target.connect() as conn:
+        client = WipeClient(conn)
+        if job_id is None:
+            if follow:
+                raise click.UsageError("--follow needs a job id")
+            jobs = client.jobs()
+            if as_json:
+                echo_json(jobs)
+            else:
+                click.echo("\n".join(_render_job(j) for j in jobs) or "no sanitization yet")
+            return
+        job = client.job(job_id)
+        if follow:
+            conn.set_timeout(None)
+            job = _follow(client, job, as_json)
+            if not as_json:
+                click.echo(_render_job(job))
+            _exit_for(job)
+            return
+    echo_json(job) if as_json else click.echo(_render_job(job))
+
+
+@wipe_group.command("cancel")
+@click.argument("job_id")
+@click.pass_obj
+@reports_errors
+def cancel(target: Target, job_id: str) -> None:
+    """Stop a running sanitization (the disk is then NOT sanitized)."""
+    with target.connect() as conn:
+        job = WipeClient(conn).cancel(job_id)
+    click.echo(_render_job(job))
+
+
+@wipe_group.command("cert")
+@click.argument("job_id")
+@click.option("--pdf", "pdf", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the printable PDF to this file.")
+@click.option("--text", is_flag=True, help="Print the plain-text rendering instead of JSON.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the signed JSON document to this file instead of stdout.")
+@click.pass_obj
+@reports_errors
+def cert(target: Target, job_id: str, pdf: Path | None, text: bool, out: Path | None) -> None:
+    """The signed certificate of a completed sanitization."""
+    with target.connect() as conn:
+        client = WipeClient(conn)
+        doc = client.certificate(job_id, wipe.CertificateFormat.JSON)
+        rendering = client.certificate(job_id, wipe.CertificateFormat.TEXT) if text else None
+        printable = client.certificate(job_id, wipe.CertificateFormat.PDF) if pdf else None
+    if out is not None:
+        out.write_text(doc.content)
+        click.echo(f"certificate written to {out} (body SHA-256 {doc.sha256})", err=True)
+    if printable is not None and pdf is not None:
+        pdf.write_bytes(base64.b64decode(printable.content))
+        click.echo(f"printable PDF written to {pdf}", err=True)
+    if rendering is not None:
+        click.echo(rendering.content)
+    elif out is None:
+        click.echo(doc.content)
+
+
+@wipe_group.command("verify-cert")
+@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@reports_errors
+def verify_cert(target: Target, path: Path, as_json: bool) -> None:
+    """Check a certificate's signature, and whether this device issued it."""
+    data = sys.stdin.read() if str(path) == "-" else path.read_text()
+    with target.connect() as conn:
+        v = WipeClient(conn).verify_certificate(data)
+    if as_json:
+        echo_json(v)
+        return
+    issuer = "this device" if v.this_device else "ANOTHER device (not this one's identity key)"
+    click.echo(f"valid signature by {issuer}\n  certificate {v.id} for {v.target} on "
+               f"{v.device}: {v.result}\n  body SHA-256 {v.sha256}")

@@ -1,0 +1,99 @@
+"""io.mfpsecd.Wipe handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator
+
+from mfpsecd.api import wipe as api
+from mfpsecd.api.schema import NoParams
+from mfpsecd.backends.certificate_pdf import render_pdf
+from mfpsecd.core import wipe_certificate as cert
+from mfpsecd.core.access import PeerClass
+from mfpsecd.daemon.auth_handlers import subject_of
+from mfpsecd.daemon.ipc_server import CallContext, Handler, Last
+from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.ports import MediaInfo
+from mfpsecd.secret import SecretBytes
+from mfpsecd.services.auth import AuthService
+from mfpsecd.services.wipe import JobView, WipeService
+
+_ROTATIONAL = {True: "yes", False: "no", None: "unknown"}
+
+
+def _target(m: MediaInfo) -> api.Target:
+    return api.Target(id=m.id, device=str(m.path), medium=m.medium.value,
+                      transport=m.transport, rotational=_ROTATIONAL[m.rotational],
+                      model=m.model, serial=m.serial, size_bytes=m.size_bytes,
+                      logical_block=m.logical_block, sanitizable=m.sanitizable,
+                      in_use=m.in_use)
+
+
+def _job(v: JobView) -> api.Job:
+    return api.Job(id=v.id, target=v.target, mode=v.mode, state=api.JobState(v.state),
+                   step=v.step, steps=v.steps, position=v.position, size_bytes=v.size,
+                   started=v.started, ended=v.ended, resumed=v.resumed, error=v.error,
+                   certificate_sha256=v.certificate_digest)
+
+
+def wipe_handlers(wipe: WipeService, auth: AuthService) -> dict[str, Handler]:
+    def list_targets(ctx: CallContext, _: NoParams) -> api.Targets:
+        return api.Targets([_target(m) for m in wipe.targets()])
+
+    async def start(ctx: CallContext, p: api.StartParams) -> api.Job:
+        subject = subject_of(ctx)
+        with SecretBytes(p.password) as password:
+            # Whoever is logged in proves it again; only root without a session (the
+            # recovery path, nobody can log in) is not asked.
+            if ctx.seat.session is not None or ctx.peer_class is not PeerClass.SYSTEM:
+                if not len(password):
+                    raise MfpsecError(ErrorCode.AUTHENTICATION_REQUIRED,
+                                      reason="re-authentication: give your password again")
+                await auth.reauthenticate(ctx.seat, password, subject)
+        return _job(await wipe.begin(p.target, p.mode, subject))
+
+    def list_jobs(ctx: CallContext, _: NoParams) -> api.Jobs:
+        return api.Jobs([_job(v) for v in wipe.jobs()])
+
+    def get_job(ctx: CallContext, p: api.JobParams) -> api.Job:
+        return _job(wipe.job(p.job))
+
+    async def watch(ctx: CallContext, p: api.JobParams
+                    ) -> AsyncIterator[api.Job | Last[api.Job]]:
+        async for v in wipe.watch(p.job):
+            if v.over:
+                yield Last(_job(v))
+                return
+            yield _job(v)
+        # The daemon is stopping with the job still to resume: the stream ends anyway.
+        yield Last(_job(wipe.job(p.job)))
+
+    async def cancel(ctx: CallContext, p: api.JobParams) -> api.Job:
+        return _job(await wipe.cancel(p.job, subject_of(ctx)))
+
+    async def get_certificate(ctx: CallContext, p: api.CertificateParams) -> api.Certificate:
+        doc = await wipe.certificate(p.job)
+        sha = cert.digest(doc.certificate).hex()
+        if p.format is api.CertificateFormat.TEXT:
+            content = cert.render_text(doc)
+        elif p.format is api.CertificateFormat.PDF:
+            content = base64.b64encode(await asyncio.to_thread(render_pdf, doc)).decode()
+        else:
+            content = cert.encode_document(doc).decode()
+        return api.Certificate(p.format, content, sha)
+
+    async def verify_certificate(ctx: CallContext, p: api.VerifyCertificateParams
+                                 ) -> api.CertificateVerdict:
+        doc, ours = await wipe.verify_certificate(p.document.encode())
+        c = doc.certificate
+        return api.CertificateVerdict(valid=True, this_device=ours, id=c.id, device=c.device,
+                                      target=c.media.id, result=c.result,
+                                      sha256=cert.digest(c).hex())
+
+    w = "io.mfpsecd.Wipe."
+    return {
+        w + "ListTargets": list_targets, w + "Start": start, w + "ListJobs": list_jobs,
+        w + "GetJob": get_job, w + "Watch": watch, w + "Cancel": cancel,
+        w + "GetCertificate": get_certificate, w + "VerifyCertificate": verify_certificate,
+    }

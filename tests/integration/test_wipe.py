@@ -1,0 +1,249 @@
+"""Sanitization end to end: the real daemon on a simulated board with image-file disks, the
+real `mfpsec` CLI, certificates signed by the device identity key, and power cuts
+(SIGKILL) in the middle of a multi-pass wipe."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from tests.integration.test_auth_cli import ADMIN_PW, ALICE_UID, CONFIG, MALLORY_UID, Cli
+from tests.support import daemon as ds
+
+SIZE = 8 << 20
+DISKS = [
+    {"id": "hdd0", "path": "disks/hdd0.img", "medium": "hdd", "sanitizable": True,
+     "size_bytes": SIZE},
+    {"id": "ssd0", "path": "disks/ssd0.img", "medium": "ssd", "sanitizable": True,
+     "size_bytes": SIZE},
+    # The system disk: listed (so it is described), never sanitizable.
+    {"id": "sys0", "path": "disks/sys0.img", "medium": "ssd", "sanitizable": False,
+     "size_bytes": SIZE},
+]
+
+
+def _cli(d: ds.DaemonProcess, *args: str, stdin: str | None = None
+         ) -> tuple[int, str, str]:
+    r = ds.mfpsec(d.socket_path, *args, stdin=stdin, timeout=120)
+    return r.returncode, r.stdout, r.stderr
+
+
+@pytest.fixture
+def daemon(short_tmp: Path) -> Iterator[ds.DaemonProcess]:
+    with ds.running(short_tmp / "d", config=CONFIG, tpm="none",
+                    board={"disks": DISKS}) as d:
+        yield d
+
+
+def test_cli_targets_start_certificate_and_verification(daemon: ds.DaemonProcess,
+                                                        short_tmp: Path) -> None:
+    d = daemon
+    image = d.root / "dev" / "disks" / "hdd0.img"
+    image.write_bytes(b"old data " * (SIZE // 9) + b"x" * (SIZE % 9))
+
+    rc, out, err = _cli(d, "wipe", "targets", "--json")
+    assert rc == 0, err
+    targets = {t["id"]: t for t in json.loads(out)}
+    assert set(targets) == {"hdd0", "ssd0", "sys0"}
+    assert targets["hdd0"]["size_bytes"] == SIZE and targets["hdd0"]["transport"] == "file"
+    assert not targets["sys0"]["sanitizable"]
+    rc, out, _ = _cli(d, "wipe", "targets")
+    assert "not sanitizable" in out.splitlines()[3] and "ready" in out.splitlines()[1]
+
+    # Root without a session: the recovery path, no password asked.
+    rc, out, err = _cli(d, "wipe", "start", "--target", "hdd0", "--mode", "5", "--yes")
+    assert rc == 0, (out, err)
+    assert "completed" in out and "certificate SHA-256" in out
+    assert image.read_bytes() == b"\xff" * SIZE  # mode 5 ends with 0xFF
+    job = json.loads(_cli(d, "wipe", "status", "--json")[1])[0]
+    assert job["state"] == "completed" and job["steps"] == ["0x00", "0xFF", "0x00", "0xFF",
+                                                            "verify"]
+    components = {c["name"]: c for c in json.loads(_cli(d, "status", "--json")[1])
+                  ["components"]}
+    assert components["wipe"]["detail"] == f"3 disk(s); last: {job['id']} completed"
+
+    cert_path, pdf_path = short_tmp / "cert.json", short_tmp / "cert.pdf"
+    rc, _, err = _cli(d, "wipe", "cert", job["id"], "--out", str(cert_path), "--pdf",
+                      str(pdf_path))
+    assert rc == 0, err
+    assert pdf_path.read_bytes().startswith(b"%PDF-")
+    document = json.loads(cert_path.read_text())
+    body = document["certificate"]
+    assert body["result"] == "success" and body["media"]["id"] == "hdd0"
+    assert body["method"]["passes"] == ["0x00", "0xFF", "0x00", "0xFF"]
+    assert body["operator"]["origin"] == "system"
+    assert body["verification"]["result"] == "passed"
+    rc, text, _ = _cli(d, "wipe", "cert", job["id"], "--text")
+    assert rc == 0 and "SANITIZATION CERTIFICATE" in text and job["certificate_sha256"] in text
+
+    rc, out, err = _cli(d, "wipe", "verify-cert", str(cert_path))
+    assert rc == 0 and "valid signature by this device" in out, err
+    # One changed field (the result of a failed run passed off as a success, say).
+    body["media"]["serial"] = "SOMEONE-ELSES"
+    forged = short_tmp / "forged.json"
+    forged.write_text(json.dumps(document))
+    rc, _, err = _cli(d, "wipe", "verify-cert", str(forged))
+    assert rc == 65 and "io.mfpsecd.Wipe.CertificateInvalid" in err
+
+    # Refusals (audited): the system disk, an unknown id.
+    rc, _, err = _cli(d, "wipe", "start", "--target", "sys0", "--mode", "1", "--yes")
+    assert rc != 0 and "TargetRefused" in err and "not listed as sanitizable" in err
+    rc, _, err = _cli(d, "wipe", "start", "--target", "nvme9", "--mode", "1", "--yes")
+    assert rc != 0 and "TargetUnknown" in err
+    assert image.read_bytes() == b"\xff" * SIZE
+
+    # The audit log has the start, each pass, the read-back and the certificate digest.
+    rc, out, _ = _cli(d, "audit", "show", "--type", "sanitize", "--json")
+    records = json.loads(out)
+    mine = [r for r in records if r["object"] == job["id"]]
+    assert [r["details"]["phase"] for r in mine] == ["start", "pass", "pass", "pass", "pass",
+                                                     "verify", "result"]
+    assert mine[-1]["details"]["certificate_sha256"] == job["certificate_sha256"]
+    refused = [r for r in records if r["outcome"] == "failure"]
+    assert [r["object"] for r in refused] == ["sys0", "nvme9"]
+
+
+@pytest.mark.root
+def test_a_logged_in_operator_reauthenticates_and_is_named(short_tmp: Path) -> None:
+    short_tmp.chmod(0o711)
+    with ds.running(short_tmp / "d", config=CONFIG, tpm="none",
+                    board={"disks": DISKS}) as d:
+        cli = Cli(d.socket_path, short_tmp / "rt")
+        (cli.runtime / "").mkdir(exist_ok=True)
+        cli.ok(ALICE_UID, "users", "init", "alice", "--password-file", "-", stdin=ADMIN_PW)
+        # Without a session a maintenance peer may not even list the disks.
+        assert "AuthenticationRequired" in cli.fails(ALICE_UID, "wipe", "targets")
+        cli.ok(ALICE_UID, "login", "-u", "alice", "--password-file", "-", stdin=ADMIN_PW)
+        cli.ok(ALICE_UID, "users", "add", "bob", "--role", "user", "--permanent",
+               "--password-file", "-", stdin="Plain-user-pass-2026")
+
+        err = cli.fails(ALICE_UID, "wipe", "start", "--target", "ssd0", "--mode", "8",
+                        "--yes", "--password-file", "-", stdin="not-her-password")
+        assert "AuthenticationFailed" in err
+        assert json.loads(cli.ok(ALICE_UID, "wipe", "status", "--json")) == []
+        out = cli.ok(ALICE_UID, "wipe", "start", "--target", "ssd0", "--mode", "8", "--yes",
+                     "--password-file", "-", stdin=ADMIN_PW)
+        assert "completed" in out
+        job = json.loads(cli.ok(ALICE_UID, "wipe", "status", "--json"))[0]
+        # Flash: one 0x00 pass whatever the mode asked (W-3), then the read-back.
+        assert job["steps"] == ["0x00", "verify"]
+        body = json.loads(cli.ok(ALICE_UID, "wipe", "cert", job["id"]))["certificate"]
+        assert body["operator"] == {"user": "alice", "role": "administrator", "origin": "cli"}
+        assert body["method"]["mode"] == 8 and "flash" in body["method"]["reason"]
+
+        # A plain user may not sanitize, password or not.
+        cli.ok(MALLORY_UID, "login", "-u", "bob", "--password-file", "-",
+               stdin="Plain-user-pass-2026")
+        err = cli.fails(MALLORY_UID, "wipe", "start", "--target", "hdd0", "--mode", "1",
+                        "--yes", "--password-file", "-", stdin="Plain-user-pass-2026")
+        assert "PermissionDenied" in err
+        records = json.loads(cli.ok(ALICE_UID, "audit", "show", "--limit", "0", "--json"))
+        failures = [r for r in records
+                    if r["type"] == "auth.login" and r["outcome"] == "failure"]
+        assert failures and failures[-1]["details"]["method"] == "reauthentication"
+
+
+# ---------------------------------------------------------------- power cuts
+
+KILLS = 20
+BIG = 1 << 30
+
+
+def _progress(db: Path) -> tuple[str, int, int]:
+    """The job's durable record, read as the daemon left it (WAL: a concurrent reader)."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+        row = conn.execute("SELECT state, step, offset FROM wipe_jobs").fetchone()
+    conn.close()
+    return (str(row[0]), int(row[1]), int(row[2])) if row else ("", 0, 0)
+
+
+def test_sigkill_twenty_times_during_a_1gib_mode3_wipe_resumes_to_a_verified_result(
+        short_tmp: Path) -> None:
+    """Mode 3 (0x00, 0xFF, random, read-back) over 1 GiB; the daemon is SIGKILLed 20 times
+    at random moments between checkpoints. Each start resumes from the last recorded
+    checkpoint; the result is the exact AES-CTR stream of the random pass (checked here
+    independently), and the certificate exists only at the end."""
+    root = short_tmp / "d"
+    disks = [{"id": "hdd0", "path": "disks/hdd0.img", "medium": "hdd", "sanitizable": True,
+              "size_bytes": BIG}]
+    config: dict[str, dict[str, Any]] = {
+        **CONFIG, "wipe": {"checkpoint_mib": 16, "progress_interval_ms": 20}}
+    db = root / "lib" / "state.sqlite3"
+    rng = random.Random(20261122)
+    d = ds.start(root, config=config, tpm="none", board={"disks": disks})
+    try:
+        rc, out, err = _cli(d, "wipe", "start", "--target", "hdd0", "--mode", "3", "--yes",
+                            "--no-wait", "--json")
+        assert rc == 0, err
+        job_id = json.loads(out)["id"]
+        steps, work = 4, 4 * BIG
+        kills: list[tuple[int, int]] = []
+        while len(kills) < KILLS:
+            state, step, offset = _progress(db)
+            assert state == "running", (state, kills)
+            done = step * BIG + offset
+            # Kill once the recorded progress has moved on by a share of what is left, so
+            # every start advances and the 20 kills all land before the end.
+            target = done + (work - done) // (KILLS - len(kills) + 3)
+            deadline = time.monotonic() + 60
+            while True:
+                state, step, offset = _progress(db)
+                if state != "running" or step * BIG + offset >= target:
+                    break
+                assert time.monotonic() < deadline, "no progress"
+                time.sleep(0.005)
+            assert state == "running", f"finished after only {len(kills)} kills"
+            time.sleep(rng.uniform(0, 0.05))  # land between two checkpoints
+            d.proc.send_signal(signal.SIGKILL)
+            d.proc.wait(10)
+            d.close_notify()
+            kills.append((step, offset))
+            # No certificate for a job that has not finished, whatever was interrupted.
+            with sqlite3.connect(db) as conn:
+                assert conn.execute("SELECT certificate FROM wipe_jobs").fetchone()[0] == ""
+            conn.close()
+            d = ds.start(root, config=config, tpm="none", board={"disks": disks})
+        assert len({s for s, _ in kills}) >= 3, kills  # kills in several passes
+
+        rc, out, err = _cli(d, "wipe", "status", job_id, "--follow", "--json")
+        assert rc == 0, err
+        final = json.loads(out.splitlines()[-1])
+        assert final["state"] == "completed", final
+        assert final["resumed"] == KILLS
+        assert final["steps"] == ["0x00", "0xFF", "random", "verify"]
+
+        # Independently: the image holds the random pass's AES-256-CTR stream, counter =
+        # offset / 16, with the key the job recorded.
+        with sqlite3.connect(db) as conn:
+            plan = json.loads(conn.execute("SELECT plan FROM wipe_jobs").fetchone()[0])
+        conn.close()
+        key = bytes.fromhex(plan["steps"][2]["key"])
+        stream = Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor()
+        with (root / "dev" / "disks" / "hdd0.img").open("rb") as f:
+            for _ in range(BIG // (16 << 20)):
+                chunk = f.read(16 << 20)
+                assert chunk == stream.update(bytes(len(chunk)))
+        assert steps == len(final["steps"])
+
+        cert_path = short_tmp / "cert.json"
+        assert _cli(d, "wipe", "cert", job_id, "--out", str(cert_path))[0] == 0
+        body = json.loads(cert_path.read_text())["certificate"]
+        assert body["resumed"] == KILLS and body["result"] == "success"
+        rc, out, _ = _cli(d, "wipe", "verify-cert", str(cert_path))
+        assert rc == 0 and "this device" in out
+        rc, out, _ = _cli(d, "audit", "show", "--type", "sanitize", "--json")
+        results = [r for r in json.loads(out) if r["details"].get("phase") == "result"]
+        assert len(results) == 1 and results[0]["details"]["result"] == "success"
+    finally:
+        if d.proc.poll() is None:
+            d.stop()
+        d.close_notify()
