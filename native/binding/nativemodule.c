@@ -1,10 +1,9 @@
 /*
  * mfpsecd._native: thin CPython binding over native/include/mfp_native.h.
- * Every engine return code goes through check_rc(), which raises NativeError
+ * Every engine return code goes through mfp_py_check_rc(), which raises NativeError
  * (an OSError subclass carrying the errno) so Python sees one exception type.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "binding.h"
 
 #include "mfp_native.h"
 
@@ -19,7 +18,7 @@ PyMODINIT_FUNC PyInit__native(void);
 
 static PyObject *NativeError;
 
-static int check_rc(int rc, const char *what)
+int mfp_py_check_rc(int rc, const char *what)
 {
     if (rc == 0)
         return 0;
@@ -50,7 +49,7 @@ static PyObject *py_secure_zero(PyObject *self, PyObject *obj)
         rc = mfp_secure_zero(view.buf, len);
     }
     PyBuffer_Release(&view);
-    if (check_rc(rc, "secure_zero") != 0)
+    if (mfp_py_check_rc(rc, "secure_zero") != 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -60,7 +59,7 @@ static PyObject *py_crypto_version(PyObject *self, PyObject *unused)
     (void)self;
     (void)unused;
     char buf[256];
-    if (check_rc(mfp_crypto_version(buf, sizeof buf), "crypto_version") != 0)
+    if (mfp_py_check_rc(mfp_crypto_version(buf, sizeof buf), "crypto_version") != 0)
         return NULL;
     return PyUnicode_DecodeASCII(buf, (Py_ssize_t)strlen(buf), "replace");
 }
@@ -73,7 +72,7 @@ static PyObject *py_crypto_selftest(PyObject *self, PyObject *unused)
     Py_BEGIN_ALLOW_THREADS
     rc = mfp_crypto_selftest();
     Py_END_ALLOW_THREADS
-    if (check_rc(rc, "crypto_selftest") != 0)
+    if (mfp_py_check_rc(rc, "crypto_selftest") != 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -136,7 +135,7 @@ static PyObject *py_aes256gcm_seal(PyObject *self, PyObject *const *args, Py_ssi
                             out, out + len);
     Py_END_ALLOW_THREADS
     aead_release(&b);
-    if (check_rc(rc, "aes256gcm_seal") != 0)
+    if (mfp_py_check_rc(rc, "aes256gcm_seal") != 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -160,7 +159,7 @@ static PyObject *py_aes256gcm_open(PyObject *self, PyObject *const *args, Py_ssi
                             in + len, b.out.buf);
     Py_END_ALLOW_THREADS
     aead_release(&b);
-    if (check_rc(rc, "aes256gcm_open") != 0)
+    if (mfp_py_check_rc(rc, "aes256gcm_open") != 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -190,7 +189,7 @@ static PyObject *py_xor(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     PyBuffer_Release(&b);
     PyBuffer_Release(&a);
     PyBuffer_Release(&dst);
-    if (check_rc(rc, "xor") != 0)
+    if (mfp_py_check_rc(rc, "xor") != 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -203,7 +202,7 @@ static PyObject *py_random_into(PyObject *self, PyObject *obj)
         return NULL;
     int rc = mfp_random(view.buf, (size_t)view.len);
     PyBuffer_Release(&view);
-    if (check_rc(rc, "random") != 0)
+    if (mfp_py_check_rc(rc, "random") != 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -238,7 +237,7 @@ static PyObject *py_rsa_oaep_encrypt(PyObject *self, PyObject *const *args, Py_s
     PyBuffer_Release(&msg);
     PyBuffer_Release(&label);
     PyBuffer_Release(&der);
-    if (check_rc(rc, "rsa_oaep_sha256_encrypt") != 0)
+    if (mfp_py_check_rc(rc, "rsa_oaep_sha256_encrypt") != 0)
         return NULL;
     /* The ciphertext is not secret: bytes is fine. */
     return PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)out_len);
@@ -300,7 +299,7 @@ static PyObject *py_audit_chain(PyObject *self, PyObject *const *args, Py_ssize_
     PyMem_Free(lens);
     Py_DECREF(tuple);
     if (rc != 0 && rc != -EBADMSG) {
-        check_rc(rc, "audit_chain");
+        mfp_py_check_rc(rc, "audit_chain");
         return NULL;
     }
     return Py_BuildValue("(iny#)", kind, (Py_ssize_t)bad, (const char *)hash,
@@ -412,7 +411,7 @@ static PyObject *py_wipe_geometry(PyObject *self, PyObject *arg)
         return NULL;
     uint64_t size = 0;
     uint32_t lb = 0;
-    if (check_rc(mfp_wipe_geometry(fd, &size, &lb), "wipe_geometry") != 0)
+    if (mfp_py_check_rc(mfp_wipe_geometry(fd, &size, &lb), "wipe_geometry") != 0)
         return NULL;
     return Py_BuildValue("(KI)", (unsigned long long)size, (unsigned int)lb);
 }
@@ -470,7 +469,7 @@ static PyObject *wipe_call(PyObject *const *args, Py_ssize_t nargs, int writing)
         rc = mfp_wipe_verify(fd, start, end, &pass, (unsigned)flags, WS(state));
     Py_END_ALLOW_THREADS
     mfp_secure_zero(&pass, sizeof pass);
-    if (check_rc(rc, writing ? "wipe_write" : "wipe_verify") != 0)
+    if (mfp_py_check_rc(rc, writing ? "wipe_write" : "wipe_verify") != 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -548,7 +547,7 @@ static int module_exec(PyObject *m)
     if (PyModule_AddIntConstant(m, "WIPE_DIRECT", MFP_WIPE_DIRECT) != 0 ||
         PyModule_AddIntConstant(m, "WIPE_CHUNK_BYTES", MFP_WIPE_CHUNK_BYTES) != 0)
         return -1;
-    return 0;
+    return mfp_py_stream_exec(m);
 }
 
 static PyModuleDef_Slot slots[] = {

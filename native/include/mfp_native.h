@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MFP_NATIVE_ABI_VERSION 4
+#define MFP_NATIVE_ABI_VERSION 5
 
 /*
  * Overwrite n bytes at p with zeros in a way the compiler may not elide
@@ -162,5 +162,98 @@ int mfp_wipe_write(int fd, uint64_t start, uint64_t end, const struct mfp_pass *
  */
 int mfp_wipe_verify(int fd, uint64_t start, uint64_t end, const struct mfp_pass *pass,
                     unsigned flags, struct mfp_wipe_state *state);
+
+/* ---- segmented AES-256-GCM streams for stored objects (src/stream.c) */
+
+/*
+ * Layout: a 16-byte header (magic "MFPE", version 1, log2 of the segment size, two zero
+ * bytes, an 8-byte random nonce prefix), then the segments, each its ciphertext and a
+ * 16-byte tag. Every segment but the last holds exactly one segment size of plaintext;
+ * the last holds 0..segment size bytes (an empty object is one empty final segment).
+ * Segment i uses the nonce prefix || big-endian uint32 i and the associated data
+ * header || final flag (1 byte) || the caller's context (e.g. the object id), so
+ * truncation, reordering, swapping segments between objects, appending, a changed header
+ * or a wrong context all fail authentication.
+ */
+#define MFP_STREAM_HEADER_BYTES 16
+#define MFP_STREAM_TAG_BYTES 16
+#define MFP_STREAM_MIN_SHIFT 12 /* 4 KiB segments */
+#define MFP_STREAM_MAX_SHIFT 24 /* 16 MiB */
+#define MFP_STREAM_DEFAULT_SHIFT 16
+#define MFP_STREAM_MAX_THREADS 16
+#define MFP_STREAM_MAX_CONTEXT 256
+
+struct mfp_stream_params {
+    const uint8_t *key;     /* 32 bytes: the object's own data key */
+    const uint8_t *context; /* bound to every segment; may be NULL when context_len is 0 */
+    size_t context_len;     /* <= MFP_STREAM_MAX_CONTEXT */
+    unsigned seg_shift;     /* sealing: log2 of the segment size; opening reads the header */
+    unsigned threads;       /* worker threads, 1..MFP_STREAM_MAX_THREADS */
+};
+
+/* Progress and cancel, shared with a poller like struct mfp_wipe_state. */
+struct mfp_stream_state {
+    _Atomic uint64_t bytes_in;    /* consumed from the source */
+    _Atomic uint64_t bytes_out;   /* written to the destination */
+    _Atomic uint64_t bad_segment; /* the first segment that failed authentication */
+    _Atomic int cancel;           /* set non-zero to stop at the next slot (fd streams) */
+};
+
+/* Sealed size of len bytes of plaintext with segments of 1 << seg_shift. -EINVAL, -EFBIG. */
+int mfp_stream_sealed_size(uint64_t len, unsigned seg_shift, uint64_t *sealed);
+
+/*
+ * Plaintext size of a sealed stream of sealed_len bytes whose header is at header (at
+ * least MFP_STREAM_HEADER_BYTES). -EBADMSG when the header is not ours or the length
+ * cannot be a stream (truncated inside a tag, or no final segment).
+ */
+int mfp_stream_plain_size(const uint8_t *header, uint64_t sealed_len, uint64_t *plain);
+
+/*
+ * Memory to memory. Seal writes the header (a fresh random nonce prefix) and the
+ * segments; out_cap must hold mfp_stream_sealed_size. Open authenticates and decrypts
+ * every segment; on any failure the whole output is zeroed and -EBADMSG returned
+ * (state->bad_segment when state is given). Segments are split across p->threads.
+ * state may be NULL. Returns 0 with *out_len, -EINVAL, -ENOSPC (out_cap), -ENOMEM, -EIO.
+ */
+int mfp_stream_seal(const struct mfp_stream_params *p, const uint8_t *in, size_t len,
+                    uint8_t *out, size_t out_cap, size_t *out_len,
+                    struct mfp_stream_state *state);
+int mfp_stream_open(const struct mfp_stream_params *p, const uint8_t *in, size_t len,
+                    uint8_t *out, size_t out_cap, size_t *out_len,
+                    struct mfp_stream_state *state);
+
+/*
+ * File descriptor to file descriptor (pipes included: I/O is sequential read/write). A
+ * reader (the calling thread), p->threads workers and a writer overlap, so encryption
+ * hides behind the I/O. Seal returns the bytes written (*out_bytes). Open writes
+ * plaintext only of authenticated segments, in order; out_fd -1 authenticates without
+ * writing (run it first when no plaintext may be released before the whole object is
+ * known good). Returns 0; -EBADMSG (state->bad_segment); -ECANCELED; -errno of read or
+ * write; -EINVAL; -ENOMEM; -EAGAIN when a thread cannot be started. The destination is
+ * not flushed: fdatasync is the caller's.
+ */
+int mfp_stream_seal_fd(const struct mfp_stream_params *p, int in_fd, int out_fd,
+                       uint64_t *out_bytes, struct mfp_stream_state *state);
+int mfp_stream_open_fd(const struct mfp_stream_params *p, int in_fd, int out_fd,
+                       uint64_t *out_bytes, struct mfp_stream_state *state);
+
+/* ---- AES-256-XTS for raw partitions (src/xts.c) */
+
+#define MFP_XTS_KEY_BYTES 64
+
+/*
+ * One data unit with a raw 16-byte tweak (IEEE 1619): len >= 16 (ciphertext stealing for
+ * a partial last block). key: two 32-byte halves, which must differ. -EINVAL, -EIO.
+ */
+int mfp_aes256xts_unit(const uint8_t *key, const uint8_t *tweak, const uint8_t *in,
+                       uint8_t *out, size_t len, int encrypt);
+
+/*
+ * Whole sectors: len a multiple of sector_size (16..1 MiB, a multiple of 16); sector n
+ * (first_sector + i) uses the tweak n as 16 little-endian bytes (dm-crypt "plain64").
+ */
+int mfp_aes256xts_sectors(const uint8_t *key, uint64_t first_sector, size_t sector_size,
+                          const uint8_t *in, uint8_t *out, size_t len, int encrypt);
 
 #endif

@@ -1,0 +1,716 @@
+/*
+ * Segmented AES-256-GCM streams (the job store's objects): see mfp_native.h for the
+ * layout. Each segment is independent given its index and whether it is the last, so
+ * segments are spread over worker threads; for file descriptors a reader, the workers
+ * and a writer run as a pipeline over a ring of slots of several segments each.
+ */
+#include "mfp_native.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#define VERSION 1
+#define SLOT_BYTES (1u << 20) /* plaintext per pipeline slot (at least one segment) */
+#define MAX_SEGMENTS (1ull << 32)
+
+static const uint8_t MAGIC[4] = {'M', 'F', 'P', 'E'};
+
+/* What every segment of one stream shares. */
+struct job {
+    const uint8_t *key;
+    uint8_t header[MFP_STREAM_HEADER_BYTES];
+    const uint8_t *context;
+    size_t context_len;
+    size_t seg; /* plaintext bytes per segment */
+    int enc;
+};
+
+static int check_params(const struct mfp_stream_params *p, int sealing)
+{
+    if (p == NULL || p->key == NULL || (p->context == NULL && p->context_len > 0) ||
+        p->context_len > MFP_STREAM_MAX_CONTEXT || p->threads < 1 ||
+        p->threads > MFP_STREAM_MAX_THREADS)
+        return -EINVAL;
+    if (sealing && (p->seg_shift < MFP_STREAM_MIN_SHIFT || p->seg_shift > MFP_STREAM_MAX_SHIFT))
+        return -EINVAL;
+    return 0;
+}
+
+static int job_seal(struct job *j, const struct mfp_stream_params *p)
+{
+    memset(j, 0, sizeof *j);
+    j->key = p->key;
+    j->context = p->context;
+    j->context_len = p->context_len;
+    j->seg = (size_t)1 << p->seg_shift;
+    j->enc = 1;
+    memcpy(j->header, MAGIC, sizeof MAGIC);
+    j->header[4] = VERSION;
+    j->header[5] = (uint8_t)p->seg_shift;
+    return mfp_random(j->header + 8, 8);
+}
+
+/* A header we write: its segment size, else -EBADMSG. */
+static int header_seg(const uint8_t *header, size_t *seg)
+{
+    if (memcmp(header, MAGIC, sizeof MAGIC) != 0 || header[4] != VERSION ||
+        header[5] < MFP_STREAM_MIN_SHIFT || header[5] > MFP_STREAM_MAX_SHIFT ||
+        header[6] != 0 || header[7] != 0)
+        return -EBADMSG;
+    *seg = (size_t)1 << header[5];
+    return 0;
+}
+
+/* The header of a stream being opened: -EBADMSG unless it is one we write. */
+static int job_open(struct job *j, const struct mfp_stream_params *p, const uint8_t *header)
+{
+    memset(j, 0, sizeof *j);
+    int rc = header_seg(header, &j->seg);
+    if (rc != 0)
+        return rc;
+    memcpy(j->header, header, MFP_STREAM_HEADER_BYTES);
+    j->key = p->key;
+    j->context = p->context;
+    j->context_len = p->context_len;
+    j->enc = 0;
+    return 0;
+}
+
+int mfp_stream_sealed_size(uint64_t len, unsigned seg_shift, uint64_t *sealed)
+{
+    if (sealed == NULL || seg_shift < MFP_STREAM_MIN_SHIFT || seg_shift > MFP_STREAM_MAX_SHIFT)
+        return -EINVAL;
+    uint64_t seg = (uint64_t)1 << seg_shift;
+    uint64_t n = len == 0 ? 1 : (len + seg - 1) / seg;
+    if (n > MAX_SEGMENTS || len > UINT64_MAX - MFP_STREAM_HEADER_BYTES - n * MFP_STREAM_TAG_BYTES)
+        return -EFBIG;
+    *sealed = MFP_STREAM_HEADER_BYTES + len + n * MFP_STREAM_TAG_BYTES;
+    return 0;
+}
+
+/* Segment count and plaintext size of a body of body_len bytes (after the header). */
+static int body_shape(size_t seg, uint64_t body_len, uint64_t *nseg, uint64_t *plain)
+{
+    uint64_t full = seg + MFP_STREAM_TAG_BYTES;
+    if (body_len < MFP_STREAM_TAG_BYTES)
+        return -EBADMSG; /* not even the final segment's tag */
+    uint64_t n = (body_len + full - 1) / full;
+    uint64_t last = body_len - (n - 1) * full;
+    if (last < MFP_STREAM_TAG_BYTES || n > MAX_SEGMENTS)
+        return -EBADMSG;
+    *nseg = n;
+    *plain = body_len - n * MFP_STREAM_TAG_BYTES;
+    return 0;
+}
+
+int mfp_stream_plain_size(const uint8_t *header, uint64_t sealed_len, uint64_t *plain)
+{
+    if (header == NULL || plain == NULL)
+        return -EINVAL;
+    if (sealed_len < MFP_STREAM_HEADER_BYTES)
+        return -EBADMSG;
+    size_t seg = 0;
+    uint64_t n = 0;
+    int rc = header_seg(header, &seg);
+    if (rc == 0)
+        rc = body_shape(seg, sealed_len - MFP_STREAM_HEADER_BYTES, &n, plain);
+    return rc;
+}
+
+/* ---- one segment */
+
+static EVP_CIPHER_CTX *ctx_new(const struct job *j)
+{
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    if (ctx != NULL &&
+        EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, j->key, NULL, j->enc) != 1) {
+        EVP_CIPHER_CTX_free(ctx);
+        ctx = NULL;
+    }
+    return ctx;
+}
+
+/*
+ * Sealing: in holds len <= seg plaintext bytes, out gets len + 16. Opening: in holds
+ * len >= 16 sealed bytes, out gets len - 16 (zeroed when authentication fails).
+ */
+static int segment(EVP_CIPHER_CTX *ctx, const struct job *j, uint64_t index, int final,
+                   const uint8_t *in, size_t len, uint8_t *out)
+{
+    if (index >= MAX_SEGMENTS)
+        return -EFBIG;
+    uint8_t nonce[MFP_GCM_NONCE_BYTES];
+    memcpy(nonce, j->header + 8, 8);
+    for (int i = 0; i < 4; i++)
+        nonce[11 - i] = (uint8_t)(index >> (8 * i));
+    size_t body = j->enc ? len : len - MFP_STREAM_TAG_BYTES;
+    if (body > INT_MAX)
+        return -EOVERFLOW;
+    uint8_t flag = final ? 1 : 0;
+    int outl = 0;
+    if (EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce, j->enc) != 1 ||
+        EVP_CipherUpdate(ctx, NULL, &outl, j->header, MFP_STREAM_HEADER_BYTES) != 1 ||
+        EVP_CipherUpdate(ctx, NULL, &outl, &flag, 1) != 1 ||
+        (j->context_len > 0 &&
+         EVP_CipherUpdate(ctx, NULL, &outl, j->context, (int)j->context_len) != 1))
+        return -EIO;
+    if (body > 0 && EVP_CipherUpdate(ctx, out, &outl, in, (int)body) != 1)
+        return -EIO;
+    if (j->enc) {
+        if (EVP_CipherFinal_ex(ctx, out + body, &outl) != 1 ||
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, MFP_STREAM_TAG_BYTES, out + body) != 1)
+            return -EIO;
+        return 0;
+    }
+    uint8_t tag[MFP_STREAM_TAG_BYTES];
+    memcpy(tag, in + body, sizeof tag);
+    if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, MFP_STREAM_TAG_BYTES, tag) != 1)
+        return -EIO;
+    if (EVP_CipherFinal_ex(ctx, out + body, &outl) != 1) {
+        mfp_secure_zero(out, body);
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+/* Segments [first, first + n) of a run laid out contiguously from in/out, the last of
+ * which is the stream's final one when final is set. -EBADMSG sets *bad. */
+static int run(EVP_CIPHER_CTX *ctx, const struct job *j, uint64_t first, uint64_t n,
+               int final, uint64_t plain_total, const uint8_t *in, uint8_t *out,
+               uint64_t *bad)
+{
+    const size_t full = j->seg + MFP_STREAM_TAG_BYTES;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t k = first + i;
+        int last = final && i == n - 1;
+        size_t plen = last ? (size_t)(plain_total - k * j->seg) : j->seg;
+        const uint8_t *src = in + (j->enc ? i * j->seg : i * full);
+        uint8_t *dst = out + (j->enc ? i * full : i * j->seg);
+        int rc = segment(ctx, j, k, last, src, j->enc ? plen : plen + MFP_STREAM_TAG_BYTES,
+                         dst);
+        if (rc != 0) {
+            *bad = k;
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* ---- memory to memory */
+
+struct share {
+    const struct job *j;
+    uint64_t first, n, nseg, plain_total;
+    const uint8_t *in;
+    uint8_t *out;
+    uint64_t bad;
+    int rc;
+    pthread_t thread;
+    int started;
+};
+
+static void *share_run(void *arg)
+{
+    struct share *s = arg;
+    EVP_CIPHER_CTX *ctx = ctx_new(s->j);
+    if (ctx == NULL) {
+        s->rc = -ENOMEM;
+        return NULL;
+    }
+    const size_t full = s->j->seg + MFP_STREAM_TAG_BYTES;
+    size_t in_step = s->j->enc ? s->j->seg : full;
+    size_t out_step = s->j->enc ? full : s->j->seg;
+    s->rc = run(ctx, s->j, s->first, s->n, s->first + s->n == s->nseg, s->plain_total,
+                s->in + s->first * in_step, s->out + s->first * out_step, &s->bad);
+    EVP_CIPHER_CTX_free(ctx);
+    return NULL;
+}
+
+/* All nseg segments, split in contiguous runs over up to `threads` threads (the caller is
+ * one of them). Returns the first failure in stream order. */
+static int parallel(const struct job *j, unsigned threads, uint64_t nseg, uint64_t plain,
+                    const uint8_t *in, uint8_t *out, uint64_t *bad)
+{
+    /* A thread is worth starting for at least 1 MiB of work. */
+    uint64_t per_mib = (SLOT_BYTES + j->seg - 1) / j->seg;
+    uint64_t useful = nseg / per_mib;
+    unsigned t = threads;
+    if (useful < t)
+        t = useful < 1 ? 1 : (unsigned)useful;
+    struct share s[MFP_STREAM_MAX_THREADS];
+    memset(s, 0, sizeof s);
+    uint64_t at = 0;
+    for (unsigned i = 0; i < t; i++) {
+        uint64_t n = nseg / t + (i < nseg % t ? 1 : 0);
+        s[i] = (struct share){.j = j, .first = at, .n = n, .nseg = nseg, .plain_total = plain,
+                              .in = in, .out = out};
+        at += n;
+    }
+    for (unsigned i = 1; i < t; i++) {
+        if (pthread_create(&s[i].thread, NULL, share_run, &s[i]) == 0)
+            s[i].started = 1;
+        else
+            share_run(&s[i]); /* no thread: do its share here */
+    }
+    share_run(&s[0]);
+    int rc = 0;
+    for (unsigned i = 0; i < t; i++) {
+        if (s[i].started)
+            (void)pthread_join(s[i].thread, NULL);
+        if (rc == 0 && s[i].rc != 0) {
+            rc = s[i].rc;
+            *bad = s[i].bad;
+        }
+    }
+    return rc;
+}
+
+int mfp_stream_seal(const struct mfp_stream_params *p, const uint8_t *in, size_t len,
+                    uint8_t *out, size_t out_cap, size_t *out_len,
+                    struct mfp_stream_state *state)
+{
+    int rc = check_params(p, 1);
+    if (rc != 0 || (in == NULL && len > 0) || out == NULL || out_len == NULL)
+        return rc != 0 ? rc : -EINVAL;
+    uint64_t total = 0;
+    rc = mfp_stream_sealed_size(len, p->seg_shift, &total);
+    if (rc != 0)
+        return rc;
+    if (total > out_cap)
+        return -ENOSPC;
+    struct job j;
+    if ((rc = job_seal(&j, p)) != 0)
+        return rc;
+    memcpy(out, j.header, MFP_STREAM_HEADER_BYTES);
+    uint64_t nseg = len == 0 ? 1 : (len + j.seg - 1) / j.seg;
+    uint64_t bad = 0;
+    rc = parallel(&j, p->threads, nseg, len, in, out + MFP_STREAM_HEADER_BYTES, &bad);
+    if (rc != 0) {
+        mfp_secure_zero(out, (size_t)total);
+        return rc;
+    }
+    *out_len = (size_t)total;
+    if (state != NULL) {
+        atomic_store(&state->bytes_in, len);
+        atomic_store(&state->bytes_out, total);
+    }
+    return 0;
+}
+
+int mfp_stream_open(const struct mfp_stream_params *p, const uint8_t *in, size_t len,
+                    uint8_t *out, size_t out_cap, size_t *out_len,
+                    struct mfp_stream_state *state)
+{
+    int rc = check_params(p, 0);
+    if (rc != 0 || in == NULL || (out == NULL && out_cap > 0) || out_len == NULL)
+        return rc != 0 ? rc : -EINVAL;
+    if (len < MFP_STREAM_HEADER_BYTES)
+        return -EBADMSG;
+    struct job j;
+    uint64_t nseg = 0, plain = 0;
+    if ((rc = job_open(&j, p, in)) != 0 ||
+        (rc = body_shape(j.seg, len - MFP_STREAM_HEADER_BYTES, &nseg, &plain)) != 0) {
+        if (state != NULL)
+            atomic_store(&state->bad_segment, 0);
+        return rc;
+    }
+    if (plain > out_cap)
+        return -ENOSPC;
+    uint8_t dummy = 0;
+    uint64_t bad = 0;
+    rc = parallel(&j, p->threads, nseg, plain, in + MFP_STREAM_HEADER_BYTES,
+                  plain > 0 ? out : &dummy, &bad);
+    if (rc != 0) {
+        if (plain > 0)
+            mfp_secure_zero(out, (size_t)plain); /* never a partial plaintext */
+        if (state != NULL)
+            atomic_store(&state->bad_segment, bad);
+        return rc;
+    }
+    *out_len = (size_t)plain;
+    if (state != NULL) {
+        atomic_store(&state->bytes_in, len);
+        atomic_store(&state->bytes_out, plain);
+    }
+    return 0;
+}
+
+/* ---- file descriptors: reader -> workers -> writer over a ring of slots */
+
+enum { EMPTY, FILLED, BUSY, DONE };
+
+struct slot {
+    uint8_t *in, *out;
+    size_t in_len, out_len;
+    uint64_t first; /* index of the slot's first segment */
+    uint64_t nseg;
+    int final;         /* its last segment is the stream's last */
+    uint64_t plain_at;    /* plaintext offset of its first segment */
+    uint64_t plain_total; /* plaintext offset of its end: the stream's size in the last */
+    int state;
+};
+
+struct pipeline {
+    int sync_ready; /* mu and cv are initialised */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct slot *slots;
+    unsigned nslots;
+    uint64_t filled;  /* slots handed over by the reader */
+    uint64_t taken;   /* next slot a worker takes */
+    uint64_t written; /* next slot the writer takes */
+    int eof;          /* the reader is done: filled is the total */
+    int err;
+    uint64_t bad;
+    const struct job *j;
+    int out_fd;
+    struct mfp_stream_state *st;
+    size_t in_cap, out_cap; /* per slot */
+};
+
+static void fail(struct pipeline *pl, int rc, uint64_t bad)
+{
+    pthread_mutex_lock(&pl->mu);
+    if (pl->err == 0) {
+        pl->err = rc;
+        pl->bad = bad;
+    }
+    pthread_cond_broadcast(&pl->cv);
+    pthread_mutex_unlock(&pl->mu);
+}
+
+static int crypt_slot(EVP_CIPHER_CTX *ctx, const struct job *j, struct slot *s, uint64_t *bad)
+{
+    return run(ctx, j, s->first, s->nseg, s->final, s->plain_total, s->in, s->out, bad);
+}
+
+static void *worker(void *arg)
+{
+    struct pipeline *pl = arg;
+    EVP_CIPHER_CTX *ctx = ctx_new(pl->j);
+    if (ctx == NULL) {
+        fail(pl, -ENOMEM, 0);
+        return NULL;
+    }
+    for (;;) {
+        pthread_mutex_lock(&pl->mu);
+        while (pl->err == 0 && pl->taken == pl->filled && !pl->eof)
+            pthread_cond_wait(&pl->cv, &pl->mu);
+        if (pl->err != 0 || pl->taken == pl->filled) {
+            pthread_mutex_unlock(&pl->mu);
+            break;
+        }
+        struct slot *s = &pl->slots[pl->taken % pl->nslots];
+        pl->taken++;
+        s->state = BUSY;
+        pthread_mutex_unlock(&pl->mu);
+        uint64_t bad = 0;
+        int rc = crypt_slot(ctx, pl->j, s, &bad);
+        if (rc != 0) {
+            fail(pl, rc, bad);
+            break;
+        }
+        pthread_mutex_lock(&pl->mu);
+        s->state = DONE;
+        pthread_cond_broadcast(&pl->cv);
+        pthread_mutex_unlock(&pl->mu);
+    }
+    EVP_CIPHER_CTX_free(ctx);
+    return NULL;
+}
+
+static int write_all(int fd, const uint8_t *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            return -ENOSPC;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Up to len bytes; fewer only at end of input. */
+static int read_full(int fd, uint8_t *buf, size_t len, size_t *got)
+{
+    *got = 0;
+    while (*got < len) {
+        ssize_t n = read(fd, buf + *got, len - *got);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            break;
+        *got += (size_t)n;
+    }
+    return 0;
+}
+
+static void *writer(void *arg)
+{
+    struct pipeline *pl = arg;
+    for (;;) {
+        pthread_mutex_lock(&pl->mu);
+        struct slot *s = &pl->slots[pl->written % pl->nslots];
+        while (pl->err == 0 && !(pl->written < pl->filled && s->state == DONE) &&
+               !(pl->eof && pl->written == pl->filled))
+            pthread_cond_wait(&pl->cv, &pl->mu);
+        if (pl->err != 0 || pl->written == pl->filled) {
+            pthread_mutex_unlock(&pl->mu);
+            break;
+        }
+        pthread_mutex_unlock(&pl->mu);
+        int rc = pl->out_fd >= 0 ? write_all(pl->out_fd, s->out, s->out_len) : 0;
+        if (rc != 0) {
+            fail(pl, rc, 0);
+            break;
+        }
+        atomic_fetch_add(&pl->st->bytes_out, s->out_len);
+        pthread_mutex_lock(&pl->mu);
+        s->state = EMPTY;
+        pl->written++;
+        pthread_cond_broadcast(&pl->cv);
+        pthread_mutex_unlock(&pl->mu);
+    }
+    return NULL;
+}
+
+/* Reading: one byte looked ahead tells whether a full slot is the last. */
+struct source {
+    int fd;
+    int have_carry;
+    uint8_t carry;
+    uint64_t consumed;
+};
+
+static int fill(struct source *src, uint8_t *buf, size_t cap, size_t *got, int *final)
+{
+    size_t n = 0;
+    *got = 0;
+    if (src->have_carry) {
+        buf[0] = src->carry;
+        src->have_carry = 0;
+        *got = 1;
+    }
+    int rc = read_full(src->fd, buf + *got, cap - *got, &n);
+    if (rc != 0)
+        return rc;
+    *got += n;
+    *final = *got < cap;
+    if (!*final) {
+        rc = read_full(src->fd, &src->carry, 1, &n);
+        if (rc != 0)
+            return rc;
+        src->have_carry = n == 1;
+        *final = n == 0;
+    }
+    src->consumed += *got;
+    return 0;
+}
+
+/* Lays out a freshly read slot: its segments, and whether its length can be a stream's. */
+static int shape_slot(const struct job *j, struct slot *s, uint64_t first, uint64_t plain_at)
+{
+    const size_t full = j->seg + MFP_STREAM_TAG_BYTES;
+    s->first = first;
+    s->plain_at = plain_at;
+    if (j->enc) {
+        s->nseg = s->in_len == 0 ? 1 : (s->in_len + j->seg - 1) / j->seg;
+        s->out_len = s->in_len + s->nseg * MFP_STREAM_TAG_BYTES;
+        s->plain_total = plain_at + s->in_len;
+        return 0;
+    }
+    uint64_t nseg = 0, plain = 0;
+    if (s->final) {
+        int rc = body_shape(j->seg, s->in_len, &nseg, &plain);
+        if (rc != 0)
+            return rc;
+    } else {
+        nseg = s->in_len / full;
+        plain = nseg * j->seg;
+    }
+    s->nseg = nseg;
+    s->out_len = (size_t)plain;
+    s->plain_total = plain_at + plain;
+    return 0;
+}
+
+static void pipeline_free(struct pipeline *pl)
+{
+    if (pl->slots != NULL) {
+        for (unsigned i = 0; i < pl->nslots; i++) {
+            if (pl->slots[i].in != NULL)
+                mfp_secure_zero(pl->slots[i].in, pl->in_cap);
+            if (pl->slots[i].out != NULL)
+                mfp_secure_zero(pl->slots[i].out, pl->out_cap);
+            free(pl->slots[i].in);
+            free(pl->slots[i].out);
+        }
+        free(pl->slots);
+    }
+    if (pl->sync_ready) {
+        pthread_cond_destroy(&pl->cv);
+        pthread_mutex_destroy(&pl->mu);
+    }
+}
+
+static int pipeline_init(struct pipeline *pl, const struct job *j, unsigned threads, int out_fd,
+                         struct mfp_stream_state *st)
+{
+    memset(pl, 0, sizeof *pl);
+    if (pthread_mutex_init(&pl->mu, NULL) != 0)
+        return -ENOMEM;
+    if (pthread_cond_init(&pl->cv, NULL) != 0) {
+        pthread_mutex_destroy(&pl->mu);
+        return -ENOMEM;
+    }
+    pl->sync_ready = 1;
+    pl->j = j;
+    pl->out_fd = out_fd;
+    pl->st = st;
+    size_t per = j->seg >= SLOT_BYTES ? 1 : SLOT_BYTES / j->seg;
+    size_t plain = per * j->seg, sealed = per * (j->seg + MFP_STREAM_TAG_BYTES);
+    pl->in_cap = j->enc ? plain : sealed;
+    pl->out_cap = j->enc ? sealed : plain;
+    /* Each worker busy on one slot while the reader fills and the writer drains others. */
+    pl->nslots = 2 * threads + 2;
+    pl->slots = calloc(pl->nslots, sizeof *pl->slots);
+    if (pl->slots == NULL)
+        return -ENOMEM;
+    for (unsigned i = 0; i < pl->nslots; i++) {
+        pl->slots[i].in = malloc(pl->in_cap);
+        pl->slots[i].out = malloc(pl->out_cap);
+        if (pl->slots[i].in == NULL || pl->slots[i].out == NULL)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* The reader's loop (this thread) with the workers and the writer running. */
+static int pump(struct pipeline *pl, struct source *src, unsigned threads)
+{
+    pthread_t tid[MFP_STREAM_MAX_THREADS + 1];
+    unsigned started = 0;
+    int rc = 0;
+    for (unsigned i = 0; i < threads + 1 && rc == 0; i++) {
+        if (pthread_create(&tid[i], NULL, i == 0 ? writer : worker, pl) != 0)
+            rc = -EAGAIN;
+        else
+            started++;
+    }
+    if (rc != 0)
+        fail(pl, rc, 0);
+    const size_t full = pl->j->seg + MFP_STREAM_TAG_BYTES;
+    uint64_t first = 0, plain_at = 0;
+    for (uint64_t seq = 0; rc == 0; seq++) {
+        struct slot *s = &pl->slots[seq % pl->nslots];
+        pthread_mutex_lock(&pl->mu);
+        while (pl->err == 0 && s->state != EMPTY)
+            pthread_cond_wait(&pl->cv, &pl->mu);
+        rc = pl->err;
+        pthread_mutex_unlock(&pl->mu);
+        if (rc != 0)
+            break;
+        if (atomic_load(&pl->st->cancel)) {
+            rc = -ECANCELED;
+            fail(pl, rc, 0);
+            break;
+        }
+        rc = fill(src, s->in, pl->in_cap, &s->in_len, &s->final);
+        if (rc == 0)
+            rc = shape_slot(pl->j, s, first, plain_at);
+        if (rc != 0) {
+            /* A sealed stream ending inside a tag: its last segment is the bad one. */
+            fail(pl, rc, first + (s->in_len > 0 ? (s->in_len + full - 1) / full - 1 : 0));
+            break;
+        }
+        atomic_store(&pl->st->bytes_in, src->consumed);
+        first += s->nseg;
+        plain_at = s->plain_total;
+        pthread_mutex_lock(&pl->mu);
+        s->state = FILLED;
+        pl->filled = seq + 1;
+        if (s->final)
+            pl->eof = 1;
+        pthread_cond_broadcast(&pl->cv);
+        pthread_mutex_unlock(&pl->mu);
+        if (s->final)
+            break;
+    }
+    if (rc != 0) {
+        pthread_mutex_lock(&pl->mu);
+        pl->eof = 1;
+        pthread_cond_broadcast(&pl->cv);
+        pthread_mutex_unlock(&pl->mu);
+    }
+    for (unsigned i = 0; i < started; i++)
+        (void)pthread_join(tid[i], NULL);
+    return pl->err;
+}
+
+static int stream_fd(const struct mfp_stream_params *p, int sealing, int in_fd, int out_fd,
+                     uint64_t *out_bytes, struct mfp_stream_state *state)
+{
+    int rc = check_params(p, sealing);
+    if (rc != 0 || in_fd < 0 || (sealing && out_fd < 0) || out_bytes == NULL || state == NULL)
+        return rc != 0 ? rc : -EINVAL;
+    atomic_store(&state->bytes_in, 0);
+    atomic_store(&state->bytes_out, 0);
+    atomic_store(&state->bad_segment, 0);
+    struct job j;
+    struct source src = {.fd = in_fd};
+    if (sealing) {
+        rc = job_seal(&j, p);
+        if (rc == 0)
+            rc = write_all(out_fd, j.header, MFP_STREAM_HEADER_BYTES);
+        if (rc != 0)
+            return rc;
+        atomic_store(&state->bytes_out, MFP_STREAM_HEADER_BYTES);
+    } else {
+        uint8_t header[MFP_STREAM_HEADER_BYTES];
+        size_t got = 0;
+        rc = read_full(in_fd, header, sizeof header, &got);
+        if (rc != 0)
+            return rc;
+        if (got < sizeof header || (rc = job_open(&j, p, header)) != 0)
+            return -EBADMSG;
+        src.consumed = got;
+    }
+    struct pipeline pl;
+    rc = pipeline_init(&pl, &j, p->threads, out_fd, state);
+    if (rc == 0)
+        rc = pump(&pl, &src, p->threads);
+    if (rc == -EBADMSG)
+        atomic_store(&state->bad_segment, pl.bad);
+    pipeline_free(&pl);
+    if (rc == 0)
+        *out_bytes = atomic_load(&state->bytes_out);
+    return rc;
+}
+
+int mfp_stream_seal_fd(const struct mfp_stream_params *p, int in_fd, int out_fd,
+                       uint64_t *out_bytes, struct mfp_stream_state *state)
+{
+    return stream_fd(p, 1, in_fd, out_fd, out_bytes, state);
+}
+
+int mfp_stream_open_fd(const struct mfp_stream_params *p, int in_fd, int out_fd,
+                       uint64_t *out_bytes, struct mfp_stream_state *state)
+{
+    return stream_fd(p, 0, in_fd, out_fd, out_bytes, state);
+}
