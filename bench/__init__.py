@@ -33,6 +33,7 @@ SUITES: dict[str, str] = {
     "audit": "bench.audit.suite",
     "auth": "bench.auth.suite",
     "overwrite": "bench.overwrite.suite",
+    "aes": "bench.aes.suite",
 }
 
 Metrics = dict[str, float]

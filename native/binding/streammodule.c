@@ -218,16 +218,20 @@ static PyObject *py_stream_open(PyObject *self, PyObject *const *args, Py_ssize_
     return memory_call(args, nargs, 0);
 }
 
-/* stream_seal_fd(key, context, seg_shift, threads, in_fd, out_fd, state) -> int
- * stream_open_fd(key, context, threads, in_fd, out_fd, state) -> int (out_fd -1: verify) */
+/* stream_seal_fd(key, context, seg_shift, threads, flags, in_fd, out_fd, state) -> int
+ * stream_open_fd(key, context, threads, flags, in_fd, out_fd, state) -> int
+ * (out_fd -1: authenticate only) */
 static PyObject *fd_call(PyObject *const *args, Py_ssize_t nargs, int sealing)
 {
-    Py_ssize_t want = sealing ? 7 : 6;
+    Py_ssize_t want = sealing ? 8 : 7;
     if (nargs != want) {
         PyErr_Format(PyExc_TypeError, "expected %zd arguments", want);
         return NULL;
     }
-    Py_ssize_t at = sealing ? 4 : 3;
+    Py_ssize_t at = sealing ? 5 : 4;
+    unsigned long flags = PyLong_AsUnsignedLong(args[at - 1]);
+    if (flags == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
     int in_fd = PyObject_AsFileDescriptor(args[at]);
     if (in_fd < 0)
         return NULL;
@@ -240,10 +244,11 @@ static PyObject *fd_call(PyObject *const *args, Py_ssize_t nargs, int sealing)
         return NULL;
     }
     struct stream_args a;
-    if (stream_args(&a, args[0], args[1], sealing ? args[2] : NULL, args[at - 1]) != 0) {
+    if (stream_args(&a, args[0], args[1], sealing ? args[2] : NULL, args[at - 2]) != 0) {
         stream_args_clear(&a);
         return NULL;
     }
+    a.p.flags = (unsigned)flags;
     uint64_t out = 0;
     int rc;
     /* The state object is kept alive by the caller's arguments for the whole call. */
@@ -416,10 +421,11 @@ static PyMethodDef stream_methods[] = {
      "stream_open(key, context, threads, src, dst, state) -> int\n\nAuthenticate and "
      "decrypt src into dst; NativeError(EBADMSG) with dst zeroed when anything was altered."},
     {"stream_seal_fd", (PyCFunction)(void (*)(void))py_stream_seal_fd, METH_FASTCALL,
-     "stream_seal_fd(key, context, seg_shift, threads, in_fd, out_fd, state) -> int\n\n"
-     "Seal everything read from in_fd (a file or pipe) to out_fd; returns the bytes written."},
+     "stream_seal_fd(key, context, seg_shift, threads, flags, in_fd, out_fd, state) -> int\n\n"
+     "Seal everything read from in_fd (a file or pipe) to out_fd; returns the bytes written. "
+     "flags: STREAM_DIRECT writes out_fd with O_DIRECT."},
     {"stream_open_fd", (PyCFunction)(void (*)(void))py_stream_open_fd, METH_FASTCALL,
-     "stream_open_fd(key, context, threads, in_fd, out_fd, state) -> int\n\nOpen a sealed "
+     "stream_open_fd(key, context, threads, flags, in_fd, out_fd, state) -> int\n\nOpen a sealed "
      "stream from in_fd, writing authenticated plaintext to out_fd (-1: authenticate "
      "only); returns the plaintext bytes."},
     {"xts_sectors", (PyCFunction)(void (*)(void))py_xts_sectors, METH_FASTCALL,
@@ -445,7 +451,8 @@ int mfp_py_stream_exec(PyObject *m)
         PyModule_AddIntConstant(m, "STREAM_DEFAULT_SHIFT", MFP_STREAM_DEFAULT_SHIFT) != 0 ||
         PyModule_AddIntConstant(m, "STREAM_MIN_SHIFT", MFP_STREAM_MIN_SHIFT) != 0 ||
         PyModule_AddIntConstant(m, "STREAM_MAX_SHIFT", MFP_STREAM_MAX_SHIFT) != 0 ||
-        PyModule_AddIntConstant(m, "STREAM_MAX_THREADS", MFP_STREAM_MAX_THREADS) != 0)
+        PyModule_AddIntConstant(m, "STREAM_MAX_THREADS", MFP_STREAM_MAX_THREADS) != 0 ||
+        PyModule_AddIntConstant(m, "STREAM_DIRECT", MFP_STREAM_DIRECT) != 0)
         return -1;
     return 0;
 }

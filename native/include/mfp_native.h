@@ -189,7 +189,13 @@ struct mfp_stream_params {
     size_t context_len;     /* <= MFP_STREAM_MAX_CONTEXT */
     unsigned seg_shift;     /* sealing: log2 of the segment size; opening reads the header */
     unsigned threads;       /* worker threads, 1..MFP_STREAM_MAX_THREADS */
+    unsigned flags;         /* MFP_STREAM_DIRECT */
 };
+
+/* Descriptor streams: write the destination with O_DIRECT from an aligned staging buffer
+ * (the unaligned tail through the cache; the fd's own flag is restored) when it starts at
+ * an aligned offset; a filesystem that refuses O_DIRECT gets the cache. */
+#define MFP_STREAM_DIRECT 1u
 
 /* Progress and cancel, shared with a poller like struct mfp_wipe_state. */
 struct mfp_stream_state {

@@ -5,8 +5,10 @@
  * and a writer run as a pipeline over a ring of slots of several segments each.
  */
 #include "mfp_native.h"
+#include "pool.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -205,71 +207,72 @@ static int run(EVP_CIPHER_CTX *ctx, const struct job *j, uint64_t first, uint64_
 
 /* ---- memory to memory */
 
-struct share {
+/* The segments of one call, taken chunk by chunk by every thread of the section, so a
+ * thread whose CPU is slower (interrupts, a busy neighbour) simply takes fewer chunks. */
+struct work {
     const struct job *j;
-    uint64_t first, n, nseg, plain_total;
+    uint64_t nseg, plain_total, per_chunk;
     const uint8_t *in;
     uint8_t *out;
-    uint64_t bad;
+    _Atomic uint64_t next; /* the next chunk to take */
+    pthread_mutex_t mu;    /* guards the failure below */
     int rc;
-    pthread_t thread;
-    int started;
+    uint64_t bad; /* the lowest failing segment */
 };
 
-static void *share_run(void *arg)
+static void work_run(void *arg)
 {
-    struct share *s = arg;
-    EVP_CIPHER_CTX *ctx = ctx_new(s->j);
-    if (ctx == NULL) {
-        s->rc = -ENOMEM;
-        return NULL;
+    struct work *w = arg;
+    EVP_CIPHER_CTX *ctx = ctx_new(w->j);
+    const size_t full = w->j->seg + MFP_STREAM_TAG_BYTES;
+    size_t in_step = w->j->enc ? w->j->seg : full;
+    size_t out_step = w->j->enc ? full : w->j->seg;
+    for (;;) {
+        uint64_t first = atomic_fetch_add(&w->next, 1) * w->per_chunk;
+        if (first >= w->nseg)
+            break;
+        uint64_t n = w->nseg - first < w->per_chunk ? w->nseg - first : w->per_chunk;
+        uint64_t bad = first;
+        int rc = ctx == NULL ? -ENOMEM
+                             : run(ctx, w->j, first, n, first + n == w->nseg, w->plain_total,
+                                   w->in + first * in_step, w->out + first * out_step, &bad);
+        if (rc != 0) {
+            pthread_mutex_lock(&w->mu);
+            if (w->rc == 0 || bad < w->bad) {
+                w->rc = rc;
+                w->bad = bad;
+            }
+            pthread_mutex_unlock(&w->mu);
+        }
     }
-    const size_t full = s->j->seg + MFP_STREAM_TAG_BYTES;
-    size_t in_step = s->j->enc ? s->j->seg : full;
-    size_t out_step = s->j->enc ? full : s->j->seg;
-    s->rc = run(ctx, s->j, s->first, s->n, s->first + s->n == s->nseg, s->plain_total,
-                s->in + s->first * in_step, s->out + s->first * out_step, &s->bad);
     EVP_CIPHER_CTX_free(ctx);
-    return NULL;
 }
 
-/* All nseg segments, split in contiguous runs over up to `threads` threads (the caller is
- * one of them). Returns the first failure in stream order. */
+/* All nseg segments over up to `threads` threads of the pool (the caller is one).
+ * Returns the failure of the first bad segment in stream order. */
 static int parallel(const struct job *j, unsigned threads, uint64_t nseg, uint64_t plain,
                     const uint8_t *in, uint8_t *out, uint64_t *bad)
 {
-    /* A thread is worth starting for at least 1 MiB of work. */
+    /* Chunks of about 256 KiB; a thread is worth waking for at least 1 MiB. */
+    uint64_t per_chunk = ((256u << 10) + j->seg - 1) / j->seg;
     uint64_t per_mib = (SLOT_BYTES + j->seg - 1) / j->seg;
     uint64_t useful = nseg / per_mib;
     unsigned t = threads;
     if (useful < t)
         t = useful < 1 ? 1 : (unsigned)useful;
-    struct share s[MFP_STREAM_MAX_THREADS];
-    memset(s, 0, sizeof s);
-    uint64_t at = 0;
-    for (unsigned i = 0; i < t; i++) {
-        uint64_t n = nseg / t + (i < nseg % t ? 1 : 0);
-        s[i] = (struct share){.j = j, .first = at, .n = n, .nseg = nseg, .plain_total = plain,
-                              .in = in, .out = out};
-        at += n;
-    }
-    for (unsigned i = 1; i < t; i++) {
-        if (pthread_create(&s[i].thread, NULL, share_run, &s[i]) == 0)
-            s[i].started = 1;
-        else
-            share_run(&s[i]); /* no thread: do its share here */
-    }
-    share_run(&s[0]);
-    int rc = 0;
-    for (unsigned i = 0; i < t; i++) {
-        if (s[i].started)
-            (void)pthread_join(s[i].thread, NULL);
-        if (rc == 0 && s[i].rc != 0) {
-            rc = s[i].rc;
-            *bad = s[i].bad;
-        }
-    }
-    return rc;
+    struct work w = {.j = j, .nseg = nseg, .plain_total = plain, .per_chunk = per_chunk,
+                     .in = in, .out = out};
+    atomic_init(&w.next, 0);
+    if (pthread_mutex_init(&w.mu, NULL) != 0)
+        return -ENOMEM;
+    void *args[MFP_STREAM_MAX_THREADS] = {0};
+    for (unsigned i = 0; i < t; i++)
+        args[i] = &w;
+    mfp_pool_run(work_run, args, t);
+    pthread_mutex_destroy(&w.mu);
+    if (w.rc != 0)
+        *bad = w.bad;
+    return w.rc;
 }
 
 int mfp_stream_seal(const struct mfp_stream_params *p, const uint8_t *in, size_t len,
@@ -370,7 +373,7 @@ struct pipeline {
     int err;
     uint64_t bad;
     const struct job *j;
-    int out_fd;
+    struct sink *sink; /* the writer's alone while the pipeline runs */
     struct mfp_stream_state *st;
     size_t in_cap, out_cap; /* per slot */
 };
@@ -443,6 +446,216 @@ static int write_all(int fd, const uint8_t *buf, size_t len)
     return 0;
 }
 
+/* ---- the destination: written through the cache, or with O_DIRECT from two aligned
+ * staging buffers (a flusher thread writes one while the writer fills the other, so the
+ * device never waits for a copy); the unaligned tail goes through the cache at the end */
+
+#define ALIGN 4096u
+#define STAGE_BYTES (4u << 20)
+
+struct sink {
+    int fd; /* -1: discard (authenticate only) */
+    int direct;
+    int was_direct; /* the caller's O_DIRECT state, restored at the end */
+    uint8_t *stage[2];
+    int cur;    /* the stage being filled */
+    size_t fill;
+    /* the flusher: writes `pending` bytes of stage[!cur] */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    int started;
+    size_t pending;
+    int stop;
+    int err;
+};
+
+static int set_direct(int fd, int on)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return -errno;
+    fl = on ? (fl | O_DIRECT) : (fl & ~O_DIRECT);
+    return fcntl(fd, F_SETFL, fl) == 0 ? 0 : -errno;
+}
+
+/* One staged buffer, O_DIRECT; a refusal (EINVAL) is finished through the cache. */
+static int direct_write(struct sink *k, const uint8_t *buf, size_t len)
+{
+    int rc = write_all(k->fd, buf, len);
+    if (rc == -EINVAL) {
+        rc = set_direct(k->fd, 0);
+        if (rc == 0)
+            rc = write_all(k->fd, buf, len);
+        k->direct = 0; /* read by the writer only after the flusher is idle */
+    }
+    return rc;
+}
+
+static void *flusher(void *arg)
+{
+    struct sink *k = arg;
+    pthread_mutex_lock(&k->mu);
+    for (;;) {
+        while (k->pending == 0 && !k->stop)
+            pthread_cond_wait(&k->cv, &k->mu);
+        if (k->pending == 0)
+            break;
+        size_t len = k->pending;
+        const uint8_t *buf = k->stage[!k->cur];
+        pthread_mutex_unlock(&k->mu);
+        int rc = direct_write(k, buf, len);
+        pthread_mutex_lock(&k->mu);
+        if (rc != 0 && k->err == 0)
+            k->err = rc;
+        k->pending = 0;
+        pthread_cond_broadcast(&k->cv);
+    }
+    pthread_mutex_unlock(&k->mu);
+    return NULL;
+}
+
+/* Waits until the flusher has written what it was given; its error, if any. */
+static int sink_idle(struct sink *k)
+{
+    if (!k->started)
+        return 0;
+    pthread_mutex_lock(&k->mu);
+    while (k->pending > 0)
+        pthread_cond_wait(&k->cv, &k->mu);
+    int rc = k->err;
+    pthread_mutex_unlock(&k->mu);
+    return rc;
+}
+
+static void sink_release(struct sink *k)
+{
+    if (k->started) {
+        pthread_mutex_lock(&k->mu);
+        k->stop = 1;
+        pthread_cond_broadcast(&k->cv);
+        pthread_mutex_unlock(&k->mu);
+        (void)pthread_join(k->thread, NULL);
+        k->started = 0;
+        pthread_cond_destroy(&k->cv);
+        pthread_mutex_destroy(&k->mu);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (k->stage[i] != NULL)
+            mfp_secure_zero(k->stage[i], STAGE_BYTES);
+        free(k->stage[i]);
+        k->stage[i] = NULL;
+    }
+}
+
+static int sink_open(struct sink *k, int fd, unsigned flags)
+{
+    memset(k, 0, sizeof *k);
+    k->fd = fd;
+    if (fd < 0)
+        return 0;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return -errno;
+    k->was_direct = (fl & O_DIRECT) != 0;
+    off_t at = lseek(fd, 0, SEEK_CUR);
+    /* O_DIRECT needs aligned file offsets: only from an aligned start (a pipe has none). */
+    if (!(flags & MFP_STREAM_DIRECT) || at < 0 || at % ALIGN != 0)
+        return k->was_direct ? set_direct(fd, 0) : 0;
+    int rc = set_direct(fd, 1);
+    if (rc == -EINVAL)
+        return 0; /* no O_DIRECT on this filesystem: the cache it is */
+    if (rc != 0)
+        return rc;
+    k->direct = 1;
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        void *p = NULL;
+        if (posix_memalign(&p, ALIGN, STAGE_BYTES) != 0)
+            rc = -ENOMEM;
+        k->stage[i] = p;
+    }
+    if (rc == 0 && pthread_mutex_init(&k->mu, NULL) != 0)
+        rc = -ENOMEM;
+    if (rc == 0 && pthread_cond_init(&k->cv, NULL) != 0) {
+        pthread_mutex_destroy(&k->mu);
+        rc = -ENOMEM;
+    }
+    if (rc == 0 && pthread_create(&k->thread, NULL, flusher, k) != 0) {
+        pthread_cond_destroy(&k->cv);
+        pthread_mutex_destroy(&k->mu);
+        rc = -EAGAIN;
+    }
+    if (rc == 0) {
+        k->started = 1;
+        return 0;
+    }
+    sink_release(k);
+    (void)set_direct(fd, k->was_direct);
+    return rc;
+}
+
+/* Hands the full stage to the flusher (after it finished the previous one). */
+static int sink_swap(struct sink *k)
+{
+    int rc = sink_idle(k);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&k->mu);
+    k->pending = k->fill;
+    k->cur = !k->cur;
+    pthread_cond_broadcast(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+    k->fill = 0;
+    return 0;
+}
+
+static int sink_put(struct sink *k, const uint8_t *buf, size_t len)
+{
+    if (k->fd < 0)
+        return 0;
+    if (!k->started)
+        return write_all(k->fd, buf, len);
+    while (len > 0) {
+        size_t n = STAGE_BYTES - k->fill < len ? STAGE_BYTES - k->fill : len;
+        memcpy(k->stage[k->cur] + k->fill, buf, n);
+        k->fill += n;
+        buf += n;
+        len -= n;
+        if (k->fill == STAGE_BYTES) {
+            int rc = sink_swap(k);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* The staged rest: its aligned part directly, the tail through the cache. Restores the
+ * caller's O_DIRECT flag; rc is the result so far. */
+static int sink_close(struct sink *k, int rc)
+{
+    int idle = sink_idle(k);
+    if (rc == 0)
+        rc = idle;
+    if (k->fd >= 0 && rc == 0 && k->fill > 0) {
+        const uint8_t *stage = k->stage[k->cur];
+        size_t body = k->direct ? k->fill - k->fill % ALIGN : 0;
+        if (body > 0)
+            rc = direct_write(k, stage, body);
+        if (rc == 0)
+            rc = set_direct(k->fd, 0);
+        if (rc == 0)
+            rc = write_all(k->fd, stage + body, k->fill - body);
+    }
+    if (k->fd >= 0) {
+        int src = set_direct(k->fd, k->was_direct);
+        if (rc == 0)
+            rc = src;
+    }
+    sink_release(k);
+    return rc;
+}
+
 /* Up to len bytes; fewer only at end of input. */
 static int read_full(int fd, uint8_t *buf, size_t len, size_t *got)
 {
@@ -475,7 +688,7 @@ static void *writer(void *arg)
             break;
         }
         pthread_mutex_unlock(&pl->mu);
-        int rc = pl->out_fd >= 0 ? write_all(pl->out_fd, s->out, s->out_len) : 0;
+        int rc = sink_put(pl->sink, s->out, s->out_len);
         if (rc != 0) {
             fail(pl, rc, 0);
             break;
@@ -569,8 +782,8 @@ static void pipeline_free(struct pipeline *pl)
     }
 }
 
-static int pipeline_init(struct pipeline *pl, const struct job *j, unsigned threads, int out_fd,
-                         struct mfp_stream_state *st)
+static int pipeline_init(struct pipeline *pl, const struct job *j, unsigned threads,
+                         struct sink *sink, struct mfp_stream_state *st)
 {
     memset(pl, 0, sizeof *pl);
     if (pthread_mutex_init(&pl->mu, NULL) != 0)
@@ -581,7 +794,7 @@ static int pipeline_init(struct pipeline *pl, const struct job *j, unsigned thre
     }
     pl->sync_ready = 1;
     pl->j = j;
-    pl->out_fd = out_fd;
+    pl->sink = sink;
     pl->st = st;
     size_t per = j->seg >= SLOT_BYTES ? 1 : SLOT_BYTES / j->seg;
     size_t plain = per * j->seg, sealed = per * (j->seg + MFP_STREAM_TAG_BYTES);
@@ -676,28 +889,35 @@ static int stream_fd(const struct mfp_stream_params *p, int sealing, int in_fd, 
     struct source src = {.fd = in_fd};
     if (sealing) {
         rc = job_seal(&j, p);
-        if (rc == 0)
-            rc = write_all(out_fd, j.header, MFP_STREAM_HEADER_BYTES);
-        if (rc != 0)
-            return rc;
-        atomic_store(&state->bytes_out, MFP_STREAM_HEADER_BYTES);
     } else {
         uint8_t header[MFP_STREAM_HEADER_BYTES];
         size_t got = 0;
         rc = read_full(in_fd, header, sizeof header, &got);
         if (rc != 0)
             return rc;
-        if (got < sizeof header || (rc = job_open(&j, p, header)) != 0)
+        if (got < sizeof header || job_open(&j, p, header) != 0)
             return -EBADMSG;
         src.consumed = got;
     }
+    struct sink sink;
+    if (rc == 0)
+        rc = sink_open(&sink, out_fd, p->flags);
+    if (rc != 0)
+        return rc;
+    if (sealing) {
+        rc = sink_put(&sink, j.header, MFP_STREAM_HEADER_BYTES);
+        atomic_store(&state->bytes_out, MFP_STREAM_HEADER_BYTES);
+    }
     struct pipeline pl;
-    rc = pipeline_init(&pl, &j, p->threads, out_fd, state);
+    memset(&pl, 0, sizeof pl);
+    if (rc == 0)
+        rc = pipeline_init(&pl, &j, p->threads, &sink, state);
     if (rc == 0)
         rc = pump(&pl, &src, p->threads);
     if (rc == -EBADMSG)
         atomic_store(&state->bad_segment, pl.bad);
     pipeline_free(&pl);
+    rc = sink_close(&sink, rc);
     if (rc == 0)
         *out_bytes = atomic_load(&state->bytes_out);
     return rc;

@@ -192,17 +192,18 @@ def test_round_trip_through_a_pipe_and_files(tmp_path_factory: pytest.TempPathFa
     feeder.start()
     state = _native.StreamState()
     with (tmp / "sealed").open("w+b") as out:
-        n = _native.stream_seal_fd(key, CONTEXT, SHIFT, 2, r, out.fileno(), state)
+        n = _native.stream_seal_fd(key, CONTEXT, SHIFT, 2, _native.STREAM_DIRECT, r,
+                                   out.fileno(), state)
         feeder.join()
         os.close(r)
         assert n == _native.stream_sealed_size(size, SHIFT) == state.bytes_out
         assert state.bytes_in == size
         out.seek(0)
-        assert _native.stream_open_fd(key, CONTEXT, 2, out.fileno(), -1, state) == size
+        assert _native.stream_open_fd(key, CONTEXT, 2, 0, out.fileno(), -1, state) == size
         out.seek(0)
         with (tmp / "clear").open("w+b") as clear:
-            assert _native.stream_open_fd(key, CONTEXT, 2, out.fileno(), clear.fileno(),
-                                          state) == size
+            assert _native.stream_open_fd(key, CONTEXT, 2, 0, out.fileno(),
+                                          clear.fileno(), state) == size
         assert (tmp / "clear").read_bytes() == data
         out.seek(0)
         assert _open(key, out.read()) == data
@@ -216,5 +217,5 @@ def test_descriptor_open_names_the_bad_segment(tmp_path: Path) -> None:
     path.write_bytes(sealed)
     state = _native.StreamState()
     with path.open("rb") as f, pytest.raises(_native.NativeError) as info:
-        _native.stream_open_fd(key, CONTEXT, 2, f.fileno(), -1, state)
+        _native.stream_open_fd(key, CONTEXT, 2, 0, f.fileno(), -1, state)
     assert info.value.errno == errno.EBADMSG and state.bad_segment == 31

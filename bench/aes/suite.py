@@ -1,0 +1,252 @@
+"""The AES engines against OpenSSL's own speed test, raw dd, and a Python loop, in one run.
+
+Scenarios:
+  GCM, 16 KiB    ours memory->memory (16 KiB segments) on 1 and 2 threads  vs
+                 `openssl speed -evp aes-256-gcm -bytes 16384` of the system libcrypto the
+                 engine links  and the `cryptography` wheel's AESGCM (its bundled OpenSSL)
+                 on 16 KiB and 1 MiB calls
+  put 1 GiB      a 1 GiB object from a file descriptor (the source in /dev/shm) sealed into
+                 a file on the local disk with 64 KiB segments, 2 threads, fdatasync  vs
+                 dd oflag=direct bs=4M of the same bytes to the same disk  vs  a Python loop
+                 over cryptography's AESGCM doing the same put with the same segment size
+  XTS            ours over 4 KiB sectors (one thread)  vs  `openssl speed -evp aes-256-xts
+                 -bytes 4096`
+Figures are MB/s of plaintext.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography.hazmat.backends.openssl import backend as wheel_backend
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from bench import (
+    Contender,
+    Finding,
+    Metric,
+    Metrics,
+    Scenario,
+    Settings,
+    SuiteResult,
+    alternate,
+    progress,
+    ratio_finding,
+)
+from mfpsecd import _native
+
+MIB = 1 << 20
+METRICS = [Metric("rps", "MB/s", ",.0f"), Metric("seconds", "seconds", ",.2f")]
+CONTEXT = b"bench-object"
+
+
+def _metrics(size: int, seconds: float) -> Metrics:
+    return {"rps": size / seconds / 1e6, "seconds": seconds}
+
+
+def _timed(size: int, fn: Callable[[], object]) -> Metrics:
+    t0 = time.perf_counter()
+    fn()
+    return _metrics(size, time.perf_counter() - t0)
+
+
+_SPEED = re.compile(r"^AES-256-(?:GCM|XTS)\s+([\d.]+)k\s*$", re.MULTILINE)
+
+
+def _openssl_speed(cipher: str, block: int, seconds: float, procs: int = 1) -> Metrics:
+    """OpenSSL's own figure (its table is in 1000s of bytes per second); procs > 1 runs
+    that many processes at once (-multi) and reports their sum."""
+    secs = max(1, round(seconds))
+    multi = ["-multi", str(procs)] if procs > 1 else []
+    out = subprocess.run(["openssl", "speed", *multi, "-evp", cipher, "-bytes", str(block),
+                          "-seconds", str(secs)], check=True, capture_output=True,
+                         text=True).stdout
+    match = _SPEED.search(out)
+    if match is None:
+        raise RuntimeError(f"unexpected openssl speed output: {out[-300:]}")
+    rate = float(match.group(1)) * 1000
+    return {"rps": rate / 1e6, "seconds": float(secs)}
+
+
+class Memory:
+    """A buffer sealed again and again for about `seconds`."""
+
+    def __init__(self, size: int, seconds: float) -> None:
+        self.data = os.urandom(size)
+        self.key = os.urandom(32)
+        self.seconds = seconds
+        self.out = bytearray(_native.stream_sealed_size(size, 14))
+        self.xts_out = bytearray(size)
+        self.xts_key = os.urandom(64)
+
+    def _repeat(self, once: Callable[[], object]) -> Metrics:
+        done, t0 = 0, time.perf_counter()
+        while True:
+            once()
+            done += len(self.data)
+            elapsed = time.perf_counter() - t0
+            if elapsed >= self.seconds:
+                return _metrics(done, elapsed)
+
+    def ours_gcm(self, threads: int) -> Metrics:
+        return self._repeat(lambda: _native.stream_seal(self.key, CONTEXT, 14, threads,
+                                                        self.data, self.out, None))
+
+    def wheel_gcm(self, chunk: int) -> Metrics:
+        gcm = AESGCM(self.key)
+        view = memoryview(self.data)
+        nonce = bytes(12)
+
+        def once() -> None:
+            for off in range(0, len(view), chunk):
+                gcm.encrypt(nonce, view[off:off + chunk], CONTEXT)
+        return self._repeat(once)
+
+    def ours_xts(self) -> Metrics:
+        return self._repeat(lambda: _native.xts_sectors(self.xts_key, 0, 4096, self.data,
+                                                        self.xts_out, True))
+
+
+class Put:
+    """One object from a descriptor into a file on the local disk, made durable."""
+
+    SEG = 64 * 1024
+
+    def __init__(self, source: Path, work: Path, size: int) -> None:
+        self.source = source
+        self.target = work / "object"
+        self.size = size
+
+    def _fresh(self) -> int:
+        self.target.unlink(missing_ok=True)
+        return os.open(self.target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+
+    def ours(self) -> Metrics:
+        key, state = os.urandom(32), _native.StreamState()
+        src, dst = os.open(self.source, os.O_RDONLY), self._fresh()
+
+        def put() -> None:
+            _native.stream_seal_fd(key, CONTEXT, 16, 2, _native.STREAM_DIRECT, src, dst,
+                                   state)
+            os.fdatasync(dst)
+        try:
+            return _timed(self.size, put)
+        finally:
+            os.close(src)
+            os.close(dst)
+
+    def python_loop(self) -> Metrics:
+        key = os.urandom(32)
+        gcm = AESGCM(key)
+        src, dst = os.open(self.source, os.O_RDONLY), self._fresh()
+
+        def put() -> None:
+            prefix = os.urandom(8)
+            i = 0
+            while True:
+                chunk = os.read(src, self.SEG)
+                if not chunk:
+                    break
+                nonce = prefix + i.to_bytes(4, "big")
+                os.write(dst, gcm.encrypt(nonce, chunk, CONTEXT))
+                i += 1
+            os.fdatasync(dst)
+        try:
+            return _timed(self.size, put)
+        finally:
+            os.close(src)
+            os.close(dst)
+
+    def dd(self) -> Metrics:
+        self.target.unlink(missing_ok=True)
+        return _timed(self.size, lambda: subprocess.run(
+            ["dd", f"if={self.source}", f"of={self.target}", "bs=4M", "oflag=direct",
+             "status=none"], check=True))
+
+
+def run(settings: Settings) -> SuiteResult:
+    mem_size = 8 * MIB  # in and out together stay in the 32 MiB L3, as openssl speed's do
+    put_size = 128 * MIB if settings.quick else 1024 * MIB
+    rounds = settings.rounds
+    seconds = settings.seconds
+    mem = Memory(mem_size, seconds)
+    results = []
+    progress("  GCM memory to memory")
+    results.append(alternate(Scenario("gcm-16k", "AES-256-GCM, 16 KiB segments/blocks, memory", [
+        Contender("ours-1t", "mfpsecd engine, 1 thread", lambda: mem.ours_gcm(1)),
+        Contender("ours-2t", "mfpsecd engine, 2 threads", lambda: mem.ours_gcm(2)),
+        Contender("openssl", "openssl speed -evp aes-256-gcm -bytes 16384 (system 3.0)",
+                  lambda: _openssl_speed("aes-256-gcm", 16384, seconds)),
+        Contender("openssl-2p", "the same, -multi 2 (two processes at once)",
+                  lambda: _openssl_speed("aes-256-gcm", 16384, seconds, 2)),
+        Contender("wheel-16k", "cryptography AESGCM, 16 KiB calls (wheel's OpenSSL)",
+                  lambda: mem.wheel_gcm(16384)),
+        Contender("wheel-1m", "cryptography AESGCM, 1 MiB calls (wheel's OpenSSL)",
+                  lambda: mem.wheel_gcm(MIB)),
+    ]), rounds))
+    progress("  XTS memory to memory")
+    results.append(alternate(Scenario("xts", "AES-256-XTS, 4 KiB sectors, memory", [
+        Contender("ours", "mfpsecd engine, 1 thread", mem.ours_xts),
+        Contender("openssl", "openssl speed -evp aes-256-xts -bytes 4096",
+                  lambda: _openssl_speed("aes-256-xts", 4096, seconds)),
+    ]), rounds))
+    work = Path(tempfile.mkdtemp(prefix="mfpsec-bench-aes-", dir="/var/tmp"))
+    shm = Path(tempfile.mkdtemp(prefix="mfpsec-bench-aes-", dir="/dev/shm"))
+    try:
+        progress(f"  preparing a {put_size // MIB} MiB source in /dev/shm")
+        source = shm / "source"
+        with source.open("wb") as f:
+            for _ in range(put_size // (64 * MIB) or 1):
+                f.write(os.urandom(min(64 * MIB, put_size)))
+        put = Put(source, work, put_size)
+        results.append(alternate(Scenario("put", f"put {put_size // MIB} MiB from a file "
+                                                 "descriptor to the local disk", [
+            Contender("ours", "mfpsecd engine, 64 KiB segments, 2 threads, O_DIRECT", put.ours),
+            Contender("dd", "dd oflag=direct bs=4M (no encryption)", put.dd),
+            Contender("python", "Python loop over cryptography AESGCM, 64 KiB, fdatasync",
+                      put.python_loop),
+        ]), rounds))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(shm, ignore_errors=True)
+
+    by_key = {sc.key: sc for sc in results}
+    gcm, xts, put_sc = by_key["gcm-16k"], by_key["xts"], by_key["put"]
+    findings: list[Finding] = [
+        ratio_finding("GCM 1 thread vs openssl speed, 16 KiB (same libcrypto)", gcm, "ours-1t",
+                      "openssl", target=0.9),
+        ratio_finding("GCM 2 threads vs 1 thread", gcm, "ours-2t", "ours-1t", target=1.7),
+        ratio_finding("the machine's own: openssl speed -multi 2 vs 1 process", gcm,
+                      "openssl-2p", "openssl"),
+        ratio_finding("the wheel's OpenSSL (1 MiB calls) vs the system's (openssl speed)",
+                      gcm, "wheel-1m", "openssl"),
+        ratio_finding("XTS vs openssl speed, 4 KiB", xts, "ours", "openssl"),
+        ratio_finding(f"put {put_size // MIB} MiB vs dd oflag=direct", put_sc, "ours", "dd",
+                      target=0.8),
+        ratio_finding(f"put {put_size // MIB} MiB vs a Python AESGCM loop", put_sc, "ours",
+                      "python", target=1.3),
+    ]
+    notes = [
+        "openssl speed runs in its own process for the whole measurement on one 16 KiB "
+        "buffer; ours seal an 8 MiB buffer (16 KiB segments) repeatedly for the same time, "
+        "so input and output stay in the L3 cache as openssl's do. With buffers far larger "
+        "than the cache (256 MiB) two threads are bounded by this VM's memory bandwidth.",
+        "GCM with 16 KiB segments adds per segment what openssl speed adds per block: one "
+        "IV set-up, the associated data (header, final flag, context) and the tag.",
+        "The put source sits in /dev/shm so the figure is the write side; ours and the "
+        "Python loop write through the page cache and fdatasync at the end, dd writes with "
+        "O_DIRECT.",
+    ]
+    return SuiteResult(suite="aes", title="AES engines vs openssl speed, dd and a Python loop",
+                       settings=settings, metrics=METRICS, scenarios=results,
+                       findings=findings, notes=notes,
+                       facts={"system_libcrypto": _native.crypto_version(),
+                              "wheel_openssl": wheel_backend.openssl_version_text(),
+                              "put_mib": str(put_size // MIB)})
