@@ -216,6 +216,23 @@ class ErrorCode(enum.Enum):
         "io.mfpsecd.Wipe.CertificateInvalid", EX_DATAERR, (("reason", str),),
         "The sanitization certificate is malformed, altered, or not signed by this device.",
     )
+    STORE_OBJECT_NOT_FOUND = (
+        "io.mfpsecd.Store.ObjectNotFound", EX_DATAERR, (("object", str),),
+        "The job store holds no object with this id (or it was deleted).",
+    )
+    STORE_INTEGRITY = (
+        "io.mfpsecd.Store.IntegrityFailure", EX_DATAERR, (("object", str), ("segment", int)),
+        "The stored object fails authentication from this segment on (altered, truncated, "
+        "or not this object's): no plaintext is returned.",
+    )
+    STORE_IO_ERROR = (
+        "io.mfpsecd.Store.IoError", EX_IOERR, (("object", str), ("reason", str)),
+        "Reading the source, or writing or reading the store, failed; nothing was stored.",
+    )
+    STORE_FULL = (
+        "io.mfpsecd.Store.StoreFull", EX_TEMPFAIL, (("object", str),),
+        "The store's disk is full; the object was not stored.",
+    )
     # Seen only by clients: the daemon never sends these.
     DAEMON_UNREACHABLE = (
         "io.mfpsecd.Client.DaemonUnreachable", EX_UNAVAILABLE, (("address", str), ("reason", str)),

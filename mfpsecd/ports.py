@@ -43,6 +43,11 @@ class Paths:
     dev_root: Path
     sys_root: Path
     proc_root: Path = Path("/proc")
+    store_dir: Path | None = None  # the job store; by default under state_dir
+
+    @property
+    def job_store(self) -> Path:
+        return self.store_dir if self.store_dir is not None else self.state_dir / "store"
 
     @property
     def state_db(self) -> Path:
@@ -393,4 +398,28 @@ class Overwriter(Protocol):
 
     def new_key(self) -> bytes:
         """A fresh random-pass key from the CSPRNG."""
+        ...
+
+
+class ObjectCipher(Protocol):
+    """Seals and opens job-store objects: segmented AES-256-GCM streams under each object's
+    own key, bound to a context (the object id). Blocking: run in a worker thread.
+    Failures are MfpsecErrors naming `name` (the object): StoreIntegrity with the first bad
+    segment, StoreFull, StoreIoError."""
+
+    def new_key(self) -> SecretBytes: ...
+
+    def seal(self, key: SecretBytes, context: bytes, src_fd: int, dst_fd: int,
+             name: str) -> tuple[int, int]:
+        """Everything readable from src_fd (a file or a pipe), sealed to dst_fd from its
+        current offset (O_DIRECT where it can). → (plaintext bytes, sealed bytes)."""
+        ...
+
+    def verify(self, key: SecretBytes, context: bytes, src_fd: int, name: str) -> int:
+        """Authenticate every segment without writing plaintext. → the plaintext size."""
+        ...
+
+    def open(self, key: SecretBytes, context: bytes, src_fd: int, dst_fd: int,
+             name: str) -> int:
+        """Authenticated plaintext to dst_fd, segment by segment. → its size."""
         ...

@@ -51,6 +51,11 @@ class EventType(enum.Enum):
     TIME_CHANGE = "time.change"
     # FDP_ACF.1: job completion (issue 7)
     JOB_COMPLETE = "job.complete"
+    # E-3 / S-1: a job-store object deleted (by its owner, a policy, or a purge) and the
+    # crypto-erase of the whole store
+    STORE_DELETE = "store.delete"
+    STORE_PURGE = "store.purge"
+    STORE_INTEGRITY = "store.integrity"  # a stored object failed authentication
     # FPT_TUD_EXT.1 / FPT_TST_EXT.1 (issue 8)
     FIRMWARE_UPDATE = "firmware.update"
     FIRMWARE_VERIFY = "firmware.verify"

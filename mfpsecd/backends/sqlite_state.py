@@ -126,6 +126,29 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE UNIQUE INDEX wipe_jobs_one_running ON wipe_jobs (target) WHERE state = 'running'
     """,
+    # 7: the encrypted job store (E-1, E-3): one row per object, its own data key sealed
+    # under the master key (deleting the row is the crypto-erase), its owner and the
+    # deletion policy that applies to it
+    """
+    CREATE TABLE store_objects (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        job TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        sealed_size INTEGER NOT NULL,
+        generation INTEGER NOT NULL REFERENCES master_keys (generation),
+        nonce BLOB NOT NULL,
+        sealed_key BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at REAL
+    );
+    CREATE INDEX store_objects_by_owner ON store_objects (owner);
+    CREATE INDEX store_objects_by_expiry ON store_objects (expires_at)
+        WHERE expires_at IS NOT NULL;
+    CREATE INDEX store_objects_by_generation ON store_objects (generation)
+    """,
 )
 
 

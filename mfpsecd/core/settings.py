@@ -202,6 +202,18 @@ class WipeSection(_Strict, frozen=True):
     progress_interval_ms: Annotated[int, msgspec.Meta(ge=20, le=5000)] = 250
 
 
+class StoreSection(_Strict, frozen=True):
+    # Worker threads sealing and opening one object, and the segment size (KiB, a power
+    # of two from 4 to 16384).
+    threads: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
+    segment_kib: Literal[4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384] = 64
+    # S-1 deletion policies: box documents after this many days (0: kept until deleted),
+    # secure-print jobs not printed within this many hours.
+    box_retention_days: Annotated[int, msgspec.Meta(ge=0, le=3650)] = 30
+    secure_print_timeout_hours: Annotated[int, msgspec.Meta(ge=1, le=720)] = 24
+    sweep_interval_s: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 60.0
+
+
 class Config(_Strict, frozen=True):
     daemon: DaemonSection = DaemonSection()
     ipc: IpcSection = IpcSection()
@@ -212,6 +224,7 @@ class Config(_Strict, frozen=True):
     notify: NotifySection = NotifySection()
     auth: AuthSection = AuthSection()
     wipe: WipeSection = WipeSection()
+    store: StoreSection = StoreSection()
 
 
 # ---------------------------------------------------------------- board profile
@@ -277,10 +290,19 @@ class UsbPortSection(_Strict, frozen=True):
     sysfs_path: str  # the port's device path under sys_root
 
 
+class JobStoreSection(_Strict, frozen=True):
+    """Where job data lives (E-1): a directory on the data disk, and what that disk is
+    (W-1: overwritten on delete on an HDD, crypto-erase alone on flash)."""
+
+    dir: str | None = None  # default: <state_dir>/store
+    medium: MediumKind = MediumKind.HDD
+
+
 class BoardProfile(_Strict, frozen=True):
     board: BoardSection
     paths: PathsSection
     tpm: TpmSection
+    store: JobStoreSection = JobStoreSection()
     disks: list[DiskSection] = []
     nics: list[NicSection] = []
     usb_ports: list[UsbPortSection] = []

@@ -37,7 +37,8 @@ class Format(enum.Enum):
 _SEVERE = {EventType.AUTH_LOCKOUT: 8, EventType.AUTH_FLOOD: 8, EventType.AUDIT_FULL: 8,
            EventType.AUDIT_TAIL_REPAIRED: 6, EventType.KEYS_DESTROY: 7,
            EventType.KEYS_RESTORE: 6, EventType.FIRMWARE_UPDATE: 6,
-           EventType.TIME_CHANGE: 6, EventType.NETFILTER_CHANGE: 5}
+           EventType.TIME_CHANGE: 6, EventType.NETFILTER_CHANGE: 5,
+           EventType.STORE_PURGE: 6, EventType.STORE_INTEGRITY: 8}
 
 
 def severity(r: Record) -> int:

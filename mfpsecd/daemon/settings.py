@@ -83,6 +83,7 @@ def load_board(config: Config, board: str | None) -> Board:
         dev_root=_resolve(base, p.dev_root),
         sys_root=_resolve(base, p.sys_root),
         proc_root=_resolve(base, p.proc_root),
+        store_dir=None if profile.store.dir is None else _resolve(base, profile.store.dir),
     )
     return Board(profile, candidate.resolve(), paths)
 

@@ -58,7 +58,8 @@ class SealedRecord:
 
 # reseal(old, new, record) → (nonce, sealed) under the new generation.
 Reseal = Callable[[int, int, SealedRecord], tuple[bytes, bytes]]
-# Supplied by the secret store: re-seal up to `limit` records of generation old → how many.
+# Supplied by each holder of sealed records (the secret store, the job store's object
+# keys): re-seal up to `limit` records of generation old → how many.
 Resealer = Callable[[int, int, int, Reseal], Awaitable[int]]
 
 COMPONENT = "keys"
@@ -129,7 +130,7 @@ class KeyChain:
         self._masters: dict[int, ShieldedKey] = {}
         self._active = 0
         self._pending: int | None = None
-        self._resealer: Resealer | None = None
+        self._resealers: list[Resealer] = []
 
     # ---------------------------------------------------------------- state
 
@@ -285,9 +286,10 @@ class KeyChain:
 
     # ---------------------------------------------------------------- rotation
 
-    def set_resealer(self, resealer: Resealer) -> None:
-        """Who re-seals the sealed records during a rotation (the secret store)."""
-        self._resealer = resealer
+    def add_resealer(self, resealer: Resealer) -> None:
+        """Someone whose sealed records a rotation must re-seal (the secret store, the job
+        store): all of them are moved before the old master key is deleted."""
+        self._resealers.append(resealer)
 
     async def rotate(self) -> int:
         """A new master key; every secret re-sealed under it. → the new generation."""
@@ -315,14 +317,15 @@ class KeyChain:
     async def _finish_rotation(self) -> None:
         assert self._pending is not None
         old, new = self._active, self._pending
-        if self._resealer is None:
+        if not self._resealers:
             raise RuntimeError("no resealer registered")
         moved = 0
-        while True:
-            count = await self._resealer(old, new, self._rotate_batch, self._reseal_record)
-            moved += count
-            if count < self._rotate_batch:
-                break
+        for resealer in self._resealers:
+            while True:
+                count = await resealer(old, new, self._rotate_batch, self._reseal_record)
+                moved += count
+                if count < self._rotate_batch:
+                    break
         now = rfc3339(self._clock)
 
         def finish(conn: StateConnection) -> None:

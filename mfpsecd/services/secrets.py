@@ -48,7 +48,7 @@ class SecretStore:
         self._store = store
         self._chain = chain
         self._clock = clock
-        chain.set_resealer(self._reseal_batch)
+        chain.add_resealer(self._reseal_batch)
 
     async def put(self, name: str, kind: SecretKind, value: SecretBytes) -> SecretInfo:
         """Store or replace a secret. The caller keeps ownership of value (and wipes it)."""

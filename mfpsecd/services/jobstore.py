@@ -1,0 +1,441 @@
+"""The encrypted job store (SPEC E-1..E-4, W-1, S-1).
+
+Every object (a spooled job, a box document, a held secure-print job) is a segmented
+AES-256-GCM stream under its own random 256-bit key; the key is sealed under the key
+chain's master key in the state database, next to the object's owner and deletion policy.
+A put writes the ciphertext to an unnamed file, flushes it, links it into place and only
+then commits the row: a crash at any point leaves nothing listed, and what is on disk
+without a row is removed at the next start. A read authenticates the whole object before
+the first byte of plaintext leaves. A delete destroys the sealed key first (crypto-erase:
+the ciphertext is then unreadable, also in flash cells nothing can overwrite) and then
+overwrites the ciphertext with the temporary-data mode on an HDD (W-1) or unlinks it on
+flash. Owners read and delete their own objects, administrators all (FDP_ACF); boxes and
+unprinted secure-print jobs are deleted by the policy sweep; every deletion is audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import enum
+import errno
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Subject
+from mfpsecd.core.overwrite_plan import Medium
+from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.ports import Clock, ObjectCipher, StateConnection, StateStore
+from mfpsecd.secret import SecretBytes
+from mfpsecd.services.audit import Auditor
+from mfpsecd.services.health import rfc3339, utc_text
+from mfpsecd.services.keys import KeyChain, Reseal, SealedRecord
+from mfpsecd.services.wipe import WipeService
+
+log = structlog.get_logger("mfpsecd.store")
+
+_KEY_AAD = b"mfpsecd object key v1\0"
+
+
+class ObjectKind(enum.Enum):
+    SPOOL = "spool"  # a job's data while it runs: the job deletes it when it completes
+    BOX = "box"  # a document kept in a user box: deleted after the retention time
+    SECURE_PRINT = "secure-print"  # held until its owner prints it: deleted then, or later
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    id: str
+    owner: str
+    job: str
+    kind: ObjectKind
+    name: str
+    size: int
+    sealed_size: int
+    created_at: str
+    expires_at: str  # RFC 3339, or "" when only an explicit delete removes it
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who asks, for the owner rules: the logged-in user, and whether they administer."""
+
+    user: str
+    administrator: bool = False
+
+    def may_access(self, owner: str) -> bool:
+        return self.administrator or self.user == owner
+
+
+SYSTEM_REQUESTER = Requester(user="", administrator=True)  # the daemon's own policies
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    box_retention_s: float = 30 * 86400.0  # 0: boxes are kept until deleted
+    secure_print_timeout_s: float = 24 * 3600.0
+    sweep_interval_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    objects: int
+    bytes: int
+    sealed_bytes: int
+    by_kind: dict[str, int]
+    directory: str
+    medium: str
+    delete_method: str
+    key_chain: str
+
+
+def _key_aad(object_id: str) -> bytes:
+    return _KEY_AAD + object_id.encode()
+
+
+_COLUMNS = "id, owner, job, kind, name, size, sealed_size, created_at, expires_at"
+
+
+def _info(row: tuple[object, ...]) -> ObjectInfo:
+    id_, owner, job, kind, name, size, sealed, created, expires = row
+    expires_text = "" if expires is None else utc_text(
+        dt.datetime.fromtimestamp(float(str(expires)), dt.UTC), "seconds")
+    return ObjectInfo(str(id_), str(owner), str(job), ObjectKind(str(kind)), str(name),
+                      int(str(size)), int(str(sealed)), str(created), expires_text)
+
+
+class JobStore:
+    def __init__(self, state: StateStore, chain: KeyChain, cipher: ObjectCipher,
+                 auditor: Auditor, clock: Clock, *, wipe: WipeService, directory: Path,
+                 medium: Medium, settings: StoreSettings | None = None) -> None:
+        self._state = state
+        self._chain = chain
+        self._cipher = cipher
+        self._wipe = wipe
+        self._auditor = auditor
+        self._clock = clock
+        self._objects = directory / "objects"
+        self._tmp = directory / "tmp"
+        self._directory = directory
+        self.medium = medium
+        self.settings = settings or StoreSettings()
+        self._locks: dict[str, asyncio.Lock] = {}
+        chain.add_resealer(self._reseal_batch)
+
+    # ---------------------------------------------------------------- life cycle
+
+    async def start(self) -> None:
+        """Create the directories; remove what a crash left behind (audited)."""
+        for d in (self._directory, self._objects, self._tmp):
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        rows = {i.id for i in await self._state.run(_all)}
+        for leftover in sorted(self._tmp.iterdir()):
+            await self._dispose(leftover)
+        for path in sorted(self._objects.iterdir()):
+            if path.name not in rows:
+                # Its key was never committed, or already destroyed: unreadable; remove it.
+                how = await self._dispose(path)
+                await self._auditor.record(EventType.STORE_DELETE, Outcome.SUCCESS, DAEMON,
+                                           path.name, reason="orphan", method=how)
+        for object_id in sorted(rows):
+            if not (self._objects / object_id).exists():
+                await self._erase_keys([object_id])
+                await self._auditor.record(EventType.STORE_DELETE, Outcome.FAILURE, DAEMON,
+                                           object_id, reason="ciphertext missing",
+                                           method="crypto-erase")
+
+    async def run(self) -> None:
+        """The S-1 policy sweep, as a supervised task."""
+        while True:
+            await self._clock.sleep(self.settings.sweep_interval_s)
+            await self.sweep()
+
+    # ---------------------------------------------------------------- queries
+
+    async def objects(self, requester: Requester) -> list[ObjectInfo]:
+        objects = await self._state.run(_all)
+        return [o for o in objects if requester.may_access(o.owner)]
+
+    async def info(self, object_id: str, requester: Requester) -> ObjectInfo:
+        info = await self._state.run(lambda conn: _one(conn, object_id))
+        if info is None or not requester.may_access(info.owner):
+            # Someone else's object is not even confirmed to exist.
+            raise MfpsecError(ErrorCode.STORE_OBJECT_NOT_FOUND, object=object_id)
+        return info
+
+    async def status(self) -> StoreStatus:
+        objects = await self._state.run(_all)
+        by_kind: dict[str, int] = {}
+        for o in objects:
+            by_kind[o.kind.value] = by_kind.get(o.kind.value, 0) + 1
+        facts = await self._chain.facts()
+        return StoreStatus(
+            objects=len(objects), bytes=sum(o.size for o in objects),
+            sealed_bytes=sum(o.sealed_size for o in objects), by_kind=by_kind,
+            directory=str(self._directory), medium=self.medium.value,
+            delete_method=self._delete_method(), key_chain=facts.state.value)
+
+    def _delete_method(self) -> str:
+        if self.medium is Medium.HDD:
+            return (f"crypto-erase, then overwrite (temporary-data mode "
+                    f"{self._wipe.settings.temporary_mode})")
+        return "crypto-erase (flash: an overwrite does not reach the cells)"
+
+    # ---------------------------------------------------------------- put
+
+    def _expiry(self, kind: ObjectKind) -> float | None:
+        now = self._clock.now().timestamp()
+        if kind is ObjectKind.BOX and self.settings.box_retention_s > 0:
+            return now + self.settings.box_retention_s
+        if kind is ObjectKind.SECURE_PRINT:
+            return now + self.settings.secure_print_timeout_s
+        return None
+
+    async def put(self, src_fd: int, *, owner: str, job: str, kind: ObjectKind,
+                  name: str) -> ObjectInfo:
+        """Seal everything readable from src_fd as a new object. Nothing is visible until
+        the whole object is on disk and its key committed."""
+        self._chain.require_ready()
+        object_id = f"{self._clock.now():%Y%m%d}-{secrets.token_hex(10)}"
+        path = self._objects / object_id
+        linked = False
+        with self._cipher.new_key() as key:
+            fd, tmp_path = self._unnamed()
+            try:
+                size, sealed = await asyncio.to_thread(
+                    self._cipher.seal, key, object_id.encode(), src_fd, fd, object_id)
+                await asyncio.to_thread(os.fdatasync, fd)
+                await asyncio.to_thread(self._link, fd, tmp_path, path)
+                linked = True
+            except OSError as exc:
+                raise _io_error(object_id, exc) from None
+            finally:
+                os.close(fd)
+                if not linked and tmp_path is not None:
+                    await self._dispose(tmp_path)
+            info = ObjectInfo(object_id, owner, job, kind, name, size, sealed,
+                              rfc3339(self._clock), "")
+            try:
+                async with self._chain.lock:
+                    generation, nonce, sealed_key = self._chain.seal(_key_aad(object_id), key)
+                    expires = self._expiry(kind)
+                    await self._state.run(lambda conn: conn.execute(
+                        f"INSERT INTO store_objects ({_COLUMNS}, generation, nonce, "  # noqa: S608
+                        "sealed_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (object_id, owner, job, kind.value, name, size, sealed,
+                         info.created_at, expires, generation, nonce, sealed_key)))
+            except BaseException:
+                await self._dispose(path)
+                raise
+        log.info("object stored", object=object_id, kind=kind.value, bytes=size)
+        return await self._state.run(lambda conn: _one(conn, object_id)) or info
+
+    def _unnamed(self) -> tuple[int, Path | None]:
+        """A file with no name yet (O_TMPFILE: a crash leaves nothing); where the
+        filesystem has none, a named one in tmp/, which the next start removes."""
+        try:
+            return os.open(self._objects, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600), None
+        except OSError:
+            path = self._tmp / f"{secrets.token_hex(8)}.part"
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                           0o600), path
+
+    def _link(self, fd: int, tmp_path: Path | None, path: Path) -> None:
+        dir_fd = os.open(self._objects, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            if tmp_path is None:
+                # linkat(AT_SYMLINK_FOLLOW) on the /proc magic link names an O_TMPFILE
+                # file; a dir fd makes Python call linkat instead of link (which would not
+                # follow the link and fail with EXDEV).
+                os.link(f"/proc/self/fd/{fd}", path.name, dst_dir_fd=dir_fd,
+                        follow_symlinks=True)
+            else:
+                os.rename(tmp_path, path)
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    # ---------------------------------------------------------------- read
+
+    @contextlib.contextmanager
+    def _key(self, object_id: str, row: tuple[object, ...]) -> Iterator[SecretBytes]:
+        generation, nonce, sealed = row
+        assert isinstance(nonce, bytes) and isinstance(sealed, bytes)
+        with self._chain.open(int(str(generation)), _key_aad(object_id), nonce, sealed,
+                              f"object {object_id}") as key:
+            yield key
+
+    def _lock(self, object_id: str) -> asyncio.Lock:
+        lock = self._locks.get(object_id)
+        if lock is None:
+            lock = self._locks[object_id] = asyncio.Lock()
+        return lock
+
+    async def read(self, object_id: str, requester: Requester, dst_fd: int,
+                   subject: Subject) -> int:
+        """The plaintext to dst_fd, after the whole object authenticated. → its size."""
+        async with self._lock(object_id):
+            await self.info(object_id, requester)
+            row = await self._state.run(lambda conn: _sealed_key(conn, object_id))
+            if row is None:
+                raise MfpsecError(ErrorCode.STORE_OBJECT_NOT_FOUND, object=object_id)
+            with self._key(object_id, row) as key:
+                try:
+                    fd = os.open(self._objects / object_id, os.O_RDONLY | os.O_CLOEXEC)
+                except OSError as exc:
+                    raise _io_error(object_id, exc) from None
+                try:
+                    context = object_id.encode()
+                    try:
+                        await asyncio.to_thread(self._cipher.verify, key, context, fd,
+                                                object_id)
+                    except MfpsecError as exc:
+                        if exc.code is ErrorCode.STORE_INTEGRITY:
+                            await self._auditor.record(
+                                EventType.STORE_INTEGRITY, Outcome.FAILURE, subject,
+                                object_id, segment=int(exc.params["segment"]))
+                        raise
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    return await asyncio.to_thread(self._cipher.open, key, context, fd,
+                                                   dst_fd, object_id)
+                finally:
+                    os.close(fd)
+
+    # ---------------------------------------------------------------- delete
+
+    async def delete(self, object_id: str, requester: Requester, subject: Subject,
+                     reason: str = "request") -> ObjectInfo:
+        async with self._lock(object_id):
+            info = await self.info(object_id, requester)
+            async with self._auditor.event(EventType.STORE_DELETE, subject, object_id) as ev:
+                ev.details.update(reason=reason, owner=info.owner, kind=info.kind.value,
+                                  job=info.job, bytes=info.size)
+                await self._erase_keys([object_id])
+                ev.details["method"] = "crypto-erase; " + await self._dispose(
+                    self._objects / object_id)
+                ev.succeed()
+        self._locks.pop(object_id, None)
+        return info
+
+    async def printed(self, object_id: str, subject: Subject) -> ObjectInfo:
+        """A secure-print job came out of the printer: deleted at once (S-1)."""
+        return await self.delete(object_id, SYSTEM_REQUESTER, subject, reason="printed")
+
+    async def sweep(self) -> int:
+        """Delete what the policies say is due. → how many."""
+        now = self._clock.now().timestamp()
+        due = await self._state.run(lambda conn: _due(conn, now))
+        for info in due:
+            reason = "retention" if info.kind is ObjectKind.BOX else "timeout"
+            try:
+                await self.delete(info.id, SYSTEM_REQUESTER, DAEMON, reason=reason)
+            except MfpsecError as exc:
+                if exc.code is not ErrorCode.STORE_OBJECT_NOT_FOUND:
+                    raise
+        return len(due)
+
+    async def purge(self, subject: Subject) -> tuple[int, int]:
+        """Crypto-erase everything at once, then overwrite the ciphertext. → (objects,
+        bytes)."""
+        async with self._auditor.event(EventType.STORE_PURGE, subject, "job store") as ev:
+            objects = await self._state.run(_all)
+            await self._erase_keys(None)
+            methods: set[str] = set()
+            for path in sorted(self._objects.iterdir()):
+                methods.add(await self._dispose(path))
+            ev.details.update(objects=len(objects), bytes=sum(o.size for o in objects),
+                              method="crypto-erase; " + "; ".join(sorted(methods)))
+            ev.succeed()
+        self._locks.clear()
+        return len(objects), sum(o.size for o in objects)
+
+    async def _erase_keys(self, ids: list[str] | None) -> None:
+        """The crypto-erase: overwrite the sealed keys in place, delete the rows (the
+        database zeroes freed pages: secure_delete), and push it through the WAL."""
+        async with self._chain.lock:
+            def tx(conn: StateConnection) -> None:
+                if ids is None:
+                    conn.execute("UPDATE store_objects SET sealed_key = "
+                                 "zeroblob(length(sealed_key)), nonce = zeroblob(length(nonce))")
+                    conn.execute("DELETE FROM store_objects")
+                    return
+                for object_id in ids:
+                    conn.execute("UPDATE store_objects SET sealed_key = "
+                                 "zeroblob(length(sealed_key)), nonce = zeroblob(length(nonce)) "
+                                 "WHERE id = ?", (object_id,))
+                    conn.execute("DELETE FROM store_objects WHERE id = ?", (object_id,))
+
+            await self._state.run(tx)
+            await self._state.checkpoint()
+
+    async def _dispose(self, path: Path) -> str:
+        """Overwrite (HDD) and unlink a ciphertext file. → what was done."""
+        try:
+            return await self._wipe.overwrite_job_data(path, self.medium)
+        except FileNotFoundError:
+            return "already gone"
+        except (OSError, MfpsecError) as exc:
+            log.warning("ciphertext not overwritten; removed at the next start", path=str(path),
+                        error=str(exc))
+            return f"overwrite failed ({exc}); retried at the next start"
+
+    # ---------------------------------------------------------------- key rotation
+
+    async def _reseal_batch(self, old: int, new: int, limit: int, reseal: Reseal) -> int:
+        def read(conn: StateConnection) -> list[tuple[object, ...]]:
+            return conn.execute("SELECT id, nonce, sealed_key FROM store_objects "
+                                "WHERE generation = ? ORDER BY id LIMIT ?",
+                                (old, limit)).fetchall()
+
+        rows = await self._state.run(read)
+        updates = []
+        for object_id, nonce, sealed in rows:
+            assert isinstance(nonce, bytes) and isinstance(sealed, bytes)
+            new_nonce, new_sealed = reseal(old, new, SealedRecord(
+                _key_aad(str(object_id)), nonce, sealed, f"object {object_id}"))
+            updates.append((new, new_nonce, new_sealed, str(object_id), old))
+
+        def write(conn: StateConnection) -> None:
+            for row in updates:
+                conn.execute("UPDATE store_objects SET generation = ?, nonce = ?, "
+                             "sealed_key = ? WHERE id = ? AND generation = ?", row)
+
+        if updates:
+            await self._state.run(write)
+        return len(rows)
+
+
+def _io_error(object_id: str, exc: OSError) -> MfpsecError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return MfpsecError(ErrorCode.STORE_FULL, object=object_id)
+    return MfpsecError(ErrorCode.STORE_IO_ERROR, object=object_id,
+                       reason=exc.strerror or str(exc))
+
+
+def _all(conn: StateConnection) -> list[ObjectInfo]:
+    return [_info(r) for r in conn.execute(
+        f"SELECT {_COLUMNS} FROM store_objects ORDER BY created_at, id").fetchall()]  # noqa: S608
+
+
+def _one(conn: StateConnection, object_id: str) -> ObjectInfo | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM store_objects WHERE id = ?",  # noqa: S608
+                       (object_id,)).fetchone()
+    return None if row is None else _info(row)
+
+
+def _due(conn: StateConnection, now: float) -> list[ObjectInfo]:
+    return [_info(r) for r in conn.execute(
+        f"SELECT {_COLUMNS} FROM store_objects WHERE expires_at IS NOT NULL "  # noqa: S608
+        "AND expires_at <= ? ORDER BY expires_at", (now,)).fetchall()]
+
+
+def _sealed_key(conn: StateConnection, object_id: str) -> tuple[object, ...] | None:
+    row = conn.execute("SELECT generation, nonce, sealed_key FROM store_objects WHERE id = ?",
+                       (object_id,)).fetchone()
+    return None if row is None else tuple(row)

@@ -1,0 +1,378 @@
+"""The encrypted job store on the real engines (native streams, native overwrite, a key
+chain on software keys): round trips from pipes and files, the owner rules, tampering
+caught before any plaintext, crypto-erase checked against copies of the store and the
+database, overwrite of the ciphertext on HDD, the S-1 policies, crash leftovers, key
+rotation and purge."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import sqlite3
+import subprocess
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mfpsecd.api.auditlog import EventType, Subject
+from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.backends.disks import SysfsDiskInventory
+from mfpsecd.backends.native_crypto import NativeKeyCrypto
+from mfpsecd.backends.native_objects import NativeObjectCipher
+from mfpsecd.backends.native_overwrite import NativeOverwriter
+from mfpsecd.backends.soft_keys import SoftwareKeys
+from mfpsecd.backends.sqlite_state import SqliteState
+from mfpsecd.core.overwrite_plan import TEMPORARY_MODES, Medium
+from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.ports import Paths
+from mfpsecd.services.audit import Auditor, AuditQuery
+from mfpsecd.services.health import HealthRegistry
+from mfpsecd.services.jobstore import (
+    JobStore,
+    ObjectKind,
+    Requester,
+    StoreSettings,
+)
+from mfpsecd.services.keys import KeyChain
+from mfpsecd.services.secrets import SecretStore
+from mfpsecd.services.wipe import WipeService, WipeSettings
+from tests.support.fakeclock import FakeClock
+
+ALICE = Requester("alice")
+BOB = Requester("bob")
+ADMIN = Requester("root-admin", administrator=True)
+CLI = Subject(origin="cli", user="alice", role="user")
+SEG = 1 << 12
+
+
+@dataclass
+class Stack:
+    store: JobStore
+    chain: KeyChain
+    auditor: Auditor
+    state: SqliteState
+    clock: FakeClock
+    root: Path
+    directory: Path
+
+    @property
+    def objects(self) -> Path:
+        return self.directory / "objects"
+
+    async def events(self, kind: EventType) -> list[dict[str, object]]:
+        records = await self.auditor.query(AuditQuery(types=frozenset({kind}), limit=0))
+        return [{"object": r.object, "outcome": r.outcome.value, **r.details}
+                for r in records]
+
+
+@asynccontextmanager
+async def stack(root: Path, medium: Medium = Medium.HDD,
+                settings: StoreSettings | None = None,
+                directory: Path | None = None) -> AsyncIterator[Stack]:
+    clock = FakeClock()
+    health = HealthRegistry(clock)
+    state = SqliteState(root / "state.sqlite3")
+    await state.open()
+    auditor = Auditor(AuditFile(root / "audit"), clock, health, state)
+    await auditor.start()
+    chain = KeyChain(state, SoftwareKeys(root), NativeKeyCrypto(), clock, health)
+    SecretStore(state, chain, clock)
+    await chain.start()
+    paths = Paths(state_dir=root, run_dir=root, dev_root=root / "dev", sys_root=Path("/sys"))
+
+    async def no_signer(digest: bytes) -> None:
+        return None
+
+    wipe = WipeService(state, SysfsDiskInventory([], paths, simulated=False),
+                       NativeOverwriter(), auditor, clock, signer=no_signer,
+                       identity=lambda: None, device="test", tool="test",
+                       settings=WipeSettings(temporary_mode=2))
+    store = JobStore(state, chain, NativeObjectCipher(threads=2, segment_shift=12), auditor,
+                     clock, wipe=wipe, directory=directory or root / "store", medium=medium,
+                     settings=settings)
+    await store.start()
+    try:
+        yield Stack(store, chain, auditor, state, clock, root, directory or root / "store")
+    finally:
+        await auditor.stop()
+        await chain.close()
+        await state.close()
+
+
+def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(scenario())
+
+
+async def put_bytes(s: Stack, data: bytes, *, owner: str = "alice",
+                    kind: ObjectKind = ObjectKind.SPOOL) -> str:
+    """Through a pipe, written by another thread, as the image pipeline would."""
+    r, w = os.pipe()
+
+    def feed() -> None:
+        with contextlib.suppress(BrokenPipeError), os.fdopen(w, "wb") as f:
+            f.write(data)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    try:
+        info = await s.store.put(r, owner=owner, job="job-1", kind=kind, name="page.pdf")
+    finally:
+        os.close(r)  # a failed put stops reading: the feeder then gets EPIPE
+        feeder.join()
+    assert info.size == len(data)
+    return info.id
+
+
+async def read_bytes(s: Stack, object_id: str, who: Requester = ALICE) -> bytes:
+    path = s.root / f"out-{object_id}"
+    with path.open("w+b") as f:
+        n = await s.store.read(object_id, who, f.fileno(), CLI)
+        f.seek(0)
+        data = f.read()
+    assert n == len(data)
+    path.unlink()
+    return data
+
+
+def test_put_and_read_from_pipes_and_files_only_ciphertext_on_disk(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path) as s:
+            marker = b"CONFIDENTIAL-CONTRACT-" * 5000
+            ids = [await put_bytes(s, data) for data in (b"", b"x", marker,
+                                                         os.urandom(3 * SEG + 5))]
+            src = tmp_path / "scan.tiff"
+            src.write_bytes(marker * 3)
+            with src.open("rb") as f:
+                info = await s.store.put(f.fileno(), owner="alice", job="job-2",
+                                         kind=ObjectKind.BOX, name="scan.tiff")
+            assert await read_bytes(s, ids[0]) == b""
+            assert await read_bytes(s, ids[2]) == marker
+            assert await read_bytes(s, info.id) == marker * 3
+            listed = {o.id: o for o in await s.store.objects(ALICE)}
+            assert set(listed) == {*ids, info.id}
+            assert listed[info.id].expires_at != "" and listed[ids[0]].expires_at == ""
+            for path in s.objects.iterdir():
+                assert path.stat().st_mode & 0o777 == 0o600
+                assert path.stat().st_size == listed[path.name].sealed_size
+                assert b"CONFIDENTIAL" not in path.read_bytes()
+            status = await s.store.status()
+            assert status.objects == 5 and status.by_kind == {"spool": 4, "box": 1}
+            assert status.delete_method.startswith("crypto-erase, then overwrite")
+
+    run(scenario)
+
+
+def test_owner_rules(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path) as s:
+            mine = await put_bytes(s, b"alice's page")
+            theirs = await put_bytes(s, b"bob's page", owner="bob")
+            assert [o.id for o in await s.store.objects(ALICE)] == [mine]
+            assert {o.id for o in await s.store.objects(ADMIN)} == {mine, theirs}
+            for attempt in (lambda: read_bytes(s, theirs, ALICE),
+                            lambda: s.store.delete(theirs, ALICE, CLI)):
+                with pytest.raises(MfpsecError) as info:
+                    await attempt()
+                # Another user's object is not even confirmed to exist.
+                assert info.value.code is ErrorCode.STORE_OBJECT_NOT_FOUND
+            assert await read_bytes(s, theirs, ADMIN) == b"bob's page"
+            await s.store.delete(theirs, ADMIN, CLI)
+            assert [o.id for o in await s.store.objects(ADMIN)] == [mine]
+
+    run(scenario)
+
+
+def test_tampering_is_caught_before_any_plaintext(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path) as s:
+            data = os.urandom(10 * SEG)
+            object_id = await put_bytes(s, data)
+            path = s.objects / object_id
+            sealed = path.read_bytes()
+            damaged = bytearray(sealed)
+            damaged[16 + 7 * (SEG + 16) + 100] ^= 1  # segment 7 of 10
+            for content, segment in ((bytes(damaged), 7), (sealed[:16 + 4 * (SEG + 16)], 3)):
+                path.write_bytes(content)
+                out = tmp_path / "out"
+                with out.open("w+b") as f:
+                    with pytest.raises(MfpsecError) as info:
+                        await s.store.read(object_id, ALICE, f.fileno(), CLI)
+                    assert info.value.code is ErrorCode.STORE_INTEGRITY
+                    assert info.value.params["segment"] == segment
+                assert out.stat().st_size == 0  # not one byte of plaintext
+            # Another object's ciphertext under this object's name: its key does not fit.
+            other = await put_bytes(s, data)
+            shutil.copyfile(s.objects / other, path)
+            with (tmp_path / "out").open("w+b") as f, pytest.raises(MfpsecError) as info:
+                await s.store.read(object_id, ALICE, f.fileno(), CLI)
+            assert info.value.params["segment"] == 0
+            events = await s.events(EventType.STORE_INTEGRITY)
+            assert [e["segment"] for e in events] == [7, 3, 0]
+            path.write_bytes(sealed)
+            assert await read_bytes(s, object_id) == data
+
+    run(scenario)
+
+
+def _blobs(conn: sqlite3.Connection) -> list[bytes]:
+    return [bytes(r[0]) for r in conn.execute("SELECT sealed_key FROM store_objects")]
+
+
+@pytest.mark.parametrize("medium", [Medium.HDD, Medium.SSD])
+def test_delete_is_a_crypto_erase_and_overwrites_on_hdd(tmp_path: Path, medium: Medium) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path, medium) as s:
+            data = b"salary list " * 4000
+            object_id = await put_bytes(s, data)
+            keep = await put_bytes(s, b"another user's letter")
+            path = s.objects / object_id
+            # A second name for the inode: shows what the delete left in its blocks.
+            witness = tmp_path / "witness"
+            os.link(path, witness)
+            ciphertext = witness.read_bytes()
+            with sqlite3.connect(tmp_path / "state.sqlite3") as conn:
+                (sealed_key,) = conn.execute("SELECT sealed_key FROM store_objects WHERE "
+                                             "id = ?", (object_id,)).fetchone()
+            conn.close()
+            await s.store.delete(object_id, ALICE, CLI)
+            assert not path.exists()
+            remains = witness.read_bytes()
+            if medium is Medium.HDD:
+                # W-1 temporary-data mode 2 (0x00, 0xFF, 0x61, verified) over the whole file.
+                last = TEMPORARY_MODES[2].passes[-1].byte
+                assert remains == bytes([last]) * len(ciphertext)
+            else:
+                assert remains == ciphertext  # flash: crypto-erase alone
+
+            # A copy of everything on disk, the master key at hand: the object's key is
+            # nowhere, and no remaining key opens its ciphertext.
+            copy = tmp_path / "copy"
+            shutil.copytree(tmp_path, copy, ignore=shutil.ignore_patterns("copy"))
+            for copied in copy.rglob("*"):
+                if copied.is_file():
+                    assert bytes(sealed_key) not in copied.read_bytes(), copied
+            events = await s.events(EventType.STORE_DELETE)
+            assert events[-1]["object"] == object_id and events[-1]["reason"] == "request"
+            assert str(events[-1]["method"]).startswith("crypto-erase; ")
+            with sqlite3.connect(copy / "state.sqlite3") as conn:
+                blobs = _blobs(conn)
+            conn.close()
+            assert len(blobs) == 1  # the other object's
+            if medium is not Medium.HDD:
+                # The ciphertext left in flash cells, under the remaining object's name:
+                # the one key still stored (unwrapped with the master key) does not open it.
+                shutil.copyfile(witness, s.objects / keep)
+                with (tmp_path / "o").open("w+b") as f, pytest.raises(MfpsecError) as info:
+                    await s.store.read(keep, ALICE, f.fileno(), CLI)
+                assert info.value.code is ErrorCode.STORE_INTEGRITY
+
+    run(scenario)
+
+
+def test_policies_boxes_secure_print_and_printed(tmp_path: Path) -> None:
+    settings = StoreSettings(box_retention_s=3600, secure_print_timeout_s=600,
+                             sweep_interval_s=60)
+
+    async def scenario() -> None:
+        async with stack(tmp_path, settings=settings) as s:
+            box = await put_bytes(s, b"box doc", kind=ObjectKind.BOX)
+            held = await put_bytes(s, b"held job", kind=ObjectKind.SECURE_PRINT)
+            printed = await put_bytes(s, b"printed job", kind=ObjectKind.SECURE_PRINT)
+            spool = await put_bytes(s, b"spool", kind=ObjectKind.SPOOL)
+            await s.store.printed(printed, Subject(origin="panel", user="alice"))
+            assert await s.store.sweep() == 0
+            await s.clock.advance(601)
+            assert await s.store.sweep() == 1
+            await s.clock.advance(3000)
+            assert await s.store.sweep() == 1
+            assert [o.id for o in await s.store.objects(ADMIN)] == [spool]
+            deleted = {e["object"]: e["reason"] for e in await s.events(EventType.STORE_DELETE)}
+            assert deleted == {printed: "printed", held: "timeout", box: "retention"}
+
+    run(scenario)
+
+
+def test_crash_leftovers_are_removed_at_start(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path) as s:
+            kept = await put_bytes(s, b"kept")
+            lost = await put_bytes(s, b"lost its ciphertext")
+        (tmp_path / "store" / "objects" / lost).unlink()
+        orphan = tmp_path / "store" / "objects" / "20261122-orphan"
+        orphan.write_bytes(b"sealed bytes whose key was never committed")
+        (tmp_path / "store" / "tmp" / "abc.part").write_bytes(b"half a put")
+        async with stack(tmp_path) as s:
+            assert [o.id for o in await s.store.objects(ADMIN)] == [kept]
+            assert sorted(p.name for p in s.objects.iterdir()) == [kept]
+            assert list((tmp_path / "store" / "tmp").iterdir()) == []
+            events = await s.events(EventType.STORE_DELETE)
+            assert {(e["object"], e["reason"]) for e in events} == {
+                ("20261122-orphan", "orphan"), (lost, "ciphertext missing")}
+            assert await read_bytes(s, kept) == b"kept"
+
+    run(scenario)
+
+
+def test_rotation_reseals_object_keys_and_purge_erases_all(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path) as s:
+            ids = [await put_bytes(s, f"doc {i}".encode()) for i in range(5)]
+            assert await s.chain.rotate() == 2
+            for i, object_id in enumerate(ids):
+                assert await read_bytes(s, object_id) == f"doc {i}".encode()
+            count, size = await s.store.purge(CLI)
+            assert (count, size) == (5, sum(len(f"doc {i}") for i in range(5)))
+            assert await s.store.objects(ADMIN) == [] and list(s.objects.iterdir()) == []
+            purge = await s.events(EventType.STORE_PURGE)
+            assert purge[-1]["objects"] == 5
+            with pytest.raises(MfpsecError) as info:
+                await read_bytes(s, ids[0])
+            assert info.value.code is ErrorCode.STORE_OBJECT_NOT_FOUND
+
+    run(scenario)
+
+
+def test_nothing_is_stored_without_the_key_chain(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path) as s:
+            s.chain.fail(MfpsecError(ErrorCode.KEYS_UNAVAILABLE, reason="the TPM was replaced"))
+            r, w = os.pipe()
+            os.close(w)
+            try:
+                with pytest.raises(MfpsecError) as info:
+                    await s.store.put(r, owner="alice", job="j", kind=ObjectKind.SPOOL,
+                                      name="n")
+            finally:
+                os.close(r)
+            assert info.value.code is ErrorCode.KEYS_UNAVAILABLE
+            assert list(s.objects.iterdir()) == []
+
+    run(scenario)
+
+
+@pytest.mark.root
+def test_a_full_disk_stores_nothing_and_leaves_nothing(tmp_path: Path) -> None:
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], check=True)
+    try:
+        async def scenario() -> None:
+            async with stack(tmp_path, directory=mnt) as s:
+                with pytest.raises(MfpsecError) as info:
+                    await put_bytes(s, os.urandom(3 << 20))
+                assert info.value.code is ErrorCode.STORE_FULL
+                assert await s.store.objects(ADMIN) == []
+                assert list(s.objects.iterdir()) == [] and list((mnt / "tmp").iterdir()) == []
+                small = await put_bytes(s, b"fits")
+                assert await read_bytes(s, small) == b"fits"
+
+        run(scenario)
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
