@@ -18,6 +18,8 @@ class Privilege(enum.Enum):
     AUDIT_READ = "audit.read"  # query, verify and export the audit log
     USERS_ADMIN = "users.admin"  # user accounts, unlock, the authentication policy
     SANITIZE = "sanitize"  # list disks, start and cancel sanitizations, their certificates
+    STORE_USE = "store.use"  # one's own job-store objects (an administrator: everyone's)
+    STORE_ADMIN = "store.admin"  # the job store's status; purge (crypto-erase everything)
 
 
 class Role(enum.Enum):

@@ -7,10 +7,11 @@ from mfpsecd.api.auth import AUTH
 from mfpsecd.api.keys import KEYS
 from mfpsecd.api.schema import Interface, Method
 from mfpsecd.api.service import SERVICE
+from mfpsecd.api.store import STORE
 from mfpsecd.api.system import SYSTEM
 from mfpsecd.api.wipe import WIPE
 
-INTERFACES: tuple[Interface, ...] = (SERVICE, SYSTEM, AUTH, KEYS, AUDIT, WIPE)
+INTERFACES: tuple[Interface, ...] = (SERVICE, SYSTEM, AUTH, KEYS, AUDIT, WIPE, STORE)
 BY_NAME: dict[str, Interface] = {i.name: i for i in INTERFACES}
 
 VENDOR = "mfpsecd project"

@@ -13,7 +13,7 @@ import msgspec
 from mfpsecd.api import wipe
 from mfpsecd.cli import session_file
 from mfpsecd.cli.auth import PASSWORD_FILE
-from mfpsecd.cli.common import Target, echo_json, read_secret, reports_errors
+from mfpsecd.cli.common import Target, echo_json, read_secret, reports_errors, size_text
 from mfpsecd.client import WipeClient
 from mfpsecd.errors import ErrorCode
 
@@ -33,13 +33,6 @@ Every sanitization of an HDD ends with a read-back of every byte."""
 
 _STATE_COLOUR = {wipe.JobState.RUNNING: "yellow", wipe.JobState.COMPLETED: "green",
                  wipe.JobState.FAILED: "red", wipe.JobState.CANCELLED: "red"}
-
-
-def size_text(n: int) -> str:
-    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if n >= 1 << shift:
-            return f"{n / (1 << shift):.1f} {unit}"
-    return f"{n} B"
 
 
 def _render_targets(targets: list[wipe.Target]) -> str:

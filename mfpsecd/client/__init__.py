@@ -3,6 +3,7 @@
 from mfpsecd.client.auth import AuthClient
 from mfpsecd.client.connection import DEFAULT_SOCKET, AsyncConnection, Connection
 from mfpsecd.client.keys import KeysClient
+from mfpsecd.client.store import StoreClient
 from mfpsecd.client.system import AsyncSystemClient, SystemClient
 from mfpsecd.client.wipe import WipeClient
 
@@ -13,6 +14,7 @@ __all__ = [
            "AuthClient",
            "Connection",
            "KeysClient",
+           "StoreClient",
            "SystemClient",
            "WipeClient",
 ]

@@ -60,12 +60,13 @@ _GRANTS: dict[PeerClass, frozenset[Privilege]] = {
 _ROLE_GRANTS: dict[Role, frozenset[Privilege]] = {
     Role.ADMINISTRATOR: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.AUTH, _P.KEYS_READ,
                                    _P.SECRETS_WRITE, _P.KEYS_ADMIN, _P.AUDIT_READ,
-                                   _P.USERS_ADMIN, _P.SANITIZE}),
+                                   _P.USERS_ADMIN, _P.SANITIZE, _P.STORE_USE,
+                                   _P.STORE_ADMIN}),
     # The service engineer: diagnostics, key backup/restore and disk sanitization at
     # decommissioning (SPEC: users and interfaces, W-2).
     Role.SERVICE: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.AUTH, _P.KEYS_READ,
-                             _P.KEYS_ADMIN, _P.SANITIZE}),
-    Role.USER: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.AUTH}),
+                             _P.KEYS_ADMIN, _P.SANITIZE, _P.STORE_ADMIN}),
+    Role.USER: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.AUTH, _P.STORE_USE}),
     Role.AUDITOR: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.AUTH, _P.AUDIT_READ}),
 }
 

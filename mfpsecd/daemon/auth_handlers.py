@@ -38,6 +38,19 @@ def subject_of(ctx: CallContext, address: str = "") -> Subject:
                    pid=ctx.peer.pid, address=address)
 
 
+async def reauthenticate(ctx: CallContext, auth: AuthService, password: SecretBytes,
+                         subject: Subject) -> None:
+    """Before a destructive operation (a sanitization, a purge): whoever is logged in
+    proves it again; only root without a session (the recovery path, where nobody can
+    log in) is not asked."""
+    if ctx.seat.session is None and ctx.peer_class is PeerClass.SYSTEM:
+        return
+    if not len(password):
+        raise MfpsecError(ErrorCode.AUTHENTICATION_REQUIRED,
+                          reason="re-authentication: give your password again")
+    await auth.reauthenticate(ctx.seat, password, subject)
+
+
 def remote_address(ctx: CallContext, text: str) -> str:
     """The network client's address a front-end passed, normalised; "" for local."""
     if not text:

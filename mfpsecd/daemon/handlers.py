@@ -18,6 +18,7 @@ from mfpsecd.api.service import GetInterfaceDescriptionParams, Info, InterfaceDe
 from mfpsecd.api.types import DaemonState, Status
 from mfpsecd.daemon.auth_handlers import auth_handlers, subject_of
 from mfpsecd.daemon.ipc_server import CallContext, Handler, Last
+from mfpsecd.daemon.store_handlers import store_handlers
 from mfpsecd.daemon.wipe_handlers import wipe_handlers
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import BackupTargetInfo, BackupTargetWatcher
@@ -26,6 +27,7 @@ from mfpsecd.services.audit import Auditor, AuditQuery
 from mfpsecd.services.auth import AuthService
 from mfpsecd.services.forwarder import Forwarder
 from mfpsecd.services.identity import DeviceIdentity
+from mfpsecd.services.jobstore import JobStore
 from mfpsecd.services.keys import KeyChain
 from mfpsecd.services.secrets import SecretKind, SecretStore
 from mfpsecd.services.status import StatusService
@@ -91,19 +93,29 @@ def fast_replies(status: StatusService) -> dict[bytes, tuple[str, Callable[[], b
     return {GET_STATUS_CALL: ("io.mfpsecd.System.GetStatus", _StatusReply(status).message)}
 
 
+@dataclass(frozen=True)
+class DataServices:
+    """What works on the device's stored data: sanitization and the job store."""
+
+    wipe: WipeService
+    store: JobStore
+    store_encryption: str  # how objects are encrypted, as GetStoreStatus says it
+
+
 def build_handlers(status: StatusService, key_services: KeyServices | None = None,
-                   auth: AuthService | None = None, wipe: WipeService | None = None
+                   auth: AuthService | None = None, data: DataServices | None = None
                    ) -> dict[str, Handler]:
-    """The whole table; without the services (tests of the IPC layer) Keys, Audit, Auth
-    and Wipe are absent and their methods answer MethodNotImplemented."""
+    """The whole table; without the services (tests of the IPC layer) Keys, Audit, Auth,
+    Wipe and Store are absent and their methods answer MethodNotImplemented."""
     table = _system_handlers(status)
     if key_services is not None:
         table.update(_key_handlers(key_services))
         table.update(_audit_handlers(key_services.auditor, key_services.forwarders))
         if auth is not None:
             table.update(auth_handlers(auth, key_services.auditor, status))
-            if wipe is not None:
-                table.update(wipe_handlers(wipe, auth))
+            if data is not None:
+                table.update(wipe_handlers(data.wipe, auth))
+                table.update(store_handlers(data.store, auth, data.store_encryption))
     return table
 
 

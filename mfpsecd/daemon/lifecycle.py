@@ -27,6 +27,7 @@ from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.clock import SystemClock
 from mfpsecd.backends.disks import SysfsDiskInventory
 from mfpsecd.backends.native_crypto import NativeCryptoSelfTest, NativeKeyCrypto
+from mfpsecd.backends.native_objects import NativeObjectCipher
 from mfpsecd.backends.native_overwrite import NativeOverwriter
 from mfpsecd.backends.pkcs11_card import Pkcs11Card
 from mfpsecd.backends.sdnotify import SdNotifier
@@ -38,7 +39,7 @@ from mfpsecd.backends.usb_targets import UdevBackupTargets
 from mfpsecd.core.password_record import Cost
 from mfpsecd.core.settings import BoardKind, Config, TpmBackend
 from mfpsecd.core.throttle import Throttle, ThrottleLimits
-from mfpsecd.daemon.handlers import KeyServices, build_handlers, fast_replies
+from mfpsecd.daemon.handlers import DataServices, KeyServices, build_handlers, fast_replies
 from mfpsecd.daemon.ipc_server import ServerLimits, VarlinkServer
 from mfpsecd.daemon.settings import Board, admission_rules, gid_of
 from mfpsecd.daemon.supervisor import Supervisor
@@ -50,6 +51,7 @@ from mfpsecd.services.boots import BootLog
 from mfpsecd.services.forwarder import make_forwarders
 from mfpsecd.services.health import HealthRegistry, rfc3339
 from mfpsecd.services.identity import DeviceIdentity
+from mfpsecd.services.jobstore import JobStore, StoreSettings
 from mfpsecd.services.keys import ChainState, KeyChain
 from mfpsecd.services.notify import DEFAULT_RULES, MailSettings, Notifier, Rule, SnmpSettings
 from mfpsecd.services.password_hasher import PasswordHasher
@@ -145,10 +147,24 @@ class Daemon:
         wipe = _make_wipe(cfg, board, state, auditor, clock=clock, chain=chain, health=health)
         await wipe.start()
 
+        self._status("opening the job store")
+        st = cfg.store
+        store = JobStore(state, chain, NativeObjectCipher(
+            threads=st.threads, segment_shift=st.segment_kib.bit_length() + 9), auditor, clock,
+            wipe=wipe, directory=board.paths.job_store, medium=board.profile.store.medium,
+            settings=StoreSettings(box_retention_s=st.box_retention_days * 86400.0,
+                                   secure_print_timeout_s=st.secure_print_timeout_hours * 3600.0,
+                                   sweep_interval_s=st.sweep_interval_s))
+        await store.start()
+        encryption = (f"AES-256-GCM in {st.segment_kib} KiB segments, a random 256-bit key "
+                      "per object sealed under the master key")
+        health.set("store", HealthState.OK, f"{board.paths.job_store} on "
+                   f"{board.profile.store.medium.value}; {encryption}")
+
         self._status("starting IPC")
         ipc = cfg.ipc
         server = VarlinkServer(
-            build_handlers(status, keys, auth, wipe),
+            build_handlers(status, keys, auth, DataServices(wipe, store, encryption)),
             admission_rules(cfg),
             ServerLimits(ipc.max_message_bytes, ipc.max_connections, ipc.idle_timeout_s,
                          ipc.queue_depth),
@@ -168,6 +184,7 @@ class Daemon:
         supervisor.add("usb-backup-targets", targets.run)
         supervisor.add("time-watch", lambda: watch_time(clock, auditor))
         supervisor.add("auth-flood-summary", auth.report_suppressed)
+        supervisor.add("store-policies", store.run)
         for fwd in forwarders:
             supervisor.add(f"siem-{fwd.dest.name}", fwd.run)
         notifier = _make_notifier(cfg, clock, health, board.profile.board.name, secrets)

@@ -10,10 +10,8 @@ from mfpsecd.api import wipe as api
 from mfpsecd.api.schema import NoParams
 from mfpsecd.backends.certificate_pdf import render_pdf
 from mfpsecd.core import wipe_certificate as cert
-from mfpsecd.core.access import PeerClass
-from mfpsecd.daemon.auth_handlers import subject_of
+from mfpsecd.daemon.auth_handlers import reauthenticate, subject_of
 from mfpsecd.daemon.ipc_server import CallContext, Handler, Last
-from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import MediaInfo
 from mfpsecd.secret import SecretBytes
 from mfpsecd.services.auth import AuthService
@@ -44,13 +42,7 @@ def wipe_handlers(wipe: WipeService, auth: AuthService) -> dict[str, Handler]:
     async def start(ctx: CallContext, p: api.StartParams) -> api.Job:
         subject = subject_of(ctx)
         with SecretBytes(p.password) as password:
-            # Whoever is logged in proves it again; only root without a session (the
-            # recovery path, nobody can log in) is not asked.
-            if ctx.seat.session is not None or ctx.peer_class is not PeerClass.SYSTEM:
-                if not len(password):
-                    raise MfpsecError(ErrorCode.AUTHENTICATION_REQUIRED,
-                                      reason="re-authentication: give your password again")
-                await auth.reauthenticate(ctx.seat, password, subject)
+            await reauthenticate(ctx, auth, password, subject)
         return _job(await wipe.begin(p.target, p.mode, subject))
 
     def list_jobs(ctx: CallContext, _: NoParams) -> api.Jobs:

@@ -11,17 +11,20 @@ from mfpsecd.api.auth import SessionPolicy
 from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.disks import SysfsDiskInventory
 from mfpsecd.backends.native_crypto import NativeKeyCrypto
+from mfpsecd.backends.native_objects import NativeObjectCipher
 from mfpsecd.backends.native_overwrite import NativeOverwriter
 from mfpsecd.backends.soft_keys import SoftwareKeys
 from mfpsecd.backends.sqlite_state import SqliteState
 from mfpsecd.backends.usb_targets import UdevBackupTargets
-from mfpsecd.daemon.handlers import KeyServices, build_handlers
+from mfpsecd.core.settings import MediumKind
+from mfpsecd.daemon.handlers import DataServices, KeyServices, build_handlers
 from mfpsecd.errors import COMMON_ERRORS, ErrorCode
 from mfpsecd.ports import Paths
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.auth import AuthService
 from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.identity import DeviceIdentity
+from mfpsecd.services.jobstore import JobStore
 from mfpsecd.services.keys import KeyChain
 from mfpsecd.services.password_hasher import DEFAULT_COST, PasswordHasher
 from mfpsecd.services.secrets import SecretStore
@@ -47,14 +50,17 @@ def _handlers() -> dict[str, object]:
     auth = AuthService(UserStore(store), keys.secrets, hasher,
                        sessions=SessionTable(clock, SessionPolicy()), auditor=keys.auditor,
                        clock=clock)
+
     async def no_signer(digest: bytes) -> None:
         return None
 
     wipe = WipeService(store, SysfsDiskInventory([], _NOWHERE, simulated=False),
                        NativeOverwriter(), keys.auditor, clock, signer=no_signer,
                        identity=lambda: None, device="b", tool="t")
+    jobs = JobStore(store, chain, NativeObjectCipher(), keys.auditor, clock, wipe=wipe,
+                    directory=Path("/nonexistent/store"), medium=MediumKind.HDD)
     return dict(build_handlers(StatusService(clock, health, BoardInfo("b", "k")), keys, auth,
-                               wipe))
+                               DataServices(wipe, jobs, "t")))
 
 
 def test_every_declared_method_has_a_handler_and_vice_versa() -> None:

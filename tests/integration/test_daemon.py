@@ -47,6 +47,7 @@ def test_ready_only_after_start_up_and_status_lines(daemon: ds.DaemonProcess) ->
                         "STATUS=running crypto self-tests",
                         "STATUS=opening the key chain",
                         "STATUS=resuming sanitizations",
+                        "STATUS=opening the job store",
                         "STATUS=starting IPC"]
     # At READY the socket already answers.
     with Connection(daemon.socket_path) as conn:

@@ -23,7 +23,8 @@ def test_pypi_varlink_client(daemon: ds.DaemonProcess) -> None:
             assert info["product"] == "mfpsecd"
             assert info["interfaces"] == ["org.varlink.service", "io.mfpsecd.System",
                                              "io.mfpsecd.Auth", "io.mfpsecd.Keys",
-                                             "io.mfpsecd.Audit", "io.mfpsecd.Wipe"]
+                                             "io.mfpsecd.Audit", "io.mfpsecd.Wipe",
+                                             "io.mfpsecd.Store"]
             desc = service.GetInterfaceDescription("io.mfpsecd.System")
             assert desc["description"] == idl.generate(SYSTEM)
             try:

@@ -1,0 +1,98 @@
+"""io.mfpsecd.Store: the encrypted job store (SPEC E-1..E-4, S-1).
+
+Users see and delete their own objects, administrators everyone's; the service engineer
+sees the store's state and may purge it (crypto-erase of every object, after giving their
+password again). No method returns object contents or keys.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from mfpsecd.api.access import Privilege
+from mfpsecd.api.schema import Interface, Method, NoParams
+from mfpsecd.errors import ErrorCode
+
+ObjectId = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8}-[0-9a-f]{20}$")]
+Password = Annotated[bytearray, msgspec.Meta(max_length=256)]
+
+
+class StoreStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    objects: int
+    bytes: int  # plaintext
+    sealed_bytes: int  # on disk
+    by_kind: dict[str, int]  # "spool", "box", "secure-print"
+    encryption: str  # the construction, e.g. "AES-256-GCM, 64 KiB segments, a key per object"
+    key_chain: str  # "ready", "locked", ...: objects can be stored and read only when ready
+    medium: str  # the disk holding the store (board profile): hdd, ssd, ...
+    delete_method: str  # what a delete does on this medium
+    directory: str
+    box_retention_days: int  # 0: kept until deleted
+    secure_print_timeout_hours: int
+
+
+class StoredObject(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    id: str
+    owner: str
+    job: str
+    kind: str
+    name: str
+    size: int
+    sealed_size: int
+    created_at: str
+    expires_at: str  # "" when only an explicit delete removes it
+
+
+class StoredObjects(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    objects: list[StoredObject]
+
+
+class ObjectParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    object: ObjectId
+
+
+class PurgeParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    password: Password = msgspec.field(default_factory=bytearray)  # base64; see Purge
+
+
+class PurgeResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    objects: int
+    bytes: int
+
+
+STORE = Interface(
+    name="io.mfpsecd.Store",
+    doc=(
+        "The encrypted job store: every object under its own AES-256 key, sealed under\n"
+        "the master key; a delete destroys the key (crypto-erase) and overwrites the\n"
+        "ciphertext on an HDD."
+    ),
+    methods=(
+        Method(
+            name="GetStoreStatus",
+            doc="Objects, bytes, the encryption and deletion in force, the key chain.",
+            params=NoParams, result=StoreStatus, requires=Privilege.STORE_ADMIN,
+        ),
+        Method(
+            name="ListObjects",
+            doc="The caller's objects (an administrator's: all), oldest first.",
+            params=NoParams, result=StoredObjects, requires=Privilege.STORE_USE,
+        ),
+        Method(
+            name="DeleteObject",
+            doc="Crypto-erase one of the caller's objects (an administrator: any).",
+            params=ObjectParams, result=StoredObject, requires=Privilege.STORE_USE,
+            errors=(ErrorCode.STORE_OBJECT_NOT_FOUND,),
+        ),
+        Method(
+            name="Purge",
+            doc="Crypto-erase every object, then overwrite the ciphertext (HDD). A\n"
+                "logged-in caller gives their password again.",
+            params=PurgeParams, result=PurgeResult, requires=Privilege.STORE_ADMIN,
+            errors=(ErrorCode.AUTHENTICATION_FAILED, ErrorCode.ACCOUNT_LOCKED),
+            sensitive=True,
+        ),
+    ),
+)

@@ -1,0 +1,99 @@
+"""`mfpsec store …`: the encrypted job store's state, one's objects, and the purge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mfpsecd.api import store
+from mfpsecd.cli import session_file
+from mfpsecd.cli.auth import PASSWORD_FILE
+from mfpsecd.cli.common import Target, echo_json, read_secret, reports_errors, size_text
+from mfpsecd.client import StoreClient
+
+
+def render_status(s: store.StoreStatus) -> str:
+    chain = click.style(s.key_chain, fg="green" if s.key_chain == "ready" else "red",
+                        bold=True)
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(s.by_kind.items())) or "none"
+    boxes = f"{s.box_retention_days} days" if s.box_retention_days else "until deleted"
+    return "\n".join([
+        f"objects: {s.objects} ({kinds}); {size_text(s.bytes)} of data, "
+        f"{size_text(s.sealed_bytes)} on disk",
+        f"encryption: {s.encryption}",
+        f"key chain: {chain}" + ("" if s.key_chain == "ready"
+                                 else " - nothing can be stored or read until it is"),
+        f"store: {s.directory} on {s.medium}",
+        f"delete: {s.delete_method}",
+        f"policies: box documents kept {boxes}; secure-print jobs deleted when printed or "
+        f"after {s.secure_print_timeout_hours} h",
+    ])
+
+
+@click.group("store")
+def store_group() -> None:
+    """The encrypted job store: status, objects, purge."""
+
+
+@store_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+@reports_errors
+def status(target: Target, as_json: bool) -> None:
+    """Objects and bytes stored, the encryption and the deletion method in force."""
+    with target.connect() as conn:
+        s = StoreClient(conn).status()
+    echo_json(s) if as_json else click.echo(render_status(s))
+
+
+@store_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@reports_errors
+def list_objects(target: Target, as_json: bool) -> None:
+    """Your objects (an administrator's: everyone's)."""
+    with target.connect() as conn:
+        objects = StoreClient(conn).objects()
+    if as_json:
+        echo_json(objects)
+        return
+    if not objects:
+        click.echo("no objects")
+    for o in objects:
+        expiry = f", deleted at {o.expires_at}" if o.expires_at else ""
+        click.echo(f"{o.id}  {o.kind:<12} {o.owner:<12} {size_text(o.size):>10}  "
+                   f"{o.job}/{o.name}  {o.created_at}{expiry}")
+
+
+@store_group.command("delete")
+@click.argument("object_id")
+@click.pass_obj
+@reports_errors
+def delete(target: Target, object_id: str) -> None:
+    """Crypto-erase one object."""
+    with target.connect() as conn:
+        o = StoreClient(conn).delete(object_id)
+    click.echo(f"deleted {o.id} ({o.kind}, {size_text(o.size)}): its key is destroyed")
+
+
+@store_group.command("purge")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@PASSWORD_FILE
+@click.pass_obj
+@reports_errors
+def purge(target: Target, yes: bool, password_file: Path | None) -> None:
+    """Crypto-erase every stored object (and overwrite the ciphertext on an HDD).
+
+    A logged-in user gives their password again.
+    """
+    if not yes:
+        click.confirm("Destroy every stored job, box document and held print job?",
+                      abort=True, err=True)
+    password = None
+    if session_file.load(target.socket) is not None:
+        password = read_secret(password_file, "Password (again)", False)
+    with target.connect() as conn:
+        conn.set_timeout(max(target.timeout, 600.0))  # overwriting a full store takes time
+        r = StoreClient(conn).purge(password)
+    click.echo(f"purged {r.objects} object(s), {size_text(r.bytes)}: every key destroyed")

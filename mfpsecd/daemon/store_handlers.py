@@ -1,0 +1,57 @@
+"""io.mfpsecd.Store handlers, and who asks under the owner rules."""
+
+from __future__ import annotations
+
+from mfpsecd.api import store as api
+from mfpsecd.api.access import Role
+from mfpsecd.api.schema import NoParams
+from mfpsecd.core.access import PeerClass
+from mfpsecd.daemon.auth_handlers import reauthenticate, subject_of
+from mfpsecd.daemon.ipc_server import CallContext, Handler
+from mfpsecd.secret import SecretBytes
+from mfpsecd.services.auth import AuthService
+from mfpsecd.services.jobstore import JobStore, ObjectInfo, Requester
+
+
+def requester_of(ctx: CallContext) -> Requester:
+    """The session's user (an administrator reaches every object); a system peer without
+    a session is the device's own administration."""
+    s = ctx.seat.session
+    if s is not None and not s.ended:
+        return Requester(s.user, administrator=s.role is Role.ADMINISTRATOR)
+    return Requester("", administrator=ctx.peer_class is PeerClass.SYSTEM)
+
+
+def _wire(o: ObjectInfo) -> api.StoredObject:
+    return api.StoredObject(id=o.id, owner=o.owner, job=o.job, kind=o.kind.value,
+                            name=o.name, size=o.size, sealed_size=o.sealed_size,
+                            created_at=o.created_at, expires_at=o.expires_at)
+
+
+def store_handlers(store: JobStore, auth: AuthService, encryption: str) -> dict[str, Handler]:
+    async def status(ctx: CallContext, _: NoParams) -> api.StoreStatus:
+        st = await store.status()
+        cfg = store.settings
+        return api.StoreStatus(
+            objects=st.objects, bytes=st.bytes, sealed_bytes=st.sealed_bytes,
+            by_kind=st.by_kind, encryption=encryption, key_chain=st.key_chain,
+            medium=st.medium, delete_method=st.delete_method, directory=st.directory,
+            box_retention_days=round(cfg.box_retention_s / 86400),
+            secure_print_timeout_hours=round(cfg.secure_print_timeout_s / 3600))
+
+    async def list_objects(ctx: CallContext, _: NoParams) -> api.StoredObjects:
+        return api.StoredObjects([_wire(o) for o in await store.objects(requester_of(ctx))])
+
+    async def delete(ctx: CallContext, p: api.ObjectParams) -> api.StoredObject:
+        return _wire(await store.delete(p.object, requester_of(ctx), subject_of(ctx)))
+
+    async def purge(ctx: CallContext, p: api.PurgeParams) -> api.PurgeResult:
+        subject = subject_of(ctx)
+        with SecretBytes(p.password) as password:
+            await reauthenticate(ctx, auth, password, subject)
+        count, size = await store.purge(subject)
+        return api.PurgeResult(count, size)
+
+    s = "io.mfpsecd.Store."
+    return {s + "GetStoreStatus": status, s + "ListObjects": list_objects,
+            s + "DeleteObject": delete, s + "Purge": purge}

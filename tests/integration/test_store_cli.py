@@ -1,0 +1,86 @@
+"""The job store through the daemon and the `mfpsec store` CLI: status, the owner rules
+for listing and deleting, and the purge with re-authentication, as root and as other uids
+in the maintenance group. The objects are put by the store service on the daemon's state
+directory before the daemon starts (putting over IPC, with descriptor passing, comes with
+the job pipeline)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from mfpsecd.services.jobstore import ObjectKind
+from tests.integration.test_auth_cli import ADMIN_PW, ALICE_UID, CONFIG, MALLORY_UID, Cli
+from tests.services.test_jobstore import put_bytes, stack
+from tests.support import daemon as ds
+
+pytestmark = pytest.mark.root
+
+CE_UID = 64023
+USER_PW = "Plain-user-pass-2026"
+CE_PW = "Service-visit-2026"
+
+
+async def _populate(state_dir: Path) -> dict[str, str]:
+    async with stack(state_dir) as s:
+        return {
+            "alice-1": await put_bytes(s, b"alice page 1", owner="alice"),
+            "alice-2": await put_bytes(s, b"alice box doc" * 1000, owner="alice",
+                                       kind=ObjectKind.BOX),
+            "bob-1": await put_bytes(s, b"bob's secure print", owner="bob",
+                                     kind=ObjectKind.SECURE_PRINT),
+        }
+
+
+def test_status_owner_rules_delete_and_purge(short_tmp: Path) -> None:
+    short_tmp.chmod(0o711)
+    root = short_tmp / "d"
+    (root / "lib").mkdir(parents=True, mode=0o700)
+    ids = asyncio.run(_populate(root / "lib"))
+    with ds.running(root, config=CONFIG, tpm="none") as d:
+        cli = Cli(d.socket_path, short_tmp / "rt")
+        (cli.runtime / "").mkdir(exist_ok=True)
+        status = json.loads(cli.ok(0, "store", "status", "--json"))
+        assert (status["objects"], status["by_kind"]) == (
+            3, {"spool": 1, "box": 1, "secure-print": 1})
+        assert status["key_chain"] == "ready" and status["medium"] == "hdd"
+        assert status["encryption"].startswith("AES-256-GCM in 64 KiB segments")
+        assert "crypto-erase, then overwrite" in cli.ok(0, "store", "status")
+
+        cli.ok(0, "users", "init", "admin", "--password-file", "-", stdin=ADMIN_PW)
+        cli.ok(0, "login", "-u", "admin", "--password-file", "-", stdin=ADMIN_PW)
+        for name, role in (("alice", "user"), ("tech1", "service")):
+            cli.ok(0, "users", "add", name, "--role", role, "--permanent",
+                   "--password-file", "-", stdin=USER_PW if role == "user" else CE_PW)
+        cli.ok(0, "logout")
+
+        # A user sees and deletes only their own objects; another's does not exist.
+        cli.ok(ALICE_UID, "login", "-u", "alice", "--password-file", "-", stdin=USER_PW)
+        mine = json.loads(cli.ok(ALICE_UID, "store", "list", "--json"))
+        assert {o["id"] for o in mine} == {ids["alice-1"], ids["alice-2"]}
+        assert "ObjectNotFound" in cli.fails(ALICE_UID, "store", "delete", ids["bob-1"])
+        assert "PermissionDenied" in cli.fails(ALICE_UID, "store", "status")
+        assert "its key is destroyed" in cli.ok(ALICE_UID, "store", "delete", ids["alice-1"])
+
+        # The service engineer: status and purge (password again), not the contents.
+        cli.ok(MALLORY_UID, "login", "-u", "tech1", "--password-file", "-", stdin=CE_PW)
+        assert "PermissionDenied" in cli.fails(MALLORY_UID, "store", "list")
+        assert json.loads(cli.ok(MALLORY_UID, "store", "status", "--json"))["objects"] == 2
+        err = cli.fails(MALLORY_UID, "store", "purge", "--yes", "--password-file", "-",
+                        stdin="not-the-password")
+        assert "AuthenticationFailed" in err
+        out = cli.ok(MALLORY_UID, "store", "purge", "--yes", "--password-file", "-",
+                     stdin=CE_PW)
+        assert "purged 2 object(s)" in out
+        assert json.loads(cli.ok(0, "store", "status", "--json"))["objects"] == 0
+        assert list((root / "lib" / "store" / "objects").iterdir()) == []
+
+        records = json.loads(cli.ok(0, "audit", "show", "--limit", "0", "--json"))
+        deletes = [r for r in records if r["type"] == "store.delete"]
+        assert [(r["object"], r["details"]["reason"], r["subject"]["user"])
+                for r in deletes] == [(ids["alice-1"], "request", "alice")]
+        purge = [r for r in records if r["type"] == "store.purge"]
+        assert purge[-1]["details"]["objects"] == "2" and purge[-1]["subject"]["user"] == "tech1"
