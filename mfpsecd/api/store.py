@@ -7,6 +7,7 @@ password again). No method returns object contents or keys.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import msgspec
@@ -17,6 +18,19 @@ from mfpsecd.errors import ErrorCode
 
 ObjectId = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8}-[0-9a-f]{20}$")]
 Password = Annotated[bytearray, msgspec.Meta(max_length=256)]
+# A one-time token for a descriptor passed on the side channel (see fd_socket_path).
+Descriptor = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{32}$")]
+Label = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Owner = Annotated[str, msgspec.Meta(pattern=r"^([a-z][a-z0-9._-]{0,31})?$")]
+KindName = Annotated[str, msgspec.Meta(pattern=r"^(spool|box|secure-print)$")]
+
+
+def fd_socket_path(varlink_socket: Path) -> Path:
+    """The descriptor side channel next to a Varlink socket (`mfpsecd.sock` →
+    `mfpsecd.fd.sock`): connect, send one byte with the descriptor attached (SCM_RIGHTS),
+    read back a line with a one-time token (or `!reason`), valid for a minute for this uid,
+    and name it as `descriptor` in Put or Read."""
+    return varlink_socket.with_name(f"{varlink_socket.stem}.fd.sock")
 
 
 class StoreStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -53,6 +67,23 @@ class ObjectParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     object: ObjectId
 
 
+class PutParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    descriptor: Descriptor  # readable: a file or a pipe; read to its end
+    job: Label
+    kind: KindName
+    name: Label
+    owner: Owner = ""  # default the caller; another user's name needs an administrator
+
+
+class ReadParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    object: ObjectId
+    descriptor: Descriptor  # writable: the plaintext is written there
+
+
+class ReadResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    size: int
+
+
 class PurgeParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     password: Password = msgspec.field(default_factory=bytearray)  # base64; see Purge
 
@@ -79,6 +110,22 @@ STORE = Interface(
             name="ListObjects",
             doc="The caller's objects (an administrator's: all), oldest first.",
             params=NoParams, result=StoredObjects, requires=Privilege.STORE_USE,
+        ),
+        Method(
+            name="Put",
+            doc="Store everything readable from a passed descriptor as a new object. Nothing\n"
+                "is listed until the whole object is on disk and its key committed.",
+            params=PutParams, result=StoredObject, requires=Privilege.STORE_USE,
+            errors=(ErrorCode.STORE_IO_ERROR, ErrorCode.STORE_FULL,
+                    ErrorCode.KEYS_UNAVAILABLE),
+        ),
+        Method(
+            name="Read",
+            doc="Write an object's plaintext to a passed descriptor, after the whole object\n"
+                "authenticated (a modified object gives IntegrityFailure and no byte).",
+            params=ReadParams, result=ReadResult, requires=Privilege.STORE_USE,
+            errors=(ErrorCode.STORE_OBJECT_NOT_FOUND, ErrorCode.STORE_INTEGRITY,
+                    ErrorCode.STORE_IO_ERROR, ErrorCode.KEYS_UNAVAILABLE),
         ),
         Method(
             name="DeleteObject",

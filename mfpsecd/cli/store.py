@@ -66,6 +66,56 @@ def list_objects(target: Target, as_json: bool) -> None:
                    f"{o.job}/{o.name}  {o.created_at}{expiry}")
 
 
+@store_group.command("put")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, allow_dash=True,
+                                          path_type=Path))
+@click.option("--job", required=True, help="The job the data belongs to.")
+@click.option("--kind", type=click.Choice(["spool", "box", "secure-print"]), default="spool",
+              show_default=True, help="Decides when the policies delete it.")
+@click.option("--name", help="A name for the object (default: the file's).")
+@click.option("--owner", default="", help="Another user's (administrators only).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@reports_errors
+def put(target: Target, *, source: Path, job: str, kind: str, name: str | None, owner: str,
+        as_json: bool) -> None:
+    """Store a file (or stdin, '-') encrypted. The daemon reads it through the passed
+    descriptor: it needs no access to the path."""
+    with target.connect() as conn:
+        conn.set_timeout(max(target.timeout, 600.0))
+        client = StoreClient(conn)
+        if str(source) == "-":
+            o = client.put(0, job=job, kind=kind, name=name or "stdin", owner=owner)
+        else:
+            with source.open("rb") as f:
+                o = client.put(f.fileno(), job=job, kind=kind, name=name or source.name,
+                               owner=owner)
+    echo_json(o) if as_json else click.echo(o.id)
+
+
+@store_group.command("get")
+@click.argument("object_id")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              default=Path("-"), show_default=True, help="Where the plaintext goes.")
+@click.pass_obj
+@reports_errors
+def get(target: Target, object_id: str, output: Path) -> None:
+    """Write an object's plaintext, once the whole object has authenticated."""
+    with target.connect() as conn:
+        conn.set_timeout(max(target.timeout, 600.0))
+        client = StoreClient(conn)
+        if str(output) == "-":
+            client.read(object_id, 1)
+            return
+        try:
+            f = output.open("wb")
+        except OSError as exc:
+            raise click.FileError(str(output), exc.strerror) from None
+        with f:
+            size = client.read(object_id, f.fileno())
+    click.echo(f"{size} bytes written to {output}", err=True)
+
+
 @store_group.command("delete")
 @click.argument("object_id")
 @click.pass_obj

@@ -17,6 +17,7 @@ from mfpsecd.api.schema import NoParams
 from mfpsecd.api.service import GetInterfaceDescriptionParams, Info, InterfaceDescription
 from mfpsecd.api.types import DaemonState, Status
 from mfpsecd.daemon.auth_handlers import auth_handlers, subject_of
+from mfpsecd.daemon.fd_channel import FdChannel
 from mfpsecd.daemon.ipc_server import CallContext, Handler, Last
 from mfpsecd.daemon.store_handlers import store_handlers
 from mfpsecd.daemon.wipe_handlers import wipe_handlers
@@ -100,6 +101,7 @@ class DataServices:
     wipe: WipeService
     store: JobStore
     store_encryption: str  # how objects are encrypted, as GetStoreStatus says it
+    descriptors: FdChannel  # descriptors passed for Put and Read
 
 
 def build_handlers(status: StatusService, key_services: KeyServices | None = None,
@@ -115,7 +117,8 @@ def build_handlers(status: StatusService, key_services: KeyServices | None = Non
             table.update(auth_handlers(auth, key_services.auditor, status))
             if data is not None:
                 table.update(wipe_handlers(data.wipe, auth))
-                table.update(store_handlers(data.store, auth, data.store_encryption))
+                table.update(store_handlers(data.store, auth, data.store_encryption,
+                                            data.descriptors))
     return table
 
 

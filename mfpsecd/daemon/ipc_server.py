@@ -557,15 +557,17 @@ class VarlinkServer:
 
     # ---- listening socket
 
-    async def listen(self, path: Path | None, group: int | None) -> str:
-        """Serve on the socket systemd passed (LISTEN_FDS) or bind path; → a description."""
+    async def listen(self, path: Path | None, group: int | None,
+                     activated: socket.socket | None = None) -> str:
+        """Serve on the socket systemd passed (see activated_sockets) or bind path;
+        → a description."""
         loop = asyncio.get_running_loop()
-        sock = _activated_socket()
+        sock = activated
         how = "socket activation"
         if sock is None:
             if path is None:
                 raise ValueError("no socket path and no LISTEN_FDS")
-            sock = _bind(path, group)
+            sock = bind_unix(path, group)
             self._owned_path = path
             how = str(path)
         # backlog=SOMAXCONN: asyncio calls listen() again; keep systemd's (larger) backlog.
@@ -596,29 +598,44 @@ class VarlinkServer:
             self._owned_path = None
 
 
-def _activated_socket() -> socket.socket | None:
+def activated_sockets() -> dict[str, socket.socket]:
+    """The sockets systemd passed (LISTEN_FDS), by their FileDescriptorName: "varlink"
+    (or, unnamed, the first one) and "fd" (the descriptor side channel). Others are closed:
+    nothing we spawn inherits them."""
     if os.environ.get("LISTEN_PID") != str(os.getpid()):
-        return None
+        return {}
     try:
         count = int(os.environ.get("LISTEN_FDS", "0"))
     except ValueError:
-        return None
+        count = 0
+    names = os.environ.get("LISTEN_FDNAMES", "").split(":")
     for var in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
         os.environ.pop(var, None)  # not inherited by anything we spawn
-    if count < 1:
-        return None
-    sock = socket.socket(fileno=SD_LISTEN_FDS_START)
-    if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
-        raise MfpsecError(ErrorCode.CONFIG_INVALID, "the activation socket is not AF_UNIX stream",
-                          key="mfpsecd.socket", reason="ListenStream= must be a unix path")
-    os.set_inheritable(SD_LISTEN_FDS_START, False)
-    for extra in range(SD_LISTEN_FDS_START + 1, SD_LISTEN_FDS_START + count):
-        os.close(extra)  # we serve one socket; do not leak the others
-    sock.setblocking(False)
-    return sock
+    fds = list(range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + max(count, 0)))
+    by_name = {names[i] if i < len(names) else "": fd for i, fd in enumerate(fds)}
+    wanted: dict[str, int] = {}
+    if "fd" in by_name:
+        wanted["fd"] = by_name["fd"]
+    varlink = by_name.get("varlink", next((fd for fd in fds if fd not in wanted.values()), None))
+    if varlink is not None:
+        wanted["varlink"] = varlink
+    out: dict[str, socket.socket] = {}
+    for fd in fds:
+        if fd not in wanted.values():
+            os.close(fd)
+    for name, fd in wanted.items():
+        sock = socket.socket(fileno=fd)
+        if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+            raise MfpsecError(ErrorCode.CONFIG_INVALID,
+                              f"the activation socket {name!r} is not AF_UNIX stream",
+                              key="mfpsecd.socket", reason="ListenStream= must be a unix path")
+        os.set_inheritable(fd, False)
+        sock.setblocking(False)
+        out[name] = sock
+    return out
 
 
-def _bind(path: Path, group: int | None) -> socket.socket:
+def bind_unix(path: Path, group: int | None) -> socket.socket:
     path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
     if group is not None:
         os.chown(path.parent, -1, group)

@@ -22,6 +22,7 @@ from cryptography import x509
 from mfpsecd import __version__
 from mfpsecd.api.auditlog import DAEMON, EventType, Outcome
 from mfpsecd.api.auth import SessionPolicy
+from mfpsecd.api.store import fd_socket_path
 from mfpsecd.api.types import DaemonState, HealthState
 from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.clock import SystemClock
@@ -39,8 +40,9 @@ from mfpsecd.backends.usb_targets import UdevBackupTargets
 from mfpsecd.core.password_record import Cost
 from mfpsecd.core.settings import BoardKind, Config, TpmBackend
 from mfpsecd.core.throttle import Throttle, ThrottleLimits
+from mfpsecd.daemon.fd_channel import FdChannel
 from mfpsecd.daemon.handlers import DataServices, KeyServices, build_handlers, fast_replies
-from mfpsecd.daemon.ipc_server import ServerLimits, VarlinkServer
+from mfpsecd.daemon.ipc_server import ServerLimits, VarlinkServer, activated_sockets
 from mfpsecd.daemon.settings import Board, admission_rules, gid_of
 from mfpsecd.daemon.supervisor import Supervisor
 from mfpsecd.errors import ErrorCode, MfpsecError
@@ -163,9 +165,12 @@ class Daemon:
 
         self._status("starting IPC")
         ipc = cfg.ipc
+        rules = admission_rules(cfg)
+        descriptors = FdChannel(rules, clock)
         server = VarlinkServer(
-            build_handlers(status, keys, auth, DataServices(wipe, store, encryption)),
-            admission_rules(cfg),
+            build_handlers(status, keys, auth,
+                           DataServices(wipe, store, encryption, descriptors)),
+            rules,
             ServerLimits(ipc.max_message_bytes, ipc.max_connections, ipc.idle_timeout_s,
                          ipc.queue_depth),
             clock,
@@ -176,8 +181,10 @@ class Daemon:
                                                              "ipc.socket_group")
         socket_path = board.paths.default_socket if ipc.socket_path is None else Path(
             ipc.socket_path)
-        where = await server.listen(socket_path, group)
-        health.set("ipc", HealthState.OK, f"listening on {where}")
+        activated = activated_sockets()
+        where = await server.listen(socket_path, group, activated.get("varlink"))
+        fd_where = descriptors.listen(fd_socket_path(socket_path), group, activated.get("fd"))
+        health.set("ipc", HealthState.OK, f"listening on {where}; descriptors on {fd_where}")
 
         supervisor = Supervisor(clock, health)
         supervisor.add("ipc-idle-reaper", server.reap_idle)
@@ -211,6 +218,7 @@ class Daemon:
         self.notifier.notify("STOPPING=1", "STATUS=stopping")
         status.set_lifecycle(DaemonState.STOPPING)
         log.info("daemon_stopping")
+        descriptors.close()
         await server.close()
         await supervisor.stop()
         await wipe.stop()  # running sanitizations pause at a checkpoint and resume next start

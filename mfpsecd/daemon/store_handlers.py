@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+
 from mfpsecd.api import store as api
 from mfpsecd.api.access import Role
 from mfpsecd.api.schema import NoParams
 from mfpsecd.core.access import PeerClass
 from mfpsecd.daemon.auth_handlers import reauthenticate, subject_of
+from mfpsecd.daemon.fd_channel import FdChannel
 from mfpsecd.daemon.ipc_server import CallContext, Handler
+from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.secret import SecretBytes
 from mfpsecd.services.auth import AuthService
-from mfpsecd.services.jobstore import JobStore, ObjectInfo, Requester
+from mfpsecd.services.jobstore import JobStore, ObjectInfo, ObjectKind, Requester
 
 
 def requester_of(ctx: CallContext) -> Requester:
@@ -28,7 +33,46 @@ def _wire(o: ObjectInfo) -> api.StoredObject:
                             created_at=o.created_at, expires_at=o.expires_at)
 
 
-def store_handlers(store: JobStore, auth: AuthService, encryption: str) -> dict[str, Handler]:
+def _descriptor(channel: FdChannel, ctx: CallContext, token: str, writing: bool) -> int:
+    """The passed descriptor, checked for the direction it is used in (owned by the
+    caller, who closes it)."""
+    fd = channel.take(token, ctx.peer.uid)
+    try:
+        mode = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+    except OSError:
+        mode = -1
+    if mode not in ((os.O_WRONLY, os.O_RDWR) if writing else (os.O_RDONLY, os.O_RDWR)):
+        os.close(fd)
+        raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="descriptor")
+    return fd
+
+
+def store_handlers(store: JobStore, auth: AuthService, encryption: str,
+                   channel: FdChannel) -> dict[str, Handler]:
+    async def put(ctx: CallContext, p: api.PutParams) -> api.StoredObject:
+        who = requester_of(ctx)
+        owner = p.owner or who.user
+        if not owner:
+            raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="owner")
+        if owner != who.user and not who.administrator:
+            raise MfpsecError(ErrorCode.PERMISSION_DENIED)
+        fd = _descriptor(channel, ctx, p.descriptor, writing=False)
+        try:
+            info = await store.put(fd, owner=owner, job=p.job, kind=ObjectKind(p.kind),
+                                   name=p.name)
+        finally:
+            os.close(fd)
+        return _wire(info)
+
+    async def read(ctx: CallContext, p: api.ReadParams) -> api.ReadResult:
+        await store.info(p.object, requester_of(ctx))  # no descriptor taken for nothing
+        fd = _descriptor(channel, ctx, p.descriptor, writing=True)
+        try:
+            size = await store.read(p.object, requester_of(ctx), fd, subject_of(ctx))
+        finally:
+            os.close(fd)
+        return api.ReadResult(size)
+
     async def status(ctx: CallContext, _: NoParams) -> api.StoreStatus:
         st = await store.status()
         cfg = store.settings
@@ -54,4 +98,4 @@ def store_handlers(store: JobStore, auth: AuthService, encryption: str) -> dict[
 
     s = "io.mfpsecd.Store."
     return {s + "GetStoreStatus": status, s + "ListObjects": list_objects,
-            s + "DeleteObject": delete, s + "Purge": purge}
+            s + "Put": put, s + "Read": read, s + "DeleteObject": delete, s + "Purge": purge}

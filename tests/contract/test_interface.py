@@ -16,7 +16,9 @@ from mfpsecd.backends.native_overwrite import NativeOverwriter
 from mfpsecd.backends.soft_keys import SoftwareKeys
 from mfpsecd.backends.sqlite_state import SqliteState
 from mfpsecd.backends.usb_targets import UdevBackupTargets
+from mfpsecd.core.access import AdmissionRules
 from mfpsecd.core.settings import MediumKind
+from mfpsecd.daemon.fd_channel import FdChannel
 from mfpsecd.daemon.handlers import DataServices, KeyServices, build_handlers
 from mfpsecd.errors import COMMON_ERRORS, ErrorCode
 from mfpsecd.ports import Paths
@@ -60,7 +62,8 @@ def _handlers() -> dict[str, object]:
     jobs = JobStore(store, chain, NativeObjectCipher(), keys.auditor, clock, wipe=wipe,
                     directory=Path("/nonexistent/store"), medium=MediumKind.HDD)
     return dict(build_handlers(StatusService(clock, health, BoardInfo("b", "k")), keys, auth,
-                               DataServices(wipe, jobs, "t")))
+                               DataServices(wipe, jobs, "t", FdChannel(AdmissionRules(
+                                   0, frozenset(), frozenset()), clock))))
 
 
 def test_every_declared_method_has_a_handler_and_vice_versa() -> None:

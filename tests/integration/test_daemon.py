@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mfpsecd.api.types import DaemonState, HealthState
-from mfpsecd.client import Connection, SystemClient
+from mfpsecd.client import Connection, StoreClient, SystemClient
 from mfpsecd.errors import EX_CONFIG, EX_UNAVAILABLE, ErrorCode
 from tests.support import daemon as ds
 
@@ -166,9 +166,12 @@ def test_make_run_profile_is_valid() -> None:
 
 @pytest.mark.systemd
 def test_socket_activation(short_tmp: Path) -> None:
-    """Started by systemd-socket-activate: serves the passed fd, leaves the socket to it."""
+    """Started by systemd-socket-activate with both sockets (as mfpsecd.socket and
+    mfpsecd-fd.socket pass them): serves the passed fds, leaves the sockets to it."""
     sock = short_tmp / "act.sock"
-    activator = ["systemd-socket-activate", "-E", "NOTIFY_SOCKET", "-l", str(sock)]
+    fd_sock = short_tmp / "act.fd.sock"
+    activator = ["systemd-socket-activate", "-E", "NOTIFY_SOCKET", "-l", str(sock),
+                 "-l", str(fd_sock), "--fdname=varlink:fd"]
     d = ds.start(short_tmp / "d", argv_prefix=activator, wait_ready=False)
     try:
         # The activator binds the socket, then execs the daemon on the first connection.
@@ -179,8 +182,20 @@ def test_socket_activation(short_tmp: Path) -> None:
         with Connection(str(sock)) as conn:
             s = SystemClient(conn).get_status()
         ipc = next(c for c in s.components if c.name == "ipc")
-        assert ipc.detail == "listening on socket activation"
+        assert ipc.detail == ("listening on socket activation; descriptors on socket "
+                              "activation")
         assert not Path(d.socket_path).exists()  # it did not bind its own
+        # The passed side channel works: a descriptor goes through it.
+        with Connection(str(sock)) as conn:
+            r, w = os.pipe()
+            os.write(w, b"through the activated side channel")
+            os.close(w)
+            try:
+                stored = StoreClient(conn).put(r, job="j", kind="spool", name="n",
+                                               owner="alice")
+            finally:
+                os.close(r)
+        assert stored.size == len(b"through the activated side channel")
         d.wait_notification("READY=1")
         assert d.stop() == 0
     finally:

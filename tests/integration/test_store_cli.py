@@ -84,3 +84,52 @@ def test_status_owner_rules_delete_and_purge(short_tmp: Path) -> None:
                 for r in deletes] == [(ids["alice-1"], "request", "alice")]
         purge = [r for r in records if r["type"] == "store.purge"]
         assert purge[-1]["details"]["objects"] == "2" and purge[-1]["subject"]["user"] == "tech1"
+
+
+def test_put_and_get_through_passed_descriptors(short_tmp: Path) -> None:
+    """The CLI hands the daemon descriptors (SCM_RIGHTS): the daemon stores and writes
+    files it could not even open by path."""
+    short_tmp.chmod(0o711)
+    with ds.running(short_tmp / "d", config=CONFIG, tpm="none") as d:
+        cli = Cli(d.socket_path, short_tmp / "rt")
+        (cli.runtime / "").mkdir(exist_ok=True)
+        cli.ok(0, "users", "init", "admin", "--password-file", "-", stdin=ADMIN_PW)
+        cli.ok(0, "login", "-u", "admin", "--password-file", "-", stdin=ADMIN_PW)
+        cli.ok(0, "users", "add", "alice", "--role", "user", "--permanent",
+               "--password-file", "-", stdin=USER_PW)
+        cli.ok(0, "logout")
+        home = cli.runtime_dir(ALICE_UID)  # 0700, alice's: the daemon cannot read it
+        document = home / "contract.pdf"
+        document.write_bytes(b"%PDF contract " * 50000)
+        cli.ok(ALICE_UID, "login", "-u", "alice", "--password-file", "-", stdin=USER_PW)
+        first = cli.ok(ALICE_UID, "store", "put", str(document), "--job", "j1",
+                       "--kind", "box").strip()
+        second = json.loads(cli.ok(ALICE_UID, "store", "put", "-", "--job", "j2", "--json",
+                                   stdin="piped page\n"))
+        assert (second["name"], second["size"], second["owner"]) == ("stdin", 11, "alice")
+        # Another user's name needs an administrator.
+        assert "PermissionDenied" in cli.fails(ALICE_UID, "store", "put", "-", "--job", "j3",
+                                               "--owner", "bob", stdin="x")
+        assert cli.ok(ALICE_UID, "store", "get", second["id"]) == "piped page\n"
+        out = home / "back.pdf"
+        cli.ok(ALICE_UID, "store", "get", first, "-o", str(out))
+        assert out.read_bytes() == document.read_bytes()
+
+        # Root (the system peer) stores for a user; the user then sees it.
+        third = json.loads(cli.ok(0, "store", "put", "-", "--job", "j4", "--owner", "alice",
+                                  "--json", stdin="from the pipeline"))
+        listed = {o["id"] for o in json.loads(cli.ok(ALICE_UID, "store", "list", "--json"))}
+        assert listed == {first, second["id"], third["id"]}
+
+        # A modified object: IntegrityFailure, and not one byte written.
+        sealed = d.root / "lib" / "store" / "objects" / first
+        data = bytearray(sealed.read_bytes())
+        data[len(data) // 2] ^= 1
+        sealed.write_bytes(bytes(data))
+        out.unlink()
+        err = cli.fails(ALICE_UID, "store", "get", first, "-o", str(out))
+        assert "io.mfpsecd.Store.IntegrityFailure" in err
+        assert out.stat().st_size == 0
+        # A file the CLI cannot open is its own clear error, not a traceback.
+        err = cli.fails(ALICE_UID, "store", "get", second["id"], "-o", "/nonexistent/x")
+        assert "Traceback" not in err and "/nonexistent/x" in err

@@ -50,9 +50,11 @@ def test_pass_runs_without_the_gil_and_reports_progress(target: int) -> None:
 
 
 def test_cancel_from_another_thread_leaves_an_exact_durable_offset(target: int) -> None:
-    state = _native.WipeState()
     zero = b""
-    _native.wipe_write(target, 0, SIZE, 0, 0xFF, zero, 0, 0, state)
+    _native.wipe_write(target, 0, SIZE, 0, 0xFF, zero, 0, 0, _native.WipeState())
+    # A fresh state: the watcher below must not see the first pass's final position and
+    # cancel before this pass has begun.
+    state = _native.WipeState()
     result: list[OSError] = []
 
     def run() -> None:
