@@ -128,6 +128,13 @@ STORE = Interface(
                     ErrorCode.STORE_IO_ERROR, ErrorCode.KEYS_UNAVAILABLE),
         ),
         Method(
+            name="MarkPrinted",
+            doc="A secure-print job came out of the printer: it is deleted at once (S-1).\n"
+                "Only secure-print objects; owner rules apply.",
+            params=ObjectParams, result=StoredObject, requires=Privilege.STORE_USE,
+            errors=(ErrorCode.STORE_OBJECT_NOT_FOUND,),
+        ),
+        Method(
             name="DeleteObject",
             doc="Crypto-erase one of the caller's objects (an administrator: any).",
             params=ObjectParams, result=StoredObject, requires=Privilege.STORE_USE,

@@ -63,6 +63,10 @@ class StoreClient:
     def objects(self) -> list[store.StoredObject]:
         return _objects.decode(self._conn.call(_IFACE + "ListObjects")).objects
 
+    def printed(self, object_id: str) -> store.StoredObject:
+        """A held secure-print job was printed: the daemon deletes it."""
+        return _object.decode(self._conn.call(_IFACE + "MarkPrinted", {"object": object_id}))
+
     def delete(self, object_id: str) -> store.StoredObject:
         return _object.decode(self._conn.call(_IFACE + "DeleteObject", {"object": object_id}))
 

@@ -89,6 +89,9 @@ def store_handlers(store: JobStore, auth: AuthService, encryption: str,
     async def delete(ctx: CallContext, p: api.ObjectParams) -> api.StoredObject:
         return _wire(await store.delete(p.object, requester_of(ctx), subject_of(ctx)))
 
+    async def printed(ctx: CallContext, p: api.ObjectParams) -> api.StoredObject:
+        return _wire(await store.printed(p.object, requester_of(ctx), subject_of(ctx)))
+
     async def purge(ctx: CallContext, p: api.PurgeParams) -> api.PurgeResult:
         subject = subject_of(ctx)
         with SecretBytes(p.password) as password:
@@ -98,4 +101,5 @@ def store_handlers(store: JobStore, auth: AuthService, encryption: str,
 
     s = "io.mfpsecd.Store."
     return {s + "GetStoreStatus": status, s + "ListObjects": list_objects,
-            s + "Put": put, s + "Read": read, s + "DeleteObject": delete, s + "Purge": purge}
+            s + "Put": put, s + "Read": read, s + "MarkPrinted": printed,
+            s + "DeleteObject": delete, s + "Purge": purge}

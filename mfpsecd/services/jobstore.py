@@ -323,9 +323,13 @@ class JobStore:
         self._locks.pop(object_id, None)
         return info
 
-    async def printed(self, object_id: str, subject: Subject) -> ObjectInfo:
+    async def printed(self, object_id: str, requester: Requester, subject: Subject
+                      ) -> ObjectInfo:
         """A secure-print job came out of the printer: deleted at once (S-1)."""
-        return await self.delete(object_id, SYSTEM_REQUESTER, subject, reason="printed")
+        info = await self.info(object_id, requester)
+        if info.kind is not ObjectKind.SECURE_PRINT:
+            raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="object")
+        return await self.delete(object_id, requester, subject, reason="printed")
 
     async def sweep(self) -> int:
         """Delete what the policies say is due. → how many."""

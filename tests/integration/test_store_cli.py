@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from mfpsecd.client import Connection, StoreClient
 from mfpsecd.services.jobstore import ObjectKind
 from tests.integration.test_auth_cli import ADMIN_PW, ALICE_UID, CONFIG, MALLORY_UID, Cli
 from tests.services.test_jobstore import put_bytes, stack
@@ -120,6 +121,13 @@ def test_put_and_get_through_passed_descriptors(short_tmp: Path) -> None:
                                   "--json", stdin="from the pipeline"))
         listed = {o["id"] for o in json.loads(cli.ok(ALICE_UID, "store", "list", "--json"))}
         assert listed == {first, second["id"], third["id"]}
+
+        # The panel releases a held secure-print job: printed, so deleted (S-1).
+        held = json.loads(cli.ok(ALICE_UID, "store", "put", "-", "--job", "j5", "--kind",
+                                 "secure-print", "--json", stdin="held job"))
+        with Connection(d.socket_path) as conn:  # root, as the print pipeline
+            assert StoreClient(conn).printed(held["id"]).kind == "secure-print"
+        assert held["id"] not in cli.ok(ALICE_UID, "store", "list")
 
         # A modified object: IntegrityFailure, and not one byte written.
         sealed = d.root / "lib" / "store" / "objects" / first

@@ -286,7 +286,9 @@ def test_policies_boxes_secure_print_and_printed(tmp_path: Path) -> None:
             held = await put_bytes(s, b"held job", kind=ObjectKind.SECURE_PRINT)
             printed = await put_bytes(s, b"printed job", kind=ObjectKind.SECURE_PRINT)
             spool = await put_bytes(s, b"spool", kind=ObjectKind.SPOOL)
-            await s.store.printed(printed, Subject(origin="panel", user="alice"))
+            with pytest.raises(MfpsecError):  # only a secure-print job is "printed"
+                await s.store.printed(spool, ALICE, CLI)
+            await s.store.printed(printed, ALICE, Subject(origin="panel", user="alice"))
             assert await s.store.sweep() == 0
             await s.clock.advance(601)
             assert await s.store.sweep() == 1
