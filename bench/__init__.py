@@ -34,6 +34,7 @@ SUITES: dict[str, str] = {
     "auth": "bench.auth.suite",
     "overwrite": "bench.overwrite.suite",
     "aes": "bench.aes.suite",
+    "fwverify": "bench.fwverify.suite",
 }
 
 Metrics = dict[str, float]

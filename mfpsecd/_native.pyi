@@ -75,3 +75,16 @@ def stream_open_fd(key: Buffer, context: Buffer, threads: int, flags: int, in_fd
 def xts_sectors(key: Buffer, first_sector: int, sector_size: int, src: Buffer, dst: Buffer,
                 encrypt: bool, /) -> None: ...
 def xts_unit(key: Buffer, tweak: Buffer, src: Buffer, dst: Buffer, encrypt: bool, /) -> None: ...
+
+HASH_OK: int
+HASH_MISMATCH: int
+HASH_SIZE: int
+HASH_NOT_REGULAR: int
+HASH_MISSING: int
+HASH_ESCAPES: int
+HASH_SYMLINK: int
+HASH_IO: int
+HASH_SKIPPED: int
+
+def hash_files(dirfd: int, items: Sequence[tuple[str, int, Buffer | None]], threads: int,
+               stop_early: bool, /) -> list[tuple[int, int, int, int, bytes]]: ...

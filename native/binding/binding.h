@@ -11,4 +11,7 @@ int mfp_py_check_rc(int rc, const char *what);
 /* The segmented GCM streams and XTS (streammodule.c): types, functions, constants. */
 int mfp_py_stream_exec(PyObject *m);
 
+/* Parallel SHA-256 of firmware tree files (hashmodule.c). */
+int mfp_py_hash_exec(PyObject *m);
+
 #endif

@@ -547,7 +547,9 @@ static int module_exec(PyObject *m)
     if (PyModule_AddIntConstant(m, "WIPE_DIRECT", MFP_WIPE_DIRECT) != 0 ||
         PyModule_AddIntConstant(m, "WIPE_CHUNK_BYTES", MFP_WIPE_CHUNK_BYTES) != 0)
         return -1;
-    return mfp_py_stream_exec(m);
+    if (mfp_py_stream_exec(m) != 0)
+        return -1;
+    return mfp_py_hash_exec(m);
 }
 
 static PyModuleDef_Slot slots[] = {

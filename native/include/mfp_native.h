@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MFP_NATIVE_ABI_VERSION 5
+#define MFP_NATIVE_ABI_VERSION 6
 
 /*
  * Overwrite n bytes at p with zeros in a way the compiler may not elide
@@ -261,5 +261,40 @@ int mfp_aes256xts_unit(const uint8_t *key, const uint8_t *tweak, const uint8_t *
  */
 int mfp_aes256xts_sectors(const uint8_t *key, uint64_t first_sector, size_t sector_size,
                           const uint8_t *in, uint8_t *out, size_t len, int encrypt);
+
+/* ---- firmware trees: parallel SHA-256 of many files (src/hashfiles.c) */
+
+#define MFP_HASH_OK 0
+#define MFP_HASH_MISMATCH 1   /* the digest is not the expected one */
+#define MFP_HASH_SIZE 2       /* the size is not the expected one (nothing hashed) */
+#define MFP_HASH_NOT_REGULAR 3 /* a directory, device, fifo or socket */
+#define MFP_HASH_MISSING 4    /* no such file */
+#define MFP_HASH_ESCAPES 5    /* the path leaves the tree (absolute, "..", a mount) */
+#define MFP_HASH_SYMLINK 6    /* a symbolic link in the path or at its end: never followed */
+#define MFP_HASH_IO 7         /* open or read failed: errno in err */
+#define MFP_HASH_SKIPPED 8    /* not looked at: an earlier item failed and stop_early is set */
+
+struct mfp_hash_item {
+    const char *path;       /* relative to the tree */
+    uint64_t expect_size;   /* UINT64_MAX: not checked */
+    const uint8_t *expect;  /* 32 bytes, or NULL: only computed */
+    uint8_t digest[MFP_SHA256_BYTES]; /* out, for OK and MISMATCH */
+    uint64_t size;          /* out */
+    uint32_t mode;          /* out: st_mode & 07777 */
+    int status;             /* out: MFP_HASH_* */
+    int err;                /* out: errno for MFP_HASH_IO */
+};
+
+/*
+ * Hash items[0..n) of the tree open at dirfd. Each is opened with openat2 and
+ * RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS (nothing outside the tree,
+ * no link followed, checked by the kernel at open), must be a regular file, and is read
+ * in 1 MiB chunks. Up to `threads` threads take the items in order (put the large ones
+ * first). With stop_early the first failure stops the rest (they are SKIPPED). Returns 0
+ * when every item is OK; -EBADMSG when one is not, with *first_bad its lowest index;
+ * -EINVAL; -ENOMEM; -ENOSYS without openat2 (fails closed).
+ */
+int mfp_hash_files(int dirfd, struct mfp_hash_item *items, size_t n, unsigned threads,
+                   int stop_early, size_t *first_bad);
 
 #endif
