@@ -18,6 +18,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,21 @@ class SuiteResult:
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     facts: dict[str, str] = field(default_factory=dict)  # suite-specific facts (versions...)
+
+
+# Throughput suites (bytes through an engine) share these figures and their timing.
+THROUGHPUT_METRICS = [Metric("rps", "MB/s", ",.0f"), Metric("seconds", "seconds", ",.2f")]
+
+
+def throughput(size: int, seconds: float) -> Metrics:
+    return {"rps": size / seconds / 1e6, "seconds": seconds}
+
+
+def timed(size: int, fn: Callable[[], object]) -> Metrics:
+    """size bytes through fn, timed once."""
+    t0 = time.perf_counter()
+    fn()
+    return throughput(size, time.perf_counter() - t0)
 
 
 def latency_stats(samples: list[float]) -> Metrics:

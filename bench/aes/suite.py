@@ -30,9 +30,9 @@ from cryptography.hazmat.backends.openssl import backend as wheel_backend
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bench import (
+    THROUGHPUT_METRICS,
     Contender,
     Finding,
-    Metric,
     Metrics,
     Scenario,
     Settings,
@@ -40,6 +40,8 @@ from bench import (
     alternate,
     progress,
     ratio_finding,
+    throughput,
+    timed,
 )
 from mfpsecd import _native
 from mfpsecd.api.auditlog import DAEMON
@@ -61,18 +63,10 @@ from mfpsecd.services.secrets import SecretStore
 from mfpsecd.services.wipe import WipeService
 
 MIB = 1 << 20
-METRICS = [Metric("rps", "MB/s", ",.0f"), Metric("seconds", "seconds", ",.2f")]
+METRICS = THROUGHPUT_METRICS
 CONTEXT = b"bench-object"
 
 
-def _metrics(size: int, seconds: float) -> Metrics:
-    return {"rps": size / seconds / 1e6, "seconds": seconds}
-
-
-def _timed(size: int, fn: Callable[[], object]) -> Metrics:
-    t0 = time.perf_counter()
-    fn()
-    return _metrics(size, time.perf_counter() - t0)
 
 
 _SPEED = re.compile(r"^AES-256-(?:GCM|XTS)\s+([\d.]+)k\s*$", re.MULTILINE)
@@ -111,7 +105,7 @@ class Memory:
             done += len(self.data)
             elapsed = time.perf_counter() - t0
             if elapsed >= self.seconds:
-                return _metrics(done, elapsed)
+                return throughput(done, elapsed)
 
     def ours_gcm(self, threads: int) -> Metrics:
         return self._repeat(lambda: _native.stream_seal(self.key, CONTEXT, 14, threads,
@@ -200,7 +194,7 @@ class Put:
     def ours(self, store: StoreStack) -> Metrics:
         src = os.open(self.source, os.O_RDONLY)
         try:
-            metrics = _timed(self.size, lambda: store.put(src))
+            metrics = timed(self.size, lambda: store.put(src))
         finally:
             os.close(src)
         store.clear()
@@ -223,14 +217,14 @@ class Put:
                 i += 1
             os.fdatasync(dst)
         try:
-            return _timed(self.size, put)
+            return timed(self.size, put)
         finally:
             os.close(src)
             os.close(dst)
 
     def dd(self) -> Metrics:
         self.target.unlink(missing_ok=True)
-        return _timed(self.size, lambda: subprocess.run(
+        return timed(self.size, lambda: subprocess.run(
             ["dd", f"if={self.source}", f"of={self.target}", "bs=4M", "oflag=direct",
              "status=none"], check=True))
 

@@ -22,14 +22,12 @@ import random
 import shutil
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from bench import (
+    THROUGHPUT_METRICS,
     Contender,
     Finding,
-    Metric,
     Metrics,
     Scenario,
     Settings,
@@ -37,19 +35,14 @@ from bench import (
     alternate,
     progress,
     ratio_finding,
+    timed,
 )
 from mfpsecd import _native
 
 MIB = 1 << 20
-METRICS = [Metric("rps", "MB/s", ",.0f"), Metric("seconds", "seconds", ",.2f")]
+METRICS = THROUGHPUT_METRICS
 FILES = 2000
 
-
-def _timed(size: int, fn: Callable[[], object]) -> Metrics:
-    t0 = time.perf_counter()
-    fn()
-    seconds = time.perf_counter() - t0
-    return {"rps": size / seconds / 1e6, "seconds": seconds}
 
 
 def _sizes(total: int, count: int, rng: random.Random) -> list[int]:
@@ -108,19 +101,19 @@ class Tree:
             def run() -> None:
                 out = _native.hash_files(dirfd, self.items, 2, True)
                 assert all(r[0] == _native.HASH_OK for r in out)
-            return _timed(self.size, run)
+            return timed(self.size, run)
         finally:
             os.close(dirfd)
 
     def sha256sum(self) -> Metrics:
         self._prepare()
-        return _timed(self.size, lambda: subprocess.run(
+        return timed(self.size, lambda: subprocess.run(
             ["sha256sum", "--quiet", "-c", str(self.root.parent / "SHA256SUMS")],
             cwd=self.root, check=True, stdout=subprocess.DEVNULL))
 
     def openssl(self) -> Metrics:
         self._prepare()
-        return _timed(self.size, lambda: subprocess.run(
+        return timed(self.size, lambda: subprocess.run(
             ["openssl", "dgst", "-sha256", *[rel for rel, _, _ in self.items]],
             cwd=self.root, check=True, stdout=subprocess.DEVNULL))
 
@@ -141,14 +134,14 @@ class OneFile:
                 out = _native.hash_files(dirfd, [(self.path.name, self.size, self.digest)],
                                          1, True)
                 assert out[0][0] == _native.HASH_OK
-            return _timed(self.size, run)
+            return timed(self.size, run)
         finally:
             os.close(dirfd)
 
     def openssl(self) -> Metrics:
         if self.cold:
             _drop_caches()
-        return _timed(self.size, lambda: subprocess.run(
+        return timed(self.size, lambda: subprocess.run(
             ["openssl", "dgst", "-sha256", str(self.path)], check=True,
             stdout=subprocess.DEVNULL))
 

@@ -23,14 +23,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench import (
+    THROUGHPUT_METRICS,
     Contender,
     Finding,
-    Metric,
     Metrics,
     Scenario,
     Settings,
@@ -38,6 +37,7 @@ from bench import (
     alternate,
     progress,
     ratio_finding,
+    timed,
 )
 from mfpsecd.backends.native_overwrite import NativeOverwriter, NativeOverwriteTarget
 from mfpsecd.core.overwrite_plan import DISCARD_MODES, PassKind
@@ -48,20 +48,9 @@ FULL_SIZE = 2048 * MIB
 QUICK_SIZE = 256 * MIB
 SYNC_EVERY = 1024 * MIB  # the sanitization job's checkpoint cadence
 
-METRICS = [
-    Metric("rps", "MB/s", ",.0f"),
-    Metric("seconds", "seconds", ",.2f"),
-]
+METRICS = THROUGHPUT_METRICS
 
 
-def _metrics(size: int, seconds: float) -> Metrics:
-    return {"rps": size / seconds / 1e6, "seconds": seconds}
-
-
-def _timed(size: int, fn: Callable[[], None]) -> Metrics:
-    t0 = time.perf_counter()
-    fn()
-    return _metrics(size, time.perf_counter() - t0)
 
 
 def _run(cmd: list[str]) -> None:
@@ -81,7 +70,7 @@ class Target:
     def ours_pass(self, kind: PassKind) -> Metrics:
         spec = PassSpec(kind, 0, self.overwriter.new_key() if kind is PassKind.RANDOM else b"")
         progress_ = self.ours.new_progress()
-        return _timed(self.size, lambda: self.ours.write_pass(0, self.size, spec, progress_,
+        return timed(self.size, lambda: self.ours.write_pass(0, self.size, spec, progress_,
                                                               SYNC_EVERY))
 
     def ours_mode3(self) -> Metrics:
@@ -92,20 +81,20 @@ class Target:
                 last = PassSpec(p.kind, p.byte, key)
                 self.ours.write_pass(0, self.size, last, self.ours.new_progress(), SYNC_EVERY)
             self.ours.verify(0, self.size, last, self.ours.new_progress())
-        return _timed(self.size, run)
+        return timed(self.size, run)
 
     def dd(self, source: str) -> Metrics:
         count = self.size // (4 * MIB)
-        return _timed(self.size, lambda: _run([
+        return timed(self.size, lambda: _run([
             "dd", f"if={source}", f"of={self.path}", "bs=4M", f"count={count}",
             "oflag=direct", "conv=notrunc", "status=none"]))
 
     def scrub_dod(self) -> Metrics:
-        return _timed(self.size, lambda: _run(["scrub", "-f", "-S", "-p", "dod",
+        return timed(self.size, lambda: _run(["scrub", "-f", "-S", "-p", "dod",
                                                str(self.path)]))
 
     def shred(self) -> Metrics:
-        return _timed(self.size, lambda: _run(["shred", "-n", "2", "-z", str(self.path)]))
+        return timed(self.size, lambda: _run(["shred", "-n", "2", "-z", str(self.path)]))
 
     def close(self) -> None:
         self.ours.close()
