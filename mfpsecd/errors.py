@@ -233,6 +233,16 @@ class ErrorCode(enum.Enum):
         "io.mfpsecd.Store.StoreFull", EX_TEMPFAIL, (("object", str),),
         "The store's disk is full; the object was not stored.",
     )
+    FIRMWARE_MANIFEST_INVALID = (
+        "io.mfpsecd.Firmware.ManifestInvalid", EX_DATAERR, (("reason", str), ("path", str)),
+        "The firmware manifest breaks a rule (format, paths, duplicates, links leaving the "
+        "tree, modes); path names the entry when there is one.",
+    )
+    FIRMWARE_TREE_MISMATCH = (
+        "io.mfpsecd.Firmware.TreeMismatch", EX_DATAERR, (("reason", str), ("path", str)),
+        "The firmware tree does not hold what its manifest lists (an extra, missing or "
+        "changed entry).",
+    )
     # Seen only by clients: the daemon never sends these.
     DAEMON_UNREACHABLE = (
         "io.mfpsecd.Client.DaemonUnreachable", EX_UNAVAILABLE, (("address", str), ("reason", str)),
