@@ -233,6 +233,11 @@ class ErrorCode(enum.Enum):
         "io.mfpsecd.Store.StoreFull", EX_TEMPFAIL, (("object", str),),
         "The store's disk is full; the object was not stored.",
     )
+    FIRMWARE_SIGNATURE_INVALID = (
+        "io.mfpsecd.Firmware.SignatureInvalid", EX_DATAERR, (("reason", str),),
+        "The firmware manifest is not signed by a key the built-in firmware root vouches "
+        "for, or the signature does not match it: nothing of the image is used.",
+    )
     FIRMWARE_MANIFEST_INVALID = (
         "io.mfpsecd.Firmware.ManifestInvalid", EX_DATAERR, (("reason", str), ("path", str)),
         "The firmware manifest breaks a rule (format, paths, duplicates, links leaving the "
