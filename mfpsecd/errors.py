@@ -248,6 +248,14 @@ class ErrorCode(enum.Enum):
         "The firmware tree does not hold what its manifest lists (an extra, missing or "
         "changed entry).",
     )
+    FIRMWARE_ROLLBACK = (
+        "io.mfpsecd.Firmware.Rollback", EX_DATAERR, (("epoch", int), ("minimum", int)),
+        "The firmware's security epoch is older than the device's anti-rollback counter.",
+    )
+    FIRMWARE_WRONG_MODEL = (
+        "io.mfpsecd.Firmware.WrongModel", EX_DATAERR, (("model", str),),
+        "The firmware is not made for this device's model.",
+    )
     # Seen only by clients: the daemon never sends these.
     DAEMON_UNREACHABLE = (
         "io.mfpsecd.Client.DaemonUnreachable", EX_UNAVAILABLE, (("address", str), ("reason", str)),

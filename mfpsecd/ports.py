@@ -4,7 +4,7 @@ main module picks a backend per port from the board profile."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -422,4 +422,25 @@ class ObjectCipher(Protocol):
     def open(self, key: SecretBytes, context: bytes, src_fd: int, dst_fd: int,
              name: str) -> int:
         """Authenticated plaintext to dst_fd, segment by segment. → its size."""
+        ...
+
+
+@dataclass(frozen=True)
+class HashedFile:
+    """One file of a firmware tree as the hashing engine found it."""
+
+    path: str
+    status: str  # "ok", "mismatch", "size", "not-regular", "missing", "escapes", "symlink",
+    #              "io", "skipped"
+    size: int
+    mode: int
+    digest: bytes
+
+
+class TreeHasher(Protocol):
+    """SHA-256 of many files under a tree, nothing outside it, no link followed."""
+
+    def hash(self, root: Path, items: Sequence[tuple[str, int, bytes | None]], *,
+             stop_early: bool) -> list[HashedFile]:
+        """items: (path, expected size or -1, expected digest or None)."""
         ...

@@ -1,0 +1,152 @@
+"""Firmware bundles: signing (the vendor side) and verification (SPEC F-1, F-2, F-4).
+
+A bundle is a directory: `manifest.json` (the canonical manifest bytes), `manifest.sig`
+(the signature over them), `signer.pem` (the vendor's signing certificate) and `tree/`
+(the firmware). Verification goes signature → parse → model and epoch → the tree's
+entries (nothing extra, missing or changed; links never followed) → every file's
+SHA-256 in parallel, stopping at the first mismatch. Each step fails closed with its own
+typed error, before the next step looks at anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from mfpsecd.core import fw_manifest, fw_signature
+from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.ports import TreeHasher
+
+MANIFEST, SIGNATURE, SIGNER, TREE = "manifest.json", "manifest.sig", "signer.pem", "tree"
+_MAX_SIGNER_PEM = 64 * 1024
+
+_REASONS = {"mismatch": "content differs from the manifest", "size": "size differs",
+            "not-regular": "not a regular file", "missing": "missing",
+            "escapes": "path leaves the tree", "symlink": "a symbolic link",
+            "io": "unreadable"}
+
+
+@dataclass(frozen=True)
+class VerifiedImage:
+    manifest: fw_manifest.Manifest
+    digest: bytes  # of the signed manifest bytes: what is extended into the PCR
+    signer: str  # the signing certificate's subject
+    files: int
+    bytes: int
+
+
+def _read(path: Path, limit: int) -> bytes:
+    """A bundle file: a regular file (no link followed), at most limit bytes."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            raise OSError(f"{path.name} is not a regular file of at most {limit} bytes")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
+def walk(tree: Path) -> dict[str, tuple[str, int, str]]:
+    """Every entry under tree as found (path → kind, mode, link target); nothing
+    followed. The tree itself must be a real directory."""
+    if not stat.S_ISDIR(os.lstat(tree).st_mode):
+        raise MfpsecError(ErrorCode.FIRMWARE_TREE_MISMATCH, reason="the tree is not a directory",
+                          path="")
+    found: dict[str, tuple[str, int, str]] = {}
+    for top, dirs, files in os.walk(tree, followlinks=False):
+        for name in (*dirs, *files):
+            full = os.path.join(top, name)
+            rel = os.path.relpath(full, tree)
+            st = os.lstat(full)
+            if stat.S_ISLNK(st.st_mode):
+                found[rel] = ("symlink", stat.S_IMODE(st.st_mode), os.readlink(full))
+            elif stat.S_ISDIR(st.st_mode):
+                found[rel] = ("dir", stat.S_IMODE(st.st_mode), "")
+            elif stat.S_ISREG(st.st_mode):
+                found[rel] = ("file", stat.S_IMODE(st.st_mode), "")
+            else:
+                found[rel] = ("other", stat.S_IMODE(st.st_mode), "")
+    return found
+
+
+def verify_bundle(bundle: Path, *, roots: list[x509.Certificate], hasher: TreeHasher,
+                  model: str, minimum_epoch: int, clock: fw_signature.ClockCheck,
+                  now: dt.datetime) -> VerifiedImage:
+    try:
+        raw = _read(bundle / MANIFEST, fw_manifest.MAX_MANIFEST_BYTES)
+    except OSError as exc:
+        raise MfpsecError(ErrorCode.FIRMWARE_MANIFEST_INVALID, reason=f"manifest: {exc}",
+                          path="") from None
+    try:
+        signature = _read(bundle / SIGNATURE, fw_signature.MAX_SIGNATURE_BYTES)
+        signer_pem = _read(bundle / SIGNER, _MAX_SIGNER_PEM)
+    except OSError as exc:
+        raise MfpsecError(ErrorCode.FIRMWARE_SIGNATURE_INVALID, reason=str(exc)) from None
+    signer = fw_signature.verify(raw, signature, signer_pem, roots=roots, clock=clock, now=now)
+    m = fw_manifest.parse(raw)  # only now, the bytes being the vendor's
+    if model not in m.models:
+        raise MfpsecError(ErrorCode.FIRMWARE_WRONG_MODEL, model=model)
+    if m.epoch < minimum_epoch:
+        raise MfpsecError(ErrorCode.FIRMWARE_ROLLBACK, epoch=m.epoch, minimum=minimum_epoch)
+    tree = bundle / TREE
+    try:
+        fw_manifest.compare(m, walk(tree))
+    except OSError as exc:
+        raise MfpsecError(ErrorCode.FIRMWARE_TREE_MISMATCH, reason=str(exc), path="") from None
+    files = [(e.path, e.size, bytes.fromhex(e.sha256)) for e in m.entries if e.kind == "file"]
+    for h in hasher.hash(tree, files, stop_early=True):
+        if h.status not in ("ok", "skipped"):
+            raise MfpsecError(ErrorCode.FIRMWARE_TREE_MISMATCH, reason=_REASONS[h.status],
+                              path=h.path)
+    return VerifiedImage(m, fw_manifest.digest(raw), signer.subject.rfc4514_string(),
+                         len(files), sum(f[1] for f in files))
+
+
+SigningKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+
+
+def sign_bundle(bundle: Path, *, key: SigningKey, certificate_pem: bytes, hasher: TreeHasher,
+                product: str, version: str, epoch: int, models: list[str],
+                created: str) -> bytes:
+    """The vendor side: a manifest of bundle/tree as it is, signed. → its digest."""
+    tree = bundle / TREE
+    found = walk(tree)
+    files = sorted(p for p, (kind, _, _) in found.items() if kind == "file")
+    hashed = {h.path: h for h in hasher.hash(tree, [(p, -1, None) for p in files],
+                                             stop_early=True)}
+    entries = []
+    for path, (kind, mode, target) in sorted(found.items()):
+        if kind == "file":
+            h = hashed[path]
+            if h.status != "ok":
+                raise MfpsecError(ErrorCode.FIRMWARE_TREE_MISMATCH, reason=_REASONS[h.status],
+                                  path=path)
+            entries.append(fw_manifest.Entry(path, mode=mode, sha256=h.digest.hex(),
+                                             size=h.size))
+        elif kind == "dir":
+            entries.append(fw_manifest.Entry(path, kind="dir", mode=mode))
+        elif kind == "symlink":
+            entries.append(fw_manifest.Entry(path, kind="symlink", mode=mode, target=target))
+        else:
+            raise MfpsecError(ErrorCode.FIRMWARE_TREE_MISMATCH,
+                              reason="neither file, directory nor link", path=path)
+    m = fw_manifest.Manifest(format=fw_manifest.FORMAT, product=product, version=version,
+                             epoch=epoch, models=models, created=created, entries=entries)
+    fw_manifest.check(m)
+    raw = fw_manifest.canonical(m)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        signature = key.sign(raw, ec.ECDSA(hashes.SHA384()))
+    else:
+        signature = key.sign(raw)
+    for name, data in ((MANIFEST, raw), (SIGNATURE, signature), (SIGNER, certificate_pem)):
+        (bundle / name).write_bytes(data)
+    return fw_manifest.digest(raw)
