@@ -71,11 +71,14 @@ def _files(bundle: Path) -> list[Path]:
     return sorted(p for p in (bundle / "tree").rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def flip_file_bit(b: Path, rng: random.Random) -> ErrorCode:
-    f = rng.choice([p for p in _files(b) if p.stat().st_size > 0])
-    data = bytearray(f.read_bytes())
+def _flip(path: Path, rng: random.Random) -> None:
+    data = bytearray(path.read_bytes())
     data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
-    f.write_bytes(bytes(data))
+    path.write_bytes(bytes(data))
+
+
+def flip_file_bit(b: Path, rng: random.Random) -> ErrorCode:
+    _flip(rng.choice([p for p in _files(b) if p.stat().st_size > 0]), rng)
     return E.FIRMWARE_TREE_MISMATCH
 
 
@@ -129,18 +132,12 @@ def symlink_trick(b: Path, rng: random.Random) -> ErrorCode:
 
 
 def flip_manifest_bit(b: Path, rng: random.Random) -> ErrorCode:
-    m = b / fw.MANIFEST
-    data = bytearray(m.read_bytes())
-    data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
-    m.write_bytes(bytes(data))
+    _flip(b / fw.MANIFEST, rng)
     return E.FIRMWARE_SIGNATURE_INVALID
 
 
 def flip_signature_bit(b: Path, rng: random.Random) -> ErrorCode:
-    s = b / fw.SIGNATURE
-    data = bytearray(s.read_bytes())
-    data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
-    s.write_bytes(bytes(data))
+    _flip(b / fw.SIGNATURE, rng)
     return E.FIRMWARE_SIGNATURE_INVALID
 
 
