@@ -22,6 +22,9 @@ UserName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9._-]{0,31}$")]
 # What a user may type as a name at login: refused without saying more if no such user.
 LoginName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Password = Annotated[bytearray, msgspec.Meta(min_length=1, max_length=256)]
+# The password again before a destructive operation: empty only for root without a
+# session (the recovery path), refused for anyone logged in.
+ReauthPassword = Annotated[bytearray, msgspec.Meta(max_length=256)]
 Address = Annotated[str, msgspec.Meta(max_length=64)]
 Token = Annotated[str, msgspec.Meta(min_length=16, max_length=128)]
 OneTimeCode = Annotated[str, msgspec.Meta(max_length=16)]

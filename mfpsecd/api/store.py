@@ -13,11 +13,11 @@ from typing import Annotated
 import msgspec
 
 from mfpsecd.api.access import Privilege
+from mfpsecd.api.auth import ReauthPassword
 from mfpsecd.api.schema import Interface, Method, NoParams
 from mfpsecd.errors import ErrorCode
 
 ObjectId = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8}-[0-9a-f]{20}$")]
-Password = Annotated[bytearray, msgspec.Meta(max_length=256)]
 # A one-time token for a descriptor passed on the side channel (see fd_socket_path).
 Descriptor = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{32}$")]
 Label = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
@@ -85,7 +85,7 @@ class ReadResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class PurgeParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    password: Password = msgspec.field(default_factory=bytearray)  # base64; see Purge
+    password: ReauthPassword = msgspec.field(default_factory=bytearray)  # base64; see Purge
 
 
 class PurgeResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

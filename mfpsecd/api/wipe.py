@@ -15,14 +15,13 @@ from typing import Annotated
 import msgspec
 
 from mfpsecd.api.access import Privilege
+from mfpsecd.api.auth import ReauthPassword
 from mfpsecd.api.schema import Interface, Method, NoParams
 from mfpsecd.errors import ErrorCode
 
 TargetId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 JobId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
 Mode = Annotated[int, msgspec.Meta(ge=1, le=8)]
-# Absent for a root peer without a session; required (and checked) for anyone logged in.
-Password = Annotated[bytearray, msgspec.Meta(max_length=256)]
 CertificateBytes = Annotated[str, msgspec.Meta(min_length=1, max_length=1 << 20)]
 
 
@@ -74,7 +73,7 @@ class Jobs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class StartParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     target: TargetId
     mode: Mode
-    password: Password = msgspec.field(default_factory=bytearray)  # base64
+    password: ReauthPassword = msgspec.field(default_factory=bytearray)  # base64
 
 
 class JobParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import msgspec
 
 from mfpsecd.api import auth
-from mfpsecd.client.connection import Connection, zero
+from mfpsecd.client.connection import Connection
 
 _session = msgspec.json.Decoder(auth.SessionInfo)
 _whoami = msgspec.json.Decoder(auth.WhoAmI)
@@ -26,10 +26,7 @@ class AuthClient:
 
     def _secret_call(self, method: str, params: dict[str, object], *secrets: bytearray
                      ) -> msgspec.Raw:
-        try:
-            return self._conn.call(_IFACE + method, params)
-        finally:
-            zero(*secrets)
+        return self._conn.call_secret(_IFACE + method, params, *secrets)
 
     def initialize(self, user: str, password: bytearray) -> None:
         self._secret_call("InitializeAdministrator", {"user": user, "password": password},

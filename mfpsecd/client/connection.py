@@ -94,6 +94,15 @@ class Connection:
         self._send(wire.encode_call(method, parameters))
         return _reply(self._recv_message()).parameters
 
+    def call_secret(self, method: str, parameters: dict[str, object], *secrets: bytearray
+                    ) -> msgspec.Raw:
+        """A call that carries secrets: they are zeroed once sent, whatever happens (the
+        daemon never sends any back)."""
+        try:
+            return self.call(method, parameters)
+        finally:
+            zero(*secrets)
+
     def call_more(self, method: str, parameters: Any = None) -> Iterator[msgspec.Raw]:
         self._send(wire.encode_call(method, parameters, more=True))
         while True:

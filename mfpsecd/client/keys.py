@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import msgspec
 
 from mfpsecd.api import keys
-from mfpsecd.client.connection import Connection, zero
+from mfpsecd.client.connection import Connection
 
 _status = msgspec.json.Decoder(keys.KeyStatus)
 _secret = msgspec.json.Decoder(keys.SecretInfo)
@@ -34,10 +34,7 @@ class KeysClient:
 
     def _call_with_secret(self, method: str, params: dict[str, object], secret: bytearray
                           ) -> msgspec.Raw:
-        try:
-            return self._conn.call(_IFACE + method, params)
-        finally:
-            zero(secret)
+        return self._conn.call_secret(_IFACE + method, params, secret)
 
     def set_secret(self, name: str, kind: str, value: bytearray) -> keys.SecretInfo:
         return _secret.decode(self._call_with_secret(

@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 
 from mfpsecd.api import store
-from mfpsecd.client.connection import Connection, zero
+from mfpsecd.client.connection import Connection
 from mfpsecd.errors import ErrorCode, MfpsecError
 
 _status = msgspec.json.Decoder(store.StoreStatus)
@@ -73,11 +73,7 @@ class StoreClient:
     def purge(self, password: bytearray | None) -> store.PurgeResult:
         """password: the logged-in caller's, again (zeroed once sent); None for root
         without a session."""
-        params: dict[str, object] = {}
-        if password is not None:
-            params["password"] = password
-        try:
-            return _purge.decode(self._conn.call(_IFACE + "Purge", params))
-        finally:
-            if password is not None:
-                zero(password)
+        if password is None:
+            return _purge.decode(self._conn.call(_IFACE + "Purge", {}))
+        return _purge.decode(self._conn.call_secret(_IFACE + "Purge", {"password": password},
+                                                    password))

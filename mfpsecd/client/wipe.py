@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import msgspec
 
 from mfpsecd.api import wipe
-from mfpsecd.client.connection import Connection, zero
+from mfpsecd.client.connection import Connection
 
 _targets = msgspec.json.Decoder(wipe.Targets)
 _job = msgspec.json.Decoder(wipe.Job)
@@ -29,13 +29,10 @@ class WipeClient:
         """password: the logged-in caller's, again (zeroed once sent); None for root
         without a session."""
         params: dict[str, object] = {"target": target, "mode": mode}
-        if password is not None:
-            params["password"] = password
-        try:
+        if password is None:
             return _job.decode(self._conn.call(_IFACE + "Start", params))
-        finally:
-            if password is not None:
-                zero(password)
+        params["password"] = password
+        return _job.decode(self._conn.call_secret(_IFACE + "Start", params, password))
 
     def jobs(self) -> list[wipe.Job]:
         return _jobs.decode(self._conn.call(_IFACE + "ListJobs")).jobs

@@ -102,12 +102,16 @@ def _key_aad(object_id: str) -> bytes:
 _COLUMNS = "id, owner, job, kind, name, size, sealed_size, created_at, expires_at"
 
 
+def _expiry_text(expires: float | None) -> str:
+    return "" if expires is None else utc_text(dt.datetime.fromtimestamp(expires, dt.UTC),
+                                               "seconds")
+
+
 def _info(row: tuple[object, ...]) -> ObjectInfo:
     id_, owner, job, kind, name, size, sealed, created, expires = row
-    expires_text = "" if expires is None else utc_text(
-        dt.datetime.fromtimestamp(float(str(expires)), dt.UTC), "seconds")
     return ObjectInfo(str(id_), str(owner), str(job), ObjectKind(str(kind)), str(name),
-                      int(str(size)), int(str(sealed)), str(created), expires_text)
+                      int(str(size)), int(str(sealed)), str(created),
+                      _expiry_text(None if expires is None else float(str(expires))))
 
 
 class JobStore:
@@ -219,12 +223,12 @@ class JobStore:
                 os.close(fd)
                 if not linked and tmp_path is not None:
                     await self._dispose(tmp_path)
+            expires = self._expiry(kind)
             info = ObjectInfo(object_id, owner, job, kind, name, size, sealed,
-                              rfc3339(self._clock), "")
+                              rfc3339(self._clock), _expiry_text(expires))
             try:
                 async with self._chain.lock:
                     generation, nonce, sealed_key = self._chain.seal(_key_aad(object_id), key)
-                    expires = self._expiry(kind)
                     await self._state.run(lambda conn: conn.execute(
                         f"INSERT INTO store_objects ({_COLUMNS}, generation, nonce, "  # noqa: S608
                         "sealed_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -234,7 +238,7 @@ class JobStore:
                 await self._dispose(path)
                 raise
         log.info("object stored", object=object_id, kind=kind.value, bytes=size)
-        return await self._state.run(lambda conn: _one(conn, object_id)) or info
+        return info
 
     def _unnamed(self) -> tuple[int, Path | None]:
         """A file with no name yet (O_TMPFILE: a crash leaves nothing); where the
@@ -281,11 +285,10 @@ class JobStore:
                    subject: Subject) -> int:
         """The plaintext to dst_fd, after the whole object authenticated. → its size."""
         async with self._lock(object_id):
-            await self.info(object_id, requester)
-            row = await self._state.run(lambda conn: _sealed_key(conn, object_id))
-            if row is None:
+            found = await self._state.run(lambda conn: _with_key(conn, object_id))
+            if found is None or not requester.may_access(found[0].owner):
                 raise MfpsecError(ErrorCode.STORE_OBJECT_NOT_FOUND, object=object_id)
-            with self._key(object_id, row) as key:
+            with self._key(object_id, found[1]) as key:
                 try:
                     fd = os.open(self._objects / object_id, os.O_RDONLY | os.O_CLOEXEC)
                 except OSError as exc:
@@ -439,7 +442,9 @@ def _due(conn: StateConnection, now: float) -> list[ObjectInfo]:
         "AND expires_at <= ? ORDER BY expires_at", (now,)).fetchall()]
 
 
-def _sealed_key(conn: StateConnection, object_id: str) -> tuple[object, ...] | None:
-    row = conn.execute("SELECT generation, nonce, sealed_key FROM store_objects WHERE id = ?",
-                       (object_id,)).fetchone()
-    return None if row is None else tuple(row)
+def _with_key(conn: StateConnection, object_id: str
+              ) -> tuple[ObjectInfo, tuple[object, ...]] | None:
+    """The object and its sealed key (generation, nonce, sealed), in one query."""
+    row = conn.execute(f"SELECT {_COLUMNS}, generation, nonce, sealed_key "  # noqa: S608
+                       "FROM store_objects WHERE id = ?", (object_id,)).fetchone()
+    return None if row is None else (_info(tuple(row[:9])), tuple(row[9:]))
