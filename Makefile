@@ -28,7 +28,7 @@ SIM_CONFIG := hw/mfpsecd.sim.toml
 # The venv first: meson-python and the editable rebuild look up meson and ninja on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup sources run test test-native test-python lint bench idl clean
+.PHONY: help setup sources sim-firmware run test test-native test-python lint bench idl clean
 
 help:
 	@echo "make setup   install apt + Python dependencies into $(VENV), build the extension"
@@ -38,7 +38,7 @@ help:
 	@echo "make bench   side-by-side benchmarks (results in bench/results/)"
 	@echo "make idl     regenerate the committed .varlink interface files"
 
-setup: $(STAMP) sources
+setup: $(STAMP) sources sim-firmware
 
 # meson lists the package's files at configure time (it has no glob): when a module is
 # added or removed, reconfigure so that the editable install sees it.
@@ -72,10 +72,22 @@ $(STAMP): $(APT_STAMP) pyproject.toml constraints.txt meson.build meson.options 
 	$(BIN)/python -c "import mfpsecd._native as n; n.crypto_selftest(); print('native ok:', n.crypto_version())"
 	@touch $@
 
+# The simulated board's factory firmware (slot a), signed with the development key. A
+# later `mfpsec fw update` writes slot b; `make clean` starts over.
+SIM_SLOT_A := .state/sim/lib/firmware/a
+SIM_VERSION = $(shell $(BIN)/python -c "import mfpsecd; print(mfpsecd.__version__)")
+sim-firmware: $(STAMP)
+	@[ -f $(SIM_SLOT_A)/manifest.json ] || { rm -rf $(SIM_SLOT_A) && \
+		$(BIN)/mfpsecd fw-sign --key hw/sim-firmware/dev-signer.key \
+		--certificate hw/sim-firmware/dev-signer.pem --product mfpsecd-sim \
+		--version $(SIM_VERSION) --epoch 1 --model mfp-sim --tree mfpsecd $(SIM_SLOT_A); }
+
 run: setup
 	@mkdir -p .state
 	@echo "mfpsecd: talk to it from another shell with:"
 	@echo "  export MFPSEC_SOCKET=$(CURDIR)/.state/sim/run/mfpsecd.sock; $(BIN)/mfpsec status"
+	@# What the boot unit does on a device (normal security mode: a failure only alerts).
+	$(BIN)/mfpsecd fw-verify --boot --config $(SIM_CONFIG) --board sim
 	$(BIN)/mfpsecd run --config $(SIM_CONFIG) --board sim
 
 test: setup test-native test-python

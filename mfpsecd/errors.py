@@ -256,6 +256,25 @@ class ErrorCode(enum.Enum):
         "io.mfpsecd.Firmware.WrongModel", EX_DATAERR, (("model", str),),
         "The firmware is not made for this device's model.",
     )
+    FIRMWARE_BUNDLE_INVALID = (
+        "io.mfpsecd.Firmware.BundleInvalid", EX_DATAERR, (("reason", str),),
+        "The bundle archive is not one the signing tool makes (order of members, kinds, "
+        "names, sizes, or larger than a slot): nothing was written.",
+    )
+    FIRMWARE_REWRITE_PROHIBITED = (
+        "io.mfpsecd.Firmware.RewriteProhibited", EX_NOPERM, (("since", str),),
+        "The administrator has prohibited firmware rewriting; only an administrator can "
+        "allow it again.",
+    )
+    FIRMWARE_UPDATE_IN_PROGRESS = (
+        "io.mfpsecd.Firmware.UpdateInProgress", EX_TEMPFAIL, (),
+        "Another firmware update is being written.",
+    )
+    FIRMWARE_UNAVAILABLE = (
+        "io.mfpsecd.Firmware.Unavailable", EX_UNAVAILABLE, (("reason", str),),
+        "The board has no firmware slots configured, or the anti-rollback counter or the "
+        "slots cannot be read: nothing is verified or written.",
+    )
     # Seen only by clients: the daemon never sends these.
     DAEMON_UNREACHABLE = (
         "io.mfpsecd.Client.DaemonUnreachable", EX_UNAVAILABLE, (("address", str), ("reason", str)),

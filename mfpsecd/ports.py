@@ -44,10 +44,16 @@ class Paths:
     sys_root: Path
     proc_root: Path = Path("/proc")
     store_dir: Path | None = None  # the job store; by default under state_dir
+    firmware_dir: Path | None = None  # A/B slots; by default under state_dir
 
     @property
     def job_store(self) -> Path:
         return self.store_dir if self.store_dir is not None else self.state_dir / "store"
+
+    @property
+    def firmware_slots(self) -> Path:
+        return self.firmware_dir if self.firmware_dir is not None else (
+            self.state_dir / "firmware")
 
     @property
     def state_db(self) -> Path:
@@ -184,6 +190,15 @@ class Tpm(Protocol):
     async def counter_increment(self, index: int) -> int: ...
 
     async def counter_undefine(self, index: int) -> None: ...
+
+    async def pcr_extend(self, index: int, digest: bytes) -> bytes | None:
+        """Extend a SHA-256 PCR with a 32-byte digest; → the PCR's value afterwards, or
+        None where there is no TPM to measure into (software-key mode)."""
+        ...
+
+    async def pcr_read(self, index: int) -> bytes | None:
+        """A SHA-256 PCR's value, or None without a TPM."""
+        ...
 
     async def forget(self, key: TpmKey) -> None:
         """Flush a key from the TPM's memory (its blobs stay wherever the caller keeps them)."""

@@ -20,6 +20,9 @@ class Privilege(enum.Enum):
     SANITIZE = "sanitize"  # list disks, start and cancel sanitizations, their certificates
     STORE_USE = "store.use"  # one's own job-store objects (an administrator: everyone's)
     STORE_ADMIN = "store.admin"  # the job store's status; purge (crypto-erase everything)
+    FIRMWARE_READ = "firmware.read"  # firmware status; verify a slot or a bundle
+    FIRMWARE_UPDATE = "firmware.update"  # write a bundle to the inactive slot
+    FIRMWARE_LOCK = "firmware.lock"  # prohibit firmware rewriting, and allow it again
 
 
 class Role(enum.Enum):

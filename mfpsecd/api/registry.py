@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mfpsecd.api.audit import AUDIT
 from mfpsecd.api.auth import AUTH
+from mfpsecd.api.firmware import FIRMWARE
 from mfpsecd.api.keys import KEYS
 from mfpsecd.api.schema import Interface, Method
 from mfpsecd.api.service import SERVICE
@@ -11,7 +12,8 @@ from mfpsecd.api.store import STORE
 from mfpsecd.api.system import SYSTEM
 from mfpsecd.api.wipe import WIPE
 
-INTERFACES: tuple[Interface, ...] = (SERVICE, SYSTEM, AUTH, KEYS, AUDIT, WIPE, STORE)
+INTERFACES: tuple[Interface, ...] = (SERVICE, SYSTEM, AUTH, KEYS, AUDIT, WIPE, STORE,
+                                      FIRMWARE)
 BY_NAME: dict[str, Interface] = {i.name: i for i in INTERFACES}
 
 VENDOR = "mfpsecd project"

@@ -149,6 +149,15 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE expires_at IS NOT NULL;
     CREATE INDEX store_objects_by_generation ON store_objects (generation)
     """,
+    # 8: the administrator's prohibition of firmware rewriting (F-3): who set it, when
+    """
+    CREATE TABLE firmware_lock (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        locked INTEGER NOT NULL,
+        by_user TEXT NOT NULL,
+        at TEXT NOT NULL
+    )
+    """,
 )
 
 

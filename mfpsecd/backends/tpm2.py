@@ -50,14 +50,18 @@ from tpm2_pytss.types import (
     TPM2B_NV_PUBLIC,
     TPM2B_PRIVATE,
     TPM2B_PUBLIC,
+    TPML_DIGEST_VALUES,
+    TPML_PCR_SELECTION,
     TPMS_NV_PUBLIC,
     TPMS_SCHEME_HASH,
+    TPMT_HA,
     TPMT_RSA_DECRYPT,
     TPMT_SIG_SCHEME,
     TPMT_SYM_DEF,
     TPMT_SYM_DEF_OBJECT,
     TPMT_TK_HASHCHECK,
     TPMU_ASYM_SCHEME,
+    TPMU_HA,
     TPMU_SIG_SCHEME,
     TPMU_SYM_KEY_BITS,
     TPMU_SYM_MODE,
@@ -499,3 +503,33 @@ class Tpm2Backend:
                 raise translate(exc, "NV_UndefineSpace") from None
 
         await self._call(run)
+
+    # ---- PCRs (the measured firmware, F-4)
+
+    def _pcr_value(self, index: int) -> bytes:
+        try:
+            _, _, values = self._ctx().pcr_read(TPML_PCR_SELECTION.parse(f"sha256:{index}"))
+        except TSS2_Exception as exc:
+            raise translate(exc, "PCR_Read") from None
+        if len(values) != 1:
+            raise MfpsecError(ErrorCode.TPM_FAILED, command="PCR_Read",
+                              code=f"no SHA-256 bank for PCR {index}")
+        return bytes(values[0])
+
+    async def pcr_extend(self, index: int, digest: bytes) -> bytes | None:
+        if len(digest) != 32 or not 0 <= index <= 23:
+            raise ValueError("a SHA-256 digest into PCR 0-23")
+
+        def run() -> bytes:
+            values = TPML_DIGEST_VALUES([TPMT_HA(hashAlg=TPM2_ALG.SHA256,
+                                                 digest=TPMU_HA(sha256=digest))])
+            try:
+                self._ctx().pcr_extend(ESYS_TR.parse(f"pcr{index}"), values)
+            except TSS2_Exception as exc:
+                raise translate(exc, "PCR_Extend") from None
+            return self._pcr_value(index)
+
+        return await self._call(run)
+
+    async def pcr_read(self, index: int) -> bytes | None:
+        return await self._call(lambda: self._pcr_value(index))

@@ -7,6 +7,7 @@ import click
 from mfpsecd import __version__
 from mfpsecd.cli import audit as audit_cmd
 from mfpsecd.cli import auth as auth_cmd
+from mfpsecd.cli import firmware as fw_cmd
 from mfpsecd.cli import keys as keys_cmd
 from mfpsecd.cli import status as status_cmd
 from mfpsecd.cli import store as store_cmd
@@ -45,6 +46,7 @@ cli.add_command(users_cmd.users_group)
 cli.add_command(users_cmd.policy_group)
 cli.add_command(wipe_cmd.wipe_group)
 cli.add_command(store_cmd.store_group)
+cli.add_command(fw_cmd.fw_group)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from mfpsecd.client.auth import AuthClient
 from mfpsecd.client.connection import DEFAULT_SOCKET, AsyncConnection, Connection
+from mfpsecd.client.firmware import FirmwareClient
 from mfpsecd.client.keys import KeysClient
 from mfpsecd.client.store import StoreClient
 from mfpsecd.client.system import AsyncSystemClient, SystemClient
@@ -13,6 +14,7 @@ __all__ = [
            "AsyncSystemClient",
            "AuthClient",
            "Connection",
+           "FirmwareClient",
            "KeysClient",
            "StoreClient",
            "SystemClient",

@@ -10,12 +10,14 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 import msgspec
 
 from mfpsecd.api import wire
+from mfpsecd.api.store import fd_socket_path
 from mfpsecd.errors import ErrorCode, MfpsecError
 
 DEFAULT_SOCKET = "/run/mfpsecd/mfpsecd.sock"
@@ -93,6 +95,25 @@ class Connection:
     def call(self, method: str, parameters: Any = None) -> msgspec.Raw:
         self._send(wire.encode_call(method, parameters))
         return _reply(self._recv_message()).parameters
+
+    def pass_descriptor(self, fd: int) -> str:
+        """Hand fd to the daemon on the side channel; → the one-time token naming it."""
+        path = fd_socket_path(Path(self.address))
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
+            sock.settimeout(self.timeout or None)
+            try:
+                sock.connect(str(path))
+                socket.send_fds(sock, [b"F"], [fd])
+                reply = sock.makefile("rb").readline().decode(errors="replace").strip()
+            except OSError as exc:
+                raise MfpsecError(ErrorCode.DAEMON_UNREACHABLE,
+                                  f"cannot pass a descriptor to mfpsecd at {path}: {exc}",
+                                  address=str(path), reason=str(exc)) from None
+        if not reply or reply.startswith("!"):
+            raise MfpsecError(ErrorCode.INVALID_PARAMETER,
+                              f"the daemon refused the descriptor: {reply[1:] or 'no answer'}",
+                              parameter="descriptor")
+        return reply
 
     def call_secret(self, method: str, parameters: dict[str, object], *secrets: bytearray
                     ) -> msgspec.Raw:

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-from pathlib import Path
-
 import msgspec
 
 from mfpsecd.api import store
 from mfpsecd.client.connection import Connection
-from mfpsecd.errors import ErrorCode, MfpsecError
 
 _status = msgspec.json.Decoder(store.StoreStatus)
 _objects = msgspec.json.Decoder(store.StoredObjects)
@@ -27,38 +23,20 @@ class StoreClient:
     def status(self) -> store.StoreStatus:
         return _status.decode(self._conn.call(_IFACE + "GetStoreStatus"))
 
-    def _pass(self, fd: int) -> str:
-        """Hand fd to the daemon on the side channel; → the one-time token naming it."""
-        path = store.fd_socket_path(Path(self._conn.address))
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
-            sock.settimeout(self._conn.timeout or None)
-            try:
-                sock.connect(str(path))
-                socket.send_fds(sock, [b"F"], [fd])
-                reply = sock.makefile("rb").readline().decode(errors="replace").strip()
-            except OSError as exc:
-                raise MfpsecError(ErrorCode.DAEMON_UNREACHABLE,
-                                  f"cannot pass a descriptor to mfpsecd at {path}: {exc}",
-                                  address=str(path), reason=str(exc)) from None
-        if not reply or reply.startswith("!"):
-            raise MfpsecError(ErrorCode.INVALID_PARAMETER,
-                              f"the daemon refused the descriptor: {reply[1:] or 'no answer'}",
-                              parameter="descriptor")
-        return reply
-
     def put(self, fd: int, *, job: str, kind: str, name: str, owner: str = ""
             ) -> store.StoredObject:
         """Store everything readable from fd (a file or the read end of a pipe)."""
-        params: dict[str, object] = {"descriptor": self._pass(fd), "job": job, "kind": kind,
-                                     "name": name}
+        params: dict[str, object] = {"descriptor": self._conn.pass_descriptor(fd),
+                                     "job": job, "kind": kind, "name": name}
         if owner:
             params["owner"] = owner
         return _object.decode(self._conn.call(_IFACE + "Put", params))
 
     def read(self, object_id: str, fd: int) -> int:
         """The object's plaintext written to fd; → its size."""
+        token = self._conn.pass_descriptor(fd)
         return _read.decode(self._conn.call(
-            _IFACE + "Read", {"object": object_id, "descriptor": self._pass(fd)})).size
+            _IFACE + "Read", {"object": object_id, "descriptor": token})).size
 
     def objects(self) -> list[store.StoredObject]:
         return _objects.decode(self._conn.call(_IFACE + "ListObjects")).objects

@@ -214,6 +214,21 @@ class StoreSection(_Strict, frozen=True):
     sweep_interval_s: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 60.0
 
 
+class SecurityMode(enum.Enum):
+    NORMAL = "normal"
+    # F-2 / B-1: firmware is verified at every power-on and a mismatch stops the boot.
+    ENHANCED = "enhanced"
+
+
+class SecuritySection(_Strict, frozen=True):
+    mode: SecurityMode = SecurityMode.NORMAL
+
+
+class FirmwareSection(_Strict, frozen=True):
+    # Boot attempts a newly written slot gets before the committed slot boots again.
+    boot_tries: Annotated[int, msgspec.Meta(ge=1, le=16)] = 3
+
+
 class Config(_Strict, frozen=True):
     daemon: DaemonSection = DaemonSection()
     ipc: IpcSection = IpcSection()
@@ -225,6 +240,8 @@ class Config(_Strict, frozen=True):
     auth: AuthSection = AuthSection()
     wipe: WipeSection = WipeSection()
     store: StoreSection = StoreSection()
+    security: SecuritySection = SecuritySection()
+    firmware: FirmwareSection = FirmwareSection()
 
 
 # ---------------------------------------------------------------- board profile
@@ -298,6 +315,21 @@ class JobStoreSection(_Strict, frozen=True):
     medium: MediumKind = MediumKind.HDD
 
 
+class BoardFirmwareSection(_Strict, frozen=True):
+    """The firmware this board runs (F-1..F-4): the model name manifests must list, the
+    vendor roots signatures must chain to (PEM files; the simulated board has a
+    development root in hw/), the A/B slot directories and the PCR the verified
+    manifest digest is extended into."""
+
+    model: _NAME
+    roots: Annotated[list[str], msgspec.Meta(min_length=1)]
+    slots_dir: str | None = None  # default: <state_dir>/firmware (slots a/ and b/)
+    # A PCR this board's boot chain leaves to the operating system (a board booting
+    # through shim, which uses 14 for MOK, names another).
+    pcr: Annotated[int, msgspec.Meta(ge=8, le=15)] = 14
+    max_bundle_mib: Annotated[int, msgspec.Meta(ge=1, le=65536)] = 2048
+
+
 class BoardProfile(_Strict, frozen=True):
     board: BoardSection
     paths: PathsSection
@@ -306,6 +338,7 @@ class BoardProfile(_Strict, frozen=True):
     disks: list[DiskSection] = []
     nics: list[NicSection] = []
     usb_ports: list[UsbPortSection] = []
+    firmware: BoardFirmwareSection | None = None  # no firmware service without it
 
 
 # ---------------------------------------------------------------- validation

@@ -18,6 +18,7 @@ from mfpsecd.api.service import GetInterfaceDescriptionParams, Info, InterfaceDe
 from mfpsecd.api.types import DaemonState, Status
 from mfpsecd.daemon.auth_handlers import auth_handlers, subject_of
 from mfpsecd.daemon.fd_channel import FdChannel
+from mfpsecd.daemon.firmware_handlers import firmware_handlers
 from mfpsecd.daemon.ipc_server import CallContext, Handler, Last
 from mfpsecd.daemon.store_handlers import store_handlers
 from mfpsecd.daemon.wipe_handlers import wipe_handlers
@@ -27,6 +28,7 @@ from mfpsecd.secret import SecretBytes
 from mfpsecd.services.audit import Auditor, AuditQuery
 from mfpsecd.services.auth import AuthService
 from mfpsecd.services.forwarder import Forwarder
+from mfpsecd.services.fw_update import FirmwareService
 from mfpsecd.services.identity import DeviceIdentity
 from mfpsecd.services.jobstore import JobStore
 from mfpsecd.services.keys import KeyChain
@@ -101,7 +103,8 @@ class DataServices:
     wipe: WipeService
     store: JobStore
     store_encryption: str  # how objects are encrypted, as GetStoreStatus says it
-    descriptors: FdChannel  # descriptors passed for Put and Read
+    descriptors: FdChannel  # descriptors passed for Put and Read, firmware bundles
+    firmware: FirmwareService | None = None  # a board without [firmware] has none
 
 
 def build_handlers(status: StatusService, key_services: KeyServices | None = None,
@@ -119,6 +122,8 @@ def build_handlers(status: StatusService, key_services: KeyServices | None = Non
                 table.update(wipe_handlers(data.wipe, auth))
                 table.update(store_handlers(data.store, auth, data.store_encryption,
                                             data.descriptors))
+                if data.firmware is not None:
+                    table.update(firmware_handlers(data.firmware, auth, data.descriptors))
     return table
 
 

@@ -9,7 +9,6 @@ its error code (the process exits with the code's status).
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import signal
 import socket
@@ -32,25 +31,25 @@ from mfpsecd.backends.native_objects import NativeObjectCipher
 from mfpsecd.backends.native_overwrite import NativeOverwriter
 from mfpsecd.backends.pkcs11_card import Pkcs11Card
 from mfpsecd.backends.sdnotify import SdNotifier
-from mfpsecd.backends.soft_keys import SoftwareKeys
 from mfpsecd.backends.sqlite_state import SqliteState
-from mfpsecd.backends.swtpm import SwtpmProcess
-from mfpsecd.backends.tpm2 import Tpm2Backend
 from mfpsecd.backends.usb_targets import UdevBackupTargets
 from mfpsecd.core.password_record import Cost
-from mfpsecd.core.settings import BoardKind, Config, TpmBackend
+from mfpsecd.core.settings import BoardKind, Config, SecurityMode
 from mfpsecd.core.throttle import Throttle, ThrottleLimits
 from mfpsecd.daemon.fd_channel import FdChannel
+from mfpsecd.daemon.firmware import make_firmware
 from mfpsecd.daemon.handlers import DataServices, KeyServices, build_handlers, fast_replies
 from mfpsecd.daemon.ipc_server import ServerLimits, VarlinkServer, activated_sockets
+from mfpsecd.daemon.resources import lock_state_dir, make_tpm
 from mfpsecd.daemon.settings import Board, admission_rules, gid_of
 from mfpsecd.daemon.supervisor import Supervisor
 from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import Clock, Tpm
+from mfpsecd.ports import Clock
 from mfpsecd.services.audit import Auditor, Signer
 from mfpsecd.services.auth import AuthService
 from mfpsecd.services.boots import BootLog
 from mfpsecd.services.forwarder import make_forwarders
+from mfpsecd.services.fw_update import FirmwareService
 from mfpsecd.services.health import HealthRegistry, rfc3339
 from mfpsecd.services.identity import DeviceIdentity
 from mfpsecd.services.jobstore import JobStore, StoreSettings
@@ -85,7 +84,7 @@ class Daemon:
             loop.add_signal_handler(sig, stop.set)
 
         self._status("opening state store")
-        lock = _lock_state_dir(board.paths.state_dir)
+        lock = lock_state_dir(board.paths.state_dir)
         state = SqliteState(board.paths.state_db)
         await state.open()
         health.set("state-db", HealthState.OK, f"schema v{state.schema_version}")
@@ -106,7 +105,7 @@ class Daemon:
         health.set("crypto-selftest", HealthState.OK, selftest.library_version())
 
         self._status("opening the key chain")
-        swtpm, tpm = await _make_tpm(board)
+        swtpm, tpm = await make_tpm(board)
         crypto = NativeKeyCrypto()
         chain = KeyChain(state, tpm, crypto, clock, health,
                          min_passphrase=cfg.keys.min_backup_passphrase)
@@ -163,13 +162,19 @@ class Daemon:
         health.set("store", HealthState.OK, f"{board.paths.job_store} on "
                    f"{board.profile.store.medium.value}; {encryption}")
 
+        self._status("checking the firmware")
+        firmware = make_firmware(cfg, board, tpm=tpm, clock=clock, auditor=auditor,
+                                 state=state)
+        if firmware is not None:
+            await _start_firmware(firmware, cfg, health)
+
         self._status("starting IPC")
         ipc = cfg.ipc
         rules = admission_rules(cfg)
         descriptors = FdChannel(rules, clock)
         server = VarlinkServer(
             build_handlers(status, keys, auth,
-                           DataServices(wipe, store, encryption, descriptors)),
+                           DataServices(wipe, store, encryption, descriptors, firmware)),
             rules,
             ServerLimits(ipc.max_message_bytes, ipc.max_connections, ipc.idle_timeout_s,
                          ipc.queue_depth),
@@ -297,6 +302,32 @@ def _make_wipe(cfg: Config, board: Board, state: SqliteState, auditor: Auditor, 
                               poll_s=cfg.wipe.progress_interval_ms / 1000))
 
 
+async def _start_firmware(firmware: FirmwareService, cfg: Config,
+                          health: HealthRegistry) -> None:
+    """Commit a trial slot that booted and verified; in enhanced mode (F-2) refuse to run
+    on firmware the boot unit did not verify at this power-on."""
+    record = firmware.boot_record()
+    if record is None or record.result != "verified":
+        why = ("the boot verification did not run (mfpsecd-fwverify.service)" if record is None
+               else f"the boot verification failed: {record.reason}")
+        if cfg.security.mode is SecurityMode.ENHANCED:
+            raise MfpsecError(ErrorCode.FIRMWARE_UNAVAILABLE, reason=why)
+        health.set("firmware", HealthState.FAILED, why)
+        await firmware.start()
+        return
+    try:
+        await firmware.start()
+    except MfpsecError as exc:
+        health.set("firmware", HealthState.FAILED, f"{exc.message}")
+        return
+    measured = (f"measured into PCR {record.pcr}" if record.pcr_value
+                else "not measured (no TPM)")
+    health.set("firmware", HealthState.DEGRADED if record.reason else HealthState.OK,
+               f"slot {record.slot}, version {record.version}, epoch {record.epoch}, "
+               f"verified at boot ({record.mode} mode), {measured}"
+               + (f"; {record.reason}" if record.reason else ""))
+
+
 def _identity_signer(chain: KeyChain) -> Signer:
     """Audit checkpoints are signed by the device identity key (in the TPM) when the key
     chain is up; otherwise they are stored unsigned (and verify says so)."""
@@ -306,34 +337,6 @@ def _identity_signer(chain: KeyChain) -> Signer:
         return await chain.sign_digest(digest), chain.identity_public_der
 
     return sign
-
-
-def _lock_state_dir(state_dir: Path) -> int:
-    """One daemon per state directory (its database, its swtpm, its keys): an exclusive
-    lock held for the life of the process and released by the kernel if it dies."""
-    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(state_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise MfpsecError(ErrorCode.CONFIG_INVALID,
-                          f"another daemon is using the state directory {state_dir}",
-                          key="paths.state_dir", reason="in use by a running daemon") from None
-    return fd
-
-
-async def _make_tpm(board: Board) -> tuple[SwtpmProcess | None, Tpm]:
-    """The board's TPM: a kernel device, a swtpm the board starts itself, or none."""
-    spec, paths = board.profile.tpm, board.paths
-    if spec.backend is TpmBackend.NONE:
-        return None, SoftwareKeys(paths.state_dir)
-    if spec.backend is TpmBackend.SWTPM:
-        swtpm = SwtpmProcess(paths.state_dir / "tpm")
-        tcti = await swtpm.start()
-        return swtpm, Tpm2Backend(tcti, "swtpm")
-    device = paths.dev_root / (spec.device or "tpmrm0")
-    return None, Tpm2Backend(f"device:{device}", "device")
 
 
 async def _checkpoint_loop(clock: Clock, state: SqliteState, interval: float) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import structlog
 import uvloop
 
 from mfpsecd import __version__
+from mfpsecd.core.settings import SecurityMode
+from mfpsecd.daemon import firmware
 from mfpsecd.daemon import logging as app_logging
 from mfpsecd.daemon.lifecycle import make_daemon
 from mfpsecd.daemon.settings import DEFAULT_CONFIG, load_board, load_config
@@ -57,6 +60,64 @@ def check_config(config_path: Path, board: str | None) -> None:
         click.echo(f"mfpsecd: {exc.message}", err=True)
         sys.exit(exc.code.exit_status)
     click.echo(f"ok: board {b.profile.board.name} ({b.source})")
+
+
+@cli.command("fw-verify")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG,
+              show_default=True)
+@click.option("--board", help="Board profile name or path.")
+@click.option("--boot", is_flag=True, required=True,
+              help="Boot-time verification (the mfpsecd-fwverify unit): choose the slot, "
+                   "verify it, measure it into the PCR, write the boot record.")
+def fw_verify(config_path: Path, board: str | None, boot: bool) -> None:
+    """Verify the firmware slot that boots (F-2, B-1). Exit status: 0 when verified, or
+    in normal security mode; otherwise the failure's status (the boot stops)."""
+    app_logging.configure("info")
+    try:
+        config = load_config(config_path)
+        b = load_board(config, board)
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            record = runner.run(firmware.boot_verification(config, b))
+    except MfpsecError as exc:
+        click.echo(f"mfpsecd fw-verify: {exc.message}", err=True)
+        mode = None
+        with contextlib.suppress(MfpsecError):
+            mode = load_config(config_path).security.mode
+        # Without a usable configuration the mode is unknown: fail closed.
+        sys.exit(0 if mode is SecurityMode.NORMAL else exc.code.exit_status)
+    click.echo(firmware.describe(record), err=record.result != "verified")
+    sys.exit(firmware.exit_status(record, config.security.mode))
+
+
+@cli.command("fw-sign")
+@click.option("--key", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              required=True, help="The vendor's signing key (PEM: ECDSA P-384 or Ed25519).")
+@click.option("--certificate", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              required=True, help="Its certificate (PEM), issued by a firmware root.")
+@click.option("--product", required=True)
+@click.option("--version", "fw_version", required=True, help="The firmware version.")
+@click.option("--epoch", type=click.IntRange(0, 2**31 - 1), required=True,
+              help="The security epoch: raise it when older firmware must no longer install.")
+@click.option("--model", "models", multiple=True, required=True,
+              help="A hardware model the firmware fits (repeat for more).")
+@click.option("--tree", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="Copy this directory in as the bundle's tree (else sign OUT/tree as it is).")
+@click.option("--archive", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write the bundle archive that `mfpsec fw update` installs.")
+@click.argument("out", type=click.Path(path_type=Path, file_okay=False))
+def fw_sign(*, key: Path, certificate: Path, product: str, fw_version: str, epoch: int,
+            models: tuple[str, ...], tree: Path | None, archive: Path | None,
+            out: Path) -> None:
+    """The vendor side: sign a firmware tree into the bundle directory OUT."""
+    try:
+        digest = firmware.sign(key=key, certificate=certificate, product=product,
+                               version=fw_version, epoch=epoch, models=list(models), out=out,
+                               tree=tree, archive=archive)
+    except MfpsecError as exc:
+        click.echo(f"mfpsecd fw-sign: {exc.message}", err=True)
+        sys.exit(exc.code.exit_status)
+    click.echo(f"signed {out}: version {fw_version}, epoch {epoch}, manifest {digest.hex()}"
+               + (f"; archive {archive}" if archive else ""))
 
 
 if __name__ == "__main__":

@@ -64,6 +64,7 @@ class Board:
     profile: BoardProfile
     source: Path
     paths: Paths
+    firmware_roots: tuple[Path, ...] = ()  # the vendor roots' PEM files, resolved
 
 
 def load_board(config: Config, board: str | None) -> Board:
@@ -76,7 +77,7 @@ def load_board(config: Config, board: str | None) -> Board:
         candidate = Path(config.daemon.board_dir) / f"{name_or_path}.toml"
     profile = parse(_read_toml(candidate, "board profile"), BoardProfile, str(candidate))
     base = candidate.resolve().parent
-    p = profile.paths
+    p, fw = profile.paths, profile.firmware
     paths = Paths(
         state_dir=_resolve(base, p.state_dir),
         run_dir=_resolve(base, p.run_dir),
@@ -84,8 +85,11 @@ def load_board(config: Config, board: str | None) -> Board:
         sys_root=_resolve(base, p.sys_root),
         proc_root=_resolve(base, p.proc_root),
         store_dir=None if profile.store.dir is None else _resolve(base, profile.store.dir),
+        firmware_dir=None if fw is None or fw.slots_dir is None else _resolve(base,
+                                                                               fw.slots_dir),
     )
-    return Board(profile, candidate.resolve(), paths)
+    roots = () if fw is None else tuple(_resolve(base, r) for r in fw.roots)
+    return Board(profile, candidate.resolve(), paths, roots)
 
 
 def _uid(principal: str | int, key: str) -> int:

@@ -33,7 +33,7 @@ def _wire(o: ObjectInfo) -> api.StoredObject:
                             created_at=o.created_at, expires_at=o.expires_at)
 
 
-def _descriptor(channel: FdChannel, ctx: CallContext, token: str, writing: bool) -> int:
+def passed_descriptor(channel: FdChannel, ctx: CallContext, token: str, writing: bool) -> int:
     """The passed descriptor, checked for the direction it is used in (owned by the
     caller, who closes it)."""
     fd = channel.take(token, ctx.peer.uid)
@@ -56,7 +56,7 @@ def store_handlers(store: JobStore, auth: AuthService, encryption: str,
             raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="owner")
         if owner != who.user and not who.administrator:
             raise MfpsecError(ErrorCode.PERMISSION_DENIED)
-        fd = _descriptor(channel, ctx, p.descriptor, writing=False)
+        fd = passed_descriptor(channel, ctx, p.descriptor, writing=False)
         try:
             info = await store.put(fd, owner=owner, job=p.job, kind=ObjectKind(p.kind),
                                    name=p.name)
@@ -66,7 +66,7 @@ def store_handlers(store: JobStore, auth: AuthService, encryption: str,
 
     async def read(ctx: CallContext, p: api.ReadParams) -> api.ReadResult:
         await store.info(p.object, requester_of(ctx))  # no descriptor taken for nothing
-        fd = _descriptor(channel, ctx, p.descriptor, writing=True)
+        fd = passed_descriptor(channel, ctx, p.descriptor, writing=True)
         try:
             size = await store.read(p.object, requester_of(ctx), fd, subject_of(ctx))
         finally:

@@ -78,6 +78,20 @@ def walk(tree: Path) -> dict[str, tuple[str, int, str]]:
     return found
 
 
+def verify_header(raw: bytes, signature: bytes, signer_pem: bytes, *,
+                  roots: list[x509.Certificate], model: str, minimum_epoch: int,
+                  clock: fw_signature.ClockCheck, now: dt.datetime
+                  ) -> tuple[fw_manifest.Manifest, x509.Certificate]:
+    """Signature first, then the manifest is parsed and checked against this device."""
+    signer = fw_signature.verify(raw, signature, signer_pem, roots=roots, clock=clock, now=now)
+    m = fw_manifest.parse(raw)  # only now, the bytes being the vendor's
+    if model not in m.models:
+        raise MfpsecError(ErrorCode.FIRMWARE_WRONG_MODEL, model=model)
+    if m.epoch < minimum_epoch:
+        raise MfpsecError(ErrorCode.FIRMWARE_ROLLBACK, epoch=m.epoch, minimum=minimum_epoch)
+    return m, signer
+
+
 def verify_bundle(bundle: Path, *, roots: list[x509.Certificate], hasher: TreeHasher,
                   model: str, minimum_epoch: int, clock: fw_signature.ClockCheck,
                   now: dt.datetime) -> VerifiedImage:
@@ -91,12 +105,8 @@ def verify_bundle(bundle: Path, *, roots: list[x509.Certificate], hasher: TreeHa
         signer_pem = _read(bundle / SIGNER, _MAX_SIGNER_PEM)
     except OSError as exc:
         raise MfpsecError(ErrorCode.FIRMWARE_SIGNATURE_INVALID, reason=str(exc)) from None
-    signer = fw_signature.verify(raw, signature, signer_pem, roots=roots, clock=clock, now=now)
-    m = fw_manifest.parse(raw)  # only now, the bytes being the vendor's
-    if model not in m.models:
-        raise MfpsecError(ErrorCode.FIRMWARE_WRONG_MODEL, model=model)
-    if m.epoch < minimum_epoch:
-        raise MfpsecError(ErrorCode.FIRMWARE_ROLLBACK, epoch=m.epoch, minimum=minimum_epoch)
+    m, signer = verify_header(raw, signature, signer_pem, roots=roots, model=model,
+                              minimum_epoch=minimum_epoch, clock=clock, now=now)
     tree = bundle / TREE
     try:
         fw_manifest.compare(m, walk(tree))

@@ -11,6 +11,7 @@ from mfpsecd.api.auth import SessionPolicy
 from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.disks import SysfsDiskInventory
 from mfpsecd.backends.native_crypto import NativeKeyCrypto
+from mfpsecd.backends.native_hasher import NativeTreeHasher
 from mfpsecd.backends.native_objects import NativeObjectCipher
 from mfpsecd.backends.native_overwrite import NativeOverwriter
 from mfpsecd.backends.soft_keys import SoftwareKeys
@@ -24,6 +25,7 @@ from mfpsecd.errors import COMMON_ERRORS, ErrorCode
 from mfpsecd.ports import Paths
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.auth import AuthService
+from mfpsecd.services.fw_update import FirmwareService, FirmwareSettings
 from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.identity import DeviceIdentity
 from mfpsecd.services.jobstore import JobStore
@@ -61,9 +63,15 @@ def _handlers() -> dict[str, object]:
                        identity=lambda: None, device="b", tool="t")
     jobs = JobStore(store, chain, NativeObjectCipher(), keys.auditor, clock, wipe=wipe,
                     directory=Path("/nonexistent/store"), medium=MediumKind.HDD)
+    firmware = FirmwareService(
+        FirmwareSettings(model="m", roots=(), slots_dir=Path("/nonexistent/fw"),
+                         run_dir=Path("/nonexistent/run"), counter_index=0x01000100, pcr=14,
+                         boot_tries=3, max_bundle_bytes=1 << 30),
+        tpm=SoftwareKeys(Path("/nonexistent")), hasher=NativeTreeHasher(), clock=clock,
+        auditor=keys.auditor, state=store)
     return dict(build_handlers(StatusService(clock, health, BoardInfo("b", "k")), keys, auth,
                                DataServices(wipe, jobs, "t", FdChannel(AdmissionRules(
-                                   0, frozenset(), frozenset()), clock))))
+                                   0, frozenset(), frozenset()), clock), firmware)))
 
 
 def test_every_declared_method_has_a_handler_and_vice_versa() -> None:

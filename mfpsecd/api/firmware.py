@@ -1,0 +1,162 @@
+"""io.mfpsecd.Firmware: the installed firmware slots, verification, update and the
+administrator's rewrite lock (SPEC F-1..F-4, B-1).
+
+A bundle archive (made by `mfpsecd fw-sign --archive`) reaches the daemon as a
+descriptor passed on the side channel (io.mfpsecd.Store's fd_socket_path), so the daemon
+never opens a path a caller names. Updating and locking re-authenticate a logged-in
+caller; only an administrator's session lifts the lock (F-3: a service engineer, or root
+without a session, cannot).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from mfpsecd.api.access import Privilege
+from mfpsecd.api.auth import ReauthPassword
+from mfpsecd.api.schema import Interface, Method, NoParams
+from mfpsecd.api.store import Descriptor
+from mfpsecd.errors import ErrorCode
+
+SlotName = Annotated[str, msgspec.Meta(pattern=r"^(a|b)?$")]
+
+
+class Slot(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str  # "a" or "b"
+    state: str  # committed, trial, failed, written, empty, invalid
+    version: str
+    epoch: int
+    manifest_sha256: str
+
+
+class BootVerification(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What the boot unit found at this power-on (empty result: it did not run)."""
+
+    result: str  # "verified", "failed" or ""
+    at: str
+    mode: str  # the security mode it ran in: normal or enhanced
+    slot: str
+    trial: bool
+    version: str
+    epoch: int
+    manifest_sha256: str
+    pcr: int
+    pcr_value: str  # "" when there is no TPM to measure into
+    reason: str  # failures on the way (a slot that did not verify), else ""
+
+
+class FirmwareStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    model: str
+    active: str  # the committed slot
+    pending: str  # a written slot the next boot tries ("" if none)
+    tries: int  # boot attempts it has left
+    boot: BootVerification
+    counter: int  # the anti-rollback floor (-1: unreadable)
+    rewrite_prohibited: bool
+    prohibited_by: str
+    prohibited_at: str
+    slots: list[Slot]
+    last_failed: str  # the last slot that failed to verify or boot, and why
+    last_failed_reason: str
+
+
+class VerifyParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # An archive to check (nothing is written), or else an installed slot ("" : the one
+    # running).
+    descriptor: Descriptor | None = None
+    slot: SlotName = ""
+
+
+class Verification(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    product: str
+    version: str
+    epoch: int
+    models: list[str]
+    manifest_sha256: str
+    signer: str
+    files: int
+    bytes: int
+
+
+class UpdateParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    descriptor: Descriptor  # readable: the bundle archive
+    password: ReauthPassword = msgspec.field(default_factory=bytearray)  # base64
+
+
+class Staged(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    slot: str  # written, verified, tried at the next boot
+    version: str
+    epoch: int
+    manifest_sha256: str
+    tries: int
+
+
+class LockParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    password: ReauthPassword = msgspec.field(default_factory=bytearray)  # base64
+
+
+class LockState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    rewrite_prohibited: bool
+    by: str
+    at: str
+
+
+_VERIFY_ERRORS = (
+    ErrorCode.FIRMWARE_SIGNATURE_INVALID, ErrorCode.FIRMWARE_MANIFEST_INVALID,
+    ErrorCode.FIRMWARE_TREE_MISMATCH, ErrorCode.FIRMWARE_ROLLBACK,
+    ErrorCode.FIRMWARE_WRONG_MODEL, ErrorCode.FIRMWARE_BUNDLE_INVALID,
+    ErrorCode.FIRMWARE_UNAVAILABLE,
+)
+_REAUTH = (ErrorCode.AUTHENTICATION_REQUIRED, ErrorCode.AUTHENTICATION_FAILED,
+           ErrorCode.ACCOUNT_LOCKED)
+
+FIRMWARE = Interface(
+    name="io.mfpsecd.Firmware",
+    doc=(
+        "The device's firmware: two slots (A/B), each a vendor-signed image verified\n"
+        "at update and at every boot, a security epoch that never goes back (a TPM NV\n"
+        "counter), and the administrator's prohibition of rewriting."
+    ),
+    methods=(
+        Method(
+            name="GetStatus",
+            doc="The slots, what the boot verification found, the anti-rollback floor\n"
+                "and the rewrite lock.",
+            params=NoParams, result=FirmwareStatus, requires=Privilege.FIRMWARE_READ,
+            errors=(ErrorCode.FIRMWARE_UNAVAILABLE,),
+        ),
+        Method(
+            name="Verify",
+            doc="Verify an installed slot (default: the running one) against its signed\n"
+                "manifest, or a bundle archive as an update would, writing nothing.",
+            params=VerifyParams, result=Verification, requires=Privilege.FIRMWARE_READ,
+            errors=_VERIFY_ERRORS,
+        ),
+        Method(
+            name="Update",
+            doc="Write a bundle archive to the inactive slot: refused while rewriting is\n"
+                "prohibited; verified before anything is written and again in full once\n"
+                "written; the next boot tries it, and it is committed (and the\n"
+                "anti-rollback counter raised) only once it booted and verified.",
+            params=UpdateParams, result=Staged, requires=Privilege.FIRMWARE_UPDATE,
+            errors=(*_VERIFY_ERRORS, ErrorCode.FIRMWARE_REWRITE_PROHIBITED,
+                    ErrorCode.FIRMWARE_UPDATE_IN_PROGRESS, *_REAUTH),
+            sensitive=True,
+        ),
+        Method(
+            name="Lock",
+            doc="Prohibit firmware rewriting (F-3): no update is written, whoever asks,\n"
+                "until an administrator allows it again.",
+            params=LockParams, result=LockState, requires=Privilege.FIRMWARE_LOCK,
+            errors=(ErrorCode.FIRMWARE_UNAVAILABLE, *_REAUTH), sensitive=True,
+        ),
+        Method(
+            name="Unlock",
+            doc="Allow firmware rewriting again: an administrator's session only.",
+            params=LockParams, result=LockState, requires=Privilege.FIRMWARE_LOCK,
+            errors=(ErrorCode.FIRMWARE_UNAVAILABLE, *_REAUTH), sensitive=True,
+        ),
+    ),
+)

@@ -1,0 +1,143 @@
+"""Wiring of the firmware service, and the two firmware commands that run without the
+daemon: `mfpsecd fw-verify --boot` (the boot unit) and `mfpsecd fw-sign` (the vendor)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+
+import click
+import structlog
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.backends.clock import SystemClock
+from mfpsecd.backends.native_hasher import NativeTreeHasher
+from mfpsecd.backends.sqlite_state import SqliteState
+from mfpsecd.core.settings import BoardKind, Config, SecurityMode
+from mfpsecd.daemon.resources import lock_state_dir, make_tpm
+from mfpsecd.daemon.settings import Board
+from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.ports import Clock, StateStore, Tpm
+from mfpsecd.services import fw_archive
+from mfpsecd.services.audit import Auditor
+from mfpsecd.services.firmware import TREE, sign_bundle
+from mfpsecd.services.fw_update import BootRecord, FirmwareService, FirmwareSettings
+from mfpsecd.services.health import HealthRegistry
+
+log = structlog.get_logger("mfpsecd.firmware")
+
+
+def _roots(board: Board) -> tuple[x509.Certificate, ...]:
+    out: list[x509.Certificate] = []
+    for i, path in enumerate(board.firmware_roots):
+        try:
+            out += x509.load_pem_x509_certificates(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise MfpsecError(ErrorCode.CONFIG_INVALID, key=f"firmware.roots[{i}]",
+                              reason=f"{path}: {exc}") from None
+    return tuple(out)
+
+
+def make_firmware(cfg: Config, board: Board, *, tpm: Tpm, clock: Clock,
+                  auditor: Auditor | None, state: StateStore | None) -> FirmwareService | None:
+    fw = board.profile.firmware
+    if fw is None:
+        return None
+    settings = FirmwareSettings(
+        model=fw.model, roots=_roots(board), slots_dir=board.paths.firmware_slots,
+        run_dir=board.paths.run_dir, counter_index=board.profile.tpm.nv_counter_index,
+        pcr=fw.pcr, boot_tries=cfg.firmware.boot_tries,
+        max_bundle_bytes=fw.max_bundle_mib << 20,
+        replay_measurement=board.profile.board.kind is BoardKind.SIMULATED)
+    return FirmwareService(settings, tpm=tpm, hasher=NativeTreeHasher(), clock=clock,
+                           auditor=auditor, state=state)
+
+
+async def boot_verification(cfg: Config, board: Board) -> BootRecord:
+    """What the boot unit runs: the daemon is not up yet, so this process takes the
+    state directory's lock, starts the board's TPM and opens the audit log itself."""
+    if board.profile.firmware is None:
+        raise MfpsecError(ErrorCode.FIRMWARE_UNAVAILABLE,
+                          reason="the board profile has no [firmware] section")
+    clock = SystemClock()
+    lock = lock_state_dir(board.paths.state_dir)
+    state = SqliteState(board.paths.state_db)
+    await state.open()
+    auditor = Auditor(AuditFile(board.paths.state_dir / "audit", max_bytes=cfg.audit.max_bytes),
+                      clock, HealthRegistry(clock), state, full_policy=cfg.audit.full_policy,
+                      retention_days=cfg.audit.retention_days)
+    swtpm, tpm = await make_tpm(board)
+    try:
+        await auditor.start()
+        try:
+            await tpm.open()
+            service = make_firmware(cfg, board, tpm=tpm, clock=clock, auditor=auditor,
+                                    state=state)
+            assert service is not None
+            return await service.boot(cfg.security.mode.value)
+        finally:
+            await auditor.stop()
+            await tpm.close()
+    finally:
+        if swtpm is not None:
+            await swtpm.stop()
+        await state.close()
+        os.close(lock)
+
+
+def exit_status(record: BootRecord, mode: SecurityMode) -> int:
+    """The boot unit's exit status: a failure stops the boot only in enhanced mode."""
+    if record.result == "verified" or mode is SecurityMode.NORMAL:
+        return 0
+    code = next((c for c in ErrorCode if c.wire_name == record.error),
+                ErrorCode.FIRMWARE_UNAVAILABLE)
+    return code.exit_status
+
+
+def describe(record: BootRecord) -> str:
+    if record.result == "verified":
+        line = (f"firmware verified: slot {record.slot}{' (trial)' if record.trial else ''}, "
+                f"version {record.version}, epoch {record.epoch}, manifest {record.digest[:16]}"
+                f", PCR {record.pcr} " + (f"= {record.pcr_value[:16]}…" if record.pcr_value
+                                          else "not measured (no TPM)"))
+        return line + (f"\n  after: {record.reason}" if record.reason else "")
+    return f"FIRMWARE VERIFICATION FAILED ({record.mode} mode): {record.reason}"
+
+
+# ---- the vendor's signing tool
+
+SigningKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+
+
+def load_signing_key(path: Path) -> SigningKey:
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise click.UsageError(f"--key {path}: {exc}") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
+        raise click.UsageError("--key: an ECDSA P-384 or Ed25519 private key")
+    return key
+
+
+def sign(*, key: Path, certificate: Path, product: str, version: str, epoch: int,
+         models: list[str], out: Path, tree: Path | None, archive: Path | None) -> bytes:
+    if tree is not None:
+        if (out / TREE).exists():
+            raise click.UsageError(f"{out / TREE} exists: sign it in place without --tree")
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(tree, out / TREE, symlinks=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    digest = sign_bundle(out, key=load_signing_key(key), certificate_pem=certificate.read_bytes(),
+                         hasher=NativeTreeHasher(), product=product, version=version,
+                         epoch=epoch, models=models, created=created)
+    if archive is not None:
+        with archive.open("wb") as f:
+            fw_archive.write_archive(out, f)
+    return digest
+

@@ -1,0 +1,84 @@
+"""io.mfpsecd.Firmware handlers."""
+
+from __future__ import annotations
+
+import os
+
+from mfpsecd.api import firmware as api
+from mfpsecd.api.access import Role
+from mfpsecd.api.schema import NoParams
+from mfpsecd.daemon.auth_handlers import reauthenticate, subject_of
+from mfpsecd.daemon.fd_channel import FdChannel
+from mfpsecd.daemon.ipc_server import CallContext, Handler
+from mfpsecd.daemon.store_handlers import passed_descriptor
+from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.secret import SecretBytes
+from mfpsecd.services.auth import AuthService
+from mfpsecd.services.firmware import VerifiedImage
+from mfpsecd.services.fw_update import BootRecord, FirmwareService
+
+
+def _boot(r: BootRecord | None) -> api.BootVerification:
+    if r is None:
+        return api.BootVerification("", "", "", "", False, "", 0, "", 0, "", "")
+    return api.BootVerification(r.result, r.at, r.mode, r.slot, r.trial, r.version, r.epoch,
+                                r.digest, r.pcr, r.pcr_value, r.reason)
+
+
+def _verification(img: VerifiedImage) -> api.Verification:
+    m = img.manifest
+    return api.Verification(m.product, m.version, m.epoch, list(m.models), img.digest.hex(),
+                            img.signer, img.files, img.bytes)
+
+
+def firmware_handlers(firmware: FirmwareService, auth: AuthService,
+                      channel: FdChannel) -> dict[str, Handler]:
+    async def get_status(ctx: CallContext, _: NoParams) -> api.FirmwareStatus:
+        v = await firmware.status()
+        return api.FirmwareStatus(
+            model=v.model, active=v.active, pending=v.pending, tries=v.tries,
+            boot=_boot(v.booted), counter=-1 if v.counter is None else v.counter,
+            rewrite_prohibited=v.locked, prohibited_by=v.locked_by, prohibited_at=v.locked_at,
+            slots=[api.Slot(s.name, s.state, s.version, s.epoch, s.digest) for s in v.slots],
+            last_failed=v.failed, last_failed_reason=v.failed_reason)
+
+    async def verify(ctx: CallContext, p: api.VerifyParams) -> api.Verification:
+        subject = subject_of(ctx)
+        if p.descriptor is None:
+            return _verification(await firmware.verify_slot(p.slot or None, subject))
+        fd = passed_descriptor(channel, ctx, p.descriptor, writing=False)
+        with os.fdopen(fd, "rb", buffering=1 << 20) as source:
+            return _verification(await firmware.verify_archive(source, subject))
+
+    async def update(ctx: CallContext, p: api.UpdateParams) -> api.Staged:
+        subject = subject_of(ctx)
+        with SecretBytes(p.password) as password:
+            await reauthenticate(ctx, auth, password, subject)
+        fd = passed_descriptor(channel, ctx, p.descriptor, writing=False)
+        with os.fdopen(fd, "rb", buffering=1 << 20) as source:
+            r = await firmware.update(source, subject)
+        return api.Staged(r.slot, r.version, r.epoch, r.digest, firmware.settings.boot_tries)
+
+    async def set_lock(ctx: CallContext, p: api.LockParams, locked: bool) -> api.LockState:
+        subject = subject_of(ctx)
+        s = ctx.seat.session
+        if not locked and (s is None or s.ended or s.role is not Role.ADMINISTRATOR):
+            # F-3: only the administrator lifts it; root without a session is no exception.
+            raise MfpsecError(ErrorCode.AUTHENTICATION_REQUIRED,
+                              reason="only an administrator's session allows firmware "
+                                     "rewriting again")
+        with SecretBytes(p.password) as password:
+            await reauthenticate(ctx, auth, password, subject)
+        await firmware.set_lock(locked, subject)
+        now, by, at = await firmware.lock_state()
+        return api.LockState(now, by, at)
+
+    async def lock(ctx: CallContext, p: api.LockParams) -> api.LockState:
+        return await set_lock(ctx, p, True)
+
+    async def unlock(ctx: CallContext, p: api.LockParams) -> api.LockState:
+        return await set_lock(ctx, p, False)
+
+    f = "io.mfpsecd.Firmware."
+    return {f + "GetStatus": get_status, f + "Verify": verify, f + "Update": update,
+            f + "Lock": lock, f + "Unlock": unlock}
