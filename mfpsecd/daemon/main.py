@@ -18,6 +18,7 @@ from mfpsecd.daemon import logging as app_logging
 from mfpsecd.daemon.lifecycle import make_daemon
 from mfpsecd.daemon.settings import DEFAULT_CONFIG, load_board, load_config
 from mfpsecd.errors import MfpsecError
+from mfpsecd.services.fw_update import load_boot_record
 
 
 @click.group()
@@ -87,6 +88,27 @@ def fw_verify(config_path: Path, board: str | None, boot: bool) -> None:
         sys.exit(0 if mode is SecurityMode.NORMAL else exc.code.exit_status)
     click.echo(firmware.describe(record), err=record.result != "verified")
     sys.exit(firmware.exit_status(record, config.security.mode))
+
+
+@cli.command("fw-alert")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG,
+              show_default=True)
+@click.option("--board", help="Board profile name or path.")
+def fw_alert(config_path: Path, board: str | None) -> None:
+    """Show this power-on's firmware verification (the safe state's console message)."""
+    try:
+        b = load_board(load_config(config_path), board)
+    except MfpsecError as exc:
+        click.echo(f"mfpsecd fw-alert: {exc.message}", err=True)
+        sys.exit(exc.code.exit_status)
+    record = load_boot_record(b.paths.run_dir)
+    if record is None:
+        click.echo("FIRMWARE NOT VERIFIED: the boot verification did not run at this power-on")
+        return
+    click.echo(firmware.describe(record))
+    if record.result != "verified":
+        click.echo("The device does not start. A service engineer must install firmware "
+                   "signed for this model (see the audit log and the journal).")
 
 
 @cli.command("fw-sign")

@@ -130,6 +130,18 @@ def _remove_tree(path: Path) -> None:
     shutil.rmtree(path)
 
 
+def load_boot_record(run_dir: Path) -> BootRecord | None:
+    """This power-on's boot record; None when the boot unit did not run (or wrote
+    something unreadable, which counts the same)."""
+    try:
+        return msgspec.json.decode((run_dir / BOOT_RECORD).read_bytes(), type=BootRecord)
+    except FileNotFoundError:
+        return None
+    except (OSError, msgspec.DecodeError) as exc:
+        log.error("firmware_boot_record_unreadable", reason=str(exc))
+        return None
+
+
 class FirmwareService:
     def __init__(self, settings: FirmwareSettings, *, tpm: Tpm, hasher: TreeHasher,
                  clock: Clock, auditor: Auditor | None, state: StateStore | None) -> None:
@@ -168,14 +180,7 @@ class FirmwareService:
         _atomic_write(self._dir / BOOT_STATE, msgspec.json.encode(state))
 
     def boot_record(self) -> BootRecord | None:
-        try:
-            raw = (self.settings.run_dir / BOOT_RECORD).read_bytes()
-            return msgspec.json.decode(raw, type=BootRecord)
-        except FileNotFoundError:
-            return None
-        except (OSError, msgspec.DecodeError) as exc:
-            log.error("firmware_boot_record_unreadable", reason=str(exc))
-            return None
+        return load_boot_record(self.settings.run_dir)
 
     # ---- the anti-rollback counter
 
@@ -437,8 +442,4 @@ class FirmwareService:
                             state.tries, self.boot_record(), counter, locked, by, at,
                             [self._slot_view(s, state) for s in fw_slots.SLOTS],
                             state.failed or "", state.reason)
-
-
-def boot_failed(record: BootRecord) -> bool:
-    return record.result != "verified"
 

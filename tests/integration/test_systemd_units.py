@@ -26,7 +26,7 @@ def _fake_root(tmp: Path) -> Path:
     exe = root / "usr/bin/mfpsecd"
     exe.write_text("#!/bin/sh\n")
     exe.chmod(0o755)
-    for unit in UNITS.glob("mfpsecd*.s*"):
+    for unit in UNITS.glob("mfpsecd*.*"):
         shutil.copy(unit, root / "etc/systemd/system" / unit.name)
     return root
 

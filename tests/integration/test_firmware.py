@@ -1,0 +1,169 @@
+"""Firmware end to end: the boot unit's own command in normal and enhanced security mode
+(exit statuses, the boot record, the alert), the daemon refusing to run on unverified
+firmware in enhanced mode, and `mfpsec fw` against the daemon: status, verify, an update
+by the service engineer, the administrator's lock that nobody else lifts, and the switch
+to the new slot at the next boot with the anti-rollback counter raised (F-1..F-4, B-1)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mfpsecd.errors import EX_DATAERR, EX_NOPERM, EX_UNAVAILABLE
+from tests.integration.test_auth_cli import ADMIN_PW, ALICE_UID, CONFIG, MALLORY_UID, Cli
+from tests.services.test_firmware_verify import MODEL, _sign, _tree
+from tests.services.test_fw_update import make_bundle
+from tests.support import daemon as ds
+from tests.support.tpm import requires_swtpm
+from tests.unit.test_fw_signature import ROOT, _pem
+
+UNIT = ds.ROOT / "systemd" / "mfpsecd-fwverify.service"
+CE_PW = "Service-visit-2026"
+
+
+def _exec_start(unit: Path) -> list[str]:
+    lines = [x for x in unit.read_text().splitlines() if x.startswith("ExecStart=")]
+    assert len(lines) == 1
+    return shlex.split(lines[0].removeprefix("ExecStart="))
+
+
+def _board(root: Path) -> dict[str, Any]:
+    (root / "fw-root.pem").write_bytes(_pem(ROOT))
+    slot = root / "lib" / "firmware" / "a"
+    _tree(slot / "tree")
+    _sign(slot, epoch=3)
+    return {"extra": {"firmware": {"model": MODEL, "roots": [str(root / "fw-root.pem")]}}}
+
+
+def _write_config(root: Path, mode: str, board: dict[str, Any]) -> tuple[Path, Path]:
+    board_path = ds.write_board(root, **board)
+    config = root / "mfpsecd.toml"
+    config.write_text(ds.toml_doc({"daemon": {"board_dir": str(root)},
+                                   "security": {"mode": mode}}))
+    return config, board_path
+
+
+def _boot_unit(config: Path, board: Path) -> subprocess.CompletedProcess[str]:
+    """The unit's ExecStart, run as the unit would (with this test's files)."""
+    argv = _exec_start(UNIT)
+    assert argv[0] == "/usr/bin/mfpsecd" and argv[1:3] == ["fw-verify", "--boot"]
+    args = argv[1:]
+    args[args.index("--config") + 1] = str(config)
+    return subprocess.run([*ds.MFPSECD, *args, "--board", str(board)], capture_output=True,
+                          text=True, timeout=120, check=False, cwd=ds.ROOT)
+
+
+def _record(root: Path) -> dict[str, Any]:
+    record: dict[str, Any] = json.loads((root / "run" / "firmware-boot.json").read_text())
+    return record
+
+
+def test_the_unit_orders_itself_before_the_services_and_isolates_on_failure() -> None:
+    text = UNIT.read_text()
+    for line in ("DefaultDependencies=no", "Before=basic.target mfpsecd.service",
+                 "OnFailure=mfpsecd-firmware-failed.target", "OnFailureJobMode=isolate",
+                 "Type=oneshot", "RemainAfterExit=yes"):
+        assert line in text
+    daemon_unit = (ds.ROOT / "systemd" / "mfpsecd.service").read_text()
+    assert "Requires=mfpsecd.socket mfpsecd-fd.socket mfpsecd-fwverify.service" in daemon_unit
+    target = (ds.ROOT / "systemd" / "mfpsecd-firmware-failed.target").read_text()
+    assert "AllowIsolate=yes" in target and "mfpsecd-firmware-alert.service" in target
+
+
+@requires_swtpm
+def test_boot_unit_in_normal_and_enhanced_mode(short_tmp: Path) -> None:
+    root = short_tmp / "d"
+    root.mkdir()
+    board = _board(root)
+    config, board_path = _write_config(root, "enhanced", board)
+    r = _boot_unit(config, board_path)
+    assert r.returncode == 0, r.stderr
+    rec = _record(root)
+    assert (rec["result"], rec["slot"], rec["epoch"]) == ("verified", "a", 3)
+    assert len(rec["pcr_value"]) == 64 and "firmware verified: slot a" in r.stdout
+
+    (root / "lib" / "firmware" / "a" / "tree" / "bin" / "f0").write_bytes(b"implant")
+    r = _boot_unit(config, board_path)  # enhanced: the boot stops
+    assert r.returncode == EX_DATAERR, r.stderr
+    assert "FIRMWARE VERIFICATION FAILED (enhanced mode)" in r.stderr
+    rec = _record(root)
+    assert rec["result"] == "failed" and rec["error"] == "io.mfpsecd.Firmware.TreeMismatch"
+    alert = subprocess.run([*ds.MFPSECD, "fw-alert", "--config", str(config), "--board",
+                            str(board_path)], capture_output=True, text=True, timeout=60,
+                           check=False, cwd=ds.ROOT)
+    assert alert.returncode == 0 and "The device does not start" in alert.stdout
+    # The daemon does not run on firmware that failed (or skipped) the boot check.
+    d = ds.start(root / "e", board=board, config={"security": {"mode": "enhanced"}},
+                 wait_ready=False)
+    assert d.proc.wait(60) == EX_UNAVAILABLE  # no boot record under its own run dir
+    d.close_notify()
+
+    config, board_path = _write_config(root, "normal", board)
+    r = _boot_unit(config, board_path)  # normal: alert, and carry on
+    assert r.returncode == 0 and "FIRMWARE VERIFICATION FAILED (normal mode)" in r.stderr
+    assert _record(root)["result"] == "failed"
+
+
+@pytest.mark.root
+@requires_swtpm
+def test_update_lock_and_switch_through_the_cli(short_tmp: Path) -> None:
+    short_tmp.chmod(0o711)
+    root = short_tmp / "d"
+    root.mkdir()
+    board = _board(root)
+    config, board_path = _write_config(root, "normal", board)
+    assert _boot_unit(config, board_path).returncode == 0
+    src = short_tmp / "src"
+    src.mkdir(mode=0o755)
+    archive = make_bundle(src, "v4", epoch=4)
+    archive.chmod(0o644)
+    cfg = {**CONFIG, "security": {"mode": "normal"}}
+    with ds.running(root, config=cfg, board=board) as d:
+        cli = Cli(d.socket_path, short_tmp / "rt")
+        (cli.runtime / "").mkdir(exist_ok=True)
+        status = json.loads(cli.ok(0, "fw", "status", "--json"))
+        assert (status["active"], status["boot"]["result"], status["counter"]) == (
+            "a", "verified", 3)
+        assert "mfp-controller 2.3.0, epoch 3" in cli.ok(0, "fw", "verify")
+        assert "epoch 4" in cli.ok(0, "fw", "verify", str(archive))
+
+        cli.ok(0, "users", "init", "admin", "--password-file", "-", stdin=ADMIN_PW)
+        cli.ok(0, "login", "-u", "admin", "--password-file", "-", stdin=ADMIN_PW)
+        cli.ok(0, "users", "add", "tech1", "--role", "service", "--permanent",
+               "--password-file", "-", stdin=CE_PW)
+        cli.ok(0, "logout")
+        cli.ok(ALICE_UID, "login", "-u", "admin", "--password-file", "-", stdin=ADMIN_PW)
+        cli.ok(MALLORY_UID, "login", "-u", "tech1", "--password-file", "-", stdin=CE_PW)
+
+        # F-3: the administrator prohibits rewriting; nobody else lifts it.
+        assert "prohibited by admin" in cli.ok(ALICE_UID, "fw", "lock", "--password-file",
+                                               "-", stdin=ADMIN_PW)
+        r = cli(MALLORY_UID, "fw", "update", str(archive), "--password-file", "-",
+                stdin=CE_PW)
+        assert r.returncode == EX_NOPERM and "RewriteProhibited" in r.stderr
+        assert "PermissionDenied" in cli.fails(MALLORY_UID, "fw", "unlock", "--password-file",
+                                               "-", stdin=CE_PW)
+        r = cli(0, "fw", "unlock")  # root without a session is no administrator
+        assert r.returncode == EX_NOPERM and "administrator" in r.stderr
+        cli.ok(ALICE_UID, "fw", "unlock", "--password-file", "-", stdin=ADMIN_PW)
+
+        out = cli.ok(MALLORY_UID, "fw", "update", str(archive), "--password-file", "-",
+                     stdin=CE_PW)
+        assert "written to slot b" in out and "reboot to switch" in out
+        status = json.loads(cli.ok(0, "fw", "status", "--json"))
+        assert (status["pending"], status["tries"], status["counter"]) == ("b", 3, 3)
+        assert "slot b: trial, 3 boot attempt(s) left" in cli.ok(0, "fw", "status")
+
+    # The next power-on: the boot unit tries slot b, the daemon commits it.
+    r = _boot_unit(config, board_path)
+    assert r.returncode == 0 and "slot b (trial)" in r.stdout, r.stdout + r.stderr
+    with ds.running(root, config=cfg, board=board) as d:
+        status = json.loads(Cli(d.socket_path, short_tmp / "rt").ok(0, "fw", "status",
+                                                                   "--json"))
+        assert (status["active"], status["pending"], status["counter"]) == ("b", "", 4)
+        assert [s["state"] for s in status["slots"]] == ["written", "committed"]
