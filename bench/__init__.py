@@ -99,7 +99,7 @@ class Finding:
 
     label: str
     value: float
-    unit: str  # "x", "us", "%"
+    unit: str  # "x", "us", "%", "MiB", "s"
     target: str = ""
     ok: bool | None = None
     spread: tuple[float, float] | None = None  # min and max over the rounds
@@ -227,6 +227,8 @@ def _show(value: float, unit: str) -> str:
         return f"{value:.1%}"
     if unit == "MiB":
         return f"{value:,.1f} MiB"
+    if unit == "s":
+        return f"{value:.2f} s"
     return f"{value:.2f}x"
 
 

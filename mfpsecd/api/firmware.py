@@ -25,7 +25,8 @@ SlotName = Annotated[str, msgspec.Meta(pattern=r"^(a|b)?$")]
 
 class Slot(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: str  # "a" or "b"
-    state: str  # committed, trial, failed, written, empty, invalid
+    state: str  # committed, trial, failed, retired (epoch below the floor), written, empty,
+    # invalid
     version: str
     epoch: int
     manifest_sha256: str

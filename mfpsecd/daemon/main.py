@@ -15,7 +15,6 @@ from mfpsecd import __version__
 from mfpsecd.core.settings import SecurityMode
 from mfpsecd.daemon import firmware
 from mfpsecd.daemon import logging as app_logging
-from mfpsecd.daemon.lifecycle import make_daemon
 from mfpsecd.daemon.settings import DEFAULT_CONFIG, load_board, load_config
 from mfpsecd.errors import MfpsecError
 from mfpsecd.services.fw_update import load_boot_record
@@ -33,6 +32,9 @@ def cli() -> None:
 @click.option("--board", help="Board profile: a name in daemon.board_dir, or a .toml path.")
 def run(config_path: Path, board: str | None) -> None:
     """Run the daemon in the foreground (systemd Type=notify)."""
+    # Imported here: the boot unit's fw-verify must not pay for loading every service.
+    from mfpsecd.daemon.lifecycle import make_daemon  # noqa: PLC0415
+
     app_logging.configure("info")
     log = structlog.get_logger("mfpsecd")
     try:

@@ -81,7 +81,9 @@ class BootRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
 @dataclass(frozen=True)
 class SlotView:
     name: str
-    state: str  # committed, trial, failed, empty, invalid, written (inactive, not pending)
+    # committed, trial, failed, retired (epoch below the floor), written (inactive, not
+    # pending), empty, invalid
+    state: str
     version: str
     epoch: int
     digest: str
@@ -416,7 +418,8 @@ class FirmwareService:
 
     # ---- status
 
-    def _slot_view(self, name: str, state: fw_slots.BootState) -> SlotView:
+    def _slot_view(self, name: str, state: fw_slots.BootState, floor: int | None
+                   ) -> SlotView:
         manifest = self.slot_path(name) / "manifest.json"
         label = ("committed" if name == state.active else "trial" if name == state.pending
                  else "failed" if name == state.failed else "written")
@@ -428,6 +431,8 @@ class FirmwareService:
         except (OSError, MfpsecError):
             return SlotView(name, "invalid", "", 0, "")
         # Not verified here: status reads, `fw verify` checks.
+        if floor is not None and m.epoch < floor:
+            label = "retired"  # below the anti-rollback floor: can no longer boot
         return SlotView(name, label, m.version, m.epoch,
                         fw_manifest.digest(raw).hex())
 
@@ -440,6 +445,6 @@ class FirmwareService:
         locked, by, at = await self.lock_state()
         return FirmwareView(self.settings.model, state.active, state.pending or "",
                             state.tries, self.boot_record(), counter, locked, by, at,
-                            [self._slot_view(s, state) for s in fw_slots.SLOTS],
+                            [self._slot_view(s, state, counter) for s in fw_slots.SLOTS],
                             state.failed or "", state.reason)
 

@@ -130,6 +130,10 @@ def test_update_lock_and_switch_through_the_cli(short_tmp: Path) -> None:
         assert (status["active"], status["boot"]["result"], status["counter"]) == (
             "a", "verified", 3)
         assert "mfp-controller 2.3.0, epoch 3" in cli.ok(0, "fw", "verify")
+        health = {c["name"]: c for c in json.loads(cli.ok(0, "status", "--json"))["components"]}
+        assert health["firmware"]["state"] == "ok"
+        assert "slot a, version 2.3.0, epoch 3, verified at boot (normal mode), measured into " \
+               "PCR 14" in health["firmware"]["detail"]
         assert "epoch 4" in cli.ok(0, "fw", "verify", str(archive))
 
         cli.ok(0, "users", "init", "admin", "--password-file", "-", stdin=ADMIN_PW)
@@ -166,4 +170,4 @@ def test_update_lock_and_switch_through_the_cli(short_tmp: Path) -> None:
         status = json.loads(Cli(d.socket_path, short_tmp / "rt").ok(0, "fw", "status",
                                                                    "--json"))
         assert (status["active"], status["pending"], status["counter"]) == ("b", "", 4)
-        assert [s["state"] for s in status["slots"]] == ["written", "committed"]
+        assert [s["state"] for s in status["slots"]] == ["retired", "committed"]
