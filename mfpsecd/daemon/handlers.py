@@ -18,7 +18,7 @@ from mfpsecd.api.service import GetInterfaceDescriptionParams, Info, InterfaceDe
 from mfpsecd.api.types import DaemonState, Status
 from mfpsecd.daemon.auth_handlers import auth_handlers, subject_of
 from mfpsecd.daemon.fd_channel import FdChannel
-from mfpsecd.daemon.firmware_handlers import firmware_handlers
+from mfpsecd.daemon.firmware_handlers import firmware_handlers, no_firmware_handlers
 from mfpsecd.daemon.ipc_server import CallContext, Handler, Last
 from mfpsecd.daemon.store_handlers import store_handlers
 from mfpsecd.daemon.wipe_handlers import wipe_handlers
@@ -122,8 +122,8 @@ def build_handlers(status: StatusService, key_services: KeyServices | None = Non
                 table.update(wipe_handlers(data.wipe, auth))
                 table.update(store_handlers(data.store, auth, data.store_encryption,
                                             data.descriptors))
-                if data.firmware is not None:
-                    table.update(firmware_handlers(data.firmware, auth, data.descriptors))
+                table.update(no_firmware_handlers() if data.firmware is None else
+                             firmware_handlers(data.firmware, auth, data.descriptors))
     return table
 
 

@@ -162,10 +162,10 @@ class Daemon:
         health.set("store", HealthState.OK, f"{board.paths.job_store} on "
                    f"{board.profile.store.medium.value}; {encryption}")
 
-        self._status("checking the firmware")
         firmware = make_firmware(cfg, board, tpm=tpm, clock=clock, auditor=auditor,
                                  state=state)
         if firmware is not None:
+            self._status("checking the firmware")
             await _start_firmware(firmware, cfg, health)
 
         self._status("starting IPC")

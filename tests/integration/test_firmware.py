@@ -171,3 +171,8 @@ def test_update_lock_and_switch_through_the_cli(short_tmp: Path) -> None:
                                                                    "--json"))
         assert (status["active"], status["pending"], status["counter"]) == ("b", "", 4)
         assert [s["state"] for s in status["slots"]] == ["retired", "committed"]
+
+
+def test_a_board_without_firmware_slots_says_so(daemon: ds.DaemonProcess) -> None:
+    r = ds.mfpsec(daemon.socket_path, "fw", "status")
+    assert r.returncode == EX_UNAVAILABLE and "no [firmware] section" in r.stderr, r.stderr
