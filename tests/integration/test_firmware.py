@@ -13,14 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
+from mfpsecd.backends.native_hasher import NativeTreeHasher
+from mfpsecd.core.fw_signature import ClockCheck
 from mfpsecd.errors import EX_DATAERR, EX_NOPERM, EX_UNAVAILABLE
+from mfpsecd.services import fw_archive
+from mfpsecd.services.firmware import verify_bundle, verify_header
 from tests.integration.test_auth_cli import ADMIN_PW, ALICE_UID, CONFIG, MALLORY_UID, Cli
 from tests.services.test_firmware_verify import MODEL, _sign, _tree
 from tests.services.test_fw_update import make_bundle
 from tests.support import daemon as ds
 from tests.support.tpm import requires_swtpm
-from tests.unit.test_fw_signature import ROOT, _pem
+from tests.unit.test_fw_signature import NOW, ROOT, SIGNER, SIGNER_KEY, _pem
 
 UNIT = ds.ROOT / "systemd" / "mfpsecd-fwverify.service"
 CE_PW = "Service-visit-2026"
@@ -176,3 +181,33 @@ def test_update_lock_and_switch_through_the_cli(short_tmp: Path) -> None:
 def test_a_board_without_firmware_slots_says_so(daemon: ds.DaemonProcess) -> None:
     r = ds.mfpsec(daemon.socket_path, "fw", "status")
     assert r.returncode == EX_UNAVAILABLE and "no [firmware] section" in r.stderr, r.stderr
+
+
+def test_the_vendor_signing_tool_without_a_daemon(tmp_path: Path) -> None:
+    """`mfpsec fw sign` (the vendor side) makes a bundle and an archive the device accepts,
+    and refuses a key that is not a signing key."""
+    key, cert = tmp_path / "signer.key", tmp_path / "signer.pem"
+    key.write_bytes(SIGNER_KEY.private_bytes(serialization.Encoding.PEM,
+                                             serialization.PrivateFormat.PKCS8,
+                                             serialization.NoEncryption()))
+    cert.write_bytes(_pem(SIGNER))
+    tree = tmp_path / "src"
+    _tree(tree)
+    args = ["fw", "sign", "--key", str(key), "--certificate", str(cert), "--product", "mfp",
+            "--version", "7.1", "--epoch", "9", "--model", MODEL, "--tree", str(tree),
+            "--archive", str(tmp_path / "fw.mfw"), str(tmp_path / "bundle")]
+    r = ds.mfpsec(str(tmp_path / "no-daemon.sock"), *args)
+    assert r.returncode == 0, r.stderr
+    img = verify_bundle(tmp_path / "bundle", roots=[ROOT], hasher=NativeTreeHasher(),
+                        model=MODEL, minimum_epoch=9, clock=ClockCheck.CHECK, now=NOW)
+    assert (img.manifest.version, img.files) == ("7.1", 16)
+    assert r.stdout.strip().endswith(f"manifest {img.digest.hex()}; archive "
+                                     f"{tmp_path / 'fw.mfw'}")
+    with (tmp_path / "fw.mfw").open("rb") as f:
+        m = fw_archive.extract(f, tmp_path / "unpacked", lambda raw, sig, pem: verify_header(
+            raw, sig, pem, roots=[ROOT], model=MODEL, minimum_epoch=9, clock=ClockCheck.CHECK,
+            now=NOW)[0], max_bytes=1 << 30)
+    assert m == img.manifest
+    key.write_text("not a key")
+    bad = ds.mfpsec(str(tmp_path / "no-daemon.sock"), *args[:-1], str(tmp_path / "b2"))
+    assert bad.returncode == 2 and "--key" in bad.stderr
