@@ -17,11 +17,13 @@ BUILD := build
 # umockdev + its GObject bindings for the system python (USB events in tests).
 # Audit: rsyslog with its OpenSSL driver (the SIEM receiver in tests), snmptrapd (traps).
 # Overwrite: scrub and shred (coreutils), the peers in bench/overwrite.
+# IP filter: nftables (nft, and libnftables' Python binding, which is not on PyPI: the venv
+# gets a link to Debian's), iproute2 (network namespaces in tests).
 APT_PACKAGES := build-essential pkg-config libssl-dev python3-dev python3-venv \
 	ninja-build systemd util-linux dbus-daemon libdbus-1-dev \
 	libtss2-dev swtpm umockdev gir1.2-umockdev-1.0 python3-gi \
 	rsyslog rsyslog-openssl snmptrapd libargon2-1 softhsm2 \
-	scrub coreutils fdisk e2fsprogs
+	scrub coreutils fdisk e2fsprogs nftables python3-nftables iproute2
 
 SIM_CONFIG := hw/mfpsecd.sim.toml
 
@@ -62,6 +64,8 @@ $(APT_STAMP): Makefile
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	@site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+		ln -sfn /usr/lib/python3/dist-packages/nftables $$site/nftables
 	@touch $@
 
 $(STAMP): $(APT_STAMP) pyproject.toml constraints.txt meson.build meson.options native/meson.build

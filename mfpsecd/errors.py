@@ -275,6 +275,25 @@ class ErrorCode(enum.Enum):
         "The board has no firmware slots configured, or the anti-rollback counter or the "
         "slots cannot be read: nothing is verified or written.",
     )
+    NETWORK_UNAVAILABLE = (
+        "io.mfpsecd.Network.Unavailable", EX_UNAVAILABLE, (("reason", str),),
+        "The packet filter cannot be reached (no nftables, or the board's network "
+        "namespace is missing); the rules in the kernel are unchanged.",
+    )
+    NETWORK_RULES_INVALID = (
+        "io.mfpsecd.Network.RulesInvalid", EX_DATAERR, (("reason", str),),
+        "The change would make the filter invalid (a malformed range, an unknown "
+        "service): nothing was applied.",
+    )
+    NETWORK_APPLY_FAILED = (
+        "io.mfpsecd.Network.ApplyFailed", EX_SOFTWARE, (("reason", str),),
+        "The kernel refused the new rules; the previous rules stay in force.",
+    )
+    NETWORK_WOULD_LOCK_OUT = (
+        "io.mfpsecd.Network.WouldLockOut", EX_DATAERR, (("address", str),),
+        "The change would cut off the caller's own remote session; repeat it with "
+        "confirm=true to apply it anyway.",
+    )
     # Seen only by clients: the daemon never sends these.
     DAEMON_UNREACHABLE = (
         "io.mfpsecd.Client.DaemonUnreachable", EX_UNAVAILABLE, (("address", str), ("reason", str)),

@@ -4,10 +4,11 @@ main module picks a backend per port from the board profile."""
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from typing_extensions import Buffer
 
@@ -459,3 +460,37 @@ class TreeHasher(Protocol):
              stop_early: bool) -> list[HashedFile]:
         """items: (path, expected size or -1, expected digest or None)."""
         ...
+
+
+# ---------------------------------------------------------------- IP filter
+
+
+class Netfilter(Protocol):
+    """The kernel's packet filter: one table of ours, replaced whole."""
+
+    async def apply(self, commands: list[dict[str, Any]]) -> None:
+        """Replace the table in one transaction; NETWORK_APPLY_FAILED leaves the old one."""
+        ...
+
+    async def present(self) -> bool: ...
+
+    async def refused(self) -> dict[str, int]:
+        """Refused packets per source address (the filter's own counters)."""
+        ...
+
+    async def ruleset(self) -> list[dict[str, Any]]:
+        """Our table as the kernel has it, as nftables JSON."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class DeviceAddresses(Protocol):
+    """The addresses of the board's network interfaces, and when they change."""
+
+    async def addresses(self) -> tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface, ...]:
+        ...
+
+    def changes(self) -> AsyncIterator[None]: ...
+
+    def close(self) -> None: ...

@@ -158,6 +158,14 @@ MIGRATIONS: tuple[str, ...] = (
         at TEXT NOT NULL
     )
     """,
+    # 9: the IP filter policy (N-1..N-3): permitted and refused ranges, the quick filter,
+    # the services switched on (JSON, one row)
+    """
+    CREATE TABLE net_policy (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        policy TEXT NOT NULL
+    )
+    """,
 )
 
 
