@@ -19,6 +19,7 @@ from typing import BinaryIO
 
 from mfpsecd.core import fw_manifest, fw_signature
 from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.services.durable import fsync_dir, write_new
 from mfpsecd.services.firmware import MANIFEST, SIGNATURE, SIGNER, TREE, walk
 
 HEADER = (MANIFEST, SIGNATURE, SIGNER)
@@ -101,27 +102,6 @@ def extract(source: BinaryIO, dest: Path, check_header: HeaderCheck, *, max_byte
         except OSError as exc:
             raise _invalid(f"cannot be written as it is: {exc}") from None
     return m
-
-
-def write_new(path: Path, data: bytes) -> None:
-    """A new file (never through a link), flushed."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _extract_tree(tar: tarfile.TarFile, members: Iterator[tarfile.TarInfo], tree: Path,

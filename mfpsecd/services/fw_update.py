@@ -18,7 +18,6 @@ signed bundle as written at update. The boot state (core.fw_slots) sits next to 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import Clock, StateStore, Tpm, TreeHasher
 from mfpsecd.services import fw_archive
 from mfpsecd.services.audit import Auditor
+from mfpsecd.services.durable import fsync_dir, replace_file
 from mfpsecd.services.firmware import VerifiedImage, verify_bundle, verify_header
 from mfpsecd.services.health import utc_text
 
@@ -110,15 +110,6 @@ def _describe(exc: MfpsecError) -> str:
     return f"{exc.code.wire_name}({detail})" if detail else exc.code.wire_name
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    fw_archive.write_new(tmp, data)
-    os.replace(tmp, path)
-    fw_archive.fsync_dir(path.parent)
-
-
 def _remove_tree(path: Path) -> None:
     """A slot or staging directory, whatever modes its vendor gave it."""
     if not os.path.lexists(path):
@@ -179,7 +170,7 @@ class FirmwareService:
 
     def _store_state(self, state: fw_slots.BootState) -> None:
         self._dir.mkdir(mode=0o755, parents=True, exist_ok=True)
-        _atomic_write(self._dir / BOOT_STATE, msgspec.json.encode(state))
+        replace_file(self._dir / BOOT_STATE, msgspec.json.encode(state))
 
     def boot_record(self) -> BootRecord | None:
         return load_boot_record(self.settings.run_dir)
@@ -257,7 +248,7 @@ class FirmwareService:
 
     async def _finish_boot(self, record: BootRecord) -> BootRecord:
         self.settings.run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
-        _atomic_write(self.settings.run_dir / BOOT_RECORD, msgspec.json.encode(record))
+        replace_file(self.settings.run_dir / BOOT_RECORD, msgspec.json.encode(record))
         if self._auditor is not None:
             ok = record.result == "verified" and not record.error
             await self._auditor.record(
@@ -386,7 +377,7 @@ class FirmwareService:
         if os.path.lexists(slot):
             os.rename(slot, old)
         os.rename(staging, slot)
-        fw_archive.fsync_dir(self._dir)
+        fsync_dir(self._dir)
         _remove_tree(old)
 
     async def verify_archive(self, source: BinaryIO, subject: Subject) -> VerifiedImage:

@@ -42,6 +42,7 @@ from mfpsecd.ports import (
     TpmKey,
 )
 from mfpsecd.secret import SecretBytes, ShieldedKey
+from mfpsecd.services.durable import replace_file
 from mfpsecd.services.health import HealthRegistry, rfc3339
 
 log = structlog.get_logger("mfpsecd.keys")
@@ -395,7 +396,7 @@ class KeyChain:
             data = keybackup.assemble(aad, nonce, sealed)
             path = target / keybackup.file_name(fp, now)
             try:
-                await asyncio.to_thread(_write_durably, path, data)
+                await asyncio.to_thread(replace_file, path, data)
             except OSError as exc:
                 raise MfpsecError(ErrorCode.BACKUP_TARGET_UNUSABLE, target=str(target),
                                   reason=exc.strerror or type(exc).__name__) from None
@@ -572,28 +573,6 @@ def _set_fact(conn: StateConnection, key: str, value: str) -> None:
 def _read_facts(conn: StateConnection) -> dict[str, str]:
     return {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM key_facts")
             .fetchall()}
-
-
-def _write_durably(path: Path, data: bytes) -> None:
-    """write-temp, fsync, rename, fsync dir: the backup is either complete or absent."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    os.rename(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def _read_limited(path: Path) -> bytes:

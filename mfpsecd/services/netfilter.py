@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import ipaddress
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,6 +30,7 @@ from mfpsecd.core import netfilter as nf
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import Clock, DeviceAddresses, Netfilter, StateStore
 from mfpsecd.services.audit import Auditor
+from mfpsecd.services.durable import replace_file
 from mfpsecd.services.health import HealthRegistry
 
 log = structlog.get_logger("mfpsecd.netfilter")
@@ -81,17 +81,7 @@ def to_stored(policy: nf.Policy) -> StoredPolicy:
 
 def write_rules_file(path: Path, commands: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        json.dump({"nftables": commands}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    replace_file(path, json.dumps({"nftables": commands}).encode(), 0o600)
 
 
 class NetfilterService:
