@@ -23,6 +23,8 @@ class Privilege(enum.Enum):
     FIRMWARE_READ = "firmware.read"  # firmware status; verify a slot or a bundle
     FIRMWARE_UPDATE = "firmware.update"  # write a bundle to the inactive slot
     FIRMWARE_LOCK = "firmware.lock"  # prohibit firmware rewriting, and allow it again
+    NETWORK_READ = "network.read"  # the IP filter's rules and what they admit
+    NETWORK_ADMIN = "network.admin"  # change ranges, the quick filter, service ports
 
 
 class Role(enum.Enum):

@@ -6,6 +6,7 @@ from mfpsecd.api.audit import AUDIT
 from mfpsecd.api.auth import AUTH
 from mfpsecd.api.firmware import FIRMWARE
 from mfpsecd.api.keys import KEYS
+from mfpsecd.api.network import NETWORK
 from mfpsecd.api.schema import Interface, Method
 from mfpsecd.api.service import SERVICE
 from mfpsecd.api.store import STORE
@@ -13,7 +14,7 @@ from mfpsecd.api.system import SYSTEM
 from mfpsecd.api.wipe import WIPE
 
 INTERFACES: tuple[Interface, ...] = (SERVICE, SYSTEM, AUTH, KEYS, AUDIT, WIPE, STORE,
-                                      FIRMWARE)
+                                      FIRMWARE, NETWORK)
 BY_NAME: dict[str, Interface] = {i.name: i for i in INTERFACES}
 
 VENDOR = "mfpsecd project"

@@ -9,6 +9,7 @@ from mfpsecd.cli import audit as audit_cmd
 from mfpsecd.cli import auth as auth_cmd
 from mfpsecd.cli import firmware as fw_cmd
 from mfpsecd.cli import keys as keys_cmd
+from mfpsecd.cli import network as net_cmd
 from mfpsecd.cli import status as status_cmd
 from mfpsecd.cli import store as store_cmd
 from mfpsecd.cli import users as users_cmd
@@ -47,6 +48,7 @@ cli.add_command(users_cmd.policy_group)
 cli.add_command(wipe_cmd.wipe_group)
 cli.add_command(store_cmd.store_group)
 cli.add_command(fw_cmd.fw_group)
+cli.add_command(net_cmd.net_group)
 
 
 if __name__ == "__main__":

@@ -214,6 +214,11 @@ class StoreSection(_Strict, frozen=True):
     sweep_interval_s: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 60.0
 
 
+class NetworkSection(_Strict, frozen=True):
+    # Refused-connection summaries in the audit log at most this often (N-2).
+    refused_summary_s: Annotated[float, msgspec.Meta(ge=1, le=86400)] = 60.0
+
+
 class SecurityMode(enum.Enum):
     NORMAL = "normal"
     # F-2 / B-1: firmware is verified at every power-on and a mismatch stops the boot.
@@ -242,6 +247,7 @@ class Config(_Strict, frozen=True):
     store: StoreSection = StoreSection()
     security: SecuritySection = SecuritySection()
     firmware: FirmwareSection = FirmwareSection()
+    network: NetworkSection = NetworkSection()
 
 
 # ---------------------------------------------------------------- board profile
@@ -302,6 +308,14 @@ class NicSection(_Strict, frozen=True):
     netns: _NAME | None = None  # simulated boards: the namespace the interface lives in
 
 
+class NetServiceSection(_Strict, frozen=True):
+    """A network service whose ports the administrator switches on and off (N-1)."""
+
+    name: _NAME
+    ports: Annotated[list[Annotated[str, msgspec.Meta(pattern=r"^(tcp|udp)/[0-9]{1,5}$")]],
+                     msgspec.Meta(min_length=1)]
+
+
 class UsbPortSection(_Strict, frozen=True):
     id: _NAME
     sysfs_path: str  # the port's device path under sys_root
@@ -337,6 +351,9 @@ class BoardProfile(_Strict, frozen=True):
     store: JobStoreSection = JobStoreSection()
     disks: list[DiskSection] = []
     nics: list[NicSection] = []
+    # The services the IP filter switches; empty: the usual MFP set (HTTP, HTTPS, IPP,
+    # RAW 9100, LPD, SNMP, SMB, FTP, WSD, OpenAPI).
+    net_services: list[NetServiceSection] = []
     usb_ports: list[UsbPortSection] = []
     firmware: BoardFirmwareSection | None = None  # no firmware service without it
 

@@ -20,6 +20,7 @@ from mfpsecd.daemon.auth_handlers import auth_handlers, subject_of
 from mfpsecd.daemon.fd_channel import FdChannel
 from mfpsecd.daemon.firmware_handlers import firmware_handlers, no_firmware_handlers
 from mfpsecd.daemon.ipc_server import CallContext, Handler, Last
+from mfpsecd.daemon.network_handlers import network_handlers, no_network_handlers
 from mfpsecd.daemon.store_handlers import store_handlers
 from mfpsecd.daemon.wipe_handlers import wipe_handlers
 from mfpsecd.errors import ErrorCode, MfpsecError
@@ -32,6 +33,7 @@ from mfpsecd.services.fw_update import FirmwareService
 from mfpsecd.services.identity import DeviceIdentity
 from mfpsecd.services.jobstore import JobStore
 from mfpsecd.services.keys import KeyChain
+from mfpsecd.services.netfilter import NetfilterService
 from mfpsecd.services.secrets import SecretKind, SecretStore
 from mfpsecd.services.status import StatusService
 from mfpsecd.services.wipe import WipeService
@@ -105,6 +107,7 @@ class DataServices:
     store_encryption: str  # how objects are encrypted, as GetStoreStatus says it
     descriptors: FdChannel  # descriptors passed for Put and Read, firmware bundles
     firmware: FirmwareService | None = None  # a board without [firmware] has none
+    network: NetfilterService | None = None  # a board without interfaces has none
 
 
 def build_handlers(status: StatusService, key_services: KeyServices | None = None,
@@ -124,6 +127,8 @@ def build_handlers(status: StatusService, key_services: KeyServices | None = Non
                                             data.descriptors))
                 table.update(no_firmware_handlers() if data.firmware is None else
                              firmware_handlers(data.firmware, auth, data.descriptors))
+                table.update(no_network_handlers() if data.network is None else
+                             network_handlers(data.network))
     return table
 
 

@@ -40,6 +40,7 @@ from mfpsecd.daemon.fd_channel import FdChannel
 from mfpsecd.daemon.firmware import make_firmware
 from mfpsecd.daemon.handlers import DataServices, KeyServices, build_handlers, fast_replies
 from mfpsecd.daemon.ipc_server import ServerLimits, VarlinkServer, activated_sockets
+from mfpsecd.daemon.network import make_netfilter
 from mfpsecd.daemon.resources import lock_state_dir, make_tpm
 from mfpsecd.daemon.settings import Board, admission_rules, gid_of
 from mfpsecd.daemon.supervisor import Supervisor
@@ -168,13 +169,28 @@ class Daemon:
             self._status("checking the firmware")
             await _start_firmware(firmware, cfg, health)
 
+        network = make_netfilter(cfg, board, state=state, auditor=auditor, clock=clock,
+                                 health=health)
+        if network is not None:
+            self._status("applying the IP filter")
+            try:
+                await network.start()
+            except MfpsecError as exc:
+                # Not fatal: the kernel keeps the rules it has (the boot unit's), status
+                # and the audit log say why, and every change is refused until it works.
+                health.set("netfilter", HealthState.FAILED, exc.message)
+                await auditor.record(EventType.NETFILTER_CHANGE, Outcome.FAILURE, DAEMON,
+                                     "ip filter", step="start", error=exc.code.wire_name,
+                                     reason=str(exc.params.get("reason", "")))
+
         self._status("starting IPC")
         ipc = cfg.ipc
         rules = admission_rules(cfg)
         descriptors = FdChannel(rules, clock)
         server = VarlinkServer(
             build_handlers(status, keys, auth,
-                           DataServices(wipe, store, encryption, descriptors, firmware)),
+                           DataServices(wipe, store, encryption, descriptors, firmware,
+                                        network)),
             rules,
             ServerLimits(ipc.max_message_bytes, ipc.max_connections, ipc.idle_timeout_s,
                          ipc.queue_depth),
@@ -197,6 +213,8 @@ class Daemon:
         supervisor.add("time-watch", lambda: watch_time(clock, auditor))
         supervisor.add("auth-flood-summary", auth.report_suppressed)
         supervisor.add("store-policies", store.run)
+        if network is not None:
+            supervisor.add("netfilter-watch", network.run)
         for fwd in forwarders:
             supervisor.add(f"siem-{fwd.dest.name}", fwd.run)
         notifier = _make_notifier(cfg, clock, health, board.profile.board.name, secrets)
@@ -227,6 +245,8 @@ class Daemon:
         await server.close()
         await supervisor.stop()
         await wipe.stop()  # running sanitizations pause at a checkpoint and resume next start
+        if network is not None:
+            network.close()  # the rules stay in the kernel
         hasher.close()
         await auditor.stop()  # its last checkpoint is signed with the TPM: before the keys go
         await chain.close()

@@ -13,7 +13,7 @@ import uvloop
 
 from mfpsecd import __version__
 from mfpsecd.core.settings import SecurityMode
-from mfpsecd.daemon import firmware
+from mfpsecd.daemon import firmware, network
 from mfpsecd.daemon import logging as app_logging
 from mfpsecd.daemon.settings import DEFAULT_CONFIG, load_board, load_config
 from mfpsecd.errors import MfpsecError
@@ -90,6 +90,27 @@ def fw_verify(config_path: Path, board: str | None, boot: bool) -> None:
         sys.exit(0 if mode is SecurityMode.NORMAL else exc.code.exit_status)
     click.echo(firmware.describe(record), err=record.result != "verified")
     sys.exit(firmware.exit_status(record, config.security.mode))
+
+
+@cli.command("net-restore")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG,
+              show_default=True)
+@click.option("--board", help="Board profile name or path.")
+def net_restore(config_path: Path, board: str | None) -> None:
+    """Put the IP filter in place before the network comes up (mfpsecd-netfilter unit):
+    the last rules the daemon applied, else rules that admit nothing."""
+    app_logging.configure("info")
+    try:
+        b = load_board(load_config(config_path), board)
+        if not b.profile.nics:
+            click.echo("mfpsecd net-restore: the board has no network interfaces")
+            return
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            what = runner.run(network.restore(b))
+    except MfpsecError as exc:
+        click.echo(f"mfpsecd net-restore: {exc.message}", err=True)
+        sys.exit(exc.code.exit_status)
+    click.echo(f"ip filter: {what}")
 
 
 @cli.command("fw-alert")

@@ -56,7 +56,8 @@ def toml_doc(sections: Mapping[str, Mapping[str, Any]]) -> str:
 def write_board(root: Path, name: str = "testboard", tpm: str = "swtpm",
                 extra: Mapping[str, Mapping[str, Any]] | None = None,
                 usb_ports: Sequence[str] = (),
-                disks: Sequence[Mapping[str, Any]] = ()) -> Path:
+                disks: Sequence[Mapping[str, Any]] = (),
+                nics: Sequence[Mapping[str, Any]] = ()) -> Path:
     path = root / f"{name}.toml"
     doc: dict[str, dict[str, Any]] = {
         "board": {"name": name, "kind": "simulated", "description": "test board"},
@@ -69,8 +70,10 @@ def write_board(root: Path, name: str = "testboard", tpm: str = "swtpm",
     text = toml_doc(doc)
     for i, port in enumerate(usb_ports):
         text += f"\n[[usb_ports]]\nid = \"port{i}\"\nsysfs_path = {toml_value(port)}\n"
-    for disk in disks:
-        text += "\n[[disks]]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in disk.items())
+    for kind, items in (("disks", disks), ("nics", nics)):
+        for item in items:
+            text += f"\n[[{kind}]]\n" + "".join(f"{k} = {toml_value(v)}\n"
+                                                for k, v in item.items())
     path.write_text(text)
     return path
 

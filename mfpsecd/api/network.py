@@ -1,0 +1,98 @@
+"""io.mfpsecd.Network: IP filtering and port control (SPEC N-1..N-4).
+
+Every change is checked, applied to the kernel as one transaction and only then stored;
+a refused one leaves the rules in force as they were. A front-end acting for a remote
+administrator passes their address: a change that would cut that address off is refused
+(WouldLockOut) unless repeated with confirm=true.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from mfpsecd.api.access import Privilege
+from mfpsecd.api.schema import Interface, Method, NoParams
+from mfpsecd.errors import ErrorCode
+
+RangeText = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+ServiceName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+Address = Annotated[str, msgspec.Meta(max_length=64)]
+
+
+class ServiceState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    ports: list[str]  # "tcp/443"
+    on: bool
+
+
+class Rules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    permitted: list[str]  # when any is given for a family, only these sources of it
+    refused: list[str]
+    quick: bool  # N-3
+    quick_ranges: list[str]  # what the quick filter admits now (from the addresses)
+    addresses: list[str]  # the device's current addresses on the board's interfaces
+    services: list[ServiceState]
+    wired: list[str]  # N-4: no forwarding between these and the wireless ones
+    wireless: list[str]
+    in_kernel: bool  # our table is loaded
+    applied_at: str
+
+
+class RangeParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    range: RangeText  # CIDR, one address, or start-end
+    remote_address: Address = ""
+    confirm: bool = False
+
+
+class QuickParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    on: bool
+    remote_address: Address = ""
+    confirm: bool = False
+
+
+class PortParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    service: ServiceName
+    on: bool
+    remote_address: Address = ""
+    confirm: bool = False
+
+
+class Ruleset(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    nftables_json: str  # what is (or would be) applied, as `nft -j -f -` takes it
+
+
+_CHANGE_ERRORS = (ErrorCode.NETWORK_RULES_INVALID, ErrorCode.NETWORK_APPLY_FAILED,
+                  ErrorCode.NETWORK_WOULD_LOCK_OUT, ErrorCode.NETWORK_UNAVAILABLE)
+
+
+def _change(name: str, doc: str, params: type[msgspec.Struct]) -> Method:
+    return Method(name=name, doc=doc, params=params, result=Rules,
+                  requires=Privilege.NETWORK_ADMIN, errors=_CHANGE_ERRORS)
+
+
+NETWORK = Interface(
+    name="io.mfpsecd.Network",
+    doc=(
+        "The device's IP filter: permitted and refused source ranges (IPv4 and IPv6),\n"
+        "the quick filter (only the device's own /24 and global /64s), the network\n"
+        "services' ports, and no forwarding between the wired and wireless interfaces."
+    ),
+    methods=(
+        Method(name="GetRules", doc="The policy, what it admits now, and whether it is loaded.",
+               params=NoParams, result=Rules, requires=Privilege.NETWORK_READ,
+               errors=(ErrorCode.NETWORK_UNAVAILABLE,)),
+        _change("Allow", "Add a permitted range.", RangeParams),
+        _change("Deny", "Add a refused range.", RangeParams),
+        _change("Remove", "Remove a permitted or refused range.", RangeParams),
+        _change("SetQuick", "Switch the quick IP filter on or off.", QuickParams),
+        _change("SetPort", "Switch a network service's ports on or off.", PortParams),
+        Method(name="Apply", doc="Load the stored policy into the kernel again.",
+               params=NoParams, result=Rules, requires=Privilege.NETWORK_ADMIN,
+               errors=(ErrorCode.NETWORK_APPLY_FAILED, ErrorCode.NETWORK_UNAVAILABLE)),
+        Method(name="Preview", doc="The nftables JSON of the policy in force (a dry run:\n"
+                                   "nothing is applied).",
+               params=NoParams, result=Ruleset, requires=Privilege.NETWORK_READ),
+    ),
+)

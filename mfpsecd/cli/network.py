@@ -1,0 +1,106 @@
+"""`mfpsec net …`: the IP filter (SPEC N-1..N-4)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import click
+
+from mfpsecd.api import network
+from mfpsecd.cli.common import Target, echo_json, reports_errors
+from mfpsecd.client import NetworkClient
+
+_ON_OFF = click.Choice(["on", "off"])
+_CONFIRM = click.option("--confirm", is_flag=True,
+                        help="Apply even if it cuts off the administrator's remote session.")
+
+
+def render(r: network.Rules) -> str:
+    loaded = (click.style("loaded", fg="green", bold=True) if r.in_kernel
+              else click.style("NOT LOADED", fg="red", bold=True))
+    quick = "on: only " + (", ".join(r.quick_ranges) or "nothing") if r.quick else "off"
+    lines = [f"ip filter: {loaded} (applied {r.applied_at or 'never'})",
+             f"addresses: {', '.join(r.addresses) or 'none'}",
+             f"permitted: {', '.join(r.permitted) or 'any source (no range given)'}",
+             f"refused:   {', '.join(r.refused) or 'none'}",
+             f"quick filter: {quick}",
+             f"no forwarding between {', '.join(r.wired) or '-'} and "
+             f"{', '.join(r.wireless) or '-'}",
+             "services:"]
+    for s in r.services:
+        state = click.style("on ", fg="green") if s.on else click.style("off", fg="yellow")
+        lines.append(f"  {state} {s.name:<10} {' '.join(s.ports)}")
+    return "\n".join(lines)
+
+
+@click.group("net")
+def net_group() -> None:
+    """The IP filter: show, allow/deny/remove ranges, quick filter, service ports."""
+
+
+@net_group.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+@reports_errors
+def show(target: Target, as_json: bool) -> None:
+    """The rules in force and what they admit now."""
+    with target.connect() as conn:
+        r = NetworkClient(conn).rules()
+    echo_json(r) if as_json else click.echo(render(r))
+
+
+def _change(target: Target, fn: Callable[[NetworkClient], network.Rules]) -> None:
+    with target.connect() as conn:
+        click.echo(render(fn(NetworkClient(conn))))
+
+
+def _range_command(name: str, doc: str) -> None:
+    @net_group.command(name, help=doc)
+    @click.argument("range_text", metavar="RANGE")
+    @_CONFIRM
+    @click.pass_obj
+    @reports_errors
+    def command(target: Target, range_text: str, confirm: bool) -> None:
+        _change(target, lambda c: getattr(c, name)(range_text, confirm=confirm))
+
+
+_range_command("allow", "Permit a source range (CIDR, one address, or start-end); once any "
+                        "is given for IPv4 (IPv6), only those sources of it are admitted.")
+_range_command("deny", "Refuse a source range.")
+_range_command("remove", "Remove a permitted or refused range.")
+
+
+@net_group.command("quick")
+@click.argument("state", type=_ON_OFF)
+@_CONFIRM
+@click.pass_obj
+@reports_errors
+def quick(target: Target, state: str, confirm: bool) -> None:
+    """The quick IP filter: only the device's own /24 and the /64s of its global IPv6
+    addresses, following their changes."""
+    _change(target, lambda c: c.quick(state == "on", confirm=confirm))
+
+
+@net_group.command("port")
+@click.argument("service")
+@click.argument("state", type=_ON_OFF)
+@_CONFIRM
+@click.pass_obj
+@reports_errors
+def port(target: Target, service: str, state: str, confirm: bool) -> None:
+    """Switch a network service's ports (see `mfpsec net show`) on or off."""
+    _change(target, lambda c: c.port(service, state == "on", confirm=confirm))
+
+
+@net_group.command("apply")
+@click.option("--dry-run", is_flag=True, help="Print the nftables JSON; apply nothing.")
+@click.pass_obj
+@reports_errors
+def apply(target: Target, dry_run: bool) -> None:
+    """Load the stored rules into the kernel again (or show them with --dry-run)."""
+    with target.connect() as conn:
+        client = NetworkClient(conn)
+        if dry_run:
+            click.echo(client.preview())
+            return
+        click.echo(render(client.apply()))

@@ -1,0 +1,88 @@
+"""Wiring of the IP filter from the board profile, and `mfpsecd net-restore`, which the
+boot unit runs before the network comes up."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from mfpsecd.backends.nftables_filter import NftablesFilter
+from mfpsecd.backends.rtnetlink import RtnetlinkAddresses
+from mfpsecd.core import netfilter as nf
+from mfpsecd.core.settings import BoardProfile, Config
+from mfpsecd.daemon.settings import Board
+from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.ports import Clock, StateStore
+from mfpsecd.services.audit import Auditor
+from mfpsecd.services.health import HealthRegistry
+from mfpsecd.services.netfilter import NetfilterService, NetSettings
+
+log = structlog.get_logger("mfpsecd.netfilter")
+RULES_FILE = "netfilter.json"
+
+
+def board_netns(profile: BoardProfile) -> str | None:
+    """The namespace the board's interfaces live in (one for all of them), or None."""
+    spaces = {n.netns for n in profile.nics}
+    if len(spaces) > 1:
+        raise MfpsecError(ErrorCode.CONFIG_INVALID, key="nics",
+                          reason="all interfaces must be in the same network namespace")
+    return next(iter(spaces), None)
+
+
+def services(profile: BoardProfile) -> tuple[nf.Service, ...]:
+    if not profile.net_services:
+        return nf.DEFAULT_SERVICES
+    out = []
+    for s in profile.net_services:
+        ports = []
+        for text in s.ports:
+            proto, _, number = text.partition("/")
+            if not 1 <= int(number) <= 65535:
+                raise MfpsecError(ErrorCode.CONFIG_INVALID, key=f"net_services.{s.name}",
+                                  reason=f"port {number} out of range")
+            ports.append((proto, int(number)))
+        out.append(nf.Service(s.name, tuple(ports)))  # type: ignore[arg-type]
+    return tuple(out)
+
+
+def _device(profile: BoardProfile) -> nf.Device:
+    return nf.Device(tuple(n.name for n in profile.nics if n.kind == "wired"),
+                     tuple(n.name for n in profile.nics if n.kind == "wireless"))
+
+
+def make_netfilter(cfg: Config, board: Board, *, state: StateStore, auditor: Auditor,
+                   clock: Clock, health: HealthRegistry) -> NetfilterService | None:
+    profile = board.profile
+    if not profile.nics:
+        return None
+    netns = board_netns(profile)
+    dev = _device(profile)
+    return NetfilterService(
+        state, NftablesFilter(netns), RtnetlinkAddresses(netns, (*dev.wired, *dev.wireless)),
+        auditor=auditor, clock=clock, health=health,
+        settings=NetSettings(services(profile), dev.wired, dev.wireless,
+                             board.paths.state_dir / RULES_FILE,
+                             summary_interval_s=cfg.network.refused_summary_s))
+
+
+async def restore(board: Board) -> str:
+    """The last applied ruleset (the daemon keeps it in the state directory), or, when
+    there is none or it does not apply, the restrictive one. → what was applied."""
+    profile = board.profile
+    filt = NftablesFilter(board_netns(profile))
+    try:
+        path: Path = board.paths.state_dir / RULES_FILE
+        try:
+            commands: list[dict[str, Any]] = json.loads(path.read_bytes())["nftables"]
+            await filt.apply(commands)
+            return f"the last applied rules ({path})"
+        except (OSError, ValueError, KeyError, TypeError, MfpsecError) as exc:
+            log.warning("netfilter_restore_fallback", reason=str(exc))
+        await filt.apply(nf.restrictive(_device(profile)))
+        return "the restrictive rules (nothing reaches the device but loopback and replies)"
+    finally:
+        filt.close()
