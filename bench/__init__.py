@@ -36,6 +36,7 @@ SUITES: dict[str, str] = {
     "overwrite": "bench.overwrite.suite",
     "aes": "bench.aes.suite",
     "fwverify": "bench.fwverify.suite",
+    "netfilter": "bench.netfilter.suite",
 }
 
 Metrics = dict[str, float]

@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import json
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from mfpsecd.core import netfilter as nf
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import Clock, DeviceAddresses, Netfilter, StateStore
 from mfpsecd.services.audit import Auditor
-from mfpsecd.services.durable import replace_file
+from mfpsecd.services.durable import fsync_dir, write_new
 from mfpsecd.services.health import HealthRegistry
 
 log = structlog.get_logger("mfpsecd.netfilter")
@@ -40,6 +40,8 @@ _WEB = ("https", "http")
 
 
 class StoredPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # Ranges as "F:START-END", F the IP version and the bounds in hex: cheap to write and
+    # read back for 10,000 ranges (the text form is what `mfpsec net show` prints).
     allow: list[str] = []
     deny: list[str] = []
     quick: bool = False
@@ -66,22 +68,48 @@ class NetView:
     applied_at: str
 
 
+def _pack(r: nf.Range) -> str:
+    return f"{r.family}:{r.start:x}-{r.end:x}"
+
+
+def _unpack(text: str) -> nf.Range:
+    family, _, bounds = text.partition(":")
+    start, _, end = bounds.partition("-")
+    r = nf.Range(4 if family == "4" else 6, int(start, 16), int(end, 16))
+    if family not in ("4", "6") or not 0 <= r.start <= r.end < 1 << (32 if r.family == 4
+                                                                     else 128):
+        raise ValueError(f"stored range {text!r}")
+    return r
+
+
 def to_policy(stored: StoredPolicy, services: Sequence[nf.Service]) -> nf.Policy:
     names = [s.name for s in services]
-    return nf.Policy(allow=tuple(nf.parse_range(r) for r in stored.allow),
-                     deny=tuple(nf.parse_range(r) for r in stored.deny), quick=stored.quick,
+    return nf.Policy(allow=tuple(map(_unpack, stored.allow)),
+                     deny=tuple(map(_unpack, stored.deny)), quick=stored.quick,
                      enabled=frozenset(names if stored.enabled is None else stored.enabled))
 
 
 def to_stored(policy: nf.Policy) -> StoredPolicy:
-    return StoredPolicy(allow=[str(r) for r in policy.allow],
-                        deny=[str(r) for r in policy.deny], quick=policy.quick,
+    return StoredPolicy(allow=list(map(_pack, policy.allow)),
+                        deny=list(map(_pack, policy.deny)), quick=policy.quick,
                         enabled=sorted(policy.enabled))
 
 
-def write_rules_file(path: Path, commands: list[dict[str, Any]]) -> None:
+_ENCODE = msgspec.json.Encoder().encode
+
+
+def stage_rules_file(path: Path, encoded: bytes) -> Path:
+    """The boot rules, written and flushed under a temporary name (see commit)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    replace_file(path, json.dumps({"nftables": commands}).encode(), 0o600)
+    tmp = path.with_name(f".{path.name}.new")
+    tmp.unlink(missing_ok=True)
+    write_new(tmp, encoded, 0o600)
+    return tmp
+
+
+def commit_rules_file(tmp: Path, path: Path) -> None:
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
 
 
 class NetfilterService:
@@ -113,8 +141,7 @@ class NetfilterService:
             str(row[0]), type=StoredPolicy)
         return to_policy(stored, self.settings.services)
 
-    async def _store(self, policy: nf.Policy) -> None:
-        text = msgspec.json.encode(to_stored(policy)).decode()
+    async def _store(self, text: str) -> None:
         await self._state.run(lambda c: c.execute(
             "INSERT INTO net_policy (id, policy) VALUES (1, ?) ON CONFLICT (id) DO UPDATE "
             "SET policy = excluded.policy", (text,)))
@@ -123,33 +150,48 @@ class NetfilterService:
         return self._clock.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
     async def _apply(self, policy: nf.Policy, device: nf.Device, *,
-                     layout_may_differ: bool = False) -> list[dict[str, Any]]:
+                     layout_may_differ: bool = False,
+                     then: Callable[[], Awaitable[None]] | None = None
+                     ) -> list[dict[str, Any]]:
+        """Compile and apply; then (once the kernel took it) the boot rules file and `then`
+        (the caller's store) together."""
         if self._table_known is None:
             self._table_known = await self._filter.present()
         try:
-            commands = nf.compile_ruleset(policy, self.settings.services, device,
-                                          new_table=not self._table_known)
+            # The standalone form (what the boot unit applies to an empty kernel) once;
+            # the batch for a kernel that has our table leaves out the counting sets.
+            full = nf.compile_ruleset(policy, self.settings.services, device)
         except ValueError as exc:
             raise MfpsecError(ErrorCode.NETWORK_RULES_INVALID, reason=str(exc)) from None
+        # The boot rules file is written and flushed under a temporary name while the
+        # kernel works (libnftables releases the GIL); renamed once the kernel took it.
+        staged = asyncio.create_task(asyncio.to_thread(
+            stage_rules_file, self.settings.rules_file, _ENCODE({"nftables": full})))
         try:
-            await self._filter.apply(commands)
+            await self._filter.apply(nf.for_existing_table(full) if self._table_known
+                                     else full)
         except MfpsecError as exc:
+            with contextlib.suppress(Exception):
+                await staged
             if not layout_may_differ or exc.code is not ErrorCode.NETWORK_APPLY_FAILED:
                 raise
             # A table of another layout (an older daemon's, or someone's edit): replaced
             # whole, the one time that is not atomic for packets.
             log.warning("netfilter_table_recreated", reason=exc.params.get("reason"))
-            commands = nf.compile_ruleset(policy, self.settings.services, device,
-                                          recreate=True)
-            await self._filter.apply(commands)
+            await self._filter.apply(nf.compile_ruleset(policy, self.settings.services,
+                                                        device, recreate=True))
+            staged = asyncio.create_task(asyncio.to_thread(
+                stage_rules_file, self.settings.rules_file, _ENCODE({"nftables": full})))
         self._table_known = True
-        # What the boot unit applies to a kernel with no table yet: the standalone form.
-        self._commands = nf.compile_ruleset(policy, self.settings.services, device)
+        self._commands = full
         self._policy, self._device = policy, device
         self._applied_at = self._now()
-        await asyncio.to_thread(write_rules_file, self.settings.rules_file, self._commands)
+        tmp = await staged
+        await asyncio.gather(asyncio.to_thread(commit_rules_file, tmp,
+                                               self.settings.rules_file),
+                             *(() if then is None else (then(),)))
         self._health.set(COMPONENT, HealthState.OK, self._describe())
-        return commands
+        return full
 
     def _describe(self) -> str:
         p = self._policy
@@ -235,9 +277,10 @@ class NetfilterService:
 
     # ---- reading and changing
 
-    async def view(self) -> NetView:
+    async def view(self, *, just_applied: bool = False) -> NetView:
+        loaded = True if just_applied else await self._filter.present()
         return NetView(self._policy, self.settings.services, self._device, self._commands,
-                       await self._filter.present(), self._applied_at)
+                       loaded, self._applied_at)
 
     def preview(self, change: Callable[[nf.Policy], nf.Policy]) -> list[dict[str, Any]]:
         """The ruleset a change would apply (dry run): nothing is touched."""
@@ -268,11 +311,22 @@ class NetfilterService:
                 if remote_address and not confirm and self._would_cut_off(policy,
                                                                           remote_address):
                     raise MfpsecError(ErrorCode.NETWORK_WOULD_LOCK_OUT, address=remote_address)
-                await self._apply(policy, await self._device_now())
-                await self._store(policy)
+                # Encoded while the kernel applies it; stored only once it did. The
+                # addresses are the watcher's (it re-applies when they change).
+                stored = asyncio.create_task(asyncio.to_thread(
+                    lambda: msgspec.json.encode(to_stored(policy)).decode()))
+
+                async def store() -> None:
+                    await self._store(await stored)
+
+                try:
+                    await self._apply(policy, self._device, then=store)
+                except BaseException:
+                    stored.cancel()
+                    raise
             ev.details["rules"] = self._describe()
             ev.succeed()
-        return await self.view()
+        return await self.view(just_applied=True)
 
     async def reapply(self, subject: Subject) -> NetView:
         """Put the stored policy back into the kernel (e.g. after someone flushed it)."""
@@ -281,7 +335,7 @@ class NetfilterService:
             async with self._lock:
                 await self._apply(self._policy, await self._device_now())
             ev.succeed()
-        return await self.view()
+        return await self.view(just_applied=True)
 
     def close(self) -> None:
         self._filter.close()
