@@ -18,12 +18,12 @@ BUILD := build
 # Audit: rsyslog with its OpenSSL driver (the SIEM receiver in tests), snmptrapd (traps).
 # Overwrite: scrub and shred (coreutils), the peers in bench/overwrite.
 # IP filter: nftables (nft, and libnftables' Python binding, which is not on PyPI: the venv
-# gets a link to Debian's), iproute2 (network namespaces in tests).
+# gets a link to Debian's), iproute2 and ping (network namespaces in tests).
 APT_PACKAGES := build-essential pkg-config libssl-dev python3-dev python3-venv \
 	ninja-build systemd util-linux dbus-daemon libdbus-1-dev \
 	libtss2-dev swtpm umockdev gir1.2-umockdev-1.0 python3-gi \
 	rsyslog rsyslog-openssl snmptrapd libargon2-1 softhsm2 \
-	scrub coreutils fdisk e2fsprogs nftables python3-nftables iproute2
+	scrub coreutils fdisk e2fsprogs nftables python3-nftables iproute2 iputils-ping
 
 SIM_CONFIG := hw/mfpsecd.sim.toml
 

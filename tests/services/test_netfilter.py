@@ -11,6 +11,7 @@ import asyncio
 import functools
 import ipaddress
 import json
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -32,7 +33,16 @@ from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.services import netfilter as svc
 from mfpsecd.services.audit import Auditor, AuditQuery
 from mfpsecd.services.health import HealthRegistry
-from tests.support.netlab import SOURCES, TCP_PORTS, UDP_PORTS, Lab, Probe, lab, requires_netns
+from tests.support.netlab import (
+    SOURCES,
+    TCP_PORTS,
+    UDP_PORTS,
+    Lab,
+    Probe,
+    lab,
+    requires_netns,
+    sh,
+)
 
 pytestmark = requires_netns
 ADMIN = Subject(origin="cli", user="admin", role="administrator")
@@ -235,3 +245,64 @@ async def test_refusals_and_lockout_protection(tmp_path: Path, netlab: Lab) -> N
                     if e["details"].get("change") == "deny"]
         assert outcomes[-2:] == [("deny", "failure", "io.mfpsecd.Network.WouldLockOut"),
                                  ("deny", "success", None)]
+
+
+@sync
+async def test_without_the_python_binding_nft_applies_the_same_json(
+        netlab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mfpsecd.backends import nftables_filter
+
+    monkeypatch.setattr(nftables_filter, "_library", lambda: None)
+    filt = NftablesFilter(netlab.dut)
+    try:
+        policy = nf.Policy(deny=(R("10.7.4.0/24"),), enabled=ON)
+        await filt.apply(nf.compile_ruleset(policy, nf.DEFAULT_SERVICES,
+                                            nf.Device(("lan0",), ()), recreate=True))
+        assert filt.via == "nft -j -f -" and await filt.present()
+        assert await asyncio.to_thread(netlab.probe, [Probe("10.7.4.50", "tcp", 80),
+                                                      Probe("10.7.2.50", "tcp", 80)]) == [
+            False, True]
+    finally:
+        filt.close()
+
+
+@sync
+async def test_no_forwarding_between_wired_and_wireless() -> None:
+    """N-4 with real traffic: a client on the wired side and one on the wireless side of
+    the device, which forwards between them until the filter is loaded."""
+    tag = secrets.token_hex(3)
+    dev, wired, wireless = f"mfpr{tag}", f"mfpw{tag}", f"mfpl{tag}"
+    names = (dev, wired, wireless)
+    try:
+        for ns in names:
+            sh("ip", "netns", "add", ns)
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+        for side, ifname, net in ((wired, "lan0", "10.8.1"), (wireless, "wlan0", "10.8.2")):
+            sh("ip", "link", "add", f"a{tag}{ifname[0]}", "netns", dev, "type", "veth", "peer",
+               "name", f"b{tag}{ifname[0]}", "netns", side)
+            sh("ip", "-n", dev, "link", "set", f"a{tag}{ifname[0]}", "name", ifname)
+            sh("ip", "-n", dev, "addr", "add", f"{net}.1/24", "dev", ifname)
+            sh("ip", "-n", dev, "link", "set", ifname, "up")
+            sh("ip", "-n", side, "addr", "add", f"{net}.2/24", "dev", f"b{tag}{ifname[0]}")
+            sh("ip", "-n", side, "link", "set", f"b{tag}{ifname[0]}", "up")
+            sh("ip", "-n", side, "route", "add", "default", "via", f"{net}.1")
+        sh("ip", "netns", "exec", dev, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+
+        def ping() -> bool:
+            return sh("ip", "netns", "exec", wired, "ping", "-c1", "-W1", "10.8.2.2",
+                      check=False).returncode == 0
+
+        assert ping()  # the device routes between its sides...
+        filt = NftablesFilter(dev)
+        try:
+            await filt.apply(nf.compile_ruleset(nf.Policy(enabled=ON), nf.DEFAULT_SERVICES,
+                                                nf.Device(("lan0",), ("wlan0",))))
+        finally:
+            filt.close()
+        assert not ping()  # ... and not once the filter is loaded
+        counters = sh("ip", "netns", "exec", dev, "nft", "list", "chain", "inet", "mfpsecd",
+                      "forward").stdout
+        assert 'iifname "lan0" oifname "wlan0" counter packets 1' in counters
+    finally:
+        for ns in names:
+            sh("ip", "netns", "del", ns, check=False)
