@@ -24,7 +24,8 @@ def test_pypi_varlink_client(daemon: ds.DaemonProcess) -> None:
             assert info["interfaces"] == ["org.varlink.service", "io.mfpsecd.System",
                                              "io.mfpsecd.Auth", "io.mfpsecd.Keys",
                                              "io.mfpsecd.Audit", "io.mfpsecd.Wipe",
-                                             "io.mfpsecd.Store", "io.mfpsecd.Firmware"]
+                                             "io.mfpsecd.Store", "io.mfpsecd.Firmware",
+                                             "io.mfpsecd.Network"]
             desc = service.GetInterfaceDescription("io.mfpsecd.System")
             assert desc["description"] == idl.generate(SYSTEM)
             try:
