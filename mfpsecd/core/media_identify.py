@@ -1,0 +1,162 @@
+"""What a storage device says it can do, from its own Identify data (SPEC W-3..W-5).
+
+Parsers for the raw structures the kernel passes through (NVMe Identify Controller and
+Namespace, 4096 bytes each, NVME_IOCTL_ADMIN_CMD; ATA IDENTIFY DEVICE, 512 bytes, SG_IO
+ATA PASS-THROUGH or HDIO_GET_IDENTITY) into the few facts the purge planner needs. Field
+offsets are from NVM Express Base 1.4 and ACS-3; anything short or malformed is refused
+(ValueError), never guessed.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+
+def _ascii(raw: bytes) -> str:
+    return raw.decode("ascii", "replace").strip(" \x00")
+
+
+# ---------------------------------------------------------------- NVMe
+
+
+@dataclass(frozen=True)
+class NvmeController:
+    vid: int
+    serial: str
+    model: str
+    firmware: str
+    oacs: int  # Optional Admin Command Support
+    sanicap: int  # Sanitize Capabilities
+    fna: int  # Format NVM Attributes
+
+    @property
+    def format_supported(self) -> bool:
+        return bool(self.oacs & 0x2)
+
+    @property
+    def security_send_receive(self) -> bool:
+        return bool(self.oacs & 0x1)
+
+    @property
+    def format_crypto_erase(self) -> bool:
+        """FNA bit 2: Format NVM can cryptographically erase (SES=2)."""
+        return bool(self.fna & 0x4)
+
+    @property
+    def format_all_namespaces(self) -> bool:
+        """FNA bit 0/1: a format (or its secure erase) covers every namespace."""
+        return bool(self.fna & 0x3)
+
+    @property
+    def sanitize_crypto(self) -> bool:
+        return bool(self.sanicap & 0x1)
+
+    @property
+    def sanitize_block(self) -> bool:
+        return bool(self.sanicap & 0x2)
+
+    @property
+    def sanitize_overwrite(self) -> bool:
+        return bool(self.sanicap & 0x4)
+
+
+def parse_nvme_controller(raw: bytes) -> NvmeController:
+    if len(raw) != 4096:
+        raise ValueError(f"NVMe Identify Controller is 4096 bytes, got {len(raw)}")
+    vid = struct.unpack_from("<H", raw, 0)[0]
+    (oacs,) = struct.unpack_from("<H", raw, 256)
+    (sanicap,) = struct.unpack_from("<I", raw, 328)
+    return NvmeController(vid=vid, serial=_ascii(raw[4:24]), model=_ascii(raw[24:64]),
+                          firmware=_ascii(raw[64:72]), oacs=oacs, sanicap=sanicap,
+                          fna=raw[524])
+
+
+@dataclass(frozen=True)
+class NvmeNamespace:
+    size_blocks: int  # NSZE
+    block_size: int  # the formatted LBA format's data size
+    lba_format: int  # FLBAS bits 3:0 (and 6:5 above 16 formats)
+    metadata_bytes: int
+
+
+def parse_nvme_namespace(raw: bytes) -> NvmeNamespace:
+    if len(raw) != 4096:
+        raise ValueError(f"NVMe Identify Namespace is 4096 bytes, got {len(raw)}")
+    (nsze,) = struct.unpack_from("<Q", raw, 0)
+    nlbaf, flbas = raw[25], raw[26]
+    index = (flbas & 0x0F) | ((flbas >> 1) & 0x30)
+    if index > nlbaf:
+        raise ValueError(f"formatted LBA format {index} beyond the {nlbaf + 1} listed")
+    ms, lbads, _rp = struct.unpack_from("<HBB", raw, 128 + 4 * index)
+    if not 9 <= lbads <= 16:
+        raise ValueError(f"LBA data size 2^{lbads}")
+    return NvmeNamespace(size_blocks=nsze, block_size=1 << lbads, lba_format=index,
+                         metadata_bytes=ms)
+
+
+# ---------------------------------------------------------------- ATA
+
+
+@dataclass(frozen=True)
+class AtaIdentity:
+    serial: str
+    model: str
+    firmware: str
+    rotation_rate: int  # word 217: 1 = not rotating (solid state), 0 = not reported
+    security_supported: bool
+    security_enabled: bool  # a user password is set
+    security_locked: bool
+    security_frozen: bool  # SECURITY FREEZE LOCK: no erase until a power cycle
+    security_count_expired: bool
+    enhanced_erase_supported: bool
+    erase_minutes: int  # the drive's estimate for SECURITY ERASE UNIT (0: not given)
+    enhanced_erase_minutes: int
+    sanitize_supported: bool
+    sanitize_crypto: bool
+    sanitize_overwrite: bool
+    sanitize_block: bool
+    trim_supported: bool
+    sectors: int
+
+    @property
+    def solid_state(self) -> bool:
+        return self.rotation_rate == 1
+
+
+def _ata_string(words: tuple[int, ...]) -> str:
+    # ATA strings are big-endian within each 16-bit word.
+    return _ascii(b"".join(struct.pack(">H", w) for w in words))
+
+
+def _erase_minutes(word: int) -> int:
+    if word & 0x8000:  # extended format: bits 14:0 in units of 2 minutes
+        return (word & 0x7FFF) * 2
+    value = word & 0xFF
+    return 0 if value == 0 else (508 if value == 255 else value * 2)
+
+
+def parse_ata_identify(raw: bytes) -> AtaIdentity:
+    if len(raw) != 512:
+        raise ValueError(f"ATA IDENTIFY DEVICE is 512 bytes, got {len(raw)}")
+    w = struct.unpack("<256H", raw)
+    if w[0] & 0x8000:
+        raise ValueError("not an ATA device (word 0 bit 15: ATAPI)")
+    if (w[255] & 0xFF) == 0xA5 and sum(raw) & 0xFF:
+        raise ValueError("IDENTIFY DEVICE checksum mismatch")
+    security = w[128]
+    supported_82 = bool(w[82] & 0x2)
+    lba48 = w[100] | (w[101] << 16) | (w[102] << 32) | (w[103] << 48)
+    lba28 = w[60] | (w[61] << 16)
+    return AtaIdentity(
+        serial=_ata_string(w[10:20]), firmware=_ata_string(w[23:27]),
+        model=_ata_string(w[27:47]), rotation_rate=w[217] if w[217] != 0xFFFF else 0,
+        security_supported=supported_82 and bool(security & 0x1),
+        security_enabled=bool(security & 0x2), security_locked=bool(security & 0x4),
+        security_frozen=bool(security & 0x8), security_count_expired=bool(security & 0x10),
+        enhanced_erase_supported=bool(security & 0x20),
+        erase_minutes=_erase_minutes(w[89]), enhanced_erase_minutes=_erase_minutes(w[90]),
+        sanitize_supported=bool(w[59] & 0x1000), sanitize_crypto=bool(w[59] & 0x2000),
+        sanitize_overwrite=bool(w[59] & 0x4000), sanitize_block=bool(w[59] & 0x8000),
+        trim_supported=bool(w[169] & 0x1), sectors=lba48 or lba28,
+    )

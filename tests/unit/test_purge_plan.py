@@ -1,0 +1,178 @@
+"""Identify parsers on spec-laid-out data, and the purge planner over every combination
+of what a medium can report: the chosen method is always one the device has, every
+stronger one is listed with why it was not used, and a purge request that cannot be met
+says so instead of pretending."""
+
+from __future__ import annotations
+
+import itertools
+import struct
+
+import pytest
+
+from mfpsecd.core.media_identify import (
+    parse_ata_identify,
+    parse_nvme_controller,
+    parse_nvme_namespace,
+)
+from mfpsecd.core.purge_plan import Capabilities, Expect, Level, Method, plan
+
+ORDER = list(Method)
+
+
+def nvme_ctrl(*, oacs: int = 0x10A, sanicap: int = 0, fna: int = 0,
+              model: str = "QEMU NVMe Ctrl") -> bytes:
+    raw = bytearray(4096)
+    struct.pack_into("<H", raw, 0, 0x1B36)
+    raw[4:24] = b"mfpsec-nvme0".ljust(20)
+    raw[24:64] = model.encode().ljust(40)
+    raw[64:72] = b"7.2.0".ljust(8)
+    struct.pack_into("<H", raw, 256, oacs)
+    struct.pack_into("<I", raw, 328, sanicap)
+    raw[524] = fna
+    return bytes(raw)
+
+
+def nvme_ns(*, blocks: int = 1 << 15, lbads: int = 12, formats: int = 2,
+            flbas: int = 1) -> bytes:
+    raw = bytearray(4096)
+    struct.pack_into("<Q", raw, 0, blocks)
+    raw[25], raw[26] = formats - 1, flbas
+    struct.pack_into("<HBB", raw, 128, 0, 9, 0)
+    struct.pack_into("<HBB", raw, 132, 8, lbads, 0)
+    return bytes(raw)
+
+
+def _words(text: str, n: int) -> list[int]:
+    data = text.encode().ljust(2 * n)
+    return [struct.unpack(">H", data[i:i + 2])[0] for i in range(0, 2 * n, 2)]
+
+
+def ata_identify(*, security: int = 0, w82: int = 0, w59: int = 0, rotation: int = 7200,
+                 erase: int = 0, enhanced: int = 0, trim: bool = False,
+                 sectors: int = 1 << 20, checksum: bool = True) -> bytes:
+    w = [0] * 256
+    w[10:20] = _words("QM00001", 10)
+    w[23:27] = _words("2.5+", 4)
+    w[27:47] = _words("QEMU HARDDISK", 20)
+    w[59], w[82], w[128] = w59, w82, security
+    w[89], w[90] = erase, enhanced
+    w[169] = int(trim)
+    w[217] = rotation
+    w[100], w[101] = sectors & 0xFFFF, sectors >> 16
+    raw = bytearray(struct.pack("<256H", *w))
+    if checksum:
+        raw[510] = 0xA5
+        raw[511] = (-sum(raw[:511])) & 0xFF
+    return bytes(raw)
+
+
+def test_nvme_identify_fields() -> None:
+    c = parse_nvme_controller(nvme_ctrl(oacs=0x10B, sanicap=0x3, fna=0x4))
+    assert (c.vid, c.model, c.serial, c.firmware) == (0x1B36, "QEMU NVMe Ctrl",
+                                                      "mfpsec-nvme0", "7.2.0")
+    assert c.format_supported and c.security_send_receive and c.format_crypto_erase
+    assert c.sanitize_crypto and c.sanitize_block and not c.sanitize_overwrite
+    ns = parse_nvme_namespace(nvme_ns())
+    assert (ns.size_blocks, ns.block_size, ns.lba_format, ns.metadata_bytes) == (
+        1 << 15, 4096, 1, 8)
+    for bad in (b"", nvme_ctrl()[:4095]):
+        with pytest.raises(ValueError, match="4096 bytes"):
+            parse_nvme_controller(bad)
+    with pytest.raises(ValueError, match="beyond"):
+        parse_nvme_namespace(nvme_ns(formats=1, flbas=1))
+
+
+def test_ata_identify_fields() -> None:
+    a = parse_ata_identify(ata_identify(security=0x29, w82=0x2, w59=0xF000, rotation=1,
+                                        erase=0x8000 | 30, enhanced=5, trim=True))
+    assert (a.model, a.serial, a.firmware) == ("QEMU HARDDISK", "QM00001", "2.5+")
+    assert a.security_supported and a.security_frozen and a.enhanced_erase_supported
+    assert not a.security_enabled and not a.security_locked
+    assert (a.erase_minutes, a.enhanced_erase_minutes) == (60, 10)
+    assert a.sanitize_supported and a.sanitize_crypto and a.sanitize_block
+    assert a.solid_state and a.trim_supported and a.sectors == 1 << 20
+    with pytest.raises(ValueError, match="checksum"):
+        raw = bytearray(ata_identify())
+        raw[100] ^= 1
+        parse_ata_identify(bytes(raw))
+    with pytest.raises(ValueError, match="ATAPI"):
+        parse_ata_identify(b"\x00\x80" + ata_identify(checksum=False)[2:])
+
+
+def test_what_qemu_offers_and_real_drives_do() -> None:
+    # QEMU 7.2's NVMe: Format NVM only (OACS 0x10a, FNA 0, SANICAP 0).
+    qemu_nvme = Capabilities("nvme", False, nvme=parse_nvme_controller(nvme_ctrl()))
+    p = plan(qemu_nvme, Level.PURGE)
+    assert (p.method, p.expect, p.shortfall) == (Method.NVME_FORMAT_ERASE, Expect.ERASED, "")
+    assert dict(p.skipped)[Method.NVME_SANITIZE_CRYPTO] == "SANICAP 0x00000000: no crypto erase"
+    assert dict(p.skipped)[Method.NVME_FORMAT_CRYPTO] == "FNA 0x00: no cryptographic erase"
+    # QEMU's AHCI disk: no Security, no SANITIZE: the engine's overwrite, and it says so.
+    qemu_ata = Capabilities("ata", True, ata=parse_ata_identify(ata_identify()))
+    p = plan(qemu_ata, Level.PURGE)
+    assert p.method is Method.OVERWRITE and "no purge method" in p.shortfall
+    assert dict(p.skipped)[Method.ATA_SECURITY_ERASE] == "no Security feature set"
+    assert p.needs_confirmation
+    # A frozen SSD falls past security erase with the reason the service engineer needs.
+    frozen = Capabilities("ata", False, ata=parse_ata_identify(ata_identify(
+        security=0x29, w82=0x2, rotation=1)))
+    p = plan(frozen, Level.PURGE)
+    assert "needs a power cycle" in dict(p.skipped)[Method.ATA_SECURITY_ERASE_ENHANCED]
+    # An NVMe drive with crypto sanitize uses it; it erases the whole controller.
+    good = Capabilities("nvme", False, nvme=parse_nvme_controller(nvme_ctrl(sanicap=0x7)))
+    p = plan(good, Level.PURGE)
+    assert (p.method, p.expect, p.whole_device, p.skipped) == (
+        Method.NVME_SANITIZE_CRYPTO, Expect.CHANGED, True, ())
+    # An SD card: no eMMC secure erase; the flash overwrite, clear only.
+    sd = plan(Capabilities("sd", False), Level.PURGE)
+    assert sd.method is Method.OVERWRITE and "remapped blocks" in sd.shortfall
+    assert plan(Capabilities("sd", False), Level.CLEAR).shortfall == ""
+
+
+def _all_capabilities() -> list[Capabilities]:
+    out = []
+    for transport, rotational in itertools.product(
+            ("nvme", "ata", "scsi", "mmc", "sd", "usb", "virtio", "file"), (True, False, None)):
+        if transport == "nvme":
+            for oacs, sanicap, fna in itertools.product((0, 0x2, 0x3), range(8), (0, 1, 4, 5)):
+                out.append(Capabilities(transport, rotational, nvme=parse_nvme_controller(
+                    nvme_ctrl(oacs=oacs, sanicap=sanicap, fna=fna))))
+            out.append(Capabilities(transport, rotational))  # Identify unreadable
+        elif transport == "ata":
+            for sec, w82, w59, rot in itertools.product(
+                    range(64), (0, 2), (0, 0x1000, 0x3000, 0x5000, 0x9000, 0xF000), (0, 1, 7200)):
+                out.append(Capabilities(transport, rotational, ata=parse_ata_identify(
+                    ata_identify(security=sec, w82=w82, w59=w59, rotation=rot))))
+        else:
+            for secure in (False, True) if transport == "mmc" else (False,):
+                out.append(Capabilities(transport, rotational, mmc_secure_erase=secure))
+    return out
+
+
+@pytest.mark.parametrize("level", list(Level))
+def test_every_combination(level: Level) -> None:
+    combos = _all_capabilities()
+    assert len(combos) > 4000
+    for caps in combos:
+        p = plan(caps, level)
+        position = ORDER.index(p.method)
+        # Every stronger method was considered and has a reason; none weaker was.
+        assert [m for m, _ in p.skipped] == ORDER[:position], caps
+        assert all(why for _, why in p.skipped)
+        if p.method is Method.OVERWRITE:
+            assert p.achieves is Level.CLEAR and p.expect is Expect.ENGINE
+            assert bool(p.shortfall) == (level is Level.PURGE)
+        else:
+            assert p.achieves >= level and not p.shortfall
+            # The chosen method is one the device reported.
+            if p.method.value.startswith("nvme"):
+                assert caps.transport == "nvme" and caps.nvme is not None
+                assert caps.nvme.format_supported or "sanitize" in p.method.value
+            elif p.method.value.startswith("ata"):
+                assert caps.ata is not None
+                ata = caps.ata
+                assert ata.sanitize_supported or (ata.security_supported
+                                                  and not ata.security_frozen)
+            else:
+                assert caps.mmc_secure_erase
+        assert p.needs_confirmation == (p.whole_device or bool(p.shortfall))
