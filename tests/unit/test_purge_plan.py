@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -176,3 +177,23 @@ def test_every_combination(level: Level) -> None:
             else:
                 assert caps.mmc_secure_erase
         assert p.needs_confirmation == (p.whole_device or bool(p.shortfall))
+
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "identify"
+
+
+def test_recorded_identify_data_from_qemu_7_2() -> None:
+    """Dumps read by the project's own probe from QEMU's emulated devices (the ATA one in
+    the drive's layout: libata's readable strings turned back)."""
+    ctrl = parse_nvme_controller((DATA / "qemu-7.2-nvme-identify-controller.bin").read_bytes())
+    assert (ctrl.vid, ctrl.model, ctrl.oacs, ctrl.sanicap, ctrl.fna) == (
+        0x1B36, "QEMU NVMe Ctrl", 0x10A, 0, 0)
+    assert ctrl.format_supported and not ctrl.security_send_receive
+    ns = parse_nvme_namespace((DATA / "qemu-7.2-nvme-identify-namespace.bin").read_bytes())
+    assert (ns.size_blocks, ns.block_size) == (16384, 512)
+    ata = parse_ata_identify((DATA / "qemu-7.2-ata-identify.bin").read_bytes())
+    assert (ata.model, ata.serial, ata.firmware) == ("QEMU HARDDISK", "QM00005", "2.5+")
+    assert not ata.security_supported and not ata.sanitize_supported and ata.sectors == 16384
+    assert plan(Capabilities("nvme", False, nvme=ctrl), Level.PURGE).method is (
+        Method.NVME_FORMAT_ERASE)
+    assert plan(Capabilities("ata", True, ata=ata), Level.PURGE).method is Method.OVERWRITE

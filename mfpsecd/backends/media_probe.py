@@ -1,0 +1,133 @@
+"""What a block device can do for a purge, asked of the device itself through the kernel:
+NVMe admin commands (NVME_IOCTL_ADMIN_CMD) and ATA IDENTIFY DEVICE (HDIO_GET_IDENTITY on
+a libata disk), with sysfs for the transport and the eMMC/SD distinction.
+
+Every ioctl's failure is translated here: a device that does not answer Identify is
+reported as such (the planner then skips the methods that need it), never guessed at.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from mfpsecd.core.media_identify import parse_ata_identify, parse_nvme_controller
+from mfpsecd.core.purge_plan import Capabilities
+
+NVME_IOCTL_ID = 0x4E40  # _IO('N', 0x40)
+NVME_IOCTL_ADMIN_CMD = 0xC0484E41  # _IOWR('N', 0x41, struct nvme_passthru_cmd)
+HDIO_GET_IDENTITY = 0x030D
+_PASSTHRU = struct.Struct("<BBHIIIQQII6III")  # struct nvme_passthru_cmd, 72 bytes
+
+OP_IDENTIFY = 0x06
+OP_GET_LOG_PAGE = 0x02
+OP_FORMAT_NVM = 0x80
+OP_SANITIZE = 0x84
+
+
+class NvmeError(OSError):
+    """The controller completed the command with a status (or the ioctl failed)."""
+
+    def __init__(self, status: int, what: str) -> None:
+        super().__init__(errno.EIO, f"{what}: NVMe status 0x{status:x}")
+        self.status = status
+
+
+def nvme_admin(fd: int, opcode: int, *, nsid: int = 0, cdw10: int = 0, cdw11: int = 0,
+               data_len: int = 0, timeout_ms: int = 0) -> tuple[int, bytes]:
+    """One admin command; → (completion dword 0, data read)."""
+    buf = ctypes.create_string_buffer(data_len) if data_len else None
+    addr = ctypes.addressof(buf) if buf is not None else 0
+    cmd = bytearray(_PASSTHRU.pack(opcode, 0, 0, nsid, 0, 0, 0, addr, 0, data_len,
+                                   cdw10, cdw11, 0, 0, 0, 0, timeout_ms, 0))
+    status = fcntl.ioctl(fd, NVME_IOCTL_ADMIN_CMD, cmd, True)
+    if status != 0:  # > 0: the NVMe status field; < 0 raises OSError above
+        raise NvmeError(status, f"admin opcode 0x{opcode:02x}")
+    result = _PASSTHRU.unpack(bytes(cmd))[-1]
+    return result, bytes(buf.raw) if buf is not None else b""
+
+
+def nvme_namespace_id(fd: int) -> int:
+    return fcntl.ioctl(fd, NVME_IOCTL_ID)
+
+
+def nvme_identify(fd: int, cns: int, nsid: int = 0) -> bytes:
+    return nvme_admin(fd, OP_IDENTIFY, nsid=nsid, cdw10=cns, data_len=4096)[1]
+
+
+def ata_identify(fd: int) -> bytes:
+    """IDENTIFY DEVICE as the drive sent it. libata's HDIO_GET_IDENTITY returns the data
+    with the serial, firmware and model strings already turned into readable byte order
+    (ata_get_identity); they are turned back so the checksum and the parser see the
+    standard layout (each word's first character in its high byte)."""
+    buf = bytearray(512)
+    fcntl.ioctl(fd, HDIO_GET_IDENTITY, buf, True)
+    for first, last in ((10, 20), (23, 27), (27, 47)):
+        for w in range(first, last):
+            buf[2 * w], buf[2 * w + 1] = buf[2 * w + 1], buf[2 * w]
+    return bytes(buf)
+
+
+@dataclass(frozen=True)
+class Probe:
+    capabilities: Capabilities
+    raw: dict[str, bytes]  # the Identify data as read (for the certificate's evidence)
+    problems: tuple[str, ...]  # what could not be read, and why
+
+
+def _sys_node(path: Path, sys_root: Path) -> Path:
+    st = os.stat(path)
+    return (sys_root / "dev" / "block" / f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+            ).resolve()
+
+
+def probe(path: Path, *, sys_root: Path = Path("/sys")) -> Probe:
+    node = _sys_node(path, sys_root)
+    where = str(node)
+    rotational_text = (node / "queue" / "rotational").read_text().strip() if (
+        node / "queue" / "rotational").exists() else ""
+    rotational = None if rotational_text == "" else rotational_text == "1"
+    raw: dict[str, bytes] = {}
+    problems: list[str] = []
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if "/nvme" in where:
+            try:
+                raw["nvme-identify-controller"] = nvme_identify(fd, 1)
+                nsid = nvme_namespace_id(fd)
+                raw["nvme-identify-namespace"] = nvme_identify(fd, 0, nsid)
+            except OSError as exc:
+                problems.append(f"NVMe Identify: {exc}")
+            nvme = (parse_nvme_controller(raw["nvme-identify-controller"])
+                    if "nvme-identify-controller" in raw else None)
+            return Probe(Capabilities("nvme", rotational, nvme=nvme), raw, tuple(problems))
+        if "/ata" in where:
+            try:
+                raw["ata-identify"] = ata_identify(fd)
+                ata = parse_ata_identify(raw["ata-identify"])
+            except (OSError, ValueError) as exc:
+                problems.append(f"ATA IDENTIFY DEVICE: {exc}")
+                ata = None
+            return Probe(Capabilities("ata", rotational, ata=ata), raw, tuple(problems))
+        if "/mmc" in where:
+            kind = (node / "device" / "type").read_text().strip() if (
+                node / "device" / "type").exists() else ""
+            if kind == "MMC":
+                # Secure erase is an eMMC command advertised in EXT_CSD, which sysfs does
+                # not show; until it is read, the planner does not count on it.
+                problems.append("eMMC EXT_CSD not read: secure erase not assumed")
+            return Probe(Capabilities("mmc" if kind == "MMC" else "sd", False), raw,
+                         tuple(problems))
+        # A SCSI disk behind virtio-scsi or a USB bridge sits under a SCSI host; a
+        # virtio-blk disk does not.
+        for key, name in (("/usb", "usb"), ("/host", "scsi"), ("/virtio", "virtio")):
+            if key in where:
+                return Probe(Capabilities(name, rotational), raw, ())
+        return Probe(Capabilities("unknown", rotational), raw, ())
+    finally:
+        os.close(fd)
