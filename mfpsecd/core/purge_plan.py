@@ -40,6 +40,9 @@ class Method(enum.Enum):
     ATA_SECURITY_ERASE = "ata-security-erase"
     MMC_SECURE_ERASE = "mmc-secure-erase"
     OVERWRITE = "overwrite"  # the project's overwrite engine
+    # Only when the service engineer names it: not a sanitization method (SP 800-88 does
+    # not count it; QEMU's reports success and leaves the data), verified like any other.
+    SCSI_FORMAT_UNIT = "scsi-format-unit"
 
 
 class Expect(enum.Enum):

@@ -8,6 +8,7 @@ accordingly. Opt-in marker `qemu`; skipped with the reason where QEMU is missing
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ pytestmark = [pytest.mark.qemu, qemu_guest.requires_qemu]
 
 def _devices(work: Path) -> list[str]:
     for name in ("nvme", "ahci", "sd", "scsi"):
-        subprocess.run(["truncate", "-s", "8M", str(work / f"{name}.img")], check=True)
+        (work / f"{name}.img").write_bytes(os.urandom(8 << 20))  # "old data" everywhere
     return [
         "-drive", f"file={work / 'nvme.img'},if=none,id=n0,format=raw",
         "-device", "nvme,serial=mfpsec-nvme0,drive=n0",
@@ -73,3 +74,48 @@ def test_probe_and_plan_in_the_guest(tmp_path: Path) -> None:
     assert (scsi["transport"], scsi["method"]) == ("scsi", "overwrite")
     assert (sd["transport"], sd["method"]) == ("sd", "overwrite")
     assert "remapped blocks" in sd["shortfall"]
+
+
+def _zero(path: Path) -> bool:
+    data = path.read_bytes()
+    return data.count(0) == len(data)
+
+
+def test_purge_and_verify_in_the_guest(tmp_path: Path) -> None:
+    """NVMe Format really erases (the host sees zeros in the backing file); two devices
+    that report success without erasing are caught by the read-back: hdparm's security
+    erase on QEMU's AHCI disk (the drive aborts, hdparm exits 0) and sg_format on its
+    SCSI disk (FORMAT UNIT succeeds and leaves the data); the SD card refuses a secure
+    erase outright."""
+    try:
+        image = qemu_guest.prepare()
+    except (OSError, subprocess.CalledProcessError, RuntimeError) as exc:
+        pytest.skip(f"the guest kernel could not be fetched or built: {exc}")
+    devices = _devices(tmp_path)
+    before = {n: (tmp_path / f"{n}.img").read_bytes() for n in ("ahci", "scsi", "sd")}
+    guest = f"/usr/bin/python3 {qemu_guest.ROOT}/tests/support/media_guest.py purge"
+    script = "\n".join([
+        f"{guest} /dev/nvme0n1 plan plan",
+        f"{guest} /dev/sda ata-security-erase zeros",
+        f"{guest} /dev/sdb scsi-format-unit zeros",
+        f"{guest} /dev/mmcblk0 mmc-secure-erase erased", ""])
+    run = qemu_guest.run(image, script, devices, tmp_path)
+    found = {d["device"]: d for d in (json.loads(x) for x in run.output.splitlines()
+                                      if x.startswith("{"))}
+    print(f"purge scenario {run.seconds:.1f} s: " + ", ".join(
+        f"{d} {v['method']} {v['seconds']} s" for d, v in found.items()))
+    nvme, ahci, scsi, sd = (found[d] for d in ("/dev/nvme0n1", "/dev/sda", "/dev/sdb",
+                                               "/dev/mmcblk0"))
+    assert (nvme["method"], nvme["completed"]) == ("nvme-format-erase", True), nvme
+    assert "success" in nvme["device_said"]
+    assert _zero(tmp_path / "nvme.img")  # checked from the host: really erased
+
+    assert "exit 0" in ahci["device_said"] and not ahci["completed"], ahci
+    assert ahci["verify"].startswith("FAILED at offset 0: not zeros")
+    assert (tmp_path / "ahci.img").read_bytes() == before["ahci"]
+
+    assert "exit 0" in scsi["device_said"] and not scsi["completed"], scsi
+    assert (tmp_path / "scsi.img").read_bytes() == before["scsi"]
+
+    assert "exit 0" not in sd["device_said"] and not sd["completed"], sd
+    assert (tmp_path / "sd.img").read_bytes() == before["sd"]

@@ -16,11 +16,26 @@ sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "MesonpyMeta
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from mfpsecd.backends.media_probe import probe  # noqa: E402
-from mfpsecd.core.purge_plan import Level, plan  # noqa: E402
+from mfpsecd.backends.media_purge import execute  # noqa: E402
+from mfpsecd.core.purge_plan import Expect, Level, Method, plan  # noqa: E402
+
+
+def purge(dev: str, method: str, expect: str) -> None:
+    """purge DEVICE METHOD|plan EXPECT|plan: run a method (the planner's, or one named)."""
+    p = plan(probe(Path(dev)).capabilities, Level.PURGE)
+    m = p.method if method == "plan" else Method(method)
+    e = p.expect if expect == "plan" else Expect(expect)
+    out = execute(Path(dev), m, e, fraction=0.05)
+    print(json.dumps({"device": dev, "method": m.value, "expect": e.value,
+                      "device_said": out.device_said, "completed": out.completed,
+                      "verify": out.verify, "seconds": round(out.seconds, 3)}), flush=True)
 
 
 def main() -> None:
     command, devices = sys.argv[1], sys.argv[2:]
+    if command == "purge":
+        purge(*devices)
+        return
     assert command == "probe"
     for dev in devices:
         p = probe(Path(dev))

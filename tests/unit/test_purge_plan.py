@@ -18,7 +18,7 @@ from mfpsecd.core.media_identify import (
 )
 from mfpsecd.core.purge_plan import Capabilities, Expect, Level, Method, plan
 
-ORDER = list(Method)
+ORDER: list[Method] = [m for m in Method if m is not Method.SCSI_FORMAT_UNIT]  # operator only
 
 
 def nvme_ctrl(*, oacs: int = 0x10A, sanicap: int = 0, fna: int = 0,

@@ -1,0 +1,40 @@
+"""Read-back after a purge: where it reads, and what it accepts."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from mfpsecd.core import purge_verify as pv
+from mfpsecd.core.purge_plan import Expect
+
+B = 4096
+
+
+def test_positions_cover_the_ends_and_spread() -> None:
+    size = 1000 * B
+    offs = pv.positions(size, B, 0.05, seed=7)
+    assert offs[0] == 0 and offs[-1] == 999 * B and offs == sorted(set(offs))
+    assert 50 <= len(offs) <= 52 and all(o % B == 0 for o in offs)
+    assert max(b - a for a, b in itertools.pairwise(offs)) <= 40 * B
+    assert pv.positions(size, B, 1.0, seed=1) == [i * B for i in range(1000)]
+    assert pv.positions(B - 1, B, 0.5, seed=1) == []
+
+
+def test_expectations() -> None:
+    zeros, ones, data = bytes(B), b"\xff" * B, bytes(range(256)) * (B // 256)
+    assert pv.check(Expect.ZEROS, [(0, zeros)]).ok
+    bad = pv.check(Expect.ZEROS, [(0, zeros), (B, ones)])
+    assert (bad.ok, bad.offset, bad.reason) == (False, B, "not zeros")
+    assert pv.check(Expect.ERASED, [(0, zeros), (B, ones)]).ok
+    mixed = zeros[:100] + ones[100:]
+    assert not pv.check(Expect.ERASED, [(0, mixed)]).ok  # uniform per block, not per byte
+    before = {0: pv.digest(data), B: pv.digest(zeros)}
+    assert pv.check(Expect.CHANGED, [(0, ones), (B, data)], before).ok
+    stale = pv.check(Expect.CHANGED, [(0, data)], before)
+    assert (stale.ok, stale.reason) == (False, "still holds what it held before")
+    with pytest.raises(ValueError, match="digests taken before"):
+        pv.check(Expect.CHANGED, [(0, data)])
+    with pytest.raises(ValueError, match="overwrite engine"):
+        pv.check(Expect.ENGINE, [(0, data)])
