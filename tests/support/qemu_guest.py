@@ -12,6 +12,7 @@ Built under build/qemu-guest (git-ignored), rebuilt when the kernel package chan
 
 from __future__ import annotations
 
+import hashlib
 import lzma
 import shutil
 import subprocess
@@ -39,10 +40,12 @@ mdev -s 2>/dev/null
 mkdir -p /host
 mount -t 9p -o trans=virtio,version=9p2000.L,ro hostroot /host
 for d in dev proc sys; do mount --bind /$d /host/$d; done
-mount -t tmpfs tmpfs /host/tmp; mount -t tmpfs tmpfs /host/run
+# Scratch space on /run only: the checkout may itself live under the host's /tmp.
+mount -t tmpfs tmpfs /host/run
 i=0; while [ ! -e /host/dev/ttyS1 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
-cp /sys/firmware/qemu_fw_cfg/by_name/opt/cmd/raw /host/tmp/cmd.sh
-chroot /host /bin/sh /tmp/cmd.sh > /host/dev/ttyS1 2>&1
+cp /sys/firmware/qemu_fw_cfg/by_name/opt/cmd/raw /host/run/cmd.sh
+chroot /host /usr/bin/env TMPDIR=/run PYTHONDONTWRITEBYTECODE=1 /bin/sh /run/cmd.sh \
+    > /host/dev/ttyS1 2>&1
 echo "guest-exit $?" > /host/dev/ttyS1
 sync; poweroff -f
 """
@@ -84,7 +87,10 @@ class GuestImage:
 
 
 def prepare() -> GuestImage:
-    pkg = _kernel_package()
+    # The image is rebuilt when the kernel package or what goes into the initramfs changes.
+    package = _kernel_package()
+    recipe = hashlib.sha256((_INIT + " ".join(MODULES)).encode()).hexdigest()[:16]
+    pkg = f"{package} {recipe}"
     stamp = CACHE / "package"
     kernel, initrd = CACHE / "vmlinux", CACHE / "initrd.cpio"
     if stamp.exists() and stamp.read_text() == pkg and kernel.exists() and initrd.exists():
@@ -92,11 +98,11 @@ def prepare() -> GuestImage:
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp_:
         tmp = Path(tmp_)
-        subprocess.run(["apt-get", "download", "-qq", pkg], cwd=tmp, check=True,
+        subprocess.run(["apt-get", "download", "-qq", package], cwd=tmp, check=True,
                        capture_output=True)
         deb = next(tmp.glob("*.deb"))
         subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp / "pkg")], check=True)
-        version = pkg.removeprefix("linux-image-")
+        version = package.removeprefix("linux-image-")
         kernel.write_bytes(_unpack_kernel((tmp / "pkg/boot" / f"vmlinuz-{version}")
                                           .read_bytes()))
         rd = tmp / "rd"
