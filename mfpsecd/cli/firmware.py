@@ -112,16 +112,22 @@ def update(target: Target, bundle: Path, password_file: Path | None, as_json: bo
                f"the next boot tries it ({staged.tries} attempts) and keeps it once verified")
 
 
+def _set_lock(target: Target, password_file: Path | None, locked: bool) -> None:
+    password = _password(target, password_file)
+    with target.connect() as conn:
+        client = FirmwareClient(conn)
+        s = client.lock(password) if locked else client.unlock(password)
+    done = "prohibited" if locked else "allowed again"
+    click.echo(f"firmware rewriting {done} by {s.by} at {s.at}")
+
+
 @fw_group.command("lock")
 @PASSWORD_FILE
 @click.pass_obj
 @reports_errors
 def lock(target: Target, password_file: Path | None) -> None:
     """Prohibit firmware rewriting (administrator)."""
-    password = _password(target, password_file)
-    with target.connect() as conn:
-        s = FirmwareClient(conn).lock(password)
-    click.echo(f"firmware rewriting prohibited by {s.by} at {s.at}")
+    _set_lock(target, password_file, True)
 
 
 @fw_group.command("unlock")
@@ -130,10 +136,7 @@ def lock(target: Target, password_file: Path | None) -> None:
 @reports_errors
 def unlock(target: Target, password_file: Path | None) -> None:
     """Allow firmware rewriting again (an administrator's session only)."""
-    password = _password(target, password_file)
-    with target.connect() as conn:
-        s = FirmwareClient(conn).unlock(password)
-    click.echo(f"firmware rewriting allowed again by {s.by} at {s.at}")
+    _set_lock(target, password_file, False)
 
 
 @fw_group.command("sign", context_settings={"ignore_unknown_options": True,

@@ -25,7 +25,7 @@ from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import Clock, StateStore, Tpm
 from mfpsecd.services import fw_archive
 from mfpsecd.services.audit import Auditor
-from mfpsecd.services.firmware import TREE, sign_bundle
+from mfpsecd.services.firmware import TREE, SigningKey, sign_bundle
 from mfpsecd.services.fw_update import BootRecord, FirmwareService, FirmwareSettings
 from mfpsecd.services.health import HealthRegistry
 
@@ -44,7 +44,7 @@ def _roots(board: Board) -> tuple[x509.Certificate, ...]:
 
 
 def make_firmware(cfg: Config, board: Board, *, tpm: Tpm, clock: Clock,
-                  auditor: Auditor | None, state: StateStore | None) -> FirmwareService | None:
+                  auditor: Auditor, state: StateStore) -> FirmwareService | None:
     fw = board.profile.firmware
     if fw is None:
         return None
@@ -110,9 +110,6 @@ def describe(record: BootRecord) -> str:
 
 
 # ---- the vendor's signing tool
-
-SigningKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
-
 
 def load_signing_key(path: Path) -> SigningKey:
     try:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-import msgspec
-
 from mfpsecd.api import firmware as api
 from mfpsecd.api.access import Role
 from mfpsecd.api.schema import NoParams
@@ -85,12 +83,3 @@ def firmware_handlers(firmware: FirmwareService, auth: AuthService,
     return {f + "GetStatus": get_status, f + "Verify": verify, f + "Update": update,
             f + "Lock": lock, f + "Unlock": unlock}
 
-
-def no_firmware_handlers() -> dict[str, Handler]:
-    """A board without a [firmware] section: every call says so."""
-    def unavailable(ctx: CallContext, _: object) -> msgspec.Raw:
-        raise MfpsecError(ErrorCode.FIRMWARE_UNAVAILABLE,
-                          reason="this board profile has no [firmware] section")
-
-    return {f"io.mfpsecd.Firmware.{m}": unavailable
-            for m in ("GetStatus", "Verify", "Update", "Lock", "Unlock")}

@@ -13,14 +13,16 @@ from mfpsecd import __version__
 from mfpsecd.api import audit as audit_api
 from mfpsecd.api import idl, keys, registry
 from mfpsecd.api.auditlog import EventType, Outcome, Record
-from mfpsecd.api.schema import NoParams
+from mfpsecd.api.firmware import FIRMWARE
+from mfpsecd.api.network import NETWORK
+from mfpsecd.api.schema import Interface, NoParams
 from mfpsecd.api.service import GetInterfaceDescriptionParams, Info, InterfaceDescription
 from mfpsecd.api.types import DaemonState, Status
 from mfpsecd.daemon.auth_handlers import auth_handlers, subject_of
 from mfpsecd.daemon.fd_channel import FdChannel
-from mfpsecd.daemon.firmware_handlers import firmware_handlers, no_firmware_handlers
+from mfpsecd.daemon.firmware_handlers import firmware_handlers
 from mfpsecd.daemon.ipc_server import CallContext, Handler, Last
-from mfpsecd.daemon.network_handlers import network_handlers, no_network_handlers
+from mfpsecd.daemon.network_handlers import network_handlers
 from mfpsecd.daemon.store_handlers import store_handlers
 from mfpsecd.daemon.wipe_handlers import wipe_handlers
 from mfpsecd.errors import ErrorCode, MfpsecError
@@ -125,11 +127,24 @@ def build_handlers(status: StatusService, key_services: KeyServices | None = Non
                 table.update(wipe_handlers(data.wipe, auth))
                 table.update(store_handlers(data.store, auth, data.store_encryption,
                                             data.descriptors))
-                table.update(no_firmware_handlers() if data.firmware is None else
-                             firmware_handlers(data.firmware, auth, data.descriptors))
-                table.update(no_network_handlers() if data.network is None else
-                             network_handlers(data.network))
+                table.update(
+                    _unavailable(FIRMWARE, ErrorCode.FIRMWARE_UNAVAILABLE,
+                                 "this board profile has no [firmware] section")
+                    if data.firmware is None
+                    else firmware_handlers(data.firmware, auth, data.descriptors))
+                table.update(
+                    _unavailable(NETWORK, ErrorCode.NETWORK_UNAVAILABLE,
+                                 "this board profile lists no network interfaces")
+                    if data.network is None else network_handlers(data.network))
     return table
+
+
+def _unavailable(interface: Interface, code: ErrorCode, reason: str) -> dict[str, Handler]:
+    """Every method of an interface the board has nothing behind: each call says why."""
+    def unavailable(ctx: CallContext, _: object) -> msgspec.Raw:
+        raise MfpsecError(code, reason=reason)
+
+    return {f"{interface.name}.{m.name}": unavailable for m in interface.methods}
 
 
 def _system_handlers(status: StatusService) -> dict[str, Handler]:

@@ -19,6 +19,13 @@ from mfpsecd.daemon.settings import DEFAULT_CONFIG, load_board, load_config
 from mfpsecd.errors import MfpsecError
 from mfpsecd.services.fw_update import load_boot_record
 
+# Every command reads the same configuration and board profile.
+_CONFIG = click.option("--config", "config_path", type=click.Path(path_type=Path),
+                       default=DEFAULT_CONFIG, show_default=True,
+                       help="Daemon configuration (TOML).")
+_BOARD = click.option("--board", help="Board profile: a name in daemon.board_dir, or a "
+                                      ".toml path.")
+
 
 @click.group()
 @click.version_option(__version__, prog_name="mfpsecd")
@@ -27,9 +34,8 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG,
-              show_default=True, help="Daemon configuration (TOML).")
-@click.option("--board", help="Board profile: a name in daemon.board_dir, or a .toml path.")
+@_CONFIG
+@_BOARD
 def run(config_path: Path, board: str | None) -> None:
     """Run the daemon in the foreground (systemd Type=notify)."""
     # Imported here: the boot unit's fw-verify must not pay for loading every service.
@@ -51,9 +57,8 @@ def run(config_path: Path, board: str | None) -> None:
 
 
 @cli.command("check-config")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG,
-              show_default=True)
-@click.option("--board", help="Board profile name or path.")
+@_CONFIG
+@_BOARD
 def check_config(config_path: Path, board: str | None) -> None:
     """Validate the configuration and board profile, then exit."""
     try:
@@ -66,9 +71,8 @@ def check_config(config_path: Path, board: str | None) -> None:
 
 
 @cli.command("fw-verify")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG,
-              show_default=True)
-@click.option("--board", help="Board profile name or path.")
+@_CONFIG
+@_BOARD
 @click.option("--boot", is_flag=True, required=True,
               help="Boot-time verification (the mfpsecd-fwverify unit): choose the slot, "
                    "verify it, measure it into the PCR, write the boot record.")
@@ -93,9 +97,8 @@ def fw_verify(config_path: Path, board: str | None, boot: bool) -> None:
 
 
 @cli.command("net-restore")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG,
-              show_default=True)
-@click.option("--board", help="Board profile name or path.")
+@_CONFIG
+@_BOARD
 def net_restore(config_path: Path, board: str | None) -> None:
     """Put the IP filter in place before the network comes up (mfpsecd-netfilter unit):
     the last rules the daemon applied, else rules that admit nothing."""
@@ -114,9 +117,8 @@ def net_restore(config_path: Path, board: str | None) -> None:
 
 
 @cli.command("fw-alert")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG,
-              show_default=True)
-@click.option("--board", help="Board profile name or path.")
+@_CONFIG
+@_BOARD
 def fw_alert(config_path: Path, board: str | None) -> None:
     """Show this power-on's firmware verification (the safe state's console message)."""
     try:

@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-import msgspec
-
 from mfpsecd.api import network as api
 from mfpsecd.api.schema import NoParams
 from mfpsecd.core import netfilter as nf
 from mfpsecd.daemon.auth_handlers import remote_address, subject_of
 from mfpsecd.daemon.ipc_server import CallContext, Handler
-from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.services import netfilter as svc
 
 
@@ -71,11 +68,3 @@ def network_handlers(net: svc.NetfilterService) -> dict[str, Handler]:
             n + "SetQuick": changing(quick), n + "SetPort": changing(port),
             n + "Apply": apply, n + "Preview": preview}
 
-
-def no_network_handlers() -> dict[str, Handler]:
-    """A board without network interfaces: every call says so."""
-    def unavailable(ctx: CallContext, _: object) -> msgspec.Raw:
-        raise MfpsecError(ErrorCode.NETWORK_UNAVAILABLE,
-                          reason="this board profile lists no network interfaces")
-
-    return {f"io.mfpsecd.Network.{m.name}": unavailable for m in api.NETWORK.methods}

@@ -32,11 +32,22 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def replace_file(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """path holds data, or what it held before: write-temp, fsync, rename, fsync dir."""
+def stage(path: Path, data: bytes, mode: int = 0o600) -> Path:
+    """The first half of replace_file: data written and flushed under a temporary name
+    next to path (which is untouched until commit)."""
     tmp = path.with_name(f".{path.name}.tmp")
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()  # left by a power cut
     write_new(tmp, data, mode)
+    return tmp
+
+
+def commit(tmp: Path, path: Path) -> None:
+    """The second half: the staged file takes path's place."""
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def replace_file(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """path holds data, or what it held before: write-temp, fsync, rename, fsync dir."""
+    commit(stage(path, data, mode), path)

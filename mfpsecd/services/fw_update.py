@@ -137,7 +137,7 @@ def load_boot_record(run_dir: Path) -> BootRecord | None:
 
 class FirmwareService:
     def __init__(self, settings: FirmwareSettings, *, tpm: Tpm, hasher: TreeHasher,
-                 clock: Clock, auditor: Auditor | None, state: StateStore | None) -> None:
+                 clock: Clock, auditor: Auditor, state: StateStore) -> None:
         self.settings = settings
         self._tpm = tpm
         self._hasher = hasher
@@ -192,8 +192,8 @@ class FirmwareService:
                               reason="anti-rollback counter could not be defined")
         return value
 
-    async def _raise_counter(self, epoch: int) -> int:
-        value = await self.counter()
+    async def _raise_counter(self, value: int, epoch: int) -> int:
+        """From its current value up to epoch (an NV counter only counts up by one)."""
         while value < epoch:
             value = await self._tpm.counter_increment(self.settings.counter_index)
         return value
@@ -249,14 +249,13 @@ class FirmwareService:
     async def _finish_boot(self, record: BootRecord) -> BootRecord:
         self.settings.run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         replace_file(self.settings.run_dir / BOOT_RECORD, msgspec.json.encode(record))
-        if self._auditor is not None:
-            ok = record.result == "verified" and not record.error
-            await self._auditor.record(
-                EventType.FIRMWARE_VERIFY, Outcome.SUCCESS if ok else Outcome.FAILURE, DAEMON,
-                f"slot {record.slot}" if record.slot else "firmware", when="boot",
-                mode=record.mode, result=record.result, version=record.version,
-                epoch=record.epoch, digest=record.digest, reason=record.reason)
-        emit = log.info if record.result == "verified" and not record.error else log.critical
+        ok = record.result == "verified" and not record.error
+        await self._auditor.record(
+            EventType.FIRMWARE_VERIFY, Outcome.SUCCESS if ok else Outcome.FAILURE, DAEMON,
+            f"slot {record.slot}" if record.slot else "firmware", when="boot",
+            mode=record.mode, result=record.result, version=record.version,
+            epoch=record.epoch, digest=record.digest, reason=record.reason)
+        emit = log.info if ok else log.critical
         emit("firmware_boot_verification", **msgspec.structs.asdict(record))
         return record
 
@@ -273,16 +272,15 @@ class FirmwareService:
             return
         state = self.boot_state()
         if record.trial and state.pending == record.slot:
-            self._store_state(fw_slots.commit(state, record.slot))
-            state = self.boot_state()
-            if self._auditor is not None:
-                await self._auditor.record(EventType.FIRMWARE_UPDATE, Outcome.SUCCESS, DAEMON,
-                                           f"slot {record.slot}", step="commit",
-                                           version=record.version, epoch=record.epoch)
+            state = fw_slots.commit(state, record.slot)
+            self._store_state(state)
+            await self._auditor.record(EventType.FIRMWARE_UPDATE, Outcome.SUCCESS, DAEMON,
+                                       f"slot {record.slot}", step="commit",
+                                       version=record.version, epoch=record.epoch)
         if state.active == record.slot:
             before = await self.counter()
-            after = await self._raise_counter(record.epoch)
-            if after != before and self._auditor is not None:
+            after = await self._raise_counter(before, record.epoch)
+            if after != before:
                 await self._auditor.record(EventType.FIRMWARE_UPDATE, Outcome.SUCCESS, DAEMON,
                                            "anti-rollback counter", step="counter",
                                            previous=before, epoch=after)
@@ -293,8 +291,6 @@ class FirmwareService:
     # ---- the rewrite lock (F-3)
 
     async def lock_state(self) -> tuple[bool, str, str]:
-        if self._state is None:
-            return False, "", ""
         row = await self._state.run(lambda c: c.execute(
             "SELECT locked, by_user, at FROM firmware_lock WHERE id = 1").fetchone())
         if row is None:
@@ -302,10 +298,8 @@ class FirmwareService:
         return bool(row[0]), str(row[1]), str(row[2])
 
     async def set_lock(self, locked: bool, subject: Subject) -> None:
-        assert self._state is not None
         who = subject.user or subject.origin
         at = utc_text(self._clock.now())
-        assert self._auditor is not None
         async with self._auditor.event(EventType.FIRMWARE_UPDATE, subject,
                                        "rewrite lock") as ev:
             ev.details["step"] = "lock" if locked else "unlock"
@@ -325,7 +319,6 @@ class FirmwareService:
     async def update(self, source: BinaryIO, subject: Subject) -> BootRecord:
         """Write a bundle archive to the inactive slot and name it for the next boot.
         → what the next boot will try (as a record of this verification)."""
-        assert self._auditor is not None
         if self._busy.locked():
             raise MfpsecError(ErrorCode.FIRMWARE_UPDATE_IN_PROGRESS)
         async with self._busy, self._auditor.event(EventType.FIRMWARE_UPDATE, subject,
@@ -382,7 +375,6 @@ class FirmwareService:
 
     async def verify_archive(self, source: BinaryIO, subject: Subject) -> VerifiedImage:
         """Check a bundle archive as an update would, without writing any slot."""
-        assert self._auditor is not None
         staging = self._dir / f".verify-{os.urandom(6).hex()}"
         async with self._auditor.event(EventType.FIRMWARE_VERIFY, subject, "bundle") as ev:
             try:
@@ -396,7 +388,6 @@ class FirmwareService:
 
     async def verify_slot(self, slot: str | None, subject: Subject) -> VerifiedImage:
         """Check an installed slot (by default the one running) against its manifest."""
-        assert self._auditor is not None
         record = self.boot_record()
         name = slot or (record.slot if record and record.slot else self.boot_state().active)
         async with self._auditor.event(EventType.FIRMWARE_VERIFY, subject,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,9 +28,9 @@ from mfpsecd.api.types import HealthState
 from mfpsecd.core import netfilter as nf
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import Clock, DeviceAddresses, Netfilter, StateStore
+from mfpsecd.services import durable
 from mfpsecd.services.audit import Auditor
-from mfpsecd.services.durable import fsync_dir, write_new
-from mfpsecd.services.health import HealthRegistry
+from mfpsecd.services.health import HealthRegistry, rfc3339
 
 log = structlog.get_logger("mfpsecd.netfilter")
 COMPONENT = "netfilter"
@@ -98,20 +97,6 @@ def to_stored(policy: nf.Policy) -> StoredPolicy:
 _ENCODE = msgspec.json.Encoder().encode
 
 
-def stage_rules_file(path: Path, encoded: bytes) -> Path:
-    """The boot rules, written and flushed under a temporary name (see commit)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.new")
-    tmp.unlink(missing_ok=True)
-    write_new(tmp, encoded, 0o600)
-    return tmp
-
-
-def commit_rules_file(tmp: Path, path: Path) -> None:
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
 class NetfilterService:
     def __init__(self, state: StateStore, filt: Netfilter, addresses: DeviceAddresses, *,
                  auditor: Auditor, clock: Clock, health: HealthRegistry,
@@ -146,9 +131,6 @@ class NetfilterService:
             "INSERT INTO net_policy (id, policy) VALUES (1, ?) ON CONFLICT (id) DO UPDATE "
             "SET policy = excluded.policy", (text,)))
 
-    def _now(self) -> str:
-        return self._clock.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
     async def _apply(self, policy: nf.Policy, device: nf.Device, *,
                      layout_may_differ: bool = False,
                      then: Callable[[], Awaitable[None]] | None = None
@@ -165,30 +147,31 @@ class NetfilterService:
             raise MfpsecError(ErrorCode.NETWORK_RULES_INVALID, reason=str(exc)) from None
         # The boot rules file is written and flushed under a temporary name while the
         # kernel works (libnftables releases the GIL); renamed once the kernel took it.
+        rules_file = self.settings.rules_file
+        rules_file.parent.mkdir(parents=True, exist_ok=True)
         staged = asyncio.create_task(asyncio.to_thread(
-            stage_rules_file, self.settings.rules_file, _ENCODE({"nftables": full})))
+            durable.stage, rules_file, _ENCODE({"nftables": full})))
         try:
-            await self._filter.apply(nf.for_existing_table(full) if self._table_known
-                                     else full)
-        except MfpsecError as exc:
+            try:
+                await self._filter.apply(nf.for_existing_table(full) if self._table_known
+                                         else full)
+            except MfpsecError as exc:
+                if not layout_may_differ or exc.code is not ErrorCode.NETWORK_APPLY_FAILED:
+                    raise
+                # A table of another layout (an older daemon's, or someone's edit): replaced
+                # whole, the one time that is not atomic for packets.
+                log.warning("netfilter_table_recreated", reason=exc.params.get("reason"))
+                await self._filter.apply(nf.compile_ruleset(policy, self.settings.services,
+                                                            device, recreate=True))
+        except BaseException:
             with contextlib.suppress(Exception):
-                await staged
-            if not layout_may_differ or exc.code is not ErrorCode.NETWORK_APPLY_FAILED:
-                raise
-            # A table of another layout (an older daemon's, or someone's edit): replaced
-            # whole, the one time that is not atomic for packets.
-            log.warning("netfilter_table_recreated", reason=exc.params.get("reason"))
-            await self._filter.apply(nf.compile_ruleset(policy, self.settings.services,
-                                                        device, recreate=True))
-            staged = asyncio.create_task(asyncio.to_thread(
-                stage_rules_file, self.settings.rules_file, _ENCODE({"nftables": full})))
+                (await staged).unlink(missing_ok=True)
+            raise
         self._table_known = True
         self._commands = full
         self._policy, self._device = policy, device
-        self._applied_at = self._now()
-        tmp = await staged
-        await asyncio.gather(asyncio.to_thread(commit_rules_file, tmp,
-                                               self.settings.rules_file),
+        self._applied_at = rfc3339(self._clock)
+        await asyncio.gather(asyncio.to_thread(durable.commit, await staged, rules_file),
                              *(() if then is None else (then(),)))
         self._health.set(COMPONENT, HealthState.OK, self._describe())
         return full

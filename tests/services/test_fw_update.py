@@ -6,7 +6,6 @@ before anything is written (F-1..F-4, B-1)."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import io
 import random
@@ -15,7 +14,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,19 +38,11 @@ from mfpsecd.services.audit import Auditor, AuditQuery
 from mfpsecd.services.fw_update import BOOT_STATE, FirmwareService, FirmwareSettings
 from mfpsecd.services.health import HealthRegistry
 from tests.services.test_firmware_verify import MODEL, _sign, _tree
+from tests.support.aio import sync
 from tests.support.daemon import ROOT as ROOT_DIR
 from tests.support.fakeclock import FakeClock
 from tests.support.tpm import requires_swtpm, swtpm
 from tests.unit.test_fw_signature import NOW, ROOT, _cert, _pem
-
-
-def sync(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
-    @functools.wraps(test)
-    def run(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(test(*args, **kwargs))
-
-    return run
-
 
 ENGINEER = Subject(origin="cli", user="ce1", role="service")
 ADMIN = Subject(origin="cli", user="admin", role="administrator")

@@ -8,12 +8,11 @@ transaction that leaves the old rules; refused-connection summaries in the audit
 from __future__ import annotations
 
 import asyncio
-import functools
 import ipaddress
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.services import netfilter as svc
 from mfpsecd.services.audit import Auditor, AuditQuery
 from mfpsecd.services.health import HealthRegistry
+from tests.support.aio import sync
 from tests.support.netlab import (
     SOURCES,
     TCP_PORTS,
@@ -47,14 +47,6 @@ from tests.support.netlab import (
 pytestmark = requires_netns
 ADMIN = Subject(origin="cli", user="admin", role="administrator")
 R = nf.parse_range
-
-
-def sync(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
-    @functools.wraps(test)
-    def run(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(test(*args, **kwargs))
-
-    return run
 
 
 @dataclass
