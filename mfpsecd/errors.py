@@ -212,6 +212,17 @@ class ErrorCode(enum.Enum):
         "io.mfpsecd.Wipe.JobNotFound", EX_DATAERR, (("job", str),),
         "No sanitization job has this id.",
     )
+    WIPE_CONFIRMATION_REQUIRED = (
+        "io.mfpsecd.Wipe.ConfirmationRequired", EX_NOPERM, (("target", str), ("reason", str)),
+        "This purge erases more than the target, or cannot reach the level asked for: only a "
+        "service engineer may start it, with confirm=true.",
+    )
+    WIPE_DEVICE_STUCK = (
+        "io.mfpsecd.Wipe.DeviceStuck", EX_IOERR, (("target", str), ("seconds", int)),
+        "The device gave no result for its purge command within the bound (three times its "
+        "own estimate, at least wipe.purge_timeout_min): the purge is FAILED and the device "
+        "needs attention.",
+    )
     WIPE_CERTIFICATE_INVALID = (
         "io.mfpsecd.Wipe.CertificateInvalid", EX_DATAERR, (("reason", str),),
         "The sanitization certificate is malformed, altered, or not signed by this device.",

@@ -15,6 +15,8 @@ from typing_extensions import Buffer
 from mfpsecd.api.auditlog import Verdict
 from mfpsecd.core.overwrite_plan import PassKind
 from mfpsecd.core.password_record import Cost
+from mfpsecd.core.purge_plan import Capabilities
+from mfpsecd.core.purge_plan import Method as PurgeMethod
 from mfpsecd.core.settings import MediumKind
 from mfpsecd.secret import SecretBytes
 
@@ -414,6 +416,47 @@ class Overwriter(Protocol):
 
     def new_key(self) -> bytes:
         """A fresh random-pass key from the CSPRNG."""
+        ...
+
+
+@dataclass(frozen=True)
+class MediaProbe:
+    """What a disk said about itself: the planner's facts and the raw evidence."""
+
+    capabilities: Capabilities
+    raw: dict[str, bytes]  # Identify data as read, by name (for the certificate)
+    problems: tuple[str, ...]  # what could not be read, and why
+
+
+@dataclass(frozen=True)
+class DeviceProgress:
+    """A background purge (a sanitize) as the device reports it."""
+
+    state: str  # "running", "completed", "failed", or "idle" (none since power-on, none ever)
+    fraction: float  # 0..1 of the operation in progress (1.0 when not running)
+    estimate_s: float  # the device's own estimate for the whole operation, 0 if none
+    said: str
+
+
+class MediaPurger(Protocol):
+    """The device's own purge commands. Blocking calls: run them in a worker thread.
+    Nothing here decides whether a purge worked: the read-back does."""
+
+    def probe(self, info: MediaInfo) -> MediaProbe: ...
+
+    def read_blocks(self, info: MediaInfo, offsets: list[int], block: int
+                    ) -> list[tuple[int, bytes]]:
+        """Each block as the device returns it now (no page cache); OSError on failure."""
+        ...
+
+    def issue(self, info: MediaInfo, method: PurgeMethod, secret: str, timeout_s: float
+              ) -> str:
+        """Run the method (a background one, a sanitize, is only started); → what the
+        device or tool said. `secret` is the one-time drive password where one is needed."""
+        ...
+
+    def progress(self, info: MediaInfo, method: PurgeMethod) -> DeviceProgress | None:
+        """A background method's status from the device; None for the others."""
         ...
 
 

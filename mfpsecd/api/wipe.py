@@ -64,6 +64,8 @@ class Job(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     resumed: int  # times it resumed from a checkpoint after a restart
     error: str
     certificate_sha256: str  # digest of the signed body, once completed
+    method: str  # "overwrite", or a purge's device command (nvme-format-erase, ...)
+    level: str  # a purge's requested level ("clear" or "purge"), "" for Start's jobs
 
 
 class Jobs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -73,6 +75,54 @@ class Jobs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class StartParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     target: TargetId
     mode: Mode
+    password: ReauthPassword = msgspec.field(default_factory=bytearray)  # base64
+
+
+class Level(enum.Enum):
+    CLEAR = "clear"  # NIST SP 800-88: defeats reading through the interface
+    PURGE = "purge"  # defeats laboratory recovery
+
+
+PurgeMethod = Annotated[str, msgspec.Meta(pattern=r"^([a-z0-9-]{1,40})?$")]
+
+
+class PlanParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    target: TargetId
+    level: Level = Level.PURGE
+    method: PurgeMethod = ""  # a method to explain instead of the planner's choice
+
+
+class SkippedMethod(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    method: str
+    reason: str
+
+
+class PurgePlan(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    target: str
+    level: Level  # asked for
+    method: str  # the strongest the device supports ("overwrite" when it supports none)
+    achieves: Level
+    expect: str  # what the read-back must find: zeros, erased, changed, engine
+    whole_device: bool  # erases more than the target (every namespace)
+    estimate_s: float  # the device's own estimate, 0 when it gives none
+    needs_confirmation: bool  # only a service engineer, with confirm=true
+    shortfall: str  # why the level asked for is not reached, else ""
+    skipped: list[SkippedMethod]  # each stronger method, and why not
+    transport: str
+    facts: list[str]  # the Identify fields the plan rests on
+    evidence: list[str]  # the raw data read from the device (kept in the certificate)
+    problems: list[str]  # what could not be read
+
+
+class PurgeParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    target: TargetId
+    level: Level = Level.PURGE
+    mode: Mode = 1  # the overwrite mode when the device supports no purge command (HDD)
+    confirm: bool = False  # the service engineer's explicit confirmation, where needed
+    # A method the service engineer names instead of the planner's choice (always needs
+    # confirm): nvme-format-erase, ata-security-erase, scsi-format-unit, ... ("": plan)
+    method: PurgeMethod = ""
+    verify_all: bool = False  # read back every block instead of wipe.verify_percent
     password: ReauthPassword = msgspec.field(default_factory=bytearray)  # base64
 
 
@@ -137,6 +187,28 @@ WIPE = Interface(
             sensitive=True,
         ),
         Method(
+            name="PlanPurge",
+            doc="What a purge of the target would do: the device's own capabilities (NVMe\n"
+                "Identify, ATA IDENTIFY, eMMC/SD), the strongest method for the level, and\n"
+                "why each stronger one is not possible. Nothing is written.",
+            params=PlanParams, result=PurgePlan, requires=Privilege.SANITIZE,
+            errors=(*_TARGET_ERRORS, ErrorCode.INVALID_PARAMETER),
+        ),
+        Method(
+            name="Purge",
+            doc="Start a NIST SP 800-88 Clear or Purge with that method, then read the\n"
+                "device back: a device that reports success and leaves data is a FAILED\n"
+                "purge (with a signed certificate saying so). A plan that erases more than\n"
+                "the target, or falls short of the level, needs a service engineer with\n"
+                "confirm=true. A logged-in caller gives their password again.",
+            params=PurgeParams, result=Job, requires=Privilege.SANITIZE,
+            errors=(*_TARGET_ERRORS, ErrorCode.WIPE_ALREADY_RUNNING,
+                    ErrorCode.WIPE_CONFIRMATION_REQUIRED, ErrorCode.INVALID_PARAMETER,
+                    ErrorCode.AUTHENTICATION_REQUIRED,
+                    ErrorCode.AUTHENTICATION_FAILED, ErrorCode.ACCOUNT_LOCKED),
+            sensitive=True,
+        ),
+        Method(
             name="ListJobs",
             doc="Every sanitization this device has run or is running.",
             params=NoParams, result=Jobs, requires=Privilege.SANITIZE,
@@ -164,8 +236,8 @@ WIPE = Interface(
         ),
         Method(
             name="GetCertificate",
-            doc="The certificate of a completed sanitization, as the signed JSON document,\n"
-                "plain text or a printable PDF (base64).",
+            doc="The certificate of a completed sanitization (or of a purge the read-back\n"
+                "failed), as the signed JSON document, plain text or a printable PDF (base64).",
             params=CertificateParams, result=Certificate, requires=Privilege.SANITIZE,
             errors=(ErrorCode.WIPE_JOB_NOT_FOUND,),
         ),

@@ -14,9 +14,16 @@ from xml.sax.saxutils import escape
 from cryptography.hazmat.primitives import serialization
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
-from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.styles import ParagraphStyle, PropertySet, getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import (
+    Flowable,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
 
 from mfpsecd.core import wipe_certificate as cert
 
@@ -48,6 +55,25 @@ def _key_fingerprint(pem: str) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
+def _purge_flow(p: cert.Purge | None, heading: PropertySet, body: ParagraphStyle
+                ) -> list[Flowable]:
+    if p is None:
+        return []
+    rows = [("Requested", p.requested),
+            ("Achieved", p.achieved + (f" ({p.shortfall})" if p.shortfall else "")),
+            ("Method", p.method + (" (whole device)" if p.whole_device else "")),
+            ("Expected", p.expect)]
+    rows += [("Not possible", f"{s.method}: {s.reason}") for s in p.skipped]
+    rows += [("Device said", said) for said in p.device_said]
+    if p.confirmed_by:
+        rows.append(("Confirmed by", p.confirmed_by))
+    e = p.evidence
+    rows.append(("Evidence", "; ".join([f"{e.transport}, rotational {e.rotational}",
+                                        *e.facts])))
+    rows += [("Not read", problem) for problem in e.problems]
+    return [Paragraph("Purge plan", heading), _table(rows, body)]
+
+
 def render_pdf(doc: cert.CertificateDocument) -> bytes:
     c = doc.certificate
     m, meth, v, op = c.media, c.method, c.verification, c.operator
@@ -61,7 +87,7 @@ def render_pdf(doc: cert.CertificateDocument) -> bytes:
                              title=f"Sanitization certificate {c.id}", author=c.device,
                              subject="NIST SP 800-88 Rev.1 sanitization certificate",
                              creator=meth.tool, invariant=True)
-    flow = [
+    flow: list[Flowable] = [
         Paragraph("Sanitization certificate", styles["Title"]),
         Paragraph("NIST SP 800-88 Rev.1, Appendix G", styles["Italic"]),
         Spacer(1, 4 * mm),
@@ -76,6 +102,7 @@ def render_pdf(doc: cert.CertificateDocument) -> bytes:
                 ("Mode asked", str(meth.mode)), ("Applied", meth.standard),
                 ("Passes", ", ".join(meth.passes)), ("Why", meth.reason),
                 ("Tool", meth.tool)], body),
+        *_purge_flow(c.purge, styles["Heading3"], body),
         Paragraph("Verification", styles["Heading3"]),
         _table([("Method", v.method), ("Result", v.result)], body),
         Paragraph("Operation", styles["Heading3"]),

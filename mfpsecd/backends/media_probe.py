@@ -13,11 +13,15 @@ import errno
 import fcntl
 import os
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 
-from mfpsecd.core.media_identify import parse_ata_identify, parse_nvme_controller
+from mfpsecd.core.media_identify import (
+    parse_ata_identify,
+    parse_nvme_controller,
+    parse_sanitize_status,
+)
 from mfpsecd.core.purge_plan import Capabilities
+from mfpsecd.ports import MediaProbe
 
 NVME_IOCTL_ID = 0x4E40  # _IO('N', 0x40)
 NVME_IOCTL_ADMIN_CMD = 0xC0484E41  # _IOWR('N', 0x41, struct nvme_passthru_cmd)
@@ -60,6 +64,16 @@ def nvme_identify(fd: int, cns: int, nsid: int = 0) -> bytes:
     return nvme_admin(fd, OP_IDENTIFY, nsid=nsid, cdw10=cns, data_len=4096)[1]
 
 
+SANITIZE_LOG = 0x81
+_ALL_NAMESPACES = 0xFFFFFFFF
+
+
+def nvme_sanitize_log(fd: int) -> bytes:
+    """The Sanitize Status log page (512 bytes: NUMDL = 128 dwords - 1)."""
+    return nvme_admin(fd, OP_GET_LOG_PAGE, nsid=_ALL_NAMESPACES,
+                      cdw10=SANITIZE_LOG | (127 << 16), data_len=512)[1]
+
+
 def ata_identify(fd: int) -> bytes:
     """IDENTIFY DEVICE as the drive sent it. libata's HDIO_GET_IDENTITY returns the data
     with the serial, firmware and model strings already turned into readable byte order
@@ -73,20 +87,17 @@ def ata_identify(fd: int) -> bytes:
     return bytes(buf)
 
 
-@dataclass(frozen=True)
-class Probe:
-    capabilities: Capabilities
-    raw: dict[str, bytes]  # the Identify data as read (for the certificate's evidence)
-    problems: tuple[str, ...]  # what could not be read, and why
-
-
 def _sys_node(path: Path, sys_root: Path) -> Path:
     st = os.stat(path)
     return (sys_root / "dev" / "block" / f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
             ).resolve()
 
 
-def probe(path: Path, *, sys_root: Path = Path("/sys")) -> Probe:
+def probe(path: Path, *, sys_root: Path = Path("/sys")) -> MediaProbe:
+    if path.is_file():
+        # An image file (the simulated board): there is no device to ask.
+        return MediaProbe(Capabilities("file", None), {},
+                          ("an image file: no device to ask, the engine overwrites it",))
     node = _sys_node(path, sys_root)
     where = str(node)
     rotational_text = (node / "queue" / "rotational").read_text().strip() if (
@@ -105,7 +116,15 @@ def probe(path: Path, *, sys_root: Path = Path("/sys")) -> Probe:
                 problems.append(f"NVMe Identify: {exc}")
             nvme = (parse_nvme_controller(raw["nvme-identify-controller"])
                     if "nvme-identify-controller" in raw else None)
-            return Probe(Capabilities("nvme", rotational, nvme=nvme), raw, tuple(problems))
+            status = None
+            if nvme is not None and nvme.sanicap & 0x7:
+                try:
+                    raw["nvme-sanitize-log"] = nvme_sanitize_log(fd)
+                    status = parse_sanitize_status(raw["nvme-sanitize-log"])
+                except (OSError, ValueError) as exc:
+                    problems.append(f"NVMe Sanitize Status log: {exc}")
+            return MediaProbe(Capabilities("nvme", rotational, nvme=nvme, nvme_sanitize=status),
+                              raw, tuple(problems))
         if "/ata" in where:
             try:
                 raw["ata-identify"] = ata_identify(fd)
@@ -113,7 +132,7 @@ def probe(path: Path, *, sys_root: Path = Path("/sys")) -> Probe:
             except (OSError, ValueError) as exc:
                 problems.append(f"ATA IDENTIFY DEVICE: {exc}")
                 ata = None
-            return Probe(Capabilities("ata", rotational, ata=ata), raw, tuple(problems))
+            return MediaProbe(Capabilities("ata", rotational, ata=ata), raw, tuple(problems))
         if "/mmc" in where:
             kind = (node / "device" / "type").read_text().strip() if (
                 node / "device" / "type").exists() else ""
@@ -121,13 +140,13 @@ def probe(path: Path, *, sys_root: Path = Path("/sys")) -> Probe:
                 # Secure erase is an eMMC command advertised in EXT_CSD, which sysfs does
                 # not show; until it is read, the planner does not count on it.
                 problems.append("eMMC EXT_CSD not read: secure erase not assumed")
-            return Probe(Capabilities("mmc" if kind == "MMC" else "sd", False), raw,
+            return MediaProbe(Capabilities("mmc" if kind == "MMC" else "sd", False), raw,
                          tuple(problems))
         # A SCSI disk behind virtio-scsi or a USB bridge sits under a SCSI host; a
         # virtio-blk disk does not.
         for key, name in (("/usb", "usb"), ("/host", "scsi"), ("/virtio", "virtio")):
             if key in where:
-                return Probe(Capabilities(name, rotational), raw, ())
-        return Probe(Capabilities("unknown", rotational), raw, ())
+                return MediaProbe(Capabilities(name, rotational), raw, ())
+        return MediaProbe(Capabilities("unknown", rotational), raw, ())
     finally:
         os.close(fd)

@@ -1,4 +1,5 @@
-"""Running a purge method on a device, and reading it back (SPEC W-3..W-5).
+"""The MediaPurger port: a purge method's device command, its status, and the read-back
+(SPEC W-3..W-5).
 
 NVMe commands go through NVME_IOCTL_ADMIN_CMD; ATA security erase, SCSI FORMAT UNIT and
 eMMC secure erase go through hdparm, sg_format and blkdiscard, whose exit statuses are
@@ -12,43 +13,30 @@ from __future__ import annotations
 
 import mmap
 import os
-import secrets
 import subprocess
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from mfpsecd.backends.media_probe import (
     OP_FORMAT_NVM,
+    OP_SANITIZE,
     NvmeError,
     nvme_admin,
     nvme_identify,
     nvme_namespace_id,
+    nvme_sanitize_log,
+    probe,
 )
-from mfpsecd.core import purge_verify
-from mfpsecd.core.media_identify import parse_nvme_namespace
-from mfpsecd.core.purge_plan import Expect, Method
+from mfpsecd.core.media_identify import (
+    SanitizeState,
+    parse_hdparm_sanitize_status,
+    parse_nvme_namespace,
+    parse_sanitize_status,
+)
+from mfpsecd.core.purge_plan import Method
+from mfpsecd.ports import DeviceProgress, MediaInfo, MediaProbe
 
 BLKFLSBUF = 0x1261
 _SES = {Method.NVME_FORMAT_ERASE: 1, Method.NVME_FORMAT_CRYPTO: 2}
-
-
-@dataclass
-class Outcome:
-    method: Method
-    device_said: str  # the command's own report (status, tool exit code and output)
-    completed: bool = False  # the read-back passed: the only thing that counts
-    verify: str = ""
-    seconds: float = 0.0
-    log: list[str] = field(default_factory=list)
-
-
-def _size(path: Path) -> int:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        return os.lseek(fd, 0, os.SEEK_END)
-    finally:
-        os.close(fd)
 
 
 def read_blocks(path: Path, offsets: list[int], block: int) -> list[tuple[int, bytes]]:
@@ -69,8 +57,11 @@ def read_blocks(path: Path, offsets: list[int], block: int) -> list[tuple[int, b
 
 
 def _tool(argv: list[str], timeout: float) -> str:
-    r = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=timeout,
-                       check=False)
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, errors="replace",
+                           timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return f"{' '.join(argv[:2])}: no exit after {timeout:.0f} s (killed)"
     text = " ".join((r.stdout + " " + r.stderr).split())[:400]
     return f"{' '.join(argv[:2])}: exit {r.returncode}: {text}"
 
@@ -91,10 +82,10 @@ def _nvme_format(path: Path, method: Method, timeout_s: float) -> str:
         os.close(fd)
 
 
-def _ata_security_erase(path: Path, method: Method, timeout_s: float) -> str:
-    """The drive gets a one-time password (a Security Erase needs one), then the erase;
-    both hdparm reports are kept, neither decides."""
-    password = secrets.token_hex(8)
+def _ata_security_erase(path: Path, method: Method, password: str, timeout_s: float) -> str:
+    """The drive gets the job's one-time password (a Security Erase needs one), then the
+    erase; both hdparm reports are kept, neither decides. Re-issued after a power cut, the
+    password is already set (the drive refuses it again) and the erase takes it."""
     enhanced = method is Method.ATA_SECURITY_ERASE_ENHANCED
     said = [_tool(["hdparm", "--user-master", "u", "--security-set-pass", password,
                    str(path)], 60)]
@@ -104,32 +95,78 @@ def _ata_security_erase(path: Path, method: Method, timeout_s: float) -> str:
     return " | ".join(said)
 
 
-def execute(path: Path, method: Method, expect: Expect, *, fraction: float = 0.01,
-            timeout_s: float = 3600.0, block: int = 4096) -> Outcome:
-    """Run one method and verify it. The overwrite engine verifies its own passes and is
-    run by the wipe service, not here."""
-    size = _size(path)
-    offsets = purge_verify.positions(size, block, fraction, seed=int.from_bytes(
-        secrets.token_bytes(8), "big"))
-    # Only a crypto erase is judged against what the blocks held before.
-    before = {off: purge_verify.digest(data) for off, data in read_blocks(
-        path, offsets, block)} if expect is Expect.CHANGED else None
-    t0 = time.monotonic()
-    if method in _SES:
-        said = _nvme_format(path, method, timeout_s)
-    elif method in (Method.ATA_SECURITY_ERASE, Method.ATA_SECURITY_ERASE_ENHANCED):
-        said = _ata_security_erase(path, method, timeout_s)
-    elif method is Method.SCSI_FORMAT_UNIT:
-        # --wait: no IMMED, so no 60 s polling of a format QEMU finishes at once
-        said = _tool(["sg_format", "--format", "--quick", "--wait", str(path)], timeout_s)
-    elif method is Method.MMC_SECURE_ERASE:
-        said = _tool(["/usr/sbin/blkdiscard", "--secure", str(path)], timeout_s)
-    else:
-        raise ValueError(f"{method.value} is not run by this backend")
-    outcome = Outcome(method, said, seconds=time.monotonic() - t0)
-    finding = purge_verify.check(expect, read_blocks(path, offsets, block), before)
-    outcome.completed = finding.ok
-    outcome.verify = (f"{finding.blocks} blocks read back: as expected ({expect.value})"
-                      if finding.ok else f"FAILED at offset {finding.offset}: "
-                      f"{finding.reason} ({finding.blocks} blocks sampled)")
-    return outcome
+_SANACT = {Method.NVME_SANITIZE_BLOCK: 2, Method.NVME_SANITIZE_OVERWRITE: 3,
+           Method.NVME_SANITIZE_CRYPTO: 4}
+_HDPARM_SANITIZE = {Method.ATA_SANITIZE_BLOCK: "--sanitize-block-erase",
+                    Method.ATA_SANITIZE_CRYPTO: "--sanitize-crypto-scramble",
+                    Method.ATA_SANITIZE_OVERWRITE: "--sanitize-overwrite"}
+
+
+def _nvme_sanitize(path: Path, method: Method) -> str:
+    """Start a sanitize (it runs in the controller): overwrite is one pass of zeros
+    (OWPASS=1, pattern 0), so the read-back can expect zeros."""
+    cdw10 = _SANACT[method] | ((1 << 4) if method is Method.NVME_SANITIZE_OVERWRITE else 0)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        nvme_admin(fd, OP_SANITIZE, cdw10=cdw10, cdw11=0)
+    except NvmeError as exc:
+        return f"Sanitize SANACT={_SANACT[method]}: status 0x{exc.status:x}"
+    finally:
+        os.close(fd)
+    return f"Sanitize SANACT={_SANACT[method]}: started"
+
+
+class DevicePurger:
+    """The MediaPurger port on Linux block devices (and image files, which it only reads)."""
+
+    def __init__(self, *, sys_root: Path = Path("/sys")) -> None:
+        self._sys_root = sys_root
+
+    def probe(self, info: MediaInfo) -> MediaProbe:
+        return probe(info.path, sys_root=self._sys_root)
+
+    def read_blocks(self, info: MediaInfo, offsets: list[int], block: int
+                    ) -> list[tuple[int, bytes]]:
+        return read_blocks(info.path, offsets, block)
+
+    def issue(self, info: MediaInfo, method: Method, secret: str, timeout_s: float) -> str:
+        path = info.path
+        if method in _SES:
+            return _nvme_format(path, method, timeout_s)
+        if method in _SANACT:
+            return _nvme_sanitize(path, method)
+        if method in (Method.ATA_SECURITY_ERASE, Method.ATA_SECURITY_ERASE_ENHANCED):
+            return _ata_security_erase(path, method, secret, timeout_s)
+        if method in _HDPARM_SANITIZE:
+            return _tool(["hdparm", "--yes-i-know-what-i-am-doing", _HDPARM_SANITIZE[method],
+                          str(path)], 60)
+        if method is Method.SCSI_FORMAT_UNIT:
+            # --wait: no IMMED, so no 60 s polling of a format QEMU finishes at once
+            return _tool(["sg_format", "--format", "--quick", "--wait", str(path)], timeout_s)
+        if method is Method.MMC_SECURE_ERASE:
+            return _tool(["/usr/sbin/blkdiscard", "--secure", str(path)], timeout_s)
+        raise ValueError(f"{method.value} is not a device command")
+
+    def progress(self, info: MediaInfo, method: Method) -> DeviceProgress | None:
+        if method in _SANACT:
+            fd = os.open(info.path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                st = parse_sanitize_status(nvme_sanitize_log(fd))
+            finally:
+                os.close(fd)
+            state = ("running" if st.state is SanitizeState.IN_PROGRESS else "failed"
+                     if st.state is SanitizeState.FAILED else "completed" if st.succeeded
+                     else "idle")
+            estimate = st.estimates_s.get(_ESTIMATE[method], 0.0)
+            return DeviceProgress(state, st.progress, estimate,
+                                  f"Sanitize Status: {st.state.name.lower()}, "
+                                  f"{st.progress:.0%}")
+        if method in _HDPARM_SANITIZE:
+            said = _tool(["hdparm", "--sanitize-status", str(info.path)], 60)
+            ata = parse_hdparm_sanitize_status(said)
+            return DeviceProgress(ata.state, ata.progress, 0.0, said)
+        return None
+
+
+_ESTIMATE = {Method.NVME_SANITIZE_BLOCK: "block", Method.NVME_SANITIZE_OVERWRITE: "overwrite",
+             Method.NVME_SANITIZE_CRYPTO: "crypto"}

@@ -14,7 +14,7 @@ from mfpsecd.api import wipe
 from mfpsecd.cli import session_file
 from mfpsecd.cli.auth import PASSWORD_FILE
 from mfpsecd.cli.common import Target, echo_json, read_secret, reports_errors, size_text
-from mfpsecd.client import WipeClient
+from mfpsecd.client import Connection, WipeClient
 from mfpsecd.errors import ErrorCode
 
 MODES_HELP = """Modes (SPEC W-2; flash media always get one 0x00 pass, W-3):
@@ -64,7 +64,8 @@ def _render_job(j: wipe.Job) -> str:
             if j.state is wipe.JobState.RUNNING and j.step < len(j.steps) else "")
     lines = [f"{j.id}: {state}" + (f", {step}" if step else "")
              + f" - {_fraction(j):.1%}",
-             f"  target {j.target}, mode {j.mode}: {', '.join(j.steps)}",
+             f"  target {j.target}, " + (f"{j.level} by {j.method}" if j.level
+                                        else f"mode {j.mode}") + f": {', '.join(j.steps)}",
              f"  started {j.started}" + (f", ended {j.ended}" if j.ended else "")
              + (f", resumed {j.resumed} time(s)" if j.resumed else "")]
     if j.error:
@@ -95,7 +96,8 @@ def _follow(client: WipeClient, job: wipe.Job, as_json: bool) -> wipe.Job:
             last = j
         return last
     scale = 10_000
-    with click.progressbar(length=scale, label=f"{job.target} mode {job.mode}",
+    label = f"{job.target} {job.method}" if job.level else f"{job.target} mode {job.mode}"
+    with click.progressbar(length=scale, label=label,
                            file=sys.stderr, show_eta=True,
                            item_show_func=lambda s: s) as bar:
         shown = 0
@@ -153,15 +155,101 @@ def start(target: Target, *, disk: str, mode: int, yes: bool, no_wait: bool, as_
         password = None
         if session_file.load(target.socket) is not None:
             password = read_secret(password_file, "Password (again)", False)
-        job = client.start(disk, mode, password)
-        if no_wait:
-            echo_json(job) if as_json else click.echo(_render_job(job))
-            return
-        conn.set_timeout(None)  # a pass over a large disk reports every poll, but be patient
-        job = _follow(client, job, as_json)
+        _see_through(client, conn, client.start(disk, mode, password), no_wait=no_wait,
+                     as_json=as_json)
+
+
+def _see_through(client: WipeClient, conn: Connection, job: wipe.Job, *, no_wait: bool,
+                 as_json: bool) -> None:
+    """Show the started job, or follow it to its end and exit with its result."""
+    if no_wait:
+        echo_json(job) if as_json else click.echo(_render_job(job))
+        return
+    conn.set_timeout(None)  # a pass over a large disk reports every poll, but be patient
+    job = _follow(client, job, as_json)
     if not as_json:
         click.echo(_render_job(job))
     _exit_for(job)
+
+
+def _render_plan(p: wipe.PurgePlan) -> str:
+    reach = p.achieves.value + (f" - {p.shortfall}" if p.shortfall else "")
+    lines = [f"{p.target} ({p.transport}): {p.level.value} by {p.method}, reaches {reach}",
+             f"  read-back expects: {p.expect}"]
+    if p.estimate_s:
+        lines.append(f"  the device estimates {p.estimate_s:.0f} s")
+    if p.whole_device:
+        lines.append("  erases the WHOLE device (every namespace), not only this target")
+    if p.needs_confirmation:
+        lines.append("  needs a service engineer's confirmation (--confirm)")
+    lines += [f"  not possible: {s.method}: {s.reason}" for s in p.skipped]
+    lines += [f"  device: {fact}" for fact in p.facts]
+    lines += [f"  evidence: {e}" for e in p.evidence]
+    lines += [f"  not read: {problem}" for problem in p.problems]
+    return "\n".join(lines)
+
+
+_LEVEL = click.Choice([level.value for level in wipe.Level])
+
+
+@wipe_group.command("plan")
+@click.argument("disk")
+@click.option("--level", type=_LEVEL, default="purge", show_default=True,
+              help="NIST SP 800-88 level.")
+@click.option("--method", default="", metavar="METHOD",
+              help="Explain this method instead of choosing one.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@reports_errors
+def plan(target: Target, disk: str, level: str, method: str, as_json: bool) -> None:
+    """What a purge of DISK would do: the device's own capabilities, the method, and why
+    each stronger method is not possible. Nothing is written."""
+    with target.connect() as conn:
+        p = WipeClient(conn).plan_purge(disk, wipe.Level(level), method)
+    echo_json(p) if as_json else click.echo(_render_plan(p))
+
+
+@wipe_group.command("purge")
+@click.option("--target", "disk", required=True, help="A disk id from `mfpsec wipe targets`.")
+@click.option("--level", type=_LEVEL, default="purge", show_default=True,
+              help="NIST SP 800-88 level.")
+@click.option("--mode", type=click.IntRange(1, 8), default=1, show_default=True,
+              help="Overwrite mode where the device has no purge command (an HDD).")
+@click.option("--confirm", is_flag=True,
+              help="Service engineer: confirm a purge that erases the whole device or "
+                   "falls short of the level.")
+@click.option("--method", default="", metavar="METHOD",
+              help="Service engineer: run this method instead of the planner's choice "
+                   "(needs --confirm), e.g. nvme-format-erase, ata-security-erase.")
+@click.option("--verify-all", is_flag=True, help="Read back every block, not a sample.")
+@click.option("--yes", is_flag=True, help="Do not ask before destroying the data.")
+@click.option("--no-wait", is_flag=True, help="Return once started; follow with `status -f`.")
+@click.option("--json", "as_json", is_flag=True, help="Progress as JSON lines.")
+@PASSWORD_FILE
+@click.pass_obj
+@reports_errors
+def purge(target: Target, *, disk: str, level: str, mode: int, confirm: bool, method: str,
+          verify_all: bool, yes: bool, no_wait: bool, as_json: bool,
+          password_file: Path | None) -> None:
+    """Purge a disk with the strongest method it supports (NVMe Sanitize or Format, ATA
+    Security Erase, eMMC secure erase, else an overwrite), then read it back.
+
+    A device that reports success and leaves data fails the purge; its certificate
+    says so. See the plan first with `mfpsec wipe plan DISK`.
+    """
+    with target.connect() as conn:
+        client = WipeClient(conn)
+        if not yes:
+            p = client.plan_purge(disk, wipe.Level(level), method)
+            click.echo(_render_plan(p), err=True)
+            click.confirm(f"Destroy all data on {disk} with {p.method}?", abort=True,
+                          err=True)
+        password = None
+        if session_file.load(target.socket) is not None:
+            password = read_secret(password_file, "Password (again)", False)
+        job = client.purge(disk, wipe.Level(level), password, mode=mode, confirm=confirm,
+                           verify_all=verify_all, method=method)
+        _see_through(client, conn, job, no_wait=no_wait, as_json=as_json)
 
 
 @wipe_group.command("status")

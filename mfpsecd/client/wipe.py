@@ -14,6 +14,7 @@ _job = msgspec.json.Decoder(wipe.Job)
 _jobs = msgspec.json.Decoder(wipe.Jobs)
 _certificate = msgspec.json.Decoder(wipe.Certificate)
 _verdict = msgspec.json.Decoder(wipe.CertificateVerdict)
+_plan = msgspec.json.Decoder(wipe.PurgePlan)
 
 _IFACE = "io.mfpsecd.Wipe."
 
@@ -33,6 +34,21 @@ class WipeClient:
             return _job.decode(self._conn.call(_IFACE + "Start", params))
         params["password"] = password
         return _job.decode(self._conn.call_secret(_IFACE + "Start", params, password))
+
+    def plan_purge(self, target: str, level: wipe.Level, method: str = "") -> wipe.PurgePlan:
+        return _plan.decode(self._conn.call(_IFACE + "PlanPurge", {
+            "target": target, "level": level.value, "method": method}))
+
+    def purge(self, target: str, level: wipe.Level, password: bytearray | None, *,
+              mode: int = 1, confirm: bool = False, verify_all: bool = False,
+              method: str = "") -> wipe.Job:
+        params: dict[str, object] = {"target": target, "level": level.value, "mode": mode,
+                                     "confirm": confirm, "verify_all": verify_all,
+                                     "method": method}
+        if password is None:
+            return _job.decode(self._conn.call(_IFACE + "Purge", params))
+        params["password"] = password
+        return _job.decode(self._conn.call_secret(_IFACE + "Purge", params, password))
 
     def jobs(self) -> list[wipe.Job]:
         return _jobs.decode(self._conn.call(_IFACE + "ListJobs")).jobs

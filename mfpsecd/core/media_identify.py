@@ -9,6 +9,8 @@ offsets are from NVM Express Base 1.4 and ACS-3; anything short or malformed is 
 
 from __future__ import annotations
 
+import enum
+import re
 import struct
 from dataclasses import dataclass
 
@@ -98,6 +100,47 @@ def parse_nvme_namespace(raw: bytes) -> NvmeNamespace:
 # ---------------------------------------------------------------- ATA
 
 
+class SanitizeState(enum.IntEnum):
+    """SSTAT bits 2:0: how the most recent sanitize operation stands."""
+
+    NEVER = 0
+    COMPLETED = 1
+    IN_PROGRESS = 2
+    FAILED = 3
+    COMPLETED_NO_DEALLOCATE = 4
+
+
+@dataclass(frozen=True)
+class SanitizeStatus:
+    """The Sanitize Status log page (Log Identifier 81h, 512 bytes)."""
+
+    state: SanitizeState
+    progress: float  # fraction done of the operation in progress (SPROG / 65536)
+    passes: int  # overwrite passes completed
+    action: int  # SANACT of the command that started it (SCDW10 bits 2:0)
+    estimates_s: dict[str, float]  # "overwrite", "block", "crypto": the device's own; absent
+    #                                 when it gives none (FFFFFFFFh)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state in (SanitizeState.COMPLETED, SanitizeState.COMPLETED_NO_DEALLOCATE)
+
+
+def parse_sanitize_status(raw: bytes) -> SanitizeStatus:
+    if len(raw) < 20:
+        raise ValueError(f"the Sanitize Status log page has 20 bytes or more, got {len(raw)}")
+    sprog, sstat, scdw10, eto, etbe, etce = struct.unpack_from("<HHIIII", raw, 0)
+    try:
+        state = SanitizeState(sstat & 0x7)
+    except ValueError:
+        raise ValueError(f"SSTAT 0x{sstat:04x}: reserved sanitize status") from None
+    estimates = {name: float(v) for name, v in (("overwrite", eto), ("block", etbe),
+                                                ("crypto", etce)) if v != 0xFFFFFFFF}
+    # SPROG is FFFFh when no sanitize is in progress.
+    progress = 1.0 if state is not SanitizeState.IN_PROGRESS else sprog / 65536
+    return SanitizeStatus(state, progress, (sstat >> 3) & 0x1F, scdw10 & 0x7, estimates)
+
+
 @dataclass(frozen=True)
 class AtaIdentity:
     serial: str
@@ -160,3 +203,28 @@ def parse_ata_identify(raw: bytes) -> AtaIdentity:
         sanitize_overwrite=bool(w[59] & 0x4000), sanitize_block=bool(w[59] & 0x8000),
         trim_supported=bool(w[169] & 0x1), sectors=lba48 or lba28,
     )
+
+
+# ---------------------------------------------------------------- ATA SANITIZE STATUS
+
+
+@dataclass(frozen=True)
+class AtaSanitizeStatus:
+    state: str  # "running", "completed", "failed", "idle"
+    progress: float
+
+
+_PROGRESS = re.compile(r"Progress:\s*0x([0-9a-fA-F]{1,4})")
+
+
+def parse_hdparm_sanitize_status(text: str) -> AtaSanitizeStatus:
+    """`hdparm --sanitize-status`: state SD2 with a 16-bit progress while it runs, then
+    whether the last operation completed without error."""
+    if "In Process" in text:
+        m = _PROGRESS.search(text)
+        return AtaSanitizeStatus("running", int(m.group(1), 16) / 65536 if m else 0.0)
+    if "With Error" in text or "ailed" in text:
+        return AtaSanitizeStatus("failed", 1.0)
+    if "Completed Without Error" in text:
+        return AtaSanitizeStatus("completed", 1.0)
+    return AtaSanitizeStatus("idle", 1.0)

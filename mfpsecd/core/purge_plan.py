@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from mfpsecd.core.media_identify import AtaIdentity, NvmeController
+from mfpsecd.core.media_identify import AtaIdentity, NvmeController, SanitizeStatus
 
 
 class Level(enum.IntEnum):
@@ -44,6 +44,12 @@ class Method(enum.Enum):
     # not count it; QEMU's reports success and leaves the data), verified like any other.
     SCSI_FORMAT_UNIT = "scsi-format-unit"
 
+    @property
+    def background(self) -> bool:
+        """A sanitize runs in the device after the command completes: it is followed with
+        the device's status (and a power cut does not stop it)."""
+        return self.value.startswith(("nvme-sanitize", "ata-sanitize"))
+
 
 class Expect(enum.Enum):
     """What the read-back after the method must find."""
@@ -63,6 +69,7 @@ class Capabilities:
     nvme: NvmeController | None = None
     ata: AtaIdentity | None = None
     mmc_secure_erase: bool = False  # eMMC EXT_CSD SEC_FEATURE_SUPPORT: secure erase
+    nvme_sanitize: SanitizeStatus | None = None  # the Sanitize Status log, for its estimates
 
     @property
     def flash(self) -> bool:
@@ -101,13 +108,17 @@ def _nvme(c: Capabilities) -> list[tuple[Method, Level, Expect, bool, float, str
             Method.NVME_SANITIZE_OVERWRITE, Method.NVME_FORMAT_CRYPTO,
             Method.NVME_FORMAT_ERASE)]
     sanicap = f"SANICAP 0x{n.sanicap:08x}"
+    estimates = c.nvme_sanitize.estimates_s if c.nvme_sanitize is not None else {}
     no_format = f"OACS 0x{n.oacs:04x}: no Format NVM"
     return [
-        (Method.NVME_SANITIZE_CRYPTO, Level.PURGE, Expect.CHANGED, True, 0.0,
+        (Method.NVME_SANITIZE_CRYPTO, Level.PURGE, Expect.CHANGED, True,
+         estimates.get("crypto", 0.0),
          "" if n.sanitize_crypto else f"{sanicap}: no crypto erase"),
-        (Method.NVME_SANITIZE_BLOCK, Level.PURGE, Expect.ERASED, True, 0.0,
+        (Method.NVME_SANITIZE_BLOCK, Level.PURGE, Expect.ERASED, True,
+         estimates.get("block", 0.0),
          "" if n.sanitize_block else f"{sanicap}: no block erase"),
-        (Method.NVME_SANITIZE_OVERWRITE, Level.PURGE, Expect.ZEROS, True, 0.0,
+        (Method.NVME_SANITIZE_OVERWRITE, Level.PURGE, Expect.ZEROS, True,
+         estimates.get("overwrite", 0.0),
          "" if n.sanitize_overwrite else f"{sanicap}: no overwrite"),
         (Method.NVME_FORMAT_CRYPTO, Level.PURGE, Expect.CHANGED, n.format_all_namespaces, 0.0,
          no_format if not n.format_supported else (
@@ -155,15 +166,42 @@ def _ata(c: Capabilities) -> list[tuple[Method, Level, Expect, bool, float, str]
     ]
 
 
+def _candidates(caps: Capabilities) -> list[tuple[Method, Level, Expect, bool, float, str]]:
+    return [*_nvme(caps), *_ata(caps),
+            (Method.MMC_SECURE_ERASE, Level.PURGE, Expect.ERASED, False, 0.0,
+             "" if caps.mmc_secure_erase else (
+                 "not an eMMC device" if caps.transport != "mmc"
+                 else "EXT_CSD: no secure erase"))]
+
+
+NAMED = "named by the service engineer instead of the planner's choice"
+
+
+def named(caps: Capabilities, level: Level, method: Method) -> Plan:
+    """A method the service engineer names: to re-run one, or to try one the device does
+    not advertise. Its plan says why the planner would not have chosen it, so it always
+    needs confirmation; the read-back judges it like any other."""
+    if method is Method.OVERWRITE:
+        # What an overwrite falls short of, said as it is said when nothing else exists.
+        short = plan(Capabilities("unknown", caps.rotational), level).shortfall
+        return Plan(level, method, Level.CLEAR, Expect.ENGINE, False, 0.0, (),
+                    f"{NAMED}: {short}" if short else NAMED)
+    if method is Method.SCSI_FORMAT_UNIT:
+        return Plan(level, method, Level.CLEAR, Expect.ZEROS, False, 0.0, (),
+                    f"{NAMED}: FORMAT UNIT is not a sanitization method in SP 800-88")
+    for m, achieves, expect, whole, estimate, why in _candidates(caps):
+        if m is method:
+            shortfall = (f"{NAMED}, although {why}" if why else
+                         f"{NAMED}: reaches {achieves.name.lower()} only" if achieves < level
+                         else NAMED)
+            return Plan(level, method, achieves, expect, whole, estimate, (), shortfall)
+    raise ValueError(f"unknown method {method.value}")
+
+
 def plan(caps: Capabilities, level: Level) -> Plan:
     """The strongest possible method; the engine's overwrite when nothing else is."""
-    candidates = [*_nvme(caps), *_ata(caps),
-                  (Method.MMC_SECURE_ERASE, Level.PURGE, Expect.ERASED, False, 0.0,
-                   "" if caps.mmc_secure_erase else (
-                       "not an eMMC device" if caps.transport != "mmc"
-                       else "EXT_CSD: no secure erase"))]
     skipped: list[tuple[Method, str]] = []
-    for method, achieves, expect, whole, estimate, why in candidates:
+    for method, achieves, expect, whole, estimate, why in _candidates(caps):
         if why:
             skipped.append((method, why))
             continue

@@ -200,6 +200,12 @@ class WipeSection(_Strict, frozen=True):
     # How often a running sanitization's progress is published to watchers and its last
     # flushed position recorded in the state store.
     progress_interval_ms: Annotated[int, msgspec.Meta(ge=20, le=5000)] = 250
+    # A purge's read-back after a device command: this share of the blocks, spread over
+    # the whole device (io.mfpsecd.Wipe.Purge verify_all=true reads every block).
+    verify_percent: Annotated[float, msgspec.Meta(ge=0.01, le=100)] = 1.0
+    # A device purge command (format, security erase, sanitize) with no result after
+    # max(this, 3 x the device's own estimate) is reported stuck: the purge FAILS.
+    purge_timeout_min: Annotated[int, msgspec.Meta(ge=1, le=2880)] = 60
 
 
 class StoreSection(_Strict, frozen=True):

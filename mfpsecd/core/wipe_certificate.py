@@ -17,8 +17,10 @@ FORMAT = "mfpsecd-sanitization-certificate/1"
 SIGNATURE_ALG = "ecdsa-p256-sha256"
 
 
-class _S(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    pass
+class _S(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True,
+         omit_defaults=True):
+    """omit_defaults: a field added later with a default is absent from the canonical
+    bytes of a certificate that does not use it, so older signatures still verify."""
 
 
 class Media(_S, frozen=True):
@@ -31,8 +33,8 @@ class Media(_S, frozen=True):
 
 
 class Method(_S, frozen=True):
-    category: str  # "clear" (overwrite) for now; "purge" arrives with media purge
-    technique: str  # "overwrite"
+    category: str  # "clear" or "purge": the SP 800-88 level the method reaches
+    technique: str  # "overwrite", or the device's purge command (nvme-format-erase, ...)
     mode: int  # the discard mode asked for (1-8)
     standard: str  # what the applied plan follows
     passes: list[str]  # "0x00", "random", ...
@@ -43,6 +45,36 @@ class Method(_S, frozen=True):
 class Verification(_S, frozen=True):
     method: str
     result: str  # "passed" | "failed" | "not run"
+
+
+class Skipped(_S, frozen=True):
+    method: str
+    reason: str
+
+
+class Evidence(_S, frozen=True):
+    """What the device said about itself before the plan was made."""
+
+    transport: str
+    rotational: str  # "yes", "no", "unknown"
+    facts: list[str]  # the fields the plan rests on, decoded (OACS, SANICAP, FNA, ...)
+    identify: dict[str, str]  # the raw Identify data as read, hex, by name
+    problems: list[str]  # what could not be read
+
+
+class Purge(_S, frozen=True):
+    """The media-aware plan (SP 800-88 Clear or Purge) and what the device reported."""
+
+    requested: str  # "clear" | "purge"
+    achieved: str  # the level of the method applied
+    method: str
+    expect: str  # what the read-back had to find: zeros, erased, changed, engine
+    whole_device: bool  # the method erases more than the target namespace
+    skipped: list[Skipped]  # each stronger method, and why it was not possible
+    shortfall: str  # why the requested level was not reached ("" when it was)
+    device_said: list[str]  # the command's status or the tool's exit and output, per issue
+    confirmed_by: str  # the service engineer who confirmed it ("" when none was needed)
+    evidence: Evidence
 
 
 class Operator(_S, frozen=True):
@@ -63,6 +95,7 @@ class CertificateBody(_S, frozen=True):
     ended: str
     resumed: int  # how many times it resumed after a restart (power cut)
     result: str  # "success" | "failed"
+    purge: Purge | None = None  # present for a media-aware purge
 
 
 class Signature(_S, frozen=True):
@@ -122,6 +155,7 @@ def render_text(doc: CertificateDocument) -> str:
         f"  Why              {meth.reason}",
         f"  Tool             {meth.tool}",
         "",
+        *_purge_lines(c.purge),
         "Verification",
         f"  Method           {v.method}",
         f"  Result           {v.result}",
@@ -136,3 +170,27 @@ def render_text(doc: CertificateDocument) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _purge_lines(p: Purge | None) -> list[str]:
+    if p is None:
+        return []
+    lines = [
+        "Purge plan",
+        f"  Requested        {p.requested}",
+        f"  Achieved         {p.achieved}" + (f" ({p.shortfall})" if p.shortfall else ""),
+        f"  Method           {p.method}" + (" (whole device)" if p.whole_device else ""),
+        f"  Expected         {p.expect}",
+    ]
+    lines += [f"  Not possible     {s.method}: {s.reason}" for s in p.skipped]
+    lines += [f"  Device said      {said}" for said in p.device_said]
+    if p.confirmed_by:
+        lines.append(f"  Confirmed by     {p.confirmed_by}")
+    e = p.evidence
+    lines.append(f"  Evidence         {e.transport}, rotational {e.rotational}")
+    lines += [f"                   {fact}" for fact in e.facts]
+    lines += [f"                   {name}: {len(raw) // 2} bytes" for name, raw in
+              sorted(e.identify.items())]
+    lines += [f"                   not read: {problem}" for problem in e.problems]
+    lines.append("")
+    return lines

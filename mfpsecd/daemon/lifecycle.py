@@ -26,6 +26,7 @@ from mfpsecd.api.types import DaemonState, HealthState
 from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.clock import SystemClock
 from mfpsecd.backends.disks import SysfsDiskInventory
+from mfpsecd.backends.media_purge import DevicePurger
 from mfpsecd.backends.native_crypto import NativeCryptoSelfTest, NativeKeyCrypto
 from mfpsecd.backends.native_objects import NativeObjectCipher
 from mfpsecd.backends.native_overwrite import NativeOverwriter
@@ -319,7 +320,10 @@ def _make_wipe(cfg: Config, board: Board, state: SqliteState, auditor: Auditor, 
         tool=f"mfpsecd {__version__}", health=health,
         settings=WipeSettings(temporary_mode=cfg.wipe.temporary_mode,
                               sync_every=cfg.wipe.checkpoint_mib << 20,
-                              poll_s=cfg.wipe.progress_interval_ms / 1000))
+                              poll_s=cfg.wipe.progress_interval_ms / 1000,
+                              verify_fraction=cfg.wipe.verify_percent / 100,
+                              purge_bound_s=cfg.wipe.purge_timeout_min * 60.0),
+        purger=DevicePurger(sys_root=board.paths.sys_root))
 
 
 async def _start_firmware(firmware: FirmwareService, cfg: Config,

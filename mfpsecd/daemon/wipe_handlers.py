@@ -10,12 +10,15 @@ from mfpsecd.api import wipe as api
 from mfpsecd.api.schema import NoParams
 from mfpsecd.backends.certificate_pdf import render_pdf
 from mfpsecd.core import wipe_certificate as cert
+from mfpsecd.core.purge_plan import Level, Method
 from mfpsecd.daemon.auth_handlers import reauthenticate, subject_of
 from mfpsecd.daemon.ipc_server import CallContext, Handler, Last
+from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import MediaInfo
 from mfpsecd.secret import SecretBytes
 from mfpsecd.services.auth import AuthService
-from mfpsecd.services.wipe import JobView, WipeService
+from mfpsecd.services.purge_record import facts
+from mfpsecd.services.wipe import JobView, PurgePreview, WipeService
 
 _ROTATIONAL = {True: "yes", False: "no", None: "unknown"}
 
@@ -32,7 +35,32 @@ def _job(v: JobView) -> api.Job:
     return api.Job(id=v.id, target=v.target, mode=v.mode, state=api.JobState(v.state),
                    step=v.step, steps=v.steps, position=v.position, size_bytes=v.size,
                    started=v.started, ended=v.ended, resumed=v.resumed, error=v.error,
-                   certificate_sha256=v.certificate_digest)
+                   certificate_sha256=v.certificate_digest, method=v.method, level=v.level)
+
+
+def _plan(target: str, preview: PurgePreview) -> api.PurgePlan:
+    p, caps = preview.plan, preview.probe.capabilities
+    return api.PurgePlan(
+        target=target, level=api.Level(p.requested.name.lower()), method=p.method.value,
+        achieves=api.Level(p.achieves.name.lower()), expect=p.expect.value,
+        whole_device=p.whole_device, estimate_s=p.estimate_s,
+        needs_confirmation=p.needs_confirmation, shortfall=p.shortfall,
+        skipped=[api.SkippedMethod(m.value, why) for m, why in p.skipped],
+        transport=caps.transport, facts=facts(caps),
+        evidence=[f"{name}: {len(raw)} bytes" for name, raw in sorted(preview.probe.raw.items())],
+        problems=list(preview.probe.problems))
+
+
+_LEVEL = {api.Level.CLEAR: Level.CLEAR, api.Level.PURGE: Level.PURGE}
+
+
+def _method(name: str) -> Method | None:
+    if not name:
+        return None
+    try:
+        return Method(name)
+    except ValueError:
+        raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="method") from None
 
 
 def wipe_handlers(wipe: WipeService, auth: AuthService) -> dict[str, Handler]:
@@ -44,6 +72,19 @@ def wipe_handlers(wipe: WipeService, auth: AuthService) -> dict[str, Handler]:
         with SecretBytes(p.password) as password:
             await reauthenticate(ctx, auth, password, subject)
         return _job(await wipe.begin(p.target, p.mode, subject))
+
+    async def plan_purge(ctx: CallContext, p: api.PlanParams) -> api.PurgePlan:
+        return _plan(p.target, await wipe.plan_purge(p.target, _LEVEL[p.level],
+                                                     _method(p.method)))
+
+    async def purge(ctx: CallContext, p: api.PurgeParams) -> api.Job:
+        subject = subject_of(ctx)
+        method = _method(p.method)  # before the password is spent
+        with SecretBytes(p.password) as password:
+            await reauthenticate(ctx, auth, password, subject)
+        return _job(await wipe.begin_purge(p.target, _LEVEL[p.level], subject, mode=p.mode,
+                                           confirm=p.confirm, verify_all=p.verify_all,
+                                           method=method))
 
     def list_jobs(ctx: CallContext, _: NoParams) -> api.Jobs:
         return api.Jobs([_job(v) for v in wipe.jobs()])
@@ -86,6 +127,7 @@ def wipe_handlers(wipe: WipeService, auth: AuthService) -> dict[str, Handler]:
     w = "io.mfpsecd.Wipe."
     return {
         w + "ListTargets": list_targets, w + "Start": start, w + "ListJobs": list_jobs,
+        w + "PlanPurge": plan_purge, w + "Purge": purge,
         w + "GetJob": get_job, w + "Watch": watch, w + "Cancel": cancel,
         w + "GetCertificate": get_certificate, w + "VerifyCertificate": verify_certificate,
     }

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Subject
 from mfpsecd.api.types import HealthState
+from mfpsecd.core import purge_plan
 from mfpsecd.core import wipe_certificate as cert
 from mfpsecd.core.overwrite_plan import (
     Medium,
@@ -39,11 +40,15 @@ from mfpsecd.core.overwrite_plan import (
     discard_plan,
     temporary_plan,
 )
+from mfpsecd.core.purge_plan import Expect, Level, Method, Plan
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import (
     Clock,
+    DeviceProgress,
     DiskInventory,
     MediaInfo,
+    MediaProbe,
+    MediaPurger,
     Overwriter,
     OverwriteTarget,
     PassSpec,
@@ -53,6 +58,15 @@ from mfpsecd.ports import (
 )
 from mfpsecd.services.audit import Auditor, Signer
 from mfpsecd.services.health import HealthRegistry, rfc3339
+from mfpsecd.services.purge_record import (
+    PurgeRecord,
+    certificate_purge,
+    judge,
+    new_record,
+    positions,
+    remember_before,
+)
+from mfpsecd.services.purge_record import verification as purge_verification
 
 log = structlog.get_logger("mfpsecd.wipe")
 
@@ -65,18 +79,34 @@ class WipeSettings:
     temporary_mode: int = 2  # W-1 mode for job data on HDD
     sync_every: int = 1 << 30  # durable checkpoint cadence: at most this much is redone
     poll_s: float = 0.25  # progress and checkpoint cadence while a step runs
+    verify_fraction: float = 0.01  # share of the blocks a purge's read-back samples
+    # A device command with no result after max(this, 3 x the device's own estimate) is
+    # reported stuck and the purge FAILED, instead of being waited on forever.
+    purge_bound_s: float = 3600.0
+    device_poll_s: float = 5.0  # how often a background sanitize's status is read
 
 
 class _Step(msgspec.Struct, frozen=True):
-    kind: str  # "byte" | "random" | "verify"
+    kind: str  # "byte" | "random" | "verify" | purge: "sample" | "device" | "check"
     byte: int = 0
     key: str = ""  # hex, random passes only
+    name: str = ""  # the device command ("device" steps)
 
 
 class _Plan(msgspec.Struct, frozen=True):
     standard: str
     reason: str
     steps: list[_Step]
+    purge: PurgeRecord | None = None  # a media-aware purge: its plan, evidence, results
+
+
+@dataclass(frozen=True)
+class PurgePreview:
+    """What a purge of a target would do, before it is started."""
+
+    media: MediaInfo
+    probe: MediaProbe
+    plan: Plan
 
 
 @dataclass
@@ -95,6 +125,8 @@ class JobView:
     error: str
     certificate_digest: str
     over: bool  # ended, and its result (audit record, certificate) is recorded
+    method: str = "overwrite"  # or the device's purge command
+    level: str = ""  # a purge's requested SP 800-88 level, "" for a plain sanitization
 
 
 @dataclass
@@ -123,6 +155,10 @@ class _Job:
         self.changed.set()
         self.changed = asyncio.Event()
 
+    @property
+    def purge(self) -> PurgeRecord | None:
+        return self.plan.purge
+
     def view(self) -> JobView:
         pos = self.offset
         if self.progress is not None and self.state == RUNNING:
@@ -131,15 +167,18 @@ class _Job:
         if self.certificate:
             digest = cert.digest(cert.decode_document(self.certificate).certificate).hex()
         over = self.state != RUNNING and (self.task is None or self.task.done())
+        p = self.plan.purge
         return JobView(self.id, self.target, self.mode, self.state, self.step,
                        [_describe(s) for s in self.plan.steps], pos, self.size, self.started,
-                       self.ended, self.resumed, self.error, digest, over)
+                       self.ended, self.resumed, self.error, digest, over,
+                       method=p.method if p is not None else "overwrite",
+                       level=p.requested if p is not None else "")
 
 
 def _describe(step: _Step) -> str:
     if step.kind == "byte":
         return f"0x{step.byte:02X}"
-    return step.kind
+    return step.name or step.kind
 
 
 def _spec(step: _Step) -> PassSpec:
@@ -160,8 +199,10 @@ class WipeService:
                  auditor: Auditor, clock: Clock, *, signer: Signer,
                  identity: Callable[[], bytes | None], device: str, tool: str,
                  settings: WipeSettings | None = None, health: HealthRegistry | None = None,
+                 purger: MediaPurger | None = None,
                  before_step: Callable[[str, int], Awaitable[None]] | None = None) -> None:
         self._state = state
+        self._purger = purger
         self._disks = disks
         self._overwriter = overwriter
         self._auditor = auditor
@@ -249,27 +290,98 @@ class WipeService:
     async def begin(self, target: str, mode: int, operator: Subject) -> JobView:
         async with self._auditor.event(EventType.SANITIZE, operator, target) as ev:
             ev.details.update(phase="start", mode=mode)
-            for job in self._jobs.values():
-                if job.target == target and job.state == RUNNING:
-                    raise MfpsecError(ErrorCode.WIPE_ALREADY_RUNNING, target=target, job=job.id)
+            self._not_running(target)
             info = self._usable(target)
             choice = discard_plan(mode, info.medium)
             steps = [self._step(p.kind, p.byte) for p in choice.plan.passes]
             if choice.plan.verification is Verification.LAST_PASS:
                 steps.append(_Step("verify"))
-            now = self._clock.now()
-            job = _Job(id=f"{target}-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(2)}",
-                       target=target, mode=mode,
-                       plan=_Plan(choice.plan.standard, choice.reason, steps), media=info,
-                       operator=operator, size=info.size_bytes, started=rfc3339(self._clock))
+            job = self._new_job(target, mode, _Plan(choice.plan.standard, choice.reason, steps),
+                                info, operator)
             ev.object = job.id
             ev.details.update(target=target, plan=choice.plan.describe(), bytes=job.size)
-            await self._state.run(lambda conn: _insert(conn, job))
-            self._jobs[job.id] = job
+            await self._register(job)
             ev.succeed()
+        return self._launch(job)
+
+    async def _register(self, job: _Job) -> None:
+        await self._state.run(lambda conn: _insert(conn, job))
+        self._jobs[job.id] = job
+
+    def _launch(self, job: _Job) -> JobView:
         job.task = asyncio.create_task(self._run(job), name=f"wipe {job.id}")
         self._report()
         return job.view()
+
+    # ---------------------------------------------------------------- media-aware purge
+
+    def _purger_for(self, target: str) -> MediaPurger:
+        if self._purger is None:
+            raise MfpsecError(ErrorCode.WIPE_TARGET_REFUSED, target=target,
+                              reason="this daemon has no media purge backend")
+        return self._purger
+
+    async def plan_purge(self, target: str, level: Level, method: Method | None = None
+                         ) -> PurgePreview:
+        """Ask the device what it supports and choose the method, or explain the one
+        named (nothing is written)."""
+        info = self._usable(target)
+        probe = await asyncio.to_thread(self._purger_for(target).probe, info)
+        caps = probe.capabilities
+        return PurgePreview(info, probe, purge_plan.plan(caps, level) if method is None
+                            else purge_plan.named(caps, level, method))
+
+    async def begin_purge(self, target: str, level: Level, operator: Subject, *,
+                          mode: int = 1, confirm: bool = False, verify_all: bool = False,
+                          method: Method | None = None) -> JobView:
+        """SP 800-88 Clear or Purge with the strongest method the device supports; the
+        engine's overwrite (in `mode` on an HDD) where it supports none."""
+        async with self._auditor.event(EventType.SANITIZE, operator, target) as ev:
+            ev.details.update(phase="start", level=level.name.lower())
+            self._not_running(target)
+            preview = await self.plan_purge(target, level, method)
+            chosen, info = preview.plan, preview.media
+            ev.details.update(method=chosen.method.value, shortfall=chosen.shortfall,
+                              whole_device=chosen.whole_device)
+            confirmed_by = ""
+            if chosen.needs_confirmation:
+                why = chosen.shortfall or ("the method erases the whole device (every "
+                                           "namespace), not only this target")
+                if operator.role != "service" or not confirm:
+                    raise MfpsecError(ErrorCode.WIPE_CONFIRMATION_REQUIRED, target=target,
+                                      reason=why)
+                confirmed_by = operator.user
+            rec = new_record(preview.probe, chosen, info, confirmed_by=confirmed_by,
+                             fraction=1.0 if verify_all else self.settings.verify_fraction)
+            if rec.device_method:
+                steps = [_Step("sample"), _Step("device", name=rec.method), _Step("check")]
+                plan = _Plan(f"NIST SP 800-88 Rev.1 {rec.achieves}: {rec.method}",
+                             chosen.shortfall or f"the strongest method {rec.transport} "
+                             "reports", steps, rec)
+            else:
+                choice = discard_plan(mode, info.medium)
+                steps = [self._step(p.kind, p.byte) for p in choice.plan.passes]
+                steps.append(_Step("verify"))
+                plan = _Plan(choice.plan.standard, choice.reason, steps, rec)
+            job = self._new_job(target, mode, plan, info, operator)
+            ev.object = job.id
+            ev.details.update(target=target, bytes=job.size,
+                              steps=",".join(_describe(x) for x in steps))
+            await self._register(job)
+            ev.succeed()
+        return self._launch(job)
+
+    def _not_running(self, target: str) -> None:
+        for job in self._jobs.values():
+            if job.target == target and job.state == RUNNING:
+                raise MfpsecError(ErrorCode.WIPE_ALREADY_RUNNING, target=target, job=job.id)
+
+    def _new_job(self, target: str, mode: int, plan: _Plan, info: MediaInfo,
+                 operator: Subject) -> _Job:
+        now = self._clock.now()
+        return _Job(id=f"{target}-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(2)}",
+                    target=target, mode=mode, plan=plan, media=info, operator=operator,
+                    size=info.size_bytes, started=rfc3339(self._clock))
 
     def _report(self) -> None:
         """The component line in the daemon status: what is running, or how the last ended."""
@@ -285,7 +397,12 @@ class WipeService:
             detail += f"last: {ended[-1].id} {ended[-1].state}"
         else:
             detail += "no sanitization yet"
-        self._health.set("wipe", HealthState.OK, detail)
+        stuck = bool(ended) and not running and ended[-1].error.startswith(
+            ErrorCode.WIPE_DEVICE_STUCK.wire_name)
+        # A device that stopped answering stays flagged until a sanitization succeeds.
+        self._health.set("wipe", HealthState.DEGRADED if stuck else HealthState.OK,
+                         detail + (" (the device gave no result: see the job)" if stuck
+                                   else ""))
 
     def _step(self, kind: PassKind, byte: int) -> _Step:
         if kind is PassKind.RANDOM:
@@ -314,11 +431,16 @@ class WipeService:
             if info.size_bytes != job.size:
                 raise MfpsecError(ErrorCode.WIPE_TARGET_REFUSED, target=job.target,
                                   reason=f"size changed from {job.size} to {info.size_bytes}")
-            target = await asyncio.to_thread(self._overwriter.open, info)
+            device = job.purge is not None and job.purge.device_method
+            if not device:
+                target = await asyncio.to_thread(self._overwriter.open, info)
             while job.step < len(job.plan.steps):
                 if job.stopping or job.state != RUNNING:
                     raise MfpsecError(ErrorCode.WIPE_CANCELLED, job=job.id)
-                await self._run_step(job, target)
+                if target is None:
+                    await self._run_purge_step(job, info)
+                else:
+                    await self._run_step(job, target)
             await self._finish(job)
         except MfpsecError as exc:
             if job.stopping and exc.code is ErrorCode.WIPE_CANCELLED:
@@ -371,10 +493,129 @@ class WipeService:
         job.offset = 0
         await self._save(job)
 
+    async def _run_purge_step(self, job: _Job, info: MediaInfo) -> None:
+        rec = job.purge
+        assert rec is not None
+        step = job.plan.steps[job.step]
+        if self._before_step is not None:
+            await self._before_step(job.id, job.step)
+        device = self._purger_for(job.target)
+        offsets = positions(rec, job.size)
+        details: dict[str, str | int] = {}
+        if step.kind == "sample":
+            if rec.expect == Expect.CHANGED.value:
+                remember_before(rec, await self._read(device, info, offsets, rec.block))
+            details["blocks"] = len(offsets)
+        elif step.kind == "device":
+            await self._device_command(job, info, device, rec)
+            details["device_said"] = rec.device_said[-1]
+        else:
+            finding = judge(rec, await self._read(device, info, offsets, rec.block))
+            rec.verified = finding.ok
+            rec.finding = (f"{finding.blocks} blocks read back as expected" if finding.ok
+                           else f"FAILED at offset {finding.offset}: {finding.reason} "
+                           f"({finding.blocks} blocks sampled)")
+            await self._save(job)
+            if not finding.ok:
+                raise MfpsecError(ErrorCode.WIPE_VERIFY_FAILED, target=job.target,
+                                  offset=finding.offset)
+            details["finding"] = rec.finding
+        await self._auditor.record(
+            EventType.SANITIZE, Outcome.SUCCESS, DAEMON, job.id,
+            phase="verify" if step.kind == "check" else step.kind, step=job.step + 1,
+            steps=len(job.plan.steps), **details)
+        job.step += 1
+        job.offset = 0
+        await self._save(job)
+
+    async def _read(self, device: MediaPurger, info: MediaInfo, offsets: list[int],
+                    block: int) -> list[tuple[int, bytes]]:
+        try:
+            return await asyncio.to_thread(device.read_blocks, info, offsets, block)
+        except OSError as exc:
+            raise MfpsecError(ErrorCode.WIPE_IO_ERROR, target=info.id, offset=-1,
+                              reason=str(exc)) from None
+
+    async def _device_command(self, job: _Job, info: MediaInfo, device: MediaPurger,
+                              rec: PurgeRecord) -> None:
+        """Issue the command (again after a power cut, unless a background sanitize is
+        still running in the device or finished there), then wait for it under the
+        watchdog's bound: a device that never answers fails the purge, loudly."""
+        method = Method(rec.method)
+        bound = max(self.settings.purge_bound_s, 3 * rec.estimate_s)
+        start = self._clock.monotonic()
+        reissue = True
+        if rec.issued and method.background:
+            status = await self._status(job, device, info, method)
+            # Running or done in the device: follow it. Failed, or never started: again.
+            reissue = status is None or status.state in ("failed", "idle")
+            rec.device_said.append(f"after restart: {status.said if status else 'no status'}")
+        if reissue:
+            rec.issued += 1
+            await self._save(job)  # an interrupted command is re-issued, never forgotten
+            work = asyncio.ensure_future(asyncio.to_thread(
+                device.issue, info, method, rec.secret, bound))
+            await self._watch(job, work, start, bound)
+            try:
+                rec.device_said.append(work.result())
+            except OSError as exc:
+                raise MfpsecError(ErrorCode.WIPE_IO_ERROR, target=job.target, offset=-1,
+                                  reason=f"{rec.method}: {exc}") from None
+            await self._save(job)
+        if method.background:
+            while True:
+                status = await self._status(job, device, info, method)
+                if status is None or status.state != "running":
+                    if status is not None:
+                        rec.device_said.append(status.said)
+                    break
+                job.offset = int(status.fraction * job.size)
+                await self._save(job)
+                job.notify()
+                self._check_bound(job, start, bound)
+                await asyncio.sleep(self.settings.device_poll_s)
+        rec.secret = ""  # the erase is over: the drive's one-time password is void
+
+    @staticmethod
+    async def _status(job: _Job, device: MediaPurger, info: MediaInfo, method: Method
+                      ) -> DeviceProgress | None:
+        try:
+            return await asyncio.to_thread(device.progress, info, method)
+        except OSError as exc:
+            raise MfpsecError(ErrorCode.WIPE_IO_ERROR, target=job.target, offset=-1,
+                              reason=f"{method.value} status: {exc}") from None
+
+    async def _watch(self, job: _Job, work: asyncio.Future[str], start: float,
+                     bound: float) -> None:
+        while True:
+            done, _ = await asyncio.wait({work}, timeout=self.settings.poll_s)
+            if done:
+                return
+            job.notify()
+            try:
+                self._check_bound(job, start, bound)
+            except MfpsecError:
+                # The thread is in the kernel or the tool: it cannot be taken back. Its
+                # answer, if one ever comes, is only logged.
+                work.add_done_callback(lambda f: log.warning(
+                    "a stuck purge command returned", job=job.id,
+                    said=None if f.cancelled() or f.exception() else f.result()))
+                raise
+
+    def _check_bound(self, job: _Job, start: float, bound: float) -> None:
+        if job.stopping or job.state != RUNNING:
+            raise MfpsecError(ErrorCode.WIPE_CANCELLED, job=job.id)
+        waited = self._clock.monotonic() - start
+        if waited > bound:
+            raise MfpsecError(ErrorCode.WIPE_DEVICE_STUCK, target=job.target,
+                              seconds=round(waited))
+
     async def _finish(self, job: _Job) -> None:
         job.state = COMPLETED
         job.ended = rfc3339(self._clock)
-        body = self._body(job, "success", "passed")
+        if job.purge is not None and not job.purge.device_method:
+            job.purge.verified = True  # the engine's read-back of every byte passed
+        body = self._body(job, "success")
         try:
             job.certificate = await self._sign(body)
         except MfpsecError as exc:
@@ -392,9 +633,18 @@ class WipeService:
         job.ended = rfc3339(self._clock)
         job.error = exc.code.wire_name + "".join(f" {k}={v}" for k, v in exc.params.items()
                                                  if k != "job")
+        digest = ""
+        if _failed_purge(job):
+            # A purge the read-back caught is certified as FAILED: the device's report
+            # and the finding are the proof a service engineer needs.
+            body = self._body(job, "failed")
+            digest = cert.digest(body).hex()
+            with contextlib.suppress(MfpsecError):
+                job.certificate = await self._sign(body)
         await self._save(job)
         await self._auditor.record(EventType.SANITIZE, Outcome.FAILURE, job.operator, job.id,
-                                   phase="result", result=job.state, error=job.error)
+                                   phase="result", result=job.state, error=job.error,
+                                   **({"certificate_sha256": digest} if digest else {}))
         log.warning("sanitization did not complete", job=job.id, state=job.state,
                     error=job.error)
 
@@ -403,20 +653,28 @@ class WipeService:
 
     # ---------------------------------------------------------------- certificates
 
-    def _body(self, job: _Job, result: str, verification: str) -> cert.CertificateBody:
+    def _body(self, job: _Job, result: str) -> cert.CertificateBody:
         m = job.media
-        passes = [_describe(s) for s in job.plan.steps if s.kind != "verify"]
+        rec = job.purge
+        passes = [_describe(s) for s in job.plan.steps if s.kind in ("byte", "random")]
+        verification = cert.Verification(method=VERIFY_METHOD, result="passed")
+        category, technique, purge = "clear", "overwrite", None
+        if rec is not None:
+            verification = purge_verification(rec)
+            category, technique = rec.achieves, rec.method
+            purge = certificate_purge(rec)
         return cert.CertificateBody(
             format=cert.FORMAT, id=job.id, device=self._device,
             media=cert.Media(id=m.id, type=m.medium.value, model=m.model, serial=m.serial,
                              size_bytes=job.size, transport=m.transport),
-            method=cert.Method(category="clear", technique="overwrite", mode=job.mode,
+            method=cert.Method(category=category, technique=technique, mode=job.mode,
                                standard=job.plan.standard, passes=passes,
                                reason=job.plan.reason, tool=self._tool),
-            verification=cert.Verification(method=VERIFY_METHOD, result=verification),
+            verification=verification,
             operator=cert.Operator(user=job.operator.user, role=job.operator.role,
                                    origin=job.operator.origin),
-            started=job.started, ended=job.ended, resumed=job.resumed, result=result)
+            started=job.started, ended=job.ended, resumed=job.resumed, result=result,
+            purge=purge)
 
     async def _sign(self, body: cert.CertificateBody) -> bytes:
         signed = await self._signer(cert.digest(body))
@@ -433,10 +691,11 @@ class WipeService:
 
     async def certificate(self, job_id: str) -> cert.CertificateDocument:
         job = self._get(job_id)
-        if job.state == COMPLETED and not job.certificate:
-            # Completed while the identity key could not sign (key chain locked): the body
-            # is fixed by the job's record, so it is signed now, as it would have been.
-            job.certificate = await self._sign(self._body(job, "success", "passed"))
+        if (job.state == COMPLETED or _failed_purge(job)) and not job.certificate:
+            # Ended while the identity key could not sign (key chain locked): the body is
+            # fixed by the job's record, so it is signed now, as it would have been.
+            job.certificate = await self._sign(self._body(
+                job, "success" if job.state == COMPLETED else "failed"))
             job.error = ""
             await self._save(job)
         if not job.certificate:
@@ -527,6 +786,12 @@ def _media_from(text: str) -> MediaInfo:
                      in_use=d["in_use"])
 
 
+def _failed_purge(job: _Job) -> bool:
+    """A device purge that ran and that the read-back found wanting."""
+    return (job.state == FAILED and job.purge is not None and job.purge.device_method
+            and bool(job.purge.finding) and not job.purge.verified)
+
+
 def _insert(conn: StateConnection, job: _Job) -> None:
     conn.execute(_INSERT,
                  (job.id, job.target, job.mode, msgspec.json.encode(job.plan).decode(),
@@ -537,9 +802,9 @@ def _insert(conn: StateConnection, job: _Job) -> None:
 
 def _update(conn: StateConnection, job: _Job) -> None:
     conn.execute("UPDATE wipe_jobs SET state = ?, step = ?, offset = ?, ended_at = ?, "
-                 "resumed = ?, error = ?, certificate = ? WHERE id = ?",
+                 "resumed = ?, error = ?, certificate = ?, plan = ? WHERE id = ?",
                  (job.state, job.step, job.offset, job.ended, job.resumed, job.error,
-                  job.certificate.decode(), job.id))
+                  job.certificate.decode(), msgspec.json.encode(job.plan).decode(), job.id))
 
 
 def _load_jobs(conn: StateConnection) -> list[_Job]:

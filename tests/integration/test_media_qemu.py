@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from mfpsecd.core import wipe_certificate as cert
 from tests.support import qemu_guest
 
 pytestmark = [pytest.mark.qemu, qemu_guest.requires_qemu]
@@ -46,8 +49,8 @@ def test_probe_and_plan_in_the_guest(tmp_path: Path) -> None:
     except (OSError, subprocess.CalledProcessError, RuntimeError) as exc:
         pytest.skip(f"the guest kernel could not be fetched or built: {exc}")
     prepared = time.monotonic() - t0
-    script = (f"cd {qemu_guest.ROOT} && /usr/bin/python3 tests/support/media_guest.py probe "
-              "/dev/nvme0n1 /dev/sda /dev/sdb /dev/mmcblk0\n")
+    script = (f"cd {qemu_guest.ROOT} && .venv/bin/python tests/support/media_guest.py "
+              "probe /dev/nvme0n1 /dev/sda /dev/sdb /dev/mmcblk0\n")
     run = qemu_guest.run(image, script, _devices(tmp_path), tmp_path)
     assert run.status == 0, run.output[-3000:]
     found: dict[str, Any] = {}
@@ -81,41 +84,69 @@ def _zero(path: Path) -> bool:
     return data.count(0) == len(data)
 
 
+def _verified(document: str) -> cert.CertificateBody:
+    """The signature checked here, on the host, from the document alone."""
+    doc = cert.decode_document(document.encode())
+    key = serialization.load_pem_public_key(doc.signature.public_key.encode())
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    key.verify(bytes.fromhex(doc.signature.value), cert.canonical(doc.certificate),
+               ec.ECDSA(hashes.SHA256()))
+    return doc.certificate
+
+
 def test_purge_and_verify_in_the_guest(tmp_path: Path) -> None:
-    """NVMe Format really erases (the host sees zeros in the backing file); two devices
-    that report success without erasing are caught by the read-back: hdparm's security
-    erase on QEMU's AHCI disk (the drive aborts, hdparm exits 0) and sg_format on its
-    SCSI disk (FORMAT UNIT succeeds and leaves the data); the SD card refuses a secure
-    erase outright."""
+    """The wipe service in the guest purges each device and certifies the result. NVMe
+    Format really erases (the host sees zeros in the backing file); two devices that
+    report success without erasing are caught by the read-back and certified FAILED:
+    hdparm's security erase on QEMU's AHCI disk (the drive aborts, hdparm exits 0) and
+    sg_format on its SCSI disk (FORMAT UNIT succeeds and leaves the data); the SD card
+    has no purge command, so the engine overwrites it (Clear, confirmed by the engineer),
+    and refuses a secure erase when one is named."""
     try:
         image = qemu_guest.prepare()
     except (OSError, subprocess.CalledProcessError, RuntimeError) as exc:
         pytest.skip(f"the guest kernel could not be fetched or built: {exc}")
     devices = _devices(tmp_path)
     before = {n: (tmp_path / f"{n}.img").read_bytes() for n in ("ahci", "scsi", "sd")}
-    guest = f"/usr/bin/python3 {qemu_guest.ROOT}/tests/support/media_guest.py purge"
-    script = "\n".join([
-        f"{guest} /dev/nvme0n1 plan plan",
-        f"{guest} /dev/sda ata-security-erase zeros",
-        f"{guest} /dev/sdb scsi-format-unit zeros",
-        f"{guest} /dev/mmcblk0 mmc-secure-erase erased", ""])
+    script = (f"{qemu_guest.ROOT}/.venv/bin/python {qemu_guest.ROOT}/tests/support/"
+              "media_guest.py service nvme0:nvme0n1:nvme sata0:sda:ssd:ata-security-erase "
+              "scsi0:sdb:ssd:scsi-format-unit sd1:mmcblk0:sd:mmc-secure-erase sd0:mmcblk0:sd\n")
     run = qemu_guest.run(image, script, devices, tmp_path)
-    found = {d["device"]: d for d in (json.loads(x) for x in run.output.splitlines()
+    found = {d["target"]: d for d in (json.loads(x) for x in run.output.splitlines()
                                       if x.startswith("{"))}
     print(f"purge scenario {run.seconds:.1f} s: " + ", ".join(
-        f"{d} {v['method']} {v['seconds']} s" for d, v in found.items()))
-    nvme, ahci, scsi, sd = (found[d] for d in ("/dev/nvme0n1", "/dev/sda", "/dev/sdb",
-                                               "/dev/mmcblk0"))
-    assert (nvme["method"], nvme["completed"]) == ("nvme-format-erase", True), nvme
-    assert "success" in nvme["device_said"]
+        f"{t} {v.get('method')} {v.get('seconds')} s" for t, v in found.items()))
+    assert set(found) == {"nvme0", "sata0", "scsi0", "sd1", "sd0"}, run.output[-3000:]
+
+    nvme = found["nvme0"]
+    assert (nvme["state"], nvme["method"]) == ("completed", "nvme-format-erase"), nvme
+    c = _verified(nvme["certificate"])
+    assert c.result == "success" and c.purge is not None
+    assert (c.method.category, c.method.technique) == ("purge", "nvme-format-erase")
+    assert c.purge.device_said == ["Format NVM SES=1 nsid 1: success"]
+    assert "SANICAP 0x00000000" in " ".join(c.purge.evidence.facts)
+    assert len(bytes.fromhex(c.purge.evidence.identify["nvme-identify-controller"])) == 4096
+    assert c.verification.result == "passed"
     assert _zero(tmp_path / "nvme.img")  # checked from the host: really erased
 
-    assert "exit 0" in ahci["device_said"] and not ahci["completed"], ahci
-    assert ahci["verify"].startswith("FAILED at offset 0: not zeros")
-    assert (tmp_path / "ahci.img").read_bytes() == before["ahci"]
+    for target, image_name, said in (("sata0", "ahci", "hdparm --user-master: exit 0"),
+                                     ("scsi0", "scsi", "sg_format --format: exit 0"),
+                                     ("sd1", "sd", "/usr/sbin/blkdiscard --secure: exit 1")):
+        job = found[target]
+        assert job["state"] == "failed", job
+        assert job["error"].startswith("io.mfpsecd.Wipe.VerifyFailed"), job
+        c = _verified(job["certificate"])
+        assert c.result == "failed" and c.verification.result == "failed", target
+        assert c.purge is not None and said in " ".join(c.purge.device_said), c.purge
+        assert "named by the service engineer" in c.purge.shortfall
+        assert c.purge.confirmed_by == "ce1"
+        if target != "sd1":
+            assert (tmp_path / f"{image_name}.img").read_bytes() == before[image_name]
 
-    assert "exit 0" in scsi["device_said"] and not scsi["completed"], scsi
-    assert (tmp_path / "scsi.img").read_bytes() == before["scsi"]
-
-    assert "exit 0" not in sd["device_said"] and not sd["completed"], sd
-    assert (tmp_path / "sd.img").read_bytes() == before["sd"]
+    sd = found["sd0"]
+    assert (sd["state"], sd["method"], sd["steps"]) == ("completed", "overwrite",
+                                                       ["0x00", "verify"]), sd
+    c = _verified(sd["certificate"])
+    assert c.method.category == "clear" and c.purge is not None
+    assert "remapped blocks" in c.purge.shortfall
+    assert _zero(tmp_path / "sd.img")

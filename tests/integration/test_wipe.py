@@ -17,6 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from tests.integration.test_auth_cli import ADMIN_PW, ALICE_UID, CONFIG, MALLORY_UID, Cli
+from tests.integration.test_firmware import CE_PW
 from tests.support import daemon as ds
 
 SIZE = 8 << 20
@@ -112,6 +113,35 @@ def test_cli_targets_start_certificate_and_verification(daemon: ds.DaemonProcess
     assert [r["object"] for r in refused] == ["sys0", "nvme9"]
 
 
+def test_cli_purge_plan_confirmation_and_certificate(daemon: ds.DaemonProcess) -> None:
+    """An image file has no purge command: the plan says so, a Purge that would fall
+    short needs a service engineer's confirmation (root's recovery path cannot give
+    it), and a Clear runs the engine's overwrite with the plan in its certificate."""
+    d = daemon
+    rc, out, err = _cli(d, "wipe", "plan", "ssd0")
+    assert rc == 0, err
+    assert out.startswith("ssd0 (file): purge by overwrite, reaches clear - no purge method")
+    assert "needs a service engineer's confirmation" in out
+    assert "not possible: nvme-format-erase: not an NVMe device" in out
+    plan = json.loads(_cli(d, "wipe", "plan", "ssd0", "--json")[1])
+    assert plan["method"] == "overwrite" and plan["needs_confirmation"]
+    rc, _, err = _cli(d, "wipe", "plan", "ssd0", "--method", "no-such-method")
+    assert rc == 65 and "InvalidParameter" in err
+
+    rc, _, err = _cli(d, "wipe", "purge", "--target", "ssd0", "--confirm", "--yes")
+    assert rc == 77 and "io.mfpsecd.Wipe.ConfirmationRequired" in err, err
+    rc, out, err = _cli(d, "wipe", "purge", "--target", "ssd0", "--level", "clear", "--yes",
+                        "--json")
+    assert rc == 0, err
+    job = json.loads(out.splitlines()[-1])
+    assert (job["state"], job["method"], job["level"]) == ("completed", "overwrite", "clear")
+    body = json.loads(_cli(d, "wipe", "cert", job["id"])[1])["certificate"]
+    assert body["purge"]["requested"] == "clear" and body["purge"]["shortfall"] == ""
+    assert body["purge"]["evidence"]["transport"] == "file"
+    rc, text, _ = _cli(d, "wipe", "cert", job["id"], "--text")
+    assert "Purge plan" in text and "Not possible     nvme-sanitize-crypto" in text
+
+
 @pytest.mark.root
 def test_a_logged_in_operator_reauthenticates_and_is_named(short_tmp: Path) -> None:
     short_tmp.chmod(0o711)
@@ -139,6 +169,23 @@ def test_a_logged_in_operator_reauthenticates_and_is_named(short_tmp: Path) -> N
         body = json.loads(cli.ok(ALICE_UID, "wipe", "cert", job["id"]))["certificate"]
         assert body["operator"] == {"user": "alice", "role": "administrator", "origin": "cli"}
         assert body["method"]["mode"] == 8 and "flash" in body["method"]["reason"]
+
+        # A purge that falls short of its level: the administrator may not confirm it,
+        # the service engineer may, with their password again.
+        cli.ok(ALICE_UID, "users", "add", "tech1", "--role", "service", "--permanent",
+               "--password-file", "-", stdin=CE_PW)
+        err = cli.fails(ALICE_UID, "wipe", "purge", "--target", "ssd0", "--confirm", "--yes",
+                        "--password-file", "-", stdin=ADMIN_PW)
+        assert "ConfirmationRequired" in err and "no purge method" in err
+        cli.ok(MALLORY_UID, "login", "-u", "tech1", "--password-file", "-", stdin=CE_PW)
+        out = cli.ok(MALLORY_UID, "wipe", "purge", "--target", "ssd0", "--confirm", "--yes",
+                     "--password-file", "-", stdin=CE_PW)
+        assert "completed" in out and "purge by overwrite" in out
+        job = json.loads(cli.ok(MALLORY_UID, "wipe", "status", "--json"))[-1]
+        body = json.loads(cli.ok(MALLORY_UID, "wipe", "cert", job["id"]))["certificate"]
+        assert body["purge"]["confirmed_by"] == "tech1"
+        assert body["operator"] == {"user": "tech1", "role": "service", "origin": "cli"}
+        cli.ok(MALLORY_UID, "logout")
 
         # A plain user may not sanitize, password or not.
         cli.ok(MALLORY_UID, "login", "-u", "bob", "--password-file", "-",

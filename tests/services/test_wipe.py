@@ -20,13 +20,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 from mfpsecd.api.auditlog import EventType, Subject
 from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.disks import SysfsDiskInventory
+from mfpsecd.backends.media_purge import DevicePurger
 from mfpsecd.backends.native_overwrite import NativeOverwriter
 from mfpsecd.backends.sqlite_state import SqliteState
 from mfpsecd.core import wipe_certificate as cert
 from mfpsecd.core.overwrite_plan import DISCARD_MODES, Medium, PassKind
 from mfpsecd.core.settings import DiskSection, MediumKind
 from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import Paths
+from mfpsecd.ports import MediaPurger, Paths
 from mfpsecd.services.audit import Auditor, AuditQuery
 from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.wipe import COMPLETED, WipeService, WipeSettings
@@ -53,6 +54,8 @@ class Stack:
     state: SqliteState
     dev: Path
     key: ec.EllipticCurvePrivateKey
+    clock: FakeClock
+    health: HealthRegistry
 
     def image(self, disk: str) -> Path:
         return self.dev / "disks" / f"{disk}.img"
@@ -74,14 +77,16 @@ async def stack(tmp: Path, *, size: int = SIZE, settings: WipeSettings | None = 
                 before_step: Callable[[str, int], Awaitable[None]] | None = None,
                 key: ec.EllipticCurvePrivateKey | None = None,
                 signer: Callable[[bytes], Awaitable[tuple[bytes, bytes] | None]] | None = None,
-                disks: list[DiskSection] | None = None, dev_root: Path | None = None
+                disks: list[DiskSection] | None = None, dev_root: Path | None = None,
+                purger: MediaPurger | None = None, clock: FakeClock | None = None
                 ) -> AsyncIterator[Stack]:
     """The service on image files (simulated), or on real block devices: disks named
     relative to dev_root (e.g. a loop device under /dev)."""
-    clock = FakeClock()
+    clock = clock or FakeClock()
     state = SqliteState(tmp / "state.sqlite3")
     await state.open()
-    auditor = Auditor(AuditFile(tmp / "audit"), clock, HealthRegistry(clock), state)
+    health = HealthRegistry(clock)
+    auditor = Auditor(AuditFile(tmp / "audit"), clock, health, state)
     await auditor.start()
     simulated = dev_root is None
     dev_root = dev_root or tmp / "dev"
@@ -94,10 +99,11 @@ async def stack(tmp: Path, *, size: int = SIZE, settings: WipeSettings | None = 
                            serialization.Encoding.DER,
                            serialization.PublicFormat.SubjectPublicKeyInfo),
                        device="sim SHA256:test", tool="mfpsecd test",
-                       settings=settings or WipeSettings(poll_s=0.01), before_step=before_step)
+                       settings=settings or WipeSettings(poll_s=0.01), before_step=before_step,
+                       purger=purger or DevicePurger(), health=health)
     await wipe.start()
     try:
-        yield Stack(wipe, auditor, state, dev_root, key)
+        yield Stack(wipe, auditor, state, dev_root, key, clock, health)
     finally:
         await wipe.stop()
         await auditor.stop()

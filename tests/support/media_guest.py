@@ -1,42 +1,56 @@
-"""Runs inside the QEMU guest (see qemu_guest): the project's own probe and planner on
-each device named, one JSON line per device, with the raw Identify data in hex.
+"""Runs inside the QEMU guest (see qemu_guest): the project's own code against the
+emulated devices, one JSON line per result.
 
     python tests/support/media_guest.py probe /dev/nvme0n1 /dev/sda ...
+        the probe and the planner, with the raw Identify data in hex
+    python tests/support/media_guest.py service ID:NODE:MEDIUM[:METHOD] ...
+        the wipe service (state database, audit log, the real purge backend and overwrite
+        engine) purging each disk in turn: the planner's method, or one a service engineer
+        names; each job's end state and its signed certificate
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 # The guest runs the checkout from a read-only share: no editable-install loader (it
-# would try to rebuild the extension); the probe and planner are pure Python.
+# would try to rebuild the extension); the built extension is found beside it instead.
+ROOT = Path(__file__).resolve().parents[2]
 sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "MesonpyMetaFinder"]
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(ROOT))
+import mfpsecd  # noqa: E402
 
+mfpsecd.__path__.append(str(ROOT / "build" / "py"))
+
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec, utils  # noqa: E402
+
+from mfpsecd.api.auditlog import Subject  # noqa: E402
+from mfpsecd.backends.audit_file import AuditFile  # noqa: E402
+from mfpsecd.backends.clock import SystemClock  # noqa: E402
+from mfpsecd.backends.disks import SysfsDiskInventory  # noqa: E402
 from mfpsecd.backends.media_probe import probe  # noqa: E402
-from mfpsecd.backends.media_purge import execute  # noqa: E402
-from mfpsecd.core.purge_plan import Expect, Level, Method, plan  # noqa: E402
+from mfpsecd.backends.media_purge import DevicePurger  # noqa: E402
+from mfpsecd.backends.native_overwrite import NativeOverwriter  # noqa: E402
+from mfpsecd.backends.sqlite_state import SqliteState  # noqa: E402
+from mfpsecd.core import wipe_certificate as cert  # noqa: E402
+from mfpsecd.core.purge_plan import Level, Method, plan  # noqa: E402
+from mfpsecd.core.settings import DiskSection, MediumKind  # noqa: E402
+from mfpsecd.errors import MfpsecError  # noqa: E402
+from mfpsecd.ports import Paths  # noqa: E402
+from mfpsecd.services.audit import Auditor  # noqa: E402
+from mfpsecd.services.health import HealthRegistry  # noqa: E402
+from mfpsecd.services.wipe import WipeService, WipeSettings  # noqa: E402
+
+ENGINEER = Subject(origin="cli", user="ce1", role="service")
 
 
-def purge(dev: str, method: str, expect: str) -> None:
-    """purge DEVICE METHOD|plan EXPECT|plan: run a method (the planner's, or one named)."""
-    p = plan(probe(Path(dev)).capabilities, Level.PURGE)
-    m = p.method if method == "plan" else Method(method)
-    e = p.expect if expect == "plan" else Expect(expect)
-    out = execute(Path(dev), m, e, fraction=0.05)
-    print(json.dumps({"device": dev, "method": m.value, "expect": e.value,
-                      "device_said": out.device_said, "completed": out.completed,
-                      "verify": out.verify, "seconds": round(out.seconds, 3)}), flush=True)
-
-
-def main() -> None:
-    command, devices = sys.argv[1], sys.argv[2:]
-    if command == "purge":
-        purge(*devices)
-        return
-    assert command == "probe"
+def probe_all(devices: list[str]) -> None:
     for dev in devices:
         p = probe(Path(dev))
         chosen = plan(p.capabilities, Level.PURGE)
@@ -48,6 +62,67 @@ def main() -> None:
             "expect": chosen.expect.value, "shortfall": chosen.shortfall,
             "skipped": [[m.value, why] for m, why in chosen.skipped],
         }), flush=True)
+
+
+async def service(specs: list[str]) -> None:
+    work = Path(tempfile.mkdtemp(prefix="mfpsec-", dir="/run"))
+    clock = SystemClock()
+    state = SqliteState(work / "state.sqlite3")
+    await state.open()
+    auditor = Auditor(AuditFile(work / "audit"), clock, HealthRegistry(clock), state)
+    await auditor.start()
+    disks: list[DiskSection] = []
+    named: dict[str, Method | None] = {}
+    for spec in specs:
+        disk, node, medium, *name = spec.split(":")
+        disks.append(DiskSection(id=disk, path=node, medium=MediumKind(medium),
+                                 sanitizable=True))
+        named[disk] = Method(name[0]) if name else None
+    key = ec.generate_private_key(ec.SECP256R1())
+    spki = key.public_key().public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    async def sign(digest: bytes) -> tuple[bytes, bytes]:
+        return key.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256()))), spki
+
+    paths = Paths(state_dir=work, run_dir=work, dev_root=Path("/dev"), sys_root=Path("/sys"))
+    wipe = WipeService(state, SysfsDiskInventory(disks, paths, simulated=False),
+                       NativeOverwriter(), auditor, clock, signer=sign,
+                       identity=lambda: spki, device="qemu guest", tool="mfpsecd (guest)",
+                       settings=WipeSettings(poll_s=0.05, verify_fraction=0.05),
+                       purger=DevicePurger())
+    await wipe.start()
+    for disk, method in named.items():
+        started = clock.monotonic()
+        try:
+            first = await wipe.begin_purge(disk, Level.PURGE, ENGINEER, confirm=True,
+                                           method=method)
+        except MfpsecError as exc:
+            print(json.dumps({"target": disk, "refused": exc.code.wire_name}), flush=True)
+            continue
+        view = first
+        async for view in wipe.watch(first.id):  # noqa: B007 (the last one is kept)
+            pass
+        document = ""
+        with contextlib.suppress(MfpsecError):  # a stopped or cancelled job has none
+            document = cert.encode_document(await wipe.certificate(view.id)).decode()
+        print(json.dumps({"target": disk, "state": view.state, "error": view.error,
+                          "method": view.method, "steps": view.steps,
+                          "seconds": round(clock.monotonic() - started, 2),
+                          "certificate": document}), flush=True)
+    await wipe.stop()
+    await auditor.stop()
+    await state.close()
+
+
+def main() -> None:
+    command, args = sys.argv[1], sys.argv[2:]
+    if command == "probe":
+        probe_all(args)
+    elif command == "service":
+        asyncio.run(service(args))
+    else:
+        raise SystemExit(f"unknown command {command}")
 
 
 if __name__ == "__main__":

@@ -12,11 +12,15 @@ from pathlib import Path
 import pytest
 
 from mfpsecd.core.media_identify import (
+    AtaSanitizeStatus,
+    SanitizeState,
     parse_ata_identify,
+    parse_hdparm_sanitize_status,
     parse_nvme_controller,
     parse_nvme_namespace,
+    parse_sanitize_status,
 )
-from mfpsecd.core.purge_plan import Capabilities, Expect, Level, Method, plan
+from mfpsecd.core.purge_plan import NAMED, Capabilities, Expect, Level, Method, named, plan
 
 ORDER: list[Method] = [m for m in Method if m is not Method.SCSI_FORMAT_UNIT]  # operator only
 
@@ -197,3 +201,61 @@ def test_recorded_identify_data_from_qemu_7_2() -> None:
     assert plan(Capabilities("nvme", False, nvme=ctrl), Level.PURGE).method is (
         Method.NVME_FORMAT_ERASE)
     assert plan(Capabilities("ata", True, ata=ata), Level.PURGE).method is Method.OVERWRITE
+
+
+@pytest.mark.parametrize("level", list(Level))
+def test_a_named_method_always_says_why_and_needs_confirmation(level: Level) -> None:
+    for caps in _all_capabilities()[::37]:
+        for method in Method:
+            p = named(caps, level, method)
+            assert p.method is method and p.shortfall.startswith(NAMED), (caps, method)
+            assert p.needs_confirmation
+            chosen = plan(caps, level)
+            # What the planner would skip is explained by the same reason.
+            why = dict(chosen.skipped).get(method)
+            if why and not why.startswith("reaches"):
+                assert p.shortfall.endswith(why)
+            if method is not Method.OVERWRITE and method is not Method.SCSI_FORMAT_UNIT:
+                assert p.expect is not Expect.ENGINE
+
+
+def test_sanitize_status_log_page() -> None:
+    def page(sprog: int, sstat: int, scdw10: int = 2, eto: int = 0xFFFFFFFF,
+             etbe: int = 120, etce: int = 5) -> bytes:
+        return struct.pack("<HHIIII", sprog, sstat, scdw10, eto, etbe, etce).ljust(512, b"\0")
+
+    running = parse_sanitize_status(page(0x4000, 0x2))
+    assert running.state is SanitizeState.IN_PROGRESS and running.progress == 0.25
+    assert running.estimates_s == {"block": 120.0, "crypto": 5.0} and running.action == 2
+    done = parse_sanitize_status(page(0xFFFF, 0x1 | (1 << 3) | 0x100, scdw10=3))
+    assert done.succeeded and done.progress == 1.0 and done.passes == 1
+    assert parse_sanitize_status(page(0xFFFF, 0x4)).succeeded
+    assert parse_sanitize_status(page(0xFFFF, 0x3)).state is SanitizeState.FAILED
+    assert parse_sanitize_status(page(0xFFFF, 0x0)).state is SanitizeState.NEVER
+    for bad in (b"", page(0, 0x5), page(0, 0x7)[:19]):
+        with pytest.raises(ValueError):
+            parse_sanitize_status(bad)
+    # The planner takes its estimates.
+    caps = Capabilities("nvme", False, nvme=parse_nvme_controller(nvme_ctrl(sanicap=0x2)),
+                        nvme_sanitize=running)
+    p = plan(caps, Level.PURGE)
+    assert (p.method, p.estimate_s) == (Method.NVME_SANITIZE_BLOCK, 120.0)
+    assert Method.NVME_SANITIZE_BLOCK.background and not Method.NVME_FORMAT_ERASE.background
+
+
+def test_hdparm_sanitize_status_text() -> None:
+    """As hdparm 9.65 prints `--sanitize-status` (the state line, then the progress or the
+    last operation's outcome)."""
+    head = "\n/dev/sda:\nIssuing SANITIZE_STATUS command\nSanitize status:\n"
+    assert parse_hdparm_sanitize_status(
+        head + "    State:    SD2 Sanitize operation In Process\n    Progress: 0x8000 (50%)\n"
+    ) == AtaSanitizeStatus("running", 0.5)
+    assert parse_hdparm_sanitize_status(
+        head + "    State:    SD0 Sanitize Idle\n    Last Sanitize Operation Completed "
+        "Without Error\n") == AtaSanitizeStatus("completed", 1.0)
+    assert parse_hdparm_sanitize_status(
+        head + "    State:    SD0 Sanitize Idle\n    Last Sanitize Operation Completed "
+        "With Error\n").state == "failed"
+    assert parse_hdparm_sanitize_status(head + "    State:    SD0 Sanitize Idle\n"
+                                        ).state == "idle"
+    assert parse_hdparm_sanitize_status("SANITIZE feature set is not supported").state == "idle"

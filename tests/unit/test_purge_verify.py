@@ -38,3 +38,12 @@ def test_expectations() -> None:
         pv.check(Expect.CHANGED, [(0, data)])
     with pytest.raises(ValueError, match="overwrite engine"):
         pv.check(Expect.ENGINE, [(0, data)])
+
+
+def test_a_crypto_erase_may_be_judged_on_digest_prefixes() -> None:
+    """The service keeps 8 bytes of each digest: enough to tell a block unchanged."""
+    old = [(0, b"a" * 4096), (4096, b"b" * 4096)]
+    before = {off: pv.digest(d)[:8] for off, d in old}
+    assert not pv.check(Expect.CHANGED, old, before).ok
+    assert pv.check(Expect.CHANGED, [(0, b"x" * 4096), (4096, b"y" * 4096)], before).ok
+    assert pv.check(Expect.CHANGED, old, {0: b"", 4096: b""}).ok  # nothing known: nothing judged

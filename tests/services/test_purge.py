@@ -1,0 +1,198 @@
+"""Media-aware purge through the wipe service (SPEC W-3..W-5, issue 10): the plan from the
+device's own Identify data, the service engineer's confirmation, verify after the device
+command (a lying device is a FAILED purge with a signed certificate saying so), the
+watchdog on a device that never answers, and a power cut during a format (re-issued) or
+a background sanitize (followed, not re-issued). Image-file targets; the device behaviour
+comes from tests/support/purge_double.py, the real devices from the QEMU suite."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from mfpsecd.api.auditlog import EventType, Subject
+from mfpsecd.api.types import HealthState
+from mfpsecd.core import wipe_certificate as cert
+from mfpsecd.core.purge_plan import Level
+from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.services.audit import AuditQuery
+from mfpsecd.services.wipe import COMPLETED, FAILED, WipeSettings
+from tests.services.test_wipe import ENGINEER, SIZE, Stack, _finished, stack
+from tests.support.purge_double import ImagePurger
+
+ADMIN = Subject(origin="cli", user="admin", role="administrator")
+FAST = WipeSettings(poll_s=0.01, device_poll_s=0.01, verify_fraction=0.05,
+                    purge_bound_s=600.0)
+
+
+def _old_data(path: Path) -> None:
+    path.write_bytes(os.urandom(path.stat().st_size))
+
+
+async def _document(s: Stack, job_id: str) -> cert.CertificateDocument:
+    doc = await s.wipe.certificate(job_id)
+    verified, ours = await s.wipe.verify_certificate(cert.encode_document(doc))
+    assert ours and verified == doc
+    return doc
+
+
+def test_an_image_has_no_purge_command_so_only_a_confirmed_overwrite_runs(tmp_path: Path
+                                                                          ) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path, settings=FAST) as s:
+            preview = await s.wipe.plan_purge("ssd0", Level.PURGE)
+            assert preview.plan.method.value == "overwrite"
+            assert "no purge method" in preview.plan.shortfall
+            assert preview.plan.needs_confirmation
+            # Falling short of Purge: not for an administrator, not without confirm.
+            for who, confirm in ((ADMIN, True), (ENGINEER, False)):
+                with pytest.raises(MfpsecError) as info:
+                    await s.wipe.begin_purge("ssd0", Level.PURGE, who, confirm=confirm)
+                assert info.value.code is ErrorCode.WIPE_CONFIRMATION_REQUIRED
+            _old_data(s.image("ssd0"))
+            view = await s.wipe.begin_purge("ssd0", Level.PURGE, ENGINEER, confirm=True)
+            assert (view.method, view.level, view.steps) == ("overwrite", "purge",
+                                                             ["0x00", "verify"])
+            assert await _finished(s.wipe, view.id) == COMPLETED
+            assert s.image("ssd0").read_bytes() == bytes(SIZE)
+            c = (await _document(s, view.id)).certificate
+            assert c.purge is not None and c.result == "success"
+            assert (c.method.category, c.method.technique) == ("clear", "overwrite")
+            assert c.purge.confirmed_by == "ce1" and "no purge method" in c.purge.shortfall
+            assert c.purge.evidence.transport == "file"
+            assert {k.method for k in c.purge.skipped} >= {"nvme-sanitize-crypto",
+                                                          "ata-security-erase"}
+            assert c.verification.result == "passed"
+            # Clear is what an overwrite reaches: no confirmation needed for it.
+            clear = await s.wipe.begin_purge("hdd0", Level.CLEAR, ADMIN, mode=2)
+            assert clear.steps == ["random", "random", "0x00", "verify"]
+            assert await _finished(s.wipe, clear.id) == COMPLETED
+
+    asyncio.run(scenario())
+
+
+def test_a_format_that_erases_passes_and_one_that_lies_is_a_failed_purge(tmp_path: Path
+                                                                         ) -> None:
+    async def scenario() -> None:
+        device = ImagePurger("erase")
+        async with stack(tmp_path, settings=FAST, purger=device) as s:
+            _old_data(s.image("ssd0"))
+            view = await s.wipe.begin_purge("ssd0", Level.PURGE, ADMIN)
+            assert view.steps == ["sample", "nvme-format-erase", "check"]
+            assert await _finished(s.wipe, view.id) == COMPLETED
+            c = (await _document(s, view.id)).certificate
+            assert c.purge is not None
+            assert (c.method.category, c.method.technique) == ("purge", "nvme-format-erase")
+            assert c.purge.device_said == ["nvme-format-erase: success"]
+            assert len(bytes.fromhex(c.purge.evidence.identify["nvme-identify-controller"])
+                       ) == 4096
+            assert any(f.startswith("OACS 0x") for f in c.purge.evidence.facts)
+            assert c.verification.result == "passed" and "as expected" in \
+                c.verification.method
+            text = cert.render_text(await s.wipe.certificate(view.id))
+            assert "Purge plan" in text and "Method           nvme-format-erase" in text
+
+            device.behaviour = "lie"
+            _old_data(s.image("ssd0"))
+            view = await s.wipe.begin_purge("ssd0", Level.PURGE, ADMIN)
+            assert await _finished(s.wipe, view.id) == FAILED
+            job = s.wipe.job(view.id)
+            assert job.error.startswith(ErrorCode.WIPE_VERIFY_FAILED.wire_name)
+            doc = await _document(s, view.id)
+            assert doc.certificate.result == "failed"
+            assert doc.certificate.verification.result == "failed"
+            assert doc.certificate.purge is not None
+            assert doc.certificate.purge.device_said == ["nvme-format-erase: success"]
+            assert "Result             FAILED" in cert.render_text(doc)
+            results = [r for r in await s.auditor.query(AuditQuery(
+                types=frozenset({EventType.SANITIZE}))) if r.details.get("phase") == "result"]
+            assert results[-1].details["certificate_sha256"] == job.certificate_digest
+
+    asyncio.run(scenario())
+
+
+def test_a_crypto_erase_is_judged_against_what_the_blocks_held(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        device = ImagePurger("crypto", sanicap=0x1)
+        async with stack(tmp_path, settings=FAST, purger=device) as s:
+            _old_data(s.image("ssd0"))
+            preview = await s.wipe.plan_purge("ssd0", Level.PURGE)
+            assert preview.plan.method.value == "nvme-sanitize-crypto"
+            assert preview.plan.whole_device and preview.plan.needs_confirmation
+            view = await s.wipe.begin_purge("ssd0", Level.PURGE, ENGINEER, confirm=True)
+            assert await _finished(s.wipe, view.id) == COMPLETED
+            c = (await _document(s, view.id)).certificate
+            assert c.purge is not None and c.purge.expect == "changed"
+            assert c.purge.device_said[0] == "Sanitize: started"
+            assert c.purge.device_said[-1] == "Sanitize Status: completed"
+
+            device.behaviour = "lie"
+            view = await s.wipe.begin_purge("ssd0", Level.PURGE, ENGINEER, confirm=True)
+            assert await _finished(s.wipe, view.id) == FAILED
+            assert "still holds what it held before" in (
+                await _document(s, view.id)).certificate.verification.method
+
+    asyncio.run(scenario())
+
+
+def test_a_device_that_never_answers_fails_the_purge_after_its_bound(tmp_path: Path
+                                                                     ) -> None:
+    async def scenario() -> None:
+        device = ImagePurger("hang")
+        try:
+            async with stack(tmp_path, settings=FAST, purger=device) as s:
+                view = await s.wipe.begin_purge("ssd0", Level.PURGE, ADMIN)
+                await asyncio.to_thread(device.entered.wait, 10)
+                await s.clock.advance(599)
+                assert s.wipe.job(view.id).state == "running"
+                await s.clock.advance(2)
+                assert await _finished(s.wipe, view.id) == FAILED
+                job = s.wipe.job(view.id)
+                assert job.error == (f"{ErrorCode.WIPE_DEVICE_STUCK.wire_name} "
+                                     "target=ssd0 seconds=601")
+                component = s.health.get("wipe")
+                assert component is not None and component.state is HealthState.DEGRADED
+                with pytest.raises(MfpsecError):  # no certificate: nothing was verified
+                    await s.wipe.certificate(view.id)
+        finally:
+            device.release.set()
+
+    asyncio.run(scenario())
+
+
+def test_a_power_cut_reissues_a_format_and_follows_a_sanitize(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        device = ImagePurger("hang")
+        async with stack(tmp_path, settings=FAST, purger=device) as s:
+            _old_data(s.image("ssd0"))
+            view = await s.wipe.begin_purge("ssd0", Level.PURGE, ADMIN)
+            await asyncio.to_thread(device.entered.wait, 10)
+        # The daemon went down mid-command; the device lost power with it.
+        device.release.set()
+        _old_data(s.image("ssd0"))
+        device.behaviour = "erase"
+        async with stack(tmp_path, settings=FAST, purger=device) as s:
+            assert await _finished(s.wipe, view.id) == COMPLETED
+            assert device.issued == ["nvme-format-erase"] * 2
+            c = (await _document(s, view.id)).certificate
+            assert c.resumed == 1 and len(c.purge.device_said) == 1  # type: ignore[union-attr]
+
+        sanitizing = ImagePurger("erase", sanicap=0x2, sanitize_polls=10_000)
+        async with stack(tmp_path, settings=FAST, purger=sanitizing) as s:
+            _old_data(s.image("ssd0"))
+            view = await s.wipe.begin_purge("ssd0", Level.PURGE, ENGINEER, confirm=True)
+            while s.wipe.job(view.id).position == 0:
+                await asyncio.sleep(0.01)
+        # Back up while the controller carries on with the sanitize by itself.
+        sanitizing.sanitize_polls = sanitizing._sanitizing = 2
+        async with stack(tmp_path, settings=FAST, purger=sanitizing) as s:
+            assert await _finished(s.wipe, view.id) == COMPLETED
+            assert sanitizing.issued == ["nvme-sanitize-block"]  # followed, not re-issued
+            said = (await _document(s, view.id)).certificate.purge.device_said  # type: ignore[union-attr]
+            assert said[1].startswith("after restart: Sanitize Status: in progress")
+            assert s.image("ssd0").read_bytes() == bytes(SIZE)
+
+    asyncio.run(scenario())
