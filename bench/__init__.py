@@ -37,6 +37,7 @@ SUITES: dict[str, str] = {
     "aes": "bench.aes.suite",
     "fwverify": "bench.fwverify.suite",
     "netfilter": "bench.netfilter.suite",
+    "media": "bench.media.suite",
 }
 
 Metrics = dict[str, float]

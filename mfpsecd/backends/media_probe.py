@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mfpsecd.core.media_identify import (
     parse_ata_identify,
+    parse_ext_csd,
     parse_nvme_controller,
     parse_sanitize_status,
 )
@@ -72,6 +73,23 @@ def nvme_sanitize_log(fd: int) -> bytes:
     """The Sanitize Status log page (512 bytes: NUMDL = 128 dwords - 1)."""
     return nvme_admin(fd, OP_GET_LOG_PAGE, nsid=_ALL_NAMESPACES,
                       cdw10=SANITIZE_LOG | (127 << 16), data_len=512)[1]
+
+
+# _IOWR(MMC_BLOCK_MAJOR 179, 0, struct mmc_ioc_cmd): 72 bytes, data_ptr last
+MMC_IOC_CMD = 0xC048B300
+_MMC_IOC = struct.Struct("<iiII4IIIIIIIIIQ")
+_MMC_SEND_EXT_CSD = 8
+_MMC_R1_ADTC = 0x80 | 0x15 | 0x20  # MMC_RSP_SPI_R1 | MMC_RSP_R1 | MMC_CMD_ADTC
+
+
+def mmc_ext_csd(fd: int) -> bytes:
+    """SEND_EXT_CSD (CMD8): the eMMC's 512-byte extended CSD register, where its secure
+    erase, trim and sanitize support are advertised (sysfs shows none of them)."""
+    buf = ctypes.create_string_buffer(512)
+    cmd = bytearray(_MMC_IOC.pack(0, 0, _MMC_SEND_EXT_CSD, 0, 0, 0, 0, 0, _MMC_R1_ADTC, 512,
+                                  1, 0, 0, 0, 0, 0, ctypes.addressof(buf)))
+    fcntl.ioctl(fd, MMC_IOC_CMD, cmd, True)
+    return bytes(buf.raw)
 
 
 def ata_identify(fd: int) -> bytes:
@@ -136,12 +154,16 @@ def probe(path: Path, *, sys_root: Path = Path("/sys")) -> MediaProbe:
         if "/mmc" in where:
             kind = (node / "device" / "type").read_text().strip() if (
                 node / "device" / "type").exists() else ""
+            secure_erase = False
             if kind == "MMC":
-                # Secure erase is an eMMC command advertised in EXT_CSD, which sysfs does
-                # not show; until it is read, the planner does not count on it.
-                problems.append("eMMC EXT_CSD not read: secure erase not assumed")
-            return MediaProbe(Capabilities("mmc" if kind == "MMC" else "sd", False), raw,
-                         tuple(problems))
+                try:
+                    raw["mmc-ext-csd"] = mmc_ext_csd(fd)
+                    secure_erase = parse_ext_csd(raw["mmc-ext-csd"]).secure_erase
+                except (OSError, ValueError) as exc:
+                    problems.append(f"eMMC EXT_CSD: {exc}: secure erase not assumed")
+            return MediaProbe(Capabilities("mmc" if kind == "MMC" else "sd", False,
+                                           mmc_secure_erase=secure_erase),
+                              raw, tuple(problems))
         # A SCSI disk behind virtio-scsi or a USB bridge sits under a SCSI host; a
         # virtio-blk disk does not.
         for key, name in (("/usb", "usb"), ("/host", "scsi"), ("/virtio", "virtio")):

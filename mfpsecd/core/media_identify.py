@@ -228,3 +228,35 @@ def parse_hdparm_sanitize_status(text: str) -> AtaSanitizeStatus:
     if "Completed Without Error" in text:
         return AtaSanitizeStatus("completed", 1.0)
     return AtaSanitizeStatus("idle", 1.0)
+
+
+# ---------------------------------------------------------------- eMMC EXT_CSD
+
+
+@dataclass(frozen=True)
+class MmcExtCsd:
+    """The few EXT_CSD fields (JESD84-B51) a purge depends on."""
+
+    revision: int  # EXT_CSD_REV [192]
+    sec_feature_support: int  # SEC_FEATURE_SUPPORT [231]
+
+    @property
+    def secure_erase(self) -> bool:
+        """SECURE_ER_EN: the device implements secure erase and secure trim."""
+        return bool(self.sec_feature_support & 0x01)
+
+    @property
+    def secure_gc(self) -> bool:
+        """SEC_GB_CL_EN: secure trim also cleans the blocks garbage collection moved."""
+        return bool(self.sec_feature_support & 0x10)
+
+    @property
+    def sanitize(self) -> bool:
+        """SEC_SANITIZE (eMMC 4.5 and later): the SANITIZE operation."""
+        return bool(self.sec_feature_support & 0x40)
+
+
+def parse_ext_csd(raw: bytes) -> MmcExtCsd:
+    if len(raw) != 512:
+        raise ValueError(f"EXT_CSD is 512 bytes, got {len(raw)}")
+    return MmcExtCsd(revision=raw[192], sec_feature_support=raw[231])

@@ -15,6 +15,7 @@ from mfpsecd.core.media_identify import (
     AtaSanitizeStatus,
     SanitizeState,
     parse_ata_identify,
+    parse_ext_csd,
     parse_hdparm_sanitize_status,
     parse_nvme_controller,
     parse_nvme_namespace,
@@ -259,3 +260,18 @@ def test_hdparm_sanitize_status_text() -> None:
     assert parse_hdparm_sanitize_status(head + "    State:    SD0 Sanitize Idle\n"
                                         ).state == "idle"
     assert parse_hdparm_sanitize_status("SANITIZE feature set is not supported").state == "idle"
+
+
+def test_emmc_ext_csd() -> None:
+    raw = bytearray(512)
+    raw[192], raw[231] = 8, 0x55  # eMMC 5.1: secure erase, GC clean, sanitize (and BD)
+    ext = parse_ext_csd(bytes(raw))
+    assert ext.revision == 8 and ext.secure_erase and ext.secure_gc and ext.sanitize
+    raw[231] = 0x40  # sanitize only: no secure erase for blkdiscard --secure
+    assert not parse_ext_csd(bytes(raw)).secure_erase
+    with pytest.raises(ValueError):
+        parse_ext_csd(b"\0" * 511)
+    caps = Capabilities("mmc", False, mmc_secure_erase=True)
+    assert plan(caps, Level.PURGE).method is Method.MMC_SECURE_ERASE
+    assert dict(plan(Capabilities("mmc", False), Level.PURGE).skipped)[
+        Method.MMC_SECURE_ERASE] == "EXT_CSD: no secure erase"
