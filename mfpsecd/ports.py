@@ -426,6 +426,9 @@ class MediaProbe:
     capabilities: Capabilities
     raw: dict[str, bytes]  # Identify data as read, by name (for the certificate)
     problems: tuple[str, ...]  # what could not be read, and why
+    # What a whole-device method would also erase that is in use now (another namespace
+    # of the same controller mounted or held), "" when nothing is.
+    others_in_use: str = ""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import os
 import struct
 from pathlib import Path
 
+from mfpsecd.backends.mounts import mounts
 from mfpsecd.core.media_identify import (
     parse_ata_identify,
     parse_ext_csd,
@@ -111,7 +112,26 @@ def _sys_node(path: Path, sys_root: Path) -> Path:
             ).resolve()
 
 
-def probe(path: Path, *, sys_root: Path = Path("/sys")) -> MediaProbe:
+def _siblings_in_use(node: Path, proc_root: Path) -> str:
+    """The controller's other namespaces (and their partitions) that are mounted or held:
+    a sanitize, or a format of every namespace, would erase them too."""
+    table = mounts(proc_root / "self" / "mountinfo")
+    busy = []
+    for ns in sorted(node.parent.glob("nvme*n*")):
+        if ns == node or (ns / "partition").exists() or not (ns / "dev").exists():
+            continue
+        for dev in [ns, *(p.parent for p in ns.glob("*/partition"))]:
+            devnum = (dev / "dev").read_text().strip()
+            holders = [h.name for h in (dev / "holders").glob("*")]
+            if devnum in table:
+                busy.append(f"{dev.name} is mounted at {table[devnum]}")
+            elif holders:
+                busy.append(f"{dev.name} is held by {', '.join(sorted(holders))}")
+    return "; ".join(busy)
+
+
+def probe(path: Path, *, sys_root: Path = Path("/sys"), proc_root: Path = Path("/proc")
+          ) -> MediaProbe:
     if path.is_file():
         # An image file (the simulated board): there is no device to ask.
         return MediaProbe(Capabilities("file", None), {},
@@ -142,7 +162,7 @@ def probe(path: Path, *, sys_root: Path = Path("/sys")) -> MediaProbe:
                 except (OSError, ValueError) as exc:
                     problems.append(f"NVMe Sanitize Status log: {exc}")
             return MediaProbe(Capabilities("nvme", rotational, nvme=nvme, nvme_sanitize=status),
-                              raw, tuple(problems))
+                              raw, tuple(problems), _siblings_in_use(node, proc_root))
         if "/ata" in where:
             try:
                 raw["ata-identify"] = ata_identify(fd)

@@ -119,11 +119,13 @@ def _nvme_sanitize(path: Path, method: Method) -> str:
 class DevicePurger:
     """The MediaPurger port on Linux block devices (and image files, which it only reads)."""
 
-    def __init__(self, *, sys_root: Path = Path("/sys")) -> None:
+    def __init__(self, *, sys_root: Path = Path("/sys"), proc_root: Path = Path("/proc")
+                 ) -> None:
         self._sys_root = sys_root
+        self._proc_root = proc_root
 
     def probe(self, info: MediaInfo) -> MediaProbe:
-        return probe(info.path, sys_root=self._sys_root)
+        return probe(info.path, sys_root=self._sys_root, proc_root=self._proc_root)
 
     def read_blocks(self, info: MediaInfo, offsets: list[int], block: int
                     ) -> list[tuple[int, bytes]]:

@@ -323,7 +323,7 @@ def _make_wipe(cfg: Config, board: Board, state: SqliteState, auditor: Auditor, 
                               poll_s=cfg.wipe.progress_interval_ms / 1000,
                               verify_fraction=cfg.wipe.verify_percent / 100,
                               purge_bound_s=cfg.wipe.purge_timeout_min * 60.0),
-        purger=DevicePurger(sys_root=board.paths.sys_root))
+        purger=DevicePurger(sys_root=board.paths.sys_root, proc_root=board.paths.proc_root))
 
 
 async def _start_firmware(firmware: FirmwareService, cfg: Config,

@@ -343,6 +343,11 @@ class WipeService:
             chosen, info = preview.plan, preview.media
             ev.details.update(method=chosen.method.value, shortfall=chosen.shortfall,
                               whole_device=chosen.whole_device)
+            if chosen.whole_device and preview.probe.others_in_use:
+                # No confirmation covers erasing a namespace the system runs from.
+                raise MfpsecError(ErrorCode.WIPE_TARGET_REFUSED, target=target, reason=(
+                    f"{chosen.method.value} erases the whole device, and "
+                    f"{preview.probe.others_in_use}"))
             confirmed_by = ""
             if chosen.needs_confirmation:
                 why = chosen.shortfall or ("the method erases the whole device (every "

@@ -129,6 +129,15 @@ def test_a_crypto_erase_is_judged_against_what_the_blocks_held(tmp_path: Path) -
             assert c.purge.device_said[0] == "Sanitize: started"
             assert c.purge.device_said[-1] == "Sanitize Status: completed"
 
+            # The system runs from another namespace of the controller: never.
+            device.others_in_use = "nvme0n2p2 is mounted at /"
+            with pytest.raises(MfpsecError) as info:
+                await s.wipe.begin_purge("ssd0", Level.PURGE, ENGINEER, confirm=True)
+            assert info.value.code is ErrorCode.WIPE_TARGET_REFUSED
+            assert info.value.params["reason"] == ("nvme-sanitize-crypto erases the whole "
+                                                   "device, and nvme0n2p2 is mounted at /")
+            device.others_in_use = ""
+
             device.behaviour = "lie"
             view = await s.wipe.begin_purge("ssd0", Level.PURGE, ENGINEER, confirm=True)
             assert await _finished(s.wipe, view.id) == FAILED

@@ -43,6 +43,7 @@ class ImagePurger:
     behaviour: str = "erase"
     sanicap: int = 0
     sanitize_polls: int = 3  # status reads a background sanitize takes to finish
+    others_in_use: str = ""  # what else on the controller is in use
     issued: list[str] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     entered: threading.Event = field(default_factory=threading.Event)
@@ -51,7 +52,7 @@ class ImagePurger:
     def probe(self, info: MediaInfo) -> MediaProbe:
         raw = controller(self.sanicap)
         return MediaProbe(Capabilities("nvme", False, nvme=parse_nvme_controller(raw)),
-                          {"nvme-identify-controller": raw}, ())
+                          {"nvme-identify-controller": raw}, (), self.others_in_use)
 
     def read_blocks(self, info: MediaInfo, offsets: list[int], block: int
                     ) -> list[tuple[int, bytes]]:
