@@ -124,6 +124,7 @@ class NotifyRuleSection(_Strict, frozen=True):
     threshold: Annotated[int, msgspec.Meta(ge=1, le=100000)] = 1
     window_s: Annotated[float, msgspec.Meta(ge=1, le=86400)] = 60.0
     min_interval_s: Annotated[float, msgspec.Meta(ge=0, le=86400)] = 300.0
+    phase: Annotated[str, msgspec.Meta(max_length=32)] = ""  # only this details.phase
 
 
 class NotifySnmpSection(_Strict, frozen=True):

@@ -291,7 +291,8 @@ def _make_notifier(cfg: Config, clock: Clock, health: HealthRegistry, device: st
     else:
         try:
             rules = [Rule(r.name, frozenset(EventType(e) for e in r.events), r.failures_only,
-                          r.threshold, r.window_s, r.min_interval_s) for r in cfg.notify.rules]
+                          r.threshold, r.window_s, r.min_interval_s, r.phase)
+                     for r in cfg.notify.rules]
         except ValueError as exc:
             raise MfpsecError(ErrorCode.CONFIG_INVALID, f"notify.rules: {exc}",
                               key="notify.rules", reason=str(exc)) from None

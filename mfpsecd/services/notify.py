@@ -54,6 +54,7 @@ class Rule:
     threshold: int = 1
     window_s: float = 60.0
     min_interval_s: float = 300.0
+    phase: str = ""  # only records whose details.phase is this ("" = any)
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,8 @@ class Notifier:
 
     def _fires(self, rule: Rule, r: Record) -> bool:
         if r.type not in rule.events or (rule.failures_only and r.outcome is not Outcome.FAILURE):
+            return False
+        if rule.phase and r.details.get("phase") != rule.phase:
             return False
         st = self._state[rule.name]
         now = self._clock.monotonic()
@@ -265,4 +268,8 @@ DEFAULT_RULES = [
     Rule("keys", frozenset({EventType.KEYS_DESTROY, EventType.KEYS_RESTORE})),
     Rule("firmware", frozenset({EventType.FIRMWARE_VERIFY, EventType.FIRMWARE_UPDATE}),
          failures_only=True),
+    # A sanitization or purge that ended without its result: a device that left data, or
+    # one that stopped answering (DeviceStuck). Refused starts are not mailed.
+    Rule("sanitization failed", frozenset({EventType.SANITIZE}), failures_only=True,
+         phase="result"),
 ]
