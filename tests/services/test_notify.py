@@ -24,6 +24,7 @@ from mfpsecd.services.notify import DEFAULT_RULES, MailSettings, Notifier, Rule,
 from tests.support.fakeclock import FakeClock, settle
 from tests.support.pki import make_pki
 from tests.support.rsyslog import free_port
+from tests.support.smtp_sink import MailSink, starttls_sink
 
 ATTACKER = Subject(origin="network", user="admin", address="203.0.113.9")
 
@@ -197,39 +198,29 @@ def free_udp_port() -> int:
 def test_a_failed_sanitization_is_mailed_a_refused_start_is_not(tmp_path: Path) -> None:
     """The default rule: a purge the read-back failed, or a device that stopped answering
     (DeviceStuck), reaches the administrator; a refused start does not."""
-    pki = make_pki(tmp_path / "pki")
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls.load_cert_chain(pki.cert, pki.key)
-    sink = Sink()
-    port = free_port()
-    smtp = Controller(sink, hostname="127.0.0.1", port=port, tls_context=tls,
-                      require_starttls=True, server_hostname="localhost")
-    smtp.start()
-    try:
-        async def scenario() -> None:
-            clock, health, auditor = await _auditor(tmp_path)
-            notifier = Notifier(DEFAULT_RULES, MailSettings(
-                "localhost", port, "mfp@example.net", ("admin@example.net",),
-                ca_file=str(pki.ca)), clock, health, device="mfp-01")
-            auditor.add_listener(notifier.offer)
-            task = asyncio.create_task(notifier.run())
-            engineer = Subject(origin="cli", user="ce1", role="service")
-            await auditor.record(EventType.SANITIZE, Outcome.FAILURE, engineer, "nvme0",
-                                 phase="start", error="io.mfpsecd.Wipe.TargetRefused")
-            await auditor.record(EventType.SANITIZE, Outcome.FAILURE, engineer,
-                                 "nvme0-20260101T000000-ab12", phase="result",
-                                 error="io.mfpsecd.Wipe.DeviceStuck target=nvme0 seconds=3601")
-            for _ in range(500):
-                if sink.messages:
-                    break
-                await asyncio.sleep(0.01)
-            await asyncio.sleep(0.2)
-            assert len(sink.messages) == 1, sink.messages
-            assert "sanitization failed: sanitize failure" in sink.messages[0]
-            assert "nvme0-20260101T000000-ab12" in sink.messages[0]
-            task.cancel()
-            await auditor.stop()
+    async def scenario(sink: MailSink) -> None:
+        clock, health, auditor = await _auditor(tmp_path)
+        notifier = Notifier(DEFAULT_RULES, MailSettings(
+            "localhost", sink.port, "mfp@example.net", ("admin@example.net",),
+            ca_file=str(sink.ca)), clock, health, device="mfp-01")
+        auditor.add_listener(notifier.offer)
+        task = asyncio.create_task(notifier.run())
+        engineer = Subject(origin="cli", user="ce1", role="service")
+        await auditor.record(EventType.SANITIZE, Outcome.FAILURE, engineer, "nvme0",
+                             phase="start", error="io.mfpsecd.Wipe.TargetRefused")
+        await auditor.record(EventType.SANITIZE, Outcome.FAILURE, engineer,
+                             "nvme0-20260101T000000-ab12", phase="result",
+                             error="io.mfpsecd.Wipe.DeviceStuck target=nvme0 seconds=3601")
+        for _ in range(500):
+            if sink.messages:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
+        assert len(sink.messages) == 1, sink.messages
+        assert "sanitization failed: sanitize failure" in sink.messages[0]
+        assert "nvme0-20260101T000000-ab12" in sink.messages[0]
+        task.cancel()
+        await auditor.stop()
 
-        asyncio.run(scenario())
-    finally:
-        smtp.stop()
+    with starttls_sink(tmp_path) as sink:
+        asyncio.run(scenario(sink))
