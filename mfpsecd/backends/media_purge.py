@@ -159,7 +159,8 @@ class DevicePurger:
             state = ("running" if st.state is SanitizeState.IN_PROGRESS else "failed"
                      if st.state is SanitizeState.FAILED else "completed" if st.succeeded
                      else "idle")
-            estimate = st.estimates_s.get(_ESTIMATE[method], 0.0)
+            # The log's estimates are named by sanitize action: block, overwrite, crypto.
+            estimate = st.estimates_s.get(method.value.removeprefix("nvme-sanitize-"), 0.0)
             return DeviceProgress(state, st.progress, estimate,
                                   f"Sanitize Status: {st.state.name.lower()}, "
                                   f"{st.progress:.0%}")
@@ -168,7 +169,3 @@ class DevicePurger:
             ata = parse_hdparm_sanitize_status(said)
             return DeviceProgress(ata.state, ata.progress, 0.0, said)
         return None
-
-
-_ESTIMATE = {Method.NVME_SANITIZE_BLOCK: "block", Method.NVME_SANITIZE_OVERWRITE: "overwrite",
-             Method.NVME_SANITIZE_CRYPTO: "crypto"}

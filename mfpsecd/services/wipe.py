@@ -33,6 +33,7 @@ from mfpsecd.api.types import HealthState
 from mfpsecd.core import purge_plan
 from mfpsecd.core import wipe_certificate as cert
 from mfpsecd.core.overwrite_plan import (
+    Choice,
     Medium,
     OverwritePlan,
     PassKind,
@@ -167,7 +168,7 @@ class _Job:
         if self.certificate:
             digest = cert.digest(cert.decode_document(self.certificate).certificate).hex()
         over = self.state != RUNNING and (self.task is None or self.task.done())
-        p = self.plan.purge
+        p = self.purge
         return JobView(self.id, self.target, self.mode, self.state, self.step,
                        [_describe(s) for s in self.plan.steps], pos, self.size, self.started,
                        self.ended, self.resumed, self.error, digest, over,
@@ -292,12 +293,8 @@ class WipeService:
             ev.details.update(phase="start", mode=mode)
             self._not_running(target)
             info = self._usable(target)
-            choice = discard_plan(mode, info.medium)
-            steps = [self._step(p.kind, p.byte) for p in choice.plan.passes]
-            if choice.plan.verification is Verification.LAST_PASS:
-                steps.append(_Step("verify"))
-            job = self._new_job(target, mode, _Plan(choice.plan.standard, choice.reason, steps),
-                                info, operator)
+            choice, plan = self._overwrite_plan(mode, info.medium)
+            job = self._new_job(target, mode, plan, info, operator)
             ev.object = job.id
             ev.details.update(target=target, plan=choice.plan.describe(), bytes=job.size)
             await self._register(job)
@@ -364,17 +361,24 @@ class WipeService:
                              chosen.shortfall or f"the strongest method {rec.transport} "
                              "reports", steps, rec)
             else:
-                choice = discard_plan(mode, info.medium)
-                steps = [self._step(p.kind, p.byte) for p in choice.plan.passes]
-                steps.append(_Step("verify"))
-                plan = _Plan(choice.plan.standard, choice.reason, steps, rec)
+                plan = self._overwrite_plan(mode, info.medium, rec)[1]
             job = self._new_job(target, mode, plan, info, operator)
             ev.object = job.id
             ev.details.update(target=target, bytes=job.size,
-                              steps=",".join(_describe(x) for x in steps))
+                              steps=",".join(_describe(x) for x in plan.steps))
             await self._register(job)
             ev.succeed()
         return self._launch(job)
+
+    def _overwrite_plan(self, mode: int, medium: Medium, purge: PurgeRecord | None = None
+                        ) -> tuple[Choice, _Plan]:
+        """The engine's passes for the mode on this medium, then the read-back (every
+        discard plan verifies its last pass, W-5)."""
+        choice = discard_plan(mode, medium)
+        steps = [self._step(p.kind, p.byte) for p in choice.plan.passes]
+        if choice.plan.verification is Verification.LAST_PASS:
+            steps.append(_Step("verify"))
+        return choice, _Plan(choice.plan.standard, choice.reason, steps, purge)
 
     def _not_running(self, target: str) -> None:
         for job in self._jobs.values():
@@ -505,17 +509,19 @@ class WipeService:
         if self._before_step is not None:
             await self._before_step(job.id, job.step)
         device = self._purger_for(job.target)
-        offsets = positions(rec, job.size)
         details: dict[str, str | int] = {}
         if step.kind == "sample":
             if rec.expect == Expect.CHANGED.value:
-                remember_before(rec, await self._read(device, info, offsets, rec.block))
-            details["blocks"] = len(offsets)
+                samples = await self._read(device, info, rec, job.size)
+                remember_before(rec, samples)
+                details["blocks"] = len(samples)
+            else:
+                details["blocks"] = len(await asyncio.to_thread(positions, rec, job.size))
         elif step.kind == "device":
             await self._device_command(job, info, device, rec)
             details["device_said"] = rec.device_said[-1]
         else:
-            finding = judge(rec, await self._read(device, info, offsets, rec.block))
+            finding = judge(rec, await self._read(device, info, rec, job.size))
             rec.verified = finding.ok
             rec.finding = (f"{finding.blocks} blocks read back as expected" if finding.ok
                            else f"FAILED at offset {finding.offset}: {finding.reason} "
@@ -533,13 +539,18 @@ class WipeService:
         job.offset = 0
         await self._save(job)
 
-    async def _read(self, device: MediaPurger, info: MediaInfo, offsets: list[int],
-                    block: int) -> list[tuple[int, bytes]]:
+    @staticmethod
+    async def _read(device: MediaPurger, info: MediaInfo, rec: PurgeRecord, size: int
+                    ) -> list[tuple[int, bytes]]:
+        """The record's sample blocks as the device returns them (the positions of a
+        large disk are many: they are worked out in the thread too)."""
+        def read() -> list[tuple[int, bytes]]:
+            return device.read_blocks(info, positions(rec, size), rec.block)
+
         try:
-            return await asyncio.to_thread(device.read_blocks, info, offsets, block)
+            return await asyncio.to_thread(read)
         except OSError as exc:
-            raise MfpsecError(ErrorCode.WIPE_IO_ERROR, target=info.id, offset=-1,
-                              reason=str(exc)) from None
+            raise _io_error(info.id, "read-back", exc) from None
 
     async def _device_command(self, job: _Job, info: MediaInfo, device: MediaPurger,
                               rec: PurgeRecord) -> None:
@@ -564,8 +575,7 @@ class WipeService:
             try:
                 rec.device_said.append(work.result())
             except OSError as exc:
-                raise MfpsecError(ErrorCode.WIPE_IO_ERROR, target=job.target, offset=-1,
-                                  reason=f"{rec.method}: {exc}") from None
+                raise _io_error(job.target, rec.method, exc) from None
             await self._save(job)
         if method.background:
             while True:
@@ -587,8 +597,7 @@ class WipeService:
         try:
             return await asyncio.to_thread(device.progress, info, method)
         except OSError as exc:
-            raise MfpsecError(ErrorCode.WIPE_IO_ERROR, target=job.target, offset=-1,
-                              reason=f"{method.value} status: {exc}") from None
+            raise _io_error(job.target, f"{method.value} status", exc) from None
 
     async def _watch(self, job: _Job, work: asyncio.Future[str], start: float,
                      bound: float) -> None:
@@ -789,6 +798,12 @@ def _media_from(text: str) -> MediaInfo:
                      logical_block=d["logical_block"], rotational=d["rotational"],
                      transport=d["transport"], model=d["model"], serial=d["serial"],
                      in_use=d["in_use"])
+
+
+def _io_error(target: str, what: str, exc: OSError) -> MfpsecError:
+    """A device command, status or read-back the kernel failed (no byte offset applies)."""
+    return MfpsecError(ErrorCode.WIPE_IO_ERROR, target=target, offset=-1,
+                       reason=f"{what}: {exc}")
 
 
 def _failed_purge(job: _Job) -> bool:
