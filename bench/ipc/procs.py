@@ -229,6 +229,9 @@ def start_daemon(workdir: Path, *, pinned: bool) -> tuple[Server, Path, bytes]:
     board["paths"] = {key: str(workdir / sub) for key, sub in
                       (("state_dir", "lib"), ("run_dir", "run"), ("dev_root", "dev"),
                        ("sys_root", "sys"))}
+    # The board file moves to workdir: keep its firmware trust roots pointing into hw/.
+    firmware = board["firmware"]
+    firmware["roots"] = [str((ROOT / "hw" / root).resolve()) for root in firmware["roots"]]
     board_file = workdir / "bench.toml"
     board_file.write_text(dump_toml(board))
 
