@@ -27,7 +27,7 @@ class TpmStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class KeyStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    state: str  # "starting", "ready", "locked" (restore the backup), "destroyed"
+    state: str  # "starting", "ready", "locked" (restore the backup), "destroyed", "closed"
     reason: str  # why the chain is not ready, else empty
     software_keys: bool  # no TPM: keys protected only by file permissions
     tpm: TpmStatus

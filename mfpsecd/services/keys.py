@@ -76,6 +76,7 @@ class ChainState(enum.Enum):
     READY = "ready"
     LOCKED = "locked"  # the keys exist but this TPM cannot unwrap them: restore needed
     DESTROYED = "destroyed"  # destroyed (decommission); a new chain is made at next start
+    CLOSED = "closed"  # the daemon is stopping: the master keys are gone from memory
 
 
 @dataclass(frozen=True)
@@ -522,7 +523,13 @@ class KeyChain:
         self._masters.clear()
 
     async def close(self) -> None:
-        self._forget_masters()
+        """Forget the master keys. A caller still holding the chain afterwards gets
+        KEYS_UNAVAILABLE, not a lookup failure that would read as tampered data."""
+        async with self._lock:  # a rotation or restore in flight finishes first
+            self._forget_masters()
+            self._state = ChainState.CLOSED
+            self._cause = MfpsecError(ErrorCode.KEYS_UNAVAILABLE,
+                                      reason="key chain is closed: the daemon is stopping")
 
     # ---------------------------------------------------------------- status
 

@@ -101,6 +101,14 @@ def test_chain_is_created_and_a_restart_recovers_every_secret(tmp_path: Path) ->
             assert facts.tpm_manufacturer == "IBM"  # swtpm's libtpms
             await put_all(s)
             assert [i.name for i in await s.secrets.list()] == sorted(SECRETS)
+            # At shutdown the chain forgets its master keys: a late caller is told the keys
+            # are unavailable, never that a blob failed its integrity check.
+            await s.chain.close()
+            assert (await s.chain.facts()).state is ChainState.CLOSED
+            with expect(ErrorCode.KEYS_UNAVAILABLE):
+                await s.secrets.get("admin-password")
+            with expect(ErrorCode.KEYS_UNAVAILABLE):
+                await s.secrets.put("late", SecretKind.CREDENTIAL, SecretBytes(bytearray(b"x")))
             await s.close()
 
         async def second() -> None:
