@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -447,9 +447,10 @@ class MediaPurger(Protocol):
 
     def probe(self, info: MediaInfo) -> MediaProbe: ...
 
-    def read_blocks(self, info: MediaInfo, offsets: list[int], block: int
-                    ) -> list[tuple[int, bytes]]:
-        """Each block as the device returns it now (no page cache); OSError on failure."""
+    def read_blocks(self, info: MediaInfo, offsets: Iterable[int], block: int
+                    ) -> Iterator[tuple[int, bytes]]:
+        """Each block as the device returns it now (no page cache), one at a time: a
+        read-back may cover millions of blocks. OSError on failure."""
         ...
 
     def issue(self, info: MediaInfo, method: PurgeMethod, secret: str, timeout_s: float

@@ -14,6 +14,7 @@ from __future__ import annotations
 import mmap
 import os
 import subprocess
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from mfpsecd.backends.media_probe import (
@@ -39,31 +40,40 @@ BLKFLSBUF = 0x1261
 _SES = {Method.NVME_FORMAT_ERASE: 1, Method.NVME_FORMAT_CRYPTO: 2}
 
 
-def read_blocks(path: Path, offsets: list[int], block: int) -> list[tuple[int, bytes]]:
-    """Each block as the device returns it (O_DIRECT into an aligned buffer)."""
+def read_blocks(path: Path, offsets: Iterable[int], block: int
+                ) -> Iterator[tuple[int, bytes]]:
+    """Each block as the device returns it (O_DIRECT into an aligned buffer), one at a
+    time."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECT | os.O_CLOEXEC)
-    buf = mmap.mmap(-1, block)
     try:
-        out = []
-        for off in offsets:
-            n = os.preadv(fd, [buf], off)
-            if n != block:
-                raise OSError(f"short read at {off}: {n} of {block} bytes")
-            out.append((off, bytes(buf)))
-        return out
+        with mmap.mmap(-1, block) as buf:
+            for off in offsets:
+                n = os.preadv(fd, [buf], off)
+                if n != block:
+                    raise OSError(f"short read at {off}: {n} of {block} bytes")
+                yield off, bytes(buf)
     finally:
-        buf.close()
         os.close(fd)
 
 
-def _tool(argv: list[str], timeout: float) -> str:
+REDACTED = "[redacted]"
+
+
+def _tool(argv: list[str], timeout: float, *, password: str = "") -> str:
+    """Run a tool; → what it said, one line, for the record and the certificate. A
+    password goes to its standard input (never on its command line, which any process
+    can read) and is blanked wherever the tool echoes it."""
     try:
-        r = subprocess.run(argv, capture_output=True, text=True, errors="replace",
-                           timeout=timeout, check=False)
+        # A new session has no controlling terminal: hdparm's prompt reads standard input.
+        r = subprocess.run(argv, input=f"{password}\n" if password else None,
+                           capture_output=True, text=True, errors="replace",
+                           timeout=timeout, check=False, start_new_session=bool(password))
     except subprocess.TimeoutExpired:
         return f"{' '.join(argv[:2])}: no exit after {timeout:.0f} s (killed)"
-    text = " ".join((r.stdout + " " + r.stderr).split())[:400]
-    return f"{' '.join(argv[:2])}: exit {r.returncode}: {text}"
+    text = " ".join((r.stdout + " " + r.stderr).split())
+    if password:
+        text = text.replace(password, REDACTED)
+    return f"{' '.join(argv[:2])}: exit {r.returncode}: {text[:400]}"
 
 
 def _nvme_format(path: Path, method: Method, timeout_s: float) -> str:
@@ -82,24 +92,34 @@ def _nvme_format(path: Path, method: Method, timeout_s: float) -> str:
         os.close(fd)
 
 
-def _ata_security_erase(path: Path, method: Method, password: str, timeout_s: float) -> str:
+def _ata_security_erase(path: Path, method: Method, password: str, timeout_s: float,
+                        security_enabled: Callable[[], bool]) -> str:
     """The drive gets the job's one-time password (a Security Erase needs one), then the
     erase; both hdparm reports are kept, neither decides. Re-issued after a power cut, the
-    password is already set (the drive refuses it again) and the erase takes it."""
+    password is already set (the drive refuses it again) and the erase takes it. A
+    finished erase clears the password; if the drive still has it (it aborted the erase),
+    it is removed, or the drive would lock at its next power-on under a password that
+    only this job knew."""
     enhanced = method is Method.ATA_SECURITY_ERASE_ENHANCED
-    said = [_tool(["hdparm", "--user-master", "u", "--security-set-pass", password,
-                   str(path)], 60)]
-    said.append(_tool(["hdparm", "--user-master", "u",
-                       "--security-erase-enhanced" if enhanced else "--security-erase",
-                       password, str(path)], timeout_s))
+    prompt = ["hdparm", "--user-master", "u", "--security-prompt-for-password"]
+    said = [_tool([*prompt, "--security-set-pass", str(path)], 60, password=password)]
+    said.append(_tool([*prompt, "--security-erase-enhanced" if enhanced else
+                       "--security-erase", str(path)], timeout_s, password=password))
+    if security_enabled():
+        said.append(_tool([*prompt, "--security-disable", str(path)], 60, password=password))
     return " | ".join(said)
 
 
 _SANACT = {Method.NVME_SANITIZE_BLOCK: 2, Method.NVME_SANITIZE_OVERWRITE: 3,
            Method.NVME_SANITIZE_CRYPTO: 4}
-_HDPARM_SANITIZE = {Method.ATA_SANITIZE_BLOCK: "--sanitize-block-erase",
-                    Method.ATA_SANITIZE_CRYPTO: "--sanitize-crypto-scramble",
-                    Method.ATA_SANITIZE_OVERWRITE: "--sanitize-overwrite"}
+# Overwrite is one pass of zeros, so the read-back can expect zeros (hdparm's default is
+# 16 passes, and it takes the pattern as an argument).
+_HDPARM_SANITIZE = {
+    Method.ATA_SANITIZE_BLOCK: ["--sanitize-block-erase"],
+    Method.ATA_SANITIZE_CRYPTO: ["--sanitize-crypto-scramble"],
+    Method.ATA_SANITIZE_OVERWRITE: ["--sanitize-overwrite-passes", "1",
+                                    "--sanitize-overwrite", "hex:00000000"],
+}
 
 
 def _nvme_sanitize(path: Path, method: Method) -> str:
@@ -127,8 +147,8 @@ class DevicePurger:
     def probe(self, info: MediaInfo) -> MediaProbe:
         return probe(info.path, sys_root=self._sys_root, proc_root=self._proc_root)
 
-    def read_blocks(self, info: MediaInfo, offsets: list[int], block: int
-                    ) -> list[tuple[int, bytes]]:
+    def read_blocks(self, info: MediaInfo, offsets: Iterable[int], block: int
+                    ) -> Iterator[tuple[int, bytes]]:
         return read_blocks(info.path, offsets, block)
 
     def issue(self, info: MediaInfo, method: Method, secret: str, timeout_s: float) -> str:
@@ -138,9 +158,10 @@ class DevicePurger:
         if method in _SANACT:
             return _nvme_sanitize(path, method)
         if method in (Method.ATA_SECURITY_ERASE, Method.ATA_SECURITY_ERASE_ENHANCED):
-            return _ata_security_erase(path, method, secret, timeout_s)
+            return _ata_security_erase(path, method, secret, timeout_s,
+                                       lambda: self._security_enabled(info))
         if method in _HDPARM_SANITIZE:
-            return _tool(["hdparm", "--yes-i-know-what-i-am-doing", _HDPARM_SANITIZE[method],
+            return _tool(["hdparm", "--yes-i-know-what-i-am-doing", *_HDPARM_SANITIZE[method],
                           str(path)], 60)
         if method is Method.SCSI_FORMAT_UNIT:
             # --wait: no IMMED, so no 60 s polling of a format QEMU finishes at once
@@ -148,6 +169,13 @@ class DevicePurger:
         if method is Method.MMC_SECURE_ERASE:
             return _tool(["/usr/sbin/blkdiscard", "--secure", str(path)], timeout_s)
         raise ValueError(f"{method.value} is not a device command")
+
+    def _security_enabled(self, info: MediaInfo) -> bool:
+        try:
+            ata = self.probe(info).capabilities.ata
+        except (OSError, ValueError):
+            return True  # unknown: a needless disable is refused by the drive, harmlessly
+        return ata is not None and ata.security_enabled
 
     def progress(self, info: MediaInfo, method: Method) -> DeviceProgress | None:
         if method in _SANACT:

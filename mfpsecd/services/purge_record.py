@@ -7,6 +7,7 @@ command and the certificate is built from the record alone.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable, Sequence
 
 import msgspec
 
@@ -108,19 +109,26 @@ def new_record(probe: MediaProbe, chosen: Plan, info: MediaInfo, *, fraction: fl
         secret=secrets.token_hex(8) if ata else "", confirmed_by=confirmed_by)
 
 
-def positions(rec: PurgeRecord, size: int) -> list[int]:
+def positions(rec: PurgeRecord, size: int) -> Sequence[int]:
     return purge_verify.positions(size, rec.block, rec.fraction, seed=rec.seed)
 
 
-def remember_before(rec: PurgeRecord, samples: list[tuple[int, bytes]]) -> None:
-    rec.before = b"".join(purge_verify.digest(d)[:_SHORT] for _, d in samples).hex()
+def digests_before(samples: Iterable[tuple[int, bytes]]) -> str:
+    """What PurgeRecord.before keeps: a digest prefix per sampled block, in order."""
+    return b"".join(purge_verify.digest(d)[:_SHORT] for _, d in samples).hex()
 
 
-def judge(rec: PurgeRecord, samples: list[tuple[int, bytes]]) -> purge_verify.Finding:
+def blocks_before(rec: PurgeRecord) -> int:
+    return len(rec.before) // (2 * _SHORT)
+
+
+def judge(rec: PurgeRecord, where: Sequence[int], samples: Iterable[tuple[int, bytes]]
+          ) -> purge_verify.Finding:
+    """samples: the blocks at `where` (the record's positions) as read back now."""
     before = None
-    if rec.before:
+    if rec.expect == Expect.CHANGED.value:
         raw = bytes.fromhex(rec.before)
-        before = {off: raw[i * _SHORT:(i + 1) * _SHORT] for i, (off, _) in enumerate(samples)}
+        before = {off: raw[i * _SHORT:(i + 1) * _SHORT] for i, off in enumerate(where)}
     return purge_verify.check(Expect(rec.expect), samples, before)
 
 

@@ -18,9 +18,10 @@ import asyncio
 import contextlib
 import os
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 import structlog
@@ -30,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Subject
 from mfpsecd.api.types import HealthState
-from mfpsecd.core import purge_plan
+from mfpsecd.core import purge_plan, purge_verify
 from mfpsecd.core import wipe_certificate as cert
 from mfpsecd.core.overwrite_plan import (
     Choice,
@@ -61,15 +62,17 @@ from mfpsecd.services.audit import Auditor, Signer
 from mfpsecd.services.health import HealthRegistry, rfc3339
 from mfpsecd.services.purge_record import (
     PurgeRecord,
+    blocks_before,
     certificate_purge,
+    digests_before,
     judge,
     new_record,
     positions,
-    remember_before,
 )
 from mfpsecd.services.purge_record import verification as purge_verification
 
 log = structlog.get_logger("mfpsecd.wipe")
+_T = TypeVar("_T")
 
 RUNNING, COMPLETED, FAILED, CANCELLED = "running", "completed", "failed", "cancelled"
 VERIFY_METHOD = "full read-back of every byte, compared with the last pass"
@@ -218,6 +221,9 @@ class WipeService:
         # pass left, or to corrupt a block between the last pass and the read-back.
         self._before_step = before_step
         self._jobs: dict[str, _Job] = {}
+        # Targets whose job is being set up: the checks before it is registered await the
+        # probe and the database, and a second request must not slip in between.
+        self._claimed: set[str] = set()
         self._health = health
 
     # ---------------------------------------------------------------- life cycle
@@ -291,13 +297,13 @@ class WipeService:
     async def begin(self, target: str, mode: int, operator: Subject) -> JobView:
         async with self._auditor.event(EventType.SANITIZE, operator, target) as ev:
             ev.details.update(phase="start", mode=mode)
-            self._not_running(target)
-            info = self._usable(target)
-            choice, plan = self._overwrite_plan(mode, info.medium)
-            job = self._new_job(target, mode, plan, info, operator)
-            ev.object = job.id
-            ev.details.update(target=target, plan=choice.plan.describe(), bytes=job.size)
-            await self._register(job)
+            with self._claiming(target):
+                info = self._usable(target)
+                choice, plan = self._overwrite_plan(mode, info.medium)
+                job = self._new_job(target, mode, plan, info, operator)
+                ev.object = job.id
+                ev.details.update(target=target, plan=choice.plan.describe(), bytes=job.size)
+                await self._register(job)
             ev.succeed()
         return self._launch(job)
 
@@ -323,7 +329,10 @@ class WipeService:
         """Ask the device what it supports and choose the method, or explain the one
         named (nothing is written)."""
         info = self._usable(target)
-        probe = await asyncio.to_thread(self._purger_for(target).probe, info)
+        try:
+            probe = await asyncio.to_thread(self._purger_for(target).probe, info)
+        except (OSError, ValueError) as exc:
+            raise _io_error(target, "identify", exc) from None
         caps = probe.capabilities
         return PurgePreview(info, probe, purge_plan.plan(caps, level) if method is None
                             else purge_plan.named(caps, level, method))
@@ -335,38 +344,38 @@ class WipeService:
         engine's overwrite (in `mode` on an HDD) where it supports none."""
         async with self._auditor.event(EventType.SANITIZE, operator, target) as ev:
             ev.details.update(phase="start", level=level.name.lower())
-            self._not_running(target)
-            preview = await self.plan_purge(target, level, method)
-            chosen, info = preview.plan, preview.media
-            ev.details.update(method=chosen.method.value, shortfall=chosen.shortfall,
-                              whole_device=chosen.whole_device)
-            if chosen.whole_device and preview.probe.others_in_use:
-                # No confirmation covers erasing a namespace the system runs from.
-                raise MfpsecError(ErrorCode.WIPE_TARGET_REFUSED, target=target, reason=(
-                    f"{chosen.method.value} erases the whole device, and "
-                    f"{preview.probe.others_in_use}"))
-            confirmed_by = ""
-            if chosen.needs_confirmation:
-                why = chosen.shortfall or ("the method erases the whole device (every "
-                                           "namespace), not only this target")
-                if operator.role != "service" or not confirm:
-                    raise MfpsecError(ErrorCode.WIPE_CONFIRMATION_REQUIRED, target=target,
-                                      reason=why)
-                confirmed_by = operator.user
-            rec = new_record(preview.probe, chosen, info, confirmed_by=confirmed_by,
-                             fraction=1.0 if verify_all else self.settings.verify_fraction)
-            if rec.device_method:
-                steps = [_Step("sample"), _Step("device", name=rec.method), _Step("check")]
-                plan = _Plan(f"NIST SP 800-88 Rev.1 {rec.achieves}: {rec.method}",
-                             chosen.shortfall or f"the strongest method {rec.transport} "
-                             "reports", steps, rec)
-            else:
-                plan = self._overwrite_plan(mode, info.medium, rec)[1]
-            job = self._new_job(target, mode, plan, info, operator)
-            ev.object = job.id
-            ev.details.update(target=target, bytes=job.size,
-                              steps=",".join(_describe(x) for x in plan.steps))
-            await self._register(job)
+            with self._claiming(target):
+                preview = await self.plan_purge(target, level, method)
+                chosen, info = preview.plan, preview.media
+                ev.details.update(method=chosen.method.value, shortfall=chosen.shortfall,
+                                  whole_device=chosen.whole_device)
+                if chosen.whole_device and preview.probe.others_in_use:
+                    # No confirmation covers erasing a namespace the system runs from.
+                    raise MfpsecError(ErrorCode.WIPE_TARGET_REFUSED, target=target, reason=(
+                        f"{chosen.method.value} erases the whole device, and "
+                        f"{preview.probe.others_in_use}"))
+                confirmed_by = ""
+                if chosen.needs_confirmation:
+                    why = chosen.shortfall or ("the method erases the whole device (every "
+                                               "namespace), not only this target")
+                    if operator.role != "service" or not confirm:
+                        raise MfpsecError(ErrorCode.WIPE_CONFIRMATION_REQUIRED, target=target,
+                                          reason=why)
+                    confirmed_by = operator.user
+                rec = new_record(preview.probe, chosen, info, confirmed_by=confirmed_by,
+                                 fraction=1.0 if verify_all else self.settings.verify_fraction)
+                if rec.device_method:
+                    steps = [_Step("sample"), _Step("device", name=rec.method), _Step("check")]
+                    plan = _Plan(f"NIST SP 800-88 Rev.1 {rec.achieves}: {rec.method}",
+                                 chosen.shortfall or f"the strongest method {rec.transport} "
+                                 "reports", steps, rec)
+                else:
+                    plan = self._overwrite_plan(mode, info.medium, rec)[1]
+                job = self._new_job(target, mode, plan, info, operator)
+                ev.object = job.id
+                ev.details.update(target=target, bytes=job.size,
+                                  steps=",".join(_describe(x) for x in plan.steps))
+                await self._register(job)
             ev.succeed()
         return self._launch(job)
 
@@ -384,6 +393,19 @@ class WipeService:
         for job in self._jobs.values():
             if job.target == target and job.state == RUNNING:
                 raise MfpsecError(ErrorCode.WIPE_ALREADY_RUNNING, target=target, job=job.id)
+
+    @contextlib.contextmanager
+    def _claiming(self, target: str) -> Iterator[None]:
+        """Hold the target while its new job is checked and registered."""
+        self._not_running(target)
+        if target in self._claimed:
+            raise MfpsecError(ErrorCode.WIPE_ALREADY_RUNNING, target=target,
+                              job="(being set up)")
+        self._claimed.add(target)
+        try:
+            yield
+        finally:
+            self._claimed.discard(target)
 
     def _new_job(self, target: str, mode: int, plan: _Plan, info: MediaInfo,
                  operator: Subject) -> _Job:
@@ -512,20 +534,19 @@ class WipeService:
         details: dict[str, str | int] = {}
         if step.kind == "sample":
             if rec.expect == Expect.CHANGED.value:
-                samples = await self._read(device, info, rec, job.size)
-                remember_before(rec, samples)
-                details["blocks"] = len(samples)
+                rec.before = await self._read_back(
+                    device, info, rec, job.size, lambda _, blocks: digests_before(blocks))
+                details["blocks"] = blocks_before(rec)
             else:
                 details["blocks"] = len(await asyncio.to_thread(positions, rec, job.size))
         elif step.kind == "device":
             await self._device_command(job, info, device, rec)
             details["device_said"] = rec.device_said[-1]
         else:
-            finding = judge(rec, await self._read(device, info, rec, job.size))
+            finding = await self._read_back(device, info, rec, job.size,
+                                            lambda where, blocks: judge(rec, where, blocks))
             rec.verified = finding.ok
-            rec.finding = (f"{finding.blocks} blocks read back as expected" if finding.ok
-                           else f"FAILED at offset {finding.offset}: {finding.reason} "
-                           f"({finding.blocks} blocks sampled)")
+            rec.finding = _finding_text(finding)
             await self._save(job)
             if not finding.ok:
                 raise MfpsecError(ErrorCode.WIPE_VERIFY_FAILED, target=job.target,
@@ -540,12 +561,14 @@ class WipeService:
         await self._save(job)
 
     @staticmethod
-    async def _read(device: MediaPurger, info: MediaInfo, rec: PurgeRecord, size: int
-                    ) -> list[tuple[int, bytes]]:
-        """The record's sample blocks as the device returns them (the positions of a
-        large disk are many: they are worked out in the thread too)."""
-        def read() -> list[tuple[int, bytes]]:
-            return device.read_blocks(info, positions(rec, size), rec.block)
+    async def _read_back(device: MediaPurger, info: MediaInfo, rec: PurgeRecord, size: int,
+                         use: Callable[[Sequence[int], Iterable[tuple[int, bytes]]], _T]
+                         ) -> _T:
+        """`use` applied, in a thread, to the record's sample blocks as the device returns
+        them: one block at a time, as a large disk has millions of them."""
+        def read() -> _T:
+            where = positions(rec, size)
+            return use(where, device.read_blocks(info, where, rec.block))
 
         try:
             return await asyncio.to_thread(read)
@@ -574,7 +597,7 @@ class WipeService:
             await self._watch(job, work, start, bound)
             try:
                 rec.device_said.append(work.result())
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 raise _io_error(job.target, rec.method, exc) from None
             await self._save(job)
         if method.background:
@@ -583,6 +606,12 @@ class WipeService:
                 if status is None or status.state != "running":
                     if status is not None:
                         rec.device_said.append(status.said)
+                        await self._save(job)
+                    if status is not None and status.state == "failed":
+                        # The device's word is never enough for success, but is for failure.
+                        raise MfpsecError(ErrorCode.WIPE_IO_ERROR, target=job.target,
+                                          offset=-1, reason=f"{rec.method}: the device "
+                                          f"reports that it failed ({status.said})")
                     break
                 job.offset = int(status.fraction * job.size)
                 await self._save(job)
@@ -596,7 +625,7 @@ class WipeService:
                       ) -> DeviceProgress | None:
         try:
             return await asyncio.to_thread(device.progress, info, method)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             raise _io_error(job.target, f"{method.value} status", exc) from None
 
     async def _watch(self, job: _Job, work: asyncio.Future[str], start: float,
@@ -800,10 +829,20 @@ def _media_from(text: str) -> MediaInfo:
                      in_use=d["in_use"])
 
 
-def _io_error(target: str, what: str, exc: OSError) -> MfpsecError:
-    """A device command, status or read-back the kernel failed (no byte offset applies)."""
+def _io_error(target: str, what: str, exc: OSError | ValueError) -> MfpsecError:
+    """A device command, status or read-back the kernel failed, or whose answer could not
+    be parsed (ValueError); no byte offset applies."""
     return MfpsecError(ErrorCode.WIPE_IO_ERROR, target=target, offset=-1,
                        reason=f"{what}: {exc}")
+
+
+def _finding_text(f: purge_verify.Finding) -> str:
+    blank = (f", {f.uniform} more were blank before the erase and prove nothing"
+             if f.uniform else "")
+    if f.ok:
+        return f"{f.blocks} blocks read back as expected{blank}"
+    where = f" at offset {f.offset}" if f.offset >= 0 else ""
+    return f"FAILED{where}: {f.reason} ({f.blocks} blocks judged{blank})"
 
 
 def _failed_purge(job: _Job) -> bool:

@@ -142,6 +142,9 @@ def test_purge_and_verify_in_the_guest(tmp_path: Path) -> None:
         assert c.purge.confirmed_by == "ce1"
         if target != "sd1":
             assert (tmp_path / f"{image_name}.img").read_bytes() == before[image_name]
+        if target == "sata0":
+            # hdparm echoes the drive password it read from stdin; the record blanks it.
+            assert 'password="[redacted]"' in " ".join(c.purge.device_said), c.purge
 
     sd = found["sd0"]
     assert (sd["state"], sd["method"], sd["steps"]) == ("completed", "overwrite",

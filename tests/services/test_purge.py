@@ -205,3 +205,56 @@ def test_a_power_cut_reissues_a_format_and_follows_a_sanitize(tmp_path: Path) ->
             assert s.image("ssd0").read_bytes() == bytes(SIZE)
 
     asyncio.run(scenario())
+
+
+def test_a_sanitize_the_device_reports_failed_fails_the_purge(tmp_path: Path) -> None:
+    """The device's word never makes a purge succeed, but it does make one fail."""
+    async def scenario() -> None:
+        device = ImagePurger("fail", sanicap=0x2)
+        async with stack(tmp_path, settings=FAST, purger=device) as s:
+            _old_data(s.image("ssd0"))
+            view = await s.wipe.begin_purge("ssd0", Level.PURGE, ENGINEER, confirm=True)
+            assert await _finished(s.wipe, view.id) == FAILED
+            job = s.wipe.job(view.id)
+            assert job.error.startswith(ErrorCode.WIPE_IO_ERROR.wire_name), job.error
+            assert "the device reports that it failed (Sanitize Status: failed)" in job.error
+
+    asyncio.run(scenario())
+
+
+def test_two_requests_for_one_target_start_one_job(tmp_path: Path) -> None:
+    """The set-up awaits the device's Identify data and the database: a second request
+    arriving meanwhile (the panel and the CLI, a double click) is refused, not run twice."""
+    async def scenario() -> None:
+        device = ImagePurger("erase")
+        async with stack(tmp_path, settings=FAST, purger=device) as s:
+            _old_data(s.image("ssd0"))
+            results = await asyncio.gather(
+                s.wipe.begin_purge("ssd0", Level.PURGE, ADMIN),
+                s.wipe.begin_purge("ssd0", Level.PURGE, ADMIN), return_exceptions=True)
+            views = [r for r in results if not isinstance(r, BaseException)]
+            refused = [r for r in results if isinstance(r, MfpsecError)]
+            assert len(views) == 1 and len(refused) == 1, results
+            assert refused[0].code is ErrorCode.WIPE_ALREADY_RUNNING
+            assert await _finished(s.wipe, views[0].id) == COMPLETED
+            assert device.issued == ["nvme-format-erase"]
+            # Refused set-ups leave nothing claimed.
+            again = await s.wipe.begin_purge("ssd0", Level.PURGE, ADMIN)
+            assert await _finished(s.wipe, again.id) == COMPLETED
+
+    asyncio.run(scenario())
+
+
+def test_a_device_that_cannot_be_identified_is_a_typed_error(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        device = ImagePurger("erase", probe_error=PermissionError(13, "Permission denied"))
+        async with stack(tmp_path, settings=FAST, purger=device) as s:
+            with pytest.raises(MfpsecError) as info:
+                await s.wipe.begin_purge("ssd0", Level.PURGE, ADMIN)
+            assert info.value.code is ErrorCode.WIPE_IO_ERROR
+            assert info.value.params["reason"] == "identify: [Errno 13] Permission denied"
+            device.probe_error = None
+            view = await s.wipe.begin_purge("ssd0", Level.PURGE, ADMIN)  # not left claimed
+            assert await _finished(s.wipe, view.id) == COMPLETED
+
+    asyncio.run(scenario())

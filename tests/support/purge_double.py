@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,26 +39,31 @@ def _fill(path: Path, make: object) -> None:
 @dataclass
 class ImagePurger:
     """behaviour: "erase" (zeros), "crypto" (new random content), "lie" (nothing),
-    "hang" (block until `release` is set, then erase)."""
+    "hang" (block until `release` is set, then erase), "fail" (a sanitize ends failed).
+    probe_error: the probe raises it (the device went away, EACCES...)."""
 
     behaviour: str = "erase"
     sanicap: int = 0
     sanitize_polls: int = 3  # status reads a background sanitize takes to finish
     others_in_use: str = ""  # what else on the controller is in use
+    probe_error: OSError | None = None
     issued: list[str] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     entered: threading.Event = field(default_factory=threading.Event)
     _sanitizing: int = -1  # status reads left; -1: none ever, -2: completed
 
     def probe(self, info: MediaInfo) -> MediaProbe:
+        if self.probe_error is not None:
+            raise self.probe_error
         raw = controller(self.sanicap)
         return MediaProbe(Capabilities("nvme", False, nvme=parse_nvme_controller(raw)),
                           {"nvme-identify-controller": raw}, (), self.others_in_use)
 
-    def read_blocks(self, info: MediaInfo, offsets: list[int], block: int
-                    ) -> list[tuple[int, bytes]]:
+    def read_blocks(self, info: MediaInfo, offsets: Iterable[int], block: int
+                    ) -> Iterator[tuple[int, bytes]]:
         with open(info.path, "rb") as f:
-            return [(off, os.pread(f.fileno(), block, off)) for off in offsets]
+            for off in offsets:
+                yield off, os.pread(f.fileno(), block, off)
 
     def issue(self, info: MediaInfo, method: Method, secret: str, timeout_s: float) -> str:
         self.issued.append(method.value)
@@ -83,6 +89,8 @@ class ImagePurger:
             done = self.sanitize_polls - self._sanitizing
             return DeviceProgress("running", done / (self.sanitize_polls + 1), 60.0,
                                   "Sanitize Status: in progress")
+        if self.behaviour == "fail":
+            return DeviceProgress("failed", 0.0, 0.0, "Sanitize Status: failed")
         if self.behaviour != "lie":
             _fill(info.path, "random" if method is Method.NVME_SANITIZE_CRYPTO else "zeros")
         self._sanitizing = -2  # reported completed from now on

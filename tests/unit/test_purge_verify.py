@@ -18,7 +18,7 @@ def test_positions_cover_the_ends_and_spread() -> None:
     assert offs[0] == 0 and offs[-1] == 999 * B and offs == sorted(set(offs))
     assert 50 <= len(offs) <= 52 and all(o % B == 0 for o in offs)
     assert max(b - a for a, b in itertools.pairwise(offs)) <= 40 * B
-    assert pv.positions(size, B, 1.0, seed=1) == [i * B for i in range(1000)]
+    assert list(pv.positions(size, B, 1.0, seed=1)) == [i * B for i in range(1000)]
     assert pv.positions(B - 1, B, 0.5, seed=1) == []
 
 
@@ -46,4 +46,25 @@ def test_a_crypto_erase_may_be_judged_on_digest_prefixes() -> None:
     before = {off: pv.digest(d)[:8] for off, d in old}
     assert not pv.check(Expect.CHANGED, old, before).ok
     assert pv.check(Expect.CHANGED, [(0, b"x" * 4096), (4096, b"y" * 4096)], before).ok
-    assert pv.check(Expect.CHANGED, old, {0: b"", 4096: b""}).ok  # nothing known: nothing judged
+    unknown = pv.check(Expect.CHANGED, [(0, b"x" * 4096)], {0: b""})
+    assert (unknown.ok, unknown.offset) == (False, 0)  # no digest: not a pass
+    assert not pv.check(Expect.CHANGED, [(0, b"x" * 4096)], {}).ok
+
+
+def test_blocks_blank_before_a_crypto_erase_prove_nothing() -> None:
+    """Unwritten or trimmed blocks read the same after a deallocating crypto erase: they
+    are left out, never failed; but a read-back that judged no block is not a pass."""
+    zeros, ones, data = bytes(B), b"\xff" * B, bytes(range(256)) * (B // 256)
+    before = {0: pv.digest(zeros)[:8], B: pv.digest(ones)[:8], 2 * B: pv.digest(data)[:8]}
+    after = [(0, zeros), (B, ones), (2 * B, zeros)]
+    f = pv.check(Expect.CHANGED, after, before)
+    assert (f.ok, f.blocks, f.uniform) == (True, 1, 2)
+    blank = pv.check(Expect.CHANGED, after[:2], before)
+    assert (blank.ok, blank.blocks, blank.uniform) == (False, 0, 2)
+    assert "cannot show that the erase changed anything" in blank.reason
+
+
+def test_nothing_read_back_is_never_a_pass() -> None:
+    for expect in (Expect.ZEROS, Expect.ERASED, Expect.CHANGED):
+        f = pv.check(expect, [], {})
+        assert (f.ok, f.blocks) == (False, 0)
