@@ -81,7 +81,7 @@ def _nvme_format(path: Path, method: Method, timeout_s: float) -> str:
     try:
         nsid = nvme_namespace_id(fd)
         ns = parse_nvme_namespace(nvme_identify(fd, 0, nsid))
-        cdw10 = (ns.lba_format & 0xF) | ((ns.lba_format >> 4) & 0x3) << 12 | _SES[method] << 9
+        cdw10 = ns.format_cdw10(_SES[method])
         try:
             nvme_admin(fd, OP_FORMAT_NVM, nsid=nsid, cdw10=cdw10,
                        timeout_ms=int(timeout_s * 1000))

@@ -80,13 +80,23 @@ class NvmeNamespace:
     block_size: int  # the formatted LBA format's data size
     lba_format: int  # FLBAS bits 3:0 (and 6:5 above 16 formats)
     metadata_bytes: int
+    extended_metadata: bool = False  # FLBAS bit 4: metadata at the end of each block
+    protection: int = 0  # DPS bits 2:0: end-to-end protection type, 0 for none
+    protection_first: bool = False  # DPS bit 3: protection in the first metadata bytes
+
+    def format_cdw10(self, ses: int) -> int:
+        """Format NVM's CDW10 that keeps this namespace's format (LBA format, metadata
+        setting, protection type and location) and sets Secure Erase Settings."""
+        return ((self.lba_format & 0xF) | int(self.extended_metadata) << 4
+                | (self.protection & 0x7) << 5 | int(self.protection_first) << 8
+                | (ses & 0x7) << 9 | ((self.lba_format >> 4) & 0x3) << 12)
 
 
 def parse_nvme_namespace(raw: bytes) -> NvmeNamespace:
     if len(raw) != 4096:
         raise ValueError(f"NVMe Identify Namespace is 4096 bytes, got {len(raw)}")
     (nsze,) = struct.unpack_from("<Q", raw, 0)
-    nlbaf, flbas = raw[25], raw[26]
+    nlbaf, flbas, dps = raw[25], raw[26], raw[29]
     index = (flbas & 0x0F) | ((flbas >> 1) & 0x30)
     if index > nlbaf:
         raise ValueError(f"formatted LBA format {index} beyond the {nlbaf + 1} listed")
@@ -94,7 +104,8 @@ def parse_nvme_namespace(raw: bytes) -> NvmeNamespace:
     if not 9 <= lbads <= 16:
         raise ValueError(f"LBA data size 2^{lbads}")
     return NvmeNamespace(size_blocks=nsze, block_size=1 << lbads, lba_format=index,
-                         metadata_bytes=ms)
+                         metadata_bytes=ms, extended_metadata=bool(flbas & 0x10),
+                         protection=dps & 0x7, protection_first=bool(dps & 0x8))
 
 
 # ---------------------------------------------------------------- ATA

@@ -40,10 +40,10 @@ def nvme_ctrl(*, oacs: int = 0x10A, sanicap: int = 0, fna: int = 0,
 
 
 def nvme_ns(*, blocks: int = 1 << 15, lbads: int = 12, formats: int = 2,
-            flbas: int = 1) -> bytes:
+            flbas: int = 1, dps: int = 0) -> bytes:
     raw = bytearray(4096)
     struct.pack_into("<Q", raw, 0, blocks)
-    raw[25], raw[26] = formats - 1, flbas
+    raw[25], raw[26], raw[29] = formats - 1, flbas, dps
     struct.pack_into("<HBB", raw, 128, 0, 9, 0)
     struct.pack_into("<HBB", raw, 132, 8, lbads, 0)
     return bytes(raw)
@@ -87,6 +87,21 @@ def test_nvme_identify_fields() -> None:
             parse_nvme_controller(bad)
     with pytest.raises(ValueError, match="beyond"):
         parse_nvme_namespace(nvme_ns(formats=1, flbas=1))
+
+
+def test_a_format_keeps_the_namespace_format_and_sets_only_the_erase() -> None:
+    """Format NVM CDW10: LBAF 3:0, MSET 4, PI 7:5, PIL 8, SES 11:9, LBAF upper 13:12. A
+    purge must not drop a namespace's metadata or protection information setting."""
+    plain = parse_nvme_namespace(nvme_ns())
+    assert plain.format_cdw10(1) == 0x1 | 1 << 9
+    protected = parse_nvme_namespace(nvme_ns(flbas=0x11, dps=0x8 | 2))
+    assert (protected.lba_format, protected.extended_metadata, protected.protection,
+            protected.protection_first) == (1, True, 2, True)
+    assert protected.format_cdw10(2) == 0x1 | 1 << 4 | 2 << 5 | 1 << 8 | 2 << 9
+    raw = bytearray(nvme_ns(formats=20, flbas=0x20 | 0x2))
+    struct.pack_into("<HBB", raw, 128 + 4 * 18, 0, 12, 0)
+    high = parse_nvme_namespace(bytes(raw))
+    assert high.lba_format == 18 and high.format_cdw10(1) == 0x2 | 1 << 9 | 1 << 12
 
 
 def test_ata_identify_fields() -> None:
