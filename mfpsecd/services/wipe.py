@@ -349,28 +349,10 @@ class WipeService:
                 chosen, info = preview.plan, preview.media
                 ev.details.update(method=chosen.method.value, shortfall=chosen.shortfall,
                                   whole_device=chosen.whole_device)
-                if chosen.whole_device and preview.probe.others_in_use:
-                    # No confirmation covers erasing a namespace the system runs from.
-                    raise MfpsecError(ErrorCode.WIPE_TARGET_REFUSED, target=target, reason=(
-                        f"{chosen.method.value} erases the whole device, and "
-                        f"{preview.probe.others_in_use}"))
-                confirmed_by = ""
-                if chosen.needs_confirmation:
-                    why = chosen.shortfall or ("the method erases the whole device (every "
-                                               "namespace), not only this target")
-                    if operator.role != "service" or not confirm:
-                        raise MfpsecError(ErrorCode.WIPE_CONFIRMATION_REQUIRED, target=target,
-                                          reason=why)
-                    confirmed_by = operator.user
+                confirmed_by = self._purge_allowed(target, preview, operator, confirm)
                 rec = new_record(preview.probe, chosen, info, confirmed_by=confirmed_by,
                                  fraction=1.0 if verify_all else self.settings.verify_fraction)
-                if rec.device_method:
-                    steps = [_Step("sample"), _Step("device", name=rec.method), _Step("check")]
-                    plan = _Plan(f"NIST SP 800-88 Rev.1 {rec.achieves}: {rec.method}",
-                                 chosen.shortfall or f"the strongest method {rec.transport} "
-                                 "reports", steps, rec)
-                else:
-                    plan = self._overwrite_plan(mode, info.medium, rec)[1]
+                plan = self._purge_plan(rec, chosen, mode, info.medium)
                 job = self._new_job(target, mode, plan, info, operator)
                 ev.object = job.id
                 ev.details.update(target=target, bytes=job.size,
@@ -378,6 +360,33 @@ class WipeService:
                 await self._register(job)
             ev.succeed()
         return self._launch(job)
+
+    @staticmethod
+    def _purge_allowed(target: str, preview: PurgePreview, operator: Subject, confirm: bool
+                       ) -> str:
+        """Refuse what the plan may not do here; → who confirmed it ("" if not needed)."""
+        chosen = preview.plan
+        if chosen.whole_device and preview.probe.others_in_use:
+            # No confirmation covers erasing a namespace the system runs from.
+            raise MfpsecError(ErrorCode.WIPE_TARGET_REFUSED, target=target, reason=(
+                f"{chosen.method.value} erases the whole device, and "
+                f"{preview.probe.others_in_use}"))
+        if not chosen.needs_confirmation:
+            return ""
+        why = chosen.shortfall or ("the method erases the whole device (every namespace), "
+                                   "not only this target")
+        if operator.role != "service" or not confirm:
+            raise MfpsecError(ErrorCode.WIPE_CONFIRMATION_REQUIRED, target=target, reason=why)
+        return operator.user
+
+    def _purge_plan(self, rec: PurgeRecord, chosen: Plan, mode: int, medium: Medium
+                    ) -> _Plan:
+        if not rec.device_method:
+            return self._overwrite_plan(mode, medium, rec)[1]
+        steps = [_Step("sample"), _Step("device", name=rec.method), _Step("check")]
+        return _Plan(f"NIST SP 800-88 Rev.1 {rec.achieves}: {rec.method}",
+                     chosen.shortfall or f"the strongest method {rec.transport} reports",
+                     steps, rec)
 
     def _overwrite_plan(self, mode: int, medium: Medium, purge: PurgeRecord | None = None
                         ) -> tuple[Choice, _Plan]:
@@ -606,12 +615,11 @@ class WipeService:
                 if status is None or status.state != "running":
                     if status is not None:
                         rec.device_said.append(status.said)
-                        await self._save(job)
-                    if status is not None and status.state == "failed":
-                        # The device's word is never enough for success, but is for failure.
-                        raise MfpsecError(ErrorCode.WIPE_IO_ERROR, target=job.target,
-                                          offset=-1, reason=f"{rec.method}: the device "
-                                          f"reports that it failed ({status.said})")
+                        if status.state == "failed":
+                            # Never enough for success, the device's word is for failure.
+                            raise MfpsecError(ErrorCode.WIPE_IO_ERROR, target=job.target,
+                                              offset=-1, reason=f"{rec.method}: the device "
+                                              f"reports that it failed ({status.said})")
                     break
                 job.offset = int(status.fraction * job.size)
                 await self._save(job)
