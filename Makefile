@@ -71,11 +71,29 @@ $(APT_STAMP): Makefile
 		ln -sfn /usr/lib/python3/dist-packages/nftables $$site/nftables
 	@touch $@
 
-$(STAMP): $(APT_STAMP) pyproject.toml constraints.txt meson.build meson.options native/meson.build
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt meson-python meson ninja
-	$(BIN)/python -m pip install -q -c constraints.txt --no-build-isolation \
-		-Cbuild-dir=$(BUILD)/py -e '.[dev]'
+# Python dependencies in two steps, so that nothing depends on a pip cache:
+# 1. every requirement pyproject.toml declares (runtime, the dev extra, and the build
+#    backend the editable install needs) becomes a wheel in $(WHEELS). An sdist without a
+#    wheel (tpm2-pytss) is built in its own isolated environment, whose build requirements
+#    are pinned by --build-constraint like everything else; the venv then installs from
+#    $(WHEELS) alone.
+# 2. the project itself, editable, without build isolation (meson-python from the venv)
+#    and without dependencies (all installed in step 1).
+# $(WHEELS) is also where tests/packaging installs the project's runtime dependencies
+# into a fresh venv from, offline.
+WHEELS := $(BUILD)/wheels
+REQUIREMENTS := $(BUILD)/requirements.txt
+$(STAMP): $(APT_STAMP) pyproject.toml constraints.txt meson.build meson.options native/meson.build \
+		tools/requirements.py
+	$(BIN)/python -m pip install -q -c constraints.txt pip
+	@mkdir -p $(BUILD)
+	$(BIN)/python tools/requirements.py --build --extra dev > $(REQUIREMENTS)
+	$(BIN)/python -m pip wheel -q -w $(WHEELS) -c constraints.txt --build-constraint constraints.txt \
+		-r $(REQUIREMENTS)
+	$(BIN)/python -m pip install -q --no-index --find-links $(WHEELS) -c constraints.txt \
+		-r $(REQUIREMENTS)
+	$(BIN)/python -m pip install -q --no-index --no-build-isolation --no-deps \
+		-Cbuild-dir=$(BUILD)/py -e .
 	$(BIN)/python -c "import mfpsecd._native as n; n.crypto_selftest(); print('native ok:', n.crypto_version())"
 	@touch $@
 

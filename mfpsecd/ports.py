@@ -8,9 +8,7 @@ import ipaddress
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
-
-from typing_extensions import Buffer
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from mfpsecd.api.auditlog import Verdict
 from mfpsecd.core.overwrite_plan import PassKind
@@ -19,6 +17,11 @@ from mfpsecd.core.purge_plan import Capabilities
 from mfpsecd.core.purge_plan import Method as PurgeMethod
 from mfpsecd.core.settings import MediumKind
 from mfpsecd.secret import SecretBytes
+
+if TYPE_CHECKING:
+    # collections.abc.Buffer is 3.12+; annotations only, so the runtime needs no
+    # typing_extensions.
+    from typing_extensions import Buffer
 
 T = TypeVar("T")
 

@@ -9,6 +9,8 @@ import pytest
 
 from tests.support import daemon as daemon_support
 
+pytest_plugins = ["tests.support.no_skip"]
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # CI runs as root and must run everything; elsewhere skip with the reason.

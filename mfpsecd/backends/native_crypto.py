@@ -4,14 +4,19 @@ key-chain primitives (sealing, key wrapping) on buffers that can be zeroed."""
 from __future__ import annotations
 
 import errno
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
-from typing_extensions import Buffer
 
 from mfpsecd import _native
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import PassphraseCost
 from mfpsecd.secret import SecretBytes
+
+if TYPE_CHECKING:
+    # collections.abc.Buffer is 3.12+; annotations only, so the runtime needs no
+    # typing_extensions.
+    from typing_extensions import Buffer
 
 TAG_BYTES = 16
 NONCE_BYTES = 12

@@ -49,7 +49,7 @@ def test_pass_runs_without_the_gil_and_reports_progress(target: int) -> None:
     assert os.pread(target, 16, 4096) != bytes(16)
 
 
-def test_cancel_from_another_thread_leaves_an_exact_durable_offset(target: int) -> None:
+def _cancel_once_started(target: int) -> tuple[_native.WipeState, list[OSError]]:
     zero = b""
     _native.wipe_write(target, 0, SIZE, 0, 0xFF, zero, 0, 0, _native.WipeState())
     # A fresh state: the watcher below must not see the first pass's final position and
@@ -69,8 +69,18 @@ def test_cancel_from_another_thread_leaves_an_exact_durable_offset(target: int) 
         pass
     state.cancel()
     worker.join()
-    if not result:
-        pytest.skip("the pass finished before the cancel arrived")
+    return state, result
+
+
+def test_cancel_from_another_thread_leaves_an_exact_durable_offset(target: int) -> None:
+    # The pass may, rarely, finish between the watcher seeing it start and the cancel:
+    # try again rather than skip (a skip fails CI).
+    for _ in range(5):
+        state, result = _cancel_once_started(target)
+        if result:
+            break
+    else:
+        pytest.fail("every pass finished before the cancel arrived")
     assert result[0].errno == errno.ECANCELED
     stop = state.durable
     assert 0 < stop < SIZE and stop % _native.WIPE_CHUNK_BYTES == 0

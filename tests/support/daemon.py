@@ -147,9 +147,11 @@ def start(root: Path, *, config: Mapping[str, Mapping[str, Any]] | None = None,
           env: Mapping[str, str] | None = None, wait_ready: bool = True,
           argv_prefix: list[str] | None = None,
           preexec: Any = None, tpm: str = "swtpm",
-          board: Mapping[str, Any] | None = None) -> DaemonProcess:
+          board: Mapping[str, Any] | None = None,
+          daemon: Sequence[str] = MFPSECD) -> DaemonProcess:
     """A daemon on a test board: a swtpm of its own by default ("none": software keys);
-    board: extra arguments for write_board (extra sections, usb_ports, disks)."""
+    board: extra arguments for write_board (extra sections, usb_ports, disks); daemon: the
+    command that runs mfpsecd (another install's entry point)."""
     root.mkdir(parents=True, exist_ok=True)
     board_path = write_board(root, tpm=tpm, **(board or {}))
     cfg = {"daemon": {"board_dir": str(root), "log_level": "info"}}
@@ -167,7 +169,7 @@ def start(root: Path, *, config: Mapping[str, Mapping[str, Any]] | None = None,
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTEN_", "WATCHDOG_"))}
     full_env.update({"NOTIFY_SOCKET": notify_path, "PYTHONUNBUFFERED": "1"})
     full_env.update(env or {})
-    argv = [*(argv_prefix or []), *MFPSECD, "run", "--config", str(config_path),
+    argv = [*(argv_prefix or []), *daemon, "run", "--config", str(config_path),
             "--board", str(board_path)]
     with stderr_path.open("wb") as errf:
         proc = subprocess.Popen(argv, stdout=errf, stderr=errf, env=full_env, cwd=ROOT,

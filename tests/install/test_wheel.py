@@ -1,0 +1,134 @@
+"""The product as an integrator installs it: the built wheel, without extras, in a fresh
+venv that holds only what pyproject.toml's runtime dependencies pull in.
+
+The dependencies come from build/wheels (made by `make setup` from constraints.txt), with
+no index, so the test is offline and an undeclared runtime import fails here rather than
+on a device. The checkout is kept off sys.path throughout (isolated mode, entry points).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support import daemon as ds
+from tools import requirements as declared
+
+ROOT = ds.ROOT
+WHEELS = ROOT / "build" / "wheels"
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass(frozen=True)
+class Install:
+    venv: Path
+    work: Path
+
+    def bin(self, name: str) -> str:
+        return str(self.venv / "bin" / name)
+
+    def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        # Outside the checkout, without the developer's PYTHONPATH.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        return subprocess.run(argv, capture_output=True, text=True, cwd=self.work, env=env,
+                              timeout=120, check=False)
+
+
+def _pip(*args: str) -> None:
+    # meson-python runs meson and ninja from PATH: the ones of this venv.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    out = subprocess.run([sys.executable, "-m", "pip", "-q", *args], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600, check=False)
+    assert out.returncode == 0, f"pip {args[0]} failed:\n{out.stdout[-3000:]}{out.stderr[-3000:]}"
+
+
+def _names(requirements: list[str]) -> set[str]:
+    import re
+
+    return {re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower().replace("_", "-")
+            for r in requirements}
+
+
+def _pyproject() -> dict[str, object]:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Install]:
+    if not WHEELS.is_dir():
+        pytest.skip("build/wheels is missing: run `make setup`")
+    work = tmp_path_factory.mktemp("wheel-install")
+    dist = work / "dist"
+    # The project's wheel, built as a package builder would (meson-python, C extension).
+    _pip("wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(dist),
+         f"-Cbuild-dir={work / 'build'}", str(ROOT))
+    (wheel,) = dist.glob("mfpsecd-*.whl")
+    venv = work / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    _pip("--python", str(venv / "bin" / "python"), "install", "--no-index",
+         "--find-links", str(WHEELS), "-c", str(ROOT / "constraints.txt"), str(wheel))
+    yield Install(venv, work)
+
+
+def test_installs_the_runtime_dependencies_and_nothing_of_the_dev_extra(
+        installed: Install) -> None:
+    out = subprocess.run([sys.executable, "-m", "pip", "--python", installed.bin("python"),
+                          "list", "--format=json"], capture_output=True, text=True, check=True)
+    present = {p["name"].lower().replace("_", "-") for p in json.loads(out.stdout)}
+    data = _pyproject()
+    runtime = _names(declared.requirements(data, build=False, extras=[]))
+    dev_only = _names(declared.requirements(data, build=False, extras=["dev"])) - runtime
+    assert runtime <= present, f"runtime dependencies not installed: {runtime - present}"
+    assert "mfpsecd" in present
+    assert not dev_only & present, f"dev-only packages pulled in: {dev_only & present}"
+
+
+def _checkout_modules() -> set[str]:
+    names = {"mfpsecd._native"}  # compiled, not a .py
+    for path in (ROOT / "mfpsecd").rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        names.add(".".join(parts))
+    return names - {"mfpsecd"}
+
+
+def test_every_module_of_the_package_imports(installed: Install) -> None:
+    script = (
+        "import importlib, json, pkgutil, mfpsecd\n"
+        "names = [m.name for m in pkgutil.walk_packages(mfpsecd.__path__, 'mfpsecd.')]\n"
+        "for n in names: importlib.import_module(n)\n"
+        "print(json.dumps({'file': mfpsecd.__file__, 'modules': names}))\n")
+    out = installed.run(installed.bin("python"), "-I", "-c", script)
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout)
+    assert Path(found["file"]).is_relative_to(installed.venv), found["file"]
+    # meson lists the package's files at configure time: the wheel has every module.
+    assert set(found["modules"]) == _checkout_modules()
+
+
+@pytest.mark.parametrize("command", ["mfpsecd", "mfpsec"])
+def test_entry_points_answer_help(installed: Install, command: str) -> None:
+    out = installed.run(installed.bin(command), "--help")
+    assert out.returncode == 0, out.stderr
+    assert "Usage:" in out.stdout
+
+
+def test_the_installed_daemon_reaches_ready_and_its_cli_talks_to_it(
+        installed: Install, short_tmp: Path) -> None:
+    with ds.running(short_tmp / "d", daemon=[installed.bin("mfpsecd")]) as d:
+        status = installed.run(installed.bin("mfpsec"), "--socket", d.socket_path, "status")
+        assert status.returncode == 0, status.stderr
+        assert ": ready" in status.stdout
+        assert "keys" in status.stdout
+    assert str(installed.venv) in " ".join(d.proc.args)  # type: ignore[arg-type]
