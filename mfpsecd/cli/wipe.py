@@ -280,6 +280,8 @@ def status(target: Target, job_id: str | None, follow: bool, as_json: bool) -> N
             _exit_for(job)
             return
     echo_json(job) if as_json else click.echo(_render_job(job))
+    if job.state is not wipe.JobState.RUNNING:
+        _exit_for(job)  # a failed or cancelled job is the command's failure too
 
 
 @wipe_group.command("cancel")

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from mfpsecd.errors import ErrorCode
 from tests.integration.test_auth_cli import ADMIN_PW, ALICE_UID, CONFIG, MALLORY_UID, Cli
 from tests.integration.test_firmware import CE_PW
 from tests.support import daemon as ds
@@ -140,6 +141,30 @@ def test_cli_purge_plan_confirmation_and_certificate(daemon: ds.DaemonProcess) -
     assert body["purge"]["evidence"]["transport"] == "file"
     rc, text, _ = _cli(d, "wipe", "cert", job["id"], "--text")
     assert "Purge plan" in text and "Not possible     nvme-sanitize-crypto" in text
+
+
+def test_status_of_a_cancelled_job_exits_with_its_error(short_tmp: Path) -> None:
+    """README promises a non-zero status for a sanitization that did not complete: so
+    does `wipe status JOB`, with or without --json, and not only with --follow."""
+    big = {"id": "hdd1", "path": "disks/hdd1.img", "medium": "hdd", "sanitizable": True,
+           "size_bytes": 2 << 30}  # sparse; eight passes of it take far longer than a cancel
+    with ds.running(short_tmp / "d", config=CONFIG, tpm="none",
+                    board={"disks": [*DISKS, big]}) as d:
+        rc, out, err = _cli(d, "wipe", "start", "--target", "hdd1", "--mode", "8", "--yes",
+                            "--no-wait", "--json")
+        assert rc == 0, err
+        job_id = json.loads(out)["id"]
+        rc, out, err = _cli(d, "wipe", "status", job_id)
+        assert rc == 0 and "running" in out, err  # a running job is no failure
+        rc, out, err = _cli(d, "wipe", "cancel", job_id)
+        assert rc == 0 and "cancelled" in out, err
+        cancelled = ErrorCode.WIPE_CANCELLED.exit_status
+        rc, out, _ = _cli(d, "wipe", "status", job_id)
+        assert (rc, "cancelled" in out) == (cancelled, True)
+        rc, out, _ = _cli(d, "wipe", "status", job_id, "--json")
+        assert (rc, json.loads(out)["state"]) == (cancelled, "cancelled")
+        # The list of every job is not about one job: it answers 0.
+        assert _cli(d, "wipe", "status")[0] == 0
 
 
 @pytest.mark.root
