@@ -12,7 +12,10 @@ class Privilege(enum.Enum):
     INTROSPECT = "introspect"  # org.varlink.service: GetInfo, GetInterfaceDescription
     STATUS_READ = "status.read"  # daemon and component health
     AUTH = "auth"  # log in and out, one's own session and password, the password rules
-    KEYS_READ = "keys.read"  # key-chain status, secret names and metadata, device identity
+    KEYS_READ = "keys.read"  # key-chain status, device identity
+    # The stored secrets' names and metadata: they name every account (auth.user.NAME),
+    # so only an administrator lists them.
+    SECRETS_READ = "secrets.read"
     SECRETS_WRITE = "secrets.write"  # set and delete secrets
     KEYS_ADMIN = "keys.admin"  # backup, restore, rotate, destroy
     AUDIT_READ = "audit.read"  # query, verify and export the audit log

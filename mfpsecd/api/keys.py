@@ -143,8 +143,9 @@ KEYS = Interface(
         ),
         Method(
             name="ListSecrets",
-            doc="Names and metadata of the stored secrets (never their values).",
-            params=NoParams, result=SecretList, requires=Privilege.KEYS_READ,
+            doc="Names and metadata of the stored secrets (never their values). The names\n"
+                "include every account's, so it needs the administrator role.",
+            params=NoParams, result=SecretList, requires=Privilege.SECRETS_READ,
             errors=_CHAIN_ERRORS,
         ),
         Method(

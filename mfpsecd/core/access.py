@@ -59,7 +59,7 @@ _GRANTS: dict[PeerClass, frozenset[Privilege]] = {
 
 _ROLE_GRANTS: dict[Role, frozenset[Privilege]] = {
     Role.ADMINISTRATOR: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.AUTH, _P.KEYS_READ,
-                                   _P.SECRETS_WRITE, _P.KEYS_ADMIN, _P.AUDIT_READ,
+                                   _P.SECRETS_READ, _P.SECRETS_WRITE, _P.KEYS_ADMIN, _P.AUDIT_READ,
                                    _P.USERS_ADMIN, _P.SANITIZE, _P.STORE_USE,
                                    _P.STORE_ADMIN, _P.FIRMWARE_READ, _P.FIRMWARE_UPDATE,
                                    _P.FIRMWARE_LOCK, _P.NETWORK_READ, _P.NETWORK_ADMIN}),

@@ -25,22 +25,27 @@ CLIENT = """
 import json, sys
 sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "MesonpyMetaFinder"]
 sys.path.insert(0, sys.argv[2])
-from mfpsecd.client import Connection, SystemClient
+from mfpsecd.client import Connection, KeysClient, SystemClient
 from mfpsecd.errors import MfpsecError
 try:
     with Connection(sys.argv[1]) as c:
-        s = SystemClient(c).get_status()
-    print(json.dumps({"ok": s.state.value}))
+        if sys.argv[3] == "status":
+            print(json.dumps({"ok": SystemClient(c).get_status().state.value}))
+        elif sys.argv[3] == "keys":
+            print(json.dumps({"ok": KeysClient(c).status().state}))
+        else:
+            print(json.dumps({"ok": [i.name for i in KeysClient(c).list_secrets()]}))
 except MfpsecError as e:
     print(json.dumps({"error": e.code.wire_name}))
 """
 
 
-def run_as(uid: int, gid: int, groups: list[int], socket_path: str) -> dict[str, str]:
+def run_as(uid: int, gid: int, groups: list[int], socket_path: str, call: str = "status"
+           ) -> dict[str, object]:
     groups_arg = ["--groups", ",".join(map(str, groups))] if groups else ["--clear-groups"]
     r = subprocess.run(
         ["setpriv", f"--reuid={uid}", f"--regid={gid}", *groups_arg, "--",
-         sys.executable, "-c", CLIENT, socket_path, str(ds.ROOT)],
+         sys.executable, "-c", CLIENT, socket_path, str(ds.ROOT), call],
         capture_output=True, text=True, timeout=30, check=False, cwd=ds.ROOT,
         env={**os.environ, "HOME": "/"})
     assert r.returncode == 0, r.stderr
@@ -77,3 +82,15 @@ def test_panel_uid_and_maintenance_group_are_admitted(admitting_daemon: ds.Daemo
 def test_other_uids_cannot_even_reach_the_socket(admitting_daemon: ds.DaemonProcess) -> None:
     r = run_as(UNADMITTED_UID, UNADMITTED_UID, [], admitting_daemon.socket_path)
     assert r == {"error": "io.mfpsecd.Client.DaemonUnreachable"}
+
+
+def test_a_maintenance_peer_without_a_session_cannot_list_the_secrets(
+        admitting_daemon: ds.DaemonProcess) -> None:
+    """The secret names include auth.user.NAME for every account: listing them needs the
+    administrator role, not only membership of the maintenance group."""
+    sock = admitting_daemon.socket_path
+    maint = (UNADMITTED_UID, SOCKET_GID, [SOCKET_GID, MAINT_GID], sock)
+    assert run_as(*maint, call="keys") == {"ok": "ready"}  # the key chain's status: allowed
+    assert run_as(*maint, call="secrets") == {"error": "io.mfpsecd.Auth.AuthenticationRequired"}
+    root_sees = run_as(0, 0, [], sock, call="secrets")["ok"]
+    assert isinstance(root_sees, list)
