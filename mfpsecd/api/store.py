@@ -20,7 +20,10 @@ from mfpsecd.errors import ErrorCode
 ObjectId = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8}-[0-9a-f]{20}$")]
 # A one-time token for a descriptor passed on the side channel (see fd_socket_path).
 Descriptor = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{32}$")]
-Label = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+# No C0/C1 control characters: a name with a newline, a CR or an escape sequence would
+# forge lines or drive the terminal of whoever lists the objects.
+Label = Annotated[str, msgspec.Meta(min_length=1, max_length=128,
+                                    pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
 Owner = Annotated[str, msgspec.Meta(pattern=r"^([a-z][a-z0-9._-]{0,31})?$")]
 KindName = Annotated[str, msgspec.Meta(pattern=r"^(spool|box|secure-print)$")]
 

@@ -11,7 +11,7 @@ import click
 
 from mfpsecd.api import audit as audit_api
 from mfpsecd.api import auditlog
-from mfpsecd.cli.common import Target, echo_json, reports_errors
+from mfpsecd.cli.common import Target, echo_json, reports_errors, shown
 from mfpsecd.client.audit import AuditClient
 from mfpsecd.errors import EX_DATAERR, EX_IOERR
 
@@ -22,12 +22,13 @@ def audit_group() -> None:
 
 
 def _render(e: audit_api.AuditEntry) -> str:
-    who = e.subject.user or e.subject.origin
+    who = shown(e.subject.user or e.subject.origin)
     if e.subject.uid >= 0:
         who += f" uid={e.subject.uid} pid={e.subject.pid}"
     outcome = click.style(e.outcome, fg="green" if e.outcome == "success" else "red")
-    details = " ".join(f"{k}={v}" for k, v in sorted(e.details.items()))
-    return f"{e.seq:>7} {e.time}  {e.type:<20} {outcome:<7}  {who:<22} {e.object}  {details}"
+    details = " ".join(f"{shown(k)}={shown(str(v))}" for k, v in sorted(e.details.items()))
+    return (f"{e.seq:>7} {e.time}  {e.type:<20} {outcome:<7}  {who:<22} {shown(e.object)}  "
+            f"{details}")
 
 
 @audit_group.command("show")

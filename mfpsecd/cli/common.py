@@ -57,6 +57,26 @@ def reports_errors(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def shown(text: str) -> str:
+    """An untrusted string as a person may read it on a terminal: control and format
+    characters (newline, CR, ESC and its sequences, bidirectional overrides) and the
+    backslash become visible escapes, so a name can neither forge a line nor drive the
+    terminal. --json output is for programs, and JSON escapes the C0 controls."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    out = []
+    for ch in text:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else
+                       f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    return "".join(out)
+
+
 def size_text(n: int) -> str:
     for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
         if n >= 1 << shift:

@@ -9,7 +9,7 @@ import click
 from mfpsecd.api import store
 from mfpsecd.cli import session_file
 from mfpsecd.cli.auth import PASSWORD_FILE
-from mfpsecd.cli.common import Target, echo_json, read_secret, reports_errors, size_text
+from mfpsecd.cli.common import Target, echo_json, read_secret, reports_errors, shown, size_text
 from mfpsecd.client import StoreClient
 
 
@@ -62,8 +62,8 @@ def list_objects(target: Target, as_json: bool) -> None:
         click.echo("no objects")
     for o in objects:
         expiry = f", deleted at {o.expires_at}" if o.expires_at else ""
-        click.echo(f"{o.id}  {o.kind:<12} {o.owner:<12} {size_text(o.size):>10}  "
-                   f"{o.job}/{o.name}  {o.created_at}{expiry}")
+        click.echo(f"{o.id}  {o.kind:<12} {shown(o.owner):<12} {size_text(o.size):>10}  "
+                   f"{shown(o.job)}/{shown(o.name)}  {o.created_at}{expiry}")
 
 
 @store_group.command("put")

@@ -13,7 +13,7 @@ import msgspec
 from mfpsecd.api import wipe
 from mfpsecd.cli import session_file
 from mfpsecd.cli.auth import PASSWORD_FILE
-from mfpsecd.cli.common import Target, echo_json, read_secret, reports_errors, size_text
+from mfpsecd.cli.common import Target, echo_json, read_secret, reports_errors, shown, size_text
 from mfpsecd.client import Connection, WipeClient
 from mfpsecd.errors import ErrorCode
 
@@ -42,9 +42,10 @@ def _render_targets(targets: list[wipe.Target]) -> str:
     rows = [header]
     for t in targets:
         state = ("not sanitizable" if not t.sanitizable
-                 else f"in use: {t.in_use}" if t.in_use else "ready")
-        rows.append((t.id, t.device, t.medium, t.transport, size_text(t.size_bytes),
-                     t.model or "-", t.serial or "-", state))
+                 else f"in use: {shown(t.in_use)}" if t.in_use else "ready")
+        # Model and serial are what the device says of itself: untrusted.
+        rows.append((t.id, shown(t.device), t.medium, t.transport, size_text(t.size_bytes),
+                     shown(t.model) or "-", shown(t.serial) or "-", state))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  "
                      + r[-1] for r in rows)
@@ -69,7 +70,7 @@ def _render_job(j: wipe.Job) -> str:
              f"  started {j.started}" + (f", ended {j.ended}" if j.ended else "")
              + (f", resumed {j.resumed} time(s)" if j.resumed else "")]
     if j.error:
-        lines.append(f"  error: {j.error}")
+        lines.append(f"  error: {shown(j.error)}")
     if j.certificate_sha256:
         lines.append(f"  certificate SHA-256 {j.certificate_sha256} "
                      f"(mfpsec wipe cert {j.id})")
@@ -182,10 +183,10 @@ def _render_plan(p: wipe.PurgePlan) -> str:
         lines.append("  erases the WHOLE device (every namespace), not only this target")
     if p.needs_confirmation:
         lines.append("  needs a service engineer's confirmation (--confirm)")
-    lines += [f"  not possible: {s.method}: {s.reason}" for s in p.skipped]
-    lines += [f"  device: {fact}" for fact in p.facts]
-    lines += [f"  evidence: {e}" for e in p.evidence]
-    lines += [f"  not read: {problem}" for problem in p.problems]
+    lines += [f"  not possible: {s.method}: {shown(s.reason)}" for s in p.skipped]
+    lines += [f"  device: {shown(fact)}" for fact in p.facts]
+    lines += [f"  evidence: {shown(e)}" for e in p.evidence]
+    lines += [f"  not read: {shown(problem)}" for problem in p.problems]
     return "\n".join(lines)
 
 
@@ -337,5 +338,7 @@ def verify_cert(target: Target, path: Path, as_json: bool) -> None:
         echo_json(v)
         return
     issuer = "this device" if v.this_device else "ANOTHER device (not this one's identity key)"
-    click.echo(f"valid signature by {issuer}\n  certificate {v.id} for {v.target} on "
-               f"{v.device}: {v.result}\n  body SHA-256 {v.sha256}")
+    # The body's strings come from the document handed in: shown escaped.
+    click.echo(f"valid signature by {issuer}\n  certificate {shown(v.id)} for "
+               f"{shown(v.target)} on {shown(v.device)}: {shown(v.result)}\n"
+               f"  body SHA-256 {v.sha256}")

@@ -141,3 +141,33 @@ def test_put_and_get_through_passed_descriptors(short_tmp: Path) -> None:
         # A file the CLI cannot open is its own clear error, not a traceback.
         err = cli.fails(ALICE_UID, "store", "get", second["id"], "-o", "/nonexistent/x")
         assert "Traceback" not in err and "/nonexistent/x" in err
+
+
+async def _put_named(state_dir: Path, name: str) -> str:
+    async with stack(state_dir) as s:
+        return await put_bytes(s, b"page", owner="alice", name=name)
+
+
+def test_control_characters_are_refused_and_listed_escaped(short_tmp: Path) -> None:
+    """A job or object name with a newline, CR or escape sequence would forge lines or
+    drive the terminal of whoever lists the store: the API refuses C0/C1 controls, and a
+    name that got in another way (an in-process caller) is listed escaped."""
+    short_tmp.chmod(0o711)
+    root = short_tmp / "d"
+    (root / "lib").mkdir(parents=True, mode=0o700)
+    asyncio.run(_put_named(root / "lib", "page\x1b]0;owned\x07\nforged-line"))
+    with ds.running(root, config=CONFIG, tpm="none") as d:
+        cli = Cli(d.socket_path, short_tmp / "rt")
+        (cli.runtime / "").mkdir(exist_ok=True)
+        for bad in ("j\n1", "j\r", "j\x1b[2J", "j\x9b31m", "j\x7f"):
+            err = cli.fails(0, "store", "put", "-", "--job", bad, stdin="x")
+            assert "org.varlink.service.InvalidParameter" in err, err
+            err = cli.fails(0, "store", "put", "-", "--job", "j", "--name", bad, stdin="x")
+            assert "org.varlink.service.InvalidParameter" in err, err
+        listed = cli.ok(0, "store", "list")
+        assert "\x1b" not in listed and "\x07" not in listed
+        assert "page\\x1b]0;owned\\x07\\x0aforged-line" in listed
+        assert len(listed.splitlines()) == 1
+        # --json keeps the name exact, for programs.
+        (obj,) = json.loads(cli.ok(0, "store", "list", "--json"))
+        assert obj["name"] == "page\x1b]0;owned\x07\nforged-line"

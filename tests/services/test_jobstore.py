@@ -111,7 +111,7 @@ def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
 
 
 async def put_bytes(s: Stack, data: bytes, *, owner: str = "alice",
-                    kind: ObjectKind = ObjectKind.SPOOL) -> str:
+                    kind: ObjectKind = ObjectKind.SPOOL, name: str = "page.pdf") -> str:
     """Through a pipe, written by another thread, as the image pipeline would."""
     r, w = os.pipe()
 
@@ -122,7 +122,7 @@ async def put_bytes(s: Stack, data: bytes, *, owner: str = "alice",
     feeder = threading.Thread(target=feed)
     feeder.start()
     try:
-        info = await s.store.put(r, owner=owner, job="job-1", kind=kind, name="page.pdf")
+        info = await s.store.put(r, owner=owner, job="job-1", kind=kind, name=name)
     finally:
         os.close(r)  # a failed put stops reading: the feeder then gets EPIPE
         feeder.join()
