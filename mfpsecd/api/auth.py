@@ -18,7 +18,7 @@ from mfpsecd.api.access import Privilege, Role
 from mfpsecd.api.schema import Interface, Method, NoParams
 from mfpsecd.errors import ErrorCode
 
-UserName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9._-]{0,31}$")]
+UserName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9._-]{0,31}\Z")]
 # What a user may type as a name at login: refused without saying more if no such user.
 LoginName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Password = Annotated[bytearray, msgspec.Meta(min_length=1, max_length=256)]

@@ -20,7 +20,7 @@ from mfpsecd.api.schema import Interface, Method, NoParams
 from mfpsecd.api.store import Descriptor
 from mfpsecd.errors import ErrorCode
 
-SlotName = Annotated[str, msgspec.Meta(pattern=r"^(a|b)?$")]
+SlotName = Annotated[str, msgspec.Meta(pattern=r"^(a|b)?\Z")]
 
 
 class Slot(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -134,6 +134,7 @@ FIRMWARE = Interface(
                 "manifest, or a bundle archive as an update would, writing nothing.",
             params=VerifyParams, result=Verification, requires=Privilege.FIRMWARE_READ,
             errors=_VERIFY_ERRORS,
+            passes_descriptor=True,
         ),
         Method(
             name="Update",
@@ -145,6 +146,7 @@ FIRMWARE = Interface(
             errors=(*_VERIFY_ERRORS, ErrorCode.FIRMWARE_REWRITE_PROHIBITED,
                     ErrorCode.FIRMWARE_UPDATE_IN_PROGRESS, *_REAUTH),
             sensitive=True,
+            passes_descriptor=True,
         ),
         Method(
             name="Lock",

@@ -15,7 +15,7 @@ from mfpsecd.api.access import Privilege
 from mfpsecd.api.schema import Interface, Method, NoParams
 from mfpsecd.errors import ErrorCode
 
-SecretName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9._-]{0,127}$")]
+SecretName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9._-]{0,127}\Z")]
 PathText = Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
 Passphrase = Annotated[bytearray, msgspec.Meta(max_length=256)]
 
@@ -56,7 +56,7 @@ class SecretList(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 SecretKindName = Annotated[str, msgspec.Meta(
-    pattern=r"^(password|private-key|credential|totp-seed|other)$")]
+    pattern=r"^(password|private-key|credential|totp-seed|other)\Z")]
 
 
 class SetSecretParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -101,7 +101,7 @@ class RotateResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class DestroyParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # The wrapping key fingerprint (as in GetKeyStatus): proof the caller means this device.
-    confirm_fingerprint: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+    confirm_fingerprint: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}\Z")]
 
 
 class DeviceIdentity(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -17,7 +17,7 @@ from mfpsecd.api.schema import Interface, Method, NoParams
 from mfpsecd.errors import ErrorCode
 
 RangeText = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-ServiceName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+ServiceName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")]
 Address = Annotated[str, msgspec.Meta(max_length=64)]
 
 

@@ -28,6 +28,10 @@ class Method:
     sensitive: bool = False
     # Replies stream (Varlink more/continues); the method must be called with more=true.
     streams: bool = False
+    # The parameters' `descriptor` names a descriptor passed on the side channel. Whatever
+    # the call's outcome (refused before its handler, failed, done), the server releases
+    # it when the call ends: a refused call holds nothing.
+    passes_descriptor: bool = False
 
 
 @dataclass(frozen=True)

@@ -17,15 +17,15 @@ from mfpsecd.api.auth import ReauthPassword
 from mfpsecd.api.schema import Interface, Method, NoParams
 from mfpsecd.errors import ErrorCode
 
-ObjectId = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8}-[0-9a-f]{20}$")]
+ObjectId = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8}-[0-9a-f]{20}\Z")]
 # A one-time token for a descriptor passed on the side channel (see fd_socket_path).
-Descriptor = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{32}$")]
+Descriptor = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{32}\Z")]
 # No C0/C1 control characters: a name with a newline, a CR or an escape sequence would
 # forge lines or drive the terminal of whoever lists the objects.
 Label = Annotated[str, msgspec.Meta(min_length=1, max_length=128,
-                                    pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
-Owner = Annotated[str, msgspec.Meta(pattern=r"^([a-z][a-z0-9._-]{0,31})?$")]
-KindName = Annotated[str, msgspec.Meta(pattern=r"^(spool|box|secure-print)$")]
+                                    pattern=r"^[^\x00-\x1f\x7f-\x9f]+\Z")]
+Owner = Annotated[str, msgspec.Meta(pattern=r"^([a-z][a-z0-9._-]{0,31})?\Z")]
+KindName = Annotated[str, msgspec.Meta(pattern=r"^(spool|box|secure-print)\Z")]
 
 
 def fd_socket_path(varlink_socket: Path) -> Path:
@@ -121,6 +121,7 @@ STORE = Interface(
             params=PutParams, result=StoredObject, requires=Privilege.STORE_USE,
             errors=(ErrorCode.STORE_IO_ERROR, ErrorCode.STORE_FULL,
                     ErrorCode.KEYS_UNAVAILABLE),
+            passes_descriptor=True,
         ),
         Method(
             name="Read",
@@ -129,6 +130,7 @@ STORE = Interface(
             params=ReadParams, result=ReadResult, requires=Privilege.STORE_USE,
             errors=(ErrorCode.STORE_OBJECT_NOT_FOUND, ErrorCode.STORE_INTEGRITY,
                     ErrorCode.STORE_IO_ERROR, ErrorCode.KEYS_UNAVAILABLE),
+            passes_descriptor=True,
         ),
         Method(
             name="MarkPrinted",

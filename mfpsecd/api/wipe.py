@@ -19,8 +19,8 @@ from mfpsecd.api.auth import ReauthPassword
 from mfpsecd.api.schema import Interface, Method, NoParams
 from mfpsecd.errors import ErrorCode
 
-TargetId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-JobId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+TargetId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")]
+JobId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")]
 Mode = Annotated[int, msgspec.Meta(ge=1, le=8)]
 CertificateBytes = Annotated[str, msgspec.Meta(min_length=1, max_length=1 << 20)]
 
@@ -83,7 +83,7 @@ class Level(enum.Enum):
     PURGE = "purge"  # defeats laboratory recovery
 
 
-PurgeMethod = Annotated[str, msgspec.Meta(pattern=r"^([a-z0-9-]{1,40})?$")]
+PurgeMethod = Annotated[str, msgspec.Meta(pattern=r"^([a-z0-9-]{1,40})?\Z")]
 
 
 class PlanParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -31,8 +31,8 @@ MAX_ENTRIES = 100_000
 MAX_MANIFEST_BYTES = 32 << 20
 
 _HEX64 = r"^[0-9a-f]{64}$"
-_VERSION = r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$"
-_MODEL = r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$"
+_VERSION = r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}\Z"
+_MODEL = r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}\Z"
 
 
 class Entry(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):

@@ -15,7 +15,7 @@ import msgspec
 
 from mfpsecd.errors import ErrorCode, MfpsecError
 
-_NAME = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+_NAME = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")]
 _PRINCIPAL = _NAME | Annotated[int, msgspec.Meta(ge=0, le=2**32 - 2)]
 
 
@@ -107,8 +107,8 @@ class AuditSection(_Strict, frozen=True):
 
 class NotifyMailSection(_Strict, frozen=True):
     host: Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
-    sender: Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+$")]
-    recipients: Annotated[list[Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+$")]],
+    sender: Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+\Z")]
+    recipients: Annotated[list[Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+\Z")]],
                           msgspec.Meta(min_length=1)]
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 587
     starttls: bool = True  # the server certificate is verified (ca_file, or the system CAs)
@@ -134,7 +134,7 @@ class NotifySnmpSection(_Strict, frozen=True):
     # v3 (authPriv, SHA + AES-128): the user, this device's engine ID (hex, as the
     # receiver's createUser -e), and the secret-store names of the two keys.
     user: str = ""
-    engine_id: Annotated[str, msgspec.Meta(pattern=r"^([0-9a-fA-F]{2}){5,32}$")] | None = None
+    engine_id: Annotated[str, msgspec.Meta(pattern=r"^([0-9a-fA-F]{2}){5,32}\Z")] | None = None
     auth_secret: str = ""
     priv_secret: str = ""
     community_secret: str = ""  # v2c: secret-store name of the community
@@ -319,7 +319,7 @@ class NetServiceSection(_Strict, frozen=True):
     """A network service whose ports the administrator switches on and off (N-1)."""
 
     name: _NAME
-    ports: Annotated[list[Annotated[str, msgspec.Meta(pattern=r"^(tcp|udp)/[0-9]{1,5}$")]],
+    ports: Annotated[list[Annotated[str, msgspec.Meta(pattern=r"^(tcp|udp)/[0-9]{1,5}\Z")]],
                      msgspec.Meta(min_length=1)]
 
 

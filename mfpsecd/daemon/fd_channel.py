@@ -5,8 +5,10 @@ drops ancillary data, so descriptors take a side channel next to the Varlink soc
 (`<name>.fd.sock`, same group and mode): a client connects, sends one byte with the
 descriptor attached (SCM_RIGHTS) and gets back a one-time token, which it then names in a
 Varlink call on its own connection. A token is good once, for the uid that sent the
-descriptor, for a minute; the daemon holds at most a few per uid. Peers the Varlink
-server would not admit are refused here too.
+descriptor, for a minute; the daemon holds at most a few per uid. The call that names it
+releases it when it ends, whatever its outcome (Method.passes_descriptor), so only tokens
+never named wait for the minute. Peers the Varlink server would not admit are refused
+here too.
 """
 
 from __future__ import annotations
@@ -88,6 +90,14 @@ class FdChannel:
             raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="descriptor")
         del self._held[token]
         return held.fd
+
+    def release(self, token: str, uid: int) -> None:
+        """Close a descriptor its call did not take (the call was refused or failed
+        first); nothing for a token already taken, expired or another uid's."""
+        held = self._held.get(token)
+        if held is not None and held.uid == uid:
+            del self._held[token]
+            os.close(held.fd)
 
     # ---------------------------------------------------------------- serving
 

@@ -364,8 +364,11 @@ class VarlinkServer:
         *,
         sessions: SessionTable | None = None,
         fast: Mapping[bytes, tuple[str, Callable[[], bytes]]] | None = None,
+        release_descriptor: Callable[[str, int], None] | None = None,
     ) -> None:
         self.rules = rules
+        # Frees a side-channel descriptor a call named and did not take (FdChannel.release).
+        self._release_descriptor = release_descriptor
         self.sessions = sessions or SessionTable(clock, SessionPolicy())
         self.limits = limits
         self.clock = clock
@@ -465,6 +468,7 @@ class VarlinkServer:
             else:
                 params = wire.decode_params(call.parameters, decoder)
         except MfpsecError as exc:
+            self._release_named(conn, name, call.parameters)
             if reply:
                 conn.write(wire.encode_error(exc.code, exc.params))
             return True
@@ -473,6 +477,25 @@ class VarlinkServer:
             ctx = conn.contexts[name] = CallContext(conn.peer, conn.peer_class, method, name,
                                                     conn.seat)
         return _Prepared(msg, method, ctx, handler, params, reply, sync)
+
+    def _release_named(self, conn: _Connection, name: str, raw: msgspec.Raw) -> None:
+        """A refused call releases the descriptor it named, read from its raw parameters
+        (which may not have decoded)."""
+        method = self._methods.get(name)
+        if method is None or not method.passes_descriptor or self._release_descriptor is None:
+            return
+        try:
+            token = msgspec.json.decode(raw).get("descriptor")
+        except (msgspec.DecodeError, AttributeError, RecursionError):
+            return
+        if isinstance(token, str):
+            self._release_descriptor(token, conn.peer.uid)
+
+    def _ended(self, conn: _Connection, call: _Prepared) -> None:
+        if call.method.passes_descriptor and self._release_descriptor is not None:
+            token = getattr(call.params, "descriptor", None)
+            if isinstance(token, str):
+                self._release_descriptor(token, conn.peer.uid)
 
     def _authorize(self, conn: _Connection, needed: Privilege, name: str) -> None:
         """Beyond what the peer class grants: a live session whose role allows it."""
@@ -500,6 +523,8 @@ class VarlinkServer:
                 conn.write(wire.encode_reply(result))
         except Exception as exc:
             self._handler_failed(conn, call, exc)
+        finally:
+            self._ended(conn, call)
         return True
 
     async def dispatch(self, conn: _Connection, item: bytearray | _Prepared) -> bool:
@@ -520,6 +545,8 @@ class VarlinkServer:
             raise
         except Exception as exc:
             self._handler_failed(conn, call, exc)
+        finally:
+            self._ended(conn, call)
         return True
 
     def _handler_failed(self, conn: _Connection, call: _Prepared, exc: Exception) -> None:

@@ -198,6 +198,7 @@ class Daemon:
             clock,
             sessions=sessions,
             fast=fast_replies(status),
+            release_descriptor=descriptors.release,
         )
         group = None if ipc.socket_group is None else gid_of(ipc.socket_group,
                                                              "ipc.socket_group")

@@ -127,3 +127,58 @@ def test_wire_names_are_frozen() -> None:
         "DAEMON_UNREACHABLE": "io.mfpsecd.Client.DaemonUnreachable",
         "CONFIG_INVALID": "io.mfpsecd.System.ConfigInvalid",
     }.items()
+
+
+def _string_patterns(t: object, seen: set[int]) -> list[str]:
+    """Every regex pattern reachable from a msgspec type."""
+    import msgspec.inspect as mi
+
+    if id(t) in seen:
+        return []
+    seen.add(id(t))
+    out: list[str] = []
+    if isinstance(t, mi.StrType) and t.pattern is not None:
+        out.append(t.pattern)
+    for attr in ("item_type", "key_type", "value_type"):
+        if hasattr(t, attr):
+            out += _string_patterns(getattr(t, attr), seen)
+    for member in getattr(t, "types", ()):
+        out += _string_patterns(member, seen)
+    for f in getattr(t, "fields", ()):
+        out += _string_patterns(f.type, seen)
+    return out
+
+
+def test_every_declared_pattern_matches_to_the_very_end() -> None:
+    """Python's `$` also matches before a trailing newline, so `^[a-z]+$` admitted
+    "alice\\n" as a user name: every pattern of the wire types ends with \\Z."""
+    import msgspec.inspect as mi
+
+    patterns: set[str] = set()
+    for _, m in registry.all_methods():
+        for t in (m.params, m.result):
+            patterns.update(_string_patterns(mi.type_info(t), set()))
+    assert patterns, "no pattern found: the walk is broken"
+    assert sorted(p for p in patterns if not p.endswith("\\Z")) == []
+
+
+def test_a_trailing_newline_is_refused() -> None:
+    import msgspec
+
+    from mfpsecd.api.auth import UserName
+    from mfpsecd.api.store import Label
+
+    for t in (UserName, Label):
+        try:
+            msgspec.json.decode(b'"alice\\n"', type=t)
+        except msgspec.ValidationError:
+            continue
+        raise AssertionError(f"{t} admits a trailing newline")
+
+
+def test_every_method_with_a_descriptor_releases_it() -> None:
+    """A method whose parameters name a side-channel descriptor declares it, so that the
+    server releases the descriptor when a call ends however it ends."""
+    for name, m in registry.all_methods():
+        has = "descriptor" in m.params.__struct_fields__
+        assert m.passes_descriptor == has, name

@@ -171,3 +171,37 @@ def test_control_characters_are_refused_and_listed_escaped(short_tmp: Path) -> N
         # --json keeps the name exact, for programs.
         (obj,) = json.loads(cli.ok(0, "store", "list", "--json"))
         assert obj["name"] == "page\x1b]0;owned\x07\nforged-line"
+
+
+def test_refused_puts_hold_no_descriptor(short_tmp: Path) -> None:
+    """A descriptor passed for a call is released when the call ends, whatever its
+    outcome: refused puts (by the handler, by the parameter check, for want of a session)
+    neither keep the daemon's descriptors open nor use up the uid's few tokens, which
+    the panel (one uid for every user) would otherwise lose for a minute."""
+    short_tmp.chmod(0o711)
+    with ds.running(short_tmp / "d", config=CONFIG, tpm="none") as d:
+        cli = Cli(d.socket_path, short_tmp / "rt")
+        (cli.runtime / "").mkdir(exist_ok=True)
+        cli.ok(0, "users", "init", "admin", "--password-file", "-", stdin=ADMIN_PW)
+        cli.ok(0, "login", "-u", "admin", "--password-file", "-", stdin=ADMIN_PW)
+        cli.ok(0, "users", "add", "alice", "--role", "user", "--permanent",
+               "--password-file", "-", stdin=USER_PW)
+        cli.ok(0, "logout")
+        fds = Path(f"/proc/{d.pid}/fd")
+        before = len(list(fds.iterdir()))
+        for _ in range(10):  # more than the 8 a uid may hold
+            # Root without a session has no user to own the object: refused in the handler.
+            assert "InvalidParameter" in cli.fails(0, "store", "put", "-", "--job", "j",
+                                                   stdin="x")
+            # Refused by the parameter check, before any handler.
+            assert "InvalidParameter" in cli.fails(0, "store", "put", "-", "--job", "j\n",
+                                                   "--owner", "alice", stdin="x")
+            # Refused for want of a session.
+            assert "AuthenticationRequired" in cli.fails(ALICE_UID, "store", "put", "-",
+                                                         "--job", "j", stdin="x")
+        assert len(list(fds.iterdir())) == before
+        stored = json.loads(cli.ok(0, "store", "put", "-", "--job", "j", "--owner", "alice",
+                                   "--json", stdin="kept"))
+        cli.ok(ALICE_UID, "login", "-u", "alice", "--password-file", "-", stdin=USER_PW)
+        assert cli.ok(ALICE_UID, "store", "get", stored["id"]) == "kept"
+        assert len(list(fds.iterdir())) == before
