@@ -154,6 +154,9 @@ class _Job:
     task: asyncio.Task[None] | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     stopping: bool = False  # the daemon is stopping: leave it to resume, do not fail it
+    # Cancel asked: the run stops at its next chunk. `state` changes only once the row
+    # says so, so what a client sees is what the database holds.
+    cancelling: bool = False
 
     def notify(self) -> None:
         self.changed.set()
@@ -455,7 +458,7 @@ class WipeService:
             ev.details["phase"] = "cancel"
             if job.state != RUNNING:
                 return job.view()  # already over: nothing to cancel
-            job.state = CANCELLED
+            job.cancelling = True
             if job.progress is not None:
                 job.progress.cancel()
             if job.task is not None:
@@ -475,7 +478,7 @@ class WipeService:
             if not device:
                 target = await asyncio.to_thread(self._overwriter.open, info)
             while job.step < len(job.plan.steps):
-                if job.stopping or job.state != RUNNING:
+                if job.stopping or job.cancelling:
                     raise MfpsecError(ErrorCode.WIPE_CANCELLED, job=job.id)
                 if target is None:
                     await self._run_purge_step(job, info)
@@ -517,7 +520,7 @@ class WipeService:
             done, _ = await asyncio.wait({fut}, timeout=self.settings.poll_s)
             # A read-back needs no durability; a pass is only as far as it was flushed.
             mark = progress.position if verifying else progress.durable
-            if mark > job.offset and job.state == RUNNING:
+            if mark > job.offset and not job.cancelling:
                 job.offset = mark
                 await self._save(job)
             job.notify()
@@ -654,7 +657,7 @@ class WipeService:
                 raise
 
     def _check_bound(self, job: _Job, start: float, bound: float) -> None:
-        if job.stopping or job.state != RUNNING:
+        if job.stopping or job.cancelling:
             raise MfpsecError(ErrorCode.WIPE_CANCELLED, job=job.id)
         waited = self._clock.monotonic() - start
         if waited > bound:
@@ -662,7 +665,6 @@ class WipeService:
                               seconds=round(waited))
 
     async def _finish(self, job: _Job) -> None:
-        job.state = COMPLETED
         job.ended = rfc3339(self._clock)
         if job.purge is not None and not job.purge.device_method:
             job.purge.verified = True  # the engine's read-back of every byte passed
@@ -672,27 +674,27 @@ class WipeService:
         except MfpsecError as exc:
             # The target IS sanitized; only the proof could not be signed now.
             job.error = f"certificate not signed: {exc.code.wire_name}"
-        await self._save(job)
+        await self._end(job, COMPLETED)
         await self._auditor.record(EventType.SANITIZE, Outcome.SUCCESS, job.operator, job.id,
                                    phase="result", result="success",
                                    certificate_sha256=cert.digest(body).hex())
         log.info("sanitization completed", job=job.id)
 
     async def _fail(self, job: _Job, exc: MfpsecError) -> None:
-        cancelled = exc.code is ErrorCode.WIPE_CANCELLED or job.state == CANCELLED
-        job.state = CANCELLED if cancelled else FAILED
+        cancelled = exc.code is ErrorCode.WIPE_CANCELLED or job.cancelling
+        ending = CANCELLED if cancelled else FAILED
         job.ended = rfc3339(self._clock)
         job.error = exc.code.wire_name + "".join(f" {k}={v}" for k, v in exc.params.items()
                                                  if k != "job")
         digest = ""
-        if _failed_purge(job):
+        if ending == FAILED and _purge_found_wanting(job):
             # A purge the read-back caught is certified as FAILED: the device's report
             # and the finding are the proof a service engineer needs.
             body = self._body(job, "failed")
             digest = cert.digest(body).hex()
             with contextlib.suppress(MfpsecError):
                 job.certificate = await self._sign(body)
-        await self._save(job)
+        await self._end(job, ending)
         await self._auditor.record(EventType.SANITIZE, Outcome.FAILURE, job.operator, job.id,
                                    phase="result", result=job.state, error=job.error,
                                    **({"certificate_sha256": digest} if digest else {}))
@@ -701,6 +703,12 @@ class WipeService:
 
     async def _save(self, job: _Job) -> None:
         await self._state.run(lambda conn: _update(conn, job))
+
+    async def _end(self, job: _Job, state: str) -> None:
+        """The row first, then what clients see: a job reported completed is completed in
+        the database, so a new job on its target is accepted at once."""
+        await self._state.run(lambda conn: _update(conn, job, state))
+        job.state = state
 
     # ---------------------------------------------------------------- certificates
 
@@ -853,10 +861,14 @@ def _finding_text(f: purge_verify.Finding) -> str:
     return f"FAILED{where}: {f.reason} ({f.blocks} blocks judged{blank})"
 
 
-def _failed_purge(job: _Job) -> bool:
+def _purge_found_wanting(job: _Job) -> bool:
     """A device purge that ran and that the read-back found wanting."""
-    return (job.state == FAILED and job.purge is not None and job.purge.device_method
-            and bool(job.purge.finding) and not job.purge.verified)
+    return (job.purge is not None and job.purge.device_method and bool(job.purge.finding)
+            and not job.purge.verified)
+
+
+def _failed_purge(job: _Job) -> bool:
+    return job.state == FAILED and _purge_found_wanting(job)
 
 
 def _insert(conn: StateConnection, job: _Job) -> None:
@@ -867,10 +879,10 @@ def _insert(conn: StateConnection, job: _Job) -> None:
                   job.resumed, job.error, job.certificate.decode()))
 
 
-def _update(conn: StateConnection, job: _Job) -> None:
+def _update(conn: StateConnection, job: _Job, state: str | None = None) -> None:
     conn.execute("UPDATE wipe_jobs SET state = ?, step = ?, offset = ?, ended_at = ?, "
                  "resumed = ?, error = ?, certificate = ?, plan = ? WHERE id = ?",
-                 (job.state, job.step, job.offset, job.ended, job.resumed, job.error,
+                 (state or job.state, job.step, job.offset, job.ended, job.resumed, job.error,
                   job.certificate.decode(), msgspec.json.encode(job.plan).decode(), job.id))
 
 

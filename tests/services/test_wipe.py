@@ -253,6 +253,58 @@ def test_cancel_leaves_no_certificate_and_a_second_job_is_refused(tmp_path: Path
     asyncio.run(scenario())
 
 
+def test_completed_means_completed_in_the_database(tmp_path: Path) -> None:
+    """While the certificate is being signed the job is still running, for clients and
+    for a new request alike; once a client sees it completed (or cancelled), a new job on
+    the target is accepted at once. Before, the state flipped in memory before the row,
+    and the new job hit the database's one-running-job-per-target index."""
+
+    async def scenario() -> None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        sign = _signer(key)
+        signing, release = asyncio.Event(), asyncio.Event()
+
+        async def slow_signer(digest: bytes) -> tuple[bytes, bytes] | None:
+            signing.set()
+            await release.wait()
+            return await sign(digest)
+
+        async with stack(tmp_path, key=key, signer=slow_signer) as s:
+            view = await s.wipe.begin("hdd0", 1, ENGINEER)
+            await signing.wait()
+            try:
+                assert s.wipe.job(view.id).state == "running"
+                with pytest.raises(MfpsecError) as info:
+                    await s.wipe.begin("hdd0", 1, ENGINEER)
+                assert info.value.code is ErrorCode.WIPE_ALREADY_RUNNING
+            finally:
+                release.set()
+            while s.wipe.job(view.id).state == "running":
+                await asyncio.sleep(0)
+            rows = await s.state.run(lambda c: c.execute(
+                "SELECT state FROM wipe_jobs WHERE id = ?", (view.id,)).fetchall())
+            assert rows == [("completed",)]
+            again = await s.wipe.begin("hdd0", 1, ENGINEER)  # at once, no waiting
+            assert await _finished(s.wipe, again.id) == COMPLETED
+
+            # A cancel: seen as cancelled only once the row says so.
+            third = await s.wipe.begin("hdd0", 8, ENGINEER)
+
+            async def first_seen_cancelled():
+                while s.wipe.job(third.id).state == "running":
+                    await asyncio.sleep(0)
+                return await s.state.run(lambda c: c.execute(
+                    "SELECT state FROM wipe_jobs WHERE id = ?", (third.id,)).fetchone())
+
+            watcher = asyncio.create_task(first_seen_cancelled())
+            assert (await s.wipe.cancel(third.id, ENGINEER)).state == "cancelled"
+            assert await watcher == ("cancelled",)
+            fourth = await s.wipe.begin("hdd0", 1, ENGINEER)
+            assert await _finished(s.wipe, fourth.id) == COMPLETED
+
+    asyncio.run(scenario())
+
+
 def test_unlisted_unsanitizable_and_attached_targets_are_refused(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with stack(tmp_path) as s:
