@@ -227,6 +227,12 @@ class ErrorCode(enum.Enum):
         "io.mfpsecd.Wipe.CertificateInvalid", EX_DATAERR, (("reason", str),),
         "The sanitization certificate is malformed, altered, or not signed by this device.",
     )
+    WIPE_MEDIUM_CHANGED = (
+        "io.mfpsecd.Wipe.MediumChanged", EX_DATAERR, (("target", str), ("reason", str)),
+        "The target is not the medium the sanitization started on (another disk was put in "
+        "its place while the job was interrupted): the job is FAILED and certifies nothing. "
+        "The medium that was removed still holds its data; start over on the one now there.",
+    )
     STORE_OBJECT_NOT_FOUND = (
         "io.mfpsecd.Store.ObjectNotFound", EX_DATAERR, (("object", str),),
         "The job store holds no object with this id (or it was deleted).",

@@ -97,8 +97,8 @@ class SysfsDiskInventory:
                 in_use = f"attached to {backing.parent.parent.name}"
                 break
         return self._info(disk, path, size=st.st_size, block=512, in_use=in_use,
-                          transport="file", model="simulated image",
-                          serial=f"SIM-{disk.id.upper()}")
+                          transport="file", model=disk.model or "simulated image",
+                          serial=disk.serial or f"SIM-{disk.id.upper()}")
 
     # ------------------------------------------------------------ block devices
 

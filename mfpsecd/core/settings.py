@@ -307,6 +307,10 @@ class DiskSection(_Strict, frozen=True):
     medium: MediumKind
     sanitizable: bool = False  # never touched by sanitization unless true
     size_bytes: Annotated[int, msgspec.Meta(ge=0)] | None = None  # simulated images only
+    # Simulated images only: what the image answers as its model and serial number
+    # (default "simulated image" and SIM-<ID>). A device's come from the device.
+    model: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    serial: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
 class NicSection(_Strict, frozen=True):

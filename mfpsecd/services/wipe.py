@@ -60,6 +60,12 @@ from mfpsecd.ports import (
 )
 from mfpsecd.services.audit import Auditor, Signer
 from mfpsecd.services.health import HealthRegistry, rfc3339
+from mfpsecd.services.medium_marker import (
+    MarkerState,
+    MediumMarker,
+    new_marker,
+    passes_end,
+)
 from mfpsecd.services.purge_record import (
     PurgeRecord,
     blocks_before,
@@ -102,6 +108,8 @@ class _Plan(msgspec.Struct, frozen=True):
     reason: str
     steps: list[_Step]
     purge: PurgeRecord | None = None  # a media-aware purge: its plan, evidence, results
+    # An overwrite's proof that it resumes on the same medium (jobs from before it: None).
+    marker: MediumMarker | None = None
 
 
 @dataclass(frozen=True)
@@ -302,7 +310,7 @@ class WipeService:
             ev.details.update(phase="start", mode=mode)
             with self._claiming(target):
                 info = self._usable(target)
-                choice, plan = self._overwrite_plan(mode, info.medium)
+                choice, plan = self._overwrite_plan(mode, info)
                 job = self._new_job(target, mode, plan, info, operator)
                 ev.object = job.id
                 ev.details.update(target=target, plan=choice.plan.describe(), bytes=job.size)
@@ -355,7 +363,7 @@ class WipeService:
                 confirmed_by = self._purge_allowed(target, preview, operator, confirm)
                 rec = new_record(preview.probe, chosen, info, confirmed_by=confirmed_by,
                                  fraction=1.0 if verify_all else self.settings.verify_fraction)
-                plan = self._purge_plan(rec, chosen, mode, info.medium)
+                plan = self._purge_plan(rec, chosen, mode, info)
                 job = self._new_job(target, mode, plan, info, operator)
                 ev.object = job.id
                 ev.details.update(target=target, bytes=job.size,
@@ -382,24 +390,25 @@ class WipeService:
             raise MfpsecError(ErrorCode.WIPE_CONFIRMATION_REQUIRED, target=target, reason=why)
         return operator.user
 
-    def _purge_plan(self, rec: PurgeRecord, chosen: Plan, mode: int, medium: Medium
+    def _purge_plan(self, rec: PurgeRecord, chosen: Plan, mode: int, info: MediaInfo
                     ) -> _Plan:
         if not rec.device_method:
-            return self._overwrite_plan(mode, medium, rec)[1]
+            return self._overwrite_plan(mode, info, rec)[1]
         steps = [_Step("sample"), _Step("device", name=rec.method), _Step("check")]
         return _Plan(f"NIST SP 800-88 Rev.1 {rec.achieves}: {rec.method}",
                      chosen.shortfall or f"the strongest method {rec.transport} reports",
                      steps, rec)
 
-    def _overwrite_plan(self, mode: int, medium: Medium, purge: PurgeRecord | None = None
+    def _overwrite_plan(self, mode: int, info: MediaInfo, purge: PurgeRecord | None = None
                         ) -> tuple[Choice, _Plan]:
         """The engine's passes for the mode on this medium, then the read-back (every
-        discard plan verifies its last pass, W-5)."""
-        choice = discard_plan(mode, medium)
+        discard plan verifies its last pass, W-5), and the medium's marker."""
+        choice = discard_plan(mode, info.medium)
         steps = [self._step(p.kind, p.byte) for p in choice.plan.passes]
         if choice.plan.verification is Verification.LAST_PASS:
             steps.append(_Step("verify"))
-        return choice, _Plan(choice.plan.standard, choice.reason, steps, purge)
+        marker = new_marker(info.size_bytes, self._overwriter.new_key())
+        return choice, _Plan(choice.plan.standard, choice.reason, steps, purge, marker)
 
     def _not_running(self, target: str) -> None:
         for job in self._jobs.values():
@@ -474,9 +483,11 @@ class WipeService:
             if info.size_bytes != job.size:
                 raise MfpsecError(ErrorCode.WIPE_TARGET_REFUSED, target=job.target,
                                   reason=f"size changed from {job.size} to {info.size_bytes}")
+            self._same_drive(job, info)
             device = job.purge is not None and job.purge.device_method
             if not device:
                 target = await asyncio.to_thread(self._overwriter.open, info)
+                await self._prove_medium(job, target)
             while job.step < len(job.plan.steps):
                 if job.stopping or job.cancelling:
                     raise MfpsecError(ErrorCode.WIPE_CANCELLED, job=job.id)
@@ -484,6 +495,8 @@ class WipeService:
                     await self._run_purge_step(job, info)
                 else:
                     await self._run_step(job, target)
+            if target is not None:
+                await self._seal_marker(job, target)
             await self._finish(job)
         except MfpsecError as exc:
             if job.stopping and exc.code is ErrorCode.WIPE_CANCELLED:
@@ -501,6 +514,68 @@ class WipeService:
             self._report()
             job.notify()
 
+    # ---------------------------------------------------------------- same medium
+
+    def _same_drive(self, job: _Job, info: MediaInfo) -> None:
+        """The drive answers with the model and serial number the job started with."""
+        was, now = (job.media.model, job.media.serial), (info.model, info.serial)
+        if was != now:
+            raise MfpsecError(
+                ErrorCode.WIPE_MEDIUM_CHANGED, target=job.target,
+                reason=f"the job started on model {was[0]!r}, serial {was[1]!r}; the target "
+                       f"now answers model {now[0]!r}, serial {now[1]!r}")
+
+    async def _prove_medium(self, job: _Job, target: OverwriteTarget) -> None:
+        """Before any pass: write the marker on a fresh job, else read it back."""
+        marker = job.plan.marker
+        if marker is None:
+            return
+        if marker.is_(MarkerState.PENDING):
+            # Nothing was written yet (not even the marker, if a power cut came first):
+            # the medium now in place is the one this job sanitizes.
+            await asyncio.to_thread(target.write_pass, marker.offset, job.size, marker.spec,
+                                    target.new_progress(), 0)
+            marker.state = MarkerState.WRITTEN.value
+            await self._save(job)
+        elif marker.is_(MarkerState.WRITTEN):
+            await self._check_marker(job, target, marker)
+            if job.resumed:
+                await self._auditor.record(
+                    EventType.SANITIZE, Outcome.SUCCESS, DAEMON, job.id, phase="resume",
+                    step=job.step + 1, steps=len(job.plan.steps), offset=job.offset,
+                    resumed=job.resumed, medium="the marker written at the start is there")
+
+    async def _check_marker(self, job: _Job, target: OverwriteTarget,
+                            marker: MediumMarker) -> None:
+        try:
+            await asyncio.to_thread(target.verify, marker.offset, job.size, marker.spec,
+                                    target.new_progress())
+        except MfpsecError as exc:
+            if exc.code is not ErrorCode.WIPE_VERIFY_FAILED:
+                raise
+            raise MfpsecError(
+                ErrorCode.WIPE_MEDIUM_CHANGED, target=job.target,
+                reason=f"the marker this job wrote at offset {marker.offset} is not there: "
+                       "another medium was put in place, or it was written to") from None
+
+    async def _seal_marker(self, job: _Job, target: OverwriteTarget) -> None:
+        """The marker, proven once more, gets every pass in turn and the read-back."""
+        marker = job.plan.marker
+        if marker is None or marker.is_(MarkerState.SEALED):
+            return
+        if marker.is_(MarkerState.WRITTEN):
+            await self._check_marker(job, target, marker)
+            marker.state = MarkerState.SEALING.value
+            await self._save(job)
+        passes = [s for s in job.plan.steps if s.kind != "verify"]
+        for step in passes:
+            await asyncio.to_thread(target.write_pass, marker.offset, job.size, _spec(step),
+                                    target.new_progress(), 0)
+        await asyncio.to_thread(target.verify, marker.offset, job.size,
+                                _spec(_last_pass(job.plan)), target.new_progress())
+        marker.state = MarkerState.SEALED.value
+        await self._save(job)
+
     async def _run_step(self, job: _Job, target: OverwriteTarget) -> None:
         step = job.plan.steps[job.step]
         verifying = step.kind == "verify"
@@ -509,11 +584,11 @@ class WipeService:
         spec = _spec(_last_pass(job.plan) if verifying else step)
         progress = target.new_progress()
         job.progress = progress
-        start = job.offset
+        start, end = job.offset, passes_end(job.plan.marker, job.size)
         if verifying:
-            work = asyncio.to_thread(target.verify, start, job.size, spec, progress)
+            work = asyncio.to_thread(target.verify, start, end, spec, progress)
         else:
-            work = asyncio.to_thread(target.write_pass, start, job.size, spec, progress,
+            work = asyncio.to_thread(target.write_pass, start, end, spec, progress,
                                      self.settings.sync_every)
         fut = asyncio.ensure_future(work)
         while True:

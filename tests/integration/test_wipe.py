@@ -319,3 +319,50 @@ def test_sigkill_twenty_times_during_a_1gib_mode3_wipe_resumes_to_a_verified_res
         if d.proc.poll() is None:
             d.stop()
         d.close_notify()
+
+
+def test_a_medium_swapped_during_a_power_cut_gets_no_certificate(short_tmp: Path) -> None:
+    """As an attacker would try it: mode 1 on hdd0, SIGKILL at about 80 %, the image
+    replaced by another of the same size, restart. The job fails (MediumChanged), and
+    `wipe status` exits with that error; nothing certifies hdd0."""
+    root = short_tmp / "d"
+    size = 256 << 20
+    disks = [{"id": "hdd0", "path": "disks/hdd0.img", "medium": "hdd", "sanitizable": True,
+              "size_bytes": size}]
+    config: dict[str, dict[str, Any]] = {
+        **CONFIG, "wipe": {"checkpoint_mib": 16, "progress_interval_ms": 20}}
+    db = root / "lib" / "state.sqlite3"
+    d = ds.start(root, config=config, tpm="none", board={"disks": disks})
+    try:
+        rc, out, err = _cli(d, "wipe", "start", "--target", "hdd0", "--mode", "1", "--yes",
+                            "--no-wait", "--json")
+        assert rc == 0, err
+        job_id = json.loads(out)["id"]
+        deadline = time.monotonic() + 120
+        while _progress(db)[2] < size * 8 // 10:
+            assert _progress(db)[0] == "running" and time.monotonic() < deadline
+            time.sleep(0.002)
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait(10)
+        d.close_notify()
+        image = root / "dev" / "disks" / "hdd0.img"
+        image.unlink()
+        with image.open("wb") as f:  # a fresh medium of the same size
+            f.truncate(size)
+        d = ds.start(root, config=config, tpm="none", board={"disks": disks})
+        rc, out, _ = _cli(d, "wipe", "status", job_id, "--follow", "--json")
+        final = json.loads(out.splitlines()[-1])
+        assert final["state"] == "failed", final
+        assert final["error"].startswith("io.mfpsecd.Wipe.MediumChanged")
+        assert rc == ErrorCode.WIPE_MEDIUM_CHANGED.exit_status
+        rc, _, err = _cli(d, "wipe", "status", job_id)
+        assert rc == ErrorCode.WIPE_MEDIUM_CHANGED.exit_status
+        assert final["certificate_sha256"] == ""
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT state, certificate FROM wipe_jobs").fetchone() == (
+                "failed", "")
+        conn.close()
+    finally:
+        if d.proc.poll() is None:
+            d.stop()
+        d.close_notify()

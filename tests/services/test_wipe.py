@@ -30,6 +30,7 @@ from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import MediaPurger, Paths
 from mfpsecd.services.audit import Auditor, AuditQuery
 from mfpsecd.services.health import HealthRegistry
+from mfpsecd.services.medium_marker import MARKER_BYTES
 from mfpsecd.services.wipe import COMPLETED, WipeService, WipeSettings
 from tests.support.fakeclock import FakeClock
 
@@ -135,18 +136,29 @@ def test_every_mode_leaves_exactly_its_last_pass(tmp_path: Path, mode: int) -> N
             final = s.image("hdd0").read_bytes()
             plan = DISCARD_MODES[mode]
             assert view.steps == [p.describe() for p in plan.passes] + ["verify"]
-            # snapshots[k] is what pass k-1 left (snapshot 0 is the old data).
-            after = [*snapshots[1:], final]
+            # snapshots[k] is what pass k-1 left (snapshot 0 is the old data). Until the
+            # end the medium's marker holds the last MARKER_BYTES, the same throughout.
+            after = [*snapshots[1:]]
+            assert len(after) == len(plan.passes)
+            marker = snapshots[0][-MARKER_BYTES:]
+            assert marker != b"\x5a" * MARKER_BYTES
             for k, p in enumerate(plan.passes):
                 got = after[k]
-                assert len(got) == SIZE
+                assert len(got) == SIZE and got[-MARKER_BYTES:] == marker
                 if p.kind is PassKind.BYTE:
-                    assert _constant(got, p.byte), (mode, k)
+                    assert _constant(got[:-MARKER_BYTES], p.byte), (mode, k)
                 else:
                     assert len(set(got[i:i + 16] for i in range(0, 1 << 16, 16))) == 4096
-                    assert got != after[k - 1]
+                    assert got != (after[k - 1] if k else snapshots[0])
             randoms = [after[k] for k, p in enumerate(plan.passes) if p.kind is PassKind.RANDOM]
             assert len(set(randoms)) == len(randoms)  # one independent stream per pass
+            # Then the marker got every pass too: the whole medium is the last pass.
+            last = plan.passes[-1]
+            if last.kind is PassKind.BYTE:
+                assert _constant(final, last.byte)
+            else:
+                assert final[:-MARKER_BYTES] == after[-1][:-MARKER_BYTES]
+                assert final[-MARKER_BYTES:] != marker
             doc, ours = await s.wipe.verify_certificate(
                 cert.encode_document(await s.wipe.certificate(view.id)))
             assert ours and doc.certificate.result == "success"
@@ -223,6 +235,87 @@ def test_stop_mid_pass_then_resume_from_the_checkpoint(tmp_path: Path) -> None:
             assert _constant(s.image("hdd0").read_bytes(), 0xFF)
             body = (await s.wipe.certificate(job_id)).certificate
             assert body.resumed == 1 and body.result == "success"
+
+    asyncio.run(scenario())
+
+
+def _stopped_mid_pass(tmp_path: Path, size: int, settings: WipeSettings, mode: int) -> str:
+    """A job stopped (as by a power cut) in the middle of its second step."""
+
+    async def scenario() -> str:
+        async with stack(tmp_path, size=size, settings=settings) as s:
+            view = await s.wipe.begin("hdd0", mode, ENGINEER)
+            async for v in s.wipe.watch(view.id):
+                if v.step >= 1 and v.position > 0:
+                    break
+            return view.id
+
+    return asyncio.run(scenario())
+
+
+def test_a_medium_swapped_while_stopped_fails_and_certifies_nothing(tmp_path: Path) -> None:
+    """The image replaced by another of the same size (blank, as a new disk would be)
+    between the stop and the resume: the job must not finish on it and certify hdd0,
+    whose removed medium still holds its data."""
+    size = 64 << 20
+    settings = WipeSettings(sync_every=4 << 20, poll_s=0.005)
+    job_id = _stopped_mid_pass(tmp_path, size, settings, mode=5)
+    image = tmp_path / "dev" / "disks" / "hdd0.img"
+    image.unlink()
+    image.write_bytes(bytes(size))  # the same size, all zeros: what mode 5 would leave
+
+    async def scenario() -> None:
+        async with stack(tmp_path, size=size, settings=settings) as s:
+            assert await _finished(s.wipe, job_id) == "failed"
+            view = s.wipe.job(job_id)
+            assert view.error.startswith("io.mfpsecd.Wipe.MediumChanged")
+            assert "is not there" in view.error and view.certificate_digest == ""
+            with pytest.raises(MfpsecError) as info:
+                await s.wipe.certificate(job_id)
+            assert info.value.code is ErrorCode.WIPE_JOB_NOT_FOUND
+            assert image.read_bytes() == bytes(size)  # not one byte written to it
+            records = await s.auditor.query(AuditQuery(types=frozenset({EventType.SANITIZE}),
+                                                       limit=0))
+            last = records[-1]
+            assert (last.details["phase"], last.outcome.value) == ("result", "failure")
+            assert str(last.details["error"]).startswith("io.mfpsecd.Wipe.MediumChanged")
+            # What to do now: start over, on the medium now in place.
+            again = await s.wipe.begin("hdd0", 1, ENGINEER)
+            assert await _finished(s.wipe, again.id) == COMPLETED
+
+    asyncio.run(scenario())
+
+
+def test_a_resume_on_the_same_medium_is_proven_and_audited(tmp_path: Path) -> None:
+    size = 64 << 20
+    settings = WipeSettings(sync_every=4 << 20, poll_s=0.005)
+    job_id = _stopped_mid_pass(tmp_path, size, settings, mode=3)
+
+    async def scenario() -> None:
+        async with stack(tmp_path, size=size, settings=settings) as s:
+            assert await _finished(s.wipe, job_id) == COMPLETED
+            records = await s.auditor.query(AuditQuery(types=frozenset({EventType.SANITIZE}),
+                                                       limit=0))
+            (resume,) = [r for r in records if r.details["phase"] == "resume"]
+            assert resume.object == job_id and int(resume.details["offset"]) > 0
+            assert int(resume.details["step"]) == 2 and int(resume.details["resumed"]) == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_drive_answering_another_serial_is_another_medium(tmp_path: Path) -> None:
+    size = 64 << 20
+    settings = WipeSettings(sync_every=4 << 20, poll_s=0.005)
+    job_id = _stopped_mid_pass(tmp_path, size, settings, mode=5)
+    disks = [DiskSection(id="hdd0", path="disks/hdd0.img", medium=MediumKind.HDD,
+                         sanitizable=True, size_bytes=size, serial="OTHER-DRIVE")]
+
+    async def scenario() -> None:
+        async with stack(tmp_path, size=size, settings=settings, disks=disks) as s:
+            assert await _finished(s.wipe, job_id) == "failed"
+            error = s.wipe.job(job_id).error
+            assert error.startswith("io.mfpsecd.Wipe.MediumChanged")
+            assert "'OTHER-DRIVE'" in error
 
     asyncio.run(scenario())
 

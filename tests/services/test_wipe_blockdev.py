@@ -18,6 +18,7 @@ from mfpsecd.core.overwrite_plan import DISCARD_MODES, PassKind
 from mfpsecd.core.settings import DiskSection, MediumKind
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import StateConnection
+from mfpsecd.services.medium_marker import MARKER_BYTES
 from mfpsecd.services.wipe import COMPLETED
 from tests.services.test_wipe import ENGINEER, _finished, stack
 
@@ -48,11 +49,12 @@ def _disk(device: Path, medium: MediumKind = MediumKind.HDD) -> list[DiskSection
     return [DiskSection(id="lo", path=device.name, medium=medium, sanitizable=True)]
 
 
-def _keys(conn: StateConnection) -> list[str]:
+def _keys(conn: StateConnection) -> tuple[list[str], str]:
+    """The passes' stream keys, and the medium marker's."""
     row = conn.execute("SELECT plan FROM wipe_jobs").fetchone()
     assert row is not None
-    (plan,) = row
-    return [step.get("key", "") for step in json.loads(str(plan))["steps"]]
+    plan = json.loads(str(row[0]))
+    return [step.get("key", "") for step in plan["steps"]], plan["marker"]["key"]
 
 
 def _aes_stream(key_hex: str, size: int) -> bytes:
@@ -75,17 +77,21 @@ def test_every_mode_on_a_loop_device_reads_back_each_pass(tmp_path: Path, loop: 
             assert (info.size_bytes, info.transport, info.in_use) == (SIZE, "loop", "")
             view = await s.wipe.begin("lo", mode, ENGINEER)
             assert await _finished(s.wipe, view.id) == COMPLETED
-            keys = await s.state.run(_keys)
+            keys, marker_key = await s.state.run(_keys)
         plan = DISCARD_MODES[mode]
+        body = SIZE - MARKER_BYTES
+        # The medium's marker (the last MARKER_BYTES) is written before the first pass,
+        # which like every pass stops short of it; at the end it gets every pass too.
+        marker = _aes_stream(marker_key, SIZE)[body:]
         # snapshots: the old data, then what each pass left (the last one before verify).
-        assert snapshots[0] == b"\x5a" * SIZE
+        assert snapshots[0] == b"\x5a" * body + marker
         after = [*snapshots[1:len(plan.passes)], loop.read_bytes()]
         assert len(snapshots) == len(plan.passes) + 1  # one look before each step
         for k, p in enumerate(plan.passes):
-            if p.kind is PassKind.BYTE:
-                assert after[k] == bytes([p.byte]) * SIZE, (mode, k)
-            else:
-                assert after[k] == _aes_stream(keys[k], SIZE), (mode, k)
+            final = k == len(plan.passes) - 1
+            expect = (bytes([p.byte]) * SIZE if p.kind is PassKind.BYTE
+                      else _aes_stream(keys[k], SIZE))
+            assert after[k] == (expect if final else expect[:body] + marker), (mode, k)
 
     asyncio.run(scenario())
 
