@@ -227,6 +227,11 @@ class ErrorCode(enum.Enum):
         "io.mfpsecd.Wipe.CertificateInvalid", EX_DATAERR, (("reason", str),),
         "The sanitization certificate is malformed, altered, or not signed by this device.",
     )
+    WIPE_CERTIFICATE_FOREIGN = (
+        "io.mfpsecd.Wipe.CertificateForeign", EX_DATAERR, (("fingerprint", str),),
+        "The certificate's signature is intact, but no identity key this device has had made "
+        "it (fingerprint: the key the document carries): this device did not issue it.",
+    )
     WIPE_MEDIUM_CHANGED = (
         "io.mfpsecd.Wipe.MediumChanged", EX_DATAERR, (("target", str), ("reason", str)),
         "The target is not the medium the sanitization started on (another disk was put in "

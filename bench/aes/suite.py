@@ -155,7 +155,7 @@ class StoreStack:
 
         wipe = WipeService(state, SysfsDiskInventory([], paths, simulated=False),
                            NativeOverwriter(), auditor, clock, signer=no_signer,
-                           identity=lambda: None, device="bench", tool="bench")
+                           identities=chain.identities, device="bench", tool="bench")
         self.store = JobStore(state, chain, NativeObjectCipher(threads=2, segment_shift=16),
                               auditor, clock, wipe=wipe, directory=self.root / "store",
                               medium=Medium.SSD)

@@ -126,6 +126,25 @@ class BackupTargets(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     targets: list[BackupTarget]
 
 
+class IdentityEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    fingerprint: str  # SHA-256 of the SubjectPublicKeyInfo (DER)
+    public_key: str  # PEM
+    replaced_at: str  # "" for the identity key the TPM holds now
+    link: int  # the link from its successor that proves it; 0 for the current key
+
+
+class IdentityLinkDocument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    seq: int
+    # The signed bytes: canonical JSON naming the previous key and the new one.
+    document: str
+    signature: str  # hex DER ECDSA P-256/SHA-256 by the NEW key (the link's public_key)
+
+
+class IdentityHistory(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    identities: list[IdentityEntry]  # the current key first, then each earlier one
+    links: list[IdentityLinkDocument]
+
+
 _CHAIN_ERRORS = (ErrorCode.KEYS_UNAVAILABLE, ErrorCode.KEY_INTEGRITY, ErrorCode.TPM_FAILED)
 
 KEYS = Interface(
@@ -198,6 +217,14 @@ KEYS = Interface(
             doc="The device identity key's public half, a self-signed certificate and a\n"
                 "certificate request (the private key never leaves the TPM).",
             params=NoParams, result=DeviceIdentity, requires=Privilege.KEYS_READ,
+            errors=_CHAIN_ERRORS,
+        ),
+        Method(
+            name="GetIdentityHistory",
+            doc="Every identity key this device has had, proven backwards from the one its\n"
+                "TPM holds now: each earlier key by a link its successor signed. What a\n"
+                "third party needs to check this device's certificates offline.",
+            params=NoParams, result=IdentityHistory, requires=Privilege.KEYS_READ,
             errors=_CHAIN_ERRORS,
         ),
         Method(

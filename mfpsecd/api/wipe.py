@@ -134,6 +134,9 @@ class CertificateFormat(enum.Enum):
     JSON = "json"  # the signed document: what VerifyCertificate takes back
     TEXT = "text"  # a plain-text rendering
     PDF = "pdf"  # a printable rendering, base64
+    # The signed bytes alone: the body as canonical JSON (sorted keys, no spaces), what
+    # the document's signature (DER, hex) covers, for `openssl dgst -sha256 -verify`.
+    SIGNED_BODY = "signed_body"
 
 
 class CertificateParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -153,12 +156,16 @@ class VerifyCertificateParams(msgspec.Struct, frozen=True, forbid_unknown_fields
 
 class CertificateVerdict(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     valid: bool  # the signature matches the body (otherwise the call fails)
-    this_device: bool  # signed by this device's identity key
+    this_device: bool  # signed by an identity key of this device (otherwise the call fails)
     id: str
     device: str
     target: str
     result: str
     sha256: str
+    # The identity key that signed it (SHA-256 of its SubjectPublicKeyInfo), and when it
+    # was replaced: "" for the key this device holds now.
+    identity_fingerprint: str = ""
+    identity_replaced_at: str = ""
 
 
 _TARGET_ERRORS = (ErrorCode.WIPE_TARGET_UNKNOWN, ErrorCode.WIPE_TARGET_REFUSED)
@@ -243,9 +250,14 @@ WIPE = Interface(
         ),
         Method(
             name="VerifyCertificate",
-            doc="Check a certificate's signature, and whether this device signed it.",
+            doc="Check a certificate against this device's identity keys, the one it holds\n"
+                "now and every earlier one its identity history proves (never against the\n"
+                "key the document carries). CertificateForeign: an intact signature by a key\n"
+                "this device never had.",
             params=VerifyCertificateParams, result=CertificateVerdict,
-            requires=Privilege.SANITIZE, errors=(ErrorCode.WIPE_CERTIFICATE_INVALID,),
+            requires=Privilege.SANITIZE,
+            errors=(ErrorCode.WIPE_CERTIFICATE_INVALID, ErrorCode.WIPE_CERTIFICATE_FOREIGN,
+                    ErrorCode.KEYS_UNAVAILABLE, ErrorCode.KEY_INTEGRITY),
         ),
     ),
 )

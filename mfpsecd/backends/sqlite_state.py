@@ -166,6 +166,14 @@ MIGRATIONS: tuple[str, ...] = (
         policy TEXT NOT NULL
     )
     """,
+    # 10: the device identity's history: one link per change of identity key, signed by
+    # the new key and naming the old one (core.identity_history)
+    """
+    CREATE TABLE identity_links (
+        seq INTEGER PRIMARY KEY,
+        document TEXT NOT NULL
+    )
+    """,
 )
 
 

@@ -128,6 +128,36 @@ def identity(target: Target, as_json: bool, what: str | None) -> None:
         click.echo(d.public_key_pem + d.certificate_pem, nl=False)
 
 
+@keys_group.command("identity-history")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the keys and the signed links there, for openssl (see README).")
+@click.pass_obj
+@reports_errors
+def identity_history(target: Target, as_json: bool, out: Path | None) -> None:
+    """Every identity key this device has had (a restore onto a new TPM makes a new one),
+    each earlier one proven by a link its successor signed."""
+    with target.connect() as conn:
+        h = KeysClient(conn).identity_history()
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        for n, entry in enumerate(h.identities):
+            (out / f"identity-{n}.pem").write_text(entry.public_key)
+        for link in h.links:
+            (out / f"link-{link.seq}.json").write_bytes(link.document.encode())
+            (out / f"link-{link.seq}.sig").write_bytes(bytes.fromhex(link.signature))
+        click.echo(f"{len(h.identities)} identity key(s) and {len(h.links)} link(s) written "
+                   f"to {out} (identity-0.pem is the current key)", err=True)
+    if as_json:
+        echo_json(h)
+        return
+    if out is None:
+        for n, entry in enumerate(h.identities):
+            when = f"replaced {entry.replaced_at}, proven by link {entry.link}" \
+                if entry.replaced_at else "current (in the TPM)"
+            click.echo(f"identity-{n}  {entry.fingerprint}  {when}")
+
+
 def _render_targets(targets: list[keys.BackupTarget]) -> str:
     if not targets:
         return "no USB mass-storage target (insert a USB stick)"

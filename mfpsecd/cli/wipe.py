@@ -303,15 +303,27 @@ def cancel(target: Target, job_id: str) -> None:
 @click.option("--text", is_flag=True, help="Print the plain-text rendering instead of JSON.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the signed JSON document to this file instead of stdout.")
+@click.option("--openssl", "openssl_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write JOB.body.json (the signed bytes) and JOB.sig (DER) there, to "
+                   "check with openssl against the identity history (see README).")
 @click.pass_obj
 @reports_errors
-def cert(target: Target, job_id: str, pdf: Path | None, text: bool, out: Path | None) -> None:
+def cert(target: Target, job_id: str, *, pdf: Path | None, text: bool, out: Path | None,
+         openssl_dir: Path | None) -> None:
     """The signed certificate of a completed sanitization."""
     with target.connect() as conn:
         client = WipeClient(conn)
         doc = client.certificate(job_id, wipe.CertificateFormat.JSON)
         rendering = client.certificate(job_id, wipe.CertificateFormat.TEXT) if text else None
         printable = client.certificate(job_id, wipe.CertificateFormat.PDF) if pdf else None
+        body = (client.certificate(job_id, wipe.CertificateFormat.SIGNED_BODY)
+                if openssl_dir else None)
+    if body is not None and openssl_dir is not None:
+        signature = msgspec.json.decode(doc.content)["signature"]["value"]
+        openssl_dir.mkdir(parents=True, exist_ok=True)
+        (openssl_dir / f"{job_id}.body.json").write_bytes(body.content.encode())
+        (openssl_dir / f"{job_id}.sig").write_bytes(bytes.fromhex(signature))
+        click.echo(f"signed body and signature written to {openssl_dir}", err=True)
     if out is not None:
         out.write_text(doc.content)
         click.echo(f"certificate written to {out} (body SHA-256 {doc.sha256})", err=True)
@@ -337,7 +349,9 @@ def verify_cert(target: Target, path: Path, as_json: bool) -> None:
     if as_json:
         echo_json(v)
         return
-    issuer = "this device" if v.this_device else "ANOTHER device (not this one's identity key)"
+    fp = v.identity_fingerprint[:16]
+    issuer = (f"this device, under an earlier identity {fp} (replaced {v.identity_replaced_at})"
+              if v.identity_replaced_at else f"this device (identity {fp})")
     # The body's strings come from the document handed in: shown escaped.
     click.echo(f"valid signature by {issuer}\n  certificate {shown(v.id)} for "
                f"{shown(v.target)} on {shown(v.device)}: {shown(v.result)}\n"

@@ -17,6 +17,7 @@ _backup = msgspec.json.Decoder(keys.BackupResult)
 _restore = msgspec.json.Decoder(keys.RestoreResult)
 _rotate = msgspec.json.Decoder(keys.RotateResult)
 _identity = msgspec.json.Decoder(keys.DeviceIdentity)
+_history = msgspec.json.Decoder(keys.IdentityHistory)
 _targets = msgspec.json.Decoder(keys.BackupTargets)
 
 _IFACE = "io.mfpsecd.Keys."
@@ -59,6 +60,9 @@ class KeysClient:
 
     def identity(self) -> keys.DeviceIdentity:
         return _identity.decode(self._conn.call(_IFACE + "GetDeviceIdentity"))
+
+    def identity_history(self) -> keys.IdentityHistory:
+        return _history.decode(self._conn.call(_IFACE + "GetIdentityHistory"))
 
     def backup_targets(self) -> list[keys.BackupTarget]:
         return _targets.decode(self._conn.call(_IFACE + "ListBackupTargets")).targets

@@ -18,6 +18,7 @@ from mfpsecd.api.network import NETWORK
 from mfpsecd.api.schema import Interface, NoParams
 from mfpsecd.api.service import GetInterfaceDescriptionParams, Info, InterfaceDescription
 from mfpsecd.api.types import DaemonState, Status
+from mfpsecd.core import identity_history
 from mfpsecd.daemon.auth_handlers import auth_handlers, subject_of
 from mfpsecd.daemon.fd_channel import FdChannel
 from mfpsecd.daemon.firmware_handlers import firmware_handlers
@@ -261,10 +262,15 @@ def _key_handlers(svc: KeyServices) -> dict[str, Handler]:
         return keys.BackupResult(str(r.path), r.fingerprint, r.created_at, r.size)
 
     async def restore_keys(ctx: CallContext, p: keys.RestoreParams) -> keys.RestoreResult:
-        async with auditor.event(EventType.KEYS_RESTORE, subject_of(ctx), p.source) as ev:
+        subject = subject_of(ctx)
+        async with auditor.event(EventType.KEYS_RESTORE, subject, p.source) as ev:
+            before = (await chain.facts()).identity_fingerprint
             with SecretBytes(p.passphrase) as passphrase:
-                fp = await chain.restore(passphrase, Path(p.source))
-            ev.details["fingerprint"] = fp
+                fp = await chain.restore(passphrase, Path(p.source),
+                                         by=subject.user or subject.origin)
+            # Both identity keys, as the identity history's link names them.
+            ev.details.update(fingerprint=fp, previous_identity=before,
+                              identity=(await chain.facts()).identity_fingerprint)
             ev.succeed()
         return keys.RestoreResult(fp)
 
@@ -289,6 +295,17 @@ def _key_handlers(svc: KeyServices) -> dict[str, Handler]:
         pem, fp, cert, csr = await svc.identity.documents()
         return keys.DeviceIdentity(pem, fp, cert, csr)
 
+    async def get_identity_history(ctx: CallContext, _: NoParams) -> keys.IdentityHistory:
+        known = await chain.identities()
+        proofs = [k.proof for k in known if k.proof is not None]
+        return keys.IdentityHistory(
+            identities=[keys.IdentityEntry(k.fingerprint, identity_history.pem(k.spki_der),
+                                           k.replaced_at, k.proof.link.seq if k.proof else 0)
+                        for k in known],
+            links=[keys.IdentityLinkDocument(p.link.seq,
+                                             identity_history.canonical(p.link).decode(),
+                                             p.signature) for p in proofs])
+
     def list_targets(ctx: CallContext, _: NoParams) -> keys.BackupTargets:
         return keys.BackupTargets([_target_wire(t) for t in svc.targets.current()])
 
@@ -308,6 +325,7 @@ def _key_handlers(svc: KeyServices) -> dict[str, Handler]:
         k + "RotateMasterKey": rotate,
         k + "DestroyKeys": destroy,
         k + "GetDeviceIdentity": identity,
+        k + "GetIdentityHistory": get_identity_history,
         k + "ListBackupTargets": list_targets,
         k + "WatchBackupTargets": watch_targets,
     }

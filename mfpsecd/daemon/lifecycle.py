@@ -311,13 +311,11 @@ def _make_notifier(cfg: Config, clock: Clock, health: HealthRegistry, device: st
 
 def _make_wipe(cfg: Config, board: Board, state: SqliteState, auditor: Auditor, *, clock: Clock,
                chain: KeyChain, health: HealthRegistry) -> WipeService:
-    def identity() -> bytes | None:
-        return chain.identity_public_der if chain.state is ChainState.READY else None
-
     simulated = board.profile.board.kind is BoardKind.SIMULATED
     return WipeService(
         state, SysfsDiskInventory(board.profile.disks, board.paths, simulated=simulated),
-        NativeOverwriter(), auditor, clock, signer=_identity_signer(chain), identity=identity,
+        NativeOverwriter(), auditor, clock, signer=_identity_signer(chain),
+        identities=chain.identities,
         device=f"{board.profile.board.name} {socket.gethostname()}",
         tool=f"mfpsecd {__version__}", health=health,
         settings=WipeSettings(temporary_mode=cfg.wipe.temporary_mode,

@@ -112,17 +112,21 @@ def wipe_handlers(wipe: WipeService, auth: AuthService) -> dict[str, Handler]:
             content = cert.render_text(doc)
         elif p.format is api.CertificateFormat.PDF:
             content = base64.b64encode(await asyncio.to_thread(render_pdf, doc)).decode()
+        elif p.format is api.CertificateFormat.SIGNED_BODY:
+            content = cert.canonical(doc.certificate).decode()
         else:
             content = cert.encode_document(doc).decode()
         return api.Certificate(p.format, content, sha)
 
     async def verify_certificate(ctx: CallContext, p: api.VerifyCertificateParams
                                  ) -> api.CertificateVerdict:
-        doc, ours = await wipe.verify_certificate(p.document.encode())
+        doc, signer = await wipe.verify_certificate(p.document.encode())
         c = doc.certificate
-        return api.CertificateVerdict(valid=True, this_device=ours, id=c.id, device=c.device,
+        return api.CertificateVerdict(valid=True, this_device=True, id=c.id, device=c.device,
                                       target=c.media.id, result=c.result,
-                                      sha256=cert.digest(c).hex())
+                                      sha256=cert.digest(c).hex(),
+                                      identity_fingerprint=signer.fingerprint,
+                                      identity_replaced_at=signer.replaced_at)
 
     w = "io.mfpsecd.Wipe."
     return {

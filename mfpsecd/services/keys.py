@@ -29,7 +29,8 @@ from pathlib import Path
 import structlog
 
 from mfpsecd.api.types import HealthState
-from mfpsecd.core import keybackup
+from mfpsecd.core import identity_history, keybackup
+from mfpsecd.core.identity_history import KnownIdentity, SignedLink
 from mfpsecd.core.passphrase import check_backup_passphrase
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import (
@@ -129,6 +130,7 @@ class KeyChain:
         self._wrapping_spki = b""
         self._identity: TpmKey | None = None
         self._identity_spki = b""
+        self._identity_proven = b""  # the identity key the TPM has shown it holds
         self._masters: dict[int, ShieldedKey] = {}
         self._active = 0
         self._pending: int | None = None
@@ -367,6 +369,45 @@ class KeyChain:
         assert self._identity is not None
         return await self._tpm.sign_digest(self._identity, digest)
 
+    async def _link_identity(self, new: TpmKey, new_spki: bytes, at: str, by: str
+                             ) -> SignedLink | None:
+        """The new identity's link to the one it replaces, signed by the new key."""
+        if not self._identity_spki or self._identity_spki == new_spki:
+            return None
+        rows = await self._store.run(lambda conn: conn.execute(
+            "SELECT seq FROM identity_links").fetchall())
+        link = identity_history.new_link(
+            seq=max((int(str(r[0])) for r in rows), default=0) + 1,
+            previous_spki=self._identity_spki, spki=new_spki, at=at,
+            reason="key backup restored onto a replacement TPM", by=by)
+        digest = hashlib.sha256(identity_history.canonical(link)).digest()
+        signature = await self._tpm.sign_digest(new, digest)
+        return SignedLink(link, signature.hex())
+
+    async def identities(self) -> list[KnownIdentity]:
+        """This device's identity keys, the current one first, each earlier one proven by
+        a link from a later one. The current public key is trusted only once the TPM
+        has shown it holds its private half (a signature made now): the key rows are on
+        a disk that someone else may control."""
+        self.require_ready()
+        assert self._identity is not None
+        spki = self._identity_spki
+        if self._identity_proven != spki:
+            challenge = hashlib.sha256(os.urandom(32)).digest()
+            signature = await self._tpm.sign_digest(self._identity, challenge)
+            if not identity_history.verifies_digest(spki, signature, challenge):
+                raise MfpsecError(ErrorCode.KEY_INTEGRITY, object="identity key")
+            self._identity_proven = spki
+        rows = await self._store.run(lambda conn: conn.execute(
+            "SELECT document FROM identity_links ORDER BY seq").fetchall())
+        links = []
+        for (document,) in rows:
+            try:
+                links.append(identity_history.decode(str(document)))
+            except (ValueError, TypeError):
+                log.error("identity_link_unreadable")
+        return identity_history.trusted(spki, links)
+
     # ---------------------------------------------------------------- backup/restore
 
     async def backup(self, passphrase: SecretBytes, target: Path) -> BackupResult:
@@ -411,8 +452,10 @@ class KeyChain:
             log.info("keys_backup_written", path=str(path), fingerprint=fp[:16])
             return BackupResult(path, fp, now, len(data))
 
-    async def restore(self, passphrase: SecretBytes, source: Path) -> str:
-        """Re-import the backed-up wrapping key into this TPM. → its fingerprint."""
+    async def restore(self, passphrase: SecretBytes, source: Path, by: str = "system") -> str:
+        """Re-import the backed-up wrapping key into this TPM. → its fingerprint. The
+        new identity key signs a link naming the old one (core.identity_history), in the
+        same transaction, so the certificates signed before stay this device's."""
         async with self._lock:
             if self._state is ChainState.READY:
                 raise MfpsecError(ErrorCode.RESTORE_NOT_NEEDED)
@@ -459,8 +502,12 @@ class KeyChain:
             identity = await self._tpm.create_signing_key()  # the old one died with the TPM
             identity_spki = await self._tpm.public_key_der(identity)
             now = rfc3339(self._clock)
+            link = await self._link_identity(identity, identity_spki, now, by)
 
             def tx(conn: StateConnection) -> None:
+                if link is not None:
+                    conn.execute("INSERT INTO identity_links (seq, document) VALUES (?, ?)",
+                                 (link.link.seq, identity_history.encode(link).decode()))
                 conn.execute("UPDATE tpm_keys SET private = ? WHERE role = 'wrapping'",
                              (key.private,))
                 conn.execute("DELETE FROM tpm_keys WHERE role = 'identity'")
@@ -586,3 +633,4 @@ def _read_limited(path: Path) -> bytes:
     with open(path, "rb") as f:
         data = f.read(keybackup.MAX_FILE_BYTES + 1)
     return data
+

@@ -25,14 +25,13 @@ from typing import TypeVar
 
 import msgspec
 import structlog
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
 
 from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Subject
 from mfpsecd.api.types import HealthState
-from mfpsecd.core import purge_plan, purge_verify
+from mfpsecd.core import identity_history, purge_plan, purge_verify
 from mfpsecd.core import wipe_certificate as cert
+from mfpsecd.core.identity_history import KnownIdentity
 from mfpsecd.core.overwrite_plan import (
     Choice,
     Medium,
@@ -212,7 +211,8 @@ _MEDIA = msgspec.json.Encoder()
 class WipeService:
     def __init__(self, state: StateStore, disks: DiskInventory, overwriter: Overwriter,
                  auditor: Auditor, clock: Clock, *, signer: Signer,
-                 identity: Callable[[], bytes | None], device: str, tool: str,
+                 identities: Callable[[], Awaitable[list[KnownIdentity]]], device: str,
+                 tool: str,
                  settings: WipeSettings | None = None, health: HealthRegistry | None = None,
                  purger: MediaPurger | None = None,
                  before_step: Callable[[str, int], Awaitable[None]] | None = None) -> None:
@@ -223,8 +223,9 @@ class WipeService:
         self._auditor = auditor
         self._clock = clock
         self._signer = signer
-        # The device identity key's SubjectPublicKeyInfo (DER), None while it is unavailable.
-        self._identity = identity
+        # This device's identity keys, the current one first (KeysUnavailable while the
+        # key chain is not ready).
+        self._identities = identities
         self._device = device
         self._tool = tool
         self.settings = settings or WipeSettings()
@@ -838,8 +839,11 @@ class WipeService:
                               job=job_id)
         return cert.decode_document(job.certificate)
 
-    async def verify_certificate(self, data: bytes) -> tuple[cert.CertificateDocument, bool]:
-        """Signature first, then the parse is trusted. → (document, signed by this device)."""
+    async def verify_certificate(self, data: bytes
+                                 ) -> tuple[cert.CertificateDocument, KnownIdentity]:
+        """Against this device's identity keys only. → (document, the identity that signed
+        it); CertificateForeign for an intact signature by another key, CertificateInvalid
+        for one that matches no key."""
         try:
             doc = cert.decode_document(data)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
@@ -849,18 +853,21 @@ class WipeService:
             raise MfpsecError(ErrorCode.WIPE_CERTIFICATE_INVALID,
                               reason=f"unknown signature algorithm {doc.signature.alg!r}")
         try:
-            key = serialization.load_pem_public_key(doc.signature.public_key.encode())
-            if not isinstance(key, ec.EllipticCurvePublicKey):
-                raise ValueError("not an EC key")
-            key.verify(bytes.fromhex(doc.signature.value), cert.canonical(doc.certificate),
-                       ec.ECDSA(hashes.SHA256()))
-        except (ValueError, InvalidSignature):
+            carried = identity_history.spki_of(doc.signature.public_key)
+            signature = bytes.fromhex(doc.signature.value)
+        except ValueError:
             raise MfpsecError(ErrorCode.WIPE_CERTIFICATE_INVALID,
-                              reason="the signature does not match the certificate") from None
-        mine = self._identity()
-        ours = mine is not None and key.public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) == mine
-        return doc, ours
+                              reason="malformed public key or signature") from None
+        message = cert.canonical(doc.certificate)
+        for known in await self._identities():
+            if identity_history.verifies(known.spki_der, signature, message):
+                return doc, known
+        # The carried key only tells a foreign document from a broken one.
+        if identity_history.verifies(carried, signature, message):
+            raise MfpsecError(ErrorCode.WIPE_CERTIFICATE_FOREIGN,
+                              fingerprint=identity_history.fingerprint(carried))
+        raise MfpsecError(ErrorCode.WIPE_CERTIFICATE_INVALID,
+                          reason="the signature does not match the certificate")
 
     # ---------------------------------------------------------------- job data (W-1)
 

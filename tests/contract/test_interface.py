@@ -60,7 +60,7 @@ def _handlers() -> dict[str, object]:
 
     wipe = WipeService(store, SysfsDiskInventory([], _NOWHERE, simulated=False),
                        NativeOverwriter(), keys.auditor, clock, signer=no_signer,
-                       identity=lambda: None, device="b", tool="t")
+                       identities=chain.identities, device="b", tool="t")
     jobs = JobStore(store, chain, NativeObjectCipher(), keys.auditor, clock, wipe=wipe,
                     directory=Path("/nonexistent/store"), medium=MediumKind.HDD)
     firmware = FirmwareService(

@@ -4,16 +4,21 @@ real `mfpsec` CLI, certificates signed by the device identity key, and power cut
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
+import shutil
 import signal
 import sqlite3
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from mfpsecd.errors import ErrorCode
@@ -366,3 +371,100 @@ def test_a_medium_swapped_during_a_power_cut_gets_no_certificate(short_tmp: Path
         if d.proc.poll() is None:
             d.stop()
         d.close_notify()
+
+
+def _sanitize(d: ds.DaemonProcess, out: Path) -> str:
+    rc, stdout, err = _cli(d, "wipe", "start", "--target", "hdd0", "--mode", "1", "--yes",
+                           "--json")
+    assert rc == 0, err
+    job_id = str(json.loads(stdout.splitlines()[-1])["id"])
+    assert _cli(d, "wipe", "cert", job_id, "--out", str(out), "--openssl",
+                str(out.parent / "openssl"))[0] == 0
+    return job_id
+
+
+def _openssl_verifies(pem: Path, sig: Path, data: Path) -> bool:
+    r = subprocess.run(["openssl", "dgst", "-sha256", "-verify", str(pem), "-signature",
+                        str(sig), str(data)], capture_output=True, text=True, check=False)
+    return r.returncode == 0 and "Verified OK" in r.stdout
+
+
+def test_certificates_survive_a_tpm_replacement_and_foreign_ones_are_refused(
+        short_tmp: Path) -> None:
+    """An auditor's view: the certificates this device issued before its TPM was replaced
+    still verify (under its earlier identity, which its identity history proves), one
+    re-signed with another key does not (CertificateForeign, non-zero), and all of it
+    checks offline with openssl alone."""
+    root, usb = short_tmp / "d", short_tmp / "usb"
+    usb.mkdir()
+    before, after = short_tmp / "before" / "cert.json", short_tmp / "after" / "cert.json"
+    for p in (before, after):
+        p.parent.mkdir()
+    with ds.running(root, config=CONFIG, board={"disks": DISKS}) as d:
+        old_job = _sanitize(d, before)
+        old_fp = json.loads(_cli(d, "keys", "identity", "--json")[1])["fingerprint"]
+        r = ds.mfpsec(d.socket_path, "keys", "backup", "--to", str(usb), "--passphrase-file",
+                      "-", stdin="Service-engineer-passphrase-1")
+        assert r.returncode == 0, r.stderr
+    (backup,) = usb.glob("*.mfpkb")
+    shutil.rmtree(root / "lib" / "tpm")  # a replacement TPM
+    with ds.running(root, config=CONFIG, board={"disks": DISKS}) as d:
+        rc, _, err = _cli(d, "wipe", "verify-cert", str(before))
+        assert rc == ErrorCode.KEYS_UNAVAILABLE.exit_status, err  # locked: cannot tell yet
+        r = ds.mfpsec(d.socket_path, "keys", "restore", "--from", str(backup),
+                      "--passphrase-file", "-", stdin="Service-engineer-passphrase-1")
+        assert r.returncode == 0, r.stderr
+        new_fp = json.loads(_cli(d, "keys", "identity", "--json")[1])["fingerprint"]
+        assert new_fp != old_fp
+        _sanitize(d, after)
+
+        rc, out, err = _cli(d, "wipe", "verify-cert", str(after))
+        assert rc == 0 and f"this device (identity {new_fp[:16]})" in out, err
+        rc, out, err = _cli(d, "wipe", "verify-cert", str(before))
+        assert rc == 0, err
+        assert f"this device, under an earlier identity {old_fp[:16]} (replaced 20" in out
+        verdict = json.loads(_cli(d, "wipe", "verify-cert", str(before), "--json")[1])
+        assert verdict["identity_fingerprint"] == old_fp and verdict["id"] == old_job
+
+        # The restore is in the audit log with both identities.
+        rc, out, _ = _cli(d, "audit", "show", "--type", "keys.restore", "--json")
+        (restored,) = [r for r in json.loads(out) if r["outcome"] == "success"]
+        assert (restored["details"]["previous_identity"], restored["details"]["identity"]) \
+            == (old_fp, new_fp)
+
+        # Edited and re-signed with another key: an intact signature, not this device's.
+        doc = json.loads(before.read_text())
+        doc["certificate"]["media"]["serial"] = "SOMEONE-ELSES"
+        other = ec.generate_private_key(ec.SECP256R1())
+        body = json.dumps(doc["certificate"], sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False).encode()
+        doc["signature"] = {
+            "alg": "ecdsa-p256-sha256", "value": other.sign(body, ec.ECDSA(hashes.SHA256())).hex(),
+            "public_key": other.public_key().public_bytes(
+                serialization.Encoding.PEM,
+                serialization.PublicFormat.SubjectPublicKeyInfo).decode()}
+        forged = short_tmp / "forged.json"
+        forged.write_text(json.dumps(doc))
+        rc, out, err = _cli(d, "wipe", "verify-cert", str(forged))
+        assert rc == ErrorCode.WIPE_CERTIFICATE_FOREIGN.exit_status != 0
+        assert "io.mfpsecd.Wipe.CertificateForeign" in err and "valid" not in out
+
+        # Offline, with openssl alone: the history from the current key back, then each
+        # certificate under the key that signed it.
+        history = short_tmp / "history"
+        assert _cli(d, "keys", "identity-history", "--out", str(history))[0] == 0
+    link = json.loads((history / "link-1.json").read_text())
+    assert (link["previous_fingerprint"], link["fingerprint"]) == (old_fp, new_fp)
+    assert _openssl_verifies(history / "identity-0.pem", history / "link-1.sig",
+                             history / "link-1.json")
+    assert not _openssl_verifies(history / "identity-1.pem", history / "link-1.sig",
+                                 history / "link-1.json")
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-in", str(history / "identity-1.pem"),
+                          "-outform", "DER"], capture_output=True, check=True).stdout
+    assert hashlib.sha256(der).hexdigest() == old_fp
+    for cert_json, pem in ((before, "identity-1.pem"), (after, "identity-0.pem")):
+        job = json.loads(cert_json.read_text())["certificate"]["id"]
+        files = cert_json.parent / "openssl"
+        assert _openssl_verifies(history / pem, files / f"{job}.sig", files / f"{job}.body.json")
+        signed = json.loads((files / f"{job}.body.json").read_text())
+        assert signed == json.loads(cert_json.read_text())["certificate"]

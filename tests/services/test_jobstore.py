@@ -92,7 +92,7 @@ async def stack(root: Path, medium: Medium = Medium.HDD,
 
     wipe = WipeService(state, SysfsDiskInventory([], paths, simulated=False),
                        NativeOverwriter(), auditor, clock, signer=no_signer,
-                       identity=lambda: None, device="test", tool="test",
+                       identities=chain.identities, device="test", tool="test",
                        settings=WipeSettings(temporary_mode=2))
     store = JobStore(state, chain, NativeObjectCipher(threads=2, segment_shift=12), auditor,
                      clock, wipe=wipe, directory=directory or root / "store", medium=medium,

@@ -23,7 +23,9 @@ from mfpsecd.backends.disks import SysfsDiskInventory
 from mfpsecd.backends.media_purge import DevicePurger
 from mfpsecd.backends.native_overwrite import NativeOverwriter
 from mfpsecd.backends.sqlite_state import SqliteState
+from mfpsecd.core import identity_history
 from mfpsecd.core import wipe_certificate as cert
+from mfpsecd.core.identity_history import KnownIdentity
 from mfpsecd.core.overwrite_plan import DISCARD_MODES, Medium, PassKind
 from mfpsecd.core.settings import DiskSection, MediumKind
 from mfpsecd.errors import ErrorCode, MfpsecError
@@ -73,6 +75,23 @@ def _signer(key: ec.EllipticCurvePrivateKey
     return sign
 
 
+def _spki(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def identities_of(key: ec.EllipticCurvePrivateKey
+                  ) -> Callable[[], Awaitable[list[KnownIdentity]]]:
+    """A device whose identity key is this one, with no history."""
+    spki = key.public_key().public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    async def identities() -> list[KnownIdentity]:
+        return identity_history.trusted(spki, [])
+
+    return identities
+
+
 @asynccontextmanager
 async def stack(tmp: Path, *, size: int = SIZE, settings: WipeSettings | None = None,
                 before_step: Callable[[str, int], Awaitable[None]] | None = None,
@@ -96,9 +115,7 @@ async def stack(tmp: Path, *, size: int = SIZE, settings: WipeSettings | None = 
     inventory = SysfsDiskInventory(disks or _disks(size), paths, simulated=simulated)
     wipe = WipeService(state, inventory,
                        NativeOverwriter(), auditor, clock, signer=signer or _signer(key),
-                       identity=lambda: key.public_key().public_bytes(
-                           serialization.Encoding.DER,
-                           serialization.PublicFormat.SubjectPublicKeyInfo),
+                       identities=identities_of(key),
                        device="sim SHA256:test", tool="mfpsecd test",
                        settings=settings or WipeSettings(poll_s=0.01), before_step=before_step,
                        purger=purger or DevicePurger(), health=health)
@@ -465,8 +482,22 @@ def test_certificate_tampering_and_foreign_keys(tmp_path: Path) -> None:
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
             raw["signature"] = {"alg": cert.SIGNATURE_ALG, "public_key": pem.decode(),
                                 "value": sig.hex()}
-            _, ours = await s.wipe.verify_certificate(msgspec.json.encode(raw))
-            assert not ours
+            with pytest.raises(MfpsecError) as info:
+                await s.wipe.verify_certificate(msgspec.json.encode(raw))
+            assert info.value.code is ErrorCode.WIPE_CERTIFICATE_FOREIGN
+            assert info.value.params["fingerprint"] == identity_history.fingerprint(spki)
+            # The genuine one names the identity key that signed it: the current one.
+            _, signer = await s.wipe.verify_certificate(good)
+            assert (signer.fingerprint, signer.replaced_at) == (
+                identity_history.fingerprint(_spki(s.key)), "")
+            # This device's own key embedded, the signature by another: not valid at all.
+            raw["signature"]["public_key"] = serialization.load_der_public_key(
+                _spki(s.key)).public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo
+                                           ).decode()
+            with pytest.raises(MfpsecError) as info:
+                await s.wipe.verify_certificate(msgspec.json.encode(raw))
+            assert info.value.code is ErrorCode.WIPE_CERTIFICATE_INVALID
             assert "SANITIZATION CERTIFICATE" in cert.render_text(await s.wipe.certificate(view.id))
 
     asyncio.run(scenario())

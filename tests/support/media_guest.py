@@ -38,6 +38,7 @@ from mfpsecd.backends.media_probe import probe  # noqa: E402
 from mfpsecd.backends.media_purge import DevicePurger  # noqa: E402
 from mfpsecd.backends.native_overwrite import NativeOverwriter  # noqa: E402
 from mfpsecd.backends.sqlite_state import SqliteState  # noqa: E402
+from mfpsecd.core import identity_history  # noqa: E402
 from mfpsecd.core import wipe_certificate as cert  # noqa: E402
 from mfpsecd.core.purge_plan import Level, Method, plan  # noqa: E402
 from mfpsecd.core.settings import DiskSection, MediumKind  # noqa: E402
@@ -85,10 +86,13 @@ async def service(specs: list[str]) -> None:
     async def sign(digest: bytes) -> tuple[bytes, bytes]:
         return key.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256()))), spki
 
+    async def identities() -> list[identity_history.KnownIdentity]:
+        return identity_history.trusted(spki, [])
+
     paths = Paths(state_dir=work, run_dir=work, dev_root=Path("/dev"), sys_root=Path("/sys"))
     wipe = WipeService(state, SysfsDiskInventory(disks, paths, simulated=False),
                        NativeOverwriter(), auditor, clock, signer=sign,
-                       identity=lambda: spki, device="qemu guest", tool="mfpsecd (guest)",
+                       identities=identities, device="qemu guest", tool="mfpsecd (guest)",
                        settings=WipeSettings(poll_s=0.05, verify_fraction=0.05),
                        purger=DevicePurger())
     await wipe.start()

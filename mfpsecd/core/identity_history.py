@@ -1,0 +1,163 @@
+"""The device identity's history: which identity keys this device has had, proven from
+the one in its TPM now (SPEC W-4; the evidence of every earlier certificate).
+
+A restore onto a replacement TPM gives the device a new identity key; the old one died
+with the old TPM. The new key then signs a link naming the old one. Trust runs only
+backwards from the key the TPM holds now: each link must be signed by a key already
+trusted, so someone who controls the disk can add no key of theirs, and nothing here
+trusts a key because a document carries it.
+
+A link is canonical JSON (sorted keys, no spaces) signed with ECDSA P-256 over SHA-256,
+DER-encoded: `openssl dgst -sha256 -verify new.pem -signature link.sig link.json`
+checks one without this software.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import msgspec
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+LINK_FORMAT = "mfpsecd-identity-link/1"
+
+
+class IdentityLink(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    format: str
+    seq: int  # 1 for the device's first change of identity
+    previous_fingerprint: str  # SHA-256 of the previous key's SubjectPublicKeyInfo (DER)
+    previous_public_key: str  # PEM
+    fingerprint: str  # the new identity key, which signs this link
+    public_key: str  # PEM
+    at: str  # RFC 3339 UTC
+    reason: str  # e.g. "key backup restored onto a replacement TPM"
+    by: str  # who did it (user name, or "system")
+
+
+class SignedLink(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    link: IdentityLink
+    signature: str  # hex DER ECDSA by the NEW key over SHA-256(canonical(link))
+
+
+@dataclass(frozen=True)
+class KnownIdentity:
+    fingerprint: str
+    spki_der: bytes
+    replaced_at: str  # "" for the identity the TPM holds now
+    proof: SignedLink | None  # the link from its successor (None for the current one)
+
+
+_ENC = msgspec.json.Encoder(order="sorted")
+
+
+def canonical(link: IdentityLink) -> bytes:
+    return _ENC.encode(link)
+
+
+def encode(signed: SignedLink) -> bytes:
+    return _ENC.encode(signed)
+
+
+def decode(data: bytes | str) -> SignedLink:
+    """Strict parse; raises msgspec.ValidationError/DecodeError."""
+    return msgspec.json.decode(data, type=SignedLink)
+
+
+def fingerprint(spki_der: bytes) -> str:
+    return hashlib.sha256(spki_der).hexdigest()
+
+
+def pem(spki_der: bytes) -> str:
+    return serialization.load_der_public_key(spki_der).public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def spki_of(pem_text: str) -> bytes:
+    """DER SubjectPublicKeyInfo of a PEM EC public key; ValueError for anything else."""
+    key = serialization.load_pem_public_key(pem_text.encode())
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise ValueError("not an EC public key")
+    return key.public_bytes(serialization.Encoding.DER,
+                            serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def verifies(spki_der: bytes, signature: bytes, message: bytes) -> bool:
+    """ECDSA P-256 over SHA-256(message), DER signature."""
+    return _verifies(spki_der, signature, message, hashes.SHA256())
+
+
+def verifies_digest(spki_der: bytes, signature: bytes, digest: bytes) -> bool:
+    """The same over a SHA-256 digest already taken (what the TPM signs)."""
+    return _verifies(spki_der, signature, digest, utils.Prehashed(hashes.SHA256()))
+
+
+def _verifies(spki_der: bytes, signature: bytes, data: bytes,
+              algorithm: hashes.HashAlgorithm | utils.Prehashed) -> bool:
+    try:
+        key = serialization.load_der_public_key(spki_der)
+    except ValueError:
+        return False
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        return False
+    try:
+        key.verify(signature, data, ec.ECDSA(algorithm))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _names(pem_text: str, spki_der: bytes) -> bool:
+    try:
+        return spki_of(pem_text) == spki_der
+    except ValueError:
+        return False
+
+
+def new_link(*, seq: int, previous_spki: bytes, spki: bytes, at: str, reason: str,
+             by: str) -> IdentityLink:
+    return IdentityLink(format=LINK_FORMAT, seq=seq,
+                        previous_fingerprint=fingerprint(previous_spki),
+                        previous_public_key=pem(previous_spki), fingerprint=fingerprint(spki),
+                        public_key=pem(spki), at=at, reason=reason, by=by)
+
+
+def trusted(current_spki: bytes, links: list[SignedLink]) -> list[KnownIdentity]:
+    """The identities proven from the current one, newest first. Of the links that name
+    the last trusted key as their signer, the one whose signature verifies under it (and
+    whose keys match their fingerprints) adds its previous key; none: the walk ends. A
+    link someone added without that key's signature is never followed, and cannot hide
+    the genuine one."""
+    known = [KnownIdentity(fingerprint(current_spki), current_spki, "", None)]
+    by_signer: dict[str, list[SignedLink]] = {}
+    for signed in links:
+        by_signer.setdefault(signed.link.fingerprint, []).append(signed)
+    seen = {known[0].fingerprint}
+    while True:
+        signer = known[-1]
+        step = next((s for s in by_signer.get(signer.fingerprint, ())
+                     if (p := _proven_previous(s, signer.spki_der)) is not None
+                     and fingerprint(p) not in seen), None)
+        if step is None:
+            return known
+        previous = spki_of(step.link.previous_public_key)
+        seen.add(step.link.previous_fingerprint)
+        known.append(KnownIdentity(step.link.previous_fingerprint, previous, step.link.at,
+                                   step))
+
+
+def _proven_previous(signed: SignedLink, signer_spki: bytes) -> bytes | None:
+    """The previous key a link names, if the link is well formed and signed by signer."""
+    link = signed.link
+    try:
+        previous = spki_of(link.previous_public_key)
+        signature = bytes.fromhex(signed.signature)
+    except ValueError:
+        return None
+    if (link.format != LINK_FORMAT or fingerprint(previous) != link.previous_fingerprint
+            or not _names(link.public_key, signer_spki)
+            or not verifies(signer_spki, signature, canonical(link))):
+        return None
+    return previous
