@@ -21,12 +21,12 @@ BUILD := build
 # Media purge: QEMU with busybox, nvme-cli, hdparm, mmc-utils, sg3-utils, cpio and kmod
 # (the guest of the opt-in `qemu` suite; its kernel is Debian's, fetched by apt at first use).
 # IP filter: nftables (nft, and libnftables' Python binding, which is not on PyPI: the venv
-# gets a link to Debian's), iproute2 and ping (network namespaces in tests).
+# gets a link to Debian's), iproute2, ping and sysctl (procps) (network namespaces in tests).
 APT_PACKAGES := build-essential pkg-config libssl-dev python3-dev python3-venv \
 	ninja-build systemd util-linux dbus-daemon libdbus-1-dev \
 	libtss2-dev swtpm umockdev gir1.2-umockdev-1.0 python3-gi \
 	rsyslog rsyslog-openssl snmptrapd libargon2-1 softhsm2 \
-	scrub coreutils fdisk e2fsprogs nftables python3-nftables iproute2 iputils-ping \
+	scrub coreutils fdisk e2fsprogs nftables python3-nftables iproute2 iputils-ping procps \
 	qemu-system-x86 busybox-static nvme-cli hdparm mmc-utils sg3-utils cpio kmod openssl
 
 SIM_CONFIG := hw/mfpsecd.sim.toml

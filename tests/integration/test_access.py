@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.support import daemon as ds
+from tests.support import other_uids
 
 pytestmark = pytest.mark.root
 
@@ -19,11 +19,10 @@ PANEL_UID = 64002
 SOCKET_GID = 64010  # the socket's group: lets other uids reach the socket at all
 MAINT_GID = 64011
 
-# The client needs no native code: run it from the source tree, without the editable
-# loader (which would try to rebuild the extension as this other uid).
+# The client needs no native code: other uids run it from a world-readable copy of the
+# client side (tests/support/other_uids.py), with the base interpreter.
 CLIENT = """
 import json, sys
-sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "MesonpyMetaFinder"]
 sys.path.insert(0, sys.argv[2])
 from mfpsecd.client import Connection, KeysClient, SystemClient
 from mfpsecd.errors import MfpsecError
@@ -45,8 +44,9 @@ def run_as(uid: int, gid: int, groups: list[int], socket_path: str, call: str = 
     groups_arg = ["--groups", ",".join(map(str, groups))] if groups else ["--clear-groups"]
     r = subprocess.run(
         ["setpriv", f"--reuid={uid}", f"--regid={gid}", *groups_arg, "--",
-         sys.executable, "-c", CLIENT, socket_path, str(ds.ROOT), call],
-        capture_output=True, text=True, timeout=30, check=False, cwd=ds.ROOT,
+         other_uids.python(), "-I", "-c", CLIENT, socket_path, str(other_uids.client_tree()),
+         call],
+        capture_output=True, text=True, timeout=30, check=False, cwd=other_uids.client_tree(),
         env={**os.environ, "HOME": "/"})
     assert r.returncode == 0, r.stderr
     return dict(json.loads(r.stdout))

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.support import daemon as ds
+from tests.support import other_uids
 
 pytestmark = pytest.mark.root
 
@@ -26,11 +26,10 @@ ADMIN_PW = "Adm1n-password-2026"
 BOB_TEMP = "Temporary-2026-pass"
 BOB_OWN = "My-chosen-password-9"
 
-# The CLI needs no native code: run it from the source tree, without the editable loader
-# (which would try to rebuild the extension as this other uid).
+# The CLI needs no native code: other uids run it from a world-readable copy of the
+# client side (tests/support/other_uids.py), with the base interpreter.
 CLI = """
 import sys
-sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "MesonpyMetaFinder"]
 sys.path.insert(0, sys.argv.pop(1))
 from mfpsecd.cli.main import cli
 cli(prog_name="mfpsec")
@@ -59,9 +58,10 @@ class Cli:
                  ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             ["setpriv", f"--reuid={uid}", f"--regid={uid}",
-             f"--groups={SOCKET_GID},{MAINT_GID}", "--", sys.executable, "-c", CLI,
-             str(ds.ROOT), "--socket", self.socket_path, *args],
-            capture_output=True, text=True, timeout=60, check=False, cwd=ds.ROOT,
+             f"--groups={SOCKET_GID},{MAINT_GID}", "--", other_uids.python(), "-I", "-c", CLI,
+             str(other_uids.client_tree()), "--socket", self.socket_path, *args],
+            capture_output=True, text=True, timeout=60, check=False,
+            cwd=other_uids.client_tree(),
             input=stdin, env={"PATH": os.environ["PATH"], "HOME": "/",
                               "XDG_RUNTIME_DIR": str(self.runtime_dir(uid))})
 

@@ -1,0 +1,54 @@
+"""What a process under another uid runs: the client side of the package, copied where
+every user can read it.
+
+The tests run clients as other uids (setpriv) to exercise SO_PEERCRED admission and the
+roles. The checkout may live where those uids cannot reach (root's home is 0700 on
+Debian), and so may its venv; so they run the base interpreter on a world-readable copy
+of what the CLI and the client import: mfpsecd's api, client and cli, and click and
+msgspec from the venv. No native code: the editable loader is not involved either.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+_PACKAGE_FILES = ("__init__.py", "errors.py", "py.typed")
+_SUBPACKAGES = ("api", "client", "cli")
+_DEPENDENCIES = ("click", "msgspec", "typing_extensions")
+
+def python() -> str:
+    """The interpreter behind the venv (the venv's own path may be out of reach)."""
+    return os.path.realpath(sys.executable)
+
+
+@functools.cache
+def client_tree() -> Path:
+    """The copy, made once per test session and removed at its end."""
+    tree = Path(tempfile.mkdtemp(prefix="mfp-client-"))
+    atexit.register(shutil.rmtree, tree, True)
+    package = tree / "mfpsecd"
+    package.mkdir()
+    for name in _PACKAGE_FILES:
+        shutil.copy2(ROOT / "mfpsecd" / name, package / name)
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for sub in _SUBPACKAGES:
+        shutil.copytree(ROOT / "mfpsecd" / sub, package / sub, ignore=skip)
+    for name in _DEPENDENCIES:
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.origin is not None, name
+        origin = Path(spec.origin)
+        if origin.name == "__init__.py":
+            shutil.copytree(origin.parent, tree / name, ignore=skip)
+        else:
+            shutil.copy2(origin, tree / origin.name)
+    for path in (tree, *tree.rglob("*")):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return tree
