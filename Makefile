@@ -17,7 +17,8 @@ BUILD := build
 # umockdev + its GObject bindings for the system python (USB events in tests).
 # Audit: rsyslog with its OpenSSL driver (the SIEM receiver in tests), snmptrapd (traps).
 # Overwrite: scrub and shred (coreutils), the peers in bench/overwrite; openssl (the
-# offline check of certificates and the identity history in tests).
+# offline check of certificates and the identity history in tests), poppler-utils (what
+# the printable certificate shows, read back in tests).
 # Media purge: QEMU with busybox, nvme-cli, hdparm, mmc-utils, sg3-utils, cpio and kmod
 # (the guest of the opt-in `qemu` suite; its kernel is Debian's, fetched by apt at first use).
 # IP filter: nftables (nft, and libnftables' Python binding, which is not on PyPI: the venv
@@ -27,7 +28,8 @@ APT_PACKAGES := build-essential pkg-config libssl-dev python3-dev python3-venv \
 	libtss2-dev swtpm umockdev gir1.2-umockdev-1.0 python3-gi \
 	rsyslog rsyslog-openssl snmptrapd libargon2-1 softhsm2 \
 	scrub coreutils fdisk e2fsprogs nftables python3-nftables iproute2 iputils-ping procps \
-	qemu-system-x86 busybox-static nvme-cli hdparm mmc-utils sg3-utils cpio kmod openssl
+	qemu-system-x86 busybox-static nvme-cli hdparm mmc-utils sg3-utils cpio kmod openssl \
+	poppler-utils
 
 SIM_CONFIG := hw/mfpsecd.sim.toml
 

@@ -60,7 +60,7 @@ from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.jobstore import JobStore, ObjectKind
 from mfpsecd.services.keys import KeyChain
 from mfpsecd.services.secrets import SecretStore
-from mfpsecd.services.wipe import WipeService
+from mfpsecd.services.wipe import DeviceName, WipeService
 
 MIB = 1 << 20
 METRICS = THROUGHPUT_METRICS
@@ -155,7 +155,9 @@ class StoreStack:
 
         wipe = WipeService(state, SysfsDiskInventory([], paths, simulated=False),
                            NativeOverwriter(), auditor, clock, signer=no_signer,
-                           identities=chain.identities, device="bench", tool="bench")
+                           identities=chain.identities,
+                           device=DeviceName("bench", "bench", "bench"),
+                           tool="bench")
         self.store = JobStore(state, chain, NativeObjectCipher(threads=2, segment_shift=16),
                               auditor, clock, wipe=wipe, directory=self.root / "store",
                               medium=Medium.SSD)

@@ -246,7 +246,8 @@ WIPE = Interface(
             doc="The certificate of a completed sanitization (or of a purge the read-back\n"
                 "failed), as the signed JSON document, plain text or a printable PDF (base64).",
             params=CertificateParams, result=Certificate, requires=Privilege.SANITIZE,
-            errors=(ErrorCode.WIPE_JOB_NOT_FOUND,),
+            errors=(ErrorCode.WIPE_JOB_NOT_FOUND, ErrorCode.KEYS_UNAVAILABLE,
+                    ErrorCode.KEY_INTEGRITY),
         ),
         Method(
             name="VerifyCertificate",

@@ -18,6 +18,7 @@ from reportlab.lib.styles import ParagraphStyle, PropertySet, getSampleStyleShee
 from reportlab.lib.units import mm
 from reportlab.platypus import (
     Flowable,
+    KeepTogether,
     Paragraph,
     SimpleDocTemplate,
     Spacer,
@@ -29,7 +30,9 @@ from mfpsecd.core import wipe_certificate as cert
 
 _GRID = TableStyle([
     ("FONTNAME", (0, 0), (0, -1), "Helvetica-Bold"),
-    ("FONTSIZE", (0, 0), (-1, -1), 9),
+    ("FONTSIZE", (0, 0), (-1, -1), 8),
+    ("TOPPADDING", (0, 0), (-1, -1), 1),
+    ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
     ("VALIGN", (0, 0), (-1, -1), "TOP"),
     ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
     ("BACKGROUND", (0, 0), (0, -1), colors.whitesmoke),
@@ -74,50 +77,74 @@ def _purge_flow(p: cert.Purge | None, heading: PropertySet, body: ParagraphStyle
     return [Paragraph("Purge plan", heading), _table(rows, body)]
 
 
+def _signature_lines(style: ParagraphStyle) -> Table:
+    """Where the operator and a witness sign the printout (SP 800-88's record of
+    sanitization is attested by people, not only by the device)."""
+    line = "_" * 38
+    table = Table([[Paragraph("Operator: name, signature, date", style),
+                    Paragraph("Witness: name, signature, date", style)],
+                   [line, line]], colWidths=[85 * mm, 85 * mm], rowHeights=[6 * mm, 12 * mm])
+    table.setStyle(TableStyle([("FONTSIZE", (0, 0), (-1, -1), 8),
+                               ("VALIGN", (0, 1), (-1, 1), "BOTTOM")]))
+    return table
+
+
 def render_pdf(doc: cert.CertificateDocument) -> bytes:
     c = doc.certificate
     m, meth, v, op = c.media, c.method, c.verification, c.operator
     styles = getSampleStyleSheet()
-    body = ParagraphStyle("cell", parent=styles["BodyText"], fontSize=9, leading=11)
+    body = ParagraphStyle("cell", parent=styles["BodyText"], fontSize=8, leading=9.5)
+    # Compact headings: the whole record, signatures included, on one A4 page.
+    section = ParagraphStyle("section", parent=styles["Heading4"], spaceBefore=5,
+                             spaceAfter=2)
     mono = ParagraphStyle("mono", parent=body, fontName="Courier", fontSize=7, leading=9,
                           wordWrap="CJK")
     out = io.BytesIO()
     page = SimpleDocTemplate(out, pagesize=A4, leftMargin=20 * mm, rightMargin=20 * mm,
-                             topMargin=18 * mm, bottomMargin=18 * mm,
+                             topMargin=14 * mm, bottomMargin=14 * mm,
                              title=f"Sanitization certificate {c.id}", author=c.device,
-                             subject="NIST SP 800-88 Rev.1 sanitization certificate",
+                             subject=f"Sanitization certificate ({cert.title(c)})",
                              creator=meth.tool, invariant=True)
+    issuer = c.issuer
+    device_rows = [("Device", c.device)]
+    if issuer is not None:
+        device_rows = [("Device model", issuer.model), ("Device serial", issuer.serial),
+                       ("Identity key", issuer.identity), ("Board profile", issuer.board)]
+    outcome = [("Result", cert.result_text(c.result))]
+    if c.error:
+        outcome.append(("Why", c.error))
     flow: list[Flowable] = [
-        Paragraph("Sanitization certificate", styles["Title"]),
-        Paragraph("NIST SP 800-88 Rev.1, Appendix G", styles["Italic"]),
+        Paragraph("Sanitization certificate", ParagraphStyle(
+            "title", parent=styles["Title"], fontSize=16, spaceAfter=2)),
+        Paragraph(escape(cert.title(c)), styles["Italic"]),
+        Spacer(1, 3 * mm),
+        _table([("Certificate", c.id), *device_rows, *outcome], body),
         Spacer(1, 4 * mm),
-        _table([("Certificate", c.id), ("Device", c.device), ("Result", c.result.upper())],
-               body),
-        Spacer(1, 4 * mm),
-        Paragraph("Media", styles["Heading3"]),
+        Paragraph("Media", section),
         _table([("Id", m.id), ("Type", f"{m.type} ({m.transport})"), ("Model", m.model),
                 ("Serial", m.serial), ("Size", f"{m.size_bytes} bytes")], body),
-        Paragraph("Sanitization", styles["Heading3"]),
+        Paragraph("Sanitization", section),
         _table([("Category", meth.category), ("Technique", meth.technique),
+                *([("IEEE 2883", meth.ieee2883)] if meth.ieee2883 else []),
                 ("Mode asked", str(meth.mode)), ("Applied", meth.standard),
                 ("Passes", ", ".join(meth.passes)), ("Why", meth.reason),
                 ("Tool", meth.tool)], body),
-        *_purge_flow(c.purge, styles["Heading3"], body),
-        Paragraph("Verification", styles["Heading3"]),
+        *_purge_flow(c.purge, section, body),
+        Paragraph("Verification", section),
         _table([("Method", v.method), ("Result", v.result)], body),
-        Paragraph("Operation", styles["Heading3"]),
+        Paragraph("Operation", section),
         _table([("Operator", f"{op.user or '-'} ({op.role or op.origin})"),
                 ("Started", c.started), ("Ended", c.ended),
                 ("Resumed", f"{c.resumed} time(s) after a restart")], body),
-        Paragraph("Signature", styles["Heading3"]),
+        Paragraph("Signature", section),
         _table([("Algorithm", doc.signature.alg),
                 ("Body SHA-256", cert.digest(c).hex()),
                 ("Signer key SHA-256", _key_fingerprint(doc.signature.public_key)),
                 ("Value", doc.signature.value)], mono),
-        Spacer(1, 4 * mm),
-        Paragraph("This page is a rendering. The signed JSON document is the proof: check "
-                  "it with <font face='Courier'>mfpsec wipe verify-cert FILE</font>.",
-                  body),
+        Spacer(1, 2 * mm),
+        KeepTogether([Paragraph("This page is a rendering. " + escape(cert.VERIFY_HOWTO),
+                                body),
+                      Spacer(1, 4 * mm), _signature_lines(body)]),
     ]
     page.build(flow)
     return out.getvalue()

@@ -310,7 +310,8 @@ def cancel(target: Target, job_id: str) -> None:
 @reports_errors
 def cert(target: Target, job_id: str, *, pdf: Path | None, text: bool, out: Path | None,
          openssl_dir: Path | None) -> None:
-    """The signed certificate of a completed sanitization."""
+    """The signed certificate of a sanitization: completed, or FAILED / CANCELLED with why
+    (then the exit status is that job's error, as for `status`)."""
     with target.connect() as conn:
         client = WipeClient(conn)
         doc = client.certificate(job_id, wipe.CertificateFormat.JSON)
@@ -318,6 +319,7 @@ def cert(target: Target, job_id: str, *, pdf: Path | None, text: bool, out: Path
         printable = client.certificate(job_id, wipe.CertificateFormat.PDF) if pdf else None
         body = (client.certificate(job_id, wipe.CertificateFormat.SIGNED_BODY)
                 if openssl_dir else None)
+        job = client.job(job_id)
     if body is not None and openssl_dir is not None:
         signature = msgspec.json.decode(doc.content)["signature"]["value"]
         openssl_dir.mkdir(parents=True, exist_ok=True)
@@ -334,6 +336,7 @@ def cert(target: Target, job_id: str, *, pdf: Path | None, text: bool, out: Path
         click.echo(rendering.content)
     elif out is None:
         click.echo(doc.content)
+    _exit_for(job)  # the certificate of a failed or cancelled job: that job's status
 
 
 @wipe_group.command("verify-cert")

@@ -90,7 +90,7 @@ DISCARD_MODES: dict[int, OverwritePlan] = {
 
 # W-3: flash remaps writes (wear levelling, spare area), so multi-pass patterns add wear
 # and no assurance; one 0x00 pass over every addressable sector is the Clear method.
-FLASH_SINGLE_PASS = OverwritePlan("flash-1", "NIST SP 800-88 Rev.1 Clear (flash)", _b(0x00), _V)
+FLASH_SINGLE_PASS = OverwritePlan("flash-1", "NIST SP 800-88 Rev. 2 Clear (flash)", _b(0x00), _V)
 
 
 @dataclass(frozen=True)

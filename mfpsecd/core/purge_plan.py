@@ -1,4 +1,4 @@
-"""Choosing how to purge a medium (SPEC W-3..W-5, NIST SP 800-88 Rev. 1 Clear/Purge).
+"""Choosing how to purge a medium (SPEC W-3..W-5; NIST SP 800-88 Rev. 2, IEEE 2883-2022).
 
 The planner takes what the device itself reported (its Identify data, its transport and
 whether it rotates) and picks the strongest method the medium supports, in the order the

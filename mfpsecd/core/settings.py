@@ -269,6 +269,12 @@ class BoardSection(_Strict, frozen=True):
     name: _NAME
     kind: BoardKind
     description: str = ""
+    # The controller as its certificates name it (W-4): the product model, and its serial
+    # number, given here or read from a file under sys_root (e.g. class/dmi/id/
+    # product_serial, or firmware/devicetree/base/serial-number).
+    model: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    serial: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    serial_file: str = ""
 
 
 class PathsSection(_Strict, frozen=True):

@@ -1,5 +1,6 @@
-"""The sanitization certificate (SPEC W-4): the NIST SP 800-88 Rev.1 record of one
-sanitization, as canonical JSON that the device identity key signs, and its plain-text form.
+"""The sanitization certificate (SPEC W-4): the record of one sanitization after NIST SP
+800-88 Rev. 2 (September 2025; Rev. 1 is withdrawn) with IEEE 2883-2022's method names, as
+canonical JSON that the device identity key signs, and its plain-text form.
 
 Canonical form: msgspec JSON with keys sorted and no blanks, so the bytes that were signed
 can be rebuilt from a parsed certificate. The document that leaves the device is
@@ -15,6 +16,13 @@ import msgspec
 
 FORMAT = "mfpsecd-sanitization-certificate/1"
 SIGNATURE_ALG = "ecdsa-p256-sha256"
+REFERENCES = ["NIST SP 800-88 Rev. 2 (September 2025)", "IEEE 2883-2022"]
+
+# Results. CLEAR_ACHIEVED: a purge was asked for and only Clear was reached (the device
+# offers no purge method, and a service engineer confirmed it): never plain success.
+SUCCESS, CLEAR_ACHIEVED, FAILED, CANCELLED = "success", "clear-achieved", "failed", "cancelled"
+_RESULT_TEXT = {SUCCESS: "SUCCESS", CLEAR_ACHIEVED: "CLEAR ACHIEVED (PURGE REQUESTED)",
+                FAILED: "FAILED", CANCELLED: "CANCELLED"}
 
 
 class _S(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True,
@@ -36,10 +44,12 @@ class Method(_S, frozen=True):
     category: str  # "clear" or "purge": the SP 800-88 level the method reaches
     technique: str  # "overwrite", or the device's purge command (nvme-format-erase, ...)
     mode: int  # the discard mode asked for (1-8)
-    standard: str  # what the applied plan follows
+    standard: str  # what the applied plan follows (the seed's mode name)
     passes: list[str]  # "0x00", "random", ...
     reason: str  # why this plan for this medium
     tool: str  # mfpsecd and its version
+    # IEEE 2883-2022's name for it: "Clear: overwrite", "Purge: cryptographic erase", ...
+    ieee2883: str = ""
 
 
 class Verification(_S, frozen=True):
@@ -83,6 +93,15 @@ class Operator(_S, frozen=True):
     origin: str
 
 
+class Issuer(_S, frozen=True):
+    """The device that sanitized and signs: the controller, not the disk."""
+
+    model: str
+    serial: str
+    identity: str  # SHA-256 fingerprint of the identity key that signs the certificate
+    board: str  # the board profile
+
+
 class CertificateBody(_S, frozen=True):
     format: str
     id: str  # the job id
@@ -94,8 +113,11 @@ class CertificateBody(_S, frozen=True):
     started: str  # RFC 3339 UTC
     ended: str
     resumed: int  # how many times it resumed after a restart (power cut)
-    result: str  # "success" | "failed"
+    result: str  # SUCCESS | CLEAR_ACHIEVED | FAILED | CANCELLED
     purge: Purge | None = None  # present for a media-aware purge
+    issuer: Issuer | None = None
+    references: list[str] = []  # the standards the record follows
+    error: str = ""  # why a failed or cancelled sanitization did not complete
 
 
 class Signature(_S, frozen=True):
@@ -129,15 +151,48 @@ def decode_document(data: bytes) -> CertificateDocument:
     return msgspec.json.decode(data, type=CertificateDocument)
 
 
+def result_text(result: str) -> str:
+    return _RESULT_TEXT.get(result, result.upper())
+
+
+def title(c: CertificateBody) -> str:
+    return ", ".join(c.references) if c.references else "NIST SP 800-88 Rev. 1"
+
+
+def ieee2883(category: str, technique: str) -> str:
+    """IEEE 2883-2022's name for a technique at a level (SP 800-88 Rev. 2 defers to it)."""
+    if technique == "overwrite" or technique.endswith("-overwrite") or \
+            technique.startswith("ata-security-erase"):
+        kind = "overwrite"
+    elif technique.endswith("-crypto"):
+        kind = "cryptographic erase"
+    elif technique.endswith(("-block", "-erase")):
+        kind = "block erase"
+    else:
+        return f"none: {technique} is not a sanitization technique"
+    return f"{category.capitalize()}: {kind}"
+
+
+VERIFY_HOWTO = ("The signed JSON document is the proof: mfpsec wipe verify-cert FILE on the "
+                "device, or offline with openssl and the device's identity history (mfpsec "
+                "keys identity-history --out DIR; mfpsec wipe cert JOB --openssl DIR; see "
+                "the README, Verifying a certificate).")
+
+
 def render_text(doc: CertificateDocument) -> str:
     c = doc.certificate
     m, meth, v, op = c.media, c.method, c.verification, c.operator
+    issuer = c.issuer
     lines = [
-        "SANITIZATION CERTIFICATE (NIST SP 800-88 Rev.1)",
+        f"SANITIZATION CERTIFICATE ({title(c)})",
         "",
         f"Certificate id     {c.id}",
         f"Device             {c.device}",
-        f"Result             {c.result.upper()}",
+        *([f"  Model            {issuer.model or '-'}",
+           f"  Serial           {issuer.serial or '-'}",
+           f"  Identity key     {issuer.identity}"] if issuer else []),
+        f"Result             {result_text(c.result)}",
+        *([f"Why                {c.error}"] if c.error else []),
         "",
         "Media",
         f"  Id               {m.id}",
@@ -149,6 +204,7 @@ def render_text(doc: CertificateDocument) -> str:
         "Sanitization",
         f"  Category         {meth.category}",
         f"  Technique        {meth.technique}",
+        *([f"  IEEE 2883        {meth.ieee2883}"] if meth.ieee2883 else []),
         f"  Mode asked       {meth.mode}",
         f"  Applied          {meth.standard}",
         f"  Passes           {', '.join(meth.passes)}",
@@ -168,6 +224,7 @@ def render_text(doc: CertificateDocument) -> str:
         f"Signature          {doc.signature.alg}",
         f"Body SHA-256       {digest(c).hex()}",
         "",
+        *([VERIFY_HOWTO, ""] if c.issuer else []),
     ]
     return "\n".join(lines)
 

@@ -63,7 +63,7 @@ from mfpsecd.services.sessions import SessionTable
 from mfpsecd.services.status import BoardInfo, StatusService
 from mfpsecd.services.timewatch import watch_time
 from mfpsecd.services.user_store import UserStore
-from mfpsecd.services.wipe import WipeService, WipeSettings
+from mfpsecd.services.wipe import DeviceName, WipeService, WipeSettings
 
 log = structlog.get_logger("mfpsecd")
 
@@ -316,7 +316,7 @@ def _make_wipe(cfg: Config, board: Board, state: SqliteState, auditor: Auditor, 
         state, SysfsDiskInventory(board.profile.disks, board.paths, simulated=simulated),
         NativeOverwriter(), auditor, clock, signer=_identity_signer(chain),
         identities=chain.identities,
-        device=f"{board.profile.board.name} {socket.gethostname()}",
+        device=device_name(board),
         tool=f"mfpsecd {__version__}", health=health,
         settings=WipeSettings(temporary_mode=cfg.wipe.temporary_mode,
                               sync_every=cfg.wipe.checkpoint_mib << 20,
@@ -350,6 +350,22 @@ async def _start_firmware(firmware: FirmwareService, cfg: Config,
                f"slot {record.slot}, version {record.version}, epoch {record.epoch}, "
                f"verified at boot ({record.mode} mode), {measured}"
                + (f"; {record.reason}" if record.reason else ""))
+
+
+def device_name(board: Board) -> DeviceName:
+    """The controller's model and serial number from the board profile: given there, or
+    read from a file under sys_root (DMI, device tree)."""
+    b = board.profile.board
+    serial = b.serial
+    if not serial and b.serial_file:
+        try:
+            raw = (board.paths.sys_root / b.serial_file).read_bytes()[:64]
+        except OSError as exc:
+            log.warning("board_serial_unreadable", file=b.serial_file, error=str(exc))
+        else:
+            # Device-tree strings end in NUL; DMI ones in a newline.
+            serial = raw.decode("ascii", "replace").strip("\0\n ")
+    return DeviceName(model=b.model or b.description or b.name, serial=serial, board=b.name)
 
 
 def _identity_signer(chain: KeyChain) -> Signer:

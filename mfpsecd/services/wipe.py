@@ -208,11 +208,24 @@ def _last_pass(plan: _Plan) -> _Step:
 _MEDIA = msgspec.json.Encoder()
 
 
+@dataclass(frozen=True)
+class DeviceName:
+    """The controller as its certificates name it (W-4)."""
+
+    model: str
+    serial: str
+    board: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.model or 'controller'}, serial {self.serial or 'unknown'}"
+
+
 class WipeService:
     def __init__(self, state: StateStore, disks: DiskInventory, overwriter: Overwriter,
                  auditor: Auditor, clock: Clock, *, signer: Signer,
-                 identities: Callable[[], Awaitable[list[KnownIdentity]]], device: str,
-                 tool: str,
+                 identities: Callable[[], Awaitable[list[KnownIdentity]]],
+                 device: DeviceName, tool: str,
                  settings: WipeSettings | None = None, health: HealthRegistry | None = None,
                  purger: MediaPurger | None = None,
                  before_step: Callable[[str, int], Awaitable[None]] | None = None) -> None:
@@ -744,17 +757,17 @@ class WipeService:
         job.ended = rfc3339(self._clock)
         if job.purge is not None and not job.purge.device_method:
             job.purge.verified = True  # the engine's read-back of every byte passed
-        body = self._body(job, "success")
-        try:
-            job.certificate = await self._sign(body)
-        except MfpsecError as exc:
+        result = _completed_result(job)
+        signed = await self._certify_now(job, result)
+        if not signed:
             # The target IS sanitized; only the proof could not be signed now.
-            job.error = f"certificate not signed: {exc.code.wire_name}"
+            job.error = "certificate not signed: the device identity key is unavailable"
         await self._end(job, COMPLETED)
         await self._auditor.record(EventType.SANITIZE, Outcome.SUCCESS, job.operator, job.id,
-                                   phase="result", result="success",
-                                   certificate_sha256=cert.digest(body).hex())
-        log.info("sanitization completed", job=job.id)
+                                   phase="result", result=result,
+                                   **({"certificate_sha256": signed} if signed else
+                                      {"certificate": "signed on first request"}))
+        log.info("sanitization completed", job=job.id, result=result)
 
     async def _fail(self, job: _Job, exc: MfpsecError) -> None:
         cancelled = exc.code is ErrorCode.WIPE_CANCELLED or job.cancelling
@@ -762,14 +775,10 @@ class WipeService:
         job.ended = rfc3339(self._clock)
         job.error = exc.code.wire_name + "".join(f" {k}={v}" for k, v in exc.params.items()
                                                  if k != "job")
-        digest = ""
-        if ending == FAILED and _purge_found_wanting(job):
-            # A purge the read-back caught is certified as FAILED: the device's report
-            # and the finding are the proof a service engineer needs.
-            body = self._body(job, "failed")
-            digest = cert.digest(body).hex()
-            with contextlib.suppress(MfpsecError):
-                job.certificate = await self._sign(body)
+        # Certified as FAILED or CANCELLED, with why: the record a service engineer and an
+        # auditor need (for a purge the read-back caught: the device's report and the
+        # finding), and never mistakable for a success.
+        digest = await self._certify_now(job, ending)
         await self._end(job, ending)
         await self._auditor.record(EventType.SANITIZE, Outcome.FAILURE, job.operator, job.id,
                                    phase="result", result=job.state, error=job.error,
@@ -788,28 +797,51 @@ class WipeService:
 
     # ---------------------------------------------------------------- certificates
 
-    def _body(self, job: _Job, result: str) -> cert.CertificateBody:
+    async def _certify_now(self, job: _Job, result: str) -> str:
+        """Sign the job's certificate now. → its body's SHA-256, "" when the identity key
+        cannot sign (the key chain is locked): then it is signed on first request, with
+        the key the device holds by then."""
+        try:
+            job.certificate, body = await self._certify(job, result)
+        except MfpsecError as exc:
+            log.warning("certificate_not_signed", job=job.id, error=exc.code.wire_name)
+            return ""
+        return cert.digest(body).hex()
+
+    async def _certify(self, job: _Job, result: str
+                       ) -> tuple[bytes, cert.CertificateBody]:
+        current = (await self._identities())[0]
+        body = self._body(job, result, current.fingerprint)
+        return await self._sign(body), body
+
+    def _body(self, job: _Job, result: str, identity: str) -> cert.CertificateBody:
         m = job.media
         rec = job.purge
         passes = [_describe(s) for s in job.plan.steps if s.kind in ("byte", "random")]
-        verification = cert.Verification(method=VERIFY_METHOD, result="passed")
+        verification = cert.Verification(method=VERIFY_METHOD, result=_read_back(job, result))
         category, technique, purge = "clear", "overwrite", None
         if rec is not None:
-            verification = purge_verification(rec)
             category, technique = rec.achieves, rec.method
             purge = certificate_purge(rec)
+            if rec.device_method:
+                verification = purge_verification(rec)
+        failed = result in (cert.FAILED, cert.CANCELLED)
         return cert.CertificateBody(
-            format=cert.FORMAT, id=job.id, device=self._device,
+            format=cert.FORMAT, id=job.id, device=self._device.label,
             media=cert.Media(id=m.id, type=m.medium.value, model=m.model, serial=m.serial,
                              size_bytes=job.size, transport=m.transport),
             method=cert.Method(category=category, technique=technique, mode=job.mode,
                                standard=job.plan.standard, passes=passes,
-                               reason=job.plan.reason, tool=self._tool),
+                               reason=job.plan.reason, tool=self._tool,
+                               ieee2883=cert.ieee2883(category, technique)),
             verification=verification,
             operator=cert.Operator(user=job.operator.user, role=job.operator.role,
                                    origin=job.operator.origin),
             started=job.started, ended=job.ended, resumed=job.resumed, result=result,
-            purge=purge)
+            purge=purge,
+            issuer=cert.Issuer(model=self._device.model, serial=self._device.serial,
+                               identity=identity, board=self._device.board),
+            references=cert.REFERENCES, error=job.error if failed else "")
 
     async def _sign(self, body: cert.CertificateBody) -> bytes:
         signed = await self._signer(cert.digest(body))
@@ -826,13 +858,17 @@ class WipeService:
 
     async def certificate(self, job_id: str) -> cert.CertificateDocument:
         job = self._get(job_id)
-        if (job.state == COMPLETED or _failed_purge(job)) and not job.certificate:
+        if job.state != RUNNING and not job.certificate:
             # Ended while the identity key could not sign (key chain locked): the body is
             # fixed by the job's record, so it is signed now, as it would have been.
-            job.certificate = await self._sign(self._body(
-                job, "success" if job.state == COMPLETED else "failed"))
-            job.error = ""
+            result = _completed_result(job) if job.state == COMPLETED else job.state
+            job.certificate, body = await self._certify(job, result)
+            if job.state == COMPLETED:
+                job.error = ""
             await self._save(job)
+            await self._auditor.record(EventType.SANITIZE, Outcome.SUCCESS, DAEMON, job.id,
+                                       phase="certificate", result=result,
+                                       certificate_sha256=cert.digest(body).hex())
         if not job.certificate:
             raise MfpsecError(ErrorCode.WIPE_JOB_NOT_FOUND,
                               f"sanitization {job_id} has no certificate: it is {job.state}",
@@ -943,14 +979,20 @@ def _finding_text(f: purge_verify.Finding) -> str:
     return f"FAILED{where}: {f.reason} ({f.blocks} blocks judged{blank})"
 
 
-def _purge_found_wanting(job: _Job) -> bool:
-    """A device purge that ran and that the read-back found wanting."""
-    return (job.purge is not None and job.purge.device_method and bool(job.purge.finding)
-            and not job.purge.verified)
+def _completed_result(job: _Job) -> str:
+    """A purge asked for that reached only Clear says so, never plain success."""
+    rec = job.purge
+    if rec is not None and rec.requested == "purge" and rec.achieves == "clear":
+        return cert.CLEAR_ACHIEVED
+    return cert.SUCCESS
 
 
-def _failed_purge(job: _Job) -> bool:
-    return job.state == FAILED and _purge_found_wanting(job)
+def _read_back(job: _Job, result: str) -> str:
+    if result in (cert.SUCCESS, cert.CLEAR_ACHIEVED):
+        return "passed"
+    if job.error.startswith(ErrorCode.WIPE_VERIFY_FAILED.wire_name):
+        return "failed"
+    return "not run"
 
 
 def _insert(conn: StateConnection, job: _Job) -> None:

@@ -35,7 +35,7 @@ from mfpsecd.services.secrets import SecretStore
 from mfpsecd.services.sessions import SessionTable
 from mfpsecd.services.status import BoardInfo, StatusService
 from mfpsecd.services.user_store import UserStore
-from mfpsecd.services.wipe import WipeService
+from mfpsecd.services.wipe import DeviceName, WipeService
 from tests.support.fakeclock import FakeClock
 
 _NOWHERE = Paths(*(Path("/nonexistent"),) * 4)
@@ -60,7 +60,7 @@ def _handlers() -> dict[str, object]:
 
     wipe = WipeService(store, SysfsDiskInventory([], _NOWHERE, simulated=False),
                        NativeOverwriter(), keys.auditor, clock, signer=no_signer,
-                       identities=chain.identities, device="b", tool="t")
+                       identities=chain.identities, device=DeviceName("b", "b", "b"), tool="t")
     jobs = JobStore(store, chain, NativeObjectCipher(), keys.auditor, clock, wipe=wipe,
                     directory=Path("/nonexistent/store"), medium=MediumKind.HDD)
     firmware = FirmwareService(

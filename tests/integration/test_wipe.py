@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import shutil
 import signal
 import sqlite3
@@ -27,6 +28,7 @@ from tests.integration.test_firmware import CE_PW
 from tests.support import daemon as ds
 
 SIZE = 8 << 20
+BOARD = {"model": "MFP-SIM", "serial": "SIM-0001"}  # what certificates name the controller
 DISKS = [
     {"id": "hdd0", "path": "disks/hdd0.img", "medium": "hdd", "sanitizable": True,
      "size_bytes": SIZE},
@@ -47,7 +49,7 @@ def _cli(d: ds.DaemonProcess, *args: str, stdin: str | None = None
 @pytest.fixture
 def daemon(short_tmp: Path) -> Iterator[ds.DaemonProcess]:
     with ds.running(short_tmp / "d", config=CONFIG, tpm="none",
-                    board={"disks": DISKS}) as d:
+                    board={"disks": DISKS, "extra": {"board": BOARD}}) as d:
         yield d
 
 
@@ -83,6 +85,20 @@ def test_cli_targets_start_certificate_and_verification(daemon: ds.DaemonProcess
                       str(pdf_path))
     assert rc == 0, err
     assert pdf_path.read_bytes().startswith(b"%PDF-")
+    # What a person reads on the printout: the device by model, serial and identity key,
+    # the standards and IEEE 2883's name, the lines to sign, and how to verify.
+    text = " ".join(subprocess.run(["pdftotext", "-layout", str(pdf_path), "-"],
+                                   capture_output=True, text=True, check=True).stdout.split())
+    identity = json.loads(_cli(d, "keys", "identity", "--json")[1])["fingerprint"]
+    for shown in ("NIST SP 800-88 Rev. 2 (September 2025), IEEE 2883-2022",
+                  "Device model MFP-SIM", "Device serial SIM-0001", f"Identity key {identity}",
+                  "IEEE 2883 Clear: overwrite", "Result SUCCESS",
+                  "Operator: name, signature, date", "Witness: name, signature, date",
+                  "mfpsec wipe verify-cert FILE"):
+        assert shown in text, shown
+    pages = subprocess.run(["pdfinfo", str(pdf_path)], capture_output=True, text=True,
+                           check=True).stdout
+    assert re.search(r"^Pages:\s+1$", pages, re.M), pages  # one A4 page, signatures too
     document = json.loads(cert_path.read_text())
     body = document["certificate"]
     assert body["result"] == "success" and body["media"]["id"] == "hdd0"
@@ -362,11 +378,12 @@ def test_a_medium_swapped_during_a_power_cut_gets_no_certificate(short_tmp: Path
         assert rc == ErrorCode.WIPE_MEDIUM_CHANGED.exit_status
         rc, _, err = _cli(d, "wipe", "status", job_id)
         assert rc == ErrorCode.WIPE_MEDIUM_CHANGED.exit_status
-        assert final["certificate_sha256"] == ""
-        with sqlite3.connect(db) as conn:
-            assert conn.execute("SELECT state, certificate FROM wipe_jobs").fetchone() == (
-                "failed", "")
-        conn.close()
+        # Its certificate says FAILED, and why: nothing certifies hdd0 as sanitized.
+        rc, out, _ = _cli(d, "wipe", "cert", job_id)
+        body = json.loads(out)["certificate"]
+        assert (body["result"], body["verification"]["result"]) == ("failed", "not run")
+        assert body["error"].startswith("io.mfpsecd.Wipe.MediumChanged")
+        assert rc == ErrorCode.WIPE_MEDIUM_CHANGED.exit_status  # a read of a failed job
     finally:
         if d.proc.poll() is None:
             d.stop()

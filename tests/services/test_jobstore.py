@@ -42,7 +42,7 @@ from mfpsecd.services.jobstore import (
 )
 from mfpsecd.services.keys import KeyChain
 from mfpsecd.services.secrets import SecretStore
-from mfpsecd.services.wipe import WipeService, WipeSettings
+from mfpsecd.services.wipe import DeviceName, WipeService, WipeSettings
 from tests.support.fakeclock import FakeClock
 
 ALICE = Requester("alice")
@@ -92,7 +92,7 @@ async def stack(root: Path, medium: Medium = Medium.HDD,
 
     wipe = WipeService(state, SysfsDiskInventory([], paths, simulated=False),
                        NativeOverwriter(), auditor, clock, signer=no_signer,
-                       identities=chain.identities, device="test", tool="test",
+                       identities=chain.identities, device=DeviceName("t", "t", "t"), tool="test",
                        settings=WipeSettings(temporary_mode=2))
     store = JobStore(state, chain, NativeObjectCipher(threads=2, segment_shift=12), auditor,
                      clock, wipe=wipe, directory=directory or root / "store", medium=medium,

@@ -33,7 +33,7 @@ from mfpsecd.ports import MediaPurger, Paths
 from mfpsecd.services.audit import Auditor, AuditQuery
 from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.medium_marker import MARKER_BYTES
-from mfpsecd.services.wipe import COMPLETED, WipeService, WipeSettings
+from mfpsecd.services.wipe import COMPLETED, DeviceName, WipeService, WipeSettings
 from tests.support.fakeclock import FakeClock
 
 ENGINEER = Subject(origin="cli", user="ce1", role="service")
@@ -116,7 +116,7 @@ async def stack(tmp: Path, *, size: int = SIZE, settings: WipeSettings | None = 
     wipe = WipeService(state, inventory,
                        NativeOverwriter(), auditor, clock, signer=signer or _signer(key),
                        identities=identities_of(key),
-                       device="sim SHA256:test", tool="mfpsecd test",
+                       device=DeviceName("MFP-SIM", "SIM-0001", "sim"), tool="mfpsecd test",
                        settings=settings or WipeSettings(poll_s=0.01), before_step=before_step,
                        purger=purger or DevicePurger(), health=health)
     await wipe.start()
@@ -222,13 +222,17 @@ def test_verify_catches_a_block_changed_after_the_last_pass(tmp_path: Path) -> N
             assert await _finished(s.wipe, view.id) == "failed"
             failed = s.wipe.job(view.id)
             assert "VerifyFailed" in failed.error and f"offset={5 * 4096 + 17}" in failed.error
-            assert failed.certificate_digest == ""
-            with pytest.raises(MfpsecError) as info:
-                await s.wipe.certificate(view.id)
-            assert info.value.code is ErrorCode.WIPE_JOB_NOT_FOUND
+            # Certified as FAILED, with why: never mistakable for a success.
+            body = (await s.wipe.certificate(view.id)).certificate
+            assert failed.certificate_digest == cert.digest(body).hex()
+            assert (body.result, body.verification.result) == ("failed", "failed")
+            assert body.error.startswith("io.mfpsecd.Wipe.VerifyFailed")
+            assert "Result             FAILED" in cert.render_text(
+                await s.wipe.certificate(view.id))
             result = (await s.auditor.query(AuditQuery(types=frozenset({EventType.SANITIZE}),
                                                        limit=0)))[-1]
             assert result.outcome.value == "failure" and result.details["result"] == "failed"
+            assert result.details["certificate_sha256"] == failed.certificate_digest
 
     asyncio.run(scenario())
 
@@ -286,10 +290,12 @@ def test_a_medium_swapped_while_stopped_fails_and_certifies_nothing(tmp_path: Pa
             assert await _finished(s.wipe, job_id) == "failed"
             view = s.wipe.job(job_id)
             assert view.error.startswith("io.mfpsecd.Wipe.MediumChanged")
-            assert "is not there" in view.error and view.certificate_digest == ""
-            with pytest.raises(MfpsecError) as info:
-                await s.wipe.certificate(job_id)
-            assert info.value.code is ErrorCode.WIPE_JOB_NOT_FOUND
+            assert "is not there" in view.error
+            # Certified only as FAILED, with why: never a success for hdd0.
+            body = (await s.wipe.certificate(job_id)).certificate
+            assert (body.result, body.verification.result) == ("failed", "not run")
+            assert body.error.startswith("io.mfpsecd.Wipe.MediumChanged")
+            assert view.certificate_digest == cert.digest(body).hex()
             assert image.read_bytes() == bytes(size)  # not one byte written to it
             records = await s.auditor.query(AuditQuery(types=frozenset({EventType.SANITIZE}),
                                                        limit=0))
@@ -337,7 +343,8 @@ def test_a_drive_answering_another_serial_is_another_medium(tmp_path: Path) -> N
     asyncio.run(scenario())
 
 
-def test_cancel_leaves_no_certificate_and_a_second_job_is_refused(tmp_path: Path) -> None:
+def test_a_cancel_is_certified_cancelled_and_a_second_job_is_refused(tmp_path: Path
+                                                                    ) -> None:
     settings = WipeSettings(poll_s=0.005)
 
     async def scenario() -> None:
@@ -356,7 +363,11 @@ def test_cancel_leaves_no_certificate_and_a_second_job_is_refused(tmp_path: Path
             await asyncio.sleep(0.05)
             gate.set()
             assert (await waiter).state == "cancelled"
-            assert s.wipe.job(view.id).certificate_digest == ""
+            body = (await s.wipe.certificate(view.id)).certificate
+            assert (body.result, body.verification.result) == ("cancelled", "not run")
+            assert body.error.startswith("io.mfpsecd.Wipe.Cancelled")
+            assert "Result             CANCELLED" in cert.render_text(
+                await s.wipe.certificate(view.id))
             again = await s.wipe.begin("hdd0", 1, ENGINEER)
             assert await _finished(s.wipe, again.id) == COMPLETED
 

@@ -46,7 +46,7 @@ from mfpsecd.errors import MfpsecError  # noqa: E402
 from mfpsecd.ports import Paths  # noqa: E402
 from mfpsecd.services.audit import Auditor  # noqa: E402
 from mfpsecd.services.health import HealthRegistry  # noqa: E402
-from mfpsecd.services.wipe import WipeService, WipeSettings  # noqa: E402
+from mfpsecd.services.wipe import DeviceName, WipeService, WipeSettings  # noqa: E402
 
 ENGINEER = Subject(origin="cli", user="ce1", role="service")
 
@@ -92,7 +92,8 @@ async def service(specs: list[str]) -> None:
     paths = Paths(state_dir=work, run_dir=work, dev_root=Path("/dev"), sys_root=Path("/sys"))
     wipe = WipeService(state, SysfsDiskInventory(disks, paths, simulated=False),
                        NativeOverwriter(), auditor, clock, signer=sign,
-                       identities=identities, device="qemu guest", tool="mfpsecd (guest)",
+                       identities=identities, device=DeviceName("qemu guest", "QEMU-1", "qemu"),
+                       tool="mfpsecd (guest)",
                        settings=WipeSettings(poll_s=0.05, verify_fraction=0.05),
                        purger=DevicePurger())
     await wipe.start()
