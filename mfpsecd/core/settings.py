@@ -193,7 +193,7 @@ class AuthSection(_Strict, frozen=True):
 
 class WipeSection(_Strict, frozen=True):
     # W-1: the overwrite mode for a finished job's data on HDD (1: one 0x00 pass,
-    # 2: random, random, 0x00).
+    # 2: 0x00, 0xFF, 0x61, then read back).
     temporary_mode: Annotated[int, msgspec.Meta(ge=1, le=2)] = 2
     # A sanitization's durable checkpoint cadence: at most this much is written again
     # after a power cut (each checkpoint costs one flush of the disk's cache).
@@ -207,6 +207,10 @@ class WipeSection(_Strict, frozen=True):
     # A device purge command (format, security erase, sanitize) with no result after
     # max(this, 3 x the device's own estimate) is reported stuck: the purge FAILS.
     purge_timeout_min: Annotated[int, msgspec.Meta(ge=1, le=2880)] = 60
+    # A certificate names the person who sanitized: Start and Purge need a logged-in
+    # session. The factory line, where nobody logs in, may set this: root without a
+    # session then sanitizes as the operator "factory", audited and certified as such.
+    factory_mode: bool = False
 
 
 class StoreSection(_Strict, frozen=True):

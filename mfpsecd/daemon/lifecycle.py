@@ -322,7 +322,8 @@ def _make_wipe(cfg: Config, board: Board, state: SqliteState, auditor: Auditor, 
                               sync_every=cfg.wipe.checkpoint_mib << 20,
                               poll_s=cfg.wipe.progress_interval_ms / 1000,
                               verify_fraction=cfg.wipe.verify_percent / 100,
-                              purge_bound_s=cfg.wipe.purge_timeout_min * 60.0),
+                              purge_bound_s=cfg.wipe.purge_timeout_min * 60.0,
+                              factory_mode=cfg.wipe.factory_mode),
         purger=DevicePurger(sys_root=board.paths.sys_root, proc_root=board.paths.proc_root))
 
 

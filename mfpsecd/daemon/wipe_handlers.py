@@ -6,10 +6,14 @@ import asyncio
 import base64
 from collections.abc import AsyncIterator
 
+import msgspec
+
 from mfpsecd.api import wipe as api
+from mfpsecd.api.auditlog import Subject
 from mfpsecd.api.schema import NoParams
 from mfpsecd.backends.certificate_pdf import render_pdf
 from mfpsecd.core import wipe_certificate as cert
+from mfpsecd.core.access import PeerClass
 from mfpsecd.core.purge_plan import Level, Method
 from mfpsecd.daemon.auth_handlers import reauthenticate, subject_of
 from mfpsecd.daemon.ipc_server import CallContext, Handler, Last
@@ -63,14 +67,32 @@ def _method(name: str) -> Method | None:
         raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="method") from None
 
 
+FACTORY = "factory"  # the operator of a sanitization in factory mode
+
+
+async def operator(ctx: CallContext, auth: AuthService, password: SecretBytes,
+                   factory_mode: bool) -> Subject:
+    """Who sanitizes: a person, whose session proves their password again. Root without
+    a session only in factory mode, and then named as such."""
+    subject = subject_of(ctx)
+    if ctx.seat.session is None:
+        if not factory_mode or ctx.peer_class is not PeerClass.SYSTEM:
+            raise MfpsecError(
+                ErrorCode.AUTHENTICATION_REQUIRED,
+                reason="a sanitization certificate names the person who ran it: log in "
+                       "first (mfpsec login)")
+        return msgspec.structs.replace(subject, user=FACTORY, role=FACTORY)
+    await reauthenticate(ctx, auth, password, subject)
+    return subject
+
+
 def wipe_handlers(wipe: WipeService, auth: AuthService) -> dict[str, Handler]:
     def list_targets(ctx: CallContext, _: NoParams) -> api.Targets:
         return api.Targets([_target(m) for m in wipe.targets()])
 
     async def start(ctx: CallContext, p: api.StartParams) -> api.Job:
-        subject = subject_of(ctx)
         with SecretBytes(p.password) as password:
-            await reauthenticate(ctx, auth, password, subject)
+            subject = await operator(ctx, auth, password, wipe.settings.factory_mode)
         return _job(await wipe.begin(p.target, p.mode, subject))
 
     async def plan_purge(ctx: CallContext, p: api.PlanParams) -> api.PurgePlan:
@@ -78,10 +100,9 @@ def wipe_handlers(wipe: WipeService, auth: AuthService) -> dict[str, Handler]:
                                                      _method(p.method)))
 
     async def purge(ctx: CallContext, p: api.PurgeParams) -> api.Job:
-        subject = subject_of(ctx)
         method = _method(p.method)  # before the password is spent
         with SecretBytes(p.password) as password:
-            await reauthenticate(ctx, auth, password, subject)
+            subject = await operator(ctx, auth, password, wipe.settings.factory_mode)
         return _job(await wipe.begin_purge(p.target, _LEVEL[p.level], subject, mode=p.mode,
                                            confirm=p.confirm, verify_all=p.verify_all,
                                            method=method))

@@ -93,6 +93,7 @@ class WipeSettings:
     # reported stuck and the purge FAILED, instead of being waited on forever.
     purge_bound_s: float = 3600.0
     device_poll_s: float = 5.0  # how often a background sanitize's status is read
+    factory_mode: bool = False  # root without a session may sanitize, as "factory"
 
 
 class _Step(msgspec.Struct, frozen=True):

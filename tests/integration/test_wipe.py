@@ -29,6 +29,10 @@ from tests.support import daemon as ds
 
 SIZE = 8 << 20
 BOARD = {"model": "MFP-SIM", "serial": "SIM-0001"}  # what certificates name the controller
+# Root without a session sanitizes only in the factory mode (as "factory"): these tests
+# are about the sanitization; test_a_logged_in_operator_reauthenticates_and_is_named and
+# test_root_without_a_session_needs_the_factory_mode are about the operator.
+FACTORY: dict[str, dict[str, Any]] = {**CONFIG, "wipe": {"factory_mode": True}}
 DISKS = [
     {"id": "hdd0", "path": "disks/hdd0.img", "medium": "hdd", "sanitizable": True,
      "size_bytes": SIZE},
@@ -48,7 +52,7 @@ def _cli(d: ds.DaemonProcess, *args: str, stdin: str | None = None
 
 @pytest.fixture
 def daemon(short_tmp: Path) -> Iterator[ds.DaemonProcess]:
-    with ds.running(short_tmp / "d", config=CONFIG, tpm="none",
+    with ds.running(short_tmp / "d", config=FACTORY, tpm="none",
                     board={"disks": DISKS, "extra": {"board": BOARD}}) as d:
         yield d
 
@@ -103,7 +107,8 @@ def test_cli_targets_start_certificate_and_verification(daemon: ds.DaemonProcess
     body = document["certificate"]
     assert body["result"] == "success" and body["media"]["id"] == "hdd0"
     assert body["method"]["passes"] == ["0x00", "0xFF", "0x00", "0xFF"]
-    assert body["operator"]["origin"] == "system"
+    # The factory mode: root without a session, named as the factory.
+    assert body["operator"] == {"user": "factory", "role": "factory", "origin": "system"}
     assert body["verification"]["result"] == "passed"
     rc, text, _ = _cli(d, "wipe", "cert", job["id"], "--text")
     assert rc == 0 and "SANITIZATION CERTIFICATE" in text and job["certificate_sha256"] in text
@@ -169,7 +174,7 @@ def test_status_of_a_cancelled_job_exits_with_its_error(short_tmp: Path) -> None
     does `wipe status JOB`, with or without --json, and not only with --follow."""
     big = {"id": "hdd1", "path": "disks/hdd1.img", "medium": "hdd", "sanitizable": True,
            "size_bytes": 2 << 30}  # sparse; eight passes of it take far longer than a cancel
-    with ds.running(short_tmp / "d", config=CONFIG, tpm="none",
+    with ds.running(short_tmp / "d", config=FACTORY, tpm="none",
                     board={"disks": [*DISKS, big]}) as d:
         rc, out, err = _cli(d, "wipe", "start", "--target", "hdd1", "--mode", "8", "--yes",
                             "--no-wait", "--json")
@@ -202,6 +207,12 @@ def test_a_logged_in_operator_reauthenticates_and_is_named(short_tmp: Path) -> N
         cli.ok(ALICE_UID, "users", "add", "bob", "--role", "user", "--permanent",
                "--password-file", "-", stdin="Plain-user-pass-2026")
 
+        # Root without a session (and no factory mode): a certificate names a person.
+        for args in (("start", "--target", "ssd0", "--mode", "1"),
+                     ("purge", "--target", "ssd0", "--level", "clear")):
+            rc, _, err = _cli(d, "wipe", *args, "--yes")
+            assert rc == ErrorCode.AUTHENTICATION_REQUIRED.exit_status, err
+            assert "names the person who ran it: log in first" in err
         err = cli.fails(ALICE_UID, "wipe", "start", "--target", "ssd0", "--mode", "8",
                         "--yes", "--password-file", "-", stdin="not-her-password")
         assert "AuthenticationFailed" in err
@@ -269,7 +280,8 @@ def test_sigkill_twenty_times_during_a_1gib_mode3_wipe_resumes_to_a_verified_res
     disks = [{"id": "hdd0", "path": "disks/hdd0.img", "medium": "hdd", "sanitizable": True,
               "size_bytes": BIG}]
     config: dict[str, dict[str, Any]] = {
-        **CONFIG, "wipe": {"checkpoint_mib": 16, "progress_interval_ms": 20}}
+        **CONFIG, "wipe": {"checkpoint_mib": 16, "progress_interval_ms": 20,
+                           "factory_mode": True}}
     db = root / "lib" / "state.sqlite3"
     rng = random.Random(20261122)
     d = ds.start(root, config=config, tpm="none", board={"disks": disks})
@@ -351,7 +363,8 @@ def test_a_medium_swapped_during_a_power_cut_gets_no_certificate(short_tmp: Path
     disks = [{"id": "hdd0", "path": "disks/hdd0.img", "medium": "hdd", "sanitizable": True,
               "size_bytes": size}]
     config: dict[str, dict[str, Any]] = {
-        **CONFIG, "wipe": {"checkpoint_mib": 16, "progress_interval_ms": 20}}
+        **CONFIG, "wipe": {"checkpoint_mib": 16, "progress_interval_ms": 20,
+                           "factory_mode": True}}
     db = root / "lib" / "state.sqlite3"
     d = ds.start(root, config=config, tpm="none", board={"disks": disks})
     try:
@@ -417,7 +430,7 @@ def test_certificates_survive_a_tpm_replacement_and_foreign_ones_are_refused(
     before, after = short_tmp / "before" / "cert.json", short_tmp / "after" / "cert.json"
     for p in (before, after):
         p.parent.mkdir()
-    with ds.running(root, config=CONFIG, board={"disks": DISKS}) as d:
+    with ds.running(root, config=FACTORY, board={"disks": DISKS}) as d:
         old_job = _sanitize(d, before)
         old_fp = json.loads(_cli(d, "keys", "identity", "--json")[1])["fingerprint"]
         r = ds.mfpsec(d.socket_path, "keys", "backup", "--to", str(usb), "--passphrase-file",
@@ -425,7 +438,7 @@ def test_certificates_survive_a_tpm_replacement_and_foreign_ones_are_refused(
         assert r.returncode == 0, r.stderr
     (backup,) = usb.glob("*.mfpkb")
     shutil.rmtree(root / "lib" / "tpm")  # a replacement TPM
-    with ds.running(root, config=CONFIG, board={"disks": DISKS}) as d:
+    with ds.running(root, config=FACTORY, board={"disks": DISKS}) as d:
         rc, _, err = _cli(d, "wipe", "verify-cert", str(before))
         assert rc == ErrorCode.KEYS_UNAVAILABLE.exit_status, err  # locked: cannot tell yet
         r = ds.mfpsec(d.socket_path, "keys", "restore", "--from", str(backup),
