@@ -27,7 +27,7 @@ from mfpsecd.daemon.network_handlers import network_handlers
 from mfpsecd.daemon.store_handlers import store_handlers
 from mfpsecd.daemon.wipe_handlers import wipe_handlers
 from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import BackupTargetInfo, BackupTargetWatcher
+from mfpsecd.ports import BackupTargetInfo, BackupTargetWatcher, StateConnection
 from mfpsecd.secret import SecretBytes
 from mfpsecd.services.audit import Auditor, AuditQuery
 from mfpsecd.services.auth import AuthService
@@ -39,6 +39,7 @@ from mfpsecd.services.keys import KeyChain
 from mfpsecd.services.netfilter import NetfilterService
 from mfpsecd.services.secrets import SecretKind, SecretStore
 from mfpsecd.services.status import StatusService
+from mfpsecd.services.user_store import UserStore
 from mfpsecd.services.wipe import WipeService
 
 _DESCRIPTIONS = {i.name: idl.generate(i) for i in registry.INTERFACES}
@@ -120,7 +121,7 @@ def build_handlers(status: StatusService, key_services: KeyServices | None = Non
     Wipe and Store are absent and their methods answer MethodNotImplemented."""
     table = _system_handlers(status)
     if key_services is not None:
-        table.update(_key_handlers(key_services))
+        table.update(_key_handlers(key_services, auth))
         table.update(_audit_handlers(key_services.auditor, key_services.forwarders))
         if auth is not None:
             table.update(auth_handlers(auth, key_services.auditor, status))
@@ -188,6 +189,11 @@ def _system_handlers(status: StatusService) -> dict[str, Handler]:
     }
 
 
+def _erase_secrets_and_accounts(conn: StateConnection) -> None:
+    SecretStore.erase_all(conn)
+    UserStore.erase_all(conn)
+
+
 def _target_wire(t: BackupTargetInfo) -> keys.BackupTarget:
     return keys.BackupTarget(id=t.id, device=t.device, vendor=t.vendor, model=t.model,
                              serial=t.serial, size_bytes=t.size_bytes, filesystem=t.filesystem,
@@ -203,7 +209,7 @@ def _not_reserved(name: str) -> None:
         raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="name")
 
 
-def _key_handlers(svc: KeyServices) -> dict[str, Handler]:
+def _key_handlers(svc: KeyServices, auth: AuthService | None) -> dict[str, Handler]:
     chain, secrets, auditor = svc.chain, svc.secrets, svc.auditor
 
     async def get_key_status(ctx: CallContext, _: NoParams) -> keys.KeyStatus:
@@ -286,7 +292,9 @@ def _key_handlers(svc: KeyServices) -> dict[str, Handler]:
             f = await chain.facts()
             if not f.wrapping_fingerprint or p.confirm_fingerprint != f.wrapping_fingerprint:
                 raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="confirm_fingerprint")
-            await chain.destroy(SecretStore.erase_all)
+            await chain.destroy(_erase_secrets_and_accounts)
+            if auth is not None:  # their accounts are gone with the secrets
+                ev.details["sessions_ended"] = auth.sessions.end_all()
             ev.details["fingerprint"] = f.wrapping_fingerprint
             ev.succeed()
         return keys.Empty()

@@ -354,7 +354,19 @@ class AuthService:
         raise MfpsecError(ErrorCode.AUTHENTICATION_FAILED)
 
     async def _verify(self, name: str, password: SecretBytes) -> bool:
-        with await self._secrets.get(verifier_name(name)) as record:
+        """Whether the password matches. An account whose verifier is gone (its record
+        deleted, or the keys destroyed under a restored database) matches nothing, after
+        the same work: to the caller it is a wrong password (no hint that the account
+        exists); the audit log, and an administrator setting a new password, deal with it."""
+        try:
+            record = await self._secrets.get(verifier_name(name))
+        except MfpsecError as exc:
+            if exc.code is not ErrorCode.SECRET_NOT_FOUND:
+                raise
+            log.error("auth_verifier_missing", user=name)
+            await self._hasher.burn(password)
+            return False
+        with record:
             return await self._hasher.matches(password, entries(record.view())[0])
 
     async def _second_factor(self, user: UserRow, otp: str, subject: Subject) -> None:
@@ -426,8 +438,14 @@ class AuthService:
     async def _store_password(self, name: str, new: SecretBytes, temporary: bool) -> None:
         policy = self.policy.password
         broken = violations(new.view(), name, policy)
-        with await self._secrets.get(verifier_name(name)) as old:
-            if not broken:
+        try:
+            old = await self._secrets.get(verifier_name(name))
+        except MfpsecError as exc:
+            if exc.code is not ErrorCode.SECRET_NOT_FOUND:
+                raise
+            old = SecretBytes(bytearray())  # the verifier is gone: a new one, no history
+        with old:
+            if not broken and len(old):
                 # The current one and the last `history` (A-2): never the same again.
                 for entry in entries(old.view())[:policy.history + 1]:
                     if await self._hasher.matches(new, entry):
@@ -436,8 +454,9 @@ class AuthService:
             if broken:
                 _reject(broken)
             salt, verifier = await self._hasher.new_verifier(new)
+            previous = old.view() if len(old) else None
             with verifier, SecretBytes(new_record(salt, self._hasher.cost, verifier.view(),
-                                                  old.view(), policy.history)) as record:
+                                                  previous, policy.history)) as record:
                 await self._secrets.put(verifier_name(name), SecretKind.PASSWORD, record)
         await self._users.password_set(name, self._now(), temporary)
 

@@ -98,6 +98,14 @@ class SessionTable:
                 del self._by_digest[digest]
                 return
 
+    def end_all(self) -> int:
+        """End every session (the accounts were erased) → how many."""
+        gone = list(self._by_digest.values())
+        self._by_digest.clear()
+        for s in gone:
+            s.ended = True
+        return len(gone)
+
     def end_user(self, user: str) -> int:
         """End every session of a user (removed, password reset, locked) → how many."""
         gone = [d for d, s in self._by_digest.items() if s.user == user]

@@ -49,6 +49,13 @@ class UserStore:
     def __init__(self, store: StateStore) -> None:
         self._store = store
 
+    @staticmethod
+    def erase_all(conn: StateConnection) -> None:
+        """For key destruction (decommissioning): the accounts go with their verifiers,
+        which the key chain's destruction erases, and the device is back to its first
+        start (A-3): an administrator is set with InitializeAdministrator."""
+        conn.execute("DELETE FROM users")
+
     async def get(self, name: str) -> UserRow | None:
         def tx(conn: StateConnection) -> tuple[object, ...] | None:
             return conn.execute(f"SELECT {_COLUMNS} FROM users WHERE name = ?",  # noqa: S608

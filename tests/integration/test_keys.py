@@ -9,6 +9,7 @@ import base64
 import os
 import shutil
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -135,6 +136,72 @@ def test_destroy_erases_keys_and_secrets(short_tmp: Path) -> None:
         st = _keys(d).status()
         assert st.state == "ready" and st.wrapping_key_fingerprint != before
         assert st.secrets == 0
+
+
+# The smallest Argon2 cost the configuration accepts: these tests are about the flows.
+_AUTH = {"auth": {"argon2_memory_kib": 8192, "argon2_iterations": 1}}
+_ADMIN_PW, _BOB_PW = "Adm1n-password-2026", "Plain-user-pass-2026"
+
+
+def _login(d: ds.DaemonProcess, user: str, password: str, runtime: Path
+           ) -> subprocess.CompletedProcess[str]:
+    return ds.mfpsec(d.socket_path, "login", "-u", user, "--password-file", "-",
+                     stdin=password, env={"XDG_RUNTIME_DIR": str(runtime)})
+
+
+def test_after_destroy_the_accounts_are_gone_and_the_device_is_at_its_first_start(
+        short_tmp: Path) -> None:
+    """Destroying the keys erases the password verifiers with every other secret: the
+    accounts go with them, their sessions end, and after the restart the device is at
+    its first start (A-3), where InitializeAdministrator works again. Before, every
+    account was left half there: login and passwd answered System.Internal."""
+    root, runtime = short_tmp / "d", short_tmp / "rt"
+    runtime.mkdir(mode=0o700)
+    with ds.running(root, config=_AUTH) as d:
+        assert ds.mfpsec(d.socket_path, "users", "init", "admin", "--password-file", "-",
+                         stdin=_ADMIN_PW).returncode == 0
+        assert _login(d, "admin", _ADMIN_PW, runtime).returncode == 0
+        before = _keys(d).status().wrapping_key_fingerprint
+        ok = ds.mfpsec(d.socket_path, "keys", "destroy", "--confirm", before)
+        assert ok.returncode == 0, ok.stderr
+        with sqlite3.connect(_db(d)) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM users").fetchone() == (0,)
+        conn.close()
+    with ds.running(root, config=_AUTH) as d:
+        status = ds.mfpsec(d.socket_path, "status")
+        assert "no administrator password is set" in status.stdout
+        gone = _login(d, "admin", _ADMIN_PW, runtime)
+        assert gone.returncode == EX_NOPERM and "AuthenticationFailed" in gone.stderr
+        assert "Internal" not in gone.stderr
+        assert ds.mfpsec(d.socket_path, "users", "init", "admin", "--password-file", "-",
+                         stdin=_ADMIN_PW).returncode == 0
+        assert _login(d, "admin", _ADMIN_PW, runtime).returncode == 0
+
+
+def test_an_account_whose_verifier_is_gone_fails_like_a_wrong_password(
+        short_tmp: Path) -> None:
+    """The verifier's record deleted under the daemon (a damaged or tampered state
+    store): the login is refused as an ordinary failure (no hint the account exists, no
+    System.Internal), and the administrator (or root) sets a new password."""
+    root, runtime = short_tmp / "d", short_tmp / "rt"
+    runtime.mkdir(mode=0o700)
+    with ds.running(root, config=_AUTH) as d:
+        assert ds.mfpsec(d.socket_path, "users", "init", "admin", "--password-file", "-",
+                         stdin=_ADMIN_PW).returncode == 0
+        assert ds.mfpsec(d.socket_path, "users", "add", "bob", "--role", "user",
+                         "--permanent", "--password-file", "-", stdin=_BOB_PW).returncode == 0
+    with sqlite3.connect(root / "lib" / "state.sqlite3") as conn:
+        conn.execute("DELETE FROM secrets WHERE name = 'auth.user.bob'")
+    conn.close()
+    with ds.running(root, config=_AUTH) as d:
+        refused = _login(d, "bob", _BOB_PW, runtime)
+        assert refused.returncode == EX_NOPERM and "AuthenticationFailed" in refused.stderr
+        assert "Internal" not in refused.stderr
+        assert '"event":"auth_verifier_missing"' in d.log()
+        reset = ds.mfpsec(d.socket_path, "users", "passwd", "bob", "--permanent",
+                          "--password-file", "-", stdin="Another-user-pass-2026")
+        assert reset.returncode == 0, reset.stderr
+        assert _login(d, "bob", "Another-user-pass-2026", runtime).returncode == 0
 
 
 def _dump(pid: int) -> bytes:
