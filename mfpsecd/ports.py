@@ -49,6 +49,9 @@ class Paths:
     dev_root: Path
     sys_root: Path
     proc_root: Path = Path("/proc")
+    # The running kernel's sysfs. A simulated board's sys_root is a tree of its own, but
+    # its image files are the host's, attached to the host's loop devices.
+    host_sys_root: Path = Path("/sys")
     store_dir: Path | None = None  # the job store; by default under state_dir
     firmware_dir: Path | None = None  # A/B slots; by default under state_dir
 

@@ -92,7 +92,9 @@ class SysfsDiskInventory:
     def _image(self, disk: DiskSection, path: Path, st: os.stat_result) -> MediaInfo:
         real = str(path.resolve())
         in_use = ""
-        for backing in sorted((self._paths.sys_root / "block").glob("loop*/loop/backing_file")):
+        # The host's loop devices: an image attached to one (and maybe mounted) is in use.
+        loops = self._paths.host_sys_root / "block"
+        for backing in sorted(loops.glob("loop*/loop/backing_file")):
             if _read(backing) == real:
                 in_use = f"attached to {backing.parent.parent.name}"
                 break

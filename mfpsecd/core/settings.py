@@ -287,6 +287,9 @@ class PathsSection(_Strict, frozen=True):
     dev_root: str = "/dev"  # where device nodes are looked up
     sys_root: str = "/sys"  # where sysfs is read
     proc_root: str = "/proc"  # where the mount table is read (self/mountinfo)
+    # The running kernel's sysfs, where a simulated board's images attach to loop devices
+    # (on a device: the same as sys_root).
+    host_sys_root: str = "/sys"
 
 
 class TpmBackend(enum.Enum):

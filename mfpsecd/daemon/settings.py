@@ -84,6 +84,7 @@ def load_board(config: Config, board: str | None) -> Board:
         dev_root=_resolve(base, p.dev_root),
         sys_root=_resolve(base, p.sys_root),
         proc_root=_resolve(base, p.proc_root),
+        host_sys_root=_resolve(base, p.host_sys_root),
         store_dir=None if profile.store.dir is None else _resolve(base, profile.store.dir),
         firmware_dir=None if fw is None or fw.slots_dir is None else _resolve(base,
                                                                                fw.slots_dir),

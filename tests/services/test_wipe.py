@@ -110,7 +110,10 @@ async def stack(tmp: Path, *, size: int = SIZE, settings: WipeSettings | None = 
     await auditor.start()
     simulated = dev_root is None
     dev_root = dev_root or tmp / "dev"
-    paths = Paths(state_dir=tmp, run_dir=tmp, dev_root=dev_root, sys_root=Path("/sys"))
+    # Like the simulated board: a sys_root of its own (that does not exist), while the
+    # image files attach to the host's loop devices (host_sys_root, /sys).
+    paths = Paths(state_dir=tmp, run_dir=tmp, dev_root=dev_root,
+                  sys_root=tmp / "sys" if simulated else Path("/sys"))
     key = key or ec.generate_private_key(ec.SECP256R1())
     inventory = SysfsDiskInventory(disks or _disks(size), paths, simulated=simulated)
     wipe = WipeService(state, inventory,
