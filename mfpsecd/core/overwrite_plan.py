@@ -13,8 +13,18 @@ from dataclasses import dataclass
 from mfpsecd.core.settings import MediumKind as Medium
 
 __all__ = [
-    "DISCARD_MODES", "FLASH_SINGLE_PASS", "TEMPORARY_MODES", "Choice", "Medium",
-    "OverwritePlan", "Pass", "PassKind", "Verification", "discard_plan", "is_flash",
+    "DISCARD_MODES",
+    "FLASH_SINGLE_PASS",
+    "TEMPORARY_MODES",
+    "Choice",
+    "Medium",
+    "OverwritePlan",
+    "Pass",
+    "PassKind",
+    "Verification",
+    "discard_plan",
+    "is_flash",
+    "overwrite_defeated_by",
     "temporary_plan",
 ]
 
@@ -115,6 +125,30 @@ def discard_plan(mode: int, medium: Medium) -> Choice:
         return Choice(plan.with_verification(Verification.LAST_PASS),
                       f"mode {mode} as specified, plus a read-back of the last pass (W-5)")
     return Choice(plan, f"mode {mode} as specified")
+
+
+# Filesystems where writing a file's bytes again does not land on the blocks that held
+# them: the old data stays on the medium, whatever the passes.
+_NOT_IN_PLACE = {
+    "btrfs": "btrfs is copy-on-write",
+    "zfs": "zfs is copy-on-write",
+    "bcachefs": "bcachefs is copy-on-write",
+    "f2fs": "f2fs is log-structured",
+    "nilfs2": "nilfs2 is log-structured",
+    "jffs2": "jffs2 is log-structured",
+    "ubifs": "ubifs is log-structured",
+    "overlay": "an overlay copies files up to another layer",
+}
+
+
+def overwrite_defeated_by(fstype: str, options: str) -> str:
+    """Why an in-place overwrite of a file there does not reach the data's blocks; "" when
+    it does. options: the mount's and the superblock's, comma-separated."""
+    if fstype in _NOT_IN_PLACE:
+        return _NOT_IN_PLACE[fstype]
+    if fstype in ("ext3", "ext4") and "data=journal" in options.split(","):
+        return f"{fstype} with data=journal keeps copies of the data in its journal"
+    return ""
 
 
 def temporary_plan(mode: int, medium: Medium) -> OverwritePlan | None:

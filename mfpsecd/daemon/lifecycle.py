@@ -27,6 +27,7 @@ from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.clock import SystemClock
 from mfpsecd.backends.disks import SysfsDiskInventory
 from mfpsecd.backends.media_purge import DevicePurger
+from mfpsecd.backends.mounts import mount_of
 from mfpsecd.backends.native_crypto import NativeCryptoSelfTest, NativeKeyCrypto
 from mfpsecd.backends.native_objects import NativeObjectCipher
 from mfpsecd.backends.native_overwrite import NativeOverwriter
@@ -34,6 +35,7 @@ from mfpsecd.backends.pkcs11_card import Pkcs11Card
 from mfpsecd.backends.sdnotify import SdNotifier
 from mfpsecd.backends.sqlite_state import SqliteState
 from mfpsecd.backends.usb_targets import UdevBackupTargets
+from mfpsecd.core.overwrite_plan import overwrite_defeated_by
 from mfpsecd.core.password_record import Cost
 from mfpsecd.core.settings import BoardKind, Config, SecurityMode
 from mfpsecd.core.throttle import Throttle, ThrottleLimits
@@ -157,7 +159,8 @@ class Daemon:
             wipe=wipe, directory=board.paths.job_store, medium=board.profile.store.medium,
             settings=StoreSettings(box_retention_s=st.box_retention_days * 86400.0,
                                    secure_print_timeout_s=st.secure_print_timeout_hours * 3600.0,
-                                   sweep_interval_s=st.sweep_interval_s))
+                                   sweep_interval_s=st.sweep_interval_s),
+            not_in_place=_store_filesystem(board))
         await store.start()
         encryption = (f"AES-256-GCM in {st.segment_kib} KiB segments, a random 256-bit key "
                       "per object sealed under the master key")
@@ -351,6 +354,20 @@ async def _start_firmware(firmware: FirmwareService, cfg: Config,
                f"slot {record.slot}, version {record.version}, epoch {record.epoch}, "
                f"verified at boot ({record.mode} mode), {measured}"
                + (f"; {record.reason}" if record.reason else ""))
+
+
+def _store_filesystem(board: Board) -> str:
+    """Why W-1's in-place overwrite cannot work where the job store lives ("" if it can)."""
+    store = board.paths.job_store
+    store.mkdir(mode=0o700, parents=True, exist_ok=True)
+    found = mount_of(board.paths.proc_root / "self" / "mountinfo", store)
+    if found is None:
+        return ""
+    reason = overwrite_defeated_by(found.fstype, found.options)
+    if reason:
+        log.warning("store_overwrite_ineffective", directory=str(store), mount=found.point,
+                    reason=reason)
+    return reason
 
 
 def device_name(board: Board) -> DeviceName:

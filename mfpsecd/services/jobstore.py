@@ -117,7 +117,8 @@ def _info(row: tuple[object, ...]) -> ObjectInfo:
 class JobStore:
     def __init__(self, state: StateStore, chain: KeyChain, cipher: ObjectCipher,
                  auditor: Auditor, clock: Clock, *, wipe: WipeService, directory: Path,
-                 medium: Medium, settings: StoreSettings | None = None) -> None:
+                 medium: Medium, settings: StoreSettings | None = None,
+                 not_in_place: str = "") -> None:
         self._state = state
         self._chain = chain
         self._cipher = cipher
@@ -129,6 +130,9 @@ class JobStore:
         self._directory = directory
         self.medium = medium
         self.settings = settings or StoreSettings()
+        # Why an overwrite of a file in the store does not reach its blocks (its
+        # filesystem: copy-on-write, log-structured, data journalled), "" when it does.
+        self.not_in_place = not_in_place
         self._locks: dict[str, asyncio.Lock] = {}
         chain.add_resealer(self._reseal_batch)
 
@@ -186,6 +190,9 @@ class JobStore:
             delete_method=self._delete_method(), key_chain=facts.state.value)
 
     def _delete_method(self) -> str:
+        if self.medium is Medium.HDD and self.not_in_place:
+            return (f"crypto-erase only ({self.not_in_place}: an overwrite in place would "
+                    "not reach the data's blocks)")
         if self.medium is Medium.HDD:
             return (f"crypto-erase, then overwrite (temporary-data mode "
                     f"{self._wipe.settings.temporary_mode})")
@@ -383,6 +390,9 @@ class JobStore:
 
     async def _dispose(self, path: Path) -> str:
         """Overwrite (HDD) and unlink a ciphertext file. → what was done."""
+        if self.not_in_place:
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+            return f"unlinked; {self.not_in_place}, so crypto-erase is the protection"
         try:
             return await self._wipe.overwrite_job_data(path, self.medium)
         except FileNotFoundError:

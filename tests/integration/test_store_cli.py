@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,24 @@ def test_refused_puts_hold_no_descriptor(short_tmp: Path) -> None:
         cli.ok(ALICE_UID, "login", "-u", "alice", "--password-file", "-", stdin=USER_PW)
         assert cli.ok(ALICE_UID, "store", "get", stored["id"]) == "kept"
         assert len(list(fds.iterdir())) == before
+
+
+def test_a_store_on_a_data_journalled_filesystem_says_crypto_erase_only(short_tmp: Path
+                                                                         ) -> None:
+    """A real ext4 mounted with data=journal under the job store: the daemon finds it in
+    the mount table and says that an overwrite cannot reach the blocks there."""
+    image, mnt = short_tmp / "fs.img", short_tmp / "mnt"
+    mnt.mkdir()
+    with image.open("wb") as f:
+        f.truncate(32 << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
+    subprocess.run(["mount", "-o", "loop,data=journal", str(image), str(mnt)], check=True)
+    try:
+        board = {"extra": {"store": {"dir": str(mnt / "store"), "medium": "hdd"}}}
+        with ds.running(short_tmp / "d", config=CONFIG, tpm="none", board=board) as d:
+            status = json.loads(ds.mfpsec(d.socket_path, "store", "status", "--json").stdout)
+            assert status["delete_method"].startswith(
+                "crypto-erase only (ext4 with data=journal keeps copies of the data")
+            assert '"event":"store_overwrite_ineffective"' in d.log()
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)

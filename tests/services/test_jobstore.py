@@ -75,7 +75,7 @@ class Stack:
 @asynccontextmanager
 async def stack(root: Path, medium: Medium = Medium.HDD,
                 settings: StoreSettings | None = None,
-                directory: Path | None = None) -> AsyncIterator[Stack]:
+                directory: Path | None = None, not_in_place: str = "") -> AsyncIterator[Stack]:
     clock = FakeClock()
     health = HealthRegistry(clock)
     state = SqliteState(root / "state.sqlite3")
@@ -96,7 +96,7 @@ async def stack(root: Path, medium: Medium = Medium.HDD,
                        settings=WipeSettings(temporary_mode=2))
     store = JobStore(state, chain, NativeObjectCipher(threads=2, segment_shift=12), auditor,
                      clock, wipe=wipe, directory=directory or root / "store", medium=medium,
-                     settings=settings)
+                     settings=settings, not_in_place=not_in_place)
     await store.start()
     try:
         yield Stack(store, chain, auditor, state, clock, root, directory or root / "store")
@@ -272,6 +272,28 @@ def test_delete_is_a_crypto_erase_and_overwrites_on_hdd(tmp_path: Path, medium: 
                 with (tmp_path / "o").open("w+b") as f, pytest.raises(MfpsecError) as info:
                     await s.store.read(keep, ALICE, f.fileno(), CLI)
                 assert info.value.code is ErrorCode.STORE_INTEGRITY
+
+    run(scenario)
+
+
+def test_where_an_overwrite_cannot_reach_the_blocks_status_says_crypto_erase_only(
+        tmp_path: Path) -> None:
+    """W-1 on a copy-on-write or data-journalled filesystem: an in-place overwrite would
+    write new blocks and leave the old ones; the store does not pretend, it says that
+    crypto-erase is the protection, and only unlinks."""
+    async def scenario() -> None:
+        async with stack(tmp_path, Medium.HDD, not_in_place="btrfs is copy-on-write") as s:
+            status = await s.store.status()
+            assert status.delete_method.startswith("crypto-erase only (btrfs is copy-on-write")
+            object_id = await put_bytes(s, b"salary list " * 100)
+            witness = tmp_path / "witness"
+            os.link(s.objects / object_id, witness)
+            ciphertext = witness.read_bytes()
+            await s.store.delete(object_id, ALICE, CLI)
+            assert witness.read_bytes() == ciphertext  # not overwritten: it would not help
+            events = await s.events(EventType.STORE_DELETE)
+            assert "btrfs is copy-on-write, so crypto-erase is the protection" in str(
+                events[-1]["method"])
 
     run(scenario)
 
