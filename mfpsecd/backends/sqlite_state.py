@@ -13,8 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import structlog
+
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import StateConnection
+
+log = structlog.get_logger("mfpsecd.state")
 
 T = TypeVar("T")
 
@@ -174,6 +178,11 @@ MIGRATIONS: tuple[str, ...] = (
         document TEXT NOT NULL
     )
     """,
+    # 11: zeros written through the WAL at a checkpoint, so that its freed blocks hold
+    # no deleted row (see SqliteState._checkpoint); always empty between checkpoints
+    """
+    CREATE TABLE wal_scrub (zeros BLOB NOT NULL)
+    """,
 )
 
 
@@ -261,8 +270,36 @@ class SqliteState:
         )
 
     def _checkpoint(self) -> None:
-        if self._conn is not None:
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        """Every frame into the database, then the WAL truncated. secure_delete zeroes a
+        deleted row's space in the database file, but the WAL's frames still held the
+        row as it was, and truncating only frees those blocks on the filesystem, where an
+        attacker holding the disk reads them. So after a RESTART checkpoint (the next
+        write starts the WAL again from its beginning) a transaction writes zeros as long
+        as the WAL was over the old frames, a second one frees them (zeroed again by
+        secure_delete), and only then is the WAL truncated. All of it through SQLite's
+        own protocol: concurrent readers stay consistent."""
+        conn = self._conn
+        if conn is None:
+            return
+        wal = self._path.with_name(self._path.name + "-wal")
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        try:
+            size = wal.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        if busy == 0 and size > 0:
+            try:
+                for statement in ("INSERT INTO wal_scrub (zeros) VALUES (zeroblob(?))",
+                                  "DELETE FROM wal_scrub"):
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.execute(statement, (size,) if "?" in statement else ())
+                    conn.execute("COMMIT")
+                conn.execute("PRAGMA wal_checkpoint(RESTART)")
+            except sqlite3.Error as exc:  # a full disk: checkpoint anyway, say so
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                log.warning("state_wal_scrub_failed", error=str(exc))
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def checkpoint(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._checkpoint)

@@ -13,7 +13,7 @@ import shutil
 import sqlite3
 import subprocess
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -296,6 +296,51 @@ def test_where_an_overwrite_cannot_reach_the_blocks_status_says_crypto_erase_onl
                 events[-1]["method"])
 
     run(scenario)
+
+
+@pytest.fixture
+def loop_ext4(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A real ext4 on a loop device, mounted: (the mount point, the backing image)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a loop device needs root")
+    image, mnt = tmp_path / "state.img", tmp_path / "mnt"
+    mnt.mkdir()
+    with image.open("wb") as f:
+        f.truncate(64 << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0", str(image)],
+                   check=True)
+    subprocess.run(["mount", "-o", "loop", str(image), str(mnt)], check=True)
+    try:
+        yield mnt, image
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+@pytest.mark.root
+def test_a_deleted_objects_name_and_key_are_nowhere_on_the_block_device(
+        loop_ext4: tuple[Path, Path]) -> None:
+    """An attacker holding the disk reads its raw blocks, free ones included: after a
+    delete, neither the document's name nor its sealed key is there (not in the state
+    database, not in the WAL's freed blocks)."""
+    mnt, image = loop_ext4
+    name = "Quarterly-salaries-" + os.urandom(6).hex() + ".pdf"
+
+    async def scenario() -> bytes:
+        async with stack(mnt / "state") as s:
+            object_id = await put_bytes(s, b"salary list " * 100, name=name)
+            with sqlite3.connect(mnt / "state" / "state.sqlite3") as conn:
+                (sealed,) = conn.execute("SELECT sealed_key FROM store_objects WHERE id = ?",
+                                         (object_id,)).fetchone()
+            conn.close()
+            await s.store.delete(object_id, ALICE, CLI)
+            return bytes(sealed)
+
+    sealed = asyncio.run(scenario())
+    os.sync()
+    subprocess.run(["umount", str(mnt)], check=True)
+    raw = image.read_bytes()
+    assert name.encode() not in raw
+    assert sealed not in raw and sealed[:32] not in raw
 
 
 def test_policies_boxes_secure_print_and_printed(tmp_path: Path) -> None:
