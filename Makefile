@@ -10,7 +10,8 @@ STAMP := $(VENV)/.setup-stamp
 APT_STAMP := $(VENV)/.apt-stamp
 BUILD := build
 
-# Build: compiler, meson/ninja, system libcrypto headers, Python headers and venv.
+# Build: compiler, meson/ninja, system libcrypto and libargon2 headers (password hashing
+# runs on libargon2, which wipes its memory), Python headers and venv.
 # Run/test: systemd tools (systemd-analyze, systemd-socket-activate), setpriv,
 # dbus-daemon and libdbus (the D-Bus peer in bench/ipc).
 # Keys: libtss2-dev (tpm2-pytss builds against it), swtpm (the simulated board's TPM),
@@ -26,7 +27,7 @@ BUILD := build
 APT_PACKAGES := build-essential pkg-config libssl-dev python3-dev python3-venv \
 	ninja-build systemd util-linux dbus-daemon libdbus-1-dev \
 	libtss2-dev swtpm umockdev gir1.2-umockdev-1.0 python3-gi \
-	rsyslog rsyslog-openssl snmptrapd libargon2-1 softhsm2 \
+	rsyslog rsyslog-openssl snmptrapd libargon2-1 libargon2-dev softhsm2 \
 	scrub coreutils fdisk e2fsprogs nftables python3-nftables iproute2 iputils-ping procps \
 	qemu-system-x86 busybox-static nvme-cli hdparm mmc-utils sg3-utils cpio kmod openssl \
 	poppler-utils

@@ -88,3 +88,6 @@ HASH_SKIPPED: int
 
 def hash_files(dirfd: int, items: Sequence[tuple[str, int, Buffer | None]], threads: int,
                stop_early: bool, /) -> list[tuple[int, int, int, int, bytes]]: ...
+
+def argon2id_into(password: Buffer, salt: Buffer, t_cost: int, m_cost_kib: int, lanes: int,
+                  out: Buffer) -> None: ...

@@ -6,8 +6,6 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
-
 from mfpsecd import _native
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import PassphraseCost
@@ -34,8 +32,8 @@ class NativeCryptoSelfTest:
 
 
 class NativeKeyCrypto:
-    """KeyCrypto on the native libcrypto binding (AES-256-GCM, RSA-OAEP) and Argon2id from
-    `cryptography`, all on bytearrays that the caller zeroes."""
+    """KeyCrypto on the native binding: AES-256-GCM and RSA-OAEP on libcrypto, Argon2id on
+    libargon2, all on bytearrays that the caller zeroes."""
 
     def seal(self, key: SecretBytes, nonce: bytes, aad: bytes, plaintext: Buffer) -> bytes:
         out = bytearray(len(memoryview(plaintext)) + TAG_BYTES)
@@ -60,9 +58,14 @@ class NativeKeyCrypto:
 
     def passphrase_key(self, passphrase: SecretBytes, salt: bytes, cost: PassphraseCost
                        ) -> SecretBytes:
-        kdf = Argon2id(salt=salt, length=32, iterations=cost.iterations, lanes=cost.lanes,
-                       memory_cost=cost.memory_kib)
+        # libargon2 through the native extension reads the passphrase where it lies and
+        # wipes its own memory; cryptography's Argon2id left a copy of every password in a
+        # freed OSSL_PARAM block (found by scanning the daemon's memory after logins).
         out = SecretBytes(bytearray(32))
-        # derive_into reads any buffer: the passphrase is never copied into bytes.
-        kdf.derive_into(passphrase.view(), out.view())  # type: ignore[arg-type]
+        try:
+            _native.argon2id_into(passphrase.view(), salt, cost.iterations, cost.memory_kib,
+                                  cost.lanes, out.view())
+        except _native.NativeError as exc:
+            out.close()
+            raise MfpsecError(ErrorCode.INTERNAL, f"argon2id: {exc}") from None
         return out

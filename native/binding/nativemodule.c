@@ -486,7 +486,33 @@ static PyObject *py_wipe_verify(PyObject *self, PyObject *const *args, Py_ssize_
     return wipe_call(args, nargs, 0);
 }
 
+static PyObject *py_argon2id_into(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer pwd, salt, out;
+    unsigned int t_cost, m_cost_kib, lanes;
+    if (!PyArg_ParseTuple(args, "y*y*IIIw*:argon2id_into", &pwd, &salt, &t_cost, &m_cost_kib,
+                          &lanes, &out))
+        return NULL;
+    int rc;
+    /* The exported buffers pin their objects: a bytearray cannot resize meanwhile. */
+    Py_BEGIN_ALLOW_THREADS
+    rc = mfp_argon2id(pwd.buf, (size_t)pwd.len, salt.buf, (size_t)salt.len, t_cost,
+                      m_cost_kib, lanes, out.buf, (size_t)out.len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&pwd);
+    PyBuffer_Release(&salt);
+    PyBuffer_Release(&out);
+    if (mfp_py_check_rc(rc, "argon2id") != 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"argon2id_into", py_argon2id_into, METH_VARARGS,
+     "argon2id_into(password, salt, t_cost, m_cost_kib, lanes, out) -> None\n\nArgon2id v1.3 "
+     "(libargon2) of the password, read in place, into the writable buffer out (its length "
+     "is the output length). Releases the GIL."},
     {"secure_zero", py_secure_zero, METH_O,
      "secure_zero(buffer) -> None\n\nOverwrite a writable, contiguous buffer with zeros "
      "(explicit_bzero; not elided by the compiler)."},

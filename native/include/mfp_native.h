@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MFP_NATIVE_ABI_VERSION 6
+#define MFP_NATIVE_ABI_VERSION 7
 
 /*
  * Overwrite n bytes at p with zeros in a way the compiler may not elide
@@ -296,5 +296,20 @@ struct mfp_hash_item {
  */
 int mfp_hash_files(int dirfd, struct mfp_hash_item *items, size_t n, unsigned threads,
                    int stop_early, size_t *first_bad);
+
+/* ---- Argon2id password hashing (src/kdf.c, on libargon2) */
+
+/*
+ * Argon2id v1.3 (RFC 9106) of pwd with salt, no secret and no associated data:
+ * t_cost passes over m_cost_kib KiB in `lanes` lanes, computed in the calling
+ * thread, out_len bytes into out. The password is read where it lies, never
+ * copied; libargon2 wipes its working memory and blocks before freeing them.
+ * Returns 0, -EINVAL for a parameter out of range (salt shorter than 8 bytes,
+ * m_cost_kib below 8 x lanes, out_len below 4), -ENOMEM when the memory cannot
+ * be had, -EIO for any other failure.
+ */
+int mfp_argon2id(const uint8_t *pwd, size_t pwd_len, const uint8_t *salt, size_t salt_len,
+                 uint32_t t_cost, uint32_t m_cost_kib, uint32_t lanes,
+                 uint8_t *out, size_t out_len);
 
 #endif

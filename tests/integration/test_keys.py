@@ -262,3 +262,40 @@ def test_no_secret_or_master_key_left_in_daemon_memory(short_tmp: Path) -> None:
     assert base64.b64encode(marker) not in dump
     assert old_key not in dump
     assert new_key not in dump
+
+
+@pytest.mark.root
+def test_no_login_password_left_in_daemon_memory(short_tmp: Path) -> None:
+    """Logins of several users, a wrong password, a password change and a service
+    engineer's re-authentication: afterwards no password is anywhere in the daemon's
+    writable memory, in clear or as it travelled (base64)."""
+    root, runtime = short_tmp / "d", short_tmp / "rt"
+    runtime.mkdir(mode=0o700)
+    tag = os.urandom(8).hex()
+    passwords = {"admin": f"Root-{tag}-Pw", "carol": f"First-{tag}-Pw",
+                 "dave": f"Second-{tag}-Pw", "tech1": f"Visit-{tag}-Pw"}
+    changed = f"Changed-{tag}-Pw"
+    with ds.running(root, config=_AUTH) as d:
+        def cli(*args: str, stdin: str) -> None:
+            r = ds.mfpsec(d.socket_path, *args, stdin=stdin,
+                          env={"XDG_RUNTIME_DIR": str(runtime)})
+            assert r.returncode == 0, (args, r.stderr)
+
+        cli("users", "init", "admin", "--password-file", "-", stdin=passwords["admin"])
+        for user, role in (("carol", "user"), ("dave", "user"), ("tech1", "service")):
+            cli("users", "add", user, "--role", role, "--permanent", "--password-file", "-",
+                stdin=passwords[user])
+        for _ in range(3):
+            for user, pw in passwords.items():
+                cli("login", "-u", user, "--password-file", "-", stdin=pw)
+        wrong = _login(d, "dave", f"Wrong-{tag}-Pw", runtime)
+        assert wrong.returncode == EX_NOPERM
+        cli("login", "-u", "carol", "--password-file", "-", stdin=passwords["carol"])
+        cli("passwd", "--password-file", "-", stdin=f"{passwords['carol']}\n{changed}")
+        cli("login", "-u", "tech1", "--password-file", "-", stdin=passwords["tech1"])
+        cli("store", "purge", "--yes", "--password-file", "-", stdin=passwords["tech1"])
+        dump = _dump(d.pid)
+    assert len(dump) > 1 << 20
+    for pw in (*passwords.values(), f"Wrong-{tag}-Pw", changed):
+        assert pw.encode() not in dump, pw
+        assert base64.b64encode(pw.encode())[:-4] not in dump, pw
