@@ -159,8 +159,8 @@ class StoreStack:
                            device=DeviceName("bench", "bench", "bench"),
                            tool="bench")
         self.store = JobStore(state, chain, NativeObjectCipher(threads=2, segment_shift=16),
-                              auditor, clock, wipe=wipe, directory=self.root / "store",
-                              medium=Medium.SSD)
+                              auditor, clock, crypto=NativeKeyCrypto(), wipe=wipe,
+                              directory=self.root / "store", medium=Medium.SSD)
         await self.store.start()
         self._closers = [auditor.stop, chain.close, state.close]
 

@@ -183,6 +183,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE wal_scrub (zeros BLOB NOT NULL)
     """,
+    # 12: a stored object's job id and document name, sealed under the object's own key
+    # (services.jobstore); the plaintext columns are then left empty
+    """
+    ALTER TABLE store_objects ADD COLUMN meta_nonce BLOB;
+    ALTER TABLE store_objects ADD COLUMN meta_sealed BLOB
+    """,
 )
 
 

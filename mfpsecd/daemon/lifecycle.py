@@ -156,7 +156,8 @@ class Daemon:
         st = cfg.store
         store = JobStore(state, chain, NativeObjectCipher(
             threads=st.threads, segment_shift=st.segment_kib.bit_length() + 9), auditor, clock,
-            wipe=wipe, directory=board.paths.job_store, medium=board.profile.store.medium,
+            crypto=crypto, wipe=wipe, directory=board.paths.job_store,
+            medium=board.profile.store.medium,
             settings=StoreSettings(box_retention_s=st.box_retention_days * 86400.0,
                                    secure_print_timeout_s=st.secure_print_timeout_hours * 3600.0,
                                    sweep_interval_s=st.sweep_interval_s),

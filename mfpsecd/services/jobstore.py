@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import enum
 import errno
@@ -26,21 +27,32 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import structlog
 
 from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Subject
 from mfpsecd.core.overwrite_plan import Medium
 from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import Clock, ObjectCipher, StateConnection, StateStore
+from mfpsecd.ports import Clock, KeyCrypto, ObjectCipher, StateConnection, StateStore
 from mfpsecd.secret import SecretBytes
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.health import rfc3339, utc_text
-from mfpsecd.services.keys import KeyChain, Reseal, SealedRecord
+from mfpsecd.services.keys import ChainState, KeyChain, Reseal, SealedRecord
 from mfpsecd.services.wipe import WipeService
 
 log = structlog.get_logger("mfpsecd.store")
 
 _KEY_AAD = b"mfpsecd object key v1\0"
+_META_AAD = b"mfpsecd object metadata v1\0"
+_META_NONCE_BYTES = 12
+
+
+class _Names(msgspec.Struct, frozen=True):
+    """What names a document: sealed under the object's key, so that neither a copy of
+    the state database nor what a deleted row leaves behind tells what was stored."""
+
+    job: str
+    name: str
 
 
 class ObjectKind(enum.Enum):
@@ -99,6 +111,10 @@ def _key_aad(object_id: str) -> bytes:
     return _KEY_AAD + object_id.encode()
 
 
+def _meta_aad(object_id: str) -> bytes:
+    return _META_AAD + object_id.encode()
+
+
 _COLUMNS = "id, owner, job, kind, name, size, sealed_size, created_at, expires_at"
 
 
@@ -116,12 +132,14 @@ def _info(row: tuple[object, ...]) -> ObjectInfo:
 
 class JobStore:
     def __init__(self, state: StateStore, chain: KeyChain, cipher: ObjectCipher,
-                 auditor: Auditor, clock: Clock, *, wipe: WipeService, directory: Path,
+                 auditor: Auditor, clock: Clock, *, crypto: KeyCrypto, wipe: WipeService,
+                 directory: Path,
                  medium: Medium, settings: StoreSettings | None = None,
                  not_in_place: str = "") -> None:
         self._state = state
         self._chain = chain
         self._cipher = cipher
+        self._crypto = crypto  # AES-256-GCM for the names, under each object's key
         self._wipe = wipe
         self._auditor = auditor
         self._clock = clock
@@ -151,6 +169,7 @@ class JobStore:
                 how = await self._dispose(path)
                 await self._auditor.record(EventType.STORE_DELETE, Outcome.SUCCESS, DAEMON,
                                            path.name, reason="orphan", method=how)
+        await self._seal_plaintext_names()
         for object_id in sorted(rows):
             if not (self._objects / object_id).exists():
                 await self._erase_keys([object_id])
@@ -167,15 +186,61 @@ class JobStore:
     # ---------------------------------------------------------------- queries
 
     async def objects(self, requester: Requester) -> list[ObjectInfo]:
-        objects = await self._state.run(_all)
-        return [o for o in objects if requester.may_access(o.owner)]
+        found = await self._state.run(lambda conn: _sealed(conn, ""))
+        return [self._named(info, sealed) for info, sealed in found
+                if requester.may_access(info.owner)]
 
     async def info(self, object_id: str, requester: Requester) -> ObjectInfo:
-        info = await self._state.run(lambda conn: _one(conn, object_id))
-        if info is None or not requester.may_access(info.owner):
+        found = await self._state.run(lambda conn: _sealed(conn, object_id))
+        if not found or not requester.may_access(found[0][0].owner):
             # Someone else's object is not even confirmed to exist.
             raise MfpsecError(ErrorCode.STORE_OBJECT_NOT_FOUND, object=object_id)
-        return info
+        return self._named(*found[0])
+
+    def _named(self, info: ObjectInfo, sealed: tuple[object, ...]) -> ObjectInfo:
+        """The object with its job id and name, opened under its own key. Without the
+        key chain (or for a damaged record) it is listed without them, never refused."""
+        meta_nonce, meta_sealed = sealed[3:]
+        if not isinstance(meta_nonce, bytes) or not isinstance(meta_sealed, bytes):
+            return info  # a row from before the names were sealed (sealed at start)
+        try:
+            with self._key(info.id, sealed[:3]) as key, self._crypto.open(
+                    key, meta_nonce, _meta_aad(info.id), meta_sealed) as plain:
+                names = msgspec.json.decode(plain.view(), type=_Names)
+        except (MfpsecError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.warning("object_names_unreadable", object=info.id, error=str(exc))
+            return info
+        return dataclasses.replace(info, job=names.job, name=names.name)
+
+    def _seal_names(self, key: SecretBytes, object_id: str, job: str, name: str
+                    ) -> tuple[bytes, bytes]:
+        nonce = os.urandom(_META_NONCE_BYTES)
+        with SecretBytes(bytearray(msgspec.json.encode(_Names(job, name)))) as plain:
+            return nonce, self._crypto.seal(key, nonce, _meta_aad(object_id), plain.view())
+
+    async def _seal_plaintext_names(self) -> None:
+        """Rows stored before the names were sealed get them sealed, and their plaintext
+        columns emptied (and zeroed by secure_delete), once the key chain is up."""
+        if self._chain.state is not ChainState.READY:
+            return
+        rows = await self._state.run(lambda conn: conn.execute(
+            "SELECT id, job, name, generation, nonce, sealed_key FROM store_objects "
+            "WHERE meta_sealed IS NULL").fetchall())
+        updates = []
+        for object_id, job, name, *sealed in rows:
+            with self._key(str(object_id), tuple(sealed)) as key:
+                updates.append((*self._seal_names(key, str(object_id), str(job), str(name)),
+                                object_id))
+
+        def write(conn: StateConnection) -> None:
+            for row in updates:
+                conn.execute("UPDATE store_objects SET meta_nonce = ?, meta_sealed = ?, "
+                             "job = '', name = '' WHERE id = ?", row)
+
+        await self._state.run(write)
+        if rows:
+            await self._state.checkpoint()
+            log.info("object_names_sealed", objects=len(rows))
 
     async def status(self) -> StoreStatus:
         objects = await self._state.run(_all)
@@ -234,13 +299,15 @@ class JobStore:
             info = ObjectInfo(object_id, owner, job, kind, name, size, sealed,
                               rfc3339(self._clock), _expiry_text(expires))
             try:
+                meta_nonce, meta_sealed = self._seal_names(key, object_id, job, name)
                 async with self._chain.lock:
                     generation, nonce, sealed_key = self._chain.seal(_key_aad(object_id), key)
                     await self._state.run(lambda conn: conn.execute(
                         f"INSERT INTO store_objects ({_COLUMNS}, generation, nonce, "  # noqa: S608
-                        "sealed_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (object_id, owner, job, kind.value, name, size, sealed,
-                         info.created_at, expires, generation, nonce, sealed_key)))
+                        "sealed_key, meta_nonce, meta_sealed) "
+                        "VALUES (?, ?, '', ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (object_id, owner, kind.value, size, sealed, info.created_at,
+                         expires, generation, nonce, sealed_key, meta_nonce, meta_sealed)))
             except BaseException:
                 await self._dispose(path)
                 raise
@@ -276,6 +343,7 @@ class JobStore:
 
     @contextlib.contextmanager
     def _key(self, object_id: str, row: tuple[object, ...]) -> Iterator[SecretBytes]:
+        """The object's key, unsealed from (generation, nonce, sealed key)."""
         generation, nonce, sealed = row
         assert isinstance(nonce, bytes) and isinstance(sealed, bytes)
         with self._chain.open(int(str(generation)), _key_aad(object_id), nonce, sealed,
@@ -376,12 +444,14 @@ class JobStore:
             def tx(conn: StateConnection) -> None:
                 if ids is None:
                     conn.execute("UPDATE store_objects SET sealed_key = "
-                                 "zeroblob(length(sealed_key)), nonce = zeroblob(length(nonce))")
+                                 "zeroblob(length(sealed_key)), nonce = zeroblob(length(nonce)), "
+                                 "meta_sealed = zeroblob(length(meta_sealed))")
                     conn.execute("DELETE FROM store_objects")
                     return
                 for object_id in ids:
                     conn.execute("UPDATE store_objects SET sealed_key = "
-                                 "zeroblob(length(sealed_key)), nonce = zeroblob(length(nonce)) "
+                                 "zeroblob(length(sealed_key)), nonce = zeroblob(length(nonce)), "
+                                 "meta_sealed = zeroblob(length(meta_sealed)) "
                                  "WHERE id = ?", (object_id,))
                     conn.execute("DELETE FROM store_objects WHERE id = ?", (object_id,))
 
@@ -444,6 +514,17 @@ def _one(conn: StateConnection, object_id: str) -> ObjectInfo | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM store_objects WHERE id = ?",  # noqa: S608
                        (object_id,)).fetchone()
     return None if row is None else _info(row)
+
+
+def _sealed(conn: StateConnection, object_id: str
+            ) -> list[tuple[ObjectInfo, tuple[object, ...]]]:
+    """Objects (one by id, or all) with what opens their names: (generation, nonce,
+    sealed key, names nonce, sealed names)."""
+    where, params = ("WHERE id = ?", (object_id,)) if object_id else ("", ())
+    rows = conn.execute(f"SELECT {_COLUMNS}, generation, nonce, sealed_key, meta_nonce, "  # noqa: S608
+                        f"meta_sealed FROM store_objects {where} ORDER BY created_at, id",
+                        params).fetchall()
+    return [(_info(tuple(r[:9])), tuple(r[9:])) for r in rows]
 
 
 def _due(conn: StateConnection, now: float) -> list[ObjectInfo]:

@@ -61,7 +61,8 @@ def _handlers() -> dict[str, object]:
     wipe = WipeService(store, SysfsDiskInventory([], _NOWHERE, simulated=False),
                        NativeOverwriter(), keys.auditor, clock, signer=no_signer,
                        identities=chain.identities, device=DeviceName("b", "b", "b"), tool="t")
-    jobs = JobStore(store, chain, NativeObjectCipher(), keys.auditor, clock, wipe=wipe,
+    jobs = JobStore(store, chain, NativeObjectCipher(), keys.auditor, clock,
+                    crypto=NativeKeyCrypto(), wipe=wipe,
                     directory=Path("/nonexistent/store"), medium=MediumKind.HDD)
     firmware = FirmwareService(
         FirmwareSettings(model="m", roots=(), slots_dir=Path("/nonexistent/fw"),

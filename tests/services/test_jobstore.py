@@ -95,7 +95,8 @@ async def stack(root: Path, medium: Medium = Medium.HDD,
                        identities=chain.identities, device=DeviceName("t", "t", "t"), tool="test",
                        settings=WipeSettings(temporary_mode=2))
     store = JobStore(state, chain, NativeObjectCipher(threads=2, segment_shift=12), auditor,
-                     clock, wipe=wipe, directory=directory or root / "store", medium=medium,
+                     clock, crypto=NativeKeyCrypto(), wipe=wipe,
+                     directory=directory or root / "store", medium=medium,
                      settings=settings, not_in_place=not_in_place)
     await store.start()
     try:
@@ -332,6 +333,12 @@ def test_a_deleted_objects_name_and_key_are_nowhere_on_the_block_device(
                 (sealed,) = conn.execute("SELECT sealed_key FROM store_objects WHERE id = ?",
                                          (object_id,)).fetchone()
             conn.close()
+            # While it lives, the name is listed, but only sealed on the disk.
+            (listed,) = await s.store.objects(ALICE)
+            assert (listed.name, listed.job) == (name, "job-1")
+            await s.state.checkpoint()
+            os.sync()
+            assert name.encode() not in image.read_bytes()
             await s.store.delete(object_id, ALICE, CLI)
             return bytes(sealed)
 
@@ -341,6 +348,35 @@ def test_a_deleted_objects_name_and_key_are_nowhere_on_the_block_device(
     raw = image.read_bytes()
     assert name.encode() not in raw
     assert sealed not in raw and sealed[:32] not in raw
+
+
+def test_names_stored_in_the_clear_before_are_sealed_at_start(tmp_path: Path) -> None:
+    """A row from before the names were sealed (plaintext job and name columns) gets
+    them sealed under its object's key at the next start, its plaintext emptied."""
+    async def first() -> str:
+        async with stack(tmp_path) as s:
+            return await put_bytes(s, b"old page", name="Old-contract.pdf")
+
+    object_id = first_id = asyncio.run(first())
+    with sqlite3.connect(tmp_path / "state.sqlite3") as conn:  # as the old schema left it
+        conn.execute("UPDATE store_objects SET job = 'job-old', name = 'Old-contract.pdf', "
+                     "meta_nonce = NULL, meta_sealed = NULL WHERE id = ?", (object_id,))
+    conn.close()
+
+    async def second() -> None:
+        async with stack(tmp_path) as s:
+            (listed,) = await s.store.objects(ALICE)
+            assert (listed.id, listed.job, listed.name) == (first_id, "job-old",
+                                                            "Old-contract.pdf")
+            rows = await s.state.run(lambda c: c.execute(
+                "SELECT job, name, meta_sealed IS NOT NULL FROM store_objects").fetchall())
+            assert [tuple(r) for r in rows] == [("", "", 1)]
+            # Without the key chain the objects are still listed, without their names.
+            await s.chain.close()
+            (locked,) = await s.store.objects(ALICE)
+            assert (locked.id, locked.name, locked.job) == (first_id, "", "")
+
+    asyncio.run(second())
 
 
 def test_policies_boxes_secure_print_and_printed(tmp_path: Path) -> None:
