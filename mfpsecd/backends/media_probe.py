@@ -13,12 +13,14 @@ import errno
 import fcntl
 import os
 import struct
+import subprocess
 from pathlib import Path
 
 from mfpsecd.backends.mounts import mounts
 from mfpsecd.core.media_identify import (
     parse_ata_identify,
     parse_ext_csd,
+    parse_hdparm_max_sectors,
     parse_nvme_controller,
     parse_sanitize_status,
 )
@@ -106,6 +108,18 @@ def ata_identify(fd: int) -> bytes:
     return bytes(buf)
 
 
+def _native_max(path: Path, problems: list[str]) -> tuple[int, int] | None:
+    """(visible, native max) sectors: READ NATIVE MAX ADDRESS through `hdparm -N` (which
+    only reads without a `p` argument). A Host Protected Area hides the difference."""
+    try:
+        said = subprocess.run(["hdparm", "-N", str(path)], capture_output=True, text=True,
+                              errors="replace", timeout=30, check=False)
+        return parse_hdparm_max_sectors(said.stdout + said.stderr)
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        problems.append(f"READ NATIVE MAX ADDRESS (hdparm -N): {exc}")
+        return None
+
+
 def _sys_node(path: Path, sys_root: Path) -> Path:
     st = os.stat(path)
     return (sys_root / "dev" / "block" / f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
@@ -170,7 +184,11 @@ def probe(path: Path, *, sys_root: Path = Path("/sys"), proc_root: Path = Path("
             except (OSError, ValueError) as exc:
                 problems.append(f"ATA IDENTIFY DEVICE: {exc}")
                 ata = None
-            return MediaProbe(Capabilities("ata", rotational, ata=ata), raw, tuple(problems))
+            max_sectors = None
+            if ata is not None and (ata.hpa_supported or ata.ama_supported):
+                max_sectors = _native_max(path, problems)
+            return MediaProbe(Capabilities("ata", rotational, ata=ata, max_sectors=max_sectors),
+                              raw, tuple(problems))
         if "/mmc" in where:
             kind = (node / "device" / "type").read_text().strip() if (
                 node / "device" / "type").exists() else ""

@@ -172,6 +172,13 @@ class AtaIdentity:
     sanitize_block: bool
     trim_supported: bool
     sectors: int
+    # Where sectors can hide beyond the visible end: Host Protected Area (word 82/85 bit
+    # 10), Device Configuration Overlay (word 83 bit 11), Accessible Max Address
+    # Configuration (ACS-3's successor of both, word 119 bit 8).
+    hpa_supported: bool = False
+    hpa_enabled: bool = False
+    dco_supported: bool = False
+    ama_supported: bool = False
 
     @property
     def solid_state(self) -> bool:
@@ -213,7 +220,22 @@ def parse_ata_identify(raw: bytes) -> AtaIdentity:
         sanitize_supported=bool(w[59] & 0x1000), sanitize_crypto=bool(w[59] & 0x2000),
         sanitize_overwrite=bool(w[59] & 0x4000), sanitize_block=bool(w[59] & 0x8000),
         trim_supported=bool(w[169] & 0x1), sectors=lba48 or lba28,
+        hpa_supported=bool(w[82] & 0x400), hpa_enabled=bool(w[85] & 0x400),
+        dco_supported=bool(w[83] & 0x800),
+        ama_supported=(w[119] & 0xC000) == 0x4000 and bool(w[119] & 0x100),
     )
+
+
+_MAX_SECTORS = re.compile(r"max sectors\s*=\s*(\d+)/(\d+)")
+
+
+def parse_hdparm_max_sectors(text: str) -> tuple[int, int]:
+    """`hdparm -N`: (sectors the host sees, the drive's native max). ValueError when the
+    drive did not answer (no READ NATIVE MAX ADDRESS)."""
+    m = _MAX_SECTORS.search(text)
+    if m is None:
+        raise ValueError(f"no max sectors in hdparm -N: {' '.join(text.split())[:120]!r}")
+    return int(m.group(1)), int(m.group(2))
 
 
 # ---------------------------------------------------------------- ATA SANITIZE STATUS

@@ -70,6 +70,17 @@ class Capabilities:
     ata: AtaIdentity | None = None
     mmc_secure_erase: bool = False  # eMMC EXT_CSD SEC_FEATURE_SUPPORT: secure erase
     nvme_sanitize: SanitizeStatus | None = None  # the Sanitize Status log, for its estimates
+    # ATA: (visible, native max) sectors from READ NATIVE MAX ADDRESS; None: not known
+    max_sectors: tuple[int, int] | None = None
+
+    @property
+    def hidden_sectors(self) -> int:
+        """Sectors beyond the visible end (a Host Protected Area or DCO): no overwrite
+        through the block device reaches them."""
+        if self.max_sectors is None:
+            return 0
+        visible, native = self.max_sectors
+        return max(native - visible, 0)
 
     @property
     def flash(self) -> bool:
@@ -183,7 +194,8 @@ def named(caps: Capabilities, level: Level, method: Method) -> Plan:
     needs confirmation; the read-back judges it like any other."""
     if method is Method.OVERWRITE:
         # What an overwrite falls short of, said as it is said when nothing else exists.
-        short = plan(Capabilities("unknown", caps.rotational), level).shortfall
+        short = _and(plan(Capabilities("unknown", caps.rotational), level).shortfall,
+                     _hidden(caps))
         return Plan(level, method, Level.CLEAR, Expect.ENGINE, False, 0.0, (),
                     f"{NAMED}: {short}" if short else NAMED)
     if method is Method.SCSI_FORMAT_UNIT:
@@ -214,4 +226,14 @@ def plan(caps: Capabilities, level: Level) -> Plan:
                  "(clear)" + (" - flash keeps remapped blocks an overwrite cannot reach"
                                if caps.flash else ""))
     return Plan(level, Method.OVERWRITE, Level.CLEAR, Expect.ENGINE, False, 0.0,
-                tuple(skipped), shortfall)
+                tuple(skipped), _and(shortfall, _hidden(caps)))
+
+
+def _hidden(caps: Capabilities) -> str:
+    n = caps.hidden_sectors
+    return (f"{n} sectors beyond the visible end (a Host Protected Area or DCO) are not "
+            "reached by an overwrite" if n else "")
+
+
+def _and(first: str, second: str) -> str:
+    return "; ".join(x for x in (first, second) if x)

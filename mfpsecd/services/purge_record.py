@@ -80,7 +80,13 @@ def facts(caps: Capabilities) -> list[str]:
                 f"SANITIZE supported {_yn(a.sanitize_supported)} (crypto "
                 f"{_yn(a.sanitize_crypto)}, block {_yn(a.sanitize_block)}, overwrite "
                 f"{_yn(a.sanitize_overwrite)})",
-                f"rotation rate {a.rotation_rate or 'not reported'}"]
+                f"rotation rate {a.rotation_rate or 'not reported'}",
+                f"HPA supported {_yn(a.hpa_supported)} enabled {_yn(a.hpa_enabled)}, DCO "
+                f"{_yn(a.dco_supported)}, accessible max address {_yn(a.ama_supported)}"]
+    if caps.max_sectors is not None:
+        visible, native = caps.max_sectors
+        out.append(f"max sectors {visible} visible of {native} native: "
+                   + (f"{caps.hidden_sectors} HIDDEN" if caps.hidden_sectors else "none hidden"))
     if caps.transport in ("mmc", "sd"):
         out.append(f"{caps.transport} secure erase {_yn(caps.mmc_secure_erase)}")
     return out

@@ -16,6 +16,7 @@ from mfpsecd.core.media_identify import (
     SanitizeState,
     parse_ata_identify,
     parse_ext_csd,
+    parse_hdparm_max_sectors,
     parse_hdparm_sanitize_status,
     parse_nvme_controller,
     parse_nvme_namespace,
@@ -56,12 +57,14 @@ def _words(text: str, n: int) -> list[int]:
 
 def ata_identify(*, security: int = 0, w82: int = 0, w59: int = 0, rotation: int = 7200,
                  erase: int = 0, enhanced: int = 0, trim: bool = False,
-                 sectors: int = 1 << 20, checksum: bool = True) -> bytes:
+                 sectors: int = 1 << 20, checksum: bool = True, w83: int = 0, w85: int = 0,
+                 w119: int = 0) -> bytes:
     w = [0] * 256
     w[10:20] = _words("QM00001", 10)
     w[23:27] = _words("2.5+", 4)
     w[27:47] = _words("QEMU HARDDISK", 20)
     w[59], w[82], w[128] = w59, w82, security
+    w[83], w[85], w[119] = w83, w85, w119
     w[89], w[90] = erase, enhanced
     w[169] = int(trim)
     w[217] = rotation
@@ -290,3 +293,39 @@ def test_emmc_ext_csd() -> None:
     assert plan(caps, Level.PURGE).method is Method.MMC_SECURE_ERASE
     assert dict(plan(Capabilities("mmc", False), Level.PURGE).skipped)[
         Method.MMC_SECURE_ERASE] == "EXT_CSD: no secure erase"
+
+
+def test_areas_where_sectors_can_hide_are_read_from_identify() -> None:
+    plain = parse_ata_identify(ata_identify())
+    assert not (plain.hpa_supported or plain.hpa_enabled or plain.dco_supported
+                or plain.ama_supported)
+    a = parse_ata_identify(ata_identify(w82=0x400, w85=0x400, w83=0x800, w119=0x4100))
+    assert a.hpa_supported and a.hpa_enabled and a.dco_supported and a.ama_supported
+    # Word 119 is valid only with bits 15:14 = 01.
+    assert not parse_ata_identify(ata_identify(w119=0xC100)).ama_supported
+
+
+def test_hdparm_native_max_text() -> None:
+    text = "\n/dev/sda:\n max sectors   = 976771055/976773168, HPA is enabled\n"
+    assert parse_hdparm_max_sectors(text) == (976771055, 976773168)
+    disabled = "\n/dev/sdb:\n max sectors   = 41943040/41943040, HPA is disabled\n"
+    assert parse_hdparm_max_sectors(disabled) == (41943040, 41943040)
+    with pytest.raises(ValueError, match="no max sectors"):
+        parse_hdparm_max_sectors("SG_IO: bad/missing sense data, sb[]:  70 00 05 00")
+
+
+@pytest.mark.parametrize("level", [Level.CLEAR, Level.PURGE])
+def test_a_hidden_area_is_a_shortfall_of_an_overwrite(level: Level) -> None:
+    """nwipe's lesson: a Host Protected Area keeps sectors the block device does not show;
+    an overwrite that cannot reach them must say so, and needs confirmation."""
+    hidden = Capabilities("ata", True, ata=parse_ata_identify(ata_identify(w82=0x400,
+                                                                           w85=0x400)),
+                          max_sectors=(1000, 1320))
+    assert hidden.hidden_sectors == 320
+    p = plan(hidden, level)
+    assert p.method is Method.OVERWRITE and p.needs_confirmation
+    assert "320 sectors beyond the visible end (a Host Protected Area or DCO)" in p.shortfall
+    assert "320 sectors beyond" in named(hidden, level, Method.OVERWRITE).shortfall
+    shown = Capabilities("ata", True, ata=hidden.ata, max_sectors=(1000, 1000))
+    assert shown.hidden_sectors == 0
+    assert plan(shown, Level.CLEAR).shortfall == ""
