@@ -189,6 +189,16 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE store_objects ADD COLUMN meta_nonce BLOB;
     ALTER TABLE store_objects ADD COLUMN meta_sealed BLOB
     """,
+    # 13: the fingerprint of the identity key the TPM was last seen to hold, sealed under
+    # the master key: what a restore may vouch for in the identity history
+    """
+    CREATE TABLE identity_attestation (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        generation INTEGER NOT NULL REFERENCES master_keys (generation),
+        nonce BLOB NOT NULL,
+        sealed BLOB NOT NULL
+    )
+    """,
 )
 
 
@@ -287,8 +297,20 @@ class SqliteState:
         conn = self._conn
         if conn is None:
             return
+        try:
+            self._scrub_and_truncate(conn)
+        except sqlite3.Error as exc:
+            # Housekeeping after committed transactions: never their failure. The WAL
+            # is checkpointed at the next occasion; say that it was not now.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            log.warning("state_checkpoint_failed", error=str(exc))
+
+    def _scrub_and_truncate(self, conn: sqlite3.Connection) -> None:
         wal = self._path.with_name(self._path.name + "-wal")
         busy, _, _ = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        if busy:
+            log.warning("state_wal_scrub_skipped", reason="a reader holds the WAL")
         try:
             size = wal.stat().st_size
         except FileNotFoundError:

@@ -49,8 +49,11 @@ def reports_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except MfpsecError as exc:
-            detail = ", ".join(f"{k}={v}" for k, v in exc.params.items())
-            click.echo(f"mfpsec: {exc.message}" + (f" ({detail})" if detail else ""), err=True)
+            # Parameters carry what the daemon was given or found (a document's fields, a
+            # device's strings): escaped like any untrusted string.
+            detail = ", ".join(f"{k}={shown(str(v))}" for k, v in exc.params.items())
+            click.echo(f"mfpsec: {shown(exc.message)}" + (f" ({detail})" if detail else ""),
+                       err=True)
             click.echo(f"mfpsec: error {exc.code.wire_name}", err=True)
             sys.exit(exc.code.exit_status)
 

@@ -333,7 +333,8 @@ def cert(target: Target, job_id: str, *, pdf: Path | None, text: bool, out: Path
         pdf.write_bytes(base64.b64decode(printable.content))
         click.echo(f"printable PDF written to {pdf}", err=True)
     if rendering is not None:
-        click.echo(rendering.content)
+        # The rendering holds the drive's own model and serial: each line escaped.
+        click.echo("\n".join(shown(line) for line in rendering.content.split("\n")))
     elif out is None:
         click.echo(doc.content)
     _exit_for(job)  # the certificate of a failed or cancelled job: that job's status

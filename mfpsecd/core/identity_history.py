@@ -18,7 +18,7 @@ import hashlib
 from dataclasses import dataclass
 
 import msgspec
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
@@ -76,8 +76,12 @@ def pem(spki_der: bytes) -> str:
 
 
 def spki_of(pem_text: str) -> bytes:
-    """DER SubjectPublicKeyInfo of a PEM EC public key; ValueError for anything else."""
-    key = serialization.load_pem_public_key(pem_text.encode())
+    """DER SubjectPublicKeyInfo of a PEM EC public key; ValueError for anything else (a
+    curve the library does not support included)."""
+    try:
+        key = serialization.load_pem_public_key(pem_text.encode())
+    except UnsupportedAlgorithm as exc:
+        raise ValueError(f"unsupported public key: {exc}") from None
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise ValueError("not an EC public key")
     return key.public_bytes(serialization.Encoding.DER,
@@ -98,7 +102,7 @@ def _verifies(spki_der: bytes, signature: bytes, data: bytes,
               algorithm: hashes.HashAlgorithm | utils.Prehashed) -> bool:
     try:
         key = serialization.load_der_public_key(spki_der)
-    except ValueError:
+    except (ValueError, UnsupportedAlgorithm):
         return False
     if not isinstance(key, ec.EllipticCurvePublicKey):
         return False

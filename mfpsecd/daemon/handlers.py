@@ -276,7 +276,9 @@ def _key_handlers(svc: KeyServices, auth: AuthService | None) -> dict[str, Handl
                                          by=subject.user or subject.origin)
             # Both identity keys, as the identity history's link names them.
             ev.details.update(fingerprint=fp, previous_identity=before,
-                              identity=(await chain.facts()).identity_fingerprint)
+                              identity=(await chain.facts()).identity_fingerprint,
+                              identity_history="linked" if chain.restored_link else
+                              "not linked: the previous identity was not attested")
             ev.succeed()
         return keys.RestoreResult(fp)
 

@@ -228,9 +228,13 @@ class JobStore:
             "WHERE meta_sealed IS NULL").fetchall())
         updates = []
         for object_id, job, name, *sealed in rows:
-            with self._key(str(object_id), tuple(sealed)) as key:
-                updates.append((*self._seal_names(key, str(object_id), str(job), str(name)),
-                                object_id))
+            try:
+                with self._key(str(object_id), tuple(sealed)) as key:
+                    updates.append((*self._seal_names(key, str(object_id), str(job),
+                                                      str(name)), object_id))
+            except MfpsecError as exc:  # a damaged row: reading it says so, not the start
+                log.error("object_names_not_sealed", object=str(object_id),
+                          error=exc.code.wire_name)
 
         def write(conn: StateConnection) -> None:
             for row in updates:

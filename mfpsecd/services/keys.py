@@ -110,6 +110,8 @@ def fingerprint(spki_der: bytes) -> str:
     return hashlib.sha256(spki_der).hexdigest()
 
 
+_IDENTITY_AAD = b"mfpsecd identity attestation v1\0"
+
 class KeyChain:
     def __init__(self, store: StateStore, tpm: Tpm, crypto: KeyCrypto, clock: Clock,
                  health: HealthRegistry, *, rotate_batch: int = 64,
@@ -131,10 +133,11 @@ class KeyChain:
         self._identity: TpmKey | None = None
         self._identity_spki = b""
         self._identity_proven = b""  # the identity key the TPM has shown it holds
+        self.restored_link = False  # whether the last restore linked the old identity
         self._masters: dict[int, ShieldedKey] = {}
         self._active = 0
         self._pending: int | None = None
-        self._resealers: list[Resealer] = []
+        self._resealers: list[Resealer] = [self._reseal_attestation]
 
     # ---------------------------------------------------------------- state
 
@@ -206,8 +209,17 @@ class KeyChain:
                     # A damaged record blocks the rotation, not the chain: every record
                     # still opens under its own generation until the admin deletes it.
                     log.error("keys_rotation_blocked", error=exc.code.wire_name, **exc.params)
+        await self._keep_attestation()
         log.info("keys_ready", generation=self._active, tpm=self._tpm.info.backend,
                  fingerprint=fingerprint(self._wrapping_spki)[:16])
+
+    async def _keep_attestation(self) -> None:
+        """At start: the identity on record is attested (or proven and attested now; a
+        chain from before attestations gets one here)."""
+        row = await self._store.run(lambda conn: conn.execute(
+            "SELECT generation, nonce, sealed FROM identity_attestation").fetchone())
+        if self._attested(row, self._masters) != fingerprint(self._identity_spki):
+            await self._attest_identity()
 
     def fail(self, exc: MfpsecError) -> None:
         """The TPM could not be opened at all: locked until the daemon is restarted."""
@@ -254,6 +266,7 @@ class KeyChain:
         self._identity, self._identity_spki = identity, identity_spki
         self._masters, self._active = {1: shield}, 1
         self._set_state(ChainState.READY)
+        await self._attest_identity()
         log.info("keys_provisioned", tpm=backend, fingerprint=fingerprint(spki)[:16],
                  identity=fingerprint(identity_spki)[:16])
 
@@ -321,8 +334,6 @@ class KeyChain:
     async def _finish_rotation(self) -> None:
         assert self._pending is not None
         old, new = self._active, self._pending
-        if not self._resealers:
-            raise RuntimeError("no resealer registered")
         moved = 0
         for resealer in self._resealers:
             while True:
@@ -384,20 +395,77 @@ class KeyChain:
         signature = await self._tpm.sign_digest(new, digest)
         return SignedLink(link, signature.hex())
 
-    async def identities(self) -> list[KnownIdentity]:
-        """This device's identity keys, the current one first, each earlier one proven by
-        a link from a later one. The current public key is trusted only once the TPM
-        has shown it holds its private half (a signature made now): the key rows are on
-        a disk that someone else may control."""
-        self.require_ready()
+    async def _prove_identity(self) -> bool:
+        """Whether the TPM holds the private half of the identity public key on record
+        (it signs a fresh challenge): the key rows are on a disk someone else may
+        control. Remembered once proven."""
         assert self._identity is not None
         spki = self._identity_spki
         if self._identity_proven != spki:
             challenge = hashlib.sha256(os.urandom(32)).digest()
             signature = await self._tpm.sign_digest(self._identity, challenge)
             if not identity_history.verifies_digest(spki, signature, challenge):
-                raise MfpsecError(ErrorCode.KEY_INTEGRITY, object="identity key")
+                return False
             self._identity_proven = spki
+        return True
+
+    async def _attest_identity(self) -> None:
+        """Seal the proven identity's fingerprint under the master key: a later restore
+        (onto a new TPM, when the old key can no longer show anything) vouches in the
+        identity history only for the identity this records, not for whatever public
+        key the disk holds by then."""
+        if self._identity is None or not await self._prove_identity():
+            log.error("identity_not_attested", reason="the TPM does not hold that key")
+            return
+        fp = fingerprint(self._identity_spki).encode()
+        generation, nonce, sealed = self.seal(_IDENTITY_AAD, SecretBytes(bytearray(fp)))
+        await self._store.run(lambda conn: conn.execute(
+            "INSERT OR REPLACE INTO identity_attestation (id, generation, nonce, sealed) "
+            "VALUES (1, ?, ?, ?)", (generation, nonce, sealed)))
+
+    def _attested(self, row: tuple[object, ...] | None, masters: dict[int, ShieldedKey]
+                  ) -> str:
+        """The attested identity fingerprint, opened with the (restored) master keys; ""
+        when there is none or it does not open."""
+        if row is None:
+            return ""
+        generation, nonce, sealed = row
+        master = masters.get(int(str(generation)))
+        if master is None or not isinstance(nonce, bytes) or not isinstance(sealed, bytes):
+            return ""
+        with master.unshielded() as key:
+            try:
+                plain = self._crypto.open(key, nonce, _IDENTITY_AAD, sealed)
+            except MfpsecError:
+                return ""
+        with plain:
+            return bytes(plain.view()).decode("ascii", "replace")
+
+    async def _reseal_attestation(self, old: int, new: int, limit: int, reseal: Reseal
+                                  ) -> int:
+        row = await self._store.run(lambda conn: conn.execute(
+            "SELECT nonce, sealed FROM identity_attestation WHERE generation = ?",
+            (old,)).fetchone())
+        if row is None:
+            return 0
+        old_nonce, old_sealed = row
+        assert isinstance(old_nonce, bytes) and isinstance(old_sealed, bytes)
+        nonce, sealed = reseal(old, new, SealedRecord(_IDENTITY_AAD, old_nonce, old_sealed,
+                                                      "identity attestation"))
+        await self._store.run(lambda conn: conn.execute(
+            "UPDATE identity_attestation SET generation = ?, nonce = ?, sealed = ? "
+            "WHERE generation = ?", (new, nonce, sealed, old)))
+        return 1
+
+    async def identities(self) -> list[KnownIdentity]:
+        """This device's identity keys, the current one first, each earlier one proven by
+        a link from a later one. The current public key is trusted only once the TPM
+        has shown it holds its private half (a signature made now)."""
+        self.require_ready()
+        assert self._identity is not None
+        spki = self._identity_spki
+        if not await self._prove_identity():
+            raise MfpsecError(ErrorCode.KEY_INTEGRITY, object="identity key")
         rows = await self._store.run(lambda conn: conn.execute(
             "SELECT document FROM identity_links ORDER BY seq").fetchall())
         links = []
@@ -477,6 +545,8 @@ class KeyChain:
             cost = PassphraseCost(kdf.memory_kib, kdf.iterations, kdf.lanes)
             if cost.memory_kib > 1024 * 1024 or cost.iterations > 64 or cost.lanes > 64:
                 raise MfpsecError(ErrorCode.BACKUP_INVALID, reason="key derivation too costly")
+            if cost.iterations < 1 or cost.lanes < 1 or cost.memory_kib < 8 * cost.lanes:
+                raise MfpsecError(ErrorCode.BACKUP_INVALID, reason="key derivation out of range")
             with await asyncio.to_thread(self._crypto.passphrase_key, passphrase,
                                          parsed.header.salt, cost) as kek:
                 try:
@@ -499,10 +569,21 @@ class KeyChain:
                 await self._tpm.forget(key)
                 raise MfpsecError(ErrorCode.KEY_INTEGRITY, object="wrapped master key") \
                     from exc
-            identity = await self._tpm.create_signing_key()  # the old one died with the TPM
+            # The old identity died with the old TPM; the disk's record of its public key
+            # is vouched for only if the attestation the restored keys open says so.
+            attestation = await self._store.run(lambda conn: conn.execute(
+                "SELECT generation, nonce, sealed FROM identity_attestation").fetchone())
+            vouched = (bool(self._identity_spki) and self._attested(attestation, masters)
+                       == fingerprint(self._identity_spki))
+            if not vouched:
+                log.warning("identity_link_unproven",
+                            reason="the identity on record is not the one attested")
+            identity = await self._tpm.create_signing_key()
             identity_spki = await self._tpm.public_key_der(identity)
             now = rfc3339(self._clock)
-            link = await self._link_identity(identity, identity_spki, now, by)
+            link = (await self._link_identity(identity, identity_spki, now, by)
+                    if vouched else None)
+            self.restored_link = link is not None  # for the audit record
 
             def tx(conn: StateConnection) -> None:
                 if link is not None:
@@ -530,7 +611,8 @@ class KeyChain:
             if self._pending is not None:
                 await self._finish_rotation()
             self._set_state(ChainState.READY)
-            log.info("keys_restored", fingerprint=ours[:16])
+            await self._attest_identity()  # the new identity, for the next restore
+            log.info("keys_restored", fingerprint=ours[:16], identity_linked=link is not None)
             return ours
 
     # ---------------------------------------------------------------- destruction
@@ -551,6 +633,10 @@ class KeyChain:
                 conn.execute("UPDATE tpm_keys SET private = zeroblob(length(private)), "
                              "public = zeroblob(length(public))")
                 conn.execute("UPDATE master_keys SET wrapped = zeroblob(length(wrapped))")
+                # The identity history goes too: the next start makes a new identity
+                # that vouches for none of the destroyed ones.
+                conn.execute("DELETE FROM identity_attestation")
+                conn.execute("DELETE FROM identity_links")
                 conn.execute("DELETE FROM master_keys")
                 conn.execute("DELETE FROM tpm_keys")
                 conn.execute("DELETE FROM key_facts")

@@ -771,6 +771,11 @@ class WipeService:
         log.info("sanitization completed", job=job.id, result=result)
 
     async def _fail(self, job: _Job, exc: MfpsecError) -> None:
+        if job.state != RUNNING:
+            # It ended (its row says so) and something after that failed, e.g. its audit
+            # record: the result stands, nothing is certified a second time.
+            log.error("sanitization_after_end_failed", job=job.id, error=exc.code.wire_name)
+            return
         cancelled = exc.code is ErrorCode.WIPE_CANCELLED or job.cancelling
         ending = CANCELLED if cancelled else FAILED
         job.ended = rfc3339(self._clock)
@@ -804,8 +809,8 @@ class WipeService:
         the key the device holds by then."""
         try:
             job.certificate, body = await self._certify(job, result)
-        except MfpsecError as exc:
-            log.warning("certificate_not_signed", job=job.id, error=exc.code.wire_name)
+        except Exception as exc:  # the job's end must be recorded whatever failed here
+            log.warning("certificate_not_signed", job=job.id, error=str(exc))
             return ""
         return cert.digest(body).hex()
 

@@ -490,10 +490,21 @@ static PyObject *py_argon2id_into(PyObject *self, PyObject *args)
 {
     (void)self;
     Py_buffer pwd, salt, out;
-    unsigned int t_cost, m_cost_kib, lanes;
-    if (!PyArg_ParseTuple(args, "y*y*IIIw*:argon2id_into", &pwd, &salt, &t_cost, &m_cost_kib,
-                          &lanes, &out))
+    /* Costs come from files (a key backup's header) before anything is authenticated:
+     * "n" is overflow-checked, unlike "I", which would wrap 2^32 + 1 to 1. */
+    Py_ssize_t t_arg, m_arg, lanes_arg;
+    if (!PyArg_ParseTuple(args, "y*y*nnnw*:argon2id_into", &pwd, &salt, &t_arg, &m_arg,
+                          &lanes_arg, &out))
         return NULL;
+    if (t_arg < 1 || t_arg > (Py_ssize_t)UINT32_MAX || m_arg < 1 ||
+        m_arg > (Py_ssize_t)UINT32_MAX || lanes_arg < 1 || lanes_arg > (Py_ssize_t)UINT32_MAX) {
+        PyBuffer_Release(&pwd);
+        PyBuffer_Release(&salt);
+        PyBuffer_Release(&out);
+        PyErr_SetString(PyExc_ValueError, "argon2id: a cost out of range");
+        return NULL;
+    }
+    uint32_t t_cost = (uint32_t)t_arg, m_cost_kib = (uint32_t)m_arg, lanes = (uint32_t)lanes_arg;
     int rc;
     /* The exported buffers pin their objects: a bytearray cannot resize meanwhile. */
     Py_BEGIN_ALLOW_THREADS

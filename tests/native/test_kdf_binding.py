@@ -30,5 +30,8 @@ def test_refusals_raise_native_error() -> None:
         _native.argon2id_into(bytearray(b"pw"), b"short", 1, 64, 1, out)  # salt < 8
     with pytest.raises(_native.NativeError):
         _native.argon2id_into(bytearray(b"pw"), b"saltsalt", 1, 8, 2, out)  # m < 8 lanes
+    for t, m, lanes in ((2**32 + 1, 64, 1), (1, 2**32 + 64, 1), (-1, 64, 1), (1, 64, 0)):
+        with pytest.raises((ValueError, OverflowError)):  # never wrapped to a small cost
+            _native.argon2id_into(bytearray(b"pw"), b"saltsalt", t, m, lanes, out)
     with pytest.raises(TypeError):
         _native.argon2id_into(bytearray(b"pw"), b"saltsalt", 1, 64, 1, b"immutable out")

@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from tpm2_pytss.types import TPM2B_PUBLIC
 
 from mfpsecd.backends.native_crypto import NativeKeyCrypto
 from mfpsecd.backends.sqlite_state import SqliteState
 from mfpsecd.backends.tpm2 import Tpm2Backend
-from mfpsecd.core import keybackup
+from mfpsecd.core import identity_history, keybackup
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import PassphraseCost
 from mfpsecd.secret import SecretBytes
@@ -309,6 +312,53 @@ def test_backup_wipe_tpm_restore_on_a_fresh_tpm(tmp_path: Path) -> None:
 
         run(restore)
         run(after_restart)
+
+
+@pytest.mark.parametrize("planted", [False, True])
+def test_a_restore_links_only_the_identity_the_keys_attested(tmp_path: Path,
+                                                             planted: bool) -> None:
+    """After a TPM replacement the new identity key vouches for the old one in the
+    identity history. Someone holding the disk who put their own public key in the
+    identity row must not be vouched for: the restore links only the identity whose
+    fingerprint the (restored) master key sealed while the old TPM could prove it."""
+    usb, state = tmp_path / "usb", tmp_path / "state"
+    usb.mkdir()
+    state.mkdir()
+    old: list[str] = []
+    with swtpm(state / "tpm") as tpm:
+        async def make_backup() -> None:
+            s = await open_stack(state, tpm, backup_cost=FAST)
+            old.append(identity_history.fingerprint(s.chain.identity_public_der))
+            await s.chain.backup(SecretBytes(bytearray(PASSPHRASE)), usb)
+            if planted:  # a key of the attacker's, as a TPM public area the backend reads
+                attacker = ec.generate_private_key(ec.SECP256R1()).public_key()
+                pem = attacker.public_bytes(serialization.Encoding.PEM,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo)
+                public = TPM2B_PUBLIC.from_pem(pem).marshal()
+                with sqlite3.connect(state / "state.sqlite3") as conn:
+                    conn.execute("UPDATE tpm_keys SET public = ? WHERE role = 'identity'",
+                                 (public,))
+                conn.close()
+                old.append(identity_history.fingerprint(attacker.public_bytes(
+                    serialization.Encoding.DER,
+                    serialization.PublicFormat.SubjectPublicKeyInfo)))
+            await s.close()
+
+        run(make_backup)
+    shutil.rmtree(state / "tpm")
+    (backup,) = usb.glob("*.mfpkb")
+    with swtpm(state / "tpm") as fresh:
+        async def restore() -> None:
+            s = await open_stack(state, fresh, backup_cost=FAST)
+            await s.chain.restore(SecretBytes(bytearray(PASSPHRASE)), backup)
+            known = [k.fingerprint for k in await s.chain.identities()]
+            if planted:
+                assert len(known) == 1 and old[1] not in known and not s.chain.restored_link
+            else:
+                assert known[1:] == [old[0]] and s.chain.restored_link
+            await s.close()
+
+        run(restore)
 
 
 def test_backup_file_format_is_checked_before_any_crypto() -> None:

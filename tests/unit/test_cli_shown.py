@@ -34,3 +34,20 @@ def test_an_audit_record_with_a_forged_user_name_stays_one_line() -> None:
     line = click.unstyle(_render(entry))  # the outcome's colour is ours
     assert "\n" not in line and "\x1b" not in line and "\r" not in line
     assert "eve\\x0a" in line and "x\\x1b[2J" in line
+
+
+def test_error_parameters_are_shown_escaped(capsys: pytest.CaptureFixture[str]) -> None:
+    """An error's parameters carry what the daemon was handed (a certificate's unknown
+    field, a device's string): the one line on stderr is escaped too."""
+    from mfpsecd.cli.common import reports_errors
+    from mfpsecd.errors import ErrorCode, MfpsecError
+
+    @reports_errors
+    def fails() -> None:
+        raise MfpsecError(ErrorCode.WIPE_CERTIFICATE_INVALID,
+                          reason="malformed: unknown field `\x1b]0;owned\x07`")
+
+    with pytest.raises(SystemExit):
+        fails()
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\\x1b]0;owned\\x07" in err

@@ -87,3 +87,35 @@ def test_links_verify_with_the_digest_the_tpm_signs() -> None:
     assert not ih.verifies(_spki(_key()), sig, message)
     # The canonical bytes: sorted keys, no spaces.
     assert message.startswith(b'{"at":"t","by":"b","fingerprint":"')
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    return bytes([tag, len(content)]) + content
+
+
+def _pem_on_an_unsupported_curve() -> str:
+    import base64
+
+    ec_public_key = bytes.fromhex("06072a8648ce3d0201")
+    secp112r1 = bytes.fromhex("06052b81040006")
+    point = b"\x04" + bytes(28)
+    der = _der(0x30, _der(0x30, ec_public_key + secp112r1) + _der(0x03, b"\x00" + point))
+    body = base64.encodebytes(der).decode()
+    return f"-----BEGIN PUBLIC KEY-----\n{body}-----END PUBLIC KEY-----\n"
+
+
+def test_a_key_on_an_unsupported_curve_is_refused_not_a_crash() -> None:
+    """A planted link (or a certificate) carrying a public key on a curve the library
+    does not know must end the walk (or fail verification), not raise out of it: that
+    would block every certificate of every sanitization."""
+    pem = _pem_on_an_unsupported_curve()
+    try:
+        ih.spki_of(pem)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("a key on secp112r1 was accepted")
+    k1 = _key()
+    planted = msgspec.structs.replace(_link(1, _key(), k1).link, previous_public_key=pem)
+    sig = k1.sign(ih.canonical(planted), ec.ECDSA(hashes.SHA256())).hex()
+    assert len(ih.trusted(_spki(k1), [ih.SignedLink(planted, sig)])) == 1

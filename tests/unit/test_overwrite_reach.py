@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from mfpsecd.backends.mounts import mount_of
+from mfpsecd.backends.mounts import mount_of, mounts
 from mfpsecd.core.overwrite_plan import overwrite_defeated_by
 
 
@@ -46,3 +47,18 @@ def test_the_mount_a_path_lives_on(tmp_path: Path) -> None:
     found = mount_of(info, Path("/etc"))
     assert found is not None and found.point == "/"
     assert mount_of(tmp_path / "missing", Path("/")) is None
+
+
+def test_mount_points_are_bytes_with_octal_escapes(tmp_path: Path) -> None:
+    """A mount point that is not UTF-8 (a USB label) does not stop the parse, and one
+    that is (accents) is matched as the path it is, not garbled."""
+    info = tmp_path / "mountinfo"
+    info.write_bytes(
+        b"22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"
+        b"40 22 8:9 / /media/\xff\xfelabel rw - vfat /dev/sdb1 rw\n"
+        b"41 22 8:2 / /srv/donn\xc3\xa9es rw - btrfs /dev/sda2 rw\n")
+    found = mount_of(info, Path("/srv/donn\u00e9es/store"))
+    assert found is not None and found.fstype == "btrfs"
+    odd = mount_of(info, Path(os.fsdecode(b"/media/\xff\xfelabel/x")))
+    assert odd is not None and odd.fstype == "vfat"
+    assert mounts(info)["8:2"] == "/srv/donn\u00e9es"
