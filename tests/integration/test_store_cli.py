@@ -7,8 +7,10 @@ the job pipeline)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -88,9 +90,9 @@ def test_status_owner_rules_delete_and_purge(short_tmp: Path) -> None:
         assert purge[-1]["details"]["objects"] == "2" and purge[-1]["subject"]["user"] == "tech1"
 
 
-def test_put_and_get_through_passed_descriptors(short_tmp: Path) -> None:
-    """The CLI hands the daemon descriptors (SCM_RIGHTS): the daemon stores and writes
-    files it could not even open by path."""
+@contextlib.contextmanager
+def _daemon_with_alice(short_tmp: Path) -> Iterator[tuple[ds.DaemonProcess, Cli]]:
+    """A daemon with an administrator and the user alice (no one logged in)."""
     short_tmp.chmod(0o711)
     with ds.running(short_tmp / "d", config=CONFIG, tpm="none") as d:
         cli = Cli(d.socket_path, short_tmp / "rt")
@@ -100,6 +102,13 @@ def test_put_and_get_through_passed_descriptors(short_tmp: Path) -> None:
         cli.ok(0, "users", "add", "alice", "--role", "user", "--permanent",
                "--password-file", "-", stdin=USER_PW)
         cli.ok(0, "logout")
+        yield d, cli
+
+
+def test_put_and_get_through_passed_descriptors(short_tmp: Path) -> None:
+    """The CLI hands the daemon descriptors (SCM_RIGHTS): the daemon stores and writes
+    files it could not even open by path."""
+    with _daemon_with_alice(short_tmp) as (d, cli):
         home = cli.runtime_dir(ALICE_UID)  # 0700, alice's: the daemon cannot read it
         document = home / "contract.pdf"
         document.write_bytes(b"%PDF contract " * 50000)
@@ -179,15 +188,7 @@ def test_refused_puts_hold_no_descriptor(short_tmp: Path) -> None:
     outcome: refused puts (by the handler, by the parameter check, for want of a session)
     neither keep the daemon's descriptors open nor use up the uid's few tokens, which
     the panel (one uid for every user) would otherwise lose for a minute."""
-    short_tmp.chmod(0o711)
-    with ds.running(short_tmp / "d", config=CONFIG, tpm="none") as d:
-        cli = Cli(d.socket_path, short_tmp / "rt")
-        (cli.runtime / "").mkdir(exist_ok=True)
-        cli.ok(0, "users", "init", "admin", "--password-file", "-", stdin=ADMIN_PW)
-        cli.ok(0, "login", "-u", "admin", "--password-file", "-", stdin=ADMIN_PW)
-        cli.ok(0, "users", "add", "alice", "--role", "user", "--permanent",
-               "--password-file", "-", stdin=USER_PW)
-        cli.ok(0, "logout")
+    with _daemon_with_alice(short_tmp) as (d, cli):
         fds = Path(f"/proc/{d.pid}/fd")
         before = len(list(fds.iterdir()))
         for _ in range(10):  # more than the 8 a uid may hold

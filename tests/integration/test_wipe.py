@@ -33,6 +33,9 @@ BOARD = {"model": "MFP-SIM", "serial": "SIM-0001"}  # what certificates name the
 # are about the sanitization; test_a_logged_in_operator_reauthenticates_and_is_named and
 # test_root_without_a_session_needs_the_factory_mode are about the operator.
 FACTORY: dict[str, dict[str, Any]] = {**CONFIG, "wipe": {"factory_mode": True}}
+# For power cuts: checkpoints every 16 MiB, progress recorded every 20 ms.
+POWER_CUTS: dict[str, dict[str, Any]] = {
+    **CONFIG, "wipe": {"checkpoint_mib": 16, "progress_interval_ms": 20, "factory_mode": True}}
 DISKS = [
     {"id": "hdd0", "path": "disks/hdd0.img", "medium": "hdd", "sanitizable": True,
      "size_bytes": SIZE},
@@ -279,9 +282,7 @@ def test_sigkill_twenty_times_during_a_1gib_mode3_wipe_resumes_to_a_verified_res
     root = short_tmp / "d"
     disks = [{"id": "hdd0", "path": "disks/hdd0.img", "medium": "hdd", "sanitizable": True,
               "size_bytes": BIG}]
-    config: dict[str, dict[str, Any]] = {
-        **CONFIG, "wipe": {"checkpoint_mib": 16, "progress_interval_ms": 20,
-                           "factory_mode": True}}
+    config = POWER_CUTS
     db = root / "lib" / "state.sqlite3"
     rng = random.Random(20261122)
     d = ds.start(root, config=config, tpm="none", board={"disks": disks})
@@ -362,9 +363,7 @@ def test_a_medium_swapped_during_a_power_cut_gets_no_certificate(short_tmp: Path
     size = 256 << 20
     disks = [{"id": "hdd0", "path": "disks/hdd0.img", "medium": "hdd", "sanitizable": True,
               "size_bytes": size}]
-    config: dict[str, dict[str, Any]] = {
-        **CONFIG, "wipe": {"checkpoint_mib": 16, "progress_interval_ms": 20,
-                           "factory_mode": True}}
+    config = POWER_CUTS
     db = root / "lib" / "state.sqlite3"
     d = ds.start(root, config=config, tpm="none", board={"disks": disks})
     try:
