@@ -165,6 +165,8 @@ class _Job:
     # Cancel asked: the run stops at its next chunk. `state` changes only once the row
     # says so, so what a client sees is what the database holds.
     cancelling: bool = False
+    # A certificate signed on request (the key chain was locked at the end): one signer.
+    signing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def notify(self) -> None:
         self.changed.set()
@@ -864,22 +866,26 @@ class WipeService:
 
     async def certificate(self, job_id: str) -> cert.CertificateDocument:
         job = self._get(job_id)
-        if job.state != RUNNING and not job.certificate:
-            # Ended while the identity key could not sign (key chain locked): the body is
-            # fixed by the job's record, so it is signed now, as it would have been.
-            result = _completed_result(job) if job.state == COMPLETED else job.state
-            job.certificate, body = await self._certify(job, result)
-            if job.state == COMPLETED:
-                job.error = ""
-            await self._save(job)
-            await self._auditor.record(EventType.SANITIZE, Outcome.SUCCESS, DAEMON, job.id,
-                                       phase="certificate", result=result,
-                                       certificate_sha256=cert.digest(body).hex())
+        async with job.signing:
+            if job.state != RUNNING and not job.certificate:
+                await self._certify_late(job)
         if not job.certificate:
             raise MfpsecError(ErrorCode.WIPE_JOB_NOT_FOUND,
                               f"sanitization {job_id} has no certificate: it is {job.state}",
                               job=job_id)
         return cert.decode_document(job.certificate)
+
+    async def _certify_late(self, job: _Job) -> None:
+        """Ended while the identity key could not sign (key chain locked): the body is
+        fixed by the job's record, so it is signed now, as it would have been."""
+        result = _completed_result(job) if job.state == COMPLETED else job.state
+        job.certificate, body = await self._certify(job, result)
+        if job.state == COMPLETED:
+            job.error = ""
+        await self._save(job)
+        await self._auditor.record(EventType.SANITIZE, Outcome.SUCCESS, DAEMON, job.id,
+                                   phase="certificate", result=result,
+                                   certificate_sha256=cert.digest(body).hex())
 
     async def verify_certificate(self, data: bytes
                                  ) -> tuple[cert.CertificateDocument, KnownIdentity]:
