@@ -544,9 +544,13 @@ def test_a_job_completed_while_the_key_chain_is_locked_is_signed_later(tmp_path:
     key = ec.generate_private_key(ec.SECP256R1())
     real = _signer(key)
     locked = [True]
+    signed_later: list[bytes] = []
 
     async def signer(digest: bytes) -> tuple[bytes, bytes] | None:
-        return None if locked[0] else await real(digest)
+        if locked[0]:
+            return None
+        signed_later.append(digest)
+        return await real(digest)
 
     async def scenario() -> None:
         async with stack(tmp_path, key=key, signer=signer) as s:
@@ -563,6 +567,7 @@ def test_a_job_completed_while_the_key_chain_is_locked_is_signed_later(tmp_path:
             doc, again = await asyncio.gather(s.wipe.certificate(view.id),
                                               s.wipe.certificate(view.id))
             assert cert.encode_document(doc) == cert.encode_document(again)
+            assert len(signed_later) == 1
             _, ours = await s.wipe.verify_certificate(cert.encode_document(doc))
             assert ours
             audited = (await s.auditor.query(AuditQuery(types=frozenset({EventType.SANITIZE}),
