@@ -357,10 +357,10 @@ def test_names_stored_in_the_clear_before_are_sealed_at_start(tmp_path: Path) ->
         async with stack(tmp_path) as s:
             return await put_bytes(s, b"old page", name="Old-contract.pdf")
 
-    object_id = first_id = asyncio.run(first())
+    first_id = asyncio.run(first())
     with sqlite3.connect(tmp_path / "state.sqlite3") as conn:  # as the old schema left it
         conn.execute("UPDATE store_objects SET job = 'job-old', name = 'Old-contract.pdf', "
-                     "meta_nonce = NULL, meta_sealed = NULL WHERE id = ?", (object_id,))
+                     "meta_nonce = NULL, meta_sealed = NULL WHERE id = ?", (first_id,))
     conn.close()
 
     async def second() -> None:
