@@ -82,7 +82,9 @@ class ErrorCode(enum.Enum):
     KEYS_UNAVAILABLE = (
         "io.mfpsecd.Keys.KeysUnavailable", EX_UNAVAILABLE, (("reason", str),),
         "The key chain is locked: this TPM cannot unwrap the stored keys (a replaced or "
-        "cleared TPM). Secrets stay sealed until the key backup is restored.",
+        "cleared TPM, or firmware other than the verified firmware the keys are bound to "
+        "was measured at this boot). Secrets stay sealed until the bound firmware boots or "
+        "the key backup is restored.",
     )
     KEY_INTEGRITY = (
         "io.mfpsecd.Keys.IntegrityFailure", EX_DATAERR, (("object", str),),

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from mfpsecd.api.auditlog import Verdict
 from mfpsecd.core.overwrite_plan import PassKind
 from mfpsecd.core.password_record import Cost
+from mfpsecd.core.pcr_policy import PcrBinding
 from mfpsecd.core.purge_plan import Capabilities
 from mfpsecd.core.purge_plan import Method as PurgeMethod
 from mfpsecd.core.settings import MediumKind
@@ -138,6 +139,9 @@ class TpmKey:
 
     public: bytes
     private: bytes
+    # The PCR values a bound key's policy requires (core.pcr_policy); None for a key from
+    # before binding, which its empty auth value opens.
+    binding: PcrBinding | None = None
 
 
 @dataclass(frozen=True)
@@ -160,9 +164,10 @@ class Tpm(Protocol):
         """Connect and make the storage root key ready; raise TPM_FAILED if unusable."""
         ...
 
-    async def create_wrapping_key(self) -> TpmKey:
-        """RSA-2048, OAEP-SHA256 decryption only; duplicable (for the one backup) only
-        through a policy for TPM2_Duplicate."""
+    async def create_wrapping_key(self, binding: PcrBinding) -> TpmKey:
+        """RSA-2048, OAEP-SHA256 decryption only, usable only through its policy: while
+        the binding's PCRs hold its values, RSA_Decrypt, and Duplicate (for the backup
+        and for binding it to other values)."""
         ...
 
     async def create_signing_key(self) -> TpmKey:
@@ -186,8 +191,10 @@ class Tpm(Protocol):
         """The key's sensitive area (TPM2B_SENSITIVE) through TPM2_Duplicate, for backup."""
         ...
 
-    async def import_key(self, public: bytes, sensitive: SecretBytes) -> TpmKey:
-        """Re-import an exported key under this TPM's storage root key."""
+    async def import_key(self, public: bytes, sensitive: SecretBytes, binding: PcrBinding
+                         ) -> TpmKey:
+        """Re-import an exported wrapping key under this TPM's storage root key, with the
+        policy of `binding` (the key is the same; only what unlocks it changes)."""
         ...
 
     async def counter_read(self, index: int) -> int | None:

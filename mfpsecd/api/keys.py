@@ -40,6 +40,9 @@ class KeyStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     last_backup_at: str
     backups: int
     secrets: int
+    # The PCR values the wrapping key opens under ("PCR 14 = 3f5a…"): the firmware
+    # measurement it is bound to; empty when bound to none (no TPM, no firmware PCR).
+    bound_to: str = ""
 
 
 class SecretInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

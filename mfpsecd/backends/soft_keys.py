@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
+from mfpsecd.core.pcr_policy import PcrBinding
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import TpmInfo, TpmKey
 from mfpsecd.secret import SecretBytes
@@ -61,8 +62,10 @@ class SoftwareKeys:
     async def close(self) -> None:
         return None
 
-    async def create_wrapping_key(self) -> TpmKey:
-        return _pack(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    async def create_wrapping_key(self, binding: PcrBinding) -> TpmKey:
+        # No PCRs to bind to: the binding is kept only so the chain treats keys alike.
+        key = _pack(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        return TpmKey(key.public, key.private, binding)
 
     async def create_signing_key(self) -> TpmKey:
         return _pack(ec.generate_private_key(ec.SECP256R1()))
@@ -88,8 +91,9 @@ class SoftwareKeys:
     async def export_key(self, key: TpmKey) -> SecretBytes:
         return SecretBytes(bytearray(key.private))
 
-    async def import_key(self, public: bytes, sensitive: SecretBytes) -> TpmKey:
-        key = TpmKey(public=public, private=bytes(sensitive.view()))
+    async def import_key(self, public: bytes, sensitive: SecretBytes, binding: PcrBinding
+                         ) -> TpmKey:
+        key = TpmKey(public=public, private=bytes(sensitive.view()), binding=binding)
         _private(key, "backed-up key")
         return key
 

@@ -199,6 +199,20 @@ MIGRATIONS: tuple[str, ...] = (
         sealed BLOB NOT NULL
     )
     """,
+    # 14: the wrapping key bound to PCR values (core.pcr_policy): one row per binding, the
+    # running firmware's and the one an update prepared for the next boot. The tpm_keys
+    # row keeps the key's first public area (its fingerprint) and, once bound, no blob.
+    """
+    CREATE TABLE key_bindings (
+        pcrs TEXT NOT NULL,
+        pcr_values BLOB NOT NULL,
+        public BLOB NOT NULL,
+        private BLOB NOT NULL,
+        purpose TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (pcrs, pcr_values)
+    )
+    """,
 )
 
 

@@ -46,10 +46,12 @@ from tpm2_pytss.constants import (
 )
 from tpm2_pytss.types import (
     TPM2B_DATA,
+    TPM2B_DIGEST,
     TPM2B_ENCRYPTED_SECRET,
     TPM2B_NV_PUBLIC,
     TPM2B_PRIVATE,
     TPM2B_PUBLIC,
+    TPML_DIGEST,
     TPML_DIGEST_VALUES,
     TPML_PCR_SELECTION,
     TPMS_NV_PUBLIC,
@@ -67,6 +69,7 @@ from tpm2_pytss.types import (
     TPMU_SYM_MODE,
 )
 
+from mfpsecd.core.pcr_policy import PcrBinding
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import TpmInfo, TpmKey
 from mfpsecd.secret import SecretBytes, wipe
@@ -81,9 +84,11 @@ SRK_TEMPLATE = "ecc256:aes128cfb"
 SRK_ATTRS = TPMA_OBJECT.DEFAULT_TPM2_TOOLS_CREATEPRIMARY_ATTRS | TPMA_OBJECT.NODA
 
 # Wrapping key: plain RSA-2048 decryption key. Not fixedTPM/fixedParent so that the one
-# backup (K-3) can take it out through TPM2_Duplicate; its policy allows nothing else.
+# backup (K-3) can take it out through TPM2_Duplicate, and so that it can be re-imported
+# under another policy (a firmware update binds it to the next boot's PCR value). Neither
+# role has an auth value that opens it: both need its policy (core.pcr_policy).
 WRAP_TEMPLATE = "rsa2048:oaep-sha256:null"
-WRAP_ATTRS = (TPMA_OBJECT.DECRYPT | TPMA_OBJECT.SENSITIVEDATAORIGIN | TPMA_OBJECT.USERWITHAUTH
+WRAP_ATTRS = (TPMA_OBJECT.DECRYPT | TPMA_OBJECT.SENSITIVEDATAORIGIN | TPMA_OBJECT.ADMINWITHPOLICY
               | TPMA_OBJECT.NODA)
 SIGN_TEMPLATE = "ecc256:ecdsa-sha256"
 SIGN_ATTRS = (TPMA_OBJECT.SIGN_ENCRYPT | TPMA_OBJECT.FIXEDTPM | TPMA_OBJECT.FIXEDPARENT
@@ -102,7 +107,8 @@ _SESSION_ATTRS = TPMA_SESSION.CONTINUESESSION | TPMA_SESSION.ENCRYPT
 
 
 def duplication_policy() -> bytes:
-    """PolicyCommandCode(TPM2_CC_Duplicate): the only policy the wrapping key carries."""
+    """PolicyCommandCode(TPM2_CC_Duplicate): the policy of a wrapping key from before the
+    PCR binding (kept to re-bind such a key)."""
     return hashlib.sha256(
         bytes(32) + int(TPM2_CC.PolicyCommandCode).to_bytes(4, "big")
         + int(TPM2_CC.Duplicate).to_bytes(4, "big")).digest()
@@ -293,17 +299,18 @@ class Tpm2Backend:
             raise MfpsecError(ErrorCode.TPM_FAILED, command="(not open)", code="closed")
         return self._srk
 
-    def _create(self, template: str, attrs: TPMA_OBJECT, policy: bytes | None) -> TpmKey:
+    def _create(self, template: str, attrs: TPMA_OBJECT, policy: bytes | None,
+                binding: PcrBinding | None = None) -> TpmKey:
         public = TPM2B_PUBLIC.parse(template, objectAttributes=attrs, authPolicy=policy)
         try:
             priv, pub, *_ = self._ctx().create(self._srk_handle(), None, public)
         except TSS2_Exception as exc:
             raise translate(exc, "Create") from None
-        return TpmKey(public=pub.marshal(), private=priv.marshal())
+        return TpmKey(public=pub.marshal(), private=priv.marshal(), binding=binding)
 
-    async def create_wrapping_key(self) -> TpmKey:
+    async def create_wrapping_key(self, binding: PcrBinding) -> TpmKey:
         return await self._call(lambda: self._create(WRAP_TEMPLATE, WRAP_ATTRS,
-                                                     duplication_policy()))
+                                                     binding.policy, binding))
 
     async def create_signing_key(self) -> TpmKey:
         return await self._call(lambda: self._create(SIGN_TEMPLATE, SIGN_ATTRS, None))
@@ -339,6 +346,39 @@ class Tpm2Backend:
 
         return await self._call(der)
 
+    def _policy_session(self, key: TpmKey, command: TPM2_CC) -> ESYS_TR:
+        """A policy session that satisfies the key's policy for `command`, if the PCRs
+        hold the values the key is bound to (KEYS_UNAVAILABLE otherwise)."""
+        esys = self._ctx()
+        session = esys.start_auth_session(ESYS_TR.NONE, ESYS_TR.NONE, TPM2_SE.POLICY,
+                                          TPMT_SYM_DEF(algorithm=TPM2_ALG.NULL),
+                                          TPM2_ALG.SHA256)
+        binding = key.binding
+        try:
+            if binding is not None and binding.pcrs:
+                selection, _ = TPML_PCR_SELECTION.unmarshal(binding.selection)
+                # An empty digest: the TPM takes the PCRs' current values, and the
+                # PolicyOR below accepts only the branch made from the bound ones.
+                esys.policy_pcr(session, TPM2B_DIGEST(), selection)
+            esys.policy_command_code(session, command)
+            if binding is not None:
+                try:
+                    esys.policy_or(session, TPML_DIGEST(list(binding.branches)))
+                except TSS2_Exception as exc:
+                    if int(exc.rc) & 0xBF == int(TPM2_RC.VALUE):
+                        raise MfpsecError(
+                            ErrorCode.KEYS_UNAVAILABLE,
+                            reason=f"the PCRs do not hold the values the wrapping key is "
+                                   f"bound to ({binding.describe()})") from None
+                    raise
+        except TSS2_Exception as exc:
+            self._flush(session)
+            raise translate(exc, "PolicySession", "wrapping key") from None
+        except MfpsecError:
+            self._flush(session)
+            raise
+        return session
+
     def _scrub(self, handle: ESYS_TR) -> None:
         """Overwrite the TSS's response buffer (which held a secret) with a public area."""
         try:
@@ -353,17 +393,33 @@ class Tpm2Backend:
 
         def run() -> SecretBytes:
             handle = self._load(key, "wrapping key")
+            policy = (None if key.binding is None
+                      else self._policy_session(key, TPM2_CC.RSA_Decrypt))
             try:
-                # The encrypting session also authorises the key (empty auth value).
-                out = self._ctx().rsa_decrypt(handle, ciphertext, _OAEP, label,
-                                              session1=self._encrypting())
+                if policy is None:
+                    # A key from before the binding: the encrypting session authorises
+                    # it (empty auth value).
+                    out = self._ctx().rsa_decrypt(handle, ciphertext, _OAEP, label,
+                                                  session1=self._encrypting())
+                else:
+                    out = self._ctx().rsa_decrypt(handle, ciphertext, _OAEP, label,
+                                                  session1=policy,
+                                                  session2=self._encrypting())
             except TSS2_Exception as exc:
+                if int(exc.rc) & 0xBF == int(TPM2_RC.POLICY_FAIL):
+                    # The session met the stored binding's branches, not the key's own
+                    # policy: the binding on record was changed.
+                    raise MfpsecError(ErrorCode.KEY_INTEGRITY,
+                                      object="wrapping key binding") from None
                 if _is_tpm_refusal(exc):
                     # The key loaded, so the ciphertext is not one it made (libtpms answers
                     # TPM_RC_FAILURE or TPM_RC_VALUE for a bad OAEP block).
                     raise MfpsecError(ErrorCode.KEY_INTEGRITY,
                                       object="wrapped master key") from None
                 raise translate(exc, "RSA_Decrypt") from None
+            finally:
+                if policy is not None:
+                    self._flush(policy)
             try:
                 return _secret_from_tpm2b(out)
             finally:
@@ -389,11 +445,8 @@ class Tpm2Backend:
         def run() -> SecretBytes:
             esys = self._ctx()
             handle = self._load(key, "wrapping key")
-            session = esys.start_auth_session(ESYS_TR.NONE, ESYS_TR.NONE, TPM2_SE.POLICY,
-                                              TPMT_SYM_DEF(algorithm=TPM2_ALG.NULL),
-                                              TPM2_ALG.SHA256)
+            session = self._policy_session(key, TPM2_CC.Duplicate)
             try:
-                esys.policy_command_code(session, TPM2_CC.Duplicate)
                 # No new parent, no inner wrapper: the clear sensitive area, which the caller
                 # encrypts under the backup passphrase at once.
                 _, dup, _ = esys.duplicate(handle, ESYS_TR.RH_NULL, TPM2B_DATA(), _NULL_SYM,
@@ -409,9 +462,15 @@ class Tpm2Backend:
 
         return await self._call(run)
 
-    async def import_key(self, public: bytes, sensitive: SecretBytes) -> TpmKey:
+    async def import_key(self, public: bytes, sensitive: SecretBytes, binding: PcrBinding
+                         ) -> TpmKey:
         def run() -> TpmKey:
             pub = _unmarshal(TPM2B_PUBLIC, public, "backed-up public area")
+            # The same key under the binding's policy: with no wrapper around the
+            # duplicate, the TPM checks only that the public and private halves match.
+            area = pub.publicArea
+            area.objectAttributes = WRAP_ATTRS
+            area.authPolicy = TPM2B_DIGEST(binding.policy)
             dup = _tpm2b_from_secret(TPM2B_PRIVATE, sensitive)
             try:
                 priv = self._ctx().import_(self._srk_handle(), TPM2B_DATA(), pub, dup,
@@ -420,7 +479,7 @@ class Tpm2Backend:
                 raise translate(exc, "Import", "backed-up key") from None
             finally:
                 _wipe_tpm2b(dup)
-            key = TpmKey(public=public, private=priv.marshal())
+            key = TpmKey(public=pub.marshal(), private=priv.marshal(), binding=binding)
             self._scrub(self._load(key, "wrapping key"))
             return key
 

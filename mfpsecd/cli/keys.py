@@ -20,6 +20,8 @@ def render_status(s: keys.KeyStatus) -> str:
     lines = [f"key chain: {state}" + (f" - {s.reason}" if s.reason else ""),
              f"root of trust: {root}",
              f"wrapping key: RSA-2048, SHA-256 {s.wrapping_key_fingerprint or '-'}",
+             "opens only while: " + (s.bound_to or (
+                 "(no TPM)" if s.software_keys else "any PCR values (bound to none)")),
              f"device identity: ECDSA P-256, SHA-256 {s.identity_fingerprint or '-'}",
              f"master key: AES-256, generation {s.master_key_generation}"
              + (" (rotation pending)" if s.rotation_pending else "")

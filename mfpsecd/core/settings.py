@@ -303,6 +303,9 @@ class TpmSection(_Strict, frozen=True):
     device: str | None = None  # for backend=device, relative to dev_root
     # NV index of the anti-rollback counter (owner range 0x01000000-0x013FFFFF).
     nv_counter_index: Annotated[int, msgspec.Meta(ge=0x01000000, le=0x013FFFFF)] = 0x01000100
+    # PCRs the platform firmware measures (7: Secure Boot state) that the wrapping key is
+    # bound to as well as the firmware PCR of [firmware]: their values at provisioning.
+    bind_pcrs: tuple[Annotated[int, msgspec.Meta(ge=0, le=7)], ...] = ()
 
 
 class MediumKind(enum.Enum):

@@ -26,7 +26,12 @@ from mfpsecd.ports import Clock, StateStore, Tpm
 from mfpsecd.services import fw_archive
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.firmware import TREE, SigningKey, sign_bundle
-from mfpsecd.services.fw_update import BootRecord, FirmwareService, FirmwareSettings
+from mfpsecd.services.fw_update import (
+    BindNextBoot,
+    BootRecord,
+    FirmwareService,
+    FirmwareSettings,
+)
 from mfpsecd.services.health import HealthRegistry
 
 log = structlog.get_logger("mfpsecd.firmware")
@@ -44,7 +49,8 @@ def _roots(board: Board) -> tuple[x509.Certificate, ...]:
 
 
 def make_firmware(cfg: Config, board: Board, *, tpm: Tpm, clock: Clock,
-                  auditor: Auditor, state: StateStore) -> FirmwareService | None:
+                  auditor: Auditor, state: StateStore,
+                  bind_next_boot: BindNextBoot | None = None) -> FirmwareService | None:
     fw = board.profile.firmware
     if fw is None:
         return None
@@ -55,7 +61,7 @@ def make_firmware(cfg: Config, board: Board, *, tpm: Tpm, clock: Clock,
         max_bundle_bytes=fw.max_bundle_mib << 20,
         replay_measurement=board.profile.board.kind is BoardKind.SIMULATED)
     return FirmwareService(settings, tpm=tpm, hasher=NativeTreeHasher(), clock=clock,
-                           auditor=auditor, state=state)
+                           auditor=auditor, state=state, bind_next_boot=bind_next_boot)
 
 
 async def boot_verification(cfg: Config, board: Board) -> BootRecord:

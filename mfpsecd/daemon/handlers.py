@@ -222,7 +222,8 @@ def _key_handlers(svc: KeyServices, auth: AuthService | None) -> dict[str, Handl
             identity_fingerprint=f.identity_fingerprint,
             master_key_generation=f.master_generation, rotation_pending=f.rotation_pending,
             created_at=f.created_at, rotated_at=f.rotated_at,
-            last_backup_at=f.last_backup_at, backups=f.backups, secrets=count)
+            last_backup_at=f.last_backup_at, backups=f.backups, secrets=count,
+            bound_to=f.bound_to)
 
     async def list_secrets(ctx: CallContext, _: NoParams) -> keys.SecretList:
         return keys.SecretList([

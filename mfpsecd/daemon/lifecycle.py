@@ -111,14 +111,21 @@ class Daemon:
         self._status("opening the key chain")
         swtpm, tpm = await make_tpm(board)
         crypto = NativeKeyCrypto()
+        fw_profile = board.profile.firmware
         chain = KeyChain(state, tpm, crypto, clock, health,
-                         min_passphrase=cfg.keys.min_backup_passphrase)
+                         min_passphrase=cfg.keys.min_backup_passphrase,
+                         firmware_pcr=fw_profile.pcr if fw_profile is not None else None,
+                         platform_pcrs=board.profile.tpm.bind_pcrs)
         secrets = SecretStore(state, chain, clock)
+        firmware = make_firmware(cfg, board, tpm=tpm, clock=clock, auditor=auditor,
+                                 state=state, bind_next_boot=chain.bind_next_boot)
         try:
             await tpm.open()
         except MfpsecError as exc:
             chain.fail(exc)  # fail closed: no secrets, status says why
         else:
+            if firmware is not None:
+                await firmware.replay_measurement()  # before the keys bound to it open
             await chain.start()
         await _audit_key_chain(auditor, chain)
         auditor.set_signer(_identity_signer(chain))
@@ -168,8 +175,6 @@ class Daemon:
         health.set("store", HealthState.OK, f"{board.paths.job_store} on "
                    f"{board.profile.store.medium.value}; {encryption}")
 
-        firmware = make_firmware(cfg, board, tpm=tpm, clock=clock, auditor=auditor,
-                                 state=state)
         if firmware is not None:
             self._status("checking the firmware")
             await _start_firmware(firmware, cfg, health)

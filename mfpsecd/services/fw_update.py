@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -31,6 +32,7 @@ from cryptography import x509
 from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Subject
 from mfpsecd.core import fw_manifest, fw_slots
 from mfpsecd.core.fw_signature import ClockCheck
+from mfpsecd.core.pcr_policy import extended
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import Clock, StateStore, Tpm, TreeHasher
 from mfpsecd.services import fw_archive
@@ -44,6 +46,10 @@ log = structlog.get_logger("mfpsecd.firmware")
 BOOT_STATE = "bootstate.json"
 BOOT_RECORD = "firmware-boot.json"
 _ZERO_PCR = bytes(32)
+
+# (pcr, the value the boot verification will measure for the new firmware, purpose) →
+# whether keys were bound (the key chain's bind_next_boot).
+BindNextBoot = Callable[[int, bytes, str], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,7 @@ class BootRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     digest: str = ""  # manifest SHA-256 extended into the PCR
     pcr: int = 0
     pcr_value: str = ""  # the PCR right after the extension ("" without a TPM)
+    pcr_before: str = ""  # ... and right before it: what an update predicts from
     error: str = ""  # wire name of the first failure
     reason: str = ""  # every failure, slot by slot
 
@@ -137,8 +144,10 @@ def load_boot_record(run_dir: Path) -> BootRecord | None:
 
 class FirmwareService:
     def __init__(self, settings: FirmwareSettings, *, tpm: Tpm, hasher: TreeHasher,
-                 clock: Clock, auditor: Auditor, state: StateStore) -> None:
+                 clock: Clock, auditor: Auditor, state: StateStore,
+                 bind_next_boot: BindNextBoot | None = None) -> None:
         self.settings = settings
+        self._bind_next_boot = bind_next_boot
         self._tpm = tpm
         self._hasher = hasher
         self._clock = clock
@@ -235,12 +244,14 @@ class FirmwareService:
                 why = failures[0]
                 self._store_state(fw_slots.trial_failed(choice.state, why) if choice.trial
                                   else fw_slots.fallback(choice.state, choice.slot, why))
+            before = await self._tpm.pcr_read(self.settings.pcr)
             value = await self._tpm.pcr_extend(self.settings.pcr, img.digest)
             record = BootRecord(
                 result="verified", at=at, mode=mode, slot=slot,
                 trial=choice.trial and slot == choice.slot, version=img.manifest.version,
                 epoch=img.manifest.epoch, digest=img.digest.hex(), pcr=self.settings.pcr,
-                pcr_value="" if value is None else value.hex(), error=first_error,
+                pcr_value="" if value is None else value.hex(),
+                pcr_before="" if before is None else before.hex(), error=first_error,
                 reason="; ".join(failures))
             return await self._finish_boot(record)
         return await self._finish_boot(BootRecord(
@@ -284,9 +295,16 @@ class FirmwareService:
                 await self._auditor.record(EventType.FIRMWARE_UPDATE, Outcome.SUCCESS, DAEMON,
                                            "anti-rollback counter", step="counter",
                                            previous=before, epoch=after)
-        if self.settings.replay_measurement and record.digest and (
-                await self._tpm.pcr_read(self.settings.pcr) == _ZERO_PCR):
-                await self._tpm.pcr_extend(self.settings.pcr, bytes.fromhex(record.digest))
+
+    async def replay_measurement(self) -> None:
+        """The simulated board's swtpm restarts with the daemon (a TPM reset): extend the
+        measurement of this power-on's boot record again, as the boot unit did, before
+        the keys bound to it are opened. A device's TPM keeps it from power-on."""
+        record = self.boot_record()
+        if (self.settings.replay_measurement and record is not None
+                and record.result == "verified" and record.digest
+                and await self._tpm.pcr_read(self.settings.pcr) == _ZERO_PCR):
+            await self._tpm.pcr_extend(self.settings.pcr, bytes.fromhex(record.digest))
 
     # ---- the rewrite lock (F-3)
 
@@ -340,6 +358,7 @@ class FirmwareService:
                 await asyncio.to_thread(self._install, staging, target)
             finally:
                 await asyncio.to_thread(_remove_tree, staging)
+            ev.details["keys"] = await self._bind_keys(img)
             self._store_state(fw_slots.staged(self.boot_state(), target,
                                               self.settings.boot_tries))
             ev.succeed()
@@ -348,6 +367,25 @@ class FirmwareService:
                               slot=target, trial=True, version=img.manifest.version,
                               epoch=img.manifest.epoch, digest=img.digest.hex(),
                               pcr=self.settings.pcr)
+
+    async def _bind_keys(self, img: VerifiedImage) -> str:
+        """Bind the key chain to what the boot verification will measure for this
+        firmware, before the slot is named for boot: a failure leaves the slot out of
+        the boot order, so the device never boots firmware its keys do not open."""
+        if self._bind_next_boot is None:
+            return "not bound"
+        record = self.boot_record()
+        if record is None or record.result != "verified" or not record.pcr_value:
+            # Not measured at this boot: the keys are bound to nothing a boot of this
+            # firmware would reproduce, so there is nothing to carry over.
+            return "not bound (this boot was not measured)"
+        before = bytes.fromhex(record.pcr_before) if record.pcr_before else _ZERO_PCR
+        expected = extended(before, img.digest)
+        bound = await self._bind_next_boot(
+            self.settings.pcr, expected,
+            f"update to {img.manifest.version} (manifest {img.digest.hex()[:16]})")
+        return (f"bound to PCR {self.settings.pcr} = {expected.hex()[:16]}" if bound
+                else "not bound")
 
     async def _stage(self, source: BinaryIO, staging: Path, minimum: int) -> VerifiedImage:
         now = self._clock.now()

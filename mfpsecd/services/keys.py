@@ -2,6 +2,12 @@
 TPM; outside it only as the TPM-wrapped blob) → AES-256 master key (stored only
 RSA-OAEP-wrapped) → secrets sealed with AES-256-GCM.
 
+The wrapping key opens only while the firmware PCR (and any platform PCRs the board
+names) hold the values it is bound to (core.pcr_policy): another OS booted on the
+controller, or firmware that did not verify, cannot unwrap the master key. A firmware
+update binds the same key to the measurement the new firmware will produce before it
+names the new slot for boot (bind_next_boot); each binding is a row of key_bindings.
+
 The master key is unwrapped once at start and kept XOR-shielded in memory (ShieldedKey):
 unmasked only for the span of one seal or open, in a bytearray that is zeroed at once.
 
@@ -32,6 +38,7 @@ from mfpsecd.api.types import HealthState
 from mfpsecd.core import identity_history, keybackup
 from mfpsecd.core.identity_history import KnownIdentity, SignedLink
 from mfpsecd.core.passphrase import check_backup_passphrase
+from mfpsecd.core.pcr_policy import PcrBinding
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import (
     Clock,
@@ -88,6 +95,7 @@ class KeyFacts:
     tpm_backend: str
     tpm_manufacturer: str
     tpm_firmware: str
+    bound_to: str  # the PCR values the wrapping key opens under ("" for none)
     wrapping_fingerprint: str
     identity_fingerprint: str
     master_generation: int
@@ -116,7 +124,8 @@ class KeyChain:
     def __init__(self, store: StateStore, tpm: Tpm, crypto: KeyCrypto, clock: Clock,
                  health: HealthRegistry, *, rotate_batch: int = 64,
                  backup_cost: PassphraseCost = BACKUP_COST,
-                 min_passphrase: int = 12) -> None:
+                 min_passphrase: int = 12, firmware_pcr: int | None = None,
+                 platform_pcrs: tuple[int, ...] = ()) -> None:
         self._store = store
         self._tpm = tpm
         self._crypto = crypto
@@ -125,10 +134,16 @@ class KeyChain:
         self._rotate_batch = rotate_batch
         self._backup_cost = backup_cost
         self._min_passphrase = min_passphrase
+        # Bound to the firmware's measurement (the board's [firmware] PCR) and to the
+        # platform PCRs the board profile names.
+        self._firmware_pcr = firmware_pcr
+        self._pcrs = tuple(sorted(set(platform_pcrs) | (
+            set() if firmware_pcr is None else {firmware_pcr})))
         self._lock = asyncio.Lock()
         self._state = ChainState.STARTING
         self._cause: MfpsecError | None = None
-        self._wrapping: TpmKey | None = None
+        self._wrapping: TpmKey | None = None  # the binding in use
+        self._wrapping_public = b""  # as first created: what backups and restores name
         self._wrapping_spki = b""
         self._identity: TpmKey | None = None
         self._identity_spki = b""
@@ -185,12 +200,18 @@ class KeyChain:
             await self._provision()
             return
         self._wrapping, self._identity = rows.wrapping, rows.identity
+        self._wrapping_public = rows.wrapping.public
         self._wrapping_spki = await self._tpm.public_key_der(rows.wrapping)
         if rows.identity is not None:
             self._identity_spki = await self._tpm.public_key_der(rows.identity)
         try:
+            measured = await self._measured()
+            if rows.bindings:
+                self._refuse_unmeasured(measured)
+            wrapping = _binding_for(rows, measured)
+            self._wrapping = wrapping
             for generation, status, wrapped in rows.masters:
-                key = await self._tpm.decrypt(rows.wrapping, wrapped, MASTER_LABEL)
+                key = await self._tpm.decrypt(wrapping, wrapped, MASTER_LABEL)
                 self._masters[generation] = ShieldedKey(key)
                 if status == "active":
                     self._active = generation
@@ -200,6 +221,8 @@ class KeyChain:
             self._lock_out(exc)
             return
         self._set_state(ChainState.READY)
+        if self._wrapping.binding is None:
+            await self._bind_unbound(measured)
         if self._pending is not None:
             log.info("keys_rotation_resume", generation=self._pending)
             async with self._lock:
@@ -237,8 +260,102 @@ class KeyChain:
         log.error("keys_locked", error=exc.code.wire_name, **exc.params)
         self._set_state(ChainState.LOCKED, cause)
 
+    async def _measured(self) -> PcrBinding:
+        """The bound PCRs' values now (none in software-key mode)."""
+        values: dict[int, bytes] = {}
+        if self._tpm.info.hardware_root:
+            for pcr in self._pcrs:
+                value = await self._tpm.pcr_read(pcr)
+                if value is None:
+                    return PcrBinding((), ())
+                values[pcr] = value
+        return PcrBinding.of(values)
+
+    def _refuse_unmeasured(self, measured: PcrBinding) -> None:
+        """Keys are bound only to a measured boot: an empty firmware PCR means the boot
+        verification did not run (or failed) at this power-on."""
+        if self._firmware_pcr in measured.pcrs and not any(
+                measured.values[measured.pcrs.index(self._firmware_pcr)]):
+            raise MfpsecError(
+                ErrorCode.KEYS_UNAVAILABLE,
+                reason=f"no firmware was measured into PCR {self._firmware_pcr} at this "
+                       f"boot (the boot verification did not run or failed): the keys "
+                       f"are bound only to verified firmware")
+
+    async def _bind_unbound(self, measured: PcrBinding) -> None:
+        """A chain from before PCR binding (its wrapping key opened by an empty auth
+        value) is bound to this boot's measurement, and the unbound blob erased."""
+        assert self._wrapping is not None
+        try:
+            self._refuse_unmeasured(measured)
+        except MfpsecError as exc:
+            log.warning("keys_left_unbound", reason=exc.params["reason"])
+            return
+        with await self._tpm.export_key(self._wrapping) as sensitive:
+            bound = await self._tpm.import_key(self._wrapping_public, sensitive, measured)
+        now = rfc3339(self._clock)
+
+        def tx(conn: StateConnection) -> None:
+            _insert_binding(conn, bound, "bound at start (key from before PCR binding)", now)
+            conn.execute("UPDATE tpm_keys SET private = zeroblob(length(private)) "
+                         "WHERE role = 'wrapping'")
+            conn.execute("UPDATE tpm_keys SET private = X'' WHERE role = 'wrapping'")
+
+        await self._store.run(tx)
+        await self._store.checkpoint()  # the unbound blob leaves the WAL too
+        await self._tpm.forget(self._wrapping)
+        self._wrapping = bound
+        log.info("keys_bound", to=measured.describe())
+
+    async def bind_next_boot(self, pcr: int, value: bytes, purpose: str) -> bool:
+        """Before a firmware update names the new slot for boot: bind the wrapping key
+        also to the value the boot verification will measure into `pcr` for it. Keeps
+        the running firmware's binding (the fallback slot) and drops any other.
+        → whether a binding was made (False where nothing is bound to that PCR)."""
+        async with self._lock:
+            if self._state is not ChainState.READY:
+                # Locked (a replaced TPM, unverified firmware): nothing opens now to
+                # bind; the restore after the switch binds to what then boots.
+                log.warning("keys_not_bound_for_next_boot", state=self._state.value)
+                return False
+            current = self._wrapping.binding if self._wrapping is not None else None
+            if (current is None or pcr != self._firmware_pcr or pcr not in current.pcrs
+                    or not self._tpm.info.hardware_root):
+                return False
+            assert self._wrapping is not None
+            target = current.replacing(pcr, value)
+            key = self._wrapping
+            if target != current:
+                with await self._tpm.export_key(self._wrapping) as sensitive:
+                    key = await self._tpm.import_key(self._wrapping_public, sensitive, target)
+                await self._tpm.forget(key)
+            now = rfc3339(self._clock)
+
+            def tx(conn: StateConnection) -> None:
+                conn.execute("DELETE FROM key_bindings WHERE NOT (pcrs = ? AND pcr_values = ?)",
+                             _binding_key(current))
+                if key is not self._wrapping:
+                    _insert_binding(conn, key, purpose, now)
+
+            await self._store.run(tx)
+            log.info("keys_bound_for_next_boot", to=target.describe(), purpose=purpose)
+            return True
+
+    async def _backup_spki(self, public: bytes) -> bytes:
+        try:
+            return await self._tpm.public_key_der(TpmKey(public, b""))
+        except MfpsecError:
+            raise MfpsecError(ErrorCode.BACKUP_INVALID,
+                              reason="its public key is unreadable") from None
+
     async def _provision(self) -> None:
-        wrapping = await self._tpm.create_wrapping_key()
+        measured = await self._measured()
+        try:
+            self._refuse_unmeasured(measured)
+        except MfpsecError as exc:
+            self._lock_out(exc)
+            return
+        wrapping = await self._tpm.create_wrapping_key(measured)
         spki = await self._tpm.public_key_der(wrapping)
         identity = await self._tpm.create_signing_key()
         identity_spki = await self._tpm.public_key_der(identity)
@@ -251,24 +368,26 @@ class KeyChain:
         backend = self._tpm.info.backend
 
         def tx(conn: StateConnection) -> None:
-            for role, key, der in (("wrapping", wrapping, spki),
+            for role, key, der in (("wrapping", TpmKey(wrapping.public, b""), spki),
                                    ("identity", identity, identity_spki)):
                 conn.execute(
                     "INSERT INTO tpm_keys (role, backend, public, private, fingerprint, "
                     "created_at) VALUES (?, ?, ?, ?, ?, ?)",
                     (role, backend, key.public, key.private, fingerprint(der), now))
+            _insert_binding(conn, wrapping, "created", now)
             conn.execute("INSERT INTO master_keys (generation, status, wrapped, created_at) "
                          "VALUES (1, 'active', ?, ?)", (wrapped, now))
             _set_fact(conn, "created_at", now)
 
         await self._store.run(tx)
         self._wrapping, self._wrapping_spki = wrapping, spki
+        self._wrapping_public = wrapping.public
         self._identity, self._identity_spki = identity, identity_spki
         self._masters, self._active = {1: shield}, 1
         self._set_state(ChainState.READY)
         await self._attest_identity()
         log.info("keys_provisioned", tpm=backend, fingerprint=fingerprint(spki)[:16],
-                 identity=fingerprint(identity_spki)[:16])
+                 identity=fingerprint(identity_spki)[:16], bound_to=measured.describe())
 
     # ---------------------------------------------------------------- sealing
 
@@ -493,7 +612,7 @@ class KeyChain:
             header = keybackup.BackupHeader(
                 created_at=now, device_fingerprint=fp,
                 key_backend="tpm" if info.hardware_root else "software",
-                key_public=base64.b64encode(self._wrapping.public).decode(),
+                key_public=base64.b64encode(self._wrapping_public).decode(),
                 kdf=keybackup.KdfParams("argon2id", self._backup_cost.memory_kib,
                                         self._backup_cost.iterations, self._backup_cost.lanes,
                                         base64.b64encode(salt).decode()))
@@ -537,8 +656,10 @@ class KeyChain:
                                   reason=exc.strerror or type(exc).__name__) from None
             parsed = keybackup.parse(data)
             ours = fingerprint(self._wrapping_spki)
+            # The public area may carry another binding's policy: the key is the same
+            # when the public key is.
             if parsed.header.device_fingerprint != ours or \
-                    parsed.header.public_bytes != self._wrapping.public:
+                    await self._backup_spki(parsed.header.public_bytes) != self._wrapping_spki:
                 raise MfpsecError(ErrorCode.BACKUP_OTHER_DEVICE,
                                   fingerprint=parsed.header.device_fingerprint[:16])
             kdf = parsed.header.kdf
@@ -555,8 +676,10 @@ class KeyChain:
                     if exc.code is ErrorCode.KEY_INTEGRITY:
                         raise MfpsecError(ErrorCode.WRONG_PASSPHRASE) from None
                     raise
+            measured = await self._measured()
             with sensitive:
-                key = await self._tpm.import_key(self._wrapping.public, sensitive)
+                self._refuse_unmeasured(measured)
+                key = await self._tpm.import_key(self._wrapping_public, sensitive, measured)
             rows = await self._store.run(_load_chain)
             masters: dict[int, ShieldedKey] = {}
             try:
@@ -589,8 +712,10 @@ class KeyChain:
                 if link is not None:
                     conn.execute("INSERT INTO identity_links (seq, document) VALUES (?, ?)",
                                  (link.link.seq, identity_history.encode(link).decode()))
-                conn.execute("UPDATE tpm_keys SET private = ? WHERE role = 'wrapping'",
-                             (key.private,))
+                # Bindings made on the replaced TPM cannot load here.
+                conn.execute("DELETE FROM key_bindings")
+                _insert_binding(conn, key, "restored from backup", now)
+                conn.execute("UPDATE tpm_keys SET private = X'' WHERE role = 'wrapping'")
                 conn.execute("DELETE FROM tpm_keys WHERE role = 'identity'")
                 conn.execute(
                     "INSERT INTO tpm_keys (role, backend, public, private, fingerprint, "
@@ -633,6 +758,8 @@ class KeyChain:
                 conn.execute("UPDATE tpm_keys SET private = zeroblob(length(private)), "
                              "public = zeroblob(length(public))")
                 conn.execute("UPDATE master_keys SET wrapped = zeroblob(length(wrapped))")
+                conn.execute("UPDATE key_bindings SET private = zeroblob(length(private))")
+                conn.execute("DELETE FROM key_bindings")
                 # The identity history goes too: the next start makes a new identity
                 # that vouches for none of the destroyed ones.
                 conn.execute("DELETE FROM identity_attestation")
@@ -676,6 +803,9 @@ class KeyChain:
             state=self._state, reason=reason, software_keys=not info.hardware_root,
             tpm_backend=info.backend, tpm_manufacturer=info.manufacturer,
             tpm_firmware=info.firmware,
+            bound_to=(self._wrapping.binding.describe() if self._wrapping is not None
+                      and self._wrapping.binding is not None and self._wrapping.binding.pcrs
+                      else ""),
             wrapping_fingerprint=fingerprint(self._wrapping_spki) if self._wrapping_spki else "",
             identity_fingerprint=fingerprint(self._identity_spki) if self._identity_spki else "",
             master_generation=self._active, created_at=facts.get("created_at", ""),
@@ -686,9 +816,50 @@ class KeyChain:
 
 @dataclass(frozen=True)
 class _ChainRows:
-    wrapping: TpmKey | None
+    wrapping: TpmKey | None  # as first created; its blob is empty once bound
     identity: TpmKey | None
     masters: list[tuple[int, str, bytes]]
+    bindings: list[TpmKey]
+
+
+def _binding_for(rows: _ChainRows, measured: PcrBinding) -> TpmKey:
+    """The wrapping key's binding that opens under the measured PCR values (a chain from
+    before binding: its unbound key)."""
+    assert rows.wrapping is not None
+    if not rows.bindings:
+        if not rows.wrapping.private:
+            raise MfpsecError(ErrorCode.KEY_INTEGRITY, object="wrapping key")
+        return rows.wrapping
+    for key in rows.bindings:
+        if key.binding == measured:
+            return key
+    bound = "; ".join(k.binding.describe() for k in rows.bindings if k.binding is not None)
+    raise MfpsecError(
+        ErrorCode.KEYS_UNAVAILABLE,
+        reason=f"this boot measured {measured.describe()}, the keys are bound to {bound}: "
+               f"boot the verified firmware they are bound to, or restore the key backup")
+
+
+def _binding_key(binding: PcrBinding) -> tuple[str, bytes]:
+    return ",".join(map(str, binding.pcrs)), b"".join(binding.values)
+
+
+def _insert_binding(conn: StateConnection, key: TpmKey, purpose: str, now: str) -> None:
+    assert key.binding is not None
+    conn.execute("INSERT OR REPLACE INTO key_bindings (pcrs, pcr_values, public, private, "
+                 "purpose, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                 (*_binding_key(key.binding), key.public, key.private, purpose, now))
+
+
+def _read_binding(pcrs: object, values: object) -> PcrBinding:
+    indices = tuple(int(p) for p in str(pcrs).split(",") if p)
+    if not isinstance(values, bytes) or len(values) != 32 * len(indices):
+        raise MfpsecError(ErrorCode.KEY_INTEGRITY, object="wrapping key binding")
+    try:
+        return PcrBinding(indices, tuple(values[i * 32:(i + 1) * 32]
+                                         for i in range(len(indices))))
+    except ValueError:
+        raise MfpsecError(ErrorCode.KEY_INTEGRITY, object="wrapping key binding") from None
 
 
 def _load_chain(conn: StateConnection) -> _ChainRows:
@@ -702,7 +873,12 @@ def _load_chain(conn: StateConnection) -> _ChainRows:
                                 "ORDER BY generation").fetchall():
         assert isinstance(w, bytes)
         masters.append((int(str(g)), str(s), w))
-    return _ChainRows(keys.get("wrapping"), keys.get("identity"), masters)
+    bindings = []
+    for pcrs, values, public, private in conn.execute(
+            "SELECT pcrs, pcr_values, public, private FROM key_bindings").fetchall():
+        assert isinstance(public, bytes) and isinstance(private, bytes)
+        bindings.append(TpmKey(public, private, _read_binding(pcrs, values)))
+    return _ChainRows(keys.get("wrapping"), keys.get("identity"), masters, bindings)
 
 
 def _set_fact(conn: StateConnection, key: str, value: str) -> None:

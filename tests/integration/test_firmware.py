@@ -140,6 +140,10 @@ def test_update_lock_and_switch_through_the_cli(short_tmp: Path) -> None:
         assert "slot a, version 2.3.0, epoch 3, verified at boot (normal mode), measured into " \
                "PCR 14" in health["firmware"]["detail"]
         assert "epoch 4" in cli.ok(0, "fw", "verify", str(archive))
+        # The keys open only on the firmware measured at this boot.
+        measured = _record(root)["pcr_value"]
+        keys = json.loads(cli.ok(0, "keys", "status", "--json"))
+        assert (keys["state"], keys["bound_to"]) == ("ready", f"PCR 14 = {measured[:16]}…")
 
         cli.ok(0, "users", "init", "admin", "--password-file", "-", stdin=ADMIN_PW)
         cli.ok(0, "login", "-u", "admin", "--password-file", "-", stdin=ADMIN_PW)
@@ -176,6 +180,26 @@ def test_update_lock_and_switch_through_the_cli(short_tmp: Path) -> None:
                                                                    "--json"))
         assert (status["active"], status["pending"], status["counter"]) == ("b", "", 4)
         assert [s["state"] for s in status["slots"]] == ["retired", "committed"]
+        # The update bound the keys to this measurement before it switched: the
+        # administrator's sealed password record still opens.
+        cli = Cli(d.socket_path, short_tmp / "rt")
+        keys = json.loads(cli.ok(0, "keys", "status", "--json"))
+        assert keys["state"] == "ready"
+        assert keys["bound_to"] == f"PCR 14 = {_record(root)['pcr_value'][:16]}…" != (
+            f"PCR 14 = {measured[:16]}…")
+        cli.ok(ALICE_UID, "login", "-u", "admin", "--password-file", "-", stdin=ADMIN_PW)
+
+    # Firmware that fails the boot check (normal mode: the device still starts) is not
+    # measured, and the keys stay shut: nothing sealed opens on it.
+    (root / "lib" / "firmware" / "b" / "tree" / "bin" / "f0").write_bytes(b"implant")
+    assert _boot_unit(config, board_path).returncode == 0
+    assert _record(root)["result"] == "failed"
+    with ds.running(root, config=cfg, board=board) as d:
+        cli = Cli(d.socket_path, short_tmp / "rt")
+        keys = json.loads(cli.ok(0, "keys", "status", "--json"))
+        assert keys["state"] == "locked" and "no firmware was measured" in keys["reason"]
+        assert "KeysUnavailable" in cli.fails(ALICE_UID, "login", "-u", "admin",
+                                              "--password-file", "-", stdin=ADMIN_PW)
 
 
 def test_a_board_without_firmware_slots_says_so(daemon: ds.DaemonProcess) -> None:

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from mfpsecd.api.auditlog import EventType, Subject
 from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.backends.native_crypto import NativeKeyCrypto
 from mfpsecd.backends.native_hasher import NativeTreeHasher
 from mfpsecd.backends.soft_keys import SoftwareKeys
 from mfpsecd.backends.sqlite_state import SqliteState
@@ -35,8 +36,14 @@ from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import Tpm
 from mfpsecd.services import fw_archive
 from mfpsecd.services.audit import Auditor, AuditQuery
-from mfpsecd.services.fw_update import BOOT_STATE, FirmwareService, FirmwareSettings
+from mfpsecd.services.fw_update import (
+    BOOT_STATE,
+    BindNextBoot,
+    FirmwareService,
+    FirmwareSettings,
+)
 from mfpsecd.services.health import HealthRegistry
+from mfpsecd.services.keys import KeyChain
 from tests.services.test_firmware_verify import MODEL, _sign, _tree
 from tests.support.aio import sync
 from tests.support.daemon import ROOT as ROOT_DIR
@@ -72,6 +79,7 @@ class Stack:
     auditor: Auditor
     tpm: Tpm
     root: Path
+    db: SqliteState
 
     async def update(self, archive: Path, subject: Subject = ENGINEER) -> str:
         with archive.open("rb") as f:
@@ -87,7 +95,8 @@ class Stack:
 
 @asynccontextmanager
 async def stack(root: Path, tpm: Tpm | None = None,
-                roots: tuple[x509.Certificate, ...] = (ROOT,)) -> AsyncIterator[Stack]:
+                roots: tuple[x509.Certificate, ...] = (ROOT,),
+                bind_next_boot: BindNextBoot | None = None) -> AsyncIterator[Stack]:
     clock = FakeClock(NOW)
     state = SqliteState(root / "state.sqlite3")
     await state.open()
@@ -99,9 +108,9 @@ async def stack(root: Path, tpm: Tpm | None = None,
                                 run_dir=root / "run", counter_index=COUNTER, pcr=PCR,
                                 boot_tries=3, max_bundle_bytes=64 << 20)
     fw = FirmwareService(settings, tpm=tpm, hasher=NativeTreeHasher(2), clock=clock,
-                         auditor=auditor, state=state)
+                         auditor=auditor, state=state, bind_next_boot=bind_next_boot)
     try:
-        yield Stack(fw, auditor, tpm, root)
+        yield Stack(fw, auditor, tpm, root, state)
     finally:
         await auditor.stop()
         await state.close()
@@ -158,6 +167,56 @@ async def test_update_boot_commit_and_counter_on_a_real_tpm(tmp_path: Path,
         assert "slot a: io.mfpsecd.Firmware.Rollback(epoch=3, minimum=5)" in r.reason
         verdicts = [e["outcome"] for e in await s.events(EventType.FIRMWARE_VERIFY)]
         assert verdicts == ["success", "success", "failure"]
+
+
+@sync
+async def test_an_update_binds_the_keys_to_the_new_firmware_before_the_switch(
+        tmp_path: Path, tpm_handle: Tpm) -> None:
+    """The key chain is bound to what the boot verification will measure for the new
+    slot (the PCR before the measurement, extended with the manifest digest) before the
+    slot is named for boot; if that fails, the slot is not named at all."""
+    chains: list[KeyChain] = []
+
+    async def bind(pcr: int, value: bytes, purpose: str) -> bool:
+        return await chains[0].bind_next_boot(pcr, value, purpose)
+
+    async with stack(tmp_path, tpm_handle, bind_next_boot=bind) as s:
+        factory(s)
+        shim = hashlib.sha256(b"what the boot loader measured first").digest()
+        before = await s.tpm.pcr_extend(PCR, shim)
+        assert before is not None
+        r = await s.fw.boot("normal")
+        assert r.pcr_before == before.hex()
+        chain = KeyChain(s.db, s.tpm, NativeKeyCrypto(), FakeClock(NOW),
+                         HealthRegistry(FakeClock(NOW)), firmware_pcr=PCR)
+        chains.append(chain)
+        await chain.start()
+        await s.fw.start()
+        (tmp_path / "src2").mkdir()
+        archive = make_bundle(tmp_path / "src2", "v5", epoch=5)
+        assert await s.update(archive) == "b"
+        digest = bytes.fromhex((await s.events(EventType.FIRMWARE_UPDATE))[-1]["details"]
+                               ["digest"])
+        expected = hashlib.sha256(before + digest).digest()
+        rows = await s.db.run(lambda c: c.execute(
+            "SELECT pcr_values, purpose FROM key_bindings ORDER BY purpose").fetchall())
+        assert [tuple(r) for r in rows] == [
+            (bytes.fromhex(r.pcr_value), "created"),
+            (expected, f"update to 2.5.0 (manifest {digest.hex()[:16]})")]
+        details = (await s.events(EventType.FIRMWARE_UPDATE))[-1]["details"]
+        assert details["keys"] == f"bound to PCR 14 = {expected.hex()[:16]}"
+        await chain.close()
+
+    async def fails(pcr: int, value: bytes, purpose: str) -> bool:
+        raise MfpsecError(ErrorCode.TPM_FAILED, command="Import", code="0x00000101")
+
+    async with stack(tmp_path / "2", tpm_handle, bind_next_boot=fails) as s:
+        factory(s)
+        await s.fw.boot("normal")
+        with pytest.raises(MfpsecError, match="TpmFailure"):
+            await s.update(archive)
+        assert s.state().pending is None  # written, never named for boot
+        assert (await s.events(EventType.FIRMWARE_UPDATE))[-1]["outcome"] == "failure"
 
 
 @sync

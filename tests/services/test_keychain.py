@@ -60,14 +60,17 @@ class Stack:
 
 
 async def open_stack(state_dir: Path, tpm: SwtpmHandle, *, rotate_batch: int = 64,
-                     backup_cost: PassphraseCost | None = None) -> Stack:
+                     backup_cost: PassphraseCost | None = None,
+                     firmware_pcr: int | None = None,
+                     backend: Tpm2Backend | None = None) -> Stack:
     clock = FakeClock()
     health = HealthRegistry(clock)
     state = SqliteState(state_dir / "state.sqlite3")
     await state.open()
-    backend = tpm.backend()
+    backend = backend or tpm.backend()
     chain = KeyChain(state, backend, NativeKeyCrypto(), clock, health,
-                     rotate_batch=rotate_batch, backup_cost=backup_cost or BACKUP_COST)
+                     rotate_batch=rotate_batch, backup_cost=backup_cost or BACKUP_COST,
+                     firmware_pcr=firmware_pcr)
     secrets = SecretStore(state, chain, clock)
     await backend.open()
     await chain.start()
@@ -179,7 +182,7 @@ def _swap(db: Path) -> None:
 
 @pytest.mark.parametrize(("tamper", "code", "where"), [
     # The TPM-wrapped RSA key: the TPM's integrity check refuses it.
-    (lambda db: _flip(db, "tpm_keys", "private", "role = 'wrapping'", 60),
+    (lambda db: _flip(db, "key_bindings", "private", "1", 60),
      ErrorCode.KEYS_UNAVAILABLE, "start"),
     # The RSA-OAEP-wrapped master key.
     (lambda db: _flip(db, "master_keys", "wrapped", "generation = 1", 0),
