@@ -67,6 +67,12 @@ class ErrorCode(enum.Enum):
         "io.mfpsecd.System.Busy", EX_TEMPFAIL, (("reason", str),),
         "The daemon cannot take this request now (shutting down, or a resource limit).",
     )
+    TRANSFER_TIMEOUT = (
+        "io.mfpsecd.System.TransferTimeout", EX_TEMPFAIL, (("reason", str),),
+        "A transfer through a passed descriptor was abandoned: no byte moved for the "
+        "inactivity timeout, or it ran past its deadline ([transfers] in the configuration). "
+        "Nothing was stored or changed.",
+    )
     CONFIG_INVALID = (
         "io.mfpsecd.System.ConfigInvalid", EX_CONFIG, (("key", str), ("reason", str)),
         "A configuration or board-profile value is missing, unknown or out of range.",

@@ -120,7 +120,7 @@ STORE = Interface(
                 "is listed until the whole object is on disk and its key committed.",
             params=PutParams, result=StoredObject, requires=Privilege.STORE_USE,
             errors=(ErrorCode.STORE_IO_ERROR, ErrorCode.STORE_FULL,
-                    ErrorCode.KEYS_UNAVAILABLE),
+                    ErrorCode.KEYS_UNAVAILABLE, ErrorCode.TRANSFER_TIMEOUT),
             passes_descriptor=True,
         ),
         Method(
@@ -129,7 +129,8 @@ STORE = Interface(
                 "authenticated (a modified object gives IntegrityFailure and no byte).",
             params=ReadParams, result=ReadResult, requires=Privilege.STORE_USE,
             errors=(ErrorCode.STORE_OBJECT_NOT_FOUND, ErrorCode.STORE_INTEGRITY,
-                    ErrorCode.STORE_IO_ERROR, ErrorCode.KEYS_UNAVAILABLE),
+                    ErrorCode.STORE_IO_ERROR, ErrorCode.KEYS_UNAVAILABLE,
+                    ErrorCode.TRANSFER_TIMEOUT),
             passes_descriptor=True,
         ),
         Method(

@@ -9,6 +9,7 @@ import os
 
 from mfpsecd import _native
 from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.ports import Progress
 from mfpsecd.secret import SecretBytes
 
 KEY_BYTES = 32
@@ -26,6 +27,27 @@ def _translate(exc: _native.NativeError, name: str, state: _native.StreamState
                        reason=f"{label}: {os.strerror(code)}")
 
 
+class StreamProgress:
+    """The engine's shared progress and cancel (struct mfp_stream_state)."""
+
+    def __init__(self) -> None:
+        self.state = _native.StreamState()
+
+    @property
+    def moved(self) -> int:
+        return self.state.bytes_moved
+
+    def cancel(self) -> None:
+        self.state.cancel()
+
+
+def _state(progress: Progress | None) -> _native.StreamState:
+    if progress is None:
+        return _native.StreamState()
+    assert isinstance(progress, StreamProgress)
+    return progress.state
+
+
 class NativeObjectCipher:
     def __init__(self, *, threads: int = 2, segment_shift: int = _native.STREAM_DEFAULT_SHIFT
                  ) -> None:
@@ -39,9 +61,12 @@ class NativeObjectCipher:
     def new_key(self) -> SecretBytes:
         return SecretBytes.random(KEY_BYTES)
 
+    def progress(self) -> StreamProgress:
+        return StreamProgress()
+
     def seal(self, key: SecretBytes, context: bytes, src_fd: int, dst_fd: int,
-             name: str) -> tuple[int, int]:
-        state = _native.StreamState()
+             name: str, *, progress: Progress | None = None) -> tuple[int, int]:
+        state = _state(progress)
         try:
             sealed = _native.stream_seal_fd(key.view(), context, self._shift, self._threads,
                                             _native.STREAM_DIRECT, src_fd, dst_fd, state)
@@ -58,8 +83,8 @@ class NativeObjectCipher:
             raise _translate(exc, name, state) from None
 
     def open(self, key: SecretBytes, context: bytes, src_fd: int, dst_fd: int,
-             name: str) -> int:
-        state = _native.StreamState()
+             name: str, *, progress: Progress | None = None) -> int:
+        state = _state(progress)
         try:
             return _native.stream_open_fd(key.view(), context, self._threads, 0, src_fd,
                                           dst_fd, state)

@@ -225,6 +225,20 @@ class StoreSection(_Strict, frozen=True):
     sweep_interval_s: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 60.0
 
 
+class TransfersSection(_Strict, frozen=True):
+    """Descriptor-fed transfers (job-store Put and Read, firmware archives): a peer that
+    stops feeding or reading is abandoned, so no caller holds the daemon's workers."""
+
+    # No byte moved for this long: abandoned with TransferTimeout.
+    idle_timeout_s: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 30.0
+    # However slowly it moves, a transfer ends by then.
+    deadline_s: Annotated[float, msgspec.Meta(ge=10, le=86400)] = 3600.0
+    # The job store's own workers, and how many of them one owner's transfers may hold
+    # (more are refused with Busy, so a stalled client cannot take the others').
+    store_workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 8
+    store_per_owner: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
+
+
 class NetworkSection(_Strict, frozen=True):
     # Refused-connection summaries in the audit log at most this often (N-2).
     refused_summary_s: Annotated[float, msgspec.Meta(ge=1, le=86400)] = 60.0
@@ -259,6 +273,7 @@ class Config(_Strict, frozen=True):
     security: SecuritySection = SecuritySection()
     firmware: FirmwareSection = FirmwareSection()
     network: NetworkSection = NetworkSection()
+    transfers: TransfersSection = TransfersSection()
 
 
 # ---------------------------------------------------------------- board profile

@@ -33,6 +33,7 @@ from mfpsecd.services.fw_update import (
     FirmwareSettings,
 )
 from mfpsecd.services.health import HealthRegistry
+from mfpsecd.services.transfer import TransferLimits
 
 log = structlog.get_logger("mfpsecd.firmware")
 
@@ -59,7 +60,8 @@ def make_firmware(cfg: Config, board: Board, *, tpm: Tpm, clock: Clock,
         run_dir=board.paths.run_dir, counter_index=board.profile.tpm.nv_counter_index,
         pcr=fw.pcr, boot_tries=cfg.firmware.boot_tries,
         max_bundle_bytes=fw.max_bundle_mib << 20,
-        replay_measurement=board.profile.board.kind is BoardKind.SIMULATED)
+        replay_measurement=board.profile.board.kind is BoardKind.SIMULATED,
+        transfers=TransferLimits(cfg.transfers.idle_timeout_s, cfg.transfers.deadline_s))
     return FirmwareService(settings, tpm=tpm, hasher=NativeTreeHasher(), clock=clock,
                            auditor=auditor, state=state, bind_next_boot=bind_next_boot)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 
 from mfpsecd.api import firmware as api
@@ -16,6 +17,7 @@ from mfpsecd.secret import SecretBytes
 from mfpsecd.services.auth import AuthService
 from mfpsecd.services.firmware import VerifiedImage
 from mfpsecd.services.fw_update import BootRecord, FirmwareService
+from mfpsecd.services.transfer import PolledReader
 
 
 def _boot(r: BootRecord | None) -> api.BootVerification:
@@ -47,16 +49,24 @@ def firmware_handlers(firmware: FirmwareService, auth: AuthService,
         if p.descriptor is None:
             return _verification(await firmware.verify_slot(p.slot or None, subject))
         fd = passed_descriptor(channel, ctx, p.descriptor, writing=False)
-        with os.fdopen(fd, "rb", buffering=1 << 20) as source:
-            return _verification(await firmware.verify_archive(source, subject))
+        reader = PolledReader(fd)
+        try:
+            with io.BufferedReader(reader, 1 << 20) as source:
+                return _verification(await firmware.verify_archive(source, subject, reader))
+        finally:
+            os.close(fd)
 
     async def update(ctx: CallContext, p: api.UpdateParams) -> api.Staged:
         subject = subject_of(ctx)
         with SecretBytes(p.password) as password:
             await reauthenticate(ctx, auth, password, subject)
         fd = passed_descriptor(channel, ctx, p.descriptor, writing=False)
-        with os.fdopen(fd, "rb", buffering=1 << 20) as source:
-            r = await firmware.update(source, subject)
+        reader = PolledReader(fd)
+        try:
+            with io.BufferedReader(reader, 1 << 20) as source:
+                r = await firmware.update(source, subject, reader)
+        finally:
+            os.close(fd)
         return api.Staged(r.slot, r.version, r.epoch, r.digest, firmware.settings.boot_tries)
 
     async def set_lock(ctx: CallContext, p: api.LockParams, locked: bool) -> api.LockState:

@@ -64,6 +64,7 @@ from mfpsecd.services.secrets import SecretStore
 from mfpsecd.services.sessions import SessionTable
 from mfpsecd.services.status import BoardInfo, StatusService
 from mfpsecd.services.timewatch import watch_time
+from mfpsecd.services.transfer import TransferLimits
 from mfpsecd.services.user_store import UserStore
 from mfpsecd.services.wipe import DeviceName, WipeService, WipeSettings
 
@@ -160,14 +161,16 @@ class Daemon:
         await wipe.start()
 
         self._status("opening the job store")
-        st = cfg.store
+        st, tr = cfg.store, cfg.transfers
         store = JobStore(state, chain, NativeObjectCipher(
             threads=st.threads, segment_shift=st.segment_kib.bit_length() + 9), auditor, clock,
             crypto=crypto, wipe=wipe, directory=board.paths.job_store,
             medium=board.profile.store.medium,
             settings=StoreSettings(box_retention_s=st.box_retention_days * 86400.0,
                                    secure_print_timeout_s=st.secure_print_timeout_hours * 3600.0,
-                                   sweep_interval_s=st.sweep_interval_s),
+                                   sweep_interval_s=st.sweep_interval_s,
+                                   transfers=TransferLimits(tr.idle_timeout_s, tr.deadline_s),
+                                   workers=tr.store_workers, per_owner=tr.store_per_owner),
             not_in_place=_store_filesystem(board))
         await store.start()
         encryption = (f"AES-256-GCM in {st.segment_kib} KiB segments, a random 256-bit key "

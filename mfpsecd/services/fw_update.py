@@ -34,12 +34,13 @@ from mfpsecd.core import fw_manifest, fw_slots
 from mfpsecd.core.fw_signature import ClockCheck
 from mfpsecd.core.pcr_policy import extended
 from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import Clock, StateStore, Tpm, TreeHasher
+from mfpsecd.ports import Clock, Progress, StateStore, Tpm, TreeHasher
 from mfpsecd.services import fw_archive
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.durable import fsync_dir, replace_file
 from mfpsecd.services.firmware import VerifiedImage, verify_bundle, verify_header
 from mfpsecd.services.health import utc_text
+from mfpsecd.services.transfer import TransferLimits, WorkerPool, watched
 
 log = structlog.get_logger("mfpsecd.firmware")
 
@@ -65,6 +66,8 @@ class FirmwareSettings:
     # The simulated board's swtpm restarts with the daemon (a TPM reset): the daemon then
     # replays the boot measurement. A device's TPM keeps it from power-on.
     replay_measurement: bool = False
+    # An archive read from a client's descriptor is abandoned when it stalls.
+    transfers: TransferLimits = TransferLimits(idle_s=30.0, total_s=3600.0)  # noqa: RUF009
 
 
 class BootRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -154,6 +157,7 @@ class FirmwareService:
         self._auditor = auditor
         self._state = state
         self._busy = asyncio.Lock()
+        self._pool = WorkerPool("firmware", 2)
 
     # ---- storage
 
@@ -234,7 +238,7 @@ class FirmwareService:
         first_error = ""
         for slot in (choice.slot, fw_slots.other(choice.slot)):
             try:
-                img = await asyncio.to_thread(self._verify, self.slot_path(slot), minimum,
+                img = await self._pool.call(self._verify, self.slot_path(slot), minimum,
                                               ClockCheck.IGNORE)
             except MfpsecError as exc:
                 failures.append(f"slot {slot}: {_describe(exc)}")
@@ -277,7 +281,7 @@ class FirmwareService:
         for leftover in self._dir.iterdir():
             if leftover.name.endswith((".incoming", ".old")) or leftover.name.startswith(
                     ".verify-"):
-                await asyncio.to_thread(_remove_tree, leftover)
+                await self._pool.call(_remove_tree, leftover)
         record = self.boot_record()
         if record is None or record.result != "verified":
             return
@@ -334,7 +338,8 @@ class FirmwareService:
 
     # ---- update (F-1, F-3, F-4)
 
-    async def update(self, source: BinaryIO, subject: Subject) -> BootRecord:
+    async def update(self, source: BinaryIO, subject: Subject,
+                     progress: Progress | None = None) -> BootRecord:
         """Write a bundle archive to the inactive slot and name it for the next boot.
         → what the next boot will try (as a record of this verification)."""
         if self._busy.locked():
@@ -349,15 +354,15 @@ class FirmwareService:
             if fw_slots.before_write(state) != state:  # the target leaves the boot order
                 self._store_state(fw_slots.before_write(state))
             staging = self._dir / f"{target}.incoming"
-            await asyncio.to_thread(_remove_tree, staging)
+            await self._pool.call(_remove_tree, staging)
             try:
-                img = await self._stage(source, staging, await self.counter())
+                img = await self._stage(source, staging, await self.counter(), progress)
                 ev.details.update(version=img.manifest.version, epoch=img.manifest.epoch,
                                   digest=img.digest.hex())
                 await self._refuse_if_locked()  # a lock set meanwhile still wins
-                await asyncio.to_thread(self._install, staging, target)
+                await self._pool.call(self._install, staging, target)
             finally:
-                await asyncio.to_thread(_remove_tree, staging)
+                await self._pool.call(_remove_tree, staging)
             ev.details["keys"] = await self._bind_keys(img)
             self._store_state(fw_slots.staged(self.boot_state(), target,
                                               self.settings.boot_tries))
@@ -387,7 +392,8 @@ class FirmwareService:
         return (f"bound to PCR {self.settings.pcr} = {expected.hex()[:16]}" if bound
                 else "not bound")
 
-    async def _stage(self, source: BinaryIO, staging: Path, minimum: int) -> VerifiedImage:
+    async def _stage(self, source: BinaryIO, staging: Path, minimum: int,
+                     progress: Progress | None = None) -> VerifiedImage:
         now = self._clock.now()
 
         def header(raw: bytes, sig: bytes, pem: bytes) -> fw_manifest.Manifest:
@@ -399,7 +405,12 @@ class FirmwareService:
             fw_archive.extract(source, staging, header, max_bytes=self.settings.max_bundle_bytes)
             return self._verify(staging, minimum, ClockCheck.CHECK)
 
-        return await asyncio.to_thread(run)
+        # Its own threads: a stalled archive never takes those of other capabilities.
+        work = self._pool.run(run)
+        if progress is None:
+            return await work
+        return await watched(work, progress, self._clock, self.settings.transfers,
+                             "firmware archive")
 
     def _install(self, staging: Path, target: str) -> None:
         slot = self.slot_path(target)
@@ -411,14 +422,15 @@ class FirmwareService:
         fsync_dir(self._dir)
         _remove_tree(old)
 
-    async def verify_archive(self, source: BinaryIO, subject: Subject) -> VerifiedImage:
+    async def verify_archive(self, source: BinaryIO, subject: Subject,
+                             progress: Progress | None = None) -> VerifiedImage:
         """Check a bundle archive as an update would, without writing any slot."""
         staging = self._dir / f".verify-{os.urandom(6).hex()}"
         async with self._auditor.event(EventType.FIRMWARE_VERIFY, subject, "bundle") as ev:
             try:
-                img = await self._stage(source, staging, await self.counter())
+                img = await self._stage(source, staging, await self.counter(), progress)
             finally:
-                await asyncio.to_thread(_remove_tree, staging)
+                await self._pool.call(_remove_tree, staging)
             ev.details.update(version=img.manifest.version, epoch=img.manifest.epoch,
                               digest=img.digest.hex())
             ev.succeed()
@@ -430,7 +442,7 @@ class FirmwareService:
         name = slot or (record.slot if record and record.slot else self.boot_state().active)
         async with self._auditor.event(EventType.FIRMWARE_VERIFY, subject,
                                        f"slot {name}") as ev:
-            img = await asyncio.to_thread(self._verify, self.slot_path(name),
+            img = await self._pool.call(self._verify, self.slot_path(name),
                                           await self.counter(), ClockCheck.IGNORE)
             ev.details.update(version=img.manifest.version, digest=img.digest.hex())
             ev.succeed()

@@ -38,6 +38,7 @@ from mfpsecd.secret import SecretBytes
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.health import rfc3339, utc_text
 from mfpsecd.services.keys import ChainState, KeyChain, Reseal, SealedRecord
+from mfpsecd.services.transfer import TransferLimits, WorkerPool, watched
 from mfpsecd.services.wipe import WipeService
 
 log = structlog.get_logger("mfpsecd.store")
@@ -88,11 +89,19 @@ class Requester:
 SYSTEM_REQUESTER = Requester(user="", administrator=True)  # the daemon's own policies
 
 
+_DEFAULT_LIMITS = TransferLimits(idle_s=30.0, total_s=3600.0)
+
+
 @dataclass(frozen=True)
 class StoreSettings:
     box_retention_s: float = 30 * 86400.0  # 0: boxes are kept until deleted
     secure_print_timeout_s: float = 24 * 3600.0
     sweep_interval_s: float = 60.0
+    # Put and Read through a client's descriptor ([transfers]): abandoned when stalled,
+    # run on the store's own workers, each owner holding at most per_owner of them.
+    transfers: TransferLimits = _DEFAULT_LIMITS
+    workers: int = 8
+    per_owner: int = 2
 
 
 @dataclass(frozen=True)
@@ -152,6 +161,7 @@ class JobStore:
         # filesystem: copy-on-write, log-structured, data journalled), "" when it does.
         self.not_in_place = not_in_place
         self._locks: dict[str, asyncio.Lock] = {}
+        self._pool = WorkerPool("store", self.settings.workers, self.settings.per_owner)
         chain.add_resealer(self._reseal_batch)
 
     # ---------------------------------------------------------------- life cycle
@@ -288,8 +298,10 @@ class JobStore:
         with self._cipher.new_key() as key:
             fd, tmp_path = self._unnamed()
             try:
-                size, sealed = await asyncio.to_thread(
-                    self._cipher.seal, key, object_id.encode(), src_fd, fd, object_id)
+                progress = self._cipher.progress()
+                size, sealed = await watched(self._pool.run(lambda: self._cipher.seal(
+                    key, object_id.encode(), src_fd, fd, object_id, progress=progress), owner),
+                    progress, self._clock, self.settings.transfers, f"object {object_id}")
                 await asyncio.to_thread(os.fdatasync, fd)
                 await asyncio.to_thread(self._link, fd, tmp_path, path)
                 linked = True
@@ -375,8 +387,8 @@ class JobStore:
                 try:
                     context = object_id.encode()
                     try:
-                        await asyncio.to_thread(self._cipher.verify, key, context, fd,
-                                                object_id)
+                        await self._pool.run(lambda: self._cipher.verify(
+                            key, context, fd, object_id))
                     except MfpsecError as exc:
                         if exc.code is ErrorCode.STORE_INTEGRITY:
                             await self._auditor.record(
@@ -384,8 +396,11 @@ class JobStore:
                                 object_id, segment=int(exc.params["segment"]))
                         raise
                     os.lseek(fd, 0, os.SEEK_SET)
-                    return await asyncio.to_thread(self._cipher.open, key, context, fd,
-                                                   dst_fd, object_id)
+                    progress = self._cipher.progress()
+                    return await watched(self._pool.run(lambda: self._cipher.open(
+                        key, context, fd, dst_fd, object_id, progress=progress), requester.user),
+                        progress, self._clock, self.settings.transfers,
+                        f"object {object_id}")
                 finally:
                     os.close(fd)
 

@@ -75,6 +75,7 @@ from mfpsecd.services.purge_record import (
     positions,
 )
 from mfpsecd.services.purge_record import verification as purge_verification
+from mfpsecd.services.transfer import WorkerPool
 
 log = structlog.get_logger("mfpsecd.wipe")
 _T = TypeVar("_T")
@@ -233,6 +234,9 @@ class WipeService:
                  purger: MediaPurger | None = None,
                  before_step: Callable[[str, int], Awaitable[None]] | None = None) -> None:
         self._state = state
+        # Its own threads: an overwrite runs for hours and never takes the threads of
+        # the IP filter, authentication or status.
+        self._pool = WorkerPool("wipe", 8)
         self._purger = purger
         self._disks = disks
         self._overwriter = overwriter
@@ -358,7 +362,7 @@ class WipeService:
         named (nothing is written)."""
         info = self._usable(target)
         try:
-            probe = await asyncio.to_thread(self._purger_for(target).probe, info)
+            probe = await self._pool.call(self._purger_for(target).probe, info)
         except (OSError, ValueError) as exc:
             raise _io_error(target, "identify", exc) from None
         caps = probe.capabilities
@@ -503,7 +507,7 @@ class WipeService:
             self._same_drive(job, info)
             device = job.purge is not None and job.purge.device_method
             if not device:
-                target = await asyncio.to_thread(self._overwriter.open, info)
+                target = await self._pool.call(self._overwriter.open, info)
                 await self._prove_medium(job, target)
             while job.step < len(job.plan.steps):
                 if job.stopping or job.cancelling:
@@ -550,7 +554,7 @@ class WipeService:
         if marker.is_(MarkerState.PENDING):
             # Nothing was written yet (not even the marker, if a power cut came first):
             # the medium now in place is the one this job sanitizes.
-            await asyncio.to_thread(target.write_pass, marker.offset, job.size, marker.spec,
+            await self._pool.call(target.write_pass, marker.offset, job.size, marker.spec,
                                     target.new_progress(), 0)
             marker.state = MarkerState.WRITTEN.value
             await self._save(job)
@@ -565,7 +569,7 @@ class WipeService:
     async def _check_marker(self, job: _Job, target: OverwriteTarget,
                             marker: MediumMarker) -> None:
         try:
-            await asyncio.to_thread(target.verify, marker.offset, job.size, marker.spec,
+            await self._pool.call(target.verify, marker.offset, job.size, marker.spec,
                                     target.new_progress())
         except MfpsecError as exc:
             if exc.code is not ErrorCode.WIPE_VERIFY_FAILED:
@@ -586,9 +590,9 @@ class WipeService:
             await self._save(job)
         passes = [s for s in job.plan.steps if s.kind != "verify"]
         for step in passes:
-            await asyncio.to_thread(target.write_pass, marker.offset, job.size, _spec(step),
+            await self._pool.call(target.write_pass, marker.offset, job.size, _spec(step),
                                     target.new_progress(), 0)
-        await asyncio.to_thread(target.verify, marker.offset, job.size,
+        await self._pool.call(target.verify, marker.offset, job.size,
                                 _spec(_last_pass(job.plan)), target.new_progress())
         marker.state = MarkerState.SEALED.value
         await self._save(job)
@@ -603,9 +607,9 @@ class WipeService:
         job.progress = progress
         start, end = job.offset, passes_end(job.plan.marker, job.size)
         if verifying:
-            work = asyncio.to_thread(target.verify, start, end, spec, progress)
+            work = self._pool.call(target.verify, start, end, spec, progress)
         else:
-            work = asyncio.to_thread(target.write_pass, start, end, spec, progress,
+            work = self._pool.call(target.write_pass, start, end, spec, progress,
                                      self.settings.sync_every)
         fut = asyncio.ensure_future(work)
         while True:
@@ -642,7 +646,7 @@ class WipeService:
                     device, info, rec, job.size, lambda _, blocks: digests_before(blocks))
                 details["blocks"] = blocks_before(rec)
             else:
-                details["blocks"] = len(await asyncio.to_thread(positions, rec, job.size))
+                details["blocks"] = len(await self._pool.call(positions, rec, job.size))
         elif step.kind == "device":
             await self._device_command(job, info, device, rec)
             details["device_said"] = rec.device_said[-1]
@@ -664,8 +668,7 @@ class WipeService:
         job.offset = 0
         await self._save(job)
 
-    @staticmethod
-    async def _read_back(device: MediaPurger, info: MediaInfo, rec: PurgeRecord, size: int,
+    async def _read_back(self, device: MediaPurger, info: MediaInfo, rec: PurgeRecord, size: int,
                          use: Callable[[Sequence[int], Iterable[tuple[int, bytes]]], _T]
                          ) -> _T:
         """`use` applied, in a thread, to the record's sample blocks as the device returns
@@ -675,7 +678,7 @@ class WipeService:
             return use(where, device.read_blocks(info, where, rec.block))
 
         try:
-            return await asyncio.to_thread(read)
+            return await self._pool.call(read)
         except OSError as exc:
             raise _io_error(info.id, "read-back", exc) from None
 
@@ -696,7 +699,7 @@ class WipeService:
         if reissue:
             rec.issued += 1
             await self._save(job)  # an interrupted command is re-issued, never forgotten
-            work = asyncio.ensure_future(asyncio.to_thread(
+            work = asyncio.ensure_future(self._pool.call(
                 device.issue, info, method, rec.secret, bound))
             await self._watch(job, work, start, bound)
             try:
@@ -723,11 +726,10 @@ class WipeService:
                 await asyncio.sleep(self.settings.device_poll_s)
         rec.secret = ""  # the erase is over: the drive's one-time password is void
 
-    @staticmethod
-    async def _status(job: _Job, device: MediaPurger, info: MediaInfo, method: Method
+    async def _status(self, job: _Job, device: MediaPurger, info: MediaInfo, method: Method
                       ) -> DeviceProgress | None:
         try:
-            return await asyncio.to_thread(device.progress, info, method)
+            return await self._pool.call(device.progress, info, method)
         except (OSError, ValueError) as exc:
             raise _io_error(job.target, f"{method.value} status", exc) from None
 
@@ -922,7 +924,7 @@ class WipeService:
     async def overwrite_job_data(self, path: Path, medium: Medium) -> str:
         """Overwrite (HDD) and unlink one finished job's file. → what was done."""
         plan = temporary_plan(self.settings.temporary_mode, medium)
-        await asyncio.to_thread(self._overwrite_and_unlink, path, plan)
+        await self._pool.call(self._overwrite_and_unlink, path, plan)
         if plan is None:
             return "unlinked; overwrite is ineffective on flash, crypto-erase applies"
         return plan.describe()

@@ -59,6 +59,11 @@ static PyObject *ss_bytes_out(PyObject *o, void *c)
     (void)c;
     return PyLong_FromUnsignedLongLong(atomic_load(&SS(o)->bytes_out));
 }
+static PyObject *ss_bytes_moved(PyObject *o, void *c)
+{
+    (void)c;
+    return PyLong_FromUnsignedLongLong(atomic_load(&SS(o)->bytes_moved));
+}
 static PyObject *ss_bad_segment(PyObject *o, void *c)
 {
     (void)c;
@@ -73,6 +78,8 @@ static PyObject *ss_cancelled(PyObject *o, void *c)
 static PyGetSetDef streamstate_getset[] = {
     {"bytes_in", ss_bytes_in, NULL, "bytes consumed from the source", NULL},
     {"bytes_out", ss_bytes_out, NULL, "bytes written to the destination", NULL},
+    {"bytes_moved", ss_bytes_moved, NULL,
+     "bytes read plus written so far, counted at every read and write", NULL},
     {"bad_segment", ss_bad_segment, NULL, "the first segment that failed authentication",
      NULL},
     {"cancelled", ss_cancelled, NULL, "cancel() was called", NULL},

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MFP_NATIVE_ABI_VERSION 7
+#define MFP_NATIVE_ABI_VERSION 8
 
 /*
  * Overwrite n bytes at p with zeros in a way the compiler may not elide
@@ -197,12 +197,19 @@ struct mfp_stream_params {
  * an aligned offset; a filesystem that refuses O_DIRECT gets the cache. */
 #define MFP_STREAM_DIRECT 1u
 
+/* How long a read or write on a pipe or socket waits before it looks at cancel again. */
+#define MFP_STREAM_TICK_MS 100
+
 /* Progress and cancel, shared with a poller like struct mfp_wipe_state. */
 struct mfp_stream_state {
     _Atomic uint64_t bytes_in;    /* consumed from the source */
     _Atomic uint64_t bytes_out;   /* written to the destination */
     _Atomic uint64_t bad_segment; /* the first segment that failed authentication */
-    _Atomic int cancel;           /* set non-zero to stop at the next slot (fd streams) */
+    _Atomic int cancel;           /* set non-zero to stop (fd streams): at the next slot,
+                                     and within MFP_STREAM_TICK_MS where a read or write
+                                     waits on a pipe or socket whose peer stalls */
+    _Atomic uint64_t bytes_moved; /* read plus written so far, counted at every read and
+                                     write (a poller's sign of life, finer than a slot) */
 };
 
 /* Sealed size of len bytes of plaintext with segments of 1 << seg_shift. -EINVAL, -EFBIG. */

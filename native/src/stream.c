@@ -10,10 +10,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -429,10 +431,54 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static int write_all(int fd, const uint8_t *buf, size_t len)
+/* A pipe, socket or terminal can stall for ever (a client that stops feeding or reading);
+ * a regular file or a block device cannot. */
+static int is_pollable(int fd)
+{
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0)
+        return 0;
+    return S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode) || S_ISCHR(sb.st_mode);
+}
+
+/* Waits until fd is ready in ticks of MFP_STREAM_TICK_MS, so that a stalled peer holds
+ * this thread only until the poller cancels. Hang-ups and errors count as ready: the
+ * read or write that follows reports them. */
+static int wait_ready(int fd, short events, struct mfp_stream_state *st)
+{
+    for (;;) {
+        if (atomic_load(&st->cancel))
+            return -ECANCELED;
+        struct pollfd pfd = {.fd = fd, .events = events, .revents = 0};
+        int n = poll(&pfd, 1, MFP_STREAM_TICK_MS);
+        if (n > 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+/* The descriptor a stream reads or writes, and whether its peer can stall it. */
+struct io_end {
+    int fd;
+    int polled;
+    struct mfp_stream_state *st;
+};
+
+static int write_all(const struct io_end *e, const uint8_t *buf, size_t len)
 {
     while (len > 0) {
-        ssize_t n = write(fd, buf, len);
+        size_t chunk = len;
+        if (e->polled) {
+            int rc = wait_ready(e->fd, POLLOUT, e->st);
+            if (rc != 0)
+                return rc;
+            /* A blocking write larger than the room poll() saw waits for all of it:
+             * PIPE_BUF bytes are what "writable" promises. */
+            if (chunk > PIPE_BUF)
+                chunk = PIPE_BUF;
+        }
+        ssize_t n = write(e->fd, buf, chunk);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -442,6 +488,7 @@ static int write_all(int fd, const uint8_t *buf, size_t len)
             return -ENOSPC;
         buf += n;
         len -= (size_t)n;
+        atomic_fetch_add(&e->st->bytes_moved, (uint64_t)n);
     }
     return 0;
 }
@@ -455,6 +502,7 @@ static int write_all(int fd, const uint8_t *buf, size_t len)
 
 struct sink {
     int fd; /* -1: discard (authenticate only) */
+    struct io_end end;
     int direct;
     int was_direct; /* the caller's O_DIRECT state, restored at the end */
     uint8_t *stage[2];
@@ -482,11 +530,11 @@ static int set_direct(int fd, int on)
 /* One staged buffer, O_DIRECT; a refusal (EINVAL) is finished through the cache. */
 static int direct_write(struct sink *k, const uint8_t *buf, size_t len)
 {
-    int rc = write_all(k->fd, buf, len);
+    int rc = write_all(&k->end, buf, len);
     if (rc == -EINVAL) {
         rc = set_direct(k->fd, 0);
         if (rc == 0)
-            rc = write_all(k->fd, buf, len);
+            rc = write_all(&k->end, buf, len);
         k->direct = 0; /* read by the writer only after the flusher is idle */
     }
     return rc;
@@ -548,10 +596,11 @@ static void sink_release(struct sink *k)
     }
 }
 
-static int sink_open(struct sink *k, int fd, unsigned flags)
+static int sink_open(struct sink *k, int fd, unsigned flags, struct mfp_stream_state *st)
 {
     memset(k, 0, sizeof *k);
     k->fd = fd;
+    k->end = (struct io_end){.fd = fd, .polled = is_pollable(fd), .st = st};
     if (fd < 0)
         return 0;
     int fl = fcntl(fd, F_GETFL);
@@ -614,7 +663,7 @@ static int sink_put(struct sink *k, const uint8_t *buf, size_t len)
     if (k->fd < 0)
         return 0;
     if (!k->started)
-        return write_all(k->fd, buf, len);
+        return write_all(&k->end, buf, len);
     while (len > 0) {
         size_t n = STAGE_BYTES - k->fill < len ? STAGE_BYTES - k->fill : len;
         memcpy(k->stage[k->cur] + k->fill, buf, n);
@@ -645,7 +694,7 @@ static int sink_close(struct sink *k, int rc)
         if (rc == 0)
             rc = set_direct(k->fd, 0);
         if (rc == 0)
-            rc = write_all(k->fd, stage + body, k->fill - body);
+            rc = write_all(&k->end, stage + body, k->fill - body);
     }
     if (k->fd >= 0) {
         int src = set_direct(k->fd, k->was_direct);
@@ -657,11 +706,16 @@ static int sink_close(struct sink *k, int rc)
 }
 
 /* Up to len bytes; fewer only at end of input. */
-static int read_full(int fd, uint8_t *buf, size_t len, size_t *got)
+static int read_full(const struct io_end *e, uint8_t *buf, size_t len, size_t *got)
 {
     *got = 0;
     while (*got < len) {
-        ssize_t n = read(fd, buf + *got, len - *got);
+        if (e->polled) {
+            int rc = wait_ready(e->fd, POLLIN, e->st);
+            if (rc != 0)
+                return rc;
+        }
+        ssize_t n = read(e->fd, buf + *got, len - *got);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -670,6 +724,7 @@ static int read_full(int fd, uint8_t *buf, size_t len, size_t *got)
         if (n == 0)
             break;
         *got += (size_t)n;
+        atomic_fetch_add(&e->st->bytes_moved, (uint64_t)n);
     }
     return 0;
 }
@@ -705,7 +760,7 @@ static void *writer(void *arg)
 
 /* Reading: one byte looked ahead tells whether a full slot is the last. */
 struct source {
-    int fd;
+    struct io_end end;
     int have_carry;
     uint8_t carry;
     uint64_t consumed;
@@ -720,13 +775,13 @@ static int fill(struct source *src, uint8_t *buf, size_t cap, size_t *got, int *
         src->have_carry = 0;
         *got = 1;
     }
-    int rc = read_full(src->fd, buf + *got, cap - *got, &n);
+    int rc = read_full(&src->end, buf + *got, cap - *got, &n);
     if (rc != 0)
         return rc;
     *got += n;
     *final = *got < cap;
     if (!*final) {
-        rc = read_full(src->fd, &src->carry, 1, &n);
+        rc = read_full(&src->end, &src->carry, 1, &n);
         if (rc != 0)
             return rc;
         src->have_carry = n == 1;
@@ -885,14 +940,15 @@ static int stream_fd(const struct mfp_stream_params *p, int sealing, int in_fd, 
     atomic_store(&state->bytes_in, 0);
     atomic_store(&state->bytes_out, 0);
     atomic_store(&state->bad_segment, 0);
+    atomic_store(&state->bytes_moved, 0);
     struct job j;
-    struct source src = {.fd = in_fd};
+    struct source src = {.end = {.fd = in_fd, .polled = is_pollable(in_fd), .st = state}};
     if (sealing) {
         rc = job_seal(&j, p);
     } else {
         uint8_t header[MFP_STREAM_HEADER_BYTES];
         size_t got = 0;
-        rc = read_full(in_fd, header, sizeof header, &got);
+        rc = read_full(&src.end, header, sizeof header, &got);
         if (rc != 0)
             return rc;
         if (got < sizeof header || job_open(&j, p, header) != 0)
@@ -901,7 +957,7 @@ static int stream_fd(const struct mfp_stream_params *p, int sealing, int in_fd, 
     }
     struct sink sink;
     if (rc == 0)
-        rc = sink_open(&sink, out_fd, p->flags);
+        rc = sink_open(&sink, out_fd, p->flags, state);
     if (rc != 0)
         return rc;
     if (sealing) {

@@ -41,7 +41,7 @@ def test_crypto_library_and_self_test() -> None:
     assert _native.crypto_version().startswith("OpenSSL 3.")
     _native.crypto_selftest()
     assert issubclass(_native.NativeError, OSError)
-    assert _native.ABI_VERSION == 7
+    assert _native.ABI_VERSION == 8
 
 
 def test_secret_bytes_is_wiped_and_never_shown() -> None:

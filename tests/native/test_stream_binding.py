@@ -219,3 +219,50 @@ def test_descriptor_open_names_the_bad_segment(tmp_path: Path) -> None:
     with path.open("rb") as f, pytest.raises(_native.NativeError) as info:
         _native.stream_open_fd(key, CONTEXT, 2, 0, f.fileno(), -1, state)
     assert info.value.errno == errno.EBADMSG and state.bad_segment == 31
+
+
+def _cancel_when(state: _native.StreamState, moved: int) -> threading.Thread:
+    """A poller that cancels once `moved` bytes went through and nothing more comes."""
+    def watch() -> None:
+        while state.bytes_moved < moved:
+            threading.Event().wait(0.01)
+        threading.Event().wait(0.3)
+        state.cancel()
+
+    t = threading.Thread(target=watch)
+    t.start()
+    return t
+
+
+def test_a_stalled_source_or_reader_is_abandoned_on_cancel(tmp_path: Path) -> None:
+    """A client that stops feeding a pipe (or stops reading the plaintext) would hold the
+    stream's thread for ever in read() or write(): reads and writes on a pipe wait in
+    ticks, and a cancel ends the call with ECANCELED. bytes_moved counts each read, so a
+    poller sees a trickle long before a slot fills."""
+    key = os.urandom(32)
+    r, w = os.pipe()
+    os.write(w, b"x" * 1000)  # a trickle, then nothing; the writer stays open
+    state = _native.StreamState()
+    poller = _cancel_when(state, 1000)
+    with (tmp_path / "sealed").open("w+b") as out, \
+            pytest.raises(_native.NativeError) as info:
+        _native.stream_seal_fd(key, CONTEXT, SHIFT, 2, 0, r, out.fileno(), state)
+    poller.join()
+    assert info.value.errno == errno.ECANCELED
+    assert state.bytes_moved == 1000 + HDR  # the trickle read, the header written
+    os.close(r)
+    os.close(w)
+
+    # The plaintext into a pipe nobody reads: the writer blocks once the pipe is full.
+    sealed = tmp_path / "big"
+    sealed.write_bytes(_seal(key, os.urandom(64 * SEG)))
+    r, w = os.pipe()
+    state = _native.StreamState()
+    poller = _cancel_when(state, sealed.stat().st_size)  # the whole input read
+    with sealed.open("rb") as f, pytest.raises(_native.NativeError) as info:
+        _native.stream_open_fd(key, CONTEXT, 2, 0, f.fileno(), w, state)
+    poller.join()
+    assert info.value.errno == errno.ECANCELED
+    assert state.bytes_out < 64 * SEG
+    os.close(r)
+    os.close(w)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import os
 import random
 import signal
 import subprocess
@@ -44,6 +45,7 @@ from mfpsecd.services.fw_update import (
 )
 from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.keys import KeyChain
+from mfpsecd.services.transfer import PolledReader
 from tests.services.test_firmware_verify import MODEL, _sign, _tree
 from tests.support.aio import sync
 from tests.support.daemon import ROOT as ROOT_DIR
@@ -275,6 +277,36 @@ async def test_refusals_write_nothing_and_are_audited(tmp_path: Path) -> None:
                     for e in await s.events(EventType.FIRMWARE_UPDATE)
                     if e["details"].get("step") == "write"]
         assert outcomes == [("failure", c.wire_name) for _, c in cases]
+
+
+@sync
+async def test_a_stalled_archive_releases_the_update(tmp_path: Path) -> None:
+    """An archive fed from a pipe that stops half way: the update ends with
+    TransferTimeout once nothing came for the inactivity timeout, the slot is not named
+    for boot, and the next update is not told one is in progress."""
+    async with stack(tmp_path) as s:
+        factory(s)
+        archive = make_bundle(tmp_path / "src", "v5", epoch=5).read_bytes()
+        r, w = os.pipe()
+        os.set_blocking(w, False)
+        os.write(w, archive[:4096])  # then nothing, and the writer stays open
+        reader = PolledReader(r)
+        with io.BufferedReader(reader, 1 << 20) as source:
+            update = asyncio.ensure_future(s.fw.update(source, ENGINEER, reader))
+            clock = s.fw._clock
+            assert isinstance(clock, FakeClock)
+            while not update.done():  # the fake clock: the watchdog's ticks
+                await asyncio.sleep(0.05)
+                await clock.advance(1)
+            with pytest.raises(MfpsecError) as exc:
+                await update
+        os.close(r)
+        os.close(w)
+        assert exc.value.code is ErrorCode.TRANSFER_TIMEOUT
+        assert "no data for 30 s (firmware archive, 4096 bytes moved)" in str(exc.value)
+        assert s.state().pending is None
+        (tmp_path / "src2").mkdir()
+        assert await s.update(make_bundle(tmp_path / "src2", "v6", epoch=6)) == "b"
 
 
 @sync
