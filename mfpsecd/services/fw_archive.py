@@ -82,6 +82,16 @@ def extract(source: BinaryIO, dest: Path, check_header: HeaderCheck, *, max_byte
     except tarfile.TarError as exc:
         raise _invalid(f"not a bundle archive: {exc}") from None
     dest.mkdir(mode=0o700)
+    try:
+        return _extract(tar, dest, check_header, max_bytes)
+    except tarfile.TarError as exc:
+        # Stream mode reads a member's data only when it is copied: a cut inside a member
+        # surfaces here, not while listing the members.
+        raise _invalid(f"damaged or truncated archive: {exc}") from None
+
+
+def _extract(tar: tarfile.TarFile, dest: Path, check_header: HeaderCheck, max_bytes: int
+             ) -> fw_manifest.Manifest:
     with tar:
         members = _members(tar)
         header: dict[str, bytes] = {}
