@@ -75,14 +75,21 @@ async def restore(board: Board) -> str:
     profile = board.profile
     filt = NftablesFilter(board_netns(profile))
     try:
+        # Idempotent: a table already loaded (a restart of the unit, a second `make run`)
+        # is replaced in place, without declaring its counting sets again.
+        loaded = await filt.present()
+
+        def batch(commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return nf.for_existing_table(commands) if loaded else commands
+
         path: Path = board.paths.state_dir / RULES_FILE
         try:
             commands: list[dict[str, Any]] = json.loads(path.read_bytes())["nftables"]
-            await filt.apply(commands)
+            await filt.apply(batch(commands))
             return f"the last applied rules ({path})"
         except (OSError, ValueError, KeyError, TypeError, MfpsecError) as exc:
             log.warning("netfilter_restore_fallback", reason=str(exc))
-        await filt.apply(nf.restrictive(_device(profile)))
+        await filt.apply(batch(nf.restrictive(_device(profile))))
         return "the restrictive rules (nothing reaches the device but loopback and replies)"
     finally:
         filt.close()

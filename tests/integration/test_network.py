@@ -74,6 +74,14 @@ def test_rules_through_the_cli_survive_the_daemon_and_come_back(short_tmp: Path,
                        timeout=60, check=False, cwd=ds.ROOT)
     assert r.returncode == 0 and "the last applied rules" in r.stdout, r.stderr
     assert netlab.probe([REFUSED, PERMITTED]) == [False, True]
+    # ... again and again (a restart of the unit): the same rules, no "File exists".
+    for _ in range(2):
+        again = subprocess.run(r.args, capture_output=True, text=True, timeout=60,
+                               check=False, cwd=ds.ROOT)
+        assert again.returncode == 0 and "the last applied rules" in again.stdout, (
+            again.stderr)
+        assert "fallback" not in again.stdout + again.stderr
+    assert netlab.probe([REFUSED, PERMITTED]) == [False, True]
     # ... and a daemon starting on a kernel without them reconciles from its store.
     netlab.in_dut("nft", "delete", "table", "inet", "mfpsecd")
     with ds.running(root, tpm="none", board=board) as d:
@@ -95,6 +103,9 @@ def test_without_saved_rules_the_boot_unit_admits_nothing(short_tmp: Path,
     assert r.returncode == 0 and "the restrictive rules" in r.stdout, r.stderr
     assert netlab.probe([REFUSED, PERMITTED, Probe("10.7.1.50", "udp", 161)]) == [
         False, False, False]
+    again = subprocess.run(r.args, capture_output=True, text=True, timeout=60, check=False,
+                           cwd=ds.ROOT)
+    assert again.returncode == 0 and "the restrictive rules" in again.stdout, again.stderr
     netlab.in_dut("nft", "delete", "table", "inet", "mfpsecd")
 
 
