@@ -348,7 +348,10 @@ async def _start_firmware(firmware: FirmwareService, cfg: Config,
         why = ("the boot verification did not run (mfpsecd-fwverify.service)" if record is None
                else f"the boot verification failed: {record.reason}")
         if cfg.security.mode is SecurityMode.ENHANCED:
-            raise MfpsecError(ErrorCode.FIRMWARE_UNAVAILABLE, reason=why)
+            # The cause, not the error's generic meaning (slots or counter unreadable).
+            raise MfpsecError(ErrorCode.FIRMWARE_UNAVAILABLE,
+                              f"enhanced security mode: {why}; the daemon does not run on "
+                              f"firmware the boot verification did not verify", reason=why)
         health.set("firmware", HealthState.FAILED, why)
         await firmware.start()
         return

@@ -98,6 +98,15 @@ def test_boot_unit_in_normal_and_enhanced_mode(short_tmp: Path) -> None:
     assert "FIRMWARE VERIFICATION FAILED (enhanced mode)" in r.stderr
     rec = _record(root)
     assert rec["result"] == "failed" and rec["error"] == "io.mfpsecd.Firmware.TreeMismatch"
+    # The daemon in enhanced mode says why it does not start: the boot check failed.
+    d = ds.start(root, board=board, config={"security": {"mode": "enhanced"}},
+                 wait_ready=False)
+    assert d.proc.wait(60) == EX_UNAVAILABLE
+    d.close_notify()
+    message = d.log()
+    assert "enhanced security mode: the boot verification failed: slot a: " \
+           "io.mfpsecd.Firmware.TreeMismatch" in message, message
+    assert "no firmware slots configured" not in message
     alert = subprocess.run([*ds.MFPSECD, "fw-alert", "--config", str(config), "--board",
                             str(board_path)], capture_output=True, text=True, timeout=60,
                            check=False, cwd=ds.ROOT)
