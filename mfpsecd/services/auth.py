@@ -272,6 +272,10 @@ class AuthService:
             if user is None:
                 await self._phantom_attempt(name, password, subject)
             await self._refuse_if_locked(user, subject, "password")
+            if user.totp_enabled and not otp:
+                # Ask for the code before the password is checked: a right and a wrong
+                # password get the same answer until both are given.
+                raise MfpsecError(ErrorCode.SECOND_FACTOR_REQUIRED)
             if not await self._verify(user.name, password):
                 await self._failed(user, subject, "password", "wrong password")
             now = self._now()
@@ -419,6 +423,9 @@ class AuthService:
             await self._refuse_if_locked(user, subject, "reauthentication")
             if not await self._verify(user.name, password):
                 await self._failed(user, subject, "reauthentication", "wrong password")
+            if user.failures:
+                # Any successful authentication of the account ends the run of failures.
+                await self._users.set_lockout(user.name, 0, 0.0)
             yield session
 
     async def reauthenticate(self, seat: Seat, password: SecretBytes, subject: Subject

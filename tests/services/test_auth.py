@@ -322,6 +322,16 @@ def test_password_changes_follow_the_policy_and_history(tmp_path: Path) -> None:
             assert wrong.value.code is ErrorCode.AUTHENTICATION_FAILED
             [admin] = await s.auth.list_users()
             assert admin.failures == 1
+            # A right one ends the run: wrong, change, wrong, wrong does not lock (3).
+            new = "Another-one-2026"
+            await s.auth.change_own_password(st, pw(current), pw(new), CLI)
+            [admin] = await s.auth.list_users()
+            assert admin.failures == 0
+            for _ in range(2):
+                with pytest.raises(MfpsecError) as wrong:
+                    await s.auth.reauthenticate(st, pw("not-it"), CLI)
+                assert wrong.value.code is ErrorCode.AUTHENTICATION_FAILED
+            await s.auth.reauthenticate(st, pw(new), CLI)  # not locked
 
     asyncio.run(go())
 
@@ -364,8 +374,11 @@ def test_totp_valid_previous_step_replayed_and_wrong_codes(tmp_path: Path) -> No
 
                 await s.auth.confirm_totp(st, code())
                 await s.clock.advance(30)
-                # The password alone is not enough any more.
+                # The password alone is not enough any more, and without the code the
+                # answer says nothing about the password: a wrong one gets the same.
                 assert await refused(s, "admin", ADMIN_PW) is (
+                    ErrorCode.SECOND_FACTOR_REQUIRED)
+                assert await refused(s, "admin", "not-the-password") is (
                     ErrorCode.SECOND_FACTOR_REQUIRED)
                 await login(s, "admin", ADMIN_PW, code())  # valid
                 assert await refused(s, "admin", ADMIN_PW, code()) is (
