@@ -213,6 +213,17 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (pcrs, pcr_values)
     )
     """,
+    # 15: failed logins of names that are no account, so that after a restart an unknown
+    # name still answers as a real one would (locked after as many failures); the name is
+    # kept as its SHA-256 only, at most services.auth.MAX_PHANTOMS of them
+    """
+    CREATE TABLE auth_phantoms (
+        name_hash BLOB PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        locked_until REAL NOT NULL,
+        seen INTEGER NOT NULL
+    )
+    """,
 )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import hashlib
 import math
 import os
 import re
@@ -97,7 +98,8 @@ class AuthService:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary())
         self._setup = asyncio.Lock()
-        self._phantoms: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        # Unknown names (by SHA-256) → (failures, locked until), persisted (UserStore).
+        self._phantoms: OrderedDict[bytes, tuple[int, float]] = OrderedDict()
         self.administrator_exists = False
         self.throttle = throttle or Throttle(ThrottleLimits())
         self._max_delayed = max_delayed
@@ -109,6 +111,8 @@ class AuthService:
         self.policy = await self._users.load_policy()
         self.sessions.policy = self.policy.session
         self.administrator_exists = await self._users.count_role(Role.ADMINISTRATOR) > 0
+        for key, failures, until in await self._users.phantoms():
+            self._phantoms[key] = (failures, until)
 
     def _now(self) -> float:
         return self._clock.now().timestamp()
@@ -343,18 +347,22 @@ class AuthService:
     async def _phantom_attempt(self, name: str, password: SecretBytes,
                                subject: Subject) -> NoReturn:
         """An unknown name: the same work, counting and locking as for a real account."""
-        failures, until = self._phantoms.get(name, (0, 0.0))
+        key = hashlib.sha256(name.encode("utf-8", "surrogateescape")).digest()
+        failures, until = self._phantoms.get(key, (0, 0.0))
         remaining = lock_remaining(until, self._now())
         await self._record(EventType.AUTH_LOGIN, Outcome.FAILURE, subject, name[:64],
                                    method="password", reason="unknown user")
         if remaining > 0:
             raise MfpsecError(ErrorCode.ACCOUNT_LOCKED, retry_after_s=math.ceil(remaining))
         await self._hasher.burn(password)
-        self._phantoms[name] = after_failure(failures, until, self._now(),
-                                             self.policy.lockout)
-        self._phantoms.move_to_end(name)
+        failures, until = after_failure(failures, until, self._now(), self.policy.lockout)
+        self._phantoms[key] = (failures, until)
+        self._phantoms.move_to_end(key)
         while len(self._phantoms) > MAX_PHANTOMS:
             self._phantoms.popitem(last=False)
+        # Kept across restarts, as a real account's count is: otherwise a power cycle
+        # tells a locked real name (AccountLocked) from an unknown one.
+        await self._users.save_phantom(key, failures, until, MAX_PHANTOMS)
         raise MfpsecError(ErrorCode.AUTHENTICATION_FAILED)
 
     async def _verify(self, name: str, password: SecretBytes) -> bool:

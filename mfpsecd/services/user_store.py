@@ -78,6 +78,34 @@ class UserStore:
         r = await self._store.run(tx)
         return None if r is None else _row(r)
 
+    async def phantoms(self) -> list[tuple[bytes, int, float]]:
+        """Unknown names' failures, the least recently tried first."""
+        def tx(conn: StateConnection) -> list[tuple[bytes, int, float]]:
+            rows = conn.execute("SELECT name_hash, failures, locked_until FROM auth_phantoms "
+                                "ORDER BY seen").fetchall()
+            out = []
+            for key, failures, until in rows:
+                assert isinstance(key, bytes)
+                out.append((key, int(str(failures)), float(str(until))))
+            return out
+
+        return await self._store.run(tx)
+
+    async def save_phantom(self, name_hash: bytes, failures: int, locked_until: float,
+                           keep: int) -> None:
+        """Durable before the attempt is answered, like a real account's count; only the
+        `keep` most recently tried names are kept."""
+        def tx(conn: StateConnection) -> None:
+            row = conn.execute("SELECT COALESCE(MAX(seen), 0) FROM auth_phantoms").fetchone()
+            seen = int(str(row[0])) + 1 if row else 1
+            conn.execute("INSERT INTO auth_phantoms (name_hash, failures, locked_until, seen) "
+                         "VALUES (?, ?, ?, ?) ON CONFLICT (name_hash) DO UPDATE SET "
+                         "failures = excluded.failures, locked_until = excluded.locked_until, "
+                         "seen = excluded.seen", (name_hash, failures, locked_until, seen))
+            conn.execute("DELETE FROM auth_phantoms WHERE seen <= ?", (seen - keep,))
+
+        await self._store.run(tx)
+
     async def count_role(self, role: Role) -> int:
         def tx(conn: StateConnection) -> int:
             row = conn.execute("SELECT COUNT(*) FROM users WHERE role = ?",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,6 +296,32 @@ def test_temporary_password_forces_a_change_and_expires_after_seven_days(tmp_pat
             await s.clock.advance(7 * 86400 + 60)
             assert await refused(s, "dave", "Temporary-pass-2") is (
                 ErrorCode.AUTHENTICATION_FAILED)
+
+    asyncio.run(go())
+
+
+def test_unknown_and_real_names_answer_alike_across_a_restart(tmp_path: Path) -> None:
+    """User-name enumeration: three failures lock a real account durably; an unknown
+    name must answer the same way, and go on doing so after a power cycle."""
+    async def go() -> None:
+        clock = FakeClock()
+        names = ("alice", "mallory")  # alice exists, mallory does not
+        async with stack(tmp_path, clock) as s:
+            await s.auth.initialize("admin", pw(ADMIN_PW))
+            await s.auth.add_user("alice", Role.USER, pw(USER_PW), temporary=False)
+            for name in names:
+                answers = [await refused(s, name, f"wrong-{i}") for i in range(4)]
+                assert answers == [ErrorCode.AUTHENTICATION_FAILED] * 3 + [
+                    ErrorCode.ACCOUNT_LOCKED], name
+        async with stack(tmp_path, clock) as s:  # a new daemon on the same state
+            for name in names:
+                assert await refused(s, name, "wrong") is ErrorCode.ACCOUNT_LOCKED, name
+            await clock.advance(31 * 60)  # the lock ends for both
+            for name in names:
+                assert await refused(s, name, "wrong") is ErrorCode.AUTHENTICATION_FAILED
+        with sqlite3.connect(tmp_path / "state.sqlite3") as conn:
+            stored = conn.execute("SELECT name_hash FROM auth_phantoms").fetchall()
+        assert stored == [(hashlib.sha256(b"mallory").digest(),)]  # never the name
 
     asyncio.run(go())
 
