@@ -329,6 +329,14 @@ class FirmwareService:
                 "INSERT INTO firmware_lock (id, locked, by_user, at) VALUES (1, ?, ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET locked = excluded.locked, "
                 "by_user = excluded.by_user, at = excluded.at", (int(locked), who, at)))
+            state = self.boot_state()
+            if locked and state.pending is not None:
+                # A staged update that has not booted yet is discarded: the lock means
+                # that no firmware written before it gets to run (or to raise the
+                # anti-rollback counter). The slot stays written, out of the boot order.
+                self._store_state(fw_slots.before_write(state))
+                ev.details["discarded"] = state.pending
+                log.warning("firmware_pending_discarded", slot=state.pending)
             ev.succeed()
 
     async def _refuse_if_locked(self) -> None:
@@ -364,6 +372,7 @@ class FirmwareService:
             finally:
                 await self._pool.call(_remove_tree, staging)
             ev.details["keys"] = await self._bind_keys(img)
+            await self._refuse_if_locked()  # a lock set while the keys were bound
             self._store_state(fw_slots.staged(self.boot_state(), target,
                                               self.settings.boot_tries))
             ev.succeed()

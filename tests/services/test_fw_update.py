@@ -323,6 +323,20 @@ async def test_the_administrators_lock_stops_every_update(tmp_path: Path) -> Non
         await s.fw.set_lock(False, ADMIN)
         assert await s.update(archive, ENGINEER) == "b"
 
+        # Staged before the lock, not booted yet: the lock discards it. It never boots,
+        # is never committed, and the anti-rollback counter stays where it was.
+        assert s.state().pending == "b"
+        await s.fw.set_lock(True, ADMIN)
+        assert s.state().pending is None
+        record = await s.fw.boot("enhanced")
+        assert (record.slot, record.trial) == ("a", False)
+        await s.fw.start()
+        # Raised to a's epoch (3) at the commit of a, never to b's (4).
+        assert await s.fw.counter() == 3 and s.state().active == "a"
+        lock_events = [e["details"] for e in await s.events(EventType.FIRMWARE_UPDATE)
+                       if e["details"].get("step") == "lock"]
+        assert lock_events[-1]["discarded"] == "b"
+
 
 def _archive(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> io.BytesIO:
     out = io.BytesIO()
