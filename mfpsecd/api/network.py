@@ -28,7 +28,9 @@ class ServiceState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Rules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    permitted: list[str]  # when any is given for a family, only these sources of it
+    # The ranges as entered, in order: what `Remove` takes. When any permitted range is
+    # given for a family, only those sources of it are admitted.
+    permitted: list[str]
     refused: list[str]
     quick: bool  # N-3
     quick_ranges: list[str]  # what the quick filter admits now (from the addresses)
@@ -38,6 +40,10 @@ class Rules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     wireless: list[str]
     in_kernel: bool  # our table is loaded
     applied_at: str
+    # What the kernel enforces: the same ranges merged (overlapping and adjacent ones
+    # joined, one inside another gone).
+    effective_permitted: list[str] = []
+    effective_refused: list[str] = []
 
 
 class RangeParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -15,6 +15,13 @@ _CONFIRM = click.option("--confirm", is_flag=True,
                         help="Apply even if it cuts off the administrator's remote session.")
 
 
+def _effective(what: str, entered: list[str], merged: list[str]) -> list[str]:
+    """The merged set, when it reads differently from the ranges as entered."""
+    if merged == entered:
+        return []
+    return [f"  in effect ({what}, merged): {', '.join(merged) or 'none'}"]
+
+
 def render(r: network.Rules) -> str:
     loaded = (click.style("loaded", fg="green", bold=True) if r.in_kernel
               else click.style("NOT LOADED", fg="red", bold=True))
@@ -23,6 +30,8 @@ def render(r: network.Rules) -> str:
              f"addresses: {', '.join(r.addresses) or 'none'}",
              f"permitted: {', '.join(r.permitted) or 'any source (no range given)'}",
              f"refused:   {', '.join(r.refused) or 'none'}",
+             *_effective("permitted", r.permitted, r.effective_permitted),
+             *_effective("refused", r.refused, r.effective_refused),
              f"quick filter: {quick}",
              f"no forwarding between {', '.join(r.wired) or '-'} and "
              f"{', '.join(r.wireless) or '-'}",

@@ -16,7 +16,9 @@ from mfpsecd.services import netfilter as svc
 def _rules(v: svc.NetView) -> api.Rules:
     p = v.policy
     return api.Rules(
-        permitted=[str(r) for r in nf.merge(p.allow)], refused=[str(r) for r in nf.merge(p.deny)],
+        permitted=[str(r) for r in p.allow], refused=[str(r) for r in p.deny],
+        effective_permitted=[str(r) for r in nf.merge(p.allow)],
+        effective_refused=[str(r) for r in nf.merge(p.deny)],
         quick=p.quick, quick_ranges=[str(r) for r in nf.quick_ranges(v.device)],
         addresses=[str(a) for a in v.device.addresses],
         services=[api.ServiceState(s.name, [f"{proto}/{port}" for proto, port in s.ports],

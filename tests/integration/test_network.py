@@ -58,6 +58,19 @@ def test_rules_through_the_cli_survive_the_daemon_and_come_back(short_tmp: Path,
         assert bad.returncode == EX_DATAERR and "RulesInvalid" in bad.stderr
         assert "has host bits set" in bad.stderr
         assert json.loads(_net(d, "show", "--json").stdout)["refused"] == ["10.7.3.0/24"]
+        # A range inside another is shown as entered (and the merged set apart), so it
+        # can be removed by what is shown, and does not come back with the outer one.
+        assert _net(d, "deny", "10.7.3.128/25").returncode == 0
+        shown = json.loads(_net(d, "show", "--json").stdout)
+        assert shown["refused"] == ["10.7.3.0/24", "10.7.3.128/25"]
+        assert shown["effective_refused"] == ["10.7.3.0/24"]
+        text = _net(d, "show").stdout
+        assert "refused:   10.7.3.0/24, 10.7.3.128/25" in text
+        assert "in effect (refused, merged): 10.7.3.0/24" in text
+        assert _net(d, "remove", "10.7.3.128/25").returncode == 0
+        shown = json.loads(_net(d, "show", "--json").stdout)
+        assert shown["refused"] == shown["effective_refused"] == ["10.7.3.0/24"]
+        assert netlab.probe([REFUSED, PERMITTED]) == [False, True]
         dry = json.loads(_net(d, "apply", "--dry-run").stdout)
         assert {"add": {"table": {"family": "inet", "name": "mfpsecd"}}} in dry["nftables"]
 
