@@ -67,6 +67,30 @@ class NetView:
     applied_at: str
 
 
+_MOVING = ("handle", "packets", "bytes")
+
+
+def _shape(listing: list[dict[str, Any]]) -> list[Any]:
+    """A table listing without what changes by itself: object handles, counter values,
+    and the dynamic sets of refused sources (filled by the kernel)."""
+    def strip(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: strip(x) for k, x in v.items() if k not in _MOVING}
+        if isinstance(v, list):
+            return [strip(x) for x in v]
+        return v
+
+    out = []
+    for item in listing:
+        if "metainfo" in item:
+            continue
+        if str(item.get("set", {}).get("name", "")).startswith("refused"):
+            out.append(strip({"set": {k: v for k, v in item["set"].items() if k != "elem"}}))
+        else:
+            out.append(strip(item))
+    return out
+
+
 def _pack(r: nf.Range) -> str:
     return f"{r.family}:{r.start:x}-{r.end:x}"
 
@@ -112,6 +136,7 @@ class NetfilterService:
         self._policy = nf.Policy()
         self._device = nf.Device(settings.wired, settings.wireless)
         self._commands: list[dict[str, Any]] = []
+        self._shape: list[Any] | None = None  # the table as last applied (_shape)
         self._table_known: bool | None = None  # our table is in the kernel (None: not looked)
         self._applied_at = ""
         self._reported: dict[str, int] = {}
@@ -169,6 +194,7 @@ class NetfilterService:
             raise
         self._table_known = True
         self._commands = full
+        self._shape = _shape(await self._filter.ruleset())
         self._policy, self._device = policy, device
         self._applied_at = rfc3339(self._clock)
         await asyncio.gather(asyncio.to_thread(durable.commit, await staged, rules_file),
@@ -218,6 +244,7 @@ class NetfilterService:
                     await self._clock.sleep(self.settings.debounce_s)
                     await self.follow_addresses()
                 await self.summarise_refused()
+                await self.check_drift()
         finally:
             if pending is not None:
                 pending.cancel()
@@ -239,6 +266,34 @@ class NetfilterService:
                                    "quick filter", step="addresses",
                                    ranges=", ".join(str(r) for r in nf.quick_ranges(device)))
         return True
+
+    async def check_drift(self) -> bool:
+        """The kernel's table against the one last applied (rules, chains, sets and their
+        elements; not handles, counters or the refused-source sets, which move by
+        themselves). Changed or gone behind the daemon's back: audited as a failure (an
+        alert by the default rules), shown in status, and the policy applied again."""
+        async with self._lock:
+            if self._shape is None:
+                return False
+            now = _shape(await self._filter.ruleset())
+            if now == self._shape:
+                return False
+            why = ("the table was removed" if not now else
+                   "the rules in the kernel differ from the last applied")
+            log.error("netfilter_drift", reason=why)
+            await self._auditor.record(EventType.NETFILTER_CHANGE, Outcome.FAILURE, DAEMON,
+                                       "ip filter", step="drift", phase="drift", reason=why)
+            try:
+                await self._apply(self._policy, await self._device_now())
+            except MfpsecError as exc:
+                self._health.set(COMPONENT, HealthState.FAILED,
+                                 f"{why} behind the daemon's back, and re-applying failed: "
+                                 f"{exc.message}")
+                raise
+            self._health.set(COMPONENT, HealthState.DEGRADED,
+                             f"{why} behind the daemon's back at {rfc3339(self._clock)}; "
+                             f"re-applied: {self._describe()}")
+            return True
 
     async def summarise_refused(self) -> None:
         """One audit record per interval with the sources refused since the last one."""

@@ -272,4 +272,7 @@ DEFAULT_RULES = [
     # one that stopped answering (DeviceStuck). Refused starts are not mailed.
     Rule("sanitization failed", frozenset({EventType.SANITIZE}), failures_only=True,
          phase="result"),
+    # The kernel's IP filter changed behind the daemon's back (services.netfilter).
+    Rule("ip filter changed", frozenset({EventType.NETFILTER_CHANGE}), failures_only=True,
+         phase="drift"),
 ]

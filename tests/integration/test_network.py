@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +128,32 @@ def test_the_boot_unit_loads_the_rules_before_the_network() -> None:
     for line in ("DefaultDependencies=no", "Before=network-pre.target", "Wants=network-pre.target",
                  "ExecStart=/usr/bin/mfpsecd net-restore", "CapabilityBoundingSet=CAP_NET_ADMIN"):
         assert line in unit
+
+
+def test_rules_changed_behind_the_daemons_back_are_reported_and_put_back(
+        short_tmp: Path, netlab: Lab) -> None:
+    """Drift: someone inserts an accept rule into the daemon's table. The next check
+    (every network.refused_summary_s) audits it as a failure, says so in status, and
+    applies the policy again; traffic and counters alone never count as a change."""
+    root = short_tmp / "d"
+    with ds.running(root, tpm="none", board=_board(netlab),
+                    config={"network": {"refused_summary_s": 1}}) as d:
+        assert _net(d, "deny", "10.7.3.0/24").returncode == 0
+        for _ in range(3):  # traffic moves counters and the refused-source sets
+            assert netlab.probe([REFUSED, PERMITTED]) == [False, True]
+        time.sleep(2.5)
+        assert "drift" not in d.log()
+        netlab.in_dut("nft", "insert", "rule", "inet", "mfpsecd", "input", "accept")
+        assert netlab.probe([REFUSED]) == [True]  # the hole is real
+        deadline = time.monotonic() + 30
+        while netlab.probe([REFUSED]) == [True] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert netlab.probe([REFUSED, PERMITTED]) == [False, True]  # put back
+        status = json.loads(ds.mfpsec(d.socket_path, "status", "--json").stdout)
+        component = {c["name"]: c for c in status["components"]}["netfilter"]
+        assert component["state"] == "degraded"
+        assert "differ from the last applied behind the daemon's back" in component["detail"]
+        assert d.log().count('"netfilter_drift"') == 1
+        audit = ds.mfpsec(d.socket_path, "audit", "show", "--json")
+        assert '"step": "drift"' in audit.stdout or '"step":"drift"' in audit.stdout, (
+            audit.stdout[-2000:] + audit.stderr)
