@@ -61,7 +61,7 @@ def make_firmware(cfg: Config, board: Board, *, tpm: Tpm, clock: Clock,
         pcr=fw.pcr, boot_tries=cfg.firmware.boot_tries,
         max_bundle_bytes=fw.max_bundle_mib << 20,
         replay_measurement=board.profile.board.kind is BoardKind.SIMULATED,
-        transfers=TransferLimits(cfg.transfers.idle_timeout_s, cfg.transfers.deadline_s))
+        transfers=TransferLimits.of(cfg.transfers))
     return FirmwareService(settings, tpm=tpm, hasher=NativeTreeHasher(), clock=clock,
                            auditor=auditor, state=state, bind_next_boot=bind_next_boot)
 

@@ -169,7 +169,7 @@ class Daemon:
             settings=StoreSettings(box_retention_s=st.box_retention_days * 86400.0,
                                    secure_print_timeout_s=st.secure_print_timeout_hours * 3600.0,
                                    sweep_interval_s=st.sweep_interval_s,
-                                   transfers=TransferLimits(tr.idle_timeout_s, tr.deadline_s),
+                                   transfers=TransferLimits.of(tr),
                                    workers=tr.store_workers, per_owner=tr.store_per_owner),
             not_in_place=_store_filesystem(board))
         await store.start()

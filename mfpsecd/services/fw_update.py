@@ -40,7 +40,7 @@ from mfpsecd.services.audit import Auditor
 from mfpsecd.services.durable import fsync_dir, replace_file
 from mfpsecd.services.firmware import VerifiedImage, verify_bundle, verify_header
 from mfpsecd.services.health import utc_text
-from mfpsecd.services.transfer import TransferLimits, WorkerPool, watched
+from mfpsecd.services.transfer import DEFAULT_LIMITS, TransferLimits, WorkerPool, watched
 
 log = structlog.get_logger("mfpsecd.firmware")
 
@@ -67,7 +67,7 @@ class FirmwareSettings:
     # replays the boot measurement. A device's TPM keeps it from power-on.
     replay_measurement: bool = False
     # An archive read from a client's descriptor is abandoned when it stalls.
-    transfers: TransferLimits = TransferLimits(idle_s=30.0, total_s=3600.0)  # noqa: RUF009
+    transfers: TransferLimits = DEFAULT_LIMITS
 
 
 class BootRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

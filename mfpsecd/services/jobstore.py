@@ -38,7 +38,7 @@ from mfpsecd.secret import SecretBytes
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.health import rfc3339, utc_text
 from mfpsecd.services.keys import ChainState, KeyChain, Reseal, SealedRecord
-from mfpsecd.services.transfer import TransferLimits, WorkerPool, watched
+from mfpsecd.services.transfer import DEFAULT_LIMITS, TransferLimits, WorkerPool, watched
 from mfpsecd.services.wipe import WipeService
 
 log = structlog.get_logger("mfpsecd.store")
@@ -89,9 +89,6 @@ class Requester:
 SYSTEM_REQUESTER = Requester(user="", administrator=True)  # the daemon's own policies
 
 
-_DEFAULT_LIMITS = TransferLimits(idle_s=30.0, total_s=3600.0)
-
-
 @dataclass(frozen=True)
 class StoreSettings:
     box_retention_s: float = 30 * 86400.0  # 0: boxes are kept until deleted
@@ -99,7 +96,7 @@ class StoreSettings:
     sweep_interval_s: float = 60.0
     # Put and Read through a client's descriptor ([transfers]): abandoned when stalled,
     # run on the store's own workers, each owner holding at most per_owner of them.
-    transfers: TransferLimits = _DEFAULT_LIMITS
+    transfers: TransferLimits = DEFAULT_LIMITS
     workers: int = 8
     per_owner: int = 2
 

@@ -318,15 +318,15 @@ class KeyChain:
                 # bind; the restore after the switch binds to what then boots.
                 log.warning("keys_not_bound_for_next_boot", state=self._state.value)
                 return False
-            current = self._wrapping.binding if self._wrapping is not None else None
-            if (current is None or pcr != self._firmware_pcr or pcr not in current.pcrs
-                    or not self._tpm.info.hardware_root):
+            running = self._wrapping
+            current = running.binding if running is not None else None
+            if (running is None or current is None or pcr != self._firmware_pcr
+                    or pcr not in current.pcrs or not self._tpm.info.hardware_root):
                 return False
-            assert self._wrapping is not None
             target = current.replacing(pcr, value)
-            key = self._wrapping
+            key = running
             if target != current:
-                with await self._tpm.export_key(self._wrapping) as sensitive:
+                with await self._tpm.export_key(running) as sensitive:
                     key = await self._tpm.import_key(self._wrapping_public, sensitive, target)
                 await self._tpm.forget(key)
             now = rfc3339(self._clock)
@@ -334,7 +334,7 @@ class KeyChain:
             def tx(conn: StateConnection) -> None:
                 conn.execute("DELETE FROM key_bindings WHERE NOT (pcrs = ? AND pcr_values = ?)",
                              _binding_key(current))
-                if key is not self._wrapping:
+                if key is not running:
                     _insert_binding(conn, key, purpose, now)
 
             await self._store.run(tx)

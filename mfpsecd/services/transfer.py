@@ -27,6 +27,7 @@ from typing import TypeVar
 
 import structlog
 
+from mfpsecd.core.settings import TransfersSection
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import Clock, Progress
 
@@ -40,6 +41,14 @@ TICK_S = 0.1  # how often a PolledReader looks at its cancel flag while the peer
 class TransferLimits:
     idle_s: float  # no byte moved for this long: abandoned
     total_s: float  # however slowly it moves, it ends by then
+
+    @classmethod
+    def of(cls, section: TransfersSection) -> TransferLimits:
+        return cls(section.idle_timeout_s, section.deadline_s)
+
+
+# [transfers]'s defaults, for services built without a configuration (tests, tools).
+DEFAULT_LIMITS = TransferLimits.of(TransfersSection())
 
 
 async def watched(work: Awaitable[T], progress: Progress, clock: Clock,
