@@ -224,6 +224,21 @@ MIGRATIONS: tuple[str, ...] = (
         seen INTEGER NOT NULL
     )
     """,
+    # 16: notifications a rule fired, kept until every channel took them (services.
+    # alert_outbox): an outage of the mail server or the network, a restart, or the boot
+    # unit (which has no network) loses none; the audit record travels as its JSON
+    """
+    CREATE TABLE alert_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        rule TEXT NOT NULL,
+        record BLOB NOT NULL,
+        suppressed INTEGER NOT NULL,
+        first_suppressed TEXT NOT NULL,
+        channels TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        last_error TEXT NOT NULL
+    )
+    """,
 )
 
 

@@ -14,11 +14,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from mfpsecd.api.auditlog import Record
 from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.clock import SystemClock
 from mfpsecd.backends.native_hasher import NativeTreeHasher
 from mfpsecd.backends.sqlite_state import SqliteState
 from mfpsecd.core.settings import BoardKind, Config, SecurityMode
+from mfpsecd.daemon.alerts import make_notifier
 from mfpsecd.daemon.resources import lock_state_dir, make_tpm
 from mfpsecd.daemon.settings import Board
 from mfpsecd.errors import ErrorCode, MfpsecError
@@ -79,6 +81,16 @@ async def boot_verification(cfg: Config, board: Board) -> BootRecord:
     auditor = Auditor(AuditFile(board.paths.state_dir / "audit", max_bytes=cfg.audit.max_bytes),
                       clock, HealthRegistry(clock), state, full_policy=cfg.audit.full_policy,
                       retention_days=cfg.audit.retention_days)
+    # The network is not up yet and the daemon's notifier not running: what a rule fires
+    # (a failed verification) waits in the outbox for the daemon, or for fw-alert.
+    try:
+        notifier = make_notifier(cfg, clock, HealthRegistry(clock), board.profile.board.name,
+                                 state, secrets=None)
+    except MfpsecError as exc:  # the verification runs all the same; the daemon says why
+        log.error("notify_config_invalid", error=exc.message)
+        notifier = None
+    written: list[Record] = []
+    auditor.add_listener(written.extend)
     swtpm, tpm = await make_tpm(board)
     try:
         await auditor.start()
@@ -87,7 +99,10 @@ async def boot_verification(cfg: Config, board: Board) -> BootRecord:
             service = make_firmware(cfg, board, tpm=tpm, clock=clock, auditor=auditor,
                                     state=state)
             assert service is not None
-            return await service.boot(cfg.security.mode.value)
+            record = await service.boot(cfg.security.mode.value)
+            if notifier is not None:
+                await notifier.queue(written)
+            return record
         finally:
             await auditor.stop()
             await tpm.close()

@@ -39,6 +39,7 @@ from mfpsecd.core.overwrite_plan import overwrite_defeated_by
 from mfpsecd.core.password_record import Cost
 from mfpsecd.core.settings import BoardKind, Config, SecurityMode
 from mfpsecd.core.throttle import Throttle, ThrottleLimits
+from mfpsecd.daemon.alerts import make_notifier
 from mfpsecd.daemon.fd_channel import FdChannel
 from mfpsecd.daemon.firmware import make_firmware
 from mfpsecd.daemon.handlers import DataServices, KeyServices, build_handlers, fast_replies
@@ -58,7 +59,6 @@ from mfpsecd.services.health import HealthRegistry, rfc3339
 from mfpsecd.services.identity import DeviceIdentity
 from mfpsecd.services.jobstore import JobStore, StoreSettings
 from mfpsecd.services.keys import ChainState, KeyChain
-from mfpsecd.services.notify import DEFAULT_RULES, MailSettings, Notifier, Rule, SnmpSettings
 from mfpsecd.services.password_hasher import PasswordHasher
 from mfpsecd.services.secrets import SecretStore
 from mfpsecd.services.sessions import SessionTable
@@ -231,7 +231,8 @@ class Daemon:
             supervisor.add("netfilter-watch", network.run)
         for fwd in forwarders:
             supervisor.add(f"siem-{fwd.dest.name}", fwd.run)
-        notifier = _make_notifier(cfg, clock, health, board.profile.board.name, secrets)
+        notifier = make_notifier(cfg, clock, health, board.profile.board.name, state,
+                                 secrets=secrets.get)
         if notifier is not None:
             auditor.add_listener(notifier.offer)
             supervisor.add("notify", notifier.run)
@@ -288,37 +289,6 @@ async def _audit_key_chain(auditor: Auditor, chain: KeyChain) -> None:
                          DAEMON, "master key", generation=facts.master_generation,
                          tpm=facts.tpm_backend, reason=facts.reason,
                          fingerprint=facts.wrapping_fingerprint[:16])
-
-
-def _make_notifier(cfg: Config, clock: Clock, health: HealthRegistry, device: str,
-                   secrets: SecretStore) -> Notifier | None:
-    mail, snmp = cfg.notify.mail, cfg.notify.snmp
-    if mail is None and snmp is None:
-        return None
-    if snmp is not None and snmp.version == "v3" and not (
-            snmp.user and snmp.engine_id and snmp.auth_secret and snmp.priv_secret):
-        raise MfpsecError(ErrorCode.CONFIG_INVALID, "notify.snmp: v3 needs user, engine_id, "
-                          "auth_secret and priv_secret", key="notify.snmp", reason="incomplete")
-    if cfg.notify.rules is None:
-        rules = DEFAULT_RULES
-    else:
-        try:
-            rules = [Rule(r.name, frozenset(EventType(e) for e in r.events), r.failures_only,
-                          r.threshold, r.window_s, r.min_interval_s, r.phase)
-                     for r in cfg.notify.rules]
-        except ValueError as exc:
-            raise MfpsecError(ErrorCode.CONFIG_INVALID, f"notify.rules: {exc}",
-                              key="notify.rules", reason=str(exc)) from None
-    return Notifier(
-        rules,
-        None if mail is None else MailSettings(
-            mail.host, mail.port, mail.sender, tuple(mail.recipients), mail.starttls,
-            mail.ca_file, username=mail.username, password_secret=mail.password_secret),
-        clock, health, device=device,
-        snmp=None if snmp is None else SnmpSettings(
-            snmp.host, snmp.port, snmp.version, snmp.user, snmp.engine_id or "",
-            snmp.auth_secret, snmp.priv_secret, snmp.community_secret),
-        secrets=secrets.get)
 
 
 def _make_wipe(cfg: Config, board: Board, state: SqliteState, auditor: Auditor, *, clock: Clock,

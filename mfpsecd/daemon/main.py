@@ -12,11 +12,12 @@ import structlog
 import uvloop
 
 from mfpsecd import __version__
+from mfpsecd.backends.clock import SystemClock
 from mfpsecd.core.settings import SecurityMode
-from mfpsecd.daemon import firmware, network
+from mfpsecd.daemon import alerts, firmware, network
 from mfpsecd.daemon import logging as app_logging
 from mfpsecd.daemon.settings import DEFAULT_CONFIG, load_board, load_config
-from mfpsecd.errors import MfpsecError
+from mfpsecd.errors import EX_TEMPFAIL, MfpsecError
 from mfpsecd.services.fw_update import load_boot_record
 
 # Every command reads the same configuration and board profile.
@@ -119,21 +120,42 @@ def net_restore(config_path: Path, board: str | None) -> None:
 @cli.command("fw-alert")
 @_CONFIG
 @_BOARD
-def fw_alert(config_path: Path, board: str | None) -> None:
-    """Show this power-on's firmware verification (the safe state's console message)."""
+@click.option("--retry-for", type=click.FloatRange(0, 86400), default=300, show_default=True,
+              help="Seconds to keep trying a mail or trap that did not go out.")
+def fw_alert(config_path: Path, board: str | None, retry_for: float) -> None:
+    """Show this power-on's firmware verification (the safe state's console message) and
+    send the alerts waiting in the outbox (the failed verification's). Exit status 75
+    when a channel is still failing, so that the unit tries again later."""
+    app_logging.configure("info")
     try:
-        b = load_board(load_config(config_path), board)
+        config = load_config(config_path)
+        b = load_board(config, board)
     except MfpsecError as exc:
         click.echo(f"mfpsecd fw-alert: {exc.message}", err=True)
         sys.exit(exc.code.exit_status)
     record = load_boot_record(b.paths.run_dir)
     if record is None:
         click.echo("FIRMWARE NOT VERIFIED: the boot verification did not run at this power-on")
+    else:
+        click.echo(firmware.describe(record))
+        if record.result != "verified":
+            click.echo("The device does not start. A service engineer must install firmware "
+                       "signed for this model (see the audit log and the journal).")
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            delivery = runner.run(alerts.send_waiting(config, b, SystemClock(),
+                                                      retry_for_s=retry_for))
+    except MfpsecError as exc:
+        click.echo(f"mfpsecd fw-alert: alerts not sent: {exc.message}", err=True)
+        sys.exit(exc.code.exit_status)
+    if delivery is None:
         return
-    click.echo(firmware.describe(record))
-    if record.result != "verified":
-        click.echo("The device does not start. A service engineer must install firmware "
-                   "signed for this model (see the audit log and the journal).")
+    click.echo(f"alerts: {delivery.mails} mail(s) and {delivery.traps} trap(s) sent")
+    for alert in delivery.waiting:
+        click.echo(f"alert {alert.rule!r} (audit record {alert.record.seq}) waiting: "
+                   f"{alert.last_error}")
+    if delivery.retry:
+        sys.exit(EX_TEMPFAIL)
 
 
 @cli.command("fw-sign")

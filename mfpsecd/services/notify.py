@@ -8,6 +8,9 @@ per `min_interval_s`; what arrives meanwhile is counted and summarised in the ne
 ("and 998 more since ..."), so a burst of a thousand events costs a handful of mails.
 Records reach the notifier after they are durable; a slow or absent mail server never
 slows down auditing (the queue is bounded and drops the oldest on overflow, counting it).
+What a rule fires is kept in the alert outbox (services.alert_outbox) until each channel
+took it, retried with a growing delay: an outage, a restart, or a boot-time failure that
+happened before the network was up sends it late, never loses it.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from mfpsecd.api.types import HealthState
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import Clock
 from mfpsecd.secret import SecretBytes
+from mfpsecd.services.alert_outbox import Alert, AlertOutbox
 from mfpsecd.services.health import HealthRegistry
 
 log = structlog.get_logger("mfpsecd.notify")
@@ -100,10 +104,15 @@ class _RuleState:
     first_suppressed: str = ""
 
 
+RETRY_FIRST_S = 10.0  # after a failed delivery; doubling up to RETRY_MAX_S
+RETRY_MAX_S = 600.0
+NEEDS_CREDENTIALS = "needs the secret store (the daemon sends it)"
+
+
 class Notifier:
     def __init__(self, rules: list[Rule], mail: MailSettings | None, clock: Clock,
-                 health: HealthRegistry, *, device: str, snmp: SnmpSettings | None = None,
-                 secrets: SecretSource | None = None) -> None:
+                 health: HealthRegistry, *, device: str, outbox: AlertOutbox,
+                 snmp: SnmpSettings | None = None, secrets: SecretSource | None = None) -> None:
         self._rules = rules
         self._mail = mail
         self._snmp = snmp
@@ -111,6 +120,7 @@ class Notifier:
         self._clock = clock
         self._health = health
         self._device = device
+        self._outbox = outbox
         self._queue: collections.deque[Record] = collections.deque(maxlen=QUEUE)
         self._wake = asyncio.Event()
         self._state = {r.name: _RuleState() for r in rules}
@@ -123,6 +133,21 @@ class Notifier:
         """Records waiting to be matched against the rules."""
         return len(self._queue)
 
+    @property
+    def channels(self) -> frozenset[str]:
+        """The configured channels: every alert is owed to each of them."""
+        return frozenset(name for name, on in (("mail", self._mail), ("snmp", self._snmp))
+                         if on is not None)
+
+    def _unusable(self, channel: str) -> str:
+        """Why this process cannot send on channel ("" if it can): without the secret
+        store (the boot unit's safe state), only mail without SMTP AUTH goes out."""
+        if self._secrets is not None:
+            return ""
+        if channel == "snmp" or (self._mail is not None and self._mail.username):
+            return NEEDS_CREDENTIALS
+        return ""
+
     def offer(self, records: list[Record]) -> None:
         """Called by the auditor after each durable batch; never blocks."""
         for r in records:
@@ -131,16 +156,63 @@ class Notifier:
             self._queue.append(r)
         self._wake.set()
 
+    async def queue(self, records: list[Record]) -> int:
+        """Match records against the rules and keep what fires in the outbox, without
+        sending (the boot unit, before the network): how many alerts were kept."""
+        kept = 0
+        for record in records:
+            for rule in self._rules:
+                if self._fires(rule, record):
+                    await self._keep(rule, record)
+                    kept += 1
+        return kept
+
     async def run(self) -> None:
-        """Supervised task."""
+        """Supervised task. Starts with what an earlier process left in the outbox."""
+        retry: float | None = None
+        self._wake.set()
         while True:
-            await self._wake.wait()
+            await self._wait(retry)
             self._wake.clear()
             while self._queue:
-                record = self._queue.popleft()
-                for rule in self._rules:
-                    if self._fires(rule, record):
-                        await self._notify(rule, record)
+                await self.queue([self._queue.popleft()])
+            if await self.deliver():
+                retry = RETRY_FIRST_S if retry is None else min(RETRY_MAX_S, retry * 2)
+            else:
+                retry = None
+
+    async def _wait(self, seconds: float | None) -> None:
+        if seconds is None:
+            await self._wake.wait()
+            return
+        waits = {asyncio.ensure_future(self._wake.wait()),
+                 asyncio.ensure_future(self._clock.sleep(seconds))}
+        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+
+    async def deliver(self) -> int:
+        """Each alert in the outbox to every channel still owed it: how many alerts a
+        channel failed to take (worth another try). An alert owed only to a channel this
+        process cannot use stays in the outbox for one that can, and is not counted."""
+        failed = 0
+        for alert in await self._outbox.pending():
+            if gone := alert.channels - self.channels:
+                await self._outbox.forget(alert, gone)
+            errors, unusable = [], []
+            for channel in sorted(alert.channels & self.channels):
+                if why := self._unusable(channel):
+                    unusable.append(f"{channel}: {why}")
+                elif error := await self._send(channel, alert):
+                    errors.append(f"{channel}: {error}")
+                else:
+                    await self._outbox.delivered(alert, channel)
+            if errors or unusable:
+                await self._outbox.failed(alert, "; ".join(errors + unusable))
+            failed += bool(errors)
+        if failed:
+            log.warning("notify_waiting", alerts=failed)
+        return failed
 
     def _fires(self, rule: Rule, r: Record) -> bool:
         if r.type not in rule.events or (rule.failures_only and r.outcome is not Outcome.FAILURE):
@@ -161,35 +233,35 @@ class Notifier:
             return False
         return True
 
-    async def _notify(self, rule: Rule, r: Record) -> None:
+    async def _keep(self, rule: Rule, r: Record) -> None:
         st = self._state[rule.name]
-        suppressed = st.suppressed
-        more = ""
-        if suppressed:
-            more = (f"\n\n{suppressed} more matching event(s) since {st.first_suppressed} "
-                    "were not notified one by one (rate limit).")
+        suppressed, first = st.suppressed, st.first_suppressed
         st.last_sent = self._clock.monotonic()
         st.suppressed = 0
         st.recent.clear()
-        if self._mail is not None:
-            try:
-                await self._send_mail(rule, r, more)
+        await self._outbox.put(rule.name, r, suppressed=suppressed, first_suppressed=first,
+                               channels=self.channels)
+
+    async def _send(self, channel: str, alert: Alert) -> str:
+        """Send alert on channel: "" when it was taken, else why not."""
+        mail, snmp = self._mail, self._snmp
+        where = (f"mail to {mail.host}:{mail.port}" if channel == "mail" and mail else
+                 f"trap to {snmp.host}:{snmp.port}" if snmp else channel)
+        try:
+            if channel == "mail":
+                await self._send_mail(alert)
                 self.sent += 1
-                self._health.set("notify", HealthState.OK, f"{self.sent} sent")
-            except (aiosmtplib.SMTPException, OSError, ssl.SSLError, MfpsecError) as exc:
-                log.warning("notify_mail_failed", rule=rule.name, error=type(exc).__name__)
-                self._health.set("notify", HealthState.FAILED,
-                                 f"mail to {self._mail.host}:{self._mail.port} failed: "
-                                 f"{type(exc).__name__}")
-        if self._snmp is not None:
-            try:
-                await self._send_trap(rule, r, suppressed)
+            else:
+                await self._send_trap(alert)
                 self.traps += 1
-            except (MfpsecError, OSError) as exc:
-                log.warning("notify_trap_failed", rule=rule.name, error=type(exc).__name__)
-                self._health.set("notify", HealthState.FAILED,
-                                 f"trap to {self._snmp.host}:{self._snmp.port} failed: "
-                                 f"{type(exc).__name__}")
+        except (aiosmtplib.SMTPException, OSError, ssl.SSLError, MfpsecError) as exc:
+            log.warning(f"notify_{channel}_failed", rule=alert.rule, error=type(exc).__name__)
+            self._health.set("notify", HealthState.FAILED,
+                             f"{where} failed: {type(exc).__name__}")
+            return type(exc).__name__
+        self._health.set("notify", HealthState.OK, f"{self.sent} mail(s), {self.traps} "
+                         "trap(s) sent")
+        return ""
 
     async def _secret(self, name: str) -> str:
         if self._secrets is None or not name:
@@ -199,7 +271,8 @@ class Notifier:
             # pysnmp and aiosmtplib take str: this copy is the price of the libraries.
             return bytes(value.view()).decode()
 
-    async def _send_trap(self, rule: Rule, r: Record, suppressed: int) -> None:
+    async def _send_trap(self, alert: Alert) -> None:
+        r, suppressed = alert.record, alert.suppressed
         snmp = self._snmp
         assert snmp is not None
         if snmp.version == "v3":
@@ -217,7 +290,7 @@ class Notifier:
         if r.subject.address:
             who += f"@{r.subject.address}"
         values = {"type": r.type.value, "outcome": r.outcome.value, "subject": who,
-                  "object": r.object, "device": self._device, "rule": rule.name,
+                  "object": r.object, "device": self._device, "rule": alert.rule,
                   "time": r.time}
         binds = [(ObjectIdentity(f"{ENTERPRISE}.1.{VAR[k]}"), OctetString(v.encode()))
                  for k, v in values.items()]
@@ -233,13 +306,18 @@ class Notifier:
         if error:
             raise OSError(str(error))
 
-    async def _send_mail(self, rule: Rule, r: Record, more: str) -> None:
+    async def _send_mail(self, alert: Alert) -> None:
+        r = alert.record
+        more = ""
+        if alert.suppressed:
+            more = (f"\n\n{alert.suppressed} more matching event(s) since "
+                    f"{alert.first_suppressed} were not notified one by one (rate limit).")
         mail = self._mail
         assert mail is not None
         msg = EmailMessage()
         msg["From"] = mail.sender
         msg["To"] = ", ".join(mail.recipients)
-        msg["Subject"] = (f"[mfpsecd {self._device}] {rule.name}: {r.type.value} "
+        msg["Subject"] = (f"[mfpsecd {self._device}] {alert.rule}: {r.type.value} "
                           f"{r.outcome.value}")
         who = r.subject.user or r.subject.origin
         if r.subject.address:

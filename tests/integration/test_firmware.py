@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +19,16 @@ from cryptography.hazmat.primitives import serialization
 
 from mfpsecd.backends.native_hasher import NativeTreeHasher
 from mfpsecd.core.fw_signature import ClockCheck
-from mfpsecd.errors import EX_DATAERR, EX_NOPERM, EX_UNAVAILABLE
+from mfpsecd.errors import EX_DATAERR, EX_NOPERM, EX_TEMPFAIL, EX_UNAVAILABLE
 from mfpsecd.services import fw_archive
 from mfpsecd.services.firmware import verify_bundle, verify_header
 from tests.integration.test_auth_cli import ADMIN_PW, ALICE_UID, CONFIG, MALLORY_UID, Cli
 from tests.services.test_firmware_verify import MODEL, _sign, _tree
 from tests.services.test_fw_update import make_bundle
 from tests.support import daemon as ds
+from tests.support.pki import make_pki
+from tests.support.rsyslog import free_port
+from tests.support.smtp_sink import starttls_sink
 from tests.support.tpm import requires_swtpm
 from tests.unit.test_fw_signature import NOW, ROOT, SIGNER, SIGNER_KEY, _pem
 
@@ -45,11 +50,12 @@ def _board(root: Path) -> dict[str, Any]:
     return {"extra": {"firmware": {"model": MODEL, "roots": [str(root / "fw-root.pem")]}}}
 
 
-def _write_config(root: Path, mode: str, board: dict[str, Any]) -> tuple[Path, Path]:
+def _write_config(root: Path, mode: str, board: dict[str, Any],
+                  **sections: Any) -> tuple[Path, Path]:
     board_path = ds.write_board(root, **board)
     config = root / "mfpsecd.toml"
     config.write_text(ds.toml_doc({"daemon": {"board_dir": str(root)},
-                                   "security": {"mode": mode}}))
+                                   "security": {"mode": mode}, **sections}))
     return config, board_path
 
 
@@ -78,6 +84,17 @@ def test_the_unit_orders_itself_before_the_services_and_isolates_on_failure() ->
     assert "Requires=mfpsecd.socket mfpsecd-fd.socket mfpsecd-fwverify.service" in daemon_unit
     target = (ds.ROOT / "systemd" / "mfpsecd-firmware-failed.target").read_text()
     assert "AllowIsolate=yes" in target and "mfpsecd-firmware-alert.service" in target
+    # The safe state keeps the network, behind the IP filter, so the alert can go out.
+    assert "Requires=sysinit.target mfpsecd-netfilter.service" in target
+    assert "network-online.target" in target
+    alert = (ds.ROOT / "systemd" / "mfpsecd-firmware-alert.service").read_text()
+    for line in ("After=sysinit.target mfpsecd-netfilter.service network-online.target",
+                 "Restart=on-failure", "StateDirectory=mfpsecd",
+                 "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"):
+        assert line in alert
+    assert "PrivateNetwork" not in alert
+    assert _exec_start(ds.ROOT / "systemd" / "mfpsecd-firmware-alert.service")[1:4] == [
+        "fw-alert", "--retry-for", "300"]
 
 
 @requires_swtpm
@@ -121,6 +138,65 @@ def test_boot_unit_in_normal_and_enhanced_mode(short_tmp: Path) -> None:
     r = _boot_unit(config, board_path)  # normal: alert, and carry on
     assert r.returncode == 0 and "FIRMWARE VERIFICATION FAILED (normal mode)" in r.stderr
     assert _record(root)["result"] == "failed"
+
+
+def _fw_alert(config: Path, board: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*ds.MFPSECD, "fw-alert", "--config", str(config), "--board",
+                           str(board), *args], capture_output=True, text=True, timeout=120,
+                          check=False, cwd=ds.ROOT)
+
+
+def _until(cond: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not cond():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+@requires_swtpm
+def test_a_failed_boot_check_is_alerted_once_even_before_the_network(short_tmp: Path) -> None:
+    """The boot unit runs before the network: the alert for a failed verification waits
+    in the outbox. In enhanced mode the safe state's fw-alert sends it (retrying while the
+    mail server is unreachable); in normal mode the daemon sends it when it starts. Each
+    failed boot is mailed once, however often either runs again."""
+    root = short_tmp / "d"
+    root.mkdir()
+    board = _board(root)
+    port = free_port()
+    ca = make_pki(short_tmp / "sink" / "pki").ca  # the sink makes its PKI again here
+    notify = {"notify": {"mail": {"host": "localhost", "port": port,
+                                  "sender": "mfp@example.net",
+                                  "recipients": ["admin@example.net"], "ca_file": str(ca)}}}
+    config, board_path = _write_config(root, "enhanced", board, **notify)
+    (root / "lib" / "firmware" / "a" / "tree" / "bin" / "f0").write_bytes(b"implant")
+    assert _boot_unit(config, board_path).returncode == EX_DATAERR
+
+    down = _fw_alert(config, board_path, "--retry-for", "0")  # no mail server yet
+    assert down.returncode == EX_TEMPFAIL, down.stdout + down.stderr
+    assert "FIRMWARE VERIFICATION FAILED (enhanced mode)" in down.stdout
+    assert "alert 'firmware' (audit record" in down.stdout
+    assert "waiting: mail: SMTPConnectError" in down.stdout
+    with starttls_sink(short_tmp / "sink", port) as sink:
+        up = _fw_alert(config, board_path)
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "alerts: 1 mail(s) and 0 trap(s) sent" in up.stdout
+        assert len(sink.messages) == 1
+        mail = sink.messages[0]
+        assert "firmware: firmware.verify failure" in mail
+        assert "io.mfpsecd.Firmware.TreeMismatch" in mail, mail
+        again = _fw_alert(config, board_path)  # the unit restarted: nothing twice
+        assert again.returncode == 0 and "alerts: 0 mail(s)" in again.stdout
+        assert len(sink.messages) == 1
+
+        config, board_path = _write_config(root, "normal", board, **notify)
+        assert _boot_unit(config, board_path).returncode == 0  # normal: boots on
+        daemon_config = {"security": {"mode": "normal"}, **notify}
+        with ds.running(root, board=board, config=daemon_config):
+            _until(lambda: len(sink.messages) == 2, "the daemon did not send the alert")
+        assert "firmware: firmware.verify failure" in sink.messages[1]
+        with ds.running(root, board=board, config=daemon_config):
+            time.sleep(1)
+        assert len(sink.messages) == 2
 
 
 @pytest.mark.root

@@ -9,6 +9,7 @@ import socket
 import ssl
 import subprocess
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,11 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from mfpsecd.api.auditlog import EventType, Outcome, Subject
+from mfpsecd.api.types import HealthState
 from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.backends.sqlite_state import SqliteState
 from mfpsecd.secret import SecretBytes
+from mfpsecd.services.alert_outbox import AlertOutbox
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.notify import DEFAULT_RULES, MailSettings, Notifier, Rule, SnmpSettings
@@ -35,6 +39,12 @@ async def _auditor(tmp: Path) -> tuple[FakeClock, HealthRegistry, Auditor]:
     auditor = Auditor(AuditFile(tmp / "audit"), clock, health)
     await auditor.start()
     return clock, health, auditor
+
+
+async def _state(tmp: Path) -> SqliteState:
+    state = SqliteState(tmp / "state.db")
+    await state.open()
+    return state
 
 
 async def _smtp_secret(name: str) -> SecretBytes:
@@ -73,6 +83,7 @@ def test_lockout_burst_sends_a_bounded_number_of_mails(tmp_path: Path) -> None:
     try:
         async def scenario() -> None:
             clock, health, auditor = await _auditor(tmp_path)
+            state = await _state(tmp_path)
             notifier = Notifier(
                 [Rule("account locked", frozenset({EventType.AUTH_LOCKOUT}),
                       min_interval_s=300),
@@ -81,7 +92,8 @@ def test_lockout_burst_sends_a_bounded_number_of_mails(tmp_path: Path) -> None:
                 MailSettings("localhost", port, "mfp@example.net", ("admin@example.net",),
                              ca_file=str(pki.ca), username="mfp-01",
                              password_secret="smtp-password"),
-                clock, health, device="mfp-01", secrets=_smtp_secret)
+                clock, health, device="mfp-01", outbox=AlertOutbox(state),
+                secrets=_smtp_secret)
             auditor.add_listener(notifier.offer)
             task = asyncio.create_task(notifier.run())
 
@@ -120,6 +132,7 @@ def test_lockout_burst_sends_a_bounded_number_of_mails(tmp_path: Path) -> None:
             assert set(logins) == {(b"mfp-01", b"Smtp-pass-2026")}  # AUTH after STARTTLS
             task.cancel()
             await auditor.stop()
+            await state.close()
 
         asyncio.run(scenario())
     finally:
@@ -152,9 +165,11 @@ def test_lockout_trap_snmpv3_authpriv_reaches_snmptrapd(tmp_path: Path) -> None:
 
         async def scenario() -> None:
             clock, health, auditor = await _auditor(tmp_path)
+            state = await _state(tmp_path)
             notifier = Notifier(
                 [Rule("account locked", frozenset({EventType.AUTH_LOCKOUT}),
                       min_interval_s=300)], None, clock, health, device="mfp-01",
+                outbox=AlertOutbox(state),
                 snmp=SnmpSettings("127.0.0.1", port, "v3", "mfpsec", ENGINE, "snmp-auth",
                                   "snmp-priv"), secrets=secrets)
             auditor.add_listener(notifier.offer)
@@ -174,6 +189,7 @@ def test_lockout_trap_snmpv3_authpriv_reaches_snmptrapd(tmp_path: Path) -> None:
             assert notifier.traps == 2  # 1,001 lockouts, two traps
             task.cancel()
             await auditor.stop()
+            await state.close()
 
         asyncio.run(scenario())
         deadline = time.monotonic() + 10
@@ -200,9 +216,10 @@ def test_a_failed_sanitization_is_mailed_a_refused_start_is_not(tmp_path: Path) 
     (DeviceStuck), reaches the administrator; a refused start does not."""
     async def scenario(sink: MailSink) -> None:
         clock, health, auditor = await _auditor(tmp_path)
+        state = await _state(tmp_path)
         notifier = Notifier(DEFAULT_RULES, MailSettings(
             "localhost", sink.port, "mfp@example.net", ("admin@example.net",),
-            ca_file=str(sink.ca)), clock, health, device="mfp-01")
+            ca_file=str(sink.ca)), clock, health, device="mfp-01", outbox=AlertOutbox(state))
         auditor.add_listener(notifier.offer)
         task = asyncio.create_task(notifier.run())
         engineer = Subject(origin="cli", user="ce1", role="service")
@@ -221,6 +238,78 @@ def test_a_failed_sanitization_is_mailed_a_refused_start_is_not(tmp_path: Path) 
         assert "nvme0-20260101T000000-ab12" in sink.messages[0]
         task.cancel()
         await auditor.stop()
+        await state.close()
 
     with starttls_sink(tmp_path) as sink:
         asyncio.run(scenario(sink))
+
+
+def test_an_alert_outlives_a_mail_outage_and_a_restart_and_goes_out_once(
+        tmp_path: Path) -> None:
+    """The mail server is down when the lockout happens: the alert waits in the outbox,
+    is retried, survives a restart of the notifier, and is mailed exactly once."""
+    port = free_port()
+    # starttls_sink(tmp_path / "sink") makes its PKI again at the same place, later.
+    ca = make_pki(tmp_path / "sink" / "pki").ca
+
+    def notifier_on(state: SqliteState, clock: FakeClock, health: HealthRegistry) -> Notifier:
+        return Notifier(DEFAULT_RULES, MailSettings(
+            "localhost", port, "mfp@example.net", ("admin@example.net",), ca_file=str(ca)),
+            clock, health, device="mfp-01", outbox=AlertOutbox(state))
+
+    async def until(cond: Callable[[], Awaitable[bool]]) -> None:
+        for _ in range(1000):
+            if await cond():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("condition not reached")
+
+    async def outage() -> None:  # the server is down: nothing is lost
+        clock, health, auditor = await _auditor(tmp_path)
+        state = await _state(tmp_path)
+        notifier = notifier_on(state, clock, health)
+        auditor.add_listener(notifier.offer)
+        task = asyncio.create_task(notifier.run())
+        await auditor.record(EventType.AUTH_LOCKOUT, Outcome.SUCCESS, ATTACKER, "admin")
+        outbox = AlertOutbox(state)
+
+        async def tried(n: int) -> bool:
+            waiting = await outbox.pending()
+            return bool(waiting) and waiting[0].attempts >= n
+
+        await until(lambda: tried(1))
+        waiting = await outbox.pending()
+        assert [(a.rule, a.channels) for a in waiting] == [("account locked",
+                                                             frozenset({"mail"}))]
+        assert waiting[0].last_error == "mail: SMTPConnectError"
+        component = health.get("notify")
+        assert component is not None and component.state is HealthState.FAILED
+        await clock.advance(10)  # the first retry: still down
+        await until(lambda: tried(2))
+        task.cancel()  # the daemon stops (a power cut) with the alert unsent
+        await auditor.stop()
+        await state.close()
+
+    async def start_again() -> int:
+        clock = FakeClock()
+        state = await _state(tmp_path)
+        notifier = notifier_on(state, clock, HealthRegistry(clock))
+        task = asyncio.create_task(notifier.run())
+
+        async def empty() -> bool:
+            return not await AlertOutbox(state).pending()
+
+        await until(empty)
+        await asyncio.sleep(0.3)
+        task.cancel()
+        await state.close()
+        return notifier.sent
+
+    asyncio.run(outage())
+    with starttls_sink(tmp_path / "sink", port) as sink:
+        assert asyncio.run(start_again()) == 1  # the next start sends what waited
+        assert len(sink.messages) == 1
+        assert "account locked: auth.lockout success" in sink.messages[0]
+        assert "203.0.113.9" in sink.messages[0]
+        assert asyncio.run(start_again()) == 0  # and the one after sends nothing again
+        assert len(sink.messages) == 1

@@ -34,11 +34,12 @@ class MailSink:
 
 
 @contextmanager
-def starttls_sink(tmp: Path) -> Iterator[MailSink]:
+def starttls_sink(tmp: Path, port: int = 0) -> Iterator[MailSink]:
+    """port: one chosen beforehand (a client configured while the server was down)."""
     pki = make_pki(tmp / "pki")
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(pki.cert, pki.key)
-    sink = MailSink(free_port(), pki.ca)
+    sink = MailSink(port or free_port(), pki.ca)
     smtp = Controller(sink, hostname="127.0.0.1", port=sink.port, tls_context=tls,
                       require_starttls=True, server_hostname="localhost")
     smtp.start()
