@@ -171,6 +171,11 @@ class ErrorCode(enum.Enum):
         "io.mfpsecd.Auth.AlreadyInitialized", EX_DATAERR, (),
         "An administrator account exists already; first-start setup is over.",
     )
+    RECOVERY_NOT_PENDING = (
+        "io.mfpsecd.Auth.RecoveryNotPending", EX_NOPERM, (("reason", str),),
+        "No administrator recovery with that id waits for this caller: it expired, a newer "
+        "request replaced it, or wrong codes ended it. Request a new one.",
+    )
     THROTTLED = (
         "io.mfpsecd.Auth.Throttled", EX_TEMPFAIL, (("retry_after_s", float),),
         "Too many authentication requests from this source (or in total): try again later.",

@@ -20,6 +20,11 @@ class Privilege(enum.Enum):
     KEYS_ADMIN = "keys.admin"  # backup, restore, rotate, destroy
     AUDIT_READ = "audit.read"  # query, verify and export the audit log
     USERS_ADMIN = "users.admin"  # user accounts, unlock, the authentication policy
+    USERS_READ = "users.read"  # list the accounts
+    # Recover an administrator when none can log in: asked for by root, completed with a
+    # code only the operation panel shows (PRESENCE), so uid 0 alone is not enough.
+    USERS_RECOVER = "users.recover"
+    PRESENCE = "presence"  # what needs a person at the device: the panel's recovery code
     SANITIZE = "sanitize"  # list disks, start and cancel sanitizations, their certificates
     STORE_USE = "store.use"  # one's own job-store objects (an administrator: everyone's)
     STORE_ADMIN = "store.admin"  # the job store's status; purge (crypto-erase everything)

@@ -186,6 +186,34 @@ class Empty(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pass
 
 
+RequestId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+RecoveryCode = Annotated[str, msgspec.Meta(max_length=16)]
+
+
+class RecoveryRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    request: str
+    user: str
+    expires_in_s: int  # the panel shows its code until then
+
+
+class PendingRecovery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    request: str
+    user: str
+    uid: int  # who asked (the maintenance console)
+    code: str  # to be read at the panel and typed at the console, by a person
+    expires_in_s: int
+
+
+class PendingRecoveries(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    requests: list[PendingRecovery]
+
+
+class CompleteRecoveryParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    request: RequestId
+    code: RecoveryCode
+    password: Password  # temporary: to be changed at the first login
+
+
 _LOGIN_ERRORS = (ErrorCode.AUTHENTICATION_FAILED, ErrorCode.ACCOUNT_LOCKED,
                  ErrorCode.THROTTLED, ErrorCode.KEYS_UNAVAILABLE)
 _SET_ERRORS = (ErrorCode.PASSWORD_REJECTED, ErrorCode.KEYS_UNAVAILABLE,
@@ -261,7 +289,31 @@ AUTH = Interface(
         Method(
             name="ListUsers",
             doc="Every account with its role, password age, lockout and factors.",
-            params=NoParams, result=UserList, requires=Privilege.USERS_ADMIN,
+            params=NoParams, result=UserList, requires=Privilege.USERS_READ,
+        ),
+        Method(
+            name="RequestRecovery",
+            doc="Root, when no administrator can log in: ask to recover the administrator\n"
+                "user (an existing administrator's password is reset, or the account is\n"
+                "created). The operation panel shows a code for it for expires_in_s; a\n"
+                "newer request replaces this one. Audited and alerted.",
+            params=UserParams, result=RecoveryRequest, requires=Privilege.USERS_RECOVER,
+            errors=(ErrorCode.USER_EXISTS,),
+        ),
+        Method(
+            name="PendingRecoveries",
+            doc="The operation panel: the recovery waiting for its code, to show to the\n"
+                "person at the device.",
+            params=NoParams, result=PendingRecoveries, requires=Privilege.PRESENCE,
+        ),
+        Method(
+            name="CompleteRecovery",
+            doc="Root again, with the code read at the panel: the administrator gets this\n"
+                "temporary password (changed at the first login), its lockout is lifted.\n"
+                "Three wrong codes end the request.",
+            params=CompleteRecoveryParams, result=UserInfo, requires=Privilege.USERS_RECOVER,
+            errors=(ErrorCode.RECOVERY_NOT_PENDING, ErrorCode.AUTHENTICATION_FAILED,
+                    *_SET_ERRORS), sensitive=True,
         ),
         Method(
             name="AddUser",

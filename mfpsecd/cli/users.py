@@ -12,7 +12,7 @@ import msgspec
 from mfpsecd.api import auth
 from mfpsecd.api.access import Role
 from mfpsecd.cli.auth import PASSWORD_FILE
-from mfpsecd.cli.common import Target, echo_json, read_secret, reports_errors
+from mfpsecd.cli.common import Target, echo_json, read_secret, read_secrets, reports_errors
 from mfpsecd.client import AuthClient
 
 _ROLES = click.Choice([r.value for r in Role])
@@ -141,6 +141,27 @@ def users_totp_reset(target: Target, user: str) -> None:
     with target.connect() as conn:
         AuthClient(conn).reset_totp(user)
     click.echo(f"second factor of {user} removed")
+
+
+@users_group.command("recover")
+@click.argument("user")
+@PASSWORD_FILE
+@click.pass_obj
+@reports_errors
+def users_recover(target: Target, user: str, password_file: Path | None) -> None:
+    """Root, when no administrator can log in: recover the administrator USER with the
+    code the operation panel shows (someone must be at the device). With --password-file,
+    its two lines are the code and the new (temporary) password."""
+    with target.connect() as conn:
+        client = AuthClient(conn)
+        r = client.request_recovery(user)
+        click.echo(f"recovery of administrator {r.user} requested ({r.request}): the "
+                   f"operation panel shows its code for {r.expires_in_s} s", err=True)
+        code, password = read_secrets(password_file, ("Code shown on the operation panel",
+                                                      f"Temporary password for {user}"), True)
+        u = client.complete_recovery(r.request, code.decode(errors="replace"), password)
+    click.echo(f"administrator {u.user} recovered: log in with `mfpsec login -u {u.user}` "
+               "and choose a new password")
 
 
 @click.group("policy")

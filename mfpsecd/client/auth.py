@@ -16,6 +16,8 @@ _user = msgspec.json.Decoder(auth.UserInfo)
 _unlock = msgspec.json.Decoder(auth.UnlockResult)
 _totp = msgspec.json.Decoder(auth.TotpEnrollment)
 _bound = msgspec.json.Decoder(auth.BindCardResult)
+_recovery = msgspec.json.Decoder(auth.RecoveryRequest)
+_pending = msgspec.json.Decoder(auth.PendingRecoveries)
 
 _IFACE = "io.mfpsecd.Auth."
 
@@ -96,3 +98,16 @@ class AuthClient:
 
     def reset_totp(self, user: str) -> None:
         self._conn.call(_IFACE + "ResetTotp", {"user": user})
+
+    def request_recovery(self, user: str) -> auth.RecoveryRequest:
+        return _recovery.decode(self._conn.call(_IFACE + "RequestRecovery", {"user": user}))
+
+    def pending_recoveries(self) -> list[auth.PendingRecovery]:
+        """The operation panel's call: the code to show to the person at the device."""
+        return _pending.decode(self._conn.call(_IFACE + "PendingRecoveries")).requests
+
+    def complete_recovery(self, request: str, code: str, password: bytearray
+                          ) -> auth.UserInfo:
+        return _user.decode(self._secret_call(
+            "CompleteRecovery", {"request": request, "code": code, "password": password},
+            password))

@@ -3,9 +3,12 @@
 A connection's peer is classified once, from SO_PEERCRED/SO_PEERGROUPS, by the rules in
 the configuration. The class alone grants what needs no user (status, logging in); a
 logged-in session adds what its role allows (SPEC A-10). SYSTEM peers (root, the daemon's
-own uid) could read the daemon's memory anyway: they hold every privilege, which is also
-how the device is recovered when nobody can log in (a replaced TPM locks the password
-verifiers with the rest of the key chain).
+own uid) could read the daemon's memory anyway: they hold every privilege but two. They do
+not manage accounts without an administrator's session (else root could make itself an
+administrator and lift what only an administrator lifts, such as the firmware rewrite
+lock); they may list them, set the first administrator on a device that has none, and
+recover an administrator with a code the operation panel shows (PRESENCE, the panel's
+alone): someone must stand at the device, uid 0 is not enough.
 """
 
 from __future__ import annotations
@@ -51,8 +54,8 @@ def classify(peer: PeerCredentials, rules: AdmissionRules) -> PeerClass:
 
 _P = Privilege
 _GRANTS: dict[PeerClass, frozenset[Privilege]] = {
-    PeerClass.SYSTEM: frozenset(Privilege),
-    PeerClass.PANEL: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.AUTH}),
+    PeerClass.SYSTEM: frozenset(Privilege) - {_P.USERS_ADMIN, _P.PRESENCE},
+    PeerClass.PANEL: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.AUTH, _P.PRESENCE}),
     PeerClass.MAINTENANCE: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.KEYS_READ, _P.AUTH}),
     PeerClass.UNKNOWN: frozenset(),
 }
@@ -60,7 +63,7 @@ _GRANTS: dict[PeerClass, frozenset[Privilege]] = {
 _ROLE_GRANTS: dict[Role, frozenset[Privilege]] = {
     Role.ADMINISTRATOR: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.AUTH, _P.KEYS_READ,
                                    _P.SECRETS_READ, _P.SECRETS_WRITE, _P.KEYS_ADMIN, _P.AUDIT_READ,
-                                   _P.USERS_ADMIN, _P.SANITIZE, _P.STORE_USE,
+                                   _P.USERS_ADMIN, _P.USERS_READ, _P.SANITIZE, _P.STORE_USE,
                                    _P.STORE_ADMIN, _P.FIRMWARE_READ, _P.FIRMWARE_UPDATE,
                                    _P.FIRMWARE_LOCK, _P.NETWORK_READ, _P.NETWORK_ADMIN}),
     # The service engineer: diagnostics, key backup/restore and disk sanitization at

@@ -13,6 +13,7 @@ from mfpsecd.core.access import PeerClass
 from mfpsecd.daemon.ipc_server import CallContext, Handler
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.secret import SecretBytes
+from mfpsecd.services.admin_recovery import AdminRecovery
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.auth import AuthService
 from mfpsecd.services.health import utc_text
@@ -212,6 +213,36 @@ def auth_handlers(auth: AuthService, auditor: Auditor, status: StatusService
             ev.succeed()
         return api.Empty()
 
+    recovery = AdminRecovery(auth, auth.clock)
+
+    async def request_recovery(ctx: CallContext, p: api.UserParams) -> api.RecoveryRequest:
+        async with auditor.event(EventType.ROLE_CHANGE, subject_of(ctx), p.user) as ev:
+            ev.details.update(action="recovery requested", role="administrator",
+                              phase="recovery")
+            ticket = await recovery.request(p.user, ctx.peer.uid)
+            ev.details["request"] = ticket.id
+            ev.succeed()
+        return api.RecoveryRequest(ticket.id, ticket.user,
+                                   math.ceil(recovery.remaining(ticket)))
+
+    def pending_recoveries(ctx: CallContext, _: NoParams) -> api.PendingRecoveries:
+        t = recovery.pending()
+        return api.PendingRecoveries([] if t is None else [api.PendingRecovery(
+            t.id, t.user, t.uid, t.code, math.ceil(recovery.remaining(t)))])
+
+    async def complete_recovery(ctx: CallContext, p: api.CompleteRecoveryParams
+                                ) -> api.UserInfo:
+        waiting = recovery.pending()
+        async with auditor.event(EventType.ROLE_CHANGE, subject_of(ctx),
+                                 waiting.user if waiting else "") as ev:
+            ev.details.update(action="administrator recovered", role="administrator",
+                              phase="recovery", request=p.request)
+            with SecretBytes(p.password) as password:
+                user = await recovery.complete(p.request, p.code, ctx.peer.uid, password)
+            ev.succeed()
+        status.set_notice(ADMIN_UNSET, False)
+        return user_info(user, 0.0)
+
     a = "io.mfpsecd.Auth."
     return {
         a + "InitializeAdministrator": initialize, a + "Login": login, a + "LoginCard": login_card,
@@ -222,4 +253,6 @@ def auth_handlers(auth: AuthService, auditor: Auditor, status: StatusService
         a + "SetUserPassword": set_user_password, a + "UnlockUser": unlock,
         a + "RemoveUser": remove_user, a + "EnrollTotp": enroll_totp,
         a + "ConfirmTotp": confirm_totp, a + "ResetTotp": reset_totp,
+        a + "RequestRecovery": request_recovery, a + "PendingRecoveries": pending_recoveries,
+        a + "CompleteRecovery": complete_recovery,
     }

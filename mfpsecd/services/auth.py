@@ -477,6 +477,10 @@ class AuthService:
 
     # ---------------------------------------------------------------- accounts
 
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
     async def initialize(self, name: str, password: SecretBytes) -> None:
         """First start (A-3): the device ships without any usable administrator password;
         the first one is set here, once."""

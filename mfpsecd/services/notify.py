@@ -350,6 +350,9 @@ DEFAULT_RULES = [
     # one that stopped answering (DeviceStuck). Refused starts are not mailed.
     Rule("sanitization failed", frozenset({EventType.SANITIZE}), failures_only=True,
          phase="result"),
+    # Root asked to recover an administrator, or did (services.admin_recovery): each one.
+    Rule("administrator recovery", frozenset({EventType.ROLE_CHANGE}), phase="recovery",
+         min_interval_s=0),
     # The kernel's IP filter changed behind the daemon's back (services.netfilter).
     Rule("ip filter changed", frozenset({EventType.NETFILTER_CHANGE}), failures_only=True,
          phase="drift"),

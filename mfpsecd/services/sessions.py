@@ -21,7 +21,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from mfpsecd.api.access import Privilege, Role
-from mfpsecd.core.access import PeerClass, PeerCredentials, privileges, session_privileges
+from mfpsecd.core.access import (
+    PeerClass,
+    PeerCredentials,
+    privileges,
+    role_table,
+    session_privileges,
+)
 from mfpsecd.core.auth_policy import SessionPolicy
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import Clock
@@ -158,6 +164,8 @@ class Seat:
 
     def check(self, needed: Privilege, sessions: SessionTable) -> None:
         """For a privilege the peer class does not grant: a live session whose role does."""
+        if not any(needed in grants for _, grants in role_table()):
+            raise MfpsecError(ErrorCode.PERMISSION_DENIED)  # no login would help
         s = self.session
         if s is None:
             raise MfpsecError(ErrorCode.AUTHENTICATION_REQUIRED, reason="log in first")

@@ -148,6 +148,7 @@ def test_lockout_survives_sigkill_unlock_and_forced_change(short_tmp: Path) -> N
         cli = Cli(d.socket_path, short_tmp / "rt")
         (cli.runtime).mkdir(exist_ok=True)
         cli.ok(0, "users", "init", "alice", "--password-file", "-", stdin=ADMIN_PW)
+        cli.ok(0, "login", "-u", "alice", "--password-file", "-", stdin=ADMIN_PW)
         cli.ok(0, "users", "add", "bob", "--role", "user", "--password-file", "-",
                stdin=BOB_TEMP)
         for i in range(3):

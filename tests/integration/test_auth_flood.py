@@ -44,8 +44,12 @@ def _flood(short_tmp: Path, sink: MailSink) -> None:
         r = ds.mfpsec(d.socket_path, "users", "init", "admin", "--password-file", "-",
                       stdin="Adm1n-password-2026")
         assert r.returncode == 0, r.stderr
+        rt = {"XDG_RUNTIME_DIR": str(short_tmp)}
+        r = ds.mfpsec(d.socket_path, "login", "-u", "admin", "--password-file", "-",
+                      stdin="Adm1n-password-2026", env=rt)
+        assert r.returncode == 0, r.stderr
         r = ds.mfpsec(d.socket_path, "users", "add", "victim", "--role", "user",
-                      "--password-file", "-", stdin="Target-password-2026")
+                      "--password-file", "-", stdin="Target-password-2026", env=rt)
         assert r.returncode == 0, r.stderr
         rss_before = d.rss_kib()
         flood = subprocess.Popen(

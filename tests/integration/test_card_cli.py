@@ -40,6 +40,7 @@ def test_bind_a_card_and_log_in_with_it(short_tmp: Path, softhsm_env: Path) -> N
             return r.stdout
 
         cli("users", "init", "admin", "--password-file", "-", stdin="Adm1n-password-2026")
+        cli("login", "-u", "admin", "--password-file", "-", stdin="Adm1n-password-2026")
         cli("users", "add", "carol", "--role", "service", "--password-file", "-",
             stdin="Service-pass-2026")
         assert "bound to carol" in cli("users", "card", "carol", "--cert",

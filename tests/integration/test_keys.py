@@ -189,8 +189,10 @@ def test_an_account_whose_verifier_is_gone_fails_like_a_wrong_password(
     with ds.running(root, config=_AUTH) as d:
         assert ds.mfpsec(d.socket_path, "users", "init", "admin", "--password-file", "-",
                          stdin=_ADMIN_PW).returncode == 0
+        assert _login(d, "admin", _ADMIN_PW, runtime).returncode == 0
         assert ds.mfpsec(d.socket_path, "users", "add", "bob", "--role", "user",
-                         "--permanent", "--password-file", "-", stdin=_BOB_PW).returncode == 0
+                         "--permanent", "--password-file", "-", stdin=_BOB_PW,
+                         env={"XDG_RUNTIME_DIR": str(runtime)}).returncode == 0
     with sqlite3.connect(root / "lib" / "state.sqlite3") as conn:
         conn.execute("DELETE FROM secrets WHERE name = 'auth.user.bob'")
     conn.close()
@@ -199,8 +201,10 @@ def test_an_account_whose_verifier_is_gone_fails_like_a_wrong_password(
         assert refused.returncode == EX_NOPERM and "AuthenticationFailed" in refused.stderr
         assert "Internal" not in refused.stderr
         assert '"event":"auth_verifier_missing"' in d.log()
+        assert _login(d, "admin", _ADMIN_PW, runtime).returncode == 0
         reset = ds.mfpsec(d.socket_path, "users", "passwd", "bob", "--permanent",
-                          "--password-file", "-", stdin="Another-user-pass-2026")
+                          "--password-file", "-", stdin="Another-user-pass-2026",
+                          env={"XDG_RUNTIME_DIR": str(runtime)})
         assert reset.returncode == 0, reset.stderr
         assert _login(d, "bob", "Another-user-pass-2026", runtime).returncode == 0
 
@@ -285,6 +289,7 @@ def test_no_login_password_left_in_daemon_memory(short_tmp: Path) -> None:
             assert r.returncode == 0, (args, r.stderr)
 
         cli("users", "init", "admin", "--password-file", "-", stdin=passwords["admin"])
+        cli("login", "-u", "admin", "--password-file", "-", stdin=passwords["admin"])
         for user, role in (("carol", "user"), ("dave", "user"), ("tech1", "service")):
             cli("users", "add", user, "--role", role, "--permanent", "--password-file", "-",
                 stdin=passwords[user])

@@ -16,7 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from mfpsecd.api.auditlog import EventType, Outcome, Subject
+from mfpsecd.api.auditlog import EventType, Outcome, Record, Subject
 from mfpsecd.api.types import HealthState
 from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.sqlite_state import SqliteState
@@ -313,3 +313,30 @@ def test_an_alert_outlives_a_mail_outage_and_a_restart_and_goes_out_once(
         assert "203.0.113.9" in sink.messages[0]
         assert asyncio.run(start_again()) == 0  # and the one after sends nothing again
         assert len(sink.messages) == 1
+
+
+def test_the_default_rules_alert_every_administrator_recovery(tmp_path: Path) -> None:
+    """Each request and each completion is an alert (no rate limit holds the second)."""
+    async def scenario() -> None:
+        clock, health, auditor = await _auditor(tmp_path)
+        state = await _state(tmp_path)
+        notifier = Notifier(DEFAULT_RULES, MailSettings(
+            "localhost", 25, "mfp@example.net", ("admin@example.net",)), clock, health,
+            device="mfp-01", outbox=AlertOutbox(state))
+        written: list[Record] = []
+        auditor.add_listener(written.extend)
+        root = Subject(origin="system", uid=0)
+        for action in ("recovery requested", "administrator recovered"):
+            await auditor.record(EventType.ROLE_CHANGE, Outcome.SUCCESS, root, "alice",
+                                 action=action, phase="recovery")
+        await auditor.record(EventType.ROLE_CHANGE, Outcome.SUCCESS, root, "bob",
+                             action="add user")
+        assert await notifier.queue(written) == 2
+        kept = await AlertOutbox(state).pending()
+        assert [(a.rule, a.record.details["action"]) for a in kept] == [
+            ("administrator recovery", "recovery requested"),
+            ("administrator recovery", "administrator recovered")]
+        await auditor.stop()
+        await state.close()
+
+    asyncio.run(scenario())

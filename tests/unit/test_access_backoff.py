@@ -25,7 +25,15 @@ def test_classify() -> None:
 
 def test_unknown_peers_have_no_privilege() -> None:
     assert not any(allowed(PeerClass.UNKNOWN, p) for p in Privilege)
-    assert all(allowed(PeerClass.SYSTEM, p) for p in Privilege)
+    # Root holds everything but account changes without an administrator's session and
+    # what needs a person at the device (issue 22: root could otherwise make itself an
+    # administrator and lift the firmware rewrite lock).
+    assert {p for p in Privilege if not allowed(PeerClass.SYSTEM, p)} == {
+        Privilege.USERS_ADMIN, Privilege.PRESENCE}
+    assert allowed(PeerClass.SYSTEM, Privilege.USERS_READ)
+    assert allowed(PeerClass.SYSTEM, Privilege.USERS_RECOVER)
+    assert allowed(PeerClass.PANEL, Privilege.PRESENCE)
+    assert not allowed(PeerClass.MAINTENANCE, Privilege.USERS_RECOVER)
     assert allowed(PeerClass.PANEL, Privilege.STATUS_READ)
 
 
