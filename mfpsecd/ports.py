@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from mfpsecd.api.auditlog import Verdict
+from mfpsecd.core.netfilter import Range
 from mfpsecd.core.overwrite_plan import PassKind
 from mfpsecd.core.password_record import Cost
 from mfpsecd.core.pcr_policy import PcrBinding
@@ -93,6 +94,9 @@ class StateConnection(Protocol):
     """The subset of sqlite3.Connection services use inside StateStore.run."""
 
     def execute(self, sql: str, parameters: tuple[object, ...] = ..., /) -> StateCursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[tuple[object, ...]], /
+                    ) -> StateCursor: ...
 
 
 class StateCursor(Protocol):
@@ -553,8 +557,14 @@ class Netfilter(Protocol):
         """Refused packets per source address (the filter's own counters)."""
         ...
 
-    async def ruleset(self) -> list[dict[str, Any]]:
-        """Our table as the kernel has it, as nftables JSON."""
+    async def ruleset(self, *, terse: bool = False) -> list[dict[str, Any]]:
+        """Our table as the kernel has it, as nftables JSON (terse: no set elements)."""
+        ...
+
+    async def swap_intervals(self, swaps: Sequence[tuple[str, Sequence[Range],
+                                                         Sequence[Range]]]) -> None:
+        """Per (interval set, intervals out, intervals in), in one transaction and without
+        reading the sets; NETWORK_APPLY_FAILED leaves them as they were."""
         ...
 
     def close(self) -> None: ...

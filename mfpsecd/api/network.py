@@ -8,12 +8,14 @@ administrator passes their address: a change that would cut that address off is 
 
 from __future__ import annotations
 
+import enum
 from typing import Annotated
 
 import msgspec
 
 from mfpsecd.api.access import Privilege
 from mfpsecd.api.schema import Interface, Method, NoParams
+from mfpsecd.api.store import Descriptor
 from mfpsecd.errors import ErrorCode
 
 RangeText = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -44,6 +46,42 @@ class Rules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # joined, one inside another gone).
     effective_permitted: list[str] = []
     effective_refused: list[str] = []
+    # The four lists above hold the page asked for (GetRules offset/limit; a change's
+    # reply: the first page); these are their whole lengths.
+    permitted_total: int = 0
+    refused_total: int = 0
+    effective_permitted_total: int = 0
+    effective_refused_total: int = 0
+
+
+PAGE = 1000
+
+
+class RangeList(enum.Enum):
+    PERMITTED = "permitted"
+    REFUSED = "refused"
+
+
+class RulesQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    offset: Annotated[int, msgspec.Meta(ge=0)] = 0  # into each list of ranges
+    limit: Annotated[int, msgspec.Meta(ge=0, le=10000)] = PAGE
+
+
+class ImportParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    descriptor: Descriptor  # readable: one range per line, `#` comments (UTF-8)
+    list: RangeList
+    replace: bool = False  # the list becomes the file's ranges (else they are added)
+    remote_address: Address = ""
+    confirm: bool = False
+
+
+class Imported(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    ranges: int  # ranges in the file
+    added: int  # new to the list
+    unchanged: int  # in it already
+    removed: int  # replace: in the list before, not in the file
+    duplicates: int  # repeated in the file
+    rules: Rules
 
 
 class RangeParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -86,12 +124,20 @@ NETWORK = Interface(
         "services' ports, and no forwarding between the wired and wireless interfaces."
     ),
     methods=(
-        Method(name="GetRules", doc="The policy, what it admits now, and whether it is loaded.",
-               params=NoParams, result=Rules, requires=Privilege.NETWORK_READ,
+        Method(name="GetRules", doc="The policy, what it admits now, and whether it is loaded;\n"
+                                    "the lists of ranges from offset, at most limit of each.",
+               params=RulesQuery, result=Rules, requires=Privilege.NETWORK_READ,
                errors=(ErrorCode.NETWORK_UNAVAILABLE,)),
         _change("Allow", "Add a permitted range.", RangeParams),
         _change("Deny", "Add a refused range.", RangeParams),
         _change("Remove", "Remove a permitted or refused range.", RangeParams),
+        Method(name="Import", doc="A file of ranges (a passed descriptor) into the permitted or\n"
+                                  "refused list, added or replacing it: checked as a whole\n"
+                                  "(a bad line imports nothing), applied as one transaction,\n"
+                                  "audited as one change with the counts.",
+               params=ImportParams, result=Imported, requires=Privilege.NETWORK_ADMIN,
+               errors=(*_CHANGE_ERRORS, ErrorCode.TRANSFER_TIMEOUT, ErrorCode.INVALID_PARAMETER),
+               passes_descriptor=True),
         _change("SetQuick", "Switch the quick IP filter on or off.", QuickParams),
         _change("SetPort", "Switch a network service's ports on or off.", PortParams),
         Method(name="Apply", doc="Load the stored policy into the kernel again.",

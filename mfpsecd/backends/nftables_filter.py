@@ -9,15 +9,18 @@ Every call runs on the namespace's worker thread; libnftables' context is create
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import msgspec
 
 from mfpsecd.backends.netns import NetnsWorker
-from mfpsecd.core.netfilter import TABLE
+from mfpsecd.backends.nft_elements import ElementSocket, NotEncodable
+from mfpsecd.core.netfilter import TABLE, Range
 from mfpsecd.errors import ErrorCode, MfpsecError
 
 _ENCODE = msgspec.json.Encoder().encode
@@ -27,6 +30,8 @@ class _Nft(Protocol):
     def json_cmd(self, doc: dict[str, Any]) -> tuple[int, Any, str]: ...
 
     def cmd(self, text: str) -> tuple[int, str, str]: ...
+
+    def terse(self, on: bool) -> None: ...
 
 
 class _NftProcess:
@@ -38,13 +43,18 @@ class _NftProcess:
             raise MfpsecError(ErrorCode.NETWORK_UNAVAILABLE,
                               reason="neither libnftables' Python binding nor nft is installed")
         self._nft = nft
+        self._terse = False
+
+    def terse(self, on: bool) -> None:
+        self._terse = on
 
     def json_cmd(self, doc: dict[str, Any]) -> tuple[int, Any, str]:
         rc, out, err = self.cmd(json.dumps(doc))
         return rc, json.loads(out) if out.strip() else "", err
 
     def cmd(self, text: str) -> tuple[int, str, str]:
-        r = subprocess.run([self._nft, "-j", "-f", "-"], input=text, capture_output=True,
+        r = subprocess.run([self._nft, "-j", *(["-t"] if self._terse else []), "-f", "-"],
+                           input=text, capture_output=True,
                            text=True, timeout=60, check=False)
         return r.returncode, r.stdout, r.stderr
 
@@ -57,13 +67,30 @@ def _library() -> _Nft | None:
     ctx = nftables.Nftables()
     ctx.set_json_output(True)
     ctx.set_handle_output(False)
-    return ctx  # type: ignore[no-any-return]
+    return _Library(ctx)
+
+
+class _Library:
+    """libnftables' context, through the binding."""
+
+    def __init__(self, ctx: Any) -> None:
+        self._ctx = ctx
+
+    def json_cmd(self, doc: dict[str, Any]) -> tuple[int, Any, str]:
+        return self._ctx.json_cmd(doc)  # type: ignore[no-any-return]
+
+    def cmd(self, text: str) -> tuple[int, str, str]:
+        return self._ctx.cmd(text)  # type: ignore[no-any-return]
+
+    def terse(self, on: bool) -> None:
+        self._ctx.set_terse_output(on)
 
 
 class NftablesFilter:
     def __init__(self, netns: str | None) -> None:
         self._worker = NetnsWorker(netns, "nftables")
         self._nft: _Nft | None = None
+        self._elements: ElementSocket | None = None
         self.via = ""
 
     def _ctx(self) -> _Nft:
@@ -126,10 +153,36 @@ class NftablesFilter:
 
         return await self._worker.call(run)
 
-    async def ruleset(self) -> list[dict[str, Any]]:
-        """Our table as the kernel has it (JSON)."""
-        return await self._worker.call(lambda: self._list(
-            {"table": {"family": "inet", "name": TABLE}}) or [])
+    async def ruleset(self, *, terse: bool = False) -> list[dict[str, Any]]:
+        """Our table as the kernel has it (JSON); terse: without set elements (nothing of
+        a set's size is read)."""
+        def run() -> list[dict[str, Any]]:
+            ctx = self._ctx()
+            ctx.terse(terse)
+            try:
+                return self._list({"table": {"family": "inet", "name": TABLE}}) or []
+            finally:
+                ctx.terse(False)
+
+        return await self._worker.call(run)
+
+    async def swap_intervals(self, swaps: Sequence[tuple[str, Sequence[Range],
+                                                         Sequence[Range]]]) -> None:
+        """Interval-set elements out and in, one transaction, without reading the sets
+        (backends.nft_elements); NETWORK_APPLY_FAILED (nothing changed) if refused."""
+        def run() -> None:
+            if self._elements is None:
+                self._elements = ElementSocket()  # in the worker: in the namespace
+            try:
+                self._elements.swap(swaps)
+            except (OSError, NotEncodable) as exc:
+                raise MfpsecError(ErrorCode.NETWORK_APPLY_FAILED,
+                                  reason=f"set elements: {exc}") from None
+
+        await self._worker.call(run)
 
     def close(self) -> None:
+        if self._elements is not None:
+            with contextlib.suppress(Exception):
+                self._worker.call_sync(self._elements.close)
         self._worker.close()

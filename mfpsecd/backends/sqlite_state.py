@@ -239,6 +239,28 @@ MIGRATIONS: tuple[str, ...] = (
         last_error TEXT NOT NULL
     )
     """,
+    # 17: the IP filter's lists as a log (services.netfilter): a snapshot row per list (its
+    # ranges, one per line, in the order entered), then one row per single add or remove,
+    # so that an edit writes one row and a whole list one row, whatever its length; the
+    # policy row keeps the quick filter and the services. (A new row's seq is above every
+    # row there, without AUTOINCREMENT's bookkeeping.)
+    """
+    CREATE TABLE net_ranges (
+        seq INTEGER PRIMARY KEY,
+        list TEXT NOT NULL CHECK (list IN ('allow', 'deny')),
+        op TEXT NOT NULL CHECK (op IN ('snapshot', 'add', 'remove')),
+        packed TEXT NOT NULL
+    );
+    INSERT INTO net_ranges (list, op, packed)
+        SELECT 'allow', 'snapshot', (SELECT group_concat(j.value, char(10))
+                                     FROM json_each(net_policy.policy, '$.allow') AS j)
+        FROM net_policy WHERE json_array_length(net_policy.policy, '$.allow') > 0;
+    INSERT INTO net_ranges (list, op, packed)
+        SELECT 'deny', 'snapshot', (SELECT group_concat(j.value, char(10))
+                                    FROM json_each(net_policy.policy, '$.deny') AS j)
+        FROM net_policy WHERE json_array_length(net_policy.policy, '$.deny') > 0;
+    UPDATE net_policy SET policy = json_remove(policy, '$.allow', '$.deny')
+    """,
 )
 
 

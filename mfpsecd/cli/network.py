@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import BinaryIO
 
 import click
 
@@ -54,7 +55,7 @@ def net_group() -> None:
 def show(target: Target, as_json: bool) -> None:
     """The rules in force and what they admit now."""
     with target.connect() as conn:
-        r = NetworkClient(conn).rules()
+        r = NetworkClient(conn).all_rules()
     echo_json(r) if as_json else click.echo(render(r))
 
 
@@ -77,6 +78,28 @@ _range_command("allow", "Permit a source range (CIDR, one address, or start-end)
                         "is given for IPv4 (IPv6), only those sources of it are admitted.")
 _range_command("deny", "Refuse a source range.")
 _range_command("remove", "Remove a permitted or refused range.")
+
+
+@net_group.command("import")
+@click.argument("file", type=click.File("rb"))
+@click.option("--refused", "which", flag_value="refused", default=True,
+              help="Into the refused list (the default).")
+@click.option("--permitted", "which", flag_value="permitted", help="Into the permitted list.")
+@click.option("--replace", is_flag=True,
+              help="The list becomes exactly the file's ranges (else they are added).")
+@_CONFIRM
+@click.pass_obj
+@reports_errors
+def import_(target: Target, file: BinaryIO, which: str, replace: bool, confirm: bool) -> None:
+    """Import a file of ranges (one per line: CIDR, an address or start-end; `#` starts a
+    comment; `-` reads standard input). Checked as a whole, applied as one transaction:
+    a bad line imports nothing."""
+    with target.connect() as conn:
+        r = NetworkClient(conn).import_ranges(file.fileno(), which, replace=replace,
+                                              confirm=confirm)
+    click.echo(f"{which}: {r.ranges} range(s) in the file, {r.added} added, {r.unchanged} "
+               f"already there, {r.removed} removed, {r.duplicates} repeated in the file; "
+               f"the list holds {getattr(r.rules, which + '_total')}")
 
 
 @net_group.command("quick")

@@ -137,7 +137,8 @@ def build_handlers(status: StatusService, key_services: KeyServices | None = Non
                 table.update(
                     _unavailable(NETWORK, ErrorCode.NETWORK_UNAVAILABLE,
                                  "this board profile lists no network interfaces")
-                    if data.network is None else network_handlers(data.network))
+                    if data.network is None else network_handlers(data.network,
+                                                                   data.descriptors))
     return table
 
 

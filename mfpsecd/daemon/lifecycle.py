@@ -261,6 +261,10 @@ class Daemon:
         await supervisor.stop()
         await wipe.stop()  # running sanitizations pause at a checkpoint and resume next start
         if network is not None:
+            try:
+                await network.flush()  # the boot rules file catches up with the last edits
+            except (MfpsecError, OSError) as exc:
+                log.error("netfilter_flush_failed", error=str(exc))
             network.close()  # the rules stay in the kernel
         hasher.close()
         await auditor.stop()  # its last checkpoint is signed with the TPM: before the keys go

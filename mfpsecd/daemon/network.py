@@ -19,6 +19,7 @@ from mfpsecd.ports import Clock, StateStore
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.netfilter import NetfilterService, NetSettings
+from mfpsecd.services.transfer import TransferLimits
 
 log = structlog.get_logger("mfpsecd.netfilter")
 RULES_FILE = "netfilter.json"
@@ -66,7 +67,8 @@ def make_netfilter(cfg: Config, board: Board, *, state: StateStore, auditor: Aud
         auditor=auditor, clock=clock, health=health,
         settings=NetSettings(services(profile), dev.wired, dev.wireless,
                              board.paths.state_dir / RULES_FILE,
-                             summary_interval_s=cfg.network.refused_summary_s))
+                             summary_interval_s=cfg.network.refused_summary_s,
+                             transfers=TransferLimits.of(cfg.transfers)))
 
 
 async def restore(board: Board) -> str:

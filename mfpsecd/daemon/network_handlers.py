@@ -3,36 +3,49 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 from mfpsecd.api import network as api
 from mfpsecd.api.schema import NoParams
 from mfpsecd.core import netfilter as nf
 from mfpsecd.daemon.auth_handlers import remote_address, subject_of
+from mfpsecd.daemon.fd_channel import FdChannel
 from mfpsecd.daemon.ipc_server import CallContext, Handler
+from mfpsecd.daemon.store_handlers import passed_descriptor
 from mfpsecd.services import netfilter as svc
+from mfpsecd.services.transfer import PolledReader
 
 
-def _rules(v: svc.NetView) -> api.Rules:
+def _rules(v: svc.NetView, offset: int = 0, limit: int = api.PAGE) -> api.Rules:
+    """The view with each list of ranges cut to the page (the whole lists can hold
+    100,000 ranges: a reply stays the same size)."""
     p = v.policy
+    end = offset + limit
+
+    def page(ranges: Sequence[nf.Range]) -> list[str]:
+        return [str(r) for r in ranges[offset:end]]
+
     return api.Rules(
-        permitted=[str(r) for r in p.allow], refused=[str(r) for r in p.deny],
-        effective_permitted=[str(r) for r in nf.merge(p.allow)],
-        effective_refused=[str(r) for r in nf.merge(p.deny)],
+        permitted=page(p.allow), refused=page(p.deny),
+        effective_permitted=page(v.effective_allow), effective_refused=page(v.effective_deny),
         quick=p.quick, quick_ranges=[str(r) for r in nf.quick_ranges(v.device)],
         addresses=[str(a) for a in v.device.addresses],
         services=[api.ServiceState(s.name, [f"{proto}/{port}" for proto, port in s.ports],
                                    s.name in p.enabled) for s in v.services],
         wired=list(v.device.wired), wireless=list(v.device.wireless), in_kernel=v.in_kernel,
-        applied_at=v.applied_at)
+        applied_at=v.applied_at, permitted_total=len(p.allow), refused_total=len(p.deny),
+        effective_permitted_total=len(v.effective_allow),
+        effective_refused_total=len(v.effective_deny))
 
 
 Params = api.RangeParams | api.QuickParams | api.PortParams
 
 
-def network_handlers(net: svc.NetfilterService) -> dict[str, Handler]:
-    async def get_rules(ctx: CallContext, _: NoParams) -> api.Rules:
-        return _rules(await net.view())
+def network_handlers(net: svc.NetfilterService, channel: FdChannel) -> dict[str, Handler]:
+    async def get_rules(ctx: CallContext, q: api.RulesQuery) -> api.Rules:
+        return _rules(await net.view(), q.offset, q.limit)
 
     def changing(what: Callable[[Params], tuple[str, Callable[[nf.Policy], nf.Policy]]]
                  ) -> Handler:
@@ -43,12 +56,26 @@ def network_handlers(net: svc.NetfilterService) -> dict[str, Handler]:
                                            remote_address=address, confirm=p.confirm))
         return handler
 
-    def ranged(kind: str, fn: Callable[[str], Callable[[nf.Policy], nf.Policy]]
-               ) -> Handler:
-        def what(p: Params) -> tuple[str, Callable[[nf.Policy], nf.Policy]]:
-            assert isinstance(p, api.RangeParams)
-            return f"{kind} {p.range}", fn(p.range)
-        return changing(what)
+    def ranged(op: Literal["allow", "deny", "remove"]) -> Handler:
+        async def handler(ctx: CallContext, p: api.RangeParams) -> api.Rules:
+            address = remote_address(ctx, p.remote_address)
+            return _rules(await net.edit_range(op, p.range, subject_of(ctx, address),
+                                               remote_address=address, confirm=p.confirm))
+        return handler
+
+    async def import_ranges(ctx: CallContext, p: api.ImportParams) -> api.Imported:
+        address = remote_address(ctx, p.remote_address)
+        fd = passed_descriptor(channel, ctx, p.descriptor, writing=False)
+        try:
+            text = await net.read_import(PolledReader(fd))
+        finally:
+            os.close(fd)
+        which: svc.ListName = "allow" if p.list is api.RangeList.PERMITTED else "deny"
+        view, n = await net.import_ranges(which, text, subject_of(ctx, address),
+                                          replace_list=p.replace, remote_address=address,
+                                          confirm=p.confirm)
+        return api.Imported(n.ranges, n.added, n.unchanged, n.removed, n.duplicates,
+                            _rules(view))
 
     def quick(p: Params) -> tuple[str, Callable[[nf.Policy], nf.Policy]]:
         assert isinstance(p, api.QuickParams)
@@ -65,8 +92,9 @@ def network_handlers(net: svc.NetfilterService) -> dict[str, Handler]:
         return api.Ruleset(json.dumps({"nftables": net.preview(lambda p: p)}, indent=1))
 
     n = "io.mfpsecd.Network."
-    return {n + "GetRules": get_rules, n + "Allow": ranged("allow", svc.allow),
-            n + "Deny": ranged("deny", svc.deny), n + "Remove": ranged("remove", svc.remove),
+    return {n + "GetRules": get_rules, n + "Allow": ranged("allow"),
+            n + "Deny": ranged("deny"), n + "Remove": ranged("remove"),
+            n + "Import": import_ranges,
             n + "SetQuick": changing(quick), n + "SetPort": changing(port),
             n + "Apply": apply, n + "Preview": preview}
 

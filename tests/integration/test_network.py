@@ -163,3 +163,38 @@ def test_rules_changed_behind_the_daemons_back_are_reported_and_put_back(
         audit = ds.mfpsec(d.socket_path, "audit", "show", "--json")
         assert '"step": "drift"' in audit.stdout or '"step":"drift"' in audit.stdout, (
             audit.stdout[-2000:] + audit.stderr)
+
+
+def test_a_blocklist_file_through_the_cli(short_tmp: Path, netlab: Lab) -> None:
+    """`mfpsec net import`: 3,000 ranges in one call, a bad file refused whole with the
+    line named, `net show` listing every range page by page, a replace from stdin."""
+    with ds.running(short_tmp / "d", tpm="none", board=_board(netlab)) as d:
+        blocklist = short_tmp / "blocklist.txt"
+        lines = [f"10.{100 + i // 250}.{i % 250}.0/24" for i in range(2999)]
+        blocklist.write_text("# from the SOC\n" + "\n".join(lines) + "\n10.7.3.50\n")
+        r = _net(d, "import", str(blocklist), "--refused")
+        assert r.returncode == 0, r.stderr
+        assert "refused: 3000 range(s) in the file, 3000 added" in r.stdout
+        assert "the list holds 3000" in r.stdout
+        assert netlab.probe([REFUSED, PERMITTED]) == [False, True]
+        shown = json.loads(_net(d, "show", "--json").stdout)
+        assert shown["refused_total"] == len(shown["refused"]) == 3000
+        assert shown["refused"][-1] == "10.7.3.50"
+
+        broken = short_tmp / "broken.txt"
+        broken.write_text("10.7.2.0/24\n10.7.2.0/33\n")
+        r = _net(d, "import", str(broken), "--refused")
+        assert r.returncode == EX_DATAERR and "line 2: " in r.stderr, r.stderr
+        assert netlab.probe([PERMITTED]) == [True]  # nothing of it was imported
+
+        r = ds.mfpsec(d.socket_path, "net", "import", "-", "--refused", "--replace",
+                      stdin="10.7.4.0/24\n")
+        assert r.returncode == 0 and "1 added" in r.stdout and "3000 removed" in r.stdout
+        assert netlab.probe([REFUSED, PERMITTED]) == [True, True]
+        audit = ds.mfpsec(d.socket_path, "audit", "show", "--type", "netfilter.change",
+                          "--json")
+        imports = [(e["outcome"], e["details"].get("added"), e["details"].get("removed"))
+                   for e in json.loads(audit.stdout)
+                   if e["details"].get("change") == "import refused"]
+        assert imports == [("success", "3000", "0"), ("failure", None, None),
+                           ("success", "1", "3000")]

@@ -11,8 +11,9 @@ import asyncio
 import ipaddress
 import json
 import secrets
+import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +53,7 @@ R = nf.parse_range
 @dataclass
 class Stack:
     net: svc.NetfilterService
-    filt: NftablesFilter
+    filt: CountingFilter
     auditor: Auditor
     lab: Lab
 
@@ -76,6 +77,25 @@ class Stack:
         return [msgspec.to_builtins(r) for r in records]
 
 
+class CountingFilter(NftablesFilter):
+    """The real filter; it also notes how many commands each whole-table transaction
+    carried, and how many intervals each element swap took out and put in."""
+
+    def __init__(self, netns: str | None) -> None:
+        super().__init__(netns)
+        self.batches: list[int] = []
+        self.swaps: list[tuple[int, int]] = []
+
+    async def apply(self, commands: list[dict[str, Any]]) -> None:
+        self.batches.append(len(commands))
+        await super().apply(commands)
+
+    async def swap_intervals(self, swaps: Sequence[tuple[str, Sequence[nf.Range],
+                                                         Sequence[nf.Range]]]) -> None:
+        self.swaps += [(len(gone), len(new)) for _, gone, new in swaps]
+        await super().swap_intervals(swaps)
+
+
 @asynccontextmanager
 async def stack(tmp: Path, lab_: Lab, summary_s: float = 3600.0) -> AsyncIterator[Stack]:
     clock = SystemClock()
@@ -84,7 +104,7 @@ async def stack(tmp: Path, lab_: Lab, summary_s: float = 3600.0) -> AsyncIterato
     health = HealthRegistry(clock)
     auditor = Auditor(AuditFile(tmp / "audit"), clock, health, state)
     await auditor.start()
-    filt = NftablesFilter(lab_.dut)
+    filt = CountingFilter(lab_.dut)
     net = svc.NetfilterService(
         state, filt, RtnetlinkAddresses(lab_.dut, ("lan0",)), auditor=auditor, clock=clock,
         health=health, settings=svc.NetSettings(nf.DEFAULT_SERVICES, ("lan0",), ("wlan0",),
@@ -217,7 +237,7 @@ async def test_refusals_and_lockout_protection(tmp_path: Path, netlab: Lab) -> N
         for bad, why in (("10.7.0.1/8", "host bits"), ("10.0.0.9-10.0.0.1", "after"),
                          ("10.0.0.1-2001:db8::1", "both ends")):
             with pytest.raises(MfpsecError) as info:
-                await s.net.change("deny", svc.deny(bad), ADMIN)
+                await s.net.edit_range("deny", bad, ADMIN)
             assert info.value.code is ErrorCode.NETWORK_RULES_INVALID and why in str(
                 info.value.params["reason"])
         with pytest.raises(MfpsecError) as info:
@@ -225,18 +245,19 @@ async def test_refusals_and_lockout_protection(tmp_path: Path, netlab: Lab) -> N
         assert "unknown service 'telnet'" in str(info.value.params["reason"])
         # An administrator on 10.7.2.50 refusing their own network needs to confirm.
         with pytest.raises(MfpsecError) as info:
-            await s.net.change("deny", svc.deny("10.7.2.0/24"), ADMIN,
-                               remote_address="10.7.2.50")
+            await s.net.edit_range("deny", "10.7.2.0/24", ADMIN,
+                                   remote_address="10.7.2.50")
         assert info.value.code is ErrorCode.NETWORK_WOULD_LOCK_OUT
         assert (await s.net.view()).policy.deny == (R("10.7.3.0/24"),)
-        view = await s.net.change("deny", svc.deny("10.7.2.0/24"), ADMIN,
-                                  remote_address="10.7.2.50", confirm=True)
+        view = await s.net.edit_range("deny", "10.7.2.0/24", ADMIN,
+                                      remote_address="10.7.2.50", confirm=True)
         assert R("10.7.2.0/24") in view.policy.deny
         outcomes = [(e["details"]["change"], e["outcome"], e["details"].get("error"))
                     for e in await s.events(EventType.NETFILTER_CHANGE)
-                    if e["details"].get("change") == "deny"]
-        assert outcomes[-2:] == [("deny", "failure", "io.mfpsecd.Network.WouldLockOut"),
-                                 ("deny", "success", None)]
+                    if e["details"].get("change") == "deny 10.7.2.0/24"]
+        assert outcomes[-2:] == [("deny 10.7.2.0/24", "failure",
+                                  "io.mfpsecd.Network.WouldLockOut"),
+                                 ("deny 10.7.2.0/24", "success", None)]
 
 
 @sync
@@ -298,3 +319,155 @@ async def test_no_forwarding_between_wired_and_wireless() -> None:
     finally:
         for ns in names:
             sh("ip", "netns", "del", ns, check=False)
+
+
+def _kernel_set(lab_: Lab, name: str) -> list[Any]:
+    out = sh("ip", "netns", "exec", lab_.dut, "nft", "-j", "list", "set", "inet", nf.TABLE,
+             name).stdout
+    listed = next(x["set"] for x in json.loads(out)["nftables"] if "set" in x)
+    return list(listed.get("elem", []))
+
+
+def _many(count: int, first: str = "10.200.0.0") -> tuple[nf.Range, ...]:
+    base = int(ipaddress.ip_address(first))
+    return tuple(nf.Range(4, base + 4 * i, base + 4 * i) for i in range(count))
+
+
+@sync
+async def test_one_range_at_a_time_touches_only_what_it_changes(tmp_path: Path,
+                                                                netlab: Lab) -> None:
+    """Issue 22: each Allow/Deny/Remove rebuilt and re-sent the whole ruleset, so a call
+    got slower as the lists grew. Now a single edit sends the kernel only the merged
+    elements it changes (at most a delete and an add) and stores one row; the boot rules
+    file follows; nested ranges come and go as entered."""
+    async with stack(tmp_path, netlab) as s:
+        await s.set(nf.Policy(deny=_many(2000), enabled=ON))
+        s.filt.batches.clear()
+        await s.net.edit_range("deny", "10.7.3.0/24", ADMIN)
+        await s.net.edit_range("deny", "10.7.3.0/25", ADMIN)  # inside: the kernel set stays
+        await s.net.edit_range("deny", "10.7.4.50", ADMIN)
+        await s.net.edit_range("deny", "10.7.4.51", ADMIN)  # joins: out .50, in .50-.51
+        assert s.filt.swaps == [(0, 1), (0, 1), (1, 1)] and s.filt.batches == []
+        got = await asyncio.to_thread(netlab.probe, [Probe(str(a), "tcp", 80) for a in (
+            "10.7.3.50", "10.7.4.50", "10.7.2.50")])
+        assert got == [False, False, True]
+        s.filt.swaps.clear()
+        view = await s.net.edit_range("remove", "10.7.3.0/24", ADMIN)
+        assert s.filt.swaps == [(1, 1)]  # out the /24, in the /25 that was inside it
+        assert s.filt.batches == []
+        assert view.policy.deny[-3:] == (R("10.7.3.0/25"), R("10.7.4.50"), R("10.7.4.51"))
+        kernel = _kernel_set(netlab, "deny4")
+        assert len(kernel) == len(view.effective_deny) == 2000 + 2
+        assert {"prefix": {"addr": "10.7.3.0", "len": 25}} in kernel
+        assert {"prefix": {"addr": "10.7.4.50", "len": 31}} in kernel
+        # The /25 inside it still refuses 10.7.3.50; removing it as well admits it.
+        assert await asyncio.to_thread(netlab.probe, [Probe("10.7.3.50", "tcp", 80)]) == [
+            False]
+        await s.net.edit_range("remove", "10.7.3.0/25", ADMIN)
+        assert await asyncio.to_thread(netlab.probe, [Probe("10.7.3.50", "tcp", 80)]) == [
+            True]
+        await s.net.edit_range("deny", "10.7.3.0/25", ADMIN)
+        # Removing what was never entered (a merged form included) changes nothing.
+        with pytest.raises(MfpsecError) as info:
+            await s.net.edit_range("remove", "10.7.4.50-10.7.4.51", ADMIN)
+        assert info.value.code is ErrorCode.NETWORK_RULES_INVALID
+        # The first permitted IPv4 range adds a rule: the whole policy goes in at once.
+        s.filt.batches.clear()
+        await s.net.edit_range("allow", "10.7.0.0/16", ADMIN)
+        assert s.filt.batches[0] > 20
+        await s.net.flush()
+        boot = json.loads((tmp_path / "netfilter.json").read_text())["nftables"]
+        deny4 = [c["add"]["element"]["elem"] for c in boot
+                 if c.get("add", {}).get("element", {}).get("name") == "deny4"]
+        assert len(deny4) == 1 and len(deny4[0]) == 2002  # what the kernel holds
+        assert {"prefix": {"addr": "10.7.3.0", "len": 25}} in deny4[0]
+        assert {"prefix": {"addr": "10.7.4.50", "len": 31}} in deny4[0]
+        assert "drift" not in json.dumps(await s.events(EventType.NETFILTER_CHANGE))
+        assert not await s.net.check_drift()  # the elements are what the edits made
+        # An interval that ends at the last address goes through libnftables instead.
+        s.filt.batches.clear()
+        await s.net.edit_range("deny", "255.255.255.0/24", ADMIN)
+        assert len(s.filt.batches) == 1
+        assert {"prefix": {"addr": "255.255.255.0", "len": 24}} in _kernel_set(netlab,
+                                                                               "deny4")
+        # One element taken out behind the daemon's back is drift, and is put back.
+        sh("ip", "netns", "exec", netlab.dut, "nft", "delete", "element", "inet", nf.TABLE,
+           "deny4", "{ 10.7.3.0/25 }")
+        assert await s.net.check_drift()
+        assert {"prefix": {"addr": "10.7.3.0", "len": 25}} in _kernel_set(netlab, "deny4")
+        assert not await s.net.check_drift()
+        entered = (await s.net.view()).policy
+    async with stack(tmp_path, netlab) as s:  # restart: the rows, in the order entered
+        again = (await s.net.view()).policy
+        assert (again.allow, again.deny) == (entered.allow, entered.deny)
+
+
+@sync
+async def test_a_file_of_ranges_is_checked_whole_and_applied_in_one_transaction(
+        tmp_path: Path, netlab: Lab) -> None:
+    async with stack(tmp_path, netlab) as s:
+        await s.set(nf.Policy(deny=(R("10.7.3.50"),), enabled=ON))
+        lines = [str(r) for r in _many(5000)]
+        good = "# blocklist of 2026-12-05\n" + "\n".join(lines) + "\n10.7.3.50\n" + \
+            lines[0] + "  # again\n\n"
+        bad = good + "10.7.0.1/8\nnot-an-address\n"
+        s.filt.batches.clear()
+        with pytest.raises(MfpsecError) as info:
+            await s.net.import_ranges("deny", bad, ADMIN, replace_list=False)
+        reason = str(info.value.params["reason"])
+        assert info.value.code is ErrorCode.NETWORK_RULES_INVALID
+        assert "line 5005: 10.7.0.1/8" in reason and "line 5006: " in reason
+        assert "nothing was imported" in reason
+        assert s.filt.batches == [] and len((await s.net.view()).policy.deny) == 1
+        view, n = await s.net.import_ranges("deny", good, ADMIN, replace_list=False)
+        assert (n.ranges, n.added, n.unchanged, n.removed, n.duplicates) == (
+            5002, 5000, 1, 0, 1)
+        assert len(s.filt.batches) == 1  # one kernel transaction
+        assert len(view.policy.deny) == 5001 and view.policy.deny[0] == R("10.7.3.50")
+        assert len(_kernel_set(netlab, "deny4")) == 5001
+        # Replace: the list becomes the file.
+        view, n = await s.net.import_ranges("deny", "10.7.4.0/24\n10.7.3.50\n", ADMIN,
+                                            replace_list=True)
+        assert (n.added, n.unchanged, n.removed) == (1, 1, 5000)
+        assert view.policy.deny == (R("10.7.4.0/24"), R("10.7.3.50"))
+        got = await asyncio.to_thread(netlab.probe, [Probe(str(a), "tcp", 80) for a in (
+            "10.7.3.50", "10.7.4.50", "10.7.2.50")])
+        assert got == [False, False, True]
+        imports = [e["details"] for e in await s.events(EventType.NETFILTER_CHANGE)
+                   if e["details"].get("change") == "import refused"]
+        assert [(d.get("added"), d.get("removed"), d["mode"]) for d in imports] == [
+            (None, None, "add"), (5000, 0, "add"), (1, 5000, "replace")]
+        policy = (await s.net.view()).policy
+    async with stack(tmp_path, netlab) as s:
+        assert (await s.net.view()).policy.deny == policy.deny
+
+
+@sync
+async def test_single_edits_are_logged_rows_folded_into_a_snapshot(
+        tmp_path: Path, netlab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An edit writes one row (the list's log); once the log outgrows the list, the
+    next settle folds it into one snapshot row; a restart reads either back the same."""
+    monkeypatch.setattr(svc, "COMPACT_ROWS", 3)
+
+    def ops() -> list[str]:
+        with sqlite3.connect(tmp_path / "state.sqlite3") as db:
+            return [str(r[0]) for r in db.execute(
+                "SELECT op FROM net_ranges WHERE list = 'deny' ORDER BY seq")]
+
+    async with stack(tmp_path, netlab) as s:
+        await s.set(nf.Policy(deny=(R("10.7.3.50"), R("10.7.3.51")), enabled=ON))
+        assert ops() == ["snapshot"]
+        await s.net.edit_range("deny", "10.7.4.1", ADMIN)
+        await s.net.edit_range("remove", "10.7.3.50", ADMIN)
+        assert ops() == ["snapshot", "add", "remove"]
+        logged = (await s.net.view()).policy.deny
+    async with stack(tmp_path, netlab) as s:  # the log replayed
+        assert (await s.net.view()).policy.deny == logged == (R("10.7.3.51"), R("10.7.4.1"))
+        for _ in range(2):
+            await s.net.edit_range("deny", "10.7.4.2", ADMIN)
+            await s.net.edit_range("remove", "10.7.4.2", ADMIN)
+        assert len(ops()) == 7
+        await s.net.flush()
+        assert ops() == ["snapshot"]  # 6 edit rows for a list of 2: folded
+    async with stack(tmp_path, netlab) as s:
+        assert (await s.net.view()).policy.deny == logged
