@@ -82,7 +82,9 @@ $(APT_STAMP): Makefile
 #    are pinned by --build-constraint like everything else; the venv then installs from
 #    $(WHEELS) alone.
 # 2. the project itself, editable, without build isolation (meson-python from the venv)
-#    and without dependencies (all installed in step 1).
+#    and without dependencies (all installed in step 1). Verbose: its import hook then
+#    writes no build log unless there is something to rebuild, so a uid that may not
+#    write build/ (a service engineer running mfpsec, a test's other uid) can import it.
 # $(WHEELS) is also where tests/packaging installs the project's runtime dependencies
 # into a fresh venv from, offline.
 WHEELS := $(BUILD)/wheels
@@ -97,7 +99,7 @@ $(STAMP): $(APT_STAMP) pyproject.toml constraints.txt meson.build meson.options 
 	$(BIN)/python -m pip install -q --no-index --find-links $(WHEELS) -c constraints.txt \
 		-r $(REQUIREMENTS)
 	$(BIN)/python -m pip install -q --no-index --no-build-isolation --no-deps \
-		-Cbuild-dir=$(BUILD)/py -e .
+		-Cbuild-dir=$(BUILD)/py -Ceditable-verbose=true -e .
 	$(BIN)/python -c "import mfpsecd._native as n; n.crypto_selftest(); print('native ok:', n.crypto_version())"
 	@touch $@
 
