@@ -1,11 +1,20 @@
 """Is a firmware manifest signed by the vendor (SPEC F-1, F-2)? Checked on its raw bytes
 before anything parses them.
 
-The chain is one level: a root built into the verifier (the board profile names it; the
-simulated board has a development root) issues the vendor's signing certificate, which
-travels with the bundle. The signing certificate must be an end entity allowed to sign
-(key usage digitalSignature, extended key usage codeSigning) with an ECDSA P-384 or
-Ed25519 key; the signature is ECDSA with SHA-384, or Ed25519, over the manifest bytes.
+A root built into the verifier (the board profile names it; the simulated board has a
+development root) issues the vendor's signing certificate, directly or through up to
+MAX_INTERMEDIATES intermediate CAs; the signing certificate travels with the bundle
+(`signer.pem`), followed by the intermediates. Trust comes from the roots alone: a
+certificate in the bundle that no path uses is ignored. Each intermediate must be a CA
+allowed to sign certificates, within its issuer's path length. The signing certificate
+must be an end entity allowed to sign (key usage digitalSignature, extended key usage
+codeSigning) with an ECDSA P-384 or Ed25519 key; the signature is ECDSA with SHA-384, or
+Ed25519, over the manifest bytes.
+
+Revocation (as RAUC and fwupd retire a leaked signing key without new roots): the trust
+store's CRLs, each checked against the certificate it names as issuer; a certificate of
+the path listed by its issuer's CRL is refused, at update and at boot alike. A CRL past
+its next update still revokes what it lists (an old list is not an empty one).
 
 Validity dates are checked at update time. At boot the device clock may not be set yet
 (a drained RTC battery), and a firmware that verified at its update must still boot:
@@ -18,6 +27,8 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import itertools
+from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -28,6 +39,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from mfpsecd.errors import ErrorCode, MfpsecError
 
 MAX_SIGNATURE_BYTES = 256
+MAX_INTERMEDIATES = 3
 
 
 class ClockCheck(enum.Enum):
@@ -47,19 +59,59 @@ def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]
         return None
 
 
-def _issuer(signer: x509.Certificate, roots: list[x509.Certificate]) -> x509.Certificate:
-    for root in roots:
-        if root.subject != signer.issuer:
-            continue
-        try:
-            signer.verify_directly_issued_by(root)
-        except (ValueError, TypeError, InvalidSignature):
-            continue
-        constraints = _extension(root, x509.BasicConstraints)
-        if not isinstance(constraints, x509.BasicConstraints) or not constraints.ca:
-            continue
-        return root
-    raise _invalid("the signing certificate is not issued by a trusted firmware root")
+def _issues(ca: x509.Certificate, cert: x509.Certificate, below: int) -> bool:
+    """ca signed cert, may sign certificates, and allows `below` CAs under it."""
+    if ca.subject != cert.issuer:
+        return False
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    constraints = _extension(ca, x509.BasicConstraints)
+    if not isinstance(constraints, x509.BasicConstraints) or not constraints.ca:
+        return False
+    if constraints.path_length is not None and below > constraints.path_length:
+        return False
+    usage = _extension(ca, x509.KeyUsage)
+    return usage is None or (isinstance(usage, x509.KeyUsage) and usage.key_cert_sign)
+
+
+def _in_date(cert: x509.Certificate, clock: ClockCheck, now: dt.datetime) -> bool:
+    return clock is ClockCheck.IGNORE or (
+        cert.not_valid_before_utc <= now <= cert.not_valid_after_utc)
+
+
+def _path(signer: x509.Certificate, intermediates: list[x509.Certificate],
+          roots: list[x509.Certificate], clock: ClockCheck, now: dt.datetime
+          ) -> list[x509.Certificate]:
+    """signer, the intermediates it needs, and the root: each issued by the next."""
+    path = [signer]
+    unused = list(intermediates)
+    while True:
+        below = len(path) - 1  # CAs between the signer and the next issuer
+        root = next((r for r in roots if _issues(r, path[-1], below)), None)
+        if root is not None:
+            return [*path, root]
+        ca = next((c for c in unused if _issues(c, path[-1], below)
+                   and _in_date(c, clock, now)), None)
+        if ca is None or len(path) > MAX_INTERMEDIATES:
+            raise _invalid("the signing certificate is not issued by a trusted firmware "
+                           "root, directly or through the intermediate CAs it came with")
+        unused.remove(ca)
+        path.append(ca)
+
+
+def _check_revocation(path: list[x509.Certificate],
+                      crls: Sequence[x509.CertificateRevocationList]) -> None:
+    for cert, issuer in itertools.pairwise(path):
+        for crl in crls:
+            if crl.issuer != issuer.subject or not crl.is_signature_valid(
+                    issuer.public_key()):  # type: ignore[arg-type]
+                continue
+            if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
+                raise _invalid(f"the certificate {cert.subject.rfc4514_string()} (serial "
+                               f"{cert.serial_number:x}) is revoked by "
+                               f"{issuer.subject.rfc4514_string()}")
 
 
 def _check_signer(signer: x509.Certificate, clock: ClockCheck, now: dt.datetime) -> None:
@@ -81,8 +133,8 @@ def _check_signer(signer: x509.Certificate, clock: ClockCheck, now: dt.datetime)
 
 
 def verify(raw: bytes, signature: bytes, signer_pem: bytes, *,
-           roots: list[x509.Certificate], clock: ClockCheck, now: dt.datetime
-           ) -> x509.Certificate:
+           roots: list[x509.Certificate], clock: ClockCheck, now: dt.datetime,
+           crls: Sequence[x509.CertificateRevocationList] = ()) -> x509.Certificate:
     """The signing certificate, once the signature over raw checks out;
     FirmwareSignatureInvalid saying why not."""
     if not roots:
@@ -93,11 +145,13 @@ def verify(raw: bytes, signature: bytes, signer_pem: bytes, *,
         certs = x509.load_pem_x509_certificates(signer_pem)
     except ValueError:
         raise _invalid("the signing certificate is not PEM X.509") from None
-    if len(certs) != 1:
-        raise _invalid("expected exactly one signing certificate")
+    if len(certs) > 1 + MAX_INTERMEDIATES:
+        raise _invalid(f"expected the signing certificate and at most {MAX_INTERMEDIATES} "
+                       "intermediate CAs")
     signer = certs[0]
-    _issuer(signer, roots)
+    path = _path(signer, certs[1:], roots, clock, now)
     _check_signer(signer, clock, now)
+    _check_revocation(path, crls)
     key = signer.public_key()
     try:
         if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP384R1):

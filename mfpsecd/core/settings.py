@@ -379,6 +379,9 @@ class BoardFirmwareSection(_Strict, frozen=True):
 
     model: _NAME
     roots: Annotated[list[str], msgspec.Meta(min_length=1)]
+    # Certificate revocation lists (PEM or DER files) of the roots and intermediate CAs:
+    # a signing key that leaked is retired without new roots.
+    crls: list[str] = []
     slots_dir: str | None = None  # default: <state_dir>/firmware (slots a/ and b/)
     # A PCR this board's boot chain leaves to the operating system (a board booting
     # through shim, which uses 14 for MOK, names another).

@@ -46,8 +46,33 @@ def _roots(board: Board) -> tuple[x509.Certificate, ...]:
         try:
             out += x509.load_pem_x509_certificates(path.read_bytes())
         except (OSError, ValueError) as exc:
-            raise MfpsecError(ErrorCode.CONFIG_INVALID, key=f"firmware.roots[{i}]",
-                              reason=f"{path}: {exc}") from None
+            raise _config(f"firmware.roots[{i}]", f"{path}: {exc}") from None
+    return tuple(out)
+
+
+def _config(key: str, reason: str) -> MfpsecError:
+    return MfpsecError(ErrorCode.CONFIG_INVALID, f"{key}: {reason}", key=key, reason=reason)
+
+
+def _crls(board: Board, roots: tuple[x509.Certificate, ...]
+          ) -> tuple[x509.CertificateRevocationList, ...]:
+    """The revocation lists; one issued by a configured root must carry its signature
+    (one issued by an intermediate CA is checked when a bundle brings that CA)."""
+    out: list[x509.CertificateRevocationList] = []
+    for i, path in enumerate(board.firmware_crls):
+        key = f"firmware.crls[{i}]"
+        try:
+            data = path.read_bytes()
+            crl = (x509.load_pem_x509_crl(data) if data.lstrip().startswith(b"-----")
+                   else x509.load_der_x509_crl(data))
+        except (OSError, ValueError) as exc:
+            raise _config(key, f"{path}: {exc}") from None
+        issuers = [r for r in roots if r.subject == crl.issuer]
+        if issuers and not any(crl.is_signature_valid(r.public_key())  # type: ignore[arg-type]
+                               for r in issuers):
+            raise _config(key, f"{path}: not signed by the root it names "
+                               f"({crl.issuer.rfc4514_string()})")
+        out.append(crl)
     return tuple(out)
 
 
@@ -57,8 +82,10 @@ def make_firmware(cfg: Config, board: Board, *, tpm: Tpm, clock: Clock,
     fw = board.profile.firmware
     if fw is None:
         return None
+    roots = _roots(board)
     settings = FirmwareSettings(
-        model=fw.model, roots=_roots(board), slots_dir=board.paths.firmware_slots,
+        model=fw.model, roots=roots, crls=_crls(board, roots),
+        slots_dir=board.paths.firmware_slots,
         run_dir=board.paths.run_dir, counter_index=board.profile.tpm.nv_counter_index,
         pcr=fw.pcr, boot_tries=cfg.firmware.boot_tries,
         max_bundle_bytes=fw.max_bundle_mib << 20,

@@ -65,6 +65,7 @@ class Board:
     source: Path
     paths: Paths
     firmware_roots: tuple[Path, ...] = ()  # the vendor roots' PEM files, resolved
+    firmware_crls: tuple[Path, ...] = ()  # their revocation lists, resolved
 
 
 def load_board(config: Config, board: str | None) -> Board:
@@ -90,7 +91,8 @@ def load_board(config: Config, board: str | None) -> Board:
                                                                                fw.slots_dir),
     )
     roots = () if fw is None else tuple(_resolve(base, r) for r in fw.roots)
-    return Board(profile, candidate.resolve(), paths, roots)
+    crls = () if fw is None else tuple(_resolve(base, c) for c in fw.crls)
+    return Board(profile, candidate.resolve(), paths, roots, crls)
 
 
 def _uid(principal: str | int, key: str) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,10 +81,12 @@ def walk(tree: Path) -> dict[str, tuple[str, int, str]]:
 
 def verify_header(raw: bytes, signature: bytes, signer_pem: bytes, *,
                   roots: list[x509.Certificate], model: str, minimum_epoch: int,
-                  clock: fw_signature.ClockCheck, now: dt.datetime
+                  clock: fw_signature.ClockCheck, now: dt.datetime,
+                  crls: Sequence[x509.CertificateRevocationList] = ()
                   ) -> tuple[fw_manifest.Manifest, x509.Certificate]:
     """Signature first, then the manifest is parsed and checked against this device."""
-    signer = fw_signature.verify(raw, signature, signer_pem, roots=roots, clock=clock, now=now)
+    signer = fw_signature.verify(raw, signature, signer_pem, roots=roots, clock=clock, now=now,
+                                 crls=crls)
     m = fw_manifest.parse(raw)  # only now, the bytes being the vendor's
     if model not in m.models:
         raise MfpsecError(ErrorCode.FIRMWARE_WRONG_MODEL, model=model)
@@ -94,7 +97,8 @@ def verify_header(raw: bytes, signature: bytes, signer_pem: bytes, *,
 
 def verify_bundle(bundle: Path, *, roots: list[x509.Certificate], hasher: TreeHasher,
                   model: str, minimum_epoch: int, clock: fw_signature.ClockCheck,
-                  now: dt.datetime) -> VerifiedImage:
+                  now: dt.datetime, crls: Sequence[x509.CertificateRevocationList] = ()
+                  ) -> VerifiedImage:
     try:
         raw = _read(bundle / MANIFEST, fw_manifest.MAX_MANIFEST_BYTES)
     except OSError as exc:
@@ -106,7 +110,7 @@ def verify_bundle(bundle: Path, *, roots: list[x509.Certificate], hasher: TreeHa
     except OSError as exc:
         raise MfpsecError(ErrorCode.FIRMWARE_SIGNATURE_INVALID, reason=str(exc)) from None
     m, signer = verify_header(raw, signature, signer_pem, roots=roots, model=model,
-                              minimum_epoch=minimum_epoch, clock=clock, now=now)
+                              minimum_epoch=minimum_epoch, clock=clock, now=now, crls=crls)
     tree = bundle / TREE
     try:
         fw_manifest.compare(m, walk(tree))

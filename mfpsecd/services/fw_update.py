@@ -68,6 +68,8 @@ class FirmwareSettings:
     replay_measurement: bool = False
     # An archive read from a client's descriptor is abandoned when it stalls.
     transfers: TransferLimits = DEFAULT_LIMITS
+    # Revoked signing or intermediate certificates (core.fw_signature).
+    crls: tuple[x509.CertificateRevocationList, ...] = ()
 
 
 class BootRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -216,7 +218,7 @@ class FirmwareService:
     def _verify(self, bundle: Path, minimum: int, clock: ClockCheck) -> VerifiedImage:
         return verify_bundle(bundle, roots=list(self.settings.roots), hasher=self._hasher,
                              model=self.settings.model, minimum_epoch=minimum, clock=clock,
-                             now=self._clock.now())
+                             now=self._clock.now(), crls=self.settings.crls)
 
     async def boot(self, mode: str) -> BootRecord:
         """Pick the slot to boot, verify it (or else the other one), measure it and
@@ -408,7 +410,7 @@ class FirmwareService:
         def header(raw: bytes, sig: bytes, pem: bytes) -> fw_manifest.Manifest:
             return verify_header(raw, sig, pem, roots=list(self.settings.roots),
                                  model=self.settings.model, minimum_epoch=minimum,
-                                 clock=ClockCheck.CHECK, now=now)[0]
+                                 clock=ClockCheck.CHECK, now=now, crls=self.settings.crls)[0]
 
         def run() -> VerifiedImage:
             fw_archive.extract(source, staging, header, max_bytes=self.settings.max_bundle_bytes)

@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from mfpsecd.backends.native_hasher import NativeTreeHasher
 from mfpsecd.core.fw_signature import ClockCheck
-from mfpsecd.errors import EX_DATAERR, EX_NOPERM, EX_TEMPFAIL, EX_UNAVAILABLE
+from mfpsecd.errors import EX_CONFIG, EX_DATAERR, EX_NOPERM, EX_TEMPFAIL, EX_UNAVAILABLE
 from mfpsecd.services import fw_archive
 from mfpsecd.services.firmware import verify_bundle, verify_header
 from tests.integration.test_auth_cli import ADMIN_PW, ALICE_UID, CONFIG, MALLORY_UID, Cli
@@ -30,7 +31,7 @@ from tests.support.pki import make_pki
 from tests.support.rsyslog import free_port
 from tests.support.smtp_sink import starttls_sink
 from tests.support.tpm import requires_swtpm
-from tests.unit.test_fw_signature import NOW, ROOT, SIGNER, SIGNER_KEY, _pem
+from tests.unit.test_fw_signature import NOW, ROOT, ROOT_KEY, SIGNER, SIGNER_KEY, _crl, _pem
 
 UNIT = ds.ROOT / "systemd" / "mfpsecd-fwverify.service"
 CE_PW = "Service-visit-2026"
@@ -197,6 +198,33 @@ def test_a_failed_boot_check_is_alerted_once_even_before_the_network(short_tmp: 
         with ds.running(root, board=board, config=daemon_config):
             time.sleep(1)
         assert len(sink.messages) == 2
+
+
+@requires_swtpm
+def test_a_revocation_list_retires_the_signing_key_at_boot(short_tmp: Path) -> None:
+    """The trust store's CRL (the board profile's firmware.crls) revokes the vendor's
+    signing certificate: the installed firmware no longer verifies at boot, and a CRL in
+    a root's name that the root did not sign is a configuration error."""
+    root = short_tmp / "d"
+    root.mkdir()
+    board = _board(root)
+    crl = root / "fw-root.crl"
+    crl.write_bytes(_crl("MFP firmware root", ROOT_KEY, SIGNER).public_bytes(
+        serialization.Encoding.PEM))
+    board["extra"]["firmware"]["crls"] = [str(crl)]
+    config, board_path = _write_config(root, "enhanced", board)
+    r = _boot_unit(config, board_path)
+    assert r.returncode == EX_DATAERR, r.stderr
+    assert "is revoked by CN=MFP firmware root" in r.stderr
+    forged = ec.generate_private_key(ec.SECP384R1())
+    crl.write_bytes(_crl("MFP firmware root", forged, SIGNER).public_bytes(
+        serialization.Encoding.DER))
+    r = _boot_unit(config, board_path)
+    assert r.returncode == EX_CONFIG, r.stderr
+    assert "firmware.crls[0]" in r.stderr and "not signed by the root it names" in r.stderr
+    crl.write_bytes(_crl("MFP firmware root", ROOT_KEY).public_bytes(
+        serialization.Encoding.DER))  # nothing revoked: boots
+    assert _boot_unit(config, board_path).returncode == 0
 
 
 @pytest.mark.root
