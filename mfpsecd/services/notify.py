@@ -169,19 +169,28 @@ class Notifier:
 
     async def run(self) -> None:
         """Supervised task. Starts with what an earlier process left in the outbox."""
-        retry: float | None = None
+        backoff: float | None = None
+        retry_at: float | None = None  # monotonic: the next try of a failed delivery
+        owed = True  # the outbox is read only when a rule fired or a retry is due
         self._wake.set()
         while True:
-            await self._wait(retry)
+            await self._wait(None if retry_at is None
+                             else max(0.0, retry_at - self._clock.monotonic()))
             self._wake.clear()
             while self._queue:
-                await self.queue([self._queue.popleft()])
+                owed |= bool(await self.queue([self._queue.popleft()]))
+            due = retry_at is not None and self._clock.monotonic() >= retry_at
+            if not (owed or due):
+                continue
+            owed = False
             if await self.deliver():
-                retry = RETRY_FIRST_S if retry is None else min(RETRY_MAX_S, retry * 2)
+                backoff = RETRY_FIRST_S if backoff is None else min(RETRY_MAX_S, backoff * 2)
+                retry_at = self._clock.monotonic() + backoff
             else:
-                retry = None
+                backoff = retry_at = None
 
     async def _wait(self, seconds: float | None) -> None:
+        """Until records are offered, or `seconds` have passed."""
         if seconds is None:
             await self._wake.wait()
             return

@@ -382,6 +382,10 @@ async def test_one_range_at_a_time_touches_only_what_it_changes(tmp_path: Path,
         assert len(deny4) == 1 and len(deny4[0]) == 2002  # what the kernel holds
         assert {"prefix": {"addr": "10.7.3.0", "len": 25}} in deny4[0]
         assert {"prefix": {"addr": "10.7.4.50", "len": 31}} in deny4[0]
+        # IPv6 as nft prints it (a prefix, a range, an IPv4-mapped address).
+        for text in ("2001:db8:7:3::/64", "2001:db8:7:4::50-2001:db8:7:4::60",
+                     "::ffff:10.9.9.9"):
+            await s.net.edit_range("deny", text, ADMIN)
         assert "drift" not in json.dumps(await s.events(EventType.NETFILTER_CHANGE))
         assert not await s.net.check_drift()  # the elements are what the edits made
         # An interval that ends at the last address goes through libnftables instead.
