@@ -567,6 +567,10 @@ class Netfilter(Protocol):
         reading the sets; NETWORK_APPLY_FAILED leaves them as they were."""
         ...
 
+    def changes(self) -> AsyncIterator[None]:
+        """Yields after each burst of changes to our table, whoever made them."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from mfpsecd.core.netfilter import TABLE, Range
 
 NETLINK_NETFILTER = 12
+NFNLGRP_NFTABLES = 7  # the multicast group of every nftables change (`nft monitor`)
 NFNL_SUBSYS_NFTABLES = 10
 NFT_MSG_NEWSETELEM = 12
 NFT_MSG_DELSETELEM = 14
@@ -138,3 +139,30 @@ class ElementSocket:
 
     def close(self) -> None:
         self._sock.close()
+
+
+def subscribe_changes() -> socket.socket:
+    """A non-blocking socket that receives every nftables change in the calling thread's
+    network namespace (what `nft monitor` reads)."""
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK
+                         | socket.SOCK_CLOEXEC, NETLINK_NETFILTER)
+    sock.bind((0, 1 << (NFNLGRP_NFTABLES - 1)))
+    return sock
+
+
+def touches_table(data: bytes, table: str = TABLE) -> bool:
+    """Does this batch of notifications change `table` (of any family)? Each message's
+    first attribute names the table (NFTA_TABLE_NAME, NFTA_CHAIN_TABLE, NFTA_RULE_TABLE,
+    NFTA_SET_TABLE, NFTA_SET_ELEM_LIST_TABLE are all type 1)."""
+    name = table.encode() + b"\0"
+    offset = 0
+    while offset + 20 <= len(data):
+        length, kind = struct.unpack_from("=IH", data, offset)
+        if length < 16:
+            return True  # malformed: look at the table rather than miss a change
+        if kind >> 8 == NFNL_SUBSYS_NFTABLES and offset + 24 <= len(data):
+            alen, atype = struct.unpack_from("=HH", data, offset + 20)
+            if (atype & ~NLA_F_NESTED) == 1 and data[offset + 24:offset + 20 + alen] == name:
+                return True
+        offset += (length + 3) & ~3
+    return False

@@ -9,17 +9,23 @@ Every call runs on the namespace's worker thread; libnftables' context is create
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 import msgspec
 
 from mfpsecd.backends.netns import NetnsWorker
-from mfpsecd.backends.nft_elements import ElementSocket, NotEncodable
+from mfpsecd.backends.nft_elements import (
+    ElementSocket,
+    NotEncodable,
+    subscribe_changes,
+    touches_table,
+)
 from mfpsecd.core.netfilter import TABLE, Range
 from mfpsecd.errors import ErrorCode, MfpsecError
 
@@ -180,6 +186,35 @@ class NftablesFilter:
                                   reason=f"set elements: {exc}") from None
 
         await self._worker.call(run)
+
+    async def changes(self) -> AsyncIterator[None]:
+        """Yields after each burst of nftables notifications that touch our table (ours
+        as well as anyone else's: the caller tells them apart)."""
+        sock = await self._worker.call(subscribe_changes)
+        loop = asyncio.get_running_loop()
+        ready = asyncio.Event()
+        loop.add_reader(sock.fileno(), ready.set)
+        try:
+            while True:
+                await ready.wait()
+                ready.clear()
+                touched = False
+                while True:  # drain the burst
+                    try:
+                        data = sock.recv(1 << 16)
+                    except BlockingIOError:
+                        break
+                    except OSError:  # ENOBUFS: notifications were lost; assume a change
+                        touched = True
+                        break
+                    if not data:
+                        break
+                    touched = touched or touches_table(data)
+                if touched:
+                    yield None
+        finally:
+            loop.remove_reader(sock.fileno())
+            sock.close()
 
     def close(self) -> None:
         if self._elements is not None:

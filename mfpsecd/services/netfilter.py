@@ -59,6 +59,7 @@ LISTS: tuple[ListName, ...] = ("allow", "deny")
 SETTLE_S = 0.5
 MAX_IMPORT_BYTES = 16 << 20  # a file of ranges (about a million of them)
 COMPACT_ROWS = 1000  # a list's edit rows are folded into a snapshot beyond this (or its size)
+EVENT_CHECK_S = 2.0  # drift checks led by table notifications: at most one this often
 IMPORT_ERRORS_SHOWN = 5
 
 
@@ -231,6 +232,7 @@ class NetfilterService:
         self._generation = 0
         self._settle_cost = 0.0  # seconds the last settle took
         self._logged: dict[ListName, int] = dict.fromkeys(LISTS, 0)  # edit rows per list
+        self._event_checked = -EVENT_CHECK_S  # monotonic: the last drift check an event led to
         self._settling: asyncio.Task[None] | None = None
         self._reader = WorkerPool("netfilter-import", 1)
         self._table_known: bool | None = None  # our table is in the kernel (None: not looked)
@@ -349,15 +351,28 @@ class NetfilterService:
                                    "ip filter", step="start", rules=self._describe())
 
     async def run(self) -> None:
-        """Follow address changes (the quick filter) and summarise refused connections."""
+        """Follow address changes (the quick filter), look for drift when the table
+        changes (and at every interval), and summarise refused connections."""
         changes = self._addresses.changes()
+        events = self._filter.changes()
         pending: asyncio.Task[None] | None = None
+        touched: asyncio.Task[None] | None = None
         try:
             while True:
                 if pending is None:
                     pending = asyncio.ensure_future(anext(changes))
-                done, _ = await asyncio.wait({pending}, timeout=self.settings.summary_interval_s)
-                if done:
+                if touched is None:
+                    touched = asyncio.ensure_future(anext(events))
+                done, _ = await asyncio.wait({pending, touched},
+                                             timeout=self.settings.summary_interval_s,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if touched in done:
+                    touched.result()
+                    touched = None
+                    await self._on_table_event()
+                    if pending not in done:
+                        continue
+                if pending in done:
                     pending.result()
                     pending = None
                     await self._clock.sleep(self.settings.debounce_s)
@@ -365,10 +380,25 @@ class NetfilterService:
                 await self.summarise_refused()
                 await self.check_drift()
         finally:
-            if pending is not None:
-                pending.cancel()
-            with contextlib.suppress(Exception):
-                await changes.aclose()  # type: ignore[attr-defined]
+            for task in (pending, touched):
+                if task is not None:
+                    task.cancel()
+            for stream in (changes, events):
+                with contextlib.suppress(Exception):
+                    await stream.aclose()  # type: ignore[attr-defined]
+
+    async def _on_table_event(self) -> None:
+        """Someone changed our table: the daemon itself (an apply in progress, or the
+        generation moved while the burst settled), or another hand, which is drift."""
+        generation, busy = self._generation, self._lock.locked()
+        await self._clock.sleep(self.settings.debounce_s)
+        if busy or generation != self._generation or self._lock.locked():
+            return
+        now = self._clock.monotonic()
+        if now - self._event_checked < EVENT_CHECK_S:
+            return  # (the periodic check still comes)
+        self._event_checked = now
+        await self.check_drift()
 
     async def follow_addresses(self) -> bool:
         """A fresh look at the addresses; a new ruleset when the quick ranges moved."""

@@ -165,6 +165,30 @@ def test_rules_changed_behind_the_daemons_back_are_reported_and_put_back(
             audit.stdout[-2000:] + audit.stderr)
 
 
+def test_a_change_behind_the_daemons_back_is_noticed_when_it_happens(
+        short_tmp: Path, netlab: Lab) -> None:
+    """Drift is also looked for when the kernel announces a change to the table (the
+    nftables notifications `nft monitor` reads), not only at each interval: with an
+    interval of an hour, an element removed by hand is put back within seconds, while
+    the daemon's own edits raise nothing."""
+    with ds.running(short_tmp / "d", tpm="none", board=_board(netlab),
+                    config={"network": {"refused_summary_s": 3600}}) as d:
+        for text in ("10.7.3.0/24", "10.7.9.9", "2001:db8:7:9::/64"):
+            assert _net(d, "deny", text).returncode == 0
+        assert netlab.probe([REFUSED, PERMITTED]) == [False, True]
+        time.sleep(3)
+        assert "netfilter_drift" not in d.log()  # its own changes are not drift
+        netlab.in_dut("nft", "delete", "element", "inet", "mfpsecd", "deny4",
+                      "{ 10.7.3.0/24 }")
+        deadline = time.monotonic() + 20
+        while (component := _netfilter_component(d))["state"] == "ok" \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert component["state"] == "degraded", component
+        assert netlab.probe([REFUSED, PERMITTED]) == [False, True]  # put back
+        assert d.log().count('"netfilter_drift"') == 1
+
+
 def test_a_blocklist_file_through_the_cli(short_tmp: Path, netlab: Lab) -> None:
     """`mfpsec net import`: 3,000 ranges in one call, a bad file refused whole with the
     line named, `net show` listing every range page by page, a replace from stdin."""
