@@ -42,6 +42,7 @@ NFTA_DATA_VALUE = 1
 NFT_SET_ELEM_INTERVAL_END = 1
 _WIDTH = {4: 4, 6: 16}
 RECV_TIMEOUT_S = 5.0
+CHUNK = 800  # intervals per message: 64 bytes each (IPv6) stay under an attribute's 64 KiB
 
 
 class NotEncodable(ValueError):
@@ -81,7 +82,8 @@ def _message(kind: int, flags: int, seq: int, *, res_id: int, family: int, attrs
 def swap_batch(swaps: Sequence[tuple[str, Sequence[Range], Sequence[Range]]], seq: int
                ) -> tuple[bytes, list[int]]:
     """One transaction: per (set, gone, new), the gone intervals deleted, then the new
-    ones added. → the batch and the sequence numbers that will be acknowledged."""
+    ones added, CHUNK intervals per message (an attribute's length is 16 bits). → the
+    batch and the sequence numbers: BATCH_BEGIN's (seq), then each acknowledged one."""
     out = bytearray(_message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq,
                              res_id=NFNL_SUBSYS_NFTABLES, family=0, attrs=b""))
     acked: list[int] = []
@@ -89,16 +91,15 @@ def swap_batch(swaps: Sequence[tuple[str, Sequence[Range], Sequence[Range]]], se
         head = (_attr(NFTA_SET_ELEM_LIST_TABLE, TABLE.encode() + b"\0")
                 + _attr(NFTA_SET_ELEM_LIST_SET, name.encode() + b"\0"))
         for kind, ranges in ((NFT_MSG_DELSETELEM, gone), (NFT_MSG_NEWSETELEM, new)):
-            if not ranges:
-                continue
-            seq += 1
-            acked.append(seq)
-            flags = NLM_F_REQUEST | NLM_F_ACK | (NLM_F_CREATE if kind == NFT_MSG_NEWSETELEM
-                                                  else 0)
-            elems = _attr(NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED,
-                          interval_elements(ranges))
-            out += _message((NFNL_SUBSYS_NFTABLES << 8) | kind, flags, seq, res_id=0,
-                            family=NFPROTO_INET, attrs=head + elems)
+            for first in range(0, len(ranges), CHUNK):
+                seq += 1
+                acked.append(seq)
+                flags = NLM_F_REQUEST | NLM_F_ACK | (
+                    NLM_F_CREATE if kind == NFT_MSG_NEWSETELEM else 0)
+                elems = _attr(NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED,
+                              interval_elements(ranges[first:first + CHUNK]))
+                out += _message((NFNL_SUBSYS_NFTABLES << 8) | kind, flags, seq, res_id=0,
+                                family=NFPROTO_INET, attrs=head + elems)
     out += _message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq + 1,
                     res_id=NFNL_SUBSYS_NFTABLES, family=0, attrs=b"")
     return bytes(out), acked
@@ -117,18 +118,20 @@ class ElementSocket:
     def swap(self, swaps: Sequence[tuple[str, Sequence[Range], Sequence[Range]]]) -> None:
         """OSError (with the kernel's errno) if the transaction was refused: then nothing
         of it was applied."""
-        batch, acked = swap_batch(swaps, self._seq)
+        begin = self._seq
+        batch, acked = swap_batch(swaps, begin)
         self._seq += len(acked) + 2
         if not acked:
             return
         self._sock.sendall(batch)
         waiting = set(acked)
+        whole = {begin, begin + len(acked) + 1}  # an error there fails the whole batch
         while waiting:
             data = self._sock.recv(1 << 16)
             offset = 0
             while offset + 16 <= len(data):
                 length, kind, _flags, seq, _pid = struct.unpack_from("=IHHII", data, offset)
-                if kind == NLMSG_ERROR and seq in waiting:
+                if kind == NLMSG_ERROR and (seq in waiting or seq in whole):
                     (code,) = struct.unpack_from("=i", data, offset + 16)
                     if code:
                         raise OSError(-code, os.strerror(-code))

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import shutil
+import struct
 import subprocess
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
@@ -181,7 +182,7 @@ class NftablesFilter:
                 self._elements = ElementSocket()  # in the worker: in the namespace
             try:
                 self._elements.swap(swaps)
-            except (OSError, NotEncodable) as exc:
+            except (OSError, NotEncodable, struct.error) as exc:
                 raise MfpsecError(ErrorCode.NETWORK_APPLY_FAILED,
                                   reason=f"set elements: {exc}") from None
 

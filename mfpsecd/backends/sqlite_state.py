@@ -252,12 +252,14 @@ MIGRATIONS: tuple[str, ...] = (
         packed TEXT NOT NULL
     );
     INSERT INTO net_ranges (list, op, packed)
-        SELECT 'allow', 'snapshot', (SELECT group_concat(j.value, char(10))
-                                     FROM json_each(net_policy.policy, '$.allow') AS j)
+        SELECT 'allow', 'snapshot', (SELECT group_concat(value, char(10)) FROM (
+            SELECT j.value FROM net_policy, json_each(net_policy.policy, '$.allow') AS j
+            ORDER BY CAST(j.key AS INTEGER)))
         FROM net_policy WHERE json_array_length(net_policy.policy, '$.allow') > 0;
     INSERT INTO net_ranges (list, op, packed)
-        SELECT 'deny', 'snapshot', (SELECT group_concat(j.value, char(10))
-                                    FROM json_each(net_policy.policy, '$.deny') AS j)
+        SELECT 'deny', 'snapshot', (SELECT group_concat(value, char(10)) FROM (
+            SELECT j.value FROM net_policy, json_each(net_policy.policy, '$.deny') AS j
+            ORDER BY CAST(j.key AS INTEGER)))
         FROM net_policy WHERE json_array_length(net_policy.policy, '$.deny') > 0;
     UPDATE net_policy SET policy = json_remove(policy, '$.allow', '$.deny')
     """,

@@ -71,7 +71,16 @@ def _text(family: Family, value: int) -> str:
         return "::ffff:" + _text(4, value & 0xFFFFFFFF)
     if value >> 32 == 0 and value >> 16:
         return "::" + _text(4, value)
-    return str(ipaddress.IPv6Address(value))
+    digits = value.to_bytes(16, "big").hex()
+    words = [digits[i:i + 4].lstrip("0") or "0" for i in range(0, 32, 4)]
+    best = length = run = 0  # the first longest run of zero words, if two or more
+    for i, word in enumerate(words):
+        run = run + 1 if word == "0" else 0
+        if run > length:
+            best, length = i - run + 1, run
+    if length < 2:
+        return ":".join(words)
+    return ":".join(words[:best]) + "::" + ":".join(words[best + length:])
 
 
 def _ipv4(text: str) -> int | None:

@@ -225,6 +225,7 @@ class NetfilterService:
         self._policy = nf.Policy()
         self._lists = _range_sets(self._policy)  # the policy's lists, with their covers
         self._device = nf.Device(settings.wired, settings.wireless)
+        self._applied_device = self._device  # the addresses the kernel's quick sets hold
         self._shape: list[Any] | None = None  # the table as last applied (_shape)
         # Single edits the boot rules file does not show yet (_settle); every change the
         # kernel took counts one generation.
@@ -315,7 +316,7 @@ class NetfilterService:
         self._generation += 1
         if policy.allow is not self._policy.allow or policy.deny is not self._policy.deny:
             self._lists = _range_sets(policy)
-        self._policy, self._device = policy, device
+        self._policy, self._device, self._applied_device = policy, device, device
         self._dirty = False
         self._applied_at = rfc3339(self._clock)
         await asyncio.gather(asyncio.to_thread(durable.commit, await staged, rules_file),
@@ -352,33 +353,45 @@ class NetfilterService:
 
     async def run(self) -> None:
         """Follow address changes (the quick filter), look for drift when the table
-        changes (and at every interval), and summarise refused connections."""
+        changes (and at every interval), and summarise refused connections. The interval
+        is kept by deadline, so a stream of events does not put it off."""
         changes = self._addresses.changes()
         events = self._filter.changes()
         pending: asyncio.Task[None] | None = None
         touched: asyncio.Task[None] | None = None
+        interval = self.settings.summary_interval_s
+        next_round = self._clock.monotonic() + interval
+        recheck_at: float | None = None  # a drift check an event asked for, deferred
         try:
             while True:
                 if pending is None:
                     pending = asyncio.ensure_future(anext(changes))
                 if touched is None:
                     touched = asyncio.ensure_future(anext(events))
-                done, _ = await asyncio.wait({pending, touched},
-                                             timeout=self.settings.summary_interval_s,
+                now = self._clock.monotonic()
+                until = next_round if recheck_at is None else min(next_round, recheck_at)
+                done, _ = await asyncio.wait({pending, touched}, timeout=max(0.0, until - now),
                                              return_when=asyncio.FIRST_COMPLETED)
                 if touched in done:
                     touched.result()
                     touched = None
-                    await self._on_table_event()
-                    if pending not in done:
-                        continue
+                    asked = await self._on_table_event()
+                    if asked is not None:
+                        recheck_at = asked if recheck_at is None else min(recheck_at, asked)
                 if pending in done:
                     pending.result()
                     pending = None
                     await self._clock.sleep(self.settings.debounce_s)
                     await self.follow_addresses()
-                await self.summarise_refused()
-                await self.check_drift()
+                now = self._clock.monotonic()
+                if recheck_at is not None and now >= recheck_at:
+                    recheck_at = None
+                    self._event_checked = now
+                    await self.check_drift()
+                if now >= next_round:
+                    next_round = now + interval
+                    await self.summarise_refused()
+                    await self.check_drift()
         finally:
             for task in (pending, touched):
                 if task is not None:
@@ -387,18 +400,15 @@ class NetfilterService:
                 with contextlib.suppress(Exception):
                     await stream.aclose()  # type: ignore[attr-defined]
 
-    async def _on_table_event(self) -> None:
+    async def _on_table_event(self) -> float | None:
         """Someone changed our table: the daemon itself (an apply in progress, or the
-        generation moved while the burst settled), or another hand, which is drift."""
+        generation moved while the burst settled), or another hand, which may be drift.
+        → when to look (at most one look every EVENT_CHECK_S), or None."""
         generation, busy = self._generation, self._lock.locked()
         await self._clock.sleep(self.settings.debounce_s)
         if busy or generation != self._generation or self._lock.locked():
-            return
-        now = self._clock.monotonic()
-        if now - self._event_checked < EVENT_CHECK_S:
-            return  # (the periodic check still comes)
-        self._event_checked = now
-        await self.check_drift()
+            return None  # its own change (a foreign one at that moment: the next round)
+        return max(self._clock.monotonic(), self._event_checked + EVENT_CHECK_S)
 
     async def follow_addresses(self) -> bool:
         """A fresh look at the addresses; a new ruleset when the quick ranges moved."""
@@ -438,6 +448,8 @@ class NetfilterService:
                 return False
             why = ("the table was removed" if not now else
                    "the rules in the kernel differ from the last applied")
+            if not now:
+                self._table_known = False  # declared anew, its counting sets included
             log.error("netfilter_drift", reason=why)
             await self._auditor.record(EventType.NETFILTER_CHANGE, Outcome.FAILURE, DAEMON,
                                        "ip filter", step="drift", phase="drift", reason=why)
@@ -456,7 +468,7 @@ class NetfilterService:
     def _expected_elements(self) -> dict[str, list[str]]:
         """Every set's elements as the kernel lists them, from the policy in force."""
         out: dict[str, list[str]] = {}
-        quick = nf.quick_ranges(self._device)
+        quick = nf.quick_ranges(self._applied_device)
         for family in (4, 6):
             deny_n, allow_n, quick_n = nf.set_names(family)
             out[deny_n] = _comparable(nf.elements(
@@ -693,16 +705,20 @@ class NetfilterService:
 
     async def _settle_later(self) -> None:
         # At most a tenth of the time goes to it under a stream of edits (a settle of
-        # 100,000 ranges costs about 0.3 s of compiling, with the GIL).
-        await self._clock.sleep(max(SETTLE_S, 10 * self._settle_cost))
-        try:
-            started = self._clock.monotonic()
-            await self._settle()
-            self._settle_cost = self._clock.monotonic() - started
-        except (MfpsecError, OSError) as exc:
-            log.error("netfilter_settle_failed", error=str(exc))
-            self._health.set(COMPONENT, HealthState.DEGRADED,
-                             f"the boot rules file could not follow the last change: {exc}")
+        # 100,000 ranges costs about 0.3 s of compiling, with the GIL). Again as long as
+        # an edit landed while it compiled (the write was then skipped).
+        while self._dirty:
+            await self._clock.sleep(max(SETTLE_S, 10 * self._settle_cost))
+            try:
+                started = self._clock.monotonic()
+                await self._settle()
+                self._settle_cost = self._clock.monotonic() - started
+            except (MfpsecError, OSError) as exc:
+                log.error("netfilter_settle_failed", error=str(exc))
+                self._health.set(COMPONENT, HealthState.DEGRADED,
+                                 f"the boot rules file could not follow the last change: "
+                                 f"{exc}")
+                return
 
     async def _settle(self) -> None:
         """The boot rules file for the policy the kernel has now. Compiled without holding
@@ -711,7 +727,7 @@ class NetfilterService:
         async with self._lock:
             if not self._dirty:
                 return
-            policy, device, generation = self._policy, self._device, self._generation
+            policy, device, generation = self._policy, self._applied_device, self._generation
         text = await asyncio.to_thread(lambda: _ENCODE({"nftables": nf.compile_ruleset(
             policy, self.settings.services, device)}))
         async with self._lock:

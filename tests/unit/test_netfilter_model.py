@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import random
+import socket
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mfpsecd.core import netfilter as nf
+from mfpsecd.core.netfilter import Range, _text, parse_range
 
 R = nf.parse_range
 
@@ -96,3 +99,34 @@ def test_the_compiled_table_swaps_contents_and_never_deletes_the_table() -> None
                    for c in again)
     with pytest.raises(ValueError, match="unknown service"):
         nf.compile_ruleset(nf.Policy(enabled=frozenset({"telnet"})), nf.DEFAULT_SERVICES, dev)
+
+
+def test_addresses_are_written_as_nft_prints_them_and_parsed_as_ipaddress_does() -> None:
+    """The drift check compares the kernel's listing (nft prints with glibc's inet_ntop)
+    with the policy's text, so the two must agree; and the fast parser must take and
+    refuse exactly what ipaddress does."""
+    rng = random.Random(7)
+    for _ in range(5000):
+        mask = sum(0xFFFF << (16 * w) for w in range(8) if rng.random() < 0.5)
+        value = rng.getrandbits(128) & mask
+        for v in (value, value & 0xFFFFFFFF, (0xFFFF << 32) | (value & 0xFFFFFFFF)):
+            assert _text(6, v) == socket.inet_ntop(socket.AF_INET6, v.to_bytes(16, "big"))
+    texts = ["010.1.1.1", "1.2.3", "1.2.3.4/33", "1.2.3.4/ 8", "1.2.3.4/+8", "1.2.3.4/08",
+             "256.1.1.1", "1.2.3.4.5", "\u0661.2.3.4", "fe80::1%eth0", "::ffff:1.2.3.4"]
+    for _ in range(2000):
+        v4 = ipaddress.IPv4Address(rng.getrandbits(32))
+        texts += [str(v4), f"{v4}/{rng.randrange(33)}"]
+        v6 = rng.getrandbits(128) & ~((1 << rng.randrange(128)) - 1)
+        texts.append(f"{ipaddress.IPv6Address(v6)}/{rng.randrange(129)}")
+    for text in texts:
+        try:
+            net = ipaddress.ip_network(text, strict=True)
+            expected: Range | None = Range(net.version, int(net.network_address),
+                                           int(net.broadcast_address))
+        except ValueError:
+            expected = None
+        try:
+            got: Range | None = parse_range(text)
+        except ValueError:
+            got = None
+        assert got == expected, text
