@@ -571,6 +571,16 @@ class Netfilter(Protocol):
         """Yields after each burst of changes to our table, whoever made them."""
         ...
 
+    async def ban(self, set_name: str, element: Any, seconds: int) -> None:
+        """An element (nftables JSON) into a ban set for `seconds`; again restarts it."""
+        ...
+
+    async def unban(self, set_name: str, element: Any) -> bool: ...
+
+    async def banned(self, set_name: str) -> list[tuple[Any, int]]:
+        """A ban set's elements (nftables JSON) with the seconds each has left."""
+        ...
+
     def close(self) -> None: ...
 
 

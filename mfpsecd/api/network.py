@@ -29,6 +29,11 @@ class ServiceState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     on: bool
 
 
+class BanInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    range: str
+    left_s: int  # until it expires by itself
+
+
 class Rules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # The ranges as entered, in order: what `Remove` takes. When any permitted range is
     # given for a family, only those sources of it are admitted.
@@ -52,6 +57,8 @@ class Rules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     refused_total: int = 0
     effective_permitted_total: int = 0
     effective_refused_total: int = 0
+    # Sources refused for a while for tripping the flood detector (network.ban_s).
+    banned: list[BanInfo] = []
 
 
 PAGE = 1000
@@ -138,6 +145,8 @@ NETWORK = Interface(
                params=ImportParams, result=Imported, requires=Privilege.NETWORK_ADMIN,
                errors=(*_CHANGE_ERRORS, ErrorCode.TRANSFER_TIMEOUT, ErrorCode.INVALID_PARAMETER),
                passes_descriptor=True),
+        _change("Unban", "Lift a ban the flood detector led to before it expires.",
+                RangeParams),
         _change("SetQuick", "Switch the quick IP filter on or off.", QuickParams),
         _change("SetPort", "Switch a network service's ports on or off.", PortParams),
         Method(name="Apply", doc="Load the stored policy into the kernel again.",

@@ -173,6 +173,44 @@ class NftablesFilter:
 
         return await self._worker.call(run)
 
+    async def ban(self, set_name: str, element: Any, seconds: int) -> None:
+        """element into the ban set for `seconds` (again, if there: its time restarts)."""
+        target = {"family": "inet", "table": TABLE, "name": set_name}
+        add = {"add": {"element": {**target, "elem": [
+            {"elem": {"val": element, "timeout": seconds}}]}}}
+        drop = {"delete": {"element": {**target, "elem": [element]}}}
+
+        def run() -> None:
+            rc, _out, _err = self._ctx().cmd(_ENCODE({"nftables": [drop, add]}).decode())
+            if rc == 0:
+                return
+            rc, _out, err = self._ctx().cmd(_ENCODE({"nftables": [add]}).decode())
+            if rc != 0:
+                raise MfpsecError(ErrorCode.NETWORK_APPLY_FAILED,
+                                  reason=" ".join(err.split())[:500] or f"nft status {rc}")
+
+        await self._worker.call(run)
+
+    async def unban(self, set_name: str, element: Any) -> bool:
+        """element out of the ban set; False if it was not there."""
+        target = {"family": "inet", "table": TABLE, "name": set_name}
+        return await self._worker.call(lambda: self._ctx().cmd(_ENCODE({"nftables": [
+            {"delete": {"element": {**target, "elem": [element]}}}]}).decode())[0] == 0)
+
+    async def banned(self, set_name: str) -> list[tuple[Any, int]]:
+        """The ban set's elements and the seconds each has left."""
+        def run() -> list[tuple[Any, int]]:
+            items = self._list({"set": {"family": "inet", "table": TABLE,
+                                        "name": set_name}}) or []
+            out = []
+            for item in items:
+                for e in item.get("set", {}).get("elem", []):
+                    elem = e.get("elem", {}) if isinstance(e, dict) and "elem" in e else {}
+                    out.append((elem.get("val", e), int(elem.get("expires", 0))))
+            return out
+
+        return await self._worker.call(run)
+
     async def swap_intervals(self, swaps: Sequence[tuple[str, Sequence[Range],
                                                          Sequence[Range]]]) -> None:
         """Interval-set elements out and in, one transaction, without reading the sets

@@ -33,6 +33,8 @@ def render(r: network.Rules) -> str:
              f"refused:   {', '.join(r.refused) or 'none'}",
              *_effective("permitted", r.permitted, r.effective_permitted),
              *_effective("refused", r.refused, r.effective_refused),
+             "banned:    " + (", ".join(f"{b.range} ({b.left_s // 60 + 1} min left)"
+                                     for b in r.banned) or "none"),
              f"quick filter: {quick}",
              f"no forwarding between {', '.join(r.wired) or '-'} and "
              f"{', '.join(r.wireless) or '-'}",
@@ -100,6 +102,15 @@ def import_(target: Target, file: BinaryIO, which: str, replace: bool, confirm: 
     click.echo(f"{which}: {r.ranges} range(s) in the file, {r.added} added, {r.unchanged} "
                f"already there, {r.removed} removed, {r.duplicates} repeated in the file; "
                f"the list holds {getattr(r.rules, which + '_total')}")
+
+
+@net_group.command("unban")
+@click.argument("range_text", metavar="RANGE")
+@click.pass_obj
+@reports_errors
+def unban(target: Target, range_text: str) -> None:
+    """Lift a ban (a source that tripped the flood detector) before it expires."""
+    _change(target, lambda c: c.unban(range_text))
 
 
 @net_group.command("quick")

@@ -60,6 +60,9 @@ class NetworkClient:
     def remove(self, text: str, *, confirm: bool = False) -> network.Rules:
         return self._change("Remove", {"range": text}, confirm)
 
+    def unban(self, text: str) -> network.Rules:
+        return self._change("Unban", {"range": text}, False)
+
     def quick(self, on: bool, *, confirm: bool = False) -> network.Rules:
         return self._change("SetQuick", {"on": on}, confirm)
 

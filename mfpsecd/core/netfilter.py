@@ -335,6 +335,10 @@ def compile_ruleset(policy: Policy, services: Sequence[Service], device: Device,
                              (quick_n, quick)):
             fill(name, kind, elements(merge(r for r in ranges if r.family == family)),
                  ["interval"])
+        # Banned sources (services.flood_bans): declared, never flushed, so a ban lasts
+        # its time across replacements; the kernel lets each element expire.
+        cmds.append({"add": {"set": {**base, "name": f"banned{family}", "type": kind,
+                                     "flags": ["interval", "timeout"]}}})
         # Refused sources, counted per address for the audit summary; forgotten after an
         # hour of silence, at most 4096 remembered.
         if new_table or recreate:
@@ -361,6 +365,8 @@ def compile_ruleset(policy: Policy, services: Sequence[Service], device: Device,
     for family in (4, 6):
         deny_n, allow_n, quick_n = set_names(family)  # type: ignore[arg-type]
         src = _saddr(family)  # type: ignore[arg-type]
+        cmds.append(_rule("input", _match(src, f"@banned{family}"), _REFUSE,
+                          comment="banned"))
         cmds.append(_rule("input", _match(src, f"@{deny_n}"), _REFUSE, comment="refused"))
         if any(r.family == family for r in policy.allow):
             cmds.append(_rule("input", _match(src, f"@{allow_n}", "!="), _REFUSE,

@@ -168,6 +168,9 @@ class FloodSection(_Strict, frozen=True):
     max_sources: Annotated[int, msgspec.Meta(ge=64, le=1 << 20)] = 16384
     spray_children: Annotated[int, msgspec.Meta(ge=2, le=65536)] = 16
     max_detections: Annotated[int, msgspec.Meta(ge=1, le=10000)] = 20
+    # Administrators' sources (CIDRs, addresses): never delayed because everyone together
+    # floods, never banned at the IP filter (their own per-source limits still apply).
+    exempt: list[str] = []
 
 
 class CardSection(_Strict, frozen=True):
@@ -242,6 +245,11 @@ class TransfersSection(_Strict, frozen=True):
 class NetworkSection(_Strict, frozen=True):
     # Refused-connection summaries in the audit log at most this often (N-2).
     refused_summary_s: Annotated[float, msgspec.Meta(ge=1, le=86400)] = 60.0
+    # A source that trips the flood detector (A-5, A-6) is refused at the IP filter for
+    # ban_s, four times longer at each trip within ban_max_s of the last, up to ban_max_s
+    # (0: no bans).
+    ban_s: Annotated[float, msgspec.Meta(ge=0, le=86400)] = 600.0
+    ban_max_s: Annotated[float, msgspec.Meta(ge=60, le=30 * 86400)] = 86400.0
 
 
 class SecurityMode(enum.Enum):

@@ -20,7 +20,10 @@ from __future__ import annotations
 import enum
 import ipaddress
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from mfpsecd.core.netfilter import Range, parse_range
 
 
 @dataclass(frozen=True)
@@ -85,8 +88,9 @@ _SPRAYING: None = None  # a prefix's observation entry once it counts as one sou
 
 
 class Throttle:
-    def __init__(self, limits: ThrottleLimits) -> None:
+    def __init__(self, limits: ThrottleLimits, exempt: Sequence[Range] = ()) -> None:
         self.limits = limits
+        self._exempt = tuple(exempt)
         self._counters: OrderedDict[str, _Counter] = OrderedDict()
         self._prefixes: OrderedDict[tuple[int, int], set[int] | None] = OrderedDict()
         self._total_start = -1e18
@@ -144,6 +148,18 @@ class Throttle:
 
     # ---------------------------------------------------------------- decisions
 
+    def exempt(self, source: str) -> bool:
+        """An administrator's source (configured): not delayed for everyone's flood, and
+        never banned; its own per-source limits still apply."""
+        if not self._exempt or not source.startswith("ip:"):
+            return False
+        try:
+            r = parse_range(source[3:])
+        except ValueError:
+            return False
+        return any(e.family == r.family and e.start <= r.start and r.end <= e.end
+                   for e in self._exempt)
+
     def request(self, source: str, now: float) -> tuple[Verdict, list[Detection]]:
         """One authentication request from source: what to do, and what it revealed."""
         lim = self.limits
@@ -164,8 +180,9 @@ class Throttle:
             self._detect(found, Kind.TOTAL_FLOOD, "*", self._total, window, now=now)
         if c.requests > lim.requests * lim.block_factor:
             return Verdict(Action.REFUSE, max(c.req_start + window - now, 0.0)), found
-        excess = max(c.requests - lim.requests,
-                     (self._total - lim.total_requests) * lim.requests // lim.total_requests)
+        shared = 0 if self.exempt(source) else (
+            (self._total - lim.total_requests) * lim.requests // lim.total_requests)
+        excess = max(c.requests - lim.requests, shared)
         if excess <= 0:
             return ALLOW, found
         delay = min(lim.base_delay_s * 2.0 ** min(excess - 1, 30), lim.max_delay_s)

@@ -35,6 +35,7 @@ from mfpsecd.backends.pkcs11_card import Pkcs11Card
 from mfpsecd.backends.sdnotify import SdNotifier
 from mfpsecd.backends.sqlite_state import SqliteState
 from mfpsecd.backends.usb_targets import UdevBackupTargets
+from mfpsecd.core import netfilter as nf
 from mfpsecd.core.overwrite_plan import overwrite_defeated_by
 from mfpsecd.core.password_record import Cost
 from mfpsecd.core.settings import BoardKind, Config, SecurityMode
@@ -53,6 +54,7 @@ from mfpsecd.ports import Clock
 from mfpsecd.services.audit import Auditor, Signer
 from mfpsecd.services.auth import AuthService
 from mfpsecd.services.boots import BootLog
+from mfpsecd.services.flood_bans import BanPolicy, FloodBans
 from mfpsecd.services.forwarder import make_forwarders
 from mfpsecd.services.fw_update import FirmwareService
 from mfpsecd.services.health import HealthRegistry, rfc3339
@@ -146,7 +148,7 @@ class Daemon:
         throttle = Throttle(ThrottleLimits(
             f.failures, f.failure_window_s, f.requests, f.request_window_s, f.block_factor,
             f.total_requests, f.base_delay_s, f.max_delay_s, f.max_sources, f.spray_children,
-            f.max_detections))
+            f.max_detections), exempt=_exempt_sources(f.exempt))
         card = a.card
         auth = AuthService(UserStore(state), secrets, hasher, sessions=sessions,
                            auditor=auditor, clock=clock, throttle=throttle,
@@ -229,6 +231,11 @@ class Daemon:
         supervisor.add("store-policies", store.run)
         if network is not None:
             supervisor.add("netfilter-watch", network.run)
+            if cfg.network.ban_s:
+                bans = FloodBans(network, throttle,
+                                 BanPolicy(cfg.network.ban_s, cfg.network.ban_max_s), clock)
+                auditor.add_listener(bans.offer)
+                supervisor.add("flood-bans", bans.run)
         for fwd in forwarders:
             supervisor.add(f"siem-{fwd.dest.name}", fwd.run)
         notifier = make_notifier(cfg, clock, health, board.profile.board.name, state,
@@ -293,6 +300,18 @@ async def _audit_key_chain(auditor: Auditor, chain: KeyChain) -> None:
                          DAEMON, "master key", generation=facts.master_generation,
                          tpm=facts.tpm_backend, reason=facts.reason,
                          fingerprint=facts.wrapping_fingerprint[:16])
+
+
+def _exempt_sources(texts: list[str]) -> tuple[nf.Range, ...]:
+    out = []
+    for i, text in enumerate(texts):
+        try:
+            out.append(nf.parse_range(text))
+        except ValueError as exc:
+            key = f"auth.flood.exempt[{i}]"
+            raise MfpsecError(ErrorCode.CONFIG_INVALID, f"{key}: {exc}", key=key,
+                              reason=str(exc)) from None
+    return tuple(out)
 
 
 def _make_wipe(cfg: Config, board: Board, state: SqliteState, auditor: Auditor, *, clock: Clock,

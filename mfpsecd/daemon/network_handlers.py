@@ -37,7 +37,8 @@ def _rules(v: svc.NetView, offset: int = 0, limit: int = api.PAGE) -> api.Rules:
         wired=list(v.device.wired), wireless=list(v.device.wireless), in_kernel=v.in_kernel,
         applied_at=v.applied_at, permitted_total=len(p.allow), refused_total=len(p.deny),
         effective_permitted_total=len(v.effective_allow),
-        effective_refused_total=len(v.effective_deny))
+        effective_refused_total=len(v.effective_deny),
+        banned=[api.BanInfo(str(b.range), b.left_s) for b in v.banned])
 
 
 Params = api.RangeParams | api.QuickParams | api.PortParams
@@ -62,6 +63,10 @@ def network_handlers(net: svc.NetfilterService, channel: FdChannel) -> dict[str,
             return _rules(await net.edit_range(op, p.range, subject_of(ctx, address),
                                                remote_address=address, confirm=p.confirm))
         return handler
+
+    async def unban(ctx: CallContext, p: api.RangeParams) -> api.Rules:
+        address = remote_address(ctx, p.remote_address)
+        return _rules(await net.unban(p.range, subject_of(ctx, address)))
 
     async def import_ranges(ctx: CallContext, p: api.ImportParams) -> api.Imported:
         address = remote_address(ctx, p.remote_address)
@@ -94,7 +99,7 @@ def network_handlers(net: svc.NetfilterService, channel: FdChannel) -> dict[str,
     n = "io.mfpsecd.Network."
     return {n + "GetRules": get_rules, n + "Allow": ranged("allow"),
             n + "Deny": ranged("deny"), n + "Remove": ranged("remove"),
-            n + "Import": import_ranges,
+            n + "Import": import_ranges, n + "Unban": unban,
             n + "SetQuick": changing(quick), n + "SetPort": changing(port),
             n + "Apply": apply, n + "Preview": preview}
 

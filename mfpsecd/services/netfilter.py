@@ -91,6 +91,13 @@ class NetView:
     # What the kernel enforces: each list merged (sorted; not to be changed by the reader).
     effective_allow: list[nf.Range] = field(repr=False)
     effective_deny: list[nf.Range] = field(repr=False)
+    banned: list[Ban] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Ban:
+    range: nf.Range
+    left_s: int  # until the kernel lets it expire
 
 
 @dataclass(frozen=True)
@@ -110,7 +117,7 @@ def _elements_of(listing: list[dict[str, Any]]) -> dict[str, list[str]]:
     the kernel fills, left out)."""
     return {str(item["set"]["name"]): _comparable(item["set"].get("elem", []))
             for item in listing if "set" in item
-            and not str(item["set"].get("name", "")).startswith("refused")}
+            and not str(item["set"].get("name", "")).startswith(("refused", "banned"))}
 
 
 def _comparable(elements: Iterable[Any]) -> list[str]:
@@ -505,7 +512,42 @@ class NetfilterService:
         loaded = True if just_applied else await self._filter.present()
         return NetView(self._policy, self.settings.services, self._device, loaded,
                        self._applied_at, self._lists["allow"].cover,
-                       self._lists["deny"].cover)
+                       self._lists["deny"].cover, await self.bans() if loaded else [])
+
+    # ---- bans (services.flood_bans decides them)
+
+    async def bans(self) -> list[Ban]:
+        out = []
+        for family in (4, 6):
+            for element, left in await self._filter.banned(f"banned{family}"):
+                try:
+                    out.append(Ban(nf.parse_range(_element_text(element)), left))
+                except ValueError:
+                    continue  # not one of ours: drift's business
+        return sorted(out, key=lambda b: b.range)
+
+    async def ban(self, r: nf.Range, seconds: int, why: str) -> None:
+        """Refuse r at the filter for `seconds` (its time restarts if it is banned)."""
+        async with self._auditor.event(EventType.NETFILTER_CHANGE, DAEMON, "ip filter") as ev:
+            ev.details.update(change=f"ban {r}", step="ban", seconds=seconds, reason=why)
+            async with self._lock:
+                await self._filter.ban(f"banned{r.family}", nf.elements([r])[0], seconds)
+            ev.succeed()
+
+    async def unban(self, text: str, subject: Subject) -> NetView:
+        async with self._auditor.event(EventType.NETFILTER_CHANGE, subject, "ip filter") as ev:
+            ev.details.update(change=f"unban {text}", step="ban")
+            try:
+                r = nf.parse_range(text)
+            except ValueError as exc:
+                raise MfpsecError(ErrorCode.NETWORK_RULES_INVALID, reason=str(exc)) from None
+            async with self._lock:
+                lifted = await self._filter.unban(f"banned{r.family}", nf.elements([r])[0])
+            if not lifted:
+                raise MfpsecError(ErrorCode.NETWORK_RULES_INVALID,
+                                  reason=f"{text} is not banned (or its ban has expired)")
+            ev.succeed()
+        return await self.view(just_applied=True)
 
     def preview(self, change: Callable[[nf.Policy], nf.Policy]) -> list[dict[str, Any]]:
         """The ruleset a change would apply (dry run): nothing is touched."""
@@ -761,6 +803,15 @@ class NetfilterService:
         self._reader.close()
         self._filter.close()
         self._addresses.close()
+
+
+def _element_text(element: Any) -> str:
+    """A set element as nft lists it, as range text."""
+    if isinstance(element, dict) and "prefix" in element:
+        return f"{element['prefix']['addr']}/{element['prefix']['len']}"
+    if isinstance(element, dict) and "range" in element:
+        return f"{element['range'][0]}-{element['range'][1]}"
+    return str(element)
 
 
 def _swaps(family: nf.Family, deltas: dict[ListName, Delta]

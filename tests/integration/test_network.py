@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from mfpsecd.errors import EX_DATAERR
+from mfpsecd.client import AuthClient, Connection
+from mfpsecd.errors import EX_DATAERR, MfpsecError
 from tests.support import daemon as ds
 from tests.support.netlab import Lab, Probe, lab, requires_netns
 
@@ -222,3 +223,30 @@ def test_a_blocklist_file_through_the_cli(short_tmp: Path, netlab: Lab) -> None:
                    if e["details"].get("change") == "import refused"]
         assert imports == [("success", "3000", "0"), ("failure", None, None),
                            ("success", "1", "3000")]
+
+
+def test_a_password_attack_from_the_network_is_banned_at_the_filter(
+        short_tmp: Path, netlab: Lab) -> None:
+    """Through the daemon: ten wrong passwords that a front-end reports from 10.7.3.50
+    trip the detector, the filter refuses that source (`net show` lists the ban), and
+    `net unban` lifts it."""
+    config = {"auth": {"argon2_memory_kib": 8192, "argon2_iterations": 1}}
+    with ds.running(short_tmp / "d", tpm="none", board=_board(netlab), config=config) as d:
+        assert netlab.probe([REFUSED, PERMITTED]) == [True, True]
+        with Connection(d.socket_path) as conn:
+            client = AuthClient(conn)
+            for _ in range(10):
+                with pytest.raises(MfpsecError):
+                    client.login("nobody", bytearray(b"Wrong-password-1"),
+                                 remote_address="10.7.3.50")
+        deadline = time.monotonic() + 20
+        while not json.loads(_net(d, "show", "--json").stdout)["banned"]:
+            assert time.monotonic() < deadline, d.log()[-3000:]
+            time.sleep(0.2)
+        shown = json.loads(_net(d, "show", "--json").stdout)["banned"]
+        assert [b["range"] for b in shown] == ["10.7.3.50"] and shown[0]["left_s"] > 500
+        assert "banned:    10.7.3.50 (10 min left)" in _net(d, "show").stdout
+        assert netlab.probe([REFUSED, PERMITTED]) == [False, True]
+        r = _net(d, "unban", "10.7.3.50")
+        assert r.returncode == 0 and "banned:    none" in r.stdout, r.stderr
+        assert netlab.probe([REFUSED, PERMITTED]) == [True, True]

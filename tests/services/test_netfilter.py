@@ -22,16 +22,18 @@ from typing import Any
 import msgspec
 import pytest
 
-from mfpsecd.api.auditlog import EventType, Subject
+from mfpsecd.api.auditlog import EventType, Outcome, Subject
 from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.clock import SystemClock
 from mfpsecd.backends.nftables_filter import NftablesFilter
 from mfpsecd.backends.rtnetlink import RtnetlinkAddresses
 from mfpsecd.backends.sqlite_state import SqliteState
 from mfpsecd.core import netfilter as nf
+from mfpsecd.core.throttle import Throttle, ThrottleLimits
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.services import netfilter as svc
 from mfpsecd.services.audit import Auditor, AuditQuery
+from mfpsecd.services.flood_bans import BanPolicy, FloodBans
 from mfpsecd.services.health import HealthRegistry
 from tests.support.aio import sync
 from tests.support.netlab import (
@@ -507,3 +509,64 @@ async def test_large_deltas_removed_tables_and_moved_addresses(tmp_path: Path,
         got = await asyncio.to_thread(netlab.probe, [Probe("10.7.2.50", "tcp", 80)])
         assert got == [True]
         assert not await s.net.check_drift()
+
+
+@sync
+async def test_a_source_that_keeps_flooding_is_banned_for_longer_each_time(
+        tmp_path: Path, netlab: Lab) -> None:
+    """fail2ban's idea: the flood detector's audit records ban the source at the filter
+    (10 min, then 40), an administrator's source never; the kernel counts the time down,
+    a re-apply keeps the ban, and an administrator lifts it."""
+    async with stack(tmp_path, netlab) as s:
+        await s.set(nf.Policy(enabled=ON))
+        clock = SystemClock()
+        bans = FloodBans(s.net, Throttle(ThrottleLimits(), exempt=[R("10.7.2.0/24")]),
+                         BanPolicy(600, 86400), clock)
+        s.auditor.add_listener(bans.offer)
+        task = asyncio.create_task(bans.run())
+        attacker = Subject(origin="network", address="10.7.3.50")
+
+        async def trip(source: str, kind: str = "request-flood") -> None:
+            await s.auditor.record(EventType.AUTH_FLOOD, Outcome.SUCCESS, attacker, source,
+                                   kind=kind, count=21, window_s=60.0, suppressed=0)
+
+        async def banned() -> dict[str, int]:
+            for _ in range(100):
+                got = {str(b.range): b.left_s for b in await s.net.bans()}
+                if got:
+                    return got
+                await asyncio.sleep(0.05)
+            return {}
+
+        await trip("ip:10.7.3.50")
+        first = await banned()
+        assert list(first) == ["10.7.3.50"] and 590 <= first["10.7.3.50"] <= 600
+        got = await asyncio.to_thread(netlab.probe, [Probe(str(a), "tcp", 80) for a in (
+            "10.7.3.50", "10.7.2.50")])
+        assert got == [False, True]
+        await trip("ip:10.7.3.50", "password-attack")  # again: four times longer
+        for _ in range(100):
+            if (await banned())["10.7.3.50"] > 600:
+                break
+            await asyncio.sleep(0.05)
+        assert 2390 <= (await banned())["10.7.3.50"] <= 2400
+        await trip("ip:10.7.2.50")  # exempt
+        await trip("uid:1000")  # not a network source
+        await trip("ip:10.7.4.50", "total-flood")  # everyone's flood: nobody in particular
+        await asyncio.sleep(0.3)
+        assert list(await banned()) == ["10.7.3.50"]
+        await s.set(nf.Policy(deny=(R("10.7.4.0/24"),), enabled=ON))  # a whole re-apply
+        assert list(await banned()) == ["10.7.3.50"]
+        assert not await s.net.check_drift()  # bans count down by themselves: no drift
+        view = await s.net.unban("10.7.3.50", ADMIN)
+        assert view.banned == []
+        with pytest.raises(MfpsecError) as info:
+            await s.net.unban("10.7.3.50", ADMIN)
+        assert "is not banned" in str(info.value.params["reason"])
+        got = await asyncio.to_thread(netlab.probe, [Probe("10.7.3.50", "tcp", 80)])
+        assert got == [True]
+        changes = [e["details"]["change"] for e in await s.events(EventType.NETFILTER_CHANGE)
+                   if e["details"].get("step") == "ban"]
+        assert changes == ["ban 10.7.3.50", "ban 10.7.3.50", "unban 10.7.3.50",
+                           "unban 10.7.3.50"]
+        task.cancel()

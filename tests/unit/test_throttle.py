@@ -8,6 +8,7 @@ import ipaddress
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mfpsecd.core.netfilter import parse_range
 from mfpsecd.core.throttle import Action, Kind, Throttle, ThrottleLimits
 
 LIMITS = ThrottleLimits(failures=5, failure_window_s=300, requests=10, request_window_s=60,
@@ -107,3 +108,17 @@ def test_never_more_than_the_block_limit_get_through_per_window(
         if t.request(source, now)[0].action is not Action.REFUSE:
             passed[source] = passed.get(source, 0) + 1
     assert all(n <= LIMITS.requests * LIMITS.block_factor for n in passed.values())
+
+
+def test_an_administrators_source_is_not_delayed_for_everyones_flood() -> None:
+    """auth.flood.exempt: while all sources together flood, the exempt network's own
+    requests pass undelayed (its own per-source limit still holds); others wait."""
+    t = Throttle(LIMITS, exempt=[parse_range("10.1.2.0/24")])
+    for i in range(1200):  # a spray: many sources, each under its own limit
+        t.request(f"ip:192.0.2.{i % 250}", 1.0)
+    assert t.request("ip:192.0.2.251", 1.0)[0].action is Action.DELAY
+    assert t.request("ip:10.1.2.3", 1.0)[0].action is Action.ALLOW
+    assert t.exempt("ip:10.1.2.3") and not t.exempt("ip:10.1.3.3")
+    assert not t.exempt("uid:0") and not t.exempt("panel")
+    own = [t.request("ip:10.1.2.4", 2.0)[0].action for _ in range(11)]
+    assert own[-1] is Action.DELAY  # its own limit (10) still applies
