@@ -562,9 +562,10 @@ class Netfilter(Protocol):
         ...
 
     async def swap_intervals(self, swaps: Sequence[tuple[str, Sequence[Range],
-                                                         Sequence[Range]]]) -> None:
+                                                         Sequence[Range]]]) -> bool:
         """Per (interval set, intervals out, intervals in), in one transaction and without
-        reading the sets; NETWORK_APPLY_FAILED leaves them as they were."""
+        reading the sets; False when a set was not as expected, NETWORK_APPLY_FAILED when
+        refused otherwise: either way the sets are as they were."""
         ...
 
     def changes(self) -> AsyncIterator[None]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import shutil
 import struct
@@ -212,19 +213,27 @@ class NftablesFilter:
         return await self._worker.call(run)
 
     async def swap_intervals(self, swaps: Sequence[tuple[str, Sequence[Range],
-                                                         Sequence[Range]]]) -> None:
+                                                         Sequence[Range]]]) -> bool:
         """Interval-set elements out and in, one transaction, without reading the sets
-        (backends.nft_elements); NETWORK_APPLY_FAILED (nothing changed) if refused."""
-        def run() -> None:
+        (backends.nft_elements). False when a set was not as expected (an element to take
+        out missing, one to put in there already); NETWORK_APPLY_FAILED if refused for
+        another reason. Either way nothing changed."""
+        def run() -> bool:
             if self._elements is None:
                 self._elements = ElementSocket()  # in the worker: in the namespace
             try:
                 self._elements.swap(swaps)
-            except (OSError, NotEncodable, struct.error) as exc:
+            except OSError as exc:
+                if exc.errno in (errno.ENOENT, errno.EEXIST):
+                    return False
                 raise MfpsecError(ErrorCode.NETWORK_APPLY_FAILED,
                                   reason=f"set elements: {exc}") from None
+            except (NotEncodable, struct.error) as exc:
+                raise MfpsecError(ErrorCode.NETWORK_APPLY_FAILED,
+                                  reason=f"set elements: {exc}") from None
+            return True
 
-        await self._worker.call(run)
+        return await self._worker.call(run)
 
     async def changes(self) -> AsyncIterator[None]:
         """Yields after each burst of nftables notifications that touch our table (ours

@@ -240,6 +240,7 @@ class NetfilterService:
         self._generation = 0
         self._settle_cost = 0.0  # seconds the last settle took
         self._logged: dict[ListName, int] = dict.fromkeys(LISTS, 0)  # edit rows per list
+        self._unstored: set[ListName] = set()  # edits in force whose row was not written
         self._event_checked = -EVENT_CHECK_S  # monotonic: the last drift check an event led to
         self._settling: asyncio.Task[None] | None = None
         self._reader = WorkerPool("netfilter-import", 1)
@@ -457,20 +458,25 @@ class NetfilterService:
                    "the rules in the kernel differ from the last applied")
             if not now:
                 self._table_known = False  # declared anew, its counting sets included
-            log.error("netfilter_drift", reason=why)
-            await self._auditor.record(EventType.NETFILTER_CHANGE, Outcome.FAILURE, DAEMON,
-                                       "ip filter", step="drift", phase="drift", reason=why)
-            try:
-                await self._apply(self._policy, await self._device_now())
-            except MfpsecError as exc:
-                self._health.set(COMPONENT, HealthState.FAILED,
-                                 f"{why} behind the daemon's back, and re-applying failed: "
-                                 f"{exc.message}")
-                raise
-            self._health.set(COMPONENT, HealthState.DEGRADED,
-                             f"{why} behind the daemon's back at {rfc3339(self._clock)}; "
-                             f"re-applied: {self._describe()}")
+            await self._put_back(why, self._policy, await self._device_now())
             return True
+
+    async def _put_back(self, why: str, policy: nf.Policy, device: nf.Device) -> None:
+        """(Under the lock.) Drift: audited as a failure (an alert by the default rules),
+        the policy applied whole, status degraded (failed if that did not work)."""
+        log.error("netfilter_drift", reason=why)
+        await self._auditor.record(EventType.NETFILTER_CHANGE, Outcome.FAILURE, DAEMON,
+                                   "ip filter", step="drift", phase="drift", reason=why)
+        try:
+            await self._apply(policy, device)
+        except MfpsecError as exc:
+            self._health.set(COMPONENT, HealthState.FAILED,
+                             f"{why} behind the daemon's back, and re-applying failed: "
+                             f"{exc.message}")
+            raise
+        self._health.set(COMPONENT, HealthState.DEGRADED,
+                         f"{why} behind the daemon's back at {rfc3339(self._clock)}; "
+                         f"re-applied: {self._describe()}")
 
     def _expected_elements(self) -> dict[str, list[str]]:
         """Every set's elements as the kernel lists them, from the policy in force."""
@@ -633,7 +639,16 @@ class NetfilterService:
                     self._lists = _range_sets(self._policy)  # as the kernel still has them
                     raise
                 if edits:
-                    await self._state.run(lambda c: _store_edits(c, r, edits))
+                    try:
+                        await self._state.run(lambda c: _store_edits(c, r, edits))
+                    except (MfpsecError, OSError) as exc:
+                        # The kernel has it and the store does not: the next settle
+                        # writes the whole list (a full disk may have room again).
+                        self._unstored.update(name for name, _ in edits)
+                        self._health.set(COMPONENT, HealthState.DEGRADED,
+                                         f"in force but not stored ({exc}); stored again "
+                                         "at the next settle")
+                        raise
                     for name, _ in edits:
                         self._logged[name] += 1
             ev.details["rules"] = self._describe()
@@ -669,11 +684,14 @@ class NetfilterService:
         swaps = _swaps(r.family, deltas)
         if swaps:
             try:
-                await self._filter.swap_intervals(swaps)
-            except MfpsecError as exc:
-                # The set is not what the daemon left (drift): the whole policy, anew.
+                as_left = await self._filter.swap_intervals(swaps)
+            except MfpsecError as exc:  # (an interval it cannot express, a full buffer)
                 log.warning("netfilter_edit_whole", reason=exc.params.get("reason"))
                 await self._apply(policy, self._device)
+                return
+            if not as_left:  # someone changed the set: drift, and the whole policy anew
+                await self._put_back("a set's elements differ from the last applied",
+                                     policy, self._device)
                 return
         self._policy = policy
         self._generation += 1
@@ -777,10 +795,13 @@ class NetfilterService:
                 await asyncio.to_thread(durable.replace_file, self.settings.rules_file, text)
                 self._dirty = False
             # A list's log longer than the list itself: one snapshot row instead.
-            long = [n for n in LISTS
-                    if self._logged[n] > max(COMPACT_ROWS, len(getattr(self._policy, n)))]
+            long = [n for n in LISTS if n in self._unstored
+                    or self._logged[n] > max(COMPACT_ROWS, len(getattr(self._policy, n)))]
             if long:
                 await self._store(self._policy, long)
+                if self._unstored:
+                    self._unstored.clear()
+                    self._health.set(COMPONENT, HealthState.OK, self._describe())
 
     async def flush(self) -> None:
         """Before the daemon stops: the boot rules file catches up with single edits."""

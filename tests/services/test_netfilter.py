@@ -93,9 +93,9 @@ class CountingFilter(NftablesFilter):
         await super().apply(commands)
 
     async def swap_intervals(self, swaps: Sequence[tuple[str, Sequence[nf.Range],
-                                                         Sequence[nf.Range]]]) -> None:
+                                                         Sequence[nf.Range]]]) -> bool:
         self.swaps += [(len(gone), len(new)) for _, gone, new in swaps]
-        await super().swap_intervals(swaps)
+        return await super().swap_intervals(swaps)
 
 
 @asynccontextmanager
@@ -570,3 +570,45 @@ async def test_a_source_that_keeps_flooding_is_banned_for_longer_each_time(
         assert changes == ["ban 10.7.3.50", "ban 10.7.3.50", "unban 10.7.3.50",
                            "unban 10.7.3.50"]
         task.cancel()
+
+
+@sync
+async def test_an_edit_the_store_refused_is_stored_at_the_next_settle(
+        tmp_path: Path, netlab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel took the edit but its row could not be written (a full disk): the
+    caller is told, status says so, and the next settle stores the whole list."""
+    real = svc._store_edits
+
+    def full_disk(*args: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    async with stack(tmp_path, netlab) as s:
+        await s.set(nf.Policy(deny=(R("10.7.9.1"),), enabled=ON))
+        monkeypatch.setattr(svc, "_store_edits", full_disk)
+        with pytest.raises(OSError):
+            await s.net.edit_range("deny", "10.7.3.0/24", ADMIN)
+        monkeypatch.setattr(svc, "_store_edits", real)
+        component = s.net._health.get(svc.COMPONENT)
+        assert component is not None and "not stored" in component.detail
+        assert await asyncio.to_thread(netlab.probe, [Probe("10.7.3.50", "tcp", 80)]) == [
+            False]  # in force
+        await s.net.flush()
+        component = s.net._health.get(svc.COMPONENT)
+        assert component is not None and "not stored" not in component.detail
+    async with stack(tmp_path, netlab) as s:
+        assert (await s.net.view()).policy.deny == (R("10.7.9.1"), R("10.7.3.0/24"))
+
+
+@sync
+async def test_an_edit_that_finds_its_set_changed_by_hand_reports_drift(
+        tmp_path: Path, netlab: Lab) -> None:
+    async with stack(tmp_path, netlab) as s:
+        await s.set(nf.Policy(deny=(R("10.7.3.0/25"), R("10.7.9.1")), enabled=ON))
+        sh("ip", "netns", "exec", netlab.dut, "nft", "delete", "element", "inet", nf.TABLE,
+           "deny4", "{ 10.7.9.1 }")
+        await s.net.edit_range("remove", "10.7.9.1", ADMIN)  # its element is gone already
+        drift = [e["details"]["reason"] for e in await s.events(EventType.NETFILTER_CHANGE)
+                 if e["details"].get("step") == "drift"]
+        assert drift == ["a set's elements differ from the last applied"]
+        assert _kernel_set(netlab, "deny4") == [{"prefix": {"addr": "10.7.3.0", "len": 25}}]
+        assert not await s.net.check_drift()
