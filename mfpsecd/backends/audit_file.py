@@ -36,6 +36,7 @@ from mfpsecd.ports import AuditTailRepair, AuditUsage
 T = TypeVar("T")
 _NAME = re.compile(r"^audit-(\d{8})\.log$")
 SEGMENT_BYTES = 4 << 20
+MIN_SEGMENT_BYTES = 64 << 10
 MAX_BYTES = 64 << 20
 RESERVE_BYTES = 64 << 10
 
@@ -55,7 +56,10 @@ class AuditFile:
     def __init__(self, directory: Path, *, segment_bytes: int = SEGMENT_BYTES,
                  max_bytes: int = MAX_BYTES, reserve_bytes: int = RESERVE_BYTES) -> None:
         self.directory = directory
-        self._segment_bytes = segment_bytes
+        # At least eight segments fit the capacity: dropping the oldest exported one
+        # (overwrite-exported, retention) must free room, which a single segment as large
+        # as the whole log never can (a 1 MiB log in 4 MiB segments stayed full for ever).
+        self._segment_bytes = min(segment_bytes, max(max_bytes // 8, MIN_SEGMENT_BYTES))
         self._max_bytes = max_bytes
         self._reserve = reserve_bytes
         self._segments: list[_Segment] = []

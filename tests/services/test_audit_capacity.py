@@ -128,3 +128,42 @@ def test_retention_drops_old_exported_segments(tmp_path: Path) -> None:
         await state.close()
 
     asyncio.run(scenario())
+
+
+def test_a_log_smaller_than_a_default_segment_still_frees_room(tmp_path: Path) -> None:
+    """audit.max_bytes = 1 MiB with the default 4 MiB segments was one segment that could
+    never be dropped: overwrite-exported refused every audited call for ever (issue 23).
+    Segments are now sized from the capacity."""
+    async def scenario() -> None:
+        clock = FakeClock()
+        state = SqliteState(tmp_path / "state.sqlite3")
+        await state.open()
+        a = Auditor(AuditFile(tmp_path / "audit", max_bytes=1 << 20), clock,
+                    HealthRegistry(clock), state,
+                    full_policy=AuditFullPolicy.OVERWRITE_EXPORTED, checkpoint_every=10**9)
+        await a.start()
+        n, full = 0, False
+        while not full:  # in batches: one flush per batch, as under load
+            got = await asyncio.gather(*(
+                a.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, USER, f"job {n + i}",
+                         pages=n + i) for i in range(200)), return_exceptions=True)
+            full = any(isinstance(g, MfpsecError) for g in got)
+            n += 200
+        assert len(list((tmp_path / "audit").glob("audit-*.log"))) > 4  # not one segment
+        await a.export()
+        actions: list[str] = []
+        for round_ in range(40):  # as much again: room comes from the exported segments
+            got = await asyncio.gather(*(
+                a.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, USER, f"again {i}")
+                for i in range(200)), return_exceptions=True)
+            assert not [g for g in got if isinstance(g, BaseException)], round_
+            actions = [str(r.details["action"]) for r in await a.query(
+                AuditQuery(types=frozenset({EventType.AUDIT_FULL}), limit=0))]
+            if actions[-1].startswith("dropped"):
+                break
+        assert actions[-1].startswith("dropped exported records 1-"), actions
+        assert (await a.verify()).ok
+        await a.stop()
+        await state.close()
+
+    asyncio.run(scenario())
