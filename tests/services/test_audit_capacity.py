@@ -167,3 +167,38 @@ def test_a_log_smaller_than_a_default_segment_still_frees_room(tmp_path: Path) -
         await state.close()
 
     asyncio.run(scenario())
+
+
+def test_reading_and_exporting_a_full_log_always_works(tmp_path: Path) -> None:
+    """Issue 23: while full, each audited read used the reserve kept for the log's own
+    records; after a few hundred, export itself answered AuditFull and nothing could
+    make room. Reads of a full log are counted instead, and one record says how many
+    once there is room again."""
+    async def scenario() -> None:
+        clock = FakeClock()
+        a, state, _ = await _open(tmp_path, clock, AuditFullPolicy.OVERWRITE_EXPORTED)
+        written = await _fill(a)
+        for _ in range(100):  # an auditor paging through the full log
+            async with a.event(EventType.AUDIT_READ, USER, "query") as ev:
+                await a.query(AuditQuery(limit=10))
+                ev.succeed()
+        async with a.event(EventType.AUDIT_READ, USER, "export") as ev:
+            exported = await a.export()
+            ev.succeed()
+        assert len(exported) >= written
+        async with a.event(EventType.JOB_COMPLETE, USER, "after export") as ev:
+            ev.succeed()
+        reads: list[dict[str, object]] = []
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            reads = [dict(r.details) for r in await a.query(
+                AuditQuery(types=frozenset({EventType.AUDIT_READ}), limit=0))]
+            if reads:
+                break
+        assert [(r["action"], r["count"]) for r in reads] == [
+            ("reads while the log was full, not recorded one by one", 101)]
+        assert (await a.verify()).ok
+        await a.stop()
+        await state.close()
+
+    asyncio.run(scenario())
