@@ -169,6 +169,43 @@ def checkpoint_line(cp: SignedCheckpoint) -> bytes:
     return msgspec.json.encode(_CheckpointLine(cp))
 
 
+def signer_fingerprint(cp: SignedCheckpoint) -> str:
+    """SHA-256 (hex) of the signing key's DER, as `mfpsec keys identity` prints it; ""
+    for an unsigned checkpoint or an unreadable key."""
+    if not cp.public_key:
+        return ""
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 (rare path)
+
+    try:
+        key = serialization.load_pem_public_key(cp.public_key.encode())
+    except ValueError:
+        return ""
+    der = key.public_bytes(serialization.Encoding.DER,
+                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+
+def checkpoint_problem(cp: SignedCheckpoint, trusted: frozenset[str] | None, *,
+                       signed: bool = True) -> tuple[str, str]:
+    """(problem, detail) when cp cannot vouch for the log, ("", "") when it can: it must
+    be signed (unless signed=False: a log kept where nothing signs), the signature must
+    verify, and (trusted: the fingerprints of this device's identity keys, now and
+    earlier; None when they cannot be known) the key must be one of them. A key the
+    checkpoint carries proves nothing by itself."""
+    if not cp.signature and not signed:
+        return "", ""
+    if not cp.signature:
+        return ("checkpoint unsigned", "the newest checkpoint carries no signature, so it "
+                "vouches for nothing (made while the key chain was locked, or forged)")
+    if not signature_ok(cp):
+        return "checkpoint forged", "the checkpoint signature does not verify"
+    fingerprint = signer_fingerprint(cp)
+    if trusted is not None and fingerprint not in trusted:
+        return ("checkpoint foreign", f"signed by key {fingerprint}, which is not this "
+                "device's identity key, now or earlier")
+    return "", ""
+
+
 def signature_ok(cp: SignedCheckpoint) -> bool:
     """The checkpoint's signature verifies with its public key (whose fingerprint the
     auditor compares with the device identity's)."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import sys
 from pathlib import Path
 
@@ -74,13 +72,20 @@ def export(target: Target, dest: Path) -> None:
 
 @audit_group.command("verify")
 @click.argument("file", required=False, type=click.Path(path_type=Path, exists=True))
+@click.option("--identity", "identities", multiple=True, metavar="FINGERPRINT",
+              help="FILE only: the device's identity key fingerprint(s), now and earlier "
+                   "(`mfpsec keys identity`, `keys identity-history`); the checkpoint "
+                   "must be signed by one of them.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @reports_errors
-def verify(target: Target, file: Path | None, as_json: bool) -> None:
+def verify(target: Target, file: Path | None, identities: tuple[str, ...],
+           as_json: bool) -> None:
     """Check the hash chain: the device's log, or FILE (an export, a copied segment file
-    or the copied log directory) without the daemon. Exit 0 if intact, 65 if tampered,
-    74 if unreadable."""
+    or the copied log directory) without the daemon. The newest checkpoint must be
+    signed, on the device by its identity key (now or earlier), for FILE by a key named
+    with --identity (else its fingerprint is printed to compare). Exit 0 if intact, 65 if
+    tampered, 74 if unreadable."""
     if file is None:
         with target.connect() as conn:
             v = AuditClient(conn).verify()
@@ -103,13 +108,19 @@ def verify(target: Target, file: Path | None, as_json: bool) -> None:
                                                   verdict.at_seq, verdict.detail)
         if ok and unreadable:
             ok, problem, at, detail = False, "truncated", last + 1, unreadable
-        if ok and cp is not None and cp.signature and not auditlog.signature_ok(cp):
-            ok, problem, at, detail = (False, "checkpoint forged", cp.seq,
-                                       "the checkpoint signature does not verify")
+        trusted = frozenset(i.lower() for i in identities) if identities else None
+        if ok and cp is not None:
+            why, what = auditlog.checkpoint_problem(cp, trusted)
+            if why:
+                ok, problem, at, detail = False, why, cp.seq, what
         if cp is not None and not as_json:
-            signer = (f"signed by key {_fingerprint(cp.public_key)}" if cp.signature
-                      else "UNSIGNED (the key chain was not available)")
-            click.echo(f"checkpoint: record {cp.seq} at {cp.time}, {signer}")
+            signer = (f"signed by key {auditlog.signer_fingerprint(cp)}" if cp.signature
+                      else "UNSIGNED (it vouches for nothing)")
+            whose = ("" if not cp.signature else
+                     " (compare it with `mfpsec keys identity`)" if trusted is None else
+                     ", this device's identity" if problem != "checkpoint foreign" else
+                     ", NOT this device's identity")
+            click.echo(f"checkpoint: record {cp.seq} at {cp.time}, {signer}{whose}")
         elif not as_json:
             click.echo("no checkpoint: a log cut short at a record boundary cannot be told "
                        "from a shorter one")
@@ -123,12 +134,6 @@ def verify(target: Target, file: Path | None, as_json: bool) -> None:
                    f"({records} records verified before it)")
     if not ok:
         sys.exit(EX_IOERR if problem == "unreadable" else EX_DATAERR)
-
-
-def _fingerprint(pem: str) -> str:
-    """SHA-256 of the key's DER, as `mfpsec keys identity` prints it."""
-    body = "".join(line for line in pem.splitlines() if "-----" not in line)
-    return hashlib.sha256(base64.b64decode(body)).hexdigest()
 
 
 def _read_log(path: Path) -> bytes:

@@ -12,6 +12,7 @@ import asyncio
 import os
 import signal
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,6 +133,9 @@ class Daemon:
             await chain.start()
         await _audit_key_chain(auditor, chain)
         auditor.set_signer(_identity_signer(chain))
+        auditor.set_trust(_identity_fingerprints(chain))
+        if chain.state is ChainState.READY:  # before any new checkpoint could hide it
+            await auditor.check_checkpoint()
         forwarders = make_forwarders(cfg.audit.forward, auditor, state, clock, health,
                                      hostname=socket.gethostname(), version=__version__,
                                      procid=os.getpid())
@@ -400,6 +404,15 @@ def _identity_signer(chain: KeyChain) -> Signer:
         return await chain.sign_digest(digest), chain.identity_public_der
 
     return sign
+
+
+def _identity_fingerprints(chain: KeyChain) -> Callable[[], Awaitable[frozenset[str]]]:
+    """The keys an audit checkpoint may be signed by: this device's identity, now and
+    every earlier one its identity history proves (a restore onto a new TPM)."""
+    async def known() -> frozenset[str]:
+        return frozenset(i.fingerprint for i in await chain.identities())
+
+    return known
 
 
 async def _checkpoint_loop(clock: Clock, state: SqliteState, interval: float) -> None:

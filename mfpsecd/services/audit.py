@@ -90,6 +90,7 @@ class Auditor:
         self._exported_through = 0
         self._refusing = False
         self._reads_while_full = 0  # audit.read events not written while full
+        self._trust: Callable[[], Awaitable[frozenset[str]]] | None = None
         # The newest records, for forwarders that keep up (older ones come from the store).
         self._recent: collections.deque[bytes] = collections.deque(maxlen=RECENT)
         self._appended = asyncio.Event()
@@ -478,10 +479,41 @@ class Auditor:
         if upto.last_hash.hex() != cp.hash:
             return core.Verdict(False, verdict.records, verdict.last_seq, verdict.last_hash,
                                 "modified", cp.seq, "the chain differs from the checkpoint")
-        if cp.signature and not core.signature_ok(cp):
+        problem, detail = core.checkpoint_problem(cp, await self._trusted(),
+                                                  signed=self._signer is not None)
+        if problem:
             return core.Verdict(False, verdict.records, verdict.last_seq, verdict.last_hash,
-                                "checkpoint forged", cp.seq, "the checkpoint signature is bad")
+                                problem, cp.seq, detail)
         return verdict
+
+    def set_trust(self, fingerprints: Callable[[], Awaitable[frozenset[str]]]) -> None:
+        """The device's identity keys (now and earlier), once the key chain is up: a
+        checkpoint signed by any other key vouches for nothing."""
+        self._trust = fingerprints
+
+    async def _trusted(self) -> frozenset[str] | None:
+        if self._trust is None:
+            return None
+        try:
+            return await self._trust()
+        except MfpsecError as exc:  # the key chain locked: the signature alone is checked
+            log.warning("audit_identity_unavailable", error=exc.code.wire_name)
+            return None
+
+    async def check_checkpoint(self) -> bool:
+        """At start, once the keys are up: can the newest checkpoint vouch for the log?
+        Status says so when it cannot (before any new checkpoint could hide it)."""
+        cp = await self.latest_checkpoint()
+        if cp is None:
+            return True
+        problem, detail = core.checkpoint_problem(cp, await self._trusted(),
+                                                  signed=self._signer is not None)
+        if problem:
+            log.error("audit_checkpoint_untrusted", problem=problem, seq=cp.seq)
+            self._health.set(COMPONENT, HealthState.FAILED,
+                             f"checkpoint of record {cp.seq}: {problem}: {detail}")
+            return False
+        return True
 
     async def export(self) -> list[bytes]:
         """The canonical records as stored and, last, the latest signed checkpoint: the

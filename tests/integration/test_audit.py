@@ -5,9 +5,15 @@ with an export is found by `mfpsec audit verify` and located."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
+import msgspec
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+from mfpsecd.api import auditlog
 from mfpsecd.api.auditlog import frame, scan
 from mfpsecd.client import Connection, KeysClient
 from mfpsecd.errors import EX_DATAERR
@@ -129,3 +135,72 @@ def test_signed_checkpoints_catch_truncation(short_tmp: Path) -> None:
         assert f"chain broken at record {len(payloads) - 1}: truncated" in r.stdout, r.stdout
         r = ds.mfpsec(d.socket_path, "audit", "verify")  # new records cannot hide the cut
         assert r.returncode == EX_DATAERR and "differs from the checkpoint" in r.stdout
+
+
+def _forge(root: Path, *, sign_with: ec.EllipticCurvePrivateKey | None) -> int:
+    """What an attacker holding the disk does with the daemon stopped: flip the first
+    failed record to a success, re-chain every record after it, and make the newest
+    checkpoint vouch for the new chain, signed with a key of their own (or unsigned).
+    → the record changed."""
+    log = root / "lib" / "audit" / "audit-00000001.log"
+    payloads, _, _ = scan(log.read_bytes())
+    records = [auditlog.decode(p) for p in payloads]
+    target = next(r.seq for r in records if r.outcome is auditlog.Outcome.FAILURE)
+    prev, out = auditlog.GENESIS, []
+    for record in records:
+        changed = msgspec.structs.replace(
+            record, prev=prev.hex(),
+            outcome=auditlog.Outcome.SUCCESS if record.seq == target else record.outcome)
+        encoded = auditlog.canonical(changed)
+        prev = auditlog.chain_hash(prev, encoded)
+        out.append((record.seq, encoded, prev))
+    log.write_bytes(b"".join(frame(e) for _, e, _ in out))
+    with sqlite3.connect(root / "lib" / "state.sqlite3") as db:
+        (seq,) = db.execute("SELECT MAX(seq) FROM audit_checkpoints").fetchone()
+        chained = next(h for s, _, h in out if s == seq)
+        signature = public = ""
+        if sign_with is not None:
+            signature = sign_with.sign(auditlog.checkpoint_digest(seq, chained), ec.ECDSA(
+                utils.Prehashed(hashes.SHA256()))).hex()
+            public = sign_with.public_key().public_bytes(
+                serialization.Encoding.PEM,
+                serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        db.execute("UPDATE audit_checkpoints SET hash = ?, signature = ?, public_key = ? "
+                   "WHERE seq = ?", (chained.hex(), signature, public, seq))
+    db.close()
+    return target
+
+
+@requires_swtpm
+def test_a_rechained_log_with_a_checkpoint_signed_by_another_key_is_tampered(
+        short_tmp: Path) -> None:
+    """Issue 23: a checkpoint was checked against the key it carries, and an unsigned one
+    was accepted, so a re-chained log with a re-signed (or unsigned) checkpoint verified
+    intact. Checkpoints are now pinned to the device identity."""
+    for attacker, problem in ((ec.generate_private_key(ec.SECP256R1()), "checkpoint foreign"),
+                              (None, "checkpoint unsigned")):
+        root = short_tmp / problem.replace(" ", "-")
+        with ds.running(root) as d:
+            k = KeysClient(Connection(d.socket_path))
+            k.set_secret("s1", "other", bytearray(b"v"))
+            r = ds.mfpsec(d.socket_path, "login", "-u", "mallory", "--password-file", "-",
+                          stdin="Wrong-password-1", env={"XDG_RUNTIME_DIR": str(short_tmp)})
+            assert r.returncode != 0  # a failed login: the record to flip
+            identity = k.identity().fingerprint
+            exported = short_tmp / f"{problem}.jsonl"
+            assert ds.mfpsec(d.socket_path, "audit", "export", "--to",
+                             str(exported)).returncode == 0
+        flipped = _forge(root, sign_with=attacker)
+        with ds.running(root) as d:
+            status = ds.mfpsec(d.socket_path, "status").stdout
+            assert problem in status, status
+            r = ds.mfpsec(d.socket_path, "audit", "verify")
+            assert r.returncode == EX_DATAERR and problem in r.stdout, (flipped, r.stdout)
+        # Offline, the export of the genuine log verifies against the device's key and
+        # not against another one.
+        ok = ds.mfpsec("/nonexistent.sock", "audit", "verify", str(exported), "--identity",
+                       identity)
+        assert ok.returncode == 0 and "this device's identity" in ok.stdout, ok.stdout
+        other = ds.mfpsec("/nonexistent.sock", "audit", "verify", str(exported),
+                          "--identity", "ab" * 32)
+        assert other.returncode == EX_DATAERR and "checkpoint foreign" in other.stdout
