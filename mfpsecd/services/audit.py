@@ -167,7 +167,7 @@ class Auditor:
         if self._refusing and not type_.value.startswith("audit.") and self._still_full():
             # L-5 "refuse": the operation is not even attempted while its record could
             # not be kept (the refusal itself was recorded when it began).
-            raise MfpsecError(ErrorCode.AUDIT_FULL, policy=self._full_policy.value)
+            raise self._full_error()
         ev = AuditEvent(type_, subject, obj)
         if type_ is EventType.AUDIT_READ and self._refusing and self._still_full():
             # Reading the log must work while it is full (it is how room is made): each
@@ -267,8 +267,7 @@ class Auditor:
                                        exported_through=self._exported_through)
                         self._health.set(COMPONENT, HealthState.FAILED,
                                          "full: refusing audited operations until exported")
-                    raise MfpsecError(ErrorCode.AUDIT_FULL,
-                                      policy=self._full_policy.value) from None
+                    raise self._full_error() from None
                 continue
             if self._refusing and not own:
                 self._refusing = False
@@ -279,6 +278,18 @@ class Auditor:
                                           "by one", count=self._reads_while_full)
                     self._reads_while_full = 0
             return
+
+    def _full_error(self) -> MfpsecError:
+        """AuditFull saying what, under this policy, actually makes room."""
+        if self._full_policy is AuditFullPolicy.OVERWRITE_EXPORTED:
+            how = ("export it (mfpsec audit export): the oldest exported records then make "
+                   "room")
+        else:
+            how = ("nothing is ever dropped under the refuse policy, so exporting alone "
+                   "frees nothing: an administrator exports it and raises audit.max_bytes, "
+                   "or sets audit.full_policy = overwrite-exported")
+        return MfpsecError(ErrorCode.AUDIT_FULL, f"The audit log is full: {how}.",
+                           policy=self._full_policy.value)
 
     def _still_full(self) -> bool:
         usage = self._store.usage()
@@ -462,7 +473,22 @@ class Auditor:
         return out[-q.limit:] if q.limit else out
 
     async def verify(self) -> core.Verdict:
-        """The chain, and the log against the latest signed checkpoint (truncation)."""
+        """The chain, and the log against the latest signed checkpoint (truncation). The
+        `audit` component shows the outcome of the latest verification, not only the
+        start-up one (while the log is full, it keeps saying that)."""
+        verdict = await self._verify()
+        if not verdict.ok:
+            log.error("audit_chain_broken", problem=verdict.problem, at=verdict.at_seq)
+            self._health.set(COMPONENT, HealthState.FAILED,
+                             f"chain broken at record {verdict.at_seq}: {verdict.problem}"
+                             + (f" ({verdict.detail})" if verdict.detail else ""))
+        elif not self._refusing:
+            self._health.set(COMPONENT, HealthState.OK,
+                             f"{verdict.records} records, chain intact (verified "
+                             f"{rfc3339(self._clock)})")
+        return verdict
+
+    async def _verify(self) -> core.Verdict:
         records = await self._store.read_all()
         verdict = await self._store.verify(records, first_seq=self._base_seq,
                                            first_prev=self._base_prev)

@@ -204,3 +204,24 @@ def test_a_rechained_log_with_a_checkpoint_signed_by_another_key_is_tampered(
         other = ds.mfpsec("/nonexistent.sock", "audit", "verify", str(exported),
                           "--identity", "ab" * 32)
         assert other.returncode == EX_DATAERR and "checkpoint foreign" in other.stdout
+
+
+def test_status_follows_the_latest_verification(short_tmp: Path) -> None:
+    """Issue 23: status kept the start-up detail ("N records, chain intact") after a
+    verification found the log changed under the running daemon."""
+    root = short_tmp / "d"
+    with ds.running(root, tpm="none") as d:
+        k = KeysClient(Connection(d.socket_path))
+        for i in range(5):
+            k.set_secret(f"s{i}", "other", bytearray(b"v"))
+        assert "chain intact" in ds.mfpsec(d.socket_path, "status").stdout
+        log = root / "lib" / "audit" / "audit-00000001.log"
+        payloads, _, _ = scan(log.read_bytes())
+        forged = payloads[3].replace(b'"outcome":"success"', b'"outcome":"failure"')
+        assert forged != payloads[3]
+        with log.open("r+b") as f:  # in place, as the running daemon keeps appending
+            f.write(b"".join(frame(p) for p in [*payloads[:3], forged, *payloads[4:]]))
+        r = ds.mfpsec(d.socket_path, "audit", "verify")
+        assert r.returncode == EX_DATAERR and "modified at record 4" in r.stdout, r.stdout
+        status = ds.mfpsec(d.socket_path, "status").stdout
+        assert "chain broken at record 4: modified" in status, status

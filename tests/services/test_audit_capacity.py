@@ -98,6 +98,9 @@ def test_refuse_policy_never_drops(tmp_path: Path) -> None:
         with pytest.raises(MfpsecError) as exc:
             await a.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, USER, "no room")
         assert exc.value.params == {"policy": "refuse"}
+        # It says what frees room under this policy (not "export it": that frees nothing).
+        assert "exporting alone frees nothing" in exc.value.message
+        assert "audit.max_bytes" in exc.value.message
         first = (await a.query(AuditQuery(limit=0)))[0]
         assert first.seq == 1  # nothing was dropped
         await a.stop()
