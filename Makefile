@@ -37,7 +37,7 @@ SIM_CONFIG := hw/mfpsecd.sim.toml
 # The venv first: meson-python and the editable rebuild look up meson and ninja on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup sources sim-firmware sim-net run test test-native test-python lint bench idl clean
+.PHONY: help setup sources sim-firmware sim-ns sim-net run test test-native test-python lint bench idl clean
 
 help:
 	@echo "make setup   install apt + Python dependencies into $(VENV), build the extension"
@@ -116,17 +116,22 @@ sim-firmware: $(STAMP)
 # The simulated board's network: a namespace with a wired and a wireless interface (veth
 # pairs: not every kernel has the dummy driver),
 # addressed as in SPEC N-3's example (root only; without it the filter reports FAILED).
+# The namespace is this checkout's (hw/sim.toml says mfpsim-{profile}: the first 8 hex of
+# the SHA-256 of the resolved hw directory), so two checkouts never share a filter.
+SIM_NS := mfpsim-$(shell printf '%s' "$(realpath hw)" | sha256sum | cut -c1-8)
+sim-ns:
+	@echo $(SIM_NS)
 sim-net:
 	@if [ "$$(id -u)" != 0 ]; then echo "sim-net: not root, the simulated network is skipped"; \
-	elif ! ip -n mfpsim link show lan0 >/dev/null 2>&1; then \
-		{ ip netns exec mfpsim true 2>/dev/null || ip netns add mfpsim; } && \
-		ip -n mfpsim link set lo up && \
-		ip -n mfpsim link add lan0 type veth peer name lan0-peer && \
-		ip -n mfpsim link add wlan0 type veth peer name wlan0-peer && \
-		ip -n mfpsim addr add 192.168.0.134/24 dev lan0 && \
-		ip -n mfpsim addr add 2345:1:2:3:4:5:6:7/64 dev lan0 nodad && \
-		for i in lan0 lan0-peer wlan0 wlan0-peer; do ip -n mfpsim link set $$i up; done && \
-		echo "sim-net: namespace mfpsim with lan0 (192.168.0.134/24) and wlan0"; fi
+	elif ! ip -n $(SIM_NS) link show lan0 >/dev/null 2>&1; then \
+		{ ip netns exec $(SIM_NS) true 2>/dev/null || ip netns add $(SIM_NS); } && \
+		ip -n $(SIM_NS) link set lo up && \
+		ip -n $(SIM_NS) link add lan0 type veth peer name lan0-peer && \
+		ip -n $(SIM_NS) link add wlan0 type veth peer name wlan0-peer && \
+		ip -n $(SIM_NS) addr add 192.168.0.134/24 dev lan0 && \
+		ip -n $(SIM_NS) addr add 2345:1:2:3:4:5:6:7/64 dev lan0 nodad && \
+		for i in lan0 lan0-peer wlan0 wlan0-peer; do ip -n $(SIM_NS) link set $$i up; done && \
+		echo "sim-net: namespace $(SIM_NS) with lan0 (192.168.0.134/24) and wlan0"; fi
 
 run: setup sim-net
 	@mkdir -p .state

@@ -352,10 +352,18 @@ class DiskSection(_Strict, frozen=True):
     serial: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
+# A namespace name; "{profile}" in it stands for a short hash of the board profile's
+# directory, so two checkouts on one machine simulate their boards in namespaces of their
+# own (the daemon and `make sim-net` derive the same name).
+PROFILE_TAG = "{profile}"
+_NETNS = Annotated[str, msgspec.Meta(
+    pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}(\{profile\})?[A-Za-z0-9_.-]{0,15}\Z")]
+
+
 class NicSection(_Strict, frozen=True):
     name: _NAME
     kind: Literal["wired", "wireless"]
-    netns: _NAME | None = None  # simulated boards: the namespace the interface lives in
+    netns: _NETNS | None = None  # simulated boards: the namespace the interface lives in
 
 
 class NetServiceSection(_Strict, frozen=True):

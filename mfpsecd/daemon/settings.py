@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grp
+import hashlib
 import os
 import pwd
 import tomllib
@@ -13,7 +14,7 @@ from typing import Any
 from msgspec import structs
 
 from mfpsecd.core.access import AdmissionRules
-from mfpsecd.core.settings import BoardProfile, Config, parse
+from mfpsecd.core.settings import PROFILE_TAG, BoardProfile, Config, parse
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import Paths
 
@@ -68,6 +69,21 @@ class Board:
     firmware_crls: tuple[Path, ...] = ()  # their revocation lists, resolved
 
 
+def profile_tag(directory: Path) -> str:
+    """What PROFILE_TAG stands for: the first 8 hex digits of the SHA-256 of the profile's
+    directory (resolved), as `make sim-net` computes it."""
+    return hashlib.sha256(str(directory).encode()).hexdigest()[:8]
+
+
+def _tagged_namespaces(profile: BoardProfile, base: Path) -> BoardProfile:
+    if not any(n.netns and PROFILE_TAG in n.netns for n in profile.nics):
+        return profile
+    tag = profile_tag(base)
+    nics = [structs.replace(n, netns=n.netns.replace(PROFILE_TAG, tag))
+            if n.netns else n for n in profile.nics]
+    return structs.replace(profile, nics=nics)
+
+
 def load_board(config: Config, board: str | None) -> Board:
     name_or_path = board or config.daemon.board
     if not name_or_path:
@@ -78,6 +94,7 @@ def load_board(config: Config, board: str | None) -> Board:
         candidate = Path(config.daemon.board_dir) / f"{name_or_path}.toml"
     profile = parse(_read_toml(candidate, "board profile"), BoardProfile, str(candidate))
     base = candidate.resolve().parent
+    profile = _tagged_namespaces(profile, base)
     p, fw = profile.paths, profile.firmware
     paths = Paths(
         state_dir=_resolve(base, p.state_dir),
