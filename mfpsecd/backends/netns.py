@@ -14,7 +14,8 @@ import concurrent.futures
 import ctypes
 import ctypes.util
 import os
-from collections.abc import Callable
+import socket
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -68,3 +69,34 @@ class NetnsWorker:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+
+
+async def bursts(sock: socket.socket, matters: Callable[[bytes], bool]
+                 ) -> AsyncGenerator[None, None]:
+    """Yields after each burst of netlink messages on a non-blocking subscribed socket
+    (read by the event loop: the socket keeps the namespace it was created in) in which
+    one message matters; lost messages (ENOBUFS) count as mattering. Closes the socket."""
+    loop = asyncio.get_running_loop()
+    ready = asyncio.Event()
+    loop.add_reader(sock.fileno(), ready.set)
+    try:
+        while True:
+            await ready.wait()
+            ready.clear()
+            found = False
+            while True:  # drain: one look covers the whole burst
+                try:
+                    data = sock.recv(1 << 16)
+                except BlockingIOError:
+                    break
+                except OSError:  # ENOBUFS: messages were lost; looking again covers it
+                    found = True
+                    break
+                if not data:
+                    break
+                found = found or matters(data)
+            if found:
+                yield None
+    finally:
+        loop.remove_reader(sock.fileno())
+        sock.close()

@@ -9,7 +9,6 @@ Every call runs on the namespace's worker thread; libnftables' context is create
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import json
@@ -21,7 +20,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from mfpsecd.backends.netns import NetnsWorker
+from mfpsecd.backends.netns import NetnsWorker, bursts
 from mfpsecd.backends.nft_elements import (
     ElementSocket,
     NotEncodable,
@@ -239,30 +238,9 @@ class NftablesFilter:
         """Yields after each burst of nftables notifications that touch our table (ours
         as well as anyone else's: the caller tells them apart)."""
         sock = await self._worker.call(subscribe_changes)
-        loop = asyncio.get_running_loop()
-        ready = asyncio.Event()
-        loop.add_reader(sock.fileno(), ready.set)
-        try:
-            while True:
-                await ready.wait()
-                ready.clear()
-                touched = False
-                while True:  # drain the burst
-                    try:
-                        data = sock.recv(1 << 16)
-                    except BlockingIOError:
-                        break
-                    except OSError:  # ENOBUFS: notifications were lost; assume a change
-                        touched = True
-                        break
-                    if not data:
-                        break
-                    touched = touched or touches_table(data)
-                if touched:
-                    yield None
-        finally:
-            loop.remove_reader(sock.fileno())
-            sock.close()
+        async with contextlib.aclosing(bursts(sock, touches_table)) as events:
+            async for _ in events:
+                yield None
 
     def close(self) -> None:
         if self._elements is not None:

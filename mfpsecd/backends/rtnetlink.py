@@ -9,12 +9,12 @@ it.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import ipaddress
 import socket
 from collections.abc import AsyncIterator
 
-from mfpsecd.backends.netns import NetnsWorker
+from mfpsecd.backends.netns import NetnsWorker, bursts
 from mfpsecd.errors import ErrorCode, MfpsecError
 
 RTMGRP_LINK = 0x1
@@ -57,27 +57,11 @@ class RtnetlinkAddresses:
         return s
 
     async def changes(self) -> AsyncIterator[None]:
-        """Yields after each burst of link or address events."""
+        """Yields after each burst of link or address events (any message: look again)."""
         sock = await self._worker.call(self._subscribe)
-        loop = asyncio.get_running_loop()
-        ready = asyncio.Event()
-        loop.add_reader(sock.fileno(), ready.set)
-        try:
-            while True:
-                await ready.wait()
-                ready.clear()
-                while True:  # drain: one look covers the whole burst
-                    try:
-                        if not sock.recv(65536):
-                            break
-                    except BlockingIOError:
-                        break
-                    except OSError:  # ENOBUFS: events were lost; looking again covers it
-                        break
+        async with contextlib.aclosing(bursts(sock, lambda _: True)) as events:
+            async for _ in events:
                 yield None
-        finally:
-            loop.remove_reader(sock.fileno())
-            sock.close()
 
     def close(self) -> None:
         self._worker.close()
