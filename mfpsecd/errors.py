@@ -381,6 +381,8 @@ COMMON_ERRORS: frozenset[ErrorCode] = frozenset({
     ErrorCode.STATE_UNAVAILABLE,
     # Checked before any handler runs, for every method that needs a role.
     ErrorCode.AUTHENTICATION_REQUIRED,
+    # After a failed power-on self-test every security function answers this (B-2).
+    ErrorCode.SELF_TEST_FAILED,
 })
 
 

@@ -123,12 +123,16 @@ class Notifier(Protocol):
 
 
 class CryptoSelfTest(Protocol):
-    """Known-answer tests of the crypto library the engines link against."""
+    """Known-answer tests of the engines and the crypto library they link against."""
 
     def library_version(self) -> str: ...
 
-    def run(self) -> None:
-        """Raise MfpsecError(SELF_TEST_FAILED) on any mismatch."""
+    def names(self) -> tuple[str, ...]:
+        """The tests, in the order they run."""
+        ...
+
+    def run(self, name: str) -> None:
+        """Raise MfpsecError(SELF_TEST_FAILED, test=name) on a wrong answer."""
         ...
 
 
@@ -218,6 +222,11 @@ class Tpm(Protocol):
 
     async def pcr_read(self, index: int) -> bytes | None:
         """A SHA-256 PCR's value, or None without a TPM."""
+        ...
+
+    async def self_test(self) -> str:
+        """TPM2_SelfTest (full) then TPM2_GetTestResult: what passed, or "" where there is
+        no TPM to test; SELF_TEST_FAILED when the TPM reports a failure."""
         ...
 
     async def forget(self, key: TpmKey) -> None:

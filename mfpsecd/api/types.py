@@ -20,6 +20,7 @@ class DaemonState(enum.Enum):
     STARTING = "starting"
     READY = "ready"
     DEGRADED = "degraded"  # serving, but at least one component is not ok
+    FAILED = "failed"  # a power-on self-test failed: status only, security functions refused
     STOPPING = "stopping"
 
 

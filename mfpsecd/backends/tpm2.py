@@ -485,6 +485,25 @@ class Tpm2Backend:
 
         return await self._call(run)
 
+    async def self_test(self) -> str:
+        def run() -> str:
+            esys = self._ctx()
+            try:
+                esys.self_test(True)  # fullTest: every algorithm, not only the untested ones
+                _, result = esys.get_test_result()
+            except TSS2_Exception as exc:
+                # TPM_RC_FAILURE: the chip is in failure mode and answers nothing else.
+                if _is_tpm_refusal(exc):
+                    raise MfpsecError(ErrorCode.SELF_TEST_FAILED,
+                                      test=f"TPM self-test (0x{int(exc.rc):08x})") from None
+                raise translate(exc, "SelfTest") from None
+            if int(result) != int(TPM2_RC.SUCCESS):
+                raise MfpsecError(ErrorCode.SELF_TEST_FAILED,
+                                  test=f"TPM self-test (result 0x{int(result):08x})")
+            return "TPM2_SelfTest (full) and TPM2_GetTestResult passed"
+
+        return await self._call(run)
+
     async def forget(self, key: TpmKey) -> None:
         def run() -> None:
             handle = self._loaded.pop(key.private, None)

@@ -142,6 +142,24 @@ def build_handlers(status: StatusService, key_services: KeyServices | None = Non
     return table
 
 
+def failed_handlers(status: StatusService, test: str) -> dict[str, Handler]:
+    """After a failed power-on self-test: status and introspection answer, and every
+    security function refuses and names the test (fail closed, FPT_TST_EXT.1)."""
+    def refused(ctx: CallContext, _: object) -> msgspec.Raw:
+        raise MfpsecError(ErrorCode.SELF_TEST_FAILED, test=test)
+
+    async def refused_stream(ctx: CallContext, _: object) -> AsyncIterator[msgspec.Raw]:
+        raise MfpsecError(ErrorCode.SELF_TEST_FAILED, test=test)
+        yield msgspec.Raw(b"")  # never reached: makes this an async generator
+
+    table = _system_handlers(status)
+    for interface in registry.INTERFACES:
+        if interface.name not in {"org.varlink.service", "io.mfpsecd.System"}:
+            table.update({f"{interface.name}.{m.name}": refused_stream if m.streams else refused
+                          for m in interface.methods})
+    return table
+
+
 def _unavailable(interface: Interface, code: ErrorCode, reason: str) -> dict[str, Handler]:
     """Every method of an interface the board has nothing behind: each call says why."""
     def unavailable(ctx: CallContext, _: object) -> msgspec.Raw:

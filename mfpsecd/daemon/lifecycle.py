@@ -35,6 +35,7 @@ from mfpsecd.backends.native_overwrite import NativeOverwriter
 from mfpsecd.backends.pkcs11_card import Pkcs11Card
 from mfpsecd.backends.sdnotify import SdNotifier
 from mfpsecd.backends.sqlite_state import SqliteState
+from mfpsecd.backends.swtpm import SwtpmProcess
 from mfpsecd.backends.usb_targets import UdevBackupTargets
 from mfpsecd.core import netfilter as nf
 from mfpsecd.core.overwrite_plan import overwrite_defeated_by
@@ -44,14 +45,20 @@ from mfpsecd.core.throttle import Throttle, ThrottleLimits
 from mfpsecd.daemon.alerts import make_notifier
 from mfpsecd.daemon.fd_channel import FdChannel
 from mfpsecd.daemon.firmware import make_firmware
-from mfpsecd.daemon.handlers import DataServices, KeyServices, build_handlers, fast_replies
-from mfpsecd.daemon.ipc_server import ServerLimits, VarlinkServer, activated_sockets
+from mfpsecd.daemon.handlers import (
+    DataServices,
+    KeyServices,
+    build_handlers,
+    failed_handlers,
+    fast_replies,
+)
+from mfpsecd.daemon.ipc_server import Handler, ServerLimits, VarlinkServer, activated_sockets
 from mfpsecd.daemon.network import make_netfilter
 from mfpsecd.daemon.resources import lock_state_dir, make_tpm
 from mfpsecd.daemon.settings import Board, admission_rules, gid_of
 from mfpsecd.daemon.supervisor import Supervisor
 from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import Clock
+from mfpsecd.ports import Clock, Tpm
 from mfpsecd.services.audit import Auditor, Signer
 from mfpsecd.services.auth import AuthService
 from mfpsecd.services.boots import BootLog
@@ -64,6 +71,7 @@ from mfpsecd.services.jobstore import JobStore, StoreSettings
 from mfpsecd.services.keys import ChainState, KeyChain
 from mfpsecd.services.password_hasher import PasswordHasher
 from mfpsecd.services.secrets import SecretStore
+from mfpsecd.services.self_tests import PowerOnSelfTests
 from mfpsecd.services.sessions import SessionTable
 from mfpsecd.services.status import BoardInfo, StatusService
 from mfpsecd.services.timewatch import watch_time
@@ -107,11 +115,6 @@ class Daemon:
                           retention_days=cfg.audit.retention_days)
         await auditor.start()
 
-        self._status("running crypto self-tests")
-        selftest = NativeCryptoSelfTest()
-        selftest.run()
-        health.set("crypto-selftest", HealthState.OK, selftest.library_version())
-
         self._status("opening the key chain")
         swtpm, tpm = await make_tpm(board)
         crypto = NativeKeyCrypto()
@@ -127,7 +130,27 @@ class Daemon:
             await tpm.open()
         except MfpsecError as exc:
             chain.fail(exc)  # fail closed: no secrets, status says why
+            opened = False
         else:
+            opened = True
+        self._status("running power-on self-tests")
+        tested = await PowerOnSelfTests(NativeCryptoSelfTest(), auditor, health, clock).run(
+            tpm if opened else None)
+        if not tested.ok:
+            # Fail closed before any key is unwrapped: status only, until a restart.
+            status.set_lifecycle(DaemonState.FAILED)
+            server, _ = await _listen(cfg, board, clock, failed_handlers(status, tested.failed),
+                                      activated_sockets().get("varlink"))
+            self.notifier.notify("READY=1", f"STATUS=power-on self-test failed: {tested.failed}; "
+                                 "security functions refused")
+            await stop.wait()
+            self.notifier.notify("STOPPING=1", "STATUS=stopping")
+            await server.close()
+            await auditor.stop(checkpoint=False)
+            await _release(tpm, swtpm, lambda: boots.record_stop(boot.boot_id, rfc3339(clock)),
+                           state, lock)
+            return
+        if opened:
             if firmware is not None:
                 await firmware.replay_measurement()  # before the keys bound to it open
             await chain.start()
@@ -203,27 +226,14 @@ class Daemon:
                                      reason=str(exc.params.get("reason", "")))
 
         self._status("starting IPC")
-        ipc = cfg.ipc
-        rules = admission_rules(cfg)
-        descriptors = FdChannel(rules, clock)
-        server = VarlinkServer(
-            build_handlers(status, keys, auth,
-                           DataServices(wipe, store, encryption, descriptors, firmware,
-                                        network)),
-            rules,
-            ServerLimits(ipc.max_message_bytes, ipc.max_connections, ipc.idle_timeout_s,
-                         ipc.queue_depth),
-            clock,
-            sessions=sessions,
-            fast=fast_replies(status),
-            release_descriptor=descriptors.release,
-        )
-        group = None if ipc.socket_group is None else gid_of(ipc.socket_group,
-                                                             "ipc.socket_group")
-        socket_path = board.paths.default_socket if ipc.socket_path is None else Path(
-            ipc.socket_path)
-        activated = activated_sockets()
-        where = await server.listen(socket_path, group, activated.get("varlink"))
+        descriptors = FdChannel(admission_rules(cfg), clock)
+        activated = activated_sockets()  # once: it takes LISTEN_FDS out of the environment
+        server, where = await _listen(
+            cfg, board, clock, build_handlers(status, keys, auth, DataServices(
+                wipe, store, encryption, descriptors, firmware, network)),
+            activated.get("varlink"), sessions=sessions, fast=fast_replies(status),
+            release=descriptors.release)
+        socket_path, group = _socket(cfg, board)
         fd_where = descriptors.listen(fd_socket_path(socket_path), group, activated.get("fd"))
         health.set("ipc", HealthState.OK, f"listening on {where}; descriptors on {fd_where}")
 
@@ -280,17 +290,48 @@ class Daemon:
         hasher.close()
         await auditor.stop()  # its last checkpoint is signed with the TPM: before the keys go
         await chain.close()
-        await tpm.close()
-        if swtpm is not None:
-            await swtpm.stop()
-        await boots.record_stop(boot.boot_id, rfc3339(clock))
-        await state.close()
-        os.close(lock)
+        await _release(tpm, swtpm, lambda: boots.record_stop(boot.boot_id, rfc3339(clock)),
+                       state, lock)
         log.info("daemon_stopped")
 
     def _status(self, text: str) -> None:
         self.notifier.notify(f"STATUS={text}")
         log.info("startup", step=text)
+
+
+async def _release(tpm: Tpm, swtpm: SwtpmProcess | None,
+                   record_stop: Callable[[], Awaitable[None]], state: SqliteState,
+                   lock: int) -> None:
+    """What the daemon holds from its first steps, let go in reverse order."""
+    await tpm.close()
+    if swtpm is not None:
+        await swtpm.stop()
+    await record_stop()
+    await state.close()
+    os.close(lock)
+
+
+def _socket(cfg: Config, board: Board) -> tuple[Path, int | None]:
+    ipc = cfg.ipc
+    group = None if ipc.socket_group is None else gid_of(ipc.socket_group, "ipc.socket_group")
+    return (board.paths.default_socket if ipc.socket_path is None else Path(ipc.socket_path),
+            group)
+
+
+async def _listen(cfg: Config, board: Board, clock: Clock, handlers: dict[str, Handler],
+                  activated: socket.socket | None, *,
+                  sessions: SessionTable | None = None,
+                  fast: dict[bytes, tuple[str, Callable[[], bytes]]] | None = None,
+                  release: Callable[[str, int], None] | None = None
+                  ) -> tuple[VarlinkServer, str]:
+    ipc = cfg.ipc
+    server = VarlinkServer(handlers, admission_rules(cfg),
+                           ServerLimits(ipc.max_message_bytes, ipc.max_connections,
+                                        ipc.idle_timeout_s, ipc.queue_depth),
+                           clock, sessions=sessions, fast=fast, release_descriptor=release)
+    socket_path, group = _socket(cfg, board)
+    where = await server.listen(socket_path, group, activated)
+    return server, where
 
 
 async def _audit_key_chain(auditor: Auditor, chain: KeyChain) -> None:

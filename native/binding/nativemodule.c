@@ -64,13 +64,38 @@ static PyObject *py_crypto_version(PyObject *self, PyObject *unused)
     return PyUnicode_DecodeASCII(buf, (Py_ssize_t)strlen(buf), "replace");
 }
 
-static PyObject *py_crypto_selftest(PyObject *self, PyObject *unused)
+static PyObject *py_crypto_selftests(PyObject *self, PyObject *unused)
 {
     (void)self;
     (void)unused;
+    size_t n = mfp_selftest_count();
+    PyObject *names = PyTuple_New((Py_ssize_t)n);
+    if (names == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        PyObject *name = PyUnicode_FromString(mfp_selftest_name(i));
+        if (name == NULL) {
+            Py_DECREF(names);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(names, (Py_ssize_t)i, name);
+    }
+    return names;
+}
+
+static PyObject *py_crypto_selftest(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    Py_ssize_t index = PyLong_AsSsize_t(arg);
+    if (index == -1 && PyErr_Occurred())
+        return NULL;
+    if (index < 0) {
+        (void)mfp_py_check_rc(-EINVAL, "crypto_selftest");
+        return NULL;
+    }
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = mfp_crypto_selftest();
+    rc = mfp_selftest_run((size_t)index);
     Py_END_ALLOW_THREADS
     if (mfp_py_check_rc(rc, "crypto_selftest") != 0)
         return NULL;
@@ -529,9 +554,12 @@ static PyMethodDef methods[] = {
      "(explicit_bzero; not elided by the compiler)."},
     {"crypto_version", py_crypto_version, METH_NOARGS,
      "crypto_version() -> str\n\nVersion of the system libcrypto the engines are linked against."},
-    {"crypto_selftest", py_crypto_selftest, METH_NOARGS,
-     "crypto_selftest() -> None\n\nSHA-256 known-answer test through libcrypto EVP; "
-     "raises NativeError on mismatch."},
+    {"crypto_selftests", py_crypto_selftests, METH_NOARGS,
+     "crypto_selftests() -> tuple[str, ...]\n\nNames of the engines' power-on known-answer "
+     "tests, in the order they run."},
+    {"crypto_selftest", py_crypto_selftest, METH_O,
+     "crypto_selftest(index) -> None\n\nRun one known-answer test; raises NativeError "
+     "(errno EIO: a wrong answer) when it fails."},
     {"aes256gcm_seal", (PyCFunction)(void (*)(void))py_aes256gcm_seal, METH_FASTCALL,
      "aes256gcm_seal(key, nonce, aad, plaintext, out) -> None\n\nAES-256-GCM: writes "
      "ciphertext || 16-byte tag into out (len(plaintext) + 16 bytes)."},

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MFP_NATIVE_ABI_VERSION 8
+#define MFP_NATIVE_ABI_VERSION 9
 
 /*
  * Overwrite n bytes at p with zeros in a way the compiler may not elide
@@ -27,10 +27,17 @@ int mfp_secure_zero(void *p, size_t n);
 int mfp_crypto_version(char *out, size_t out_len);
 
 /*
- * Run libcrypto's own start-up check: a SHA-256 known-answer test through EVP.
- * Returns 0, or -EIO if libcrypto does not produce the expected digest.
+ * The engines' power-on known-answer tests (FPT_TST_EXT.1), in the order they run: each
+ * drives the engine's own entry point (the AEAD, XTS and overwrite-keystream functions,
+ * Argon2id, the libcrypto DRBG the keys come from) with a published or independently
+ * derived vector. mfp_selftest_name(i) is NULL past the last test.
+ * mfp_selftest_run(i) returns 0 when the answer is right, -EIO when it is wrong,
+ * -EINVAL for no such test, another negative errno when the library failed.
  */
-int mfp_crypto_selftest(void);
+size_t mfp_selftest_count(void);
+const char *mfp_selftest_name(size_t i);
+int mfp_selftest_run(size_t i);
+
 
 /* ---- AES-256-GCM for small records (src/aead.c) */
 
@@ -118,6 +125,11 @@ struct mfp_pass {
      * resume after a power cut need nothing but the key. */
     uint8_t key[MFP_AES256_KEY_BYTES];
 };
+
+/* buf ^= the random pass's stream under key for bytes [offset, offset+len): what a random
+ * pass writes over zeros. The self-test's entry point into the overwrite engine. */
+int mfp_wipe_keystream(const uint8_t key[MFP_AES256_KEY_BYTES], uint64_t offset, uint8_t *buf,
+                       size_t len);
 
 /* Request flags for mfp_wipe_write / mfp_wipe_verify. */
 #define MFP_WIPE_DIRECT 1u /* try O_DIRECT; on refusal fall back to the cache + fdatasync */

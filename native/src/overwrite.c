@@ -220,6 +220,19 @@ static EVP_CIPHER_CTX *stream_new(const uint8_t key[MFP_AES256_KEY_BYTES])
     return ctx;
 }
 
+int mfp_wipe_keystream(const uint8_t key[MFP_AES256_KEY_BYTES], uint64_t offset, uint8_t *buf,
+                       size_t len)
+{
+    if (key == NULL || (buf == NULL && len > 0))
+        return -EINVAL;
+    EVP_CIPHER_CTX *ctx = stream_new(key);
+    if (ctx == NULL)
+        return -ENOMEM;
+    int rc = keystream_xor(ctx, offset, buf, len);
+    EVP_CIPHER_CTX_free(ctx);
+    return rc;
+}
+
 /* Index of the first byte that is not v (len when all are): the b[0] test plus an
  * overlapping memcmp runs at memcmp speed without a pattern buffer. */
 static size_t first_not(const uint8_t *b, size_t len, uint8_t v)

@@ -16,6 +16,5 @@ int main(void)
     CHECK(mfp_crypto_version(NULL, 10) == -EINVAL);
     CHECK(mfp_crypto_version(v, 0) == -EINVAL);
 
-    CHECK(mfp_crypto_selftest() == 0);
     return tap_finish("test_crypto_info");
 }

@@ -42,7 +42,11 @@ def test_key_operations_are_audited_and_the_log_verifies(short_tmp: Path) -> Non
         assert weak.returncode == EX_DATAERR
         entries = _show(d)
         kinds = [(e["type"], e["outcome"]) for e in entries]
-        assert kinds[:2] == [("audit.start", "success"), ("keys.unlock", "success")]
+        assert kinds[:3] == [("audit.start", "success"), ("self_test", "success"),
+                             ("keys.unlock", "success")]
+        self_test = entries[1]["details"]  # FPT_TST_EXT.1: the swtpm ran its own, too
+        assert self_test["tpm"].startswith("TPM2_SelfTest (full)")
+        assert self_test["tests"].endswith(", tpm") and "argon2id" in self_test["tests"]
         assert ("secret.set", "success") in kinds and ("keys.rotate", "success") in kinds
         (failed_delete,) = [e for e in entries if e["type"] == "secret.delete"]
         assert failed_delete["outcome"] == "failure"

@@ -24,7 +24,7 @@ def test_status_human_and_json(daemon: ds.DaemonProcess) -> None:
     human = mfpsec(daemon.socket_path, "status")
     assert human.returncode == 0, human.stderr
     assert "mfpsecd 0.1.0 on board testboard (simulated): ready" in human.stdout
-    for component in ("crypto-selftest", "ipc", "state-db", "ipc-idle-reaper"):
+    for component in ("self-test", "ipc", "state-db", "ipc-idle-reaper"):
         assert component in human.stdout
 
     as_json = mfpsec(daemon.socket_path, "status", "--json")
@@ -36,7 +36,7 @@ def test_status_human_and_json(daemon: ds.DaemonProcess) -> None:
     assert doc["previous_shutdown"] == "none"
     states = {c["name"]: c["state"] for c in doc["components"]}
     assert set(states.values()) == {"ok"}
-    assert states.keys() >= {"crypto-selftest", "ipc", "state-db", "state-checkpoint"}
+    assert states.keys() >= {"self-test", "ipc", "state-db", "state-checkpoint"}
 
 
 def test_ready_only_after_start_up_and_status_lines(daemon: ds.DaemonProcess) -> None:
@@ -44,8 +44,8 @@ def test_ready_only_after_start_up_and_status_lines(daemon: ds.DaemonProcess) ->
     ready = notes.index("READY=1")
     statuses = [n for n in notes[:ready] if n.startswith("STATUS=")]
     assert statuses == ["STATUS=opening state store", "STATUS=opening the audit log",
-                        "STATUS=running crypto self-tests",
                         "STATUS=opening the key chain",
+                        "STATUS=running power-on self-tests",
                         "STATUS=resuming sanitizations",
                         "STATUS=opening the job store",
                         "STATUS=starting IPC"]

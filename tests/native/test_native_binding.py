@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import errno
 import os
 
 import pytest
@@ -39,9 +40,16 @@ def test_secure_zero_refuses_what_it_cannot_wipe() -> None:
 
 def test_crypto_library_and_self_test() -> None:
     assert _native.crypto_version().startswith("OpenSSL 3.")
-    _native.crypto_selftest()
+    names = _native.crypto_selftests()
+    assert len(set(names)) == len(names) >= 7
+    for i in range(len(names)):
+        _native.crypto_selftest(i)
+    for bad in (len(names), -1):
+        with pytest.raises(_native.NativeError) as info:
+            _native.crypto_selftest(bad)
+        assert info.value.errno == errno.EINVAL
     assert issubclass(_native.NativeError, OSError)
-    assert _native.ABI_VERSION == 8
+    assert _native.ABI_VERSION == 9
 
 
 def test_secret_bytes_is_wiped_and_never_shown() -> None:

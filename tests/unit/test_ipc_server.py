@@ -55,7 +55,7 @@ def _run(fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
 
 
 def _undeclared_sync(ctx: Any, params: Any) -> Any:
-    raise MfpsecError(ErrorCode.SELF_TEST_FAILED, test="/var/lib/secret-path")
+    raise MfpsecError(ErrorCode.KEY_INTEGRITY, object="/var/lib/secret-path")
 
 
 def _crash_sync(ctx: Any, params: Any) -> Any:
