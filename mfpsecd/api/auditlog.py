@@ -87,7 +87,9 @@ class Outcome(enum.Enum):
 class Subject(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     """Who: the authenticated user and role when there is one, and always the origin."""
 
-    origin: str  # "daemon", "panel", "cli", "system" (root/daemon uid), "network"
+    # "daemon", "panel", "cli", "system" (root/daemon uid), "network", "local" (a local
+    # peer the IPC socket refused)
+    origin: str
     user: str = ""
     role: str = ""
     uid: int = -1

@@ -146,6 +146,8 @@ class NotifySection(_Strict, frozen=True):
     # Default rules (when none are given): lockouts, request floods, a full audit log,
     # clock steps, key destruction or restore, failed firmware verification.
     rules: list[NotifyRuleSection] | None = None
+    # An alert no channel took within this time is dropped, audited as session.failure.
+    expire_hours: Annotated[float, msgspec.Meta(ge=1, le=720)] = 72.0
 
 
 class KeysSection(_Strict, frozen=True):

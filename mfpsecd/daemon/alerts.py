@@ -25,10 +25,12 @@ from mfpsecd.services.notify import (
     SecretSource,
     SnmpSettings,
 )
+from mfpsecd.services.session_failures import SessionFailures
 
 
 def make_notifier(cfg: Config, clock: Clock, health: HealthRegistry, device: str,
-                  state: StateStore, *, secrets: SecretSource | None) -> Notifier | None:
+                  state: StateStore, *, secrets: SecretSource | None,
+                  failures: SessionFailures | None = None) -> Notifier | None:
     """None when no channel is configured. Without secrets (the boot commands, whose
     key chain is not open), channels that need stored credentials wait for the daemon."""
     mail, snmp = cfg.notify.mail, cfg.notify.snmp
@@ -57,7 +59,7 @@ def make_notifier(cfg: Config, clock: Clock, health: HealthRegistry, device: str
         snmp=None if snmp is None else SnmpSettings(
             snmp.host, snmp.port, snmp.version, snmp.user, snmp.engine_id or "",
             snmp.auth_secret, snmp.priv_secret, snmp.community_secret),
-        secrets=secrets)
+        secrets=secrets, failures=failures, expire_s=cfg.notify.expire_hours * 3600.0)
 
 
 @dataclass(frozen=True)

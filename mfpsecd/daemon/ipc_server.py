@@ -161,6 +161,11 @@ class _Connection(asyncio.BufferedProtocol):
         # uvloop's transports do not subclass asyncio.Transport; they implement it.
         self._transport = stream = cast(asyncio.Transport, transport)
         if not self._server.admit(self):
+            try:
+                who: PeerCredentials | None = peer_credentials(stream.get_extra_info("socket"))
+            except OSError:
+                who = None
+            self._server.refused(who, "connection limit reached")
             stream.abort()
             return
         try:
@@ -365,8 +370,11 @@ class VarlinkServer:
         sessions: SessionTable | None = None,
         fast: Mapping[bytes, tuple[str, Callable[[], bytes]]] | None = None,
         release_descriptor: Callable[[str, int], None] | None = None,
+        on_refused: Callable[[PeerCredentials | None, str], None] | None = None,
     ) -> None:
         self.rules = rules
+        # Told of every refused peer (FTP_ITC / FAU_GEN: audited as session.failure).
+        self._on_refused = on_refused
         # Frees a side-channel descriptor a call named and did not take (FdChannel.release).
         self._release_descriptor = release_descriptor
         self.sessions = sessions or SessionTable(clock, SessionPolicy())
@@ -415,6 +423,10 @@ class VarlinkServer:
     def forget(self, conn: _Connection) -> None:
         self._connections.discard(conn)
 
+    def refused(self, peer: PeerCredentials | None, reason: str) -> None:
+        if self._on_refused is not None:
+            self._on_refused(peer, reason)
+
     async def reap_idle(self) -> None:
         """Supervised task: close connections idle (no call in progress) beyond the limit.
 
@@ -449,6 +461,7 @@ class VarlinkServer:
         reply = not call.oneway
         if conn.peer_class is PeerClass.UNKNOWN:
             log.info("ipc_peer_refused", uid=conn.peer.uid, pid=conn.peer.pid, method=name)
+            self.refused(conn.peer, "peer not admitted")
             if reply:
                 conn.write(wire.encode_error(ErrorCode.PERMISSION_DENIED))
             return False

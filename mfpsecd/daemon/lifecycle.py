@@ -20,7 +20,7 @@ import structlog
 from cryptography import x509
 
 from mfpsecd import __version__
-from mfpsecd.api.auditlog import DAEMON, EventType, Outcome
+from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Subject
 from mfpsecd.api.auth import SessionPolicy
 from mfpsecd.api.store import fd_socket_path
 from mfpsecd.api.types import DaemonState, HealthState
@@ -38,6 +38,7 @@ from mfpsecd.backends.sqlite_state import SqliteState
 from mfpsecd.backends.swtpm import SwtpmProcess
 from mfpsecd.backends.usb_targets import UdevBackupTargets
 from mfpsecd.core import netfilter as nf
+from mfpsecd.core.access import PeerCredentials
 from mfpsecd.core.overwrite_plan import overwrite_defeated_by
 from mfpsecd.core.password_record import Cost
 from mfpsecd.core.settings import BoardKind, Config, SecurityMode
@@ -72,6 +73,7 @@ from mfpsecd.services.keys import ChainState, KeyChain
 from mfpsecd.services.password_hasher import PasswordHasher
 from mfpsecd.services.secrets import SecretStore
 from mfpsecd.services.self_tests import PowerOnSelfTests
+from mfpsecd.services.session_failures import SessionFailures
 from mfpsecd.services.sessions import SessionTable
 from mfpsecd.services.status import BoardInfo, StatusService
 from mfpsecd.services.timewatch import watch_time
@@ -159,9 +161,10 @@ class Daemon:
         auditor.set_trust(_identity_fingerprints(chain))
         if chain.state is ChainState.READY:  # before any new checkpoint could hide it
             await auditor.check_checkpoint()
+        failures = SessionFailures(auditor, clock)
         forwarders = make_forwarders(cfg.audit.forward, auditor, state, clock, health,
                                      hostname=socket.gethostname(), version=__version__,
-                                     procid=os.getpid())
+                                     procid=os.getpid(), failures=failures)
         targets = UdevBackupTargets(clock, [p.sysfs_path for p in board.profile.usb_ports],
                                     board.paths.proc_root / "self" / "mountinfo")
         keys = KeyServices(chain, secrets, DeviceIdentity(chain, clock, board.profile.board.name),
@@ -232,7 +235,7 @@ class Daemon:
             cfg, board, clock, build_handlers(status, keys, auth, DataServices(
                 wipe, store, encryption, descriptors, firmware, network)),
             activated.get("varlink"), sessions=sessions, fast=fast_replies(status),
-            release=descriptors.release)
+            release=descriptors.release, refused=_refusals(failures))
         socket_path, group = _socket(cfg, board)
         fd_where = descriptors.listen(fd_socket_path(socket_path), group, activated.get("fd"))
         health.set("ipc", HealthState.OK, f"listening on {where}; descriptors on {fd_where}")
@@ -252,8 +255,9 @@ class Daemon:
                 supervisor.add("flood-bans", bans.run)
         for fwd in forwarders:
             supervisor.add(f"siem-{fwd.dest.name}", fwd.run)
+        supervisor.add("session-failures", failures.run)
         notifier = make_notifier(cfg, clock, health, board.profile.board.name, state,
-                                 secrets=secrets.get)
+                                 secrets=secrets.get, failures=failures)
         if notifier is not None:
             auditor.add_listener(notifier.offer)
             supervisor.add("notify", notifier.run)
@@ -311,6 +315,18 @@ async def _release(tpm: Tpm, swtpm: SwtpmProcess | None,
     os.close(lock)
 
 
+def _refusals(failures: SessionFailures) -> Callable[[PeerCredentials | None, str], None]:
+    """A local peer the IPC socket refused, as a session failure of the "ipc" channel."""
+    def refused(peer: PeerCredentials | None, reason: str) -> None:
+        if peer is None:
+            failures.report("ipc", "unknown peer", reason, subject=Subject(origin="local"))
+        else:
+            failures.report("ipc", f"uid {peer.uid}", reason,
+                            subject=Subject(origin="local", uid=peer.uid, pid=peer.pid))
+
+    return refused
+
+
 def _socket(cfg: Config, board: Board) -> tuple[Path, int | None]:
     ipc = cfg.ipc
     group = None if ipc.socket_group is None else gid_of(ipc.socket_group, "ipc.socket_group")
@@ -322,13 +338,15 @@ async def _listen(cfg: Config, board: Board, clock: Clock, handlers: dict[str, H
                   activated: socket.socket | None, *,
                   sessions: SessionTable | None = None,
                   fast: dict[bytes, tuple[str, Callable[[], bytes]]] | None = None,
-                  release: Callable[[str, int], None] | None = None
+                  release: Callable[[str, int], None] | None = None,
+                  refused: Callable[[PeerCredentials | None, str], None] | None = None
                   ) -> tuple[VarlinkServer, str]:
     ipc = cfg.ipc
     server = VarlinkServer(handlers, admission_rules(cfg),
                            ServerLimits(ipc.max_message_bytes, ipc.max_connections,
                                         ipc.idle_timeout_s, ipc.queue_depth),
-                           clock, sessions=sessions, fast=fast, release_descriptor=release)
+                           clock, sessions=sessions, fast=fast, release_descriptor=release,
+                           on_refused=refused)
     socket_path, group = _socket(cfg, board)
     where = await server.listen(socket_path, group, activated)
     return server, where

@@ -31,6 +31,7 @@ from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import Clock, StateConnection, StateStore
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.health import HealthRegistry, rfc3339
+from mfpsecd.services.session_failures import SessionFailures, describe
 
 log = structlog.get_logger("mfpsecd.forward")
 
@@ -68,8 +69,9 @@ class _Cursors:
 class Forwarder:
     def __init__(self, dest: AuditForwardSection, auditor: Auditor, state: StateStore,
                  clock: Clock, health: HealthRegistry, *, cursors: _Cursors, hostname: str,
-                 version: str, procid: int) -> None:
+                 version: str, procid: int, failures: SessionFailures | None = None) -> None:
         self.dest = dest
+        self._failures = failures
         self._auditor = auditor
         self._state = state
         self._clock = clock
@@ -119,7 +121,10 @@ class Forwarder:
             try:
                 await self._session()
             except (OSError, ssl.SSLError, MfpsecError, asyncio.IncompleteReadError) as exc:
-                reason = getattr(exc, "strerror", None) or type(exc).__name__
+                reason = describe(exc)
+                if self._failures is not None:
+                    self._failures.report(self._component.replace("forward:", "siem:"),
+                                          self.status.address, reason)
                 self.status.connected = False
                 self.status.last_error = reason
                 delay = backoff.on_exit(self._clock.monotonic() - started) or RECONNECT.max_s
@@ -221,7 +226,8 @@ class Forwarder:
 
 def make_forwarders(dests: list[AuditForwardSection], auditor: Auditor, state: StateStore,
                     clock: Clock, health: HealthRegistry, *, hostname: str, version: str,
-                    procid: int) -> list[Forwarder]:
+                    procid: int, failures: SessionFailures | None = None
+                    ) -> list[Forwarder]:
     cursors = _Cursors()
     for d in dests:
         if d.transport is ForwardTransport.TLS and not d.ca_file:
@@ -229,4 +235,4 @@ def make_forwarders(dests: list[AuditForwardSection], auditor: Auditor, state: S
                               "ca_file (the SIEM certificate is always verified)",
                               key=f"audit.forward[{d.name}].ca_file", reason="missing")
     return [Forwarder(d, auditor, state, clock, health, cursors=cursors, hostname=hostname,
-                      version=version, procid=procid) for d in dests]
+                      version=version, procid=procid, failures=failures) for d in dests]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime as dt
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from mfpsecd.ports import Clock
 from mfpsecd.secret import SecretBytes
 from mfpsecd.services.alert_outbox import Alert, AlertOutbox
 from mfpsecd.services.health import HealthRegistry
+from mfpsecd.services.session_failures import SessionFailures, describe
 
 log = structlog.get_logger("mfpsecd.notify")
 QUEUE = 10000
@@ -106,14 +108,18 @@ class _RuleState:
 
 RETRY_FIRST_S = 10.0  # after a failed delivery; doubling up to RETRY_MAX_S
 RETRY_MAX_S = 600.0
+EXPIRE_S = 72 * 3600.0  # an alert no channel took in three days is dropped, audited
 NEEDS_CREDENTIALS = "needs the secret store (the daemon sends it)"
 
 
 class Notifier:
     def __init__(self, rules: list[Rule], mail: MailSettings | None, clock: Clock,
                  health: HealthRegistry, *, device: str, outbox: AlertOutbox,
-                 snmp: SnmpSettings | None = None, secrets: SecretSource | None = None) -> None:
+                 snmp: SnmpSettings | None = None, secrets: SecretSource | None = None,
+                 failures: SessionFailures | None = None, expire_s: float = EXPIRE_S) -> None:
         self._rules = rules
+        self._failures = failures
+        self._expire_s = expire_s
         self._mail = mail
         self._snmp = snmp
         self._secrets = secrets
@@ -208,6 +214,16 @@ class Notifier:
         for alert in await self._outbox.pending():
             if gone := alert.channels - self.channels:
                 await self._outbox.forget(alert, gone)
+            if self._expired(alert):
+                await self._outbox.forget(alert, alert.channels)
+                log.error("notify_expired", rule=alert.rule, seq=alert.record.seq,
+                          attempts=alert.attempts, last_error=alert.last_error)
+                if self._failures is not None:
+                    for channel in sorted(alert.channels & self.channels):
+                        self._failures.report(channel, self._where(channel),
+                                              f"alert {alert.rule} expired undelivered after "
+                                              f"{alert.attempts} attempt(s)")
+                continue
             errors, unusable = [], []
             for channel in sorted(alert.channels & self.channels):
                 if why := self._unusable(channel):
@@ -222,6 +238,18 @@ class Notifier:
         if failed:
             log.warning("notify_waiting", alerts=failed)
         return failed
+
+    def _expired(self, alert: Alert) -> bool:
+        try:
+            made = dt.datetime.fromisoformat(alert.record.time.replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        return (self._clock.now() - made).total_seconds() > self._expire_s
+
+    def _where(self, channel: str) -> str:
+        mail, snmp = self._mail, self._snmp
+        return (f"{mail.host}:{mail.port}" if channel == "mail" and mail else
+                f"{snmp.host}:{snmp.port}" if channel == "snmp" and snmp else channel)
 
     def _fires(self, rule: Rule, r: Record) -> bool:
         if r.type not in rule.events or (rule.failures_only and r.outcome is not Outcome.FAILURE):
@@ -253,9 +281,7 @@ class Notifier:
 
     async def _send(self, channel: str, alert: Alert) -> str:
         """Send alert on channel: "" when it was taken, else why not."""
-        mail, snmp = self._mail, self._snmp
-        where = (f"mail to {mail.host}:{mail.port}" if channel == "mail" and mail else
-                 f"trap to {snmp.host}:{snmp.port}" if snmp else channel)
+        where = f"{'mail' if channel == 'mail' else 'trap'} to {self._where(channel)}"
         try:
             if channel == "mail":
                 await self._send_mail(alert)
@@ -265,6 +291,8 @@ class Notifier:
                 self.traps += 1
         except (aiosmtplib.SMTPException, OSError, ssl.SSLError, MfpsecError) as exc:
             log.warning(f"notify_{channel}_failed", rule=alert.rule, error=type(exc).__name__)
+            if self._failures is not None:
+                self._failures.report(channel, self._where(channel), _why(exc))
             self._health.set("notify", HealthState.FAILED,
                              f"{where} failed: {type(exc).__name__}")
             return type(exc).__name__
@@ -366,3 +394,10 @@ DEFAULT_RULES = [
     Rule("ip filter changed", frozenset({EventType.NETFILTER_CHANGE}), failures_only=True,
          phase="drift"),
 ]
+
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return f"SMTP {exc.code}"
+    return describe(exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,17 @@ def test_unadmitted_uid_gets_permission_denied(admitting_daemon: ds.DaemonProces
     assert r == {"error": "org.varlink.service.PermissionDenied"}
     assert '"event":"ipc_peer_refused"' in admitting_daemon.log()
     assert f'"uid":{UNADMITTED_UID}' in admitting_daemon.log()
+    # FTP_ITC.1 / FAU_GEN.1: the refused peer is in the audit log as a session failure.
+    deadline = time.monotonic() + 10
+    while True:
+        shown = ds.mfpsec(sock.as_posix(), "audit", "show", "--json", "--limit", "0",
+                          "--type", "session.failure")
+        found = [e for e in json.loads(shown.stdout) if e["object"] == "ipc"]
+        if found or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert [(e["outcome"], e["subject"]["uid"], e["details"]["reason"]) for e in found] == [
+        ("failure", UNADMITTED_UID, "peer not admitted")]
 
 
 def test_panel_uid_and_maintenance_group_are_admitted(admitting_daemon: ds.DaemonProcess) -> None:
