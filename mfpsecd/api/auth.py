@@ -20,12 +20,16 @@ from mfpsecd.errors import ErrorCode
 
 UserName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9._-]{0,31}\Z")]
 # What a user may type as a name at login: refused without saying more if no such user.
-LoginName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+# No control or bidirectional-formatting characters: the name is shown to auditors, and an
+# ESC/CR sequence or a right-to-left override could rewrite what they see.
+_SHOWN_SAFELY = r"[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
+LoginName = Annotated[str, msgspec.Meta(min_length=1, max_length=64,
+                                        pattern=f"^{_SHOWN_SAFELY}*" r"\Z")]
 Password = Annotated[bytearray, msgspec.Meta(min_length=1, max_length=256)]
 # The password again before a destructive operation: empty only for root without a
 # session (the recovery path), refused for anyone logged in.
 ReauthPassword = Annotated[bytearray, msgspec.Meta(max_length=256)]
-Address = Annotated[str, msgspec.Meta(max_length=64)]
+Address = Annotated[str, msgspec.Meta(max_length=64, pattern=f"^{_SHOWN_SAFELY}*" r"\Z")]
 Token = Annotated[str, msgspec.Meta(min_length=16, max_length=128)]
 OneTimeCode = Annotated[str, msgspec.Meta(max_length=16)]
 

@@ -120,7 +120,8 @@ def verify(target: Target, file: Path | None, identities: tuple[str, ...],
                      " (compare it with `mfpsec keys identity`)" if trusted is None else
                      ", this device's identity" if problem != "checkpoint foreign" else
                      ", NOT this device's identity")
-            click.echo(f"checkpoint: record {cp.seq} at {cp.time}, {signer}{whose}")
+            # The file may be an attacker's: its strings are shown escaped.
+            click.echo(f"checkpoint: record {cp.seq} at {shown(cp.time)}, {signer}{whose}")
         elif not as_json:
             click.echo("no checkpoint: a log cut short at a record boundary cannot be told "
                        "from a shorter one")
@@ -130,7 +131,7 @@ def verify(target: Target, file: Path | None, identities: tuple[str, ...],
     elif ok:
         click.echo(f"intact: {records} records, the chain links from 1 to {last}")
     else:
-        click.echo(f"TAMPERED: {problem} at record {at}: {detail} "
+        click.echo(f"TAMPERED: {problem} at record {at}: {shown(detail)} "
                    f"({records} records verified before it)")
     if not ok:
         sys.exit(EX_IOERR if problem == "unreadable" else EX_DATAERR)

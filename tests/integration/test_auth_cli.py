@@ -179,3 +179,29 @@ def test_lockout_survives_sigkill_unlock_and_forced_change(short_tmp: Path) -> N
     types = [e["type"] for e in json.loads(events)]
     assert types.count("auth.lockout") == 1
     assert "auth.unlock" in types and "role.change" in types
+
+
+def test_a_login_name_with_terminal_controls_is_refused_at_the_api(
+        env: tuple[ds.DaemonProcess, Cli]) -> None:
+    """Item 7 of the audit issue: ESC/CR in a login name (no authentication needed) made a
+    failed login display as a success in `audit show`. The API refuses such names before
+    anything is looked up, audited or counted; an ordinary unknown name still fails as
+    AuthenticationFailed and is audited."""
+    from mfpsecd.client import Connection  # noqa: PLC0415
+    from mfpsecd.errors import ErrorCode, MfpsecError  # noqa: PLC0415
+
+    d, _ = env
+    forged = ["admin\x1b[2K\r2026-12-05 auth.login success admin", "ad\u202emin", "a\x9bb"]
+    with Connection(d.socket_path) as conn:
+        for name in forged:
+            with pytest.raises(MfpsecError) as refused:
+                conn.call("io.mfpsecd.Auth.Login", {"user": name, "password": "eA=="})
+            assert refused.value.code is ErrorCode.INVALID_PARAMETER
+            assert refused.value.params.get("parameter") == "user"
+        with pytest.raises(MfpsecError) as unknown:
+            conn.call("io.mfpsecd.Auth.Login", {"user": "nobody-here", "password": "eA=="})
+        assert unknown.value.code is ErrorCode.AUTHENTICATION_FAILED
+    shown = ds.mfpsec(d.socket_path, "audit", "show", "--json", "--limit", "0",
+                      "--type", "auth.login")
+    logins = [e["object"] for e in json.loads(shown.stdout)]
+    assert "nobody-here" in logins and not any("\x1b" in o or "\u202e" in o for o in logins)
