@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from mfpsecd.client import Connection
+from mfpsecd.errors import ErrorCode, MfpsecError
 from tests.support import daemon as ds
 from tests.support import other_uids
 
@@ -187,9 +189,6 @@ def test_a_login_name_with_terminal_controls_is_refused_at_the_api(
     failed login display as a success in `audit show`. The API refuses such names before
     anything is looked up, audited or counted; an ordinary unknown name still fails as
     AuthenticationFailed and is audited."""
-    from mfpsecd.client import Connection  # noqa: PLC0415
-    from mfpsecd.errors import ErrorCode, MfpsecError  # noqa: PLC0415
-
     d, _ = env
     forged = ["admin\x1b[2K\r2026-12-05 auth.login success admin", "ad\u202emin", "a\x9bb"]
     with Connection(d.socket_path) as conn:
