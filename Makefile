@@ -168,6 +168,7 @@ bench: setup
 
 idl: setup
 	$(BIN)/python -m mfpsecd.api.idl
+	$(BIN)/python -m tools.event_catalogue
 
 clean:
 	rm -rf $(BUILD) .state

@@ -355,6 +355,13 @@ async def _listen(cfg: Config, board: Board, clock: Clock, handlers: dict[str, H
 async def _audit_key_chain(auditor: Auditor, chain: KeyChain) -> None:
     """How the key chain came up: unlocked (or locked, and why); software mode, if so."""
     facts = await chain.facts()
+    if chain.provisioned is not None:  # FCS_CKM.1: this start created the key chain
+        await auditor.record(EventType.KEYS_PROVISION,
+                             Outcome.SUCCESS if chain.provisioned else Outcome.FAILURE, DAEMON,
+                             "key chain", tpm=facts.tpm_backend, reason=facts.reason,
+                             wrapping=facts.wrapping_fingerprint[:16],
+                             identity=facts.identity_fingerprint[:16],
+                             bound_to=facts.bound_to)
     if facts.software_keys:
         await auditor.record(EventType.KEYS_SOFTWARE_MODE, Outcome.SUCCESS, DAEMON,
                              "key chain", reason="board has no TPM (tpm.backend = none)")

@@ -106,6 +106,8 @@ class AuthService:
         self._card = card
         self._anchors = list(trust_anchors)
         self._delayed = 0
+        self._ending: set[asyncio.Task[None]] = set()
+        sessions.on_end = self._session_ended
 
     async def start(self) -> None:
         self.policy = await self._users.load_policy()
@@ -171,10 +173,32 @@ class AuthService:
                 self._delayed -= 1
 
     async def report_suppressed(self) -> None:
-        """Supervised task: the count of suppressed detections, once each window ends."""
+        """Supervised task: the count of suppressed detections, once each window ends,
+        and the sessions that timed out meanwhile (their ends are recorded)."""
         while True:
             await self._clock.sleep(self.throttle.limits.request_window_s)
+            self.sessions.expire()
             await self._report(self.throttle.flush(self._clock.monotonic()), DAEMON)
+
+    def _session_ended(self, session: Session, why: str) -> None:
+        """A service engineer's session ended, however (FAU_GEN.1: maintenance.session):
+        recorded from the session table's callback, which cannot wait."""
+        if session.role is not Role.SERVICE:
+            return
+        task = asyncio.get_running_loop().create_task(self._maintenance_end(session, why))
+        self._ending.add(task)
+        task.add_done_callback(self._ending.discard)
+
+    async def _maintenance_end(self, session: Session, why: str) -> None:
+        who = Subject(origin="daemon", user=session.user, role=session.role.value,
+                      uid=session.uid)
+        try:
+            await self._auditor.record(
+                EventType.MAINTENANCE_SESSION, Outcome.SUCCESS, who, session.user,
+                phase="end", session=session.id, reason=why,
+                duration_s=round(self._clock.monotonic() - session.created, 1))
+        except (MfpsecError, RuntimeError) as exc:  # a full log refuses; stopping
+            log.error("maintenance_session_unrecorded", session=session.id, error=str(exc))
 
     async def _report(self, found: list[Detection], subject: Subject) -> None:
         for d in found:
@@ -317,6 +341,9 @@ class AuthService:
             details["must_change"] = must_change
         await self._record(EventType.AUTH_LOGIN, Outcome.SUCCESS, who, user.name,
                                    **details)
+        if user.role is Role.SERVICE:  # FAU_GEN.1: the start of a maintenance session
+            await self._record(EventType.MAINTENANCE_SESSION, Outcome.SUCCESS, who, user.name,
+                               phase="start", session=session.id, method=method)
         return LoginResult(token, session)
 
     async def _refuse_if_locked(self, user: UserRow, subject: Subject, method: str) -> None:

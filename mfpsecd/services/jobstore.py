@@ -75,6 +75,11 @@ class ObjectInfo:
     expires_at: str  # RFC 3339, or "" when only an explicit delete removes it
 
 
+# A delete that ends the job's life by someone's act (a policy's retention or timeout
+# does not complete a job): how job.complete names it.
+_ENDS_THE_JOB = {"printed": "printed", "request": "deleted"}
+
+
 @dataclass(frozen=True)
 class Requester:
     """Who asks, for the owner rules: the logged-in user, and whether they administer."""
@@ -373,33 +378,46 @@ class JobStore:
                    subject: Subject) -> int:
         """The plaintext to dst_fd, after the whole object authenticated. → its size."""
         async with self._lock(object_id):
-            found = await self._state.run(lambda conn: _with_key(conn, object_id))
-            if found is None or not requester.may_access(found[0].owner):
+            found = await self._state.run(lambda conn: _sealed(conn, object_id))
+            if not found or not requester.may_access(found[0][0].owner):
                 raise MfpsecError(ErrorCode.STORE_OBJECT_NOT_FOUND, object=object_id)
-            with self._key(object_id, found[1]) as key:
+            info, sealed = self._named(*found[0]), found[0][1]
+            # FDP_ACF.1 / FAU_GEN.1: the stored job was output (printed, sent, copied to a
+            # client), or failed to be: job.complete, with who and how much.
+            async with self._auditor.event(EventType.JOB_COMPLETE, subject, object_id) as ev:
+                ev.details.update(how="output", job=info.job, kind=info.kind.value,
+                                  owner=info.owner)
+                size = await self._output(object_id, sealed[:3], requester, dst_fd, subject)
+                ev.details["bytes"] = size
+                ev.succeed()
+                return size
+
+    async def _output(self, object_id: str, sealed: tuple[object, ...], requester: Requester,
+                      dst_fd: int, subject: Subject) -> int:
+        with self._key(object_id, sealed) as key:
+            try:
+                fd = os.open(self._objects / object_id, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise _io_error(object_id, exc) from None
+            try:
+                context = object_id.encode()
                 try:
-                    fd = os.open(self._objects / object_id, os.O_RDONLY | os.O_CLOEXEC)
-                except OSError as exc:
-                    raise _io_error(object_id, exc) from None
-                try:
-                    context = object_id.encode()
-                    try:
-                        await self._pool.run(lambda: self._cipher.verify(
-                            key, context, fd, object_id))
-                    except MfpsecError as exc:
-                        if exc.code is ErrorCode.STORE_INTEGRITY:
-                            await self._auditor.record(
-                                EventType.STORE_INTEGRITY, Outcome.FAILURE, subject,
-                                object_id, segment=int(exc.params["segment"]))
-                        raise
-                    os.lseek(fd, 0, os.SEEK_SET)
-                    progress = self._cipher.progress()
-                    return await watched(self._pool.run(lambda: self._cipher.open(
-                        key, context, fd, dst_fd, object_id, progress=progress), requester.user),
-                        progress, self._clock, self.settings.transfers,
-                        f"object {object_id}")
-                finally:
-                    os.close(fd)
+                    await self._pool.run(lambda: self._cipher.verify(
+                        key, context, fd, object_id))
+                except MfpsecError as exc:
+                    if exc.code is ErrorCode.STORE_INTEGRITY:
+                        await self._auditor.record(
+                            EventType.STORE_INTEGRITY, Outcome.FAILURE, subject,
+                            object_id, segment=int(exc.params["segment"]))
+                    raise
+                os.lseek(fd, 0, os.SEEK_SET)
+                progress = self._cipher.progress()
+                return await watched(self._pool.run(lambda: self._cipher.open(
+                    key, context, fd, dst_fd, object_id, progress=progress), requester.user),
+                    progress, self._clock, self.settings.transfers,
+                    f"object {object_id}")
+            finally:
+                os.close(fd)
 
     # ---------------------------------------------------------------- delete
 
@@ -414,6 +432,10 @@ class JobStore:
                 ev.details["method"] = "crypto-erase; " + await self._dispose(
                     self._objects / object_id)
                 ev.succeed()
+            if reason in _ENDS_THE_JOB:
+                await self._auditor.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, subject,
+                                           object_id, how=_ENDS_THE_JOB[reason], job=info.job,
+                                           kind=info.kind.value, owner=info.owner)
         self._locks.pop(object_id, None)
         return info
 
@@ -547,11 +569,3 @@ def _due(conn: StateConnection, now: float) -> list[ObjectInfo]:
     return [_info(r) for r in conn.execute(
         f"SELECT {_COLUMNS} FROM store_objects WHERE expires_at IS NOT NULL "  # noqa: S608
         "AND expires_at <= ? ORDER BY expires_at", (now,)).fetchall()]
-
-
-def _with_key(conn: StateConnection, object_id: str
-              ) -> tuple[ObjectInfo, tuple[object, ...]] | None:
-    """The object and its sealed key (generation, nonce, sealed), in one query."""
-    row = conn.execute(f"SELECT {_COLUMNS}, generation, nonce, sealed_key "  # noqa: S608
-                       "FROM store_objects WHERE id = ?", (object_id,)).fetchone()
-    return None if row is None else (_info(tuple(row[:9])), tuple(row[9:]))

@@ -141,6 +141,9 @@ class KeyChain:
             set() if firmware_pcr is None else {firmware_pcr})))
         self._lock = asyncio.Lock()
         self._state = ChainState.STARTING
+        # None: the chain existed before this start; True/False: this start created it
+        # (or tried to): the keys.provision record.
+        self.provisioned: bool | None = None
         self._cause: MfpsecError | None = None
         self._wrapping: TpmKey | None = None  # the binding in use
         self._wrapping_public = b""  # as first created: what backups and restores name
@@ -353,6 +356,7 @@ class KeyChain:
         try:
             self._refuse_unmeasured(measured)
         except MfpsecError as exc:
+            self.provisioned = False
             self._lock_out(exc)
             return
         wrapping = await self._tpm.create_wrapping_key(measured)
@@ -384,6 +388,7 @@ class KeyChain:
         self._wrapping_public = wrapping.public
         self._identity, self._identity_spki = identity, identity_spki
         self._masters, self._active = {1: shield}, 1
+        self.provisioned = True
         self._set_state(ChainState.READY)
         await self._attest_identity()
         log.info("keys_provisioned", tpm=backend, fingerprint=fingerprint(spki)[:16],

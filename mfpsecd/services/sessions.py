@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mfpsecd.api.access import Privilege, Role
@@ -56,6 +57,15 @@ class SessionTable:
         self._clock = clock
         self.policy = policy
         self._by_digest: OrderedDict[bytes, Session] = OrderedDict()
+        # Told of every session that ends and why ("logout", "timeout", "evicted",
+        # "ended by the administrator", "accounts erased"): the service engineer's
+        # maintenance.session record.
+        self.on_end: Callable[[Session, str], None] | None = None
+
+    def _ended(self, session: Session, why: str) -> None:
+        session.ended = True
+        if self.on_end is not None:
+            self.on_end(session, why)
 
     def __len__(self) -> int:
         return len(self._by_digest)
@@ -65,9 +75,9 @@ class SessionTable:
         self._expire()
         mine = [d for d, s in self._by_digest.items() if s.user == user]
         for digest in mine[:max(len(mine) - MAX_SESSIONS_PER_USER + 1, 0)]:
-            self._by_digest.pop(digest).ended = True  # the user's oldest make room
+            self._ended(self._by_digest.pop(digest), "evicted")  # the user's oldest make room
         while len(self._by_digest) >= MAX_SESSIONS:
-            self._by_digest.popitem(last=False)[1].ended = True
+            self._ended(self._by_digest.popitem(last=False)[1], "evicted")
         token = secrets.token_urlsafe(TOKEN_BYTES)
         digest = hashlib.sha256(token.encode()).digest()
         now = self._clock.monotonic()
@@ -88,7 +98,7 @@ class SessionTable:
             return False
         now = self._clock.monotonic()
         if self._timed_out(session, now):
-            self.end(session)
+            self.end(session, "timeout")
             return False
         session.last_used = now
         return True
@@ -97,8 +107,10 @@ class SessionTable:
         return (now - session.last_used > self.policy.idle_minutes * 60.0
                 or now - session.created > self.policy.max_hours * 3600.0)
 
-    def end(self, session: Session) -> None:
-        session.ended = True
+    def end(self, session: Session, why: str = "logout") -> None:
+        if session.ended:
+            return
+        self._ended(session, why)
         for digest, s in self._by_digest.items():
             if s is session:
                 del self._by_digest[digest]
@@ -109,21 +121,26 @@ class SessionTable:
         gone = list(self._by_digest.values())
         self._by_digest.clear()
         for s in gone:
-            s.ended = True
+            self._ended(s, "accounts erased")
         return len(gone)
 
     def end_user(self, user: str) -> int:
         """End every session of a user (removed, password reset, locked) → how many."""
         gone = [d for d, s in self._by_digest.items() if s.user == user]
         for digest in gone:
-            self._by_digest.pop(digest).ended = True
+            self._ended(self._by_digest.pop(digest), "ended by the administrator")
         return len(gone)
+
+    def expire(self) -> None:
+        """End what timed out (called now and then: an idle session's end is recorded
+        close to when it happened, not when someone next looks)."""
+        self._expire()
 
     def _expire(self) -> None:
         now = self._clock.monotonic()
         for session in list(self._by_digest.values()):
             if self._timed_out(session, now):  # looking is not using: no touch here
-                self.end(session)
+                self.end(session, "timeout")
 
 
 @dataclass(eq=False)

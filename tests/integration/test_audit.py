@@ -42,8 +42,9 @@ def test_key_operations_are_audited_and_the_log_verifies(short_tmp: Path) -> Non
         assert weak.returncode == EX_DATAERR
         entries = _show(d)
         kinds = [(e["type"], e["outcome"]) for e in entries]
-        assert kinds[:3] == [("audit.start", "success"), ("self_test", "success"),
-                             ("keys.unlock", "success")]
+        assert kinds[:4] == [("audit.start", "success"), ("self_test", "success"),
+                             ("keys.provision", "success"), ("keys.unlock", "success")]
+        assert entries[2]["details"]["tpm"] == "swtpm"  # FCS_CKM.1: this start made them
         self_test = entries[1]["details"]  # FPT_TST_EXT.1: the swtpm ran its own, too
         assert self_test["tpm"].startswith("TPM2_SelfTest (full)")
         assert self_test["tests"].endswith(", tpm") and "argon2id" in self_test["tests"]

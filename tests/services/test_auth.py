@@ -36,7 +36,7 @@ from mfpsecd.services.password_hasher import PasswordHasher
 from mfpsecd.services.secrets import SecretStore
 from mfpsecd.services.sessions import Seat, SessionTable
 from mfpsecd.services.user_store import UserStore, verifier_name
-from tests.support.fakeclock import FakeClock
+from tests.support.fakeclock import FakeClock, settle
 
 FAST = Cost(memory_kib=8 * 1024, iterations=1, lanes=1)  # the minimum the config allows
 ADMIN_PW = "Adm1n-password-2026"
@@ -476,5 +476,32 @@ def test_password_attack_and_flood_from_one_source_are_detected_and_throttled(
             with pytest.raises(MfpsecError) as again:
                 await s.auth.login("user0", pw("guess"), "", seat(0), remote)
             assert again.value.code is ErrorCode.AUTHENTICATION_FAILED
+
+    asyncio.run(go())
+
+
+def test_a_service_engineers_session_is_recorded_from_start_to_end(tmp_path: Path) -> None:
+    """FAU_GEN.1: maintenance.session start at the service engineer's login, end at the
+    logout, at a timeout noticed by the periodic sweep, or when an administrator resets
+    the password; an ordinary user's session is no maintenance session."""
+    async def go() -> None:
+        async with stack(tmp_path) as s:
+            await s.auth.initialize("admin", pw(ADMIN_PW))
+            await s.auth.add_user("sam", Role.SERVICE, pw(USER_PW), temporary=False)
+            await s.auth.add_user("bob", Role.USER, pw(USER_PW), temporary=False)
+            first, _ = await login(s, "sam", USER_PW)
+            await s.auth.logout(first, CLI)
+            await login(s, "sam", USER_PW)  # left idle
+            await login(s, "bob", USER_PW)
+            await s.clock.advance(s.auth.policy.session.idle_minutes * 60 + 1)
+            s.auth.sessions.expire()  # what report_suppressed does every window
+            await login(s, "sam", USER_PW)
+            await s.auth.set_password("sam", pw("Reset-password-2026"), temporary=True)
+            await settle()
+            events = [(e["object"], e["phase"], e.get("reason", ""))
+                      for e in await s.events(EventType.MAINTENANCE_SESSION)]
+            assert events == [("sam", "start", ""), ("sam", "end", "logout"),
+                              ("sam", "start", ""), ("sam", "end", "timeout"),
+                              ("sam", "start", ""), ("sam", "end", "ended by the administrator")]
 
     asyncio.run(go())

@@ -481,3 +481,29 @@ def test_a_full_disk_stores_nothing_and_leaves_nothing(tmp_path: Path) -> None:
         run(scenario)
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_job_completion_is_audited_when_output_printed_or_deleted(tmp_path: Path) -> None:
+    """FAU_GEN.1 / FDP_ACF.1: job.complete says how a job ended and who ended it; a
+    policy's deletion (retention, timeout) deletes but does not complete a job."""
+    settings = StoreSettings(secure_print_timeout_s=600, sweep_interval_s=60)
+
+    async def scenario() -> None:
+        async with stack(tmp_path, settings=settings) as s:
+            output = await put_bytes(s, b"a box document")
+            assert await read_bytes(s, output) == b"a box document"
+            printed = await put_bytes(s, b"held print", kind=ObjectKind.SECURE_PRINT)
+            await s.store.printed(printed, ALICE, Subject(origin="panel", user="alice"))
+            deleted = await put_bytes(s, b"cancelled")
+            await s.store.delete(deleted, ALICE, CLI)
+            expired = await put_bytes(s, b"never collected", kind=ObjectKind.SECURE_PRINT)
+            await s.clock.advance(601)
+            assert await s.store.sweep() == 1
+            done = {e["object"]: (e["how"], e["outcome"], e.get("bytes"), e["job"])
+                    for e in await s.events(EventType.JOB_COMPLETE)}
+            assert done == {output: ("output", "success", 14, "job-1"),
+                            printed: ("printed", "success", None, "job-1"),
+                            deleted: ("deleted", "success", None, "job-1")}
+            assert expired not in done
+
+    run(scenario)

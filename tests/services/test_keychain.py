@@ -102,6 +102,7 @@ def test_chain_is_created_and_a_restart_recovers_every_secret(tmp_path: Path) ->
         async def first() -> None:
             s = await open_stack(tmp_path, tpm)
             assert s.chain.state is ChainState.READY
+            assert s.chain.provisioned is True  # this start made it: keys.provision
             facts = await s.chain.facts()
             assert (facts.master_generation, facts.software_keys) == (1, False)
             assert facts.tpm_manufacturer == "IBM"  # swtpm's libtpms
@@ -119,6 +120,7 @@ def test_chain_is_created_and_a_restart_recovers_every_secret(tmp_path: Path) ->
 
         async def second() -> None:
             s = await open_stack(tmp_path, tpm)
+            assert s.chain.provisioned is None  # unwrapped, not made again
             await assert_all_readable(s)
             with expect(ErrorCode.SECRET_NOT_FOUND):
                 await s.secrets.get("nope")
