@@ -9,6 +9,7 @@ import math
 from mfpsecd.api import auth as api
 from mfpsecd.api.auditlog import EventType, Subject
 from mfpsecd.api.schema import NoParams
+from mfpsecd.core import setting_changes
 from mfpsecd.core.access import PeerClass
 from mfpsecd.daemon.ipc_server import CallContext, Handler
 from mfpsecd.errors import ErrorCode, MfpsecError
@@ -148,7 +149,10 @@ def auth_handlers(auth: AuthService, auditor: Auditor, status: StatusService
     async def set_policy(ctx: CallContext, p: api.AuthPolicy) -> api.AuthPolicy:
         async with auditor.event(EventType.MANAGEMENT, subject_of(ctx), "auth policy") as ev:
             ev.details["action"] = "set policy"
+            before = auth.policy
             await auth.set_policy(p)
+            ev.details.update(setting_changes.as_details(
+                setting_changes.changes(before, auth.policy, prefix="auth")))
             ev.succeed()
         return auth.policy
 
@@ -169,7 +173,9 @@ def auth_handlers(auth: AuthService, auditor: Auditor, status: StatusService
             # Re-authentication: one's own password goes through ChangePassword.
             raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="user")
         async with auditor.event(EventType.MANAGEMENT, subject, p.user) as ev:
-            ev.details.update(action="set password", temporary=p.temporary)
+            ev.details.update(action="set password", temporary=p.temporary,
+                              changed="password", **{"old.password": "changed",
+                                                     "new.password": "changed"})
             with SecretBytes(p.password) as password:
                 await auth.set_password(p.user, password, p.temporary)
             ev.succeed()

@@ -30,7 +30,7 @@ import structlog
 from cryptography import x509
 
 from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Subject
-from mfpsecd.core import fw_manifest, fw_slots
+from mfpsecd.core import fw_manifest, fw_slots, setting_changes
 from mfpsecd.core.fw_signature import ClockCheck
 from mfpsecd.core.pcr_policy import extended
 from mfpsecd.errors import ErrorCode, MfpsecError
@@ -327,6 +327,9 @@ class FirmwareService:
         async with self._auditor.event(EventType.FIRMWARE_UPDATE, subject,
                                        "rewrite lock") as ev:
             ev.details["step"] = "lock" if locked else "unlock"
+            was, _, _ = await self.lock_state()
+            ev.details.update(setting_changes.as_details(setting_changes.changes(
+                was, locked, prefix="firmware.rewrite_locked")))
             await self._state.run(lambda c: c.execute(
                 "INSERT INTO firmware_lock (id, locked, by_user, at) VALUES (1, ?, ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET locked = excluded.locked, "

@@ -33,6 +33,7 @@ import structlog
 from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Subject
 from mfpsecd.api.types import HealthState
 from mfpsecd.core import netfilter as nf
+from mfpsecd.core import setting_changes
 from mfpsecd.core.range_set import Delta, RangeSet
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import Clock, DeviceAddresses, Netfilter, StateConnection, StateStore
@@ -605,8 +606,11 @@ class NetfilterService:
                 # Stored only once the kernel took it. The addresses are the watcher's
                 # (it re-applies when they change).
                 lists = [n for n in LISTS if getattr(policy, n) != getattr(self._policy, n)]
+                before = self._policy
                 await self._apply(policy, self._device,
                                   then=lambda: self._store(policy, lists))
+                ev.details.update(setting_changes.as_details(setting_changes.changes(
+                    before, policy, prefix="network")))
             ev.details["rules"] = self._describe()
             ev.succeed()
         return await self.view(just_applied=True)

@@ -130,6 +130,16 @@ def test_first_start_login_roles_sessions_and_logout(env: tuple[ds.DaemonProcess
                  "password.required_classes=digit,upper")
     assert "password.min_length = 15" in out
     assert "password.required_classes = digit,upper" in cli.ok(ALICE_UID, "policy", "show")
+    # FMT_MTD.1: the record says which keys changed, from what, to what.
+    shown = ds.mfpsec(d.socket_path, "audit", "show", "--json", "--limit", "0",
+                      "--type", "management")
+    (change,) = [e["details"] for e in json.loads(shown.stdout)
+                 if e["object"] == "auth policy" and e["outcome"] == "success"]
+    assert change["changed"] == "auth.password.min_length, auth.password.required_classes"
+    assert (change["old.auth.password.min_length"], change["new.auth.password.min_length"]) == (
+        "12", "15")
+    assert (change["old.auth.password.required_classes"],
+            change["new.auth.password.required_classes"]) == ("(none)", "digit, upper")
     err = cli.fails(ALICE_UID, "users", "add", "carol", "--role", "auditor",
                     "--password-file", "-", stdin="alllowercase-but-long")
     assert "PasswordRejected" in err and "complexity" in err

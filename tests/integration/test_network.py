@@ -54,6 +54,11 @@ def test_rules_through_the_cli_survive_the_daemon_and_come_back(short_tmp: Path,
         assert r.returncode == 0 and "refused:   10.7.3.0/24" in r.stdout, r.stderr
         assert netlab.probe([REFUSED, PERMITTED]) == [False, True]
         assert "off ipp" in _net(d, "port", "ipp", "off").stdout
+        changes = json.loads(ds.mfpsec(d.socket_path, "audit", "show", "--json", "--limit",
+                                       "0", "--type", "netfilter.change").stdout)
+        (port,) = [e["details"] for e in changes if e["details"].get("changed")]
+        assert port["changed"] == "network.enabled"  # FMT_MTD.1: what, from, to
+        assert "ipp" in port["old.network.enabled"] and "ipp" not in port["new.network.enabled"]
         assert netlab.probe([Probe("10.7.2.50", "tcp", 631)]) == [False]
 
         bad = _net(d, "deny", "10.7.0.1/8")
