@@ -168,7 +168,7 @@ bench: setup
 
 idl: setup
 	$(BIN)/python -m mfpsecd.api.idl
-	$(BIN)/python -m tools.event_catalogue
+	$(BIN)/python -m tools.readme_tables
 
 clean:
 	rm -rf $(BUILD) .state

@@ -37,6 +37,7 @@ class EventType(enum.Enum):
     AUDIT_FULL = "audit.full"  # L-5: capacity reached, the policy applied
     AUDIT_READ = "audit.read"  # who queried or exported the log
     AUDIT_CHECKPOINT = "audit.checkpoint"  # a signed (seq, hash) stored outside the log
+    AUDIT_INTEGRITY = "audit.integrity"  # the chain or its checkpoint failed verification
     # FIA_UAU.1 / FIA_UID.1 / FIA_AFL.1 (issue 5 emits these)
     AUTH_LOGIN = "auth.login"
     AUTH_LOGOUT = "auth.logout"
@@ -102,6 +103,9 @@ CATALOGUE: dict[EventType, EventDoc] = {
     EventType.AUDIT_CHECKPOINT: EventDoc(
         "a checkpoint (sequence, chain hash) signed by the device identity was stored",
         "FAU_STG.1"),
+    EventType.AUDIT_INTEGRITY: EventDoc(
+        "the chain, or the checkpoint that vouches for it, failed verification (at start, "
+        "or by a later verify); each distinct problem once", "FAU_STG.1"),
     EventType.AUTH_LOGIN: EventDoc(
         "a login, successful or not (the object is the name typed)",
         "FIA_UAU.1, FIA_UID.1"),

@@ -43,30 +43,47 @@ class CharClass(enum.Enum):
     SYMBOL = "symbol"
 
 
+def _doc(text: str, *, ge: int | None = None, le: int | None = None) -> msgspec.Meta:
+    """A policy value's bounds and its meaning (README's policy table is made from both)."""
+    return msgspec.Meta(description=text, ge=ge, le=le)
+
+
 class PasswordPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A-2, administrator-configurable; the defaults are the SPEC's."""
 
-    min_length: Annotated[int, msgspec.Meta(ge=8, le=64)] = 12
-    # Character classes every password must contain (empty: no complexity rule).
-    required_classes: frozenset[CharClass] = frozenset()
-    forbid_user_id: bool = True
-    history: Annotated[int, msgspec.Meta(ge=0, le=24)] = 5  # no reuse of the last N
-    expiry_days: Annotated[int, msgspec.Meta(ge=0, le=3650)] = 0  # 0: never expires
-    temporary_days: Annotated[int, msgspec.Meta(ge=1, le=30)] = 7  # forced change after
+    min_length: Annotated[int, _doc("shortest password accepted (printable ASCII, not one "
+                                    "repeated character)", ge=8, le=64)] = 12
+    required_classes: Annotated[frozenset[CharClass], _doc(
+        "character classes every password must contain (digit, upper, lower, symbol); "
+        "none: no complexity rule")] = frozenset()
+    forbid_user_id: Annotated[bool, _doc("a password may not contain the user name")] = True
+    history: Annotated[int, _doc("no reuse of the current nor of the last N passwords",
+                                 ge=0, le=24)] = 5
+    expiry_days: Annotated[int, _doc("a password expires after this many days (then a "
+                                     "login may only change it); 0: never",
+                                     ge=0, le=3650)] = 0
+    temporary_days: Annotated[int, _doc("a temporary password (set by an administrator) "
+                                        "works this long, for a forced change",
+                                        ge=1, le=30)] = 7
 
 
 class LockoutPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A-4: max_failures consecutive failures lock the account for lock_minutes."""
 
-    max_failures: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3
-    lock_minutes: Annotated[int, msgspec.Meta(ge=1, le=1440)] = 30
+    max_failures: Annotated[int, _doc("consecutive failed logins that lock the account",
+                                      ge=1, le=10)] = 3
+    lock_minutes: Annotated[int, _doc("how long a locked account stays locked (an "
+                                      "administrator may unlock it sooner)",
+                                      ge=1, le=1440)] = 30
 
 
 class SessionPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A-7: a session ends after idle_minutes without a call, and after max_hours anyway."""
 
-    idle_minutes: Annotated[int, msgspec.Meta(ge=1, le=1440)] = 10
-    max_hours: Annotated[int, msgspec.Meta(ge=1, le=168)] = 12
+    idle_minutes: Annotated[int, _doc("a session ends after this long without a call",
+                                      ge=1, le=1440)] = 10
+    max_hours: Annotated[int, _doc("a session ends after this long anyway",
+                                   ge=1, le=168)] = 12
 
 
 class AuthPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -28,6 +28,8 @@ class _Collector:
         self.named: dict[str, type] = {}
 
     def render(self, t: mi.Type) -> str:
+        if isinstance(t, mi.Metadata):  # a description for people (README): the type inside
+            return self.render(t.type)
         if isinstance(t, mi.StrType):
             return "string"
         if isinstance(t, mi.BytesType | mi.ByteArrayType):

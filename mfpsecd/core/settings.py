@@ -125,6 +125,9 @@ class NotifyRuleSection(_Strict, frozen=True):
     window_s: Annotated[float, msgspec.Meta(ge=1, le=86400)] = 60.0
     min_interval_s: Annotated[float, msgspec.Meta(ge=0, le=86400)] = 300.0
     phase: Annotated[str, msgspec.Meta(max_length=32)] = ""  # only this details.phase
+    except_phase: Annotated[str, msgspec.Meta(max_length=32)] = ""  # never this phase
+    object: Annotated[str, msgspec.Meta(max_length=128)] = ""  # glob on the record's object
+    by: Literal["", "daemon", "person"] = ""  # the daemon's own records, or a caller's
 
 
 class NotifySnmpSection(_Strict, frozen=True):
@@ -143,8 +146,7 @@ class NotifySnmpSection(_Strict, frozen=True):
 class NotifySection(_Strict, frozen=True):
     mail: NotifyMailSection | None = None
     snmp: NotifySnmpSection | None = None
-    # Default rules (when none are given): lockouts, request floods, a full audit log,
-    # clock steps, key destruction or restore, failed firmware verification.
+    # Default rules when none are given: services.notify.DEFAULT_RULES (README lists them).
     rules: list[NotifyRuleSection] | None = None
     # An alert no channel took within this time is dropped, audited as session.failure.
     expire_hours: Annotated[float, msgspec.Meta(ge=1, le=720)] = 72.0

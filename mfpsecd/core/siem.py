@@ -5,10 +5,14 @@ Pure functions: record in, bytes out. The forwarder (transport, cursors, retry) 
 these; a record's sequence number travels in the structured data
 ([mfpsecd@32473 seq="N"]) so a receiver can prove there are no gaps or repeats.
 
-Escaping follows the formats' rules: CEF header fields escape \\ and |; CEF extension
-values escape \\, = and line breaks (\\n, \\r). LEEF 2.0 here uses ^ as the attribute
-delimiter (declared in the header); header fields escape \\ and |, attribute values
-escape \\, ^, = and line breaks the same way. Non-ASCII text is sent as UTF-8.
+Escaping follows each format's own rules. CEF header fields escape \\ and |; CEF
+extension values escape \\, = and line breaks (\\n, \\r). LEEF 2.0 defines escaping for
+the header only (\\ and |): an attribute value runs to the next delimiter and a parser
+splits it from its key at the first =, so values are sent as they are and each message
+declares a delimiter that occurs in none of its values (^ unless a value holds one, then
+~ and so on). Control characters in LEEF values are shown as \\uXXXX: LEEF cannot carry
+them, and a syslog relay would rewrite them (rsyslog turns a tab into #011). The JSON in
+the details attribute carries the exact text in both formats. Non-ASCII text is UTF-8.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ PRODUCT = "mfpsecd"
 # vendor build replaces it with its own.
 SD_ID = "mfpsecd@32473"
 FACILITY_LOG_AUDIT = 13
-LEEF_DELIMITER = "^"
+# Printable (relays keep them), rare in values, and none is special in the header.
+LEEF_DELIMITERS = "^~`!$"
 
 
 class Format(enum.Enum):
@@ -38,7 +43,8 @@ _SEVERE = {EventType.AUTH_LOCKOUT: 8, EventType.AUTH_FLOOD: 8, EventType.AUDIT_F
            EventType.AUDIT_TAIL_REPAIRED: 6, EventType.KEYS_DESTROY: 7,
            EventType.KEYS_RESTORE: 6, EventType.FIRMWARE_UPDATE: 6,
            EventType.TIME_CHANGE: 6, EventType.NETFILTER_CHANGE: 5,
-           EventType.STORE_PURGE: 6, EventType.STORE_INTEGRITY: 8}
+           EventType.STORE_PURGE: 6, EventType.STORE_INTEGRITY: 8,
+           EventType.AUDIT_INTEGRITY: 8}
 
 
 def severity(r: Record) -> int:
@@ -67,6 +73,13 @@ def _value_escape(value: str, extra: str = "") -> str:
     return out.replace("\n", "\\n").replace("\r", "\\r")
 
 
+# Events about an account other than the caller's own: the account a failed login tried,
+# the user locked or unlocked, the one whose role changed (its name is the object).
+_ACCOUNT_EVENTS = frozenset({EventType.AUTH_LOGIN, EventType.AUTH_LOGOUT,
+                             EventType.AUTH_LOCKOUT, EventType.AUTH_UNLOCK,
+                             EventType.ROLE_CHANGE, EventType.MAINTENANCE_SESSION})
+
+
 def _fields(r: Record) -> list[tuple[str, str]]:
     """The attributes both formats carry, as (CEF key, value), empty ones left out."""
     s = r.subject
@@ -75,6 +88,8 @@ def _fields(r: Record) -> list[tuple[str, str]]:
               ("suser", s.user), ("sproc", s.origin), ("cs1Label", "object"),
               ("cs1", r.object), ("cs2Label", "details"),
               ("cs2", json.dumps(r.details, ensure_ascii=False, sort_keys=True))]
+    if r.type in _ACCOUNT_EVENTS:
+        fields.append(("duser", r.object))
     if s.uid >= 0:
         fields.append(("suid", str(s.uid)))
     if s.pid >= 0:
@@ -94,16 +109,37 @@ def cef(r: Record, version: str) -> str:
     return f"CEF:0|{head}|{ext}"
 
 
-_LEEF_KEYS = {"rt": "devTime", "suser": "usrName", "src": "src", "externalId": "seq",
-              "spid": "pid", "suid": "uid", "act": "cat", "spriv": "role"}
+# LEEF's predefined keys where one fits; usrName is the account the event is about (the
+# caller's own name when it concerns no other account), so the caller then goes as suser.
+_LEEF_KEYS = {"externalId": "seq", "spid": "pid", "suid": "uid", "act": "cat",
+              "spriv": "role", "src": "src", "duser": "usrName"}
+# devTime needs its format named unless it is QRadar's default; this one keeps the ms.
+LEEF_TIME_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSZ"
+
+
+def _leef_time(rfc3339: str) -> str:
+    t = dt.datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}" + t.strftime("%z")
+
+
+def _leef_value(value: str, delimiter: str) -> str:
+    return "".join(f"\\u{ord(c):04x}" if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0
+                   or c == delimiter else c for c in value)
 
 
 def leef(r: Record, version: str) -> str:
     head = "|".join(_header_escape(x) for x in (VENDOR, PRODUCT, version, r.type.value))
-    attrs = [(_LEEF_KEYS.get(k, k), v) for k, v in _fields(r)]
+    fields = _fields(r)
+    keys = dict(_LEEF_KEYS)
+    if not any(k == "duser" for k, _ in fields):
+        keys["suser"] = "usrName"
+    attrs = [("devTime", _leef_time(r.time)), ("devTimeFormat", LEEF_TIME_FORMAT)]
+    attrs += [(keys.get(k, k), v) for k, v in fields if k != "rt"]
     attrs.append(("sev", str(severity(r))))
-    body = LEEF_DELIMITER.join(f"{k}={_value_escape(v, LEEF_DELIMITER)}" for k, v in attrs)
-    return f"LEEF:2.0|{head}|{LEEF_DELIMITER}|{body}"
+    values = "".join(v for _, v in attrs)
+    delimiter = next((d for d in LEEF_DELIMITERS if d not in values), LEEF_DELIMITERS[0])
+    body = delimiter.join(f"{k}={_leef_value(v, delimiter)}" for k, v in attrs)
+    return f"LEEF:2.0|{head}|{delimiter}|{body}"
 
 
 def _sd_escape(value: str) -> str:
@@ -111,15 +147,22 @@ def _sd_escape(value: str) -> str:
 
 
 def syslog_message(r: Record, fmt: Format, *, hostname: str, version: str,
-                   procid: int) -> bytes:
-    """One RFC 5424 message: <PRI>1 TIMESTAMP HOST APP PROCID MSGID [SD] MSG."""
+                   procid: str) -> bytes:
+    """One RFC 5424 message: <PRI>1 TIMESTAMP HOST APP PROCID MSGID [SD] MSG. procid is
+    the pid of the process that wrote the record, or "-" when that is not known."""
     sev = severity(r)
     pri = FACILITY_LOG_AUDIT * 8 + _syslog_severity(sev)
     body = cef(r, version) if fmt is Format.CEF else leef(r, version)
-    host = "".join(c for c in hostname if 33 <= ord(c) <= 126)[:255] or "-"
+    host = _printable(hostname)[:255] or "-"
     msgid = r.type.value[:32]
     sd = f'[{SD_ID} seq="{r.seq}" type="{_sd_escape(r.type.value)}"]'
-    return f"<{pri}>1 {r.time} {host} mfpsecd {procid} {msgid} {sd} {body}".encode()
+    return (f"<{pri}>1 {r.time} {host} mfpsecd {_printable(procid)[:128] or '-'} {msgid} "
+            f"{sd} {body}").encode()
+
+
+def _printable(field: str) -> str:
+    """RFC 5424 header fields are PRINTUSASCII (33-126)."""
+    return "".join(c for c in field if 33 <= ord(c) <= 126)
 
 
 def octet_counted(message: bytes) -> bytes:

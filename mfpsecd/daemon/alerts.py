@@ -45,7 +45,8 @@ def make_notifier(cfg: Config, clock: Clock, health: HealthRegistry, device: str
     else:
         try:
             rules = [Rule(r.name, frozenset(EventType(e) for e in r.events), r.failures_only,
-                          r.threshold, r.window_s, r.min_interval_s, r.phase)
+                          r.threshold, r.window_s, r.min_interval_s, r.phase,
+                          except_phase=r.except_phase, object=r.object, by=r.by)
                      for r in cfg.notify.rules]
         except ValueError as exc:
             raise MfpsecError(ErrorCode.CONFIG_INVALID, f"notify.rules: {exc}",

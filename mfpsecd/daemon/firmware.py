@@ -107,7 +107,7 @@ async def boot_verification(cfg: Config, board: Board) -> BootRecord:
     await state.open()
     auditor = Auditor(AuditFile(board.paths.state_dir / "audit", max_bytes=cfg.audit.max_bytes),
                       clock, HealthRegistry(clock), state, full_policy=cfg.audit.full_policy,
-                      retention_days=cfg.audit.retention_days)
+                      retention_days=cfg.audit.retention_days, writer_pid=os.getpid())
     # The network is not up yet and the daemon's notifier not running: what a rule fires
     # (a failed verification) waits in the outbox for the daemon, or for fw-alert.
     try:

@@ -114,7 +114,7 @@ class Daemon:
         auditor = Auditor(AuditFile(board.paths.state_dir / "audit",
                                     max_bytes=cfg.audit.max_bytes),
                           clock, health, state, full_policy=cfg.audit.full_policy,
-                          retention_days=cfg.audit.retention_days)
+                          retention_days=cfg.audit.retention_days, writer_pid=os.getpid())
         await auditor.start()
 
         self._status("opening the key chain")
@@ -164,7 +164,7 @@ class Daemon:
         failures = SessionFailures(auditor, clock)
         forwarders = make_forwarders(cfg.audit.forward, auditor, state, clock, health,
                                      hostname=socket.gethostname(), version=__version__,
-                                     procid=os.getpid(), failures=failures)
+                                     failures=failures)
         targets = UdevBackupTargets(clock, [p.sysfs_path for p in board.profile.usb_ports],
                                     board.paths.proc_root / "self" / "mountinfo")
         keys = KeyServices(chain, secrets, DeviceIdentity(chain, clock, board.profile.board.name),

@@ -14,10 +14,12 @@ flushed together (group commit), each waiting only for the flush that carries it
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import contextlib
 import datetime as dt
 import itertools
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -77,13 +79,32 @@ class AuditQuery:
                 and (self.outcome is None or r.outcome is self.outcome))
 
 
+_WRITER_MARKS = (b'"type":"audit.start"', b'"type":"audit.tail_repaired"')
+
+
+def _writer_marks(payloads: list[bytes]) -> list[tuple[int, int]]:
+    """Where each earlier process's records begin: its first record names its pid."""
+    marks = []
+    for raw in payloads:
+        if any(m in raw for m in _WRITER_MARKS):
+            r = core.decode(raw)
+            pid = r.details.get("pid")
+            marks.append((r.seq, pid if isinstance(pid, int) and pid > 0 else -1))
+    return marks
+
+
 class Auditor:
     def __init__(self, store: AuditStore, clock: Clock, health: HealthRegistry,
                  state: StateStore | None = None, *,
                  checkpoint_every: int = CHECKPOINT_EVERY,
                  full_policy: AuditFullPolicy = AuditFullPolicy.OVERWRITE_EXPORTED,
-                 retention_days: int = 0) -> None:
+                 retention_days: int = 0, writer_pid: int = -1) -> None:
         self._store = store
+        # Named in this process's first record, so a forwarder replaying the log later
+        # can give each record the PROCID of the process that wrote it (L-3).
+        self.writer_pid = writer_pid
+        # (first seq, pid) of each process that opened the log, oldest first; -1: unnamed
+        self._writers: list[tuple[int, int]] = []
         self._full_policy = full_policy
         self._retention_days = retention_days
         self._base_seq, self._base_prev = 1, core.GENESIS
@@ -108,10 +129,16 @@ class Auditor:
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._verdict: core.Verdict | None = None
+        self._integrity_reported: tuple[str, int] | None = None
 
     @property
     def last_seq(self) -> int:
         return self._seq
+
+    def writer_of(self, seq: int) -> int:
+        """The pid of the process that wrote record seq, -1 when it named none."""
+        i = bisect.bisect_right(self._writers, (seq, sys.maxsize))
+        return self._writers[i - 1][1] if i else -1
 
     async def start(self) -> None:
         payloads, repair = await self._store.open()
@@ -141,21 +168,24 @@ class Auditor:
             self._seq = last.seq
             self._hash = core.chain_hash(bytes.fromhex(last.prev), payloads[-1])
         self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        writer: dict[str, Detail] = {"pid": self.writer_pid} if self.writer_pid >= 0 else {}
+        self._writers = [*_writer_marks(payloads), (self._seq + 1, self.writer_pid)]
         if repair is not None:
             log.warning("audit_tail_repaired", offset=repair.offset, bytes_cut=repair.bytes_cut,
                         reason=repair.reason)
             await self.record(EventType.AUDIT_TAIL_REPAIRED, Outcome.SUCCESS, core.DAEMON,
                               "audit log", offset=repair.offset, bytes_cut=repair.bytes_cut,
-                              reason=repair.reason)
+                              reason=repair.reason, **writer)
         await self.record(EventType.AUDIT_START, Outcome.SUCCESS, core.DAEMON, "audit log",
                           records=self._seq,
                           chain="intact" if verdict.ok else f"BROKEN: {verdict.problem} at "
-                          f"record {verdict.at_seq}")
+                          f"record {verdict.at_seq}", **writer)
         if verdict.ok:
             self._health.set(COMPONENT, HealthState.OK, f"{self._seq} records, chain intact")
         else:
             self._health.set(COMPONENT, HealthState.FAILED,
                              f"chain broken at record {verdict.at_seq}: {verdict.problem}")
+            await self._integrity_failed(verdict.problem, verdict.at_seq, verdict.detail)
 
     def event(self, type_: EventType, subject: Subject, obj: str = ""
               ) -> contextlib.AbstractAsyncContextManager[AuditEvent]:
@@ -482,6 +512,7 @@ class Auditor:
             self._health.set(COMPONENT, HealthState.FAILED,
                              f"chain broken at record {verdict.at_seq}: {verdict.problem}"
                              + (f" ({verdict.detail})" if verdict.detail else ""))
+            await self._integrity_failed(verdict.problem, verdict.at_seq, verdict.detail)
         elif not self._refusing:
             self._health.set(COMPONENT, HealthState.OK,
                              f"{verdict.records} records, chain intact (verified "
@@ -538,8 +569,19 @@ class Auditor:
             log.error("audit_checkpoint_untrusted", problem=problem, seq=cp.seq)
             self._health.set(COMPONENT, HealthState.FAILED,
                              f"checkpoint of record {cp.seq}: {problem}: {detail}")
+            await self._integrity_failed(problem, cp.seq, detail)
             return False
         return True
+
+    async def _integrity_failed(self, problem: str, at_seq: int, detail: str) -> None:
+        """An audit.integrity record (the alert rules take it), once per distinct problem:
+        a verify repeated by a person or a timer adds no noise."""
+        if self._integrity_reported == (problem, at_seq):
+            return
+        self._integrity_reported = (problem, at_seq)
+        with contextlib.suppress(MfpsecError):  # full under `refuse`: status still says it
+            await self.record(EventType.AUDIT_INTEGRITY, Outcome.FAILURE, core.DAEMON,
+                              "audit log", problem=problem, at=at_seq, detail=detail)
 
     async def export(self) -> list[bytes]:
         """The canonical records as stored and, last, the latest signed checkpoint: the

@@ -69,7 +69,7 @@ class _Cursors:
 class Forwarder:
     def __init__(self, dest: AuditForwardSection, auditor: Auditor, state: StateStore,
                  clock: Clock, health: HealthRegistry, *, cursors: _Cursors, hostname: str,
-                 version: str, procid: int, failures: SessionFailures | None = None) -> None:
+                 version: str, failures: SessionFailures | None = None) -> None:
         self.dest = dest
         self._failures = failures
         self._auditor = auditor
@@ -79,7 +79,6 @@ class Forwarder:
         self._cursors = cursors
         self._hostname = hostname
         self._version = version
-        self._procid = procid
         self._format = siem.Format(dest.format.value)
         self.status = DestinationStatus(dest.name, dest.transport.value, dest.format.value,
                                         f"{dest.host}:{dest.port}")
@@ -205,8 +204,10 @@ class Forwarder:
             transport.close()
 
     def _message(self, raw: bytes) -> bytes:
-        return siem.syslog_message(auditlog.decode(raw), self._format, hostname=self._hostname,
-                                   version=self._version, procid=self._procid)
+        record = auditlog.decode(raw)
+        pid = self._auditor.writer_of(record.seq)  # PROCID: who wrote it, also on replay
+        return siem.syslog_message(record, self._format, hostname=self._hostname,
+                                   version=self._version, procid=str(pid) if pid > 0 else "-")
 
     async def _advance(self, batch: list[bytes]) -> None:
         last = auditlog.head(batch[-1])
@@ -226,8 +227,7 @@ class Forwarder:
 
 def make_forwarders(dests: list[AuditForwardSection], auditor: Auditor, state: StateStore,
                     clock: Clock, health: HealthRegistry, *, hostname: str, version: str,
-                    procid: int, failures: SessionFailures | None = None
-                    ) -> list[Forwarder]:
+                    failures: SessionFailures | None = None) -> list[Forwarder]:
     cursors = _Cursors()
     for d in dests:
         if d.transport is ForwardTransport.TLS and not d.ca_file:
@@ -235,4 +235,4 @@ def make_forwarders(dests: list[AuditForwardSection], auditor: Auditor, state: S
                               "ca_file (the SIEM certificate is always verified)",
                               key=f"audit.forward[{d.name}].ca_file", reason="missing")
     return [Forwarder(d, auditor, state, clock, health, cursors=cursors, hostname=hostname,
-                      version=version, procid=procid, failures=failures) for d in dests]
+                      version=version, failures=failures) for d in dests]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
+import fnmatch
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 from pysnmp.proto.rfc1902 import Integer32, OctetString
 
-from mfpsecd.api.auditlog import EventType, Outcome, Record
+from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Record
 from mfpsecd.api.types import HealthState
 from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import Clock
@@ -61,6 +62,9 @@ class Rule:
     window_s: float = 60.0
     min_interval_s: float = 300.0
     phase: str = ""  # only records whose details.phase is this ("" = any)
+    except_phase: str = ""  # never records whose details.phase is this
+    object: str = ""  # only records whose object matches this glob ("siem:*")
+    by: str = ""  # "daemon": only the daemon's own records; "person": only a caller's
 
 
 @dataclass(frozen=True)
@@ -256,6 +260,12 @@ class Notifier:
             return False
         if rule.phase and r.details.get("phase") != rule.phase:
             return False
+        if rule.except_phase and r.details.get("phase") == rule.except_phase:
+            return False
+        if rule.object and not fnmatch.fnmatchcase(r.object, rule.object):
+            return False
+        if rule.by and (r.subject.origin == DAEMON.origin) != (rule.by == "daemon"):
+            return False
         st = self._state[rule.name]
         now = self._clock.monotonic()
         st.recent.append(now)
@@ -390,9 +400,20 @@ DEFAULT_RULES = [
     # Root asked to recover an administrator, or did (services.admin_recovery): each one.
     Rule("administrator recovery", frozenset({EventType.ROLE_CHANGE}), phase="recovery",
          min_interval_s=0),
-    # The kernel's IP filter changed behind the daemon's back (services.netfilter).
-    Rule("ip filter changed", frozenset({EventType.NETFILTER_CHANGE}), failures_only=True,
-         phase="drift"),
+    Rule("role changed", frozenset({EventType.ROLE_CHANGE}), except_phase="recovery"),
+    # An administrator changed the IP filter; the daemon could not apply it, or found it
+    # changed behind its back (services.netfilter: drift).
+    Rule("ip filter changed", frozenset({EventType.NETFILTER_CHANGE}), by="person"),
+    Rule("ip filter failed", frozenset({EventType.NETFILTER_CHANGE}), failures_only=True,
+         by="daemon"),
+    # Evidence in doubt: the audit chain or its checkpoint failed verification, a torn
+    # tail was cut off after a power cut, a stored job failed authentication.
+    Rule("audit log integrity", frozenset({EventType.AUDIT_INTEGRITY,
+                                           EventType.AUDIT_TAIL_REPAIRED})),
+    Rule("stored data tampered", frozenset({EventType.STORE_INTEGRITY})),
+    # The SIEM stopped taking records (a refused TLS handshake, no route): the first
+    # failure of a kind is audited at once, repeats are counted (services.session_failures).
+    Rule("SIEM unreachable", frozenset({EventType.SESSION_FAILURE}), object="siem:*"),
 ]
 
 

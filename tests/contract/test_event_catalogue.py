@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from mfpsecd.api.auditlog import CATALOGUE, EventType
-from tools import event_catalogue
+from tools import readme_tables
 
 PACKAGE = Path(__file__).resolve().parents[2] / "mfpsecd"
 # An audit record is made by Auditor.record / Auditor.event (or the auditor's and the
@@ -16,9 +16,10 @@ PACKAGE = Path(__file__).resolve().parents[2] / "mfpsecd"
 _EMITTED = re.compile(r"(?:\.record|\.event|\._record|\._internal)\(\s*EventType\.([A-Z_]+)")
 
 
-def test_readme_catalogue_is_generated_from_the_code() -> None:
+def test_readme_tables_are_generated_from_the_code() -> None:
+    """The event catalogue, the security policy's ranges and the default alert rules."""
     assert set(CATALOGUE) == set(EventType)
-    assert event_catalogue.main(["--check"]) == 0
+    assert readme_tables.main(["--check"]) == 0
 
 
 def test_every_event_type_is_emitted() -> None:

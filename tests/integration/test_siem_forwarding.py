@@ -73,8 +73,10 @@ def test_every_record_arrives_exactly_once_as_cef_and_leef(short_tmp: Path) -> N
     ]
     root = short_tmp / "d"
     config = {"audit": {"forward": forward}}
+    pids = []
     try:
         with ds.running(root, tpm="none", config=config) as d:
+            pids.append(d.pid)
             _work(d, "a", 20)
             _wait_all(receiver, _last_seq(d))
             status = ds.mfpsec(d.socket_path, "audit", "forward", "status")
@@ -88,6 +90,7 @@ def test_every_record_arrives_exactly_once_as_cef_and_leef(short_tmp: Path) -> N
             receiver.start()
             _wait_all(receiver, _last_seq(d))
         with ds.running(root, tpm="none", config=config) as d:  # a daemon restart
+            pids.append(d.pid)
             _work(d, "c", 10)
             last = _last_seq(d)
             seen = _wait_all(receiver, last)
@@ -101,6 +104,9 @@ def test_every_record_arrives_exactly_once_as_cef_and_leef(short_tmp: Path) -> N
     # Every field of every received message matches the original record.
     records = {auditlog.decode(line.encode()).seq: auditlog.decode(line.encode())
                for line in export if not line.startswith('{"checkpoint"')}
+    starts = [r for r in records.values() if r.type is auditlog.EventType.AUDIT_START]
+    assert [r.details["pid"] for r in starts] == pids
+    restart_seq = starts[1].seq
     nasty = 0
     for line in receiver.lines():
         s = siem_parse.syslog(line.encode())
@@ -111,10 +117,14 @@ def test_every_record_arrives_exactly_once_as_cef_and_leef(short_tmp: Path) -> N
         if s["msg"].startswith("CEF:"):
             header, fields = siem_parse.cef(s["msg"])
             assert header[3] == r.type.value and fields["act"] == r.type.value
+            assert fields.get("cs1", "") == r.object
         else:
             header, fields = siem_parse.leef(s["msg"])
             assert header[3] == r.type.value and fields["cat"] == r.type.value
-        assert fields.get("cs1", "") == r.object
+            # LEEF values have no escapes: a line break is shown as \u000a
+            assert fields.get("cs1", "") == r.object.replace("\n", "\\u000a")
+        # PROCID is the daemon that wrote the record, also when it is replayed later
+        assert s["procid"] == str(pids[0] if seq < restart_seq else pids[1]), (seq, s)
         assert json.loads(fields["cs2"]) == r.details
         assert fields["outcome"] == r.outcome.value
         nasty += NASTY_TARGET in r.object

@@ -141,7 +141,7 @@ def test_a_siem_whose_certificate_is_not_trusted_is_audited(tmp_path: Path) -> N
         (fwd,) = make_forwarders(
             [AuditForwardSection(name="siem", host="127.0.0.1", port=port,
                                  ca_file=str(trusted.ca), server_name="localhost")],
-            auditor, state, clock, health, hostname="mfp-01", version="0", procid=1,
+            auditor, state, clock, health, hostname="mfp-01", version="0",
             failures=failures)
         tasks = [asyncio.create_task(fwd.run()), asyncio.create_task(failures.run())]
 

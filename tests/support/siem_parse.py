@@ -1,15 +1,22 @@
 """Parsers for what the forwarder sends: RFC 5424 with octet counting, CEF and LEEF.
-Written from the format rules, independently of mfpsecd.core.siem, to check it."""
+Written from the format rules, independently of mfpsecd.core.siem, to check it.
+
+LEEF follows IBM's LEEF 2.0 rules as a QRadar-style parser applies them: the header's
+fields are split at unescaped pipes (\\| and \\\\ are its only escapes); the delimiter
+field is one character or its code as xHH / 0xHH; attributes are split at every delimiter,
+each at its first = into key and value, and values are taken as they are (LEEF defines no
+escaping inside them)."""
 
 from __future__ import annotations
 
 import re
 
-_UNESCAPE = {"\\\\": "\\", "\\|": "|", "\\=": "=", "\\n": "\n", "\\r": "\r", "\\^": "^"}
+# CEF's escapes (header: \\ and |; extension values: \\, =, and line breaks).
+_UNESCAPE = {"\\\\": "\\", "\\|": "|", "\\=": "=", "\\n": "\n", "\\r": "\r"}
 
 
 def unescape(text: str) -> str:
-    return re.sub(r"\\[\\|=nr^]", lambda m: _UNESCAPE[m.group(0)], text)
+    return re.sub(r"\\[\\|=nr]", lambda m: _UNESCAPE[m.group(0)], text)
 
 
 def split_unescaped(text: str, sep: str, limit: int = -1) -> list[str]:
@@ -60,13 +67,22 @@ def cef(line: str) -> tuple[list[str], dict[str, str]]:
 def leef(line: str) -> tuple[list[str], dict[str, str]]:
     assert line.startswith("LEEF:2.0|"), line
     parts = split_unescaped(line[len("LEEF:2.0|"):], "|", 5)
-    header = [unescape(p) for p in parts[:5]]
-    delimiter = header[4]
+    header = [re.sub(r"\\([\\|])", r"\1", p) for p in parts[:5]]
+    delimiter = _leef_delimiter(header[4])
     attrs = {}
-    for pair in split_unescaped(parts[5], delimiter):
-        key, value = split_unescaped(pair, "=", 1)
-        attrs[key] = unescape(value)
+    for pair in parts[5].split(delimiter):
+        key, sep, value = pair.partition("=")
+        assert sep and key and key not in attrs, (pair, line)
+        attrs[key] = value
     return header, attrs
+
+
+def _leef_delimiter(declared: str) -> str:
+    m = re.fullmatch(r"(?:0x|x)([0-9A-Fa-f]{2,4})", declared)
+    if m:
+        return chr(int(m.group(1), 16))
+    assert len(declared) == 1, declared
+    return declared
 
 
 def _pairs(ext: str, sep: str) -> dict[str, str]:
