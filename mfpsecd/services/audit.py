@@ -414,6 +414,12 @@ class Auditor:
                 public_pem = serialization.load_der_public_key(signed[1]).public_bytes(
                     serialization.Encoding.PEM,
                     serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        if not signature and await self._signed_before():
+            # An unsigned checkpoint vouches for nothing and would hide the signed one
+            # before it (the next start would report the log `checkpoint unsigned`): a
+            # process that cannot sign now (the key chain locked, the boot unit) adds none.
+            log.info("audit_checkpoint_skipped", seq=seq, reason="nothing to sign with")
+            return None
         cp = core.SignedCheckpoint(seq=seq, hash=chained.hex(),
                                    time=rfc3339(self._clock, "microseconds"),
                                    signature=signature, public_key=public_pem)
@@ -443,6 +449,10 @@ class Auditor:
             if self._seq > self._last_checkpoint + 1:  # more than our own last event
                 await self.checkpoint()
             await self.apply_retention()
+
+    async def _signed_before(self) -> bool:
+        latest = await self.latest_checkpoint()
+        return latest is not None and bool(latest.signature)
 
     async def latest_checkpoint(self) -> core.SignedCheckpoint | None:
         if self._state is None:
