@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import daemon as daemon_support
+from tests.support.netlab import Lab, lab
 
 pytest_plugins = ["tests.support.no_skip"]
 
@@ -39,3 +40,10 @@ def short_tmp() -> Iterator[Path]:
 def daemon(short_tmp: Path) -> Iterator[daemon_support.DaemonProcess]:
     with daemon_support.running(short_tmp / "d") as d:
         yield d
+
+
+@pytest.fixture
+def netlab() -> Iterator[Lab]:
+    """Two throwaway network namespaces, the device and a peer (tests.support.netlab)."""
+    with lab() as lab_:
+        yield lab_

@@ -57,11 +57,11 @@ from bench import (
 from mfpsecd.api.auditlog import Subject
 from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.clock import SystemClock
-from mfpsecd.backends.nftables_filter import NftablesFilter
-from mfpsecd.backends.rtnetlink import RtnetlinkAddresses
 from mfpsecd.backends.sqlite_state import SqliteState
-from mfpsecd.core import netfilter as nf
-from mfpsecd.services import netfilter as svc
+from mfpsecd.ipfilter import service as svc
+from mfpsecd.ipfilter.backends.nftables_filter import NftablesFilter
+from mfpsecd.ipfilter.backends.rtnetlink import RtnetlinkAddresses
+from mfpsecd.ipfilter.model import ruleset as nf
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.health import HealthRegistry
 

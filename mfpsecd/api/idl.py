@@ -7,6 +7,7 @@ module as <interface>.varlink; a contract test fails when the two drift.
 from __future__ import annotations
 
 import enum
+import sys
 from pathlib import Path
 
 import msgspec
@@ -122,7 +123,13 @@ def generate(interface: Interface) -> str:
 
 
 def idl_path(interface: Interface) -> Path:
-    return IDL_DIR / f"{interface.name}.varlink"
+    """Beside the module that declares the interface (a capability's api.py)."""
+    home = IDL_DIR
+    if interface.module:
+        declared = sys.modules[interface.module].__file__
+        assert declared is not None
+        home = Path(declared).parent
+    return home / f"{interface.name}.varlink"
 
 
 def main() -> None:

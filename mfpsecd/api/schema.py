@@ -41,6 +41,9 @@ class Interface:
     methods: tuple[Method, ...]
     # Named types beyond those reachable from method signatures (rarely needed).
     extra_types: tuple[type[msgspec.Struct], ...] = ()
+    # The declaring module (__name__) when it lives in a capability's folder: its
+    # <name>.varlink file is committed beside it.
+    module: str = ""
     _by_name: dict[str, Method] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

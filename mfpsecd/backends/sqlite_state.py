@@ -239,7 +239,7 @@ MIGRATIONS: tuple[str, ...] = (
         last_error TEXT NOT NULL
     )
     """,
-    # 17: the IP filter's lists as a log (services.netfilter): a snapshot row per list (its
+    # 17: the IP filter's lists as a log (ipfilter.service): a snapshot row per list (its
     # ranges, one per line, in the order entered), then one row per single add or remove,
     # so that an edit writes one row and a whole list one row, whatever its length; the
     # policy row keeps the quick filter and the services. (A new row's seq is above every

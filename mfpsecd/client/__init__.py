@@ -4,10 +4,10 @@ from mfpsecd.client.auth import AuthClient
 from mfpsecd.client.connection import DEFAULT_SOCKET, AsyncConnection, Connection
 from mfpsecd.client.firmware import FirmwareClient
 from mfpsecd.client.keys import KeysClient
-from mfpsecd.client.network import NetworkClient
 from mfpsecd.client.store import StoreClient
 from mfpsecd.client.system import AsyncSystemClient, SystemClient
 from mfpsecd.client.wipe import WipeClient
+from mfpsecd.ipfilter.client import NetworkClient
 
 __all__ = [
            "DEFAULT_SOCKET",

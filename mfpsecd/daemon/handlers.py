@@ -14,7 +14,6 @@ from mfpsecd.api import audit as audit_api
 from mfpsecd.api import idl, keys, registry
 from mfpsecd.api.auditlog import EventType, Outcome, Record
 from mfpsecd.api.firmware import FIRMWARE
-from mfpsecd.api.network import NETWORK
 from mfpsecd.api.schema import Interface, NoParams
 from mfpsecd.api.service import GetInterfaceDescriptionParams, Info, InterfaceDescription
 from mfpsecd.api.types import DaemonState, Status
@@ -23,10 +22,12 @@ from mfpsecd.daemon.auth_handlers import auth_handlers, subject_of
 from mfpsecd.daemon.fd_channel import FdChannel
 from mfpsecd.daemon.firmware_handlers import firmware_handlers
 from mfpsecd.daemon.ipc_server import CallContext, Handler, Last
-from mfpsecd.daemon.network_handlers import network_handlers
 from mfpsecd.daemon.store_handlers import store_handlers
 from mfpsecd.daemon.wipe_handlers import wipe_handlers
 from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.ipfilter.api import NETWORK
+from mfpsecd.ipfilter.handlers import network_handlers
+from mfpsecd.ipfilter.service import NetfilterService
 from mfpsecd.ports import BackupTargetInfo, BackupTargetWatcher, StateConnection
 from mfpsecd.secret import SecretBytes
 from mfpsecd.services.audit import Auditor, AuditQuery
@@ -36,7 +37,6 @@ from mfpsecd.services.fw_update import FirmwareService
 from mfpsecd.services.identity import DeviceIdentity
 from mfpsecd.services.jobstore import JobStore
 from mfpsecd.services.keys import KeyChain
-from mfpsecd.services.netfilter import NetfilterService
 from mfpsecd.services.secrets import SecretKind, SecretStore
 from mfpsecd.services.status import StatusService
 from mfpsecd.services.user_store import UserStore

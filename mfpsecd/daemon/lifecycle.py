@@ -37,7 +37,6 @@ from mfpsecd.backends.sdnotify import SdNotifier
 from mfpsecd.backends.sqlite_state import SqliteState
 from mfpsecd.backends.swtpm import SwtpmProcess
 from mfpsecd.backends.usb_targets import UdevBackupTargets
-from mfpsecd.core import netfilter as nf
 from mfpsecd.core.access import PeerCredentials
 from mfpsecd.core.overwrite_plan import overwrite_defeated_by
 from mfpsecd.core.password_record import Cost
@@ -54,16 +53,17 @@ from mfpsecd.daemon.handlers import (
     fast_replies,
 )
 from mfpsecd.daemon.ipc_server import Handler, ServerLimits, VarlinkServer, activated_sockets
-from mfpsecd.daemon.network import make_netfilter
 from mfpsecd.daemon.resources import lock_state_dir, make_tpm
 from mfpsecd.daemon.settings import Board, admission_rules, gid_of
 from mfpsecd.daemon.supervisor import Supervisor
 from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.ipfilter.flood_bans import BanPolicy, FloodBans
+from mfpsecd.ipfilter.model import ruleset as nf
+from mfpsecd.ipfilter.wiring import make_netfilter
 from mfpsecd.ports import Clock, Tpm
 from mfpsecd.services.audit import Auditor, Signer
 from mfpsecd.services.auth import AuthService
 from mfpsecd.services.boots import BootLog
-from mfpsecd.services.flood_bans import BanPolicy, FloodBans
 from mfpsecd.services.forwarder import make_forwarders
 from mfpsecd.services.fw_update import FirmwareService
 from mfpsecd.services.health import HealthRegistry, rfc3339

@@ -14,10 +14,11 @@ import uvloop
 from mfpsecd import __version__
 from mfpsecd.backends.clock import SystemClock
 from mfpsecd.core.settings import SecurityMode
-from mfpsecd.daemon import alerts, firmware, network
+from mfpsecd.daemon import alerts, firmware
 from mfpsecd.daemon import logging as app_logging
 from mfpsecd.daemon.settings import DEFAULT_CONFIG, load_board, load_config
 from mfpsecd.errors import EX_TEMPFAIL, MfpsecError
+from mfpsecd.ipfilter import wiring as network
 from mfpsecd.services.fw_update import load_boot_record
 
 # Every command reads the same configuration and board profile.

@@ -402,7 +402,7 @@ DEFAULT_RULES = [
          min_interval_s=0),
     Rule("role changed", frozenset({EventType.ROLE_CHANGE}), except_phase="recovery"),
     # An administrator changed the IP filter; the daemon could not apply it, or found it
-    # changed behind its back (services.netfilter: drift).
+    # changed behind its back (ipfilter.service: drift).
     Rule("ip filter changed", frozenset({EventType.NETFILTER_CHANGE}), by="person"),
     Rule("ip filter failed", frozenset({EventType.NETFILTER_CHANGE}), failures_only=True,
          by="daemon"),

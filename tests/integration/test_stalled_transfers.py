@@ -19,7 +19,7 @@ import pytest
 from mfpsecd.client import Connection, StoreClient
 from mfpsecd.errors import ErrorCode, MfpsecError
 from tests.integration.test_auth_cli import ADMIN_PW, ALICE_UID, CONFIG, Cli
-from tests.integration.test_network import _board, _net, netlab  # noqa: F401
+from tests.ipfilter.test_ipfilter_daemon import _board, _net
 from tests.support import daemon as ds
 from tests.support.netlab import Lab, requires_netns
 
@@ -52,7 +52,7 @@ def _timed(fn: object, *args: object) -> float:
 
 
 def test_stalled_uploads_freeze_no_one_and_end_with_a_timeout(short_tmp: Path,
-                                                               netlab: Lab) -> None:  # noqa: F811
+                                                               netlab: Lab) -> None:
     short_tmp.chmod(0o711)
     config = {**CONFIG, "transfers": {"idle_timeout_s": IDLE_S, "store_workers": 4,
                                       "store_per_owner": 2}}

@@ -22,6 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 _PACKAGE_FILES = ("__init__.py", "errors.py", "py.typed")
 _SUBPACKAGES = ("api", "client", "cli")
+# Capability folders: only their client side (the import contracts keep it self-contained).
+_CAPABILITIES = ("ipfilter",)
+_CLIENT_SIDE = ("__init__.py", "api.py", "client.py", "cli.py")
 _DEPENDENCIES = ("click", "msgspec", "typing_extensions")
 
 def python() -> str:
@@ -41,6 +44,10 @@ def client_tree() -> Path:
     skip = shutil.ignore_patterns("__pycache__", "*.pyc")
     for sub in _SUBPACKAGES:
         shutil.copytree(ROOT / "mfpsecd" / sub, package / sub, ignore=skip)
+    for capability in _CAPABILITIES:
+        (package / capability).mkdir()
+        for name in _CLIENT_SIDE:
+            shutil.copy2(ROOT / "mfpsecd" / capability / name, package / capability / name)
     for name in _DEPENDENCIES:
         spec = importlib.util.find_spec(name)
         assert spec is not None and spec.origin is not None, name

@@ -8,8 +8,8 @@ import ipaddress
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mfpsecd.core.netfilter import parse_range
 from mfpsecd.core.throttle import Action, Kind, Throttle, ThrottleLimits
+from mfpsecd.ipfilter.model.ruleset import parse_range
 
 LIMITS = ThrottleLimits(failures=5, failure_window_s=300, requests=10, request_window_s=60,
                         block_factor=3, total_requests=1000, base_delay_s=0.25,

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mfpsecd.core import netfilter as nf
-from mfpsecd.core.netfilter import Range, _text, parse_range
+from mfpsecd.ipfilter.model import ruleset as nf
+from mfpsecd.ipfilter.model.ruleset import Range, _text, parse_range
 
 R = nf.parse_range
 

@@ -124,6 +124,7 @@ def _change(name: str, doc: str, params: type[msgspec.Struct]) -> Method:
 
 
 NETWORK = Interface(
+    module=__name__,
     name="io.mfpsecd.Network",
     doc=(
         "The device's IP filter: permitted and refused source ranges (IPv4 and IPv6),\n"

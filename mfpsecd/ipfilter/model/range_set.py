@@ -10,7 +10,7 @@ import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mfpsecd.core.netfilter import Range, merge
+from mfpsecd.ipfilter.model.ruleset import Range, merge
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,12 @@ import structlog
 
 from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Subject
 from mfpsecd.api.types import HealthState
-from mfpsecd.core import netfilter as nf
 from mfpsecd.core import setting_changes
-from mfpsecd.core.range_set import Delta, RangeSet
 from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import Clock, DeviceAddresses, Netfilter, StateConnection, StateStore
+from mfpsecd.ipfilter.model import ruleset as nf
+from mfpsecd.ipfilter.model.range_set import Delta, RangeSet
+from mfpsecd.ipfilter.ports import DeviceAddresses, Netfilter
+from mfpsecd.ports import Clock, StateConnection, StateStore
 from mfpsecd.services import durable
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.health import HealthRegistry, rfc3339

@@ -20,15 +20,15 @@ from typing import Any, Protocol
 
 import msgspec
 
-from mfpsecd.backends.netns import NetnsWorker, bursts
-from mfpsecd.backends.nft_elements import (
+from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.ipfilter.backends.netns import NetnsWorker, bursts
+from mfpsecd.ipfilter.backends.nft_elements import (
     ElementSocket,
     NotEncodable,
     subscribe_changes,
     touches_table,
 )
-from mfpsecd.core.netfilter import TABLE, Range
-from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.ipfilter.model.ruleset import TABLE, Range
 
 _ENCODE = msgspec.json.Encoder().encode
 

@@ -7,9 +7,9 @@ from typing import BinaryIO
 
 import click
 
-from mfpsecd.api import network
 from mfpsecd.cli.common import Target, echo_json, reports_errors
 from mfpsecd.client import NetworkClient
+from mfpsecd.ipfilter import api as network
 
 _ON_OFF = click.Choice(["on", "off"])
 _CONFIRM = click.option("--confirm", is_flag=True,

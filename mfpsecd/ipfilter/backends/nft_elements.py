@@ -17,7 +17,7 @@ import socket
 import struct
 from collections.abc import Iterable, Sequence
 
-from mfpsecd.core.netfilter import TABLE, Range
+from mfpsecd.ipfilter.model.ruleset import TABLE, Range
 
 NETLINK_NETFILTER = 12
 NFNLGRP_NFTABLES = 7  # the multicast group of every nftables change (`nft monitor`)

@@ -25,15 +25,15 @@ import pytest
 from mfpsecd.api.auditlog import EventType, Outcome, Subject
 from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.clock import SystemClock
-from mfpsecd.backends.nftables_filter import NftablesFilter
-from mfpsecd.backends.rtnetlink import RtnetlinkAddresses
 from mfpsecd.backends.sqlite_state import SqliteState
-from mfpsecd.core import netfilter as nf
 from mfpsecd.core.throttle import Throttle, ThrottleLimits
 from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.services import netfilter as svc
+from mfpsecd.ipfilter import service as svc
+from mfpsecd.ipfilter.backends.nftables_filter import NftablesFilter
+from mfpsecd.ipfilter.backends.rtnetlink import RtnetlinkAddresses
+from mfpsecd.ipfilter.flood_bans import BanPolicy, FloodBans
+from mfpsecd.ipfilter.model import ruleset as nf
 from mfpsecd.services.audit import Auditor, AuditQuery
-from mfpsecd.services.flood_bans import BanPolicy, FloodBans
 from mfpsecd.services.health import HealthRegistry
 from tests.support.aio import sync
 from tests.support.netlab import (
@@ -265,7 +265,7 @@ async def test_refusals_and_lockout_protection(tmp_path: Path, netlab: Lab) -> N
 @sync
 async def test_without_the_python_binding_nft_applies_the_same_json(
         netlab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mfpsecd.backends import nftables_filter
+    from mfpsecd.ipfilter.backends import nftables_filter
 
     monkeypatch.setattr(nftables_filter, "_library", lambda: None)
     filt = NftablesFilter(netlab.dut)

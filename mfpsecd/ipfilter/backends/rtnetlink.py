@@ -14,8 +14,8 @@ import ipaddress
 import socket
 from collections.abc import AsyncIterator
 
-from mfpsecd.backends.netns import NetnsWorker, bursts
 from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.ipfilter.backends.netns import NetnsWorker, bursts
 
 RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10

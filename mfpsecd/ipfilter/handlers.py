@@ -7,14 +7,14 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from mfpsecd.api import network as api
 from mfpsecd.api.schema import NoParams
-from mfpsecd.core import netfilter as nf
 from mfpsecd.daemon.auth_handlers import remote_address, subject_of
 from mfpsecd.daemon.fd_channel import FdChannel
 from mfpsecd.daemon.ipc_server import CallContext, Handler
 from mfpsecd.daemon.store_handlers import passed_descriptor
-from mfpsecd.services import netfilter as svc
+from mfpsecd.ipfilter import api
+from mfpsecd.ipfilter import service as svc
+from mfpsecd.ipfilter.model import ruleset as nf
 from mfpsecd.services.transfer import PolledReader
 
 

@@ -18,17 +18,11 @@ import pytest
 from mfpsecd.client import AuthClient, Connection
 from mfpsecd.errors import EX_DATAERR, MfpsecError
 from tests.support import daemon as ds
-from tests.support.netlab import Lab, Probe, lab, requires_netns
+from tests.support.netlab import Lab, Probe, requires_netns
 
 pytestmark = requires_netns
 
 REFUSED, PERMITTED = Probe("10.7.3.50", "tcp", 80), Probe("10.7.2.50", "tcp", 80)
-
-
-@pytest.fixture
-def netlab() -> Any:
-    with lab() as lab_:
-        yield lab_
 
 
 def _board(lab_: Lab) -> dict[str, Any]:
