@@ -3,20 +3,19 @@ main module picks a backend per port from the board profile."""
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from mfpsecd.api.auditlog import Verdict
+from mfpsecd.base.config.schema import MediumKind
+from mfpsecd.base.secret import SecretBytes
 from mfpsecd.core.overwrite_plan import PassKind
 from mfpsecd.core.password_record import Cost
 from mfpsecd.core.pcr_policy import PcrBinding
 from mfpsecd.core.purge_plan import Capabilities
 from mfpsecd.core.purge_plan import Method as PurgeMethod
-from mfpsecd.core.settings import MediumKind
-from mfpsecd.secret import SecretBytes
 
 if TYPE_CHECKING:
     # collections.abc.Buffer is 3.12+; annotations only, so the runtime needs no
@@ -24,89 +23,6 @@ if TYPE_CHECKING:
     from typing_extensions import Buffer
 
 T = TypeVar("T")
-
-
-class Clock(Protocol):
-    """Time, injected everywhere: tests drive a fake one and never sleep."""
-
-    def monotonic(self) -> float:
-        """Seconds from an arbitrary start; never goes backwards."""
-        ...
-
-    def now(self) -> dt.datetime:
-        """Wall-clock time, timezone-aware UTC."""
-        ...
-
-    async def sleep(self, seconds: float) -> None: ...
-
-
-@dataclass(frozen=True)
-class Paths:
-    """Every filesystem root the daemon touches, from the board profile."""
-
-    state_dir: Path
-    run_dir: Path
-    dev_root: Path
-    sys_root: Path
-    proc_root: Path = Path("/proc")
-    # The running kernel's sysfs. A simulated board's sys_root is a tree of its own, but
-    # its image files are the host's, attached to the host's loop devices.
-    host_sys_root: Path = Path("/sys")
-    store_dir: Path | None = None  # the job store; by default under state_dir
-    firmware_dir: Path | None = None  # A/B slots; by default under state_dir
-
-    @property
-    def job_store(self) -> Path:
-        return self.store_dir if self.store_dir is not None else self.state_dir / "store"
-
-    @property
-    def firmware_slots(self) -> Path:
-        return self.firmware_dir if self.firmware_dir is not None else (
-            self.state_dir / "firmware")
-
-    @property
-    def state_db(self) -> Path:
-        return self.state_dir / "state.sqlite3"
-
-    @property
-    def default_socket(self) -> Path:
-        return self.run_dir / "mfpsecd.sock"
-
-
-class StateStore(Protocol):
-    """Durable state (SQLite). Work runs off the event loop, one writer at a time."""
-
-    @property
-    def schema_version(self) -> int: ...
-
-    async def run(self, fn: Callable[[StateConnection], T]) -> T:
-        """Run fn with the connection in the store's worker thread, in one transaction."""
-        ...
-
-    async def checkpoint(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-
-class StateConnection(Protocol):
-    """The subset of sqlite3.Connection services use inside StateStore.run."""
-
-    def execute(self, sql: str, parameters: tuple[object, ...] = ..., /) -> StateCursor: ...
-
-    def executemany(self, sql: str, parameters: Iterable[tuple[object, ...]], /
-                    ) -> StateCursor: ...
-
-
-class StateCursor(Protocol):
-    def fetchone(self) -> tuple[object, ...] | None: ...
-
-    def fetchall(self) -> list[tuple[object, ...]]: ...
-
-    @property
-    def lastrowid(self) -> int | None: ...
-
-    @property
-    def rowcount(self) -> int: ...
 
 
 class Notifier(Protocol):

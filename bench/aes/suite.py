@@ -46,17 +46,17 @@ from bench import (
 from mfpsecd import _native
 from mfpsecd.api.auditlog import DAEMON
 from mfpsecd.backends.audit_file import AuditFile
-from mfpsecd.backends.clock import SystemClock
 from mfpsecd.backends.disks import SysfsDiskInventory
 from mfpsecd.backends.native_crypto import NativeKeyCrypto
 from mfpsecd.backends.native_objects import NativeObjectCipher
 from mfpsecd.backends.native_overwrite import NativeOverwriter
 from mfpsecd.backends.soft_keys import SoftwareKeys
-from mfpsecd.backends.sqlite_state import SqliteState
+from mfpsecd.base.clock import SystemClock
+from mfpsecd.base.health import HealthRegistry
+from mfpsecd.base.paths import Paths
+from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.core.overwrite_plan import Medium
-from mfpsecd.ports import Paths
 from mfpsecd.services.audit import Auditor
-from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.jobstore import JobStore, ObjectKind
 from mfpsecd.services.keys import KeyChain
 from mfpsecd.services.secrets import SecretStore

@@ -40,11 +40,11 @@ from bench import (
 from mfpsecd.api import auditlog
 from mfpsecd.api.auditlog import EventType, Outcome, Record, Subject
 from mfpsecd.backends.audit_file import AuditFile, verify_fast
-from mfpsecd.backends.clock import SystemClock
-from mfpsecd.backends.sqlite_state import SqliteState
-from mfpsecd.ports import StateConnection
+from mfpsecd.base.clock import SystemClock
+from mfpsecd.base.health import HealthRegistry
+from mfpsecd.base.sqlite_state import SqliteState
+from mfpsecd.base.state import StateConnection
 from mfpsecd.services.audit import Auditor
-from mfpsecd.services.health import HealthRegistry
 
 SUBJECT = Subject(origin="panel", user="jdoe", role="user", uid=1001, pid=4242)
 METRICS = [

@@ -40,22 +40,22 @@ from bench import (
     progress,
     ratio_finding,
 )
-from mfpsecd.api.access import Role
 from mfpsecd.api.auditlog import Subject
 from mfpsecd.api.auth import SessionPolicy
 from mfpsecd.backends.audit_file import AuditFile
-from mfpsecd.backends.clock import SystemClock
 from mfpsecd.backends.native_crypto import NativeKeyCrypto
 from mfpsecd.backends.soft_keys import SoftwareKeys
-from mfpsecd.backends.sqlite_state import SqliteState
-from mfpsecd.core.access import PeerClass, PeerCredentials
+from mfpsecd.base.access import Role
+from mfpsecd.base.admission import PeerClass, PeerCredentials
+from mfpsecd.base.clock import SystemClock
+from mfpsecd.base.errors import MfpsecError
+from mfpsecd.base.health import HealthRegistry
+from mfpsecd.base.secret import SecretBytes
+from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.core.password_record import Cost
 from mfpsecd.core.throttle import Throttle, ThrottleLimits
-from mfpsecd.errors import MfpsecError
-from mfpsecd.secret import SecretBytes
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.auth import AuthService
-from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.keys import KeyChain
 from mfpsecd.services.password_hasher import DEFAULT_COST, PasswordHasher
 from mfpsecd.services.secrets import SecretStore

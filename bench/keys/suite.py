@@ -35,14 +35,14 @@ from bench import (
     latency_stats,
     progress,
 )
-from mfpsecd.backends.clock import SystemClock
 from mfpsecd.backends.native_crypto import NativeKeyCrypto
-from mfpsecd.backends.sqlite_state import SqliteState
 from mfpsecd.backends.swtpm import SwtpmProcess
 from mfpsecd.backends.tpm2 import Tpm2Backend
-from mfpsecd.ports import StateConnection
-from mfpsecd.secret import SecretBytes
-from mfpsecd.services.health import HealthRegistry
+from mfpsecd.base.clock import SystemClock
+from mfpsecd.base.health import HealthRegistry
+from mfpsecd.base.secret import SecretBytes
+from mfpsecd.base.sqlite_state import SqliteState
+from mfpsecd.base.state import StateConnection
 from mfpsecd.services.keys import MASTER_LABEL, KeyChain
 from mfpsecd.services.secrets import SecretKind, SecretStore
 

@@ -56,14 +56,14 @@ from bench import (
 )
 from mfpsecd.api.auditlog import Subject
 from mfpsecd.backends.audit_file import AuditFile
-from mfpsecd.backends.clock import SystemClock
-from mfpsecd.backends.sqlite_state import SqliteState
+from mfpsecd.base.clock import SystemClock
+from mfpsecd.base.health import HealthRegistry
+from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.ipfilter import service as svc
 from mfpsecd.ipfilter.backends.nftables_filter import NftablesFilter
 from mfpsecd.ipfilter.backends.rtnetlink import RtnetlinkAddresses
 from mfpsecd.ipfilter.model import ruleset as nf
 from mfpsecd.services.audit import Auditor
-from mfpsecd.services.health import HealthRegistry
 
 RANGES = 10_000
 PER_ENTRY = 1_000

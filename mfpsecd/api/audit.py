@@ -6,9 +6,9 @@ from typing import Annotated
 
 import msgspec
 
-from mfpsecd.api.access import Privilege
 from mfpsecd.api.auditlog import EventType, Outcome
 from mfpsecd.api.schema import Interface, Method, NoParams
+from mfpsecd.base.access import Privilege
 
 
 class AuditSubject(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

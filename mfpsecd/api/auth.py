@@ -14,9 +14,9 @@ from typing import Annotated
 
 import msgspec
 
-from mfpsecd.api.access import Privilege, Role
 from mfpsecd.api.schema import Interface, Method, NoParams
-from mfpsecd.errors import ErrorCode
+from mfpsecd.base.access import Privilege, Role
+from mfpsecd.base.errors import ErrorCode
 
 UserName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9._-]{0,31}\Z")]
 # What a user may type as a name at login: refused without saying more if no such user.

@@ -14,11 +14,11 @@ from typing import Annotated
 
 import msgspec
 
-from mfpsecd.api.access import Privilege
 from mfpsecd.api.auth import ReauthPassword
 from mfpsecd.api.schema import Interface, Method, NoParams
 from mfpsecd.api.store import Descriptor
-from mfpsecd.errors import ErrorCode
+from mfpsecd.base.access import Privilege
+from mfpsecd.base.errors import ErrorCode
 
 SlotName = Annotated[str, msgspec.Meta(pattern=r"^(a|b)?\Z")]
 

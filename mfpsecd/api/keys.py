@@ -11,9 +11,9 @@ from typing import Annotated
 
 import msgspec
 
-from mfpsecd.api.access import Privilege
 from mfpsecd.api.schema import Interface, Method, NoParams
-from mfpsecd.errors import ErrorCode
+from mfpsecd.base.access import Privilege
+from mfpsecd.base.errors import ErrorCode
 
 SecretName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9._-]{0,127}\Z")]
 PathText = Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from mfpsecd.api.access import Privilege
-from mfpsecd.errors import ErrorCode
+from mfpsecd.base.access import Privilege
+from mfpsecd.base.errors import ErrorCode
 
 
 class NoParams(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

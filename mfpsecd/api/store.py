@@ -12,10 +12,10 @@ from typing import Annotated
 
 import msgspec
 
-from mfpsecd.api.access import Privilege
 from mfpsecd.api.auth import ReauthPassword
 from mfpsecd.api.schema import Interface, Method, NoParams
-from mfpsecd.errors import ErrorCode
+from mfpsecd.base.access import Privilege
+from mfpsecd.base.errors import ErrorCode
 
 ObjectId = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8}-[0-9a-f]{20}\Z")]
 # A one-time token for a descriptor passed on the side channel (see fd_socket_path).

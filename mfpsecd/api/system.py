@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from mfpsecd.api.access import Privilege
 from mfpsecd.api.schema import Interface, Method, NoParams
 from mfpsecd.api.types import Status
+from mfpsecd.base.access import Privilege
 
 SYSTEM = Interface(
     name="io.mfpsecd.System",

@@ -6,14 +6,7 @@ import enum
 
 import msgspec
 
-
-class HealthState(enum.Enum):
-    STARTING = "starting"
-    OK = "ok"
-    DEGRADED = "degraded"  # working with reduced protection (e.g. software keys, no TPM)
-    BACKOFF = "backoff"  # failed, restarting after a delay
-    FAILED = "failed"  # gave up, or a required component is down
-    STOPPED = "stopped"
+from mfpsecd.base.health import ComponentHealth
 
 
 class DaemonState(enum.Enum):
@@ -22,16 +15,6 @@ class DaemonState(enum.Enum):
     DEGRADED = "degraded"  # serving, but at least one component is not ok
     FAILED = "failed"  # a power-on self-test failed: status only, security functions refused
     STOPPING = "stopping"
-
-
-class ComponentHealth(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Health of one daemon component or supervised task."""
-
-    name: str
-    state: HealthState
-    detail: str
-    restarts: int
-    since: str  # RFC 3339 UTC time of the last state change
 
 
 class Status(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -14,10 +14,10 @@ from typing import Annotated
 
 import msgspec
 
-from mfpsecd.api.access import Privilege
 from mfpsecd.api.auth import ReauthPassword
 from mfpsecd.api.schema import Interface, Method, NoParams
-from mfpsecd.errors import ErrorCode
+from mfpsecd.base.access import Privilege
+from mfpsecd.base.errors import ErrorCode
 
 TargetId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")]
 JobId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")]

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 
 NUL = b"\0"
 DEFAULT_MAX_MESSAGE_BYTES = 1 << 20

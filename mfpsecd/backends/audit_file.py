@@ -30,7 +30,7 @@ import msgspec
 from mfpsecd import _native
 from mfpsecd.api import auditlog
 from mfpsecd.api.auditlog import frame, head, scan
-from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import AuditTailRepair, AuditUsage
 
 T = TypeVar("T")

@@ -17,9 +17,10 @@ import pyudev
 import structlog
 
 from mfpsecd.backends.mounts import mounts
-from mfpsecd.core.settings import DiskSection
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import MediaInfo, Paths
+from mfpsecd.base.config.schema import DiskSection
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.paths import Paths
+from mfpsecd.ports import MediaInfo
 
 log = structlog.get_logger("mfpsecd.disks")
 

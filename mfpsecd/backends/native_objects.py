@@ -8,9 +8,9 @@ import errno
 import os
 
 from mfpsecd import _native
-from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.secret import SecretBytes
 from mfpsecd.ports import Progress
-from mfpsecd.secret import SecretBytes
 
 KEY_BYTES = 32
 

@@ -13,8 +13,8 @@ import stat
 from pathlib import Path
 
 from mfpsecd import _native
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.core.overwrite_plan import PassKind
-from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import MediaInfo, PassSpec, WipeProgress
 
 _KIND = {PassKind.BYTE: 0, PassKind.RANDOM: 1}

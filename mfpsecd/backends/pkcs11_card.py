@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11 import exceptions as p11
 
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.secret import SecretBytes
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.secret import SecretBytes
 
 # DER of DigestInfo for SHA-256 (RFC 8017 §9.2 note 1), prefixed to the digest for RSA.
 _SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")

@@ -17,10 +17,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.secret import SecretBytes
 from mfpsecd.core.pcr_policy import PcrBinding
-from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import TpmInfo, TpmKey
-from mfpsecd.secret import SecretBytes
 
 _OAEP_HASH = hashes.SHA256
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import structlog
 
-from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 
 log = structlog.get_logger("mfpsecd.swtpm")
 

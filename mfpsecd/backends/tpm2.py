@@ -69,10 +69,10 @@ from tpm2_pytss.types import (
     TPMU_SYM_MODE,
 )
 
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.secret import SecretBytes, wipe
 from mfpsecd.core.pcr_policy import PcrBinding
-from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import TpmInfo, TpmKey
-from mfpsecd.secret import SecretBytes, wipe
 
 log = structlog.get_logger("mfpsecd.tpm")
 T = TypeVar("T")

@@ -17,7 +17,8 @@ import pyudev
 import structlog
 
 from mfpsecd.backends.mounts import mounts as _mounts
-from mfpsecd.ports import BackupTargetInfo, Clock
+from mfpsecd.base.clock import Clock
+from mfpsecd.ports import BackupTargetInfo
 
 log = structlog.get_logger("mfpsecd.usb")
 

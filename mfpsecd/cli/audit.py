@@ -9,9 +9,9 @@ import click
 
 from mfpsecd.api import audit as audit_api
 from mfpsecd.api import auditlog
+from mfpsecd.base.errors import EX_DATAERR, EX_IOERR
 from mfpsecd.cli.common import Target, echo_json, reports_errors, shown
 from mfpsecd.client.audit import AuditClient
-from mfpsecd.errors import EX_DATAERR, EX_IOERR
 
 
 @click.group("audit")

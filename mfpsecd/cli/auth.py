@@ -9,10 +9,10 @@ from pathlib import Path
 import click
 
 from mfpsecd.api import auth
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.cli import session_file
 from mfpsecd.cli.common import Target, echo_json, read_secret, read_secrets, reports_errors
 from mfpsecd.client import AuthClient
-from mfpsecd.errors import ErrorCode, MfpsecError
 
 PASSWORD_FILE = click.option(
     "--password-file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),

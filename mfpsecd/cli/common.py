@@ -12,9 +12,9 @@ from typing import ParamSpec, TypeVar
 import click
 import msgspec
 
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.cli import session_file
 from mfpsecd.client import AuthClient, Connection
-from mfpsecd.errors import ErrorCode, MfpsecError
 
 P = ParamSpec("P")
 R = TypeVar("R")

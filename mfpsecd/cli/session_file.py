@@ -9,7 +9,7 @@ import os
 import stat
 from pathlib import Path
 
-from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 
 
 def _runtime_dir() -> Path | None:

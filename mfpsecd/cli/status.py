@@ -6,7 +6,8 @@ import datetime as dt
 
 import click
 
-from mfpsecd.api.types import DaemonState, HealthState, Status
+from mfpsecd.api.types import DaemonState, Status
+from mfpsecd.base.health import HealthState
 from mfpsecd.cli.common import Target, echo_json, reports_errors
 from mfpsecd.client import SystemClient
 

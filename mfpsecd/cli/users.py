@@ -10,7 +10,7 @@ import click
 import msgspec
 
 from mfpsecd.api import auth
-from mfpsecd.api.access import Role
+from mfpsecd.base.access import Role
 from mfpsecd.cli.auth import PASSWORD_FILE
 from mfpsecd.cli.common import Target, echo_json, read_secret, read_secrets, reports_errors
 from mfpsecd.client import AuthClient

@@ -18,7 +18,7 @@ import msgspec
 
 from mfpsecd.api import wire
 from mfpsecd.api.store import fd_socket_path
-from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 
 DEFAULT_SOCKET = "/run/mfpsecd/mfpsecd.sock"
 # Replies can be larger than calls (a status with many components, an audit page).

@@ -24,7 +24,7 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
-from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 
 # The Web PKI client profile requires a subjectAltName; card certificates often carry
 # only a subject (or a UPN otherName): the card is bound by its fingerprint, not a name.

@@ -22,7 +22,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 
 FORMAT = "mfpsecd-firmware-manifest/1"
 MAX_PATH = 4096

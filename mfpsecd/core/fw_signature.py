@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 
 MAX_SIGNATURE_BYTES = 256
 MAX_INTERMEDIATES = 3

@@ -19,7 +19,7 @@ import struct
 
 import msgspec
 
-from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 
 MAGIC = b"MFPSKEYB"
 VERSION = 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from mfpsecd.core.settings import MediumKind as Medium
+from mfpsecd.base.config.schema import MediumKind as Medium
 
 __all__ = [
     "DISCARD_MODES",

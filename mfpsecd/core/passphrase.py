@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 
 MAX_PASSPHRASE = 256
 

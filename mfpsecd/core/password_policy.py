@@ -13,7 +13,7 @@ import enum
 from dataclasses import dataclass
 
 from mfpsecd.api.auth import CharClass, PasswordPolicy
-from mfpsecd.secret import wipe
+from mfpsecd.base.secret import wipe
 
 __all__ = ["CharClass", "PasswordPolicy", "Rule", "Violation", "violations"]
 

@@ -9,14 +9,15 @@ import os
 from dataclasses import dataclass
 
 from mfpsecd.api.auditlog import EventType
-from mfpsecd.backends.sqlite_state import SqliteState
-from mfpsecd.core.settings import Config
+from mfpsecd.base.clock import Clock
+from mfpsecd.base.config.loader import Board
+from mfpsecd.base.config.schema import Config
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.health import HealthRegistry
+from mfpsecd.base.sqlite_state import SqliteState
+from mfpsecd.base.state import StateStore
 from mfpsecd.daemon.resources import lock_state_dir
-from mfpsecd.daemon.settings import Board
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import Clock, StateStore
 from mfpsecd.services.alert_outbox import Alert, AlertOutbox
-from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.notify import (
     DEFAULT_RULES,
     MailSettings,

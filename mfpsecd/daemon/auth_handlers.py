@@ -9,15 +9,15 @@ import math
 from mfpsecd.api import auth as api
 from mfpsecd.api.auditlog import EventType, Subject
 from mfpsecd.api.schema import NoParams
+from mfpsecd.base.admission import PeerClass
+from mfpsecd.base.clock import utc_text
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.secret import SecretBytes
 from mfpsecd.core import setting_changes
-from mfpsecd.core.access import PeerClass
 from mfpsecd.daemon.ipc_server import CallContext, Handler
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.secret import SecretBytes
 from mfpsecd.services.admin_recovery import AdminRecovery
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.auth import AuthService
-from mfpsecd.services.health import utc_text
 from mfpsecd.services.sessions import Session
 from mfpsecd.services.status import StatusService
 from mfpsecd.services.user_store import UserRow

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import structlog
 
-from mfpsecd.core.access import AdmissionRules, PeerClass, classify
+from mfpsecd.base.admission import AdmissionRules, PeerClass, classify
+from mfpsecd.base.clock import Clock
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.daemon.ipc_server import bind_unix, peer_credentials
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import Clock
 
 log = structlog.get_logger("mfpsecd.fd")
 

@@ -16,15 +16,17 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from mfpsecd.api.auditlog import Record
 from mfpsecd.backends.audit_file import AuditFile
-from mfpsecd.backends.clock import SystemClock
 from mfpsecd.backends.native_hasher import NativeTreeHasher
-from mfpsecd.backends.sqlite_state import SqliteState
-from mfpsecd.core.settings import BoardKind, Config, SecurityMode
+from mfpsecd.base.clock import Clock, SystemClock
+from mfpsecd.base.config.loader import Board
+from mfpsecd.base.config.schema import BoardKind, Config, SecurityMode
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.health import HealthRegistry
+from mfpsecd.base.sqlite_state import SqliteState
+from mfpsecd.base.state import StateStore
 from mfpsecd.daemon.alerts import make_notifier
 from mfpsecd.daemon.resources import lock_state_dir, make_tpm
-from mfpsecd.daemon.settings import Board
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import Clock, StateStore, Tpm
+from mfpsecd.ports import Tpm
 from mfpsecd.services import fw_archive
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.firmware import TREE, SigningKey, sign_bundle
@@ -34,7 +36,6 @@ from mfpsecd.services.fw_update import (
     FirmwareService,
     FirmwareSettings,
 )
-from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.transfer import TransferLimits
 
 log = structlog.get_logger("mfpsecd.firmware")

@@ -6,14 +6,14 @@ import io
 import os
 
 from mfpsecd.api import firmware as api
-from mfpsecd.api.access import Role
 from mfpsecd.api.schema import NoParams
+from mfpsecd.base.access import Role
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.secret import SecretBytes
 from mfpsecd.daemon.auth_handlers import reauthenticate, subject_of
 from mfpsecd.daemon.fd_channel import FdChannel
 from mfpsecd.daemon.ipc_server import CallContext, Handler
 from mfpsecd.daemon.store_handlers import passed_descriptor
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.secret import SecretBytes
 from mfpsecd.services.auth import AuthService
 from mfpsecd.services.firmware import VerifiedImage
 from mfpsecd.services.fw_update import BootRecord, FirmwareService

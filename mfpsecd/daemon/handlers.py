@@ -17,6 +17,9 @@ from mfpsecd.api.firmware import FIRMWARE
 from mfpsecd.api.schema import Interface, NoParams
 from mfpsecd.api.service import GetInterfaceDescriptionParams, Info, InterfaceDescription
 from mfpsecd.api.types import DaemonState, Status
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.secret import SecretBytes
+from mfpsecd.base.state import StateConnection
 from mfpsecd.core import identity_history
 from mfpsecd.daemon.auth_handlers import auth_handlers, subject_of
 from mfpsecd.daemon.fd_channel import FdChannel
@@ -24,12 +27,10 @@ from mfpsecd.daemon.firmware_handlers import firmware_handlers
 from mfpsecd.daemon.ipc_server import CallContext, Handler, Last
 from mfpsecd.daemon.store_handlers import store_handlers
 from mfpsecd.daemon.wipe_handlers import wipe_handlers
-from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ipfilter.api import NETWORK
 from mfpsecd.ipfilter.handlers import network_handlers
 from mfpsecd.ipfilter.service import NetfilterService
-from mfpsecd.ports import BackupTargetInfo, BackupTargetWatcher, StateConnection
-from mfpsecd.secret import SecretBytes
+from mfpsecd.ports import BackupTargetInfo, BackupTargetWatcher
 from mfpsecd.services.audit import Auditor, AuditQuery
 from mfpsecd.services.auth import AuthService
 from mfpsecd.services.forwarder import Forwarder

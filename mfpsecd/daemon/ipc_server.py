@@ -34,13 +34,13 @@ import msgspec
 import structlog
 
 from mfpsecd.api import registry, wire
-from mfpsecd.api.access import Privilege
 from mfpsecd.api.auth import SessionPolicy
 from mfpsecd.api.schema import Method, NoParams
-from mfpsecd.core.access import AdmissionRules, PeerClass, PeerCredentials, classify
-from mfpsecd.errors import COMMON_ERRORS, ErrorCode, MfpsecError
-from mfpsecd.ports import Clock
-from mfpsecd.secret import wipe
+from mfpsecd.base.access import Privilege
+from mfpsecd.base.admission import AdmissionRules, PeerClass, PeerCredentials, classify
+from mfpsecd.base.clock import Clock
+from mfpsecd.base.errors import COMMON_ERRORS, ErrorCode, MfpsecError
+from mfpsecd.base.secret import wipe
 from mfpsecd.services.sessions import Seat, SessionTable
 
 log = structlog.get_logger("mfpsecd.ipc")

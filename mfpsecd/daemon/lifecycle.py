@@ -23,9 +23,8 @@ from mfpsecd import __version__
 from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Subject
 from mfpsecd.api.auth import SessionPolicy
 from mfpsecd.api.store import fd_socket_path
-from mfpsecd.api.types import DaemonState, HealthState
+from mfpsecd.api.types import DaemonState
 from mfpsecd.backends.audit_file import AuditFile
-from mfpsecd.backends.clock import SystemClock
 from mfpsecd.backends.disks import SysfsDiskInventory
 from mfpsecd.backends.media_purge import DevicePurger
 from mfpsecd.backends.mounts import mount_of
@@ -34,13 +33,18 @@ from mfpsecd.backends.native_objects import NativeObjectCipher
 from mfpsecd.backends.native_overwrite import NativeOverwriter
 from mfpsecd.backends.pkcs11_card import Pkcs11Card
 from mfpsecd.backends.sdnotify import SdNotifier
-from mfpsecd.backends.sqlite_state import SqliteState
 from mfpsecd.backends.swtpm import SwtpmProcess
 from mfpsecd.backends.usb_targets import UdevBackupTargets
-from mfpsecd.core.access import PeerCredentials
+from mfpsecd.base.admission import PeerCredentials
+from mfpsecd.base.clock import Clock, SystemClock, rfc3339
+from mfpsecd.base.config.loader import Board, admission_rules, gid_of
+from mfpsecd.base.config.schema import BoardKind, Config, SecurityMode
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.health import HealthRegistry, HealthState
+from mfpsecd.base.sqlite_state import SqliteState
+from mfpsecd.base.supervisor import Supervisor
 from mfpsecd.core.overwrite_plan import overwrite_defeated_by
 from mfpsecd.core.password_record import Cost
-from mfpsecd.core.settings import BoardKind, Config, SecurityMode
 from mfpsecd.core.throttle import Throttle, ThrottleLimits
 from mfpsecd.daemon.alerts import make_notifier
 from mfpsecd.daemon.fd_channel import FdChannel
@@ -54,19 +58,15 @@ from mfpsecd.daemon.handlers import (
 )
 from mfpsecd.daemon.ipc_server import Handler, ServerLimits, VarlinkServer, activated_sockets
 from mfpsecd.daemon.resources import lock_state_dir, make_tpm
-from mfpsecd.daemon.settings import Board, admission_rules, gid_of
-from mfpsecd.daemon.supervisor import Supervisor
-from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ipfilter.flood_bans import BanPolicy, FloodBans
 from mfpsecd.ipfilter.model import ruleset as nf
 from mfpsecd.ipfilter.wiring import make_netfilter
-from mfpsecd.ports import Clock, Tpm
+from mfpsecd.ports import Tpm
 from mfpsecd.services.audit import Auditor, Signer
 from mfpsecd.services.auth import AuthService
 from mfpsecd.services.boots import BootLog
 from mfpsecd.services.forwarder import make_forwarders
 from mfpsecd.services.fw_update import FirmwareService
-from mfpsecd.services.health import HealthRegistry, rfc3339
 from mfpsecd.services.identity import DeviceIdentity
 from mfpsecd.services.jobstore import JobStore, StoreSettings
 from mfpsecd.services.keys import ChainState, KeyChain

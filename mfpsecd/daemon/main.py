@@ -12,12 +12,12 @@ import structlog
 import uvloop
 
 from mfpsecd import __version__
-from mfpsecd.backends.clock import SystemClock
-from mfpsecd.core.settings import SecurityMode
+from mfpsecd.base.clock import SystemClock
+from mfpsecd.base.config.loader import DEFAULT_CONFIG, load_board, load_config
+from mfpsecd.base.config.schema import SecurityMode
+from mfpsecd.base.errors import EX_TEMPFAIL, MfpsecError
 from mfpsecd.daemon import alerts, firmware
 from mfpsecd.daemon import logging as app_logging
-from mfpsecd.daemon.settings import DEFAULT_CONFIG, load_board, load_config
-from mfpsecd.errors import EX_TEMPFAIL, MfpsecError
 from mfpsecd.ipfilter import wiring as network
 from mfpsecd.services.fw_update import load_boot_record
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from mfpsecd.backends.soft_keys import SoftwareKeys
 from mfpsecd.backends.swtpm import SwtpmProcess
 from mfpsecd.backends.tpm2 import Tpm2Backend
-from mfpsecd.core.settings import TpmBackend
-from mfpsecd.daemon.settings import Board
-from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.base.config.loader import Board
+from mfpsecd.base.config.schema import TpmBackend
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import Tpm
 
 

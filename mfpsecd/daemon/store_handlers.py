@@ -6,14 +6,14 @@ import fcntl
 import os
 
 from mfpsecd.api import store as api
-from mfpsecd.api.access import Role
 from mfpsecd.api.schema import NoParams
-from mfpsecd.core.access import PeerClass
+from mfpsecd.base.access import Role
+from mfpsecd.base.admission import PeerClass
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.secret import SecretBytes
 from mfpsecd.daemon.auth_handlers import reauthenticate, subject_of
 from mfpsecd.daemon.fd_channel import FdChannel
 from mfpsecd.daemon.ipc_server import CallContext, Handler
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.secret import SecretBytes
 from mfpsecd.services.auth import AuthService
 from mfpsecd.services.jobstore import JobStore, ObjectInfo, ObjectKind, Requester
 

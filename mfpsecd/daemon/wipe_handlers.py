@@ -12,14 +12,14 @@ from mfpsecd.api import wipe as api
 from mfpsecd.api.auditlog import Subject
 from mfpsecd.api.schema import NoParams
 from mfpsecd.backends.certificate_pdf import render_pdf
+from mfpsecd.base.admission import PeerClass
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.secret import SecretBytes
 from mfpsecd.core import wipe_certificate as cert
-from mfpsecd.core.access import PeerClass
 from mfpsecd.core.purge_plan import Level, Method
 from mfpsecd.daemon.auth_handlers import reauthenticate, subject_of
 from mfpsecd.daemon.ipc_server import CallContext, Handler, Last
-from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import MediaInfo
-from mfpsecd.secret import SecretBytes
 from mfpsecd.services.auth import AuthService
 from mfpsecd.services.purge_record import facts
 from mfpsecd.services.wipe import JobView, PurgePreview, WipeService

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 import structlog
 
 from mfpsecd.api.auditlog import EventType, Record
+from mfpsecd.base.clock import Clock
+from mfpsecd.base.errors import MfpsecError
 from mfpsecd.core.throttle import Kind, Throttle
-from mfpsecd.errors import MfpsecError
 from mfpsecd.ipfilter.model import ruleset as nf
 from mfpsecd.ipfilter.service import NetfilterService
-from mfpsecd.ports import Clock
 
 log = structlog.get_logger("mfpsecd.flood_bans")
 _BANNED_KINDS = frozenset({Kind.PASSWORD_ATTACK.value, Kind.REQUEST_FLOOD.value})

@@ -31,16 +31,16 @@ import msgspec
 import structlog
 
 from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Subject
-from mfpsecd.api.types import HealthState
+from mfpsecd.base import durable
+from mfpsecd.base.clock import Clock, rfc3339
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.health import HealthRegistry, HealthState
+from mfpsecd.base.state import StateConnection, StateStore
 from mfpsecd.core import setting_changes
-from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ipfilter.model import ruleset as nf
 from mfpsecd.ipfilter.model.range_set import Delta, RangeSet
 from mfpsecd.ipfilter.ports import DeviceAddresses, Netfilter
-from mfpsecd.ports import Clock, StateConnection, StateStore
-from mfpsecd.services import durable
 from mfpsecd.services.audit import Auditor
-from mfpsecd.services.health import HealthRegistry, rfc3339
 from mfpsecd.services.transfer import (
     DEFAULT_LIMITS,
     PolledReader,

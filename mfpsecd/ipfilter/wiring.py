@@ -9,16 +9,17 @@ from typing import Any
 
 import structlog
 
-from mfpsecd.core.settings import BoardProfile, Config
-from mfpsecd.daemon.settings import Board
-from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.base.clock import Clock
+from mfpsecd.base.config.loader import Board
+from mfpsecd.base.config.schema import BoardProfile, Config
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.health import HealthRegistry
+from mfpsecd.base.state import StateStore
 from mfpsecd.ipfilter.backends.nftables_filter import NftablesFilter
 from mfpsecd.ipfilter.backends.rtnetlink import RtnetlinkAddresses
 from mfpsecd.ipfilter.model import ruleset as nf
 from mfpsecd.ipfilter.service import NetfilterService, NetSettings
-from mfpsecd.ports import Clock, StateStore
 from mfpsecd.services.audit import Auditor
-from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.transfer import TransferLimits
 
 log = structlog.get_logger("mfpsecd.netfilter")

@@ -17,10 +17,10 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from mfpsecd.api.access import Role
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import Clock
-from mfpsecd.secret import SecretBytes
+from mfpsecd.base.access import Role
+from mfpsecd.base.clock import Clock
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.secret import SecretBytes
 from mfpsecd.services.auth import AuthService
 from mfpsecd.services.user_store import UserRow
 

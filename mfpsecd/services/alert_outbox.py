@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mfpsecd.api.auditlog import Record, canonical, decode
-from mfpsecd.ports import StateConnection, StateStore
+from mfpsecd.base.state import StateConnection, StateStore
 
 # Rules are rate limited, so a device rarely holds more than a few; on a long outage under
 # a storm the oldest go first, counted, so the table cannot fill the state partition.

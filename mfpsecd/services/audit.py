@@ -28,11 +28,12 @@ from cryptography.hazmat.primitives import serialization
 
 from mfpsecd.api import auditlog as core
 from mfpsecd.api.auditlog import Detail, EventType, Outcome, Record, Subject
-from mfpsecd.api.types import HealthState
-from mfpsecd.core.settings import AuditFullPolicy
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import AuditStore, Clock, StateConnection, StateStore
-from mfpsecd.services.health import HealthRegistry, rfc3339
+from mfpsecd.base.clock import Clock, rfc3339
+from mfpsecd.base.config.schema import AuditFullPolicy
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.health import HealthRegistry, HealthState
+from mfpsecd.base.state import StateConnection, StateStore
+from mfpsecd.ports import AuditStore
 
 log = structlog.get_logger("mfpsecd.audit")
 COMPONENT = "audit"

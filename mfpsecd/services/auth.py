@@ -30,19 +30,19 @@ import structlog
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from mfpsecd.api.access import Role
 from mfpsecd.api.auditlog import DAEMON, Detail, EventType, Outcome, Subject
+from mfpsecd.base.access import Role
+from mfpsecd.base.admission import PeerClass
+from mfpsecd.base.clock import Clock, rfc3339
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.secret import SecretBytes
 from mfpsecd.core import card_certificate, totp
-from mfpsecd.core.access import PeerClass
 from mfpsecd.core.auth_policy import AuthPolicy, after_failure, lock_remaining
 from mfpsecd.core.password_policy import PasswordPolicy, Rule, Violation, violations
 from mfpsecd.core.password_record import entries, new_record
 from mfpsecd.core.throttle import Action, Detection, Throttle, ThrottleLimits
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import CardReader, Clock
-from mfpsecd.secret import SecretBytes
+from mfpsecd.ports import CardReader
 from mfpsecd.services.audit import Auditor
-from mfpsecd.services.health import rfc3339
 from mfpsecd.services.password_hasher import PasswordHasher
 from mfpsecd.services.secrets import SecretKind, SecretStore
 from mfpsecd.services.sessions import Seat, Session, SessionTable

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mfpsecd.ports import StateConnection, StateStore
+from mfpsecd.base.state import StateConnection, StateStore
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.core import fw_manifest, fw_signature
-from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import TreeHasher
 
 MANIFEST, SIGNATURE, SIGNER, TREE = "manifest.json", "manifest.sig", "signer.pem", "tree"

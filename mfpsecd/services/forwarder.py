@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 import structlog
 
 from mfpsecd.api import auditlog
-from mfpsecd.api.types import HealthState
+from mfpsecd.base.backoff import BackoffPolicy, BackoffState
+from mfpsecd.base.clock import Clock, rfc3339
+from mfpsecd.base.config.schema import AuditForwardSection, ForwardTransport
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.health import HealthRegistry, HealthState
+from mfpsecd.base.state import StateConnection, StateStore
 from mfpsecd.core import siem
-from mfpsecd.core.backoff import BackoffPolicy, BackoffState
-from mfpsecd.core.settings import AuditForwardSection, ForwardTransport
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import Clock, StateConnection, StateStore
 from mfpsecd.services.audit import Auditor
-from mfpsecd.services.health import HealthRegistry, rfc3339
 from mfpsecd.services.session_failures import SessionFailures, describe
 
 log = structlog.get_logger("mfpsecd.forward")

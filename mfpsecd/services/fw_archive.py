@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from mfpsecd.base.durable import fsync_dir, write_new
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.core import fw_manifest, fw_signature
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.services.durable import fsync_dir, write_new
 from mfpsecd.services.firmware import MANIFEST, SIGNATURE, SIGNER, TREE, walk
 
 HEADER = (MANIFEST, SIGNATURE, SIGNER)

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from mfpsecd.ports import Clock
+from mfpsecd.base.clock import Clock
 from mfpsecd.services.keys import KeyChain, fingerprint
 
 # AlgorithmIdentifier ecdsa-with-SHA256 (RFC 5758), no parameters.

@@ -31,12 +31,13 @@ import msgspec
 import structlog
 
 from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Subject
+from mfpsecd.base.clock import Clock, rfc3339, utc_text
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.secret import SecretBytes
+from mfpsecd.base.state import StateConnection, StateStore
 from mfpsecd.core.overwrite_plan import Medium
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import Clock, KeyCrypto, ObjectCipher, StateConnection, StateStore
-from mfpsecd.secret import SecretBytes
+from mfpsecd.ports import KeyCrypto, ObjectCipher
 from mfpsecd.services.audit import Auditor
-from mfpsecd.services.health import rfc3339, utc_text
 from mfpsecd.services.keys import ChainState, KeyChain, Reseal, SealedRecord
 from mfpsecd.services.transfer import DEFAULT_LIMITS, TransferLimits, WorkerPool, watched
 from mfpsecd.services.wipe import WipeService

@@ -34,24 +34,17 @@ from pathlib import Path
 
 import structlog
 
-from mfpsecd.api.types import HealthState
+from mfpsecd.base.clock import Clock, rfc3339
+from mfpsecd.base.durable import replace_file
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.health import HealthRegistry, HealthState
+from mfpsecd.base.secret import SecretBytes, ShieldedKey
+from mfpsecd.base.state import StateConnection, StateStore
 from mfpsecd.core import identity_history, keybackup
 from mfpsecd.core.identity_history import KnownIdentity, SignedLink
 from mfpsecd.core.passphrase import check_backup_passphrase
 from mfpsecd.core.pcr_policy import PcrBinding
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import (
-    Clock,
-    KeyCrypto,
-    PassphraseCost,
-    StateConnection,
-    StateStore,
-    Tpm,
-    TpmKey,
-)
-from mfpsecd.secret import SecretBytes, ShieldedKey
-from mfpsecd.services.durable import replace_file
-from mfpsecd.services.health import HealthRegistry, rfc3339
+from mfpsecd.ports import KeyCrypto, PassphraseCost, Tpm, TpmKey
 
 log = structlog.get_logger("mfpsecd.keys")
 

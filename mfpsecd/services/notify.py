@@ -41,12 +41,11 @@ from pysnmp.hlapi.v3arch.asyncio import (
 from pysnmp.proto.rfc1902 import Integer32, OctetString
 
 from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Record
-from mfpsecd.api.types import HealthState
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import Clock
-from mfpsecd.secret import SecretBytes
+from mfpsecd.base.clock import Clock
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.health import HealthRegistry, HealthState
+from mfpsecd.base.secret import SecretBytes
 from mfpsecd.services.alert_outbox import Alert, AlertOutbox
-from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.session_failures import SessionFailures, describe
 
 log = structlog.get_logger("mfpsecd.notify")

@@ -13,10 +13,10 @@ import hmac
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.secret import SecretBytes
 from mfpsecd.core.password_record import SALT_BYTES, Cost, Entry
-from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import KeyCrypto
-from mfpsecd.secret import SecretBytes
 
 # Chosen for an embedded ARM-class controller (Cortex-A53/A55, 1.2-2 GHz, 1-4 GiB RAM):
 # the OWASP floor for Argon2id (19 MiB, t=2, p=1): 19 ms on this development x86 core

@@ -11,10 +11,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import Clock, StateConnection, StateStore
-from mfpsecd.secret import SecretBytes
-from mfpsecd.services.health import rfc3339
+from mfpsecd.base.clock import Clock, rfc3339
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.secret import SecretBytes
+from mfpsecd.base.state import StateConnection, StateStore
 from mfpsecd.services.keys import KeyChain, Reseal, SealedRecord
 
 MAX_SECRET_BYTES = 64 * 1024

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 import structlog
 
 from mfpsecd.api.auditlog import DAEMON, EventType, Outcome
-from mfpsecd.api.types import HealthState
+from mfpsecd.base.clock import Clock
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.core import self_tests
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import Clock, CryptoSelfTest, Tpm
+from mfpsecd.ports import CryptoSelfTest, Tpm
 from mfpsecd.services.audit import Auditor
-from mfpsecd.services.health import HealthRegistry
 
 log = structlog.get_logger("mfpsecd.self_test")
 

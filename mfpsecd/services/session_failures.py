@@ -16,10 +16,9 @@ import ssl
 from dataclasses import dataclass
 
 from mfpsecd.api.auditlog import EventType, Outcome, Subject
-from mfpsecd.errors import MfpsecError
-from mfpsecd.ports import Clock
+from mfpsecd.base.clock import Clock, rfc3339
+from mfpsecd.base.errors import MfpsecError
 from mfpsecd.services.audit import Auditor
-from mfpsecd.services.health import rfc3339
 
 INTERVAL_S = 300.0
 MAX_KINDS = 256  # distinct (channel, peer, reason) waiting; beyond it they are pooled

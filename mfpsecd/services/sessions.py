@@ -21,17 +21,17 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mfpsecd.api.access import Privilege, Role
-from mfpsecd.core.access import (
+from mfpsecd.base.access import Privilege, Role
+from mfpsecd.base.admission import (
     PeerClass,
     PeerCredentials,
     privileges,
     role_table,
     session_privileges,
 )
+from mfpsecd.base.clock import Clock
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.core.auth_policy import SessionPolicy
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import Clock
 
 TOKEN_BYTES = 32
 MAX_SESSIONS = 1024

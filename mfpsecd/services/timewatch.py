@@ -14,9 +14,8 @@ import datetime as dt
 import structlog
 
 from mfpsecd.api.auditlog import DAEMON, EventType, Outcome
-from mfpsecd.ports import Clock
+from mfpsecd.base.clock import Clock, utc_text
 from mfpsecd.services.audit import Auditor
-from mfpsecd.services.health import utc_text
 
 log = structlog.get_logger("mfpsecd.time")
 

@@ -27,9 +27,10 @@ from typing import TypeVar
 
 import structlog
 
-from mfpsecd.core.settings import TransfersSection
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import Clock, Progress
+from mfpsecd.base.clock import Clock
+from mfpsecd.base.config.schema import TransfersSection
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.ports import Progress
 
 log = structlog.get_logger("mfpsecd.transfer")
 T = TypeVar("T")

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import msgspec
 
-from mfpsecd.api.access import Role
+from mfpsecd.base.access import Role
+from mfpsecd.base.state import StateConnection, StateStore
 from mfpsecd.core.auth_policy import AuthPolicy
-from mfpsecd.ports import StateConnection, StateStore
 
 _COLUMNS = ("name, role, created_at, password_set_at, temporary, failures, locked_until, "
             "last_login_at, card_fingerprint, totp_enabled, totp_last_step")

@@ -28,7 +28,10 @@ import structlog
 from cryptography.hazmat.primitives import serialization
 
 from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Subject
-from mfpsecd.api.types import HealthState
+from mfpsecd.base.clock import Clock, rfc3339
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.health import HealthRegistry, HealthState
+from mfpsecd.base.state import StateConnection, StateStore
 from mfpsecd.core import identity_history, purge_plan, purge_verify
 from mfpsecd.core import wipe_certificate as cert
 from mfpsecd.core.identity_history import KnownIdentity
@@ -42,9 +45,7 @@ from mfpsecd.core.overwrite_plan import (
     temporary_plan,
 )
 from mfpsecd.core.purge_plan import Expect, Level, Method, Plan
-from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import (
-    Clock,
     DeviceProgress,
     DiskInventory,
     MediaInfo,
@@ -53,12 +54,9 @@ from mfpsecd.ports import (
     Overwriter,
     OverwriteTarget,
     PassSpec,
-    StateConnection,
-    StateStore,
     WipeProgress,
 )
 from mfpsecd.services.audit import Auditor, Signer
-from mfpsecd.services.health import HealthRegistry, rfc3339
 from mfpsecd.services.medium_marker import (
     MarkerState,
     MediumMarker,

@@ -15,8 +15,8 @@ import pytest
 
 from mfpsecd.backends import media_purge
 from mfpsecd.backends.media_purge import REDACTED, DevicePurger, read_blocks
+from mfpsecd.base.config.schema import MediumKind
 from mfpsecd.core.purge_plan import Method
-from mfpsecd.core.settings import MediumKind
 from mfpsecd.ports import MediaInfo
 
 pytestmark = pytest.mark.skipif(shutil.which("hdparm") is None, reason="needs hdparm")

@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from mfpsecd.backends.native_crypto import NativeKeyCrypto
 from mfpsecd.backends.swtpm import _free_port_pair
 from mfpsecd.backends.tpm2 import Tpm2Backend
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.secret import SecretBytes
 from mfpsecd.core.pcr_policy import PcrBinding
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.secret import SecretBytes
 from tests.support.daemon import ROOT
 from tests.support.tpm import LegacyTpm, requires_swtpm, swtpm
 

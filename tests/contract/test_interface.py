@@ -15,18 +15,18 @@ from mfpsecd.backends.native_hasher import NativeTreeHasher
 from mfpsecd.backends.native_objects import NativeObjectCipher
 from mfpsecd.backends.native_overwrite import NativeOverwriter
 from mfpsecd.backends.soft_keys import SoftwareKeys
-from mfpsecd.backends.sqlite_state import SqliteState
 from mfpsecd.backends.usb_targets import UdevBackupTargets
-from mfpsecd.core.access import AdmissionRules
-from mfpsecd.core.settings import MediumKind
+from mfpsecd.base.admission import AdmissionRules
+from mfpsecd.base.config.schema import MediumKind
+from mfpsecd.base.errors import COMMON_ERRORS, ErrorCode
+from mfpsecd.base.health import HealthRegistry
+from mfpsecd.base.paths import Paths
+from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.daemon.fd_channel import FdChannel
 from mfpsecd.daemon.handlers import DataServices, KeyServices, build_handlers
-from mfpsecd.errors import COMMON_ERRORS, ErrorCode
-from mfpsecd.ports import Paths
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.auth import AuthService
 from mfpsecd.services.fw_update import FirmwareService, FirmwareSettings
-from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.identity import DeviceIdentity
 from mfpsecd.services.jobstore import JobStore
 from mfpsecd.services.keys import KeyChain

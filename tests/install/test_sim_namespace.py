@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from mfpsecd.daemon.settings import load_board, load_config
+from mfpsecd.base.config.loader import load_board, load_config
 from tests.support import daemon as ds
 
 

@@ -26,7 +26,7 @@ CLIENT = """
 import json, sys
 sys.path.insert(0, sys.argv[2])
 from mfpsecd.client import Connection, KeysClient, SystemClient
-from mfpsecd.errors import MfpsecError
+from mfpsecd.base.errors import MfpsecError
 try:
     with Connection(sys.argv[1]) as c:
         if sys.argv[3] == "status":

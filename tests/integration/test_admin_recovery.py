@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.client import AuthClient, Connection
-from mfpsecd.errors import ErrorCode, MfpsecError
 from tests.integration.test_auth_cli import (
     ADMIN_PW,
     CONFIG,
@@ -37,7 +37,7 @@ PANEL = """
 import json, sys
 sys.path.insert(0, sys.argv[2])
 from mfpsecd.client import AuthClient, Connection
-from mfpsecd.errors import MfpsecError
+from mfpsecd.base.errors import MfpsecError
 try:
     with Connection(sys.argv[1]) as c:
         print(json.dumps([[p.request, p.user, p.uid, p.code, p.expires_in_s]

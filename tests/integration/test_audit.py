@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from mfpsecd.api import auditlog
 from mfpsecd.api.auditlog import frame, scan
+from mfpsecd.base.errors import EX_DATAERR
 from mfpsecd.client import Connection, KeysClient
-from mfpsecd.errors import EX_DATAERR
 from tests.support import daemon as ds
 from tests.support.tpm import requires_swtpm
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from mfpsecd.api import auditlog
+from mfpsecd.base.errors import MfpsecError
 from mfpsecd.client import Connection, KeysClient
-from mfpsecd.errors import MfpsecError
 from tests.support import daemon as ds
 
 pytestmark = pytest.mark.slow

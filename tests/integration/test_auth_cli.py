@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.client import Connection
-from mfpsecd.errors import ErrorCode, MfpsecError
 from tests.support import daemon as ds
 from tests.support import other_uids
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from mfpsecd.api.types import DaemonState, HealthState
+from mfpsecd.api.types import DaemonState
+from mfpsecd.base.errors import EX_CONFIG, EX_UNAVAILABLE, ErrorCode
+from mfpsecd.base.health import HealthState
 from mfpsecd.client import Connection, StoreClient, SystemClient
-from mfpsecd.errors import EX_CONFIG, EX_UNAVAILABLE, ErrorCode
 from tests.support import daemon as ds
 
 MFPSEC = ds.MFPSEC

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from mfpsecd.backends.native_hasher import NativeTreeHasher
+from mfpsecd.base.errors import EX_CONFIG, EX_DATAERR, EX_NOPERM, EX_TEMPFAIL, EX_UNAVAILABLE
 from mfpsecd.core.fw_signature import ClockCheck
-from mfpsecd.errors import EX_CONFIG, EX_DATAERR, EX_NOPERM, EX_TEMPFAIL, EX_UNAVAILABLE
 from mfpsecd.services import fw_archive
 from mfpsecd.services.firmware import verify_bundle, verify_header
 from tests.integration.test_auth_cli import ADMIN_PW, ALICE_UID, CONFIG, MALLORY_UID, Cli

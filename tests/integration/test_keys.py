@@ -17,9 +17,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from mfpsecd.base.errors import EX_DATAERR, EX_NOPERM, ErrorCode, MfpsecError
 from mfpsecd.client import Connection, KeysClient, SystemClient
 from mfpsecd.core.pcr_policy import PcrBinding
-from mfpsecd.errors import EX_DATAERR, EX_NOPERM, ErrorCode, MfpsecError
 from mfpsecd.ports import TpmKey
 from mfpsecd.services.keys import MASTER_LABEL
 from tests.support import daemon as ds

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from mfpsecd.api import auditlog
-from mfpsecd.api.types import DaemonState, HealthState
+from mfpsecd.api.types import DaemonState
+from mfpsecd.base.errors import EX_SOFTWARE, ErrorCode, MfpsecError
+from mfpsecd.base.health import HealthState
 from mfpsecd.client import Connection, SystemClient
-from mfpsecd.errors import EX_SOFTWARE, ErrorCode, MfpsecError
 from tests.support import daemon as ds
 from tests.support.tpm import requires_swtpm
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.client import Connection, StoreClient
-from mfpsecd.errors import ErrorCode, MfpsecError
 from tests.integration.test_auth_cli import ADMIN_PW, ALICE_UID, CONFIG, Cli
 from tests.ipfilter.test_ipfilter_daemon import _board, _net
 from tests.support import daemon as ds

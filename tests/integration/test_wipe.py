@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from mfpsecd.errors import ErrorCode
+from mfpsecd.base.errors import ErrorCode
 from tests.integration.test_auth_cli import ADMIN_PW, ALICE_UID, CONFIG, MALLORY_UID, Cli
 from tests.integration.test_firmware import CE_PW
 from tests.support import daemon as ds

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from mfpsecd.base.errors import EX_DATAERR, MfpsecError
 from mfpsecd.client import AuthClient, Connection
-from mfpsecd.errors import EX_DATAERR, MfpsecError
 from tests.support import daemon as ds
 from tests.support.netlab import Lab, Probe, requires_netns
 

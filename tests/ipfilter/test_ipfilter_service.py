@@ -24,17 +24,17 @@ import pytest
 
 from mfpsecd.api.auditlog import EventType, Outcome, Subject
 from mfpsecd.backends.audit_file import AuditFile
-from mfpsecd.backends.clock import SystemClock
-from mfpsecd.backends.sqlite_state import SqliteState
+from mfpsecd.base.clock import SystemClock
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.health import HealthRegistry
+from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.core.throttle import Throttle, ThrottleLimits
-from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ipfilter import service as svc
 from mfpsecd.ipfilter.backends.nftables_filter import NftablesFilter
 from mfpsecd.ipfilter.backends.rtnetlink import RtnetlinkAddresses
 from mfpsecd.ipfilter.flood_bans import BanPolicy, FloodBans
 from mfpsecd.ipfilter.model import ruleset as nf
 from mfpsecd.services.audit import Auditor, AuditQuery
-from mfpsecd.services.health import HealthRegistry
 from tests.support.aio import sync
 from tests.support.netlab import (
     SOURCES,

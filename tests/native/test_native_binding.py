@@ -9,7 +9,7 @@ import os
 import pytest
 
 from mfpsecd import _native
-from mfpsecd.secret import SecretBytes, wipe
+from mfpsecd.base.secret import SecretBytes, wipe
 
 
 def test_secure_zero_bytearray_and_views() -> None:

@@ -9,11 +9,11 @@ import pytest
 
 from mfpsecd.api.auditlog import EventType, Outcome, Subject
 from mfpsecd.backends.audit_file import AuditFile
-from mfpsecd.backends.sqlite_state import SqliteState
-from mfpsecd.core.settings import AuditFullPolicy
-from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.base.config.schema import AuditFullPolicy
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.health import HealthRegistry
+from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.services.audit import Auditor, AuditQuery
-from mfpsecd.services.health import HealthRegistry
 from tests.support.fakeclock import FakeClock
 
 USER = Subject(origin="panel", user="jdoe")

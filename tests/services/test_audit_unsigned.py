@@ -12,11 +12,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from mfpsecd.api.auditlog import EventType, Outcome, Subject
-from mfpsecd.api.types import HealthState
 from mfpsecd.backends.audit_file import AuditFile
-from mfpsecd.backends.sqlite_state import SqliteState
+from mfpsecd.base.health import HealthRegistry, HealthState
+from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.services.audit import Auditor, Signer
-from mfpsecd.services.health import HealthRegistry
 from tests.support.fakeclock import FakeClock
 
 IDENTITY = ec.generate_private_key(ec.SECP256R1())

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from mfpsecd.api.auditlog import EventType, Outcome, Subject
 from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.base.health import HealthRegistry
 from mfpsecd.services.audit import Auditor, AuditQuery
-from mfpsecd.services.health import HealthRegistry
 from tests.support.fakeclock import FakeClock
 
 WHO = Subject(origin="panel", user="alice")

@@ -14,23 +14,23 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from mfpsecd.api.access import Privilege, Role
 from mfpsecd.api.auditlog import EventType, Outcome, Subject
 from mfpsecd.api.auth import AuthPolicy, CharClass, LockoutPolicy, PasswordPolicy, SessionPolicy
 from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.native_crypto import NativeKeyCrypto
 from mfpsecd.backends.soft_keys import SoftwareKeys
-from mfpsecd.backends.sqlite_state import SqliteState
+from mfpsecd.base.access import Privilege, Role
+from mfpsecd.base.admission import PeerClass, PeerCredentials
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.health import HealthRegistry
+from mfpsecd.base.secret import SecretBytes
+from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.core import totp
-from mfpsecd.core.access import PeerClass, PeerCredentials
 from mfpsecd.core.password_record import Cost
 from mfpsecd.core.throttle import Throttle, ThrottleLimits
-from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import CardReader
-from mfpsecd.secret import SecretBytes
 from mfpsecd.services.audit import Auditor, AuditQuery
 from mfpsecd.services.auth import AuthService, totp_seed_name
-from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.keys import KeyChain
 from mfpsecd.services.password_hasher import PasswordHasher
 from mfpsecd.services.secrets import SecretStore

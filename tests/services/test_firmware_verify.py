@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from mfpsecd.backends.native_hasher import NativeTreeHasher
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.core import fw_manifest
 from mfpsecd.core.fw_signature import ClockCheck
-from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.services import firmware as fw
 from tests.unit.test_fw_signature import NOW, ROOT, SIGNER, SIGNER_KEY, _cert, _pem
 

@@ -31,9 +31,10 @@ from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.native_crypto import NativeKeyCrypto
 from mfpsecd.backends.native_hasher import NativeTreeHasher
 from mfpsecd.backends.soft_keys import SoftwareKeys
-from mfpsecd.backends.sqlite_state import SqliteState
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.health import HealthRegistry
+from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.core import fw_manifest, fw_slots
-from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import Tpm
 from mfpsecd.services import fw_archive
 from mfpsecd.services.audit import Auditor, AuditQuery
@@ -43,7 +44,6 @@ from mfpsecd.services.fw_update import (
     FirmwareService,
     FirmwareSettings,
 )
-from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.keys import KeyChain
 from mfpsecd.services.transfer import PolledReader
 from tests.services.test_firmware_verify import MODEL, _sign, _tree

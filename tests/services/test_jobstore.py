@@ -28,12 +28,12 @@ from mfpsecd.backends.native_crypto import NativeKeyCrypto
 from mfpsecd.backends.native_objects import NativeObjectCipher
 from mfpsecd.backends.native_overwrite import NativeOverwriter
 from mfpsecd.backends.soft_keys import SoftwareKeys
-from mfpsecd.backends.sqlite_state import SqliteState
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.health import HealthRegistry
+from mfpsecd.base.paths import Paths
+from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.core.overwrite_plan import TEMPORARY_MODES, Medium
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import Paths
 from mfpsecd.services.audit import Auditor, AuditQuery
-from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.jobstore import (
     JobStore,
     ObjectKind,

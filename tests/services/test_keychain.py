@@ -21,13 +21,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from tpm2_pytss.types import TPM2B_PUBLIC
 
 from mfpsecd.backends.native_crypto import NativeKeyCrypto
-from mfpsecd.backends.sqlite_state import SqliteState
 from mfpsecd.backends.tpm2 import Tpm2Backend
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.health import HealthRegistry
+from mfpsecd.base.secret import SecretBytes
+from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.core import identity_history, keybackup
-from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.ports import PassphraseCost
-from mfpsecd.secret import SecretBytes
-from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.keys import BACKUP_COST, ChainState, KeyChain
 from mfpsecd.services.secrets import SecretKind, SecretStore
 from tests.support.fakeclock import FakeClock

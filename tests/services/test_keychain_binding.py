@@ -18,9 +18,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from mfpsecd.base.errors import ErrorCode
+from mfpsecd.base.secret import SecretBytes
 from mfpsecd.core.pcr_policy import extended
-from mfpsecd.errors import ErrorCode
-from mfpsecd.secret import SecretBytes
 from mfpsecd.services.keys import ChainState
 from tests.services.test_keychain import (
     FAST,

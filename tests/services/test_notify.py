@@ -17,13 +17,12 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from mfpsecd.api.auditlog import EventType, Outcome, Record, Subject
-from mfpsecd.api.types import HealthState
 from mfpsecd.backends.audit_file import AuditFile
-from mfpsecd.backends.sqlite_state import SqliteState
-from mfpsecd.secret import SecretBytes
+from mfpsecd.base.health import HealthRegistry, HealthState
+from mfpsecd.base.secret import SecretBytes
+from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.services.alert_outbox import AlertOutbox
 from mfpsecd.services.audit import Auditor
-from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.notify import DEFAULT_RULES, MailSettings, Notifier, Rule, SnmpSettings
 from tests.support.fakeclock import FakeClock, settle
 from tests.support.pki import make_pki

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Record, Subject
 from mfpsecd.backends.audit_file import AuditFile
-from mfpsecd.backends.sqlite_state import SqliteState
+from mfpsecd.base.health import HealthRegistry
+from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.services.alert_outbox import AlertOutbox
 from mfpsecd.services.audit import Auditor
-from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.notify import DEFAULT_RULES, MailSettings, Notifier
 from tests.support.fakeclock import FakeClock
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from mfpsecd.api.auditlog import EventType, Subject
-from mfpsecd.api.types import HealthState
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.health import HealthState
 from mfpsecd.core import wipe_certificate as cert
 from mfpsecd.core.purge_plan import Level
-from mfpsecd.errors import ErrorCode, MfpsecError
 from mfpsecd.services.audit import AuditQuery
 from mfpsecd.services.wipe import COMPLETED, FAILED, WipeSettings
 from tests.services.test_wipe import ENGINEER, SIZE, Stack, _finished, stack

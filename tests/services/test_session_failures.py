@@ -12,12 +12,12 @@ from pathlib import Path
 
 from mfpsecd.api.auditlog import EventType, Outcome, Record, Subject
 from mfpsecd.backends.audit_file import AuditFile
-from mfpsecd.backends.sqlite_state import SqliteState
-from mfpsecd.core.settings import AuditForwardSection
+from mfpsecd.base.config.schema import AuditForwardSection
+from mfpsecd.base.health import HealthRegistry
+from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.services.alert_outbox import AlertOutbox
 from mfpsecd.services.audit import Auditor, AuditQuery
 from mfpsecd.services.forwarder import make_forwarders
-from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.notify import DEFAULT_RULES, MailSettings, Notifier
 from mfpsecd.services.session_failures import SessionFailures
 from tests.support.fakeclock import FakeClock, settle

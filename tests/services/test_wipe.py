@@ -22,16 +22,17 @@ from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.disks import SysfsDiskInventory
 from mfpsecd.backends.media_purge import DevicePurger
 from mfpsecd.backends.native_overwrite import NativeOverwriter
-from mfpsecd.backends.sqlite_state import SqliteState
+from mfpsecd.base.config.schema import DiskSection, MediumKind
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.health import HealthRegistry
+from mfpsecd.base.paths import Paths
+from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.core import identity_history
 from mfpsecd.core import wipe_certificate as cert
 from mfpsecd.core.identity_history import KnownIdentity
 from mfpsecd.core.overwrite_plan import DISCARD_MODES, Medium, PassKind
-from mfpsecd.core.settings import DiskSection, MediumKind
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import MediaPurger, Paths
+from mfpsecd.ports import MediaPurger
 from mfpsecd.services.audit import Auditor, AuditQuery
-from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.medium_marker import MARKER_BYTES
 from mfpsecd.services.wipe import COMPLETED, DeviceName, WipeService, WipeSettings
 from tests.support.fakeclock import FakeClock

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from mfpsecd.base.config.schema import DiskSection, MediumKind
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.state import StateConnection
 from mfpsecd.core.overwrite_plan import DISCARD_MODES, PassKind
-from mfpsecd.core.settings import DiskSection, MediumKind
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import StateConnection
 from mfpsecd.services.medium_marker import MARKER_BYTES
 from mfpsecd.services.wipe import COMPLETED
 from tests.services.test_wipe import ENGINEER, _finished, stack

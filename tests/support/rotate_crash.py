@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mfpsecd.backends.native_crypto import NativeKeyCrypto
-from mfpsecd.backends.sqlite_state import SqliteState
 from mfpsecd.backends.tpm2 import Tpm2Backend
-from mfpsecd.ports import StateConnection
-from mfpsecd.services.health import HealthRegistry
+from mfpsecd.base.health import HealthRegistry
+from mfpsecd.base.sqlite_state import SqliteState
+from mfpsecd.base.state import StateConnection
 from mfpsecd.services.keys import KeyChain
 from mfpsecd.services.secrets import SecretStore
 from tests.support.fakeclock import FakeClock

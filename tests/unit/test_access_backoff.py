@@ -1,14 +1,8 @@
 from __future__ import annotations
 
-from mfpsecd.api.access import Privilege
-from mfpsecd.core.access import (
-    AdmissionRules,
-    PeerClass,
-    PeerCredentials,
-    allowed,
-    classify,
-)
-from mfpsecd.core.backoff import BackoffPolicy, BackoffState
+from mfpsecd.base.access import Privilege
+from mfpsecd.base.admission import AdmissionRules, PeerClass, PeerCredentials, allowed, classify
+from mfpsecd.base.backoff import BackoffPolicy, BackoffState
 
 RULES = AdmissionRules(daemon_uid=900, panel_uids=frozenset({1001}),
                        maintenance_gids=frozenset({2000}))

@@ -10,8 +10,8 @@ import pytest
 from mfpsecd.api import auditlog as core
 from mfpsecd.api.auditlog import EventType, Outcome, Record, Subject, frame, scan
 from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.base.health import HealthRegistry
 from mfpsecd.services.audit import Auditor, AuditQuery
-from mfpsecd.services.health import HealthRegistry
 from tests.support.fakeclock import FakeClock
 
 ADMIN = Subject(origin="cli", user="admin", role="administrator", uid=0, pid=42)

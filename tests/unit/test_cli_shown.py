@@ -39,8 +39,8 @@ def test_an_audit_record_with_a_forged_user_name_stays_one_line() -> None:
 def test_error_parameters_are_shown_escaped(capsys: pytest.CaptureFixture[str]) -> None:
     """An error's parameters carry what the daemon was handed (a certificate's unknown
     field, a device's string): the one line on stderr is escaped too."""
+    from mfpsecd.base.errors import ErrorCode, MfpsecError
     from mfpsecd.cli.common import reports_errors
-    from mfpsecd.errors import ErrorCode, MfpsecError
 
     @reports_errors
     def fails() -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mfpsecd.core.access import AdmissionRules
+from mfpsecd.base.admission import AdmissionRules
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.daemon.fd_channel import TOKEN_TTL_S, FdChannel
-from mfpsecd.errors import ErrorCode, MfpsecError
 from tests.support.fakeclock import FakeClock
 
 

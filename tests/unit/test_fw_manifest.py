@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.core import fw_manifest as fm
-from mfpsecd.errors import ErrorCode, MfpsecError
 
 DIGEST = hashlib.sha256(b"x").hexdigest()
 

@@ -12,12 +12,12 @@ import pytest
 
 from mfpsecd.api import wire
 from mfpsecd.api.service import InterfaceDescription
-from mfpsecd.api.types import DaemonState, HealthState
-from mfpsecd.core.access import AdmissionRules
+from mfpsecd.api.types import DaemonState
+from mfpsecd.base.admission import AdmissionRules
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.daemon.handlers import build_handlers, fast_replies
 from mfpsecd.daemon.ipc_server import ServerLimits, VarlinkServer
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.services.health import HealthRegistry
 from mfpsecd.services.status import BoardInfo, StatusService
 from tests.support.fakeclock import FakeClock, settle
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mfpsecd.core.settings import BoardProfile, Config, parse
-from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.base.config.schema import BoardProfile, Config, parse
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 
 
 def err(data: dict[str, Any], schema: type = Config) -> str:

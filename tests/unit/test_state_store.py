@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mfpsecd.backends.sqlite_state import MIGRATIONS, SqliteState
-from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.sqlite_state import MIGRATIONS, SqliteState
 from mfpsecd.services.boots import BootLog
 
 

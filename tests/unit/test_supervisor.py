@@ -2,11 +2,10 @@ from __future__ import annotations
 
 import asyncio
 
-from mfpsecd.api.types import HealthState
-from mfpsecd.core.backoff import BackoffPolicy
-from mfpsecd.daemon.supervisor import Supervisor
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.services.health import HealthRegistry
+from mfpsecd.base.backoff import BackoffPolicy
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.health import HealthRegistry, HealthState
+from mfpsecd.base.supervisor import Supervisor
 from tests.support.fakeclock import FakeClock, settle
 
 

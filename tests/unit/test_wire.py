@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from mfpsecd.api import wire
 from mfpsecd.api.service import GetInterfaceDescriptionParams
-from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 
 
 def test_call_round_trip() -> None:

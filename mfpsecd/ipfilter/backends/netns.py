@@ -19,7 +19,7 @@ from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import TypeVar
 
-from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 
 T = TypeVar("T")
 CLONE_NEWNET = 0x40000000

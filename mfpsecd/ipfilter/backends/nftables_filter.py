@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.ipfilter.backends.netns import NetnsWorker, bursts
 from mfpsecd.ipfilter.backends.nft_elements import (
     ElementSocket,

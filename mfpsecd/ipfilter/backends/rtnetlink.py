@@ -14,7 +14,7 @@ import ipaddress
 import socket
 from collections.abc import AsyncIterator
 
-from mfpsecd.errors import ErrorCode, MfpsecError
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.ipfilter.backends.netns import NetnsWorker, bursts
 
 RTMGRP_LINK = 0x1

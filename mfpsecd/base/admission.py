@@ -17,7 +17,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mfpsecd.api.access import Privilege, Role
+from mfpsecd.base.access import Privilege, Role
 
 
 class PeerClass(enum.Enum):

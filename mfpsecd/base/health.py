@@ -3,10 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
+import enum
 
-from mfpsecd.api.types import ComponentHealth, HealthState
-from mfpsecd.ports import Clock
+import msgspec
+
+from mfpsecd.base.clock import Clock, rfc3339
+
+
+class HealthState(enum.Enum):
+    STARTING = "starting"
+    OK = "ok"
+    DEGRADED = "degraded"  # working with reduced protection (e.g. software keys, no TPM)
+    BACKOFF = "backoff"  # failed, restarting after a delay
+    FAILED = "failed"  # gave up, or a required component is down
+    STOPPED = "stopped"
+
+
+class ComponentHealth(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Health of one daemon component or supervised task."""
+
+    name: str
+    state: HealthState
+    detail: str
+    restarts: int
+    since: str  # RFC 3339 UTC time of the last state change
 
 
 class HealthRegistry:
@@ -43,13 +63,3 @@ class HealthRegistry:
         while self.generation == seen_generation:
             await self._changed.wait()
         return self.generation
-
-
-def rfc3339(clock: Clock, timespec: str = "milliseconds") -> str:
-    """The clock's UTC time as RFC 3339 (2026-01-01T00:00:00.000Z; audit records use
-    timespec="microseconds")."""
-    return utc_text(clock.now(), timespec)
-
-
-def utc_text(t: dt.datetime, timespec: str = "milliseconds") -> str:
-    return t.isoformat(timespec=timespec).replace("+00:00", "Z")

@@ -8,11 +8,10 @@ from dataclasses import dataclass
 
 import structlog
 
-from mfpsecd.api.types import HealthState
-from mfpsecd.core.backoff import BackoffPolicy, BackoffState
-from mfpsecd.errors import MfpsecError
-from mfpsecd.ports import Clock
-from mfpsecd.services.health import HealthRegistry
+from mfpsecd.base.backoff import BackoffPolicy, BackoffState
+from mfpsecd.base.clock import Clock
+from mfpsecd.base.errors import MfpsecError
+from mfpsecd.base.health import HealthRegistry, HealthState
 
 log = structlog.get_logger("mfpsecd.supervisor")
 

@@ -13,10 +13,10 @@ from typing import Any
 
 from msgspec import structs
 
-from mfpsecd.core.access import AdmissionRules
-from mfpsecd.core.settings import PROFILE_TAG, BoardProfile, Config, parse
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import Paths
+from mfpsecd.base.admission import AdmissionRules
+from mfpsecd.base.config.schema import PROFILE_TAG, BoardProfile, Config, parse
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.paths import Paths
 
 DEFAULT_CONFIG = Path("/etc/mfpsecd/mfpsecd.toml")
 

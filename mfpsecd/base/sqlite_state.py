@@ -15,8 +15,8 @@ from typing import TypeVar
 
 import structlog
 
-from mfpsecd.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import StateConnection
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.state import StateConnection
 
 log = structlog.get_logger("mfpsecd.state")
 
