@@ -167,7 +167,7 @@ bench: setup
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 idl: setup
-	$(BIN)/python -m mfpsecd.api.idl
+	$(BIN)/python tools/write_idl.py
 	$(BIN)/python -m tools.readme_tables
 
 clean:

@@ -7,8 +7,8 @@ from typing import Annotated
 import msgspec
 
 from mfpsecd.api.auditlog import EventType, Outcome
-from mfpsecd.api.schema import Interface, Method, NoParams
 from mfpsecd.base.access import Privilege
+from mfpsecd.varlink.schema import Interface, Method, NoParams
 
 
 class AuditSubject(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -81,6 +81,7 @@ OUTCOMES = [o.value for o in Outcome]
 
 AUDIT = Interface(
     name="io.mfpsecd.Audit",
+    module=__name__,
     doc=(
         "The tamper-evident audit log. Reading it is itself audited; nothing can change\n"
         "or delete a record through this interface."

@@ -14,9 +14,9 @@ from typing import Annotated
 
 import msgspec
 
-from mfpsecd.api.schema import Interface, Method, NoParams
 from mfpsecd.base.access import Privilege, Role
 from mfpsecd.base.errors import ErrorCode
+from mfpsecd.varlink.schema import Interface, Method, NoParams
 
 UserName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9._-]{0,31}\Z")]
 # What a user may type as a name at login: refused without saying more if no such user.
@@ -242,6 +242,7 @@ _SET_ERRORS = (ErrorCode.PASSWORD_REJECTED, ErrorCode.KEYS_UNAVAILABLE,
 
 AUTH = Interface(
     name="io.mfpsecd.Auth",
+    module=__name__,
     doc=(
         "Logging in and out, sessions, passwords and the TOTP second factor, user\n"
         "accounts and roles, and the administrator's authentication policy."

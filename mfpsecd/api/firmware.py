@@ -15,10 +15,10 @@ from typing import Annotated
 import msgspec
 
 from mfpsecd.api.auth import ReauthPassword
-from mfpsecd.api.schema import Interface, Method, NoParams
-from mfpsecd.api.store import Descriptor
 from mfpsecd.base.access import Privilege
 from mfpsecd.base.errors import ErrorCode
+from mfpsecd.varlink.descriptors import Descriptor
+from mfpsecd.varlink.schema import Interface, Method, NoParams
 
 SlotName = Annotated[str, msgspec.Meta(pattern=r"^(a|b)?\Z")]
 
@@ -115,6 +115,7 @@ _REAUTH = (ErrorCode.AUTHENTICATION_REQUIRED, ErrorCode.AUTHENTICATION_FAILED,
 
 FIRMWARE = Interface(
     name="io.mfpsecd.Firmware",
+    module=__name__,
     doc=(
         "The device's firmware: two slots (A/B), each a vendor-signed image verified\n"
         "at update and at every boot, a security epoch that never goes back (a TPM NV\n"

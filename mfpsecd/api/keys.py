@@ -11,9 +11,9 @@ from typing import Annotated
 
 import msgspec
 
-from mfpsecd.api.schema import Interface, Method, NoParams
 from mfpsecd.base.access import Privilege
 from mfpsecd.base.errors import ErrorCode
+from mfpsecd.varlink.schema import Interface, Method, NoParams
 
 SecretName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9._-]{0,127}\Z")]
 PathText = Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
@@ -152,6 +152,7 @@ _CHAIN_ERRORS = (ErrorCode.KEYS_UNAVAILABLE, ErrorCode.KEY_INTEGRITY, ErrorCode.
 
 KEYS = Interface(
     name="io.mfpsecd.Keys",
+    module=__name__,
     doc=(
         "The key chain (TPM root key -> RSA-2048 wrapping key -> AES-256 master key ->\n"
         "sealed secrets), the secret store and the device identity. No method returns\n"

@@ -6,12 +6,12 @@ from mfpsecd.api.audit import AUDIT
 from mfpsecd.api.auth import AUTH
 from mfpsecd.api.firmware import FIRMWARE
 from mfpsecd.api.keys import KEYS
-from mfpsecd.api.schema import Interface, Method
-from mfpsecd.api.service import SERVICE
 from mfpsecd.api.store import STORE
 from mfpsecd.api.system import SYSTEM
 from mfpsecd.api.wipe import WIPE
 from mfpsecd.ipfilter.api import NETWORK
+from mfpsecd.varlink.schema import Interface, Method
+from mfpsecd.varlink.service import SERVICE
 
 INTERFACES: tuple[Interface, ...] = (SERVICE, SYSTEM, AUTH, KEYS, AUDIT, WIPE, STORE,
                                       FIRMWARE, NETWORK)

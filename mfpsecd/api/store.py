@@ -7,33 +7,23 @@ password again). No method returns object contents or keys.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import msgspec
 
 from mfpsecd.api.auth import ReauthPassword
-from mfpsecd.api.schema import Interface, Method, NoParams
 from mfpsecd.base.access import Privilege
 from mfpsecd.base.errors import ErrorCode
+from mfpsecd.varlink.descriptors import Descriptor
+from mfpsecd.varlink.schema import Interface, Method, NoParams
 
 ObjectId = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8}-[0-9a-f]{20}\Z")]
-# A one-time token for a descriptor passed on the side channel (see fd_socket_path).
-Descriptor = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{32}\Z")]
 # No C0/C1 control characters: a name with a newline, a CR or an escape sequence would
 # forge lines or drive the terminal of whoever lists the objects.
 Label = Annotated[str, msgspec.Meta(min_length=1, max_length=128,
                                     pattern=r"^[^\x00-\x1f\x7f-\x9f]+\Z")]
 Owner = Annotated[str, msgspec.Meta(pattern=r"^([a-z][a-z0-9._-]{0,31})?\Z")]
 KindName = Annotated[str, msgspec.Meta(pattern=r"^(spool|box|secure-print)\Z")]
-
-
-def fd_socket_path(varlink_socket: Path) -> Path:
-    """The descriptor side channel next to a Varlink socket (`mfpsecd.sock` →
-    `mfpsecd.fd.sock`): connect, send one byte with the descriptor attached (SCM_RIGHTS),
-    read back a line with a one-time token (or `!reason`), valid for a minute for this uid,
-    and name it as `descriptor` in Put or Read."""
-    return varlink_socket.with_name(f"{varlink_socket.stem}.fd.sock")
 
 
 class StoreStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -98,6 +88,7 @@ class PurgeResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 STORE = Interface(
     name="io.mfpsecd.Store",
+    module=__name__,
     doc=(
         "The encrypted job store: every object under its own AES-256 key, sealed under\n"
         "the master key; a delete destroys the key (crypto-erase) and overwrites the\n"

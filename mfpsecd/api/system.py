@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from mfpsecd.api.schema import Interface, Method, NoParams
 from mfpsecd.api.types import Status
 from mfpsecd.base.access import Privilege
+from mfpsecd.varlink.schema import Interface, Method, NoParams
 
 SYSTEM = Interface(
     name="io.mfpsecd.System",
+    module=__name__,
     doc="The mfpsecd security daemon: its version, board, state and the health of its parts.",
     methods=(
         Method(

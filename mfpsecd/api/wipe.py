@@ -15,9 +15,9 @@ from typing import Annotated
 import msgspec
 
 from mfpsecd.api.auth import ReauthPassword
-from mfpsecd.api.schema import Interface, Method, NoParams
 from mfpsecd.base.access import Privilege
 from mfpsecd.base.errors import ErrorCode
+from mfpsecd.varlink.schema import Interface, Method, NoParams
 
 TargetId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")]
 JobId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")]
@@ -172,6 +172,7 @@ _TARGET_ERRORS = (ErrorCode.WIPE_TARGET_UNKNOWN, ErrorCode.WIPE_TARGET_REFUSED)
 
 WIPE = Interface(
     name="io.mfpsecd.Wipe",
+    module=__name__,
     doc=(
         "Sanitization of the disks the board profile lists: overwrite modes 1-8 (one\n"
         "pass on flash), a read-back of every byte, resumable after a power cut, and a\n"

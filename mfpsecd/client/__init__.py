@@ -1,13 +1,13 @@
 """Clients of the daemon's Varlink API, shared by the panel, the CLI and the tests."""
 
 from mfpsecd.client.auth import AuthClient
-from mfpsecd.client.connection import DEFAULT_SOCKET, AsyncConnection, Connection
 from mfpsecd.client.firmware import FirmwareClient
 from mfpsecd.client.keys import KeysClient
 from mfpsecd.client.store import StoreClient
 from mfpsecd.client.system import AsyncSystemClient, SystemClient
 from mfpsecd.client.wipe import WipeClient
 from mfpsecd.ipfilter.client import NetworkClient
+from mfpsecd.varlink.client import DEFAULT_SOCKET, AsyncConnection, Connection
 
 __all__ = [
            "DEFAULT_SOCKET",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from mfpsecd.api import audit
-from mfpsecd.client.connection import Connection
+from mfpsecd.varlink.client import Connection
 
 _entries = msgspec.json.Decoder(audit.AuditEntries)
 _verdict = msgspec.json.Decoder(audit.AuditVerdict)

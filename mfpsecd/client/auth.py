@@ -6,7 +6,7 @@ from __future__ import annotations
 import msgspec
 
 from mfpsecd.api import auth
-from mfpsecd.client.connection import Connection
+from mfpsecd.varlink.client import Connection
 
 _session = msgspec.json.Decoder(auth.SessionInfo)
 _whoami = msgspec.json.Decoder(auth.WhoAmI)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from mfpsecd.api import firmware
-from mfpsecd.client.connection import Connection
+from mfpsecd.varlink.client import Connection
 
 _status = msgspec.json.Decoder(firmware.FirmwareStatus)
 _verification = msgspec.json.Decoder(firmware.Verification)

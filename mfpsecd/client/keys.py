@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import msgspec
 
 from mfpsecd.api import keys
-from mfpsecd.client.connection import Connection
+from mfpsecd.varlink.client import Connection
 
 _status = msgspec.json.Decoder(keys.KeyStatus)
 _secret = msgspec.json.Decoder(keys.SecretInfo)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from mfpsecd.api import store
-from mfpsecd.client.connection import Connection
+from mfpsecd.varlink.client import Connection
 
 _status = msgspec.json.Decoder(store.StoreStatus)
 _objects = msgspec.json.Decoder(store.StoredObjects)

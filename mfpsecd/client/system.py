@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import msgspec
 
-from mfpsecd.api.service import Info
 from mfpsecd.api.types import Status
-from mfpsecd.client.connection import AsyncConnection, Connection
+from mfpsecd.varlink.client import AsyncConnection, Connection
+from mfpsecd.varlink.service import Info
 
 _status = msgspec.json.Decoder(Status)
 _info = msgspec.json.Decoder(Info)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import msgspec
 
 from mfpsecd.api import wipe
-from mfpsecd.client.connection import Connection
+from mfpsecd.varlink.client import Connection
 
 _targets = msgspec.json.Decoder(wipe.Targets)
 _job = msgspec.json.Decoder(wipe.Job)

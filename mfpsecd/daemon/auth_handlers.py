@@ -8,19 +8,19 @@ import math
 
 from mfpsecd.api import auth as api
 from mfpsecd.api.auditlog import EventType, Subject
-from mfpsecd.api.schema import NoParams
 from mfpsecd.base.admission import PeerClass
 from mfpsecd.base.clock import utc_text
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.core import setting_changes
-from mfpsecd.daemon.ipc_server import CallContext, Handler
 from mfpsecd.services.admin_recovery import AdminRecovery
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.auth import AuthService
-from mfpsecd.services.sessions import Session
+from mfpsecd.services.sessions import Session, seat_of
 from mfpsecd.services.status import StatusService
 from mfpsecd.services.user_store import UserRow
+from mfpsecd.varlink.schema import NoParams
+from mfpsecd.varlink.server import CallContext, Handler
 
 ADMIN_UNSET = "administrator-unset"
 
@@ -32,7 +32,7 @@ _FRONT_ENDS = frozenset({PeerClass.SYSTEM, PeerClass.PANEL})
 
 def subject_of(ctx: CallContext, address: str = "") -> Subject:
     """Who called, for the audit record: the logged-in user and role when there is one."""
-    s = ctx.seat.session
+    s = seat_of(ctx.seat).session
     origin = "network" if address else _ORIGINS[ctx.peer_class]
     if s is None or s.ended:
         return Subject(origin=origin, uid=ctx.peer.uid, pid=ctx.peer.pid, address=address)
@@ -45,12 +45,12 @@ async def reauthenticate(ctx: CallContext, auth: AuthService, password: SecretBy
     """Before a destructive operation (a sanitization, a purge): whoever is logged in
     proves it again; only root without a session (the recovery path, where nobody can
     log in) is not asked."""
-    if ctx.seat.session is None and ctx.peer_class is PeerClass.SYSTEM:
+    if seat_of(ctx.seat).session is None and ctx.peer_class is PeerClass.SYSTEM:
         return
     if not len(password):
         raise MfpsecError(ErrorCode.AUTHENTICATION_REQUIRED,
                           reason="re-authentication: give your password again")
-    await auth.reauthenticate(ctx.seat, password, subject)
+    await auth.reauthenticate(seat_of(ctx.seat), password, subject)
 
 
 def remote_address(ctx: CallContext, text: str) -> str:
@@ -98,13 +98,14 @@ def auth_handlers(auth: AuthService, auditor: Auditor, status: StatusService
     async def login(ctx: CallContext, p: api.LoginParams) -> api.SessionInfo:
         address = remote_address(ctx, p.remote_address)
         with SecretBytes(p.password) as password:
-            r = await auth.login(p.user, password, p.otp, ctx.seat, subject_of(ctx, address))
+            r = await auth.login(p.user, password, p.otp, seat_of(ctx.seat),
+                                 subject_of(ctx, address))
         return _session_info(r.session, r.token, idle())
 
     async def login_card(ctx: CallContext, p: api.CardLoginParams) -> api.SessionInfo:
         address = remote_address(ctx, p.remote_address)
         with SecretBytes(p.pin) as pin:
-            r = await auth.login_card(pin, ctx.seat, subject_of(ctx, address))
+            r = await auth.login_card(pin, seat_of(ctx.seat), subject_of(ctx, address))
         return _session_info(r.session, r.token, idle())
 
     async def bind_card(ctx: CallContext, p: api.BindCardParams) -> api.BindCardResult:
@@ -116,14 +117,14 @@ def auth_handlers(auth: AuthService, auditor: Auditor, status: StatusService
         return api.BindCardResult(fp)
 
     def resume(ctx: CallContext, p: api.ResumeParams) -> api.SessionInfo:
-        return _session_info(auth.resume(p.token, ctx.seat), "", idle())
+        return _session_info(auth.resume(p.token, seat_of(ctx.seat)), "", idle())
 
     async def logout(ctx: CallContext, _: NoParams) -> api.Empty:
-        await auth.logout(ctx.seat, subject_of(ctx))
+        await auth.logout(seat_of(ctx.seat), subject_of(ctx))
         return api.Empty()
 
     def whoami(ctx: CallContext, _: NoParams) -> api.WhoAmI:
-        seat = ctx.seat
+        seat = seat_of(ctx.seat)
         s = seat.session
         if s is not None and not auth.sessions.alive(s):
             seat.detach()
@@ -139,7 +140,7 @@ def auth_handlers(auth: AuthService, auditor: Auditor, status: StatusService
         async with auditor.event(EventType.MANAGEMENT, subject, subject.user) as ev:
             ev.details["action"] = "change own password"
             with SecretBytes(p.current) as current, SecretBytes(p.new) as new:
-                await auth.change_own_password(ctx.seat, current, new, subject)
+                await auth.change_own_password(seat_of(ctx.seat), current, new, subject)
             ev.succeed()
         return api.Empty()
 
@@ -200,7 +201,7 @@ def auth_handlers(auth: AuthService, auditor: Auditor, status: StatusService
         async with auditor.event(EventType.MANAGEMENT, subject, subject.user) as ev:
             ev.details["action"] = "enroll totp"
             with SecretBytes(p.password) as password:
-                e = await auth.enroll_totp(ctx.seat, password, subject)
+                e = await auth.enroll_totp(seat_of(ctx.seat), password, subject)
             ev.succeed()
         return api.TotpEnrollment(e.uri, e.secret_base32)
 
@@ -208,7 +209,7 @@ def auth_handlers(auth: AuthService, auditor: Auditor, status: StatusService
         subject = subject_of(ctx)
         async with auditor.event(EventType.MANAGEMENT, subject, subject.user) as ev:
             ev.details["action"] = "confirm totp"
-            await auth.confirm_totp(ctx.seat, p.code)
+            await auth.confirm_totp(seat_of(ctx.seat), p.code)
             ev.succeed()
         return api.Empty()
 

@@ -6,18 +6,19 @@ import io
 import os
 
 from mfpsecd.api import firmware as api
-from mfpsecd.api.schema import NoParams
 from mfpsecd.base.access import Role
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.daemon.auth_handlers import reauthenticate, subject_of
-from mfpsecd.daemon.fd_channel import FdChannel
-from mfpsecd.daemon.ipc_server import CallContext, Handler
 from mfpsecd.daemon.store_handlers import passed_descriptor
 from mfpsecd.services.auth import AuthService
 from mfpsecd.services.firmware import VerifiedImage
 from mfpsecd.services.fw_update import BootRecord, FirmwareService
+from mfpsecd.services.sessions import seat_of
 from mfpsecd.services.transfer import PolledReader
+from mfpsecd.varlink.fd_channel import FdChannel
+from mfpsecd.varlink.schema import NoParams
+from mfpsecd.varlink.server import CallContext, Handler
 
 
 def _boot(r: BootRecord | None) -> api.BootVerification:
@@ -71,7 +72,7 @@ def firmware_handlers(firmware: FirmwareService, auth: AuthService,
 
     async def set_lock(ctx: CallContext, p: api.LockParams, locked: bool) -> api.LockState:
         subject = subject_of(ctx)
-        s = ctx.seat.session
+        s = seat_of(ctx.seat).session
         if not locked and (s is None or s.ended or s.role is not Role.ADMINISTRATOR):
             # F-3: only the administrator lifts it; root without a session is no exception.
             raise MfpsecError(ErrorCode.AUTHENTICATION_REQUIRED,

@@ -11,20 +11,16 @@ import msgspec
 
 from mfpsecd import __version__
 from mfpsecd.api import audit as audit_api
-from mfpsecd.api import idl, keys, registry
+from mfpsecd.api import keys, registry
 from mfpsecd.api.auditlog import EventType, Outcome, Record
 from mfpsecd.api.firmware import FIRMWARE
-from mfpsecd.api.schema import Interface, NoParams
-from mfpsecd.api.service import GetInterfaceDescriptionParams, Info, InterfaceDescription
 from mfpsecd.api.types import DaemonState, Status
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.base.state import StateConnection
 from mfpsecd.core import identity_history
 from mfpsecd.daemon.auth_handlers import auth_handlers, subject_of
-from mfpsecd.daemon.fd_channel import FdChannel
 from mfpsecd.daemon.firmware_handlers import firmware_handlers
-from mfpsecd.daemon.ipc_server import CallContext, Handler, Last
 from mfpsecd.daemon.store_handlers import store_handlers
 from mfpsecd.daemon.wipe_handlers import wipe_handlers
 from mfpsecd.ipfilter.api import NETWORK
@@ -42,6 +38,11 @@ from mfpsecd.services.secrets import SecretKind, SecretStore
 from mfpsecd.services.status import StatusService
 from mfpsecd.services.user_store import UserStore
 from mfpsecd.services.wipe import WipeService
+from mfpsecd.varlink import idl
+from mfpsecd.varlink.fd_channel import FdChannel
+from mfpsecd.varlink.schema import Interface, NoParams
+from mfpsecd.varlink.server import CallContext, Handler, Last
+from mfpsecd.varlink.service import GetInterfaceDescriptionParams, Info, InterfaceDescription
 
 _DESCRIPTIONS = {i.name: idl.generate(i) for i in registry.INTERFACES}
 

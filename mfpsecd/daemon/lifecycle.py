@@ -20,9 +20,9 @@ import structlog
 from cryptography import x509
 
 from mfpsecd import __version__
+from mfpsecd.api import registry
 from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Subject
 from mfpsecd.api.auth import SessionPolicy
-from mfpsecd.api.store import fd_socket_path
 from mfpsecd.api.types import DaemonState
 from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.disks import SysfsDiskInventory
@@ -47,7 +47,6 @@ from mfpsecd.core.overwrite_plan import overwrite_defeated_by
 from mfpsecd.core.password_record import Cost
 from mfpsecd.core.throttle import Throttle, ThrottleLimits
 from mfpsecd.daemon.alerts import make_notifier
-from mfpsecd.daemon.fd_channel import FdChannel
 from mfpsecd.daemon.firmware import make_firmware
 from mfpsecd.daemon.handlers import (
     DataServices,
@@ -56,7 +55,6 @@ from mfpsecd.daemon.handlers import (
     failed_handlers,
     fast_replies,
 )
-from mfpsecd.daemon.ipc_server import Handler, ServerLimits, VarlinkServer, activated_sockets
 from mfpsecd.daemon.resources import lock_state_dir, make_tpm
 from mfpsecd.ipfilter.flood_bans import BanPolicy, FloodBans
 from mfpsecd.ipfilter.model import ruleset as nf
@@ -80,6 +78,10 @@ from mfpsecd.services.timewatch import watch_time
 from mfpsecd.services.transfer import TransferLimits
 from mfpsecd.services.user_store import UserStore
 from mfpsecd.services.wipe import DeviceName, WipeService, WipeSettings
+from mfpsecd.varlink.descriptors import fd_socket_path
+from mfpsecd.varlink.fd_channel import FdChannel
+from mfpsecd.varlink.server import Handler, ServerLimits, VarlinkServer
+from mfpsecd.varlink.sockets import activated_sockets
 
 log = structlog.get_logger("mfpsecd")
 
@@ -345,7 +347,8 @@ async def _listen(cfg: Config, board: Board, clock: Clock, handlers: dict[str, H
     server = VarlinkServer(handlers, admission_rules(cfg),
                            ServerLimits(ipc.max_message_bytes, ipc.max_connections,
                                         ipc.idle_timeout_s, ipc.queue_depth),
-                           clock, sessions=sessions, fast=fast, release_descriptor=release,
+                           clock, interfaces=registry.INTERFACES, access=sessions, fast=fast,
+                           release_descriptor=release,
                            on_refused=refused)
     socket_path, group = _socket(cfg, board)
     where = await server.listen(socket_path, group, activated)

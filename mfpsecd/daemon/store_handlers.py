@@ -6,22 +6,23 @@ import fcntl
 import os
 
 from mfpsecd.api import store as api
-from mfpsecd.api.schema import NoParams
 from mfpsecd.base.access import Role
 from mfpsecd.base.admission import PeerClass
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.daemon.auth_handlers import reauthenticate, subject_of
-from mfpsecd.daemon.fd_channel import FdChannel
-from mfpsecd.daemon.ipc_server import CallContext, Handler
 from mfpsecd.services.auth import AuthService
 from mfpsecd.services.jobstore import JobStore, ObjectInfo, ObjectKind, Requester
+from mfpsecd.services.sessions import seat_of
+from mfpsecd.varlink.fd_channel import FdChannel
+from mfpsecd.varlink.schema import NoParams
+from mfpsecd.varlink.server import CallContext, Handler
 
 
 def requester_of(ctx: CallContext) -> Requester:
     """The session's user (an administrator reaches every object); a system peer without
     a session is the device's own administration."""
-    s = ctx.seat.session
+    s = seat_of(ctx.seat).session
     if s is not None and not s.ended:
         return Requester(s.user, administrator=s.role is Role.ADMINISTRATOR)
     return Requester("", administrator=ctx.peer_class is PeerClass.SYSTEM)

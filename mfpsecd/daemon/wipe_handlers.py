@@ -10,7 +10,6 @@ import msgspec
 
 from mfpsecd.api import wipe as api
 from mfpsecd.api.auditlog import Subject
-from mfpsecd.api.schema import NoParams
 from mfpsecd.backends.certificate_pdf import render_pdf
 from mfpsecd.base.admission import PeerClass
 from mfpsecd.base.errors import ErrorCode, MfpsecError
@@ -18,11 +17,13 @@ from mfpsecd.base.secret import SecretBytes
 from mfpsecd.core import wipe_certificate as cert
 from mfpsecd.core.purge_plan import Level, Method
 from mfpsecd.daemon.auth_handlers import reauthenticate, subject_of
-from mfpsecd.daemon.ipc_server import CallContext, Handler, Last
 from mfpsecd.ports import MediaInfo
 from mfpsecd.services.auth import AuthService
 from mfpsecd.services.purge_record import facts
+from mfpsecd.services.sessions import seat_of
 from mfpsecd.services.wipe import JobView, PurgePreview, WipeService
+from mfpsecd.varlink.schema import NoParams
+from mfpsecd.varlink.server import CallContext, Handler, Last
 
 _ROTATIONAL = {True: "yes", False: "no", None: "unknown"}
 
@@ -75,7 +76,7 @@ async def operator(ctx: CallContext, auth: AuthService, password: SecretBytes,
     """Who sanitizes: a person, whose session proves their password again. Root without
     a session only in factory mode, and then named as such."""
     subject = subject_of(ctx)
-    if ctx.seat.session is None:
+    if seat_of(ctx.seat).session is None:
         if not factory_mode or ctx.peer_class is not PeerClass.SYSTEM:
             raise MfpsecError(
                 ErrorCode.AUTHENTICATION_REQUIRED,

@@ -13,10 +13,10 @@ from typing import Annotated
 
 import msgspec
 
-from mfpsecd.api.schema import Interface, Method, NoParams
-from mfpsecd.api.store import Descriptor
 from mfpsecd.base.access import Privilege
 from mfpsecd.base.errors import ErrorCode
+from mfpsecd.varlink.descriptors import Descriptor
+from mfpsecd.varlink.schema import Interface, Method, NoParams
 
 RangeText = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 ServiceName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")]

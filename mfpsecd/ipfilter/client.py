@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
-from mfpsecd.client.connection import Connection
 from mfpsecd.ipfilter import api as network
+from mfpsecd.varlink.client import Connection
 
 _rules = msgspec.json.Decoder(network.Rules)
 _ruleset = msgspec.json.Decoder(network.Ruleset)

@@ -7,15 +7,15 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from mfpsecd.api.schema import NoParams
 from mfpsecd.daemon.auth_handlers import remote_address, subject_of
-from mfpsecd.daemon.fd_channel import FdChannel
-from mfpsecd.daemon.ipc_server import CallContext, Handler
 from mfpsecd.daemon.store_handlers import passed_descriptor
 from mfpsecd.ipfilter import api
 from mfpsecd.ipfilter import service as svc
 from mfpsecd.ipfilter.model import ruleset as nf
 from mfpsecd.services.transfer import PolledReader
+from mfpsecd.varlink.fd_channel import FdChannel
+from mfpsecd.varlink.schema import NoParams
+from mfpsecd.varlink.server import CallContext, Handler
 
 
 def _rules(v: svc.NetView, offset: int = 0, limit: int = api.PAGE) -> api.Rules:

@@ -67,6 +67,14 @@ class SessionTable:
         if self.on_end is not None:
             self.on_end(session, why)
 
+    # The server's Access policy (varlink.server): connections get a Seat, and what their
+    # peer class does not grant needs a live session whose role does.
+    def seat(self, peer: PeerCredentials, peer_class: PeerClass) -> Seat:
+        return Seat(peer, peer_class)
+
+    def authorize(self, seat: object, needed: Privilege) -> None:
+        seat_of(seat).check(needed, self)
+
     def __len__(self) -> int:
         return len(self._by_digest)
 
@@ -196,3 +204,11 @@ class Seat:
             raise MfpsecError(ErrorCode.AUTHENTICATION_REQUIRED,
                               reason=f"change the password first ({s.must_change})")
         raise MfpsecError(ErrorCode.PERMISSION_DENIED)
+
+
+def seat_of(seat: object) -> Seat:
+    """A connection's seat as the sessions made it (the server hands it over as its
+    Seat protocol)."""
+    if not isinstance(seat, Seat):
+        raise MfpsecError(ErrorCode.AUTHENTICATION_REQUIRED, reason="no sessions here")
+    return seat

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import varlink
 
-from mfpsecd.api import idl, registry
+from mfpsecd.api import registry
 from mfpsecd.api.auth import SessionPolicy
 from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.disks import SysfsDiskInventory
@@ -22,7 +22,6 @@ from mfpsecd.base.errors import COMMON_ERRORS, ErrorCode
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.paths import Paths
 from mfpsecd.base.sqlite_state import SqliteState
-from mfpsecd.daemon.fd_channel import FdChannel
 from mfpsecd.daemon.handlers import DataServices, KeyServices, build_handlers
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.auth import AuthService
@@ -36,6 +35,8 @@ from mfpsecd.services.sessions import SessionTable
 from mfpsecd.services.status import BoardInfo, StatusService
 from mfpsecd.services.user_store import UserStore
 from mfpsecd.services.wipe import DeviceName, WipeService
+from mfpsecd.varlink import idl
+from mfpsecd.varlink.fd_channel import FdChannel
 from tests.support.fakeclock import FakeClock
 
 _NOWHERE = Paths(*(Path("/nonexistent"),) * 4)

@@ -76,6 +76,7 @@ def test_unadmitted_uid_gets_permission_denied(admitting_daemon: ds.DaemonProces
     while True:
         shown = ds.mfpsec(sock.as_posix(), "audit", "show", "--json", "--limit", "0",
                           "--type", "session.failure")
+        assert shown.returncode == 0, shown.stderr
         found = [e for e in json.loads(shown.stdout) if e["object"] == "ipc"]
         if found or time.monotonic() > deadline:
             break

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import varlink
 
-from mfpsecd.api import idl
 from mfpsecd.api.system import SYSTEM
+from mfpsecd.varlink import idl
 from tests.support import daemon as ds
 
 

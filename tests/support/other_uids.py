@@ -4,7 +4,7 @@ every user can read it.
 The tests run clients as other uids (setpriv) to exercise SO_PEERCRED admission and the
 roles. The checkout may live where those uids cannot reach (root's home is 0700 on
 Debian), and so may its venv; so they run the base interpreter on a world-readable copy
-of what the CLI and the client import: mfpsecd's base, api, client and cli, and click and
+of what the CLI and the client import: mfpsecd's base, varlink, api, client and cli, and click and
 msgspec from the venv. No native code: the editable loader is not involved either.
 """
 
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 _PACKAGE_FILES = ("__init__.py", "py.typed")
 # base/ whole: the client side needs its errors and access enums, and importing a module
 # is what pulls anything heavier (secret loads the native extension: clients never do).
-_SUBPACKAGES = ("base", "api", "client", "cli")
+_SUBPACKAGES = ("base", "varlink", "api", "client", "cli")
 # Capability folders: only their client side (the import contracts keep it self-contained).
 _CAPABILITIES = ("ipfilter",)
 _CLIENT_SIDE = ("__init__.py", "api.py", "client.py", "cli.py")

@@ -12,7 +12,7 @@ import pytest
 
 from mfpsecd.base.admission import AdmissionRules
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.daemon.fd_channel import TOKEN_TTL_S, FdChannel
+from mfpsecd.varlink.fd_channel import TOKEN_TTL_S, FdChannel
 from tests.support.fakeclock import FakeClock
 
 

@@ -10,15 +10,16 @@ from typing import Any
 
 import pytest
 
-from mfpsecd.api import wire
-from mfpsecd.api.service import InterfaceDescription
+from mfpsecd.api.registry import INTERFACES
 from mfpsecd.api.types import DaemonState
 from mfpsecd.base.admission import AdmissionRules
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.daemon.handlers import build_handlers, fast_replies
-from mfpsecd.daemon.ipc_server import ServerLimits, VarlinkServer
 from mfpsecd.services.status import BoardInfo, StatusService
+from mfpsecd.varlink import wire
+from mfpsecd.varlink.server import ServerLimits, VarlinkServer
+from mfpsecd.varlink.service import InterfaceDescription
 from tests.support.fakeclock import FakeClock, settle
 
 GET_STATUS = b'{"method":"io.mfpsecd.System.GetStatus"}\0'
@@ -34,7 +35,7 @@ async def _serve(tmp: Path, clock: FakeClock, patch: dict[str, Any] | None = Non
     handlers = {**build_handlers(status), **(patch or {})}
     handlers.pop(without or "", None)
     server = VarlinkServer(handlers, AdmissionRules(os.geteuid(), frozenset(), frozenset()),
-                           limits or ServerLimits(), clock,
+                           limits or ServerLimits(), clock, interfaces=INTERFACES,
                            # the fast path answers GetStatus itself: not when it is patched
                            fast=None if patch or without else fast_replies(status))
     await server.listen(tmp / "s.sock", None)
@@ -219,9 +220,10 @@ def test_handler_table_is_checked_at_start() -> None:
 
     with pytest.raises(TypeError, match="async generator"):
         VarlinkServer({"io.mfpsecd.System.WatchStatus": plain_stream}, rules, ServerLimits(),
-                      clock)
+                      clock, interfaces=INTERFACES)
     with pytest.raises(TypeError, match="no interface declares"):
-        VarlinkServer({"io.mfpsecd.System.Nope": plain_stream}, rules, ServerLimits(), clock)
+        VarlinkServer({"io.mfpsecd.System.Nope": plain_stream}, rules, ServerLimits(), clock,
+                      interfaces=INTERFACES)
 
 
 def test_pre_encoded_status_reply_is_exactly_the_encoded_status() -> None:

@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mfpsecd.api import wire
-from mfpsecd.api.service import GetInterfaceDescriptionParams
 from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.varlink import wire
+from mfpsecd.varlink.service import GetInterfaceDescriptionParams
 
 
 def test_call_round_trip() -> None:

@@ -1,7 +1,8 @@
 """Generate the Varlink interface description text from the Python declarations.
 
-The generated text is what GetInterfaceDescription serves, and it is committed beside this
-module as <interface>.varlink; a contract test fails when the two drift.
+The generated text is what GetInterfaceDescription serves, and it is committed beside the
+module that declares the interface as <interface>.varlink (written by tools/write_idl.py,
+`make idl`); a contract test fails when the two drift.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ from pathlib import Path
 import msgspec
 import msgspec.inspect as mi
 
-from mfpsecd.api.schema import Interface
-
-IDL_DIR = Path(__file__).parent
+from mfpsecd.varlink.schema import Interface
 
 
 def _comment(doc: str, indent: str = "") -> list[str]:
@@ -124,23 +123,8 @@ def generate(interface: Interface) -> str:
 
 def idl_path(interface: Interface) -> Path:
     """Beside the module that declares the interface (a capability's api.py)."""
-    home = IDL_DIR
-    if interface.module:
-        declared = sys.modules[interface.module].__file__
-        assert declared is not None
-        home = Path(declared).parent
-    return home / f"{interface.name}.varlink"
-
-
-def main() -> None:
-    """Write the committed .varlink files (run by `make idl`)."""
-    from mfpsecd.api.registry import INTERFACES  # noqa: PLC0415 - registry imports this module's users
-
-    for interface in INTERFACES:
-        if interface.name.startswith("org.varlink."):
-            continue
-        idl_path(interface).write_text(generate(interface))
-
-
-if __name__ == "__main__":
-    main()
+    if not interface.module:
+        raise ValueError(f"{interface.name} names no declaring module")
+    declared = sys.modules[interface.module].__file__
+    assert declared is not None
+    return Path(declared).parent / f"{interface.name}.varlink"

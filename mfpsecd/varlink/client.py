@@ -16,9 +16,9 @@ from typing import Any, Self
 
 import msgspec
 
-from mfpsecd.api import wire
-from mfpsecd.api.store import fd_socket_path
 from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.varlink import wire
+from mfpsecd.varlink.descriptors import fd_socket_path
 
 DEFAULT_SOCKET = "/run/mfpsecd/mfpsecd.sock"
 # Replies can be larger than calls (a status with many components, an audit page).

@@ -27,7 +27,7 @@ import structlog
 from mfpsecd.base.admission import AdmissionRules, PeerClass, classify
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.daemon.ipc_server import bind_unix, peer_credentials
+from mfpsecd.varlink.sockets import bind_unix, peer_credentials
 
 log = structlog.get_logger("mfpsecd.fd")
 

@@ -18,35 +18,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import inspect
-import os
 import socket
-import stat
-import struct
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, NoReturn, TypeVar, cast
+from typing import Any, Generic, NoReturn, Protocol, TypeVar, cast
 
 import msgspec
 import structlog
 
-from mfpsecd.api import registry, wire
-from mfpsecd.api.auth import SessionPolicy
-from mfpsecd.api.schema import Method, NoParams
 from mfpsecd.base.access import Privilege
-from mfpsecd.base.admission import AdmissionRules, PeerClass, PeerCredentials, classify
+from mfpsecd.base.admission import (
+    AdmissionRules,
+    PeerClass,
+    PeerCredentials,
+    classify,
+    privileges,
+)
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.errors import COMMON_ERRORS, ErrorCode, MfpsecError
 from mfpsecd.base.secret import wipe
-from mfpsecd.services.sessions import Seat, SessionTable
+from mfpsecd.varlink import wire
+from mfpsecd.varlink.schema import Interface, Method, NoParams
+from mfpsecd.varlink.sockets import bind_unix, peer_credentials
 
 log = structlog.get_logger("mfpsecd.ipc")
 
-SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)
-SD_LISTEN_FDS_START = 3
 _NO_PARAMS = NoParams()
 _INITIAL_BUFFER = 64 * 1024
 _WRITE_HIGH_WATER = 256 * 1024
@@ -63,13 +62,49 @@ class Last(Generic[T]):
         self.value = value
 
 
+class Seat(Protocol):
+    """A connection's standing: what its peer class grants without more ado, and whatever
+    the access policy attaches to it (the auth capability's login session)."""
+
+    @property
+    def base(self) -> frozenset[Privilege]: ...
+
+
+class Access(Protocol):
+    """The access policy beyond peer classes, injected: the server knows no sessions."""
+
+    def seat(self, peer: PeerCredentials, peer_class: PeerClass) -> Seat:
+        """The standing of a newly connected peer."""
+        ...
+
+    def authorize(self, seat: Seat, needed: Privilege) -> None:
+        """For a privilege the peer class does not grant: raise MfpsecError unless the
+        seat may have it now."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _ClassSeat:
+    base: frozenset[Privilege]
+
+
+class PeerClassAccess:
+    """No sessions: a connection may do what its peer class grants, and nothing more."""
+
+    def seat(self, peer: PeerCredentials, peer_class: PeerClass) -> Seat:
+        return _ClassSeat(privileges(peer_class))
+
+    def authorize(self, seat: Seat, needed: Privilege) -> None:
+        raise MfpsecError(ErrorCode.PERMISSION_DENIED)
+
+
 @dataclass(frozen=True, slots=True)
 class CallContext:
     peer: PeerCredentials
     peer_class: PeerClass
     method: Method
     qualified_name: str
-    seat: Seat  # the connection's: the session attached to it, if any
+    seat: Seat  # the connection's (the auth capability's: see sessions.seat_of)
 
 
 # Answers at once, without I/O or waiting: called from the read callback. It may return
@@ -111,24 +146,6 @@ class ServerLimits:
     queue_depth: int = 16
 
 
-def peer_credentials(sock: socket.socket) -> PeerCredentials:
-    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    pid, uid, gid = struct.unpack("3i", raw)
-    groups: tuple[int, ...] = ()
-    size = 64
-    while size <= 65536:
-        try:
-            graw = sock.getsockopt(socket.SOL_SOCKET, SO_PEERGROUPS, 4 * size)
-        except OSError as exc:
-            if exc.errno == errno.ERANGE:
-                size *= 16
-                continue
-            break  # kernel without SO_PEERGROUPS: primary gid only
-        groups = struct.unpack(f"{len(graw) // 4}I", graw)
-        break
-    return PeerCredentials(pid=pid, uid=uid, gid=gid, groups=groups)
-
-
 class _Connection(asyncio.BufferedProtocol):
     def __init__(self, server: VarlinkServer) -> None:
         self._server = server
@@ -153,7 +170,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.contexts: dict[str, CallContext] = {}  # per method: the peer does not change
         self.peer = PeerCredentials(0, -1, -1)
         self.peer_class = PeerClass.UNKNOWN
-        self.seat = Seat(self.peer, self.peer_class)
+        self.seat: Seat = server.access.seat(self.peer, self.peer_class)
 
     # ---- transport callbacks
 
@@ -174,7 +191,7 @@ class _Connection(asyncio.BufferedProtocol):
             stream.abort()
             return
         self.peer_class = classify(self.peer, self._server.rules)
-        self.seat = Seat(self.peer, self.peer_class)
+        self.seat = self._server.access.seat(self.peer, self.peer_class)
         stream.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
         self._task = asyncio.get_running_loop().create_task(self._process())
 
@@ -367,7 +384,8 @@ class VarlinkServer:
         limits: ServerLimits,
         clock: Clock,
         *,
-        sessions: SessionTable | None = None,
+        interfaces: Sequence[Interface],
+        access: Access | None = None,
         fast: Mapping[bytes, tuple[str, Callable[[], bytes]]] | None = None,
         release_descriptor: Callable[[str, int], None] | None = None,
         on_refused: Callable[[PeerCredentials | None, str], None] | None = None,
@@ -377,10 +395,11 @@ class VarlinkServer:
         self._on_refused = on_refused
         # Frees a side-channel descriptor a call named and did not take (FdChannel.release).
         self._release_descriptor = release_descriptor
-        self.sessions = sessions or SessionTable(clock, SessionPolicy())
+        self.access: Access = PeerClassAccess() if access is None else access
         self.limits = limits
         self.clock = clock
-        self._methods = dict(registry.all_methods())
+        self._interfaces = {i.name: i for i in interfaces}
+        self._methods = {f"{i.name}.{m.name}": m for i in interfaces for m in i.methods}
         # Everything a call needs, looked up once per call: method, handler, decoder, sync.
         self._routes: dict[str, tuple[Method, Handler, msgspec.json.Decoder[Any], bool]] = {}
         for name, handler in handlers.items():
@@ -513,7 +532,7 @@ class VarlinkServer:
     def _authorize(self, conn: _Connection, needed: Privilege, name: str) -> None:
         """Beyond what the peer class grants: a live session whose role allows it."""
         try:
-            conn.seat.check(needed, self.sessions)
+            self.access.authorize(conn.seat, needed)
         except MfpsecError as exc:
             log.info("ipc_permission_denied", uid=conn.peer.uid, pid=conn.peer.pid,
                      method=name, peer_class=conn.peer_class.value, error=exc.code.wire_name)
@@ -522,10 +541,9 @@ class VarlinkServer:
     def _not_routed(self, name: str) -> NoReturn:
         if name in self._methods:
             raise MfpsecError(ErrorCode.METHOD_NOT_IMPLEMENTED, method=name)
-        interface, _ = registry.lookup(name)
-        if interface is None:
-            raise MfpsecError(ErrorCode.INTERFACE_NOT_FOUND,
-                              interface=registry.split_method(name)[0])
+        interface = name.rpartition(".")[0]
+        if interface not in self._interfaces:
+            raise MfpsecError(ErrorCode.INTERFACE_NOT_FOUND, interface=interface)
         raise MfpsecError(ErrorCode.METHOD_NOT_FOUND, method=name)
 
     def run_sync(self, conn: _Connection, call: _Prepared) -> bool:
@@ -636,72 +654,3 @@ class VarlinkServer:
             with contextlib.suppress(FileNotFoundError):
                 self._owned_path.unlink()
             self._owned_path = None
-
-
-def activated_sockets() -> dict[str, socket.socket]:
-    """The sockets systemd passed (LISTEN_FDS), by their FileDescriptorName: "varlink"
-    (or, unnamed, the first one) and "fd" (the descriptor side channel). Others are closed:
-    nothing we spawn inherits them."""
-    if os.environ.get("LISTEN_PID") != str(os.getpid()):
-        return {}
-    try:
-        count = int(os.environ.get("LISTEN_FDS", "0"))
-    except ValueError:
-        count = 0
-    names = os.environ.get("LISTEN_FDNAMES", "").split(":")
-    for var in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
-        os.environ.pop(var, None)  # not inherited by anything we spawn
-    fds = list(range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + max(count, 0)))
-    by_name = {names[i] if i < len(names) else "": fd for i, fd in enumerate(fds)}
-    wanted: dict[str, int] = {}
-    if "fd" in by_name:
-        wanted["fd"] = by_name["fd"]
-    varlink = by_name.get("varlink", next((fd for fd in fds if fd not in wanted.values()), None))
-    if varlink is not None:
-        wanted["varlink"] = varlink
-    out: dict[str, socket.socket] = {}
-    for fd in fds:
-        if fd not in wanted.values():
-            os.close(fd)
-    for name, fd in wanted.items():
-        sock = socket.socket(fileno=fd)
-        if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
-            raise MfpsecError(ErrorCode.CONFIG_INVALID,
-                              f"the activation socket {name!r} is not AF_UNIX stream",
-                              key="mfpsecd.socket", reason="ListenStream= must be a unix path")
-        os.set_inheritable(fd, False)
-        sock.setblocking(False)
-        out[name] = sock
-    return out
-
-
-def bind_unix(path: Path, group: int | None) -> socket.socket:
-    path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
-    if group is not None:
-        os.chown(path.parent, -1, group)
-    if path.exists() or path.is_symlink():
-        st = path.lstat()
-        if not stat.S_ISSOCK(st.st_mode):
-            raise MfpsecError(ErrorCode.CONFIG_INVALID, f"{path} exists and is not a socket",
-                              key="ipc.socket_path", reason="exists and is not a socket")
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(str(path))
-        except OSError:
-            path.unlink()  # stale socket of a daemon that did not stop cleanly
-        else:
-            raise MfpsecError(ErrorCode.CONFIG_INVALID, f"another daemon is serving {path}",
-                              key="ipc.socket_path", reason="in use by a running daemon")
-        finally:
-            probe.close()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    old_umask = os.umask(0o177)  # never world-accessible, not even between bind and chmod
-    try:
-        sock.bind(str(path))
-    finally:
-        os.umask(old_umask)
-    if group is not None:
-        os.chown(path, -1, group)
-    os.chmod(path, 0o660)
-    sock.setblocking(False)
-    return sock

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import msgspec
 
-from mfpsecd.api.schema import Interface, Method, NoParams
 from mfpsecd.base.access import Privilege
 from mfpsecd.base.errors import ErrorCode
+from mfpsecd.varlink.schema import Interface, Method, NoParams
 
 
 class Info(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
