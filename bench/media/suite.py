@@ -29,8 +29,8 @@ from bench import (
     SuiteResult,
     progress,
 )
-from tests.integration.test_media_qemu import _devices
 from tests.support import qemu_guest
+from tests.wipe.test_media_qemu import _devices
 
 METRICS = [Metric("ms", "ms", ",.0f")]
 BUDGET_S = 120.0

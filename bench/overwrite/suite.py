@@ -39,9 +39,9 @@ from bench import (
     ratio_finding,
     timed,
 )
-from mfpsecd.backends.native_overwrite import NativeOverwriter, NativeOverwriteTarget
-from mfpsecd.core.overwrite_plan import DISCARD_MODES, PassKind
-from mfpsecd.ports import PassSpec
+from mfpsecd.wipe.backends.native_overwrite import NativeOverwriter, NativeOverwriteTarget
+from mfpsecd.wipe.model.overwrite_plan import DISCARD_MODES, PassKind
+from mfpsecd.wipe.ports import PassSpec
 
 MIB = 1 << 20
 FULL_SIZE = 2048 * MIB
@@ -136,8 +136,8 @@ def hwm():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
-from mfpsecd.backends.native_overwrite import NativeOverwriter, NativeOverwriteTarget
-from mfpsecd.core.overwrite_plan import PassKind
+from mfpsecd.wipe.backends.native_overwrite import NativeOverwriter, NativeOverwriteTarget
+from mfpsecd.wipe.model.overwrite_plan import PassKind
 from mfpsecd.ports import PassSpec
 path, size = sys.argv[1], int(sys.argv[2])
 before = hwm()

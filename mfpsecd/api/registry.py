@@ -8,10 +8,10 @@ from mfpsecd.api.firmware import FIRMWARE
 from mfpsecd.api.keys import KEYS
 from mfpsecd.api.store import STORE
 from mfpsecd.api.system import SYSTEM
-from mfpsecd.api.wipe import WIPE
 from mfpsecd.ipfilter.api import NETWORK
 from mfpsecd.varlink.schema import Interface, Method
 from mfpsecd.varlink.service import SERVICE
+from mfpsecd.wipe.api import WIPE
 
 INTERFACES: tuple[Interface, ...] = (SERVICE, SYSTEM, AUTH, KEYS, AUDIT, WIPE, STORE,
                                       FIRMWARE, NETWORK)

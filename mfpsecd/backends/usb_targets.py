@@ -16,8 +16,8 @@ from pathlib import Path
 import pyudev
 import structlog
 
-from mfpsecd.backends.mounts import mounts as _mounts
 from mfpsecd.base.clock import Clock
+from mfpsecd.base.mounts import mounts as _mounts
 from mfpsecd.ports import BackupTargetInfo
 
 log = structlog.get_logger("mfpsecd.usb")

@@ -12,10 +12,10 @@ from mfpsecd.cli import keys as keys_cmd
 from mfpsecd.cli import status as status_cmd
 from mfpsecd.cli import store as store_cmd
 from mfpsecd.cli import users as users_cmd
-from mfpsecd.cli import wipe as wipe_cmd
 from mfpsecd.cli.common import Target
 from mfpsecd.client import DEFAULT_SOCKET
 from mfpsecd.ipfilter import cli as net_cmd
+from mfpsecd.wipe import cli as wipe_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

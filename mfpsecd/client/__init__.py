@@ -5,9 +5,9 @@ from mfpsecd.client.firmware import FirmwareClient
 from mfpsecd.client.keys import KeysClient
 from mfpsecd.client.store import StoreClient
 from mfpsecd.client.system import AsyncSystemClient, SystemClient
-from mfpsecd.client.wipe import WipeClient
 from mfpsecd.ipfilter.client import NetworkClient
 from mfpsecd.varlink.client import DEFAULT_SOCKET, AsyncConnection, Connection
+from mfpsecd.wipe.client import WipeClient
 
 __all__ = [
            "DEFAULT_SOCKET",

@@ -22,7 +22,6 @@ from mfpsecd.core import identity_history
 from mfpsecd.daemon.auth_handlers import auth_handlers, subject_of
 from mfpsecd.daemon.firmware_handlers import firmware_handlers
 from mfpsecd.daemon.store_handlers import store_handlers
-from mfpsecd.daemon.wipe_handlers import wipe_handlers
 from mfpsecd.ipfilter.api import NETWORK
 from mfpsecd.ipfilter.handlers import network_handlers
 from mfpsecd.ipfilter.service import NetfilterService
@@ -37,12 +36,13 @@ from mfpsecd.services.keys import KeyChain
 from mfpsecd.services.secrets import SecretKind, SecretStore
 from mfpsecd.services.status import StatusService
 from mfpsecd.services.user_store import UserStore
-from mfpsecd.services.wipe import WipeService
 from mfpsecd.varlink import idl
 from mfpsecd.varlink.fd_channel import FdChannel
 from mfpsecd.varlink.schema import Interface, NoParams
 from mfpsecd.varlink.server import CallContext, Handler, Last
 from mfpsecd.varlink.service import GetInterfaceDescriptionParams, Info, InterfaceDescription
+from mfpsecd.wipe.handlers import wipe_handlers
+from mfpsecd.wipe.service import WipeService
 
 _DESCRIPTIONS = {i.name: idl.generate(i) for i in registry.INTERFACES}
 

@@ -25,12 +25,8 @@ from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Subject
 from mfpsecd.api.auth import SessionPolicy
 from mfpsecd.api.types import DaemonState
 from mfpsecd.backends.audit_file import AuditFile
-from mfpsecd.backends.disks import SysfsDiskInventory
-from mfpsecd.backends.media_purge import DevicePurger
-from mfpsecd.backends.mounts import mount_of
 from mfpsecd.backends.native_crypto import NativeCryptoSelfTest, NativeKeyCrypto
 from mfpsecd.backends.native_objects import NativeObjectCipher
-from mfpsecd.backends.native_overwrite import NativeOverwriter
 from mfpsecd.backends.pkcs11_card import Pkcs11Card
 from mfpsecd.backends.sdnotify import SdNotifier
 from mfpsecd.backends.swtpm import SwtpmProcess
@@ -38,12 +34,12 @@ from mfpsecd.backends.usb_targets import UdevBackupTargets
 from mfpsecd.base.admission import PeerCredentials
 from mfpsecd.base.clock import Clock, SystemClock, rfc3339
 from mfpsecd.base.config.loader import Board, admission_rules, gid_of
-from mfpsecd.base.config.schema import BoardKind, Config, SecurityMode
+from mfpsecd.base.config.schema import Config, SecurityMode
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
+from mfpsecd.base.mounts import mount_of
 from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.base.supervisor import Supervisor
-from mfpsecd.core.overwrite_plan import overwrite_defeated_by
 from mfpsecd.core.password_record import Cost
 from mfpsecd.core.throttle import Throttle, ThrottleLimits
 from mfpsecd.daemon.alerts import make_notifier
@@ -77,11 +73,12 @@ from mfpsecd.services.status import BoardInfo, StatusService
 from mfpsecd.services.timewatch import watch_time
 from mfpsecd.services.transfer import TransferLimits
 from mfpsecd.services.user_store import UserStore
-from mfpsecd.services.wipe import DeviceName, WipeService, WipeSettings
 from mfpsecd.varlink.descriptors import fd_socket_path
 from mfpsecd.varlink.fd_channel import FdChannel
 from mfpsecd.varlink.server import Handler, ServerLimits, VarlinkServer
 from mfpsecd.varlink.sockets import activated_sockets
+from mfpsecd.wipe.model.overwrite_plan import overwrite_defeated_by
+from mfpsecd.wipe.wiring import make_wipe
 
 log = structlog.get_logger("mfpsecd")
 
@@ -191,7 +188,9 @@ class Daemon:
         await auth.start()
 
         self._status("resuming sanitizations")
-        wipe = _make_wipe(cfg, board, state, auditor, clock=clock, chain=chain, health=health)
+        wipe = make_wipe(cfg, board, state, auditor, clock=clock, health=health,
+                         signer=_identity_signer(chain), identities=chain.identities,
+                         tool=f"mfpsecd {__version__}")
         await wipe.start()
 
         self._status("opening the job store")
@@ -387,24 +386,6 @@ def _exempt_sources(texts: list[str]) -> tuple[nf.Range, ...]:
     return tuple(out)
 
 
-def _make_wipe(cfg: Config, board: Board, state: SqliteState, auditor: Auditor, *, clock: Clock,
-               chain: KeyChain, health: HealthRegistry) -> WipeService:
-    simulated = board.profile.board.kind is BoardKind.SIMULATED
-    return WipeService(
-        state, SysfsDiskInventory(board.profile.disks, board.paths, simulated=simulated),
-        NativeOverwriter(), auditor, clock, signer=_identity_signer(chain),
-        identities=chain.identities,
-        device=device_name(board),
-        tool=f"mfpsecd {__version__}", health=health,
-        settings=WipeSettings(temporary_mode=cfg.wipe.temporary_mode,
-                              sync_every=cfg.wipe.checkpoint_mib << 20,
-                              poll_s=cfg.wipe.progress_interval_ms / 1000,
-                              verify_fraction=cfg.wipe.verify_percent / 100,
-                              purge_bound_s=cfg.wipe.purge_timeout_min * 60.0,
-                              factory_mode=cfg.wipe.factory_mode),
-        purger=DevicePurger(sys_root=board.paths.sys_root, proc_root=board.paths.proc_root))
-
-
 async def _start_firmware(firmware: FirmwareService, cfg: Config,
                           health: HealthRegistry) -> None:
     """Commit a trial slot that booted and verified; in enhanced mode (F-2) refuse to run
@@ -446,22 +427,6 @@ def _store_filesystem(board: Board) -> str:
         log.warning("store_overwrite_ineffective", directory=str(store), mount=found.point,
                     reason=reason)
     return reason
-
-
-def device_name(board: Board) -> DeviceName:
-    """The controller's model and serial number from the board profile: given there, or
-    read from a file under sys_root (DMI, device tree)."""
-    b = board.profile.board
-    serial = b.serial
-    if not serial and b.serial_file:
-        try:
-            raw = (board.paths.sys_root / b.serial_file).read_bytes()[:64]
-        except OSError as exc:
-            log.warning("board_serial_unreadable", file=b.serial_file, error=str(exc))
-        else:
-            # Device-tree strings end in NUL; DMI ones in a newline.
-            serial = raw.decode("ascii", "replace").strip("\0\n ")
-    return DeviceName(model=b.model or b.description or b.name, serial=serial, board=b.name)
 
 
 def _identity_signer(chain: KeyChain) -> Signer:

@@ -9,11 +9,9 @@ import varlink
 from mfpsecd.api import registry
 from mfpsecd.api.auth import SessionPolicy
 from mfpsecd.backends.audit_file import AuditFile
-from mfpsecd.backends.disks import SysfsDiskInventory
 from mfpsecd.backends.native_crypto import NativeKeyCrypto
 from mfpsecd.backends.native_hasher import NativeTreeHasher
 from mfpsecd.backends.native_objects import NativeObjectCipher
-from mfpsecd.backends.native_overwrite import NativeOverwriter
 from mfpsecd.backends.soft_keys import SoftwareKeys
 from mfpsecd.backends.usb_targets import UdevBackupTargets
 from mfpsecd.base.admission import AdmissionRules
@@ -34,9 +32,11 @@ from mfpsecd.services.secrets import SecretStore
 from mfpsecd.services.sessions import SessionTable
 from mfpsecd.services.status import BoardInfo, StatusService
 from mfpsecd.services.user_store import UserStore
-from mfpsecd.services.wipe import DeviceName, WipeService
 from mfpsecd.varlink import idl
 from mfpsecd.varlink.fd_channel import FdChannel
+from mfpsecd.wipe.backends.disks import SysfsDiskInventory
+from mfpsecd.wipe.backends.native_overwrite import NativeOverwriter
+from mfpsecd.wipe.service import DeviceName, WipeService
 from tests.support.fakeclock import FakeClock
 
 _NOWHERE = Paths(*(Path("/nonexistent"),) * 4)

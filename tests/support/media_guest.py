@@ -32,10 +32,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils  # noqa: E402
 
 from mfpsecd.api.auditlog import Subject  # noqa: E402
 from mfpsecd.backends.audit_file import AuditFile  # noqa: E402
-from mfpsecd.backends.disks import SysfsDiskInventory  # noqa: E402
-from mfpsecd.backends.media_probe import probe  # noqa: E402
-from mfpsecd.backends.media_purge import DevicePurger  # noqa: E402
-from mfpsecd.backends.native_overwrite import NativeOverwriter  # noqa: E402
 from mfpsecd.base.clock import SystemClock  # noqa: E402
 from mfpsecd.base.config.schema import DiskSection, MediumKind  # noqa: E402
 from mfpsecd.base.errors import MfpsecError  # noqa: E402
@@ -43,10 +39,14 @@ from mfpsecd.base.health import HealthRegistry  # noqa: E402
 from mfpsecd.base.paths import Paths  # noqa: E402
 from mfpsecd.base.sqlite_state import SqliteState  # noqa: E402
 from mfpsecd.core import identity_history  # noqa: E402
-from mfpsecd.core import wipe_certificate as cert  # noqa: E402
-from mfpsecd.core.purge_plan import Level, Method, plan  # noqa: E402
 from mfpsecd.services.audit import Auditor  # noqa: E402
-from mfpsecd.services.wipe import DeviceName, WipeService, WipeSettings  # noqa: E402
+from mfpsecd.wipe.backends.disks import SysfsDiskInventory  # noqa: E402
+from mfpsecd.wipe.backends.media_probe import probe  # noqa: E402
+from mfpsecd.wipe.backends.media_purge import DevicePurger  # noqa: E402
+from mfpsecd.wipe.backends.native_overwrite import NativeOverwriter  # noqa: E402
+from mfpsecd.wipe.model import certificate as cert  # noqa: E402
+from mfpsecd.wipe.model.purge_plan import Level, Method, plan  # noqa: E402
+from mfpsecd.wipe.service import DeviceName, WipeService, WipeSettings  # noqa: E402
 
 ENGINEER = Subject(origin="cli", user="ce1", role="service")
 

@@ -3,7 +3,7 @@ cannot be made to misbehave on cue: a device that lies about erasing, one that n
 answers, a sanitize that runs on in the background across a restart. What it reports is
 the recorded QEMU NVMe controller's Identify data, with SANICAP patched where a test needs
 sanitize; what it does to the image is real, and the service's read-back checks it. The
-real devices are exercised in tests/integration/test_media_qemu.py."""
+real devices are exercised in tests/wipe/test_media_qemu.py."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mfpsecd.core.media_identify import parse_nvme_controller
-from mfpsecd.core.purge_plan import Capabilities, Method
-from mfpsecd.ports import DeviceProgress, MediaInfo, MediaProbe
+from mfpsecd.wipe.model.media_identify import parse_nvme_controller
+from mfpsecd.wipe.model.purge_plan import Capabilities, Method
+from mfpsecd.wipe.ports import DeviceProgress, MediaInfo, MediaProbe
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "identify"
 

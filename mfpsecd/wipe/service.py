@@ -32,10 +32,14 @@ from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.state import StateConnection, StateStore
-from mfpsecd.core import identity_history, purge_plan, purge_verify
-from mfpsecd.core import wipe_certificate as cert
+from mfpsecd.core import identity_history
 from mfpsecd.core.identity_history import KnownIdentity
-from mfpsecd.core.overwrite_plan import (
+from mfpsecd.services.audit import Auditor, Signer
+from mfpsecd.services.transfer import WorkerPool
+from mfpsecd.wipe.medium_marker import MarkerState, MediumMarker, new_marker, passes_end
+from mfpsecd.wipe.model import certificate as cert
+from mfpsecd.wipe.model import purge_plan, purge_verify
+from mfpsecd.wipe.model.overwrite_plan import (
     Choice,
     Medium,
     OverwritePlan,
@@ -44,8 +48,8 @@ from mfpsecd.core.overwrite_plan import (
     discard_plan,
     temporary_plan,
 )
-from mfpsecd.core.purge_plan import Expect, Level, Method, Plan
-from mfpsecd.ports import (
+from mfpsecd.wipe.model.purge_plan import Expect, Level, Method, Plan
+from mfpsecd.wipe.ports import (
     DeviceProgress,
     DiskInventory,
     MediaInfo,
@@ -56,14 +60,7 @@ from mfpsecd.ports import (
     PassSpec,
     WipeProgress,
 )
-from mfpsecd.services.audit import Auditor, Signer
-from mfpsecd.services.medium_marker import (
-    MarkerState,
-    MediumMarker,
-    new_marker,
-    passes_end,
-)
-from mfpsecd.services.purge_record import (
+from mfpsecd.wipe.purge_record import (
     PurgeRecord,
     blocks_before,
     certificate_purge,
@@ -72,8 +69,7 @@ from mfpsecd.services.purge_record import (
     new_record,
     positions,
 )
-from mfpsecd.services.purge_record import verification as purge_verification
-from mfpsecd.services.transfer import WorkerPool
+from mfpsecd.wipe.purge_record import verification as purge_verification
 
 log = structlog.get_logger("mfpsecd.wipe")
 _T = TypeVar("_T")

@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from mfpsecd.core import purge_verify as pv
-from mfpsecd.core.purge_plan import Expect
+from mfpsecd.wipe.model import purge_verify as pv
+from mfpsecd.wipe.model.purge_plan import Expect
 
 B = 4096
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mfpsecd.backends.media_probe import _siblings_in_use
+from mfpsecd.wipe.backends.media_probe import _siblings_in_use
 
 
 def _namespace(ctrl: Path, name: str, devnum: str, partitions: dict[str, str]) -> Path:

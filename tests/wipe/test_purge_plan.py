@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mfpsecd.core.media_identify import (
+from mfpsecd.wipe.model.media_identify import (
     AtaSanitizeStatus,
     SanitizeState,
     parse_ata_identify,
@@ -22,7 +22,7 @@ from mfpsecd.core.media_identify import (
     parse_nvme_namespace,
     parse_sanitize_status,
 )
-from mfpsecd.core.purge_plan import NAMED, Capabilities, Expect, Level, Method, named, plan
+from mfpsecd.wipe.model.purge_plan import NAMED, Capabilities, Expect, Level, Method, named, plan
 
 ORDER: list[Method] = [m for m in Method if m is not Method.SCSI_FORMAT_UNIT]  # operator only
 

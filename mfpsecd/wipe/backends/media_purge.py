@@ -17,7 +17,7 @@ import subprocess
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from mfpsecd.backends.media_probe import (
+from mfpsecd.wipe.backends.media_probe import (
     OP_FORMAT_NVM,
     OP_SANITIZE,
     NvmeError,
@@ -27,14 +27,14 @@ from mfpsecd.backends.media_probe import (
     nvme_sanitize_log,
     probe,
 )
-from mfpsecd.core.media_identify import (
+from mfpsecd.wipe.model.media_identify import (
     SanitizeState,
     parse_hdparm_sanitize_status,
     parse_nvme_namespace,
     parse_sanitize_status,
 )
-from mfpsecd.core.purge_plan import Method
-from mfpsecd.ports import DeviceProgress, MediaInfo, MediaProbe
+from mfpsecd.wipe.model.purge_plan import Method
+from mfpsecd.wipe.ports import DeviceProgress, MediaInfo, MediaProbe
 
 BLKFLSBUF = 0x1261
 _SES = {Method.NVME_FORMAT_ERASE: 1, Method.NVME_FORMAT_CRYPTO: 2}

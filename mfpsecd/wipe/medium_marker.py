@@ -19,8 +19,8 @@ import enum
 
 import msgspec
 
-from mfpsecd.core.overwrite_plan import PassKind
-from mfpsecd.ports import PassSpec
+from mfpsecd.wipe.model.overwrite_plan import PassKind
+from mfpsecd.wipe.ports import PassSpec
 
 MARKER_BYTES = 64 << 10  # aligned for O_DIRECT on any logical block size in use
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import click
 import msgspec
 
-from mfpsecd.api import wipe
 from mfpsecd.base.errors import ErrorCode
 from mfpsecd.cli import session_file
 from mfpsecd.cli.auth import PASSWORD_FILE
 from mfpsecd.cli.common import Target, echo_json, read_secret, reports_errors, shown, size_text
 from mfpsecd.client import Connection, WipeClient
+from mfpsecd.wipe import api as wipe
 
 MODES_HELP = """Modes (SPEC W-2; flash media always get one 0x00 pass, W-3):
 

@@ -19,22 +19,22 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from mfpsecd.api.auditlog import EventType, Subject
 from mfpsecd.backends.audit_file import AuditFile
-from mfpsecd.backends.disks import SysfsDiskInventory
-from mfpsecd.backends.media_purge import DevicePurger
-from mfpsecd.backends.native_overwrite import NativeOverwriter
 from mfpsecd.base.config.schema import DiskSection, MediumKind
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.paths import Paths
 from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.core import identity_history
-from mfpsecd.core import wipe_certificate as cert
 from mfpsecd.core.identity_history import KnownIdentity
-from mfpsecd.core.overwrite_plan import DISCARD_MODES, Medium, PassKind
-from mfpsecd.ports import MediaPurger
 from mfpsecd.services.audit import Auditor, AuditQuery
-from mfpsecd.services.medium_marker import MARKER_BYTES
-from mfpsecd.services.wipe import COMPLETED, DeviceName, WipeService, WipeSettings
+from mfpsecd.wipe.backends.disks import SysfsDiskInventory
+from mfpsecd.wipe.backends.media_purge import DevicePurger
+from mfpsecd.wipe.backends.native_overwrite import NativeOverwriter
+from mfpsecd.wipe.medium_marker import MARKER_BYTES
+from mfpsecd.wipe.model import certificate as cert
+from mfpsecd.wipe.model.overwrite_plan import DISCARD_MODES, Medium, PassKind
+from mfpsecd.wipe.ports import MediaPurger
+from mfpsecd.wipe.service import COMPLETED, DeviceName, WipeService, WipeSettings
 from tests.support.fakeclock import FakeClock
 
 ENGINEER = Subject(origin="cli", user="ce1", role="service")

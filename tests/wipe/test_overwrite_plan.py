@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mfpsecd.core.overwrite_plan import (
+from mfpsecd.wipe.model.overwrite_plan import (
     DISCARD_MODES,
     FLASH_SINGLE_PASS,
     TEMPORARY_MODES,

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from mfpsecd.backends import media_purge
-from mfpsecd.backends.media_purge import REDACTED, DevicePurger, read_blocks
 from mfpsecd.base.config.schema import MediumKind
-from mfpsecd.core.purge_plan import Method
-from mfpsecd.ports import MediaInfo
+from mfpsecd.wipe.backends import media_purge
+from mfpsecd.wipe.backends.media_purge import REDACTED, DevicePurger, read_blocks
+from mfpsecd.wipe.model.purge_plan import Method
+from mfpsecd.wipe.ports import MediaInfo
 
 pytestmark = pytest.mark.skipif(shutil.which("hdparm") is None, reason="needs hdparm")
 PASSWORD = "0f1e2d3c4b5a6978"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from mfpsecd.core.media_identify import AtaIdentity, NvmeController, SanitizeStatus
+from mfpsecd.wipe.model.media_identify import AtaIdentity, NvmeController, SanitizeStatus
 
 
 class Level(enum.IntEnum):

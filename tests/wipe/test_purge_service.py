@@ -16,12 +16,12 @@ import pytest
 from mfpsecd.api.auditlog import EventType, Subject
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthState
-from mfpsecd.core import wipe_certificate as cert
-from mfpsecd.core.purge_plan import Level
 from mfpsecd.services.audit import AuditQuery
-from mfpsecd.services.wipe import COMPLETED, FAILED, WipeSettings
-from tests.services.test_wipe import ENGINEER, SIZE, Stack, _finished, stack
+from mfpsecd.wipe.model import certificate as cert
+from mfpsecd.wipe.model.purge_plan import Level
+from mfpsecd.wipe.service import COMPLETED, FAILED, WipeSettings
 from tests.support.purge_double import ImagePurger
+from tests.wipe.test_wipe_service import ENGINEER, SIZE, Stack, _finished, stack
 
 ADMIN = Subject(origin="cli", user="admin", role="administrator")
 FAST = WipeSettings(poll_s=0.01, device_poll_s=0.01, verify_fraction=0.05,

@@ -26,7 +26,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from mfpsecd.core import wipe_certificate as cert
+from mfpsecd.wipe.model import certificate as cert
 
 _GRID = TableStyle([
     ("FONTNAME", (0, 0), (0, -1), "Helvetica-Bold"),

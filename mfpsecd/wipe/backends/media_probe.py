@@ -16,16 +16,16 @@ import struct
 import subprocess
 from pathlib import Path
 
-from mfpsecd.backends.mounts import mounts
-from mfpsecd.core.media_identify import (
+from mfpsecd.base.mounts import mounts
+from mfpsecd.wipe.model.media_identify import (
     parse_ata_identify,
     parse_ext_csd,
     parse_hdparm_max_sectors,
     parse_nvme_controller,
     parse_sanitize_status,
 )
-from mfpsecd.core.purge_plan import Capabilities
-from mfpsecd.ports import MediaProbe
+from mfpsecd.wipe.model.purge_plan import Capabilities
+from mfpsecd.wipe.ports import MediaProbe
 
 NVME_IOCTL_ID = 0x4E40  # _IO('N', 0x40)
 NVME_IOCTL_ADMIN_CMD = 0xC0484E41  # _IOWR('N', 0x41, struct nvme_passthru_cmd)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from mfpsecd import _native
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.core.overwrite_plan import PassKind
-from mfpsecd.ports import MediaInfo, PassSpec, WipeProgress
+from mfpsecd.wipe.model.overwrite_plan import PassKind
+from mfpsecd.wipe.ports import MediaInfo, PassSpec, WipeProgress
 
 _KIND = {PassKind.BYTE: 0, PassKind.RANDOM: 1}
 KEY_BYTES = 32

@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mfpsecd.core import wipe_certificate as cert
+from mfpsecd.wipe.model import certificate as cert
 from tests.support import qemu_guest
 
 pytestmark = [pytest.mark.qemu, qemu_guest.requires_qemu]

@@ -16,11 +16,11 @@ from pathlib import Path
 import pyudev
 import structlog
 
-from mfpsecd.backends.mounts import mounts
 from mfpsecd.base.config.schema import DiskSection
 from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.mounts import mounts
 from mfpsecd.base.paths import Paths
-from mfpsecd.ports import MediaInfo
+from mfpsecd.wipe.ports import MediaInfo
 
 log = structlog.get_logger("mfpsecd.disks")
 

@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from mfpsecd.core.purge_plan import Expect
+from mfpsecd.wipe.model.purge_plan import Expect
 
 
 def positions(size: int, block: int, fraction: float, *, seed: int) -> Sequence[int]:

@@ -11,10 +11,10 @@ from collections.abc import Iterable, Sequence
 
 import msgspec
 
-from mfpsecd.core import purge_verify
-from mfpsecd.core import wipe_certificate as cert
-from mfpsecd.core.purge_plan import Capabilities, Expect, Method, Plan
-from mfpsecd.ports import MediaInfo, MediaProbe
+from mfpsecd.wipe.model import certificate as cert
+from mfpsecd.wipe.model import purge_verify
+from mfpsecd.wipe.model.purge_plan import Capabilities, Expect, Method, Plan
+from mfpsecd.wipe.ports import MediaInfo, MediaProbe
 
 # A crypto erase is judged against digests taken before it; they are kept with the job
 # (8 bytes each: a block unchanged by chance is a 2^-64 event), so their number is bounded.

@@ -8,22 +8,22 @@ from collections.abc import AsyncIterator
 
 import msgspec
 
-from mfpsecd.api import wipe as api
 from mfpsecd.api.auditlog import Subject
-from mfpsecd.backends.certificate_pdf import render_pdf
 from mfpsecd.base.admission import PeerClass
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
-from mfpsecd.core import wipe_certificate as cert
-from mfpsecd.core.purge_plan import Level, Method
 from mfpsecd.daemon.auth_handlers import reauthenticate, subject_of
-from mfpsecd.ports import MediaInfo
 from mfpsecd.services.auth import AuthService
-from mfpsecd.services.purge_record import facts
 from mfpsecd.services.sessions import seat_of
-from mfpsecd.services.wipe import JobView, PurgePreview, WipeService
 from mfpsecd.varlink.schema import NoParams
 from mfpsecd.varlink.server import CallContext, Handler, Last
+from mfpsecd.wipe import api
+from mfpsecd.wipe.backends.certificate_pdf import render_pdf
+from mfpsecd.wipe.model import certificate as cert
+from mfpsecd.wipe.model.purge_plan import Level, Method
+from mfpsecd.wipe.ports import MediaInfo
+from mfpsecd.wipe.purge_record import facts
+from mfpsecd.wipe.service import JobView, PurgePreview, WipeService
 
 _ROTATIONAL = {True: "yes", False: "no", None: "unknown"}
 

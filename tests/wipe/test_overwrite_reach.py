@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mfpsecd.backends.mounts import mount_of, mounts
-from mfpsecd.core.overwrite_plan import overwrite_defeated_by
+from mfpsecd.base.mounts import mount_of, mounts
+from mfpsecd.wipe.model.overwrite_plan import overwrite_defeated_by
 
 
 @pytest.mark.parametrize(("fstype", "options", "defeated"), [

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import msgspec
 
-from mfpsecd.api import wipe
 from mfpsecd.varlink.client import Connection
+from mfpsecd.wipe import api as wipe
 
 _targets = msgspec.json.Decoder(wipe.Targets)
 _job = msgspec.json.Decoder(wipe.Job)

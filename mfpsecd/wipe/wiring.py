@@ -1,0 +1,58 @@
+"""Wiring of sanitization from the configuration and the board profile."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from mfpsecd.base.clock import Clock
+from mfpsecd.base.config.loader import Board
+from mfpsecd.base.config.schema import BoardKind, Config
+from mfpsecd.base.health import HealthRegistry
+from mfpsecd.base.state import StateStore
+from mfpsecd.core.identity_history import KnownIdentity
+from mfpsecd.services.audit import Auditor, Signer
+from mfpsecd.wipe.backends.disks import SysfsDiskInventory
+from mfpsecd.wipe.backends.media_purge import DevicePurger
+from mfpsecd.wipe.backends.native_overwrite import NativeOverwriter
+from mfpsecd.wipe.service import DeviceName, WipeService, WipeSettings
+
+log = structlog.get_logger("mfpsecd.wipe")
+
+
+def make_wipe(cfg: Config, board: Board, state: StateStore, auditor: Auditor, *, clock: Clock,
+              health: HealthRegistry, signer: Signer,
+              identities: Callable[[], Awaitable[list[KnownIdentity]]], tool: str
+              ) -> WipeService:
+    """The sanitization service on the board's disks, the native overwrite engine and the
+    media's own sanitize commands; certificates signed by the device identity."""
+    simulated = board.profile.board.kind is BoardKind.SIMULATED
+    return WipeService(
+        state, SysfsDiskInventory(board.profile.disks, board.paths, simulated=simulated),
+        NativeOverwriter(), auditor, clock, signer=signer, identities=identities,
+        device=device_name(board),
+        tool=tool, health=health,
+        settings=WipeSettings(temporary_mode=cfg.wipe.temporary_mode,
+                              sync_every=cfg.wipe.checkpoint_mib << 20,
+                              poll_s=cfg.wipe.progress_interval_ms / 1000,
+                              verify_fraction=cfg.wipe.verify_percent / 100,
+                              purge_bound_s=cfg.wipe.purge_timeout_min * 60.0,
+                              factory_mode=cfg.wipe.factory_mode),
+        purger=DevicePurger(sys_root=board.paths.sys_root, proc_root=board.paths.proc_root))
+
+
+def device_name(board: Board) -> DeviceName:
+    """The controller's model and serial number from the board profile: given there, or
+    read from a file under sys_root (DMI, device tree)."""
+    b = board.profile.board
+    serial = b.serial
+    if not serial and b.serial_file:
+        try:
+            raw = (board.paths.sys_root / b.serial_file).read_bytes()[:64]
+        except OSError as exc:
+            log.warning("board_serial_unreadable", file=b.serial_file, error=str(exc))
+        else:
+            # Device-tree strings end in NUL; DMI ones in a newline.
+            serial = raw.decode("ascii", "replace").strip("\0\n ")
+    return DeviceName(model=b.model or b.description or b.name, serial=serial, board=b.name)
