@@ -16,7 +16,7 @@ import msgspec
 
 from mfpsecd.base.access import Privilege, Role
 from mfpsecd.base.errors import ErrorCode
-from mfpsecd.varlink.schema import Interface, Method, NoParams
+from mfpsecd.varlink.schema import SECRET, Interface, Method, NoParams
 
 UserName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9._-]{0,31}\Z")]
 # What a user may type as a name at login: refused without saying more if no such user.
@@ -30,7 +30,7 @@ Password = Annotated[bytearray, msgspec.Meta(min_length=1, max_length=256)]
 # session (the recovery path), refused for anyone logged in.
 ReauthPassword = Annotated[bytearray, msgspec.Meta(max_length=256)]
 Address = Annotated[str, msgspec.Meta(max_length=64, pattern=f"^{_SHOWN_SAFELY}*" r"\Z")]
-Token = Annotated[str, msgspec.Meta(min_length=16, max_length=128)]
+Token = Annotated[str, msgspec.Meta(min_length=16, max_length=128), SECRET]
 OneTimeCode = Annotated[str, msgspec.Meta(max_length=16)]
 
 
@@ -104,7 +104,7 @@ class LoginParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class SessionInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    token: str  # only in the reply to Login: keep it secret (empty otherwise)
+    token: Annotated[str, SECRET]  # only in the reply to Login: keep it secret (else empty)
     session: str  # public id, as in the audit log
     user: str
     role: Role

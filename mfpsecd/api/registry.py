@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from mfpsecd.api.audit import AUDIT
 from mfpsecd.api.auth import AUTH
 from mfpsecd.api.firmware import FIRMWARE
@@ -28,7 +30,7 @@ def split_method(qualified: str) -> tuple[str, str]:
     return interface, method
 
 
-def lookup(qualified: str) -> tuple[Interface | None, Method | None]:
+def lookup(qualified: str) -> tuple[Interface | None, Method[Any, Any] | None]:
     interface_name, method_name = split_method(qualified)
     interface = BY_NAME.get(interface_name)
     if interface is None:
@@ -36,5 +38,5 @@ def lookup(qualified: str) -> tuple[Interface | None, Method | None]:
     return interface, interface.method(method_name)
 
 
-def all_methods() -> list[tuple[str, Method]]:
+def all_methods() -> list[tuple[str, Method[Any, Any]]]:
     return [(f"{i.name}.{m.name}", m) for i in INTERFACES for m in i.methods]

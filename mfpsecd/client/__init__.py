@@ -5,9 +5,7 @@ from mfpsecd.client.firmware import FirmwareClient
 from mfpsecd.client.keys import KeysClient
 from mfpsecd.client.store import StoreClient
 from mfpsecd.client.system import AsyncSystemClient, SystemClient
-from mfpsecd.ipfilter.client import NetworkClient
 from mfpsecd.varlink.client import DEFAULT_SOCKET, AsyncConnection, Connection
-from mfpsecd.wipe.client import WipeClient
 
 __all__ = [
            "DEFAULT_SOCKET",
@@ -17,8 +15,6 @@ __all__ = [
            "Connection",
            "FirmwareClient",
            "KeysClient",
-           "NetworkClient",
            "StoreClient",
            "SystemClient",
-           "WipeClient",
 ]

@@ -23,7 +23,7 @@ from mfpsecd.daemon.auth_handlers import auth_handlers, subject_of
 from mfpsecd.daemon.firmware_handlers import firmware_handlers
 from mfpsecd.daemon.store_handlers import store_handlers
 from mfpsecd.ipfilter.api import NETWORK
-from mfpsecd.ipfilter.handlers import network_handlers
+from mfpsecd.ipfilter.handlers import NetworkHandlers
 from mfpsecd.ipfilter.service import NetfilterService
 from mfpsecd.ports import BackupTargetInfo, BackupTargetWatcher
 from mfpsecd.services.audit import Auditor, AuditQuery
@@ -38,10 +38,11 @@ from mfpsecd.services.status import StatusService
 from mfpsecd.services.user_store import UserStore
 from mfpsecd.varlink import idl
 from mfpsecd.varlink.fd_channel import FdChannel
+from mfpsecd.varlink.routes import routes
 from mfpsecd.varlink.schema import Interface, NoParams
 from mfpsecd.varlink.server import CallContext, Handler, Last
 from mfpsecd.varlink.service import GetInterfaceDescriptionParams, Info, InterfaceDescription
-from mfpsecd.wipe.handlers import wipe_handlers
+from mfpsecd.wipe.handlers import WipeHandlers
 from mfpsecd.wipe.service import WipeService
 
 _DESCRIPTIONS = {i.name: idl.generate(i) for i in registry.INTERFACES}
@@ -128,7 +129,7 @@ def build_handlers(status: StatusService, key_services: KeyServices | None = Non
         if auth is not None:
             table.update(auth_handlers(auth, key_services.auditor, status))
             if data is not None:
-                table.update(wipe_handlers(data.wipe, auth))
+                table.update(routes(WipeHandlers(data.wipe, auth)))
                 table.update(store_handlers(data.store, auth, data.store_encryption,
                                             data.descriptors))
                 table.update(
@@ -139,8 +140,8 @@ def build_handlers(status: StatusService, key_services: KeyServices | None = Non
                 table.update(
                     _unavailable(NETWORK, ErrorCode.NETWORK_UNAVAILABLE,
                                  "this board profile lists no network interfaces")
-                    if data.network is None else network_handlers(data.network,
-                                                                   data.descriptors))
+                    if data.network is None
+                    else routes(NetworkHandlers(data.network, data.descriptors)))
     return table
 
 

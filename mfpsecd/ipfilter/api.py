@@ -16,7 +16,7 @@ import msgspec
 from mfpsecd.base.access import Privilege
 from mfpsecd.base.errors import ErrorCode
 from mfpsecd.varlink.descriptors import Descriptor
-from mfpsecd.varlink.schema import Interface, Method, NoParams
+from mfpsecd.varlink.schema import Interface, Method, NoParams, P
 
 RangeText = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 ServiceName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")]
@@ -114,13 +114,85 @@ class Ruleset(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     nftables_json: str  # what is (or would be) applied, as `nft -j -f -` takes it
 
 
-_CHANGE_ERRORS = (ErrorCode.NETWORK_RULES_INVALID, ErrorCode.NETWORK_APPLY_FAILED,
-                  ErrorCode.NETWORK_WOULD_LOCK_OUT, ErrorCode.NETWORK_UNAVAILABLE)
+_CHANGE_ERRORS = (
+    ErrorCode.NETWORK_RULES_INVALID,
+    ErrorCode.NETWORK_APPLY_FAILED,
+    ErrorCode.NETWORK_WOULD_LOCK_OUT,
+    ErrorCode.NETWORK_UNAVAILABLE,
+)
 
 
-def _change(name: str, doc: str, params: type[msgspec.Struct]) -> Method:
-    return Method(name=name, doc=doc, params=params, result=Rules,
-                  requires=Privilege.NETWORK_ADMIN, errors=_CHANGE_ERRORS)
+def _change(name: str, doc: str, params: type[P]) -> Method[P, Rules]:
+    return Method(
+        name=name,
+        doc=doc,
+        params=params,
+        result=Rules,
+        requires=Privilege.NETWORK_ADMIN,
+        errors=_CHANGE_ERRORS,
+    )
+
+
+GET_RULES = Method(
+    name="GetRules",
+    doc="The policy, what it admits now, and whether it is loaded;\n"
+    "the lists of ranges from offset, at most limit of each.",
+    params=RulesQuery,
+    result=Rules,
+    requires=Privilege.NETWORK_READ,
+    errors=(ErrorCode.NETWORK_UNAVAILABLE,),
+)
+
+
+ALLOW = _change("Allow", "Add a permitted range.", RangeParams)
+
+
+DENY = _change("Deny", "Add a refused range.", RangeParams)
+
+
+REMOVE = _change("Remove", "Remove a permitted or refused range.", RangeParams)
+
+
+IMPORT = Method(
+    name="Import",
+    doc="A file of ranges (a passed descriptor) into the permitted or\n"
+    "refused list, added or replacing it: checked as a whole\n"
+    "(a bad line imports nothing), applied as one transaction,\n"
+    "audited as one change with the counts.",
+    params=ImportParams,
+    result=Imported,
+    requires=Privilege.NETWORK_ADMIN,
+    errors=(*_CHANGE_ERRORS, ErrorCode.TRANSFER_TIMEOUT, ErrorCode.INVALID_PARAMETER),
+    passes_descriptor=True,
+)
+
+
+UNBAN = _change("Unban", "Lift a ban the flood detector led to before it expires.", RangeParams)
+
+
+SET_QUICK = _change("SetQuick", "Switch the quick IP filter on or off.", QuickParams)
+
+
+SET_PORT = _change("SetPort", "Switch a network service's ports on or off.", PortParams)
+
+
+APPLY = Method(
+    name="Apply",
+    doc="Load the stored policy into the kernel again.",
+    params=NoParams,
+    result=Rules,
+    requires=Privilege.NETWORK_ADMIN,
+    errors=(ErrorCode.NETWORK_APPLY_FAILED, ErrorCode.NETWORK_UNAVAILABLE),
+)
+
+
+PREVIEW = Method(
+    name="Preview",
+    doc="The nftables JSON of the policy in force (a dry run:\nnothing is applied).",
+    params=NoParams,
+    result=Ruleset,
+    requires=Privilege.NETWORK_READ,
+)
 
 
 NETWORK = Interface(
@@ -132,29 +204,15 @@ NETWORK = Interface(
         "services' ports, and no forwarding between the wired and wireless interfaces."
     ),
     methods=(
-        Method(name="GetRules", doc="The policy, what it admits now, and whether it is loaded;\n"
-                                    "the lists of ranges from offset, at most limit of each.",
-               params=RulesQuery, result=Rules, requires=Privilege.NETWORK_READ,
-               errors=(ErrorCode.NETWORK_UNAVAILABLE,)),
-        _change("Allow", "Add a permitted range.", RangeParams),
-        _change("Deny", "Add a refused range.", RangeParams),
-        _change("Remove", "Remove a permitted or refused range.", RangeParams),
-        Method(name="Import", doc="A file of ranges (a passed descriptor) into the permitted or\n"
-                                  "refused list, added or replacing it: checked as a whole\n"
-                                  "(a bad line imports nothing), applied as one transaction,\n"
-                                  "audited as one change with the counts.",
-               params=ImportParams, result=Imported, requires=Privilege.NETWORK_ADMIN,
-               errors=(*_CHANGE_ERRORS, ErrorCode.TRANSFER_TIMEOUT, ErrorCode.INVALID_PARAMETER),
-               passes_descriptor=True),
-        _change("Unban", "Lift a ban the flood detector led to before it expires.",
-                RangeParams),
-        _change("SetQuick", "Switch the quick IP filter on or off.", QuickParams),
-        _change("SetPort", "Switch a network service's ports on or off.", PortParams),
-        Method(name="Apply", doc="Load the stored policy into the kernel again.",
-               params=NoParams, result=Rules, requires=Privilege.NETWORK_ADMIN,
-               errors=(ErrorCode.NETWORK_APPLY_FAILED, ErrorCode.NETWORK_UNAVAILABLE)),
-        Method(name="Preview", doc="The nftables JSON of the policy in force (a dry run:\n"
-                                   "nothing is applied).",
-               params=NoParams, result=Ruleset, requires=Privilege.NETWORK_READ),
+        GET_RULES,
+        ALLOW,
+        DENY,
+        REMOVE,
+        IMPORT,
+        UNBAN,
+        SET_QUICK,
+        SET_PORT,
+        APPLY,
+        PREVIEW,
     ),
 )

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import BinaryIO
 
 import click
+import msgspec
 
 from mfpsecd.cli.common import Target, echo_json, reports_errors
-from mfpsecd.client import NetworkClient
 from mfpsecd.ipfilter import api as network
+from mfpsecd.varlink.client import Connection
+from mfpsecd.varlink.schema import Method, P
 
 _ON_OFF = click.Choice(["on", "off"])
 _CONFIRM = click.option("--confirm", is_flag=True,
@@ -57,13 +58,32 @@ def net_group() -> None:
 def show(target: Target, as_json: bool) -> None:
     """The rules in force and what they admit now."""
     with target.connect() as conn:
-        r = NetworkClient(conn).all_rules()
+        r = _all_rules(conn)
     echo_json(r) if as_json else click.echo(render(r))
 
 
-def _change(target: Target, fn: Callable[[NetworkClient], network.Rules]) -> None:
+_LISTS = ("permitted", "refused", "effective_permitted", "effective_refused")
+
+
+def _all_rules(conn: Connection) -> network.Rules:
+    """The rules with the whole lists, page by page."""
+    first = conn.call(network.GET_RULES, network.RulesQuery())
+    lists: dict[str, list[str]] = {k: list(getattr(first, k)) for k in _LISTS}
+    offset = network.PAGE
+    while any(offset < getattr(first, f"{k}_total") for k in _LISTS):
+        page = conn.call(network.GET_RULES, network.RulesQuery(offset))
+        for k in _LISTS:
+            lists[k] += getattr(page, k)
+        offset += network.PAGE
+    return msgspec.structs.replace(first, **lists)
+
+
+def _change(target: Target, method: Method[P, network.Rules], params: P) -> None:
     with target.connect() as conn:
-        click.echo(render(fn(NetworkClient(conn))))
+        click.echo(render(conn.call(method, params)))
+
+
+_RANGE_METHODS = {"allow": network.ALLOW, "deny": network.DENY, "remove": network.REMOVE}
 
 
 def _range_command(name: str, doc: str) -> None:
@@ -73,7 +93,7 @@ def _range_command(name: str, doc: str) -> None:
     @click.pass_obj
     @reports_errors
     def command(target: Target, range_text: str, confirm: bool) -> None:
-        _change(target, lambda c: getattr(c, name)(range_text, confirm=confirm))
+        _change(target, _RANGE_METHODS[name], network.RangeParams(range_text, confirm=confirm))
 
 
 _range_command("allow", "Permit a source range (CIDR, one address, or start-end); once any "
@@ -97,8 +117,9 @@ def import_(target: Target, file: BinaryIO, which: str, replace: bool, confirm: 
     comment; `-` reads standard input). Checked as a whole, applied as one transaction:
     a bad line imports nothing."""
     with target.connect() as conn:
-        r = NetworkClient(conn).import_ranges(file.fileno(), which, replace=replace,
-                                              confirm=confirm)
+        descriptor = conn.pass_descriptor(file.fileno())
+        r = conn.call(network.IMPORT, network.ImportParams(
+            descriptor, network.RangeList(which), replace=replace, confirm=confirm))
     click.echo(f"{which}: {r.ranges} range(s) in the file, {r.added} added, {r.unchanged} "
                f"already there, {r.removed} removed, {r.duplicates} repeated in the file; "
                f"the list holds {getattr(r.rules, which + '_total')}")
@@ -110,7 +131,7 @@ def import_(target: Target, file: BinaryIO, which: str, replace: bool, confirm: 
 @reports_errors
 def unban(target: Target, range_text: str) -> None:
     """Lift a ban (a source that tripped the flood detector) before it expires."""
-    _change(target, lambda c: c.unban(range_text))
+    _change(target, network.UNBAN, network.RangeParams(range_text))
 
 
 @net_group.command("quick")
@@ -121,7 +142,7 @@ def unban(target: Target, range_text: str) -> None:
 def quick(target: Target, state: str, confirm: bool) -> None:
     """The quick IP filter: only the device's own /24 and the /64s of its global IPv6
     addresses, following their changes."""
-    _change(target, lambda c: c.quick(state == "on", confirm=confirm))
+    _change(target, network.SET_QUICK, network.QuickParams(state == "on", confirm=confirm))
 
 
 @net_group.command("port")
@@ -132,7 +153,8 @@ def quick(target: Target, state: str, confirm: bool) -> None:
 @reports_errors
 def port(target: Target, service: str, state: str, confirm: bool) -> None:
     """Switch a network service's ports (see `mfpsec net show`) on or off."""
-    _change(target, lambda c: c.port(service, state == "on", confirm=confirm))
+    _change(target, network.SET_PORT,
+            network.PortParams(service, state == "on", confirm=confirm))
 
 
 @net_group.command("apply")
@@ -142,8 +164,7 @@ def port(target: Target, service: str, state: str, confirm: bool) -> None:
 def apply(target: Target, dry_run: bool) -> None:
     """Load the stored rules into the kernel again (or show them with --dry-run)."""
     with target.connect() as conn:
-        client = NetworkClient(conn)
         if dry_run:
-            click.echo(client.preview())
+            click.echo(conn.call(network.PREVIEW).nftables_json)
             return
-        click.echo(render(client.apply()))
+        click.echo(render(conn.call(network.APPLY)))

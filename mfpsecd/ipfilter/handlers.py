@@ -14,8 +14,9 @@ from mfpsecd.ipfilter import service as svc
 from mfpsecd.ipfilter.model import ruleset as nf
 from mfpsecd.services.transfer import PolledReader
 from mfpsecd.varlink.fd_channel import FdChannel
+from mfpsecd.varlink.routes import handles
 from mfpsecd.varlink.schema import NoParams
-from mfpsecd.varlink.server import CallContext, Handler
+from mfpsecd.varlink.server import CallContext
 
 
 def _rules(v: svc.NetView, offset: int = 0, limit: int = api.PAGE) -> api.Rules:
@@ -41,65 +42,74 @@ def _rules(v: svc.NetView, offset: int = 0, limit: int = api.PAGE) -> api.Rules:
         banned=[api.BanInfo(str(b.range), b.left_s) for b in v.banned])
 
 
-Params = api.RangeParams | api.QuickParams | api.PortParams
+class NetworkHandlers:
+    """io.mfpsecd.Network."""
 
+    def __init__(self, net: svc.NetfilterService, channel: FdChannel) -> None:
+        self._net = net
+        self._channel = channel
 
-def network_handlers(net: svc.NetfilterService, channel: FdChannel) -> dict[str, Handler]:
-    async def get_rules(ctx: CallContext, q: api.RulesQuery) -> api.Rules:
-        return _rules(await net.view(), q.offset, q.limit)
+    @handles(api.GET_RULES)
+    async def get_rules(self, ctx: CallContext, q: api.RulesQuery) -> api.Rules:
+        return _rules(await self._net.view(), q.offset, q.limit)
 
-    def changing(what: Callable[[Params], tuple[str, Callable[[nf.Policy], nf.Policy]]]
-                 ) -> Handler:
-        async def handler(ctx: CallContext, p: Params) -> api.Rules:
-            address = remote_address(ctx, p.remote_address)
-            label, change = what(p)
-            return _rules(await net.change(label, change, subject_of(ctx, address),
-                                           remote_address=address, confirm=p.confirm))
-        return handler
-
-    def ranged(op: Literal["allow", "deny", "remove"]) -> Handler:
-        async def handler(ctx: CallContext, p: api.RangeParams) -> api.Rules:
-            address = remote_address(ctx, p.remote_address)
-            return _rules(await net.edit_range(op, p.range, subject_of(ctx, address),
-                                               remote_address=address, confirm=p.confirm))
-        return handler
-
-    async def unban(ctx: CallContext, p: api.RangeParams) -> api.Rules:
+    async def _edit(self, ctx: CallContext, op: Literal["allow", "deny", "remove"],
+                    p: api.RangeParams) -> api.Rules:
         address = remote_address(ctx, p.remote_address)
-        return _rules(await net.unban(p.range, subject_of(ctx, address)))
+        return _rules(await self._net.edit_range(op, p.range, subject_of(ctx, address),
+                                                 remote_address=address, confirm=p.confirm))
 
-    async def import_ranges(ctx: CallContext, p: api.ImportParams) -> api.Imported:
+    @handles(api.ALLOW)
+    async def allow(self, ctx: CallContext, p: api.RangeParams) -> api.Rules:
+        return await self._edit(ctx, "allow", p)
+
+    @handles(api.DENY)
+    async def deny(self, ctx: CallContext, p: api.RangeParams) -> api.Rules:
+        return await self._edit(ctx, "deny", p)
+
+    @handles(api.REMOVE)
+    async def remove(self, ctx: CallContext, p: api.RangeParams) -> api.Rules:
+        return await self._edit(ctx, "remove", p)
+
+    @handles(api.UNBAN)
+    async def unban(self, ctx: CallContext, p: api.RangeParams) -> api.Rules:
         address = remote_address(ctx, p.remote_address)
-        fd = passed_descriptor(channel, ctx, p.descriptor, writing=False)
+        return _rules(await self._net.unban(p.range, subject_of(ctx, address)))
+
+    @handles(api.IMPORT)
+    async def import_ranges(self, ctx: CallContext, p: api.ImportParams) -> api.Imported:
+        address = remote_address(ctx, p.remote_address)
+        fd = passed_descriptor(self._channel, ctx, p.descriptor, writing=False)
         try:
-            text = await net.read_import(PolledReader(fd))
+            text = await self._net.read_import(PolledReader(fd))
         finally:
             os.close(fd)
         which: svc.ListName = "allow" if p.list is api.RangeList.PERMITTED else "deny"
-        view, n = await net.import_ranges(which, text, subject_of(ctx, address),
-                                          replace_list=p.replace, remote_address=address,
-                                          confirm=p.confirm)
+        view, n = await self._net.import_ranges(which, text, subject_of(ctx, address),
+                                                replace_list=p.replace,
+                                                remote_address=address, confirm=p.confirm)
         return api.Imported(n.ranges, n.added, n.unchanged, n.removed, n.duplicates,
                             _rules(view))
 
-    def quick(p: Params) -> tuple[str, Callable[[nf.Policy], nf.Policy]]:
-        assert isinstance(p, api.QuickParams)
-        return f"quick {'on' if p.on else 'off'}", svc.quick(p.on)
+    async def _change(self, ctx: CallContext, p: api.QuickParams | api.PortParams,
+                      label: str, change: Callable[[nf.Policy], nf.Policy]) -> api.Rules:
+        address = remote_address(ctx, p.remote_address)
+        return _rules(await self._net.change(label, change, subject_of(ctx, address),
+                                             remote_address=address, confirm=p.confirm))
 
-    def port(p: Params) -> tuple[str, Callable[[nf.Policy], nf.Policy]]:
-        assert isinstance(p, api.PortParams)
-        return f"port {p.service} {'on' if p.on else 'off'}", svc.port(p.service, p.on)
+    @handles(api.SET_QUICK)
+    async def set_quick(self, ctx: CallContext, p: api.QuickParams) -> api.Rules:
+        return await self._change(ctx, p, f"quick {'on' if p.on else 'off'}", svc.quick(p.on))
 
-    async def apply(ctx: CallContext, _: NoParams) -> api.Rules:
-        return _rules(await net.reapply(subject_of(ctx)))
+    @handles(api.SET_PORT)
+    async def set_port(self, ctx: CallContext, p: api.PortParams) -> api.Rules:
+        return await self._change(ctx, p, f"port {p.service} {'on' if p.on else 'off'}",
+                                  svc.port(p.service, p.on))
 
-    async def preview(ctx: CallContext, _: NoParams) -> api.Ruleset:
-        return api.Ruleset(json.dumps({"nftables": net.preview(lambda p: p)}, indent=1))
+    @handles(api.APPLY)
+    async def apply(self, ctx: CallContext, _: NoParams) -> api.Rules:
+        return _rules(await self._net.reapply(subject_of(ctx)))
 
-    n = "io.mfpsecd.Network."
-    return {n + "GetRules": get_rules, n + "Allow": ranged("allow"),
-            n + "Deny": ranged("deny"), n + "Remove": ranged("remove"),
-            n + "Import": import_ranges, n + "Unban": unban,
-            n + "SetQuick": changing(quick), n + "SetPort": changing(port),
-            n + "Apply": apply, n + "Preview": preview}
-
+    @handles(api.PREVIEW)
+    async def preview(self, ctx: CallContext, _: NoParams) -> api.Ruleset:
+        return api.Ruleset(json.dumps({"nftables": self._net.preview(lambda p: p)}, indent=1))

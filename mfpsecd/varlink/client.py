@@ -1,6 +1,10 @@
 """A Varlink connection to the daemon: synchronous (CLI) and asyncio (panel) flavours.
 
-Replies come back as msgspec.Raw parameters; the typed clients decode them into api types.
+`call(api.START, api.StartParams(...))` sends the parameters a method declares and
+returns its result type, decoded (`call_more` streams them); mypy checks both against the
+declaration. A sensitive method's call is encoded into a buffer that is wiped once sent,
+and the bytearrays among its parameters (passwords) are zeroed with it. Calls by name
+(`call("io.mfpsecd.System.GetStatus")`) return the raw reply parameters.
 Error replies raise MfpsecError with the decoded ErrorCode.
 """
 
@@ -12,13 +16,14 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, overload
 
 import msgspec
 
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.varlink import wire
 from mfpsecd.varlink.descriptors import fd_socket_path
+from mfpsecd.varlink.schema import Method, NoParams, P, R
 
 DEFAULT_SOCKET = "/run/mfpsecd/mfpsecd.sock"
 # Replies can be larger than calls (a status with many components, an audit page).
@@ -41,9 +46,59 @@ def _reply(data: bytes | bytearray) -> wire.Reply:
 
 
 def zero(*bufs: bytearray) -> None:
-    """Overwrite secrets the caller passed once they are sent (the daemon never returns any)."""
+    """Overwrite secrets the caller passed once they are sent (the daemon never returns any).
+    Plain Python: the client side runs without the native extension (a panel, another uid)."""
     for buf in bufs:
         buf[:] = bytes(len(buf))
+
+
+def zero_secrets(value: object) -> None:
+    """Zero every bytearray in a call's parameters (fields, nested structs, lists)."""
+    if isinstance(value, bytearray):
+        zero(value)
+    elif isinstance(value, msgspec.Struct):
+        for name in value.__struct_fields__:
+            zero_secrets(getattr(value, name))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            zero_secrets(item)
+
+
+_DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+
+
+def _decoder(result: type[Any]) -> msgspec.json.Decoder[Any]:
+    decoder = _DECODERS.get(result)
+    if decoder is None:
+        decoder = _DECODERS[result] = msgspec.json.Decoder(result)
+    return decoder
+
+
+def _encoded(method: Method[Any, Any], parameters: Any, more: bool) -> bytes | bytearray:
+    if not method.sensitive:
+        return wire.encode_call(method.qualified_name, parameters, more=more)
+    buffer = bytearray()
+    try:
+        wire.encode_call_into(buffer, method.qualified_name, parameters, more=more)
+    except BaseException:
+        zero(buffer)
+        zero_secrets(parameters)
+        raise
+    return buffer
+
+
+def _sent(method: Method[Any, Any], parameters: Any, message: bytes | bytearray) -> None:
+    """After a sensitive call left (or failed to): nothing of its secrets stays here."""
+    if method.sensitive:
+        assert isinstance(message, bytearray)
+        zero(message)
+        zero_secrets(parameters)
+
+
+def _name_and_parameters(method: Method[Any, Any] | str, parameters: Any) -> tuple[str, Any]:
+    if isinstance(method, str):
+        return method, parameters
+    return method.qualified_name, NoParams() if parameters is None else parameters
 
 
 class Connection:
@@ -86,15 +141,34 @@ class Connection:
                                   address=self.address, reason="connection closed")
             self._buf += chunk
 
-    def _send(self, data: bytes) -> None:
+    def _send(self, data: bytes | bytearray) -> None:
         try:
             self._sock.sendall(data)
         except OSError as exc:
             raise _unreachable(self.address, exc) from None
 
-    def call(self, method: str, parameters: Any = None) -> msgspec.Raw:
-        self._send(wire.encode_call(method, parameters))
-        return _reply(self._recv_message()).parameters
+    def _send_call(self, method: Method[Any, Any] | str, parameters: Any, more: bool) -> None:
+        if isinstance(method, str):
+            self._send(wire.encode_call(method, parameters, more=more))
+            return
+        parameters = NoParams() if parameters is None else parameters
+        message = _encoded(method, parameters, more)
+        try:
+            self._send(message)
+        finally:
+            _sent(method, parameters, message)
+
+    @overload
+    def call(self, method: Method[P, R], parameters: P) -> R: ...
+    @overload
+    def call(self, method: Method[NoParams, R]) -> R: ...
+    @overload
+    def call(self, method: str, parameters: Any = None) -> msgspec.Raw: ...
+
+    def call(self, method: Method[Any, Any] | str, parameters: Any = None) -> Any:
+        self._send_call(method, parameters, more=False)
+        raw = _reply(self._recv_message()).parameters
+        return raw if isinstance(method, str) else _decoder(method.result).decode(raw)
 
     def pass_descriptor(self, fd: int) -> str:
         """Hand fd to the daemon on the side channel; → the one-time token naming it."""
@@ -124,11 +198,19 @@ class Connection:
         finally:
             zero(*secrets)
 
-    def call_more(self, method: str, parameters: Any = None) -> Iterator[msgspec.Raw]:
-        self._send(wire.encode_call(method, parameters, more=True))
+    @overload
+    def call_more(self, method: Method[P, R], parameters: P) -> Iterator[R]: ...
+    @overload
+    def call_more(self, method: str, parameters: Any = None) -> Iterator[msgspec.Raw]: ...
+
+    def call_more(self, method: Method[Any, Any] | str, parameters: Any = None
+                  ) -> Iterator[Any]:
+        """The replies of a streaming method, until the one that does not continue."""
+        self._send_call(method, parameters, more=True)
+        decode = None if isinstance(method, str) else _decoder(method.result).decode
         while True:
             reply = _reply(self._recv_message())
-            yield reply.parameters
+            yield reply.parameters if decode is None else decode(reply.parameters)
             if not reply.continues:
                 return
 
@@ -174,19 +256,48 @@ class AsyncConnection:
             raise MfpsecError(ErrorCode.PROTOCOL_ERROR, reason="reply too large") from None
         return _reply(data[:-1])
 
-    async def call(self, method: str, parameters: Any = None) -> msgspec.Raw:
-        async with self._lock:
-            self._writer.write(wire.encode_call(method, parameters))
+    async def _send_call(self, method: Method[Any, Any] | str, parameters: Any,
+                         more: bool) -> None:
+        if isinstance(method, str):
+            self._writer.write(wire.encode_call(method, parameters, more=more))
             await self._writer.drain()
-            return (await self._recv()).parameters
+            return
+        parameters = NoParams() if parameters is None else parameters
+        message = _encoded(method, parameters, more)
+        try:
+            # The transport copies what it cannot send at once: a sensitive call waits
+            # for it to be sent before its buffer is wiped.
+            self._writer.write(message)
+            await self._writer.drain()
+        finally:
+            _sent(method, parameters, message)
 
-    async def call_more(self, method: str, parameters: Any = None) -> AsyncIterator[msgspec.Raw]:
+    @overload
+    async def call(self, method: Method[P, R], parameters: P) -> R: ...
+    @overload
+    async def call(self, method: Method[NoParams, R]) -> R: ...
+    @overload
+    async def call(self, method: str, parameters: Any = None) -> msgspec.Raw: ...
+
+    async def call(self, method: Method[Any, Any] | str, parameters: Any = None) -> Any:
         async with self._lock:
-            self._writer.write(wire.encode_call(method, parameters, more=True))
-            await self._writer.drain()
+            await self._send_call(method, parameters, more=False)
+            raw = (await self._recv()).parameters
+        return raw if isinstance(method, str) else _decoder(method.result).decode(raw)
+
+    @overload
+    def call_more(self, method: Method[P, R], parameters: P) -> AsyncIterator[R]: ...
+    @overload
+    def call_more(self, method: str, parameters: Any = None) -> AsyncIterator[msgspec.Raw]: ...
+
+    async def call_more(self, method: Method[Any, Any] | str, parameters: Any = None
+                        ) -> AsyncIterator[Any]:
+        decode = None if isinstance(method, str) else _decoder(method.result).decode
+        async with self._lock:
+            await self._send_call(method, parameters, more=True)
             while True:
                 reply = await self._recv()
-                yield reply.parameters
+                yield reply.parameters if decode is None else decode(reply.parameters)
                 if not reply.continues:
                     return
 

@@ -4,6 +4,7 @@ server, the client, the IDL generator and the contract tests need to know about 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated, Any, Generic, TypeVar, get_args, get_origin, get_type_hints
 
 import msgspec
 
@@ -15,12 +16,24 @@ class NoParams(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Parameters of a method that takes none."""
 
 
+# Marks a field that carries a secret as text (a session token): with every bytearray field
+# (passwords, PINs, key material travel as bytearrays the daemon wipes), it makes a method
+# that takes or returns it `sensitive` (a contract test holds the two together).
+SECRET = msgspec.Meta(extra={"secret": True})
+
+P = TypeVar("P", bound=msgspec.Struct)
+R = TypeVar("R", bound=msgspec.Struct)
+
+
 @dataclass(frozen=True)
-class Method:
+class Method(Generic[P, R]):
+    """One Varlink method: the client calls it with a P and gets an R back (a stream of R
+    when it `streams`); the server routes it to the handler declared with @handles."""
+
     name: str
     doc: str
-    params: type[msgspec.Struct]
-    result: type[msgspec.Struct]
+    params: type[P]
+    result: type[R]
     requires: Privilege
     errors: tuple[ErrorCode, ...] = ()
     # The call or its reply carries secrets: the wire layer never logs its parameters and
@@ -32,29 +45,59 @@ class Method:
     # the call's outcome (refused before its handler, failed, done), the server releases
     # it when the call ends: a refused call holds nothing.
     passes_descriptor: bool = False
+    # Set by the Interface that lists the method.
+    interface: str = field(default="", compare=False)
+
+    @property
+    def qualified_name(self) -> str:
+        """What a call names on the wire: io.mfpsecd.Wipe.Start."""
+        if not self.interface:
+            raise ValueError(f"{self.name} is listed by no Interface")
+        return f"{self.interface}.{self.name}"
 
 
 @dataclass(frozen=True)
 class Interface:
     name: str
     doc: str
-    methods: tuple[Method, ...]
+    methods: tuple[Method[Any, Any], ...]
     # Named types beyond those reachable from method signatures (rarely needed).
     extra_types: tuple[type[msgspec.Struct], ...] = ()
     # The declaring module (__name__) when it lives in a capability's folder: its
     # <name>.varlink file is committed beside it.
     module: str = ""
-    _by_name: dict[str, Method] = field(init=False, repr=False, compare=False)
+    _by_name: dict[str, Method[Any, Any]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {m.name: m for m in self.methods})
         if len(self._by_name) != len(self.methods):
             raise ValueError(f"duplicate method in {self.name}")
+        for m in self.methods:
+            if m.interface not in ("", self.name):
+                raise ValueError(f"{m.name} is already listed by {m.interface}")
+            object.__setattr__(m, "interface", self.name)
 
-    def method(self, name: str) -> Method | None:
+    def method(self, name: str) -> Method[Any, Any] | None:
         return self._by_name.get(name)
 
     @property
     def errors(self) -> tuple[ErrorCode, ...]:
         """Errors this interface declares: those whose wire name lives in it."""
         return tuple(code for code in ErrorCode if code.interface == self.name)
+
+
+def carries_secret(t: Any, seen: frozenset[Any] = frozenset()) -> bool:
+    """Whether values of type t can hold a secret: a bytearray, or a field marked SECRET."""
+    if t is bytearray:
+        return True
+    origin = get_origin(t)
+    if origin is Annotated:
+        inner, *metas = get_args(t)
+        return any(isinstance(m, msgspec.Meta) and (m.extra or {}).get("secret")
+                   for m in metas) or carries_secret(inner, seen)
+    if origin is not None:
+        return any(carries_secret(a, seen) for a in get_args(t))
+    if isinstance(t, type) and issubclass(t, msgspec.Struct) and t not in seen:
+        hints = get_type_hints(t, include_extras=True)
+        return any(carries_secret(h, seen | {t}) for h in hints.values())
+    return False

@@ -102,7 +102,7 @@ class PeerClassAccess:
 class CallContext:
     peer: PeerCredentials
     peer_class: PeerClass
-    method: Method
+    method: Method[Any, Any]
     qualified_name: str
     seat: Seat  # the connection's (the auth capability's: see sessions.seat_of)
 
@@ -125,7 +125,7 @@ class _Prepared:
     """A call that passed every check up to its handler, parameters decoded."""
 
     msg: bytearray | memoryview  # wiped after handling (the caller wipes in-place ones)
-    method: Method
+    method: Method[Any, Any]
     ctx: CallContext
     handler: Handler
     params: Any
@@ -136,6 +136,9 @@ class _Prepared:
 # What prepare() makes of a message: a call to run, or already answered (True: keep the
 # connection, False: close it after pending replies).
 _Outcome = _Prepared | bool
+
+# Everything a call needs, looked up once per call: method, handler, decoder, sync.
+_Route = tuple[Method[Any, Any], Handler, msgspec.json.Decoder[Any], bool]
 
 
 @dataclass(frozen=True)
@@ -401,7 +404,7 @@ class VarlinkServer:
         self._interfaces = {i.name: i for i in interfaces}
         self._methods = {f"{i.name}.{m.name}": m for i in interfaces for m in i.methods}
         # Everything a call needs, looked up once per call: method, handler, decoder, sync.
-        self._routes: dict[str, tuple[Method, Handler, msgspec.json.Decoder[Any], bool]] = {}
+        self._routes: dict[str, _Route] = {}
         for name, handler in handlers.items():
             method = self._methods.get(name)
             if method is None:

@@ -98,6 +98,17 @@ def encode_call(method: str, parameters: Any = None, *, more: bool = False,
     return _encoder.encode(body) + NUL
 
 
+def encode_call_into(buffer: bytearray, method: str, parameters: Any, *,
+                     more: bool = False) -> None:
+    """encode_call into the caller's buffer, which they wipe once it is sent (the
+    parameters of a sensitive call: no immutable copy of them is left behind)."""
+    body: dict[str, Any] = {"method": method, "parameters": parameters}
+    if more:
+        body["more"] = True
+    _encoder.encode_into(body, buffer)
+    buffer += NUL
+
+
 def encode_reply(result: Any, *, continues: bool = False) -> bytes:
     params = _encoder.encode(result)
     if continues:

@@ -170,6 +170,139 @@ class CertificateVerdict(msgspec.Struct, frozen=True, forbid_unknown_fields=True
 
 _TARGET_ERRORS = (ErrorCode.WIPE_TARGET_UNKNOWN, ErrorCode.WIPE_TARGET_REFUSED)
 
+LIST_TARGETS = Method(
+    name="ListTargets",
+    doc="The board profile's disks, as the kernel describes them now.",
+    params=NoParams,
+    result=Targets,
+    requires=Privilege.SANITIZE,
+)
+
+
+START = Method(
+    name="Start",
+    doc="Start sanitizing a target with a mode (1-8). A logged-in caller gives\n"
+    "their password again. Returns at once; Watch follows the progress.",
+    params=StartParams,
+    result=Job,
+    requires=Privilege.SANITIZE,
+    errors=(
+        *_TARGET_ERRORS,
+        ErrorCode.WIPE_ALREADY_RUNNING,
+        ErrorCode.AUTHENTICATION_REQUIRED,
+        ErrorCode.AUTHENTICATION_FAILED,
+        ErrorCode.ACCOUNT_LOCKED,
+    ),
+    sensitive=True,
+)
+
+
+PLAN_PURGE = Method(
+    name="PlanPurge",
+    doc="What a purge of the target would do: the device's own capabilities (NVMe\n"
+    "Identify, ATA IDENTIFY, eMMC/SD), the strongest method for the level, and\n"
+    "why each stronger one is not possible. Nothing is written.",
+    params=PlanParams,
+    result=PurgePlan,
+    requires=Privilege.SANITIZE,
+    errors=(*_TARGET_ERRORS, ErrorCode.INVALID_PARAMETER),
+)
+
+
+PURGE = Method(
+    name="Purge",
+    doc="Start a NIST SP 800-88 Clear or Purge with that method, then read the\n"
+    "device back: a device that reports success and leaves data is a FAILED\n"
+    "purge (with a signed certificate saying so). A plan that erases more than\n"
+    "the target, or falls short of the level, needs a service engineer with\n"
+    "confirm=true. A logged-in caller gives their password again.",
+    params=PurgeParams,
+    result=Job,
+    requires=Privilege.SANITIZE,
+    errors=(
+        *_TARGET_ERRORS,
+        ErrorCode.WIPE_ALREADY_RUNNING,
+        ErrorCode.WIPE_CONFIRMATION_REQUIRED,
+        ErrorCode.INVALID_PARAMETER,
+        ErrorCode.AUTHENTICATION_REQUIRED,
+        ErrorCode.AUTHENTICATION_FAILED,
+        ErrorCode.ACCOUNT_LOCKED,
+    ),
+    sensitive=True,
+)
+
+
+LIST_JOBS = Method(
+    name="ListJobs",
+    doc="Every sanitization this device has run or is running.",
+    params=NoParams,
+    result=Jobs,
+    requires=Privilege.SANITIZE,
+)
+
+
+GET_JOB = Method(
+    name="GetJob",
+    doc="One sanitization.",
+    params=JobParams,
+    result=Job,
+    requires=Privilege.SANITIZE,
+    errors=(ErrorCode.WIPE_JOB_NOT_FOUND,),
+)
+
+
+WATCH = Method(
+    name="Watch",
+    doc="Stream a sanitization's progress: its state now, then a reply at each\n"
+    "change (about four a second while a pass runs) until it has ended; the\n"
+    "last reply carries the result. Call with more=true.",
+    params=JobParams,
+    result=Job,
+    requires=Privilege.SANITIZE,
+    errors=(ErrorCode.WIPE_JOB_NOT_FOUND,),
+    streams=True,
+)
+
+
+CANCEL = Method(
+    name="Cancel",
+    doc="Stop a running sanitization. What was written stays written; there is no\ncertificate.",
+    params=JobParams,
+    result=Job,
+    requires=Privilege.SANITIZE,
+    errors=(ErrorCode.WIPE_JOB_NOT_FOUND,),
+)
+
+
+GET_CERTIFICATE = Method(
+    name="GetCertificate",
+    doc="The certificate of a completed sanitization (or of a purge the read-back\n"
+    "failed), as the signed JSON document, plain text or a printable PDF (base64).",
+    params=CertificateParams,
+    result=Certificate,
+    requires=Privilege.SANITIZE,
+    errors=(ErrorCode.WIPE_JOB_NOT_FOUND, ErrorCode.KEYS_UNAVAILABLE, ErrorCode.KEY_INTEGRITY),
+)
+
+
+VERIFY_CERTIFICATE = Method(
+    name="VerifyCertificate",
+    doc="Check a certificate against this device's identity keys, the one it holds\n"
+    "now and every earlier one its identity history proves (never against the\n"
+    "key the document carries). CertificateForeign: an intact signature by a key\n"
+    "this device never had.",
+    params=VerifyCertificateParams,
+    result=CertificateVerdict,
+    requires=Privilege.SANITIZE,
+    errors=(
+        ErrorCode.WIPE_CERTIFICATE_INVALID,
+        ErrorCode.WIPE_CERTIFICATE_FOREIGN,
+        ErrorCode.KEYS_UNAVAILABLE,
+        ErrorCode.KEY_INTEGRITY,
+    ),
+)
+
+
 WIPE = Interface(
     name="io.mfpsecd.Wipe",
     module=__name__,
@@ -179,87 +312,15 @@ WIPE = Interface(
         "certificate signed with the device identity key at the end."
     ),
     methods=(
-        Method(
-            name="ListTargets",
-            doc="The board profile's disks, as the kernel describes them now.",
-            params=NoParams, result=Targets, requires=Privilege.SANITIZE,
-        ),
-        Method(
-            name="Start",
-            doc="Start sanitizing a target with a mode (1-8). A logged-in caller gives\n"
-                "their password again. Returns at once; Watch follows the progress.",
-            params=StartParams, result=Job, requires=Privilege.SANITIZE,
-            errors=(*_TARGET_ERRORS, ErrorCode.WIPE_ALREADY_RUNNING,
-                    ErrorCode.AUTHENTICATION_REQUIRED, ErrorCode.AUTHENTICATION_FAILED,
-                    ErrorCode.ACCOUNT_LOCKED),
-            sensitive=True,
-        ),
-        Method(
-            name="PlanPurge",
-            doc="What a purge of the target would do: the device's own capabilities (NVMe\n"
-                "Identify, ATA IDENTIFY, eMMC/SD), the strongest method for the level, and\n"
-                "why each stronger one is not possible. Nothing is written.",
-            params=PlanParams, result=PurgePlan, requires=Privilege.SANITIZE,
-            errors=(*_TARGET_ERRORS, ErrorCode.INVALID_PARAMETER),
-        ),
-        Method(
-            name="Purge",
-            doc="Start a NIST SP 800-88 Clear or Purge with that method, then read the\n"
-                "device back: a device that reports success and leaves data is a FAILED\n"
-                "purge (with a signed certificate saying so). A plan that erases more than\n"
-                "the target, or falls short of the level, needs a service engineer with\n"
-                "confirm=true. A logged-in caller gives their password again.",
-            params=PurgeParams, result=Job, requires=Privilege.SANITIZE,
-            errors=(*_TARGET_ERRORS, ErrorCode.WIPE_ALREADY_RUNNING,
-                    ErrorCode.WIPE_CONFIRMATION_REQUIRED, ErrorCode.INVALID_PARAMETER,
-                    ErrorCode.AUTHENTICATION_REQUIRED,
-                    ErrorCode.AUTHENTICATION_FAILED, ErrorCode.ACCOUNT_LOCKED),
-            sensitive=True,
-        ),
-        Method(
-            name="ListJobs",
-            doc="Every sanitization this device has run or is running.",
-            params=NoParams, result=Jobs, requires=Privilege.SANITIZE,
-        ),
-        Method(
-            name="GetJob",
-            doc="One sanitization.",
-            params=JobParams, result=Job, requires=Privilege.SANITIZE,
-            errors=(ErrorCode.WIPE_JOB_NOT_FOUND,),
-        ),
-        Method(
-            name="Watch",
-            doc="Stream a sanitization's progress: its state now, then a reply at each\n"
-                "change (about four a second while a pass runs) until it has ended; the\n"
-                "last reply carries the result. Call with more=true.",
-            params=JobParams, result=Job, requires=Privilege.SANITIZE,
-            errors=(ErrorCode.WIPE_JOB_NOT_FOUND,), streams=True,
-        ),
-        Method(
-            name="Cancel",
-            doc="Stop a running sanitization. What was written stays written; there is no\n"
-                "certificate.",
-            params=JobParams, result=Job, requires=Privilege.SANITIZE,
-            errors=(ErrorCode.WIPE_JOB_NOT_FOUND,),
-        ),
-        Method(
-            name="GetCertificate",
-            doc="The certificate of a completed sanitization (or of a purge the read-back\n"
-                "failed), as the signed JSON document, plain text or a printable PDF (base64).",
-            params=CertificateParams, result=Certificate, requires=Privilege.SANITIZE,
-            errors=(ErrorCode.WIPE_JOB_NOT_FOUND, ErrorCode.KEYS_UNAVAILABLE,
-                    ErrorCode.KEY_INTEGRITY),
-        ),
-        Method(
-            name="VerifyCertificate",
-            doc="Check a certificate against this device's identity keys, the one it holds\n"
-                "now and every earlier one its identity history proves (never against the\n"
-                "key the document carries). CertificateForeign: an intact signature by a key\n"
-                "this device never had.",
-            params=VerifyCertificateParams, result=CertificateVerdict,
-            requires=Privilege.SANITIZE,
-            errors=(ErrorCode.WIPE_CERTIFICATE_INVALID, ErrorCode.WIPE_CERTIFICATE_FOREIGN,
-                    ErrorCode.KEYS_UNAVAILABLE, ErrorCode.KEY_INTEGRITY),
-        ),
+        LIST_TARGETS,
+        START,
+        PLAN_PURGE,
+        PURGE,
+        LIST_JOBS,
+        GET_JOB,
+        WATCH,
+        CANCEL,
+        GET_CERTIFICATE,
+        VERIFY_CERTIFICATE,
     ),
 )

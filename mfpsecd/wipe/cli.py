@@ -14,7 +14,7 @@ from mfpsecd.base.errors import ErrorCode
 from mfpsecd.cli import session_file
 from mfpsecd.cli.auth import PASSWORD_FILE
 from mfpsecd.cli.common import Target, echo_json, read_secret, reports_errors, shown, size_text
-from mfpsecd.client import Connection, WipeClient
+from mfpsecd.varlink.client import Connection
 from mfpsecd.wipe import api as wipe
 
 MODES_HELP = """Modes (SPEC W-2; flash media always get one 0x00 pass, W-3):
@@ -88,11 +88,11 @@ def _exit_for(j: wipe.Job) -> None:
     sys.exit(code.exit_status)
 
 
-def _follow(client: WipeClient, job: wipe.Job, as_json: bool) -> wipe.Job:
+def _follow(conn: Connection, job: wipe.Job, as_json: bool) -> wipe.Job:
     """Watch until the job ends: a progress bar on a terminal, JSON lines with --json."""
     last = job
     if as_json:
-        for j in client.watch(job.id):
+        for j in conn.call_more(wipe.WATCH, wipe.JobParams(job.id)):
             click.echo(msgspec.json.encode(j).decode())  # JSON Lines: one reply per line
             last = j
         return last
@@ -102,7 +102,7 @@ def _follow(client: WipeClient, job: wipe.Job, as_json: bool) -> wipe.Job:
                            file=sys.stderr, show_eta=True,
                            item_show_func=lambda s: s) as bar:
         shown = 0
-        for j in client.watch(job.id):
+        for j in conn.call_more(wipe.WATCH, wipe.JobParams(job.id)):
             last = j
             at = int(_fraction(j) * scale)
             if j.state is wipe.JobState.RUNNING and j.step < len(j.steps):
@@ -125,7 +125,7 @@ def wipe_group() -> None:
 def targets(target: Target, as_json: bool) -> None:
     """The disks of the board profile, and whether each can be sanitized now."""
     with target.connect() as conn:
-        t = WipeClient(conn).targets()
+        t = conn.call(wipe.LIST_TARGETS).targets
     echo_json(t) if as_json else click.echo(_render_targets(t))
 
 
@@ -147,27 +147,31 @@ def start(target: Target, *, disk: str, mode: int, yes: bool, no_wait: bool, as_
     was; the certificate is issued only when every pass is written and read back.
     """
     with target.connect() as conn:
-        client = WipeClient(conn)
         if not yes:
-            match = [t for t in client.targets() if t.id == disk]
+            match = [t for t in conn.call(wipe.LIST_TARGETS).targets if t.id == disk]
             what = (f"{disk} ({match[0].model or match[0].device}, "
                     f"{size_text(match[0].size_bytes)})" if match else disk)
             click.confirm(f"Destroy all data on {what}?", abort=True, err=True)
-        password = None
-        if session_file.load(target.socket) is not None:
-            password = read_secret(password_file, "Password (again)", False)
-        _see_through(client, conn, client.start(disk, mode, password), no_wait=no_wait,
-                     as_json=as_json)
+        job = conn.call(wipe.START, wipe.StartParams(
+            disk, mode, password=_password_again(target, password_file)))
+        _see_through(conn, job, no_wait=no_wait, as_json=as_json)
 
 
-def _see_through(client: WipeClient, conn: Connection, job: wipe.Job, *, no_wait: bool,
-                 as_json: bool) -> None:
+def _password_again(target: Target, password_file: Path | None) -> bytearray:
+    """A logged-in caller's password, again (zeroed once sent); none for root without a
+    session."""
+    if session_file.load(target.socket) is None:
+        return bytearray()
+    return read_secret(password_file, "Password (again)", False)
+
+
+def _see_through(conn: Connection, job: wipe.Job, *, no_wait: bool, as_json: bool) -> None:
     """Show the started job, or follow it to its end and exit with its result."""
     if no_wait:
         echo_json(job) if as_json else click.echo(_render_job(job))
         return
     conn.set_timeout(None)  # a pass over a large disk reports every poll, but be patient
-    job = _follow(client, job, as_json)
+    job = _follow(conn, job, as_json)
     if not as_json:
         click.echo(_render_job(job))
     _exit_for(job)
@@ -206,7 +210,7 @@ def plan(target: Target, disk: str, level: str, method: str, as_json: bool) -> N
     """What a purge of DISK would do: the device's own capabilities, the method, and why
     each stronger method is not possible. Nothing is written."""
     with target.connect() as conn:
-        p = WipeClient(conn).plan_purge(disk, wipe.Level(level), method)
+        p = conn.call(wipe.PLAN_PURGE, wipe.PlanParams(disk, wipe.Level(level), method))
     echo_json(p) if as_json else click.echo(_render_plan(p))
 
 
@@ -239,18 +243,15 @@ def purge(target: Target, *, disk: str, level: str, mode: int, confirm: bool, me
     says so. See the plan first with `mfpsec wipe plan DISK`.
     """
     with target.connect() as conn:
-        client = WipeClient(conn)
         if not yes:
-            p = client.plan_purge(disk, wipe.Level(level), method)
+            p = conn.call(wipe.PLAN_PURGE, wipe.PlanParams(disk, wipe.Level(level), method))
             click.echo(_render_plan(p), err=True)
             click.confirm(f"Destroy all data on {disk} with {p.method}?", abort=True,
                           err=True)
-        password = None
-        if session_file.load(target.socket) is not None:
-            password = read_secret(password_file, "Password (again)", False)
-        job = client.purge(disk, wipe.Level(level), password, mode=mode, confirm=confirm,
-                           verify_all=verify_all, method=method)
-        _see_through(client, conn, job, no_wait=no_wait, as_json=as_json)
+        job = conn.call(wipe.PURGE, wipe.PurgeParams(
+            disk, wipe.Level(level), mode=mode, confirm=confirm, method=method,
+            verify_all=verify_all, password=_password_again(target, password_file)))
+        _see_through(conn, job, no_wait=no_wait, as_json=as_json)
 
 
 @wipe_group.command("status")
@@ -262,20 +263,19 @@ def purge(target: Target, *, disk: str, level: str, mode: int, confirm: bool, me
 def status(target: Target, job_id: str | None, follow: bool, as_json: bool) -> None:
     """Every sanitization (or one, by id) and its progress."""
     with target.connect() as conn:
-        client = WipeClient(conn)
         if job_id is None:
             if follow:
                 raise click.UsageError("--follow needs a job id")
-            jobs = client.jobs()
+            jobs = conn.call(wipe.LIST_JOBS).jobs
             if as_json:
                 echo_json(jobs)
             else:
                 click.echo("\n".join(_render_job(j) for j in jobs) or "no sanitization yet")
             return
-        job = client.job(job_id)
+        job = conn.call(wipe.GET_JOB, wipe.JobParams(job_id))
         if follow:
             conn.set_timeout(None)
-            job = _follow(client, job, as_json)
+            job = _follow(conn, job, as_json)
             if not as_json:
                 click.echo(_render_job(job))
             _exit_for(job)
@@ -292,7 +292,7 @@ def status(target: Target, job_id: str | None, follow: bool, as_json: bool) -> N
 def cancel(target: Target, job_id: str) -> None:
     """Stop a running sanitization (the disk is then NOT sanitized)."""
     with target.connect() as conn:
-        job = WipeClient(conn).cancel(job_id)
+        job = conn.call(wipe.CANCEL, wipe.JobParams(job_id))
     click.echo(_render_job(job))
 
 
@@ -313,13 +313,14 @@ def cert(target: Target, job_id: str, *, pdf: Path | None, text: bool, out: Path
     """The signed certificate of a sanitization: completed, or FAILED / CANCELLED with why
     (then the exit status is that job's error, as for `status`)."""
     with target.connect() as conn:
-        client = WipeClient(conn)
-        doc = client.certificate(job_id, wipe.CertificateFormat.JSON)
-        rendering = client.certificate(job_id, wipe.CertificateFormat.TEXT) if text else None
-        printable = client.certificate(job_id, wipe.CertificateFormat.PDF) if pdf else None
-        body = (client.certificate(job_id, wipe.CertificateFormat.SIGNED_BODY)
-                if openssl_dir else None)
-        job = client.job(job_id)
+        def certificate(fmt: wipe.CertificateFormat) -> wipe.Certificate:
+            return conn.call(wipe.GET_CERTIFICATE, wipe.CertificateParams(job_id, fmt))
+
+        doc = certificate(wipe.CertificateFormat.JSON)
+        rendering = certificate(wipe.CertificateFormat.TEXT) if text else None
+        printable = certificate(wipe.CertificateFormat.PDF) if pdf else None
+        body = certificate(wipe.CertificateFormat.SIGNED_BODY) if openssl_dir else None
+        job = conn.call(wipe.GET_JOB, wipe.JobParams(job_id))
     if body is not None and openssl_dir is not None:
         signature = msgspec.json.decode(doc.content)["signature"]["value"]
         openssl_dir.mkdir(parents=True, exist_ok=True)
@@ -349,7 +350,7 @@ def verify_cert(target: Target, path: Path, as_json: bool) -> None:
     """Check a certificate's signature, and whether this device issued it."""
     data = sys.stdin.read() if str(path) == "-" else path.read_text()
     with target.connect() as conn:
-        v = WipeClient(conn).verify_certificate(data)
+        v = conn.call(wipe.VERIFY_CERTIFICATE, wipe.VerifyCertificateParams(data))
     if as_json:
         echo_json(v)
         return

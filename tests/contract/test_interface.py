@@ -34,6 +34,7 @@ from mfpsecd.services.status import BoardInfo, StatusService
 from mfpsecd.services.user_store import UserStore
 from mfpsecd.varlink import idl
 from mfpsecd.varlink.fd_channel import FdChannel
+from mfpsecd.varlink.schema import carries_secret
 from mfpsecd.wipe.backends.disks import SysfsDiskInventory
 from mfpsecd.wipe.backends.native_overwrite import NativeOverwriter
 from mfpsecd.wipe.service import DeviceName, WipeService
@@ -184,3 +185,12 @@ def test_every_method_with_a_descriptor_releases_it() -> None:
     for name, m in registry.all_methods():
         has = "descriptor" in m.params.__struct_fields__
         assert m.passes_descriptor == has, name
+
+
+def test_a_method_is_sensitive_exactly_when_it_carries_a_secret() -> None:
+    """`sensitive` makes the client wipe what it sent and the server wipe what it got and
+    never log it: a method whose params or result can hold a secret (a bytearray, or a
+    field marked SECRET, like a session token) must say so, and no other may."""
+    wrong = [(name, m.sensitive) for name, m in registry.all_methods()
+             if m.sensitive != (carries_secret(m.params) or carries_secret(m.result))]
+    assert wrong == []

@@ -26,7 +26,7 @@ _PACKAGE_FILES = ("__init__.py", "py.typed")
 _SUBPACKAGES = ("base", "varlink", "api", "client", "cli")
 # Capability folders: only their client side (the import contracts keep it self-contained).
 _CAPABILITIES = ("ipfilter", "wipe")
-_CLIENT_SIDE = ("__init__.py", "api.py", "client.py", "cli.py")
+_CLIENT_SIDE = ("__init__.py", "api.py", "cli.py")
 _DEPENDENCIES = ("click", "msgspec", "typing_extensions")
 
 def python() -> str:
