@@ -3,22 +3,86 @@
 The generated text is what GetInterfaceDescription serves, and it is committed beside the
 module that declares the interface as <interface>.varlink (written by tools/write_idl.py,
 `make idl`); a contract test fails when the two drift.
+
+It says everything a client in another language needs: each field's comment from the
+source (binary fields say they travel as base64), inputs with a default as optional
+(`?type`: absent or null means the default), and for each method the privilege it needs,
+whether it streams and whether its parameters are secret.
 """
 
 from __future__ import annotations
 
 import enum
+import inspect
+import io
 import sys
+import textwrap
+import tokenize
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import msgspec.inspect as mi
 
-from mfpsecd.varlink.schema import Interface
+from mfpsecd.varlink.schema import Interface, Method
+
+_WIDTH = 88
 
 
 def _comment(doc: str, indent: str = "") -> list[str]:
     return [f"{indent}# {line}".rstrip() for line in doc.strip().splitlines()]
+
+
+def _wrapped(note: str, indent: str) -> list[str]:
+    return [f"{indent}# {line}" for line in textwrap.wrap(note, _WIDTH - len(indent))]
+
+
+def field_comments(cls: type) -> dict[str, str]:
+    """The comments written on a struct's fields in its source: the `#` lines just above
+    a field and the one at the end of its line, joined."""
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
+    fields = set(getattr(cls, "__struct_fields__", ()))
+    comments: dict[str, str] = {}
+    above: list[str] = []
+    line: list[tokenize.TokenInfo] = []
+
+    def field_of_line() -> str | None:
+        if len(line) > 1 and line[0].string in fields and line[1].string == ":":
+            return line[0].string
+        return None
+
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            text = tok.string.lstrip("#").strip()
+            name = field_of_line() if line else None
+            if name is not None:
+                comments[name] = " ".join([*above, text])
+                above = []
+            elif not line:
+                above.append(text)
+        elif tok.type == tokenize.NEWLINE:
+            name = field_of_line()
+            if name is not None and name not in comments and above:
+                comments[name] = " ".join(above)
+            above, line = [], []
+        elif tok.type not in (tokenize.NL, tokenize.INDENT, tokenize.DEDENT):
+            line.append(tok)
+    return comments
+
+
+def _binary(t: mi.Type) -> bool:
+    while isinstance(t, mi.Metadata):
+        t = t.type
+    if isinstance(t, mi.UnionType):
+        return any(_binary(u) for u in t.types)
+    return isinstance(t, mi.BytesType | mi.ByteArrayType)
+
+
+# (comment, "name: type") for one field of a block
+_Field = tuple[str, str]
 
 
 class _Collector:
@@ -70,31 +134,61 @@ class _Collector:
             if issubclass(cls, msgspec.Struct):
                 self.fields(cls)  # collect nested types
 
-    def fields(self, struct: type[msgspec.Struct]) -> list[str]:
+    def fields(self, struct: type[msgspec.Struct], *, inputs: bool = False) -> list[_Field]:
+        """Each field with its comment; as a method's inputs, one with a default is
+        optional (the server takes absent or null as the default)."""
         info = mi.type_info(struct)
         assert isinstance(info, mi.StructType)
-        return [f"{f.encode_name}: {self.render(f.type)}" for f in info.fields]
+        notes = field_comments(struct)
+        out: list[_Field] = []
+        for f in info.fields:
+            rendered = self.render(f.type)
+            if inputs and not f.required and not rendered.startswith("?"):
+                rendered = "?" + rendered
+            note = notes.get(f.name, "")
+            if _binary(f.type) and "base64" not in note:
+                note = f"base64; {note}" if note else "base64"
+            out.append((note, f"{f.encode_name}: {rendered}"))
+        return out
 
 
-def _block(head: str, fields: list[str]) -> list[str]:
+def _block(head: str, fields: list[_Field], *, in_method: bool = False) -> list[str]:
     if not fields:
         return [f"{head}()"]
-    return [f"{head}(", *[f"  {f}," for f in fields[:-1]], f"  {fields[-1]}", ")"]
+    lines = [f"{head}("]
+    for i, (note, text) in enumerate(fields):
+        # Parsers that find a method's end with the first ")" (python-varlink's) stop
+        # inside a comment that holds one.
+        shown = note.replace("(", "[").replace(")", "]") if in_method else note
+        lines += _wrapped(shown, "  ")
+        lines.append(f"  {text}" + ("," if i < len(fields) - 1 else ""))
+    return [*lines, ")"]
 
 
-def _method_line(name: str, params: list[str], result: list[str]) -> list[str]:
-    left = _block(f"method {name}", params)
-    right = _block("", result)
+def _method_line(name: str, params: list[_Field], result: list[_Field]) -> list[str]:
+    left = _block(f"method {name}", params, in_method=True)
+    right = _block("", result, in_method=True)
     # Joins "... )" and "-> (" on one line, the way hand-written Varlink files read.
     return [*left[:-1], left[-1] + " -> " + right[0], *right[1:]]
+
+
+def _method_notes(m: Method[Any, Any]) -> list[str]:
+    notes = [f"Privilege: {m.requires.value}."]
+    if m.streams:
+        notes.append('Streams: call with "more": true; the last reply does not continue.')
+    if m.sensitive:
+        notes.append("Sensitive: carries secrets, which the daemon never logs.")
+    if m.passes_descriptor:
+        notes.append("Takes a descriptor passed on the side channel (see README).")
+    return notes
 
 
 def generate(interface: Interface) -> str:
     c = _Collector()
     methods: list[list[str]] = []
     for m in interface.methods:
-        lines = _comment(m.doc)
-        lines += _method_line(m.name, c.fields(m.params), c.fields(m.result))
+        lines = _comment(m.doc) + _comment("\n".join(_method_notes(m)))
+        lines += _method_line(m.name, c.fields(m.params, inputs=True), c.fields(m.result))
         methods.append(lines)
     for extra in interface.extra_types:
         c.render(mi.type_info(extra))

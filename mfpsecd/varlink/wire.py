@@ -75,15 +75,58 @@ _FIELD_RE = re.compile(r"`\$\.([A-Za-z0-9_.\[\]]+)`|field `([A-Za-z0-9_]+)`")
 
 
 def decode_params(raw: msgspec.Raw, decoder: msgspec.json.Decoder[Any]) -> Any:
-    """Decode call parameters with a method's typed decoder → InvalidParameter naming the field."""
+    """Decode call parameters with a method's typed decoder → InvalidParameter naming the field.
+
+    The IDL shows an input with a default as optional (`?type`), which a Varlink client
+    may send as null: null there means the default."""
     try:
         return decoder.decode(raw)
     except RecursionError:
         raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="parameters") from None
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        m = _FIELD_RE.search(str(exc))
-        name = (m.group(1) or m.group(2)) if m else "parameters"
-        raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter=name) from None
+        failure: Exception = exc
+    retried = _without_null_defaults(raw, decoder)
+    if retried is not None:
+        try:
+            return decoder.decode(retried)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            failure = exc  # what is wrong once the nulls meant defaults
+        finally:
+            retried[:] = bytes(len(retried))  # it may hold a sensitive call's secrets
+    m = _FIELD_RE.search(str(failure))
+    name = (m.group(1) or m.group(2)) if m else "parameters"
+    raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter=name) from None
+
+
+_top_level = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+def _without_null_defaults(raw: msgspec.Raw, decoder: msgspec.json.Decoder[Any]
+                           ) -> bytearray | None:
+    """The parameters without the nulls given for inputs that have a default, or None when
+    there are none to drop."""
+    struct = decoder.type
+    if not (isinstance(struct, type) and issubclass(struct, msgspec.Struct)):
+        return None
+    defaulted = set(struct.__struct_fields__[len(struct.__struct_fields__)
+                                             - len(struct.__struct_defaults__):])
+    encoded = dict(zip(struct.__struct_fields__, struct.__struct_encode_fields__, strict=True))
+    optional = {encoded[name] for name in defaulted}
+    try:
+        fields = _top_level.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return None
+    # (Only four-byte values are compared: no copy is made of a secret.)
+    kept = {k: v for k, v in fields.items()
+            if not (k in optional and len(v) == 4 and bytes(v) == b"null")}
+    if len(kept) == len(fields):
+        return None
+    out = bytearray(b"{")
+    for i, (key, value) in enumerate(kept.items()):
+        out += (b"," if i else b"") + _encoder.encode(key) + b":"
+        out += value
+    out += b"}"
+    return out
 
 
 def encode_call(method: str, parameters: Any = None, *, more: bool = False,

@@ -194,3 +194,23 @@ def test_a_method_is_sensitive_exactly_when_it_carries_a_secret() -> None:
     wrong = [(name, m.sensitive) for name, m in registry.all_methods()
              if m.sensitive != (carries_secret(m.params) or carries_secret(m.result))]
     assert wrong == []
+
+
+def test_the_idl_says_what_a_client_in_another_language_needs() -> None:
+    """Binary inputs say they are base64, inputs with a default are optional, each method
+    names its privilege and whether it streams, and fields carry their comments."""
+    text = idl.generate(registry.BY_NAME["io.mfpsecd.Auth"])
+    login = text[text.index("method Login("):]
+    login = login[:login.index(") -> (")]
+    assert "  # base64\n  password: string," in login
+    assert "  otp: ?string," in login  # it has a default: absent or null means ""
+    assert "  user: string," in login  # required
+    wipe = idl.generate(registry.BY_NAME["io.mfpsecd.Wipe"])
+    assert "# Privilege: sanitize.\n# Streams: call with \"more\": true" in wipe
+    assert "  # bytes of the current step done\n  position: int," in wipe
+    for interface in registry.INTERFACES:
+        generated = idl.generate(interface)
+        for m in interface.methods:
+            head = generated[:generated.index(f"method {m.name}(")]
+            assert head.rstrip().splitlines()[-1].startswith(("# Privilege:", "# Sensitive:",
+                                                              "# Streams:", "# Takes")), m

@@ -63,3 +63,24 @@ def test_deep_nesting_is_a_protocol_error() -> None:
     with pytest.raises(MfpsecError) as info:
         wire.decode_call(b'{"method":"a.b.C","parameters":' + b"[" * 10000)
     assert info.value.code is ErrorCode.PROTOCOL_ERROR
+
+
+def test_null_for_an_input_with_a_default_means_the_default() -> None:
+    """The IDL shows such inputs as `?type`: a client may send null, and it must neither
+    fail nor be taken as a value."""
+    from mfpsecd.wipe import api as wipe
+
+    decoder = msgspec.json.Decoder(wipe.PurgeParams)
+    params = wire.decode_params(msgspec.Raw(
+        b'{"target":"d1","level":null,"mode":null,"password":null,"confirm":true}'), decoder)
+    assert params == wipe.PurgeParams("d1", confirm=True)
+    given = wire.decode_params(msgspec.Raw(b'{"target":"d1","password":"cHc="}'), decoder)
+    assert given.password == bytearray(b"pw")
+    # A required input stays required, null or not, and a wrong type stays wrong.
+    for bad, field in [(b'{"target":null}', "target"), (b'{"level":null}', "target"),
+                       (b'{"target":"d1","mode":"x"}', "mode"),
+                       (b'{"target":"d1","mode":null,"level":"x"}', "level")]:
+        with pytest.raises(MfpsecError) as exc:
+            wire.decode_params(msgspec.Raw(bad), decoder)
+        assert exc.value.code is ErrorCode.INVALID_PARAMETER
+        assert exc.value.params == {"parameter": field}, bad
