@@ -22,6 +22,7 @@ BUILD := build
 # the printable certificate shows, read back in tests).
 # Media purge: QEMU with busybox, nvme-cli, hdparm, mmc-utils, sg3-utils, cpio and kmod
 # (the guest of the opt-in `qemu` suite; its kernel is Debian's, fetched by apt at first use).
+# Lint: clang-format (the C style, .clang-format).
 # IP filter: nftables (nft, and libnftables' Python binding, which is not on PyPI: the venv
 # gets a link to Debian's), iproute2, ping and sysctl (procps) (network namespaces in tests).
 APT_PACKAGES := build-essential pkg-config libssl-dev python3-dev python3-venv \
@@ -30,20 +31,21 @@ APT_PACKAGES := build-essential pkg-config libssl-dev python3-dev python3-venv \
 	rsyslog rsyslog-openssl snmptrapd libargon2-1 libargon2-dev softhsm2 \
 	scrub coreutils fdisk e2fsprogs nftables python3-nftables iproute2 iputils-ping procps \
 	qemu-system-x86 busybox-static nvme-cli hdparm mmc-utils sg3-utils cpio kmod openssl \
-	poppler-utils
+	poppler-utils clang-format
 
 SIM_CONFIG := hw/mfpsecd.sim.toml
 
 # The venv first: meson-python and the editable rebuild look up meson and ninja on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup sources sim-firmware sim-ns sim-net run test test-native test-python lint bench idl clean
+.PHONY: help setup sources sim-firmware sim-ns sim-net run test test-native test-python lint format bench idl clean
 
 help:
 	@echo "make setup   install apt + Python dependencies into $(VENV), build the extension"
 	@echo "make run     run the daemon in the foreground on the simulated board (hw/sim.toml)"
 	@echo "make test    C tests (plain and ASan/UBSan) and the Python test suite"
-	@echo "make lint    ruff, mypy, import-linter contracts"
+	@echo "make lint    ruff format + check, clang-format, mypy, import-linter contracts"
+	@echo "make format  rewrite Python (ruff format) and C (clang-format) in the house style"
 	@echo "make bench   side-by-side benchmarks (results in bench/results/)"
 	@echo "make idl     regenerate the committed .varlink interface files"
 
@@ -158,10 +160,18 @@ test-native: setup
 test-python: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+C_SOURCES := $(shell find native -name '*.[ch]' 2>/dev/null)
+
 lint: setup
+	$(BIN)/ruff format --check mfpsecd tests bench tools
 	$(BIN)/ruff check mfpsecd tests bench tools
+	clang-format --dry-run --Werror --style=file $(C_SOURCES)
 	$(BIN)/mypy
 	$(BIN)/python tools/lint_imports.py
+
+format: setup
+	$(BIN)/ruff format mfpsecd tests bench tools
+	clang-format -i --style=file $(C_SOURCES)
 
 bench: setup
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -51,11 +51,16 @@ class Settings:
     warmup: float = 0.3  # untimed calls before each measurement
 
     @classmethod
-    def for_run(cls, quick: bool, rounds: int | None = None,
-                seconds: float | None = None) -> Settings:
+    def for_run(
+        cls, quick: bool, rounds: int | None = None, seconds: float | None = None
+    ) -> Settings:
         base = cls(quick=True, rounds=3, seconds=0.3, warmup=0.1) if quick else cls()
-        return cls(quick=quick, rounds=rounds or base.rounds, seconds=seconds or base.seconds,
-                   warmup=base.warmup)
+        return cls(
+            quick=quick,
+            rounds=rounds or base.rounds,
+            seconds=seconds or base.seconds,
+            warmup=base.warmup,
+        )
 
 
 @dataclass(frozen=True)
@@ -138,9 +143,13 @@ def latency_stats(samples: list[float]) -> Metrics:
     """Per-call durations (s) → calls/s and p50/p99/max in µs."""
     samples.sort()
     us = [x * 1e6 for x in samples]
-    return {"rps": len(samples) / sum(samples), "p50_us": statistics.median(us),
-            "p99_us": us[min(len(us) - 1, int(len(us) * 0.99))], "max_us": us[-1],
-            "n": float(len(us))}
+    return {
+        "rps": len(samples) / sum(samples),
+        "p50_us": statistics.median(us),
+        "p99_us": us[min(len(us) - 1, int(len(us) * 0.99))],
+        "max_us": us[-1],
+        "n": float(len(us)),
+    }
 
 
 def progress(text: str) -> None:
@@ -150,9 +159,13 @@ def progress(text: str) -> None:
 def alternate(scenario: Scenario, rounds: int) -> ScenarioResult:
     """Measure every contender once per round; reverse the order every other round."""
     keys = [c.key for c in scenario.contenders]
-    result = ScenarioResult(scenario.key, scenario.label,
-                            {c.key: c.label for c in scenario.contenders},
-                            {k: [] for k in keys}, [])
+    result = ScenarioResult(
+        scenario.key,
+        scenario.label,
+        {c.key: c.label for c in scenario.contenders},
+        {k: [] for k in keys},
+        [],
+    )
     for r in range(rounds):
         order = list(scenario.contenders) if r % 2 == 0 else list(reversed(scenario.contenders))
         result.orders.append([c.key for c in order])
@@ -170,12 +183,19 @@ _SHOWN = ("rps", "p50_us", "p99_us")
 def paired_ratios(sc: ScenarioResult, num: str, den: str, metric: str) -> list[float]:
     """num/den per round. Both ran in the same round, minutes apart at most, so a shift of
     the machine between rounds (e.g. the scheduler's CPU placement) cancels out."""
-    return [a[metric] / b[metric]
-            for a, b in zip(sc.samples[num], sc.samples[den], strict=True)]
+    return [a[metric] / b[metric] for a, b in zip(sc.samples[num], sc.samples[den], strict=True)]
 
 
-def ratio_finding(label: str, sc: ScenarioResult, num: str, den: str, *, metric: str = "rps",
-                  target: float | None = None, unit: str = "x") -> Finding:
+def ratio_finding(
+    label: str,
+    sc: ScenarioResult,
+    num: str,
+    den: str,
+    *,
+    metric: str = "rps",
+    target: float | None = None,
+    unit: str = "x",
+) -> Finding:
     """The median of the per-round ratios, with their range; ok when >= target."""
     ratios = paired_ratios(sc, num, den, metric)
     value = statistics.median(ratios)
@@ -191,8 +211,7 @@ def ratio_finding(label: str, sc: ScenarioResult, num: str, den: str, *, metric:
 def _run_text(cmd: Sequence[str]) -> str | None:
     """The command's stdout, stripped; None when it cannot run or fails."""
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=10,
-                             cwd=ROOT)
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=10, cwd=ROOT)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip()
@@ -238,9 +257,11 @@ def render_markdown(result: SuiteResult, machine: dict[str, str]) -> str:
     s = result.settings
     lines = [f"# Benchmark `{result.suite}`: {result.title}", ""]
     run = "quick" if s.quick else "full"
-    lines.append(f"{run} run: {s.rounds} rounds of {s.seconds:g} s per contender "
-                 f"(+{s.warmup:g} s warm-up), contenders alternated, order reversed every "
-                 "other round; figures are medians of the rounds.")
+    lines.append(
+        f"{run} run: {s.rounds} rounds of {s.seconds:g} s per contender "
+        f"(+{s.warmup:g} s warm-up), contenders alternated, order reversed every "
+        "other round; figures are medians of the rounds."
+    )
     lines += ["", "| machine | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in {**machine, **result.facts}.items()]
     lines += ["", "## Results", ""]
@@ -256,17 +277,26 @@ def render_markdown(result: SuiteResult, machine: dict[str, str]) -> str:
             cells.append(f"{lo:,.0f}-{hi:,.0f}")
             lines.append("| " + " | ".join(cells) + " |")
     if result.findings:
-        lines += ["", "## Ratios and targets", "",
-                  "Ratios are medians of the per-round ratios (contenders of a round ran "
-                  "back to back); the range is over the rounds.", "",
-                  "| figure | value | rounds min-max | target | met |",
-                  "|---|---:|---:|---|---|"]
+        lines += [
+            "",
+            "## Ratios and targets",
+            "",
+            "Ratios are medians of the per-round ratios (contenders of a round ran "
+            "back to back); the range is over the rounds.",
+            "",
+            "| figure | value | rounds min-max | target | met |",
+            "|---|---:|---:|---|---|",
+        ]
         for f in result.findings:
-            spread = "" if f.spread is None else (
-                f"{_show(f.spread[0], f.unit)} - {_show(f.spread[1], f.unit)}")
+            spread = (
+                ""
+                if f.spread is None
+                else (f"{_show(f.spread[0], f.unit)} - {_show(f.spread[1], f.unit)}")
+            )
             met = "" if f.ok is None else ("yes" if f.ok else "**NO**")
-            lines.append(f"| {f.label} | {_show(f.value, f.unit)} | {spread} | {f.target} "
-                         f"| {met} |")
+            lines.append(
+                f"| {f.label} | {_show(f.value, f.unit)} | {spread} | {f.target} | {met} |"
+            )
     if result.notes:
         lines += ["", "## Notes", ""]
         lines += [f"- {n}" for n in result.notes]

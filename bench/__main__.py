@@ -23,17 +23,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Side-by-side benchmarks. Full runs write bench/results/<suite>.md and "
-                    ".json; --quick is a smoke run that prints its table and writes files "
-                    "only with --out.",
+        ".json; --quick is a smoke run that prints its table and writes files "
+        "only with --out.",
     )
-    parser.add_argument("suites", nargs="*", metavar="suite",
-                        help=f"suites to run (default: all): {', '.join(SUITES)}")
-    parser.add_argument("--quick", action="store_true",
-                        help="short measurements and fewer rounds (about 30 s)")
+    parser.add_argument(
+        "suites",
+        nargs="*",
+        metavar="suite",
+        help=f"suites to run (default: all): {', '.join(SUITES)}",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="short measurements and fewer rounds (about 30 s)"
+    )
     parser.add_argument("--rounds", type=int, help="override the number of rounds")
     parser.add_argument("--seconds", type=float, help="override the length of a measurement")
-    parser.add_argument("--out", type=Path,
-                        help=f"results directory (default: {RESULTS_DIR} for full runs)")
+    parser.add_argument(
+        "--out", type=Path, help=f"results directory (default: {RESULTS_DIR} for full runs)"
+    )
     args = parser.parse_args(argv)
 
     names = args.suites or list(SUITES)
@@ -48,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     out_dir: Path | None = args.out or (None if args.quick else RESULTS_DIR)
 
     for name in names:
-        progress(f"bench {name}: {settings.rounds} rounds x {settings.seconds:g} s "
-                 f"({'quick' if settings.quick else 'full'})")
+        progress(
+            f"bench {name}: {settings.rounds} rounds x {settings.seconds:g} s "
+            f"({'quick' if settings.quick else 'full'})"
+        )
         started = time.monotonic()
         result = load_suite(name)(settings)
         progress(f"bench {name}: done in {time.monotonic() - started:.0f} s")

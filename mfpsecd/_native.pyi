@@ -10,15 +10,18 @@ def secure_zero(buffer: Buffer, /) -> None: ...
 def crypto_version() -> str: ...
 def crypto_selftests() -> tuple[str, ...]: ...
 def crypto_selftest(index: int, /) -> None: ...
-def aes256gcm_seal(key: Buffer, nonce: Buffer, aad: Buffer, plaintext: Buffer, out: Buffer,
-                   /) -> None: ...
-def aes256gcm_open(key: Buffer, nonce: Buffer, aad: Buffer, sealed: Buffer, out: Buffer,
-                   /) -> None: ...
+def aes256gcm_seal(
+    key: Buffer, nonce: Buffer, aad: Buffer, plaintext: Buffer, out: Buffer, /
+) -> None: ...
+def aes256gcm_open(
+    key: Buffer, nonce: Buffer, aad: Buffer, sealed: Buffer, out: Buffer, /
+) -> None: ...
 def xor(dst: Buffer, a: Buffer, b: Buffer, /) -> None: ...
 def random_into(buffer: Buffer, /) -> None: ...
 def rsa_oaep_sha256_encrypt(spki_der: Buffer, label: Buffer, message: Buffer, /) -> bytes: ...
-def audit_chain(records: Sequence[bytes], first_seq: int, start_hash: Buffer, /
-                ) -> tuple[int, int, bytes]: ...
+def audit_chain(
+    records: Sequence[bytes], first_seq: int, start_hash: Buffer, /
+) -> tuple[int, int, bytes]: ...
 
 WIPE_DIRECT: int
 WIPE_CHUNK_BYTES: int
@@ -38,10 +41,29 @@ class WipeState:
     def cancelled(self) -> bool: ...
 
 def wipe_geometry(fd: int, /) -> tuple[int, int]: ...
-def wipe_write(fd: int, start: int, end: int, kind: int, byte: int, key: Buffer, flags: int,
-               sync_every: int, state: WipeState, /) -> None: ...
-def wipe_verify(fd: int, start: int, end: int, kind: int, byte: int, key: Buffer, flags: int,
-                state: WipeState, /) -> None: ...
+def wipe_write(
+    fd: int,
+    start: int,
+    end: int,
+    kind: int,
+    byte: int,
+    key: Buffer,
+    flags: int,
+    sync_every: int,
+    state: WipeState,
+    /,
+) -> None: ...
+def wipe_verify(
+    fd: int,
+    start: int,
+    end: int,
+    kind: int,
+    byte: int,
+    key: Buffer,
+    flags: int,
+    state: WipeState,
+    /,
+) -> None: ...
 
 STREAM_HEADER_BYTES: int
 STREAM_TAG_BYTES: int
@@ -67,16 +89,49 @@ class StreamState:
 
 def stream_sealed_size(length: int, seg_shift: int, /) -> int: ...
 def stream_plain_size(header: Buffer, sealed_length: int, /) -> int: ...
-def stream_seal(key: Buffer, context: Buffer, seg_shift: int, threads: int, src: Buffer,
-                dst: Buffer, state: StreamState | None, /) -> int: ...
-def stream_open(key: Buffer, context: Buffer, threads: int, src: Buffer, dst: Buffer,
-                state: StreamState | None, /) -> int: ...
-def stream_seal_fd(key: Buffer, context: Buffer, seg_shift: int, threads: int, flags: int,
-                   in_fd: int, out_fd: int, state: StreamState, /) -> int: ...
-def stream_open_fd(key: Buffer, context: Buffer, threads: int, flags: int, in_fd: int,
-                   out_fd: int, state: StreamState, /) -> int: ...
-def xts_sectors(key: Buffer, first_sector: int, sector_size: int, src: Buffer, dst: Buffer,
-                encrypt: bool, /) -> None: ...
+def stream_seal(
+    key: Buffer,
+    context: Buffer,
+    seg_shift: int,
+    threads: int,
+    src: Buffer,
+    dst: Buffer,
+    state: StreamState | None,
+    /,
+) -> int: ...
+def stream_open(
+    key: Buffer,
+    context: Buffer,
+    threads: int,
+    src: Buffer,
+    dst: Buffer,
+    state: StreamState | None,
+    /,
+) -> int: ...
+def stream_seal_fd(
+    key: Buffer,
+    context: Buffer,
+    seg_shift: int,
+    threads: int,
+    flags: int,
+    in_fd: int,
+    out_fd: int,
+    state: StreamState,
+    /,
+) -> int: ...
+def stream_open_fd(
+    key: Buffer,
+    context: Buffer,
+    threads: int,
+    flags: int,
+    in_fd: int,
+    out_fd: int,
+    state: StreamState,
+    /,
+) -> int: ...
+def xts_sectors(
+    key: Buffer, first_sector: int, sector_size: int, src: Buffer, dst: Buffer, encrypt: bool, /
+) -> None: ...
 def xts_unit(key: Buffer, tweak: Buffer, src: Buffer, dst: Buffer, encrypt: bool, /) -> None: ...
 
 HASH_OK: int
@@ -89,8 +144,9 @@ HASH_SYMLINK: int
 HASH_IO: int
 HASH_SKIPPED: int
 
-def hash_files(dirfd: int, items: Sequence[tuple[str, int, Buffer | None]], threads: int,
-               stop_early: bool, /) -> list[tuple[int, int, int, int, bytes]]: ...
-
-def argon2id_into(password: Buffer, salt: Buffer, t_cost: int, m_cost_kib: int, lanes: int,
-                  out: Buffer) -> None: ...
+def hash_files(
+    dirfd: int, items: Sequence[tuple[str, int, Buffer | None]], threads: int, stop_early: bool, /
+) -> list[tuple[int, int, int, int, bytes]]: ...
+def argon2id_into(
+    password: Buffer, salt: Buffer, t_cost: int, m_cost_kib: int, lanes: int, out: Buffer
+) -> None: ...

@@ -109,8 +109,9 @@ class Tpm(Protocol):
         """The key's sensitive area (TPM2B_SENSITIVE) through TPM2_Duplicate, for backup."""
         ...
 
-    async def import_key(self, public: bytes, sensitive: SecretBytes, binding: PcrBinding
-                         ) -> TpmKey:
+    async def import_key(
+        self, public: bytes, sensitive: SecretBytes, binding: PcrBinding
+    ) -> TpmKey:
         """Re-import an exported wrapping key under this TPM's storage root key, with the
         policy of `binding` (the key is the same; only what unlocks it changes)."""
         ...
@@ -162,8 +163,9 @@ class KeyCrypto(Protocol):
         """RSA-OAEP-SHA256 under a public key (the TPM's wrapping key)."""
         ...
 
-    def passphrase_key(self, passphrase: SecretBytes, salt: bytes, cost: PassphraseCost
-                       ) -> SecretBytes:
+    def passphrase_key(
+        self, passphrase: SecretBytes, salt: bytes, cost: PassphraseCost
+    ) -> SecretBytes:
         """A 32-byte key from a passphrase with Argon2id (slow on purpose: run off the loop)."""
         ...
 
@@ -224,8 +226,9 @@ class AuditStore(Protocol):
 
     async def read_all(self) -> list[bytes]: ...
 
-    async def verify(self, payloads: list[bytes] | None = None, *, first_seq: int = 1,
-                     first_prev: bytes = ...) -> Verdict:
+    async def verify(
+        self, payloads: list[bytes] | None = None, *, first_seq: int = 1, first_prev: bytes = ...
+    ) -> Verdict:
         """The chain verdict for these records, or for everything stored."""
         ...
 
@@ -291,8 +294,16 @@ class ObjectCipher(Protocol):
         """A handle for one seal or open, to watch and cancel it from another thread."""
         ...
 
-    def seal(self, key: SecretBytes, context: bytes, src_fd: int, dst_fd: int,
-             name: str, *, progress: Progress | None = None) -> tuple[int, int]:
+    def seal(
+        self,
+        key: SecretBytes,
+        context: bytes,
+        src_fd: int,
+        dst_fd: int,
+        name: str,
+        *,
+        progress: Progress | None = None,
+    ) -> tuple[int, int]:
         """Everything readable from src_fd (a file or a pipe), sealed to dst_fd from its
         current offset (O_DIRECT where it can). → (plaintext bytes, sealed bytes)."""
         ...
@@ -301,8 +312,16 @@ class ObjectCipher(Protocol):
         """Authenticate every segment without writing plaintext. → the plaintext size."""
         ...
 
-    def open(self, key: SecretBytes, context: bytes, src_fd: int, dst_fd: int,
-             name: str, *, progress: Progress | None = None) -> int:
+    def open(
+        self,
+        key: SecretBytes,
+        context: bytes,
+        src_fd: int,
+        dst_fd: int,
+        name: str,
+        *,
+        progress: Progress | None = None,
+    ) -> int:
         """Authenticated plaintext to dst_fd, segment by segment. → its size."""
         ...
 
@@ -322,7 +341,8 @@ class HashedFile:
 class TreeHasher(Protocol):
     """SHA-256 of many files under a tree, nothing outside it, no link followed."""
 
-    def hash(self, root: Path, items: Sequence[tuple[str, int, bytes | None]], *,
-             stop_early: bool) -> list[HashedFile]:
+    def hash(
+        self, root: Path, items: Sequence[tuple[str, int, bytes | None]], *, stop_early: bool
+    ) -> list[HashedFile]:
         """items: (path, expected size or -1, expected digest or None)."""
         ...

@@ -37,8 +37,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build", action="store_true")
     parser.add_argument("--extra", action="append", default=[])
-    parser.add_argument("--pyproject", type=Path,
-                        default=Path(__file__).resolve().parents[1] / "pyproject.toml")
+    parser.add_argument(
+        "--pyproject", type=Path, default=Path(__file__).resolve().parents[1] / "pyproject.toml"
+    )
     args = parser.parse_args()
     data = tomllib.loads(args.pyproject.read_text(encoding="utf-8"))
     print("\n".join(requirements(data, build=args.build, extras=args.extra)))

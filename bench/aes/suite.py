@@ -67,8 +67,6 @@ METRICS = THROUGHPUT_METRICS
 CONTEXT = b"bench-object"
 
 
-
-
 _SPEED = re.compile(r"^AES-256-(?:GCM|XTS)\s+([\d.]+)k\s*$", re.MULTILINE)
 
 
@@ -77,9 +75,12 @@ def _openssl_speed(cipher: str, block: int, seconds: float, procs: int = 1) -> M
     that many processes at once (-multi) and reports their sum."""
     secs = max(1, round(seconds))
     multi = ["-multi", str(procs)] if procs > 1 else []
-    out = subprocess.run(["openssl", "speed", *multi, "-evp", cipher, "-bytes", str(block),
-                          "-seconds", str(secs)], check=True, capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(
+        ["openssl", "speed", *multi, "-evp", cipher, "-bytes", str(block), "-seconds", str(secs)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     match = _SPEED.search(out)
     if match is None:
         raise RuntimeError(f"unexpected openssl speed output: {out[-300:]}")
@@ -108,8 +109,9 @@ class Memory:
                 return throughput(done, elapsed)
 
     def ours_gcm(self, threads: int) -> Metrics:
-        return self._repeat(lambda: _native.stream_seal(self.key, CONTEXT, 14, threads,
-                                                        self.data, self.out, None))
+        return self._repeat(
+            lambda: _native.stream_seal(self.key, CONTEXT, 14, threads, self.data, self.out, None)
+        )
 
     def wheel_gcm(self, chunk: int) -> Metrics:
         gcm = AESGCM(self.key)
@@ -118,12 +120,14 @@ class Memory:
 
         def once() -> None:
             for off in range(0, len(view), chunk):
-                gcm.encrypt(nonce, view[off:off + chunk], CONTEXT)
+                gcm.encrypt(nonce, view[off : off + chunk], CONTEXT)
+
         return self._repeat(once)
 
     def ours_xts(self) -> Metrics:
-        return self._repeat(lambda: _native.xts_sectors(self.xts_key, 0, 4096, self.data,
-                                                        self.xts_out, True))
+        return self._repeat(
+            lambda: _native.xts_sectors(self.xts_key, 0, 4096, self.data, self.xts_out, True)
+        )
 
 
 class StoreStack:
@@ -147,27 +151,43 @@ class StoreStack:
         chain = KeyChain(state, SoftwareKeys(self.root), NativeKeyCrypto(), clock, health)
         SecretStore(state, chain, clock)
         await chain.start()
-        paths = Paths(state_dir=self.root, run_dir=self.root, dev_root=self.root,
-                      sys_root=Path("/sys"))
+        paths = Paths(
+            state_dir=self.root, run_dir=self.root, dev_root=self.root, sys_root=Path("/sys")
+        )
 
         async def no_signer(digest: bytes) -> None:
             return None
 
-        wipe = WipeService(state, SysfsDiskInventory([], paths, simulated=False),
-                           NativeOverwriter(), auditor, clock, signer=no_signer,
-                           identities=chain.identities,
-                           device=DeviceName("bench", "bench", "bench"),
-                           tool="bench")
-        self.store = JobStore(state, chain, NativeObjectCipher(threads=2, segment_shift=16),
-                              auditor, clock, crypto=NativeKeyCrypto(), wipe=wipe,
-                              directory=self.root / "store", medium=Medium.SSD)
+        wipe = WipeService(
+            state,
+            SysfsDiskInventory([], paths, simulated=False),
+            NativeOverwriter(),
+            auditor,
+            clock,
+            signer=no_signer,
+            identities=chain.identities,
+            device=DeviceName("bench", "bench", "bench"),
+            tool="bench",
+        )
+        self.store = JobStore(
+            state,
+            chain,
+            NativeObjectCipher(threads=2, segment_shift=16),
+            auditor,
+            clock,
+            crypto=NativeKeyCrypto(),
+            wipe=wipe,
+            directory=self.root / "store",
+            medium=Medium.SSD,
+        )
         await self.store.start()
         self._closers = [auditor.stop, chain.close, state.close]
 
     def put(self, src: int) -> None:
         assert self.store is not None
-        self.loop.run_until_complete(self.store.put(src, owner="bench", job="bench",
-                                                    kind=ObjectKind.SPOOL, name="1 GiB"))
+        self.loop.run_until_complete(
+            self.store.put(src, owner="bench", job="bench", kind=ObjectKind.SPOOL, name="1 GiB")
+        )
 
     def clear(self) -> None:
         assert self.store is not None
@@ -218,6 +238,7 @@ class Put:
                 os.write(dst, gcm.encrypt(nonce, chunk, CONTEXT))
                 i += 1
             os.fdatasync(dst)
+
         try:
             return timed(self.size, put)
         finally:
@@ -226,9 +247,20 @@ class Put:
 
     def dd(self) -> Metrics:
         self.target.unlink(missing_ok=True)
-        return timed(self.size, lambda: subprocess.run(
-            ["dd", f"if={self.source}", f"of={self.target}", "bs=4M", "oflag=direct",
-             "status=none"], check=True))
+        return timed(
+            self.size,
+            lambda: subprocess.run(
+                [
+                    "dd",
+                    f"if={self.source}",
+                    f"of={self.target}",
+                    "bs=4M",
+                    "oflag=direct",
+                    "status=none",
+                ],
+                check=True,
+            ),
+        )
 
 
 def run(settings: Settings) -> SuiteResult:
@@ -239,24 +271,57 @@ def run(settings: Settings) -> SuiteResult:
     mem = Memory(mem_size, seconds)
     results = []
     progress("  GCM memory to memory")
-    results.append(alternate(Scenario("gcm-16k", "AES-256-GCM, 16 KiB segments/blocks, memory", [
-        Contender("ours-1t", "mfpsecd engine, 1 thread", lambda: mem.ours_gcm(1)),
-        Contender("ours-2t", "mfpsecd engine, 2 threads", lambda: mem.ours_gcm(2)),
-        Contender("openssl", "openssl speed -evp aes-256-gcm -bytes 16384 (system 3.0)",
-                  lambda: _openssl_speed("aes-256-gcm", 16384, seconds)),
-        Contender("openssl-2p", "the same, -multi 2 (two processes at once)",
-                  lambda: _openssl_speed("aes-256-gcm", 16384, seconds, 2)),
-        Contender("wheel-16k", "cryptography AESGCM, 16 KiB calls (wheel's OpenSSL)",
-                  lambda: mem.wheel_gcm(16384)),
-        Contender("wheel-1m", "cryptography AESGCM, 1 MiB calls (wheel's OpenSSL)",
-                  lambda: mem.wheel_gcm(MIB)),
-    ]), rounds))
+    results.append(
+        alternate(
+            Scenario(
+                "gcm-16k",
+                "AES-256-GCM, 16 KiB segments/blocks, memory",
+                [
+                    Contender("ours-1t", "mfpsecd engine, 1 thread", lambda: mem.ours_gcm(1)),
+                    Contender("ours-2t", "mfpsecd engine, 2 threads", lambda: mem.ours_gcm(2)),
+                    Contender(
+                        "openssl",
+                        "openssl speed -evp aes-256-gcm -bytes 16384 (system 3.0)",
+                        lambda: _openssl_speed("aes-256-gcm", 16384, seconds),
+                    ),
+                    Contender(
+                        "openssl-2p",
+                        "the same, -multi 2 (two processes at once)",
+                        lambda: _openssl_speed("aes-256-gcm", 16384, seconds, 2),
+                    ),
+                    Contender(
+                        "wheel-16k",
+                        "cryptography AESGCM, 16 KiB calls (wheel's OpenSSL)",
+                        lambda: mem.wheel_gcm(16384),
+                    ),
+                    Contender(
+                        "wheel-1m",
+                        "cryptography AESGCM, 1 MiB calls (wheel's OpenSSL)",
+                        lambda: mem.wheel_gcm(MIB),
+                    ),
+                ],
+            ),
+            rounds,
+        )
+    )
     progress("  XTS memory to memory")
-    results.append(alternate(Scenario("xts", "AES-256-XTS, 4 KiB sectors, memory", [
-        Contender("ours", "mfpsecd engine, 1 thread", mem.ours_xts),
-        Contender("openssl", "openssl speed -evp aes-256-xts -bytes 4096",
-                  lambda: _openssl_speed("aes-256-xts", 4096, seconds)),
-    ]), rounds))
+    results.append(
+        alternate(
+            Scenario(
+                "xts",
+                "AES-256-XTS, 4 KiB sectors, memory",
+                [
+                    Contender("ours", "mfpsecd engine, 1 thread", mem.ours_xts),
+                    Contender(
+                        "openssl",
+                        "openssl speed -evp aes-256-xts -bytes 4096",
+                        lambda: _openssl_speed("aes-256-xts", 4096, seconds),
+                    ),
+                ],
+            ),
+            rounds,
+        )
+    )
     work = Path(tempfile.mkdtemp(prefix="mfpsec-bench-aes-", dir="/var/tmp"))
     shm = Path(tempfile.mkdtemp(prefix="mfpsec-bench-aes-", dir="/dev/shm"))
     try:
@@ -267,14 +332,29 @@ def run(settings: Settings) -> SuiteResult:
                 f.write(os.urandom(min(64 * MIB, put_size)))
         put = Put(source, work, put_size)
         store = StoreStack(work / "store-state")
-        results.append(alternate(Scenario("put", f"put {put_size // MIB} MiB from a file "
-                                                 "descriptor to the local disk", [
-            Contender("ours", "mfpsecd job store put (64 KiB segments, 2 threads, O_DIRECT, "
-                              "linked and committed)", lambda: put.ours(store)),
-            Contender("dd", "dd oflag=direct bs=4M (no encryption)", put.dd),
-            Contender("python", "Python loop over cryptography AESGCM, 64 KiB, fdatasync",
-                      put.python_loop),
-        ]), rounds))
+        results.append(
+            alternate(
+                Scenario(
+                    "put",
+                    f"put {put_size // MIB} MiB from a file descriptor to the local disk",
+                    [
+                        Contender(
+                            "ours",
+                            "mfpsecd job store put (64 KiB segments, 2 threads, O_DIRECT, "
+                            "linked and committed)",
+                            lambda: put.ours(store),
+                        ),
+                        Contender("dd", "dd oflag=direct bs=4M (no encryption)", put.dd),
+                        Contender(
+                            "python",
+                            "Python loop over cryptography AESGCM, 64 KiB, fdatasync",
+                            put.python_loop,
+                        ),
+                    ],
+                ),
+                rounds,
+            )
+        )
         store.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -283,18 +363,34 @@ def run(settings: Settings) -> SuiteResult:
     by_key = {sc.key: sc for sc in results}
     gcm, xts, put_sc = by_key["gcm-16k"], by_key["xts"], by_key["put"]
     findings: list[Finding] = [
-        ratio_finding("GCM 1 thread vs openssl speed, 16 KiB (same libcrypto)", gcm, "ours-1t",
-                      "openssl", target=0.9),
+        ratio_finding(
+            "GCM 1 thread vs openssl speed, 16 KiB (same libcrypto)",
+            gcm,
+            "ours-1t",
+            "openssl",
+            target=0.9,
+        ),
         ratio_finding("GCM 2 threads vs 1 thread", gcm, "ours-2t", "ours-1t", target=1.7),
-        ratio_finding("the machine's own: openssl speed -multi 2 vs 1 process", gcm,
-                      "openssl-2p", "openssl"),
-        ratio_finding("the wheel's OpenSSL (1 MiB calls) vs the system's (openssl speed)",
-                      gcm, "wheel-1m", "openssl"),
+        ratio_finding(
+            "the machine's own: openssl speed -multi 2 vs 1 process", gcm, "openssl-2p", "openssl"
+        ),
+        ratio_finding(
+            "the wheel's OpenSSL (1 MiB calls) vs the system's (openssl speed)",
+            gcm,
+            "wheel-1m",
+            "openssl",
+        ),
         ratio_finding("XTS vs openssl speed, 4 KiB", xts, "ours", "openssl"),
-        ratio_finding(f"put {put_size // MIB} MiB vs dd oflag=direct", put_sc, "ours", "dd",
-                      target=0.8),
-        ratio_finding(f"put {put_size // MIB} MiB vs a Python AESGCM loop", put_sc, "ours",
-                      "python", target=1.3),
+        ratio_finding(
+            f"put {put_size // MIB} MiB vs dd oflag=direct", put_sc, "ours", "dd", target=0.8
+        ),
+        ratio_finding(
+            f"put {put_size // MIB} MiB vs a Python AESGCM loop",
+            put_sc,
+            "ours",
+            "python",
+            target=1.3,
+        ),
     ]
     notes = [
         "openssl speed runs in its own process for the whole measurement on one 16 KiB "
@@ -308,9 +404,17 @@ def run(settings: Settings) -> SuiteResult:
         "fsync of the directory, the key sealed and committed. The Python loop writes "
         "through the page cache and fdatasyncs at the end; dd writes with O_DIRECT.",
     ]
-    return SuiteResult(suite="aes", title="AES engines vs openssl speed, dd and a Python loop",
-                       settings=settings, metrics=METRICS, scenarios=results,
-                       findings=findings, notes=notes,
-                       facts={"system_libcrypto": _native.crypto_version(),
-                              "wheel_openssl": wheel_backend.openssl_version_text(),
-                              "put_mib": str(put_size // MIB)})
+    return SuiteResult(
+        suite="aes",
+        title="AES engines vs openssl speed, dd and a Python loop",
+        settings=settings,
+        metrics=METRICS,
+        scenarios=results,
+        findings=findings,
+        notes=notes,
+        facts={
+            "system_libcrypto": _native.crypto_version(),
+            "wheel_openssl": wheel_backend.openssl_version_text(),
+            "put_mib": str(put_size // MIB),
+        },
+    )

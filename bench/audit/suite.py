@@ -55,10 +55,18 @@ METRICS = [
 
 
 def _record(seq: int, prev: bytes) -> bytes:
-    return auditlog.canonical(Record(
-        seq=seq, prev=prev.hex(), time="2026-11-22T03:00:00.000000Z",
-        type=EventType.JOB_COMPLETE, outcome=Outcome.SUCCESS, subject=SUBJECT,
-        object=f"job {seq}", details={"pages": 12, "queue": "secure-print"}))
+    return auditlog.canonical(
+        Record(
+            seq=seq,
+            prev=prev.hex(),
+            time="2026-11-22T03:00:00.000000Z",
+            type=EventType.JOB_COMPLETE,
+            outcome=Outcome.SUCCESS,
+            subject=SUBJECT,
+            object=f"job {seq}",
+            details={"pages": 12, "queue": "secure-print"},
+        )
+    )
 
 
 class OneFsyncPerRecord:
@@ -93,8 +101,7 @@ class SqlitePerRecord:
         await self.state.run(tx)
 
 
-async def _drive(producers: int, seconds: float, op: Callable[[], Awaitable[object]]
-                 ) -> Metrics:
+async def _drive(producers: int, seconds: float, op: Callable[[], Awaitable[object]]) -> Metrics:
     latencies: list[float] = []
     stop = time.perf_counter() + seconds
 
@@ -108,8 +115,12 @@ async def _drive(producers: int, seconds: float, op: Callable[[], Awaitable[obje
     await asyncio.gather(*(producer() for _ in range(producers)))
     elapsed = time.perf_counter() - t0
     us = sorted(x * 1e6 for x in latencies)
-    return {"rps": len(us) / elapsed, "p50_us": statistics.median(us),
-            "p99_us": us[int(len(us) * 0.99)], "n": float(len(us))}
+    return {
+        "rps": len(us) / elapsed,
+        "p50_us": statistics.median(us),
+        "p99_us": us[int(len(us) * 0.99)],
+        "n": float(len(us)),
+    }
 
 
 class Bench:
@@ -126,11 +137,17 @@ class Bench:
 
     def ours(self, producers: int) -> Metrics:
         async def run() -> Metrics:
-            auditor = Auditor(AuditFile(self._fresh("ours") / "audit.log"), self.clock,
-                              HealthRegistry(self.clock))
+            auditor = Auditor(
+                AuditFile(self._fresh("ours") / "audit.log"), self.clock, HealthRegistry(self.clock)
+            )
             await auditor.start()
-            m = await _drive(producers, self.settings.seconds, lambda: auditor.record(
-                EventType.JOB_COMPLETE, Outcome.SUCCESS, SUBJECT, "job", pages=12))
+            m = await _drive(
+                producers,
+                self.settings.seconds,
+                lambda: auditor.record(
+                    EventType.JOB_COMPLETE, Outcome.SUCCESS, SUBJECT, "job", pages=12
+                ),
+            )
             await auditor.stop()
             return m
 
@@ -188,8 +205,12 @@ def _timed(fn: Callable[[], object], records: int, seconds: float) -> Metrics:
         fn()
         samples.append(time.perf_counter() - t0)
     best = statistics.median(samples)
-    return {"rps": records / best, "p50_us": best * 1e6 / records,
-            "p99_us": max(samples) * 1e6 / records, "n": float(len(samples))}
+    return {
+        "rps": records / best,
+        "p50_us": best * 1e6 / records,
+        "p99_us": max(samples) * 1e6 / records,
+        "n": float(len(samples)),
+    }
 
 
 def _hashlib_chain(records: list[bytes]) -> bytes:
@@ -200,22 +221,43 @@ def _hashlib_chain(records: list[bytes]) -> bytes:
 
 
 def run(settings: Settings) -> SuiteResult:
-    root = Path(tempfile.mkdtemp(prefix="mfpsecd-bench-audit-",
-                                 dir=os.environ.get("MFPSECD_BENCH_DIR", "/var/tmp")))
-    fs = subprocess.run(["stat", "-f", "-c", "%T", str(root)], capture_output=True, text=True,
-                        check=False).stdout.strip()
+    root = Path(
+        tempfile.mkdtemp(
+            prefix="mfpsecd-bench-audit-", dir=os.environ.get("MFPSECD_BENCH_DIR", "/var/tmp")
+        )
+    )
+    fs = subprocess.run(
+        ["stat", "-f", "-c", "%T", str(root)], capture_output=True, text=True, check=False
+    ).stdout.strip()
     progress(f"bench audit: files in {root} ({fs})")
     b = Bench(root, settings)
     results = []
     try:
         for producers in (8, 64):
-            results.append(alternate(Scenario(f"p{producers}", f"{producers} producers", [
-                Contender("ours", "ours: Auditor, group commit", _with(b.ours, producers)),
-                Contender("fsync", "(a) one fdatasync per record",
-                          _with(b.one_fsync, producers)),
-                Contender("sqlite", "(b) SQLite, one transaction per record",
-                          _with(b.sqlite, producers)),
-            ]), settings.rounds))
+            results.append(
+                alternate(
+                    Scenario(
+                        f"p{producers}",
+                        f"{producers} producers",
+                        [
+                            Contender(
+                                "ours", "ours: Auditor, group commit", _with(b.ours, producers)
+                            ),
+                            Contender(
+                                "fsync",
+                                "(a) one fdatasync per record",
+                                _with(b.one_fsync, producers),
+                            ),
+                            Contender(
+                                "sqlite",
+                                "(b) SQLite, one transaction per record",
+                                _with(b.sqlite, producers),
+                            ),
+                        ],
+                    ),
+                    settings.rounds,
+                )
+            )
     finally:
         b.close()
     n = 2000 if settings.quick else 20000
@@ -223,25 +265,45 @@ def run(settings: Settings) -> SuiteResult:
     expected = _hashlib_chain(records)
     assert auditlog.verify(records).last_hash == expected == verify_fast(records).last_hash
     total = sum(len(r) for r in records)
-    results.append(alternate(Scenario("verify", f"verify {n} records ({total // n} B each)", [
-        Contender("ours", "ours: verify (native chain walk)",
-                  lambda: _timed(lambda: verify_fast(records), n, settings.seconds)),
-        Contender("hashlib", "(c) hashlib SHA-256 chain alone",
-                  lambda: _timed(lambda: _hashlib_chain(records), n, settings.seconds)),
-        Contender("flat", "(d) hashlib SHA-256 over all the bytes in one call, no chain",
-                  lambda: _timed(lambda: hashlib.sha256(b"".join(records)).digest(), n,
-                                 settings.seconds)),
-    ]), settings.rounds))
+    results.append(
+        alternate(
+            Scenario(
+                "verify",
+                f"verify {n} records ({total // n} B each)",
+                [
+                    Contender(
+                        "ours",
+                        "ours: verify (native chain walk)",
+                        lambda: _timed(lambda: verify_fast(records), n, settings.seconds),
+                    ),
+                    Contender(
+                        "hashlib",
+                        "(c) hashlib SHA-256 chain alone",
+                        lambda: _timed(lambda: _hashlib_chain(records), n, settings.seconds),
+                    ),
+                    Contender(
+                        "flat",
+                        "(d) hashlib SHA-256 over all the bytes in one call, no chain",
+                        lambda: _timed(
+                            lambda: hashlib.sha256(b"".join(records)).digest(), n, settings.seconds
+                        ),
+                    ),
+                ],
+            ),
+            settings.rounds,
+        )
+    )
     p8, p64, ver = results
     findings: list[Finding] = [
-        ratio_finding("ours / (a) one fsync per record, 64 producers", p64, "ours", "fsync",
-                      target=10),
-        ratio_finding("ours / (a) one fsync per record, 8 producers", p8, "ours", "fsync",
-                      target=4),
+        ratio_finding(
+            "ours / (a) one fsync per record, 64 producers", p64, "ours", "fsync", target=10
+        ),
+        ratio_finding(
+            "ours / (a) one fsync per record, 8 producers", p8, "ours", "fsync", target=4
+        ),
         ratio_finding("ours / (b) SQLite per record, 64 producers", p64, "ours", "sqlite"),
         ratio_finding("ours / (b) SQLite per record, 8 producers", p8, "ours", "sqlite"),
-        ratio_finding("verify / (c) hashlib chain, records/s", ver, "ours", "hashlib",
-                      target=0.8),
+        ratio_finding("verify / (c) hashlib chain, records/s", ver, "ours", "hashlib", target=0.8),
         ratio_finding("verify / (d) one flat hashlib pass, records/s", ver, "ours", "flat"),
     ]
     notes = [
@@ -250,6 +312,12 @@ def run(settings: Settings) -> SuiteResult:
         "verify rows: records/s is records per second of one full pass; the latency "
         "columns are µs per record (median pass, slowest pass).",
     ]
-    return SuiteResult(suite="audit", title="durable audit records/s and chain verify speed",
-                       settings=settings, metrics=METRICS, scenarios=results,
-                       findings=findings, notes=notes)
+    return SuiteResult(
+        suite="audit",
+        title="durable audit records/s and chain verify speed",
+        settings=settings,
+        metrics=METRICS,
+        scenarios=results,
+        findings=findings,
+        notes=notes,
+    )

@@ -97,15 +97,32 @@ class _Reference:
         name = ctypes.util.find_library("argon2") or "libargon2.so.1"
         self.lib = ctypes.CDLL(name)
         f = self.lib.argon2id_hash_raw
-        f.argtypes = [ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_void_p,
-                      ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p,
-                      ctypes.c_size_t]
+        f.argtypes = [
+            ctypes.c_uint32,
+            ctypes.c_uint32,
+            ctypes.c_uint32,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+        ]
         f.restype = ctypes.c_int
 
     def hash(self, cost: Cost, password: bytes, salt: bytes) -> bytes:
         out = ctypes.create_string_buffer(32)
-        rc = self.lib.argon2id_hash_raw(cost.iterations, cost.memory_kib, cost.lanes,
-                                        password, len(password), salt, len(salt), out, 32)
+        rc = self.lib.argon2id_hash_raw(
+            cost.iterations,
+            cost.memory_kib,
+            cost.lanes,
+            password,
+            len(password),
+            salt,
+            len(salt),
+            out,
+            32,
+        )
         if rc != 0:
             raise RuntimeError(f"argon2id_hash_raw: {rc}")
         return out.raw
@@ -130,9 +147,15 @@ class _Logins:
         hasher = PasswordHasher(NativeKeyCrypto(), DEFAULT_COST)
         # Throttling off the measured path's way (its own cost is the third scenario).
         limits = ThrottleLimits(failures=10**9, requests=10**9, total_requests=10**9)
-        auth = AuthService(UserStore(state), SecretStore(state, chain, clock), hasher,
-                           sessions=SessionTable(clock, SessionPolicy()), auditor=auditor,
-                           clock=clock, throttle=Throttle(limits))
+        auth = AuthService(
+            UserStore(state),
+            SecretStore(state, chain, clock),
+            hasher,
+            sessions=SessionTable(clock, SessionPolicy()),
+            auditor=auditor,
+            clock=clock,
+            throttle=Throttle(limits),
+        )
         await auth.start()
         await auth.initialize("admin", SecretBytes(bytearray(PASSWORD)))
         await auth.add_user("bob", Role.USER, SecretBytes(bytearray(PASSWORD)), temporary=False)
@@ -146,14 +169,16 @@ class _Logins:
         return auth, close
 
     def right(self) -> None:
-        self.loop.run_until_complete(self.auth.login(
-            "admin", SecretBytes(bytearray(PASSWORD)), "", self.seat, self.subject))
+        self.loop.run_until_complete(
+            self.auth.login("admin", SecretBytes(bytearray(PASSWORD)), "", self.seat, self.subject)
+        )
 
     def wrong(self) -> None:
         async def attempt() -> None:
             with contextlib.suppress(MfpsecError):
-                await self.auth.login("bob", SecretBytes(bytearray(b"wrong-guess")), "",
-                                      self.seat, self.subject)
+                await self.auth.login(
+                    "bob", SecretBytes(bytearray(b"wrong-guess")), "", self.seat, self.subject
+                )
             await self.auth.unlock("bob")  # keep it unlocked: every attempt hashes
 
         self.loop.run_until_complete(attempt())
@@ -171,17 +196,25 @@ def run(settings: Settings) -> SuiteResult:
     def ours(cost: Cost) -> Callable[[], None]:
         def op() -> None:
             crypto.passphrase_key(SecretBytes(bytearray(PASSWORD)), salt, cost).close()
+
         return op
 
     def reference(cost: Cost) -> Callable[[], None]:
         def op() -> None:
             ref.hash(cost, PASSWORD, salt)
+
         return op
 
     def openssl(cost: Cost) -> Callable[[], None]:
         def op() -> None:
-            Argon2id(salt=salt, length=32, iterations=cost.iterations, lanes=cost.lanes,
-                     memory_cost=cost.memory_kib).derive(PASSWORD)
+            Argon2id(
+                salt=salt,
+                length=32,
+                iterations=cost.iterations,
+                lanes=cost.lanes,
+                memory_cost=cost.memory_kib,
+            ).derive(PASSWORD)
+
         return op
 
     def measure(op: Callable[[], None]) -> Callable[[], Metrics]:
@@ -194,28 +227,51 @@ def run(settings: Settings) -> SuiteResult:
     contenders = []
     for key, cost in COSTS.items():
         label = f"{cost.memory_kib // 1024} MiB, t={cost.iterations}, p={cost.lanes}"
-        contenders.append(Contender(f"ours-{key}", f"ours (libargon2, native): {label}",
-                                    measure(ours(cost))))
-        contenders.append(Contender(f"ref-{key}", f"libargon2 via ctypes: {label}",
-                                    measure(reference(cost))))
-        contenders.append(Contender(f"openssl-{key}", f"OpenSSL (cryptography): {label}",
-                                    measure(openssl(cost))))
-    argon = alternate(Scenario("argon2id", "Argon2id, one 32-byte verifier", contenders),
-                      settings.rounds)
+        contenders.append(
+            Contender(f"ours-{key}", f"ours (libargon2, native): {label}", measure(ours(cost)))
+        )
+        contenders.append(
+            Contender(f"ref-{key}", f"libargon2 via ctypes: {label}", measure(reference(cost)))
+        )
+        contenders.append(
+            Contender(f"openssl-{key}", f"OpenSSL (cryptography): {label}", measure(openssl(cost)))
+        )
+    argon = alternate(
+        Scenario("argon2id", "Argon2id, one 32-byte verifier", contenders), settings.rounds
+    )
 
-    workdir = Path(tempfile.mkdtemp(prefix="mfpsecd-bench-auth-",
-                                    dir=os.environ.get("MFPSECD_BENCH_DIR", "/var/tmp")))
+    workdir = Path(
+        tempfile.mkdtemp(
+            prefix="mfpsecd-bench-auth-", dir=os.environ.get("MFPSECD_BENCH_DIR", "/var/tmp")
+        )
+    )
     progress(f"bench auth: state in {workdir}")
     logins = _Logins(workdir)
     try:
-        login = alternate(Scenario("login", "password login, default cost (19 MiB, t=2)", [
-            Contender("right", "AuthService.login, right password (session + audit)",
-                      lambda: _timed(settings, logins.right)),
-            Contender("wrong", "AuthService.login, wrong password (+ unlock)",
-                      lambda: _timed(settings, logins.wrong)),
-            Contender("argon", "bare Argon2id at the same cost",
-                      lambda: _timed(settings, ours(DEFAULT_COST))),
-        ]), settings.rounds)
+        login = alternate(
+            Scenario(
+                "login",
+                "password login, default cost (19 MiB, t=2)",
+                [
+                    Contender(
+                        "right",
+                        "AuthService.login, right password (session + audit)",
+                        lambda: _timed(settings, logins.right),
+                    ),
+                    Contender(
+                        "wrong",
+                        "AuthService.login, wrong password (+ unlock)",
+                        lambda: _timed(settings, logins.wrong),
+                    ),
+                    Contender(
+                        "argon",
+                        "bare Argon2id at the same cost",
+                        lambda: _timed(settings, ours(DEFAULT_COST)),
+                    ),
+                ],
+            ),
+            settings.rounds,
+        )
     finally:
         logins.close()
 
@@ -239,18 +295,36 @@ def run(settings: Settings) -> SuiteResult:
 
         return {"v4": v4, "v6": v6, "flood": flooding}[kind]
 
-    throttle = alternate(Scenario("throttle", "one throttle decision (Throttle.request)", [
-        Contender("v4", "IPv4 source, 5,000 distinct", lambda: _timed(settings,
-                                                                       decisions("v4"), 1000)),
-        Contender("v6", "IPv6 source + prefix aggregation, 5,000 distinct",
-                  lambda: _timed(settings, decisions("v6"), 1000)),
-        Contender("flood", "a flooding source (delay verdict)",
-                  lambda: _timed(settings, decisions("flood"), 1000)),
-    ]), settings.rounds)
+    throttle = alternate(
+        Scenario(
+            "throttle",
+            "one throttle decision (Throttle.request)",
+            [
+                Contender(
+                    "v4",
+                    "IPv4 source, 5,000 distinct",
+                    lambda: _timed(settings, decisions("v4"), 1000),
+                ),
+                Contender(
+                    "v6",
+                    "IPv6 source + prefix aggregation, 5,000 distinct",
+                    lambda: _timed(settings, decisions("v6"), 1000),
+                ),
+                Contender(
+                    "flood",
+                    "a flooding source (delay verdict)",
+                    lambda: _timed(settings, decisions("flood"), 1000),
+                ),
+            ],
+        ),
+        settings.rounds,
+    )
 
     findings: list[Finding] = [
-        ratio_finding(f"ours / libargon2 verifiers per second, {k} cost", argon,
-                      f"ours-{k}", f"ref-{k}") for k in COSTS
+        ratio_finding(
+            f"ours / libargon2 verifiers per second, {k} cost", argon, f"ours-{k}", f"ref-{k}"
+        )
+        for k in COSTS
     ]
     default_ms = argon.median("ours-default", "p50_us") / 1000
     login_ms = login.median("right", "p50_us") / 1000
@@ -271,6 +345,12 @@ def run(settings: Settings) -> SuiteResult:
         f"1/{login_ms * 1000 / throttle.median('v6', 'p50_us'):,.0f} of a login, so "
         "refusing a flooding source is thousands of times cheaper than verifying its guess.",
     ]
-    return SuiteResult(suite="auth", title="login latency (Argon2id) and throttle cost",
-                       settings=settings, metrics=METRICS, scenarios=[argon, login, throttle],
-                       findings=findings, notes=notes)
+    return SuiteResult(
+        suite="auth",
+        title="login latency (Argon2id) and throttle cost",
+        settings=settings,
+        metrics=METRICS,
+        scenarios=[argon, login, throttle],
+        findings=findings,
+        notes=notes,
+    )

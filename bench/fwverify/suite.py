@@ -56,7 +56,6 @@ METRICS = THROUGHPUT_METRICS
 FILES = 2000
 
 
-
 def _sizes(total: int, count: int, rng: random.Random) -> list[int]:
     """Log-uniform between 1 KiB and 8 MiB, scaled to the total: a few large binaries and
     many small files, as a firmware image has."""
@@ -96,8 +95,9 @@ def _warm(root: Path) -> None:
 
 
 class Tree:
-    def __init__(self, root: Path, items: list[tuple[str, int, bytes]], cold: bool,
-                 sums: Path) -> None:
+    def __init__(
+        self, root: Path, items: list[tuple[str, int, bytes]], cold: bool, sums: Path
+    ) -> None:
         self.root = root
         self.sums = sums
         self.items = items
@@ -112,24 +112,38 @@ class Tree:
         self._prepare()
         dirfd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         try:
+
             def run() -> None:
                 out = _native.hash_files(dirfd, self.items, 2, True)
                 assert all(r[0] == _native.HASH_OK for r in out)
+
             return timed(self.size, run)
         finally:
             os.close(dirfd)
 
     def sha256sum(self) -> Metrics:
         self._prepare()
-        return timed(self.size, lambda: subprocess.run(
-            ["sha256sum", "--quiet", "-c", str(self.sums)],
-            cwd=self.root, check=True, stdout=subprocess.DEVNULL))
+        return timed(
+            self.size,
+            lambda: subprocess.run(
+                ["sha256sum", "--quiet", "-c", str(self.sums)],
+                cwd=self.root,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            ),
+        )
 
     def openssl(self) -> Metrics:
         self._prepare()
-        return timed(self.size, lambda: subprocess.run(
-            ["openssl", "dgst", "-sha256", *[rel for rel, _, _ in self.items]],
-            cwd=self.root, check=True, stdout=subprocess.DEVNULL))
+        return timed(
+            self.size,
+            lambda: subprocess.run(
+                ["openssl", "dgst", "-sha256", *[rel for rel, _, _ in self.items]],
+                cwd=self.root,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            ),
+        )
 
 
 class OneFile:
@@ -144,10 +158,11 @@ class OneFile:
             _drop_caches()
         dirfd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
+
             def run() -> None:
-                out = _native.hash_files(dirfd, [(self.path.name, self.size, self.digest)],
-                                         1, True)
+                out = _native.hash_files(dirfd, [(self.path.name, self.size, self.digest)], 1, True)
                 assert out[0][0] == _native.HASH_OK
+
             return timed(self.size, run)
         finally:
             os.close(dirfd)
@@ -155,9 +170,14 @@ class OneFile:
     def openssl(self) -> Metrics:
         if self.cold:
             _drop_caches()
-        return timed(self.size, lambda: subprocess.run(
-            ["openssl", "dgst", "-sha256", str(self.path)], check=True,
-            stdout=subprocess.DEVNULL))
+        return timed(
+            self.size,
+            lambda: subprocess.run(
+                ["openssl", "dgst", "-sha256", str(self.path)],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            ),
+        )
 
 
 class Boot:
@@ -173,25 +193,43 @@ class Boot:
         dev = ROOT / "hw" / "sim-firmware"
         key = serialization.load_pem_private_key((dev / "dev-signer.key").read_bytes(), None)
         assert isinstance(key, ec.EllipticCurvePrivateKey)
-        sign_bundle(slot, key=key, certificate_pem=(dev / "dev-signer.pem").read_bytes(),
-                    hasher=NativeTreeHasher(2), product="bench", version="1.0", epoch=1,
-                    models=["mfp-sim"], created="2026-11-22T00:00:00Z")
+        sign_bundle(
+            slot,
+            key=key,
+            certificate_pem=(dev / "dev-signer.pem").read_bytes(),
+            hasher=NativeTreeHasher(2),
+            product="bench",
+            version="1.0",
+            epoch=1,
+            models=["mfp-sim"],
+            created="2026-11-22T00:00:00Z",
+        )
         board.write_text(
             f'[board]\nname = "{name}"\nkind = "simulated"\n'
             f'[paths]\nstate_dir = "{lib}"\nrun_dir = "{work / (name + "-run")}"\n'
             f'dev_root = "{work}"\nsys_root = "{work}"\n[tpm]\nbackend = "swtpm"\n'
-            f'[firmware]\nmodel = "mfp-sim"\nroots = ["{dev / "dev-root.pem"}"]\n')
+            f'[firmware]\nmodel = "mfp-sim"\nroots = ["{dev / "dev-root.pem"}"]\n'
+        )
         config = work / f"{name}-config.toml"
         config.write_text(f'[daemon]\nboard_dir = "{work}"\n')
-        self.argv = [sys.executable, "-m", "mfpsecd.daemon.main", "fw-verify", "--boot",
-                     "--config", str(config), "--board", str(board)]
+        self.argv = [
+            sys.executable,
+            "-m",
+            "mfpsecd.daemon.main",
+            "fw-verify",
+            "--boot",
+            "--config",
+            str(config),
+            "--board",
+            str(board),
+        ]
         self.size = sum(p.stat().st_size for p in self.tree.rglob("*") if p.is_file())
 
     def ours(self) -> Metrics:
         def run() -> None:
-            r = subprocess.run(self.argv, capture_output=True, text=True, check=False,
-                               cwd=ROOT)
+            r = subprocess.run(self.argv, capture_output=True, text=True, check=False, cwd=ROOT)
             assert r.returncode == 0 and "firmware verified" in r.stdout, r.stderr[-2000:]
+
         return timed(self.size, run)
 
 
@@ -226,30 +264,71 @@ def run(settings: Settings) -> SuiteResult:
                 _warm(tree_root)
                 _warm(work)
             tree = Tree(tree_root, items, cold, work / "SHA256SUMS")
-            results.append(alternate(Scenario(f"tree-{label}", f"{FILES} files, "
-                                              f"{total // MIB} MiB, {label}", [
-                Contender("ours", "mfpsecd engine, 2 threads, digests compared", tree.ours),
-                Contender("sha256sum", "sha256sum -c", tree.sha256sum),
-                Contender("openssl", "openssl dgst -sha256 (all files, one process)",
-                          tree.openssl),
-            ]), settings.rounds))
+            results.append(
+                alternate(
+                    Scenario(
+                        f"tree-{label}",
+                        f"{FILES} files, {total // MIB} MiB, {label}",
+                        [
+                            Contender(
+                                "ours", "mfpsecd engine, 2 threads, digests compared", tree.ours
+                            ),
+                            Contender("sha256sum", "sha256sum -c", tree.sha256sum),
+                            Contender(
+                                "openssl",
+                                "openssl dgst -sha256 (all files, one process)",
+                                tree.openssl,
+                            ),
+                        ],
+                    ),
+                    settings.rounds,
+                )
+            )
             one = OneFile(big, hasher.digest(), cold)
-            results.append(alternate(Scenario(f"one-{label}", f"one {total // MIB} MiB file, "
-                                              f"{label}", [
-                Contender("ours", "mfpsecd engine", one.ours),
-                Contender("openssl", "openssl dgst -sha256", one.openssl),
-            ]), settings.rounds))
+            results.append(
+                alternate(
+                    Scenario(
+                        f"one-{label}",
+                        f"one {total // MIB} MiB file, {label}",
+                        [
+                            Contender("ours", "mfpsecd engine", one.ours),
+                            Contender("openssl", "openssl dgst -sha256", one.openssl),
+                        ],
+                    ),
+                    settings.rounds,
+                )
+            )
         _warm(tree_root)
         warm_tree = Tree(tree_root, items, False, work / "SHA256SUMS")
-        results.append(alternate(Scenario("boot", f"boot verification, {FILES} files, "
-                                          f"{total // MIB} MiB, warm cache", [
-            Contender("ours", "mfpsecd fw-verify --boot (whole unit command)", boot.ours),
-            Contender("sha256sum", "sha256sum -c (hashes only)", warm_tree.sha256sum),
-        ]), settings.rounds))
-        results.append(alternate(Scenario("boot-fixed", "boot verification of a one-file "
-                                          "firmware: the fixed cost", [
-            Contender("ours", "mfpsecd fw-verify --boot (whole unit command)", tiny.ours),
-        ]), settings.rounds))
+        results.append(
+            alternate(
+                Scenario(
+                    "boot",
+                    f"boot verification, {FILES} files, {total // MIB} MiB, warm cache",
+                    [
+                        Contender(
+                            "ours", "mfpsecd fw-verify --boot (whole unit command)", boot.ours
+                        ),
+                        Contender("sha256sum", "sha256sum -c (hashes only)", warm_tree.sha256sum),
+                    ],
+                ),
+                settings.rounds,
+            )
+        )
+        results.append(
+            alternate(
+                Scenario(
+                    "boot-fixed",
+                    "boot verification of a one-file firmware: the fixed cost",
+                    [
+                        Contender(
+                            "ours", "mfpsecd fw-verify --boot (whole unit command)", tiny.ours
+                        ),
+                    ],
+                ),
+                settings.rounds,
+            )
+        )
         if not cold_ok:
             notes.append("Not root: the cold-cache scenarios were skipped.")
     finally:
@@ -263,27 +342,59 @@ def run(settings: Settings) -> SuiteResult:
         tree_sc, one_sc = by_key[f"tree-{label}"], by_key[f"one-{label}"]
         warm = label == "warm cache"
         findings += [
-            ratio_finding(f"tree vs sha256sum -c, {label}", tree_sc, "ours", "sha256sum",
-                          target=5.0 if warm else None),
-            ratio_finding(f"tree vs openssl dgst, {label}", tree_sc, "ours", "openssl",
-                          target=1.6 if warm else None),
-            ratio_finding(f"one file vs openssl dgst, {label}", one_sc, "ours", "openssl",
-                          target=0.95 if warm else None),
+            ratio_finding(
+                f"tree vs sha256sum -c, {label}",
+                tree_sc,
+                "ours",
+                "sha256sum",
+                target=5.0 if warm else None,
+            ),
+            ratio_finding(
+                f"tree vs openssl dgst, {label}",
+                tree_sc,
+                "ours",
+                "openssl",
+                target=1.6 if warm else None,
+            ),
+            ratio_finding(
+                f"one file vs openssl dgst, {label}",
+                one_sc,
+                "ours",
+                "openssl",
+                target=0.95 if warm else None,
+            ),
         ]
-    findings.append(ratio_finding("boot unit command vs sha256sum -c, warm cache",
-                                  by_key["boot"], "ours", "sha256sum"))
+    findings.append(
+        ratio_finding(
+            "boot unit command vs sha256sum -c, warm cache", by_key["boot"], "ours", "sha256sum"
+        )
+    )
     fixed = by_key["boot-fixed"].median("ours", "seconds")
     whole = by_key["boot"].median("ours", "seconds")
-    findings.append(Finding("boot: fixed cost (process, swtpm, audit log, signature, "
-                            "counter, PCR)", fixed, "s"))
+    findings.append(
+        Finding("boot: fixed cost (process, swtpm, audit log, signature, counter, PCR)", fixed, "s")
+    )
     findings.append(Finding(f"boot: {total // MIB} MiB firmware, whole command", whole, "s"))
-    notes.append("The boot figures include starting and stopping the simulated board's "
-                 "swtpm; on a device /dev/tpmrm0 is already there.")
-    notes.append("Ours hashes each file with OpenSSL's SHA-256 (SHA extensions where the CPU "
-                 "has them) in 1 MiB reads; sha256sum is Debian's coreutils, which does not "
-                 "use them.")
-    return SuiteResult(suite="fwverify", title="firmware tree hashing vs sha256sum and openssl",
-                       settings=settings, metrics=METRICS, scenarios=results,
-                       findings=findings, notes=notes,
-                       facts={"files": str(FILES), "tree_mib": str(total // MIB),
-                              "libcrypto": _native.crypto_version()})
+    notes.append(
+        "The boot figures include starting and stopping the simulated board's "
+        "swtpm; on a device /dev/tpmrm0 is already there."
+    )
+    notes.append(
+        "Ours hashes each file with OpenSSL's SHA-256 (SHA extensions where the CPU "
+        "has them) in 1 MiB reads; sha256sum is Debian's coreutils, which does not "
+        "use them."
+    )
+    return SuiteResult(
+        suite="fwverify",
+        title="firmware tree hashing vs sha256sum and openssl",
+        settings=settings,
+        metrics=METRICS,
+        scenarios=results,
+        findings=findings,
+        notes=notes,
+        facts={
+            "files": str(FILES),
+            "tree_mib": str(total // MIB),
+            "libcrypto": _native.crypto_version(),
+        },
+    )

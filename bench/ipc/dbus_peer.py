@@ -48,9 +48,17 @@ class System(ServiceInterface):
     @dbus_method()
     def GetStatus(self) -> StatusStruct:
         s = self._s
-        return (s["version"], s["board"], s["board_kind"], s["state"], s["started_at"],
-                round(time.monotonic() - self._started, 3), s["boot_count"],
-                s["previous_shutdown"], self._components)
+        return (
+            s["version"],
+            s["board"],
+            s["board_kind"],
+            s["state"],
+            s["started_at"],
+            round(time.monotonic() - self._started, 3),
+            s["boot_count"],
+            s["previous_shutdown"],
+            self._components,
+        )
 
 
 async def serve(address: str, status: dict[str, Any]) -> None:

@@ -58,7 +58,9 @@ def window(ns: int) -> Iterator[None]:
 
 def within(ns: int, measure: Callable[[], T]) -> Callable[[], T]:
     """measure, run with the window set to ns and put back afterwards."""
+
     def run() -> T:
         with window(ns):
             return measure()
+
     return run

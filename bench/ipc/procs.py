@@ -62,8 +62,16 @@ def build(program: Program) -> Path:
         flags += _pkg_config("--cflags", pkg)
         libs += _pkg_config("--libs", pkg)
     tmp = out.with_name(f".{program.name}.tmp")
-    cmd = ["cc", *CFLAGS, *flags, "-o", str(tmp), *(str(HERE / s) for s in program.sources),
-           *libs, "-lm"]
+    cmd = [
+        "cc",
+        *CFLAGS,
+        *flags,
+        "-o",
+        str(tmp),
+        *(str(HERE / s) for s in program.sources),
+        *libs,
+        "-lm",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise BenchError(f"compiling {program.name} failed:\n{' '.join(cmd)}\n{done.stderr}")
@@ -74,8 +82,9 @@ def build(program: Program) -> Path:
 def _pkg_config(what: str, pkg: str) -> list[str]:
     done = subprocess.run(["pkg-config", what, pkg], capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise BenchError(f"pkg-config {what} {pkg}: {done.stderr.strip()} "
-                         "(`make setup` installs libdbus-1-dev)")
+        raise BenchError(
+            f"pkg-config {what} {pkg}: {done.stderr.strip()} (`make setup` installs libdbus-1-dev)"
+        )
     return done.stdout.split()
 
 
@@ -89,21 +98,35 @@ def build_all() -> dict[str, Path]:
 class Server:
     """A server subprocess: stdout is a pipe (for its ready line), stderr goes to a log."""
 
-    def __init__(self, name: str, argv: Sequence[str], log: Path, *, pinned: bool = False,
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log: Path,
+        *,
+        pinned: bool = False,
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
         self.log = log
         self.argv = [*PIN, *argv] if pinned else list(argv)
         self._log_file: IO[bytes] = log.open("wb")
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=self._log_file,
-                                     stdin=subprocess.DEVNULL, cwd=cwd)
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdout=subprocess.PIPE,
+            stderr=self._log_file,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+        )
         self._pending = b""
         self.exit_status: int | None = None
 
     def check_alive(self) -> None:
         if self.proc.poll() is not None:
-            raise BenchError(f"{self.name} exited with status {self.proc.returncode}; "
-                             f"log {self.log}:\n{self.log_tail()}")
+            raise BenchError(
+                f"{self.name} exited with status {self.proc.returncode}; "
+                f"log {self.log}:\n{self.log_tail()}"
+            )
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -119,8 +142,9 @@ class Server:
         while b"\n" not in self._pending:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise BenchError(f"{self.name}: no output within {timeout:g} s; "
-                                 f"log:\n{self.log_tail()}")
+                raise BenchError(
+                    f"{self.name}: no output within {timeout:g} s; log:\n{self.log_tail()}"
+                )
             ready, _, _ = select.select([fd], [], [], left)
             if not ready:
                 continue
@@ -173,8 +197,10 @@ def wait_answering(server: Server, path: Path, timeout: float = 30.0) -> bytes:
             return varlink_call(path)
         except OSError:
             if time.monotonic() > deadline:
-                raise BenchError(f"{server.name} did not answer on {path} within {timeout:g} s; "
-                                 f"log:\n{server.log_tail()}") from None
+                raise BenchError(
+                    f"{server.name} did not answer on {path} within {timeout:g} s; "
+                    f"log:\n{server.log_tail()}"
+                ) from None
             time.sleep(0.05)
 
 
@@ -208,15 +234,22 @@ def dump_toml(doc: dict[str, Any], prefix: str = "") -> str:
 
 
 def _is_table(v: Any) -> bool:
-    return isinstance(v, dict) or (isinstance(v, list) and bool(v)
-                                   and all(isinstance(x, dict) for x in v))
+    return isinstance(v, dict) or (
+        isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
+    )
 
 
 def prime_editable_install() -> None:
     """Import the package once, alone: the editable install rebuilds the native extension on
     import when sources changed, and daemons starting mid-rebuild fail to import."""
-    done = subprocess.run([sys.executable, "-c", "import mfpsecd._native"], cwd=ROOT,
-                          capture_output=True, text=True, check=False, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", "import mfpsecd._native"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
     if done.returncode != 0:
         raise BenchError(f"cannot import mfpsecd (editable rebuild failed?):\n{done.stderr}")
 
@@ -226,9 +259,15 @@ def start_daemon(workdir: Path, *, pinned: bool) -> tuple[Server, Path, bytes]:
     workdir.mkdir(parents=True)
     board = tomllib.loads((ROOT / "hw" / "sim.toml").read_text())
     board["board"]["name"] = "bench"
-    board["paths"] = {key: str(workdir / sub) for key, sub in
-                      (("state_dir", "lib"), ("run_dir", "run"), ("dev_root", "dev"),
-                       ("sys_root", "sys"))}
+    board["paths"] = {
+        key: str(workdir / sub)
+        for key, sub in (
+            ("state_dir", "lib"),
+            ("run_dir", "run"),
+            ("dev_root", "dev"),
+            ("sys_root", "sys"),
+        )
+    }
     # The board file moves to workdir: keep its firmware trust roots pointing into hw/.
     firmware = board["firmware"]
     firmware["roots"] = [str((ROOT / "hw" / root).resolve()) for root in firmware["roots"]]
@@ -247,9 +286,13 @@ def start_daemon(workdir: Path, *, pinned: bool) -> tuple[Server, Path, bytes]:
         if found is None:
             raise BenchError("mfpsecd is not installed in the venv (run `make setup`)")
         exe = Path(found)
-    server = Server("mfpsecd" + (" (pinned)" if pinned else ""),
-                    [str(exe), "run", "--config", str(config_file), "--board", str(board_file)],
-                    workdir / "daemon.log", pinned=pinned, cwd=workdir)
+    server = Server(
+        "mfpsecd" + (" (pinned)" if pinned else ""),
+        [str(exe), "run", "--config", str(config_file), "--board", str(board_file)],
+        workdir / "daemon.log",
+        pinned=pinned,
+        cwd=workdir,
+    )
     sock = workdir / "run" / "mfpsecd.sock"
     reply = wait_answering(server, sock)
     return server, sock, reply

@@ -30,9 +30,13 @@ def main() -> None:
     template: dict[str, Any] = json.loads(args.status.read_text())
     started = time.monotonic() - float(template["uptime_seconds"])
 
-    service = varlink.Service(vendor="mfpsecd bench", product="varlink reference",
-                              version="0", url="https://varlink.org",
-                              interface_dir=str(API_DIR))
+    service = varlink.Service(
+        vendor="mfpsecd bench",
+        product="varlink reference",
+        version="0",
+        url="https://varlink.org",
+        interface_dir=str(API_DIR),
+    )
 
     class System:
         def GetStatus(self) -> dict[str, Any]:

@@ -93,8 +93,7 @@ class Bench:
         await chain.start()
         return state, tpm, chain, secrets
 
-    async def _close(self, stack: tuple[SqliteState, Tpm2Backend, KeyChain, SecretStore]
-                     ) -> None:
+    async def _close(self, stack: tuple[SqliteState, Tpm2Backend, KeyChain, SecretStore]) -> None:
         state, tpm, chain, _ = stack
         await chain.close()
         await tpm.close()
@@ -169,33 +168,51 @@ def _active_wrapped(conn: StateConnection) -> bytes:
 
 def _filesystem(path: Path) -> str:
     try:
-        out = subprocess.run(["stat", "-f", "-c", "%T", str(path)], capture_output=True,
-                             text=True, check=True, timeout=5)
+        out = subprocess.run(
+            ["stat", "-f", "-c", "%T", str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=5,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return out.stdout.strip()
 
 
 def run(settings: Settings) -> SuiteResult:
-    workdir = Path(tempfile.mkdtemp(prefix="mfpsecd-bench-keys-", dir=os.environ.get(
-        "MFPSECD_BENCH_DIR", "/var/tmp")))
+    workdir = Path(
+        tempfile.mkdtemp(
+            prefix="mfpsecd-bench-keys-", dir=os.environ.get("MFPSECD_BENCH_DIR", "/var/tmp")
+        )
+    )
     progress(f"bench keys: state in {workdir} ({_filesystem(workdir)})")
     b = Bench(workdir, settings)
     try:
-        def scenario(key: str, label: str, ops: list[tuple[str, str, Op]]) -> Scenario:
-            return Scenario(key, label, [Contender(k, text, _measure(b, op))
-                                         for k, text, op in ops])
 
-        startup = scenario("startup", "start-up", [
-            ("startup", "whole key-chain start-up (state + TPM + unwrap)", b.startup),
-            ("tpm-open", "TPM connect + storage root key + salted session", b.tpm_open),
-            ("unwrap", "TPM2_Load + TPM2_RSA_Decrypt of the master key", b.unwrap),
-        ])
-        secrets = scenario("secrets", "secret store (100 secrets, 64-byte values)", [
-            ("put", "put: seal + SQLite commit (synchronous=FULL)", b.put),
-            ("get", "get: SQLite read + AES-256-GCM open", b.get),
-            ("seal", "seal in memory: unshield + AES-256-GCM", b.seal),
-        ])
+        def scenario(key: str, label: str, ops: list[tuple[str, str, Op]]) -> Scenario:
+            return Scenario(
+                key, label, [Contender(k, text, _measure(b, op)) for k, text, op in ops]
+            )
+
+        startup = scenario(
+            "startup",
+            "start-up",
+            [
+                ("startup", "whole key-chain start-up (state + TPM + unwrap)", b.startup),
+                ("tpm-open", "TPM connect + storage root key + salted session", b.tpm_open),
+                ("unwrap", "TPM2_Load + TPM2_RSA_Decrypt of the master key", b.unwrap),
+            ],
+        )
+        secrets = scenario(
+            "secrets",
+            "secret store (100 secrets, 64-byte values)",
+            [
+                ("put", "put: seal + SQLite commit (synchronous=FULL)", b.put),
+                ("get", "get: SQLite read + AES-256-GCM open", b.get),
+                ("seal", "seal in memory: unshield + AES-256-GCM", b.seal),
+            ],
+        )
         results = [alternate(startup, settings.rounds)]
         b.open_stack()
         try:
@@ -221,9 +238,15 @@ def run(settings: Settings) -> SuiteResult:
         f"{sec.median('get', 'p50_us'):,.0f} µs is the worker-thread hop and the read.",
         f"state directory filesystem: {_filesystem(workdir)}",
     ]
-    return SuiteResult(suite="keys", title="key-chain start-up and secret latency on swtpm",
-                       settings=settings, metrics=METRICS, scenarios=results, notes=notes,
-                       facts={"swtpm": _version(["swtpm", "--version"])})
+    return SuiteResult(
+        suite="keys",
+        title="key-chain start-up and secret latency on swtpm",
+        settings=settings,
+        metrics=METRICS,
+        scenarios=results,
+        notes=notes,
+        facts={"swtpm": _version(["swtpm", "--version"])},
+    )
 
 
 def _version(cmd: list[str]) -> str:

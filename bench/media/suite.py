@@ -67,11 +67,15 @@ def run(settings: Settings) -> SuiteResult:
         raise RuntimeError(why)
     image = qemu_guest.prepare()
     rounds = 1 if settings.quick else min(settings.rounds, 3)
-    probe_script = (f"cd {qemu_guest.ROOT} && {PYTHON} {GUEST} probe /dev/nvme0n1 /dev/sda "
-                    "/dev/sdb /dev/mmcblk0\n")
-    purge_script = (f"{PYTHON} {GUEST} service nvme0:nvme0n1:nvme "
-                    "sata0:sda:ssd:ata-security-erase scsi0:sdb:ssd:scsi-format-unit "
-                    "sd1:mmcblk0:sd:mmc-secure-erase sd0:mmcblk0:sd\n")
+    probe_script = (
+        f"cd {qemu_guest.ROOT} && {PYTHON} {GUEST} probe /dev/nvme0n1 /dev/sda "
+        "/dev/sdb /dev/mmcblk0\n"
+    )
+    purge_script = (
+        f"{PYTHON} {GUEST} service nvme0:nvme0n1:nvme "
+        "sata0:sda:ssd:ata-security-erase scsi0:sdb:ssd:scsi-format-unit "
+        "sd1:mmcblk0:sd:mmc-secure-erase sd0:mmcblk0:sd\n"
+    )
     totals: dict[str, list[Metrics]] = {"probe": [], "purge": []}
     service: list[Metrics] = []
     peer: list[Metrics] = []
@@ -93,23 +97,42 @@ def run(settings: Settings) -> SuiteResult:
                 raise RuntimeError(f"the service's purge did not complete: {d}")
         orders.append(["probe", "purge", "pairs"])
 
-    suite = ScenarioResult("suite", "the emulated suite's scenarios (one guest boot each)",
-                           {"probe": "probe scenario (4 devices)",
-                            "purge": "purge scenario (5 purges through the service)"},
-                           totals, orders)
-    pair = ScenarioResult("nvme", "NVMe purge of an 8 MiB namespace, in the guest",
-                          {"service": "wipe service purge job (plan, format, read-back, "
-                                      "certificate)",
-                           "peer": "nvme format --ses=1 (nvme-cli, unchecked)"},
-                          {"service": service, "peer": peer}, orders)
+    suite = ScenarioResult(
+        "suite",
+        "the emulated suite's scenarios (one guest boot each)",
+        {
+            "probe": "probe scenario (4 devices)",
+            "purge": "purge scenario (5 purges through the service)",
+        },
+        totals,
+        orders,
+    )
+    pair = ScenarioResult(
+        "nvme",
+        "NVMe purge of an 8 MiB namespace, in the guest",
+        {
+            "service": "wipe service purge job (plan, format, read-back, certificate)",
+            "peer": "nvme format --ses=1 (nvme-cli, unchecked)",
+        },
+        {"service": service, "peer": peer},
+        orders,
+    )
     total = (suite.median("probe", "ms") + suite.median("purge", "ms")) / 1000
     ratio = pair.median("peer", "ms") / pair.median("service", "ms")
     return SuiteResult(
-        suite="media", title="emulated media purge (QEMU TCG guest)", settings=settings,
-        metrics=METRICS, scenarios=[suite, pair],
+        suite="media",
+        title="emulated media purge (QEMU TCG guest)",
+        settings=settings,
+        metrics=METRICS,
+        scenarios=[suite, pair],
         findings=[
-            Finding("emulated suite, both scenarios (medians)", total, "s",
-                    f"< {BUDGET_S:.0f} s", total < BUDGET_S),
+            Finding(
+                "emulated suite, both scenarios (medians)",
+                total,
+                "s",
+                f"< {BUDGET_S:.0f} s",
+                total < BUDGET_S,
+            ),
             Finding("nvme-cli format time / service purge job time", ratio, "x"),
         ],
         notes=[
@@ -120,10 +143,12 @@ def run(settings: Settings) -> SuiteResult:
             f"Rounds: {rounds} (one boot per scenario per round; the header's measurement "
             f"length does not apply); the NVMe pair ran {len(service)} times each.",
         ],
-        facts={"qemu": _qemu_version(), "guest kernel": image.kernel.name})
+        facts={"qemu": _qemu_version(), "guest kernel": image.kernel.name},
+    )
 
 
 def _qemu_version() -> str:
-    out = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True,
-                         text=True, check=False).stdout
+    out = subprocess.run(
+        ["qemu-system-x86_64", "--version"], capture_output=True, text=True, check=False
+    ).stdout
     return out.splitlines()[0] if out else "unknown"

@@ -115,8 +115,12 @@ ON = frozenset({"http", "https", "ipp", "snmp"})
 
 def _listing(ns: str, path: Path, flush: str) -> Path:
     """The table as `nft list` prints it, after the in-place flush ours does."""
-    listing = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "table", "inet",
-                              nf.TABLE], capture_output=True, text=True, check=True).stdout
+    listing = subprocess.run(
+        ["ip", "netns", "exec", ns, "nft", "list", "table", "inet", nf.TABLE],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     path.write_text(flush + listing)
     return path
 
@@ -131,16 +135,25 @@ async def _run(settings: Settings, ns: str, ns_small: str, work: Path) -> SuiteR
     auditor = Auditor(AuditFile(work / "audit"), clock, health, state)
     await auditor.start()
     filt = NftablesFilter(ns)
-    net = svc.NetfilterService(state, filt, RtnetlinkAddresses(ns, ("lan0",)), auditor=auditor,
-                               clock=clock, health=health,
-                               settings=svc.NetSettings(nf.DEFAULT_SERVICES, ("lan0",), (),
-                                                        work / "netfilter.json"))
+    net = svc.NetfilterService(
+        state,
+        filt,
+        RtnetlinkAddresses(ns, ("lan0",)),
+        auditor=auditor,
+        clock=clock,
+        health=health,
+        settings=svc.NetSettings(nf.DEFAULT_SERVICES, ("lan0",), (), work / "netfilter.json"),
+    )
     await net.start()
     loop = asyncio.get_running_loop()
-    policies = [nf.Policy(deny=tuple(_ranges(RANGES, seed)),
-                          allow=(nf.parse_range("10.0.0.0/8"), nf.parse_range("2001:db8::/32")),
-                          enabled=ON)
-                for seed in (1, 2)]
+    policies = [
+        nf.Policy(
+            deny=tuple(_ranges(RANGES, seed)),
+            allow=(nf.parse_range("10.0.0.0/8"), nf.parse_range("2001:db8::/32")),
+            enabled=ON,
+        )
+        for seed in (1, 2)
+    ]
     flip = [0]
 
     def next_policy() -> nf.Policy:
@@ -149,40 +162,72 @@ async def _run(settings: Settings, ns: str, ns_small: str, work: Path) -> SuiteR
 
     def daemon() -> Metrics:
         p = next_policy()
-        return _timed(RANGES, lambda: asyncio.run_coroutine_threadsafe(
-            net.change("bench", lambda _: p, ADMIN), loop).result())
+        return _timed(
+            RANGES,
+            lambda: asyncio.run_coroutine_threadsafe(
+                net.change("bench", lambda _: p, ADMIN), loop
+            ).result(),
+        )
 
     def library() -> Metrics:
         p = next_policy()
-        return _timed(RANGES, lambda: asyncio.run_coroutine_threadsafe(filt.apply(
-            nf.compile_ruleset(p, nf.DEFAULT_SERVICES, nf.Device(("lan0",), ()),
-                               new_table=False)), loop).result())
+        return _timed(
+            RANGES,
+            lambda: asyncio.run_coroutine_threadsafe(
+                filt.apply(
+                    nf.compile_ruleset(
+                        p, nf.DEFAULT_SERVICES, nf.Device(("lan0",), ()), new_table=False
+                    )
+                ),
+                loop,
+            ).result(),
+        )
 
     # The same rules as nft text, as `nft list` prints them once loaded, preceded by the
     # same in-place replacement ours does: rules and set elements flushed in the batch.
     flush = f"flush table inet {nf.TABLE}\n" + "".join(
-        f"flush set inet {nf.TABLE} {name}\n" for name in (
-            *nf.set_names(4), *nf.set_names(6), "tcp_ports", "udp_ports"))
+        f"flush set inet {nf.TABLE} {name}\n"
+        for name in (*nf.set_names(4), *nf.set_names(6), "tcp_ports", "udp_ports")
+    )
     texts: list[Path] = []
     for p in policies:
-        await filt.apply(nf.compile_ruleset(p, nf.DEFAULT_SERVICES, nf.Device(("lan0",), ()),
-                                            new_table=False))
+        await filt.apply(
+            nf.compile_ruleset(p, nf.DEFAULT_SERVICES, nf.Device(("lan0",), ()), new_table=False)
+        )
         texts.append(_listing(ns, work / f"rules{len(texts)}.nft", flush))
 
     def nft_file() -> Metrics:
         path = texts[next_policy() is policies[1]]
-        return _timed(RANGES, lambda: subprocess.run(
-            ["ip", "netns", "exec", ns, "nft", "-f", str(path)], check=True))
+        return _timed(
+            RANGES,
+            lambda: subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", str(path)], check=True),
+        )
 
     sample = [r for r in _ranges(PER_ENTRY, 9) if r.family == 4]
 
     def per_entry() -> Metrics:
-        subprocess.run(["ip", "netns", "exec", ns, "nft", "flush", "set", "inet", nf.TABLE,
-                        "deny4"], check=True)
+        subprocess.run(
+            ["ip", "netns", "exec", ns, "nft", "flush", "set", "inet", nf.TABLE, "deny4"],
+            check=True,
+        )
         t0 = time.perf_counter()
         for r in sample:
-            subprocess.run(["ip", "netns", "exec", ns, "nft", "add", "element", "inet",
-                            nf.TABLE, "deny4", f"{{ {r} }}"], check=True)
+            subprocess.run(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    ns,
+                    "nft",
+                    "add",
+                    "element",
+                    "inet",
+                    nf.TABLE,
+                    "deny4",
+                    f"{{ {r} }}",
+                ],
+                check=True,
+            )
         seconds = (time.perf_counter() - t0) * RANGES / len(sample)
         return {"rps": RANGES / seconds, "seconds": seconds}
 
@@ -193,30 +238,46 @@ async def _run(settings: Settings, ns: str, ns_small: str, work: Path) -> SuiteR
     def daemon_import() -> Metrics:
         text = texts_100k[flip[0]]
         flip[0] ^= 1
-        return _timed(BLOCKLIST, lambda: asyncio.run_coroutine_threadsafe(
-            net.import_ranges("deny", text, ADMIN, replace_list=True), loop).result())
+        return _timed(
+            BLOCKLIST,
+            lambda: asyncio.run_coroutine_threadsafe(
+                net.import_ranges("deny", text, ADMIN, replace_list=True), loop
+            ).result(),
+        )
 
     nft_100k: list[Path] = []
     for rs in lists:
-        await filt.apply(nf.compile_ruleset(nf.Policy(deny=tuple(rs), enabled=ON),
-                                            nf.DEFAULT_SERVICES, nf.Device(("lan0",), ()),
-                                            new_table=False))
+        await filt.apply(
+            nf.compile_ruleset(
+                nf.Policy(deny=tuple(rs), enabled=ON),
+                nf.DEFAULT_SERVICES,
+                nf.Device(("lan0",), ()),
+                new_table=False,
+            )
+        )
         nft_100k.append(_listing(ns, work / f"big{len(nft_100k)}.nft", flush))
 
     def nft_import() -> Metrics:
         path = nft_100k[flip[0]]
         flip[0] ^= 1
-        return _timed(BLOCKLIST, lambda: subprocess.run(
-            ["ip", "netns", "exec", ns, "nft", "-f", str(path)], check=True))
+        return _timed(
+            BLOCKLIST,
+            lambda: subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", str(path)], check=True),
+        )
 
-    small = svc.NetfilterService(state_small, NftablesFilter(ns_small),
-                                 RtnetlinkAddresses(ns_small, ("lan0",)), auditor=auditor,
-                                 clock=clock, health=health,
-                                 settings=svc.NetSettings(nf.DEFAULT_SERVICES, ("lan0",), (),
-                                                          work / "small.json"))
+    small = svc.NetfilterService(
+        state_small,
+        NftablesFilter(ns_small),
+        RtnetlinkAddresses(ns_small, ("lan0",)),
+        auditor=auditor,
+        clock=clock,
+        health=health,
+        settings=svc.NetSettings(nf.DEFAULT_SERVICES, ("lan0",), (), work / "small.json"),
+    )
     await small.start()
-    await small.import_ranges("deny", "\n".join(map(str, _ranges(1000, 5))), ADMIN,
-                              replace_list=True)
+    await small.import_ranges(
+        "deny", "\n".join(map(str, _ranges(1000, 5))), ADMIN, replace_list=True
+    )
     await net.import_ranges("deny", texts_100k[0], ADMIN, replace_list=True)
     edit_base = int(ipaddress.ip_address("172.16.0.0"))
 
@@ -228,62 +289,110 @@ async def _run(settings: Settings, ns: str, ns_small: str, work: Path) -> SuiteR
                 await service.edit_range("deny", a, ADMIN)
                 await service.edit_range("remove", a, ADMIN)
 
-        return _timed(2 * EDITS, lambda: asyncio.run_coroutine_threadsafe(run(), loop)
-                      .result())
+        return _timed(2 * EDITS, lambda: asyncio.run_coroutine_threadsafe(run(), loop).result())
 
     def kernel_swaps() -> Metrics:
         """The same element swaps alone, straight to the kernel: the floor of an edit."""
+
         async def run() -> None:
             for i in range(EDITS):
                 r = nf.Range(4, edit_base + 2 * i, edit_base + 2 * i)
                 await filt.swap_intervals([("deny4", (), (r,))])
                 await filt.swap_intervals([("deny4", (r,), ())])
 
-        return _timed(2 * EDITS, lambda: asyncio.run_coroutine_threadsafe(run(), loop)
-                      .result())
+        return _timed(2 * EDITS, lambda: asyncio.run_coroutine_threadsafe(run(), loop).result())
 
     def nft_edits() -> Metrics:
         t0 = time.perf_counter()
         for i in range(EDITS // 10):
             a = ipaddress.ip_address(edit_base + 2 * i)
             for verb in ("add", "delete"):
-                subprocess.run(["ip", "netns", "exec", ns, "nft", verb, "element", "inet",
-                                nf.TABLE, "deny4", f"{{ {a} }}"], check=True)
+                subprocess.run(
+                    [
+                        "ip",
+                        "netns",
+                        "exec",
+                        ns,
+                        "nft",
+                        verb,
+                        "element",
+                        "inet",
+                        nf.TABLE,
+                        "deny4",
+                        f"{{ {a} }}",
+                    ],
+                    check=True,
+                )
         seconds = time.perf_counter() - t0
         return {"rps": 2 * (EDITS // 10) / seconds, "seconds": seconds}
 
     contenders = [
-        Contender("daemon", "the daemon's apply path (compile, transaction, store, audit)",
-                  daemon),
-        Contender("library", "compile + one libnftables transaction",
-                  library),
+        Contender("daemon", "the daemon's apply path (compile, transaction, store, audit)", daemon),
+        Contender("library", "compile + one libnftables transaction", library),
         Contender("nft", "nft -f of the same rules (one process)", nft_file),
     ]
     progress(f"  {RANGES} ranges per ruleset")
     # Measured from a thread: the contenders wait on coroutines of this loop.
-    results = [await asyncio.to_thread(alternate, Scenario(
-        "replace", f"replace a ruleset of {RANGES:,} ranges", contenders), settings.rounds)]
-    results.append(await asyncio.to_thread(alternate, Scenario(
-        "per-entry", f"{RANGES:,} ranges one by one (measured on {len(sample)}, scaled)",
-        [Contender("per-entry", "nft add element, one process per range", per_entry)]),
-        1 if settings.quick else 2))
+    results = [
+        await asyncio.to_thread(
+            alternate,
+            Scenario("replace", f"replace a ruleset of {RANGES:,} ranges", contenders),
+            settings.rounds,
+        )
+    ]
+    results.append(
+        await asyncio.to_thread(
+            alternate,
+            Scenario(
+                "per-entry",
+                f"{RANGES:,} ranges one by one (measured on {len(sample)}, scaled)",
+                [Contender("per-entry", "nft add element, one process per range", per_entry)],
+            ),
+            1 if settings.quick else 2,
+        )
+    )
     progress(f"  a blocklist of {BLOCKLIST:,} ranges; single edits at 1k and {BLOCKLIST:,}")
-    results.append(await asyncio.to_thread(alternate, Scenario(
-        "import", f"import (replace) a blocklist of {BLOCKLIST:,} ranges", [
-            Contender("import", "Network.Import: parse, check, one transaction, store, "
-                      "audit", daemon_import),
-            Contender("nft", "nft -f of the same table (one process)", nft_import)]),
-        settings.rounds))
+    results.append(
+        await asyncio.to_thread(
+            alternate,
+            Scenario(
+                "import",
+                f"import (replace) a blocklist of {BLOCKLIST:,} ranges",
+                [
+                    Contender(
+                        "import",
+                        "Network.Import: parse, check, one transaction, store, audit",
+                        daemon_import,
+                    ),
+                    Contender("nft", "nft -f of the same table (one process)", nft_import),
+                ],
+            ),
+            settings.rounds,
+        )
+    )
     await net.import_ranges("deny", texts_100k[0], ADMIN, replace_list=True)
-    results.append(await asyncio.to_thread(alternate, Scenario(
-        "edit", "one range added and removed, call by call", [
-            Contender("edit@1k", "the daemon, into a list of 1,000", lambda: edits(small)),
-            Contender("edit@100k", f"the daemon, into a list of {BLOCKLIST:,}",
-                      lambda: edits(net)),
-            Contender("kernel@100k", f"the element swaps alone, a set of {BLOCKLIST:,}",
-                      kernel_swaps),
-            Contender("nft-element", "nft add/delete element, one process each", nft_edits)]),
-        settings.rounds))
+    results.append(
+        await asyncio.to_thread(
+            alternate,
+            Scenario(
+                "edit",
+                "one range added and removed, call by call",
+                [
+                    Contender("edit@1k", "the daemon, into a list of 1,000", lambda: edits(small)),
+                    Contender(
+                        "edit@100k", f"the daemon, into a list of {BLOCKLIST:,}", lambda: edits(net)
+                    ),
+                    Contender(
+                        "kernel@100k",
+                        f"the element swaps alone, a set of {BLOCKLIST:,}",
+                        kernel_swaps,
+                    ),
+                    Contender("nft-element", "nft add/delete element, one process each", nft_edits),
+                ],
+            ),
+            settings.rounds,
+        )
+    )
     small.close()
     await state_small.close()
     net.close()
@@ -294,28 +403,52 @@ async def _run(settings: Settings, ns: str, ns_small: str, work: Path) -> SuiteR
         ratio_finding("compile + transaction vs nft -f", results[0], "library", "nft"),
     ]
     per = results[1].median("per-entry", "rps")
-    findings.append(Finding("daemon apply path vs per-entry insertion",
-                            results[0].median("daemon", "rps") / per, "x"))
+    findings.append(
+        Finding(
+            "daemon apply path vs per-entry insertion",
+            results[0].median("daemon", "rps") / per,
+            "x",
+        )
+    )
     findings += [
-        ratio_finding(f"import of {BLOCKLIST:,} vs nft -f", results[2], "import", "nft",
-                      target=1.0),
-        ratio_finding(f"one edit at {BLOCKLIST:,} ranges vs at 1,000", results[3],
-                      "edit@100k", "edit@1k"),
-        ratio_finding(f"one edit at {BLOCKLIST:,}: the daemon vs the kernel's swap alone",
-                      results[3], "edit@100k", "kernel@100k"),
-        ratio_finding(f"one edit at {BLOCKLIST:,}: the daemon vs nft add/delete element",
-                      results[3], "edit@100k", "nft-element", target=10.0),
+        ratio_finding(
+            f"import of {BLOCKLIST:,} vs nft -f", results[2], "import", "nft", target=1.0
+        ),
+        ratio_finding(
+            f"one edit at {BLOCKLIST:,} ranges vs at 1,000", results[3], "edit@100k", "edit@1k"
+        ),
+        ratio_finding(
+            f"one edit at {BLOCKLIST:,}: the daemon vs the kernel's swap alone",
+            results[3],
+            "edit@100k",
+            "kernel@100k",
+        ),
+        ratio_finding(
+            f"one edit at {BLOCKLIST:,}: the daemon vs nft add/delete element",
+            results[3],
+            "edit@100k",
+            "nft-element",
+            target=10.0,
+        ),
     ]
-    return SuiteResult(suite="netfilter", title=f"applying {RANGES:,} ranges vs nft -f and "
-                       f"per-entry insertion; a {BLOCKLIST:,}-range import; single edits",
-                       settings=settings, metrics=METRICS,
-                       scenarios=results, findings=findings,
-                       notes=["Run in a network namespace of the bench's own; nft "
-                              f"{_nft_version()}; ipset and firewall-cmd are not installed, "
-                              "so per-entry insertion is measured with nft add element."],
-                       facts={"ranges": str(RANGES), "blocklist": str(BLOCKLIST)})
+    return SuiteResult(
+        suite="netfilter",
+        title=f"applying {RANGES:,} ranges vs nft -f and "
+        f"per-entry insertion; a {BLOCKLIST:,}-range import; single edits",
+        settings=settings,
+        metrics=METRICS,
+        scenarios=results,
+        findings=findings,
+        notes=[
+            "Run in a network namespace of the bench's own; nft "
+            f"{_nft_version()}; ipset and firewall-cmd are not installed, "
+            "so per-entry insertion is measured with nft add element."
+        ],
+        facts={"ranges": str(RANGES), "blocklist": str(BLOCKLIST)},
+    )
 
 
 def _nft_version() -> str:
-    return subprocess.run(["nft", "--version"], capture_output=True, text=True,
-                          check=False).stdout.strip()
+    return subprocess.run(
+        ["nft", "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()

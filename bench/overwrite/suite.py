@@ -51,8 +51,6 @@ SYNC_EVERY = 1024 * MIB  # the sanitization job's checkpoint cadence
 METRICS = THROUGHPUT_METRICS
 
 
-
-
 def _run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -70,8 +68,9 @@ class Target:
     def ours_pass(self, kind: PassKind) -> Metrics:
         spec = PassSpec(kind, 0, self.overwriter.new_key() if kind is PassKind.RANDOM else b"")
         progress_ = self.ours.new_progress()
-        return timed(self.size, lambda: self.ours.write_pass(0, self.size, spec, progress_,
-                                                              SYNC_EVERY))
+        return timed(
+            self.size, lambda: self.ours.write_pass(0, self.size, spec, progress_, SYNC_EVERY)
+        )
 
     def ours_mode3(self) -> Metrics:
         def run() -> None:
@@ -81,17 +80,29 @@ class Target:
                 last = PassSpec(p.kind, p.byte, key)
                 self.ours.write_pass(0, self.size, last, self.ours.new_progress(), SYNC_EVERY)
             self.ours.verify(0, self.size, last, self.ours.new_progress())
+
         return timed(self.size, run)
 
     def dd(self, source: str) -> Metrics:
         count = self.size // (4 * MIB)
-        return timed(self.size, lambda: _run([
-            "dd", f"if={source}", f"of={self.path}", "bs=4M", f"count={count}",
-            "oflag=direct", "conv=notrunc", "status=none"]))
+        return timed(
+            self.size,
+            lambda: _run(
+                [
+                    "dd",
+                    f"if={source}",
+                    f"of={self.path}",
+                    "bs=4M",
+                    f"count={count}",
+                    "oflag=direct",
+                    "conv=notrunc",
+                    "status=none",
+                ]
+            ),
+        )
 
     def scrub_dod(self) -> Metrics:
-        return timed(self.size, lambda: _run(["scrub", "-f", "-S", "-p", "dod",
-                                               str(self.path)]))
+        return timed(self.size, lambda: _run(["scrub", "-f", "-S", "-p", "dod", str(self.path)]))
 
     def shred(self) -> Metrics:
         return timed(self.size, lambda: _run(["shred", "-n", "2", "-z", str(self.path)]))
@@ -118,9 +129,12 @@ def _random_file(path: Path, size: int) -> None:
 def _loop_device(backing: Path) -> Iterator[Path]:
     # Direct I/O from the loop driver to its backing file: writes reach the disk as on a real
     # block device, instead of completing in the backing file's page cache.
-    out = subprocess.run(["losetup", "--find", "--show", "--direct-io=on", str(backing)],
-                         check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        ["losetup", "--find", "--show", "--direct-io=on", str(backing)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     dev = Path(out.stdout.strip())
     try:
         yield dev
@@ -151,31 +165,53 @@ print(before, hwm())
 
 def _peak_rss_mib(path: Path, size: int) -> tuple[float, float]:
     """(interpreter + imports before the engine ran, peak after a pass and its verify)."""
-    out = subprocess.run([sys.executable, "-c", RSS_CHILD, str(path), str(size)], check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", RSS_CHILD, str(path), str(size)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     before, peak = (int(x) / 1024 for x in out.stdout.split())
     return before, peak
 
 
 def _scenarios(t: Target, shm_random: Path, where: str, with_mode3: bool) -> list[Scenario]:
     out = [
-        Scenario(f"zero-{where}", f"one 0x00 pass, {where}", [
-            Contender("ours", "mfpsecd engine", lambda: t.ours_pass(PassKind.BYTE)),
-            Contender("dd", "dd if=/dev/zero oflag=direct bs=4M", lambda: t.dd("/dev/zero")),
-        ]),
-        Scenario(f"random-{where}", f"one random pass, {where}", [
-            Contender("ours", "mfpsecd engine (AES-256-CTR)",
-                      lambda: t.ours_pass(PassKind.RANDOM)),
-            Contender("dd", "dd from /dev/shm random, oflag=direct bs=4M",
-                      lambda: t.dd(str(shm_random))),
-        ]),
+        Scenario(
+            f"zero-{where}",
+            f"one 0x00 pass, {where}",
+            [
+                Contender("ours", "mfpsecd engine", lambda: t.ours_pass(PassKind.BYTE)),
+                Contender("dd", "dd if=/dev/zero oflag=direct bs=4M", lambda: t.dd("/dev/zero")),
+            ],
+        ),
+        Scenario(
+            f"random-{where}",
+            f"one random pass, {where}",
+            [
+                Contender(
+                    "ours", "mfpsecd engine (AES-256-CTR)", lambda: t.ours_pass(PassKind.RANDOM)
+                ),
+                Contender(
+                    "dd",
+                    "dd from /dev/shm random, oflag=direct bs=4M",
+                    lambda: t.dd(str(shm_random)),
+                ),
+            ],
+        ),
     ]
     if with_mode3:
-        out.append(Scenario(f"mode3-{where}", f"mode 3 (DoD, 4 steps with verify), {where}", [
-            Contender("ours", "mfpsecd mode 3 + verify", t.ours_mode3),
-            Contender("scrub", "scrub -p dod", t.scrub_dod),
-            Contender("shred", "shred -n 2 -z", t.shred),
-        ]))
+        out.append(
+            Scenario(
+                f"mode3-{where}",
+                f"mode 3 (DoD, 4 steps with verify), {where}",
+                [
+                    Contender("ours", "mfpsecd mode 3 + verify", t.ours_mode3),
+                    Contender("scrub", "scrub -p dod", t.scrub_dod),
+                    Contender("shred", "shred -n 2 -z", t.shred),
+                ],
+            )
+        )
     return out
 
 
@@ -222,30 +258,73 @@ def run(settings: Settings) -> SuiteResult:
     for where in ("file", "loop device"):
         if f"zero-{where}" not in by_key:
             continue
-        findings.append(ratio_finding(f"zero pass vs dd, {where} (throughput)",
-                                      by_key[f"zero-{where}"], "ours", "dd", target=0.95))
-        findings.append(ratio_finding(f"random pass vs dd of pre-generated random, {where}",
-                                      by_key[f"random-{where}"], "ours", "dd", target=0.95))
+        findings.append(
+            ratio_finding(
+                f"zero pass vs dd, {where} (throughput)",
+                by_key[f"zero-{where}"],
+                "ours",
+                "dd",
+                target=0.95,
+            )
+        )
+        findings.append(
+            ratio_finding(
+                f"random pass vs dd of pre-generated random, {where}",
+                by_key[f"random-{where}"],
+                "ours",
+                "dd",
+                target=0.95,
+            )
+        )
     m3 = by_key["mode3-file"]
-    findings.append(ratio_finding("mode 3 with verify vs scrub -p dod (speed)", m3, "ours",
-                                  "scrub", target=2.0))
-    findings.append(ratio_finding("mode 3 with verify vs shred -n 2 -z (speed; shred does "
-                                  "not verify)", m3, "ours", "shred"))
-    findings.append(Finding(f"peak RSS, random pass + verify over {size // MIB} MiB",
-                            peak_big, "MiB", "< 64 MiB", peak_big < 64))
+    findings.append(
+        ratio_finding("mode 3 with verify vs scrub -p dod (speed)", m3, "ours", "scrub", target=2.0)
+    )
+    findings.append(
+        ratio_finding(
+            "mode 3 with verify vs shred -n 2 -z (speed; shred does not verify)",
+            m3,
+            "ours",
+            "shred",
+        )
+    )
+    findings.append(
+        Finding(
+            f"peak RSS, random pass + verify over {size // MIB} MiB",
+            peak_big,
+            "MiB",
+            "< 64 MiB",
+            peak_big < 64,
+        )
+    )
     findings.append(Finding("peak RSS, the same over 128 MiB", peak_small, "MiB"))
-    findings.append(Finding("of which the interpreter and imports before the engine ran",
-                            before, "MiB"))
-    notes.append(f"Target size {size // MIB} MiB, pre-allocated (posix_fallocate) on the "
-                 "local disk; the loop device sits on another such file.")
-    notes.append("Our passes flush (fdatasync) every 1 GiB and at the end, the durable "
-                 "checkpoints a resumable wipe needs; dd is run without conv=fdatasync as "
-                 "the issue names it, so it does strictly less.")
-    notes.append("scrub -p dod: 0x00, 0xFF, random, then verify (scrub's own description); "
-                 "shred -n 2 -z: two random passes then zeros, no verify.")
+    findings.append(
+        Finding("of which the interpreter and imports before the engine ran", before, "MiB")
+    )
+    notes.append(
+        f"Target size {size // MIB} MiB, pre-allocated (posix_fallocate) on the "
+        "local disk; the loop device sits on another such file."
+    )
+    notes.append(
+        "Our passes flush (fdatasync) every 1 GiB and at the end, the durable "
+        "checkpoints a resumable wipe needs; dd is run without conv=fdatasync as "
+        "the issue names it, so it does strictly less."
+    )
+    notes.append(
+        "scrub -p dod: 0x00, 0xFF, random, then verify (scrub's own description); "
+        "shred -n 2 -z: two random passes then zeros, no verify."
+    )
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return SuiteResult(suite="overwrite", title="overwrite engine vs dd, scrub and shred",
-                       settings=settings, metrics=METRICS, scenarios=results,
-                       findings=findings, notes=notes,
-                       facts={"target_mib": str(size // MIB),
-                              "bench_process_maxrss_mib": f"{usage.ru_maxrss / 1024:.0f}"})
+    return SuiteResult(
+        suite="overwrite",
+        title="overwrite engine vs dd, scrub and shred",
+        settings=settings,
+        metrics=METRICS,
+        scenarios=results,
+        findings=findings,
+        notes=notes,
+        facts={
+            "target_mib": str(size // MIB),
+            "bench_process_maxrss_mib": f"{usage.ru_maxrss / 1024:.0f}",
+        },
+    )

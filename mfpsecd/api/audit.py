@@ -90,12 +90,16 @@ AUDIT = Interface(
         Method(
             name="QueryAudit",
             doc="Records matching the filters, oldest first (the newest `limit`).",
-            params=AuditQueryParams, result=AuditEntries, requires=Privilege.AUDIT_READ,
+            params=AuditQueryParams,
+            result=AuditEntries,
+            requires=Privilege.AUDIT_READ,
         ),
         Method(
             name="VerifyAudit",
             doc="Walk the whole hash chain; say where and how it breaks, if it does.",
-            params=NoParams, result=AuditVerdict, requires=Privilege.AUDIT_READ,
+            params=NoParams,
+            result=AuditVerdict,
+            requires=Privilege.AUDIT_READ,
         ),
         Method(
             name="ExportAudit",
@@ -105,13 +109,17 @@ AUDIT = Interface(
                 "signed checkpoint. Exported records count as safe for the capacity policy.\n"
                 "Call with more=true."
             ),
-            params=NoParams, result=AuditExport, requires=Privilege.AUDIT_READ,
+            params=NoParams,
+            result=AuditExport,
+            requires=Privilege.AUDIT_READ,
             streams=True,
         ),
         Method(
             name="GetForwardStatus",
             doc="Each SIEM destination: connected, cursor, backlog, last error.",
-            params=NoParams, result=ForwardStatus, requires=Privilege.AUDIT_READ,
+            params=NoParams,
+            result=ForwardStatus,
+            requires=Privilege.AUDIT_READ,
         ),
     ),
 )

@@ -91,85 +91,99 @@ class EventDoc:
 
 CATALOGUE: dict[EventType, EventDoc] = {
     EventType.AUDIT_START: EventDoc(
-        "the audit function started; whether the chain was found intact", "FAU_GEN.1"),
-    EventType.AUDIT_STOP: EventDoc("the audit function stopped (a clean shutdown)",
-                                   "FAU_GEN.1"),
+        "the audit function started; whether the chain was found intact", "FAU_GEN.1"
+    ),
+    EventType.AUDIT_STOP: EventDoc("the audit function stopped (a clean shutdown)", "FAU_GEN.1"),
     EventType.AUDIT_TAIL_REPAIRED: EventDoc(
-        "a torn tail (a power cut during a write) was cut off at start", "FAU_STG.1"),
-    EventType.AUDIT_FULL: EventDoc("capacity reached and the configured policy applied",
-                                   "FAU_STG_EXT.1"),
-    EventType.AUDIT_READ: EventDoc("the log was queried or exported",
-                                   "FAU_SAR.1"),
+        "a torn tail (a power cut during a write) was cut off at start", "FAU_STG.1"
+    ),
+    EventType.AUDIT_FULL: EventDoc(
+        "capacity reached and the configured policy applied", "FAU_STG_EXT.1"
+    ),
+    EventType.AUDIT_READ: EventDoc("the log was queried or exported", "FAU_SAR.1"),
     EventType.AUDIT_CHECKPOINT: EventDoc(
-        "a checkpoint (sequence, chain hash) signed by the device identity was stored",
-        "FAU_STG.1"),
+        "a checkpoint (sequence, chain hash) signed by the device identity was stored", "FAU_STG.1"
+    ),
     EventType.AUDIT_INTEGRITY: EventDoc(
         "the chain, or the checkpoint that vouches for it, failed verification (at start, "
-        "or by a later verify); each distinct problem once", "FAU_STG.1"),
+        "or by a later verify); each distinct problem once",
+        "FAU_STG.1",
+    ),
     EventType.AUTH_LOGIN: EventDoc(
-        "a login, successful or not (the object is the name typed)",
-        "FIA_UAU.1, FIA_UID.1"),
+        "a login, successful or not (the object is the name typed)", "FIA_UAU.1, FIA_UID.1"
+    ),
     EventType.AUTH_LOGOUT: EventDoc("a session was ended by its user", "FIA_UAU.1"),
-    EventType.AUTH_LOCKOUT: EventDoc("an account was locked after failed attempts",
-                                     "FIA_AFL.1"),
-    EventType.AUTH_UNLOCK: EventDoc("an account was unlocked by an administrator",
-                                    "FIA_AFL.1"),
-    EventType.AUTH_FLOOD: EventDoc("a password-guessing or request flood was detected",
-                                   "FIA_AFL.1"),
+    EventType.AUTH_LOCKOUT: EventDoc("an account was locked after failed attempts", "FIA_AFL.1"),
+    EventType.AUTH_UNLOCK: EventDoc("an account was unlocked by an administrator", "FIA_AFL.1"),
+    EventType.AUTH_FLOOD: EventDoc(
+        "a password-guessing or request flood was detected", "FIA_AFL.1"
+    ),
     EventType.SESSION_FAILURE: EventDoc(
         "a trusted channel failed: SIEM connection or TLS handshake, mail or trap delivery,"
         " an alert expired undelivered, a refused IPC peer (counted per kind)",
-        "FTP_ITC.1, FTP_TRP.1"),
+        "FTP_ITC.1, FTP_TRP.1",
+    ),
     EventType.MANAGEMENT: EventDoc(
-        "a management function was used or a setting changed", "FMT_SMF.1, FMT_MTD.1"),
+        "a management function was used or a setting changed", "FMT_SMF.1, FMT_MTD.1"
+    ),
     EventType.ROLE_CHANGE: EventDoc(
         "an account was created (the first administrator included) or removed; an "
-        "administrator recovery was requested or completed", "FMT_SMR.1"),
+        "administrator recovery was requested or completed",
+        "FMT_SMR.1",
+    ),
     EventType.TIME_CHANGE: EventDoc(
-        "the wall clock stepped against the monotonic clock (beyond 2 s)", "FPT_STM.1"),
+        "the wall clock stepped against the monotonic clock (beyond 2 s)", "FPT_STM.1"
+    ),
     EventType.JOB_COMPLETE: EventDoc(
         "a stored job was output (read to print or send), printed, or deleted by request",
-        "FDP_ACF.1"),
+        "FDP_ACF.1",
+    ),
     EventType.STORE_DELETE: EventDoc(
-        "a job-store object was crypto-erased (request, retention, print, orphan)",
-        "FDP_RIP.1"),
+        "a job-store object was crypto-erased (request, retention, print, orphan)", "FDP_RIP.1"
+    ),
     EventType.STORE_PURGE: EventDoc("the whole job store was crypto-erased", "FDP_RIP.1"),
-    EventType.STORE_INTEGRITY: EventDoc("a stored object failed authentication",
-                                        "FPT_TST_EXT.1"),
-    EventType.FIRMWARE_UPDATE: EventDoc("a firmware update was tried, staged or committed",
-                                        "FPT_TUD_EXT.1"),
-    EventType.FIRMWARE_VERIFY: EventDoc("firmware was verified (at boot, on demand)",
-                                        "FPT_TUD_EXT.1"),
+    EventType.STORE_INTEGRITY: EventDoc("a stored object failed authentication", "FPT_TST_EXT.1"),
+    EventType.FIRMWARE_UPDATE: EventDoc(
+        "a firmware update was tried, staged or committed", "FPT_TUD_EXT.1"
+    ),
+    EventType.FIRMWARE_VERIFY: EventDoc(
+        "firmware was verified (at boot, on demand)", "FPT_TUD_EXT.1"
+    ),
     EventType.SELF_TEST: EventDoc(
         "the power-on self-tests ran: every test that passed, the first that failed",
-        "FPT_TST_EXT.1"),
-    EventType.SANITIZE: EventDoc("a sanitization or purge started, ended or was refused",
-                                 "FDP_RIP.1"),
+        "FPT_TST_EXT.1",
+    ),
+    EventType.SANITIZE: EventDoc(
+        "a sanitization or purge started, ended or was refused", "FDP_RIP.1"
+    ),
     EventType.KEYS_PROVISION: EventDoc(
-        "this start created the key chain (master, wrapping and identity keys)",
-        "FCS_CKM.1"),
+        "this start created the key chain (master, wrapping and identity keys)", "FCS_CKM.1"
+    ),
     EventType.KEYS_UNLOCK: EventDoc(
-        "the master key was unwrapped at start, or the chain found locked", "FCS_CKM.1"),
-    EventType.KEYS_SOFTWARE_MODE: EventDoc("the board has no TPM: keys in software",
-                                           "FCS_CKM.1"),
+        "the master key was unwrapped at start, or the chain found locked", "FCS_CKM.1"
+    ),
+    EventType.KEYS_SOFTWARE_MODE: EventDoc("the board has no TPM: keys in software", "FCS_CKM.1"),
     EventType.KEYS_BACKUP: EventDoc("the key chain was backed up", "FCS_CKM.1"),
-    EventType.KEYS_RESTORE: EventDoc("the key chain was restored from a backup",
-                                     "FCS_CKM.1"),
+    EventType.KEYS_RESTORE: EventDoc("the key chain was restored from a backup", "FCS_CKM.1"),
     EventType.KEYS_ROTATE: EventDoc("the master key was rotated", "FCS_CKM.1"),
     EventType.KEYS_DESTROY: EventDoc(
-        "the key chain was destroyed (crypto-erase of every secret and account)",
-        "FCS_CKM.4"),
-    EventType.SECRET_SET: EventDoc("a stored secret was set (never its value)",
-                                   "FCS_CKM.1"),
+        "the key chain was destroyed (crypto-erase of every secret and account)", "FCS_CKM.4"
+    ),
+    EventType.SECRET_SET: EventDoc("a stored secret was set (never its value)", "FCS_CKM.1"),
     EventType.SECRET_DELETE: EventDoc("a stored secret was deleted", "FCS_CKM.4"),
     EventType.NETFILTER_CHANGE: EventDoc(
         "the IP filter changed (allow/deny lists, mode, bans), or was changed behind the "
-        "daemon's back", "FFW_RUL_EXT.1"),
-    EventType.NETFILTER_REFUSED: EventDoc("a summary of connections the filter refused",
-                                          "FFW_RUL_EXT.1"),
+        "daemon's back",
+        "FFW_RUL_EXT.1",
+    ),
+    EventType.NETFILTER_REFUSED: EventDoc(
+        "a summary of connections the filter refused", "FFW_RUL_EXT.1"
+    ),
     EventType.MAINTENANCE_SESSION: EventDoc(
         "a service engineer's session started or ended (logout, timeout, ended by the "
-        "administrator)", "FAU_GEN.1"),
+        "administrator)",
+        "FAU_GEN.1",
+    ),
 }
 
 
@@ -256,8 +270,9 @@ class _CheckpointLine(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 def checkpoint_digest(seq: int, chained: bytes) -> bytes:
-    return hashlib.sha256(b"mfpsecd audit checkpoint v1\0" + seq.to_bytes(8, "big")
-                          + chained).digest()
+    return hashlib.sha256(
+        b"mfpsecd audit checkpoint v1\0" + seq.to_bytes(8, "big") + chained
+    ).digest()
 
 
 def checkpoint_line(cp: SignedCheckpoint) -> bytes:
@@ -276,13 +291,15 @@ def signer_fingerprint(cp: SignedCheckpoint) -> str:
         key = serialization.load_pem_public_key(cp.public_key.encode())
     except ValueError:
         return ""
-    der = key.public_bytes(serialization.Encoding.DER,
-                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return hashlib.sha256(der).hexdigest()
 
 
-def checkpoint_problem(cp: SignedCheckpoint, trusted: frozenset[str] | None, *,
-                       signed: bool = True) -> tuple[str, str]:
+def checkpoint_problem(
+    cp: SignedCheckpoint, trusted: frozenset[str] | None, *, signed: bool = True
+) -> tuple[str, str]:
     """(problem, detail) when cp cannot vouch for the log, ("", "") when it can: it must
     be signed (unless signed=False: a log kept where nothing signs), the signature must
     verify, and (trusted: the fingerprints of this device's identity keys, now and
@@ -291,14 +308,19 @@ def checkpoint_problem(cp: SignedCheckpoint, trusted: frozenset[str] | None, *,
     if not cp.signature and not signed:
         return "", ""
     if not cp.signature:
-        return ("checkpoint unsigned", "the newest checkpoint carries no signature, so it "
-                "vouches for nothing (made while the key chain was locked, or forged)")
+        return (
+            "checkpoint unsigned",
+            "the newest checkpoint carries no signature, so it "
+            "vouches for nothing (made while the key chain was locked, or forged)",
+        )
     if not signature_ok(cp):
         return "checkpoint forged", "the checkpoint signature does not verify"
     fingerprint = signer_fingerprint(cp)
     if trusted is not None and fingerprint not in trusted:
-        return ("checkpoint foreign", f"signed by key {fingerprint}, which is not this "
-                "device's identity key, now or earlier")
+        return (
+            "checkpoint foreign",
+            f"signed by key {fingerprint}, which is not this device's identity key, now or earlier",
+        )
     return "", ""
 
 
@@ -315,8 +337,11 @@ def signature_ok(cp: SignedCheckpoint) -> bool:
         key = serialization.load_pem_public_key(cp.public_key.encode())
         if not isinstance(key, ec.EllipticCurvePublicKey):
             return False
-        key.verify(bytes.fromhex(cp.signature), checkpoint_digest(cp.seq, bytes.fromhex(cp.hash)),
-                   ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+        key.verify(
+            bytes.fromhex(cp.signature),
+            checkpoint_digest(cp.seq, bytes.fromhex(cp.hash)),
+            ec.ECDSA(utils.Prehashed(hashes.SHA256())),
+        )
     except (InvalidSignature, ValueError):
         return False
     return True
@@ -342,19 +367,24 @@ def head(raw: bytes) -> tuple[int, str] | None:
     if not raw.startswith(_HEAD):
         return None
     comma = raw.find(b",", len(_HEAD), len(_HEAD) + 21)
-    if comma < 0 or raw[comma:comma + len(_PREV)] != _PREV:
+    if comma < 0 or raw[comma : comma + len(_PREV)] != _PREV:
         return None
     start = comma + len(_PREV)
-    if raw[start + 64:start + 65] != b'"':
+    if raw[start + 64 : start + 65] != b'"':
         return None
     try:
-        return int(raw[len(_HEAD):comma]), raw[start:start + 64].decode("ascii")
+        return int(raw[len(_HEAD) : comma]), raw[start : start + 64].decode("ascii")
     except (ValueError, UnicodeDecodeError):
         return None
 
 
-def verify(encoded_records: Iterable[bytes], *, first_seq: int = 1, first_prev: bytes = GENESIS,
-           checkpoint: Checkpoint | None = None) -> Verdict:
+def verify(
+    encoded_records: Iterable[bytes],
+    *,
+    first_seq: int = 1,
+    first_prev: bytes = GENESIS,
+    checkpoint: Checkpoint | None = None,
+) -> Verdict:
     """Walk the records in order; the first break is reported and the walk stops.
 
     The chain hash covers every byte of every record, so any change to a record breaks
@@ -365,8 +395,15 @@ def verify(encoded_records: Iterable[bytes], *, first_seq: int = 1, first_prev: 
     for raw in records:
         parsed = head(raw)
         if parsed is None:
-            return Verdict(False, count, last_seq, prev, "unreadable", expected,
-                           f"record after {last_seq} is not a canonical audit record")
+            return Verdict(
+                False,
+                count,
+                last_seq,
+                prev,
+                "unreadable",
+                expected,
+                f"record after {last_seq} is not a canonical audit record",
+            )
         seq, prev_hex = parsed
         if seq != expected:
             kind = "inserted" if seq < expected else "deleted"
@@ -374,22 +411,49 @@ def verify(encoded_records: Iterable[bytes], *, first_seq: int = 1, first_prev: 
                 following = next(records, None)  # one record of look-ahead: swap or gap?
                 if following is not None and (head(following) or (0, ""))[0] == expected:
                     kind = "reordered"
-            return Verdict(False, count, last_seq, prev, kind, expected,
-                           f"expected record {expected}, found {seq}")
+            return Verdict(
+                False,
+                count,
+                last_seq,
+                prev,
+                kind,
+                expected,
+                f"expected record {expected}, found {seq}",
+            )
         if prev_hex != prev.hex():
             where = seq - 1 if seq > first_seq else seq
-            return Verdict(False, count, last_seq, prev, "modified", where,
-                           f"record {seq} does not link to record {seq - 1}: one of them "
-                           "was changed or replaced")
+            return Verdict(
+                False,
+                count,
+                last_seq,
+                prev,
+                "modified",
+                where,
+                f"record {seq} does not link to record {seq - 1}: one of them "
+                "was changed or replaced",
+            )
         prev = hashlib.sha256(prev + raw).digest()
         last_seq, expected, count = seq, seq + 1, count + 1
         if checkpoint is not None and seq == checkpoint.seq and prev != checkpoint.hash:
-            return Verdict(False, count, last_seq, prev, "modified", seq,
-                           "the chain differs from the signed checkpoint")
+            return Verdict(
+                False,
+                count,
+                last_seq,
+                prev,
+                "modified",
+                seq,
+                "the chain differs from the signed checkpoint",
+            )
     if checkpoint is not None and last_seq < checkpoint.seq:
-        return Verdict(False, count, last_seq, prev, "truncated", last_seq + 1,
-                       f"the log ends at record {last_seq}; a checkpoint vouches for "
-                       f"{checkpoint.seq}")
+        return Verdict(
+            False,
+            count,
+            last_seq,
+            prev,
+            "truncated",
+            last_seq + 1,
+            f"the log ends at record {last_seq}; a checkpoint vouches for {checkpoint.seq}",
+        )
     return Verdict(True, count, last_seq, prev)
 
 
@@ -414,7 +478,7 @@ def _frame_at(view: memoryview, pos: int) -> tuple[bytes, int] | str:
         return f"implausible frame length {length}"
     if end > len(view):
         return "frame runs past the end of the file"
-    payload = bytes(view[pos + _LEN.size:pos + _LEN.size + length])
+    payload = bytes(view[pos + _LEN.size : pos + _LEN.size + length])
     (crc,) = _LEN.unpack_from(view, end - _LEN.size)
     if zlib.crc32(payload) != crc:
         return "frame checksum mismatch"
@@ -434,8 +498,14 @@ def scan(data: bytes | memoryview) -> tuple[list[bytes], int, str]:
         found = _frame_at(view, pos)
         if isinstance(found, str):
             why = why or found
-            resync = next((p for p in range(pos + 1, len(view) - 2 * _LEN.size)
-                           if not isinstance(_frame_at(view, p), str)), None)
+            resync = next(
+                (
+                    p
+                    for p in range(pos + 1, len(view) - 2 * _LEN.size)
+                    if not isinstance(_frame_at(view, p), str)
+                ),
+                None,
+            )
             if resync is None:
                 return out, good_end, found
             pos = resync

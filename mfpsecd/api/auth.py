@@ -23,8 +23,9 @@ UserName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9._-]{0,31}\Z")]
 # No control or bidirectional-formatting characters: the name is shown to auditors, and an
 # ESC/CR sequence or a right-to-left override could rewrite what they see.
 _SHOWN_SAFELY = r"[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
-LoginName = Annotated[str, msgspec.Meta(min_length=1, max_length=64,
-                                        pattern=f"^{_SHOWN_SAFELY}*" r"\Z")]
+LoginName = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=64, pattern=f"^{_SHOWN_SAFELY}*" r"\Z")
+]
 Password = Annotated[bytearray, msgspec.Meta(min_length=1, max_length=256)]
 # The password again before a destructive operation: empty only for root without a
 # session (the recovery path), refused for anyone logged in.
@@ -35,6 +36,7 @@ OneTimeCode = Annotated[str, msgspec.Meta(max_length=16)]
 
 
 # ---------------------------------------------------------------- the policy document
+
 
 class CharClass(enum.Enum):
     DIGIT = "digit"
@@ -51,39 +53,64 @@ def _doc(text: str, *, ge: int | None = None, le: int | None = None) -> msgspec.
 class PasswordPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A-2, administrator-configurable; the defaults are the SPEC's."""
 
-    min_length: Annotated[int, _doc("shortest password accepted (printable ASCII, not one "
-                                    "repeated character)", ge=8, le=64)] = 12
-    required_classes: Annotated[frozenset[CharClass], _doc(
-        "character classes every password must contain (digit, upper, lower, symbol); "
-        "none: no complexity rule")] = frozenset()
+    min_length: Annotated[
+        int,
+        _doc(
+            "shortest password accepted (printable ASCII, not one repeated character)", ge=8, le=64
+        ),
+    ] = 12
+    required_classes: Annotated[
+        frozenset[CharClass],
+        _doc(
+            "character classes every password must contain (digit, upper, lower, symbol); "
+            "none: no complexity rule"
+        ),
+    ] = frozenset()
     forbid_user_id: Annotated[bool, _doc("a password may not contain the user name")] = True
-    history: Annotated[int, _doc("no reuse of the current nor of the last N passwords",
-                                 ge=0, le=24)] = 5
-    expiry_days: Annotated[int, _doc("a password expires after this many days (then a "
-                                     "login may only change it); 0: never",
-                                     ge=0, le=3650)] = 0
-    temporary_days: Annotated[int, _doc("a temporary password (set by an administrator) "
-                                        "works this long, for a forced change",
-                                        ge=1, le=30)] = 7
+    history: Annotated[
+        int, _doc("no reuse of the current nor of the last N passwords", ge=0, le=24)
+    ] = 5
+    expiry_days: Annotated[
+        int,
+        _doc(
+            "a password expires after this many days (then a login may only change it); 0: never",
+            ge=0,
+            le=3650,
+        ),
+    ] = 0
+    temporary_days: Annotated[
+        int,
+        _doc(
+            "a temporary password (set by an administrator) works this long, for a forced change",
+            ge=1,
+            le=30,
+        ),
+    ] = 7
 
 
 class LockoutPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A-4: max_failures consecutive failures lock the account for lock_minutes."""
 
-    max_failures: Annotated[int, _doc("consecutive failed logins that lock the account",
-                                      ge=1, le=10)] = 3
-    lock_minutes: Annotated[int, _doc("how long a locked account stays locked (an "
-                                      "administrator may unlock it sooner)",
-                                      ge=1, le=1440)] = 30
+    max_failures: Annotated[
+        int, _doc("consecutive failed logins that lock the account", ge=1, le=10)
+    ] = 3
+    lock_minutes: Annotated[
+        int,
+        _doc(
+            "how long a locked account stays locked (an administrator may unlock it sooner)",
+            ge=1,
+            le=1440,
+        ),
+    ] = 30
 
 
 class SessionPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A-7: a session ends after idle_minutes without a call, and after max_hours anyway."""
 
-    idle_minutes: Annotated[int, _doc("a session ends after this long without a call",
-                                      ge=1, le=1440)] = 10
-    max_hours: Annotated[int, _doc("a session ends after this long anyway",
-                                   ge=1, le=168)] = 12
+    idle_minutes: Annotated[
+        int, _doc("a session ends after this long without a call", ge=1, le=1440)
+    ] = 10
+    max_hours: Annotated[int, _doc("a session ends after this long anyway", ge=1, le=168)] = 12
 
 
 class AuthPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -93,6 +120,7 @@ class AuthPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
 
 
 # ---------------------------------------------------------------- calls and replies
+
 
 class LoginParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     user: LoginName
@@ -235,10 +263,13 @@ class CompleteRecoveryParams(msgspec.Struct, frozen=True, forbid_unknown_fields=
     password: Password  # temporary: to be changed at the first login
 
 
-_LOGIN_ERRORS = (ErrorCode.AUTHENTICATION_FAILED, ErrorCode.ACCOUNT_LOCKED,
-                 ErrorCode.THROTTLED, ErrorCode.KEYS_UNAVAILABLE)
-_SET_ERRORS = (ErrorCode.PASSWORD_REJECTED, ErrorCode.KEYS_UNAVAILABLE,
-               ErrorCode.THROTTLED)
+_LOGIN_ERRORS = (
+    ErrorCode.AUTHENTICATION_FAILED,
+    ErrorCode.ACCOUNT_LOCKED,
+    ErrorCode.THROTTLED,
+    ErrorCode.KEYS_UNAVAILABLE,
+)
+_SET_ERRORS = (ErrorCode.PASSWORD_REJECTED, ErrorCode.KEYS_UNAVAILABLE, ErrorCode.THROTTLED)
 
 AUTH = Interface(
     name="io.mfpsecd.Auth",
@@ -251,144 +282,195 @@ AUTH = Interface(
         Method(
             name="InitializeAdministrator",
             doc="First start only: create the administrator account. The device ships\n"
-                "without a usable administrator password; until this is done status shows\n"
-                "the notice administrator-unset.",
-            params=InitializeParams, result=Empty, requires=Privilege.AUTH,
-            errors=(ErrorCode.ALREADY_INITIALIZED, *_SET_ERRORS), sensitive=True,
+            "without a usable administrator password; until this is done status shows\n"
+            "the notice administrator-unset.",
+            params=InitializeParams,
+            result=Empty,
+            requires=Privilege.AUTH,
+            errors=(ErrorCode.ALREADY_INITIALIZED, *_SET_ERRORS),
+            sensitive=True,
         ),
         Method(
             name="Login",
             doc="Log in with a password (and the TOTP code if the account has one). The\n"
-                "session is attached to this connection. Three wrong attempts (by policy)\n"
-                "lock the account; a locked account is refused whatever the password.",
-            params=LoginParams, result=SessionInfo, requires=Privilege.AUTH,
-            errors=(*_LOGIN_ERRORS, ErrorCode.SECOND_FACTOR_REQUIRED), sensitive=True,
+            "session is attached to this connection. Three wrong attempts (by policy)\n"
+            "lock the account; a locked account is refused whatever the password.",
+            params=LoginParams,
+            result=SessionInfo,
+            requires=Privilege.AUTH,
+            errors=(*_LOGIN_ERRORS, ErrorCode.SECOND_FACTOR_REQUIRED),
+            sensitive=True,
         ),
         Method(
             name="LoginCard",
             doc="Log in with the PKI card in the reader and its PIN: the certificate must\n"
-                "chain to a configured trust anchor and be bound to a user, and the card\n"
-                "must sign a fresh challenge. Wrong PINs count towards the lockout.",
-            params=CardLoginParams, result=SessionInfo, requires=Privilege.AUTH,
+            "chain to a configured trust anchor and be bound to a user, and the card\n"
+            "must sign a fresh challenge. Wrong PINs count towards the lockout.",
+            params=CardLoginParams,
+            result=SessionInfo,
+            requires=Privilege.AUTH,
             errors=(*_LOGIN_ERRORS, ErrorCode.CERTIFICATE_REJECTED, ErrorCode.CARD_UNUSABLE),
             sensitive=True,
         ),
         Method(
             name="Resume",
             doc="Attach an existing session (by its token) to this connection. Only the\n"
-                "uid that logged in can resume it.",
-            params=ResumeParams, result=SessionInfo, requires=Privilege.AUTH,
+            "uid that logged in can resume it.",
+            params=ResumeParams,
+            result=SessionInfo,
+            requires=Privilege.AUTH,
             sensitive=True,
         ),
         Method(
             name="Logout",
             doc="End the session attached to this connection (everywhere).",
-            params=NoParams, result=Empty, requires=Privilege.AUTH,
+            params=NoParams,
+            result=Empty,
+            requires=Privilege.AUTH,
         ),
         Method(
             name="WhoAmI",
             doc="The peer, the session attached to this connection and what it may do.",
-            params=NoParams, result=WhoAmI, requires=Privilege.AUTH,
+            params=NoParams,
+            result=WhoAmI,
+            requires=Privilege.AUTH,
         ),
         Method(
             name="ChangePassword",
             doc="Change one's own password: the current one is asked again (a wrong one\n"
-                "counts towards the lockout); the new one must pass the policy.",
-            params=ChangePasswordParams, result=Empty, requires=Privilege.AUTH,
-            errors=(*_LOGIN_ERRORS, ErrorCode.PASSWORD_REJECTED), sensitive=True,
+            "counts towards the lockout); the new one must pass the policy.",
+            params=ChangePasswordParams,
+            result=Empty,
+            requires=Privilege.AUTH,
+            errors=(*_LOGIN_ERRORS, ErrorCode.PASSWORD_REJECTED),
+            sensitive=True,
         ),
         Method(
             name="GetPolicy",
             doc="The authentication policy: password rules, lockout, session times.",
-            params=NoParams, result=AuthPolicy, requires=Privilege.AUTH,
+            params=NoParams,
+            result=AuthPolicy,
+            requires=Privilege.AUTH,
         ),
         Method(
             name="SetPolicy",
             doc="Replace the authentication policy (applies to every later password set,\n"
-                "login and session).",
-            params=AuthPolicy, result=AuthPolicy, requires=Privilege.USERS_ADMIN,
+            "login and session).",
+            params=AuthPolicy,
+            result=AuthPolicy,
+            requires=Privilege.USERS_ADMIN,
         ),
         Method(
             name="ListUsers",
             doc="Every account with its role, password age, lockout and factors.",
-            params=NoParams, result=UserList, requires=Privilege.USERS_READ,
+            params=NoParams,
+            result=UserList,
+            requires=Privilege.USERS_READ,
         ),
         Method(
             name="RequestRecovery",
             doc="Root, when no administrator can log in: ask to recover the administrator\n"
-                "user (an existing administrator's password is reset, or the account is\n"
-                "created). The operation panel shows a code for it for expires_in_s; a\n"
-                "newer request replaces this one. Audited and alerted.",
-            params=UserParams, result=RecoveryRequest, requires=Privilege.USERS_RECOVER,
+            "user (an existing administrator's password is reset, or the account is\n"
+            "created). The operation panel shows a code for it for expires_in_s; a\n"
+            "newer request replaces this one. Audited and alerted.",
+            params=UserParams,
+            result=RecoveryRequest,
+            requires=Privilege.USERS_RECOVER,
             errors=(ErrorCode.USER_EXISTS,),
         ),
         Method(
             name="PendingRecoveries",
             doc="The operation panel: the recovery waiting for its code, to show to the\n"
-                "person at the device.",
-            params=NoParams, result=PendingRecoveries, requires=Privilege.PRESENCE,
+            "person at the device.",
+            params=NoParams,
+            result=PendingRecoveries,
+            requires=Privilege.PRESENCE,
         ),
         Method(
             name="CompleteRecovery",
             doc="Root again, with the code read at the panel: the administrator gets this\n"
-                "temporary password (changed at the first login), its lockout is lifted.\n"
-                "Three wrong codes end the request.",
-            params=CompleteRecoveryParams, result=UserInfo, requires=Privilege.USERS_RECOVER,
-            errors=(ErrorCode.RECOVERY_NOT_PENDING, ErrorCode.AUTHENTICATION_FAILED,
-                    *_SET_ERRORS), sensitive=True,
+            "temporary password (changed at the first login), its lockout is lifted.\n"
+            "Three wrong codes end the request.",
+            params=CompleteRecoveryParams,
+            result=UserInfo,
+            requires=Privilege.USERS_RECOVER,
+            errors=(ErrorCode.RECOVERY_NOT_PENDING, ErrorCode.AUTHENTICATION_FAILED, *_SET_ERRORS),
+            sensitive=True,
         ),
         Method(
             name="AddUser",
             doc="Create an account. The password is temporary unless said otherwise: the\n"
-                "user must change it at first login, and it expires after temporary_days.",
-            params=AddUserParams, result=UserInfo, requires=Privilege.USERS_ADMIN,
-            errors=(ErrorCode.USER_EXISTS, *_SET_ERRORS), sensitive=True,
+            "user must change it at first login, and it expires after temporary_days.",
+            params=AddUserParams,
+            result=UserInfo,
+            requires=Privilege.USERS_ADMIN,
+            errors=(ErrorCode.USER_EXISTS, *_SET_ERRORS),
+            sensitive=True,
         ),
         Method(
             name="SetUserPassword",
             doc="Set another user's password (temporary by default); their sessions end.\n"
-                "One's own password is changed with ChangePassword.",
-            params=SetPasswordParams, result=Empty, requires=Privilege.USERS_ADMIN,
-            errors=(ErrorCode.USER_NOT_FOUND, *_SET_ERRORS), sensitive=True,
+            "One's own password is changed with ChangePassword.",
+            params=SetPasswordParams,
+            result=Empty,
+            requires=Privilege.USERS_ADMIN,
+            errors=(ErrorCode.USER_NOT_FOUND, *_SET_ERRORS),
+            sensitive=True,
         ),
         Method(
             name="UnlockUser",
             doc="Lift a lockout before its time and reset the failure count.",
-            params=UserParams, result=UnlockResult, requires=Privilege.USERS_ADMIN,
+            params=UserParams,
+            result=UnlockResult,
+            requires=Privilege.USERS_ADMIN,
             errors=(ErrorCode.USER_NOT_FOUND,),
         ),
         Method(
             name="RemoveUser",
             doc="Delete an account; its verifiers and seed are overwritten, its sessions end.",
-            params=UserParams, result=Empty, requires=Privilege.USERS_ADMIN,
-            errors=(ErrorCode.USER_NOT_FOUND, ErrorCode.LAST_ADMINISTRATOR,
-                    ErrorCode.KEYS_UNAVAILABLE),
+            params=UserParams,
+            result=Empty,
+            requires=Privilege.USERS_ADMIN,
+            errors=(
+                ErrorCode.USER_NOT_FOUND,
+                ErrorCode.LAST_ADMINISTRATOR,
+                ErrorCode.KEYS_UNAVAILABLE,
+            ),
         ),
         Method(
             name="BindCard",
             doc="Bind a PKI card's certificate (PEM) to a user; it must be acceptable now.\n"
-                "An empty certificate unbinds.",
-            params=BindCardParams, result=BindCardResult, requires=Privilege.USERS_ADMIN,
+            "An empty certificate unbinds.",
+            params=BindCardParams,
+            result=BindCardResult,
+            requires=Privilege.USERS_ADMIN,
             errors=(ErrorCode.USER_NOT_FOUND, ErrorCode.CERTIFICATE_REJECTED),
         ),
         Method(
             name="EnrollTotp",
             doc="Start (or replace) one's own TOTP second factor, administrator and service\n"
-                "roles only: the password again, then a new seed, active once ConfirmTotp\n"
-                "accepts a code from it.",
-            params=PasswordParams, result=TotpEnrollment, requires=Privilege.AUTH,
-            errors=_LOGIN_ERRORS, sensitive=True,
+            "roles only: the password again, then a new seed, active once ConfirmTotp\n"
+            "accepts a code from it.",
+            params=PasswordParams,
+            result=TotpEnrollment,
+            requires=Privilege.AUTH,
+            errors=_LOGIN_ERRORS,
+            sensitive=True,
         ),
         Method(
             name="ConfirmTotp",
             doc="Activate the enrolled seed with a current code from the authenticator.",
-            params=CodeParams, result=Empty, requires=Privilege.AUTH,
+            params=CodeParams,
+            result=Empty,
+            requires=Privilege.AUTH,
             errors=(ErrorCode.AUTHENTICATION_FAILED, ErrorCode.KEYS_UNAVAILABLE),
         ),
         Method(
             name="ResetTotp",
             doc="Remove a user's second factor (a lost authenticator).",
-            params=UserParams, result=Empty, requires=Privilege.USERS_ADMIN,
+            params=UserParams,
+            result=Empty,
+            requires=Privilege.USERS_ADMIN,
             errors=(ErrorCode.USER_NOT_FOUND, ErrorCode.KEYS_UNAVAILABLE),
         ),
     ),

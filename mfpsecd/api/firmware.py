@@ -105,13 +105,19 @@ class LockState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 _VERIFY_ERRORS = (
-    ErrorCode.FIRMWARE_SIGNATURE_INVALID, ErrorCode.FIRMWARE_MANIFEST_INVALID,
-    ErrorCode.FIRMWARE_TREE_MISMATCH, ErrorCode.FIRMWARE_ROLLBACK,
-    ErrorCode.FIRMWARE_WRONG_MODEL, ErrorCode.FIRMWARE_BUNDLE_INVALID,
+    ErrorCode.FIRMWARE_SIGNATURE_INVALID,
+    ErrorCode.FIRMWARE_MANIFEST_INVALID,
+    ErrorCode.FIRMWARE_TREE_MISMATCH,
+    ErrorCode.FIRMWARE_ROLLBACK,
+    ErrorCode.FIRMWARE_WRONG_MODEL,
+    ErrorCode.FIRMWARE_BUNDLE_INVALID,
     ErrorCode.FIRMWARE_UNAVAILABLE,
 )
-_REAUTH = (ErrorCode.AUTHENTICATION_REQUIRED, ErrorCode.AUTHENTICATION_FAILED,
-           ErrorCode.ACCOUNT_LOCKED)
+_REAUTH = (
+    ErrorCode.AUTHENTICATION_REQUIRED,
+    ErrorCode.AUTHENTICATION_FAILED,
+    ErrorCode.ACCOUNT_LOCKED,
+)
 
 FIRMWARE = Interface(
     name="io.mfpsecd.Firmware",
@@ -125,42 +131,58 @@ FIRMWARE = Interface(
         Method(
             name="GetStatus",
             doc="The slots, what the boot verification found, the anti-rollback floor\n"
-                "and the rewrite lock.",
-            params=NoParams, result=FirmwareStatus, requires=Privilege.FIRMWARE_READ,
+            "and the rewrite lock.",
+            params=NoParams,
+            result=FirmwareStatus,
+            requires=Privilege.FIRMWARE_READ,
             errors=(ErrorCode.FIRMWARE_UNAVAILABLE,),
         ),
         Method(
             name="Verify",
             doc="Verify an installed slot (default: the running one) against its signed\n"
-                "manifest, or a bundle archive as an update would, writing nothing.",
-            params=VerifyParams, result=Verification, requires=Privilege.FIRMWARE_READ,
+            "manifest, or a bundle archive as an update would, writing nothing.",
+            params=VerifyParams,
+            result=Verification,
+            requires=Privilege.FIRMWARE_READ,
             errors=_VERIFY_ERRORS,
             passes_descriptor=True,
         ),
         Method(
             name="Update",
             doc="Write a bundle archive to the inactive slot: refused while rewriting is\n"
-                "prohibited; verified before anything is written and again in full once\n"
-                "written; the next boot tries it, and it is committed (and the\n"
-                "anti-rollback counter raised) only once it booted and verified.",
-            params=UpdateParams, result=Staged, requires=Privilege.FIRMWARE_UPDATE,
-            errors=(*_VERIFY_ERRORS, ErrorCode.FIRMWARE_REWRITE_PROHIBITED,
-                    ErrorCode.FIRMWARE_UPDATE_IN_PROGRESS, *_REAUTH),
+            "prohibited; verified before anything is written and again in full once\n"
+            "written; the next boot tries it, and it is committed (and the\n"
+            "anti-rollback counter raised) only once it booted and verified.",
+            params=UpdateParams,
+            result=Staged,
+            requires=Privilege.FIRMWARE_UPDATE,
+            errors=(
+                *_VERIFY_ERRORS,
+                ErrorCode.FIRMWARE_REWRITE_PROHIBITED,
+                ErrorCode.FIRMWARE_UPDATE_IN_PROGRESS,
+                *_REAUTH,
+            ),
             sensitive=True,
             passes_descriptor=True,
         ),
         Method(
             name="Lock",
             doc="Prohibit firmware rewriting (F-3): no update is written, whoever asks,\n"
-                "until an administrator allows it again.",
-            params=LockParams, result=LockState, requires=Privilege.FIRMWARE_LOCK,
-            errors=(ErrorCode.FIRMWARE_UNAVAILABLE, *_REAUTH), sensitive=True,
+            "until an administrator allows it again.",
+            params=LockParams,
+            result=LockState,
+            requires=Privilege.FIRMWARE_LOCK,
+            errors=(ErrorCode.FIRMWARE_UNAVAILABLE, *_REAUTH),
+            sensitive=True,
         ),
         Method(
             name="Unlock",
             doc="Allow firmware rewriting again: an administrator's session only.",
-            params=LockParams, result=LockState, requires=Privilege.FIRMWARE_LOCK,
-            errors=(ErrorCode.FIRMWARE_UNAVAILABLE, *_REAUTH), sensitive=True,
+            params=LockParams,
+            result=LockState,
+            requires=Privilege.FIRMWARE_LOCK,
+            errors=(ErrorCode.FIRMWARE_UNAVAILABLE, *_REAUTH),
+            sensitive=True,
         ),
     ),
 )

@@ -15,8 +15,17 @@ from mfpsecd.varlink.schema import Interface, Method
 from mfpsecd.varlink.service import SERVICE
 from mfpsecd.wipe.api import WIPE
 
-INTERFACES: tuple[Interface, ...] = (SERVICE, SYSTEM, AUTH, KEYS, AUDIT, WIPE, STORE,
-                                      FIRMWARE, NETWORK)
+INTERFACES: tuple[Interface, ...] = (
+    SERVICE,
+    SYSTEM,
+    AUTH,
+    KEYS,
+    AUDIT,
+    WIPE,
+    STORE,
+    FIRMWARE,
+    NETWORK,
+)
 BY_NAME: dict[str, Interface] = {i.name: i for i in INTERFACES}
 
 VENDOR = "mfpsecd project"

@@ -20,8 +20,9 @@ from mfpsecd.varlink.schema import Interface, Method, NoParams
 ObjectId = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8}-[0-9a-f]{20}\Z")]
 # No C0/C1 control characters: a name with a newline, a CR or an escape sequence would
 # forge lines or drive the terminal of whoever lists the objects.
-Label = Annotated[str, msgspec.Meta(min_length=1, max_length=128,
-                                    pattern=r"^[^\x00-\x1f\x7f-\x9f]+\Z")]
+Label = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f-\x9f]+\Z")
+]
 Owner = Annotated[str, msgspec.Meta(pattern=r"^([a-z][a-z0-9._-]{0,31})?\Z")]
 KindName = Annotated[str, msgspec.Meta(pattern=r"^(spool|box|secure-print)\Z")]
 
@@ -98,50 +99,72 @@ STORE = Interface(
         Method(
             name="GetStoreStatus",
             doc="Objects, bytes, the encryption and deletion in force, the key chain.",
-            params=NoParams, result=StoreStatus, requires=Privilege.STORE_ADMIN,
+            params=NoParams,
+            result=StoreStatus,
+            requires=Privilege.STORE_ADMIN,
         ),
         Method(
             name="ListObjects",
             doc="The caller's objects (an administrator's: all), oldest first.",
-            params=NoParams, result=StoredObjects, requires=Privilege.STORE_USE,
+            params=NoParams,
+            result=StoredObjects,
+            requires=Privilege.STORE_USE,
         ),
         Method(
             name="Put",
             doc="Store everything readable from a passed descriptor as a new object. Nothing\n"
-                "is listed until the whole object is on disk and its key committed.",
-            params=PutParams, result=StoredObject, requires=Privilege.STORE_USE,
-            errors=(ErrorCode.STORE_IO_ERROR, ErrorCode.STORE_FULL,
-                    ErrorCode.KEYS_UNAVAILABLE, ErrorCode.TRANSFER_TIMEOUT),
+            "is listed until the whole object is on disk and its key committed.",
+            params=PutParams,
+            result=StoredObject,
+            requires=Privilege.STORE_USE,
+            errors=(
+                ErrorCode.STORE_IO_ERROR,
+                ErrorCode.STORE_FULL,
+                ErrorCode.KEYS_UNAVAILABLE,
+                ErrorCode.TRANSFER_TIMEOUT,
+            ),
             passes_descriptor=True,
         ),
         Method(
             name="Read",
             doc="Write an object's plaintext to a passed descriptor, after the whole object\n"
-                "authenticated (a modified object gives IntegrityFailure and no byte).",
-            params=ReadParams, result=ReadResult, requires=Privilege.STORE_USE,
-            errors=(ErrorCode.STORE_OBJECT_NOT_FOUND, ErrorCode.STORE_INTEGRITY,
-                    ErrorCode.STORE_IO_ERROR, ErrorCode.KEYS_UNAVAILABLE,
-                    ErrorCode.TRANSFER_TIMEOUT),
+            "authenticated (a modified object gives IntegrityFailure and no byte).",
+            params=ReadParams,
+            result=ReadResult,
+            requires=Privilege.STORE_USE,
+            errors=(
+                ErrorCode.STORE_OBJECT_NOT_FOUND,
+                ErrorCode.STORE_INTEGRITY,
+                ErrorCode.STORE_IO_ERROR,
+                ErrorCode.KEYS_UNAVAILABLE,
+                ErrorCode.TRANSFER_TIMEOUT,
+            ),
             passes_descriptor=True,
         ),
         Method(
             name="MarkPrinted",
             doc="A secure-print job came out of the printer: it is deleted at once (S-1).\n"
-                "Only secure-print objects; owner rules apply.",
-            params=ObjectParams, result=StoredObject, requires=Privilege.STORE_USE,
+            "Only secure-print objects; owner rules apply.",
+            params=ObjectParams,
+            result=StoredObject,
+            requires=Privilege.STORE_USE,
             errors=(ErrorCode.STORE_OBJECT_NOT_FOUND,),
         ),
         Method(
             name="DeleteObject",
             doc="Crypto-erase one of the caller's objects (an administrator: any).",
-            params=ObjectParams, result=StoredObject, requires=Privilege.STORE_USE,
+            params=ObjectParams,
+            result=StoredObject,
+            requires=Privilege.STORE_USE,
             errors=(ErrorCode.STORE_OBJECT_NOT_FOUND,),
         ),
         Method(
             name="Purge",
             doc="Crypto-erase every object, then overwrite the ciphertext (HDD). A\n"
-                "logged-in caller gives their password again.",
-            params=PurgeParams, result=PurgeResult, requires=Privilege.STORE_ADMIN,
+            "logged-in caller gives their password again.",
+            params=PurgeParams,
+            result=PurgeResult,
+            requires=Privilege.STORE_ADMIN,
             errors=(ErrorCode.AUTHENTICATION_FAILED, ErrorCode.ACCOUNT_LOCKED),
             sensitive=True,
         ),

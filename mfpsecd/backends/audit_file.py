@@ -53,8 +53,14 @@ class _Segment:
 
 
 class AuditFile:
-    def __init__(self, directory: Path, *, segment_bytes: int = SEGMENT_BYTES,
-                 max_bytes: int = MAX_BYTES, reserve_bytes: int = RESERVE_BYTES) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        segment_bytes: int = SEGMENT_BYTES,
+        max_bytes: int = MAX_BYTES,
+        reserve_bytes: int = RESERVE_BYTES,
+    ) -> None:
         self.directory = directory
         # At least eight segments fit the capacity: dropping the oldest exported one
         # (overwrite-exported, retention) must free room, which a single segment as large
@@ -73,8 +79,9 @@ class AuditFile:
 
     def _open(self) -> tuple[list[bytes], AuditTailRepair | None]:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        numbers = sorted(int(m.group(1)) for p in self.directory.iterdir()
-                         if (m := _NAME.match(p.name)))
+        numbers = sorted(
+            int(m.group(1)) for p in self.directory.iterdir() if (m := _NAME.match(p.name))
+        )
         payloads: list[bytes] = []
         repair = None
         self._segments = []
@@ -125,8 +132,9 @@ class AuditFile:
         if self._fd >= 0:
             os.close(self._fd)
         path = self._path(number)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
-                           0o600)
+        self._fd = os.open(
+            path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600
+        )
         self._fsync_dir()
         self._segments.append(_Segment(number, path, 0))
 
@@ -152,11 +160,12 @@ class AuditFile:
                 self._new_segment(self._segments[-1].number + 1)
             view = memoryview(data)
             while view:
-                view = view[os.write(self._fd, view):]
+                view = view[os.write(self._fd, view) :]
             os.fdatasync(self._fd)
         except OSError as exc:
-            raise MfpsecError(ErrorCode.STATE_UNAVAILABLE,
-                              reason=f"audit log: {exc.strerror}") from None
+            raise MfpsecError(
+                ErrorCode.STATE_UNAVAILABLE, reason=f"audit log: {exc.strerror}"
+            ) from None
         seg = self._segments[-1]
         seg.size += len(data)
         self._note(seg, payloads)
@@ -168,10 +177,14 @@ class AuditFile:
 
     def usage(self) -> AuditUsage:
         oldest = self._segments[0]
-        return AuditUsage(used_bytes=self._total(), max_bytes=self._max_bytes,
-                          segments=len(self._segments), oldest_last_seq=oldest.last_seq,
-                          oldest_last_time=oldest.last_time,
-                          free_bytes=max(self._max_bytes - self._reserve - self._total(), 0))
+        return AuditUsage(
+            used_bytes=self._total(),
+            max_bytes=self._max_bytes,
+            segments=len(self._segments),
+            oldest_last_seq=oldest.last_seq,
+            oldest_last_time=oldest.last_time,
+            free_bytes=max(self._max_bytes - self._reserve - self._total(), 0),
+        )
 
     def _drop_oldest(self) -> tuple[int, int, int, str]:
         if len(self._segments) < 2:
@@ -198,9 +211,15 @@ class AuditFile:
     async def read_all(self) -> list[bytes]:
         return await self._call(self._read)
 
-    async def verify(self, payloads: list[bytes] | None = None, *, first_seq: int = 1,
-                     first_prev: bytes = auditlog.GENESIS) -> auditlog.Verdict:
+    async def verify(
+        self,
+        payloads: list[bytes] | None = None,
+        *,
+        first_seq: int = 1,
+        first_prev: bytes = auditlog.GENESIS,
+    ) -> auditlog.Verdict:
         """Check the chain of the given records (default: everything stored) in C."""
+
         def run() -> auditlog.Verdict:
             records = self._read() if payloads is None else payloads
             return verify_fast(records, first_seq, first_prev)
@@ -217,8 +236,9 @@ class AuditFile:
         self._executor.shutdown(wait=True)
 
 
-def verify_fast(records: list[bytes], first_seq: int = 1,
-                first_prev: bytes = auditlog.GENESIS) -> auditlog.Verdict:
+def verify_fast(
+    records: list[bytes], first_seq: int = 1, first_prev: bytes = auditlog.GENESIS
+) -> auditlog.Verdict:
     """auditlog.verify's verdict, with the chain walked in C; only a break goes through
     the Python walker, to name its kind."""
     kind, _, last_hash = _native.audit_chain(records, first_seq, first_prev)

@@ -80,8 +80,9 @@ class NativeCryptoSelfTest:
 def _oaep_round_trip() -> None:
     private = serialization.load_pem_private_key(_OAEP_TEST_KEY, password=None)
     assert isinstance(private, rsa.RSAPrivateKey)
-    spki = private.public_key().public_bytes(serialization.Encoding.DER,
-                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+    spki = private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     message = bytes(range(32))
     label = b"mfpsecd self-test"
     wrapped = _native.rsa_oaep_sha256_encrypt(spki, label, message)
@@ -115,15 +116,17 @@ class NativeKeyCrypto:
     def wrap(self, spki_der: bytes, label: bytes, key: SecretBytes) -> bytes:
         return _native.rsa_oaep_sha256_encrypt(spki_der, label, key.view())
 
-    def passphrase_key(self, passphrase: SecretBytes, salt: bytes, cost: PassphraseCost
-                       ) -> SecretBytes:
+    def passphrase_key(
+        self, passphrase: SecretBytes, salt: bytes, cost: PassphraseCost
+    ) -> SecretBytes:
         # libargon2 through the native extension reads the passphrase where it lies and
         # wipes its own memory; cryptography's Argon2id left a copy of every password in a
         # freed OSSL_PARAM block (found by scanning the daemon's memory after logins).
         out = SecretBytes(bytearray(32))
         try:
-            _native.argon2id_into(passphrase.view(), salt, cost.iterations, cost.memory_kib,
-                                  cost.lanes, out.view())
+            _native.argon2id_into(
+                passphrase.view(), salt, cost.iterations, cost.memory_kib, cost.lanes, out.view()
+            )
         except _native.NativeError as exc:
             out.close()
             raise MfpsecError(ErrorCode.INTERNAL, f"argon2id: {exc}") from None

@@ -10,9 +10,14 @@ from mfpsecd import _native
 from mfpsecd.ports import HashedFile
 
 _STATUS = {
-    _native.HASH_OK: "ok", _native.HASH_MISMATCH: "mismatch", _native.HASH_SIZE: "size",
-    _native.HASH_NOT_REGULAR: "not-regular", _native.HASH_MISSING: "missing",
-    _native.HASH_ESCAPES: "escapes", _native.HASH_SYMLINK: "symlink", _native.HASH_IO: "io",
+    _native.HASH_OK: "ok",
+    _native.HASH_MISMATCH: "mismatch",
+    _native.HASH_SIZE: "size",
+    _native.HASH_NOT_REGULAR: "not-regular",
+    _native.HASH_MISSING: "missing",
+    _native.HASH_ESCAPES: "escapes",
+    _native.HASH_SYMLINK: "symlink",
+    _native.HASH_IO: "io",
     _native.HASH_SKIPPED: "skipped",
 }
 
@@ -21,14 +26,14 @@ class NativeTreeHasher:
     def __init__(self, threads: int = 2) -> None:
         self._threads = threads
 
-    def hash(self, root: Path, items: Sequence[tuple[str, int, bytes | None]], *,
-             stop_early: bool) -> list[HashedFile]:
+    def hash(
+        self, root: Path, items: Sequence[tuple[str, int, bytes | None]], *, stop_early: bool
+    ) -> list[HashedFile]:
         # Large files first: the last thread is not left alone with one.
         order = sorted(range(len(items)), key=lambda i: -items[i][1])
         dirfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
-            rows = _native.hash_files(dirfd, [items[i] for i in order], self._threads,
-                                      stop_early)
+            rows = _native.hash_files(dirfd, [items[i] for i in order], self._threads, stop_early)
         finally:
             os.close(dirfd)
         out: list[HashedFile | None] = [None] * len(items)

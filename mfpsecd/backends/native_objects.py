@@ -15,16 +15,16 @@ from mfpsecd.ports import Progress
 KEY_BYTES = 32
 
 
-def _translate(exc: _native.NativeError, name: str, state: _native.StreamState
-               ) -> MfpsecError:
+def _translate(exc: _native.NativeError, name: str, state: _native.StreamState) -> MfpsecError:
     code = exc.errno or 0
     if code == errno.EBADMSG:
         return MfpsecError(ErrorCode.STORE_INTEGRITY, object=name, segment=state.bad_segment)
     if code in (errno.ENOSPC, errno.EDQUOT):
         return MfpsecError(ErrorCode.STORE_FULL, object=name)
     label = errno.errorcode.get(code, str(code))
-    return MfpsecError(ErrorCode.STORE_IO_ERROR, object=name,
-                       reason=f"{label}: {os.strerror(code)}")
+    return MfpsecError(
+        ErrorCode.STORE_IO_ERROR, object=name, reason=f"{label}: {os.strerror(code)}"
+    )
 
 
 class StreamProgress:
@@ -49,8 +49,9 @@ def _state(progress: Progress | None) -> _native.StreamState:
 
 
 class NativeObjectCipher:
-    def __init__(self, *, threads: int = 2, segment_shift: int = _native.STREAM_DEFAULT_SHIFT
-                 ) -> None:
+    def __init__(
+        self, *, threads: int = 2, segment_shift: int = _native.STREAM_DEFAULT_SHIFT
+    ) -> None:
         if not 1 <= threads <= _native.STREAM_MAX_THREADS:
             raise ValueError("threads out of range")
         if not _native.STREAM_MIN_SHIFT <= segment_shift <= _native.STREAM_MAX_SHIFT:
@@ -64,12 +65,28 @@ class NativeObjectCipher:
     def progress(self) -> StreamProgress:
         return StreamProgress()
 
-    def seal(self, key: SecretBytes, context: bytes, src_fd: int, dst_fd: int,
-             name: str, *, progress: Progress | None = None) -> tuple[int, int]:
+    def seal(
+        self,
+        key: SecretBytes,
+        context: bytes,
+        src_fd: int,
+        dst_fd: int,
+        name: str,
+        *,
+        progress: Progress | None = None,
+    ) -> tuple[int, int]:
         state = _state(progress)
         try:
-            sealed = _native.stream_seal_fd(key.view(), context, self._shift, self._threads,
-                                            _native.STREAM_DIRECT, src_fd, dst_fd, state)
+            sealed = _native.stream_seal_fd(
+                key.view(),
+                context,
+                self._shift,
+                self._threads,
+                _native.STREAM_DIRECT,
+                src_fd,
+                dst_fd,
+                state,
+            )
         except _native.NativeError as exc:
             raise _translate(exc, name, state) from None
         return state.bytes_in, sealed
@@ -77,16 +94,24 @@ class NativeObjectCipher:
     def verify(self, key: SecretBytes, context: bytes, src_fd: int, name: str) -> int:
         state = _native.StreamState()
         try:
-            return _native.stream_open_fd(key.view(), context, self._threads, 0, src_fd, -1,
-                                          state)
+            return _native.stream_open_fd(key.view(), context, self._threads, 0, src_fd, -1, state)
         except _native.NativeError as exc:
             raise _translate(exc, name, state) from None
 
-    def open(self, key: SecretBytes, context: bytes, src_fd: int, dst_fd: int,
-             name: str, *, progress: Progress | None = None) -> int:
+    def open(
+        self,
+        key: SecretBytes,
+        context: bytes,
+        src_fd: int,
+        dst_fd: int,
+        name: str,
+        *,
+        progress: Progress | None = None,
+    ) -> int:
         state = _state(progress)
         try:
-            return _native.stream_open_fd(key.view(), context, self._threads, 0, src_fd,
-                                          dst_fd, state)
+            return _native.stream_open_fd(
+                key.view(), context, self._threads, 0, src_fd, dst_fd, state
+            )
         except _native.NativeError as exc:
             raise _translate(exc, name, state) from None

@@ -96,19 +96,20 @@ class Pkcs11Card:
         with session:
             try:
                 cert = next(session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE}))
-                key = session.get_key(object_class=ObjectClass.PRIVATE_KEY,
-                                      id=cert[Attribute.ID])
+                key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, id=cert[Attribute.ID])
                 if not key[Attribute.SIGN]:  # python-pkcs11 gives such keys no sign()
                     raise _unusable("the card's key may not sign")
                 digest = hashlib.sha256(data).digest()
                 if key.key_type == KeyType.EC:
                     raw = key.sign(digest, mechanism=Mechanism.ECDSA)
                     half = len(raw) // 2
-                    return encode_dss_signature(int.from_bytes(raw[:half], "big"),
-                                                int.from_bytes(raw[half:], "big"))
+                    return encode_dss_signature(
+                        int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
+                    )
                 if key.key_type == KeyType.RSA:
-                    return bytes(key.sign(_SHA256_DIGEST_INFO + digest,
-                                          mechanism=Mechanism.RSA_PKCS))
+                    return bytes(
+                        key.sign(_SHA256_DIGEST_INFO + digest, mechanism=Mechanism.RSA_PKCS)
+                    )
                 raise _unusable(f"unsupported key type {key.key_type}")
             except StopIteration:
                 raise _unusable("no certificate on the card") from None

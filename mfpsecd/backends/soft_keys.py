@@ -30,21 +30,27 @@ def _private(key: TpmKey, what: str) -> rsa.RSAPrivateKey | ec.EllipticCurvePriv
         private = serialization.load_der_private_key(key.private, password=None)
     except ValueError:
         raise MfpsecError(ErrorCode.KEY_INTEGRITY, object=what) from None
-    spki = private.public_key().public_bytes(serialization.Encoding.DER,
-                                             serialization.PublicFormat.SubjectPublicKeyInfo)
-    if spki != key.public or not isinstance(private, rsa.RSAPrivateKey
-                                            | ec.EllipticCurvePrivateKey):
+    spki = private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    if spki != key.public or not isinstance(
+        private, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+    ):
         raise MfpsecError(ErrorCode.KEY_INTEGRITY, object=what)
     return private
 
 
 def _pack(private: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> TpmKey:
     return TpmKey(
-        public=private.public_key().public_bytes(serialization.Encoding.DER,
-                                                 serialization.PublicFormat.SubjectPublicKeyInfo),
-        private=private.private_bytes(serialization.Encoding.DER,
-                                      serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()))
+        public=private.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+        private=private.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
 
 
 class SoftwareKeys:
@@ -77,8 +83,9 @@ class SoftwareKeys:
         private = _private(key, "wrapping key")
         assert isinstance(private, rsa.RSAPrivateKey)
         try:
-            plain = private.decrypt(ciphertext, padding.OAEP(padding.MGF1(_OAEP_HASH()),
-                                                             _OAEP_HASH(), label))
+            plain = private.decrypt(
+                ciphertext, padding.OAEP(padding.MGF1(_OAEP_HASH()), _OAEP_HASH(), label)
+            )
         except ValueError:
             raise MfpsecError(ErrorCode.KEY_INTEGRITY, object="wrapped master key") from None
         return SecretBytes(bytearray(plain))  # `cryptography` returns immutable bytes
@@ -91,8 +98,9 @@ class SoftwareKeys:
     async def export_key(self, key: TpmKey) -> SecretBytes:
         return SecretBytes(bytearray(key.private))
 
-    async def import_key(self, public: bytes, sensitive: SecretBytes, binding: PcrBinding
-                         ) -> TpmKey:
+    async def import_key(
+        self, public: bytes, sensitive: SecretBytes, binding: PcrBinding
+    ) -> TpmKey:
         key = TpmKey(public=public, private=bytes(sensitive.view()), binding=binding)
         _private(key, "backed-up key")
         return key
@@ -134,8 +142,9 @@ class SoftwareKeys:
         counters = self._read()
         key = f"{index:#010x}"
         if key not in counters:
-            raise MfpsecError(ErrorCode.TPM_FAILED, command="NV_Increment",
-                              code=f"index {key} not defined")
+            raise MfpsecError(
+                ErrorCode.TPM_FAILED, command="NV_Increment", code=f"index {key} not defined"
+            )
         counters[key] += 1
         self._write(counters)
         return counters[key]

@@ -57,22 +57,36 @@ class SwtpmProcess:
     async def start(self) -> str:
         binary = shutil.which("swtpm")
         if binary is None:
-            raise MfpsecError(ErrorCode.TPM_FAILED, command="swtpm start",
-                              code="swtpm is not installed (make setup installs it)")
+            raise MfpsecError(
+                ErrorCode.TPM_FAILED,
+                command="swtpm start",
+                code="swtpm is not installed (make setup installs it)",
+            )
         self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         for _ in range(_ATTEMPTS):
             port = _free_port_pair()
             proc = await asyncio.create_subprocess_exec(
-                "setpriv", "--pdeathsig", "TERM", "--",
-                binary, "socket", "--tpm2",
-                "--server", f"type=tcp,port={port},bindaddr={HOST}",
-                "--ctrl", f"type=tcp,port={port + 1},bindaddr={HOST}",
-                "--tpmstate", f"dir={self._dir},mode=0600",
-                "--flags", "not-need-init,startup-clear",
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                "setpriv",
+                "--pdeathsig",
+                "TERM",
+                "--",
+                binary,
+                "socket",
+                "--tpm2",
+                "--server",
+                f"type=tcp,port={port},bindaddr={HOST}",
+                "--ctrl",
+                f"type=tcp,port={port + 1},bindaddr={HOST}",
+                "--tpmstate",
+                f"dir={self._dir},mode=0600",
+                "--flags",
+                "not-need-init,startup-clear",
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
                 # Its own session: a Ctrl-C at the terminal reaches the daemon, which flushes
                 # its keys and then stops swtpm, not both at once.
-                start_new_session=True)
+                start_new_session=True,
+            )
             if await self._wait_ready(proc, port):
                 self._proc, self.port = proc, port
                 log.info("swtpm_started", pid=proc.pid, port=port, state=str(self._dir))
@@ -80,8 +94,11 @@ class SwtpmProcess:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
-        raise MfpsecError(ErrorCode.TPM_FAILED, command="swtpm start",
-                          code=f"did not start after {_ATTEMPTS} attempts")
+        raise MfpsecError(
+            ErrorCode.TPM_FAILED,
+            command="swtpm start",
+            code=f"did not start after {_ATTEMPTS} attempts",
+        )
 
     @staticmethod
     async def _wait_ready(proc: asyncio.subprocess.Process, port: int) -> bool:

@@ -88,19 +88,32 @@ SRK_ATTRS = TPMA_OBJECT.DEFAULT_TPM2_TOOLS_CREATEPRIMARY_ATTRS | TPMA_OBJECT.NOD
 # under another policy (a firmware update binds it to the next boot's PCR value). Neither
 # role has an auth value that opens it: both need its policy (core.pcr_policy).
 WRAP_TEMPLATE = "rsa2048:oaep-sha256:null"
-WRAP_ATTRS = (TPMA_OBJECT.DECRYPT | TPMA_OBJECT.SENSITIVEDATAORIGIN | TPMA_OBJECT.ADMINWITHPOLICY
-              | TPMA_OBJECT.NODA)
+WRAP_ATTRS = (
+    TPMA_OBJECT.DECRYPT
+    | TPMA_OBJECT.SENSITIVEDATAORIGIN
+    | TPMA_OBJECT.ADMINWITHPOLICY
+    | TPMA_OBJECT.NODA
+)
 SIGN_TEMPLATE = "ecc256:ecdsa-sha256"
-SIGN_ATTRS = (TPMA_OBJECT.SIGN_ENCRYPT | TPMA_OBJECT.FIXEDTPM | TPMA_OBJECT.FIXEDPARENT
-              | TPMA_OBJECT.SENSITIVEDATAORIGIN | TPMA_OBJECT.USERWITHAUTH | TPMA_OBJECT.NODA)
+SIGN_ATTRS = (
+    TPMA_OBJECT.SIGN_ENCRYPT
+    | TPMA_OBJECT.FIXEDTPM
+    | TPMA_OBJECT.FIXEDPARENT
+    | TPMA_OBJECT.SENSITIVEDATAORIGIN
+    | TPMA_OBJECT.USERWITHAUTH
+    | TPMA_OBJECT.NODA
+)
 
-_OAEP = TPMT_RSA_DECRYPT(scheme=TPM2_ALG.OAEP, details=TPMU_ASYM_SCHEME(
-    oaep=TPMS_SCHEME_HASH(hashAlg=TPM2_ALG.SHA256)))
-_ECDSA = TPMT_SIG_SCHEME(scheme=TPM2_ALG.ECDSA, details=TPMU_SIG_SCHEME(
-    any=TPMS_SCHEME_HASH(hashAlg=TPM2_ALG.SHA256)))
+_OAEP = TPMT_RSA_DECRYPT(
+    scheme=TPM2_ALG.OAEP, details=TPMU_ASYM_SCHEME(oaep=TPMS_SCHEME_HASH(hashAlg=TPM2_ALG.SHA256))
+)
+_ECDSA = TPMT_SIG_SCHEME(
+    scheme=TPM2_ALG.ECDSA, details=TPMU_SIG_SCHEME(any=TPMS_SCHEME_HASH(hashAlg=TPM2_ALG.SHA256))
+)
 _NULL_SYM = TPMT_SYM_DEF_OBJECT(algorithm=TPM2_ALG.NULL)
-_SESSION_SYM = TPMT_SYM_DEF(algorithm=TPM2_ALG.AES, keyBits=TPMU_SYM_KEY_BITS(aes=128),
-                            mode=TPMU_SYM_MODE(aes=TPM2_ALG.CFB))
+_SESSION_SYM = TPMT_SYM_DEF(
+    algorithm=TPM2_ALG.AES, keyBits=TPMU_SYM_KEY_BITS(aes=128), mode=TPMU_SYM_MODE(aes=TPM2_ALG.CFB)
+)
 # Continue, and encrypt the first response parameter (TPMA_SESSION.ENCRYPT is "the TPM
 # encrypts"; DECRYPT would cover the first command parameter, none of ours is secret).
 _SESSION_ATTRS = TPMA_SESSION.CONTINUESESSION | TPMA_SESSION.ENCRYPT
@@ -110,15 +123,22 @@ def duplication_policy() -> bytes:
     """PolicyCommandCode(TPM2_CC_Duplicate): the policy of a wrapping key from before the
     PCR binding (kept to re-bind such a key)."""
     return hashlib.sha256(
-        bytes(32) + int(TPM2_CC.PolicyCommandCode).to_bytes(4, "big")
-        + int(TPM2_CC.Duplicate).to_bytes(4, "big")).digest()
+        bytes(32)
+        + int(TPM2_CC.PolicyCommandCode).to_bytes(4, "big")
+        + int(TPM2_CC.Duplicate).to_bytes(4, "big")
+    ).digest()
 
 
 # ---------------------------------------------------------------- error translation
 
 # TPM format-one codes that mean "this blob is not this TPM's or was modified".
-_INTEGRITY = {int(TPM2_RC.INTEGRITY), int(TPM2_RC.KEY), int(TPM2_RC.SIZE), int(TPM2_RC.VALUE),
-              int(TPM2_RC.BINDING)}
+_INTEGRITY = {
+    int(TPM2_RC.INTEGRITY),
+    int(TPM2_RC.KEY),
+    int(TPM2_RC.SIZE),
+    int(TPM2_RC.VALUE),
+    int(TPM2_RC.BINDING),
+}
 _TCTI_LAYER = 0x000A0000
 _RC_OBJECT_MEMORY = 0x902  # TPM_RC_OBJECT_MEMORY (a warning: no free object slot)
 _PT_FIRMWARE_VERSION_1 = 0x10B
@@ -218,10 +238,12 @@ class Tpm2Backend:
         try:
             self._flush_leftovers(esys)
             self._srk, *_ = esys.create_primary(
-                None, TPM2B_PUBLIC.parse(SRK_TEMPLATE, objectAttributes=SRK_ATTRS))
+                None, TPM2B_PUBLIC.parse(SRK_TEMPLATE, objectAttributes=SRK_ATTRS)
+            )
             # Salted with the SRK: the session key is secret even to a bus observer.
-            self._session = esys.start_auth_session(self._srk, ESYS_TR.NONE, TPM2_SE.HMAC,
-                                                    _SESSION_SYM, TPM2_ALG.SHA256)
+            self._session = esys.start_auth_session(
+                self._srk, ESYS_TR.NONE, TPM2_SE.HMAC, _SESSION_SYM, TPM2_ALG.SHA256
+            )
             esys.trsess_set_attributes(self._session, _SESSION_ATTRS)
             self._info = TpmInfo(self._backend, True, *self._identify(esys), self._tcti)
         except TSS2_Exception as exc:
@@ -239,19 +261,26 @@ class Tpm2Backend:
             try:
                 esys.flush_context(esys.tr_from_tpmpublic(int(handle)))
             except TSS2_Exception as exc:
-                log.warning("tpm_leftover_flush_failed", handle=f"0x{int(handle):08x}",
-                            code=f"0x{int(exc.rc):08x}")
+                log.warning(
+                    "tpm_leftover_flush_failed",
+                    handle=f"0x{int(handle):08x}",
+                    code=f"0x{int(exc.rc):08x}",
+                )
         tcti = esys.get_tcti()
         for first in (_HMAC_SESSION_FIRST, _POLICY_SESSION_FIRST):
             _, data = esys.get_capability(TPM2_CAP.HANDLES, first, 64)
             for handle in data.data.handles:
                 # ESAPI cannot name a session it did not start: send TPM2_FlushContext raw.
-                tcti.transmit(struct.pack(">HIII", 0x8001, 14, int(TPM2_CC.FlushContext),
-                                          int(handle)))
+                tcti.transmit(
+                    struct.pack(">HIII", 0x8001, 14, int(TPM2_CC.FlushContext), int(handle))
+                )
                 rc = struct.unpack(">HII", tcti.receive(4096)[:10])[2]
                 if rc != 0:
-                    log.warning("tpm_leftover_flush_failed", handle=f"0x{int(handle):08x}",
-                                code=f"0x{rc:08x}")
+                    log.warning(
+                        "tpm_leftover_flush_failed",
+                        handle=f"0x{int(handle):08x}",
+                        code=f"0x{rc:08x}",
+                    )
 
     @staticmethod
     def _identify(esys: ESAPI) -> tuple[str, str]:
@@ -259,8 +288,10 @@ class Tpm2Backend:
         props = {int(p.property): int(p.value) for p in data.data.tpmProperties}
         maker = props.get(int(TPM2_PT.MANUFACTURER), 0).to_bytes(4, "big")
         hi, lo = props.get(_PT_FIRMWARE_VERSION_1, 0), props.get(_PT_FIRMWARE_VERSION_1 + 1, 0)
-        return (maker.rstrip(b"\0").decode("ascii", "replace") or "unknown",
-                f"{hi >> 16}.{hi & 0xFFFF}.{lo >> 16}.{lo & 0xFFFF}")
+        return (
+            maker.rstrip(b"\0").decode("ascii", "replace") or "unknown",
+            f"{hi >> 16}.{hi & 0xFFFF}.{lo >> 16}.{lo & 0xFFFF}",
+        )
 
     async def open(self) -> None:
         await self._call(self._open)
@@ -299,8 +330,13 @@ class Tpm2Backend:
             raise MfpsecError(ErrorCode.TPM_FAILED, command="(not open)", code="closed")
         return self._srk
 
-    def _create(self, template: str, attrs: TPMA_OBJECT, policy: bytes | None,
-                binding: PcrBinding | None = None) -> TpmKey:
+    def _create(
+        self,
+        template: str,
+        attrs: TPMA_OBJECT,
+        policy: bytes | None,
+        binding: PcrBinding | None = None,
+    ) -> TpmKey:
         public = TPM2B_PUBLIC.parse(template, objectAttributes=attrs, authPolicy=policy)
         try:
             priv, pub, *_ = self._ctx().create(self._srk_handle(), None, public)
@@ -309,8 +345,9 @@ class Tpm2Backend:
         return TpmKey(public=pub.marshal(), private=priv.marshal(), binding=binding)
 
     async def create_wrapping_key(self, binding: PcrBinding) -> TpmKey:
-        return await self._call(lambda: self._create(WRAP_TEMPLATE, WRAP_ATTRS,
-                                                     binding.policy, binding))
+        return await self._call(
+            lambda: self._create(WRAP_TEMPLATE, WRAP_ATTRS, binding.policy, binding)
+        )
 
     async def create_signing_key(self) -> TpmKey:
         return await self._call(lambda: self._create(SIGN_TEMPLATE, SIGN_ATTRS, None))
@@ -342,7 +379,8 @@ class Tpm2Backend:
         def der() -> bytes:
             pub = _unmarshal(TPM2B_PUBLIC, key.public, "public key")
             return serialization.load_pem_public_key(pub.to_pem()).public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
 
         return await self._call(der)
 
@@ -350,9 +388,13 @@ class Tpm2Backend:
         """A policy session that satisfies the key's policy for `command`, if the PCRs
         hold the values the key is bound to (KEYS_UNAVAILABLE otherwise)."""
         esys = self._ctx()
-        session = esys.start_auth_session(ESYS_TR.NONE, ESYS_TR.NONE, TPM2_SE.POLICY,
-                                          TPMT_SYM_DEF(algorithm=TPM2_ALG.NULL),
-                                          TPM2_ALG.SHA256)
+        session = esys.start_auth_session(
+            ESYS_TR.NONE,
+            ESYS_TR.NONE,
+            TPM2_SE.POLICY,
+            TPMT_SYM_DEF(algorithm=TPM2_ALG.NULL),
+            TPM2_ALG.SHA256,
+        )
         binding = key.binding
         try:
             if binding is not None and binding.pcrs:
@@ -369,7 +411,8 @@ class Tpm2Backend:
                         raise MfpsecError(
                             ErrorCode.KEYS_UNAVAILABLE,
                             reason=f"the PCRs do not hold the values the wrapping key is "
-                                   f"bound to ({binding.describe()})") from None
+                            f"bound to ({binding.describe()})",
+                        ) from None
                     raise
         except TSS2_Exception as exc:
             self._flush(session)
@@ -393,29 +436,36 @@ class Tpm2Backend:
 
         def run() -> SecretBytes:
             handle = self._load(key, "wrapping key")
-            policy = (None if key.binding is None
-                      else self._policy_session(key, TPM2_CC.RSA_Decrypt))
+            policy = None if key.binding is None else self._policy_session(key, TPM2_CC.RSA_Decrypt)
             try:
                 if policy is None:
                     # A key from before the binding: the encrypting session authorises
                     # it (empty auth value).
-                    out = self._ctx().rsa_decrypt(handle, ciphertext, _OAEP, label,
-                                                  session1=self._encrypting())
+                    out = self._ctx().rsa_decrypt(
+                        handle, ciphertext, _OAEP, label, session1=self._encrypting()
+                    )
                 else:
-                    out = self._ctx().rsa_decrypt(handle, ciphertext, _OAEP, label,
-                                                  session1=policy,
-                                                  session2=self._encrypting())
+                    out = self._ctx().rsa_decrypt(
+                        handle,
+                        ciphertext,
+                        _OAEP,
+                        label,
+                        session1=policy,
+                        session2=self._encrypting(),
+                    )
             except TSS2_Exception as exc:
                 if int(exc.rc) & 0xBF == int(TPM2_RC.POLICY_FAIL):
                     # The session met the stored binding's branches, not the key's own
                     # policy: the binding on record was changed.
-                    raise MfpsecError(ErrorCode.KEY_INTEGRITY,
-                                      object="wrapping key binding") from None
+                    raise MfpsecError(
+                        ErrorCode.KEY_INTEGRITY, object="wrapping key binding"
+                    ) from None
                 if _is_tpm_refusal(exc):
                     # The key loaded, so the ciphertext is not one it made (libtpms answers
                     # TPM_RC_FAILURE or TPM_RC_VALUE for a bad OAEP block).
-                    raise MfpsecError(ErrorCode.KEY_INTEGRITY,
-                                      object="wrapped master key") from None
+                    raise MfpsecError(
+                        ErrorCode.KEY_INTEGRITY, object="wrapped master key"
+                    ) from None
                 raise translate(exc, "RSA_Decrypt") from None
             finally:
                 if policy is not None:
@@ -431,8 +481,12 @@ class Tpm2Backend:
         def run() -> bytes:
             handle = self._load(key, "identity key")
             try:
-                sig = self._ctx().sign(handle, digest, _ECDSA, TPMT_TK_HASHCHECK(
-                    tag=TPM2_ST.HASHCHECK, hierarchy=TPM2_RH.NULL))
+                sig = self._ctx().sign(
+                    handle,
+                    digest,
+                    _ECDSA,
+                    TPMT_TK_HASHCHECK(tag=TPM2_ST.HASHCHECK, hierarchy=TPM2_RH.NULL),
+                )
             except TSS2_Exception as exc:
                 raise translate(exc, "Sign", "identity key") from None
             r = int.from_bytes(bytes(sig.signature.ecdsa.signatureR), "big")
@@ -449,8 +503,14 @@ class Tpm2Backend:
             try:
                 # No new parent, no inner wrapper: the clear sensitive area, which the caller
                 # encrypts under the backup passphrase at once.
-                _, dup, _ = esys.duplicate(handle, ESYS_TR.RH_NULL, TPM2B_DATA(), _NULL_SYM,
-                                           session1=session, session2=self._encrypting())
+                _, dup, _ = esys.duplicate(
+                    handle,
+                    ESYS_TR.RH_NULL,
+                    TPM2B_DATA(),
+                    _NULL_SYM,
+                    session1=session,
+                    session2=self._encrypting(),
+                )
             except TSS2_Exception as exc:
                 raise translate(exc, "Duplicate", "wrapping key") from None
             finally:
@@ -462,8 +522,9 @@ class Tpm2Backend:
 
         return await self._call(run)
 
-    async def import_key(self, public: bytes, sensitive: SecretBytes, binding: PcrBinding
-                         ) -> TpmKey:
+    async def import_key(
+        self, public: bytes, sensitive: SecretBytes, binding: PcrBinding
+    ) -> TpmKey:
         def run() -> TpmKey:
             pub = _unmarshal(TPM2B_PUBLIC, public, "backed-up public area")
             # The same key under the binding's policy: with no wrapper around the
@@ -473,8 +534,9 @@ class Tpm2Backend:
             area.authPolicy = TPM2B_DIGEST(binding.policy)
             dup = _tpm2b_from_secret(TPM2B_PRIVATE, sensitive)
             try:
-                priv = self._ctx().import_(self._srk_handle(), TPM2B_DATA(), pub, dup,
-                                           TPM2B_ENCRYPTED_SECRET(), _NULL_SYM)
+                priv = self._ctx().import_(
+                    self._srk_handle(), TPM2B_DATA(), pub, dup, TPM2B_ENCRYPTED_SECRET(), _NULL_SYM
+                )
             except TSS2_Exception as exc:
                 raise translate(exc, "Import", "backed-up key") from None
             finally:
@@ -494,12 +556,14 @@ class Tpm2Backend:
             except TSS2_Exception as exc:
                 # TPM_RC_FAILURE: the chip is in failure mode and answers nothing else.
                 if _is_tpm_refusal(exc):
-                    raise MfpsecError(ErrorCode.SELF_TEST_FAILED,
-                                      test=f"TPM self-test (0x{int(exc.rc):08x})") from None
+                    raise MfpsecError(
+                        ErrorCode.SELF_TEST_FAILED, test=f"TPM self-test (0x{int(exc.rc):08x})"
+                    ) from None
                 raise translate(exc, "SelfTest") from None
             if int(result) != int(TPM2_RC.SUCCESS):
-                raise MfpsecError(ErrorCode.SELF_TEST_FAILED,
-                                  test=f"TPM self-test (result 0x{int(result):08x})")
+                raise MfpsecError(
+                    ErrorCode.SELF_TEST_FAILED, test=f"TPM self-test (result 0x{int(result):08x})"
+                )
             return "TPM2_SelfTest (full) and TPM2_GetTestResult passed"
 
         return await self._call(run)
@@ -541,10 +605,17 @@ class Tpm2Backend:
 
     async def counter_define(self, index: int) -> None:
         def run() -> None:
-            attrs = (TPMA_NV.OWNERWRITE | TPMA_NV.OWNERREAD | TPMA_NV.NO_DA
-                     | (TPM2_NT.COUNTER << TPMA_NV.TPM2_NT_SHIFT))
-            public = TPM2B_NV_PUBLIC(nvPublic=TPMS_NV_PUBLIC(
-                nvIndex=index, nameAlg=TPM2_ALG.SHA256, attributes=attrs, dataSize=8))
+            attrs = (
+                TPMA_NV.OWNERWRITE
+                | TPMA_NV.OWNERREAD
+                | TPMA_NV.NO_DA
+                | (TPM2_NT.COUNTER << TPMA_NV.TPM2_NT_SHIFT)
+            )
+            public = TPM2B_NV_PUBLIC(
+                nvPublic=TPMS_NV_PUBLIC(
+                    nvIndex=index, nameAlg=TPM2_ALG.SHA256, attributes=attrs, dataSize=8
+                )
+            )
             try:
                 nv = self._ctx().nv_define_space(None, public)
                 self._ctx().nv_increment(nv, ESYS_TR.OWNER)  # counters start initialised
@@ -558,8 +629,11 @@ class Tpm2Backend:
         def run() -> int:
             nv = self._nv(index)
             if nv is None:
-                raise MfpsecError(ErrorCode.TPM_FAILED, command="NV_Increment",
-                                  code=f"index 0x{index:08x} not defined")
+                raise MfpsecError(
+                    ErrorCode.TPM_FAILED,
+                    command="NV_Increment",
+                    code=f"index 0x{index:08x} not defined",
+                )
             try:
                 self._ctx().nv_increment(nv, ESYS_TR.OWNER)
                 return int.from_bytes(bytes(self._ctx().nv_read(nv, 8, 0, ESYS_TR.OWNER)), "big")
@@ -590,8 +664,9 @@ class Tpm2Backend:
         except TSS2_Exception as exc:
             raise translate(exc, "PCR_Read") from None
         if len(values) != 1:
-            raise MfpsecError(ErrorCode.TPM_FAILED, command="PCR_Read",
-                              code=f"no SHA-256 bank for PCR {index}")
+            raise MfpsecError(
+                ErrorCode.TPM_FAILED, command="PCR_Read", code=f"no SHA-256 bank for PCR {index}"
+            )
         return bytes(values[0])
 
     async def pcr_extend(self, index: int, digest: bytes) -> bytes | None:
@@ -599,8 +674,9 @@ class Tpm2Backend:
             raise ValueError("a SHA-256 digest into PCR 0-23")
 
         def run() -> bytes:
-            values = TPML_DIGEST_VALUES([TPMT_HA(hashAlg=TPM2_ALG.SHA256,
-                                                 digest=TPMU_HA(sha256=digest))])
+            values = TPML_DIGEST_VALUES(
+                [TPMT_HA(hashAlg=TPM2_ALG.SHA256, digest=TPMU_HA(sha256=digest))]
+            )
             try:
                 self._ctx().pcr_extend(ESYS_TR.parse(f"pcr{index}"), values)
             except TSS2_Exception as exc:

@@ -39,8 +39,9 @@ def _size_bytes(device: pyudev.Device) -> int:
 
 
 class UdevBackupTargets:
-    def __init__(self, clock: Clock, ports: list[str], mountinfo: Path = Path(
-            "/proc/self/mountinfo")) -> None:
+    def __init__(
+        self, clock: Clock, ports: list[str], mountinfo: Path = Path("/proc/self/mountinfo")
+    ) -> None:
         self._clock = clock
         self._ports = [p.strip("/") for p in ports]
         self._mountinfo = mountinfo
@@ -59,23 +60,34 @@ class UdevBackupTargets:
         found = []
         for dev in self._context.list_devices(subsystem="block"):
             props = dev.properties
-            if dev.device_type == "disk" and (props.get("ID_PART_TABLE_TYPE")
-                                              or not props.get("ID_FS_TYPE")):
+            if dev.device_type == "disk" and (
+                props.get("ID_PART_TABLE_TYPE") or not props.get("ID_FS_TYPE")
+            ):
                 continue  # whole disks only when they carry a filesystem directly
             if dev.device_type not in ("disk", "partition"):
                 continue
             if not _is_usb(dev) or not self._on_port(dev):
                 continue
             devnum = f"{props.get('MAJOR', '')}:{props.get('MINOR', '')}"
-            found.append(BackupTargetInfo(
-                id=props.get("ID_PATH", dev.sys_name) + (
-                    f"-part{props['PARTN']}" if "PARTN" in props and "ID_PATH" in props
-                    and "-part" not in props.get("ID_PATH", "") else ""),
-                device=dev.device_node or f"/dev/{dev.sys_name}",
-                vendor=props.get("ID_VENDOR", ""), model=props.get("ID_MODEL", ""),
-                serial=props.get("ID_SERIAL_SHORT", props.get("ID_SERIAL", "")),
-                size_bytes=_size_bytes(dev), filesystem=props.get("ID_FS_TYPE", ""),
-                mount_point=mounts.get(devnum, "")))
+            found.append(
+                BackupTargetInfo(
+                    id=props.get("ID_PATH", dev.sys_name)
+                    + (
+                        f"-part{props['PARTN']}"
+                        if "PARTN" in props
+                        and "ID_PATH" in props
+                        and "-part" not in props.get("ID_PATH", "")
+                        else ""
+                    ),
+                    device=dev.device_node or f"/dev/{dev.sys_name}",
+                    vendor=props.get("ID_VENDOR", ""),
+                    model=props.get("ID_MODEL", ""),
+                    serial=props.get("ID_SERIAL_SHORT", props.get("ID_SERIAL", "")),
+                    size_bytes=_size_bytes(dev),
+                    filesystem=props.get("ID_FS_TYPE", ""),
+                    mount_point=mounts.get(devnum, ""),
+                )
+            )
         return sorted(found, key=lambda t: t.id)
 
     def current(self) -> list[BackupTargetInfo]:
@@ -87,8 +99,12 @@ class UdevBackupTargets:
             added = {t.id for t in targets} - {t.id for t in self._targets}
             removed = {t.id for t in self._targets} - {t.id for t in targets}
             self._targets = targets
-            log.info("backup_targets_changed", targets=len(targets), added=sorted(added),
-                     removed=sorted(removed))
+            log.info(
+                "backup_targets_changed",
+                targets=len(targets),
+                added=sorted(added),
+                removed=sorted(removed),
+            )
             self._changed.set()
             self._changed = asyncio.Event()
 

@@ -61,24 +61,53 @@ _GRANTS: dict[PeerClass, frozenset[Privilege]] = {
 }
 
 _ROLE_GRANTS: dict[Role, frozenset[Privilege]] = {
-    Role.ADMINISTRATOR: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.AUTH, _P.KEYS_READ,
-                                   _P.SECRETS_READ, _P.SECRETS_WRITE, _P.KEYS_ADMIN, _P.AUDIT_READ,
-                                   _P.USERS_ADMIN, _P.USERS_READ, _P.SANITIZE, _P.STORE_USE,
-                                   _P.STORE_ADMIN, _P.FIRMWARE_READ, _P.FIRMWARE_UPDATE,
-                                   _P.FIRMWARE_LOCK, _P.NETWORK_READ, _P.NETWORK_ADMIN}),
+    Role.ADMINISTRATOR: frozenset(
+        {
+            _P.INTROSPECT,
+            _P.STATUS_READ,
+            _P.AUTH,
+            _P.KEYS_READ,
+            _P.SECRETS_READ,
+            _P.SECRETS_WRITE,
+            _P.KEYS_ADMIN,
+            _P.AUDIT_READ,
+            _P.USERS_ADMIN,
+            _P.USERS_READ,
+            _P.SANITIZE,
+            _P.STORE_USE,
+            _P.STORE_ADMIN,
+            _P.FIRMWARE_READ,
+            _P.FIRMWARE_UPDATE,
+            _P.FIRMWARE_LOCK,
+            _P.NETWORK_READ,
+            _P.NETWORK_ADMIN,
+        }
+    ),
     # The service engineer: diagnostics, key backup/restore and disk sanitization at
     # decommissioning (SPEC: users and interfaces, W-2), firmware updates unless the
     # administrator prohibited them (F-3).
-    Role.SERVICE: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.AUTH, _P.KEYS_READ,
-                             _P.KEYS_ADMIN, _P.SANITIZE, _P.STORE_ADMIN, _P.FIRMWARE_READ,
-                             _P.FIRMWARE_UPDATE, _P.NETWORK_READ}),
+    Role.SERVICE: frozenset(
+        {
+            _P.INTROSPECT,
+            _P.STATUS_READ,
+            _P.AUTH,
+            _P.KEYS_READ,
+            _P.KEYS_ADMIN,
+            _P.SANITIZE,
+            _P.STORE_ADMIN,
+            _P.FIRMWARE_READ,
+            _P.FIRMWARE_UPDATE,
+            _P.NETWORK_READ,
+        }
+    ),
     Role.USER: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.AUTH, _P.STORE_USE}),
     Role.AUDITOR: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.AUTH, _P.AUDIT_READ}),
 }
 
 
-def session_privileges(peer_class: PeerClass, role: Role | None, must_change: bool
-                       ) -> frozenset[Privilege]:
+def session_privileges(
+    peer_class: PeerClass, role: Role | None, must_change: bool
+) -> frozenset[Privilege]:
     """What a connection may do with (or without) a logged-in role. A session whose
     password must be changed first adds nothing beyond logging in and out."""
     base = _GRANTS[peer_class]

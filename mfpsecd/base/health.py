@@ -36,8 +36,9 @@ class HealthRegistry:
         self._changed = asyncio.Event()
         self.generation = 0
 
-    def set(self, name: str, state: HealthState, detail: str = "", *,
-            restarts: int | None = None) -> None:
+    def set(
+        self, name: str, state: HealthState, detail: str = "", *, restarts: int | None = None
+    ) -> None:
         old = self._components.get(name)
         if restarts is None:
             restarts = old.restarts if old else 0

@@ -49,8 +49,11 @@ def mount_of(mountinfo: Path, path: Path) -> Mount | None:
         point = _unescape(fields[4])
         inside = target == point or target.startswith(point.rstrip("/") + "/")
         if inside and (best is None or len(point) >= len(best.point)):
-            best = Mount(point, os.fsdecode(fields[dash + 1]),
-                         os.fsdecode(fields[5] + b"," + fields[dash + 3]))
+            best = Mount(
+                point,
+                os.fsdecode(fields[dash + 1]),
+                os.fsdecode(fields[5] + b"," + fields[dash + 3]),
+            )
     return best
 
 

@@ -28,8 +28,7 @@ class Paths:
 
     @property
     def firmware_slots(self) -> Path:
-        return self.firmware_dir if self.firmware_dir is not None else (
-            self.state_dir / "firmware")
+        return self.firmware_dir if self.firmware_dir is not None else (self.state_dir / "firmware")
 
     @property
     def state_db(self) -> Path:

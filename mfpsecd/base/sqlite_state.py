@@ -381,8 +381,10 @@ class SqliteState:
             size = 0
         if busy == 0 and size > 0:
             try:
-                for statement in ("INSERT INTO wal_scrub (zeros) VALUES (zeroblob(?))",
-                                  "DELETE FROM wal_scrub"):
+                for statement in (
+                    "INSERT INTO wal_scrub (zeros) VALUES (zeroblob(?))",
+                    "DELETE FROM wal_scrub",
+                ):
                     conn.execute("BEGIN IMMEDIATE")
                     conn.execute(statement, (size,) if "?" in statement else ())
                     conn.execute("COMMIT")

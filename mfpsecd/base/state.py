@@ -29,8 +29,7 @@ class StateConnection(Protocol):
 
     def execute(self, sql: str, parameters: tuple[object, ...] = ..., /) -> StateCursor: ...
 
-    def executemany(self, sql: str, parameters: Iterable[tuple[object, ...]], /
-                    ) -> StateCursor: ...
+    def executemany(self, sql: str, parameters: Iterable[tuple[object, ...]], /) -> StateCursor: ...
 
 
 class StateCursor(Protocol):

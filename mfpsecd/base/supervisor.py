@@ -32,8 +32,9 @@ class Supervisor:
     a failure: the task is restarted after a growing delay, and given up after the policy's
     limit of quick consecutive failures. Its health is kept in the HealthRegistry."""
 
-    def __init__(self, clock: Clock, health: HealthRegistry,
-                 policy: BackoffPolicy | None = None) -> None:
+    def __init__(
+        self, clock: Clock, health: HealthRegistry, policy: BackoffPolicy | None = None
+    ) -> None:
         self._clock = clock
         self._health = health
         self._policy = policy or BackoffPolicy()
@@ -67,13 +68,20 @@ class Supervisor:
                 return
             delay = sup.backoff.on_exit(self._clock.monotonic() - started)
             if delay is None:
-                self._health.set(sup.name, HealthState.FAILED,
-                                 f"gave up after repeated failures: {reason}",
-                                 restarts=sup.restarts)
+                self._health.set(
+                    sup.name,
+                    HealthState.FAILED,
+                    f"gave up after repeated failures: {reason}",
+                    restarts=sup.restarts,
+                )
                 log.error("task_given_up", task=sup.name)
                 return
-            self._health.set(sup.name, HealthState.BACKOFF,
-                             f"{reason}; restart in {delay:g}s", restarts=sup.restarts)
+            self._health.set(
+                sup.name,
+                HealthState.BACKOFF,
+                f"{reason}; restart in {delay:g}s",
+                restarts=sup.restarts,
+            )
             await self._clock.sleep(delay)
             sup.restarts += 1
 

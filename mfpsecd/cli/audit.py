@@ -25,23 +25,36 @@ def _render(e: audit_api.AuditEntry) -> str:
         who += f" uid={e.subject.uid} pid={e.subject.pid}"
     outcome = click.style(e.outcome, fg="green" if e.outcome == "success" else "red")
     details = " ".join(f"{shown(k)}={shown(str(v))}" for k, v in sorted(e.details.items()))
-    return (f"{e.seq:>7} {e.time}  {e.type:<20} {outcome:<7}  {who:<22} {shown(e.object)}  "
-            f"{details}")
+    return f"{e.seq:>7} {e.time}  {e.type:<20} {outcome:<7}  {who:<22} {shown(e.object)}  {details}"
 
 
 @audit_group.command("show")
 @click.option("--since", default="", help="RFC 3339 UTC time, inclusive.")
 @click.option("--until", default="", help="RFC 3339 UTC time, exclusive.")
-@click.option("--type", "types", multiple=True, type=click.Choice(audit_api.EVENT_TYPES),
-              help="Only these event types (repeatable).")
+@click.option(
+    "--type",
+    "types",
+    multiple=True,
+    type=click.Choice(audit_api.EVENT_TYPES),
+    help="Only these event types (repeatable).",
+)
 @click.option("--user", default="")
 @click.option("--outcome", type=click.Choice(audit_api.OUTCOMES))
 @click.option("--limit", default=200, show_default=True, help="The newest N (0: all).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @reports_errors
-def show(target: Target, *, since: str, until: str, types: tuple[str, ...], user: str,
-         outcome: str | None, limit: int, as_json: bool) -> None:
+def show(
+    target: Target,
+    *,
+    since: str,
+    until: str,
+    types: tuple[str, ...],
+    user: str,
+    outcome: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
     """Audit records, oldest first."""
     params = audit_api.AuditQueryParams(since, until, list(types), user, outcome or "", limit)
     with target.connect() as conn:
@@ -54,8 +67,13 @@ def show(target: Target, *, since: str, until: str, types: tuple[str, ...], user
 
 
 @audit_group.command("export")
-@click.option("--to", "dest", required=True, type=click.Path(path_type=Path, allow_dash=True),
-              help="File to write ('-' for stdout): one canonical record per line.")
+@click.option(
+    "--to",
+    "dest",
+    required=True,
+    type=click.Path(path_type=Path, allow_dash=True),
+    help="File to write ('-' for stdout): one canonical record per line.",
+)
 @click.pass_obj
 @reports_errors
 def export(target: Target, dest: Path) -> None:
@@ -72,15 +90,19 @@ def export(target: Target, dest: Path) -> None:
 
 @audit_group.command("verify")
 @click.argument("file", required=False, type=click.Path(path_type=Path, exists=True))
-@click.option("--identity", "identities", multiple=True, metavar="FINGERPRINT",
-              help="FILE only: the device's identity key fingerprint(s), now and earlier "
-                   "(`mfpsec keys identity`, `keys identity-history`); the checkpoint "
-                   "must be signed by one of them.")
+@click.option(
+    "--identity",
+    "identities",
+    multiple=True,
+    metavar="FINGERPRINT",
+    help="FILE only: the device's identity key fingerprint(s), now and earlier "
+    "(`mfpsec keys identity`, `keys identity-history`); the checkpoint "
+    "must be signed by one of them.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @reports_errors
-def verify(target: Target, file: Path | None, identities: tuple[str, ...],
-           as_json: bool) -> None:
+def verify(target: Target, file: Path | None, identities: tuple[str, ...], as_json: bool) -> None:
     """Check the hash chain: the device's log, or FILE (an export, a copied segment file
     or the copied log directory) without the daemon. The newest checkpoint must be
     signed, on the device by its identity key (now or earlier), for FILE by a key named
@@ -89,23 +111,41 @@ def verify(target: Target, file: Path | None, identities: tuple[str, ...],
     if file is None:
         with target.connect() as conn:
             v = AuditClient(conn).verify()
-        ok, records, last, problem, at, detail = (v.ok, v.records, v.last_seq, v.problem,
-                                                  v.at_seq, v.detail)
+        ok, records, last, problem, at, detail = (
+            v.ok,
+            v.records,
+            v.last_seq,
+            v.problem,
+            v.at_seq,
+            v.detail,
+        )
     else:
         payloads, cp, unreadable = auditlog.records_of_file(_read_log(file))
         # A log whose oldest records were dropped (capacity policy, retention) starts later:
         # the chain is checked from its first record on.
         first = auditlog.head(payloads[0]) if payloads else None
-        first_seq, first_prev = (first[0], bytes.fromhex(first[1])) if first else (
-            1, auditlog.GENESIS)
+        first_seq, first_prev = (
+            (first[0], bytes.fromhex(first[1])) if first else (1, auditlog.GENESIS)
+        )
         if first_seq != 1 and not as_json:
-            click.echo(f"note: the log starts at record {first_seq} (older records were "
-                       "dropped by the capacity or retention policy)")
-        verdict = auditlog.verify(payloads, first_seq=first_seq, first_prev=first_prev,
-                                  checkpoint=cp.position if cp else None)
-        ok, records, last, problem, at, detail = (verdict.ok, verdict.records,
-                                                  verdict.last_seq, verdict.problem,
-                                                  verdict.at_seq, verdict.detail)
+            click.echo(
+                f"note: the log starts at record {first_seq} (older records were "
+                "dropped by the capacity or retention policy)"
+            )
+        verdict = auditlog.verify(
+            payloads,
+            first_seq=first_seq,
+            first_prev=first_prev,
+            checkpoint=cp.position if cp else None,
+        )
+        ok, records, last, problem, at, detail = (
+            verdict.ok,
+            verdict.records,
+            verdict.last_seq,
+            verdict.problem,
+            verdict.at_seq,
+            verdict.detail,
+        )
         if ok and unreadable:
             ok, problem, at, detail = False, "truncated", last + 1, unreadable
         trusted = frozenset(i.lower() for i in identities) if identities else None
@@ -114,25 +154,45 @@ def verify(target: Target, file: Path | None, identities: tuple[str, ...],
             if why:
                 ok, problem, at, detail = False, why, cp.seq, what
         if cp is not None and not as_json:
-            signer = (f"signed by key {auditlog.signer_fingerprint(cp)}" if cp.signature
-                      else "UNSIGNED (it vouches for nothing)")
-            whose = ("" if not cp.signature else
-                     " (compare it with `mfpsec keys identity`)" if trusted is None else
-                     ", this device's identity" if problem != "checkpoint foreign" else
-                     ", NOT this device's identity")
+            signer = (
+                f"signed by key {auditlog.signer_fingerprint(cp)}"
+                if cp.signature
+                else "UNSIGNED (it vouches for nothing)"
+            )
+            whose = (
+                ""
+                if not cp.signature
+                else " (compare it with `mfpsec keys identity`)"
+                if trusted is None
+                else ", this device's identity"
+                if problem != "checkpoint foreign"
+                else ", NOT this device's identity"
+            )
             # The file may be an attacker's: its strings are shown escaped.
             click.echo(f"checkpoint: record {cp.seq} at {shown(cp.time)}, {signer}{whose}")
         elif not as_json:
-            click.echo("no checkpoint: a log cut short at a record boundary cannot be told "
-                       "from a shorter one")
+            click.echo(
+                "no checkpoint: a log cut short at a record boundary cannot be told "
+                "from a shorter one"
+            )
     if as_json:
-        echo_json({"ok": ok, "records": records, "last_seq": last, "problem": problem,
-                   "at_seq": at, "detail": detail})
+        echo_json(
+            {
+                "ok": ok,
+                "records": records,
+                "last_seq": last,
+                "problem": problem,
+                "at_seq": at,
+                "detail": detail,
+            }
+        )
     elif ok:
         click.echo(f"intact: {records} records, the chain links from 1 to {last}")
     else:
-        click.echo(f"TAMPERED: {problem} at record {at}: {shown(detail)} "
-                   f"({records} records verified before it)")
+        click.echo(
+            f"TAMPERED: {problem} at record {at}: {shown(detail)} "
+            f"({records} records verified before it)"
+        )
     if not ok:
         sys.exit(EX_IOERR if problem == "unreadable" else EX_DATAERR)
 
@@ -163,8 +223,11 @@ def forward_status(target: Target, as_json: bool) -> None:
     if not dests:
         click.echo("no SIEM destination configured ([[audit.forward]] in the configuration)")
     for d in dests:
-        state = click.style("connected" if d.connected else "DISCONNECTED",
-                            fg="green" if d.connected else "red")
-        click.echo(f"{d.name}: {d.transport} {d.address} {d.format}  {state}  "
-                   f"forwarded through record {d.cursor}, backlog {d.backlog}"
-                   + (f"  last error: {d.last_error}" if d.last_error else ""))
+        state = click.style(
+            "connected" if d.connected else "DISCONNECTED", fg="green" if d.connected else "red"
+        )
+        click.echo(
+            f"{d.name}: {d.transport} {d.address} {d.format}  {state}  "
+            f"forwarded through record {d.cursor}, backlog {d.backlog}"
+            + (f"  last error: {d.last_error}" if d.last_error else "")
+        )

@@ -15,9 +15,10 @@ from mfpsecd.cli.common import Target, echo_json, read_secret, read_secrets, rep
 from mfpsecd.client import AuthClient
 
 PASSWORD_FILE = click.option(
-    "--password-file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-    help="Read the password(s) from this file, one per line ('-' = stdin), instead of "
-         "prompting.")
+    "--password-file",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Read the password(s) from this file, one per line ('-' = stdin), instead of prompting.",
+)
 
 _MUST_CHANGE = {
     "temporary": "this is a temporary password",
@@ -34,13 +35,15 @@ def must_change_text(reason: str) -> str:
 @click.command()
 @click.option("--user", "-u", help="The account to log in as (prompted for).")
 @click.option("--otp", default="", help="The current TOTP code (prompted for when needed).")
-@click.option("--card", is_flag=True,
-              help="Log in with the PKI card in the reader and its PIN instead.")
+@click.option(
+    "--card", is_flag=True, help="Log in with the PKI card in the reader and its PIN instead."
+)
 @PASSWORD_FILE
 @click.pass_obj
 @reports_errors
-def login(target: Target, user: str | None, otp: str, card: bool,
-          password_file: Path | None) -> None:
+def login(
+    target: Target, user: str | None, otp: str, card: bool, password_file: Path | None
+) -> None:
     """Log in; the session is kept for the following mfpsec commands of this user."""
     if card:
         pin = read_secret(password_file, "Card PIN", False)
@@ -66,11 +69,15 @@ def login(target: Target, user: str | None, otp: str, card: bool,
 
 def _logged_in(target: Target, info: auth.SessionInfo) -> None:
     where = session_file.save(target.socket, info.token)
-    click.echo(f"logged in as {info.user} ({info.role.value}); session {info.session}, "
-               f"ends after {info.idle_minutes} idle minutes (kept in {where})")
+    click.echo(
+        f"logged in as {info.user} ({info.role.value}); session {info.session}, "
+        f"ends after {info.idle_minutes} idle minutes (kept in {where})"
+    )
     if info.must_change:
-        click.echo(click.style("warning: ", fg="red", bold=True)
-                   + must_change_text(info.must_change), err=True)
+        click.echo(
+            click.style("warning: ", fg="red", bold=True) + must_change_text(info.must_change),
+            err=True,
+        )
 
 
 @click.command()

@@ -52,8 +52,9 @@ def reports_errors(fn: Callable[P, R]) -> Callable[P, R]:
             # Parameters carry what the daemon was given or found (a document's fields, a
             # device's strings): escaped like any untrusted string.
             detail = ", ".join(f"{k}={shown(str(v))}" for k, v in exc.params.items())
-            click.echo(f"mfpsec: {shown(exc.message)}" + (f" ({detail})" if detail else ""),
-                       err=True)
+            click.echo(
+                f"mfpsec: {shown(exc.message)}" + (f" ({detail})" if detail else ""), err=True
+            )
             click.echo(f"mfpsec: error {exc.code.wire_name}", err=True)
             sys.exit(exc.code.exit_status)
 
@@ -75,8 +76,13 @@ def shown(text: str) -> str:
             out.append(ch)
         else:
             code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else
-                       f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+            out.append(
+                f"\\x{code:02x}"
+                if code < 0x100
+                else f"\\u{code:04x}"
+                if code < 0x10000
+                else f"\\U{code:08x}"
+            )
     return "".join(out)
 
 
@@ -103,12 +109,15 @@ def read_secret(source: Path | None, prompt: str, confirm: bool) -> bytearray:
     return data
 
 
-def read_secrets(source: Path | None, prompts: tuple[str, ...], confirm_last: bool
-                 ) -> list[bytearray]:
+def read_secrets(
+    source: Path | None, prompts: tuple[str, ...], confirm_last: bool
+) -> list[bytearray]:
     """Several secrets: one per line of the file/stdin, or one hidden prompt each."""
     if source is None:
-        return [read_secret(None, p, confirm_last and i == len(prompts) - 1)
-                for i, p in enumerate(prompts)]
+        return [
+            read_secret(None, p, confirm_last and i == len(prompts) - 1)
+            for i, p in enumerate(prompts)
+        ]
     whole = read_secret(source, "", False)
     parts = [bytearray(line) for line in whole.split(b"\n")]
     whole[:] = bytes(len(whole))

@@ -21,22 +21,32 @@ def render_status(s: firmware.FirmwareStatus) -> str:
     if b.result == "verified":
         boot = click.style("verified", fg="green", bold=True) + (
             f" slot {b.slot} ({b.mode} mode), PCR {b.pcr} "
-            + (f"{b.pcr_value[:16]}…" if b.pcr_value else "not measured (no TPM)"))
+            + (f"{b.pcr_value[:16]}…" if b.pcr_value else "not measured (no TPM)")
+        )
     elif b.result:
         boot = click.style("FAILED", fg="red", bold=True) + f" ({b.mode} mode): {b.reason}"
     else:
         boot = click.style("not run", fg="yellow", bold=True) + " at this power-on"
-    lock = (click.style("prohibited", fg="yellow", bold=True)
-            + f" by {s.prohibited_by} since {s.prohibited_at}" if s.rewrite_prohibited
-            else "allowed")
-    lines = [f"model: {s.model}", f"boot verification: {boot}",
-             f"anti-rollback floor: epoch {s.counter if s.counter >= 0 else 'unreadable'}",
-             f"firmware rewriting: {lock}"]
+    lock = (
+        click.style("prohibited", fg="yellow", bold=True)
+        + f" by {s.prohibited_by} since {s.prohibited_at}"
+        if s.rewrite_prohibited
+        else "allowed"
+    )
+    lines = [
+        f"model: {s.model}",
+        f"boot verification: {boot}",
+        f"anti-rollback floor: epoch {s.counter if s.counter >= 0 else 'unreadable'}",
+        f"firmware rewriting: {lock}",
+    ]
     for slot in s.slots:
         mark = "*" if slot.name == s.active else " "
         extra = f", {s.tries} boot attempt(s) left" if slot.name == s.pending else ""
-        desc = (f"version {slot.version}, epoch {slot.epoch}, manifest "
-                f"{slot.manifest_sha256[:16]}" if slot.version else "")
+        desc = (
+            f"version {slot.version}, epoch {slot.epoch}, manifest {slot.manifest_sha256[:16]}"
+            if slot.version
+            else ""
+        )
         lines.append(f"{mark} slot {slot.name}: {slot.state}{extra}  {desc}".rstrip())
     if s.last_failed:
         lines.append(f"last failure: slot {s.last_failed}: {s.last_failed_reason}")
@@ -44,9 +54,11 @@ def render_status(s: firmware.FirmwareStatus) -> str:
 
 
 def _render_verification(v: firmware.Verification) -> str:
-    return (f"verified: {v.product} {v.version}, epoch {v.epoch}, models "
-            f"{', '.join(v.models)}\n  {v.files} files, {size_text(v.bytes)}; manifest "
-            f"{v.manifest_sha256}\n  signed by {v.signer}")
+    return (
+        f"verified: {v.product} {v.version}, epoch {v.epoch}, models "
+        f"{', '.join(v.models)}\n  {v.files} files, {size_text(v.bytes)}; manifest "
+        f"{v.manifest_sha256}\n  signed by {v.signer}"
+    )
 
 
 def _password(target: Target, password_file: Path | None) -> bytearray | None:
@@ -72,10 +84,12 @@ def status(target: Target, as_json: bool) -> None:
 
 
 @fw_group.command("verify")
-@click.argument("bundle", required=False,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--slot", type=click.Choice(["a", "b"]), help="An installed slot (default: "
-              "the one running).")
+@click.argument(
+    "bundle", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--slot", type=click.Choice(["a", "b"]), help="An installed slot (default: the one running)."
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @reports_errors
@@ -107,9 +121,11 @@ def update(target: Target, bundle: Path, password_file: Path | None, as_json: bo
     if as_json:
         echo_json(staged)
         return
-    click.echo(f"written to slot {staged.slot}: version {staged.version}, epoch "
-               f"{staged.epoch}, manifest {staged.manifest_sha256[:16]}\nreboot to switch: "
-               f"the next boot tries it ({staged.tries} attempts) and keeps it once verified")
+    click.echo(
+        f"written to slot {staged.slot}: version {staged.version}, epoch "
+        f"{staged.epoch}, manifest {staged.manifest_sha256[:16]}\nreboot to switch: "
+        f"the next boot tries it ({staged.tries} attempts) and keeps it once verified"
+    )
 
 
 def _set_lock(target: Target, password_file: Path | None, locked: bool) -> None:
@@ -139,12 +155,13 @@ def unlock(target: Target, password_file: Path | None) -> None:
     _set_lock(target, password_file, False)
 
 
-@fw_group.command("sign", context_settings={"ignore_unknown_options": True,
-                                            "help_option_names": []})
+@fw_group.command(
+    "sign", context_settings={"ignore_unknown_options": True, "help_option_names": []}
+)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def sign(args: tuple[str, ...]) -> None:
     """Vendor side, no daemon needed: `mfpsecd fw-sign` (same options; --help there)."""
     # The signing tool lives with the daemon's code (it builds manifests with the same
     # hashing engine the device verifies with); the CLI stays a thin client.
-    os.execv(sys.executable,  # noqa: S606 (our own interpreter, no shell)
-             [sys.executable, "-m", "mfpsecd.daemon.main", "fw-sign", *args])
+    argv = [sys.executable, "-m", "mfpsecd.daemon.main", "fw-sign", *args]
+    os.execv(sys.executable, argv)  # noqa: S606 (our own interpreter, no shell)

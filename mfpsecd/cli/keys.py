@@ -15,21 +15,30 @@ _STATE_COLOUR = {"ready": "green", "locked": "red", "destroyed": "red", "startin
 
 def render_status(s: keys.KeyStatus) -> str:
     state = click.style(s.state, fg=_STATE_COLOUR.get(s.state, "yellow"), bold=True)
-    root = ("software keys (no TPM: protected only by file permissions)" if s.software_keys
-            else f"TPM {s.tpm.backend}, {s.tpm.manufacturer} firmware {s.tpm.firmware}")
-    lines = [f"key chain: {state}" + (f" - {s.reason}" if s.reason else ""),
-             f"root of trust: {root}",
-             f"wrapping key: RSA-2048, SHA-256 {s.wrapping_key_fingerprint or '-'}",
-             "opens only while: " + (s.bound_to or (
-                 "(no TPM)" if s.software_keys else "any PCR values (bound to none)")),
-             f"device identity: ECDSA P-256, SHA-256 {s.identity_fingerprint or '-'}",
-             f"master key: AES-256, generation {s.master_key_generation}"
-             + (" (rotation pending)" if s.rotation_pending else "")
-             + (f", rotated {s.rotated_at}" if s.rotated_at else ""),
-             f"created: {s.created_at or '-'}",
-             f"backups: {s.backups}" + (f", last {s.last_backup_at}" if s.last_backup_at
-                                        else " - none yet: make one (mfpsec keys backup)"),
-             f"secrets: {s.secrets}"]
+    root = (
+        "software keys (no TPM: protected only by file permissions)"
+        if s.software_keys
+        else f"TPM {s.tpm.backend}, {s.tpm.manufacturer} firmware {s.tpm.firmware}"
+    )
+    lines = [
+        f"key chain: {state}" + (f" - {s.reason}" if s.reason else ""),
+        f"root of trust: {root}",
+        f"wrapping key: RSA-2048, SHA-256 {s.wrapping_key_fingerprint or '-'}",
+        "opens only while: "
+        + (s.bound_to or ("(no TPM)" if s.software_keys else "any PCR values (bound to none)")),
+        f"device identity: ECDSA P-256, SHA-256 {s.identity_fingerprint or '-'}",
+        f"master key: AES-256, generation {s.master_key_generation}"
+        + (" (rotation pending)" if s.rotation_pending else "")
+        + (f", rotated {s.rotated_at}" if s.rotated_at else ""),
+        f"created: {s.created_at or '-'}",
+        f"backups: {s.backups}"
+        + (
+            f", last {s.last_backup_at}"
+            if s.last_backup_at
+            else " - none yet: make one (mfpsec keys backup)"
+        ),
+        f"secrets: {s.secrets}",
+    ]
     return "\n".join(lines)
 
 
@@ -50,10 +59,17 @@ def status(target: Target, as_json: bool) -> None:
 
 
 @keys_group.command("backup")
-@click.option("--to", "to", required=True,
-              help="A directory (e.g. a mounted USB stick) or a target id from `keys targets`.")
-@click.option("--passphrase-file", type=click.Path(path_type=Path, allow_dash=True),
-              help="Read the passphrase from a file ('-' for stdin) instead of a prompt.")
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    help="A directory (e.g. a mounted USB stick) or a target id from `keys targets`.",
+)
+@click.option(
+    "--passphrase-file",
+    type=click.Path(path_type=Path, allow_dash=True),
+    help="Read the passphrase from a file ('-' for stdin) instead of a prompt.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @reports_errors
@@ -66,12 +82,14 @@ def backup(target: Target, to: str, passphrase_file: Path | None, as_json: bool)
         r = KeysClient(conn).backup(destination, passphrase)
     echo_json(r) if as_json else click.echo(
         f"backup written: {r.path} ({r.size} bytes, key {r.fingerprint[:16]})\n"
-        "Keep it and its passphrase apart; either alone is useless.")
+        "Keep it and its passphrase apart; either alone is useless."
+    )
 
 
 @keys_group.command("restore")
-@click.option("--from", "source", required=True, type=click.Path(path_type=Path),
-              help="The backup file.")
+@click.option(
+    "--from", "source", required=True, type=click.Path(path_type=Path), help="The backup file."
+)
 @click.option("--passphrase-file", type=click.Path(path_type=Path, allow_dash=True))
 @click.pass_obj
 @reports_errors
@@ -94,12 +112,18 @@ def rotate(target: Target, as_json: bool) -> None:
         conn.set_timeout(max(target.timeout, 300.0))
         r = KeysClient(conn).rotate()
     echo_json(r) if as_json else click.echo(
-        f"master key generation {r.generation}; {r.secrets} secrets re-sealed")
+        f"master key generation {r.generation}; {r.secrets} secrets re-sealed"
+    )
 
 
 @keys_group.command("destroy")
-@click.option("--confirm", "confirm", required=True, metavar="FINGERPRINT",
-              help="The wrapping key fingerprint shown by `mfpsec keys status`.")
+@click.option(
+    "--confirm",
+    "confirm",
+    required=True,
+    metavar="FINGERPRINT",
+    help="The wrapping key fingerprint shown by `mfpsec keys status`.",
+)
 @click.pass_obj
 @reports_errors
 def destroy(target: Target, confirm: str) -> None:
@@ -132,8 +156,11 @@ def identity(target: Target, as_json: bool, what: str | None) -> None:
 
 @keys_group.command("identity-history")
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Write the keys and the signed links there, for openssl (see README).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write the keys and the signed links there, for openssl (see README).",
+)
 @click.pass_obj
 @reports_errors
 def identity_history(target: Target, as_json: bool, out: Path | None) -> None:
@@ -148,15 +175,21 @@ def identity_history(target: Target, as_json: bool, out: Path | None) -> None:
         for link in h.links:
             (out / f"link-{link.seq}.json").write_bytes(link.document.encode())
             (out / f"link-{link.seq}.sig").write_bytes(bytes.fromhex(link.signature))
-        click.echo(f"{len(h.identities)} identity key(s) and {len(h.links)} link(s) written "
-                   f"to {out} (identity-0.pem is the current key)", err=True)
+        click.echo(
+            f"{len(h.identities)} identity key(s) and {len(h.links)} link(s) written "
+            f"to {out} (identity-0.pem is the current key)",
+            err=True,
+        )
     if as_json:
         echo_json(h)
         return
     if out is None:
         for n, entry in enumerate(h.identities):
-            when = f"replaced {entry.replaced_at}, proven by link {entry.link}" \
-                if entry.replaced_at else "current (in the TPM)"
+            when = (
+                f"replaced {entry.replaced_at}, proven by link {entry.link}"
+                if entry.replaced_at
+                else "current (in the TPM)"
+            )
             click.echo(f"identity-{n}  {entry.fingerprint}  {when}")
 
 
@@ -166,8 +199,10 @@ def _render_targets(targets: list[keys.BackupTarget]) -> str:
     lines = []
     for t in targets:
         where = t.mount_point or "not mounted"
-        lines.append(f"{t.id}  {t.device}  {t.vendor} {t.model}  {t.size_bytes // 2**20} MiB  "
-                     f"{t.filesystem or '?'}  {where}")
+        lines.append(
+            f"{t.id}  {t.device}  {t.vendor} {t.model}  {t.size_bytes // 2**20} MiB  "
+            f"{t.filesystem or '?'}  {where}"
+        )
     return "\n".join(lines)
 
 
@@ -206,16 +241,23 @@ def list_secrets(target: Target, as_json: bool) -> None:
         echo_json(items)
         return
     for i in items:
-        click.echo(f"{i.name:<32} {i.kind:<12} {i.size:>6} B  gen {i.generation}  "
-                   f"updated {i.updated_at}")
+        click.echo(
+            f"{i.name:<32} {i.kind:<12} {i.size:>6} B  gen {i.generation}  updated {i.updated_at}"
+        )
 
 
 @secrets_group.command("set")
 @click.argument("name")
-@click.option("--kind", type=click.Choice(["password", "private-key", "credential", "totp-seed",
-                                           "other"]), required=True)
-@click.option("--value-file", type=click.Path(path_type=Path, allow_dash=True),
-              help="Read the value from a file ('-' for stdin) instead of a prompt.")
+@click.option(
+    "--kind",
+    type=click.Choice(["password", "private-key", "credential", "totp-seed", "other"]),
+    required=True,
+)
+@click.option(
+    "--value-file",
+    type=click.Path(path_type=Path, allow_dash=True),
+    help="Read the value from a file ('-' for stdin) instead of a prompt.",
+)
 @click.pass_obj
 @reports_errors
 def set_secret(target: Target, name: str, kind: str, value_file: Path | None) -> None:

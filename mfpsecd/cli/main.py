@@ -20,10 +20,22 @@ from mfpsecd.wipe import cli as wipe_cmd
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mfpsec")
-@click.option("--socket", "socket_path", envvar="MFPSEC_SOCKET", default=DEFAULT_SOCKET,
-              show_default=True, show_envvar=True, help="The daemon's Varlink socket.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
-              help="Seconds to wait for each reply.")
+@click.option(
+    "--socket",
+    "socket_path",
+    envvar="MFPSEC_SOCKET",
+    default=DEFAULT_SOCKET,
+    show_default=True,
+    show_envvar=True,
+    help="The daemon's Varlink socket.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for each reply.",
+)
 @click.pass_context
 def cli(ctx: click.Context, socket_path: str, timeout: float) -> None:
     """Maintenance CLI of the mfpsecd security daemon.

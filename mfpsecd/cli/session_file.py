@@ -31,24 +31,26 @@ def path_for(socket_path: str) -> Path | None:
 def _private_dir(directory: Path) -> None:
     directory.mkdir(mode=0o700, parents=False, exist_ok=True)
     st = directory.lstat()
-    if (not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid()
-            or stat.S_IMODE(st.st_mode) & 0o077):
-        raise MfpsecError(ErrorCode.INVALID_PARAMETER,
-                          f"{directory} is not a private directory of this user",
-                          parameter="XDG_RUNTIME_DIR")
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) & 0o077:
+        raise MfpsecError(
+            ErrorCode.INVALID_PARAMETER,
+            f"{directory} is not a private directory of this user",
+            parameter="XDG_RUNTIME_DIR",
+        )
 
 
 def save(socket_path: str, token: str) -> Path:
     path = path_for(socket_path)
     if path is None:
-        raise MfpsecError(ErrorCode.INVALID_PARAMETER,
-                          "no runtime directory to keep the session in: set XDG_RUNTIME_DIR",
-                          parameter="XDG_RUNTIME_DIR")
+        raise MfpsecError(
+            ErrorCode.INVALID_PARAMETER,
+            "no runtime directory to keep the session in: set XDG_RUNTIME_DIR",
+            parameter="XDG_RUNTIME_DIR",
+        )
     _private_dir(path.parent)
     tmp = path.with_name(path.name + ".new")
     tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, token.encode())
     finally:

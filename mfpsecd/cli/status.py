@@ -12,15 +12,19 @@ from mfpsecd.cli.common import Target, echo_json, reports_errors
 from mfpsecd.client import SystemClient
 
 _STATE_COLOUR = {
-    HealthState.OK: "green", HealthState.STARTING: "yellow", HealthState.BACKOFF: "yellow",
-    HealthState.FAILED: "red", HealthState.STOPPED: "yellow", HealthState.DEGRADED: "yellow",
+    HealthState.OK: "green",
+    HealthState.STARTING: "yellow",
+    HealthState.BACKOFF: "yellow",
+    HealthState.FAILED: "red",
+    HealthState.STOPPED: "yellow",
+    HealthState.DEGRADED: "yellow",
 }
 _DAEMON_COLOUR = {DaemonState.READY: "green", DaemonState.DEGRADED: "red"}
 
 
 _NOTICES = {
     "administrator-unset": "no administrator password is set (first start): set one now "
-                           "with `mfpsec users init NAME`",
+    "with `mfpsec users init NAME`",
 }
 
 
@@ -28,8 +32,7 @@ def render(status: Status) -> str:
     uptime = dt.timedelta(seconds=int(status.uptime_seconds))
     lines = [
         f"mfpsecd {status.version} on board {status.board} ({status.board_kind}): "
-        + click.style(status.state.value, fg=_DAEMON_COLOUR.get(status.state, "yellow"),
-                      bold=True),
+        + click.style(status.state.value, fg=_DAEMON_COLOUR.get(status.state, "yellow"), bold=True),
         f"up {uptime} since {status.started_at}; boot #{status.boot_count}, "
         f"previous shutdown: {status.previous_shutdown}",
         "",

@@ -14,21 +14,22 @@ from mfpsecd.client import StoreClient
 
 
 def render_status(s: store.StoreStatus) -> str:
-    chain = click.style(s.key_chain, fg="green" if s.key_chain == "ready" else "red",
-                        bold=True)
+    chain = click.style(s.key_chain, fg="green" if s.key_chain == "ready" else "red", bold=True)
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(s.by_kind.items())) or "none"
     boxes = f"{s.box_retention_days} days" if s.box_retention_days else "until deleted"
-    return "\n".join([
-        f"objects: {s.objects} ({kinds}); {size_text(s.bytes)} of data, "
-        f"{size_text(s.sealed_bytes)} on disk",
-        f"encryption: {s.encryption}",
-        f"key chain: {chain}" + ("" if s.key_chain == "ready"
-                                 else " - nothing can be stored or read until it is"),
-        f"store: {s.directory} on {s.medium}",
-        f"delete: {s.delete_method}",
-        f"policies: box documents kept {boxes}; secure-print jobs deleted when printed or "
-        f"after {s.secure_print_timeout_hours} h",
-    ])
+    return "\n".join(
+        [
+            f"objects: {s.objects} ({kinds}); {size_text(s.bytes)} of data, "
+            f"{size_text(s.sealed_bytes)} on disk",
+            f"encryption: {s.encryption}",
+            f"key chain: {chain}"
+            + ("" if s.key_chain == "ready" else " - nothing can be stored or read until it is"),
+            f"store: {s.directory} on {s.medium}",
+            f"delete: {s.delete_method}",
+            f"policies: box documents kept {boxes}; secure-print jobs deleted when printed or "
+            f"after {s.secure_print_timeout_hours} h",
+        ]
+    )
 
 
 @click.group("store")
@@ -62,23 +63,39 @@ def list_objects(target: Target, as_json: bool) -> None:
         click.echo("no objects")
     for o in objects:
         expiry = f", deleted at {o.expires_at}" if o.expires_at else ""
-        click.echo(f"{o.id}  {o.kind:<12} {shown(o.owner):<12} {size_text(o.size):>10}  "
-                   f"{shown(o.job)}/{shown(o.name)}  {o.created_at}{expiry}")
+        click.echo(
+            f"{o.id}  {o.kind:<12} {shown(o.owner):<12} {size_text(o.size):>10}  "
+            f"{shown(o.job)}/{shown(o.name)}  {o.created_at}{expiry}"
+        )
 
 
 @store_group.command("put")
-@click.argument("source", type=click.Path(exists=True, dir_okay=False, allow_dash=True,
-                                          path_type=Path))
+@click.argument(
+    "source", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
+)
 @click.option("--job", required=True, help="The job the data belongs to.")
-@click.option("--kind", type=click.Choice(["spool", "box", "secure-print"]), default="spool",
-              show_default=True, help="Decides when the policies delete it.")
+@click.option(
+    "--kind",
+    type=click.Choice(["spool", "box", "secure-print"]),
+    default="spool",
+    show_default=True,
+    help="Decides when the policies delete it.",
+)
 @click.option("--name", help="A name for the object (default: the file's).")
 @click.option("--owner", default="", help="Another user's (administrators only).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @reports_errors
-def put(target: Target, *, source: Path, job: str, kind: str, name: str | None, owner: str,
-        as_json: bool) -> None:
+def put(
+    target: Target,
+    *,
+    source: Path,
+    job: str,
+    kind: str,
+    name: str | None,
+    owner: str,
+    as_json: bool,
+) -> None:
     """Store a file (or stdin, '-') encrypted. The daemon reads it through the passed
     descriptor: it needs no access to the path."""
     with target.connect() as conn:
@@ -88,15 +105,22 @@ def put(target: Target, *, source: Path, job: str, kind: str, name: str | None, 
             o = client.put(0, job=job, kind=kind, name=name or "stdin", owner=owner)
         else:
             with source.open("rb") as f:
-                o = client.put(f.fileno(), job=job, kind=kind, name=name or source.name,
-                               owner=owner)
+                o = client.put(
+                    f.fileno(), job=job, kind=kind, name=name or source.name, owner=owner
+                )
     echo_json(o) if as_json else click.echo(o.id)
 
 
 @store_group.command("get")
 @click.argument("object_id")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-              default=Path("-"), show_default=True, help="Where the plaintext goes.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    default=Path("-"),
+    show_default=True,
+    help="Where the plaintext goes.",
+)
 @click.pass_obj
 @reports_errors
 def get(target: Target, object_id: str, output: Path) -> None:
@@ -138,8 +162,9 @@ def purge(target: Target, yes: bool, password_file: Path | None) -> None:
     A logged-in user gives their password again.
     """
     if not yes:
-        click.confirm("Destroy every stored job, box document and held print job?",
-                      abort=True, err=True)
+        click.confirm(
+            "Destroy every stored job, box document and held print job?", abort=True, err=True
+        )
     password = None
     if session_file.load(target.socket) is not None:
         password = read_secret(password_file, "Password (again)", False)

@@ -47,32 +47,42 @@ def users_list(target: Target, as_json: bool) -> None:
     if as_json:
         echo_json(users)
         return
-    click.echo(f"{'USER':<16} {'ROLE':<13} {'PASSWORD SET':<20} {'FAILURES':>8}  "
-               f"{'LOCKED':<8} {'TOTP':<4}  LAST LOGIN")
+    click.echo(
+        f"{'USER':<16} {'ROLE':<13} {'PASSWORD SET':<20} {'FAILURES':>8}  "
+        f"{'LOCKED':<8} {'TOTP':<4}  LAST LOGIN"
+    )
     for u in users:
         locked = f"{u.locked_for_s // 60 + 1} min" if u.locked_for_s else "-"
         pw = u.password_set_at + (" (temp)" if u.temporary else "")
-        click.echo(f"{u.user:<16} {u.role.value:<13} {pw:<20} {u.failures:>8}  "
-                   f"{locked:<8} {'yes' if u.totp else 'no':<4}  {u.last_login_at or '-'}")
+        click.echo(
+            f"{u.user:<16} {u.role.value:<13} {pw:<20} {u.failures:>8}  "
+            f"{locked:<8} {'yes' if u.totp else 'no':<4}  {u.last_login_at or '-'}"
+        )
 
 
 @users_group.command("add")
 @click.argument("user")
 @click.option("--role", type=_ROLES, required=True)
-@click.option("--permanent", is_flag=True,
-              help="Not a temporary password (by default the user must change it at "
-                   "first login, within the policy's temporary_days).")
+@click.option(
+    "--permanent",
+    is_flag=True,
+    help="Not a temporary password (by default the user must change it at "
+    "first login, within the policy's temporary_days).",
+)
 @PASSWORD_FILE
 @click.pass_obj
 @reports_errors
-def users_add(target: Target, user: str, role: str, permanent: bool,
-              password_file: Path | None) -> None:
+def users_add(
+    target: Target, user: str, role: str, permanent: bool, password_file: Path | None
+) -> None:
     """Create an account."""
     password = read_secret(password_file, f"Password for {user}", True)
     with target.connect() as conn:
         u = AuthClient(conn).add_user(user, role, password, not permanent)
-    click.echo(f"added {u.user} ({u.role.value})"
-               + (": temporary password, to be changed at first login" if u.temporary else ""))
+    click.echo(
+        f"added {u.user} ({u.role.value})"
+        + (": temporary password, to be changed at first login" if u.temporary else "")
+    )
 
 
 @users_group.command("passwd")
@@ -81,8 +91,7 @@ def users_add(target: Target, user: str, role: str, permanent: bool,
 @PASSWORD_FILE
 @click.pass_obj
 @reports_errors
-def users_passwd(target: Target, user: str, permanent: bool,
-                 password_file: Path | None) -> None:
+def users_passwd(target: Target, user: str, permanent: bool, password_file: Path | None) -> None:
     """Set another user's password; their sessions end."""
     password = read_secret(password_file, f"New password for {user}", True)
     with target.connect() as conn:
@@ -117,8 +126,12 @@ def users_remove(target: Target, user: str, yes: bool) -> None:
 
 @users_group.command("card")
 @click.argument("user")
-@click.option("--cert", "cert", type=click.Path(dir_okay=False, path_type=Path),
-              help="The card's certificate (PEM) to bind to the user.")
+@click.option(
+    "--cert",
+    "cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The card's certificate (PEM) to bind to the user.",
+)
 @click.option("--remove", is_flag=True, help="Unbind the user's card.")
 @click.pass_obj
 @reports_errors
@@ -155,13 +168,21 @@ def users_recover(target: Target, user: str, password_file: Path | None) -> None
     with target.connect() as conn:
         client = AuthClient(conn)
         r = client.request_recovery(user)
-        click.echo(f"recovery of administrator {r.user} requested ({r.request}): the "
-                   f"operation panel shows its code for {r.expires_in_s} s", err=True)
-        code, password = read_secrets(password_file, ("Code shown on the operation panel",
-                                                      f"Temporary password for {user}"), True)
+        click.echo(
+            f"recovery of administrator {r.user} requested ({r.request}): the "
+            f"operation panel shows its code for {r.expires_in_s} s",
+            err=True,
+        )
+        code, password = read_secrets(
+            password_file,
+            ("Code shown on the operation panel", f"Temporary password for {user}"),
+            True,
+        )
         u = client.complete_recovery(r.request, code.decode(errors="replace"), password)
-    click.echo(f"administrator {u.user} recovered: log in with `mfpsec login -u {u.user}` "
-               "and choose a new password")
+    click.echo(
+        f"administrator {u.user} recovered: log in with `mfpsec login -u {u.user}` "
+        "and choose a new password"
+    )
 
 
 @click.group("policy")
@@ -219,8 +240,7 @@ def policy_set(target: Target, settings: tuple[str, ...]) -> None:
             section, _, name = key.partition(".")
             if not sep or section not in doc or name not in doc[section]:
                 known = ", ".join(f"{s}.{k}" for s, ks in doc.items() for k in ks)
-                raise click.BadParameter(f"{setting!r}: expected KEY=VALUE with KEY one of "
-                                         f"{known}")
+                raise click.BadParameter(f"{setting!r}: expected KEY=VALUE with KEY one of {known}")
             doc[section][name] = _coerce(doc[section][name], value, key)
         try:
             policy = msgspec.convert(doc, auth.AuthPolicy)

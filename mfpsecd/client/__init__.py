@@ -8,13 +8,13 @@ from mfpsecd.client.system import AsyncSystemClient, SystemClient
 from mfpsecd.varlink.client import DEFAULT_SOCKET, AsyncConnection, Connection
 
 __all__ = [
-           "DEFAULT_SOCKET",
-           "AsyncConnection",
-           "AsyncSystemClient",
-           "AuthClient",
-           "Connection",
-           "FirmwareClient",
-           "KeysClient",
-           "StoreClient",
-           "SystemClient",
+    "DEFAULT_SOCKET",
+    "AsyncConnection",
+    "AsyncSystemClient",
+    "AuthClient",
+    "Connection",
+    "FirmwareClient",
+    "KeysClient",
+    "StoreClient",
+    "SystemClient",
 ]

@@ -26,16 +26,17 @@ class AuthClient:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    def _secret_call(self, method: str, params: dict[str, object], *secrets: bytearray
-                     ) -> msgspec.Raw:
+    def _secret_call(
+        self, method: str, params: dict[str, object], *secrets: bytearray
+    ) -> msgspec.Raw:
         return self._conn.call_secret(_IFACE + method, params, *secrets)
 
     def initialize(self, user: str, password: bytearray) -> None:
-        self._secret_call("InitializeAdministrator", {"user": user, "password": password},
-                          password)
+        self._secret_call("InitializeAdministrator", {"user": user, "password": password}, password)
 
-    def login(self, user: str, password: bytearray, otp: str = "",
-              remote_address: str = "") -> auth.SessionInfo:
+    def login(
+        self, user: str, password: bytearray, otp: str = "", remote_address: str = ""
+    ) -> auth.SessionInfo:
         params: dict[str, object] = {"user": user, "password": password}
         if otp:
             params["otp"] = otp
@@ -50,8 +51,9 @@ class AuthClient:
         return _session.decode(self._secret_call("LoginCard", params, pin))
 
     def bind_card(self, user: str, certificate_pem: str) -> str:
-        return _bound.decode(self._conn.call(
-            _IFACE + "BindCard", {"user": user, "certificate": certificate_pem})).fingerprint
+        return _bound.decode(
+            self._conn.call(_IFACE + "BindCard", {"user": user, "certificate": certificate_pem})
+        ).fingerprint
 
     def resume(self, token: str) -> auth.SessionInfo:
         return _session.decode(self._conn.call(_IFACE + "Resume", {"token": token}))
@@ -74,15 +76,21 @@ class AuthClient:
     def users(self) -> list[auth.UserInfo]:
         return _users.decode(self._conn.call(_IFACE + "ListUsers")).users
 
-    def add_user(self, user: str, role: str, password: bytearray, temporary: bool
-                 ) -> auth.UserInfo:
-        return _user.decode(self._secret_call(
-            "AddUser", {"user": user, "role": role, "password": password,
-                        "temporary": temporary}, password))
+    def add_user(self, user: str, role: str, password: bytearray, temporary: bool) -> auth.UserInfo:
+        return _user.decode(
+            self._secret_call(
+                "AddUser",
+                {"user": user, "role": role, "password": password, "temporary": temporary},
+                password,
+            )
+        )
 
     def set_password(self, user: str, password: bytearray, temporary: bool) -> None:
-        self._secret_call("SetUserPassword", {"user": user, "password": password,
-                                              "temporary": temporary}, password)
+        self._secret_call(
+            "SetUserPassword",
+            {"user": user, "password": password, "temporary": temporary},
+            password,
+        )
 
     def unlock(self, user: str) -> int:
         return _unlock.decode(self._conn.call(_IFACE + "UnlockUser", {"user": user})).failures
@@ -106,8 +114,11 @@ class AuthClient:
         """The operation panel's call: the code to show to the person at the device."""
         return _pending.decode(self._conn.call(_IFACE + "PendingRecoveries")).requests
 
-    def complete_recovery(self, request: str, code: str, password: bytearray
-                          ) -> auth.UserInfo:
-        return _user.decode(self._secret_call(
-            "CompleteRecovery", {"request": request, "code": code, "password": password},
-            password))
+    def complete_recovery(self, request: str, code: str, password: bytearray) -> auth.UserInfo:
+        return _user.decode(
+            self._secret_call(
+                "CompleteRecovery",
+                {"request": request, "code": code, "password": password},
+                password,
+            )
+        )

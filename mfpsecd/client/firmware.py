@@ -28,11 +28,13 @@ class FirmwareClient:
 
     def verify_archive(self, fd: int) -> firmware.Verification:
         """A bundle archive read from fd, checked as an update would check it."""
-        return _verification.decode(self._conn.call(
-            _IFACE + "Verify", {"descriptor": self._conn.pass_descriptor(fd)}))
+        return _verification.decode(
+            self._conn.call(_IFACE + "Verify", {"descriptor": self._conn.pass_descriptor(fd)})
+        )
 
-    def _secret_call(self, method: str, params: dict[str, object],
-                     password: bytearray | None) -> msgspec.Raw:
+    def _secret_call(
+        self, method: str, params: dict[str, object], password: bytearray | None
+    ) -> msgspec.Raw:
         """password: the logged-in caller's, again (zeroed once sent); None for root
         without a session."""
         if password is None:

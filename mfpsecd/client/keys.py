@@ -33,24 +33,32 @@ class KeysClient:
     def list_secrets(self) -> list[keys.SecretInfo]:
         return _secrets.decode(self._conn.call(_IFACE + "ListSecrets")).secrets
 
-    def _call_with_secret(self, method: str, params: dict[str, object], secret: bytearray
-                          ) -> msgspec.Raw:
+    def _call_with_secret(
+        self, method: str, params: dict[str, object], secret: bytearray
+    ) -> msgspec.Raw:
         return self._conn.call_secret(_IFACE + method, params, secret)
 
     def set_secret(self, name: str, kind: str, value: bytearray) -> keys.SecretInfo:
-        return _secret.decode(self._call_with_secret(
-            "SetSecret", {"name": name, "kind": kind, "value": value}, value))
+        return _secret.decode(
+            self._call_with_secret("SetSecret", {"name": name, "kind": kind, "value": value}, value)
+        )
 
     def delete_secret(self, name: str) -> None:
         self._conn.call(_IFACE + "DeleteSecret", {"name": name})
 
     def backup(self, target: str, passphrase: bytearray) -> keys.BackupResult:
-        return _backup.decode(self._call_with_secret(
-            "BackupKeys", {"target": target, "passphrase": passphrase}, passphrase))
+        return _backup.decode(
+            self._call_with_secret(
+                "BackupKeys", {"target": target, "passphrase": passphrase}, passphrase
+            )
+        )
 
     def restore(self, source: str, passphrase: bytearray) -> keys.RestoreResult:
-        return _restore.decode(self._call_with_secret(
-            "RestoreKeys", {"source": source, "passphrase": passphrase}, passphrase))
+        return _restore.decode(
+            self._call_with_secret(
+                "RestoreKeys", {"source": source, "passphrase": passphrase}, passphrase
+            )
+        )
 
     def rotate(self) -> keys.RotateResult:
         return _rotate.decode(self._conn.call(_IFACE + "RotateMasterKey"))

@@ -23,11 +23,16 @@ class StoreClient:
     def status(self) -> store.StoreStatus:
         return _status.decode(self._conn.call(_IFACE + "GetStoreStatus"))
 
-    def put(self, fd: int, *, job: str, kind: str, name: str, owner: str = ""
-            ) -> store.StoredObject:
+    def put(
+        self, fd: int, *, job: str, kind: str, name: str, owner: str = ""
+    ) -> store.StoredObject:
         """Store everything readable from fd (a file or the read end of a pipe)."""
-        params: dict[str, object] = {"descriptor": self._conn.pass_descriptor(fd),
-                                     "job": job, "kind": kind, "name": name}
+        params: dict[str, object] = {
+            "descriptor": self._conn.pass_descriptor(fd),
+            "job": job,
+            "kind": kind,
+            "name": name,
+        }
         if owner:
             params["owner"] = owner
         return _object.decode(self._conn.call(_IFACE + "Put", params))
@@ -35,8 +40,9 @@ class StoreClient:
     def read(self, object_id: str, fd: int) -> int:
         """The object's plaintext written to fd; → its size."""
         token = self._conn.pass_descriptor(fd)
-        return _read.decode(self._conn.call(
-            _IFACE + "Read", {"object": object_id, "descriptor": token})).size
+        return _read.decode(
+            self._conn.call(_IFACE + "Read", {"object": object_id, "descriptor": token})
+        ).size
 
     def objects(self) -> list[store.StoredObject]:
         return _objects.decode(self._conn.call(_IFACE + "ListObjects")).objects
@@ -53,5 +59,6 @@ class StoreClient:
         without a session."""
         if password is None:
             return _purge.decode(self._conn.call(_IFACE + "Purge", {}))
-        return _purge.decode(self._conn.call_secret(_IFACE + "Purge", {"password": password},
-                                                    password))
+        return _purge.decode(
+            self._conn.call_secret(_IFACE + "Purge", {"password": password}, password)
+        )

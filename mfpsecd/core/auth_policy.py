@@ -14,8 +14,9 @@ def lock_remaining(locked_until: float, now: float) -> float:
     return max(locked_until - now, 0.0)
 
 
-def after_failure(failures: int, locked_until: float, now: float, policy: LockoutPolicy
-                  ) -> tuple[int, float]:
+def after_failure(
+    failures: int, locked_until: float, now: float, policy: LockoutPolicy
+) -> tuple[int, float]:
     """(failures, locked_until) after one more failed attempt on an unlocked account."""
     if locked_until and locked_until <= now:
         failures = 0  # the previous lock ran out: a fresh count

@@ -29,7 +29,8 @@ from mfpsecd.base.errors import ErrorCode, MfpsecError
 # The Web PKI client profile requires a subjectAltName; card certificates often carry
 # only a subject (or a UPN otherName): the card is bound by its fingerprint, not a name.
 _CARD_EE_POLICY = ExtensionPolicy.webpki_defaults_ee().may_be_present(
-    x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
+    x509.SubjectAlternativeName, Criticality.AGNOSTIC, None
+)
 
 
 def fingerprint(der: bytes) -> str:
@@ -41,8 +42,12 @@ def _rejected(reason: str) -> MfpsecError:
     return MfpsecError(ErrorCode.CERTIFICATE_REJECTED, reason=reason)
 
 
-def check(der: bytes, anchors: list[x509.Certificate],
-          intermediates: list[x509.Certificate], now: dt.datetime) -> x509.Certificate:
+def check(
+    der: bytes,
+    anchors: list[x509.Certificate],
+    intermediates: list[x509.Certificate],
+    now: dt.datetime,
+) -> x509.Certificate:
     """The parsed certificate, or CertificateRejected saying why not."""
     try:
         cert = x509.load_der_x509_certificate(der)
@@ -60,10 +65,15 @@ def check(der: bytes, anchors: list[x509.Certificate],
         usage = None
     if usage is not None and not usage.digital_signature:
         raise _rejected("its key usage does not allow digital signatures")
-    verifier = (PolicyBuilder().store(Store(anchors)).time(now)
-                .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(),
-                                    ee_policy=_CARD_EE_POLICY)
-                .build_client_verifier())
+    verifier = (
+        PolicyBuilder()
+        .store(Store(anchors))
+        .time(now)
+        .extension_policies(
+            ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=_CARD_EE_POLICY
+        )
+        .build_client_verifier()
+    )
     try:
         verifier.verify(cert, intermediates)
     except VerificationError as exc:

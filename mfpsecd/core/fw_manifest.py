@@ -49,8 +49,10 @@ class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     product: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     version: Annotated[str, msgspec.Meta(pattern=_VERSION)]
     epoch: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]  # the security epoch
-    models: Annotated[list[Annotated[str, msgspec.Meta(pattern=_MODEL)]],
-                      msgspec.Meta(min_length=1, max_length=64)]
+    models: Annotated[
+        list[Annotated[str, msgspec.Meta(pattern=_MODEL)]],
+        msgspec.Meta(min_length=1, max_length=64),
+    ]
     created: str
     entries: list[Entry]
 
@@ -173,18 +175,24 @@ def compare(m: Manifest, found: Mapping[str, tuple[str, int, str]]) -> None:
     are the hashing engine's part."""
     expected = {e.path: e for e in m.entries}
     for path in sorted(found.keys() - expected.keys()):
-        raise MfpsecError(ErrorCode.FIRMWARE_TREE_MISMATCH, reason="not in the manifest",
-                          path=path)
+        raise MfpsecError(ErrorCode.FIRMWARE_TREE_MISMATCH, reason="not in the manifest", path=path)
     for path in sorted(expected.keys() - found.keys()):
         raise MfpsecError(ErrorCode.FIRMWARE_TREE_MISMATCH, reason="missing", path=path)
     for path, e in sorted(expected.items()):
         kind, mode, target = found[path]
         if kind != e.kind:
-            raise MfpsecError(ErrorCode.FIRMWARE_TREE_MISMATCH,
-                              reason=f"a {kind}, the manifest says {e.kind}", path=path)
+            raise MfpsecError(
+                ErrorCode.FIRMWARE_TREE_MISMATCH,
+                reason=f"a {kind}, the manifest says {e.kind}",
+                path=path,
+            )
         if e.kind != "symlink" and mode != e.mode:
-            raise MfpsecError(ErrorCode.FIRMWARE_TREE_MISMATCH,
-                              reason=f"mode {mode:o}, the manifest says {e.mode:o}", path=path)
+            raise MfpsecError(
+                ErrorCode.FIRMWARE_TREE_MISMATCH,
+                reason=f"mode {mode:o}, the manifest says {e.mode:o}",
+                path=path,
+            )
         if e.kind == "symlink" and target != e.target:
-            raise MfpsecError(ErrorCode.FIRMWARE_TREE_MISMATCH,
-                              reason="symlink target differs", path=path)
+            raise MfpsecError(
+                ErrorCode.FIRMWARE_TREE_MISMATCH, reason="symlink target differs", path=path
+            )

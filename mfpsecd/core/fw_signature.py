@@ -51,8 +51,7 @@ def _invalid(reason: str) -> MfpsecError:
     return MfpsecError(ErrorCode.FIRMWARE_SIGNATURE_INVALID, reason=reason)
 
 
-def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]
-               ) -> x509.ExtensionType | None:
+def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.ExtensionType | None:
     try:
         return cert.extensions.get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
@@ -78,12 +77,17 @@ def _issues(ca: x509.Certificate, cert: x509.Certificate, below: int) -> bool:
 
 def _in_date(cert: x509.Certificate, clock: ClockCheck, now: dt.datetime) -> bool:
     return clock is ClockCheck.IGNORE or (
-        cert.not_valid_before_utc <= now <= cert.not_valid_after_utc)
+        cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
+    )
 
 
-def _path(signer: x509.Certificate, intermediates: list[x509.Certificate],
-          roots: list[x509.Certificate], clock: ClockCheck, now: dt.datetime
-          ) -> list[x509.Certificate]:
+def _path(
+    signer: x509.Certificate,
+    intermediates: list[x509.Certificate],
+    roots: list[x509.Certificate],
+    clock: ClockCheck,
+    now: dt.datetime,
+) -> list[x509.Certificate]:
     """signer, the intermediates it needs, and the root: each issued by the next."""
     path = [signer]
     unused = list(intermediates)
@@ -92,26 +96,31 @@ def _path(signer: x509.Certificate, intermediates: list[x509.Certificate],
         root = next((r for r in roots if _issues(r, path[-1], below)), None)
         if root is not None:
             return [*path, root]
-        ca = next((c for c in unused if _issues(c, path[-1], below)
-                   and _in_date(c, clock, now)), None)
+        ca = next(
+            (c for c in unused if _issues(c, path[-1], below) and _in_date(c, clock, now)), None
+        )
         if ca is None or len(path) > MAX_INTERMEDIATES:
-            raise _invalid("the signing certificate is not issued by a trusted firmware "
-                           "root, directly or through the intermediate CAs it came with")
+            raise _invalid(
+                "the signing certificate is not issued by a trusted firmware "
+                "root, directly or through the intermediate CAs it came with"
+            )
         unused.remove(ca)
         path.append(ca)
 
 
-def _check_revocation(path: list[x509.Certificate],
-                      crls: Sequence[x509.CertificateRevocationList]) -> None:
+def _check_revocation(
+    path: list[x509.Certificate], crls: Sequence[x509.CertificateRevocationList]
+) -> None:
     for cert, issuer in itertools.pairwise(path):
         for crl in crls:
-            if crl.issuer != issuer.subject or not crl.is_signature_valid(
-                    issuer.public_key()):  # type: ignore[arg-type]
+            if crl.issuer != issuer.subject or not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
                 continue
             if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
-                raise _invalid(f"the certificate {cert.subject.rfc4514_string()} (serial "
-                               f"{cert.serial_number:x}) is revoked by "
-                               f"{issuer.subject.rfc4514_string()}")
+                raise _invalid(
+                    f"the certificate {cert.subject.rfc4514_string()} (serial "
+                    f"{cert.serial_number:x}) is revoked by "
+                    f"{issuer.subject.rfc4514_string()}"
+                )
 
 
 def _check_signer(signer: x509.Certificate, clock: ClockCheck, now: dt.datetime) -> None:
@@ -122,8 +131,7 @@ def _check_signer(signer: x509.Certificate, clock: ClockCheck, now: dt.datetime)
     if not isinstance(usage, x509.KeyUsage) or not usage.digital_signature:
         raise _invalid("the signing certificate's key usage does not allow signatures")
     eku = _extension(signer, x509.ExtendedKeyUsage)
-    if not isinstance(eku, x509.ExtendedKeyUsage) or \
-            ExtendedKeyUsageOID.CODE_SIGNING not in eku:
+    if not isinstance(eku, x509.ExtendedKeyUsage) or ExtendedKeyUsageOID.CODE_SIGNING not in eku:
         raise _invalid("the signing certificate is not for code signing")
     if clock is ClockCheck.CHECK:
         if now < signer.not_valid_before_utc:
@@ -132,9 +140,16 @@ def _check_signer(signer: x509.Certificate, clock: ClockCheck, now: dt.datetime)
             raise _invalid("the signing certificate has expired")
 
 
-def verify(raw: bytes, signature: bytes, signer_pem: bytes, *,
-           roots: list[x509.Certificate], clock: ClockCheck, now: dt.datetime,
-           crls: Sequence[x509.CertificateRevocationList] = ()) -> x509.Certificate:
+def verify(
+    raw: bytes,
+    signature: bytes,
+    signer_pem: bytes,
+    *,
+    roots: list[x509.Certificate],
+    clock: ClockCheck,
+    now: dt.datetime,
+    crls: Sequence[x509.CertificateRevocationList] = (),
+) -> x509.Certificate:
     """The signing certificate, once the signature over raw checks out;
     FirmwareSignatureInvalid saying why not."""
     if not roots:
@@ -146,8 +161,9 @@ def verify(raw: bytes, signature: bytes, signer_pem: bytes, *,
     except ValueError:
         raise _invalid("the signing certificate is not PEM X.509") from None
     if len(certs) > 1 + MAX_INTERMEDIATES:
-        raise _invalid(f"expected the signing certificate and at most {MAX_INTERMEDIATES} "
-                       "intermediate CAs")
+        raise _invalid(
+            f"expected the signing certificate and at most {MAX_INTERMEDIATES} intermediate CAs"
+        )
     signer = certs[0]
     path = _path(signer, certs[1:], roots, clock, now)
     _check_signer(signer, clock, now)

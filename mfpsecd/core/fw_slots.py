@@ -65,8 +65,9 @@ def replace_tries(state: BootState, tries: int) -> BootState:
 
 
 def trial_failed(state: BootState, reason: str) -> BootState:
-    return msgspec.structs.replace(state, pending=None, tries=0, failed=state.pending,
-                                   reason=reason)
+    return msgspec.structs.replace(
+        state, pending=None, tries=0, failed=state.pending, reason=reason
+    )
 
 
 def update_target(state: BootState) -> str:

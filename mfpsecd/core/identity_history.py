@@ -71,8 +71,11 @@ def fingerprint(spki_der: bytes) -> str:
 
 
 def pem(spki_der: bytes) -> str:
-    return serialization.load_der_public_key(spki_der).public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return (
+        serialization.load_der_public_key(spki_der)
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 def spki_of(pem_text: str) -> bytes:
@@ -84,8 +87,9 @@ def spki_of(pem_text: str) -> bytes:
         raise ValueError(f"unsupported public key: {exc}") from None
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise ValueError("not an EC public key")
-    return key.public_bytes(serialization.Encoding.DER,
-                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def verifies(spki_der: bytes, signature: bytes, message: bytes) -> bool:
@@ -98,8 +102,12 @@ def verifies_digest(spki_der: bytes, signature: bytes, digest: bytes) -> bool:
     return _verifies(spki_der, signature, digest, utils.Prehashed(hashes.SHA256()))
 
 
-def _verifies(spki_der: bytes, signature: bytes, data: bytes,
-              algorithm: hashes.HashAlgorithm | utils.Prehashed) -> bool:
+def _verifies(
+    spki_der: bytes,
+    signature: bytes,
+    data: bytes,
+    algorithm: hashes.HashAlgorithm | utils.Prehashed,
+) -> bool:
     try:
         key = serialization.load_der_public_key(spki_der)
     except (ValueError, UnsupportedAlgorithm):
@@ -120,12 +128,20 @@ def _names(pem_text: str, spki_der: bytes) -> bool:
         return False
 
 
-def new_link(*, seq: int, previous_spki: bytes, spki: bytes, at: str, reason: str,
-             by: str) -> IdentityLink:
-    return IdentityLink(format=LINK_FORMAT, seq=seq,
-                        previous_fingerprint=fingerprint(previous_spki),
-                        previous_public_key=pem(previous_spki), fingerprint=fingerprint(spki),
-                        public_key=pem(spki), at=at, reason=reason, by=by)
+def new_link(
+    *, seq: int, previous_spki: bytes, spki: bytes, at: str, reason: str, by: str
+) -> IdentityLink:
+    return IdentityLink(
+        format=LINK_FORMAT,
+        seq=seq,
+        previous_fingerprint=fingerprint(previous_spki),
+        previous_public_key=pem(previous_spki),
+        fingerprint=fingerprint(spki),
+        public_key=pem(spki),
+        at=at,
+        reason=reason,
+        by=by,
+    )
 
 
 def trusted(current_spki: bytes, links: list[SignedLink]) -> list[KnownIdentity]:
@@ -141,15 +157,20 @@ def trusted(current_spki: bytes, links: list[SignedLink]) -> list[KnownIdentity]
     seen = {known[0].fingerprint}
     while True:
         signer = known[-1]
-        step = next((s for s in by_signer.get(signer.fingerprint, ())
-                     if (p := _proven_previous(s, signer.spki_der)) is not None
-                     and fingerprint(p) not in seen), None)
+        step = next(
+            (
+                s
+                for s in by_signer.get(signer.fingerprint, ())
+                if (p := _proven_previous(s, signer.spki_der)) is not None
+                and fingerprint(p) not in seen
+            ),
+            None,
+        )
         if step is None:
             return known
         previous = spki_of(step.link.previous_public_key)
         seen.add(step.link.previous_fingerprint)
-        known.append(KnownIdentity(step.link.previous_fingerprint, previous, step.link.at,
-                                   step))
+        known.append(KnownIdentity(step.link.previous_fingerprint, previous, step.link.at, step))
 
 
 def _proven_previous(signed: SignedLink, signer_spki: bytes) -> bytes | None:
@@ -160,8 +181,11 @@ def _proven_previous(signed: SignedLink, signer_spki: bytes) -> bytes | None:
         signature = bytes.fromhex(signed.signature)
     except ValueError:
         return None
-    if (link.format != LINK_FORMAT or fingerprint(previous) != link.previous_fingerprint
-            or not _names(link.public_key, signer_spki)
-            or not verifies(signer_spki, signature, canonical(link))):
+    if (
+        link.format != LINK_FORMAT
+        or fingerprint(previous) != link.previous_fingerprint
+        or not _names(link.public_key, signer_spki)
+        or not verifies(signer_spki, signature, canonical(link))
+    ):
         return None
     return previous

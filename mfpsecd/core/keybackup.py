@@ -86,7 +86,7 @@ def parse(data: bytes) -> ParsedBackup:
     """Check everything that can be checked without the passphrase."""
     if len(data) > MAX_FILE_BYTES:
         raise _invalid(f"larger than {MAX_FILE_BYTES} bytes: not a key backup")
-    if len(data) < _PREFIX.size or data[:len(MAGIC)] != MAGIC:
+    if len(data) < _PREFIX.size or data[: len(MAGIC)] != MAGIC:
         raise _invalid("not an mfpsecd key backup")
     _, version, header_len = _PREFIX.unpack_from(data)
     if version != VERSION:
@@ -99,16 +99,19 @@ def parse(data: bytes) -> ParsedBackup:
         raise _invalid("damaged or truncated (checksum mismatch)")
     aad_end = _PREFIX.size + header_len
     try:
-        header = _header_decoder.decode(data[_PREFIX.size:aad_end])
+        header = _header_decoder.decode(data[_PREFIX.size : aad_end])
         if header.kdf.algorithm != "argon2id":
             raise _invalid(f"unknown key derivation {header.kdf.algorithm!r}")
         header.public_bytes  # noqa: B018 (validates the base64)
         header.salt  # noqa: B018
     except (msgspec.DecodeError, ValueError):
         raise _invalid("damaged header") from None
-    return ParsedBackup(header=header, aad=data[:aad_end],
-                        nonce=data[aad_end:aad_end + NONCE_BYTES],
-                        sealed=body[aad_end + NONCE_BYTES:])
+    return ParsedBackup(
+        header=header,
+        aad=data[:aad_end],
+        nonce=data[aad_end : aad_end + NONCE_BYTES],
+        sealed=body[aad_end + NONCE_BYTES :],
+    )
 
 
 def file_name(fingerprint: str, created_at: str) -> str:

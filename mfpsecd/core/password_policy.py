@@ -56,9 +56,12 @@ def violations(password: memoryview, user_id: str, policy: PasswordPolicy) -> li
         out.append(Violation(Rule.MAX_LENGTH, f"at most {MAX_SUPPORTED_LENGTH} characters"))
     printable = all(0x20 <= b <= 0x7E for b in password)
     if not printable:
-        out.append(Violation(Rule.ASCII_PRINTABLE,
-                             "printable ASCII characters only (letters, digits, symbols, "
-                             "space)"))
+        out.append(
+            Violation(
+                Rule.ASCII_PRINTABLE,
+                "printable ASCII characters only (letters, digits, symbols, space)",
+            )
+        )
     if n > 1 and all(b == password[0] for b in password):
         out.append(Violation(Rule.REPEATED_CHARACTER, "not one character repeated"))
     if policy.required_classes:

@@ -39,13 +39,17 @@ def entries(record: memoryview) -> list[Entry]:
     out = []
     for at in range(0, len(record), ENTRY_BYTES):
         salt, memory, iterations, lanes = _HEADER.unpack_from(record, at)
-        out.append(Entry(salt, Cost(memory, iterations, lanes),
-                         record[at + _HEADER.size:at + ENTRY_BYTES]))
+        out.append(
+            Entry(
+                salt, Cost(memory, iterations, lanes), record[at + _HEADER.size : at + ENTRY_BYTES]
+            )
+        )
     return out
 
 
-def new_record(salt: bytes, cost: Cost, verifier: memoryview, previous: memoryview | None,
-               keep: int) -> bytearray:
+def new_record(
+    salt: bytes, cost: Cost, verifier: memoryview, previous: memoryview | None, keep: int
+) -> bytearray:
     """A record with this verifier as current and up to keep earlier ones after it (the
     caller zeroes the previous record and the verifier)."""
     if len(salt) != SALT_BYTES or len(verifier) != VERIFIER_BYTES:
@@ -53,8 +57,8 @@ def new_record(salt: bytes, cost: Cost, verifier: memoryview, previous: memoryvi
     kept = 0 if previous is None else min(len(previous) // ENTRY_BYTES, keep)
     out = bytearray(ENTRY_BYTES * (1 + kept))
     _HEADER.pack_into(out, 0, salt, cost.memory_kib, cost.iterations, cost.lanes)
-    out[_HEADER.size:ENTRY_BYTES] = verifier
+    out[_HEADER.size : ENTRY_BYTES] = verifier
     if kept:
         assert previous is not None
-        out[ENTRY_BYTES:] = previous[:kept * ENTRY_BYTES]
+        out[ENTRY_BYTES:] = previous[: kept * ENTRY_BYTES]
     return out

@@ -49,8 +49,7 @@ class PcrBinding:
             raise ValueError("PCR indices ascending, each once")
         if any(not 0 <= p < PCR_COUNT for p in self.pcrs):
             raise ValueError(f"PCR indices 0-{PCR_COUNT - 1}")
-        if len(self.values) != len(self.pcrs) or any(
-                len(v) != DIGEST_BYTES for v in self.values):
+        if len(self.values) != len(self.pcrs) or any(len(v) != DIGEST_BYTES for v in self.values):
             raise ValueError("one 32-byte value per PCR")
 
     @classmethod
@@ -70,8 +69,7 @@ class PcrBinding:
         bitmap = bytearray(3)
         for p in self.pcrs:
             bitmap[p // 8] |= 1 << (p % 8)
-        return ((1).to_bytes(4, "big") + _ALG_SHA256.to_bytes(2, "big") + bytes([3])
-                + bytes(bitmap))
+        return (1).to_bytes(4, "big") + _ALG_SHA256.to_bytes(2, "big") + bytes([3]) + bytes(bitmap)
 
     @property
     def pcr_digest(self) -> bytes:
@@ -82,10 +80,12 @@ class PcrBinding:
         """PolicyPCR (when there are PCRs) then PolicyCommandCode(command), from zero."""
         digest = bytes(DIGEST_BYTES)
         if self.pcrs:
-            digest = _sha256(digest, _CC_POLICY_PCR.to_bytes(4, "big"), self.selection,
-                             self.pcr_digest)
-        return _sha256(digest, _CC_POLICY_COMMAND_CODE.to_bytes(4, "big"),
-                       command.to_bytes(4, "big"))
+            digest = _sha256(
+                digest, _CC_POLICY_PCR.to_bytes(4, "big"), self.selection, self.pcr_digest
+            )
+        return _sha256(
+            digest, _CC_POLICY_COMMAND_CODE.to_bytes(4, "big"), command.to_bytes(4, "big")
+        )
 
     @property
     def branches(self) -> tuple[bytes, ...]:
@@ -99,5 +99,6 @@ class PcrBinding:
     def describe(self) -> str:
         if not self.pcrs:
             return "no PCRs"
-        return ", ".join(f"PCR {p} = {v.hex()[:16]}…"
-                         for p, v in zip(self.pcrs, self.values, strict=True))
+        return ", ".join(
+            f"PCR {p} = {v.hex()[:16]}…" for p, v in zip(self.pcrs, self.values, strict=True)
+        )

@@ -30,23 +30,31 @@ def _expect(ok: bool, what: str) -> None:
 
 
 def _sha256() -> None:
-    _expect(hashlib.sha256(b"abc").hexdigest()
-            == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "digest")
+    _expect(
+        hashlib.sha256(b"abc").hexdigest()
+        == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        "digest",
+    )
 
 
 def _sha384() -> None:
     digest = hashes.Hash(hashes.SHA384())
     digest.update(b"abc")
-    _expect(digest.finalize().hex()
-            == "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed"
-               "8086072ba1e7cc2358baeca134c825a7", "digest")
+    _expect(
+        digest.finalize().hex()
+        == "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed"
+        "8086072ba1e7cc2358baeca134c825a7",
+        "digest",
+    )
 
 
 def _hmac_sha1_hotp() -> None:
     # RFC 4226 appendix D: the secret "12345678901234567890", counters 0, 1 and 9.
     seed = memoryview(b"12345678901234567890")
-    _expect((hotp(seed, 0), hotp(seed, 1), hotp(seed, 9)) == ("755224", "287082", "520489"),
-            "HOTP values")
+    _expect(
+        (hotp(seed, 0), hotp(seed, 1), hotp(seed, 9)) == ("755224", "287082", "520489"),
+        "HOTP values",
+    )
 
 
 def _ecdsa(curve: ec.EllipticCurve, digest: hashes.HashAlgorithm) -> Callable[[], None]:
@@ -67,12 +75,15 @@ def _ecdsa(curve: ec.EllipticCurve, digest: hashes.HashAlgorithm) -> Callable[[]
 
 def _ed25519() -> None:
     # RFC 8032 section 7.1, TEST 1 (the empty message).
-    key = ed25519.Ed25519PrivateKey.from_private_bytes(bytes.fromhex(
-        "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"))
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(
+        bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+    )
     signature = key.sign(b"")
-    _expect(signature.hex() == "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155"
-                               "5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
-            "signature")
+    _expect(
+        signature.hex() == "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155"
+        "5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+        "signature",
+    )
     key.public_key().verify(signature, b"")
 
 

@@ -38,14 +38,16 @@ def shown(value: object) -> str:
     else:
         text = str(value)
     if len(text) > MAX_VALUE:
-        count = (f" ({len(value)} items)" if isinstance(value, tuple | list | set | frozenset)
-                 else "")
-        text = text[:MAX_VALUE - 20] + "..." + count
+        count = (
+            f" ({len(value)} items)" if isinstance(value, tuple | list | set | frozenset) else ""
+        )
+        text = text[: MAX_VALUE - 20] + "..." + count
     return text
 
 
-def changes(old: object, new: object, *, prefix: str = "",
-            secrets: frozenset[str] = frozenset()) -> Iterator[tuple[str, str, str]]:
+def changes(
+    old: object, new: object, *, prefix: str = "", secrets: frozenset[str] = frozenset()
+) -> Iterator[tuple[str, str, str]]:
     """(key path, old value, new value) for each leaf that differs, in field order."""
     names = _fields(new)
     if names is None or type(old) is not type(new):
@@ -57,12 +59,12 @@ def changes(old: object, new: object, *, prefix: str = "",
         return
     for name in names:
         path = f"{prefix}.{name}" if prefix else name
-        yield from changes(getattr(old, name), getattr(new, name), prefix=path,
-                           secrets=secrets)
+        yield from changes(getattr(old, name), getattr(new, name), prefix=path, secrets=secrets)
 
 
-def as_details(found: Iterator[tuple[str, str, str]] | list[tuple[str, str, str]]
-               ) -> dict[str, Detail]:
+def as_details(
+    found: Iterator[tuple[str, str, str]] | list[tuple[str, str, str]],
+) -> dict[str, Detail]:
     """Audit details: `changed` lists the key paths; `old.<path>` and `new.<path>` the
     values. Nothing changed: changed = "" (the call still ran and is recorded)."""
     out: dict[str, Detail] = {}

@@ -39,12 +39,20 @@ class Format(enum.Enum):
 
 
 # Event types that call for a SIEM's attention beyond the outcome (CEF 0-10).
-_SEVERE = {EventType.AUTH_LOCKOUT: 8, EventType.AUTH_FLOOD: 8, EventType.AUDIT_FULL: 8,
-           EventType.AUDIT_TAIL_REPAIRED: 6, EventType.KEYS_DESTROY: 7,
-           EventType.KEYS_RESTORE: 6, EventType.FIRMWARE_UPDATE: 6,
-           EventType.TIME_CHANGE: 6, EventType.NETFILTER_CHANGE: 5,
-           EventType.STORE_PURGE: 6, EventType.STORE_INTEGRITY: 8,
-           EventType.AUDIT_INTEGRITY: 8}
+_SEVERE = {
+    EventType.AUTH_LOCKOUT: 8,
+    EventType.AUTH_FLOOD: 8,
+    EventType.AUDIT_FULL: 8,
+    EventType.AUDIT_TAIL_REPAIRED: 6,
+    EventType.KEYS_DESTROY: 7,
+    EventType.KEYS_RESTORE: 6,
+    EventType.FIRMWARE_UPDATE: 6,
+    EventType.TIME_CHANGE: 6,
+    EventType.NETFILTER_CHANGE: 5,
+    EventType.STORE_PURGE: 6,
+    EventType.STORE_INTEGRITY: 8,
+    EventType.AUDIT_INTEGRITY: 8,
+}
 
 
 def severity(r: Record) -> int:
@@ -62,8 +70,7 @@ def _epoch_ms(rfc3339: str) -> int:
 
 
 def _header_escape(value: str) -> str:
-    return (value.replace("\\", "\\\\").replace("|", "\\|")
-            .replace("\n", "\\n").replace("\r", "\\r"))
+    return value.replace("\\", "\\\\").replace("|", "\\|").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def _value_escape(value: str, extra: str = "") -> str:
@@ -75,19 +82,33 @@ def _value_escape(value: str, extra: str = "") -> str:
 
 # Events about an account other than the caller's own: the account a failed login tried,
 # the user locked or unlocked, the one whose role changed (its name is the object).
-_ACCOUNT_EVENTS = frozenset({EventType.AUTH_LOGIN, EventType.AUTH_LOGOUT,
-                             EventType.AUTH_LOCKOUT, EventType.AUTH_UNLOCK,
-                             EventType.ROLE_CHANGE, EventType.MAINTENANCE_SESSION})
+_ACCOUNT_EVENTS = frozenset(
+    {
+        EventType.AUTH_LOGIN,
+        EventType.AUTH_LOGOUT,
+        EventType.AUTH_LOCKOUT,
+        EventType.AUTH_UNLOCK,
+        EventType.ROLE_CHANGE,
+        EventType.MAINTENANCE_SESSION,
+    }
+)
 
 
 def _fields(r: Record) -> list[tuple[str, str]]:
     """The attributes both formats carry, as (CEF key, value), empty ones left out."""
     s = r.subject
-    fields = [("rt", str(_epoch_ms(r.time))), ("externalId", str(r.seq)),
-              ("act", r.type.value), ("outcome", r.outcome.value),
-              ("suser", s.user), ("sproc", s.origin), ("cs1Label", "object"),
-              ("cs1", r.object), ("cs2Label", "details"),
-              ("cs2", json.dumps(r.details, ensure_ascii=False, sort_keys=True))]
+    fields = [
+        ("rt", str(_epoch_ms(r.time))),
+        ("externalId", str(r.seq)),
+        ("act", r.type.value),
+        ("outcome", r.outcome.value),
+        ("suser", s.user),
+        ("sproc", s.origin),
+        ("cs1Label", "object"),
+        ("cs1", r.object),
+        ("cs2Label", "details"),
+        ("cs2", json.dumps(r.details, ensure_ascii=False, sort_keys=True)),
+    ]
     if r.type in _ACCOUNT_EVENTS:
         fields.append(("duser", r.object))
     if s.uid >= 0:
@@ -102,17 +123,32 @@ def _fields(r: Record) -> list[tuple[str, str]]:
 
 
 def cef(r: Record, version: str) -> str:
-    head = "|".join(_header_escape(x) for x in (
-        VENDOR, PRODUCT, version, r.type.value, r.type.value.replace(".", " "),
-        str(severity(r))))
+    head = "|".join(
+        _header_escape(x)
+        for x in (
+            VENDOR,
+            PRODUCT,
+            version,
+            r.type.value,
+            r.type.value.replace(".", " "),
+            str(severity(r)),
+        )
+    )
     ext = " ".join(f"{k}={_value_escape(v)}" for k, v in _fields(r))
     return f"CEF:0|{head}|{ext}"
 
 
 # LEEF's predefined keys where one fits; usrName is the account the event is about (the
 # caller's own name when it concerns no other account), so the caller then goes as suser.
-_LEEF_KEYS = {"externalId": "seq", "spid": "pid", "suid": "uid", "act": "cat",
-              "spriv": "role", "src": "src", "duser": "usrName"}
+_LEEF_KEYS = {
+    "externalId": "seq",
+    "spid": "pid",
+    "suid": "uid",
+    "act": "cat",
+    "spriv": "role",
+    "src": "src",
+    "duser": "usrName",
+}
 # devTime needs its format named unless it is QRadar's default; this one keeps the ms.
 LEEF_TIME_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSZ"
 
@@ -123,8 +159,10 @@ def _leef_time(rfc3339: str) -> str:
 
 
 def _leef_value(value: str, delimiter: str) -> str:
-    return "".join(f"\\u{ord(c):04x}" if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0
-                   or c == delimiter else c for c in value)
+    return "".join(
+        f"\\u{ord(c):04x}" if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or c == delimiter else c
+        for c in value
+    )
 
 
 def leef(r: Record, version: str) -> str:
@@ -146,8 +184,7 @@ def _sd_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
 
 
-def syslog_message(r: Record, fmt: Format, *, hostname: str, version: str,
-                   procid: str) -> bytes:
+def syslog_message(r: Record, fmt: Format, *, hostname: str, version: str, procid: str) -> bytes:
     """One RFC 5424 message: <PRI>1 TIMESTAMP HOST APP PROCID MSGID [SD] MSG. procid is
     the pid of the process that wrote the record, or "-" when that is not known."""
     sev = severity(r)
@@ -156,8 +193,9 @@ def syslog_message(r: Record, fmt: Format, *, hostname: str, version: str,
     host = _printable(hostname)[:255] or "-"
     msgid = r.type.value[:32]
     sd = f'[{SD_ID} seq="{r.seq}" type="{_sd_escape(r.type.value)}"]'
-    return (f"<{pri}>1 {r.time} {host} mfpsecd {_printable(procid)[:128] or '-'} {msgid} "
-            f"{sd} {body}").encode()
+    return (
+        f"<{pri}>1 {r.time} {host} mfpsecd {_printable(procid)[:128] or '-'} {msgid} {sd} {body}"
+    ).encode()
 
 
 def _printable(field: str) -> str:

@@ -73,8 +73,14 @@ class Detection:
 
 
 class _Counter:
-    __slots__ = ("fail_start", "failures", "flagged_attack", "flagged_flood", "req_start",
-                 "requests")
+    __slots__ = (
+        "fail_start",
+        "failures",
+        "flagged_attack",
+        "flagged_flood",
+        "req_start",
+        "requests",
+    )
 
     def __init__(self, now: float) -> None:
         self.req_start = self.fail_start = now
@@ -121,8 +127,7 @@ class Throttle:
             seen = self._prefixes.get(key, set())
             if seen is not _SPRAYING:
                 seen.add(n >> (128 - clen))
-                self._prefixes[key] = _SPRAYING if len(seen) >= self.limits.spray_children \
-                    else seen
+                self._prefixes[key] = _SPRAYING if len(seen) >= self.limits.spray_children else seen
             self._prefixes.move_to_end(key)
         while len(self._prefixes) > self.limits.max_sources:
             self._prefixes.popitem(last=False)
@@ -157,8 +162,9 @@ class Throttle:
             r = parse_range(source[3:])
         except ValueError:
             return False
-        return any(e.family == r.family and e.start <= r.start and r.end <= e.end
-                   for e in self._exempt)
+        return any(
+            e.family == r.family and e.start <= r.start and r.end <= e.end for e in self._exempt
+        )
 
     def request(self, source: str, now: float) -> tuple[Verdict, list[Detection]]:
         """One authentication request from source: what to do, and what it revealed."""
@@ -180,8 +186,11 @@ class Throttle:
             self._detect(found, Kind.TOTAL_FLOOD, "*", self._total, window, now=now)
         if c.requests > lim.requests * lim.block_factor:
             return Verdict(Action.REFUSE, max(c.req_start + window - now, 0.0)), found
-        shared = 0 if self.exempt(source) else (
-            (self._total - lim.total_requests) * lim.requests // lim.total_requests)
+        shared = (
+            0
+            if self.exempt(source)
+            else ((self._total - lim.total_requests) * lim.requests // lim.total_requests)
+        )
         excess = max(c.requests - lim.requests, shared)
         if excess <= 0:
             return ALLOW, found
@@ -198,8 +207,9 @@ class Throttle:
         found: list[Detection] = []
         if c.failures >= lim.failures and not c.flagged_attack:
             c.flagged_attack = True
-            self._detect(found, Kind.PASSWORD_ATTACK, source, c.failures,
-                         lim.failure_window_s, now=now)
+            self._detect(
+                found, Kind.PASSWORD_ATTACK, source, c.failures, lim.failure_window_s, now=now
+            )
         return found
 
     def flush(self, now: float) -> list[Detection]:
@@ -207,13 +217,22 @@ class Throttle:
         a flood that stops inside a window still gets its count into the log."""
         if not self._suppressed or now - self._detect_start < self.limits.request_window_s:
             return []
-        summary = Detection(Kind.SUPPRESSED, "*", self._suppressed,
-                            self.limits.request_window_s, self._suppressed)
+        summary = Detection(
+            Kind.SUPPRESSED, "*", self._suppressed, self.limits.request_window_s, self._suppressed
+        )
         self._detect_start, self._detections, self._suppressed = now, 1, 0
         return [summary]
 
-    def _detect(self, found: list[Detection], kind: Kind, source: str, count: int,
-                window: float, *, now: float) -> None:
+    def _detect(
+        self,
+        found: list[Detection],
+        kind: Kind,
+        source: str,
+        count: int,
+        window: float,
+        *,
+        now: float,
+    ) -> None:
         if now - self._detect_start >= self.limits.request_window_s:
             self._detect_start, self._detections = now, 0
         if self._detections >= self.limits.max_detections:

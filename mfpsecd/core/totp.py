@@ -25,8 +25,8 @@ def step_at(epoch_s: float) -> int:
 def hotp(seed: memoryview, counter: int) -> str:
     mac = hmac.digest(seed, struct.pack(">Q", counter), "sha1")
     at = mac[-1] & 0x0F
-    value = struct.unpack(">I", mac[at:at + 4])[0] & 0x7FFFFFFF
-    return f"{value % 10 ** DIGITS:0{DIGITS}d}"
+    value = struct.unpack(">I", mac[at : at + 4])[0] & 0x7FFFFFFF
+    return f"{value % 10**DIGITS:0{DIGITS}d}"
 
 
 def matching_step(seed: memoryview, code: str, epoch_s: float, window: int = 1) -> int | None:
@@ -46,6 +46,13 @@ def provisioning_uri(seed: memoryview, issuer: str, account: str) -> str:
     """The otpauth:// URI authenticator apps read (usually from a QR code)."""
     secret = base64.b32encode(seed).decode().rstrip("=")
     label = urllib.parse.quote(f"{issuer}:{account}")
-    query = urllib.parse.urlencode({"secret": secret, "issuer": issuer, "algorithm": "SHA1",
-                                    "digits": DIGITS, "period": STEP_S})
+    query = urllib.parse.urlencode(
+        {
+            "secret": secret,
+            "issuer": issuer,
+            "algorithm": "SHA1",
+            "digits": DIGITS,
+            "period": STEP_S,
+        }
+    )
     return f"otpauth://totp/{label}?{query}"

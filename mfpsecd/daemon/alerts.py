@@ -29,39 +29,92 @@ from mfpsecd.services.notify import (
 from mfpsecd.services.session_failures import SessionFailures
 
 
-def make_notifier(cfg: Config, clock: Clock, health: HealthRegistry, device: str,
-                  state: StateStore, *, secrets: SecretSource | None,
-                  failures: SessionFailures | None = None) -> Notifier | None:
+def make_notifier(
+    cfg: Config,
+    clock: Clock,
+    health: HealthRegistry,
+    device: str,
+    state: StateStore,
+    *,
+    secrets: SecretSource | None,
+    failures: SessionFailures | None = None,
+) -> Notifier | None:
     """None when no channel is configured. Without secrets (the boot commands, whose
     key chain is not open), channels that need stored credentials wait for the daemon."""
     mail, snmp = cfg.notify.mail, cfg.notify.snmp
     if mail is None and snmp is None:
         return None
-    if snmp is not None and snmp.version == "v3" and not (
-            snmp.user and snmp.engine_id and snmp.auth_secret and snmp.priv_secret):
-        raise MfpsecError(ErrorCode.CONFIG_INVALID, "notify.snmp: v3 needs user, engine_id, "
-                          "auth_secret and priv_secret", key="notify.snmp", reason="incomplete")
+    if (
+        snmp is not None
+        and snmp.version == "v3"
+        and not (snmp.user and snmp.engine_id and snmp.auth_secret and snmp.priv_secret)
+    ):
+        raise MfpsecError(
+            ErrorCode.CONFIG_INVALID,
+            "notify.snmp: v3 needs user, engine_id, auth_secret and priv_secret",
+            key="notify.snmp",
+            reason="incomplete",
+        )
     if cfg.notify.rules is None:
         rules = DEFAULT_RULES
     else:
         try:
-            rules = [Rule(r.name, frozenset(EventType(e) for e in r.events), r.failures_only,
-                          r.threshold, r.window_s, r.min_interval_s, r.phase,
-                          except_phase=r.except_phase, object=r.object, by=r.by)
-                     for r in cfg.notify.rules]
+            rules = [
+                Rule(
+                    r.name,
+                    frozenset(EventType(e) for e in r.events),
+                    r.failures_only,
+                    r.threshold,
+                    r.window_s,
+                    r.min_interval_s,
+                    r.phase,
+                    except_phase=r.except_phase,
+                    object=r.object,
+                    by=r.by,
+                )
+                for r in cfg.notify.rules
+            ]
         except ValueError as exc:
-            raise MfpsecError(ErrorCode.CONFIG_INVALID, f"notify.rules: {exc}",
-                              key="notify.rules", reason=str(exc)) from None
+            raise MfpsecError(
+                ErrorCode.CONFIG_INVALID,
+                f"notify.rules: {exc}",
+                key="notify.rules",
+                reason=str(exc),
+            ) from None
     return Notifier(
         rules,
-        None if mail is None else MailSettings(
-            mail.host, mail.port, mail.sender, tuple(mail.recipients), mail.starttls,
-            mail.ca_file, username=mail.username, password_secret=mail.password_secret),
-        clock, health, device=device, outbox=AlertOutbox(state),
-        snmp=None if snmp is None else SnmpSettings(
-            snmp.host, snmp.port, snmp.version, snmp.user, snmp.engine_id or "",
-            snmp.auth_secret, snmp.priv_secret, snmp.community_secret),
-        secrets=secrets, failures=failures, expire_s=cfg.notify.expire_hours * 3600.0)
+        None
+        if mail is None
+        else MailSettings(
+            mail.host,
+            mail.port,
+            mail.sender,
+            tuple(mail.recipients),
+            mail.starttls,
+            mail.ca_file,
+            username=mail.username,
+            password_secret=mail.password_secret,
+        ),
+        clock,
+        health,
+        device=device,
+        outbox=AlertOutbox(state),
+        snmp=None
+        if snmp is None
+        else SnmpSettings(
+            snmp.host,
+            snmp.port,
+            snmp.version,
+            snmp.user,
+            snmp.engine_id or "",
+            snmp.auth_secret,
+            snmp.priv_secret,
+            snmp.community_secret,
+        ),
+        secrets=secrets,
+        failures=failures,
+        expire_s=cfg.notify.expire_hours * 3600.0,
+    )
 
 
 @dataclass(frozen=True)
@@ -72,8 +125,9 @@ class Delivery:
     retry: bool  # a channel failed to take one: worth another try later
 
 
-async def send_waiting(cfg: Config, board: Board, clock: Clock, *,
-                       retry_for_s: float) -> Delivery | None:
+async def send_waiting(
+    cfg: Config, board: Board, clock: Clock, *, retry_for_s: float
+) -> Delivery | None:
     """fw-alert in the safe state: the outbox to every channel this process can use,
     retried with a growing delay for up to retry_for_s (the network may come up late).
     None when no channel is configured."""
@@ -83,16 +137,18 @@ async def send_waiting(cfg: Config, board: Board, clock: Clock, *,
     state = SqliteState(board.paths.state_db)
     try:
         await state.open()
-        notifier = make_notifier(cfg, clock, HealthRegistry(clock), board.profile.board.name,
-                                 state, secrets=None)
+        notifier = make_notifier(
+            cfg, clock, HealthRegistry(clock), board.profile.board.name, state, secrets=None
+        )
         assert notifier is not None
         deadline = clock.monotonic() + retry_for_s
         delay = 1.0
         while (failed := await notifier.deliver()) and clock.monotonic() + delay <= deadline:
             await clock.sleep(delay)
             delay = min(delay * 2, 60.0)
-        return Delivery(notifier.sent, notifier.traps, await AlertOutbox(state).pending(),
-                        bool(failed))
+        return Delivery(
+            notifier.sent, notifier.traps, await AlertOutbox(state).pending(), bool(failed)
+        )
     finally:
         await state.close()
         os.close(lock)

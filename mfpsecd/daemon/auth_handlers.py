@@ -24,8 +24,12 @@ from mfpsecd.varlink.server import CallContext, Handler
 
 ADMIN_UNSET = "administrator-unset"
 
-_ORIGINS = {PeerClass.SYSTEM: "system", PeerClass.PANEL: "panel",
-            PeerClass.MAINTENANCE: "cli", PeerClass.UNKNOWN: "unknown"}
+_ORIGINS = {
+    PeerClass.SYSTEM: "system",
+    PeerClass.PANEL: "panel",
+    PeerClass.MAINTENANCE: "cli",
+    PeerClass.UNKNOWN: "unknown",
+}
 # Peers that front network users and may say which remote address a login comes from.
 _FRONT_ENDS = frozenset({PeerClass.SYSTEM, PeerClass.PANEL})
 
@@ -36,20 +40,28 @@ def subject_of(ctx: CallContext, address: str = "") -> Subject:
     origin = "network" if address else _ORIGINS[ctx.peer_class]
     if s is None or s.ended:
         return Subject(origin=origin, uid=ctx.peer.uid, pid=ctx.peer.pid, address=address)
-    return Subject(origin=origin, user=s.user, role=s.role.value, uid=ctx.peer.uid,
-                   pid=ctx.peer.pid, address=address)
+    return Subject(
+        origin=origin,
+        user=s.user,
+        role=s.role.value,
+        uid=ctx.peer.uid,
+        pid=ctx.peer.pid,
+        address=address,
+    )
 
 
-async def reauthenticate(ctx: CallContext, auth: AuthService, password: SecretBytes,
-                         subject: Subject) -> None:
+async def reauthenticate(
+    ctx: CallContext, auth: AuthService, password: SecretBytes, subject: Subject
+) -> None:
     """Before a destructive operation (a sanitization, a purge): whoever is logged in
     proves it again; only root without a session (the recovery path, where nobody can
     log in) is not asked."""
     if seat_of(ctx.seat).session is None and ctx.peer_class is PeerClass.SYSTEM:
         return
     if not len(password):
-        raise MfpsecError(ErrorCode.AUTHENTICATION_REQUIRED,
-                          reason="re-authentication: give your password again")
+        raise MfpsecError(
+            ErrorCode.AUTHENTICATION_REQUIRED, reason="re-authentication: give your password again"
+        )
     await auth.reauthenticate(seat_of(ctx.seat), password, subject)
 
 
@@ -74,13 +86,21 @@ def _epoch_text(epoch: float) -> str:
 
 
 def user_info(u: UserRow, locked_for: float) -> api.UserInfo:
-    return api.UserInfo(u.name, u.role, u.created_at, _epoch_text(u.password_set_at),
-                        u.temporary, u.failures, math.ceil(locked_for), u.last_login_at,
-                        u.totp_enabled, u.card_fingerprint)
+    return api.UserInfo(
+        u.name,
+        u.role,
+        u.created_at,
+        _epoch_text(u.password_set_at),
+        u.temporary,
+        u.failures,
+        math.ceil(locked_for),
+        u.last_login_at,
+        u.totp_enabled,
+        u.card_fingerprint,
+    )
 
 
-def auth_handlers(auth: AuthService, auditor: Auditor, status: StatusService
-                  ) -> dict[str, Handler]:
+def auth_handlers(auth: AuthService, auditor: Auditor, status: StatusService) -> dict[str, Handler]:
     status.set_notice(ADMIN_UNSET, not auth.administrator_exists)
 
     def idle() -> int:
@@ -98,8 +118,9 @@ def auth_handlers(auth: AuthService, auditor: Auditor, status: StatusService
     async def login(ctx: CallContext, p: api.LoginParams) -> api.SessionInfo:
         address = remote_address(ctx, p.remote_address)
         with SecretBytes(p.password) as password:
-            r = await auth.login(p.user, password, p.otp, seat_of(ctx.seat),
-                                 subject_of(ctx, address))
+            r = await auth.login(
+                p.user, password, p.otp, seat_of(ctx.seat), subject_of(ctx, address)
+            )
         return _session_info(r.session, r.token, idle())
 
     async def login_card(ctx: CallContext, p: api.CardLoginParams) -> api.SessionInfo:
@@ -132,8 +153,9 @@ def auth_handlers(auth: AuthService, auditor: Auditor, status: StatusService
         grants = sorted(p.value for p in seat.grants)
         if s is None:
             return api.WhoAmI(ctx.peer.uid, ctx.peer_class.value, "", "", "", "", grants)
-        return api.WhoAmI(ctx.peer.uid, ctx.peer_class.value, s.user, s.role.value, s.id,
-                          s.must_change, grants)
+        return api.WhoAmI(
+            ctx.peer.uid, ctx.peer_class.value, s.user, s.role.value, s.id, s.must_change, grants
+        )
 
     async def change_password(ctx: CallContext, p: api.ChangePasswordParams) -> api.Empty:
         subject = subject_of(ctx)
@@ -152,8 +174,11 @@ def auth_handlers(auth: AuthService, auditor: Auditor, status: StatusService
             ev.details["action"] = "set policy"
             before = auth.policy
             await auth.set_policy(p)
-            ev.details.update(setting_changes.as_details(
-                setting_changes.changes(before, auth.policy, prefix="auth")))
+            ev.details.update(
+                setting_changes.as_details(
+                    setting_changes.changes(before, auth.policy, prefix="auth")
+                )
+            )
             ev.succeed()
         return auth.policy
 
@@ -174,9 +199,12 @@ def auth_handlers(auth: AuthService, auditor: Auditor, status: StatusService
             # Re-authentication (A-7): one's own password goes through ChangePassword.
             raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="user")
         async with auditor.event(EventType.MANAGEMENT, subject, p.user) as ev:
-            ev.details.update(action="set password", temporary=p.temporary,
-                              changed="password", **{"old.password": "changed",
-                                                     "new.password": "changed"})
+            ev.details.update(
+                action="set password",
+                temporary=p.temporary,
+                changed="password",
+                **{"old.password": "changed", "new.password": "changed"},
+            )
             with SecretBytes(p.password) as password:
                 await auth.set_password(p.user, password, p.temporary)
             ev.succeed()
@@ -224,26 +252,33 @@ def auth_handlers(auth: AuthService, auditor: Auditor, status: StatusService
 
     async def request_recovery(ctx: CallContext, p: api.UserParams) -> api.RecoveryRequest:
         async with auditor.event(EventType.ROLE_CHANGE, subject_of(ctx), p.user) as ev:
-            ev.details.update(action="recovery requested", role="administrator",
-                              phase="recovery")
+            ev.details.update(action="recovery requested", role="administrator", phase="recovery")
             ticket = await recovery.request(p.user, ctx.peer.uid)
             ev.details["request"] = ticket.id
             ev.succeed()
-        return api.RecoveryRequest(ticket.id, ticket.user,
-                                   math.ceil(recovery.remaining(ticket)))
+        return api.RecoveryRequest(ticket.id, ticket.user, math.ceil(recovery.remaining(ticket)))
 
     def pending_recoveries(ctx: CallContext, _: NoParams) -> api.PendingRecoveries:
         t = recovery.pending()
-        return api.PendingRecoveries([] if t is None else [api.PendingRecovery(
-            t.id, t.user, t.uid, t.code, math.ceil(recovery.remaining(t)))])
+        return api.PendingRecoveries(
+            []
+            if t is None
+            else [
+                api.PendingRecovery(t.id, t.user, t.uid, t.code, math.ceil(recovery.remaining(t)))
+            ]
+        )
 
-    async def complete_recovery(ctx: CallContext, p: api.CompleteRecoveryParams
-                                ) -> api.UserInfo:
+    async def complete_recovery(ctx: CallContext, p: api.CompleteRecoveryParams) -> api.UserInfo:
         waiting = recovery.pending()
-        async with auditor.event(EventType.ROLE_CHANGE, subject_of(ctx),
-                                 waiting.user if waiting else "") as ev:
-            ev.details.update(action="administrator recovered", role="administrator",
-                              phase="recovery", request=p.request)
+        async with auditor.event(
+            EventType.ROLE_CHANGE, subject_of(ctx), waiting.user if waiting else ""
+        ) as ev:
+            ev.details.update(
+                action="administrator recovered",
+                role="administrator",
+                phase="recovery",
+                request=p.request,
+            )
             with SecretBytes(p.password) as password:
                 user = await recovery.complete(p.request, p.code, ctx.peer.uid, password)
             ev.succeed()
@@ -252,14 +287,25 @@ def auth_handlers(auth: AuthService, auditor: Auditor, status: StatusService
 
     a = "io.mfpsecd.Auth."
     return {
-        a + "InitializeAdministrator": initialize, a + "Login": login, a + "LoginCard": login_card,
-        a + "BindCard": bind_card, a + "Resume": resume,
-        a + "Logout": logout, a + "WhoAmI": whoami, a + "ChangePassword": change_password,
-        a + "GetPolicy": get_policy, a + "SetPolicy": set_policy,
-        a + "ListUsers": list_users, a + "AddUser": add_user,
-        a + "SetUserPassword": set_user_password, a + "UnlockUser": unlock,
-        a + "RemoveUser": remove_user, a + "EnrollTotp": enroll_totp,
-        a + "ConfirmTotp": confirm_totp, a + "ResetTotp": reset_totp,
-        a + "RequestRecovery": request_recovery, a + "PendingRecoveries": pending_recoveries,
+        a + "InitializeAdministrator": initialize,
+        a + "Login": login,
+        a + "LoginCard": login_card,
+        a + "BindCard": bind_card,
+        a + "Resume": resume,
+        a + "Logout": logout,
+        a + "WhoAmI": whoami,
+        a + "ChangePassword": change_password,
+        a + "GetPolicy": get_policy,
+        a + "SetPolicy": set_policy,
+        a + "ListUsers": list_users,
+        a + "AddUser": add_user,
+        a + "SetUserPassword": set_user_password,
+        a + "UnlockUser": unlock,
+        a + "RemoveUser": remove_user,
+        a + "EnrollTotp": enroll_totp,
+        a + "ConfirmTotp": confirm_totp,
+        a + "ResetTotp": reset_totp,
+        a + "RequestRecovery": request_recovery,
+        a + "PendingRecoveries": pending_recoveries,
         a + "CompleteRecovery": complete_recovery,
     }

@@ -55,8 +55,9 @@ def _config(key: str, reason: str) -> MfpsecError:
     return MfpsecError(ErrorCode.CONFIG_INVALID, f"{key}: {reason}", key=key, reason=reason)
 
 
-def _crls(board: Board, roots: tuple[x509.Certificate, ...]
-          ) -> tuple[x509.CertificateRevocationList, ...]:
+def _crls(
+    board: Board, roots: tuple[x509.Certificate, ...]
+) -> tuple[x509.CertificateRevocationList, ...]:
     """The revocation lists; one issued by a configured root must carry its signature
     (one issued by an intermediate CA is checked when a bundle brings that CA)."""
     out: list[x509.CertificateRevocationList] = []
@@ -64,56 +65,89 @@ def _crls(board: Board, roots: tuple[x509.Certificate, ...]
         key = f"firmware.crls[{i}]"
         try:
             data = path.read_bytes()
-            crl = (x509.load_pem_x509_crl(data) if data.lstrip().startswith(b"-----")
-                   else x509.load_der_x509_crl(data))
+            crl = (
+                x509.load_pem_x509_crl(data)
+                if data.lstrip().startswith(b"-----")
+                else x509.load_der_x509_crl(data)
+            )
         except (OSError, ValueError) as exc:
             raise _config(key, f"{path}: {exc}") from None
         issuers = [r for r in roots if r.subject == crl.issuer]
-        if issuers and not any(crl.is_signature_valid(r.public_key())  # type: ignore[arg-type]
-                               for r in issuers):
-            raise _config(key, f"{path}: not signed by the root it names "
-                               f"({crl.issuer.rfc4514_string()})")
+        if issuers and not any(
+            crl.is_signature_valid(r.public_key())  # type: ignore[arg-type]
+            for r in issuers
+        ):
+            raise _config(
+                key, f"{path}: not signed by the root it names ({crl.issuer.rfc4514_string()})"
+            )
         out.append(crl)
     return tuple(out)
 
 
-def make_firmware(cfg: Config, board: Board, *, tpm: Tpm, clock: Clock,
-                  auditor: Auditor, state: StateStore,
-                  bind_next_boot: BindNextBoot | None = None) -> FirmwareService | None:
+def make_firmware(
+    cfg: Config,
+    board: Board,
+    *,
+    tpm: Tpm,
+    clock: Clock,
+    auditor: Auditor,
+    state: StateStore,
+    bind_next_boot: BindNextBoot | None = None,
+) -> FirmwareService | None:
     fw = board.profile.firmware
     if fw is None:
         return None
     roots = _roots(board)
     settings = FirmwareSettings(
-        model=fw.model, roots=roots, crls=_crls(board, roots),
+        model=fw.model,
+        roots=roots,
+        crls=_crls(board, roots),
         slots_dir=board.paths.firmware_slots,
-        run_dir=board.paths.run_dir, counter_index=board.profile.tpm.nv_counter_index,
-        pcr=fw.pcr, boot_tries=cfg.firmware.boot_tries,
+        run_dir=board.paths.run_dir,
+        counter_index=board.profile.tpm.nv_counter_index,
+        pcr=fw.pcr,
+        boot_tries=cfg.firmware.boot_tries,
         max_bundle_bytes=fw.max_bundle_mib << 20,
         replay_measurement=board.profile.board.kind is BoardKind.SIMULATED,
-        transfers=TransferLimits.of(cfg.transfers))
-    return FirmwareService(settings, tpm=tpm, hasher=NativeTreeHasher(), clock=clock,
-                           auditor=auditor, state=state, bind_next_boot=bind_next_boot)
+        transfers=TransferLimits.of(cfg.transfers),
+    )
+    return FirmwareService(
+        settings,
+        tpm=tpm,
+        hasher=NativeTreeHasher(),
+        clock=clock,
+        auditor=auditor,
+        state=state,
+        bind_next_boot=bind_next_boot,
+    )
 
 
 async def boot_verification(cfg: Config, board: Board) -> BootRecord:
     """What the boot unit runs: the daemon is not up yet, so this process takes the
     state directory's lock, starts the board's TPM and opens the audit log itself."""
     if board.profile.firmware is None:
-        raise MfpsecError(ErrorCode.FIRMWARE_UNAVAILABLE,
-                          reason="the board profile has no [firmware] section")
+        raise MfpsecError(
+            ErrorCode.FIRMWARE_UNAVAILABLE, reason="the board profile has no [firmware] section"
+        )
     clock = SystemClock()
     lock = lock_state_dir(board.paths.state_dir)
     state = SqliteState(board.paths.state_db)
     await state.open()
-    auditor = Auditor(AuditFile(board.paths.state_dir / "audit", max_bytes=cfg.audit.max_bytes),
-                      clock, HealthRegistry(clock), state, full_policy=cfg.audit.full_policy,
-                      retention_days=cfg.audit.retention_days, writer_pid=os.getpid())
+    auditor = Auditor(
+        AuditFile(board.paths.state_dir / "audit", max_bytes=cfg.audit.max_bytes),
+        clock,
+        HealthRegistry(clock),
+        state,
+        full_policy=cfg.audit.full_policy,
+        retention_days=cfg.audit.retention_days,
+        writer_pid=os.getpid(),
+    )
     # The network is not up yet and the daemon's notifier not running: what a rule fires
     # (a failed verification) waits in the outbox for the daemon, or for fw-alert.
     try:
-        notifier = make_notifier(cfg, clock, HealthRegistry(clock), board.profile.board.name,
-                                 state, secrets=None)
+        notifier = make_notifier(
+            cfg, clock, HealthRegistry(clock), board.profile.board.name, state, secrets=None
+        )
     except MfpsecError as exc:  # the verification runs all the same; the daemon says why
         log.error("notify_config_invalid", error=exc.message)
         notifier = None
@@ -124,8 +158,7 @@ async def boot_verification(cfg: Config, board: Board) -> BootRecord:
         await auditor.start()
         try:
             await tpm.open()
-            service = make_firmware(cfg, board, tpm=tpm, clock=clock, auditor=auditor,
-                                    state=state)
+            service = make_firmware(cfg, board, tpm=tpm, clock=clock, auditor=auditor, state=state)
             assert service is not None
             record = await service.boot(cfg.security.mode.value)
             if notifier is not None:
@@ -145,22 +178,26 @@ def exit_status(record: BootRecord, mode: SecurityMode) -> int:
     """The boot unit's exit status: a failure stops the boot only in enhanced mode."""
     if record.result == "verified" or mode is SecurityMode.NORMAL:
         return 0
-    code = next((c for c in ErrorCode if c.wire_name == record.error),
-                ErrorCode.FIRMWARE_UNAVAILABLE)
+    code = next(
+        (c for c in ErrorCode if c.wire_name == record.error), ErrorCode.FIRMWARE_UNAVAILABLE
+    )
     return code.exit_status
 
 
 def describe(record: BootRecord) -> str:
     if record.result == "verified":
-        line = (f"firmware verified: slot {record.slot}{' (trial)' if record.trial else ''}, "
-                f"version {record.version}, epoch {record.epoch}, manifest {record.digest[:16]}"
-                f", PCR {record.pcr} " + (f"= {record.pcr_value[:16]}…" if record.pcr_value
-                                          else "not measured (no TPM)"))
+        line = (
+            f"firmware verified: slot {record.slot}{' (trial)' if record.trial else ''}, "
+            f"version {record.version}, epoch {record.epoch}, manifest {record.digest[:16]}"
+            f", PCR {record.pcr} "
+            + (f"= {record.pcr_value[:16]}…" if record.pcr_value else "not measured (no TPM)")
+        )
         return line + (f"\n  after: {record.reason}" if record.reason else "")
     return f"FIRMWARE VERIFICATION FAILED ({record.mode} mode): {record.reason}"
 
 
 # ---- the vendor's signing tool
+
 
 def load_signing_key(path: Path) -> SigningKey:
     try:
@@ -172,20 +209,38 @@ def load_signing_key(path: Path) -> SigningKey:
     return key
 
 
-def sign(*, key: Path, certificate: Path, product: str, version: str, epoch: int,
-         models: list[str], out: Path, tree: Path | None, archive: Path | None) -> bytes:
+def sign(
+    *,
+    key: Path,
+    certificate: Path,
+    product: str,
+    version: str,
+    epoch: int,
+    models: list[str],
+    out: Path,
+    tree: Path | None,
+    archive: Path | None,
+) -> bytes:
     if tree is not None:
         if (out / TREE).exists():
             raise click.UsageError(f"{out / TREE} exists: sign it in place without --tree")
         out.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(tree, out / TREE, symlinks=True,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            tree, out / TREE, symlinks=True, ignore=shutil.ignore_patterns("__pycache__")
+        )
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    digest = sign_bundle(out, key=load_signing_key(key), certificate_pem=certificate.read_bytes(),
-                         hasher=NativeTreeHasher(), product=product, version=version,
-                         epoch=epoch, models=models, created=created)
+    digest = sign_bundle(
+        out,
+        key=load_signing_key(key),
+        certificate_pem=certificate.read_bytes(),
+        hasher=NativeTreeHasher(),
+        product=product,
+        version=version,
+        epoch=epoch,
+        models=models,
+        created=created,
+    )
     if archive is not None:
         with archive.open("wb") as f:
             fw_archive.write_archive(out, f)
     return digest
-

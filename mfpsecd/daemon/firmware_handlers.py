@@ -24,26 +24,54 @@ from mfpsecd.varlink.server import CallContext, Handler
 def _boot(r: BootRecord | None) -> api.BootVerification:
     if r is None:
         return api.BootVerification("", "", "", "", False, "", 0, "", 0, "", "")
-    return api.BootVerification(r.result, r.at, r.mode, r.slot, r.trial, r.version, r.epoch,
-                                r.digest, r.pcr, r.pcr_value, r.reason)
+    return api.BootVerification(
+        r.result,
+        r.at,
+        r.mode,
+        r.slot,
+        r.trial,
+        r.version,
+        r.epoch,
+        r.digest,
+        r.pcr,
+        r.pcr_value,
+        r.reason,
+    )
 
 
 def _verification(img: VerifiedImage) -> api.Verification:
     m = img.manifest
-    return api.Verification(m.product, m.version, m.epoch, list(m.models), img.digest.hex(),
-                            img.signer, img.files, img.bytes)
+    return api.Verification(
+        m.product,
+        m.version,
+        m.epoch,
+        list(m.models),
+        img.digest.hex(),
+        img.signer,
+        img.files,
+        img.bytes,
+    )
 
 
-def firmware_handlers(firmware: FirmwareService, auth: AuthService,
-                      channel: FdChannel) -> dict[str, Handler]:
+def firmware_handlers(
+    firmware: FirmwareService, auth: AuthService, channel: FdChannel
+) -> dict[str, Handler]:
     async def get_status(ctx: CallContext, _: NoParams) -> api.FirmwareStatus:
         v = await firmware.status()
         return api.FirmwareStatus(
-            model=v.model, active=v.active, pending=v.pending, tries=v.tries,
-            boot=_boot(v.booted), counter=-1 if v.counter is None else v.counter,
-            rewrite_prohibited=v.locked, prohibited_by=v.locked_by, prohibited_at=v.locked_at,
+            model=v.model,
+            active=v.active,
+            pending=v.pending,
+            tries=v.tries,
+            boot=_boot(v.booted),
+            counter=-1 if v.counter is None else v.counter,
+            rewrite_prohibited=v.locked,
+            prohibited_by=v.locked_by,
+            prohibited_at=v.locked_at,
             slots=[api.Slot(s.name, s.state, s.version, s.epoch, s.digest) for s in v.slots],
-            last_failed=v.failed, last_failed_reason=v.failed_reason)
+            last_failed=v.failed,
+            last_failed_reason=v.failed_reason,
+        )
 
     async def verify(ctx: CallContext, p: api.VerifyParams) -> api.Verification:
         subject = subject_of(ctx)
@@ -75,9 +103,10 @@ def firmware_handlers(firmware: FirmwareService, auth: AuthService,
         s = seat_of(ctx.seat).session
         if not locked and (s is None or s.ended or s.role is not Role.ADMINISTRATOR):
             # F-3: only the administrator lifts it; root without a session is no exception.
-            raise MfpsecError(ErrorCode.AUTHENTICATION_REQUIRED,
-                              reason="only an administrator's session allows firmware "
-                                     "rewriting again")
+            raise MfpsecError(
+                ErrorCode.AUTHENTICATION_REQUIRED,
+                reason="only an administrator's session allows firmware rewriting again",
+            )
         with SecretBytes(p.password) as password:
             await reauthenticate(ctx, auth, password, subject)
         await firmware.set_lock(locked, subject)
@@ -91,6 +120,10 @@ def firmware_handlers(firmware: FirmwareService, auth: AuthService,
         return await set_lock(ctx, p, False)
 
     f = "io.mfpsecd.Firmware."
-    return {f + "GetStatus": get_status, f + "Verify": verify, f + "Update": update,
-            f + "Lock": lock, f + "Unlock": unlock}
-
+    return {
+        f + "GetStatus": get_status,
+        f + "Verify": verify,
+        f + "Update": update,
+        f + "Lock": lock,
+        f + "Unlock": unlock,
+    }

@@ -66,7 +66,7 @@ class _StatusReply:
         if cached is None or cached[0] != generation:
             data = _encoder.encode(template)
             at = data.index(self._FIELD + b"0.0") + len(self._FIELD)
-            cached = self._cached = (generation, data[:at], data[at + 3:])
+            cached = self._cached = (generation, data[:at], data[at + 3 :])
         return cached
 
     def encoded(self) -> msgspec.Raw:
@@ -76,8 +76,9 @@ class _StatusReply:
     def message(self) -> bytes:
         """The whole reply message, NUL included (the IPC server's fast path)."""
         _, head, tail = self._parts()
-        return b"".join((b'{"parameters":', head, repr(self._status.uptime()).encode(), tail,
-                         b"}\0"))
+        return b"".join(
+            (b'{"parameters":', head, repr(self._status.uptime()).encode(), tail, b"}\0")
+        )
 
 
 _encoder = msgspec.json.Encoder()
@@ -117,9 +118,12 @@ class DataServices:
     network: NetfilterService | None = None  # a board without interfaces has none
 
 
-def build_handlers(status: StatusService, key_services: KeyServices | None = None,
-                   auth: AuthService | None = None, data: DataServices | None = None
-                   ) -> dict[str, Handler]:
+def build_handlers(
+    status: StatusService,
+    key_services: KeyServices | None = None,
+    auth: AuthService | None = None,
+    data: DataServices | None = None,
+) -> dict[str, Handler]:
     """The whole table; without the services (tests of the IPC layer) Keys, Audit, Auth,
     Wipe and Store are absent and their methods answer MethodNotImplemented."""
     table = _system_handlers(status)
@@ -130,24 +134,34 @@ def build_handlers(status: StatusService, key_services: KeyServices | None = Non
             table.update(auth_handlers(auth, key_services.auditor, status))
             if data is not None:
                 table.update(routes(WipeHandlers(data.wipe, auth)))
-                table.update(store_handlers(data.store, auth, data.store_encryption,
-                                            data.descriptors))
                 table.update(
-                    _unavailable(FIRMWARE, ErrorCode.FIRMWARE_UNAVAILABLE,
-                                 "this board profile has no [firmware] section")
+                    store_handlers(data.store, auth, data.store_encryption, data.descriptors)
+                )
+                table.update(
+                    _unavailable(
+                        FIRMWARE,
+                        ErrorCode.FIRMWARE_UNAVAILABLE,
+                        "this board profile has no [firmware] section",
+                    )
                     if data.firmware is None
-                    else firmware_handlers(data.firmware, auth, data.descriptors))
+                    else firmware_handlers(data.firmware, auth, data.descriptors)
+                )
                 table.update(
-                    _unavailable(NETWORK, ErrorCode.NETWORK_UNAVAILABLE,
-                                 "this board profile lists no network interfaces")
+                    _unavailable(
+                        NETWORK,
+                        ErrorCode.NETWORK_UNAVAILABLE,
+                        "this board profile lists no network interfaces",
+                    )
                     if data.network is None
-                    else routes(NetworkHandlers(data.network, data.descriptors)))
+                    else routes(NetworkHandlers(data.network, data.descriptors))
+                )
     return table
 
 
 def failed_handlers(status: StatusService, test: str) -> dict[str, Handler]:
     """After a failed power-on self-test: status and introspection answer, and every
     security function refuses and names the test (fail closed, FPT_TST_EXT.1)."""
+
     def refused(ctx: CallContext, _: object) -> msgspec.Raw:
         raise MfpsecError(ErrorCode.SELF_TEST_FAILED, test=test)
 
@@ -158,13 +172,18 @@ def failed_handlers(status: StatusService, test: str) -> dict[str, Handler]:
     table = _system_handlers(status)
     for interface in registry.INTERFACES:
         if interface.name not in {"org.varlink.service", "io.mfpsecd.System"}:
-            table.update({f"{interface.name}.{m.name}": refused_stream if m.streams else refused
-                          for m in interface.methods})
+            table.update(
+                {
+                    f"{interface.name}.{m.name}": refused_stream if m.streams else refused
+                    for m in interface.methods
+                }
+            )
     return table
 
 
 def _unavailable(interface: Interface, code: ErrorCode, reason: str) -> dict[str, Handler]:
     """Every method of an interface the board has nothing behind: each call says why."""
+
     def unavailable(ctx: CallContext, _: object) -> msgspec.Raw:
         raise MfpsecError(code, reason=reason)
 
@@ -217,9 +236,16 @@ def _erase_secrets_and_accounts(conn: StateConnection) -> None:
 
 
 def _target_wire(t: BackupTargetInfo) -> keys.BackupTarget:
-    return keys.BackupTarget(id=t.id, device=t.device, vendor=t.vendor, model=t.model,
-                             serial=t.serial, size_bytes=t.size_bytes, filesystem=t.filesystem,
-                             mount_point=t.mount_point)
+    return keys.BackupTarget(
+        id=t.id,
+        device=t.device,
+        vendor=t.vendor,
+        model=t.model,
+        serial=t.serial,
+        size_bytes=t.size_bytes,
+        filesystem=t.filesystem,
+        mount_point=t.mount_point,
+    )
 
 
 # The daemon's own secrets (password verifiers, TOTP seeds): managed through Auth only.
@@ -238,19 +264,31 @@ def _key_handlers(svc: KeyServices, auth: AuthService | None) -> dict[str, Handl
         f = await chain.facts()
         count = await secrets.count()
         return keys.KeyStatus(
-            state=f.state.value, reason=f.reason, software_keys=f.software_keys,
+            state=f.state.value,
+            reason=f.reason,
+            software_keys=f.software_keys,
             tpm=keys.TpmStatus(f.tpm_backend, f.tpm_manufacturer, f.tpm_firmware),
             wrapping_key_fingerprint=f.wrapping_fingerprint,
             identity_fingerprint=f.identity_fingerprint,
-            master_key_generation=f.master_generation, rotation_pending=f.rotation_pending,
-            created_at=f.created_at, rotated_at=f.rotated_at,
-            last_backup_at=f.last_backup_at, backups=f.backups, secrets=count,
-            bound_to=f.bound_to)
+            master_key_generation=f.master_generation,
+            rotation_pending=f.rotation_pending,
+            created_at=f.created_at,
+            rotated_at=f.rotated_at,
+            last_backup_at=f.last_backup_at,
+            backups=f.backups,
+            secrets=count,
+            bound_to=f.bound_to,
+        )
 
     async def list_secrets(ctx: CallContext, _: NoParams) -> keys.SecretList:
-        return keys.SecretList([
-            keys.SecretInfo(i.name, i.kind.value, i.size, i.generation, i.created_at,
-                            i.updated_at) for i in await secrets.list()])
+        return keys.SecretList(
+            [
+                keys.SecretInfo(
+                    i.name, i.kind.value, i.size, i.generation, i.created_at, i.updated_at
+                )
+                for i in await secrets.list()
+            ]
+        )
 
     async def set_secret(ctx: CallContext, p: keys.SetSecretParams) -> keys.SecretInfo:
         _not_reserved(p.name)
@@ -259,8 +297,9 @@ def _key_handlers(svc: KeyServices, auth: AuthService | None) -> dict[str, Handl
                 i = await secrets.put(p.name, SecretKind(p.kind), value)
             ev.details.update(kind=i.kind.value, size=i.size, generation=i.generation)
             ev.succeed()
-        return keys.SecretInfo(i.name, i.kind.value, i.size, i.generation, i.created_at,
-                               i.updated_at)
+        return keys.SecretInfo(
+            i.name, i.kind.value, i.size, i.generation, i.created_at, i.updated_at
+        )
 
     async def delete_secret(ctx: CallContext, p: keys.SecretNameParams) -> keys.Empty:
         _not_reserved(p.name)
@@ -273,13 +312,17 @@ def _key_handlers(svc: KeyServices, auth: AuthService | None) -> dict[str, Handl
         for t in svc.targets.current():
             if t.id == target:
                 if not t.mount_point:
-                    raise MfpsecError(ErrorCode.BACKUP_TARGET_UNUSABLE, target=target,
-                                      reason="not mounted")
+                    raise MfpsecError(
+                        ErrorCode.BACKUP_TARGET_UNUSABLE, target=target, reason="not mounted"
+                    )
                 return Path(t.mount_point)
         path = Path(target)
         if not path.is_absolute():
-            raise MfpsecError(ErrorCode.BACKUP_TARGET_UNUSABLE, target=target,
-                              reason="neither an absolute path nor a backup target id")
+            raise MfpsecError(
+                ErrorCode.BACKUP_TARGET_UNUSABLE,
+                target=target,
+                reason="neither an absolute path nor a backup target id",
+            )
         return path
 
     async def backup_keys(ctx: CallContext, p: keys.BackupParams) -> keys.BackupResult:
@@ -295,13 +338,18 @@ def _key_handlers(svc: KeyServices, auth: AuthService | None) -> dict[str, Handl
         async with auditor.event(EventType.KEYS_RESTORE, subject, p.source) as ev:
             before = (await chain.facts()).identity_fingerprint
             with SecretBytes(p.passphrase) as passphrase:
-                fp = await chain.restore(passphrase, Path(p.source),
-                                         by=subject.user or subject.origin)
+                fp = await chain.restore(
+                    passphrase, Path(p.source), by=subject.user or subject.origin
+                )
             # Both identity keys, as the identity history's link names them.
-            ev.details.update(fingerprint=fp, previous_identity=before,
-                              identity=(await chain.facts()).identity_fingerprint,
-                              identity_history="linked" if chain.restored_link else
-                              "not linked: the previous identity was not attested")
+            ev.details.update(
+                fingerprint=fp,
+                previous_identity=before,
+                identity=(await chain.facts()).identity_fingerprint,
+                identity_history="linked"
+                if chain.restored_link
+                else "not linked: the previous identity was not attested",
+            )
             ev.succeed()
         return keys.RestoreResult(fp)
 
@@ -332,18 +380,27 @@ def _key_handlers(svc: KeyServices, auth: AuthService | None) -> dict[str, Handl
         known = await chain.identities()
         proofs = [k.proof for k in known if k.proof is not None]
         return keys.IdentityHistory(
-            identities=[keys.IdentityEntry(k.fingerprint, identity_history.pem(k.spki_der),
-                                           k.replaced_at, k.proof.link.seq if k.proof else 0)
-                        for k in known],
-            links=[keys.IdentityLinkDocument(p.link.seq,
-                                             identity_history.canonical(p.link).decode(),
-                                             p.signature) for p in proofs])
+            identities=[
+                keys.IdentityEntry(
+                    k.fingerprint,
+                    identity_history.pem(k.spki_der),
+                    k.replaced_at,
+                    k.proof.link.seq if k.proof else 0,
+                )
+                for k in known
+            ],
+            links=[
+                keys.IdentityLinkDocument(
+                    p.link.seq, identity_history.canonical(p.link).decode(), p.signature
+                )
+                for p in proofs
+            ],
+        )
 
     def list_targets(ctx: CallContext, _: NoParams) -> keys.BackupTargets:
         return keys.BackupTargets([_target_wire(t) for t in svc.targets.current()])
 
-    async def watch_targets(ctx: CallContext, _: NoParams
-                            ) -> AsyncIterator[keys.BackupTargets]:
+    async def watch_targets(ctx: CallContext, _: NoParams) -> AsyncIterator[keys.BackupTargets]:
         async for current in svc.targets.watch():
             yield keys.BackupTargets([_target_wire(t) for t in current])
 
@@ -367,9 +424,14 @@ def _key_handlers(svc: KeyServices, auth: AuthService | None) -> dict[str, Handl
 def _entry(r: Record) -> audit_api.AuditEntry:
     s = r.subject
     return audit_api.AuditEntry(
-        seq=r.seq, time=r.time, type=r.type.value, outcome=r.outcome.value,
+        seq=r.seq,
+        time=r.time,
+        type=r.type.value,
+        outcome=r.outcome.value,
         subject=audit_api.AuditSubject(s.origin, s.user, s.role, s.uid, s.pid, s.address),
-        object=r.object, details={k: str(v) for k, v in r.details.items()})
+        object=r.object,
+        details={k: str(v) for k, v in r.details.items()},
+    )
 
 
 _EXPORT_CHUNK = 1000
@@ -383,25 +445,28 @@ def _audit_handlers(auditor: Auditor, forwarders: tuple[Forwarder, ...]) -> dict
         except ValueError:
             raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="types/outcome") from None
         async with auditor.event(EventType.AUDIT_READ, subject_of(ctx), "query") as ev:
-            records = await auditor.query(AuditQuery(p.since, p.until, types, p.user, outcome,
-                                                     p.limit))
+            records = await auditor.query(
+                AuditQuery(p.since, p.until, types, p.user, outcome, p.limit)
+            )
             ev.details["records"] = len(records)
             ev.succeed()
         return audit_api.AuditEntries([_entry(r) for r in records])
 
     async def verify(ctx: CallContext, _: NoParams) -> audit_api.AuditVerdict:
         v = await auditor.verify()
-        return audit_api.AuditVerdict(v.ok, v.records, v.last_seq, v.last_hash.hex(),
-                                      v.problem, v.at_seq, v.detail)
+        return audit_api.AuditVerdict(
+            v.ok, v.records, v.last_seq, v.last_hash.hex(), v.problem, v.at_seq, v.detail
+        )
 
-    async def export(ctx: CallContext, _: NoParams
-                     ) -> AsyncIterator[audit_api.AuditExport | Last[audit_api.AuditExport]]:
+    async def export(
+        ctx: CallContext, _: NoParams
+    ) -> AsyncIterator[audit_api.AuditExport | Last[audit_api.AuditExport]]:
         async with auditor.event(EventType.AUDIT_READ, subject_of(ctx), "export") as ev:
             lines = [raw.decode() for raw in await auditor.export()]
             ev.details["records"] = len(lines)
             ev.succeed()
         for start in range(0, max(len(lines) - _EXPORT_CHUNK, 0), _EXPORT_CHUNK):
-            yield audit_api.AuditExport(lines[start:start + _EXPORT_CHUNK])
+            yield audit_api.AuditExport(lines[start : start + _EXPORT_CHUNK])
         tail = len(lines) - (len(lines) - 1) % _EXPORT_CHUNK - 1 if lines else 0
         yield Last(audit_api.AuditExport(lines[tail:]))
 
@@ -410,11 +475,26 @@ def _audit_handlers(auditor: Auditor, forwarders: tuple[Forwarder, ...]) -> dict
         for f in forwarders:
             s = f.status
             backlog = max(auditor.last_seq - s.cursor, 0)
-            out.append(audit_api.Destination(s.name, s.transport, s.format, s.address,
-                                             s.connected, s.cursor, backlog, s.sent,
-                                             s.last_sent_at, s.last_error))
+            out.append(
+                audit_api.Destination(
+                    s.name,
+                    s.transport,
+                    s.format,
+                    s.address,
+                    s.connected,
+                    s.cursor,
+                    backlog,
+                    s.sent,
+                    s.last_sent_at,
+                    s.last_error,
+                )
+            )
         return audit_api.ForwardStatus(out)
 
     a = "io.mfpsecd.Audit."
-    return {a + "QueryAudit": query, a + "VerifyAudit": verify, a + "ExportAudit": export,
-            a + "GetForwardStatus": forward_status}
+    return {
+        a + "QueryAudit": query,
+        a + "VerifyAudit": verify,
+        a + "ExportAudit": export,
+        a + "GetForwardStatus": forward_status,
+    }

@@ -93,8 +93,9 @@ class Daemon:
     async def run(self) -> None:
         cfg, board, clock = self.config, self.board, self.clock
         health = HealthRegistry(clock)
-        status = StatusService(clock, health, BoardInfo(board.profile.board.name,
-                                                        board.profile.board.kind.value))
+        status = StatusService(
+            clock, health, BoardInfo(board.profile.board.name, board.profile.board.kind.value)
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -110,23 +111,41 @@ class Daemon:
         status.set_boot(boot)
 
         self._status("opening the audit log")
-        auditor = Auditor(AuditFile(board.paths.state_dir / "audit",
-                                    max_bytes=cfg.audit.max_bytes),
-                          clock, health, state, full_policy=cfg.audit.full_policy,
-                          retention_days=cfg.audit.retention_days, writer_pid=os.getpid())
+        auditor = Auditor(
+            AuditFile(board.paths.state_dir / "audit", max_bytes=cfg.audit.max_bytes),
+            clock,
+            health,
+            state,
+            full_policy=cfg.audit.full_policy,
+            retention_days=cfg.audit.retention_days,
+            writer_pid=os.getpid(),
+        )
         await auditor.start()
 
         self._status("opening the key chain")
         swtpm, tpm = await make_tpm(board)
         crypto = NativeKeyCrypto()
         fw_profile = board.profile.firmware
-        chain = KeyChain(state, tpm, crypto, clock, health,
-                         min_passphrase=cfg.keys.min_backup_passphrase,
-                         firmware_pcr=fw_profile.pcr if fw_profile is not None else None,
-                         platform_pcrs=board.profile.tpm.bind_pcrs)
+        chain = KeyChain(
+            state,
+            tpm,
+            crypto,
+            clock,
+            health,
+            min_passphrase=cfg.keys.min_backup_passphrase,
+            firmware_pcr=fw_profile.pcr if fw_profile is not None else None,
+            platform_pcrs=board.profile.tpm.bind_pcrs,
+        )
         secrets = SecretStore(state, chain, clock)
-        firmware = make_firmware(cfg, board, tpm=tpm, clock=clock, auditor=auditor,
-                                 state=state, bind_next_boot=chain.bind_next_boot)
+        firmware = make_firmware(
+            cfg,
+            board,
+            tpm=tpm,
+            clock=clock,
+            auditor=auditor,
+            state=state,
+            bind_next_boot=chain.bind_next_boot,
+        )
         try:
             await tpm.open()
         except MfpsecError as exc:
@@ -136,20 +155,29 @@ class Daemon:
             opened = True
         self._status("running power-on self-tests")
         tested = await PowerOnSelfTests(NativeCryptoSelfTest(), auditor, health, clock).run(
-            tpm if opened else None)
+            tpm if opened else None
+        )
         if not tested.ok:
             # Fail closed before any key is unwrapped: status only, until a restart.
             status.set_lifecycle(DaemonState.FAILED)
-            server, _ = await _listen(cfg, board, clock, failed_handlers(status, tested.failed),
-                                      activated_sockets().get("varlink"))
-            self.notifier.notify("READY=1", f"STATUS=power-on self-test failed: {tested.failed}; "
-                                 "security functions refused")
+            server, _ = await _listen(
+                cfg,
+                board,
+                clock,
+                failed_handlers(status, tested.failed),
+                activated_sockets().get("varlink"),
+            )
+            self.notifier.notify(
+                "READY=1",
+                f"STATUS=power-on self-test failed: {tested.failed}; security functions refused",
+            )
             await stop.wait()
             self.notifier.notify("STOPPING=1", "STATUS=stopping")
             await server.close()
             await auditor.stop(checkpoint=False)
-            await _release(tpm, swtpm, lambda: boots.record_stop(boot.boot_id, rfc3339(clock)),
-                           state, lock)
+            await _release(
+                tpm, swtpm, lambda: boots.record_stop(boot.boot_id, rfc3339(clock)), state, lock
+            )
             return
         if opened:
             if firmware is not None:
@@ -161,62 +189,124 @@ class Daemon:
         if chain.state is ChainState.READY:  # before any new checkpoint could hide it
             await auditor.check_checkpoint()
         failures = SessionFailures(auditor, clock)
-        forwarders = make_forwarders(cfg.audit.forward, auditor, state, clock, health,
-                                     hostname=socket.gethostname(), version=__version__,
-                                     failures=failures)
-        targets = UdevBackupTargets(clock, [p.sysfs_path for p in board.profile.usb_ports],
-                                    board.paths.proc_root / "self" / "mountinfo")
-        keys = KeyServices(chain, secrets, DeviceIdentity(chain, clock, board.profile.board.name),
-                           targets, auditor, tuple(forwarders))
+        forwarders = make_forwarders(
+            cfg.audit.forward,
+            auditor,
+            state,
+            clock,
+            health,
+            hostname=socket.gethostname(),
+            version=__version__,
+            failures=failures,
+        )
+        targets = UdevBackupTargets(
+            clock,
+            [p.sysfs_path for p in board.profile.usb_ports],
+            board.paths.proc_root / "self" / "mountinfo",
+        )
+        keys = KeyServices(
+            chain,
+            secrets,
+            DeviceIdentity(chain, clock, board.profile.board.name),
+            targets,
+            auditor,
+            tuple(forwarders),
+        )
 
         a = cfg.auth
-        hasher = PasswordHasher(crypto, Cost(a.argon2_memory_kib, a.argon2_iterations,
-                                             a.argon2_lanes), a.hash_workers, a.hash_queue)
+        hasher = PasswordHasher(
+            crypto,
+            Cost(a.argon2_memory_kib, a.argon2_iterations, a.argon2_lanes),
+            a.hash_workers,
+            a.hash_queue,
+        )
         sessions = SessionTable(clock, SessionPolicy())
         f = a.flood
-        throttle = Throttle(ThrottleLimits(
-            f.failures, f.failure_window_s, f.requests, f.request_window_s, f.block_factor,
-            f.total_requests, f.base_delay_s, f.max_delay_s, f.max_sources, f.spray_children,
-            f.max_detections), exempt=_exempt_sources(f.exempt))
+        throttle = Throttle(
+            ThrottleLimits(
+                f.failures,
+                f.failure_window_s,
+                f.requests,
+                f.request_window_s,
+                f.block_factor,
+                f.total_requests,
+                f.base_delay_s,
+                f.max_delay_s,
+                f.max_sources,
+                f.spray_children,
+                f.max_detections,
+            ),
+            exempt=_exempt_sources(f.exempt),
+        )
         card = a.card
-        auth = AuthService(UserStore(state), secrets, hasher, sessions=sessions,
-                           auditor=auditor, clock=clock, throttle=throttle,
-                           max_delayed=f.max_delayed,
-                           card=Pkcs11Card(card.module, card.token_label) if card.module
-                           else None,
-                           trust_anchors=_trust_anchors(card.trust_anchors))
+        auth = AuthService(
+            UserStore(state),
+            secrets,
+            hasher,
+            sessions=sessions,
+            auditor=auditor,
+            clock=clock,
+            throttle=throttle,
+            max_delayed=f.max_delayed,
+            card=Pkcs11Card(card.module, card.token_label) if card.module else None,
+            trust_anchors=_trust_anchors(card.trust_anchors),
+        )
         await auth.start()
 
         self._status("resuming sanitizations")
-        wipe = make_wipe(cfg, board, state, auditor, clock=clock, health=health,
-                         signer=_identity_signer(chain), identities=chain.identities,
-                         tool=f"mfpsecd {__version__}")
+        wipe = make_wipe(
+            cfg,
+            board,
+            state,
+            auditor,
+            clock=clock,
+            health=health,
+            signer=_identity_signer(chain),
+            identities=chain.identities,
+            tool=f"mfpsecd {__version__}",
+        )
         await wipe.start()
 
         self._status("opening the job store")
         st, tr = cfg.store, cfg.transfers
-        store = JobStore(state, chain, NativeObjectCipher(
-            threads=st.threads, segment_shift=st.segment_kib.bit_length() + 9), auditor, clock,
-            crypto=crypto, wipe=wipe, directory=board.paths.job_store,
+        store = JobStore(
+            state,
+            chain,
+            NativeObjectCipher(threads=st.threads, segment_shift=st.segment_kib.bit_length() + 9),
+            auditor,
+            clock,
+            crypto=crypto,
+            wipe=wipe,
+            directory=board.paths.job_store,
             medium=board.profile.store.medium,
-            settings=StoreSettings(box_retention_s=st.box_retention_days * 86400.0,
-                                   secure_print_timeout_s=st.secure_print_timeout_hours * 3600.0,
-                                   sweep_interval_s=st.sweep_interval_s,
-                                   transfers=TransferLimits.of(tr),
-                                   workers=tr.store_workers, per_owner=tr.store_per_owner),
-            not_in_place=_store_filesystem(board))
+            settings=StoreSettings(
+                box_retention_s=st.box_retention_days * 86400.0,
+                secure_print_timeout_s=st.secure_print_timeout_hours * 3600.0,
+                sweep_interval_s=st.sweep_interval_s,
+                transfers=TransferLimits.of(tr),
+                workers=tr.store_workers,
+                per_owner=tr.store_per_owner,
+            ),
+            not_in_place=_store_filesystem(board),
+        )
         await store.start()
-        encryption = (f"AES-256-GCM in {st.segment_kib} KiB segments, a random 256-bit key "
-                      "per object sealed under the master key")
-        health.set("store", HealthState.OK, f"{board.paths.job_store} on "
-                   f"{board.profile.store.medium.value}; {encryption}")
+        encryption = (
+            f"AES-256-GCM in {st.segment_kib} KiB segments, a random 256-bit key "
+            "per object sealed under the master key"
+        )
+        health.set(
+            "store",
+            HealthState.OK,
+            f"{board.paths.job_store} on {board.profile.store.medium.value}; {encryption}",
+        )
 
         if firmware is not None:
             self._status("checking the firmware")
             await _start_firmware(firmware, cfg, health)
 
-        network = make_netfilter(cfg, board, state=state, auditor=auditor, clock=clock,
-                                 health=health)
+        network = make_netfilter(
+            cfg, board, state=state, auditor=auditor, clock=clock, health=health
+        )
         if network is not None:
             self._status("applying the IP filter")
             try:
@@ -225,18 +315,35 @@ class Daemon:
                 # Not fatal: the kernel keeps the rules it has (the boot unit's), status
                 # and the audit log say why, and every change is refused until it works.
                 health.set("netfilter", HealthState.FAILED, exc.message)
-                await auditor.record(EventType.NETFILTER_CHANGE, Outcome.FAILURE, DAEMON,
-                                     "ip filter", step="start", error=exc.code.wire_name,
-                                     reason=str(exc.params.get("reason", "")))
+                await auditor.record(
+                    EventType.NETFILTER_CHANGE,
+                    Outcome.FAILURE,
+                    DAEMON,
+                    "ip filter",
+                    step="start",
+                    error=exc.code.wire_name,
+                    reason=str(exc.params.get("reason", "")),
+                )
 
         self._status("starting IPC")
         descriptors = FdChannel(admission_rules(cfg), clock)
         activated = activated_sockets()  # once: it takes LISTEN_FDS out of the environment
         server, where = await _listen(
-            cfg, board, clock, build_handlers(status, keys, auth, DataServices(
-                wipe, store, encryption, descriptors, firmware, network)),
-            activated.get("varlink"), sessions=sessions, fast=fast_replies(status),
-            release=descriptors.release, refused=_refusals(failures))
+            cfg,
+            board,
+            clock,
+            build_handlers(
+                status,
+                keys,
+                auth,
+                DataServices(wipe, store, encryption, descriptors, firmware, network),
+            ),
+            activated.get("varlink"),
+            sessions=sessions,
+            fast=fast_replies(status),
+            release=descriptors.release,
+            refused=_refusals(failures),
+        )
         socket_path, group = _socket(cfg, board)
         fd_where = descriptors.listen(fd_socket_path(socket_path), group, activated.get("fd"))
         health.set("ipc", HealthState.OK, f"listening on {where}; descriptors on {fd_where}")
@@ -250,32 +357,50 @@ class Daemon:
         if network is not None:
             supervisor.add("netfilter-watch", network.run)
             if cfg.network.ban_s:
-                bans = FloodBans(network, throttle,
-                                 BanPolicy(cfg.network.ban_s, cfg.network.ban_max_s), clock)
+                bans = FloodBans(
+                    network, throttle, BanPolicy(cfg.network.ban_s, cfg.network.ban_max_s), clock
+                )
                 auditor.add_listener(bans.offer)
                 supervisor.add("flood-bans", bans.run)
         for fwd in forwarders:
             supervisor.add(f"siem-{fwd.dest.name}", fwd.run)
         supervisor.add("session-failures", failures.run)
-        notifier = make_notifier(cfg, clock, health, board.profile.board.name, state,
-                                 secrets=secrets.get, failures=failures)
+        notifier = make_notifier(
+            cfg,
+            clock,
+            health,
+            board.profile.board.name,
+            state,
+            secrets=secrets.get,
+            failures=failures,
+        )
         if notifier is not None:
             auditor.add_listener(notifier.offer)
             supervisor.add("notify", notifier.run)
-        supervisor.add("audit-checkpoints",
-                       lambda: auditor.run_checkpoints(cfg.audit.checkpoint_interval_s))
-        supervisor.add("state-checkpoint",
-                       lambda: _checkpoint_loop(clock, state, cfg.state.checkpoint_interval_s))
+        supervisor.add(
+            "audit-checkpoints", lambda: auditor.run_checkpoints(cfg.audit.checkpoint_interval_s)
+        )
+        supervisor.add(
+            "state-checkpoint",
+            lambda: _checkpoint_loop(clock, state, cfg.state.checkpoint_interval_s),
+        )
         interval = self.notifier.watchdog_interval_s
         if interval is not None:
             supervisor.add("watchdog", lambda: _watchdog_loop(clock, self.notifier, interval))
 
         status.set_lifecycle(DaemonState.READY)
-        self.notifier.notify("READY=1", f"STATUS=ready: board {board.profile.board.name}, "
-                             f"IPC on {where}")
-        log.info("daemon_ready", version=__version__, board=board.profile.board.name,
-                 socket=where, boot=boot.boot_count, previous_shutdown=boot.previous_shutdown,
-                 pid=os.getpid())
+        self.notifier.notify(
+            "READY=1", f"STATUS=ready: board {board.profile.board.name}, IPC on {where}"
+        )
+        log.info(
+            "daemon_ready",
+            version=__version__,
+            board=board.profile.board.name,
+            socket=where,
+            boot=boot.boot_count,
+            previous_shutdown=boot.previous_shutdown,
+            pid=os.getpid(),
+        )
 
         await stop.wait()
 
@@ -295,8 +420,9 @@ class Daemon:
         hasher.close()
         await auditor.stop()  # its last checkpoint is signed with the TPM: before the keys go
         await chain.close()
-        await _release(tpm, swtpm, lambda: boots.record_stop(boot.boot_id, rfc3339(clock)),
-                       state, lock)
+        await _release(
+            tpm, swtpm, lambda: boots.record_stop(boot.boot_id, rfc3339(clock)), state, lock
+        )
         log.info("daemon_stopped")
 
     def _status(self, text: str) -> None:
@@ -304,9 +430,13 @@ class Daemon:
         log.info("startup", step=text)
 
 
-async def _release(tpm: Tpm, swtpm: SwtpmProcess | None,
-                   record_stop: Callable[[], Awaitable[None]], state: SqliteState,
-                   lock: int) -> None:
+async def _release(
+    tpm: Tpm,
+    swtpm: SwtpmProcess | None,
+    record_stop: Callable[[], Awaitable[None]],
+    state: SqliteState,
+    lock: int,
+) -> None:
     """What the daemon holds from its first steps, let go in reverse order."""
     await tpm.close()
     if swtpm is not None:
@@ -318,12 +448,17 @@ async def _release(tpm: Tpm, swtpm: SwtpmProcess | None,
 
 def _refusals(failures: SessionFailures) -> Callable[[PeerCredentials | None, str], None]:
     """A local peer the IPC socket refused, as a session failure of the "ipc" channel."""
+
     def refused(peer: PeerCredentials | None, reason: str) -> None:
         if peer is None:
             failures.report("ipc", "unknown peer", reason, subject=Subject(origin="local"))
         else:
-            failures.report("ipc", f"uid {peer.uid}", reason,
-                            subject=Subject(origin="local", uid=peer.uid, pid=peer.pid))
+            failures.report(
+                "ipc",
+                f"uid {peer.uid}",
+                reason,
+                subject=Subject(origin="local", uid=peer.uid, pid=peer.pid),
+            )
 
     return refused
 
@@ -331,24 +466,35 @@ def _refusals(failures: SessionFailures) -> Callable[[PeerCredentials | None, st
 def _socket(cfg: Config, board: Board) -> tuple[Path, int | None]:
     ipc = cfg.ipc
     group = None if ipc.socket_group is None else gid_of(ipc.socket_group, "ipc.socket_group")
-    return (board.paths.default_socket if ipc.socket_path is None else Path(ipc.socket_path),
-            group)
+    return (board.paths.default_socket if ipc.socket_path is None else Path(ipc.socket_path), group)
 
 
-async def _listen(cfg: Config, board: Board, clock: Clock, handlers: dict[str, Handler],
-                  activated: socket.socket | None, *,
-                  sessions: SessionTable | None = None,
-                  fast: dict[bytes, tuple[str, Callable[[], bytes]]] | None = None,
-                  release: Callable[[str, int], None] | None = None,
-                  refused: Callable[[PeerCredentials | None, str], None] | None = None
-                  ) -> tuple[VarlinkServer, str]:
+async def _listen(
+    cfg: Config,
+    board: Board,
+    clock: Clock,
+    handlers: dict[str, Handler],
+    activated: socket.socket | None,
+    *,
+    sessions: SessionTable | None = None,
+    fast: dict[bytes, tuple[str, Callable[[], bytes]]] | None = None,
+    release: Callable[[str, int], None] | None = None,
+    refused: Callable[[PeerCredentials | None, str], None] | None = None,
+) -> tuple[VarlinkServer, str]:
     ipc = cfg.ipc
-    server = VarlinkServer(handlers, admission_rules(cfg),
-                           ServerLimits(ipc.max_message_bytes, ipc.max_connections,
-                                        ipc.idle_timeout_s, ipc.queue_depth),
-                           clock, interfaces=registry.INTERFACES, access=sessions, fast=fast,
-                           release_descriptor=release,
-                           on_refused=refused)
+    server = VarlinkServer(
+        handlers,
+        admission_rules(cfg),
+        ServerLimits(
+            ipc.max_message_bytes, ipc.max_connections, ipc.idle_timeout_s, ipc.queue_depth
+        ),
+        clock,
+        interfaces=registry.INTERFACES,
+        access=sessions,
+        fast=fast,
+        release_descriptor=release,
+        on_refused=refused,
+    )
     socket_path, group = _socket(cfg, board)
     where = await server.listen(socket_path, group, activated)
     return server, where
@@ -358,20 +504,36 @@ async def _audit_key_chain(auditor: Auditor, chain: KeyChain) -> None:
     """How the key chain came up: unlocked (or locked, and why); software mode, if so."""
     facts = await chain.facts()
     if chain.provisioned is not None:  # FCS_CKM.1: this start created the key chain
-        await auditor.record(EventType.KEYS_PROVISION,
-                             Outcome.SUCCESS if chain.provisioned else Outcome.FAILURE, DAEMON,
-                             "key chain", tpm=facts.tpm_backend, reason=facts.reason,
-                             wrapping=facts.wrapping_fingerprint[:16],
-                             identity=facts.identity_fingerprint[:16],
-                             bound_to=facts.bound_to)
+        await auditor.record(
+            EventType.KEYS_PROVISION,
+            Outcome.SUCCESS if chain.provisioned else Outcome.FAILURE,
+            DAEMON,
+            "key chain",
+            tpm=facts.tpm_backend,
+            reason=facts.reason,
+            wrapping=facts.wrapping_fingerprint[:16],
+            identity=facts.identity_fingerprint[:16],
+            bound_to=facts.bound_to,
+        )
     if facts.software_keys:
-        await auditor.record(EventType.KEYS_SOFTWARE_MODE, Outcome.SUCCESS, DAEMON,
-                             "key chain", reason="board has no TPM (tpm.backend = none)")
+        await auditor.record(
+            EventType.KEYS_SOFTWARE_MODE,
+            Outcome.SUCCESS,
+            DAEMON,
+            "key chain",
+            reason="board has no TPM (tpm.backend = none)",
+        )
     ok = facts.state is ChainState.READY
-    await auditor.record(EventType.KEYS_UNLOCK, Outcome.SUCCESS if ok else Outcome.FAILURE,
-                         DAEMON, "master key", generation=facts.master_generation,
-                         tpm=facts.tpm_backend, reason=facts.reason,
-                         fingerprint=facts.wrapping_fingerprint[:16])
+    await auditor.record(
+        EventType.KEYS_UNLOCK,
+        Outcome.SUCCESS if ok else Outcome.FAILURE,
+        DAEMON,
+        "master key",
+        generation=facts.master_generation,
+        tpm=facts.tpm_backend,
+        reason=facts.reason,
+        fingerprint=facts.wrapping_fingerprint[:16],
+    )
 
 
 def _exempt_sources(texts: list[str]) -> tuple[nf.Range, ...]:
@@ -381,24 +543,30 @@ def _exempt_sources(texts: list[str]) -> tuple[nf.Range, ...]:
             out.append(nf.parse_range(text))
         except ValueError as exc:
             key = f"auth.flood.exempt[{i}]"
-            raise MfpsecError(ErrorCode.CONFIG_INVALID, f"{key}: {exc}", key=key,
-                              reason=str(exc)) from None
+            raise MfpsecError(
+                ErrorCode.CONFIG_INVALID, f"{key}: {exc}", key=key, reason=str(exc)
+            ) from None
     return tuple(out)
 
 
-async def _start_firmware(firmware: FirmwareService, cfg: Config,
-                          health: HealthRegistry) -> None:
+async def _start_firmware(firmware: FirmwareService, cfg: Config, health: HealthRegistry) -> None:
     """Commit a trial slot that booted and verified; in enhanced mode (F-2) refuse to run
     on firmware the boot unit did not verify at this power-on."""
     record = firmware.boot_record()
     if record is None or record.result != "verified":
-        why = ("the boot verification did not run (mfpsecd-fwverify.service)" if record is None
-               else f"the boot verification failed: {record.reason}")
+        why = (
+            "the boot verification did not run (mfpsecd-fwverify.service)"
+            if record is None
+            else f"the boot verification failed: {record.reason}"
+        )
         if cfg.security.mode is SecurityMode.ENHANCED:
             # The cause, not the error's generic meaning (slots or counter unreadable).
-            raise MfpsecError(ErrorCode.FIRMWARE_UNAVAILABLE,
-                              f"enhanced security mode: {why}; the daemon does not run on "
-                              f"firmware the boot verification did not verify", reason=why)
+            raise MfpsecError(
+                ErrorCode.FIRMWARE_UNAVAILABLE,
+                f"enhanced security mode: {why}; the daemon does not run on "
+                f"firmware the boot verification did not verify",
+                reason=why,
+            )
         health.set("firmware", HealthState.FAILED, why)
         await firmware.start()
         return
@@ -407,12 +575,14 @@ async def _start_firmware(firmware: FirmwareService, cfg: Config,
     except MfpsecError as exc:
         health.set("firmware", HealthState.FAILED, f"{exc.message}")
         return
-    measured = (f"measured into PCR {record.pcr}" if record.pcr_value
-                else "not measured (no TPM)")
-    health.set("firmware", HealthState.DEGRADED if record.reason else HealthState.OK,
-               f"slot {record.slot}, version {record.version}, epoch {record.epoch}, "
-               f"verified at boot ({record.mode} mode), {measured}"
-               + (f"; {record.reason}" if record.reason else ""))
+    measured = f"measured into PCR {record.pcr}" if record.pcr_value else "not measured (no TPM)"
+    health.set(
+        "firmware",
+        HealthState.DEGRADED if record.reason else HealthState.OK,
+        f"slot {record.slot}, version {record.version}, epoch {record.epoch}, "
+        f"verified at boot ({record.mode} mode), {measured}"
+        + (f"; {record.reason}" if record.reason else ""),
+    )
 
 
 def _store_filesystem(board: Board) -> str:
@@ -424,14 +594,16 @@ def _store_filesystem(board: Board) -> str:
         return ""
     reason = overwrite_defeated_by(found.fstype, found.options)
     if reason:
-        log.warning("store_overwrite_ineffective", directory=str(store), mount=found.point,
-                    reason=reason)
+        log.warning(
+            "store_overwrite_ineffective", directory=str(store), mount=found.point, reason=reason
+        )
     return reason
 
 
 def _identity_signer(chain: KeyChain) -> Signer:
     """Audit checkpoints are signed by the device identity key (in the TPM) when the key
     chain is up; otherwise they are stored unsigned (and verify says so)."""
+
     async def sign(digest: bytes) -> tuple[bytes, bytes] | None:
         if chain.state is not ChainState.READY:
             return None
@@ -443,6 +615,7 @@ def _identity_signer(chain: KeyChain) -> Signer:
 def _identity_fingerprints(chain: KeyChain) -> Callable[[], Awaitable[frozenset[str]]]:
     """The keys an audit checkpoint may be signed by: this device's identity, now and
     every earlier one its identity history proves (a restore onto a new TPM)."""
+
     async def known() -> frozenset[str]:
         return frozenset(i.fingerprint for i in await chain.identities())
 
@@ -472,6 +645,9 @@ def _trust_anchors(paths: list[str]) -> tuple[x509.Certificate, ...]:
         try:
             out += x509.load_pem_x509_certificates(Path(path).read_bytes())
         except (OSError, ValueError) as exc:
-            raise MfpsecError(ErrorCode.CONFIG_INVALID, key=f"auth.card.trust_anchors[{i}]",
-                              reason=f"{path}: {exc}") from None
+            raise MfpsecError(
+                ErrorCode.CONFIG_INVALID,
+                key=f"auth.card.trust_anchors[{i}]",
+                reason=f"{path}: {exc}",
+            ) from None
     return tuple(out)

@@ -16,8 +16,13 @@ from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, WrappedLogger
 
 _PRIORITY = {"critical": 2, "error": 3, "warning": 4, "info": 6, "debug": 7}
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-           "error": logging.ERROR}
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
 
 def _enc_default(obj: Any) -> Any:
     return repr(obj)
@@ -32,17 +37,13 @@ def _render(_logger: WrappedLogger, method: str, event: EventDict) -> str:
     return f"<{priority}>{body}"
 
 
-
-
 def configure(level: str = "info", stream: TextIO | None = None) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.ExceptionRenderer(
-                ExceptionDictTransformer(show_locals=False)
-            ),
+            structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
             _render,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),

@@ -22,11 +22,15 @@ from mfpsecd.ipfilter import wiring as network
 from mfpsecd.services.fw_update import load_boot_record
 
 # Every command reads the same configuration and board profile.
-_CONFIG = click.option("--config", "config_path", type=click.Path(path_type=Path),
-                       default=DEFAULT_CONFIG, show_default=True,
-                       help="Daemon configuration (TOML).")
-_BOARD = click.option("--board", help="Board profile: a name in daemon.board_dir, or a "
-                                      ".toml path.")
+_CONFIG = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    help="Daemon configuration (TOML).",
+)
+_BOARD = click.option("--board", help="Board profile: a name in daemon.board_dir, or a .toml path.")
 
 
 @click.group()
@@ -75,9 +79,13 @@ def check_config(config_path: Path, board: str | None) -> None:
 @cli.command("fw-verify")
 @_CONFIG
 @_BOARD
-@click.option("--boot", is_flag=True, required=True,
-              help="Boot-time verification (the mfpsecd-fwverify unit): choose the slot, "
-                   "verify it, measure it into the PCR, write the boot record.")
+@click.option(
+    "--boot",
+    is_flag=True,
+    required=True,
+    help="Boot-time verification (the mfpsecd-fwverify unit): choose the slot, "
+    "verify it, measure it into the PCR, write the boot record.",
+)
 def fw_verify(config_path: Path, board: str | None, boot: bool) -> None:
     """Verify the firmware slot that boots (F-2, B-1). Exit status: 0 when verified, or
     in normal security mode; otherwise the failure's status (the boot stops)."""
@@ -121,8 +129,13 @@ def net_restore(config_path: Path, board: str | None) -> None:
 @cli.command("fw-alert")
 @_CONFIG
 @_BOARD
-@click.option("--retry-for", type=click.FloatRange(0, 86400), default=300, show_default=True,
-              help="Seconds to keep trying a mail or trap that did not go out.")
+@click.option(
+    "--retry-for",
+    type=click.FloatRange(0, 86400),
+    default=300,
+    show_default=True,
+    help="Seconds to keep trying a mail or trap that did not go out.",
+)
 def fw_alert(config_path: Path, board: str | None, retry_for: float) -> None:
     """Show this power-on's firmware verification (the safe state's console message) and
     send the alerts waiting in the outbox (the failed verification's). Exit status 75
@@ -140,12 +153,15 @@ def fw_alert(config_path: Path, board: str | None, retry_for: float) -> None:
     else:
         click.echo(firmware.describe(record))
         if record.result != "verified":
-            click.echo("The device does not start. A service engineer must install firmware "
-                       "signed for this model (see the audit log and the journal).")
+            click.echo(
+                "The device does not start. A service engineer must install firmware "
+                "signed for this model (see the audit log and the journal)."
+            )
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            delivery = runner.run(alerts.send_waiting(config, b, SystemClock(),
-                                                      retry_for_s=retry_for))
+            delivery = runner.run(
+                alerts.send_waiting(config, b, SystemClock(), retry_for_s=retry_for)
+            )
     except MfpsecError as exc:
         click.echo(f"mfpsecd fw-alert: alerts not sent: {exc.message}", err=True)
         sys.exit(exc.code.exit_status)
@@ -153,41 +169,84 @@ def fw_alert(config_path: Path, board: str | None, retry_for: float) -> None:
         return
     click.echo(f"alerts: {delivery.mails} mail(s) and {delivery.traps} trap(s) sent")
     for alert in delivery.waiting:
-        click.echo(f"alert {alert.rule!r} (audit record {alert.record.seq}) waiting: "
-                   f"{alert.last_error}")
+        click.echo(
+            f"alert {alert.rule!r} (audit record {alert.record.seq}) waiting: {alert.last_error}"
+        )
     if delivery.retry:
         sys.exit(EX_TEMPFAIL)
 
 
 @cli.command("fw-sign")
-@click.option("--key", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              required=True, help="The vendor's signing key (PEM: ECDSA P-384 or Ed25519).")
-@click.option("--certificate", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              required=True, help="Its certificate (PEM), issued by a firmware root.")
+@click.option(
+    "--key",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="The vendor's signing key (PEM: ECDSA P-384 or Ed25519).",
+)
+@click.option(
+    "--certificate",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="Its certificate (PEM), issued by a firmware root.",
+)
 @click.option("--product", required=True)
 @click.option("--version", "fw_version", required=True, help="The firmware version.")
-@click.option("--epoch", type=click.IntRange(0, 2**31 - 1), required=True,
-              help="The security epoch: raise it when older firmware must no longer install.")
-@click.option("--model", "models", multiple=True, required=True,
-              help="A hardware model the firmware fits (repeat for more).")
-@click.option("--tree", type=click.Path(path_type=Path, exists=True, file_okay=False),
-              help="Copy this directory in as the bundle's tree (else sign OUT/tree as it is).")
-@click.option("--archive", type=click.Path(path_type=Path, dir_okay=False),
-              help="Also write the bundle archive that `mfpsec fw update` installs.")
+@click.option(
+    "--epoch",
+    type=click.IntRange(0, 2**31 - 1),
+    required=True,
+    help="The security epoch: raise it when older firmware must no longer install.",
+)
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    required=True,
+    help="A hardware model the firmware fits (repeat for more).",
+)
+@click.option(
+    "--tree",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Copy this directory in as the bundle's tree (else sign OUT/tree as it is).",
+)
+@click.option(
+    "--archive",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the bundle archive that `mfpsec fw update` installs.",
+)
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False))
-def fw_sign(*, key: Path, certificate: Path, product: str, fw_version: str, epoch: int,
-            models: tuple[str, ...], tree: Path | None, archive: Path | None,
-            out: Path) -> None:
+def fw_sign(
+    *,
+    key: Path,
+    certificate: Path,
+    product: str,
+    fw_version: str,
+    epoch: int,
+    models: tuple[str, ...],
+    tree: Path | None,
+    archive: Path | None,
+    out: Path,
+) -> None:
     """The vendor side: sign a firmware tree into the bundle directory OUT."""
     try:
-        digest = firmware.sign(key=key, certificate=certificate, product=product,
-                               version=fw_version, epoch=epoch, models=list(models), out=out,
-                               tree=tree, archive=archive)
+        digest = firmware.sign(
+            key=key,
+            certificate=certificate,
+            product=product,
+            version=fw_version,
+            epoch=epoch,
+            models=list(models),
+            out=out,
+            tree=tree,
+            archive=archive,
+        )
     except MfpsecError as exc:
         click.echo(f"mfpsecd fw-sign: {exc.message}", err=True)
         sys.exit(exc.code.exit_status)
-    click.echo(f"signed {out}: version {fw_version}, epoch {epoch}, manifest {digest.hex()}"
-               + (f"; archive {archive}" if archive else ""))
+    click.echo(
+        f"signed {out}: version {fw_version}, epoch {epoch}, manifest {digest.hex()}"
+        + (f"; archive {archive}" if archive else "")
+    )
 
 
 if __name__ == "__main__":

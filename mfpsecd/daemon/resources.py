@@ -24,9 +24,12 @@ def lock_state_dir(state_dir: Path) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise MfpsecError(ErrorCode.CONFIG_INVALID,
-                          f"another daemon is using the state directory {state_dir}",
-                          key="paths.state_dir", reason="in use by a running daemon") from None
+        raise MfpsecError(
+            ErrorCode.CONFIG_INVALID,
+            f"another daemon is using the state directory {state_dir}",
+            key="paths.state_dir",
+            reason="in use by a running daemon",
+        ) from None
     return fd
 
 

@@ -29,9 +29,17 @@ def requester_of(ctx: CallContext) -> Requester:
 
 
 def _wire(o: ObjectInfo) -> api.StoredObject:
-    return api.StoredObject(id=o.id, owner=o.owner, job=o.job, kind=o.kind.value,
-                            name=o.name, size=o.size, sealed_size=o.sealed_size,
-                            created_at=o.created_at, expires_at=o.expires_at)
+    return api.StoredObject(
+        id=o.id,
+        owner=o.owner,
+        job=o.job,
+        kind=o.kind.value,
+        name=o.name,
+        size=o.size,
+        sealed_size=o.sealed_size,
+        created_at=o.created_at,
+        expires_at=o.expires_at,
+    )
 
 
 def passed_descriptor(channel: FdChannel, ctx: CallContext, token: str, writing: bool) -> int:
@@ -48,8 +56,9 @@ def passed_descriptor(channel: FdChannel, ctx: CallContext, token: str, writing:
     return fd
 
 
-def store_handlers(store: JobStore, auth: AuthService, encryption: str,
-                   channel: FdChannel) -> dict[str, Handler]:
+def store_handlers(
+    store: JobStore, auth: AuthService, encryption: str, channel: FdChannel
+) -> dict[str, Handler]:
     async def put(ctx: CallContext, p: api.PutParams) -> api.StoredObject:
         who = requester_of(ctx)
         owner = p.owner or who.user
@@ -59,8 +68,7 @@ def store_handlers(store: JobStore, auth: AuthService, encryption: str,
             raise MfpsecError(ErrorCode.PERMISSION_DENIED)
         fd = passed_descriptor(channel, ctx, p.descriptor, writing=False)
         try:
-            info = await store.put(fd, owner=owner, job=p.job, kind=ObjectKind(p.kind),
-                                   name=p.name)
+            info = await store.put(fd, owner=owner, job=p.job, kind=ObjectKind(p.kind), name=p.name)
         finally:
             os.close(fd)
         return _wire(info)
@@ -78,11 +86,18 @@ def store_handlers(store: JobStore, auth: AuthService, encryption: str,
         st = await store.status()
         cfg = store.settings
         return api.StoreStatus(
-            objects=st.objects, bytes=st.bytes, sealed_bytes=st.sealed_bytes,
-            by_kind=st.by_kind, encryption=encryption, key_chain=st.key_chain,
-            medium=st.medium, delete_method=st.delete_method, directory=st.directory,
+            objects=st.objects,
+            bytes=st.bytes,
+            sealed_bytes=st.sealed_bytes,
+            by_kind=st.by_kind,
+            encryption=encryption,
+            key_chain=st.key_chain,
+            medium=st.medium,
+            delete_method=st.delete_method,
+            directory=st.directory,
             box_retention_days=round(cfg.box_retention_s / 86400),
-            secure_print_timeout_hours=round(cfg.secure_print_timeout_s / 3600))
+            secure_print_timeout_hours=round(cfg.secure_print_timeout_s / 3600),
+        )
 
     async def list_objects(ctx: CallContext, _: NoParams) -> api.StoredObjects:
         return api.StoredObjects([_wire(o) for o in await store.objects(requester_of(ctx))])
@@ -101,6 +116,12 @@ def store_handlers(store: JobStore, auth: AuthService, encryption: str,
         return api.PurgeResult(count, size)
 
     s = "io.mfpsecd.Store."
-    return {s + "GetStoreStatus": status, s + "ListObjects": list_objects,
-            s + "Put": put, s + "Read": read, s + "MarkPrinted": printed,
-            s + "DeleteObject": delete, s + "Purge": purge}
+    return {
+        s + "GetStoreStatus": status,
+        s + "ListObjects": list_objects,
+        s + "Put": put,
+        s + "Read": read,
+        s + "MarkPrinted": printed,
+        s + "DeleteObject": delete,
+        s + "Purge": purge,
+    }

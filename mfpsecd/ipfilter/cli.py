@@ -13,8 +13,9 @@ from mfpsecd.varlink.client import Connection
 from mfpsecd.varlink.schema import Method, P
 
 _ON_OFF = click.Choice(["on", "off"])
-_CONFIRM = click.option("--confirm", is_flag=True,
-                        help="Apply even if it cuts off the administrator's remote session.")
+_CONFIRM = click.option(
+    "--confirm", is_flag=True, help="Apply even if it cuts off the administrator's remote session."
+)
 
 
 def _effective(what: str, entered: list[str], merged: list[str]) -> list[str]:
@@ -25,21 +26,25 @@ def _effective(what: str, entered: list[str], merged: list[str]) -> list[str]:
 
 
 def render(r: network.Rules) -> str:
-    loaded = (click.style("loaded", fg="green", bold=True) if r.in_kernel
-              else click.style("NOT LOADED", fg="red", bold=True))
+    loaded = (
+        click.style("loaded", fg="green", bold=True)
+        if r.in_kernel
+        else click.style("NOT LOADED", fg="red", bold=True)
+    )
     quick = "on: only " + (", ".join(r.quick_ranges) or "nothing") if r.quick else "off"
-    lines = [f"ip filter: {loaded} (applied {r.applied_at or 'never'})",
-             f"addresses: {', '.join(r.addresses) or 'none'}",
-             f"permitted: {', '.join(r.permitted) or 'any source (no range given)'}",
-             f"refused:   {', '.join(r.refused) or 'none'}",
-             *_effective("permitted", r.permitted, r.effective_permitted),
-             *_effective("refused", r.refused, r.effective_refused),
-             "banned:    " + (", ".join(f"{b.range} ({b.left_s // 60 + 1} min left)"
-                                     for b in r.banned) or "none"),
-             f"quick filter: {quick}",
-             f"no forwarding between {', '.join(r.wired) or '-'} and "
-             f"{', '.join(r.wireless) or '-'}",
-             "services:"]
+    lines = [
+        f"ip filter: {loaded} (applied {r.applied_at or 'never'})",
+        f"addresses: {', '.join(r.addresses) or 'none'}",
+        f"permitted: {', '.join(r.permitted) or 'any source (no range given)'}",
+        f"refused:   {', '.join(r.refused) or 'none'}",
+        *_effective("permitted", r.permitted, r.effective_permitted),
+        *_effective("refused", r.refused, r.effective_refused),
+        "banned:    "
+        + (", ".join(f"{b.range} ({b.left_s // 60 + 1} min left)" for b in r.banned) or "none"),
+        f"quick filter: {quick}",
+        f"no forwarding between {', '.join(r.wired) or '-'} and {', '.join(r.wireless) or '-'}",
+        "services:",
+    ]
     for s in r.services:
         state = click.style("on ", fg="green") if s.on else click.style("off", fg="yellow")
         lines.append(f"  {state} {s.name:<10} {' '.join(s.ports)}")
@@ -96,19 +101,30 @@ def _range_command(name: str, doc: str) -> None:
         _change(target, _RANGE_METHODS[name], network.RangeParams(range_text, confirm=confirm))
 
 
-_range_command("allow", "Permit a source range (CIDR, one address, or start-end); once any "
-                        "is given for IPv4 (IPv6), only those sources of it are admitted.")
+_range_command(
+    "allow",
+    "Permit a source range (CIDR, one address, or start-end); once any "
+    "is given for IPv4 (IPv6), only those sources of it are admitted.",
+)
 _range_command("deny", "Refuse a source range.")
 _range_command("remove", "Remove a permitted or refused range.")
 
 
 @net_group.command("import")
 @click.argument("file", type=click.File("rb"))
-@click.option("--refused", "which", flag_value="refused", default=True,
-              help="Into the refused list (the default).")
+@click.option(
+    "--refused",
+    "which",
+    flag_value="refused",
+    default=True,
+    help="Into the refused list (the default).",
+)
 @click.option("--permitted", "which", flag_value="permitted", help="Into the permitted list.")
-@click.option("--replace", is_flag=True,
-              help="The list becomes exactly the file's ranges (else they are added).")
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="The list becomes exactly the file's ranges (else they are added).",
+)
 @_CONFIRM
 @click.pass_obj
 @reports_errors
@@ -118,11 +134,17 @@ def import_(target: Target, file: BinaryIO, which: str, replace: bool, confirm: 
     a bad line imports nothing."""
     with target.connect() as conn:
         descriptor = conn.pass_descriptor(file.fileno())
-        r = conn.call(network.IMPORT, network.ImportParams(
-            descriptor, network.RangeList(which), replace=replace, confirm=confirm))
-    click.echo(f"{which}: {r.ranges} range(s) in the file, {r.added} added, {r.unchanged} "
-               f"already there, {r.removed} removed, {r.duplicates} repeated in the file; "
-               f"the list holds {getattr(r.rules, which + '_total')}")
+        r = conn.call(
+            network.IMPORT,
+            network.ImportParams(
+                descriptor, network.RangeList(which), replace=replace, confirm=confirm
+            ),
+        )
+    click.echo(
+        f"{which}: {r.ranges} range(s) in the file, {r.added} added, {r.unchanged} "
+        f"already there, {r.removed} removed, {r.duplicates} repeated in the file; "
+        f"the list holds {getattr(r.rules, which + '_total')}"
+    )
 
 
 @net_group.command("unban")
@@ -153,8 +175,7 @@ def quick(target: Target, state: str, confirm: bool) -> None:
 @reports_errors
 def port(target: Target, service: str, state: str, confirm: bool) -> None:
     """Switch a network service's ports (see `mfpsec net show`) on or off."""
-    _change(target, network.SET_PORT,
-            network.PortParams(service, state == "on", confirm=confirm))
+    _change(target, network.SET_PORT, network.PortParams(service, state == "on", confirm=confirm))
 
 
 @net_group.command("apply")

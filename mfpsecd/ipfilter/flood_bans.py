@@ -38,16 +38,16 @@ class BanPolicy:
 
 
 class FloodBans:
-    def __init__(self, net: NetfilterService, throttle: Throttle, policy: BanPolicy,
-                 clock: Clock) -> None:
+    def __init__(
+        self, net: NetfilterService, throttle: Throttle, policy: BanPolicy, clock: Clock
+    ) -> None:
         self._net = net
         self._throttle = throttle
         self._policy = policy
         self._clock = clock
         self._queue: collections.deque[Record] = collections.deque(maxlen=QUEUE)
         self._wake = asyncio.Event()
-        self._trips: collections.OrderedDict[str, tuple[int, float]] = (
-            collections.OrderedDict())
+        self._trips: collections.OrderedDict[str, tuple[int, float]] = collections.OrderedDict()
 
     def offer(self, records: list[Record]) -> None:
         """The auditor's listener: never blocks."""
@@ -78,8 +78,11 @@ class FloodBans:
 
     async def consider(self, record: Record) -> None:
         source = record.object
-        if not self._policy.first_s or not source.startswith("ip:") or \
-                self._throttle.exempt(source):
+        if (
+            not self._policy.first_s
+            or not source.startswith("ip:")
+            or self._throttle.exempt(source)
+        ):
             return
         try:
             r = nf.parse_range(source.removeprefix("ip:"))
@@ -87,7 +90,8 @@ class FloodBans:
             return
         seconds = self.seconds_for(source)
         try:
-            await self._net.ban(r, seconds, f"{record.details.get('kind')} (audit record "
-                                            f"{record.seq})")
+            await self._net.ban(
+                r, seconds, f"{record.details.get('kind')} (audit record {record.seq})"
+            )
         except MfpsecError as exc:  # audited as a failure by the filter; the next trip tries
             log.error("flood_ban_failed", source=source, error=exc.code.wire_name)

@@ -29,17 +29,29 @@ def _rules(v: svc.NetView, offset: int = 0, limit: int = api.PAGE) -> api.Rules:
         return [str(r) for r in ranges[offset:end]]
 
     return api.Rules(
-        permitted=page(p.allow), refused=page(p.deny),
-        effective_permitted=page(v.effective_allow), effective_refused=page(v.effective_deny),
-        quick=p.quick, quick_ranges=[str(r) for r in nf.quick_ranges(v.device)],
+        permitted=page(p.allow),
+        refused=page(p.deny),
+        effective_permitted=page(v.effective_allow),
+        effective_refused=page(v.effective_deny),
+        quick=p.quick,
+        quick_ranges=[str(r) for r in nf.quick_ranges(v.device)],
         addresses=[str(a) for a in v.device.addresses],
-        services=[api.ServiceState(s.name, [f"{proto}/{port}" for proto, port in s.ports],
-                                   s.name in p.enabled) for s in v.services],
-        wired=list(v.device.wired), wireless=list(v.device.wireless), in_kernel=v.in_kernel,
-        applied_at=v.applied_at, permitted_total=len(p.allow), refused_total=len(p.deny),
+        services=[
+            api.ServiceState(
+                s.name, [f"{proto}/{port}" for proto, port in s.ports], s.name in p.enabled
+            )
+            for s in v.services
+        ],
+        wired=list(v.device.wired),
+        wireless=list(v.device.wireless),
+        in_kernel=v.in_kernel,
+        applied_at=v.applied_at,
+        permitted_total=len(p.allow),
+        refused_total=len(p.deny),
         effective_permitted_total=len(v.effective_allow),
         effective_refused_total=len(v.effective_deny),
-        banned=[api.BanInfo(str(b.range), b.left_s) for b in v.banned])
+        banned=[api.BanInfo(str(b.range), b.left_s) for b in v.banned],
+    )
 
 
 class NetworkHandlers:
@@ -53,11 +65,15 @@ class NetworkHandlers:
     async def get_rules(self, ctx: CallContext, q: api.RulesQuery) -> api.Rules:
         return _rules(await self._net.view(), q.offset, q.limit)
 
-    async def _edit(self, ctx: CallContext, op: Literal["allow", "deny", "remove"],
-                    p: api.RangeParams) -> api.Rules:
+    async def _edit(
+        self, ctx: CallContext, op: Literal["allow", "deny", "remove"], p: api.RangeParams
+    ) -> api.Rules:
         address = remote_address(ctx, p.remote_address)
-        return _rules(await self._net.edit_range(op, p.range, subject_of(ctx, address),
-                                                 remote_address=address, confirm=p.confirm))
+        return _rules(
+            await self._net.edit_range(
+                op, p.range, subject_of(ctx, address), remote_address=address, confirm=p.confirm
+            )
+        )
 
     @handles(api.ALLOW)
     async def allow(self, ctx: CallContext, p: api.RangeParams) -> api.Rules:
@@ -85,17 +101,29 @@ class NetworkHandlers:
         finally:
             os.close(fd)
         which: svc.ListName = "allow" if p.list is api.RangeList.PERMITTED else "deny"
-        view, n = await self._net.import_ranges(which, text, subject_of(ctx, address),
-                                                replace_list=p.replace,
-                                                remote_address=address, confirm=p.confirm)
-        return api.Imported(n.ranges, n.added, n.unchanged, n.removed, n.duplicates,
-                            _rules(view))
+        view, n = await self._net.import_ranges(
+            which,
+            text,
+            subject_of(ctx, address),
+            replace_list=p.replace,
+            remote_address=address,
+            confirm=p.confirm,
+        )
+        return api.Imported(n.ranges, n.added, n.unchanged, n.removed, n.duplicates, _rules(view))
 
-    async def _change(self, ctx: CallContext, p: api.QuickParams | api.PortParams,
-                      label: str, change: Callable[[nf.Policy], nf.Policy]) -> api.Rules:
+    async def _change(
+        self,
+        ctx: CallContext,
+        p: api.QuickParams | api.PortParams,
+        label: str,
+        change: Callable[[nf.Policy], nf.Policy],
+    ) -> api.Rules:
         address = remote_address(ctx, p.remote_address)
-        return _rules(await self._net.change(label, change, subject_of(ctx, address),
-                                             remote_address=address, confirm=p.confirm))
+        return _rules(
+            await self._net.change(
+                label, change, subject_of(ctx, address), remote_address=address, confirm=p.confirm
+            )
+        )
 
     @handles(api.SET_QUICK)
     async def set_quick(self, ctx: CallContext, p: api.QuickParams) -> api.Rules:
@@ -103,8 +131,9 @@ class NetworkHandlers:
 
     @handles(api.SET_PORT)
     async def set_port(self, ctx: CallContext, p: api.PortParams) -> api.Rules:
-        return await self._change(ctx, p, f"port {p.service} {'on' if p.on else 'off'}",
-                                  svc.port(p.service, p.on))
+        return await self._change(
+            ctx, p, f"port {p.service} {'on' if p.on else 'off'}", svc.port(p.service, p.on)
+        )
 
     @handles(api.APPLY)
     async def apply(self, ctx: CallContext, _: NoParams) -> api.Rules:

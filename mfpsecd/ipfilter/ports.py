@@ -27,8 +27,9 @@ class Netfilter(Protocol):
         """Our table as the kernel has it, as nftables JSON (terse: no set elements)."""
         ...
 
-    async def swap_intervals(self, swaps: Sequence[tuple[str, Sequence[Range],
-                                                         Sequence[Range]]]) -> bool:
+    async def swap_intervals(
+        self, swaps: Sequence[tuple[str, Sequence[Range], Sequence[Range]]]
+    ) -> bool:
         """Per (interval set, intervals out, intervals in), in one transaction and without
         reading the sets; False when a set was not as expected, NETWORK_APPLY_FAILED when
         refused otherwise: either way the sets are as they were."""
@@ -54,8 +55,7 @@ class Netfilter(Protocol):
 class DeviceAddresses(Protocol):
     """The addresses of the board's network interfaces, and when they change."""
 
-    async def addresses(self) -> tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface, ...]:
-        ...
+    async def addresses(self) -> tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface, ...]: ...
 
     def changes(self) -> AsyncIterator[None]: ...
 

@@ -117,9 +117,11 @@ _MOVING = ("handle", "packets", "bytes")
 def _elements_of(listing: list[dict[str, Any]]) -> dict[str, list[str]]:
     """Each set's elements in a full listing, comparable (the refused-source sets, which
     the kernel fills, left out)."""
-    return {str(item["set"]["name"]): _comparable(item["set"].get("elem", []))
-            for item in listing if "set" in item
-            and not str(item["set"].get("name", "")).startswith(("refused", "banned"))}
+    return {
+        str(item["set"]["name"]): _comparable(item["set"].get("elem", []))
+        for item in listing
+        if "set" in item and not str(item["set"].get("name", "")).startswith(("refused", "banned"))
+    }
 
 
 def _comparable(elements: Iterable[Any]) -> list[str]:
@@ -129,6 +131,7 @@ def _comparable(elements: Iterable[Any]) -> list[str]:
 def _shape(listing: list[dict[str, Any]]) -> list[Any]:
     """A terse table listing (no set elements) without what changes by itself: object
     handles, counter values, and the dynamic sets of refused sources."""
+
     def strip(v: Any) -> Any:
         if isinstance(v, dict):
             return {k: strip(x) for k, x in v.items() if k not in _MOVING}
@@ -155,14 +158,14 @@ def _unpack(text: str) -> nf.Range:
     family, _, bounds = text.partition(":")
     start, _, end = bounds.partition("-")
     r = nf.Range(4 if family == "4" else 6, int(start, 16), int(end, 16))
-    if family not in ("4", "6") or not 0 <= r.start <= r.end < 1 << (32 if r.family == 4
-                                                                     else 128):
+    if family not in ("4", "6") or not 0 <= r.start <= r.end < 1 << (32 if r.family == 4 else 128):
         raise ValueError(f"stored range {text!r}")
     return r
 
 
-def to_policy(stored: StoredPolicy, services: Sequence[nf.Service],
-              rows: Iterable[tuple[object, ...]]) -> nf.Policy:
+def to_policy(
+    stored: StoredPolicy, services: Sequence[nf.Service], rows: Iterable[tuple[object, ...]]
+) -> nf.Policy:
     """The policy from its row and the lists' log (list, op, packed) in order: a snapshot
     replaces the list, an add appends, a remove takes out; a range entered twice in one
     list (an older daemon allowed it) counts once."""
@@ -177,9 +180,12 @@ def to_policy(stored: StoredPolicy, services: Sequence[nf.Service],
             entries[_unpack(str(packed))] = None
         else:
             entries.pop(_unpack(str(packed)), None)
-    return nf.Policy(allow=tuple(lists["allow"]), deny=tuple(lists["deny"]),
-                     quick=stored.quick,
-                     enabled=frozenset(names if stored.enabled is None else stored.enabled))
+    return nf.Policy(
+        allow=tuple(lists["allow"]),
+        deny=tuple(lists["deny"]),
+        quick=stored.quick,
+        enabled=frozenset(names if stored.enabled is None else stored.enabled),
+    )
 
 
 def to_stored(policy: nf.Policy) -> StoredPolicy:
@@ -209,10 +215,12 @@ def parse_import(text: str) -> list[nf.Range]:
             errors.append(f"line {number}: {exc}")
     if errors:
         more = len(errors) - IMPORT_ERRORS_SHOWN
-        raise MfpsecError(ErrorCode.NETWORK_RULES_INVALID,
-                          reason="; ".join(errors[:IMPORT_ERRORS_SHOWN])
-                          + (f"; and {more} more line(s)" if more > 0 else "")
-                          + ": nothing was imported")
+        raise MfpsecError(
+            ErrorCode.NETWORK_RULES_INVALID,
+            reason="; ".join(errors[:IMPORT_ERRORS_SHOWN])
+            + (f"; and {more} more line(s)" if more > 0 else "")
+            + ": nothing was imported",
+        )
     return out
 
 
@@ -220,9 +228,17 @@ _ENCODE = msgspec.json.Encoder().encode
 
 
 class NetfilterService:
-    def __init__(self, state: StateStore, filt: Netfilter, addresses: DeviceAddresses, *,
-                 auditor: Auditor, clock: Clock, health: HealthRegistry,
-                 settings: NetSettings) -> None:
+    def __init__(
+        self,
+        state: StateStore,
+        filt: Netfilter,
+        addresses: DeviceAddresses,
+        *,
+        auditor: Auditor,
+        clock: Clock,
+        health: HealthRegistry,
+        settings: NetSettings,
+    ) -> None:
         self._state = state
         self._filter = filt
         self._addresses = addresses
@@ -254,17 +270,17 @@ class NetfilterService:
     # ---- state
 
     async def _load(self) -> nf.Policy:
-        def tx(c: StateConnection) -> tuple[tuple[object, ...] | None,
-                                             list[tuple[object, ...]]]:
-            return (c.execute("SELECT policy FROM net_policy WHERE id = 1").fetchone(),
-                    c.execute("SELECT list, op, packed FROM net_ranges ORDER BY seq")
-                    .fetchall())
+        def tx(c: StateConnection) -> tuple[tuple[object, ...] | None, list[tuple[object, ...]]]:
+            return (
+                c.execute("SELECT policy FROM net_policy WHERE id = 1").fetchone(),
+                c.execute("SELECT list, op, packed FROM net_ranges ORDER BY seq").fetchall(),
+            )
 
         row, rows = await self._state.run(tx)
-        stored = StoredPolicy() if row is None else msgspec.json.decode(
-            str(row[0]), type=StoredPolicy)
-        self._logged = {n: sum(1 for r in rows if r[0] == n and r[1] != "snapshot")
-                        for n in LISTS}
+        stored = (
+            StoredPolicy() if row is None else msgspec.json.decode(str(row[0]), type=StoredPolicy)
+        )
+        self._logged = {n: sum(1 for r in rows if r[0] == n and r[1] != "snapshot") for n in LISTS}
         return to_policy(stored, self.settings.services, rows)
 
     async def _store(self, policy: nf.Policy, lists: Iterable[ListName] = ()) -> None:
@@ -273,22 +289,31 @@ class NetfilterService:
         snapshots = [(name, "\n".join(map(_pack, getattr(policy, name)))) for name in lists]
 
         def tx(c: StateConnection) -> None:
-            c.execute("INSERT INTO net_policy (id, policy) VALUES (1, ?) ON CONFLICT (id) "
-                      "DO UPDATE SET policy = excluded.policy", (text,))
+            c.execute(
+                "INSERT INTO net_policy (id, policy) VALUES (1, ?) ON CONFLICT (id) "
+                "DO UPDATE SET policy = excluded.policy",
+                (text,),
+            )
             for name, packed in snapshots:
                 c.execute("DELETE FROM net_ranges WHERE list = ?", (name,))
                 if packed:
-                    c.execute("INSERT INTO net_ranges (list, op, packed) "
-                              "VALUES (?, 'snapshot', ?)", (name, packed))
+                    c.execute(
+                        "INSERT INTO net_ranges (list, op, packed) VALUES (?, 'snapshot', ?)",
+                        (name, packed),
+                    )
 
         await self._state.run(tx)
         for name, _ in snapshots:
             self._logged[name] = 0
 
-    async def _apply(self, policy: nf.Policy, device: nf.Device, *,
-                     layout_may_differ: bool = False,
-                     then: Callable[[], Awaitable[None]] | None = None
-                     ) -> list[dict[str, Any]]:
+    async def _apply(
+        self,
+        policy: nf.Policy,
+        device: nf.Device,
+        *,
+        layout_may_differ: bool = False,
+        then: Callable[[], Awaitable[None]] | None = None,
+    ) -> list[dict[str, Any]]:
         """Compile and apply; then (once the kernel took it) the boot rules file and `then`
         (the caller's store) together."""
         if self._table_known is None:
@@ -303,20 +328,21 @@ class NetfilterService:
         # kernel works (libnftables releases the GIL); renamed once the kernel took it.
         rules_file = self.settings.rules_file
         rules_file.parent.mkdir(parents=True, exist_ok=True)
-        staged = asyncio.create_task(asyncio.to_thread(
-            durable.stage, rules_file, _ENCODE({"nftables": full})))
+        staged = asyncio.create_task(
+            asyncio.to_thread(durable.stage, rules_file, _ENCODE({"nftables": full}))
+        )
         try:
             try:
-                await self._filter.apply(nf.for_existing_table(full) if self._table_known
-                                         else full)
+                await self._filter.apply(nf.for_existing_table(full) if self._table_known else full)
             except MfpsecError as exc:
                 if not layout_may_differ or exc.code is not ErrorCode.NETWORK_APPLY_FAILED:
                     raise
                 # A table of another layout (an older daemon's, or someone's edit): replaced
                 # whole, the one time that is not atomic for packets.
                 log.warning("netfilter_table_recreated", reason=exc.params.get("reason"))
-                await self._filter.apply(nf.compile_ruleset(policy, self.settings.services,
-                                                            device, recreate=True))
+                await self._filter.apply(
+                    nf.compile_ruleset(policy, self.settings.services, device, recreate=True)
+                )
         except BaseException:
             with contextlib.suppress(Exception):
                 (await staged).unlink(missing_ok=True)
@@ -329,17 +355,21 @@ class NetfilterService:
         self._policy, self._device, self._applied_device = policy, device, device
         self._dirty = False
         self._applied_at = rfc3339(self._clock)
-        await asyncio.gather(asyncio.to_thread(durable.commit, await staged, rules_file),
-                             *(() if then is None else (then(),)))
+        await asyncio.gather(
+            asyncio.to_thread(durable.commit, await staged, rules_file),
+            *(() if then is None else (then(),)),
+        )
         self._health.set(COMPONENT, HealthState.OK, self._describe())
         return full
 
     def _describe(self) -> str:
         p = self._policy
         on = nf.ports(self.settings.services, p.enabled)
-        return (f"{len(p.allow)} permitted and {len(p.deny)} refused range(s), quick filter "
-                f"{'on' if p.quick else 'off'}, {len(on['tcp'])} TCP / {len(on['udp'])} UDP "
-                f"port(s) open")
+        return (
+            f"{len(p.allow)} permitted and {len(p.deny)} refused range(s), quick filter "
+            f"{'on' if p.quick else 'off'}, {len(on['tcp'])} TCP / {len(on['udp'])} UDP "
+            f"port(s) open"
+        )
 
     async def _device_now(self) -> nf.Device:
         return replace(self._device, addresses=await self._addresses.addresses())
@@ -358,8 +388,14 @@ class NetfilterService:
             await self._apply(policy, await self._device_now(), layout_may_differ=True)
             # Refusals counted before this start were summarised by the daemon that saw them.
             self._reported = await self._filter.refused()
-        await self._auditor.record(EventType.NETFILTER_CHANGE, Outcome.SUCCESS, DAEMON,
-                                   "ip filter", step="start", rules=self._describe())
+        await self._auditor.record(
+            EventType.NETFILTER_CHANGE,
+            Outcome.SUCCESS,
+            DAEMON,
+            "ip filter",
+            step="start",
+            rules=self._describe(),
+        )
 
     async def run(self) -> None:
         """Follow address changes (the quick filter), look for drift when the table
@@ -380,8 +416,11 @@ class NetfilterService:
                     touched = asyncio.ensure_future(anext(events))
                 now = self._clock.monotonic()
                 until = next_round if recheck_at is None else min(next_round, recheck_at)
-                done, _ = await asyncio.wait({pending, touched}, timeout=max(0.0, until - now),
-                                             return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {pending, touched},
+                    timeout=max(0.0, until - now),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
                 if touched in done:
                     touched.result()
                     touched = None
@@ -431,9 +470,14 @@ class NetfilterService:
                 self._device = device
                 return False
             await self._apply(self._policy, device)
-        await self._auditor.record(EventType.NETFILTER_CHANGE, Outcome.SUCCESS, DAEMON,
-                                   "quick filter", step="addresses",
-                                   ranges=", ".join(str(r) for r in nf.quick_ranges(device)))
+        await self._auditor.record(
+            EventType.NETFILTER_CHANGE,
+            Outcome.SUCCESS,
+            DAEMON,
+            "quick filter",
+            step="addresses",
+            ranges=", ".join(str(r) for r in nf.quick_ranges(device)),
+        )
         return True
 
     async def check_drift(self) -> bool:
@@ -452,12 +496,19 @@ class NetfilterService:
         async with self._lock:
             if generation != self._generation:
                 return False  # an edit landed meanwhile: next round
-            now = _shape([{"set": {k: v for k, v in i["set"].items() if k != "elem"}}
-                          if "set" in i else i for i in listing])
+            now = _shape(
+                [
+                    {"set": {k: v for k, v in i["set"].items() if k != "elem"}} if "set" in i else i
+                    for i in listing
+                ]
+            )
             if now == self._shape and _elements_of(listing) == self._expected_elements():
                 return False
-            why = ("the table was removed" if not now else
-                   "the rules in the kernel differ from the last applied")
+            why = (
+                "the table was removed"
+                if not now
+                else "the rules in the kernel differ from the last applied"
+            )
             if not now:
                 self._table_known = False  # declared anew, its counting sets included
             await self._put_back(why, self._policy, await self._device_now())
@@ -467,18 +518,30 @@ class NetfilterService:
         """(Under the lock.) Drift: audited as a failure (an alert by the default rules),
         the policy applied whole, status degraded (failed if that did not work)."""
         log.error("netfilter_drift", reason=why)
-        await self._auditor.record(EventType.NETFILTER_CHANGE, Outcome.FAILURE, DAEMON,
-                                   "ip filter", step="drift", phase="drift", reason=why)
+        await self._auditor.record(
+            EventType.NETFILTER_CHANGE,
+            Outcome.FAILURE,
+            DAEMON,
+            "ip filter",
+            step="drift",
+            phase="drift",
+            reason=why,
+        )
         try:
             await self._apply(policy, device)
         except MfpsecError as exc:
-            self._health.set(COMPONENT, HealthState.FAILED,
-                             f"{why} behind the daemon's back, and re-applying failed: "
-                             f"{exc.message}")
+            self._health.set(
+                COMPONENT,
+                HealthState.FAILED,
+                f"{why} behind the daemon's back, and re-applying failed: {exc.message}",
+            )
             raise
-        self._health.set(COMPONENT, HealthState.DEGRADED,
-                         f"{why} behind the daemon's back at {rfc3339(self._clock)}; "
-                         f"re-applied: {self._describe()}")
+        self._health.set(
+            COMPONENT,
+            HealthState.DEGRADED,
+            f"{why} behind the daemon's back at {rfc3339(self._clock)}; "
+            f"re-applied: {self._describe()}",
+        )
 
     def _expected_elements(self) -> dict[str, list[str]]:
         """Every set's elements as the kernel lists them, from the policy in force."""
@@ -486,12 +549,15 @@ class NetfilterService:
         quick = nf.quick_ranges(self._applied_device)
         for family in (4, 6):
             deny_n, allow_n, quick_n = nf.set_names(family)
-            out[deny_n] = _comparable(nf.elements(
-                r for r in self._lists["deny"].cover if r.family == family))
-            out[allow_n] = _comparable(nf.elements(
-                r for r in self._lists["allow"].cover if r.family == family))
-            out[quick_n] = _comparable(nf.elements(nf.merge(
-                r for r in quick if r.family == family)))
+            out[deny_n] = _comparable(
+                nf.elements(r for r in self._lists["deny"].cover if r.family == family)
+            )
+            out[allow_n] = _comparable(
+                nf.elements(r for r in self._lists["allow"].cover if r.family == family)
+            )
+            out[quick_n] = _comparable(
+                nf.elements(nf.merge(r for r in quick if r.family == family))
+            )
         on = nf.ports(self.settings.services, self._policy.enabled)
         out["tcp_ports"], out["udp_ports"] = _comparable(on["tcp"]), _comparable(on["udp"])
         return out
@@ -503,24 +569,39 @@ class NetfilterService:
             return
         self._last_summary = now
         counts = await self._filter.refused()
-        fresh = {a: n - self._reported.get(a, 0) for a, n in counts.items()
-                 if n > self._reported.get(a, 0)}
+        fresh = {
+            a: n - self._reported.get(a, 0)
+            for a, n in counts.items()
+            if n > self._reported.get(a, 0)
+        }
         self._reported = counts
         if not fresh:
             return
         top = sorted(fresh.items(), key=lambda kv: -kv[1])[:10]
         await self._auditor.record(
-            EventType.NETFILTER_REFUSED, Outcome.SUCCESS, DAEMON, "ip filter",
-            sources=len(fresh), packets=sum(fresh.values()),
-            top=", ".join(f"{a} ({n})" for a, n in top))
+            EventType.NETFILTER_REFUSED,
+            Outcome.SUCCESS,
+            DAEMON,
+            "ip filter",
+            sources=len(fresh),
+            packets=sum(fresh.values()),
+            top=", ".join(f"{a} ({n})" for a, n in top),
+        )
 
     # ---- reading and changing
 
     async def view(self, *, just_applied: bool = False) -> NetView:
         loaded = True if just_applied else await self._filter.present()
-        return NetView(self._policy, self.settings.services, self._device, loaded,
-                       self._applied_at, self._lists["allow"].cover,
-                       self._lists["deny"].cover, await self.bans() if loaded else [])
+        return NetView(
+            self._policy,
+            self.settings.services,
+            self._device,
+            loaded,
+            self._applied_at,
+            self._lists["allow"].cover,
+            self._lists["deny"].cover,
+            await self.bans() if loaded else [],
+        )
 
     # ---- bans (services.flood_bans decides them)
 
@@ -552,16 +633,17 @@ class NetfilterService:
             async with self._lock:
                 lifted = await self._filter.unban(f"banned{r.family}", nf.elements([r])[0])
             if not lifted:
-                raise MfpsecError(ErrorCode.NETWORK_RULES_INVALID,
-                                  reason=f"{text} is not banned (or its ban has expired)")
+                raise MfpsecError(
+                    ErrorCode.NETWORK_RULES_INVALID,
+                    reason=f"{text} is not banned (or its ban has expired)",
+                )
             ev.succeed()
         return await self.view(just_applied=True)
 
     def preview(self, change: Callable[[nf.Policy], nf.Policy]) -> list[dict[str, Any]]:
         """The ruleset a change would apply (dry run): nothing is touched."""
         try:
-            return nf.compile_ruleset(change(self._policy), self.settings.services,
-                                      self._device)
+            return nf.compile_ruleset(change(self._policy), self.settings.services, self._device)
         except ValueError as exc:
             raise MfpsecError(ErrorCode.NETWORK_RULES_INVALID, reason=str(exc)) from None
 
@@ -572,12 +654,16 @@ class NetfilterService:
             nf.check(policy, self.settings.services)
         except ValueError as exc:
             raise MfpsecError(ErrorCode.NETWORK_RULES_INVALID, reason=str(exc)) from None
-        if remote_address and not confirm and self._would_cut_off(
-                policy, _range_sets(policy), remote_address):
+        if (
+            remote_address
+            and not confirm
+            and self._would_cut_off(policy, _range_sets(policy), remote_address)
+        ):
             raise MfpsecError(ErrorCode.NETWORK_WOULD_LOCK_OUT, address=remote_address)
 
-    def _would_cut_off(self, policy: nf.Policy, lists: dict[ListName, RangeSet],
-                       address: str) -> bool:
+    def _would_cut_off(
+        self, policy: nf.Policy, lists: dict[ListName, RangeSet], address: str
+    ) -> bool:
         """Would policy (whose lists are `lists`) refuse address on every web port? By
         bisection in the merged lists: the same answer as nf.decide, for any length."""
         source = ipaddress.ip_address(address)
@@ -586,16 +672,28 @@ class NetfilterService:
             return True
         if lists["allow"].has_family(family) and not lists["allow"].covers(family, value):
             return True
-        if policy.quick and not any(r.family == family and r.contains(value)
-                                    for r in nf.quick_ranges(self._device)):
+        if policy.quick and not any(
+            r.family == family and r.contains(value) for r in nf.quick_ranges(self._device)
+        ):
             return True
-        web = {port for s in self.settings.services if s.name in _WEB
-               for proto, port in s.ports if proto == "tcp"}
+        web = {
+            port
+            for s in self.settings.services
+            if s.name in _WEB
+            for proto, port in s.ports
+            if proto == "tcp"
+        }
         return not web & set(nf.ports(self.settings.services, policy.enabled)["tcp"])
 
-    async def change(self, what: str, change: Callable[[nf.Policy], nf.Policy],
-                     subject: Subject, *, remote_address: str = "",
-                     confirm: bool = False) -> NetView:
+    async def change(
+        self,
+        what: str,
+        change: Callable[[nf.Policy], nf.Policy],
+        subject: Subject,
+        *,
+        remote_address: str = "",
+        confirm: bool = False,
+    ) -> NetView:
         async with self._auditor.event(EventType.NETFILTER_CHANGE, subject, "ip filter") as ev:
             ev.details["change"] = what
             async with self._lock:
@@ -608,17 +706,25 @@ class NetfilterService:
                 # (it re-applies when they change).
                 lists = [n for n in LISTS if getattr(policy, n) != getattr(self._policy, n)]
                 before = self._policy
-                await self._apply(policy, self._device,
-                                  then=lambda: self._store(policy, lists))
-                ev.details.update(setting_changes.as_details(setting_changes.changes(
-                    before, policy, prefix="network")))
+                await self._apply(policy, self._device, then=lambda: self._store(policy, lists))
+                ev.details.update(
+                    setting_changes.as_details(
+                        setting_changes.changes(before, policy, prefix="network")
+                    )
+                )
             ev.details["rules"] = self._describe()
             ev.succeed()
         return await self.view(just_applied=True)
 
-    async def edit_range(self, op: Literal["allow", "deny", "remove"], text: str,
-                         subject: Subject, *, remote_address: str = "",
-                         confirm: bool = False) -> NetView:
+    async def edit_range(
+        self,
+        op: Literal["allow", "deny", "remove"],
+        text: str,
+        subject: Subject,
+        *,
+        remote_address: str = "",
+        confirm: bool = False,
+    ) -> NetView:
         """Permit, refuse or remove one range: the kernel set and the store change by what
         the range touches, not by the lists' length. Adding a range already entered in
         that list changes nothing; removing one takes it out of every list it is in."""
@@ -636,8 +742,7 @@ class NetfilterService:
                     if not adding:
                         i = t.index(r)
                     # (concatenation: a C copy; unpacking `(*t, r)` is three times slower)
-                    policy = _with(policy, name,
-                                   t + (r,) if adding else t[:i] + t[i + 1:])  # noqa: RUF005
+                    policy = _with(policy, name, t + (r,) if adding else t[:i] + t[i + 1 :])  # noqa: RUF005
                 try:
                     await self._apply_edit(r, edits, policy, remote_address, confirm)
                 except BaseException:
@@ -650,9 +755,11 @@ class NetfilterService:
                         # The kernel has it and the store does not: the next settle
                         # writes the whole list (a full disk may have room again).
                         self._unstored.update(name for name, _ in edits)
-                        self._health.set(COMPONENT, HealthState.DEGRADED,
-                                         f"in force but not stored ({exc}); stored again "
-                                         "at the next settle")
+                        self._health.set(
+                            COMPONENT,
+                            HealthState.DEGRADED,
+                            f"in force but not stored ({exc}); stored again at the next settle",
+                        )
                         raise
                     for name, _ in edits:
                         self._logged[name] += 1
@@ -662,23 +769,33 @@ class NetfilterService:
 
     def _edits(self, op: str, r: nf.Range) -> list[tuple[ListName, bool]]:
         if op == "remove":
-            found: list[tuple[ListName, bool]] = [(n, False) for n in LISTS
-                                                  if r in self._lists[n]]
+            found: list[tuple[ListName, bool]] = [(n, False) for n in LISTS if r in self._lists[n]]
             if not found:
                 raise ValueError(f"{r} is neither a permitted nor a refused range")
             return found
         name: ListName = "allow" if op == "allow" else "deny"
         return [] if r in self._lists[name] else [(name, True)]
 
-    async def _apply_edit(self, r: nf.Range, edits: list[tuple[ListName, bool]],
-                          policy: nf.Policy, remote_address: str, confirm: bool) -> None:
+    async def _apply_edit(
+        self,
+        r: nf.Range,
+        edits: list[tuple[ListName, bool]],
+        policy: nf.Policy,
+        remote_address: str,
+        confirm: bool,
+    ) -> None:
         """The edits into self._lists, their delta into the kernel (or the whole policy,
         when a rule appears or goes); self._lists is left changed only if it worked."""
         restricted = self._lists["allow"].has_family(r.family)
-        deltas = {name: self._lists[name].add(r) if adding else self._lists[name].remove(r)
-                  for name, adding in edits}
-        if remote_address and not confirm and self._would_cut_off(policy, self._lists,
-                                                                   remote_address):
+        deltas = {
+            name: self._lists[name].add(r) if adding else self._lists[name].remove(r)
+            for name, adding in edits
+        }
+        if (
+            remote_address
+            and not confirm
+            and self._would_cut_off(policy, self._lists, remote_address)
+        ):
             raise MfpsecError(ErrorCode.NETWORK_WOULD_LOCK_OUT, address=remote_address)
         if not edits:
             return
@@ -695,8 +812,9 @@ class NetfilterService:
                 await self._apply(policy, self._device)
                 return
             if not as_left:  # someone changed the set: drift, and the whole policy anew
-                await self._put_back("a set's elements differ from the last applied",
-                                     policy, self._device)
+                await self._put_back(
+                    "a set's elements differ from the last applied", policy, self._device
+                )
                 return
         self._policy = policy
         self._generation += 1
@@ -704,16 +822,22 @@ class NetfilterService:
         self._health.set(COMPONENT, HealthState.OK, self._describe())
         self._schedule_settle()
 
-    async def import_ranges(self, name: ListName, text: str, subject: Subject, *,
-                            replace_list: bool, remote_address: str = "",
-                            confirm: bool = False) -> tuple[NetView, Imported]:
+    async def import_ranges(
+        self,
+        name: ListName,
+        text: str,
+        subject: Subject,
+        *,
+        replace_list: bool,
+        remote_address: str = "",
+        confirm: bool = False,
+    ) -> tuple[NetView, Imported]:
         """A whole file of ranges into one list (added to it, or replacing it): checked as
         a whole, applied as one kernel transaction, stored as one, audited as one change
         with its counts. A bad line imports nothing."""
         what = "permitted" if name == "allow" else "refused"
         async with self._auditor.event(EventType.NETFILTER_CHANGE, subject, "ip filter") as ev:
-            ev.details.update(change=f"import {what}",
-                              mode="replace" if replace_list else "add")
+            ev.details.update(change=f"import {what}", mode="replace" if replace_list else "add")
             ranges = parse_import(text)
             unique = dict.fromkeys(ranges)
             async with self._lock:
@@ -727,39 +851,50 @@ class NetfilterService:
                     have = self._lists[name]
                     fresh = tuple(r for r in unique if r not in have)
                     new, added, removed = (*current, *fresh), len(fresh), 0
-                counts = Imported(len(ranges), added, len(unique) - added, removed,
-                                  len(ranges) - len(unique))
+                counts = Imported(
+                    len(ranges), added, len(unique) - added, removed, len(ranges) - len(unique)
+                )
                 policy = _with(self._policy, name, new)
                 self._admissible(policy, remote_address, confirm)
                 if added or removed:
-                    await self._apply(policy, self._device,
-                                      then=lambda: self._store(policy, [name]))
-            ev.details.update(ranges=counts.ranges, added=counts.added,
-                              unchanged=counts.unchanged, removed=counts.removed,
-                              duplicates=counts.duplicates, rules=self._describe())
+                    await self._apply(
+                        policy, self._device, then=lambda: self._store(policy, [name])
+                    )
+            ev.details.update(
+                ranges=counts.ranges,
+                added=counts.added,
+                unchanged=counts.unchanged,
+                removed=counts.removed,
+                duplicates=counts.duplicates,
+                rules=self._describe(),
+            )
             ev.succeed()
         return await self.view(just_applied=True), counts
 
     async def read_import(self, reader: PolledReader) -> str:
         """A file of ranges from a passed descriptor, on the service's own thread, with
         the transfer limits (a peer that stalls ends with TransferTimeout)."""
+
         def run() -> bytes:
             data = bytearray()
             while chunk := reader.read(1 << 20):
                 data += chunk
                 if len(data) > MAX_IMPORT_BYTES:
-                    raise MfpsecError(ErrorCode.NETWORK_RULES_INVALID,
-                                      reason=f"the file is larger than {MAX_IMPORT_BYTES} "
-                                             "bytes")
+                    raise MfpsecError(
+                        ErrorCode.NETWORK_RULES_INVALID,
+                        reason=f"the file is larger than {MAX_IMPORT_BYTES} bytes",
+                    )
             return bytes(data)
 
-        data = await watched(self._reader.run(run), reader, self._clock,
-                             self.settings.transfers, "range import")
+        data = await watched(
+            self._reader.run(run), reader, self._clock, self.settings.transfers, "range import"
+        )
         try:
             return data.decode()
         except UnicodeDecodeError:
-            raise MfpsecError(ErrorCode.NETWORK_RULES_INVALID,
-                              reason="the file is not UTF-8 text") from None
+            raise MfpsecError(
+                ErrorCode.NETWORK_RULES_INVALID, reason="the file is not UTF-8 text"
+            ) from None
 
     # ---- what follows single edits
 
@@ -780,9 +915,11 @@ class NetfilterService:
                 self._settle_cost = self._clock.monotonic() - started
             except (MfpsecError, OSError) as exc:
                 log.error("netfilter_settle_failed", error=str(exc))
-                self._health.set(COMPONENT, HealthState.DEGRADED,
-                                 f"the boot rules file could not follow the last change: "
-                                 f"{exc}")
+                self._health.set(
+                    COMPONENT,
+                    HealthState.DEGRADED,
+                    f"the boot rules file could not follow the last change: {exc}",
+                )
                 return
 
     async def _settle(self) -> None:
@@ -793,15 +930,22 @@ class NetfilterService:
             if not self._dirty:
                 return
             policy, device, generation = self._policy, self._applied_device, self._generation
-        text = await asyncio.to_thread(lambda: _ENCODE({"nftables": nf.compile_ruleset(
-            policy, self.settings.services, device)}))
+        text = await asyncio.to_thread(
+            lambda: _ENCODE(
+                {"nftables": nf.compile_ruleset(policy, self.settings.services, device)}
+            )
+        )
         async with self._lock:
             if generation == self._generation and self._dirty:
                 await asyncio.to_thread(durable.replace_file, self.settings.rules_file, text)
                 self._dirty = False
             # A list's log longer than the list itself: one snapshot row instead.
-            long = [n for n in LISTS if n in self._unstored
-                    or self._logged[n] > max(COMPACT_ROWS, len(getattr(self._policy, n)))]
+            long = [
+                n
+                for n in LISTS
+                if n in self._unstored
+                or self._logged[n] > max(COMPACT_ROWS, len(getattr(self._policy, n)))
+            ]
             if long:
                 await self._store(self._policy, long)
                 if self._unstored:
@@ -840,18 +984,23 @@ def _element_text(element: Any) -> str:
     return str(element)
 
 
-def _swaps(family: nf.Family, deltas: dict[ListName, Delta]
-           ) -> list[tuple[str, Sequence[nf.Range], Sequence[nf.Range]]]:
+def _swaps(
+    family: nf.Family, deltas: dict[ListName, Delta]
+) -> list[tuple[str, Sequence[nf.Range], Sequence[nf.Range]]]:
     deny_set, allow_set, _ = nf.set_names(family)
-    return [(deny_set if name == "deny" else allow_set, d.gone, d.new)
-            for name, d in deltas.items() if d]
+    return [
+        (deny_set if name == "deny" else allow_set, d.gone, d.new)
+        for name, d in deltas.items()
+        if d
+    ]
 
 
-def _store_edits(c: StateConnection, r: nf.Range, edits: list[tuple[ListName, bool]]
-                 ) -> None:
+def _store_edits(c: StateConnection, r: nf.Range, edits: list[tuple[ListName, bool]]) -> None:
     for name, adding in edits:
-        c.execute("INSERT INTO net_ranges (list, op, packed) VALUES (?, ?, ?)",
-                  (name, "add" if adding else "remove", _pack(r)))
+        c.execute(
+            "INSERT INTO net_ranges (list, op, packed) VALUES (?, ?, ?)",
+            (name, "add" if adding else "remove", _pack(r)),
+        )
 
 
 # ---- the changes the IPC offers, as functions of the policy
@@ -862,5 +1011,4 @@ def quick(on: bool) -> Callable[[nf.Policy], nf.Policy]:
 
 
 def port(service: str, on: bool) -> Callable[[nf.Policy], nf.Policy]:
-    return lambda p: replace(p, enabled=p.enabled | {service} if on
-                             else p.enabled - {service})
+    return lambda p: replace(p, enabled=p.enabled | {service} if on else p.enabled - {service})

@@ -30,8 +30,11 @@ def board_netns(profile: BoardProfile) -> str | None:
     """The namespace the board's interfaces live in (one for all of them), or None."""
     spaces = {n.netns for n in profile.nics}
     if len(spaces) > 1:
-        raise MfpsecError(ErrorCode.CONFIG_INVALID, key="nics",
-                          reason="all interfaces must be in the same network namespace")
+        raise MfpsecError(
+            ErrorCode.CONFIG_INVALID,
+            key="nics",
+            reason="all interfaces must be in the same network namespace",
+        )
     return next(iter(spaces), None)
 
 
@@ -44,32 +47,53 @@ def services(profile: BoardProfile) -> tuple[nf.Service, ...]:
         for text in s.ports:
             proto, _, number = text.partition("/")
             if not 1 <= int(number) <= 65535:
-                raise MfpsecError(ErrorCode.CONFIG_INVALID, key=f"net_services.{s.name}",
-                                  reason=f"port {number} out of range")
+                raise MfpsecError(
+                    ErrorCode.CONFIG_INVALID,
+                    key=f"net_services.{s.name}",
+                    reason=f"port {number} out of range",
+                )
             ports.append((proto, int(number)))
         out.append(nf.Service(s.name, tuple(ports)))  # type: ignore[arg-type]
     return tuple(out)
 
 
 def _device(profile: BoardProfile) -> nf.Device:
-    return nf.Device(tuple(n.name for n in profile.nics if n.kind == "wired"),
-                     tuple(n.name for n in profile.nics if n.kind == "wireless"))
+    return nf.Device(
+        tuple(n.name for n in profile.nics if n.kind == "wired"),
+        tuple(n.name for n in profile.nics if n.kind == "wireless"),
+    )
 
 
-def make_netfilter(cfg: Config, board: Board, *, state: StateStore, auditor: Auditor,
-                   clock: Clock, health: HealthRegistry) -> NetfilterService | None:
+def make_netfilter(
+    cfg: Config,
+    board: Board,
+    *,
+    state: StateStore,
+    auditor: Auditor,
+    clock: Clock,
+    health: HealthRegistry,
+) -> NetfilterService | None:
     profile = board.profile
     if not profile.nics:
         return None
     netns = board_netns(profile)
     dev = _device(profile)
     return NetfilterService(
-        state, NftablesFilter(netns), RtnetlinkAddresses(netns, (*dev.wired, *dev.wireless)),
-        auditor=auditor, clock=clock, health=health,
-        settings=NetSettings(services(profile), dev.wired, dev.wireless,
-                             board.paths.state_dir / RULES_FILE,
-                             summary_interval_s=cfg.network.refused_summary_s,
-                             transfers=TransferLimits.of(cfg.transfers)))
+        state,
+        NftablesFilter(netns),
+        RtnetlinkAddresses(netns, (*dev.wired, *dev.wireless)),
+        auditor=auditor,
+        clock=clock,
+        health=health,
+        settings=NetSettings(
+            services(profile),
+            dev.wired,
+            dev.wireless,
+            board.paths.state_dir / RULES_FILE,
+            summary_interval_s=cfg.network.refused_summary_s,
+            transfers=TransferLimits.of(cfg.transfers),
+        ),
+    )
 
 
 async def restore(board: Board) -> str:

@@ -53,8 +53,9 @@ class AdminRecovery:
         administrator's or not exist: recovery never turns another account into one."""
         await self._administrator_or_none(user)
         code = "".join(str(secrets.randbelow(10)) for _ in range(CODE_DIGITS))
-        self._ticket = RecoveryTicket(secrets.token_hex(8), user, uid, code,
-                                      self._clock.monotonic() + TTL_S)
+        self._ticket = RecoveryTicket(
+            secrets.token_hex(8), user, uid, code, self._clock.monotonic() + TTL_S
+        )
         return self._ticket
 
     async def _administrator_or_none(self, user: str) -> UserRow | None:
@@ -74,12 +75,12 @@ class AdminRecovery:
             self._ticket = t = None
         return t
 
-    async def complete(self, request: str, code: str, uid: int, password: SecretBytes
-                       ) -> UserRow:
+    async def complete(self, request: str, code: str, uid: int, password: SecretBytes) -> UserRow:
         t = self.pending()
         if t is None or t.id != request or t.uid != uid:
-            raise MfpsecError(ErrorCode.RECOVERY_NOT_PENDING,
-                              reason=f"no recovery {request} waits for uid {uid}")
+            raise MfpsecError(
+                ErrorCode.RECOVERY_NOT_PENDING, reason=f"no recovery {request} waits for uid {uid}"
+            )
         if not hmac.compare_digest(code.encode(), t.code.encode()):
             t.tries += 1
             if t.tries >= MAX_TRIES:

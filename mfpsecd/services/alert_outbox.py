@@ -35,8 +35,16 @@ class Alert:
 def _alert(r: tuple[object, ...]) -> Alert:
     raw = r[2]
     assert isinstance(raw, bytes)
-    return Alert(int(str(r[0])), str(r[1]), decode(raw), int(str(r[3])), str(r[4]),
-                 frozenset(c for c in str(r[5]).split(",") if c), int(str(r[6])), str(r[7]))
+    return Alert(
+        int(str(r[0])),
+        str(r[1]),
+        decode(raw),
+        int(str(r[3])),
+        str(r[4]),
+        frozenset(c for c in str(r[5]).split(",") if c),
+        int(str(r[6])),
+        str(r[7]),
+    )
 
 
 class AlertOutbox:
@@ -44,8 +52,15 @@ class AlertOutbox:
         self._state = state
         self.dropped = 0
 
-    async def put(self, rule: str, record: Record, *, suppressed: int, first_suppressed: str,
-                  channels: frozenset[str]) -> None:
+    async def put(
+        self,
+        rule: str,
+        record: Record,
+        *,
+        suppressed: int,
+        first_suppressed: str,
+        channels: frozenset[str],
+    ) -> None:
         if not channels:
             return
 
@@ -53,21 +68,26 @@ class AlertOutbox:
             conn.execute(
                 "INSERT INTO alert_outbox (rule, record, suppressed, first_suppressed, "
                 "channels, attempts, last_error) VALUES (?, ?, ?, ?, ?, 0, '')",
-                (rule, canonical(record), suppressed, first_suppressed,
-                 ",".join(sorted(channels))))
+                (rule, canonical(record), suppressed, first_suppressed, ",".join(sorted(channels))),
+            )
             row = conn.execute("SELECT COUNT(*) FROM alert_outbox").fetchone()
             excess = int(str(row[0])) - MAX_PENDING if row else 0
             if excess > 0:
-                conn.execute("DELETE FROM alert_outbox WHERE id IN (SELECT id FROM "
-                             "alert_outbox ORDER BY id LIMIT ?)", (excess,))
+                conn.execute(
+                    "DELETE FROM alert_outbox WHERE id IN (SELECT id FROM "
+                    "alert_outbox ORDER BY id LIMIT ?)",
+                    (excess,),
+                )
             return max(excess, 0)
 
         self.dropped += await self._state.run(tx)
 
     async def pending(self) -> list[Alert]:
         def tx(conn: StateConnection) -> list[tuple[object, ...]]:
-            return conn.execute(f"SELECT {_COLUMNS} FROM alert_outbox "  # noqa: S608
-                                "ORDER BY id").fetchall()
+            return conn.execute(
+                f"SELECT {_COLUMNS} FROM alert_outbox "  # noqa: S608
+                "ORDER BY id"
+            ).fetchall()
 
         return [_alert(r) for r in await self._state.run(tx)]
 
@@ -75,14 +95,16 @@ class AlertOutbox:
         """channel took the alert; the alert leaves the outbox with its last channel."""
 
         def tx(conn: StateConnection) -> None:
-            row = conn.execute("SELECT channels FROM alert_outbox WHERE id = ?",
-                               (alert.id,)).fetchone()
+            row = conn.execute(
+                "SELECT channels FROM alert_outbox WHERE id = ?", (alert.id,)
+            ).fetchone()
             if row is None:
                 return
             left = sorted(set(str(row[0]).split(",")) - {channel, ""})
             if left:
-                conn.execute("UPDATE alert_outbox SET channels = ? WHERE id = ?",
-                             (",".join(left), alert.id))
+                conn.execute(
+                    "UPDATE alert_outbox SET channels = ? WHERE id = ?", (",".join(left), alert.id)
+                )
             else:
                 conn.execute("DELETE FROM alert_outbox WHERE id = ?", (alert.id,))
 
@@ -90,8 +112,10 @@ class AlertOutbox:
 
     async def failed(self, alert: Alert, error: str) -> None:
         def tx(conn: StateConnection) -> None:
-            conn.execute("UPDATE alert_outbox SET attempts = attempts + 1, last_error = ? "
-                         "WHERE id = ?", (error, alert.id))
+            conn.execute(
+                "UPDATE alert_outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                (error, alert.id),
+            )
 
         await self._state.run(tx)
 

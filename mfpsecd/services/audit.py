@@ -73,11 +73,13 @@ class AuditQuery:
     limit: int = 1000
 
     def matches(self, r: Record) -> bool:
-        return ((not self.since or r.time >= self.since)
-                and (not self.until or r.time < self.until)
-                and (not self.types or r.type in self.types)
-                and (not self.user or r.subject.user == self.user)
-                and (self.outcome is None or r.outcome is self.outcome))
+        return (
+            (not self.since or r.time >= self.since)
+            and (not self.until or r.time < self.until)
+            and (not self.types or r.type in self.types)
+            and (not self.user or r.subject.user == self.user)
+            and (self.outcome is None or r.outcome is self.outcome)
+        )
 
 
 _WRITER_MARKS = (b'"type":"audit.start"', b'"type":"audit.tail_repaired"')
@@ -95,11 +97,18 @@ def _writer_marks(payloads: list[bytes]) -> list[tuple[int, int]]:
 
 
 class Auditor:
-    def __init__(self, store: AuditStore, clock: Clock, health: HealthRegistry,
-                 state: StateStore | None = None, *,
-                 checkpoint_every: int = CHECKPOINT_EVERY,
-                 full_policy: AuditFullPolicy = AuditFullPolicy.OVERWRITE_EXPORTED,
-                 retention_days: int = 0, writer_pid: int = -1) -> None:
+    def __init__(
+        self,
+        store: AuditStore,
+        clock: Clock,
+        health: HealthRegistry,
+        state: StateStore | None = None,
+        *,
+        checkpoint_every: int = CHECKPOINT_EVERY,
+        full_policy: AuditFullPolicy = AuditFullPolicy.OVERWRITE_EXPORTED,
+        retention_days: int = 0,
+        writer_pid: int = -1,
+    ) -> None:
         self._store = store
         # Named in this process's first record, so a forwarder replaying the log later
         # can give each record the PROCID of the process that wrote it (L-3).
@@ -147,15 +156,22 @@ class Auditor:
         self._base_seq = int(meta.get("base_seq", "1"))
         self._base_prev = bytes.fromhex(meta.get("base_prev", core.GENESIS.hex()))
         self._exported_through = int(meta.get("exported_through", "0"))
-        verdict = await self._store.verify(payloads, first_seq=self._base_seq,
-                                           first_prev=self._base_prev)
+        verdict = await self._store.verify(
+            payloads, first_seq=self._base_seq, first_prev=self._base_prev
+        )
         cp = await self.latest_checkpoint()
         if verdict.ok and cp is not None and verdict.last_seq < cp.seq:
             # Cut while the daemon was down, at a frame boundary: only the checkpoint knows.
-            verdict = core.Verdict(False, verdict.records, verdict.last_seq, verdict.last_hash,
-                                   "truncated", verdict.last_seq + 1,
-                                   f"the log ends at record {verdict.last_seq}; the checkpoint "
-                                   f"of {cp.time} vouches for {cp.seq}")
+            verdict = core.Verdict(
+                False,
+                verdict.records,
+                verdict.last_seq,
+                verdict.last_hash,
+                "truncated",
+                verdict.last_seq + 1,
+                f"the log ends at record {verdict.last_seq}; the checkpoint "
+                f"of {cp.time} vouches for {cp.seq}",
+            )
         if cp is not None:
             self._last_checkpoint = cp.seq
         self._verdict = verdict
@@ -172,29 +188,52 @@ class Auditor:
         writer: dict[str, Detail] = {"pid": self.writer_pid} if self.writer_pid >= 0 else {}
         self._writers = [*_writer_marks(payloads), (self._seq + 1, self.writer_pid)]
         if repair is not None:
-            log.warning("audit_tail_repaired", offset=repair.offset, bytes_cut=repair.bytes_cut,
-                        reason=repair.reason)
-            await self.record(EventType.AUDIT_TAIL_REPAIRED, Outcome.SUCCESS, core.DAEMON,
-                              "audit log", offset=repair.offset, bytes_cut=repair.bytes_cut,
-                              reason=repair.reason, **writer)
-        await self.record(EventType.AUDIT_START, Outcome.SUCCESS, core.DAEMON, "audit log",
-                          records=self._seq,
-                          chain="intact" if verdict.ok else f"BROKEN: {verdict.problem} at "
-                          f"record {verdict.at_seq}", **writer)
+            log.warning(
+                "audit_tail_repaired",
+                offset=repair.offset,
+                bytes_cut=repair.bytes_cut,
+                reason=repair.reason,
+            )
+            await self.record(
+                EventType.AUDIT_TAIL_REPAIRED,
+                Outcome.SUCCESS,
+                core.DAEMON,
+                "audit log",
+                offset=repair.offset,
+                bytes_cut=repair.bytes_cut,
+                reason=repair.reason,
+                **writer,
+            )
+        await self.record(
+            EventType.AUDIT_START,
+            Outcome.SUCCESS,
+            core.DAEMON,
+            "audit log",
+            records=self._seq,
+            chain="intact"
+            if verdict.ok
+            else f"BROKEN: {verdict.problem} at record {verdict.at_seq}",
+            **writer,
+        )
         if verdict.ok:
             self._health.set(COMPONENT, HealthState.OK, f"{self._seq} records, chain intact")
         else:
-            self._health.set(COMPONENT, HealthState.FAILED,
-                             f"chain broken at record {verdict.at_seq}: {verdict.problem}")
+            self._health.set(
+                COMPONENT,
+                HealthState.FAILED,
+                f"chain broken at record {verdict.at_seq}: {verdict.problem}",
+            )
             await self._integrity_failed(verdict.problem, verdict.at_seq, verdict.detail)
 
-    def event(self, type_: EventType, subject: Subject, obj: str = ""
-              ) -> contextlib.AbstractAsyncContextManager[AuditEvent]:
+    def event(
+        self, type_: EventType, subject: Subject, obj: str = ""
+    ) -> contextlib.AbstractAsyncContextManager[AuditEvent]:
         return self._event(type_, subject, obj)
 
     @contextlib.asynccontextmanager
-    async def _event(self, type_: EventType, subject: Subject, obj: str
-                     ) -> AsyncIterator[AuditEvent]:
+    async def _event(
+        self, type_: EventType, subject: Subject, obj: str
+    ) -> AsyncIterator[AuditEvent]:
         if self._refusing and not type_.value.startswith("audit.") and self._still_full():
             # L-5 "refuse": the operation is not even attempted while its record could
             # not be kept (the refusal itself was recorded when it began).
@@ -221,8 +260,9 @@ class Auditor:
             raise
         await self._submit(ev)
 
-    async def record(self, type_: EventType, outcome: Outcome, subject: Subject,
-                     obj: str = "", **details: Detail) -> int:
+    async def record(
+        self, type_: EventType, outcome: Outcome, subject: Subject, obj: str = "", **details: Detail
+    ) -> int:
         """One record, durable on return. → its sequence number."""
         return await self._submit(AuditEvent(type_, subject, obj, dict(details), outcome))
 
@@ -246,9 +286,16 @@ class Auditor:
             payloads = []
             for p in batch:
                 seq += 1
-                rec = Record(seq=seq, time=p.time, type=p.event.type, outcome=p.event.outcome,
-                             subject=p.event.subject, object=p.event.object,
-                             details=p.event.details, prev=chained.hex())
+                rec = Record(
+                    seq=seq,
+                    time=p.time,
+                    type=p.event.type,
+                    outcome=p.event.outcome,
+                    subject=p.event.subject,
+                    object=p.event.object,
+                    details=p.event.details,
+                    prev=chained.hex(),
+                )
                 encoded = core.canonical(rec)
                 chained = core.chain_hash(chained, encoded)
                 payloads.append(encoded)
@@ -257,8 +304,13 @@ class Auditor:
             except Exception as exc:
                 # Nothing of this batch is acknowledged; numbering continues from what is
                 # on disk. The audited operations fail (fail closed).
-                err = exc if isinstance(exc, MfpsecError) else MfpsecError(
-                    ErrorCode.STATE_UNAVAILABLE, reason=f"audit log: {type(exc).__name__}")
+                err = (
+                    exc
+                    if isinstance(exc, MfpsecError)
+                    else MfpsecError(
+                        ErrorCode.STATE_UNAVAILABLE, reason=f"audit log: {type(exc).__name__}"
+                    )
+                )
                 log.error("audit_write_failed", error=err.code.wire_name, **err.params)
                 self._health.set(COMPONENT, HealthState.FAILED, f"write failed: {err.message}")
                 for p in batch:
@@ -276,10 +328,14 @@ class Auditor:
             for i, p in enumerate(batch):
                 if not p.done.done():
                     p.done.set_result(first + i)
-            if (self._state is not None and seq - self._last_checkpoint >= self._checkpoint_every
-                    and (self._checkpointing is None or self._checkpointing.done())):
+            if (
+                self._state is not None
+                and seq - self._last_checkpoint >= self._checkpoint_every
+                and (self._checkpointing is None or self._checkpointing.done())
+            ):
                 self._checkpointing = asyncio.get_running_loop().create_task(
-                    self._checkpoint_quietly())
+                    self._checkpoint_quietly()
+                )
 
     # ---------------------------------------------------------------- capacity (L-5)
 
@@ -292,72 +348,101 @@ class Auditor:
                 if exc.code is not ErrorCode.AUDIT_FULL or not await self._drop_for_room():
                     if exc.code is ErrorCode.AUDIT_FULL and not self._refusing:
                         self._refusing = True  # said once per episode, from the reserve
-                        self._internal(EventType.AUDIT_FULL, Outcome.FAILURE,
-                                       policy=self._full_policy.value,
-                                       action="refusing audited operations",
-                                       exported_through=self._exported_through)
-                        self._health.set(COMPONENT, HealthState.FAILED,
-                                         "full: refusing audited operations until exported")
+                        self._internal(
+                            EventType.AUDIT_FULL,
+                            Outcome.FAILURE,
+                            policy=self._full_policy.value,
+                            action="refusing audited operations",
+                            exported_through=self._exported_through,
+                        )
+                        self._health.set(
+                            COMPONENT,
+                            HealthState.FAILED,
+                            "full: refusing audited operations until exported",
+                        )
                     raise self._full_error() from None
                 continue
             if self._refusing and not own:
                 self._refusing = False
                 self._health.set(COMPONENT, HealthState.OK, "room again")
                 if self._reads_while_full:
-                    self._internal(EventType.AUDIT_READ, Outcome.SUCCESS,
-                                   action="reads while the log was full, not recorded one "
-                                          "by one", count=self._reads_while_full)
+                    self._internal(
+                        EventType.AUDIT_READ,
+                        Outcome.SUCCESS,
+                        action="reads while the log was full, not recorded one by one",
+                        count=self._reads_while_full,
+                    )
                     self._reads_while_full = 0
             return
 
     def _full_error(self) -> MfpsecError:
         """AuditFull saying what, under this policy, actually makes room."""
         if self._full_policy is AuditFullPolicy.OVERWRITE_EXPORTED:
-            how = ("export it (mfpsec audit export): the oldest exported records then make "
-                   "room")
+            how = "export it (mfpsec audit export): the oldest exported records then make room"
         else:
-            how = ("nothing is ever dropped under the refuse policy, so exporting alone "
-                   "frees nothing: an administrator exports it and raises audit.max_bytes, "
-                   "or sets audit.full_policy = overwrite-exported")
-        return MfpsecError(ErrorCode.AUDIT_FULL, f"The audit log is full: {how}.",
-                           policy=self._full_policy.value)
+            how = (
+                "nothing is ever dropped under the refuse policy, so exporting alone "
+                "frees nothing: an administrator exports it and raises audit.max_bytes, "
+                "or sets audit.full_policy = overwrite-exported"
+            )
+        return MfpsecError(
+            ErrorCode.AUDIT_FULL, f"The audit log is full: {how}.", policy=self._full_policy.value
+        )
 
     def _still_full(self) -> bool:
         usage = self._store.usage()
         if usage.free_bytes >= 4096:
             return False
-        return not (self._full_policy is AuditFullPolicy.OVERWRITE_EXPORTED
-                    and usage.segments >= 2 and usage.oldest_last_seq <= self._exported_through)
+        return not (
+            self._full_policy is AuditFullPolicy.OVERWRITE_EXPORTED
+            and usage.segments >= 2
+            and usage.oldest_last_seq <= self._exported_through
+        )
 
     async def _drop_for_room(self, *, reason: str = "capacity") -> bool:
         """Drop the oldest segment if the policy allows it. → whether room was made."""
         usage = self._store.usage()
-        if (self._full_policy is not AuditFullPolicy.OVERWRITE_EXPORTED
-                or usage.segments < 2 or usage.oldest_last_seq > self._exported_through):
+        if (
+            self._full_policy is not AuditFullPolicy.OVERWRITE_EXPORTED
+            or usage.segments < 2
+            or usage.oldest_last_seq > self._exported_through
+        ):
             return False
         first, last, base_seq, base_prev = await self._store.drop_oldest()
         self._base_seq, self._base_prev = base_seq, bytes.fromhex(base_prev)
         await self._set_meta(base_seq=str(base_seq), base_prev=base_prev)
         log.warning("audit_records_dropped", first=first, last=last, reason=reason)
-        self._internal(EventType.AUDIT_FULL, Outcome.SUCCESS, policy=self._full_policy.value,
-                       action=f"dropped exported records {first}-{last}", reason=reason)
+        self._internal(
+            EventType.AUDIT_FULL,
+            Outcome.SUCCESS,
+            policy=self._full_policy.value,
+            action=f"dropped exported records {first}-{last}",
+            reason=reason,
+        )
         return True
 
     def _internal(self, type_: EventType, outcome: Outcome, **details: Detail) -> None:
         """Queue an event from inside the writer (which cannot wait on itself)."""
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         done.add_done_callback(lambda f: f.exception())  # nobody waits: do not warn
-        self._pending.append(_Pending(rfc3339(self._clock, "microseconds"),
-                                      AuditEvent(type_, core.DAEMON, "audit log",
-                                                 dict(details), outcome), done))
+        self._pending.append(
+            _Pending(
+                rfc3339(self._clock, "microseconds"),
+                AuditEvent(type_, core.DAEMON, "audit log", dict(details), outcome),
+                done,
+            )
+        )
         self._wake.set()
 
     async def apply_retention(self) -> None:
         """Drop exported segments whose newest record is older than the retention."""
         if not self._retention_days:
             return
-        cutoff = (self._clock.now() - dt.timedelta(days=self._retention_days)).isoformat(
-            timespec="microseconds").replace("+00:00", "Z")
+        cutoff = (
+            (self._clock.now() - dt.timedelta(days=self._retention_days))
+            .isoformat(timespec="microseconds")
+            .replace("+00:00", "Z")
+        )
         while True:
             usage = self._store.usage()
             if not usage.oldest_last_time or usage.oldest_last_time >= cutoff:
@@ -376,8 +461,10 @@ class Auditor:
             return {}
 
         def tx(conn: StateConnection) -> dict[str, str]:
-            return {str(k): str(v) for k, v in
-                    conn.execute("SELECT key, value FROM audit_meta").fetchall()}
+            return {
+                str(k): str(v)
+                for k, v in conn.execute("SELECT key, value FROM audit_meta").fetchall()
+            }
 
         return await self._state.run(tx)
 
@@ -387,8 +474,11 @@ class Auditor:
 
         def tx(conn: StateConnection) -> None:
             for k, v in values.items():
-                conn.execute("INSERT INTO audit_meta (key, value) VALUES (?, ?) ON CONFLICT (key)"
-                             " DO UPDATE SET value = excluded.value", (k, v))
+                conn.execute(
+                    "INSERT INTO audit_meta (key, value) VALUES (?, ?) ON CONFLICT (key)"
+                    " DO UPDATE SET value = excluded.value",
+                    (k, v),
+                )
 
         await self._state.run(tx)
 
@@ -412,29 +502,45 @@ class Auditor:
                 signed = None
             if signed is not None:
                 signature = signed[0].hex()
-                public_pem = serialization.load_der_public_key(signed[1]).public_bytes(
-                    serialization.Encoding.PEM,
-                    serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+                public_pem = (
+                    serialization.load_der_public_key(signed[1])
+                    .public_bytes(
+                        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                    )
+                    .decode()
+                )
         if not signature and await self._signed_before():
             # An unsigned checkpoint vouches for nothing and would hide the signed one
             # before it (the next start would report the log `checkpoint unsigned`): a
             # process that cannot sign now (the key chain locked, the boot unit) adds none.
             log.info("audit_checkpoint_skipped", seq=seq, reason="nothing to sign with")
             return None
-        cp = core.SignedCheckpoint(seq=seq, hash=chained.hex(),
-                                   time=rfc3339(self._clock, "microseconds"),
-                                   signature=signature, public_key=public_pem)
+        cp = core.SignedCheckpoint(
+            seq=seq,
+            hash=chained.hex(),
+            time=rfc3339(self._clock, "microseconds"),
+            signature=signature,
+            public_key=public_pem,
+        )
 
         def tx(conn: StateConnection) -> None:
-            conn.execute("INSERT OR REPLACE INTO audit_checkpoints (seq, hash, time, signature, "
-                         "public_key) VALUES (?, ?, ?, ?, ?)",
-                         (cp.seq, cp.hash, cp.time, cp.signature, cp.public_key))
+            conn.execute(
+                "INSERT OR REPLACE INTO audit_checkpoints (seq, hash, time, signature, "
+                "public_key) VALUES (?, ?, ?, ?, ?)",
+                (cp.seq, cp.hash, cp.time, cp.signature, cp.public_key),
+            )
 
         await self._state.run(tx)
         self._last_checkpoint = seq
         if record_event:
-            await self.record(EventType.AUDIT_CHECKPOINT, Outcome.SUCCESS, core.DAEMON,
-                              "audit log", covers=seq, signed=bool(signature))
+            await self.record(
+                EventType.AUDIT_CHECKPOINT,
+                Outcome.SUCCESS,
+                core.DAEMON,
+                "audit log",
+                covers=seq,
+                signed=bool(signature),
+            )
         return cp
 
     async def _checkpoint_quietly(self) -> None:
@@ -460,8 +566,10 @@ class Auditor:
             return None
 
         def tx(conn: StateConnection) -> tuple[object, ...] | None:
-            return conn.execute("SELECT seq, hash, time, signature, public_key FROM "
-                                "audit_checkpoints ORDER BY seq DESC LIMIT 1").fetchone()
+            return conn.execute(
+                "SELECT seq, hash, time, signature, public_key FROM "
+                "audit_checkpoints ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
 
         row = await self._state.run(tx)
         if row is None:
@@ -511,7 +619,7 @@ class Auditor:
             rec = core.decode(raw)
             if q.matches(rec):
                 out.append(rec)
-        return out[-q.limit:] if q.limit else out
+        return out[-q.limit :] if q.limit else out
 
     async def verify(self) -> core.Verdict:
         """The chain, and the log against the latest signed checkpoint (truncation). The
@@ -520,38 +628,62 @@ class Auditor:
         verdict = await self._verify()
         if not verdict.ok:
             log.error("audit_chain_broken", problem=verdict.problem, at=verdict.at_seq)
-            self._health.set(COMPONENT, HealthState.FAILED,
-                             f"chain broken at record {verdict.at_seq}: {verdict.problem}"
-                             + (f" ({verdict.detail})" if verdict.detail else ""))
+            self._health.set(
+                COMPONENT,
+                HealthState.FAILED,
+                f"chain broken at record {verdict.at_seq}: {verdict.problem}"
+                + (f" ({verdict.detail})" if verdict.detail else ""),
+            )
             await self._integrity_failed(verdict.problem, verdict.at_seq, verdict.detail)
         elif not self._refusing:
-            self._health.set(COMPONENT, HealthState.OK,
-                             f"{verdict.records} records, chain intact (verified "
-                             f"{rfc3339(self._clock)})")
+            self._health.set(
+                COMPONENT,
+                HealthState.OK,
+                f"{verdict.records} records, chain intact (verified {rfc3339(self._clock)})",
+            )
         return verdict
 
     async def _verify(self) -> core.Verdict:
         records = await self._store.read_all()
-        verdict = await self._store.verify(records, first_seq=self._base_seq,
-                                           first_prev=self._base_prev)
+        verdict = await self._store.verify(
+            records, first_seq=self._base_seq, first_prev=self._base_prev
+        )
         cp = await self.latest_checkpoint()
         if not verdict.ok or cp is None:
             return verdict
         if verdict.last_seq < cp.seq:
-            return core.Verdict(False, verdict.records, verdict.last_seq, verdict.last_hash,
-                                "truncated", verdict.last_seq + 1,
-                                f"the log ends at record {verdict.last_seq}; the checkpoint "
-                                f"of {cp.time} vouches for {cp.seq}")
-        upto = await self._store.verify(records[:cp.seq - self._base_seq + 1],
-                                        first_seq=self._base_seq, first_prev=self._base_prev)
+            return core.Verdict(
+                False,
+                verdict.records,
+                verdict.last_seq,
+                verdict.last_hash,
+                "truncated",
+                verdict.last_seq + 1,
+                f"the log ends at record {verdict.last_seq}; the checkpoint "
+                f"of {cp.time} vouches for {cp.seq}",
+            )
+        upto = await self._store.verify(
+            records[: cp.seq - self._base_seq + 1],
+            first_seq=self._base_seq,
+            first_prev=self._base_prev,
+        )
         if upto.last_hash.hex() != cp.hash:
-            return core.Verdict(False, verdict.records, verdict.last_seq, verdict.last_hash,
-                                "modified", cp.seq, "the chain differs from the checkpoint")
-        problem, detail = core.checkpoint_problem(cp, await self._trusted(),
-                                                  signed=self._signer is not None)
+            return core.Verdict(
+                False,
+                verdict.records,
+                verdict.last_seq,
+                verdict.last_hash,
+                "modified",
+                cp.seq,
+                "the chain differs from the checkpoint",
+            )
+        problem, detail = core.checkpoint_problem(
+            cp, await self._trusted(), signed=self._signer is not None
+        )
         if problem:
-            return core.Verdict(False, verdict.records, verdict.last_seq, verdict.last_hash,
-                                problem, cp.seq, detail)
+            return core.Verdict(
+                False, verdict.records, verdict.last_seq, verdict.last_hash, problem, cp.seq, detail
+            )
         return verdict
 
     def set_trust(self, fingerprints: Callable[[], Awaitable[frozenset[str]]]) -> None:
@@ -574,12 +706,14 @@ class Auditor:
         cp = await self.latest_checkpoint()
         if cp is None:
             return True
-        problem, detail = core.checkpoint_problem(cp, await self._trusted(),
-                                                  signed=self._signer is not None)
+        problem, detail = core.checkpoint_problem(
+            cp, await self._trusted(), signed=self._signer is not None
+        )
         if problem:
             log.error("audit_checkpoint_untrusted", problem=problem, seq=cp.seq)
-            self._health.set(COMPONENT, HealthState.FAILED,
-                             f"checkpoint of record {cp.seq}: {problem}: {detail}")
+            self._health.set(
+                COMPONENT, HealthState.FAILED, f"checkpoint of record {cp.seq}: {problem}: {detail}"
+            )
             await self._integrity_failed(problem, cp.seq, detail)
             return False
         return True
@@ -591,8 +725,15 @@ class Auditor:
             return
         self._integrity_reported = (problem, at_seq)
         with contextlib.suppress(MfpsecError):  # full under `refuse`: status still says it
-            await self.record(EventType.AUDIT_INTEGRITY, Outcome.FAILURE, core.DAEMON,
-                              "audit log", problem=problem, at=at_seq, detail=detail)
+            await self.record(
+                EventType.AUDIT_INTEGRITY,
+                Outcome.FAILURE,
+                core.DAEMON,
+                "audit log",
+                problem=problem,
+                at=at_seq,
+                detail=detail,
+            )
 
     async def export(self) -> list[bytes]:
         """The canonical records as stored and, last, the latest signed checkpoint: the
@@ -611,8 +752,13 @@ class Auditor:
         """checkpoint=False where the keys never opened (a failed self-test): an unsigned
         checkpoint would vouch for nothing and hide the signed one before it."""
         with contextlib.suppress(MfpsecError, RuntimeError):
-            await self.record(EventType.AUDIT_STOP, Outcome.SUCCESS, core.DAEMON, "audit log",
-                              records=self._seq + 1)
+            await self.record(
+                EventType.AUDIT_STOP,
+                Outcome.SUCCESS,
+                core.DAEMON,
+                "audit log",
+                records=self._seq + 1,
+            )
             if self._checkpointing is not None:
                 await self._checkpointing
             if checkpoint:
@@ -622,4 +768,3 @@ class Auditor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
         await self._store.close()
-

@@ -53,11 +53,18 @@ log = structlog.get_logger("mfpsecd.auth")
 _Note = tuple[EventType, Outcome, Subject, str, dict[str, Detail]]
 # Audit records held back while this task is inside an account's critical section.
 _NOTES: contextvars.ContextVar[list[_Note] | None] = contextvars.ContextVar(
-    "mfpsecd_auth_notes", default=None)
+    "mfpsecd_auth_notes", default=None
+)
 
 # Failed logins that count towards a source's password-attack window (A-5).
-_ATTACK_SIGNS = frozenset({ErrorCode.AUTHENTICATION_FAILED, ErrorCode.ACCOUNT_LOCKED,
-                           ErrorCode.CERTIFICATE_REJECTED, ErrorCode.CARD_UNUSABLE})
+_ATTACK_SIGNS = frozenset(
+    {
+        ErrorCode.AUTHENTICATION_FAILED,
+        ErrorCode.ACCOUNT_LOCKED,
+        ErrorCode.CERTIFICATE_REJECTED,
+        ErrorCode.CARD_UNUSABLE,
+    }
+)
 
 USER_NAME = re.compile(r"^[a-z][a-z0-9._-]{0,31}$")
 TOTP_ROLES = frozenset({Role.ADMINISTRATOR, Role.SERVICE})  # A-9
@@ -83,11 +90,20 @@ class TotpEnrollment:
 
 
 class AuthService:
-    def __init__(self, users: UserStore, secrets: SecretStore, hasher: PasswordHasher, *,
-                 sessions: SessionTable, auditor: Auditor, clock: Clock,
-                 throttle: Throttle | None = None, max_delayed: int = 16,
-                 card: CardReader | None = None,
-                 trust_anchors: tuple[x509.Certificate, ...] = ()) -> None:
+    def __init__(
+        self,
+        users: UserStore,
+        secrets: SecretStore,
+        hasher: PasswordHasher,
+        *,
+        sessions: SessionTable,
+        auditor: Auditor,
+        clock: Clock,
+        throttle: Throttle | None = None,
+        max_delayed: int = 16,
+        card: CardReader | None = None,
+        trust_anchors: tuple[x509.Certificate, ...] = (),
+    ) -> None:
         self._users = users
         self._secrets = secrets
         self._hasher = hasher
@@ -95,8 +111,7 @@ class AuthService:
         self._auditor = auditor
         self._clock = clock
         self.policy = AuthPolicy()
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
-            weakref.WeakValueDictionary())
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._setup = asyncio.Lock()
         # Unknown names (by SHA-256) → (failures, locked until), persisted (UserStore).
         self._phantoms: OrderedDict[bytes, tuple[int, float]] = OrderedDict()
@@ -137,8 +152,9 @@ class AuthService:
             for type_, outcome, subject, obj, details in notes:
                 await self._auditor.record(type_, outcome, subject, obj, **details)
 
-    async def _record(self, type_: EventType, outcome: Outcome, subject: Subject, obj: str,
-                      **details: Detail) -> None:
+    async def _record(
+        self, type_: EventType, outcome: Outcome, subject: Subject, obj: str, **details: Detail
+    ) -> None:
         notes = _NOTES.get()
         if notes is None:
             await self._auditor.record(type_, outcome, subject, obj, **details)
@@ -190,26 +206,51 @@ class AuthService:
         task.add_done_callback(self._ending.discard)
 
     async def _maintenance_end(self, session: Session, why: str) -> None:
-        who = Subject(origin="daemon", user=session.user, role=session.role.value,
-                      uid=session.uid)
+        who = Subject(origin="daemon", user=session.user, role=session.role.value, uid=session.uid)
         try:
             await self._auditor.record(
-                EventType.MAINTENANCE_SESSION, Outcome.SUCCESS, who, session.user,
-                phase="end", session=session.id, reason=why,
-                duration_s=round(self._clock.monotonic() - session.created, 1))
+                EventType.MAINTENANCE_SESSION,
+                Outcome.SUCCESS,
+                who,
+                session.user,
+                phase="end",
+                session=session.id,
+                reason=why,
+                duration_s=round(self._clock.monotonic() - session.created, 1),
+            )
         except (MfpsecError, RuntimeError) as exc:  # a full log refuses; stopping
             log.error("maintenance_session_unrecorded", session=session.id, error=str(exc))
 
     async def _report(self, found: list[Detection], subject: Subject) -> None:
         for d in found:
-            log.warning("auth_attack_detected", kind=d.kind.value, source=d.source,
-                        count=d.count, suppressed=d.suppressed)
-            await self._auditor.record(EventType.AUTH_FLOOD, Outcome.SUCCESS, subject,
-                                       d.source, kind=d.kind.value, count=d.count,
-                                       window_s=d.window_s, suppressed=d.suppressed)
+            log.warning(
+                "auth_attack_detected",
+                kind=d.kind.value,
+                source=d.source,
+                count=d.count,
+                suppressed=d.suppressed,
+            )
+            await self._auditor.record(
+                EventType.AUTH_FLOOD,
+                Outcome.SUCCESS,
+                subject,
+                d.source,
+                kind=d.kind.value,
+                count=d.count,
+                window_s=d.window_s,
+                suppressed=d.suppressed,
+            )
 
-    async def login(self, name: str, password: SecretBytes, otp: str, seat: Seat,
-                    subject: Subject, *, source: str = "") -> LoginResult:
+    async def login(
+        self,
+        name: str,
+        password: SecretBytes,
+        otp: str,
+        seat: Seat,
+        subject: Subject,
+        *,
+        source: str = "",
+    ) -> LoginResult:
         """A password (+ TOTP) login; the session is attached to the seat."""
         source = source or self.source_of(seat, subject.address)
         await self._admit(source, subject)
@@ -221,18 +262,19 @@ class AuthService:
 
     async def _count_failure(self, exc: MfpsecError, source: str, subject: Subject) -> None:
         if exc.code in _ATTACK_SIGNS:
-            await self._report(self.throttle.failure(source, self._clock.monotonic()),
-                               subject)
+            await self._report(self.throttle.failure(source, self._clock.monotonic()), subject)
 
-    async def login_card(self, pin: SecretBytes, seat: Seat, subject: Subject, *,
-                         source: str = "") -> LoginResult:
+    async def login_card(
+        self, pin: SecretBytes, seat: Seat, subject: Subject, *, source: str = ""
+    ) -> LoginResult:
         """A-8: the card's certificate must be acceptable and bound to a user, and the card
         must sign a fresh challenge after the PIN. A wrong PIN, or a signature that does
         not verify, counts towards the user's lockout."""
         card = self._card
         if card is None:
-            raise MfpsecError(ErrorCode.CARD_UNUSABLE,
-                              reason="card login is not configured (auth.card.module)")
+            raise MfpsecError(
+                ErrorCode.CARD_UNUSABLE, reason="card login is not configured (auth.card.module)"
+            )
         source = source or self.source_of(seat, subject.address)
         await self._admit(source, subject)
         try:
@@ -242,12 +284,18 @@ class AuthService:
                 cert = card_certificate.check(der, self._anchors, [], self._clock.now())
                 user = await self._users.by_card(fp)
                 if user is None:
-                    raise MfpsecError(ErrorCode.CERTIFICATE_REJECTED,
-                                      reason="the certificate is bound to no user")
+                    raise MfpsecError(
+                        ErrorCode.CERTIFICATE_REJECTED, reason="the certificate is bound to no user"
+                    )
             except MfpsecError as exc:
-                await self._auditor.record(EventType.AUTH_LOGIN, Outcome.FAILURE, subject,
-                                           f"card {fp[:16]}", method="card",
-                                           reason=str(exc.params.get("reason", "")))
+                await self._auditor.record(
+                    EventType.AUTH_LOGIN,
+                    Outcome.FAILURE,
+                    subject,
+                    f"card {fp[:16]}",
+                    method="card",
+                    reason=str(exc.params.get("reason", "")),
+                )
                 raise
             async with self._account(user.name):
                 user = await self._require(user.name)
@@ -258,15 +306,26 @@ class AuthService:
                 except MfpsecError as exc:
                     if exc.code is ErrorCode.AUTHENTICATION_FAILED:
                         await self._failed(user, subject, "card", "wrong PIN")
-                    await self._record(EventType.AUTH_LOGIN, Outcome.FAILURE, subject,
-                                       user.name, method="card",
-                                       reason=str(exc.params.get("reason", "")))
+                    await self._record(
+                        EventType.AUTH_LOGIN,
+                        Outcome.FAILURE,
+                        subject,
+                        user.name,
+                        method="card",
+                        reason=str(exc.params.get("reason", "")),
+                    )
                     raise
                 if not card_certificate.signed_by(cert, signature, challenge):
-                    await self._failed(user, subject, "card", "challenge not signed by the "
-                                       "certificate's key", error=MfpsecError(
-                                           ErrorCode.CARD_UNUSABLE, reason="the card did "
-                                           "not prove possession of the certificate's key"))
+                    await self._failed(
+                        user,
+                        subject,
+                        "card",
+                        "challenge not signed by the certificate's key",
+                        error=MfpsecError(
+                            ErrorCode.CARD_UNUSABLE,
+                            reason="the card did not prove possession of the certificate's key",
+                        ),
+                    )
                 return await self._open(user, seat, subject, "card", "")
         except MfpsecError as exc:
             await self._count_failure(exc, source, subject)
@@ -282,19 +341,23 @@ class AuthService:
                 return ""
             try:
                 der = x509.load_pem_x509_certificate(certificate_pem.encode()).public_bytes(
-                    serialization.Encoding.DER)
+                    serialization.Encoding.DER
+                )
             except ValueError:
-                raise MfpsecError(ErrorCode.CERTIFICATE_REJECTED,
-                                  reason="not a PEM certificate") from None
+                raise MfpsecError(
+                    ErrorCode.CERTIFICATE_REJECTED, reason="not a PEM certificate"
+                ) from None
             card_certificate.check(der, self._anchors, [], self._clock.now())
             fp = card_certificate.fingerprint(der)
             if not await self._users.set_card(name, fp):
-                raise MfpsecError(ErrorCode.CERTIFICATE_REJECTED,
-                                  reason="bound to another user already")
+                raise MfpsecError(
+                    ErrorCode.CERTIFICATE_REJECTED, reason="bound to another user already"
+                )
             return fp
 
-    async def _login(self, name: str, password: SecretBytes, otp: str, seat: Seat,
-                     subject: Subject) -> LoginResult:
+    async def _login(
+        self, name: str, password: SecretBytes, otp: str, seat: Seat, subject: Subject
+    ) -> LoginResult:
         async with self._account(name):
             user = await self._users.get(name) if USER_NAME.match(name) else None
             if user is None:
@@ -309,17 +372,23 @@ class AuthService:
             now = self._now()
             policy = self.policy.password
             if user.temporary and now - user.password_set_at > policy.temporary_days * DAY_S:
-                await self._record(EventType.AUTH_LOGIN, Outcome.FAILURE, subject,
-                                           name, method="password",
-                                           reason="temporary password expired")
+                await self._record(
+                    EventType.AUTH_LOGIN,
+                    Outcome.FAILURE,
+                    subject,
+                    name,
+                    method="password",
+                    reason="temporary password expired",
+                )
                 raise MfpsecError(ErrorCode.AUTHENTICATION_FAILED)
             if user.totp_enabled:
                 await self._second_factor(user, otp, subject)
             must_change = self._must_change(user, password, policy, now)
             return await self._open(user, seat, subject, "password", must_change)
 
-    def _must_change(self, user: UserRow, password: SecretBytes, policy: PasswordPolicy,
-                     now: float) -> str:
+    def _must_change(
+        self, user: UserRow, password: SecretBytes, policy: PasswordPolicy, now: float
+    ) -> str:
         if user.temporary:
             return "temporary"
         if policy.expiry_days and now - user.password_set_at > policy.expiry_days * DAY_S:
@@ -328,57 +397,97 @@ class AuthService:
             return "policy"  # A-3: it breaks the current rules (e.g. made stricter since)
         return ""
 
-    async def _open(self, user: UserRow, seat: Seat, subject: Subject, method: str,
-                    must_change: str) -> LoginResult:
+    async def _open(
+        self, user: UserRow, seat: Seat, subject: Subject, method: str, must_change: str
+    ) -> LoginResult:
         await self._users.logged_in(user.name, rfc3339(self._clock))
         token, session = self.sessions.open(user.name, user.role, seat.peer.uid, must_change)
         seat.attach(session)
-        who = Subject(subject.origin, user.name, user.role.value, subject.uid, subject.pid,
-                      subject.address)
-        details: dict[str, str | int | float | bool] = {"method": method,
-                                                        "session": session.id}
+        who = Subject(
+            subject.origin, user.name, user.role.value, subject.uid, subject.pid, subject.address
+        )
+        details: dict[str, str | int | float | bool] = {"method": method, "session": session.id}
         if must_change:
             details["must_change"] = must_change
-        await self._record(EventType.AUTH_LOGIN, Outcome.SUCCESS, who, user.name,
-                                   **details)
+        await self._record(EventType.AUTH_LOGIN, Outcome.SUCCESS, who, user.name, **details)
         if user.role is Role.SERVICE:  # FAU_GEN.1: the start of a maintenance session
-            await self._record(EventType.MAINTENANCE_SESSION, Outcome.SUCCESS, who, user.name,
-                               phase="start", session=session.id, method=method)
+            await self._record(
+                EventType.MAINTENANCE_SESSION,
+                Outcome.SUCCESS,
+                who,
+                user.name,
+                phase="start",
+                session=session.id,
+                method=method,
+            )
         return LoginResult(token, session)
 
     async def _refuse_if_locked(self, user: UserRow, subject: Subject, method: str) -> None:
         remaining = lock_remaining(user.locked_until, self._now())
         if remaining > 0:
-            await self._record(EventType.AUTH_LOGIN, Outcome.FAILURE, subject,
-                                       user.name, method=method, reason="account locked")
+            await self._record(
+                EventType.AUTH_LOGIN,
+                Outcome.FAILURE,
+                subject,
+                user.name,
+                method=method,
+                reason="account locked",
+            )
             raise MfpsecError(ErrorCode.ACCOUNT_LOCKED, retry_after_s=math.ceil(remaining))
 
-    async def _failed(self, user: UserRow, subject: Subject, method: str, reason: str, *,
-                      error: MfpsecError | None = None) -> None:
+    async def _failed(
+        self,
+        user: UserRow,
+        subject: Subject,
+        method: str,
+        reason: str,
+        *,
+        error: MfpsecError | None = None,
+    ) -> None:
         """Count a failure (durably), lock at the limit, and refuse (with error, else
         AuthenticationFailed)."""
-        failures, until = after_failure(user.failures, user.locked_until, self._now(),
-                                        self.policy.lockout)
+        failures, until = after_failure(
+            user.failures, user.locked_until, self._now(), self.policy.lockout
+        )
         await self._users.set_lockout(user.name, failures, until)
-        await self._record(EventType.AUTH_LOGIN, Outcome.FAILURE, subject, user.name,
-                                   method=method, reason=reason, failures=failures)
+        await self._record(
+            EventType.AUTH_LOGIN,
+            Outcome.FAILURE,
+            subject,
+            user.name,
+            method=method,
+            reason=reason,
+            failures=failures,
+        )
         if until:
             ended = self.sessions.end_user(user.name)
-            await self._record(EventType.AUTH_LOCKOUT, Outcome.SUCCESS, subject,
-                                       user.name, failures=failures,
-                                       minutes=self.policy.lockout.lock_minutes,
-                                       sessions_ended=ended)
+            await self._record(
+                EventType.AUTH_LOCKOUT,
+                Outcome.SUCCESS,
+                subject,
+                user.name,
+                failures=failures,
+                minutes=self.policy.lockout.lock_minutes,
+                sessions_ended=ended,
+            )
             log.warning("auth_lockout", user=user.name, failures=failures)
         raise error or MfpsecError(ErrorCode.AUTHENTICATION_FAILED)
 
-    async def _phantom_attempt(self, name: str, password: SecretBytes,
-                               subject: Subject) -> NoReturn:
+    async def _phantom_attempt(
+        self, name: str, password: SecretBytes, subject: Subject
+    ) -> NoReturn:
         """An unknown name: the same work, counting and locking as for a real account."""
         key = hashlib.sha256(name.encode("utf-8", "surrogateescape")).digest()
         failures, until = self._phantoms.get(key, (0, 0.0))
         remaining = lock_remaining(until, self._now())
-        await self._record(EventType.AUTH_LOGIN, Outcome.FAILURE, subject, name[:64],
-                                   method="password", reason="unknown user")
+        await self._record(
+            EventType.AUTH_LOGIN,
+            Outcome.FAILURE,
+            subject,
+            name[:64],
+            method="password",
+            reason="unknown user",
+        )
         if remaining > 0:
             raise MfpsecError(ErrorCode.ACCOUNT_LOCKED, retry_after_s=math.ceil(remaining))
         await self._hasher.burn(password)
@@ -421,8 +530,10 @@ class AuthService:
     def resume(self, token: str, seat: Seat) -> Session:
         session = self.sessions.find(token, seat.peer.uid)
         if session is None:
-            raise MfpsecError(ErrorCode.AUTHENTICATION_REQUIRED,
-                              reason="no such session (ended, timed out or another user's)")
+            raise MfpsecError(
+                ErrorCode.AUTHENTICATION_REQUIRED,
+                reason="no such session (ended, timed out or another user's)",
+            )
         seat.attach(session)
         return session
 
@@ -431,13 +542,15 @@ class AuthService:
         if session is None:
             return
         self.sessions.end(session)
-        await self._auditor.record(EventType.AUTH_LOGOUT, Outcome.SUCCESS, subject,
-                                   session.user, session=session.id)
+        await self._auditor.record(
+            EventType.AUTH_LOGOUT, Outcome.SUCCESS, subject, session.user, session=session.id
+        )
 
     # ---------------------------------------------------------------- passwords
 
-    async def change_own_password(self, seat: Seat, current: SecretBytes, new: SecretBytes,
-                                  subject: Subject) -> None:
+    async def change_own_password(
+        self, seat: Seat, current: SecretBytes, new: SecretBytes, subject: Subject
+    ) -> None:
         """A-7: the current password again first (it counts towards the lockout)."""
         async with self._reauthenticated(seat, current, subject) as session:
             await self._store_password(session.user, new, temporary=False)
@@ -445,8 +558,9 @@ class AuthService:
         seat.refresh()
 
     @asynccontextmanager
-    async def _reauthenticated(self, seat: Seat, password: SecretBytes, subject: Subject
-                               ) -> AsyncIterator[Session]:
+    async def _reauthenticated(
+        self, seat: Seat, password: SecretBytes, subject: Subject
+    ) -> AsyncIterator[Session]:
         """The session's user types their password again before something that matters;
         a wrong one counts towards the lockout like a failed login. The body runs inside
         the account's critical section."""
@@ -463,8 +577,7 @@ class AuthService:
                 await self._users.set_lockout(user.name, 0, 0.0)
             yield session
 
-    async def reauthenticate(self, seat: Seat, password: SecretBytes, subject: Subject
-                             ) -> Session:
+    async def reauthenticate(self, seat: Seat, password: SecretBytes, subject: Subject) -> Session:
         """Re-authentication before a destructive operation (a sanitization, a purge)."""
         async with self._reauthenticated(seat, password, subject) as session:
             return session
@@ -489,7 +602,7 @@ class AuthService:
         with old:
             if not broken and len(old):
                 # The current one and the last `history` (A-2): never the same again.
-                for entry in entries(old.view())[:policy.history + 1]:
+                for entry in entries(old.view())[: policy.history + 1]:
                     if await self._hasher.matches(new, entry):
                         broken.append(_reused(policy))
                         break
@@ -497,8 +610,12 @@ class AuthService:
                 _reject(broken)
             salt, verifier = await self._hasher.new_verifier(new)
             previous = old.view() if len(old) else None
-            with verifier, SecretBytes(new_record(salt, self._hasher.cost, verifier.view(),
-                                                  previous, policy.history)) as record:
+            with (
+                verifier,
+                SecretBytes(
+                    new_record(salt, self._hasher.cost, verifier.view(), previous, policy.history)
+                ) as record,
+            ):
                 await self._secrets.put(verifier_name(name), SecretKind.PASSWORD, record)
         await self._users.password_set(name, self._now(), temporary)
 
@@ -516,8 +633,7 @@ class AuthService:
                 raise MfpsecError(ErrorCode.ALREADY_INITIALIZED)
             await self.add_user(name, Role.ADMINISTRATOR, password, temporary=False)
 
-    async def add_user(self, name: str, role: Role, password: SecretBytes,
-                       temporary: bool) -> None:
+    async def add_user(self, name: str, role: Role, password: SecretBytes, temporary: bool) -> None:
         if not USER_NAME.match(name):
             raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="user")
         broken = violations(password.view(), name, self.policy.password)
@@ -527,11 +643,16 @@ class AuthService:
             if await self._users.get(name) is not None:
                 raise MfpsecError(ErrorCode.USER_EXISTS, user=name)
             salt, verifier = await self._hasher.new_verifier(password)
-            with verifier, SecretBytes(new_record(salt, self._hasher.cost, verifier.view(),
-                                                  None, 0)) as record:
+            with (
+                verifier,
+                SecretBytes(
+                    new_record(salt, self._hasher.cost, verifier.view(), None, 0)
+                ) as record,
+            ):
                 await self._secrets.put(verifier_name(name), SecretKind.PASSWORD, record)
-            if not await self._users.insert(name, role, rfc3339(self._clock), self._now(),
-                                            temporary):
+            if not await self._users.insert(
+                name, role, rfc3339(self._clock), self._now(), temporary
+            ):
                 raise MfpsecError(ErrorCode.USER_EXISTS, user=name)
         if role is Role.ADMINISTRATOR:
             self.administrator_exists = True
@@ -539,8 +660,10 @@ class AuthService:
     async def remove_user(self, name: str) -> None:
         async with self._account(name):
             user = await self._require(name)
-            if (user.role is Role.ADMINISTRATOR
-                    and await self._users.count_role(Role.ADMINISTRATOR) <= 1):
+            if (
+                user.role is Role.ADMINISTRATOR
+                and await self._users.count_role(Role.ADMINISTRATOR) <= 1
+            ):
                 raise MfpsecError(ErrorCode.LAST_ADMINISTRATOR, user=name)
             self.sessions.end_user(name)
             await self._users.delete(name)
@@ -580,15 +703,15 @@ class AuthService:
 
     # ---------------------------------------------------------------- TOTP (A-9)
 
-    async def enroll_totp(self, seat: Seat, password: SecretBytes, subject: Subject
-                          ) -> TotpEnrollment:
+    async def enroll_totp(
+        self, seat: Seat, password: SecretBytes, subject: Subject
+    ) -> TotpEnrollment:
         """A new seed (re-authentication first); active once a code from it is confirmed."""
         if seat.session is not None and seat.session.role not in TOTP_ROLES:
             raise MfpsecError(ErrorCode.PERMISSION_DENIED)
         async with self._reauthenticated(seat, password, subject) as session:
             with SecretBytes.random(totp.SEED_BYTES) as seed:
-                await self._secrets.put(totp_seed_name(session.user), SecretKind.TOTP_SEED,
-                                        seed)
+                await self._secrets.put(totp_seed_name(session.user), SecretKind.TOTP_SEED, seed)
                 await self._users.set_totp(session.user, False, -1)
                 uri = totp.provisioning_uri(seed.view(), TOTP_ISSUER, session.user)
         secret = uri.split("secret=", 1)[1].split("&", 1)[0]
@@ -624,11 +747,12 @@ class AuthService:
 
 
 def _reused(policy: PasswordPolicy) -> Violation:
-    return Violation(Rule.REUSED,
-                     f"not the current password nor one of the last {policy.history}")
+    return Violation(Rule.REUSED, f"not the current password nor one of the last {policy.history}")
 
 
 def _reject(broken: list[Violation]) -> None:
-    raise MfpsecError(ErrorCode.PASSWORD_REJECTED,
-                      rules=",".join(v.rule.value for v in broken),
-                      requirements="; ".join(v.requirement for v in broken))
+    raise MfpsecError(
+        ErrorCode.PASSWORD_REJECTED,
+        rules=",".join(v.rule.value for v in broken),
+        requirements="; ".join(v.requirement for v in broken),
+    )

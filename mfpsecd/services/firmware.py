@@ -28,10 +28,15 @@ from mfpsecd.ports import TreeHasher
 MANIFEST, SIGNATURE, SIGNER, TREE = "manifest.json", "manifest.sig", "signer.pem", "tree"
 _MAX_SIGNER_PEM = 64 * 1024
 
-_REASONS = {"mismatch": "content differs from the manifest", "size": "size differs",
-            "not-regular": "not a regular file", "missing": "missing",
-            "escapes": "path leaves the tree", "symlink": "a symbolic link",
-            "io": "unreadable"}
+_REASONS = {
+    "mismatch": "content differs from the manifest",
+    "size": "size differs",
+    "not-regular": "not a regular file",
+    "missing": "missing",
+    "escapes": "path leaves the tree",
+    "symlink": "a symbolic link",
+    "io": "unreadable",
+}
 
 
 @dataclass(frozen=True)
@@ -60,8 +65,9 @@ def walk(tree: Path) -> dict[str, tuple[str, int, str]]:
     """Every entry under tree as found (path → kind, mode, link target); nothing
     followed. The tree itself must be a real directory."""
     if not stat.S_ISDIR(os.lstat(tree).st_mode):
-        raise MfpsecError(ErrorCode.FIRMWARE_TREE_MISMATCH, reason="the tree is not a directory",
-                          path="")
+        raise MfpsecError(
+            ErrorCode.FIRMWARE_TREE_MISMATCH, reason="the tree is not a directory", path=""
+        )
     found: dict[str, tuple[str, int, str]] = {}
     for top, dirs, files in os.walk(tree, followlinks=False):
         for name in (*dirs, *files):
@@ -79,14 +85,22 @@ def walk(tree: Path) -> dict[str, tuple[str, int, str]]:
     return found
 
 
-def verify_header(raw: bytes, signature: bytes, signer_pem: bytes, *,
-                  roots: list[x509.Certificate], model: str, minimum_epoch: int,
-                  clock: fw_signature.ClockCheck, now: dt.datetime,
-                  crls: Sequence[x509.CertificateRevocationList] = ()
-                  ) -> tuple[fw_manifest.Manifest, x509.Certificate]:
+def verify_header(
+    raw: bytes,
+    signature: bytes,
+    signer_pem: bytes,
+    *,
+    roots: list[x509.Certificate],
+    model: str,
+    minimum_epoch: int,
+    clock: fw_signature.ClockCheck,
+    now: dt.datetime,
+    crls: Sequence[x509.CertificateRevocationList] = (),
+) -> tuple[fw_manifest.Manifest, x509.Certificate]:
     """Signature first, then the manifest is parsed and checked against this device."""
-    signer = fw_signature.verify(raw, signature, signer_pem, roots=roots, clock=clock, now=now,
-                                 crls=crls)
+    signer = fw_signature.verify(
+        raw, signature, signer_pem, roots=roots, clock=clock, now=now, crls=crls
+    )
     m = fw_manifest.parse(raw)  # only now, the bytes being the vendor's
     if model not in m.models:
         raise MfpsecError(ErrorCode.FIRMWARE_WRONG_MODEL, model=model)
@@ -95,22 +109,39 @@ def verify_header(raw: bytes, signature: bytes, signer_pem: bytes, *,
     return m, signer
 
 
-def verify_bundle(bundle: Path, *, roots: list[x509.Certificate], hasher: TreeHasher,
-                  model: str, minimum_epoch: int, clock: fw_signature.ClockCheck,
-                  now: dt.datetime, crls: Sequence[x509.CertificateRevocationList] = ()
-                  ) -> VerifiedImage:
+def verify_bundle(
+    bundle: Path,
+    *,
+    roots: list[x509.Certificate],
+    hasher: TreeHasher,
+    model: str,
+    minimum_epoch: int,
+    clock: fw_signature.ClockCheck,
+    now: dt.datetime,
+    crls: Sequence[x509.CertificateRevocationList] = (),
+) -> VerifiedImage:
     try:
         raw = _read(bundle / MANIFEST, fw_manifest.MAX_MANIFEST_BYTES)
     except OSError as exc:
-        raise MfpsecError(ErrorCode.FIRMWARE_MANIFEST_INVALID, reason=f"manifest: {exc}",
-                          path="") from None
+        raise MfpsecError(
+            ErrorCode.FIRMWARE_MANIFEST_INVALID, reason=f"manifest: {exc}", path=""
+        ) from None
     try:
         signature = _read(bundle / SIGNATURE, fw_signature.MAX_SIGNATURE_BYTES)
         signer_pem = _read(bundle / SIGNER, _MAX_SIGNER_PEM)
     except OSError as exc:
         raise MfpsecError(ErrorCode.FIRMWARE_SIGNATURE_INVALID, reason=str(exc)) from None
-    m, signer = verify_header(raw, signature, signer_pem, roots=roots, model=model,
-                              minimum_epoch=minimum_epoch, clock=clock, now=now, crls=crls)
+    m, signer = verify_header(
+        raw,
+        signature,
+        signer_pem,
+        roots=roots,
+        model=model,
+        minimum_epoch=minimum_epoch,
+        clock=clock,
+        now=now,
+        crls=crls,
+    )
     tree = bundle / TREE
     try:
         fw_manifest.compare(m, walk(tree))
@@ -119,42 +150,66 @@ def verify_bundle(bundle: Path, *, roots: list[x509.Certificate], hasher: TreeHa
     files = [(e.path, e.size, bytes.fromhex(e.sha256)) for e in m.entries if e.kind == "file"]
     for h in hasher.hash(tree, files, stop_early=True):
         if h.status not in ("ok", "skipped"):
-            raise MfpsecError(ErrorCode.FIRMWARE_TREE_MISMATCH, reason=_REASONS[h.status],
-                              path=h.path)
-    return VerifiedImage(m, fw_manifest.digest(raw), signer.subject.rfc4514_string(),
-                         len(files), sum(f[1] for f in files))
+            raise MfpsecError(
+                ErrorCode.FIRMWARE_TREE_MISMATCH, reason=_REASONS[h.status], path=h.path
+            )
+    return VerifiedImage(
+        m,
+        fw_manifest.digest(raw),
+        signer.subject.rfc4514_string(),
+        len(files),
+        sum(f[1] for f in files),
+    )
 
 
 SigningKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 
-def sign_bundle(bundle: Path, *, key: SigningKey, certificate_pem: bytes, hasher: TreeHasher,
-                product: str, version: str, epoch: int, models: list[str],
-                created: str) -> bytes:
+def sign_bundle(
+    bundle: Path,
+    *,
+    key: SigningKey,
+    certificate_pem: bytes,
+    hasher: TreeHasher,
+    product: str,
+    version: str,
+    epoch: int,
+    models: list[str],
+    created: str,
+) -> bytes:
     """The vendor side: a manifest of bundle/tree as it is, signed. → its digest."""
     tree = bundle / TREE
     found = walk(tree)
     files = sorted(p for p, (kind, _, _) in found.items() if kind == "file")
-    hashed = {h.path: h for h in hasher.hash(tree, [(p, -1, None) for p in files],
-                                             stop_early=True)}
+    hashed = {h.path: h for h in hasher.hash(tree, [(p, -1, None) for p in files], stop_early=True)}
     entries = []
     for path, (kind, mode, target) in sorted(found.items()):
         if kind == "file":
             h = hashed[path]
             if h.status != "ok":
-                raise MfpsecError(ErrorCode.FIRMWARE_TREE_MISMATCH, reason=_REASONS[h.status],
-                                  path=path)
-            entries.append(fw_manifest.Entry(path, mode=mode, sha256=h.digest.hex(),
-                                             size=h.size))
+                raise MfpsecError(
+                    ErrorCode.FIRMWARE_TREE_MISMATCH, reason=_REASONS[h.status], path=path
+                )
+            entries.append(fw_manifest.Entry(path, mode=mode, sha256=h.digest.hex(), size=h.size))
         elif kind == "dir":
             entries.append(fw_manifest.Entry(path, kind="dir", mode=mode))
         elif kind == "symlink":
             entries.append(fw_manifest.Entry(path, kind="symlink", mode=mode, target=target))
         else:
-            raise MfpsecError(ErrorCode.FIRMWARE_TREE_MISMATCH,
-                              reason="neither file, directory nor link", path=path)
-    m = fw_manifest.Manifest(format=fw_manifest.FORMAT, product=product, version=version,
-                             epoch=epoch, models=models, created=created, entries=entries)
+            raise MfpsecError(
+                ErrorCode.FIRMWARE_TREE_MISMATCH,
+                reason="neither file, directory nor link",
+                path=path,
+            )
+    m = fw_manifest.Manifest(
+        format=fw_manifest.FORMAT,
+        product=product,
+        version=version,
+        epoch=epoch,
+        models=models,
+        created=created,
+        entries=entries,
+    )
     fw_manifest.check(m)
     raw = fw_manifest.canonical(m)
     if isinstance(key, ec.EllipticCurvePrivateKey):

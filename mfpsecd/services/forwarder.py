@@ -38,8 +38,9 @@ log = structlog.get_logger("mfpsecd.forward")
 BATCH = 500
 ACK_TIMEOUT_S = 10.0
 # Reconnect quickly after an outage, never give up: a SIEM may be away for days.
-RECONNECT = BackoffPolicy(initial_s=0.5, factor=2.0, max_s=10.0, healthy_after_s=30.0,
-                          give_up_after=2**62)
+RECONNECT = BackoffPolicy(
+    initial_s=0.5, factor=2.0, max_s=10.0, healthy_after_s=30.0, give_up_after=2**62
+)
 
 
 @dataclass
@@ -67,9 +68,19 @@ class _Cursors:
 
 
 class Forwarder:
-    def __init__(self, dest: AuditForwardSection, auditor: Auditor, state: StateStore,
-                 clock: Clock, health: HealthRegistry, *, cursors: _Cursors, hostname: str,
-                 version: str, failures: SessionFailures | None = None) -> None:
+    def __init__(
+        self,
+        dest: AuditForwardSection,
+        auditor: Auditor,
+        state: StateStore,
+        clock: Clock,
+        health: HealthRegistry,
+        *,
+        cursors: _Cursors,
+        hostname: str,
+        version: str,
+        failures: SessionFailures | None = None,
+    ) -> None:
         self.dest = dest
         self._failures = failures
         self._auditor = auditor
@@ -80,8 +91,9 @@ class Forwarder:
         self._hostname = hostname
         self._version = version
         self._format = siem.Format(dest.format.value)
-        self.status = DestinationStatus(dest.name, dest.transport.value, dest.format.value,
-                                        f"{dest.host}:{dest.port}")
+        self.status = DestinationStatus(
+            dest.name, dest.transport.value, dest.format.value, f"{dest.host}:{dest.port}"
+        )
         self._component = f"forward:{dest.name}"
 
     @property
@@ -90,16 +102,20 @@ class Forwarder:
 
     async def _load_cursor(self) -> int:
         def tx(conn: StateConnection) -> int:
-            row = conn.execute("SELECT value FROM audit_meta WHERE key = ?",
-                               (self._key,)).fetchone()
+            row = conn.execute(
+                "SELECT value FROM audit_meta WHERE key = ?", (self._key,)
+            ).fetchone()
             return int(str(row[0])) if row else 0
 
         return await self._state.run(tx)
 
     async def _save_cursor(self, seq: int) -> None:
         def tx(conn: StateConnection) -> None:
-            conn.execute("INSERT INTO audit_meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
-                         "DO UPDATE SET value = excluded.value", (self._key, str(seq)))
+            conn.execute(
+                "INSERT INTO audit_meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                "DO UPDATE SET value = excluded.value",
+                (self._key, str(seq)),
+            )
 
         await self._state.run(tx)
         self._cursors.by_name[self.dest.name] = seq
@@ -122,16 +138,25 @@ class Forwarder:
             except (OSError, ssl.SSLError, MfpsecError, asyncio.IncompleteReadError) as exc:
                 reason = describe(exc)
                 if self._failures is not None:
-                    self._failures.report(self._component.replace("forward:", "siem:"),
-                                          self.status.address, reason)
+                    self._failures.report(
+                        self._component.replace("forward:", "siem:"), self.status.address, reason
+                    )
                 self.status.connected = False
                 self.status.last_error = reason
                 delay = backoff.on_exit(self._clock.monotonic() - started) or RECONNECT.max_s
-                log.warning("forward_disconnected", destination=self.dest.name, reason=reason,
-                            retry_in_s=delay, cursor=self.status.cursor)
-                self._health.set(self._component, HealthState.BACKOFF,
-                                 f"{self.status.address} unreachable ({reason}); cursor "
-                                 f"{self.status.cursor}, retrying in {delay:g} s")
+                log.warning(
+                    "forward_disconnected",
+                    destination=self.dest.name,
+                    reason=reason,
+                    retry_in_s=delay,
+                    cursor=self.status.cursor,
+                )
+                self._health.set(
+                    self._component,
+                    HealthState.BACKOFF,
+                    f"{self.status.address} unreachable ({reason}); cursor "
+                    f"{self.status.cursor}, retrying in {delay:g} s",
+                )
                 await self._clock.sleep(delay)
 
     async def _session(self) -> None:
@@ -140,8 +165,11 @@ class Forwarder:
             return
         ctx = self._ssl() if self.dest.transport is ForwardTransport.TLS else None
         reader, writer = await asyncio.open_connection(
-            self.dest.host, self.dest.port, ssl=ctx,
-            server_hostname=(self.dest.server_name or self.dest.host) if ctx else None)
+            self.dest.host,
+            self.dest.port,
+            ssl=ctx,
+            server_hostname=(self.dest.server_name or self.dest.host) if ctx else None,
+        )
         try:
             self.status.connected = True
             self.status.last_error = ""
@@ -150,11 +178,11 @@ class Forwarder:
                 batch = await self._auditor.records_after(self.status.cursor, BATCH)
                 if not batch:
                     self._report()
-                    waiter = asyncio.ensure_future(
-                        self._auditor.wait_beyond(self.status.cursor))
+                    waiter = asyncio.ensure_future(self._auditor.wait_beyond(self.status.cursor))
                     closed = asyncio.ensure_future(reader.read(1))  # the SIEM hung up?
-                    done, _ = await asyncio.wait({waiter, closed},
-                                                 return_when=asyncio.FIRST_COMPLETED)
+                    done, _ = await asyncio.wait(
+                        {waiter, closed}, return_when=asyncio.FIRST_COMPLETED
+                    )
                     if closed in done:
                         waiter.cancel()
                         raise ConnectionResetError("closed by the SIEM")
@@ -187,8 +215,10 @@ class Forwarder:
     async def _udp_session(self) -> None:
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
-            asyncio.DatagramProtocol, remote_addr=(self.dest.host, self.dest.port),
-            family=socket.AF_UNSPEC)
+            asyncio.DatagramProtocol,
+            remote_addr=(self.dest.host, self.dest.port),
+            family=socket.AF_UNSPEC,
+        )
         try:
             self.status.connected = True
             while True:
@@ -206,8 +236,13 @@ class Forwarder:
     def _message(self, raw: bytes) -> bytes:
         record = auditlog.decode(raw)
         pid = self._auditor.writer_of(record.seq)  # PROCID: who wrote it, also on replay
-        return siem.syslog_message(record, self._format, hostname=self._hostname,
-                                   version=self._version, procid=str(pid) if pid > 0 else "-")
+        return siem.syslog_message(
+            record,
+            self._format,
+            hostname=self._hostname,
+            version=self._version,
+            procid=str(pid) if pid > 0 else "-",
+        )
 
     async def _advance(self, batch: list[bytes]) -> None:
         last = auditlog.head(batch[-1])
@@ -220,19 +255,46 @@ class Forwarder:
 
     def _report(self) -> None:
         self.status.backlog = max(self._auditor.last_seq - self.status.cursor, 0)
-        self._health.set(self._component, HealthState.OK,
-                         f"{self.status.transport} {self.status.address} {self.status.format}: "
-                         f"connected, backlog {self.status.backlog}")
+        self._health.set(
+            self._component,
+            HealthState.OK,
+            f"{self.status.transport} {self.status.address} {self.status.format}: "
+            f"connected, backlog {self.status.backlog}",
+        )
 
 
-def make_forwarders(dests: list[AuditForwardSection], auditor: Auditor, state: StateStore,
-                    clock: Clock, health: HealthRegistry, *, hostname: str, version: str,
-                    failures: SessionFailures | None = None) -> list[Forwarder]:
+def make_forwarders(
+    dests: list[AuditForwardSection],
+    auditor: Auditor,
+    state: StateStore,
+    clock: Clock,
+    health: HealthRegistry,
+    *,
+    hostname: str,
+    version: str,
+    failures: SessionFailures | None = None,
+) -> list[Forwarder]:
     cursors = _Cursors()
     for d in dests:
         if d.transport is ForwardTransport.TLS and not d.ca_file:
-            raise MfpsecError(ErrorCode.CONFIG_INVALID, f"audit.forward {d.name}: TLS needs "
-                              "ca_file (the SIEM certificate is always verified)",
-                              key=f"audit.forward[{d.name}].ca_file", reason="missing")
-    return [Forwarder(d, auditor, state, clock, health, cursors=cursors, hostname=hostname,
-                      version=version, failures=failures) for d in dests]
+            raise MfpsecError(
+                ErrorCode.CONFIG_INVALID,
+                f"audit.forward {d.name}: TLS needs "
+                "ca_file (the SIEM certificate is always verified)",
+                key=f"audit.forward[{d.name}].ca_file",
+                reason="missing",
+            )
+    return [
+        Forwarder(
+            d,
+            auditor,
+            state,
+            clock,
+            health,
+            cursors=cursors,
+            hostname=hostname,
+            version=version,
+            failures=failures,
+        )
+        for d in dests
+    ]

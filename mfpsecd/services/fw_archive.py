@@ -23,8 +23,11 @@ from mfpsecd.core import fw_manifest, fw_signature
 from mfpsecd.services.firmware import MANIFEST, SIGNATURE, SIGNER, TREE, walk
 
 HEADER = (MANIFEST, SIGNATURE, SIGNER)
-_HEADER_LIMITS = {MANIFEST: fw_manifest.MAX_MANIFEST_BYTES,
-                  SIGNATURE: fw_signature.MAX_SIGNATURE_BYTES, SIGNER: 64 * 1024}
+_HEADER_LIMITS = {
+    MANIFEST: fw_manifest.MAX_MANIFEST_BYTES,
+    SIGNATURE: fw_signature.MAX_SIGNATURE_BYTES,
+    SIGNER: 64 * 1024,
+}
 _COPY = 1 << 20
 
 HeaderCheck = Callable[[bytes, bytes, bytes], fw_manifest.Manifest]
@@ -41,8 +44,7 @@ def write_archive(bundle: Path, out: BinaryIO) -> None:
             tar.add(bundle / name, arcname=name, recursive=False, filter=_plain)
         tar.add(bundle / TREE, arcname=TREE, recursive=False, filter=_plain)
         for rel in sorted(walk(bundle / TREE)):
-            tar.add(bundle / TREE / rel, arcname=f"{TREE}/{rel}", recursive=False,
-                    filter=_plain)
+            tar.add(bundle / TREE / rel, arcname=f"{TREE}/{rel}", recursive=False, filter=_plain)
 
 
 def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -71,8 +73,9 @@ def _members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
         raise _invalid(f"not a bundle archive: {exc}") from None
 
 
-def extract(source: BinaryIO, dest: Path, check_header: HeaderCheck, *, max_bytes: int
-            ) -> fw_manifest.Manifest:
+def extract(
+    source: BinaryIO, dest: Path, check_header: HeaderCheck, *, max_bytes: int
+) -> fw_manifest.Manifest:
     """Read an archive from source into dest (a new directory) → the signed manifest.
 
     check_header verifies the signature and the manifest (raising their typed errors);
@@ -90,8 +93,9 @@ def extract(source: BinaryIO, dest: Path, check_header: HeaderCheck, *, max_byte
         raise _invalid(f"damaged or truncated archive: {exc}") from None
 
 
-def _extract(tar: tarfile.TarFile, dest: Path, check_header: HeaderCheck, max_bytes: int
-             ) -> fw_manifest.Manifest:
+def _extract(
+    tar: tarfile.TarFile, dest: Path, check_header: HeaderCheck, max_bytes: int
+) -> fw_manifest.Manifest:
     with tar:
         members = _members(tar)
         header: dict[str, bytes] = {}
@@ -114,8 +118,12 @@ def _extract(tar: tarfile.TarFile, dest: Path, check_header: HeaderCheck, max_by
     return m
 
 
-def _extract_tree(tar: tarfile.TarFile, members: Iterator[tarfile.TarInfo], tree: Path,
-                  entries: dict[str, fw_manifest.Entry]) -> None:
+def _extract_tree(
+    tar: tarfile.TarFile,
+    members: Iterator[tarfile.TarInfo],
+    tree: Path,
+    entries: dict[str, fw_manifest.Entry],
+) -> None:
     first = next(members, None)
     if first is None or first.name != TREE or not first.isdir():
         raise _invalid(f"expected the directory {TREE} after the signature")
@@ -130,8 +138,13 @@ def _extract_tree(tar: tarfile.TarFile, members: Iterator[tarfile.TarInfo], tree
             why = "listed twice" if rel in seen else "not in the manifest"
             raise _invalid(f"{info.name}: {why}")
         seen.add(rel)
-        kind = "file" if info.isreg() else "dir" if info.isdir() else (
-            "symlink" if info.issym() else "other")
+        kind = (
+            "file"
+            if info.isreg()
+            else "dir"
+            if info.isdir()
+            else ("symlink" if info.issym() else "other")
+        )
         if kind != e.kind:
             raise _invalid(f"{info.name}: a {kind}, the manifest lists a {e.kind}")
         path = tree / rel
@@ -159,8 +172,7 @@ def _extract_tree(tar: tarfile.TarFile, members: Iterator[tarfile.TarInfo], tree
 def _write_file(tar: tarfile.TarFile, info: tarfile.TarInfo, path: Path, mode: int) -> None:
     src = tar.extractfile(info)
     assert src is not None
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         left = info.size
         while left:
@@ -169,7 +181,7 @@ def _write_file(tar: tarfile.TarFile, info: tarfile.TarInfo, path: Path, mode: i
                 raise _invalid(f"{info.name}: truncated")
             view = memoryview(chunk)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             left -= len(chunk)
         os.fchmod(fd, mode)
         os.fsync(fd)

@@ -149,9 +149,17 @@ def load_boot_record(run_dir: Path) -> BootRecord | None:
 
 
 class FirmwareService:
-    def __init__(self, settings: FirmwareSettings, *, tpm: Tpm, hasher: TreeHasher,
-                 clock: Clock, auditor: Auditor, state: StateStore,
-                 bind_next_boot: BindNextBoot | None = None) -> None:
+    def __init__(
+        self,
+        settings: FirmwareSettings,
+        *,
+        tpm: Tpm,
+        hasher: TreeHasher,
+        clock: Clock,
+        auditor: Auditor,
+        state: StateStore,
+        bind_next_boot: BindNextBoot | None = None,
+    ) -> None:
         self.settings = settings
         self._bind_next_boot = bind_next_boot
         self._tpm = tpm
@@ -201,11 +209,13 @@ class FirmwareService:
                 await self._tpm.counter_define(self.settings.counter_index)
                 value = await self._tpm.counter_read(self.settings.counter_index)
         except MfpsecError as exc:
-            raise MfpsecError(ErrorCode.FIRMWARE_UNAVAILABLE,
-                              reason=f"anti-rollback counter: {exc.message}") from None
+            raise MfpsecError(
+                ErrorCode.FIRMWARE_UNAVAILABLE, reason=f"anti-rollback counter: {exc.message}"
+            ) from None
         if value is None:
-            raise MfpsecError(ErrorCode.FIRMWARE_UNAVAILABLE,
-                              reason="anti-rollback counter could not be defined")
+            raise MfpsecError(
+                ErrorCode.FIRMWARE_UNAVAILABLE, reason="anti-rollback counter could not be defined"
+            )
         return value
 
     async def _raise_counter(self, value: int, epoch: int) -> int:
@@ -217,9 +227,16 @@ class FirmwareService:
     # ---- verification
 
     def _verify(self, bundle: Path, minimum: int, clock: ClockCheck) -> VerifiedImage:
-        return verify_bundle(bundle, roots=list(self.settings.roots), hasher=self._hasher,
-                             model=self.settings.model, minimum_epoch=minimum, clock=clock,
-                             now=self._clock.now(), crls=self.settings.crls)
+        return verify_bundle(
+            bundle,
+            roots=list(self.settings.roots),
+            hasher=self._hasher,
+            model=self.settings.model,
+            minimum_epoch=minimum,
+            clock=clock,
+            now=self._clock.now(),
+            crls=self.settings.crls,
+        )
 
     async def boot(self, mode: str) -> BootRecord:
         """Pick the slot to boot, verify it (or else the other one), measure it and
@@ -234,45 +251,69 @@ class FirmwareService:
         try:
             minimum = await self.counter()
         except MfpsecError as exc:
-            record = BootRecord(result="failed", at=at, mode=mode, error=exc.code.wire_name,
-                                reason=_describe(exc))
+            record = BootRecord(
+                result="failed", at=at, mode=mode, error=exc.code.wire_name, reason=_describe(exc)
+            )
             return await self._finish_boot(record)
         failures: list[str] = []
         first_error = ""
         for slot in (choice.slot, fw_slots.other(choice.slot)):
             try:
-                img = await self._pool.call(self._verify, self.slot_path(slot), minimum,
-                                              ClockCheck.IGNORE)
+                img = await self._pool.call(
+                    self._verify, self.slot_path(slot), minimum, ClockCheck.IGNORE
+                )
             except MfpsecError as exc:
                 failures.append(f"slot {slot}: {_describe(exc)}")
                 first_error = first_error or exc.code.wire_name
                 continue
             if slot != choice.slot:
                 why = failures[0]
-                self._store_state(fw_slots.trial_failed(choice.state, why) if choice.trial
-                                  else fw_slots.fallback(choice.state, choice.slot, why))
+                self._store_state(
+                    fw_slots.trial_failed(choice.state, why)
+                    if choice.trial
+                    else fw_slots.fallback(choice.state, choice.slot, why)
+                )
             before = await self._tpm.pcr_read(self.settings.pcr)
             value = await self._tpm.pcr_extend(self.settings.pcr, img.digest)
             record = BootRecord(
-                result="verified", at=at, mode=mode, slot=slot,
-                trial=choice.trial and slot == choice.slot, version=img.manifest.version,
-                epoch=img.manifest.epoch, digest=img.digest.hex(), pcr=self.settings.pcr,
+                result="verified",
+                at=at,
+                mode=mode,
+                slot=slot,
+                trial=choice.trial and slot == choice.slot,
+                version=img.manifest.version,
+                epoch=img.manifest.epoch,
+                digest=img.digest.hex(),
+                pcr=self.settings.pcr,
                 pcr_value="" if value is None else value.hex(),
-                pcr_before="" if before is None else before.hex(), error=first_error,
-                reason="; ".join(failures))
+                pcr_before="" if before is None else before.hex(),
+                error=first_error,
+                reason="; ".join(failures),
+            )
             return await self._finish_boot(record)
-        return await self._finish_boot(BootRecord(
-            result="failed", at=at, mode=mode, error=first_error, reason="; ".join(failures)))
+        return await self._finish_boot(
+            BootRecord(
+                result="failed", at=at, mode=mode, error=first_error, reason="; ".join(failures)
+            )
+        )
 
     async def _finish_boot(self, record: BootRecord) -> BootRecord:
         self.settings.run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         replace_file(self.settings.run_dir / BOOT_RECORD, msgspec.json.encode(record))
         ok = record.result == "verified" and not record.error
         await self._auditor.record(
-            EventType.FIRMWARE_VERIFY, Outcome.SUCCESS if ok else Outcome.FAILURE, DAEMON,
-            f"slot {record.slot}" if record.slot else "firmware", when="boot",
-            mode=record.mode, result=record.result, version=record.version,
-            epoch=record.epoch, digest=record.digest, reason=record.reason)
+            EventType.FIRMWARE_VERIFY,
+            Outcome.SUCCESS if ok else Outcome.FAILURE,
+            DAEMON,
+            f"slot {record.slot}" if record.slot else "firmware",
+            when="boot",
+            mode=record.mode,
+            result=record.result,
+            version=record.version,
+            epoch=record.epoch,
+            digest=record.digest,
+            reason=record.reason,
+        )
         emit = log.info if ok else log.critical
         emit("firmware_boot_verification", **msgspec.structs.asdict(record))
         return record
@@ -283,7 +324,8 @@ class FirmwareService:
         self._dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         for leftover in self._dir.iterdir():
             if leftover.name.endswith((".incoming", ".old")) or leftover.name.startswith(
-                    ".verify-"):
+                ".verify-"
+            ):
                 await self._pool.call(_remove_tree, leftover)
         record = self.boot_record()
         if record is None or record.result != "verified":
@@ -292,32 +334,51 @@ class FirmwareService:
         if record.trial and state.pending == record.slot:
             state = fw_slots.commit(state, record.slot)
             self._store_state(state)
-            await self._auditor.record(EventType.FIRMWARE_UPDATE, Outcome.SUCCESS, DAEMON,
-                                       f"slot {record.slot}", step="commit",
-                                       version=record.version, epoch=record.epoch)
+            await self._auditor.record(
+                EventType.FIRMWARE_UPDATE,
+                Outcome.SUCCESS,
+                DAEMON,
+                f"slot {record.slot}",
+                step="commit",
+                version=record.version,
+                epoch=record.epoch,
+            )
         if state.active == record.slot:
             before = await self.counter()
             after = await self._raise_counter(before, record.epoch)
             if after != before:
-                await self._auditor.record(EventType.FIRMWARE_UPDATE, Outcome.SUCCESS, DAEMON,
-                                           "anti-rollback counter", step="counter",
-                                           previous=before, epoch=after)
+                await self._auditor.record(
+                    EventType.FIRMWARE_UPDATE,
+                    Outcome.SUCCESS,
+                    DAEMON,
+                    "anti-rollback counter",
+                    step="counter",
+                    previous=before,
+                    epoch=after,
+                )
 
     async def replay_measurement(self) -> None:
         """The simulated board's swtpm restarts with the daemon (a TPM reset): extend the
         measurement of this power-on's boot record again, as the boot unit did, before
         the keys bound to it are opened. A device's TPM keeps it from power-on."""
         record = self.boot_record()
-        if (self.settings.replay_measurement and record is not None
-                and record.result == "verified" and record.digest
-                and await self._tpm.pcr_read(self.settings.pcr) == _ZERO_PCR):
+        if (
+            self.settings.replay_measurement
+            and record is not None
+            and record.result == "verified"
+            and record.digest
+            and await self._tpm.pcr_read(self.settings.pcr) == _ZERO_PCR
+        ):
             await self._tpm.pcr_extend(self.settings.pcr, bytes.fromhex(record.digest))
 
     # ---- the rewrite lock (F-3)
 
     async def lock_state(self) -> tuple[bool, str, str]:
-        row = await self._state.run(lambda c: c.execute(
-            "SELECT locked, by_user, at FROM firmware_lock WHERE id = 1").fetchone())
+        row = await self._state.run(
+            lambda c: c.execute(
+                "SELECT locked, by_user, at FROM firmware_lock WHERE id = 1"
+            ).fetchone()
+        )
         if row is None:
             return False, "", ""
         return bool(row[0]), str(row[1]), str(row[2])
@@ -325,16 +386,22 @@ class FirmwareService:
     async def set_lock(self, locked: bool, subject: Subject) -> None:
         who = subject.user or subject.origin
         at = utc_text(self._clock.now())
-        async with self._auditor.event(EventType.FIRMWARE_UPDATE, subject,
-                                       "rewrite lock") as ev:
+        async with self._auditor.event(EventType.FIRMWARE_UPDATE, subject, "rewrite lock") as ev:
             ev.details["step"] = "lock" if locked else "unlock"
             was, _, _ = await self.lock_state()
-            ev.details.update(setting_changes.as_details(setting_changes.changes(
-                was, locked, prefix="firmware.rewrite_locked")))
-            await self._state.run(lambda c: c.execute(
-                "INSERT INTO firmware_lock (id, locked, by_user, at) VALUES (1, ?, ?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET locked = excluded.locked, "
-                "by_user = excluded.by_user, at = excluded.at", (int(locked), who, at)))
+            ev.details.update(
+                setting_changes.as_details(
+                    setting_changes.changes(was, locked, prefix="firmware.rewrite_locked")
+                )
+            )
+            await self._state.run(
+                lambda c: c.execute(
+                    "INSERT INTO firmware_lock (id, locked, by_user, at) VALUES (1, ?, ?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET locked = excluded.locked, "
+                    "by_user = excluded.by_user, at = excluded.at",
+                    (int(locked), who, at),
+                )
+            )
             state = self.boot_state()
             if locked and state.pending is not None:
                 # A staged update that has not booted yet is discarded: the lock means
@@ -352,14 +419,17 @@ class FirmwareService:
 
     # ---- update (F-1, F-3, F-4)
 
-    async def update(self, source: BinaryIO, subject: Subject,
-                     progress: Progress | None = None) -> BootRecord:
+    async def update(
+        self, source: BinaryIO, subject: Subject, progress: Progress | None = None
+    ) -> BootRecord:
         """Write a bundle archive to the inactive slot and name it for the next boot.
         → what the next boot will try (as a record of this verification)."""
         if self._busy.locked():
             raise MfpsecError(ErrorCode.FIRMWARE_UPDATE_IN_PROGRESS)
-        async with self._busy, self._auditor.event(EventType.FIRMWARE_UPDATE, subject,
-                                                   "firmware") as ev:
+        async with (
+            self._busy,
+            self._auditor.event(EventType.FIRMWARE_UPDATE, subject, "firmware") as ev,
+        ):
             ev.details["step"] = "write"
             await self._refuse_if_locked()
             state = self.boot_state()
@@ -371,22 +441,29 @@ class FirmwareService:
             await self._pool.call(_remove_tree, staging)
             try:
                 img = await self._stage(source, staging, await self.counter(), progress)
-                ev.details.update(version=img.manifest.version, epoch=img.manifest.epoch,
-                                  digest=img.digest.hex())
+                ev.details.update(
+                    version=img.manifest.version, epoch=img.manifest.epoch, digest=img.digest.hex()
+                )
                 await self._refuse_if_locked()  # a lock set meanwhile still wins
                 await self._pool.call(self._install, staging, target)
             finally:
                 await self._pool.call(_remove_tree, staging)
             ev.details["keys"] = await self._bind_keys(img)
             await self._refuse_if_locked()  # a lock set while the keys were bound
-            self._store_state(fw_slots.staged(self.boot_state(), target,
-                                              self.settings.boot_tries))
+            self._store_state(fw_slots.staged(self.boot_state(), target, self.settings.boot_tries))
             ev.succeed()
             log.info("firmware_staged", slot=target, version=img.manifest.version)
-            return BootRecord(result="verified", at=utc_text(self._clock.now()), mode="",
-                              slot=target, trial=True, version=img.manifest.version,
-                              epoch=img.manifest.epoch, digest=img.digest.hex(),
-                              pcr=self.settings.pcr)
+            return BootRecord(
+                result="verified",
+                at=utc_text(self._clock.now()),
+                mode="",
+                slot=target,
+                trial=True,
+                version=img.manifest.version,
+                epoch=img.manifest.epoch,
+                digest=img.digest.hex(),
+                pcr=self.settings.pcr,
+            )
 
     async def _bind_keys(self, img: VerifiedImage) -> str:
         """Bind the key chain to what the boot verification will measure for this
@@ -402,19 +479,29 @@ class FirmwareService:
         before = bytes.fromhex(record.pcr_before) if record.pcr_before else _ZERO_PCR
         expected = extended(before, img.digest)
         bound = await self._bind_next_boot(
-            self.settings.pcr, expected,
-            f"update to {img.manifest.version} (manifest {img.digest.hex()[:16]})")
-        return (f"bound to PCR {self.settings.pcr} = {expected.hex()[:16]}" if bound
-                else "not bound")
+            self.settings.pcr,
+            expected,
+            f"update to {img.manifest.version} (manifest {img.digest.hex()[:16]})",
+        )
+        return f"bound to PCR {self.settings.pcr} = {expected.hex()[:16]}" if bound else "not bound"
 
-    async def _stage(self, source: BinaryIO, staging: Path, minimum: int,
-                     progress: Progress | None = None) -> VerifiedImage:
+    async def _stage(
+        self, source: BinaryIO, staging: Path, minimum: int, progress: Progress | None = None
+    ) -> VerifiedImage:
         now = self._clock.now()
 
         def header(raw: bytes, sig: bytes, pem: bytes) -> fw_manifest.Manifest:
-            return verify_header(raw, sig, pem, roots=list(self.settings.roots),
-                                 model=self.settings.model, minimum_epoch=minimum,
-                                 clock=ClockCheck.CHECK, now=now, crls=self.settings.crls)[0]
+            return verify_header(
+                raw,
+                sig,
+                pem,
+                roots=list(self.settings.roots),
+                model=self.settings.model,
+                minimum_epoch=minimum,
+                clock=ClockCheck.CHECK,
+                now=now,
+                crls=self.settings.crls,
+            )[0]
 
         def run() -> VerifiedImage:
             fw_archive.extract(source, staging, header, max_bytes=self.settings.max_bundle_bytes)
@@ -424,8 +511,9 @@ class FirmwareService:
         work = self._pool.run(run)
         if progress is None:
             return await work
-        return await watched(work, progress, self._clock, self.settings.transfers,
-                             "firmware archive")
+        return await watched(
+            work, progress, self._clock, self.settings.transfers, "firmware archive"
+        )
 
     def _install(self, staging: Path, target: str) -> None:
         slot = self.slot_path(target)
@@ -437,8 +525,9 @@ class FirmwareService:
         fsync_dir(self._dir)
         _remove_tree(old)
 
-    async def verify_archive(self, source: BinaryIO, subject: Subject,
-                             progress: Progress | None = None) -> VerifiedImage:
+    async def verify_archive(
+        self, source: BinaryIO, subject: Subject, progress: Progress | None = None
+    ) -> VerifiedImage:
         """Check a bundle archive as an update would, without writing any slot."""
         staging = self._dir / f".verify-{os.urandom(6).hex()}"
         async with self._auditor.event(EventType.FIRMWARE_VERIFY, subject, "bundle") as ev:
@@ -446,8 +535,9 @@ class FirmwareService:
                 img = await self._stage(source, staging, await self.counter(), progress)
             finally:
                 await self._pool.call(_remove_tree, staging)
-            ev.details.update(version=img.manifest.version, epoch=img.manifest.epoch,
-                              digest=img.digest.hex())
+            ev.details.update(
+                version=img.manifest.version, epoch=img.manifest.epoch, digest=img.digest.hex()
+            )
             ev.succeed()
             return img
 
@@ -455,21 +545,27 @@ class FirmwareService:
         """Check an installed slot (by default the one running) against its manifest."""
         record = self.boot_record()
         name = slot or (record.slot if record and record.slot else self.boot_state().active)
-        async with self._auditor.event(EventType.FIRMWARE_VERIFY, subject,
-                                       f"slot {name}") as ev:
-            img = await self._pool.call(self._verify, self.slot_path(name),
-                                          await self.counter(), ClockCheck.IGNORE)
+        async with self._auditor.event(EventType.FIRMWARE_VERIFY, subject, f"slot {name}") as ev:
+            img = await self._pool.call(
+                self._verify, self.slot_path(name), await self.counter(), ClockCheck.IGNORE
+            )
             ev.details.update(version=img.manifest.version, digest=img.digest.hex())
             ev.succeed()
             return img
 
     # ---- status
 
-    def _slot_view(self, name: str, state: fw_slots.BootState, floor: int | None
-                   ) -> SlotView:
+    def _slot_view(self, name: str, state: fw_slots.BootState, floor: int | None) -> SlotView:
         manifest = self.slot_path(name) / "manifest.json"
-        label = ("committed" if name == state.active else "trial" if name == state.pending
-                 else "failed" if name == state.failed else "written")
+        label = (
+            "committed"
+            if name == state.active
+            else "trial"
+            if name == state.pending
+            else "failed"
+            if name == state.failed
+            else "written"
+        )
         if not manifest.exists():
             return SlotView(name, "empty", "", 0, "")
         try:
@@ -480,8 +576,7 @@ class FirmwareService:
         # Not verified here: status reads, `fw verify` checks.
         if floor is not None and m.epoch < floor:
             label = "retired"  # below the anti-rollback floor: can no longer boot
-        return SlotView(name, label, m.version, m.epoch,
-                        fw_manifest.digest(raw).hex())
+        return SlotView(name, label, m.version, m.epoch, fw_manifest.digest(raw).hex())
 
     async def status(self) -> FirmwareView:
         state = self.boot_state()
@@ -490,8 +585,17 @@ class FirmwareService:
         except MfpsecError:
             counter = None
         locked, by, at = await self.lock_state()
-        return FirmwareView(self.settings.model, state.active, state.pending or "",
-                            state.tries, self.boot_record(), counter, locked, by, at,
-                            [self._slot_view(s, state, counter) for s in fw_slots.SLOTS],
-                            state.failed or "", state.reason)
-
+        return FirmwareView(
+            self.settings.model,
+            state.active,
+            state.pending or "",
+            state.tries,
+            self.boot_record(),
+            counter,
+            locked,
+            by,
+            at,
+            [self._slot_view(s, state, counter) for s in fw_slots.SLOTS],
+            state.failed or "",
+            state.reason,
+        )

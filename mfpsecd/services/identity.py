@@ -46,10 +46,12 @@ class DeviceIdentity:
         self._cache: tuple[str, str, str] | None = None  # (fingerprint, cert, csr)
 
     def _name(self, fp: str) -> x509.Name:
-        return x509.Name([
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mfpsecd"),
-            x509.NameAttribute(NameOID.COMMON_NAME, f"mfpsecd {self._board} {fp[:16]}"),
-        ])
+        return x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mfpsecd"),
+                x509.NameAttribute(NameOID.COMMON_NAME, f"mfpsecd {self._board} {fp[:16]}"),
+            ]
+        )
 
     async def documents(self) -> tuple[str, str, str, str]:
         """→ (public key PEM, fingerprint, certificate PEM, CSR PEM)."""
@@ -57,8 +59,9 @@ class DeviceIdentity:
         fp = fingerprint(spki)
         public = serialization.load_der_public_key(spki)
         assert isinstance(public, ec.EllipticCurvePublicKey)
-        pem = public.public_bytes(serialization.Encoding.PEM,
-                                  serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        pem = public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode()
         if self._cache is None or self._cache[0] != fp:
             cert = await self._certificate(public, fp)
             csr = await self._request(spki, fp)
@@ -70,14 +73,27 @@ class DeviceIdentity:
         name = self._name(fp)
         builder = (
             x509.CertificateBuilder()
-            .subject_name(name).issuer_name(name).public_key(public)
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(public)
             .serial_number(int(fp[:32], 16) >> 1)
-            .not_valid_before(now).not_valid_after(now + VALIDITY)
+            .not_valid_before(now)
+            .not_valid_after(now + VALIDITY)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(
-                digital_signature=True, content_commitment=True, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=True,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         )
         throwaway = ec.generate_private_key(ec.SECP256R1())

@@ -131,23 +131,42 @@ _COLUMNS = "id, owner, job, kind, name, size, sealed_size, created_at, expires_a
 
 
 def _expiry_text(expires: float | None) -> str:
-    return "" if expires is None else utc_text(dt.datetime.fromtimestamp(expires, dt.UTC),
-                                               "seconds")
+    return (
+        "" if expires is None else utc_text(dt.datetime.fromtimestamp(expires, dt.UTC), "seconds")
+    )
 
 
 def _info(row: tuple[object, ...]) -> ObjectInfo:
     id_, owner, job, kind, name, size, sealed, created, expires = row
-    return ObjectInfo(str(id_), str(owner), str(job), ObjectKind(str(kind)), str(name),
-                      int(str(size)), int(str(sealed)), str(created),
-                      _expiry_text(None if expires is None else float(str(expires))))
+    return ObjectInfo(
+        str(id_),
+        str(owner),
+        str(job),
+        ObjectKind(str(kind)),
+        str(name),
+        int(str(size)),
+        int(str(sealed)),
+        str(created),
+        _expiry_text(None if expires is None else float(str(expires))),
+    )
 
 
 class JobStore:
-    def __init__(self, state: StateStore, chain: KeyChain, cipher: ObjectCipher,
-                 auditor: Auditor, clock: Clock, *, crypto: KeyCrypto, wipe: WipeService,
-                 directory: Path,
-                 medium: Medium, settings: StoreSettings | None = None,
-                 not_in_place: str = "") -> None:
+    def __init__(
+        self,
+        state: StateStore,
+        chain: KeyChain,
+        cipher: ObjectCipher,
+        auditor: Auditor,
+        clock: Clock,
+        *,
+        crypto: KeyCrypto,
+        wipe: WipeService,
+        directory: Path,
+        medium: Medium,
+        settings: StoreSettings | None = None,
+        not_in_place: str = "",
+    ) -> None:
         self._state = state
         self._chain = chain
         self._cipher = cipher
@@ -180,15 +199,26 @@ class JobStore:
             if path.name not in rows:
                 # Its key was never committed, or already destroyed: unreadable; remove it.
                 how = await self._dispose(path)
-                await self._auditor.record(EventType.STORE_DELETE, Outcome.SUCCESS, DAEMON,
-                                           path.name, reason="orphan", method=how)
+                await self._auditor.record(
+                    EventType.STORE_DELETE,
+                    Outcome.SUCCESS,
+                    DAEMON,
+                    path.name,
+                    reason="orphan",
+                    method=how,
+                )
         await self._seal_plaintext_names()
         for object_id in sorted(rows):
             if not (self._objects / object_id).exists():
                 await self._erase_keys([object_id])
-                await self._auditor.record(EventType.STORE_DELETE, Outcome.FAILURE, DAEMON,
-                                           object_id, reason="ciphertext missing",
-                                           method="crypto-erase")
+                await self._auditor.record(
+                    EventType.STORE_DELETE,
+                    Outcome.FAILURE,
+                    DAEMON,
+                    object_id,
+                    reason="ciphertext missing",
+                    method="crypto-erase",
+                )
 
     async def run(self) -> None:
         """The S-1 policy sweep, as a supervised task."""
@@ -200,8 +230,9 @@ class JobStore:
 
     async def objects(self, requester: Requester) -> list[ObjectInfo]:
         found = await self._state.run(lambda conn: _sealed(conn, ""))
-        return [self._named(info, sealed) for info, sealed in found
-                if requester.may_access(info.owner)]
+        return [
+            self._named(info, sealed) for info, sealed in found if requester.may_access(info.owner)
+        ]
 
     async def info(self, object_id: str, requester: Requester) -> ObjectInfo:
         found = await self._state.run(lambda conn: _sealed(conn, object_id))
@@ -217,16 +248,19 @@ class JobStore:
         if not isinstance(meta_nonce, bytes) or not isinstance(meta_sealed, bytes):
             return info  # a row from before the names were sealed (sealed at start)
         try:
-            with self._key(info.id, sealed[:3]) as key, self._crypto.open(
-                    key, meta_nonce, _meta_aad(info.id), meta_sealed) as plain:
+            with (
+                self._key(info.id, sealed[:3]) as key,
+                self._crypto.open(key, meta_nonce, _meta_aad(info.id), meta_sealed) as plain,
+            ):
                 names = msgspec.json.decode(plain.view(), type=_Names)
         except (MfpsecError, msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.warning("object_names_unreadable", object=info.id, error=str(exc))
             return info
         return dataclasses.replace(info, job=names.job, name=names.name)
 
-    def _seal_names(self, key: SecretBytes, object_id: str, job: str, name: str
-                    ) -> tuple[bytes, bytes]:
+    def _seal_names(
+        self, key: SecretBytes, object_id: str, job: str, name: str
+    ) -> tuple[bytes, bytes]:
         nonce = os.urandom(_META_NONCE_BYTES)
         with SecretBytes(bytearray(msgspec.json.encode(_Names(job, name)))) as plain:
             return nonce, self._crypto.seal(key, nonce, _meta_aad(object_id), plain.view())
@@ -236,23 +270,31 @@ class JobStore:
         columns emptied (and zeroed by secure_delete), once the key chain is up."""
         if self._chain.state is not ChainState.READY:
             return
-        rows = await self._state.run(lambda conn: conn.execute(
-            "SELECT id, job, name, generation, nonce, sealed_key FROM store_objects "
-            "WHERE meta_sealed IS NULL").fetchall())
+        rows = await self._state.run(
+            lambda conn: conn.execute(
+                "SELECT id, job, name, generation, nonce, sealed_key FROM store_objects "
+                "WHERE meta_sealed IS NULL"
+            ).fetchall()
+        )
         updates = []
         for object_id, job, name, *sealed in rows:
             try:
                 with self._key(str(object_id), tuple(sealed)) as key:
-                    updates.append((*self._seal_names(key, str(object_id), str(job),
-                                                      str(name)), object_id))
+                    updates.append(
+                        (*self._seal_names(key, str(object_id), str(job), str(name)), object_id)
+                    )
             except MfpsecError as exc:  # a damaged row: reading it says so, not the start
-                log.error("object_names_not_sealed", object=str(object_id),
-                          error=exc.code.wire_name)
+                log.error(
+                    "object_names_not_sealed", object=str(object_id), error=exc.code.wire_name
+                )
 
         def write(conn: StateConnection) -> None:
             for row in updates:
-                conn.execute("UPDATE store_objects SET meta_nonce = ?, meta_sealed = ?, "
-                             "job = '', name = '' WHERE id = ?", row)
+                conn.execute(
+                    "UPDATE store_objects SET meta_nonce = ?, meta_sealed = ?, "
+                    "job = '', name = '' WHERE id = ?",
+                    row,
+                )
 
         await self._state.run(write)
         if rows:
@@ -266,18 +308,27 @@ class JobStore:
             by_kind[o.kind.value] = by_kind.get(o.kind.value, 0) + 1
         facts = await self._chain.facts()
         return StoreStatus(
-            objects=len(objects), bytes=sum(o.size for o in objects),
-            sealed_bytes=sum(o.sealed_size for o in objects), by_kind=by_kind,
-            directory=str(self._directory), medium=self.medium.value,
-            delete_method=self._delete_method(), key_chain=facts.state.value)
+            objects=len(objects),
+            bytes=sum(o.size for o in objects),
+            sealed_bytes=sum(o.sealed_size for o in objects),
+            by_kind=by_kind,
+            directory=str(self._directory),
+            medium=self.medium.value,
+            delete_method=self._delete_method(),
+            key_chain=facts.state.value,
+        )
 
     def _delete_method(self) -> str:
         if self.medium is Medium.HDD and self.not_in_place:
-            return (f"crypto-erase only ({self.not_in_place}: an overwrite in place would "
-                    "not reach the data's blocks)")
+            return (
+                f"crypto-erase only ({self.not_in_place}: an overwrite in place would "
+                "not reach the data's blocks)"
+            )
         if self.medium is Medium.HDD:
-            return (f"crypto-erase, then overwrite (temporary-data mode "
-                    f"{self._wipe.settings.temporary_mode})")
+            return (
+                f"crypto-erase, then overwrite (temporary-data mode "
+                f"{self._wipe.settings.temporary_mode})"
+            )
         return "crypto-erase (flash: an overwrite does not reach the cells)"
 
     # ---------------------------------------------------------------- put
@@ -290,8 +341,9 @@ class JobStore:
             return now + self.settings.secure_print_timeout_s
         return None
 
-    async def put(self, src_fd: int, *, owner: str, job: str, kind: ObjectKind,
-                  name: str) -> ObjectInfo:
+    async def put(
+        self, src_fd: int, *, owner: str, job: str, kind: ObjectKind, name: str
+    ) -> ObjectInfo:
         """Seal everything readable from src_fd as a new object. Nothing is visible until
         the whole object is on disk and its key committed."""
         self._chain.require_ready()
@@ -302,9 +354,18 @@ class JobStore:
             fd, tmp_path = self._unnamed()
             try:
                 progress = self._cipher.progress()
-                size, sealed = await watched(self._pool.run(lambda: self._cipher.seal(
-                    key, object_id.encode(), src_fd, fd, object_id, progress=progress), owner),
-                    progress, self._clock, self.settings.transfers, f"object {object_id}")
+                size, sealed = await watched(
+                    self._pool.run(
+                        lambda: self._cipher.seal(
+                            key, object_id.encode(), src_fd, fd, object_id, progress=progress
+                        ),
+                        owner,
+                    ),
+                    progress,
+                    self._clock,
+                    self.settings.transfers,
+                    f"object {object_id}",
+                )
                 await asyncio.to_thread(os.fdatasync, fd)
                 await asyncio.to_thread(self._link, fd, tmp_path, path)
                 linked = True
@@ -315,18 +376,42 @@ class JobStore:
                 if not linked and tmp_path is not None:
                     await self._dispose(tmp_path)
             expires = self._expiry(kind)
-            info = ObjectInfo(object_id, owner, job, kind, name, size, sealed,
-                              rfc3339(self._clock), _expiry_text(expires))
+            info = ObjectInfo(
+                object_id,
+                owner,
+                job,
+                kind,
+                name,
+                size,
+                sealed,
+                rfc3339(self._clock),
+                _expiry_text(expires),
+            )
             try:
                 meta_nonce, meta_sealed = self._seal_names(key, object_id, job, name)
                 async with self._chain.lock:
                     generation, nonce, sealed_key = self._chain.seal(_key_aad(object_id), key)
-                    await self._state.run(lambda conn: conn.execute(
-                        f"INSERT INTO store_objects ({_COLUMNS}, generation, nonce, "  # noqa: S608
-                        "sealed_key, meta_nonce, meta_sealed) "
-                        "VALUES (?, ?, '', ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (object_id, owner, kind.value, size, sealed, info.created_at,
-                         expires, generation, nonce, sealed_key, meta_nonce, meta_sealed)))
+                    await self._state.run(
+                        lambda conn: conn.execute(
+                            f"INSERT INTO store_objects ({_COLUMNS}, generation, nonce, "  # noqa: S608
+                            "sealed_key, meta_nonce, meta_sealed) "
+                            "VALUES (?, ?, '', ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (
+                                object_id,
+                                owner,
+                                kind.value,
+                                size,
+                                sealed,
+                                info.created_at,
+                                expires,
+                                generation,
+                                nonce,
+                                sealed_key,
+                                meta_nonce,
+                                meta_sealed,
+                            ),
+                        )
+                    )
             except BaseException:
                 await self._dispose(path)
                 raise
@@ -340,8 +425,7 @@ class JobStore:
             return os.open(self._objects, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600), None
         except OSError:
             path = self._tmp / f"{secrets.token_hex(8)}.part"
-            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
-                           0o600), path
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), path
 
     def _link(self, fd: int, tmp_path: Path | None, path: Path) -> None:
         dir_fd = os.open(self._objects, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -350,8 +434,7 @@ class JobStore:
                 # linkat(AT_SYMLINK_FOLLOW) on the /proc magic link names an O_TMPFILE
                 # file; a dir fd makes Python call linkat instead of link (which would not
                 # follow the link and fail with EXDEV).
-                os.link(f"/proc/self/fd/{fd}", path.name, dst_dir_fd=dir_fd,
-                        follow_symlinks=True)
+                os.link(f"/proc/self/fd/{fd}", path.name, dst_dir_fd=dir_fd, follow_symlinks=True)
             else:
                 os.rename(tmp_path, path)
             os.fsync(dir_fd)
@@ -365,8 +448,9 @@ class JobStore:
         """The object's key, unsealed from (generation, nonce, sealed key)."""
         generation, nonce, sealed = row
         assert isinstance(nonce, bytes) and isinstance(sealed, bytes)
-        with self._chain.open(int(str(generation)), _key_aad(object_id), nonce, sealed,
-                              f"object {object_id}") as key:
+        with self._chain.open(
+            int(str(generation)), _key_aad(object_id), nonce, sealed, f"object {object_id}"
+        ) as key:
             yield key
 
     def _lock(self, object_id: str) -> asyncio.Lock:
@@ -375,8 +459,9 @@ class JobStore:
             lock = self._locks[object_id] = asyncio.Lock()
         return lock
 
-    async def read(self, object_id: str, requester: Requester, dst_fd: int,
-                   subject: Subject) -> int:
+    async def read(
+        self, object_id: str, requester: Requester, dst_fd: int, subject: Subject
+    ) -> int:
         """The plaintext to dst_fd, after the whole object authenticated. → its size."""
         async with self._lock(object_id):
             found = await self._state.run(lambda conn: _sealed(conn, object_id))
@@ -386,15 +471,22 @@ class JobStore:
             # FDP_ACF.1 / FAU_GEN.1: the stored job was output (printed, sent, copied to a
             # client), or failed to be: job.complete, with who and how much.
             async with self._auditor.event(EventType.JOB_COMPLETE, subject, object_id) as ev:
-                ev.details.update(how="output", job=info.job, kind=info.kind.value,
-                                  owner=info.owner)
+                ev.details.update(
+                    how="output", job=info.job, kind=info.kind.value, owner=info.owner
+                )
                 size = await self._output(object_id, sealed[:3], requester, dst_fd, subject)
                 ev.details["bytes"] = size
                 ev.succeed()
                 return size
 
-    async def _output(self, object_id: str, sealed: tuple[object, ...], requester: Requester,
-                      dst_fd: int, subject: Subject) -> int:
+    async def _output(
+        self,
+        object_id: str,
+        sealed: tuple[object, ...],
+        requester: Requester,
+        dst_fd: int,
+        subject: Subject,
+    ) -> int:
         with self._key(object_id, sealed) as key:
             try:
                 fd = os.open(self._objects / object_id, os.O_RDONLY | os.O_CLOEXEC)
@@ -403,45 +495,69 @@ class JobStore:
             try:
                 context = object_id.encode()
                 try:
-                    await self._pool.run(lambda: self._cipher.verify(
-                        key, context, fd, object_id))
+                    await self._pool.run(lambda: self._cipher.verify(key, context, fd, object_id))
                 except MfpsecError as exc:
                     if exc.code is ErrorCode.STORE_INTEGRITY:
                         await self._auditor.record(
-                            EventType.STORE_INTEGRITY, Outcome.FAILURE, subject,
-                            object_id, segment=int(exc.params["segment"]))
+                            EventType.STORE_INTEGRITY,
+                            Outcome.FAILURE,
+                            subject,
+                            object_id,
+                            segment=int(exc.params["segment"]),
+                        )
                     raise
                 os.lseek(fd, 0, os.SEEK_SET)
                 progress = self._cipher.progress()
-                return await watched(self._pool.run(lambda: self._cipher.open(
-                    key, context, fd, dst_fd, object_id, progress=progress), requester.user),
-                    progress, self._clock, self.settings.transfers,
-                    f"object {object_id}")
+                return await watched(
+                    self._pool.run(
+                        lambda: self._cipher.open(
+                            key, context, fd, dst_fd, object_id, progress=progress
+                        ),
+                        requester.user,
+                    ),
+                    progress,
+                    self._clock,
+                    self.settings.transfers,
+                    f"object {object_id}",
+                )
             finally:
                 os.close(fd)
 
     # ---------------------------------------------------------------- delete
 
-    async def delete(self, object_id: str, requester: Requester, subject: Subject,
-                     reason: str = "request") -> ObjectInfo:
+    async def delete(
+        self, object_id: str, requester: Requester, subject: Subject, reason: str = "request"
+    ) -> ObjectInfo:
         async with self._lock(object_id):
             info = await self.info(object_id, requester)
             async with self._auditor.event(EventType.STORE_DELETE, subject, object_id) as ev:
-                ev.details.update(reason=reason, owner=info.owner, kind=info.kind.value,
-                                  job=info.job, bytes=info.size)
+                ev.details.update(
+                    reason=reason,
+                    owner=info.owner,
+                    kind=info.kind.value,
+                    job=info.job,
+                    bytes=info.size,
+                )
                 await self._erase_keys([object_id])
                 ev.details["method"] = "crypto-erase; " + await self._dispose(
-                    self._objects / object_id)
+                    self._objects / object_id
+                )
                 ev.succeed()
             if reason in _ENDS_THE_JOB:
-                await self._auditor.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, subject,
-                                           object_id, how=_ENDS_THE_JOB[reason], job=info.job,
-                                           kind=info.kind.value, owner=info.owner)
+                await self._auditor.record(
+                    EventType.JOB_COMPLETE,
+                    Outcome.SUCCESS,
+                    subject,
+                    object_id,
+                    how=_ENDS_THE_JOB[reason],
+                    job=info.job,
+                    kind=info.kind.value,
+                    owner=info.owner,
+                )
         self._locks.pop(object_id, None)
         return info
 
-    async def printed(self, object_id: str, requester: Requester, subject: Subject
-                      ) -> ObjectInfo:
+    async def printed(self, object_id: str, requester: Requester, subject: Subject) -> ObjectInfo:
         """A secure-print job came out of the printer: deleted at once (S-1)."""
         info = await self.info(object_id, requester)
         if info.kind is not ObjectKind.SECURE_PRINT:
@@ -470,8 +586,11 @@ class JobStore:
             methods: set[str] = set()
             for path in sorted(self._objects.iterdir()):
                 methods.add(await self._dispose(path))
-            ev.details.update(objects=len(objects), bytes=sum(o.size for o in objects),
-                              method="crypto-erase; " + "; ".join(sorted(methods)))
+            ev.details.update(
+                objects=len(objects),
+                bytes=sum(o.size for o in objects),
+                method="crypto-erase; " + "; ".join(sorted(methods)),
+            )
             ev.succeed()
         self._locks.clear()
         return len(objects), sum(o.size for o in objects)
@@ -480,18 +599,24 @@ class JobStore:
         """The crypto-erase: overwrite the sealed keys in place, delete the rows (the
         database zeroes freed pages: secure_delete), and push it through the WAL."""
         async with self._chain.lock:
+
             def tx(conn: StateConnection) -> None:
                 if ids is None:
-                    conn.execute("UPDATE store_objects SET sealed_key = "
-                                 "zeroblob(length(sealed_key)), nonce = zeroblob(length(nonce)), "
-                                 "meta_sealed = zeroblob(length(meta_sealed))")
+                    conn.execute(
+                        "UPDATE store_objects SET sealed_key = "
+                        "zeroblob(length(sealed_key)), nonce = zeroblob(length(nonce)), "
+                        "meta_sealed = zeroblob(length(meta_sealed))"
+                    )
                     conn.execute("DELETE FROM store_objects")
                     return
                 for object_id in ids:
-                    conn.execute("UPDATE store_objects SET sealed_key = "
-                                 "zeroblob(length(sealed_key)), nonce = zeroblob(length(nonce)), "
-                                 "meta_sealed = zeroblob(length(meta_sealed)) "
-                                 "WHERE id = ?", (object_id,))
+                    conn.execute(
+                        "UPDATE store_objects SET sealed_key = "
+                        "zeroblob(length(sealed_key)), nonce = zeroblob(length(nonce)), "
+                        "meta_sealed = zeroblob(length(meta_sealed)) "
+                        "WHERE id = ?",
+                        (object_id,),
+                    )
                     conn.execute("DELETE FROM store_objects WHERE id = ?", (object_id,))
 
             await self._state.run(tx)
@@ -507,30 +632,41 @@ class JobStore:
         except FileNotFoundError:
             return "already gone"
         except (OSError, MfpsecError) as exc:
-            log.warning("ciphertext not overwritten; removed at the next start", path=str(path),
-                        error=str(exc))
+            log.warning(
+                "ciphertext not overwritten; removed at the next start",
+                path=str(path),
+                error=str(exc),
+            )
             return f"overwrite failed ({exc}); retried at the next start"
 
     # ---------------------------------------------------------------- key rotation
 
     async def _reseal_batch(self, old: int, new: int, limit: int, reseal: Reseal) -> int:
         def read(conn: StateConnection) -> list[tuple[object, ...]]:
-            return conn.execute("SELECT id, nonce, sealed_key FROM store_objects "
-                                "WHERE generation = ? ORDER BY id LIMIT ?",
-                                (old, limit)).fetchall()
+            return conn.execute(
+                "SELECT id, nonce, sealed_key FROM store_objects "
+                "WHERE generation = ? ORDER BY id LIMIT ?",
+                (old, limit),
+            ).fetchall()
 
         rows = await self._state.run(read)
         updates = []
         for object_id, nonce, sealed in rows:
             assert isinstance(nonce, bytes) and isinstance(sealed, bytes)
-            new_nonce, new_sealed = reseal(old, new, SealedRecord(
-                _key_aad(str(object_id)), nonce, sealed, f"object {object_id}"))
+            new_nonce, new_sealed = reseal(
+                old,
+                new,
+                SealedRecord(_key_aad(str(object_id)), nonce, sealed, f"object {object_id}"),
+            )
             updates.append((new, new_nonce, new_sealed, str(object_id), old))
 
         def write(conn: StateConnection) -> None:
             for row in updates:
-                conn.execute("UPDATE store_objects SET generation = ?, nonce = ?, "
-                             "sealed_key = ? WHERE id = ? AND generation = ?", row)
+                conn.execute(
+                    "UPDATE store_objects SET generation = ?, nonce = ?, "
+                    "sealed_key = ? WHERE id = ? AND generation = ?",
+                    row,
+                )
 
         if updates:
             await self._state.run(write)
@@ -540,33 +676,40 @@ class JobStore:
 def _io_error(object_id: str, exc: OSError) -> MfpsecError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return MfpsecError(ErrorCode.STORE_FULL, object=object_id)
-    return MfpsecError(ErrorCode.STORE_IO_ERROR, object=object_id,
-                       reason=exc.strerror or str(exc))
+    return MfpsecError(ErrorCode.STORE_IO_ERROR, object=object_id, reason=exc.strerror or str(exc))
 
 
 def _all(conn: StateConnection) -> list[ObjectInfo]:
-    return [_info(r) for r in conn.execute(
-        f"SELECT {_COLUMNS} FROM store_objects ORDER BY created_at, id").fetchall()]  # noqa: S608
+    query = f"SELECT {_COLUMNS} FROM store_objects ORDER BY created_at, id"  # noqa: S608
+    return [_info(r) for r in conn.execute(query).fetchall()]
 
 
 def _one(conn: StateConnection, object_id: str) -> ObjectInfo | None:
-    row = conn.execute(f"SELECT {_COLUMNS} FROM store_objects WHERE id = ?",  # noqa: S608
-                       (object_id,)).fetchone()
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM store_objects WHERE id = ?",  # noqa: S608
+        (object_id,),
+    ).fetchone()
     return None if row is None else _info(row)
 
 
-def _sealed(conn: StateConnection, object_id: str
-            ) -> list[tuple[ObjectInfo, tuple[object, ...]]]:
+def _sealed(conn: StateConnection, object_id: str) -> list[tuple[ObjectInfo, tuple[object, ...]]]:
     """Objects (one by id, or all) with what opens their names: (generation, nonce,
     sealed key, names nonce, sealed names)."""
     where, params = ("WHERE id = ?", (object_id,)) if object_id else ("", ())
-    rows = conn.execute(f"SELECT {_COLUMNS}, generation, nonce, sealed_key, meta_nonce, "  # noqa: S608
-                        f"meta_sealed FROM store_objects {where} ORDER BY created_at, id",
-                        params).fetchall()
+    rows = conn.execute(
+        f"SELECT {_COLUMNS}, generation, nonce, sealed_key, meta_nonce, "  # noqa: S608
+        f"meta_sealed FROM store_objects {where} ORDER BY created_at, id",
+        params,
+    ).fetchall()
     return [(_info(tuple(r[:9])), tuple(r[9:])) for r in rows]
 
 
 def _due(conn: StateConnection, now: float) -> list[ObjectInfo]:
-    return [_info(r) for r in conn.execute(
-        f"SELECT {_COLUMNS} FROM store_objects WHERE expires_at IS NOT NULL "  # noqa: S608
-        "AND expires_at <= ? ORDER BY expires_at", (now,)).fetchall()]
+    return [
+        _info(r)
+        for r in conn.execute(
+            f"SELECT {_COLUMNS} FROM store_objects WHERE expires_at IS NOT NULL "  # noqa: S608
+            "AND expires_at <= ? ORDER BY expires_at",
+            (now,),
+        ).fetchall()
+    ]

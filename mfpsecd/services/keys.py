@@ -49,7 +49,6 @@ from mfpsecd.ports import KeyCrypto, PassphraseCost, Tpm, TpmKey
 log = structlog.get_logger("mfpsecd.keys")
 
 
-
 @dataclass(frozen=True)
 class SealedRecord:
     aad: bytes
@@ -113,12 +112,22 @@ def fingerprint(spki_der: bytes) -> str:
 
 _IDENTITY_AAD = b"mfpsecd identity attestation v1\0"
 
+
 class KeyChain:
-    def __init__(self, store: StateStore, tpm: Tpm, crypto: KeyCrypto, clock: Clock,
-                 health: HealthRegistry, *, rotate_batch: int = 64,
-                 backup_cost: PassphraseCost = BACKUP_COST,
-                 min_passphrase: int = 12, firmware_pcr: int | None = None,
-                 platform_pcrs: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        tpm: Tpm,
+        crypto: KeyCrypto,
+        clock: Clock,
+        health: HealthRegistry,
+        *,
+        rotate_batch: int = 64,
+        backup_cost: PassphraseCost = BACKUP_COST,
+        min_passphrase: int = 12,
+        firmware_pcr: int | None = None,
+        platform_pcrs: tuple[int, ...] = (),
+    ) -> None:
         self._store = store
         self._tpm = tpm
         self._crypto = crypto
@@ -130,8 +139,9 @@ class KeyChain:
         # Bound to the firmware's measurement (the board's [firmware] PCR) and to the
         # platform PCRs the board profile names.
         self._firmware_pcr = firmware_pcr
-        self._pcrs = tuple(sorted(set(platform_pcrs) | (
-            set() if firmware_pcr is None else {firmware_pcr})))
+        self._pcrs = tuple(
+            sorted(set(platform_pcrs) | (set() if firmware_pcr is None else {firmware_pcr}))
+        )
         self._lock = asyncio.Lock()
         self._state = ChainState.STARTING
         # None: the chain existed before this start; True/False: this start created it
@@ -173,13 +183,19 @@ class KeyChain:
         info = self._tpm.info
         if state is ChainState.READY:
             if info.hardware_root:
-                self._health.set(COMPONENT, HealthState.OK,
-                                 f"TPM ({info.backend}, {info.manufacturer}), "
-                                 f"master key generation {self._active}")
+                self._health.set(
+                    COMPONENT,
+                    HealthState.OK,
+                    f"TPM ({info.backend}, {info.manufacturer}), "
+                    f"master key generation {self._active}",
+                )
             else:
-                self._health.set(COMPONENT, HealthState.DEGRADED,
-                                 "software keys: no TPM on this board, keys are protected "
-                                 "only by file permissions")
+                self._health.set(
+                    COMPONENT,
+                    HealthState.DEGRADED,
+                    "software keys: no TPM on this board, keys are protected "
+                    "only by file permissions",
+                )
         else:
             reason = cause.params.get("reason") or cause.message if cause else state.value
             self._health.set(COMPONENT, HealthState.FAILED, f"{state.value}: {reason}")
@@ -229,14 +245,21 @@ class KeyChain:
                     # still opens under its own generation until the admin deletes it.
                     log.error("keys_rotation_blocked", error=exc.code.wire_name, **exc.params)
         await self._keep_attestation()
-        log.info("keys_ready", generation=self._active, tpm=self._tpm.info.backend,
-                 fingerprint=fingerprint(self._wrapping_spki)[:16])
+        log.info(
+            "keys_ready",
+            generation=self._active,
+            tpm=self._tpm.info.backend,
+            fingerprint=fingerprint(self._wrapping_spki)[:16],
+        )
 
     async def _keep_attestation(self) -> None:
         """At start: the identity on record is attested (or proven and attested now; a
         chain from before attestations gets one here)."""
-        row = await self._store.run(lambda conn: conn.execute(
-            "SELECT generation, nonce, sealed FROM identity_attestation").fetchone())
+        row = await self._store.run(
+            lambda conn: conn.execute(
+                "SELECT generation, nonce, sealed FROM identity_attestation"
+            ).fetchone()
+        )
         if self._attested(row, self._masters) != fingerprint(self._identity_spki):
             await self._attest_identity()
 
@@ -250,7 +273,8 @@ class KeyChain:
             cause = MfpsecError(
                 ErrorCode.KEYS_UNAVAILABLE,
                 reason="this TPM cannot load the wrapping key (TPM replaced or cleared): "
-                       "restore the key backup")
+                "restore the key backup",
+            )
         else:
             cause = exc
         log.error("keys_locked", error=exc.code.wire_name, **exc.params)
@@ -271,12 +295,14 @@ class KeyChain:
         """Keys are bound only to a measured boot: an empty firmware PCR means the boot
         verification did not run (or failed) at this power-on."""
         if self._firmware_pcr in measured.pcrs and not any(
-                measured.values[measured.pcrs.index(self._firmware_pcr)]):
+            measured.values[measured.pcrs.index(self._firmware_pcr)]
+        ):
             raise MfpsecError(
                 ErrorCode.KEYS_UNAVAILABLE,
                 reason=f"no firmware was measured into PCR {self._firmware_pcr} at this "
-                       f"boot (the boot verification did not run or failed): the keys "
-                       f"are bound only to verified firmware")
+                f"boot (the boot verification did not run or failed): the keys "
+                f"are bound only to verified firmware",
+            )
 
     async def _bind_unbound(self, measured: PcrBinding) -> None:
         """A chain from before PCR binding (its wrapping key opened by an empty auth
@@ -293,8 +319,9 @@ class KeyChain:
 
         def tx(conn: StateConnection) -> None:
             _insert_binding(conn, bound, "bound at start (key from before PCR binding)", now)
-            conn.execute("UPDATE tpm_keys SET private = zeroblob(length(private)) "
-                         "WHERE role = 'wrapping'")
+            conn.execute(
+                "UPDATE tpm_keys SET private = zeroblob(length(private)) WHERE role = 'wrapping'"
+            )
             conn.execute("UPDATE tpm_keys SET private = X'' WHERE role = 'wrapping'")
 
         await self._store.run(tx)
@@ -316,8 +343,13 @@ class KeyChain:
                 return False
             running = self._wrapping
             current = running.binding if running is not None else None
-            if (running is None or current is None or pcr != self._firmware_pcr
-                    or pcr not in current.pcrs or not self._tpm.info.hardware_root):
+            if (
+                running is None
+                or current is None
+                or pcr != self._firmware_pcr
+                or pcr not in current.pcrs
+                or not self._tpm.info.hardware_root
+            ):
                 return False
             target = current.replacing(pcr, value)
             key = running
@@ -328,8 +360,10 @@ class KeyChain:
             now = rfc3339(self._clock)
 
             def tx(conn: StateConnection) -> None:
-                conn.execute("DELETE FROM key_bindings WHERE NOT (pcrs = ? AND pcr_values = ?)",
-                             _binding_key(current))
+                conn.execute(
+                    "DELETE FROM key_bindings WHERE NOT (pcrs = ? AND pcr_values = ?)",
+                    _binding_key(current),
+                )
                 if key is not running:
                     _insert_binding(conn, key, purpose, now)
 
@@ -341,8 +375,9 @@ class KeyChain:
         try:
             return await self._tpm.public_key_der(TpmKey(public, b""))
         except MfpsecError:
-            raise MfpsecError(ErrorCode.BACKUP_INVALID,
-                              reason="its public key is unreadable") from None
+            raise MfpsecError(
+                ErrorCode.BACKUP_INVALID, reason="its public key is unreadable"
+            ) from None
 
     async def _provision(self) -> None:
         measured = await self._measured()
@@ -365,15 +400,21 @@ class KeyChain:
         backend = self._tpm.info.backend
 
         def tx(conn: StateConnection) -> None:
-            for role, key, der in (("wrapping", TpmKey(wrapping.public, b""), spki),
-                                   ("identity", identity, identity_spki)):
+            for role, key, der in (
+                ("wrapping", TpmKey(wrapping.public, b""), spki),
+                ("identity", identity, identity_spki),
+            ):
                 conn.execute(
                     "INSERT INTO tpm_keys (role, backend, public, private, fingerprint, "
                     "created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (role, backend, key.public, key.private, fingerprint(der), now))
+                    (role, backend, key.public, key.private, fingerprint(der), now),
+                )
             _insert_binding(conn, wrapping, "created", now)
-            conn.execute("INSERT INTO master_keys (generation, status, wrapped, created_at) "
-                         "VALUES (1, 'active', ?, ?)", (wrapped, now))
+            conn.execute(
+                "INSERT INTO master_keys (generation, status, wrapped, created_at) "
+                "VALUES (1, 'active', ?, ?)",
+                (wrapped, now),
+            )
             _set_fact(conn, "created_at", now)
 
         await self._store.run(tx)
@@ -384,8 +425,13 @@ class KeyChain:
         self.provisioned = True
         self._set_state(ChainState.READY)
         await self._attest_identity()
-        log.info("keys_provisioned", tpm=backend, fingerprint=fingerprint(spki)[:16],
-                 identity=fingerprint(identity_spki)[:16], bound_to=measured.describe())
+        log.info(
+            "keys_provisioned",
+            tpm=backend,
+            fingerprint=fingerprint(spki)[:16],
+            identity=fingerprint(identity_spki)[:16],
+            bound_to=measured.describe(),
+        )
 
     # ---------------------------------------------------------------- sealing
 
@@ -398,14 +444,16 @@ class KeyChain:
         self.require_ready()
         return (self._active, *self._seal_with(self._active, aad, plaintext))
 
-    def _seal_with(self, generation: int, aad: bytes, plaintext: SecretBytes
-                   ) -> tuple[bytes, bytes]:
+    def _seal_with(
+        self, generation: int, aad: bytes, plaintext: SecretBytes
+    ) -> tuple[bytes, bytes]:
         nonce = os.urandom(NONCE_BYTES)  # random 96-bit nonces: far below 2^32 seals per key
         with self._masters[generation].unshielded() as key:
             return nonce, self._crypto.seal(key, nonce, aad, plaintext.view())
 
-    def open(self, generation: int, aad: bytes, nonce: bytes, sealed: bytes,
-             what: str) -> SecretBytes:
+    def open(
+        self, generation: int, aad: bytes, nonce: bytes, sealed: bytes, what: str
+    ) -> SecretBytes:
         self.require_ready()
         master = self._masters.get(generation)
         if master is None:
@@ -439,9 +487,11 @@ class KeyChain:
                 now = rfc3339(self._clock)
 
                 def tx(conn: StateConnection) -> None:
-                    conn.execute("INSERT INTO master_keys (generation, status, wrapped, "
-                                 "created_at) VALUES (?, 'pending', ?, ?)",
-                                 (generation, wrapped, now))
+                    conn.execute(
+                        "INSERT INTO master_keys (generation, status, wrapped, "
+                        "created_at) VALUES (?, 'pending', ?, ?)",
+                        (generation, wrapped, now),
+                    )
 
                 await self._store.run(tx)
                 self._masters[generation], self._pending = shield, generation
@@ -463,8 +513,7 @@ class KeyChain:
         def finish(conn: StateConnection) -> None:
             # Fails (foreign key) if any record still references the old generation.
             conn.execute("DELETE FROM master_keys WHERE generation = ?", (old,))
-            conn.execute("UPDATE master_keys SET status = 'active' WHERE generation = ?",
-                         (new,))
+            conn.execute("UPDATE master_keys SET status = 'active' WHERE generation = ?", (new,))
             _set_fact(conn, "rotated_at", now)
 
         await self._store.run(finish)
@@ -497,17 +546,23 @@ class KeyChain:
         assert self._identity is not None
         return await self._tpm.sign_digest(self._identity, digest)
 
-    async def _link_identity(self, new: TpmKey, new_spki: bytes, at: str, by: str
-                             ) -> SignedLink | None:
+    async def _link_identity(
+        self, new: TpmKey, new_spki: bytes, at: str, by: str
+    ) -> SignedLink | None:
         """The new identity's link to the one it replaces, signed by the new key."""
         if not self._identity_spki or self._identity_spki == new_spki:
             return None
-        rows = await self._store.run(lambda conn: conn.execute(
-            "SELECT seq FROM identity_links").fetchall())
+        rows = await self._store.run(
+            lambda conn: conn.execute("SELECT seq FROM identity_links").fetchall()
+        )
         link = identity_history.new_link(
             seq=max((int(str(r[0])) for r in rows), default=0) + 1,
-            previous_spki=self._identity_spki, spki=new_spki, at=at,
-            reason="key backup restored onto a replacement TPM", by=by)
+            previous_spki=self._identity_spki,
+            spki=new_spki,
+            at=at,
+            reason="key backup restored onto a replacement TPM",
+            by=by,
+        )
         digest = hashlib.sha256(identity_history.canonical(link)).digest()
         signature = await self._tpm.sign_digest(new, digest)
         return SignedLink(link, signature.hex())
@@ -536,12 +591,15 @@ class KeyChain:
             return
         fp = fingerprint(self._identity_spki).encode()
         generation, nonce, sealed = self.seal(_IDENTITY_AAD, SecretBytes(bytearray(fp)))
-        await self._store.run(lambda conn: conn.execute(
-            "INSERT OR REPLACE INTO identity_attestation (id, generation, nonce, sealed) "
-            "VALUES (1, ?, ?, ?)", (generation, nonce, sealed)))
+        await self._store.run(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO identity_attestation (id, generation, nonce, sealed) "
+                "VALUES (1, ?, ?, ?)",
+                (generation, nonce, sealed),
+            )
+        )
 
-    def _attested(self, row: tuple[object, ...] | None, masters: dict[int, ShieldedKey]
-                  ) -> str:
+    def _attested(self, row: tuple[object, ...] | None, masters: dict[int, ShieldedKey]) -> str:
         """The attested identity fingerprint, opened with the (restored) master keys; ""
         when there is none or it does not open."""
         if row is None:
@@ -558,20 +616,26 @@ class KeyChain:
         with plain:
             return bytes(plain.view()).decode("ascii", "replace")
 
-    async def _reseal_attestation(self, old: int, new: int, limit: int, reseal: Reseal
-                                  ) -> int:
-        row = await self._store.run(lambda conn: conn.execute(
-            "SELECT nonce, sealed FROM identity_attestation WHERE generation = ?",
-            (old,)).fetchone())
+    async def _reseal_attestation(self, old: int, new: int, limit: int, reseal: Reseal) -> int:
+        row = await self._store.run(
+            lambda conn: conn.execute(
+                "SELECT nonce, sealed FROM identity_attestation WHERE generation = ?", (old,)
+            ).fetchone()
+        )
         if row is None:
             return 0
         old_nonce, old_sealed = row
         assert isinstance(old_nonce, bytes) and isinstance(old_sealed, bytes)
-        nonce, sealed = reseal(old, new, SealedRecord(_IDENTITY_AAD, old_nonce, old_sealed,
-                                                      "identity attestation"))
-        await self._store.run(lambda conn: conn.execute(
-            "UPDATE identity_attestation SET generation = ?, nonce = ?, sealed = ? "
-            "WHERE generation = ?", (new, nonce, sealed, old)))
+        nonce, sealed = reseal(
+            old, new, SealedRecord(_IDENTITY_AAD, old_nonce, old_sealed, "identity attestation")
+        )
+        await self._store.run(
+            lambda conn: conn.execute(
+                "UPDATE identity_attestation SET generation = ?, nonce = ?, sealed = ? "
+                "WHERE generation = ?",
+                (new, nonce, sealed, old),
+            )
+        )
         return 1
 
     async def identities(self) -> list[KnownIdentity]:
@@ -583,8 +647,9 @@ class KeyChain:
         spki = self._identity_spki
         if not await self._prove_identity():
             raise MfpsecError(ErrorCode.KEY_INTEGRITY, object="identity key")
-        rows = await self._store.run(lambda conn: conn.execute(
-            "SELECT document FROM identity_links ORDER BY seq").fetchall())
+        rows = await self._store.run(
+            lambda conn: conn.execute("SELECT document FROM identity_links ORDER BY seq").fetchall()
+        )
         links = []
         for (document,) in rows:
             try:
@@ -598,8 +663,9 @@ class KeyChain:
     async def backup(self, passphrase: SecretBytes, target: Path) -> BackupResult:
         check_backup_passphrase(passphrase.view(), self._min_passphrase)
         if not target.is_dir():
-            raise MfpsecError(ErrorCode.BACKUP_TARGET_UNUSABLE, target=str(target),
-                              reason="not a directory")
+            raise MfpsecError(
+                ErrorCode.BACKUP_TARGET_UNUSABLE, target=str(target), reason="not a directory"
+            )
         async with self._lock:
             self.require_ready()
             assert self._wrapping is not None
@@ -608,25 +674,37 @@ class KeyChain:
             salt = os.urandom(16)
             info = self._tpm.info
             header = keybackup.BackupHeader(
-                created_at=now, device_fingerprint=fp,
+                created_at=now,
+                device_fingerprint=fp,
                 key_backend="tpm" if info.hardware_root else "software",
                 key_public=base64.b64encode(self._wrapping_public).decode(),
-                kdf=keybackup.KdfParams("argon2id", self._backup_cost.memory_kib,
-                                        self._backup_cost.iterations, self._backup_cost.lanes,
-                                        base64.b64encode(salt).decode()))
+                kdf=keybackup.KdfParams(
+                    "argon2id",
+                    self._backup_cost.memory_kib,
+                    self._backup_cost.iterations,
+                    self._backup_cost.lanes,
+                    base64.b64encode(salt).decode(),
+                ),
+            )
             aad = keybackup.prefix(header)
             nonce = os.urandom(NONCE_BYTES)
-            with await self._tpm.export_key(self._wrapping) as sensitive, \
-                    await asyncio.to_thread(self._crypto.passphrase_key, passphrase, salt,
-                                            self._backup_cost) as kek:
+            with (
+                await self._tpm.export_key(self._wrapping) as sensitive,
+                await asyncio.to_thread(
+                    self._crypto.passphrase_key, passphrase, salt, self._backup_cost
+                ) as kek,
+            ):
                 sealed = self._crypto.seal(kek, nonce, aad, sensitive.view())
             data = keybackup.assemble(aad, nonce, sealed)
             path = target / keybackup.file_name(fp, now)
             try:
                 await asyncio.to_thread(replace_file, path, data)
             except OSError as exc:
-                raise MfpsecError(ErrorCode.BACKUP_TARGET_UNUSABLE, target=str(target),
-                                  reason=exc.strerror or type(exc).__name__) from None
+                raise MfpsecError(
+                    ErrorCode.BACKUP_TARGET_UNUSABLE,
+                    target=str(target),
+                    reason=exc.strerror or type(exc).__name__,
+                ) from None
 
             def tx(conn: StateConnection) -> None:
                 _set_fact(conn, "last_backup_at", now)
@@ -645,29 +723,37 @@ class KeyChain:
             if self._state is ChainState.READY:
                 raise MfpsecError(ErrorCode.RESTORE_NOT_NEEDED)
             if self._state is not ChainState.LOCKED or self._wrapping is None:
-                raise MfpsecError(ErrorCode.KEYS_UNAVAILABLE,
-                                  reason=f"key chain is {self._state.value}")
+                raise MfpsecError(
+                    ErrorCode.KEYS_UNAVAILABLE, reason=f"key chain is {self._state.value}"
+                )
             try:
                 data = await asyncio.to_thread(_read_limited, source)
             except OSError as exc:
-                raise MfpsecError(ErrorCode.BACKUP_TARGET_UNUSABLE, target=str(source),
-                                  reason=exc.strerror or type(exc).__name__) from None
+                raise MfpsecError(
+                    ErrorCode.BACKUP_TARGET_UNUSABLE,
+                    target=str(source),
+                    reason=exc.strerror or type(exc).__name__,
+                ) from None
             parsed = keybackup.parse(data)
             ours = fingerprint(self._wrapping_spki)
             # The public area may carry another binding's policy: the key is the same
             # when the public key is.
-            if parsed.header.device_fingerprint != ours or \
-                    await self._backup_spki(parsed.header.public_bytes) != self._wrapping_spki:
-                raise MfpsecError(ErrorCode.BACKUP_OTHER_DEVICE,
-                                  fingerprint=parsed.header.device_fingerprint[:16])
+            if (
+                parsed.header.device_fingerprint != ours
+                or await self._backup_spki(parsed.header.public_bytes) != self._wrapping_spki
+            ):
+                raise MfpsecError(
+                    ErrorCode.BACKUP_OTHER_DEVICE, fingerprint=parsed.header.device_fingerprint[:16]
+                )
             kdf = parsed.header.kdf
             cost = PassphraseCost(kdf.memory_kib, kdf.iterations, kdf.lanes)
             if cost.memory_kib > 1024 * 1024 or cost.iterations > 64 or cost.lanes > 64:
                 raise MfpsecError(ErrorCode.BACKUP_INVALID, reason="key derivation too costly")
             if cost.iterations < 1 or cost.lanes < 1 or cost.memory_kib < 8 * cost.lanes:
                 raise MfpsecError(ErrorCode.BACKUP_INVALID, reason="key derivation out of range")
-            with await asyncio.to_thread(self._crypto.passphrase_key, passphrase,
-                                         parsed.header.salt, cost) as kek:
+            with await asyncio.to_thread(
+                self._crypto.passphrase_key, passphrase, parsed.header.salt, cost
+            ) as kek:
                 try:
                     sensitive = self._crypto.open(kek, parsed.nonce, parsed.aad, parsed.sealed)
                 except MfpsecError as exc:
@@ -683,33 +769,40 @@ class KeyChain:
             try:
                 for generation, _, wrapped in rows.masters:
                     masters[generation] = ShieldedKey(
-                        await self._tpm.decrypt(key, wrapped, MASTER_LABEL))
+                        await self._tpm.decrypt(key, wrapped, MASTER_LABEL)
+                    )
             except MfpsecError as exc:
                 for m in masters.values():
                     m.close()
                 await self._tpm.forget(key)
-                raise MfpsecError(ErrorCode.KEY_INTEGRITY, object="wrapped master key") \
-                    from exc
+                raise MfpsecError(ErrorCode.KEY_INTEGRITY, object="wrapped master key") from exc
             # The old identity died with the old TPM; the disk's record of its public key
             # is vouched for only if the attestation the restored keys open says so.
-            attestation = await self._store.run(lambda conn: conn.execute(
-                "SELECT generation, nonce, sealed FROM identity_attestation").fetchone())
-            vouched = (bool(self._identity_spki) and self._attested(attestation, masters)
-                       == fingerprint(self._identity_spki))
+            attestation = await self._store.run(
+                lambda conn: conn.execute(
+                    "SELECT generation, nonce, sealed FROM identity_attestation"
+                ).fetchone()
+            )
+            vouched = bool(self._identity_spki) and self._attested(
+                attestation, masters
+            ) == fingerprint(self._identity_spki)
             if not vouched:
-                log.warning("identity_link_unproven",
-                            reason="the identity on record is not the one attested")
+                log.warning(
+                    "identity_link_unproven",
+                    reason="the identity on record is not the one attested",
+                )
             identity = await self._tpm.create_signing_key()
             identity_spki = await self._tpm.public_key_der(identity)
             now = rfc3339(self._clock)
-            link = (await self._link_identity(identity, identity_spki, now, by)
-                    if vouched else None)
+            link = await self._link_identity(identity, identity_spki, now, by) if vouched else None
             self.restored_link = link is not None  # for the audit record
 
             def tx(conn: StateConnection) -> None:
                 if link is not None:
-                    conn.execute("INSERT INTO identity_links (seq, document) VALUES (?, ?)",
-                                 (link.link.seq, identity_history.encode(link).decode()))
+                    conn.execute(
+                        "INSERT INTO identity_links (seq, document) VALUES (?, ?)",
+                        (link.link.seq, identity_history.encode(link).decode()),
+                    )
                 # Bindings made on the replaced TPM cannot load here.
                 conn.execute("DELETE FROM key_bindings")
                 _insert_binding(conn, key, "restored from backup", now)
@@ -718,8 +811,14 @@ class KeyChain:
                 conn.execute(
                     "INSERT INTO tpm_keys (role, backend, public, private, fingerprint, "
                     "created_at) VALUES ('identity', ?, ?, ?, ?, ?)",
-                    (self._tpm.info.backend, identity.public, identity.private,
-                     fingerprint(identity_spki), now))
+                    (
+                        self._tpm.info.backend,
+                        identity.public,
+                        identity.private,
+                        fingerprint(identity_spki),
+                        now,
+                    ),
+                )
                 _set_fact(conn, "restored_at", now)
 
             await self._store.run(tx)
@@ -753,8 +852,10 @@ class KeyChain:
                 eraser(conn)
                 # secure_delete=ON zeroes freed pages; overwrite the blobs first anyway so
                 # no page keeps them whatever the page allocator does.
-                conn.execute("UPDATE tpm_keys SET private = zeroblob(length(private)), "
-                             "public = zeroblob(length(public))")
+                conn.execute(
+                    "UPDATE tpm_keys SET private = zeroblob(length(private)), "
+                    "public = zeroblob(length(public))"
+                )
                 conn.execute("UPDATE master_keys SET wrapped = zeroblob(length(wrapped))")
                 conn.execute("UPDATE key_bindings SET private = zeroblob(length(private))")
                 conn.execute("DELETE FROM key_bindings")
@@ -770,9 +871,12 @@ class KeyChain:
             await self._store.checkpoint()
             self._forget_masters()
             self._wrapping = self._identity = None
-            self._set_state(ChainState.DESTROYED,
-                            MfpsecError(ErrorCode.KEYS_UNAVAILABLE,
-                                        reason="keys destroyed; restart to create new ones"))
+            self._set_state(
+                ChainState.DESTROYED,
+                MfpsecError(
+                    ErrorCode.KEYS_UNAVAILABLE, reason="keys destroyed; restart to create new ones"
+                ),
+            )
             log.warning("keys_destroyed")
 
     def _forget_masters(self) -> None:
@@ -786,8 +890,9 @@ class KeyChain:
         async with self._lock:  # a rotation or restore in flight finishes first
             self._forget_masters()
             self._state = ChainState.CLOSED
-            self._cause = MfpsecError(ErrorCode.KEYS_UNAVAILABLE,
-                                      reason="key chain is closed: the daemon is stopping")
+            self._cause = MfpsecError(
+                ErrorCode.KEYS_UNAVAILABLE, reason="key chain is closed: the daemon is stopping"
+            )
 
     # ---------------------------------------------------------------- status
 
@@ -798,18 +903,28 @@ class KeyChain:
         if self._cause is not None:
             reason = str(self._cause.params.get("reason") or self._cause.message)
         return KeyFacts(
-            state=self._state, reason=reason, software_keys=not info.hardware_root,
-            tpm_backend=info.backend, tpm_manufacturer=info.manufacturer,
+            state=self._state,
+            reason=reason,
+            software_keys=not info.hardware_root,
+            tpm_backend=info.backend,
+            tpm_manufacturer=info.manufacturer,
             tpm_firmware=info.firmware,
-            bound_to=(self._wrapping.binding.describe() if self._wrapping is not None
-                      and self._wrapping.binding is not None and self._wrapping.binding.pcrs
-                      else ""),
+            bound_to=(
+                self._wrapping.binding.describe()
+                if self._wrapping is not None
+                and self._wrapping.binding is not None
+                and self._wrapping.binding.pcrs
+                else ""
+            ),
             wrapping_fingerprint=fingerprint(self._wrapping_spki) if self._wrapping_spki else "",
             identity_fingerprint=fingerprint(self._identity_spki) if self._identity_spki else "",
-            master_generation=self._active, created_at=facts.get("created_at", ""),
+            master_generation=self._active,
+            created_at=facts.get("created_at", ""),
             rotated_at=facts.get("rotated_at", ""),
             last_backup_at=facts.get("last_backup_at", ""),
-            backups=int(facts.get("backups", "0")), rotation_pending=self._pending is not None)
+            backups=int(facts.get("backups", "0")),
+            rotation_pending=self._pending is not None,
+        )
 
 
 @dataclass(frozen=True)
@@ -835,7 +950,8 @@ def _binding_for(rows: _ChainRows, measured: PcrBinding) -> TpmKey:
     raise MfpsecError(
         ErrorCode.KEYS_UNAVAILABLE,
         reason=f"this boot measured {measured.describe()}, the keys are bound to {bound}: "
-               f"boot the verified firmware they are bound to, or restore the key backup")
+        f"boot the verified firmware they are bound to, or restore the key backup",
+    )
 
 
 def _binding_key(binding: PcrBinding) -> tuple[str, bytes]:
@@ -844,9 +960,11 @@ def _binding_key(binding: PcrBinding) -> tuple[str, bytes]:
 
 def _insert_binding(conn: StateConnection, key: TpmKey, purpose: str, now: str) -> None:
     assert key.binding is not None
-    conn.execute("INSERT OR REPLACE INTO key_bindings (pcrs, pcr_values, public, private, "
-                 "purpose, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                 (*_binding_key(key.binding), key.public, key.private, purpose, now))
+    conn.execute(
+        "INSERT OR REPLACE INTO key_bindings (pcrs, pcr_values, public, private, "
+        "purpose, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (*_binding_key(key.binding), key.public, key.private, purpose, now),
+    )
 
 
 def _read_binding(pcrs: object, values: object) -> PcrBinding:
@@ -854,8 +972,9 @@ def _read_binding(pcrs: object, values: object) -> PcrBinding:
     if not isinstance(values, bytes) or len(values) != 32 * len(indices):
         raise MfpsecError(ErrorCode.KEY_INTEGRITY, object="wrapping key binding")
     try:
-        return PcrBinding(indices, tuple(values[i * 32:(i + 1) * 32]
-                                         for i in range(len(indices))))
+        return PcrBinding(
+            indices, tuple(values[i * 32 : (i + 1) * 32] for i in range(len(indices)))
+        )
     except ValueError:
         raise MfpsecError(ErrorCode.KEY_INTEGRITY, object="wrapping key binding") from None
 
@@ -863,34 +982,38 @@ def _read_binding(pcrs: object, values: object) -> PcrBinding:
 def _load_chain(conn: StateConnection) -> _ChainRows:
     keys: dict[str, TpmKey] = {}
     for role, public, private in conn.execute(
-            "SELECT role, public, private FROM tpm_keys").fetchall():
+        "SELECT role, public, private FROM tpm_keys"
+    ).fetchall():
         assert isinstance(public, bytes) and isinstance(private, bytes)
         keys[str(role)] = TpmKey(public=public, private=private)
     masters = []
-    for g, s, w in conn.execute("SELECT generation, status, wrapped FROM master_keys "
-                                "ORDER BY generation").fetchall():
+    for g, s, w in conn.execute(
+        "SELECT generation, status, wrapped FROM master_keys ORDER BY generation"
+    ).fetchall():
         assert isinstance(w, bytes)
         masters.append((int(str(g)), str(s), w))
     bindings = []
     for pcrs, values, public, private in conn.execute(
-            "SELECT pcrs, pcr_values, public, private FROM key_bindings").fetchall():
+        "SELECT pcrs, pcr_values, public, private FROM key_bindings"
+    ).fetchall():
         assert isinstance(public, bytes) and isinstance(private, bytes)
         bindings.append(TpmKey(public, private, _read_binding(pcrs, values)))
     return _ChainRows(keys.get("wrapping"), keys.get("identity"), masters, bindings)
 
 
 def _set_fact(conn: StateConnection, key: str, value: str) -> None:
-    conn.execute("INSERT INTO key_facts (key, value) VALUES (?, ?) "
-                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+    conn.execute(
+        "INSERT INTO key_facts (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
 
 
 def _read_facts(conn: StateConnection) -> dict[str, str]:
-    return {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM key_facts")
-            .fetchall()}
+    return {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM key_facts").fetchall()}
 
 
 def _read_limited(path: Path) -> bytes:
     with open(path, "rb") as f:
         data = f.read(keybackup.MAX_FILE_BYTES + 1)
     return data
-

@@ -94,8 +94,17 @@ class SnmpSettings:
 # Enterprise 32473 is the documentation PEN (RFC 5612); a vendor build uses its own.
 ENTERPRISE = "1.3.6.1.4.1.32473.1"
 TRAP_OID = ENTERPRISE + ".0.1"  # mfpsecdSecurityEvent
-VAR = {"type": 1, "outcome": 2, "subject": 3, "object": 4, "seq": 5, "device": 6,
-       "rule": 7, "suppressed": 8, "time": 9}
+VAR = {
+    "type": 1,
+    "outcome": 2,
+    "subject": 3,
+    "object": 4,
+    "seq": 5,
+    "device": 6,
+    "rule": 7,
+    "suppressed": 8,
+    "time": 9,
+}
 
 # A secret by name from the secret store (SNMP keys and communities are secrets).
 SecretSource = Callable[[str], Awaitable[SecretBytes]]
@@ -116,10 +125,20 @@ NEEDS_CREDENTIALS = "needs the secret store (the daemon sends it)"
 
 
 class Notifier:
-    def __init__(self, rules: list[Rule], mail: MailSettings | None, clock: Clock,
-                 health: HealthRegistry, *, device: str, outbox: AlertOutbox,
-                 snmp: SnmpSettings | None = None, secrets: SecretSource | None = None,
-                 failures: SessionFailures | None = None, expire_s: float = EXPIRE_S) -> None:
+    def __init__(
+        self,
+        rules: list[Rule],
+        mail: MailSettings | None,
+        clock: Clock,
+        health: HealthRegistry,
+        *,
+        device: str,
+        outbox: AlertOutbox,
+        snmp: SnmpSettings | None = None,
+        secrets: SecretSource | None = None,
+        failures: SessionFailures | None = None,
+        expire_s: float = EXPIRE_S,
+    ) -> None:
         self._rules = rules
         self._failures = failures
         self._expire_s = expire_s
@@ -145,8 +164,9 @@ class Notifier:
     @property
     def channels(self) -> frozenset[str]:
         """The configured channels: every alert is owed to each of them."""
-        return frozenset(name for name, on in (("mail", self._mail), ("snmp", self._snmp))
-                         if on is not None)
+        return frozenset(
+            name for name, on in (("mail", self._mail), ("snmp", self._snmp)) if on is not None
+        )
 
     def _unusable(self, channel: str) -> str:
         """Why this process cannot send on channel ("" if it can): without the secret
@@ -183,8 +203,9 @@ class Notifier:
         owed = True  # the outbox is read only when a rule fired or a retry is due
         self._wake.set()
         while True:
-            await self._wait(None if retry_at is None
-                             else max(0.0, retry_at - self._clock.monotonic()))
+            await self._wait(
+                None if retry_at is None else max(0.0, retry_at - self._clock.monotonic())
+            )
             self._wake.clear()
             while self._queue:
                 owed |= bool(await self.queue([self._queue.popleft()]))
@@ -203,8 +224,10 @@ class Notifier:
         if seconds is None:
             await self._wake.wait()
             return
-        waits = {asyncio.ensure_future(self._wake.wait()),
-                 asyncio.ensure_future(self._clock.sleep(seconds))}
+        waits = {
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(self._clock.sleep(seconds)),
+        }
         _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
@@ -219,13 +242,21 @@ class Notifier:
                 await self._outbox.forget(alert, gone)
             if self._expired(alert):
                 await self._outbox.forget(alert, alert.channels)
-                log.error("notify_expired", rule=alert.rule, seq=alert.record.seq,
-                          attempts=alert.attempts, last_error=alert.last_error)
+                log.error(
+                    "notify_expired",
+                    rule=alert.rule,
+                    seq=alert.record.seq,
+                    attempts=alert.attempts,
+                    last_error=alert.last_error,
+                )
                 if self._failures is not None:
                     for channel in sorted(alert.channels & self.channels):
-                        self._failures.report(channel, self._where(channel),
-                                              f"alert {alert.rule} expired undelivered after "
-                                              f"{alert.attempts} attempt(s)")
+                        self._failures.report(
+                            channel,
+                            self._where(channel),
+                            f"alert {alert.rule} expired undelivered after "
+                            f"{alert.attempts} attempt(s)",
+                        )
                 continue
             errors, unusable = [], []
             for channel in sorted(alert.channels & self.channels):
@@ -251,8 +282,13 @@ class Notifier:
 
     def _where(self, channel: str) -> str:
         mail, snmp = self._mail, self._snmp
-        return (f"{mail.host}:{mail.port}" if channel == "mail" and mail else
-                f"{snmp.host}:{snmp.port}" if channel == "snmp" and snmp else channel)
+        return (
+            f"{mail.host}:{mail.port}"
+            if channel == "mail" and mail
+            else f"{snmp.host}:{snmp.port}"
+            if channel == "snmp" and snmp
+            else channel
+        )
 
     def _fires(self, rule: Rule, r: Record) -> bool:
         if r.type not in rule.events or (rule.failures_only and r.outcome is not Outcome.FAILURE):
@@ -285,8 +321,9 @@ class Notifier:
         st.last_sent = self._clock.monotonic()
         st.suppressed = 0
         st.recent.clear()
-        await self._outbox.put(rule.name, r, suppressed=suppressed, first_suppressed=first,
-                               channels=self.channels)
+        await self._outbox.put(
+            rule.name, r, suppressed=suppressed, first_suppressed=first, channels=self.channels
+        )
 
     async def _send(self, channel: str, alert: Alert) -> str:
         """Send alert on channel: "" when it was taken, else why not."""
@@ -302,17 +339,18 @@ class Notifier:
             log.warning(f"notify_{channel}_failed", rule=alert.rule, error=type(exc).__name__)
             if self._failures is not None:
                 self._failures.report(channel, self._where(channel), _why(exc))
-            self._health.set("notify", HealthState.FAILED,
-                             f"{where} failed: {type(exc).__name__}")
+            self._health.set("notify", HealthState.FAILED, f"{where} failed: {type(exc).__name__}")
             return type(exc).__name__
-        self._health.set("notify", HealthState.OK, f"{self.sent} mail(s), {self.traps} "
-                         "trap(s) sent")
+        self._health.set(
+            "notify", HealthState.OK, f"{self.sent} mail(s), {self.traps} trap(s) sent"
+        )
         return ""
 
     async def _secret(self, name: str) -> str:
         if self._secrets is None or not name:
-            raise MfpsecError(ErrorCode.CONFIG_INVALID, key="notify",
-                              reason="credentials need the secret store")
+            raise MfpsecError(
+                ErrorCode.CONFIG_INVALID, key="notify", reason="credentials need the secret store"
+            )
         with await self._secrets(name) as value:
             # pysnmp and aiosmtplib take str: this copy is the price of the libraries.
             return bytes(value.view()).decode()
@@ -323,30 +361,47 @@ class Notifier:
         assert snmp is not None
         if snmp.version == "v3":
             engine = SnmpEngine(snmpEngineID=OctetString(hexValue=snmp.engine_id))
-            auth = UsmUserData(snmp.user, await self._secret(snmp.auth_secret),
-                               await self._secret(snmp.priv_secret),
-                               authProtocol=usmHMACSHAAuthProtocol,
-                               privProtocol=usmAesCfb128Protocol)
+            auth = UsmUserData(
+                snmp.user,
+                await self._secret(snmp.auth_secret),
+                await self._secret(snmp.priv_secret),
+                authProtocol=usmHMACSHAAuthProtocol,
+                privProtocol=usmAesCfb128Protocol,
+            )
         else:
             engine = SnmpEngine()
             # v2c only where the issue asks for it (legacy managers); v3 is the default.
-            auth = CommunityData(await self._secret(snmp.community_secret),
-                                 mpModel=1)  # noqa: S508
+            auth = CommunityData(await self._secret(snmp.community_secret), mpModel=1)  # noqa: S508
         who = r.subject.user or r.subject.origin
         if r.subject.address:
             who += f"@{r.subject.address}"
-        values = {"type": r.type.value, "outcome": r.outcome.value, "subject": who,
-                  "object": r.object, "device": self._device, "rule": alert.rule,
-                  "time": r.time}
-        binds = [(ObjectIdentity(f"{ENTERPRISE}.1.{VAR[k]}"), OctetString(v.encode()))
-                 for k, v in values.items()]
-        binds += [(ObjectIdentity(f"{ENTERPRISE}.1.{VAR['seq']}"), Integer32(r.seq)),
-                  (ObjectIdentity(f"{ENTERPRISE}.1.{VAR['suppressed']}"), Integer32(suppressed))]
+        values = {
+            "type": r.type.value,
+            "outcome": r.outcome.value,
+            "subject": who,
+            "object": r.object,
+            "device": self._device,
+            "rule": alert.rule,
+            "time": r.time,
+        }
+        binds = [
+            (ObjectIdentity(f"{ENTERPRISE}.1.{VAR[k]}"), OctetString(v.encode()))
+            for k, v in values.items()
+        ]
+        binds += [
+            (ObjectIdentity(f"{ENTERPRISE}.1.{VAR['seq']}"), Integer32(r.seq)),
+            (ObjectIdentity(f"{ENTERPRISE}.1.{VAR['suppressed']}"), Integer32(suppressed)),
+        ]
         try:
             target = await UdpTransportTarget.create((snmp.host, snmp.port))
             error, *_ = await send_notification(
-                engine, auth, target, ContextData(), "trap",
-                NotificationType(ObjectIdentity(TRAP_OID)).add_varbinds(*binds))
+                engine,
+                auth,
+                target,
+                ContextData(),
+                "trap",
+                NotificationType(ObjectIdentity(TRAP_OID)).add_varbinds(*binds),
+            )
         finally:
             engine.close_dispatcher()
         if error:
@@ -356,32 +411,45 @@ class Notifier:
         r = alert.record
         more = ""
         if alert.suppressed:
-            more = (f"\n\n{alert.suppressed} more matching event(s) since "
-                    f"{alert.first_suppressed} were not notified one by one (rate limit).")
+            more = (
+                f"\n\n{alert.suppressed} more matching event(s) since "
+                f"{alert.first_suppressed} were not notified one by one (rate limit)."
+            )
         mail = self._mail
         assert mail is not None
         msg = EmailMessage()
         msg["From"] = mail.sender
         msg["To"] = ", ".join(mail.recipients)
-        msg["Subject"] = (f"[mfpsecd {self._device}] {alert.rule}: {r.type.value} "
-                          f"{r.outcome.value}")
+        msg["Subject"] = f"[mfpsecd {self._device}] {alert.rule}: {r.type.value} {r.outcome.value}"
         who = r.subject.user or r.subject.origin
         if r.subject.address:
             who += f" from {r.subject.address}"
         details = "\n".join(f"  {k}: {v}" for k, v in sorted(r.details.items()))
-        msg.set_content(f"Device: {self._device}\nTime: {r.time}\nEvent: {r.type.value} "
-                        f"({r.outcome.value})\nWho: {who}\nObject: {r.object}\n"
-                        f"Audit record: {r.seq}\nDetails:\n{details}{more}\n")
+        msg.set_content(
+            f"Device: {self._device}\nTime: {r.time}\nEvent: {r.type.value} "
+            f"({r.outcome.value})\nWho: {who}\nObject: {r.object}\n"
+            f"Audit record: {r.seq}\nDetails:\n{details}{more}\n"
+        )
         ctx = ssl.create_default_context(cafile=mail.ca_file) if mail.starttls else None
         username = password = None
         if mail.username:
             if not mail.starttls:
-                raise MfpsecError(ErrorCode.CONFIG_INVALID, key="notify.mail.username",
-                                  reason="SMTP AUTH only over STARTTLS")
+                raise MfpsecError(
+                    ErrorCode.CONFIG_INVALID,
+                    key="notify.mail.username",
+                    reason="SMTP AUTH only over STARTTLS",
+                )
             username, password = mail.username, await self._secret(mail.password_secret)
-        await aiosmtplib.send(msg, hostname=mail.host, port=mail.port,
-                              start_tls=mail.starttls, tls_context=ctx,
-                              timeout=mail.timeout_s, username=username, password=password)
+        await aiosmtplib.send(
+            msg,
+            hostname=mail.host,
+            port=mail.port,
+            start_tls=mail.starttls,
+            tls_context=ctx,
+            timeout=mail.timeout_s,
+            username=username,
+            password=password,
+        )
 
 
 DEFAULT_RULES = [
@@ -390,31 +458,40 @@ DEFAULT_RULES = [
     Rule("audit log full", frozenset({EventType.AUDIT_FULL})),
     Rule("clock changed", frozenset({EventType.TIME_CHANGE})),
     Rule("keys", frozenset({EventType.KEYS_DESTROY, EventType.KEYS_RESTORE})),
-    Rule("firmware", frozenset({EventType.FIRMWARE_VERIFY, EventType.FIRMWARE_UPDATE}),
-         failures_only=True),
+    Rule(
+        "firmware",
+        frozenset({EventType.FIRMWARE_VERIFY, EventType.FIRMWARE_UPDATE}),
+        failures_only=True,
+    ),
     # A sanitization or purge that ended without its result: a device that left data, or
     # one that stopped answering (DeviceStuck). Refused starts are not mailed.
-    Rule("sanitization failed", frozenset({EventType.SANITIZE}), failures_only=True,
-         phase="result"),
+    Rule(
+        "sanitization failed", frozenset({EventType.SANITIZE}), failures_only=True, phase="result"
+    ),
     # Root asked to recover an administrator, or did (services.admin_recovery): each one.
-    Rule("administrator recovery", frozenset({EventType.ROLE_CHANGE}), phase="recovery",
-         min_interval_s=0),
+    Rule(
+        "administrator recovery",
+        frozenset({EventType.ROLE_CHANGE}),
+        phase="recovery",
+        min_interval_s=0,
+    ),
     Rule("role changed", frozenset({EventType.ROLE_CHANGE}), except_phase="recovery"),
     # An administrator changed the IP filter; the daemon could not apply it, or found it
     # changed behind its back (ipfilter.service: drift).
     Rule("ip filter changed", frozenset({EventType.NETFILTER_CHANGE}), by="person"),
-    Rule("ip filter failed", frozenset({EventType.NETFILTER_CHANGE}), failures_only=True,
-         by="daemon"),
+    Rule(
+        "ip filter failed", frozenset({EventType.NETFILTER_CHANGE}), failures_only=True, by="daemon"
+    ),
     # Evidence in doubt: the audit chain or its checkpoint failed verification, a torn
     # tail was cut off after a power cut, a stored job failed authentication.
-    Rule("audit log integrity", frozenset({EventType.AUDIT_INTEGRITY,
-                                           EventType.AUDIT_TAIL_REPAIRED})),
+    Rule(
+        "audit log integrity", frozenset({EventType.AUDIT_INTEGRITY, EventType.AUDIT_TAIL_REPAIRED})
+    ),
     Rule("stored data tampered", frozenset({EventType.STORE_INTEGRITY})),
     # The SIEM stopped taking records (a refused TLS handshake, no route): the first
     # failure of a kind is audited at once, repeats are counted (services.session_failures).
     Rule("SIEM unreachable", frozenset({EventType.SESSION_FAILURE}), object="siem:*"),
 ]
-
 
 
 def _why(exc: BaseException) -> str:

@@ -27,12 +27,12 @@ DEFAULT_COST = Cost(memory_kib=19 * 1024, iterations=2, lanes=1)
 
 
 class PasswordHasher:
-    def __init__(self, crypto: KeyCrypto, cost: Cost, workers: int = 2,
-                 max_queued: int = 8) -> None:
+    def __init__(
+        self, crypto: KeyCrypto, cost: Cost, workers: int = 2, max_queued: int = 8
+    ) -> None:
         self._crypto = crypto
         self.cost = cost
-        self._executor = ThreadPoolExecutor(max_workers=workers,
-                                             thread_name_prefix="argon2")
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
         self._limit = workers + max_queued
         self._in_flight = 0
 
@@ -46,8 +46,9 @@ class PasswordHasher:
             raise MfpsecError(ErrorCode.THROTTLED, retry_after_s=1.0)
         self._in_flight += 1
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, self._crypto.passphrase_key,
-                                      password, salt, cost)
+        future = loop.run_in_executor(
+            self._executor, self._crypto.passphrase_key, password, salt, cost
+        )
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:

@@ -60,8 +60,9 @@ class SecretStore:
             size = len(value)
 
             def tx(conn: StateConnection) -> str:
-                row = conn.execute("SELECT created_at FROM secrets WHERE name = ?",
-                                   (name,)).fetchone()
+                row = conn.execute(
+                    "SELECT created_at FROM secrets WHERE name = ?", (name,)
+                ).fetchone()
                 created = str(row[0]) if row else now
                 conn.execute(
                     "INSERT INTO secrets (name, kind, generation, nonce, sealed, size, "
@@ -70,7 +71,8 @@ class SecretStore:
                     "generation = excluded.generation, nonce = excluded.nonce, "
                     "sealed = excluded.sealed, size = excluded.size, "
                     "updated_at = excluded.updated_at",
-                    (name, kind.value, generation, nonce, sealed, size, created, now))
+                    (name, kind.value, generation, nonce, sealed, size, created, now),
+                )
                 return created
 
             created = await self._store.run(tx)
@@ -81,22 +83,26 @@ class SecretStore:
         self._chain.require_ready()
 
         def tx(conn: StateConnection) -> tuple[object, ...] | None:
-            return conn.execute("SELECT kind, generation, nonce, sealed FROM secrets "
-                                "WHERE name = ?", (name,)).fetchone()
+            return conn.execute(
+                "SELECT kind, generation, nonce, sealed FROM secrets WHERE name = ?", (name,)
+            ).fetchone()
 
         row = await self._store.run(tx)
         if row is None:
             raise MfpsecError(ErrorCode.SECRET_NOT_FOUND, name=name)
         kind, generation, nonce, sealed = row
         assert isinstance(nonce, bytes) and isinstance(sealed, bytes)
-        return self._chain.open(int(str(generation)), _aad(name, str(kind)), nonce, sealed,
-                                f"secret {name}")
+        return self._chain.open(
+            int(str(generation)), _aad(name, str(kind)), nonce, sealed, f"secret {name}"
+        )
 
     async def delete(self, name: str) -> None:
         async with self._chain.lock:
+
             def tx(conn: StateConnection) -> int:
-                cur = conn.execute("UPDATE secrets SET sealed = zeroblob(length(sealed)) "
-                                   "WHERE name = ?", (name,))
+                cur = conn.execute(
+                    "UPDATE secrets SET sealed = zeroblob(length(sealed)) WHERE name = ?", (name,)
+                )
                 conn.execute("DELETE FROM secrets WHERE name = ?", (name,))
                 return cur.rowcount
 
@@ -105,11 +111,15 @@ class SecretStore:
 
     async def list(self) -> list[SecretInfo]:
         def tx(conn: StateConnection) -> list[tuple[object, ...]]:
-            return conn.execute("SELECT name, kind, size, generation, created_at, updated_at "
-                                "FROM secrets ORDER BY name").fetchall()
+            return conn.execute(
+                "SELECT name, kind, size, generation, created_at, updated_at "
+                "FROM secrets ORDER BY name"
+            ).fetchall()
 
-        return [SecretInfo(str(n), SecretKind(str(k)), int(str(s)), int(str(g)), str(c),
-                           str(u)) for n, k, s, g, c, u in await self._store.run(tx)]
+        return [
+            SecretInfo(str(n), SecretKind(str(k)), int(str(s)), int(str(g)), str(c), str(u))
+            for n, k, s, g, c, u in await self._store.run(tx)
+        ]
 
     async def count(self) -> int:
         def tx(conn: StateConnection) -> int:
@@ -121,28 +131,35 @@ class SecretStore:
     @staticmethod
     def erase_all(conn: StateConnection) -> None:
         """For key destruction: overwrite, then delete, every sealed secret."""
-        conn.execute("UPDATE secrets SET sealed = zeroblob(length(sealed)), "
-                     "nonce = zeroblob(length(nonce))")
+        conn.execute(
+            "UPDATE secrets SET sealed = zeroblob(length(sealed)), nonce = zeroblob(length(nonce))"
+        )
         conn.execute("DELETE FROM secrets")
 
     async def _reseal_batch(self, old: int, new: int, limit: int, reseal: Reseal) -> int:
         def read(conn: StateConnection) -> list[tuple[object, ...]]:
-            return conn.execute("SELECT name, kind, nonce, sealed FROM secrets "
-                                "WHERE generation = ? ORDER BY name LIMIT ?",
-                                (old, limit)).fetchall()
+            return conn.execute(
+                "SELECT name, kind, nonce, sealed FROM secrets "
+                "WHERE generation = ? ORDER BY name LIMIT ?",
+                (old, limit),
+            ).fetchall()
 
         rows = await self._store.run(read)
         updates = []
         for name, kind, nonce, sealed in rows:
             assert isinstance(nonce, bytes) and isinstance(sealed, bytes)
-            new_nonce, new_sealed = reseal(old, new, SealedRecord(
-                _aad(str(name), str(kind)), nonce, sealed, f"secret {name}"))
+            new_nonce, new_sealed = reseal(
+                old, new, SealedRecord(_aad(str(name), str(kind)), nonce, sealed, f"secret {name}")
+            )
             updates.append((new, new_nonce, new_sealed, str(name), old))
 
         def write(conn: StateConnection) -> None:
             for row in updates:
-                conn.execute("UPDATE secrets SET generation = ?, nonce = ?, sealed = ? "
-                             "WHERE name = ? AND generation = ?", row)
+                conn.execute(
+                    "UPDATE secrets SET generation = ?, nonce = ?, sealed = ? "
+                    "WHERE name = ? AND generation = ?",
+                    row,
+                )
 
         if updates:
             await self._store.run(write)

@@ -35,8 +35,9 @@ class SelfTestOutcome:
 
 
 class PowerOnSelfTests:
-    def __init__(self, engines: CryptoSelfTest, auditor: Auditor, health: HealthRegistry,
-                 clock: Clock) -> None:
+    def __init__(
+        self, engines: CryptoSelfTest, auditor: Auditor, health: HealthRegistry, clock: Clock
+    ) -> None:
         self._engines = engines
         self._clock = clock
         self._auditor = auditor
@@ -68,25 +69,40 @@ class PowerOnSelfTests:
             try:
                 tpm_said = await tpm.self_test()
             except MfpsecError as exc:
-                failed = str(exc.params.get("test", "")) if (
-                    exc.code is ErrorCode.SELF_TEST_FAILED) else f"TPM self-test: {exc.message}"
+                failed = (
+                    str(exc.params.get("test", ""))
+                    if (exc.code is ErrorCode.SELF_TEST_FAILED)
+                    else f"TPM self-test: {exc.message}"
+                )
             else:
                 if tpm_said:
                     passed.append("tpm")
         outcome = SelfTestOutcome(tuple(passed), failed, tpm_said)
         elapsed_ms = round((self._clock.monotonic() - started) * 1000, 1)
         await self._auditor.record(
-            EventType.SELF_TEST, Outcome.SUCCESS if outcome.ok else Outcome.FAILURE, DAEMON,
-            "power-on self-tests", tests=", ".join(passed), failed=failed,
-            library=self._engines.library_version(), tpm=tpm_said or "not tested",
-            duration_ms=elapsed_ms)
+            EventType.SELF_TEST,
+            Outcome.SUCCESS if outcome.ok else Outcome.FAILURE,
+            DAEMON,
+            "power-on self-tests",
+            tests=", ".join(passed),
+            failed=failed,
+            library=self._engines.library_version(),
+            tpm=tpm_said or "not tested",
+            duration_ms=elapsed_ms,
+        )
         if outcome.ok:
-            self._health.set(COMPONENT, HealthState.OK,
-                             f"{len(passed)} tests passed ({', '.join(passed)}); "
-                             f"{self._engines.library_version()}")
+            self._health.set(
+                COMPONENT,
+                HealthState.OK,
+                f"{len(passed)} tests passed ({', '.join(passed)}); "
+                f"{self._engines.library_version()}",
+            )
         else:
             log.error("self_test_failed", test=failed, passed=len(passed))
-            self._health.set(COMPONENT, HealthState.FAILED,
-                             f"{failed} failed: the daemon serves status only; restart the "
-                             f"controller, and call service if it fails again")
+            self._health.set(
+                COMPONENT,
+                HealthState.FAILED,
+                f"{failed} failed: the daemon serves status only; restart the "
+                f"controller, and call service if it fails again",
+            )
         return outcome

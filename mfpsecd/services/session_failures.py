@@ -44,8 +44,7 @@ def describe(exc: BaseException) -> str:
 
 
 class SessionFailures:
-    def __init__(self, auditor: Auditor, clock: Clock, *, interval_s: float = INTERVAL_S
-                 ) -> None:
+    def __init__(self, auditor: Auditor, clock: Clock, *, interval_s: float = INTERVAL_S) -> None:
         self._auditor = auditor
         self._clock = clock
         self._interval = interval_s
@@ -53,8 +52,9 @@ class SessionFailures:
         self._last: dict[tuple[str, str, str], float] = {}  # monotonic of the last record
         self._wake = asyncio.Event()
 
-    def report(self, channel: str, peer: str, reason: str, *,
-               subject: Subject | None = None) -> None:
+    def report(
+        self, channel: str, peer: str, reason: str, *, subject: Subject | None = None
+    ) -> None:
         """channel: "siem:<name>", "mail", "snmp", "ipc"; peer: host:port or who called."""
         key = (channel, peer, reason)
         if key not in self._pending and len(self._pending) >= MAX_KINDS:
@@ -62,8 +62,10 @@ class SessionFailures:
         waiting = self._pending.get(key)
         if waiting is None:
             self._pending[key] = _Pending(
-                1, rfc3339(self._clock, "microseconds"),
-                subject or Subject(origin="daemon", address=peer))
+                1,
+                rfc3339(self._clock, "microseconds"),
+                subject or Subject(origin="daemon", address=peer),
+            )
         else:
             waiting.count += 1
         self._wake.set()
@@ -80,15 +82,23 @@ class SessionFailures:
             channel, peer, reason = key
             try:
                 await self._auditor.record(
-                    EventType.SESSION_FAILURE, Outcome.FAILURE, waiting.subject, channel,
-                    peer=peer, reason=reason, count=waiting.count, first=waiting.first)
+                    EventType.SESSION_FAILURE,
+                    Outcome.FAILURE,
+                    waiting.subject,
+                    channel,
+                    peer=peer,
+                    reason=reason,
+                    count=waiting.count,
+                    first=waiting.first,
+                )
             except MfpsecError:
                 return written  # the log refuses (full): keep counting, try again later
             del self._pending[key]
             self._last[key] = now
             written += 1
-        for key in [k for k, t in self._last.items()
-                    if now - t >= self._interval and k not in self._pending]:
+        for key in [
+            k for k, t in self._last.items() if now - t >= self._interval and k not in self._pending
+        ]:
             del self._last[key]
         return written
 

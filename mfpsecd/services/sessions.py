@@ -82,7 +82,7 @@ class SessionTable:
         """A new session → (token for the client, session)."""
         self._expire()
         mine = [d for d, s in self._by_digest.items() if s.user == user]
-        for digest in mine[:max(len(mine) - MAX_SESSIONS_PER_USER + 1, 0)]:
+        for digest in mine[: max(len(mine) - MAX_SESSIONS_PER_USER + 1, 0)]:
             self._ended(self._by_digest.pop(digest), "evicted")  # the user's oldest make room
         while len(self._by_digest) >= MAX_SESSIONS:
             self._ended(self._by_digest.popitem(last=False)[1], "evicted")
@@ -112,8 +112,10 @@ class SessionTable:
         return True
 
     def _timed_out(self, session: Session, now: float) -> bool:
-        return (now - session.last_used > self.policy.idle_minutes * 60.0
-                or now - session.created > self.policy.max_hours * 3600.0)
+        return (
+            now - session.last_used > self.policy.idle_minutes * 60.0
+            or now - session.created > self.policy.max_hours * 3600.0
+        )
 
     def end(self, session: Session, why: str = "logout") -> None:
         if session.ended:
@@ -184,8 +186,11 @@ class Seat:
     def refresh(self) -> None:
         """Recompute the grants (after a password change lifts must_change)."""
         s = self.session
-        self._grants = (session_privileges(self.peer_class, s.role, bool(s.must_change))
-                             if s is not None else self.base)
+        self._grants = (
+            session_privileges(self.peer_class, s.role, bool(s.must_change))
+            if s is not None
+            else self.base
+        )
 
     def check(self, needed: Privilege, sessions: SessionTable) -> None:
         """For a privilege the peer class does not grant: a live session whose role does."""
@@ -196,13 +201,17 @@ class Seat:
             raise MfpsecError(ErrorCode.AUTHENTICATION_REQUIRED, reason="log in first")
         if not sessions.alive(s):
             self.detach()
-            raise MfpsecError(ErrorCode.AUTHENTICATION_REQUIRED,
-                              reason="the session ended or timed out: log in again")
+            raise MfpsecError(
+                ErrorCode.AUTHENTICATION_REQUIRED,
+                reason="the session ended or timed out: log in again",
+            )
         if needed in self._grants:
             return
         if s.must_change:
-            raise MfpsecError(ErrorCode.AUTHENTICATION_REQUIRED,
-                              reason=f"change the password first ({s.must_change})")
+            raise MfpsecError(
+                ErrorCode.AUTHENTICATION_REQUIRED,
+                reason=f"change the password first ({s.must_change})",
+            )
         raise MfpsecError(ErrorCode.PERMISSION_DENIED)
 
 

@@ -23,8 +23,9 @@ PERIOD_S = 5.0
 TOLERANCE_S = 2.0
 
 
-async def watch_time(clock: Clock, auditor: Auditor, period_s: float = PERIOD_S,
-                     tolerance_s: float = TOLERANCE_S) -> None:
+async def watch_time(
+    clock: Clock, auditor: Auditor, period_s: float = PERIOD_S, tolerance_s: float = TOLERANCE_S
+) -> None:
     """Supervised task."""
     wall, mono = clock.now(), clock.monotonic()
     while True:
@@ -34,7 +35,13 @@ async def watch_time(clock: Clock, auditor: Auditor, period_s: float = PERIOD_S,
         step = (now - expected).total_seconds()
         if abs(step) > tolerance_s:
             log.warning("time_changed", step_s=round(step, 3))
-            await auditor.record(EventType.TIME_CHANGE, Outcome.SUCCESS, DAEMON, "system clock",
-                                 before=utc_text(expected, "microseconds"),
-                                 after=utc_text(now, "microseconds"), step_s=round(step, 3))
+            await auditor.record(
+                EventType.TIME_CHANGE,
+                Outcome.SUCCESS,
+                DAEMON,
+                "system clock",
+                before=utc_text(expected, "microseconds"),
+                after=utc_text(now, "microseconds"),
+                step_s=round(step, 3),
+            )
         wall, mono = now, now_mono  # re-based each time: slewing never accumulates

@@ -52,8 +52,9 @@ class TransferLimits:
 DEFAULT_LIMITS = TransferLimits.of(TransfersSection())
 
 
-async def watched(work: Awaitable[T], progress: Progress, clock: Clock,
-                  limits: TransferLimits, what: str) -> T:
+async def watched(
+    work: Awaitable[T], progress: Progress, clock: Clock, limits: TransferLimits, what: str
+) -> T:
     """`work`'s result, unless it stalls: then it is cancelled through `progress` and
     TransferTimeout raised once it has stopped (so nothing it holds outlives the call)."""
     task = asyncio.ensure_future(work)
@@ -77,8 +78,9 @@ async def watched(work: Awaitable[T], progress: Progress, clock: Clock,
             if now - last_at >= limits.idle_s:
                 reason = f"no data for {limits.idle_s:g} s ({what}, {moved} bytes moved)"
             elif now - started >= limits.total_s:
-                reason = (f"longer than the {limits.total_s:g} s deadline ({what}, "
-                          f"{moved} bytes moved)")
+                reason = (
+                    f"longer than the {limits.total_s:g} s deadline ({what}, {moved} bytes moved)"
+                )
             if reason:
                 progress.cancel()
                 break
@@ -122,7 +124,7 @@ class PolledReader(io.RawIOBase):
         if self._cancel.is_set():
             raise OSError(125, "transfer cancelled")
         data = os.read(self._fd, len(buffer))
-        buffer[:len(data)] = data
+        buffer[: len(data)] = data
         self._moved += len(data)
         return len(data)
 
@@ -133,8 +135,7 @@ class WorkerPool:
 
     def __init__(self, name: str, workers: int, per_owner: int | None = None) -> None:
         self.name = name
-        self._executor = concurrent.futures.ThreadPoolExecutor(workers,
-                                                               thread_name_prefix=name)
+        self._executor = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix=name)
         self._slots = asyncio.Semaphore(workers)
         self._per_owner = per_owner
         self._held: dict[str, int] = {}
@@ -142,8 +143,10 @@ class WorkerPool:
     async def run(self, fn: Callable[[], T], owner: str = "") -> T:
         if self._per_owner is not None and owner:
             if self._held.get(owner, 0) >= self._per_owner:
-                raise MfpsecError(ErrorCode.BUSY, reason=(
-                    f"{self.name}: {self._per_owner} transfers of this owner are running"))
+                raise MfpsecError(
+                    ErrorCode.BUSY,
+                    reason=(f"{self.name}: {self._per_owner} transfers of this owner are running"),
+                )
             self._held[owner] = self._held.get(owner, 0) + 1
         try:
             async with self._slots:

@@ -34,7 +34,8 @@ def _unreachable(address: str, exc: OSError) -> MfpsecError:
     return MfpsecError(
         ErrorCode.DAEMON_UNREACHABLE,
         f"cannot connect to mfpsecd at {address}: {exc.strerror or exc}",
-        address=address, reason=exc.strerror or str(exc),
+        address=address,
+        reason=exc.strerror or str(exc),
     )
 
 
@@ -137,8 +138,12 @@ class Connection:
             except OSError as exc:
                 raise _unreachable(self.address, exc) from None
             if not chunk:
-                raise MfpsecError(ErrorCode.DAEMON_UNREACHABLE, "the daemon closed the connection",
-                                  address=self.address, reason="connection closed")
+                raise MfpsecError(
+                    ErrorCode.DAEMON_UNREACHABLE,
+                    "the daemon closed the connection",
+                    address=self.address,
+                    reason="connection closed",
+                )
             self._buf += chunk
 
     def _send(self, data: bytes | bytearray) -> None:
@@ -180,17 +185,23 @@ class Connection:
                 socket.send_fds(sock, [b"F"], [fd])
                 reply = sock.makefile("rb").readline().decode(errors="replace").strip()
             except OSError as exc:
-                raise MfpsecError(ErrorCode.DAEMON_UNREACHABLE,
-                                  f"cannot pass a descriptor to mfpsecd at {path}: {exc}",
-                                  address=str(path), reason=str(exc)) from None
+                raise MfpsecError(
+                    ErrorCode.DAEMON_UNREACHABLE,
+                    f"cannot pass a descriptor to mfpsecd at {path}: {exc}",
+                    address=str(path),
+                    reason=str(exc),
+                ) from None
         if not reply or reply.startswith("!"):
-            raise MfpsecError(ErrorCode.INVALID_PARAMETER,
-                              f"the daemon refused the descriptor: {reply[1:] or 'no answer'}",
-                              parameter="descriptor")
+            raise MfpsecError(
+                ErrorCode.INVALID_PARAMETER,
+                f"the daemon refused the descriptor: {reply[1:] or 'no answer'}",
+                parameter="descriptor",
+            )
         return reply
 
-    def call_secret(self, method: str, parameters: dict[str, object], *secrets: bytearray
-                    ) -> msgspec.Raw:
+    def call_secret(
+        self, method: str, parameters: dict[str, object], *secrets: bytearray
+    ) -> msgspec.Raw:
         """A call that carries secrets: they are zeroed once sent, whatever happens (the
         daemon never sends any back)."""
         try:
@@ -203,8 +214,7 @@ class Connection:
     @overload
     def call_more(self, method: str, parameters: Any = None) -> Iterator[msgspec.Raw]: ...
 
-    def call_more(self, method: Method[Any, Any] | str, parameters: Any = None
-                  ) -> Iterator[Any]:
+    def call_more(self, method: Method[Any, Any] | str, parameters: Any = None) -> Iterator[Any]:
         """The replies of a streaming method, until the one that does not continue."""
         self._send_call(method, parameters, more=True)
         decode = None if isinstance(method, str) else _decoder(method.result).decode
@@ -220,16 +230,22 @@ class Connection:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
 class AsyncConnection:
     """asyncio client; calls on one connection are serialised by a lock."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 address: str, timeout: float) -> None:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        address: str,
+        timeout: float,
+    ) -> None:
         self._reader = reader
         self._writer = writer
         self._lock = asyncio.Lock()
@@ -250,14 +266,17 @@ class AsyncConnection:
         except TimeoutError:
             raise MfpsecError(ErrorCode.TIMEOUT, seconds=self.timeout) from None
         except asyncio.IncompleteReadError:
-            raise MfpsecError(ErrorCode.DAEMON_UNREACHABLE, "the daemon closed the connection",
-                              address=self.address, reason="connection closed") from None
+            raise MfpsecError(
+                ErrorCode.DAEMON_UNREACHABLE,
+                "the daemon closed the connection",
+                address=self.address,
+                reason="connection closed",
+            ) from None
         except asyncio.LimitOverrunError:
             raise MfpsecError(ErrorCode.PROTOCOL_ERROR, reason="reply too large") from None
         return _reply(data[:-1])
 
-    async def _send_call(self, method: Method[Any, Any] | str, parameters: Any,
-                         more: bool) -> None:
+    async def _send_call(self, method: Method[Any, Any] | str, parameters: Any, more: bool) -> None:
         if isinstance(method, str):
             self._writer.write(wire.encode_call(method, parameters, more=more))
             await self._writer.drain()
@@ -290,8 +309,9 @@ class AsyncConnection:
     @overload
     def call_more(self, method: str, parameters: Any = None) -> AsyncIterator[msgspec.Raw]: ...
 
-    async def call_more(self, method: Method[Any, Any] | str, parameters: Any = None
-                        ) -> AsyncIterator[Any]:
+    async def call_more(
+        self, method: Method[Any, Any] | str, parameters: Any = None
+    ) -> AsyncIterator[Any]:
         decode = None if isinstance(method, str) else _decoder(method.result).decode
         async with self._lock:
             await self._send_call(method, parameters, more=True)
@@ -309,6 +329,7 @@ class AsyncConnection:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.close()

@@ -52,8 +52,7 @@ class FdChannel:
         self._path: Path | None = None
         self._open: set[socket.socket] = set()
 
-    def listen(self, path: Path, group: int | None,
-               activated: socket.socket | None = None) -> str:
+    def listen(self, path: Path, group: int | None, activated: socket.socket | None = None) -> str:
         """On the socket systemd passed (mfpsecd-fd.socket), else bound at path."""
         if activated is not None:
             self._sock = activated
@@ -135,7 +134,7 @@ class FdChannel:
             return
         for level, kind, payload in ancdata:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
+                fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
         try:
             reply = self._hold(conn, data, list(fds))
         except OSError:

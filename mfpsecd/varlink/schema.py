@@ -93,8 +93,9 @@ def carries_secret(t: Any, seen: frozenset[Any] = frozenset()) -> bool:
     origin = get_origin(t)
     if origin is Annotated:
         inner, *metas = get_args(t)
-        return any(isinstance(m, msgspec.Meta) and (m.extra or {}).get("secret")
-                   for m in metas) or carries_secret(inner, seen)
+        return any(
+            isinstance(m, msgspec.Meta) and (m.extra or {}).get("secret") for m in metas
+        ) or carries_secret(inner, seen)
     if origin is not None:
         return any(carries_secret(a, seen) for a in get_args(t))
     if isinstance(t, type) and issubclass(t, msgspec.Struct) and t not in seen:

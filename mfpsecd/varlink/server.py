@@ -201,14 +201,14 @@ class _Connection(asyncio.BufferedProtocol):
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._end == len(self._buf):
             self._make_room()
-        return self._view[self._end:]
+        return self._view[self._end :]
 
     def _make_room(self) -> None:
         pending = self._end - self._start
         if self._start > 0:
             # Slide the partial message to the front; wipe what it leaves behind.
-            self._buf[0:pending] = self._buf[self._start:self._end]
-            wipe(memoryview(self._buf)[pending:self._end])
+            self._buf[0:pending] = self._buf[self._start : self._end]
+            wipe(memoryview(self._buf)[pending : self._end])
             self._scan -= self._start
             self._start, self._end = 0, pending
             return
@@ -227,8 +227,12 @@ class _Connection(asyncio.BufferedProtocol):
         limit = self._limits.max_message_bytes
         fast_by_len = self._server.fast
         # Nothing in flight or queued: answer straight from the receive buffer, no copy.
-        inline = (not self._queue and not self._wakeup.is_set() and not self.busy
-                  and self._writable.is_set())
+        inline = (
+            not self._queue
+            and not self._wakeup.is_set()
+            and not self.busy
+            and self._writable.is_set()
+        )
         while True:
             nul = buf.find(b"\0", self._scan, self._end)
             if nul < 0:
@@ -244,20 +248,23 @@ class _Connection(asyncio.BufferedProtocol):
             self._start = self._scan = nul + 1
             if inline:
                 fast = fast_by_len.get(nul - start)
-                if (fast is not None and buf.startswith(fast[0], start)
-                        and fast[1] in self.seat.base):
+                if (
+                    fast is not None
+                    and buf.startswith(fast[0], start)
+                    and fast[1] in self.seat.base
+                ):
                     self.write(fast[2]())  # a fixed public message: no wipe
                     continue
                 view = self._view
                 try:
                     inline = self._serve_in_place(view[start:nul])
                 finally:
-                    wipe(view[start:nul + 1])
+                    wipe(view[start : nul + 1])
                 if self._transport is None or self._transport.is_closing():
                     return
             else:
                 msg = buf[start:nul]
-                wipe(self._view[start:nul + 1])
+                wipe(self._view[start : nul + 1])
                 self._queue.append(msg)
         if self._start == self._end:
             self._start = self._end = self._scan = 0
@@ -322,8 +329,11 @@ class _Connection(asyncio.BufferedProtocol):
 
     def _too_large(self) -> None:
         log.info("ipc_message_too_large", uid=self.peer.uid, pid=self.peer.pid)
-        self.write(wire.encode_error(ErrorCode.MESSAGE_TOO_LARGE,
-                                     {"max_bytes": self._limits.max_message_bytes}))
+        self.write(
+            wire.encode_error(
+                ErrorCode.MESSAGE_TOO_LARGE, {"max_bytes": self._limits.max_message_bytes}
+            )
+        )
         self.close()
 
     def write(self, data: bytes) -> None:
@@ -411,8 +421,12 @@ class VarlinkServer:
                 raise TypeError(f"a handler for {name}, which no interface declares")
             if method.streams and not inspect.isasyncgenfunction(handler):
                 raise TypeError(f"{name} streams: its handler must be an async generator")
-            self._routes[name] = (method, handler, msgspec.json.Decoder(method.params),
-                                  is_sync_handler(handler))
+            self._routes[name] = (
+                method,
+                handler,
+                msgspec.json.Decoder(method.params),
+                is_sync_handler(handler),
+            )
         # Exact call messages answered from the read callback without parsing (see
         # handlers.fast_replies), by length: (message, privilege needed, reply maker).
         self.fast: dict[int, tuple[bytes, Privilege, Callable[[], bytes]]] = {}
@@ -436,8 +450,11 @@ class VarlinkServer:
         if not self.accepting or len(self._connections) >= self.limits.max_connections:
             self._refused += 1
             if self._refused in (1, 10, 100) or self._refused % 1000 == 0:
-                log.warning("ipc_connection_refused", reason="limit or shutdown",
-                            refused_total=self._refused)
+                log.warning(
+                    "ipc_connection_refused",
+                    reason="limit or shutdown",
+                    refused_total=self._refused,
+                )
             return False
         self._connections.add(conn)
         return True
@@ -509,8 +526,9 @@ class VarlinkServer:
             return True
         ctx = conn.contexts.get(name)
         if ctx is None:
-            ctx = conn.contexts[name] = CallContext(conn.peer, conn.peer_class, method, name,
-                                                    conn.seat)
+            ctx = conn.contexts[name] = CallContext(
+                conn.peer, conn.peer_class, method, name, conn.seat
+            )
         return _Prepared(msg, method, ctx, handler, params, reply, sync)
 
     def _release_named(self, conn: _Connection, name: str, raw: msgspec.Raw) -> None:
@@ -537,8 +555,14 @@ class VarlinkServer:
         try:
             self.access.authorize(conn.seat, needed)
         except MfpsecError as exc:
-            log.info("ipc_permission_denied", uid=conn.peer.uid, pid=conn.peer.pid,
-                     method=name, peer_class=conn.peer_class.value, error=exc.code.wire_name)
+            log.info(
+                "ipc_permission_denied",
+                uid=conn.peer.uid,
+                pid=conn.peer.pid,
+                method=name,
+                peer_class=conn.peer_class.value,
+                error=exc.code.wire_name,
+            )
             raise
 
     def _not_routed(self, name: str) -> NoReturn:
@@ -597,8 +621,9 @@ class VarlinkServer:
         if call.reply:
             conn.write(wire.encode_error(code, params))
 
-    async def _stream(self, conn: _Connection, ctx: CallContext, handler: Handler,
-                      params: Any, reply: bool) -> None:
+    async def _stream(
+        self, conn: _Connection, ctx: CallContext, handler: Handler, params: Any, reply: bool
+    ) -> None:
         agen = handler(ctx, params)
         assert isinstance(agen, AsyncIterator)
         try:
@@ -618,8 +643,9 @@ class VarlinkServer:
 
     # ---- listening socket
 
-    async def listen(self, path: Path | None, group: int | None,
-                     activated: socket.socket | None = None) -> str:
+    async def listen(
+        self, path: Path | None, group: int | None, activated: socket.socket | None = None
+    ) -> str:
         """Serve on the socket systemd passed (see activated_sockets) or bind path;
         → a description."""
         loop = asyncio.get_running_loop()

@@ -63,9 +63,12 @@ def activated_sockets() -> dict[str, socket.socket]:
     for name, fd in wanted.items():
         sock = socket.socket(fileno=fd)
         if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
-            raise MfpsecError(ErrorCode.CONFIG_INVALID,
-                              f"the activation socket {name!r} is not AF_UNIX stream",
-                              key="mfpsecd.socket", reason="ListenStream= must be a unix path")
+            raise MfpsecError(
+                ErrorCode.CONFIG_INVALID,
+                f"the activation socket {name!r} is not AF_UNIX stream",
+                key="mfpsecd.socket",
+                reason="ListenStream= must be a unix path",
+            )
         os.set_inheritable(fd, False)
         sock.setblocking(False)
         out[name] = sock
@@ -79,16 +82,24 @@ def bind_unix(path: Path, group: int | None) -> socket.socket:
     if path.exists() or path.is_symlink():
         st = path.lstat()
         if not stat.S_ISSOCK(st.st_mode):
-            raise MfpsecError(ErrorCode.CONFIG_INVALID, f"{path} exists and is not a socket",
-                              key="ipc.socket_path", reason="exists and is not a socket")
+            raise MfpsecError(
+                ErrorCode.CONFIG_INVALID,
+                f"{path} exists and is not a socket",
+                key="ipc.socket_path",
+                reason="exists and is not a socket",
+            )
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             probe.connect(str(path))
         except OSError:
             path.unlink()  # stale socket of a daemon that did not stop cleanly
         else:
-            raise MfpsecError(ErrorCode.CONFIG_INVALID, f"another daemon is serving {path}",
-                              key="ipc.socket_path", reason="in use by a running daemon")
+            raise MfpsecError(
+                ErrorCode.CONFIG_INVALID,
+                f"another daemon is serving {path}",
+                key="ipc.socket_path",
+                reason="in use by a running daemon",
+            )
         finally:
             probe.close()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)

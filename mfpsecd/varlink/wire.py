@@ -49,8 +49,9 @@ _METHOD_RE = re.compile(
 )
 
 
-def decode_call(data: bytes | bytearray | memoryview,
-                known: frozenset[str] | dict[str, Any] = frozenset()) -> Call:
+def decode_call(
+    data: bytes | bytearray | memoryview, known: frozenset[str] | dict[str, Any] = frozenset()
+) -> Call:
     """Parse one call (without its NUL). Raises MfpsecError(PROTOCOL_ERROR) when it is not one.
 
     Method names in `known` are valid by construction; only others go through the grammar."""
@@ -101,15 +102,17 @@ def decode_params(raw: msgspec.Raw, decoder: msgspec.json.Decoder[Any]) -> Any:
 _top_level = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
 
-def _without_null_defaults(raw: msgspec.Raw, decoder: msgspec.json.Decoder[Any]
-                           ) -> bytearray | None:
+def _without_null_defaults(
+    raw: msgspec.Raw, decoder: msgspec.json.Decoder[Any]
+) -> bytearray | None:
     """The parameters without the nulls given for inputs that have a default, or None when
     there are none to drop."""
     struct = decoder.type
     if not (isinstance(struct, type) and issubclass(struct, msgspec.Struct)):
         return None
-    defaulted = set(struct.__struct_fields__[len(struct.__struct_fields__)
-                                             - len(struct.__struct_defaults__):])
+    defaulted = set(
+        struct.__struct_fields__[len(struct.__struct_fields__) - len(struct.__struct_defaults__) :]
+    )
     encoded = dict(zip(struct.__struct_fields__, struct.__struct_encode_fields__, strict=True))
     optional = {encoded[name] for name in defaulted}
     try:
@@ -117,8 +120,11 @@ def _without_null_defaults(raw: msgspec.Raw, decoder: msgspec.json.Decoder[Any]
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return None
     # (Only four-byte values are compared: no copy is made of a secret.)
-    kept = {k: v for k, v in fields.items()
-            if not (k in optional and len(v) == 4 and bytes(v) == b"null")}
+    kept = {
+        k: v
+        for k, v in fields.items()
+        if not (k in optional and len(v) == 4 and bytes(v) == b"null")
+    }
     if len(kept) == len(fields):
         return None
     out = bytearray(b"{")
@@ -129,8 +135,9 @@ def _without_null_defaults(raw: msgspec.Raw, decoder: msgspec.json.Decoder[Any]
     return out
 
 
-def encode_call(method: str, parameters: Any = None, *, more: bool = False,
-                oneway: bool = False) -> bytes:
+def encode_call(
+    method: str, parameters: Any = None, *, more: bool = False, oneway: bool = False
+) -> bytes:
     body: dict[str, Any] = {"method": method}
     if parameters is not None:
         body["parameters"] = parameters
@@ -141,8 +148,9 @@ def encode_call(method: str, parameters: Any = None, *, more: bool = False,
     return _encoder.encode(body) + NUL
 
 
-def encode_call_into(buffer: bytearray, method: str, parameters: Any, *,
-                     more: bool = False) -> None:
+def encode_call_into(
+    buffer: bytearray, method: str, parameters: Any, *, more: bool = False
+) -> None:
     """encode_call into the caller's buffer, which they wipe once it is sent (the
     parameters of a sensitive call: no immutable copy of them is left behind)."""
     body: dict[str, Any] = {"method": method, "parameters": parameters}

@@ -31,8 +31,12 @@ MODES_HELP = """Modes (SPEC W-2; flash media always get one 0x00 pass, W-3):
 
 Every sanitization of an HDD ends with a read-back of every byte."""
 
-_STATE_COLOUR = {wipe.JobState.RUNNING: "yellow", wipe.JobState.COMPLETED: "green",
-                 wipe.JobState.FAILED: "red", wipe.JobState.CANCELLED: "red"}
+_STATE_COLOUR = {
+    wipe.JobState.RUNNING: "yellow",
+    wipe.JobState.COMPLETED: "green",
+    wipe.JobState.FAILED: "red",
+    wipe.JobState.CANCELLED: "red",
+}
 
 
 def _render_targets(targets: list[wipe.Target]) -> str:
@@ -41,14 +45,30 @@ def _render_targets(targets: list[wipe.Target]) -> str:
     header = ("ID", "DEVICE", "MEDIUM", "TRANSPORT", "SIZE", "MODEL", "SERIAL", "STATE")
     rows = [header]
     for t in targets:
-        state = ("not sanitizable" if not t.sanitizable
-                 else f"in use: {shown(t.in_use)}" if t.in_use else "ready")
+        state = (
+            "not sanitizable"
+            if not t.sanitizable
+            else f"in use: {shown(t.in_use)}"
+            if t.in_use
+            else "ready"
+        )
         # Model and serial are what the device says of itself: untrusted.
-        rows.append((t.id, shown(t.device), t.medium, t.transport, size_text(t.size_bytes),
-                     shown(t.model) or "-", shown(t.serial) or "-", state))
+        rows.append(
+            (
+                t.id,
+                shown(t.device),
+                t.medium,
+                t.transport,
+                size_text(t.size_bytes),
+                shown(t.model) or "-",
+                shown(t.serial) or "-",
+                state,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  "
-                     + r[-1] for r in rows)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows
+    )
 
 
 def _fraction(j: wipe.Job) -> float:
@@ -60,20 +80,25 @@ def _fraction(j: wipe.Job) -> float:
 
 def _render_job(j: wipe.Job) -> str:
     state = click.style(j.state.value, fg=_STATE_COLOUR[j.state], bold=True)
-    step = (f"step {j.step + 1}/{len(j.steps)} ({j.steps[j.step]}), "
-            f"{size_text(j.position)} of {size_text(j.size_bytes)}"
-            if j.state is wipe.JobState.RUNNING and j.step < len(j.steps) else "")
-    lines = [f"{j.id}: {state}" + (f", {step}" if step else "")
-             + f" - {_fraction(j):.1%}",
-             f"  target {j.target}, " + (f"{j.level} by {j.method}" if j.level
-                                        else f"mode {j.mode}") + f": {', '.join(j.steps)}",
-             f"  started {j.started}" + (f", ended {j.ended}" if j.ended else "")
-             + (f", resumed {j.resumed} time(s)" if j.resumed else "")]
+    step = (
+        f"step {j.step + 1}/{len(j.steps)} ({j.steps[j.step]}), "
+        f"{size_text(j.position)} of {size_text(j.size_bytes)}"
+        if j.state is wipe.JobState.RUNNING and j.step < len(j.steps)
+        else ""
+    )
+    lines = [
+        f"{j.id}: {state}" + (f", {step}" if step else "") + f" - {_fraction(j):.1%}",
+        f"  target {j.target}, "
+        + (f"{j.level} by {j.method}" if j.level else f"mode {j.mode}")
+        + f": {', '.join(j.steps)}",
+        f"  started {j.started}"
+        + (f", ended {j.ended}" if j.ended else "")
+        + (f", resumed {j.resumed} time(s)" if j.resumed else ""),
+    ]
     if j.error:
         lines.append(f"  error: {shown(j.error)}")
     if j.certificate_sha256:
-        lines.append(f"  certificate SHA-256 {j.certificate_sha256} "
-                     f"(mfpsec wipe cert {j.id})")
+        lines.append(f"  certificate SHA-256 {j.certificate_sha256} (mfpsec wipe cert {j.id})")
     return "\n".join(lines)
 
 
@@ -83,8 +108,11 @@ def _exit_for(j: wipe.Job) -> None:
         return
     code = ErrorCode.from_wire(j.error.split(" ", 1)[0]) if j.error else None
     if code is None:
-        code = ErrorCode.WIPE_CANCELLED if j.state is wipe.JobState.CANCELLED else \
-            ErrorCode.WIPE_IO_ERROR
+        code = (
+            ErrorCode.WIPE_CANCELLED
+            if j.state is wipe.JobState.CANCELLED
+            else ErrorCode.WIPE_IO_ERROR
+        )
     sys.exit(code.exit_status)
 
 
@@ -98,9 +126,9 @@ def _follow(conn: Connection, job: wipe.Job, as_json: bool) -> wipe.Job:
         return last
     scale = 10_000
     label = f"{job.target} {job.method}" if job.level else f"{job.target} mode {job.mode}"
-    with click.progressbar(length=scale, label=label,
-                           file=sys.stderr, show_eta=True,
-                           item_show_func=lambda s: s) as bar:
+    with click.progressbar(
+        length=scale, label=label, file=sys.stderr, show_eta=True, item_show_func=lambda s: s
+    ) as bar:
         shown = 0
         for j in conn.call_more(wipe.WATCH, wipe.JobParams(job.id)):
             last = j
@@ -138,8 +166,16 @@ def targets(target: Target, as_json: bool) -> None:
 @PASSWORD_FILE
 @click.pass_obj
 @reports_errors
-def start(target: Target, *, disk: str, mode: int, yes: bool, no_wait: bool, as_json: bool,
-          password_file: Path | None) -> None:
+def start(
+    target: Target,
+    *,
+    disk: str,
+    mode: int,
+    yes: bool,
+    no_wait: bool,
+    as_json: bool,
+    password_file: Path | None,
+) -> None:
     """Destroy every byte on a disk with an overwrite mode, then read it back.
 
     A logged-in user gives their password again. The sanitization goes on in the
@@ -149,11 +185,16 @@ def start(target: Target, *, disk: str, mode: int, yes: bool, no_wait: bool, as_
     with target.connect() as conn:
         if not yes:
             match = [t for t in conn.call(wipe.LIST_TARGETS).targets if t.id == disk]
-            what = (f"{disk} ({match[0].model or match[0].device}, "
-                    f"{size_text(match[0].size_bytes)})" if match else disk)
+            what = (
+                f"{disk} ({match[0].model or match[0].device}, {size_text(match[0].size_bytes)})"
+                if match
+                else disk
+            )
             click.confirm(f"Destroy all data on {what}?", abort=True, err=True)
-        job = conn.call(wipe.START, wipe.StartParams(
-            disk, mode, password=_password_again(target, password_file)))
+        job = conn.call(
+            wipe.START,
+            wipe.StartParams(disk, mode, password=_password_again(target, password_file)),
+        )
         _see_through(conn, job, no_wait=no_wait, as_json=as_json)
 
 
@@ -179,8 +220,10 @@ def _see_through(conn: Connection, job: wipe.Job, *, no_wait: bool, as_json: boo
 
 def _render_plan(p: wipe.PurgePlan) -> str:
     reach = p.achieves.value + (f" - {p.shortfall}" if p.shortfall else "")
-    lines = [f"{p.target} ({p.transport}): {p.level.value} by {p.method}, reaches {reach}",
-             f"  read-back expects: {p.expect}"]
+    lines = [
+        f"{p.target} ({p.transport}): {p.level.value} by {p.method}, reaches {reach}",
+        f"  read-back expects: {p.expect}",
+    ]
     if p.estimate_s:
         lines.append(f"  the device estimates {p.estimate_s:.0f} s")
     if p.whole_device:
@@ -199,10 +242,12 @@ _LEVEL = click.Choice([level.value for level in wipe.Level])
 
 @wipe_group.command("plan")
 @click.argument("disk")
-@click.option("--level", type=_LEVEL, default="purge", show_default=True,
-              help="NIST SP 800-88 level.")
-@click.option("--method", default="", metavar="METHOD",
-              help="Explain this method instead of choosing one.")
+@click.option(
+    "--level", type=_LEVEL, default="purge", show_default=True, help="NIST SP 800-88 level."
+)
+@click.option(
+    "--method", default="", metavar="METHOD", help="Explain this method instead of choosing one."
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @reports_errors
@@ -216,16 +261,29 @@ def plan(target: Target, disk: str, level: str, method: str, as_json: bool) -> N
 
 @wipe_group.command("purge")
 @click.option("--target", "disk", required=True, help="A disk id from `mfpsec wipe targets`.")
-@click.option("--level", type=_LEVEL, default="purge", show_default=True,
-              help="NIST SP 800-88 level.")
-@click.option("--mode", type=click.IntRange(1, 8), default=1, show_default=True,
-              help="Overwrite mode where the device has no purge command (an HDD).")
-@click.option("--confirm", is_flag=True,
-              help="Service engineer: confirm a purge that erases the whole device or "
-                   "falls short of the level.")
-@click.option("--method", default="", metavar="METHOD",
-              help="Service engineer: run this method instead of the planner's choice "
-                   "(needs --confirm), e.g. nvme-format-erase, ata-security-erase.")
+@click.option(
+    "--level", type=_LEVEL, default="purge", show_default=True, help="NIST SP 800-88 level."
+)
+@click.option(
+    "--mode",
+    type=click.IntRange(1, 8),
+    default=1,
+    show_default=True,
+    help="Overwrite mode where the device has no purge command (an HDD).",
+)
+@click.option(
+    "--confirm",
+    is_flag=True,
+    help="Service engineer: confirm a purge that erases the whole device or "
+    "falls short of the level.",
+)
+@click.option(
+    "--method",
+    default="",
+    metavar="METHOD",
+    help="Service engineer: run this method instead of the planner's choice "
+    "(needs --confirm), e.g. nvme-format-erase, ata-security-erase.",
+)
 @click.option("--verify-all", is_flag=True, help="Read back every block, not a sample.")
 @click.option("--yes", is_flag=True, help="Do not ask before destroying the data.")
 @click.option("--no-wait", is_flag=True, help="Return once started; follow with `status -f`.")
@@ -233,9 +291,20 @@ def plan(target: Target, disk: str, level: str, method: str, as_json: bool) -> N
 @PASSWORD_FILE
 @click.pass_obj
 @reports_errors
-def purge(target: Target, *, disk: str, level: str, mode: int, confirm: bool, method: str,
-          verify_all: bool, yes: bool, no_wait: bool, as_json: bool,
-          password_file: Path | None) -> None:
+def purge(
+    target: Target,
+    *,
+    disk: str,
+    level: str,
+    mode: int,
+    confirm: bool,
+    method: str,
+    verify_all: bool,
+    yes: bool,
+    no_wait: bool,
+    as_json: bool,
+    password_file: Path | None,
+) -> None:
     """Purge a disk with the strongest method it supports (NVMe Sanitize or Format, ATA
     Security Erase, eMMC secure erase, else an overwrite), then read it back.
 
@@ -246,11 +315,19 @@ def purge(target: Target, *, disk: str, level: str, mode: int, confirm: bool, me
         if not yes:
             p = conn.call(wipe.PLAN_PURGE, wipe.PlanParams(disk, wipe.Level(level), method))
             click.echo(_render_plan(p), err=True)
-            click.confirm(f"Destroy all data on {disk} with {p.method}?", abort=True,
-                          err=True)
-        job = conn.call(wipe.PURGE, wipe.PurgeParams(
-            disk, wipe.Level(level), mode=mode, confirm=confirm, method=method,
-            verify_all=verify_all, password=_password_again(target, password_file)))
+            click.confirm(f"Destroy all data on {disk} with {p.method}?", abort=True, err=True)
+        job = conn.call(
+            wipe.PURGE,
+            wipe.PurgeParams(
+                disk,
+                wipe.Level(level),
+                mode=mode,
+                confirm=confirm,
+                method=method,
+                verify_all=verify_all,
+                password=_password_again(target, password_file),
+            ),
+        )
         _see_through(conn, job, no_wait=no_wait, as_json=as_json)
 
 
@@ -298,21 +375,40 @@ def cancel(target: Target, job_id: str) -> None:
 
 @wipe_group.command("cert")
 @click.argument("job_id")
-@click.option("--pdf", "pdf", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the printable PDF to this file.")
+@click.option(
+    "--pdf",
+    "pdf",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the printable PDF to this file.",
+)
 @click.option("--text", is_flag=True, help="Print the plain-text rendering instead of JSON.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the signed JSON document to this file instead of stdout.")
-@click.option("--openssl", "openssl_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Also write JOB.body.json (the signed bytes) and JOB.sig (DER) there, to "
-                   "check with openssl against the identity history (see README).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the signed JSON document to this file instead of stdout.",
+)
+@click.option(
+    "--openssl",
+    "openssl_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write JOB.body.json (the signed bytes) and JOB.sig (DER) there, to "
+    "check with openssl against the identity history (see README).",
+)
 @click.pass_obj
 @reports_errors
-def cert(target: Target, job_id: str, *, pdf: Path | None, text: bool, out: Path | None,
-         openssl_dir: Path | None) -> None:
+def cert(
+    target: Target,
+    job_id: str,
+    *,
+    pdf: Path | None,
+    text: bool,
+    out: Path | None,
+    openssl_dir: Path | None,
+) -> None:
     """The signed certificate of a sanitization: completed, or FAILED / CANCELLED with why
     (then the exit status is that job's error, as for `status`)."""
     with target.connect() as conn:
+
         def certificate(fmt: wipe.CertificateFormat) -> wipe.Certificate:
             return conn.call(wipe.GET_CERTIFICATE, wipe.CertificateParams(job_id, fmt))
 
@@ -355,9 +451,14 @@ def verify_cert(target: Target, path: Path, as_json: bool) -> None:
         echo_json(v)
         return
     fp = v.identity_fingerprint[:16]
-    issuer = (f"this device, under an earlier identity {fp} (replaced {v.identity_replaced_at})"
-              if v.identity_replaced_at else f"this device (identity {fp})")
+    issuer = (
+        f"this device, under an earlier identity {fp} (replaced {v.identity_replaced_at})"
+        if v.identity_replaced_at
+        else f"this device (identity {fp})"
+    )
     # The body's strings come from the document handed in: shown escaped.
-    click.echo(f"valid signature by {issuer}\n  certificate {shown(v.id)} for "
-               f"{shown(v.target)} on {shown(v.device)}: {shown(v.result)}\n"
-               f"  body SHA-256 {v.sha256}")
+    click.echo(
+        f"valid signature by {issuer}\n  certificate {shown(v.id)} for "
+        f"{shown(v.target)} on {shown(v.device)}: {shown(v.result)}\n"
+        f"  body SHA-256 {v.sha256}"
+    )

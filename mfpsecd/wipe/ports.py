@@ -71,8 +71,9 @@ class OverwriteTarget(Protocol):
 
     def new_progress(self) -> WipeProgress: ...
 
-    def write_pass(self, start: int, end: int, spec: PassSpec, progress: WipeProgress,
-                   sync_every: int) -> None:
+    def write_pass(
+        self, start: int, end: int, spec: PassSpec, progress: WipeProgress, sync_every: int
+    ) -> None:
         """WipeIoError / WipeCancelled; progress.durable is exact either way."""
         ...
 
@@ -126,14 +127,14 @@ class MediaPurger(Protocol):
 
     def probe(self, info: MediaInfo) -> MediaProbe: ...
 
-    def read_blocks(self, info: MediaInfo, offsets: Iterable[int], block: int
-                    ) -> Iterator[tuple[int, bytes]]:
+    def read_blocks(
+        self, info: MediaInfo, offsets: Iterable[int], block: int
+    ) -> Iterator[tuple[int, bytes]]:
         """Each block as the device returns it now (no page cache), one at a time: a
         read-back may cover millions of blocks. OSError on failure."""
         ...
 
-    def issue(self, info: MediaInfo, method: PurgeMethod, secret: str, timeout_s: float
-              ) -> str:
+    def issue(self, info: MediaInfo, method: PurgeMethod, secret: str, timeout_s: float) -> str:
         """Run the method (a background one, a sanitize, is only started); → what the
         device or tool said. `secret` is the one-time drive password where one is needed."""
         ...

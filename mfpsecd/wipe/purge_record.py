@@ -62,31 +62,37 @@ def facts(caps: Capabilities) -> list[str]:
     out = []
     if caps.nvme is not None:
         n = caps.nvme
-        out += [f"NVMe {n.model} serial {n.serial} firmware {n.firmware}",
-                f"OACS 0x{n.oacs:04x} (Format NVM {'yes' if n.format_supported else 'no'})",
-                f"SANICAP 0x{n.sanicap:08x} (crypto {_yn(n.sanitize_crypto)}, block "
-                f"{_yn(n.sanitize_block)}, overwrite {_yn(n.sanitize_overwrite)})",
-                f"FNA 0x{n.fna:02x} (crypto erase {_yn(n.format_crypto_erase)}, all "
-                f"namespaces {_yn(n.format_all_namespaces)})"]
+        out += [
+            f"NVMe {n.model} serial {n.serial} firmware {n.firmware}",
+            f"OACS 0x{n.oacs:04x} (Format NVM {'yes' if n.format_supported else 'no'})",
+            f"SANICAP 0x{n.sanicap:08x} (crypto {_yn(n.sanitize_crypto)}, block "
+            f"{_yn(n.sanitize_block)}, overwrite {_yn(n.sanitize_overwrite)})",
+            f"FNA 0x{n.fna:02x} (crypto erase {_yn(n.format_crypto_erase)}, all "
+            f"namespaces {_yn(n.format_all_namespaces)})",
+        ]
     if caps.nvme_sanitize is not None:
         s = caps.nvme_sanitize
         out.append(f"Sanitize Status: {s.state.name.lower()}, estimates {s.estimates_s}")
     if caps.ata is not None:
         a = caps.ata
-        out += [f"ATA {a.model} serial {a.serial} firmware {a.firmware}",
-                f"security supported {_yn(a.security_supported)} enabled "
-                f"{_yn(a.security_enabled)} locked {_yn(a.security_locked)} frozen "
-                f"{_yn(a.security_frozen)} enhanced erase {_yn(a.enhanced_erase_supported)}",
-                f"SANITIZE supported {_yn(a.sanitize_supported)} (crypto "
-                f"{_yn(a.sanitize_crypto)}, block {_yn(a.sanitize_block)}, overwrite "
-                f"{_yn(a.sanitize_overwrite)})",
-                f"rotation rate {a.rotation_rate or 'not reported'}",
-                f"HPA supported {_yn(a.hpa_supported)} enabled {_yn(a.hpa_enabled)}, DCO "
-                f"{_yn(a.dco_supported)}, accessible max address {_yn(a.ama_supported)}"]
+        out += [
+            f"ATA {a.model} serial {a.serial} firmware {a.firmware}",
+            f"security supported {_yn(a.security_supported)} enabled "
+            f"{_yn(a.security_enabled)} locked {_yn(a.security_locked)} frozen "
+            f"{_yn(a.security_frozen)} enhanced erase {_yn(a.enhanced_erase_supported)}",
+            f"SANITIZE supported {_yn(a.sanitize_supported)} (crypto "
+            f"{_yn(a.sanitize_crypto)}, block {_yn(a.sanitize_block)}, overwrite "
+            f"{_yn(a.sanitize_overwrite)})",
+            f"rotation rate {a.rotation_rate or 'not reported'}",
+            f"HPA supported {_yn(a.hpa_supported)} enabled {_yn(a.hpa_enabled)}, DCO "
+            f"{_yn(a.dco_supported)}, accessible max address {_yn(a.ama_supported)}",
+        ]
     if caps.max_sectors is not None:
         visible, native = caps.max_sectors
-        out.append(f"max sectors {visible} visible of {native} native: "
-                   + (f"{caps.hidden_sectors} HIDDEN" if caps.hidden_sectors else "none hidden"))
+        out.append(
+            f"max sectors {visible} visible of {native} native: "
+            + (f"{caps.hidden_sectors} HIDDEN" if caps.hidden_sectors else "none hidden")
+        )
     if caps.transport in ("mmc", "sd"):
         out.append(f"{caps.transport} secure erase {_yn(caps.mmc_secure_erase)}")
     return out
@@ -96,23 +102,34 @@ def _yn(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-def new_record(probe: MediaProbe, chosen: Plan, info: MediaInfo, *, fraction: float,
-               confirmed_by: str) -> PurgeRecord:
+def new_record(
+    probe: MediaProbe, chosen: Plan, info: MediaInfo, *, fraction: float, confirmed_by: str
+) -> PurgeRecord:
     block = max(4096, info.logical_block)
     if chosen.expect is Expect.CHANGED and info.size_bytes > 0:
         fraction = min(fraction, MAX_BEFORE_SAMPLES * block / info.size_bytes)
     caps = probe.capabilities
     ata = chosen.method in (Method.ATA_SECURITY_ERASE, Method.ATA_SECURITY_ERASE_ENHANCED)
     return PurgeRecord(
-        requested=chosen.requested.name.lower(), method=chosen.method.value,
-        achieves=chosen.achieves.name.lower(), expect=chosen.expect.value,
-        whole_device=chosen.whole_device, estimate_s=chosen.estimate_s,
-        skipped=[(m.value, why) for m, why in chosen.skipped], shortfall=chosen.shortfall,
-        transport=caps.transport, rotational=_ROTATIONAL[caps.rotational],
-        facts=facts(caps), identify={k: v.hex() for k, v in probe.raw.items()},
-        problems=list(probe.problems), block=block, fraction=fraction,
+        requested=chosen.requested.name.lower(),
+        method=chosen.method.value,
+        achieves=chosen.achieves.name.lower(),
+        expect=chosen.expect.value,
+        whole_device=chosen.whole_device,
+        estimate_s=chosen.estimate_s,
+        skipped=[(m.value, why) for m, why in chosen.skipped],
+        shortfall=chosen.shortfall,
+        transport=caps.transport,
+        rotational=_ROTATIONAL[caps.rotational],
+        facts=facts(caps),
+        identify={k: v.hex() for k, v in probe.raw.items()},
+        problems=list(probe.problems),
+        block=block,
+        fraction=fraction,
         seed=int.from_bytes(secrets.token_bytes(8), "big"),
-        secret=secrets.token_hex(8) if ata else "", confirmed_by=confirmed_by)
+        secret=secrets.token_hex(8) if ata else "",
+        confirmed_by=confirmed_by,
+    )
 
 
 def positions(rec: PurgeRecord, size: int) -> Sequence[int]:
@@ -128,39 +145,53 @@ def blocks_before(rec: PurgeRecord) -> int:
     return len(rec.before) // (2 * _SHORT)
 
 
-def judge(rec: PurgeRecord, where: Sequence[int], samples: Iterable[tuple[int, bytes]]
-          ) -> purge_verify.Finding:
+def judge(
+    rec: PurgeRecord, where: Sequence[int], samples: Iterable[tuple[int, bytes]]
+) -> purge_verify.Finding:
     """samples: the blocks at `where` (the record's positions) as read back now."""
     before = None
     if rec.expect == Expect.CHANGED.value:
         raw = bytes.fromhex(rec.before)
-        before = {off: raw[i * _SHORT:(i + 1) * _SHORT] for i, off in enumerate(where)}
+        before = {off: raw[i * _SHORT : (i + 1) * _SHORT] for i, off in enumerate(where)}
     return purge_verify.check(Expect(rec.expect), samples, before)
 
 
 def verification(rec: PurgeRecord) -> cert.Verification:
-    expect = {"zeros": "every sampled block all 0x00",
-              "erased": "every sampled block uniformly 0x00 or 0xFF",
-              "changed": "no sampled block holding what it held before the erase"}
+    expect = {
+        "zeros": "every sampled block all 0x00",
+        "erased": "every sampled block uniformly 0x00 or 0xFF",
+        "changed": "no sampled block holding what it held before the erase",
+    }
     if not rec.device_method:
         return cert.Verification(
             method="full read-back of every byte, compared with the last pass",
-            result="passed" if rec.verified else "failed")
+            result="passed" if rec.verified else "failed",
+        )
     share = "every block" if rec.fraction >= 1.0 else f"{rec.fraction:.2%} of the blocks"
     return cert.Verification(
         method=f"read-back bypassing the cache of {share} ({rec.block}-byte blocks, the "
-               f"first and last included, spread with seed {rec.seed}): "
-               f"{expect[rec.expect]}; {rec.finding}",
-        result="passed" if rec.verified else "failed")
+        f"first and last included, spread with seed {rec.seed}): "
+        f"{expect[rec.expect]}; {rec.finding}",
+        result="passed" if rec.verified else "failed",
+    )
 
 
 def certificate_purge(rec: PurgeRecord) -> cert.Purge:
     return cert.Purge(
-        requested=rec.requested, achieved=rec.achieves, method=rec.method, expect=rec.expect,
+        requested=rec.requested,
+        achieved=rec.achieves,
+        method=rec.method,
+        expect=rec.expect,
         whole_device=rec.whole_device,
         skipped=[cert.Skipped(method=m, reason=why) for m, why in rec.skipped],
-        shortfall=rec.shortfall, device_said=list(rec.device_said),
+        shortfall=rec.shortfall,
+        device_said=list(rec.device_said),
         confirmed_by=rec.confirmed_by,
-        evidence=cert.Evidence(transport=rec.transport, rotational=rec.rotational,
-                               facts=list(rec.facts), identify=dict(rec.identify),
-                               problems=list(rec.problems)))
+        evidence=cert.Evidence(
+            transport=rec.transport,
+            rotational=rec.rotational,
+            facts=list(rec.facts),
+            identify=dict(rec.identify),
+            problems=list(rec.problems),
+        ),
+    )

@@ -180,11 +180,24 @@ class _Job:
             digest = cert.digest(cert.decode_document(self.certificate).certificate).hex()
         over = self.state != RUNNING and (self.task is None or self.task.done())
         p = self.purge
-        return JobView(self.id, self.target, self.mode, self.state, self.step,
-                       [_describe(s) for s in self.plan.steps], pos, self.size, self.started,
-                       self.ended, self.resumed, self.error, digest, over,
-                       method=p.method if p is not None else "overwrite",
-                       level=p.requested if p is not None else "")
+        return JobView(
+            self.id,
+            self.target,
+            self.mode,
+            self.state,
+            self.step,
+            [_describe(s) for s in self.plan.steps],
+            pos,
+            self.size,
+            self.started,
+            self.ended,
+            self.resumed,
+            self.error,
+            digest,
+            over,
+            method=p.method if p is not None else "overwrite",
+            level=p.requested if p is not None else "",
+        )
 
 
 def _describe(step: _Step) -> str:
@@ -220,13 +233,23 @@ class DeviceName:
 
 
 class WipeService:
-    def __init__(self, state: StateStore, disks: DiskInventory, overwriter: Overwriter,
-                 auditor: Auditor, clock: Clock, *, signer: Signer,
-                 identities: Callable[[], Awaitable[list[KnownIdentity]]],
-                 device: DeviceName, tool: str,
-                 settings: WipeSettings | None = None, health: HealthRegistry | None = None,
-                 purger: MediaPurger | None = None,
-                 before_step: Callable[[str, int], Awaitable[None]] | None = None) -> None:
+    def __init__(
+        self,
+        state: StateStore,
+        disks: DiskInventory,
+        overwriter: Overwriter,
+        auditor: Auditor,
+        clock: Clock,
+        *,
+        signer: Signer,
+        identities: Callable[[], Awaitable[list[KnownIdentity]]],
+        device: DeviceName,
+        tool: str,
+        settings: WipeSettings | None = None,
+        health: HealthRegistry | None = None,
+        purger: MediaPurger | None = None,
+        before_step: Callable[[str, int], Awaitable[None]] | None = None,
+    ) -> None:
         self._state = state
         # Its own threads: an overwrite runs for hours and never takes the threads of
         # the IP filter, authentication or status.
@@ -311,13 +334,17 @@ class WipeService:
     def _usable(self, target: str) -> MediaInfo:
         info = self._disks.describe(target)
         if not info.sanitizable:
-            raise MfpsecError(ErrorCode.WIPE_TARGET_REFUSED, target=target,
-                              reason="not listed as sanitizable in the board profile")
+            raise MfpsecError(
+                ErrorCode.WIPE_TARGET_REFUSED,
+                target=target,
+                reason="not listed as sanitizable in the board profile",
+            )
         if info.in_use:
             raise MfpsecError(ErrorCode.WIPE_TARGET_REFUSED, target=target, reason=info.in_use)
         if info.size_bytes <= 0:
-            raise MfpsecError(ErrorCode.WIPE_TARGET_REFUSED, target=target,
-                              reason="the target has no size")
+            raise MfpsecError(
+                ErrorCode.WIPE_TARGET_REFUSED, target=target, reason="the target has no size"
+            )
         return info
 
     async def begin(self, target: str, mode: int, operator: Subject) -> JobView:
@@ -346,12 +373,16 @@ class WipeService:
 
     def _purger_for(self, target: str) -> MediaPurger:
         if self._purger is None:
-            raise MfpsecError(ErrorCode.WIPE_TARGET_REFUSED, target=target,
-                              reason="this daemon has no media purge backend")
+            raise MfpsecError(
+                ErrorCode.WIPE_TARGET_REFUSED,
+                target=target,
+                reason="this daemon has no media purge backend",
+            )
         return self._purger
 
-    async def plan_purge(self, target: str, level: Level, method: Method | None = None
-                         ) -> PurgePreview:
+    async def plan_purge(
+        self, target: str, level: Level, method: Method | None = None
+    ) -> PurgePreview:
         """Ask the device what it supports and choose the method, or explain the one
         named (nothing is written)."""
         info = self._usable(target)
@@ -360,12 +391,25 @@ class WipeService:
         except (OSError, ValueError) as exc:
             raise _io_error(target, "identify", exc) from None
         caps = probe.capabilities
-        return PurgePreview(info, probe, purge_plan.plan(caps, level) if method is None
-                            else purge_plan.named(caps, level, method))
+        return PurgePreview(
+            info,
+            probe,
+            purge_plan.plan(caps, level)
+            if method is None
+            else purge_plan.named(caps, level, method),
+        )
 
-    async def begin_purge(self, target: str, level: Level, operator: Subject, *,
-                          mode: int = 1, confirm: bool = False, verify_all: bool = False,
-                          method: Method | None = None) -> JobView:
+    async def begin_purge(
+        self,
+        target: str,
+        level: Level,
+        operator: Subject,
+        *,
+        mode: int = 1,
+        confirm: bool = False,
+        verify_all: bool = False,
+        method: Method | None = None,
+    ) -> JobView:
         """SP 800-88 Clear or Purge with the strongest method the device supports; the
         engine's overwrite (in `mode` on an HDD) where it supports none."""
         async with self._auditor.event(EventType.SANITIZE, operator, target) as ev:
@@ -373,49 +417,66 @@ class WipeService:
             with self._claiming(target):
                 preview = await self.plan_purge(target, level, method)
                 chosen, info = preview.plan, preview.media
-                ev.details.update(method=chosen.method.value, shortfall=chosen.shortfall,
-                                  whole_device=chosen.whole_device)
+                ev.details.update(
+                    method=chosen.method.value,
+                    shortfall=chosen.shortfall,
+                    whole_device=chosen.whole_device,
+                )
                 confirmed_by = self._purge_allowed(target, preview, operator, confirm)
-                rec = new_record(preview.probe, chosen, info, confirmed_by=confirmed_by,
-                                 fraction=1.0 if verify_all else self.settings.verify_fraction)
+                rec = new_record(
+                    preview.probe,
+                    chosen,
+                    info,
+                    confirmed_by=confirmed_by,
+                    fraction=1.0 if verify_all else self.settings.verify_fraction,
+                )
                 plan = self._purge_plan(rec, chosen, mode, info)
                 job = self._new_job(target, mode, plan, info, operator)
                 ev.object = job.id
-                ev.details.update(target=target, bytes=job.size,
-                                  steps=",".join(_describe(x) for x in plan.steps))
+                ev.details.update(
+                    target=target, bytes=job.size, steps=",".join(_describe(x) for x in plan.steps)
+                )
                 await self._register(job)
             ev.succeed()
         return self._launch(job)
 
     @staticmethod
-    def _purge_allowed(target: str, preview: PurgePreview, operator: Subject, confirm: bool
-                       ) -> str:
+    def _purge_allowed(target: str, preview: PurgePreview, operator: Subject, confirm: bool) -> str:
         """Refuse what the plan may not do here; → who confirmed it ("" if not needed)."""
         chosen = preview.plan
         if chosen.whole_device and preview.probe.others_in_use:
             # No confirmation covers erasing a namespace the system runs from.
-            raise MfpsecError(ErrorCode.WIPE_TARGET_REFUSED, target=target, reason=(
-                f"{chosen.method.value} erases the whole device, and "
-                f"{preview.probe.others_in_use}"))
+            raise MfpsecError(
+                ErrorCode.WIPE_TARGET_REFUSED,
+                target=target,
+                reason=(
+                    f"{chosen.method.value} erases the whole device, and "
+                    f"{preview.probe.others_in_use}"
+                ),
+            )
         if not chosen.needs_confirmation:
             return ""
-        why = chosen.shortfall or ("the method erases the whole device (every namespace), "
-                                   "not only this target")
+        why = chosen.shortfall or (
+            "the method erases the whole device (every namespace), not only this target"
+        )
         if operator.role != "service" or not confirm:
             raise MfpsecError(ErrorCode.WIPE_CONFIRMATION_REQUIRED, target=target, reason=why)
         return operator.user
 
-    def _purge_plan(self, rec: PurgeRecord, chosen: Plan, mode: int, info: MediaInfo
-                    ) -> _Plan:
+    def _purge_plan(self, rec: PurgeRecord, chosen: Plan, mode: int, info: MediaInfo) -> _Plan:
         if not rec.device_method:
             return self._overwrite_plan(mode, info, rec)[1]
         steps = [_Step("sample"), _Step("device", name=rec.method), _Step("check")]
-        return _Plan(f"NIST SP 800-88 Rev.1 {rec.achieves}: {rec.method}",
-                     chosen.shortfall or f"the strongest method {rec.transport} reports",
-                     steps, rec)
+        return _Plan(
+            f"NIST SP 800-88 Rev.1 {rec.achieves}: {rec.method}",
+            chosen.shortfall or f"the strongest method {rec.transport} reports",
+            steps,
+            rec,
+        )
 
-    def _overwrite_plan(self, mode: int, info: MediaInfo, purge: PurgeRecord | None = None
-                        ) -> tuple[Choice, _Plan]:
+    def _overwrite_plan(
+        self, mode: int, info: MediaInfo, purge: PurgeRecord | None = None
+    ) -> tuple[Choice, _Plan]:
         """The engine's passes for the mode on this medium, then the read-back (every
         discard plan verifies its last pass, W-5), and the medium's marker."""
         choice = discard_plan(mode, info.medium)
@@ -435,28 +496,36 @@ class WipeService:
         """Hold the target while its new job is checked and registered."""
         self._not_running(target)
         if target in self._claimed:
-            raise MfpsecError(ErrorCode.WIPE_ALREADY_RUNNING, target=target,
-                              job="(being set up)")
+            raise MfpsecError(ErrorCode.WIPE_ALREADY_RUNNING, target=target, job="(being set up)")
         self._claimed.add(target)
         try:
             yield
         finally:
             self._claimed.discard(target)
 
-    def _new_job(self, target: str, mode: int, plan: _Plan, info: MediaInfo,
-                 operator: Subject) -> _Job:
+    def _new_job(
+        self, target: str, mode: int, plan: _Plan, info: MediaInfo, operator: Subject
+    ) -> _Job:
         now = self._clock.now()
-        return _Job(id=f"{target}-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(2)}",
-                    target=target, mode=mode, plan=plan, media=info, operator=operator,
-                    size=info.size_bytes, started=rfc3339(self._clock))
+        return _Job(
+            id=f"{target}-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(2)}",
+            target=target,
+            mode=mode,
+            plan=plan,
+            media=info,
+            operator=operator,
+            size=info.size_bytes,
+            started=rfc3339(self._clock),
+        )
 
     def _report(self) -> None:
         """The component line in the daemon status: what is running, or how the last ended."""
         if self._health is None:
             return
         running = [j.id for j in self._jobs.values() if j.state == RUNNING]
-        ended = sorted((j for j in self._jobs.values() if j.state != RUNNING),
-                       key=lambda j: j.ended)
+        ended = sorted(
+            (j for j in self._jobs.values() if j.state != RUNNING), key=lambda j: j.ended
+        )
         detail = f"{len(self._disks.ids())} disk(s); "
         if running:
             detail += f"running: {', '.join(running)}"
@@ -464,12 +533,17 @@ class WipeService:
             detail += f"last: {ended[-1].id} {ended[-1].state}"
         else:
             detail += "no sanitization yet"
-        stuck = bool(ended) and not running and ended[-1].error.startswith(
-            ErrorCode.WIPE_DEVICE_STUCK.wire_name)
+        stuck = (
+            bool(ended)
+            and not running
+            and ended[-1].error.startswith(ErrorCode.WIPE_DEVICE_STUCK.wire_name)
+        )
         # A device that stopped answering stays flagged until a sanitization succeeds.
-        self._health.set("wipe", HealthState.DEGRADED if stuck else HealthState.OK,
-                         detail + (" (the device gave no result: see the job)" if stuck
-                                   else ""))
+        self._health.set(
+            "wipe",
+            HealthState.DEGRADED if stuck else HealthState.OK,
+            detail + (" (the device gave no result: see the job)" if stuck else ""),
+        )
 
     def _step(self, kind: PassKind, byte: int) -> _Step:
         if kind is PassKind.RANDOM:
@@ -496,8 +570,11 @@ class WipeService:
         try:
             info = self._usable(job.target)
             if info.size_bytes != job.size:
-                raise MfpsecError(ErrorCode.WIPE_TARGET_REFUSED, target=job.target,
-                                  reason=f"size changed from {job.size} to {info.size_bytes}")
+                raise MfpsecError(
+                    ErrorCode.WIPE_TARGET_REFUSED,
+                    target=job.target,
+                    reason=f"size changed from {job.size} to {info.size_bytes}",
+                )
             self._same_drive(job, info)
             device = job.purge is not None and job.purge.device_method
             if not device:
@@ -515,8 +592,9 @@ class WipeService:
             await self._finish(job)
         except MfpsecError as exc:
             if job.stopping and exc.code is ErrorCode.WIPE_CANCELLED:
-                log.info("sanitization paused for shutdown", job=job.id, step=job.step,
-                         offset=job.offset)
+                log.info(
+                    "sanitization paused for shutdown", job=job.id, step=job.step, offset=job.offset
+                )
                 return
             await self._fail(job, exc)
         except Exception as exc:
@@ -536,9 +614,11 @@ class WipeService:
         was, now = (job.media.model, job.media.serial), (info.model, info.serial)
         if was != now:
             raise MfpsecError(
-                ErrorCode.WIPE_MEDIUM_CHANGED, target=job.target,
+                ErrorCode.WIPE_MEDIUM_CHANGED,
+                target=job.target,
                 reason=f"the job started on model {was[0]!r}, serial {was[1]!r}; the target "
-                       f"now answers model {now[0]!r}, serial {now[1]!r}")
+                f"now answers model {now[0]!r}, serial {now[1]!r}",
+            )
 
     async def _prove_medium(self, job: _Job, target: OverwriteTarget) -> None:
         """Before any pass: write the marker on a fresh job, else read it back."""
@@ -548,30 +628,41 @@ class WipeService:
         if marker.is_(MarkerState.PENDING):
             # Nothing was written yet (not even the marker, if a power cut came first):
             # the medium now in place is the one this job sanitizes.
-            await self._pool.call(target.write_pass, marker.offset, job.size, marker.spec,
-                                    target.new_progress(), 0)
+            await self._pool.call(
+                target.write_pass, marker.offset, job.size, marker.spec, target.new_progress(), 0
+            )
             marker.state = MarkerState.WRITTEN.value
             await self._save(job)
         elif marker.is_(MarkerState.WRITTEN):
             await self._check_marker(job, target, marker)
             if job.resumed:
                 await self._auditor.record(
-                    EventType.SANITIZE, Outcome.SUCCESS, DAEMON, job.id, phase="resume",
-                    step=job.step + 1, steps=len(job.plan.steps), offset=job.offset,
-                    resumed=job.resumed, medium="the marker written at the start is there")
+                    EventType.SANITIZE,
+                    Outcome.SUCCESS,
+                    DAEMON,
+                    job.id,
+                    phase="resume",
+                    step=job.step + 1,
+                    steps=len(job.plan.steps),
+                    offset=job.offset,
+                    resumed=job.resumed,
+                    medium="the marker written at the start is there",
+                )
 
-    async def _check_marker(self, job: _Job, target: OverwriteTarget,
-                            marker: MediumMarker) -> None:
+    async def _check_marker(self, job: _Job, target: OverwriteTarget, marker: MediumMarker) -> None:
         try:
-            await self._pool.call(target.verify, marker.offset, job.size, marker.spec,
-                                    target.new_progress())
+            await self._pool.call(
+                target.verify, marker.offset, job.size, marker.spec, target.new_progress()
+            )
         except MfpsecError as exc:
             if exc.code is not ErrorCode.WIPE_VERIFY_FAILED:
                 raise
             raise MfpsecError(
-                ErrorCode.WIPE_MEDIUM_CHANGED, target=job.target,
+                ErrorCode.WIPE_MEDIUM_CHANGED,
+                target=job.target,
                 reason=f"the marker this job wrote at offset {marker.offset} is not there: "
-                       "another medium was put in place, or it was written to") from None
+                "another medium was put in place, or it was written to",
+            ) from None
 
     async def _seal_marker(self, job: _Job, target: OverwriteTarget) -> None:
         """The marker, proven once more, gets every pass in turn and the read-back."""
@@ -584,10 +675,16 @@ class WipeService:
             await self._save(job)
         passes = [s for s in job.plan.steps if s.kind != "verify"]
         for step in passes:
-            await self._pool.call(target.write_pass, marker.offset, job.size, _spec(step),
-                                    target.new_progress(), 0)
-        await self._pool.call(target.verify, marker.offset, job.size,
-                                _spec(_last_pass(job.plan)), target.new_progress())
+            await self._pool.call(
+                target.write_pass, marker.offset, job.size, _spec(step), target.new_progress(), 0
+            )
+        await self._pool.call(
+            target.verify,
+            marker.offset,
+            job.size,
+            _spec(_last_pass(job.plan)),
+            target.new_progress(),
+        )
         marker.state = MarkerState.SEALED.value
         await self._save(job)
 
@@ -603,8 +700,9 @@ class WipeService:
         if verifying:
             work = self._pool.call(target.verify, start, end, spec, progress)
         else:
-            work = self._pool.call(target.write_pass, start, end, spec, progress,
-                                     self.settings.sync_every)
+            work = self._pool.call(
+                target.write_pass, start, end, spec, progress, self.settings.sync_every
+            )
         fut = asyncio.ensure_future(work)
         while True:
             done, _ = await asyncio.wait({fut}, timeout=self.settings.poll_s)
@@ -618,10 +716,16 @@ class WipeService:
                 break
         fut.result()  # the step's MfpsecError, if any
         await self._auditor.record(
-            EventType.SANITIZE, Outcome.SUCCESS, DAEMON, job.id,
-            phase="verify" if verifying else "pass", step=job.step + 1,
-            steps=len(job.plan.steps), pattern=_describe(step),
-            buffered=progress.buffered)
+            EventType.SANITIZE,
+            Outcome.SUCCESS,
+            DAEMON,
+            job.id,
+            phase="verify" if verifying else "pass",
+            step=job.step + 1,
+            steps=len(job.plan.steps),
+            pattern=_describe(step),
+            buffered=progress.buffered,
+        )
         job.step += 1
         job.offset = 0
         await self._save(job)
@@ -637,7 +741,8 @@ class WipeService:
         if step.kind == "sample":
             if rec.expect == Expect.CHANGED.value:
                 rec.before = await self._read_back(
-                    device, info, rec, job.size, lambda _, blocks: digests_before(blocks))
+                    device, info, rec, job.size, lambda _, blocks: digests_before(blocks)
+                )
                 details["blocks"] = blocks_before(rec)
             else:
                 details["blocks"] = len(await self._pool.call(positions, rec, job.size))
@@ -645,28 +750,42 @@ class WipeService:
             await self._device_command(job, info, device, rec)
             details["device_said"] = rec.device_said[-1]
         else:
-            finding = await self._read_back(device, info, rec, job.size,
-                                            lambda where, blocks: judge(rec, where, blocks))
+            finding = await self._read_back(
+                device, info, rec, job.size, lambda where, blocks: judge(rec, where, blocks)
+            )
             rec.verified = finding.ok
             rec.finding = _finding_text(finding)
             await self._save(job)
             if not finding.ok:
-                raise MfpsecError(ErrorCode.WIPE_VERIFY_FAILED, target=job.target,
-                                  offset=finding.offset)
+                raise MfpsecError(
+                    ErrorCode.WIPE_VERIFY_FAILED, target=job.target, offset=finding.offset
+                )
             details["finding"] = rec.finding
         await self._auditor.record(
-            EventType.SANITIZE, Outcome.SUCCESS, DAEMON, job.id,
-            phase="verify" if step.kind == "check" else step.kind, step=job.step + 1,
-            steps=len(job.plan.steps), **details)
+            EventType.SANITIZE,
+            Outcome.SUCCESS,
+            DAEMON,
+            job.id,
+            phase="verify" if step.kind == "check" else step.kind,
+            step=job.step + 1,
+            steps=len(job.plan.steps),
+            **details,
+        )
         job.step += 1
         job.offset = 0
         await self._save(job)
 
-    async def _read_back(self, device: MediaPurger, info: MediaInfo, rec: PurgeRecord, size: int,
-                         use: Callable[[Sequence[int], Iterable[tuple[int, bytes]]], _T]
-                         ) -> _T:
+    async def _read_back(
+        self,
+        device: MediaPurger,
+        info: MediaInfo,
+        rec: PurgeRecord,
+        size: int,
+        use: Callable[[Sequence[int], Iterable[tuple[int, bytes]]], _T],
+    ) -> _T:
         """`use` applied, in a thread, to the record's sample blocks as the device returns
         them: one block at a time, as a large disk has millions of them."""
+
         def read() -> _T:
             where = positions(rec, size)
             return use(where, device.read_blocks(info, where, rec.block))
@@ -676,8 +795,9 @@ class WipeService:
         except OSError as exc:
             raise _io_error(info.id, "read-back", exc) from None
 
-    async def _device_command(self, job: _Job, info: MediaInfo, device: MediaPurger,
-                              rec: PurgeRecord) -> None:
+    async def _device_command(
+        self, job: _Job, info: MediaInfo, device: MediaPurger, rec: PurgeRecord
+    ) -> None:
         """Issue the command (again after a power cut, unless a background sanitize is
         still running in the device or finished there), then wait for it under the
         watchdog's bound: a device that never answers fails the purge, loudly."""
@@ -693,8 +813,9 @@ class WipeService:
         if reissue:
             rec.issued += 1
             await self._save(job)  # an interrupted command is re-issued, never forgotten
-            work = asyncio.ensure_future(self._pool.call(
-                device.issue, info, method, rec.secret, bound))
+            work = asyncio.ensure_future(
+                self._pool.call(device.issue, info, method, rec.secret, bound)
+            )
             await self._watch(job, work, start, bound)
             try:
                 rec.device_said.append(work.result())
@@ -709,9 +830,13 @@ class WipeService:
                         rec.device_said.append(status.said)
                         if status.state == "failed":
                             # Never enough for success, the device's word is for failure.
-                            raise MfpsecError(ErrorCode.WIPE_IO_ERROR, target=job.target,
-                                              offset=-1, reason=f"{rec.method}: the device "
-                                              f"reports that it failed ({status.said})")
+                            raise MfpsecError(
+                                ErrorCode.WIPE_IO_ERROR,
+                                target=job.target,
+                                offset=-1,
+                                reason=f"{rec.method}: the device "
+                                f"reports that it failed ({status.said})",
+                            )
                     break
                 job.offset = int(status.fraction * job.size)
                 await self._save(job)
@@ -720,15 +845,17 @@ class WipeService:
                 await asyncio.sleep(self.settings.device_poll_s)
         rec.secret = ""  # the erase is over: the drive's one-time password is void
 
-    async def _status(self, job: _Job, device: MediaPurger, info: MediaInfo, method: Method
-                      ) -> DeviceProgress | None:
+    async def _status(
+        self, job: _Job, device: MediaPurger, info: MediaInfo, method: Method
+    ) -> DeviceProgress | None:
         try:
             return await self._pool.call(device.progress, info, method)
         except (OSError, ValueError) as exc:
             raise _io_error(job.target, f"{method.value} status", exc) from None
 
-    async def _watch(self, job: _Job, work: asyncio.Future[str], start: float,
-                     bound: float) -> None:
+    async def _watch(
+        self, job: _Job, work: asyncio.Future[str], start: float, bound: float
+    ) -> None:
         while True:
             done, _ = await asyncio.wait({work}, timeout=self.settings.poll_s)
             if done:
@@ -739,9 +866,13 @@ class WipeService:
             except MfpsecError:
                 # The thread is in the kernel or the tool: it cannot be taken back. Its
                 # answer, if one ever comes, is only logged.
-                work.add_done_callback(lambda f: log.warning(
-                    "a stuck purge command returned", job=job.id,
-                    said=None if f.cancelled() or f.exception() else f.result()))
+                work.add_done_callback(
+                    lambda f: log.warning(
+                        "a stuck purge command returned",
+                        job=job.id,
+                        said=None if f.cancelled() or f.exception() else f.result(),
+                    )
+                )
                 raise
 
     def _check_bound(self, job: _Job, start: float, bound: float) -> None:
@@ -749,8 +880,7 @@ class WipeService:
             raise MfpsecError(ErrorCode.WIPE_CANCELLED, job=job.id)
         waited = self._clock.monotonic() - start
         if waited > bound:
-            raise MfpsecError(ErrorCode.WIPE_DEVICE_STUCK, target=job.target,
-                              seconds=round(waited))
+            raise MfpsecError(ErrorCode.WIPE_DEVICE_STUCK, target=job.target, seconds=round(waited))
 
     async def _finish(self, job: _Job) -> None:
         job.ended = rfc3339(self._clock)
@@ -762,10 +892,19 @@ class WipeService:
             # The target IS sanitized; only the proof could not be signed now.
             job.error = "certificate not signed: the device identity key is unavailable"
         await self._end(job, COMPLETED)
-        await self._auditor.record(EventType.SANITIZE, Outcome.SUCCESS, job.operator, job.id,
-                                   phase="result", result=result,
-                                   **({"certificate_sha256": signed} if signed else
-                                      {"certificate": "signed on first request"}))
+        await self._auditor.record(
+            EventType.SANITIZE,
+            Outcome.SUCCESS,
+            job.operator,
+            job.id,
+            phase="result",
+            result=result,
+            **(
+                {"certificate_sha256": signed}
+                if signed
+                else {"certificate": "signed on first request"}
+            ),
+        )
         log.info("sanitization completed", job=job.id, result=result)
 
     async def _fail(self, job: _Job, exc: MfpsecError) -> None:
@@ -777,18 +916,25 @@ class WipeService:
         cancelled = exc.code is ErrorCode.WIPE_CANCELLED or job.cancelling
         ending = CANCELLED if cancelled else FAILED
         job.ended = rfc3339(self._clock)
-        job.error = exc.code.wire_name + "".join(f" {k}={v}" for k, v in exc.params.items()
-                                                 if k != "job")
+        job.error = exc.code.wire_name + "".join(
+            f" {k}={v}" for k, v in exc.params.items() if k != "job"
+        )
         # Certified as FAILED or CANCELLED, with why: the record a service engineer and an
         # auditor need (for a purge the read-back caught: the device's report and the
         # finding), and never mistakable for a success.
         digest = await self._certify_now(job, ending)
         await self._end(job, ending)
-        await self._auditor.record(EventType.SANITIZE, Outcome.FAILURE, job.operator, job.id,
-                                   phase="result", result=job.state, error=job.error,
-                                   **({"certificate_sha256": digest} if digest else {}))
-        log.warning("sanitization did not complete", job=job.id, state=job.state,
-                    error=job.error)
+        await self._auditor.record(
+            EventType.SANITIZE,
+            Outcome.FAILURE,
+            job.operator,
+            job.id,
+            phase="result",
+            result=job.state,
+            error=job.error,
+            **({"certificate_sha256": digest} if digest else {}),
+        )
+        log.warning("sanitization did not complete", job=job.id, state=job.state, error=job.error)
 
     async def _save(self, job: _Job) -> None:
         await self._state.run(lambda conn: _update(conn, job))
@@ -812,8 +958,7 @@ class WipeService:
             return ""
         return cert.digest(body).hex()
 
-    async def _certify(self, job: _Job, result: str
-                       ) -> tuple[bytes, cert.CertificateBody]:
+    async def _certify(self, job: _Job, result: str) -> tuple[bytes, cert.CertificateBody]:
         current = (await self._identities())[0]
         body = self._body(job, result, current.fingerprint)
         return await self._sign(body), body
@@ -831,34 +976,64 @@ class WipeService:
                 verification = purge_verification(rec)
         failed = result in (cert.FAILED, cert.CANCELLED)
         return cert.CertificateBody(
-            format=cert.FORMAT, id=job.id, device=self._device.label,
-            media=cert.Media(id=m.id, type=m.medium.value, model=m.model, serial=m.serial,
-                             size_bytes=job.size, transport=m.transport),
-            method=cert.Method(category=category, technique=technique, mode=job.mode,
-                               standard=job.plan.standard, passes=passes,
-                               reason=job.plan.reason, tool=self._tool,
-                               ieee2883=cert.ieee2883(category, technique)),
+            format=cert.FORMAT,
+            id=job.id,
+            device=self._device.label,
+            media=cert.Media(
+                id=m.id,
+                type=m.medium.value,
+                model=m.model,
+                serial=m.serial,
+                size_bytes=job.size,
+                transport=m.transport,
+            ),
+            method=cert.Method(
+                category=category,
+                technique=technique,
+                mode=job.mode,
+                standard=job.plan.standard,
+                passes=passes,
+                reason=job.plan.reason,
+                tool=self._tool,
+                ieee2883=cert.ieee2883(category, technique),
+            ),
             verification=verification,
-            operator=cert.Operator(user=job.operator.user, role=job.operator.role,
-                                   origin=job.operator.origin),
-            started=job.started, ended=job.ended, resumed=job.resumed, result=result,
+            operator=cert.Operator(
+                user=job.operator.user, role=job.operator.role, origin=job.operator.origin
+            ),
+            started=job.started,
+            ended=job.ended,
+            resumed=job.resumed,
+            result=result,
             purge=purge,
-            issuer=cert.Issuer(model=self._device.model, serial=self._device.serial,
-                               identity=identity, board=self._device.board),
-            references=cert.REFERENCES, error=job.error if failed else "")
+            issuer=cert.Issuer(
+                model=self._device.model,
+                serial=self._device.serial,
+                identity=identity,
+                board=self._device.board,
+            ),
+            references=cert.REFERENCES,
+            error=job.error if failed else "",
+        )
 
     async def _sign(self, body: cert.CertificateBody) -> bytes:
         signed = await self._signer(cert.digest(body))
         if signed is None:
-            raise MfpsecError(ErrorCode.KEYS_UNAVAILABLE,
-                              reason="the device identity key cannot sign now")
+            raise MfpsecError(
+                ErrorCode.KEYS_UNAVAILABLE, reason="the device identity key cannot sign now"
+            )
         signature, spki = signed
         pem = serialization.load_der_public_key(spki).public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        return cert.encode_document(cert.CertificateDocument(
-            certificate=body, signature=cert.Signature(alg=cert.SIGNATURE_ALG,
-                                                       public_key=pem.decode(),
-                                                       value=signature.hex())))
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return cert.encode_document(
+            cert.CertificateDocument(
+                certificate=body,
+                signature=cert.Signature(
+                    alg=cert.SIGNATURE_ALG, public_key=pem.decode(), value=signature.hex()
+                ),
+            )
+        )
 
     async def certificate(self, job_id: str) -> cert.CertificateDocument:
         job = self._get(job_id)
@@ -866,9 +1041,11 @@ class WipeService:
             if job.state != RUNNING and not job.certificate:
                 await self._certify_late(job)
         if not job.certificate:
-            raise MfpsecError(ErrorCode.WIPE_JOB_NOT_FOUND,
-                              f"sanitization {job_id} has no certificate: it is {job.state}",
-                              job=job_id)
+            raise MfpsecError(
+                ErrorCode.WIPE_JOB_NOT_FOUND,
+                f"sanitization {job_id} has no certificate: it is {job.state}",
+                job=job_id,
+            )
         return cert.decode_document(job.certificate)
 
     async def _certify_late(self, job: _Job) -> None:
@@ -879,39 +1056,54 @@ class WipeService:
         if job.state == COMPLETED:
             job.error = ""
         await self._save(job)
-        await self._auditor.record(EventType.SANITIZE, Outcome.SUCCESS, DAEMON, job.id,
-                                   phase="certificate", result=result,
-                                   certificate_sha256=cert.digest(body).hex())
+        await self._auditor.record(
+            EventType.SANITIZE,
+            Outcome.SUCCESS,
+            DAEMON,
+            job.id,
+            phase="certificate",
+            result=result,
+            certificate_sha256=cert.digest(body).hex(),
+        )
 
-    async def verify_certificate(self, data: bytes
-                                 ) -> tuple[cert.CertificateDocument, KnownIdentity]:
+    async def verify_certificate(
+        self, data: bytes
+    ) -> tuple[cert.CertificateDocument, KnownIdentity]:
         """Against this device's identity keys only. → (document, the identity that signed
         it); CertificateForeign for an intact signature by another key, CertificateInvalid
         for one that matches no key."""
         try:
             doc = cert.decode_document(data)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            raise MfpsecError(ErrorCode.WIPE_CERTIFICATE_INVALID, reason=f"malformed: {exc}"
-                              ) from None
+            raise MfpsecError(
+                ErrorCode.WIPE_CERTIFICATE_INVALID, reason=f"malformed: {exc}"
+            ) from None
         if doc.signature.alg != cert.SIGNATURE_ALG:
-            raise MfpsecError(ErrorCode.WIPE_CERTIFICATE_INVALID,
-                              reason=f"unknown signature algorithm {doc.signature.alg!r}")
+            raise MfpsecError(
+                ErrorCode.WIPE_CERTIFICATE_INVALID,
+                reason=f"unknown signature algorithm {doc.signature.alg!r}",
+            )
         try:
             carried = identity_history.spki_of(doc.signature.public_key)
             signature = bytes.fromhex(doc.signature.value)
         except ValueError:
-            raise MfpsecError(ErrorCode.WIPE_CERTIFICATE_INVALID,
-                              reason="malformed public key or signature") from None
+            raise MfpsecError(
+                ErrorCode.WIPE_CERTIFICATE_INVALID, reason="malformed public key or signature"
+            ) from None
         message = cert.canonical(doc.certificate)
         for known in await self._identities():
             if identity_history.verifies(known.spki_der, signature, message):
                 return doc, known
         # The carried key only tells a foreign document from a broken one.
         if identity_history.verifies(carried, signature, message):
-            raise MfpsecError(ErrorCode.WIPE_CERTIFICATE_FOREIGN,
-                              fingerprint=identity_history.fingerprint(carried))
-        raise MfpsecError(ErrorCode.WIPE_CERTIFICATE_INVALID,
-                          reason="the signature does not match the certificate")
+            raise MfpsecError(
+                ErrorCode.WIPE_CERTIFICATE_FOREIGN,
+                fingerprint=identity_history.fingerprint(carried),
+            )
+        raise MfpsecError(
+            ErrorCode.WIPE_CERTIFICATE_INVALID,
+            reason="the signature does not match the certificate",
+        )
 
     # ---------------------------------------------------------------- job data (W-1)
 
@@ -947,40 +1139,60 @@ class WipeService:
 
 # ---------------------------------------------------------------- persistence
 
-_COLUMNS = ("id, target, mode, plan, media, operator, state, step, offset, size, started_at, "
-            "ended_at, resumed, error, certificate")
-_INSERT = (f"INSERT INTO wipe_jobs ({_COLUMNS}) VALUES "  # noqa: S608 (constant column list)
-           "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_COLUMNS = (
+    "id, target, mode, plan, media, operator, state, step, offset, size, started_at, "
+    "ended_at, resumed, error, certificate"
+)
+_INSERT = (
+    f"INSERT INTO wipe_jobs ({_COLUMNS}) VALUES "  # noqa: S608 (constant column list)
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _SELECT = f"SELECT {_COLUMNS} FROM wipe_jobs ORDER BY started_at"  # noqa: S608 (constant)
 
 
 def _media_json(m: MediaInfo) -> str:
-    return _MEDIA.encode({"id": m.id, "path": str(m.path), "medium": m.medium.value,
-                          "sanitizable": m.sanitizable, "size_bytes": m.size_bytes,
-                          "logical_block": m.logical_block, "rotational": m.rotational,
-                          "transport": m.transport, "model": m.model, "serial": m.serial,
-                          "in_use": m.in_use}).decode()
+    return _MEDIA.encode(
+        {
+            "id": m.id,
+            "path": str(m.path),
+            "medium": m.medium.value,
+            "sanitizable": m.sanitizable,
+            "size_bytes": m.size_bytes,
+            "logical_block": m.logical_block,
+            "rotational": m.rotational,
+            "transport": m.transport,
+            "model": m.model,
+            "serial": m.serial,
+            "in_use": m.in_use,
+        }
+    ).decode()
 
 
 def _media_from(text: str) -> MediaInfo:
     d = msgspec.json.decode(text)
-    return MediaInfo(id=d["id"], path=Path(d["path"]), medium=Medium(d["medium"]),
-                     sanitizable=d["sanitizable"], size_bytes=d["size_bytes"],
-                     logical_block=d["logical_block"], rotational=d["rotational"],
-                     transport=d["transport"], model=d["model"], serial=d["serial"],
-                     in_use=d["in_use"])
+    return MediaInfo(
+        id=d["id"],
+        path=Path(d["path"]),
+        medium=Medium(d["medium"]),
+        sanitizable=d["sanitizable"],
+        size_bytes=d["size_bytes"],
+        logical_block=d["logical_block"],
+        rotational=d["rotational"],
+        transport=d["transport"],
+        model=d["model"],
+        serial=d["serial"],
+        in_use=d["in_use"],
+    )
 
 
 def _io_error(target: str, what: str, exc: OSError | ValueError) -> MfpsecError:
     """A device command, status or read-back the kernel failed, or whose answer could not
     be parsed (ValueError); no byte offset applies."""
-    return MfpsecError(ErrorCode.WIPE_IO_ERROR, target=target, offset=-1,
-                       reason=f"{what}: {exc}")
+    return MfpsecError(ErrorCode.WIPE_IO_ERROR, target=target, offset=-1, reason=f"{what}: {exc}")
 
 
 def _finding_text(f: purge_verify.Finding) -> str:
-    blank = (f", {f.uniform} more were blank before the erase and prove nothing"
-             if f.uniform else "")
+    blank = f", {f.uniform} more were blank before the erase and prove nothing" if f.uniform else ""
     if f.ok:
         return f"{f.blocks} blocks read back as expected{blank}"
     where = f" at offset {f.offset}" if f.offset >= 0 else ""
@@ -1004,31 +1216,83 @@ def _read_back(job: _Job, result: str) -> str:
 
 
 def _insert(conn: StateConnection, job: _Job) -> None:
-    conn.execute(_INSERT,
-                 (job.id, job.target, job.mode, msgspec.json.encode(job.plan).decode(),
-                  _media_json(job.media), msgspec.json.encode(job.operator).decode(),
-                  job.state, job.step, job.offset, job.size, job.started, job.ended,
-                  job.resumed, job.error, job.certificate.decode()))
+    conn.execute(
+        _INSERT,
+        (
+            job.id,
+            job.target,
+            job.mode,
+            msgspec.json.encode(job.plan).decode(),
+            _media_json(job.media),
+            msgspec.json.encode(job.operator).decode(),
+            job.state,
+            job.step,
+            job.offset,
+            job.size,
+            job.started,
+            job.ended,
+            job.resumed,
+            job.error,
+            job.certificate.decode(),
+        ),
+    )
 
 
 def _update(conn: StateConnection, job: _Job, state: str | None = None) -> None:
-    conn.execute("UPDATE wipe_jobs SET state = ?, step = ?, offset = ?, ended_at = ?, "
-                 "resumed = ?, error = ?, certificate = ?, plan = ? WHERE id = ?",
-                 (state or job.state, job.step, job.offset, job.ended, job.resumed, job.error,
-                  job.certificate.decode(), msgspec.json.encode(job.plan).decode(), job.id))
+    conn.execute(
+        "UPDATE wipe_jobs SET state = ?, step = ?, offset = ?, ended_at = ?, "
+        "resumed = ?, error = ?, certificate = ?, plan = ? WHERE id = ?",
+        (
+            state or job.state,
+            job.step,
+            job.offset,
+            job.ended,
+            job.resumed,
+            job.error,
+            job.certificate.decode(),
+            msgspec.json.encode(job.plan).decode(),
+            job.id,
+        ),
+    )
 
 
 def _load_jobs(conn: StateConnection) -> list[_Job]:
     out = []
     for row in conn.execute(_SELECT).fetchall():
-        (id_, target, mode, plan, media, operator, state, step, offset, size, started,
-         ended, resumed, error, certificate) = row
-        out.append(_Job(id=str(id_), target=str(target), mode=int(str(mode)),
-                        plan=msgspec.json.decode(str(plan), type=_Plan),
-                        media=_media_from(str(media)),
-                        operator=msgspec.json.decode(str(operator), type=Subject),
-                        size=int(str(size)), started=str(started), state=str(state),
-                        step=int(str(step)), offset=int(str(offset)), ended=str(ended),
-                        resumed=int(str(resumed)), error=str(error),
-                        certificate=str(certificate).encode()))
+        (
+            id_,
+            target,
+            mode,
+            plan,
+            media,
+            operator,
+            state,
+            step,
+            offset,
+            size,
+            started,
+            ended,
+            resumed,
+            error,
+            certificate,
+        ) = row
+        out.append(
+            _Job(
+                id=str(id_),
+                target=str(target),
+                mode=int(str(mode)),
+                plan=msgspec.json.decode(str(plan), type=_Plan),
+                media=_media_from(str(media)),
+                operator=msgspec.json.decode(str(operator), type=Subject),
+                size=int(str(size)),
+                started=str(started),
+                state=str(state),
+                step=int(str(step)),
+                offset=int(str(offset)),
+                ended=str(ended),
+                resumed=int(str(resumed)),
+                error=str(error),
+                certificate=str(certificate).encode(),
+            )
+        )
     return out

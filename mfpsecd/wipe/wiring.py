@@ -21,25 +21,42 @@ from mfpsecd.wipe.service import DeviceName, WipeService, WipeSettings
 log = structlog.get_logger("mfpsecd.wipe")
 
 
-def make_wipe(cfg: Config, board: Board, state: StateStore, auditor: Auditor, *, clock: Clock,
-              health: HealthRegistry, signer: Signer,
-              identities: Callable[[], Awaitable[list[KnownIdentity]]], tool: str
-              ) -> WipeService:
+def make_wipe(
+    cfg: Config,
+    board: Board,
+    state: StateStore,
+    auditor: Auditor,
+    *,
+    clock: Clock,
+    health: HealthRegistry,
+    signer: Signer,
+    identities: Callable[[], Awaitable[list[KnownIdentity]]],
+    tool: str,
+) -> WipeService:
     """The sanitization service on the board's disks, the native overwrite engine and the
     media's own sanitize commands; certificates signed by the device identity."""
     simulated = board.profile.board.kind is BoardKind.SIMULATED
     return WipeService(
-        state, SysfsDiskInventory(board.profile.disks, board.paths, simulated=simulated),
-        NativeOverwriter(), auditor, clock, signer=signer, identities=identities,
+        state,
+        SysfsDiskInventory(board.profile.disks, board.paths, simulated=simulated),
+        NativeOverwriter(),
+        auditor,
+        clock,
+        signer=signer,
+        identities=identities,
         device=device_name(board),
-        tool=tool, health=health,
-        settings=WipeSettings(temporary_mode=cfg.wipe.temporary_mode,
-                              sync_every=cfg.wipe.checkpoint_mib << 20,
-                              poll_s=cfg.wipe.progress_interval_ms / 1000,
-                              verify_fraction=cfg.wipe.verify_percent / 100,
-                              purge_bound_s=cfg.wipe.purge_timeout_min * 60.0,
-                              factory_mode=cfg.wipe.factory_mode),
-        purger=DevicePurger(sys_root=board.paths.sys_root, proc_root=board.paths.proc_root))
+        tool=tool,
+        health=health,
+        settings=WipeSettings(
+            temporary_mode=cfg.wipe.temporary_mode,
+            sync_every=cfg.wipe.checkpoint_mib << 20,
+            poll_s=cfg.wipe.progress_interval_ms / 1000,
+            verify_fraction=cfg.wipe.verify_percent / 100,
+            purge_bound_s=cfg.wipe.purge_timeout_min * 60.0,
+            factory_mode=cfg.wipe.factory_mode,
+        ),
+        purger=DevicePurger(sys_root=board.paths.sys_root, proc_root=board.paths.proc_root),
+    )
 
 
 def device_name(board: Board) -> DeviceName:

@@ -82,11 +82,10 @@ static PyObject *py_hash_files(PyObject *self, PyObject *const *args, Py_ssize_t
     if (result == NULL)
         goto out;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *row = Py_BuildValue("(iiKIy#)", items[i].status, items[i].err,
-                                      (unsigned long long)items[i].size,
-                                      (unsigned int)items[i].mode,
-                                      (const char *)items[i].digest,
-                                      (Py_ssize_t)MFP_SHA256_BYTES);
+        PyObject *row =
+            Py_BuildValue("(iiKIy#)", items[i].status, items[i].err,
+                          (unsigned long long)items[i].size, (unsigned int)items[i].mode,
+                          (const char *)items[i].digest, (Py_ssize_t)MFP_SHA256_BYTES);
         if (row == NULL) {
             Py_CLEAR(result);
             goto out;

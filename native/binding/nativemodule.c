@@ -180,8 +180,8 @@ static PyObject *py_aes256gcm_open(PyObject *self, PyObject *const *args, Py_ssi
     const uint8_t *in = b.in.buf;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = mfp_aes256gcm_open(b.key.buf, b.nonce.buf, b.aad.buf, (size_t)b.aad.len, in, len,
-                            in + len, b.out.buf);
+    rc = mfp_aes256gcm_open(b.key.buf, b.nonce.buf, b.aad.buf, (size_t)b.aad.len, in, len, in + len,
+                            b.out.buf);
     Py_END_ALLOW_THREADS
     aead_release(&b);
     if (mfp_py_check_rc(rc, "aes256gcm_open") != 0)
@@ -518,8 +518,8 @@ static PyObject *py_argon2id_into(PyObject *self, PyObject *args)
     /* Costs come from files (a key backup's header) before anything is authenticated:
      * "n" is overflow-checked, unlike "I", which would wrap 2^32 + 1 to 1. */
     Py_ssize_t t_arg, m_arg, lanes_arg;
-    if (!PyArg_ParseTuple(args, "y*y*nnnw*:argon2id_into", &pwd, &salt, &t_arg, &m_arg,
-                          &lanes_arg, &out))
+    if (!PyArg_ParseTuple(args, "y*y*nnnw*:argon2id_into", &pwd, &salt, &t_arg, &m_arg, &lanes_arg,
+                          &out))
         return NULL;
     if (t_arg < 1 || t_arg > (Py_ssize_t)UINT32_MAX || m_arg < 1 ||
         m_arg > (Py_ssize_t)UINT32_MAX || lanes_arg < 1 || lanes_arg > (Py_ssize_t)UINT32_MAX) {
@@ -533,8 +533,8 @@ static PyObject *py_argon2id_into(PyObject *self, PyObject *args)
     int rc;
     /* The exported buffers pin their objects: a bytearray cannot resize meanwhile. */
     Py_BEGIN_ALLOW_THREADS
-    rc = mfp_argon2id(pwd.buf, (size_t)pwd.len, salt.buf, (size_t)salt.len, t_cost,
-                      m_cost_kib, lanes, out.buf, (size_t)out.len);
+    rc = mfp_argon2id(pwd.buf, (size_t)pwd.len, salt.buf, (size_t)salt.len, t_cost, m_cost_kib,
+                      lanes, out.buf, (size_t)out.len);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&pwd);
     PyBuffer_Release(&salt);
@@ -595,7 +595,8 @@ static PyMethodDef methods[] = {
 
 static int module_exec(PyObject *m)
 {
-    NativeError = PyErr_NewExceptionWithDoc("mfpsecd._native.NativeError",
+    NativeError = PyErr_NewExceptionWithDoc(
+        "mfpsecd._native.NativeError",
         "A native engine returned an error code (errno in .errno, the call in .filename).",
         PyExc_OSError, NULL);
     if (NativeError == NULL)

@@ -80,8 +80,7 @@ static PyGetSetDef streamstate_getset[] = {
     {"bytes_out", ss_bytes_out, NULL, "bytes written to the destination", NULL},
     {"bytes_moved", ss_bytes_moved, NULL,
      "bytes read plus written so far, counted at every read and write", NULL},
-    {"bad_segment", ss_bad_segment, NULL, "the first segment that failed authentication",
-     NULL},
+    {"bad_segment", ss_bad_segment, NULL, "the first segment that failed authentication", NULL},
     {"cancelled", ss_cancelled, NULL, "cancel() was called", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
@@ -117,8 +116,8 @@ struct stream_args {
     struct mfp_stream_params p;
 };
 
-static int stream_args(struct stream_args *a, PyObject *key, PyObject *context,
-                       PyObject *shift, PyObject *threads)
+static int stream_args(struct stream_args *a, PyObject *key, PyObject *context, PyObject *shift,
+                       PyObject *threads)
 {
     memset(a, 0, sizeof *a);
     Py_buffer k, c;
@@ -199,11 +198,11 @@ static PyObject *memory_call(PyObject *const *args, Py_ssize_t nargs, int sealin
     int rc;
     Py_BEGIN_ALLOW_THREADS
     if (sealing)
-        rc = mfp_stream_seal(&a.p, src.buf, (size_t)src.len, dst.buf, (size_t)dst.len,
-                             &out_len, st);
+        rc =
+            mfp_stream_seal(&a.p, src.buf, (size_t)src.len, dst.buf, (size_t)dst.len, &out_len, st);
     else
-        rc = mfp_stream_open(&a.p, src.buf, (size_t)src.len, dst.buf, (size_t)dst.len,
-                             &out_len, st);
+        rc =
+            mfp_stream_open(&a.p, src.buf, (size_t)src.len, dst.buf, (size_t)dst.len, &out_len, st);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&dst);
     PyBuffer_Release(&src);
@@ -295,8 +294,8 @@ static PyObject *py_stream_sealed_size(PyObject *self, PyObject *const *args, Py
     if (PyErr_Occurred())
         return NULL;
     uint64_t out = 0;
-    if (mfp_py_check_rc(mfp_stream_sealed_size(len, (unsigned)shift, &out),
-                        "stream_sealed_size") != 0)
+    if (mfp_py_check_rc(mfp_stream_sealed_size(len, (unsigned)shift, &out), "stream_sealed_size") !=
+        0)
         return NULL;
     return PyLong_FromUnsignedLongLong(out);
 }
@@ -386,7 +385,7 @@ static PyObject *xts_call(PyObject *const *args, Py_ssize_t nargs, int sectors)
     else
         rc = mfp_aes256xts_unit(key, tw, src.buf, dst.buf, (size_t)src.len, encrypt);
     Py_END_ALLOW_THREADS
-    (void)mfp_py_check_rc(rc, sectors ? "xts_sectors" : "xts_unit");
+    rc = mfp_py_check_rc(rc, sectors ? "xts_sectors" : "xts_unit"); /* the error, if any */
 out:
     mfp_secure_zero(key, sizeof key);
     if (held >= 3)

@@ -38,12 +38,11 @@ size_t mfp_selftest_count(void);
 const char *mfp_selftest_name(size_t i);
 int mfp_selftest_run(size_t i);
 
-
 /* ---- AES-256-GCM for small records (src/aead.c) */
 
 #define MFP_AES256_KEY_BYTES 32
-#define MFP_GCM_NONCE_BYTES 12
-#define MFP_GCM_TAG_BYTES 16
+#define MFP_GCM_NONCE_BYTES  12
+#define MFP_GCM_TAG_BYTES    16
 
 /*
  * Encrypt len bytes of pt into ct (same length) and write the 16-byte tag.
@@ -51,18 +50,16 @@ int mfp_selftest_run(size_t i);
  * aad_len is 0. Returns 0; -EINVAL for NULL pointers; -EOVERFLOW above INT_MAX bytes;
  * -ENOMEM; -EIO if libcrypto fails (ct and tag are then zeroed).
  */
-int mfp_aes256gcm_seal(const uint8_t *key, const uint8_t *nonce, const uint8_t *aad,
-                       size_t aad_len, const uint8_t *pt, size_t len, uint8_t *ct,
-                       uint8_t *tag);
+int mfp_aes256gcm_seal(const uint8_t *key, const uint8_t *nonce, const uint8_t *aad, size_t aad_len,
+                       const uint8_t *pt, size_t len, uint8_t *ct, uint8_t *tag);
 
 /*
  * Decrypt and authenticate. Returns 0, or -EBADMSG when the tag does not match (key,
  * nonce, aad, ciphertext or tag altered); pt is then zeroed, never partially filled.
  * Other errors as for mfp_aes256gcm_seal.
  */
-int mfp_aes256gcm_open(const uint8_t *key, const uint8_t *nonce, const uint8_t *aad,
-                       size_t aad_len, const uint8_t *ct, size_t len, const uint8_t *tag,
-                       uint8_t *pt);
+int mfp_aes256gcm_open(const uint8_t *key, const uint8_t *nonce, const uint8_t *aad, size_t aad_len,
+                       const uint8_t *ct, size_t len, const uint8_t *tag, uint8_t *pt);
 
 /*
  * dst[i] = a[i] ^ b[i] for n bytes (dst may alias a or b): masks keys held in memory
@@ -85,16 +82,16 @@ int mfp_random(uint8_t *out, size_t n);
  * too small; -EIO if libcrypto refuses (e.g. msg too long for the key).
  */
 int mfp_rsa_oaep_sha256_encrypt(const uint8_t *spki_der, size_t der_len, const uint8_t *label,
-                                size_t label_len, const uint8_t *msg, size_t msg_len,
-                                uint8_t *out, size_t out_cap, size_t *out_len);
+                                size_t label_len, const uint8_t *msg, size_t msg_len, uint8_t *out,
+                                size_t out_cap, size_t *out_len);
 
 /* ---- the audit log's hash chain (src/chain.c) */
 
-#define MFP_SHA256_BYTES 32
-#define MFP_CHAIN_OK 0
+#define MFP_SHA256_BYTES     32
+#define MFP_CHAIN_OK         0
 #define MFP_CHAIN_UNREADABLE 1 /* not a canonical record start */
-#define MFP_CHAIN_SEQ 2        /* not the expected sequence number */
-#define MFP_CHAIN_LINK 3       /* prev is not the hash of the record before */
+#define MFP_CHAIN_SEQ        2 /* not the expected sequence number */
+#define MFP_CHAIN_LINK       3 /* prev is not the hash of the record before */
 
 /*
  * Verify n canonical audit records in order. hash holds the hash before the first record
@@ -102,9 +99,8 @@ int mfp_rsa_oaep_sha256_encrypt(const uint8_t *spki_der, size_t der_len, const u
  * checked. Returns 0 when all link; -EBADMSG with *bad_index and *bad_kind naming the
  * first record that does not; -EINVAL, -ENOMEM, -EIO.
  */
-int mfp_audit_chain(const uint8_t *const *records, const size_t *lens, size_t n,
-                    uint64_t first_seq, uint8_t hash[MFP_SHA256_BYTES], size_t *bad_index,
-                    int *bad_kind);
+int mfp_audit_chain(const uint8_t *const *records, const size_t *lens, size_t n, uint64_t first_seq,
+                    uint8_t hash[MFP_SHA256_BYTES], size_t *bad_index, int *bad_kind);
 
 /* ---- the overwrite engine (src/overwrite.c) */
 
@@ -114,7 +110,7 @@ int mfp_audit_chain(const uint8_t *const *records, const size_t *lens, size_t n,
  * block size in use (512 and 4096). Unaligned head and tail pieces go through the cache. */
 #define MFP_WIPE_ALIGN 4096u
 
-#define MFP_PASS_BYTE 0   /* every byte is pass.byte */
+#define MFP_PASS_BYTE   0 /* every byte is pass.byte */
 #define MFP_PASS_RANDOM 1 /* AES-256-CTR keystream under pass.key, counter = offset / 16 */
 
 struct mfp_pass {
@@ -187,13 +183,13 @@ int mfp_wipe_verify(int fd, uint64_t start, uint64_t end, const struct mfp_pass 
  * truncation, reordering, swapping segments between objects, appending, a changed header
  * or a wrong context all fail authentication.
  */
-#define MFP_STREAM_HEADER_BYTES 16
-#define MFP_STREAM_TAG_BYTES 16
-#define MFP_STREAM_MIN_SHIFT 12 /* 4 KiB segments */
-#define MFP_STREAM_MAX_SHIFT 24 /* 16 MiB */
+#define MFP_STREAM_HEADER_BYTES  16
+#define MFP_STREAM_TAG_BYTES     16
+#define MFP_STREAM_MIN_SHIFT     12 /* 4 KiB segments */
+#define MFP_STREAM_MAX_SHIFT     24 /* 16 MiB */
 #define MFP_STREAM_DEFAULT_SHIFT 16
-#define MFP_STREAM_MAX_THREADS 16
-#define MFP_STREAM_MAX_CONTEXT 256
+#define MFP_STREAM_MAX_THREADS   16
+#define MFP_STREAM_MAX_CONTEXT   256
 
 struct mfp_stream_params {
     const uint8_t *key;     /* 32 bytes: the object's own data key */
@@ -241,12 +237,10 @@ int mfp_stream_plain_size(const uint8_t *header, uint64_t sealed_len, uint64_t *
  * (state->bad_segment when state is given). Segments are split across p->threads.
  * state may be NULL. Returns 0 with *out_len, -EINVAL, -ENOSPC (out_cap), -ENOMEM, -EIO.
  */
-int mfp_stream_seal(const struct mfp_stream_params *p, const uint8_t *in, size_t len,
-                    uint8_t *out, size_t out_cap, size_t *out_len,
-                    struct mfp_stream_state *state);
-int mfp_stream_open(const struct mfp_stream_params *p, const uint8_t *in, size_t len,
-                    uint8_t *out, size_t out_cap, size_t *out_len,
-                    struct mfp_stream_state *state);
+int mfp_stream_seal(const struct mfp_stream_params *p, const uint8_t *in, size_t len, uint8_t *out,
+                    size_t out_cap, size_t *out_len, struct mfp_stream_state *state);
+int mfp_stream_open(const struct mfp_stream_params *p, const uint8_t *in, size_t len, uint8_t *out,
+                    size_t out_cap, size_t *out_len, struct mfp_stream_state *state);
 
 /*
  * File descriptor to file descriptor (pipes included: I/O is sequential read/write). A
@@ -271,8 +265,8 @@ int mfp_stream_open_fd(const struct mfp_stream_params *p, int in_fd, int out_fd,
  * One data unit with a raw 16-byte tweak (IEEE 1619): len >= 16 (ciphertext stealing for
  * a partial last block). key: two 32-byte halves, which must differ. -EINVAL, -EIO.
  */
-int mfp_aes256xts_unit(const uint8_t *key, const uint8_t *tweak, const uint8_t *in,
-                       uint8_t *out, size_t len, int encrypt);
+int mfp_aes256xts_unit(const uint8_t *key, const uint8_t *tweak, const uint8_t *in, uint8_t *out,
+                       size_t len, int encrypt);
 
 /*
  * Whole sectors: len a multiple of sector_size (16..1 MiB, a multiple of 16); sector n
@@ -283,25 +277,25 @@ int mfp_aes256xts_sectors(const uint8_t *key, uint64_t first_sector, size_t sect
 
 /* ---- firmware trees: parallel SHA-256 of many files (src/hashfiles.c) */
 
-#define MFP_HASH_OK 0
-#define MFP_HASH_MISMATCH 1   /* the digest is not the expected one */
-#define MFP_HASH_SIZE 2       /* the size is not the expected one (nothing hashed) */
+#define MFP_HASH_OK          0
+#define MFP_HASH_MISMATCH    1 /* the digest is not the expected one */
+#define MFP_HASH_SIZE        2 /* the size is not the expected one (nothing hashed) */
 #define MFP_HASH_NOT_REGULAR 3 /* a directory, device, fifo or socket */
-#define MFP_HASH_MISSING 4    /* no such file */
-#define MFP_HASH_ESCAPES 5    /* the path leaves the tree (absolute, "..", a mount) */
-#define MFP_HASH_SYMLINK 6    /* a symbolic link in the path or at its end: never followed */
-#define MFP_HASH_IO 7         /* open or read failed: errno in err */
-#define MFP_HASH_SKIPPED 8    /* not looked at: an earlier item failed and stop_early is set */
+#define MFP_HASH_MISSING     4 /* no such file */
+#define MFP_HASH_ESCAPES     5 /* the path leaves the tree (absolute, "..", a mount) */
+#define MFP_HASH_SYMLINK     6 /* a symbolic link in the path or at its end: never followed */
+#define MFP_HASH_IO          7 /* open or read failed: errno in err */
+#define MFP_HASH_SKIPPED     8 /* not looked at: an earlier item failed and stop_early is set */
 
 struct mfp_hash_item {
-    const char *path;       /* relative to the tree */
-    uint64_t expect_size;   /* UINT64_MAX: not checked */
-    const uint8_t *expect;  /* 32 bytes, or NULL: only computed */
+    const char *path;                 /* relative to the tree */
+    uint64_t expect_size;             /* UINT64_MAX: not checked */
+    const uint8_t *expect;            /* 32 bytes, or NULL: only computed */
     uint8_t digest[MFP_SHA256_BYTES]; /* out, for OK and MISMATCH */
-    uint64_t size;          /* out */
-    uint32_t mode;          /* out: st_mode & 07777 */
-    int status;             /* out: MFP_HASH_* */
-    int err;                /* out: errno for MFP_HASH_IO */
+    uint64_t size;                    /* out */
+    uint32_t mode;                    /* out: st_mode & 07777 */
+    int status;                       /* out: MFP_HASH_* */
+    int err;                          /* out: errno for MFP_HASH_IO */
 };
 
 /*
@@ -328,7 +322,7 @@ int mfp_hash_files(int dirfd, struct mfp_hash_item *items, size_t n, unsigned th
  * be had, -EIO for any other failure.
  */
 int mfp_argon2id(const uint8_t *pwd, size_t pwd_len, const uint8_t *salt, size_t salt_len,
-                 uint32_t t_cost, uint32_t m_cost_kib, uint32_t lanes,
-                 uint8_t *out, size_t out_len);
+                 uint32_t t_cost, uint32_t m_cost_kib, uint32_t lanes, uint8_t *out,
+                 size_t out_len);
 
 #endif

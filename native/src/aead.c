@@ -11,11 +11,11 @@
  * ever in the caller's buffer and in the EVP context, which EVP_CIPHER_CTX_free cleanses.
  */
 
-static int check_args(const uint8_t *key, const uint8_t *nonce, const uint8_t *aad,
-                      size_t aad_len, const uint8_t *in, size_t len, const uint8_t *out)
+static int check_args(const uint8_t *key, const uint8_t *nonce, const uint8_t *aad, size_t aad_len,
+                      const uint8_t *in, size_t len, const uint8_t *out)
 {
-    if (key == NULL || nonce == NULL || (aad == NULL && aad_len > 0) ||
-        (in == NULL && len > 0) || (out == NULL && len > 0))
+    if (key == NULL || nonce == NULL || (aad == NULL && aad_len > 0) || (in == NULL && len > 0) ||
+        (out == NULL && len > 0))
         return -EINVAL;
     if (len > INT_MAX || aad_len > INT_MAX)
         return -EOVERFLOW;
@@ -58,9 +58,8 @@ static int gcm_begin(EVP_CIPHER_CTX **ctx, int enc, const uint8_t *key, const ui
     return rc;
 }
 
-int mfp_aes256gcm_seal(const uint8_t *key, const uint8_t *nonce, const uint8_t *aad,
-                       size_t aad_len, const uint8_t *pt, size_t len, uint8_t *ct,
-                       uint8_t *tag)
+int mfp_aes256gcm_seal(const uint8_t *key, const uint8_t *nonce, const uint8_t *aad, size_t aad_len,
+                       const uint8_t *pt, size_t len, uint8_t *ct, uint8_t *tag)
 {
     EVP_CIPHER_CTX *ctx = NULL;
     int rc = gcm_begin(&ctx, 1, key, nonce, aad, aad_len, pt, len, ct, tag);
@@ -71,8 +70,7 @@ int mfp_aes256gcm_seal(const uint8_t *key, const uint8_t *nonce, const uint8_t *
         rc = -EIO;
     if (rc == 0 && EVP_EncryptFinal_ex(ctx, ct + outl, &outl) != 1)
         rc = -EIO;
-    if (rc == 0 &&
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, MFP_GCM_TAG_BYTES, tag) != 1)
+    if (rc == 0 && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, MFP_GCM_TAG_BYTES, tag) != 1)
         rc = -EIO;
     EVP_CIPHER_CTX_free(ctx);
     if (rc != 0) {
@@ -82,9 +80,8 @@ int mfp_aes256gcm_seal(const uint8_t *key, const uint8_t *nonce, const uint8_t *
     return rc;
 }
 
-int mfp_aes256gcm_open(const uint8_t *key, const uint8_t *nonce, const uint8_t *aad,
-                       size_t aad_len, const uint8_t *ct, size_t len, const uint8_t *tag,
-                       uint8_t *pt)
+int mfp_aes256gcm_open(const uint8_t *key, const uint8_t *nonce, const uint8_t *aad, size_t aad_len,
+                       const uint8_t *ct, size_t len, const uint8_t *tag, uint8_t *pt)
 {
     EVP_CIPHER_CTX *ctx = NULL;
     int rc = gcm_begin(&ctx, 0, key, nonce, aad, aad_len, ct, len, pt, tag);
@@ -95,8 +92,7 @@ int mfp_aes256gcm_open(const uint8_t *key, const uint8_t *nonce, const uint8_t *
     memcpy(tagcopy, tag, sizeof tagcopy); /* the ctrl takes a non-const pointer */
     if (len > 0 && EVP_DecryptUpdate(ctx, pt, &outl, ct, (int)len) != 1)
         rc = -EIO;
-    if (rc == 0 &&
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, MFP_GCM_TAG_BYTES, tagcopy) != 1)
+    if (rc == 0 && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, MFP_GCM_TAG_BYTES, tagcopy) != 1)
         rc = -EIO;
     if (rc == 0 && EVP_DecryptFinal_ex(ctx, pt + outl, &outl) != 1)
         rc = -EBADMSG;

@@ -37,9 +37,8 @@ static int parse_head(const uint8_t *rec, size_t len, uint64_t *seq, const uint8
     return 0;
 }
 
-int mfp_audit_chain(const uint8_t *const *records, const size_t *lens, size_t n,
-                    uint64_t first_seq, uint8_t hash[MFP_SHA256_BYTES], size_t *bad_index,
-                    int *bad_kind)
+int mfp_audit_chain(const uint8_t *const *records, const size_t *lens, size_t n, uint64_t first_seq,
+                    uint8_t hash[MFP_SHA256_BYTES], size_t *bad_index, int *bad_kind)
 {
     if ((n > 0 && (records == NULL || lens == NULL)) || hash == NULL || bad_index == NULL ||
         bad_kind == NULL)

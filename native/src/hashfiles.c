@@ -58,8 +58,7 @@ static int status_of_open(int err)
 }
 
 /* One item: its status; -ENOMEM/-ENOSYS/-EIO (libcrypto) for a failure of the call. */
-static int hash_one(struct hash_run *r, struct mfp_hash_item *it, EVP_MD_CTX *md,
-                    uint8_t *buf)
+static int hash_one(struct hash_run *r, struct mfp_hash_item *it, EVP_MD_CTX *md, uint8_t *buf)
 {
     if (it->path == NULL || it->path[0] == '\0' || it->path[0] == '/')
         return MFP_HASH_ESCAPES;

@@ -14,8 +14,7 @@
 #include "mfp_native.h"
 
 int mfp_argon2id(const uint8_t *pwd, size_t pwd_len, const uint8_t *salt, size_t salt_len,
-                 uint32_t t_cost, uint32_t m_cost_kib, uint32_t lanes,
-                 uint8_t *out, size_t out_len)
+                 uint32_t t_cost, uint32_t m_cost_kib, uint32_t lanes, uint8_t *out, size_t out_len)
 {
     if ((pwd == NULL && pwd_len != 0) || salt == NULL || out == NULL ||
         pwd_len > ARGON2_MAX_PWD_LENGTH || salt_len < ARGON2_MIN_SALT_LENGTH ||

@@ -27,8 +27,8 @@ int mfp_random(uint8_t *out, size_t n)
 }
 
 int mfp_rsa_oaep_sha256_encrypt(const uint8_t *spki_der, size_t der_len, const uint8_t *label,
-                                size_t label_len, const uint8_t *msg, size_t msg_len,
-                                uint8_t *out, size_t out_cap, size_t *out_len)
+                                size_t label_len, const uint8_t *msg, size_t msg_len, uint8_t *out,
+                                size_t out_cap, size_t *out_len)
 {
     if (spki_der == NULL || der_len == 0 || (label == NULL && label_len > 0) ||
         (msg == NULL && msg_len > 0) || out == NULL || out_len == NULL)

@@ -111,15 +111,14 @@ static int target_close(struct target *t, int rc)
 
 /* The whole of [off, off+len) with one O_DIRECT setting: EINTR retried, short I/O
  * continued, a zero-length write is ENOSPC and a zero-length read ENODATA. */
-static int rw_all(struct target *t, uint8_t *buf, size_t len, uint64_t off, int writing,
-                  int direct)
+static int rw_all(struct target *t, uint8_t *buf, size_t len, uint64_t off, int writing, int direct)
 {
     int rc = set_direct(t, direct);
     if (rc != 0)
         return rc;
     while (len > 0) {
-        ssize_t n = writing ? pwrite(t->fd, buf, len, (off_t)off)
-                            : pread(t->fd, buf, len, (off_t)off);
+        ssize_t n =
+            writing ? pwrite(t->fd, buf, len, (off_t)off) : pread(t->fd, buf, len, (off_t)off);
         if (n < 0) {
             if (errno == EINTR)
                 continue;

@@ -10,7 +10,7 @@
 #include <stddef.h>
 
 #define POOL_MAX 15
-#define QUEUE 64
+#define QUEUE    64
 
 struct batch {
     unsigned left; /* tasks of this call not finished yet */
@@ -37,8 +37,7 @@ static _Atomic unsigned queued_hint;
 
 static void spin_for_work(void)
 {
-    for (int i = 0; i < SPIN && atomic_load_explicit(&queued_hint, memory_order_relaxed) == 0;
-         i++)
+    for (int i = 0; i < SPIN && atomic_load_explicit(&queued_hint, memory_order_relaxed) == 0; i++)
         ;
 }
 

@@ -41,8 +41,9 @@ static size_t unhex(const char *hex, uint8_t *out, size_t cap)
 static int kat_sha256(void)
 {
     static const uint8_t want[32] = {
-        0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
-        0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad,
+        0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
+        0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
+        0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad,
     };
     uint8_t md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
@@ -59,9 +60,11 @@ static int kat_aes256gcm(void)
         unhex("cafebabefacedbaddecaf888", nonce, 12) != 12 ||
         unhex("feedfacedeadbeeffeedfacedeadbeefabaddad2", aad, 20) != 20 ||
         unhex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
-              "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39", pt, 60) != 60 ||
+              "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
+              pt, 60) != 60 ||
         unhex("522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
-              "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662", want_ct, 60) != 60 ||
+              "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662",
+              want_ct, 60) != 60 ||
         unhex("76fc6ece0f4e1768cddf8853bb2d551b", want_tag, 16) != 16)
         return -ENOTRECOVERABLE;
     int rc = mfp_aes256gcm_seal(key, nonce, aad, sizeof aad, pt, sizeof pt, ct, tag);
@@ -83,7 +86,8 @@ static int kat_aes256xts(void)
 {
     uint8_t key[64], tweak[16], pt[32], want[32], out[32], back[32];
     if (unhex("1ea661c58d943a0e4801e42f4b0947149e7f9f8e3e68d0c7505210bd311a0e7c"
-              "d6e13ffdf2418d8d1911c004cda58da3d619b7e2b9141e58318eea392cf41b08", key, 64) != 64 ||
+              "d6e13ffdf2418d8d1911c004cda58da3d619b7e2b9141e58318eea392cf41b08",
+              key, 64) != 64 ||
         unhex("adf8d92627464ad2f0428e84a9f87564", tweak, 16) != 16 ||
         unhex("2eedea52cd8215e1acc647e810bbc3642e87287f8d2e57e36c0a24fbc12a202e", pt, 32) != 32 ||
         unhex("cbaad0e2f6cea3f50b37f934d46a9b130b9d54f07e34f36af793e86f73c6d7db", want, 32) != 32)
@@ -118,7 +122,8 @@ static int kat_ctr_drbg(void)
         entropy[i] = (uint8_t)i;
     for (size_t i = 0; i < sizeof nonce; i++)
         nonce[i] = (uint8_t)(0x20 + i);
-    if (unhex("ec542e41a1d540a471244160272c499a5051267bd0ebde27fa1be5b94155c1a4", want1, 32) != 32 ||
+    if (unhex("ec542e41a1d540a471244160272c499a5051267bd0ebde27fa1be5b94155c1a4", want1, 32) !=
+            32 ||
         unhex("6d7b86b61d715f12c0c940cd75e4f5581b13999a8a8fe9dd5ce1ec9ad9125b23", want2, 32) != 32)
         return -ENOTRECOVERABLE;
     static const unsigned char pers[] = "mfpsecd";
@@ -184,8 +189,8 @@ static int kat_argon2id(void)
     uint8_t want[32], out[32];
     if (unhex("9dfeb910e80bad0311fee20f9c0e2b12c17987b4cac90c2ef54d5b3021c68bfe", want, 32) != 32)
         return -ENOTRECOVERABLE;
-    int rc = mfp_argon2id((const uint8_t *)"password", 8, (const uint8_t *)"somesalt", 8, 2, 256,
-                          1, out, sizeof out);
+    int rc = mfp_argon2id((const uint8_t *)"password", 8, (const uint8_t *)"somesalt", 8, 2, 256, 1,
+                          out, sizeof out);
     return rc != 0 ? rc : CHECK_EQ(out, want);
 }
 

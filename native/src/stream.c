@@ -20,8 +20,8 @@
 
 #include <openssl/evp.h>
 
-#define VERSION 1
-#define SLOT_BYTES (1u << 20) /* plaintext per pipeline slot (at least one segment) */
+#define VERSION      1
+#define SLOT_BYTES   (1u << 20) /* plaintext per pipeline slot (at least one segment) */
 #define MAX_SEGMENTS (1ull << 32)
 
 static const uint8_t MAGIC[4] = {'M', 'F', 'P', 'E'};
@@ -65,8 +65,8 @@ static int job_seal(struct job *j, const struct mfp_stream_params *p)
 static int header_seg(const uint8_t *header, size_t *seg)
 {
     if (memcmp(header, MAGIC, sizeof MAGIC) != 0 || header[4] != VERSION ||
-        header[5] < MFP_STREAM_MIN_SHIFT || header[5] > MFP_STREAM_MAX_SHIFT ||
-        header[6] != 0 || header[7] != 0)
+        header[5] < MFP_STREAM_MIN_SHIFT || header[5] > MFP_STREAM_MAX_SHIFT || header[6] != 0 ||
+        header[7] != 0)
         return -EBADMSG;
     *seg = (size_t)1 << header[5];
     return 0;
@@ -133,8 +133,7 @@ int mfp_stream_plain_size(const uint8_t *header, uint64_t sealed_len, uint64_t *
 static EVP_CIPHER_CTX *ctx_new(const struct job *j)
 {
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    if (ctx != NULL &&
-        EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, j->key, NULL, j->enc) != 1) {
+    if (ctx != NULL && EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, j->key, NULL, j->enc) != 1) {
         EVP_CIPHER_CTX_free(ctx);
         ctx = NULL;
     }
@@ -186,9 +185,8 @@ static int segment(EVP_CIPHER_CTX *ctx, const struct job *j, uint64_t index, int
 
 /* Segments [first, first + n) of a run laid out contiguously from in/out, the last of
  * which is the stream's final one when final is set. -EBADMSG sets *bad. */
-static int run(EVP_CIPHER_CTX *ctx, const struct job *j, uint64_t first, uint64_t n,
-               int final, uint64_t plain_total, const uint8_t *in, uint8_t *out,
-               uint64_t *bad)
+static int run(EVP_CIPHER_CTX *ctx, const struct job *j, uint64_t first, uint64_t n, int final,
+               uint64_t plain_total, const uint8_t *in, uint8_t *out, uint64_t *bad)
 {
     const size_t full = j->seg + MFP_STREAM_TAG_BYTES;
     for (uint64_t i = 0; i < n; i++) {
@@ -197,8 +195,7 @@ static int run(EVP_CIPHER_CTX *ctx, const struct job *j, uint64_t first, uint64_
         size_t plen = last ? (size_t)(plain_total - k * j->seg) : j->seg;
         const uint8_t *src = in + (j->enc ? i * j->seg : i * full);
         uint8_t *dst = out + (j->enc ? i * full : i * j->seg);
-        int rc = segment(ctx, j, k, last, src, j->enc ? plen : plen + MFP_STREAM_TAG_BYTES,
-                         dst);
+        int rc = segment(ctx, j, k, last, src, j->enc ? plen : plen + MFP_STREAM_TAG_BYTES, dst);
         if (rc != 0) {
             *bad = k;
             return rc;
@@ -262,8 +259,8 @@ static int parallel(const struct job *j, unsigned threads, uint64_t nseg, uint64
     unsigned t = threads;
     if (useful < t)
         t = useful < 1 ? 1 : (unsigned)useful;
-    struct work w = {.j = j, .nseg = nseg, .plain_total = plain, .per_chunk = per_chunk,
-                     .in = in, .out = out};
+    struct work w = {
+        .j = j, .nseg = nseg, .plain_total = plain, .per_chunk = per_chunk, .in = in, .out = out};
     atomic_init(&w.next, 0);
     if (pthread_mutex_init(&w.mu, NULL) != 0)
         return -ENOMEM;
@@ -277,9 +274,8 @@ static int parallel(const struct job *j, unsigned threads, uint64_t nseg, uint64
     return w.rc;
 }
 
-int mfp_stream_seal(const struct mfp_stream_params *p, const uint8_t *in, size_t len,
-                    uint8_t *out, size_t out_cap, size_t *out_len,
-                    struct mfp_stream_state *state)
+int mfp_stream_seal(const struct mfp_stream_params *p, const uint8_t *in, size_t len, uint8_t *out,
+                    size_t out_cap, size_t *out_len, struct mfp_stream_state *state)
 {
     int rc = check_params(p, 1);
     if (rc != 0 || (in == NULL && len > 0) || out == NULL || out_len == NULL)
@@ -309,9 +305,8 @@ int mfp_stream_seal(const struct mfp_stream_params *p, const uint8_t *in, size_t
     return 0;
 }
 
-int mfp_stream_open(const struct mfp_stream_params *p, const uint8_t *in, size_t len,
-                    uint8_t *out, size_t out_cap, size_t *out_len,
-                    struct mfp_stream_state *state)
+int mfp_stream_open(const struct mfp_stream_params *p, const uint8_t *in, size_t len, uint8_t *out,
+                    size_t out_cap, size_t *out_len, struct mfp_stream_state *state)
 {
     int rc = check_params(p, 0);
     if (rc != 0 || in == NULL || (out == NULL && out_cap > 0) || out_len == NULL)
@@ -356,7 +351,7 @@ struct slot {
     size_t in_len, out_len;
     uint64_t first; /* index of the slot's first segment */
     uint64_t nseg;
-    int final;         /* its last segment is the stream's last */
+    int final;            /* its last segment is the stream's last */
     uint64_t plain_at;    /* plaintext offset of its first segment */
     uint64_t plain_total; /* plaintext offset of its end: the stream's size in the last */
     int state;
@@ -497,7 +492,7 @@ static int write_all(const struct io_end *e, const uint8_t *buf, size_t len)
  * staging buffers (a flusher thread writes one while the writer fills the other, so the
  * device never waits for a copy); the unaligned tail goes through the cache at the end */
 
-#define ALIGN 4096u
+#define ALIGN       4096u
 #define STAGE_BYTES (4u << 20)
 
 struct sink {
@@ -506,7 +501,7 @@ struct sink {
     int direct;
     int was_direct; /* the caller's O_DIRECT state, restored at the end */
     uint8_t *stage[2];
-    int cur;    /* the stage being filled */
+    int cur; /* the stage being filled */
     size_t fill;
     /* the flusher: writes `pending` bytes of stage[!cur] */
     pthread_mutex_t mu;

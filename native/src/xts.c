@@ -12,7 +12,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#define HALF (MFP_XTS_KEY_BYTES / 2)
+#define HALF     (MFP_XTS_KEY_BYTES / 2)
 #define MAX_UNIT ((size_t)1 << 24) /* 2^20 blocks: the standard's data unit limit */
 
 static EVP_CIPHER_CTX *xts_new(const uint8_t *key, int encrypt, int *rc)
@@ -46,11 +46,10 @@ static int unit(EVP_CIPHER_CTX *ctx, const uint8_t *tweak, const uint8_t *in, ui
     return 0;
 }
 
-int mfp_aes256xts_unit(const uint8_t *key, const uint8_t *tweak, const uint8_t *in,
-                       uint8_t *out, size_t len, int encrypt)
+int mfp_aes256xts_unit(const uint8_t *key, const uint8_t *tweak, const uint8_t *in, uint8_t *out,
+                       size_t len, int encrypt)
 {
-    if (key == NULL || tweak == NULL || in == NULL || out == NULL || len < 16 ||
-        len > MAX_UNIT)
+    if (key == NULL || tweak == NULL || in == NULL || out == NULL || len < 16 || len > MAX_UNIT)
         return -EINVAL;
     int rc = 0;
     EVP_CIPHER_CTX *ctx = xts_new(key, encrypt != 0, &rc);
@@ -66,9 +65,8 @@ int mfp_aes256xts_unit(const uint8_t *key, const uint8_t *tweak, const uint8_t *
 int mfp_aes256xts_sectors(const uint8_t *key, uint64_t first_sector, size_t sector_size,
                           const uint8_t *in, uint8_t *out, size_t len, int encrypt)
 {
-    if (key == NULL || (in == NULL && len > 0) || (out == NULL && len > 0) ||
-        sector_size < 16 || sector_size > MAX_UNIT || sector_size % 16 != 0 ||
-        len % sector_size != 0)
+    if (key == NULL || (in == NULL && len > 0) || (out == NULL && len > 0) || sector_size < 16 ||
+        sector_size > MAX_UNIT || sector_size % 16 != 0 || len % sector_size != 0)
         return -EINVAL;
     if (len == 0)
         return 0;

@@ -6,14 +6,14 @@
 static int tap_passed;
 static int tap_failed;
 
-#define CHECK(cond)                                                                 \
-    do {                                                                            \
-        if (cond) {                                                                 \
-            tap_passed++;                                                           \
-        } else {                                                                    \
-            tap_failed++;                                                           \
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (cond) {                                                                  \
+            tap_passed++;                                                            \
+        } else {                                                                     \
+            tap_failed++;                                                            \
             fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                           \
+        }                                                                            \
     } while (0)
 
 static inline int tap_finish(const char *name)

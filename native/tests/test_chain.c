@@ -27,8 +27,8 @@ static void build(void)
         char prev[65];
         hex(h, prev);
         int len = snprintf(recs[i], sizeof recs[i],
-                           "{\"seq\":%d,\"prev\":\"%s\",\"time\":\"t\",\"object\":\"o%d\"}",
-                           i + 1, prev, i);
+                           "{\"seq\":%d,\"prev\":\"%s\",\"time\":\"t\",\"object\":\"o%d\"}", i + 1,
+                           prev, i);
         ptrs[i] = (const uint8_t *)recs[i];
         lens[i] = (size_t)len;
         EVP_MD_CTX *ctx = EVP_MD_CTX_new();

@@ -63,8 +63,7 @@ int main(void)
 
     for (unsigned threads = 1; threads <= 4; threads += 3) {
         struct mfp_hash_item ok[3] = {item("big", (3u << 20) + 11, d_big),
-                                      item("bin/small", 4097, d_small),
-                                      item("empty", 0, d_empty)};
+                                      item("bin/small", 4097, d_small), item("empty", 0, d_empty)};
         size_t bad = 99;
         CHECK(mfp_hash_files(dirfd, ok, 3, threads, 1, &bad) == 0);
         for (int i = 0; i < 3; i++)
@@ -75,19 +74,19 @@ int main(void)
 
     /* Every refusal, each named; nothing followed. */
     struct mfp_hash_item bad_items[] = {
-        item("other", 100, d_big),                 /* MISMATCH */
-        item("other", 99, d_other),                /* SIZE */
-        item("link", UINT64_MAX, NULL),            /* SYMLINK at the end */
-        item("binlink/small", UINT64_MAX, NULL),   /* SYMLINK in the path */
-        item("../etc/passwd", UINT64_MAX, NULL),   /* ESCAPES */
-        item("/etc/passwd", UINT64_MAX, NULL),     /* ESCAPES */
-        item("bin", UINT64_MAX, NULL),             /* NOT_REGULAR */
-        item("nothing", UINT64_MAX, NULL),         /* MISSING */
-        item("bin/small/x", UINT64_MAX, NULL),     /* MISSING (ENOTDIR) */
+        item("other", 100, d_big),               /* MISMATCH */
+        item("other", 99, d_other),              /* SIZE */
+        item("link", UINT64_MAX, NULL),          /* SYMLINK at the end */
+        item("binlink/small", UINT64_MAX, NULL), /* SYMLINK in the path */
+        item("../etc/passwd", UINT64_MAX, NULL), /* ESCAPES */
+        item("/etc/passwd", UINT64_MAX, NULL),   /* ESCAPES */
+        item("bin", UINT64_MAX, NULL),           /* NOT_REGULAR */
+        item("nothing", UINT64_MAX, NULL),       /* MISSING */
+        item("bin/small/x", UINT64_MAX, NULL),   /* MISSING (ENOTDIR) */
     };
-    const int want[] = {MFP_HASH_MISMATCH, MFP_HASH_SIZE, MFP_HASH_SYMLINK, MFP_HASH_SYMLINK,
-                        MFP_HASH_ESCAPES, MFP_HASH_ESCAPES, MFP_HASH_NOT_REGULAR,
-                        MFP_HASH_MISSING, MFP_HASH_MISSING};
+    const int want[] = {MFP_HASH_MISMATCH,    MFP_HASH_SIZE,    MFP_HASH_SYMLINK,
+                        MFP_HASH_SYMLINK,     MFP_HASH_ESCAPES, MFP_HASH_ESCAPES,
+                        MFP_HASH_NOT_REGULAR, MFP_HASH_MISSING, MFP_HASH_MISSING};
     size_t n = sizeof bad_items / sizeof bad_items[0];
     size_t bad = 99;
     CHECK(mfp_hash_files(dirfd, bad_items, n, 2, 0, &bad) == -EBADMSG && bad == 0);
@@ -98,7 +97,7 @@ int main(void)
     }
 
     /* stop_early: after the first failure the rest is not looked at. */
-    struct mfp_hash_item early[6] = {item("other", 100, d_big), item("big", UINT64_MAX, NULL),
+    struct mfp_hash_item early[6] = {item("other", 100, d_big),     item("big", UINT64_MAX, NULL),
                                      item("big", UINT64_MAX, NULL), item("big", UINT64_MAX, NULL),
                                      item("big", UINT64_MAX, NULL), item("big", UINT64_MAX, NULL)};
     CHECK(mfp_hash_files(dirfd, early, 6, 1, 1, &bad) == -EBADMSG && bad == 0);

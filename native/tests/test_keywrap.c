@@ -9,8 +9,8 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
-static int oaep_decrypt(EVP_PKEY *key, const uint8_t *label, size_t label_len,
-                        const uint8_t *in, size_t in_len, uint8_t *out, size_t *out_len)
+static int oaep_decrypt(EVP_PKEY *key, const uint8_t *label, size_t label_len, const uint8_t *in,
+                        size_t in_len, uint8_t *out, size_t *out_len)
 {
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(key, NULL);
     int ok = ctx != NULL && EVP_PKEY_decrypt_init(ctx) == 1 &&
@@ -38,8 +38,8 @@ int main(void)
     uint8_t msg[32], ct[512], pt[512];
     CHECK(mfp_random(msg, sizeof msg) == 0);
     size_t ct_len = 0, pt_len = sizeof pt;
-    CHECK(mfp_rsa_oaep_sha256_encrypt(der, (size_t)der_len, label, sizeof label, msg,
-                                      sizeof msg, ct, sizeof ct, &ct_len) == 0);
+    CHECK(mfp_rsa_oaep_sha256_encrypt(der, (size_t)der_len, label, sizeof label, msg, sizeof msg,
+                                      ct, sizeof ct, &ct_len) == 0);
     CHECK(ct_len == 256);
     CHECK(oaep_decrypt(rsa, label, sizeof label, ct, ct_len, pt, &pt_len));
     CHECK(pt_len == sizeof msg && memcmp(pt, msg, sizeof msg) == 0);
@@ -60,8 +60,8 @@ int main(void)
     CHECK(mfp_rsa_oaep_sha256_encrypt(longer, (size_t)der_len + 1, NULL, 0, msg, sizeof msg, ct,
                                       sizeof ct, &n) == -EINVAL);
     uint8_t big[300] = {0};
-    CHECK(mfp_rsa_oaep_sha256_encrypt(der, (size_t)der_len, NULL, 0, big, sizeof big, ct,
-                                      sizeof ct, &n) == -EIO);
+    CHECK(mfp_rsa_oaep_sha256_encrypt(der, (size_t)der_len, NULL, 0, big, sizeof big, ct, sizeof ct,
+                                      &n) == -EIO);
     EVP_PKEY *ec = EVP_EC_gen("P-256");
     CHECK(ec != NULL);
     unsigned char *ecder = NULL;

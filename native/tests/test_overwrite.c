@@ -48,7 +48,8 @@ static uint8_t *reference_stream(const uint8_t key[32], size_t n)
     uint8_t iv[16] = {0};
     int outl = 0;
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    if (b == NULL || ctx == NULL || EVP_EncryptInit_ex(ctx, EVP_aes_256_ctr(), NULL, key, iv) != 1 ||
+    if (b == NULL || ctx == NULL ||
+        EVP_EncryptInit_ex(ctx, EVP_aes_256_ctr(), NULL, key, iv) != 1 ||
         EVP_EncryptUpdate(ctx, b, &outl, b, (int)n) != 1) {
         free(b);
         b = NULL;

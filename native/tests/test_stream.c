@@ -16,17 +16,19 @@
 #include <unistd.h>
 
 #define SHIFT 12
-#define SEG ((size_t)1 << SHIFT)
-#define FULL (SEG + MFP_STREAM_TAG_BYTES)
+#define SEG   ((size_t)1 << SHIFT)
+#define FULL  (SEG + MFP_STREAM_TAG_BYTES)
 
 static uint8_t key[32], other_key[32];
 static const uint8_t context[] = "job-0042/page-1";
 
 static struct mfp_stream_params params(const uint8_t *k, unsigned threads)
 {
-    return (struct mfp_stream_params){.key = k, .context = context,
+    return (struct mfp_stream_params){.key = k,
+                                      .context = context,
                                       .context_len = sizeof context - 1,
-                                      .seg_shift = SHIFT, .threads = threads};
+                                      .seg_shift = SHIFT,
+                                      .threads = threads};
 }
 
 static uint8_t *pattern(size_t len)
@@ -90,8 +92,7 @@ static void layout_is_one_shot_gcm(void)
         size_t plen = i == 2 ? 100 : SEG;
         const uint8_t *seg = ct + MFP_STREAM_HEADER_BYTES + i * FULL;
         uint8_t out[SEG];
-        CHECK(mfp_aes256gcm_open(key, nonce, aad, sizeof aad - 1, seg, plen, seg + plen,
-                                 out) == 0);
+        CHECK(mfp_aes256gcm_open(key, nonce, aad, sizeof aad - 1, seg, plen, seg + plen, out) == 0);
         CHECK(memcmp(out, pt + i * SEG, plen) == 0);
     }
     free(pt);
@@ -162,8 +163,7 @@ static void tampering_is_detected(void)
     size_t n2 = 0;
     uint8_t *ct2 = seal(pt, len, &n2, 1);
     memcpy(t, ct, n);
-    memcpy(t + MFP_STREAM_HEADER_BYTES + 2 * FULL, ct2 + MFP_STREAM_HEADER_BYTES + 2 * FULL,
-           FULL);
+    memcpy(t + MFP_STREAM_HEADER_BYTES + 2 * FULL, ct2 + MFP_STREAM_HEADER_BYTES + 2 * FULL, FULL);
     CHECK(open_rc(t, n, key, &bad) == -EBADMSG && bad == 2);
     /* The header: magic, version, segment size, prefix. */
     for (size_t off = 0; off < MFP_STREAM_HEADER_BYTES; off++) {

@@ -40,11 +40,15 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 def test_keys_signatures_and_counters(tmp_path: Path) -> None:
     with swtpm(tmp_path / "tpm") as tpm:
+
         async def scenario() -> None:
             t = tpm.backend()
             await t.open()
             assert (t.info.backend, t.info.hardware_root, t.info.manufacturer) == (
-                "swtpm", True, "IBM")
+                "swtpm",
+                True,
+                "IBM",
+            )
             signing = await t.create_signing_key()
             public = serialization.load_der_public_key(await t.public_key_der(signing))
             assert isinstance(public, ec.EllipticCurvePublicKey)
@@ -71,6 +75,7 @@ def test_keys_signatures_and_counters(tmp_path: Path) -> None:
 def test_export_import_moves_the_wrapping_key_to_another_tpm(tmp_path: Path) -> None:
     crypto = NativeKeyCrypto()
     with swtpm(tmp_path / "a") as a:
+
         async def make() -> tuple[Any, bytes, bytes, SecretBytes]:
             t = a.backend()
             await t.open()
@@ -83,6 +88,7 @@ def test_export_import_moves_the_wrapping_key_to_another_tpm(tmp_path: Path) -> 
 
         key, wrapped, master, exported = run(make())
     with swtpm(tmp_path / "b") as b:
+
         async def move() -> None:
             t = b.backend()
             await t.open()
@@ -137,8 +143,14 @@ def test_a_killed_user_does_not_exhaust_the_tpm(tmp_path: Path) -> None:
     the second killed run would leave the TPM unusable."""
     with swtpm(tmp_path / "tpm") as tpm:
         for _ in range(4):
-            r = subprocess.run([sys.executable, "-c", KILLED_USER, tpm.tcti], cwd=ROOT,
-                               capture_output=True, text=True, timeout=60, check=False)
+            r = subprocess.run(
+                [sys.executable, "-c", KILLED_USER, tpm.tcti],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
             assert r.returncode == 0, r.stderr
 
         async def after() -> None:
@@ -175,31 +187,48 @@ def test_the_unwrapped_master_key_never_crosses_the_bus_in_clear(tmp_path: Path)
     state.mkdir()
     port = _free_port_pair()
     proc = subprocess.Popen(
-        ["swtpm", "socket", "--tpm2", "--server", f"type=tcp,port={port},bindaddr=127.0.0.1",
-         "--ctrl", f"type=tcp,port={port + 1},bindaddr=127.0.0.1", "--flags",
-         "not-need-init,startup-clear", "--tpmstate", f"dir={state}",
-         "--log", f"file={log},level=20"])
+        [
+            "swtpm",
+            "socket",
+            "--tpm2",
+            "--server",
+            f"type=tcp,port={port},bindaddr=127.0.0.1",
+            "--ctrl",
+            f"type=tcp,port={port + 1},bindaddr=127.0.0.1",
+            "--flags",
+            "not-need-init,startup-clear",
+            "--tpmstate",
+            f"dir={state}",
+            "--log",
+            f"file={log},level=20",
+        ]
+    )
     master = bytes(range(0x40, 0x60))
     try:
         deadline = time.monotonic() + 5
-        while "SWTPM" not in (log.read_text() if log.exists() else "") and \
-                time.monotonic() < deadline:
+        while (
+            "SWTPM" not in (log.read_text() if log.exists() else "") and time.monotonic() < deadline
+        ):
             time.sleep(0.01)
 
         async def scenario() -> bytes:
             t = Tpm2Backend(f"swtpm:host=127.0.0.1,port={port}", "swtpm")
             await t.open()
             key = await t.create_wrapping_key(UNBOUND)
-            wrapped = NativeKeyCrypto().wrap(await t.public_key_der(key), LABEL,
-                                              SecretBytes(bytearray(master)))
+            wrapped = NativeKeyCrypto().wrap(
+                await t.public_key_der(key), LABEL, SecretBytes(bytearray(master))
+            )
             with await t.decrypt(key, wrapped, LABEL) as out:
                 assert bytes(out.view()) == master
             _, responses = _bus(log)
             assert master not in responses  # the backend's way: an encrypted response
             # Control: the same command without an encrypting session shows the key.
             esys = t._ctx()
-            handle = esys.load(t._srk_handle(), TPM2B_PRIVATE.unmarshal(key.private)[0],
-                               TPM2B_PUBLIC.unmarshal(key.public)[0])
+            handle = esys.load(
+                t._srk_handle(),
+                TPM2B_PRIVATE.unmarshal(key.private)[0],
+                TPM2B_PUBLIC.unmarshal(key.public)[0],
+            )
             assert TPM2_ALG.OAEP
             policy = t._policy_session(key, TPM2_CC.RSA_Decrypt)
             esys.rsa_decrypt(handle, wrapped, _OAEP, LABEL, session1=policy)
@@ -228,22 +257,34 @@ def test_the_offline_policy_is_the_one_the_tpm_computes(tmp_path: Path) -> None:
     from tpm2_pytss.constants import ESYS_TR, TPM2_ALG, TPM2_CC, TPM2_SE
     from tpm2_pytss.types import TPM2B_DIGEST, TPML_DIGEST, TPML_PCR_SELECTION, TPMT_SYM_DEF
 
-    bindings = [UNBOUND, PcrBinding((14,), (FIRMWARE,)),
-                PcrBinding((7, 14, 23), (bytes(32), FIRMWARE, NEXT_FIRMWARE))]
+    bindings = [
+        UNBOUND,
+        PcrBinding((14,), (FIRMWARE,)),
+        PcrBinding((7, 14, 23), (bytes(32), FIRMWARE, NEXT_FIRMWARE)),
+    ]
     with swtpm(tmp_path / "tpm") as tpm:
+
         async def scenario() -> None:
             t = tpm.backend()
             await t.open()
             esys = t._ctx()
             for binding in bindings:
-                for command, branch in zip((TPM2_CC.RSA_Decrypt, TPM2_CC.Duplicate),
-                                           binding.branches, strict=True):
+                for command, branch in zip(
+                    (TPM2_CC.RSA_Decrypt, TPM2_CC.Duplicate), binding.branches, strict=True
+                ):
                     trial = esys.start_auth_session(
-                        ESYS_TR.NONE, ESYS_TR.NONE, TPM2_SE.TRIAL,
-                        TPMT_SYM_DEF(algorithm=TPM2_ALG.NULL), TPM2_ALG.SHA256)
+                        ESYS_TR.NONE,
+                        ESYS_TR.NONE,
+                        TPM2_SE.TRIAL,
+                        TPMT_SYM_DEF(algorithm=TPM2_ALG.NULL),
+                        TPM2_ALG.SHA256,
+                    )
                     if binding.pcrs:
-                        esys.policy_pcr(trial, TPM2B_DIGEST(binding.pcr_digest),
-                                        TPML_PCR_SELECTION.unmarshal(binding.selection)[0])
+                        esys.policy_pcr(
+                            trial,
+                            TPM2B_DIGEST(binding.pcr_digest),
+                            TPML_PCR_SELECTION.unmarshal(binding.selection)[0],
+                        )
                     esys.policy_command_code(trial, command)
                     assert bytes(esys.policy_get_digest(trial)) == branch
                     esys.policy_or(trial, TPML_DIGEST(list(binding.branches)))
@@ -258,6 +299,7 @@ def test_a_bound_key_opens_only_while_the_pcrs_hold_its_values(tmp_path: Path) -
     crypto = NativeKeyCrypto()
     master = SecretBytes(bytearray(b"\x33" * 32))
     with swtpm(tmp_path / "tpm") as tpm:
+
         async def scenario() -> None:
             t = tpm.backend()
             await t.open()
@@ -271,8 +313,7 @@ def test_a_bound_key_opens_only_while_the_pcrs_hold_its_values(tmp_path: Path) -
             # key, same wrapped master key) under the policy of the value to come.
             expected = hashlib.sha256(measured + NEXT_FIRMWARE).digest()
             with await t.export_key(key) as sensitive:
-                next_key = await t.import_key(key.public, sensitive,
-                                              PcrBinding((14,), (expected,)))
+                next_key = await t.import_key(key.public, sensitive, PcrBinding((14,), (expected,)))
             assert await t.public_key_der(next_key) == await t.public_key_der(key)
             with pytest.raises(MfpsecError) as exc:  # not yet: PCR 14 is still firmware 1
                 await t.decrypt(next_key, wrapped, LABEL)
@@ -301,15 +342,18 @@ def test_a_bound_key_has_no_auth_value_that_opens_it(tmp_path: Path) -> None:
 
     crypto = NativeKeyCrypto()
     with swtpm(tmp_path / "tpm") as tpm:
+
         async def scenario() -> None:
             t = tpm.backend()
             await t.open()
             key = await t.create_wrapping_key(PcrBinding((14,), (bytes(32),)))
-            wrapped = crypto.wrap(await t.public_key_der(key), LABEL,
-                                  SecretBytes(bytearray(32)))
+            wrapped = crypto.wrap(await t.public_key_der(key), LABEL, SecretBytes(bytearray(32)))
             esys = t._ctx()
-            handle = esys.load(t._srk_handle(), TPM2B_PRIVATE.unmarshal(key.private)[0],
-                               TPM2B_PUBLIC.unmarshal(key.public)[0])
+            handle = esys.load(
+                t._srk_handle(),
+                TPM2B_PRIVATE.unmarshal(key.private)[0],
+                TPM2B_PUBLIC.unmarshal(key.public)[0],
+            )
             with pytest.raises(TSS2_Exception) as refused:
                 esys.rsa_decrypt(handle, wrapped, _OAEP, LABEL)
             assert "authValue or authPolicy is not available" in str(refused.value)
@@ -326,6 +370,7 @@ def test_a_key_from_before_the_binding_is_bound_by_reimport(tmp_path: Path) -> N
     crypto = NativeKeyCrypto()
     master = SecretBytes(bytearray(b"\x77" * 32))
     with swtpm(tmp_path / "tpm") as tpm:
+
         async def scenario() -> None:
             t = LegacyTpm(tpm.tcti, "swtpm")
             await t.open()
@@ -337,8 +382,7 @@ def test_a_key_from_before_the_binding_is_bound_by_reimport(tmp_path: Path) -> N
             measured = await t.pcr_extend(14, FIRMWARE)
             assert measured is not None
             with await t.export_key(legacy) as sensitive:
-                bound = await t.import_key(legacy.public, sensitive,
-                                           PcrBinding((14,), (measured,)))
+                bound = await t.import_key(legacy.public, sensitive, PcrBinding((14,), (measured,)))
             assert bound.public != legacy.public  # the policy and attributes changed
             with await t.decrypt(bound, wrapped, LABEL) as out:
                 assert bytes(out.view()) == bytes(master.view())

@@ -17,8 +17,14 @@ def _may_load_native(module: str) -> bool:
 
 
 def test_import_linter_contracts() -> None:
-    r = subprocess.run([sys.executable, str(ROOT / "tools/lint_imports.py")],
-                       capture_output=True, text=True, timeout=120, check=False, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "tools/lint_imports.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     assert "0 broken" in r.stdout
 

@@ -49,32 +49,79 @@ def _handlers() -> dict[str, object]:
     # Constructed only (nothing is opened): the table is what is being checked.
     store = SqliteState(Path("/nonexistent/state.sqlite3"))
     chain = KeyChain(store, SoftwareKeys(Path("/nonexistent")), NativeKeyCrypto(), clock, health)
-    keys = KeyServices(chain, SecretStore(store, chain, clock), DeviceIdentity(chain, clock, "b"),
-                       UdevBackupTargets(clock, []),
-                       Auditor(AuditFile(Path("/nonexistent/audit.log")), clock, health))
+    keys = KeyServices(
+        chain,
+        SecretStore(store, chain, clock),
+        DeviceIdentity(chain, clock, "b"),
+        UdevBackupTargets(clock, []),
+        Auditor(AuditFile(Path("/nonexistent/audit.log")), clock, health),
+    )
     hasher = PasswordHasher(NativeKeyCrypto(), DEFAULT_COST)
-    auth = AuthService(UserStore(store), keys.secrets, hasher,
-                       sessions=SessionTable(clock, SessionPolicy()), auditor=keys.auditor,
-                       clock=clock)
+    auth = AuthService(
+        UserStore(store),
+        keys.secrets,
+        hasher,
+        sessions=SessionTable(clock, SessionPolicy()),
+        auditor=keys.auditor,
+        clock=clock,
+    )
 
     async def no_signer(digest: bytes) -> None:
         return None
 
-    wipe = WipeService(store, SysfsDiskInventory([], _NOWHERE, simulated=False),
-                       NativeOverwriter(), keys.auditor, clock, signer=no_signer,
-                       identities=chain.identities, device=DeviceName("b", "b", "b"), tool="t")
-    jobs = JobStore(store, chain, NativeObjectCipher(), keys.auditor, clock,
-                    crypto=NativeKeyCrypto(), wipe=wipe,
-                    directory=Path("/nonexistent/store"), medium=MediumKind.HDD)
+    wipe = WipeService(
+        store,
+        SysfsDiskInventory([], _NOWHERE, simulated=False),
+        NativeOverwriter(),
+        keys.auditor,
+        clock,
+        signer=no_signer,
+        identities=chain.identities,
+        device=DeviceName("b", "b", "b"),
+        tool="t",
+    )
+    jobs = JobStore(
+        store,
+        chain,
+        NativeObjectCipher(),
+        keys.auditor,
+        clock,
+        crypto=NativeKeyCrypto(),
+        wipe=wipe,
+        directory=Path("/nonexistent/store"),
+        medium=MediumKind.HDD,
+    )
     firmware = FirmwareService(
-        FirmwareSettings(model="m", roots=(), slots_dir=Path("/nonexistent/fw"),
-                         run_dir=Path("/nonexistent/run"), counter_index=0x01000100, pcr=14,
-                         boot_tries=3, max_bundle_bytes=1 << 30),
-        tpm=SoftwareKeys(Path("/nonexistent")), hasher=NativeTreeHasher(), clock=clock,
-        auditor=keys.auditor, state=store)
-    return dict(build_handlers(StatusService(clock, health, BoardInfo("b", "k")), keys, auth,
-                               DataServices(wipe, jobs, "t", FdChannel(AdmissionRules(
-                                   0, frozenset(), frozenset()), clock), firmware)))
+        FirmwareSettings(
+            model="m",
+            roots=(),
+            slots_dir=Path("/nonexistent/fw"),
+            run_dir=Path("/nonexistent/run"),
+            counter_index=0x01000100,
+            pcr=14,
+            boot_tries=3,
+            max_bundle_bytes=1 << 30,
+        ),
+        tpm=SoftwareKeys(Path("/nonexistent")),
+        hasher=NativeTreeHasher(),
+        clock=clock,
+        auditor=keys.auditor,
+        state=store,
+    )
+    return dict(
+        build_handlers(
+            StatusService(clock, health, BoardInfo("b", "k")),
+            keys,
+            auth,
+            DataServices(
+                wipe,
+                jobs,
+                "t",
+                FdChannel(AdmissionRules(0, frozenset(), frozenset()), clock),
+                firmware,
+            ),
+        )
+    )
 
 
 def test_every_declared_method_has_a_handler_and_vice_versa() -> None:
@@ -88,7 +135,8 @@ def test_committed_idl_matches_declarations() -> None:
             continue
         path = idl.idl_path(interface)
         assert path.read_text() == idl.generate(interface), (
-            f"{path.name} drifted from mfpsecd/api: run `make idl` and commit")
+            f"{path.name} drifted from mfpsecd/api: run `make idl` and commit"
+        )
 
 
 def test_generated_idl_parses_with_an_independent_parser() -> None:
@@ -191,8 +239,11 @@ def test_a_method_is_sensitive_exactly_when_it_carries_a_secret() -> None:
     """`sensitive` makes the client wipe what it sent and the server wipe what it got and
     never log it: a method whose params or result can hold a secret (a bytearray, or a
     field marked SECRET, like a session token) must say so, and no other may."""
-    wrong = [(name, m.sensitive) for name, m in registry.all_methods()
-             if m.sensitive != (carries_secret(m.params) or carries_secret(m.result))]
+    wrong = [
+        (name, m.sensitive)
+        for name, m in registry.all_methods()
+        if m.sensitive != (carries_secret(m.params) or carries_secret(m.result))
+    ]
     assert wrong == []
 
 
@@ -200,17 +251,20 @@ def test_the_idl_says_what_a_client_in_another_language_needs() -> None:
     """Binary inputs say they are base64, inputs with a default are optional, each method
     names its privilege and whether it streams, and fields carry their comments."""
     text = idl.generate(registry.BY_NAME["io.mfpsecd.Auth"])
-    login = text[text.index("method Login("):]
-    login = login[:login.index(") -> (")]
+    login = text[text.index("method Login(") :]
+    login = login[: login.index(") -> (")]
     assert "  # base64\n  password: string," in login
     assert "  otp: ?string," in login  # it has a default: absent or null means ""
     assert "  user: string," in login  # required
     wipe = idl.generate(registry.BY_NAME["io.mfpsecd.Wipe"])
-    assert "# Privilege: sanitize.\n# Streams: call with \"more\": true" in wipe
+    assert '# Privilege: sanitize.\n# Streams: call with "more": true' in wipe
     assert "  # bytes of the current step done\n  position: int," in wipe
     for interface in registry.INTERFACES:
         generated = idl.generate(interface)
         for m in interface.methods:
-            head = generated[:generated.index(f"method {m.name}(")]
-            assert head.rstrip().splitlines()[-1].startswith(("# Privilege:", "# Sensitive:",
-                                                              "# Streams:", "# Takes")), m
+            head = generated[: generated.index(f"method {m.name}(")]
+            assert (
+                head.rstrip()
+                .splitlines()[-1]
+                .startswith(("# Privilege:", "# Sensitive:", "# Streams:", "# Takes"))
+            ), m

@@ -14,7 +14,7 @@ from tests.support import no_skip
 
 ROOT = Path(__file__).resolve().parents[2]
 
-SUITE = '''
+SUITE = """
 import pytest
 
 pytestmark_tool = pytest.mark.skipif(True, reason="frobnicator is not installed")
@@ -32,7 +32,7 @@ def test_expected_failure():
 
 def test_runs():
     assert True
-'''
+"""
 
 
 def _run(tmp_path: Path, switch: str | None) -> subprocess.CompletedProcess[str]:
@@ -41,9 +41,27 @@ def _run(tmp_path: Path, switch: str | None) -> subprocess.CompletedProcess[str]
     if switch is not None:
         env[no_skip.ENV] = switch
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "tests.support.no_skip", "-q", "-rA",
-         "-p", "no:cacheprovider", "--rootdir", str(tmp_path), str(tmp_path)],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=120, check=False)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "tests.support.no_skip",
+            "-q",
+            "-rA",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("switch", [None, "0"])

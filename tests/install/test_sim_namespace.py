@@ -28,6 +28,12 @@ def test_each_checkout_simulates_its_board_in_a_namespace_of_its_own(tmp_path: P
     digest = hashlib.sha256(str((tmp_path / "one").resolve()).encode()).hexdigest()
     assert first == {f"mfpsim-{digest[:8]}"}
     assert second != first and len(second) == 1
-    made = subprocess.run(["make", "-s", "sim-ns"], capture_output=True, text=True,
-                          cwd=ds.ROOT, check=True, timeout=60).stdout.strip()
+    made = subprocess.run(
+        ["make", "-s", "sim-ns"],
+        capture_output=True,
+        text=True,
+        cwd=ds.ROOT,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
     assert _namespaces(ds.ROOT / "hw" / "sim.toml") == {made}

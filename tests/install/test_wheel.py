@@ -38,23 +38,32 @@ class Install:
     def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
         # Outside the checkout, without the developer's PYTHONPATH.
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-        return subprocess.run(argv, capture_output=True, text=True, cwd=self.work, env=env,
-                              timeout=120, check=False)
+        return subprocess.run(
+            argv, capture_output=True, text=True, cwd=self.work, env=env, timeout=120, check=False
+        )
 
 
 def _pip(*args: str) -> None:
     # meson-python runs meson and ninja from PATH: the ones of this venv.
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    out = subprocess.run([sys.executable, "-m", "pip", "-q", *args], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=600, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "-q", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert out.returncode == 0, f"pip {args[0]} failed:\n{out.stdout[-3000:]}{out.stderr[-3000:]}"
 
 
 def _names(requirements: list[str]) -> set[str]:
     import re
 
-    return {re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower().replace("_", "-")
-            for r in requirements}
+    return {
+        re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower().replace("_", "-") for r in requirements
+    }
 
 
 def _pyproject() -> dict[str, object]:
@@ -70,20 +79,40 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Install]:
     work = tmp_path_factory.mktemp("wheel-install")
     dist = work / "dist"
     # The project's wheel, built as a package builder would (meson-python, C extension).
-    _pip("wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(dist),
-         f"-Cbuild-dir={work / 'build'}", str(ROOT))
+    _pip(
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-index",
+        "-w",
+        str(dist),
+        f"-Cbuild-dir={work / 'build'}",
+        str(ROOT),
+    )
     (wheel,) = dist.glob("mfpsecd-*.whl")
     venv = work / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    _pip("--python", str(venv / "bin" / "python"), "install", "--no-index",
-         "--find-links", str(WHEELS), "-c", str(ROOT / "constraints.txt"), str(wheel))
+    _pip(
+        "--python",
+        str(venv / "bin" / "python"),
+        "install",
+        "--no-index",
+        "--find-links",
+        str(WHEELS),
+        "-c",
+        str(ROOT / "constraints.txt"),
+        str(wheel),
+    )
     yield Install(venv, work)
 
 
-def test_installs_the_runtime_dependencies_and_nothing_of_the_dev_extra(
-        installed: Install) -> None:
-    out = subprocess.run([sys.executable, "-m", "pip", "--python", installed.bin("python"),
-                          "list", "--format=json"], capture_output=True, text=True, check=True)
+def test_installs_the_runtime_dependencies_and_nothing_of_the_dev_extra(installed: Install) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", installed.bin("python"), "list", "--format=json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     present = {p["name"].lower().replace("_", "-") for p in json.loads(out.stdout)}
     data = _pyproject()
     runtime = _names(declared.requirements(data, build=False, extras=[]))
@@ -108,7 +137,8 @@ def test_every_module_of_the_package_imports(installed: Install) -> None:
         "import importlib, json, pkgutil, mfpsecd\n"
         "names = [m.name for m in pkgutil.walk_packages(mfpsecd.__path__, 'mfpsecd.')]\n"
         "for n in names: importlib.import_module(n)\n"
-        "print(json.dumps({'file': mfpsecd.__file__, 'modules': names}))\n")
+        "print(json.dumps({'file': mfpsecd.__file__, 'modules': names}))\n"
+    )
     out = installed.run(installed.bin("python"), "-I", "-c", script)
     assert out.returncode == 0, out.stderr
     found = json.loads(out.stdout)
@@ -125,7 +155,8 @@ def test_entry_points_answer_help(installed: Install, command: str) -> None:
 
 
 def test_the_installed_daemon_reaches_ready_and_its_cli_talks_to_it(
-        installed: Install, short_tmp: Path) -> None:
+    installed: Install, short_tmp: Path
+) -> None:
     with ds.running(short_tmp / "d", daemon=[installed.bin("mfpsecd")]) as d:
         status = installed.run(installed.bin("mfpsec"), "--socket", d.socket_path, "status")
         assert status.returncode == 0, status.stderr

@@ -40,23 +40,42 @@ except MfpsecError as e:
 """
 
 
-def run_as(uid: int, gid: int, groups: list[int], socket_path: str, call: str = "status"
-           ) -> dict[str, object]:
+def run_as(
+    uid: int, gid: int, groups: list[int], socket_path: str, call: str = "status"
+) -> dict[str, object]:
     groups_arg = ["--groups", ",".join(map(str, groups))] if groups else ["--clear-groups"]
     r = subprocess.run(
-        ["setpriv", f"--reuid={uid}", f"--regid={gid}", *groups_arg, "--",
-         other_uids.python(), "-I", "-c", CLIENT, socket_path, str(other_uids.client_tree()),
-         call],
-        capture_output=True, text=True, timeout=30, check=False, cwd=other_uids.client_tree(),
-        env={**os.environ, "HOME": "/"})
+        [
+            "setpriv",
+            f"--reuid={uid}",
+            f"--regid={gid}",
+            *groups_arg,
+            "--",
+            other_uids.python(),
+            "-I",
+            "-c",
+            CLIENT,
+            socket_path,
+            str(other_uids.client_tree()),
+            call,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd=other_uids.client_tree(),
+        env={**os.environ, "HOME": "/"},
+    )
     assert r.returncode == 0, r.stderr
     return dict(json.loads(r.stdout))
 
 
 @pytest.fixture
 def admitting_daemon(short_tmp: Path):
-    cfg = {"ipc": {"socket_group": SOCKET_GID},
-           "access": {"panel_users": [PANEL_UID], "maintenance_groups": [MAINT_GID]}}
+    cfg = {
+        "ipc": {"socket_group": SOCKET_GID},
+        "access": {"panel_users": [PANEL_UID], "maintenance_groups": [MAINT_GID]},
+    }
     # The project tree must be readable by the other uids for the client to import it.
     with ds.running(short_tmp / "d", config=cfg) as d:
         yield d
@@ -74,15 +93,17 @@ def test_unadmitted_uid_gets_permission_denied(admitting_daemon: ds.DaemonProces
     # FTP_ITC.1 / FAU_GEN.1: the refused peer is in the audit log as a session failure.
     deadline = time.monotonic() + 10
     while True:
-        shown = ds.mfpsec(sock.as_posix(), "audit", "show", "--json", "--limit", "0",
-                          "--type", "session.failure")
+        shown = ds.mfpsec(
+            sock.as_posix(), "audit", "show", "--json", "--limit", "0", "--type", "session.failure"
+        )
         assert shown.returncode == 0, shown.stderr
         found = [e for e in json.loads(shown.stdout) if e["object"] == "ipc"]
         if found or time.monotonic() > deadline:
             break
         time.sleep(0.1)
     assert [(e["outcome"], e["subject"]["uid"], e["details"]["reason"]) for e in found] == [
-        ("failure", UNADMITTED_UID, "peer not admitted")]
+        ("failure", UNADMITTED_UID, "peer not admitted")
+    ]
 
 
 def test_panel_uid_and_maintenance_group_are_admitted(admitting_daemon: ds.DaemonProcess) -> None:
@@ -98,7 +119,8 @@ def test_other_uids_cannot_even_reach_the_socket(admitting_daemon: ds.DaemonProc
 
 
 def test_a_maintenance_peer_without_a_session_cannot_list_the_secrets(
-        admitting_daemon: ds.DaemonProcess) -> None:
+    admitting_daemon: ds.DaemonProcess,
+) -> None:
     """The secret names include auth.user.NAME for every account: listing them needs the
     administrator role, not only membership of the maintenance group."""
     sock = admitting_daemon.socket_path

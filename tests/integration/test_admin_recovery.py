@@ -49,10 +49,25 @@ except MfpsecError as e:
 
 def _as(uid: int, script: str, *args: str) -> object:
     r = subprocess.run(
-        ["setpriv", f"--reuid={uid}", f"--regid={uid}", f"--groups={SOCKET_GID}", "--",
-         other_uids.python(), "-I", "-c", script, *args],
-        capture_output=True, text=True, timeout=30, check=False, cwd=other_uids.client_tree(),
-        env={"PATH": os.environ["PATH"], "HOME": "/"})
+        [
+            "setpriv",
+            f"--reuid={uid}",
+            f"--regid={uid}",
+            f"--groups={SOCKET_GID}",
+            "--",
+            other_uids.python(),
+            "-I",
+            "-c",
+            script,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd=other_uids.client_tree(),
+        env={"PATH": os.environ["PATH"], "HOME": "/"},
+    )
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
@@ -66,8 +81,7 @@ def _panel(d: ds.DaemonProcess) -> list[list[Any]]:
 @pytest.fixture
 def env(short_tmp: Path) -> Iterator[tuple[ds.DaemonProcess, Cli]]:
     short_tmp.chmod(0o711)
-    config = {**CONFIG, "access": {"maintenance_groups": [MAINT_GID],
-                                   "panel_users": [PANEL_UID]}}
+    config = {**CONFIG, "access": {"maintenance_groups": [MAINT_GID], "panel_users": [PANEL_UID]}}
     with ds.running(short_tmp / "d", config=config, tpm="none") as d:
         cli = Cli(d.socket_path, short_tmp / "rt")
         cli.runtime.mkdir(exist_ok=True)
@@ -75,38 +89,69 @@ def env(short_tmp: Path) -> Iterator[tuple[ds.DaemonProcess, Cli]]:
         yield d, cli
 
 
-def test_root_without_a_session_makes_no_administrator(env: tuple[ds.DaemonProcess, Cli]
-                                                       ) -> None:
+def test_root_without_a_session_makes_no_administrator(env: tuple[ds.DaemonProcess, Cli]) -> None:
     _, cli = env
     assert "alice" in cli.ok(0, "users", "list")  # reading the accounts: yes
-    for args, stdin in ((("users", "add", "root2", "--role", "administrator",
-                          "--permanent", "--password-file", "-"), "Root2-password-2026"),
-                        (("users", "passwd", "alice", "--permanent", "--password-file", "-"),
-                         "Taken-over-pass-2026"),
-                        (("users", "unlock", "alice"), None),
-                        (("users", "remove", "alice", "--yes"), None),
-                        (("policy", "set", "lockout.max_failures=10"), None)):
+    for args, stdin in (
+        (
+            (
+                "users",
+                "add",
+                "root2",
+                "--role",
+                "administrator",
+                "--permanent",
+                "--password-file",
+                "-",
+            ),
+            "Root2-password-2026",
+        ),
+        (
+            ("users", "passwd", "alice", "--permanent", "--password-file", "-"),
+            "Taken-over-pass-2026",
+        ),
+        (("users", "unlock", "alice"), None),
+        (("users", "remove", "alice", "--yes"), None),
+        (("policy", "set", "lockout.max_failures=10"), None),
+    ):
         err = cli.fails(0, *args, stdin=stdin)
         assert "io.mfpsecd.Auth.AuthenticationRequired" in err, (args, err)
-    assert "AlreadyInitialized" in cli.fails(0, "users", "init", "root2", "--password-file",
-                                             "-", stdin="Root2-password-2026")
+    assert "AlreadyInitialized" in cli.fails(
+        0, "users", "init", "root2", "--password-file", "-", stdin="Root2-password-2026"
+    )
     assert [u["user"] for u in json.loads(cli.ok(0, "users", "list", "--json"))] == ["alice"]
     # The firmware lock stays the administrator's: root cannot reach an administrator.
-    assert "AuthenticationFailed" in cli.fails(0, "login", "-u", "alice", "--password-file",
-                                               "-", stdin="Taken-over-pass-2026")
+    assert "AuthenticationFailed" in cli.fails(
+        0, "login", "-u", "alice", "--password-file", "-", stdin="Taken-over-pass-2026"
+    )
     # With alice's session root manages accounts as she does.
     cli.ok(0, "login", "-u", "alice", "--password-file", "-", stdin=ADMIN_PW)
-    cli.ok(0, "users", "add", "bob", "--role", "user", "--password-file", "-",
-           stdin="Temporary-2026-pass")
+    cli.ok(
+        0,
+        "users",
+        "add",
+        "bob",
+        "--role",
+        "user",
+        "--password-file",
+        "-",
+        stdin="Temporary-2026-pass",
+    )
 
 
-def test_recovery_needs_the_code_shown_at_the_panel(env: tuple[ds.DaemonProcess, Cli]
-                                                    ) -> None:
+def test_recovery_needs_the_code_shown_at_the_panel(env: tuple[ds.DaemonProcess, Cli]) -> None:
     d, cli = env
     assert _panel(d) == []
     # Only root asks; a maintenance user cannot, and only the panel is given the code.
-    err = cli.fails(MALLORY_UID, "users", "recover", "alice", "--password-file", "-",
-                    stdin=f"12345678\n{NEW_PW}")
+    err = cli.fails(
+        MALLORY_UID,
+        "users",
+        "recover",
+        "alice",
+        "--password-file",
+        "-",
+        stdin=f"12345678\n{NEW_PW}",
+    )
     assert "PermissionDenied" in err
     with Connection(d.socket_path) as conn:
         client = AuthClient(conn)
@@ -120,8 +165,11 @@ def test_recovery_needs_the_code_shown_at_the_panel(env: tuple[ds.DaemonProcess,
         # Three wrong codes end the request: the right one then comes too late.
         for _ in range(3):
             with pytest.raises(MfpsecError) as wrong:
-                client.complete_recovery(request, "00000000" if code != "00000000"
-                                         else "11111111", bytearray(NEW_PW.encode()))
+                client.complete_recovery(
+                    request,
+                    "00000000" if code != "00000000" else "11111111",
+                    bytearray(NEW_PW.encode()),
+                )
             assert wrong.value.code is ErrorCode.AUTHENTICATION_FAILED
         with pytest.raises(MfpsecError) as ended:
             client.complete_recovery(request, code, bytearray(NEW_PW.encode()))
@@ -130,9 +178,22 @@ def test_recovery_needs_the_code_shown_at_the_panel(env: tuple[ds.DaemonProcess,
 
     # The service engineer at the device: the CLI asks, the panel shows, a person types.
     recover = subprocess.Popen(
-        [*ds.MFPSEC, "--socket", d.socket_path, "users", "recover", "alice",
-         "--password-file", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, cwd=ds.ROOT)
+        [
+            *ds.MFPSEC,
+            "--socket",
+            d.socket_path,
+            "users",
+            "recover",
+            "alice",
+            "--password-file",
+            "-",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ds.ROOT,
+    )
     assert recover.stderr is not None
     asked = recover.stderr.readline()
     assert "recovery of administrator alice requested" in asked
@@ -145,14 +206,25 @@ def test_recovery_needs_the_code_shown_at_the_panel(env: tuple[ds.DaemonProcess,
     # The temporary password works once, for choosing a new one; the lockout is lifted.
     cli.ok(0, "login", "-u", "alice", "--password-file", "-", stdin=NEW_PW)
     assert json.loads(cli.ok(0, "whoami", "--json"))["must_change"]
-    assert "AuthenticationRequired" in cli.fails(0, "users", "add", "carol", "--role",
-                                                 "user", "--password-file", "-",
-                                                 stdin="Temporary-2026-pass")
+    assert "AuthenticationRequired" in cli.fails(
+        0,
+        "users",
+        "add",
+        "carol",
+        "--role",
+        "user",
+        "--password-file",
+        "-",
+        stdin="Temporary-2026-pass",
+    )
     cli.ok(0, "passwd", "--password-file", "-", stdin=f"{NEW_PW}\n{OWN_PW}")
     cli.ok(0, "login", "-u", "alice", "--password-file", "-", stdin=OWN_PW)
     events = json.loads(cli.ok(0, "audit", "show", "--type", "role.change", "--json"))
-    actions = [(e["outcome"], e["details"]["action"]) for e in events
-               if e["details"].get("phase") == "recovery"]
+    actions = [
+        (e["outcome"], e["details"]["action"])
+        for e in events
+        if e["details"].get("phase") == "recovery"
+    ]
     assert actions.count(("success", "recovery requested")) == 2
     assert ("failure", "administrator recovered") in actions
     assert actions[-1] == ("success", "administrator recovered")

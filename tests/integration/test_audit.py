@@ -37,13 +37,25 @@ def test_key_operations_are_audited_and_the_log_verifies(short_tmp: Path) -> Non
         k.rotate()
         bad = ds.mfpsec(d.socket_path, "secrets", "delete", "nope")
         assert bad.returncode == EX_DATAERR
-        weak = ds.mfpsec(d.socket_path, "keys", "backup", "--to", str(short_tmp),
-                         "--passphrase-file", "-", stdin="short")
+        weak = ds.mfpsec(
+            d.socket_path,
+            "keys",
+            "backup",
+            "--to",
+            str(short_tmp),
+            "--passphrase-file",
+            "-",
+            stdin="short",
+        )
         assert weak.returncode == EX_DATAERR
         entries = _show(d)
         kinds = [(e["type"], e["outcome"]) for e in entries]
-        assert kinds[:4] == [("audit.start", "success"), ("self_test", "success"),
-                             ("keys.provision", "success"), ("keys.unlock", "success")]
+        assert kinds[:4] == [
+            ("audit.start", "success"),
+            ("self_test", "success"),
+            ("keys.provision", "success"),
+            ("keys.unlock", "success"),
+        ]
         assert entries[2]["details"]["tpm"] == "swtpm"  # FCS_CKM.1: this start made them
         self_test = entries[1]["details"]  # FPT_TST_EXT.1: the swtpm ran its own, too
         assert self_test["tpm"].startswith("TPM2_SelfTest (full)")
@@ -56,7 +68,9 @@ def test_key_operations_are_audited_and_the_log_verifies(short_tmp: Path) -> Non
         assert failed_delete["subject"]["pid"] > 0
         (backup,) = [e for e in entries if e["type"] == "keys.backup"]
         assert (backup["outcome"], backup["details"]["error"]) == (
-            "failure", "io.mfpsecd.Keys.PassphraseTooWeak")
+            "failure",
+            "io.mfpsecd.Keys.PassphraseTooWeak",
+        )
         # No secret in the log: only names and metadata.
         assert "pa55word" not in json.dumps(entries)
         only = _show(d, "--type", "secret.set", "--outcome", "success")
@@ -79,10 +93,13 @@ def test_key_operations_are_audited_and_the_log_verifies(short_tmp: Path) -> Non
     i = next(n for n, line in enumerate(lines) if n >= 3 and '"outcome":"success"' in line)
     edited = lines[i].replace('"outcome":"success"', '"outcome":"failure"')
     for name, content, problem in [
-        ("edited", [*lines[:i], edited, *lines[i + 1:]], f"modified at record {i + 1}"),
-        ("deleted", lines[:i] + lines[i + 1:], f"deleted at record {i + 1}"),
-        ("reordered", [*lines[:i], lines[i + 1], lines[i], *lines[i + 2:]],
-         f"reordered at record {i + 1}"),
+        ("edited", [*lines[:i], edited, *lines[i + 1 :]], f"modified at record {i + 1}"),
+        ("deleted", lines[:i] + lines[i + 1 :], f"deleted at record {i + 1}"),
+        (
+            "reordered",
+            [*lines[:i], lines[i + 1], lines[i], *lines[i + 2 :]],
+            f"reordered at record {i + 1}",
+        ),
         ("inserted", [*lines[:i], lines[1], *lines[i:]], f"inserted at record {i + 1}"),
     ]:
         tampered.write_text("\n".join(content) + "\n")
@@ -154,8 +171,10 @@ def _forge(root: Path, *, sign_with: ec.EllipticCurvePrivateKey | None) -> int:
     prev, out = auditlog.GENESIS, []
     for record in records:
         changed = msgspec.structs.replace(
-            record, prev=prev.hex(),
-            outcome=auditlog.Outcome.SUCCESS if record.seq == target else record.outcome)
+            record,
+            prev=prev.hex(),
+            outcome=auditlog.Outcome.SUCCESS if record.seq == target else record.outcome,
+        )
         encoded = auditlog.canonical(changed)
         prev = auditlog.chain_hash(prev, encoded)
         out.append((record.seq, encoded, prev))
@@ -165,36 +184,55 @@ def _forge(root: Path, *, sign_with: ec.EllipticCurvePrivateKey | None) -> int:
         chained = next(h for s, _, h in out if s == seq)
         signature = public = ""
         if sign_with is not None:
-            signature = sign_with.sign(auditlog.checkpoint_digest(seq, chained), ec.ECDSA(
-                utils.Prehashed(hashes.SHA256()))).hex()
-            public = sign_with.public_key().public_bytes(
-                serialization.Encoding.PEM,
-                serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-        db.execute("UPDATE audit_checkpoints SET hash = ?, signature = ?, public_key = ? "
-                   "WHERE seq = ?", (chained.hex(), signature, public, seq))
+            signature = sign_with.sign(
+                auditlog.checkpoint_digest(seq, chained), ec.ECDSA(utils.Prehashed(hashes.SHA256()))
+            ).hex()
+            public = (
+                sign_with.public_key()
+                .public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+                .decode()
+            )
+        db.execute(
+            "UPDATE audit_checkpoints SET hash = ?, signature = ?, public_key = ? WHERE seq = ?",
+            (chained.hex(), signature, public, seq),
+        )
     db.close()
     return target
 
 
 @requires_swtpm
 def test_a_rechained_log_with_a_checkpoint_signed_by_another_key_is_tampered(
-        short_tmp: Path) -> None:
+    short_tmp: Path,
+) -> None:
     """Issue 23: a checkpoint was checked against the key it carries, and an unsigned one
     was accepted, so a re-chained log with a re-signed (or unsigned) checkpoint verified
     intact. Checkpoints are now pinned to the device identity."""
-    for attacker, problem in ((ec.generate_private_key(ec.SECP256R1()), "checkpoint foreign"),
-                              (None, "checkpoint unsigned")):
+    for attacker, problem in (
+        (ec.generate_private_key(ec.SECP256R1()), "checkpoint foreign"),
+        (None, "checkpoint unsigned"),
+    ):
         root = short_tmp / problem.replace(" ", "-")
         with ds.running(root) as d:
             k = KeysClient(Connection(d.socket_path))
             k.set_secret("s1", "other", bytearray(b"v"))
-            r = ds.mfpsec(d.socket_path, "login", "-u", "mallory", "--password-file", "-",
-                          stdin="Wrong-password-1", env={"XDG_RUNTIME_DIR": str(short_tmp)})
+            r = ds.mfpsec(
+                d.socket_path,
+                "login",
+                "-u",
+                "mallory",
+                "--password-file",
+                "-",
+                stdin="Wrong-password-1",
+                env={"XDG_RUNTIME_DIR": str(short_tmp)},
+            )
             assert r.returncode != 0  # a failed login: the record to flip
             identity = k.identity().fingerprint
             exported = short_tmp / f"{problem}.jsonl"
-            assert ds.mfpsec(d.socket_path, "audit", "export", "--to",
-                             str(exported)).returncode == 0
+            assert (
+                ds.mfpsec(d.socket_path, "audit", "export", "--to", str(exported)).returncode == 0
+            )
         flipped = _forge(root, sign_with=attacker)
         with ds.running(root) as d:
             status = ds.mfpsec(d.socket_path, "status").stdout
@@ -203,11 +241,13 @@ def test_a_rechained_log_with_a_checkpoint_signed_by_another_key_is_tampered(
             assert r.returncode == EX_DATAERR and problem in r.stdout, (flipped, r.stdout)
         # Offline, the export of the genuine log verifies against the device's key and
         # not against another one.
-        ok = ds.mfpsec("/nonexistent.sock", "audit", "verify", str(exported), "--identity",
-                       identity)
+        ok = ds.mfpsec(
+            "/nonexistent.sock", "audit", "verify", str(exported), "--identity", identity
+        )
         assert ok.returncode == 0 and "this device's identity" in ok.stdout, ok.stdout
-        other = ds.mfpsec("/nonexistent.sock", "audit", "verify", str(exported),
-                          "--identity", "ab" * 32)
+        other = ds.mfpsec(
+            "/nonexistent.sock", "audit", "verify", str(exported), "--identity", "ab" * 32
+        )
         assert other.returncode == EX_DATAERR and "checkpoint foreign" in other.stdout
 
 

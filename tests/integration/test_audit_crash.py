@@ -44,8 +44,10 @@ def test_acknowledged_records_survive_50_kills(short_tmp: Path) -> None:
     acked: set[str] = set()
     stop = threading.Event()
     d = ds.start(root, tpm="none")
-    clients = [threading.Thread(target=_client, args=(d.socket_path, i, acked, stop))
-               for i in range(CLIENTS)]
+    clients = [
+        threading.Thread(target=_client, args=(d.socket_path, i, acked, stop))
+        for i in range(CLIENTS)
+    ]
     for t in clients:
         t.start()
     log_dir = root / "lib" / "audit"
@@ -57,7 +59,7 @@ def test_acknowledged_records_survive_50_kills(short_tmp: Path) -> None:
             if kill in TEARS:
                 last = sorted(log_dir.glob("audit-*.log"))[-1]
                 with last.open("ab") as f:  # what a power cut in mid-write leaves
-                    f.write(auditlog.frame(b'{"seq":999999,"prev":"x"}')[:rng.randint(1, 20)])
+                    f.write(auditlog.frame(b'{"seq":999999,"prev":"x"}')[: rng.randint(1, 20)])
             d = ds.start(root, tpm="none")
     finally:
         stop.set()
@@ -72,8 +74,11 @@ def test_acknowledged_records_survive_50_kills(short_tmp: Path) -> None:
     verdict = auditlog.verify(records)
     assert verdict.ok, verdict
     decoded = [auditlog.decode(r) for r in records]
-    written = {r.object for r in decoded
-               if r.type is auditlog.EventType.SECRET_SET and r.outcome.value == "success"}
+    written = {
+        r.object
+        for r in decoded
+        if r.type is auditlog.EventType.SECRET_SET and r.outcome.value == "success"
+    }
     assert len(acked) > KILLS  # the clients did get work done between the kills
     assert acked <= written, sorted(acked - written)[:10]
     starts = [r for r in decoded if r.type is auditlog.EventType.AUDIT_START]

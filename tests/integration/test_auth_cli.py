@@ -56,16 +56,37 @@ class Cli:
         os.chown(d, uid, uid)
         return d
 
-    def __call__(self, uid: int, *args: str, stdin: str | None = None
-                 ) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, uid: int, *args: str, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["setpriv", f"--reuid={uid}", f"--regid={uid}",
-             f"--groups={SOCKET_GID},{MAINT_GID}", "--", other_uids.python(), "-I", "-c", CLI,
-             str(other_uids.client_tree()), "--socket", self.socket_path, *args],
-            capture_output=True, text=True, timeout=60, check=False,
+            [
+                "setpriv",
+                f"--reuid={uid}",
+                f"--regid={uid}",
+                f"--groups={SOCKET_GID},{MAINT_GID}",
+                "--",
+                other_uids.python(),
+                "-I",
+                "-c",
+                CLI,
+                str(other_uids.client_tree()),
+                "--socket",
+                self.socket_path,
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
             cwd=other_uids.client_tree(),
-            input=stdin, env={"PATH": os.environ["PATH"], "HOME": "/",
-                              "XDG_RUNTIME_DIR": str(self.runtime_dir(uid))})
+            input=stdin,
+            env={
+                "PATH": os.environ["PATH"],
+                "HOME": "/",
+                "XDG_RUNTIME_DIR": str(self.runtime_dir(uid)),
+            },
+        )
 
     def ok(self, uid: int, *args: str, stdin: str | None = None) -> str:
         r = self(uid, *args, stdin=stdin)
@@ -85,8 +106,7 @@ def env(short_tmp: Path) -> Iterator[tuple[ds.DaemonProcess, Cli]]:
         yield d, Cli(d.socket_path, short_tmp / "rt")
 
 
-def test_first_start_login_roles_sessions_and_logout(env: tuple[ds.DaemonProcess, Cli]
-                                                       ) -> None:
+def test_first_start_login_roles_sessions_and_logout(env: tuple[ds.DaemonProcess, Cli]) -> None:
     d, cli = env
     (cli.runtime / "").mkdir(exist_ok=True)
     status = json.loads(cli.ok(ALICE_UID, "status", "--json"))
@@ -94,8 +114,9 @@ def test_first_start_login_roles_sessions_and_logout(env: tuple[ds.DaemonProcess
     assert "no administrator password is set" in cli.ok(ALICE_UID, "status")
     cli.ok(ALICE_UID, "users", "init", "alice", "--password-file", "-", stdin=ADMIN_PW)
     assert json.loads(cli.ok(ALICE_UID, "status", "--json"))["notices"] == []
-    assert "AlreadyInitialized" in cli.fails(ALICE_UID, "users", "init", "mallory",
-                                             "--password-file", "-", stdin=ADMIN_PW)
+    assert "AlreadyInitialized" in cli.fails(
+        ALICE_UID, "users", "init", "mallory", "--password-file", "-", stdin=ADMIN_PW
+    )
 
     # Without a session the maintenance peer may read status, nothing administrative.
     err = cli.fails(ALICE_UID, "users", "list")
@@ -106,11 +127,15 @@ def test_first_start_login_roles_sessions_and_logout(env: tuple[ds.DaemonProcess
     assert token_file.stat().st_mode & 0o777 == 0o600
     assert token_file.stat().st_uid == ALICE_UID
     who = json.loads(cli.ok(ALICE_UID, "whoami", "--json"))
-    assert (who["user"], who["role"], who["peer_class"]) == ("alice", "administrator",
-                                                              "maintenance")
+    assert (who["user"], who["role"], who["peer_class"]) == (
+        "alice",
+        "administrator",
+        "maintenance",
+    )
     assert "users.admin" in who["privileges"]
-    cli.ok(ALICE_UID, "users", "add", "bob", "--role", "user", "--password-file", "-",
-           stdin=BOB_TEMP)
+    cli.ok(
+        ALICE_UID, "users", "add", "bob", "--role", "user", "--password-file", "-", stdin=BOB_TEMP
+    )
     listing = cli.ok(ALICE_UID, "users", "list")
     assert "bob" in listing and "(temp)" in listing
 
@@ -126,22 +151,44 @@ def test_first_start_login_roles_sessions_and_logout(env: tuple[ds.DaemonProcess
     # A wrong rule shows the key path; a good change applies.
     err = cli.fails(ALICE_UID, "policy", "set", "lockout.max_failures=11")
     assert "lockout.max_failures" in err and "<= 10" in err
-    out = cli.ok(ALICE_UID, "policy", "set", "password.min_length=15",
-                 "password.required_classes=digit,upper")
+    out = cli.ok(
+        ALICE_UID,
+        "policy",
+        "set",
+        "password.min_length=15",
+        "password.required_classes=digit,upper",
+    )
     assert "password.min_length = 15" in out
     assert "password.required_classes = digit,upper" in cli.ok(ALICE_UID, "policy", "show")
     # FMT_MTD.1: the record says which keys changed, from what, to what.
-    shown = ds.mfpsec(d.socket_path, "audit", "show", "--json", "--limit", "0",
-                      "--type", "management")
-    (change,) = [e["details"] for e in json.loads(shown.stdout)
-                 if e["object"] == "auth policy" and e["outcome"] == "success"]
+    shown = ds.mfpsec(
+        d.socket_path, "audit", "show", "--json", "--limit", "0", "--type", "management"
+    )
+    (change,) = [
+        e["details"]
+        for e in json.loads(shown.stdout)
+        if e["object"] == "auth policy" and e["outcome"] == "success"
+    ]
     assert change["changed"] == "auth.password.min_length, auth.password.required_classes"
     assert (change["old.auth.password.min_length"], change["new.auth.password.min_length"]) == (
-        "12", "15")
-    assert (change["old.auth.password.required_classes"],
-            change["new.auth.password.required_classes"]) == ("(none)", "digit, upper")
-    err = cli.fails(ALICE_UID, "users", "add", "carol", "--role", "auditor",
-                    "--password-file", "-", stdin="alllowercase-but-long")
+        "12",
+        "15",
+    )
+    assert (
+        change["old.auth.password.required_classes"],
+        change["new.auth.password.required_classes"],
+    ) == ("(none)", "digit, upper")
+    err = cli.fails(
+        ALICE_UID,
+        "users",
+        "add",
+        "carol",
+        "--role",
+        "auditor",
+        "--password-file",
+        "-",
+        stdin="alllowercase-but-long",
+    )
     assert "PasswordRejected" in err and "complexity" in err
 
     cli.ok(ALICE_UID, "logout")
@@ -161,24 +208,23 @@ def test_lockout_survives_sigkill_unlock_and_forced_change(short_tmp: Path) -> N
         (cli.runtime).mkdir(exist_ok=True)
         cli.ok(0, "users", "init", "alice", "--password-file", "-", stdin=ADMIN_PW)
         cli.ok(0, "login", "-u", "alice", "--password-file", "-", stdin=ADMIN_PW)
-        cli.ok(0, "users", "add", "bob", "--role", "user", "--password-file", "-",
-               stdin=BOB_TEMP)
+        cli.ok(0, "users", "add", "bob", "--role", "user", "--password-file", "-", stdin=BOB_TEMP)
         for i in range(3):
-            err = cli.fails(MALLORY_UID, "login", "-u", "bob", "--password-file", "-",
-                            stdin=f"wrong-{i}")
+            err = cli.fails(
+                MALLORY_UID, "login", "-u", "bob", "--password-file", "-", stdin=f"wrong-{i}"
+            )
             assert "AuthenticationFailed" in err
-        err = cli.fails(MALLORY_UID, "login", "-u", "bob", "--password-file", "-",
-                        stdin=BOB_TEMP)
+        err = cli.fails(MALLORY_UID, "login", "-u", "bob", "--password-file", "-", stdin=BOB_TEMP)
         assert "io.mfpsecd.Auth.AccountLocked" in err and "retry_after_s=1800" in err
         d.stop(signal.SIGKILL)
     with ds.running(root, config=CONFIG, tpm="none") as d:
         cli = Cli(d.socket_path, short_tmp / "rt")
-        assert "AccountLocked" in cli.fails(MALLORY_UID, "login", "-u", "bob",
-                                            "--password-file", "-", stdin=BOB_TEMP)
+        assert "AccountLocked" in cli.fails(
+            MALLORY_UID, "login", "-u", "bob", "--password-file", "-", stdin=BOB_TEMP
+        )
         cli.ok(ALICE_UID, "login", "-u", "alice", "--password-file", "-", stdin=ADMIN_PW)
         assert "3 failed attempts" in cli.ok(ALICE_UID, "users", "unlock", "bob")
-        out = cli(MALLORY_UID, "login", "-u", "bob", "--password-file",
-                  "-", stdin=BOB_TEMP)
+        out = cli(MALLORY_UID, "login", "-u", "bob", "--password-file", "-", stdin=BOB_TEMP)
         assert out.returncode == 0 and "temporary password" in out.stderr
         err = cli.fails(MALLORY_UID, "audit", "show")
         assert "AuthenticationRequired" in err and "change the password first" in err
@@ -194,7 +240,8 @@ def test_lockout_survives_sigkill_unlock_and_forced_change(short_tmp: Path) -> N
 
 
 def test_a_login_name_with_terminal_controls_is_refused_at_the_api(
-        env: tuple[ds.DaemonProcess, Cli]) -> None:
+    env: tuple[ds.DaemonProcess, Cli],
+) -> None:
     """Item 7 of the audit issue: ESC/CR in a login name (no authentication needed) made a
     failed login display as a success in `audit show`. The API refuses such names before
     anything is looked up, audited or counted; an ordinary unknown name still fails as
@@ -210,7 +257,8 @@ def test_a_login_name_with_terminal_controls_is_refused_at_the_api(
         with pytest.raises(MfpsecError) as unknown:
             conn.call("io.mfpsecd.Auth.Login", {"user": "nobody-here", "password": "eA=="})
         assert unknown.value.code is ErrorCode.AUTHENTICATION_FAILED
-    shown = ds.mfpsec(d.socket_path, "audit", "show", "--json", "--limit", "0",
-                      "--type", "auth.login")
+    shown = ds.mfpsec(
+        d.socket_path, "audit", "show", "--json", "--limit", "0", "--type", "auth.login"
+    )
     logins = [e["object"] for e in json.loads(shown.stdout)]
     assert "nobody-here" in logins and not any("\x1b" in o or "\u202e" in o for o in logins)

@@ -34,28 +34,72 @@ def _flood(short_tmp: Path, sink: MailSink) -> None:
     # A smaller tarpit and shorter delays than the defaults so the flood ends in seconds:
     # a delayed request holds up its connection (replies keep call order), so with the
     # defaults each of the generator's 16 connections would get one call through per 5 s.
-    config = {"auth": {"argon2_memory_kib": 8192, "argon2_iterations": 1,
-                       "flood": {"max_delayed": 4, "base_delay_s": 0.002,
-                                 "max_delay_s": 0.01}},
-              "notify": {"mail": {"host": "localhost", "port": port,
-                                  "sender": "mfp@example.net",
-                                  "recipients": ["admin@example.net"],
-                                  "ca_file": str(ca)}}}
+    config = {
+        "auth": {
+            "argon2_memory_kib": 8192,
+            "argon2_iterations": 1,
+            "flood": {"max_delayed": 4, "base_delay_s": 0.002, "max_delay_s": 0.01},
+        },
+        "notify": {
+            "mail": {
+                "host": "localhost",
+                "port": port,
+                "sender": "mfp@example.net",
+                "recipients": ["admin@example.net"],
+                "ca_file": str(ca),
+            }
+        },
+    }
     with ds.running(short_tmp / "d", config=config, tpm="none") as d:
-        r = ds.mfpsec(d.socket_path, "users", "init", "admin", "--password-file", "-",
-                      stdin="Adm1n-password-2026")
+        r = ds.mfpsec(
+            d.socket_path,
+            "users",
+            "init",
+            "admin",
+            "--password-file",
+            "-",
+            stdin="Adm1n-password-2026",
+        )
         assert r.returncode == 0, r.stderr
         rt = {"XDG_RUNTIME_DIR": str(short_tmp)}
-        r = ds.mfpsec(d.socket_path, "login", "-u", "admin", "--password-file", "-",
-                      stdin="Adm1n-password-2026", env=rt)
+        r = ds.mfpsec(
+            d.socket_path,
+            "login",
+            "-u",
+            "admin",
+            "--password-file",
+            "-",
+            stdin="Adm1n-password-2026",
+            env=rt,
+        )
         assert r.returncode == 0, r.stderr
-        r = ds.mfpsec(d.socket_path, "users", "add", "victim", "--role", "user",
-                      "--password-file", "-", stdin="Target-password-2026", env=rt)
+        r = ds.mfpsec(
+            d.socket_path,
+            "users",
+            "add",
+            "victim",
+            "--role",
+            "user",
+            "--password-file",
+            "-",
+            stdin="Target-password-2026",
+            env=rt,
+        )
         assert r.returncode == 0, r.stderr
         rss_before = d.rss_kib()
         flood = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.auth_flood", d.socket_path, str(TOTAL),
-             str(CONNECTIONS)], stdout=subprocess.PIPE, text=True, cwd=ds.ROOT)
+            [
+                sys.executable,
+                "-m",
+                "tests.support.auth_flood",
+                d.socket_path,
+                str(TOTAL),
+                str(CONNECTIONS),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ds.ROOT,
+        )
         latencies: list[float] = []
         rss_peak = rss_before
         with Connection(d.socket_path, timeout=10) as conn:
@@ -72,9 +116,11 @@ def _flood(short_tmp: Path, sink: MailSink) -> None:
         result = json.loads(out)
         replies = result["replies"]
         assert sum(replies.values()) == TOTAL
-        assert set(replies) <= {"io.mfpsecd.Auth.Throttled",
-                                "io.mfpsecd.Auth.AuthenticationFailed",
-                                "io.mfpsecd.Auth.AccountLocked"}, replies
+        assert set(replies) <= {
+            "io.mfpsecd.Auth.Throttled",
+            "io.mfpsecd.Auth.AuthenticationFailed",
+            "io.mfpsecd.Auth.AccountLocked",
+        }, replies
         latencies.sort()
         p99 = latencies[int(len(latencies) * 0.99)]
         assert len(latencies) >= 100
@@ -85,8 +131,9 @@ def _flood(short_tmp: Path, sink: MailSink) -> None:
         assert p99 < 0.250, f"GetStatus p99 {p99 * 1000:.1f} ms during the flood"
         assert rss_peak < RSS_BOUND_MIB * 1024, (rss_before, rss_peak)
 
-        r = ds.mfpsec(d.socket_path, "audit", "show", "--type", "auth.flood", "--limit",
-                      "0", "--json")
+        r = ds.mfpsec(
+            d.socket_path, "audit", "show", "--type", "auth.flood", "--limit", "0", "--json"
+        )
         floods = json.loads(r.stdout)
         kinds = {e["details"]["kind"] for e in floods}
         # A-6 (too many requests); A-5 (failures per source) is shown in test_auth.
@@ -106,7 +153,9 @@ def _flood(short_tmp: Path, sink: MailSink) -> None:
         # One per rule per 300 s at most ("role changed" is the user the test added).
         rules = Counter(s.split("] ", 1)[1].split(":", 1)[0] for s in sink.subjects)
         assert max(rules.values()) == 1, sink.subjects
-        print(f"\nflood: {result['seconds']:.1f} s for {TOTAL} requests, replies "
-              f"{replies}; GetStatus p99 {p99 * 1000:.2f} ms over {len(latencies)} "
-              f"calls; RSS {rss_before // 1024} -> {rss_peak // 1024} MiB; "
-              f"{len(floods)} detection events; mails {sink.subjects}")
+        print(
+            f"\nflood: {result['seconds']:.1f} s for {TOTAL} requests, replies "
+            f"{replies}; GetStatus p99 {p99 * 1000:.2f} ms over {len(latencies)} "
+            f"calls; RSS {rss_before // 1024} -> {rss_peak // 1024} MiB; "
+            f"{len(floods)} detection events; mails {sink.subjects}"
+        )

@@ -44,12 +44,15 @@ def test_ready_only_after_start_up_and_status_lines(daemon: ds.DaemonProcess) ->
     notes = daemon.notifications
     ready = notes.index("READY=1")
     statuses = [n for n in notes[:ready] if n.startswith("STATUS=")]
-    assert statuses == ["STATUS=opening state store", "STATUS=opening the audit log",
-                        "STATUS=opening the key chain",
-                        "STATUS=running power-on self-tests",
-                        "STATUS=resuming sanitizations",
-                        "STATUS=opening the job store",
-                        "STATUS=starting IPC"]
+    assert statuses == [
+        "STATUS=opening state store",
+        "STATUS=opening the audit log",
+        "STATUS=opening the key chain",
+        "STATUS=running power-on self-tests",
+        "STATUS=resuming sanitizations",
+        "STATUS=opening the job store",
+        "STATUS=starting IPC",
+    ]
     # At READY the socket already answers.
     with Connection(daemon.socket_path) as conn:
         assert SystemClient(conn).get_status().state is DaemonState.READY
@@ -82,7 +85,12 @@ def test_power_cut_is_reported_as_unclean_and_stale_socket_replaced(short_tmp: P
 def test_second_daemon_on_same_state_or_socket_refuses(daemon: ds.DaemonProcess) -> None:
     second = subprocess.run(
         [*ds.MFPSECD, "run", "--config", str(daemon.config), "--board", str(daemon.board)],
-        capture_output=True, text=True, timeout=30, check=False, cwd=ds.ROOT)
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd=ds.ROOT,
+    )
     assert second.returncode == EX_CONFIG
     assert "another daemon is using the state directory" in second.stderr
     # Its own state, but the first one's socket.
@@ -92,7 +100,12 @@ def test_second_daemon_on_same_state_or_socket_refuses(daemon: ds.DaemonProcess)
     config.write_text(ds.toml_doc({"ipc": {"socket_path": daemon.socket_path}}))
     third = subprocess.run(
         [*ds.MFPSECD, "run", "--config", str(config), "--board", str(other)],
-        capture_output=True, text=True, timeout=30, check=False, cwd=ds.ROOT)
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd=ds.ROOT,
+    )
     assert third.returncode == EX_CONFIG
     assert "another daemon is serving" in third.stderr
     with Connection(daemon.socket_path) as conn:  # the first one is unharmed
@@ -103,15 +116,33 @@ def test_invalid_config_names_the_key(short_tmp: Path) -> None:
     ds.write_board(short_tmp)
     cfg = short_tmp / "bad.toml"
     cfg.write_text(f'[daemon]\nboard_dir = "{short_tmp}"\n[ipc]\nmax_connections = 100000\n')
-    r = subprocess.run([*ds.MFPSECD, "run", "--config", str(cfg), "--board", "testboard"],
-                       capture_output=True, text=True, timeout=30, check=False, cwd=ds.ROOT)
+    r = subprocess.run(
+        [*ds.MFPSECD, "run", "--config", str(cfg), "--board", "testboard"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd=ds.ROOT,
+    )
     assert r.returncode == EX_CONFIG
     assert "ipc.max_connections: expected int <= 4096" in r.stderr
 
-    cfg.write_text('[ipc]\nmax_conections = 5\n')
-    r = subprocess.run([*ds.MFPSECD, "check-config", "--config", str(cfg), "--board",
-                        str(short_tmp / "testboard.toml")],
-                       capture_output=True, text=True, timeout=30, check=False, cwd=ds.ROOT)
+    cfg.write_text("[ipc]\nmax_conections = 5\n")
+    r = subprocess.run(
+        [
+            *ds.MFPSECD,
+            "check-config",
+            "--config",
+            str(cfg),
+            "--board",
+            str(short_tmp / "testboard.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd=ds.ROOT,
+    )
     assert r.returncode == EX_CONFIG
     assert "ipc.max_conections: unknown key" in r.stderr
 
@@ -148,8 +179,14 @@ def test_watchdog_pings_at_half_the_interval(short_tmp: Path) -> None:
 
 
 def test_make_run_profile_is_valid() -> None:
-    r = subprocess.run([*ds.MFPSECD, "check-config", "--config", "hw/mfpsecd.sim.toml"],
-                       capture_output=True, text=True, timeout=30, check=False, cwd=ds.ROOT)
+    r = subprocess.run(
+        [*ds.MFPSECD, "check-config", "--config", "hw/mfpsecd.sim.toml"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd=ds.ROOT,
+    )
     assert r.returncode == 0, r.stderr
     assert "ok: board sim" in r.stdout
     cfg = Path(os.environ.get("TMPDIR", "/tmp")) / f"mfpsecd-etc-{os.getpid()}.toml"
@@ -157,8 +194,14 @@ def test_make_run_profile_is_valid() -> None:
     text = (ds.ROOT / "etc/mfpsecd.toml").read_text()
     cfg.write_text(text.replace("/usr/share/mfpsecd/hw", str(ds.ROOT / "hw")))
     try:
-        r = subprocess.run([*ds.MFPSECD, "check-config", "--config", str(cfg)],
-                           capture_output=True, text=True, timeout=30, check=False, cwd=ds.ROOT)
+        r = subprocess.run(
+            [*ds.MFPSECD, "check-config", "--config", str(cfg)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            cwd=ds.ROOT,
+        )
         assert r.returncode == 0, r.stderr
         assert "ok: board generic-x86" in r.stdout
     finally:
@@ -171,8 +214,16 @@ def test_socket_activation(short_tmp: Path) -> None:
     mfpsecd-fd.socket pass them): serves the passed fds, leaves the sockets to it."""
     sock = short_tmp / "act.sock"
     fd_sock = short_tmp / "act.fd.sock"
-    activator = ["systemd-socket-activate", "-E", "NOTIFY_SOCKET", "-l", str(sock),
-                 "-l", str(fd_sock), "--fdname=varlink:fd"]
+    activator = [
+        "systemd-socket-activate",
+        "-E",
+        "NOTIFY_SOCKET",
+        "-l",
+        str(sock),
+        "-l",
+        str(fd_sock),
+        "--fdname=varlink:fd",
+    ]
     d = ds.start(short_tmp / "d", argv_prefix=activator, wait_ready=False)
     try:
         # The activator binds the socket, then execs the daemon on the first connection.
@@ -183,8 +234,7 @@ def test_socket_activation(short_tmp: Path) -> None:
         with Connection(str(sock)) as conn:
             s = SystemClient(conn).get_status()
         ipc = next(c for c in s.components if c.name == "ipc")
-        assert ipc.detail == ("listening on socket activation; descriptors on socket "
-                              "activation")
+        assert ipc.detail == ("listening on socket activation; descriptors on socket activation")
         assert not Path(d.socket_path).exists()  # it did not bind its own
         # The passed side channel works: a descriptor goes through it.
         with Connection(str(sock)) as conn:
@@ -192,8 +242,7 @@ def test_socket_activation(short_tmp: Path) -> None:
             os.write(w, b"through the activated side channel")
             os.close(w)
             try:
-                stored = StoreClient(conn).put(r, job="j", kind="spool", name="n",
-                                               owner="alice")
+                stored = StoreClient(conn).put(r, job="j", kind="spool", name="n", owner="alice")
             finally:
                 os.close(r)
         assert stored.size == len(b"through the activated side channel")
@@ -206,9 +255,21 @@ def test_socket_activation(short_tmp: Path) -> None:
 
 
 def test_cli_watch_prints_until_the_daemon_stops(daemon: ds.DaemonProcess) -> None:
-    proc = subprocess.Popen([*MFPSEC, "--socket", daemon.socket_path, "--timeout", "0.5",
-                             "status", "--watch", "--json"], stdout=subprocess.PIPE,
-                            text=True, cwd=ds.ROOT)
+    proc = subprocess.Popen(
+        [
+            *MFPSEC,
+            "--socket",
+            daemon.socket_path,
+            "--timeout",
+            "0.5",
+            "status",
+            "--watch",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ds.ROOT,
+    )
     assert proc.stdout is not None
     first = proc.stdout.readline()  # the watch is open: the first status arrived
     assert first.strip() == "{"

@@ -51,12 +51,14 @@ def _board(root: Path) -> dict[str, Any]:
     return {"extra": {"firmware": {"model": MODEL, "roots": [str(root / "fw-root.pem")]}}}
 
 
-def _write_config(root: Path, mode: str, board: dict[str, Any],
-                  **sections: Any) -> tuple[Path, Path]:
+def _write_config(
+    root: Path, mode: str, board: dict[str, Any], **sections: Any
+) -> tuple[Path, Path]:
     board_path = ds.write_board(root, **board)
     config = root / "mfpsecd.toml"
-    config.write_text(ds.toml_doc({"daemon": {"board_dir": str(root)},
-                                   "security": {"mode": mode}, **sections}))
+    config.write_text(
+        ds.toml_doc({"daemon": {"board_dir": str(root)}, "security": {"mode": mode}, **sections})
+    )
     return config, board_path
 
 
@@ -66,8 +68,14 @@ def _boot_unit(config: Path, board: Path) -> subprocess.CompletedProcess[str]:
     assert argv[0] == "/usr/bin/mfpsecd" and argv[1:3] == ["fw-verify", "--boot"]
     args = argv[1:]
     args[args.index("--config") + 1] = str(config)
-    return subprocess.run([*ds.MFPSECD, *args, "--board", str(board)], capture_output=True,
-                          text=True, timeout=120, check=False, cwd=ds.ROOT)
+    return subprocess.run(
+        [*ds.MFPSECD, *args, "--board", str(board)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ds.ROOT,
+    )
 
 
 def _record(root: Path) -> dict[str, Any]:
@@ -77,9 +85,14 @@ def _record(root: Path) -> dict[str, Any]:
 
 def test_the_unit_orders_itself_before_the_services_and_isolates_on_failure() -> None:
     text = UNIT.read_text()
-    for line in ("DefaultDependencies=no", "Before=basic.target mfpsecd.service",
-                 "OnFailure=mfpsecd-firmware-failed.target", "OnFailureJobMode=isolate",
-                 "Type=oneshot", "RemainAfterExit=yes"):
+    for line in (
+        "DefaultDependencies=no",
+        "Before=basic.target mfpsecd.service",
+        "OnFailure=mfpsecd-firmware-failed.target",
+        "OnFailureJobMode=isolate",
+        "Type=oneshot",
+        "RemainAfterExit=yes",
+    ):
         assert line in text
     daemon_unit = (ds.ROOT / "systemd" / "mfpsecd.service").read_text()
     assert "Requires=mfpsecd.socket mfpsecd-fd.socket mfpsecd-fwverify.service" in daemon_unit
@@ -89,13 +102,19 @@ def test_the_unit_orders_itself_before_the_services_and_isolates_on_failure() ->
     assert "Requires=sysinit.target mfpsecd-netfilter.service" in target
     assert "network-online.target" in target
     alert = (ds.ROOT / "systemd" / "mfpsecd-firmware-alert.service").read_text()
-    for line in ("After=sysinit.target mfpsecd-netfilter.service network-online.target",
-                 "Restart=on-failure", "StateDirectory=mfpsecd",
-                 "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"):
+    for line in (
+        "After=sysinit.target mfpsecd-netfilter.service network-online.target",
+        "Restart=on-failure",
+        "StateDirectory=mfpsecd",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+    ):
         assert line in alert
     assert "PrivateNetwork" not in alert
     assert _exec_start(ds.ROOT / "systemd" / "mfpsecd-firmware-alert.service")[1:4] == [
-        "fw-alert", "--retry-for", "300"]
+        "fw-alert",
+        "--retry-for",
+        "300",
+    ]
 
 
 @requires_swtpm
@@ -117,21 +136,28 @@ def test_boot_unit_in_normal_and_enhanced_mode(short_tmp: Path) -> None:
     rec = _record(root)
     assert rec["result"] == "failed" and rec["error"] == "io.mfpsecd.Firmware.TreeMismatch"
     # The daemon in enhanced mode says why it does not start: the boot check failed.
-    d = ds.start(root, board=board, config={"security": {"mode": "enhanced"}},
-                 wait_ready=False)
+    d = ds.start(root, board=board, config={"security": {"mode": "enhanced"}}, wait_ready=False)
     assert d.proc.wait(60) == EX_UNAVAILABLE
     d.close_notify()
     message = d.log()
-    assert "enhanced security mode: the boot verification failed: slot a: " \
-           "io.mfpsecd.Firmware.TreeMismatch" in message, message
+    assert (
+        "enhanced security mode: the boot verification failed: slot a: "
+        "io.mfpsecd.Firmware.TreeMismatch" in message
+    ), message
     assert "no firmware slots configured" not in message
-    alert = subprocess.run([*ds.MFPSECD, "fw-alert", "--config", str(config), "--board",
-                            str(board_path)], capture_output=True, text=True, timeout=60,
-                           check=False, cwd=ds.ROOT)
+    alert = subprocess.run(
+        [*ds.MFPSECD, "fw-alert", "--config", str(config), "--board", str(board_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ds.ROOT,
+    )
     assert alert.returncode == 0 and "The device does not start" in alert.stdout
     # The daemon does not run on firmware that failed (or skipped) the boot check.
-    d = ds.start(root / "e", board=board, config={"security": {"mode": "enhanced"}},
-                 wait_ready=False)
+    d = ds.start(
+        root / "e", board=board, config={"security": {"mode": "enhanced"}}, wait_ready=False
+    )
     assert d.proc.wait(60) == EX_UNAVAILABLE  # no boot record under its own run dir
     d.close_notify()
 
@@ -142,9 +168,14 @@ def test_boot_unit_in_normal_and_enhanced_mode(short_tmp: Path) -> None:
 
 
 def _fw_alert(config: Path, board: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*ds.MFPSECD, "fw-alert", "--config", str(config), "--board",
-                           str(board), *args], capture_output=True, text=True, timeout=120,
-                          check=False, cwd=ds.ROOT)
+    return subprocess.run(
+        [*ds.MFPSECD, "fw-alert", "--config", str(config), "--board", str(board), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ds.ROOT,
+    )
 
 
 def _until(cond: Callable[[], bool], what: str) -> None:
@@ -165,9 +196,17 @@ def test_a_failed_boot_check_is_alerted_once_even_before_the_network(short_tmp: 
     board = _board(root)
     port = free_port()
     ca = make_pki(short_tmp / "sink" / "pki").ca  # the sink makes its PKI again here
-    notify = {"notify": {"mail": {"host": "localhost", "port": port,
-                                  "sender": "mfp@example.net",
-                                  "recipients": ["admin@example.net"], "ca_file": str(ca)}}}
+    notify = {
+        "notify": {
+            "mail": {
+                "host": "localhost",
+                "port": port,
+                "sender": "mfp@example.net",
+                "recipients": ["admin@example.net"],
+                "ca_file": str(ca),
+            }
+        }
+    }
     config, board_path = _write_config(root, "enhanced", board, **notify)
     (root / "lib" / "firmware" / "a" / "tree" / "bin" / "f0").write_bytes(b"implant")
     assert _boot_unit(config, board_path).returncode == EX_DATAERR
@@ -209,21 +248,24 @@ def test_a_revocation_list_retires_the_signing_key_at_boot(short_tmp: Path) -> N
     root.mkdir()
     board = _board(root)
     crl = root / "fw-root.crl"
-    crl.write_bytes(_crl("MFP firmware root", ROOT_KEY, SIGNER).public_bytes(
-        serialization.Encoding.PEM))
+    crl.write_bytes(
+        _crl("MFP firmware root", ROOT_KEY, SIGNER).public_bytes(serialization.Encoding.PEM)
+    )
     board["extra"]["firmware"]["crls"] = [str(crl)]
     config, board_path = _write_config(root, "enhanced", board)
     r = _boot_unit(config, board_path)
     assert r.returncode == EX_DATAERR, r.stderr
     assert "is revoked by CN=MFP firmware root" in r.stderr
     forged = ec.generate_private_key(ec.SECP384R1())
-    crl.write_bytes(_crl("MFP firmware root", forged, SIGNER).public_bytes(
-        serialization.Encoding.DER))
+    crl.write_bytes(
+        _crl("MFP firmware root", forged, SIGNER).public_bytes(serialization.Encoding.DER)
+    )
     r = _boot_unit(config, board_path)
     assert r.returncode == EX_CONFIG, r.stderr
     assert "firmware.crls[0]" in r.stderr and "not signed by the root it names" in r.stderr
-    crl.write_bytes(_crl("MFP firmware root", ROOT_KEY).public_bytes(
-        serialization.Encoding.DER))  # nothing revoked: boots
+    crl.write_bytes(
+        _crl("MFP firmware root", ROOT_KEY).public_bytes(serialization.Encoding.DER)
+    )  # nothing revoked: boots
     assert _boot_unit(config, board_path).returncode == 0
 
 
@@ -246,12 +288,17 @@ def test_update_lock_and_switch_through_the_cli(short_tmp: Path) -> None:
         (cli.runtime / "").mkdir(exist_ok=True)
         status = json.loads(cli.ok(0, "fw", "status", "--json"))
         assert (status["active"], status["boot"]["result"], status["counter"]) == (
-            "a", "verified", 3)
+            "a",
+            "verified",
+            3,
+        )
         assert "mfp-controller 2.3.0, epoch 3" in cli.ok(0, "fw", "verify")
         health = {c["name"]: c for c in json.loads(cli.ok(0, "status", "--json"))["components"]}
         assert health["firmware"]["state"] == "ok"
-        assert "slot a, version 2.3.0, epoch 3, verified at boot (normal mode), measured into " \
-               "PCR 14" in health["firmware"]["detail"]
+        assert (
+            "slot a, version 2.3.0, epoch 3, verified at boot (normal mode), measured into "
+            "PCR 14" in health["firmware"]["detail"]
+        )
         assert "epoch 4" in cli.ok(0, "fw", "verify", str(archive))
         # The keys open only on the firmware measured at this boot.
         measured = _record(root)["pcr_value"]
@@ -260,26 +307,36 @@ def test_update_lock_and_switch_through_the_cli(short_tmp: Path) -> None:
 
         cli.ok(0, "users", "init", "admin", "--password-file", "-", stdin=ADMIN_PW)
         cli.ok(0, "login", "-u", "admin", "--password-file", "-", stdin=ADMIN_PW)
-        cli.ok(0, "users", "add", "tech1", "--role", "service", "--permanent",
-               "--password-file", "-", stdin=CE_PW)
+        cli.ok(
+            0,
+            "users",
+            "add",
+            "tech1",
+            "--role",
+            "service",
+            "--permanent",
+            "--password-file",
+            "-",
+            stdin=CE_PW,
+        )
         cli.ok(0, "logout")
         cli.ok(ALICE_UID, "login", "-u", "admin", "--password-file", "-", stdin=ADMIN_PW)
         cli.ok(MALLORY_UID, "login", "-u", "tech1", "--password-file", "-", stdin=CE_PW)
 
         # F-3: the administrator prohibits rewriting; nobody else lifts it.
-        assert "prohibited by admin" in cli.ok(ALICE_UID, "fw", "lock", "--password-file",
-                                               "-", stdin=ADMIN_PW)
-        r = cli(MALLORY_UID, "fw", "update", str(archive), "--password-file", "-",
-                stdin=CE_PW)
+        assert "prohibited by admin" in cli.ok(
+            ALICE_UID, "fw", "lock", "--password-file", "-", stdin=ADMIN_PW
+        )
+        r = cli(MALLORY_UID, "fw", "update", str(archive), "--password-file", "-", stdin=CE_PW)
         assert r.returncode == EX_NOPERM and "RewriteProhibited" in r.stderr
-        assert "PermissionDenied" in cli.fails(MALLORY_UID, "fw", "unlock", "--password-file",
-                                               "-", stdin=CE_PW)
+        assert "PermissionDenied" in cli.fails(
+            MALLORY_UID, "fw", "unlock", "--password-file", "-", stdin=CE_PW
+        )
         r = cli(0, "fw", "unlock")  # root without a session is no administrator
         assert r.returncode == EX_NOPERM and "administrator" in r.stderr
         cli.ok(ALICE_UID, "fw", "unlock", "--password-file", "-", stdin=ADMIN_PW)
 
-        out = cli.ok(MALLORY_UID, "fw", "update", str(archive), "--password-file", "-",
-                     stdin=CE_PW)
+        out = cli.ok(MALLORY_UID, "fw", "update", str(archive), "--password-file", "-", stdin=CE_PW)
         assert "written to slot b" in out and "reboot to switch" in out
         status = json.loads(cli.ok(0, "fw", "status", "--json"))
         assert (status["pending"], status["tries"], status["counter"]) == ("b", 3, 3)
@@ -289,8 +346,7 @@ def test_update_lock_and_switch_through_the_cli(short_tmp: Path) -> None:
     r = _boot_unit(config, board_path)
     assert r.returncode == 0 and "slot b (trial)" in r.stdout, r.stdout + r.stderr
     with ds.running(root, config=cfg, board=board) as d:
-        status = json.loads(Cli(d.socket_path, short_tmp / "rt").ok(0, "fw", "status",
-                                                                   "--json"))
+        status = json.loads(Cli(d.socket_path, short_tmp / "rt").ok(0, "fw", "status", "--json"))
         assert (status["active"], status["pending"], status["counter"]) == ("b", "", 4)
         assert [s["state"] for s in status["slots"]] == ["retired", "committed"]
         # The update bound the keys to this measurement before it switched: the
@@ -298,8 +354,11 @@ def test_update_lock_and_switch_through_the_cli(short_tmp: Path) -> None:
         cli = Cli(d.socket_path, short_tmp / "rt")
         keys = json.loads(cli.ok(0, "keys", "status", "--json"))
         assert keys["state"] == "ready"
-        assert keys["bound_to"] == f"PCR 14 = {_record(root)['pcr_value'][:16]}…" != (
-            f"PCR 14 = {measured[:16]}…")
+        assert (
+            keys["bound_to"]
+            == f"PCR 14 = {_record(root)['pcr_value'][:16]}…"
+            != (f"PCR 14 = {measured[:16]}…")
+        )
         cli.ok(ALICE_UID, "login", "-u", "admin", "--password-file", "-", stdin=ADMIN_PW)
 
     # Firmware that fails the boot check (normal mode: the device still starts) is not
@@ -311,8 +370,9 @@ def test_update_lock_and_switch_through_the_cli(short_tmp: Path) -> None:
         cli = Cli(d.socket_path, short_tmp / "rt")
         keys = json.loads(cli.ok(0, "keys", "status", "--json"))
         assert keys["state"] == "locked" and "no firmware was measured" in keys["reason"]
-        assert "KeysUnavailable" in cli.fails(ALICE_UID, "login", "-u", "admin",
-                                              "--password-file", "-", stdin=ADMIN_PW)
+        assert "KeysUnavailable" in cli.fails(
+            ALICE_UID, "login", "-u", "admin", "--password-file", "-", stdin=ADMIN_PW
+        )
 
 
 def test_a_board_without_firmware_slots_says_so(daemon: ds.DaemonProcess) -> None:
@@ -324,26 +384,66 @@ def test_the_vendor_signing_tool_without_a_daemon(tmp_path: Path) -> None:
     """`mfpsec fw sign` (the vendor side) makes a bundle and an archive the device accepts,
     and refuses a key that is not a signing key."""
     key, cert = tmp_path / "signer.key", tmp_path / "signer.pem"
-    key.write_bytes(SIGNER_KEY.private_bytes(serialization.Encoding.PEM,
-                                             serialization.PrivateFormat.PKCS8,
-                                             serialization.NoEncryption()))
+    key.write_bytes(
+        SIGNER_KEY.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     cert.write_bytes(_pem(SIGNER))
     tree = tmp_path / "src"
     _tree(tree)
-    args = ["fw", "sign", "--key", str(key), "--certificate", str(cert), "--product", "mfp",
-            "--version", "7.1", "--epoch", "9", "--model", MODEL, "--tree", str(tree),
-            "--archive", str(tmp_path / "fw.mfw"), str(tmp_path / "bundle")]
+    args = [
+        "fw",
+        "sign",
+        "--key",
+        str(key),
+        "--certificate",
+        str(cert),
+        "--product",
+        "mfp",
+        "--version",
+        "7.1",
+        "--epoch",
+        "9",
+        "--model",
+        MODEL,
+        "--tree",
+        str(tree),
+        "--archive",
+        str(tmp_path / "fw.mfw"),
+        str(tmp_path / "bundle"),
+    ]
     r = ds.mfpsec(str(tmp_path / "no-daemon.sock"), *args)
     assert r.returncode == 0, r.stderr
-    img = verify_bundle(tmp_path / "bundle", roots=[ROOT], hasher=NativeTreeHasher(),
-                        model=MODEL, minimum_epoch=9, clock=ClockCheck.CHECK, now=NOW)
+    img = verify_bundle(
+        tmp_path / "bundle",
+        roots=[ROOT],
+        hasher=NativeTreeHasher(),
+        model=MODEL,
+        minimum_epoch=9,
+        clock=ClockCheck.CHECK,
+        now=NOW,
+    )
     assert (img.manifest.version, img.files) == ("7.1", 16)
-    assert r.stdout.strip().endswith(f"manifest {img.digest.hex()}; archive "
-                                     f"{tmp_path / 'fw.mfw'}")
+    assert r.stdout.strip().endswith(f"manifest {img.digest.hex()}; archive {tmp_path / 'fw.mfw'}")
     with (tmp_path / "fw.mfw").open("rb") as f:
-        m = fw_archive.extract(f, tmp_path / "unpacked", lambda raw, sig, pem: verify_header(
-            raw, sig, pem, roots=[ROOT], model=MODEL, minimum_epoch=9, clock=ClockCheck.CHECK,
-            now=NOW)[0], max_bytes=1 << 30)
+        m = fw_archive.extract(
+            f,
+            tmp_path / "unpacked",
+            lambda raw, sig, pem: verify_header(
+                raw,
+                sig,
+                pem,
+                roots=[ROOT],
+                model=MODEL,
+                minimum_epoch=9,
+                clock=ClockCheck.CHECK,
+                now=NOW,
+            )[0],
+            max_bytes=1 << 30,
+        )
     assert m == img.manifest
     key.write_text("not a key")
     bad = ds.mfpsec(str(tmp_path / "no-daemon.sock"), *args[:-1], str(tmp_path / "b2"))

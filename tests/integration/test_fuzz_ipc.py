@@ -17,24 +17,45 @@ from tests.support import daemon as ds
 
 pytestmark = pytest.mark.slow
 
-METHODS = ["io.mfpsecd.System.GetStatus", "io.mfpsecd.System.WatchStatus",
-           "org.varlink.service.GetInfo", "org.varlink.service.GetInterfaceDescription"]
+METHODS = [
+    "io.mfpsecd.System.GetStatus",
+    "io.mfpsecd.System.WatchStatus",
+    "org.varlink.service.GetInfo",
+    "org.varlink.service.GetInterfaceDescription",
+]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
-    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner,
-                                                                  max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5)
+    ),
     max_leaves=20,
 )
-method_names = st.sampled_from(METHODS) | st.text(max_size=60) | st.sampled_from(
-    ["io.mfpsecd.System.Nope", "no.such.Interface.Method", "io.mfpsecd.System", "", ".",
-     "org.varlink.service.GetInfo.", "io.mfpsecd.System.getStatus"])
+method_names = (
+    st.sampled_from(METHODS)
+    | st.text(max_size=60)
+    | st.sampled_from(
+        [
+            "io.mfpsecd.System.Nope",
+            "no.such.Interface.Method",
+            "io.mfpsecd.System",
+            "",
+            ".",
+            "org.varlink.service.GetInfo.",
+            "io.mfpsecd.System.getStatus",
+        ]
+    )
+)
 calls = st.fixed_dictionaries(
     {"method": method_names | json_values},
-    optional={"parameters": json_values | st.dictionaries(
-                  st.sampled_from(["interface", "x", "more"]), json_values, max_size=3),
-              "more": json_values | st.booleans(), "oneway": json_values | st.booleans(),
-              "upgrade": json_values | st.booleans(), "extra": json_values},
+    optional={
+        "parameters": json_values
+        | st.dictionaries(st.sampled_from(["interface", "x", "more"]), json_values, max_size=3),
+        "more": json_values | st.booleans(),
+        "oneway": json_values | st.booleans(),
+        "upgrade": json_values | st.booleans(),
+        "extra": json_values,
+    },
 )
 
 
@@ -46,8 +67,18 @@ message = st.one_of(
     st.binary(max_size=200).map(lambda b: b.replace(b"\0", b"")),  # not JSON at all
     json_values.map(_encode),  # JSON, but not a call object
     calls.map(_encode),  # call-shaped, hostile fields
-    st.sampled_from([b"{", b'{"method":', b"[]", b'"x"', b"null", b"{}" * 50, b"\xff\xfe",
-                     b'{"method":"io.mfpsecd.System.GetStatus","parameters":' + b"[" * 5000]),
+    st.sampled_from(
+        [
+            b"{",
+            b'{"method":',
+            b"[]",
+            b'"x"',
+            b"null",
+            b"{}" * 50,
+            b"\xff\xfe",
+            b'{"method":"io.mfpsecd.System.GetStatus","parameters":' + b"[" * 5000,
+        ]
+    ),
 )
 # A batch is pipelined on one connection; it may end without its NUL (then half-closed).
 batches = st.tuples(st.lists(message, min_size=1, max_size=40), st.booleans())
@@ -96,8 +127,13 @@ def test_ten_thousand_hostile_messages(fuzz_daemon: ds.DaemonProcess) -> None:
     bystander.connect(path)
     bystander.sendall(b'{"method":"io.mfpsecd.Sys')
 
-    @settings(max_examples=600, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=600,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(batches)
     def fuzz(batch: tuple[list[bytes], bool]) -> None:
         messages, drop_nul = batch
@@ -122,32 +158,43 @@ def test_ten_thousand_hostile_messages(fuzz_daemon: ds.DaemonProcess) -> None:
     assert b'"parameters"' in bystander.recv(65536)
     bystander.close()
     assert rss_after <= rss_before * 1.10, (rss_before, rss_after)
-    print(f"fuzz: {sent['messages']} messages, {sent['errors']} error replies, "
-          f"RSS {rss_before} -> {rss_after} KiB")
+    print(
+        f"fuzz: {sent['messages']} messages, {sent['errors']} error replies, "
+        f"RSS {rss_before} -> {rss_after} KiB"
+    )
 
 
 def test_oversize_messages(fuzz_daemon: ds.DaemonProcess) -> None:
     big = b'{"method":"io.mfpsecd.System.GetStatus","parameters":{"x":"' + b"a" * (1 << 20)
     for tail in (b'"}}', b""):  # with and without the terminating NUL
         replies = exchange(fuzz_daemon.socket_path, [big + tail], drop_last_nul=not tail)
-        assert replies == [{"error": "io.mfpsecd.System.MessageTooLarge",
-                            "parameters": {"max_bytes": 1 << 20}}]
+        assert replies == [
+            {"error": "io.mfpsecd.System.MessageTooLarge", "parameters": {"max_bytes": 1 << 20}}
+        ]
 
 
 def test_unsupported_upgrade_and_unknown_method(fuzz_daemon: ds.DaemonProcess) -> None:
-    replies = exchange(fuzz_daemon.socket_path, [
-        _encode({"method": "io.mfpsecd.System.GetStatus", "upgrade": True}),
-        _encode({"method": "io.mfpsecd.System.Nope"}),
-        _encode({"method": "com.example.Other.Call"}),
-        _encode({"method": "io.mfpsecd.System.GetStatus", "parameters": {"x": 1}}),
-        _encode({"method": "io.mfpsecd.System.WatchStatus"}),
-        _encode({"method": "io.mfpsecd.System.GetStatus", "oneway": True}),
-        b"not json",
-        _encode({"method": "io.mfpsecd.System.GetStatus"}),  # after the close: never answered
-    ], False)
+    replies = exchange(
+        fuzz_daemon.socket_path,
+        [
+            _encode({"method": "io.mfpsecd.System.GetStatus", "upgrade": True}),
+            _encode({"method": "io.mfpsecd.System.Nope"}),
+            _encode({"method": "com.example.Other.Call"}),
+            _encode({"method": "io.mfpsecd.System.GetStatus", "parameters": {"x": 1}}),
+            _encode({"method": "io.mfpsecd.System.WatchStatus"}),
+            _encode({"method": "io.mfpsecd.System.GetStatus", "oneway": True}),
+            b"not json",
+            _encode({"method": "io.mfpsecd.System.GetStatus"}),  # after the close: never answered
+        ],
+        False,
+    )
     assert [r.get("error") for r in replies] == [
-        "org.varlink.service.InvalidParameter", "org.varlink.service.MethodNotFound",
-        "org.varlink.service.InterfaceNotFound", "org.varlink.service.InvalidParameter",
-        "org.varlink.service.ExpectedMore", "io.mfpsecd.System.ProtocolError"]
+        "org.varlink.service.InvalidParameter",
+        "org.varlink.service.MethodNotFound",
+        "org.varlink.service.InterfaceNotFound",
+        "org.varlink.service.InvalidParameter",
+        "org.varlink.service.ExpectedMore",
+        "io.mfpsecd.System.ProtocolError",
+    ]
     assert replies[0]["parameters"] == {"parameter": "upgrade"}
     assert replies[3]["parameters"] == {"parameter": "x"}

@@ -45,8 +45,17 @@ def test_secrets_survive_restart_and_rotation_through_the_cli(short_tmp: Path) -
         assert st.returncode == 0, st.stderr
         assert "key chain: ready" in st.stdout and "TPM swtpm, IBM" in st.stdout
         for name, value in [("smtp-password", "pa55:word\n"), ("snmp-community", "c0mmunity")]:
-            r = ds.mfpsec(d.socket_path, "secrets", "set", name, "--kind", "credential",
-                          "--value-file", "-", stdin=value)
+            r = ds.mfpsec(
+                d.socket_path,
+                "secrets",
+                "set",
+                name,
+                "--kind",
+                "credential",
+                "--value-file",
+                "-",
+                stdin=value,
+            )
             assert r.returncode == 0, r.stderr
         r = ds.mfpsec(d.socket_path, "keys", "rotate")
         assert r.returncode == 0 and "generation 2; 2 secrets re-sealed" in r.stdout, r.stderr
@@ -58,9 +67,12 @@ def test_secrets_survive_restart_and_rotation_through_the_cli(short_tmp: Path) -
         listed = ds.mfpsec(d.socket_path, "secrets", "list", "--json")
         assert listed.returncode == 0
         import json
+
         items = json.loads(listed.stdout)
         assert [(i["name"], i["generation"], i["size"]) for i in items] == [
-            ("smtp-password", 2, 9), ("snmp-community", 2, 9)]
+            ("smtp-password", 2, 9),
+            ("snmp-community", 2, 9),
+        ]
         # A rotation opens every secret: it succeeds only if all were recovered.
         assert _keys(d).rotate().generation == 3
 
@@ -69,13 +81,30 @@ def test_backup_tpm_replaced_restore_through_the_cli(short_tmp: Path) -> None:
     root, usb = short_tmp / "d", short_tmp / "usb"
     usb.mkdir()
     with ds.running(root) as d:
-        KeysClient(Connection(d.socket_path)).set_secret("admin-password", "password",
-                                                         bytearray(b"Adm1n-password!"))
-        weak = ds.mfpsec(d.socket_path, "keys", "backup", "--to", str(usb),
-                         "--passphrase-file", "-", stdin="short")
+        KeysClient(Connection(d.socket_path)).set_secret(
+            "admin-password", "password", bytearray(b"Adm1n-password!")
+        )
+        weak = ds.mfpsec(
+            d.socket_path,
+            "keys",
+            "backup",
+            "--to",
+            str(usb),
+            "--passphrase-file",
+            "-",
+            stdin="short",
+        )
         assert weak.returncode == EX_DATAERR and "PassphraseTooWeak" in weak.stderr
-        r = ds.mfpsec(d.socket_path, "keys", "backup", "--to", str(usb), "--passphrase-file",
-                      "-", stdin=PASSPHRASE + "\n")
+        r = ds.mfpsec(
+            d.socket_path,
+            "keys",
+            "backup",
+            "--to",
+            str(usb),
+            "--passphrase-file",
+            "-",
+            stdin=PASSPHRASE + "\n",
+        )
         assert r.returncode == 0, r.stderr
         (backup,) = usb.glob("*.mfpkb")
         fingerprint = _keys(d).status().wrapping_key_fingerprint
@@ -88,11 +117,27 @@ def test_backup_tpm_replaced_restore_through_the_cli(short_tmp: Path) -> None:
         with pytest.raises(MfpsecError) as exc:
             _keys(d).set_secret("x", "other", bytearray(b"y"))
         assert exc.value.code is ErrorCode.KEYS_UNAVAILABLE
-        wrong = ds.mfpsec(d.socket_path, "keys", "restore", "--from", str(backup),
-                          "--passphrase-file", "-", stdin="Not-the-passphrase-123")
+        wrong = ds.mfpsec(
+            d.socket_path,
+            "keys",
+            "restore",
+            "--from",
+            str(backup),
+            "--passphrase-file",
+            "-",
+            stdin="Not-the-passphrase-123",
+        )
         assert wrong.returncode == EX_NOPERM and "WrongPassphrase" in wrong.stderr
-        ok = ds.mfpsec(d.socket_path, "keys", "restore", "--from", str(backup),
-                       "--passphrase-file", "-", stdin=PASSPHRASE)
+        ok = ds.mfpsec(
+            d.socket_path,
+            "keys",
+            "restore",
+            "--from",
+            str(backup),
+            "--passphrase-file",
+            "-",
+            stdin=PASSPHRASE,
+        )
         assert ok.returncode == 0, ok.stderr
         st = _keys(d).status()
         assert (st.state, st.wrapping_key_fingerprint) == ("ready", fingerprint)
@@ -106,9 +151,11 @@ def test_device_identity_is_signed_inside_the_tpm(short_tmp: Path) -> None:
         ident = _keys(d).identity()
     public = serialization.load_pem_public_key(ident.public_key_pem.encode())
     assert isinstance(public, ec.EllipticCurvePublicKey)
-    spki = public.public_bytes(serialization.Encoding.DER,
-                               serialization.PublicFormat.SubjectPublicKeyInfo)
+    spki = public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     import hashlib
+
     assert hashlib.sha256(spki).hexdigest() == ident.fingerprint
     cert = x509.load_pem_x509_certificate(ident.certificate_pem.encode())
     assert cert.public_key() == public
@@ -144,14 +191,24 @@ _AUTH = {"auth": {"argon2_memory_kib": 8192, "argon2_iterations": 1}}
 _ADMIN_PW, _BOB_PW = "Adm1n-password-2026", "Plain-user-pass-2026"
 
 
-def _login(d: ds.DaemonProcess, user: str, password: str, runtime: Path
-           ) -> subprocess.CompletedProcess[str]:
-    return ds.mfpsec(d.socket_path, "login", "-u", user, "--password-file", "-",
-                     stdin=password, env={"XDG_RUNTIME_DIR": str(runtime)})
+def _login(
+    d: ds.DaemonProcess, user: str, password: str, runtime: Path
+) -> subprocess.CompletedProcess[str]:
+    return ds.mfpsec(
+        d.socket_path,
+        "login",
+        "-u",
+        user,
+        "--password-file",
+        "-",
+        stdin=password,
+        env={"XDG_RUNTIME_DIR": str(runtime)},
+    )
 
 
 def test_after_destroy_the_accounts_are_gone_and_the_device_is_at_its_first_start(
-        short_tmp: Path) -> None:
+    short_tmp: Path,
+) -> None:
     """Destroying the keys erases the password verifiers with every other secret: the
     accounts go with them, their sessions end, and after the restart the device is at
     its first start (A-3), where InitializeAdministrator works again. Before, every
@@ -159,8 +216,12 @@ def test_after_destroy_the_accounts_are_gone_and_the_device_is_at_its_first_star
     root, runtime = short_tmp / "d", short_tmp / "rt"
     runtime.mkdir(mode=0o700)
     with ds.running(root, config=_AUTH) as d:
-        assert ds.mfpsec(d.socket_path, "users", "init", "admin", "--password-file", "-",
-                         stdin=_ADMIN_PW).returncode == 0
+        assert (
+            ds.mfpsec(
+                d.socket_path, "users", "init", "admin", "--password-file", "-", stdin=_ADMIN_PW
+            ).returncode
+            == 0
+        )
         assert _login(d, "admin", _ADMIN_PW, runtime).returncode == 0
         before = _keys(d).status().wrapping_key_fingerprint
         ok = ds.mfpsec(d.socket_path, "keys", "destroy", "--confirm", before)
@@ -174,25 +235,45 @@ def test_after_destroy_the_accounts_are_gone_and_the_device_is_at_its_first_star
         gone = _login(d, "admin", _ADMIN_PW, runtime)
         assert gone.returncode == EX_NOPERM and "AuthenticationFailed" in gone.stderr
         assert "Internal" not in gone.stderr
-        assert ds.mfpsec(d.socket_path, "users", "init", "admin", "--password-file", "-",
-                         stdin=_ADMIN_PW).returncode == 0
+        assert (
+            ds.mfpsec(
+                d.socket_path, "users", "init", "admin", "--password-file", "-", stdin=_ADMIN_PW
+            ).returncode
+            == 0
+        )
         assert _login(d, "admin", _ADMIN_PW, runtime).returncode == 0
 
 
-def test_an_account_whose_verifier_is_gone_fails_like_a_wrong_password(
-        short_tmp: Path) -> None:
+def test_an_account_whose_verifier_is_gone_fails_like_a_wrong_password(short_tmp: Path) -> None:
     """The verifier's record deleted under the daemon (a damaged or tampered state
     store): the login is refused as an ordinary failure (no hint the account exists, no
     System.Internal), and the administrator (or root) sets a new password."""
     root, runtime = short_tmp / "d", short_tmp / "rt"
     runtime.mkdir(mode=0o700)
     with ds.running(root, config=_AUTH) as d:
-        assert ds.mfpsec(d.socket_path, "users", "init", "admin", "--password-file", "-",
-                         stdin=_ADMIN_PW).returncode == 0
+        assert (
+            ds.mfpsec(
+                d.socket_path, "users", "init", "admin", "--password-file", "-", stdin=_ADMIN_PW
+            ).returncode
+            == 0
+        )
         assert _login(d, "admin", _ADMIN_PW, runtime).returncode == 0
-        assert ds.mfpsec(d.socket_path, "users", "add", "bob", "--role", "user",
-                         "--permanent", "--password-file", "-", stdin=_BOB_PW,
-                         env={"XDG_RUNTIME_DIR": str(runtime)}).returncode == 0
+        assert (
+            ds.mfpsec(
+                d.socket_path,
+                "users",
+                "add",
+                "bob",
+                "--role",
+                "user",
+                "--permanent",
+                "--password-file",
+                "-",
+                stdin=_BOB_PW,
+                env={"XDG_RUNTIME_DIR": str(runtime)},
+            ).returncode
+            == 0
+        )
     with sqlite3.connect(root / "lib" / "state.sqlite3") as conn:
         conn.execute("DELETE FROM secrets WHERE name = 'auth.user.bob'")
     conn.close()
@@ -202,9 +283,17 @@ def test_an_account_whose_verifier_is_gone_fails_like_a_wrong_password(
         assert "Internal" not in refused.stderr
         assert '"event":"auth_verifier_missing"' in d.log()
         assert _login(d, "admin", _ADMIN_PW, runtime).returncode == 0
-        reset = ds.mfpsec(d.socket_path, "users", "passwd", "bob", "--permanent",
-                          "--password-file", "-", stdin="Another-user-pass-2026",
-                          env={"XDG_RUNTIME_DIR": str(runtime)})
+        reset = ds.mfpsec(
+            d.socket_path,
+            "users",
+            "passwd",
+            "bob",
+            "--permanent",
+            "--password-file",
+            "-",
+            stdin="Another-user-pass-2026",
+            env={"XDG_RUNTIME_DIR": str(runtime)},
+        )
         assert reset.returncode == 0, reset.stderr
         assert _login(d, "bob", "Another-user-pass-2026", runtime).returncode == 0
 
@@ -236,8 +325,7 @@ def test_no_secret_or_master_key_left_in_daemon_memory(short_tmp: Path) -> None:
         with sqlite3.connect(_db(d)) as conn:
             (old_wrapped,) = conn.execute("SELECT wrapped FROM master_keys").fetchone()
             # This board has no firmware PCR: the key is bound to its commands only.
-            public, private = conn.execute(
-                "SELECT public, private FROM key_bindings").fetchone()
+            public, private = conn.execute("SELECT public, private FROM key_bindings").fetchone()
             wrapping = TpmKey(public, private, PcrBinding((), ()))
         k = _keys(d)
         k.set_secret("memscan-marker", "password", bytearray(marker))
@@ -249,6 +337,7 @@ def test_no_secret_or_master_key_left_in_daemon_memory(short_tmp: Path) -> None:
         spki = k.status().wrapping_key_fingerprint
     # The daemon (and its swtpm) are gone: unwrap both master keys with the same TPM state.
     with swtpm(root / "lib" / "tpm") as tpm:
+
         async def unwrap() -> list[bytes]:
             backend = tpm.backend()
             await backend.open()
@@ -262,6 +351,7 @@ def test_no_secret_or_master_key_left_in_daemon_memory(short_tmp: Path) -> None:
 
         old_key, new_key, der = asyncio.run(unwrap())
     import hashlib
+
     assert hashlib.sha256(der).hexdigest() == spki
     assert der in dump  # positive control: the scan does see the daemon's live objects
     assert len(dump) > 1 << 20
@@ -279,20 +369,33 @@ def test_no_login_password_left_in_daemon_memory(short_tmp: Path) -> None:
     root, runtime = short_tmp / "d", short_tmp / "rt"
     runtime.mkdir(mode=0o700)
     tag = os.urandom(8).hex()
-    passwords = {"admin": f"Root-{tag}-Pw", "carol": f"First-{tag}-Pw",
-                 "dave": f"Second-{tag}-Pw", "tech1": f"Visit-{tag}-Pw"}
+    passwords = {
+        "admin": f"Root-{tag}-Pw",
+        "carol": f"First-{tag}-Pw",
+        "dave": f"Second-{tag}-Pw",
+        "tech1": f"Visit-{tag}-Pw",
+    }
     changed = f"Changed-{tag}-Pw"
     with ds.running(root, config=_AUTH) as d:
+
         def cli(*args: str, stdin: str) -> None:
-            r = ds.mfpsec(d.socket_path, *args, stdin=stdin,
-                          env={"XDG_RUNTIME_DIR": str(runtime)})
+            r = ds.mfpsec(d.socket_path, *args, stdin=stdin, env={"XDG_RUNTIME_DIR": str(runtime)})
             assert r.returncode == 0, (args, r.stderr)
 
         cli("users", "init", "admin", "--password-file", "-", stdin=passwords["admin"])
         cli("login", "-u", "admin", "--password-file", "-", stdin=passwords["admin"])
         for user, role in (("carol", "user"), ("dave", "user"), ("tech1", "service")):
-            cli("users", "add", user, "--role", role, "--permanent", "--password-file", "-",
-                stdin=passwords[user])
+            cli(
+                "users",
+                "add",
+                user,
+                "--role",
+                role,
+                "--permanent",
+                "--password-file",
+                "-",
+                stdin=passwords[user],
+            )
         for _ in range(3):
             for user, pw in passwords.items():
                 cli("login", "-u", user, "--password-file", "-", stdin=pw)

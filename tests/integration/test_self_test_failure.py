@@ -19,8 +19,10 @@ from mfpsecd.client import Connection, SystemClient
 from tests.support import daemon as ds
 from tests.support.tpm import requires_swtpm
 
-pytestmark = [requires_swtpm,
-              pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")]
+pytestmark = [
+    requires_swtpm,
+    pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler"),
+]
 
 _BROKEN_ARGON2 = """
 /* Every Argon2id computation fails, as a corrupted library would. */
@@ -57,8 +59,9 @@ def test_a_failed_self_test_serves_status_only(short_tmp: Path) -> None:
         assert "failed" in shown.stdout and "argon2id failed" in shown.stdout, shown.stdout
         keys = ds.mfpsec(d.socket_path, "keys", "status")
         assert keys.returncode == EX_SOFTWARE and "self-test" in keys.stderr, keys.stderr
-        assert any(n.startswith("STATUS=power-on self-test failed: argon2id")
-                   for n in d.notifications)
+        assert any(
+            n.startswith("STATUS=power-on self-test failed: argon2id") for n in d.notifications
+        )
 
     (failed,) = [r for r in _audit_records(root) if r.type is auditlog.EventType.SELF_TEST]
     assert failed.outcome is auditlog.Outcome.FAILURE
@@ -67,8 +70,8 @@ def test_a_failed_self_test_serves_status_only(short_tmp: Path) -> None:
 
     with ds.running(root) as d, Connection(d.socket_path) as conn:
         st = SystemClient(conn).get_status()
-        assert st.state is DaemonState.READY, [c for c in st.components
-                                               if c.state is not HealthState.OK]
-    outcomes = [r.outcome for r in _audit_records(root)
-                if r.type is auditlog.EventType.SELF_TEST]
+        assert st.state is DaemonState.READY, [
+            c for c in st.components if c.state is not HealthState.OK
+        ]
+    outcomes = [r.outcome for r in _audit_records(root) if r.type is auditlog.EventType.SELF_TEST]
     assert outcomes == [auditlog.Outcome.FAILURE, auditlog.Outcome.SUCCESS]

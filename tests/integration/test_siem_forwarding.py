@@ -31,8 +31,16 @@ def _work(d: ds.DaemonProcess, tag: str, n: int) -> None:
     for i in range(n):
         k.set_secret(f"{tag}-{i}", "credential", bytearray(b"v"))
     # A record whose object needs escaping in both formats (the backup fails: no such dir).
-    ds.mfpsec(d.socket_path, "keys", "backup", "--to", NASTY_TARGET + tag,
-              "--passphrase-file", "-", stdin="Siem-test-passphrase-1")
+    ds.mfpsec(
+        d.socket_path,
+        "keys",
+        "backup",
+        "--to",
+        NASTY_TARGET + tag,
+        "--passphrase-file",
+        "-",
+        stdin="Siem-test-passphrase-1",
+    )
 
 
 def _received(r: Rsyslog) -> dict[str, Counter[int]]:
@@ -66,10 +74,20 @@ def test_every_record_arrives_exactly_once_as_cef_and_leef(short_tmp: Path) -> N
     receiver = Rsyslog(short_tmp / "rsyslog", pki)
     receiver.start()
     forward = [
-        {"name": "siem-cef", "host": "localhost", "port": receiver.port, "format": "cef",
-         "ca_file": str(pki.ca)},
-        {"name": "siem-leef", "host": "127.0.0.1", "port": receiver.port, "format": "leef",
-         "ca_file": str(pki.ca)},
+        {
+            "name": "siem-cef",
+            "host": "localhost",
+            "port": receiver.port,
+            "format": "cef",
+            "ca_file": str(pki.ca),
+        },
+        {
+            "name": "siem-leef",
+            "host": "127.0.0.1",
+            "port": receiver.port,
+            "format": "leef",
+            "ca_file": str(pki.ca),
+        },
     ]
     root = short_tmp / "d"
     config = {"audit": {"forward": forward}}
@@ -102,8 +120,11 @@ def test_every_record_arrives_exactly_once_as_cef_and_leef(short_tmp: Path) -> N
         assert set(counts) == set(range(1, max(counts) + 1)), fmt  # no gap
         assert max(counts.values()) == 1, (fmt, [s for s, n in counts.items() if n > 1][:10])
     # Every field of every received message matches the original record.
-    records = {auditlog.decode(line.encode()).seq: auditlog.decode(line.encode())
-               for line in export if not line.startswith('{"checkpoint"')}
+    records = {
+        auditlog.decode(line.encode()).seq: auditlog.decode(line.encode())
+        for line in export
+        if not line.startswith('{"checkpoint"')
+    }
     starts = [r for r in records.values() if r.type is auditlog.EventType.AUDIT_START]
     assert [r.details["pid"] for r in starts] == pids
     restart_seq = starts[1].seq

@@ -51,19 +51,30 @@ def _timed(fn: object, *args: object) -> float:
     return time.monotonic() - started
 
 
-def test_stalled_uploads_freeze_no_one_and_end_with_a_timeout(short_tmp: Path,
-                                                               netlab: Lab) -> None:
+def test_stalled_uploads_freeze_no_one_and_end_with_a_timeout(short_tmp: Path, netlab: Lab) -> None:
     short_tmp.chmod(0o711)
-    config = {**CONFIG, "transfers": {"idle_timeout_s": IDLE_S, "store_workers": 4,
-                                      "store_per_owner": 2}}
+    config = {
+        **CONFIG,
+        "transfers": {"idle_timeout_s": IDLE_S, "store_workers": 4, "store_per_owner": 2},
+    }
     with ds.running(short_tmp / "d", config=config, tpm="none", board=_board(netlab)) as d:
         cli = Cli(d.socket_path, short_tmp / "rt")
         (cli.runtime / "").mkdir(exist_ok=True)
         cli.ok(0, "users", "init", "admin", "--password-file", "-", stdin=ADMIN_PW)
         cli.ok(0, "login", "-u", "admin", "--password-file", "-", stdin=ADMIN_PW)
         for name in OWNERS:
-            cli.ok(0, "users", "add", name, "--role", "user", "--permanent",
-                   "--password-file", "-", stdin=USER_PW)
+            cli.ok(
+                0,
+                "users",
+                "add",
+                name,
+                "--role",
+                "user",
+                "--permanent",
+                "--password-file",
+                "-",
+                stdin=USER_PW,
+            )
 
         def status() -> None:
             assert json.loads(cli.ok(0, "status", "--json"))["state"]
@@ -75,37 +86,58 @@ def test_stalled_uploads_freeze_no_one_and_end_with_a_timeout(short_tmp: Path,
             r = _net(d, "deny", cidr)
             assert r.returncode == 0, r.stderr
 
-        baseline = {"status": _timed(status), "login": _timed(login),
-                    "net deny": _timed(deny, "10.7.3.0/24")}
+        baseline = {
+            "status": _timed(status),
+            "login": _timed(login),
+            "net deny": _timed(deny, "10.7.3.0/24"),
+        }
         with concurrent.futures.ThreadPoolExecutor(len(OWNERS) * 2) as pool:
-            stalled = [pool.submit(_stalled_put, d.socket_path, owner)
-                       for owner in OWNERS for _ in range(2)]
+            stalled = [
+                pool.submit(_stalled_put, d.socket_path, owner)
+                for owner in OWNERS
+                for _ in range(2)
+            ]
             time.sleep(1.0)  # every upload is in: 4 hold the store's workers, 2 wait
             third, _ = _stalled_put(d.socket_path, "alice")
-            during = {"status": _timed(status), "login": _timed(login),
-                      "net deny": _timed(deny, "10.7.4.0/24")}
+            during = {
+                "status": _timed(status),
+                "login": _timed(login),
+                "net deny": _timed(deny, "10.7.4.0/24"),
+            }
             # They answered while every stalled upload was still stalled.
             assert not any(f.done() for f in stalled)
             results = [f.result(timeout=60) for f in stalled]
-        print(f"\nbaseline {baseline}\nduring 6 stalled uploads {during}\n"
-              f"stalled uploads ended after {sorted(round(s, 1) for _, s in results)} s")
+        print(
+            f"\nbaseline {baseline}\nduring 6 stalled uploads {during}\n"
+            f"stalled uploads ended after {sorted(round(s, 1) for _, s in results)} s"
+        )
         assert third == ErrorCode.BUSY.wire_name  # alice's share is taken
         assert {name for name, _ in results} == {ErrorCode.TRANSFER_TIMEOUT.wire_name}
         # The first four waited their inactivity timeout; the two queued ones theirs too.
         assert all(seconds >= IDLE_S for _, seconds in results)
         assert json.loads(cli.ok(0, "store", "status", "--json"))["objects"] == 0
         # The daemon serves uploads again at once.
-        assert cli.ok(0, "store", "put", "-", "--job", "j", "--owner", "bob",
-                      stdin="after").strip()
+        assert cli.ok(0, "store", "put", "-", "--job", "j", "--owner", "bob", stdin="after").strip()
         assert d.log().count("transfer_abandoned") == len(results)
 
         # The other way: a reader that stops reading (the pipe fills) is abandoned too.
-        big = json.loads(cli.ok(0, "store", "put", "-", "--job", "big", "--owner", "bob",
-                                "--json", stdin="p" * (1 << 20)))
+        big = json.loads(
+            cli.ok(
+                0,
+                "store",
+                "put",
+                "-",
+                "--job",
+                "big",
+                "--owner",
+                "bob",
+                "--json",
+                stdin="p" * (1 << 20),
+            )
+        )
         r, w = os.pipe()
         try:
-            with Connection(d.socket_path, timeout=60) as conn, \
-                    pytest.raises(MfpsecError) as exc:
+            with Connection(d.socket_path, timeout=60) as conn, pytest.raises(MfpsecError) as exc:
                 StoreClient(conn).read(big["id"], w)
         finally:
             os.close(r)

@@ -32,10 +32,12 @@ async def _populate(state_dir: Path) -> dict[str, str]:
     async with stack(state_dir) as s:
         return {
             "alice-1": await put_bytes(s, b"alice page 1", owner="alice"),
-            "alice-2": await put_bytes(s, b"alice box doc" * 1000, owner="alice",
-                                       kind=ObjectKind.BOX),
-            "bob-1": await put_bytes(s, b"bob's secure print", owner="bob",
-                                     kind=ObjectKind.SECURE_PRINT),
+            "alice-2": await put_bytes(
+                s, b"alice box doc" * 1000, owner="alice", kind=ObjectKind.BOX
+            ),
+            "bob-1": await put_bytes(
+                s, b"bob's secure print", owner="bob", kind=ObjectKind.SECURE_PRINT
+            ),
         }
 
 
@@ -49,7 +51,9 @@ def test_status_owner_rules_delete_and_purge(short_tmp: Path) -> None:
         (cli.runtime / "").mkdir(exist_ok=True)
         status = json.loads(cli.ok(0, "store", "status", "--json"))
         assert (status["objects"], status["by_kind"]) == (
-            3, {"spool": 1, "box": 1, "secure-print": 1})
+            3,
+            {"spool": 1, "box": 1, "secure-print": 1},
+        )
         assert status["key_chain"] == "ready" and status["medium"] == "hdd"
         assert status["encryption"].startswith("AES-256-GCM in 64 KiB segments")
         assert "crypto-erase, then overwrite" in cli.ok(0, "store", "status")
@@ -57,8 +61,18 @@ def test_status_owner_rules_delete_and_purge(short_tmp: Path) -> None:
         cli.ok(0, "users", "init", "admin", "--password-file", "-", stdin=ADMIN_PW)
         cli.ok(0, "login", "-u", "admin", "--password-file", "-", stdin=ADMIN_PW)
         for name, role in (("alice", "user"), ("tech1", "service")):
-            cli.ok(0, "users", "add", name, "--role", role, "--permanent",
-                   "--password-file", "-", stdin=USER_PW if role == "user" else CE_PW)
+            cli.ok(
+                0,
+                "users",
+                "add",
+                name,
+                "--role",
+                role,
+                "--permanent",
+                "--password-file",
+                "-",
+                stdin=USER_PW if role == "user" else CE_PW,
+            )
         cli.ok(0, "logout")
 
         # A user sees and deletes only their own objects; another's does not exist.
@@ -73,19 +87,20 @@ def test_status_owner_rules_delete_and_purge(short_tmp: Path) -> None:
         cli.ok(MALLORY_UID, "login", "-u", "tech1", "--password-file", "-", stdin=CE_PW)
         assert "PermissionDenied" in cli.fails(MALLORY_UID, "store", "list")
         assert json.loads(cli.ok(MALLORY_UID, "store", "status", "--json"))["objects"] == 2
-        err = cli.fails(MALLORY_UID, "store", "purge", "--yes", "--password-file", "-",
-                        stdin="not-the-password")
+        err = cli.fails(
+            MALLORY_UID, "store", "purge", "--yes", "--password-file", "-", stdin="not-the-password"
+        )
         assert "AuthenticationFailed" in err
-        out = cli.ok(MALLORY_UID, "store", "purge", "--yes", "--password-file", "-",
-                     stdin=CE_PW)
+        out = cli.ok(MALLORY_UID, "store", "purge", "--yes", "--password-file", "-", stdin=CE_PW)
         assert "purged 2 object(s)" in out
         assert json.loads(cli.ok(0, "store", "status", "--json"))["objects"] == 0
         assert list((root / "lib" / "store" / "objects").iterdir()) == []
 
         records = json.loads(cli.ok(0, "audit", "show", "--limit", "0", "--json"))
         deletes = [r for r in records if r["type"] == "store.delete"]
-        assert [(r["object"], r["details"]["reason"], r["subject"]["user"])
-                for r in deletes] == [(ids["alice-1"], "request", "alice")]
+        assert [(r["object"], r["details"]["reason"], r["subject"]["user"]) for r in deletes] == [
+            (ids["alice-1"], "request", "alice")
+        ]
         purge = [r for r in records if r["type"] == "store.purge"]
         assert purge[-1]["details"]["objects"] == "2" and purge[-1]["subject"]["user"] == "tech1"
 
@@ -99,8 +114,18 @@ def _daemon_with_alice(short_tmp: Path) -> Iterator[tuple[ds.DaemonProcess, Cli]
         (cli.runtime / "").mkdir(exist_ok=True)
         cli.ok(0, "users", "init", "admin", "--password-file", "-", stdin=ADMIN_PW)
         cli.ok(0, "login", "-u", "admin", "--password-file", "-", stdin=ADMIN_PW)
-        cli.ok(0, "users", "add", "alice", "--role", "user", "--permanent",
-               "--password-file", "-", stdin=USER_PW)
+        cli.ok(
+            0,
+            "users",
+            "add",
+            "alice",
+            "--role",
+            "user",
+            "--permanent",
+            "--password-file",
+            "-",
+            stdin=USER_PW,
+        )
         cli.ok(0, "logout")
         yield d, cli
 
@@ -113,28 +138,55 @@ def test_put_and_get_through_passed_descriptors(short_tmp: Path) -> None:
         document = home / "contract.pdf"
         document.write_bytes(b"%PDF contract " * 50000)
         cli.ok(ALICE_UID, "login", "-u", "alice", "--password-file", "-", stdin=USER_PW)
-        first = cli.ok(ALICE_UID, "store", "put", str(document), "--job", "j1",
-                       "--kind", "box").strip()
-        second = json.loads(cli.ok(ALICE_UID, "store", "put", "-", "--job", "j2", "--json",
-                                   stdin="piped page\n"))
+        first = cli.ok(
+            ALICE_UID, "store", "put", str(document), "--job", "j1", "--kind", "box"
+        ).strip()
+        second = json.loads(
+            cli.ok(ALICE_UID, "store", "put", "-", "--job", "j2", "--json", stdin="piped page\n")
+        )
         assert (second["name"], second["size"], second["owner"]) == ("stdin", 11, "alice")
         # Another user's name needs an administrator.
-        assert "PermissionDenied" in cli.fails(ALICE_UID, "store", "put", "-", "--job", "j3",
-                                               "--owner", "bob", stdin="x")
+        assert "PermissionDenied" in cli.fails(
+            ALICE_UID, "store", "put", "-", "--job", "j3", "--owner", "bob", stdin="x"
+        )
         assert cli.ok(ALICE_UID, "store", "get", second["id"]) == "piped page\n"
         out = home / "back.pdf"
         cli.ok(ALICE_UID, "store", "get", first, "-o", str(out))
         assert out.read_bytes() == document.read_bytes()
 
         # Root (the system peer) stores for a user; the user then sees it.
-        third = json.loads(cli.ok(0, "store", "put", "-", "--job", "j4", "--owner", "alice",
-                                  "--json", stdin="from the pipeline"))
+        third = json.loads(
+            cli.ok(
+                0,
+                "store",
+                "put",
+                "-",
+                "--job",
+                "j4",
+                "--owner",
+                "alice",
+                "--json",
+                stdin="from the pipeline",
+            )
+        )
         listed = {o["id"] for o in json.loads(cli.ok(ALICE_UID, "store", "list", "--json"))}
         assert listed == {first, second["id"], third["id"]}
 
         # The panel releases a held secure-print job: printed, so deleted (S-1).
-        held = json.loads(cli.ok(ALICE_UID, "store", "put", "-", "--job", "j5", "--kind",
-                                 "secure-print", "--json", stdin="held job"))
+        held = json.loads(
+            cli.ok(
+                ALICE_UID,
+                "store",
+                "put",
+                "-",
+                "--job",
+                "j5",
+                "--kind",
+                "secure-print",
+                "--json",
+                stdin="held job",
+            )
+        )
         with Connection(d.socket_path) as conn:  # root, as the print pipeline
             assert StoreClient(conn).printed(held["id"]).kind == "secure-print"
         assert held["id"] not in cli.ok(ALICE_UID, "store", "list")
@@ -193,24 +245,25 @@ def test_refused_puts_hold_no_descriptor(short_tmp: Path) -> None:
         before = len(list(fds.iterdir()))
         for _ in range(10):  # more than the 8 a uid may hold
             # Root without a session has no user to own the object: refused in the handler.
-            assert "InvalidParameter" in cli.fails(0, "store", "put", "-", "--job", "j",
-                                                   stdin="x")
+            assert "InvalidParameter" in cli.fails(0, "store", "put", "-", "--job", "j", stdin="x")
             # Refused by the parameter check, before any handler.
-            assert "InvalidParameter" in cli.fails(0, "store", "put", "-", "--job", "j\n",
-                                                   "--owner", "alice", stdin="x")
+            assert "InvalidParameter" in cli.fails(
+                0, "store", "put", "-", "--job", "j\n", "--owner", "alice", stdin="x"
+            )
             # Refused for want of a session.
-            assert "AuthenticationRequired" in cli.fails(ALICE_UID, "store", "put", "-",
-                                                         "--job", "j", stdin="x")
+            assert "AuthenticationRequired" in cli.fails(
+                ALICE_UID, "store", "put", "-", "--job", "j", stdin="x"
+            )
         assert len(list(fds.iterdir())) == before
-        stored = json.loads(cli.ok(0, "store", "put", "-", "--job", "j", "--owner", "alice",
-                                   "--json", stdin="kept"))
+        stored = json.loads(
+            cli.ok(0, "store", "put", "-", "--job", "j", "--owner", "alice", "--json", stdin="kept")
+        )
         cli.ok(ALICE_UID, "login", "-u", "alice", "--password-file", "-", stdin=USER_PW)
         assert cli.ok(ALICE_UID, "store", "get", stored["id"]) == "kept"
         assert len(list(fds.iterdir())) == before
 
 
-def test_a_store_on_a_data_journalled_filesystem_says_crypto_erase_only(short_tmp: Path
-                                                                         ) -> None:
+def test_a_store_on_a_data_journalled_filesystem_says_crypto_erase_only(short_tmp: Path) -> None:
     """A real ext4 mounted with data=journal under the job store: the daemon finds it in
     the mount table and says that an overwrite cannot reach the blocks there."""
     image, mnt = short_tmp / "fs.img", short_tmp / "mnt"
@@ -224,7 +277,8 @@ def test_a_store_on_a_data_journalled_filesystem_says_crypto_erase_only(short_tm
         with ds.running(short_tmp / "d", config=CONFIG, tpm="none", board=board) as d:
             status = json.loads(ds.mfpsec(d.socket_path, "store", "status", "--json").stdout)
             assert status["delete_method"].startswith(
-                "crypto-erase only (ext4 with data=journal keeps copies of the data")
+                "crypto-erase only (ext4 with data=journal keeps copies of the data"
+            )
             assert '"event":"store_overwrite_ineffective"' in d.log()
     finally:
         subprocess.run(["umount", str(mnt)], check=True)

@@ -35,8 +35,13 @@ def test_units_verify_cleanly(tmp_path: Path) -> None:
     root = _fake_root(tmp_path)
     units = sorted(str(p) for p in (root / "etc/systemd/system").glob("mfpsecd*"))
     assert len(units) >= 2
-    r = subprocess.run(["systemd-analyze", "verify", f"--root={root}", *units],
-                       capture_output=True, text=True, timeout=60, check=False)
+    r = subprocess.run(
+        ["systemd-analyze", "verify", f"--root={root}", *units],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     # verify exits 0 on "Failed to parse ..., ignoring": any stderr is a failure.
     assert r.stderr == "" and r.returncode == 0, r.stderr
 
@@ -45,15 +50,30 @@ def test_verify_would_catch_a_typo(tmp_path: Path) -> None:
     root = _fake_root(tmp_path)
     unit = root / "etc/systemd/system/mfpsecd.service"
     unit.write_text(unit.read_text().replace("ProtectSystem=strict", "ProtectSystem=strcit"))
-    r = subprocess.run(["systemd-analyze", "verify", f"--root={root}", str(unit)],
-                       capture_output=True, text=True, timeout=60, check=False)
+    r = subprocess.run(
+        ["systemd-analyze", "verify", f"--root={root}", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert "strcit" in r.stderr  # proves the check above can fail
 
 
 def test_service_exposure(tmp_path: Path) -> None:
-    r = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager",
-                        str(UNITS / "mfpsecd.service")],
-                       capture_output=True, text=True, timeout=60, check=False)
+    r = subprocess.run(
+        [
+            "systemd-analyze",
+            "security",
+            "--offline=true",
+            "--no-pager",
+            str(UNITS / "mfpsecd.service"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     m = re.search(r"Overall exposure level for mfpsecd\.service: (\d+\.\d+)", r.stdout)
     assert m, r.stdout[-2000:] + r.stderr
     exposure = float(m.group(1))
@@ -63,9 +83,18 @@ def test_service_exposure(tmp_path: Path) -> None:
 
 def test_service_hardening_keys() -> None:
     text = (UNITS / "mfpsecd.service").read_text()
-    for line in ("Type=notify", "WatchdogSec=", "ProtectSystem=strict", "UMask=0077",
-                 "DevicePolicy=closed", "DeviceAllow=/dev/tpmrm0 rw", "NoNewPrivileges=yes",
-                 "MemoryDenyWriteExecute=yes", "RestrictAddressFamilies=", "SystemCallFilter="):
+    for line in (
+        "Type=notify",
+        "WatchdogSec=",
+        "ProtectSystem=strict",
+        "UMask=0077",
+        "DevicePolicy=closed",
+        "DeviceAllow=/dev/tpmrm0 rw",
+        "NoNewPrivileges=yes",
+        "MemoryDenyWriteExecute=yes",
+        "RestrictAddressFamilies=",
+        "SystemCallFilter=",
+    ):
         assert line in text
     socket_unit = (UNITS / "mfpsecd.socket").read_text()
     assert "SocketMode=0660" in socket_unit

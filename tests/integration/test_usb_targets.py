@@ -15,7 +15,8 @@ from tests.support import daemon as ds
 
 pytestmark = pytest.mark.skipif(
     shutil.which("umockdev-wrapper") is None or not Path("/usr/bin/python3").exists(),
-    reason="umockdev is not installed (make setup installs it)")
+    reason="umockdev is not installed (make setup installs it)",
+)
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # has Debian's python3-gi for the umockdev bindings
 
@@ -25,7 +26,10 @@ class UsbTestbed:
         self.proc = subprocess.Popen(
             # The testbed itself needs the preload library too (it checks its own /sys).
             ["umockdev-wrapper", SYSTEM_PYTHON, str(ds.ROOT / "tests/support/umockdev_bed.py")],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.proc.stdout is not None
         self.dir = self.proc.stdout.readline().strip()
         assert self.dir, "umockdev testbed did not start"
@@ -54,8 +58,9 @@ def testbed() -> Iterator[UsbTestbed]:
         bed.close()
 
 
-def test_usb_stick_is_offered_used_for_a_backup_and_withdrawn(short_tmp: Path,
-                                                              testbed: UsbTestbed) -> None:
+def test_usb_stick_is_offered_used_for_a_backup_and_withdrawn(
+    short_tmp: Path, testbed: UsbTestbed
+) -> None:
     mnt = short_tmp / "media" / "stick"
     mnt.mkdir(parents=True)
     # umockdev emulates sysfs, udev and uevents but not mounts: the board reads its mount
@@ -64,30 +69,56 @@ def test_usb_stick_is_offered_used_for_a_backup_and_withdrawn(short_tmp: Path,
     (proc / "self").mkdir(parents=True)
     (proc / "self" / "mountinfo").write_text(
         f"36 25 8:17 / {mnt} rw,nosuid,nodev - vfat /dev/sdb1 rw\n"
-        "25 1 259:2 / / rw,relatime - ext4 /dev/nvme0n1p2 rw\n")
-    with ds.running(short_tmp / "d", tpm="none", argv_prefix=["umockdev-wrapper"],
-                    env={"UMOCKDEV_DIR": testbed.dir},
-                    board={"extra": {"paths": {"proc_root": str(proc)}},
-                           "usb_ports": ["devices/1-1"]}) as d:
+        "25 1 259:2 / / rw,relatime - ext4 /dev/nvme0n1p2 rw\n"
+    )
+    with ds.running(
+        short_tmp / "d",
+        tpm="none",
+        argv_prefix=["umockdev-wrapper"],
+        env={"UMOCKDEV_DIR": testbed.dir},
+        board={"extra": {"paths": {"proc_root": str(proc)}}, "usb_ports": ["devices/1-1"]},
+    ) as d:
         with Connection(d.socket_path, timeout=30) as conn:
             stream = KeysClient(conn).watch_backup_targets()
             assert next(stream) == []
             testbed.send("add")
             (target,) = next(stream)
             assert (target.device, target.filesystem, target.mount_point) == (
-                "/dev/sdb1", "vfat", str(mnt))
+                "/dev/sdb1",
+                "vfat",
+                str(mnt),
+            )
             assert (target.vendor, target.serial, target.size_bytes) == (
-                "SanDisk", "4C530001", 15631360 * 512)
+                "SanDisk",
+                "4C530001",
+                15631360 * 512,
+            )
             listed = ds.mfpsec(d.socket_path, "keys", "targets")
             assert target.id in listed.stdout and str(mnt) in listed.stdout
 
-            r = ds.mfpsec(d.socket_path, "keys", "backup", "--to", target.id,
-                          "--passphrase-file", "-", stdin="Usb-backup-passphrase-1")
+            r = ds.mfpsec(
+                d.socket_path,
+                "keys",
+                "backup",
+                "--to",
+                target.id,
+                "--passphrase-file",
+                "-",
+                stdin="Usb-backup-passphrase-1",
+            )
             assert r.returncode == 0, r.stderr
             assert len(list(mnt.glob("mfpsecd-keys-*.mfpkb"))) == 1
 
             testbed.send("remove")
             assert next(stream) == []
-        gone = ds.mfpsec(d.socket_path, "keys", "backup", "--to", target.id,
-                         "--passphrase-file", "-", stdin="Usb-backup-passphrase-1")
+        gone = ds.mfpsec(
+            d.socket_path,
+            "keys",
+            "backup",
+            "--to",
+            target.id,
+            "--passphrase-file",
+            "-",
+            stdin="Usb-backup-passphrase-1",
+        )
         assert gone.returncode != 0 and "BackupTargetUnusable" in gone.stderr

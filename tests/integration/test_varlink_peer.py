@@ -21,11 +21,17 @@ def test_pypi_varlink_client(daemon: ds.DaemonProcess) -> None:
         with client.open("org.varlink.service") as service:
             info = service.GetInfo()
             assert info["product"] == "mfpsecd"
-            assert info["interfaces"] == ["org.varlink.service", "io.mfpsecd.System",
-                                             "io.mfpsecd.Auth", "io.mfpsecd.Keys",
-                                             "io.mfpsecd.Audit", "io.mfpsecd.Wipe",
-                                             "io.mfpsecd.Store", "io.mfpsecd.Firmware",
-                                             "io.mfpsecd.Network"]
+            assert info["interfaces"] == [
+                "org.varlink.service",
+                "io.mfpsecd.System",
+                "io.mfpsecd.Auth",
+                "io.mfpsecd.Keys",
+                "io.mfpsecd.Audit",
+                "io.mfpsecd.Wipe",
+                "io.mfpsecd.Store",
+                "io.mfpsecd.Firmware",
+                "io.mfpsecd.Network",
+            ]
             desc = service.GetInterfaceDescription("io.mfpsecd.System")
             assert desc["description"] == idl.generate(SYSTEM)
             try:
@@ -38,7 +44,9 @@ def test_pypi_varlink_client(daemon: ds.DaemonProcess) -> None:
 
 
 def test_pypi_varlink_client_streams(daemon: ds.DaemonProcess) -> None:
-    with varlink.Client(address=f"unix:{daemon.socket_path}") as client, \
-            client.open("io.mfpsecd.System") as system:
+    with (
+        varlink.Client(address=f"unix:{daemon.socket_path}") as client,
+        client.open("io.mfpsecd.System") as system,
+    ):
         first = next(iter(system.WatchStatus(_more=True)))
         assert first["state"] == "ready"

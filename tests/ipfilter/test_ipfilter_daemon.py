@@ -26,16 +26,21 @@ REFUSED, PERMITTED = Probe("10.7.3.50", "tcp", 80), Probe("10.7.2.50", "tcp", 80
 
 
 def _board(lab_: Lab) -> dict[str, Any]:
-    return {"nics": [{"name": "lan0", "kind": "wired", "netns": lab_.dut},
-                     {"name": "wlan0", "kind": "wireless", "netns": lab_.dut}]}
+    return {
+        "nics": [
+            {"name": "lan0", "kind": "wired", "netns": lab_.dut},
+            {"name": "wlan0", "kind": "wireless", "netns": lab_.dut},
+        ]
+    }
 
 
 def _net(d: ds.DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
     return ds.mfpsec(d.socket_path, "net", *args)
 
 
-def test_rules_through_the_cli_survive_the_daemon_and_come_back(short_tmp: Path,
-                                                                 netlab: Lab) -> None:
+def test_rules_through_the_cli_survive_the_daemon_and_come_back(
+    short_tmp: Path, netlab: Lab
+) -> None:
     root = short_tmp / "d"
     board = _board(netlab)
     with ds.running(root, tpm="none", board=board) as d:
@@ -48,8 +53,18 @@ def test_rules_through_the_cli_survive_the_daemon_and_come_back(short_tmp: Path,
         assert r.returncode == 0 and "refused:   10.7.3.0/24" in r.stdout, r.stderr
         assert netlab.probe([REFUSED, PERMITTED]) == [False, True]
         assert "off ipp" in _net(d, "port", "ipp", "off").stdout
-        changes = json.loads(ds.mfpsec(d.socket_path, "audit", "show", "--json", "--limit",
-                                       "0", "--type", "netfilter.change").stdout)
+        changes = json.loads(
+            ds.mfpsec(
+                d.socket_path,
+                "audit",
+                "show",
+                "--json",
+                "--limit",
+                "0",
+                "--type",
+                "netfilter.change",
+            ).stdout
+        )
         (port,) = [e["details"] for e in changes if e["details"].get("changed")]
         assert port["changed"] == "network.enabled"  # FMT_MTD.1: what, from, to
         assert "ipp" in port["old.network.enabled"] and "ipp" not in port["new.network.enabled"]
@@ -83,17 +98,29 @@ def test_rules_through_the_cli_survive_the_daemon_and_come_back(short_tmp: Path,
     assert netlab.probe([REFUSED]) == [True]
     # ... the boot unit's command puts the last applied rules back,
     config = root / "mfpsecd.toml"
-    r = subprocess.run([*ds.MFPSECD, "net-restore", "--config", str(config), "--board",
-                        str(root / "testboard.toml")], capture_output=True, text=True,
-                       timeout=60, check=False, cwd=ds.ROOT)
+    r = subprocess.run(
+        [
+            *ds.MFPSECD,
+            "net-restore",
+            "--config",
+            str(config),
+            "--board",
+            str(root / "testboard.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ds.ROOT,
+    )
     assert r.returncode == 0 and "the last applied rules" in r.stdout, r.stderr
     assert netlab.probe([REFUSED, PERMITTED]) == [False, True]
     # ... again and again (a restart of the unit): the same rules, no "File exists".
     for _ in range(2):
-        again = subprocess.run(r.args, capture_output=True, text=True, timeout=60,
-                               check=False, cwd=ds.ROOT)
-        assert again.returncode == 0 and "the last applied rules" in again.stdout, (
-            again.stderr)
+        again = subprocess.run(
+            r.args, capture_output=True, text=True, timeout=60, check=False, cwd=ds.ROOT
+        )
+        assert again.returncode == 0 and "the last applied rules" in again.stdout, again.stderr
         assert "fallback" not in again.stdout + again.stderr
     assert netlab.probe([REFUSED, PERMITTED]) == [False, True]
     # ... and a daemon starting on a kernel without them reconciles from its store.
@@ -101,32 +128,48 @@ def test_rules_through_the_cli_survive_the_daemon_and_come_back(short_tmp: Path,
     with ds.running(root, tpm="none", board=board) as d:
         assert json.loads(_net(d, "show", "--json").stdout)["refused"] == ["10.7.3.0/24"]
         assert netlab.probe([REFUSED, PERMITTED, Probe("10.7.2.50", "tcp", 631)]) == [
-            False, True, False]
+            False,
+            True,
+            False,
+        ]
 
 
-def test_without_saved_rules_the_boot_unit_admits_nothing(short_tmp: Path,
-                                                          netlab: Lab) -> None:
+def test_without_saved_rules_the_boot_unit_admits_nothing(short_tmp: Path, netlab: Lab) -> None:
     root = short_tmp / "d"
     root.mkdir()
     board_path = ds.write_board(root, tpm="none", **_board(netlab))
     config = root / "mfpsecd.toml"
     config.write_text(ds.toml_doc({"daemon": {"board_dir": str(root)}}))
-    r = subprocess.run([*ds.MFPSECD, "net-restore", "--config", str(config), "--board",
-                        str(board_path)], capture_output=True, text=True, timeout=60,
-                       check=False, cwd=ds.ROOT)
+    r = subprocess.run(
+        [*ds.MFPSECD, "net-restore", "--config", str(config), "--board", str(board_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ds.ROOT,
+    )
     assert r.returncode == 0 and "the restrictive rules" in r.stdout, r.stderr
     assert netlab.probe([REFUSED, PERMITTED, Probe("10.7.1.50", "udp", 161)]) == [
-        False, False, False]
-    again = subprocess.run(r.args, capture_output=True, text=True, timeout=60, check=False,
-                           cwd=ds.ROOT)
+        False,
+        False,
+        False,
+    ]
+    again = subprocess.run(
+        r.args, capture_output=True, text=True, timeout=60, check=False, cwd=ds.ROOT
+    )
     assert again.returncode == 0 and "the restrictive rules" in again.stdout, again.stderr
     netlab.in_dut("nft", "delete", "table", "inet", "mfpsecd")
 
 
 def test_the_boot_unit_loads_the_rules_before_the_network() -> None:
     unit = (ds.ROOT / "systemd" / "mfpsecd-netfilter.service").read_text()
-    for line in ("DefaultDependencies=no", "Before=network-pre.target", "Wants=network-pre.target",
-                 "ExecStart=/usr/bin/mfpsecd net-restore", "CapabilityBoundingSet=CAP_NET_ADMIN"):
+    for line in (
+        "DefaultDependencies=no",
+        "Before=network-pre.target",
+        "Wants=network-pre.target",
+        "ExecStart=/usr/bin/mfpsecd net-restore",
+        "CapabilityBoundingSet=CAP_NET_ADMIN",
+    ):
         assert line in unit
 
 
@@ -137,13 +180,15 @@ def _netfilter_component(d: ds.DaemonProcess) -> dict[str, str]:
 
 
 def test_rules_changed_behind_the_daemons_back_are_reported_and_put_back(
-        short_tmp: Path, netlab: Lab) -> None:
+    short_tmp: Path, netlab: Lab
+) -> None:
     """Drift: someone inserts an accept rule into the daemon's table. The next check
     (every network.refused_summary_s) audits it as a failure, says so in status, and
     applies the policy again; traffic and counters alone never count as a change."""
     root = short_tmp / "d"
-    with ds.running(root, tpm="none", board=_board(netlab),
-                    config={"network": {"refused_summary_s": 1}}) as d:
+    with ds.running(
+        root, tpm="none", board=_board(netlab), config={"network": {"refused_summary_s": 1}}
+    ) as d:
         assert _net(d, "deny", "10.7.3.0/24").returncode == 0
         for _ in range(3):  # traffic moves counters and the refused-source sets
             assert netlab.probe([REFUSED, PERMITTED]) == [False, True]
@@ -153,8 +198,9 @@ def test_rules_changed_behind_the_daemons_back_are_reported_and_put_back(
         # No probe of the hole itself: with a 1 s check the daemon may close it first.
         # Status turns degraded once the policy has been applied again.
         deadline = time.monotonic() + 30
-        while (component := _netfilter_component(d))["state"] == "ok" \
-                and time.monotonic() < deadline:
+        while (component := _netfilter_component(d))[
+            "state"
+        ] == "ok" and time.monotonic() < deadline:
             time.sleep(0.2)
         assert component["state"] == "degraded"
         assert netlab.probe([REFUSED, PERMITTED]) == [False, True]  # put back
@@ -162,27 +208,33 @@ def test_rules_changed_behind_the_daemons_back_are_reported_and_put_back(
         assert d.log().count('"netfilter_drift"') == 1
         audit = ds.mfpsec(d.socket_path, "audit", "show", "--json")
         assert '"step": "drift"' in audit.stdout or '"step":"drift"' in audit.stdout, (
-            audit.stdout[-2000:] + audit.stderr)
+            audit.stdout[-2000:] + audit.stderr
+        )
 
 
 def test_a_change_behind_the_daemons_back_is_noticed_when_it_happens(
-        short_tmp: Path, netlab: Lab) -> None:
+    short_tmp: Path, netlab: Lab
+) -> None:
     """Drift is also looked for when the kernel announces a change to the table (the
     nftables notifications `nft monitor` reads), not only at each interval: with an
     interval of an hour, an element removed by hand is put back within seconds, while
     the daemon's own edits raise nothing."""
-    with ds.running(short_tmp / "d", tpm="none", board=_board(netlab),
-                    config={"network": {"refused_summary_s": 3600}}) as d:
+    with ds.running(
+        short_tmp / "d",
+        tpm="none",
+        board=_board(netlab),
+        config={"network": {"refused_summary_s": 3600}},
+    ) as d:
         for text in ("10.7.3.0/24", "10.7.9.9", "2001:db8:7:9::/64"):
             assert _net(d, "deny", text).returncode == 0
         assert netlab.probe([REFUSED, PERMITTED]) == [False, True]
         time.sleep(3)
         assert "netfilter_drift" not in d.log()  # its own changes are not drift
-        netlab.in_dut("nft", "delete", "element", "inet", "mfpsecd", "deny4",
-                      "{ 10.7.3.0/24 }")
+        netlab.in_dut("nft", "delete", "element", "inet", "mfpsecd", "deny4", "{ 10.7.3.0/24 }")
         deadline = time.monotonic() + 20
-        while (component := _netfilter_component(d))["state"] == "ok" \
-                and time.monotonic() < deadline:
+        while (component := _netfilter_component(d))[
+            "state"
+        ] == "ok" and time.monotonic() < deadline:
             time.sleep(0.2)
         assert component["state"] == "degraded", component
         assert netlab.probe([REFUSED, PERMITTED]) == [False, True]  # put back
@@ -211,21 +263,27 @@ def test_a_blocklist_file_through_the_cli(short_tmp: Path, netlab: Lab) -> None:
         assert r.returncode == EX_DATAERR and "line 2: " in r.stderr, r.stderr
         assert netlab.probe([PERMITTED]) == [True]  # nothing of it was imported
 
-        r = ds.mfpsec(d.socket_path, "net", "import", "-", "--refused", "--replace",
-                      stdin="10.7.4.0/24\n")
+        r = ds.mfpsec(
+            d.socket_path, "net", "import", "-", "--refused", "--replace", stdin="10.7.4.0/24\n"
+        )
         assert r.returncode == 0 and "1 added" in r.stdout and "3000 removed" in r.stdout
         assert netlab.probe([REFUSED, PERMITTED]) == [True, True]
-        audit = ds.mfpsec(d.socket_path, "audit", "show", "--type", "netfilter.change",
-                          "--json")
-        imports = [(e["outcome"], e["details"].get("added"), e["details"].get("removed"))
-                   for e in json.loads(audit.stdout)
-                   if e["details"].get("change") == "import refused"]
-        assert imports == [("success", "3000", "0"), ("failure", None, None),
-                           ("success", "1", "3000")]
+        audit = ds.mfpsec(d.socket_path, "audit", "show", "--type", "netfilter.change", "--json")
+        imports = [
+            (e["outcome"], e["details"].get("added"), e["details"].get("removed"))
+            for e in json.loads(audit.stdout)
+            if e["details"].get("change") == "import refused"
+        ]
+        assert imports == [
+            ("success", "3000", "0"),
+            ("failure", None, None),
+            ("success", "1", "3000"),
+        ]
 
 
 def test_a_password_attack_from_the_network_is_banned_at_the_filter(
-        short_tmp: Path, netlab: Lab) -> None:
+    short_tmp: Path, netlab: Lab
+) -> None:
     """Through the daemon: ten wrong passwords that a front-end reports from 10.7.3.50
     trip the detector, the filter refuses that source (`net show` lists the ban), and
     `net unban` lifts it."""
@@ -236,8 +294,9 @@ def test_a_password_attack_from_the_network_is_banned_at_the_filter(
             client = AuthClient(conn)
             for _ in range(10):
                 with pytest.raises(MfpsecError):
-                    client.login("nobody", bytearray(b"Wrong-password-1"),
-                                 remote_address="10.7.3.50")
+                    client.login(
+                        "nobody", bytearray(b"Wrong-password-1"), remote_address="10.7.3.50"
+                    )
         deadline = time.monotonic() + 20
         while not json.loads(_net(d, "show", "--json").stdout)["banned"]:
             assert time.monotonic() < deadline, d.log()[-3000:]

@@ -35,7 +35,8 @@ def test_deltas_keep_the_kernel_cover_exact(seed: int) -> None:
             assert ranges.has_family(family) == any(e.family == family for e in entered)
             for address in range(0, 360, 7):
                 assert ranges.covers(family, address) == any(
-                    k.family == family and k.start <= address <= k.end for k in kernel)
+                    k.family == family and k.start <= address <= k.end for k in kernel
+                )
 
 
 def test_a_range_inside_another_changes_nothing_until_the_outer_one_goes() -> None:

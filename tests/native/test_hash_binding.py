@@ -30,12 +30,27 @@ def test_digests_modes_and_refusals(tmp_path: Path) -> None:
         assert [r[0] for r in out] == [_native.HASH_OK] * 3
         assert out[1][3] == 0o755 and out[2][2] == 3 << 20
         assert [r[4] for r in out] == [hashlib.sha256(d).digest() for d in files.values()]
-        refused = _native.hash_files(dirfd, [
-            ("escape", -1, None), ("../x", -1, None), ("lib", -1, None),
-            ("a", 1, None), ("lib/b.so", -1, bytes(32)), ("missing", -1, None)], 2, False)
+        refused = _native.hash_files(
+            dirfd,
+            [
+                ("escape", -1, None),
+                ("../x", -1, None),
+                ("lib", -1, None),
+                ("a", 1, None),
+                ("lib/b.so", -1, bytes(32)),
+                ("missing", -1, None),
+            ],
+            2,
+            False,
+        )
         assert [r[0] for r in refused] == [
-            _native.HASH_SYMLINK, _native.HASH_ESCAPES, _native.HASH_NOT_REGULAR,
-            _native.HASH_SIZE, _native.HASH_MISMATCH, _native.HASH_MISSING]
+            _native.HASH_SYMLINK,
+            _native.HASH_ESCAPES,
+            _native.HASH_NOT_REGULAR,
+            _native.HASH_SIZE,
+            _native.HASH_MISMATCH,
+            _native.HASH_MISSING,
+        ]
     finally:
         os.close(dirfd)
 

@@ -11,15 +11,18 @@ from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from mfpsecd import _native
 
 
-@pytest.mark.parametrize(("pw_len", "t", "m", "lanes"), [
-    (0, 1, 64, 1), (1, 2, 256, 1), (31, 2, 19 * 1024, 1), (64, 3, 1024, 4), (256, 1, 128, 2)])
+@pytest.mark.parametrize(
+    ("pw_len", "t", "m", "lanes"),
+    [(0, 1, 64, 1), (1, 2, 256, 1), (31, 2, 19 * 1024, 1), (64, 3, 1024, 4), (256, 1, 128, 2)],
+)
 def test_the_same_verifier_as_openssl(pw_len: int, t: int, m: int, lanes: int) -> None:
     password, salt = bytearray(os.urandom(pw_len)), os.urandom(16)
     original = bytes(password)
     out = bytearray(32)
     _native.argon2id_into(password, salt, t, m, lanes, out)
-    reference = Argon2id(salt=salt, length=32, iterations=t, lanes=lanes,
-                         memory_cost=m).derive(bytes(password))
+    reference = Argon2id(salt=salt, length=32, iterations=t, lanes=lanes, memory_cost=m).derive(
+        bytes(password)
+    )
     assert bytes(out) == reference
     assert password == original  # read in place, left to the caller to wipe
 

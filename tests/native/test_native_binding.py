@@ -122,10 +122,12 @@ def test_xor_random_and_rsa_oaep_binding() -> None:
     _native.random_into(r2)
     assert r1 != r2 and r1 != bytes(32)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    spki = key.public_key().public_bytes(serialization.Encoding.DER,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+    spki = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     ct = _native.rsa_oaep_sha256_encrypt(spki, b"label\0", r1)
-    assert key.decrypt(ct, padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(),
-                                        b"label\0")) == bytes(r1)
+    assert key.decrypt(
+        ct, padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), b"label\0")
+    ) == bytes(r1)
     with pytest.raises(_native.NativeError):
         _native.rsa_oaep_sha256_encrypt(b"not a key", b"", r1)

@@ -21,16 +21,19 @@ def test_overwrite_stream_answer_is_aes_ctr_from_the_byte_offset() -> None:
     stream = b"".join(_aes(key, n.to_bytes(16, "big")) for n in range(4))
     # FIPS 197 appendix C.3 first: the AES-256 under the test is the standard one.
     assert _aes(key, bytes.fromhex("00112233445566778899aabbccddeeff")).hex() == (
-        "8ea2b7ca516745bfeafc49904b496089")
+        "8ea2b7ca516745bfeafc49904b496089"
+    )
     assert stream[20:52].hex() == (
-        "4ab99fe5a6f69b3148c2363d0ebcb5deb52c83bd08a8a935182c9199d2435653")
+        "4ab99fe5a6f69b3148c2363d0ebcb5deb52c83bd08a8a935182c9199d2435653"
+    )
 
 
 def _bcc(key: bytes, data: bytes) -> bytes:
     chained = bytes(BLOCK_BYTES)
     for i in range(0, len(data), BLOCK_BYTES):
-        chained = _aes(key, bytes(a ^ b for a, b in zip(chained, data[i:i + BLOCK_BYTES],
-                                                        strict=True)))
+        chained = _aes(
+            key, bytes(a ^ b for a, b in zip(chained, data[i : i + BLOCK_BYTES], strict=True))
+        )
     return chained
 
 
@@ -68,8 +71,11 @@ def _update(provided: bytes, key: bytes, v: bytes) -> tuple[bytes, bytes]:
 
 def test_ctr_drbg_answer_follows_sp800_90a() -> None:
     entropy, nonce, personal = bytes(range(32)), bytes(range(0x20, 0x30)), b"mfpsecd"
-    key, v = _update(_block_cipher_df(entropy + nonce + personal, SEED_BYTES),
-                     bytes(KEY_BYTES), bytes(BLOCK_BYTES))
+    key, v = _update(
+        _block_cipher_df(entropy + nonce + personal, SEED_BYTES),
+        bytes(KEY_BYTES),
+        bytes(BLOCK_BYTES),
+    )
     outputs = []
     for _ in range(2):  # generate without additional input, twice (10.2.1.5.2)
         out = b""
@@ -78,5 +84,7 @@ def test_ctr_drbg_answer_follows_sp800_90a() -> None:
             out += _aes(key, v)
         outputs.append(out[:32].hex())
         key, v = _update(bytes(SEED_BYTES), key, v)
-    assert outputs == ["ec542e41a1d540a471244160272c499a5051267bd0ebde27fa1be5b94155c1a4",
-                       "6d7b86b61d715f12c0c940cd75e4f5581b13999a8a8fe9dd5ce1ec9ad9125b23"]
+    assert outputs == [
+        "ec542e41a1d540a471244160272c499a5051267bd0ebde27fa1be5b94155c1a4",
+        "6d7b86b61d715f12c0c940cd75e4f5581b13999a8a8fe9dd5ce1ec9ad9125b23",
+    ]

@@ -19,14 +19,22 @@ from tests.support.fakeclock import FakeClock
 USER = Subject(origin="panel", user="jdoe")
 
 
-async def _open(tmp: Path, clock: FakeClock, policy: AuditFullPolicy, retention_days: int = 0
-                ) -> tuple[Auditor, SqliteState, HealthRegistry]:
+async def _open(
+    tmp: Path, clock: FakeClock, policy: AuditFullPolicy, retention_days: int = 0
+) -> tuple[Auditor, SqliteState, HealthRegistry]:
     state = SqliteState(tmp / "state.sqlite3")
     await state.open()
     health = HealthRegistry(clock)
     store = AuditFile(tmp / "audit", segment_bytes=3000, max_bytes=12000, reserve_bytes=2000)
-    auditor = Auditor(store, clock, health, state, full_policy=policy,
-                      retention_days=retention_days, checkpoint_every=10**9)
+    auditor = Auditor(
+        store,
+        clock,
+        health,
+        state,
+        full_policy=policy,
+        retention_days=retention_days,
+        checkpoint_every=10**9,
+    )
     await auditor.start()
     return auditor, state, health
 
@@ -59,7 +67,8 @@ def test_full_log_refuses_until_exported_then_drops_the_oldest(tmp_path: Path) -
         assert comp is not None and comp.state.value == "failed" and "full" in comp.detail
         full = await a.query(AuditQuery(types=frozenset({EventType.AUDIT_FULL}), limit=0))
         assert [(r.outcome, r.details["action"]) for r in full] == [
-            (Outcome.FAILURE, "refusing audited operations")]
+            (Outcome.FAILURE, "refusing audited operations")
+        ]
         # Still refused: nothing was exported, so nothing may be overwritten.
         with pytest.raises(MfpsecError):
             await a.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, USER, "one more")
@@ -112,8 +121,9 @@ def test_refuse_policy_never_drops(tmp_path: Path) -> None:
 def test_retention_drops_old_exported_segments(tmp_path: Path) -> None:
     async def scenario() -> None:
         clock = FakeClock()
-        a, state, _ = await _open(tmp_path, clock, AuditFullPolicy.OVERWRITE_EXPORTED,
-                                  retention_days=30)
+        a, state, _ = await _open(
+            tmp_path, clock, AuditFullPolicy.OVERWRITE_EXPORTED, retention_days=30
+        )
         for i in range(25):
             await a.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, USER, f"old {i}")
         await a.export()
@@ -137,31 +147,49 @@ def test_a_log_smaller_than_a_default_segment_still_frees_room(tmp_path: Path) -
     """audit.max_bytes = 1 MiB with the default 4 MiB segments was one segment that could
     never be dropped: overwrite-exported refused every audited call for ever (issue 23).
     Segments are now sized from the capacity."""
+
     async def scenario() -> None:
         clock = FakeClock()
         state = SqliteState(tmp_path / "state.sqlite3")
         await state.open()
-        a = Auditor(AuditFile(tmp_path / "audit", max_bytes=1 << 20), clock,
-                    HealthRegistry(clock), state,
-                    full_policy=AuditFullPolicy.OVERWRITE_EXPORTED, checkpoint_every=10**9)
+        a = Auditor(
+            AuditFile(tmp_path / "audit", max_bytes=1 << 20),
+            clock,
+            HealthRegistry(clock),
+            state,
+            full_policy=AuditFullPolicy.OVERWRITE_EXPORTED,
+            checkpoint_every=10**9,
+        )
         await a.start()
         n, full = 0, False
         while not full:  # in batches: one flush per batch, as under load
-            got = await asyncio.gather(*(
-                a.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, USER, f"job {n + i}",
-                         pages=n + i) for i in range(200)), return_exceptions=True)
+            got = await asyncio.gather(
+                *(
+                    a.record(
+                        EventType.JOB_COMPLETE, Outcome.SUCCESS, USER, f"job {n + i}", pages=n + i
+                    )
+                    for i in range(200)
+                ),
+                return_exceptions=True,
+            )
             full = any(isinstance(g, MfpsecError) for g in got)
             n += 200
         assert len(list((tmp_path / "audit").glob("audit-*.log"))) > 4  # not one segment
         await a.export()
         actions: list[str] = []
         for round_ in range(40):  # as much again: room comes from the exported segments
-            got = await asyncio.gather(*(
-                a.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, USER, f"again {i}")
-                for i in range(200)), return_exceptions=True)
+            got = await asyncio.gather(
+                *(
+                    a.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, USER, f"again {i}")
+                    for i in range(200)
+                ),
+                return_exceptions=True,
+            )
             assert not [g for g in got if isinstance(g, BaseException)], round_
-            actions = [str(r.details["action"]) for r in await a.query(
-                AuditQuery(types=frozenset({EventType.AUDIT_FULL}), limit=0))]
+            actions = [
+                str(r.details["action"])
+                for r in await a.query(AuditQuery(types=frozenset({EventType.AUDIT_FULL}), limit=0))
+            ]
             if actions[-1].startswith("dropped"):
                 break
         assert actions[-1].startswith("dropped exported records 1-"), actions
@@ -177,6 +205,7 @@ def test_reading_and_exporting_a_full_log_always_works(tmp_path: Path) -> None:
     records; after a few hundred, export itself answered AuditFull and nothing could
     make room. Reads of a full log are counted instead, and one record says how many
     once there is room again."""
+
     async def scenario() -> None:
         clock = FakeClock()
         a, state, _ = await _open(tmp_path, clock, AuditFullPolicy.OVERWRITE_EXPORTED)
@@ -194,12 +223,15 @@ def test_reading_and_exporting_a_full_log_always_works(tmp_path: Path) -> None:
         reads: list[dict[str, object]] = []
         for _ in range(100):
             await asyncio.sleep(0.01)
-            reads = [dict(r.details) for r in await a.query(
-                AuditQuery(types=frozenset({EventType.AUDIT_READ}), limit=0))]
+            reads = [
+                dict(r.details)
+                for r in await a.query(AuditQuery(types=frozenset({EventType.AUDIT_READ}), limit=0))
+            ]
             if reads:
                 break
         assert [(r["action"], r["count"]) for r in reads] == [
-            ("reads while the log was full, not recorded one by one", 101)]
+            ("reads while the log was full, not recorded one by one", 101)
+        ]
         assert (await a.verify()).ok
         await a.stop()
         await state.close()

@@ -19,8 +19,9 @@ from mfpsecd.services.audit import Auditor, Signer
 from tests.support.fakeclock import FakeClock
 
 IDENTITY = ec.generate_private_key(ec.SECP256R1())
-PUBLIC_DER = IDENTITY.public_key().public_bytes(serialization.Encoding.DER,
-                                                serialization.PublicFormat.SubjectPublicKeyInfo)
+PUBLIC_DER = IDENTITY.public_key().public_bytes(
+    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+)
 WHO = Subject(origin="panel", user="alice")
 
 
@@ -58,8 +59,7 @@ async def _run(tmp: Path, signer: Signer | None) -> tuple[bool, HealthState]:
     return vouched, audit.state
 
 
-def test_processes_that_cannot_sign_leave_the_signed_checkpoint_in_place(
-        tmp_path: Path) -> None:
+def test_processes_that_cannot_sign_leave_the_signed_checkpoint_in_place(tmp_path: Path) -> None:
     async def scenario() -> None:
         assert await _run(tmp_path, _sign) == (True, HealthState.OK)
         assert await _run(tmp_path, None) == (True, HealthState.OK)  # the boot unit

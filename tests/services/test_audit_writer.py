@@ -33,8 +33,11 @@ def test_each_record_names_the_process_that_wrote_it(tmp_path: Path) -> None:
         end1 = await _session(log, 1111, 3)
         end2 = await _session(log, -1, 2)  # a tool that names no pid
         end3 = await _session(log, 3333, 1)
-        first, second, third = (range(1, end1 + 1), range(end1 + 1, end2 + 1),
-                                range(end2 + 1, end3 + 1))
+        first, second, third = (
+            range(1, end1 + 1),
+            range(end1 + 1, end2 + 1),
+            range(end2 + 1, end3 + 1),
+        )
         assert len(first) == len(second) + 1 == len(third) + 2 == 5  # start, n, stop
         clock = FakeClock()
         reader = Auditor(AuditFile(log), clock, HealthRegistry(clock), writer_pid=4444)

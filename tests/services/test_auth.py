@@ -68,9 +68,13 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def stack(tmp: Path, clock: FakeClock | None = None,
-                limits: ThrottleLimits = UNTHROTTLED, card: CardReader | None = None,
-                anchors: tuple[x509.Certificate, ...] = ()) -> AsyncIterator[Stack]:
+async def stack(
+    tmp: Path,
+    clock: FakeClock | None = None,
+    limits: ThrottleLimits = UNTHROTTLED,
+    card: CardReader | None = None,
+    anchors: tuple[x509.Certificate, ...] = (),
+) -> AsyncIterator[Stack]:
     """The services as the daemon wires them; opening it again on the same tmp is a
     daemon restart."""
     clock = clock or FakeClock()
@@ -83,10 +87,17 @@ async def stack(tmp: Path, clock: FakeClock | None = None,
     await chain.start()
     secrets = SecretStore(state, chain, clock)
     hasher = PasswordHasher(NativeKeyCrypto(), FAST)
-    auth = AuthService(UserStore(state), secrets, hasher,
-                       sessions=SessionTable(clock, SessionPolicy()), auditor=auditor,
-                       clock=clock, throttle=Throttle(limits), card=card,
-                       trust_anchors=anchors)
+    auth = AuthService(
+        UserStore(state),
+        secrets,
+        hasher,
+        sessions=SessionTable(clock, SessionPolicy()),
+        auditor=auditor,
+        clock=clock,
+        throttle=Throttle(limits),
+        card=card,
+        trust_anchors=anchors,
+    )
     await auth.start()
     try:
         yield Stack(clock, state, auth, auditor, secrets)
@@ -102,8 +113,9 @@ async def code_of(err: object) -> ErrorCode:
     return err.code
 
 
-async def login(s: Stack, user: str, password: str, otp: str = "", uid: int = 1000
-                ) -> tuple[Seat, str]:
+async def login(
+    s: Stack, user: str, password: str, otp: str = "", uid: int = 1000
+) -> tuple[Seat, str]:
     st = seat(uid)
     r = await s.auth.login(user, pw(password), otp, st, CLI)
     return st, r.token
@@ -189,13 +201,16 @@ def test_fifty_concurrent_wrong_attempts_lock_once_and_count_three(tmp_path: Pat
         async with stack(tmp_path) as s:
             await s.auth.initialize("admin", pw(ADMIN_PW))
             results = await asyncio.gather(
-                *(login(s, "admin", f"wrong-{i}") for i in range(50)),
-                return_exceptions=True)
+                *(login(s, "admin", f"wrong-{i}") for i in range(50)), return_exceptions=True
+            )
             codes = [await code_of(r) for r in results]
             assert codes.count(ErrorCode.AUTHENTICATION_FAILED) == 3
             assert codes.count(ErrorCode.ACCOUNT_LOCKED) == 47
-            failures = [e for e in await s.events(EventType.AUTH_LOGIN)
-                        if e.get("reason") == "wrong password"]
+            failures = [
+                e
+                for e in await s.events(EventType.AUTH_LOGIN)
+                if e.get("reason") == "wrong password"
+            ]
             assert [e["failures"] for e in failures] == [1, 2, 3]
             assert len(await s.events(EventType.AUTH_LOCKOUT)) == 1
             [admin] = await s.auth.list_users()
@@ -260,12 +275,15 @@ def test_roles_grant_what_the_spec_says(tmp_path: Path) -> None:
             roles = {"carol": Role.AUDITOR, "sam": Role.SERVICE, "bob": Role.USER}
             for name, role in roles.items():
                 await s.auth.add_user(name, role, pw(USER_PW + role.value), temporary=False)
-            expect = {"carol": {Privilege.AUDIT_READ}, "sam": {Privilege.KEYS_ADMIN},
-                      "bob": set()}
+            expect = {"carol": {Privilege.AUDIT_READ}, "sam": {Privilege.KEYS_ADMIN}, "bob": set()}
             for name, allowed in expect.items():
                 st, _ = await login(s, name, USER_PW + roles[name].value)
-                for p in (Privilege.AUDIT_READ, Privilege.KEYS_ADMIN, Privilege.USERS_ADMIN,
-                          Privilege.SECRETS_WRITE):
+                for p in (
+                    Privilege.AUDIT_READ,
+                    Privilege.KEYS_ADMIN,
+                    Privilege.USERS_ADMIN,
+                    Privilege.SECRETS_WRITE,
+                ):
                     if p in allowed:
                         st.check(p, s.auth.sessions)
                     else:
@@ -276,26 +294,26 @@ def test_roles_grant_what_the_spec_says(tmp_path: Path) -> None:
     asyncio.run(go())
 
 
-def test_temporary_password_forces_a_change_and_expires_after_seven_days(tmp_path: Path
-                                                                          ) -> None:
+def test_temporary_password_forces_a_change_and_expires_after_seven_days(tmp_path: Path) -> None:
     async def go() -> None:
         async with stack(tmp_path) as s:
             await s.auth.initialize("admin", pw(ADMIN_PW))
-            await s.auth.add_user("dave", Role.ADMINISTRATOR, pw("Temporary-pass-1"),
-                                  temporary=True)
+            await s.auth.add_user(
+                "dave", Role.ADMINISTRATOR, pw("Temporary-pass-1"), temporary=True
+            )
             st, _ = await login(s, "dave", "Temporary-pass-1")
             assert st.session is not None and st.session.must_change == "temporary"
             with pytest.raises(MfpsecError) as first:
                 st.check(Privilege.USERS_ADMIN, s.auth.sessions)
             assert first.value.code is ErrorCode.AUTHENTICATION_REQUIRED
-            await s.auth.change_own_password(st, pw("Temporary-pass-1"),
-                                             pw("My-own-password-1"), CLI)
+            await s.auth.change_own_password(
+                st, pw("Temporary-pass-1"), pw("My-own-password-1"), CLI
+            )
             st.check(Privilege.USERS_ADMIN, s.auth.sessions)  # lifted at once
             # Another temporary one, not used within 7 days: it no longer works.
             await s.auth.set_password("dave", pw("Temporary-pass-2"), temporary=True)
             await s.clock.advance(7 * 86400 + 60)
-            assert await refused(s, "dave", "Temporary-pass-2") is (
-                ErrorCode.AUTHENTICATION_FAILED)
+            assert await refused(s, "dave", "Temporary-pass-2") is (ErrorCode.AUTHENTICATION_FAILED)
 
     asyncio.run(go())
 
@@ -303,6 +321,7 @@ def test_temporary_password_forces_a_change_and_expires_after_seven_days(tmp_pat
 def test_unknown_and_real_names_answer_alike_across_a_restart(tmp_path: Path) -> None:
     """User-name enumeration: three failures lock a real account durably; an unknown
     name must answer the same way, and go on doing so after a power cycle."""
+
     async def go() -> None:
         clock = FakeClock()
         names = ("alice", "mallory")  # alice exists, mallory does not
@@ -312,7 +331,8 @@ def test_unknown_and_real_names_answer_alike_across_a_restart(tmp_path: Path) ->
             for name in names:
                 answers = [await refused(s, name, f"wrong-{i}") for i in range(4)]
                 assert answers == [ErrorCode.AUTHENTICATION_FAILED] * 3 + [
-                    ErrorCode.ACCOUNT_LOCKED], name
+                    ErrorCode.ACCOUNT_LOCKED
+                ], name
         async with stack(tmp_path, clock) as s:  # a new daemon on the same state
             for name in names:
                 assert await refused(s, name, "wrong") is ErrorCode.ACCOUNT_LOCKED, name
@@ -345,8 +365,7 @@ def test_password_changes_follow_the_policy_and_history(tmp_path: Path) -> None:
             assert several.value.params["rules"] == "min_length,contains_user_id"
             # Re-authentication: a wrong current password is a counted failure.
             with pytest.raises(MfpsecError) as wrong:
-                await s.auth.change_own_password(st, pw("not-it"), pw("Another-one-2026"),
-                                                 CLI)
+                await s.auth.change_own_password(st, pw("not-it"), pw("Another-one-2026"), CLI)
             assert wrong.value.code is ErrorCode.AUTHENTICATION_FAILED
             [admin] = await s.auth.list_users()
             assert admin.failures == 1
@@ -368,13 +387,17 @@ def test_stricter_policy_and_expiry_prompt_a_change_at_login(tmp_path: Path) -> 
     async def go() -> None:
         async with stack(tmp_path) as s:
             await s.auth.initialize("admin", pw(ADMIN_PW))
-            strict = AuthPolicy(password=PasswordPolicy(
-                min_length=20, required_classes=frozenset(CharClass)))
+            strict = AuthPolicy(
+                password=PasswordPolicy(min_length=20, required_classes=frozenset(CharClass))
+            )
             await s.auth.set_policy(strict)
             st, _ = await login(s, "admin", ADMIN_PW)
             assert st.session is not None and st.session.must_change == "policy"
-            await s.auth.set_policy(AuthPolicy(password=PasswordPolicy(expiry_days=365),
-                                               lockout=LockoutPolicy(max_failures=5)))
+            await s.auth.set_policy(
+                AuthPolicy(
+                    password=PasswordPolicy(expiry_days=365), lockout=LockoutPolicy(max_failures=5)
+                )
+            )
             st, _ = await login(s, "admin", ADMIN_PW)
             assert st.session is not None and st.session.must_change == ""
             await s.clock.advance(366 * 86400)
@@ -396,6 +419,7 @@ def test_totp_valid_previous_step_replayed_and_wrong_codes(tmp_path: Path) -> No
             enrollment = await s.auth.enroll_totp(st, pw(ADMIN_PW), CLI)
             assert enrollment.uri.startswith("otpauth://totp/mfpsecd%3Aadmin?secret=")
             with await s.secrets.get(totp_seed_name("admin")) as seed:
+
                 def code(offset: int = 0) -> str:
                     now = s.clock.now().timestamp()
                     return totp.hotp(seed.view(), totp.step_at(now) + offset)
@@ -404,29 +428,37 @@ def test_totp_valid_previous_step_replayed_and_wrong_codes(tmp_path: Path) -> No
                 await s.clock.advance(30)
                 # The password alone is not enough any more, and without the code the
                 # answer says nothing about the password: a wrong one gets the same.
-                assert await refused(s, "admin", ADMIN_PW) is (
-                    ErrorCode.SECOND_FACTOR_REQUIRED)
+                assert await refused(s, "admin", ADMIN_PW) is (ErrorCode.SECOND_FACTOR_REQUIRED)
                 assert await refused(s, "admin", "not-the-password") is (
-                    ErrorCode.SECOND_FACTOR_REQUIRED)
+                    ErrorCode.SECOND_FACTOR_REQUIRED
+                )
                 await login(s, "admin", ADMIN_PW, code())  # valid
                 assert await refused(s, "admin", ADMIN_PW, code()) is (
-                    ErrorCode.AUTHENTICATION_FAILED)  # replayed
+                    ErrorCode.AUTHENTICATION_FAILED
+                )  # replayed
                 await s.clock.advance(30)
                 previous = code(-1)  # the step before now: within the ±1 window...
                 assert await refused(s, "admin", ADMIN_PW, previous) is (
-                    ErrorCode.AUTHENTICATION_FAILED)  # ...but it was the one used above
+                    ErrorCode.AUTHENTICATION_FAILED
+                )  # ...but it was the one used above
                 await s.clock.advance(30)
                 await login(s, "admin", ADMIN_PW, code(-1))  # an unused previous step
                 wrong = "000000" if code() != "000000" else "111111"
                 assert await refused(s, "admin", ADMIN_PW, wrong) is (
-                    ErrorCode.AUTHENTICATION_FAILED)
+                    ErrorCode.AUTHENTICATION_FAILED
+                )
                 assert await refused(s, "admin", ADMIN_PW, code(-3)) is (
-                    ErrorCode.AUTHENTICATION_FAILED)  # outside the window
+                    ErrorCode.AUTHENTICATION_FAILED
+                )  # outside the window
                 assert await refused(s, "admin", ADMIN_PW, code(-1)) is (
-                    ErrorCode.AUTHENTICATION_FAILED)  # replayed: 3rd counted failure, locks
+                    ErrorCode.AUTHENTICATION_FAILED
+                )  # replayed: 3rd counted failure, locks
                 assert await refused(s, "admin", ADMIN_PW, code()) is ErrorCode.ACCOUNT_LOCKED
-            reasons = [e.get("reason") for e in await s.events(EventType.AUTH_LOGIN)
-                       if e["outcome"] is Outcome.FAILURE]
+            reasons = [
+                e.get("reason")
+                for e in await s.events(EventType.AUTH_LOGIN)
+                if e["outcome"] is Outcome.FAILURE
+            ]
             assert reasons.count("wrong one-time code") == 2
             assert reasons.count("one-time code used before") == 3
             assert len(await s.events(EventType.AUTH_LOCKOUT)) == 1
@@ -454,7 +486,8 @@ def test_removing_users_and_the_last_administrator(tmp_path: Path) -> None:
 
 
 def test_password_attack_and_flood_from_one_source_are_detected_and_throttled(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     limits = ThrottleLimits(failures=4, requests=6, block_factor=1, total_requests=1000)
 
     async def go() -> None:
@@ -469,7 +502,9 @@ def test_password_attack_and_flood_from_one_source_are_detected_and_throttled(
             assert codes == [ErrorCode.AUTHENTICATION_FAILED] * 6 + [ErrorCode.THROTTLED] * 2
             floods = await s.events(EventType.AUTH_FLOOD)
             assert [(e["kind"], e["object"]) for e in floods] == [
-                ("password-attack", "ip:192.0.2.9"), ("request-flood", "ip:192.0.2.9")]
+                ("password-attack", "ip:192.0.2.9"),
+                ("request-flood", "ip:192.0.2.9"),
+            ]
             # Another source is not affected; the window's end lifts the block.
             await login(s, "admin", ADMIN_PW)
             await s.clock.advance(61)
@@ -484,6 +519,7 @@ def test_a_service_engineers_session_is_recorded_from_start_to_end(tmp_path: Pat
     """FAU_GEN.1: maintenance.session start at the service engineer's login, end at the
     logout, at a timeout noticed by the periodic sweep, or when an administrator resets
     the password; an ordinary user's session is no maintenance session."""
+
     async def go() -> None:
         async with stack(tmp_path) as s:
             await s.auth.initialize("admin", pw(ADMIN_PW))
@@ -498,10 +534,17 @@ def test_a_service_engineers_session_is_recorded_from_start_to_end(tmp_path: Pat
             await login(s, "sam", USER_PW)
             await s.auth.set_password("sam", pw("Reset-password-2026"), temporary=True)
             await settle()
-            events = [(e["object"], e["phase"], e.get("reason", ""))
-                      for e in await s.events(EventType.MAINTENANCE_SESSION)]
-            assert events == [("sam", "start", ""), ("sam", "end", "logout"),
-                              ("sam", "start", ""), ("sam", "end", "timeout"),
-                              ("sam", "start", ""), ("sam", "end", "ended by the administrator")]
+            events = [
+                (e["object"], e["phase"], e.get("reason", ""))
+                for e in await s.events(EventType.MAINTENANCE_SESSION)
+            ]
+            assert events == [
+                ("sam", "start", ""),
+                ("sam", "end", "logout"),
+                ("sam", "start", ""),
+                ("sam", "end", "timeout"),
+                ("sam", "start", ""),
+                ("sam", "end", "ended by the administrator"),
+            ]
 
     asyncio.run(go())

@@ -42,8 +42,7 @@ class Slot:
         return self.card.sign(pin, data)
 
 
-def test_card_login_success_wrong_pin_expired_untrusted_and_unable_to_sign(
-        tmp_path: Path) -> None:
+def test_card_login_success_wrong_pin_expired_untrusted_and_unable_to_sign(tmp_path: Path) -> None:
     clock = FakeClock()
     now = clock.now()
     ca, rogue = make_ca("Device users CA", now), make_ca("Somebody else's CA", now)
@@ -70,8 +69,9 @@ def test_card_login_success_wrong_pin_expired_untrusted_and_unable_to_sign(
         async with stack(tmp_path, clock, card=slot, anchors=(ca.cert,)) as s:
             await s.auth.initialize("admin", pw(ADMIN_PW))
             for name, card in (("carol", good), ("erin", no_sign), ("fred", copied)):
-                await s.auth.add_user(name, Role.SERVICE, pw(f"Service-pass-{len(name)}x2026"),
-                                      temporary=False)
+                await s.auth.add_user(
+                    name, Role.SERVICE, pw(f"Service-pass-{len(name)}x2026"), temporary=False
+                )
                 await s.auth.bind_card(name, card.pem)
             # Binding checks the certificate too.
             for bad in (expired, untrusted):
@@ -90,8 +90,11 @@ def test_card_login_success_wrong_pin_expired_untrusted_and_unable_to_sign(
             assert await login(s, "card-good", "222222") is ErrorCode.AUTHENTICATION_FAILED
             assert await login(s, "card-good") is ErrorCode.ACCOUNT_LOCKED
             reasons = {str(e.get("reason")) for e in await s.events(EventType.AUTH_LOGIN)}
-            assert {"wrong PIN", "expired", "challenge not signed by the certificate's key"
-                    } <= reasons
+            assert {
+                "wrong PIN",
+                "expired",
+                "challenge not signed by the certificate's key",
+            } <= reasons
             assert any("not issued by a trusted CA" in r for r in reasons)
             [carol] = [u for u in await s.auth.list_users() if u.name == "carol"]
             assert carol.card_fingerprint and carol.failures == 3

@@ -37,16 +37,37 @@ def _tree(tree: Path) -> None:
     (tree / "lib" / "libmfp.so").symlink_to("f1")
 
 
-def _sign(bundle: Path, *, epoch: int = 3, models: list[str] | None = None,
-          key: ec.EllipticCurvePrivateKey = SIGNER_KEY, cert: bytes | None = None) -> bytes:
-    return fw.sign_bundle(bundle, key=key, certificate_pem=cert or _pem(SIGNER), hasher=HASHER,
-                          product="mfp-controller", version=f"2.{epoch}.0", epoch=epoch,
-                          models=models or [MODEL, "C400i"], created="2026-11-22T00:00:00Z")
+def _sign(
+    bundle: Path,
+    *,
+    epoch: int = 3,
+    models: list[str] | None = None,
+    key: ec.EllipticCurvePrivateKey = SIGNER_KEY,
+    cert: bytes | None = None,
+) -> bytes:
+    return fw.sign_bundle(
+        bundle,
+        key=key,
+        certificate_pem=cert or _pem(SIGNER),
+        hasher=HASHER,
+        product="mfp-controller",
+        version=f"2.{epoch}.0",
+        epoch=epoch,
+        models=models or [MODEL, "C400i"],
+        created="2026-11-22T00:00:00Z",
+    )
 
 
 def _verify(bundle: Path, minimum_epoch: int = 3) -> fw.VerifiedImage:
-    return fw.verify_bundle(bundle, roots=[ROOT], hasher=HASHER, model=MODEL,
-                            minimum_epoch=minimum_epoch, clock=ClockCheck.CHECK, now=NOW)
+    return fw.verify_bundle(
+        bundle,
+        roots=[ROOT],
+        hasher=HASHER,
+        model=MODEL,
+        minimum_epoch=minimum_epoch,
+        clock=ClockCheck.CHECK,
+        now=NOW,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +110,9 @@ def truncate_file(b: Path, rng: random.Random) -> ErrorCode:
 
 
 def add_file(b: Path, rng: random.Random) -> ErrorCode:
-    (b / "tree" / rng.choice(["bin", "lib", "etc", "."]) / f"extra{rng.randrange(99)}"
-     ).write_bytes(b"payload")
+    (b / "tree" / rng.choice(["bin", "lib", "etc", "."]) / f"extra{rng.randrange(99)}").write_bytes(
+        b"payload"
+    )
     return E.FIRMWARE_TREE_MISMATCH
 
 
@@ -143,8 +165,9 @@ def flip_signature_bit(b: Path, rng: random.Random) -> ErrorCode:
 
 _ROGUE_ROOT_KEY = ec.generate_private_key(ec.SECP384R1())
 _ROGUE_KEY = ec.generate_private_key(ec.SECP384R1())
-_ROGUE = _cert("MFP firmware signing 2026", _ROGUE_KEY, "MFP firmware root", _ROGUE_ROOT_KEY,
-               ca=False)
+_ROGUE = _cert(
+    "MFP firmware signing 2026", _ROGUE_KEY, "MFP firmware root", _ROGUE_ROOT_KEY, ca=False
+)
 
 
 def untrusted_signer(b: Path, rng: random.Random) -> ErrorCode:
@@ -169,8 +192,7 @@ def signed_but_malicious(b: Path, rng: random.Random) -> ErrorCode:
     """The vendor key signed a manifest that breaks the rules (an insider, a build
     mistake): still refused."""
     raw = (b / fw.MANIFEST).read_bytes()
-    bad = rng.choice(['"path":"../../etc/cron.d/x"', '"path":"/etc/passwd"',
-                      '"path":"bin//f0"'])
+    bad = rng.choice(['"path":"../../etc/cron.d/x"', '"path":"/etc/passwd"', '"path":"bin//f0"'])
     raw = raw.replace(b'"path":"bin/f0"', bad.encode(), 1)
     (b / fw.MANIFEST).write_bytes(raw)
     (b / fw.SIGNATURE).write_bytes(SIGNER_KEY.sign(raw, ec.ECDSA(hashes.SHA384())))
@@ -178,9 +200,19 @@ def signed_but_malicious(b: Path, rng: random.Random) -> ErrorCode:
 
 
 MUTATIONS: list[Mutation] = [
-    flip_file_bit, truncate_file, add_file, remove_file, rename_file, change_mode,
-    symlink_trick, flip_manifest_bit, flip_signature_bit, untrusted_signer, older_epoch,
-    other_model, signed_but_malicious,
+    flip_file_bit,
+    truncate_file,
+    add_file,
+    remove_file,
+    rename_file,
+    change_mode,
+    symlink_trick,
+    flip_manifest_bit,
+    flip_signature_bit,
+    untrusted_signer,
+    older_epoch,
+    other_model,
+    signed_but_malicious,
 ]
 
 
@@ -206,8 +238,22 @@ def test_a_corpus_of_1000_tampered_bundles_is_refused(pristine: Path, tmp_path: 
 def test_dates_are_checked_at_update_not_at_boot(pristine: Path) -> None:
     later = NOW + dt.timedelta(days=800)
     with pytest.raises(MfpsecError) as info:
-        fw.verify_bundle(pristine, roots=[ROOT], hasher=HASHER, model=MODEL, minimum_epoch=3,
-                         clock=ClockCheck.CHECK, now=later)
+        fw.verify_bundle(
+            pristine,
+            roots=[ROOT],
+            hasher=HASHER,
+            model=MODEL,
+            minimum_epoch=3,
+            clock=ClockCheck.CHECK,
+            now=later,
+        )
     assert info.value.code is E.FIRMWARE_SIGNATURE_INVALID
-    assert fw.verify_bundle(pristine, roots=[ROOT], hasher=HASHER, model=MODEL,
-                            minimum_epoch=3, clock=ClockCheck.IGNORE, now=later)
+    assert fw.verify_bundle(
+        pristine,
+        roots=[ROOT],
+        hasher=HASHER,
+        model=MODEL,
+        minimum_epoch=3,
+        clock=ClockCheck.IGNORE,
+        now=later,
+    )

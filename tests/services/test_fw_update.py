@@ -60,9 +60,15 @@ COUNTER = 0x01000123
 PCR = 14
 
 
-def make_bundle(root: Path, name: str, *, epoch: int, models: list[str] | None = None,
-                key: ec.EllipticCurvePrivateKey | None = None, cert: bytes | None = None
-                ) -> Path:
+def make_bundle(
+    root: Path,
+    name: str,
+    *,
+    epoch: int,
+    models: list[str] | None = None,
+    key: ec.EllipticCurvePrivateKey | None = None,
+    cert: bytes | None = None,
+) -> Path:
     """A signed bundle directory and its archive (root/name.mfw)."""
     bundle = root / name
     _tree(bundle / "tree")
@@ -96,9 +102,12 @@ class Stack:
 
 
 @asynccontextmanager
-async def stack(root: Path, tpm: Tpm | None = None,
-                roots: tuple[x509.Certificate, ...] = (ROOT,),
-                bind_next_boot: BindNextBoot | None = None) -> AsyncIterator[Stack]:
+async def stack(
+    root: Path,
+    tpm: Tpm | None = None,
+    roots: tuple[x509.Certificate, ...] = (ROOT,),
+    bind_next_boot: BindNextBoot | None = None,
+) -> AsyncIterator[Stack]:
     clock = FakeClock(NOW)
     state = SqliteState(root / "state.sqlite3")
     await state.open()
@@ -106,11 +115,25 @@ async def stack(root: Path, tpm: Tpm | None = None,
     await auditor.start()
     tpm = tpm or SoftwareKeys(root)
     await tpm.open()
-    settings = FirmwareSettings(model=MODEL, roots=roots, slots_dir=root / "slots",
-                                run_dir=root / "run", counter_index=COUNTER, pcr=PCR,
-                                boot_tries=3, max_bundle_bytes=64 << 20)
-    fw = FirmwareService(settings, tpm=tpm, hasher=NativeTreeHasher(2), clock=clock,
-                         auditor=auditor, state=state, bind_next_boot=bind_next_boot)
+    settings = FirmwareSettings(
+        model=MODEL,
+        roots=roots,
+        slots_dir=root / "slots",
+        run_dir=root / "run",
+        counter_index=COUNTER,
+        pcr=PCR,
+        boot_tries=3,
+        max_bundle_bytes=64 << 20,
+    )
+    fw = FirmwareService(
+        settings,
+        tpm=tpm,
+        hasher=NativeTreeHasher(2),
+        clock=clock,
+        auditor=auditor,
+        state=state,
+        bind_next_boot=bind_next_boot,
+    )
     try:
         yield Stack(fw, auditor, tpm, root, state)
     finally:
@@ -131,13 +154,18 @@ def factory(s: Stack, epoch: int = 3) -> None:
     archive = make_bundle(s.root / "src", "factory", epoch=epoch)
     with archive.open("rb") as f:
         (s.root / "slots").mkdir(exist_ok=True)
-        fw_archive.extract(f, s.root / "slots" / "a", lambda raw, sig, pem: fw_manifest.parse(
-            raw), max_bytes=1 << 30)
+        fw_archive.extract(
+            f,
+            s.root / "slots" / "a",
+            lambda raw, sig, pem: fw_manifest.parse(raw),
+            max_bytes=1 << 30,
+        )
 
 
 @sync
-async def test_update_boot_commit_and_counter_on_a_real_tpm(tmp_path: Path,
-                                                            tpm_handle: Tpm) -> None:
+async def test_update_boot_commit_and_counter_on_a_real_tpm(
+    tmp_path: Path, tpm_handle: Tpm
+) -> None:
     async with stack(tmp_path, tpm_handle) as s:
         factory(s)
         r = await s.fw.boot("enhanced")
@@ -150,8 +178,7 @@ async def test_update_boot_commit_and_counter_on_a_real_tpm(tmp_path: Path,
 
         (tmp_path / "src2").mkdir()
         slot = await s.update(make_bundle(tmp_path / "src2", "v5", epoch=5))
-        assert slot == "b" and s.state() == fw_slots.BootState(active="a", pending="b",
-                                                                tries=3)
+        assert slot == "b" and s.state() == fw_slots.BootState(active="a", pending="b", tries=3)
         assert await s.fw.counter() == 3  # not before the new slot booted and verified
         r = await s.fw.boot("enhanced")
         assert (r.result, r.slot, r.trial, r.version) == ("verified", "b", True, "2.5.0")
@@ -173,7 +200,8 @@ async def test_update_boot_commit_and_counter_on_a_real_tpm(tmp_path: Path,
 
 @sync
 async def test_an_update_binds_the_keys_to_the_new_firmware_before_the_switch(
-        tmp_path: Path, tpm_handle: Tpm) -> None:
+    tmp_path: Path, tpm_handle: Tpm
+) -> None:
     """The key chain is bound to what the boot verification will measure for the new
     slot (the PCR before the measurement, extended with the manifest digest) before the
     slot is named for boot; if that fails, the slot is not named at all."""
@@ -189,22 +217,31 @@ async def test_an_update_binds_the_keys_to_the_new_firmware_before_the_switch(
         assert before is not None
         r = await s.fw.boot("normal")
         assert r.pcr_before == before.hex()
-        chain = KeyChain(s.db, s.tpm, NativeKeyCrypto(), FakeClock(NOW),
-                         HealthRegistry(FakeClock(NOW)), firmware_pcr=PCR)
+        chain = KeyChain(
+            s.db,
+            s.tpm,
+            NativeKeyCrypto(),
+            FakeClock(NOW),
+            HealthRegistry(FakeClock(NOW)),
+            firmware_pcr=PCR,
+        )
         chains.append(chain)
         await chain.start()
         await s.fw.start()
         (tmp_path / "src2").mkdir()
         archive = make_bundle(tmp_path / "src2", "v5", epoch=5)
         assert await s.update(archive) == "b"
-        digest = bytes.fromhex((await s.events(EventType.FIRMWARE_UPDATE))[-1]["details"]
-                               ["digest"])
+        digest = bytes.fromhex((await s.events(EventType.FIRMWARE_UPDATE))[-1]["details"]["digest"])
         expected = hashlib.sha256(before + digest).digest()
-        rows = await s.db.run(lambda c: c.execute(
-            "SELECT pcr_values, purpose FROM key_bindings ORDER BY purpose").fetchall())
+        rows = await s.db.run(
+            lambda c: c.execute(
+                "SELECT pcr_values, purpose FROM key_bindings ORDER BY purpose"
+            ).fetchall()
+        )
         assert [tuple(r) for r in rows] == [
             (bytes.fromhex(r.pcr_value), "created"),
-            (expected, f"update to 2.5.0 (manifest {digest.hex()[:16]})")]
+            (expected, f"update to 2.5.0 (manifest {digest.hex()[:16]})"),
+        ]
         details = (await s.events(EventType.FIRMWARE_UPDATE))[-1]["details"]
         assert details["keys"] == f"bound to PCR 14 = {expected.hex()[:16]}"
         await chain.close()
@@ -258,14 +295,14 @@ async def test_refusals_write_nothing_and_are_audited(tmp_path: Path) -> None:
         before = sorted(p.name for p in (tmp_path / "slots").iterdir())
         stranger = ec.generate_private_key(ec.SECP384R1())
         untrusted_root = ec.generate_private_key(ec.SECP384R1())
-        stranger_cert = _pem(_cert("stranger", stranger, "other root", untrusted_root,
-                                   ca=False))
+        stranger_cert = _pem(_cert("stranger", stranger, "other root", untrusted_root, ca=False))
         cases = [
             (make_bundle(tmp_path / "r1", "old", epoch=2), E.FIRMWARE_ROLLBACK),
-            (make_bundle(tmp_path / "r2", "other", epoch=4, models=["X1"]),
-             E.FIRMWARE_WRONG_MODEL),
-            (make_bundle(tmp_path / "r3", "forged", epoch=4, key=stranger,
-                         cert=stranger_cert), E.FIRMWARE_SIGNATURE_INVALID),
+            (make_bundle(tmp_path / "r2", "other", epoch=4, models=["X1"]), E.FIRMWARE_WRONG_MODEL),
+            (
+                make_bundle(tmp_path / "r3", "forged", epoch=4, key=stranger, cert=stranger_cert),
+                E.FIRMWARE_SIGNATURE_INVALID,
+            ),
         ]
         for archive, code in cases:
             with pytest.raises(MfpsecError) as info:
@@ -273,9 +310,11 @@ async def test_refusals_write_nothing_and_are_audited(tmp_path: Path) -> None:
             assert info.value.code is code
         assert sorted(p.name for p in (tmp_path / "slots").iterdir()) == before
         assert s.state().pending is None
-        outcomes = [(e["outcome"], e["details"].get("error"))
-                    for e in await s.events(EventType.FIRMWARE_UPDATE)
-                    if e["details"].get("step") == "write"]
+        outcomes = [
+            (e["outcome"], e["details"].get("error"))
+            for e in await s.events(EventType.FIRMWARE_UPDATE)
+            if e["details"].get("step") == "write"
+        ]
         assert outcomes == [("failure", c.wire_name) for _, c in cases]
 
 
@@ -333,8 +372,11 @@ async def test_the_administrators_lock_stops_every_update(tmp_path: Path) -> Non
         await s.fw.start()
         # Raised to a's epoch (3) at the commit of a, never to b's (4).
         assert await s.fw.counter() == 3 and s.state().active == "a"
-        lock_events = [e["details"] for e in await s.events(EventType.FIRMWARE_UPDATE)
-                       if e["details"].get("step") == "lock"]
+        lock_events = [
+            e["details"]
+            for e in await s.events(EventType.FIRMWARE_UPDATE)
+            if e["details"].get("step") == "lock"
+        ]
         assert lock_events[-1]["discarded"] == "b"
 
 
@@ -362,8 +404,9 @@ def _file(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
     return info, data
 
 
-def _mutations(good: list[tuple[tarfile.TarInfo, bytes | None]]
-               ) -> Iterator[tuple[str, list[tuple[tarfile.TarInfo, bytes | None]]]]:
+def _mutations(
+    good: list[tuple[tarfile.TarInfo, bytes | None]],
+) -> Iterator[tuple[str, list[tuple[tarfile.TarInfo, bytes | None]]]]:
     header, rest = good[:3], good[3:]
     yield "signature first", [header[1], header[0], header[2], *rest]
     yield "a member the manifest lacks", [*good, _file("tree/etc/implant", b"x")]
@@ -378,8 +421,9 @@ def _mutations(good: list[tuple[tarfile.TarInfo, bytes | None]]
     fifo.type = tarfile.FIFOTYPE
     yield "a fifo", [m for m in good if m[0].name != "tree/bin/f0"] + [(fifo, None)]
     grown = [(i, d) for i, d in good]
-    idx = next(k for k, (i, d) in enumerate(grown) if i.isreg() and d and i.name.startswith(
-        "tree/"))
+    idx = next(
+        k for k, (i, d) in enumerate(grown) if i.isreg() and d and i.name.startswith("tree/")
+    )
     info, data = grown[idx]
     grown[idx] = _file(info.name, (data or b"") + b"!")
     yield "a file longer than listed", grown
@@ -393,8 +437,7 @@ def _mutations(good: list[tuple[tarfile.TarInfo, bytes | None]]
 
 
 @sync
-async def test_malformed_archives_are_refused_before_a_slot_is_written(tmp_path: Path
-                                                                       ) -> None:
+async def test_malformed_archives_are_refused_before_a_slot_is_written(tmp_path: Path) -> None:
     async with stack(tmp_path) as s:
         factory(s)
         good = _members(make_bundle(tmp_path, "v4", epoch=4))
@@ -402,8 +445,9 @@ async def test_malformed_archives_are_refused_before_a_slot_is_written(tmp_path:
         for what, members in _mutations(good):
             with pytest.raises(MfpsecError) as info:
                 await s.fw.update(_archive(members), ENGINEER)
-            assert info.value.code in (E.FIRMWARE_BUNDLE_INVALID,
-                                       E.FIRMWARE_SIGNATURE_INVALID), what
+            assert info.value.code in (E.FIRMWARE_BUNDLE_INVALID, E.FIRMWARE_SIGNATURE_INVALID), (
+                what
+            )
             assert not s.fw.slot_path("b").exists(), what
             assert not (tmp_path / "escaped").exists()
             count += 1
@@ -481,9 +525,12 @@ def test_sigkill_at_any_step_of_an_update_leaves_a_verified_slot(tmp_path: Path)
             return s.state()
 
     def run_update(kill_after: float | None) -> float:
-        p = subprocess.Popen([sys.executable, "-m", "tests.support.fw_update_crash",
-                              str(root), str(archive)], stdout=subprocess.PIPE, text=True,
-                             cwd=ROOT_DIR)
+        p = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.fw_update_crash", str(root), str(archive)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT_DIR,
+        )
         out = p.stdout
         assert out is not None
 
@@ -520,8 +567,7 @@ def test_sigkill_at_any_step_of_an_update_leaves_a_verified_slot(tmp_path: Path)
         seen[step] = seen.get(step, 0) + 1
         slot = asyncio.run(boot_and_start())
         booted.add(slot)
-        assert not any(p.name.endswith((".incoming", ".old")) for p in (root / "slots")
-                       .iterdir())
+        assert not any(p.name.endswith((".incoming", ".old")) for p in (root / "slots").iterdir())
     print(f"update {duration:.2f} s uncut; cuts by step: {seen}; booted {sorted(booted)}")
     assert {"reading and verifying", "named for the next boot"} <= seen.keys(), seen
     assert booted == {"a", "b"}  # completed updates were tried, cut ones never

@@ -68,14 +68,17 @@ class Stack:
 
     async def events(self, kind: EventType) -> list[dict[str, object]]:
         records = await self.auditor.query(AuditQuery(types=frozenset({kind}), limit=0))
-        return [{"object": r.object, "outcome": r.outcome.value, **r.details}
-                for r in records]
+        return [{"object": r.object, "outcome": r.outcome.value, **r.details} for r in records]
 
 
 @asynccontextmanager
-async def stack(root: Path, medium: Medium = Medium.HDD,
-                settings: StoreSettings | None = None,
-                directory: Path | None = None, not_in_place: str = "") -> AsyncIterator[Stack]:
+async def stack(
+    root: Path,
+    medium: Medium = Medium.HDD,
+    settings: StoreSettings | None = None,
+    directory: Path | None = None,
+    not_in_place: str = "",
+) -> AsyncIterator[Stack]:
     clock = FakeClock()
     health = HealthRegistry(clock)
     state = SqliteState(root / "state.sqlite3")
@@ -90,14 +93,31 @@ async def stack(root: Path, medium: Medium = Medium.HDD,
     async def no_signer(digest: bytes) -> None:
         return None
 
-    wipe = WipeService(state, SysfsDiskInventory([], paths, simulated=False),
-                       NativeOverwriter(), auditor, clock, signer=no_signer,
-                       identities=chain.identities, device=DeviceName("t", "t", "t"), tool="test",
-                       settings=WipeSettings(temporary_mode=2))
-    store = JobStore(state, chain, NativeObjectCipher(threads=2, segment_shift=12), auditor,
-                     clock, crypto=NativeKeyCrypto(), wipe=wipe,
-                     directory=directory or root / "store", medium=medium,
-                     settings=settings, not_in_place=not_in_place)
+    wipe = WipeService(
+        state,
+        SysfsDiskInventory([], paths, simulated=False),
+        NativeOverwriter(),
+        auditor,
+        clock,
+        signer=no_signer,
+        identities=chain.identities,
+        device=DeviceName("t", "t", "t"),
+        tool="test",
+        settings=WipeSettings(temporary_mode=2),
+    )
+    store = JobStore(
+        state,
+        chain,
+        NativeObjectCipher(threads=2, segment_shift=12),
+        auditor,
+        clock,
+        crypto=NativeKeyCrypto(),
+        wipe=wipe,
+        directory=directory or root / "store",
+        medium=medium,
+        settings=settings,
+        not_in_place=not_in_place,
+    )
     await store.start()
     try:
         yield Stack(store, chain, auditor, state, clock, root, directory or root / "store")
@@ -111,8 +131,14 @@ def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(scenario())
 
 
-async def put_bytes(s: Stack, data: bytes, *, owner: str = "alice",
-                    kind: ObjectKind = ObjectKind.SPOOL, name: str = "page.pdf") -> str:
+async def put_bytes(
+    s: Stack,
+    data: bytes,
+    *,
+    owner: str = "alice",
+    kind: ObjectKind = ObjectKind.SPOOL,
+    name: str = "page.pdf",
+) -> str:
     """Through a pipe, written by another thread, as the image pipeline would."""
     r, w = os.pipe()
 
@@ -146,13 +172,15 @@ def test_put_and_read_from_pipes_and_files_only_ciphertext_on_disk(tmp_path: Pat
     async def scenario() -> None:
         async with stack(tmp_path) as s:
             marker = b"CONFIDENTIAL-CONTRACT-" * 5000
-            ids = [await put_bytes(s, data) for data in (b"", b"x", marker,
-                                                         os.urandom(3 * SEG + 5))]
+            ids = [
+                await put_bytes(s, data) for data in (b"", b"x", marker, os.urandom(3 * SEG + 5))
+            ]
             src = tmp_path / "scan.tiff"
             src.write_bytes(marker * 3)
             with src.open("rb") as f:
-                info = await s.store.put(f.fileno(), owner="alice", job="job-2",
-                                         kind=ObjectKind.BOX, name="scan.tiff")
+                info = await s.store.put(
+                    f.fileno(), owner="alice", job="job-2", kind=ObjectKind.BOX, name="scan.tiff"
+                )
             assert await read_bytes(s, ids[0]) == b""
             assert await read_bytes(s, ids[2]) == marker
             assert await read_bytes(s, info.id) == marker * 3
@@ -177,8 +205,10 @@ def test_owner_rules(tmp_path: Path) -> None:
             theirs = await put_bytes(s, b"bob's page", owner="bob")
             assert [o.id for o in await s.store.objects(ALICE)] == [mine]
             assert {o.id for o in await s.store.objects(ADMIN)} == {mine, theirs}
-            for attempt in (lambda: read_bytes(s, theirs, ALICE),
-                            lambda: s.store.delete(theirs, ALICE, CLI)):
+            for attempt in (
+                lambda: read_bytes(s, theirs, ALICE),
+                lambda: s.store.delete(theirs, ALICE, CLI),
+            ):
                 with pytest.raises(MfpsecError) as info:
                     await attempt()
                 # Another user's object is not even confirmed to exist.
@@ -199,7 +229,7 @@ def test_tampering_is_caught_before_any_plaintext(tmp_path: Path) -> None:
             sealed = path.read_bytes()
             damaged = bytearray(sealed)
             damaged[16 + 7 * (SEG + 16) + 100] ^= 1  # segment 7 of 10
-            for content, segment in ((bytes(damaged), 7), (sealed[:16 + 4 * (SEG + 16)], 3)):
+            for content, segment in ((bytes(damaged), 7), (sealed[: 16 + 4 * (SEG + 16)], 3)):
                 path.write_bytes(content)
                 out = tmp_path / "out"
                 with out.open("w+b") as f:
@@ -239,8 +269,9 @@ def test_delete_is_a_crypto_erase_and_overwrites_on_hdd(tmp_path: Path, medium: 
             os.link(path, witness)
             ciphertext = witness.read_bytes()
             with sqlite3.connect(tmp_path / "state.sqlite3") as conn:
-                (sealed_key,) = conn.execute("SELECT sealed_key FROM store_objects WHERE "
-                                             "id = ?", (object_id,)).fetchone()
+                (sealed_key,) = conn.execute(
+                    "SELECT sealed_key FROM store_objects WHERE id = ?", (object_id,)
+                ).fetchone()
             conn.close()
             await s.store.delete(object_id, ALICE, CLI)
             assert not path.exists()
@@ -278,10 +309,12 @@ def test_delete_is_a_crypto_erase_and_overwrites_on_hdd(tmp_path: Path, medium: 
 
 
 def test_where_an_overwrite_cannot_reach_the_blocks_status_says_crypto_erase_only(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """W-1 on a copy-on-write or data-journalled filesystem: an in-place overwrite would
     write new blocks and leave the old ones; the store does not pretend, it says that
     crypto-erase is the protection, and only unlinks."""
+
     async def scenario() -> None:
         async with stack(tmp_path, Medium.HDD, not_in_place="btrfs is copy-on-write") as s:
             status = await s.store.status()
@@ -294,7 +327,8 @@ def test_where_an_overwrite_cannot_reach_the_blocks_status_says_crypto_erase_onl
             assert witness.read_bytes() == ciphertext  # not overwritten: it would not help
             events = await s.events(EventType.STORE_DELETE)
             assert "btrfs is copy-on-write, so crypto-erase is the protection" in str(
-                events[-1]["method"])
+                events[-1]["method"]
+            )
 
     run(scenario)
 
@@ -308,8 +342,7 @@ def loop_ext4(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     mnt.mkdir()
     with image.open("wb") as f:
         f.truncate(64 << 20)
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0", str(image)],
-                   check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0", str(image)], check=True)
     subprocess.run(["mount", "-o", "loop", str(image), str(mnt)], check=True)
     try:
         yield mnt, image
@@ -319,7 +352,8 @@ def loop_ext4(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
 
 @pytest.mark.root
 def test_a_deleted_objects_name_and_key_are_nowhere_on_the_block_device(
-        loop_ext4: tuple[Path, Path]) -> None:
+    loop_ext4: tuple[Path, Path],
+) -> None:
     """An attacker holding the disk reads its raw blocks, free ones included: after a
     delete, neither the document's name nor its sealed key is there (not in the state
     database, not in the WAL's freed blocks)."""
@@ -330,8 +364,9 @@ def test_a_deleted_objects_name_and_key_are_nowhere_on_the_block_device(
         async with stack(mnt / "state") as s:
             object_id = await put_bytes(s, b"salary list " * 100, name=name)
             with sqlite3.connect(mnt / "state" / "state.sqlite3") as conn:
-                (sealed,) = conn.execute("SELECT sealed_key FROM store_objects WHERE id = ?",
-                                         (object_id,)).fetchone()
+                (sealed,) = conn.execute(
+                    "SELECT sealed_key FROM store_objects WHERE id = ?", (object_id,)
+                ).fetchone()
             conn.close()
             # While it lives, the name is listed, but only sealed on the disk.
             (listed,) = await s.store.objects(ALICE)
@@ -353,23 +388,29 @@ def test_a_deleted_objects_name_and_key_are_nowhere_on_the_block_device(
 def test_names_stored_in_the_clear_before_are_sealed_at_start(tmp_path: Path) -> None:
     """A row from before the names were sealed (plaintext job and name columns) gets
     them sealed under its object's key at the next start, its plaintext emptied."""
+
     async def first() -> str:
         async with stack(tmp_path) as s:
             return await put_bytes(s, b"old page", name="Old-contract.pdf")
 
     first_id = asyncio.run(first())
     with sqlite3.connect(tmp_path / "state.sqlite3") as conn:  # as the old schema left it
-        conn.execute("UPDATE store_objects SET job = 'job-old', name = 'Old-contract.pdf', "
-                     "meta_nonce = NULL, meta_sealed = NULL WHERE id = ?", (first_id,))
+        conn.execute(
+            "UPDATE store_objects SET job = 'job-old', name = 'Old-contract.pdf', "
+            "meta_nonce = NULL, meta_sealed = NULL WHERE id = ?",
+            (first_id,),
+        )
     conn.close()
 
     async def second() -> None:
         async with stack(tmp_path) as s:
             (listed,) = await s.store.objects(ALICE)
-            assert (listed.id, listed.job, listed.name) == (first_id, "job-old",
-                                                            "Old-contract.pdf")
-            rows = await s.state.run(lambda c: c.execute(
-                "SELECT job, name, meta_sealed IS NOT NULL FROM store_objects").fetchall())
+            assert (listed.id, listed.job, listed.name) == (first_id, "job-old", "Old-contract.pdf")
+            rows = await s.state.run(
+                lambda c: c.execute(
+                    "SELECT job, name, meta_sealed IS NOT NULL FROM store_objects"
+                ).fetchall()
+            )
             assert [tuple(r) for r in rows] == [("", "", 1)]
             # Without the key chain the objects are still listed, without their names.
             await s.chain.close()
@@ -380,8 +421,7 @@ def test_names_stored_in_the_clear_before_are_sealed_at_start(tmp_path: Path) ->
 
 
 def test_policies_boxes_secure_print_and_printed(tmp_path: Path) -> None:
-    settings = StoreSettings(box_retention_s=3600, secure_print_timeout_s=600,
-                             sweep_interval_s=60)
+    settings = StoreSettings(box_retention_s=3600, secure_print_timeout_s=600, sweep_interval_s=60)
 
     async def scenario() -> None:
         async with stack(tmp_path, settings=settings) as s:
@@ -419,7 +459,9 @@ def test_crash_leftovers_are_removed_at_start(tmp_path: Path) -> None:
             assert list((tmp_path / "store" / "tmp").iterdir()) == []
             events = await s.events(EventType.STORE_DELETE)
             assert {(e["object"], e["reason"]) for e in events} == {
-                ("20261122-orphan", "orphan"), (lost, "ciphertext missing")}
+                ("20261122-orphan", "orphan"),
+                (lost, "ciphertext missing"),
+            }
             assert await read_bytes(s, kept) == b"kept"
 
     run(scenario)
@@ -452,8 +494,7 @@ def test_nothing_is_stored_without_the_key_chain(tmp_path: Path) -> None:
             os.close(w)
             try:
                 with pytest.raises(MfpsecError) as info:
-                    await s.store.put(r, owner="alice", job="j", kind=ObjectKind.SPOOL,
-                                      name="n")
+                    await s.store.put(r, owner="alice", job="j", kind=ObjectKind.SPOOL, name="n")
             finally:
                 os.close(r)
             assert info.value.code is ErrorCode.KEYS_UNAVAILABLE
@@ -468,6 +509,7 @@ def test_a_full_disk_stores_nothing_and_leaves_nothing(tmp_path: Path) -> None:
     mnt.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], check=True)
     try:
+
         async def scenario() -> None:
             async with stack(tmp_path, directory=mnt) as s:
                 with pytest.raises(MfpsecError) as info:
@@ -499,11 +541,15 @@ def test_job_completion_is_audited_when_output_printed_or_deleted(tmp_path: Path
             expired = await put_bytes(s, b"never collected", kind=ObjectKind.SECURE_PRINT)
             await s.clock.advance(601)
             assert await s.store.sweep() == 1
-            done = {e["object"]: (e["how"], e["outcome"], e.get("bytes"), e["job"])
-                    for e in await s.events(EventType.JOB_COMPLETE)}
-            assert done == {output: ("output", "success", 14, "job-1"),
-                            printed: ("printed", "success", None, "job-1"),
-                            deleted: ("deleted", "success", None, "job-1")}
+            done = {
+                e["object"]: (e["how"], e["outcome"], e.get("bytes"), e["job"])
+                for e in await s.events(EventType.JOB_COMPLETE)
+            }
+            assert done == {
+                output: ("output", "success", 14, "job-1"),
+                printed: ("printed", "success", None, "job-1"),
+                deleted: ("deleted", "success", None, "job-1"),
+            }
             assert expired not in done
 
     run(scenario)

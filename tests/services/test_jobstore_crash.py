@@ -58,9 +58,12 @@ def test_twenty_kills_during_puts_and_deletes(tmp_path: Path) -> None:
     for kill in range(KILLS):
         out = tmp_path / f"driver-{kill}.log"
         with out.open("wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "tests.support.store_crash",
-                                     str(tmp_path), str(kill)], cwd=ROOT, stdout=log,
-                                    stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.support.store_crash", str(tmp_path), str(kill)],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 30
         while b"ready\n" not in out.read_bytes():
             assert proc.poll() is None and time.monotonic() < deadline, out.read_text()
@@ -71,8 +74,10 @@ def test_twenty_kills_during_puts_and_deletes(tmp_path: Path) -> None:
         proc.wait(10)
         asyncio.run(_check(tmp_path))
     ops = _ops(tmp_path)
-    counts = {kind: sum(op[0] == kind for op in ops)
-              for kind in ("put-start", "put-done", "del-start", "del-done")}
+    counts = {
+        kind: sum(op[0] == kind for op in ops)
+        for kind in ("put-start", "put-done", "del-start", "del-done")
+    }
     print("operations over the 20 runs:", counts)  # shown with -s; for the issue note
     assert counts["put-done"] >= KILLS
     assert counts["del-done"] >= 5

@@ -59,18 +59,30 @@ class Stack:
         await self.state.close()
 
 
-async def open_stack(state_dir: Path, tpm: SwtpmHandle, *, rotate_batch: int = 64,
-                     backup_cost: PassphraseCost | None = None,
-                     firmware_pcr: int | None = None,
-                     backend: Tpm2Backend | None = None) -> Stack:
+async def open_stack(
+    state_dir: Path,
+    tpm: SwtpmHandle,
+    *,
+    rotate_batch: int = 64,
+    backup_cost: PassphraseCost | None = None,
+    firmware_pcr: int | None = None,
+    backend: Tpm2Backend | None = None,
+) -> Stack:
     clock = FakeClock()
     health = HealthRegistry(clock)
     state = SqliteState(state_dir / "state.sqlite3")
     await state.open()
     backend = backend or tpm.backend()
-    chain = KeyChain(state, backend, NativeKeyCrypto(), clock, health,
-                     rotate_batch=rotate_batch, backup_cost=backup_cost or BACKUP_COST,
-                     firmware_pcr=firmware_pcr)
+    chain = KeyChain(
+        state,
+        backend,
+        NativeKeyCrypto(),
+        clock,
+        health,
+        rotate_batch=rotate_batch,
+        backup_cost=backup_cost or BACKUP_COST,
+        firmware_pcr=firmware_pcr,
+    )
     secrets = SecretStore(state, chain, clock)
     await backend.open()
     await chain.start()
@@ -99,6 +111,7 @@ def expect(code: ErrorCode) -> Any:
 
 def test_chain_is_created_and_a_restart_recovers_every_secret(tmp_path: Path) -> None:
     with swtpm(tmp_path / "tpm") as tpm:
+
         async def first() -> None:
             s = await open_stack(tmp_path, tpm)
             assert s.chain.state is ChainState.READY
@@ -141,6 +154,7 @@ def test_state_copied_to_a_board_with_another_tpm_unwraps_nothing(tmp_path: Path
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
     with swtpm(a / "tpm") as tpm_a:
+
         async def provision() -> None:
             s = await open_stack(a, tpm_a)
             await put_all(s)
@@ -150,6 +164,7 @@ def test_state_copied_to_a_board_with_another_tpm_unwraps_nothing(tmp_path: Path
     b.mkdir()
     shutil.copy(a / "state.sqlite3", b / "state.sqlite3")
     with swtpm(b / "tpm") as tpm_b:  # a fresh TPM: another owner seed, another SRK
+
         async def steal() -> None:
             s = await open_stack(b, tpm_b)
             assert s.chain.state is ChainState.LOCKED
@@ -176,27 +191,45 @@ def _flip(db: Path, table: str, column: str, where: str, offset: int) -> None:
 def _swap(db: Path) -> None:
     """Move smtp-credential's sealed value under admin-password's name."""
     with sqlite3.connect(db) as conn:
-        nonce, sealed = conn.execute("SELECT nonce, sealed FROM secrets "
-                                     "WHERE name = 'smtp-credential'").fetchone()
-        conn.execute("UPDATE secrets SET nonce = ?, sealed = ? WHERE name = 'admin-password'",
-                     (nonce, sealed))
+        nonce, sealed = conn.execute(
+            "SELECT nonce, sealed FROM secrets WHERE name = 'smtp-credential'"
+        ).fetchone()
+        conn.execute(
+            "UPDATE secrets SET nonce = ?, sealed = ? WHERE name = 'admin-password'",
+            (nonce, sealed),
+        )
 
 
-@pytest.mark.parametrize(("tamper", "code", "where"), [
-    # The TPM-wrapped RSA key: the TPM's integrity check refuses it.
-    (lambda db: _flip(db, "key_bindings", "private", "1", 60),
-     ErrorCode.KEYS_UNAVAILABLE, "start"),
-    # The RSA-OAEP-wrapped master key.
-    (lambda db: _flip(db, "master_keys", "wrapped", "generation = 1", 0),
-     ErrorCode.KEY_INTEGRITY, "start"),
-    # One sealed secret; and one moved under another name.
-    (lambda db: _flip(db, "secrets", "sealed", "name = 'admin-password'", 5),
-     ErrorCode.KEY_INTEGRITY, "get"),
-    (_swap, ErrorCode.KEY_INTEGRITY, "get"),
-], ids=["wrapping-key-blob", "wrapped-master-key", "sealed-secret", "swapped-secret"])
+@pytest.mark.parametrize(
+    ("tamper", "code", "where"),
+    [
+        # The TPM-wrapped RSA key: the TPM's integrity check refuses it.
+        (
+            lambda db: _flip(db, "key_bindings", "private", "1", 60),
+            ErrorCode.KEYS_UNAVAILABLE,
+            "start",
+        ),
+        # The RSA-OAEP-wrapped master key.
+        (
+            lambda db: _flip(db, "master_keys", "wrapped", "generation = 1", 0),
+            ErrorCode.KEY_INTEGRITY,
+            "start",
+        ),
+        # One sealed secret; and one moved under another name.
+        (
+            lambda db: _flip(db, "secrets", "sealed", "name = 'admin-password'", 5),
+            ErrorCode.KEY_INTEGRITY,
+            "get",
+        ),
+        (_swap, ErrorCode.KEY_INTEGRITY, "get"),
+    ],
+    ids=["wrapping-key-blob", "wrapped-master-key", "sealed-secret", "swapped-secret"],
+)
 def test_modified_blobs_are_refused_with_a_typed_error(
-        tmp_path: Path, tamper: Callable[[Path], None], code: ErrorCode, where: str) -> None:
+    tmp_path: Path, tamper: Callable[[Path], None], code: ErrorCode, where: str
+) -> None:
     with swtpm(tmp_path / "tpm") as tpm:
+
         async def provision() -> None:
             s = await open_stack(tmp_path, tpm)
             await put_all(s)
@@ -221,6 +254,7 @@ def test_modified_blobs_are_refused_with_a_typed_error(
 
 def test_rotation_reseals_everything_under_a_new_master_key(tmp_path: Path) -> None:
     with swtpm(tmp_path / "tpm") as tpm:
+
         async def rotate() -> None:
             s = await open_stack(tmp_path, tpm, rotate_batch=3)
             await put_all(s)
@@ -231,8 +265,9 @@ def test_rotation_reseals_everything_under_a_new_master_key(tmp_path: Path) -> N
             await assert_all_readable(s)
             await s.close()
             with sqlite3.connect(tmp_path / "state.sqlite3") as conn:
-                assert conn.execute("SELECT generation, status FROM master_keys").fetchall() \
-                    == [(2, "active")]
+                assert conn.execute("SELECT generation, status FROM master_keys").fetchall() == [
+                    (2, "active")
+                ]
 
         async def restart() -> None:
             s = await open_stack(tmp_path, tpm)
@@ -251,6 +286,7 @@ def test_backup_wipe_tpm_restore_on_a_fresh_tpm(tmp_path: Path) -> None:
     state.mkdir()
     backup: list[Path] = []
     with swtpm(state / "tpm") as tpm:
+
         async def make_backup() -> None:
             s = await open_stack(state, tpm)
             await put_all(s)
@@ -276,6 +312,7 @@ def test_backup_wipe_tpm_restore_on_a_fresh_tpm(tmp_path: Path) -> None:
     other = tmp_path / "other"
     other.mkdir()
     with swtpm(other / "tpm") as tpm_other:
+
         async def other_backup() -> None:
             s = await open_stack(other, tpm_other, backup_cost=FAST)
             backup.append((await s.chain.backup(SecretBytes(bytearray(PASSPHRASE)), usb)).path)
@@ -292,6 +329,7 @@ def test_backup_wipe_tpm_restore_on_a_fresh_tpm(tmp_path: Path) -> None:
     junk.write_bytes(b"PK\x03\x04 not a backup at all")
 
     with swtpm(state / "tpm") as fresh:
+
         async def restore() -> None:
             s = await open_stack(state, fresh)
             assert s.chain.state is ChainState.LOCKED
@@ -320,8 +358,7 @@ def test_backup_wipe_tpm_restore_on_a_fresh_tpm(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("planted", [False, True])
-def test_a_restore_links_only_the_identity_the_keys_attested(tmp_path: Path,
-                                                             planted: bool) -> None:
+def test_a_restore_links_only_the_identity_the_keys_attested(tmp_path: Path, planted: bool) -> None:
     """After a TPM replacement the new identity key vouches for the old one in the
     identity history. Someone holding the disk who put their own public key in the
     identity row must not be vouched for: the restore links only the identity whose
@@ -331,28 +368,37 @@ def test_a_restore_links_only_the_identity_the_keys_attested(tmp_path: Path,
     state.mkdir()
     old: list[str] = []
     with swtpm(state / "tpm") as tpm:
+
         async def make_backup() -> None:
             s = await open_stack(state, tpm, backup_cost=FAST)
             old.append(identity_history.fingerprint(s.chain.identity_public_der))
             await s.chain.backup(SecretBytes(bytearray(PASSPHRASE)), usb)
             if planted:  # a key of the attacker's, as a TPM public area the backend reads
                 attacker = ec.generate_private_key(ec.SECP256R1()).public_key()
-                pem = attacker.public_bytes(serialization.Encoding.PEM,
-                                            serialization.PublicFormat.SubjectPublicKeyInfo)
+                pem = attacker.public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
                 public = TPM2B_PUBLIC.from_pem(pem).marshal()
                 with sqlite3.connect(state / "state.sqlite3") as conn:
-                    conn.execute("UPDATE tpm_keys SET public = ? WHERE role = 'identity'",
-                                 (public,))
+                    conn.execute(
+                        "UPDATE tpm_keys SET public = ? WHERE role = 'identity'", (public,)
+                    )
                 conn.close()
-                old.append(identity_history.fingerprint(attacker.public_bytes(
-                    serialization.Encoding.DER,
-                    serialization.PublicFormat.SubjectPublicKeyInfo)))
+                old.append(
+                    identity_history.fingerprint(
+                        attacker.public_bytes(
+                            serialization.Encoding.DER,
+                            serialization.PublicFormat.SubjectPublicKeyInfo,
+                        )
+                    )
+                )
             await s.close()
 
         run(make_backup)
     shutil.rmtree(state / "tpm")
     (backup,) = usb.glob("*.mfpkb")
     with swtpm(state / "tpm") as fresh:
+
         async def restore() -> None:
             s = await open_stack(state, fresh, backup_cost=FAST)
             await s.chain.restore(SecretBytes(bytearray(PASSPHRASE)), backup)
@@ -368,16 +414,22 @@ def test_a_restore_links_only_the_identity_the_keys_attested(tmp_path: Path,
 
 def test_backup_file_format_is_checked_before_any_crypto() -> None:
     header = keybackup.BackupHeader(
-        created_at="2026-11-22T00:00:00.000Z", device_fingerprint="ab" * 32, key_backend="tpm",
-        key_public="AAAA", kdf=keybackup.KdfParams("argon2id", 65536, 3, 1, "c2FsdA=="))
+        created_at="2026-11-22T00:00:00.000Z",
+        device_fingerprint="ab" * 32,
+        key_backend="tpm",
+        key_public="AAAA",
+        kdf=keybackup.KdfParams("argon2id", 65536, 3, 1, "c2FsdA=="),
+    )
     aad = keybackup.prefix(header)
     data = keybackup.assemble(aad, b"\1" * 12, b"\2" * 40)
     parsed = keybackup.parse(data)
     assert parsed.header == header and parsed.aad == aad and parsed.sealed == b"\2" * 40
     assert keybackup.parse(data).header.salt == b"salt"
     for bad, reason in [
-        (data[:-1], "checksum"), (b"MFPSKEYB\0\2" + data[10:], "version 2"),
-        (data[:30], "truncated"), (b"x" * 70000, "larger"),
+        (data[:-1], "checksum"),
+        (b"MFPSKEYB\0\2" + data[10:], "version 2"),
+        (data[:30], "truncated"),
+        (b"x" * 70000, "larger"),
     ]:
         with pytest.raises(MfpsecError, match=reason):
             keybackup.parse(bad)

@@ -40,11 +40,13 @@ FIRMWARE_2 = hashlib.sha256(b"manifest 2.0").digest()
 ZERO = bytes(32)
 
 
-def power_on(state: Path, measured: bytes | None, scenario: Callable[[Stack], Awaitable[None]],
-             **stack: Any) -> None:
+def power_on(
+    state: Path, measured: bytes | None, scenario: Callable[[Stack], Awaitable[None]], **stack: Any
+) -> None:
     """One power cycle: the boot verification measures `measured` into PCR 14 (None: it
     did not run), then the chain starts, bound to PCR 14, and `scenario` runs."""
     with swtpm(state / "tpm") as tpm:
+
         async def boot() -> None:
             if measured is not None:
                 verifier = tpm.backend()
@@ -83,9 +85,15 @@ def test_keys_open_only_on_the_firmware_they_are_bound_to(tmp_path: Path) -> Non
 
     power_on(tmp_path, FIRMWARE_1, provision)
     power_on(tmp_path, None, lambda s: _locked(s, unmeasured))
-    power_on(tmp_path, FIRMWARE_2, lambda s: _locked(
-        s, f"this boot measured {bound_to(FIRMWARE_2)}, the keys are bound to "
-           f"{bound_to(FIRMWARE_1)}"))
+    power_on(
+        tmp_path,
+        FIRMWARE_2,
+        lambda s: _locked(
+            s,
+            f"this boot measured {bound_to(FIRMWARE_2)}, the keys are bound to "
+            f"{bound_to(FIRMWARE_1)}",
+        ),
+    )
     power_on(tmp_path, FIRMWARE_1, assert_all_readable)
 
 
@@ -115,13 +123,14 @@ def test_an_update_binds_the_next_firmware_and_keeps_the_fallback(tmp_path: Path
 
     power_on(tmp_path, FIRMWARE_2, again)
     assert [v for v, _ in _bindings(tmp_path)] == sorted(
-        [extended(ZERO, FIRMWARE_2), extended(ZERO, firmware_3)])
+        [extended(ZERO, FIRMWARE_2), extended(ZERO, firmware_3)]
+    )
     power_on(tmp_path, firmware_3, assert_all_readable)
 
 
-def test_a_chain_from_before_binding_is_bound_at_its_first_measured_start(
-        tmp_path: Path) -> None:
+def test_a_chain_from_before_binding_is_bound_at_its_first_measured_start(tmp_path: Path) -> None:
     with swtpm(tmp_path / "tpm") as tpm:
+
         async def provision() -> None:
             s = await open_stack(tmp_path, tpm, backend=LegacyTpm(tpm.tcti, "swtpm"))
             await put_all(s)
@@ -131,8 +140,9 @@ def test_a_chain_from_before_binding_is_bound_at_its_first_measured_start(
     db = tmp_path / "state.sqlite3"
     with sqlite3.connect(db) as conn:  # the rows as schema 13 laid them out
         public, private = conn.execute("SELECT public, private FROM key_bindings").fetchone()
-        conn.execute("UPDATE tpm_keys SET public = ?, private = ? WHERE role = 'wrapping'",
-                     (public, private))
+        conn.execute(
+            "UPDATE tpm_keys SET public = ?, private = ? WHERE role = 'wrapping'", (public, private)
+        )
         conn.execute("DELETE FROM key_bindings")
 
     async def unbound(s: Stack) -> None:
@@ -147,10 +157,10 @@ def test_a_chain_from_before_binding_is_bound_at_its_first_measured_start(
     power_on(tmp_path, None, unbound)
     power_on(tmp_path, FIRMWARE_1, bound)
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT private FROM tpm_keys WHERE role = 'wrapping'"
-                            ).fetchone() == (b"",)
-    assert [p for _, p in _bindings(tmp_path)] == [
-        "bound at start (key from before PCR binding)"]
+        assert conn.execute("SELECT private FROM tpm_keys WHERE role = 'wrapping'").fetchone() == (
+            b"",
+        )
+    assert [p for _, p in _bindings(tmp_path)] == ["bound at start (key from before PCR binding)"]
     on_disk = b"".join(p.read_bytes() for p in tmp_path.glob("state.sqlite3*"))
     assert private not in on_disk  # the blob its empty auth value opened is gone
     power_on(tmp_path, FIRMWARE_2, lambda s: _locked(s, "this boot measured"))
@@ -173,8 +183,7 @@ def test_a_forged_binding_row_opens_nothing(tmp_path: Path) -> None:
     power_on(tmp_path, FIRMWARE_2, forged)
 
 
-def test_a_backup_restores_onto_a_new_tpm_bound_to_the_running_firmware(
-        tmp_path: Path) -> None:
+def test_a_backup_restores_onto_a_new_tpm_bound_to_the_running_firmware(tmp_path: Path) -> None:
     """The backup holds the key, not its binding: made before an update, it restores
     after it, bound to what this boot measured; never onto an unmeasured boot."""
     usb = tmp_path / "usb"

@@ -74,25 +74,50 @@ def test_lockout_burst_sends_a_bounded_number_of_mails(tmp_path: Path) -> None:
         ok = (auth_data.login, auth_data.password) == (b"mfp-01", b"Smtp-pass-2026")
         return AuthResult(success=ok)
 
-    smtp = Controller(sink, hostname="127.0.0.1", port=port, tls_context=tls,
-                      require_starttls=True, server_hostname="localhost",
-                      authenticator=authenticator, auth_required=True,
-                      auth_require_tls=True)
+    smtp = Controller(
+        sink,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=tls,
+        require_starttls=True,
+        server_hostname="localhost",
+        authenticator=authenticator,
+        auth_required=True,
+        auth_require_tls=True,
+    )
     smtp.start()
     try:
+
         async def scenario() -> None:
             clock, health, auditor = await _auditor(tmp_path)
             state = await _state(tmp_path)
             notifier = Notifier(
-                [Rule("account locked", frozenset({EventType.AUTH_LOCKOUT}),
-                      min_interval_s=300),
-                 Rule("password attack", frozenset({EventType.AUTH_LOGIN}),
-                      failures_only=True, threshold=3, window_s=60, min_interval_s=300)],
-                MailSettings("localhost", port, "mfp@example.net", ("admin@example.net",),
-                             ca_file=str(pki.ca), username="mfp-01",
-                             password_secret="smtp-password"),
-                clock, health, device="mfp-01", outbox=AlertOutbox(state),
-                secrets=_smtp_secret)
+                [
+                    Rule("account locked", frozenset({EventType.AUTH_LOCKOUT}), min_interval_s=300),
+                    Rule(
+                        "password attack",
+                        frozenset({EventType.AUTH_LOGIN}),
+                        failures_only=True,
+                        threshold=3,
+                        window_s=60,
+                        min_interval_s=300,
+                    ),
+                ],
+                MailSettings(
+                    "localhost",
+                    port,
+                    "mfp@example.net",
+                    ("admin@example.net",),
+                    ca_file=str(pki.ca),
+                    username="mfp-01",
+                    password_secret="smtp-password",
+                ),
+                clock,
+                health,
+                device="mfp-01",
+                outbox=AlertOutbox(state),
+                secrets=_smtp_secret,
+            )
             auditor.add_listener(notifier.offer)
             task = asyncio.create_task(notifier.run())
 
@@ -114,8 +139,12 @@ def test_lockout_burst_sends_a_bounded_number_of_mails(tmp_path: Path) -> None:
             assert "password attack: auth.login failure" in sink.messages[0]
             assert "203.0.113.9" in sink.messages[0]
 
-            await asyncio.gather(*(auditor.record(EventType.AUTH_LOCKOUT, Outcome.SUCCESS,
-                                                  ATTACKER, "admin") for _ in range(1000)))
+            await asyncio.gather(
+                *(
+                    auditor.record(EventType.AUTH_LOCKOUT, Outcome.SUCCESS, ATTACKER, "admin")
+                    for _ in range(1000)
+                )
+            )
             await until(2)
             for _ in range(500):  # the whole burst matched before (fake) time moves on
                 if notifier.backlog == 0:
@@ -142,17 +171,32 @@ ENGINE = "80001f8880c0ffee0000000001"
 KEYS = {"snmp-auth": b"auth-pass-phrase-1", "snmp-priv": b"priv-pass-phrase-1"}
 
 
-@pytest.mark.skipif(shutil.which("snmptrapd") is None,
-                    reason="snmptrapd is not installed (make setup installs it)")
+@pytest.mark.skipif(
+    shutil.which("snmptrapd") is None, reason="snmptrapd is not installed (make setup installs it)"
+)
 def test_lockout_trap_snmpv3_authpriv_reaches_snmptrapd(tmp_path: Path) -> None:
     port = free_udp_port()
     conf = tmp_path / "snmptrapd.conf"
-    conf.write_text(f'createUser -e 0x{ENGINE} mfpsec SHA "{KEYS["snmp-auth"].decode()}" '
-                    f'AES "{KEYS["snmp-priv"].decode()}"\nauthUser log mfpsec priv\n')
+    conf.write_text(
+        f'createUser -e 0x{ENGINE} mfpsec SHA "{KEYS["snmp-auth"].decode()}" '
+        f'AES "{KEYS["snmp-priv"].decode()}"\nauthUser log mfpsec priv\n'
+    )
     log_file = tmp_path / "traps.log"
-    trapd = subprocess.Popen(["snmptrapd", "-f", "-C", "-c", str(conf), "-Lf", str(log_file),
-                              "-On", f"udp:127.0.0.1:{port}"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    trapd = subprocess.Popen(
+        [
+            "snmptrapd",
+            "-f",
+            "-C",
+            "-c",
+            str(conf),
+            "-Lf",
+            str(log_file),
+            "-On",
+            f"udp:127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 10
         while "NET-SNMP version" not in (log_file.read_text() if log_file.exists() else ""):
@@ -166,15 +210,25 @@ def test_lockout_trap_snmpv3_authpriv_reaches_snmptrapd(tmp_path: Path) -> None:
             clock, health, auditor = await _auditor(tmp_path)
             state = await _state(tmp_path)
             notifier = Notifier(
-                [Rule("account locked", frozenset({EventType.AUTH_LOCKOUT}),
-                      min_interval_s=300)], None, clock, health, device="mfp-01",
+                [Rule("account locked", frozenset({EventType.AUTH_LOCKOUT}), min_interval_s=300)],
+                None,
+                clock,
+                health,
+                device="mfp-01",
                 outbox=AlertOutbox(state),
-                snmp=SnmpSettings("127.0.0.1", port, "v3", "mfpsec", ENGINE, "snmp-auth",
-                                  "snmp-priv"), secrets=secrets)
+                snmp=SnmpSettings(
+                    "127.0.0.1", port, "v3", "mfpsec", ENGINE, "snmp-auth", "snmp-priv"
+                ),
+                secrets=secrets,
+            )
             auditor.add_listener(notifier.offer)
             task = asyncio.create_task(notifier.run())
-            await asyncio.gather(*(auditor.record(EventType.AUTH_LOCKOUT, Outcome.SUCCESS,
-                                                  ATTACKER, "admin") for _ in range(1000)))
+            await asyncio.gather(
+                *(
+                    auditor.record(EventType.AUTH_LOCKOUT, Outcome.SUCCESS, ATTACKER, "admin")
+                    for _ in range(1000)
+                )
+            )
             for _ in range(500):  # the burst is matched before (fake) time moves on
                 if notifier.traps >= 1 and notifier.backlog == 0:
                     break
@@ -213,20 +267,43 @@ def free_udp_port() -> int:
 def test_a_failed_sanitization_is_mailed_a_refused_start_is_not(tmp_path: Path) -> None:
     """The default rule: a purge the read-back failed, or a device that stopped answering
     (DeviceStuck), reaches the administrator; a refused start does not."""
+
     async def scenario(sink: MailSink) -> None:
         clock, health, auditor = await _auditor(tmp_path)
         state = await _state(tmp_path)
-        notifier = Notifier(DEFAULT_RULES, MailSettings(
-            "localhost", sink.port, "mfp@example.net", ("admin@example.net",),
-            ca_file=str(sink.ca)), clock, health, device="mfp-01", outbox=AlertOutbox(state))
+        notifier = Notifier(
+            DEFAULT_RULES,
+            MailSettings(
+                "localhost",
+                sink.port,
+                "mfp@example.net",
+                ("admin@example.net",),
+                ca_file=str(sink.ca),
+            ),
+            clock,
+            health,
+            device="mfp-01",
+            outbox=AlertOutbox(state),
+        )
         auditor.add_listener(notifier.offer)
         task = asyncio.create_task(notifier.run())
         engineer = Subject(origin="cli", user="ce1", role="service")
-        await auditor.record(EventType.SANITIZE, Outcome.FAILURE, engineer, "nvme0",
-                             phase="start", error="io.mfpsecd.Wipe.TargetRefused")
-        await auditor.record(EventType.SANITIZE, Outcome.FAILURE, engineer,
-                             "nvme0-20260101T000000-ab12", phase="result",
-                             error="io.mfpsecd.Wipe.DeviceStuck target=nvme0 seconds=3601")
+        await auditor.record(
+            EventType.SANITIZE,
+            Outcome.FAILURE,
+            engineer,
+            "nvme0",
+            phase="start",
+            error="io.mfpsecd.Wipe.TargetRefused",
+        )
+        await auditor.record(
+            EventType.SANITIZE,
+            Outcome.FAILURE,
+            engineer,
+            "nvme0-20260101T000000-ab12",
+            phase="result",
+            error="io.mfpsecd.Wipe.DeviceStuck target=nvme0 seconds=3601",
+        )
         for _ in range(500):
             if sink.messages:
                 break
@@ -243,8 +320,7 @@ def test_a_failed_sanitization_is_mailed_a_refused_start_is_not(tmp_path: Path) 
         asyncio.run(scenario(sink))
 
 
-def test_an_alert_outlives_a_mail_outage_and_a_restart_and_goes_out_once(
-        tmp_path: Path) -> None:
+def test_an_alert_outlives_a_mail_outage_and_a_restart_and_goes_out_once(tmp_path: Path) -> None:
     """The mail server is down when the lockout happens: the alert waits in the outbox,
     is retried, survives a restart of the notifier, and is mailed exactly once."""
     port = free_port()
@@ -252,9 +328,16 @@ def test_an_alert_outlives_a_mail_outage_and_a_restart_and_goes_out_once(
     ca = make_pki(tmp_path / "sink" / "pki").ca
 
     def notifier_on(state: SqliteState, clock: FakeClock, health: HealthRegistry) -> Notifier:
-        return Notifier(DEFAULT_RULES, MailSettings(
-            "localhost", port, "mfp@example.net", ("admin@example.net",), ca_file=str(ca)),
-            clock, health, device="mfp-01", outbox=AlertOutbox(state))
+        return Notifier(
+            DEFAULT_RULES,
+            MailSettings(
+                "localhost", port, "mfp@example.net", ("admin@example.net",), ca_file=str(ca)
+            ),
+            clock,
+            health,
+            device="mfp-01",
+            outbox=AlertOutbox(state),
+        )
 
     async def until(cond: Callable[[], Awaitable[bool]]) -> None:
         for _ in range(1000):
@@ -278,8 +361,7 @@ def test_an_alert_outlives_a_mail_outage_and_a_restart_and_goes_out_once(
 
         await until(lambda: tried(1))
         waiting = await outbox.pending()
-        assert [(a.rule, a.channels) for a in waiting] == [("account locked",
-                                                             frozenset({"mail"}))]
+        assert [(a.rule, a.channels) for a in waiting] == [("account locked", frozenset({"mail"}))]
         assert waiting[0].last_error == "mail: SMTPConnectError"
         component = health.get("notify")
         assert component is not None and component.state is HealthState.FAILED
@@ -316,26 +398,38 @@ def test_an_alert_outlives_a_mail_outage_and_a_restart_and_goes_out_once(
 
 def test_the_default_rules_alert_every_administrator_recovery(tmp_path: Path) -> None:
     """Each request and each completion is an alert (no rate limit holds the second)."""
+
     async def scenario() -> None:
         clock, health, auditor = await _auditor(tmp_path)
         state = await _state(tmp_path)
-        notifier = Notifier(DEFAULT_RULES, MailSettings(
-            "localhost", 25, "mfp@example.net", ("admin@example.net",)), clock, health,
-            device="mfp-01", outbox=AlertOutbox(state))
+        notifier = Notifier(
+            DEFAULT_RULES,
+            MailSettings("localhost", 25, "mfp@example.net", ("admin@example.net",)),
+            clock,
+            health,
+            device="mfp-01",
+            outbox=AlertOutbox(state),
+        )
         written: list[Record] = []
         auditor.add_listener(written.extend)
         root = Subject(origin="system", uid=0)
         for action in ("recovery requested", "administrator recovered"):
-            await auditor.record(EventType.ROLE_CHANGE, Outcome.SUCCESS, root, "alice",
-                                 action=action, phase="recovery")
-        await auditor.record(EventType.ROLE_CHANGE, Outcome.SUCCESS, root, "bob",
-                             action="add user")
+            await auditor.record(
+                EventType.ROLE_CHANGE,
+                Outcome.SUCCESS,
+                root,
+                "alice",
+                action=action,
+                phase="recovery",
+            )
+        await auditor.record(EventType.ROLE_CHANGE, Outcome.SUCCESS, root, "bob", action="add user")
         assert await notifier.queue(written) == 3
         kept = await AlertOutbox(state).pending()
         assert [(a.rule, a.record.details["action"]) for a in kept] == [
             ("administrator recovery", "recovery requested"),
             ("administrator recovery", "administrator recovered"),
-            ("role changed", "add user")]  # its own rule, not a recovery
+            ("role changed", "add user"),
+        ]  # its own rule, not a recovery
         await auditor.stop()
         await state.close()
 

@@ -28,42 +28,96 @@ async def _open(tmp: Path) -> tuple[Auditor, SqliteState, Notifier, list[Record]
     auditor = Auditor(AuditFile(tmp / "audit"), clock, health, state)
     written: list[Record] = []
     auditor.add_listener(written.extend)
-    notifier = Notifier(DEFAULT_RULES, MailSettings(
-        "localhost", 25, "mfp@example.net", ("admin@example.net",)), clock, health,
-        device="mfp-01", outbox=AlertOutbox(state))
+    notifier = Notifier(
+        DEFAULT_RULES,
+        MailSettings("localhost", 25, "mfp@example.net", ("admin@example.net",)),
+        clock,
+        health,
+        device="mfp-01",
+        outbox=AlertOutbox(state),
+    )
     await auditor.start()
     return auditor, state, notifier, written
 
 
 async def _alerts(state: SqliteState) -> list[tuple[str, str, str]]:
-    return [(a.rule, a.record.type.value, a.record.object)
-            for a in await AlertOutbox(state).pending()]
+    return [
+        (a.rule, a.record.type.value, a.record.object) for a in await AlertOutbox(state).pending()
+    ]
 
 
 def test_settings_changes_stored_data_and_the_siem_raise_alerts(tmp_path: Path) -> None:
     async def scenario() -> None:
         auditor, state, notifier, written = await _open(tmp_path)
         # Each of these is an alert ...
-        await auditor.record(EventType.STORE_INTEGRITY, Outcome.FAILURE, DAEMON, "job-1",
-                             reason="authentication tag mismatch")
-        await auditor.record(EventType.ROLE_CHANGE, Outcome.SUCCESS, ADMIN, "bob",
-                             action="add user", role="administrator")
-        await auditor.record(EventType.NETFILTER_CHANGE, Outcome.SUCCESS, ADMIN, "ip filter",
-                             change="allow 198.51.100.0/24")
-        await auditor.record(EventType.NETFILTER_CHANGE, Outcome.FAILURE, DAEMON, "ip filter",
-                             step="drift", phase="drift", reason="a rule was deleted")
-        await auditor.record(EventType.SESSION_FAILURE, Outcome.FAILURE, DAEMON, "siem:soc",
-                             peer="192.0.2.10:6514", reason="TLS handshake: unknown ca")
+        await auditor.record(
+            EventType.STORE_INTEGRITY,
+            Outcome.FAILURE,
+            DAEMON,
+            "job-1",
+            reason="authentication tag mismatch",
+        )
+        await auditor.record(
+            EventType.ROLE_CHANGE,
+            Outcome.SUCCESS,
+            ADMIN,
+            "bob",
+            action="add user",
+            role="administrator",
+        )
+        await auditor.record(
+            EventType.NETFILTER_CHANGE,
+            Outcome.SUCCESS,
+            ADMIN,
+            "ip filter",
+            change="allow 198.51.100.0/24",
+        )
+        await auditor.record(
+            EventType.NETFILTER_CHANGE,
+            Outcome.FAILURE,
+            DAEMON,
+            "ip filter",
+            step="drift",
+            phase="drift",
+            reason="a rule was deleted",
+        )
+        await auditor.record(
+            EventType.SESSION_FAILURE,
+            Outcome.FAILURE,
+            DAEMON,
+            "siem:soc",
+            peer="192.0.2.10:6514",
+            reason="TLS handshake: unknown ca",
+        )
         # ... and these are not: the daemon's own routine filter work, a mail channel
         # failing (a mail about it could not be sent either), a recovery (its own rule).
-        await auditor.record(EventType.NETFILTER_CHANGE, Outcome.SUCCESS, DAEMON, "ip filter",
-                             step="start")
-        await auditor.record(EventType.NETFILTER_CHANGE, Outcome.SUCCESS, DAEMON, "ip filter",
-                             step="ban", change="ban 203.0.113.9/32")
-        await auditor.record(EventType.SESSION_FAILURE, Outcome.FAILURE, DAEMON, "mail",
-                             peer="localhost:25", reason="connection refused")
-        await auditor.record(EventType.ROLE_CHANGE, Outcome.SUCCESS, Subject(origin="system"),
-                             "carol", action="recovery requested", phase="recovery")
+        await auditor.record(
+            EventType.NETFILTER_CHANGE, Outcome.SUCCESS, DAEMON, "ip filter", step="start"
+        )
+        await auditor.record(
+            EventType.NETFILTER_CHANGE,
+            Outcome.SUCCESS,
+            DAEMON,
+            "ip filter",
+            step="ban",
+            change="ban 203.0.113.9/32",
+        )
+        await auditor.record(
+            EventType.SESSION_FAILURE,
+            Outcome.FAILURE,
+            DAEMON,
+            "mail",
+            peer="localhost:25",
+            reason="connection refused",
+        )
+        await auditor.record(
+            EventType.ROLE_CHANGE,
+            Outcome.SUCCESS,
+            Subject(origin="system"),
+            "carol",
+            action="recovery requested",
+            phase="recovery",
+        )
         await notifier.queue(written)
         assert await _alerts(state) == [
             ("stored data tampered", "store.integrity", "job-1"),
@@ -71,7 +125,8 @@ def test_settings_changes_stored_data_and_the_siem_raise_alerts(tmp_path: Path) 
             ("ip filter changed", "netfilter.change", "ip filter"),
             ("ip filter failed", "netfilter.change", "ip filter"),
             ("SIEM unreachable", "session.failure", "siem:soc"),
-            ("administrator recovery", "role.change", "carol")]
+            ("administrator recovery", "role.change", "carol"),
+        ]
         await auditor.stop()
         await state.close()
 
@@ -102,10 +157,11 @@ def test_a_broken_chain_and_a_torn_tail_raise_alerts(tmp_path: Path) -> None:
     data = segment.read_bytes()
     segment.write_bytes(data + data[-40:-10])  # a power cut in the middle of a write
     assert asyncio.run(start_and_verify()) == [
-        ("audit log integrity", "audit.tail_repaired", "audit log")]
+        ("audit log integrity", "audit.tail_repaired", "audit log")
+    ]
 
     data = segment.read_bytes()
     at = data.index(b"setting 2")
-    segment.write_bytes(data[:at] + b"SETTING" + data[at + 7:])  # an edited record
+    segment.write_bytes(data[:at] + b"SETTING" + data[at + 7 :])  # an edited record
     alerts = asyncio.run(start_and_verify())
     assert [a[:2] for a in alerts][-1:] == [("audit log integrity", "audit.integrity")]

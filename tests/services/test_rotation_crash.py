@@ -20,9 +20,14 @@ pytestmark = requires_swtpm
 
 
 def _rotate(state: Path, tcti: str, kill_at: int) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tests.support.rotate_crash", str(state), tcti,
-                           str(kill_at)], capture_output=True, text=True, timeout=60,
-                          check=False, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "tests.support.rotate_crash", str(state), tcti, str(kill_at)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
 
 
 async def _recover(work: Path, tpm: SwtpmHandle, kill_at: int, where: str) -> int:
@@ -46,6 +51,7 @@ def test_rotation_killed_at_every_point_leaves_a_usable_chain(tmp_path: Path) ->
     pristine = tmp_path / "pristine"
     pristine.mkdir()
     with swtpm(tmp_path / "tpm") as tpm:
+
         async def provision() -> None:
             s = await open_stack(pristine, tpm)
             await put_all(s)  # 4 secrets, re-sealed 3 per batch: 2 batches and an empty read

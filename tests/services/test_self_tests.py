@@ -38,8 +38,9 @@ class _FailingTpm(SoftwareKeys):
         raise MfpsecError(ErrorCode.SELF_TEST_FAILED, test="TPM self-test (result 0x00000101)")
 
 
-async def _run(tmp: Path, engines: NativeCryptoSelfTest, tpm: SoftwareKeys
-               ) -> tuple[SelfTestOutcome, dict[str, object], Outcome, HealthRegistry]:
+async def _run(
+    tmp: Path, engines: NativeCryptoSelfTest, tpm: SoftwareKeys
+) -> tuple[SelfTestOutcome, dict[str, object], Outcome, HealthRegistry]:
     clock = FakeClock()
     state = SqliteState(tmp / "state.sqlite3")
     await state.open()
@@ -47,8 +48,7 @@ async def _run(tmp: Path, engines: NativeCryptoSelfTest, tpm: SoftwareKeys
     auditor = Auditor(AuditFile(tmp / "audit", max_bytes=1 << 20), clock, health, state)
     await auditor.start()
     outcome = await PowerOnSelfTests(engines, auditor, health, clock).run(tpm)
-    (record,) = await auditor.query(AuditQuery(types=frozenset({EventType.SELF_TEST}),
-                                               limit=0))
+    (record,) = await auditor.query(AuditQuery(types=frozenset({EventType.SELF_TEST}), limit=0))
     await auditor.stop()
     await state.close()
     return outcome, dict(record.details), record.outcome, health
@@ -56,14 +56,24 @@ async def _run(tmp: Path, engines: NativeCryptoSelfTest, tpm: SoftwareKeys
 
 def test_every_algorithm_is_tested_and_the_list_is_audited(tmp_path: Path) -> None:
     engines = NativeCryptoSelfTest()
-    outcome, details, result, health = asyncio.run(
-        _run(tmp_path, engines, SoftwareKeys(tmp_path)))
+    outcome, details, result, health = asyncio.run(_run(tmp_path, engines, SoftwareKeys(tmp_path)))
     assert outcome.ok and result is Outcome.SUCCESS
     expected = [*engines.names(), *(name for name, _ in self_tests.TESTS)]
     assert list(outcome.passed) == expected
     assert details["tests"] == ", ".join(expected)
-    for algorithm in ("aes-256-gcm", "aes-256-xts", "ctr-drbg", "drbg health", "argon2id",
-                      "rsa-oaep", "sha-384", "hmac", "ecdsa p-256", "ecdsa p-384", "ed25519"):
+    for algorithm in (
+        "aes-256-gcm",
+        "aes-256-xts",
+        "ctr-drbg",
+        "drbg health",
+        "argon2id",
+        "rsa-oaep",
+        "sha-384",
+        "hmac",
+        "ecdsa p-256",
+        "ecdsa p-384",
+        "ed25519",
+    ):
         assert algorithm in str(details["tests"]), algorithm
     assert details["tpm"] == "not tested"  # software keys: no chip to test
     comp = health.get("self-test")
@@ -72,8 +82,7 @@ def test_every_algorithm_is_tested_and_the_list_is_audited(tmp_path: Path) -> No
 
 def test_a_wrong_answer_fails_closed_and_names_the_test(tmp_path: Path) -> None:
     engines = _WrongAnswer("aes-256-xts")
-    outcome, details, result, health = asyncio.run(
-        _run(tmp_path, engines, SoftwareKeys(tmp_path)))
+    outcome, details, result, health = asyncio.run(_run(tmp_path, engines, SoftwareKeys(tmp_path)))
     assert not outcome.ok and outcome.failed == "aes-256-xts"
     assert engines.ran[-1] == "aes-256-xts"  # nothing runs after the first failure
     assert result is Outcome.FAILURE and details["failed"] == "aes-256-xts"
@@ -84,6 +93,7 @@ def test_a_wrong_answer_fails_closed_and_names_the_test(tmp_path: Path) -> None:
 
 def test_a_tpm_that_fails_its_own_self_test_fails_them(tmp_path: Path) -> None:
     outcome, details, result, _ = asyncio.run(
-        _run(tmp_path, NativeCryptoSelfTest(), _FailingTpm(tmp_path)))
+        _run(tmp_path, NativeCryptoSelfTest(), _FailingTpm(tmp_path))
+    )
     assert outcome.failed == "TPM self-test (result 0x00000101)"
     assert result is Outcome.FAILURE and "0x00000101" in str(details["failed"])

@@ -38,8 +38,7 @@ async def _open(tmp: Path) -> tuple[FakeClock, HealthRegistry, Auditor, SqliteSt
 
 
 async def _failures(auditor: Auditor) -> list[Record]:
-    return await auditor.query(AuditQuery(types=frozenset({EventType.SESSION_FAILURE}),
-                                          limit=0))
+    return await auditor.query(AuditQuery(types=frozenset({EventType.SESSION_FAILURE}), limit=0))
 
 
 async def _until(cond: Callable[[], Awaitable[bool]], *, rounds: int = 500) -> None:
@@ -56,9 +55,15 @@ def test_failed_mail_deliveries_are_audited_once_then_counted(tmp_path: Path) ->
     async def scenario() -> None:
         clock, health, auditor, state = await _open(tmp_path)
         failures = SessionFailures(auditor, clock, interval_s=300)
-        notifier = Notifier(DEFAULT_RULES, MailSettings(
-            "localhost", port, "mfp@example.net", ("admin@example.net",)), clock, health,
-            device="mfp-01", outbox=AlertOutbox(state), failures=failures)
+        notifier = Notifier(
+            DEFAULT_RULES,
+            MailSettings("localhost", port, "mfp@example.net", ("admin@example.net",)),
+            clock,
+            health,
+            device="mfp-01",
+            outbox=AlertOutbox(state),
+            failures=failures,
+        )
         auditor.add_listener(notifier.offer)
         tasks = [asyncio.create_task(notifier.run()), asyncio.create_task(failures.run())]
         await auditor.record(EventType.AUTH_LOCKOUT, Outcome.SUCCESS, ATTACKER, "admin")
@@ -94,9 +99,16 @@ def test_an_alert_no_channel_takes_expires_and_that_is_audited(tmp_path: Path) -
         clock, health, auditor, state = await _open(tmp_path)
         failures = SessionFailures(auditor, clock)
         outbox = AlertOutbox(state)
-        notifier = Notifier(DEFAULT_RULES, MailSettings(
-            "localhost", port, "mfp@example.net", ("admin@example.net",)), clock, health,
-            device="mfp-01", outbox=outbox, failures=failures, expire_s=3600)
+        notifier = Notifier(
+            DEFAULT_RULES,
+            MailSettings("localhost", port, "mfp@example.net", ("admin@example.net",)),
+            clock,
+            health,
+            device="mfp-01",
+            outbox=outbox,
+            failures=failures,
+            expire_s=3600,
+        )
         await notifier.queue([await _lockout(auditor)])
         assert await notifier.deliver() == 1 and len(await outbox.pending()) == 1
         await clock.advance(3000)
@@ -139,10 +151,23 @@ def test_a_siem_whose_certificate_is_not_trusted_is_audited(tmp_path: Path) -> N
         port = server.sockets[0].getsockname()[1]
         failures = SessionFailures(auditor, clock)
         (fwd,) = make_forwarders(
-            [AuditForwardSection(name="siem", host="127.0.0.1", port=port,
-                                 ca_file=str(trusted.ca), server_name="localhost")],
-            auditor, state, clock, health, hostname="mfp-01", version="0",
-            failures=failures)
+            [
+                AuditForwardSection(
+                    name="siem",
+                    host="127.0.0.1",
+                    port=port,
+                    ca_file=str(trusted.ca),
+                    server_name="localhost",
+                )
+            ],
+            auditor,
+            state,
+            clock,
+            health,
+            hostname="mfp-01",
+            version="0",
+            failures=failures,
+        )
         tasks = [asyncio.create_task(fwd.run()), asyncio.create_task(failures.run())]
 
         async def recorded() -> bool:

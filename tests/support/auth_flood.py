@@ -27,8 +27,9 @@ BATCH = 32
 
 def addresses(total: int, rng: random.Random) -> list[str]:
     fixed = [f"10.{i // 250}.{i % 250}.{1 + i % 7}" for i in range(1000)]
-    fixed += [str(ipaddress.IPv6Address((0x20010DB8 << 96) + ((i + 1) << 80) + 1))
-              for i in range(999)]
+    fixed += [
+        str(ipaddress.IPv6Address((0x20010DB8 << 96) + ((i + 1) << 80) + 1)) for i in range(999)
+    ]
     out = []
     for n in range(total):
         if n % 10 == 9:
@@ -40,14 +41,15 @@ def addresses(total: int, rng: random.Random) -> list[str]:
 
 def call(address: str, n: int) -> bytes:
     user = "victim" if n % 3 == 0 else f"u{n % 500}"
-    params = {"user": user, "password": base64.b64encode(b"wrong-%d" % n).decode(),
-              "remote_address": address}
-    return json.dumps({"method": "io.mfpsecd.Auth.Login",
-                       "parameters": params}).encode() + b"\0"
+    params = {
+        "user": user,
+        "password": base64.b64encode(b"wrong-%d" % n).decode(),
+        "remote_address": address,
+    }
+    return json.dumps({"method": "io.mfpsecd.Auth.Login", "parameters": params}).encode() + b"\0"
 
 
-def worker(sock_path: str, calls: list[bytes], counts: Counter[str], lock: threading.Lock
-           ) -> None:
+def worker(sock_path: str, calls: list[bytes], counts: Counter[str], lock: threading.Lock) -> None:
     """Pipelines without waiting: a flooder does not wait for answers. Flow control is
     the daemon's (it stops reading a connection whose queue is full)."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -55,7 +57,7 @@ def worker(sock_path: str, calls: list[bytes], counts: Counter[str], lock: threa
 
     def send() -> None:
         for start in range(0, len(calls), BATCH):
-            s.sendall(b"".join(calls[start:start + BATCH]))
+            s.sendall(b"".join(calls[start : start + BATCH]))
 
     sender = threading.Thread(target=send)
     sender.start()
@@ -82,8 +84,10 @@ def main() -> None:
     counts: Counter[str] = Counter()
     lock = threading.Lock()
     t0 = time.monotonic()
-    threads = [threading.Thread(target=worker, args=(sock_path, calls[i::conns], counts, lock))
-               for i in range(conns)]
+    threads = [
+        threading.Thread(target=worker, args=(sock_path, calls[i::conns], counts, lock))
+        for i in range(conns)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -24,12 +24,24 @@ MFPSECD = [sys.executable, "-m", "mfpsecd.daemon.main"]
 MFPSEC = [sys.executable, "-m", "mfpsecd.cli.main"]
 
 
-def mfpsec(socket_path: str, *args: str, stdin: str | None = None, timeout: float = 60,
-           env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def mfpsec(
+    socket_path: str,
+    *args: str,
+    stdin: str | None = None,
+    timeout: float = 60,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """The real CLI against a daemon's socket (env: added to this process's)."""
-    return subprocess.run([*MFPSEC, "--socket", socket_path, *args], capture_output=True,
-                          text=True, timeout=timeout, check=False, cwd=ROOT, input=stdin,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*MFPSEC, "--socket", socket_path, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=ROOT,
+        input=stdin,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def toml_value(v: Any) -> str:
@@ -53,27 +65,34 @@ def toml_doc(sections: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def write_board(root: Path, name: str = "testboard", tpm: str = "swtpm",
-                extra: Mapping[str, Mapping[str, Any]] | None = None,
-                usb_ports: Sequence[str] = (),
-                disks: Sequence[Mapping[str, Any]] = (),
-                nics: Sequence[Mapping[str, Any]] = ()) -> Path:
+def write_board(
+    root: Path,
+    name: str = "testboard",
+    tpm: str = "swtpm",
+    extra: Mapping[str, Mapping[str, Any]] | None = None,
+    usb_ports: Sequence[str] = (),
+    disks: Sequence[Mapping[str, Any]] = (),
+    nics: Sequence[Mapping[str, Any]] = (),
+) -> Path:
     path = root / f"{name}.toml"
     doc: dict[str, dict[str, Any]] = {
         "board": {"name": name, "kind": "simulated", "description": "test board"},
-        "paths": {"state_dir": str(root / "lib"), "run_dir": str(root / "run"),
-                  "dev_root": str(root / "dev"), "sys_root": str(root / "sys")},
+        "paths": {
+            "state_dir": str(root / "lib"),
+            "run_dir": str(root / "run"),
+            "dev_root": str(root / "dev"),
+            "sys_root": str(root / "sys"),
+        },
         "tpm": {"backend": tpm},
     }
     for section, keys in (extra or {}).items():
         doc[section] = {**doc.get(section, {}), **keys}
     text = toml_doc(doc)
     for i, port in enumerate(usb_ports):
-        text += f"\n[[usb_ports]]\nid = \"port{i}\"\nsysfs_path = {toml_value(port)}\n"
+        text += f'\n[[usb_ports]]\nid = "port{i}"\nsysfs_path = {toml_value(port)}\n'
     for kind, items in (("disks", disks), ("nics", nics)):
         for item in items:
-            text += f"\n[[{kind}]]\n" + "".join(f"{k} = {toml_value(v)}\n"
-                                                for k, v in item.items())
+            text += f"\n[[{kind}]]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in item.items())
     path.write_text(text)
     return path
 
@@ -112,8 +131,8 @@ class DaemonProcess:
             except (TimeoutError, BlockingIOError):
                 if exited or remaining <= 0:
                     raise AssertionError(
-                        f"no {prefix!r} from daemon (exit={self.proc.poll()}): "
-                        f"{self.log()[-2000:]}") from None
+                        f"no {prefix!r} from daemon (exit={self.proc.poll()}): {self.log()[-2000:]}"
+                    ) from None
                 continue
             fields = data.split("\n")
             self.notifications += fields
@@ -143,12 +162,18 @@ class DaemonProcess:
         return self.proc.wait(timeout)
 
 
-def start(root: Path, *, config: Mapping[str, Mapping[str, Any]] | None = None,
-          env: Mapping[str, str] | None = None, wait_ready: bool = True,
-          argv_prefix: list[str] | None = None,
-          preexec: Any = None, tpm: str = "swtpm",
-          board: Mapping[str, Any] | None = None,
-          daemon: Sequence[str] = MFPSECD) -> DaemonProcess:
+def start(
+    root: Path,
+    *,
+    config: Mapping[str, Mapping[str, Any]] | None = None,
+    env: Mapping[str, str] | None = None,
+    wait_ready: bool = True,
+    argv_prefix: list[str] | None = None,
+    preexec: Any = None,
+    tpm: str = "swtpm",
+    board: Mapping[str, Any] | None = None,
+    daemon: Sequence[str] = MFPSECD,
+) -> DaemonProcess:
     """A daemon on a test board: a swtpm of its own by default ("none": software keys);
     board: extra arguments for write_board (extra sections, usb_ports, disks); daemon: the
     command that runs mfpsecd (another install's entry point)."""
@@ -169,11 +194,24 @@ def start(root: Path, *, config: Mapping[str, Mapping[str, Any]] | None = None,
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTEN_", "WATCHDOG_"))}
     full_env.update({"NOTIFY_SOCKET": notify_path, "PYTHONUNBUFFERED": "1"})
     full_env.update(env or {})
-    argv = [*(argv_prefix or []), *daemon, "run", "--config", str(config_path),
-            "--board", str(board_path)]
+    argv = [
+        *(argv_prefix or []),
+        *daemon,
+        "run",
+        "--config",
+        str(config_path),
+        "--board",
+        str(board_path),
+    ]
     with stderr_path.open("wb") as errf:
-        proc = subprocess.Popen(argv, stdout=errf, stderr=errf, env=full_env, cwd=ROOT,
-                                preexec_fn=preexec)  # noqa: PLW1509
+        proc = subprocess.Popen(
+            argv,
+            stdout=errf,
+            stderr=errf,
+            env=full_env,
+            cwd=ROOT,
+            preexec_fn=preexec,  # noqa: PLW1509
+        )
     d = DaemonProcess(root, config_path, board_path, proc, notify, stderr_path=stderr_path)
     if wait_ready:
         d.wait_notification("READY=1")

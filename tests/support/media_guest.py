@@ -55,14 +55,23 @@ def probe_all(devices: list[str]) -> None:
     for dev in devices:
         p = probe(Path(dev))
         chosen = plan(p.capabilities, Level.PURGE)
-        print(json.dumps({
-            "device": dev, "transport": p.capabilities.transport,
-            "rotational": p.capabilities.rotational, "problems": list(p.problems),
-            "raw": {k: v.hex() for k, v in p.raw.items()},
-            "method": chosen.method.value, "achieves": chosen.achieves.name.lower(),
-            "expect": chosen.expect.value, "shortfall": chosen.shortfall,
-            "skipped": [[m.value, why] for m, why in chosen.skipped],
-        }), flush=True)
+        print(
+            json.dumps(
+                {
+                    "device": dev,
+                    "transport": p.capabilities.transport,
+                    "rotational": p.capabilities.rotational,
+                    "problems": list(p.problems),
+                    "raw": {k: v.hex() for k, v in p.raw.items()},
+                    "method": chosen.method.value,
+                    "achieves": chosen.achieves.name.lower(),
+                    "expect": chosen.expect.value,
+                    "shortfall": chosen.shortfall,
+                    "skipped": [[m.value, why] for m, why in chosen.skipped],
+                }
+            ),
+            flush=True,
+        )
 
 
 async def service(specs: list[str]) -> None:
@@ -76,12 +85,12 @@ async def service(specs: list[str]) -> None:
     named: dict[str, Method | None] = {}
     for spec in specs:
         disk, node, medium, *name = spec.split(":")
-        disks.append(DiskSection(id=disk, path=node, medium=MediumKind(medium),
-                                 sanitizable=True))
+        disks.append(DiskSection(id=disk, path=node, medium=MediumKind(medium), sanitizable=True))
         named[disk] = Method(name[0]) if name else None
     key = ec.generate_private_key(ec.SECP256R1())
-    spki = key.public_key().public_bytes(serialization.Encoding.DER,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+    spki = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
     async def sign(digest: bytes) -> tuple[bytes, bytes]:
         return key.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256()))), spki
@@ -90,18 +99,24 @@ async def service(specs: list[str]) -> None:
         return identity_history.trusted(spki, [])
 
     paths = Paths(state_dir=work, run_dir=work, dev_root=Path("/dev"), sys_root=Path("/sys"))
-    wipe = WipeService(state, SysfsDiskInventory(disks, paths, simulated=False),
-                       NativeOverwriter(), auditor, clock, signer=sign,
-                       identities=identities, device=DeviceName("qemu guest", "QEMU-1", "qemu"),
-                       tool="mfpsecd (guest)",
-                       settings=WipeSettings(poll_s=0.05, verify_fraction=0.05),
-                       purger=DevicePurger())
+    wipe = WipeService(
+        state,
+        SysfsDiskInventory(disks, paths, simulated=False),
+        NativeOverwriter(),
+        auditor,
+        clock,
+        signer=sign,
+        identities=identities,
+        device=DeviceName("qemu guest", "QEMU-1", "qemu"),
+        tool="mfpsecd (guest)",
+        settings=WipeSettings(poll_s=0.05, verify_fraction=0.05),
+        purger=DevicePurger(),
+    )
     await wipe.start()
     for disk, method in named.items():
         started = clock.monotonic()
         try:
-            first = await wipe.begin_purge(disk, Level.PURGE, ENGINEER, confirm=True,
-                                           method=method)
+            first = await wipe.begin_purge(disk, Level.PURGE, ENGINEER, confirm=True, method=method)
         except MfpsecError as exc:
             print(json.dumps({"target": disk, "refused": exc.code.wire_name}), flush=True)
             continue
@@ -111,10 +126,20 @@ async def service(specs: list[str]) -> None:
         document = ""
         with contextlib.suppress(MfpsecError):  # a stopped or cancelled job has none
             document = cert.encode_document(await wipe.certificate(view.id)).decode()
-        print(json.dumps({"target": disk, "state": view.state, "error": view.error,
-                          "method": view.method, "steps": view.steps,
-                          "seconds": round(clock.monotonic() - started, 2),
-                          "certificate": document}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "target": disk,
+                    "state": view.state,
+                    "error": view.error,
+                    "method": view.method,
+                    "steps": view.steps,
+                    "seconds": round(clock.monotonic() - started, 2),
+                    "certificate": document,
+                }
+            ),
+            flush=True,
+        )
     await wipe.stop()
     await auditor.stop()
     await state.close()

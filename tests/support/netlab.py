@@ -26,14 +26,25 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 TCP_PORTS = (80, 631, 9100)
 UDP_PORTS = (161,)
-SOURCES = tuple(ipaddress.ip_address(a) for a in (
-    "10.7.1.50", "10.7.2.50", "10.7.3.50", "10.7.4.50",
-    "2001:db8:7:1::50", "2001:db8:7:2::50", "2001:db8:7:3::50", "2001:db8:7:4::50"))
+SOURCES = tuple(
+    ipaddress.ip_address(a)
+    for a in (
+        "10.7.1.50",
+        "10.7.2.50",
+        "10.7.3.50",
+        "10.7.4.50",
+        "2001:db8:7:1::50",
+        "2001:db8:7:2::50",
+        "2001:db8:7:3::50",
+        "2001:db8:7:4::50",
+    )
+)
 DUT4, DUT6 = ipaddress.ip_address("10.7.1.1"), ipaddress.ip_address("2001:db8:7:1::1")
 
 requires_netns = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None,
-    reason="network namespaces need root and iproute2 (CI runs as root)")
+    reason="network namespaces need root and iproute2 (CI runs as root)",
+)
 
 # Echo servers on every port, dual-stack; prints "ready" once all listen.
 _SERVERS = """
@@ -88,19 +99,49 @@ class Lab:
     def probe(self, probes: Sequence[Probe], timeout: float = 0.4) -> list[bool]:
         """Each probe's outcome: did a connection (TCP) or an echo (UDP) get through."""
         doc = json.dumps([p.__dict__ for p in probes])
-        r = subprocess.run(["ip", "netns", "exec", self.peer, sys.executable, "-m",
-                            "tests.support.netprobe", str(timeout)], input=doc,
-                           capture_output=True, text=True, timeout=60, check=True, cwd=ROOT)
+        r = subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.peer,
+                sys.executable,
+                "-m",
+                "tests.support.netprobe",
+                str(timeout),
+            ],
+            input=doc,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+            cwd=ROOT,
+        )
         results: list[bool] = json.loads(r.stdout)
         return results
 
     def prober(self, source: str, port: int, timeout: float) -> subprocess.Popen[str]:
         """Connects again and again until stdin closes; prints the counts."""
-        return subprocess.Popen(["ip", "netns", "exec", self.peer, sys.executable, "-m",
-                                 "tests.support.netprobe", str(timeout), "--loop", source,
-                                 str(port), str(DUT4 if "." in source else DUT6)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                cwd=ROOT)
+        return subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.peer,
+                sys.executable,
+                "-m",
+                "tests.support.netprobe",
+                str(timeout),
+                "--loop",
+                source,
+                str(port),
+                str(DUT4 if "." in source else DUT6),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
 
 
 @contextlib.contextmanager
@@ -111,27 +152,59 @@ def lab() -> Iterator[Lab]:
     sh("ip", "netns", "add", peer)
     servers: subprocess.Popen[str] | None = None
     try:
-        sh("ip", "link", "add", f"v{tag}a", "netns", dut, "type", "veth", "peer", "name",
-           f"v{tag}b", "netns", peer)
+        sh(
+            "ip",
+            "link",
+            "add",
+            f"v{tag}a",
+            "netns",
+            dut,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            f"v{tag}b",
+            "netns",
+            peer,
+        )
         sh("ip", "-n", dut, "link", "set", f"v{tag}a", "name", "lan0")
         sh("ip", "-n", peer, "link", "set", f"v{tag}b", "name", "eth0")
         for ns, dev in ((dut, "lan0"), (peer, "eth0")):
             sh("ip", "-n", ns, "link", "set", "lo", "up")
             sh("ip", "-n", ns, "link", "set", dev, "up")
-            sh("ip", "netns", "exec", ns, "sysctl", "-qw",
-               f"net.ipv6.conf.{dev}.accept_dad=0")
+            sh("ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{dev}.accept_dad=0")
         # Removing the first address of a subnet keeps the others (the quick-filter test).
-        sh("ip", "netns", "exec", dut, "sysctl", "-qw",
-           "net.ipv4.conf.lan0.promote_secondaries=1")
+        sh("ip", "netns", "exec", dut, "sysctl", "-qw", "net.ipv4.conf.lan0.promote_secondaries=1")
         sh("ip", "-n", dut, "addr", "add", "10.7.1.1/16", "dev", "lan0")
         sh("ip", "-n", dut, "addr", "add", "2001:db8:7:1::1/48", "dev", "lan0", "nodad")
         for s in SOURCES:
-            sh("ip", "-n", peer, "addr", "add", f"{s}/{16 if s.version == 4 else 48}", "dev",
-               "eth0", *(["nodad"] if s.version == 6 else []))
+            sh(
+                "ip",
+                "-n",
+                peer,
+                "addr",
+                "add",
+                f"{s}/{16 if s.version == 4 else 48}",
+                "dev",
+                "eth0",
+                *(["nodad"] if s.version == 6 else []),
+            )
         servers = subprocess.Popen(
-            ["ip", "netns", "exec", dut, sys.executable, "-c", _SERVERS,
-             ",".join(map(str, TCP_PORTS)), ",".join(map(str, UDP_PORTS))],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            [
+                "ip",
+                "netns",
+                "exec",
+                dut,
+                sys.executable,
+                "-c",
+                _SERVERS,
+                ",".join(map(str, TCP_PORTS)),
+                ",".join(map(str, UDP_PORTS)),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert servers.stdout is not None and servers.stdout.readline().strip() == "ready"
         lab_ = Lab(dut, peer, servers)
         _wait_reachable(lab_)

@@ -1,8 +1,8 @@
 """Probes run inside the peer namespace (see netlab).
 
-    python -m tests.support.netprobe TIMEOUT < probes.json   → [true, false, ...]
-    python -m tests.support.netprobe TIMEOUT --loop SOURCE PORT TARGET
-        connect again and again until stdin closes → {"ok": N, "refused": M}
+python -m tests.support.netprobe TIMEOUT < probes.json   → [true, false, ...]
+python -m tests.support.netprobe TIMEOUT --loop SOURCE PORT TARGET
+    connect again and again until stdin closes → {"ok": N, "refused": M}
 """
 
 from __future__ import annotations

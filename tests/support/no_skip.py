@@ -30,13 +30,16 @@ def _reason(report: pytest.TestReport | pytest.CollectReport) -> str:
 
 def _fail(report: pytest.TestReport | pytest.CollectReport) -> None:
     report.outcome = "failed"
-    report.longrepr = (f"skipped, but {ENV}=1 requires every test to run "
-                       f"(a missing tool or install step?): {_reason(report)}")
+    report.longrepr = (
+        f"skipped, but {ENV}=1 requires every test to run "
+        f"(a missing tool or install step?): {_reason(report)}"
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(
-        item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, object, None]:
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, object, None]:
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
     if enabled() and report.skipped and not hasattr(report, "wasxfail"):

@@ -29,6 +29,7 @@ _CAPABILITIES = ("ipfilter", "wipe")
 _CLIENT_SIDE = ("__init__.py", "api.py", "cli.py")
 _DEPENDENCIES = ("click", "msgspec", "typing_extensions")
 
+
 def python() -> str:
     """The interpreter behind the venv (the venv's own path may be out of reach)."""
     return os.path.realpath(sys.executable)

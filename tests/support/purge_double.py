@@ -56,11 +56,16 @@ class ImagePurger:
         if self.probe_error is not None:
             raise self.probe_error
         raw = controller(self.sanicap)
-        return MediaProbe(Capabilities("nvme", False, nvme=parse_nvme_controller(raw)),
-                          {"nvme-identify-controller": raw}, (), self.others_in_use)
+        return MediaProbe(
+            Capabilities("nvme", False, nvme=parse_nvme_controller(raw)),
+            {"nvme-identify-controller": raw},
+            (),
+            self.others_in_use,
+        )
 
-    def read_blocks(self, info: MediaInfo, offsets: Iterable[int], block: int
-                    ) -> Iterator[tuple[int, bytes]]:
+    def read_blocks(
+        self, info: MediaInfo, offsets: Iterable[int], block: int
+    ) -> Iterator[tuple[int, bytes]]:
         with open(info.path, "rb") as f:
             for off in offsets:
                 yield off, os.pread(f.fileno(), block, off)
@@ -87,8 +92,9 @@ class ImagePurger:
         if self._sanitizing > 0:
             self._sanitizing -= 1
             done = self.sanitize_polls - self._sanitizing
-            return DeviceProgress("running", done / (self.sanitize_polls + 1), 60.0,
-                                  "Sanitize Status: in progress")
+            return DeviceProgress(
+                "running", done / (self.sanitize_polls + 1), 60.0, "Sanitize Status: in progress"
+            )
         if self.behaviour == "fail":
             return DeviceProgress("failed", 0.0, 0.0, "Sanitize Status: failed")
         if self.behaviour != "lie":

@@ -25,12 +25,41 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "build" / "qemu-guest"
-MODULES = ("virtio", "virtio_ring", "virtio_pci_modern_dev", "virtio_pci_legacy_dev",
-           "virtio_pci", "9pnet", "9pnet_virtio", "netfs", "fscache", "9p", "qemu_fw_cfg",
-           "nvme-core", "nvme", "scsi_mod", "scsi_common", "sd_mod", "sg", "t10-pi",
-           "crc64-rocksoft", "crc64", "crc-t10dif", "crct10dif_common", "crct10dif_generic",
-           "libata", "libahci", "ahci", "mmc_core", "mmc_block", "sdhci", "sdhci-pci",
-           "cqhci", "virtio_scsi", "virtio_blk")
+MODULES = (
+    "virtio",
+    "virtio_ring",
+    "virtio_pci_modern_dev",
+    "virtio_pci_legacy_dev",
+    "virtio_pci",
+    "9pnet",
+    "9pnet_virtio",
+    "netfs",
+    "fscache",
+    "9p",
+    "qemu_fw_cfg",
+    "nvme-core",
+    "nvme",
+    "scsi_mod",
+    "scsi_common",
+    "sd_mod",
+    "sg",
+    "t10-pi",
+    "crc64-rocksoft",
+    "crc64",
+    "crc-t10dif",
+    "crct10dif_common",
+    "crct10dif_generic",
+    "libata",
+    "libahci",
+    "ahci",
+    "mmc_core",
+    "mmc_block",
+    "sdhci",
+    "sdhci-pci",
+    "cqhci",
+    "virtio_scsi",
+    "virtio_blk",
+)
 
 _INIT = r"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -63,8 +92,9 @@ requires_qemu = pytest.mark.skipif(bool(available()), reason=available() or "ok"
 
 
 def _kernel_package() -> str:
-    out = subprocess.run(["apt-cache", "depends", "linux-image-amd64"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["apt-cache", "depends", "linux-image-amd64"], capture_output=True, text=True, check=True
+    ).stdout
     for line in out.splitlines():
         parts = line.split()
         if parts[:1] == ["Depends:"] and parts[1].startswith("linux-image-"):
@@ -98,13 +128,13 @@ def prepare() -> GuestImage:
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp_:
         tmp = Path(tmp_)
-        subprocess.run(["apt-get", "download", "-qq", package], cwd=tmp, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["apt-get", "download", "-qq", package], cwd=tmp, check=True, capture_output=True
+        )
         deb = next(tmp.glob("*.deb"))
         subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp / "pkg")], check=True)
         version = package.removeprefix("linux-image-")
-        kernel.write_bytes(_unpack_kernel((tmp / "pkg/boot" / f"vmlinuz-{version}")
-                                          .read_bytes()))
+        kernel.write_bytes(_unpack_kernel((tmp / "pkg/boot" / f"vmlinuz-{version}").read_bytes()))
         rd = tmp / "rd"
         for d in ("bin", "proc", "sys", "dev", "tmp"):
             (rd / d).mkdir(parents=True)
@@ -127,8 +157,9 @@ def prepare() -> GuestImage:
         init.chmod(0o755)
         files = subprocess.run(["find", "."], cwd=rd, capture_output=True, check=True).stdout
         with initrd.open("wb") as out:
-            subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=rd, input=files,
-                           stdout=out, check=True)
+            subprocess.run(
+                ["cpio", "-o", "-H", "newc", "--quiet"], cwd=rd, input=files, stdout=out, check=True
+            )
     stamp.write_text(pkg)
     return GuestImage(kernel, initrd)
 
@@ -140,24 +171,50 @@ class Run:
     seconds: float
 
 
-def run(image: GuestImage, script: str, devices: list[str], work: Path,
-        timeout: float = 180.0) -> Run:
+def run(
+    image: GuestImage, script: str, devices: list[str], work: Path, timeout: float = 180.0
+) -> Run:
     """Boot, run script (sh, in the host root) with the devices attached, power off."""
     work.mkdir(parents=True, exist_ok=True)
     cmd, out, console = work / "cmd.sh", work / "out.log", work / "console.log"
     cmd.write_text(script)
     out.write_text("")
-    argv = ["qemu-system-x86_64", "-accel", "tcg", "-m", "1024", "-smp", "1",
-            "-nographic", "-no-reboot", "-nodefaults", "-kernel", str(image.kernel),
-            "-initrd", str(image.initrd),
-            "-append", "console=ttyS0 quiet panic=-1 rdinit=/init",
-            "-serial", f"file:{console}", "-serial", f"file:{out}",
-            "-fw_cfg", f"name=opt/cmd,file={cmd}",
-            "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,"
-                       "multidevs=remap", *devices]
+    argv = [
+        "qemu-system-x86_64",
+        "-accel",
+        "tcg",
+        "-m",
+        "1024",
+        "-smp",
+        "1",
+        "-nographic",
+        "-no-reboot",
+        "-nodefaults",
+        "-kernel",
+        str(image.kernel),
+        "-initrd",
+        str(image.initrd),
+        "-append",
+        "console=ttyS0 quiet panic=-1 rdinit=/init",
+        "-serial",
+        f"file:{console}",
+        "-serial",
+        f"file:{out}",
+        "-fw_cfg",
+        f"name=opt/cmd,file={cmd}",
+        "-virtfs",
+        "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
+        *devices,
+    ]
     t0 = time.monotonic()
-    subprocess.run(argv, timeout=timeout, check=False, stdin=subprocess.DEVNULL,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        argv,
+        timeout=timeout,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     text = out.read_text(errors="replace")
     status = -1
     for line in text.splitlines():

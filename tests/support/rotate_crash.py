@@ -79,8 +79,9 @@ async def main(state_dir: Path, tcti: str, kill_at: int) -> None:
     store = CrashingStore(inner, kill_at)
     tpm = Tpm2Backend(tcti, "swtpm")
     await tpm.open()
-    chain = KeyChain(store, tpm, NativeKeyCrypto(), clock, HealthRegistry(clock),
-                     rotate_batch=BATCH)
+    chain = KeyChain(
+        store, tpm, NativeKeyCrypto(), clock, HealthRegistry(clock), rotate_batch=BATCH
+    )
     SecretStore(store, chain, clock)
     await chain.start()
     store.armed = True

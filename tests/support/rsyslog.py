@@ -13,8 +13,9 @@ import pytest
 
 from tests.support.pki import TestPki
 
-requires_rsyslog = pytest.mark.skipif(shutil.which("rsyslogd") is None,
-                                      reason="rsyslog is not installed (make setup installs it)")
+requires_rsyslog = pytest.mark.skipif(
+    shutil.which("rsyslogd") is None, reason="rsyslog is not installed (make setup installs it)"
+)
 
 
 def free_port() -> int:
@@ -32,7 +33,7 @@ class Rsyslog:
         self.output = self.dir / "received.log"
         self.conf = self.dir / "rsyslog.conf"
         self.conf.write_text(f"""
-global(workDirectory="{self.dir / 'work'}" net.enableDNS="off"
+global(workDirectory="{self.dir / "work"}" net.enableDNS="off"
        defaultNetstreamDriver="ossl"
        defaultNetstreamDriverCAFile="{pki.ca}"
        defaultNetstreamDriverCertFile="{pki.cert}"
@@ -50,7 +51,9 @@ input(type="imtcp" address="127.0.0.1" port="{self.port}" ruleset="siem")
     def start(self) -> None:
         self.proc = subprocess.Popen(
             ["rsyslogd", "-n", "-f", str(self.conf), "-i", str(self.dir / "rsyslogd.pid")],
-            stdout=subprocess.DEVNULL, stderr=open(self.dir / "rsyslogd.err", "ab"))  # noqa: SIM115
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.dir / "rsyslogd.err", "ab"),  # noqa: SIM115
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:

@@ -24,7 +24,7 @@ def split_unescaped(text: str, sep: str, limit: int = -1) -> list[str]:
     while i < len(text):
         c = text[i]
         if c == "\\" and i + 1 < len(text):
-            cur.append(text[i:i + 2])
+            cur.append(text[i : i + 2])
             i += 2
             continue
         if c == sep and (limit < 0 or n < limit):
@@ -43,7 +43,7 @@ def deframe(stream: bytes) -> list[bytes]:
     while pos < len(stream):
         space = stream.index(b" ", pos)
         length = int(stream[pos:space])
-        out.append(stream[space + 1:space + 1 + length])
+        out.append(stream[space + 1 : space + 1 + length])
         pos = space + 1 + length
     return out
 
@@ -53,20 +53,28 @@ def syslog(message: bytes) -> dict[str, str]:
     m = re.match(r"<(\d+)>1 (\S+) (\S+) (\S+) (\S+) (\S+) (\[.*?[^\\]\]) (.*)\Z", text, re.S)
     assert m, text
     pri, ts, host, app, procid, msgid, sd, msg = m.groups()
-    return {"pri": pri, "time": ts, "host": host, "app": app, "procid": procid,
-            "msgid": msgid, "sd": sd, "msg": msg}
+    return {
+        "pri": pri,
+        "time": ts,
+        "host": host,
+        "app": app,
+        "procid": procid,
+        "msgid": msgid,
+        "sd": sd,
+        "msg": msg,
+    }
 
 
 def cef(line: str) -> tuple[list[str], dict[str, str]]:
     assert line.startswith("CEF:0|"), line
-    parts = split_unescaped(line[len("CEF:0|"):], "|", 6)
+    parts = split_unescaped(line[len("CEF:0|") :], "|", 6)
     header = [unescape(p) for p in parts[:6]]
     return header, _pairs(parts[6], " ")
 
 
 def leef(line: str) -> tuple[list[str], dict[str, str]]:
     assert line.startswith("LEEF:2.0|"), line
-    parts = split_unescaped(line[len("LEEF:2.0|"):], "|", 5)
+    parts = split_unescaped(line[len("LEEF:2.0|") :], "|", 5)
     header = [re.sub(r"\\([\\|])", r"\1", p) for p in parts[:5]]
     delimiter = _leef_delimiter(header[4])
     attrs = {}

@@ -24,8 +24,9 @@ class MailSink:
 
     @property
     def subjects(self) -> list[str]:
-        return [line for m in self.messages for line in m.splitlines()
-                if line.startswith("Subject:")]
+        return [
+            line for m in self.messages for line in m.splitlines() if line.startswith("Subject:")
+        ]
 
     async def handle_DATA(self, server: object, session: Any, envelope: Any) -> str:
         assert session.ssl is not None, "mail must arrive over STARTTLS"
@@ -40,8 +41,14 @@ def starttls_sink(tmp: Path, port: int = 0) -> Iterator[MailSink]:
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(pki.cert, pki.key)
     sink = MailSink(port or free_port(), pki.ca)
-    smtp = Controller(sink, hostname="127.0.0.1", port=sink.port, tls_context=tls,
-                      require_starttls=True, server_hostname="localhost")
+    smtp = Controller(
+        sink,
+        hostname="127.0.0.1",
+        port=sink.port,
+        tls_context=tls,
+        require_starttls=True,
+        server_hostname="localhost",
+    )
     smtp.start()
     try:
         yield sink

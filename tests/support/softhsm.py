@@ -34,29 +34,41 @@ SO_PIN = "13579135"
 
 requires_softhsm = pytest.mark.skipif(
     not Path(MODULE).exists() or shutil.which("softhsm2-util") is None,
-    reason="SoftHSM2 is not installed (make setup installs it)")
+    reason="SoftHSM2 is not installed (make setup installs it)",
+)
 
 
 def make_ca(cn: str, now: dt.datetime) -> Ca:
     return pki.make_ca(cn, now - dt.timedelta(days=30), days=3650)
 
 
-def issue(ca: Ca, public_key: ec.EllipticCurvePublicKey, cn: str, not_before: dt.datetime,
-          not_after: dt.datetime) -> x509.Certificate:
+def issue(
+    ca: Ca,
+    public_key: ec.EllipticCurvePublicKey,
+    cn: str,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+) -> x509.Certificate:
     """A card-holder certificate: digitalSignature, clientAuth (as smart-card logon certs)."""
-    return (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-            .issuer_name(ca.name).public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(not_before).not_valid_after(not_after)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False,
-                                         False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
-                           critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                ca.key.public_key()), critical=False)
-            .sign(ca.key, hashes.SHA256()))
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+        .issuer_name(ca.name)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, False, False, False, False),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
+        )
+        .sign(ca.key, hashes.SHA256())
+    )
 
 
 @dataclass
@@ -73,13 +85,33 @@ class Card:
 
 
 def init_token(label: str) -> None:
-    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", label,
-                    "--pin", PIN, "--so-pin", SO_PIN], check=True, capture_output=True,
-                   timeout=30)
+    subprocess.run(
+        [
+            "softhsm2-util",
+            "--init-token",
+            "--free",
+            "--label",
+            label,
+            "--pin",
+            PIN,
+            "--so-pin",
+            SO_PIN,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
 
 
-def make_card(label: str, ca: Ca, now: dt.datetime, *, expired: bool = False,
-              can_sign: bool = True, matching_key: bool = True) -> Card:
+def make_card(
+    label: str,
+    ca: Ca,
+    now: dt.datetime,
+    *,
+    expired: bool = False,
+    can_sign: bool = True,
+    matching_key: bool = True,
+) -> Card:
     """A token with an EC P-256 key pair made on it and a certificate from ca."""
     init_token(label)
     lib = Pkcs11Card(MODULE)._lib()
@@ -87,11 +119,13 @@ def make_card(label: str, ca: Ca, now: dt.datetime, *, expired: bool = False,
     token = lib.get_token(token_label=label)
     with token.open(rw=True, user_pin=PIN) as s:
         params = s.create_domain_parameters(
-            KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")},
-            local=True)
+            KeyType.EC,
+            {Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")},
+            local=True,
+        )
         pub, _ = params.generate_keypair(
-            store=True, label="card key", id=b"\x01",
-            private_template={Attribute.SIGN: can_sign})
+            store=True, label="card key", id=b"\x01", private_template={Attribute.SIGN: can_sign}
+        )
         spki = encode_ec_public_key(pub)
         public = serialization.load_der_public_key(spki)
         if not matching_key:  # a certificate for some other key: a copied certificate
@@ -101,12 +135,18 @@ def make_card(label: str, ca: Ca, now: dt.datetime, *, expired: bool = False,
         if expired:
             start, end = now - dt.timedelta(days=400), now - dt.timedelta(days=35)
         cert = issue(ca, public, f"holder of {label}", start, end)
-        s.create_object({
-            Attribute.CLASS: ObjectClass.CERTIFICATE,
-            Attribute.CERTIFICATE_TYPE: CertificateType.X_509, Attribute.TOKEN: True,
-            Attribute.PRIVATE: False, Attribute.ID: b"\x01", Attribute.LABEL: "card cert",
-            Attribute.SUBJECT: cert.subject.public_bytes(),
-            Attribute.VALUE: cert.public_bytes(serialization.Encoding.DER)})
+        s.create_object(
+            {
+                Attribute.CLASS: ObjectClass.CERTIFICATE,
+                Attribute.CERTIFICATE_TYPE: CertificateType.X_509,
+                Attribute.TOKEN: True,
+                Attribute.PRIVATE: False,
+                Attribute.ID: b"\x01",
+                Attribute.LABEL: "card cert",
+                Attribute.SUBJECT: cert.subject.public_bytes(),
+                Attribute.VALUE: cert.public_bytes(serialization.Encoding.DER),
+            }
+        )
     return Card(label, cert)
 
 
@@ -115,7 +155,8 @@ def softhsm_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("softhsm")
     (d / "tokens").mkdir()
     conf = d / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {d / 'tokens'}\nobjectstore.backend = file\n"
-                    "log.level = ERROR\n")
+    conf.write_text(
+        f"directories.tokendir = {d / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
+    )
     os.environ["SOFTHSM2_CONF"] = str(conf)
     return conf

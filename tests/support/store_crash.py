@@ -59,8 +59,9 @@ async def main(root: Path, seed: int) -> None:
             feeder = threading.Thread(target=feed)
             feeder.start()
             try:
-                info = await s.store.put(r, owner="alice", job="crash", kind=ObjectKind.SPOOL,
-                                         name="p")
+                info = await s.store.put(
+                    r, owner="alice", job="crash", kind=ObjectKind.SPOOL, name="p"
+                )
             finally:
                 os.close(r)
                 feeder.join()

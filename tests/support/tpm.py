@@ -16,8 +16,9 @@ from mfpsecd.backends.tpm2 import WRAP_TEMPLATE, Tpm2Backend, duplication_policy
 from mfpsecd.core.pcr_policy import PcrBinding
 from mfpsecd.ports import TpmKey
 
-requires_swtpm = pytest.mark.skipif(shutil.which("swtpm") is None,
-                                    reason="swtpm is not installed (make setup installs it)")
+requires_swtpm = pytest.mark.skipif(
+    shutil.which("swtpm") is None, reason="swtpm is not installed (make setup installs it)"
+)
 
 
 class SwtpmHandle:
@@ -50,8 +51,11 @@ class LegacyTpm(Tpm2Backend):
     """Creates the wrapping key as schema 13 did: its empty auth value opens it."""
 
     async def create_wrapping_key(self, binding: PcrBinding) -> TpmKey:
-        attrs = (TPMA_OBJECT.DECRYPT | TPMA_OBJECT.SENSITIVEDATAORIGIN
-                 | TPMA_OBJECT.USERWITHAUTH | TPMA_OBJECT.NODA)
-        key = await self._call(lambda: self._create(WRAP_TEMPLATE, attrs,
-                                                     duplication_policy()))
+        attrs = (
+            TPMA_OBJECT.DECRYPT
+            | TPMA_OBJECT.SENSITIVEDATAORIGIN
+            | TPMA_OBJECT.USERWITHAUTH
+            | TPMA_OBJECT.NODA
+        )
+        key = await self._call(lambda: self._create(WRAP_TEMPLATE, attrs, duplication_policy()))
         return TpmKey(key.public, key.private, binding)

@@ -4,8 +4,9 @@ from mfpsecd.base.access import Privilege
 from mfpsecd.base.admission import AdmissionRules, PeerClass, PeerCredentials, allowed, classify
 from mfpsecd.base.backoff import BackoffPolicy, BackoffState
 
-RULES = AdmissionRules(daemon_uid=900, panel_uids=frozenset({1001}),
-                       maintenance_gids=frozenset({2000}))
+RULES = AdmissionRules(
+    daemon_uid=900, panel_uids=frozenset({1001}), maintenance_gids=frozenset({2000})
+)
 
 
 def test_classify() -> None:
@@ -23,7 +24,9 @@ def test_unknown_peers_have_no_privilege() -> None:
     # what needs a person at the device (issue 22: root could otherwise make itself an
     # administrator and lift the firmware rewrite lock).
     assert {p for p in Privilege if not allowed(PeerClass.SYSTEM, p)} == {
-        Privilege.USERS_ADMIN, Privilege.PRESENCE}
+        Privilege.USERS_ADMIN,
+        Privilege.PRESENCE,
+    }
     assert allowed(PeerClass.SYSTEM, Privilege.USERS_READ)
     assert allowed(PeerClass.SYSTEM, Privilege.USERS_RECOVER)
     assert allowed(PeerClass.PANEL, Privilege.PRESENCE)
@@ -32,8 +35,9 @@ def test_unknown_peers_have_no_privilege() -> None:
 
 
 def test_backoff_grows_caps_resets_and_gives_up() -> None:
-    s = BackoffState(BackoffPolicy(initial_s=1, factor=2, max_s=5, healthy_after_s=30,
-                                   give_up_after=6))
+    s = BackoffState(
+        BackoffPolicy(initial_s=1, factor=2, max_s=5, healthy_after_s=30, give_up_after=6)
+    )
     assert [s.on_exit(0.1) for _ in range(5)] == [1, 2, 4, 5, 5]
     assert s.on_exit(0.1) is None
     s = BackoffState(BackoffPolicy(initial_s=1, factor=2, max_s=5, give_up_after=3))

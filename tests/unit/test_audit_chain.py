@@ -20,10 +20,16 @@ ADMIN = Subject(origin="cli", user="admin", role="administrator", uid=0, pid=42)
 def _chain(n: int) -> list[bytes]:
     out, prev = [], core.GENESIS
     for seq in range(1, n + 1):
-        rec = Record(seq=seq, time=f"2026-11-22T00:00:{seq:02d}.000000Z",
-                     type=EventType.MANAGEMENT, outcome=Outcome.SUCCESS, subject=ADMIN,
-                     object=f"setting {seq}", details={"value": seq, "note": "a|b=c\\d\né"},
-                     prev=prev.hex())
+        rec = Record(
+            seq=seq,
+            time=f"2026-11-22T00:00:{seq:02d}.000000Z",
+            type=EventType.MANAGEMENT,
+            outcome=Outcome.SUCCESS,
+            subject=ADMIN,
+            object=f"setting {seq}",
+            details={"value": seq, "note": "a|b=c\\d\né"},
+            prev=prev.hex(),
+        )
         raw = core.canonical(rec)
         prev = core.chain_hash(prev, raw)
         out.append(raw)
@@ -39,19 +45,26 @@ def test_an_intact_chain_verifies() -> None:
 
 def _edited(chain: list[bytes], i: int) -> list[bytes]:
     rec = core.decode(chain[i])
-    forged = Record(**{**{f: getattr(rec, f) for f in rec.__struct_fields__},
-                       "outcome": Outcome.FAILURE})
-    return [*chain[:i], core.canonical(forged), *chain[i + 1:]]
+    forged = Record(
+        **{**{f: getattr(rec, f) for f in rec.__struct_fields__}, "outcome": Outcome.FAILURE}
+    )
+    return [*chain[:i], core.canonical(forged), *chain[i + 1 :]]
 
 
-@pytest.mark.parametrize(("tamper", "problem", "at"), [
-    (lambda c: _edited(c, 4), "modified", 5),  # record 5 changed: 6 no longer links to it
-    (lambda c: c[:4] + c[5:], "deleted", 5),
-    (lambda c: [*c[:4], c[2], *c[4:]], "inserted", 5),
-    (lambda c: [*c[:4], c[5], c[4], *c[6:]], "reordered", 5),
-    (lambda c: [*c[:4], c[4].replace(b'"setting 5"', b'"setting 5" '), *c[5:]],
-     "modified", 5),  # not canonical any more
-])
+@pytest.mark.parametrize(
+    ("tamper", "problem", "at"),
+    [
+        (lambda c: _edited(c, 4), "modified", 5),  # record 5 changed: 6 no longer links to it
+        (lambda c: c[:4] + c[5:], "deleted", 5),
+        (lambda c: [*c[:4], c[2], *c[4:]], "inserted", 5),
+        (lambda c: [*c[:4], c[5], c[4], *c[6:]], "reordered", 5),
+        (
+            lambda c: [*c[:4], c[4].replace(b'"setting 5"', b'"setting 5" '), *c[5:]],
+            "modified",
+            5,
+        ),  # not canonical any more
+    ],
+)
 def test_each_kind_of_tampering_is_detected_and_located(tamper, problem, at) -> None:
     v = core.verify(tamper(_chain(10)))
     assert not v.ok and (v.problem, v.at_seq) == (problem, at), v
@@ -87,8 +100,9 @@ def test_auditor_group_commit_torn_tail_and_queries(tmp_path: Path) -> None:
         clock = FakeClock()
         a = Auditor(AuditFile(path), clock, HealthRegistry(clock))
         await a.start()
-        seqs = await asyncio.gather(*(a.record(EventType.SECRET_SET, Outcome.SUCCESS, ADMIN,
-                                               f"s{i}") for i in range(50)))
+        seqs = await asyncio.gather(
+            *(a.record(EventType.SECRET_SET, Outcome.SUCCESS, ADMIN, f"s{i}") for i in range(50))
+        )
         assert sorted(seqs) == list(range(2, 52))  # 1 is audit.start
         with pytest.raises(ZeroDivisionError):
             async with a.event(EventType.KEYS_ROTATE, ADMIN, "master key"):
@@ -109,10 +123,14 @@ def test_auditor_group_commit_torn_tail_and_queries(tmp_path: Path) -> None:
         await a.start()
         types = [r.type for r in await a.query(AuditQuery(limit=0))]
         assert types[0] is EventType.AUDIT_START and types[-3:] == [
-            EventType.AUDIT_STOP, EventType.AUDIT_TAIL_REPAIRED, EventType.AUDIT_START]
+            EventType.AUDIT_STOP,
+            EventType.AUDIT_TAIL_REPAIRED,
+            EventType.AUDIT_START,
+        ]
         failures = await a.query(AuditQuery(outcome=Outcome.FAILURE, limit=0))
         assert [(r.type, r.details) for r in failures] == [
-            (EventType.KEYS_ROTATE, {"error": "internal"})]
+            (EventType.KEYS_ROTATE, {"error": "internal"})
+        ]
         ok = await a.query(AuditQuery(types=frozenset({EventType.KEYS_BACKUP}), user="admin"))
         assert [r.details for r in ok] == [{"size": 512}]
         assert (await a.verify()).ok

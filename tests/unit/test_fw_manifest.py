@@ -18,9 +18,15 @@ DIGEST = hashlib.sha256(b"x").hexdigest()
 
 
 def manifest(*entries: fm.Entry, epoch: int = 3) -> fm.Manifest:
-    return fm.Manifest(format=fm.FORMAT, product="mfp-controller", version="2.4.1",
-                       epoch=epoch, models=["C300i", "C400i"],
-                       created="2026-11-22T00:00:00Z", entries=list(entries))
+    return fm.Manifest(
+        format=fm.FORMAT,
+        product="mfp-controller",
+        version="2.4.1",
+        epoch=epoch,
+        models=["C300i", "C400i"],
+        created="2026-11-22T00:00:00Z",
+        entries=list(entries),
+    )
 
 
 GOOD = manifest(
@@ -55,58 +61,78 @@ def test_a_good_manifest_round_trips_in_canonical_form_only() -> None:
         fm.parse(unsorted)
 
 
-@pytest.mark.parametrize(("path", "reason"), [
-    ("", "empty path"),
-    ("/etc/passwd", "absolute path"),
-    ("../etc/passwd", "'..' as a path component"),
-    ("bin/../../etc", "'..' as a path component"),
-    ("./bin", "'.' as a path component"),
-    ("bin//panel", "empty path component"),
-    ("bin/", "empty path component"),
-    ("bin\\panel", "control character or backslash"),
-    ("bin/pa\nnel", "control character or backslash"),
-    ("cafe\u0301", "path not in Unicode NFC"),
-    ("a" * 256, "path component too long"),
-])
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("", "empty path"),
+        ("/etc/passwd", "absolute path"),
+        ("../etc/passwd", "'..' as a path component"),
+        ("bin/../../etc", "'..' as a path component"),
+        ("./bin", "'.' as a path component"),
+        ("bin//panel", "empty path component"),
+        ("bin/", "empty path component"),
+        ("bin\\panel", "control character or backslash"),
+        ("bin/pa\nnel", "control character or backslash"),
+        ("cafe\u0301", "path not in Unicode NFC"),
+        ("a" * 256, "path component too long"),
+    ],
+)
 def test_paths_that_are_refused(path: str, reason: str) -> None:
     err = _refused(manifest(fm.Entry(path, sha256=DIGEST, size=1)))
     assert str(err.params["reason"]).startswith(reason)
 
 
-@pytest.mark.parametrize(("entries", "reason"), [
-    ((fm.Entry("a", sha256=DIGEST), fm.Entry("a", sha256=DIGEST)), "duplicate entry"),
-    ((fm.Entry("a", sha256=DIGEST, mode=0o4755),), "setuid or setgid"),
-    ((fm.Entry("a", sha256="ABC"),), "file without a SHA-256"),
-    ((fm.Entry("a", kind="dir", sha256=DIGEST),), "dir with a digest"),
-    ((fm.Entry("l", kind="symlink", target="/etc/shadow"),), "symlink to an absolute path"),
-    ((fm.Entry("lib/l", kind="symlink", target="../../x"),), "symlink target leaves"),
-    ((fm.Entry("l", kind="symlink", target=""),), "symlink without a target"),
-    ((fm.Entry("a", sha256=DIGEST), fm.Entry("a/b", sha256=DIGEST)), "entry under a file"),
-    ((fm.Entry("l", kind="symlink", target="d"), fm.Entry("d", kind="dir"),
-      fm.Entry("l/x", sha256=DIGEST)), "entry under a symlink"),
-])
+@pytest.mark.parametrize(
+    ("entries", "reason"),
+    [
+        ((fm.Entry("a", sha256=DIGEST), fm.Entry("a", sha256=DIGEST)), "duplicate entry"),
+        ((fm.Entry("a", sha256=DIGEST, mode=0o4755),), "setuid or setgid"),
+        ((fm.Entry("a", sha256="ABC"),), "file without a SHA-256"),
+        ((fm.Entry("a", kind="dir", sha256=DIGEST),), "dir with a digest"),
+        ((fm.Entry("l", kind="symlink", target="/etc/shadow"),), "symlink to an absolute path"),
+        ((fm.Entry("lib/l", kind="symlink", target="../../x"),), "symlink target leaves"),
+        ((fm.Entry("l", kind="symlink", target=""),), "symlink without a target"),
+        ((fm.Entry("a", sha256=DIGEST), fm.Entry("a/b", sha256=DIGEST)), "entry under a file"),
+        (
+            (
+                fm.Entry("l", kind="symlink", target="d"),
+                fm.Entry("d", kind="dir"),
+                fm.Entry("l/x", sha256=DIGEST),
+            ),
+            "entry under a symlink",
+        ),
+    ],
+)
 def test_entries_that_are_refused(entries: tuple[fm.Entry, ...], reason: str) -> None:
     assert str(_refused(manifest(*entries)).params["reason"]).startswith(reason)
 
 
 def test_schema_refusals() -> None:
     raw = fm.canonical(GOOD)
-    for old, new in ((b'"epoch":3', b'"epoch":-1'), (b'"models":["C300i","C400i"]',
-                                                     b'"models":[]'),
-                     (b'"format":"mfpsecd-firmware-manifest/1"', b'"format":"other/1"')):
+    for old, new in (
+        (b'"epoch":3', b'"epoch":-1'),
+        (b'"models":["C300i","C400i"]', b'"models":[]'),
+        (b'"format":"mfpsecd-firmware-manifest/1"', b'"format":"other/1"'),
+    ):
         with pytest.raises(MfpsecError):
             fm.parse(raw.replace(old, new))
     with pytest.raises(MfpsecError):
         fm.parse(raw[:-1] + b',"extra":1}')
 
 
-_SAFE = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E,
-                                       blacklist_characters="/\\."), min_size=1, max_size=20)
+_SAFE = st.text(
+    alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E, blacklist_characters="/\\."),
+    min_size=1,
+    max_size=20,
+)
 
 
 @settings(max_examples=300)
-@given(parts=st.lists(_SAFE, min_size=1, max_size=6), bad=st.sampled_from(["..", ".", ""]),
-       at=st.integers(min_value=0, max_value=6))
+@given(
+    parts=st.lists(_SAFE, min_size=1, max_size=6),
+    bad=st.sampled_from(["..", ".", ""]),
+    at=st.integers(min_value=0, max_value=6),
+)
 def test_path_rule_properties(parts: list[str], bad: str, at: int) -> None:
     assert fm.path_problem("/".join(parts)) == ""
     spliced = [*parts[:at], bad, *parts[at:]]
@@ -120,8 +146,11 @@ def test_the_tree_comparison_names_what_differs() -> None:
     for change, reason, path in (
         ({"extra.sh": ("file", 0o755, "")}, "not in the manifest", "extra.sh"),
         ({"bin/panel": ("file", 0o777, "")}, "mode 777", "bin/panel"),
-        ({"lib/libmfp.so": ("symlink", 0o777, "/etc/passwd")}, "symlink target differs",
-         "lib/libmfp.so"),
+        (
+            {"lib/libmfp.so": ("symlink", 0o777, "/etc/passwd")},
+            "symlink target differs",
+            "lib/libmfp.so",
+        ),
         ({"share/fonts/a.ttf": ("symlink", 0o777, "x")}, "a symlink", "share/fonts/a.ttf"),
     ):
         with pytest.raises(MfpsecError) as info:

@@ -40,11 +40,16 @@ def test_an_update_never_writes_the_committed_slot() -> None:
         fw_slots.staged(BootState(active="a"), "a", 3)
 
 
-@pytest.mark.parametrize("bad", [
-    BootState(active="c"), BootState(active="a", pending="a", tries=1),
-    BootState(active="a", tries=2), BootState(active="a", pending="b", tries=17),
-    BootState(active="a", failed="x"),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        BootState(active="c"),
+        BootState(active="a", pending="a", tries=1),
+        BootState(active="a", tries=2),
+        BootState(active="a", pending="b", tries=17),
+        BootState(active="a", failed="x"),
+    ],
+)
 def test_inconsistent_stored_states_are_refused(bad: BootState) -> None:
     with pytest.raises(ValueError):
         fw_slots.check(bad)

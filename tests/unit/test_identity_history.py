@@ -17,27 +17,39 @@ def _key() -> ec.EllipticCurvePrivateKey:
 
 
 def _spki(k: ec.EllipticCurvePrivateKey) -> bytes:
-    return k.public_key().public_bytes(serialization.Encoding.DER,
-                                       serialization.PublicFormat.SubjectPublicKeyInfo)
+    return k.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
-def _link(seq: int, previous: ec.EllipticCurvePrivateKey, new: ec.EllipticCurvePrivateKey,
-          signer: ec.EllipticCurvePrivateKey | None = None, at: str = "2026-12-01T00:00:00Z"
-          ) -> ih.SignedLink:
-    link = ih.new_link(seq=seq, previous_spki=_spki(previous), spki=_spki(new), at=at,
-                       reason="key backup restored onto a replacement TPM", by="admin")
+def _link(
+    seq: int,
+    previous: ec.EllipticCurvePrivateKey,
+    new: ec.EllipticCurvePrivateKey,
+    signer: ec.EllipticCurvePrivateKey | None = None,
+    at: str = "2026-12-01T00:00:00Z",
+) -> ih.SignedLink:
+    link = ih.new_link(
+        seq=seq,
+        previous_spki=_spki(previous),
+        spki=_spki(new),
+        at=at,
+        reason="key backup restored onto a replacement TPM",
+        by="admin",
+    )
     sig = (signer or new).sign(ih.canonical(link), ec.ECDSA(hashes.SHA256()))
     return ih.SignedLink(link, sig.hex())
 
 
 def test_a_chain_of_restores_proves_every_earlier_key() -> None:
     k0, k1, k2 = _key(), _key(), _key()
-    links = [_link(1, k0, k1, at="2026-01-01T00:00:00Z"),
-             _link(2, k1, k2, at="2026-06-01T00:00:00Z")]
+    links = [
+        _link(1, k0, k1, at="2026-01-01T00:00:00Z"),
+        _link(2, k1, k2, at="2026-06-01T00:00:00Z"),
+    ]
     known = ih.trusted(_spki(k2), links)
     assert [k.fingerprint for k in known] == [ih.fingerprint(_spki(k)) for k in (k2, k1, k0)]
-    assert [k.replaced_at for k in known] == ["", "2026-06-01T00:00:00Z",
-                                              "2026-01-01T00:00:00Z"]
+    assert [k.replaced_at for k in known] == ["", "2026-06-01T00:00:00Z", "2026-01-01T00:00:00Z"]
     assert known[0].proof is None and known[2].proof == links[0]
     # The order the rows come in does not matter.
     assert ih.trusted(_spki(k2), links[::-1]) == known
@@ -78,8 +90,9 @@ def test_a_cycle_ends() -> None:
 
 def test_links_verify_with_the_digest_the_tpm_signs() -> None:
     k = _key()
-    link = ih.new_link(seq=1, previous_spki=_spki(_key()), spki=_spki(k), at="t",
-                       reason="r", by="b")
+    link = ih.new_link(
+        seq=1, previous_spki=_spki(_key()), spki=_spki(k), at="t", reason="r", by="b"
+    )
     message = ih.canonical(link)
     sig = k.sign(message, ec.ECDSA(hashes.SHA256()))
     assert ih.verifies(_spki(k), sig, message)

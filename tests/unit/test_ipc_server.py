@@ -25,19 +25,28 @@ from tests.support.fakeclock import FakeClock, settle
 GET_STATUS = b'{"method":"io.mfpsecd.System.GetStatus"}\0'
 
 
-async def _serve(tmp: Path, clock: FakeClock, patch: dict[str, Any] | None = None,
-                 limits: ServerLimits | None = None,
-                 without: str | None = None) -> tuple[VarlinkServer, StatusService]:
+async def _serve(
+    tmp: Path,
+    clock: FakeClock,
+    patch: dict[str, Any] | None = None,
+    limits: ServerLimits | None = None,
+    without: str | None = None,
+) -> tuple[VarlinkServer, StatusService]:
     import os
 
     status = StatusService(clock, HealthRegistry(clock), BoardInfo("b", "simulated"))
     status.set_lifecycle(DaemonState.READY)
     handlers = {**build_handlers(status), **(patch or {})}
     handlers.pop(without or "", None)
-    server = VarlinkServer(handlers, AdmissionRules(os.geteuid(), frozenset(), frozenset()),
-                           limits or ServerLimits(), clock, interfaces=INTERFACES,
-                           # the fast path answers GetStatus itself: not when it is patched
-                           fast=None if patch or without else fast_replies(status))
+    server = VarlinkServer(
+        handlers,
+        AdmissionRules(os.geteuid(), frozenset(), frozenset()),
+        limits or ServerLimits(),
+        clock,
+        interfaces=INTERFACES,
+        # the fast path answers GetStatus itself: not when it is patched
+        fast=None if patch or without else fast_replies(status),
+    )
     await server.listen(tmp / "s.sock", None)
     return server, status
 
@@ -73,9 +82,11 @@ async def _crash_async(ctx: Any, params: Any) -> Any:
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_undeclared_and_crashing_handlers_answer_internal_without_detail(
-        tmp_path: Path, kind: str) -> None:
-    undeclared, crash = ((_undeclared_sync, _crash_sync) if kind == "sync"
-                         else (_undeclared_async, _crash_async))
+    tmp_path: Path, kind: str
+) -> None:
+    undeclared, crash = (
+        (_undeclared_sync, _crash_sync) if kind == "sync" else (_undeclared_async, _crash_async)
+    )
 
     async def declared(ctx: Any, params: Any) -> Any:
         raise MfpsecError(ErrorCode.INTERFACE_NOT_FOUND, interface="x.y")
@@ -87,15 +98,22 @@ def test_undeclared_and_crashing_handlers_answer_internal_without_detail(
             (crash, {"error": "io.mfpsecd.System.Internal", "parameters": {}}),
         ]:
             server, _ = await _serve(tmp_path, clock, {"io.mfpsecd.System.GetStatus": handler})
-            assert await _roundtrip(tmp_path / "s.sock", GET_STATUS + GET_STATUS) == \
-                [expected, expected]  # the connection survives a handler failure
+            assert await _roundtrip(tmp_path / "s.sock", GET_STATUS + GET_STATUS) == [
+                expected,
+                expected,
+            ]  # the connection survives a handler failure
             await server.close()
-        server, _ = await _serve(tmp_path, clock,
-                                 {"org.varlink.service.GetInterfaceDescription": declared})
-        r = await _roundtrip(tmp_path / "s.sock", b'{"method":"org.varlink.service.'
-                             b'GetInterfaceDescription","parameters":{"interface":"a.b"}}\0')
-        assert r == [{"error": "org.varlink.service.InterfaceNotFound",
-                      "parameters": {"interface": "x.y"}}]
+        server, _ = await _serve(
+            tmp_path, clock, {"org.varlink.service.GetInterfaceDescription": declared}
+        )
+        r = await _roundtrip(
+            tmp_path / "s.sock",
+            b'{"method":"org.varlink.service.'
+            b'GetInterfaceDescription","parameters":{"interface":"a.b"}}\0',
+        )
+        assert r == [
+            {"error": "org.varlink.service.InterfaceNotFound", "parameters": {"interface": "x.y"}}
+        ]
         await server.close()
         assert not (tmp_path / "s.sock").exists()
 
@@ -106,11 +124,16 @@ def test_oneway_gets_no_reply_and_missing_handler_is_not_implemented(tmp_path: P
     async def scenario() -> None:
         clock = FakeClock()
         server, _ = await _serve(tmp_path, clock, without="io.mfpsecd.System.GetStatus")
-        r = await _roundtrip(tmp_path / "s.sock",
-                             b'{"method":"org.varlink.service.GetInfo","oneway":true}\0'
-                             + GET_STATUS)
-        assert r == [{"error": "org.varlink.service.MethodNotImplemented",
-                      "parameters": {"method": "io.mfpsecd.System.GetStatus"}}]
+        r = await _roundtrip(
+            tmp_path / "s.sock",
+            b'{"method":"org.varlink.service.GetInfo","oneway":true}\0' + GET_STATUS,
+        )
+        assert r == [
+            {
+                "error": "org.varlink.service.MethodNotImplemented",
+                "parameters": {"method": "io.mfpsecd.System.GetStatus"},
+            }
+        ]
         await server.close()
 
     _run(scenario)
@@ -162,7 +185,9 @@ def test_pipelined_calls_beyond_the_queue_depth_are_all_answered_in_order(tmp_pa
         server, _ = await _serve(tmp_path, clock, limits=ServerLimits(queue_depth=2))
         calls = b"".join(
             b'{"method":"org.varlink.service.GetInterfaceDescription","parameters":'
-            b'{"interface":"n%d.x"}}\0' % i for i in range(50))
+            b'{"interface":"n%d.x"}}\0' % i
+            for i in range(50)
+        )
         replies = await _roundtrip(tmp_path / "s.sock", calls)
         assert [r["parameters"]["interface"] for r in replies] == [f"n{i}.x" for i in range(50)]
         await server.close()
@@ -173,20 +198,24 @@ def test_pipelined_calls_beyond_the_queue_depth_are_all_answered_in_order(tmp_pa
 def test_plain_and_async_handlers_pipelined_keep_call_order(tmp_path: Path) -> None:
     """Plain handlers are answered from the read callback; a slow coroutine before them in
     the same pipeline must still be answered first."""
+
     async def slow_description(ctx: Any, params: Any) -> Any:
         await asyncio.sleep(0.05)
         return InterfaceDescription(description="slow " + params.interface)
 
     async def scenario() -> None:
         clock = FakeClock()
-        server, _ = await _serve(tmp_path, clock, {
-            "org.varlink.service.GetInterfaceDescription": slow_description})
-        slow = (b'{"method":"org.varlink.service.GetInterfaceDescription",'
-                b'"parameters":{"interface":"a.b"}}\0')
-        replies = await _roundtrip(tmp_path / "s.sock",
-                                   GET_STATUS + slow + GET_STATUS + slow + GET_STATUS)
-        kinds = ["description" if "description" in r["parameters"] else "status"
-                 for r in replies]
+        server, _ = await _serve(
+            tmp_path, clock, {"org.varlink.service.GetInterfaceDescription": slow_description}
+        )
+        slow = (
+            b'{"method":"org.varlink.service.GetInterfaceDescription",'
+            b'"parameters":{"interface":"a.b"}}\0'
+        )
+        replies = await _roundtrip(
+            tmp_path / "s.sock", GET_STATUS + slow + GET_STATUS + slow + GET_STATUS
+        )
+        kinds = ["description" if "description" in r["parameters"] else "status" for r in replies]
         assert kinds == ["status", "description", "status", "description", "status"]
         await server.close()
 
@@ -219,11 +248,21 @@ def test_handler_table_is_checked_at_start() -> None:
         raise AssertionError("never called")
 
     with pytest.raises(TypeError, match="async generator"):
-        VarlinkServer({"io.mfpsecd.System.WatchStatus": plain_stream}, rules, ServerLimits(),
-                      clock, interfaces=INTERFACES)
+        VarlinkServer(
+            {"io.mfpsecd.System.WatchStatus": plain_stream},
+            rules,
+            ServerLimits(),
+            clock,
+            interfaces=INTERFACES,
+        )
     with pytest.raises(TypeError, match="no interface declares"):
-        VarlinkServer({"io.mfpsecd.System.Nope": plain_stream}, rules, ServerLimits(), clock,
-                      interfaces=INTERFACES)
+        VarlinkServer(
+            {"io.mfpsecd.System.Nope": plain_stream},
+            rules,
+            ServerLimits(),
+            clock,
+            interfaces=INTERFACES,
+        )
 
 
 def test_pre_encoded_status_reply_is_exactly_the_encoded_status() -> None:
@@ -250,18 +289,20 @@ def test_pre_encoded_status_reply_is_exactly_the_encoded_status() -> None:
 def test_fast_path_answers_exactly_like_the_parsed_path(tmp_path: Path) -> None:
     """The canonical GetStatus message is answered without parsing; the same call spelled
     otherwise is parsed. Pipelined together, the replies are the same and in order."""
+
     async def go() -> None:
         clock = FakeClock()
         server, _ = await _serve(tmp_path, clock)
         spelled = b'{"parameters":{},"method":"io.mfpsecd.System.GetStatus"}\0'
         info = b'{"method":"org.varlink.service.GetInfo"}\0'
-        replies = await _roundtrip(tmp_path / "s.sock",
-                                   GET_STATUS + spelled + info + GET_STATUS + GET_STATUS[:-1]
-                                   + b" \0")
+        replies = await _roundtrip(
+            tmp_path / "s.sock", GET_STATUS + spelled + info + GET_STATUS + GET_STATUS[:-1] + b" \0"
+        )
         assert [sorted(r["parameters"]) for r in replies] == [
-            sorted(replies[0]["parameters"])] * 2 + [
-            ["interfaces", "product", "url", "vendor", "version"]] + [
-            sorted(replies[0]["parameters"])] * 2
+            sorted(replies[0]["parameters"])
+        ] * 2 + [["interfaces", "product", "url", "vendor", "version"]] + [
+            sorted(replies[0]["parameters"])
+        ] * 2
         assert replies[0] == replies[1] == replies[3] == replies[4]
         await server.close()
 

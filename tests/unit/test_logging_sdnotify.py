@@ -41,14 +41,16 @@ def test_sd_notify_datagrams_and_watchdog(tmp_path: Path) -> None:
     path = str(tmp_path / "n")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as srv:
         srv.bind(path)
-        n = SdNotifier.from_environment({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "2000000",
-                                         "WATCHDOG_PID": str(os.getpid())})
+        n = SdNotifier.from_environment(
+            {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "2000000", "WATCHDOG_PID": str(os.getpid())}
+        )
         assert n.notify("READY=1", "STATUS=ok")
         assert srv.recv(100) == b"READY=1\nSTATUS=ok"
         assert n.watchdog_interval_s == 1.0
         n.close()
-    other = SdNotifier.from_environment({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "2000000",
-                                         "WATCHDOG_PID": "1"})
+    other = SdNotifier.from_environment(
+        {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "2000000", "WATCHDOG_PID": "1"}
+    )
     assert other.watchdog_interval_s is None  # the watchdog is meant for another process
     assert not SdNotifier.from_environment({}).notify("READY=1")
 

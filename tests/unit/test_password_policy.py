@@ -33,8 +33,9 @@ def test_each_rule_and_its_message() -> None:
     assert rules(b"my-JDoe-password", policy=PasswordPolicy(forbid_user_id=False)) == []
     assert rules(b"alllowercaseletters", policy=STRICT) == [Rule.COMPLEXITY]
     assert rules(b"Abcdefgh1!xyzqrs", policy=STRICT) == []
-    messages = {v.rule: v.requirement for v in violations(
-        memoryview(bytearray(b"jdoe")), "jdoe", STRICT)}
+    messages = {
+        v.rule: v.requirement for v in violations(memoryview(bytearray(b"jdoe")), "jdoe", STRICT)
+    }
     assert messages[Rule.MIN_LENGTH] == "at least 15 characters"
     assert messages[Rule.COMPLEXITY] == "also a character of each class: digit, symbol, upper"
     assert messages[Rule.CONTAINS_USER_ID] == "must not contain the user id"
@@ -59,14 +60,20 @@ def test_random_passwords_are_judged_by_each_rule(pw: str, user: str) -> None:
     assert Rule.ASCII_PRINTABLE not in found
     assert (Rule.REPEATED_CHARACTER in found) == (len(raw) > 1 and len(set(raw)) == 1)
     assert (Rule.CONTAINS_USER_ID in found) == (user in pw.lower())
-    classes = {c for c in CharClass if any(
-        (c is CharClass.DIGIT and ch.isdigit()) or (c is CharClass.UPPER and ch.isupper())
-        or (c is CharClass.LOWER and ch.islower())
-        or (c is CharClass.SYMBOL and not ch.isalnum()) for ch in pw)}
+    classes = {
+        c
+        for c in CharClass
+        if any(
+            (c is CharClass.DIGIT and ch.isdigit())
+            or (c is CharClass.UPPER and ch.isupper())
+            or (c is CharClass.LOWER and ch.islower())
+            or (c is CharClass.SYMBOL and not ch.isalnum())
+            for ch in pw
+        )
+    }
     assert (Rule.COMPLEXITY in found) == (classes != set(CharClass))
 
 
-@given(st.binary(min_size=12, max_size=40).filter(lambda b: any(x > 0x7E or x < 0x20
-                                                                for x in b)))
+@given(st.binary(min_size=12, max_size=40).filter(lambda b: any(x > 0x7E or x < 0x20 for x in b)))
 def test_anything_outside_printable_ascii_is_refused(raw: bytes) -> None:
     assert Rule.ASCII_PRINTABLE in rules(raw, "")

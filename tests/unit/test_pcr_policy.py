@@ -13,16 +13,18 @@ from mfpsecd.core.pcr_policy import PcrBinding, extended
 A, B = hashlib.sha256(b"a").digest(), hashlib.sha256(b"b").digest()
 
 
-@pytest.mark.parametrize(("pcrs", "values"), [
-    ((14, 7), (A, B)),  # not ascending
-    ((14, 14), (A, A)),  # twice
-    ((24,), (A,)),  # no such PCR
-    ((-1,), (A,)),
-    ((14,), ()),  # a value missing
-    ((14,), (A[:31],)),  # not SHA-256
-])
-def test_malformed_bindings_are_refused(pcrs: tuple[int, ...], values: tuple[bytes, ...]
-                                        ) -> None:
+@pytest.mark.parametrize(
+    ("pcrs", "values"),
+    [
+        ((14, 7), (A, B)),  # not ascending
+        ((14, 14), (A, A)),  # twice
+        ((24,), (A,)),  # no such PCR
+        ((-1,), (A,)),
+        ((14,), ()),  # a value missing
+        ((14,), (A[:31],)),  # not SHA-256
+    ],
+)
+def test_malformed_bindings_are_refused(pcrs: tuple[int, ...], values: tuple[bytes, ...]) -> None:
     with pytest.raises(ValueError):
         PcrBinding(pcrs, values)
 
@@ -31,7 +33,7 @@ def test_selection_bitmap_and_replacing() -> None:
     binding = PcrBinding.of({14: A, 7: B})
     assert binding.pcrs == (7, 14) and binding.values == (B, A)
     # TPML_PCR_SELECTION: count 1, SHA-256, 3 bytes of bitmap with bits 7 and 14.
-    assert binding.selection == bytes.fromhex("00000001" "000b" "03" "80" "40" "00")
+    assert binding.selection == bytes.fromhex("00000001000b03804000")
     assert PcrBinding((), ()).selection == bytes(4)
     moved = binding.replacing(14, B)
     assert moved == PcrBinding((7, 14), (B, B)) and moved.policy != binding.policy

@@ -24,27 +24,42 @@ def test_defaults() -> None:
 
 
 def test_messages_name_the_key_path() -> None:
-    assert err({"ipc": {"max_connections": 5000}}) == \
-        "f.toml: ipc.max_connections: expected int <= 4096"
-    assert err({"ipc": {"max_connections": "many"}}) == \
-        "f.toml: ipc.max_connections: expected int, got str"
+    assert (
+        err({"ipc": {"max_connections": 5000}})
+        == "f.toml: ipc.max_connections: expected int <= 4096"
+    )
+    assert (
+        err({"ipc": {"max_connections": "many"}})
+        == "f.toml: ipc.max_connections: expected int, got str"
+    )
     assert err({"ipc": {"bogus": 1}}) == "f.toml: ipc.bogus: unknown key"
     assert err({"nosuchsection": {}}) == "f.toml: nosuchsection: unknown key"
     assert err({"access": {"panel_users": ["ok", "bad name!"]}}).startswith(
-        "f.toml: access.panel_users[1]:")
+        "f.toml: access.panel_users[1]:"
+    )
 
 
-BOARD = {"board": {"name": "b", "kind": "simulated"},
-         "paths": {"state_dir": "s", "run_dir": "r"}, "tpm": {"backend": "none"}}
+BOARD = {
+    "board": {"name": "b", "kind": "simulated"},
+    "paths": {"state_dir": "s", "run_dir": "r"},
+    "tpm": {"backend": "none"},
+}
 
 
 def test_board_profile_paths_in_lists() -> None:
     parse(BOARD, BoardProfile, "b.toml")
-    bad = {**BOARD, "disks": [{"id": "d0", "path": "x", "medium": "hdd"},
-                              {"id": "d1", "path": "y", "medium": "floppy"}]}
+    bad = {
+        **BOARD,
+        "disks": [
+            {"id": "d0", "path": "x", "medium": "hdd"},
+            {"id": "d1", "path": "y", "medium": "floppy"},
+        ],
+    }
     assert err(bad, BoardProfile).startswith("f.toml: disks[1].medium: invalid enum value")
-    assert err({k: v for k, v in BOARD.items() if k != "tpm"}, BoardProfile) == \
-        "f.toml: tpm: missing required key"
+    assert (
+        err({k: v for k, v in BOARD.items() if k != "tpm"}, BoardProfile)
+        == "f.toml: tpm: missing required key"
+    )
 
 
 def test_hw_profiles_in_the_tree_are_valid() -> None:
@@ -59,13 +74,20 @@ def test_hw_profiles_in_the_tree_are_valid() -> None:
 
 toml_like = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                  max_size=3),
-    max_leaves=12)
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
 
 
-@given(st.dictionaries(st.sampled_from(["daemon", "ipc", "access", "state", "x"]),
-                       st.dictionaries(st.text(max_size=20), toml_like, max_size=4), max_size=4))
+@given(
+    st.dictionaries(
+        st.sampled_from(["daemon", "ipc", "access", "state", "x"]),
+        st.dictionaries(st.text(max_size=20), toml_like, max_size=4),
+        max_size=4,
+    )
+)
 def test_any_document_is_accepted_or_gets_a_config_error(data: dict[str, Any]) -> None:
     try:
         parse(data, Config, "f.toml")

@@ -12,35 +12,55 @@ from mfpsecd.api.auditlog import EventType, Outcome, Record, Subject
 from mfpsecd.core import siem
 from tests.support import siem_parse
 
-EPOCH_MS = str(int(dt.datetime(2026, 11, 22, 3, 4, 5, 123000, tzinfo=dt.UTC).timestamp())
-               * 1000 + 123)
+EPOCH_MS = str(
+    int(dt.datetime(2026, 11, 22, 3, 4, 5, 123000, tzinfo=dt.UTC).timestamp()) * 1000 + 123
+)
 NASTY = 'pipe|equals=back\\slash\nnew line\r "quoted" ]bracket^caret\ttab é漢字'
 LEEF_NASTY = NASTY.replace("\n", "\\u000a").replace("\r", "\\u000d").replace("\t", "\\u0009")
 
 
 def _record(obj: str = NASTY, note: str = NASTY) -> Record:
-    return Record(seq=42, prev="00" * 32, time="2026-11-22T03:04:05.123456Z",
-                  type=EventType.AUTH_LOCKOUT, outcome=Outcome.FAILURE,
-                  subject=Subject(origin="network", user="j|d=e\\", role="user", uid=-1,
-                                  pid=-1, address="2001:db8::7"),
-                  object=obj, details={"attempts": 3, "note": note, "ok": False})
+    return Record(
+        seq=42,
+        prev="00" * 32,
+        time="2026-11-22T03:04:05.123456Z",
+        type=EventType.AUTH_LOCKOUT,
+        outcome=Outcome.FAILURE,
+        subject=Subject(
+            origin="network", user="j|d=e\\", role="user", uid=-1, pid=-1, address="2001:db8::7"
+        ),
+        object=obj,
+        details={"attempts": 3, "note": note, "ok": False},
+    )
 
 
 @pytest.mark.parametrize("fmt", [siem.Format.CEF, siem.Format.LEEF])
 def test_messages_parse_back_to_the_record(fmt: siem.Format) -> None:
     r = _record()
-    framed = siem.octet_counted(siem.syslog_message(r, fmt, hostname="mfp-01", version="0.1.0",
-                                                   procid="77"))
+    framed = siem.octet_counted(
+        siem.syslog_message(r, fmt, hostname="mfp-01", version="0.1.0", procid="77")
+    )
     (message,) = siem_parse.deframe(framed + siem.octet_counted(b"x")[:0])
     s = siem_parse.syslog(message)
     assert s["pri"] == str(13 * 8 + 2)  # log audit, critical: a failed lockout is severity 10
     assert (s["time"], s["host"], s["app"], s["procid"], s["msgid"]) == (
-        r.time, "mfp-01", "mfpsecd", "77", "auth.lockout")
+        r.time,
+        "mfp-01",
+        "mfpsecd",
+        "77",
+        "auth.lockout",
+    )
     assert 'seq="42"' in s["sd"]
     if fmt is siem.Format.CEF:
         header, ext = siem_parse.cef(s["msg"])
-        assert header == ["mfpsecd project", "mfpsecd", "0.1.0", "auth.lockout",
-                          "auth lockout", "10"]
+        assert header == [
+            "mfpsecd project",
+            "mfpsecd",
+            "0.1.0",
+            "auth.lockout",
+            "auth lockout",
+            "10",
+        ]
         assert ext["cs1"] == NASTY and ext["cs1Label"] == "object"
         assert (ext["suser"], ext["src"], ext["externalId"]) == ("j|d=e\\", "2001:db8::7", "42")
         assert ext["duser"] == NASTY  # the account locked
@@ -54,9 +74,16 @@ def test_messages_parse_back_to_the_record(fmt: siem.Format) -> None:
         # (which relays rewrite) are shown as \uXXXX.
         assert attrs["cs1"] == LEEF_NASTY
         assert (attrs["usrName"], attrs["suser"], attrs["src"], attrs["seq"], attrs["sev"]) == (
-            LEEF_NASTY, "j|d=e\\", "2001:db8::7", "42", "10")
+            LEEF_NASTY,
+            "j|d=e\\",
+            "2001:db8::7",
+            "42",
+            "10",
+        )
         assert (attrs["devTime"], attrs["devTimeFormat"]) == (
-            "2026-11-22T03:04:05.123+0000", "yyyy-MM-dd'T'HH:mm:ss.SSSZ")
+            "2026-11-22T03:04:05.123+0000",
+            "yyyy-MM-dd'T'HH:mm:ss.SSSZ",
+        )
         details = json.loads(attrs["cs2"])
     assert details == {"attempts": 3, "note": NASTY, "ok": False}
     # Nothing breaks the line-oriented formats: the message holds no raw line break.
@@ -64,18 +91,28 @@ def test_messages_parse_back_to_the_record(fmt: siem.Format) -> None:
 
 
 def test_octet_counting_frames_many_messages() -> None:
-    msgs = [siem.syslog_message(_record(f"job {i} é"), siem.Format.CEF, hostname="h",
-                                version="1", procid="1") for i in range(5)]
+    msgs = [
+        siem.syslog_message(
+            _record(f"job {i} é"), siem.Format.CEF, hostname="h", version="1", procid="1"
+        )
+        for i in range(5)
+    ]
     stream = b"".join(siem.octet_counted(m) for m in msgs)
     assert siem_parse.deframe(stream) == msgs
 
 
 @pytest.mark.parametrize("fmt", [siem.Format.CEF, siem.Format.LEEF])
 def test_a_failed_login_names_the_account_it_tried(fmt: siem.Format) -> None:
-    r = Record(seq=7, prev="00" * 32, time="2026-11-22T03:04:05.123456Z",
-               type=EventType.AUTH_LOGIN, outcome=Outcome.FAILURE,
-               subject=Subject(origin="network", address="192.0.2.4"), object="admin",
-               details={"method": "password", "reason": "wrong password"})
+    r = Record(
+        seq=7,
+        prev="00" * 32,
+        time="2026-11-22T03:04:05.123456Z",
+        type=EventType.AUTH_LOGIN,
+        outcome=Outcome.FAILURE,
+        subject=Subject(origin="network", address="192.0.2.4"),
+        object="admin",
+        details={"method": "password", "reason": "wrong password"},
+    )
     s = siem_parse.syslog(siem.syslog_message(r, fmt, hostname="h", version="1", procid="-"))
     assert s["procid"] == "-"
     if fmt is siem.Format.CEF:
@@ -87,19 +124,29 @@ def test_a_failed_login_names_the_account_it_tried(fmt: siem.Format) -> None:
 
 
 def test_leef_names_the_caller_as_usrname_when_no_account_is_concerned() -> None:
-    r = Record(seq=8, prev="00" * 32, time="2026-11-22T03:04:05Z",
-               type=EventType.MANAGEMENT, outcome=Outcome.SUCCESS,
-               subject=Subject(origin="panel", user="alice", role="admin"), object="policy",
-               details={})
-    _, attrs = siem_parse.leef(siem_parse.syslog(siem.syslog_message(
-        r, siem.Format.LEEF, hostname="h", version="1", procid="9"))["msg"])
+    r = Record(
+        seq=8,
+        prev="00" * 32,
+        time="2026-11-22T03:04:05Z",
+        type=EventType.MANAGEMENT,
+        outcome=Outcome.SUCCESS,
+        subject=Subject(origin="panel", user="alice", role="admin"),
+        object="policy",
+        details={},
+    )
+    _, attrs = siem_parse.leef(
+        siem_parse.syslog(
+            siem.syslog_message(r, siem.Format.LEEF, hostname="h", version="1", procid="9")
+        )["msg"]
+    )
     assert attrs["usrName"] == "alice" and attrs["devTime"] == "2026-11-22T03:04:05.000+0000"
 
 
 def test_leef_declares_a_delimiter_that_no_value_holds() -> None:
     def delimiter(obj: str) -> tuple[str, dict[str, str]]:
-        message = siem.syslog_message(_record(obj, "plain"), siem.Format.LEEF, hostname="h",
-                                      version="1", procid="1")
+        message = siem.syslog_message(
+            _record(obj, "plain"), siem.Format.LEEF, hostname="h", version="1", procid="1"
+        )
         header, attrs = siem_parse.leef(siem_parse.syslog(message)["msg"])
         return header[4], attrs
 

@@ -75,8 +75,7 @@ def test_failed_transaction_rolls_back(tmp_path: Path) -> None:
     asyncio.run(run())
 
 
-def test_the_ip_filter_lists_move_to_snapshot_rows_in_the_order_entered(
-        tmp_path: Path) -> None:
+def test_the_ip_filter_lists_move_to_snapshot_rows_in_the_order_entered(tmp_path: Path) -> None:
     """Schema 17: a policy stored as one JSON document by an older daemon (schema 16)
     becomes one snapshot row per list, in the order entered; the document keeps the
     rest."""
@@ -87,22 +86,31 @@ def test_the_ip_filter_lists_move_to_snapshot_rows_in_the_order_entered(
             if statement.strip():
                 conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {version}")
-    conn.execute("INSERT INTO net_policy (id, policy) VALUES (1, ?)", (
-        '{"allow":["4:a000000-affffff","4:c0a80000-c0a8ffff"],"deny":["4:a070332-a070332"],'
-        '"quick":true,"enabled":["http"]}',))
+    conn.execute(
+        "INSERT INTO net_policy (id, policy) VALUES (1, ?)",
+        (
+            '{"allow":["4:a000000-affffff","4:c0a80000-c0a8ffff"],"deny":["4:a070332-a070332"],'
+            '"quick":true,"enabled":["http"]}',
+        ),
+    )
     conn.commit()
     conn.close()
 
     async def run() -> tuple[str, list[tuple[object, ...]]]:
         s = SqliteState(db)
         await s.open()
-        got = await s.run(lambda c: (
-            str(c.execute("SELECT policy FROM net_policy").fetchone()[0]),  # type: ignore[index]
-            c.execute("SELECT list, op, packed FROM net_ranges ORDER BY seq").fetchall()))
+        got = await s.run(
+            lambda c: (
+                str(c.execute("SELECT policy FROM net_policy").fetchone()[0]),  # type: ignore[index]
+                c.execute("SELECT list, op, packed FROM net_ranges ORDER BY seq").fetchall(),
+            )
+        )
         await s.close()
         return got
 
     policy, rows = asyncio.run(run())
-    assert rows == [("allow", "snapshot", "4:a000000-affffff\n4:c0a80000-c0a8ffff"),
-                    ("deny", "snapshot", "4:a070332-a070332")]
+    assert rows == [
+        ("allow", "snapshot", "4:a000000-affffff\n4:c0a80000-c0a8ffff"),
+        ("deny", "snapshot", "4:a070332-a070332"),
+    ]
     assert policy == '{"quick":true,"enabled":["http"]}'

@@ -13,8 +13,9 @@ def test_crashing_task_restarts_with_backoff_then_gives_up() -> None:
     async def scenario() -> None:
         clock = FakeClock()
         health = HealthRegistry(clock)
-        sup = Supervisor(clock, health, BackoffPolicy(initial_s=1, factor=2, max_s=4,
-                                                      give_up_after=4))
+        sup = Supervisor(
+            clock, health, BackoffPolicy(initial_s=1, factor=2, max_s=4, give_up_after=4)
+        )
         runs = 0
 
         async def flaky() -> None:

@@ -11,10 +11,19 @@ from hypothesis import strategies as st
 from mfpsecd.core.throttle import Action, Kind, Throttle, ThrottleLimits
 from mfpsecd.ipfilter.model.ruleset import parse_range
 
-LIMITS = ThrottleLimits(failures=5, failure_window_s=300, requests=10, request_window_s=60,
-                        block_factor=3, total_requests=1000, base_delay_s=0.25,
-                        max_delay_s=2.0, max_sources=256, spray_children=4,
-                        max_detections=5)
+LIMITS = ThrottleLimits(
+    failures=5,
+    failure_window_s=300,
+    requests=10,
+    request_window_s=60,
+    block_factor=3,
+    total_requests=1000,
+    base_delay_s=0.25,
+    max_delay_s=2.0,
+    max_sources=256,
+    spray_children=4,
+    max_detections=5,
+)
 
 
 def test_requests_allowed_then_delayed_growing_capped_then_refused() -> None:
@@ -37,12 +46,14 @@ def test_one_detection_per_source_and_window() -> None:
     attacks = [d for i in range(12) for d in t.failure("ip:192.0.2.7", float(i))]
     assert [(d.kind, d.count) for d in attacks] == [(Kind.PASSWORD_ATTACK, 5)]
     assert [d.kind for i in range(5) for d in t.failure("ip:192.0.2.7", 400.0 + i)] == [
-        Kind.PASSWORD_ATTACK]
+        Kind.PASSWORD_ATTACK
+    ]
 
 
 def test_total_flood_across_sources_delays_everyone() -> None:
-    t = Throttle(ThrottleLimits(requests=1000, total_requests=50, base_delay_s=0.1,
-                                max_delay_s=1.0))
+    t = Throttle(
+        ThrottleLimits(requests=1000, total_requests=50, base_delay_s=0.1, max_delay_s=1.0)
+    )
     kinds = [d.kind for i in range(51) for d in t.request(f"uid:{i}", 0.0)[1]]
     assert kinds == [Kind.TOTAL_FLOOD]
     assert t.request("uid:9999", 0.0)[0].action is Action.DELAY  # a newcomer too
@@ -96,10 +107,18 @@ def test_detections_are_bounded_per_window_and_count_the_suppressed() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["uid:1", "uid:2", "panel", "ip:192.0.2.1"]),
-                          st.floats(min_value=0, max_value=10)), max_size=200))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["uid:1", "uid:2", "panel", "ip:192.0.2.1"]),
+            st.floats(min_value=0, max_value=10),
+        ),
+        max_size=200,
+    )
+)
 def test_never_more_than_the_block_limit_get_through_per_window(
-        calls: list[tuple[str, float]]) -> None:
+    calls: list[tuple[str, float]],
+) -> None:
     t = Throttle(LIMITS)
     passed: dict[str, int] = {}
     now = 0.0

@@ -23,9 +23,20 @@ def test_unknown_top_level_keys_are_ignored() -> None:
     assert call.method == "a.b.C"
 
 
-@pytest.mark.parametrize("data", [b"", b"{", b"[]", b"null", b'{"method":1}', b'{"x":1}',
-                                  b'{"method":"nodots"}', b'{"method":"a.b.lower"}',
-                                  b'{"method":"a.b.C","more":"yes"}'])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"{",
+        b"[]",
+        b"null",
+        b'{"method":1}',
+        b'{"x":1}',
+        b'{"method":"nodots"}',
+        b'{"method":"a.b.lower"}',
+        b'{"method":"a.b.C","more":"yes"}',
+    ],
+)
 def test_not_a_call(data: bytes) -> None:
     with pytest.raises(MfpsecError) as info:
         wire.decode_call(data)
@@ -34,8 +45,12 @@ def test_not_a_call(data: bytes) -> None:
 
 def test_params_errors_name_the_parameter() -> None:
     dec = msgspec.json.Decoder(GetInterfaceDescriptionParams)
-    for raw, name in [(b'{"interface":1}', "interface"), (b"{}", "interface"),
-                      (b'{"interface":"x","y":2}', "y"), (b"[]", "parameters")]:
+    for raw, name in [
+        (b'{"interface":1}', "interface"),
+        (b"{}", "interface"),
+        (b'{"interface":"x","y":2}', "y"),
+        (b"[]", "parameters"),
+    ]:
         with pytest.raises(MfpsecError) as info:
             wire.decode_params(msgspec.Raw(raw), dec)
         assert info.value.params == {"parameter": name}
@@ -71,15 +86,20 @@ def test_null_for_an_input_with_a_default_means_the_default() -> None:
     from mfpsecd.wipe import api as wipe
 
     decoder = msgspec.json.Decoder(wipe.PurgeParams)
-    params = wire.decode_params(msgspec.Raw(
-        b'{"target":"d1","level":null,"mode":null,"password":null,"confirm":true}'), decoder)
+    params = wire.decode_params(
+        msgspec.Raw(b'{"target":"d1","level":null,"mode":null,"password":null,"confirm":true}'),
+        decoder,
+    )
     assert params == wipe.PurgeParams("d1", confirm=True)
     given = wire.decode_params(msgspec.Raw(b'{"target":"d1","password":"cHc="}'), decoder)
     assert given.password == bytearray(b"pw")
     # A required input stays required, null or not, and a wrong type stays wrong.
-    for bad, field in [(b'{"target":null}', "target"), (b'{"level":null}', "target"),
-                       (b'{"target":"d1","mode":"x"}', "mode"),
-                       (b'{"target":"d1","mode":null,"level":"x"}', "level")]:
+    for bad, field in [
+        (b'{"target":null}', "target"),
+        (b'{"level":null}', "target"),
+        (b'{"target":"d1","mode":"x"}', "mode"),
+        (b'{"target":"d1","mode":null,"level":"x"}', "level"),
+    ]:
         with pytest.raises(MfpsecError) as exc:
             wire.decode_params(msgspec.Raw(bad), decoder)
         assert exc.value.code is ErrorCode.INVALID_PARAMETER

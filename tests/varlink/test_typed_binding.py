@@ -48,13 +48,30 @@ class Names(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     names: list[str]
 
 
-KEEP = Method(name="Keep", doc="Keep a secret.", params=KeepParams, result=Kept,
-              requires=Privilege.STATUS_READ, errors=(ErrorCode.INVALID_PARAMETER,),
-              sensitive=True)
-COUNT = Method(name="Count", doc="Count to n.", params=CountParams, result=Tick,
-               requires=Privilege.STATUS_READ, streams=True)
-NAMES = Method(name="Names", doc="What was kept.", params=NoParams, result=Names,
-               requires=Privilege.STATUS_READ)
+KEEP = Method(
+    name="Keep",
+    doc="Keep a secret.",
+    params=KeepParams,
+    result=Kept,
+    requires=Privilege.STATUS_READ,
+    errors=(ErrorCode.INVALID_PARAMETER,),
+    sensitive=True,
+)
+COUNT = Method(
+    name="Count",
+    doc="Count to n.",
+    params=CountParams,
+    result=Tick,
+    requires=Privilege.STATUS_READ,
+    streams=True,
+)
+NAMES = Method(
+    name="Names",
+    doc="What was kept.",
+    params=NoParams,
+    result=Names,
+    requires=Privilege.STATUS_READ,
+)
 VAULT = Interface(name="org.example.Vault", doc="A test vault.", methods=(KEEP, COUNT, NAMES))
 
 
@@ -81,14 +98,20 @@ class VaultHandlers:
 
 
 async def _serve(path: Path, vault: VaultHandlers) -> VarlinkServer:
-    server = VarlinkServer(routes(vault), AdmissionRules(os.geteuid(), frozenset(), frozenset()),
-                           ServerLimits(), FakeClock(), interfaces=[VAULT])
+    server = VarlinkServer(
+        routes(vault),
+        AdmissionRules(os.geteuid(), frozenset(), frozenset()),
+        ServerLimits(),
+        FakeClock(),
+        interfaces=[VAULT],
+    )
     await server.listen(path, None)
     return server
 
 
 def test_the_blocking_client_sends_declared_params_and_decodes_declared_results(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     vault = VaultHandlers()
     sock = tmp_path / "v.sock"
 
@@ -107,8 +130,7 @@ def test_the_blocking_client_sends_declared_params_and_decodes_declared_results(
             assert conn.call(NAMES) == Names(["door"])
             assert list(conn.call_more(COUNT, CountParams(3))) == [Tick(1), Tick(2), Tick(3)]
             # A call by name still returns the raw parameters.
-            assert msgspec.json.decode(conn.call("org.example.Vault.Names")) == \
-                {"names": ["door"]}
+            assert msgspec.json.decode(conn.call("org.example.Vault.Names")) == {"names": ["door"]}
 
     async def scenario() -> None:
         server = await _serve(sock, vault)
@@ -120,8 +142,7 @@ def test_the_blocking_client_sends_declared_params_and_decodes_declared_results(
     asyncio.run(scenario())
 
 
-def test_a_sensitive_call_that_cannot_be_sent_still_zeroes_its_secrets(
-        tmp_path: Path) -> None:
+def test_a_sensitive_call_that_cannot_be_sent_still_zeroes_its_secrets(tmp_path: Path) -> None:
     vault = VaultHandlers()
     sock = tmp_path / "v.sock"
 
@@ -152,8 +173,10 @@ def test_the_asyncio_client_is_typed_the_same_way(tmp_path: Path) -> None:
                 secret = bytearray(b"pin 4711")
                 assert await conn.call(KEEP, KeepParams("pin", secret)) == Kept("pin", 8)
                 assert secret == bytearray(8)
-                assert [t async for t in conn.call_more(COUNT, CountParams(2))] == \
-                    [Tick(1), Tick(2)]
+                assert [t async for t in conn.call_more(COUNT, CountParams(2))] == [
+                    Tick(1),
+                    Tick(2),
+                ]
                 assert await conn.call(NAMES) == Names(["pin"])
         finally:
             await server.close()
@@ -163,8 +186,11 @@ def test_the_asyncio_client_is_typed_the_same_way(tmp_path: Path) -> None:
 
 def test_routes_name_each_handler_by_its_declaration() -> None:
     table = routes(VaultHandlers())
-    assert set(table) == {"org.example.Vault.Keep", "org.example.Vault.Count",
-                          "org.example.Vault.Names"}
+    assert set(table) == {
+        "org.example.Vault.Keep",
+        "org.example.Vault.Count",
+        "org.example.Vault.Names",
+    }
     assert table["org.example.Vault.Keep"].__qualname__ == "VaultHandlers.keep"
     with pytest.raises(TypeError, match=r"two handlers for org\.example\.Vault"):
         routes(VaultHandlers(), VaultHandlers())
@@ -173,13 +199,14 @@ def test_routes_name_each_handler_by_its_declaration() -> None:
 def test_a_method_is_listed_by_one_interface_only() -> None:
     with pytest.raises(ValueError, match=r"already listed by org\.example\.Vault"):
         Interface(name="org.example.Other", doc="", methods=(KEEP,))
-    unlisted = Method(name="Loose", doc="", params=NoParams, result=Names,
-                      requires=Privilege.STATUS_READ)
+    unlisted = Method(
+        name="Loose", doc="", params=NoParams, result=Names, requires=Privilege.STATUS_READ
+    )
     with pytest.raises(ValueError, match="listed by no Interface"):
         _ = unlisted.qualified_name
 
 
-_PROBE = '''
+_PROBE = """
 from tests.varlink.test_typed_binding import (
     COUNT, KEEP, CountParams, KeepParams, Kept, Names, Tick)
 from collections.abc import AsyncIterator
@@ -200,17 +227,32 @@ class Wrong:
 
 def call(conn: Connection) -> Names:
     return conn.call(KEEP, CountParams(1))
-'''
+"""
 
 
 def test_mypy_holds_handlers_and_calls_to_their_declaration(tmp_path: Path) -> None:
     probe = tmp_path / "probe.py"
     probe.write_text(_PROBE)
     run = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental",
-         "--cache-dir", os.devnull, "--follow-imports", "silent", str(probe)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "MYPYPATH": str(ROOT)}, check=False)
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-incremental",
+            "--cache-dir",
+            os.devnull,
+            "--follow-imports",
+            "silent",
+            str(probe),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "MYPYPATH": str(ROOT)},
+        check=False,
+    )
     errors = [line for line in run.stdout.splitlines() if ": error:" in line]
     # The handler taking the wrong params, the unary handler for a streaming method, the
     # call with the wrong params and the wrong result: each one refused.

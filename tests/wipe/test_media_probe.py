@@ -32,8 +32,9 @@ def test_other_namespaces_in_use_are_named(tmp_path: Path) -> None:
     mountinfo.write_text("")
     assert _siblings_in_use(target, proc) == ""
 
-    mountinfo.write_text("22 1 259:3 / / rw,relatime shared:1 - ext4 /dev/nvme0n2p2 rw\n"
-                         "23 22 259:0 / /mnt/target rw - ext4 /dev/nvme0n1 rw\n")
+    mountinfo.write_text(
+        "22 1 259:3 / / rw,relatime shared:1 - ext4 /dev/nvme0n2p2 rw\n"
+        "23 22 259:0 / /mnt/target rw - ext4 /dev/nvme0n1 rw\n"
+    )
     (held / "holders" / "dm-0").mkdir()
-    assert _siblings_in_use(target, proc) == ("nvme0n2p2 is mounted at /; "
-                                              "nvme0n3 is held by dm-0")
+    assert _siblings_in_use(target, proc) == ("nvme0n2p2 is mounted at /; nvme0n3 is held by dm-0")

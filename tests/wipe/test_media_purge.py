@@ -24,9 +24,19 @@ PASSWORD = "0f1e2d3c4b5a6978"
 
 
 def _info(path: Path) -> MediaInfo:
-    return MediaInfo(id="sata0", path=path, medium=MediumKind.SSD, sanitizable=True,
-                     size_bytes=path.stat().st_size, logical_block=512, rotational=False,
-                     transport="ata", model="", serial="", in_use="")
+    return MediaInfo(
+        id="sata0",
+        path=path,
+        medium=MediumKind.SSD,
+        sanitizable=True,
+        size_bytes=path.stat().st_size,
+        logical_block=512,
+        rotational=False,
+        transport="ata",
+        model="",
+        serial="",
+        in_use="",
+    )
 
 
 @pytest.fixture
@@ -38,7 +48,8 @@ def drive(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("still_enabled", [True, False])
 def test_the_drive_password_is_read_from_stdin_and_never_recorded(
-        drive: Path, monkeypatch: pytest.MonkeyPatch, still_enabled: bool) -> None:
+    drive: Path, monkeypatch: pytest.MonkeyPatch, still_enabled: bool
+) -> None:
     argvs: list[list[str]] = []
     run = subprocess.run
 
@@ -47,8 +58,9 @@ def test_the_drive_password_is_read_from_stdin_and_never_recorded(
         return run(argv, **kwargs)
 
     monkeypatch.setattr(subprocess, "run", spy)
-    said = media_purge._ata_security_erase(drive, Method.ATA_SECURITY_ERASE_ENHANCED,
-                                           PASSWORD, 30, lambda: still_enabled)
+    said = media_purge._ata_security_erase(
+        drive, Method.ATA_SECURITY_ERASE_ENHANCED, PASSWORD, 30, lambda: still_enabled
+    )
     assert PASSWORD not in said
     # hdparm echoes the password it was given: it arrived, by stdin, and was blanked.
     assert said.count(f'password="{REDACTED}"') == (3 if still_enabled else 2), said
@@ -56,8 +68,7 @@ def test_the_drive_password_is_read_from_stdin_and_never_recorded(
     # A drive left with our password after a failed erase has it removed: it would
     # otherwise lock at its next power-on under a password nobody keeps.
     expected = ["--security-set-pass", "--security-erase-enhanced"]
-    assert [a[-2] for a in argvs] == expected + (["--security-disable"] if still_enabled
-                                                  else [])
+    assert [a[-2] for a in argvs] == expected + (["--security-disable"] if still_enabled else [])
     assert said.startswith("hdparm --user-master: exit ")
 
 

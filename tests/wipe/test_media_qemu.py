@@ -28,17 +28,28 @@ def _devices(work: Path) -> list[str]:
     for name in ("nvme", "ahci", "sd", "scsi"):
         (work / f"{name}.img").write_bytes(os.urandom(8 << 20))  # "old data" everywhere
     return [
-        "-drive", f"file={work / 'nvme.img'},if=none,id=n0,format=raw",
-        "-device", "nvme,serial=mfpsec-nvme0,drive=n0",
-        "-device", "ahci,id=ahci0",
-        "-drive", f"file={work / 'ahci.img'},if=none,id=a0,format=raw",
-        "-device", "ide-hd,drive=a0,bus=ahci0.0",
-        "-device", "sdhci-pci",
-        "-drive", f"file={work / 'sd.img'},if=none,id=s0,format=raw",
-        "-device", "sd-card,drive=s0",
-        "-device", "virtio-scsi-pci,id=vs0",
-        "-drive", f"file={work / 'scsi.img'},if=none,id=c0,format=raw",
-        "-device", "scsi-hd,drive=c0,bus=vs0.0",
+        "-drive",
+        f"file={work / 'nvme.img'},if=none,id=n0,format=raw",
+        "-device",
+        "nvme,serial=mfpsec-nvme0,drive=n0",
+        "-device",
+        "ahci,id=ahci0",
+        "-drive",
+        f"file={work / 'ahci.img'},if=none,id=a0,format=raw",
+        "-device",
+        "ide-hd,drive=a0,bus=ahci0.0",
+        "-device",
+        "sdhci-pci",
+        "-drive",
+        f"file={work / 'sd.img'},if=none,id=s0,format=raw",
+        "-device",
+        "sd-card,drive=s0",
+        "-device",
+        "virtio-scsi-pci,id=vs0",
+        "-drive",
+        f"file={work / 'scsi.img'},if=none,id=c0,format=raw",
+        "-device",
+        "scsi-hd,drive=c0,bus=vs0.0",
     ]
 
 
@@ -49,8 +60,10 @@ def test_probe_and_plan_in_the_guest(tmp_path: Path) -> None:
     except (OSError, subprocess.CalledProcessError, RuntimeError) as exc:
         pytest.skip(f"the guest kernel could not be fetched or built: {exc}")
     prepared = time.monotonic() - t0
-    script = (f"cd {qemu_guest.ROOT} && .venv/bin/python tests/support/media_guest.py "
-              "probe /dev/nvme0n1 /dev/sda /dev/sdb /dev/mmcblk0\n")
+    script = (
+        f"cd {qemu_guest.ROOT} && .venv/bin/python tests/support/media_guest.py "
+        "probe /dev/nvme0n1 /dev/sda /dev/sdb /dev/mmcblk0\n"
+    )
     run = qemu_guest.run(image, script, _devices(tmp_path), tmp_path)
     assert run.status == 0, run.output[-3000:]
     found: dict[str, Any] = {}
@@ -60,10 +73,14 @@ def test_probe_and_plan_in_the_guest(tmp_path: Path) -> None:
             found[d["device"]] = d
     print(f"guest image {prepared:.1f} s (cached after the first), scenario {run.seconds:.1f} s")
 
-    nvme, ahci, scsi, sd = (found[d] for d in ("/dev/nvme0n1", "/dev/sda", "/dev/sdb",
-                                               "/dev/mmcblk0"))
+    nvme, ahci, scsi, sd = (
+        found[d] for d in ("/dev/nvme0n1", "/dev/sda", "/dev/sdb", "/dev/mmcblk0")
+    )
     assert (nvme["transport"], nvme["method"], nvme["achieves"]) == (
-        "nvme", "nvme-format-erase", "purge")
+        "nvme",
+        "nvme-format-erase",
+        "purge",
+    )
     skipped = dict(nvme["skipped"])
     assert skipped["nvme-sanitize-crypto"] == "SANICAP 0x00000000: no crypto erase"
     assert skipped["nvme-format-crypto"] == "FNA 0x00: no cryptographic erase"
@@ -89,8 +106,11 @@ def _verified(document: str) -> cert.CertificateBody:
     doc = cert.decode_document(document.encode())
     key = serialization.load_pem_public_key(doc.signature.public_key.encode())
     assert isinstance(key, ec.EllipticCurvePublicKey)
-    key.verify(bytes.fromhex(doc.signature.value), cert.canonical(doc.certificate),
-               ec.ECDSA(hashes.SHA256()))
+    key.verify(
+        bytes.fromhex(doc.signature.value),
+        cert.canonical(doc.certificate),
+        ec.ECDSA(hashes.SHA256()),
+    )
     return doc.certificate
 
 
@@ -108,14 +128,20 @@ def test_purge_and_verify_in_the_guest(tmp_path: Path) -> None:
         pytest.skip(f"the guest kernel could not be fetched or built: {exc}")
     devices = _devices(tmp_path)
     before = {n: (tmp_path / f"{n}.img").read_bytes() for n in ("ahci", "scsi", "sd")}
-    script = (f"{qemu_guest.ROOT}/.venv/bin/python {qemu_guest.ROOT}/tests/support/"
-              "media_guest.py service nvme0:nvme0n1:nvme sata0:sda:ssd:ata-security-erase "
-              "scsi0:sdb:ssd:scsi-format-unit sd1:mmcblk0:sd:mmc-secure-erase sd0:mmcblk0:sd\n")
+    script = (
+        f"{qemu_guest.ROOT}/.venv/bin/python {qemu_guest.ROOT}/tests/support/"
+        "media_guest.py service nvme0:nvme0n1:nvme sata0:sda:ssd:ata-security-erase "
+        "scsi0:sdb:ssd:scsi-format-unit sd1:mmcblk0:sd:mmc-secure-erase sd0:mmcblk0:sd\n"
+    )
     run = qemu_guest.run(image, script, devices, tmp_path)
-    found = {d["target"]: d for d in (json.loads(x) for x in run.output.splitlines()
-                                      if x.startswith("{"))}
-    print(f"purge scenario {run.seconds:.1f} s: " + ", ".join(
-        f"{t} {v.get('method')} {v.get('seconds')} s" for t, v in found.items()))
+    found = {
+        d["target"]: d
+        for d in (json.loads(x) for x in run.output.splitlines() if x.startswith("{"))
+    }
+    print(
+        f"purge scenario {run.seconds:.1f} s: "
+        + ", ".join(f"{t} {v.get('method')} {v.get('seconds')} s" for t, v in found.items())
+    )
     assert set(found) == {"nvme0", "sata0", "scsi0", "sd1", "sd0"}, run.output[-3000:]
 
     nvme = found["nvme0"]
@@ -129,9 +155,11 @@ def test_purge_and_verify_in_the_guest(tmp_path: Path) -> None:
     assert c.verification.result == "passed"
     assert _zero(tmp_path / "nvme.img")  # checked from the host: really erased
 
-    for target, image_name, said in (("sata0", "ahci", "hdparm --user-master: exit 0"),
-                                     ("scsi0", "scsi", "sg_format --format: exit 0"),
-                                     ("sd1", "sd", "/usr/sbin/blkdiscard --secure: exit 1")):
+    for target, image_name, said in (
+        ("sata0", "ahci", "hdparm --user-master: exit 0"),
+        ("scsi0", "scsi", "sg_format --format: exit 0"),
+        ("sd1", "sd", "/usr/sbin/blkdiscard --secure: exit 1"),
+    ):
         job = found[target]
         assert job["state"] == "failed", job
         assert job["error"].startswith("io.mfpsecd.Wipe.VerifyFailed"), job
@@ -147,8 +175,11 @@ def test_purge_and_verify_in_the_guest(tmp_path: Path) -> None:
             assert 'password="[redacted]"' in " ".join(c.purge.device_said), c.purge
 
     sd = found["sd0"]
-    assert (sd["state"], sd["method"], sd["steps"]) == ("completed", "overwrite",
-                                                       ["0x00", "verify"]), sd
+    assert (sd["state"], sd["method"], sd["steps"]) == (
+        "completed",
+        "overwrite",
+        ["0x00", "verify"],
+    ), sd
     c = _verified(sd["certificate"])
     assert c.method.category == "clear" and c.purge is not None
     assert "remapped blocks" in c.purge.shortfall

@@ -31,8 +31,9 @@ SPEC_DISCARD = {
 SPEC_TEMPORARY = {1: (["0x00"], False), 2: (["0x00", "0xFF", "0x61"], True)}
 
 
-@pytest.mark.parametrize(("table", "spec"), [(DISCARD_MODES, SPEC_DISCARD),
-                                             (TEMPORARY_MODES, SPEC_TEMPORARY)])
+@pytest.mark.parametrize(
+    ("table", "spec"), [(DISCARD_MODES, SPEC_DISCARD), (TEMPORARY_MODES, SPEC_TEMPORARY)]
+)
 def test_plans_match_the_spec(table: dict, spec: dict) -> None:  # type: ignore[type-arg]
     assert sorted(table) == sorted(spec)
     for mode, (passes, verify) in spec.items():
@@ -63,8 +64,11 @@ def test_flash_gets_one_verified_zero_pass_whatever_the_mode(medium: Medium) -> 
 
 
 def test_random_passes_and_bad_modes() -> None:
-    assert [p.kind for p in DISCARD_MODES[2].passes] == [PassKind.RANDOM, PassKind.RANDOM,
-                                                         PassKind.BYTE]
+    assert [p.kind for p in DISCARD_MODES[2].passes] == [
+        PassKind.RANDOM,
+        PassKind.RANDOM,
+        PassKind.BYTE,
+    ]
     assert temporary_plan(1, Medium.HDD) is TEMPORARY_MODES[1]
     for bad in (0, 9, -1):
         with pytest.raises(ValueError, match="1-8"):

@@ -11,20 +11,24 @@ from mfpsecd.base.mounts import mount_of, mounts
 from mfpsecd.wipe.model.overwrite_plan import overwrite_defeated_by
 
 
-@pytest.mark.parametrize(("fstype", "options", "defeated"), [
-    ("ext4", "rw,relatime,rw,errors=remount-ro", False),
-    ("ext4", "rw,relatime,rw,data=journal", True),
-    ("ext3", "rw,rw,data=journal", True),
-    ("ext4", "rw,rw,data=ordered", False),
-    ("xfs", "rw,rw,attr2,inode64", False),
-    ("btrfs", "rw,rw,ssd,space_cache=v2", True),
-    ("zfs", "rw,rw,xattr", True),
-    ("f2fs", "rw,rw", True),
-    ("overlay", "rw,rw,lowerdir=/a,upperdir=/b", True),
-    ("tmpfs", "rw,rw,size=10m", False),
-])
-def test_which_filesystems_defeat_an_in_place_overwrite(fstype: str, options: str,
-                                                        defeated: bool) -> None:
+@pytest.mark.parametrize(
+    ("fstype", "options", "defeated"),
+    [
+        ("ext4", "rw,relatime,rw,errors=remount-ro", False),
+        ("ext4", "rw,relatime,rw,data=journal", True),
+        ("ext3", "rw,rw,data=journal", True),
+        ("ext4", "rw,rw,data=ordered", False),
+        ("xfs", "rw,rw,attr2,inode64", False),
+        ("btrfs", "rw,rw,ssd,space_cache=v2", True),
+        ("zfs", "rw,rw,xattr", True),
+        ("f2fs", "rw,rw", True),
+        ("overlay", "rw,rw,lowerdir=/a,upperdir=/b", True),
+        ("tmpfs", "rw,rw,size=10m", False),
+    ],
+)
+def test_which_filesystems_defeat_an_in_place_overwrite(
+    fstype: str, options: str, defeated: bool
+) -> None:
     assert bool(overwrite_defeated_by(fstype, options)) is defeated
 
 
@@ -56,7 +60,8 @@ def test_mount_points_are_bytes_with_octal_escapes(tmp_path: Path) -> None:
     info.write_bytes(
         b"22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"
         b"40 22 8:9 / /media/\xff\xfelabel rw - vfat /dev/sdb1 rw\n"
-        b"41 22 8:2 / /srv/donn\xc3\xa9es rw - btrfs /dev/sda2 rw\n")
+        b"41 22 8:2 / /srv/donn\xc3\xa9es rw - btrfs /dev/sda2 rw\n"
+    )
     found = mount_of(info, Path("/srv/donn\u00e9es/store"))
     assert found is not None and found.fstype == "btrfs"
     odd = mount_of(info, Path(os.fsdecode(b"/media/\xff\xfelabel/x")))

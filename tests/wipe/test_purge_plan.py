@@ -27,8 +27,9 @@ from mfpsecd.wipe.model.purge_plan import NAMED, Capabilities, Expect, Level, Me
 ORDER: list[Method] = [m for m in Method if m is not Method.SCSI_FORMAT_UNIT]  # operator only
 
 
-def nvme_ctrl(*, oacs: int = 0x10A, sanicap: int = 0, fna: int = 0,
-              model: str = "QEMU NVMe Ctrl") -> bytes:
+def nvme_ctrl(
+    *, oacs: int = 0x10A, sanicap: int = 0, fna: int = 0, model: str = "QEMU NVMe Ctrl"
+) -> bytes:
     raw = bytearray(4096)
     struct.pack_into("<H", raw, 0, 0x1B36)
     raw[4:24] = b"mfpsec-nvme0".ljust(20)
@@ -40,8 +41,9 @@ def nvme_ctrl(*, oacs: int = 0x10A, sanicap: int = 0, fna: int = 0,
     return bytes(raw)
 
 
-def nvme_ns(*, blocks: int = 1 << 15, lbads: int = 12, formats: int = 2,
-            flbas: int = 1, dps: int = 0) -> bytes:
+def nvme_ns(
+    *, blocks: int = 1 << 15, lbads: int = 12, formats: int = 2, flbas: int = 1, dps: int = 0
+) -> bytes:
     raw = bytearray(4096)
     struct.pack_into("<Q", raw, 0, blocks)
     raw[25], raw[26], raw[29] = formats - 1, flbas, dps
@@ -52,13 +54,24 @@ def nvme_ns(*, blocks: int = 1 << 15, lbads: int = 12, formats: int = 2,
 
 def _words(text: str, n: int) -> list[int]:
     data = text.encode().ljust(2 * n)
-    return [struct.unpack(">H", data[i:i + 2])[0] for i in range(0, 2 * n, 2)]
+    return [struct.unpack(">H", data[i : i + 2])[0] for i in range(0, 2 * n, 2)]
 
 
-def ata_identify(*, security: int = 0, w82: int = 0, w59: int = 0, rotation: int = 7200,
-                 erase: int = 0, enhanced: int = 0, trim: bool = False,
-                 sectors: int = 1 << 20, checksum: bool = True, w83: int = 0, w85: int = 0,
-                 w119: int = 0) -> bytes:
+def ata_identify(
+    *,
+    security: int = 0,
+    w82: int = 0,
+    w59: int = 0,
+    rotation: int = 7200,
+    erase: int = 0,
+    enhanced: int = 0,
+    trim: bool = False,
+    sectors: int = 1 << 20,
+    checksum: bool = True,
+    w83: int = 0,
+    w85: int = 0,
+    w119: int = 0,
+) -> bytes:
     w = [0] * 256
     w[10:20] = _words("QM00001", 10)
     w[23:27] = _words("2.5+", 4)
@@ -78,13 +91,21 @@ def ata_identify(*, security: int = 0, w82: int = 0, w59: int = 0, rotation: int
 
 def test_nvme_identify_fields() -> None:
     c = parse_nvme_controller(nvme_ctrl(oacs=0x10B, sanicap=0x3, fna=0x4))
-    assert (c.vid, c.model, c.serial, c.firmware) == (0x1B36, "QEMU NVMe Ctrl",
-                                                      "mfpsec-nvme0", "7.2.0")
+    assert (c.vid, c.model, c.serial, c.firmware) == (
+        0x1B36,
+        "QEMU NVMe Ctrl",
+        "mfpsec-nvme0",
+        "7.2.0",
+    )
     assert c.format_supported and c.security_send_receive and c.format_crypto_erase
     assert c.sanitize_crypto and c.sanitize_block and not c.sanitize_overwrite
     ns = parse_nvme_namespace(nvme_ns())
     assert (ns.size_blocks, ns.block_size, ns.lba_format, ns.metadata_bytes) == (
-        1 << 15, 4096, 1, 8)
+        1 << 15,
+        4096,
+        1,
+        8,
+    )
     for bad in (b"", nvme_ctrl()[:4095]):
         with pytest.raises(ValueError, match="4096 bytes"):
             parse_nvme_controller(bad)
@@ -98,8 +119,12 @@ def test_a_format_keeps_the_namespace_format_and_sets_only_the_erase() -> None:
     plain = parse_nvme_namespace(nvme_ns())
     assert plain.format_cdw10(1) == 0x1 | 1 << 9
     protected = parse_nvme_namespace(nvme_ns(flbas=0x11, dps=0x8 | 2))
-    assert (protected.lba_format, protected.extended_metadata, protected.protection,
-            protected.protection_first) == (1, True, 2, True)
+    assert (
+        protected.lba_format,
+        protected.extended_metadata,
+        protected.protection,
+        protected.protection_first,
+    ) == (1, True, 2, True)
     assert protected.format_cdw10(2) == 0x1 | 1 << 4 | 2 << 5 | 1 << 8 | 2 << 9
     raw = bytearray(nvme_ns(formats=20, flbas=0x20 | 0x2))
     struct.pack_into("<HBB", raw, 128 + 4 * 18, 0, 12, 0)
@@ -108,8 +133,11 @@ def test_a_format_keeps_the_namespace_format_and_sets_only_the_erase() -> None:
 
 
 def test_ata_identify_fields() -> None:
-    a = parse_ata_identify(ata_identify(security=0x29, w82=0x2, w59=0xF000, rotation=1,
-                                        erase=0x8000 | 30, enhanced=5, trim=True))
+    a = parse_ata_identify(
+        ata_identify(
+            security=0x29, w82=0x2, w59=0xF000, rotation=1, erase=0x8000 | 30, enhanced=5, trim=True
+        )
+    )
     assert (a.model, a.serial, a.firmware) == ("QEMU HARDDISK", "QM00001", "2.5+")
     assert a.security_supported and a.security_frozen and a.enhanced_erase_supported
     assert not a.security_enabled and not a.security_locked
@@ -138,15 +166,20 @@ def test_what_qemu_offers_and_real_drives_do() -> None:
     assert dict(p.skipped)[Method.ATA_SECURITY_ERASE] == "no Security feature set"
     assert p.needs_confirmation
     # A frozen SSD falls past security erase with the reason the service engineer needs.
-    frozen = Capabilities("ata", False, ata=parse_ata_identify(ata_identify(
-        security=0x29, w82=0x2, rotation=1)))
+    frozen = Capabilities(
+        "ata", False, ata=parse_ata_identify(ata_identify(security=0x29, w82=0x2, rotation=1))
+    )
     p = plan(frozen, Level.PURGE)
     assert "needs a power cycle" in dict(p.skipped)[Method.ATA_SECURITY_ERASE_ENHANCED]
     # An NVMe drive with crypto sanitize uses it; it erases the whole controller.
     good = Capabilities("nvme", False, nvme=parse_nvme_controller(nvme_ctrl(sanicap=0x7)))
     p = plan(good, Level.PURGE)
     assert (p.method, p.expect, p.whole_device, p.skipped) == (
-        Method.NVME_SANITIZE_CRYPTO, Expect.CHANGED, True, ())
+        Method.NVME_SANITIZE_CRYPTO,
+        Expect.CHANGED,
+        True,
+        (),
+    )
     # An SD card: no eMMC secure erase; the flash overwrite, clear only.
     sd = plan(Capabilities("sd", False), Level.PURGE)
     assert sd.method is Method.OVERWRITE and "remapped blocks" in sd.shortfall
@@ -156,17 +189,31 @@ def test_what_qemu_offers_and_real_drives_do() -> None:
 def _all_capabilities() -> list[Capabilities]:
     out = []
     for transport, rotational in itertools.product(
-            ("nvme", "ata", "scsi", "mmc", "sd", "usb", "virtio", "file"), (True, False, None)):
+        ("nvme", "ata", "scsi", "mmc", "sd", "usb", "virtio", "file"), (True, False, None)
+    ):
         if transport == "nvme":
             for oacs, sanicap, fna in itertools.product((0, 0x2, 0x3), range(8), (0, 1, 4, 5)):
-                out.append(Capabilities(transport, rotational, nvme=parse_nvme_controller(
-                    nvme_ctrl(oacs=oacs, sanicap=sanicap, fna=fna))))
+                out.append(
+                    Capabilities(
+                        transport,
+                        rotational,
+                        nvme=parse_nvme_controller(nvme_ctrl(oacs=oacs, sanicap=sanicap, fna=fna)),
+                    )
+                )
             out.append(Capabilities(transport, rotational))  # Identify unreadable
         elif transport == "ata":
             for sec, w82, w59, rot in itertools.product(
-                    range(64), (0, 2), (0, 0x1000, 0x3000, 0x5000, 0x9000, 0xF000), (0, 1, 7200)):
-                out.append(Capabilities(transport, rotational, ata=parse_ata_identify(
-                    ata_identify(security=sec, w82=w82, w59=w59, rotation=rot))))
+                range(64), (0, 2), (0, 0x1000, 0x3000, 0x5000, 0x9000, 0xF000), (0, 1, 7200)
+            ):
+                out.append(
+                    Capabilities(
+                        transport,
+                        rotational,
+                        ata=parse_ata_identify(
+                            ata_identify(security=sec, w82=w82, w59=w59, rotation=rot)
+                        ),
+                    )
+                )
         else:
             for secure in (False, True) if transport == "mmc" else (False,):
                 out.append(Capabilities(transport, rotational, mmc_secure_erase=secure))
@@ -195,8 +242,9 @@ def test_every_combination(level: Level) -> None:
             elif p.method.value.startswith("ata"):
                 assert caps.ata is not None
                 ata = caps.ata
-                assert ata.sanitize_supported or (ata.security_supported
-                                                  and not ata.security_frozen)
+                assert ata.sanitize_supported or (
+                    ata.security_supported and not ata.security_frozen
+                )
             else:
                 assert caps.mmc_secure_erase
         assert p.needs_confirmation == (p.whole_device or bool(p.shortfall))
@@ -210,7 +258,12 @@ def test_recorded_identify_data_from_qemu_7_2() -> None:
     the drive's layout: libata's readable strings turned back)."""
     ctrl = parse_nvme_controller((DATA / "qemu-7.2-nvme-identify-controller.bin").read_bytes())
     assert (ctrl.vid, ctrl.model, ctrl.oacs, ctrl.sanicap, ctrl.fna) == (
-        0x1B36, "QEMU NVMe Ctrl", 0x10A, 0, 0)
+        0x1B36,
+        "QEMU NVMe Ctrl",
+        0x10A,
+        0,
+        0,
+    )
     assert ctrl.format_supported and not ctrl.security_send_receive
     ns = parse_nvme_namespace((DATA / "qemu-7.2-nvme-identify-namespace.bin").read_bytes())
     assert (ns.size_blocks, ns.block_size) == (16384, 512)
@@ -218,7 +271,8 @@ def test_recorded_identify_data_from_qemu_7_2() -> None:
     assert (ata.model, ata.serial, ata.firmware) == ("QEMU HARDDISK", "QM00005", "2.5+")
     assert not ata.security_supported and not ata.sanitize_supported and ata.sectors == 16384
     assert plan(Capabilities("nvme", False, nvme=ctrl), Level.PURGE).method is (
-        Method.NVME_FORMAT_ERASE)
+        Method.NVME_FORMAT_ERASE
+    )
     assert plan(Capabilities("ata", True, ata=ata), Level.PURGE).method is Method.OVERWRITE
 
 
@@ -239,8 +293,14 @@ def test_a_named_method_always_says_why_and_needs_confirmation(level: Level) -> 
 
 
 def test_sanitize_status_log_page() -> None:
-    def page(sprog: int, sstat: int, scdw10: int = 2, eto: int = 0xFFFFFFFF,
-             etbe: int = 120, etce: int = 5) -> bytes:
+    def page(
+        sprog: int,
+        sstat: int,
+        scdw10: int = 2,
+        eto: int = 0xFFFFFFFF,
+        etbe: int = 120,
+        etce: int = 5,
+    ) -> bytes:
         return struct.pack("<HHIIII", sprog, sstat, scdw10, eto, etbe, etce).ljust(512, b"\0")
 
     running = parse_sanitize_status(page(0x4000, 0x2))
@@ -255,8 +315,9 @@ def test_sanitize_status_log_page() -> None:
         with pytest.raises(ValueError):
             parse_sanitize_status(bad)
     # The planner takes its estimates.
-    caps = Capabilities("nvme", False, nvme=parse_nvme_controller(nvme_ctrl(sanicap=0x2)),
-                        nvme_sanitize=running)
+    caps = Capabilities(
+        "nvme", False, nvme=parse_nvme_controller(nvme_ctrl(sanicap=0x2)), nvme_sanitize=running
+    )
     p = plan(caps, Level.PURGE)
     assert (p.method, p.estimate_s) == (Method.NVME_SANITIZE_BLOCK, 120.0)
     assert Method.NVME_SANITIZE_BLOCK.background and not Method.NVME_FORMAT_ERASE.background
@@ -271,12 +332,16 @@ def test_hdparm_sanitize_status_text() -> None:
     ) == AtaSanitizeStatus("running", 0.5)
     assert parse_hdparm_sanitize_status(
         head + "    State:    SD0 Sanitize Idle\n    Last Sanitize Operation Completed "
-        "Without Error\n") == AtaSanitizeStatus("completed", 1.0)
-    assert parse_hdparm_sanitize_status(
-        head + "    State:    SD0 Sanitize Idle\n    Last Sanitize Operation Completed "
-        "With Error\n").state == "failed"
-    assert parse_hdparm_sanitize_status(head + "    State:    SD0 Sanitize Idle\n"
-                                        ).state == "idle"
+        "Without Error\n"
+    ) == AtaSanitizeStatus("completed", 1.0)
+    assert (
+        parse_hdparm_sanitize_status(
+            head + "    State:    SD0 Sanitize Idle\n    Last Sanitize Operation Completed "
+            "With Error\n"
+        ).state
+        == "failed"
+    )
+    assert parse_hdparm_sanitize_status(head + "    State:    SD0 Sanitize Idle\n").state == "idle"
     assert parse_hdparm_sanitize_status("SANITIZE feature set is not supported").state == "idle"
 
 
@@ -291,14 +356,17 @@ def test_emmc_ext_csd() -> None:
         parse_ext_csd(b"\0" * 511)
     caps = Capabilities("mmc", False, mmc_secure_erase=True)
     assert plan(caps, Level.PURGE).method is Method.MMC_SECURE_ERASE
-    assert dict(plan(Capabilities("mmc", False), Level.PURGE).skipped)[
-        Method.MMC_SECURE_ERASE] == "EXT_CSD: no secure erase"
+    assert (
+        dict(plan(Capabilities("mmc", False), Level.PURGE).skipped)[Method.MMC_SECURE_ERASE]
+        == "EXT_CSD: no secure erase"
+    )
 
 
 def test_areas_where_sectors_can_hide_are_read_from_identify() -> None:
     plain = parse_ata_identify(ata_identify())
-    assert not (plain.hpa_supported or plain.hpa_enabled or plain.dco_supported
-                or plain.ama_supported)
+    assert not (
+        plain.hpa_supported or plain.hpa_enabled or plain.dco_supported or plain.ama_supported
+    )
     a = parse_ata_identify(ata_identify(w82=0x400, w85=0x400, w83=0x800, w119=0x4100))
     assert a.hpa_supported and a.hpa_enabled and a.dco_supported and a.ama_supported
     # Word 119 is valid only with bits 15:14 = 01.
@@ -318,9 +386,12 @@ def test_hdparm_native_max_text() -> None:
 def test_a_hidden_area_is_a_shortfall_of_an_overwrite(level: Level) -> None:
     """nwipe's lesson: a Host Protected Area keeps sectors the block device does not show;
     an overwrite that cannot reach them must say so, and needs confirmation."""
-    hidden = Capabilities("ata", True, ata=parse_ata_identify(ata_identify(w82=0x400,
-                                                                           w85=0x400)),
-                          max_sectors=(1000, 1320))
+    hidden = Capabilities(
+        "ata",
+        True,
+        ata=parse_ata_identify(ata_identify(w82=0x400, w85=0x400)),
+        max_sectors=(1000, 1320),
+    )
     assert hidden.hidden_sectors == 320
     p = plan(hidden, level)
     assert p.method is Method.OVERWRITE and p.needs_confirmation

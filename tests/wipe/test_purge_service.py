@@ -24,8 +24,7 @@ from tests.support.purge_double import ImagePurger
 from tests.wipe.test_wipe_service import ENGINEER, SIZE, Stack, _finished, stack
 
 ADMIN = Subject(origin="cli", user="admin", role="administrator")
-FAST = WipeSettings(poll_s=0.01, device_poll_s=0.01, verify_fraction=0.05,
-                    purge_bound_s=600.0)
+FAST = WipeSettings(poll_s=0.01, device_poll_s=0.01, verify_fraction=0.05, purge_bound_s=600.0)
 
 
 def _old_data(path: Path) -> None:
@@ -39,8 +38,7 @@ async def _document(s: Stack, job_id: str) -> cert.CertificateDocument:
     return doc
 
 
-def test_an_image_has_no_purge_command_so_only_a_confirmed_overwrite_runs(tmp_path: Path
-                                                                          ) -> None:
+def test_an_image_has_no_purge_command_so_only_a_confirmed_overwrite_runs(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with stack(tmp_path, settings=FAST) as s:
             preview = await s.wipe.plan_purge("ssd0", Level.PURGE)
@@ -54,8 +52,11 @@ def test_an_image_has_no_purge_command_so_only_a_confirmed_overwrite_runs(tmp_pa
                 assert info.value.code is ErrorCode.WIPE_CONFIRMATION_REQUIRED
             _old_data(s.image("ssd0"))
             view = await s.wipe.begin_purge("ssd0", Level.PURGE, ENGINEER, confirm=True)
-            assert (view.method, view.level, view.steps) == ("overwrite", "purge",
-                                                             ["0x00", "verify"])
+            assert (view.method, view.level, view.steps) == (
+                "overwrite",
+                "purge",
+                ["0x00", "verify"],
+            )
             assert await _finished(s.wipe, view.id) == COMPLETED
             assert s.image("ssd0").read_bytes() == bytes(SIZE)
             c = (await _document(s, view.id)).certificate
@@ -64,11 +65,14 @@ def test_an_image_has_no_purge_command_so_only_a_confirmed_overwrite_runs(tmp_pa
             assert (c.method.category, c.method.technique) == ("clear", "overwrite")
             assert c.method.ieee2883 == "Clear: overwrite"
             assert "Result             CLEAR ACHIEVED (PURGE REQUESTED)" in cert.render_text(
-                await _document(s, view.id))
+                await _document(s, view.id)
+            )
             assert c.purge.confirmed_by == "ce1" and "no purge method" in c.purge.shortfall
             assert c.purge.evidence.transport == "file"
-            assert {k.method for k in c.purge.skipped} >= {"nvme-sanitize-crypto",
-                                                          "ata-security-erase"}
+            assert {k.method for k in c.purge.skipped} >= {
+                "nvme-sanitize-crypto",
+                "ata-security-erase",
+            }
             assert c.verification.result == "passed"
             # Clear is what an overwrite reaches: no confirmation needed for it.
             clear = await s.wipe.begin_purge("hdd0", Level.CLEAR, ADMIN, mode=2)
@@ -78,8 +82,7 @@ def test_an_image_has_no_purge_command_so_only_a_confirmed_overwrite_runs(tmp_pa
     asyncio.run(scenario())
 
 
-def test_a_format_that_erases_passes_and_one_that_lies_is_a_failed_purge(tmp_path: Path
-                                                                         ) -> None:
+def test_a_format_that_erases_passes_and_one_that_lies_is_a_failed_purge(tmp_path: Path) -> None:
     async def scenario() -> None:
         device = ImagePurger("erase")
         async with stack(tmp_path, settings=FAST, purger=device) as s:
@@ -91,11 +94,9 @@ def test_a_format_that_erases_passes_and_one_that_lies_is_a_failed_purge(tmp_pat
             assert c.purge is not None
             assert (c.method.category, c.method.technique) == ("purge", "nvme-format-erase")
             assert c.purge.device_said == ["nvme-format-erase: success"]
-            assert len(bytes.fromhex(c.purge.evidence.identify["nvme-identify-controller"])
-                       ) == 4096
+            assert len(bytes.fromhex(c.purge.evidence.identify["nvme-identify-controller"])) == 4096
             assert any(f.startswith("OACS 0x") for f in c.purge.evidence.facts)
-            assert c.verification.result == "passed" and "as expected" in \
-                c.verification.method
+            assert c.verification.result == "passed" and "as expected" in c.verification.method
             text = cert.render_text(await s.wipe.certificate(view.id))
             assert "Purge plan" in text and "Method           nvme-format-erase" in text
 
@@ -111,8 +112,11 @@ def test_a_format_that_erases_passes_and_one_that_lies_is_a_failed_purge(tmp_pat
             assert doc.certificate.purge is not None
             assert doc.certificate.purge.device_said == ["nvme-format-erase: success"]
             assert "Result             FAILED" in cert.render_text(doc)
-            results = [r for r in await s.auditor.query(AuditQuery(
-                types=frozenset({EventType.SANITIZE}))) if r.details.get("phase") == "result"]
+            results = [
+                r
+                for r in await s.auditor.query(AuditQuery(types=frozenset({EventType.SANITIZE})))
+                if r.details.get("phase") == "result"
+            ]
             assert results[-1].details["certificate_sha256"] == job.certificate_digest
 
     asyncio.run(scenario())
@@ -138,21 +142,23 @@ def test_a_crypto_erase_is_judged_against_what_the_blocks_held(tmp_path: Path) -
             with pytest.raises(MfpsecError) as info:
                 await s.wipe.begin_purge("ssd0", Level.PURGE, ENGINEER, confirm=True)
             assert info.value.code is ErrorCode.WIPE_TARGET_REFUSED
-            assert info.value.params["reason"] == ("nvme-sanitize-crypto erases the whole "
-                                                   "device, and nvme0n2p2 is mounted at /")
+            assert info.value.params["reason"] == (
+                "nvme-sanitize-crypto erases the whole device, and nvme0n2p2 is mounted at /"
+            )
             device.others_in_use = ""
 
             device.behaviour = "lie"
             view = await s.wipe.begin_purge("ssd0", Level.PURGE, ENGINEER, confirm=True)
             assert await _finished(s.wipe, view.id) == FAILED
-            assert "still holds what it held before" in (
-                await _document(s, view.id)).certificate.verification.method
+            assert (
+                "still holds what it held before"
+                in (await _document(s, view.id)).certificate.verification.method
+            )
 
     asyncio.run(scenario())
 
 
-def test_a_device_that_never_answers_fails_the_purge_after_its_bound(tmp_path: Path
-                                                                     ) -> None:
+def test_a_device_that_never_answers_fails_the_purge_after_its_bound(tmp_path: Path) -> None:
     async def scenario() -> None:
         device = ImagePurger("hang")
         try:
@@ -164,8 +170,9 @@ def test_a_device_that_never_answers_fails_the_purge_after_its_bound(tmp_path: P
                 await s.clock.advance(2)
                 assert await _finished(s.wipe, view.id) == FAILED
                 job = s.wipe.job(view.id)
-                assert job.error == (f"{ErrorCode.WIPE_DEVICE_STUCK.wire_name} "
-                                     "target=ssd0 seconds=601")
+                assert job.error == (
+                    f"{ErrorCode.WIPE_DEVICE_STUCK.wire_name} target=ssd0 seconds=601"
+                )
                 component = s.health.get("wipe")
                 assert component is not None and component.state is HealthState.DEGRADED
                 # Certified FAILED, with why; the read-back never ran.
@@ -215,6 +222,7 @@ def test_a_power_cut_reissues_a_format_and_follows_a_sanitize(tmp_path: Path) ->
 
 def test_a_sanitize_the_device_reports_failed_fails_the_purge(tmp_path: Path) -> None:
     """The device's word never makes a purge succeed, but it does make one fail."""
+
     async def scenario() -> None:
         device = ImagePurger("fail", sanicap=0x2)
         async with stack(tmp_path, settings=FAST, purger=device) as s:
@@ -231,13 +239,16 @@ def test_a_sanitize_the_device_reports_failed_fails_the_purge(tmp_path: Path) ->
 def test_two_requests_for_one_target_start_one_job(tmp_path: Path) -> None:
     """The set-up awaits the device's Identify data and the database: a second request
     arriving meanwhile (the panel and the CLI, a double click) is refused, not run twice."""
+
     async def scenario() -> None:
         device = ImagePurger("erase")
         async with stack(tmp_path, settings=FAST, purger=device) as s:
             _old_data(s.image("ssd0"))
             results = await asyncio.gather(
                 s.wipe.begin_purge("ssd0", Level.PURGE, ADMIN),
-                s.wipe.begin_purge("ssd0", Level.PURGE, ADMIN), return_exceptions=True)
+                s.wipe.begin_purge("ssd0", Level.PURGE, ADMIN),
+                return_exceptions=True,
+            )
             views = [r for r in results if not isinstance(r, BaseException)]
             refused = [r for r in results if isinstance(r, MfpsecError)]
             assert len(views) == 1 and len(refused) == 1, results

@@ -63,16 +63,16 @@ def _aes_stream(key_hex: str, size: int) -> bytes:
 
 
 @pytest.mark.parametrize("mode", sorted(DISCARD_MODES))
-def test_every_mode_on_a_loop_device_reads_back_each_pass(tmp_path: Path, loop: Path,
-                                                          mode: int) -> None:
+def test_every_mode_on_a_loop_device_reads_back_each_pass(
+    tmp_path: Path, loop: Path, mode: int
+) -> None:
     snapshots: list[bytes] = []
 
     async def scenario() -> None:
         async def look(job_id: str, step: int) -> None:
             snapshots.append(loop.read_bytes())
 
-        async with stack(tmp_path, disks=_disk(loop), dev_root=Path("/dev"),
-                         before_step=look) as s:
+        async with stack(tmp_path, disks=_disk(loop), dev_root=Path("/dev"), before_step=look) as s:
             info = s.wipe.targets()[0]
             assert (info.size_bytes, info.transport, info.in_use) == (SIZE, "loop", "")
             view = await s.wipe.begin("lo", mode, ENGINEER)
@@ -85,12 +85,13 @@ def test_every_mode_on_a_loop_device_reads_back_each_pass(tmp_path: Path, loop: 
         marker = _aes_stream(marker_key, SIZE)[body:]
         # snapshots: the old data, then what each pass left (the last one before verify).
         assert snapshots[0] == b"\x5a" * body + marker
-        after = [*snapshots[1:len(plan.passes)], loop.read_bytes()]
+        after = [*snapshots[1 : len(plan.passes)], loop.read_bytes()]
         assert len(snapshots) == len(plan.passes) + 1  # one look before each step
         for k, p in enumerate(plan.passes):
             final = k == len(plan.passes) - 1
-            expect = (bytes([p.byte]) * SIZE if p.kind is PassKind.BYTE
-                      else _aes_stream(keys[k], SIZE))
+            expect = (
+                bytes([p.byte]) * SIZE if p.kind is PassKind.BYTE else _aes_stream(keys[k], SIZE)
+            )
             assert after[k] == (expect if final else expect[:body] + marker), (mode, k)
 
     asyncio.run(scenario())
@@ -103,6 +104,7 @@ def test_a_mounted_loop_device_is_refused_and_untouched(tmp_path: Path, loop: Pa
     _run("mount", str(loop), str(mnt))
     (mnt / "kept.txt").write_text("still here")
     try:
+
         async def mounted() -> None:
             async with stack(tmp_path / "a", disks=_disk(loop), dev_root=Path("/dev")) as s:
                 assert s.wipe.targets()[0].in_use == f"mounted at {mnt}"
@@ -136,8 +138,13 @@ def test_a_partition_named_instead_of_the_disk_is_refused(tmp_path: Path) -> Non
     image = tmp_path / "partitioned.img"
     with image.open("wb") as f:
         f.truncate(SIZE)
-    subprocess.run(["sfdisk", "-q", str(image)], input="label: dos\n,\n", text=True,
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["sfdisk", "-q", str(image)],
+        input="label: dos\n,\n",
+        text=True,
+        check=True,
+        capture_output=True,
+    )
     device = Path(_run("losetup", "--find", "--show", "--partscan", str(image)))
     try:
         part = Path(f"{device}p1")

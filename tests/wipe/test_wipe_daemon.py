@@ -35,33 +35,54 @@ BOARD = {"model": "MFP-SIM", "serial": "SIM-0001"}  # what certificates name the
 FACTORY: dict[str, dict[str, Any]] = {**CONFIG, "wipe": {"factory_mode": True}}
 # For power cuts: checkpoints every 16 MiB, progress recorded every 20 ms.
 POWER_CUTS: dict[str, dict[str, Any]] = {
-    **CONFIG, "wipe": {"checkpoint_mib": 16, "progress_interval_ms": 20, "factory_mode": True}}
+    **CONFIG,
+    "wipe": {"checkpoint_mib": 16, "progress_interval_ms": 20, "factory_mode": True},
+}
 DISKS = [
-    {"id": "hdd0", "path": "disks/hdd0.img", "medium": "hdd", "sanitizable": True,
-     "size_bytes": SIZE},
-    {"id": "ssd0", "path": "disks/ssd0.img", "medium": "ssd", "sanitizable": True,
-     "size_bytes": SIZE},
+    {
+        "id": "hdd0",
+        "path": "disks/hdd0.img",
+        "medium": "hdd",
+        "sanitizable": True,
+        "size_bytes": SIZE,
+    },
+    {
+        "id": "ssd0",
+        "path": "disks/ssd0.img",
+        "medium": "ssd",
+        "sanitizable": True,
+        "size_bytes": SIZE,
+    },
     # The system disk: listed (so it is described), never sanitizable.
-    {"id": "sys0", "path": "disks/sys0.img", "medium": "ssd", "sanitizable": False,
-     "size_bytes": SIZE},
+    {
+        "id": "sys0",
+        "path": "disks/sys0.img",
+        "medium": "ssd",
+        "sanitizable": False,
+        "size_bytes": SIZE,
+    },
 ]
 
 
-def _cli(d: ds.DaemonProcess, *args: str, stdin: str | None = None
-         ) -> tuple[int, str, str]:
+def _cli(d: ds.DaemonProcess, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
     r = ds.mfpsec(d.socket_path, *args, stdin=stdin, timeout=120)
     return r.returncode, r.stdout, r.stderr
 
 
 @pytest.fixture
 def daemon(short_tmp: Path) -> Iterator[ds.DaemonProcess]:
-    with ds.running(short_tmp / "d", config=FACTORY, tpm="none",
-                    board={"disks": DISKS, "extra": {"board": BOARD}}) as d:
+    with ds.running(
+        short_tmp / "d",
+        config=FACTORY,
+        tpm="none",
+        board={"disks": DISKS, "extra": {"board": BOARD}},
+    ) as d:
         yield d
 
 
-def test_cli_targets_start_certificate_and_verification(daemon: ds.DaemonProcess,
-                                                        short_tmp: Path) -> None:
+def test_cli_targets_start_certificate_and_verification(
+    daemon: ds.DaemonProcess, short_tmp: Path
+) -> None:
     d = daemon
     image = d.root / "dev" / "disks" / "hdd0.img"
     image.write_bytes(b"old data " * (SIZE // 9) + b"x" * (SIZE % 9))
@@ -81,30 +102,43 @@ def test_cli_targets_start_certificate_and_verification(daemon: ds.DaemonProcess
     assert "completed" in out and "certificate SHA-256" in out
     assert image.read_bytes() == b"\xff" * SIZE  # mode 5 ends with 0xFF
     job = json.loads(_cli(d, "wipe", "status", "--json")[1])[0]
-    assert job["state"] == "completed" and job["steps"] == ["0x00", "0xFF", "0x00", "0xFF",
-                                                            "verify"]
-    components = {c["name"]: c for c in json.loads(_cli(d, "status", "--json")[1])
-                  ["components"]}
+    assert job["state"] == "completed" and job["steps"] == [
+        "0x00",
+        "0xFF",
+        "0x00",
+        "0xFF",
+        "verify",
+    ]
+    components = {c["name"]: c for c in json.loads(_cli(d, "status", "--json")[1])["components"]}
     assert components["wipe"]["detail"] == f"3 disk(s); last: {job['id']} completed"
 
     cert_path, pdf_path = short_tmp / "cert.json", short_tmp / "cert.pdf"
-    rc, _, err = _cli(d, "wipe", "cert", job["id"], "--out", str(cert_path), "--pdf",
-                      str(pdf_path))
+    rc, _, err = _cli(d, "wipe", "cert", job["id"], "--out", str(cert_path), "--pdf", str(pdf_path))
     assert rc == 0, err
     assert pdf_path.read_bytes().startswith(b"%PDF-")
     # What a person reads on the printout: the device by model, serial and identity key,
     # the standards and IEEE 2883's name, the lines to sign, and how to verify.
-    text = " ".join(subprocess.run(["pdftotext", "-layout", str(pdf_path), "-"],
-                                   capture_output=True, text=True, check=True).stdout.split())
+    text = " ".join(
+        subprocess.run(
+            ["pdftotext", "-layout", str(pdf_path), "-"], capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
     identity = json.loads(_cli(d, "keys", "identity", "--json")[1])["fingerprint"]
-    for shown in ("NIST SP 800-88 Rev. 2 (September 2025), IEEE 2883-2022",
-                  "Device model MFP-SIM", "Device serial SIM-0001", f"Identity key {identity}",
-                  "IEEE 2883 Clear: overwrite", "Result SUCCESS",
-                  "Operator: name, signature, date", "Witness: name, signature, date",
-                  "mfpsec wipe verify-cert FILE"):
+    for shown in (
+        "NIST SP 800-88 Rev. 2 (September 2025), IEEE 2883-2022",
+        "Device model MFP-SIM",
+        "Device serial SIM-0001",
+        f"Identity key {identity}",
+        "IEEE 2883 Clear: overwrite",
+        "Result SUCCESS",
+        "Operator: name, signature, date",
+        "Witness: name, signature, date",
+        "mfpsec wipe verify-cert FILE",
+    ):
         assert shown in text, shown
-    pages = subprocess.run(["pdfinfo", str(pdf_path)], capture_output=True, text=True,
-                           check=True).stdout
+    pages = subprocess.run(
+        ["pdfinfo", str(pdf_path)], capture_output=True, text=True, check=True
+    ).stdout
     assert re.search(r"^Pages:\s+1$", pages, re.M), pages  # one A4 page, signatures too
     document = json.loads(cert_path.read_text())
     body = document["certificate"]
@@ -136,8 +170,15 @@ def test_cli_targets_start_certificate_and_verification(daemon: ds.DaemonProcess
     rc, out, _ = _cli(d, "audit", "show", "--type", "sanitize", "--json")
     records = json.loads(out)
     mine = [r for r in records if r["object"] == job["id"]]
-    assert [r["details"]["phase"] for r in mine] == ["start", "pass", "pass", "pass", "pass",
-                                                     "verify", "result"]
+    assert [r["details"]["phase"] for r in mine] == [
+        "start",
+        "pass",
+        "pass",
+        "pass",
+        "pass",
+        "verify",
+        "result",
+    ]
     assert mine[-1]["details"]["certificate_sha256"] == job["certificate_sha256"]
     refused = [r for r in records if r["outcome"] == "failure"]
     assert [r["object"] for r in refused] == ["sys0", "nvme9"]
@@ -160,8 +201,9 @@ def test_cli_purge_plan_confirmation_and_certificate(daemon: ds.DaemonProcess) -
 
     rc, _, err = _cli(d, "wipe", "purge", "--target", "ssd0", "--confirm", "--yes")
     assert rc == 77 and "io.mfpsecd.Wipe.ConfirmationRequired" in err, err
-    rc, out, err = _cli(d, "wipe", "purge", "--target", "ssd0", "--level", "clear", "--yes",
-                        "--json")
+    rc, out, err = _cli(
+        d, "wipe", "purge", "--target", "ssd0", "--level", "clear", "--yes", "--json"
+    )
     assert rc == 0, err
     job = json.loads(out.splitlines()[-1])
     assert (job["state"], job["method"], job["level"]) == ("completed", "overwrite", "clear")
@@ -175,12 +217,19 @@ def test_cli_purge_plan_confirmation_and_certificate(daemon: ds.DaemonProcess) -
 def test_status_of_a_cancelled_job_exits_with_its_error(short_tmp: Path) -> None:
     """README promises a non-zero status for a sanitization that did not complete: so
     does `wipe status JOB`, with or without --json, and not only with --follow."""
-    big = {"id": "hdd1", "path": "disks/hdd1.img", "medium": "hdd", "sanitizable": True,
-           "size_bytes": 2 << 30}  # sparse; eight passes of it take far longer than a cancel
-    with ds.running(short_tmp / "d", config=FACTORY, tpm="none",
-                    board={"disks": [*DISKS, big]}) as d:
-        rc, out, err = _cli(d, "wipe", "start", "--target", "hdd1", "--mode", "8", "--yes",
-                            "--no-wait", "--json")
+    big = {
+        "id": "hdd1",
+        "path": "disks/hdd1.img",
+        "medium": "hdd",
+        "sanitizable": True,
+        "size_bytes": 2 << 30,
+    }  # sparse; eight passes of it take far longer than a cancel
+    with ds.running(
+        short_tmp / "d", config=FACTORY, tpm="none", board={"disks": [*DISKS, big]}
+    ) as d:
+        rc, out, err = _cli(
+            d, "wipe", "start", "--target", "hdd1", "--mode", "8", "--yes", "--no-wait", "--json"
+        )
         assert rc == 0, err
         job_id = json.loads(out)["id"]
         rc, out, err = _cli(d, "wipe", "status", job_id)
@@ -199,29 +248,62 @@ def test_status_of_a_cancelled_job_exits_with_its_error(short_tmp: Path) -> None
 @pytest.mark.root
 def test_a_logged_in_operator_reauthenticates_and_is_named(short_tmp: Path) -> None:
     short_tmp.chmod(0o711)
-    with ds.running(short_tmp / "d", config=CONFIG, tpm="none",
-                    board={"disks": DISKS}) as d:
+    with ds.running(short_tmp / "d", config=CONFIG, tpm="none", board={"disks": DISKS}) as d:
         cli = Cli(d.socket_path, short_tmp / "rt")
         (cli.runtime / "").mkdir(exist_ok=True)
         cli.ok(ALICE_UID, "users", "init", "alice", "--password-file", "-", stdin=ADMIN_PW)
         # Without a session a maintenance peer may not even list the disks.
         assert "AuthenticationRequired" in cli.fails(ALICE_UID, "wipe", "targets")
         cli.ok(ALICE_UID, "login", "-u", "alice", "--password-file", "-", stdin=ADMIN_PW)
-        cli.ok(ALICE_UID, "users", "add", "bob", "--role", "user", "--permanent",
-               "--password-file", "-", stdin="Plain-user-pass-2026")
+        cli.ok(
+            ALICE_UID,
+            "users",
+            "add",
+            "bob",
+            "--role",
+            "user",
+            "--permanent",
+            "--password-file",
+            "-",
+            stdin="Plain-user-pass-2026",
+        )
 
         # Root without a session (and no factory mode): a certificate names a person.
-        for args in (("start", "--target", "ssd0", "--mode", "1"),
-                     ("purge", "--target", "ssd0", "--level", "clear")):
+        for args in (
+            ("start", "--target", "ssd0", "--mode", "1"),
+            ("purge", "--target", "ssd0", "--level", "clear"),
+        ):
             rc, _, err = _cli(d, "wipe", *args, "--yes")
             assert rc == ErrorCode.AUTHENTICATION_REQUIRED.exit_status, err
             assert "names the person who ran it: log in first" in err
-        err = cli.fails(ALICE_UID, "wipe", "start", "--target", "ssd0", "--mode", "8",
-                        "--yes", "--password-file", "-", stdin="not-her-password")
+        err = cli.fails(
+            ALICE_UID,
+            "wipe",
+            "start",
+            "--target",
+            "ssd0",
+            "--mode",
+            "8",
+            "--yes",
+            "--password-file",
+            "-",
+            stdin="not-her-password",
+        )
         assert "AuthenticationFailed" in err
         assert json.loads(cli.ok(ALICE_UID, "wipe", "status", "--json")) == []
-        out = cli.ok(ALICE_UID, "wipe", "start", "--target", "ssd0", "--mode", "8", "--yes",
-                     "--password-file", "-", stdin=ADMIN_PW)
+        out = cli.ok(
+            ALICE_UID,
+            "wipe",
+            "start",
+            "--target",
+            "ssd0",
+            "--mode",
+            "8",
+            "--yes",
+            "--password-file",
+            "-",
+            stdin=ADMIN_PW,
+        )
         assert "completed" in out
         job = json.loads(cli.ok(ALICE_UID, "wipe", "status", "--json"))[0]
         # Flash: one 0x00 pass whatever the mode asked (W-3), then the read-back.
@@ -232,14 +314,44 @@ def test_a_logged_in_operator_reauthenticates_and_is_named(short_tmp: Path) -> N
 
         # A purge that falls short of its level: the administrator may not confirm it,
         # the service engineer may, with their password again.
-        cli.ok(ALICE_UID, "users", "add", "tech1", "--role", "service", "--permanent",
-               "--password-file", "-", stdin=CE_PW)
-        err = cli.fails(ALICE_UID, "wipe", "purge", "--target", "ssd0", "--confirm", "--yes",
-                        "--password-file", "-", stdin=ADMIN_PW)
+        cli.ok(
+            ALICE_UID,
+            "users",
+            "add",
+            "tech1",
+            "--role",
+            "service",
+            "--permanent",
+            "--password-file",
+            "-",
+            stdin=CE_PW,
+        )
+        err = cli.fails(
+            ALICE_UID,
+            "wipe",
+            "purge",
+            "--target",
+            "ssd0",
+            "--confirm",
+            "--yes",
+            "--password-file",
+            "-",
+            stdin=ADMIN_PW,
+        )
         assert "ConfirmationRequired" in err and "no purge method" in err
         cli.ok(MALLORY_UID, "login", "-u", "tech1", "--password-file", "-", stdin=CE_PW)
-        out = cli.ok(MALLORY_UID, "wipe", "purge", "--target", "ssd0", "--confirm", "--yes",
-                     "--password-file", "-", stdin=CE_PW)
+        out = cli.ok(
+            MALLORY_UID,
+            "wipe",
+            "purge",
+            "--target",
+            "ssd0",
+            "--confirm",
+            "--yes",
+            "--password-file",
+            "-",
+            stdin=CE_PW,
+        )
         assert "completed" in out and "purge by overwrite" in out
         job = json.loads(cli.ok(MALLORY_UID, "wipe", "status", "--json"))[-1]
         body = json.loads(cli.ok(MALLORY_UID, "wipe", "cert", job["id"]))["certificate"]
@@ -248,14 +360,25 @@ def test_a_logged_in_operator_reauthenticates_and_is_named(short_tmp: Path) -> N
         cli.ok(MALLORY_UID, "logout")
 
         # A plain user may not sanitize, password or not.
-        cli.ok(MALLORY_UID, "login", "-u", "bob", "--password-file", "-",
-               stdin="Plain-user-pass-2026")
-        err = cli.fails(MALLORY_UID, "wipe", "start", "--target", "hdd0", "--mode", "1",
-                        "--yes", "--password-file", "-", stdin="Plain-user-pass-2026")
+        cli.ok(
+            MALLORY_UID, "login", "-u", "bob", "--password-file", "-", stdin="Plain-user-pass-2026"
+        )
+        err = cli.fails(
+            MALLORY_UID,
+            "wipe",
+            "start",
+            "--target",
+            "hdd0",
+            "--mode",
+            "1",
+            "--yes",
+            "--password-file",
+            "-",
+            stdin="Plain-user-pass-2026",
+        )
         assert "PermissionDenied" in err
         records = json.loads(cli.ok(ALICE_UID, "audit", "show", "--limit", "0", "--json"))
-        failures = [r for r in records
-                    if r["type"] == "auth.login" and r["outcome"] == "failure"]
+        failures = [r for r in records if r["type"] == "auth.login" and r["outcome"] == "failure"]
         assert failures and failures[-1]["details"]["method"] == "reauthentication"
 
 
@@ -274,21 +397,30 @@ def _progress(db: Path) -> tuple[str, int, int]:
 
 
 def test_sigkill_twenty_times_during_a_1gib_mode3_wipe_resumes_to_a_verified_result(
-        short_tmp: Path) -> None:
+    short_tmp: Path,
+) -> None:
     """Mode 3 (0x00, 0xFF, random, read-back) over 1 GiB; the daemon is SIGKILLed 20 times
     at random moments between checkpoints. Each start resumes from the last recorded
     checkpoint; the result is the exact AES-CTR stream of the random pass (checked here
     independently), and the certificate exists only at the end."""
     root = short_tmp / "d"
-    disks = [{"id": "hdd0", "path": "disks/hdd0.img", "medium": "hdd", "sanitizable": True,
-              "size_bytes": BIG}]
+    disks = [
+        {
+            "id": "hdd0",
+            "path": "disks/hdd0.img",
+            "medium": "hdd",
+            "sanitizable": True,
+            "size_bytes": BIG,
+        }
+    ]
     config = POWER_CUTS
     db = root / "lib" / "state.sqlite3"
     rng = random.Random(20261122)
     d = ds.start(root, config=config, tpm="none", board={"disks": disks})
     try:
-        rc, out, err = _cli(d, "wipe", "start", "--target", "hdd0", "--mode", "3", "--yes",
-                            "--no-wait", "--json")
+        rc, out, err = _cli(
+            d, "wipe", "start", "--target", "hdd0", "--mode", "3", "--yes", "--no-wait", "--json"
+        )
         assert rc == 0, err
         job_id = json.loads(out)["id"]
         steps, work = 4, 4 * BIG
@@ -361,14 +493,22 @@ def test_a_medium_swapped_during_a_power_cut_gets_no_certificate(short_tmp: Path
     `wipe status` exits with that error; nothing certifies hdd0."""
     root = short_tmp / "d"
     size = 256 << 20
-    disks = [{"id": "hdd0", "path": "disks/hdd0.img", "medium": "hdd", "sanitizable": True,
-              "size_bytes": size}]
+    disks = [
+        {
+            "id": "hdd0",
+            "path": "disks/hdd0.img",
+            "medium": "hdd",
+            "sanitizable": True,
+            "size_bytes": size,
+        }
+    ]
     config = POWER_CUTS
     db = root / "lib" / "state.sqlite3"
     d = ds.start(root, config=config, tpm="none", board={"disks": disks})
     try:
-        rc, out, err = _cli(d, "wipe", "start", "--target", "hdd0", "--mode", "1", "--yes",
-                            "--no-wait", "--json")
+        rc, out, err = _cli(
+            d, "wipe", "start", "--target", "hdd0", "--mode", "1", "--yes", "--no-wait", "--json"
+        )
         assert rc == 0, err
         job_id = json.loads(out)["id"]
         deadline = time.monotonic() + 120
@@ -403,23 +543,31 @@ def test_a_medium_swapped_during_a_power_cut_gets_no_certificate(short_tmp: Path
 
 
 def _sanitize(d: ds.DaemonProcess, out: Path) -> str:
-    rc, stdout, err = _cli(d, "wipe", "start", "--target", "hdd0", "--mode", "1", "--yes",
-                           "--json")
+    rc, stdout, err = _cli(d, "wipe", "start", "--target", "hdd0", "--mode", "1", "--yes", "--json")
     assert rc == 0, err
     job_id = str(json.loads(stdout.splitlines()[-1])["id"])
-    assert _cli(d, "wipe", "cert", job_id, "--out", str(out), "--openssl",
-                str(out.parent / "openssl"))[0] == 0
+    assert (
+        _cli(
+            d, "wipe", "cert", job_id, "--out", str(out), "--openssl", str(out.parent / "openssl")
+        )[0]
+        == 0
+    )
     return job_id
 
 
 def _openssl_verifies(pem: Path, sig: Path, data: Path) -> bool:
-    r = subprocess.run(["openssl", "dgst", "-sha256", "-verify", str(pem), "-signature",
-                        str(sig), str(data)], capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        ["openssl", "dgst", "-sha256", "-verify", str(pem), "-signature", str(sig), str(data)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return r.returncode == 0 and "Verified OK" in r.stdout
 
 
 def test_certificates_survive_a_tpm_replacement_and_foreign_ones_are_refused(
-        short_tmp: Path) -> None:
+    short_tmp: Path,
+) -> None:
     """An auditor's view: the certificates this device issued before its TPM was replaced
     still verify (under its earlier identity, which its identity history proves), one
     re-signed with another key does not (CertificateForeign, non-zero), and all of it
@@ -432,16 +580,32 @@ def test_certificates_survive_a_tpm_replacement_and_foreign_ones_are_refused(
     with ds.running(root, config=FACTORY, board={"disks": DISKS}) as d:
         old_job = _sanitize(d, before)
         old_fp = json.loads(_cli(d, "keys", "identity", "--json")[1])["fingerprint"]
-        r = ds.mfpsec(d.socket_path, "keys", "backup", "--to", str(usb), "--passphrase-file",
-                      "-", stdin="Service-engineer-passphrase-1")
+        r = ds.mfpsec(
+            d.socket_path,
+            "keys",
+            "backup",
+            "--to",
+            str(usb),
+            "--passphrase-file",
+            "-",
+            stdin="Service-engineer-passphrase-1",
+        )
         assert r.returncode == 0, r.stderr
     (backup,) = usb.glob("*.mfpkb")
     shutil.rmtree(root / "lib" / "tpm")  # a replacement TPM
     with ds.running(root, config=FACTORY, board={"disks": DISKS}) as d:
         rc, _, err = _cli(d, "wipe", "verify-cert", str(before))
         assert rc == ErrorCode.KEYS_UNAVAILABLE.exit_status, err  # locked: cannot tell yet
-        r = ds.mfpsec(d.socket_path, "keys", "restore", "--from", str(backup),
-                      "--passphrase-file", "-", stdin="Service-engineer-passphrase-1")
+        r = ds.mfpsec(
+            d.socket_path,
+            "keys",
+            "restore",
+            "--from",
+            str(backup),
+            "--passphrase-file",
+            "-",
+            stdin="Service-engineer-passphrase-1",
+        )
         assert r.returncode == 0, r.stderr
         new_fp = json.loads(_cli(d, "keys", "identity", "--json")[1])["fingerprint"]
         assert new_fp != old_fp
@@ -458,20 +622,27 @@ def test_certificates_survive_a_tpm_replacement_and_foreign_ones_are_refused(
         # The restore is in the audit log with both identities.
         rc, out, _ = _cli(d, "audit", "show", "--type", "keys.restore", "--json")
         (restored,) = [r for r in json.loads(out) if r["outcome"] == "success"]
-        assert (restored["details"]["previous_identity"], restored["details"]["identity"]) \
-            == (old_fp, new_fp)
+        assert (restored["details"]["previous_identity"], restored["details"]["identity"]) == (
+            old_fp,
+            new_fp,
+        )
 
         # Edited and re-signed with another key: an intact signature, not this device's.
         doc = json.loads(before.read_text())
         doc["certificate"]["media"]["serial"] = "SOMEONE-ELSES"
         other = ec.generate_private_key(ec.SECP256R1())
-        body = json.dumps(doc["certificate"], sort_keys=True, separators=(",", ":"),
-                          ensure_ascii=False).encode()
+        body = json.dumps(
+            doc["certificate"], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
         doc["signature"] = {
-            "alg": "ecdsa-p256-sha256", "value": other.sign(body, ec.ECDSA(hashes.SHA256())).hex(),
-            "public_key": other.public_key().public_bytes(
-                serialization.Encoding.PEM,
-                serialization.PublicFormat.SubjectPublicKeyInfo).decode()}
+            "alg": "ecdsa-p256-sha256",
+            "value": other.sign(body, ec.ECDSA(hashes.SHA256())).hex(),
+            "public_key": other.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode(),
+        }
         forged = short_tmp / "forged.json"
         forged.write_text(json.dumps(doc))
         rc, out, err = _cli(d, "wipe", "verify-cert", str(forged))
@@ -484,12 +655,17 @@ def test_certificates_survive_a_tpm_replacement_and_foreign_ones_are_refused(
         assert _cli(d, "keys", "identity-history", "--out", str(history))[0] == 0
     link = json.loads((history / "link-1.json").read_text())
     assert (link["previous_fingerprint"], link["fingerprint"]) == (old_fp, new_fp)
-    assert _openssl_verifies(history / "identity-0.pem", history / "link-1.sig",
-                             history / "link-1.json")
-    assert not _openssl_verifies(history / "identity-1.pem", history / "link-1.sig",
-                                 history / "link-1.json")
-    der = subprocess.run(["openssl", "pkey", "-pubin", "-in", str(history / "identity-1.pem"),
-                          "-outform", "DER"], capture_output=True, check=True).stdout
+    assert _openssl_verifies(
+        history / "identity-0.pem", history / "link-1.sig", history / "link-1.json"
+    )
+    assert not _openssl_verifies(
+        history / "identity-1.pem", history / "link-1.sig", history / "link-1.json"
+    )
+    der = subprocess.run(
+        ["openssl", "pkey", "-pubin", "-in", str(history / "identity-1.pem"), "-outform", "DER"],
+        capture_output=True,
+        check=True,
+    ).stdout
     assert hashlib.sha256(der).hexdigest() == old_fp
     for cert_json, pem in ((before, "identity-1.pem"), (after, "identity-0.pem")):
         job = json.loads(cert_json.read_text())["certificate"]["id"]

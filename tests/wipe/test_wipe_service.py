@@ -43,10 +43,20 @@ SIZE = (6 << 20) + 4096  # one full chunk, a partial one
 
 def _disks(size: int = SIZE) -> list[DiskSection]:
     return [
-        DiskSection(id="hdd0", path="disks/hdd0.img", medium=MediumKind.HDD, sanitizable=True,
-                    size_bytes=size),
-        DiskSection(id="ssd0", path="disks/ssd0.img", medium=MediumKind.SSD, sanitizable=True,
-                    size_bytes=size),
+        DiskSection(
+            id="hdd0",
+            path="disks/hdd0.img",
+            medium=MediumKind.HDD,
+            sanitizable=True,
+            size_bytes=size,
+        ),
+        DiskSection(
+            id="ssd0",
+            path="disks/ssd0.img",
+            medium=MediumKind.SSD,
+            sanitizable=True,
+            size_bytes=size,
+        ),
         DiskSection(id="sys0", path="disks/sys0.img", medium=MediumKind.HDD, size_bytes=size),
     ]
 
@@ -65,10 +75,12 @@ class Stack:
         return self.dev / "disks" / f"{disk}.img"
 
 
-def _signer(key: ec.EllipticCurvePrivateKey
-            ) -> Callable[[bytes], Awaitable[tuple[bytes, bytes] | None]]:
-    spki = key.public_key().public_bytes(serialization.Encoding.DER,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+def _signer(
+    key: ec.EllipticCurvePrivateKey,
+) -> Callable[[bytes], Awaitable[tuple[bytes, bytes] | None]]:
+    spki = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
     async def sign(digest: bytes) -> tuple[bytes, bytes] | None:
         return key.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256()))), spki
@@ -77,15 +89,16 @@ def _signer(key: ec.EllipticCurvePrivateKey
 
 
 def _spki(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.public_key().public_bytes(serialization.Encoding.DER,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+    return key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
-def identities_of(key: ec.EllipticCurvePrivateKey
-                  ) -> Callable[[], Awaitable[list[KnownIdentity]]]:
+def identities_of(key: ec.EllipticCurvePrivateKey) -> Callable[[], Awaitable[list[KnownIdentity]]]:
     """A device whose identity key is this one, with no history."""
-    spki = key.public_key().public_bytes(serialization.Encoding.DER,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+    spki = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
     async def identities() -> list[KnownIdentity]:
         return identity_history.trusted(spki, [])
@@ -94,13 +107,19 @@ def identities_of(key: ec.EllipticCurvePrivateKey
 
 
 @asynccontextmanager
-async def stack(tmp: Path, *, size: int = SIZE, settings: WipeSettings | None = None,
-                before_step: Callable[[str, int], Awaitable[None]] | None = None,
-                key: ec.EllipticCurvePrivateKey | None = None,
-                signer: Callable[[bytes], Awaitable[tuple[bytes, bytes] | None]] | None = None,
-                disks: list[DiskSection] | None = None, dev_root: Path | None = None,
-                purger: MediaPurger | None = None, clock: FakeClock | None = None
-                ) -> AsyncIterator[Stack]:
+async def stack(
+    tmp: Path,
+    *,
+    size: int = SIZE,
+    settings: WipeSettings | None = None,
+    before_step: Callable[[str, int], Awaitable[None]] | None = None,
+    key: ec.EllipticCurvePrivateKey | None = None,
+    signer: Callable[[bytes], Awaitable[tuple[bytes, bytes] | None]] | None = None,
+    disks: list[DiskSection] | None = None,
+    dev_root: Path | None = None,
+    purger: MediaPurger | None = None,
+    clock: FakeClock | None = None,
+) -> AsyncIterator[Stack]:
     """The service on image files (simulated), or on real block devices: disks named
     relative to dev_root (e.g. a loop device under /dev)."""
     clock = clock or FakeClock()
@@ -113,16 +132,29 @@ async def stack(tmp: Path, *, size: int = SIZE, settings: WipeSettings | None = 
     dev_root = dev_root or tmp / "dev"
     # Like the simulated board: a sys_root of its own (that does not exist), while the
     # image files attach to the host's loop devices (host_sys_root, /sys).
-    paths = Paths(state_dir=tmp, run_dir=tmp, dev_root=dev_root,
-                  sys_root=tmp / "sys" if simulated else Path("/sys"))
+    paths = Paths(
+        state_dir=tmp,
+        run_dir=tmp,
+        dev_root=dev_root,
+        sys_root=tmp / "sys" if simulated else Path("/sys"),
+    )
     key = key or ec.generate_private_key(ec.SECP256R1())
     inventory = SysfsDiskInventory(disks or _disks(size), paths, simulated=simulated)
-    wipe = WipeService(state, inventory,
-                       NativeOverwriter(), auditor, clock, signer=signer or _signer(key),
-                       identities=identities_of(key),
-                       device=DeviceName("MFP-SIM", "SIM-0001", "sim"), tool="mfpsecd test",
-                       settings=settings or WipeSettings(poll_s=0.01), before_step=before_step,
-                       purger=purger or DevicePurger(), health=health)
+    wipe = WipeService(
+        state,
+        inventory,
+        NativeOverwriter(),
+        auditor,
+        clock,
+        signer=signer or _signer(key),
+        identities=identities_of(key),
+        device=DeviceName("MFP-SIM", "SIM-0001", "sim"),
+        tool="mfpsecd test",
+        settings=settings or WipeSettings(poll_s=0.01),
+        before_step=before_step,
+        purger=purger or DevicePurger(),
+        health=health,
+    )
     await wipe.start()
     try:
         yield Stack(wipe, auditor, state, dev_root, key, clock, health)
@@ -169,7 +201,7 @@ def test_every_mode_leaves_exactly_its_last_pass(tmp_path: Path, mode: int) -> N
                 if p.kind is PassKind.BYTE:
                     assert _constant(got[:-MARKER_BYTES], p.byte), (mode, k)
                 else:
-                    assert len(set(got[i:i + 16] for i in range(0, 1 << 16, 16))) == 4096
+                    assert len(set(got[i : i + 16] for i in range(0, 1 << 16, 16))) == 4096
                     assert got != (after[k - 1] if k else snapshots[0])
             randoms = [after[k] for k, p in enumerate(plan.passes) if p.kind is PassKind.RANDOM]
             assert len(set(randoms)) == len(randoms)  # one independent stream per pass
@@ -181,17 +213,18 @@ def test_every_mode_leaves_exactly_its_last_pass(tmp_path: Path, mode: int) -> N
                 assert final[:-MARKER_BYTES] == after[-1][:-MARKER_BYTES]
                 assert final[-MARKER_BYTES:] != marker
             doc, ours = await s.wipe.verify_certificate(
-                cert.encode_document(await s.wipe.certificate(view.id)))
+                cert.encode_document(await s.wipe.certificate(view.id))
+            )
             assert ours and doc.certificate.result == "success"
             assert doc.certificate.method.passes == [p.describe() for p in plan.passes]
             assert doc.certificate.verification.result == "passed"
             assert doc.certificate.media.serial == "SIM-HDD0"
-            records = await s.auditor.query(AuditQuery(types=frozenset({EventType.SANITIZE}),
-                                                       limit=0))
+            records = await s.auditor.query(
+                AuditQuery(types=frozenset({EventType.SANITIZE}), limit=0)
+            )
             phases = [r.details["phase"] for r in records]
             assert phases == ["start"] + ["pass"] * len(plan.passes) + ["verify", "result"]
-            assert records[-1].details["certificate_sha256"] == cert.digest(
-                doc.certificate).hex()
+            assert records[-1].details["certificate_sha256"] == cert.digest(doc.certificate).hex()
 
     asyncio.run(scenario())
 
@@ -232,9 +265,11 @@ def test_verify_catches_a_block_changed_after_the_last_pass(tmp_path: Path) -> N
             assert (body.result, body.verification.result) == ("failed", "failed")
             assert body.error.startswith("io.mfpsecd.Wipe.VerifyFailed")
             assert "Result             FAILED" in cert.render_text(
-                await s.wipe.certificate(view.id))
-            result = (await s.auditor.query(AuditQuery(types=frozenset({EventType.SANITIZE}),
-                                                       limit=0)))[-1]
+                await s.wipe.certificate(view.id)
+            )
+            result = (
+                await s.auditor.query(AuditQuery(types=frozenset({EventType.SANITIZE}), limit=0))
+            )[-1]
             assert result.outcome.value == "failure" and result.details["result"] == "failed"
             assert result.details["certificate_sha256"] == failed.certificate_digest
 
@@ -301,8 +336,9 @@ def test_a_medium_swapped_while_stopped_fails_and_certifies_nothing(tmp_path: Pa
             assert body.error.startswith("io.mfpsecd.Wipe.MediumChanged")
             assert view.certificate_digest == cert.digest(body).hex()
             assert image.read_bytes() == bytes(size)  # not one byte written to it
-            records = await s.auditor.query(AuditQuery(types=frozenset({EventType.SANITIZE}),
-                                                       limit=0))
+            records = await s.auditor.query(
+                AuditQuery(types=frozenset({EventType.SANITIZE}), limit=0)
+            )
             last = records[-1]
             assert (last.details["phase"], last.outcome.value) == ("result", "failure")
             assert str(last.details["error"]).startswith("io.mfpsecd.Wipe.MediumChanged")
@@ -321,8 +357,9 @@ def test_a_resume_on_the_same_medium_is_proven_and_audited(tmp_path: Path) -> No
     async def scenario() -> None:
         async with stack(tmp_path, size=size, settings=settings) as s:
             assert await _finished(s.wipe, job_id) == COMPLETED
-            records = await s.auditor.query(AuditQuery(types=frozenset({EventType.SANITIZE}),
-                                                       limit=0))
+            records = await s.auditor.query(
+                AuditQuery(types=frozenset({EventType.SANITIZE}), limit=0)
+            )
             (resume,) = [r for r in records if r.details["phase"] == "resume"]
             assert resume.object == job_id and int(resume.details["offset"]) > 0
             assert int(resume.details["step"]) == 2 and int(resume.details["resumed"]) == 1
@@ -334,8 +371,16 @@ def test_a_drive_answering_another_serial_is_another_medium(tmp_path: Path) -> N
     size = 64 << 20
     settings = WipeSettings(sync_every=4 << 20, poll_s=0.005)
     job_id = _stopped_mid_pass(tmp_path, size, settings, mode=5)
-    disks = [DiskSection(id="hdd0", path="disks/hdd0.img", medium=MediumKind.HDD,
-                         sanitizable=True, size_bytes=size, serial="OTHER-DRIVE")]
+    disks = [
+        DiskSection(
+            id="hdd0",
+            path="disks/hdd0.img",
+            medium=MediumKind.HDD,
+            sanitizable=True,
+            size_bytes=size,
+            serial="OTHER-DRIVE",
+        )
+    ]
 
     async def scenario() -> None:
         async with stack(tmp_path, size=size, settings=settings, disks=disks) as s:
@@ -347,8 +392,7 @@ def test_a_drive_answering_another_serial_is_another_medium(tmp_path: Path) -> N
     asyncio.run(scenario())
 
 
-def test_a_cancel_is_certified_cancelled_and_a_second_job_is_refused(tmp_path: Path
-                                                                    ) -> None:
+def test_a_cancel_is_certified_cancelled_and_a_second_job_is_refused(tmp_path: Path) -> None:
     settings = WipeSettings(poll_s=0.005)
 
     async def scenario() -> None:
@@ -371,7 +415,8 @@ def test_a_cancel_is_certified_cancelled_and_a_second_job_is_refused(tmp_path: P
             assert (body.result, body.verification.result) == ("cancelled", "not run")
             assert body.error.startswith("io.mfpsecd.Wipe.Cancelled")
             assert "Result             CANCELLED" in cert.render_text(
-                await s.wipe.certificate(view.id))
+                await s.wipe.certificate(view.id)
+            )
             again = await s.wipe.begin("hdd0", 1, ENGINEER)
             assert await _finished(s.wipe, again.id) == COMPLETED
 
@@ -406,8 +451,11 @@ def test_completed_means_completed_in_the_database(tmp_path: Path) -> None:
                 release.set()
             while s.wipe.job(view.id).state == "running":
                 await asyncio.sleep(0)
-            rows = await s.state.run(lambda c: c.execute(
-                "SELECT state FROM wipe_jobs WHERE id = ?", (view.id,)).fetchall())
+            rows = await s.state.run(
+                lambda c: c.execute(
+                    "SELECT state FROM wipe_jobs WHERE id = ?", (view.id,)
+                ).fetchall()
+            )
             assert rows == [("completed",)]
             again = await s.wipe.begin("hdd0", 1, ENGINEER)  # at once, no waiting
             assert await _finished(s.wipe, again.id) == COMPLETED
@@ -418,8 +466,11 @@ def test_completed_means_completed_in_the_database(tmp_path: Path) -> None:
             async def first_seen_cancelled():
                 while s.wipe.job(third.id).state == "running":
                     await asyncio.sleep(0)
-                return await s.state.run(lambda c: c.execute(
-                    "SELECT state FROM wipe_jobs WHERE id = ?", (third.id,)).fetchone())
+                return await s.state.run(
+                    lambda c: c.execute(
+                        "SELECT state FROM wipe_jobs WHERE id = ?", (third.id,)
+                    ).fetchone()
+                )
 
             watcher = asyncio.create_task(first_seen_cancelled())
             assert (await s.wipe.cancel(third.id, ENGINEER)).state == "cancelled"
@@ -442,8 +493,9 @@ def test_unlisted_unsanitizable_and_attached_targets_are_refused(tmp_path: Path)
             assert "sanitizable" in info.value.params["reason"]
             with pytest.raises(ValueError, match="1-8"):
                 await s.wipe.begin("hdd0", 9, ENGINEER)
-            refused = await s.auditor.query(AuditQuery(types=frozenset({EventType.SANITIZE}),
-                                                       limit=0))
+            refused = await s.auditor.query(
+                AuditQuery(types=frozenset({EventType.SANITIZE}), limit=0)
+            )
             assert [r.outcome.value for r in refused] == ["failure"] * 3
 
     asyncio.run(scenario())
@@ -453,8 +505,12 @@ def test_unlisted_unsanitizable_and_attached_targets_are_refused(tmp_path: Path)
 def test_an_image_attached_to_a_loop_device_is_refused(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with stack(tmp_path) as s:
-            out = subprocess.run(["losetup", "--find", "--show", str(s.image("hdd0"))],
-                                 check=True, capture_output=True, text=True)
+            out = subprocess.run(
+                ["losetup", "--find", "--show", str(s.image("hdd0"))],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             try:
                 with pytest.raises(MfpsecError) as info:
                     await s.wipe.begin("hdd0", 1, ENGINEER)
@@ -472,10 +528,12 @@ def test_certificate_tampering_and_foreign_keys(tmp_path: Path) -> None:
             assert await _finished(s.wipe, view.id) == COMPLETED
             good = cert.encode_document(await s.wipe.certificate(view.id))
             raw = msgspec.json.decode(good)
-            for path, value in [(("certificate", "result"), "failed"),
-                                (("certificate", "media", "serial"), "OTHER"),
-                                (("certificate", "resumed"), 3),
-                                (("signature", "value"), "00" * 70)]:
+            for path, value in [
+                (("certificate", "result"), "failed"),
+                (("certificate", "media", "serial"), "OTHER"),
+                (("certificate", "resumed"), 3),
+                (("signature", "value"), "00" * 70),
+            ]:
                 doc = msgspec.json.decode(good)
                 node = doc
                 for k in path[:-1]:
@@ -494,9 +552,13 @@ def test_certificate_tampering_and_foreign_keys(tmp_path: Path) -> None:
             assert signed is not None
             sig, spki = signed
             pem = serialization.load_der_public_key(spki).public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-            raw["signature"] = {"alg": cert.SIGNATURE_ALG, "public_key": pem.decode(),
-                                "value": sig.hex()}
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            raw["signature"] = {
+                "alg": cert.SIGNATURE_ALG,
+                "public_key": pem.decode(),
+                "value": sig.hex(),
+            }
             with pytest.raises(MfpsecError) as info:
                 await s.wipe.verify_certificate(msgspec.json.encode(raw))
             assert info.value.code is ErrorCode.WIPE_CERTIFICATE_FOREIGN
@@ -504,12 +566,17 @@ def test_certificate_tampering_and_foreign_keys(tmp_path: Path) -> None:
             # The genuine one names the identity key that signed it: the current one.
             _, signer = await s.wipe.verify_certificate(good)
             assert (signer.fingerprint, signer.replaced_at) == (
-                identity_history.fingerprint(_spki(s.key)), "")
+                identity_history.fingerprint(_spki(s.key)),
+                "",
+            )
             # This device's own key embedded, the signature by another: not valid at all.
-            raw["signature"]["public_key"] = serialization.load_der_public_key(
-                _spki(s.key)).public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo
-                                           ).decode()
+            raw["signature"]["public_key"] = (
+                serialization.load_der_public_key(_spki(s.key))
+                .public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+                .decode()
+            )
             with pytest.raises(MfpsecError) as info:
                 await s.wipe.verify_certificate(msgspec.json.encode(raw))
             assert info.value.code is ErrorCode.WIPE_CERTIFICATE_INVALID
@@ -559,24 +626,27 @@ def test_a_job_completed_while_the_key_chain_is_locked_is_signed_later(tmp_path:
             view = await s.wipe.begin("hdd0", 1, ENGINEER)
             assert await _finished(s.wipe, view.id) == COMPLETED
             unsigned = s.wipe.job(view.id)
-            assert unsigned.certificate_digest == "" and "certificate not signed" in \
-                unsigned.error
+            assert unsigned.certificate_digest == "" and "certificate not signed" in unsigned.error
             with pytest.raises(MfpsecError) as info:
                 await s.wipe.certificate(view.id)
             assert info.value.code is ErrorCode.KEYS_UNAVAILABLE
             locked[0] = False
             # Two requests at once: one signature, the same document for both.
-            doc, again = await asyncio.gather(s.wipe.certificate(view.id),
-                                              s.wipe.certificate(view.id))
+            doc, again = await asyncio.gather(
+                s.wipe.certificate(view.id), s.wipe.certificate(view.id)
+            )
             assert cert.encode_document(doc) == cert.encode_document(again)
             assert len(signed_later) == 1
             _, ours = await s.wipe.verify_certificate(cert.encode_document(doc))
             assert ours
-            audited = (await s.auditor.query(AuditQuery(types=frozenset({EventType.SANITIZE}),
-                                                        limit=0)))[-1]
+            audited = (
+                await s.auditor.query(AuditQuery(types=frozenset({EventType.SANITIZE}), limit=0))
+            )[-1]
             assert audited.details["certificate_sha256"] == cert.digest(doc.certificate).hex()
             signed = s.wipe.job(view.id)
-            assert signed.error == "" and signed.certificate_digest == \
-                audited.details["certificate_sha256"]
+            assert (
+                signed.error == ""
+                and signed.certificate_digest == audited.details["certificate_sha256"]
+            )
 
     asyncio.run(scenario())

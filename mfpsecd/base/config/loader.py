@@ -26,14 +26,26 @@ def _read_toml(path: Path, what: str) -> dict[str, Any]:
         with path.open("rb") as f:
             return tomllib.load(f)
     except FileNotFoundError:
-        raise MfpsecError(ErrorCode.CONFIG_INVALID, f"{what} {path} not found",
-                          key=str(path), reason="file not found") from None
+        raise MfpsecError(
+            ErrorCode.CONFIG_INVALID,
+            f"{what} {path} not found",
+            key=str(path),
+            reason="file not found",
+        ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise MfpsecError(ErrorCode.CONFIG_INVALID, f"{path}: {exc}", key=str(path),
-                          reason=f"not valid TOML: {exc}") from None
+        raise MfpsecError(
+            ErrorCode.CONFIG_INVALID,
+            f"{path}: {exc}",
+            key=str(path),
+            reason=f"not valid TOML: {exc}",
+        ) from None
     except OSError as exc:
-        raise MfpsecError(ErrorCode.CONFIG_INVALID, f"{path}: {exc.strerror}", key=str(path),
-                          reason=exc.strerror or "unreadable") from None
+        raise MfpsecError(
+            ErrorCode.CONFIG_INVALID,
+            f"{path}: {exc.strerror}",
+            key=str(path),
+            reason=exc.strerror or "unreadable",
+        ) from None
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -47,9 +59,13 @@ def load_config(path: Path) -> Config:
     # Relative paths in a file are relative to that file.
     daemon = config.daemon
     ipc = config.ipc
-    audit = structs.replace(config.audit, forward=[
-        structs.replace(f, ca_file=str(_resolve(base, f.ca_file)) if f.ca_file else None)
-        for f in config.audit.forward])
+    audit = structs.replace(
+        config.audit,
+        forward=[
+            structs.replace(f, ca_file=str(_resolve(base, f.ca_file)) if f.ca_file else None)
+            for f in config.audit.forward
+        ],
+    )
     return structs.replace(
         config,
         audit=audit,
@@ -79,16 +95,22 @@ def _tagged_namespaces(profile: BoardProfile, base: Path) -> BoardProfile:
     if not any(n.netns and PROFILE_TAG in n.netns for n in profile.nics):
         return profile
     tag = profile_tag(base)
-    nics = [structs.replace(n, netns=n.netns.replace(PROFILE_TAG, tag))
-            if n.netns else n for n in profile.nics]
+    nics = [
+        structs.replace(n, netns=n.netns.replace(PROFILE_TAG, tag)) if n.netns else n
+        for n in profile.nics
+    ]
     return structs.replace(profile, nics=nics)
 
 
 def load_board(config: Config, board: str | None) -> Board:
     name_or_path = board or config.daemon.board
     if not name_or_path:
-        raise MfpsecError(ErrorCode.CONFIG_INVALID, "no board profile: give --board or set "
-                          "daemon.board", key="daemon.board", reason="missing")
+        raise MfpsecError(
+            ErrorCode.CONFIG_INVALID,
+            "no board profile: give --board or set daemon.board",
+            key="daemon.board",
+            reason="missing",
+        )
     candidate = Path(name_or_path)
     if candidate.suffix != ".toml":
         candidate = Path(config.daemon.board_dir) / f"{name_or_path}.toml"
@@ -104,8 +126,7 @@ def load_board(config: Config, board: str | None) -> Board:
         proc_root=_resolve(base, p.proc_root),
         host_sys_root=_resolve(base, p.host_sys_root),
         store_dir=None if profile.store.dir is None else _resolve(base, profile.store.dir),
-        firmware_dir=None if fw is None or fw.slots_dir is None else _resolve(base,
-                                                                               fw.slots_dir),
+        firmware_dir=None if fw is None or fw.slots_dir is None else _resolve(base, fw.slots_dir),
     )
     roots = () if fw is None else tuple(_resolve(base, r) for r in fw.roots)
     crls = () if fw is None else tuple(_resolve(base, c) for c in fw.crls)
@@ -118,8 +139,12 @@ def _uid(principal: str | int, key: str) -> int:
     try:
         return pwd.getpwnam(principal).pw_uid
     except KeyError:
-        raise MfpsecError(ErrorCode.CONFIG_INVALID, f"{key}: no such user {principal!r}",
-                          key=key, reason=f"no such user {principal!r}") from None
+        raise MfpsecError(
+            ErrorCode.CONFIG_INVALID,
+            f"{key}: no such user {principal!r}",
+            key=key,
+            reason=f"no such user {principal!r}",
+        ) from None
 
 
 def gid_of(principal: str | int, key: str) -> int:
@@ -128,8 +153,12 @@ def gid_of(principal: str | int, key: str) -> int:
     try:
         return grp.getgrnam(principal).gr_gid
     except KeyError:
-        raise MfpsecError(ErrorCode.CONFIG_INVALID, f"{key}: no such group {principal!r}",
-                          key=key, reason=f"no such group {principal!r}") from None
+        raise MfpsecError(
+            ErrorCode.CONFIG_INVALID,
+            f"{key}: no such group {principal!r}",
+            key=key,
+            reason=f"no such group {principal!r}",
+        ) from None
 
 
 def admission_rules(config: Config) -> AdmissionRules:
@@ -137,6 +166,7 @@ def admission_rules(config: Config) -> AdmissionRules:
     return AdmissionRules(
         daemon_uid=os.geteuid(),
         panel_uids=frozenset(_uid(u, "access.panel_users") for u in a.panel_users),
-        maintenance_gids=frozenset(gid_of(g, "access.maintenance_groups")
-                                   for g in a.maintenance_groups),
+        maintenance_gids=frozenset(
+            gid_of(g, "access.maintenance_groups") for g in a.maintenance_groups
+        ),
     )

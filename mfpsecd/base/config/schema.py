@@ -108,8 +108,10 @@ class AuditSection(_Strict, frozen=True):
 class NotifyMailSection(_Strict, frozen=True):
     host: Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
     sender: Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+\Z")]
-    recipients: Annotated[list[Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+\Z")]],
-                          msgspec.Meta(min_length=1)]
+    recipients: Annotated[
+        list[Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+\Z")]],
+        msgspec.Meta(min_length=1),
+    ]
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 587
     starttls: bool = True  # the server certificate is verified (ca_file, or the system CAs)
     ca_file: str | None = None
@@ -360,8 +362,10 @@ class DiskSection(_Strict, frozen=True):
 # directory, so two checkouts on one machine simulate their boards in namespaces of their
 # own (the daemon and `make sim-net` derive the same name).
 PROFILE_TAG = "{profile}"
-_NETNS = Annotated[str, msgspec.Meta(
-    pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}(\{profile\})?[A-Za-z0-9_.-]{0,15}\Z")]
+_NETNS = Annotated[
+    str,
+    msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}(\{profile\})?[A-Za-z0-9_.-]{0,15}\Z"),
+]
 
 
 class NicSection(_Strict, frozen=True):
@@ -374,8 +378,10 @@ class NetServiceSection(_Strict, frozen=True):
     """A network service whose ports the administrator switches on and off (N-1)."""
 
     name: _NAME
-    ports: Annotated[list[Annotated[str, msgspec.Meta(pattern=r"^(tcp|udp)/[0-9]{1,5}\Z")]],
-                     msgspec.Meta(min_length=1)]
+    ports: Annotated[
+        list[Annotated[str, msgspec.Meta(pattern=r"^(tcp|udp)/[0-9]{1,5}\Z")]],
+        msgspec.Meta(min_length=1),
+    ]
 
 
 class UsbPortSection(_Strict, frozen=True):

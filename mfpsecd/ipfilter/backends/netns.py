@@ -45,7 +45,8 @@ class NetnsWorker:
     def __init__(self, netns: str | None, name: str) -> None:
         self.netns = netns
         self._pool = concurrent.futures.ThreadPoolExecutor(
-            1, thread_name_prefix=name, initializer=self._init)
+            1, thread_name_prefix=name, initializer=self._init
+        )
         self._failed: OSError | None = None
 
     def _init(self) -> None:
@@ -57,8 +58,10 @@ class NetnsWorker:
 
     def _run(self, fn: Callable[[], T]) -> T:
         if self._failed is not None:
-            raise MfpsecError(ErrorCode.NETWORK_UNAVAILABLE,
-                              reason=f"network namespace {self.netns}: {self._failed}")
+            raise MfpsecError(
+                ErrorCode.NETWORK_UNAVAILABLE,
+                reason=f"network namespace {self.netns}: {self._failed}",
+            )
         return fn()
 
     async def call(self, fn: Callable[[], T]) -> T:
@@ -71,8 +74,9 @@ class NetnsWorker:
         self._pool.shutdown(wait=True)
 
 
-async def bursts(sock: socket.socket, matters: Callable[[bytes], bool]
-                 ) -> AsyncGenerator[None, None]:
+async def bursts(
+    sock: socket.socket, matters: Callable[[bytes], bool]
+) -> AsyncGenerator[None, None]:
     """Yields after each burst of netlink messages on a non-blocking subscribed socket
     (read by the event loop: the socket keeps the namespace it was created in) in which
     one message matters; lost messages (ENOBUFS) count as mattering. Closes the socket."""

@@ -73,35 +73,54 @@ def interval_elements(ranges: Iterable[Range]) -> bytes:
     return bytes(out)
 
 
-def _message(kind: int, flags: int, seq: int, *, res_id: int, family: int, attrs: bytes
-             ) -> bytes:
+def _message(kind: int, flags: int, seq: int, *, res_id: int, family: int, attrs: bytes) -> bytes:
     body = struct.pack("!BBH", family, 0, res_id) + attrs
     return struct.pack("=IHHII", 16 + len(body), kind, flags, seq, 0) + body
 
 
-def swap_batch(swaps: Sequence[tuple[str, Sequence[Range], Sequence[Range]]], seq: int
-               ) -> tuple[bytes, list[int]]:
+def swap_batch(
+    swaps: Sequence[tuple[str, Sequence[Range], Sequence[Range]]], seq: int
+) -> tuple[bytes, list[int]]:
     """One transaction: per (set, gone, new), the gone intervals deleted, then the new
     ones added, CHUNK intervals per message (an attribute's length is 16 bits). → the
     batch and the sequence numbers: BATCH_BEGIN's (seq), then each acknowledged one."""
-    out = bytearray(_message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq,
-                             res_id=NFNL_SUBSYS_NFTABLES, family=0, attrs=b""))
+    out = bytearray(
+        _message(
+            NFNL_MSG_BATCH_BEGIN,
+            NLM_F_REQUEST,
+            seq,
+            res_id=NFNL_SUBSYS_NFTABLES,
+            family=0,
+            attrs=b"",
+        )
+    )
     acked: list[int] = []
     for name, gone, new in swaps:
-        head = (_attr(NFTA_SET_ELEM_LIST_TABLE, TABLE.encode() + b"\0")
-                + _attr(NFTA_SET_ELEM_LIST_SET, name.encode() + b"\0"))
+        head = _attr(NFTA_SET_ELEM_LIST_TABLE, TABLE.encode() + b"\0") + _attr(
+            NFTA_SET_ELEM_LIST_SET, name.encode() + b"\0"
+        )
         for kind, ranges in ((NFT_MSG_DELSETELEM, gone), (NFT_MSG_NEWSETELEM, new)):
             for first in range(0, len(ranges), CHUNK):
                 seq += 1
                 acked.append(seq)
-                flags = NLM_F_REQUEST | NLM_F_ACK | (
-                    NLM_F_CREATE if kind == NFT_MSG_NEWSETELEM else 0)
-                elems = _attr(NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED,
-                              interval_elements(ranges[first:first + CHUNK]))
-                out += _message((NFNL_SUBSYS_NFTABLES << 8) | kind, flags, seq, res_id=0,
-                                family=NFPROTO_INET, attrs=head + elems)
-    out += _message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq + 1,
-                    res_id=NFNL_SUBSYS_NFTABLES, family=0, attrs=b"")
+                flags = (
+                    NLM_F_REQUEST | NLM_F_ACK | (NLM_F_CREATE if kind == NFT_MSG_NEWSETELEM else 0)
+                )
+                elems = _attr(
+                    NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED,
+                    interval_elements(ranges[first : first + CHUNK]),
+                )
+                out += _message(
+                    (NFNL_SUBSYS_NFTABLES << 8) | kind,
+                    flags,
+                    seq,
+                    res_id=0,
+                    family=NFPROTO_INET,
+                    attrs=head + elems,
+                )
+    out += _message(
+        NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq + 1, res_id=NFNL_SUBSYS_NFTABLES, family=0, attrs=b""
+    )
     return bytes(out), acked
 
 
@@ -109,8 +128,9 @@ class ElementSocket:
     """A netfilter netlink socket (opened in the calling thread's network namespace)."""
 
     def __init__(self) -> None:
-        self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
-                                   NETLINK_NETFILTER)
+        self._sock = socket.socket(
+            socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_NETFILTER
+        )
         self._sock.bind((0, 0))
         self._sock.settimeout(RECV_TIMEOUT_S)
         self._seq = int.from_bytes(os.urandom(2), "big") << 8
@@ -147,8 +167,11 @@ class ElementSocket:
 def subscribe_changes() -> socket.socket:
     """A non-blocking socket that receives every nftables change in the calling thread's
     network namespace (what `nft monitor` reads)."""
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK
-                         | socket.SOCK_CLOEXEC, NETLINK_NETFILTER)
+    sock = socket.socket(
+        socket.AF_NETLINK,
+        socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
+        NETLINK_NETFILTER,
+    )
     sock.bind((0, 1 << (NFNLGRP_NFTABLES - 1)))
     return sock
 
@@ -165,7 +188,7 @@ def touches_table(data: bytes, table: str = TABLE) -> bool:
             return True  # malformed: look at the table rather than miss a change
         if kind >> 8 == NFNL_SUBSYS_NFTABLES and offset + 24 <= len(data):
             alen, atype = struct.unpack_from("=HH", data, offset + 20)
-            if (atype & ~NLA_F_NESTED) == 1 and data[offset + 24:offset + 20 + alen] == name:
+            if (atype & ~NLA_F_NESTED) == 1 and data[offset + 24 : offset + 20 + alen] == name:
                 return True
         offset += (length + 3) & ~3
     return False

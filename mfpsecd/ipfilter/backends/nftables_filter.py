@@ -47,8 +47,10 @@ class _NftProcess:
     def __init__(self) -> None:
         nft = shutil.which("nft") or shutil.which("nft", path="/usr/sbin:/sbin")
         if nft is None:
-            raise MfpsecError(ErrorCode.NETWORK_UNAVAILABLE,
-                              reason="neither libnftables' Python binding nor nft is installed")
+            raise MfpsecError(
+                ErrorCode.NETWORK_UNAVAILABLE,
+                reason="neither libnftables' Python binding nor nft is installed",
+            )
         self._nft = nft
         self._terse = False
 
@@ -60,9 +62,14 @@ class _NftProcess:
         return rc, json.loads(out) if out.strip() else "", err
 
     def cmd(self, text: str) -> tuple[int, str, str]:
-        r = subprocess.run([self._nft, "-j", *(["-t"] if self._terse else []), "-f", "-"],
-                           input=text, capture_output=True,
-                           text=True, timeout=60, check=False)
+        r = subprocess.run(
+            [self._nft, "-j", *(["-t"] if self._terse else []), "-f", "-"],
+            input=text,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         return r.returncode, r.stdout, r.stderr
 
 
@@ -103,8 +110,9 @@ class NftablesFilter:
     def _ctx(self) -> _Nft:
         if self._nft is None:
             lib = _library()
-            self._nft, self.via = (lib, "libnftables") if lib is not None else (
-                _NftProcess(), "nft -j -f -")
+            self._nft, self.via = (
+                (lib, "libnftables") if lib is not None else (_NftProcess(), "nft -j -f -")
+            )
         return self._nft
 
     def _cmd(self, commands: list[dict[str, Any]]) -> tuple[int, Any, str]:
@@ -117,14 +125,17 @@ class NftablesFilter:
         """One transaction; NETWORK_APPLY_FAILED (and nothing changed) if refused. The
         JSON goes to libnftables as text encoded by msgspec (the binding's json.dumps
         costs a fifth of a 10,000-range apply); with JSON output on, it parses JSON."""
+
         def run() -> None:
             try:
                 rc, _out, err = self._ctx().cmd(_ENCODE({"nftables": commands}).decode())
             except (OSError, ValueError, subprocess.SubprocessError) as exc:
                 raise MfpsecError(ErrorCode.NETWORK_UNAVAILABLE, reason=str(exc)) from None
             if rc != 0:
-                raise MfpsecError(ErrorCode.NETWORK_APPLY_FAILED,
-                                  reason=" ".join(err.split())[:500] or f"nft status {rc}")
+                raise MfpsecError(
+                    ErrorCode.NETWORK_APPLY_FAILED,
+                    reason=" ".join(err.split())[:500] or f"nft status {rc}",
+                )
 
         await self._worker.call(run)
 
@@ -137,6 +148,7 @@ class NftablesFilter:
 
     async def present(self) -> bool:
         """Our table is in the kernel (the list of tables: not their contents)."""
+
         def run() -> bool:
             items = self._list({"tables": {"family": "inet"}}) or []
             return any(i.get("table", {}).get("name") == TABLE for i in items)
@@ -146,11 +158,16 @@ class NftablesFilter:
     async def refused(self) -> dict[str, int]:
         """Refused packets per source address since each was first seen (the dynamic
         sets' counters)."""
+
         def run() -> dict[str, int]:
             out: dict[str, int] = {}
             for family in (4, 6):
-                items = self._list({"set": {"family": "inet", "table": TABLE,
-                                            "name": f"refused{family}"}}) or []
+                items = (
+                    self._list(
+                        {"set": {"family": "inet", "table": TABLE, "name": f"refused{family}"}}
+                    )
+                    or []
+                )
                 for item in items:
                     for e in item.get("set", {}).get("elem", []):
                         elem = e.get("elem", e) if isinstance(e, dict) else {"val": e}
@@ -163,6 +180,7 @@ class NftablesFilter:
     async def ruleset(self, *, terse: bool = False) -> list[dict[str, Any]]:
         """Our table as the kernel has it (JSON); terse: without set elements (nothing of
         a set's size is read)."""
+
         def run() -> list[dict[str, Any]]:
             ctx = self._ctx()
             ctx.terse(terse)
@@ -176,8 +194,9 @@ class NftablesFilter:
     async def ban(self, set_name: str, element: Any, seconds: int) -> None:
         """element into the ban set for `seconds` (again, if there: its time restarts)."""
         target = {"family": "inet", "table": TABLE, "name": set_name}
-        add = {"add": {"element": {**target, "elem": [
-            {"elem": {"val": element, "timeout": seconds}}]}}}
+        add = {
+            "add": {"element": {**target, "elem": [{"elem": {"val": element, "timeout": seconds}}]}}
+        }
         drop = {"delete": {"element": {**target, "elem": [element]}}}
 
         def run() -> None:
@@ -186,22 +205,32 @@ class NftablesFilter:
                 return
             rc, _out, err = self._ctx().cmd(_ENCODE({"nftables": [add]}).decode())
             if rc != 0:
-                raise MfpsecError(ErrorCode.NETWORK_APPLY_FAILED,
-                                  reason=" ".join(err.split())[:500] or f"nft status {rc}")
+                raise MfpsecError(
+                    ErrorCode.NETWORK_APPLY_FAILED,
+                    reason=" ".join(err.split())[:500] or f"nft status {rc}",
+                )
 
         await self._worker.call(run)
 
     async def unban(self, set_name: str, element: Any) -> bool:
         """element out of the ban set; False if it was not there."""
         target = {"family": "inet", "table": TABLE, "name": set_name}
-        return await self._worker.call(lambda: self._ctx().cmd(_ENCODE({"nftables": [
-            {"delete": {"element": {**target, "elem": [element]}}}]}).decode())[0] == 0)
+        return await self._worker.call(
+            lambda: (
+                self._ctx().cmd(
+                    _ENCODE(
+                        {"nftables": [{"delete": {"element": {**target, "elem": [element]}}}]}
+                    ).decode()
+                )[0]
+                == 0
+            )
+        )
 
     async def banned(self, set_name: str) -> list[tuple[Any, int]]:
         """The ban set's elements and the seconds each has left."""
+
         def run() -> list[tuple[Any, int]]:
-            items = self._list({"set": {"family": "inet", "table": TABLE,
-                                        "name": set_name}}) or []
+            items = self._list({"set": {"family": "inet", "table": TABLE, "name": set_name}}) or []
             out = []
             for item in items:
                 for e in item.get("set", {}).get("elem", []):
@@ -211,12 +240,14 @@ class NftablesFilter:
 
         return await self._worker.call(run)
 
-    async def swap_intervals(self, swaps: Sequence[tuple[str, Sequence[Range],
-                                                         Sequence[Range]]]) -> bool:
+    async def swap_intervals(
+        self, swaps: Sequence[tuple[str, Sequence[Range], Sequence[Range]]]
+    ) -> bool:
         """Interval-set elements out and in, one transaction, without reading the sets
         (backends.nft_elements). False when a set was not as expected (an element to take
         out missing, one to put in there already); NETWORK_APPLY_FAILED if refused for
         another reason. Either way nothing changed."""
+
         def run() -> bool:
             if self._elements is None:
                 self._elements = ElementSocket()  # in the worker: in the namespace
@@ -225,11 +256,13 @@ class NftablesFilter:
             except OSError as exc:
                 if exc.errno in (errno.ENOENT, errno.EEXIST):
                     return False
-                raise MfpsecError(ErrorCode.NETWORK_APPLY_FAILED,
-                                  reason=f"set elements: {exc}") from None
+                raise MfpsecError(
+                    ErrorCode.NETWORK_APPLY_FAILED, reason=f"set elements: {exc}"
+                ) from None
             except (NotEncodable, struct.error) as exc:
-                raise MfpsecError(ErrorCode.NETWORK_APPLY_FAILED,
-                                  reason=f"set elements: {exc}") from None
+                raise MfpsecError(
+                    ErrorCode.NETWORK_APPLY_FAILED, reason=f"set elements: {exc}"
+                ) from None
             return True
 
         return await self._worker.call(run)

@@ -47,12 +47,16 @@ class RtnetlinkAddresses:
         try:
             return await self._worker.call(self._dump)
         except OSError as exc:
-            raise MfpsecError(ErrorCode.NETWORK_UNAVAILABLE,
-                              reason=f"reading addresses: {exc}") from None
+            raise MfpsecError(
+                ErrorCode.NETWORK_UNAVAILABLE, reason=f"reading addresses: {exc}"
+            ) from None
 
     def _subscribe(self) -> socket.socket:
-        s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK
-                          | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
+        s = socket.socket(
+            socket.AF_NETLINK,
+            socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
+            socket.NETLINK_ROUTE,
+        )
         s.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
         return s
 

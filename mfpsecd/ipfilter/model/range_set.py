@@ -35,8 +35,9 @@ def _at(family: int, value: int) -> tuple[int, int]:
 class RangeSet:
     def __init__(self, ranges: Iterable[Range] = ()) -> None:
         self._entered = sorted(ranges)  # (family, start, end) order, duplicates kept once
-        self._entered = [r for i, r in enumerate(self._entered)
-                         if not i or self._entered[i - 1] != r]
+        self._entered = [
+            r for i, r in enumerate(self._entered) if not i or self._entered[i - 1] != r
+        ]
         self._cover = merge(self._entered)
 
     def __len__(self) -> int:
@@ -57,8 +58,11 @@ class RangeSet:
 
     def covers(self, family: int, address: int) -> bool:
         i = bisect.bisect_left(self._cover, _at(family, address), key=_end_key)
-        return (i < len(self._cover) and self._cover[i].family == family
-                and self._cover[i].start <= address)
+        return (
+            i < len(self._cover)
+            and self._cover[i].family == family
+            and self._cover[i].start <= address
+        )
 
     def add(self, r: Range) -> Delta:
         """r joins the list (nothing if it is there already)."""
@@ -69,12 +73,16 @@ class RangeSet:
         # Cover elements that overlap r or touch it: their ends rise with their starts.
         lo = bisect.bisect_left(self._cover, _at(r.family, r.start - 1), key=_end_key)
         hi = lo
-        while (hi < len(self._cover) and self._cover[hi].family == r.family
-               and self._cover[hi].start <= r.end + 1):
+        while (
+            hi < len(self._cover)
+            and self._cover[hi].family == r.family
+            and self._cover[hi].start <= r.end + 1
+        ):
             hi += 1
         gone = tuple(self._cover[lo:hi])
-        joined = Range(r.family, min([r.start, *(g.start for g in gone)]),
-                       max([r.end, *(g.end for g in gone)]))
+        joined = Range(
+            r.family, min([r.start, *(g.start for g in gone)]), max([r.end, *(g.end for g in gone)])
+        )
         if gone == (joined,):
             return Delta()  # inside what is covered already
         self._cover[lo:hi] = [joined]
@@ -89,12 +97,14 @@ class RangeSet:
         k = bisect.bisect_left(self._cover, _at(r.family, r.start), key=_end_key)
         old = self._cover[k]
         # Every entered range of old's cover starts inside it (old.start is the smallest).
-        first = bisect.bisect_left(self._entered, (r.family, old.start),
-                                   key=lambda x: (x.family, x.start))
-        last = bisect.bisect_right(self._entered, (r.family, old.end),
-                                   key=lambda x: (x.family, x.start))
+        first = bisect.bisect_left(
+            self._entered, (r.family, old.start), key=lambda x: (x.family, x.start)
+        )
+        last = bisect.bisect_right(
+            self._entered, (r.family, old.end), key=lambda x: (x.family, x.start)
+        )
         pieces = merge(self._entered[first:last])
-        self._cover[k:k + 1] = pieces
+        self._cover[k : k + 1] = pieces
         if pieces == [old]:
             return Delta()
         return Delta((old,), tuple(pieces))

@@ -72,7 +72,7 @@ def _text(family: Family, value: int) -> str:
     if value >> 32 == 0 and value >> 16:
         return "::" + _text(4, value)
     digits = value.to_bytes(16, "big").hex()
-    words = [digits[i:i + 4].lstrip("0") or "0" for i in range(0, 32, 4)]
+    words = [digits[i : i + 4].lstrip("0") or "0" for i in range(0, 32, 4)]
     best = length = run = 0  # the first longest run of zero words, if two or more
     for i, word in enumerate(words):
         run = run + 1 if word == "0" else 0
@@ -80,7 +80,7 @@ def _text(family: Family, value: int) -> str:
             best, length = i - run + 1, run
     if length < 2:
         return ":".join(words)
-    return ":".join(words[:best]) + "::" + ":".join(words[best + length:])
+    return ":".join(words[:best]) + "::" + ":".join(words[best + length :])
 
 
 def _ipv4(text: str) -> int | None:
@@ -90,8 +90,12 @@ def _ipv4(text: str) -> int | None:
     value = 0
     for part in parts:
         # Decimal only, no leading zero (ipaddress refuses them too: octal or a typo).
-        if not (part.isascii() and part.isdigit()) or len(part) > 3 or (
-                len(part) > 1 and part[0] == "0") or int(part) > 255:
+        if (
+            not (part.isascii() and part.isdigit())
+            or len(part) > 3
+            or (len(part) > 1 and part[0] == "0")
+            or int(part) > 255
+        ):
             return None
         value = value << 8 | int(part)
     return value
@@ -133,8 +137,7 @@ def parse_range(text: str) -> Range:
         net = ipaddress.ip_network(text, strict=True)
     except ValueError as exc:
         raise ValueError(f"{text}: {exc}") from None
-    return Range(net.version, int(net.network_address),
-                 int(net.broadcast_address))
+    return Range(net.version, int(net.network_address), int(net.broadcast_address))
 
 
 def merge(ranges: Iterable[Range]) -> list[Range]:
@@ -198,8 +201,7 @@ def quick_ranges(device: Device) -> list[Range]:
             net = ipaddress.ip_network(f"{a.ip}/64", strict=False)
         else:
             continue
-        out.append(Range(a.version, int(net.network_address),
-                         int(net.broadcast_address)))
+        out.append(Range(a.version, int(net.network_address), int(net.broadcast_address)))
     return merge(out)
 
 
@@ -227,9 +229,15 @@ def _in(ranges: Iterable[Range], family: Family, address: int) -> bool:
     return any(r.family == family and r.contains(address) for r in ranges)
 
 
-def decide(policy: Policy, services: Sequence[Service], device: Device,
-           source: ipaddress.IPv4Address | ipaddress.IPv6Address, *, proto: Proto,
-           port: int) -> bool:
+def decide(
+    policy: Policy,
+    services: Sequence[Service],
+    device: Device,
+    source: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    *,
+    proto: Proto,
+    port: int,
+) -> bool:
     """Would a new connection from source to this port be accepted? (The model the
     compiled rules implement; loopback and replies are always accepted.)"""
     family: Family = source.version
@@ -268,8 +276,7 @@ def _saddr(family: Family) -> dict[str, Any]:
 
 
 def _rule(chain: str, *expr: dict[str, Any], comment: str = "") -> dict[str, Any]:
-    rule: dict[str, Any] = {"family": "inet", "table": TABLE, "chain": chain,
-                            "expr": list(expr)}
+    rule: dict[str, Any] = {"family": "inet", "table": TABLE, "chain": chain, "expr": list(expr)}
     if comment:
         rule["comment"] = comment
     return {"add": {"rule": rule}}
@@ -290,8 +297,14 @@ def set_names(family: Family) -> tuple[str, str, str]:
     return (f"deny{family}", f"allow{family}", f"quick{family}")
 
 
-def compile_ruleset(policy: Policy, services: Sequence[Service], device: Device, *,
-                    recreate: bool = False, new_table: bool = True) -> list[dict[str, Any]]:
+def compile_ruleset(
+    policy: Policy,
+    services: Sequence[Service],
+    device: Device,
+    *,
+    recreate: bool = False,
+    new_table: bool = True,
+) -> list[dict[str, Any]]:
     """The commands (the list under "nftables") that replace the table's contents in one
     kernel transaction. The table, its base chains (policy drop) and its sets are added
     when missing and otherwise kept: only rules and set elements are swapped, and those
@@ -310,10 +323,30 @@ def compile_ruleset(policy: Policy, services: Sequence[Service], device: Device,
     if recreate:
         cmds += [{"delete": {"table": dict(t)}}, {"add": {"table": dict(t)}}]
     cmds += [
-        {"add": {"chain": {**base, "name": "input", "type": "filter", "hook": "input",
-                           "prio": 0, "policy": "drop"}}},
-        {"add": {"chain": {**base, "name": "forward", "type": "filter", "hook": "forward",
-                           "prio": 0, "policy": "drop"}}},
+        {
+            "add": {
+                "chain": {
+                    **base,
+                    "name": "input",
+                    "type": "filter",
+                    "hook": "input",
+                    "prio": 0,
+                    "policy": "drop",
+                }
+            }
+        },
+        {
+            "add": {
+                "chain": {
+                    **base,
+                    "name": "forward",
+                    "type": "filter",
+                    "hook": "forward",
+                    "prio": 0,
+                    "policy": "drop",
+                }
+            }
+        },
         {"add": {"chain": {**base, "name": "refuse"}}},
     ]
     cmds += [{"flush": {"chain": {**base, "name": c}}} for c in ("input", "forward", "refuse")]
@@ -331,74 +364,130 @@ def compile_ruleset(policy: Policy, services: Sequence[Service], device: Device,
     for family in (4, 6):
         kind = "ipv4_addr" if family == 4 else "ipv6_addr"
         deny_n, allow_n, quick_n = set_names(family)
-        for name, ranges in ((deny_n, policy.deny), (allow_n, policy.allow),
-                             (quick_n, quick)):
-            fill(name, kind, elements(merge(r for r in ranges if r.family == family)),
-                 ["interval"])
+        for name, ranges in ((deny_n, policy.deny), (allow_n, policy.allow), (quick_n, quick)):
+            fill(name, kind, elements(merge(r for r in ranges if r.family == family)), ["interval"])
         # Banned sources (services.flood_bans): declared, never flushed, so a ban lasts
         # its time across replacements; the kernel lets each element expire.
-        cmds.append({"add": {"set": {**base, "name": f"banned{family}", "type": kind,
-                                     "flags": ["interval", "timeout"]}}})
+        cmds.append(
+            {
+                "add": {
+                    "set": {
+                        **base,
+                        "name": f"banned{family}",
+                        "type": kind,
+                        "flags": ["interval", "timeout"],
+                    }
+                }
+            }
+        )
         # Refused sources, counted per address for the audit summary; forgotten after an
         # hour of silence, at most 4096 remembered.
         if new_table or recreate:
-            cmds.append({"add": {"set": {**base, "name": f"refused{family}", "type": kind,
-                                         "flags": ["timeout"], "timeout": 3600,
-                                         "size": 4096}}})
+            cmds.append(
+                {
+                    "add": {
+                        "set": {
+                            **base,
+                            "name": f"refused{family}",
+                            "type": kind,
+                            "flags": ["timeout"],
+                            "timeout": 3600,
+                            "size": 4096,
+                        }
+                    }
+                }
+            )
     open_ports = ports(services, policy.enabled)
     fill("tcp_ports", "inet_service", list(open_ports["tcp"]), [])
     fill("udp_ports", "inet_service", list(open_ports["udp"]), [])
     for family in (4, 6):
         # (ip/ip6 saddr implies the family: nft adds the nfproto check itself)
-        cmds.append(_rule("refuse", {"set": {
-            "op": "update", "elem": _saddr(family),  # type: ignore[arg-type]
-            "set": f"@refused{family}", "stmt": [_COUNTER]}}))
+        cmds.append(
+            _rule(
+                "refuse",
+                {
+                    "set": {
+                        "op": "update",
+                        "elem": _saddr(family),  # type: ignore[arg-type]
+                        "set": f"@refused{family}",
+                        "stmt": [_COUNTER],
+                    }
+                },
+            )
+        )
     cmds.append(_rule("refuse", _COUNTER, _DROP))
     cmds += [
         _rule("input", _match({"meta": {"key": "iif"}}, "lo"), _ACCEPT),
-        _rule("input", _match({"ct": {"key": "state"}}, ["established", "related"], "in"),
-              _ACCEPT),
+        _rule("input", _match({"ct": {"key": "state"}}, ["established", "related"], "in"), _ACCEPT),
         _rule("input", _match({"ct": {"key": "state"}}, "invalid", "in"), _DROP),
-        _rule("input", _match({"payload": {"protocol": "icmpv6", "field": "type"}},
-                              {"set": _ND}), _ACCEPT),
+        _rule(
+            "input",
+            _match({"payload": {"protocol": "icmpv6", "field": "type"}}, {"set": _ND}),
+            _ACCEPT,
+        ),
     ]
     for family in (4, 6):
         deny_n, allow_n, quick_n = set_names(family)  # type: ignore[arg-type]
         src = _saddr(family)  # type: ignore[arg-type]
-        cmds.append(_rule("input", _match(src, f"@banned{family}"), _REFUSE,
-                          comment="banned"))
+        cmds.append(_rule("input", _match(src, f"@banned{family}"), _REFUSE, comment="banned"))
         cmds.append(_rule("input", _match(src, f"@{deny_n}"), _REFUSE, comment="refused"))
         if any(r.family == family for r in policy.allow):
-            cmds.append(_rule("input", _match(src, f"@{allow_n}", "!="), _REFUSE,
-                              comment="not permitted"))
+            cmds.append(
+                _rule("input", _match(src, f"@{allow_n}", "!="), _REFUSE, comment="not permitted")
+            )
         if policy.quick:
-            cmds.append(_rule("input", _match(src, f"@{quick_n}", "!="), _REFUSE,
-                              comment="quick filter"))
+            cmds.append(
+                _rule("input", _match(src, f"@{quick_n}", "!="), _REFUSE, comment="quick filter")
+            )
     cmds += [
-        _rule("input", _match({"payload": {"protocol": "tcp", "field": "dport"}},
-                              "@tcp_ports"), _ACCEPT),
-        _rule("input", _match({"payload": {"protocol": "udp", "field": "dport"}},
-                              "@udp_ports"), _ACCEPT),
-        _rule("input", _match({"payload": {"protocol": "icmp", "field": "type"}},
-                              "echo-request"), _ACCEPT),
-        _rule("input", _match({"payload": {"protocol": "icmpv6", "field": "type"}},
-                              "echo-request"), _ACCEPT),
-        _rule("input", _match({"meta": {"key": "l4proto"}}, {"set": ["tcp", "udp"]}),
-              _REFUSE, comment="port closed"),
+        _rule(
+            "input",
+            _match({"payload": {"protocol": "tcp", "field": "dport"}}, "@tcp_ports"),
+            _ACCEPT,
+        ),
+        _rule(
+            "input",
+            _match({"payload": {"protocol": "udp", "field": "dport"}}, "@udp_ports"),
+            _ACCEPT,
+        ),
+        _rule(
+            "input",
+            _match({"payload": {"protocol": "icmp", "field": "type"}}, "echo-request"),
+            _ACCEPT,
+        ),
+        _rule(
+            "input",
+            _match({"payload": {"protocol": "icmpv6", "field": "type"}}, "echo-request"),
+            _ACCEPT,
+        ),
+        _rule(
+            "input",
+            _match({"meta": {"key": "l4proto"}}, {"set": ["tcp", "udp"]}),
+            _REFUSE,
+            comment="port closed",
+        ),
     ]
     for a, b in ((device.wired, device.wireless), (device.wireless, device.wired)):
         if a and b:  # N-4: never between the wired and the wireless side
-            cmds.append(_rule("forward", _match({"meta": {"key": "iifname"}},
-                                                {"set": list(a)}),
-                              _match({"meta": {"key": "oifname"}}, {"set": list(b)}),
-                              _COUNTER, _DROP))
+            cmds.append(
+                _rule(
+                    "forward",
+                    _match({"meta": {"key": "iifname"}}, {"set": list(a)}),
+                    _match({"meta": {"key": "oifname"}}, {"set": list(b)}),
+                    _COUNTER,
+                    _DROP,
+                )
+            )
     return cmds
 
 
 def for_existing_table(commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A new-table batch without the counting sets' declarations (see compile_ruleset)."""
-    return [c for c in commands
-            if not str(c.get("add", {}).get("set", {}).get("name", "")).startswith("refused")]
+    return [
+        c
+        for c in commands
+        if not str(c.get("add", {}).get("set", {}).get("name", "")).startswith("refused")
+    ]
 
 
 def restrictive(device: Device) -> list[dict[str, Any]]:
@@ -407,8 +496,7 @@ def restrictive(device: Device) -> list[dict[str, Any]]:
     return compile_ruleset(Policy(), (), device)
 
 
-def summarise(policy: Policy, services: Sequence[Service], device: Device
-              ) -> Mapping[str, Any]:
+def summarise(policy: Policy, services: Sequence[Service], device: Device) -> Mapping[str, Any]:
     return {
         "permitted": [str(r) for r in merge(policy.allow)],
         "refused": [str(r) for r in merge(policy.deny)],

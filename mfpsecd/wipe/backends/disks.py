@@ -25,8 +25,15 @@ from mfpsecd.wipe.ports import MediaInfo
 log = structlog.get_logger("mfpsecd.disks")
 
 # Bus names as they appear in a block device's resolved sysfs path, most specific first.
-_TRANSPORTS = (("/nvme", "nvme"), ("/mmc", "mmc"), ("/usb", "usb"), ("/ata", "ata"),
-               ("/virtio", "virtio"), ("/host", "scsi"), ("/loop", "loop"))
+_TRANSPORTS = (
+    ("/nvme", "nvme"),
+    ("/mmc", "mmc"),
+    ("/usb", "usb"),
+    ("/ata", "ata"),
+    ("/virtio", "virtio"),
+    ("/host", "scsi"),
+    ("/loop", "loop"),
+)
 
 
 def _read(path: Path) -> str:
@@ -77,16 +84,36 @@ class SysfsDiskInventory:
             return self._image(disk, path, st)
         if stat.S_ISBLK(st.st_mode):
             return self._block(disk, path, st)
-        return self._info(disk, path, size=0, block=512,
-                          in_use="neither a block device nor an image file")
+        return self._info(
+            disk, path, size=0, block=512, in_use="neither a block device nor an image file"
+        )
 
-    def _info(self, disk: DiskSection, path: Path, *, size: int, block: int, in_use: str,
-              rotational: bool | None = None, transport: str = "unknown", model: str = "",
-              serial: str = "") -> MediaInfo:
-        return MediaInfo(id=disk.id, path=path, medium=disk.medium,
-                         sanitizable=disk.sanitizable, size_bytes=size, logical_block=block,
-                         rotational=rotational, transport=transport, model=model,
-                         serial=serial, in_use=in_use)
+    def _info(
+        self,
+        disk: DiskSection,
+        path: Path,
+        *,
+        size: int,
+        block: int,
+        in_use: str,
+        rotational: bool | None = None,
+        transport: str = "unknown",
+        model: str = "",
+        serial: str = "",
+    ) -> MediaInfo:
+        return MediaInfo(
+            id=disk.id,
+            path=path,
+            medium=disk.medium,
+            sanitizable=disk.sanitizable,
+            size_bytes=size,
+            logical_block=block,
+            rotational=rotational,
+            transport=transport,
+            model=model,
+            serial=serial,
+            in_use=in_use,
+        )
 
     # ------------------------------------------------------------ image files (simulator)
 
@@ -99,9 +126,16 @@ class SysfsDiskInventory:
             if _read(backing) == real:
                 in_use = f"attached to {backing.parent.parent.name}"
                 break
-        return self._info(disk, path, size=st.st_size, block=512, in_use=in_use,
-                          transport="file", model=disk.model or "simulated image",
-                          serial=disk.serial or f"SIM-{disk.id.upper()}")
+        return self._info(
+            disk,
+            path,
+            size=st.st_size,
+            block=512,
+            in_use=in_use,
+            transport="file",
+            model=disk.model or "simulated image",
+            serial=disk.serial or f"SIM-{disk.id.upper()}",
+        )
 
     # ------------------------------------------------------------ block devices
 
@@ -109,8 +143,13 @@ class SysfsDiskInventory:
         devnum = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
         node = (self._paths.sys_root / "dev" / "block" / devnum).resolve()
         if (node / "partition").exists():
-            return self._info(disk, path, size=0, block=512,
-                              in_use="a partition: the profile must name the whole disk")
+            return self._info(
+                disk,
+                path,
+                size=0,
+                block=512,
+                in_use="a partition: the profile must name the whole disk",
+            )
         found = self._whole_disk(node)
         size = int(_read(node / "size") or 0) * 512
         block = int(_read(node / "queue" / "logical_block_size") or 512)
@@ -124,9 +163,17 @@ class SysfsDiskInventory:
             in_use = f"mounted at {', '.join(sorted(where))}"
         elif found.holders:
             in_use = f"held by {', '.join(sorted(found.holders))}"
-        return self._info(disk, path, size=size, block=block, in_use=in_use,
-                          rotational=None if rot == "" else rot == "1", transport=transport,
-                          model=model, serial=serial)
+        return self._info(
+            disk,
+            path,
+            size=size,
+            block=block,
+            in_use=in_use,
+            rotational=None if rot == "" else rot == "1",
+            transport=transport,
+            model=model,
+            serial=serial,
+        )
 
     @staticmethod
     def _whole_disk(node: Path) -> _Block:

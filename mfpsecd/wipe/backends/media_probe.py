@@ -46,13 +46,24 @@ class NvmeError(OSError):
         self.status = status
 
 
-def nvme_admin(fd: int, opcode: int, *, nsid: int = 0, cdw10: int = 0, cdw11: int = 0,
-               data_len: int = 0, timeout_ms: int = 0) -> tuple[int, bytes]:
+def nvme_admin(
+    fd: int,
+    opcode: int,
+    *,
+    nsid: int = 0,
+    cdw10: int = 0,
+    cdw11: int = 0,
+    data_len: int = 0,
+    timeout_ms: int = 0,
+) -> tuple[int, bytes]:
     """One admin command; → (completion dword 0, data read)."""
     buf = ctypes.create_string_buffer(data_len) if data_len else None
     addr = ctypes.addressof(buf) if buf is not None else 0
-    cmd = bytearray(_PASSTHRU.pack(opcode, 0, 0, nsid, 0, 0, 0, addr, 0, data_len,
-                                   cdw10, cdw11, 0, 0, 0, 0, timeout_ms, 0))
+    cmd = bytearray(
+        _PASSTHRU.pack(
+            opcode, 0, 0, nsid, 0, 0, 0, addr, 0, data_len, cdw10, cdw11, 0, 0, 0, 0, timeout_ms, 0
+        )
+    )
     status = fcntl.ioctl(fd, NVME_IOCTL_ADMIN_CMD, cmd, True)
     if status != 0:  # > 0: the NVMe status field; < 0 raises OSError above
         raise NvmeError(status, f"admin opcode 0x{opcode:02x}")
@@ -74,8 +85,9 @@ _ALL_NAMESPACES = 0xFFFFFFFF
 
 def nvme_sanitize_log(fd: int) -> bytes:
     """The Sanitize Status log page (512 bytes: NUMDL = 128 dwords - 1)."""
-    return nvme_admin(fd, OP_GET_LOG_PAGE, nsid=_ALL_NAMESPACES,
-                      cdw10=SANITIZE_LOG | (127 << 16), data_len=512)[1]
+    return nvme_admin(
+        fd, OP_GET_LOG_PAGE, nsid=_ALL_NAMESPACES, cdw10=SANITIZE_LOG | (127 << 16), data_len=512
+    )[1]
 
 
 # _IOWR(MMC_BLOCK_MAJOR 179, 0, struct mmc_ioc_cmd): 72 bytes, data_ptr last
@@ -89,8 +101,27 @@ def mmc_ext_csd(fd: int) -> bytes:
     """SEND_EXT_CSD (CMD8): the eMMC's 512-byte extended CSD register, where its secure
     erase, trim and sanitize support are advertised (sysfs shows none of them)."""
     buf = ctypes.create_string_buffer(512)
-    cmd = bytearray(_MMC_IOC.pack(0, 0, _MMC_SEND_EXT_CSD, 0, 0, 0, 0, 0, _MMC_R1_ADTC, 512,
-                                  1, 0, 0, 0, 0, 0, ctypes.addressof(buf)))
+    cmd = bytearray(
+        _MMC_IOC.pack(
+            0,
+            0,
+            _MMC_SEND_EXT_CSD,
+            0,
+            0,
+            0,
+            0,
+            0,
+            _MMC_R1_ADTC,
+            512,
+            1,
+            0,
+            0,
+            0,
+            0,
+            0,
+            ctypes.addressof(buf),
+        )
+    )
     fcntl.ioctl(fd, MMC_IOC_CMD, cmd, True)
     return bytes(buf.raw)
 
@@ -112,8 +143,14 @@ def _native_max(path: Path, problems: list[str]) -> tuple[int, int] | None:
     """(visible, native max) sectors: READ NATIVE MAX ADDRESS through `hdparm -N` (which
     only reads without a `p` argument). A Host Protected Area hides the difference."""
     try:
-        said = subprocess.run(["hdparm", "-N", str(path)], capture_output=True, text=True,
-                              errors="replace", timeout=30, check=False)
+        said = subprocess.run(
+            ["hdparm", "-N", str(path)],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=30,
+            check=False,
+        )
         return parse_hdparm_max_sectors(said.stdout + said.stderr)
     except (OSError, subprocess.SubprocessError, ValueError) as exc:
         problems.append(f"READ NATIVE MAX ADDRESS (hdparm -N): {exc}")
@@ -122,8 +159,7 @@ def _native_max(path: Path, problems: list[str]) -> tuple[int, int] | None:
 
 def _sys_node(path: Path, sys_root: Path) -> Path:
     st = os.stat(path)
-    return (sys_root / "dev" / "block" / f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
-            ).resolve()
+    return (sys_root / "dev" / "block" / f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}").resolve()
 
 
 def _siblings_in_use(node: Path, proc_root: Path) -> str:
@@ -144,16 +180,23 @@ def _siblings_in_use(node: Path, proc_root: Path) -> str:
     return "; ".join(busy)
 
 
-def probe(path: Path, *, sys_root: Path = Path("/sys"), proc_root: Path = Path("/proc")
-          ) -> MediaProbe:
+def probe(
+    path: Path, *, sys_root: Path = Path("/sys"), proc_root: Path = Path("/proc")
+) -> MediaProbe:
     if path.is_file():
         # An image file (the simulated board): there is no device to ask.
-        return MediaProbe(Capabilities("file", None), {},
-                          ("an image file: no device to ask, the engine overwrites it",))
+        return MediaProbe(
+            Capabilities("file", None),
+            {},
+            ("an image file: no device to ask, the engine overwrites it",),
+        )
     node = _sys_node(path, sys_root)
     where = str(node)
-    rotational_text = (node / "queue" / "rotational").read_text().strip() if (
-        node / "queue" / "rotational").exists() else ""
+    rotational_text = (
+        (node / "queue" / "rotational").read_text().strip()
+        if (node / "queue" / "rotational").exists()
+        else ""
+    )
     rotational = None if rotational_text == "" else rotational_text == "1"
     raw: dict[str, bytes] = {}
     problems: list[str] = []
@@ -166,8 +209,11 @@ def probe(path: Path, *, sys_root: Path = Path("/sys"), proc_root: Path = Path("
                 raw["nvme-identify-namespace"] = nvme_identify(fd, 0, nsid)
             except OSError as exc:
                 problems.append(f"NVMe Identify: {exc}")
-            nvme = (parse_nvme_controller(raw["nvme-identify-controller"])
-                    if "nvme-identify-controller" in raw else None)
+            nvme = (
+                parse_nvme_controller(raw["nvme-identify-controller"])
+                if "nvme-identify-controller" in raw
+                else None
+            )
             status = None
             if nvme is not None and nvme.sanicap & 0x7:
                 try:
@@ -175,8 +221,12 @@ def probe(path: Path, *, sys_root: Path = Path("/sys"), proc_root: Path = Path("
                     status = parse_sanitize_status(raw["nvme-sanitize-log"])
                 except (OSError, ValueError) as exc:
                     problems.append(f"NVMe Sanitize Status log: {exc}")
-            return MediaProbe(Capabilities("nvme", rotational, nvme=nvme, nvme_sanitize=status),
-                              raw, tuple(problems), _siblings_in_use(node, proc_root))
+            return MediaProbe(
+                Capabilities("nvme", rotational, nvme=nvme, nvme_sanitize=status),
+                raw,
+                tuple(problems),
+                _siblings_in_use(node, proc_root),
+            )
         if "/ata" in where:
             try:
                 raw["ata-identify"] = ata_identify(fd)
@@ -187,11 +237,17 @@ def probe(path: Path, *, sys_root: Path = Path("/sys"), proc_root: Path = Path("
             max_sectors = None
             if ata is not None and (ata.hpa_supported or ata.ama_supported):
                 max_sectors = _native_max(path, problems)
-            return MediaProbe(Capabilities("ata", rotational, ata=ata, max_sectors=max_sectors),
-                              raw, tuple(problems))
+            return MediaProbe(
+                Capabilities("ata", rotational, ata=ata, max_sectors=max_sectors),
+                raw,
+                tuple(problems),
+            )
         if "/mmc" in where:
-            kind = (node / "device" / "type").read_text().strip() if (
-                node / "device" / "type").exists() else ""
+            kind = (
+                (node / "device" / "type").read_text().strip()
+                if (node / "device" / "type").exists()
+                else ""
+            )
             secure_erase = False
             if kind == "MMC":
                 try:
@@ -199,9 +255,13 @@ def probe(path: Path, *, sys_root: Path = Path("/sys"), proc_root: Path = Path("
                     secure_erase = parse_ext_csd(raw["mmc-ext-csd"]).secure_erase
                 except (OSError, ValueError) as exc:
                     problems.append(f"eMMC EXT_CSD: {exc}: secure erase not assumed")
-            return MediaProbe(Capabilities("mmc" if kind == "MMC" else "sd", False,
-                                           mmc_secure_erase=secure_erase),
-                              raw, tuple(problems))
+            return MediaProbe(
+                Capabilities(
+                    "mmc" if kind == "MMC" else "sd", False, mmc_secure_erase=secure_erase
+                ),
+                raw,
+                tuple(problems),
+            )
         # A SCSI disk behind virtio-scsi or a USB bridge sits under a SCSI host; a
         # virtio-blk disk does not.
         for key, name in (("/usb", "usb"), ("/host", "scsi"), ("/virtio", "virtio")):

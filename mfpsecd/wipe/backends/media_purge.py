@@ -40,8 +40,7 @@ BLKFLSBUF = 0x1261
 _SES = {Method.NVME_FORMAT_ERASE: 1, Method.NVME_FORMAT_CRYPTO: 2}
 
 
-def read_blocks(path: Path, offsets: Iterable[int], block: int
-                ) -> Iterator[tuple[int, bytes]]:
+def read_blocks(path: Path, offsets: Iterable[int], block: int) -> Iterator[tuple[int, bytes]]:
     """Each block as the device returns it (O_DIRECT into an aligned buffer), one at a
     time."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECT | os.O_CLOEXEC)
@@ -65,9 +64,16 @@ def _tool(argv: list[str], timeout: float, *, password: str = "") -> str:
     can read) and is blanked wherever the tool echoes it."""
     try:
         # A new session has no controlling terminal: hdparm's prompt reads standard input.
-        r = subprocess.run(argv, input=f"{password}\n" if password else None,
-                           capture_output=True, text=True, errors="replace",
-                           timeout=timeout, check=False, start_new_session=bool(password))
+        r = subprocess.run(
+            argv,
+            input=f"{password}\n" if password else None,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            check=False,
+            start_new_session=bool(password),
+        )
     except subprocess.TimeoutExpired:
         return f"{' '.join(argv[:2])}: no exit after {timeout:.0f} s (killed)"
     text = " ".join((r.stdout + " " + r.stderr).split())
@@ -83,8 +89,7 @@ def _nvme_format(path: Path, method: Method, timeout_s: float) -> str:
         ns = parse_nvme_namespace(nvme_identify(fd, 0, nsid))
         cdw10 = ns.format_cdw10(_SES[method])
         try:
-            nvme_admin(fd, OP_FORMAT_NVM, nsid=nsid, cdw10=cdw10,
-                       timeout_ms=int(timeout_s * 1000))
+            nvme_admin(fd, OP_FORMAT_NVM, nsid=nsid, cdw10=cdw10, timeout_ms=int(timeout_s * 1000))
         except NvmeError as exc:
             return f"Format NVM SES={_SES[method]}: status 0x{exc.status:x}"
         return f"Format NVM SES={_SES[method]} nsid {nsid}: success"
@@ -92,8 +97,13 @@ def _nvme_format(path: Path, method: Method, timeout_s: float) -> str:
         os.close(fd)
 
 
-def _ata_security_erase(path: Path, method: Method, password: str, timeout_s: float,
-                        security_enabled: Callable[[], bool]) -> str:
+def _ata_security_erase(
+    path: Path,
+    method: Method,
+    password: str,
+    timeout_s: float,
+    security_enabled: Callable[[], bool],
+) -> str:
     """The drive gets the job's one-time password (a Security Erase needs one), then the
     erase; both hdparm reports are kept, neither decides. Re-issued after a power cut, the
     password is already set (the drive refuses it again) and the erase takes it. A
@@ -103,22 +113,34 @@ def _ata_security_erase(path: Path, method: Method, password: str, timeout_s: fl
     enhanced = method is Method.ATA_SECURITY_ERASE_ENHANCED
     prompt = ["hdparm", "--user-master", "u", "--security-prompt-for-password"]
     said = [_tool([*prompt, "--security-set-pass", str(path)], 60, password=password)]
-    said.append(_tool([*prompt, "--security-erase-enhanced" if enhanced else
-                       "--security-erase", str(path)], timeout_s, password=password))
+    said.append(
+        _tool(
+            [*prompt, "--security-erase-enhanced" if enhanced else "--security-erase", str(path)],
+            timeout_s,
+            password=password,
+        )
+    )
     if security_enabled():
         said.append(_tool([*prompt, "--security-disable", str(path)], 60, password=password))
     return " | ".join(said)
 
 
-_SANACT = {Method.NVME_SANITIZE_BLOCK: 2, Method.NVME_SANITIZE_OVERWRITE: 3,
-           Method.NVME_SANITIZE_CRYPTO: 4}
+_SANACT = {
+    Method.NVME_SANITIZE_BLOCK: 2,
+    Method.NVME_SANITIZE_OVERWRITE: 3,
+    Method.NVME_SANITIZE_CRYPTO: 4,
+}
 # Overwrite is one pass of zeros, so the read-back can expect zeros (hdparm's default is
 # 16 passes, and it takes the pattern as an argument).
 _HDPARM_SANITIZE = {
     Method.ATA_SANITIZE_BLOCK: ["--sanitize-block-erase"],
     Method.ATA_SANITIZE_CRYPTO: ["--sanitize-crypto-scramble"],
-    Method.ATA_SANITIZE_OVERWRITE: ["--sanitize-overwrite-passes", "1",
-                                    "--sanitize-overwrite", "hex:00000000"],
+    Method.ATA_SANITIZE_OVERWRITE: [
+        "--sanitize-overwrite-passes",
+        "1",
+        "--sanitize-overwrite",
+        "hex:00000000",
+    ],
 }
 
 
@@ -139,16 +161,16 @@ def _nvme_sanitize(path: Path, method: Method) -> str:
 class DevicePurger:
     """The MediaPurger port on Linux block devices (and image files, which it only reads)."""
 
-    def __init__(self, *, sys_root: Path = Path("/sys"), proc_root: Path = Path("/proc")
-                 ) -> None:
+    def __init__(self, *, sys_root: Path = Path("/sys"), proc_root: Path = Path("/proc")) -> None:
         self._sys_root = sys_root
         self._proc_root = proc_root
 
     def probe(self, info: MediaInfo) -> MediaProbe:
         return probe(info.path, sys_root=self._sys_root, proc_root=self._proc_root)
 
-    def read_blocks(self, info: MediaInfo, offsets: Iterable[int], block: int
-                    ) -> Iterator[tuple[int, bytes]]:
+    def read_blocks(
+        self, info: MediaInfo, offsets: Iterable[int], block: int
+    ) -> Iterator[tuple[int, bytes]]:
         return read_blocks(info.path, offsets, block)
 
     def issue(self, info: MediaInfo, method: Method, secret: str, timeout_s: float) -> str:
@@ -158,11 +180,13 @@ class DevicePurger:
         if method in _SANACT:
             return _nvme_sanitize(path, method)
         if method in (Method.ATA_SECURITY_ERASE, Method.ATA_SECURITY_ERASE_ENHANCED):
-            return _ata_security_erase(path, method, secret, timeout_s,
-                                       lambda: self._security_enabled(info))
+            return _ata_security_erase(
+                path, method, secret, timeout_s, lambda: self._security_enabled(info)
+            )
         if method in _HDPARM_SANITIZE:
-            return _tool(["hdparm", "--yes-i-know-what-i-am-doing", *_HDPARM_SANITIZE[method],
-                          str(path)], 60)
+            return _tool(
+                ["hdparm", "--yes-i-know-what-i-am-doing", *_HDPARM_SANITIZE[method], str(path)], 60
+            )
         if method is Method.SCSI_FORMAT_UNIT:
             # --wait: no IMMED, so no 60 s polling of a format QEMU finishes at once
             return _tool(["sg_format", "--format", "--quick", "--wait", str(path)], timeout_s)
@@ -184,14 +208,23 @@ class DevicePurger:
                 st = parse_sanitize_status(nvme_sanitize_log(fd))
             finally:
                 os.close(fd)
-            state = ("running" if st.state is SanitizeState.IN_PROGRESS else "failed"
-                     if st.state is SanitizeState.FAILED else "completed" if st.succeeded
-                     else "idle")
+            state = (
+                "running"
+                if st.state is SanitizeState.IN_PROGRESS
+                else "failed"
+                if st.state is SanitizeState.FAILED
+                else "completed"
+                if st.succeeded
+                else "idle"
+            )
             # The log's estimates are named by sanitize action: block, overwrite, crypto.
             estimate = st.estimates_s.get(method.value.removeprefix("nvme-sanitize-"), 0.0)
-            return DeviceProgress(state, st.progress, estimate,
-                                  f"Sanitize Status: {st.state.name.lower()}, "
-                                  f"{st.progress:.0%}")
+            return DeviceProgress(
+                state,
+                st.progress,
+                estimate,
+                f"Sanitize Status: {st.state.name.lower()}, {st.progress:.0%}",
+            )
         if method in _HDPARM_SANITIZE:
             said = _tool(["hdparm", "--sanitize-status", str(info.path)], 60)
             ata = parse_hdparm_sanitize_status(said)

@@ -21,12 +21,15 @@ REFERENCES = ["NIST SP 800-88 Rev. 2 (September 2025)", "IEEE 2883-2022"]
 # Results. CLEAR_ACHIEVED: a purge was asked for and only Clear was reached (the device
 # offers no purge method, and a service engineer confirmed it): never plain success.
 SUCCESS, CLEAR_ACHIEVED, FAILED, CANCELLED = "success", "clear-achieved", "failed", "cancelled"
-_RESULT_TEXT = {SUCCESS: "SUCCESS", CLEAR_ACHIEVED: "CLEAR ACHIEVED (PURGE REQUESTED)",
-                FAILED: "FAILED", CANCELLED: "CANCELLED"}
+_RESULT_TEXT = {
+    SUCCESS: "SUCCESS",
+    CLEAR_ACHIEVED: "CLEAR ACHIEVED (PURGE REQUESTED)",
+    FAILED: "FAILED",
+    CANCELLED: "CANCELLED",
+}
 
 
-class _S(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True,
-         omit_defaults=True):
+class _S(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
     """omit_defaults: a field added later with a default is absent from the canonical
     bytes of a certificate that does not use it, so older signatures still verify."""
 
@@ -161,8 +164,11 @@ def title(c: CertificateBody) -> str:
 
 def ieee2883(category: str, technique: str) -> str:
     """IEEE 2883-2022's name for a technique at a level (SP 800-88 Rev. 2 defers to it)."""
-    if technique == "overwrite" or technique.endswith("-overwrite") or \
-            technique.startswith("ata-security-erase"):
+    if (
+        technique == "overwrite"
+        or technique.endswith("-overwrite")
+        or technique.startswith("ata-security-erase")
+    ):
         kind = "overwrite"
     elif technique.endswith("-crypto"):
         kind = "cryptographic erase"
@@ -173,10 +179,12 @@ def ieee2883(category: str, technique: str) -> str:
     return f"{category.capitalize()}: {kind}"
 
 
-VERIFY_HOWTO = ("The signed JSON document is the proof: mfpsec wipe verify-cert FILE on the "
-                "device, or offline with openssl and the device's identity history (mfpsec "
-                "keys identity-history --out DIR; mfpsec wipe cert JOB --openssl DIR; see "
-                "the README, Verifying a certificate).")
+VERIFY_HOWTO = (
+    "The signed JSON document is the proof: mfpsec wipe verify-cert FILE on the "
+    "device, or offline with openssl and the device's identity history (mfpsec "
+    "keys identity-history --out DIR; mfpsec wipe cert JOB --openssl DIR; see "
+    "the README, Verifying a certificate)."
+)
 
 
 def render_text(doc: CertificateDocument) -> str:
@@ -188,9 +196,15 @@ def render_text(doc: CertificateDocument) -> str:
         "",
         f"Certificate id     {c.id}",
         f"Device             {c.device}",
-        *([f"  Model            {issuer.model or '-'}",
-           f"  Serial           {issuer.serial or '-'}",
-           f"  Identity key     {issuer.identity}"] if issuer else []),
+        *(
+            [
+                f"  Model            {issuer.model or '-'}",
+                f"  Serial           {issuer.serial or '-'}",
+                f"  Identity key     {issuer.identity}",
+            ]
+            if issuer
+            else []
+        ),
         f"Result             {result_text(c.result)}",
         *([f"Why                {c.error}"] if c.error else []),
         "",
@@ -246,8 +260,10 @@ def _purge_lines(p: Purge | None) -> list[str]:
     e = p.evidence
     lines.append(f"  Evidence         {e.transport}, rotational {e.rotational}")
     lines += [f"                   {fact}" for fact in e.facts]
-    lines += [f"                   {name}: {len(raw) // 2} bytes" for name, raw in
-              sorted(e.identify.items())]
+    lines += [
+        f"                   {name}: {len(raw) // 2} bytes"
+        for name, raw in sorted(e.identify.items())
+    ]
     lines += [f"                   not read: {problem}" for problem in e.problems]
     lines.append("")
     return lines

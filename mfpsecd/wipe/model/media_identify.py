@@ -69,9 +69,15 @@ def parse_nvme_controller(raw: bytes) -> NvmeController:
     vid = struct.unpack_from("<H", raw, 0)[0]
     (oacs,) = struct.unpack_from("<H", raw, 256)
     (sanicap,) = struct.unpack_from("<I", raw, 328)
-    return NvmeController(vid=vid, serial=_ascii(raw[4:24]), model=_ascii(raw[24:64]),
-                          firmware=_ascii(raw[64:72]), oacs=oacs, sanicap=sanicap,
-                          fna=raw[524])
+    return NvmeController(
+        vid=vid,
+        serial=_ascii(raw[4:24]),
+        model=_ascii(raw[24:64]),
+        firmware=_ascii(raw[64:72]),
+        oacs=oacs,
+        sanicap=sanicap,
+        fna=raw[524],
+    )
 
 
 @dataclass(frozen=True)
@@ -87,9 +93,14 @@ class NvmeNamespace:
     def format_cdw10(self, ses: int) -> int:
         """Format NVM's CDW10 that keeps this namespace's format (LBA format, metadata
         setting, protection type and location) and sets Secure Erase Settings."""
-        return ((self.lba_format & 0xF) | int(self.extended_metadata) << 4
-                | (self.protection & 0x7) << 5 | int(self.protection_first) << 8
-                | (ses & 0x7) << 9 | ((self.lba_format >> 4) & 0x3) << 12)
+        return (
+            (self.lba_format & 0xF)
+            | int(self.extended_metadata) << 4
+            | (self.protection & 0x7) << 5
+            | int(self.protection_first) << 8
+            | (ses & 0x7) << 9
+            | ((self.lba_format >> 4) & 0x3) << 12
+        )
 
 
 def parse_nvme_namespace(raw: bytes) -> NvmeNamespace:
@@ -103,9 +114,15 @@ def parse_nvme_namespace(raw: bytes) -> NvmeNamespace:
     ms, lbads, _rp = struct.unpack_from("<HBB", raw, 128 + 4 * index)
     if not 9 <= lbads <= 16:
         raise ValueError(f"LBA data size 2^{lbads}")
-    return NvmeNamespace(size_blocks=nsze, block_size=1 << lbads, lba_format=index,
-                         metadata_bytes=ms, extended_metadata=bool(flbas & 0x10),
-                         protection=dps & 0x7, protection_first=bool(dps & 0x8))
+    return NvmeNamespace(
+        size_blocks=nsze,
+        block_size=1 << lbads,
+        lba_format=index,
+        metadata_bytes=ms,
+        extended_metadata=bool(flbas & 0x10),
+        protection=dps & 0x7,
+        protection_first=bool(dps & 0x8),
+    )
 
 
 # ---------------------------------------------------------------- ATA
@@ -145,8 +162,11 @@ def parse_sanitize_status(raw: bytes) -> SanitizeStatus:
         state = SanitizeState(sstat & 0x7)
     except ValueError:
         raise ValueError(f"SSTAT 0x{sstat:04x}: reserved sanitize status") from None
-    estimates = {name: float(v) for name, v in (("overwrite", eto), ("block", etbe),
-                                                ("crypto", etce)) if v != 0xFFFFFFFF}
+    estimates = {
+        name: float(v)
+        for name, v in (("overwrite", eto), ("block", etbe), ("crypto", etce))
+        if v != 0xFFFFFFFF
+    }
     # SPROG is FFFFh when no sanitize is in progress.
     progress = 1.0 if state is not SanitizeState.IN_PROGRESS else sprog / 65536
     return SanitizeStatus(state, progress, (sstat >> 3) & 0x1F, scdw10 & 0x7, estimates)
@@ -210,17 +230,26 @@ def parse_ata_identify(raw: bytes) -> AtaIdentity:
     lba48 = w[100] | (w[101] << 16) | (w[102] << 32) | (w[103] << 48)
     lba28 = w[60] | (w[61] << 16)
     return AtaIdentity(
-        serial=_ata_string(w[10:20]), firmware=_ata_string(w[23:27]),
-        model=_ata_string(w[27:47]), rotation_rate=w[217] if w[217] != 0xFFFF else 0,
+        serial=_ata_string(w[10:20]),
+        firmware=_ata_string(w[23:27]),
+        model=_ata_string(w[27:47]),
+        rotation_rate=w[217] if w[217] != 0xFFFF else 0,
         security_supported=supported_82 and bool(security & 0x1),
-        security_enabled=bool(security & 0x2), security_locked=bool(security & 0x4),
-        security_frozen=bool(security & 0x8), security_count_expired=bool(security & 0x10),
+        security_enabled=bool(security & 0x2),
+        security_locked=bool(security & 0x4),
+        security_frozen=bool(security & 0x8),
+        security_count_expired=bool(security & 0x10),
         enhanced_erase_supported=bool(security & 0x20),
-        erase_minutes=_erase_minutes(w[89]), enhanced_erase_minutes=_erase_minutes(w[90]),
-        sanitize_supported=bool(w[59] & 0x1000), sanitize_crypto=bool(w[59] & 0x2000),
-        sanitize_overwrite=bool(w[59] & 0x4000), sanitize_block=bool(w[59] & 0x8000),
-        trim_supported=bool(w[169] & 0x1), sectors=lba48 or lba28,
-        hpa_supported=bool(w[82] & 0x400), hpa_enabled=bool(w[85] & 0x400),
+        erase_minutes=_erase_minutes(w[89]),
+        enhanced_erase_minutes=_erase_minutes(w[90]),
+        sanitize_supported=bool(w[59] & 0x1000),
+        sanitize_crypto=bool(w[59] & 0x2000),
+        sanitize_overwrite=bool(w[59] & 0x4000),
+        sanitize_block=bool(w[59] & 0x8000),
+        trim_supported=bool(w[169] & 0x1),
+        sectors=lba48 or lba28,
+        hpa_supported=bool(w[82] & 0x400),
+        hpa_enabled=bool(w[85] & 0x400),
         dco_supported=bool(w[83] & 0x800),
         ama_supported=(w[119] & 0xC000) == 0x4000 and bool(w[119] & 0x100),
     )

@@ -87,15 +87,16 @@ TEMPORARY_MODES: dict[int, OverwritePlan] = {
 DISCARD_MODES: dict[int, OverwritePlan] = {
     1: OverwritePlan("mode-1", "JEITA/Russian", _b(0x00), _N),
     2: OverwritePlan("mode-2", "NSA", (_R, _R, *_b(0x00)), _N),
-    3: OverwritePlan("mode-3", "DoD 5220.22-M / NCSC-TG-025 / NAVSO P-5239-26",
-                     (*_b(0x00, 0xFF), _R), _V),
+    3: OverwritePlan(
+        "mode-3", "DoD 5220.22-M / NCSC-TG-025 / NAVSO P-5239-26", (*_b(0x00, 0xFF), _R), _V
+    ),
     4: OverwritePlan("mode-4", "US Army AR380-19", (_R, *_b(0x00, 0xFF)), _N),
     5: OverwritePlan("mode-5", "former NSA", _b(0x00, 0xFF, 0x00, 0xFF), _N),
     6: OverwritePlan("mode-6", "NATO", (*_b(0x00, 0xFF, 0x00, 0xFF, 0x00, 0xFF), _R), _N),
-    7: OverwritePlan("mode-7", "German VSITR", _b(0x00, 0xFF, 0x00, 0xFF, 0x00, 0xFF, 0xAA),
-                     _N),
-    8: OverwritePlan("mode-8", "US Air Force AFSSI-5020",
-                     _b(0x00, 0xFF, 0x00, 0xFF, 0x00, 0xFF, 0xAA), _V),
+    7: OverwritePlan("mode-7", "German VSITR", _b(0x00, 0xFF, 0x00, 0xFF, 0x00, 0xFF, 0xAA), _N),
+    8: OverwritePlan(
+        "mode-8", "US Air Force AFSSI-5020", _b(0x00, 0xFF, 0x00, 0xFF, 0x00, 0xFF, 0xAA), _V
+    ),
 }
 
 # W-3: flash remaps writes (wear levelling, spare area), so multi-pass patterns add wear
@@ -117,13 +118,17 @@ def discard_plan(mode: int, medium: Medium) -> Choice:
     if mode not in DISCARD_MODES:
         raise ValueError(f"discard mode {mode} is not 1-8")
     if is_flash(medium):
-        return Choice(FLASH_SINGLE_PASS,
-                      f"{medium.value} is flash: mode {mode}'s HDD patterns are not applied "
-                      "(W-3); one 0x00 pass over all sectors, verified")
+        return Choice(
+            FLASH_SINGLE_PASS,
+            f"{medium.value} is flash: mode {mode}'s HDD patterns are not applied "
+            "(W-3); one 0x00 pass over all sectors, verified",
+        )
     plan = DISCARD_MODES[mode]
     if plan.verification is Verification.NONE:
-        return Choice(plan.with_verification(Verification.LAST_PASS),
-                      f"mode {mode} as specified, plus a read-back of the last pass (W-5)")
+        return Choice(
+            plan.with_verification(Verification.LAST_PASS),
+            f"mode {mode} as specified, plus a read-back of the last pass (W-5)",
+        )
     return Choice(plan, f"mode {mode} as specified")
 
 

@@ -114,36 +114,74 @@ def _nvme(c: Capabilities) -> list[tuple[Method, Level, Expect, bool, float, str
     n = c.nvme
     if c.transport != "nvme" or n is None:
         why = "not an NVMe device" if c.transport != "nvme" else "no Identify Controller data"
-        return [(m, Level.PURGE, Expect.CHANGED, True, 0.0, why) for m in (
-            Method.NVME_SANITIZE_CRYPTO, Method.NVME_SANITIZE_BLOCK,
-            Method.NVME_SANITIZE_OVERWRITE, Method.NVME_FORMAT_CRYPTO,
-            Method.NVME_FORMAT_ERASE)]
+        return [
+            (m, Level.PURGE, Expect.CHANGED, True, 0.0, why)
+            for m in (
+                Method.NVME_SANITIZE_CRYPTO,
+                Method.NVME_SANITIZE_BLOCK,
+                Method.NVME_SANITIZE_OVERWRITE,
+                Method.NVME_FORMAT_CRYPTO,
+                Method.NVME_FORMAT_ERASE,
+            )
+        ]
     sanicap = f"SANICAP 0x{n.sanicap:08x}"
     estimates = c.nvme_sanitize.estimates_s if c.nvme_sanitize is not None else {}
     no_format = f"OACS 0x{n.oacs:04x}: no Format NVM"
     return [
-        (Method.NVME_SANITIZE_CRYPTO, Level.PURGE, Expect.CHANGED, True,
-         estimates.get("crypto", 0.0),
-         "" if n.sanitize_crypto else f"{sanicap}: no crypto erase"),
-        (Method.NVME_SANITIZE_BLOCK, Level.PURGE, Expect.ERASED, True,
-         estimates.get("block", 0.0),
-         "" if n.sanitize_block else f"{sanicap}: no block erase"),
-        (Method.NVME_SANITIZE_OVERWRITE, Level.PURGE, Expect.ZEROS, True,
-         estimates.get("overwrite", 0.0),
-         "" if n.sanitize_overwrite else f"{sanicap}: no overwrite"),
-        (Method.NVME_FORMAT_CRYPTO, Level.PURGE, Expect.CHANGED, n.format_all_namespaces, 0.0,
-         no_format if not n.format_supported else (
-             "" if n.format_crypto_erase else f"FNA 0x{n.fna:02x}: no cryptographic erase")),
-        (Method.NVME_FORMAT_ERASE, Level.PURGE, Expect.ERASED, n.format_all_namespaces, 0.0,
-         "" if n.format_supported else no_format),
+        (
+            Method.NVME_SANITIZE_CRYPTO,
+            Level.PURGE,
+            Expect.CHANGED,
+            True,
+            estimates.get("crypto", 0.0),
+            "" if n.sanitize_crypto else f"{sanicap}: no crypto erase",
+        ),
+        (
+            Method.NVME_SANITIZE_BLOCK,
+            Level.PURGE,
+            Expect.ERASED,
+            True,
+            estimates.get("block", 0.0),
+            "" if n.sanitize_block else f"{sanicap}: no block erase",
+        ),
+        (
+            Method.NVME_SANITIZE_OVERWRITE,
+            Level.PURGE,
+            Expect.ZEROS,
+            True,
+            estimates.get("overwrite", 0.0),
+            "" if n.sanitize_overwrite else f"{sanicap}: no overwrite",
+        ),
+        (
+            Method.NVME_FORMAT_CRYPTO,
+            Level.PURGE,
+            Expect.CHANGED,
+            n.format_all_namespaces,
+            0.0,
+            no_format
+            if not n.format_supported
+            else ("" if n.format_crypto_erase else f"FNA 0x{n.fna:02x}: no cryptographic erase"),
+        ),
+        (
+            Method.NVME_FORMAT_ERASE,
+            Level.PURGE,
+            Expect.ERASED,
+            n.format_all_namespaces,
+            0.0,
+            "" if n.format_supported else no_format,
+        ),
     ]
 
 
 def _ata(c: Capabilities) -> list[tuple[Method, Level, Expect, bool, float, str]]:
     a = c.ata
-    methods = (Method.ATA_SANITIZE_CRYPTO, Method.ATA_SANITIZE_BLOCK,
-               Method.ATA_SANITIZE_OVERWRITE, Method.ATA_SECURITY_ERASE_ENHANCED,
-               Method.ATA_SECURITY_ERASE)
+    methods = (
+        Method.ATA_SANITIZE_CRYPTO,
+        Method.ATA_SANITIZE_BLOCK,
+        Method.ATA_SANITIZE_OVERWRITE,
+        Method.ATA_SECURITY_ERASE_ENHANCED,
+        Method.ATA_SECURITY_ERASE,
+    )
     if c.transport != "ata" or a is None:
         why = "not an ATA device" if c.transport != "ata" else "no IDENTIFY DEVICE data"
         return [(m, Level.PURGE, Expect.CHANGED, False, 0.0, why) for m in methods]
@@ -164,25 +202,64 @@ def _ata(c: Capabilities) -> list[tuple[Method, Level, Expect, bool, float, str]
 
     normal_level = Level.CLEAR if c.flash else Level.PURGE
     return [
-        (Method.ATA_SANITIZE_CRYPTO, Level.PURGE, Expect.CHANGED, False, 0.0,
-         no_sanitize or ("" if a.sanitize_crypto else "no CRYPTO SCRAMBLE")),
-        (Method.ATA_SANITIZE_BLOCK, Level.PURGE, Expect.ERASED, False, 0.0,
-         no_sanitize or ("" if a.sanitize_block else "no BLOCK ERASE")),
-        (Method.ATA_SANITIZE_OVERWRITE, Level.PURGE, Expect.ZEROS, False, 0.0,
-         no_sanitize or ("" if a.sanitize_overwrite else "no OVERWRITE")),
-        (Method.ATA_SECURITY_ERASE_ENHANCED, Level.PURGE, Expect.CHANGED, False,
-         a.enhanced_erase_minutes * 60.0, security(True)),
-        (Method.ATA_SECURITY_ERASE, normal_level, Expect.ZEROS, False,
-         a.erase_minutes * 60.0, security(False)),
+        (
+            Method.ATA_SANITIZE_CRYPTO,
+            Level.PURGE,
+            Expect.CHANGED,
+            False,
+            0.0,
+            no_sanitize or ("" if a.sanitize_crypto else "no CRYPTO SCRAMBLE"),
+        ),
+        (
+            Method.ATA_SANITIZE_BLOCK,
+            Level.PURGE,
+            Expect.ERASED,
+            False,
+            0.0,
+            no_sanitize or ("" if a.sanitize_block else "no BLOCK ERASE"),
+        ),
+        (
+            Method.ATA_SANITIZE_OVERWRITE,
+            Level.PURGE,
+            Expect.ZEROS,
+            False,
+            0.0,
+            no_sanitize or ("" if a.sanitize_overwrite else "no OVERWRITE"),
+        ),
+        (
+            Method.ATA_SECURITY_ERASE_ENHANCED,
+            Level.PURGE,
+            Expect.CHANGED,
+            False,
+            a.enhanced_erase_minutes * 60.0,
+            security(True),
+        ),
+        (
+            Method.ATA_SECURITY_ERASE,
+            normal_level,
+            Expect.ZEROS,
+            False,
+            a.erase_minutes * 60.0,
+            security(False),
+        ),
     ]
 
 
 def _candidates(caps: Capabilities) -> list[tuple[Method, Level, Expect, bool, float, str]]:
-    return [*_nvme(caps), *_ata(caps),
-            (Method.MMC_SECURE_ERASE, Level.PURGE, Expect.ERASED, False, 0.0,
-             "" if caps.mmc_secure_erase else (
-                 "not an eMMC device" if caps.transport != "mmc"
-                 else "EXT_CSD: no secure erase"))]
+    return [
+        *_nvme(caps),
+        *_ata(caps),
+        (
+            Method.MMC_SECURE_ERASE,
+            Level.PURGE,
+            Expect.ERASED,
+            False,
+            0.0,
+            ""
+            if caps.mmc_secure_erase
+            else ("not an eMMC device" if caps.transport != "mmc" else "EXT_CSD: no secure erase"),
+        ),
+    ]
 
 
 NAMED = "named by the service engineer instead of the planner's choice"
@@ -194,18 +271,37 @@ def named(caps: Capabilities, level: Level, method: Method) -> Plan:
     needs confirmation; the read-back judges it like any other."""
     if method is Method.OVERWRITE:
         # What an overwrite falls short of, said as it is said when nothing else exists.
-        short = _and(plan(Capabilities("unknown", caps.rotational), level).shortfall,
-                     _hidden(caps))
-        return Plan(level, method, Level.CLEAR, Expect.ENGINE, False, 0.0, (),
-                    f"{NAMED}: {short}" if short else NAMED)
+        short = _and(plan(Capabilities("unknown", caps.rotational), level).shortfall, _hidden(caps))
+        return Plan(
+            level,
+            method,
+            Level.CLEAR,
+            Expect.ENGINE,
+            False,
+            0.0,
+            (),
+            f"{NAMED}: {short}" if short else NAMED,
+        )
     if method is Method.SCSI_FORMAT_UNIT:
-        return Plan(level, method, Level.CLEAR, Expect.ZEROS, False, 0.0, (),
-                    f"{NAMED}: FORMAT UNIT is not a sanitization method in SP 800-88")
+        return Plan(
+            level,
+            method,
+            Level.CLEAR,
+            Expect.ZEROS,
+            False,
+            0.0,
+            (),
+            f"{NAMED}: FORMAT UNIT is not a sanitization method in SP 800-88",
+        )
     for m, achieves, expect, whole, estimate, why in _candidates(caps):
         if m is method:
-            shortfall = (f"{NAMED}, although {why}" if why else
-                         f"{NAMED}: reaches {achieves.name.lower()} only" if achieves < level
-                         else NAMED)
+            shortfall = (
+                f"{NAMED}, although {why}"
+                if why
+                else f"{NAMED}: reaches {achieves.name.lower()} only"
+                if achieves < level
+                else NAMED
+            )
             return Plan(level, method, achieves, expect, whole, estimate, (), shortfall)
     raise ValueError(f"unknown method {method.value}")
 
@@ -221,18 +317,33 @@ def plan(caps: Capabilities, level: Level) -> Plan:
             skipped.append((method, f"reaches {achieves.name.lower()} only"))
             continue
         return Plan(level, method, achieves, expect, whole, estimate, tuple(skipped))
-    shortfall = ("" if level is Level.CLEAR else
-                 "no purge method is available on this medium: overwritten instead "
-                 "(clear)" + (" - flash keeps remapped blocks an overwrite cannot reach"
-                               if caps.flash else ""))
-    return Plan(level, Method.OVERWRITE, Level.CLEAR, Expect.ENGINE, False, 0.0,
-                tuple(skipped), _and(shortfall, _hidden(caps)))
+    shortfall = (
+        ""
+        if level is Level.CLEAR
+        else "no purge method is available on this medium: overwritten instead "
+        "(clear)"
+        + (" - flash keeps remapped blocks an overwrite cannot reach" if caps.flash else "")
+    )
+    return Plan(
+        level,
+        Method.OVERWRITE,
+        Level.CLEAR,
+        Expect.ENGINE,
+        False,
+        0.0,
+        tuple(skipped),
+        _and(shortfall, _hidden(caps)),
+    )
 
 
 def _hidden(caps: Capabilities) -> str:
     n = caps.hidden_sectors
-    return (f"{n} sectors beyond the visible end (a Host Protected Area or DCO) are not "
-            "reached by an overwrite" if n else "")
+    return (
+        f"{n} sectors beyond the visible end (a Host Protected Area or DCO) are not "
+        "reached by an overwrite"
+        if n
+        else ""
+    )
 
 
 def _and(first: str, second: str) -> str:

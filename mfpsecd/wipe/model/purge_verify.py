@@ -47,8 +47,9 @@ class Finding:
     uniform: int = 0  # crypto erase: blocks all 0x00 or all 0xFF before, which prove nothing
 
 
-def check(expect: Expect, samples: Iterable[tuple[int, bytes]],
-          before: dict[int, bytes] | None = None) -> Finding:
+def check(
+    expect: Expect, samples: Iterable[tuple[int, bytes]], before: dict[int, bytes] | None = None
+) -> Finding:
     """samples: (offset, data read back), consumed once; before: offset → digest (or a
     prefix of it) taken before the purge (needed for Expect.CHANGED). Nothing read back is
     never a pass."""
@@ -84,20 +85,27 @@ def _changed(samples: Iterable[tuple[int, bytes]], before: dict[int, bytes]) -> 
     for offset, data in samples:
         old = before.get(offset)  # a digest, or its first bytes
         if not old:
-            return Finding(False, offset, "no digest was taken there before the erase",
-                           judged, uniform)
+            return Finding(
+                False, offset, "no digest was taken there before the erase", judged, uniform
+            )
         if len(data) not in blank:
             blank[len(data)] = (digest(bytes(len(data))), digest(b"\xff" * len(data)))
-        if any(d[:len(old)] == old for d in blank[len(data)]):
+        if any(d[: len(old)] == old for d in blank[len(data)]):
             uniform += 1
             continue
         judged += 1
-        if digest(data)[:len(old)] == old:
+        if digest(data)[: len(old)] == old:
             return Finding(False, offset, "still holds what it held before", judged, uniform)
     if judged == uniform == 0:
         return _NOTHING
     if judged == 0:
-        return Finding(False, -1, "no sampled block held data before the erase, so the read-"
-                       "back cannot show that the erase changed anything (name a block "
-                       "erase or an overwrite instead)", 0, uniform)
+        return Finding(
+            False,
+            -1,
+            "no sampled block held data before the erase, so the read-"
+            "back cannot show that the erase changed anything (name a block "
+            "erase or an overwrite instead)",
+            0,
+            uniform,
+        )
     return Finding(True, -1, "", judged, uniform)
