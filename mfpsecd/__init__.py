@@ -1,3 +1,9 @@
 """mfpsecd: the security daemon of a multifunction printer controller."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    # Written once, in meson.build (the installed package's metadata carries it).
+    __version__ = version("mfpsecd")
+except PackageNotFoundError:  # a copy of the source tree that was never installed
+    __version__ = "0+unknown"

@@ -188,7 +188,7 @@ class _Logins:
         self.loop.close()
 
 
-def run(settings: Settings) -> SuiteResult:
+def run(settings: Settings) -> SuiteResult:  # noqa: C901 - to split (issue 24)
     crypto = NativeKeyCrypto()
     ref = _Reference()
     salt = os.urandom(16)

@@ -100,7 +100,7 @@ def user_info(u: UserRow, locked_for: float) -> api.UserInfo:
     )
 
 
-def auth_handlers(auth: AuthService, auditor: Auditor, status: StatusService) -> dict[str, Handler]:
+def auth_handlers(auth: AuthService, auditor: Auditor, status: StatusService) -> dict[str, Handler]:  # noqa: C901 - to split (issue 24)
     status.set_notice(ADMIN_UNSET, not auth.administrator_exists)
 
     def idle() -> int:

@@ -257,7 +257,7 @@ def _not_reserved(name: str) -> None:
         raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="name")
 
 
-def _key_handlers(svc: KeyServices, auth: AuthService | None) -> dict[str, Handler]:
+def _key_handlers(svc: KeyServices, auth: AuthService | None) -> dict[str, Handler]:  # noqa: C901 - to split (issue 24)
     chain, secrets, auditor = svc.chain, svc.secrets, svc.auditor
 
     async def get_key_status(ctx: CallContext, _: NoParams) -> keys.KeyStatus:

@@ -90,7 +90,7 @@ class Daemon:
     clock: Clock
     notifier: SdNotifier
 
-    async def run(self) -> None:
+    async def run(self) -> None:  # noqa: C901 - to split (issue 24)
         cfg, board, clock = self.config, self.board, self.clock
         health = HealthRegistry(clock)
         status = StatusService(

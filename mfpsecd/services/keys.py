@@ -715,7 +715,7 @@ class KeyChain:
             log.info("keys_backup_written", path=str(path), fingerprint=fp[:16])
             return BackupResult(path, fp, now, len(data))
 
-    async def restore(self, passphrase: SecretBytes, source: Path, by: str = "system") -> str:
+    async def restore(self, passphrase: SecretBytes, source: Path, by: str = "system") -> str:  # noqa: C901 - to split (issue 24)
         """Re-import the backed-up wrapping key into this TPM. → its fingerprint. The
         new identity key signs a link naming the old one (core.identity_history), in the
         same transaction, so the certificates signed before stay this device's."""

@@ -18,6 +18,7 @@ import io
 import sys
 import textwrap
 import tokenize
+import types
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,16 @@ def _binary(t: mi.Type) -> bool:
 _Field = tuple[str, str]
 
 
+_SCALARS: tuple[tuple[type[mi.Type] | types.UnionType, str], ...] = (
+    (mi.StrType, "string"),
+    (mi.BytesType | mi.ByteArrayType, "string"),  # base64, as JSON carries binary
+    (mi.BoolType, "bool"),
+    (mi.IntType, "int"),
+    (mi.FloatType, "float"),
+    (mi.AnyType, "object"),
+)
+
+
 class _Collector:
     """Walks types, renders Varlink type expressions and collects named types in order."""
 
@@ -94,16 +105,9 @@ class _Collector:
     def render(self, t: mi.Type) -> str:
         if isinstance(t, mi.Metadata):  # a description for people (README): the type inside
             return self.render(t.type)
-        if isinstance(t, mi.StrType):
-            return "string"
-        if isinstance(t, mi.BytesType | mi.ByteArrayType):
-            return "string"  # base64, as JSON carries binary
-        if isinstance(t, mi.BoolType):
-            return "bool"
-        if isinstance(t, mi.IntType):
-            return "int"
-        if isinstance(t, mi.FloatType):
-            return "float"
+        for kinds, name in _SCALARS:
+            if isinstance(t, kinds):
+                return name
         if isinstance(t, mi.ListType | mi.SetType | mi.FrozenSetType):
             return "[]" + self.render(t.item_type)
         if isinstance(t, mi.DictType):
@@ -115,14 +119,9 @@ class _Collector:
             if len(others) != 1 or len(others) == len(t.types):
                 raise TypeError(f"only T | None unions map to Varlink: {t}")
             return "?" + self.render(others[0])
-        if isinstance(t, mi.EnumType):
+        if isinstance(t, mi.EnumType | mi.StructType):
             self._add(t.cls)
             return t.cls.__name__
-        if isinstance(t, mi.StructType):
-            self._add(t.cls)
-            return t.cls.__name__
-        if isinstance(t, mi.AnyType):
-            return "object"
         raise TypeError(f"no Varlink mapping for {t}")
 
     def _add(self, cls: type) -> None:

@@ -268,3 +268,20 @@ def test_the_idl_says_what_a_client_in_another_language_needs() -> None:
                 .splitlines()[-1]
                 .startswith(("# Privilege:", "# Sensitive:", "# Streams:", "# Takes"))
             ), m
+
+
+_WIRE_NAMES = Path(__file__).with_name("wire_error_names.txt")
+
+
+def test_wire_error_names_are_append_only() -> None:
+    """Deployed panels and scripts match on error names: every name in the snapshot still
+    exists, under the same member; a new member must be appended to the snapshot."""
+    snapshot = [
+        tuple(line.split())
+        for line in _WIRE_NAMES.read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    current = [(c.name, c.wire_name) for c in ErrorCode]
+    assert [entry for entry in snapshot if entry not in current] == []
+    missing = [entry for entry in current if entry not in snapshot]
+    assert missing == [], f"append these lines to {_WIRE_NAMES.name}: {missing}"

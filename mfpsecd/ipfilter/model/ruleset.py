@@ -297,7 +297,7 @@ def set_names(family: Family) -> tuple[str, str, str]:
     return (f"deny{family}", f"allow{family}", f"quick{family}")
 
 
-def compile_ruleset(
+def compile_ruleset(  # noqa: C901 - to split (issue 24)
     policy: Policy,
     services: Sequence[Service],
     device: Device,

@@ -180,7 +180,7 @@ def _siblings_in_use(node: Path, proc_root: Path) -> str:
     return "; ".join(busy)
 
 
-def probe(
+def probe(  # noqa: C901 - to split (issue 24)
     path: Path, *, sys_root: Path = Path("/sys"), proc_root: Path = Path("/proc")
 ) -> MediaProbe:
     if path.is_file():
