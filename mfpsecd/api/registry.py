@@ -8,9 +8,9 @@ from mfpsecd.api.audit import AUDIT
 from mfpsecd.api.auth import AUTH
 from mfpsecd.api.firmware import FIRMWARE
 from mfpsecd.api.keys import KEYS
-from mfpsecd.api.store import STORE
 from mfpsecd.api.system import SYSTEM
 from mfpsecd.ipfilter.api import NETWORK
+from mfpsecd.store.api import STORE
 from mfpsecd.varlink.schema import Interface, Method
 from mfpsecd.varlink.service import SERVICE
 from mfpsecd.wipe.api import WIPE

@@ -27,6 +27,14 @@ _MUST_CHANGE = {
 }
 
 
+def password_again(target: Target, password_file: Path | None) -> bytearray:
+    """A logged-in caller's password, again, for a destructive call (zeroed once sent);
+    empty for root without a session."""
+    if session_file.load(target.socket) is None:
+        return bytearray()
+    return read_secret(password_file, "Password (again)", False)
+
+
 def must_change_text(reason: str) -> str:
     why = _MUST_CHANGE.get(reason, reason)
     return f"{why}: change it now with `mfpsec passwd` (nothing else is allowed until then)"

@@ -3,7 +3,6 @@
 from mfpsecd.client.auth import AuthClient
 from mfpsecd.client.firmware import FirmwareClient
 from mfpsecd.client.keys import KeysClient
-from mfpsecd.client.store import StoreClient
 from mfpsecd.client.system import AsyncSystemClient, SystemClient
 from mfpsecd.varlink.client import DEFAULT_SOCKET, AsyncConnection, Connection
 
@@ -15,6 +14,5 @@ __all__ = [
     "Connection",
     "FirmwareClient",
     "KeysClient",
-    "StoreClient",
     "SystemClient",
 ]

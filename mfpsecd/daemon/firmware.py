@@ -24,6 +24,7 @@ from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.base.state import StateStore
+from mfpsecd.base.transfer import TransferLimits
 from mfpsecd.daemon.alerts import make_notifier
 from mfpsecd.daemon.resources import lock_state_dir, make_tpm
 from mfpsecd.ports import Tpm
@@ -36,7 +37,6 @@ from mfpsecd.services.fw_update import (
     FirmwareService,
     FirmwareSettings,
 )
-from mfpsecd.services.transfer import TransferLimits
 
 log = structlog.get_logger("mfpsecd.firmware")
 

@@ -9,13 +9,12 @@ from mfpsecd.api import firmware as api
 from mfpsecd.base.access import Role
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
+from mfpsecd.base.transfer import PolledReader
 from mfpsecd.daemon.auth_handlers import reauthenticate, subject_of
-from mfpsecd.daemon.store_handlers import passed_descriptor
 from mfpsecd.services.auth import AuthService
 from mfpsecd.services.firmware import VerifiedImage
 from mfpsecd.services.fw_update import BootRecord, FirmwareService
 from mfpsecd.services.sessions import seat_of
-from mfpsecd.services.transfer import PolledReader
 from mfpsecd.varlink.fd_channel import FdChannel
 from mfpsecd.varlink.schema import NoParams
 from mfpsecd.varlink.server import CallContext, Handler
@@ -77,7 +76,7 @@ def firmware_handlers(
         subject = subject_of(ctx)
         if p.descriptor is None:
             return _verification(await firmware.verify_slot(p.slot or None, subject))
-        fd = passed_descriptor(channel, ctx, p.descriptor, writing=False)
+        fd = channel.take_for(p.descriptor, ctx.peer.uid, writing=False)
         reader = PolledReader(fd)
         try:
             with io.BufferedReader(reader, 1 << 20) as source:
@@ -89,7 +88,7 @@ def firmware_handlers(
         subject = subject_of(ctx)
         with SecretBytes(p.password) as password:
             await reauthenticate(ctx, auth, password, subject)
-        fd = passed_descriptor(channel, ctx, p.descriptor, writing=False)
+        fd = channel.take_for(p.descriptor, ctx.peer.uid, writing=False)
         reader = PolledReader(fd)
         try:
             with io.BufferedReader(reader, 1 << 20) as source:

@@ -21,7 +21,6 @@ from mfpsecd.base.state import StateConnection
 from mfpsecd.core import identity_history
 from mfpsecd.daemon.auth_handlers import auth_handlers, subject_of
 from mfpsecd.daemon.firmware_handlers import firmware_handlers
-from mfpsecd.daemon.store_handlers import store_handlers
 from mfpsecd.ipfilter.api import NETWORK
 from mfpsecd.ipfilter.handlers import NetworkHandlers
 from mfpsecd.ipfilter.service import NetfilterService
@@ -31,11 +30,12 @@ from mfpsecd.services.auth import AuthService
 from mfpsecd.services.forwarder import Forwarder
 from mfpsecd.services.fw_update import FirmwareService
 from mfpsecd.services.identity import DeviceIdentity
-from mfpsecd.services.jobstore import JobStore
 from mfpsecd.services.keys import KeyChain
 from mfpsecd.services.secrets import SecretKind, SecretStore
 from mfpsecd.services.status import StatusService
 from mfpsecd.services.user_store import UserStore
+from mfpsecd.store.handlers import StoreHandlers
+from mfpsecd.store.service import JobStore
 from mfpsecd.varlink import idl
 from mfpsecd.varlink.fd_channel import FdChannel
 from mfpsecd.varlink.routes import routes
@@ -135,7 +135,7 @@ def build_handlers(
             if data is not None:
                 table.update(routes(WipeHandlers(data.wipe, auth)))
                 table.update(
-                    store_handlers(data.store, auth, data.store_encryption, data.descriptors)
+                    routes(StoreHandlers(data.store, auth, data.store_encryption, data.descriptors))
                 )
                 table.update(
                     _unavailable(

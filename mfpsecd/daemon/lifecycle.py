@@ -26,7 +26,6 @@ from mfpsecd.api.auth import SessionPolicy
 from mfpsecd.api.types import DaemonState
 from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.native_crypto import NativeCryptoSelfTest, NativeKeyCrypto
-from mfpsecd.backends.native_objects import NativeObjectCipher
 from mfpsecd.backends.pkcs11_card import Pkcs11Card
 from mfpsecd.backends.sdnotify import SdNotifier
 from mfpsecd.backends.swtpm import SwtpmProcess
@@ -40,6 +39,7 @@ from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.mounts import mount_of
 from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.base.supervisor import Supervisor
+from mfpsecd.base.transfer import TransferLimits
 from mfpsecd.core.password_record import Cost
 from mfpsecd.core.throttle import Throttle, ThrottleLimits
 from mfpsecd.daemon.alerts import make_notifier
@@ -62,7 +62,6 @@ from mfpsecd.services.boots import BootLog
 from mfpsecd.services.forwarder import make_forwarders
 from mfpsecd.services.fw_update import FirmwareService
 from mfpsecd.services.identity import DeviceIdentity
-from mfpsecd.services.jobstore import JobStore, StoreSettings
 from mfpsecd.services.keys import ChainState, KeyChain
 from mfpsecd.services.password_hasher import PasswordHasher
 from mfpsecd.services.secrets import SecretStore
@@ -71,8 +70,9 @@ from mfpsecd.services.session_failures import SessionFailures
 from mfpsecd.services.sessions import SessionTable
 from mfpsecd.services.status import BoardInfo, StatusService
 from mfpsecd.services.timewatch import watch_time
-from mfpsecd.services.transfer import TransferLimits
 from mfpsecd.services.user_store import UserStore
+from mfpsecd.store.backends.native_objects import NativeObjectCipher
+from mfpsecd.store.service import JobStore, StoreSettings
 from mfpsecd.varlink.descriptors import fd_socket_path
 from mfpsecd.varlink.fd_channel import FdChannel
 from mfpsecd.varlink.server import Handler, ServerLimits, VarlinkServer

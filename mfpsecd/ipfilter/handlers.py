@@ -7,12 +7,11 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Literal
 
+from mfpsecd.base.transfer import PolledReader
 from mfpsecd.daemon.auth_handlers import remote_address, subject_of
-from mfpsecd.daemon.store_handlers import passed_descriptor
 from mfpsecd.ipfilter import api
 from mfpsecd.ipfilter import service as svc
 from mfpsecd.ipfilter.model import ruleset as nf
-from mfpsecd.services.transfer import PolledReader
 from mfpsecd.varlink.fd_channel import FdChannel
 from mfpsecd.varlink.routes import handles
 from mfpsecd.varlink.schema import NoParams
@@ -95,7 +94,7 @@ class NetworkHandlers:
     @handles(api.IMPORT)
     async def import_ranges(self, ctx: CallContext, p: api.ImportParams) -> api.Imported:
         address = remote_address(ctx, p.remote_address)
-        fd = passed_descriptor(self._channel, ctx, p.descriptor, writing=False)
+        fd = self._channel.take_for(p.descriptor, ctx.peer.uid, writing=False)
         try:
             text = await self._net.read_import(PolledReader(fd))
         finally:

@@ -36,18 +36,12 @@ from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.state import StateConnection, StateStore
+from mfpsecd.base.transfer import DEFAULT_LIMITS, PolledReader, TransferLimits, WorkerPool, watched
 from mfpsecd.core import setting_changes
 from mfpsecd.ipfilter.model import ruleset as nf
 from mfpsecd.ipfilter.model.range_set import Delta, RangeSet
 from mfpsecd.ipfilter.ports import DeviceAddresses, Netfilter
 from mfpsecd.services.audit import Auditor
-from mfpsecd.services.transfer import (
-    DEFAULT_LIMITS,
-    PolledReader,
-    TransferLimits,
-    WorkerPool,
-    watched,
-)
 
 log = structlog.get_logger("mfpsecd.netfilter")
 COMPONENT = "netfilter"

@@ -15,12 +15,12 @@ from mfpsecd.base.config.schema import BoardProfile, Config
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.state import StateStore
+from mfpsecd.base.transfer import TransferLimits
 from mfpsecd.ipfilter.backends.nftables_filter import NftablesFilter
 from mfpsecd.ipfilter.backends.rtnetlink import RtnetlinkAddresses
 from mfpsecd.ipfilter.model import ruleset as nf
 from mfpsecd.ipfilter.service import NetfilterService, NetSettings
 from mfpsecd.services.audit import Auditor
-from mfpsecd.services.transfer import TransferLimits
 
 log = structlog.get_logger("mfpsecd.netfilter")
 RULES_FILE = "netfilter.json"

@@ -34,14 +34,14 @@ from mfpsecd.base.clock import Clock, utc_text
 from mfpsecd.base.durable import fsync_dir, replace_file
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.state import StateStore
+from mfpsecd.base.transfer import DEFAULT_LIMITS, Progress, TransferLimits, WorkerPool, watched
 from mfpsecd.core import fw_manifest, fw_slots, setting_changes
 from mfpsecd.core.fw_signature import ClockCheck
 from mfpsecd.core.pcr_policy import extended
-from mfpsecd.ports import Progress, Tpm, TreeHasher
+from mfpsecd.ports import Tpm, TreeHasher
 from mfpsecd.services import fw_archive
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.firmware import VerifiedImage, verify_bundle, verify_header
-from mfpsecd.services.transfer import DEFAULT_LIMITS, TransferLimits, WorkerPool, watched
 
 log = structlog.get_logger("mfpsecd.firmware")
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
+import fcntl
 import os
 import secrets
 import socket
@@ -89,6 +90,19 @@ class FdChannel:
             raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="descriptor")
         del self._held[token]
         return held.fd
+
+    def take_for(self, token: str, uid: int, *, writing: bool) -> int:
+        """take, and check the descriptor is open for the direction it is used in (the
+        caller owns and closes it)."""
+        fd = self.take(token, uid)
+        try:
+            mode = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+        except OSError:
+            mode = -1
+        if mode not in ((os.O_WRONLY, os.O_RDWR) if writing else (os.O_RDONLY, os.O_RDWR)):
+            os.close(fd)
+            raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="descriptor")
+        return fd
 
     def release(self, token: str, uid: int) -> None:
         """Close a descriptor its call did not take (the call was refused or failed

@@ -11,9 +11,8 @@ import click
 import msgspec
 
 from mfpsecd.base.errors import ErrorCode
-from mfpsecd.cli import session_file
-from mfpsecd.cli.auth import PASSWORD_FILE
-from mfpsecd.cli.common import Target, echo_json, read_secret, reports_errors, shown, size_text
+from mfpsecd.cli.auth import PASSWORD_FILE, password_again
+from mfpsecd.cli.common import Target, echo_json, reports_errors, shown, size_text
 from mfpsecd.varlink.client import Connection
 from mfpsecd.wipe import api as wipe
 
@@ -193,17 +192,9 @@ def start(
             click.confirm(f"Destroy all data on {what}?", abort=True, err=True)
         job = conn.call(
             wipe.START,
-            wipe.StartParams(disk, mode, password=_password_again(target, password_file)),
+            wipe.StartParams(disk, mode, password=password_again(target, password_file)),
         )
         _see_through(conn, job, no_wait=no_wait, as_json=as_json)
-
-
-def _password_again(target: Target, password_file: Path | None) -> bytearray:
-    """A logged-in caller's password, again (zeroed once sent); none for root without a
-    session."""
-    if session_file.load(target.socket) is None:
-        return bytearray()
-    return read_secret(password_file, "Password (again)", False)
 
 
 def _see_through(conn: Connection, job: wipe.Job, *, no_wait: bool, as_json: bool) -> None:
@@ -325,7 +316,7 @@ def purge(
                 confirm=confirm,
                 method=method,
                 verify_all=verify_all,
-                password=_password_again(target, password_file),
+                password=password_again(target, password_file),
             ),
         )
         _see_through(conn, job, no_wait=no_wait, as_json=as_json)

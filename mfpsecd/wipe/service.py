@@ -32,10 +32,10 @@ from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.state import StateConnection, StateStore
+from mfpsecd.base.transfer import WorkerPool
 from mfpsecd.core import identity_history
 from mfpsecd.core.identity_history import KnownIdentity
 from mfpsecd.services.audit import Auditor, Signer
-from mfpsecd.services.transfer import WorkerPool
 from mfpsecd.wipe.medium_marker import MarkerState, MediumMarker, new_marker, passes_end
 from mfpsecd.wipe.model import certificate as cert
 from mfpsecd.wipe.model import purge_plan, purge_verify

@@ -11,7 +11,6 @@ from mfpsecd.api.auth import SessionPolicy
 from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.native_crypto import NativeKeyCrypto
 from mfpsecd.backends.native_hasher import NativeTreeHasher
-from mfpsecd.backends.native_objects import NativeObjectCipher
 from mfpsecd.backends.soft_keys import SoftwareKeys
 from mfpsecd.backends.usb_targets import UdevBackupTargets
 from mfpsecd.base.admission import AdmissionRules
@@ -25,13 +24,14 @@ from mfpsecd.services.audit import Auditor
 from mfpsecd.services.auth import AuthService
 from mfpsecd.services.fw_update import FirmwareService, FirmwareSettings
 from mfpsecd.services.identity import DeviceIdentity
-from mfpsecd.services.jobstore import JobStore
 from mfpsecd.services.keys import KeyChain
 from mfpsecd.services.password_hasher import DEFAULT_COST, PasswordHasher
 from mfpsecd.services.secrets import SecretStore
 from mfpsecd.services.sessions import SessionTable
 from mfpsecd.services.status import BoardInfo, StatusService
 from mfpsecd.services.user_store import UserStore
+from mfpsecd.store.backends.native_objects import NativeObjectCipher
+from mfpsecd.store.service import JobStore
 from mfpsecd.varlink import idl
 from mfpsecd.varlink.fd_channel import FdChannel
 from mfpsecd.varlink.schema import carries_secret
@@ -217,7 +217,7 @@ def test_a_trailing_newline_is_refused() -> None:
     import msgspec
 
     from mfpsecd.api.auth import UserName
-    from mfpsecd.api.store import Label
+    from mfpsecd.store.api import Label
 
     for t in (UserName, Label):
         try:

@@ -14,7 +14,8 @@ import pytest
 from mfpsecd.api.types import DaemonState
 from mfpsecd.base.errors import EX_CONFIG, EX_UNAVAILABLE, ErrorCode
 from mfpsecd.base.health import HealthState
-from mfpsecd.client import Connection, StoreClient, SystemClient
+from mfpsecd.client import Connection, SystemClient
+from mfpsecd.store import api as store
 from tests.support import daemon as ds
 
 MFPSEC = ds.MFPSEC
@@ -242,7 +243,8 @@ def test_socket_activation(short_tmp: Path) -> None:
             os.write(w, b"through the activated side channel")
             os.close(w)
             try:
-                stored = StoreClient(conn).put(r, job="j", kind="spool", name="n", owner="alice")
+                params = store.PutParams(conn.pass_descriptor(r), "j", "spool", "n", owner="alice")
+                stored = conn.call(store.PUT, params)
             finally:
                 os.close(r)
         assert stored.size == len(b"through the activated side channel")

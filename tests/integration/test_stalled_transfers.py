@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.client import Connection, StoreClient
+from mfpsecd.client import Connection
+from mfpsecd.store import api as store
 from tests.integration.test_auth_cli import ADMIN_PW, ALICE_UID, CONFIG, Cli
 from tests.ipfilter.test_ipfilter_daemon import _board, _net
 from tests.support import daemon as ds
@@ -36,7 +37,8 @@ def _stalled_put(socket_path: str, owner: str) -> tuple[str, float]:
     started = time.monotonic()
     try:
         with Connection(socket_path, timeout=60) as conn:
-            StoreClient(conn).put(r, job="stalled", kind="spool", name="hung", owner=owner)
+            token = conn.pass_descriptor(r)
+            conn.call(store.PUT, store.PutParams(token, "stalled", "spool", "hung", owner=owner))
     except MfpsecError as exc:
         return exc.code.wire_name, time.monotonic() - started
     finally:
@@ -138,7 +140,7 @@ def test_stalled_uploads_freeze_no_one_and_end_with_a_timeout(short_tmp: Path, n
         r, w = os.pipe()
         try:
             with Connection(d.socket_path, timeout=60) as conn, pytest.raises(MfpsecError) as exc:
-                StoreClient(conn).read(big["id"], w)
+                conn.call(store.READ, store.ReadParams(big["id"], conn.pass_descriptor(w)))
         finally:
             os.close(r)
             os.close(w)

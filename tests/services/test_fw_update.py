@@ -34,6 +34,7 @@ from mfpsecd.backends.soft_keys import SoftwareKeys
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.sqlite_state import SqliteState
+from mfpsecd.base.transfer import PolledReader
 from mfpsecd.core import fw_manifest, fw_slots
 from mfpsecd.ports import Tpm
 from mfpsecd.services import fw_archive
@@ -45,7 +46,6 @@ from mfpsecd.services.fw_update import (
     FirmwareSettings,
 )
 from mfpsecd.services.keys import KeyChain
-from mfpsecd.services.transfer import PolledReader
 from tests.services.test_firmware_verify import MODEL, _sign, _tree
 from tests.support.aio import sync
 from tests.support.daemon import ROOT as ROOT_DIR

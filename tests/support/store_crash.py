@@ -21,8 +21,8 @@ import sys
 import threading
 from pathlib import Path
 
-from mfpsecd.services.jobstore import ObjectKind
-from tests.services.test_jobstore import ALICE, CLI, stack
+from mfpsecd.store.service import ObjectKind
+from tests.store.test_jobstore import ALICE, CLI, stack
 
 
 class OpsLog:

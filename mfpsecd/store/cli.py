@@ -6,11 +6,10 @@ from pathlib import Path
 
 import click
 
-from mfpsecd.api import store
-from mfpsecd.cli import session_file
-from mfpsecd.cli.auth import PASSWORD_FILE
-from mfpsecd.cli.common import Target, echo_json, read_secret, reports_errors, shown, size_text
-from mfpsecd.client import StoreClient
+from mfpsecd.cli.auth import PASSWORD_FILE, password_again
+from mfpsecd.cli.common import Target, echo_json, reports_errors, shown, size_text
+from mfpsecd.store import api as store
+from mfpsecd.varlink.client import Connection
 
 
 def render_status(s: store.StoreStatus) -> str:
@@ -44,7 +43,7 @@ def store_group() -> None:
 def status(target: Target, as_json: bool) -> None:
     """Objects and bytes stored, the encryption and the deletion method in force."""
     with target.connect() as conn:
-        s = StoreClient(conn).status()
+        s = conn.call(store.GET_STORE_STATUS)
     echo_json(s) if as_json else click.echo(render_status(s))
 
 
@@ -55,7 +54,7 @@ def status(target: Target, as_json: bool) -> None:
 def list_objects(target: Target, as_json: bool) -> None:
     """Your objects (an administrator's: everyone's)."""
     with target.connect() as conn:
-        objects = StoreClient(conn).objects()
+        objects = conn.call(store.LIST_OBJECTS).objects
     if as_json:
         echo_json(objects)
         return
@@ -100,15 +99,28 @@ def put(
     descriptor: it needs no access to the path."""
     with target.connect() as conn:
         conn.set_timeout(max(target.timeout, 600.0))
-        client = StoreClient(conn)
         if str(source) == "-":
-            o = client.put(0, job=job, kind=kind, name=name or "stdin", owner=owner)
+            o = _put(conn, 0, job=job, kind=kind, name=name or "stdin", owner=owner)
         else:
             with source.open("rb") as f:
-                o = client.put(
-                    f.fileno(), job=job, kind=kind, name=name or source.name, owner=owner
+                o = _put(
+                    conn, f.fileno(), job=job, kind=kind, name=name or source.name, owner=owner
                 )
     echo_json(o) if as_json else click.echo(o.id)
+
+
+def _put(
+    conn: Connection, fd: int, *, job: str, kind: str, name: str, owner: str
+) -> store.StoredObject:
+    """Store everything readable from fd (a file or the read end of a pipe)."""
+    params = store.PutParams(conn.pass_descriptor(fd), job, kind, name, owner=owner)
+    return conn.call(store.PUT, params)
+
+
+def _read(conn: Connection, object_id: str, fd: int) -> int:
+    """The object's plaintext written to fd; → its size."""
+    params = store.ReadParams(object_id, conn.pass_descriptor(fd))
+    return conn.call(store.READ, params).size
 
 
 @store_group.command("get")
@@ -127,16 +139,15 @@ def get(target: Target, object_id: str, output: Path) -> None:
     """Write an object's plaintext, once the whole object has authenticated."""
     with target.connect() as conn:
         conn.set_timeout(max(target.timeout, 600.0))
-        client = StoreClient(conn)
         if str(output) == "-":
-            client.read(object_id, 1)
+            _read(conn, object_id, 1)
             return
         try:
             f = output.open("wb")
         except OSError as exc:
             raise click.FileError(str(output), exc.strerror) from None
         with f:
-            size = client.read(object_id, f.fileno())
+            size = _read(conn, object_id, f.fileno())
     click.echo(f"{size} bytes written to {output}", err=True)
 
 
@@ -147,7 +158,7 @@ def get(target: Target, object_id: str, output: Path) -> None:
 def delete(target: Target, object_id: str) -> None:
     """Crypto-erase one object."""
     with target.connect() as conn:
-        o = StoreClient(conn).delete(object_id)
+        o = conn.call(store.DELETE_OBJECT, store.ObjectParams(object_id))
     click.echo(f"deleted {o.id} ({o.kind}, {size_text(o.size)}): its key is destroyed")
 
 
@@ -165,10 +176,8 @@ def purge(target: Target, yes: bool, password_file: Path | None) -> None:
         click.confirm(
             "Destroy every stored job, box document and held print job?", abort=True, err=True
         )
-    password = None
-    if session_file.load(target.socket) is not None:
-        password = read_secret(password_file, "Password (again)", False)
+    password = password_again(target, password_file)
     with target.connect() as conn:
         conn.set_timeout(max(target.timeout, 600.0))  # overwriting a full store takes time
-        r = StoreClient(conn).purge(password)
+        r = conn.call(store.PURGE, store.PurgeParams(password))
     click.echo(f"purged {r.objects} object(s), {size_text(r.bytes)}: every key destroyed")

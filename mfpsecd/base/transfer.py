@@ -23,17 +23,28 @@ import select
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import structlog
 
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.config.schema import TransfersSection
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import Progress
 
 log = structlog.get_logger("mfpsecd.transfer")
 T = TypeVar("T")
+
+
+class Progress(Protocol):
+    """A blocking transfer seen from outside its thread: how many bytes it moved so far,
+    and a way to make it give up (it then fails within a fraction of a second, even when
+    its peer stalls)."""
+
+    @property
+    def moved(self) -> int: ...
+
+    def cancel(self) -> None: ...
+
 
 TICK_S = 0.1  # how often a PolledReader looks at its cancel flag while the peer stalls
 

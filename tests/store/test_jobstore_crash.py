@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.services.test_jobstore import ADMIN, read_bytes, stack
+from tests.store.test_jobstore import ADMIN, read_bytes, stack
 from tests.support.daemon import ROOT
 
 KILLS = 20

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.services.transfer import PolledReader, TransferLimits, WorkerPool, watched
+from mfpsecd.base.transfer import PolledReader, TransferLimits, WorkerPool, watched
 from tests.support.aio import sync
 from tests.support.fakeclock import FakeClock, settle
 

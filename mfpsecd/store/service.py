@@ -35,10 +35,11 @@ from mfpsecd.base.clock import Clock, rfc3339, utc_text
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.base.state import StateConnection, StateStore
-from mfpsecd.ports import KeyCrypto, ObjectCipher
+from mfpsecd.base.transfer import DEFAULT_LIMITS, TransferLimits, WorkerPool, watched
+from mfpsecd.ports import KeyCrypto
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.keys import ChainState, KeyChain, Reseal, SealedRecord
-from mfpsecd.services.transfer import DEFAULT_LIMITS, TransferLimits, WorkerPool, watched
+from mfpsecd.store.ports import ObjectCipher
 from mfpsecd.wipe.model.overwrite_plan import Medium
 from mfpsecd.wipe.service import WipeService
 

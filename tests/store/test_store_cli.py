@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from mfpsecd.client import Connection, StoreClient
-from mfpsecd.services.jobstore import ObjectKind
+from mfpsecd.client import Connection
+from mfpsecd.store import api as store
+from mfpsecd.store.service import ObjectKind
 from tests.integration.test_auth_cli import ADMIN_PW, ALICE_UID, CONFIG, MALLORY_UID, Cli
-from tests.services.test_jobstore import put_bytes, stack
+from tests.store.test_jobstore import put_bytes, stack
 from tests.support import daemon as ds
 
 pytestmark = pytest.mark.root
@@ -188,7 +189,8 @@ def test_put_and_get_through_passed_descriptors(short_tmp: Path) -> None:
             )
         )
         with Connection(d.socket_path) as conn:  # root, as the print pipeline
-            assert StoreClient(conn).printed(held["id"]).kind == "secure-print"
+            printed = conn.call(store.MARK_PRINTED, store.ObjectParams(held["id"]))
+            assert printed.kind == "secure-print"
         assert held["id"] not in cli.ok(ALICE_UID, "store", "list")
 
         # A modified object: IntegrityFailure, and not one byte written.

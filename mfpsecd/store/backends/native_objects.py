@@ -10,7 +10,7 @@ import os
 from mfpsecd import _native
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
-from mfpsecd.ports import Progress
+from mfpsecd.base.transfer import Progress
 
 KEY_BYTES = 32
 

@@ -87,6 +87,92 @@ class PurgeResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     bytes: int
 
 
+GET_STORE_STATUS = Method(
+    name="GetStoreStatus",
+    doc="Objects, bytes, the encryption and deletion in force, the key chain.",
+    params=NoParams,
+    result=StoreStatus,
+    requires=Privilege.STORE_ADMIN,
+)
+
+
+LIST_OBJECTS = Method(
+    name="ListObjects",
+    doc="The caller's objects (an administrator's: all), oldest first.",
+    params=NoParams,
+    result=StoredObjects,
+    requires=Privilege.STORE_USE,
+)
+
+
+PUT = Method(
+    name="Put",
+    doc="Store everything readable from a passed descriptor as a new object. Nothing\n"
+    "is listed until the whole object is on disk and its key committed.",
+    params=PutParams,
+    result=StoredObject,
+    requires=Privilege.STORE_USE,
+    errors=(
+        ErrorCode.STORE_IO_ERROR,
+        ErrorCode.STORE_FULL,
+        ErrorCode.KEYS_UNAVAILABLE,
+        ErrorCode.TRANSFER_TIMEOUT,
+    ),
+    passes_descriptor=True,
+)
+
+
+READ = Method(
+    name="Read",
+    doc="Write an object's plaintext to a passed descriptor, after the whole object\n"
+    "authenticated (a modified object gives IntegrityFailure and no byte).",
+    params=ReadParams,
+    result=ReadResult,
+    requires=Privilege.STORE_USE,
+    errors=(
+        ErrorCode.STORE_OBJECT_NOT_FOUND,
+        ErrorCode.STORE_INTEGRITY,
+        ErrorCode.STORE_IO_ERROR,
+        ErrorCode.KEYS_UNAVAILABLE,
+        ErrorCode.TRANSFER_TIMEOUT,
+    ),
+    passes_descriptor=True,
+)
+
+
+MARK_PRINTED = Method(
+    name="MarkPrinted",
+    doc="A secure-print job came out of the printer: it is deleted at once (S-1).\n"
+    "Only secure-print objects; owner rules apply.",
+    params=ObjectParams,
+    result=StoredObject,
+    requires=Privilege.STORE_USE,
+    errors=(ErrorCode.STORE_OBJECT_NOT_FOUND,),
+)
+
+
+DELETE_OBJECT = Method(
+    name="DeleteObject",
+    doc="Crypto-erase one of the caller's objects (an administrator: any).",
+    params=ObjectParams,
+    result=StoredObject,
+    requires=Privilege.STORE_USE,
+    errors=(ErrorCode.STORE_OBJECT_NOT_FOUND,),
+)
+
+
+PURGE = Method(
+    name="Purge",
+    doc="Crypto-erase every object, then overwrite the ciphertext (HDD). A\n"
+    "logged-in caller gives their password again.",
+    params=PurgeParams,
+    result=PurgeResult,
+    requires=Privilege.STORE_ADMIN,
+    errors=(ErrorCode.AUTHENTICATION_FAILED, ErrorCode.ACCOUNT_LOCKED),
+    sensitive=True,
+)
+
+
 STORE = Interface(
     name="io.mfpsecd.Store",
     module=__name__,
@@ -96,77 +182,12 @@ STORE = Interface(
         "ciphertext on an HDD."
     ),
     methods=(
-        Method(
-            name="GetStoreStatus",
-            doc="Objects, bytes, the encryption and deletion in force, the key chain.",
-            params=NoParams,
-            result=StoreStatus,
-            requires=Privilege.STORE_ADMIN,
-        ),
-        Method(
-            name="ListObjects",
-            doc="The caller's objects (an administrator's: all), oldest first.",
-            params=NoParams,
-            result=StoredObjects,
-            requires=Privilege.STORE_USE,
-        ),
-        Method(
-            name="Put",
-            doc="Store everything readable from a passed descriptor as a new object. Nothing\n"
-            "is listed until the whole object is on disk and its key committed.",
-            params=PutParams,
-            result=StoredObject,
-            requires=Privilege.STORE_USE,
-            errors=(
-                ErrorCode.STORE_IO_ERROR,
-                ErrorCode.STORE_FULL,
-                ErrorCode.KEYS_UNAVAILABLE,
-                ErrorCode.TRANSFER_TIMEOUT,
-            ),
-            passes_descriptor=True,
-        ),
-        Method(
-            name="Read",
-            doc="Write an object's plaintext to a passed descriptor, after the whole object\n"
-            "authenticated (a modified object gives IntegrityFailure and no byte).",
-            params=ReadParams,
-            result=ReadResult,
-            requires=Privilege.STORE_USE,
-            errors=(
-                ErrorCode.STORE_OBJECT_NOT_FOUND,
-                ErrorCode.STORE_INTEGRITY,
-                ErrorCode.STORE_IO_ERROR,
-                ErrorCode.KEYS_UNAVAILABLE,
-                ErrorCode.TRANSFER_TIMEOUT,
-            ),
-            passes_descriptor=True,
-        ),
-        Method(
-            name="MarkPrinted",
-            doc="A secure-print job came out of the printer: it is deleted at once (S-1).\n"
-            "Only secure-print objects; owner rules apply.",
-            params=ObjectParams,
-            result=StoredObject,
-            requires=Privilege.STORE_USE,
-            errors=(ErrorCode.STORE_OBJECT_NOT_FOUND,),
-        ),
-        Method(
-            name="DeleteObject",
-            doc="Crypto-erase one of the caller's objects (an administrator: any).",
-            params=ObjectParams,
-            result=StoredObject,
-            requires=Privilege.STORE_USE,
-            errors=(ErrorCode.STORE_OBJECT_NOT_FOUND,),
-        ),
-        Method(
-            name="Purge",
-            doc="Crypto-erase every object, then overwrite the ciphertext (HDD). A\n"
-            "logged-in caller gives their password again.",
-            params=PurgeParams,
-            result=PurgeResult,
-            requires=Privilege.STORE_ADMIN,
-            errors=(ErrorCode.AUTHENTICATION_FAILED, ErrorCode.ACCOUNT_LOCKED),
-            sensitive=True,
-        ),
+        GET_STORE_STATUS,
+        LIST_OBJECTS,
+        PUT,
+        READ,
+        MARK_PRINTED,
+        DELETE_OBJECT,
+        PURGE,
     ),
 )

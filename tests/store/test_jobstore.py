@@ -24,21 +24,16 @@ import pytest
 from mfpsecd.api.auditlog import EventType, Subject
 from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.native_crypto import NativeKeyCrypto
-from mfpsecd.backends.native_objects import NativeObjectCipher
 from mfpsecd.backends.soft_keys import SoftwareKeys
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.paths import Paths
 from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.services.audit import Auditor, AuditQuery
-from mfpsecd.services.jobstore import (
-    JobStore,
-    ObjectKind,
-    Requester,
-    StoreSettings,
-)
 from mfpsecd.services.keys import KeyChain
 from mfpsecd.services.secrets import SecretStore
+from mfpsecd.store.backends.native_objects import NativeObjectCipher
+from mfpsecd.store.service import JobStore, ObjectKind, Requester, StoreSettings
 from mfpsecd.wipe.backends.disks import SysfsDiskInventory
 from mfpsecd.wipe.backends.native_overwrite import NativeOverwriter
 from mfpsecd.wipe.model.overwrite_plan import TEMPORARY_MODES, Medium
