@@ -3,9 +3,8 @@ main module picks a backend per port from the board profile."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from mfpsecd.api.auditlog import Verdict
@@ -268,26 +267,4 @@ class CardReader(Protocol):
         """data signed with the certificate's private key after the PIN (SHA-256; ECDSA as
         DER, RSA as PKCS#1 v1.5). AuthenticationFailed for a wrong PIN, CardUnusable when
         the card cannot sign."""
-        ...
-
-
-@dataclass(frozen=True)
-class HashedFile:
-    """One file of a firmware tree as the hashing engine found it."""
-
-    path: str
-    status: str  # "ok", "mismatch", "size", "not-regular", "missing", "escapes", "symlink",
-    #              "io", "skipped"
-    size: int
-    mode: int
-    digest: bytes
-
-
-class TreeHasher(Protocol):
-    """SHA-256 of many files under a tree, nothing outside it, no link followed."""
-
-    def hash(
-        self, root: Path, items: Sequence[tuple[str, int, bytes | None]], *, stop_early: bool
-    ) -> list[HashedFile]:
-        """items: (path, expected size or -1, expected digest or None)."""
         ...

@@ -48,8 +48,8 @@ from bench import (
     timed,
 )
 from mfpsecd import _native
-from mfpsecd.backends.native_hasher import NativeTreeHasher
-from mfpsecd.services.firmware import sign_bundle
+from mfpsecd.firmware.backends.native_hasher import NativeTreeHasher
+from mfpsecd.firmware.bundle import sign_bundle
 
 MIB = 1 << 20
 METRICS = THROUGHPUT_METRICS

@@ -6,9 +6,9 @@ from typing import Any
 
 from mfpsecd.api.audit import AUDIT
 from mfpsecd.api.auth import AUTH
-from mfpsecd.api.firmware import FIRMWARE
 from mfpsecd.api.keys import KEYS
 from mfpsecd.api.system import SYSTEM
+from mfpsecd.firmware.api import FIRMWARE
 from mfpsecd.ipfilter.api import NETWORK
 from mfpsecd.store.api import STORE
 from mfpsecd.varlink.schema import Interface, Method

@@ -13,14 +13,15 @@ from mfpsecd import __version__
 from mfpsecd.api import audit as audit_api
 from mfpsecd.api import keys, registry
 from mfpsecd.api.auditlog import EventType, Outcome, Record
-from mfpsecd.api.firmware import FIRMWARE
 from mfpsecd.api.types import DaemonState, Status
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.base.state import StateConnection
 from mfpsecd.core import identity_history
 from mfpsecd.daemon.auth_handlers import auth_handlers, subject_of
-from mfpsecd.daemon.firmware_handlers import firmware_handlers
+from mfpsecd.firmware.api import FIRMWARE
+from mfpsecd.firmware.handlers import FirmwareHandlers
+from mfpsecd.firmware.service import FirmwareService
 from mfpsecd.ipfilter.api import NETWORK
 from mfpsecd.ipfilter.handlers import NetworkHandlers
 from mfpsecd.ipfilter.service import NetfilterService
@@ -28,7 +29,6 @@ from mfpsecd.ports import BackupTargetInfo, BackupTargetWatcher
 from mfpsecd.services.audit import Auditor, AuditQuery
 from mfpsecd.services.auth import AuthService
 from mfpsecd.services.forwarder import Forwarder
-from mfpsecd.services.fw_update import FirmwareService
 from mfpsecd.services.identity import DeviceIdentity
 from mfpsecd.services.keys import KeyChain
 from mfpsecd.services.secrets import SecretKind, SecretStore
@@ -144,7 +144,7 @@ def build_handlers(
                         "this board profile has no [firmware] section",
                     )
                     if data.firmware is None
-                    else firmware_handlers(data.firmware, auth, data.descriptors)
+                    else routes(FirmwareHandlers(data.firmware, auth, data.descriptors))
                 )
                 table.update(
                     _unavailable(

@@ -43,7 +43,6 @@ from mfpsecd.base.transfer import TransferLimits
 from mfpsecd.core.password_record import Cost
 from mfpsecd.core.throttle import Throttle, ThrottleLimits
 from mfpsecd.daemon.alerts import make_notifier
-from mfpsecd.daemon.firmware import make_firmware
 from mfpsecd.daemon.handlers import (
     DataServices,
     KeyServices,
@@ -52,6 +51,8 @@ from mfpsecd.daemon.handlers import (
     fast_replies,
 )
 from mfpsecd.daemon.resources import lock_state_dir, make_tpm
+from mfpsecd.firmware.service import FirmwareService
+from mfpsecd.firmware.wiring import make_firmware
 from mfpsecd.ipfilter.flood_bans import BanPolicy, FloodBans
 from mfpsecd.ipfilter.model import ruleset as nf
 from mfpsecd.ipfilter.wiring import make_netfilter
@@ -60,7 +61,6 @@ from mfpsecd.services.audit import Auditor, Signer
 from mfpsecd.services.auth import AuthService
 from mfpsecd.services.boots import BootLog
 from mfpsecd.services.forwarder import make_forwarders
-from mfpsecd.services.fw_update import FirmwareService
 from mfpsecd.services.identity import DeviceIdentity
 from mfpsecd.services.keys import ChainState, KeyChain
 from mfpsecd.services.password_hasher import PasswordHasher

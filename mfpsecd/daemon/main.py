@@ -16,10 +16,11 @@ from mfpsecd.base.clock import SystemClock
 from mfpsecd.base.config.loader import DEFAULT_CONFIG, load_board, load_config
 from mfpsecd.base.config.schema import SecurityMode
 from mfpsecd.base.errors import EX_TEMPFAIL, MfpsecError
-from mfpsecd.daemon import alerts, firmware
+from mfpsecd.daemon import alerts
 from mfpsecd.daemon import logging as app_logging
+from mfpsecd.firmware import wiring as firmware
+from mfpsecd.firmware.service import load_boot_record
 from mfpsecd.ipfilter import wiring as network
-from mfpsecd.services.fw_update import load_boot_record
 
 # Every command reads the same configuration and board profile.
 _CONFIG = click.option(

@@ -10,7 +10,6 @@ from mfpsecd.api import registry
 from mfpsecd.api.auth import SessionPolicy
 from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.native_crypto import NativeKeyCrypto
-from mfpsecd.backends.native_hasher import NativeTreeHasher
 from mfpsecd.backends.soft_keys import SoftwareKeys
 from mfpsecd.backends.usb_targets import UdevBackupTargets
 from mfpsecd.base.admission import AdmissionRules
@@ -20,9 +19,10 @@ from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.paths import Paths
 from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.daemon.handlers import DataServices, KeyServices, build_handlers
+from mfpsecd.firmware.backends.native_hasher import NativeTreeHasher
+from mfpsecd.firmware.service import FirmwareService, FirmwareSettings
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.auth import AuthService
-from mfpsecd.services.fw_update import FirmwareService, FirmwareSettings
 from mfpsecd.services.identity import DeviceIdentity
 from mfpsecd.services.keys import KeyChain
 from mfpsecd.services.password_hasher import DEFAULT_COST, PasswordHasher

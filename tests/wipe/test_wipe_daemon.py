@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from mfpsecd.base.errors import ErrorCode
+from tests.firmware.test_firmware_daemon import CE_PW
 from tests.integration.test_auth_cli import ADMIN_PW, ALICE_UID, CONFIG, MALLORY_UID, Cli
-from tests.integration.test_firmware import CE_PW
 from tests.support import daemon as ds
 
 SIZE = 8 << 20

@@ -15,12 +15,12 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mfpsecd.backends.native_hasher import NativeTreeHasher
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.core import fw_manifest
-from mfpsecd.core.fw_signature import ClockCheck
-from mfpsecd.services import firmware as fw
-from tests.unit.test_fw_signature import NOW, ROOT, SIGNER, SIGNER_KEY, _cert, _pem
+from mfpsecd.firmware import bundle as fw
+from mfpsecd.firmware.backends.native_hasher import NativeTreeHasher
+from mfpsecd.firmware.model import manifest as fw_manifest
+from mfpsecd.firmware.model.signature import ClockCheck
+from tests.firmware.test_signature import NOW, ROOT, SIGNER, SIGNER_KEY, _cert, _pem
 
 HASHER = NativeTreeHasher(2)
 MODEL = "C300i"

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.core.fw_signature import ClockCheck, verify
+from mfpsecd.firmware.model.signature import ClockCheck, verify
 
 NOW = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
 RAW = b'{"format":"mfpsecd-firmware-manifest/1"}'

@@ -18,20 +18,20 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mfpsecd.backends.native_hasher import NativeTreeHasher
 from mfpsecd.base.errors import EX_CONFIG, EX_DATAERR, EX_NOPERM, EX_TEMPFAIL, EX_UNAVAILABLE
-from mfpsecd.core.fw_signature import ClockCheck
-from mfpsecd.services import fw_archive
-from mfpsecd.services.firmware import verify_bundle, verify_header
+from mfpsecd.firmware import archive as fw_archive
+from mfpsecd.firmware.backends.native_hasher import NativeTreeHasher
+from mfpsecd.firmware.bundle import verify_bundle, verify_header
+from mfpsecd.firmware.model.signature import ClockCheck
+from tests.firmware.test_firmware_verify import MODEL, _sign, _tree
+from tests.firmware.test_fw_update import make_bundle
+from tests.firmware.test_signature import NOW, ROOT, ROOT_KEY, SIGNER, SIGNER_KEY, _crl, _pem
 from tests.integration.test_auth_cli import ADMIN_PW, ALICE_UID, CONFIG, MALLORY_UID, Cli
-from tests.services.test_firmware_verify import MODEL, _sign, _tree
-from tests.services.test_fw_update import make_bundle
 from tests.support import daemon as ds
 from tests.support.pki import make_pki
 from tests.support.rsyslog import free_port
 from tests.support.smtp_sink import starttls_sink
 from tests.support.tpm import requires_swtpm
-from tests.unit.test_fw_signature import NOW, ROOT, ROOT_KEY, SIGNER, SIGNER_KEY, _crl, _pem
 
 UNIT = ds.ROOT / "systemd" / "mfpsecd-fwverify.service"
 CE_PW = "Service-visit-2026"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mfpsecd import _native
-from mfpsecd.ports import HashedFile
+from mfpsecd.firmware.ports import HashedFile
 
 _STATUS = {
     _native.HASH_OK: "ok",

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mfpsecd.core import fw_slots
-from mfpsecd.core.fw_slots import BootState
+from mfpsecd.firmware.model import slots as fw_slots
+from mfpsecd.firmware.model.slots import BootState
 
 
 def test_the_factory_state_boots_a() -> None:

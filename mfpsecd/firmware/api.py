@@ -119,6 +119,72 @@ _REAUTH = (
     ErrorCode.ACCOUNT_LOCKED,
 )
 
+GET_STATUS = Method(
+    name="GetStatus",
+    doc="The slots, what the boot verification found, the anti-rollback floor\n"
+    "and the rewrite lock.",
+    params=NoParams,
+    result=FirmwareStatus,
+    requires=Privilege.FIRMWARE_READ,
+    errors=(ErrorCode.FIRMWARE_UNAVAILABLE,),
+)
+
+
+VERIFY = Method(
+    name="Verify",
+    doc="Verify an installed slot (default: the running one) against its signed\n"
+    "manifest, or a bundle archive as an update would, writing nothing.",
+    params=VerifyParams,
+    result=Verification,
+    requires=Privilege.FIRMWARE_READ,
+    errors=_VERIFY_ERRORS,
+    passes_descriptor=True,
+)
+
+
+UPDATE = Method(
+    name="Update",
+    doc="Write a bundle archive to the inactive slot: refused while rewriting is\n"
+    "prohibited; verified before anything is written and again in full once\n"
+    "written; the next boot tries it, and it is committed (and the\n"
+    "anti-rollback counter raised) only once it booted and verified.",
+    params=UpdateParams,
+    result=Staged,
+    requires=Privilege.FIRMWARE_UPDATE,
+    errors=(
+        *_VERIFY_ERRORS,
+        ErrorCode.FIRMWARE_REWRITE_PROHIBITED,
+        ErrorCode.FIRMWARE_UPDATE_IN_PROGRESS,
+        *_REAUTH,
+    ),
+    sensitive=True,
+    passes_descriptor=True,
+)
+
+
+LOCK = Method(
+    name="Lock",
+    doc="Prohibit firmware rewriting (F-3): no update is written, whoever asks,\n"
+    "until an administrator allows it again.",
+    params=LockParams,
+    result=LockState,
+    requires=Privilege.FIRMWARE_LOCK,
+    errors=(ErrorCode.FIRMWARE_UNAVAILABLE, *_REAUTH),
+    sensitive=True,
+)
+
+
+UNLOCK = Method(
+    name="Unlock",
+    doc="Allow firmware rewriting again: an administrator's session only.",
+    params=LockParams,
+    result=LockState,
+    requires=Privilege.FIRMWARE_LOCK,
+    errors=(ErrorCode.FIRMWARE_UNAVAILABLE, *_REAUTH),
+    sensitive=True,
+)
+
+
 FIRMWARE = Interface(
     name="io.mfpsecd.Firmware",
     module=__name__,
@@ -128,61 +194,10 @@ FIRMWARE = Interface(
         "counter), and the administrator's prohibition of rewriting."
     ),
     methods=(
-        Method(
-            name="GetStatus",
-            doc="The slots, what the boot verification found, the anti-rollback floor\n"
-            "and the rewrite lock.",
-            params=NoParams,
-            result=FirmwareStatus,
-            requires=Privilege.FIRMWARE_READ,
-            errors=(ErrorCode.FIRMWARE_UNAVAILABLE,),
-        ),
-        Method(
-            name="Verify",
-            doc="Verify an installed slot (default: the running one) against its signed\n"
-            "manifest, or a bundle archive as an update would, writing nothing.",
-            params=VerifyParams,
-            result=Verification,
-            requires=Privilege.FIRMWARE_READ,
-            errors=_VERIFY_ERRORS,
-            passes_descriptor=True,
-        ),
-        Method(
-            name="Update",
-            doc="Write a bundle archive to the inactive slot: refused while rewriting is\n"
-            "prohibited; verified before anything is written and again in full once\n"
-            "written; the next boot tries it, and it is committed (and the\n"
-            "anti-rollback counter raised) only once it booted and verified.",
-            params=UpdateParams,
-            result=Staged,
-            requires=Privilege.FIRMWARE_UPDATE,
-            errors=(
-                *_VERIFY_ERRORS,
-                ErrorCode.FIRMWARE_REWRITE_PROHIBITED,
-                ErrorCode.FIRMWARE_UPDATE_IN_PROGRESS,
-                *_REAUTH,
-            ),
-            sensitive=True,
-            passes_descriptor=True,
-        ),
-        Method(
-            name="Lock",
-            doc="Prohibit firmware rewriting (F-3): no update is written, whoever asks,\n"
-            "until an administrator allows it again.",
-            params=LockParams,
-            result=LockState,
-            requires=Privilege.FIRMWARE_LOCK,
-            errors=(ErrorCode.FIRMWARE_UNAVAILABLE, *_REAUTH),
-            sensitive=True,
-        ),
-        Method(
-            name="Unlock",
-            doc="Allow firmware rewriting again: an administrator's session only.",
-            params=LockParams,
-            result=LockState,
-            requires=Privilege.FIRMWARE_LOCK,
-            errors=(ErrorCode.FIRMWARE_UNAVAILABLE, *_REAUTH),
-            sensitive=True,
-        ),
+        GET_STATUS,
+        VERIFY,
+        UPDATE,
+        LOCK,
+        UNLOCK,
     ),
 )

@@ -19,8 +19,9 @@ from typing import BinaryIO
 
 from mfpsecd.base.durable import fsync_dir, write_new
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.core import fw_manifest, fw_signature
-from mfpsecd.services.firmware import MANIFEST, SIGNATURE, SIGNER, TREE, walk
+from mfpsecd.firmware.bundle import MANIFEST, SIGNATURE, SIGNER, TREE, walk
+from mfpsecd.firmware.model import manifest as fw_manifest
+from mfpsecd.firmware.model import signature as fw_signature
 
 HEADER = (MANIFEST, SIGNATURE, SIGNER)
 _HEADER_LIMITS = {

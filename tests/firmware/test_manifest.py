@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.core import fw_manifest as fm
+from mfpsecd.firmware.model import manifest as fm
 
 DIGEST = hashlib.sha256(b"x").hexdigest()
 

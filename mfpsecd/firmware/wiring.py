@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from mfpsecd.api.auditlog import Record
 from mfpsecd.backends.audit_file import AuditFile
-from mfpsecd.backends.native_hasher import NativeTreeHasher
 from mfpsecd.base.clock import Clock, SystemClock
 from mfpsecd.base.config.loader import Board
 from mfpsecd.base.config.schema import BoardKind, Config, SecurityMode
@@ -27,16 +26,12 @@ from mfpsecd.base.state import StateStore
 from mfpsecd.base.transfer import TransferLimits
 from mfpsecd.daemon.alerts import make_notifier
 from mfpsecd.daemon.resources import lock_state_dir, make_tpm
+from mfpsecd.firmware import archive as fw_archive
+from mfpsecd.firmware.backends.native_hasher import NativeTreeHasher
+from mfpsecd.firmware.bundle import TREE, SigningKey, sign_bundle
+from mfpsecd.firmware.service import BindNextBoot, BootRecord, FirmwareService, FirmwareSettings
 from mfpsecd.ports import Tpm
-from mfpsecd.services import fw_archive
 from mfpsecd.services.audit import Auditor
-from mfpsecd.services.firmware import TREE, SigningKey, sign_bundle
-from mfpsecd.services.fw_update import (
-    BindNextBoot,
-    BootRecord,
-    FirmwareService,
-    FirmwareSettings,
-)
 
 log = structlog.get_logger("mfpsecd.firmware")
 

@@ -29,29 +29,25 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from mfpsecd.api.auditlog import EventType, Subject
 from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.native_crypto import NativeKeyCrypto
-from mfpsecd.backends.native_hasher import NativeTreeHasher
 from mfpsecd.backends.soft_keys import SoftwareKeys
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.base.transfer import PolledReader
-from mfpsecd.core import fw_manifest, fw_slots
+from mfpsecd.firmware import archive as fw_archive
+from mfpsecd.firmware.backends.native_hasher import NativeTreeHasher
+from mfpsecd.firmware.model import manifest as fw_manifest
+from mfpsecd.firmware.model import slots as fw_slots
+from mfpsecd.firmware.service import BOOT_STATE, BindNextBoot, FirmwareService, FirmwareSettings
 from mfpsecd.ports import Tpm
-from mfpsecd.services import fw_archive
 from mfpsecd.services.audit import Auditor, AuditQuery
-from mfpsecd.services.fw_update import (
-    BOOT_STATE,
-    BindNextBoot,
-    FirmwareService,
-    FirmwareSettings,
-)
 from mfpsecd.services.keys import KeyChain
-from tests.services.test_firmware_verify import MODEL, _sign, _tree
+from tests.firmware.test_firmware_verify import MODEL, _sign, _tree
+from tests.firmware.test_signature import NOW, ROOT, _cert, _pem
 from tests.support.aio import sync
 from tests.support.daemon import ROOT as ROOT_DIR
 from tests.support.fakeclock import FakeClock
 from tests.support.tpm import requires_swtpm, swtpm
-from tests.unit.test_fw_signature import NOW, ROOT, _cert, _pem
 
 ENGINEER = Subject(origin="cli", user="ce1", role="service")
 ADMIN = Subject(origin="cli", user="admin", role="administrator")

@@ -9,11 +9,9 @@ from pathlib import Path
 
 import click
 
-from mfpsecd.api import firmware
-from mfpsecd.cli import session_file
-from mfpsecd.cli.auth import PASSWORD_FILE
-from mfpsecd.cli.common import Target, echo_json, read_secret, reports_errors, size_text
-from mfpsecd.client import FirmwareClient
+from mfpsecd.cli.auth import PASSWORD_FILE, password_again
+from mfpsecd.cli.common import Target, echo_json, reports_errors, size_text
+from mfpsecd.firmware import api as firmware
 
 
 def render_status(s: firmware.FirmwareStatus) -> str:
@@ -61,12 +59,6 @@ def _render_verification(v: firmware.Verification) -> str:
     )
 
 
-def _password(target: Target, password_file: Path | None) -> bytearray | None:
-    if session_file.load(target.socket) is None:
-        return None  # root without a session: the recovery path
-    return read_secret(password_file, "Password (again)", False)
-
-
 @click.group("fw")
 def fw_group() -> None:
     """Firmware: status, verify, update, lock/unlock; sign (vendor side)."""
@@ -79,7 +71,7 @@ def fw_group() -> None:
 def status(target: Target, as_json: bool) -> None:
     """The slots, the boot verification, the anti-rollback floor and the rewrite lock."""
     with target.connect() as conn:
-        s = FirmwareClient(conn).status()
+        s = conn.call(firmware.GET_STATUS)
     echo_json(s) if as_json else click.echo(render_status(s))
 
 
@@ -97,12 +89,12 @@ def verify(target: Target, bundle: Path | None, slot: str | None, as_json: bool)
     """Verify an installed slot, or a bundle archive BUNDLE without installing it."""
     with target.connect() as conn:
         conn.set_timeout(max(target.timeout, 600.0))  # hashing a large image takes time
-        client = FirmwareClient(conn)
         if bundle is None:
-            v = client.verify_slot(slot or "")
+            v = conn.call(firmware.VERIFY, firmware.VerifyParams(slot=slot or ""))
         else:
             with bundle.open("rb") as f:
-                v = client.verify_archive(f.fileno())
+                token = conn.pass_descriptor(f.fileno())
+                v = conn.call(firmware.VERIFY, firmware.VerifyParams(descriptor=token))
     echo_json(v) if as_json else click.echo(_render_verification(v))
 
 
@@ -114,10 +106,11 @@ def verify(target: Target, bundle: Path | None, slot: str | None, as_json: bool)
 @reports_errors
 def update(target: Target, bundle: Path, password_file: Path | None, as_json: bool) -> None:
     """Write the bundle archive BUNDLE to the inactive slot; it boots next time."""
-    password = _password(target, password_file)
+    password = password_again(target, password_file)
     with target.connect() as conn, bundle.open("rb") as f:
         conn.set_timeout(max(target.timeout, 1800.0))
-        staged = FirmwareClient(conn).update(f.fileno(), password)
+        token = conn.pass_descriptor(f.fileno())
+        staged = conn.call(firmware.UPDATE, firmware.UpdateParams(token, password))
     if as_json:
         echo_json(staged)
         return
@@ -129,10 +122,9 @@ def update(target: Target, bundle: Path, password_file: Path | None, as_json: bo
 
 
 def _set_lock(target: Target, password_file: Path | None, locked: bool) -> None:
-    password = _password(target, password_file)
+    password = password_again(target, password_file)
     with target.connect() as conn:
-        client = FirmwareClient(conn)
-        s = client.lock(password) if locked else client.unlock(password)
+        s = conn.call(firmware.LOCK if locked else firmware.UNLOCK, firmware.LockParams(password))
     done = "prohibited" if locked else "allowed again"
     click.echo(f"firmware rewriting {done} by {s.by} at {s.at}")
 

@@ -5,19 +5,20 @@ from __future__ import annotations
 import io
 import os
 
-from mfpsecd.api import firmware as api
 from mfpsecd.base.access import Role
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.base.transfer import PolledReader
 from mfpsecd.daemon.auth_handlers import reauthenticate, subject_of
+from mfpsecd.firmware import api
+from mfpsecd.firmware.bundle import VerifiedImage
+from mfpsecd.firmware.service import BootRecord, FirmwareService
 from mfpsecd.services.auth import AuthService
-from mfpsecd.services.firmware import VerifiedImage
-from mfpsecd.services.fw_update import BootRecord, FirmwareService
 from mfpsecd.services.sessions import seat_of
 from mfpsecd.varlink.fd_channel import FdChannel
+from mfpsecd.varlink.routes import handles
 from mfpsecd.varlink.schema import NoParams
-from mfpsecd.varlink.server import CallContext, Handler
+from mfpsecd.varlink.server import CallContext
 
 
 def _boot(r: BootRecord | None) -> api.BootVerification:
@@ -52,11 +53,17 @@ def _verification(img: VerifiedImage) -> api.Verification:
     )
 
 
-def firmware_handlers(
-    firmware: FirmwareService, auth: AuthService, channel: FdChannel
-) -> dict[str, Handler]:
-    async def get_status(ctx: CallContext, _: NoParams) -> api.FirmwareStatus:
-        v = await firmware.status()
+class FirmwareHandlers:
+    """io.mfpsecd.Firmware."""
+
+    def __init__(self, firmware: FirmwareService, auth: AuthService, channel: FdChannel) -> None:
+        self._firmware = firmware
+        self._auth = auth
+        self._channel = channel
+
+    @handles(api.GET_STATUS)
+    async def get_status(self, ctx: CallContext, _: NoParams) -> api.FirmwareStatus:
+        v = await self._firmware.status()
         return api.FirmwareStatus(
             model=v.model,
             active=v.active,
@@ -72,32 +79,34 @@ def firmware_handlers(
             last_failed_reason=v.failed_reason,
         )
 
-    async def verify(ctx: CallContext, p: api.VerifyParams) -> api.Verification:
+    @handles(api.VERIFY)
+    async def verify(self, ctx: CallContext, p: api.VerifyParams) -> api.Verification:
         subject = subject_of(ctx)
         if p.descriptor is None:
-            return _verification(await firmware.verify_slot(p.slot or None, subject))
-        fd = channel.take_for(p.descriptor, ctx.peer.uid, writing=False)
+            return _verification(await self._firmware.verify_slot(p.slot or None, subject))
+        fd = self._channel.take_for(p.descriptor, ctx.peer.uid, writing=False)
         reader = PolledReader(fd)
         try:
             with io.BufferedReader(reader, 1 << 20) as source:
-                return _verification(await firmware.verify_archive(source, subject, reader))
+                return _verification(await self._firmware.verify_archive(source, subject, reader))
         finally:
             os.close(fd)
 
-    async def update(ctx: CallContext, p: api.UpdateParams) -> api.Staged:
+    @handles(api.UPDATE)
+    async def update(self, ctx: CallContext, p: api.UpdateParams) -> api.Staged:
         subject = subject_of(ctx)
         with SecretBytes(p.password) as password:
-            await reauthenticate(ctx, auth, password, subject)
-        fd = channel.take_for(p.descriptor, ctx.peer.uid, writing=False)
+            await reauthenticate(ctx, self._auth, password, subject)
+        fd = self._channel.take_for(p.descriptor, ctx.peer.uid, writing=False)
         reader = PolledReader(fd)
         try:
             with io.BufferedReader(reader, 1 << 20) as source:
-                r = await firmware.update(source, subject, reader)
+                r = await self._firmware.update(source, subject, reader)
         finally:
             os.close(fd)
-        return api.Staged(r.slot, r.version, r.epoch, r.digest, firmware.settings.boot_tries)
+        return api.Staged(r.slot, r.version, r.epoch, r.digest, self._firmware.settings.boot_tries)
 
-    async def set_lock(ctx: CallContext, p: api.LockParams, locked: bool) -> api.LockState:
+    async def _set_lock(self, ctx: CallContext, p: api.LockParams, locked: bool) -> api.LockState:
         subject = subject_of(ctx)
         s = seat_of(ctx.seat).session
         if not locked and (s is None or s.ended or s.role is not Role.ADMINISTRATOR):
@@ -107,22 +116,15 @@ def firmware_handlers(
                 reason="only an administrator's session allows firmware rewriting again",
             )
         with SecretBytes(p.password) as password:
-            await reauthenticate(ctx, auth, password, subject)
-        await firmware.set_lock(locked, subject)
-        now, by, at = await firmware.lock_state()
+            await reauthenticate(ctx, self._auth, password, subject)
+        await self._firmware.set_lock(locked, subject)
+        now, by, at = await self._firmware.lock_state()
         return api.LockState(now, by, at)
 
-    async def lock(ctx: CallContext, p: api.LockParams) -> api.LockState:
-        return await set_lock(ctx, p, True)
+    @handles(api.LOCK)
+    async def lock(self, ctx: CallContext, p: api.LockParams) -> api.LockState:
+        return await self._set_lock(ctx, p, True)
 
-    async def unlock(ctx: CallContext, p: api.LockParams) -> api.LockState:
-        return await set_lock(ctx, p, False)
-
-    f = "io.mfpsecd.Firmware."
-    return {
-        f + "GetStatus": get_status,
-        f + "Verify": verify,
-        f + "Update": update,
-        f + "Lock": lock,
-        f + "Unlock": unlock,
-    }
+    @handles(api.UNLOCK)
+    async def unlock(self, ctx: CallContext, p: api.LockParams) -> api.LockState:
+        return await self._set_lock(ctx, p, False)

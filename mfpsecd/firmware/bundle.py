@@ -22,8 +22,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.core import fw_manifest, fw_signature
-from mfpsecd.ports import TreeHasher
+from mfpsecd.firmware.model import manifest as fw_manifest
+from mfpsecd.firmware.model import signature as fw_signature
+from mfpsecd.firmware.ports import TreeHasher
 
 MANIFEST, SIGNATURE, SIGNER, TREE = "manifest.json", "manifest.sig", "signer.pem", "tree"
 _MAX_SIGNER_PEM = 64 * 1024
