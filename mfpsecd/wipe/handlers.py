@@ -20,11 +20,12 @@ from mfpsecd.varlink.schema import NoParams
 from mfpsecd.varlink.server import CallContext, Last
 from mfpsecd.wipe import api
 from mfpsecd.wipe.backends.certificate_pdf import render_pdf
+from mfpsecd.wipe.jobs import JobView
 from mfpsecd.wipe.model import certificate as cert
 from mfpsecd.wipe.model.purge_plan import Level, Method
 from mfpsecd.wipe.ports import MediaInfo
 from mfpsecd.wipe.purge_record import facts
-from mfpsecd.wipe.service import JobView, PurgePreview, WipeService
+from mfpsecd.wipe.service import PurgePreview, WipeService
 
 _ROTATIONAL = {True: "yes", False: "no", None: "unknown"}
 

@@ -19,7 +19,7 @@ import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -31,11 +31,28 @@ from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Subject
 from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
-from mfpsecd.base.state import StateConnection, StateStore
+from mfpsecd.base.state import StateStore
 from mfpsecd.base.transfer import WorkerPool
 from mfpsecd.core import identity_history
 from mfpsecd.core.identity_history import KnownIdentity
 from mfpsecd.services.audit import Auditor, Signer
+from mfpsecd.wipe.jobs import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    RUNNING,
+    Job,
+    JobPlan,
+    JobView,
+    Step,
+    StepKind,
+    describe,
+    insert_job,
+    last_pass,
+    load_jobs,
+    step_spec,
+    update_job,
+)
 from mfpsecd.wipe.medium_marker import MarkerState, MediumMarker, new_marker, passes_end
 from mfpsecd.wipe.model import certificate as cert
 from mfpsecd.wipe.model import purge_plan, purge_verify
@@ -58,7 +75,6 @@ from mfpsecd.wipe.ports import (
     Overwriter,
     OverwriteTarget,
     PassSpec,
-    WipeProgress,
 )
 from mfpsecd.wipe.purge_record import (
     PurgeRecord,
@@ -74,7 +90,6 @@ from mfpsecd.wipe.purge_record import verification as purge_verification
 log = structlog.get_logger("mfpsecd.wipe")
 _T = TypeVar("_T")
 
-RUNNING, COMPLETED, FAILED, CANCELLED = "running", "completed", "failed", "cancelled"
 VERIFY_METHOD = "full read-back of every byte, compared with the last pass"
 
 
@@ -91,22 +106,6 @@ class WipeSettings:
     factory_mode: bool = False  # root without a session may sanitize, as "factory"
 
 
-class _Step(msgspec.Struct, frozen=True):
-    kind: str  # "byte" | "random" | "verify" | purge: "sample" | "device" | "check"
-    byte: int = 0
-    key: str = ""  # hex, random passes only
-    name: str = ""  # the device command ("device" steps)
-
-
-class _Plan(msgspec.Struct, frozen=True):
-    standard: str
-    reason: str
-    steps: list[_Step]
-    purge: PurgeRecord | None = None  # a media-aware purge: its plan, evidence, results
-    # An overwrite's proof that it resumes on the same medium (jobs from before it: None).
-    marker: MediumMarker | None = None
-
-
 @dataclass(frozen=True)
 class PurgePreview:
     """What a purge of a target would do, before it is started."""
@@ -114,109 +113,6 @@ class PurgePreview:
     media: MediaInfo
     probe: MediaProbe
     plan: Plan
-
-
-@dataclass
-class JobView:
-    id: str
-    target: str
-    mode: int
-    state: str
-    step: int  # index of the step running (== len(steps) when all are done)
-    steps: list[str]  # "0x00", "random", "verify"
-    position: int  # bytes of the current step done
-    size: int
-    started: str
-    ended: str
-    resumed: int
-    error: str
-    certificate_digest: str
-    over: bool  # ended, and its result (audit record, certificate) is recorded
-    method: str = "overwrite"  # or the device's purge command
-    level: str = ""  # a purge's requested SP 800-88 level, "" for a plain sanitization
-
-
-@dataclass
-class _Job:
-    id: str
-    target: str
-    mode: int
-    plan: _Plan
-    media: MediaInfo
-    operator: Subject
-    size: int
-    started: str
-    state: str = RUNNING
-    step: int = 0
-    offset: int = 0
-    ended: str = ""
-    resumed: int = 0
-    error: str = ""
-    certificate: bytes = b""
-    progress: WipeProgress | None = None
-    task: asyncio.Task[None] | None = None
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-    stopping: bool = False  # the daemon is stopping: leave it to resume, do not fail it
-    # Cancel asked: the run stops at its next chunk. `state` changes only once the row
-    # says so, so what a client sees is what the database holds.
-    cancelling: bool = False
-    # A certificate signed on request (the key chain was locked at the end): one signer.
-    signing: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    def notify(self) -> None:
-        self.changed.set()
-        self.changed = asyncio.Event()
-
-    @property
-    def purge(self) -> PurgeRecord | None:
-        return self.plan.purge
-
-    def view(self) -> JobView:
-        pos = self.offset
-        if self.progress is not None and self.state == RUNNING:
-            pos = self.progress.position
-        digest = ""
-        if self.certificate:
-            digest = cert.digest(cert.decode_document(self.certificate).certificate).hex()
-        over = self.state != RUNNING and (self.task is None or self.task.done())
-        p = self.purge
-        return JobView(
-            self.id,
-            self.target,
-            self.mode,
-            self.state,
-            self.step,
-            [_describe(s) for s in self.plan.steps],
-            pos,
-            self.size,
-            self.started,
-            self.ended,
-            self.resumed,
-            self.error,
-            digest,
-            over,
-            method=p.method if p is not None else "overwrite",
-            level=p.requested if p is not None else "",
-        )
-
-
-def _describe(step: _Step) -> str:
-    if step.kind == "byte":
-        return f"0x{step.byte:02X}"
-    return step.name or step.kind
-
-
-def _spec(step: _Step) -> PassSpec:
-    if step.kind == "random":
-        return PassSpec(PassKind.RANDOM, 0, bytes.fromhex(step.key))
-    return PassSpec(PassKind.BYTE, step.byte)
-
-
-def _last_pass(plan: _Plan) -> _Step:
-    return [s for s in plan.steps if s.kind != "verify"][-1]
-
-
-_MEDIA = msgspec.json.Encoder()
 
 
 @dataclass(frozen=True)
@@ -269,7 +165,7 @@ class WipeService:
         # Test hook: runs before each step (job id, step index): to look at what the previous
         # pass left, or to corrupt a block between the last pass and the read-back.
         self._before_step = before_step
-        self._jobs: dict[str, _Job] = {}
+        self._jobs: dict[str, Job] = {}
         # Targets whose job is being set up: the checks before it is registered await the
         # probe and the database, and a second request must not slip in between.
         self._claimed: set[str] = set()
@@ -279,7 +175,7 @@ class WipeService:
 
     async def start(self) -> None:
         """Load every job; resume those a power cut (or a stop) left running."""
-        for job in await self._state.run(_load_jobs):
+        for job in await self._state.run(load_jobs):
             self._jobs[job.id] = job
             if job.state == RUNNING:
                 job.resumed += 1
@@ -312,7 +208,7 @@ class WipeService:
     def job(self, job_id: str) -> JobView:
         return self._get(job_id).view()
 
-    def _get(self, job_id: str) -> _Job:
+    def _get(self, job_id: str) -> Job:
         job = self._jobs.get(job_id)
         if job is None:
             raise MfpsecError(ErrorCode.WIPE_JOB_NOT_FOUND, job=job_id)
@@ -360,11 +256,11 @@ class WipeService:
             ev.succeed()
         return self._launch(job)
 
-    async def _register(self, job: _Job) -> None:
-        await self._state.run(lambda conn: _insert(conn, job))
+    async def _register(self, job: Job) -> None:
+        await self._state.run(lambda conn: insert_job(conn, job))
         self._jobs[job.id] = job
 
-    def _launch(self, job: _Job) -> JobView:
+    def _launch(self, job: Job) -> JobView:
         job.task = asyncio.create_task(self._run(job), name=f"wipe {job.id}")
         self._report()
         return job.view()
@@ -434,7 +330,7 @@ class WipeService:
                 job = self._new_job(target, mode, plan, info, operator)
                 ev.object = job.id
                 ev.details.update(
-                    target=target, bytes=job.size, steps=",".join(_describe(x) for x in plan.steps)
+                    target=target, bytes=job.size, steps=",".join(describe(x) for x in plan.steps)
                 )
                 await self._register(job)
             ev.succeed()
@@ -463,11 +359,15 @@ class WipeService:
             raise MfpsecError(ErrorCode.WIPE_CONFIRMATION_REQUIRED, target=target, reason=why)
         return operator.user
 
-    def _purge_plan(self, rec: PurgeRecord, chosen: Plan, mode: int, info: MediaInfo) -> _Plan:
+    def _purge_plan(self, rec: PurgeRecord, chosen: Plan, mode: int, info: MediaInfo) -> JobPlan:
         if not rec.device_method:
             return self._overwrite_plan(mode, info, rec)[1]
-        steps = [_Step("sample"), _Step("device", name=rec.method), _Step("check")]
-        return _Plan(
+        steps = [
+            Step(StepKind.SAMPLE),
+            Step(StepKind.DEVICE, name=rec.method),
+            Step(StepKind.CHECK),
+        ]
+        return JobPlan(
             f"NIST SP 800-88 Rev.1 {rec.achieves}: {rec.method}",
             chosen.shortfall or f"the strongest method {rec.transport} reports",
             steps,
@@ -476,15 +376,15 @@ class WipeService:
 
     def _overwrite_plan(
         self, mode: int, info: MediaInfo, purge: PurgeRecord | None = None
-    ) -> tuple[Choice, _Plan]:
+    ) -> tuple[Choice, JobPlan]:
         """The engine's passes for the mode on this medium, then the read-back (every
         discard plan verifies its last pass, W-5), and the medium's marker."""
         choice = discard_plan(mode, info.medium)
         steps = [self._step(p.kind, p.byte) for p in choice.plan.passes]
         if choice.plan.verification is Verification.LAST_PASS:
-            steps.append(_Step("verify"))
+            steps.append(Step(StepKind.VERIFY))
         marker = new_marker(info.size_bytes, self._overwriter.new_key())
-        return choice, _Plan(choice.plan.standard, choice.reason, steps, purge, marker)
+        return choice, JobPlan(choice.plan.standard, choice.reason, steps, purge, marker)
 
     def _not_running(self, target: str) -> None:
         for job in self._jobs.values():
@@ -504,10 +404,10 @@ class WipeService:
             self._claimed.discard(target)
 
     def _new_job(
-        self, target: str, mode: int, plan: _Plan, info: MediaInfo, operator: Subject
-    ) -> _Job:
+        self, target: str, mode: int, plan: JobPlan, info: MediaInfo, operator: Subject
+    ) -> Job:
         now = self._clock.now()
-        return _Job(
+        return Job(
             id=f"{target}-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(2)}",
             target=target,
             mode=mode,
@@ -545,10 +445,10 @@ class WipeService:
             detail + (" (the device gave no result: see the job)" if stuck else ""),
         )
 
-    def _step(self, kind: PassKind, byte: int) -> _Step:
+    def _step(self, kind: PassKind, byte: int) -> Step:
         if kind is PassKind.RANDOM:
-            return _Step("random", key=self._overwriter.new_key().hex())
-        return _Step("byte", byte)
+            return Step(StepKind.RANDOM, key=self._overwriter.new_key().hex())
+        return Step(StepKind.BYTE, byte)
 
     async def cancel(self, job_id: str, subject: Subject) -> JobView:
         job = self._get(job_id)
@@ -565,7 +465,7 @@ class WipeService:
             ev.succeed()
         return job.view()
 
-    async def _run(self, job: _Job) -> None:
+    async def _run(self, job: Job) -> None:
         target: OverwriteTarget | None = None
         try:
             info = self._usable(job.target)
@@ -609,7 +509,7 @@ class WipeService:
 
     # ---------------------------------------------------------------- same medium
 
-    def _same_drive(self, job: _Job, info: MediaInfo) -> None:
+    def _same_drive(self, job: Job, info: MediaInfo) -> None:
         """The drive answers with the model and serial number the job started with."""
         was, now = (job.media.model, job.media.serial), (info.model, info.serial)
         if was != now:
@@ -620,7 +520,7 @@ class WipeService:
                 f"now answers model {now[0]!r}, serial {now[1]!r}",
             )
 
-    async def _prove_medium(self, job: _Job, target: OverwriteTarget) -> None:
+    async def _prove_medium(self, job: Job, target: OverwriteTarget) -> None:
         """Before any pass: write the marker on a fresh job, else read it back."""
         marker = job.plan.marker
         if marker is None:
@@ -649,7 +549,7 @@ class WipeService:
                     medium="the marker written at the start is there",
                 )
 
-    async def _check_marker(self, job: _Job, target: OverwriteTarget, marker: MediumMarker) -> None:
+    async def _check_marker(self, job: Job, target: OverwriteTarget, marker: MediumMarker) -> None:
         try:
             await self._pool.call(
                 target.verify, marker.offset, job.size, marker.spec, target.new_progress()
@@ -664,7 +564,7 @@ class WipeService:
                 "another medium was put in place, or it was written to",
             ) from None
 
-    async def _seal_marker(self, job: _Job, target: OverwriteTarget) -> None:
+    async def _seal_marker(self, job: Job, target: OverwriteTarget) -> None:
         """The marker, proven once more, gets every pass in turn and the read-back."""
         marker = job.plan.marker
         if marker is None or marker.is_(MarkerState.SEALED):
@@ -673,27 +573,32 @@ class WipeService:
             await self._check_marker(job, target, marker)
             marker.state = MarkerState.SEALING.value
             await self._save(job)
-        passes = [s for s in job.plan.steps if s.kind != "verify"]
+        passes = [s for s in job.plan.steps if s.kind is not StepKind.VERIFY]
         for step in passes:
             await self._pool.call(
-                target.write_pass, marker.offset, job.size, _spec(step), target.new_progress(), 0
+                target.write_pass,
+                marker.offset,
+                job.size,
+                step_spec(step),
+                target.new_progress(),
+                0,
             )
         await self._pool.call(
             target.verify,
             marker.offset,
             job.size,
-            _spec(_last_pass(job.plan)),
+            step_spec(last_pass(job.plan)),
             target.new_progress(),
         )
         marker.state = MarkerState.SEALED.value
         await self._save(job)
 
-    async def _run_step(self, job: _Job, target: OverwriteTarget) -> None:
+    async def _run_step(self, job: Job, target: OverwriteTarget) -> None:
         step = job.plan.steps[job.step]
-        verifying = step.kind == "verify"
+        verifying = step.kind is StepKind.VERIFY
         if self._before_step is not None:
             await self._before_step(job.id, job.step)
-        spec = _spec(_last_pass(job.plan) if verifying else step)
+        spec = step_spec(last_pass(job.plan) if verifying else step)
         progress = target.new_progress()
         job.progress = progress
         start, end = job.offset, passes_end(job.plan.marker, job.size)
@@ -723,14 +628,14 @@ class WipeService:
             phase="verify" if verifying else "pass",
             step=job.step + 1,
             steps=len(job.plan.steps),
-            pattern=_describe(step),
+            pattern=describe(step),
             buffered=progress.buffered,
         )
         job.step += 1
         job.offset = 0
         await self._save(job)
 
-    async def _run_purge_step(self, job: _Job, info: MediaInfo) -> None:
+    async def _run_purge_step(self, job: Job, info: MediaInfo) -> None:
         rec = job.purge
         assert rec is not None
         step = job.plan.steps[job.step]
@@ -738,7 +643,7 @@ class WipeService:
             await self._before_step(job.id, job.step)
         device = self._purger_for(job.target)
         details: dict[str, str | int] = {}
-        if step.kind == "sample":
+        if step.kind is StepKind.SAMPLE:
             if rec.expect == Expect.CHANGED.value:
                 rec.before = await self._read_back(
                     device, info, rec, job.size, lambda _, blocks: digests_before(blocks)
@@ -746,7 +651,7 @@ class WipeService:
                 details["blocks"] = blocks_before(rec)
             else:
                 details["blocks"] = len(await self._pool.call(positions, rec, job.size))
-        elif step.kind == "device":
+        elif step.kind is StepKind.DEVICE:
             await self._device_command(job, info, device, rec)
             details["device_said"] = rec.device_said[-1]
         else:
@@ -766,7 +671,7 @@ class WipeService:
             Outcome.SUCCESS,
             DAEMON,
             job.id,
-            phase="verify" if step.kind == "check" else step.kind,
+            phase="verify" if step.kind is StepKind.CHECK else step.kind.value,
             step=job.step + 1,
             steps=len(job.plan.steps),
             **details,
@@ -796,7 +701,7 @@ class WipeService:
             raise _io_error(info.id, "read-back", exc) from None
 
     async def _device_command(
-        self, job: _Job, info: MediaInfo, device: MediaPurger, rec: PurgeRecord
+        self, job: Job, info: MediaInfo, device: MediaPurger, rec: PurgeRecord
     ) -> None:
         """Issue the command (again after a power cut, unless a background sanitize is
         still running in the device or finished there), then wait for it under the
@@ -846,16 +751,14 @@ class WipeService:
         rec.secret = ""  # the erase is over: the drive's one-time password is void
 
     async def _status(
-        self, job: _Job, device: MediaPurger, info: MediaInfo, method: Method
+        self, job: Job, device: MediaPurger, info: MediaInfo, method: Method
     ) -> DeviceProgress | None:
         try:
             return await self._pool.call(device.progress, info, method)
         except (OSError, ValueError) as exc:
             raise _io_error(job.target, f"{method.value} status", exc) from None
 
-    async def _watch(
-        self, job: _Job, work: asyncio.Future[str], start: float, bound: float
-    ) -> None:
+    async def _watch(self, job: Job, work: asyncio.Future[str], start: float, bound: float) -> None:
         while True:
             done, _ = await asyncio.wait({work}, timeout=self.settings.poll_s)
             if done:
@@ -875,14 +778,14 @@ class WipeService:
                 )
                 raise
 
-    def _check_bound(self, job: _Job, start: float, bound: float) -> None:
+    def _check_bound(self, job: Job, start: float, bound: float) -> None:
         if job.stopping or job.cancelling:
             raise MfpsecError(ErrorCode.WIPE_CANCELLED, job=job.id)
         waited = self._clock.monotonic() - start
         if waited > bound:
             raise MfpsecError(ErrorCode.WIPE_DEVICE_STUCK, target=job.target, seconds=round(waited))
 
-    async def _finish(self, job: _Job) -> None:
+    async def _finish(self, job: Job) -> None:
         job.ended = rfc3339(self._clock)
         if job.purge is not None and not job.purge.device_method:
             job.purge.verified = True  # the engine's read-back of every byte passed
@@ -907,7 +810,7 @@ class WipeService:
         )
         log.info("sanitization completed", job=job.id, result=result)
 
-    async def _fail(self, job: _Job, exc: MfpsecError) -> None:
+    async def _fail(self, job: Job, exc: MfpsecError) -> None:
         if job.state != RUNNING:
             # It ended (its row says so) and something after that failed, e.g. its audit
             # record: the result stands, nothing is certified a second time.
@@ -936,18 +839,18 @@ class WipeService:
         )
         log.warning("sanitization did not complete", job=job.id, state=job.state, error=job.error)
 
-    async def _save(self, job: _Job) -> None:
-        await self._state.run(lambda conn: _update(conn, job))
+    async def _save(self, job: Job) -> None:
+        await self._state.run(lambda conn: update_job(conn, job))
 
-    async def _end(self, job: _Job, state: str) -> None:
+    async def _end(self, job: Job, state: str) -> None:
         """The row first, then what clients see: a job reported completed is completed in
         the database, so a new job on its target is accepted at once."""
-        await self._state.run(lambda conn: _update(conn, job, state))
+        await self._state.run(lambda conn: update_job(conn, job, state))
         job.state = state
 
     # ---------------------------------------------------------------- certificates
 
-    async def _certify_now(self, job: _Job, result: str) -> str:
+    async def _certify_now(self, job: Job, result: str) -> str:
         """Sign the job's certificate now. → its body's SHA-256, "" when the identity key
         cannot sign (the key chain is locked): then it is signed on first request, with
         the key the device holds by then."""
@@ -958,15 +861,15 @@ class WipeService:
             return ""
         return cert.digest(body).hex()
 
-    async def _certify(self, job: _Job, result: str) -> tuple[bytes, cert.CertificateBody]:
+    async def _certify(self, job: Job, result: str) -> tuple[bytes, cert.CertificateBody]:
         current = (await self._identities())[0]
         body = self._body(job, result, current.fingerprint)
         return await self._sign(body), body
 
-    def _body(self, job: _Job, result: str, identity: str) -> cert.CertificateBody:
+    def _body(self, job: Job, result: str, identity: str) -> cert.CertificateBody:
         m = job.media
         rec = job.purge
-        passes = [_describe(s) for s in job.plan.steps if s.kind in ("byte", "random")]
+        passes = [describe(s) for s in job.plan.steps if s.kind in (StepKind.BYTE, StepKind.RANDOM)]
         verification = cert.Verification(method=VERIFY_METHOD, result=_read_back(job, result))
         category, technique, purge = "clear", "overwrite", None
         if rec is not None:
@@ -1048,7 +951,7 @@ class WipeService:
             )
         return cert.decode_document(job.certificate)
 
-    async def _certify_late(self, job: _Job) -> None:
+    async def _certify_late(self, job: Job) -> None:
         """Ended while the identity key could not sign (key chain locked): the body is
         fixed by the job's record, so it is signed now, as it would have been."""
         result = _completed_result(job) if job.state == COMPLETED else job.state
@@ -1139,51 +1042,6 @@ class WipeService:
 
 # ---------------------------------------------------------------- persistence
 
-_COLUMNS = (
-    "id, target, mode, plan, media, operator, state, step, offset, size, started_at, "
-    "ended_at, resumed, error, certificate"
-)
-_INSERT = (
-    f"INSERT INTO wipe_jobs ({_COLUMNS}) VALUES "  # noqa: S608 (constant column list)
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_SELECT = f"SELECT {_COLUMNS} FROM wipe_jobs ORDER BY started_at"  # noqa: S608 (constant)
-
-
-def _media_json(m: MediaInfo) -> str:
-    return _MEDIA.encode(
-        {
-            "id": m.id,
-            "path": str(m.path),
-            "medium": m.medium.value,
-            "sanitizable": m.sanitizable,
-            "size_bytes": m.size_bytes,
-            "logical_block": m.logical_block,
-            "rotational": m.rotational,
-            "transport": m.transport,
-            "model": m.model,
-            "serial": m.serial,
-            "in_use": m.in_use,
-        }
-    ).decode()
-
-
-def _media_from(text: str) -> MediaInfo:
-    d = msgspec.json.decode(text)
-    return MediaInfo(
-        id=d["id"],
-        path=Path(d["path"]),
-        medium=Medium(d["medium"]),
-        sanitizable=d["sanitizable"],
-        size_bytes=d["size_bytes"],
-        logical_block=d["logical_block"],
-        rotational=d["rotational"],
-        transport=d["transport"],
-        model=d["model"],
-        serial=d["serial"],
-        in_use=d["in_use"],
-    )
-
 
 def _io_error(target: str, what: str, exc: OSError | ValueError) -> MfpsecError:
     """A device command, status or read-back the kernel failed, or whose answer could not
@@ -1199,7 +1057,7 @@ def _finding_text(f: purge_verify.Finding) -> str:
     return f"FAILED{where}: {f.reason} ({f.blocks} blocks judged{blank})"
 
 
-def _completed_result(job: _Job) -> str:
+def _completed_result(job: Job) -> str:
     """A purge asked for that reached only Clear says so, never plain success."""
     rec = job.purge
     if rec is not None and rec.requested == "purge" and rec.achieves == "clear":
@@ -1207,92 +1065,9 @@ def _completed_result(job: _Job) -> str:
     return cert.SUCCESS
 
 
-def _read_back(job: _Job, result: str) -> str:
+def _read_back(job: Job, result: str) -> str:
     if result in (cert.SUCCESS, cert.CLEAR_ACHIEVED):
         return "passed"
     if job.error.startswith(ErrorCode.WIPE_VERIFY_FAILED.wire_name):
         return "failed"
     return "not run"
-
-
-def _insert(conn: StateConnection, job: _Job) -> None:
-    conn.execute(
-        _INSERT,
-        (
-            job.id,
-            job.target,
-            job.mode,
-            msgspec.json.encode(job.plan).decode(),
-            _media_json(job.media),
-            msgspec.json.encode(job.operator).decode(),
-            job.state,
-            job.step,
-            job.offset,
-            job.size,
-            job.started,
-            job.ended,
-            job.resumed,
-            job.error,
-            job.certificate.decode(),
-        ),
-    )
-
-
-def _update(conn: StateConnection, job: _Job, state: str | None = None) -> None:
-    conn.execute(
-        "UPDATE wipe_jobs SET state = ?, step = ?, offset = ?, ended_at = ?, "
-        "resumed = ?, error = ?, certificate = ?, plan = ? WHERE id = ?",
-        (
-            state or job.state,
-            job.step,
-            job.offset,
-            job.ended,
-            job.resumed,
-            job.error,
-            job.certificate.decode(),
-            msgspec.json.encode(job.plan).decode(),
-            job.id,
-        ),
-    )
-
-
-def _load_jobs(conn: StateConnection) -> list[_Job]:
-    out = []
-    for row in conn.execute(_SELECT).fetchall():
-        (
-            id_,
-            target,
-            mode,
-            plan,
-            media,
-            operator,
-            state,
-            step,
-            offset,
-            size,
-            started,
-            ended,
-            resumed,
-            error,
-            certificate,
-        ) = row
-        out.append(
-            _Job(
-                id=str(id_),
-                target=str(target),
-                mode=int(str(mode)),
-                plan=msgspec.json.decode(str(plan), type=_Plan),
-                media=_media_from(str(media)),
-                operator=msgspec.json.decode(str(operator), type=Subject),
-                size=int(str(size)),
-                started=str(started),
-                state=str(state),
-                step=int(str(step)),
-                offset=int(str(offset)),
-                ended=str(ended),
-                resumed=int(str(resumed)),
-                error=str(error),
-                certificate=str(certificate).encode(),
-            )
-        )
-    return out

@@ -17,9 +17,10 @@ from mfpsecd.api.auditlog import EventType, Subject
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthState
 from mfpsecd.services.audit import AuditQuery
+from mfpsecd.wipe.jobs import COMPLETED, FAILED
 from mfpsecd.wipe.model import certificate as cert
 from mfpsecd.wipe.model.purge_plan import Level
-from mfpsecd.wipe.service import COMPLETED, FAILED, WipeSettings
+from mfpsecd.wipe.service import WipeSettings
 from tests.support.purge_double import ImagePurger
 from tests.wipe.test_wipe_service import ENGINEER, SIZE, Stack, _finished, stack
 

@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from mfpsecd.base.config.schema import DiskSection, MediumKind
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.state import StateConnection
+from mfpsecd.wipe.jobs import COMPLETED
 from mfpsecd.wipe.medium_marker import MARKER_BYTES
 from mfpsecd.wipe.model.overwrite_plan import DISCARD_MODES, PassKind
-from mfpsecd.wipe.service import COMPLETED
 from tests.wipe.test_wipe_service import ENGINEER, _finished, stack
 
 pytestmark = pytest.mark.root

@@ -30,11 +30,12 @@ from mfpsecd.services.audit import Auditor, AuditQuery
 from mfpsecd.wipe.backends.disks import SysfsDiskInventory
 from mfpsecd.wipe.backends.media_purge import DevicePurger
 from mfpsecd.wipe.backends.native_overwrite import NativeOverwriter
+from mfpsecd.wipe.jobs import COMPLETED
 from mfpsecd.wipe.medium_marker import MARKER_BYTES
 from mfpsecd.wipe.model import certificate as cert
 from mfpsecd.wipe.model.overwrite_plan import DISCARD_MODES, Medium, PassKind
 from mfpsecd.wipe.ports import MediaPurger
-from mfpsecd.wipe.service import COMPLETED, DeviceName, WipeService, WipeSettings
+from mfpsecd.wipe.service import DeviceName, WipeService, WipeSettings
 from tests.support.fakeclock import FakeClock
 
 ENGINEER = Subject(origin="cli", user="ce1", role="service")
