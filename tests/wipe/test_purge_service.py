@@ -22,7 +22,7 @@ from mfpsecd.wipe.model import certificate as cert
 from mfpsecd.wipe.model.purge_plan import Level
 from mfpsecd.wipe.service import WipeSettings
 from tests.support.purge_double import ImagePurger
-from tests.wipe.test_wipe_service import ENGINEER, SIZE, Stack, _finished, stack
+from tests.support.wipe_stack import ENGINEER, SIZE, Stack, finished, stack
 
 ADMIN = Subject(origin="cli", user="admin", role="administrator")
 FAST = WipeSettings(poll_s=0.01, device_poll_s=0.01, verify_fraction=0.05, purge_bound_s=600.0)
@@ -58,7 +58,7 @@ def test_an_image_has_no_purge_command_so_only_a_confirmed_overwrite_runs(tmp_pa
                 "purge",
                 ["0x00", "verify"],
             )
-            assert await _finished(s.wipe, view.id) == COMPLETED
+            assert await finished(s.wipe, view.id) == COMPLETED
             assert s.image("ssd0").read_bytes() == bytes(SIZE)
             c = (await _document(s, view.id)).certificate
             # A purge asked for that reached only Clear says so, never plain success.
@@ -78,7 +78,7 @@ def test_an_image_has_no_purge_command_so_only_a_confirmed_overwrite_runs(tmp_pa
             # Clear is what an overwrite reaches: no confirmation needed for it.
             clear = await s.wipe.begin_purge("hdd0", Level.CLEAR, ADMIN, mode=2)
             assert clear.steps == ["random", "random", "0x00", "verify"]
-            assert await _finished(s.wipe, clear.id) == COMPLETED
+            assert await finished(s.wipe, clear.id) == COMPLETED
 
     asyncio.run(scenario())
 
@@ -90,7 +90,7 @@ def test_a_format_that_erases_passes_and_one_that_lies_is_a_failed_purge(tmp_pat
             _old_data(s.image("ssd0"))
             view = await s.wipe.begin_purge("ssd0", Level.PURGE, ADMIN)
             assert view.steps == ["sample", "nvme-format-erase", "check"]
-            assert await _finished(s.wipe, view.id) == COMPLETED
+            assert await finished(s.wipe, view.id) == COMPLETED
             c = (await _document(s, view.id)).certificate
             assert c.purge is not None
             assert (c.method.category, c.method.technique) == ("purge", "nvme-format-erase")
@@ -104,7 +104,7 @@ def test_a_format_that_erases_passes_and_one_that_lies_is_a_failed_purge(tmp_pat
             device.behaviour = "lie"
             _old_data(s.image("ssd0"))
             view = await s.wipe.begin_purge("ssd0", Level.PURGE, ADMIN)
-            assert await _finished(s.wipe, view.id) == FAILED
+            assert await finished(s.wipe, view.id) == FAILED
             job = s.wipe.job(view.id)
             assert job.error.startswith(ErrorCode.WIPE_VERIFY_FAILED.wire_name)
             doc = await _document(s, view.id)
@@ -132,7 +132,7 @@ def test_a_crypto_erase_is_judged_against_what_the_blocks_held(tmp_path: Path) -
             assert preview.plan.method.value == "nvme-sanitize-crypto"
             assert preview.plan.whole_device and preview.plan.needs_confirmation
             view = await s.wipe.begin_purge("ssd0", Level.PURGE, ENGINEER, confirm=True)
-            assert await _finished(s.wipe, view.id) == COMPLETED
+            assert await finished(s.wipe, view.id) == COMPLETED
             c = (await _document(s, view.id)).certificate
             assert c.purge is not None and c.purge.expect == "changed"
             assert c.purge.device_said[0] == "Sanitize: started"
@@ -150,7 +150,7 @@ def test_a_crypto_erase_is_judged_against_what_the_blocks_held(tmp_path: Path) -
 
             device.behaviour = "lie"
             view = await s.wipe.begin_purge("ssd0", Level.PURGE, ENGINEER, confirm=True)
-            assert await _finished(s.wipe, view.id) == FAILED
+            assert await finished(s.wipe, view.id) == FAILED
             assert (
                 "still holds what it held before"
                 in (await _document(s, view.id)).certificate.verification.method
@@ -169,7 +169,7 @@ def test_a_device_that_never_answers_fails_the_purge_after_its_bound(tmp_path: P
                 await s.clock.advance(599)
                 assert s.wipe.job(view.id).state == "running"
                 await s.clock.advance(2)
-                assert await _finished(s.wipe, view.id) == FAILED
+                assert await finished(s.wipe, view.id) == FAILED
                 job = s.wipe.job(view.id)
                 assert job.error == (
                     f"{ErrorCode.WIPE_DEVICE_STUCK.wire_name} target=ssd0 seconds=601"
@@ -198,7 +198,7 @@ def test_a_power_cut_reissues_a_format_and_follows_a_sanitize(tmp_path: Path) ->
         _old_data(s.image("ssd0"))
         device.behaviour = "erase"
         async with stack(tmp_path, settings=FAST, purger=device) as s:
-            assert await _finished(s.wipe, view.id) == COMPLETED
+            assert await finished(s.wipe, view.id) == COMPLETED
             assert device.issued == ["nvme-format-erase"] * 2
             c = (await _document(s, view.id)).certificate
             assert c.resumed == 1 and len(c.purge.device_said) == 1  # type: ignore[union-attr]
@@ -212,7 +212,7 @@ def test_a_power_cut_reissues_a_format_and_follows_a_sanitize(tmp_path: Path) ->
         # Back up while the controller carries on with the sanitize by itself.
         sanitizing.sanitize_polls = sanitizing._sanitizing = 2
         async with stack(tmp_path, settings=FAST, purger=sanitizing) as s:
-            assert await _finished(s.wipe, view.id) == COMPLETED
+            assert await finished(s.wipe, view.id) == COMPLETED
             assert sanitizing.issued == ["nvme-sanitize-block"]  # followed, not re-issued
             said = (await _document(s, view.id)).certificate.purge.device_said  # type: ignore[union-attr]
             assert said[1].startswith("after restart: Sanitize Status: in progress")
@@ -229,7 +229,7 @@ def test_a_sanitize_the_device_reports_failed_fails_the_purge(tmp_path: Path) ->
         async with stack(tmp_path, settings=FAST, purger=device) as s:
             _old_data(s.image("ssd0"))
             view = await s.wipe.begin_purge("ssd0", Level.PURGE, ENGINEER, confirm=True)
-            assert await _finished(s.wipe, view.id) == FAILED
+            assert await finished(s.wipe, view.id) == FAILED
             job = s.wipe.job(view.id)
             assert job.error.startswith(ErrorCode.WIPE_IO_ERROR.wire_name), job.error
             assert "the device reports that it failed (Sanitize Status: failed)" in job.error
@@ -254,11 +254,11 @@ def test_two_requests_for_one_target_start_one_job(tmp_path: Path) -> None:
             refused = [r for r in results if isinstance(r, MfpsecError)]
             assert len(views) == 1 and len(refused) == 1, results
             assert refused[0].code is ErrorCode.WIPE_ALREADY_RUNNING
-            assert await _finished(s.wipe, views[0].id) == COMPLETED
+            assert await finished(s.wipe, views[0].id) == COMPLETED
             assert device.issued == ["nvme-format-erase"]
             # Refused set-ups leave nothing claimed.
             again = await s.wipe.begin_purge("ssd0", Level.PURGE, ADMIN)
-            assert await _finished(s.wipe, again.id) == COMPLETED
+            assert await finished(s.wipe, again.id) == COMPLETED
 
     asyncio.run(scenario())
 
@@ -273,6 +273,6 @@ def test_a_device_that_cannot_be_identified_is_a_typed_error(tmp_path: Path) -> 
             assert info.value.params["reason"] == "identify: [Errno 13] Permission denied"
             device.probe_error = None
             view = await s.wipe.begin_purge("ssd0", Level.PURGE, ADMIN)  # not left claimed
-            assert await _finished(s.wipe, view.id) == COMPLETED
+            assert await finished(s.wipe, view.id) == COMPLETED
 
     asyncio.run(scenario())

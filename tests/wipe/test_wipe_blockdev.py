@@ -20,7 +20,7 @@ from mfpsecd.base.state import StateConnection
 from mfpsecd.wipe.jobs import COMPLETED
 from mfpsecd.wipe.medium_marker import MARKER_BYTES
 from mfpsecd.wipe.model.overwrite_plan import DISCARD_MODES, PassKind
-from tests.wipe.test_wipe_service import ENGINEER, _finished, stack
+from tests.support.wipe_stack import ENGINEER, finished, stack
 
 pytestmark = pytest.mark.root
 
@@ -76,7 +76,7 @@ def test_every_mode_on_a_loop_device_reads_back_each_pass(
             info = s.wipe.targets()[0]
             assert (info.size_bytes, info.transport, info.in_use) == (SIZE, "loop", "")
             view = await s.wipe.begin("lo", mode, ENGINEER)
-            assert await _finished(s.wipe, view.id) == COMPLETED
+            assert await finished(s.wipe, view.id) == COMPLETED
             keys, marker_key = await s.state.run(_keys)
         plan = DISCARD_MODES[mode]
         body = SIZE - MARKER_BYTES
@@ -127,7 +127,7 @@ def test_a_mounted_loop_device_is_refused_and_untouched(tmp_path: Path, loop: Pa
     async def unmounted() -> None:
         async with stack(tmp_path / "b", disks=_disk(loop), dev_root=Path("/dev")) as s:
             view = await s.wipe.begin("lo", 1, ENGINEER)
-            assert await _finished(s.wipe, view.id) == COMPLETED
+            assert await finished(s.wipe, view.id) == COMPLETED
         assert loop.read_bytes() == bytes(SIZE)
 
     (tmp_path / "b").mkdir()

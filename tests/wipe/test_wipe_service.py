@@ -7,168 +7,33 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, utils
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from mfpsecd.api.auditlog import EventType, Subject
-from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.api.auditlog import EventType
 from mfpsecd.base.config.schema import DiskSection, MediumKind
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.base.health import HealthRegistry
-from mfpsecd.base.paths import Paths
-from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.core import identity_history
-from mfpsecd.core.identity_history import KnownIdentity
-from mfpsecd.services.audit import Auditor, AuditQuery
-from mfpsecd.wipe.backends.disks import SysfsDiskInventory
-from mfpsecd.wipe.backends.media_purge import DevicePurger
-from mfpsecd.wipe.backends.native_overwrite import NativeOverwriter
+from mfpsecd.services.audit import AuditQuery
 from mfpsecd.wipe.jobs import COMPLETED
 from mfpsecd.wipe.medium_marker import MARKER_BYTES
 from mfpsecd.wipe.model import certificate as cert
 from mfpsecd.wipe.model.overwrite_plan import DISCARD_MODES, Medium, PassKind
-from mfpsecd.wipe.ports import MediaPurger
-from mfpsecd.wipe.service import DeviceName, WipeService, WipeSettings
-from tests.support.fakeclock import FakeClock
-
-ENGINEER = Subject(origin="cli", user="ce1", role="service")
-SIZE = (6 << 20) + 4096  # one full chunk, a partial one
-
-
-def _disks(size: int = SIZE) -> list[DiskSection]:
-    return [
-        DiskSection(
-            id="hdd0",
-            path="disks/hdd0.img",
-            medium=MediumKind.HDD,
-            sanitizable=True,
-            size_bytes=size,
-        ),
-        DiskSection(
-            id="ssd0",
-            path="disks/ssd0.img",
-            medium=MediumKind.SSD,
-            sanitizable=True,
-            size_bytes=size,
-        ),
-        DiskSection(id="sys0", path="disks/sys0.img", medium=MediumKind.HDD, size_bytes=size),
-    ]
-
-
-@dataclass
-class Stack:
-    wipe: WipeService
-    auditor: Auditor
-    state: SqliteState
-    dev: Path
-    key: ec.EllipticCurvePrivateKey
-    clock: FakeClock
-    health: HealthRegistry
-
-    def image(self, disk: str) -> Path:
-        return self.dev / "disks" / f"{disk}.img"
-
-
-def _signer(
-    key: ec.EllipticCurvePrivateKey,
-) -> Callable[[bytes], Awaitable[tuple[bytes, bytes] | None]]:
-    spki = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-    async def sign(digest: bytes) -> tuple[bytes, bytes] | None:
-        return key.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256()))), spki
-
-    return sign
-
-
-def _spki(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def identities_of(key: ec.EllipticCurvePrivateKey) -> Callable[[], Awaitable[list[KnownIdentity]]]:
-    """A device whose identity key is this one, with no history."""
-    spki = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-    async def identities() -> list[KnownIdentity]:
-        return identity_history.trusted(spki, [])
-
-    return identities
-
-
-@asynccontextmanager
-async def stack(
-    tmp: Path,
-    *,
-    size: int = SIZE,
-    settings: WipeSettings | None = None,
-    before_step: Callable[[str, int], Awaitable[None]] | None = None,
-    key: ec.EllipticCurvePrivateKey | None = None,
-    signer: Callable[[bytes], Awaitable[tuple[bytes, bytes] | None]] | None = None,
-    disks: list[DiskSection] | None = None,
-    dev_root: Path | None = None,
-    purger: MediaPurger | None = None,
-    clock: FakeClock | None = None,
-) -> AsyncIterator[Stack]:
-    """The service on image files (simulated), or on real block devices: disks named
-    relative to dev_root (e.g. a loop device under /dev)."""
-    clock = clock or FakeClock()
-    state = SqliteState(tmp / "state.sqlite3")
-    await state.open()
-    health = HealthRegistry(clock)
-    auditor = Auditor(AuditFile(tmp / "audit"), clock, health, state)
-    await auditor.start()
-    simulated = dev_root is None
-    dev_root = dev_root or tmp / "dev"
-    # Like the simulated board: a sys_root of its own (that does not exist), while the
-    # image files attach to the host's loop devices (host_sys_root, /sys).
-    paths = Paths(
-        state_dir=tmp,
-        run_dir=tmp,
-        dev_root=dev_root,
-        sys_root=tmp / "sys" if simulated else Path("/sys"),
-    )
-    key = key or ec.generate_private_key(ec.SECP256R1())
-    inventory = SysfsDiskInventory(disks or _disks(size), paths, simulated=simulated)
-    wipe = WipeService(
-        state,
-        inventory,
-        NativeOverwriter(),
-        auditor,
-        clock,
-        signer=signer or _signer(key),
-        identities=identities_of(key),
-        device=DeviceName("MFP-SIM", "SIM-0001", "sim"),
-        tool="mfpsecd test",
-        settings=settings or WipeSettings(poll_s=0.01),
-        before_step=before_step,
-        purger=purger or DevicePurger(),
-        health=health,
-    )
-    await wipe.start()
-    try:
-        yield Stack(wipe, auditor, state, dev_root, key, clock, health)
-    finally:
-        await wipe.stop()
-        await auditor.stop()
-        await state.close()
-
-
-async def _finished(wipe: WipeService, job_id: str) -> str:
-    async for view in wipe.watch(job_id):
-        last = view
-    return last.state
+from mfpsecd.wipe.service import WipeSettings
+from tests.support.wipe_stack import (
+    ENGINEER,
+    SIZE,
+    finished,
+    key_signer,
+    stack,
+)
+from tests.support.wipe_stack import (
+    spki as public_key_der,
+)
 
 
 def _constant(data: bytes, value: int) -> bool:
@@ -186,7 +51,7 @@ def test_every_mode_leaves_exactly_its_last_pass(tmp_path: Path, mode: int) -> N
         async with stack(tmp_path, before_step=look) as s:
             s.image("hdd0").write_bytes(b"\x5a" * SIZE)  # the "old data"
             view = await s.wipe.begin("hdd0", mode, ENGINEER)
-            assert await _finished(s.wipe, view.id) == COMPLETED
+            assert await finished(s.wipe, view.id) == COMPLETED
             final = s.image("hdd0").read_bytes()
             plan = DISCARD_MODES[mode]
             assert view.steps == [p.describe() for p in plan.passes] + ["verify"]
@@ -236,7 +101,7 @@ def test_flash_gets_one_zero_pass_and_the_certificate_says_why(tmp_path: Path) -
             s.image("ssd0").write_bytes(b"\x33" * SIZE)
             view = await s.wipe.begin("ssd0", 7, ENGINEER)
             assert view.steps == ["0x00", "verify"]
-            assert await _finished(s.wipe, view.id) == COMPLETED
+            assert await finished(s.wipe, view.id) == COMPLETED
             assert _constant(s.image("ssd0").read_bytes(), 0)
             body = (await s.wipe.certificate(view.id)).certificate
             assert body.media.type == "ssd" and body.method.mode == 7
@@ -257,7 +122,7 @@ def test_verify_catches_a_block_changed_after_the_last_pass(tmp_path: Path) -> N
 
         async with stack(tmp_path, before_step=corrupt) as s:
             view = await s.wipe.begin("hdd0", 3, ENGINEER)
-            assert await _finished(s.wipe, view.id) == "failed"
+            assert await finished(s.wipe, view.id) == "failed"
             failed = s.wipe.job(view.id)
             assert "VerifyFailed" in failed.error and f"offset={5 * 4096 + 17}" in failed.error
             # Certified as FAILED, with why: never mistakable for a success.
@@ -292,7 +157,7 @@ def test_stop_mid_pass_then_resume_from_the_checkpoint(tmp_path: Path) -> None:
         async with stack(tmp_path, size=size, settings=settings) as s:
             first = s.wipe.job(job_id)
             assert first.resumed == 1 and first.state == "running"
-            assert await _finished(s.wipe, job_id) == COMPLETED
+            assert await finished(s.wipe, job_id) == COMPLETED
             assert _constant(s.image("hdd0").read_bytes(), 0xFF)
             body = (await s.wipe.certificate(job_id)).certificate
             assert body.resumed == 1 and body.result == "success"
@@ -327,7 +192,7 @@ def test_a_medium_swapped_while_stopped_fails_and_certifies_nothing(tmp_path: Pa
 
     async def scenario() -> None:
         async with stack(tmp_path, size=size, settings=settings) as s:
-            assert await _finished(s.wipe, job_id) == "failed"
+            assert await finished(s.wipe, job_id) == "failed"
             view = s.wipe.job(job_id)
             assert view.error.startswith("io.mfpsecd.Wipe.MediumChanged")
             assert "is not there" in view.error
@@ -345,7 +210,7 @@ def test_a_medium_swapped_while_stopped_fails_and_certifies_nothing(tmp_path: Pa
             assert str(last.details["error"]).startswith("io.mfpsecd.Wipe.MediumChanged")
             # What to do now: start over, on the medium now in place.
             again = await s.wipe.begin("hdd0", 1, ENGINEER)
-            assert await _finished(s.wipe, again.id) == COMPLETED
+            assert await finished(s.wipe, again.id) == COMPLETED
 
     asyncio.run(scenario())
 
@@ -357,7 +222,7 @@ def test_a_resume_on_the_same_medium_is_proven_and_audited(tmp_path: Path) -> No
 
     async def scenario() -> None:
         async with stack(tmp_path, size=size, settings=settings) as s:
-            assert await _finished(s.wipe, job_id) == COMPLETED
+            assert await finished(s.wipe, job_id) == COMPLETED
             records = await s.auditor.query(
                 AuditQuery(types=frozenset({EventType.SANITIZE}), limit=0)
             )
@@ -385,7 +250,7 @@ def test_a_drive_answering_another_serial_is_another_medium(tmp_path: Path) -> N
 
     async def scenario() -> None:
         async with stack(tmp_path, size=size, settings=settings, disks=disks) as s:
-            assert await _finished(s.wipe, job_id) == "failed"
+            assert await finished(s.wipe, job_id) == "failed"
             error = s.wipe.job(job_id).error
             assert error.startswith("io.mfpsecd.Wipe.MediumChanged")
             assert "'OTHER-DRIVE'" in error
@@ -419,7 +284,7 @@ def test_a_cancel_is_certified_cancelled_and_a_second_job_is_refused(tmp_path: P
                 await s.wipe.certificate(view.id)
             )
             again = await s.wipe.begin("hdd0", 1, ENGINEER)
-            assert await _finished(s.wipe, again.id) == COMPLETED
+            assert await finished(s.wipe, again.id) == COMPLETED
 
     asyncio.run(scenario())
 
@@ -432,7 +297,7 @@ def test_completed_means_completed_in_the_database(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         key = ec.generate_private_key(ec.SECP256R1())
-        sign = _signer(key)
+        sign = key_signer(key)
         signing, release = asyncio.Event(), asyncio.Event()
 
         async def slow_signer(digest: bytes) -> tuple[bytes, bytes] | None:
@@ -459,7 +324,7 @@ def test_completed_means_completed_in_the_database(tmp_path: Path) -> None:
             )
             assert rows == [("completed",)]
             again = await s.wipe.begin("hdd0", 1, ENGINEER)  # at once, no waiting
-            assert await _finished(s.wipe, again.id) == COMPLETED
+            assert await finished(s.wipe, again.id) == COMPLETED
 
             # A cancel: seen as cancelled only once the row says so.
             third = await s.wipe.begin("hdd0", 8, ENGINEER)
@@ -477,7 +342,7 @@ def test_completed_means_completed_in_the_database(tmp_path: Path) -> None:
             assert (await s.wipe.cancel(third.id, ENGINEER)).state == "cancelled"
             assert await watcher == ("cancelled",)
             fourth = await s.wipe.begin("hdd0", 1, ENGINEER)
-            assert await _finished(s.wipe, fourth.id) == COMPLETED
+            assert await finished(s.wipe, fourth.id) == COMPLETED
 
     asyncio.run(scenario())
 
@@ -526,7 +391,7 @@ def test_certificate_tampering_and_foreign_keys(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with stack(tmp_path) as s:
             view = await s.wipe.begin("hdd0", 1, ENGINEER)
-            assert await _finished(s.wipe, view.id) == COMPLETED
+            assert await finished(s.wipe, view.id) == COMPLETED
             good = cert.encode_document(await s.wipe.certificate(view.id))
             raw = msgspec.json.decode(good)
             for path, value in [
@@ -549,7 +414,7 @@ def test_certificate_tampering_and_foreign_keys(tmp_path: Path) -> None:
             # Re-signed by someone else's key: a valid signature, but not this device's.
             other = ec.generate_private_key(ec.SECP256R1())
             body = (await s.wipe.certificate(view.id)).certificate
-            signed = await _signer(other)(cert.digest(body))
+            signed = await key_signer(other)(cert.digest(body))
             assert signed is not None
             sig, spki = signed
             pem = serialization.load_der_public_key(spki).public_bytes(
@@ -567,12 +432,12 @@ def test_certificate_tampering_and_foreign_keys(tmp_path: Path) -> None:
             # The genuine one names the identity key that signed it: the current one.
             _, signer = await s.wipe.verify_certificate(good)
             assert (signer.fingerprint, signer.replaced_at) == (
-                identity_history.fingerprint(_spki(s.key)),
+                identity_history.fingerprint(public_key_der(s.key)),
                 "",
             )
             # This device's own key embedded, the signature by another: not valid at all.
             raw["signature"]["public_key"] = (
-                serialization.load_der_public_key(_spki(s.key))
+                serialization.load_der_public_key(public_key_der(s.key))
                 .public_bytes(
                     serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
                 )
@@ -611,7 +476,7 @@ def test_a_job_completed_while_the_key_chain_is_locked_is_signed_later(tmp_path:
     """The disk is sanitized even if the identity key cannot sign at that moment; the
     certificate is then signed on first request, with the body the audit log recorded."""
     key = ec.generate_private_key(ec.SECP256R1())
-    real = _signer(key)
+    real = key_signer(key)
     locked = [True]
     signed_later: list[bytes] = []
 
@@ -625,7 +490,7 @@ def test_a_job_completed_while_the_key_chain_is_locked_is_signed_later(tmp_path:
     async def scenario() -> None:
         async with stack(tmp_path, key=key, signer=signer) as s:
             view = await s.wipe.begin("hdd0", 1, ENGINEER)
-            assert await _finished(s.wipe, view.id) == COMPLETED
+            assert await finished(s.wipe, view.id) == COMPLETED
             unsigned = s.wipe.job(view.id)
             assert unsigned.certificate_digest == "" and "certificate not signed" in unsigned.error
             with pytest.raises(MfpsecError) as info:

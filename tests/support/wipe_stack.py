@@ -1,0 +1,160 @@
+"""The sanitization service on image files, with a real audit log, a real state database
+and a signing identity: the stack the wipe service tests share."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+from mfpsecd.api.auditlog import Subject
+from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.base.config.schema import DiskSection, MediumKind
+from mfpsecd.base.health import HealthRegistry
+from mfpsecd.base.paths import Paths
+from mfpsecd.base.sqlite_state import SqliteState
+from mfpsecd.core import identity_history
+from mfpsecd.core.identity_history import KnownIdentity
+from mfpsecd.services.audit import Auditor
+from mfpsecd.wipe.backends.disks import SysfsDiskInventory
+from mfpsecd.wipe.backends.media_purge import DevicePurger
+from mfpsecd.wipe.backends.native_overwrite import NativeOverwriter
+from mfpsecd.wipe.ports import MediaPurger
+from mfpsecd.wipe.service import DeviceName, WipeService, WipeSettings
+from tests.support.fakeclock import FakeClock
+
+ENGINEER = Subject(origin="cli", user="ce1", role="service")
+SIZE = (6 << 20) + 4096  # one full chunk, a partial one
+
+
+def image_disks(size: int = SIZE) -> list[DiskSection]:
+    return [
+        DiskSection(
+            id="hdd0",
+            path="disks/hdd0.img",
+            medium=MediumKind.HDD,
+            sanitizable=True,
+            size_bytes=size,
+        ),
+        DiskSection(
+            id="ssd0",
+            path="disks/ssd0.img",
+            medium=MediumKind.SSD,
+            sanitizable=True,
+            size_bytes=size,
+        ),
+        DiskSection(id="sys0", path="disks/sys0.img", medium=MediumKind.HDD, size_bytes=size),
+    ]
+
+
+@dataclass
+class Stack:
+    wipe: WipeService
+    auditor: Auditor
+    state: SqliteState
+    dev: Path
+    key: ec.EllipticCurvePrivateKey
+    clock: FakeClock
+    health: HealthRegistry
+
+    def image(self, disk: str) -> Path:
+        return self.dev / "disks" / f"{disk}.img"
+
+
+def key_signer(
+    key: ec.EllipticCurvePrivateKey,
+) -> Callable[[bytes], Awaitable[tuple[bytes, bytes] | None]]:
+    spki = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+    async def sign(digest: bytes) -> tuple[bytes, bytes] | None:
+        return key.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256()))), spki
+
+    return sign
+
+
+def spki(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def identities_of(key: ec.EllipticCurvePrivateKey) -> Callable[[], Awaitable[list[KnownIdentity]]]:
+    """A device whose identity key is this one, with no history."""
+    spki = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+    async def identities() -> list[KnownIdentity]:
+        return identity_history.trusted(spki, [])
+
+    return identities
+
+
+@asynccontextmanager
+async def stack(
+    tmp: Path,
+    *,
+    size: int = SIZE,
+    settings: WipeSettings | None = None,
+    before_step: Callable[[str, int], Awaitable[None]] | None = None,
+    key: ec.EllipticCurvePrivateKey | None = None,
+    signer: Callable[[bytes], Awaitable[tuple[bytes, bytes] | None]] | None = None,
+    disks: list[DiskSection] | None = None,
+    dev_root: Path | None = None,
+    purger: MediaPurger | None = None,
+    clock: FakeClock | None = None,
+) -> AsyncIterator[Stack]:
+    """The service on image files (simulated), or on real block devices: disks named
+    relative to dev_root (e.g. a loop device under /dev)."""
+    clock = clock or FakeClock()
+    state = SqliteState(tmp / "state.sqlite3")
+    await state.open()
+    health = HealthRegistry(clock)
+    auditor = Auditor(AuditFile(tmp / "audit"), clock, health, state)
+    await auditor.start()
+    simulated = dev_root is None
+    dev_root = dev_root or tmp / "dev"
+    # Like the simulated board: a sys_root of its own (that does not exist), while the
+    # image files attach to the host's loop devices (host_sys_root, /sys).
+    paths = Paths(
+        state_dir=tmp,
+        run_dir=tmp,
+        dev_root=dev_root,
+        sys_root=tmp / "sys" if simulated else Path("/sys"),
+    )
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    inventory = SysfsDiskInventory(disks or image_disks(size), paths, simulated=simulated)
+    wipe = WipeService(
+        state,
+        inventory,
+        NativeOverwriter(),
+        auditor,
+        clock,
+        signer=signer or key_signer(key),
+        identities=identities_of(key),
+        device=DeviceName("MFP-SIM", "SIM-0001", "sim"),
+        tool="mfpsecd test",
+        settings=settings or WipeSettings(poll_s=0.01),
+        before_step=before_step,
+        purger=purger or DevicePurger(),
+        health=health,
+    )
+    await wipe.start()
+    try:
+        yield Stack(wipe, auditor, state, dev_root, key, clock, health)
+    finally:
+        await wipe.stop()
+        await auditor.stop()
+        await state.close()
+
+
+async def finished(wipe: WipeService, job_id: str) -> str:
+    async for view in wipe.watch(job_id):
+        last = view
+    return last.state
