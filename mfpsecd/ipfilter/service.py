@@ -931,7 +931,9 @@ class NetfilterService:
         )
         async with self._lock:
             if generation == self._generation and self._dirty:
-                await asyncio.to_thread(durable.replace_file, self.settings.rules_file, text)
+                await _uncancelled(
+                    asyncio.to_thread(durable.replace_file, self.settings.rules_file, text)
+                )
                 self._dirty = False
             # A list's log longer than the list itself: one snapshot row instead.
             long = [
@@ -1006,3 +1008,15 @@ def quick(on: bool) -> Callable[[nf.Policy], nf.Policy]:
 
 def port(service: str, on: bool) -> Callable[[nf.Policy], nf.Policy]:
     return lambda p: replace(p, enabled=p.enabled | {service} if on else p.enabled - {service})
+
+
+async def _uncancelled(work: Awaitable[None]) -> None:
+    """Await work in a thread to its end even when the caller is cancelled (flush cancels a
+    settle): a file write left running in its thread would race the next one for the
+    same temporary file, and could land after it. The cancel is raised once it is done."""
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
