@@ -3,6 +3,7 @@ declared method has an entry here and that nothing undeclared does."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,15 @@ from mfpsecd.varlink.service import GetInterfaceDescriptionParams, Info, Interfa
 from mfpsecd.wipe.handlers import WipeHandlers
 from mfpsecd.wipe.service import WipeService
 
-_DESCRIPTIONS = {i.name: idl.generate(i) for i in registry.INTERFACES}
+_INTERFACES = {i.name: i for i in registry.INTERFACES}
+
+
+@functools.cache
+def _description(name: str) -> str | None:
+    """Generated at the first request, not at start-up (it reads the declaring sources
+    for the field comments)."""
+    interface = _INTERFACES.get(name)
+    return None if interface is None else idl.generate(interface)
 
 
 class _StatusReply:
@@ -205,7 +214,7 @@ def _system_handlers(status: StatusService) -> dict[str, Handler]:
     def get_interface_description(
         ctx: CallContext, params: GetInterfaceDescriptionParams
     ) -> InterfaceDescription:
-        text = _DESCRIPTIONS.get(params.interface)
+        text = _description(params.interface)
         if text is None:
             raise MfpsecError(ErrorCode.INTERFACE_NOT_FOUND, interface=params.interface)
         return InterfaceDescription(description=text)
