@@ -46,15 +46,15 @@ from bench import (
 from mfpsecd import _native
 from mfpsecd.api.auditlog import DAEMON
 from mfpsecd.backends.audit_file import AuditFile
-from mfpsecd.backends.native_crypto import NativeKeyCrypto
-from mfpsecd.backends.soft_keys import SoftwareKeys
 from mfpsecd.base.clock import SystemClock
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.paths import Paths
 from mfpsecd.base.sqlite_state import SqliteState
+from mfpsecd.keys.backends.native_crypto import NativeKeyCrypto
+from mfpsecd.keys.backends.soft_keys import SoftwareKeys
+from mfpsecd.keys.chain import KeyChain
+from mfpsecd.keys.secrets import SecretStore
 from mfpsecd.services.audit import Auditor
-from mfpsecd.services.keys import KeyChain
-from mfpsecd.services.secrets import SecretStore
 from mfpsecd.store.backends.native_objects import NativeObjectCipher
 from mfpsecd.store.service import JobStore, ObjectKind
 from mfpsecd.wipe.backends.disks import SysfsDiskInventory

@@ -43,8 +43,6 @@ from bench import (
 from mfpsecd.api.auditlog import Subject
 from mfpsecd.api.auth import SessionPolicy
 from mfpsecd.backends.audit_file import AuditFile
-from mfpsecd.backends.native_crypto import NativeKeyCrypto
-from mfpsecd.backends.soft_keys import SoftwareKeys
 from mfpsecd.base.access import Role
 from mfpsecd.base.admission import PeerClass, PeerCredentials
 from mfpsecd.base.clock import SystemClock
@@ -52,13 +50,15 @@ from mfpsecd.base.errors import MfpsecError
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.base.sqlite_state import SqliteState
-from mfpsecd.core.password_record import Cost
 from mfpsecd.core.throttle import Throttle, ThrottleLimits
+from mfpsecd.keys.backends.native_crypto import NativeKeyCrypto
+from mfpsecd.keys.backends.soft_keys import SoftwareKeys
+from mfpsecd.keys.chain import KeyChain
+from mfpsecd.keys.model.passphrase import Cost
+from mfpsecd.keys.secrets import SecretStore
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.auth import AuthService
-from mfpsecd.services.keys import KeyChain
 from mfpsecd.services.password_hasher import DEFAULT_COST, PasswordHasher
-from mfpsecd.services.secrets import SecretStore
 from mfpsecd.services.sessions import Seat, SessionTable
 from mfpsecd.services.user_store import UserStore
 

@@ -35,16 +35,16 @@ from bench import (
     latency_stats,
     progress,
 )
-from mfpsecd.backends.native_crypto import NativeKeyCrypto
-from mfpsecd.backends.swtpm import SwtpmProcess
-from mfpsecd.backends.tpm2 import Tpm2Backend
 from mfpsecd.base.clock import SystemClock
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.base.state import StateConnection
-from mfpsecd.services.keys import MASTER_LABEL, KeyChain
-from mfpsecd.services.secrets import SecretKind, SecretStore
+from mfpsecd.keys.backends.native_crypto import NativeKeyCrypto
+from mfpsecd.keys.backends.swtpm import SwtpmProcess
+from mfpsecd.keys.backends.tpm2 import Tpm2Backend
+from mfpsecd.keys.chain import MASTER_LABEL, KeyChain
+from mfpsecd.keys.secrets import SecretKind, SecretStore
 
 T = TypeVar("T")
 Op = Callable[[], Awaitable[float | None]]

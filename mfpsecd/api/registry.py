@@ -6,10 +6,10 @@ from typing import Any
 
 from mfpsecd.api.audit import AUDIT
 from mfpsecd.api.auth import AUTH
-from mfpsecd.api.keys import KEYS
 from mfpsecd.api.system import SYSTEM
 from mfpsecd.firmware.api import FIRMWARE
 from mfpsecd.ipfilter.api import NETWORK
+from mfpsecd.keys.api import KEYS
 from mfpsecd.store.api import STORE
 from mfpsecd.varlink.schema import Interface, Method
 from mfpsecd.varlink.service import SERVICE

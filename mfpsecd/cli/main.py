@@ -7,13 +7,13 @@ import click
 from mfpsecd import __version__
 from mfpsecd.cli import audit as audit_cmd
 from mfpsecd.cli import auth as auth_cmd
-from mfpsecd.cli import keys as keys_cmd
 from mfpsecd.cli import status as status_cmd
 from mfpsecd.cli import users as users_cmd
 from mfpsecd.cli.common import Target
 from mfpsecd.client import DEFAULT_SOCKET
 from mfpsecd.firmware import cli as fw_cmd
 from mfpsecd.ipfilter import cli as net_cmd
+from mfpsecd.keys import cli as keys_cmd
 from mfpsecd.store import cli as store_cmd
 from mfpsecd.wipe import cli as wipe_cmd
 

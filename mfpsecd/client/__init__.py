@@ -1,7 +1,6 @@
 """Clients of the daemon's Varlink API, shared by the panel, the CLI and the tests."""
 
 from mfpsecd.client.auth import AuthClient
-from mfpsecd.client.keys import KeysClient
 from mfpsecd.client.system import AsyncSystemClient, SystemClient
 from mfpsecd.varlink.client import DEFAULT_SOCKET, AsyncConnection, Connection
 
@@ -11,6 +10,5 @@ __all__ = [
     "AsyncSystemClient",
     "AuthClient",
     "Connection",
-    "KeysClient",
     "SystemClient",
 ]

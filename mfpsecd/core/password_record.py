@@ -11,19 +11,12 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from mfpsecd.keys.model.passphrase import Cost
+
 SALT_BYTES = 16
 VERIFIER_BYTES = 32
 _HEADER = struct.Struct(">16sIBB")
 ENTRY_BYTES = _HEADER.size + VERIFIER_BYTES
-
-
-@dataclass(frozen=True)
-class Cost:
-    """Argon2id parameters (RFC 9106), kept with each verifier so they can change later."""
-
-    memory_kib: int
-    iterations: int
-    lanes: int
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.base.state import StateStore
-from mfpsecd.daemon.resources import lock_state_dir
+from mfpsecd.base.state_lock import lock_state_dir
 from mfpsecd.services.alert_outbox import Alert, AlertOutbox
 from mfpsecd.services.notify import (
     DEFAULT_RULES,

@@ -6,19 +6,16 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import msgspec
 
 from mfpsecd import __version__
 from mfpsecd.api import audit as audit_api
-from mfpsecd.api import keys, registry
+from mfpsecd.api import registry
 from mfpsecd.api.auditlog import EventType, Outcome, Record
 from mfpsecd.api.types import DaemonState, Status
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.base.secret import SecretBytes
 from mfpsecd.base.state import StateConnection
-from mfpsecd.core import identity_history
 from mfpsecd.daemon.auth_handlers import auth_handlers, subject_of
 from mfpsecd.firmware.api import FIRMWARE
 from mfpsecd.firmware.handlers import FirmwareHandlers
@@ -26,13 +23,14 @@ from mfpsecd.firmware.service import FirmwareService
 from mfpsecd.ipfilter.api import NETWORK
 from mfpsecd.ipfilter.handlers import NetworkHandlers
 from mfpsecd.ipfilter.service import NetfilterService
-from mfpsecd.ports import BackupTargetInfo, BackupTargetWatcher
+from mfpsecd.keys.chain import KeyChain
+from mfpsecd.keys.handlers import KeysHandlers
+from mfpsecd.keys.identity import DeviceIdentity
+from mfpsecd.keys.ports import BackupTargetWatcher
+from mfpsecd.keys.secrets import SecretStore
 from mfpsecd.services.audit import Auditor, AuditQuery
 from mfpsecd.services.auth import AuthService
 from mfpsecd.services.forwarder import Forwarder
-from mfpsecd.services.identity import DeviceIdentity
-from mfpsecd.services.keys import KeyChain
-from mfpsecd.services.secrets import SecretKind, SecretStore
 from mfpsecd.services.status import StatusService
 from mfpsecd.services.user_store import UserStore
 from mfpsecd.store.handlers import StoreHandlers
@@ -137,7 +135,20 @@ def build_handlers(
     Wipe and Store are absent and their methods answer MethodNotImplemented."""
     table = _system_handlers(status)
     if key_services is not None:
-        table.update(_key_handlers(key_services, auth))
+        svc = key_services
+        table.update(
+            routes(
+                KeysHandlers(
+                    svc.chain,
+                    svc.secrets,
+                    svc.identity,
+                    svc.targets,
+                    auditor=svc.auditor,
+                    erase_with_chain=_erase_secrets_and_accounts,
+                    end_sessions=None if auth is None else auth.sessions.end_all,
+                )
+            )
+        )
         table.update(_audit_handlers(key_services.auditor, key_services.forwarders))
         if auth is not None:
             table.update(auth_handlers(auth, key_services.auditor, status))
@@ -242,192 +253,6 @@ def _system_handlers(status: StatusService) -> dict[str, Handler]:
 def _erase_secrets_and_accounts(conn: StateConnection) -> None:
     SecretStore.erase_all(conn)
     UserStore.erase_all(conn)
-
-
-def _target_wire(t: BackupTargetInfo) -> keys.BackupTarget:
-    return keys.BackupTarget(
-        id=t.id,
-        device=t.device,
-        vendor=t.vendor,
-        model=t.model,
-        serial=t.serial,
-        size_bytes=t.size_bytes,
-        filesystem=t.filesystem,
-        mount_point=t.mount_point,
-    )
-
-
-# The daemon's own secrets (password verifiers, TOTP seeds): managed through Auth only.
-_RESERVED_PREFIX = "auth."
-
-
-def _not_reserved(name: str) -> None:
-    if name.startswith(_RESERVED_PREFIX):
-        raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="name")
-
-
-def _key_handlers(svc: KeyServices, auth: AuthService | None) -> dict[str, Handler]:  # noqa: C901 - to split (issue 24)
-    chain, secrets, auditor = svc.chain, svc.secrets, svc.auditor
-
-    async def get_key_status(ctx: CallContext, _: NoParams) -> keys.KeyStatus:
-        f = await chain.facts()
-        count = await secrets.count()
-        return keys.KeyStatus(
-            state=f.state.value,
-            reason=f.reason,
-            software_keys=f.software_keys,
-            tpm=keys.TpmStatus(f.tpm_backend, f.tpm_manufacturer, f.tpm_firmware),
-            wrapping_key_fingerprint=f.wrapping_fingerprint,
-            identity_fingerprint=f.identity_fingerprint,
-            master_key_generation=f.master_generation,
-            rotation_pending=f.rotation_pending,
-            created_at=f.created_at,
-            rotated_at=f.rotated_at,
-            last_backup_at=f.last_backup_at,
-            backups=f.backups,
-            secrets=count,
-            bound_to=f.bound_to,
-        )
-
-    async def list_secrets(ctx: CallContext, _: NoParams) -> keys.SecretList:
-        return keys.SecretList(
-            [
-                keys.SecretInfo(
-                    i.name, i.kind.value, i.size, i.generation, i.created_at, i.updated_at
-                )
-                for i in await secrets.list()
-            ]
-        )
-
-    async def set_secret(ctx: CallContext, p: keys.SetSecretParams) -> keys.SecretInfo:
-        _not_reserved(p.name)
-        async with auditor.event(EventType.SECRET_SET, subject_of(ctx), p.name) as ev:
-            with SecretBytes(p.value) as value:  # zeroed when sealed, whatever happens
-                i = await secrets.put(p.name, SecretKind(p.kind), value)
-            ev.details.update(kind=i.kind.value, size=i.size, generation=i.generation)
-            ev.succeed()
-        return keys.SecretInfo(
-            i.name, i.kind.value, i.size, i.generation, i.created_at, i.updated_at
-        )
-
-    async def delete_secret(ctx: CallContext, p: keys.SecretNameParams) -> keys.Empty:
-        _not_reserved(p.name)
-        async with auditor.event(EventType.SECRET_DELETE, subject_of(ctx), p.name) as ev:
-            await secrets.delete(p.name)
-            ev.succeed()
-        return keys.Empty()
-
-    def resolve_target(target: str) -> Path:
-        for t in svc.targets.current():
-            if t.id == target:
-                if not t.mount_point:
-                    raise MfpsecError(
-                        ErrorCode.BACKUP_TARGET_UNUSABLE, target=target, reason="not mounted"
-                    )
-                return Path(t.mount_point)
-        path = Path(target)
-        if not path.is_absolute():
-            raise MfpsecError(
-                ErrorCode.BACKUP_TARGET_UNUSABLE,
-                target=target,
-                reason="neither an absolute path nor a backup target id",
-            )
-        return path
-
-    async def backup_keys(ctx: CallContext, p: keys.BackupParams) -> keys.BackupResult:
-        async with auditor.event(EventType.KEYS_BACKUP, subject_of(ctx), p.target) as ev:
-            with SecretBytes(p.passphrase) as passphrase:
-                r = await chain.backup(passphrase, resolve_target(p.target))
-            ev.details.update(path=str(r.path), fingerprint=r.fingerprint)
-            ev.succeed()
-        return keys.BackupResult(str(r.path), r.fingerprint, r.created_at, r.size)
-
-    async def restore_keys(ctx: CallContext, p: keys.RestoreParams) -> keys.RestoreResult:
-        subject = subject_of(ctx)
-        async with auditor.event(EventType.KEYS_RESTORE, subject, p.source) as ev:
-            before = (await chain.facts()).identity_fingerprint
-            with SecretBytes(p.passphrase) as passphrase:
-                fp = await chain.restore(
-                    passphrase, Path(p.source), by=subject.user or subject.origin
-                )
-            # Both identity keys, as the identity history's link names them.
-            ev.details.update(
-                fingerprint=fp,
-                previous_identity=before,
-                identity=(await chain.facts()).identity_fingerprint,
-                identity_history="linked"
-                if chain.restored_link
-                else "not linked: the previous identity was not attested",
-            )
-            ev.succeed()
-        return keys.RestoreResult(fp)
-
-    async def rotate(ctx: CallContext, _: NoParams) -> keys.RotateResult:
-        async with auditor.event(EventType.KEYS_ROTATE, subject_of(ctx), "master key") as ev:
-            generation = await chain.rotate()
-            ev.details["generation"] = generation
-            ev.succeed()
-        return keys.RotateResult(generation, await secrets.count())
-
-    async def destroy(ctx: CallContext, p: keys.DestroyParams) -> keys.Empty:
-        async with auditor.event(EventType.KEYS_DESTROY, subject_of(ctx), "key chain") as ev:
-            f = await chain.facts()
-            if not f.wrapping_fingerprint or p.confirm_fingerprint != f.wrapping_fingerprint:
-                raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="confirm_fingerprint")
-            await chain.destroy(_erase_secrets_and_accounts)
-            if auth is not None:  # their accounts are gone with the secrets
-                ev.details["sessions_ended"] = auth.sessions.end_all()
-            ev.details["fingerprint"] = f.wrapping_fingerprint
-            ev.succeed()
-        return keys.Empty()
-
-    async def identity(ctx: CallContext, _: NoParams) -> keys.DeviceIdentity:
-        pem, fp, cert, csr = await svc.identity.documents()
-        return keys.DeviceIdentity(pem, fp, cert, csr)
-
-    async def get_identity_history(ctx: CallContext, _: NoParams) -> keys.IdentityHistory:
-        known = await chain.identities()
-        proofs = [k.proof for k in known if k.proof is not None]
-        return keys.IdentityHistory(
-            identities=[
-                keys.IdentityEntry(
-                    k.fingerprint,
-                    identity_history.pem(k.spki_der),
-                    k.replaced_at,
-                    k.proof.link.seq if k.proof else 0,
-                )
-                for k in known
-            ],
-            links=[
-                keys.IdentityLinkDocument(
-                    p.link.seq, identity_history.canonical(p.link).decode(), p.signature
-                )
-                for p in proofs
-            ],
-        )
-
-    def list_targets(ctx: CallContext, _: NoParams) -> keys.BackupTargets:
-        return keys.BackupTargets([_target_wire(t) for t in svc.targets.current()])
-
-    async def watch_targets(ctx: CallContext, _: NoParams) -> AsyncIterator[keys.BackupTargets]:
-        async for current in svc.targets.watch():
-            yield keys.BackupTargets([_target_wire(t) for t in current])
-
-    k = "io.mfpsecd.Keys."
-    return {
-        k + "GetKeyStatus": get_key_status,
-        k + "ListSecrets": list_secrets,
-        k + "SetSecret": set_secret,
-        k + "DeleteSecret": delete_secret,
-        k + "BackupKeys": backup_keys,
-        k + "RestoreKeys": restore_keys,
-        k + "RotateMasterKey": rotate,
-        k + "DestroyKeys": destroy,
-        k + "GetDeviceIdentity": identity,
-        k + "GetIdentityHistory": get_identity_history,
-        k + "ListBackupTargets": list_targets,
-        k + "WatchBackupTargets": watch_targets,
-    }
 
 
 def _entry(r: Record) -> audit_api.AuditEntry:

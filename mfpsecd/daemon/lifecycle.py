@@ -25,11 +25,8 @@ from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Subject
 from mfpsecd.api.auth import SessionPolicy
 from mfpsecd.api.types import DaemonState
 from mfpsecd.backends.audit_file import AuditFile
-from mfpsecd.backends.native_crypto import NativeCryptoSelfTest, NativeKeyCrypto
 from mfpsecd.backends.pkcs11_card import Pkcs11Card
 from mfpsecd.backends.sdnotify import SdNotifier
-from mfpsecd.backends.swtpm import SwtpmProcess
-from mfpsecd.backends.usb_targets import UdevBackupTargets
 from mfpsecd.base.admission import PeerCredentials
 from mfpsecd.base.clock import Clock, SystemClock, rfc3339
 from mfpsecd.base.config.loader import Board, admission_rules, gid_of
@@ -38,9 +35,9 @@ from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.mounts import mount_of
 from mfpsecd.base.sqlite_state import SqliteState
+from mfpsecd.base.state_lock import lock_state_dir
 from mfpsecd.base.supervisor import Supervisor
 from mfpsecd.base.transfer import TransferLimits
-from mfpsecd.core.password_record import Cost
 from mfpsecd.core.throttle import Throttle, ThrottleLimits
 from mfpsecd.daemon.alerts import make_notifier
 from mfpsecd.daemon.handlers import (
@@ -50,21 +47,25 @@ from mfpsecd.daemon.handlers import (
     failed_handlers,
     fast_replies,
 )
-from mfpsecd.daemon.resources import lock_state_dir, make_tpm
 from mfpsecd.firmware.service import FirmwareService
 from mfpsecd.firmware.wiring import make_firmware
 from mfpsecd.ipfilter.flood_bans import BanPolicy, FloodBans
 from mfpsecd.ipfilter.model import ruleset as nf
 from mfpsecd.ipfilter.wiring import make_netfilter
-from mfpsecd.ports import Tpm
+from mfpsecd.keys.backends.native_crypto import NativeCryptoSelfTest, NativeKeyCrypto
+from mfpsecd.keys.backends.swtpm import SwtpmProcess
+from mfpsecd.keys.backends.usb_targets import UdevBackupTargets
+from mfpsecd.keys.chain import ChainState, KeyChain
+from mfpsecd.keys.identity import DeviceIdentity
+from mfpsecd.keys.model.passphrase import Cost
+from mfpsecd.keys.ports import Tpm
+from mfpsecd.keys.secrets import SecretStore
+from mfpsecd.keys.wiring import make_tpm
 from mfpsecd.services.audit import Auditor, Signer
 from mfpsecd.services.auth import AuthService
 from mfpsecd.services.boots import BootLog
 from mfpsecd.services.forwarder import make_forwarders
-from mfpsecd.services.identity import DeviceIdentity
-from mfpsecd.services.keys import ChainState, KeyChain
 from mfpsecd.services.password_hasher import PasswordHasher
-from mfpsecd.services.secrets import SecretStore
 from mfpsecd.services.self_tests import PowerOnSelfTests
 from mfpsecd.services.session_failures import SessionFailures
 from mfpsecd.services.sessions import SessionTable

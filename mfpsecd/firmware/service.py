@@ -36,14 +36,14 @@ from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.state import StateStore
 from mfpsecd.base.transfer import DEFAULT_LIMITS, Progress, TransferLimits, WorkerPool, watched
 from mfpsecd.core import setting_changes
-from mfpsecd.core.pcr_policy import extended
 from mfpsecd.firmware import archive as fw_archive
 from mfpsecd.firmware.bundle import VerifiedImage, verify_bundle, verify_header
 from mfpsecd.firmware.model import manifest as fw_manifest
 from mfpsecd.firmware.model import slots as fw_slots
 from mfpsecd.firmware.model.signature import ClockCheck
 from mfpsecd.firmware.ports import TreeHasher
-from mfpsecd.ports import Tpm
+from mfpsecd.keys.model.pcr_policy import extended
+from mfpsecd.keys.ports import Tpm
 from mfpsecd.services.audit import Auditor
 
 log = structlog.get_logger("mfpsecd.firmware")

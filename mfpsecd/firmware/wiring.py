@@ -23,14 +23,15 @@ from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.base.state import StateStore
+from mfpsecd.base.state_lock import lock_state_dir
 from mfpsecd.base.transfer import TransferLimits
 from mfpsecd.daemon.alerts import make_notifier
-from mfpsecd.daemon.resources import lock_state_dir, make_tpm
 from mfpsecd.firmware import archive as fw_archive
 from mfpsecd.firmware.backends.native_hasher import NativeTreeHasher
 from mfpsecd.firmware.bundle import TREE, SigningKey, sign_bundle
 from mfpsecd.firmware.service import BindNextBoot, BootRecord, FirmwareService, FirmwareSettings
-from mfpsecd.ports import Tpm
+from mfpsecd.keys.ports import Tpm
+from mfpsecd.keys.wiring import make_tpm
 from mfpsecd.services.audit import Auditor
 
 log = structlog.get_logger("mfpsecd.firmware")

@@ -41,10 +41,10 @@ from mfpsecd.core.auth_policy import AuthPolicy, after_failure, lock_remaining
 from mfpsecd.core.password_policy import PasswordPolicy, Rule, Violation, violations
 from mfpsecd.core.password_record import entries, new_record
 from mfpsecd.core.throttle import Action, Detection, Throttle, ThrottleLimits
+from mfpsecd.keys.secrets import SecretKind, SecretStore
 from mfpsecd.ports import CardReader
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.password_hasher import PasswordHasher
-from mfpsecd.services.secrets import SecretKind, SecretStore
 from mfpsecd.services.sessions import Seat, Session, SessionTable
 from mfpsecd.services.user_store import UserRow, UserStore, verifier_name
 

@@ -15,8 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
-from mfpsecd.core.password_record import SALT_BYTES, Cost, Entry
-from mfpsecd.ports import KeyCrypto
+from mfpsecd.core.password_record import SALT_BYTES, Entry
+from mfpsecd.keys.model.passphrase import Cost
+from mfpsecd.keys.ports import KeyCrypto
 
 # Chosen for an embedded ARM-class controller (Cortex-A53/A55, 1.2-2 GHz, 1-4 GiB RAM):
 # the OWASP floor for Argon2id (19 MiB, t=2, p=1): 19 ms on this development x86 core

@@ -15,7 +15,8 @@ from mfpsecd.base.clock import Clock
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.core import self_tests
-from mfpsecd.ports import CryptoSelfTest, Tpm
+from mfpsecd.keys.ports import Tpm
+from mfpsecd.ports import CryptoSelfTest
 from mfpsecd.services.audit import Auditor
 
 log = structlog.get_logger("mfpsecd.self_test")

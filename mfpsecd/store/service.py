@@ -36,9 +36,9 @@ from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.base.state import StateConnection, StateStore
 from mfpsecd.base.transfer import DEFAULT_LIMITS, TransferLimits, WorkerPool, watched
-from mfpsecd.ports import KeyCrypto
+from mfpsecd.keys.chain import ChainState, KeyChain, Reseal, SealedRecord
+from mfpsecd.keys.ports import KeyCrypto
 from mfpsecd.services.audit import Auditor
-from mfpsecd.services.keys import ChainState, KeyChain, Reseal, SealedRecord
 from mfpsecd.store.ports import ObjectCipher
 from mfpsecd.wipe.model.overwrite_plan import Medium
 from mfpsecd.wipe.service import WipeService

@@ -33,8 +33,8 @@ from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.state import StateStore
 from mfpsecd.base.transfer import WorkerPool
-from mfpsecd.core import identity_history
-from mfpsecd.core.identity_history import KnownIdentity
+from mfpsecd.keys.model import identity_history
+from mfpsecd.keys.model.identity_history import KnownIdentity
 from mfpsecd.services.audit import Auditor, Signer
 from mfpsecd.wipe.jobs import (
     CANCELLED,

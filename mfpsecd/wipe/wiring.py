@@ -11,7 +11,7 @@ from mfpsecd.base.config.loader import Board
 from mfpsecd.base.config.schema import BoardKind, Config
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.state import StateStore
-from mfpsecd.core.identity_history import KnownIdentity
+from mfpsecd.keys.model.identity_history import KnownIdentity
 from mfpsecd.services.audit import Auditor, Signer
 from mfpsecd.wipe.backends.disks import SysfsDiskInventory
 from mfpsecd.wipe.backends.media_purge import DevicePurger

@@ -9,9 +9,6 @@ import varlink
 from mfpsecd.api import registry
 from mfpsecd.api.auth import SessionPolicy
 from mfpsecd.backends.audit_file import AuditFile
-from mfpsecd.backends.native_crypto import NativeKeyCrypto
-from mfpsecd.backends.soft_keys import SoftwareKeys
-from mfpsecd.backends.usb_targets import UdevBackupTargets
 from mfpsecd.base.admission import AdmissionRules
 from mfpsecd.base.config.schema import MediumKind
 from mfpsecd.base.errors import COMMON_ERRORS, ErrorCode
@@ -21,12 +18,15 @@ from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.daemon.handlers import DataServices, KeyServices, build_handlers
 from mfpsecd.firmware.backends.native_hasher import NativeTreeHasher
 from mfpsecd.firmware.service import FirmwareService, FirmwareSettings
+from mfpsecd.keys.backends.native_crypto import NativeKeyCrypto
+from mfpsecd.keys.backends.soft_keys import SoftwareKeys
+from mfpsecd.keys.backends.usb_targets import UdevBackupTargets
+from mfpsecd.keys.chain import KeyChain
+from mfpsecd.keys.identity import DeviceIdentity
+from mfpsecd.keys.secrets import SecretStore
 from mfpsecd.services.audit import Auditor
 from mfpsecd.services.auth import AuthService
-from mfpsecd.services.identity import DeviceIdentity
-from mfpsecd.services.keys import KeyChain
 from mfpsecd.services.password_hasher import DEFAULT_COST, PasswordHasher
-from mfpsecd.services.secrets import SecretStore
 from mfpsecd.services.sessions import SessionTable
 from mfpsecd.services.status import BoardInfo, StatusService
 from mfpsecd.services.user_store import UserStore

@@ -28,8 +28,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from mfpsecd.api.auditlog import EventType, Subject
 from mfpsecd.backends.audit_file import AuditFile
-from mfpsecd.backends.native_crypto import NativeKeyCrypto
-from mfpsecd.backends.soft_keys import SoftwareKeys
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.sqlite_state import SqliteState
@@ -39,9 +37,11 @@ from mfpsecd.firmware.backends.native_hasher import NativeTreeHasher
 from mfpsecd.firmware.model import manifest as fw_manifest
 from mfpsecd.firmware.model import slots as fw_slots
 from mfpsecd.firmware.service import BOOT_STATE, BindNextBoot, FirmwareService, FirmwareSettings
-from mfpsecd.ports import Tpm
+from mfpsecd.keys.backends.native_crypto import NativeKeyCrypto
+from mfpsecd.keys.backends.soft_keys import SoftwareKeys
+from mfpsecd.keys.chain import KeyChain
+from mfpsecd.keys.ports import Tpm
 from mfpsecd.services.audit import Auditor, AuditQuery
-from mfpsecd.services.keys import KeyChain
 from tests.firmware.test_firmware_verify import MODEL, _sign, _tree
 from tests.firmware.test_signature import NOW, ROOT, _cert, _pem
 from tests.support.aio import sync

@@ -25,16 +25,17 @@ MAINT_GID = 64011
 CLIENT = """
 import json, sys
 sys.path.insert(0, sys.argv[2])
-from mfpsecd.client import Connection, KeysClient, SystemClient
+from mfpsecd.keys import api as keys
+from mfpsecd.client import Connection, SystemClient
 from mfpsecd.base.errors import MfpsecError
 try:
     with Connection(sys.argv[1]) as c:
         if sys.argv[3] == "status":
             print(json.dumps({"ok": SystemClient(c).get_status().state.value}))
         elif sys.argv[3] == "keys":
-            print(json.dumps({"ok": KeysClient(c).status().state}))
+            print(json.dumps({"ok": c.call(keys.GET_KEY_STATUS).state}))
         else:
-            print(json.dumps({"ok": [i.name for i in KeysClient(c).list_secrets()]}))
+            print(json.dumps({"ok": [i.name for i in c.call(keys.LIST_SECRETS).secrets]}))
 except MfpsecError as e:
     print(json.dumps({"error": e.code.wire_name}))
 """

@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 from mfpsecd.api import auditlog
 from mfpsecd.api.auditlog import frame, scan
 from mfpsecd.base.errors import EX_DATAERR
-from mfpsecd.client import Connection, KeysClient
+from mfpsecd.client import Connection
+from mfpsecd.keys import api as keys
 from tests.support import daemon as ds
 from tests.support.tpm import requires_swtpm
 
@@ -32,9 +33,12 @@ def _show(d: ds.DaemonProcess, *args: str) -> list[dict[str, Any]]:
 def test_key_operations_are_audited_and_the_log_verifies(short_tmp: Path) -> None:
     root = short_tmp / "d"
     with ds.running(root) as d:
-        k = KeysClient(Connection(d.socket_path))
-        k.set_secret("smtp-password", "credential", bytearray(b"pa55word"))
-        k.rotate()
+        k = Connection(d.socket_path)
+        k.call(
+            keys.SET_SECRET,
+            keys.SetSecretParams("smtp-password", "credential", bytearray(b"pa55word")),
+        )
+        k.call(keys.ROTATE_MASTER_KEY)
         bad = ds.mfpsec(d.socket_path, "secrets", "delete", "nope")
         assert bad.returncode == EX_DATAERR
         weak = ds.mfpsec(
@@ -125,10 +129,10 @@ def test_signed_checkpoints_catch_truncation(short_tmp: Path) -> None:
     root = short_tmp / "d"
     export = short_tmp / "audit.jsonl"
     with ds.running(root) as d:
-        k = KeysClient(Connection(d.socket_path))
+        k = Connection(d.socket_path)
         for i in range(5):
-            k.set_secret(f"s{i}", "other", bytearray(b"v"))
-        identity = k.identity().fingerprint
+            k.call(keys.SET_SECRET, keys.SetSecretParams(f"s{i}", "other", bytearray(b"v")))
+        identity = k.call(keys.GET_DEVICE_IDENTITY).fingerprint
         assert ds.mfpsec(d.socket_path, "audit", "export", "--to", str(export)).returncode == 0
     lines = export.read_text().splitlines()
     checkpoint = json.loads(lines[-1])["checkpoint"]
@@ -215,8 +219,8 @@ def test_a_rechained_log_with_a_checkpoint_signed_by_another_key_is_tampered(
     ):
         root = short_tmp / problem.replace(" ", "-")
         with ds.running(root) as d:
-            k = KeysClient(Connection(d.socket_path))
-            k.set_secret("s1", "other", bytearray(b"v"))
+            k = Connection(d.socket_path)
+            k.call(keys.SET_SECRET, keys.SetSecretParams("s1", "other", bytearray(b"v")))
             r = ds.mfpsec(
                 d.socket_path,
                 "login",
@@ -228,7 +232,7 @@ def test_a_rechained_log_with_a_checkpoint_signed_by_another_key_is_tampered(
                 env={"XDG_RUNTIME_DIR": str(short_tmp)},
             )
             assert r.returncode != 0  # a failed login: the record to flip
-            identity = k.identity().fingerprint
+            identity = k.call(keys.GET_DEVICE_IDENTITY).fingerprint
             exported = short_tmp / f"{problem}.jsonl"
             assert (
                 ds.mfpsec(d.socket_path, "audit", "export", "--to", str(exported)).returncode == 0
@@ -256,9 +260,9 @@ def test_status_follows_the_latest_verification(short_tmp: Path) -> None:
     verification found the log changed under the running daemon."""
     root = short_tmp / "d"
     with ds.running(root, tpm="none") as d:
-        k = KeysClient(Connection(d.socket_path))
+        k = Connection(d.socket_path)
         for i in range(5):
-            k.set_secret(f"s{i}", "other", bytearray(b"v"))
+            k.call(keys.SET_SECRET, keys.SetSecretParams(f"s{i}", "other", bytearray(b"v")))
         assert "chain intact" in ds.mfpsec(d.socket_path, "status").stdout
         log = root / "lib" / "audit" / "audit-00000001.log"
         payloads, _, _ = scan(log.read_bytes())

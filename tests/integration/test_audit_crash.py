@@ -14,7 +14,8 @@ import pytest
 
 from mfpsecd.api import auditlog
 from mfpsecd.base.errors import MfpsecError
-from mfpsecd.client import Connection, KeysClient
+from mfpsecd.client import Connection
+from mfpsecd.keys import api as keys
 from tests.support import daemon as ds
 
 pytestmark = pytest.mark.slow
@@ -30,7 +31,9 @@ def _client(sock: str, index: int, acked: set[str], stop: threading.Event) -> No
         name = f"c{index}-{n}"
         try:
             with Connection(sock, timeout=5) as conn:
-                KeysClient(conn).set_secret(name, "credential", bytearray(b"v"))
+                conn.call(
+                    keys.SET_SECRET, keys.SetSecretParams(name, "credential", bytearray(b"v"))
+                )
         except (MfpsecError, OSError):
             time.sleep(0.02)  # the daemon is down or restarting: try again
             continue

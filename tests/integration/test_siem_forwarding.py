@@ -13,8 +13,9 @@ import pytest
 
 from mfpsecd.api import auditlog
 from mfpsecd.api.audit import AuditQueryParams
-from mfpsecd.client import Connection, KeysClient
+from mfpsecd.client import Connection
 from mfpsecd.client.audit import AuditClient
+from mfpsecd.keys import api as keys
 from tests.support import daemon as ds
 from tests.support import siem_parse
 from tests.support.pki import make_pki
@@ -27,9 +28,9 @@ OUTAGE_S = 30
 
 
 def _work(d: ds.DaemonProcess, tag: str, n: int) -> None:
-    k = KeysClient(Connection(d.socket_path))
+    k = Connection(d.socket_path)
     for i in range(n):
-        k.set_secret(f"{tag}-{i}", "credential", bytearray(b"v"))
+        k.call(keys.SET_SECRET, keys.SetSecretParams(f"{tag}-{i}", "credential", bytearray(b"v")))
     # A record whose object needs escaping in both formats (the backup fails: no such dir).
     ds.mfpsec(
         d.socket_path,

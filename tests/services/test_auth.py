@@ -17,8 +17,6 @@ from cryptography import x509
 from mfpsecd.api.auditlog import EventType, Outcome, Subject
 from mfpsecd.api.auth import AuthPolicy, CharClass, LockoutPolicy, PasswordPolicy, SessionPolicy
 from mfpsecd.backends.audit_file import AuditFile
-from mfpsecd.backends.native_crypto import NativeKeyCrypto
-from mfpsecd.backends.soft_keys import SoftwareKeys
 from mfpsecd.base.access import Privilege, Role
 from mfpsecd.base.admission import PeerClass, PeerCredentials
 from mfpsecd.base.errors import ErrorCode, MfpsecError
@@ -26,14 +24,16 @@ from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.core import totp
-from mfpsecd.core.password_record import Cost
 from mfpsecd.core.throttle import Throttle, ThrottleLimits
+from mfpsecd.keys.backends.native_crypto import NativeKeyCrypto
+from mfpsecd.keys.backends.soft_keys import SoftwareKeys
+from mfpsecd.keys.chain import KeyChain
+from mfpsecd.keys.model.passphrase import Cost
+from mfpsecd.keys.secrets import SecretStore
 from mfpsecd.ports import CardReader
 from mfpsecd.services.audit import Auditor, AuditQuery
 from mfpsecd.services.auth import AuthService, totp_seed_name
-from mfpsecd.services.keys import KeyChain
 from mfpsecd.services.password_hasher import PasswordHasher
-from mfpsecd.services.secrets import SecretStore
 from mfpsecd.services.sessions import Seat, SessionTable
 from mfpsecd.services.user_store import UserStore, verifier_name
 from tests.support.fakeclock import FakeClock, settle

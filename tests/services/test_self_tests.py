@@ -8,12 +8,12 @@ from pathlib import Path
 
 from mfpsecd.api.auditlog import EventType, Outcome
 from mfpsecd.backends.audit_file import AuditFile
-from mfpsecd.backends.native_crypto import NativeCryptoSelfTest
-from mfpsecd.backends.soft_keys import SoftwareKeys
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.core import self_tests
+from mfpsecd.keys.backends.native_crypto import NativeCryptoSelfTest
+from mfpsecd.keys.backends.soft_keys import SoftwareKeys
 from mfpsecd.services.audit import Auditor, AuditQuery
 from mfpsecd.services.self_tests import PowerOnSelfTests, SelfTestOutcome
 from tests.support.fakeclock import FakeClock

@@ -23,15 +23,15 @@ import pytest
 
 from mfpsecd.api.auditlog import EventType, Subject
 from mfpsecd.backends.audit_file import AuditFile
-from mfpsecd.backends.native_crypto import NativeKeyCrypto
-from mfpsecd.backends.soft_keys import SoftwareKeys
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.paths import Paths
 from mfpsecd.base.sqlite_state import SqliteState
+from mfpsecd.keys.backends.native_crypto import NativeKeyCrypto
+from mfpsecd.keys.backends.soft_keys import SoftwareKeys
+from mfpsecd.keys.chain import KeyChain
+from mfpsecd.keys.secrets import SecretStore
 from mfpsecd.services.audit import Auditor, AuditQuery
-from mfpsecd.services.keys import KeyChain
-from mfpsecd.services.secrets import SecretStore
 from mfpsecd.store.backends.native_objects import NativeObjectCipher
 from mfpsecd.store.service import JobStore, ObjectKind, Requester, StoreSettings
 from mfpsecd.wipe.backends.disks import SysfsDiskInventory

@@ -38,7 +38,7 @@ from mfpsecd.base.errors import MfpsecError  # noqa: E402
 from mfpsecd.base.health import HealthRegistry  # noqa: E402
 from mfpsecd.base.paths import Paths  # noqa: E402
 from mfpsecd.base.sqlite_state import SqliteState  # noqa: E402
-from mfpsecd.core import identity_history  # noqa: E402
+from mfpsecd.keys.model import identity_history  # noqa: E402
 from mfpsecd.services.audit import Auditor  # noqa: E402
 from mfpsecd.wipe.backends.disks import SysfsDiskInventory  # noqa: E402
 from mfpsecd.wipe.backends.media_probe import probe  # noqa: E402

@@ -25,7 +25,7 @@ _PACKAGE_FILES = ("__init__.py", "py.typed")
 # is what pulls anything heavier (secret loads the native extension: clients never do).
 _SUBPACKAGES = ("base", "varlink", "api", "client", "cli")
 # Capability folders: only their client side (the import contracts keep it self-contained).
-_CAPABILITIES = ("ipfilter", "wipe", "store", "firmware")
+_CAPABILITIES = ("ipfilter", "wipe", "store", "firmware", "keys")
 _CLIENT_SIDE = ("__init__.py", "api.py", "cli.py")
 _DEPENDENCIES = ("click", "msgspec", "typing_extensions")
 

@@ -17,13 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mfpsecd.backends.native_crypto import NativeKeyCrypto
-from mfpsecd.backends.tpm2 import Tpm2Backend
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.base.state import StateConnection
-from mfpsecd.services.keys import KeyChain
-from mfpsecd.services.secrets import SecretStore
+from mfpsecd.keys.backends.native_crypto import NativeKeyCrypto
+from mfpsecd.keys.backends.tpm2 import Tpm2Backend
+from mfpsecd.keys.chain import KeyChain
+from mfpsecd.keys.secrets import SecretStore
 from tests.support.fakeclock import FakeClock
 
 T = TypeVar("T")

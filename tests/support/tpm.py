@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from tpm2_pytss.constants import TPMA_OBJECT
 
-from mfpsecd.backends.swtpm import SwtpmProcess
-from mfpsecd.backends.tpm2 import WRAP_TEMPLATE, Tpm2Backend, duplication_policy
-from mfpsecd.core.pcr_policy import PcrBinding
-from mfpsecd.ports import TpmKey
+from mfpsecd.keys.backends.swtpm import SwtpmProcess
+from mfpsecd.keys.backends.tpm2 import WRAP_TEMPLATE, Tpm2Backend, duplication_policy
+from mfpsecd.keys.model.pcr_policy import PcrBinding
+from mfpsecd.keys.ports import TpmKey
 
 requires_swtpm = pytest.mark.skipif(
     shutil.which("swtpm") is None, reason="swtpm is not installed (make setup installs it)"

@@ -17,8 +17,8 @@ from mfpsecd.base.config.schema import DiskSection, MediumKind
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.paths import Paths
 from mfpsecd.base.sqlite_state import SqliteState
-from mfpsecd.core import identity_history
-from mfpsecd.core.identity_history import KnownIdentity
+from mfpsecd.keys.model import identity_history
+from mfpsecd.keys.model.identity_history import KnownIdentity
 from mfpsecd.services.audit import Auditor
 from mfpsecd.wipe.backends.disks import SysfsDiskInventory
 from mfpsecd.wipe.backends.media_purge import DevicePurger

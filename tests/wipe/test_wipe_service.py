@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from mfpsecd.api.auditlog import EventType
 from mfpsecd.base.config.schema import DiskSection, MediumKind
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.core import identity_history
+from mfpsecd.keys.model import identity_history
 from mfpsecd.services.audit import AuditQuery
 from mfpsecd.wipe.jobs import COMPLETED
 from mfpsecd.wipe.medium_marker import MARKER_BYTES

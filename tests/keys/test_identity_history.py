@@ -9,7 +9,7 @@ import msgspec
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mfpsecd.core import identity_history as ih
+from mfpsecd.keys.model import identity_history as ih
 
 
 def _key() -> ec.EllipticCurvePrivateKey:

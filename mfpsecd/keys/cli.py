@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
-from mfpsecd.api import keys
 from mfpsecd.cli.common import Target, echo_json, read_secret, reports_errors
-from mfpsecd.client import KeysClient
+from mfpsecd.keys import api as keys
 
 _STATE_COLOUR = {"ready": "green", "locked": "red", "destroyed": "red", "starting": "yellow"}
 
@@ -54,7 +53,7 @@ def keys_group() -> None:
 def status(target: Target, as_json: bool) -> None:
     """State of the key chain and the TPM behind it."""
     with target.connect() as conn:
-        s = KeysClient(conn).status()
+        s = conn.call(keys.GET_KEY_STATUS)
     echo_json(s) if as_json else click.echo(render_status(s))
 
 
@@ -79,7 +78,7 @@ def backup(target: Target, to: str, passphrase_file: Path | None, as_json: bool)
     passphrase = read_secret(passphrase_file, "Backup passphrase", confirm=True)
     with target.connect() as conn:
         conn.set_timeout(max(target.timeout, 120.0))  # Argon2id is slow on purpose
-        r = KeysClient(conn).backup(destination, passphrase)
+        r = conn.call(keys.BACKUP_KEYS, keys.BackupParams(destination, passphrase))
     echo_json(r) if as_json else click.echo(
         f"backup written: {r.path} ({r.size} bytes, key {r.fingerprint[:16]})\n"
         "Keep it and its passphrase apart; either alone is useless."
@@ -98,7 +97,7 @@ def restore(target: Target, source: Path, passphrase_file: Path | None) -> None:
     passphrase = read_secret(passphrase_file, "Backup passphrase", confirm=False)
     with target.connect() as conn:
         conn.set_timeout(max(target.timeout, 120.0))
-        r = KeysClient(conn).restore(str(source.resolve()), passphrase)
+        r = conn.call(keys.RESTORE_KEYS, keys.RestoreParams(str(source.resolve()), passphrase))
     click.echo(f"restored: key {r.fingerprint[:16]}; the key chain is ready")
 
 
@@ -110,7 +109,7 @@ def rotate(target: Target, as_json: bool) -> None:
     """Replace the master key and re-seal every secret under the new one."""
     with target.connect() as conn:
         conn.set_timeout(max(target.timeout, 300.0))
-        r = KeysClient(conn).rotate()
+        r = conn.call(keys.ROTATE_MASTER_KEY)
     echo_json(r) if as_json else click.echo(
         f"master key generation {r.generation}; {r.secrets} secrets re-sealed"
     )
@@ -129,7 +128,7 @@ def rotate(target: Target, as_json: bool) -> None:
 def destroy(target: Target, confirm: str) -> None:
     """Decommission: destroy every key and sealed secret on this device. Irreversible."""
     with target.connect() as conn:
-        KeysClient(conn).destroy(confirm)
+        conn.call(keys.DESTROY_KEYS, keys.DestroyParams(confirm))
     click.echo("keys destroyed; a new key chain is created when the daemon next starts")
 
 
@@ -142,7 +141,7 @@ def destroy(target: Target, confirm: str) -> None:
 def identity(target: Target, as_json: bool, what: str | None) -> None:
     """The device identity: public key, self-signed certificate, certificate request."""
     with target.connect() as conn:
-        d = KeysClient(conn).identity()
+        d = conn.call(keys.GET_DEVICE_IDENTITY)
     if as_json:
         echo_json(d)
     elif what == "csr":
@@ -167,7 +166,7 @@ def identity_history(target: Target, as_json: bool, out: Path | None) -> None:
     """Every identity key this device has had (a restore onto a new TPM makes a new one),
     each earlier one proven by a link its successor signed."""
     with target.connect() as conn:
-        h = KeysClient(conn).identity_history()
+        h = conn.call(keys.GET_IDENTITY_HISTORY)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         for n, entry in enumerate(h.identities):
@@ -214,13 +213,12 @@ def _render_targets(targets: list[keys.BackupTarget]) -> str:
 def targets(target: Target, as_json: bool, watch: bool) -> None:
     """USB sticks that can take a key backup."""
     with target.connect() as conn:
-        client = KeysClient(conn)
         if not watch:
-            t = client.backup_targets()
+            t = conn.call(keys.LIST_BACKUP_TARGETS).targets
             echo_json(t) if as_json else click.echo(_render_targets(t))
             return
         conn.set_timeout(None)
-        for t in client.watch_backup_targets():
+        for t in (r.targets for r in conn.call_more(keys.WATCH_BACKUP_TARGETS)):
             echo_json(t) if as_json else click.echo(_render_targets(t) + "\n")
 
 
@@ -236,7 +234,7 @@ def secrets_group() -> None:
 def list_secrets(target: Target, as_json: bool) -> None:
     """Stored secrets: name, kind, size, master key generation, times."""
     with target.connect() as conn:
-        items = KeysClient(conn).list_secrets()
+        items = conn.call(keys.LIST_SECRETS).secrets
     if as_json:
         echo_json(items)
         return
@@ -264,7 +262,7 @@ def set_secret(target: Target, name: str, kind: str, value_file: Path | None) ->
     """Store or replace a secret."""
     value = read_secret(value_file, f"Value of {name}", confirm=True)
     with target.connect() as conn:
-        i = KeysClient(conn).set_secret(name, kind, value)
+        i = conn.call(keys.SET_SECRET, keys.SetSecretParams(name, kind, value))
     click.echo(f"stored {i.name} ({i.kind}, {i.size} bytes)")
 
 
@@ -275,5 +273,5 @@ def set_secret(target: Target, name: str, kind: str, value_file: Path | None) ->
 def delete_secret(target: Target, name: str) -> None:
     """Delete a secret (its sealed record is overwritten first)."""
     with target.connect() as conn:
-        KeysClient(conn).delete_secret(name)
+        conn.call(keys.DELETE_SECRET, keys.SecretNameParams(name))
     click.echo(f"deleted {name}")

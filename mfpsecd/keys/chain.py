@@ -40,11 +40,11 @@ from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.secret import SecretBytes, ShieldedKey
 from mfpsecd.base.state import StateConnection, StateStore
-from mfpsecd.core import identity_history, keybackup
-from mfpsecd.core.identity_history import KnownIdentity, SignedLink
-from mfpsecd.core.passphrase import check_backup_passphrase
-from mfpsecd.core.pcr_policy import PcrBinding
-from mfpsecd.ports import KeyCrypto, PassphraseCost, Tpm, TpmKey
+from mfpsecd.keys.model import backup_file, identity_history
+from mfpsecd.keys.model.identity_history import KnownIdentity, SignedLink
+from mfpsecd.keys.model.passphrase import check_backup_passphrase
+from mfpsecd.keys.model.pcr_policy import PcrBinding
+from mfpsecd.keys.ports import KeyCrypto, PassphraseCost, Tpm, TpmKey
 
 log = structlog.get_logger("mfpsecd.keys")
 
@@ -673,12 +673,12 @@ class KeyChain:
             fp = fingerprint(self._wrapping_spki)
             salt = os.urandom(16)
             info = self._tpm.info
-            header = keybackup.BackupHeader(
+            header = backup_file.BackupHeader(
                 created_at=now,
                 device_fingerprint=fp,
                 key_backend="tpm" if info.hardware_root else "software",
                 key_public=base64.b64encode(self._wrapping_public).decode(),
-                kdf=keybackup.KdfParams(
+                kdf=backup_file.KdfParams(
                     "argon2id",
                     self._backup_cost.memory_kib,
                     self._backup_cost.iterations,
@@ -686,7 +686,7 @@ class KeyChain:
                     base64.b64encode(salt).decode(),
                 ),
             )
-            aad = keybackup.prefix(header)
+            aad = backup_file.prefix(header)
             nonce = os.urandom(NONCE_BYTES)
             with (
                 await self._tpm.export_key(self._wrapping) as sensitive,
@@ -695,8 +695,8 @@ class KeyChain:
                 ) as kek,
             ):
                 sealed = self._crypto.seal(kek, nonce, aad, sensitive.view())
-            data = keybackup.assemble(aad, nonce, sealed)
-            path = target / keybackup.file_name(fp, now)
+            data = backup_file.assemble(aad, nonce, sealed)
+            path = target / backup_file.file_name(fp, now)
             try:
                 await asyncio.to_thread(replace_file, path, data)
             except OSError as exc:
@@ -734,7 +734,7 @@ class KeyChain:
                     target=str(source),
                     reason=exc.strerror or type(exc).__name__,
                 ) from None
-            parsed = keybackup.parse(data)
+            parsed = backup_file.parse(data)
             ours = fingerprint(self._wrapping_spki)
             # The public area may carry another binding's policy: the key is the same
             # when the public key is.
@@ -1015,5 +1015,5 @@ def _read_facts(conn: StateConnection) -> dict[str, str]:
 
 def _read_limited(path: Path) -> bytes:
     with open(path, "rb") as f:
-        data = f.read(keybackup.MAX_FILE_BYTES + 1)
+        data = f.read(backup_file.MAX_FILE_BYTES + 1)
     return data

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from mfpsecd import _native
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
-from mfpsecd.ports import PassphraseCost
+from mfpsecd.keys.ports import PassphraseCost
 
 if TYPE_CHECKING:
     # collections.abc.Buffer is 3.12+; annotations only, so the runtime needs no

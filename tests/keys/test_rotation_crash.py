@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mfpsecd.services.keys import ChainState
-from tests.services.test_keychain import SECRETS, assert_all_readable, open_stack, put_all
+from mfpsecd.keys.chain import ChainState
+from tests.keys.test_keychain import SECRETS, assert_all_readable, open_stack, put_all
 from tests.support.daemon import ROOT
 from tests.support.tpm import SwtpmHandle, requires_swtpm, swtpm
 

@@ -20,16 +20,9 @@ from typing import Any
 
 from mfpsecd.base.errors import ErrorCode
 from mfpsecd.base.secret import SecretBytes
-from mfpsecd.core.pcr_policy import extended
-from mfpsecd.services.keys import ChainState
-from tests.services.test_keychain import (
-    FAST,
-    Stack,
-    assert_all_readable,
-    expect,
-    open_stack,
-    put_all,
-)
+from mfpsecd.keys.chain import ChainState
+from mfpsecd.keys.model.pcr_policy import extended
+from tests.keys.test_keychain import FAST, Stack, assert_all_readable, expect, open_stack, put_all
 from tests.support.tpm import LegacyTpm, requires_swtpm, swtpm
 
 pytestmark = requires_swtpm

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 
 MAX_PASSPHRASE = 256
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Argon2id parameters (RFC 9106), kept with each verifier so they can change later."""
+
+    memory_kib: int
+    iterations: int
+    lanes: int
 
 
 def check_backup_passphrase(passphrase: memoryview, min_length: int) -> None:

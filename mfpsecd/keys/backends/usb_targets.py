@@ -18,7 +18,7 @@ import structlog
 
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.mounts import mounts as _mounts
-from mfpsecd.ports import BackupTargetInfo
+from mfpsecd.keys.ports import BackupTargetInfo
 
 log = structlog.get_logger("mfpsecd.usb")
 

@@ -71,8 +71,8 @@ from tpm2_pytss.types import (
 
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes, wipe
-from mfpsecd.core.pcr_policy import PcrBinding
-from mfpsecd.ports import TpmInfo, TpmKey
+from mfpsecd.keys.model.pcr_policy import PcrBinding
+from mfpsecd.keys.ports import TpmInfo, TpmKey
 
 log = structlog.get_logger("mfpsecd.tpm")
 T = TypeVar("T")

@@ -18,10 +18,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from mfpsecd.base.errors import EX_DATAERR, EX_NOPERM, ErrorCode, MfpsecError
-from mfpsecd.client import Connection, KeysClient, SystemClient
-from mfpsecd.core.pcr_policy import PcrBinding
-from mfpsecd.ports import TpmKey
-from mfpsecd.services.keys import MASTER_LABEL
+from mfpsecd.client import Connection, SystemClient
+from mfpsecd.keys import api as keys
+from mfpsecd.keys.chain import MASTER_LABEL
+from mfpsecd.keys.model.pcr_policy import PcrBinding
+from mfpsecd.keys.ports import TpmKey
 from tests.support import daemon as ds
 from tests.support.tpm import requires_swtpm, swtpm
 
@@ -30,8 +31,8 @@ pytestmark = requires_swtpm
 PASSPHRASE = "Service-engineer-passphrase-1"
 
 
-def _keys(d: ds.DaemonProcess) -> KeysClient:
-    return KeysClient(Connection(d.socket_path, timeout=60))
+def _keys(d: ds.DaemonProcess) -> Connection:
+    return Connection(d.socket_path, timeout=60)
 
 
 def _db(d: ds.DaemonProcess) -> Path:
@@ -74,15 +75,16 @@ def test_secrets_survive_restart_and_rotation_through_the_cli(short_tmp: Path) -
             ("snmp-community", 2, 9),
         ]
         # A rotation opens every secret: it succeeds only if all were recovered.
-        assert _keys(d).rotate().generation == 3
+        assert _keys(d).call(keys.ROTATE_MASTER_KEY).generation == 3
 
 
 def test_backup_tpm_replaced_restore_through_the_cli(short_tmp: Path) -> None:
     root, usb = short_tmp / "d", short_tmp / "usb"
     usb.mkdir()
     with ds.running(root) as d:
-        KeysClient(Connection(d.socket_path)).set_secret(
-            "admin-password", "password", bytearray(b"Adm1n-password!")
+        Connection(d.socket_path).call(
+            keys.SET_SECRET,
+            keys.SetSecretParams("admin-password", "password", bytearray(b"Adm1n-password!")),
         )
         weak = ds.mfpsec(
             d.socket_path,
@@ -107,15 +109,15 @@ def test_backup_tpm_replaced_restore_through_the_cli(short_tmp: Path) -> None:
         )
         assert r.returncode == 0, r.stderr
         (backup,) = usb.glob("*.mfpkb")
-        fingerprint = _keys(d).status().wrapping_key_fingerprint
+        fingerprint = _keys(d).call(keys.GET_KEY_STATUS).wrapping_key_fingerprint
     shutil.rmtree(root / "lib" / "tpm")  # the TPM is replaced: a fresh one, other seeds
     with ds.running(root) as d:
         with Connection(d.socket_path) as conn:
             assert SystemClient(conn).get_status().state.value == "degraded"
-        st = _keys(d).status()
+        st = _keys(d).call(keys.GET_KEY_STATUS)
         assert st.state == "locked" and "restore the key backup" in st.reason
         with pytest.raises(MfpsecError) as exc:
-            _keys(d).set_secret("x", "other", bytearray(b"y"))
+            _keys(d).call(keys.SET_SECRET, keys.SetSecretParams("x", "other", bytearray(b"y")))
         assert exc.value.code is ErrorCode.KEYS_UNAVAILABLE
         wrong = ds.mfpsec(
             d.socket_path,
@@ -139,16 +141,17 @@ def test_backup_tpm_replaced_restore_through_the_cli(short_tmp: Path) -> None:
             stdin=PASSPHRASE,
         )
         assert ok.returncode == 0, ok.stderr
-        st = _keys(d).status()
+        st = _keys(d).call(keys.GET_KEY_STATUS)
         assert (st.state, st.wrapping_key_fingerprint) == ("ready", fingerprint)
-        assert _keys(d).rotate().secrets == 1  # the secret opened under the restored key
+        # The secret opened under the restored key.
+        assert _keys(d).call(keys.ROTATE_MASTER_KEY).secrets == 1
         with Connection(d.socket_path) as conn:
             assert SystemClient(conn).get_status().state.value == "ready"
 
 
 def test_device_identity_is_signed_inside_the_tpm(short_tmp: Path) -> None:
     with ds.running(short_tmp / "d") as d:
-        ident = _keys(d).identity()
+        ident = _keys(d).call(keys.GET_DEVICE_IDENTITY)
     public = serialization.load_pem_public_key(ident.public_key_pem.encode())
     assert isinstance(public, ec.EllipticCurvePublicKey)
     spki = public.public_bytes(
@@ -170,18 +173,21 @@ def test_destroy_erases_keys_and_secrets(short_tmp: Path) -> None:
     root = short_tmp / "d"
     with ds.running(root) as d:
         k = _keys(d)
-        k.set_secret("to-be-destroyed", "password", bytearray(b"Destroy-me-please"))
-        before = k.status().wrapping_key_fingerprint
+        k.call(
+            keys.SET_SECRET,
+            keys.SetSecretParams("to-be-destroyed", "password", bytearray(b"Destroy-me-please")),
+        )
+        before = k.call(keys.GET_KEY_STATUS).wrapping_key_fingerprint
         refused = ds.mfpsec(d.socket_path, "keys", "destroy", "--confirm", "0" * 64)
         assert refused.returncode == EX_DATAERR
         ok = ds.mfpsec(d.socket_path, "keys", "destroy", "--confirm", before)
         assert ok.returncode == 0, ok.stderr
-        assert _keys(d).status().state == "destroyed"
+        assert _keys(d).call(keys.GET_KEY_STATUS).state == "destroyed"
         with sqlite3.connect(_db(d)) as conn:
             for table in ("tpm_keys", "master_keys", "secrets"):
                 assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,)
     with ds.running(root) as d:
-        st = _keys(d).status()
+        st = _keys(d).call(keys.GET_KEY_STATUS)
         assert st.state == "ready" and st.wrapping_key_fingerprint != before
         assert st.secrets == 0
 
@@ -223,7 +229,7 @@ def test_after_destroy_the_accounts_are_gone_and_the_device_is_at_its_first_star
             == 0
         )
         assert _login(d, "admin", _ADMIN_PW, runtime).returncode == 0
-        before = _keys(d).status().wrapping_key_fingerprint
+        before = _keys(d).call(keys.GET_KEY_STATUS).wrapping_key_fingerprint
         ok = ds.mfpsec(d.socket_path, "keys", "destroy", "--confirm", before)
         assert ok.returncode == 0, ok.stderr
         with sqlite3.connect(_db(d)) as conn:
@@ -328,13 +334,16 @@ def test_no_secret_or_master_key_left_in_daemon_memory(short_tmp: Path) -> None:
             public, private = conn.execute("SELECT public, private FROM key_bindings").fetchone()
             wrapping = TpmKey(public, private, PcrBinding((), ()))
         k = _keys(d)
-        k.set_secret("memscan-marker", "password", bytearray(marker))
-        assert k.rotate().generation == 2  # the secret is opened and re-sealed: "used"
-        k.identity()
+        k.call(
+            keys.SET_SECRET, keys.SetSecretParams("memscan-marker", "password", bytearray(marker))
+        )
+        # The secret is opened and re-sealed: "used".
+        assert k.call(keys.ROTATE_MASTER_KEY).generation == 2
+        k.call(keys.GET_DEVICE_IDENTITY)
         dump = _dump(d.pid)
         with sqlite3.connect(_db(d)) as conn:
             (new_wrapped,) = conn.execute("SELECT wrapped FROM master_keys").fetchone()
-        spki = k.status().wrapping_key_fingerprint
+        spki = k.call(keys.GET_KEY_STATUS).wrapping_key_fingerprint
     # The daemon (and its swtpm) are gone: unwrap both master keys with the same TPM state.
     with swtpm(root / "lib" / "tpm") as tpm:
 

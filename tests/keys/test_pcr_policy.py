@@ -1,6 +1,6 @@
 """core.pcr_policy without a TPM: what a binding accepts, and the encodings the TPM
 compares (the digests themselves are checked against a real TPM's trial session in
-tests/backends/test_tpm2_swtpm.py)."""
+tests/keys/test_tpm2_swtpm.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import hashlib
 
 import pytest
 
-from mfpsecd.core.pcr_policy import PcrBinding, extended
+from mfpsecd.keys.model.pcr_policy import PcrBinding, extended
 
 A, B = hashlib.sha256(b"a").digest(), hashlib.sha256(b"b").digest()
 

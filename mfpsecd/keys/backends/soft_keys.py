@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
-from mfpsecd.core.pcr_policy import PcrBinding
-from mfpsecd.ports import TpmInfo, TpmKey
+from mfpsecd.keys.model.pcr_policy import PcrBinding
+from mfpsecd.keys.ports import TpmInfo, TpmKey
 
 _OAEP_HASH = hashes.SHA256
 

@@ -151,6 +151,147 @@ class IdentityHistory(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 _CHAIN_ERRORS = (ErrorCode.KEYS_UNAVAILABLE, ErrorCode.KEY_INTEGRITY, ErrorCode.TPM_FAILED)
 
+GET_KEY_STATUS = Method(
+    name="GetKeyStatus",
+    doc="State of the key chain, the TPM behind it, backups and rotation.",
+    params=NoParams,
+    result=KeyStatus,
+    requires=Privilege.KEYS_READ,
+)
+
+
+LIST_SECRETS = Method(
+    name="ListSecrets",
+    doc="Names and metadata of the stored secrets (never their values). The names\n"
+    "include every account's, so it needs the administrator role.",
+    params=NoParams,
+    result=SecretList,
+    requires=Privilege.SECRETS_READ,
+    errors=_CHAIN_ERRORS,
+)
+
+
+SET_SECRET = Method(
+    name="SetSecret",
+    doc="Store or replace a secret. value is base64; it is sealed at once and the\n"
+    "daemon's copies are zeroed.",
+    params=SetSecretParams,
+    result=SecretInfo,
+    requires=Privilege.SECRETS_WRITE,
+    errors=_CHAIN_ERRORS,
+    sensitive=True,
+)
+
+
+DELETE_SECRET = Method(
+    name="DeleteSecret",
+    doc="Delete a secret; its sealed record is overwritten before it is deleted.",
+    params=SecretNameParams,
+    result=Empty,
+    requires=Privilege.SECRETS_WRITE,
+    errors=(*_CHAIN_ERRORS, ErrorCode.SECRET_NOT_FOUND),
+)
+
+
+BACKUP_KEYS = Method(
+    name="BackupKeys",
+    doc="Write the wrapping key, encrypted under the passphrase (Argon2id +\n"
+    "AES-256-GCM), to a new file in the target directory.",
+    params=BackupParams,
+    result=BackupResult,
+    requires=Privilege.KEYS_ADMIN,
+    errors=(
+        *_CHAIN_ERRORS,
+        ErrorCode.PASSPHRASE_TOO_WEAK,
+        ErrorCode.BACKUP_TARGET_UNUSABLE,
+    ),
+    sensitive=True,
+)
+
+
+RESTORE_KEYS = Method(
+    name="RestoreKeys",
+    doc="Re-import the wrapping key from a backup into this (replacement) TPM.\n"
+    "Only when the chain is locked; nothing changes on any error.",
+    params=RestoreParams,
+    result=RestoreResult,
+    requires=Privilege.KEYS_ADMIN,
+    errors=(
+        *_CHAIN_ERRORS,
+        ErrorCode.RESTORE_NOT_NEEDED,
+        ErrorCode.BACKUP_INVALID,
+        ErrorCode.WRONG_PASSPHRASE,
+        ErrorCode.BACKUP_OTHER_DEVICE,
+        ErrorCode.BACKUP_TARGET_UNUSABLE,
+    ),
+    sensitive=True,
+)
+
+
+ROTATE_MASTER_KEY = Method(
+    name="RotateMasterKey",
+    doc="A new master key; every secret is re-sealed under it (crash-safe).",
+    params=NoParams,
+    result=RotateResult,
+    requires=Privilege.KEYS_ADMIN,
+    errors=_CHAIN_ERRORS,
+)
+
+
+DESTROY_KEYS = Method(
+    name="DestroyKeys",
+    doc="Decommission: evict the TPM's copies, overwrite and delete every wrapped\n"
+    "key and sealed secret, zero the keys in memory. Irreversible.",
+    params=DestroyParams,
+    result=Empty,
+    requires=Privilege.KEYS_ADMIN,
+    errors=_CHAIN_ERRORS,
+)
+
+
+GET_DEVICE_IDENTITY = Method(
+    name="GetDeviceIdentity",
+    doc="The device identity key's public half, a self-signed certificate and a\n"
+    "certificate request (the private key never leaves the TPM).",
+    params=NoParams,
+    result=DeviceIdentity,
+    requires=Privilege.KEYS_READ,
+    errors=_CHAIN_ERRORS,
+)
+
+
+GET_IDENTITY_HISTORY = Method(
+    name="GetIdentityHistory",
+    doc="Every identity key this device has had, proven backwards from the one its\n"
+    "TPM holds now: each earlier key by a link its successor signed. What a\n"
+    "third party needs to check this device's certificates offline.",
+    params=NoParams,
+    result=IdentityHistory,
+    requires=Privilege.KEYS_READ,
+    errors=_CHAIN_ERRORS,
+)
+
+
+LIST_BACKUP_TARGETS = Method(
+    name="ListBackupTargets",
+    doc="USB mass-storage partitions that can take a key backup.",
+    params=NoParams,
+    result=BackupTargets,
+    requires=Privilege.KEYS_READ,
+)
+
+
+WATCH_BACKUP_TARGETS = Method(
+    name="WatchBackupTargets",
+    doc="Stream the backup targets: the current list, then a new one whenever a\n"
+    "USB stick appears, is mounted or goes away. Call with more=true.",
+    params=NoParams,
+    result=BackupTargets,
+    requires=Privilege.KEYS_READ,
+    streams=True,
+)
+
+
 KEYS = Interface(
     name="io.mfpsecd.Keys",
     module=__name__,
@@ -160,122 +301,17 @@ KEYS = Interface(
         "key or secret material."
     ),
     methods=(
-        Method(
-            name="GetKeyStatus",
-            doc="State of the key chain, the TPM behind it, backups and rotation.",
-            params=NoParams,
-            result=KeyStatus,
-            requires=Privilege.KEYS_READ,
-        ),
-        Method(
-            name="ListSecrets",
-            doc="Names and metadata of the stored secrets (never their values). The names\n"
-            "include every account's, so it needs the administrator role.",
-            params=NoParams,
-            result=SecretList,
-            requires=Privilege.SECRETS_READ,
-            errors=_CHAIN_ERRORS,
-        ),
-        Method(
-            name="SetSecret",
-            doc="Store or replace a secret. value is base64; it is sealed at once and the\n"
-            "daemon's copies are zeroed.",
-            params=SetSecretParams,
-            result=SecretInfo,
-            requires=Privilege.SECRETS_WRITE,
-            errors=_CHAIN_ERRORS,
-            sensitive=True,
-        ),
-        Method(
-            name="DeleteSecret",
-            doc="Delete a secret; its sealed record is overwritten before it is deleted.",
-            params=SecretNameParams,
-            result=Empty,
-            requires=Privilege.SECRETS_WRITE,
-            errors=(*_CHAIN_ERRORS, ErrorCode.SECRET_NOT_FOUND),
-        ),
-        Method(
-            name="BackupKeys",
-            doc="Write the wrapping key, encrypted under the passphrase (Argon2id +\n"
-            "AES-256-GCM), to a new file in the target directory.",
-            params=BackupParams,
-            result=BackupResult,
-            requires=Privilege.KEYS_ADMIN,
-            errors=(
-                *_CHAIN_ERRORS,
-                ErrorCode.PASSPHRASE_TOO_WEAK,
-                ErrorCode.BACKUP_TARGET_UNUSABLE,
-            ),
-            sensitive=True,
-        ),
-        Method(
-            name="RestoreKeys",
-            doc="Re-import the wrapping key from a backup into this (replacement) TPM.\n"
-            "Only when the chain is locked; nothing changes on any error.",
-            params=RestoreParams,
-            result=RestoreResult,
-            requires=Privilege.KEYS_ADMIN,
-            errors=(
-                *_CHAIN_ERRORS,
-                ErrorCode.RESTORE_NOT_NEEDED,
-                ErrorCode.BACKUP_INVALID,
-                ErrorCode.WRONG_PASSPHRASE,
-                ErrorCode.BACKUP_OTHER_DEVICE,
-                ErrorCode.BACKUP_TARGET_UNUSABLE,
-            ),
-            sensitive=True,
-        ),
-        Method(
-            name="RotateMasterKey",
-            doc="A new master key; every secret is re-sealed under it (crash-safe).",
-            params=NoParams,
-            result=RotateResult,
-            requires=Privilege.KEYS_ADMIN,
-            errors=_CHAIN_ERRORS,
-        ),
-        Method(
-            name="DestroyKeys",
-            doc="Decommission: evict the TPM's copies, overwrite and delete every wrapped\n"
-            "key and sealed secret, zero the keys in memory. Irreversible.",
-            params=DestroyParams,
-            result=Empty,
-            requires=Privilege.KEYS_ADMIN,
-            errors=_CHAIN_ERRORS,
-        ),
-        Method(
-            name="GetDeviceIdentity",
-            doc="The device identity key's public half, a self-signed certificate and a\n"
-            "certificate request (the private key never leaves the TPM).",
-            params=NoParams,
-            result=DeviceIdentity,
-            requires=Privilege.KEYS_READ,
-            errors=_CHAIN_ERRORS,
-        ),
-        Method(
-            name="GetIdentityHistory",
-            doc="Every identity key this device has had, proven backwards from the one its\n"
-            "TPM holds now: each earlier key by a link its successor signed. What a\n"
-            "third party needs to check this device's certificates offline.",
-            params=NoParams,
-            result=IdentityHistory,
-            requires=Privilege.KEYS_READ,
-            errors=_CHAIN_ERRORS,
-        ),
-        Method(
-            name="ListBackupTargets",
-            doc="USB mass-storage partitions that can take a key backup.",
-            params=NoParams,
-            result=BackupTargets,
-            requires=Privilege.KEYS_READ,
-        ),
-        Method(
-            name="WatchBackupTargets",
-            doc="Stream the backup targets: the current list, then a new one whenever a\n"
-            "USB stick appears, is mounted or goes away. Call with more=true.",
-            params=NoParams,
-            result=BackupTargets,
-            requires=Privilege.KEYS_READ,
-            streams=True,
-        ),
+        GET_KEY_STATUS,
+        LIST_SECRETS,
+        SET_SECRET,
+        DELETE_SECRET,
+        BACKUP_KEYS,
+        RESTORE_KEYS,
+        ROTATE_MASTER_KEY,
+        DESTROY_KEYS,
+        GET_DEVICE_IDENTITY,
+        GET_IDENTITY_HISTORY,
+        LIST_BACKUP_TARGETS,
+        WATCH_BACKUP_TARGETS,
     ),
 )

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mfpsecd.client import Connection, KeysClient
+from mfpsecd.client import Connection
+from mfpsecd.keys import api as keys
 from tests.support import daemon as ds
 
 pytestmark = pytest.mark.skipif(
@@ -79,7 +80,7 @@ def test_usb_stick_is_offered_used_for_a_backup_and_withdrawn(
         board={"extra": {"paths": {"proc_root": str(proc)}}, "usb_ports": ["devices/1-1"]},
     ) as d:
         with Connection(d.socket_path, timeout=30) as conn:
-            stream = KeysClient(conn).watch_backup_targets()
+            stream = (r.targets for r in conn.call_more(keys.WATCH_BACKUP_TARGETS))
             assert next(stream) == []
             testbed.send("add")
             (target,) = next(stream)

@@ -18,12 +18,12 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mfpsecd.backends.native_crypto import NativeKeyCrypto
-from mfpsecd.backends.swtpm import _free_port_pair
-from mfpsecd.backends.tpm2 import Tpm2Backend
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
-from mfpsecd.core.pcr_policy import PcrBinding
+from mfpsecd.keys.backends.native_crypto import NativeKeyCrypto
+from mfpsecd.keys.backends.swtpm import _free_port_pair
+from mfpsecd.keys.backends.tpm2 import Tpm2Backend
+from mfpsecd.keys.model.pcr_policy import PcrBinding
 from tests.support.daemon import ROOT
 from tests.support.tpm import LegacyTpm, requires_swtpm, swtpm
 
@@ -124,8 +124,8 @@ def test_unreachable_tpm_is_a_typed_error() -> None:
 
 KILLED_USER = """
 import asyncio, os, sys
-from mfpsecd.backends.tpm2 import Tpm2Backend
-from mfpsecd.core.pcr_policy import PcrBinding
+from mfpsecd.keys.backends.tpm2 import Tpm2Backend
+from mfpsecd.keys.model.pcr_policy import PcrBinding
 async def main():
     t = Tpm2Backend(sys.argv[1], "swtpm")
     await t.open()
@@ -181,7 +181,7 @@ def test_the_unwrapped_master_key_never_crosses_the_bus_in_clear(tmp_path: Path)
     from tpm2_pytss.constants import TPM2_ALG, TPM2_CC
     from tpm2_pytss.types import TPM2B_PRIVATE, TPM2B_PUBLIC
 
-    from mfpsecd.backends.tpm2 import _OAEP
+    from mfpsecd.keys.backends.tpm2 import _OAEP
 
     state, log = tmp_path / "tpm", tmp_path / "swtpm.log"
     state.mkdir()
@@ -338,7 +338,7 @@ def test_a_bound_key_has_no_auth_value_that_opens_it(tmp_path: Path) -> None:
     from tpm2_pytss import TSS2_Exception
     from tpm2_pytss.types import TPM2B_PRIVATE, TPM2B_PUBLIC
 
-    from mfpsecd.backends.tpm2 import _OAEP
+    from mfpsecd.keys.backends.tpm2 import _OAEP
 
     crypto = NativeKeyCrypto()
     with swtpm(tmp_path / "tpm") as tpm:

@@ -20,16 +20,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from tpm2_pytss.types import TPM2B_PUBLIC
 
-from mfpsecd.backends.native_crypto import NativeKeyCrypto
-from mfpsecd.backends.tpm2 import Tpm2Backend
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.base.sqlite_state import SqliteState
-from mfpsecd.core import identity_history, keybackup
-from mfpsecd.ports import PassphraseCost
-from mfpsecd.services.keys import BACKUP_COST, ChainState, KeyChain
-from mfpsecd.services.secrets import SecretKind, SecretStore
+from mfpsecd.keys.backends.native_crypto import NativeKeyCrypto
+from mfpsecd.keys.backends.tpm2 import Tpm2Backend
+from mfpsecd.keys.chain import BACKUP_COST, ChainState, KeyChain
+from mfpsecd.keys.model import backup_file, identity_history
+from mfpsecd.keys.ports import PassphraseCost
+from mfpsecd.keys.secrets import SecretKind, SecretStore
 from tests.support.fakeclock import FakeClock
 from tests.support.tpm import SwtpmHandle, requires_swtpm, swtpm
 
@@ -413,18 +413,18 @@ def test_a_restore_links_only_the_identity_the_keys_attested(tmp_path: Path, pla
 
 
 def test_backup_file_format_is_checked_before_any_crypto() -> None:
-    header = keybackup.BackupHeader(
+    header = backup_file.BackupHeader(
         created_at="2026-11-22T00:00:00.000Z",
         device_fingerprint="ab" * 32,
         key_backend="tpm",
         key_public="AAAA",
-        kdf=keybackup.KdfParams("argon2id", 65536, 3, 1, "c2FsdA=="),
+        kdf=backup_file.KdfParams("argon2id", 65536, 3, 1, "c2FsdA=="),
     )
-    aad = keybackup.prefix(header)
-    data = keybackup.assemble(aad, b"\1" * 12, b"\2" * 40)
-    parsed = keybackup.parse(data)
+    aad = backup_file.prefix(header)
+    data = backup_file.assemble(aad, b"\1" * 12, b"\2" * 40)
+    parsed = backup_file.parse(data)
     assert parsed.header == header and parsed.aad == aad and parsed.sealed == b"\2" * 40
-    assert keybackup.parse(data).header.salt == b"salt"
+    assert backup_file.parse(data).header.salt == b"salt"
     for bad, reason in [
         (data[:-1], "checksum"),
         (b"MFPSKEYB\0\2" + data[10:], "version 2"),
@@ -432,12 +432,12 @@ def test_backup_file_format_is_checked_before_any_crypto() -> None:
         (b"x" * 70000, "larger"),
     ]:
         with pytest.raises(MfpsecError, match=reason):
-            keybackup.parse(bad)
+            backup_file.parse(bad)
 
 
 def test_software_key_mode_works_and_says_so(tmp_path: Path) -> None:
     """A board without a TPM: the same chain on software keys, DEGRADED in status."""
-    from mfpsecd.backends.soft_keys import SoftwareKeys
+    from mfpsecd.keys.backends.soft_keys import SoftwareKeys
 
     async def scenario() -> None:
         for round_ in range(2):  # provision, then a restart
