@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from mfpsecd.api.auditlog import Verdict
-from mfpsecd.base.secret import SecretBytes
 
 T = TypeVar("T")
 
@@ -86,20 +85,3 @@ class AuditTailRepair:
     offset: int  # where the cut was made
     bytes_cut: int
     reason: str
-
-
-# ---------------------------------------------------------------- PKI card (A-8)
-
-
-class CardReader(Protocol):
-    """The card in the reader, through PKCS#11. Blocking: call from a worker thread."""
-
-    def certificate(self) -> bytes:
-        """The card's certificate (DER); no PIN needed. CardUnusable without one."""
-        ...
-
-    def sign(self, pin: SecretBytes, data: bytes) -> bytes:
-        """data signed with the certificate's private key after the PIN (SHA-256; ECDSA as
-        DER, RSA as PKCS#1 v1.5). AuthenticationFailed for a wrong PIN, CardUnusable when
-        the card cannot sign."""
-        ...

@@ -1,10 +1,10 @@
-"""README's tables that the code already holds: the audit event catalogue
+"""The READMEs' tables that the code already holds: the audit event catalogue
 (mfpsecd.api.auditlog.CATALOGUE), the security policy with its valid ranges
-(mfpsecd.api.auth.AuthPolicy) and the default alert rules (services.notify.DEFAULT_RULES).
+(mfpsecd.auth.api.AuthPolicy) and the default alert rules (services.notify.DEFAULT_RULES).
 
-`python -m tools.readme_tables` rewrites each table between its markers in README.md;
-`--check` exits 1 when README differs (the contract tests run it), so the documentation
-cannot drift from the code.
+`python -m tools.readme_tables` rewrites each table between its markers in the README
+that holds it (the top one or a capability's); `--check` exits 1 when one differs (the
+contract tests run it), so the documentation cannot drift from the code.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pathlib import Path
 import msgspec.inspect as mi
 
 from mfpsecd.api.auditlog import CATALOGUE, EventType
-from mfpsecd.api.auth import AuthPolicy
+from mfpsecd.auth.api import AuthPolicy
 from mfpsecd.services.notify import DEFAULT_RULES, Rule
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _markers(name: str) -> tuple[str, str]:
@@ -99,15 +99,18 @@ def alert_rules() -> str:
     return "\n".join(rows)
 
 
-TABLES: dict[str, Callable[[], str]] = {
-    "event-catalogue": event_catalogue,
-    "security-policy": security_policy,
-    "alert-rules": alert_rules,
+# Each table, the README (from the repository root) that holds it, and its maker.
+TABLES: dict[str, tuple[str, Callable[[], str]]] = {
+    "event-catalogue": ("README.md", event_catalogue),
+    "security-policy": ("mfpsecd/auth/README.md", security_policy),
+    "alert-rules": ("README.md", alert_rules),
 }
 
 
-def rendered(text: str) -> str:
-    for name, make in TABLES.items():
+def rendered(path: str, text: str) -> str:
+    for name, (where, make) in TABLES.items():
+        if where != path:
+            continue
         begin, end = _markers(name)
         start, stop = text.index(begin) + len(begin), text.index(end)
         text = text[:start] + "\n" + make() + "\n" + text[stop:]
@@ -115,19 +118,22 @@ def rendered(text: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = README.read_text()
-    wanted = rendered(text)
-    if "--check" in argv:
-        if wanted != text:
+    stale = 0
+    for path in sorted({where for where, _ in TABLES.values()}):
+        text = (ROOT / path).read_text()
+        wanted = rendered(path, text)
+        if wanted == text:
+            continue
+        if "--check" in argv:
             print(
-                "README.md: a generated table is out of date: run "
+                f"{path}: a generated table is out of date: run "
                 "`python -m tools.readme_tables` (make idl)",
                 file=sys.stderr,
             )
-            return 1
-        return 0
-    README.write_text(wanted)
-    return 0
+            stale = 1
+        else:
+            (ROOT / path).write_text(wanted)
+    return stale
 
 
 if __name__ == "__main__":

@@ -41,7 +41,11 @@ from bench import (
     ratio_finding,
 )
 from mfpsecd.api.auditlog import Subject
-from mfpsecd.api.auth import SessionPolicy
+from mfpsecd.auth.api import SessionPolicy
+from mfpsecd.auth.password_hasher import DEFAULT_COST, PasswordHasher
+from mfpsecd.auth.service import AuthService
+from mfpsecd.auth.sessions import Seat, SessionTable
+from mfpsecd.auth.user_store import UserStore
 from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.base.access import Role
 from mfpsecd.base.admission import PeerClass, PeerCredentials
@@ -57,10 +61,6 @@ from mfpsecd.keys.chain import KeyChain
 from mfpsecd.keys.model.passphrase import Cost
 from mfpsecd.keys.secrets import SecretStore
 from mfpsecd.services.audit import Auditor
-from mfpsecd.services.auth import AuthService
-from mfpsecd.services.password_hasher import DEFAULT_COST, PasswordHasher
-from mfpsecd.services.sessions import Seat, SessionTable
-from mfpsecd.services.user_store import UserStore
 
 METRICS = [
     Metric("rps", "ops/s", ",.1f"),

@@ -12,9 +12,10 @@ from typing import ParamSpec, TypeVar
 import click
 import msgspec
 
+from mfpsecd.auth import api as auth
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.cli import session_file
-from mfpsecd.client import AuthClient, Connection
+from mfpsecd.varlink.client import Connection
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -32,7 +33,7 @@ class Target:
         if token is None:
             return conn
         try:
-            AuthClient(conn).resume(token)
+            conn.call(auth.RESUME, auth.ResumeParams(token))
         except MfpsecError as exc:
             if exc.code is not ErrorCode.AUTHENTICATION_REQUIRED:
                 conn.close()
@@ -126,3 +127,18 @@ def read_secrets(
             p[:] = bytes(len(p))
         raise click.UsageError(f"expected {len(prompts)} lines: " + ", ".join(prompts))
     return parts
+
+
+PASSWORD_FILE = click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Read the password(s) from this file, one per line ('-' = stdin), instead of prompting.",
+)
+
+
+def password_again(target: Target, password_file: Path | None) -> bytearray:
+    """A logged-in caller's password, again, for a destructive call (zeroed once sent);
+    empty for root without a session."""
+    if session_file.load(target.socket) is None:
+        return bytearray()
+    return read_secret(password_file, "Password (again)", False)

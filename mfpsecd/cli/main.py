@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 
 from mfpsecd import __version__
+from mfpsecd.auth import cli as auth_cmd
+from mfpsecd.auth import users_cli as users_cmd
 from mfpsecd.cli import audit as audit_cmd
-from mfpsecd.cli import auth as auth_cmd
 from mfpsecd.cli import status as status_cmd
-from mfpsecd.cli import users as users_cmd
 from mfpsecd.cli.common import Target
 from mfpsecd.client import DEFAULT_SOCKET
 from mfpsecd.firmware import cli as fw_cmd

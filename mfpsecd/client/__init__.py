@@ -1,6 +1,5 @@
 """Clients of the daemon's Varlink API, shared by the panel, the CLI and the tests."""
 
-from mfpsecd.client.auth import AuthClient
 from mfpsecd.client.system import AsyncSystemClient, SystemClient
 from mfpsecd.varlink.client import DEFAULT_SOCKET, AsyncConnection, Connection
 
@@ -8,7 +7,6 @@ __all__ = [
     "DEFAULT_SOCKET",
     "AsyncConnection",
     "AsyncSystemClient",
-    "AuthClient",
     "Connection",
     "SystemClient",
 ]

@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from mfpsecd.core.totp import hotp
+from mfpsecd.auth.model.totp import hotp
 
 
 class KnownAnswerMismatch(Exception):

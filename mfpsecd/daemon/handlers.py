@@ -14,9 +14,12 @@ from mfpsecd.api import audit as audit_api
 from mfpsecd.api import registry
 from mfpsecd.api.auditlog import EventType, Outcome, Record
 from mfpsecd.api.types import DaemonState, Status
+from mfpsecd.auth.caller import subject_of
+from mfpsecd.auth.handlers import AuthHandlers
+from mfpsecd.auth.service import AuthService
+from mfpsecd.auth.user_store import UserStore
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.state import StateConnection
-from mfpsecd.daemon.auth_handlers import auth_handlers, subject_of
 from mfpsecd.firmware.api import FIRMWARE
 from mfpsecd.firmware.handlers import FirmwareHandlers
 from mfpsecd.firmware.service import FirmwareService
@@ -29,10 +32,8 @@ from mfpsecd.keys.identity import DeviceIdentity
 from mfpsecd.keys.ports import BackupTargetWatcher
 from mfpsecd.keys.secrets import SecretStore
 from mfpsecd.services.audit import Auditor, AuditQuery
-from mfpsecd.services.auth import AuthService
 from mfpsecd.services.forwarder import Forwarder
 from mfpsecd.services.status import StatusService
-from mfpsecd.services.user_store import UserStore
 from mfpsecd.store.handlers import StoreHandlers
 from mfpsecd.store.service import JobStore
 from mfpsecd.varlink import idl
@@ -101,6 +102,9 @@ class KeyServices:
     forwarders: tuple[Forwarder, ...] = ()
 
 
+# The status notice while no administrator password is set.
+ADMIN_UNSET = "administrator-unset"
+
 # The exact bytes our clients send for GetStatus (wire.encode_call without parameters).
 GET_STATUS_CALL = b'{"method":"io.mfpsecd.System.GetStatus"}'
 
@@ -151,7 +155,15 @@ def build_handlers(
         )
         table.update(_audit_handlers(key_services.auditor, key_services.forwarders))
         if auth is not None:
-            table.update(auth_handlers(auth, key_services.auditor, status))
+            table.update(
+                routes(
+                    AuthHandlers(
+                        auth,
+                        key_services.auditor,
+                        lambda unset: status.set_notice(ADMIN_UNSET, unset),
+                    )
+                )
+            )
             if data is not None:
                 table.update(routes(WipeHandlers(data.wipe, auth)))
                 table.update(

@@ -22,10 +22,14 @@ from cryptography import x509
 from mfpsecd import __version__
 from mfpsecd.api import registry
 from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Subject
-from mfpsecd.api.auth import SessionPolicy
 from mfpsecd.api.types import DaemonState
+from mfpsecd.auth.api import SessionPolicy
+from mfpsecd.auth.backends.pkcs11_card import Pkcs11Card
+from mfpsecd.auth.password_hasher import PasswordHasher
+from mfpsecd.auth.service import AuthService
+from mfpsecd.auth.sessions import SessionTable
+from mfpsecd.auth.user_store import UserStore
 from mfpsecd.backends.audit_file import AuditFile
-from mfpsecd.backends.pkcs11_card import Pkcs11Card
 from mfpsecd.backends.sdnotify import SdNotifier
 from mfpsecd.base.admission import PeerCredentials
 from mfpsecd.base.clock import Clock, SystemClock, rfc3339
@@ -62,16 +66,12 @@ from mfpsecd.keys.ports import Tpm
 from mfpsecd.keys.secrets import SecretStore
 from mfpsecd.keys.wiring import make_tpm
 from mfpsecd.services.audit import Auditor, Signer
-from mfpsecd.services.auth import AuthService
 from mfpsecd.services.boots import BootLog
 from mfpsecd.services.forwarder import make_forwarders
-from mfpsecd.services.password_hasher import PasswordHasher
 from mfpsecd.services.self_tests import PowerOnSelfTests
 from mfpsecd.services.session_failures import SessionFailures
-from mfpsecd.services.sessions import SessionTable
 from mfpsecd.services.status import BoardInfo, StatusService
 from mfpsecd.services.timewatch import watch_time
-from mfpsecd.services.user_store import UserStore
 from mfpsecd.store.backends.native_objects import NativeObjectCipher
 from mfpsecd.store.service import JobStore, StoreSettings
 from mfpsecd.varlink.descriptors import fd_socket_path

@@ -9,8 +9,14 @@ from pathlib import Path
 
 import click
 
-from mfpsecd.cli.auth import PASSWORD_FILE, password_again
-from mfpsecd.cli.common import Target, echo_json, reports_errors, size_text
+from mfpsecd.cli.common import (
+    PASSWORD_FILE,
+    Target,
+    echo_json,
+    password_again,
+    reports_errors,
+    size_text,
+)
 from mfpsecd.firmware import api as firmware
 
 

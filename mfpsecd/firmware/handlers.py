@@ -5,16 +5,16 @@ from __future__ import annotations
 import io
 import os
 
+from mfpsecd.auth.caller import reauthenticate, subject_of
+from mfpsecd.auth.service import AuthService
+from mfpsecd.auth.sessions import seat_of
 from mfpsecd.base.access import Role
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.base.transfer import PolledReader
-from mfpsecd.daemon.auth_handlers import reauthenticate, subject_of
 from mfpsecd.firmware import api
 from mfpsecd.firmware.bundle import VerifiedImage
 from mfpsecd.firmware.service import BootRecord, FirmwareService
-from mfpsecd.services.auth import AuthService
-from mfpsecd.services.sessions import seat_of
 from mfpsecd.varlink.fd_channel import FdChannel
 from mfpsecd.varlink.routes import handles
 from mfpsecd.varlink.schema import NoParams

@@ -7,8 +7,8 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Literal
 
+from mfpsecd.auth.caller import remote_address, subject_of
 from mfpsecd.base.transfer import PolledReader
-from mfpsecd.daemon.auth_handlers import remote_address, subject_of
 from mfpsecd.ipfilter import api
 from mfpsecd.ipfilter import service as svc
 from mfpsecd.ipfilter.model import ruleset as nf

@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from mfpsecd.api.auditlog import EventType
+from mfpsecd.auth.caller import subject_of
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.base.state import StateConnection
-from mfpsecd.daemon.auth_handlers import subject_of
 from mfpsecd.keys import api
 from mfpsecd.keys.chain import KeyChain
 from mfpsecd.keys.identity import DeviceIdentity

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import msgspec
 
-from mfpsecd.api.auth import ReauthPassword
+from mfpsecd.auth.api import ReauthPassword
 from mfpsecd.base.access import Privilege
 from mfpsecd.base.errors import ErrorCode
 from mfpsecd.varlink.descriptors import Descriptor

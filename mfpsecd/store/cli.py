@@ -6,8 +6,15 @@ from pathlib import Path
 
 import click
 
-from mfpsecd.cli.auth import PASSWORD_FILE, password_again
-from mfpsecd.cli.common import Target, echo_json, reports_errors, shown, size_text
+from mfpsecd.cli.common import (
+    PASSWORD_FILE,
+    Target,
+    echo_json,
+    password_again,
+    reports_errors,
+    shown,
+    size_text,
+)
 from mfpsecd.store import api as store
 from mfpsecd.varlink.client import Connection
 

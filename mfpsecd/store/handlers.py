@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 
+from mfpsecd.auth.caller import reauthenticate, subject_of
+from mfpsecd.auth.service import AuthService
+from mfpsecd.auth.sessions import seat_of
 from mfpsecd.base.access import Role
 from mfpsecd.base.admission import PeerClass
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
-from mfpsecd.daemon.auth_handlers import reauthenticate, subject_of
-from mfpsecd.services.auth import AuthService
-from mfpsecd.services.sessions import seat_of
 from mfpsecd.store import api
 from mfpsecd.store.service import JobStore, ObjectInfo, ObjectKind, Requester
 from mfpsecd.varlink.fd_channel import FdChannel

@@ -11,8 +11,15 @@ import click
 import msgspec
 
 from mfpsecd.base.errors import ErrorCode
-from mfpsecd.cli.auth import PASSWORD_FILE, password_again
-from mfpsecd.cli.common import Target, echo_json, reports_errors, shown, size_text
+from mfpsecd.cli.common import (
+    PASSWORD_FILE,
+    Target,
+    echo_json,
+    password_again,
+    reports_errors,
+    shown,
+    size_text,
+)
 from mfpsecd.varlink.client import Connection
 from mfpsecd.wipe import api as wipe
 

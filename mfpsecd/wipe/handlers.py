@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 import msgspec
 
 from mfpsecd.api.auditlog import Subject
+from mfpsecd.auth.caller import reauthenticate, subject_of
+from mfpsecd.auth.service import AuthService
+from mfpsecd.auth.sessions import seat_of
 from mfpsecd.base.admission import PeerClass
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
-from mfpsecd.daemon.auth_handlers import reauthenticate, subject_of
-from mfpsecd.services.auth import AuthService
-from mfpsecd.services.sessions import seat_of
 from mfpsecd.varlink.routes import handles
 from mfpsecd.varlink.schema import NoParams
 from mfpsecd.varlink.server import CallContext, Last

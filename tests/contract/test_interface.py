@@ -7,7 +7,11 @@ from pathlib import Path
 import varlink
 
 from mfpsecd.api import registry
-from mfpsecd.api.auth import SessionPolicy
+from mfpsecd.auth.api import SessionPolicy
+from mfpsecd.auth.password_hasher import DEFAULT_COST, PasswordHasher
+from mfpsecd.auth.service import AuthService
+from mfpsecd.auth.sessions import SessionTable
+from mfpsecd.auth.user_store import UserStore
 from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.base.admission import AdmissionRules
 from mfpsecd.base.config.schema import MediumKind
@@ -25,11 +29,7 @@ from mfpsecd.keys.chain import KeyChain
 from mfpsecd.keys.identity import DeviceIdentity
 from mfpsecd.keys.secrets import SecretStore
 from mfpsecd.services.audit import Auditor
-from mfpsecd.services.auth import AuthService
-from mfpsecd.services.password_hasher import DEFAULT_COST, PasswordHasher
-from mfpsecd.services.sessions import SessionTable
 from mfpsecd.services.status import BoardInfo, StatusService
-from mfpsecd.services.user_store import UserStore
 from mfpsecd.store.backends.native_objects import NativeObjectCipher
 from mfpsecd.store.service import JobStore
 from mfpsecd.varlink import idl
@@ -216,7 +216,7 @@ def test_every_declared_pattern_matches_to_the_very_end() -> None:
 def test_a_trailing_newline_is_refused() -> None:
     import msgspec
 
-    from mfpsecd.api.auth import UserName
+    from mfpsecd.auth.api import UserName
     from mfpsecd.store.api import Label
 
     for t in (UserName, Label):

@@ -26,8 +26,8 @@ from mfpsecd.firmware.model.signature import ClockCheck
 from tests.firmware.test_firmware_verify import MODEL, _sign, _tree
 from tests.firmware.test_fw_update import make_bundle
 from tests.firmware.test_signature import NOW, ROOT, ROOT_KEY, SIGNER, SIGNER_KEY, _crl, _pem
-from tests.integration.test_auth_cli import ADMIN_PW, ALICE_UID, CONFIG, MALLORY_UID, Cli
 from tests.support import daemon as ds
+from tests.support.auth_cli import ADMIN_PW, ALICE_UID, CONFIG, MALLORY_UID, Cli
 from tests.support.pki import make_pki
 from tests.support.rsyslog import free_port
 from tests.support.smtp_sink import starttls_sink

@@ -19,9 +19,9 @@ import pytest
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.client import Connection
 from mfpsecd.store import api as store
-from tests.integration.test_auth_cli import ADMIN_PW, ALICE_UID, CONFIG, Cli
 from tests.ipfilter.test_ipfilter_daemon import _board, _net
 from tests.support import daemon as ds
+from tests.support.auth_cli import ADMIN_PW, ALICE_UID, CONFIG, Cli
 from tests.support.netlab import Lab, requires_netns
 
 pytestmark = [pytest.mark.root, requires_netns]

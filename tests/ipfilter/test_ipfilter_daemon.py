@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
+from mfpsecd.auth import api as auth
 from mfpsecd.base.errors import EX_DATAERR, MfpsecError
-from mfpsecd.client import AuthClient, Connection
+from mfpsecd.client import Connection
 from tests.support import daemon as ds
 from tests.support.netlab import Lab, Probe, requires_netns
 
@@ -291,12 +292,10 @@ def test_a_password_attack_from_the_network_is_banned_at_the_filter(
     with ds.running(short_tmp / "d", tpm="none", board=_board(netlab), config=config) as d:
         assert netlab.probe([REFUSED, PERMITTED]) == [True, True]
         with Connection(d.socket_path) as conn:
-            client = AuthClient(conn)
             for _ in range(10):
                 with pytest.raises(MfpsecError):
-                    client.login(
-                        "nobody", bytearray(b"Wrong-password-1"), remote_address="10.7.3.50"
-                    )
+                    wrong = bytearray(b"Wrong-password-1")
+                    conn.call(auth.LOGIN, auth.LoginParams("nobody", wrong, "", "10.7.3.50"))
         deadline = time.monotonic() + 20
         while not json.loads(_net(d, "show", "--json").stdout)["banned"]:
             assert time.monotonic() < deadline, d.log()[-3000:]

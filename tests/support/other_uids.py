@@ -25,8 +25,8 @@ _PACKAGE_FILES = ("__init__.py", "py.typed")
 # is what pulls anything heavier (secret loads the native extension: clients never do).
 _SUBPACKAGES = ("base", "varlink", "api", "client", "cli")
 # Capability folders: only their client side (the import contracts keep it self-contained).
-_CAPABILITIES = ("ipfilter", "wipe", "store", "firmware", "keys")
-_CLIENT_SIDE = ("__init__.py", "api.py", "cli.py")
+_CAPABILITIES = ("ipfilter", "wipe", "store", "firmware", "keys", "auth")
+_CLIENT_SIDE = ("__init__.py", "api.py", "cli.py", "*_cli.py")
 _DEPENDENCIES = ("click", "msgspec", "typing_extensions")
 
 
@@ -49,8 +49,9 @@ def client_tree() -> Path:
         shutil.copytree(ROOT / "mfpsecd" / sub, package / sub, ignore=skip)
     for capability in _CAPABILITIES:
         (package / capability).mkdir()
-        for name in _CLIENT_SIDE:
-            shutil.copy2(ROOT / "mfpsecd" / capability / name, package / capability / name)
+        for pattern in _CLIENT_SIDE:
+            for source in (ROOT / "mfpsecd" / capability).glob(pattern):
+                shutil.copy2(source, package / capability / source.name)
     for name in _DEPENDENCIES:
         spec = importlib.util.find_spec(name)
         assert spec is not None and spec.origin is not None, name

@@ -24,7 +24,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pkcs11 import Attribute, CertificateType, KeyType, ObjectClass
 from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 
-from mfpsecd.backends.pkcs11_card import Pkcs11Card
+from mfpsecd.auth.backends.pkcs11_card import Pkcs11Card
 from tests.support import pki
 from tests.support.pki import Ca
 

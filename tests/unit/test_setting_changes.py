@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from mfpsecd.api.auth import AuthPolicy, CharClass, LockoutPolicy, PasswordPolicy
+from mfpsecd.auth.api import AuthPolicy, CharClass, LockoutPolicy, PasswordPolicy
 from mfpsecd.core import setting_changes as sc
 
 

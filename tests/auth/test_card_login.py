@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from mfpsecd.api.auditlog import EventType
-from mfpsecd.backends.pkcs11_card import Pkcs11Card
+from mfpsecd.auth.backends.pkcs11_card import Pkcs11Card
 from mfpsecd.base.access import Role
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
-from tests.services.test_auth import ADMIN_PW, CLI, Stack, pw, seat, stack
+from tests.auth.test_auth_service import ADMIN_PW, CLI, Stack, pw, seat, stack
 from tests.support.fakeclock import FakeClock
 from tests.support.softhsm import (
     PIN,

@@ -7,12 +7,7 @@ import string
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mfpsecd.core.password_policy import (
-    CharClass,
-    PasswordPolicy,
-    Rule,
-    violations,
-)
+from mfpsecd.auth.model.password_policy import CharClass, PasswordPolicy, Rule, violations
 
 DEFAULT = PasswordPolicy()
 STRICT = PasswordPolicy(min_length=15, required_classes=frozenset(CharClass))

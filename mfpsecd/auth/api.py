@@ -271,6 +271,242 @@ _LOGIN_ERRORS = (
 )
 _SET_ERRORS = (ErrorCode.PASSWORD_REJECTED, ErrorCode.KEYS_UNAVAILABLE, ErrorCode.THROTTLED)
 
+INITIALIZE_ADMINISTRATOR = Method(
+    name="InitializeAdministrator",
+    doc="First start only: create the administrator account. The device ships\n"
+    "without a usable administrator password; until this is done status shows\n"
+    "the notice administrator-unset.",
+    params=InitializeParams,
+    result=Empty,
+    requires=Privilege.AUTH,
+    errors=(ErrorCode.ALREADY_INITIALIZED, *_SET_ERRORS),
+    sensitive=True,
+)
+
+
+LOGIN = Method(
+    name="Login",
+    doc="Log in with a password (and the TOTP code if the account has one). The\n"
+    "session is attached to this connection. Three wrong attempts (by policy)\n"
+    "lock the account; a locked account is refused whatever the password.",
+    params=LoginParams,
+    result=SessionInfo,
+    requires=Privilege.AUTH,
+    errors=(*_LOGIN_ERRORS, ErrorCode.SECOND_FACTOR_REQUIRED),
+    sensitive=True,
+)
+
+
+LOGIN_CARD = Method(
+    name="LoginCard",
+    doc="Log in with the PKI card in the reader and its PIN: the certificate must\n"
+    "chain to a configured trust anchor and be bound to a user, and the card\n"
+    "must sign a fresh challenge. Wrong PINs count towards the lockout.",
+    params=CardLoginParams,
+    result=SessionInfo,
+    requires=Privilege.AUTH,
+    errors=(*_LOGIN_ERRORS, ErrorCode.CERTIFICATE_REJECTED, ErrorCode.CARD_UNUSABLE),
+    sensitive=True,
+)
+
+
+RESUME = Method(
+    name="Resume",
+    doc="Attach an existing session (by its token) to this connection. Only the\n"
+    "uid that logged in can resume it.",
+    params=ResumeParams,
+    result=SessionInfo,
+    requires=Privilege.AUTH,
+    sensitive=True,
+)
+
+
+LOGOUT = Method(
+    name="Logout",
+    doc="End the session attached to this connection (everywhere).",
+    params=NoParams,
+    result=Empty,
+    requires=Privilege.AUTH,
+)
+
+
+WHO_AM_I = Method(
+    name="WhoAmI",
+    doc="The peer, the session attached to this connection and what it may do.",
+    params=NoParams,
+    result=WhoAmI,
+    requires=Privilege.AUTH,
+)
+
+
+CHANGE_PASSWORD = Method(
+    name="ChangePassword",
+    doc="Change one's own password: the current one is asked again (a wrong one\n"
+    "counts towards the lockout); the new one must pass the policy.",
+    params=ChangePasswordParams,
+    result=Empty,
+    requires=Privilege.AUTH,
+    errors=(*_LOGIN_ERRORS, ErrorCode.PASSWORD_REJECTED),
+    sensitive=True,
+)
+
+
+GET_POLICY = Method(
+    name="GetPolicy",
+    doc="The authentication policy: password rules, lockout, session times.",
+    params=NoParams,
+    result=AuthPolicy,
+    requires=Privilege.AUTH,
+)
+
+
+SET_POLICY = Method(
+    name="SetPolicy",
+    doc="Replace the authentication policy (applies to every later password set,\n"
+    "login and session).",
+    params=AuthPolicy,
+    result=AuthPolicy,
+    requires=Privilege.USERS_ADMIN,
+)
+
+
+LIST_USERS = Method(
+    name="ListUsers",
+    doc="Every account with its role, password age, lockout and factors.",
+    params=NoParams,
+    result=UserList,
+    requires=Privilege.USERS_READ,
+)
+
+
+REQUEST_RECOVERY = Method(
+    name="RequestRecovery",
+    doc="Root, when no administrator can log in: ask to recover the administrator\n"
+    "user (an existing administrator's password is reset, or the account is\n"
+    "created). The operation panel shows a code for it for expires_in_s; a\n"
+    "newer request replaces this one. Audited and alerted.",
+    params=UserParams,
+    result=RecoveryRequest,
+    requires=Privilege.USERS_RECOVER,
+    errors=(ErrorCode.USER_EXISTS,),
+)
+
+
+PENDING_RECOVERIES = Method(
+    name="PendingRecoveries",
+    doc="The operation panel: the recovery waiting for its code, to show to the\n"
+    "person at the device.",
+    params=NoParams,
+    result=PendingRecoveries,
+    requires=Privilege.PRESENCE,
+)
+
+
+COMPLETE_RECOVERY = Method(
+    name="CompleteRecovery",
+    doc="Root again, with the code read at the panel: the administrator gets this\n"
+    "temporary password (changed at the first login), its lockout is lifted.\n"
+    "Three wrong codes end the request.",
+    params=CompleteRecoveryParams,
+    result=UserInfo,
+    requires=Privilege.USERS_RECOVER,
+    errors=(ErrorCode.RECOVERY_NOT_PENDING, ErrorCode.AUTHENTICATION_FAILED, *_SET_ERRORS),
+    sensitive=True,
+)
+
+
+ADD_USER = Method(
+    name="AddUser",
+    doc="Create an account. The password is temporary unless said otherwise: the\n"
+    "user must change it at first login, and it expires after temporary_days.",
+    params=AddUserParams,
+    result=UserInfo,
+    requires=Privilege.USERS_ADMIN,
+    errors=(ErrorCode.USER_EXISTS, *_SET_ERRORS),
+    sensitive=True,
+)
+
+
+SET_USER_PASSWORD = Method(
+    name="SetUserPassword",
+    doc="Set another user's password (temporary by default); their sessions end.\n"
+    "One's own password is changed with ChangePassword.",
+    params=SetPasswordParams,
+    result=Empty,
+    requires=Privilege.USERS_ADMIN,
+    errors=(ErrorCode.USER_NOT_FOUND, *_SET_ERRORS),
+    sensitive=True,
+)
+
+
+UNLOCK_USER = Method(
+    name="UnlockUser",
+    doc="Lift a lockout before its time and reset the failure count.",
+    params=UserParams,
+    result=UnlockResult,
+    requires=Privilege.USERS_ADMIN,
+    errors=(ErrorCode.USER_NOT_FOUND,),
+)
+
+
+REMOVE_USER = Method(
+    name="RemoveUser",
+    doc="Delete an account; its verifiers and seed are overwritten, its sessions end.",
+    params=UserParams,
+    result=Empty,
+    requires=Privilege.USERS_ADMIN,
+    errors=(
+        ErrorCode.USER_NOT_FOUND,
+        ErrorCode.LAST_ADMINISTRATOR,
+        ErrorCode.KEYS_UNAVAILABLE,
+    ),
+)
+
+
+BIND_CARD = Method(
+    name="BindCard",
+    doc="Bind a PKI card's certificate (PEM) to a user; it must be acceptable now.\n"
+    "An empty certificate unbinds.",
+    params=BindCardParams,
+    result=BindCardResult,
+    requires=Privilege.USERS_ADMIN,
+    errors=(ErrorCode.USER_NOT_FOUND, ErrorCode.CERTIFICATE_REJECTED),
+)
+
+
+ENROLL_TOTP = Method(
+    name="EnrollTotp",
+    doc="Start (or replace) one's own TOTP second factor, administrator and service\n"
+    "roles only: the password again, then a new seed, active once ConfirmTotp\n"
+    "accepts a code from it.",
+    params=PasswordParams,
+    result=TotpEnrollment,
+    requires=Privilege.AUTH,
+    errors=_LOGIN_ERRORS,
+    sensitive=True,
+)
+
+
+CONFIRM_TOTP = Method(
+    name="ConfirmTotp",
+    doc="Activate the enrolled seed with a current code from the authenticator.",
+    params=CodeParams,
+    result=Empty,
+    requires=Privilege.AUTH,
+    errors=(ErrorCode.AUTHENTICATION_FAILED, ErrorCode.KEYS_UNAVAILABLE),
+)
+
+
+RESET_TOTP = Method(
+    name="ResetTotp",
+    doc="Remove a user's second factor (a lost authenticator).",
+    params=UserParams,
+    result=Empty,
+    requires=Privilege.USERS_ADMIN,
+    errors=(ErrorCode.USER_NOT_FOUND, ErrorCode.KEYS_UNAVAILABLE),
+)
+
+
 AUTH = Interface(
     name="io.mfpsecd.Auth",
     module=__name__,
@@ -279,199 +515,26 @@ AUTH = Interface(
         "accounts and roles, and the administrator's authentication policy."
     ),
     methods=(
-        Method(
-            name="InitializeAdministrator",
-            doc="First start only: create the administrator account. The device ships\n"
-            "without a usable administrator password; until this is done status shows\n"
-            "the notice administrator-unset.",
-            params=InitializeParams,
-            result=Empty,
-            requires=Privilege.AUTH,
-            errors=(ErrorCode.ALREADY_INITIALIZED, *_SET_ERRORS),
-            sensitive=True,
-        ),
-        Method(
-            name="Login",
-            doc="Log in with a password (and the TOTP code if the account has one). The\n"
-            "session is attached to this connection. Three wrong attempts (by policy)\n"
-            "lock the account; a locked account is refused whatever the password.",
-            params=LoginParams,
-            result=SessionInfo,
-            requires=Privilege.AUTH,
-            errors=(*_LOGIN_ERRORS, ErrorCode.SECOND_FACTOR_REQUIRED),
-            sensitive=True,
-        ),
-        Method(
-            name="LoginCard",
-            doc="Log in with the PKI card in the reader and its PIN: the certificate must\n"
-            "chain to a configured trust anchor and be bound to a user, and the card\n"
-            "must sign a fresh challenge. Wrong PINs count towards the lockout.",
-            params=CardLoginParams,
-            result=SessionInfo,
-            requires=Privilege.AUTH,
-            errors=(*_LOGIN_ERRORS, ErrorCode.CERTIFICATE_REJECTED, ErrorCode.CARD_UNUSABLE),
-            sensitive=True,
-        ),
-        Method(
-            name="Resume",
-            doc="Attach an existing session (by its token) to this connection. Only the\n"
-            "uid that logged in can resume it.",
-            params=ResumeParams,
-            result=SessionInfo,
-            requires=Privilege.AUTH,
-            sensitive=True,
-        ),
-        Method(
-            name="Logout",
-            doc="End the session attached to this connection (everywhere).",
-            params=NoParams,
-            result=Empty,
-            requires=Privilege.AUTH,
-        ),
-        Method(
-            name="WhoAmI",
-            doc="The peer, the session attached to this connection and what it may do.",
-            params=NoParams,
-            result=WhoAmI,
-            requires=Privilege.AUTH,
-        ),
-        Method(
-            name="ChangePassword",
-            doc="Change one's own password: the current one is asked again (a wrong one\n"
-            "counts towards the lockout); the new one must pass the policy.",
-            params=ChangePasswordParams,
-            result=Empty,
-            requires=Privilege.AUTH,
-            errors=(*_LOGIN_ERRORS, ErrorCode.PASSWORD_REJECTED),
-            sensitive=True,
-        ),
-        Method(
-            name="GetPolicy",
-            doc="The authentication policy: password rules, lockout, session times.",
-            params=NoParams,
-            result=AuthPolicy,
-            requires=Privilege.AUTH,
-        ),
-        Method(
-            name="SetPolicy",
-            doc="Replace the authentication policy (applies to every later password set,\n"
-            "login and session).",
-            params=AuthPolicy,
-            result=AuthPolicy,
-            requires=Privilege.USERS_ADMIN,
-        ),
-        Method(
-            name="ListUsers",
-            doc="Every account with its role, password age, lockout and factors.",
-            params=NoParams,
-            result=UserList,
-            requires=Privilege.USERS_READ,
-        ),
-        Method(
-            name="RequestRecovery",
-            doc="Root, when no administrator can log in: ask to recover the administrator\n"
-            "user (an existing administrator's password is reset, or the account is\n"
-            "created). The operation panel shows a code for it for expires_in_s; a\n"
-            "newer request replaces this one. Audited and alerted.",
-            params=UserParams,
-            result=RecoveryRequest,
-            requires=Privilege.USERS_RECOVER,
-            errors=(ErrorCode.USER_EXISTS,),
-        ),
-        Method(
-            name="PendingRecoveries",
-            doc="The operation panel: the recovery waiting for its code, to show to the\n"
-            "person at the device.",
-            params=NoParams,
-            result=PendingRecoveries,
-            requires=Privilege.PRESENCE,
-        ),
-        Method(
-            name="CompleteRecovery",
-            doc="Root again, with the code read at the panel: the administrator gets this\n"
-            "temporary password (changed at the first login), its lockout is lifted.\n"
-            "Three wrong codes end the request.",
-            params=CompleteRecoveryParams,
-            result=UserInfo,
-            requires=Privilege.USERS_RECOVER,
-            errors=(ErrorCode.RECOVERY_NOT_PENDING, ErrorCode.AUTHENTICATION_FAILED, *_SET_ERRORS),
-            sensitive=True,
-        ),
-        Method(
-            name="AddUser",
-            doc="Create an account. The password is temporary unless said otherwise: the\n"
-            "user must change it at first login, and it expires after temporary_days.",
-            params=AddUserParams,
-            result=UserInfo,
-            requires=Privilege.USERS_ADMIN,
-            errors=(ErrorCode.USER_EXISTS, *_SET_ERRORS),
-            sensitive=True,
-        ),
-        Method(
-            name="SetUserPassword",
-            doc="Set another user's password (temporary by default); their sessions end.\n"
-            "One's own password is changed with ChangePassword.",
-            params=SetPasswordParams,
-            result=Empty,
-            requires=Privilege.USERS_ADMIN,
-            errors=(ErrorCode.USER_NOT_FOUND, *_SET_ERRORS),
-            sensitive=True,
-        ),
-        Method(
-            name="UnlockUser",
-            doc="Lift a lockout before its time and reset the failure count.",
-            params=UserParams,
-            result=UnlockResult,
-            requires=Privilege.USERS_ADMIN,
-            errors=(ErrorCode.USER_NOT_FOUND,),
-        ),
-        Method(
-            name="RemoveUser",
-            doc="Delete an account; its verifiers and seed are overwritten, its sessions end.",
-            params=UserParams,
-            result=Empty,
-            requires=Privilege.USERS_ADMIN,
-            errors=(
-                ErrorCode.USER_NOT_FOUND,
-                ErrorCode.LAST_ADMINISTRATOR,
-                ErrorCode.KEYS_UNAVAILABLE,
-            ),
-        ),
-        Method(
-            name="BindCard",
-            doc="Bind a PKI card's certificate (PEM) to a user; it must be acceptable now.\n"
-            "An empty certificate unbinds.",
-            params=BindCardParams,
-            result=BindCardResult,
-            requires=Privilege.USERS_ADMIN,
-            errors=(ErrorCode.USER_NOT_FOUND, ErrorCode.CERTIFICATE_REJECTED),
-        ),
-        Method(
-            name="EnrollTotp",
-            doc="Start (or replace) one's own TOTP second factor, administrator and service\n"
-            "roles only: the password again, then a new seed, active once ConfirmTotp\n"
-            "accepts a code from it.",
-            params=PasswordParams,
-            result=TotpEnrollment,
-            requires=Privilege.AUTH,
-            errors=_LOGIN_ERRORS,
-            sensitive=True,
-        ),
-        Method(
-            name="ConfirmTotp",
-            doc="Activate the enrolled seed with a current code from the authenticator.",
-            params=CodeParams,
-            result=Empty,
-            requires=Privilege.AUTH,
-            errors=(ErrorCode.AUTHENTICATION_FAILED, ErrorCode.KEYS_UNAVAILABLE),
-        ),
-        Method(
-            name="ResetTotp",
-            doc="Remove a user's second factor (a lost authenticator).",
-            params=UserParams,
-            result=Empty,
-            requires=Privilege.USERS_ADMIN,
-            errors=(ErrorCode.USER_NOT_FOUND, ErrorCode.KEYS_UNAVAILABLE),
-        ),
+        INITIALIZE_ADMINISTRATOR,
+        LOGIN,
+        LOGIN_CARD,
+        RESUME,
+        LOGOUT,
+        WHO_AM_I,
+        CHANGE_PASSWORD,
+        GET_POLICY,
+        SET_POLICY,
+        LIST_USERS,
+        REQUEST_RECOVERY,
+        PENDING_RECOVERIES,
+        COMPLETE_RECOVERY,
+        ADD_USER,
+        SET_USER_PASSWORD,
+        UNLOCK_USER,
+        REMOVE_USER,
+        BIND_CARD,
+        ENROLL_TOTP,
+        CONFIRM_TOTP,
+        RESET_TOTP,
     ),
 )

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import click
 
-from mfpsecd.api import auth
+from mfpsecd.auth import api as auth
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.cli import session_file
-from mfpsecd.cli.common import Target, echo_json, read_secret, read_secrets, reports_errors
-from mfpsecd.client import AuthClient
-
-PASSWORD_FILE = click.option(
-    "--password-file",
-    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-    help="Read the password(s) from this file, one per line ('-' = stdin), instead of prompting.",
+from mfpsecd.cli.common import (
+    PASSWORD_FILE,
+    Target,
+    echo_json,
+    read_secret,
+    read_secrets,
+    reports_errors,
 )
 
 _MUST_CHANGE = {
@@ -25,14 +25,6 @@ _MUST_CHANGE = {
     "expired": "the password has expired",
     "policy": "the password does not meet the current password rules",
 }
-
-
-def password_again(target: Target, password_file: Path | None) -> bytearray:
-    """A logged-in caller's password, again, for a destructive call (zeroed once sent);
-    empty for root without a session."""
-    if session_file.load(target.socket) is None:
-        return bytearray()
-    return read_secret(password_file, "Password (again)", False)
 
 
 def must_change_text(reason: str) -> str:
@@ -56,20 +48,19 @@ def login(
     if card:
         pin = read_secret(password_file, "Card PIN", False)
         with target.connect() as conn:
-            info = AuthClient(conn).login_card(pin)
+            info = conn.call(auth.LOGIN_CARD, auth.CardLoginParams(pin))
         _logged_in(target, info)
         return
     user = user or click.prompt("User")
     password = read_secret(password_file, "Password", False)
     with target.connect() as conn:
-        client = AuthClient(conn)
         try:
-            info = client.login(user, bytearray(password), otp)
+            info = conn.call(auth.LOGIN, auth.LoginParams(user, bytearray(password), otp))
         except MfpsecError as exc:
             if exc.code is not ErrorCode.SECOND_FACTOR_REQUIRED or otp:
                 raise
             otp = click.prompt("One-time code")
-            info = client.login(user, password, otp)
+            info = conn.call(auth.LOGIN, auth.LoginParams(user, password, otp))
         finally:
             password[:] = bytes(len(password))
     _logged_in(target, info)
@@ -94,7 +85,7 @@ def _logged_in(target: Target, info: auth.SessionInfo) -> None:
 def logout(target: Target) -> None:
     """End the session."""
     with target.connect() as conn:
-        AuthClient(conn).logout()
+        conn.call(auth.LOGOUT)
     session_file.forget(target.socket)
     click.echo("logged out")
 
@@ -106,7 +97,7 @@ def logout(target: Target) -> None:
 def whoami(target: Target, as_json: bool) -> None:
     """Who the daemon sees: peer class, user, role and what this session may do."""
     with target.connect() as conn:
-        w = AuthClient(conn).whoami()
+        w = conn.call(auth.WHO_AM_I)
     if as_json:
         echo_json(w)
         return
@@ -125,7 +116,7 @@ def passwd(target: Target, password_file: Path | None) -> None:
     """Change your own password (the current one is asked again)."""
     current, new = read_secrets(password_file, ("Current password", "New password"), True)
     with target.connect() as conn:
-        AuthClient(conn).change_password(current, new)
+        conn.call(auth.CHANGE_PASSWORD, auth.ChangePasswordParams(current, new))
     click.echo("password changed")
 
 
@@ -142,7 +133,7 @@ def totp_enroll(target: Target, password_file: Path | None) -> None:
     """Create a new seed; add it to an authenticator app, then `mfpsec totp confirm CODE`."""
     password = read_secret(password_file, "Password", False)
     with target.connect() as conn:
-        e: auth.TotpEnrollment = AuthClient(conn).enroll_totp(password)
+        e: auth.TotpEnrollment = conn.call(auth.ENROLL_TOTP, auth.PasswordParams(password))
     click.echo(f"secret: {e.secret}\nuri: {e.uri}")
     click.echo("Not active yet: confirm with a code from the app (mfpsec totp confirm CODE).")
 
@@ -154,5 +145,5 @@ def totp_enroll(target: Target, password_file: Path | None) -> None:
 def totp_confirm(target: Target, code: str) -> None:
     """Activate the enrolled seed with its current code."""
     with target.connect() as conn:
-        AuthClient(conn).confirm_totp(code)
+        conn.call(auth.CONFIRM_TOTP, auth.CodeParams(code))
     click.echo("second factor active: logins now ask for a one-time code")

@@ -3,7 +3,7 @@ with the password rules and the session idle time, is a wire type in api.auth)."
 
 from __future__ import annotations
 
-from mfpsecd.api.auth import AuthPolicy, LockoutPolicy, SessionPolicy
+from mfpsecd.auth.api import AuthPolicy, LockoutPolicy, SessionPolicy
 
 __all__ = ["AuthPolicy", "LockoutPolicy", "SessionPolicy", "after_failure", "lock_remaining"]
 

@@ -9,11 +9,16 @@ from typing import Any
 import click
 import msgspec
 
-from mfpsecd.api import auth
+from mfpsecd.auth import api as auth
 from mfpsecd.base.access import Role
-from mfpsecd.cli.auth import PASSWORD_FILE
-from mfpsecd.cli.common import Target, echo_json, read_secret, read_secrets, reports_errors
-from mfpsecd.client import AuthClient
+from mfpsecd.cli.common import (
+    PASSWORD_FILE,
+    Target,
+    echo_json,
+    read_secret,
+    read_secrets,
+    reports_errors,
+)
 
 _ROLES = click.Choice([r.value for r in Role])
 
@@ -32,7 +37,7 @@ def users_init(target: Target, user: str, password_file: Path | None) -> None:
     """First start: create the administrator account (possible once)."""
     password = read_secret(password_file, "Administrator password", True)
     with target.connect() as conn:
-        AuthClient(conn).initialize(user, password)
+        conn.call(auth.INITIALIZE_ADMINISTRATOR, auth.InitializeParams(user, password))
     click.echo(f"administrator {user} created: log in with `mfpsec login -u {user}`")
 
 
@@ -43,7 +48,7 @@ def users_init(target: Target, user: str, password_file: Path | None) -> None:
 def users_list(target: Target, as_json: bool) -> None:
     """Every account with its role, password age, lockout and factors."""
     with target.connect() as conn:
-        users = AuthClient(conn).users()
+        users = conn.call(auth.LIST_USERS).users
     if as_json:
         echo_json(users)
         return
@@ -78,7 +83,7 @@ def users_add(
     """Create an account."""
     password = read_secret(password_file, f"Password for {user}", True)
     with target.connect() as conn:
-        u = AuthClient(conn).add_user(user, role, password, not permanent)
+        u = conn.call(auth.ADD_USER, auth.AddUserParams(user, Role(role), password, not permanent))
     click.echo(
         f"added {u.user} ({u.role.value})"
         + (": temporary password, to be changed at first login" if u.temporary else "")
@@ -95,7 +100,7 @@ def users_passwd(target: Target, user: str, permanent: bool, password_file: Path
     """Set another user's password; their sessions end."""
     password = read_secret(password_file, f"New password for {user}", True)
     with target.connect() as conn:
-        AuthClient(conn).set_password(user, password, not permanent)
+        conn.call(auth.SET_USER_PASSWORD, auth.SetPasswordParams(user, password, not permanent))
     click.echo(f"password of {user} set" + ("" if permanent else " (temporary)"))
 
 
@@ -106,7 +111,7 @@ def users_passwd(target: Target, user: str, permanent: bool, password_file: Path
 def users_unlock(target: Target, user: str) -> None:
     """Lift a lockout now."""
     with target.connect() as conn:
-        failures = AuthClient(conn).unlock(user)
+        failures = conn.call(auth.UNLOCK_USER, auth.UserParams(user)).failures
     click.echo(f"{user} unlocked ({failures} failed attempts were counted)")
 
 
@@ -120,7 +125,7 @@ def users_remove(target: Target, user: str, yes: bool) -> None:
     if not yes:
         click.confirm(f"Remove the account {user}?", abort=True)
     with target.connect() as conn:
-        AuthClient(conn).remove(user)
+        conn.call(auth.REMOVE_USER, auth.UserParams(user))
     click.echo(f"{user} removed")
 
 
@@ -141,7 +146,7 @@ def users_card(target: Target, user: str, cert: Path | None, remove: bool) -> No
         raise click.UsageError("give either --cert FILE or --remove")
     pem = "" if cert is None else cert.read_text()
     with target.connect() as conn:
-        fp = AuthClient(conn).bind_card(user, pem)
+        fp = conn.call(auth.BIND_CARD, auth.BindCardParams(user, pem)).fingerprint
     click.echo(f"card {fp} bound to {user}" if fp else f"card of {user} unbound")
 
 
@@ -152,7 +157,7 @@ def users_card(target: Target, user: str, cert: Path | None, remove: bool) -> No
 def users_totp_reset(target: Target, user: str) -> None:
     """Remove a user's TOTP second factor (a lost authenticator)."""
     with target.connect() as conn:
-        AuthClient(conn).reset_totp(user)
+        conn.call(auth.RESET_TOTP, auth.UserParams(user))
     click.echo(f"second factor of {user} removed")
 
 
@@ -166,8 +171,7 @@ def users_recover(target: Target, user: str, password_file: Path | None) -> None
     code the operation panel shows (someone must be at the device). With --password-file,
     its two lines are the code and the new (temporary) password."""
     with target.connect() as conn:
-        client = AuthClient(conn)
-        r = client.request_recovery(user)
+        r = conn.call(auth.REQUEST_RECOVERY, auth.UserParams(user))
         click.echo(
             f"recovery of administrator {r.user} requested ({r.request}): the "
             f"operation panel shows its code for {r.expires_in_s} s",
@@ -178,7 +182,10 @@ def users_recover(target: Target, user: str, password_file: Path | None) -> None
             ("Code shown on the operation panel", f"Temporary password for {user}"),
             True,
         )
-        u = client.complete_recovery(r.request, code.decode(errors="replace"), password)
+        u = conn.call(
+            auth.COMPLETE_RECOVERY,
+            auth.CompleteRecoveryParams(r.request, code.decode(errors="replace"), password),
+        )
     click.echo(
         f"administrator {u.user} recovered: log in with `mfpsec login -u {u.user}` "
         "and choose a new password"
@@ -206,7 +213,7 @@ def _render_policy(p: auth.AuthPolicy) -> str:
 def policy_show(target: Target, as_json: bool) -> None:
     """The policy in force."""
     with target.connect() as conn:
-        p = AuthClient(conn).policy()
+        p = conn.call(auth.GET_POLICY)
     echo_json(p) if as_json else click.echo(_render_policy(p))
 
 
@@ -233,8 +240,7 @@ def policy_set(target: Target, settings: tuple[str, ...]) -> None:
     """Change settings, e.g. `password.min_length=15 lockout.max_failures=5
     password.required_classes=digit,upper,lower,symbol session.idle_minutes=5`."""
     with target.connect() as conn:
-        client = AuthClient(conn)
-        doc: dict[str, dict[str, Any]] = msgspec.to_builtins(client.policy())
+        doc: dict[str, dict[str, Any]] = msgspec.to_builtins(conn.call(auth.GET_POLICY))
         for setting in settings:
             key, sep, value = setting.partition("=")
             section, _, name = key.partition(".")
@@ -246,5 +252,5 @@ def policy_set(target: Target, settings: tuple[str, ...]) -> None:
             policy = msgspec.convert(doc, auth.AuthPolicy)
         except msgspec.ValidationError as exc:
             raise click.BadParameter(str(exc).replace("$.", "")) from None
-        p = client.set_policy(policy)
+        p = conn.call(auth.SET_POLICY, policy)
     click.echo(_render_policy(p))

@@ -21,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from mfpsecd.auth.model.policy import SessionPolicy
 from mfpsecd.base.access import Privilege, Role
 from mfpsecd.base.admission import (
     PeerClass,
@@ -31,7 +32,6 @@ from mfpsecd.base.admission import (
 )
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.core.auth_policy import SessionPolicy
 
 TOKEN_BYTES = 32
 MAX_SESSIONS = 1024

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from mfpsecd.api.auth import CharClass, PasswordPolicy
+from mfpsecd.auth.api import CharClass, PasswordPolicy
 from mfpsecd.base.secret import wipe
 
 __all__ = ["CharClass", "PasswordPolicy", "Rule", "Violation", "violations"]

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import msgspec
 
+from mfpsecd.auth.model.policy import AuthPolicy
 from mfpsecd.base.access import Role
 from mfpsecd.base.state import StateConnection, StateStore
-from mfpsecd.core.auth_policy import AuthPolicy
 
 _COLUMNS = (
     "name, role, created_at, password_set_at, temporary, failures, locked_until, "

@@ -15,7 +15,13 @@ import pytest
 from cryptography import x509
 
 from mfpsecd.api.auditlog import EventType, Outcome, Subject
-from mfpsecd.api.auth import AuthPolicy, CharClass, LockoutPolicy, PasswordPolicy, SessionPolicy
+from mfpsecd.auth.api import AuthPolicy, CharClass, LockoutPolicy, PasswordPolicy, SessionPolicy
+from mfpsecd.auth.model import totp
+from mfpsecd.auth.password_hasher import PasswordHasher
+from mfpsecd.auth.ports import CardReader
+from mfpsecd.auth.service import AuthService, totp_seed_name
+from mfpsecd.auth.sessions import Seat, SessionTable
+from mfpsecd.auth.user_store import UserStore, verifier_name
 from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.base.access import Privilege, Role
 from mfpsecd.base.admission import PeerClass, PeerCredentials
@@ -23,19 +29,13 @@ from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.base.sqlite_state import SqliteState
-from mfpsecd.core import totp
 from mfpsecd.core.throttle import Throttle, ThrottleLimits
 from mfpsecd.keys.backends.native_crypto import NativeKeyCrypto
 from mfpsecd.keys.backends.soft_keys import SoftwareKeys
 from mfpsecd.keys.chain import KeyChain
 from mfpsecd.keys.model.passphrase import Cost
 from mfpsecd.keys.secrets import SecretStore
-from mfpsecd.ports import CardReader
 from mfpsecd.services.audit import Auditor, AuditQuery
-from mfpsecd.services.auth import AuthService, totp_seed_name
-from mfpsecd.services.password_hasher import PasswordHasher
-from mfpsecd.services.sessions import Seat, SessionTable
-from mfpsecd.services.user_store import UserStore, verifier_name
 from tests.support.fakeclock import FakeClock, settle
 
 FAST = Cost(memory_kib=8 * 1024, iterations=1, lanes=1)  # the minimum the config allows

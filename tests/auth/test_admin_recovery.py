@@ -13,18 +13,12 @@ from typing import Any
 
 import pytest
 
+from mfpsecd.auth import api as auth
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.client import AuthClient, Connection
-from tests.integration.test_auth_cli import (
-    ADMIN_PW,
-    CONFIG,
-    MAINT_GID,
-    MALLORY_UID,
-    SOCKET_GID,
-    Cli,
-)
+from mfpsecd.client import Connection
 from tests.support import daemon as ds
 from tests.support import other_uids
+from tests.support.auth_cli import ADMIN_PW, CONFIG, MAINT_GID, MALLORY_UID, SOCKET_GID, Cli
 
 pytestmark = pytest.mark.root
 
@@ -36,12 +30,13 @@ OWN_PW = "Chosen-after-recovery-9"
 PANEL = """
 import json, sys
 sys.path.insert(0, sys.argv[2])
-from mfpsecd.client import AuthClient, Connection
+from mfpsecd.auth import api as auth
+from mfpsecd.client import Connection
 from mfpsecd.base.errors import MfpsecError
 try:
     with Connection(sys.argv[1]) as c:
         print(json.dumps([[p.request, p.user, p.uid, p.code, p.expires_in_s]
-                          for p in AuthClient(c).pending_recoveries()]))
+                          for p in c.call(auth.PENDING_RECOVERIES).requests]))
 except MfpsecError as e:
     print(json.dumps({"error": e.code.wire_name}))
 """
@@ -154,25 +149,27 @@ def test_recovery_needs_the_code_shown_at_the_panel(env: tuple[ds.DaemonProcess,
     )
     assert "PermissionDenied" in err
     with Connection(d.socket_path) as conn:
-        client = AuthClient(conn)
         with pytest.raises(MfpsecError) as refused:
-            client.pending_recoveries()
+            conn.call(auth.PENDING_RECOVERIES)
         assert refused.value.code is ErrorCode.PERMISSION_DENIED  # root is not the panel
-        r = client.request_recovery("alice")
+        r = conn.call(auth.REQUEST_RECOVERY, auth.UserParams("alice"))
         [[request, user, uid, code, expires]] = _panel(d)
         assert (request, user, uid) == (r.request, "alice", 0) and 0 < expires <= 300
         assert len(code) == 8 and code.isdigit()
         # Three wrong codes end the request: the right one then comes too late.
         for _ in range(3):
             with pytest.raises(MfpsecError) as wrong:
-                client.complete_recovery(
-                    request,
-                    "00000000" if code != "00000000" else "11111111",
-                    bytearray(NEW_PW.encode()),
+                wrong_code = "00000000" if code != "00000000" else "11111111"
+                conn.call(
+                    auth.COMPLETE_RECOVERY,
+                    auth.CompleteRecoveryParams(request, wrong_code, bytearray(NEW_PW.encode())),
                 )
             assert wrong.value.code is ErrorCode.AUTHENTICATION_FAILED
         with pytest.raises(MfpsecError) as ended:
-            client.complete_recovery(request, code, bytearray(NEW_PW.encode()))
+            conn.call(
+                auth.COMPLETE_RECOVERY,
+                auth.CompleteRecoveryParams(request, code, bytearray(NEW_PW.encode())),
+            )
         assert ended.value.code is ErrorCode.RECOVERY_NOT_PENDING
         assert _panel(d) == []
 

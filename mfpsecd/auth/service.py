@@ -31,22 +31,22 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from mfpsecd.api.auditlog import DAEMON, Detail, EventType, Outcome, Subject
+from mfpsecd.auth.model import card_certificate, totp
+from mfpsecd.auth.model.password_policy import PasswordPolicy, Rule, Violation, violations
+from mfpsecd.auth.model.password_record import entries, new_record
+from mfpsecd.auth.model.policy import AuthPolicy, after_failure, lock_remaining
+from mfpsecd.auth.password_hasher import PasswordHasher
+from mfpsecd.auth.ports import CardReader
+from mfpsecd.auth.sessions import Seat, Session, SessionTable
+from mfpsecd.auth.user_store import UserRow, UserStore, verifier_name
 from mfpsecd.base.access import Role
 from mfpsecd.base.admission import PeerClass
 from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
-from mfpsecd.core import card_certificate, totp
-from mfpsecd.core.auth_policy import AuthPolicy, after_failure, lock_remaining
-from mfpsecd.core.password_policy import PasswordPolicy, Rule, Violation, violations
-from mfpsecd.core.password_record import entries, new_record
 from mfpsecd.core.throttle import Action, Detection, Throttle, ThrottleLimits
 from mfpsecd.keys.secrets import SecretKind, SecretStore
-from mfpsecd.ports import CardReader
 from mfpsecd.services.audit import Auditor
-from mfpsecd.services.password_hasher import PasswordHasher
-from mfpsecd.services.sessions import Seat, Session, SessionTable
-from mfpsecd.services.user_store import UserRow, UserStore, verifier_name
 
 log = structlog.get_logger("mfpsecd.auth")
 

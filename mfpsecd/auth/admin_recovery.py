@@ -17,12 +17,12 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from mfpsecd.auth.service import AuthService
+from mfpsecd.auth.user_store import UserRow
 from mfpsecd.base.access import Role
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
-from mfpsecd.services.auth import AuthService
-from mfpsecd.services.user_store import UserRow
 
 TTL_S = 300.0
 MAX_TRIES = 3

@@ -13,9 +13,9 @@ import hmac
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+from mfpsecd.auth.model.password_record import SALT_BYTES, Entry
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
-from mfpsecd.core.password_record import SALT_BYTES, Entry
 from mfpsecd.keys.model.passphrase import Cost
 from mfpsecd.keys.ports import KeyCrypto
 
