@@ -1,6 +1,6 @@
 """The READMEs' tables that the code already holds: the audit event catalogue
-(mfpsecd.api.auditlog.CATALOGUE), the security policy with its valid ranges
-(mfpsecd.auth.api.AuthPolicy) and the default alert rules (services.notify.DEFAULT_RULES).
+(mfpsecd.audit.log_format.CATALOGUE), the security policy with its valid ranges
+(mfpsecd.auth.api.AuthPolicy) and the default alert rules (alerts.notifier.DEFAULT_RULES).
 
 `python -m tools.readme_tables` rewrites each table between its markers in the README
 that holds it (the top one or a capability's); `--check` exits 1 when one differs (the
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import msgspec.inspect as mi
 
-from mfpsecd.api.auditlog import CATALOGUE, EventType
+from mfpsecd.alerts.notifier import DEFAULT_RULES, Rule
+from mfpsecd.audit.log_format import CATALOGUE, EventType
 from mfpsecd.auth.api import AuthPolicy
-from mfpsecd.services.notify import DEFAULT_RULES, Rule
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,9 +101,9 @@ def alert_rules() -> str:
 
 # Each table, the README (from the repository root) that holds it, and its maker.
 TABLES: dict[str, tuple[str, Callable[[], str]]] = {
-    "event-catalogue": ("README.md", event_catalogue),
+    "event-catalogue": ("mfpsecd/audit/README.md", event_catalogue),
     "security-policy": ("mfpsecd/auth/README.md", security_policy),
-    "alert-rules": ("README.md", alert_rules),
+    "alert-rules": ("mfpsecd/alerts/README.md", alert_rules),
 }
 
 

@@ -44,8 +44,9 @@ from bench import (
     timed,
 )
 from mfpsecd import _native
-from mfpsecd.api.auditlog import DAEMON
-from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.audit.backends.audit_file import AuditFile
+from mfpsecd.audit.log_format import DAEMON
+from mfpsecd.audit.service import Auditor
 from mfpsecd.base.clock import SystemClock
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.paths import Paths
@@ -54,7 +55,6 @@ from mfpsecd.keys.backends.native_crypto import NativeKeyCrypto
 from mfpsecd.keys.backends.soft_keys import SoftwareKeys
 from mfpsecd.keys.chain import KeyChain
 from mfpsecd.keys.secrets import SecretStore
-from mfpsecd.services.audit import Auditor
 from mfpsecd.store.backends.native_objects import NativeObjectCipher
 from mfpsecd.store.service import JobStore, ObjectKind
 from mfpsecd.wipe.backends.disks import SysfsDiskInventory

@@ -37,14 +37,14 @@ from bench import (
     progress,
     ratio_finding,
 )
-from mfpsecd.api import auditlog
-from mfpsecd.api.auditlog import EventType, Outcome, Record, Subject
-from mfpsecd.backends.audit_file import AuditFile, verify_fast
+from mfpsecd.audit import log_format as auditlog
+from mfpsecd.audit.backends.audit_file import AuditFile, verify_fast
+from mfpsecd.audit.log_format import EventType, Outcome, Record, Subject
+from mfpsecd.audit.service import Auditor
 from mfpsecd.base.clock import SystemClock
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.base.state import StateConnection
-from mfpsecd.services.audit import Auditor
 
 SUBJECT = Subject(origin="panel", user="jdoe", role="user", uid=1001, pid=4242)
 METRICS = [

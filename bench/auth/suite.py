@@ -40,13 +40,14 @@ from bench import (
     progress,
     ratio_finding,
 )
-from mfpsecd.api.auditlog import Subject
+from mfpsecd.audit.backends.audit_file import AuditFile
+from mfpsecd.audit.log_format import Subject
+from mfpsecd.audit.service import Auditor
 from mfpsecd.auth.api import SessionPolicy
 from mfpsecd.auth.password_hasher import DEFAULT_COST, PasswordHasher
 from mfpsecd.auth.service import AuthService
 from mfpsecd.auth.sessions import Seat, SessionTable
 from mfpsecd.auth.user_store import UserStore
-from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.base.access import Role
 from mfpsecd.base.admission import PeerClass, PeerCredentials
 from mfpsecd.base.clock import SystemClock
@@ -60,7 +61,6 @@ from mfpsecd.keys.backends.soft_keys import SoftwareKeys
 from mfpsecd.keys.chain import KeyChain
 from mfpsecd.keys.model.passphrase import Cost
 from mfpsecd.keys.secrets import SecretStore
-from mfpsecd.services.audit import Auditor
 
 METRICS = [
     Metric("rps", "ops/s", ",.1f"),

@@ -54,8 +54,9 @@ from bench import (
     progress,
     ratio_finding,
 )
-from mfpsecd.api.auditlog import Subject
-from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.audit.backends.audit_file import AuditFile
+from mfpsecd.audit.log_format import Subject
+from mfpsecd.audit.service import Auditor
 from mfpsecd.base.clock import SystemClock
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.sqlite_state import SqliteState
@@ -63,7 +64,6 @@ from mfpsecd.ipfilter import service as svc
 from mfpsecd.ipfilter.backends.nftables_filter import NftablesFilter
 from mfpsecd.ipfilter.backends.rtnetlink import RtnetlinkAddresses
 from mfpsecd.ipfilter.model import ruleset as nf
-from mfpsecd.services.audit import Auditor
 
 RANGES = 10_000
 PER_ENTRY = 1_000

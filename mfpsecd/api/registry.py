@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mfpsecd.api.audit import AUDIT
 from mfpsecd.api.system import SYSTEM
+from mfpsecd.audit.api import AUDIT
 from mfpsecd.auth.api import AUTH
 from mfpsecd.firmware.api import FIRMWARE
 from mfpsecd.ipfilter.api import NETWORK

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from mfpsecd.api.auditlog import Subject
+from mfpsecd.audit.log_format import Subject
 from mfpsecd.auth.service import AuthService
 from mfpsecd.auth.sessions import seat_of
 from mfpsecd.base.admission import PeerClass

@@ -6,7 +6,9 @@ import datetime as dt
 import math
 from collections.abc import Callable
 
-from mfpsecd.api.auditlog import EventType
+from mfpsecd.audit.log_format import EventType
+from mfpsecd.audit.model import setting_changes
+from mfpsecd.audit.service import Auditor
 from mfpsecd.auth import api
 from mfpsecd.auth.admin_recovery import AdminRecovery
 from mfpsecd.auth.caller import remote_address, subject_of
@@ -16,8 +18,6 @@ from mfpsecd.auth.user_store import UserRow
 from mfpsecd.base.clock import utc_text
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
-from mfpsecd.core import setting_changes
-from mfpsecd.services.audit import Auditor
 from mfpsecd.varlink.routes import handles
 from mfpsecd.varlink.schema import NoParams
 from mfpsecd.varlink.server import CallContext

@@ -30,7 +30,8 @@ import structlog
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from mfpsecd.api.auditlog import DAEMON, Detail, EventType, Outcome, Subject
+from mfpsecd.audit.log_format import DAEMON, Detail, EventType, Outcome, Subject
+from mfpsecd.audit.service import Auditor
 from mfpsecd.auth.model import card_certificate, totp
 from mfpsecd.auth.model.password_policy import PasswordPolicy, Rule, Violation, violations
 from mfpsecd.auth.model.password_record import entries, new_record
@@ -46,7 +47,6 @@ from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.core.throttle import Action, Detection, Throttle, ThrottleLimits
 from mfpsecd.keys.secrets import SecretKind, SecretStore
-from mfpsecd.services.audit import Auditor
 
 log = structlog.get_logger("mfpsecd.auth")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from mfpsecd import __version__
+from mfpsecd.audit import cli as audit_cmd
 from mfpsecd.auth import cli as auth_cmd
 from mfpsecd.auth import users_cli as users_cmd
-from mfpsecd.cli import audit as audit_cmd
 from mfpsecd.cli import status as status_cmd
 from mfpsecd.cli.common import Target
 from mfpsecd.client import DEFAULT_SOCKET

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 import msgspec
 
 from mfpsecd import __version__
-from mfpsecd.api import audit as audit_api
 from mfpsecd.api import registry
-from mfpsecd.api.auditlog import EventType, Outcome, Record
 from mfpsecd.api.types import DaemonState, Status
-from mfpsecd.auth.caller import subject_of
+from mfpsecd.audit.forwarder import Forwarder
+from mfpsecd.audit.handlers import AuditHandlers
+from mfpsecd.audit.service import Auditor
 from mfpsecd.auth.handlers import AuthHandlers
 from mfpsecd.auth.service import AuthService
 from mfpsecd.auth.user_store import UserStore
@@ -31,8 +31,6 @@ from mfpsecd.keys.handlers import KeysHandlers
 from mfpsecd.keys.identity import DeviceIdentity
 from mfpsecd.keys.ports import BackupTargetWatcher
 from mfpsecd.keys.secrets import SecretStore
-from mfpsecd.services.audit import Auditor, AuditQuery
-from mfpsecd.services.forwarder import Forwarder
 from mfpsecd.services.status import StatusService
 from mfpsecd.store.handlers import StoreHandlers
 from mfpsecd.store.service import JobStore
@@ -153,7 +151,7 @@ def build_handlers(
                 )
             )
         )
-        table.update(_audit_handlers(key_services.auditor, key_services.forwarders))
+        table.update(routes(AuditHandlers(svc.auditor, svc.forwarders)))
         if auth is not None:
             table.update(
                 routes(
@@ -265,82 +263,3 @@ def _system_handlers(status: StatusService) -> dict[str, Handler]:
 def _erase_secrets_and_accounts(conn: StateConnection) -> None:
     SecretStore.erase_all(conn)
     UserStore.erase_all(conn)
-
-
-def _entry(r: Record) -> audit_api.AuditEntry:
-    s = r.subject
-    return audit_api.AuditEntry(
-        seq=r.seq,
-        time=r.time,
-        type=r.type.value,
-        outcome=r.outcome.value,
-        subject=audit_api.AuditSubject(s.origin, s.user, s.role, s.uid, s.pid, s.address),
-        object=r.object,
-        details={k: str(v) for k, v in r.details.items()},
-    )
-
-
-_EXPORT_CHUNK = 1000
-
-
-def _audit_handlers(auditor: Auditor, forwarders: tuple[Forwarder, ...]) -> dict[str, Handler]:
-    async def query(ctx: CallContext, p: audit_api.AuditQueryParams) -> audit_api.AuditEntries:
-        try:
-            types = frozenset(EventType(t) for t in p.types)
-            outcome = Outcome(p.outcome) if p.outcome else None
-        except ValueError:
-            raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="types/outcome") from None
-        async with auditor.event(EventType.AUDIT_READ, subject_of(ctx), "query") as ev:
-            records = await auditor.query(
-                AuditQuery(p.since, p.until, types, p.user, outcome, p.limit)
-            )
-            ev.details["records"] = len(records)
-            ev.succeed()
-        return audit_api.AuditEntries([_entry(r) for r in records])
-
-    async def verify(ctx: CallContext, _: NoParams) -> audit_api.AuditVerdict:
-        v = await auditor.verify()
-        return audit_api.AuditVerdict(
-            v.ok, v.records, v.last_seq, v.last_hash.hex(), v.problem, v.at_seq, v.detail
-        )
-
-    async def export(
-        ctx: CallContext, _: NoParams
-    ) -> AsyncIterator[audit_api.AuditExport | Last[audit_api.AuditExport]]:
-        async with auditor.event(EventType.AUDIT_READ, subject_of(ctx), "export") as ev:
-            lines = [raw.decode() for raw in await auditor.export()]
-            ev.details["records"] = len(lines)
-            ev.succeed()
-        for start in range(0, max(len(lines) - _EXPORT_CHUNK, 0), _EXPORT_CHUNK):
-            yield audit_api.AuditExport(lines[start : start + _EXPORT_CHUNK])
-        tail = len(lines) - (len(lines) - 1) % _EXPORT_CHUNK - 1 if lines else 0
-        yield Last(audit_api.AuditExport(lines[tail:]))
-
-    def forward_status(ctx: CallContext, _: NoParams) -> audit_api.ForwardStatus:
-        out = []
-        for f in forwarders:
-            s = f.status
-            backlog = max(auditor.last_seq - s.cursor, 0)
-            out.append(
-                audit_api.Destination(
-                    s.name,
-                    s.transport,
-                    s.format,
-                    s.address,
-                    s.connected,
-                    s.cursor,
-                    backlog,
-                    s.sent,
-                    s.last_sent_at,
-                    s.last_error,
-                )
-            )
-        return audit_api.ForwardStatus(out)
-
-    a = "io.mfpsecd.Audit."
-    return {
-        a + "QueryAudit": query,
-        a + "VerifyAudit": verify,
-        a + "ExportAudit": export,
-        a + "GetForwardStatus": forward_status,
-    }

@@ -20,16 +20,20 @@ import structlog
 from cryptography import x509
 
 from mfpsecd import __version__
+from mfpsecd.alerts.wiring import make_notifier
 from mfpsecd.api import registry
-from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Subject
 from mfpsecd.api.types import DaemonState
+from mfpsecd.audit.backends.audit_file import AuditFile
+from mfpsecd.audit.forwarder import make_forwarders
+from mfpsecd.audit.log_format import DAEMON, EventType, Outcome, Subject
+from mfpsecd.audit.service import Auditor, Signer
+from mfpsecd.audit.session_failures import SessionFailures
 from mfpsecd.auth.api import SessionPolicy
 from mfpsecd.auth.backends.pkcs11_card import Pkcs11Card
 from mfpsecd.auth.password_hasher import PasswordHasher
 from mfpsecd.auth.service import AuthService
 from mfpsecd.auth.sessions import SessionTable
 from mfpsecd.auth.user_store import UserStore
-from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.backends.sdnotify import SdNotifier
 from mfpsecd.base.admission import PeerCredentials
 from mfpsecd.base.clock import Clock, SystemClock, rfc3339
@@ -43,7 +47,6 @@ from mfpsecd.base.state_lock import lock_state_dir
 from mfpsecd.base.supervisor import Supervisor
 from mfpsecd.base.transfer import TransferLimits
 from mfpsecd.core.throttle import Throttle, ThrottleLimits
-from mfpsecd.daemon.alerts import make_notifier
 from mfpsecd.daemon.handlers import (
     DataServices,
     KeyServices,
@@ -65,11 +68,8 @@ from mfpsecd.keys.model.passphrase import Cost
 from mfpsecd.keys.ports import Tpm
 from mfpsecd.keys.secrets import SecretStore
 from mfpsecd.keys.wiring import make_tpm
-from mfpsecd.services.audit import Auditor, Signer
 from mfpsecd.services.boots import BootLog
-from mfpsecd.services.forwarder import make_forwarders
 from mfpsecd.services.self_tests import PowerOnSelfTests
-from mfpsecd.services.session_failures import SessionFailures
 from mfpsecd.services.status import BoardInfo, StatusService
 from mfpsecd.services.timewatch import watch_time
 from mfpsecd.store.backends.native_objects import NativeObjectCipher

@@ -12,11 +12,11 @@ import structlog
 import uvloop
 
 from mfpsecd import __version__
+from mfpsecd.alerts import wiring as alerts
 from mfpsecd.base.clock import SystemClock
 from mfpsecd.base.config.loader import DEFAULT_CONFIG, load_board, load_config
 from mfpsecd.base.config.schema import SecurityMode
 from mfpsecd.base.errors import EX_TEMPFAIL, MfpsecError
-from mfpsecd.daemon import alerts
 from mfpsecd.daemon import logging as app_logging
 from mfpsecd.firmware import wiring as firmware
 from mfpsecd.firmware.service import load_boot_record

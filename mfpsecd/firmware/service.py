@@ -29,13 +29,14 @@ import msgspec
 import structlog
 from cryptography import x509
 
-from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Subject
+from mfpsecd.audit.log_format import DAEMON, EventType, Outcome, Subject
+from mfpsecd.audit.model import setting_changes
+from mfpsecd.audit.service import Auditor
 from mfpsecd.base.clock import Clock, utc_text
 from mfpsecd.base.durable import fsync_dir, replace_file
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.state import StateStore
 from mfpsecd.base.transfer import DEFAULT_LIMITS, Progress, TransferLimits, WorkerPool, watched
-from mfpsecd.core import setting_changes
 from mfpsecd.firmware import archive as fw_archive
 from mfpsecd.firmware.bundle import VerifiedImage, verify_bundle, verify_header
 from mfpsecd.firmware.model import manifest as fw_manifest
@@ -44,7 +45,6 @@ from mfpsecd.firmware.model.signature import ClockCheck
 from mfpsecd.firmware.ports import TreeHasher
 from mfpsecd.keys.model.pcr_policy import extended
 from mfpsecd.keys.ports import Tpm
-from mfpsecd.services.audit import Auditor
 
 log = structlog.get_logger("mfpsecd.firmware")
 

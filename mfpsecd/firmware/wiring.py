@@ -14,8 +14,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from mfpsecd.api.auditlog import Record
-from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.alerts.wiring import make_notifier
+from mfpsecd.audit.backends.audit_file import AuditFile
+from mfpsecd.audit.log_format import Record
+from mfpsecd.audit.service import Auditor
 from mfpsecd.base.clock import Clock, SystemClock
 from mfpsecd.base.config.loader import Board
 from mfpsecd.base.config.schema import BoardKind, Config, SecurityMode
@@ -25,14 +27,12 @@ from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.base.state import StateStore
 from mfpsecd.base.state_lock import lock_state_dir
 from mfpsecd.base.transfer import TransferLimits
-from mfpsecd.daemon.alerts import make_notifier
 from mfpsecd.firmware import archive as fw_archive
 from mfpsecd.firmware.backends.native_hasher import NativeTreeHasher
 from mfpsecd.firmware.bundle import TREE, SigningKey, sign_bundle
 from mfpsecd.firmware.service import BindNextBoot, BootRecord, FirmwareService, FirmwareSettings
 from mfpsecd.keys.ports import Tpm
 from mfpsecd.keys.wiring import make_tpm
-from mfpsecd.services.audit import Auditor
 
 log = structlog.get_logger("mfpsecd.firmware")
 

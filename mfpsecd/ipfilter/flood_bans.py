@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from mfpsecd.api.auditlog import EventType, Record
+from mfpsecd.audit.log_format import EventType, Record
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.errors import MfpsecError
 from mfpsecd.core.throttle import Kind, Throttle

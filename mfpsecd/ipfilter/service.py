@@ -30,18 +30,18 @@ from typing import Any, Literal
 import msgspec
 import structlog
 
-from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Subject
+from mfpsecd.audit.log_format import DAEMON, EventType, Outcome, Subject
+from mfpsecd.audit.model import setting_changes
+from mfpsecd.audit.service import Auditor
 from mfpsecd.base import durable
 from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.state import StateConnection, StateStore
 from mfpsecd.base.transfer import DEFAULT_LIMITS, PolledReader, TransferLimits, WorkerPool, watched
-from mfpsecd.core import setting_changes
 from mfpsecd.ipfilter.model import ruleset as nf
 from mfpsecd.ipfilter.model.range_set import Delta, RangeSet
 from mfpsecd.ipfilter.ports import DeviceAddresses, Netfilter
-from mfpsecd.services.audit import Auditor
 
 log = structlog.get_logger("mfpsecd.netfilter")
 COMPONENT = "netfilter"

@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 
+from mfpsecd.audit.service import Auditor
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.config.loader import Board
 from mfpsecd.base.config.schema import BoardProfile, Config
@@ -20,7 +21,6 @@ from mfpsecd.ipfilter.backends.nftables_filter import NftablesFilter
 from mfpsecd.ipfilter.backends.rtnetlink import RtnetlinkAddresses
 from mfpsecd.ipfilter.model import ruleset as nf
 from mfpsecd.ipfilter.service import NetfilterService, NetSettings
-from mfpsecd.services.audit import Auditor
 
 log = structlog.get_logger("mfpsecd.netfilter")
 RULES_FILE = "netfilter.json"

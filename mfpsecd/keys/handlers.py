@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from mfpsecd.api.auditlog import EventType
+from mfpsecd.audit.log_format import EventType
+from mfpsecd.audit.service import Auditor
 from mfpsecd.auth.caller import subject_of
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
@@ -16,7 +17,6 @@ from mfpsecd.keys.identity import DeviceIdentity
 from mfpsecd.keys.model import identity_history
 from mfpsecd.keys.ports import BackupTargetInfo, BackupTargetWatcher
 from mfpsecd.keys.secrets import SecretInfo, SecretKind, SecretStore
-from mfpsecd.services.audit import Auditor
 from mfpsecd.varlink.routes import handles
 from mfpsecd.varlink.schema import NoParams
 from mfpsecd.varlink.server import CallContext

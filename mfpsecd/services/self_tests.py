@@ -10,14 +10,14 @@ from dataclasses import dataclass
 
 import structlog
 
-from mfpsecd.api.auditlog import DAEMON, EventType, Outcome
+from mfpsecd.audit.log_format import DAEMON, EventType, Outcome
+from mfpsecd.audit.service import Auditor
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.core import self_tests
 from mfpsecd.keys.ports import Tpm
 from mfpsecd.ports import CryptoSelfTest
-from mfpsecd.services.audit import Auditor
 
 log = structlog.get_logger("mfpsecd.self_test")
 

@@ -13,9 +13,9 @@ import datetime as dt
 
 import structlog
 
-from mfpsecd.api.auditlog import DAEMON, EventType, Outcome
+from mfpsecd.audit.log_format import DAEMON, EventType, Outcome
+from mfpsecd.audit.service import Auditor
 from mfpsecd.base.clock import Clock, utc_text
-from mfpsecd.services.audit import Auditor
 
 log = structlog.get_logger("mfpsecd.time")
 

@@ -30,7 +30,8 @@ from pathlib import Path
 import msgspec
 import structlog
 
-from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Subject
+from mfpsecd.audit.log_format import DAEMON, EventType, Outcome, Subject
+from mfpsecd.audit.service import Auditor
 from mfpsecd.base.clock import Clock, rfc3339, utc_text
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
@@ -38,7 +39,6 @@ from mfpsecd.base.state import StateConnection, StateStore
 from mfpsecd.base.transfer import DEFAULT_LIMITS, TransferLimits, WorkerPool, watched
 from mfpsecd.keys.chain import ChainState, KeyChain, Reseal, SealedRecord
 from mfpsecd.keys.ports import KeyCrypto
-from mfpsecd.services.audit import Auditor
 from mfpsecd.store.ports import ObjectCipher
 from mfpsecd.wipe.model.overwrite_plan import Medium
 from mfpsecd.wipe.service import WipeService

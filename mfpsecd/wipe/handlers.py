@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import msgspec
 
-from mfpsecd.api.auditlog import Subject
+from mfpsecd.audit.log_format import Subject
 from mfpsecd.auth.caller import reauthenticate, subject_of
 from mfpsecd.auth.service import AuthService
 from mfpsecd.auth.sessions import seat_of

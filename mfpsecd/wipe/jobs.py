@@ -10,7 +10,7 @@ from pathlib import Path
 
 import msgspec
 
-from mfpsecd.api.auditlog import Subject
+from mfpsecd.audit.log_format import Subject
 from mfpsecd.base.state import StateConnection
 from mfpsecd.wipe.medium_marker import MediumMarker
 from mfpsecd.wipe.model import certificate as cert

@@ -27,7 +27,8 @@ import msgspec
 import structlog
 from cryptography.hazmat.primitives import serialization
 
-from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Subject
+from mfpsecd.audit.log_format import DAEMON, EventType, Outcome, Subject
+from mfpsecd.audit.service import Auditor, Signer
 from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
@@ -35,7 +36,6 @@ from mfpsecd.base.state import StateStore
 from mfpsecd.base.transfer import WorkerPool
 from mfpsecd.keys.model import identity_history
 from mfpsecd.keys.model.identity_history import KnownIdentity
-from mfpsecd.services.audit import Auditor, Signer
 from mfpsecd.wipe.jobs import (
     CANCELLED,
     COMPLETED,

@@ -6,13 +6,13 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from mfpsecd.audit.service import Auditor, Signer
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.config.loader import Board
 from mfpsecd.base.config.schema import BoardKind, Config
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.state import StateStore
 from mfpsecd.keys.model.identity_history import KnownIdentity
-from mfpsecd.services.audit import Auditor, Signer
 from mfpsecd.wipe.backends.disks import SysfsDiskInventory
 from mfpsecd.wipe.backends.media_purge import DevicePurger
 from mfpsecd.wipe.backends.native_overwrite import NativeOverwriter

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from mfpsecd.api.auditlog import EventType, Outcome, Subject
+from mfpsecd.audit.backends.audit_file import AuditFile
+from mfpsecd.audit.log_format import EventType, Outcome, Subject
+from mfpsecd.audit.service import Auditor, AuditQuery
 from mfpsecd.auth.api import AuthPolicy, CharClass, LockoutPolicy, PasswordPolicy, SessionPolicy
 from mfpsecd.auth.model import totp
 from mfpsecd.auth.password_hasher import PasswordHasher
@@ -22,7 +24,6 @@ from mfpsecd.auth.ports import CardReader
 from mfpsecd.auth.service import AuthService, totp_seed_name
 from mfpsecd.auth.sessions import Seat, SessionTable
 from mfpsecd.auth.user_store import UserStore, verifier_name
-from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.base.access import Privilege, Role
 from mfpsecd.base.admission import PeerClass, PeerCredentials
 from mfpsecd.base.errors import ErrorCode, MfpsecError
@@ -35,7 +36,6 @@ from mfpsecd.keys.backends.soft_keys import SoftwareKeys
 from mfpsecd.keys.chain import KeyChain
 from mfpsecd.keys.model.passphrase import Cost
 from mfpsecd.keys.secrets import SecretStore
-from mfpsecd.services.audit import Auditor, AuditQuery
 from tests.support.fakeclock import FakeClock, settle
 
 FAST = Cost(memory_kib=8 * 1024, iterations=1, lanes=1)  # the minimum the config allows

@@ -7,12 +7,13 @@ from pathlib import Path
 import varlink
 
 from mfpsecd.api import registry
+from mfpsecd.audit.backends.audit_file import AuditFile
+from mfpsecd.audit.service import Auditor
 from mfpsecd.auth.api import SessionPolicy
 from mfpsecd.auth.password_hasher import DEFAULT_COST, PasswordHasher
 from mfpsecd.auth.service import AuthService
 from mfpsecd.auth.sessions import SessionTable
 from mfpsecd.auth.user_store import UserStore
-from mfpsecd.backends.audit_file import AuditFile
 from mfpsecd.base.admission import AdmissionRules
 from mfpsecd.base.config.schema import MediumKind
 from mfpsecd.base.errors import COMMON_ERRORS, ErrorCode
@@ -28,7 +29,6 @@ from mfpsecd.keys.backends.usb_targets import UdevBackupTargets
 from mfpsecd.keys.chain import KeyChain
 from mfpsecd.keys.identity import DeviceIdentity
 from mfpsecd.keys.secrets import SecretStore
-from mfpsecd.services.audit import Auditor
 from mfpsecd.services.status import BoardInfo, StatusService
 from mfpsecd.store.backends.native_objects import NativeObjectCipher
 from mfpsecd.store.service import JobStore

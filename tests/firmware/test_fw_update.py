@@ -26,8 +26,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mfpsecd.api.auditlog import EventType, Subject
-from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.audit.backends.audit_file import AuditFile
+from mfpsecd.audit.log_format import EventType, Subject
+from mfpsecd.audit.service import Auditor, AuditQuery
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.sqlite_state import SqliteState
@@ -41,7 +42,6 @@ from mfpsecd.keys.backends.native_crypto import NativeKeyCrypto
 from mfpsecd.keys.backends.soft_keys import SoftwareKeys
 from mfpsecd.keys.chain import KeyChain
 from mfpsecd.keys.ports import Tpm
-from mfpsecd.services.audit import Auditor, AuditQuery
 from tests.firmware.test_firmware_verify import MODEL, _sign, _tree
 from tests.firmware.test_signature import NOW, ROOT, _cert, _pem
 from tests.support.aio import sync

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mfpsecd.api import auditlog
 from mfpsecd.api.types import DaemonState
+from mfpsecd.audit import log_format as auditlog
 from mfpsecd.base.errors import EX_SOFTWARE, ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthState
 from mfpsecd.client import Connection, SystemClient

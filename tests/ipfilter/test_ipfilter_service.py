@@ -22,8 +22,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from mfpsecd.api.auditlog import EventType, Outcome, Subject
-from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.audit.backends.audit_file import AuditFile
+from mfpsecd.audit.log_format import EventType, Outcome, Subject
+from mfpsecd.audit.service import Auditor, AuditQuery
 from mfpsecd.base.clock import SystemClock
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry
@@ -34,7 +35,6 @@ from mfpsecd.ipfilter.backends.nftables_filter import NftablesFilter
 from mfpsecd.ipfilter.backends.rtnetlink import RtnetlinkAddresses
 from mfpsecd.ipfilter.flood_bans import BanPolicy, FloodBans
 from mfpsecd.ipfilter.model import ruleset as nf
-from mfpsecd.services.audit import Auditor, AuditQuery
 from tests.support.aio import sync
 from tests.support.netlab import (
     SOURCES,

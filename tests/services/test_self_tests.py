@@ -6,15 +6,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from mfpsecd.api.auditlog import EventType, Outcome
-from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.audit.backends.audit_file import AuditFile
+from mfpsecd.audit.log_format import EventType, Outcome
+from mfpsecd.audit.service import Auditor, AuditQuery
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.core import self_tests
 from mfpsecd.keys.backends.native_crypto import NativeCryptoSelfTest
 from mfpsecd.keys.backends.soft_keys import SoftwareKeys
-from mfpsecd.services.audit import Auditor, AuditQuery
 from mfpsecd.services.self_tests import PowerOnSelfTests, SelfTestOutcome
 from tests.support.fakeclock import FakeClock
 

@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
-from mfpsecd.api.auditlog import EventType, Subject
-from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.audit.backends.audit_file import AuditFile
+from mfpsecd.audit.log_format import EventType, Subject
+from mfpsecd.audit.service import Auditor, AuditQuery
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.paths import Paths
@@ -31,7 +32,6 @@ from mfpsecd.keys.backends.native_crypto import NativeKeyCrypto
 from mfpsecd.keys.backends.soft_keys import SoftwareKeys
 from mfpsecd.keys.chain import KeyChain
 from mfpsecd.keys.secrets import SecretStore
-from mfpsecd.services.audit import Auditor, AuditQuery
 from mfpsecd.store.backends.native_objects import NativeObjectCipher
 from mfpsecd.store.service import JobStore, ObjectKind, Requester, StoreSettings
 from mfpsecd.wipe.backends.disks import SysfsDiskInventory

@@ -30,8 +30,9 @@ mfpsecd.__path__.append(str(ROOT / "build" / "py"))
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec, utils  # noqa: E402
 
-from mfpsecd.api.auditlog import Subject  # noqa: E402
-from mfpsecd.backends.audit_file import AuditFile  # noqa: E402
+from mfpsecd.audit.backends.audit_file import AuditFile  # noqa: E402
+from mfpsecd.audit.log_format import Subject  # noqa: E402
+from mfpsecd.audit.service import Auditor  # noqa: E402
 from mfpsecd.base.clock import SystemClock  # noqa: E402
 from mfpsecd.base.config.schema import DiskSection, MediumKind  # noqa: E402
 from mfpsecd.base.errors import MfpsecError  # noqa: E402
@@ -39,7 +40,6 @@ from mfpsecd.base.health import HealthRegistry  # noqa: E402
 from mfpsecd.base.paths import Paths  # noqa: E402
 from mfpsecd.base.sqlite_state import SqliteState  # noqa: E402
 from mfpsecd.keys.model import identity_history  # noqa: E402
-from mfpsecd.services.audit import Auditor  # noqa: E402
 from mfpsecd.wipe.backends.disks import SysfsDiskInventory  # noqa: E402
 from mfpsecd.wipe.backends.media_probe import probe  # noqa: E402
 from mfpsecd.wipe.backends.media_purge import DevicePurger  # noqa: E402

@@ -1,5 +1,5 @@
 """Parsers for what the forwarder sends: RFC 5424 with octet counting, CEF and LEEF.
-Written from the format rules, independently of mfpsecd.core.siem, to check it.
+Written from the format rules, independently of mfpsecd.audit.model.siem, to check it.
 
 LEEF follows IBM's LEEF 2.0 rules as a QRadar-style parser applies them: the header's
 fields are split at unescaped pipes (\\| and \\\\ are its only escapes); the delimiter

@@ -11,15 +11,15 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
-from mfpsecd.api.auditlog import Subject
-from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.audit.backends.audit_file import AuditFile
+from mfpsecd.audit.log_format import Subject
+from mfpsecd.audit.service import Auditor
 from mfpsecd.base.config.schema import DiskSection, MediumKind
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.paths import Paths
 from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.keys.model import identity_history
 from mfpsecd.keys.model.identity_history import KnownIdentity
-from mfpsecd.services.audit import Auditor
 from mfpsecd.wipe.backends.disks import SysfsDiskInventory
 from mfpsecd.wipe.backends.media_purge import DevicePurger
 from mfpsecd.wipe.backends.native_overwrite import NativeOverwriter

@@ -6,8 +6,8 @@ from __future__ import annotations
 import click
 import pytest
 
-from mfpsecd.api.audit import AuditEntry, AuditSubject
-from mfpsecd.cli.audit import _render
+from mfpsecd.audit.api import AuditEntry, AuditSubject
+from mfpsecd.audit.cli import _render
 from mfpsecd.cli.common import shown
 
 

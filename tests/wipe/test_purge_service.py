@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from mfpsecd.api.auditlog import EventType, Subject
+from mfpsecd.audit.log_format import EventType, Subject
+from mfpsecd.audit.service import AuditQuery
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthState
-from mfpsecd.services.audit import AuditQuery
 from mfpsecd.wipe.jobs import COMPLETED, FAILED
 from mfpsecd.wipe.model import certificate as cert
 from mfpsecd.wipe.model.purge_plan import Level

@@ -14,11 +14,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mfpsecd.api.auditlog import EventType
+from mfpsecd.audit.log_format import EventType
+from mfpsecd.audit.service import AuditQuery
 from mfpsecd.base.config.schema import DiskSection, MediumKind
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.keys.model import identity_history
-from mfpsecd.services.audit import AuditQuery
 from mfpsecd.wipe.jobs import COMPLETED
 from mfpsecd.wipe.medium_marker import MARKER_BYTES
 from mfpsecd.wipe.model import certificate as cert

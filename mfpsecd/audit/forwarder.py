@@ -22,16 +22,16 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from mfpsecd.api import auditlog
+from mfpsecd.audit import log_format as auditlog
+from mfpsecd.audit.model import siem
+from mfpsecd.audit.service import Auditor
+from mfpsecd.audit.session_failures import SessionFailures, describe
 from mfpsecd.base.backoff import BackoffPolicy, BackoffState
 from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.config.schema import AuditForwardSection, ForwardTransport
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.state import StateConnection, StateStore
-from mfpsecd.core import siem
-from mfpsecd.services.audit import Auditor
-from mfpsecd.services.session_failures import SessionFailures, describe
 
 log = structlog.get_logger("mfpsecd.forward")
 

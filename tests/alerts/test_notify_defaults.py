@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Record, Subject
-from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.alerts.notifier import DEFAULT_RULES, MailSettings, Notifier
+from mfpsecd.alerts.outbox import AlertOutbox
+from mfpsecd.audit.backends.audit_file import AuditFile
+from mfpsecd.audit.log_format import DAEMON, EventType, Outcome, Record, Subject
+from mfpsecd.audit.service import Auditor
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.sqlite_state import SqliteState
-from mfpsecd.services.alert_outbox import AlertOutbox
-from mfpsecd.services.audit import Auditor
-from mfpsecd.services.notify import DEFAULT_RULES, MailSettings, Notifier
 from tests.support.fakeclock import FakeClock
 
 ADMIN = Subject(origin="panel", user="alice", role="administrator")

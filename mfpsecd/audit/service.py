@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 import structlog
 from cryptography.hazmat.primitives import serialization
 
-from mfpsecd.api import auditlog as core
-from mfpsecd.api.auditlog import Detail, EventType, Outcome, Record, Subject
+from mfpsecd.audit import log_format
+from mfpsecd.audit.log_format import Detail, EventType, Outcome, Record, Subject
+from mfpsecd.audit.ports import AuditStore
 from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.config.schema import AuditFullPolicy
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.state import StateConnection, StateStore
-from mfpsecd.ports import AuditStore
 
 log = structlog.get_logger("mfpsecd.audit")
 COMPONENT = "audit"
@@ -90,7 +90,7 @@ def _writer_marks(payloads: list[bytes]) -> list[tuple[int, int]]:
     marks = []
     for raw in payloads:
         if any(m in raw for m in _WRITER_MARKS):
-            r = core.decode(raw)
+            r = log_format.decode(raw)
             pid = r.details.get("pid")
             marks.append((r.seq, pid if isinstance(pid, int) and pid > 0 else -1))
     return marks
@@ -117,7 +117,7 @@ class Auditor:
         self._writers: list[tuple[int, int]] = []
         self._full_policy = full_policy
         self._retention_days = retention_days
-        self._base_seq, self._base_prev = 1, core.GENESIS
+        self._base_seq, self._base_prev = 1, log_format.GENESIS
         self._exported_through = 0
         self._refusing = False
         self._reads_while_full = 0  # audit.read events not written while full
@@ -134,11 +134,11 @@ class Auditor:
         self._last_checkpoint = 0
         self._checkpointing: asyncio.Task[None] | None = None
         self._seq = 0
-        self._hash = core.GENESIS
+        self._hash = log_format.GENESIS
         self._pending: list[_Pending] = []
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
-        self._verdict: core.Verdict | None = None
+        self._verdict: log_format.Verdict | None = None
         self._integrity_reported: tuple[str, int] | None = None
 
     @property
@@ -154,7 +154,7 @@ class Auditor:
         payloads, repair = await self._store.open()
         meta = await self._meta()
         self._base_seq = int(meta.get("base_seq", "1"))
-        self._base_prev = bytes.fromhex(meta.get("base_prev", core.GENESIS.hex()))
+        self._base_prev = bytes.fromhex(meta.get("base_prev", log_format.GENESIS.hex()))
         self._exported_through = int(meta.get("exported_through", "0"))
         verdict = await self._store.verify(
             payloads, first_seq=self._base_seq, first_prev=self._base_prev
@@ -162,7 +162,7 @@ class Auditor:
         cp = await self.latest_checkpoint()
         if verdict.ok and cp is not None and verdict.last_seq < cp.seq:
             # Cut while the daemon was down, at a frame boundary: only the checkpoint knows.
-            verdict = core.Verdict(
+            verdict = log_format.Verdict(
                 False,
                 verdict.records,
                 verdict.last_seq,
@@ -181,9 +181,9 @@ class Auditor:
             # Forwarders catching up after a restart read from memory, not the whole log.
             self._recent.extend(payloads[-RECENT:])
         if payloads:
-            last = core.decode(payloads[-1])
+            last = log_format.decode(payloads[-1])
             self._seq = last.seq
-            self._hash = core.chain_hash(bytes.fromhex(last.prev), payloads[-1])
+            self._hash = log_format.chain_hash(bytes.fromhex(last.prev), payloads[-1])
         self._writer = asyncio.get_running_loop().create_task(self._write_loop())
         writer: dict[str, Detail] = {"pid": self.writer_pid} if self.writer_pid >= 0 else {}
         self._writers = [*_writer_marks(payloads), (self._seq + 1, self.writer_pid)]
@@ -197,7 +197,7 @@ class Auditor:
             await self.record(
                 EventType.AUDIT_TAIL_REPAIRED,
                 Outcome.SUCCESS,
-                core.DAEMON,
+                log_format.DAEMON,
                 "audit log",
                 offset=repair.offset,
                 bytes_cut=repair.bytes_cut,
@@ -207,7 +207,7 @@ class Auditor:
         await self.record(
             EventType.AUDIT_START,
             Outcome.SUCCESS,
-            core.DAEMON,
+            log_format.DAEMON,
             "audit log",
             records=self._seq,
             chain="intact"
@@ -296,8 +296,8 @@ class Auditor:
                     details=p.event.details,
                     prev=chained.hex(),
                 )
-                encoded = core.canonical(rec)
-                chained = core.chain_hash(chained, encoded)
+                encoded = log_format.canonical(rec)
+                chained = log_format.chain_hash(chained, encoded)
                 payloads.append(encoded)
             try:
                 await self._append_making_room(payloads, batch)
@@ -322,7 +322,7 @@ class Auditor:
             self._appended.set()
             self._appended = asyncio.Event()
             if self._listeners:
-                decoded = [core.decode(p) for p in payloads]
+                decoded = [log_format.decode(p) for p in payloads]
                 for listener in self._listeners:
                     listener(decoded)
             for i, p in enumerate(batch):
@@ -428,7 +428,7 @@ class Auditor:
         self._pending.append(
             _Pending(
                 rfc3339(self._clock, "microseconds"),
-                AuditEvent(type_, core.DAEMON, "audit log", dict(details), outcome),
+                AuditEvent(type_, log_format.DAEMON, "audit log", dict(details), outcome),
                 done,
             )
         )
@@ -488,7 +488,7 @@ class Auditor:
         """The device identity key, once the key chain is up."""
         self._signer = signer
 
-    async def checkpoint(self, *, record_event: bool = True) -> core.SignedCheckpoint | None:
+    async def checkpoint(self, *, record_event: bool = True) -> log_format.SignedCheckpoint | None:
         """Sign the current end of the chain and keep it outside the log (state store)."""
         if self._state is None or self._seq == 0:
             return None
@@ -496,7 +496,7 @@ class Auditor:
         signature = public_pem = ""
         if self._signer is not None:
             try:
-                signed = await self._signer(core.checkpoint_digest(seq, chained))
+                signed = await self._signer(log_format.checkpoint_digest(seq, chained))
             except MfpsecError as exc:
                 log.warning("audit_checkpoint_unsigned", error=exc.code.wire_name)
                 signed = None
@@ -515,7 +515,7 @@ class Auditor:
             # process that cannot sign now (the key chain locked, the boot unit) adds none.
             log.info("audit_checkpoint_skipped", seq=seq, reason="nothing to sign with")
             return None
-        cp = core.SignedCheckpoint(
+        cp = log_format.SignedCheckpoint(
             seq=seq,
             hash=chained.hex(),
             time=rfc3339(self._clock, "microseconds"),
@@ -536,7 +536,7 @@ class Auditor:
             await self.record(
                 EventType.AUDIT_CHECKPOINT,
                 Outcome.SUCCESS,
-                core.DAEMON,
+                log_format.DAEMON,
                 "audit log",
                 covers=seq,
                 signed=bool(signature),
@@ -561,7 +561,7 @@ class Auditor:
         latest = await self.latest_checkpoint()
         return latest is not None and bool(latest.signature)
 
-    async def latest_checkpoint(self) -> core.SignedCheckpoint | None:
+    async def latest_checkpoint(self) -> log_format.SignedCheckpoint | None:
         if self._state is None:
             return None
 
@@ -575,7 +575,7 @@ class Auditor:
         if row is None:
             return None
         seq, chained, when, signature, public = (str(x) for x in row)
-        return core.SignedCheckpoint(int(seq), chained, when, signature, public)
+        return log_format.SignedCheckpoint(int(seq), chained, when, signature, public)
 
     def add_listener(self, listener: Callable[[list[Record]], None]) -> None:
         """Called with each batch once it is durable (notifications). Must not block."""
@@ -597,7 +597,7 @@ class Auditor:
         wanted = max(limit, RECENT)
         out = []
         for raw in await self._store.read_all():
-            h = core.head(raw)
+            h = log_format.head(raw)
             if h is not None and h[0] > seq:
                 out.append(raw)
                 if len(out) >= wanted:
@@ -616,12 +616,12 @@ class Auditor:
     async def query(self, q: AuditQuery) -> list[Record]:
         out = []
         for raw in await self._store.read_all():
-            rec = core.decode(raw)
+            rec = log_format.decode(raw)
             if q.matches(rec):
                 out.append(rec)
         return out[-q.limit :] if q.limit else out
 
-    async def verify(self) -> core.Verdict:
+    async def verify(self) -> log_format.Verdict:
         """The chain, and the log against the latest signed checkpoint (truncation). The
         `audit` component shows the outcome of the latest verification, not only the
         start-up one (while the log is full, it keeps saying that)."""
@@ -643,7 +643,7 @@ class Auditor:
             )
         return verdict
 
-    async def _verify(self) -> core.Verdict:
+    async def _verify(self) -> log_format.Verdict:
         records = await self._store.read_all()
         verdict = await self._store.verify(
             records, first_seq=self._base_seq, first_prev=self._base_prev
@@ -652,7 +652,7 @@ class Auditor:
         if not verdict.ok or cp is None:
             return verdict
         if verdict.last_seq < cp.seq:
-            return core.Verdict(
+            return log_format.Verdict(
                 False,
                 verdict.records,
                 verdict.last_seq,
@@ -668,7 +668,7 @@ class Auditor:
             first_prev=self._base_prev,
         )
         if upto.last_hash.hex() != cp.hash:
-            return core.Verdict(
+            return log_format.Verdict(
                 False,
                 verdict.records,
                 verdict.last_seq,
@@ -677,11 +677,11 @@ class Auditor:
                 cp.seq,
                 "the chain differs from the checkpoint",
             )
-        problem, detail = core.checkpoint_problem(
+        problem, detail = log_format.checkpoint_problem(
             cp, await self._trusted(), signed=self._signer is not None
         )
         if problem:
-            return core.Verdict(
+            return log_format.Verdict(
                 False, verdict.records, verdict.last_seq, verdict.last_hash, problem, cp.seq, detail
             )
         return verdict
@@ -706,7 +706,7 @@ class Auditor:
         cp = await self.latest_checkpoint()
         if cp is None:
             return True
-        problem, detail = core.checkpoint_problem(
+        problem, detail = log_format.checkpoint_problem(
             cp, await self._trusted(), signed=self._signer is not None
         )
         if problem:
@@ -728,7 +728,7 @@ class Auditor:
             await self.record(
                 EventType.AUDIT_INTEGRITY,
                 Outcome.FAILURE,
-                core.DAEMON,
+                log_format.DAEMON,
                 "audit log",
                 problem=problem,
                 at=at_seq,
@@ -741,11 +741,11 @@ class Auditor:
         cp = await self.checkpoint() or await self.latest_checkpoint()  # vouch for now
         lines = await self._store.read_all()
         if lines:
-            last = core.head(lines[-1])
+            last = log_format.head(lines[-1])
             if last is not None:
                 await self.mark_exported(last[0])
         if cp is not None:
-            lines.append(core.checkpoint_line(cp))
+            lines.append(log_format.checkpoint_line(cp))
         return lines
 
     async def stop(self, *, checkpoint: bool = True) -> None:
@@ -755,7 +755,7 @@ class Auditor:
             await self.record(
                 EventType.AUDIT_STOP,
                 Outcome.SUCCESS,
-                core.DAEMON,
+                log_format.DAEMON,
                 "audit log",
                 records=self._seq + 1,
             )

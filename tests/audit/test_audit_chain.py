@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from mfpsecd.api import auditlog as core
-from mfpsecd.api.auditlog import EventType, Outcome, Record, Subject, frame, scan
-from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.audit import log_format as core
+from mfpsecd.audit.backends.audit_file import AuditFile
+from mfpsecd.audit.log_format import EventType, Outcome, Record, Subject, frame, scan
+from mfpsecd.audit.service import Auditor, AuditQuery
 from mfpsecd.base.health import HealthRegistry
-from mfpsecd.services.audit import Auditor, AuditQuery
 from tests.support.fakeclock import FakeClock
 
 ADMIN = Subject(origin="cli", user="admin", role="administrator", uid=0, pid=42)

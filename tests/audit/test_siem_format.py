@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from mfpsecd.api.auditlog import EventType, Outcome, Record, Subject
-from mfpsecd.core import siem
+from mfpsecd.audit.log_format import EventType, Outcome, Record, Subject
+from mfpsecd.audit.model import siem
 from tests.support import siem_parse
 
 EPOCH_MS = str(

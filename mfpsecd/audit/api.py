@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 
-from mfpsecd.api.auditlog import EventType, Outcome
+from mfpsecd.audit.log_format import EventType, Outcome
 from mfpsecd.base.access import Privilege
 from mfpsecd.varlink.schema import Interface, Method, NoParams
 
@@ -79,6 +79,48 @@ class ForwardStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 EVENT_TYPES = [t.value for t in EventType]
 OUTCOMES = [o.value for o in Outcome]
 
+QUERY_AUDIT = Method(
+    name="QueryAudit",
+    doc="Records matching the filters, oldest first (the newest `limit`).",
+    params=AuditQueryParams,
+    result=AuditEntries,
+    requires=Privilege.AUDIT_READ,
+)
+
+
+VERIFY_AUDIT = Method(
+    name="VerifyAudit",
+    doc="Walk the whole hash chain; say where and how it breaks, if it does.",
+    params=NoParams,
+    result=AuditVerdict,
+    requires=Privilege.AUDIT_READ,
+)
+
+
+EXPORT_AUDIT = Method(
+    name="ExportAudit",
+    doc=(
+        "Every record in canonical form, for offline verification and archiving,\n"
+        "in replies of up to 1000 lines; the last line of the last reply is the\n"
+        "signed checkpoint. Exported records count as safe for the capacity policy.\n"
+        "Call with more=true."
+    ),
+    params=NoParams,
+    result=AuditExport,
+    requires=Privilege.AUDIT_READ,
+    streams=True,
+)
+
+
+GET_FORWARD_STATUS = Method(
+    name="GetForwardStatus",
+    doc="Each SIEM destination: connected, cursor, backlog, last error.",
+    params=NoParams,
+    result=ForwardStatus,
+    requires=Privilege.AUDIT_READ,
+)
+
+
 AUDIT = Interface(
     name="io.mfpsecd.Audit",
     module=__name__,
@@ -87,39 +129,9 @@ AUDIT = Interface(
         "or delete a record through this interface."
     ),
     methods=(
-        Method(
-            name="QueryAudit",
-            doc="Records matching the filters, oldest first (the newest `limit`).",
-            params=AuditQueryParams,
-            result=AuditEntries,
-            requires=Privilege.AUDIT_READ,
-        ),
-        Method(
-            name="VerifyAudit",
-            doc="Walk the whole hash chain; say where and how it breaks, if it does.",
-            params=NoParams,
-            result=AuditVerdict,
-            requires=Privilege.AUDIT_READ,
-        ),
-        Method(
-            name="ExportAudit",
-            doc=(
-                "Every record in canonical form, for offline verification and archiving,\n"
-                "in replies of up to 1000 lines; the last line of the last reply is the\n"
-                "signed checkpoint. Exported records count as safe for the capacity policy.\n"
-                "Call with more=true."
-            ),
-            params=NoParams,
-            result=AuditExport,
-            requires=Privilege.AUDIT_READ,
-            streams=True,
-        ),
-        Method(
-            name="GetForwardStatus",
-            doc="Each SIEM destination: connected, cursor, backlog, last error.",
-            params=NoParams,
-            result=ForwardStatus,
-            requires=Privilege.AUDIT_READ,
-        ),
+        QUERY_AUDIT,
+        VERIFY_AUDIT,
+        EXPORT_AUDIT,
+        GET_FORWARD_STATUS,
     ),
 )

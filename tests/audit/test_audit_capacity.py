@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from mfpsecd.api.auditlog import EventType, Outcome, Subject
-from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.audit.backends.audit_file import AuditFile
+from mfpsecd.audit.log_format import EventType, Outcome, Subject
+from mfpsecd.audit.service import Auditor, AuditQuery
 from mfpsecd.base.config.schema import AuditFullPolicy
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.sqlite_state import SqliteState
-from mfpsecd.services.audit import Auditor, AuditQuery
 from tests.support.fakeclock import FakeClock
 
 USER = Subject(origin="panel", user="jdoe")

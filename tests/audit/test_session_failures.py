@@ -10,16 +10,16 @@ import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from mfpsecd.api.auditlog import EventType, Outcome, Record, Subject
-from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.alerts.notifier import DEFAULT_RULES, MailSettings, Notifier
+from mfpsecd.alerts.outbox import AlertOutbox
+from mfpsecd.audit.backends.audit_file import AuditFile
+from mfpsecd.audit.forwarder import make_forwarders
+from mfpsecd.audit.log_format import EventType, Outcome, Record, Subject
+from mfpsecd.audit.service import Auditor, AuditQuery
+from mfpsecd.audit.session_failures import SessionFailures
 from mfpsecd.base.config.schema import AuditForwardSection
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.sqlite_state import SqliteState
-from mfpsecd.services.alert_outbox import AlertOutbox
-from mfpsecd.services.audit import Auditor, AuditQuery
-from mfpsecd.services.forwarder import make_forwarders
-from mfpsecd.services.notify import DEFAULT_RULES, MailSettings, Notifier
-from mfpsecd.services.session_failures import SessionFailures
 from tests.support.fakeclock import FakeClock, settle
 from tests.support.pki import make_pki
 from tests.support.rsyslog import free_port

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import click
 
-from mfpsecd.api import audit as audit_api
-from mfpsecd.api import auditlog
+from mfpsecd.audit import api as audit_api
+from mfpsecd.audit import log_format as auditlog
 from mfpsecd.base.errors import EX_DATAERR, EX_IOERR
 from mfpsecd.cli.common import Target, echo_json, reports_errors, shown
-from mfpsecd.client.audit import AuditClient
 
 
 @click.group("audit")
@@ -58,7 +57,7 @@ def show(
     """Audit records, oldest first."""
     params = audit_api.AuditQueryParams(since, until, list(types), user, outcome or "", limit)
     with target.connect() as conn:
-        entries = AuditClient(conn).query(params)
+        entries = conn.call(audit_api.QUERY_AUDIT, params).entries
     if as_json:
         echo_json(entries)
     else:
@@ -79,7 +78,7 @@ def show(
 def export(target: Target, dest: Path) -> None:
     """Every record, verifiable offline with `mfpsec audit verify FILE`."""
     with target.connect() as conn:
-        lines = AuditClient(conn).export()
+        lines = [x for r in conn.call_more(audit_api.EXPORT_AUDIT) for x in r.lines]
     text = "".join(line + "\n" for line in lines)
     if str(dest) == "-":
         sys.stdout.write(text)
@@ -110,7 +109,7 @@ def verify(target: Target, file: Path | None, identities: tuple[str, ...], as_js
     tampered, 74 if unreadable."""
     if file is None:
         with target.connect() as conn:
-            v = AuditClient(conn).verify()
+            v = conn.call(audit_api.VERIFY_AUDIT)
         ok, records, last, problem, at, detail = (
             v.ok,
             v.records,
@@ -216,7 +215,7 @@ def forward_group() -> None:
 def forward_status(target: Target, as_json: bool) -> None:
     """Each destination: connected or not, how far it has got, what is left."""
     with target.connect() as conn:
-        dests = AuditClient(conn).forward_status()
+        dests = conn.call(audit_api.GET_FORWARD_STATUS).destinations
     if as_json:
         echo_json(dests)
         return

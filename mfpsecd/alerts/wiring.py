@@ -8,7 +8,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from mfpsecd.api.auditlog import EventType
+from mfpsecd.alerts.notifier import (
+    DEFAULT_RULES,
+    MailSettings,
+    Notifier,
+    Rule,
+    SecretSource,
+    SnmpSettings,
+)
+from mfpsecd.alerts.outbox import Alert, AlertOutbox
+from mfpsecd.audit.log_format import EventType
+from mfpsecd.audit.session_failures import SessionFailures
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.config.loader import Board
 from mfpsecd.base.config.schema import Config
@@ -17,16 +27,6 @@ from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.base.state import StateStore
 from mfpsecd.base.state_lock import lock_state_dir
-from mfpsecd.services.alert_outbox import Alert, AlertOutbox
-from mfpsecd.services.notify import (
-    DEFAULT_RULES,
-    MailSettings,
-    Notifier,
-    Rule,
-    SecretSource,
-    SnmpSettings,
-)
-from mfpsecd.services.session_failures import SessionFailures
 
 
 def make_notifier(

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mfpsecd.api import auditlog
-from mfpsecd.api.audit import AuditQueryParams
+from mfpsecd.audit import log_format as auditlog
+from mfpsecd.audit.api import EXPORT_AUDIT, QUERY_AUDIT, AuditQueryParams
 from mfpsecd.client import Connection
-from mfpsecd.client.audit import AuditClient
 from mfpsecd.keys import api as keys
 from tests.support import daemon as ds
 from tests.support import siem_parse
@@ -67,7 +66,7 @@ def _wait_all(r: Rsyslog, last: int, timeout: float = 60) -> dict[str, Counter[i
 
 def _last_seq(d: ds.DaemonProcess) -> int:
     with Connection(d.socket_path) as conn:
-        return max(e.seq for e in AuditClient(conn).query(AuditQueryParams(limit=1)))
+        return max(e.seq for e in conn.call(QUERY_AUDIT, AuditQueryParams(limit=1)).entries)
 
 
 def test_every_record_arrives_exactly_once_as_cef_and_leef(short_tmp: Path) -> None:
@@ -113,7 +112,8 @@ def test_every_record_arrives_exactly_once_as_cef_and_leef(short_tmp: Path) -> N
             _work(d, "c", 10)
             last = _last_seq(d)
             seen = _wait_all(receiver, last)
-            export = AuditClient(Connection(d.socket_path)).export()
+            with Connection(d.socket_path) as conn:
+                export = [x for r in conn.call_more(EXPORT_AUDIT) for x in r.lines]
     finally:
         receiver.stop()
 

@@ -16,14 +16,14 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from mfpsecd.api.auditlog import EventType, Outcome, Record, Subject
-from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.alerts.notifier import DEFAULT_RULES, MailSettings, Notifier, Rule, SnmpSettings
+from mfpsecd.alerts.outbox import AlertOutbox
+from mfpsecd.audit.backends.audit_file import AuditFile
+from mfpsecd.audit.log_format import EventType, Outcome, Record, Subject
+from mfpsecd.audit.service import Auditor
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.base.sqlite_state import SqliteState
-from mfpsecd.services.alert_outbox import AlertOutbox
-from mfpsecd.services.audit import Auditor
-from mfpsecd.services.notify import DEFAULT_RULES, MailSettings, Notifier, Rule, SnmpSettings
 from tests.support.fakeclock import FakeClock, settle
 from tests.support.pki import make_pki
 from tests.support.rsyslog import free_port

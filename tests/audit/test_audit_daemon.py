@@ -13,8 +13,8 @@ import msgspec
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
-from mfpsecd.api import auditlog
-from mfpsecd.api.auditlog import frame, scan
+from mfpsecd.audit import log_format as auditlog
+from mfpsecd.audit.log_format import frame, scan
 from mfpsecd.base.errors import EX_DATAERR
 from mfpsecd.client import Connection
 from mfpsecd.keys import api as keys

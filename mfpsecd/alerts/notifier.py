@@ -40,13 +40,13 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 from pysnmp.proto.rfc1902 import Integer32, OctetString
 
-from mfpsecd.api.auditlog import DAEMON, EventType, Outcome, Record
+from mfpsecd.alerts.outbox import Alert, AlertOutbox
+from mfpsecd.audit.log_format import DAEMON, EventType, Outcome, Record
+from mfpsecd.audit.session_failures import SessionFailures, describe
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.secret import SecretBytes
-from mfpsecd.services.alert_outbox import Alert, AlertOutbox
-from mfpsecd.services.session_failures import SessionFailures, describe
 
 log = structlog.get_logger("mfpsecd.notify")
 QUEUE = 10000

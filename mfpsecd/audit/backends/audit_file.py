@@ -28,10 +28,10 @@ from typing import TypeVar
 import msgspec
 
 from mfpsecd import _native
-from mfpsecd.api import auditlog
-from mfpsecd.api.auditlog import frame, head, scan
+from mfpsecd.audit import log_format as auditlog
+from mfpsecd.audit.log_format import frame, head, scan
+from mfpsecd.audit.ports import AuditTailRepair, AuditUsage
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.ports import AuditTailRepair, AuditUsage
 
 T = TypeVar("T")
 _NAME = re.compile(r"^audit-(\d{8})\.log$")

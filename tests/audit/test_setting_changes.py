@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
+from mfpsecd.audit.model import setting_changes as sc
 from mfpsecd.auth.api import AuthPolicy, CharClass, LockoutPolicy, PasswordPolicy
-from mfpsecd.core import setting_changes as sc
 
 
 def test_nested_leaves_by_key_path_with_old_and_new() -> None:

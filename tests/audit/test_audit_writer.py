@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from mfpsecd.api.auditlog import EventType, Outcome, Subject
-from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.audit.backends.audit_file import AuditFile
+from mfpsecd.audit.log_format import EventType, Outcome, Subject
+from mfpsecd.audit.service import Auditor, AuditQuery
 from mfpsecd.base.health import HealthRegistry
-from mfpsecd.services.audit import Auditor, AuditQuery
 from tests.support.fakeclock import FakeClock
 
 WHO = Subject(origin="panel", user="alice")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mfpsecd.api.auditlog import Record, canonical, decode
+from mfpsecd.audit.log_format import Record, canonical, decode
 from mfpsecd.base.state import StateConnection, StateStore
 
 # Rules are rate limited, so a device rarely holds more than a few; on a long outage under

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mfpsecd.api import auditlog
+from mfpsecd.audit import log_format as auditlog
 from mfpsecd.base.errors import MfpsecError
 from mfpsecd.client import Connection
 from mfpsecd.keys import api as keys

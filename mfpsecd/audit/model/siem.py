@@ -21,7 +21,7 @@ import datetime as dt
 import enum
 import json
 
-from mfpsecd.api.auditlog import EventType, Outcome, Record
+from mfpsecd.audit.log_format import EventType, Outcome, Record
 
 VENDOR = "mfpsecd project"
 PRODUCT = "mfpsecd"

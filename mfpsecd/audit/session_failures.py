@@ -15,10 +15,10 @@ import asyncio
 import ssl
 from dataclasses import dataclass
 
-from mfpsecd.api.auditlog import EventType, Outcome, Subject
+from mfpsecd.audit.log_format import EventType, Outcome, Subject
+from mfpsecd.audit.service import Auditor
 from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.errors import MfpsecError
-from mfpsecd.services.audit import Auditor
 
 INTERVAL_S = 300.0
 MAX_KINDS = 256  # distinct (channel, peer, reason) waiting; beyond it they are pooled

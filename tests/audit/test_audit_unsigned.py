@@ -11,11 +11,11 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
-from mfpsecd.api.auditlog import EventType, Outcome, Subject
-from mfpsecd.backends.audit_file import AuditFile
+from mfpsecd.audit.backends.audit_file import AuditFile
+from mfpsecd.audit.log_format import EventType, Outcome, Subject
+from mfpsecd.audit.service import Auditor, Signer
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.sqlite_state import SqliteState
-from mfpsecd.services.audit import Auditor, Signer
 from tests.support.fakeclock import FakeClock
 
 IDENTITY = ec.generate_private_key(ec.SECP256R1())
