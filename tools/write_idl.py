@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mfpsecd.api.registry import INTERFACES
+from mfpsecd.daemon.interfaces import INTERFACES
 from mfpsecd.varlink.idl import generate, idl_path
 
 

@@ -152,7 +152,7 @@ def hwm():
             return int(line.split()[1])
 from mfpsecd.wipe.backends.native_overwrite import NativeOverwriter, NativeOverwriteTarget
 from mfpsecd.wipe.model.overwrite_plan import PassKind
-from mfpsecd.ports import PassSpec
+from mfpsecd.wipe.ports import PassSpec
 path, size = sys.argv[1], int(sys.argv[2])
 before = hwm()
 t = NativeOverwriteTarget(os.open(path, os.O_RDWR), "rss")

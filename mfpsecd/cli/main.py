@@ -8,13 +8,13 @@ from mfpsecd import __version__
 from mfpsecd.audit import cli as audit_cmd
 from mfpsecd.auth import cli as auth_cmd
 from mfpsecd.auth import users_cli as users_cmd
-from mfpsecd.cli import status as status_cmd
 from mfpsecd.cli.common import Target
 from mfpsecd.client import DEFAULT_SOCKET
 from mfpsecd.firmware import cli as fw_cmd
 from mfpsecd.ipfilter import cli as net_cmd
 from mfpsecd.keys import cli as keys_cmd
 from mfpsecd.store import cli as store_cmd
+from mfpsecd.system import cli as status_cmd
 from mfpsecd.wipe import cli as wipe_cmd
 
 

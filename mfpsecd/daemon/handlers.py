@@ -4,14 +4,12 @@ declared method has an entry here and that nothing undeclared does."""
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import msgspec
 
 from mfpsecd import __version__
-from mfpsecd.api import registry
-from mfpsecd.api.types import DaemonState, Status
 from mfpsecd.audit.forwarder import Forwarder
 from mfpsecd.audit.handlers import AuditHandlers
 from mfpsecd.audit.service import Auditor
@@ -20,6 +18,7 @@ from mfpsecd.auth.service import AuthService
 from mfpsecd.auth.user_store import UserStore
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.state import StateConnection
+from mfpsecd.daemon import interfaces
 from mfpsecd.firmware.api import FIRMWARE
 from mfpsecd.firmware.handlers import FirmwareHandlers
 from mfpsecd.firmware.service import FirmwareService
@@ -31,19 +30,20 @@ from mfpsecd.keys.handlers import KeysHandlers
 from mfpsecd.keys.identity import DeviceIdentity
 from mfpsecd.keys.ports import BackupTargetWatcher
 from mfpsecd.keys.secrets import SecretStore
-from mfpsecd.services.status import StatusService
 from mfpsecd.store.handlers import StoreHandlers
 from mfpsecd.store.service import JobStore
+from mfpsecd.system.handlers import SystemHandlers
+from mfpsecd.system.status import StatusService
 from mfpsecd.varlink import idl
 from mfpsecd.varlink.fd_channel import FdChannel
 from mfpsecd.varlink.routes import routes
 from mfpsecd.varlink.schema import Interface, NoParams
-from mfpsecd.varlink.server import CallContext, Handler, Last
+from mfpsecd.varlink.server import CallContext, Handler
 from mfpsecd.varlink.service import GetInterfaceDescriptionParams, Info, InterfaceDescription
 from mfpsecd.wipe.handlers import WipeHandlers
 from mfpsecd.wipe.service import WipeService
 
-_INTERFACES = {i.name: i for i in registry.INTERFACES}
+_INTERFACES = {i.name: i for i in interfaces.INTERFACES}
 
 
 @functools.cache
@@ -52,42 +52,6 @@ def _description(name: str) -> str | None:
     for the field comments)."""
     interface = _INTERFACES.get(name)
     return None if interface is None else idl.generate(interface)
-
-
-class _StatusReply:
-    """GetStatus, pre-encoded: the Status JSON is encoded once per health generation and
-    only the uptime is spliced in per call (encoding the whole struct was most of the
-    handler's cost on the panel's polling path). The bytes are exactly what encoding
-    the Status would give; a unit test holds them to that."""
-
-    _FIELD = b'"uptime_seconds":'
-
-    def __init__(self, status: StatusService) -> None:
-        self._status = status
-        self._cached: tuple[int, bytes, bytes] | None = None
-
-    def _parts(self) -> tuple[int, bytes, bytes]:
-        generation, template = self._status.snapshot()
-        cached = self._cached
-        if cached is None or cached[0] != generation:
-            data = _encoder.encode(template)
-            at = data.index(self._FIELD + b"0.0") + len(self._FIELD)
-            cached = self._cached = (generation, data[:at], data[at + 3 :])
-        return cached
-
-    def encoded(self) -> msgspec.Raw:
-        _, head, tail = self._parts()
-        return msgspec.Raw(head + repr(self._status.uptime()).encode() + tail)
-
-    def message(self) -> bytes:
-        """The whole reply message, NUL included (the IPC server's fast path)."""
-        _, head, tail = self._parts()
-        return b"".join(
-            (b'{"parameters":', head, repr(self._status.uptime()).encode(), tail, b"}\0")
-        )
-
-
-_encoder = msgspec.json.Encoder()
 
 
 @dataclass(frozen=True)
@@ -102,17 +66,6 @@ class KeyServices:
 
 # The status notice while no administrator password is set (A-3).
 ADMIN_UNSET = "administrator-unset"
-
-# The exact bytes our clients send for GetStatus (wire.encode_call without parameters).
-GET_STATUS_CALL = b'{"method":"io.mfpsecd.System.GetStatus"}'
-
-
-def fast_replies(status: StatusService) -> dict[bytes, tuple[str, Callable[[], bytes]]]:
-    """Calls answered from the read callback without parsing: the panel polls GetStatus,
-    so its canonical message maps straight to the pre-encoded reply. The server still
-    checks the method's privilege; any other spelling of the call takes the normal path.
-    """
-    return {GET_STATUS_CALL: ("io.mfpsecd.System.GetStatus", _StatusReply(status).message)}
 
 
 @dataclass(frozen=True)
@@ -135,7 +88,7 @@ def build_handlers(
 ) -> dict[str, Handler]:
     """The whole table; without the services (tests of the IPC layer) Keys, Audit, Auth,
     Wipe and Store are absent and their methods answer MethodNotImplemented."""
-    table = _system_handlers(status)
+    table = _status_handlers(status)
     if key_services is not None:
         svc = key_services
         table.update(
@@ -199,8 +152,8 @@ def failed_handlers(status: StatusService, test: str) -> dict[str, Handler]:
         raise MfpsecError(ErrorCode.SELF_TEST_FAILED, test=test)
         yield msgspec.Raw(b"")  # never reached: makes this an async generator
 
-    table = _system_handlers(status)
-    for interface in registry.INTERFACES:
+    table = _status_handlers(status)
+    for interface in interfaces.INTERFACES:
         if interface.name not in {"org.varlink.service", "io.mfpsecd.System"}:
             table.update(
                 {
@@ -220,16 +173,16 @@ def _unavailable(interface: Interface, code: ErrorCode, reason: str) -> dict[str
     return {f"{interface.name}.{m.name}": unavailable for m in interface.methods}
 
 
-def _system_handlers(status: StatusService) -> dict[str, Handler]:
+def _service_handlers() -> dict[str, Handler]:
     # Plain functions answer from the read callback (see ipc_server); only handlers that
     # wait for something are coroutines or async generators.
     def get_info(ctx: CallContext, _: NoParams) -> Info:
         return Info(
-            vendor=registry.VENDOR,
-            product=registry.PRODUCT,
+            vendor=interfaces.VENDOR,
+            product=interfaces.PRODUCT,
             version=__version__,
-            url=registry.URL,
-            interfaces=[i.name for i in registry.INTERFACES],
+            url=interfaces.URL,
+            interfaces=[i.name for i in interfaces.INTERFACES],
         )
 
     def get_interface_description(
@@ -240,24 +193,15 @@ def _system_handlers(status: StatusService) -> dict[str, Handler]:
             raise MfpsecError(ErrorCode.INTERFACE_NOT_FOUND, interface=params.interface)
         return InterfaceDescription(description=text)
 
-    reply = _StatusReply(status)
-
-    def get_status(ctx: CallContext, _: NoParams) -> msgspec.Raw:
-        return reply.encoded()
-
-    async def watch_status(ctx: CallContext, _: NoParams) -> AsyncIterator[Status | Last[Status]]:
-        async for s in status.watch():
-            if s.state is DaemonState.STOPPING:
-                yield Last(s)  # the stream's proper end: the daemon is going away
-                return
-            yield s
-
     return {
         "org.varlink.service.GetInfo": get_info,
         "org.varlink.service.GetInterfaceDescription": get_interface_description,
-        "io.mfpsecd.System.GetStatus": get_status,
-        "io.mfpsecd.System.WatchStatus": watch_status,
     }
+
+
+def _status_handlers(status: StatusService) -> dict[str, Handler]:
+    """What answers even after a failed self-test: introspection and the status."""
+    return _service_handlers() | routes(SystemHandlers(status))
 
 
 def _erase_secrets_and_accounts(conn: StateConnection) -> None:

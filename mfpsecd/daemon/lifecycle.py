@@ -21,8 +21,6 @@ from cryptography import x509
 
 from mfpsecd import __version__
 from mfpsecd.alerts.wiring import make_notifier
-from mfpsecd.api import registry
-from mfpsecd.api.types import DaemonState
 from mfpsecd.audit.backends.audit_file import AuditFile
 from mfpsecd.audit.forwarder import make_forwarders
 from mfpsecd.audit.log_format import DAEMON, EventType, Outcome, Subject
@@ -34,7 +32,6 @@ from mfpsecd.auth.password_hasher import PasswordHasher
 from mfpsecd.auth.service import AuthService
 from mfpsecd.auth.sessions import SessionTable
 from mfpsecd.auth.user_store import UserStore
-from mfpsecd.backends.sdnotify import SdNotifier
 from mfpsecd.base.admission import PeerCredentials
 from mfpsecd.base.clock import Clock, SystemClock, rfc3339
 from mfpsecd.base.config.loader import Board, admission_rules, gid_of
@@ -47,13 +44,14 @@ from mfpsecd.base.state_lock import lock_state_dir
 from mfpsecd.base.supervisor import Supervisor
 from mfpsecd.base.transfer import TransferLimits
 from mfpsecd.core.throttle import Throttle, ThrottleLimits
+from mfpsecd.daemon import interfaces
 from mfpsecd.daemon.handlers import (
     DataServices,
     KeyServices,
     build_handlers,
     failed_handlers,
-    fast_replies,
 )
+from mfpsecd.daemon.sdnotify import SdNotifier
 from mfpsecd.firmware.service import FirmwareService
 from mfpsecd.firmware.wiring import make_firmware
 from mfpsecd.ipfilter.flood_bans import BanPolicy, FloodBans
@@ -68,12 +66,14 @@ from mfpsecd.keys.model.passphrase import Cost
 from mfpsecd.keys.ports import Tpm
 from mfpsecd.keys.secrets import SecretStore
 from mfpsecd.keys.wiring import make_tpm
-from mfpsecd.services.boots import BootLog
-from mfpsecd.services.self_tests import PowerOnSelfTests
-from mfpsecd.services.status import BoardInfo, StatusService
-from mfpsecd.services.timewatch import watch_time
 from mfpsecd.store.backends.native_objects import NativeObjectCipher
 from mfpsecd.store.service import JobStore, StoreSettings
+from mfpsecd.system.api import DaemonState
+from mfpsecd.system.boots import BootLog
+from mfpsecd.system.handlers import fast_replies
+from mfpsecd.system.self_tests import PowerOnSelfTests
+from mfpsecd.system.status import BoardInfo, StatusService
+from mfpsecd.system.timewatch import watch_time
 from mfpsecd.varlink.descriptors import fd_socket_path
 from mfpsecd.varlink.fd_channel import FdChannel
 from mfpsecd.varlink.server import Handler, ServerLimits, VarlinkServer
@@ -490,7 +490,7 @@ async def _listen(
             ipc.max_message_bytes, ipc.max_connections, ipc.idle_timeout_s, ipc.queue_depth
         ),
         clock,
-        interfaces=registry.INTERFACES,
+        interfaces=interfaces.INTERFACES,
         access=sessions,
         fast=fast,
         release_descriptor=release,

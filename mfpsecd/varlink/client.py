@@ -76,7 +76,9 @@ def _decoder(result: type[Any]) -> msgspec.json.Decoder[Any]:
 
 
 def _encoded(method: Method[Any, Any], parameters: Any, more: bool) -> bytes | bytearray:
-    if not method.sensitive:
+    # Without parameters the call is sent as the bare method, the exact bytes the
+    # server's fast path knows (the panel's GetStatus polling).
+    if parameters is None or not method.sensitive:
         return wire.encode_call(method.qualified_name, parameters, more=more)
     buffer = bytearray()
     try:
@@ -90,7 +92,7 @@ def _encoded(method: Method[Any, Any], parameters: Any, more: bool) -> bytes | b
 
 def _sent(method: Method[Any, Any], parameters: Any, message: bytes | bytearray) -> None:
     """After a sensitive call left (or failed to): nothing of its secrets stays here."""
-    if method.sensitive:
+    if method.sensitive and parameters is not None:
         assert isinstance(message, bytearray)
         zero(message)
         zero_secrets(parameters)
@@ -156,7 +158,6 @@ class Connection:
         if isinstance(method, str):
             self._send(wire.encode_call(method, parameters, more=more))
             return
-        parameters = NoParams() if parameters is None else parameters
         message = _encoded(method, parameters, more)
         try:
             self._send(message)
@@ -283,7 +284,6 @@ class AsyncConnection:
             self._writer.write(wire.encode_call(method, parameters, more=more))
             await self._writer.drain()
             return
-        parameters = NoParams() if parameters is None else parameters
         message = _encoded(method, parameters, more)
         try:
             # The transport copies what it cannot send at once: a sensitive call waits

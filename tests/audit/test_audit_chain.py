@@ -143,7 +143,7 @@ def test_auditor_group_commit_torn_tail_and_queries(tmp_path: Path) -> None:
 
 
 def test_a_clock_step_is_audited_and_slewing_is_not(tmp_path: Path) -> None:
-    from mfpsecd.services.timewatch import watch_time
+    from mfpsecd.system.timewatch import watch_time
 
     async def scenario() -> None:
         clock = FakeClock()

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mfpsecd.client import Connection, SystemClient
+from mfpsecd.client import Connection
+from mfpsecd.system import api as system
 from tests.support import daemon as ds
 from tests.support.smtp_sink import MailSink, starttls_sink
 
@@ -103,10 +104,9 @@ def _flood(short_tmp: Path, sink: MailSink) -> None:
         latencies: list[float] = []
         rss_peak = rss_before
         with Connection(d.socket_path, timeout=10) as conn:
-            client = SystemClient(conn)
             while flood.poll() is None:
                 t0 = time.perf_counter()
-                client.get_status()
+                conn.call(system.GET_STATUS)
                 latencies.append(time.perf_counter() - t0)
                 if len(latencies) % 50 == 0:
                     rss_peak = max(rss_peak, d.rss_kib())

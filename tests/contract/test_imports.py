@@ -8,7 +8,7 @@ import sys
 
 from tests.support.daemon import ROOT
 
-NATIVE_ALLOWED = ("mfpsecd.backends", "mfpsecd.base.secret")
+NATIVE_ALLOWED = ("mfpsecd.base.secret",)
 
 
 def _may_load_native(module: str) -> bool:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import varlink
 
-from mfpsecd.api import registry
 from mfpsecd.audit.backends.audit_file import AuditFile
 from mfpsecd.audit.service import Auditor
 from mfpsecd.auth.api import SessionPolicy
@@ -20,6 +19,7 @@ from mfpsecd.base.errors import COMMON_ERRORS, ErrorCode
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.paths import Paths
 from mfpsecd.base.sqlite_state import SqliteState
+from mfpsecd.daemon import interfaces
 from mfpsecd.daemon.handlers import DataServices, KeyServices, build_handlers
 from mfpsecd.firmware.backends.native_hasher import NativeTreeHasher
 from mfpsecd.firmware.service import FirmwareService, FirmwareSettings
@@ -29,9 +29,9 @@ from mfpsecd.keys.backends.usb_targets import UdevBackupTargets
 from mfpsecd.keys.chain import KeyChain
 from mfpsecd.keys.identity import DeviceIdentity
 from mfpsecd.keys.secrets import SecretStore
-from mfpsecd.services.status import BoardInfo, StatusService
 from mfpsecd.store.backends.native_objects import NativeObjectCipher
 from mfpsecd.store.service import JobStore
+from mfpsecd.system.status import BoardInfo, StatusService
 from mfpsecd.varlink import idl
 from mfpsecd.varlink.fd_channel import FdChannel
 from mfpsecd.varlink.schema import carries_secret
@@ -125,12 +125,12 @@ def _handlers() -> dict[str, object]:
 
 
 def test_every_declared_method_has_a_handler_and_vice_versa() -> None:
-    declared = {name for name, _ in registry.all_methods()}
+    declared = {name for name, _ in interfaces.all_methods()}
     assert set(_handlers()) == declared
 
 
 def test_committed_idl_matches_declarations() -> None:
-    for interface in registry.INTERFACES:
+    for interface in interfaces.INTERFACES:
         if interface.name.startswith("org.varlink."):
             continue
         path = idl.idl_path(interface)
@@ -140,7 +140,7 @@ def test_committed_idl_matches_declarations() -> None:
 
 
 def test_generated_idl_parses_with_an_independent_parser() -> None:
-    for interface in registry.INTERFACES:
+    for interface in interfaces.INTERFACES:
         parsed = varlink.Interface(idl.generate(interface))
         assert parsed.name == interface.name
         members: dict[str, set[str]] = {type(m).__name__: set() for m in parsed.members.values()}
@@ -151,8 +151,8 @@ def test_generated_idl_parses_with_an_independent_parser() -> None:
 
 
 def test_declared_method_errors_are_served_by_some_interface() -> None:
-    served = {e for i in registry.INTERFACES for e in i.errors}
-    for name, method in registry.all_methods():
+    served = {e for i in interfaces.INTERFACES for e in i.errors}
+    for name, method in interfaces.all_methods():
         for code in (*method.errors, *COMMON_ERRORS):
             if code.interface.startswith("io.mfpsecd.System") or code in served:
                 continue
@@ -206,7 +206,7 @@ def test_every_declared_pattern_matches_to_the_very_end() -> None:
     import msgspec.inspect as mi
 
     patterns: set[str] = set()
-    for _, m in registry.all_methods():
+    for _, m in interfaces.all_methods():
         for t in (m.params, m.result):
             patterns.update(_string_patterns(mi.type_info(t), set()))
     assert patterns, "no pattern found: the walk is broken"
@@ -230,7 +230,7 @@ def test_a_trailing_newline_is_refused() -> None:
 def test_every_method_with_a_descriptor_releases_it() -> None:
     """A method whose parameters name a side-channel descriptor declares it, so that the
     server releases the descriptor when a call ends however it ends."""
-    for name, m in registry.all_methods():
+    for name, m in interfaces.all_methods():
         has = "descriptor" in m.params.__struct_fields__
         assert m.passes_descriptor == has, name
 
@@ -241,7 +241,7 @@ def test_a_method_is_sensitive_exactly_when_it_carries_a_secret() -> None:
     field marked SECRET, like a session token) must say so, and no other may."""
     wrong = [
         (name, m.sensitive)
-        for name, m in registry.all_methods()
+        for name, m in interfaces.all_methods()
         if m.sensitive != (carries_secret(m.params) or carries_secret(m.result))
     ]
     assert wrong == []
@@ -250,16 +250,16 @@ def test_a_method_is_sensitive_exactly_when_it_carries_a_secret() -> None:
 def test_the_idl_says_what_a_client_in_another_language_needs() -> None:
     """Binary inputs say they are base64, inputs with a default are optional, each method
     names its privilege and whether it streams, and fields carry their comments."""
-    text = idl.generate(registry.BY_NAME["io.mfpsecd.Auth"])
+    text = idl.generate(interfaces.BY_NAME["io.mfpsecd.Auth"])
     login = text[text.index("method Login(") :]
     login = login[: login.index(") -> (")]
     assert "  # base64\n  password: string," in login
     assert "  otp: ?string," in login  # it has a default: absent or null means ""
     assert "  user: string," in login  # required
-    wipe = idl.generate(registry.BY_NAME["io.mfpsecd.Wipe"])
+    wipe = idl.generate(interfaces.BY_NAME["io.mfpsecd.Wipe"])
     assert '# Privilege: sanitize.\n# Streams: call with "more": true' in wipe
     assert "  # bytes of the current step done\n  position: int," in wipe
-    for interface in registry.INTERFACES:
+    for interface in interfaces.INTERFACES:
         generated = idl.generate(interface)
         for m in interface.methods:
             head = generated[: generated.index(f"method {m.name}(")]

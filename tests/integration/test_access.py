@@ -26,12 +26,13 @@ CLIENT = """
 import json, sys
 sys.path.insert(0, sys.argv[2])
 from mfpsecd.keys import api as keys
-from mfpsecd.client import Connection, SystemClient
+from mfpsecd.client import Connection
+from mfpsecd.system import api as system
 from mfpsecd.base.errors import MfpsecError
 try:
     with Connection(sys.argv[1]) as c:
         if sys.argv[3] == "status":
-            print(json.dumps({"ok": SystemClient(c).get_status().state.value}))
+            print(json.dumps({"ok": c.call(system.GET_STATUS).state.value}))
         elif sys.argv[3] == "keys":
             print(json.dumps({"ok": c.call(keys.GET_KEY_STATUS).state}))
         else:

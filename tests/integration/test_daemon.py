@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from mfpsecd.api.types import DaemonState
 from mfpsecd.base.errors import EX_CONFIG, EX_UNAVAILABLE, ErrorCode
 from mfpsecd.base.health import HealthState
-from mfpsecd.client import Connection, SystemClient
+from mfpsecd.client import Connection
 from mfpsecd.store import api as store
+from mfpsecd.system import api as system
+from mfpsecd.system.api import DaemonState
 from tests.support import daemon as ds
 
 MFPSEC = ds.MFPSEC
@@ -56,7 +57,7 @@ def test_ready_only_after_start_up_and_status_lines(daemon: ds.DaemonProcess) ->
     ]
     # At READY the socket already answers.
     with Connection(daemon.socket_path) as conn:
-        assert SystemClient(conn).get_status().state is DaemonState.READY
+        assert conn.call(system.GET_STATUS).state is DaemonState.READY
 
 
 def test_sigterm_removes_socket_and_records_clean_stop(short_tmp: Path) -> None:
@@ -69,7 +70,7 @@ def test_sigterm_removes_socket_and_records_clean_stop(short_tmp: Path) -> None:
         d.wait_notification("STOPPING=1")
         assert not sock.exists()
     with ds.running(root) as d, Connection(d.socket_path) as conn:
-        s = SystemClient(conn).get_status()
+        s = conn.call(system.GET_STATUS)
         assert (s.boot_count, s.previous_shutdown) == (2, "clean")
 
 
@@ -79,7 +80,7 @@ def test_power_cut_is_reported_as_unclean_and_stale_socket_replaced(short_tmp: P
         d.stop(signal.SIGKILL)
         assert Path(d.socket_path).exists()  # a killed daemon leaves its socket behind
     with ds.running(root) as d, Connection(d.socket_path) as conn:
-        s = SystemClient(conn).get_status()
+        s = conn.call(system.GET_STATUS)
         assert (s.boot_count, s.previous_shutdown) == (2, "unclean")
 
 
@@ -110,7 +111,7 @@ def test_second_daemon_on_same_state_or_socket_refuses(daemon: ds.DaemonProcess)
     assert third.returncode == EX_CONFIG
     assert "another daemon is serving" in third.stderr
     with Connection(daemon.socket_path) as conn:  # the first one is unharmed
-        assert SystemClient(conn).get_status().state is DaemonState.READY
+        assert conn.call(system.GET_STATUS).state is DaemonState.READY
 
 
 def test_invalid_config_names_the_key(short_tmp: Path) -> None:
@@ -157,7 +158,7 @@ def test_cli_exit_status_when_daemon_is_absent(short_tmp: Path) -> None:
 
 def test_watch_status_streams_changes(daemon: ds.DaemonProcess) -> None:
     with Connection(daemon.socket_path) as conn:
-        stream = SystemClient(conn).watch_status()
+        stream = conn.call_more(system.WATCH_STATUS)
         first = next(stream)
         assert first.state is DaemonState.READY
         # Stopping the daemon changes its state: the stream reports it before the end.
@@ -175,7 +176,7 @@ def test_watchdog_pings_at_half_the_interval(short_tmp: Path) -> None:
         d.notifications.clear()
         d.wait_notification("WATCHDOG=1", timeout=5)
         with Connection(d.socket_path) as conn:
-            comps = {c.name: c for c in SystemClient(conn).get_status().components}
+            comps = {c.name: c for c in conn.call(system.GET_STATUS).components}
         assert comps["watchdog"].state is HealthState.OK
 
 
@@ -233,7 +234,7 @@ def test_socket_activation(short_tmp: Path) -> None:
             assert time.monotonic() < deadline and d.proc.poll() is None, d.log()
             time.sleep(0.01)
         with Connection(str(sock)) as conn:
-            s = SystemClient(conn).get_status()
+            s = conn.call(system.GET_STATUS)
         ipc = next(c for c in s.components if c.name == "ipc")
         assert ipc.detail == ("listening on socket activation; descriptors on socket activation")
         assert not Path(d.socket_path).exists()  # it did not bind its own

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mfpsecd.client import Connection, SystemClient
+from mfpsecd.client import Connection
+from mfpsecd.system import api as system
 from tests.support import daemon as ds
 
 pytestmark = pytest.mark.slow
@@ -151,7 +152,7 @@ def test_ten_thousand_hostile_messages(fuzz_daemon: ds.DaemonProcess) -> None:
     assert sent["messages"] >= 10_000
     assert sent["errors"] > 1000  # the generator really produced hostile input
     with Connection(path) as conn:
-        assert SystemClient(conn).get_status().state.value == "ready"
+        assert conn.call(system.GET_STATUS).state.value == "ready"
     # The bystander's connection survived and completes its call.
     bystander.sendall(b'tem.GetStatus"}\0')
     bystander.settimeout(10)

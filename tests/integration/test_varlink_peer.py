@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import varlink
 
-from mfpsecd.api.system import SYSTEM
+from mfpsecd.system.api import SYSTEM
 from mfpsecd.varlink import idl
 from tests.support import daemon as ds
 

@@ -18,11 +18,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from mfpsecd.base.errors import EX_DATAERR, EX_NOPERM, ErrorCode, MfpsecError
-from mfpsecd.client import Connection, SystemClient
+from mfpsecd.client import Connection
 from mfpsecd.keys import api as keys
 from mfpsecd.keys.chain import MASTER_LABEL
 from mfpsecd.keys.model.pcr_policy import PcrBinding
 from mfpsecd.keys.ports import TpmKey
+from mfpsecd.system import api as system
 from tests.support import daemon as ds
 from tests.support.tpm import requires_swtpm, swtpm
 
@@ -113,7 +114,7 @@ def test_backup_tpm_replaced_restore_through_the_cli(short_tmp: Path) -> None:
     shutil.rmtree(root / "lib" / "tpm")  # the TPM is replaced: a fresh one, other seeds
     with ds.running(root) as d:
         with Connection(d.socket_path) as conn:
-            assert SystemClient(conn).get_status().state.value == "degraded"
+            assert conn.call(system.GET_STATUS).state.value == "degraded"
         st = _keys(d).call(keys.GET_KEY_STATUS)
         assert st.state == "locked" and "restore the key backup" in st.reason
         with pytest.raises(MfpsecError) as exc:
@@ -146,7 +147,7 @@ def test_backup_tpm_replaced_restore_through_the_cli(short_tmp: Path) -> None:
         # The secret opened under the restored key.
         assert _keys(d).call(keys.ROTATE_MASTER_KEY).secrets == 1
         with Connection(d.socket_path) as conn:
-            assert SystemClient(conn).get_status().state.value == "ready"
+            assert conn.call(system.GET_STATUS).state.value == "ready"
 
 
 def test_device_identity_is_signed_inside_the_tpm(short_tmp: Path) -> None:

@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 _PACKAGE_FILES = ("__init__.py", "py.typed")
 # base/ whole: the client side needs its errors and access enums, and importing a module
 # is what pulls anything heavier (secret loads the native extension: clients never do).
-_SUBPACKAGES = ("base", "varlink", "api", "client", "cli")
+_SUBPACKAGES = ("base", "varlink", "client", "cli")
 # Capability folders: only their client side (the import contracts keep it self-contained).
-_CAPABILITIES = ("ipfilter", "wipe", "store", "firmware", "keys", "auth", "audit")
+_CAPABILITIES = ("ipfilter", "wipe", "store", "firmware", "keys", "auth", "audit", "system")
 # The audit log format too: `mfpsec audit verify FILE` checks an exported log offline.
 _CLIENT_SIDE = ("__init__.py", "api.py", "cli.py", "*_cli.py", "log_format.py")
 _DEPENDENCIES = ("click", "msgspec", "typing_extensions")

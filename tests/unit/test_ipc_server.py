@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from mfpsecd.api.registry import INTERFACES
-from mfpsecd.api.types import DaemonState
 from mfpsecd.base.admission import AdmissionRules
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
-from mfpsecd.daemon.handlers import build_handlers, fast_replies
-from mfpsecd.services.status import BoardInfo, StatusService
+from mfpsecd.daemon.handlers import build_handlers
+from mfpsecd.daemon.interfaces import INTERFACES
+from mfpsecd.system.api import DaemonState
+from mfpsecd.system.handlers import fast_replies
+from mfpsecd.system.status import BoardInfo, StatusService
 from mfpsecd.varlink import wire
 from mfpsecd.varlink.server import ServerLimits, VarlinkServer
 from mfpsecd.varlink.service import InterfaceDescription
@@ -268,14 +269,14 @@ def test_handler_table_is_checked_at_start() -> None:
 def test_pre_encoded_status_reply_is_exactly_the_encoded_status() -> None:
     import msgspec
 
-    from mfpsecd.api.types import Status
-    from mfpsecd.daemon.handlers import _StatusReply
+    from mfpsecd.system.api import Status
+    from mfpsecd.system.handlers import StatusReply
 
     clock = FakeClock()
     health = HealthRegistry(clock)
     status = StatusService(clock, health, BoardInfo('b "quoted" \u00e9', "simulated"))
     status.set_lifecycle(DaemonState.READY)
-    reply = _StatusReply(status)
+    reply = StatusReply(status)
     for step, uptime in enumerate([0.0, 0.001, 12.345, 86400.5, 1e7 + 0.125]):
         asyncio.run(clock.advance(uptime - status.uptime()))
         if step == 2:

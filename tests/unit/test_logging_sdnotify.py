@@ -8,8 +8,8 @@ from pathlib import Path
 
 import structlog
 
-from mfpsecd.backends.sdnotify import SdNotifier
 from mfpsecd.daemon import logging as app_logging
+from mfpsecd.daemon.sdnotify import SdNotifier
 
 
 def test_json_lines_with_priority_and_no_locals_in_tracebacks() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.sqlite_state import MIGRATIONS, SqliteState
-from mfpsecd.services.boots import BootLog
+from mfpsecd.system.boots import BootLog
 
 
 def test_migrations_wal_and_boot_log(tmp_path: Path) -> None:

@@ -6,10 +6,10 @@ import datetime as dt
 
 import click
 
-from mfpsecd.api.types import DaemonState, Status
 from mfpsecd.base.health import HealthState
 from mfpsecd.cli.common import Target, echo_json, reports_errors
-from mfpsecd.client import SystemClient
+from mfpsecd.system import api as system
+from mfpsecd.system.api import DaemonState, Status
 
 _STATE_COLOUR = {
     HealthState.OK: "green",
@@ -56,11 +56,10 @@ def render(status: Status) -> str:
 def status(target: Target, as_json: bool, watch: bool) -> None:
     """Show the daemon's version, board, state and the health of its components."""
     with target.connect() as conn:
-        client = SystemClient(conn)
         if not watch:
-            s = client.get_status()
+            s = conn.call(system.GET_STATUS)
             echo_json(s) if as_json else click.echo(render(s))
             return
         conn.set_timeout(None)  # a stream may be quiet for a long time
-        for s in client.watch_status():
+        for s in conn.call_more(system.WATCH_STATUS):
             echo_json(s) if as_json else click.echo(render(s) + "\n")

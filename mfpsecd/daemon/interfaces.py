@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from mfpsecd.api.system import SYSTEM
 from mfpsecd.audit.api import AUDIT
 from mfpsecd.auth.api import AUTH
 from mfpsecd.firmware.api import FIRMWARE
 from mfpsecd.ipfilter.api import NETWORK
 from mfpsecd.keys.api import KEYS
 from mfpsecd.store.api import STORE
+from mfpsecd.system.api import SYSTEM
 from mfpsecd.varlink.schema import Interface, Method
 from mfpsecd.varlink.service import SERVICE
 from mfpsecd.wipe.api import WIPE

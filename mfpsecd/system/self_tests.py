@@ -15,9 +15,9 @@ from mfpsecd.audit.service import Auditor
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
-from mfpsecd.core import self_tests
 from mfpsecd.keys.ports import Tpm
-from mfpsecd.ports import CryptoSelfTest
+from mfpsecd.system.model import self_tests
+from mfpsecd.system.ports import CryptoSelfTest
 
 log = structlog.get_logger("mfpsecd.self_test")
 

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from mfpsecd.api.types import DaemonState
 from mfpsecd.audit import log_format as auditlog
 from mfpsecd.base.errors import EX_SOFTWARE, ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthState
-from mfpsecd.client import Connection, SystemClient
+from mfpsecd.client import Connection
+from mfpsecd.system import api as system
+from mfpsecd.system.api import DaemonState
 from tests.support import daemon as ds
 from tests.support.tpm import requires_swtpm
 
@@ -47,7 +48,7 @@ def test_a_failed_self_test_serves_status_only(short_tmp: Path) -> None:
 
     with ds.running(root, env={"LD_PRELOAD": str(shim)}) as d:
         with Connection(d.socket_path) as conn:
-            status = SystemClient(conn).get_status()
+            status = conn.call(system.GET_STATUS)
             assert status.state is DaemonState.FAILED
             comp = {c.name: c for c in status.components}["self-test"]
             assert comp.state is HealthState.FAILED and comp.detail.startswith("argon2id failed")
@@ -69,7 +70,7 @@ def test_a_failed_self_test_serves_status_only(short_tmp: Path) -> None:
     assert "aes-256-gcm" in str(failed.details["tests"])  # what ran before it passed
 
     with ds.running(root) as d, Connection(d.socket_path) as conn:
-        st = SystemClient(conn).get_status()
+        st = conn.call(system.GET_STATUS)
         assert st.state is DaemonState.READY, [
             c for c in st.components if c.state is not HealthState.OK
         ]

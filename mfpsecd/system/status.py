@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import msgspec
 
 from mfpsecd import __version__
-from mfpsecd.api.types import DaemonState, Status
 from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.health import ComponentHealth, HealthRegistry, HealthState
-from mfpsecd.services.boots import BootRecord
+from mfpsecd.system.api import DaemonState, Status
+from mfpsecd.system.boots import BootRecord
 
 
 @dataclass(frozen=True)

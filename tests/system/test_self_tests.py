@@ -12,10 +12,10 @@ from mfpsecd.audit.service import Auditor, AuditQuery
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.sqlite_state import SqliteState
-from mfpsecd.core import self_tests
 from mfpsecd.keys.backends.native_crypto import NativeCryptoSelfTest
 from mfpsecd.keys.backends.soft_keys import SoftwareKeys
-from mfpsecd.services.self_tests import PowerOnSelfTests, SelfTestOutcome
+from mfpsecd.system.model import self_tests
+from mfpsecd.system.self_tests import PowerOnSelfTests, SelfTestOutcome
 from tests.support.fakeclock import FakeClock
 
 

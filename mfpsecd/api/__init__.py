@@ -1,1 +1,0 @@
-"""The IPC interface, declared once: types, methods, errors, Varlink framing and IDL."""

@@ -1,2 +1,0 @@
-"""Implementations of the ports; the only modules that touch hardware, system libraries and
-the native extension's engines."""
