@@ -59,8 +59,9 @@ from mfpsecd.store.backends.native_objects import NativeObjectCipher
 from mfpsecd.store.service import JobStore, ObjectKind
 from mfpsecd.wipe.backends.disks import SysfsDiskInventory
 from mfpsecd.wipe.backends.native_overwrite import NativeOverwriter
+from mfpsecd.wipe.certificates import DeviceName
 from mfpsecd.wipe.model.overwrite_plan import Medium
-from mfpsecd.wipe.service import DeviceName, WipeService
+from mfpsecd.wipe.service import WipeService
 
 MIB = 1 << 20
 METRICS = THROUGHPUT_METRICS

@@ -263,6 +263,14 @@ MIGRATIONS: tuple[str, ...] = (
         FROM net_policy WHERE json_array_length(net_policy.policy, '$.deny') > 0;
     UPDATE net_policy SET policy = json_remove(policy, '$.allow', '$.deny')
     """,
+    # 18: why a sanitization job failed, typed (wipe.jobs): the error's wire name and its
+    # parameters, beside the text; rows from before get the wire name the text starts with.
+    """
+    ALTER TABLE wipe_jobs ADD COLUMN error_code TEXT NOT NULL DEFAULT '';
+    ALTER TABLE wipe_jobs ADD COLUMN error_params TEXT NOT NULL DEFAULT '{}';
+    UPDATE wipe_jobs SET error_code = substr(error, 1, instr(error || ' ', ' ') - 1)
+        WHERE error LIKE 'io.mfpsecd.%' OR error LIKE 'org.varlink.%';
+    """,
 )
 
 

@@ -17,32 +17,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-from cryptography import x509
 
 from mfpsecd import __version__
 from mfpsecd.alerts.wiring import make_notifier
 from mfpsecd.audit.backends.audit_file import AuditFile
 from mfpsecd.audit.forwarder import make_forwarders
-from mfpsecd.audit.log_format import DAEMON, EventType, Outcome, Subject
-from mfpsecd.audit.service import Auditor, Signer
+from mfpsecd.audit.log_format import Subject
+from mfpsecd.audit.service import Auditor
 from mfpsecd.audit.session_failures import SessionFailures
-from mfpsecd.auth.api import SessionPolicy
-from mfpsecd.auth.backends.pkcs11_card import Pkcs11Card
-from mfpsecd.auth.password_hasher import PasswordHasher
-from mfpsecd.auth.service import AuthService
 from mfpsecd.auth.sessions import SessionTable
-from mfpsecd.auth.user_store import UserStore
+from mfpsecd.auth.wiring import make_auth
 from mfpsecd.base.admission import PeerCredentials
 from mfpsecd.base.clock import Clock, SystemClock, rfc3339
 from mfpsecd.base.config.loader import Board, admission_rules, gid_of
-from mfpsecd.base.config.schema import Config, SecurityMode
+from mfpsecd.base.config.schema import Config
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
-from mfpsecd.base.mounts import mount_of
 from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.base.state_lock import lock_state_dir
 from mfpsecd.base.supervisor import Supervisor
-from mfpsecd.base.transfer import TransferLimits
 from mfpsecd.core.throttle import Throttle, ThrottleLimits
 from mfpsecd.daemon import interfaces
 from mfpsecd.daemon.handlers import (
@@ -52,22 +45,28 @@ from mfpsecd.daemon.handlers import (
     failed_handlers,
 )
 from mfpsecd.daemon.sdnotify import SdNotifier
-from mfpsecd.firmware.service import FirmwareService
-from mfpsecd.firmware.wiring import make_firmware
-from mfpsecd.ipfilter.flood_bans import BanPolicy, FloodBans
+from mfpsecd.firmware.wiring import make_firmware, start_firmware
 from mfpsecd.ipfilter.model import ruleset as nf
-from mfpsecd.ipfilter.wiring import make_netfilter
+from mfpsecd.ipfilter.wiring import (
+    make_netfilter,
+    start_netfilter,
+    stop_netfilter,
+    supervise_netfilter,
+)
 from mfpsecd.keys.backends.native_crypto import NativeCryptoSelfTest, NativeKeyCrypto
 from mfpsecd.keys.backends.swtpm import SwtpmProcess
 from mfpsecd.keys.backends.usb_targets import UdevBackupTargets
 from mfpsecd.keys.chain import ChainState, KeyChain
 from mfpsecd.keys.identity import DeviceIdentity
-from mfpsecd.keys.model.passphrase import Cost
 from mfpsecd.keys.ports import Tpm
 from mfpsecd.keys.secrets import SecretStore
-from mfpsecd.keys.wiring import make_tpm
-from mfpsecd.store.backends.native_objects import NativeObjectCipher
-from mfpsecd.store.service import JobStore, StoreSettings
+from mfpsecd.keys.wiring import (
+    audit_key_chain,
+    identity_fingerprints,
+    identity_signer,
+    make_tpm,
+)
+from mfpsecd.store.wiring import encryption_text, make_store
 from mfpsecd.system.api import DaemonState
 from mfpsecd.system.boots import BootLog
 from mfpsecd.system.handlers import fast_replies
@@ -78,7 +77,6 @@ from mfpsecd.varlink.descriptors import fd_socket_path
 from mfpsecd.varlink.fd_channel import FdChannel
 from mfpsecd.varlink.server import Handler, ServerLimits, VarlinkServer
 from mfpsecd.varlink.sockets import activated_sockets
-from mfpsecd.wipe.model.overwrite_plan import overwrite_defeated_by
 from mfpsecd.wipe.wiring import make_wipe
 
 log = structlog.get_logger("mfpsecd")
@@ -91,7 +89,7 @@ class Daemon:
     clock: Clock
     notifier: SdNotifier
 
-    async def run(self) -> None:  # noqa: C901 - to split (issue 24)
+    async def run(self) -> None:
         cfg, board, clock = self.config, self.board, self.clock
         health = HealthRegistry(clock)
         status = StatusService(
@@ -147,34 +145,14 @@ class Daemon:
             state=state,
             bind_next_boot=chain.bind_next_boot,
         )
-        try:
-            await tpm.open()
-        except MfpsecError as exc:
-            chain.fail(exc)  # fail closed: no secrets, status says why
-            opened = False
-        else:
-            opened = True
+        opened = await _open_tpm(tpm, chain)
         self._status("running power-on self-tests")
         tested = await PowerOnSelfTests(NativeCryptoSelfTest(), auditor, health, clock).run(
             tpm if opened else None
         )
         if not tested.ok:
             # Fail closed before any key is unwrapped: status only, until a restart.
-            status.set_lifecycle(DaemonState.FAILED)
-            server, _ = await _listen(
-                cfg,
-                board,
-                clock,
-                failed_handlers(status, tested.failed),
-                activated_sockets().get("varlink"),
-            )
-            self.notifier.notify(
-                "READY=1",
-                f"STATUS=power-on self-test failed: {tested.failed}; security functions refused",
-            )
-            await stop.wait()
-            self.notifier.notify("STOPPING=1", "STATUS=stopping")
-            await server.close()
+            await self._refuse_until_stopped(status, tested.failed, stop)
             await auditor.stop(checkpoint=False)
             await _release(
                 tpm, swtpm, lambda: boots.record_stop(boot.boot_id, rfc3339(clock)), state, lock
@@ -184,9 +162,9 @@ class Daemon:
             if firmware is not None:
                 await firmware.replay_measurement()  # before the keys bound to it open
             await chain.start()
-        await _audit_key_chain(auditor, chain)
-        auditor.set_signer(_identity_signer(chain))
-        auditor.set_trust(_identity_fingerprints(chain))
+        await audit_key_chain(auditor, chain)
+        auditor.set_signer(identity_signer(chain))
+        auditor.set_trust(identity_fingerprints(chain))
         if chain.state is ChainState.READY:  # before any new checkpoint could hide it
             await auditor.check_checkpoint()
         failures = SessionFailures(auditor, clock)
@@ -214,44 +192,9 @@ class Daemon:
             tuple(forwarders),
         )
 
-        a = cfg.auth
-        hasher = PasswordHasher(
-            crypto,
-            Cost(a.argon2_memory_kib, a.argon2_iterations, a.argon2_lanes),
-            a.hash_workers,
-            a.hash_queue,
-        )
-        sessions = SessionTable(clock, SessionPolicy())
-        f = a.flood
-        throttle = Throttle(
-            ThrottleLimits(
-                f.failures,
-                f.failure_window_s,
-                f.requests,
-                f.request_window_s,
-                f.block_factor,
-                f.total_requests,
-                f.base_delay_s,
-                f.max_delay_s,
-                f.max_sources,
-                f.spray_children,
-                f.max_detections,
-            ),
-            exempt=_exempt_sources(f.exempt),
-        )
-        card = a.card
-        auth = AuthService(
-            UserStore(state),
-            secrets,
-            hasher,
-            sessions=sessions,
-            auditor=auditor,
-            clock=clock,
-            throttle=throttle,
-            max_delayed=f.max_delayed,
-            card=Pkcs11Card(card.module, card.token_label) if card.module else None,
-            trust_anchors=_trust_anchors(card.trust_anchors),
-        )
+        throttle = _throttle(cfg)
+        a = make_auth(cfg, state, secrets, crypto, auditor, clock=clock, throttle=throttle)
+        auth, sessions, hasher = a.service, a.sessions, a.hasher
         await auth.start()
 
         self._status("resuming sanitizations")
@@ -262,39 +205,16 @@ class Daemon:
             auditor,
             clock=clock,
             health=health,
-            signer=_identity_signer(chain),
+            signer=identity_signer(chain),
             identities=chain.identities,
             tool=f"mfpsecd {__version__}",
         )
         await wipe.start()
 
         self._status("opening the job store")
-        st, tr = cfg.store, cfg.transfers
-        store = JobStore(
-            state,
-            chain,
-            NativeObjectCipher(threads=st.threads, segment_shift=st.segment_kib.bit_length() + 9),
-            auditor,
-            clock,
-            crypto=crypto,
-            wipe=wipe,
-            directory=board.paths.job_store,
-            medium=board.profile.store.medium,
-            settings=StoreSettings(
-                box_retention_s=st.box_retention_days * 86400.0,
-                secure_print_timeout_s=st.secure_print_timeout_hours * 3600.0,
-                sweep_interval_s=st.sweep_interval_s,
-                transfers=TransferLimits.of(tr),
-                workers=tr.store_workers,
-                per_owner=tr.store_per_owner,
-            ),
-            not_in_place=_store_filesystem(board),
-        )
+        store = make_store(cfg, board, state, chain, auditor, clock=clock, crypto=crypto, wipe=wipe)
         await store.start()
-        encryption = (
-            f"AES-256-GCM in {st.segment_kib} KiB segments, a random 256-bit key "
-            "per object sealed under the master key"
-        )
+        encryption = encryption_text(cfg)
         health.set(
             "store",
             HealthState.OK,
@@ -303,28 +223,14 @@ class Daemon:
 
         if firmware is not None:
             self._status("checking the firmware")
-            await _start_firmware(firmware, cfg, health)
+            await start_firmware(firmware, cfg, health)
 
         network = make_netfilter(
             cfg, board, state=state, auditor=auditor, clock=clock, health=health
         )
         if network is not None:
             self._status("applying the IP filter")
-            try:
-                await network.start()
-            except MfpsecError as exc:
-                # Not fatal: the kernel keeps the rules it has (the boot unit's), status
-                # and the audit log say why, and every change is refused until it works.
-                health.set("netfilter", HealthState.FAILED, exc.message)
-                await auditor.record(
-                    EventType.NETFILTER_CHANGE,
-                    Outcome.FAILURE,
-                    DAEMON,
-                    "ip filter",
-                    step="start",
-                    error=exc.code.wire_name,
-                    reason=str(exc.params.get("reason", "")),
-                )
+            await start_netfilter(network, health, auditor)
 
         self._status("starting IPC")
         descriptors = FdChannel(admission_rules(cfg), clock)
@@ -356,13 +262,9 @@ class Daemon:
         supervisor.add("auth-flood-summary", auth.report_suppressed)
         supervisor.add("store-policies", store.run)
         if network is not None:
-            supervisor.add("netfilter-watch", network.run)
-            if cfg.network.ban_s:
-                bans = FloodBans(
-                    network, throttle, BanPolicy(cfg.network.ban_s, cfg.network.ban_max_s), clock
-                )
-                auditor.add_listener(bans.offer)
-                supervisor.add("flood-bans", bans.run)
+            supervise_netfilter(
+                supervisor, network, cfg, throttle=throttle, auditor=auditor, clock=clock
+            )
         for fwd in forwarders:
             supervisor.add(f"siem-{fwd.dest.name}", fwd.run)
         supervisor.add("session-failures", failures.run)
@@ -385,9 +287,7 @@ class Daemon:
             "state-checkpoint",
             lambda: _checkpoint_loop(clock, state, cfg.state.checkpoint_interval_s),
         )
-        interval = self.notifier.watchdog_interval_s
-        if interval is not None:
-            supervisor.add("watchdog", lambda: _watchdog_loop(clock, self.notifier, interval))
+        _add_watchdog(supervisor, clock, self.notifier)
 
         status.set_lifecycle(DaemonState.READY)
         self.notifier.notify(
@@ -413,11 +313,7 @@ class Daemon:
         await supervisor.stop()
         await wipe.stop()  # running sanitizations pause at a checkpoint and resume next start
         if network is not None:
-            try:
-                await network.flush()  # the boot rules file catches up with the last edits
-            except (MfpsecError, OSError) as exc:
-                log.error("netfilter_flush_failed", error=str(exc))
-            network.close()  # the rules stay in the kernel
+            await stop_netfilter(network)
         hasher.close()
         await auditor.stop()  # its last checkpoint is signed with the TPM: before the keys go
         await chain.close()
@@ -425,6 +321,26 @@ class Daemon:
             tpm, swtpm, lambda: boots.record_stop(boot.boot_id, rfc3339(clock)), state, lock
         )
         log.info("daemon_stopped")
+
+    async def _refuse_until_stopped(
+        self, status: StatusService, failed: str, stop: asyncio.Event
+    ) -> None:
+        """After a failed power-on self-test: status and introspection answer, every
+        security function refuses and names the test, until the daemon is stopped."""
+        status.set_lifecycle(DaemonState.FAILED)
+        server, _ = await _listen(
+            self.config,
+            self.board,
+            self.clock,
+            failed_handlers(status, failed),
+            activated_sockets().get("varlink"),
+        )
+        self.notifier.notify(
+            "READY=1", f"STATUS=power-on self-test failed: {failed}; security functions refused"
+        )
+        await stop.wait()
+        self.notifier.notify("STOPPING=1", "STATUS=stopping")
+        await server.close()
 
     def _status(self, text: str) -> None:
         self.notifier.notify(f"STATUS={text}")
@@ -501,39 +417,24 @@ async def _listen(
     return server, where
 
 
-async def _audit_key_chain(auditor: Auditor, chain: KeyChain) -> None:
-    """How the key chain came up: unlocked (or locked, and why); software mode, if so."""
-    facts = await chain.facts()
-    if chain.provisioned is not None:  # FCS_CKM.1: this start created the key chain
-        await auditor.record(
-            EventType.KEYS_PROVISION,
-            Outcome.SUCCESS if chain.provisioned else Outcome.FAILURE,
-            DAEMON,
-            "key chain",
-            tpm=facts.tpm_backend,
-            reason=facts.reason,
-            wrapping=facts.wrapping_fingerprint[:16],
-            identity=facts.identity_fingerprint[:16],
-            bound_to=facts.bound_to,
-        )
-    if facts.software_keys:
-        await auditor.record(
-            EventType.KEYS_SOFTWARE_MODE,
-            Outcome.SUCCESS,
-            DAEMON,
-            "key chain",
-            reason="board has no TPM (tpm.backend = none)",
-        )
-    ok = facts.state is ChainState.READY
-    await auditor.record(
-        EventType.KEYS_UNLOCK,
-        Outcome.SUCCESS if ok else Outcome.FAILURE,
-        DAEMON,
-        "master key",
-        generation=facts.master_generation,
-        tpm=facts.tpm_backend,
-        reason=facts.reason,
-        fingerprint=facts.wrapping_fingerprint[:16],
+def _throttle(cfg: Config) -> Throttle:
+    """Flood detection (A-5, A-6): what auth throttles by and the IP filter bans by."""
+    f = cfg.auth.flood
+    return Throttle(
+        ThrottleLimits(
+            f.failures,
+            f.failure_window_s,
+            f.requests,
+            f.request_window_s,
+            f.block_factor,
+            f.total_requests,
+            f.base_delay_s,
+            f.max_delay_s,
+            f.max_sources,
+            f.spray_children,
+            f.max_detections,
+        ),
+        exempt=_exempt_sources(f.exempt),
     )
 
 
@@ -550,79 +451,6 @@ def _exempt_sources(texts: list[str]) -> tuple[nf.Range, ...]:
     return tuple(out)
 
 
-async def _start_firmware(firmware: FirmwareService, cfg: Config, health: HealthRegistry) -> None:
-    """Commit a trial slot that booted and verified; in enhanced mode (F-2) refuse to run
-    on firmware the boot unit did not verify at this power-on."""
-    record = firmware.boot_record()
-    if record is None or record.result != "verified":
-        why = (
-            "the boot verification did not run (mfpsecd-fwverify.service)"
-            if record is None
-            else f"the boot verification failed: {record.reason}"
-        )
-        if cfg.security.mode is SecurityMode.ENHANCED:
-            # The cause, not the error's generic meaning (slots or counter unreadable).
-            raise MfpsecError(
-                ErrorCode.FIRMWARE_UNAVAILABLE,
-                f"enhanced security mode: {why}; the daemon does not run on "
-                f"firmware the boot verification did not verify",
-                reason=why,
-            )
-        health.set("firmware", HealthState.FAILED, why)
-        await firmware.start()
-        return
-    try:
-        await firmware.start()
-    except MfpsecError as exc:
-        health.set("firmware", HealthState.FAILED, f"{exc.message}")
-        return
-    measured = f"measured into PCR {record.pcr}" if record.pcr_value else "not measured (no TPM)"
-    health.set(
-        "firmware",
-        HealthState.DEGRADED if record.reason else HealthState.OK,
-        f"slot {record.slot}, version {record.version}, epoch {record.epoch}, "
-        f"verified at boot ({record.mode} mode), {measured}"
-        + (f"; {record.reason}" if record.reason else ""),
-    )
-
-
-def _store_filesystem(board: Board) -> str:
-    """Why W-1's in-place overwrite cannot work where the job store lives ("" if it can)."""
-    store = board.paths.job_store
-    store.mkdir(mode=0o700, parents=True, exist_ok=True)
-    found = mount_of(board.paths.proc_root / "self" / "mountinfo", store)
-    if found is None:
-        return ""
-    reason = overwrite_defeated_by(found.fstype, found.options)
-    if reason:
-        log.warning(
-            "store_overwrite_ineffective", directory=str(store), mount=found.point, reason=reason
-        )
-    return reason
-
-
-def _identity_signer(chain: KeyChain) -> Signer:
-    """Audit checkpoints are signed by the device identity key (in the TPM) when the key
-    chain is up; otherwise they are stored unsigned (and verify says so)."""
-
-    async def sign(digest: bytes) -> tuple[bytes, bytes] | None:
-        if chain.state is not ChainState.READY:
-            return None
-        return await chain.sign_digest(digest), chain.identity_public_der
-
-    return sign
-
-
-def _identity_fingerprints(chain: KeyChain) -> Callable[[], Awaitable[frozenset[str]]]:
-    """The keys an audit checkpoint may be signed by: this device's identity, now and
-    every earlier one its identity history proves (a restore onto a new TPM)."""
-
-    async def known() -> frozenset[str]:
-        return frozenset(i.fingerprint for i in await chain.identities())
-
-    return known
-
-
 async def _checkpoint_loop(clock: Clock, state: SqliteState, interval: float) -> None:
     while True:
         await clock.sleep(interval)
@@ -635,20 +463,23 @@ async def _watchdog_loop(clock: Clock, notifier: SdNotifier, interval: float) ->
         await clock.sleep(interval)
 
 
+def _add_watchdog(supervisor: Supervisor, clock: Clock, notifier: SdNotifier) -> None:
+    """WATCHDOG=1 at the interval systemd asked for, when it armed a watchdog."""
+    interval = notifier.watchdog_interval_s
+    if interval is not None:
+        supervisor.add("watchdog", lambda: _watchdog_loop(clock, notifier, interval))
+
+
+async def _open_tpm(tpm: Tpm, chain: KeyChain) -> bool:
+    """Open the TPM; when it cannot be, the key chain fails closed (no secrets, status
+    says why) and the daemon goes on with what does not need it."""
+    try:
+        await tpm.open()
+    except MfpsecError as exc:
+        chain.fail(exc)
+        return False
+    return True
+
+
 def make_daemon(config: Config, board: Board) -> Daemon:
     return Daemon(config, board, SystemClock(), SdNotifier.from_environment())
-
-
-def _trust_anchors(paths: list[str]) -> tuple[x509.Certificate, ...]:
-    """The CA certificates card certificates must chain to (refused at start if unusable)."""
-    out: list[x509.Certificate] = []
-    for i, path in enumerate(paths):
-        try:
-            out += x509.load_pem_x509_certificates(Path(path).read_bytes())
-        except (OSError, ValueError) as exc:
-            raise MfpsecError(
-                ErrorCode.CONFIG_INVALID,
-                key=f"auth.card.trust_anchors[{i}]",
-                reason=f"{path}: {exc}",
-            ) from None
-    return tuple(out)

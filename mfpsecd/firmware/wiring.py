@@ -22,7 +22,7 @@ from mfpsecd.base.clock import Clock, SystemClock
 from mfpsecd.base.config.loader import Board
 from mfpsecd.base.config.schema import BoardKind, Config, SecurityMode
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.base.health import HealthRegistry
+from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.base.state import StateStore
 from mfpsecd.base.state_lock import lock_state_dir
@@ -240,3 +240,39 @@ def sign(
         with archive.open("wb") as f:
             fw_archive.write_archive(out, f)
     return digest
+
+
+async def start_firmware(firmware: FirmwareService, cfg: Config, health: HealthRegistry) -> None:
+    """Commit a trial slot that booted and verified; in enhanced mode (F-2) refuse to run
+    on firmware the boot unit did not verify at this power-on."""
+    record = firmware.boot_record()
+    if record is None or record.result != "verified":
+        why = (
+            "the boot verification did not run (mfpsecd-fwverify.service)"
+            if record is None
+            else f"the boot verification failed: {record.reason}"
+        )
+        if cfg.security.mode is SecurityMode.ENHANCED:
+            # The cause, not the error's generic meaning (slots or counter unreadable).
+            raise MfpsecError(
+                ErrorCode.FIRMWARE_UNAVAILABLE,
+                f"enhanced security mode: {why}; the daemon does not run on "
+                f"firmware the boot verification did not verify",
+                reason=why,
+            )
+        health.set("firmware", HealthState.FAILED, why)
+        await firmware.start()
+        return
+    try:
+        await firmware.start()
+    except MfpsecError as exc:
+        health.set("firmware", HealthState.FAILED, f"{exc.message}")
+        return
+    measured = f"measured into PCR {record.pcr}" if record.pcr_value else "not measured (no TPM)"
+    health.set(
+        "firmware",
+        HealthState.DEGRADED if record.reason else HealthState.OK,
+        f"slot {record.slot}, version {record.version}, epoch {record.epoch}, "
+        f"verified at boot ({record.mode} mode), {measured}"
+        + (f"; {record.reason}" if record.reason else ""),
+    )

@@ -9,16 +9,20 @@ from typing import Any
 
 import structlog
 
+from mfpsecd.audit.log_format import DAEMON, EventType, Outcome
 from mfpsecd.audit.service import Auditor
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.config.loader import Board
 from mfpsecd.base.config.schema import BoardProfile, Config
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.base.health import HealthRegistry
+from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.state import StateStore
+from mfpsecd.base.supervisor import Supervisor
 from mfpsecd.base.transfer import TransferLimits
+from mfpsecd.core.throttle import Throttle
 from mfpsecd.ipfilter.backends.nftables_filter import NftablesFilter
 from mfpsecd.ipfilter.backends.rtnetlink import RtnetlinkAddresses
+from mfpsecd.ipfilter.flood_bans import BanPolicy, FloodBans
 from mfpsecd.ipfilter.model import ruleset as nf
 from mfpsecd.ipfilter.service import NetfilterService, NetSettings
 
@@ -120,3 +124,52 @@ async def restore(board: Board) -> str:
         return "the restrictive rules (nothing reaches the device but loopback and replies)"
     finally:
         filt.close()
+
+
+async def start_netfilter(
+    network: NetfilterService, health: HealthRegistry, auditor: Auditor
+) -> None:
+    """Apply the rules at start. A failure is not fatal: the kernel keeps the rules it
+    has (the boot unit's), status and the audit log say why, and every change is refused
+    until it works."""
+    try:
+        await network.start()
+    except MfpsecError as exc:
+        health.set("netfilter", HealthState.FAILED, exc.message)
+        await auditor.record(
+            EventType.NETFILTER_CHANGE,
+            Outcome.FAILURE,
+            DAEMON,
+            "ip filter",
+            step="start",
+            error=exc.code.wire_name,
+            reason=str(exc.params.get("reason", "")),
+        )
+
+
+def supervise_netfilter(
+    supervisor: Supervisor,
+    network: NetfilterService,
+    cfg: Config,
+    *,
+    throttle: Throttle,
+    auditor: Auditor,
+    clock: Clock,
+) -> None:
+    """The filter's drift watch, and the bans of flooding sources when configured."""
+    supervisor.add("netfilter-watch", network.run)
+    if cfg.network.ban_s:
+        bans = FloodBans(
+            network, throttle, BanPolicy(cfg.network.ban_s, cfg.network.ban_max_s), clock
+        )
+        auditor.add_listener(bans.offer)
+        supervisor.add("flood-bans", bans.run)
+
+
+async def stop_netfilter(network: NetfilterService) -> None:
+    """The boot rules file catches up with the last edits; the rules stay in the kernel."""
+    try:
+        await network.flush()
+    except (MfpsecError, OSError) as exc:
+        log.error("netfilter_flush_failed", error=str(exc))
+    network.close()

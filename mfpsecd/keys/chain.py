@@ -715,9 +715,9 @@ class KeyChain:
             log.info("keys_backup_written", path=str(path), fingerprint=fp[:16])
             return BackupResult(path, fp, now, len(data))
 
-    async def restore(self, passphrase: SecretBytes, source: Path, by: str = "system") -> str:  # noqa: C901 - to split (issue 24)
+    async def restore(self, passphrase: SecretBytes, source: Path, by: str = "system") -> str:
         """Re-import the backed-up wrapping key into this TPM. → its fingerprint. The
-        new identity key signs a link naming the old one (core.identity_history), in the
+        new identity key signs a link naming the old one (model.identity_history), in the
         same transaction, so the certificates signed before stay this device's."""
         async with self._lock:
             if self._state is ChainState.READY:
@@ -726,102 +726,32 @@ class KeyChain:
                 raise MfpsecError(
                     ErrorCode.KEYS_UNAVAILABLE, reason=f"key chain is {self._state.value}"
                 )
-            try:
-                data = await asyncio.to_thread(_read_limited, source)
-            except OSError as exc:
-                raise MfpsecError(
-                    ErrorCode.BACKUP_TARGET_UNUSABLE,
-                    target=str(source),
-                    reason=exc.strerror or type(exc).__name__,
-                ) from None
-            parsed = backup_file.parse(data)
             ours = fingerprint(self._wrapping_spki)
-            # The public area may carry another binding's policy: the key is the same
-            # when the public key is.
-            if (
-                parsed.header.device_fingerprint != ours
-                or await self._backup_spki(parsed.header.public_bytes) != self._wrapping_spki
-            ):
-                raise MfpsecError(
-                    ErrorCode.BACKUP_OTHER_DEVICE, fingerprint=parsed.header.device_fingerprint[:16]
-                )
-            kdf = parsed.header.kdf
-            cost = PassphraseCost(kdf.memory_kib, kdf.iterations, kdf.lanes)
-            if cost.memory_kib > 1024 * 1024 or cost.iterations > 64 or cost.lanes > 64:
-                raise MfpsecError(ErrorCode.BACKUP_INVALID, reason="key derivation too costly")
-            if cost.iterations < 1 or cost.lanes < 1 or cost.memory_kib < 8 * cost.lanes:
-                raise MfpsecError(ErrorCode.BACKUP_INVALID, reason="key derivation out of range")
-            with await asyncio.to_thread(
-                self._crypto.passphrase_key, passphrase, parsed.header.salt, cost
-            ) as kek:
-                try:
-                    sensitive = self._crypto.open(kek, parsed.nonce, parsed.aad, parsed.sealed)
-                except MfpsecError as exc:
-                    if exc.code is ErrorCode.KEY_INTEGRITY:
-                        raise MfpsecError(ErrorCode.WRONG_PASSPHRASE) from None
-                    raise
+            sensitive = await self._open_backup(passphrase, source, ours)
             measured = await self._measured()
             with sensitive:
                 self._refuse_unmeasured(measured)
                 key = await self._tpm.import_key(self._wrapping_public, sensitive, measured)
             rows = await self._store.run(_load_chain)
-            masters: dict[int, ShieldedKey] = {}
-            try:
-                for generation, _, wrapped in rows.masters:
-                    masters[generation] = ShieldedKey(
-                        await self._tpm.decrypt(key, wrapped, MASTER_LABEL)
-                    )
-            except MfpsecError as exc:
-                for m in masters.values():
-                    m.close()
-                await self._tpm.forget(key)
-                raise MfpsecError(ErrorCode.KEY_INTEGRITY, object="wrapped master key") from exc
-            # The old identity died with the old TPM; the disk's record of its public key
-            # is vouched for only if the attestation the restored keys open says so.
-            attestation = await self._store.run(
-                lambda conn: conn.execute(
-                    "SELECT generation, nonce, sealed FROM identity_attestation"
-                ).fetchone()
-            )
-            vouched = bool(self._identity_spki) and self._attested(
-                attestation, masters
-            ) == fingerprint(self._identity_spki)
-            if not vouched:
-                log.warning(
-                    "identity_link_unproven",
-                    reason="the identity on record is not the one attested",
-                )
+            masters = await self._unwrap_masters(key, rows)
+            vouched = await self._identity_vouched(masters)
             identity = await self._tpm.create_signing_key()
             identity_spki = await self._tpm.public_key_der(identity)
             now = rfc3339(self._clock)
             link = await self._link_identity(identity, identity_spki, now, by) if vouched else None
             self.restored_link = link is not None  # for the audit record
-
-            def tx(conn: StateConnection) -> None:
-                if link is not None:
-                    conn.execute(
-                        "INSERT INTO identity_links (seq, document) VALUES (?, ?)",
-                        (link.link.seq, identity_history.encode(link).decode()),
-                    )
-                # Bindings made on the replaced TPM cannot load here.
-                conn.execute("DELETE FROM key_bindings")
-                _insert_binding(conn, key, "restored from backup", now)
-                conn.execute("UPDATE tpm_keys SET private = X'' WHERE role = 'wrapping'")
-                conn.execute("DELETE FROM tpm_keys WHERE role = 'identity'")
-                conn.execute(
-                    "INSERT INTO tpm_keys (role, backend, public, private, fingerprint, "
-                    "created_at) VALUES ('identity', ?, ?, ?, ?, ?)",
-                    (
-                        self._tpm.info.backend,
-                        identity.public,
-                        identity.private,
-                        fingerprint(identity_spki),
-                        now,
-                    ),
+            backend = self._tpm.info.backend
+            await self._store.run(
+                lambda conn: _store_restored(
+                    conn,
+                    link,
+                    key=key,
+                    identity=identity,
+                    identity_spki=identity_spki,
+                    backend=backend,
+                    now=now,
                 )
-                _set_fact(conn, "restored_at", now)
-
-            await self._store.run(tx)
+            )
             self._wrapping = key
             self._identity, self._identity_spki = identity, identity_spki
             self._masters = masters
@@ -836,6 +766,70 @@ class KeyChain:
             await self._attest_identity()  # the new identity, for the next restore
             log.info("keys_restored", fingerprint=ours[:16], identity_linked=link is not None)
             return ours
+
+    async def _open_backup(self, passphrase: SecretBytes, source: Path, ours: str) -> SecretBytes:
+        """The backup file read, checked to be this device's, and opened with the
+        passphrase. → the wrapping key's sensitive area (the caller zeroes it)."""
+        try:
+            data = await asyncio.to_thread(_read_limited, source)
+        except OSError as exc:
+            raise MfpsecError(
+                ErrorCode.BACKUP_TARGET_UNUSABLE,
+                target=str(source),
+                reason=exc.strerror or type(exc).__name__,
+            ) from None
+        parsed = backup_file.parse(data)
+        # The public area may carry another binding's policy: the key is the same
+        # when the public key is.
+        if (
+            parsed.header.device_fingerprint != ours
+            or await self._backup_spki(parsed.header.public_bytes) != self._wrapping_spki
+        ):
+            raise MfpsecError(
+                ErrorCode.BACKUP_OTHER_DEVICE, fingerprint=parsed.header.device_fingerprint[:16]
+            )
+        cost = _backup_cost(parsed.header.kdf)
+        with await asyncio.to_thread(
+            self._crypto.passphrase_key, passphrase, parsed.header.salt, cost
+        ) as kek:
+            try:
+                return self._crypto.open(kek, parsed.nonce, parsed.aad, parsed.sealed)
+            except MfpsecError as exc:
+                if exc.code is ErrorCode.KEY_INTEGRITY:
+                    raise MfpsecError(ErrorCode.WRONG_PASSPHRASE) from None
+                raise
+
+    async def _unwrap_masters(self, key: TpmKey, rows: _ChainRows) -> dict[int, ShieldedKey]:
+        """Every master key generation, unwrapped by the restored key; none if any fails."""
+        masters: dict[int, ShieldedKey] = {}
+        try:
+            for generation, _, wrapped in rows.masters:
+                masters[generation] = ShieldedKey(
+                    await self._tpm.decrypt(key, wrapped, MASTER_LABEL)
+                )
+        except MfpsecError as exc:
+            for m in masters.values():
+                m.close()
+            await self._tpm.forget(key)
+            raise MfpsecError(ErrorCode.KEY_INTEGRITY, object="wrapped master key") from exc
+        return masters
+
+    async def _identity_vouched(self, masters: dict[int, ShieldedKey]) -> bool:
+        """The old identity died with the old TPM; the disk's record of its public key is
+        vouched for only if the attestation the restored keys open says so."""
+        attestation = await self._store.run(
+            lambda conn: conn.execute(
+                "SELECT generation, nonce, sealed FROM identity_attestation"
+            ).fetchone()
+        )
+        vouched = bool(self._identity_spki) and self._attested(attestation, masters) == fingerprint(
+            self._identity_spki
+        )
+        if not vouched:
+            log.warning(
+                "identity_link_unproven", reason="the identity on record is not the one attested"
+            )
+        return vouched
 
     # ---------------------------------------------------------------- destruction
 
@@ -1017,3 +1011,43 @@ def _read_limited(path: Path) -> bytes:
     with open(path, "rb") as f:
         data = f.read(backup_file.MAX_FILE_BYTES + 1)
     return data
+
+
+def _backup_cost(kdf: backup_file.KdfParams) -> PassphraseCost:
+    """A backup's Argon2id parameters, refused when out of range or too costly to try
+    (a crafted file must not make the daemon allocate gigabytes)."""
+    cost = PassphraseCost(kdf.memory_kib, kdf.iterations, kdf.lanes)
+    if cost.memory_kib > 1024 * 1024 or cost.iterations > 64 or cost.lanes > 64:
+        raise MfpsecError(ErrorCode.BACKUP_INVALID, reason="key derivation too costly")
+    if cost.iterations < 1 or cost.lanes < 1 or cost.memory_kib < 8 * cost.lanes:
+        raise MfpsecError(ErrorCode.BACKUP_INVALID, reason="key derivation out of range")
+    return cost
+
+
+def _store_restored(
+    conn: StateConnection,
+    link: SignedLink | None,
+    *,
+    key: TpmKey,
+    identity: TpmKey,
+    identity_spki: bytes,
+    backend: str,
+    now: str,
+) -> None:
+    """One transaction: the identity link, the restored key's binding, the new identity."""
+    if link is not None:
+        conn.execute(
+            "INSERT INTO identity_links (seq, document) VALUES (?, ?)",
+            (link.link.seq, identity_history.encode(link).decode()),
+        )
+    # Bindings made on the replaced TPM cannot load here.
+    conn.execute("DELETE FROM key_bindings")
+    _insert_binding(conn, key, "restored from backup", now)
+    conn.execute("UPDATE tpm_keys SET private = X'' WHERE role = 'wrapping'")
+    conn.execute("DELETE FROM tpm_keys WHERE role = 'identity'")
+    conn.execute(
+        "INSERT INTO tpm_keys (role, backend, public, private, fingerprint, "
+        "created_at) VALUES ('identity', ?, ?, ?, ?, ?)",
+        (backend, identity.public, identity.private, fingerprint(identity_spki), now),
+    )
+    _set_fact(conn, "restored_at", now)

@@ -9,7 +9,7 @@ from mfpsecd.base.state import StateConnection, StateStore
 
 
 @dataclass(frozen=True)
-class BootRecord:
+class BootEntry:
     boot_id: int
     boot_count: int
     previous_shutdown: str  # "clean" | "unclean" | "none"
@@ -19,8 +19,8 @@ class BootLog:
     def __init__(self, store: StateStore) -> None:
         self._store = store
 
-    async def record_start(self, started_at: str, version: str) -> BootRecord:
-        def tx(conn: StateConnection) -> BootRecord:
+    async def record_start(self, started_at: str, version: str) -> BootEntry:
+        def tx(conn: StateConnection) -> BootEntry:
             last = conn.execute("SELECT stopped_at FROM boots ORDER BY id DESC LIMIT 1").fetchone()
             previous = "none" if last is None else ("clean" if last[0] else "unclean")
             cur = conn.execute(
@@ -28,7 +28,7 @@ class BootLog:
             )
             row = conn.execute("SELECT COUNT(*) FROM boots").fetchone()
             assert row is not None and cur.lastrowid is not None
-            return BootRecord(cur.lastrowid, int(str(row[0])), previous)
+            return BootEntry(cur.lastrowid, int(str(row[0])), previous)
 
         return await self._store.run(tx)
 

@@ -11,7 +11,7 @@ from mfpsecd import __version__
 from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.health import ComponentHealth, HealthRegistry, HealthState
 from mfpsecd.system.api import DaemonState, Status
-from mfpsecd.system.boots import BootRecord
+from mfpsecd.system.boots import BootEntry
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,12 @@ class StatusService:
         self._board = board
         self._started_mono = clock.monotonic()
         self._started_at = rfc3339(clock)
-        self._boot: BootRecord | None = None
+        self._boot: BootEntry | None = None
         self._lifecycle = DaemonState.STARTING
         self._cached: tuple[int, Status] | None = None  # (health generation, status)
         self._notices: set[str] = set()
 
-    def set_boot(self, boot: BootRecord) -> None:
+    def set_boot(self, boot: BootEntry) -> None:
         self._boot = boot
         self._health.touch()
 

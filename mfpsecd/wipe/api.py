@@ -66,6 +66,11 @@ class Job(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     certificate_sha256: str  # digest of the signed body, once completed
     method: str  # "overwrite", or a purge's device command (nvme-format-erase, ...)
     level: str  # a purge's requested level ("clear" or "purge"), "" for Start's jobs
+    # Why it failed or was cancelled, typed: the error's wire name (one of the interface's
+    # errors, e.g. io.mfpsecd.Wipe.VerifyFailed) and its parameters; "" and {} otherwise.
+    # `error` says the same as text.
+    error_code: str = ""
+    error_params: dict[str, str] = {}
 
 
 class Jobs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

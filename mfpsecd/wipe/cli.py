@@ -112,7 +112,7 @@ def _exit_for(j: wipe.Job) -> None:
     """A sanitization that did not complete is a failure of the command."""
     if j.state is wipe.JobState.COMPLETED:
         return
-    code = ErrorCode.from_wire(j.error.split(" ", 1)[0]) if j.error else None
+    code = ErrorCode.from_wire(j.error_code) if j.error_code else None
     if code is None:
         code = (
             ErrorCode.WIPE_CANCELLED

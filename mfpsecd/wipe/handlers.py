@@ -22,7 +22,7 @@ from mfpsecd.wipe import api
 from mfpsecd.wipe.backends.certificate_pdf import render_pdf
 from mfpsecd.wipe.jobs import JobView
 from mfpsecd.wipe.model import certificate as cert
-from mfpsecd.wipe.model.purge_plan import Level, Method
+from mfpsecd.wipe.model.purge_plan import PurgeLevel, PurgeMethod
 from mfpsecd.wipe.ports import MediaInfo
 from mfpsecd.wipe.purge_record import facts
 from mfpsecd.wipe.service import PurgePreview, WipeService
@@ -63,6 +63,8 @@ def _job(v: JobView) -> api.Job:
         certificate_sha256=v.certificate_digest,
         method=v.method,
         level=v.level,
+        error_code=v.error_code,
+        error_params=v.error_params,
     )
 
 
@@ -86,14 +88,14 @@ def _plan(target: str, preview: PurgePreview) -> api.PurgePlan:
     )
 
 
-_LEVEL = {api.Level.CLEAR: Level.CLEAR, api.Level.PURGE: Level.PURGE}
+_LEVEL = {api.Level.CLEAR: PurgeLevel.CLEAR, api.Level.PURGE: PurgeLevel.PURGE}
 
 
-def _method(name: str) -> Method | None:
+def _method(name: str) -> PurgeMethod | None:
     if not name:
         return None
     try:
-        return Method(name)
+        return PurgeMethod(name)
     except ValueError:
         raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="method") from None
 

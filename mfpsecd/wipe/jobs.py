@@ -76,6 +76,8 @@ class JobView:
     over: bool  # ended, and its result (audit record, certificate) is recorded
     method: str = "overwrite"  # or the device's purge command
     level: str = ""  # a purge's requested SP 800-88 level, "" for a plain sanitization
+    error_code: str = ""  # the wire name of why it failed or was cancelled
+    error_params: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -93,7 +95,9 @@ class Job:
     offset: int = 0
     ended: str = ""
     resumed: int = 0
-    error: str = ""
+    error: str = ""  # why it did not complete, as text (or a note on a completed one)
+    error_code: str = ""  # the same, typed: the error's wire name
+    error_params: dict[str, str] = field(default_factory=dict)
     certificate: bytes = b""
     progress: WipeProgress | None = None
     task: asyncio.Task[None] | None = None
@@ -138,6 +142,8 @@ class Job:
             digest,
             over,
             method=p.method if p is not None else "overwrite",
+            error_code=self.error_code,
+            error_params=dict(self.error_params),
             level=p.requested if p is not None else "",
         )
 
@@ -163,11 +169,11 @@ _MEDIA = msgspec.json.Encoder()
 
 _COLUMNS = (
     "id, target, mode, plan, media, operator, state, step, offset, size, started_at, "
-    "ended_at, resumed, error, certificate"
+    "ended_at, resumed, error, certificate, error_code, error_params"
 )
 _INSERT = (
     f"INSERT INTO wipe_jobs ({_COLUMNS}) VALUES "  # noqa: S608 (constant column list)
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _SELECT = f"SELECT {_COLUMNS} FROM wipe_jobs ORDER BY started_at"  # noqa: S608 (constant)
 
@@ -226,6 +232,8 @@ def insert_job(conn: StateConnection, job: Job) -> None:
             job.resumed,
             job.error,
             job.certificate.decode(),
+            job.error_code,
+            msgspec.json.encode(job.error_params).decode(),
         ),
     )
 
@@ -233,7 +241,8 @@ def insert_job(conn: StateConnection, job: Job) -> None:
 def update_job(conn: StateConnection, job: Job, state: str | None = None) -> None:
     conn.execute(
         "UPDATE wipe_jobs SET state = ?, step = ?, offset = ?, ended_at = ?, "
-        "resumed = ?, error = ?, certificate = ?, plan = ? WHERE id = ?",
+        "resumed = ?, error = ?, certificate = ?, plan = ?, error_code = ?, error_params = ? "
+        "WHERE id = ?",
         (
             state or job.state,
             job.step,
@@ -243,6 +252,8 @@ def update_job(conn: StateConnection, job: Job, state: str | None = None) -> Non
             job.error,
             job.certificate.decode(),
             msgspec.json.encode(job.plan).decode(),
+            job.error_code,
+            msgspec.json.encode(job.error_params).decode(),
             job.id,
         ),
     )
@@ -267,6 +278,8 @@ def load_jobs(conn: StateConnection) -> list[Job]:
             resumed,
             error,
             certificate,
+            error_code,
+            error_params,
         ) = row
         out.append(
             Job(
@@ -284,6 +297,8 @@ def load_jobs(conn: StateConnection) -> list[Job]:
                 ended=str(ended),
                 resumed=int(str(resumed)),
                 error=str(error),
+                error_code=str(error_code),
+                error_params=msgspec.json.decode(str(error_params), type=dict[str, str]),
                 certificate=str(certificate).encode(),
             )
         )

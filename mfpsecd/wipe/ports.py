@@ -10,8 +10,7 @@ from typing import Protocol
 
 from mfpsecd.base.config.schema import MediumKind
 from mfpsecd.wipe.model.overwrite_plan import PassKind
-from mfpsecd.wipe.model.purge_plan import Capabilities
-from mfpsecd.wipe.model.purge_plan import Method as PurgeMethod
+from mfpsecd.wipe.model.purge_plan import Capabilities, PurgeMethod
 
 
 @dataclass(frozen=True)

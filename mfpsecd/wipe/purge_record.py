@@ -13,7 +13,7 @@ import msgspec
 
 from mfpsecd.wipe.model import certificate as cert
 from mfpsecd.wipe.model import purge_verify
-from mfpsecd.wipe.model.purge_plan import Capabilities, Expect, Method, Plan
+from mfpsecd.wipe.model.purge_plan import Capabilities, Expect, Plan, PurgeMethod
 from mfpsecd.wipe.ports import MediaInfo, MediaProbe
 
 # A crypto erase is judged against digests taken before it; they are kept with the job
@@ -51,7 +51,7 @@ class PurgeRecord(msgspec.Struct, kw_only=True):
 
     @property
     def device_method(self) -> bool:
-        return self.method != Method.OVERWRITE.value
+        return self.method != PurgeMethod.OVERWRITE.value
 
 
 _ROTATIONAL = {True: "yes", False: "no", None: "unknown"}
@@ -109,7 +109,7 @@ def new_record(
     if chosen.expect is Expect.CHANGED and info.size_bytes > 0:
         fraction = min(fraction, MAX_BEFORE_SAMPLES * block / info.size_bytes)
     caps = probe.capabilities
-    ata = chosen.method in (Method.ATA_SECURITY_ERASE, Method.ATA_SECURITY_ERASE_ENHANCED)
+    ata = chosen.method in (PurgeMethod.ATA_SECURITY_ERASE, PurgeMethod.ATA_SECURITY_ERASE_ENHANCED)
     return PurgeRecord(
         requested=chosen.requested.name.lower(),
         method=chosen.method.value,

@@ -23,9 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-import msgspec
 import structlog
-from cryptography.hazmat.primitives import serialization
 
 from mfpsecd.audit.log_format import DAEMON, EventType, Outcome, Subject
 from mfpsecd.audit.service import Auditor, Signer
@@ -34,8 +32,8 @@ from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.state import StateStore
 from mfpsecd.base.transfer import WorkerPool
-from mfpsecd.keys.model import identity_history
 from mfpsecd.keys.model.identity_history import KnownIdentity
+from mfpsecd.wipe.certificates import Certifier, DeviceName, completed_result
 from mfpsecd.wipe.jobs import (
     CANCELLED,
     COMPLETED,
@@ -65,7 +63,7 @@ from mfpsecd.wipe.model.overwrite_plan import (
     discard_plan,
     temporary_plan,
 )
-from mfpsecd.wipe.model.purge_plan import Expect, Level, Method, Plan
+from mfpsecd.wipe.model.purge_plan import Expect, Plan, PurgeLevel, PurgeMethod
 from mfpsecd.wipe.ports import (
     DeviceProgress,
     DiskInventory,
@@ -79,18 +77,14 @@ from mfpsecd.wipe.ports import (
 from mfpsecd.wipe.purge_record import (
     PurgeRecord,
     blocks_before,
-    certificate_purge,
     digests_before,
     judge,
     new_record,
     positions,
 )
-from mfpsecd.wipe.purge_record import verification as purge_verification
 
 log = structlog.get_logger("mfpsecd.wipe")
 _T = TypeVar("_T")
-
-VERIFY_METHOD = "full read-back of every byte, compared with the last pass"
 
 
 @dataclass(frozen=True)
@@ -115,19 +109,6 @@ class PurgePreview:
     plan: Plan
 
 
-@dataclass(frozen=True)
-class DeviceName:
-    """The controller as its certificates name it (W-4)."""
-
-    model: str
-    serial: str
-    board: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.model or 'controller'}, serial {self.serial or 'unknown'}"
-
-
 class WipeService:
     def __init__(
         self,
@@ -144,7 +125,6 @@ class WipeService:
         settings: WipeSettings | None = None,
         health: HealthRegistry | None = None,
         purger: MediaPurger | None = None,
-        before_step: Callable[[str, int], Awaitable[None]] | None = None,
     ) -> None:
         self._state = state
         # Its own threads: an overwrite runs for hours and never takes the threads of
@@ -155,16 +135,8 @@ class WipeService:
         self._overwriter = overwriter
         self._auditor = auditor
         self._clock = clock
-        self._signer = signer
-        # This device's identity keys, the current one first (KeysUnavailable while the
-        # key chain is not ready).
-        self._identities = identities
-        self._device = device
-        self._tool = tool
+        self._certifier = Certifier(signer, identities, device, tool)
         self.settings = settings or WipeSettings()
-        # Test hook: runs before each step (job id, step index): to look at what the previous
-        # pass left, or to corrupt a block between the last pass and the read-back.
-        self._before_step = before_step
         self._jobs: dict[str, Job] = {}
         # Targets whose job is being set up: the checks before it is registered await the
         # probe and the database, and a second request must not slip in between.
@@ -277,7 +249,7 @@ class WipeService:
         return self._purger
 
     async def plan_purge(
-        self, target: str, level: Level, method: Method | None = None
+        self, target: str, level: PurgeLevel, method: PurgeMethod | None = None
     ) -> PurgePreview:
         """Ask the device what it supports and choose the method, or explain the one
         named (nothing is written)."""
@@ -298,13 +270,13 @@ class WipeService:
     async def begin_purge(
         self,
         target: str,
-        level: Level,
+        level: PurgeLevel,
         operator: Subject,
         *,
         mode: int = 1,
         confirm: bool = False,
         verify_all: bool = False,
-        method: Method | None = None,
+        method: PurgeMethod | None = None,
     ) -> JobView:
         """SP 800-88 Clear or Purge with the strongest method the device supports; the
         engine's overwrite (in `mode` on an HDD) where it supports none."""
@@ -436,7 +408,7 @@ class WipeService:
         stuck = (
             bool(ended)
             and not running
-            and ended[-1].error.startswith(ErrorCode.WIPE_DEVICE_STUCK.wire_name)
+            and ended[-1].error_code == ErrorCode.WIPE_DEVICE_STUCK.wire_name
         )
         # A device that stopped answering stays flagged until a sanitization succeeds.
         self._health.set(
@@ -596,8 +568,6 @@ class WipeService:
     async def _run_step(self, job: Job, target: OverwriteTarget) -> None:
         step = job.plan.steps[job.step]
         verifying = step.kind is StepKind.VERIFY
-        if self._before_step is not None:
-            await self._before_step(job.id, job.step)
         spec = step_spec(last_pass(job.plan) if verifying else step)
         progress = target.new_progress()
         job.progress = progress
@@ -639,8 +609,6 @@ class WipeService:
         rec = job.purge
         assert rec is not None
         step = job.plan.steps[job.step]
-        if self._before_step is not None:
-            await self._before_step(job.id, job.step)
         device = self._purger_for(job.target)
         details: dict[str, str | int] = {}
         if step.kind is StepKind.SAMPLE:
@@ -706,7 +674,7 @@ class WipeService:
         """Issue the command (again after a power cut, unless a background sanitize is
         still running in the device or finished there), then wait for it under the
         watchdog's bound: a device that never answers fails the purge, loudly."""
-        method = Method(rec.method)
+        method = PurgeMethod(rec.method)
         bound = max(self.settings.purge_bound_s, 3 * rec.estimate_s)
         start = self._clock.monotonic()
         reissue = True
@@ -751,7 +719,7 @@ class WipeService:
         rec.secret = ""  # the erase is over: the drive's one-time password is void
 
     async def _status(
-        self, job: Job, device: MediaPurger, info: MediaInfo, method: Method
+        self, job: Job, device: MediaPurger, info: MediaInfo, method: PurgeMethod
     ) -> DeviceProgress | None:
         try:
             return await self._pool.call(device.progress, info, method)
@@ -789,7 +757,7 @@ class WipeService:
         job.ended = rfc3339(self._clock)
         if job.purge is not None and not job.purge.device_method:
             job.purge.verified = True  # the engine's read-back of every byte passed
-        result = _completed_result(job)
+        result = completed_result(job)
         signed = await self._certify_now(job, result)
         if not signed:
             # The target IS sanitized; only the proof could not be signed now.
@@ -819,9 +787,9 @@ class WipeService:
         cancelled = exc.code is ErrorCode.WIPE_CANCELLED or job.cancelling
         ending = CANCELLED if cancelled else FAILED
         job.ended = rfc3339(self._clock)
-        job.error = exc.code.wire_name + "".join(
-            f" {k}={v}" for k, v in exc.params.items() if k != "job"
-        )
+        job.error_code = exc.code.wire_name
+        job.error_params = {k: str(v) for k, v in exc.params.items() if k != "job"}
+        job.error = job.error_code + "".join(f" {k}={v}" for k, v in job.error_params.items())
         # Certified as FAILED or CANCELLED, with why: the record a service engineer and an
         # auditor need (for a purge the read-back caught: the device's report and the
         # finding), and never mistakable for a success.
@@ -855,88 +823,17 @@ class WipeService:
         cannot sign (the key chain is locked): then it is signed on first request, with
         the key the device holds by then."""
         try:
-            job.certificate, body = await self._certify(job, result)
+            job.certificate, body = await self._certifier.issue(job, result)
         except Exception as exc:  # the job's end must be recorded whatever failed here
             log.warning("certificate_not_signed", job=job.id, error=str(exc))
             return ""
         return cert.digest(body).hex()
 
-    async def _certify(self, job: Job, result: str) -> tuple[bytes, cert.CertificateBody]:
-        current = (await self._identities())[0]
-        body = self._body(job, result, current.fingerprint)
-        return await self._sign(body), body
-
-    def _body(self, job: Job, result: str, identity: str) -> cert.CertificateBody:
-        m = job.media
-        rec = job.purge
-        passes = [describe(s) for s in job.plan.steps if s.kind in (StepKind.BYTE, StepKind.RANDOM)]
-        verification = cert.Verification(method=VERIFY_METHOD, result=_read_back(job, result))
-        category, technique, purge = "clear", "overwrite", None
-        if rec is not None:
-            category, technique = rec.achieves, rec.method
-            purge = certificate_purge(rec)
-            if rec.device_method:
-                verification = purge_verification(rec)
-        failed = result in (cert.FAILED, cert.CANCELLED)
-        return cert.CertificateBody(
-            format=cert.FORMAT,
-            id=job.id,
-            device=self._device.label,
-            media=cert.Media(
-                id=m.id,
-                type=m.medium.value,
-                model=m.model,
-                serial=m.serial,
-                size_bytes=job.size,
-                transport=m.transport,
-            ),
-            method=cert.Method(
-                category=category,
-                technique=technique,
-                mode=job.mode,
-                standard=job.plan.standard,
-                passes=passes,
-                reason=job.plan.reason,
-                tool=self._tool,
-                ieee2883=cert.ieee2883(category, technique),
-            ),
-            verification=verification,
-            operator=cert.Operator(
-                user=job.operator.user, role=job.operator.role, origin=job.operator.origin
-            ),
-            started=job.started,
-            ended=job.ended,
-            resumed=job.resumed,
-            result=result,
-            purge=purge,
-            issuer=cert.Issuer(
-                model=self._device.model,
-                serial=self._device.serial,
-                identity=identity,
-                board=self._device.board,
-            ),
-            references=cert.REFERENCES,
-            error=job.error if failed else "",
-        )
-
-    async def _sign(self, body: cert.CertificateBody) -> bytes:
-        signed = await self._signer(cert.digest(body))
-        if signed is None:
-            raise MfpsecError(
-                ErrorCode.KEYS_UNAVAILABLE, reason="the device identity key cannot sign now"
-            )
-        signature, spki = signed
-        pem = serialization.load_der_public_key(spki).public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        return cert.encode_document(
-            cert.CertificateDocument(
-                certificate=body,
-                signature=cert.Signature(
-                    alg=cert.SIGNATURE_ALG, public_key=pem.decode(), value=signature.hex()
-                ),
-            )
-        )
+    async def verify_certificate(
+        self, data: bytes
+    ) -> tuple[cert.CertificateDocument, KnownIdentity]:
+        """Against this device's identity keys only (see Certifier.verify)."""
+        return await self._certifier.verify(data)
 
     async def certificate(self, job_id: str) -> cert.CertificateDocument:
         job = self._get(job_id)
@@ -954,8 +851,8 @@ class WipeService:
     async def _certify_late(self, job: Job) -> None:
         """Ended while the identity key could not sign (key chain locked): the body is
         fixed by the job's record, so it is signed now, as it would have been."""
-        result = _completed_result(job) if job.state == COMPLETED else job.state
-        job.certificate, body = await self._certify(job, result)
+        result = completed_result(job) if job.state == COMPLETED else job.state
+        job.certificate, body = await self._certifier.issue(job, result)
         if job.state == COMPLETED:
             job.error = ""
         await self._save(job)
@@ -967,45 +864,6 @@ class WipeService:
             phase="certificate",
             result=result,
             certificate_sha256=cert.digest(body).hex(),
-        )
-
-    async def verify_certificate(
-        self, data: bytes
-    ) -> tuple[cert.CertificateDocument, KnownIdentity]:
-        """Against this device's identity keys only. → (document, the identity that signed
-        it); CertificateForeign for an intact signature by another key, CertificateInvalid
-        for one that matches no key."""
-        try:
-            doc = cert.decode_document(data)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            raise MfpsecError(
-                ErrorCode.WIPE_CERTIFICATE_INVALID, reason=f"malformed: {exc}"
-            ) from None
-        if doc.signature.alg != cert.SIGNATURE_ALG:
-            raise MfpsecError(
-                ErrorCode.WIPE_CERTIFICATE_INVALID,
-                reason=f"unknown signature algorithm {doc.signature.alg!r}",
-            )
-        try:
-            carried = identity_history.spki_of(doc.signature.public_key)
-            signature = bytes.fromhex(doc.signature.value)
-        except ValueError:
-            raise MfpsecError(
-                ErrorCode.WIPE_CERTIFICATE_INVALID, reason="malformed public key or signature"
-            ) from None
-        message = cert.canonical(doc.certificate)
-        for known in await self._identities():
-            if identity_history.verifies(known.spki_der, signature, message):
-                return doc, known
-        # The carried key only tells a foreign document from a broken one.
-        if identity_history.verifies(carried, signature, message):
-            raise MfpsecError(
-                ErrorCode.WIPE_CERTIFICATE_FOREIGN,
-                fingerprint=identity_history.fingerprint(carried),
-            )
-        raise MfpsecError(
-            ErrorCode.WIPE_CERTIFICATE_INVALID,
-            reason="the signature does not match the certificate",
         )
 
     # ---------------------------------------------------------------- job data (W-1)
@@ -1055,19 +913,3 @@ def _finding_text(f: purge_verify.Finding) -> str:
         return f"{f.blocks} blocks read back as expected{blank}"
     where = f" at offset {f.offset}" if f.offset >= 0 else ""
     return f"FAILED{where}: {f.reason} ({f.blocks} blocks judged{blank})"
-
-
-def _completed_result(job: Job) -> str:
-    """A purge asked for that reached only Clear says so, never plain success."""
-    rec = job.purge
-    if rec is not None and rec.requested == "purge" and rec.achieves == "clear":
-        return cert.CLEAR_ACHIEVED
-    return cert.SUCCESS
-
-
-def _read_back(job: Job, result: str) -> str:
-    if result in (cert.SUCCESS, cert.CLEAR_ACHIEVED):
-        return "passed"
-    if job.error.startswith(ErrorCode.WIPE_VERIFY_FAILED.wire_name):
-        return "failed"
-    return "not run"

@@ -16,7 +16,8 @@ from mfpsecd.keys.model.identity_history import KnownIdentity
 from mfpsecd.wipe.backends.disks import SysfsDiskInventory
 from mfpsecd.wipe.backends.media_purge import DevicePurger
 from mfpsecd.wipe.backends.native_overwrite import NativeOverwriter
-from mfpsecd.wipe.service import DeviceName, WipeService, WipeSettings
+from mfpsecd.wipe.certificates import DeviceName
+from mfpsecd.wipe.service import WipeService, WipeSettings
 
 log = structlog.get_logger("mfpsecd.wipe")
 

@@ -14,7 +14,7 @@ from mfpsecd.auth.backends.pkcs11_card import Pkcs11Card
 from mfpsecd.base.access import Role
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
-from tests.auth.test_auth_service import ADMIN_PW, CLI, Stack, pw, seat, stack
+from tests.support.auth_stack import ADMIN_PW, CLI, Stack, pw, seat, stack
 from tests.support.fakeclock import FakeClock
 from tests.support.softhsm import (
     PIN,

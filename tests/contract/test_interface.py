@@ -37,7 +37,8 @@ from mfpsecd.varlink.fd_channel import FdChannel
 from mfpsecd.varlink.schema import carries_secret
 from mfpsecd.wipe.backends.disks import SysfsDiskInventory
 from mfpsecd.wipe.backends.native_overwrite import NativeOverwriter
-from mfpsecd.wipe.service import DeviceName, WipeService
+from mfpsecd.wipe.certificates import DeviceName
+from mfpsecd.wipe.service import WipeService
 from tests.support.fakeclock import FakeClock
 
 _NOWHERE = Paths(*(Path("/nonexistent"),) * 4)

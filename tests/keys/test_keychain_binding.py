@@ -22,7 +22,14 @@ from mfpsecd.base.errors import ErrorCode
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.keys.chain import ChainState
 from mfpsecd.keys.model.pcr_policy import extended
-from tests.keys.test_keychain import FAST, Stack, assert_all_readable, expect, open_stack, put_all
+from tests.support.keychain_stack import (
+    FAST,
+    Stack,
+    assert_all_readable,
+    expect,
+    open_stack,
+    put_all,
+)
 from tests.support.tpm import LegacyTpm, requires_swtpm, swtpm
 
 pytestmark = requires_swtpm

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from mfpsecd.keys.chain import ChainState
-from tests.keys.test_keychain import SECRETS, assert_all_readable, open_stack, put_all
 from tests.support.daemon import ROOT
+from tests.support.keychain_stack import SECRETS, assert_all_readable, open_stack, put_all
 from tests.support.tpm import SwtpmHandle, requires_swtpm, swtpm
 
 pytestmark = requires_swtpm

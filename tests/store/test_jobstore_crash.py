@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from tests.store.test_jobstore import ADMIN, read_bytes, stack
 from tests.support.daemon import ROOT
+from tests.support.store_stack import ADMIN, read_bytes, stack
 
 KILLS = 20
 

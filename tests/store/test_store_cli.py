@@ -18,9 +18,9 @@ import pytest
 from mfpsecd.client import Connection
 from mfpsecd.store import api as store
 from mfpsecd.store.service import ObjectKind
-from tests.store.test_jobstore import put_bytes, stack
 from tests.support import daemon as ds
 from tests.support.auth_cli import ADMIN_PW, ALICE_UID, CONFIG, MALLORY_UID, Cli
+from tests.support.store_stack import put_bytes, stack
 
 pytestmark = pytest.mark.root
 

@@ -44,9 +44,10 @@ from mfpsecd.wipe.backends.disks import SysfsDiskInventory  # noqa: E402
 from mfpsecd.wipe.backends.media_probe import probe  # noqa: E402
 from mfpsecd.wipe.backends.media_purge import DevicePurger  # noqa: E402
 from mfpsecd.wipe.backends.native_overwrite import NativeOverwriter  # noqa: E402
+from mfpsecd.wipe.certificates import DeviceName  # noqa: E402
 from mfpsecd.wipe.model import certificate as cert  # noqa: E402
-from mfpsecd.wipe.model.purge_plan import Level, Method, plan  # noqa: E402
-from mfpsecd.wipe.service import DeviceName, WipeService, WipeSettings  # noqa: E402
+from mfpsecd.wipe.model.purge_plan import PurgeLevel, PurgeMethod, plan  # noqa: E402
+from mfpsecd.wipe.service import WipeService, WipeSettings  # noqa: E402
 
 ENGINEER = Subject(origin="cli", user="ce1", role="service")
 
@@ -54,7 +55,7 @@ ENGINEER = Subject(origin="cli", user="ce1", role="service")
 def probe_all(devices: list[str]) -> None:
     for dev in devices:
         p = probe(Path(dev))
-        chosen = plan(p.capabilities, Level.PURGE)
+        chosen = plan(p.capabilities, PurgeLevel.PURGE)
         print(
             json.dumps(
                 {
@@ -82,11 +83,11 @@ async def service(specs: list[str]) -> None:
     auditor = Auditor(AuditFile(work / "audit"), clock, HealthRegistry(clock), state)
     await auditor.start()
     disks: list[DiskSection] = []
-    named: dict[str, Method | None] = {}
+    named: dict[str, PurgeMethod | None] = {}
     for spec in specs:
         disk, node, medium, *name = spec.split(":")
         disks.append(DiskSection(id=disk, path=node, medium=MediumKind(medium), sanitizable=True))
-        named[disk] = Method(name[0]) if name else None
+        named[disk] = PurgeMethod(name[0]) if name else None
     key = ec.generate_private_key(ec.SECP256R1())
     spki = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -116,7 +117,9 @@ async def service(specs: list[str]) -> None:
     for disk, method in named.items():
         started = clock.monotonic()
         try:
-            first = await wipe.begin_purge(disk, Level.PURGE, ENGINEER, confirm=True, method=method)
+            first = await wipe.begin_purge(
+                disk, PurgeLevel.PURGE, ENGINEER, confirm=True, method=method
+            )
         except MfpsecError as exc:
             print(json.dumps({"target": disk, "refused": exc.code.wire_name}), flush=True)
             continue

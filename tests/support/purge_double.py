@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mfpsecd.wipe.model.media_identify import parse_nvme_controller
-from mfpsecd.wipe.model.purge_plan import Capabilities, Method
+from mfpsecd.wipe.model.purge_plan import Capabilities, PurgeMethod
 from mfpsecd.wipe.ports import DeviceProgress, MediaInfo, MediaProbe
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "identify"
@@ -70,7 +70,7 @@ class ImagePurger:
             for off in offsets:
                 yield off, os.pread(f.fileno(), block, off)
 
-    def issue(self, info: MediaInfo, method: Method, secret: str, timeout_s: float) -> str:
+    def issue(self, info: MediaInfo, method: PurgeMethod, secret: str, timeout_s: float) -> str:
         self.issued.append(method.value)
         if method.background:
             self._sanitizing = self.sanitize_polls
@@ -82,7 +82,7 @@ class ImagePurger:
             _fill(info.path, "random" if self.behaviour == "crypto" else "zeros")
         return f"{method.value}: success"
 
-    def progress(self, info: MediaInfo, method: Method) -> DeviceProgress | None:
+    def progress(self, info: MediaInfo, method: PurgeMethod) -> DeviceProgress | None:
         if not method.background:
             return None
         if self._sanitizing == -2:
@@ -98,6 +98,6 @@ class ImagePurger:
         if self.behaviour == "fail":
             return DeviceProgress("failed", 0.0, 0.0, "Sanitize Status: failed")
         if self.behaviour != "lie":
-            _fill(info.path, "random" if method is Method.NVME_SANITIZE_CRYPTO else "zeros")
+            _fill(info.path, "random" if method is PurgeMethod.NVME_SANITIZE_CRYPTO else "zeros")
         self._sanitizing = -2  # reported completed from now on
         return DeviceProgress("completed", 1.0, 60.0, "Sanitize Status: completed")

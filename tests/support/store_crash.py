@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 
 from mfpsecd.store.service import ObjectKind
-from tests.store.test_jobstore import ALICE, CLI, stack
+from tests.support.store_stack import ALICE, CLI, stack
 
 
 class OpsLog:

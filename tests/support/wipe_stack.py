@@ -3,10 +3,12 @@ and a signing identity: the stack the wipe service tests share."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
@@ -23,8 +25,15 @@ from mfpsecd.keys.model.identity_history import KnownIdentity
 from mfpsecd.wipe.backends.disks import SysfsDiskInventory
 from mfpsecd.wipe.backends.media_purge import DevicePurger
 from mfpsecd.wipe.backends.native_overwrite import NativeOverwriter
-from mfpsecd.wipe.ports import MediaPurger
-from mfpsecd.wipe.service import DeviceName, WipeService, WipeSettings
+from mfpsecd.wipe.certificates import DeviceName
+from mfpsecd.wipe.ports import (
+    MediaInfo,
+    MediaPurger,
+    OverwriteTarget,
+    PassSpec,
+    WipeProgress,
+)
+from mfpsecd.wipe.service import WipeService, WipeSettings
 from tests.support.fakeclock import FakeClock
 
 ENGINEER = Subject(origin="cli", user="ce1", role="service")
@@ -49,6 +58,62 @@ def image_disks(size: int = SIZE) -> list[DiskSection]:
         ),
         DiskSection(id="sys0", path="disks/sys0.img", medium=MediumKind.HDD, size_bytes=size),
     ]
+
+
+class _SteppedTarget:
+    """A target whose passes and read-backs first run the stepper's coroutine."""
+
+    def __init__(self, inner: OverwriteTarget, stepper: SteppedOverwriter) -> None:
+        self._inner = inner
+        self._stepper = stepper
+        self.size = inner.size
+
+    def new_progress(self) -> WipeProgress:
+        return self._inner.new_progress()
+
+    def write_pass(
+        self, start: int, end: int, spec: PassSpec, progress: WipeProgress, sync_every: int
+    ) -> None:
+        self._stepper.step(end < self.size)
+        self._inner.write_pass(start, end, spec, progress, sync_every)
+
+    def verify(self, start: int, end: int, spec: PassSpec, progress: WipeProgress) -> None:
+        self._stepper.step(end < self.size)
+        self._inner.verify(start, end, spec, progress)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class SteppedOverwriter:
+    """The native overwrite engine, with a coroutine of the test run before each pass and
+    read-back of a job (step 0, 1, ... of the target as opened; the medium marker's
+    writes and checks, which end at the medium's end, are not steps): to look at what
+    the previous pass left, to change a block before the read-back, or to hold a pass.
+    The engine calls come from the service's worker threads; the coroutine runs on the
+    event loop the stepper was made on, and the pass waits for it."""
+
+    def __init__(self, before_step: Callable[[int], Coroutine[Any, Any, None]]) -> None:
+        self._inner = NativeOverwriter()
+        self._before = before_step
+        self._loop = asyncio.get_running_loop()
+        self._steps = 0
+
+    def step(self, is_step: bool) -> None:
+        if not is_step:
+            return
+        n, self._steps = self._steps, self._steps + 1
+        asyncio.run_coroutine_threadsafe(self._before(n), self._loop).result()
+
+    def open(self, info: MediaInfo) -> OverwriteTarget:
+        self._steps = 0
+        return _SteppedTarget(self._inner.open(info), self)
+
+    def open_file(self, path: Path) -> OverwriteTarget:
+        return self._inner.open_file(path)
+
+    def new_key(self) -> bytes:
+        return self._inner.new_key()
 
 
 @dataclass
@@ -102,7 +167,7 @@ async def stack(
     *,
     size: int = SIZE,
     settings: WipeSettings | None = None,
-    before_step: Callable[[str, int], Awaitable[None]] | None = None,
+    before_step: Callable[[int], Coroutine[Any, Any, None]] | None = None,
     key: ec.EllipticCurvePrivateKey | None = None,
     signer: Callable[[bytes], Awaitable[tuple[bytes, bytes] | None]] | None = None,
     disks: list[DiskSection] | None = None,
@@ -133,7 +198,7 @@ async def stack(
     wipe = WipeService(
         state,
         inventory,
-        NativeOverwriter(),
+        NativeOverwriter() if before_step is None else SteppedOverwriter(before_step),
         auditor,
         clock,
         signer=signer or key_signer(key),
@@ -141,7 +206,6 @@ async def stack(
         device=DeviceName("MFP-SIM", "SIM-0001", "sim"),
         tool="mfpsecd test",
         settings=settings or WipeSettings(poll_s=0.01),
-        before_step=before_step,
         purger=purger or DevicePurger(),
         health=health,
     )

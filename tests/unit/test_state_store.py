@@ -75,17 +75,23 @@ def test_failed_transaction_rolls_back(tmp_path: Path) -> None:
     asyncio.run(run())
 
 
+def _at_version(db: Path, version: int) -> sqlite3.Connection:
+    """A state database as a daemon of that schema version left it (empty)."""
+    conn = sqlite3.connect(db)
+    for v, script in enumerate(MIGRATIONS[:version], 1):
+        for statement in script.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {v}")
+    return conn
+
+
 def test_the_ip_filter_lists_move_to_snapshot_rows_in_the_order_entered(tmp_path: Path) -> None:
     """Schema 17: a policy stored as one JSON document by an older daemon (schema 16)
     becomes one snapshot row per list, in the order entered; the document keeps the
     rest."""
     db = tmp_path / "state.sqlite3"
-    conn = sqlite3.connect(db)
-    for version, script in enumerate(MIGRATIONS[:16], 1):
-        for statement in script.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {version}")
+    conn = _at_version(db, 16)
     conn.execute(
         "INSERT INTO net_policy (id, policy) VALUES (1, ?)",
         (
@@ -114,3 +120,39 @@ def test_the_ip_filter_lists_move_to_snapshot_rows_in_the_order_entered(tmp_path
         ("deny", "snapshot", "4:a070332-a070332"),
     ]
     assert policy == '{"quick":true,"enabled":["http"]}'
+
+
+def test_a_failed_sanitization_from_before_gets_its_error_typed(tmp_path: Path) -> None:
+    """Schema 18: a job row of an older daemon (schema 17) keeps its text and gets the
+    wire name the text starts with as its error code; one without an error gets none."""
+    db = tmp_path / "state.sqlite3"
+    conn = _at_version(db, 17)
+    for id_, state, error in (
+        ("j1", "failed", "io.mfpsecd.Wipe.VerifyFailed target=hdd0 offset=20497"),
+        ("j2", "completed", ""),
+        ("j3", "completed", "certificate not signed: the device identity key is unavailable"),
+    ):
+        conn.execute(
+            "INSERT INTO wipe_jobs (id, target, mode, plan, media, operator, state, size, "
+            "started_at, error) VALUES (?, 'hdd0', 3, '{}', '{}', '{}', ?, 4096, 't', ?)",
+            (id_, state, error),
+        )
+    conn.commit()
+    conn.close()
+
+    async def run() -> list[tuple[object, ...]]:
+        s = SqliteState(db)
+        await s.open()
+        rows = await s.run(
+            lambda c: c.execute(
+                "SELECT id, error_code, error_params FROM wipe_jobs ORDER BY id"
+            ).fetchall()
+        )
+        await s.close()
+        return rows
+
+    assert asyncio.run(run()) == [
+        ("j1", "io.mfpsecd.Wipe.VerifyFailed", "{}"),
+        ("j2", "", "{}"),
+        ("j3", "", "{}"),
+    ]

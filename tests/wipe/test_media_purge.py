@@ -16,7 +16,7 @@ import pytest
 from mfpsecd.base.config.schema import MediumKind
 from mfpsecd.wipe.backends import media_purge
 from mfpsecd.wipe.backends.media_purge import REDACTED, DevicePurger, read_blocks
-from mfpsecd.wipe.model.purge_plan import Method
+from mfpsecd.wipe.model.purge_plan import PurgeMethod
 from mfpsecd.wipe.ports import MediaInfo
 
 pytestmark = pytest.mark.skipif(shutil.which("hdparm") is None, reason="needs hdparm")
@@ -59,7 +59,7 @@ def test_the_drive_password_is_read_from_stdin_and_never_recorded(
 
     monkeypatch.setattr(subprocess, "run", spy)
     said = media_purge._ata_security_erase(
-        drive, Method.ATA_SECURITY_ERASE_ENHANCED, PASSWORD, 30, lambda: still_enabled
+        drive, PurgeMethod.ATA_SECURITY_ERASE_ENHANCED, PASSWORD, 30, lambda: still_enabled
     )
     assert PASSWORD not in said
     # hdparm echoes the password it was given: it arrived, by stdin, and was blanked.
@@ -73,7 +73,7 @@ def test_the_drive_password_is_read_from_stdin_and_never_recorded(
 
 
 def test_ata_sanitize_overwrite_arguments_are_accepted_by_hdparm(drive: Path) -> None:
-    said = DevicePurger().issue(_info(drive), Method.ATA_SANITIZE_OVERWRITE, "", 30)
+    said = DevicePurger().issue(_info(drive), PurgeMethod.ATA_SANITIZE_OVERWRITE, "", 30)
     # exit 22 with "missing PATTERN" or "invalid PATTERN format" would be hdparm refusing
     # the arguments; a regular file fails later, at the ioctl.
     assert "PATTERN" not in said and "exit 22" not in said, said

@@ -22,9 +22,19 @@ from mfpsecd.wipe.model.media_identify import (
     parse_nvme_namespace,
     parse_sanitize_status,
 )
-from mfpsecd.wipe.model.purge_plan import NAMED, Capabilities, Expect, Level, Method, named, plan
+from mfpsecd.wipe.model.purge_plan import (
+    NAMED,
+    Capabilities,
+    Expect,
+    PurgeLevel,
+    PurgeMethod,
+    named,
+    plan,
+)
 
-ORDER: list[Method] = [m for m in Method if m is not Method.SCSI_FORMAT_UNIT]  # operator only
+ORDER: list[PurgeMethod] = [
+    m for m in PurgeMethod if m is not PurgeMethod.SCSI_FORMAT_UNIT
+]  # operator only
 
 
 def nvme_ctrl(
@@ -155,35 +165,37 @@ def test_ata_identify_fields() -> None:
 def test_what_qemu_offers_and_real_drives_do() -> None:
     # QEMU 7.2's NVMe: Format NVM only (OACS 0x10a, FNA 0, SANICAP 0).
     qemu_nvme = Capabilities("nvme", False, nvme=parse_nvme_controller(nvme_ctrl()))
-    p = plan(qemu_nvme, Level.PURGE)
-    assert (p.method, p.expect, p.shortfall) == (Method.NVME_FORMAT_ERASE, Expect.ERASED, "")
-    assert dict(p.skipped)[Method.NVME_SANITIZE_CRYPTO] == "SANICAP 0x00000000: no crypto erase"
-    assert dict(p.skipped)[Method.NVME_FORMAT_CRYPTO] == "FNA 0x00: no cryptographic erase"
+    p = plan(qemu_nvme, PurgeLevel.PURGE)
+    assert (p.method, p.expect, p.shortfall) == (PurgeMethod.NVME_FORMAT_ERASE, Expect.ERASED, "")
+    assert (
+        dict(p.skipped)[PurgeMethod.NVME_SANITIZE_CRYPTO] == "SANICAP 0x00000000: no crypto erase"
+    )
+    assert dict(p.skipped)[PurgeMethod.NVME_FORMAT_CRYPTO] == "FNA 0x00: no cryptographic erase"
     # QEMU's AHCI disk: no Security, no SANITIZE: the engine's overwrite, and it says so.
     qemu_ata = Capabilities("ata", True, ata=parse_ata_identify(ata_identify()))
-    p = plan(qemu_ata, Level.PURGE)
-    assert p.method is Method.OVERWRITE and "no purge method" in p.shortfall
-    assert dict(p.skipped)[Method.ATA_SECURITY_ERASE] == "no Security feature set"
+    p = plan(qemu_ata, PurgeLevel.PURGE)
+    assert p.method is PurgeMethod.OVERWRITE and "no purge method" in p.shortfall
+    assert dict(p.skipped)[PurgeMethod.ATA_SECURITY_ERASE] == "no Security feature set"
     assert p.needs_confirmation
     # A frozen SSD falls past security erase with the reason the service engineer needs.
     frozen = Capabilities(
         "ata", False, ata=parse_ata_identify(ata_identify(security=0x29, w82=0x2, rotation=1))
     )
-    p = plan(frozen, Level.PURGE)
-    assert "needs a power cycle" in dict(p.skipped)[Method.ATA_SECURITY_ERASE_ENHANCED]
+    p = plan(frozen, PurgeLevel.PURGE)
+    assert "needs a power cycle" in dict(p.skipped)[PurgeMethod.ATA_SECURITY_ERASE_ENHANCED]
     # An NVMe drive with crypto sanitize uses it; it erases the whole controller.
     good = Capabilities("nvme", False, nvme=parse_nvme_controller(nvme_ctrl(sanicap=0x7)))
-    p = plan(good, Level.PURGE)
+    p = plan(good, PurgeLevel.PURGE)
     assert (p.method, p.expect, p.whole_device, p.skipped) == (
-        Method.NVME_SANITIZE_CRYPTO,
+        PurgeMethod.NVME_SANITIZE_CRYPTO,
         Expect.CHANGED,
         True,
         (),
     )
     # An SD card: no eMMC secure erase; the flash overwrite, clear only.
-    sd = plan(Capabilities("sd", False), Level.PURGE)
-    assert sd.method is Method.OVERWRITE and "remapped blocks" in sd.shortfall
-    assert plan(Capabilities("sd", False), Level.CLEAR).shortfall == ""
+    sd = plan(Capabilities("sd", False), PurgeLevel.PURGE)
+    assert sd.method is PurgeMethod.OVERWRITE and "remapped blocks" in sd.shortfall
+    assert plan(Capabilities("sd", False), PurgeLevel.CLEAR).shortfall == ""
 
 
 def _all_capabilities() -> list[Capabilities]:
@@ -220,8 +232,8 @@ def _all_capabilities() -> list[Capabilities]:
     return out
 
 
-@pytest.mark.parametrize("level", list(Level))
-def test_every_combination(level: Level) -> None:
+@pytest.mark.parametrize("level", list(PurgeLevel))
+def test_every_combination(level: PurgeLevel) -> None:
     combos = _all_capabilities()
     assert len(combos) > 4000
     for caps in combos:
@@ -230,9 +242,9 @@ def test_every_combination(level: Level) -> None:
         # Every stronger method was considered and has a reason; none weaker was.
         assert [m for m, _ in p.skipped] == ORDER[:position], caps
         assert all(why for _, why in p.skipped)
-        if p.method is Method.OVERWRITE:
-            assert p.achieves is Level.CLEAR and p.expect is Expect.ENGINE
-            assert bool(p.shortfall) == (level is Level.PURGE)
+        if p.method is PurgeMethod.OVERWRITE:
+            assert p.achieves is PurgeLevel.CLEAR and p.expect is Expect.ENGINE
+            assert bool(p.shortfall) == (level is PurgeLevel.PURGE)
         else:
             assert p.achieves >= level and not p.shortfall
             # The chosen method is one the device reported.
@@ -270,16 +282,18 @@ def test_recorded_identify_data_from_qemu_7_2() -> None:
     ata = parse_ata_identify((DATA / "qemu-7.2-ata-identify.bin").read_bytes())
     assert (ata.model, ata.serial, ata.firmware) == ("QEMU HARDDISK", "QM00005", "2.5+")
     assert not ata.security_supported and not ata.sanitize_supported and ata.sectors == 16384
-    assert plan(Capabilities("nvme", False, nvme=ctrl), Level.PURGE).method is (
-        Method.NVME_FORMAT_ERASE
+    assert plan(Capabilities("nvme", False, nvme=ctrl), PurgeLevel.PURGE).method is (
+        PurgeMethod.NVME_FORMAT_ERASE
     )
-    assert plan(Capabilities("ata", True, ata=ata), Level.PURGE).method is Method.OVERWRITE
+    assert (
+        plan(Capabilities("ata", True, ata=ata), PurgeLevel.PURGE).method is PurgeMethod.OVERWRITE
+    )
 
 
-@pytest.mark.parametrize("level", list(Level))
-def test_a_named_method_always_says_why_and_needs_confirmation(level: Level) -> None:
+@pytest.mark.parametrize("level", list(PurgeLevel))
+def test_a_named_method_always_says_why_and_needs_confirmation(level: PurgeLevel) -> None:
     for caps in _all_capabilities()[::37]:
-        for method in Method:
+        for method in PurgeMethod:
             p = named(caps, level, method)
             assert p.method is method and p.shortfall.startswith(NAMED), (caps, method)
             assert p.needs_confirmation
@@ -288,7 +302,7 @@ def test_a_named_method_always_says_why_and_needs_confirmation(level: Level) -> 
             why = dict(chosen.skipped).get(method)
             if why and not why.startswith("reaches"):
                 assert p.shortfall.endswith(why)
-            if method is not Method.OVERWRITE and method is not Method.SCSI_FORMAT_UNIT:
+            if method is not PurgeMethod.OVERWRITE and method is not PurgeMethod.SCSI_FORMAT_UNIT:
                 assert p.expect is not Expect.ENGINE
 
 
@@ -318,9 +332,11 @@ def test_sanitize_status_log_page() -> None:
     caps = Capabilities(
         "nvme", False, nvme=parse_nvme_controller(nvme_ctrl(sanicap=0x2)), nvme_sanitize=running
     )
-    p = plan(caps, Level.PURGE)
-    assert (p.method, p.estimate_s) == (Method.NVME_SANITIZE_BLOCK, 120.0)
-    assert Method.NVME_SANITIZE_BLOCK.background and not Method.NVME_FORMAT_ERASE.background
+    p = plan(caps, PurgeLevel.PURGE)
+    assert (p.method, p.estimate_s) == (PurgeMethod.NVME_SANITIZE_BLOCK, 120.0)
+    assert (
+        PurgeMethod.NVME_SANITIZE_BLOCK.background and not PurgeMethod.NVME_FORMAT_ERASE.background
+    )
 
 
 def test_hdparm_sanitize_status_text() -> None:
@@ -355,9 +371,11 @@ def test_emmc_ext_csd() -> None:
     with pytest.raises(ValueError):
         parse_ext_csd(b"\0" * 511)
     caps = Capabilities("mmc", False, mmc_secure_erase=True)
-    assert plan(caps, Level.PURGE).method is Method.MMC_SECURE_ERASE
+    assert plan(caps, PurgeLevel.PURGE).method is PurgeMethod.MMC_SECURE_ERASE
     assert (
-        dict(plan(Capabilities("mmc", False), Level.PURGE).skipped)[Method.MMC_SECURE_ERASE]
+        dict(plan(Capabilities("mmc", False), PurgeLevel.PURGE).skipped)[
+            PurgeMethod.MMC_SECURE_ERASE
+        ]
         == "EXT_CSD: no secure erase"
     )
 
@@ -382,8 +400,8 @@ def test_hdparm_native_max_text() -> None:
         parse_hdparm_max_sectors("SG_IO: bad/missing sense data, sb[]:  70 00 05 00")
 
 
-@pytest.mark.parametrize("level", [Level.CLEAR, Level.PURGE])
-def test_a_hidden_area_is_a_shortfall_of_an_overwrite(level: Level) -> None:
+@pytest.mark.parametrize("level", [PurgeLevel.CLEAR, PurgeLevel.PURGE])
+def test_a_hidden_area_is_a_shortfall_of_an_overwrite(level: PurgeLevel) -> None:
     """nwipe's lesson: a Host Protected Area keeps sectors the block device does not show;
     an overwrite that cannot reach them must say so, and needs confirmation."""
     hidden = Capabilities(
@@ -394,9 +412,9 @@ def test_a_hidden_area_is_a_shortfall_of_an_overwrite(level: Level) -> None:
     )
     assert hidden.hidden_sectors == 320
     p = plan(hidden, level)
-    assert p.method is Method.OVERWRITE and p.needs_confirmation
+    assert p.method is PurgeMethod.OVERWRITE and p.needs_confirmation
     assert "320 sectors beyond the visible end (a Host Protected Area or DCO)" in p.shortfall
-    assert "320 sectors beyond" in named(hidden, level, Method.OVERWRITE).shortfall
+    assert "320 sectors beyond" in named(hidden, level, PurgeMethod.OVERWRITE).shortfall
     shown = Capabilities("ata", True, ata=hidden.ata, max_sectors=(1000, 1000))
     assert shown.hidden_sectors == 0
-    assert plan(shown, Level.CLEAR).shortfall == ""
+    assert plan(shown, PurgeLevel.CLEAR).shortfall == ""

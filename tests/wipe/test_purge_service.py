@@ -19,7 +19,7 @@ from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthState
 from mfpsecd.wipe.jobs import COMPLETED, FAILED
 from mfpsecd.wipe.model import certificate as cert
-from mfpsecd.wipe.model.purge_plan import Level
+from mfpsecd.wipe.model.purge_plan import PurgeLevel
 from mfpsecd.wipe.service import WipeSettings
 from tests.support.purge_double import ImagePurger
 from tests.support.wipe_stack import ENGINEER, SIZE, Stack, finished, stack
@@ -42,17 +42,17 @@ async def _document(s: Stack, job_id: str) -> cert.CertificateDocument:
 def test_an_image_has_no_purge_command_so_only_a_confirmed_overwrite_runs(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with stack(tmp_path, settings=FAST) as s:
-            preview = await s.wipe.plan_purge("ssd0", Level.PURGE)
+            preview = await s.wipe.plan_purge("ssd0", PurgeLevel.PURGE)
             assert preview.plan.method.value == "overwrite"
             assert "no purge method" in preview.plan.shortfall
             assert preview.plan.needs_confirmation
             # Falling short of Purge: not for an administrator, not without confirm.
             for who, confirm in ((ADMIN, True), (ENGINEER, False)):
                 with pytest.raises(MfpsecError) as info:
-                    await s.wipe.begin_purge("ssd0", Level.PURGE, who, confirm=confirm)
+                    await s.wipe.begin_purge("ssd0", PurgeLevel.PURGE, who, confirm=confirm)
                 assert info.value.code is ErrorCode.WIPE_CONFIRMATION_REQUIRED
             _old_data(s.image("ssd0"))
-            view = await s.wipe.begin_purge("ssd0", Level.PURGE, ENGINEER, confirm=True)
+            view = await s.wipe.begin_purge("ssd0", PurgeLevel.PURGE, ENGINEER, confirm=True)
             assert (view.method, view.level, view.steps) == (
                 "overwrite",
                 "purge",
@@ -76,7 +76,7 @@ def test_an_image_has_no_purge_command_so_only_a_confirmed_overwrite_runs(tmp_pa
             }
             assert c.verification.result == "passed"
             # Clear is what an overwrite reaches: no confirmation needed for it.
-            clear = await s.wipe.begin_purge("hdd0", Level.CLEAR, ADMIN, mode=2)
+            clear = await s.wipe.begin_purge("hdd0", PurgeLevel.CLEAR, ADMIN, mode=2)
             assert clear.steps == ["random", "random", "0x00", "verify"]
             assert await finished(s.wipe, clear.id) == COMPLETED
 
@@ -88,7 +88,7 @@ def test_a_format_that_erases_passes_and_one_that_lies_is_a_failed_purge(tmp_pat
         device = ImagePurger("erase")
         async with stack(tmp_path, settings=FAST, purger=device) as s:
             _old_data(s.image("ssd0"))
-            view = await s.wipe.begin_purge("ssd0", Level.PURGE, ADMIN)
+            view = await s.wipe.begin_purge("ssd0", PurgeLevel.PURGE, ADMIN)
             assert view.steps == ["sample", "nvme-format-erase", "check"]
             assert await finished(s.wipe, view.id) == COMPLETED
             c = (await _document(s, view.id)).certificate
@@ -103,7 +103,7 @@ def test_a_format_that_erases_passes_and_one_that_lies_is_a_failed_purge(tmp_pat
 
             device.behaviour = "lie"
             _old_data(s.image("ssd0"))
-            view = await s.wipe.begin_purge("ssd0", Level.PURGE, ADMIN)
+            view = await s.wipe.begin_purge("ssd0", PurgeLevel.PURGE, ADMIN)
             assert await finished(s.wipe, view.id) == FAILED
             job = s.wipe.job(view.id)
             assert job.error.startswith(ErrorCode.WIPE_VERIFY_FAILED.wire_name)
@@ -128,10 +128,10 @@ def test_a_crypto_erase_is_judged_against_what_the_blocks_held(tmp_path: Path) -
         device = ImagePurger("crypto", sanicap=0x1)
         async with stack(tmp_path, settings=FAST, purger=device) as s:
             _old_data(s.image("ssd0"))
-            preview = await s.wipe.plan_purge("ssd0", Level.PURGE)
+            preview = await s.wipe.plan_purge("ssd0", PurgeLevel.PURGE)
             assert preview.plan.method.value == "nvme-sanitize-crypto"
             assert preview.plan.whole_device and preview.plan.needs_confirmation
-            view = await s.wipe.begin_purge("ssd0", Level.PURGE, ENGINEER, confirm=True)
+            view = await s.wipe.begin_purge("ssd0", PurgeLevel.PURGE, ENGINEER, confirm=True)
             assert await finished(s.wipe, view.id) == COMPLETED
             c = (await _document(s, view.id)).certificate
             assert c.purge is not None and c.purge.expect == "changed"
@@ -141,7 +141,7 @@ def test_a_crypto_erase_is_judged_against_what_the_blocks_held(tmp_path: Path) -
             # The system runs from another namespace of the controller: never.
             device.others_in_use = "nvme0n2p2 is mounted at /"
             with pytest.raises(MfpsecError) as info:
-                await s.wipe.begin_purge("ssd0", Level.PURGE, ENGINEER, confirm=True)
+                await s.wipe.begin_purge("ssd0", PurgeLevel.PURGE, ENGINEER, confirm=True)
             assert info.value.code is ErrorCode.WIPE_TARGET_REFUSED
             assert info.value.params["reason"] == (
                 "nvme-sanitize-crypto erases the whole device, and nvme0n2p2 is mounted at /"
@@ -149,7 +149,7 @@ def test_a_crypto_erase_is_judged_against_what_the_blocks_held(tmp_path: Path) -
             device.others_in_use = ""
 
             device.behaviour = "lie"
-            view = await s.wipe.begin_purge("ssd0", Level.PURGE, ENGINEER, confirm=True)
+            view = await s.wipe.begin_purge("ssd0", PurgeLevel.PURGE, ENGINEER, confirm=True)
             assert await finished(s.wipe, view.id) == FAILED
             assert (
                 "still holds what it held before"
@@ -164,7 +164,7 @@ def test_a_device_that_never_answers_fails_the_purge_after_its_bound(tmp_path: P
         device = ImagePurger("hang")
         try:
             async with stack(tmp_path, settings=FAST, purger=device) as s:
-                view = await s.wipe.begin_purge("ssd0", Level.PURGE, ADMIN)
+                view = await s.wipe.begin_purge("ssd0", PurgeLevel.PURGE, ADMIN)
                 await asyncio.to_thread(device.entered.wait, 10)
                 await s.clock.advance(599)
                 assert s.wipe.job(view.id).state == "running"
@@ -191,7 +191,7 @@ def test_a_power_cut_reissues_a_format_and_follows_a_sanitize(tmp_path: Path) ->
         device = ImagePurger("hang")
         async with stack(tmp_path, settings=FAST, purger=device) as s:
             _old_data(s.image("ssd0"))
-            view = await s.wipe.begin_purge("ssd0", Level.PURGE, ADMIN)
+            view = await s.wipe.begin_purge("ssd0", PurgeLevel.PURGE, ADMIN)
             await asyncio.to_thread(device.entered.wait, 10)
         # The daemon went down mid-command; the device lost power with it.
         device.release.set()
@@ -206,7 +206,7 @@ def test_a_power_cut_reissues_a_format_and_follows_a_sanitize(tmp_path: Path) ->
         sanitizing = ImagePurger("erase", sanicap=0x2, sanitize_polls=10_000)
         async with stack(tmp_path, settings=FAST, purger=sanitizing) as s:
             _old_data(s.image("ssd0"))
-            view = await s.wipe.begin_purge("ssd0", Level.PURGE, ENGINEER, confirm=True)
+            view = await s.wipe.begin_purge("ssd0", PurgeLevel.PURGE, ENGINEER, confirm=True)
             while s.wipe.job(view.id).position == 0:
                 await asyncio.sleep(0.01)
         # Back up while the controller carries on with the sanitize by itself.
@@ -228,7 +228,7 @@ def test_a_sanitize_the_device_reports_failed_fails_the_purge(tmp_path: Path) ->
         device = ImagePurger("fail", sanicap=0x2)
         async with stack(tmp_path, settings=FAST, purger=device) as s:
             _old_data(s.image("ssd0"))
-            view = await s.wipe.begin_purge("ssd0", Level.PURGE, ENGINEER, confirm=True)
+            view = await s.wipe.begin_purge("ssd0", PurgeLevel.PURGE, ENGINEER, confirm=True)
             assert await finished(s.wipe, view.id) == FAILED
             job = s.wipe.job(view.id)
             assert job.error.startswith(ErrorCode.WIPE_IO_ERROR.wire_name), job.error
@@ -246,8 +246,8 @@ def test_two_requests_for_one_target_start_one_job(tmp_path: Path) -> None:
         async with stack(tmp_path, settings=FAST, purger=device) as s:
             _old_data(s.image("ssd0"))
             results = await asyncio.gather(
-                s.wipe.begin_purge("ssd0", Level.PURGE, ADMIN),
-                s.wipe.begin_purge("ssd0", Level.PURGE, ADMIN),
+                s.wipe.begin_purge("ssd0", PurgeLevel.PURGE, ADMIN),
+                s.wipe.begin_purge("ssd0", PurgeLevel.PURGE, ADMIN),
                 return_exceptions=True,
             )
             views = [r for r in results if not isinstance(r, BaseException)]
@@ -257,7 +257,7 @@ def test_two_requests_for_one_target_start_one_job(tmp_path: Path) -> None:
             assert await finished(s.wipe, views[0].id) == COMPLETED
             assert device.issued == ["nvme-format-erase"]
             # Refused set-ups leave nothing claimed.
-            again = await s.wipe.begin_purge("ssd0", Level.PURGE, ADMIN)
+            again = await s.wipe.begin_purge("ssd0", PurgeLevel.PURGE, ADMIN)
             assert await finished(s.wipe, again.id) == COMPLETED
 
     asyncio.run(scenario())
@@ -268,11 +268,11 @@ def test_a_device_that_cannot_be_identified_is_a_typed_error(tmp_path: Path) -> 
         device = ImagePurger("erase", probe_error=PermissionError(13, "Permission denied"))
         async with stack(tmp_path, settings=FAST, purger=device) as s:
             with pytest.raises(MfpsecError) as info:
-                await s.wipe.begin_purge("ssd0", Level.PURGE, ADMIN)
+                await s.wipe.begin_purge("ssd0", PurgeLevel.PURGE, ADMIN)
             assert info.value.code is ErrorCode.WIPE_IO_ERROR
             assert info.value.params["reason"] == "identify: [Errno 13] Permission denied"
             device.probe_error = None
-            view = await s.wipe.begin_purge("ssd0", Level.PURGE, ADMIN)  # not left claimed
+            view = await s.wipe.begin_purge("ssd0", PurgeLevel.PURGE, ADMIN)  # not left claimed
             assert await finished(s.wipe, view.id) == COMPLETED
 
     asyncio.run(scenario())

@@ -69,7 +69,7 @@ def test_every_mode_on_a_loop_device_reads_back_each_pass(
     snapshots: list[bytes] = []
 
     async def scenario() -> None:
-        async def look(job_id: str, step: int) -> None:
+        async def look(step: int) -> None:
             snapshots.append(loop.read_bytes())
 
         async with stack(tmp_path, disks=_disk(loop), dev_root=Path("/dev"), before_step=look) as s:

@@ -527,6 +527,10 @@ def test_a_medium_swapped_during_a_power_cut_gets_no_certificate(short_tmp: Path
         final = json.loads(out.splitlines()[-1])
         assert final["state"] == "failed", final
         assert final["error"].startswith("io.mfpsecd.Wipe.MediumChanged")
+        # The same, typed: a client reads the code and its parameters, not the text.
+        assert final["error_code"] == ErrorCode.WIPE_MEDIUM_CHANGED.wire_name
+        assert final["error_params"]["target"] == "hdd0"
+        assert "is not there" in final["error_params"]["reason"]
         assert rc == ErrorCode.WIPE_MEDIUM_CHANGED.exit_status
         rc, _, err = _cli(d, "wipe", "status", job_id)
         assert rc == ErrorCode.WIPE_MEDIUM_CHANGED.exit_status

@@ -45,7 +45,7 @@ def test_every_mode_leaves_exactly_its_last_pass(tmp_path: Path, mode: int) -> N
     snapshots: list[bytes] = []
 
     async def scenario() -> None:
-        async def look(job_id: str, step: int) -> None:
+        async def look(step: int) -> None:
             snapshots.append(s.image("hdd0").read_bytes())
 
         async with stack(tmp_path, before_step=look) as s:
@@ -112,7 +112,7 @@ def test_flash_gets_one_zero_pass_and_the_certificate_says_why(tmp_path: Path) -
 
 def test_verify_catches_a_block_changed_after_the_last_pass(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async def corrupt(job_id: str, step: int) -> None:
+        async def corrupt(step: int) -> None:
             if step == 3:  # mode 3: 0x00, 0xFF, random, then the read-back
                 with open(s.image("hdd0"), "r+b") as f:
                     f.seek(5 * 4096 + 17)
@@ -196,6 +196,9 @@ def test_a_medium_swapped_while_stopped_fails_and_certifies_nothing(tmp_path: Pa
             view = s.wipe.job(job_id)
             assert view.error.startswith("io.mfpsecd.Wipe.MediumChanged")
             assert "is not there" in view.error
+            assert view.error_code == ErrorCode.WIPE_MEDIUM_CHANGED.wire_name
+            assert view.error_params["target"] == "hdd0"
+            assert "is not there" in view.error_params["reason"]
             # Certified only as FAILED, with why: never a success for hdd0.
             body = (await s.wipe.certificate(job_id)).certificate
             assert (body.result, body.verification.result) == ("failed", "not run")
@@ -264,7 +267,7 @@ def test_a_cancel_is_certified_cancelled_and_a_second_job_is_refused(tmp_path: P
     async def scenario() -> None:
         gate = asyncio.Event()
 
-        async def hold(job_id: str, step: int) -> None:
+        async def hold(step: int) -> None:
             if step == 1:
                 await gate.wait()
 

@@ -33,11 +33,11 @@ from mfpsecd.wipe.model.media_identify import (
     parse_nvme_namespace,
     parse_sanitize_status,
 )
-from mfpsecd.wipe.model.purge_plan import Method
+from mfpsecd.wipe.model.purge_plan import PurgeMethod
 from mfpsecd.wipe.ports import DeviceProgress, MediaInfo, MediaProbe
 
 BLKFLSBUF = 0x1261
-_SES = {Method.NVME_FORMAT_ERASE: 1, Method.NVME_FORMAT_CRYPTO: 2}
+_SES = {PurgeMethod.NVME_FORMAT_ERASE: 1, PurgeMethod.NVME_FORMAT_CRYPTO: 2}
 
 
 def read_blocks(path: Path, offsets: Iterable[int], block: int) -> Iterator[tuple[int, bytes]]:
@@ -82,7 +82,7 @@ def _tool(argv: list[str], timeout: float, *, password: str = "") -> str:
     return f"{' '.join(argv[:2])}: exit {r.returncode}: {text[:400]}"
 
 
-def _nvme_format(path: Path, method: Method, timeout_s: float) -> str:
+def _nvme_format(path: Path, method: PurgeMethod, timeout_s: float) -> str:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         nsid = nvme_namespace_id(fd)
@@ -99,7 +99,7 @@ def _nvme_format(path: Path, method: Method, timeout_s: float) -> str:
 
 def _ata_security_erase(
     path: Path,
-    method: Method,
+    method: PurgeMethod,
     password: str,
     timeout_s: float,
     security_enabled: Callable[[], bool],
@@ -110,7 +110,7 @@ def _ata_security_erase(
     finished erase clears the password; if the drive still has it (it aborted the erase),
     it is removed, or the drive would lock at its next power-on under a password that
     only this job knew."""
-    enhanced = method is Method.ATA_SECURITY_ERASE_ENHANCED
+    enhanced = method is PurgeMethod.ATA_SECURITY_ERASE_ENHANCED
     prompt = ["hdparm", "--user-master", "u", "--security-prompt-for-password"]
     said = [_tool([*prompt, "--security-set-pass", str(path)], 60, password=password)]
     said.append(
@@ -126,16 +126,16 @@ def _ata_security_erase(
 
 
 _SANACT = {
-    Method.NVME_SANITIZE_BLOCK: 2,
-    Method.NVME_SANITIZE_OVERWRITE: 3,
-    Method.NVME_SANITIZE_CRYPTO: 4,
+    PurgeMethod.NVME_SANITIZE_BLOCK: 2,
+    PurgeMethod.NVME_SANITIZE_OVERWRITE: 3,
+    PurgeMethod.NVME_SANITIZE_CRYPTO: 4,
 }
 # Overwrite is one pass of zeros, so the read-back can expect zeros (hdparm's default is
 # 16 passes, and it takes the pattern as an argument).
 _HDPARM_SANITIZE = {
-    Method.ATA_SANITIZE_BLOCK: ["--sanitize-block-erase"],
-    Method.ATA_SANITIZE_CRYPTO: ["--sanitize-crypto-scramble"],
-    Method.ATA_SANITIZE_OVERWRITE: [
+    PurgeMethod.ATA_SANITIZE_BLOCK: ["--sanitize-block-erase"],
+    PurgeMethod.ATA_SANITIZE_CRYPTO: ["--sanitize-crypto-scramble"],
+    PurgeMethod.ATA_SANITIZE_OVERWRITE: [
         "--sanitize-overwrite-passes",
         "1",
         "--sanitize-overwrite",
@@ -144,10 +144,10 @@ _HDPARM_SANITIZE = {
 }
 
 
-def _nvme_sanitize(path: Path, method: Method) -> str:
+def _nvme_sanitize(path: Path, method: PurgeMethod) -> str:
     """Start a sanitize (it runs in the controller): overwrite is one pass of zeros
     (OWPASS=1, pattern 0), so the read-back can expect zeros."""
-    cdw10 = _SANACT[method] | ((1 << 4) if method is Method.NVME_SANITIZE_OVERWRITE else 0)
+    cdw10 = _SANACT[method] | ((1 << 4) if method is PurgeMethod.NVME_SANITIZE_OVERWRITE else 0)
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         nvme_admin(fd, OP_SANITIZE, cdw10=cdw10, cdw11=0)
@@ -173,13 +173,13 @@ class DevicePurger:
     ) -> Iterator[tuple[int, bytes]]:
         return read_blocks(info.path, offsets, block)
 
-    def issue(self, info: MediaInfo, method: Method, secret: str, timeout_s: float) -> str:
+    def issue(self, info: MediaInfo, method: PurgeMethod, secret: str, timeout_s: float) -> str:
         path = info.path
         if method in _SES:
             return _nvme_format(path, method, timeout_s)
         if method in _SANACT:
             return _nvme_sanitize(path, method)
-        if method in (Method.ATA_SECURITY_ERASE, Method.ATA_SECURITY_ERASE_ENHANCED):
+        if method in (PurgeMethod.ATA_SECURITY_ERASE, PurgeMethod.ATA_SECURITY_ERASE_ENHANCED):
             return _ata_security_erase(
                 path, method, secret, timeout_s, lambda: self._security_enabled(info)
             )
@@ -187,10 +187,10 @@ class DevicePurger:
             return _tool(
                 ["hdparm", "--yes-i-know-what-i-am-doing", *_HDPARM_SANITIZE[method], str(path)], 60
             )
-        if method is Method.SCSI_FORMAT_UNIT:
+        if method is PurgeMethod.SCSI_FORMAT_UNIT:
             # --wait: no IMMED, so no 60 s polling of a format QEMU finishes at once
             return _tool(["sg_format", "--format", "--quick", "--wait", str(path)], timeout_s)
-        if method is Method.MMC_SECURE_ERASE:
+        if method is PurgeMethod.MMC_SECURE_ERASE:
             return _tool(["/usr/sbin/blkdiscard", "--secure", str(path)], timeout_s)
         raise ValueError(f"{method.value} is not a device command")
 
@@ -201,7 +201,7 @@ class DevicePurger:
             return True  # unknown: a needless disable is refused by the drive, harmlessly
         return ata is not None and ata.security_enabled
 
-    def progress(self, info: MediaInfo, method: Method) -> DeviceProgress | None:
+    def progress(self, info: MediaInfo, method: PurgeMethod) -> DeviceProgress | None:
         if method in _SANACT:
             fd = os.open(info.path, os.O_RDONLY | os.O_CLOEXEC)
             try:

@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from mfpsecd.wipe.model.media_identify import AtaIdentity, NvmeController, SanitizeStatus
 
 
-class Level(enum.IntEnum):
+class PurgeLevel(enum.IntEnum):
     CLEAR = 1  # defeats reading through the interface
     PURGE = 2  # defeats laboratory recovery
 
 
-class Method(enum.Enum):
+class PurgeMethod(enum.Enum):
     NVME_SANITIZE_CRYPTO = "nvme-sanitize-crypto"
     NVME_SANITIZE_BLOCK = "nvme-sanitize-block"
     NVME_SANITIZE_OVERWRITE = "nvme-sanitize-overwrite"
@@ -93,13 +93,13 @@ class Capabilities:
 
 @dataclass(frozen=True)
 class Plan:
-    requested: Level
-    method: Method
-    achieves: Level
+    requested: PurgeLevel
+    method: PurgeMethod
+    achieves: PurgeLevel
     expect: Expect
     whole_device: bool  # it erases more than the namespace (every namespace, the controller)
     estimate_s: float  # the device's own estimate, 0 when it gave none
-    skipped: tuple[tuple[Method, str], ...] = field(default=())
+    skipped: tuple[tuple[PurgeMethod, str], ...] = field(default=())
     shortfall: str = ""  # why the requested level is not reached, else ""
 
     @property
@@ -109,19 +109,19 @@ class Plan:
         return self.whole_device or bool(self.shortfall)
 
 
-def _nvme(c: Capabilities) -> list[tuple[Method, Level, Expect, bool, float, str]]:
+def _nvme(c: Capabilities) -> list[tuple[PurgeMethod, PurgeLevel, Expect, bool, float, str]]:
     """(method, level, expect, whole device, estimate, why not: "" when possible)."""
     n = c.nvme
     if c.transport != "nvme" or n is None:
         why = "not an NVMe device" if c.transport != "nvme" else "no Identify Controller data"
         return [
-            (m, Level.PURGE, Expect.CHANGED, True, 0.0, why)
+            (m, PurgeLevel.PURGE, Expect.CHANGED, True, 0.0, why)
             for m in (
-                Method.NVME_SANITIZE_CRYPTO,
-                Method.NVME_SANITIZE_BLOCK,
-                Method.NVME_SANITIZE_OVERWRITE,
-                Method.NVME_FORMAT_CRYPTO,
-                Method.NVME_FORMAT_ERASE,
+                PurgeMethod.NVME_SANITIZE_CRYPTO,
+                PurgeMethod.NVME_SANITIZE_BLOCK,
+                PurgeMethod.NVME_SANITIZE_OVERWRITE,
+                PurgeMethod.NVME_FORMAT_CRYPTO,
+                PurgeMethod.NVME_FORMAT_ERASE,
             )
         ]
     sanicap = f"SANICAP 0x{n.sanicap:08x}"
@@ -129,32 +129,32 @@ def _nvme(c: Capabilities) -> list[tuple[Method, Level, Expect, bool, float, str
     no_format = f"OACS 0x{n.oacs:04x}: no Format NVM"
     return [
         (
-            Method.NVME_SANITIZE_CRYPTO,
-            Level.PURGE,
+            PurgeMethod.NVME_SANITIZE_CRYPTO,
+            PurgeLevel.PURGE,
             Expect.CHANGED,
             True,
             estimates.get("crypto", 0.0),
             "" if n.sanitize_crypto else f"{sanicap}: no crypto erase",
         ),
         (
-            Method.NVME_SANITIZE_BLOCK,
-            Level.PURGE,
+            PurgeMethod.NVME_SANITIZE_BLOCK,
+            PurgeLevel.PURGE,
             Expect.ERASED,
             True,
             estimates.get("block", 0.0),
             "" if n.sanitize_block else f"{sanicap}: no block erase",
         ),
         (
-            Method.NVME_SANITIZE_OVERWRITE,
-            Level.PURGE,
+            PurgeMethod.NVME_SANITIZE_OVERWRITE,
+            PurgeLevel.PURGE,
             Expect.ZEROS,
             True,
             estimates.get("overwrite", 0.0),
             "" if n.sanitize_overwrite else f"{sanicap}: no overwrite",
         ),
         (
-            Method.NVME_FORMAT_CRYPTO,
-            Level.PURGE,
+            PurgeMethod.NVME_FORMAT_CRYPTO,
+            PurgeLevel.PURGE,
             Expect.CHANGED,
             n.format_all_namespaces,
             0.0,
@@ -163,8 +163,8 @@ def _nvme(c: Capabilities) -> list[tuple[Method, Level, Expect, bool, float, str
             else ("" if n.format_crypto_erase else f"FNA 0x{n.fna:02x}: no cryptographic erase"),
         ),
         (
-            Method.NVME_FORMAT_ERASE,
-            Level.PURGE,
+            PurgeMethod.NVME_FORMAT_ERASE,
+            PurgeLevel.PURGE,
             Expect.ERASED,
             n.format_all_namespaces,
             0.0,
@@ -173,18 +173,18 @@ def _nvme(c: Capabilities) -> list[tuple[Method, Level, Expect, bool, float, str
     ]
 
 
-def _ata(c: Capabilities) -> list[tuple[Method, Level, Expect, bool, float, str]]:
+def _ata(c: Capabilities) -> list[tuple[PurgeMethod, PurgeLevel, Expect, bool, float, str]]:
     a = c.ata
     methods = (
-        Method.ATA_SANITIZE_CRYPTO,
-        Method.ATA_SANITIZE_BLOCK,
-        Method.ATA_SANITIZE_OVERWRITE,
-        Method.ATA_SECURITY_ERASE_ENHANCED,
-        Method.ATA_SECURITY_ERASE,
+        PurgeMethod.ATA_SANITIZE_CRYPTO,
+        PurgeMethod.ATA_SANITIZE_BLOCK,
+        PurgeMethod.ATA_SANITIZE_OVERWRITE,
+        PurgeMethod.ATA_SECURITY_ERASE_ENHANCED,
+        PurgeMethod.ATA_SECURITY_ERASE,
     )
     if c.transport != "ata" or a is None:
         why = "not an ATA device" if c.transport != "ata" else "no IDENTIFY DEVICE data"
-        return [(m, Level.PURGE, Expect.CHANGED, False, 0.0, why) for m in methods]
+        return [(m, PurgeLevel.PURGE, Expect.CHANGED, False, 0.0, why) for m in methods]
     no_sanitize = "" if a.sanitize_supported else "no SANITIZE feature set"
 
     def security(enhanced: bool) -> str:
@@ -200,42 +200,42 @@ def _ata(c: Capabilities) -> list[tuple[Method, Level, Expect, bool, float, str]
             return "no enhanced security erase"
         return ""
 
-    normal_level = Level.CLEAR if c.flash else Level.PURGE
+    normal_level = PurgeLevel.CLEAR if c.flash else PurgeLevel.PURGE
     return [
         (
-            Method.ATA_SANITIZE_CRYPTO,
-            Level.PURGE,
+            PurgeMethod.ATA_SANITIZE_CRYPTO,
+            PurgeLevel.PURGE,
             Expect.CHANGED,
             False,
             0.0,
             no_sanitize or ("" if a.sanitize_crypto else "no CRYPTO SCRAMBLE"),
         ),
         (
-            Method.ATA_SANITIZE_BLOCK,
-            Level.PURGE,
+            PurgeMethod.ATA_SANITIZE_BLOCK,
+            PurgeLevel.PURGE,
             Expect.ERASED,
             False,
             0.0,
             no_sanitize or ("" if a.sanitize_block else "no BLOCK ERASE"),
         ),
         (
-            Method.ATA_SANITIZE_OVERWRITE,
-            Level.PURGE,
+            PurgeMethod.ATA_SANITIZE_OVERWRITE,
+            PurgeLevel.PURGE,
             Expect.ZEROS,
             False,
             0.0,
             no_sanitize or ("" if a.sanitize_overwrite else "no OVERWRITE"),
         ),
         (
-            Method.ATA_SECURITY_ERASE_ENHANCED,
-            Level.PURGE,
+            PurgeMethod.ATA_SECURITY_ERASE_ENHANCED,
+            PurgeLevel.PURGE,
             Expect.CHANGED,
             False,
             a.enhanced_erase_minutes * 60.0,
             security(True),
         ),
         (
-            Method.ATA_SECURITY_ERASE,
+            PurgeMethod.ATA_SECURITY_ERASE,
             normal_level,
             Expect.ZEROS,
             False,
@@ -245,13 +245,15 @@ def _ata(c: Capabilities) -> list[tuple[Method, Level, Expect, bool, float, str]
     ]
 
 
-def _candidates(caps: Capabilities) -> list[tuple[Method, Level, Expect, bool, float, str]]:
+def _candidates(
+    caps: Capabilities,
+) -> list[tuple[PurgeMethod, PurgeLevel, Expect, bool, float, str]]:
     return [
         *_nvme(caps),
         *_ata(caps),
         (
-            Method.MMC_SECURE_ERASE,
-            Level.PURGE,
+            PurgeMethod.MMC_SECURE_ERASE,
+            PurgeLevel.PURGE,
             Expect.ERASED,
             False,
             0.0,
@@ -265,28 +267,28 @@ def _candidates(caps: Capabilities) -> list[tuple[Method, Level, Expect, bool, f
 NAMED = "named by the service engineer instead of the planner's choice"
 
 
-def named(caps: Capabilities, level: Level, method: Method) -> Plan:
+def named(caps: Capabilities, level: PurgeLevel, method: PurgeMethod) -> Plan:
     """A method the service engineer names: to re-run one, or to try one the device does
     not advertise. Its plan says why the planner would not have chosen it, so it always
     needs confirmation; the read-back judges it like any other."""
-    if method is Method.OVERWRITE:
+    if method is PurgeMethod.OVERWRITE:
         # What an overwrite falls short of, said as it is said when nothing else exists.
         short = _and(plan(Capabilities("unknown", caps.rotational), level).shortfall, _hidden(caps))
         return Plan(
             level,
             method,
-            Level.CLEAR,
+            PurgeLevel.CLEAR,
             Expect.ENGINE,
             False,
             0.0,
             (),
             f"{NAMED}: {short}" if short else NAMED,
         )
-    if method is Method.SCSI_FORMAT_UNIT:
+    if method is PurgeMethod.SCSI_FORMAT_UNIT:
         return Plan(
             level,
             method,
-            Level.CLEAR,
+            PurgeLevel.CLEAR,
             Expect.ZEROS,
             False,
             0.0,
@@ -306,9 +308,9 @@ def named(caps: Capabilities, level: Level, method: Method) -> Plan:
     raise ValueError(f"unknown method {method.value}")
 
 
-def plan(caps: Capabilities, level: Level) -> Plan:
+def plan(caps: Capabilities, level: PurgeLevel) -> Plan:
     """The strongest possible method; the engine's overwrite when nothing else is."""
-    skipped: list[tuple[Method, str]] = []
+    skipped: list[tuple[PurgeMethod, str]] = []
     for method, achieves, expect, whole, estimate, why in _candidates(caps):
         if why:
             skipped.append((method, why))
@@ -319,15 +321,15 @@ def plan(caps: Capabilities, level: Level) -> Plan:
         return Plan(level, method, achieves, expect, whole, estimate, tuple(skipped))
     shortfall = (
         ""
-        if level is Level.CLEAR
+        if level is PurgeLevel.CLEAR
         else "no purge method is available on this medium: overwritten instead "
         "(clear)"
         + (" - flash keeps remapped blocks an overwrite cannot reach" if caps.flash else "")
     )
     return Plan(
         level,
-        Method.OVERWRITE,
-        Level.CLEAR,
+        PurgeMethod.OVERWRITE,
+        PurgeLevel.CLEAR,
         Expect.ENGINE,
         False,
         0.0,
