@@ -1,5 +1,5 @@
 """The READMEs' tables that the code already holds: the audit event catalogue
-(mfpsecd.audit.log_format.CATALOGUE), the security policy with its valid ranges
+(mfpsecd.audit.events.CATALOGUE), the security policy with its valid ranges
 (mfpsecd.auth.api.AuthPolicy) and the default alert rules (alerts.notifier.DEFAULT_RULES).
 
 `python -m tools.readme_tables` rewrites each table between its markers in the README
@@ -16,7 +16,7 @@ from pathlib import Path
 import msgspec.inspect as mi
 
 from mfpsecd.alerts.notifier import DEFAULT_RULES, Rule
-from mfpsecd.audit.log_format import CATALOGUE, EventType
+from mfpsecd.audit.events import CATALOGUE, EventType
 from mfpsecd.auth.api import AuthPolicy
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -39,7 +39,8 @@ from bench import (
 )
 from mfpsecd.audit import log_format as auditlog
 from mfpsecd.audit.backends.audit_file import AuditFile, verify_fast
-from mfpsecd.audit.log_format import EventType, Outcome, Record, Subject
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import Outcome, Record, Subject
 from mfpsecd.audit.service import Auditor
 from mfpsecd.base.clock import SystemClock
 from mfpsecd.base.health import HealthRegistry

@@ -41,7 +41,8 @@ from pysnmp.hlapi.v3arch.asyncio import (
 from pysnmp.proto.rfc1902 import Integer32, OctetString
 
 from mfpsecd.alerts.outbox import Alert, AlertOutbox
-from mfpsecd.audit.log_format import DAEMON, EventType, Outcome, Record
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import DAEMON, Outcome, Record
 from mfpsecd.audit.session_failures import SessionFailures, describe
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.errors import ErrorCode, MfpsecError

@@ -17,7 +17,7 @@ from mfpsecd.alerts.notifier import (
     SnmpSettings,
 )
 from mfpsecd.alerts.outbox import Alert, AlertOutbox
-from mfpsecd.audit.log_format import EventType
+from mfpsecd.audit.events import EventType
 from mfpsecd.audit.session_failures import SessionFailures
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.config.loader import Board

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import msgspec
 
-from mfpsecd.audit.log_format import EventType, Outcome
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import Outcome
 from mfpsecd.base.access import Privilege
 from mfpsecd.varlink.schema import Interface, Method, NoParams
 

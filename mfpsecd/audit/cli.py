@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from mfpsecd.audit import api as audit_api
+from mfpsecd.audit import frames
 from mfpsecd.audit import log_format as auditlog
 from mfpsecd.base.errors import EX_DATAERR, EX_IOERR
 from mfpsecd.cli.common import Target, echo_json, reports_errors, shown
@@ -119,7 +120,7 @@ def verify(target: Target, file: Path | None, identities: tuple[str, ...], as_js
             v.detail,
         )
     else:
-        payloads, cp, unreadable = auditlog.records_of_file(_read_log(file))
+        payloads, cp, unreadable = frames.records_of_file(_read_log(file))
         # A log whose oldest records were dropped (capacity policy, retention) starts later:
         # the chain is checked from its first record on.
         first = auditlog.head(payloads[0]) if payloads else None

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from mfpsecd.audit import api
+from mfpsecd.audit.events import EventType
 from mfpsecd.audit.forwarder import Forwarder
-from mfpsecd.audit.log_format import EventType, Outcome, Record
+from mfpsecd.audit.log_format import Outcome, Record
 from mfpsecd.audit.service import Auditor, AuditQuery
 from mfpsecd.auth.caller import subject_of
 from mfpsecd.base.errors import ErrorCode, MfpsecError

@@ -27,7 +27,8 @@ import structlog
 from cryptography.hazmat.primitives import serialization
 
 from mfpsecd.audit import log_format
-from mfpsecd.audit.log_format import Detail, EventType, Outcome, Record, Subject
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import Detail, Outcome, Record, Subject
 from mfpsecd.audit.ports import AuditStore
 from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.config.schema import AuditFullPolicy

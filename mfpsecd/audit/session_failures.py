@@ -15,7 +15,8 @@ import asyncio
 import ssl
 from dataclasses import dataclass
 
-from mfpsecd.audit.log_format import EventType, Outcome, Subject
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import Outcome, Subject
 from mfpsecd.audit.service import Auditor
 from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.errors import MfpsecError

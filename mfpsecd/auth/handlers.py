@@ -6,7 +6,7 @@ import datetime as dt
 import math
 from collections.abc import Callable
 
-from mfpsecd.audit.log_format import EventType
+from mfpsecd.audit.events import EventType
 from mfpsecd.audit.model import setting_changes
 from mfpsecd.audit.service import Auditor
 from mfpsecd.auth import api

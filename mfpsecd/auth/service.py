@@ -30,7 +30,8 @@ import structlog
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from mfpsecd.audit.log_format import DAEMON, Detail, EventType, Outcome, Subject
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import DAEMON, Detail, Outcome, Subject
 from mfpsecd.audit.service import Auditor
 from mfpsecd.auth.model import card_certificate, totp
 from mfpsecd.auth.model.password_policy import PasswordPolicy, Rule, Violation, violations

@@ -29,7 +29,8 @@ import msgspec
 import structlog
 from cryptography import x509
 
-from mfpsecd.audit.log_format import DAEMON, EventType, Outcome, Subject
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import DAEMON, Outcome, Subject
 from mfpsecd.audit.model import setting_changes
 from mfpsecd.audit.service import Auditor
 from mfpsecd.base.clock import Clock, utc_text

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from mfpsecd.audit.log_format import EventType, Record
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import Record
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.errors import MfpsecError
 from mfpsecd.core.throttle import Kind, Throttle

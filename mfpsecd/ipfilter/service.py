@@ -30,7 +30,8 @@ from typing import Any, Literal
 import msgspec
 import structlog
 
-from mfpsecd.audit.log_format import DAEMON, EventType, Outcome, Subject
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import DAEMON, Outcome, Subject
 from mfpsecd.audit.model import setting_changes
 from mfpsecd.audit.service import Auditor
 from mfpsecd.base import durable

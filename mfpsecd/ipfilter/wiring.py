@@ -9,7 +9,8 @@ from typing import Any
 
 import structlog
 
-from mfpsecd.audit.log_format import DAEMON, EventType, Outcome
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import DAEMON, Outcome
 from mfpsecd.audit.service import Auditor
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.config.loader import Board

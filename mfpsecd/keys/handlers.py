@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from mfpsecd.audit.log_format import EventType
+from mfpsecd.audit.events import EventType
 from mfpsecd.audit.service import Auditor
 from mfpsecd.auth.caller import subject_of
 from mfpsecd.base.errors import ErrorCode, MfpsecError

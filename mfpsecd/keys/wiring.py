@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from mfpsecd.audit.log_format import DAEMON, EventType, Outcome
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import DAEMON, Outcome
 from mfpsecd.audit.service import Auditor, Signer
 from mfpsecd.base.config.loader import Board
 from mfpsecd.base.config.schema import TpmBackend

@@ -30,7 +30,8 @@ from pathlib import Path
 import msgspec
 import structlog
 
-from mfpsecd.audit.log_format import DAEMON, EventType, Outcome, Subject
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import DAEMON, Outcome, Subject
 from mfpsecd.audit.service import Auditor
 from mfpsecd.base.clock import Clock, rfc3339, utc_text
 from mfpsecd.base.errors import ErrorCode, MfpsecError

@@ -13,7 +13,8 @@ import datetime as dt
 
 import structlog
 
-from mfpsecd.audit.log_format import DAEMON, EventType, Outcome
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import DAEMON, Outcome
 from mfpsecd.audit.service import Auditor
 from mfpsecd.base.clock import Clock, utc_text
 

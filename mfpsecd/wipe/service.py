@@ -25,7 +25,8 @@ from typing import TypeVar
 
 import structlog
 
-from mfpsecd.audit.log_format import DAEMON, EventType, Outcome, Subject
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import DAEMON, Outcome, Subject
 from mfpsecd.audit.service import Auditor, Signer
 from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.errors import ErrorCode, MfpsecError

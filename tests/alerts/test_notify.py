@@ -19,7 +19,8 @@ from aiosmtpd.smtp import AuthResult
 from mfpsecd.alerts.notifier import DEFAULT_RULES, MailSettings, Notifier, Rule, SnmpSettings
 from mfpsecd.alerts.outbox import AlertOutbox
 from mfpsecd.audit.backends.audit_file import AuditFile
-from mfpsecd.audit.log_format import EventType, Outcome, Record, Subject
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import Outcome, Record, Subject
 from mfpsecd.audit.service import Auditor
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.secret import SecretBytes

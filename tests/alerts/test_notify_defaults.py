@@ -11,7 +11,8 @@ from pathlib import Path
 from mfpsecd.alerts.notifier import DEFAULT_RULES, MailSettings, Notifier
 from mfpsecd.alerts.outbox import AlertOutbox
 from mfpsecd.audit.backends.audit_file import AuditFile
-from mfpsecd.audit.log_format import DAEMON, EventType, Outcome, Record, Subject
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import DAEMON, Outcome, Record, Subject
 from mfpsecd.audit.service import Auditor
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.sqlite_state import SqliteState

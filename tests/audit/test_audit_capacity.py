@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from mfpsecd.audit.backends.audit_file import AuditFile
-from mfpsecd.audit.log_format import EventType, Outcome, Subject
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import Outcome, Subject
 from mfpsecd.audit.service import Auditor, AuditQuery
 from mfpsecd.base.config.schema import AuditFullPolicy
 from mfpsecd.base.errors import ErrorCode, MfpsecError

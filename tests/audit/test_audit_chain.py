@@ -9,7 +9,9 @@ import pytest
 
 from mfpsecd.audit import log_format as core
 from mfpsecd.audit.backends.audit_file import AuditFile
-from mfpsecd.audit.log_format import EventType, Outcome, Record, Subject, frame, scan
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.frames import frame, scan
+from mfpsecd.audit.log_format import Outcome, Record, Subject
 from mfpsecd.audit.service import Auditor, AuditQuery
 from mfpsecd.base.health import HealthRegistry
 from tests.support.fakeclock import FakeClock

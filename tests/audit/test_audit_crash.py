@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from mfpsecd.audit import frames
 from mfpsecd.audit import log_format as auditlog
+from mfpsecd.audit.events import EventType
 from mfpsecd.base.errors import MfpsecError
 from mfpsecd.client import Connection
 from mfpsecd.keys import api as keys
@@ -62,7 +64,7 @@ def test_acknowledged_records_survive_50_kills(short_tmp: Path) -> None:
             if kill in TEARS:
                 last = sorted(log_dir.glob("audit-*.log"))[-1]
                 with last.open("ab") as f:  # what a power cut in mid-write leaves
-                    f.write(auditlog.frame(b'{"seq":999999,"prev":"x"}')[: rng.randint(1, 20)])
+                    f.write(frames.frame(b'{"seq":999999,"prev":"x"}')[: rng.randint(1, 20)])
             d = ds.start(root, tpm="none")
     finally:
         stop.set()
@@ -72,20 +74,18 @@ def test_acknowledged_records_survive_50_kills(short_tmp: Path) -> None:
         d.close_notify()
 
     data = b"".join(p.read_bytes() for p in sorted(log_dir.glob("audit-*.log")))
-    records, _, unreadable = auditlog.records_of_file(data)
+    records, _, unreadable = frames.records_of_file(data)
     assert not unreadable
     verdict = auditlog.verify(records)
     assert verdict.ok, verdict
     decoded = [auditlog.decode(r) for r in records]
     written = {
-        r.object
-        for r in decoded
-        if r.type is auditlog.EventType.SECRET_SET and r.outcome.value == "success"
+        r.object for r in decoded if r.type is EventType.SECRET_SET and r.outcome.value == "success"
     }
     assert len(acked) > KILLS  # the clients did get work done between the kills
     assert acked <= written, sorted(acked - written)[:10]
-    starts = [r for r in decoded if r.type is auditlog.EventType.AUDIT_START]
+    starts = [r for r in decoded if r.type is EventType.AUDIT_START]
     assert len(starts) == KILLS + 1
-    repairs = [r for r in decoded if r.type is auditlog.EventType.AUDIT_TAIL_REPAIRED]
+    repairs = [r for r in decoded if r.type is EventType.AUDIT_TAIL_REPAIRED]
     assert len(repairs) >= len(TEARS)
     assert all(int(r.details["bytes_cut"]) > 0 for r in repairs)

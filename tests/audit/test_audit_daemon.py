@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from mfpsecd.audit import log_format as auditlog
-from mfpsecd.audit.log_format import frame, scan
+from mfpsecd.audit.frames import frame, scan
 from mfpsecd.base.errors import EX_DATAERR
 from mfpsecd.client import Connection
 from mfpsecd.keys import api as keys

@@ -8,7 +8,8 @@ import asyncio
 from pathlib import Path
 
 from mfpsecd.audit.backends.audit_file import AuditFile
-from mfpsecd.audit.log_format import EventType, Outcome, Subject
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import Outcome, Subject
 from mfpsecd.audit.service import Auditor, AuditQuery
 from mfpsecd.base.health import HealthRegistry
 from tests.support.fakeclock import FakeClock

@@ -13,8 +13,9 @@ from pathlib import Path
 from mfpsecd.alerts.notifier import DEFAULT_RULES, MailSettings, Notifier
 from mfpsecd.alerts.outbox import AlertOutbox
 from mfpsecd.audit.backends.audit_file import AuditFile
+from mfpsecd.audit.events import EventType
 from mfpsecd.audit.forwarder import make_forwarders
-from mfpsecd.audit.log_format import EventType, Outcome, Record, Subject
+from mfpsecd.audit.log_format import Outcome, Record, Subject
 from mfpsecd.audit.service import Auditor, AuditQuery
 from mfpsecd.audit.session_failures import SessionFailures
 from mfpsecd.base.config.schema import AuditForwardSection

@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from mfpsecd.audit.log_format import EventType, Outcome, Record, Subject
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import Outcome, Record, Subject
 from mfpsecd.audit.model import siem
 from tests.support import siem_parse
 

@@ -13,6 +13,7 @@ import pytest
 
 from mfpsecd.audit import log_format as auditlog
 from mfpsecd.audit.api import EXPORT_AUDIT, QUERY_AUDIT, AuditQueryParams
+from mfpsecd.audit.events import EventType
 from mfpsecd.client import Connection
 from mfpsecd.keys import api as keys
 from tests.support import daemon as ds
@@ -126,7 +127,7 @@ def test_every_record_arrives_exactly_once_as_cef_and_leef(short_tmp: Path) -> N
         for line in export
         if not line.startswith('{"checkpoint"')
     }
-    starts = [r for r in records.values() if r.type is auditlog.EventType.AUDIT_START]
+    starts = [r for r in records.values() if r.type is EventType.AUDIT_START]
     assert [r.details["pid"] for r in starts] == pids
     restart_seq = starts[1].seq
     nasty = 0

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mfpsecd.audit.log_format import EventType, Outcome, Subject
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import Outcome, Subject
 from mfpsecd.auth.api import AuthPolicy, CharClass, LockoutPolicy, PasswordPolicy
 from mfpsecd.auth.model import totp
 from mfpsecd.auth.service import totp_seed_name

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mfpsecd.audit.log_format import EventType
+from mfpsecd.audit.events import EventType
 from mfpsecd.auth.backends.pkcs11_card import Pkcs11Card
 from mfpsecd.base.access import Role
 from mfpsecd.base.errors import ErrorCode, MfpsecError

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mfpsecd.audit.log_format import CATALOGUE, EventType
+from mfpsecd.audit.events import CATALOGUE, EventType
 from tools import readme_tables
 
 PACKAGE = Path(__file__).resolve().parents[2] / "mfpsecd"

@@ -27,7 +27,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from mfpsecd.audit.backends.audit_file import AuditFile
-from mfpsecd.audit.log_format import EventType, Subject
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import Subject
 from mfpsecd.audit.service import Auditor, AuditQuery
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from mfpsecd.audit.log_format import EventType, Subject
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import Subject
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.store.service import ObjectKind, StoreSettings
 from mfpsecd.wipe.model.overwrite_plan import TEMPORARY_MODES, Medium

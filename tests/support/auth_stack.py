@@ -12,7 +12,8 @@ import pytest
 from cryptography import x509
 
 from mfpsecd.audit.backends.audit_file import AuditFile
-from mfpsecd.audit.log_format import EventType, Subject
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import Subject
 from mfpsecd.audit.service import Auditor, AuditQuery
 from mfpsecd.auth.api import SessionPolicy
 from mfpsecd.auth.password_hasher import PasswordHasher

@@ -27,7 +27,15 @@ _SUBPACKAGES = ("base", "varlink", "client", "cli")
 # Capability folders: only their client side (the import contracts keep it self-contained).
 _CAPABILITIES = ("ipfilter", "wipe", "store", "firmware", "keys", "auth", "audit", "system")
 # The audit log format too: `mfpsec audit verify FILE` checks an exported log offline.
-_CLIENT_SIDE = ("__init__.py", "api.py", "cli.py", "*_cli.py", "log_format.py")
+_CLIENT_SIDE = (
+    "__init__.py",
+    "api.py",
+    "cli.py",
+    "*_cli.py",
+    "events.py",
+    "log_format.py",
+    "frames.py",
+)
 _DEPENDENCIES = ("click", "msgspec", "typing_extensions")
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from mfpsecd.audit.backends.audit_file import AuditFile
-from mfpsecd.audit.log_format import EventType, Subject
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import Subject
 from mfpsecd.audit.service import Auditor, AuditQuery
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.paths import Paths

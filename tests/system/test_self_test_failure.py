@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from mfpsecd.audit import frames
 from mfpsecd.audit import log_format as auditlog
+from mfpsecd.audit.events import EventType
 from mfpsecd.base.errors import EX_SOFTWARE, ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthState
 from mfpsecd.client import Connection
@@ -34,7 +36,7 @@ int argon2id_ctx(void *context) { (void)context; return -22; }
 def _audit_records(root: Path) -> list[auditlog.Record]:
     records = []
     for segment in sorted((root / "lib" / "audit").glob("audit-*.log")):
-        payloads, _, _ = auditlog.scan(segment.read_bytes())
+        payloads, _, _ = frames.scan(segment.read_bytes())
         records += [auditlog.decode(p) for p in payloads]
     return records
 
@@ -64,7 +66,7 @@ def test_a_failed_self_test_serves_status_only(short_tmp: Path) -> None:
             n.startswith("STATUS=power-on self-test failed: argon2id") for n in d.notifications
         )
 
-    (failed,) = [r for r in _audit_records(root) if r.type is auditlog.EventType.SELF_TEST]
+    (failed,) = [r for r in _audit_records(root) if r.type is EventType.SELF_TEST]
     assert failed.outcome is auditlog.Outcome.FAILURE
     assert failed.details["failed"] == "argon2id"
     assert "aes-256-gcm" in str(failed.details["tests"])  # what ran before it passed
@@ -74,5 +76,5 @@ def test_a_failed_self_test_serves_status_only(short_tmp: Path) -> None:
         assert st.state is DaemonState.READY, [
             c for c in st.components if c.state is not HealthState.OK
         ]
-    outcomes = [r.outcome for r in _audit_records(root) if r.type is auditlog.EventType.SELF_TEST]
+    outcomes = [r.outcome for r in _audit_records(root) if r.type is EventType.SELF_TEST]
     assert outcomes == [auditlog.Outcome.FAILURE, auditlog.Outcome.SUCCESS]

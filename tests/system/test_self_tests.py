@@ -7,7 +7,8 @@ import asyncio
 from pathlib import Path
 
 from mfpsecd.audit.backends.audit_file import AuditFile
-from mfpsecd.audit.log_format import EventType, Outcome
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import Outcome
 from mfpsecd.audit.service import Auditor, AuditQuery
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mfpsecd.audit.log_format import EventType, Subject
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import Subject
 from mfpsecd.audit.service import AuditQuery
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthState

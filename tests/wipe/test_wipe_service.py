@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mfpsecd.audit.log_format import EventType
+from mfpsecd.audit.events import EventType
 from mfpsecd.audit.service import AuditQuery
 from mfpsecd.base.config.schema import DiskSection, MediumKind
 from mfpsecd.base.errors import ErrorCode, MfpsecError

@@ -29,7 +29,8 @@ import msgspec
 
 from mfpsecd import _native
 from mfpsecd.audit import log_format as auditlog
-from mfpsecd.audit.log_format import frame, head, scan
+from mfpsecd.audit.frames import frame, scan
+from mfpsecd.audit.log_format import head
 from mfpsecd.audit.ports import AuditTailRepair, AuditUsage
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 

@@ -21,7 +21,8 @@ import datetime as dt
 import enum
 import json
 
-from mfpsecd.audit.log_format import EventType, Outcome, Record
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import Outcome, Record
 
 VENDOR = "mfpsecd project"
 PRODUCT = "mfpsecd"
