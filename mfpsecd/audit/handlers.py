@@ -11,9 +11,9 @@ from mfpsecd.audit.log_format import Outcome, Record
 from mfpsecd.audit.service import Auditor, AuditQuery
 from mfpsecd.auth.caller import subject_of
 from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.varlink.calls import CallContext, Last
 from mfpsecd.varlink.routes import handles
 from mfpsecd.varlink.schema import NoParams
-from mfpsecd.varlink.server import CallContext, Last
 
 
 def _entry(r: Record) -> api.AuditEntry:

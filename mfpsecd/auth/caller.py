@@ -12,7 +12,7 @@ from mfpsecd.auth.sessions import seat_of
 from mfpsecd.base.admission import PeerClass
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
-from mfpsecd.varlink.server import CallContext
+from mfpsecd.varlink.calls import CallContext
 
 _ORIGINS = {
     PeerClass.SYSTEM: "system",

@@ -18,9 +18,9 @@ from mfpsecd.auth.user_store import UserRow
 from mfpsecd.base.clock import utc_text
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
+from mfpsecd.varlink.calls import CallContext
 from mfpsecd.varlink.routes import handles
 from mfpsecd.varlink.schema import NoParams
-from mfpsecd.varlink.server import CallContext
 
 
 def _session_info(s: Session, token: str, idle: int) -> api.SessionInfo:

@@ -35,10 +35,10 @@ from mfpsecd.store.service import JobStore
 from mfpsecd.system.handlers import SystemHandlers
 from mfpsecd.system.status import StatusService
 from mfpsecd.varlink import idl
+from mfpsecd.varlink.calls import CallContext, Handler
 from mfpsecd.varlink.fd_channel import FdChannel
 from mfpsecd.varlink.routes import routes
 from mfpsecd.varlink.schema import Interface, NoParams
-from mfpsecd.varlink.server import CallContext, Handler
 from mfpsecd.varlink.service import GetInterfaceDescriptionParams, Info, InterfaceDescription
 from mfpsecd.wipe.handlers import WipeHandlers
 from mfpsecd.wipe.service import WipeService

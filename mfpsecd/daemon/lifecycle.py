@@ -73,9 +73,10 @@ from mfpsecd.system.handlers import fast_replies
 from mfpsecd.system.self_tests import PowerOnSelfTests
 from mfpsecd.system.status import BoardInfo, StatusService
 from mfpsecd.system.timewatch import watch_time
+from mfpsecd.varlink.calls import Handler
 from mfpsecd.varlink.descriptors import fd_socket_path
 from mfpsecd.varlink.fd_channel import FdChannel
-from mfpsecd.varlink.server import Handler, ServerLimits, VarlinkServer
+from mfpsecd.varlink.server import ServerLimits, VarlinkServer
 from mfpsecd.varlink.sockets import activated_sockets
 from mfpsecd.wipe.wiring import make_wipe
 

@@ -15,10 +15,10 @@ from mfpsecd.base.transfer import PolledReader
 from mfpsecd.firmware import api
 from mfpsecd.firmware.bundle import VerifiedImage
 from mfpsecd.firmware.service import BootRecord, FirmwareService
+from mfpsecd.varlink.calls import CallContext
 from mfpsecd.varlink.fd_channel import FdChannel
 from mfpsecd.varlink.routes import handles
 from mfpsecd.varlink.schema import NoParams
-from mfpsecd.varlink.server import CallContext
 
 
 def _boot(r: BootRecord | None) -> api.BootVerification:

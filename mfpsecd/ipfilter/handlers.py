@@ -12,10 +12,10 @@ from mfpsecd.base.transfer import PolledReader
 from mfpsecd.ipfilter import api
 from mfpsecd.ipfilter import service as svc
 from mfpsecd.ipfilter.model import ruleset as nf
+from mfpsecd.varlink.calls import CallContext
 from mfpsecd.varlink.fd_channel import FdChannel
 from mfpsecd.varlink.routes import handles
 from mfpsecd.varlink.schema import NoParams
-from mfpsecd.varlink.server import CallContext
 
 
 def _rules(v: svc.NetView, offset: int = 0, limit: int = api.PAGE) -> api.Rules:

@@ -17,9 +17,9 @@ from mfpsecd.keys.identity import DeviceIdentity
 from mfpsecd.keys.model import identity_history
 from mfpsecd.keys.ports import BackupTargetInfo, BackupTargetWatcher
 from mfpsecd.keys.secrets import SecretInfo, SecretKind, SecretStore
+from mfpsecd.varlink.calls import CallContext
 from mfpsecd.varlink.routes import handles
 from mfpsecd.varlink.schema import NoParams
-from mfpsecd.varlink.server import CallContext
 
 # The daemon's own secrets (password verifiers, TOTP seeds): managed through Auth only.
 _RESERVED_PREFIX = "auth."

@@ -13,10 +13,10 @@ from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.store import api
 from mfpsecd.store.service import JobStore, ObjectInfo, ObjectKind, Requester
+from mfpsecd.varlink.calls import CallContext
 from mfpsecd.varlink.fd_channel import FdChannel
 from mfpsecd.varlink.routes import handles
 from mfpsecd.varlink.schema import NoParams
-from mfpsecd.varlink.server import CallContext
 
 
 def requester_of(ctx: CallContext) -> Requester:

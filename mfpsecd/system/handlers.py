@@ -8,9 +8,9 @@ import msgspec
 
 from mfpsecd.system import api
 from mfpsecd.system.status import StatusService
+from mfpsecd.varlink.calls import CallContext, Last
 from mfpsecd.varlink.routes import handles
 from mfpsecd.varlink.schema import NoParams
-from mfpsecd.varlink.server import CallContext, Last
 
 _encoder = msgspec.json.Encoder()
 

@@ -14,8 +14,8 @@ from typing import Any, Generic, TypeVar, overload
 
 import msgspec
 
+from mfpsecd.varlink.calls import CallContext, Handler, Last
 from mfpsecd.varlink.schema import Method, P, R
-from mfpsecd.varlink.server import CallContext, Handler, Last
 
 S = TypeVar("S")
 _MARK = "__varlink_method__"

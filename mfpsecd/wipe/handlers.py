@@ -15,9 +15,9 @@ from mfpsecd.auth.sessions import seat_of
 from mfpsecd.base.admission import PeerClass
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
+from mfpsecd.varlink.calls import CallContext, Last
 from mfpsecd.varlink.routes import handles
 from mfpsecd.varlink.schema import NoParams
-from mfpsecd.varlink.server import CallContext, Last
 from mfpsecd.wipe import api
 from mfpsecd.wipe.backends.certificate_pdf import render_pdf
 from mfpsecd.wipe.jobs import JobView

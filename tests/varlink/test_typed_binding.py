@@ -17,10 +17,11 @@ import pytest
 from mfpsecd.base.access import Privilege
 from mfpsecd.base.admission import AdmissionRules
 from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.varlink.calls import CallContext, Last
 from mfpsecd.varlink.client import AsyncConnection, Connection
 from mfpsecd.varlink.routes import handles, routes
 from mfpsecd.varlink.schema import Interface, Method, NoParams
-from mfpsecd.varlink.server import CallContext, Last, ServerLimits, VarlinkServer
+from mfpsecd.varlink.server import ServerLimits, VarlinkServer
 from tests.support.fakeclock import FakeClock
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -212,7 +213,7 @@ from tests.varlink.test_typed_binding import (
 from collections.abc import AsyncIterator
 from mfpsecd.varlink.client import Connection
 from mfpsecd.varlink.routes import handles
-from mfpsecd.varlink.server import CallContext, Last
+from mfpsecd.varlink.calls import CallContext, Last
 
 
 class Wrong:
