@@ -23,18 +23,24 @@ from mfpsecd.firmware import archive as fw_archive
 from mfpsecd.firmware.backends.native_hasher import NativeTreeHasher
 from mfpsecd.firmware.bundle import verify_bundle, verify_header
 from mfpsecd.firmware.model.signature import ClockCheck
-from tests.firmware.test_firmware_verify import MODEL, _sign, _tree
-from tests.firmware.test_fw_update import make_bundle
-from tests.firmware.test_signature import NOW, ROOT, ROOT_KEY, SIGNER, SIGNER_KEY, _crl, _pem
 from tests.support import daemon as ds
-from tests.support.auth_cli import ADMIN_PW, ALICE_UID, CONFIG, MALLORY_UID, Cli
+from tests.support.auth_cli import ADMIN_PW, ALICE_UID, CE_PW, CONFIG, MALLORY_UID, Cli
+from tests.support.firmware_bundle import MODEL, make_bundle, make_tree, sign_tree
+from tests.support.firmware_pki import (
+    NOW,
+    ROOT,
+    ROOT_KEY,
+    SIGNER,
+    SIGNER_KEY,
+    make_crl,
+    pem_of,
+)
 from tests.support.pki import make_pki
 from tests.support.rsyslog import free_port
 from tests.support.smtp_sink import starttls_sink
 from tests.support.tpm import requires_swtpm
 
 UNIT = ds.ROOT / "systemd" / "mfpsecd-fwverify.service"
-CE_PW = "Service-visit-2026"
 
 
 def _exec_start(unit: Path) -> list[str]:
@@ -44,10 +50,10 @@ def _exec_start(unit: Path) -> list[str]:
 
 
 def _board(root: Path) -> dict[str, Any]:
-    (root / "fw-root.pem").write_bytes(_pem(ROOT))
+    (root / "fw-root.pem").write_bytes(pem_of(ROOT))
     slot = root / "lib" / "firmware" / "a"
-    _tree(slot / "tree")
-    _sign(slot, epoch=3)
+    make_tree(slot / "tree")
+    sign_tree(slot, epoch=3)
     return {"extra": {"firmware": {"model": MODEL, "roots": [str(root / "fw-root.pem")]}}}
 
 
@@ -249,7 +255,7 @@ def test_a_revocation_list_retires_the_signing_key_at_boot(short_tmp: Path) -> N
     board = _board(root)
     crl = root / "fw-root.crl"
     crl.write_bytes(
-        _crl("MFP firmware root", ROOT_KEY, SIGNER).public_bytes(serialization.Encoding.PEM)
+        make_crl("MFP firmware root", ROOT_KEY, SIGNER).public_bytes(serialization.Encoding.PEM)
     )
     board["extra"]["firmware"]["crls"] = [str(crl)]
     config, board_path = _write_config(root, "enhanced", board)
@@ -258,13 +264,13 @@ def test_a_revocation_list_retires_the_signing_key_at_boot(short_tmp: Path) -> N
     assert "is revoked by CN=MFP firmware root" in r.stderr
     forged = ec.generate_private_key(ec.SECP384R1())
     crl.write_bytes(
-        _crl("MFP firmware root", forged, SIGNER).public_bytes(serialization.Encoding.DER)
+        make_crl("MFP firmware root", forged, SIGNER).public_bytes(serialization.Encoding.DER)
     )
     r = _boot_unit(config, board_path)
     assert r.returncode == EX_CONFIG, r.stderr
     assert "firmware.crls[0]" in r.stderr and "not signed by the root it names" in r.stderr
     crl.write_bytes(
-        _crl("MFP firmware root", ROOT_KEY).public_bytes(serialization.Encoding.DER)
+        make_crl("MFP firmware root", ROOT_KEY).public_bytes(serialization.Encoding.DER)
     )  # nothing revoked: boots
     assert _boot_unit(config, board_path).returncode == 0
 
@@ -391,9 +397,9 @@ def test_the_vendor_signing_tool_without_a_daemon(tmp_path: Path) -> None:
             serialization.NoEncryption(),
         )
     )
-    cert.write_bytes(_pem(SIGNER))
+    cert.write_bytes(pem_of(SIGNER))
     tree = tmp_path / "src"
-    _tree(tree)
+    make_tree(tree)
     args = [
         "fw",
         "sign",

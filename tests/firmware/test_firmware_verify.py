@@ -17,45 +17,18 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.firmware import bundle as fw
-from mfpsecd.firmware.backends.native_hasher import NativeTreeHasher
 from mfpsecd.firmware.model import manifest as fw_manifest
 from mfpsecd.firmware.model.signature import ClockCheck
-from tests.firmware.test_signature import NOW, ROOT, SIGNER, SIGNER_KEY, _cert, _pem
+from tests.support.firmware_bundle import HASHER, MODEL, make_tree, sign_tree
+from tests.support.firmware_pki import (
+    NOW,
+    ROOT,
+    SIGNER_KEY,
+    make_cert,
+    pem_of,
+)
 
-HASHER = NativeTreeHasher(2)
-MODEL = "C300i"
 E = ErrorCode
-
-
-def _tree(tree: Path) -> None:
-    rng = random.Random(7)
-    for i in range(16):
-        path = tree / f"{['bin', 'lib', 'share/fonts', 'etc'][i % 4]}/f{i}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(rng.randbytes(rng.choice([0, 1, 300, 5000, 70000])))
-        path.chmod(0o755 if i % 4 == 0 else 0o644)
-    (tree / "lib" / "libmfp.so").symlink_to("f1")
-
-
-def _sign(
-    bundle: Path,
-    *,
-    epoch: int = 3,
-    models: list[str] | None = None,
-    key: ec.EllipticCurvePrivateKey = SIGNER_KEY,
-    cert: bytes | None = None,
-) -> bytes:
-    return fw.sign_bundle(
-        bundle,
-        key=key,
-        certificate_pem=cert or _pem(SIGNER),
-        hasher=HASHER,
-        product="mfp-controller",
-        version=f"2.{epoch}.0",
-        epoch=epoch,
-        models=models or [MODEL, "C400i"],
-        created="2026-11-22T00:00:00Z",
-    )
 
 
 def _verify(bundle: Path, minimum_epoch: int = 3) -> fw.VerifiedImage:
@@ -73,8 +46,8 @@ def _verify(bundle: Path, minimum_epoch: int = 3) -> fw.VerifiedImage:
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bundle = tmp_path_factory.mktemp("pristine")
-    _tree(bundle / "tree")
-    _sign(bundle)
+    make_tree(bundle / "tree")
+    sign_tree(bundle)
     return bundle
 
 
@@ -165,26 +138,26 @@ def flip_signature_bit(b: Path, rng: random.Random) -> ErrorCode:
 
 _ROGUE_ROOT_KEY = ec.generate_private_key(ec.SECP384R1())
 _ROGUE_KEY = ec.generate_private_key(ec.SECP384R1())
-_ROGUE = _cert(
+_ROGUE = make_cert(
     "MFP firmware signing 2026", _ROGUE_KEY, "MFP firmware root", _ROGUE_ROOT_KEY, ca=False
 )
 
 
 def untrusted_signer(b: Path, rng: random.Random) -> ErrorCode:
     if rng.random() < 0.5:  # the attacker's own key, certificate from another root
-        _sign(b, key=_ROGUE_KEY, cert=_pem(_ROGUE))
+        sign_tree(b, key=_ROGUE_KEY, cert=pem_of(_ROGUE))
     else:  # the vendor's certificate, the attacker's key
-        _sign(b, key=_ROGUE_KEY)
+        sign_tree(b, key=_ROGUE_KEY)
     return E.FIRMWARE_SIGNATURE_INVALID
 
 
 def older_epoch(b: Path, rng: random.Random) -> ErrorCode:
-    _sign(b, epoch=rng.randrange(3))  # a valid, older firmware: anti-rollback
+    sign_tree(b, epoch=rng.randrange(3))  # a valid, older firmware: anti-rollback
     return E.FIRMWARE_ROLLBACK
 
 
 def other_model(b: Path, rng: random.Random) -> ErrorCode:
-    _sign(b, models=[rng.choice(["C250i", "C450i", "bizhub-9"])])
+    sign_tree(b, models=[rng.choice(["C250i", "C450i", "bizhub-9"])])
     return E.FIRMWARE_WRONG_MODEL
 
 

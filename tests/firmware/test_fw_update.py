@@ -15,127 +15,39 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import msgspec
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mfpsecd.audit.backends.audit_file import AuditFile
 from mfpsecd.audit.events import EventType
 from mfpsecd.audit.log_format import Subject
-from mfpsecd.audit.service import Auditor, AuditQuery
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry
-from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.base.transfer import PolledReader
 from mfpsecd.firmware import archive as fw_archive
-from mfpsecd.firmware.backends.native_hasher import NativeTreeHasher
 from mfpsecd.firmware.model import manifest as fw_manifest
 from mfpsecd.firmware.model import slots as fw_slots
-from mfpsecd.firmware.service import BOOT_STATE, BindNextBoot, FirmwareService, FirmwareSettings
+from mfpsecd.firmware.service import BOOT_STATE
 from mfpsecd.keys.backends.native_crypto import NativeKeyCrypto
-from mfpsecd.keys.backends.soft_keys import SoftwareKeys
 from mfpsecd.keys.chain import KeyChain
 from mfpsecd.keys.ports import Tpm
-from tests.firmware.test_firmware_verify import MODEL, _sign, _tree
-from tests.firmware.test_signature import NOW, ROOT, _cert, _pem
 from tests.support.aio import sync
 from tests.support.daemon import ROOT as ROOT_DIR
 from tests.support.fakeclock import FakeClock
+from tests.support.firmware_bundle import make_bundle, sign_tree
+from tests.support.firmware_pki import (
+    NOW,
+    ROOT,
+    make_cert,
+    pem_of,
+)
+from tests.support.fw_update_stack import ENGINEER, PCR, Stack, stack
 from tests.support.tpm import requires_swtpm, swtpm
 
-ENGINEER = Subject(origin="cli", user="ce1", role="service")
 ADMIN = Subject(origin="cli", user="admin", role="administrator")
 E = ErrorCode
-COUNTER = 0x01000123
-PCR = 14
-
-
-def make_bundle(
-    root: Path,
-    name: str,
-    *,
-    epoch: int,
-    models: list[str] | None = None,
-    key: ec.EllipticCurvePrivateKey | None = None,
-    cert: bytes | None = None,
-) -> Path:
-    """A signed bundle directory and its archive (root/name.mfw)."""
-    bundle = root / name
-    _tree(bundle / "tree")
-    (bundle / "tree" / "etc" / "version").write_text(f"{name} epoch {epoch}\n")
-    kwargs = {} if key is None else {"key": key, "cert": cert}
-    _sign(bundle, epoch=epoch, models=models, **kwargs)  # type: ignore[arg-type]
-    archive = root / f"{name}.mfw"
-    with archive.open("wb") as f:
-        fw_archive.write_archive(bundle, f)
-    return archive
-
-
-@dataclass
-class Stack:
-    fw: FirmwareService
-    auditor: Auditor
-    tpm: Tpm
-    root: Path
-    db: SqliteState
-
-    async def update(self, archive: Path, subject: Subject = ENGINEER) -> str:
-        with archive.open("rb") as f:
-            return (await self.fw.update(f, subject)).slot
-
-    async def events(self, type_: EventType) -> list[dict[str, Any]]:
-        records = await self.auditor.query(AuditQuery(types=frozenset({type_})))
-        return [msgspec.to_builtins(r) for r in records]
-
-    def state(self) -> fw_slots.BootState:
-        return self.fw.boot_state()
-
-
-@asynccontextmanager
-async def stack(
-    root: Path,
-    tpm: Tpm | None = None,
-    roots: tuple[x509.Certificate, ...] = (ROOT,),
-    bind_next_boot: BindNextBoot | None = None,
-) -> AsyncIterator[Stack]:
-    clock = FakeClock(NOW)
-    state = SqliteState(root / "state.sqlite3")
-    await state.open()
-    auditor = Auditor(AuditFile(root / "audit"), clock, HealthRegistry(clock), state)
-    await auditor.start()
-    tpm = tpm or SoftwareKeys(root)
-    await tpm.open()
-    settings = FirmwareSettings(
-        model=MODEL,
-        roots=roots,
-        slots_dir=root / "slots",
-        run_dir=root / "run",
-        counter_index=COUNTER,
-        pcr=PCR,
-        boot_tries=3,
-        max_bundle_bytes=64 << 20,
-    )
-    fw = FirmwareService(
-        settings,
-        tpm=tpm,
-        hasher=NativeTreeHasher(2),
-        clock=clock,
-        auditor=auditor,
-        state=state,
-        bind_next_boot=bind_next_boot,
-    )
-    try:
-        yield Stack(fw, auditor, tpm, root, state)
-    finally:
-        await auditor.stop()
-        await state.close()
 
 
 @pytest.fixture
@@ -292,7 +204,9 @@ async def test_refusals_write_nothing_and_are_audited(tmp_path: Path) -> None:
         before = sorted(p.name for p in (tmp_path / "slots").iterdir())
         stranger = ec.generate_private_key(ec.SECP384R1())
         untrusted_root = ec.generate_private_key(ec.SECP384R1())
-        stranger_cert = _pem(_cert("stranger", stranger, "other root", untrusted_root, ca=False))
+        stranger_cert = pem_of(
+            make_cert("stranger", stranger, "other root", untrusted_root, ca=False)
+        )
         cases = [
             (make_bundle(tmp_path / "r1", "old", epoch=2), E.FIRMWARE_ROLLBACK),
             (make_bundle(tmp_path / "r2", "other", epoch=4, models=["X1"]), E.FIRMWARE_WRONG_MODEL),
@@ -484,7 +398,7 @@ def _big_bundle(root: Path, epoch: int) -> Path:
         path = bundle / "tree" / f"d{i % 10}" / f"f{i}"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(rng.randbytes(rng.choice([4096, 65536, 480 << 10])))
-    _sign(bundle, epoch=epoch)
+    sign_tree(bundle, epoch=epoch)
     archive = root / "big.mfw"
     with archive.open("wb") as f:
         fw_archive.write_archive(bundle, f)
@@ -547,7 +461,7 @@ def test_sigkill_at_any_step_of_an_update_leaves_a_verified_slot(tmp_path: Path)
         p.wait(timeout=60)
         return 0.0
 
-    (root / "root.pem").write_bytes(_pem(ROOT))  # the driver is another process
+    (root / "root.pem").write_bytes(pem_of(ROOT))  # the driver is another process
     asyncio.run(prepare())
     asyncio.run(boot_and_start())
     duration = run_update(None)  # one uncut run: how long the steps take here

@@ -19,10 +19,9 @@ import pytest
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.client import Connection
 from mfpsecd.store import api as store
-from tests.ipfilter.test_ipfilter_daemon import _board, _net
 from tests.support import daemon as ds
 from tests.support.auth_cli import ADMIN_PW, ALICE_UID, CONFIG, Cli
-from tests.support.netlab import Lab, requires_netns
+from tests.support.netlab import Lab, dut_board, requires_netns
 
 pytestmark = [pytest.mark.root, requires_netns]
 
@@ -59,7 +58,7 @@ def test_stalled_uploads_freeze_no_one_and_end_with_a_timeout(short_tmp: Path, n
         **CONFIG,
         "transfers": {"idle_timeout_s": IDLE_S, "store_workers": 4, "store_per_owner": 2},
     }
-    with ds.running(short_tmp / "d", config=config, tpm="none", board=_board(netlab)) as d:
+    with ds.running(short_tmp / "d", config=config, tpm="none", board=dut_board(netlab)) as d:
         cli = Cli(d.socket_path, short_tmp / "rt")
         (cli.runtime / "").mkdir(exist_ok=True)
         cli.ok(0, "users", "init", "admin", "--password-file", "-", stdin=ADMIN_PW)
@@ -85,7 +84,7 @@ def test_stalled_uploads_freeze_no_one_and_end_with_a_timeout(short_tmp: Path, n
             cli.ok(ALICE_UID, "login", "-u", "alice", "--password-file", "-", stdin=USER_PW)
 
         def deny(cidr: str) -> None:
-            r = _net(d, "deny", cidr)
+            r = ds.mfpsec(d.socket_path, "net", "deny", cidr)
             assert r.returncode == 0, r.stderr
 
         baseline = {

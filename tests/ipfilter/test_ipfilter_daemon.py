@@ -11,7 +11,6 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,20 +18,11 @@ from mfpsecd.auth import api as auth
 from mfpsecd.base.errors import EX_DATAERR, MfpsecError
 from mfpsecd.client import Connection
 from tests.support import daemon as ds
-from tests.support.netlab import Lab, Probe, requires_netns
+from tests.support.netlab import Lab, Probe, dut_board, requires_netns
 
 pytestmark = requires_netns
 
 REFUSED, PERMITTED = Probe("10.7.3.50", "tcp", 80), Probe("10.7.2.50", "tcp", 80)
-
-
-def _board(lab_: Lab) -> dict[str, Any]:
-    return {
-        "nics": [
-            {"name": "lan0", "kind": "wired", "netns": lab_.dut},
-            {"name": "wlan0", "kind": "wireless", "netns": lab_.dut},
-        ]
-    }
 
 
 def _net(d: ds.DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
@@ -43,7 +33,7 @@ def test_rules_through_the_cli_survive_the_daemon_and_come_back(
     short_tmp: Path, netlab: Lab
 ) -> None:
     root = short_tmp / "d"
-    board = _board(netlab)
+    board = dut_board(netlab)
     with ds.running(root, tpm="none", board=board) as d:
         shown = json.loads(_net(d, "show", "--json").stdout)
         assert shown["in_kernel"] and "10.7.1.1/16" in shown["addresses"]
@@ -138,7 +128,7 @@ def test_rules_through_the_cli_survive_the_daemon_and_come_back(
 def test_without_saved_rules_the_boot_unit_admits_nothing(short_tmp: Path, netlab: Lab) -> None:
     root = short_tmp / "d"
     root.mkdir()
-    board_path = ds.write_board(root, tpm="none", **_board(netlab))
+    board_path = ds.write_board(root, tpm="none", **dut_board(netlab))
     config = root / "mfpsecd.toml"
     config.write_text(ds.toml_doc({"daemon": {"board_dir": str(root)}}))
     r = subprocess.run(
@@ -188,7 +178,7 @@ def test_rules_changed_behind_the_daemons_back_are_reported_and_put_back(
     applies the policy again; traffic and counters alone never count as a change."""
     root = short_tmp / "d"
     with ds.running(
-        root, tpm="none", board=_board(netlab), config={"network": {"refused_summary_s": 1}}
+        root, tpm="none", board=dut_board(netlab), config={"network": {"refused_summary_s": 1}}
     ) as d:
         assert _net(d, "deny", "10.7.3.0/24").returncode == 0
         for _ in range(3):  # traffic moves counters and the refused-source sets
@@ -223,7 +213,7 @@ def test_a_change_behind_the_daemons_back_is_noticed_when_it_happens(
     with ds.running(
         short_tmp / "d",
         tpm="none",
-        board=_board(netlab),
+        board=dut_board(netlab),
         config={"network": {"refused_summary_s": 3600}},
     ) as d:
         for text in ("10.7.3.0/24", "10.7.9.9", "2001:db8:7:9::/64"):
@@ -245,7 +235,7 @@ def test_a_change_behind_the_daemons_back_is_noticed_when_it_happens(
 def test_a_blocklist_file_through_the_cli(short_tmp: Path, netlab: Lab) -> None:
     """`mfpsec net import`: 3,000 ranges in one call, a bad file refused whole with the
     line named, `net show` listing every range page by page, a replace from stdin."""
-    with ds.running(short_tmp / "d", tpm="none", board=_board(netlab)) as d:
+    with ds.running(short_tmp / "d", tpm="none", board=dut_board(netlab)) as d:
         blocklist = short_tmp / "blocklist.txt"
         lines = [f"10.{100 + i // 250}.{i % 250}.0/24" for i in range(2999)]
         blocklist.write_text("# from the SOC\n" + "\n".join(lines) + "\n10.7.3.50\n")
@@ -289,7 +279,7 @@ def test_a_password_attack_from_the_network_is_banned_at_the_filter(
     trip the detector, the filter refuses that source (`net show` lists the ban), and
     `net unban` lifts it."""
     config = {"auth": {"argon2_memory_kib": 8192, "argon2_iterations": 1}}
-    with ds.running(short_tmp / "d", tpm="none", board=_board(netlab), config=config) as d:
+    with ds.running(short_tmp / "d", tpm="none", board=dut_board(netlab), config=config) as d:
         assert netlab.probe([REFUSED, PERMITTED]) == [True, True]
         with Connection(d.socket_path) as conn:
             for _ in range(10):

@@ -16,6 +16,7 @@ MAINT_GID = 64011
 ALICE_UID = 64021  # the administrator at the CLI
 MALLORY_UID = 64022  # another maintenance user
 ADMIN_PW = "Adm1n-password-2026"
+CE_PW = "Service-visit-2026"  # the service engineer's
 
 # The CLI needs no native code: other uids run it from a world-readable copy of the
 # client side (tests/support/other_uids.py), with the base interpreter.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from tests.firmware.test_fw_update import ENGINEER, stack
+from tests.support.fw_update_stack import ENGINEER, stack
 
 
 async def main(root: Path, archive: Path) -> None:

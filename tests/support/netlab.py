@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -223,3 +224,13 @@ def _wait_reachable(lab_: Lab) -> None:
     probes = [Probe(str(s), "tcp", 80) for s in SOURCES]
     while not all(lab_.probe(probes, timeout=1.0)):
         assert time.monotonic() < deadline, "the lab network did not come up"
+
+
+def dut_board(lab: Lab) -> dict[str, Any]:
+    """The board profile's interfaces for a daemon in the lab's device namespace."""
+    return {
+        "nics": [
+            {"name": "lan0", "kind": "wired", "netns": lab.dut},
+            {"name": "wlan0", "kind": "wireless", "netns": lab.dut},
+        ]
+    }

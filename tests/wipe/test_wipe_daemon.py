@@ -23,9 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from mfpsecd.base.errors import ErrorCode
-from tests.firmware.test_firmware_daemon import CE_PW
 from tests.support import daemon as ds
-from tests.support.auth_cli import ADMIN_PW, ALICE_UID, CONFIG, MALLORY_UID, Cli
+from tests.support.auth_cli import ADMIN_PW, ALICE_UID, CE_PW, CONFIG, MALLORY_UID, Cli
 
 SIZE = 8 << 20
 BOARD = {"model": "MFP-SIM", "serial": "SIM-0001"}  # what certificates name the controller
