@@ -60,7 +60,7 @@ from mfpsecd.wipe.model.overwrite_plan import (
     Medium,
     OverwritePlan,
     PassKind,
-    Verification,
+    ReadBack,
     discard_plan,
     temporary_plan,
 )
@@ -354,7 +354,7 @@ class WipeService:
         discard plan verifies its last pass, W-5), and the medium's marker."""
         choice = discard_plan(mode, info.medium)
         steps = [self._step(p.kind, p.byte) for p in choice.plan.passes]
-        if choice.plan.verification is Verification.LAST_PASS:
+        if choice.plan.verification is ReadBack.LAST_PASS:
             steps.append(Step(StepKind.VERIFY))
         marker = new_marker(info.size_bytes, self._overwriter.new_key())
         return choice, JobPlan(choice.plan.standard, choice.reason, steps, purge, marker)
@@ -887,7 +887,7 @@ class WipeService:
                     key = self._overwriter.new_key() if p.kind is PassKind.RANDOM else b""
                     last = PassSpec(p.kind, p.byte, key)
                     target.write_pass(0, size, last, target.new_progress(), 0)
-                if plan.verification is Verification.LAST_PASS:
+                if plan.verification is ReadBack.LAST_PASS:
                     target.verify(0, size, last, target.new_progress())
             finally:
                 target.close()

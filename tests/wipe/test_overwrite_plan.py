@@ -10,7 +10,7 @@ from mfpsecd.wipe.model.overwrite_plan import (
     TEMPORARY_MODES,
     Medium,
     PassKind,
-    Verification,
+    ReadBack,
     discard_plan,
     temporary_plan,
 )
@@ -39,14 +39,14 @@ def test_plans_match_the_spec(table: dict, spec: dict) -> None:  # type: ignore[
     for mode, (passes, verify) in spec.items():
         plan = table[mode]
         assert [p.describe() for p in plan.passes] == passes, mode
-        assert (plan.verification is Verification.LAST_PASS) == verify, mode
+        assert (plan.verification is ReadBack.LAST_PASS) == verify, mode
 
 
 def test_hdd_runs_the_mode_and_always_reads_back() -> None:
     for mode in range(1, 9):
         choice = discard_plan(mode, Medium.HDD)
         assert choice.plan.passes == DISCARD_MODES[mode].passes
-        assert choice.plan.verification is Verification.LAST_PASS  # W-5
+        assert choice.plan.verification is ReadBack.LAST_PASS  # W-5
         assert f"mode {mode}" in choice.reason
     assert "W-5" in discard_plan(1, Medium.HDD).reason
     assert "W-5" not in discard_plan(3, Medium.HDD).reason
@@ -58,7 +58,7 @@ def test_flash_gets_one_verified_zero_pass_whatever_the_mode(medium: Medium) -> 
         choice = discard_plan(mode, medium)
         assert choice.plan is FLASH_SINGLE_PASS
         assert [p.describe() for p in choice.plan.passes] == ["0x00"]
-        assert choice.plan.verification is Verification.LAST_PASS
+        assert choice.plan.verification is ReadBack.LAST_PASS
         assert "W-3" in choice.reason and medium.value in choice.reason
     assert temporary_plan(2, medium) is None  # crypto-erase is what protects flash
 

@@ -21,7 +21,7 @@ __all__ = [
     "OverwritePlan",
     "Pass",
     "PassKind",
-    "Verification",
+    "ReadBack",
     "discard_plan",
     "is_flash",
     "overwrite_defeated_by",
@@ -47,7 +47,7 @@ class Pass:
         return "random" if self.kind is PassKind.RANDOM else f"0x{self.byte:02X}"
 
 
-class Verification(enum.Enum):
+class ReadBack(enum.Enum):
     """What is read back after the last pass. Not verifying is a named choice, never a
     default: only temporary-data mode 1 makes it (the job's file is unlinked at once)."""
 
@@ -60,14 +60,14 @@ class OverwritePlan:
     name: str
     standard: str
     passes: tuple[Pass, ...]
-    verification: Verification
+    verification: ReadBack
 
     def describe(self) -> str:
         seq = ", ".join(p.describe() for p in self.passes)
-        tail = ", verify" if self.verification is Verification.LAST_PASS else ""
+        tail = ", verify" if self.verification is ReadBack.LAST_PASS else ""
         return f"{self.standard}: {seq}{tail}"
 
-    def with_verification(self, verification: Verification) -> OverwritePlan:
+    def with_verification(self, verification: ReadBack) -> OverwritePlan:
         return OverwritePlan(self.name, self.standard, self.passes, verification)
 
 
@@ -76,8 +76,8 @@ def _b(*values: int) -> tuple[Pass, ...]:
 
 
 _R = Pass(PassKind.RANDOM)
-_V = Verification.LAST_PASS
-_N = Verification.NONE
+_V = ReadBack.LAST_PASS
+_N = ReadBack.NONE
 
 TEMPORARY_MODES: dict[int, OverwritePlan] = {
     1: OverwritePlan("temporary-1", "Temporary data mode 1", _b(0x00), _N),
@@ -124,9 +124,9 @@ def discard_plan(mode: int, medium: Medium) -> Choice:
             "(W-3); one 0x00 pass over all sectors, verified",
         )
     plan = DISCARD_MODES[mode]
-    if plan.verification is Verification.NONE:
+    if plan.verification is ReadBack.NONE:
         return Choice(
-            plan.with_verification(Verification.LAST_PASS),
+            plan.with_verification(ReadBack.LAST_PASS),
             f"mode {mode} as specified, plus a read-back of the last pass (W-5)",
         )
     return Choice(plan, f"mode {mode} as specified")
