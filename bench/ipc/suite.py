@@ -484,7 +484,7 @@ def run(settings: Settings) -> SuiteResult:
         'each call, as ours does; (a) pretty-prints JSON (`", "` separators), hence its '
         "larger reply.",
         "ours: the daemon as shipped (`mfpsecd run`, uvloop event loop; GetStatus is a plain "
-        "handler answered from the read callback, see mfpsecd/varlink/server.py).",
+        "handler answered from the read callback, see mfpsecd/varlink/connection.py).",
         "(c): a C server, one blocking thread per connection, echoing a 5-byte message. "
         "It does no work: the cost of the socket round trip and wake-ups alone.",
         "Pinned: `taskset -c 0` for the server (all its threads) and the client. Unpinned "

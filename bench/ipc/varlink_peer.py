@@ -19,7 +19,8 @@ import varlink
 
 from bench import ROOT
 
-API_DIR = ROOT / "mfpsecd" / "api"
+# The System interface lives with its capability (mfpsecd/system/).
+API_DIR = ROOT / "mfpsecd" / "system"
 
 
 def main() -> None:

@@ -136,7 +136,7 @@ def test_committed_idl_matches_declarations() -> None:
             continue
         path = idl.idl_path(interface)
         assert path.read_text() == idl.generate(interface), (
-            f"{path.name} drifted from mfpsecd/api: run `make idl` and commit"
+            f"{path.name} drifted from its declaration: run `make idl` and commit"
         )
 
 
