@@ -7,12 +7,16 @@ configuration grows (a new mandatory key once left `python -m bench ipc` unable 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from bench import ROOT
 from bench.ipc import halt_poll
-from bench.ipc.procs import start_daemon
+from bench.ipc.procs import Server, start_daemon
+from mfpsecd.client import Connection
 
 
 def test_the_bench_daemon_starts_on_a_copy_of_the_sim_board_and_answers(tmp_path: Path) -> None:
@@ -55,3 +59,25 @@ def test_only_a_guest_with_the_window_off_is_adjusted(param: Path) -> None:
     assert "guest_halt_poll_ns=0" in halt_poll.describe()
     param.write_text("200000\n")
     assert not halt_poll.adjustable()
+
+
+def test_the_reference_varlink_server_starts_and_answers_our_status(tmp_path: Path) -> None:
+    """Peer (a) loads the System interface's IDL from the capability's folder; a move
+    of that file once left the suite unable to start it."""
+    status = {"version": "0", "board": "bench", "uptime_seconds": 1.0}
+    status_file = tmp_path / "status.json"
+    status_file.write_text(json.dumps(status))
+    sock = tmp_path / "varlink.sock"
+    server = Server(
+        "varlink",
+        [sys.executable, "-m", "bench.ipc.varlink_peer", str(sock), str(status_file)],
+        tmp_path / "varlink.log",
+        cwd=ROOT,
+    )
+    try:
+        assert server.read_line() == "ready"
+        with Connection(str(sock), timeout=10) as conn:
+            reply = msgspec.json.decode(conn.call("io.mfpsecd.System.GetStatus"))
+        assert reply["board"] == "bench" and reply["uptime_seconds"] >= 1.0
+    finally:
+        server.stop()
