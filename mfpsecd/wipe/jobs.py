@@ -42,11 +42,41 @@ class StepKind(enum.StrEnum):
     CHECK = "check"  # a purge: the read-back after it
 
 
-class Step(msgspec.Struct, frozen=True):
-    kind: StepKind
-    byte: int = 0
-    key: str = ""  # hex, random passes only
-    name: str = ""  # the device command ("device" steps)
+class _Step(msgspec.Struct, frozen=True, tag_field="kind"):
+    """One step of a job, stored in its plan as {"kind": <StepKind>, its own fields}.
+    (Plans from before carry every field on every step; each kind reads its own.)"""
+
+    @property
+    def kind(self) -> StepKind:
+        return StepKind(str(self.__struct_config__.tag))
+
+
+class BytePass(_Step, frozen=True, tag=StepKind.BYTE.value):
+    byte: int
+
+
+class RandomPass(_Step, frozen=True, tag=StepKind.RANDOM.value):
+    key: str  # hex: the AES-256-CTR key that regenerates the pattern (protects nothing)
+
+
+class VerifyStep(_Step, frozen=True, tag=StepKind.VERIFY.value):
+    pass
+
+
+class SampleStep(_Step, frozen=True, tag=StepKind.SAMPLE.value):
+    pass
+
+
+class DeviceStep(_Step, frozen=True, tag=StepKind.DEVICE.value):
+    name: str  # the device's sanitize command
+
+
+class CheckStep(_Step, frozen=True, tag=StepKind.CHECK.value):
+    pass
+
+
+Pass = BytePass | RandomPass
+Step = BytePass | RandomPass | VerifyStep | SampleStep | DeviceStep | CheckStep
 
 
 class JobPlan(msgspec.Struct, frozen=True):
@@ -149,19 +179,24 @@ class Job:
 
 
 def describe(step: Step) -> str:
-    if step.kind is StepKind.BYTE:
+    if isinstance(step, BytePass):
         return f"0x{step.byte:02X}"
-    return step.name or step.kind
+    if isinstance(step, DeviceStep):
+        return step.name
+    return step.kind.value
 
 
 def step_spec(step: Step) -> PassSpec:
-    if step.kind is StepKind.RANDOM:
+    """What the overwrite engine writes (or compares with) for a pass."""
+    if isinstance(step, RandomPass):
         return PassSpec(PassKind.RANDOM, 0, bytes.fromhex(step.key))
-    return PassSpec(PassKind.BYTE, step.byte)
+    if isinstance(step, BytePass):
+        return PassSpec(PassKind.BYTE, step.byte)
+    raise ValueError(f"a {step.kind} step writes nothing")
 
 
-def last_pass(plan: JobPlan) -> Step:
-    return [s for s in plan.steps if s.kind is not StepKind.VERIFY][-1]
+def last_pass(plan: JobPlan) -> Pass:
+    return [s for s in plan.steps if isinstance(s, BytePass | RandomPass)][-1]
 
 
 _MEDIA = msgspec.json.Encoder()

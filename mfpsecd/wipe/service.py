@@ -40,11 +40,18 @@ from mfpsecd.wipe.jobs import (
     COMPLETED,
     FAILED,
     RUNNING,
+    BytePass,
+    CheckStep,
+    DeviceStep,
     Job,
     JobPlan,
     JobView,
+    Pass,
+    RandomPass,
+    SampleStep,
     Step,
     StepKind,
+    VerifyStep,
     describe,
     insert_job,
     last_pass,
@@ -335,11 +342,7 @@ class WipeService:
     def _purge_plan(self, rec: PurgeRecord, chosen: Plan, mode: int, info: MediaInfo) -> JobPlan:
         if not rec.device_method:
             return self._overwrite_plan(mode, info, rec)[1]
-        steps = [
-            Step(StepKind.SAMPLE),
-            Step(StepKind.DEVICE, name=rec.method),
-            Step(StepKind.CHECK),
-        ]
+        steps: list[Step] = [SampleStep(), DeviceStep(rec.method), CheckStep()]
         return JobPlan(
             f"NIST SP 800-88 Rev.1 {rec.achieves}: {rec.method}",
             chosen.shortfall or f"the strongest method {rec.transport} reports",
@@ -353,9 +356,9 @@ class WipeService:
         """The engine's passes for the mode on this medium, then the read-back (every
         discard plan verifies its last pass, W-5), and the medium's marker."""
         choice = discard_plan(mode, info.medium)
-        steps = [self._step(p.kind, p.byte) for p in choice.plan.passes]
+        steps: list[Step] = [self._step(p.kind, p.byte) for p in choice.plan.passes]
         if choice.plan.verification is ReadBack.LAST_PASS:
-            steps.append(Step(StepKind.VERIFY))
+            steps.append(VerifyStep())
         marker = new_marker(info.size_bytes, self._overwriter.new_key())
         return choice, JobPlan(choice.plan.standard, choice.reason, steps, purge, marker)
 
@@ -418,10 +421,10 @@ class WipeService:
             detail + (" (the device gave no result: see the job)" if stuck else ""),
         )
 
-    def _step(self, kind: PassKind, byte: int) -> Step:
+    def _step(self, kind: PassKind, byte: int) -> Pass:
         if kind is PassKind.RANDOM:
-            return Step(StepKind.RANDOM, key=self._overwriter.new_key().hex())
-        return Step(StepKind.BYTE, byte)
+            return RandomPass(self._overwriter.new_key().hex())
+        return BytePass(byte)
 
     async def cancel(self, job_id: str, subject: Subject) -> JobView:
         job = self._get(job_id)
