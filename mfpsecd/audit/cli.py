@@ -11,7 +11,7 @@ from mfpsecd.audit import api as audit_api
 from mfpsecd.audit import frames
 from mfpsecd.audit import log_format as auditlog
 from mfpsecd.base.errors import EX_DATAERR, EX_IOERR
-from mfpsecd.cli.common import Target, echo_json, reports_errors, shown
+from mfpsecd.cli.common import Daemon, echo_json, reports_errors, shown
 
 
 @click.group("audit")
@@ -45,7 +45,7 @@ def _render(e: audit_api.AuditEntry) -> str:
 @click.pass_obj
 @reports_errors
 def show(
-    target: Target,
+    daemon: Daemon,
     *,
     since: str,
     until: str,
@@ -57,7 +57,7 @@ def show(
 ) -> None:
     """Audit records, oldest first."""
     params = audit_api.AuditQueryParams(since, until, list(types), user, outcome or "", limit)
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         entries = conn.call(audit_api.QUERY_AUDIT, params).entries
     if as_json:
         echo_json(entries)
@@ -76,9 +76,9 @@ def show(
 )
 @click.pass_obj
 @reports_errors
-def export(target: Target, dest: Path) -> None:
+def export(daemon: Daemon, dest: Path) -> None:
     """Every record, verifiable offline with `mfpsec audit verify FILE`."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         lines = [x for r in conn.call_more(audit_api.EXPORT_AUDIT) for x in r.lines]
     text = "".join(line + "\n" for line in lines)
     if str(dest) == "-":
@@ -102,14 +102,14 @@ def export(target: Target, dest: Path) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @reports_errors
-def verify(target: Target, file: Path | None, identities: tuple[str, ...], as_json: bool) -> None:
+def verify(daemon: Daemon, file: Path | None, identities: tuple[str, ...], as_json: bool) -> None:
     """Check the hash chain: the device's log, or FILE (an export, a copied segment file
     or the copied log directory) without the daemon. The newest checkpoint must be
     signed, on the device by its identity key (now or earlier), for FILE by a key named
     with --identity (else its fingerprint is printed to compare). Exit 0 if intact, 65 if
     tampered, 74 if unreadable."""
     if file is None:
-        with target.connect() as conn:
+        with daemon.connect() as conn:
             v = conn.call(audit_api.VERIFY_AUDIT)
         ok, records, last, problem, at, detail = (
             v.ok,
@@ -213,9 +213,9 @@ def forward_group() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @reports_errors
-def forward_status(target: Target, as_json: bool) -> None:
+def forward_status(daemon: Daemon, as_json: bool) -> None:
     """Each destination: connected or not, how far it has got, what is left."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         dests = conn.call(audit_api.GET_FORWARD_STATUS).destinations
     if as_json:
         echo_json(dests)

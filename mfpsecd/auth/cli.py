@@ -13,7 +13,7 @@ from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.cli import session_file
 from mfpsecd.cli.common import (
     PASSWORD_FILE,
-    Target,
+    Daemon,
     echo_json,
     read_secret,
     read_secrets,
@@ -42,18 +42,18 @@ def must_change_text(reason: str) -> str:
 @click.pass_obj
 @reports_errors
 def login(
-    target: Target, user: str | None, otp: str, card: bool, password_file: Path | None
+    daemon: Daemon, user: str | None, otp: str, card: bool, password_file: Path | None
 ) -> None:
     """Log in; the session is kept for the following mfpsec commands of this user."""
     if card:
         pin = read_secret(password_file, "Card PIN", False)
-        with target.connect() as conn:
+        with daemon.connect() as conn:
             info = conn.call(auth.LOGIN_CARD, auth.CardLoginParams(pin))
-        _logged_in(target, info)
+        _logged_in(daemon, info)
         return
     user = user or click.prompt("User")
     password = read_secret(password_file, "Password", False)
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         try:
             info = conn.call(auth.LOGIN, auth.LoginParams(user, bytearray(password), otp))
         except MfpsecError as exc:
@@ -63,11 +63,11 @@ def login(
             info = conn.call(auth.LOGIN, auth.LoginParams(user, password, otp))
         finally:
             password[:] = bytes(len(password))
-    _logged_in(target, info)
+    _logged_in(daemon, info)
 
 
-def _logged_in(target: Target, info: auth.SessionInfo) -> None:
-    where = session_file.save(target.socket, info.token)
+def _logged_in(daemon: Daemon, info: auth.SessionInfo) -> None:
+    where = session_file.save(daemon.socket, info.token)
     click.echo(
         f"logged in as {info.user} ({info.role.value}); session {info.session}, "
         f"ends after {info.idle_minutes} idle minutes (kept in {where})"
@@ -82,11 +82,11 @@ def _logged_in(target: Target, info: auth.SessionInfo) -> None:
 @click.command()
 @click.pass_obj
 @reports_errors
-def logout(target: Target) -> None:
+def logout(daemon: Daemon) -> None:
     """End the session."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         conn.call(auth.LOGOUT)
-    session_file.forget(target.socket)
+    session_file.forget(daemon.socket)
     click.echo("logged out")
 
 
@@ -94,9 +94,9 @@ def logout(target: Target) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 @reports_errors
-def whoami(target: Target, as_json: bool) -> None:
+def whoami(daemon: Daemon, as_json: bool) -> None:
     """Who the daemon sees: peer class, user, role and what this session may do."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         w = conn.call(auth.WHO_AM_I)
     if as_json:
         echo_json(w)
@@ -112,10 +112,10 @@ def whoami(target: Target, as_json: bool) -> None:
 @PASSWORD_FILE
 @click.pass_obj
 @reports_errors
-def passwd(target: Target, password_file: Path | None) -> None:
+def passwd(daemon: Daemon, password_file: Path | None) -> None:
     """Change your own password (the current one is asked again)."""
     current, new = read_secrets(password_file, ("Current password", "New password"), True)
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         conn.call(auth.CHANGE_PASSWORD, auth.ChangePasswordParams(current, new))
     click.echo("password changed")
 
@@ -129,10 +129,10 @@ def totp_group() -> None:
 @PASSWORD_FILE
 @click.pass_obj
 @reports_errors
-def totp_enroll(target: Target, password_file: Path | None) -> None:
+def totp_enroll(daemon: Daemon, password_file: Path | None) -> None:
     """Create a new seed; add it to an authenticator app, then `mfpsec totp confirm CODE`."""
     password = read_secret(password_file, "Password", False)
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         e: auth.TotpEnrollment = conn.call(auth.ENROLL_TOTP, auth.PasswordParams(password))
     click.echo(f"secret: {e.secret}\nuri: {e.uri}")
     click.echo("Not active yet: confirm with a code from the app (mfpsec totp confirm CODE).")
@@ -142,8 +142,8 @@ def totp_enroll(target: Target, password_file: Path | None) -> None:
 @click.argument("code")
 @click.pass_obj
 @reports_errors
-def totp_confirm(target: Target, code: str) -> None:
+def totp_confirm(daemon: Daemon, code: str) -> None:
     """Activate the enrolled seed with its current code."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         conn.call(auth.CONFIRM_TOTP, auth.CodeParams(code))
     click.echo("second factor active: logins now ask for a one-time code")

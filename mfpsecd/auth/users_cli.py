@@ -13,7 +13,7 @@ from mfpsecd.auth import api as auth
 from mfpsecd.base.access import Role
 from mfpsecd.cli.common import (
     PASSWORD_FILE,
-    Target,
+    Daemon,
     echo_json,
     read_secret,
     read_secrets,
@@ -33,10 +33,10 @@ def users_group() -> None:
 @PASSWORD_FILE
 @click.pass_obj
 @reports_errors
-def users_init(target: Target, user: str, password_file: Path | None) -> None:
+def users_init(daemon: Daemon, user: str, password_file: Path | None) -> None:
     """First start: create the administrator account (possible once)."""
     password = read_secret(password_file, "Administrator password", True)
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         conn.call(auth.INITIALIZE_ADMINISTRATOR, auth.InitializeParams(user, password))
     click.echo(f"administrator {user} created: log in with `mfpsec login -u {user}`")
 
@@ -45,9 +45,9 @@ def users_init(target: Target, user: str, password_file: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 @reports_errors
-def users_list(target: Target, as_json: bool) -> None:
+def users_list(daemon: Daemon, as_json: bool) -> None:
     """Every account with its role, password age, lockout and factors."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         users = conn.call(auth.LIST_USERS).users
     if as_json:
         echo_json(users)
@@ -78,11 +78,11 @@ def users_list(target: Target, as_json: bool) -> None:
 @click.pass_obj
 @reports_errors
 def users_add(
-    target: Target, user: str, role: str, permanent: bool, password_file: Path | None
+    daemon: Daemon, user: str, role: str, permanent: bool, password_file: Path | None
 ) -> None:
     """Create an account."""
     password = read_secret(password_file, f"Password for {user}", True)
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         u = conn.call(auth.ADD_USER, auth.AddUserParams(user, Role(role), password, not permanent))
     click.echo(
         f"added {u.user} ({u.role.value})"
@@ -96,10 +96,10 @@ def users_add(
 @PASSWORD_FILE
 @click.pass_obj
 @reports_errors
-def users_passwd(target: Target, user: str, permanent: bool, password_file: Path | None) -> None:
+def users_passwd(daemon: Daemon, user: str, permanent: bool, password_file: Path | None) -> None:
     """Set another user's password; their sessions end."""
     password = read_secret(password_file, f"New password for {user}", True)
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         conn.call(auth.SET_USER_PASSWORD, auth.SetPasswordParams(user, password, not permanent))
     click.echo(f"password of {user} set" + ("" if permanent else " (temporary)"))
 
@@ -108,9 +108,9 @@ def users_passwd(target: Target, user: str, permanent: bool, password_file: Path
 @click.argument("user")
 @click.pass_obj
 @reports_errors
-def users_unlock(target: Target, user: str) -> None:
+def users_unlock(daemon: Daemon, user: str) -> None:
     """Lift a lockout now."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         failures = conn.call(auth.UNLOCK_USER, auth.UserParams(user)).failures
     click.echo(f"{user} unlocked ({failures} failed attempts were counted)")
 
@@ -120,11 +120,11 @@ def users_unlock(target: Target, user: str) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
 @reports_errors
-def users_remove(target: Target, user: str, yes: bool) -> None:
+def users_remove(daemon: Daemon, user: str, yes: bool) -> None:
     """Delete an account (its password verifiers and TOTP seed are overwritten)."""
     if not yes:
         click.confirm(f"Remove the account {user}?", abort=True)
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         conn.call(auth.REMOVE_USER, auth.UserParams(user))
     click.echo(f"{user} removed")
 
@@ -140,12 +140,12 @@ def users_remove(target: Target, user: str, yes: bool) -> None:
 @click.option("--remove", is_flag=True, help="Unbind the user's card.")
 @click.pass_obj
 @reports_errors
-def users_card(target: Target, user: str, cert: Path | None, remove: bool) -> None:
+def users_card(daemon: Daemon, user: str, cert: Path | None, remove: bool) -> None:
     """Bind a PKI card (its certificate) to a user, or unbind it."""
     if (cert is None) == (not remove):
         raise click.UsageError("give either --cert FILE or --remove")
     pem = "" if cert is None else cert.read_text()
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         fp = conn.call(auth.BIND_CARD, auth.BindCardParams(user, pem)).fingerprint
     click.echo(f"card {fp} bound to {user}" if fp else f"card of {user} unbound")
 
@@ -154,9 +154,9 @@ def users_card(target: Target, user: str, cert: Path | None, remove: bool) -> No
 @click.argument("user")
 @click.pass_obj
 @reports_errors
-def users_totp_reset(target: Target, user: str) -> None:
+def users_totp_reset(daemon: Daemon, user: str) -> None:
     """Remove a user's TOTP second factor (a lost authenticator)."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         conn.call(auth.RESET_TOTP, auth.UserParams(user))
     click.echo(f"second factor of {user} removed")
 
@@ -166,11 +166,11 @@ def users_totp_reset(target: Target, user: str) -> None:
 @PASSWORD_FILE
 @click.pass_obj
 @reports_errors
-def users_recover(target: Target, user: str, password_file: Path | None) -> None:
+def users_recover(daemon: Daemon, user: str, password_file: Path | None) -> None:
     """Root, when no administrator can log in: recover the administrator USER with the
     code the operation panel shows (someone must be at the device). With --password-file,
     its two lines are the code and the new (temporary) password."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         r = conn.call(auth.REQUEST_RECOVERY, auth.UserParams(user))
         click.echo(
             f"recovery of administrator {r.user} requested ({r.request}): the "
@@ -210,9 +210,9 @@ def _render_policy(p: auth.AuthPolicy) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 @reports_errors
-def policy_show(target: Target, as_json: bool) -> None:
+def policy_show(daemon: Daemon, as_json: bool) -> None:
     """The policy in force."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         p = conn.call(auth.GET_POLICY)
     echo_json(p) if as_json else click.echo(_render_policy(p))
 
@@ -236,10 +236,10 @@ def _coerce(current: Any, text: str, key: str) -> Any:
 @click.argument("settings", nargs=-1, required=True, metavar="KEY=VALUE...")
 @click.pass_obj
 @reports_errors
-def policy_set(target: Target, settings: tuple[str, ...]) -> None:
+def policy_set(daemon: Daemon, settings: tuple[str, ...]) -> None:
     """Change settings, e.g. `password.min_length=15 lockout.max_failures=5
     password.required_classes=digit,upper,lower,symbol session.idle_minutes=5`."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         doc: dict[str, dict[str, Any]] = msgspec.to_builtins(conn.call(auth.GET_POLICY))
         for setting in settings:
             key, sep, value = setting.partition("=")

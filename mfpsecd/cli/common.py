@@ -22,7 +22,9 @@ R = TypeVar("R")
 
 
 @dataclass(frozen=True)
-class Target:
+class Daemon:
+    """The daemon a command talks to: its socket and how long to wait for a reply."""
+
     socket: str
     timeout: float
 
@@ -136,9 +138,9 @@ PASSWORD_FILE = click.option(
 )
 
 
-def password_again(target: Target, password_file: Path | None) -> bytearray:
+def password_again(daemon: Daemon, password_file: Path | None) -> bytearray:
     """A logged-in caller's password, again, for a destructive call (zeroed once sent);
     empty for root without a session."""
-    if session_file.load(target.socket) is None:
+    if session_file.load(daemon.socket) is None:
         return bytearray()
     return read_secret(password_file, "Password (again)", False)

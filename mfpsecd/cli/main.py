@@ -8,7 +8,7 @@ from mfpsecd import __version__
 from mfpsecd.audit import cli as audit_cmd
 from mfpsecd.auth import cli as auth_cmd
 from mfpsecd.auth import users_cli as users_cmd
-from mfpsecd.cli.common import Target
+from mfpsecd.cli.common import Daemon
 from mfpsecd.client import DEFAULT_SOCKET
 from mfpsecd.firmware import cli as fw_cmd
 from mfpsecd.ipfilter import cli as net_cmd
@@ -43,7 +43,7 @@ def cli(ctx: click.Context, socket_path: str, timeout: float) -> None:
     Exit status: 0 on success, otherwise the sysexits.h value of the error
     (69 daemon unreachable, 77 permission denied, 65 invalid parameter, ...).
     """
-    ctx.obj = Target(socket_path, timeout)
+    ctx.obj = Daemon(socket_path, timeout)
 
 
 cli.add_command(status_cmd.status)

@@ -11,7 +11,7 @@ import click
 
 from mfpsecd.cli.common import (
     PASSWORD_FILE,
-    Target,
+    Daemon,
     echo_json,
     password_again,
     reports_errors,
@@ -74,9 +74,9 @@ def fw_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 @reports_errors
-def status(target: Target, as_json: bool) -> None:
+def status(daemon: Daemon, as_json: bool) -> None:
     """The slots, the boot verification, the anti-rollback floor and the rewrite lock."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         s = conn.call(firmware.GET_STATUS)
     echo_json(s) if as_json else click.echo(render_status(s))
 
@@ -91,10 +91,10 @@ def status(target: Target, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @reports_errors
-def verify(target: Target, bundle: Path | None, slot: str | None, as_json: bool) -> None:
+def verify(daemon: Daemon, bundle: Path | None, slot: str | None, as_json: bool) -> None:
     """Verify an installed slot, or a bundle archive BUNDLE without installing it."""
-    with target.connect() as conn:
-        conn.set_timeout(max(target.timeout, 600.0))  # hashing a large image takes time
+    with daemon.connect() as conn:
+        conn.set_timeout(max(daemon.timeout, 600.0))  # hashing a large image takes time
         if bundle is None:
             v = conn.call(firmware.VERIFY, firmware.VerifyParams(slot=slot or ""))
         else:
@@ -110,11 +110,11 @@ def verify(target: Target, bundle: Path | None, slot: str | None, as_json: bool)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @reports_errors
-def update(target: Target, bundle: Path, password_file: Path | None, as_json: bool) -> None:
+def update(daemon: Daemon, bundle: Path, password_file: Path | None, as_json: bool) -> None:
     """Write the bundle archive BUNDLE to the inactive slot; it boots next time."""
-    password = password_again(target, password_file)
-    with target.connect() as conn, bundle.open("rb") as f:
-        conn.set_timeout(max(target.timeout, 1800.0))
+    password = password_again(daemon, password_file)
+    with daemon.connect() as conn, bundle.open("rb") as f:
+        conn.set_timeout(max(daemon.timeout, 1800.0))
         token = conn.pass_descriptor(f.fileno())
         staged = conn.call(firmware.UPDATE, firmware.UpdateParams(token, password))
     if as_json:
@@ -127,9 +127,9 @@ def update(target: Target, bundle: Path, password_file: Path | None, as_json: bo
     )
 
 
-def _set_lock(target: Target, password_file: Path | None, locked: bool) -> None:
-    password = password_again(target, password_file)
-    with target.connect() as conn:
+def _set_lock(daemon: Daemon, password_file: Path | None, locked: bool) -> None:
+    password = password_again(daemon, password_file)
+    with daemon.connect() as conn:
         s = conn.call(firmware.LOCK if locked else firmware.UNLOCK, firmware.LockParams(password))
     done = "prohibited" if locked else "allowed again"
     click.echo(f"firmware rewriting {done} by {s.by} at {s.at}")
@@ -139,18 +139,18 @@ def _set_lock(target: Target, password_file: Path | None, locked: bool) -> None:
 @PASSWORD_FILE
 @click.pass_obj
 @reports_errors
-def lock(target: Target, password_file: Path | None) -> None:
+def lock(daemon: Daemon, password_file: Path | None) -> None:
     """Prohibit firmware rewriting (administrator)."""
-    _set_lock(target, password_file, True)
+    _set_lock(daemon, password_file, True)
 
 
 @fw_group.command("unlock")
 @PASSWORD_FILE
 @click.pass_obj
 @reports_errors
-def unlock(target: Target, password_file: Path | None) -> None:
+def unlock(daemon: Daemon, password_file: Path | None) -> None:
     """Allow firmware rewriting again (an administrator's session only)."""
-    _set_lock(target, password_file, False)
+    _set_lock(daemon, password_file, False)
 
 
 @fw_group.command(

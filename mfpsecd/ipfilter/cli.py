@@ -7,7 +7,7 @@ from typing import BinaryIO
 import click
 import msgspec
 
-from mfpsecd.cli.common import Target, echo_json, reports_errors
+from mfpsecd.cli.common import Daemon, echo_json, reports_errors
 from mfpsecd.ipfilter import api as network
 from mfpsecd.varlink.client import Connection
 from mfpsecd.varlink.schema import Method, P
@@ -60,9 +60,9 @@ def net_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 @reports_errors
-def show(target: Target, as_json: bool) -> None:
+def show(daemon: Daemon, as_json: bool) -> None:
     """The rules in force and what they admit now."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         r = _all_rules(conn)
     echo_json(r) if as_json else click.echo(render(r))
 
@@ -83,8 +83,8 @@ def _all_rules(conn: Connection) -> network.Rules:
     return msgspec.structs.replace(first, **lists)
 
 
-def _change(target: Target, method: Method[P, network.Rules], params: P) -> None:
-    with target.connect() as conn:
+def _change(daemon: Daemon, method: Method[P, network.Rules], params: P) -> None:
+    with daemon.connect() as conn:
         click.echo(render(conn.call(method, params)))
 
 
@@ -97,8 +97,8 @@ def _range_command(name: str, doc: str) -> None:
     @_CONFIRM
     @click.pass_obj
     @reports_errors
-    def command(target: Target, range_text: str, confirm: bool) -> None:
-        _change(target, _RANGE_METHODS[name], network.RangeParams(range_text, confirm=confirm))
+    def command(daemon: Daemon, range_text: str, confirm: bool) -> None:
+        _change(daemon, _RANGE_METHODS[name], network.RangeParams(range_text, confirm=confirm))
 
 
 _range_command(
@@ -128,11 +128,11 @@ _range_command("remove", "Remove a permitted or refused range.")
 @_CONFIRM
 @click.pass_obj
 @reports_errors
-def import_(target: Target, file: BinaryIO, which: str, replace: bool, confirm: bool) -> None:
+def import_(daemon: Daemon, file: BinaryIO, which: str, replace: bool, confirm: bool) -> None:
     """Import a file of ranges (one per line: CIDR, an address or start-end; `#` starts a
     comment; `-` reads standard input). Checked as a whole, applied as one transaction:
     a bad line imports nothing."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         descriptor = conn.pass_descriptor(file.fileno())
         r = conn.call(
             network.IMPORT,
@@ -151,9 +151,9 @@ def import_(target: Target, file: BinaryIO, which: str, replace: bool, confirm: 
 @click.argument("range_text", metavar="RANGE")
 @click.pass_obj
 @reports_errors
-def unban(target: Target, range_text: str) -> None:
+def unban(daemon: Daemon, range_text: str) -> None:
     """Lift a ban (a source that tripped the flood detector) before it expires."""
-    _change(target, network.UNBAN, network.RangeParams(range_text))
+    _change(daemon, network.UNBAN, network.RangeParams(range_text))
 
 
 @net_group.command("quick")
@@ -161,10 +161,10 @@ def unban(target: Target, range_text: str) -> None:
 @_CONFIRM
 @click.pass_obj
 @reports_errors
-def quick(target: Target, state: str, confirm: bool) -> None:
+def quick(daemon: Daemon, state: str, confirm: bool) -> None:
     """The quick IP filter: only the device's own /24 and the /64s of its global IPv6
     addresses, following their changes."""
-    _change(target, network.SET_QUICK, network.QuickParams(state == "on", confirm=confirm))
+    _change(daemon, network.SET_QUICK, network.QuickParams(state == "on", confirm=confirm))
 
 
 @net_group.command("port")
@@ -173,18 +173,18 @@ def quick(target: Target, state: str, confirm: bool) -> None:
 @_CONFIRM
 @click.pass_obj
 @reports_errors
-def port(target: Target, service: str, state: str, confirm: bool) -> None:
+def port(daemon: Daemon, service: str, state: str, confirm: bool) -> None:
     """Switch a network service's ports (see `mfpsec net show`) on or off."""
-    _change(target, network.SET_PORT, network.PortParams(service, state == "on", confirm=confirm))
+    _change(daemon, network.SET_PORT, network.PortParams(service, state == "on", confirm=confirm))
 
 
 @net_group.command("apply")
 @click.option("--dry-run", is_flag=True, help="Print the nftables JSON; apply nothing.")
 @click.pass_obj
 @reports_errors
-def apply(target: Target, dry_run: bool) -> None:
+def apply(daemon: Daemon, dry_run: bool) -> None:
     """Load the stored rules into the kernel again (or show them with --dry-run)."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         if dry_run:
             click.echo(conn.call(network.PREVIEW).nftables_json)
             return

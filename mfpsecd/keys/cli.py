@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mfpsecd.cli.common import Target, echo_json, read_secret, reports_errors
+from mfpsecd.cli.common import Daemon, echo_json, read_secret, reports_errors
 from mfpsecd.keys import api as keys
 
 _STATE_COLOUR = {"ready": "green", "locked": "red", "destroyed": "red", "starting": "yellow"}
@@ -50,9 +50,9 @@ def keys_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 @reports_errors
-def status(target: Target, as_json: bool) -> None:
+def status(daemon: Daemon, as_json: bool) -> None:
     """State of the key chain and the TPM behind it."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         s = conn.call(keys.GET_KEY_STATUS)
     echo_json(s) if as_json else click.echo(render_status(s))
 
@@ -72,12 +72,12 @@ def status(target: Target, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @reports_errors
-def backup(target: Target, to: str, passphrase_file: Path | None, as_json: bool) -> None:
+def backup(daemon: Daemon, to: str, passphrase_file: Path | None, as_json: bool) -> None:
     """Write the wrapping key, encrypted under a passphrase, for a TPM replacement."""
     destination = to if not Path(to).exists() else str(Path(to).resolve())
     passphrase = read_secret(passphrase_file, "Backup passphrase", confirm=True)
-    with target.connect() as conn:
-        conn.set_timeout(max(target.timeout, 120.0))  # Argon2id is slow on purpose
+    with daemon.connect() as conn:
+        conn.set_timeout(max(daemon.timeout, 120.0))  # Argon2id is slow on purpose
         r = conn.call(keys.BACKUP_KEYS, keys.BackupParams(destination, passphrase))
     echo_json(r) if as_json else click.echo(
         f"backup written: {r.path} ({r.size} bytes, key {r.fingerprint[:16]})\n"
@@ -92,11 +92,11 @@ def backup(target: Target, to: str, passphrase_file: Path | None, as_json: bool)
 @click.option("--passphrase-file", type=click.Path(path_type=Path, allow_dash=True))
 @click.pass_obj
 @reports_errors
-def restore(target: Target, source: Path, passphrase_file: Path | None) -> None:
+def restore(daemon: Daemon, source: Path, passphrase_file: Path | None) -> None:
     """Re-import the wrapping key into a replacement TPM (only when the chain is locked)."""
     passphrase = read_secret(passphrase_file, "Backup passphrase", confirm=False)
-    with target.connect() as conn:
-        conn.set_timeout(max(target.timeout, 120.0))
+    with daemon.connect() as conn:
+        conn.set_timeout(max(daemon.timeout, 120.0))
         r = conn.call(keys.RESTORE_KEYS, keys.RestoreParams(str(source.resolve()), passphrase))
     click.echo(f"restored: key {r.fingerprint[:16]}; the key chain is ready")
 
@@ -105,10 +105,10 @@ def restore(target: Target, source: Path, passphrase_file: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @reports_errors
-def rotate(target: Target, as_json: bool) -> None:
+def rotate(daemon: Daemon, as_json: bool) -> None:
     """Replace the master key and re-seal every secret under the new one."""
-    with target.connect() as conn:
-        conn.set_timeout(max(target.timeout, 300.0))
+    with daemon.connect() as conn:
+        conn.set_timeout(max(daemon.timeout, 300.0))
         r = conn.call(keys.ROTATE_MASTER_KEY)
     echo_json(r) if as_json else click.echo(
         f"master key generation {r.generation}; {r.secrets} secrets re-sealed"
@@ -125,9 +125,9 @@ def rotate(target: Target, as_json: bool) -> None:
 )
 @click.pass_obj
 @reports_errors
-def destroy(target: Target, confirm: str) -> None:
+def destroy(daemon: Daemon, confirm: str) -> None:
     """Decommission: destroy every key and sealed secret on this device. Irreversible."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         conn.call(keys.DESTROY_KEYS, keys.DestroyParams(confirm))
     click.echo("keys destroyed; a new key chain is created when the daemon next starts")
 
@@ -138,9 +138,9 @@ def destroy(target: Target, confirm: str) -> None:
 @click.option("--cert", "what", flag_value="cert", help="Print only the certificate.")
 @click.pass_obj
 @reports_errors
-def identity(target: Target, as_json: bool, what: str | None) -> None:
+def identity(daemon: Daemon, as_json: bool, what: str | None) -> None:
     """The device identity: public key, self-signed certificate, certificate request."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         d = conn.call(keys.GET_DEVICE_IDENTITY)
     if as_json:
         echo_json(d)
@@ -162,10 +162,10 @@ def identity(target: Target, as_json: bool, what: str | None) -> None:
 )
 @click.pass_obj
 @reports_errors
-def identity_history(target: Target, as_json: bool, out: Path | None) -> None:
+def identity_history(daemon: Daemon, as_json: bool, out: Path | None) -> None:
     """Every identity key this device has had (a restore onto a new TPM makes a new one),
     each earlier one proven by a link its successor signed."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         h = conn.call(keys.GET_IDENTITY_HISTORY)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -210,9 +210,9 @@ def _render_targets(targets: list[keys.BackupTarget]) -> str:
 @click.option("--watch", is_flag=True, help="Keep printing the list as sticks come and go.")
 @click.pass_obj
 @reports_errors
-def targets(target: Target, as_json: bool, watch: bool) -> None:
+def targets(daemon: Daemon, as_json: bool, watch: bool) -> None:
     """USB sticks that can take a key backup."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         if not watch:
             t = conn.call(keys.LIST_BACKUP_TARGETS).targets
             echo_json(t) if as_json else click.echo(_render_targets(t))
@@ -231,9 +231,9 @@ def secrets_group() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @reports_errors
-def list_secrets(target: Target, as_json: bool) -> None:
+def list_secrets(daemon: Daemon, as_json: bool) -> None:
     """Stored secrets: name, kind, size, master key generation, times."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         items = conn.call(keys.LIST_SECRETS).secrets
     if as_json:
         echo_json(items)
@@ -258,10 +258,10 @@ def list_secrets(target: Target, as_json: bool) -> None:
 )
 @click.pass_obj
 @reports_errors
-def set_secret(target: Target, name: str, kind: str, value_file: Path | None) -> None:
+def set_secret(daemon: Daemon, name: str, kind: str, value_file: Path | None) -> None:
     """Store or replace a secret."""
     value = read_secret(value_file, f"Value of {name}", confirm=True)
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         i = conn.call(keys.SET_SECRET, keys.SetSecretParams(name, kind, value))
     click.echo(f"stored {i.name} ({i.kind}, {i.size} bytes)")
 
@@ -270,8 +270,8 @@ def set_secret(target: Target, name: str, kind: str, value_file: Path | None) ->
 @click.argument("name")
 @click.pass_obj
 @reports_errors
-def delete_secret(target: Target, name: str) -> None:
+def delete_secret(daemon: Daemon, name: str) -> None:
     """Delete a secret (its sealed record is overwritten first)."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         conn.call(keys.DELETE_SECRET, keys.SecretNameParams(name))
     click.echo(f"deleted {name}")

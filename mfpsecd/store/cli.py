@@ -8,7 +8,7 @@ import click
 
 from mfpsecd.cli.common import (
     PASSWORD_FILE,
-    Target,
+    Daemon,
     echo_json,
     password_again,
     reports_errors,
@@ -47,9 +47,9 @@ def store_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 @reports_errors
-def status(target: Target, as_json: bool) -> None:
+def status(daemon: Daemon, as_json: bool) -> None:
     """Objects and bytes stored, the encryption and the deletion method in force."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         s = conn.call(store.GET_STORE_STATUS)
     echo_json(s) if as_json else click.echo(render_status(s))
 
@@ -58,9 +58,9 @@ def status(target: Target, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @reports_errors
-def list_objects(target: Target, as_json: bool) -> None:
+def list_objects(daemon: Daemon, as_json: bool) -> None:
     """Your objects (an administrator's: everyone's)."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         objects = conn.call(store.LIST_OBJECTS).objects
     if as_json:
         echo_json(objects)
@@ -93,7 +93,7 @@ def list_objects(target: Target, as_json: bool) -> None:
 @click.pass_obj
 @reports_errors
 def put(
-    target: Target,
+    daemon: Daemon,
     *,
     source: Path,
     job: str,
@@ -104,8 +104,8 @@ def put(
 ) -> None:
     """Store a file (or stdin, '-') encrypted. The daemon reads it through the passed
     descriptor: it needs no access to the path."""
-    with target.connect() as conn:
-        conn.set_timeout(max(target.timeout, 600.0))
+    with daemon.connect() as conn:
+        conn.set_timeout(max(daemon.timeout, 600.0))
         if str(source) == "-":
             o = _put(conn, 0, job=job, kind=kind, name=name or "stdin", owner=owner)
         else:
@@ -142,10 +142,10 @@ def _read(conn: Connection, object_id: str, fd: int) -> int:
 )
 @click.pass_obj
 @reports_errors
-def get(target: Target, object_id: str, output: Path) -> None:
+def get(daemon: Daemon, object_id: str, output: Path) -> None:
     """Write an object's plaintext, once the whole object has authenticated."""
-    with target.connect() as conn:
-        conn.set_timeout(max(target.timeout, 600.0))
+    with daemon.connect() as conn:
+        conn.set_timeout(max(daemon.timeout, 600.0))
         if str(output) == "-":
             _read(conn, object_id, 1)
             return
@@ -162,9 +162,9 @@ def get(target: Target, object_id: str, output: Path) -> None:
 @click.argument("object_id")
 @click.pass_obj
 @reports_errors
-def delete(target: Target, object_id: str) -> None:
+def delete(daemon: Daemon, object_id: str) -> None:
     """Crypto-erase one object."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         o = conn.call(store.DELETE_OBJECT, store.ObjectParams(object_id))
     click.echo(f"deleted {o.id} ({o.kind}, {size_text(o.size)}): its key is destroyed")
 
@@ -174,7 +174,7 @@ def delete(target: Target, object_id: str) -> None:
 @PASSWORD_FILE
 @click.pass_obj
 @reports_errors
-def purge(target: Target, yes: bool, password_file: Path | None) -> None:
+def purge(daemon: Daemon, yes: bool, password_file: Path | None) -> None:
     """Crypto-erase every stored object (and overwrite the ciphertext on an HDD).
 
     A logged-in user gives their password again.
@@ -183,8 +183,8 @@ def purge(target: Target, yes: bool, password_file: Path | None) -> None:
         click.confirm(
             "Destroy every stored job, box document and held print job?", abort=True, err=True
         )
-    password = password_again(target, password_file)
-    with target.connect() as conn:
-        conn.set_timeout(max(target.timeout, 600.0))  # overwriting a full store takes time
+    password = password_again(daemon, password_file)
+    with daemon.connect() as conn:
+        conn.set_timeout(max(daemon.timeout, 600.0))  # overwriting a full store takes time
         r = conn.call(store.PURGE, store.PurgeParams(password))
     click.echo(f"purged {r.objects} object(s), {size_text(r.bytes)}: every key destroyed")

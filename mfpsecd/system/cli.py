@@ -7,7 +7,7 @@ import datetime as dt
 import click
 
 from mfpsecd.base.health import HealthState
-from mfpsecd.cli.common import Target, echo_json, reports_errors
+from mfpsecd.cli.common import Daemon, echo_json, reports_errors
 from mfpsecd.system import api as system
 from mfpsecd.system.api import DaemonState, Status
 
@@ -53,9 +53,9 @@ def render(status: Status) -> str:
 @click.option("--watch", is_flag=True, help="Keep printing the status each time it changes.")
 @click.pass_obj
 @reports_errors
-def status(target: Target, as_json: bool, watch: bool) -> None:
+def status(daemon: Daemon, as_json: bool, watch: bool) -> None:
     """Show the daemon's version, board, state and the health of its components."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         if not watch:
             s = conn.call(system.GET_STATUS)
             echo_json(s) if as_json else click.echo(render(s))

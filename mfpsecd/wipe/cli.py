@@ -13,7 +13,7 @@ import msgspec
 from mfpsecd.base.errors import ErrorCode
 from mfpsecd.cli.common import (
     PASSWORD_FILE,
-    Target,
+    Daemon,
     echo_json,
     password_again,
     reports_errors,
@@ -156,9 +156,9 @@ def wipe_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 @reports_errors
-def targets(target: Target, as_json: bool) -> None:
+def targets(daemon: Daemon, as_json: bool) -> None:
     """The disks of the board profile, and whether each can be sanitized now."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         t = conn.call(wipe.LIST_TARGETS).targets
     echo_json(t) if as_json else click.echo(_render_targets(t))
 
@@ -173,7 +173,7 @@ def targets(target: Target, as_json: bool) -> None:
 @click.pass_obj
 @reports_errors
 def start(
-    target: Target,
+    daemon: Daemon,
     *,
     disk: str,
     mode: int,
@@ -188,7 +188,7 @@ def start(
     daemon if this command is interrupted, and after a power cut it resumes where it
     was; the certificate is issued only when every pass is written and read back.
     """
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         if not yes:
             match = [t for t in conn.call(wipe.LIST_TARGETS).targets if t.id == disk]
             what = (
@@ -199,7 +199,7 @@ def start(
             click.confirm(f"Destroy all data on {what}?", abort=True, err=True)
         job = conn.call(
             wipe.START,
-            wipe.StartParams(disk, mode, password=password_again(target, password_file)),
+            wipe.StartParams(disk, mode, password=password_again(daemon, password_file)),
         )
         _see_through(conn, job, no_wait=no_wait, as_json=as_json)
 
@@ -249,10 +249,10 @@ _LEVEL = click.Choice([level.value for level in wipe.Level])
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @reports_errors
-def plan(target: Target, disk: str, level: str, method: str, as_json: bool) -> None:
+def plan(daemon: Daemon, disk: str, level: str, method: str, as_json: bool) -> None:
     """What a purge of DISK would do: the device's own capabilities, the method, and why
     each stronger method is not possible. Nothing is written."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         p = conn.call(wipe.PLAN_PURGE, wipe.PlanParams(disk, wipe.Level(level), method))
     echo_json(p) if as_json else click.echo(_render_plan(p))
 
@@ -290,7 +290,7 @@ def plan(target: Target, disk: str, level: str, method: str, as_json: bool) -> N
 @click.pass_obj
 @reports_errors
 def purge(
-    target: Target,
+    daemon: Daemon,
     *,
     disk: str,
     level: str,
@@ -309,7 +309,7 @@ def purge(
     A device that reports success and leaves data fails the purge; its certificate
     says so. See the plan first with `mfpsec wipe plan DISK`.
     """
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         if not yes:
             p = conn.call(wipe.PLAN_PURGE, wipe.PlanParams(disk, wipe.Level(level), method))
             click.echo(_render_plan(p), err=True)
@@ -323,7 +323,7 @@ def purge(
                 confirm=confirm,
                 method=method,
                 verify_all=verify_all,
-                password=password_again(target, password_file),
+                password=password_again(daemon, password_file),
             ),
         )
         _see_through(conn, job, no_wait=no_wait, as_json=as_json)
@@ -335,9 +335,9 @@ def purge(
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @reports_errors
-def status(target: Target, job_id: str | None, follow: bool, as_json: bool) -> None:
+def status(daemon: Daemon, job_id: str | None, follow: bool, as_json: bool) -> None:
     """Every sanitization (or one, by id) and its progress."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         if job_id is None:
             if follow:
                 raise click.UsageError("--follow needs a job id")
@@ -364,9 +364,9 @@ def status(target: Target, job_id: str | None, follow: bool, as_json: bool) -> N
 @click.argument("job_id")
 @click.pass_obj
 @reports_errors
-def cancel(target: Target, job_id: str) -> None:
+def cancel(daemon: Daemon, job_id: str) -> None:
     """Stop a running sanitization (the disk is then NOT sanitized)."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         job = conn.call(wipe.CANCEL, wipe.JobParams(job_id))
     click.echo(_render_job(job))
 
@@ -395,7 +395,7 @@ def cancel(target: Target, job_id: str) -> None:
 @click.pass_obj
 @reports_errors
 def cert(
-    target: Target,
+    daemon: Daemon,
     job_id: str,
     *,
     pdf: Path | None,
@@ -405,7 +405,7 @@ def cert(
 ) -> None:
     """The signed certificate of a sanitization: completed, or FAILED / CANCELLED with why
     (then the exit status is that job's error, as for `status`)."""
-    with target.connect() as conn:
+    with daemon.connect() as conn:
 
         def certificate(fmt: wipe.CertificateFormat) -> wipe.Certificate:
             return conn.call(wipe.GET_CERTIFICATE, wipe.CertificateParams(job_id, fmt))
@@ -440,10 +440,10 @@ def cert(
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @reports_errors
-def verify_cert(target: Target, path: Path, as_json: bool) -> None:
+def verify_cert(daemon: Daemon, path: Path, as_json: bool) -> None:
     """Check a certificate's signature, and whether this device issued it."""
     data = sys.stdin.read() if str(path) == "-" else path.read_text()
-    with target.connect() as conn:
+    with daemon.connect() as conn:
         v = conn.call(wipe.VERIFY_CERTIFICATE, wipe.VerifyCertificateParams(data))
     if as_json:
         echo_json(v)
