@@ -510,10 +510,11 @@ class Auditor:
                     )
                     .decode()
                 )
-        if not signature and await self._signed_before():
-            # An unsigned checkpoint vouches for nothing and would hide the signed one
-            # before it (the next start would report the log `checkpoint unsigned`): a
-            # process that cannot sign now (the key chain locked, the boot unit) adds none.
+        if not signature:
+            # An unsigned checkpoint vouches for nothing, and the daemon reports a log
+            # whose newest checkpoint is unsigned as `checkpoint unsigned`: a process that
+            # cannot sign now (the key chain locked, the boot unit before the first key
+            # exists) adds none; the next signed checkpoint covers its records.
             log.info("audit_checkpoint_skipped", seq=seq, reason="nothing to sign with")
             return None
         cp = log_format.SignedCheckpoint(
@@ -557,10 +558,6 @@ class Auditor:
             if self._seq > self._last_checkpoint + 1:  # more than our own last event
                 await self.checkpoint()
             await self.apply_retention()
-
-    async def _signed_before(self) -> bool:
-        latest = await self.latest_checkpoint()
-        return latest is not None and bool(latest.signature)
 
     async def latest_checkpoint(self) -> log_format.SignedCheckpoint | None:
         if self._state is None:

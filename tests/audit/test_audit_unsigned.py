@@ -69,3 +69,15 @@ def test_processes_that_cannot_sign_leave_the_signed_checkpoint_in_place(tmp_pat
         assert await _run(tmp_path, _sign) == (True, HealthState.OK)
 
     asyncio.run(scenario())
+
+
+def test_a_boot_unit_before_the_first_key_leaves_no_unsigned_checkpoint(tmp_path: Path) -> None:
+    """A fresh device: the boot unit writes the first records before any key exists; the
+    daemon's first start must not find an unsigned checkpoint and call its log tampered."""
+
+    async def scenario() -> None:
+        assert await _run(tmp_path, None) == (True, HealthState.OK)  # the boot unit
+        assert await _run(tmp_path, _sign) == (True, HealthState.OK)  # the first start
+        assert await _run(tmp_path, _sign) == (True, HealthState.OK)
+
+    asyncio.run(scenario())
