@@ -177,7 +177,7 @@ class StoreStack:
             auditor,
             clock,
             crypto=NativeKeyCrypto(),
-            wipe=wipe,
+            job_data=wipe.job_data,
             directory=self.root / "store",
             medium=Medium.SSD,
         )

@@ -213,7 +213,9 @@ class Daemon:
         await wipe.start()
 
         self._status("opening the job store")
-        store = make_store(cfg, board, state, chain, auditor, clock=clock, crypto=crypto, wipe=wipe)
+        store = make_store(
+            cfg, board, state, chain, auditor, clock=clock, crypto=crypto, job_data=wipe.job_data
+        )
         await store.start()
         encryption = encryption_text(cfg)
         health.set(

@@ -41,8 +41,8 @@ from mfpsecd.base.transfer import DEFAULT_LIMITS, TransferLimits, WorkerPool, wa
 from mfpsecd.keys.chain import ChainState, KeyChain, Reseal, SealedRecord
 from mfpsecd.keys.ports import KeyCrypto
 from mfpsecd.store.ports import ObjectCipher
+from mfpsecd.wipe.job_data import JobDataOverwriter
 from mfpsecd.wipe.model.overwrite_plan import Medium
-from mfpsecd.wipe.service import WipeService
 
 log = structlog.get_logger("mfpsecd.store")
 
@@ -163,7 +163,7 @@ class JobStore:
         clock: Clock,
         *,
         crypto: KeyCrypto,
-        wipe: WipeService,
+        job_data: JobDataOverwriter,
         directory: Path,
         medium: Medium,
         settings: StoreSettings | None = None,
@@ -173,7 +173,7 @@ class JobStore:
         self._chain = chain
         self._cipher = cipher
         self._crypto = crypto  # AES-256-GCM for the names, under each object's key
-        self._wipe = wipe
+        self._job_data = job_data
         self._auditor = auditor
         self._clock = clock
         self._objects = directory / "objects"
@@ -329,7 +329,7 @@ class JobStore:
         if self.medium is Medium.HDD:
             return (
                 f"crypto-erase, then overwrite (temporary-data mode "
-                f"{self._wipe.settings.temporary_mode})"
+                f"{self._job_data.temporary_mode})"
             )
         return "crypto-erase (flash: an overwrite does not reach the cells)"
 
@@ -630,7 +630,7 @@ class JobStore:
             await asyncio.to_thread(path.unlink, missing_ok=True)
             return f"unlinked; {self.not_in_place}, so crypto-erase is the protection"
         try:
-            return await self._wipe.overwrite_job_data(path, self.medium)
+            return await self._job_data.overwrite(path, self.medium)
         except FileNotFoundError:
             return "already gone"
         except (OSError, MfpsecError) as exc:

@@ -15,8 +15,8 @@ from mfpsecd.keys.chain import KeyChain
 from mfpsecd.keys.ports import KeyCrypto
 from mfpsecd.store.backends.native_objects import NativeObjectCipher
 from mfpsecd.store.service import JobStore, StoreSettings
+from mfpsecd.wipe.job_data import JobDataOverwriter
 from mfpsecd.wipe.model.overwrite_plan import overwrite_defeated_by
-from mfpsecd.wipe.service import WipeService
 
 log = structlog.get_logger("mfpsecd.store")
 
@@ -30,7 +30,7 @@ def make_store(
     *,
     clock: Clock,
     crypto: KeyCrypto,
-    wipe: WipeService,
+    job_data: JobDataOverwriter,
 ) -> JobStore:
     st, tr = cfg.store, cfg.transfers
     return JobStore(
@@ -40,7 +40,7 @@ def make_store(
         auditor,
         clock,
         crypto=crypto,
-        wipe=wipe,
+        job_data=job_data,
         directory=board.paths.job_store,
         medium=board.profile.store.medium,
         settings=StoreSettings(

@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 
 from mfpsecd.audit.log_format import Subject
-from mfpsecd.base.state import StateConnection
+from mfpsecd.base.state import StateConnection, StateStore
 from mfpsecd.wipe.medium_marker import MediumMarker
 from mfpsecd.wipe.model import certificate as cert
 from mfpsecd.wipe.model.overwrite_plan import Medium, PassKind
@@ -338,3 +338,8 @@ def load_jobs(conn: StateConnection) -> list[Job]:
             )
         )
     return out
+
+
+async def save_job(state: StateStore, job: Job) -> None:
+    """The job's progress and record, durable before anyone is told."""
+    await state.run(lambda conn: update_job(conn, job))

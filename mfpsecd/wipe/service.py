@@ -1,26 +1,19 @@
-"""Overwrite and sanitization (SPEC W-1, W-2, W-4, W-5).
-
-- Job data (W-1): the job store hands over a finished job's file; on HDD it is overwritten
-  with the temporary-data mode and unlinked, on flash it is only unlinked (an overwrite
-  does not reach the cells that held it: the job store's crypto-erase is what protects it).
-- Sanitization jobs (W-2): one per target, run as a task; each step (a pass, then the
-  read-back) runs in the native engine in a worker thread while this task polls its
-  progress, persists the durable checkpoint and tells watchers. A job left `running` by a
-  power cut resumes from its checkpoint at the next start (W-5). Only a job whose every
-  pass was written and whose read-back matched gets a certificate, signed with the device
-  identity key (W-4); the audit log records the start, each pass, the result and the
-  certificate's digest.
+"""Sanitization jobs (SPEC W-2..W-5): one per target, planned here (the engine's overwrite
+passes, or a media-aware purge with the device's own command), registered, then run as a
+task by the overwrite runner or the purge runner. A job left `running` by a power cut
+resumes from its checkpoint at the next start (W-5). Only a job whose every step passed
+gets a certificate of success, signed with the device identity key (W-4); a failed or
+cancelled one is certified as such. The audit log records the start, each step, the
+result and the certificate's digest. Job data (W-1) is the job-data overwriter's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TypeVar
 
 import structlog
@@ -35,6 +28,7 @@ from mfpsecd.base.state import StateStore
 from mfpsecd.base.transfer import WorkerPool
 from mfpsecd.keys.model.identity_history import KnownIdentity
 from mfpsecd.wipe.certificates import Certifier, DeviceName, completed_result
+from mfpsecd.wipe.job_data import JobDataOverwriter
 from mfpsecd.wipe.jobs import (
     CANCELLED,
     COMPLETED,
@@ -50,46 +44,37 @@ from mfpsecd.wipe.jobs import (
     RandomPass,
     SampleStep,
     Step,
-    StepKind,
     VerifyStep,
     describe,
     insert_job,
-    last_pass,
     load_jobs,
-    step_spec,
+    save_job,
     update_job,
 )
-from mfpsecd.wipe.medium_marker import MarkerState, MediumMarker, new_marker, passes_end
+from mfpsecd.wipe.medium_marker import new_marker
 from mfpsecd.wipe.model import certificate as cert
-from mfpsecd.wipe.model import purge_plan, purge_verify
+from mfpsecd.wipe.model import purge_plan
 from mfpsecd.wipe.model.overwrite_plan import (
     Choice,
-    Medium,
-    OverwritePlan,
     PassKind,
     ReadBack,
     discard_plan,
-    temporary_plan,
 )
-from mfpsecd.wipe.model.purge_plan import Expect, Plan, PurgeLevel, PurgeMethod
+from mfpsecd.wipe.model.purge_plan import Plan, PurgeLevel, PurgeMethod
 from mfpsecd.wipe.ports import (
-    DeviceProgress,
     DiskInventory,
     MediaInfo,
     MediaProbe,
     MediaPurger,
     Overwriter,
     OverwriteTarget,
-    PassSpec,
 )
 from mfpsecd.wipe.purge_record import (
     PurgeRecord,
-    blocks_before,
-    digests_before,
-    judge,
     new_record,
-    positions,
 )
+from mfpsecd.wipe.purge_runner import PurgeRunner, io_error
+from mfpsecd.wipe.runner import OverwriteRunner
 
 log = structlog.get_logger("mfpsecd.wipe")
 _T = TypeVar("_T")
@@ -138,7 +123,6 @@ class WipeService:
         # Its own threads: an overwrite runs for hours and never takes the threads of
         # the IP filter, authentication or status.
         self._pool = WorkerPool("wipe", 8)
-        self._purger = purger
         self._disks = disks
         self._overwriter = overwriter
         self._auditor = auditor
@@ -150,6 +134,21 @@ class WipeService:
         # probe and the database, and a second request must not slip in between.
         self._claimed: set[str] = set()
         self._health = health
+        s = self.settings
+        self._runner = OverwriteRunner(
+            state, self._pool, auditor, sync_every=s.sync_every, poll_s=s.poll_s
+        )
+        self._purge = PurgeRunner(
+            state,
+            self._pool,
+            auditor,
+            clock,
+            purger,
+            poll_s=s.poll_s,
+            bound_s=s.purge_bound_s,
+            device_poll_s=s.device_poll_s,
+        )
+        self.job_data = JobDataOverwriter(overwriter, self._pool, s.temporary_mode)
 
     # ---------------------------------------------------------------- life cycle
 
@@ -247,15 +246,6 @@ class WipeService:
 
     # ---------------------------------------------------------------- media-aware purge
 
-    def _purger_for(self, target: str) -> MediaPurger:
-        if self._purger is None:
-            raise MfpsecError(
-                ErrorCode.WIPE_TARGET_REFUSED,
-                target=target,
-                reason="this daemon has no media purge backend",
-            )
-        return self._purger
-
     async def plan_purge(
         self, target: str, level: PurgeLevel, method: PurgeMethod | None = None
     ) -> PurgePreview:
@@ -263,9 +253,9 @@ class WipeService:
         named (nothing is written)."""
         info = self._usable(target)
         try:
-            probe = await self._pool.call(self._purger_for(target).probe, info)
+            probe = await self._pool.call(self._purge.device(target).probe, info)
         except (OSError, ValueError) as exc:
-            raise _io_error(target, "identify", exc) from None
+            raise io_error(target, "identify", exc) from None
         caps = probe.capabilities
         return PurgePreview(
             info,
@@ -455,16 +445,16 @@ class WipeService:
             device = job.purge is not None and job.purge.device_method
             if not device:
                 target = await self._pool.call(self._overwriter.open, info)
-                await self._prove_medium(job, target)
+                await self._runner.prove_medium(job, target)
             while job.step < len(job.plan.steps):
                 if job.stopping or job.cancelling:
                     raise MfpsecError(ErrorCode.WIPE_CANCELLED, job=job.id)
                 if target is None:
-                    await self._run_purge_step(job, info)
+                    await self._purge.run_step(job, info)
                 else:
-                    await self._run_step(job, target)
+                    await self._runner.run_step(job, target)
             if target is not None:
-                await self._seal_marker(job, target)
+                await self._runner.seal_marker(job, target)
             await self._finish(job)
         except MfpsecError as exc:
             if job.stopping and exc.code is ErrorCode.WIPE_CANCELLED:
@@ -495,267 +485,6 @@ class WipeService:
                 reason=f"the job started on model {was[0]!r}, serial {was[1]!r}; the target "
                 f"now answers model {now[0]!r}, serial {now[1]!r}",
             )
-
-    async def _prove_medium(self, job: Job, target: OverwriteTarget) -> None:
-        """Before any pass: write the marker on a fresh job, else read it back."""
-        marker = job.plan.marker
-        if marker is None:
-            return
-        if marker.is_(MarkerState.PENDING):
-            # Nothing was written yet (not even the marker, if a power cut came first):
-            # the medium now in place is the one this job sanitizes.
-            await self._pool.call(
-                target.write_pass, marker.offset, job.size, marker.spec, target.new_progress(), 0
-            )
-            marker.state = MarkerState.WRITTEN.value
-            await self._save(job)
-        elif marker.is_(MarkerState.WRITTEN):
-            await self._check_marker(job, target, marker)
-            if job.resumed:
-                await self._auditor.record(
-                    EventType.SANITIZE,
-                    Outcome.SUCCESS,
-                    DAEMON,
-                    job.id,
-                    phase="resume",
-                    step=job.step + 1,
-                    steps=len(job.plan.steps),
-                    offset=job.offset,
-                    resumed=job.resumed,
-                    medium="the marker written at the start is there",
-                )
-
-    async def _check_marker(self, job: Job, target: OverwriteTarget, marker: MediumMarker) -> None:
-        try:
-            await self._pool.call(
-                target.verify, marker.offset, job.size, marker.spec, target.new_progress()
-            )
-        except MfpsecError as exc:
-            if exc.code is not ErrorCode.WIPE_VERIFY_FAILED:
-                raise
-            raise MfpsecError(
-                ErrorCode.WIPE_MEDIUM_CHANGED,
-                target=job.target,
-                reason=f"the marker this job wrote at offset {marker.offset} is not there: "
-                "another medium was put in place, or it was written to",
-            ) from None
-
-    async def _seal_marker(self, job: Job, target: OverwriteTarget) -> None:
-        """The marker, proven once more, gets every pass in turn and the read-back."""
-        marker = job.plan.marker
-        if marker is None or marker.is_(MarkerState.SEALED):
-            return
-        if marker.is_(MarkerState.WRITTEN):
-            await self._check_marker(job, target, marker)
-            marker.state = MarkerState.SEALING.value
-            await self._save(job)
-        passes = [s for s in job.plan.steps if s.kind is not StepKind.VERIFY]
-        for step in passes:
-            await self._pool.call(
-                target.write_pass,
-                marker.offset,
-                job.size,
-                step_spec(step),
-                target.new_progress(),
-                0,
-            )
-        await self._pool.call(
-            target.verify,
-            marker.offset,
-            job.size,
-            step_spec(last_pass(job.plan)),
-            target.new_progress(),
-        )
-        marker.state = MarkerState.SEALED.value
-        await self._save(job)
-
-    async def _run_step(self, job: Job, target: OverwriteTarget) -> None:
-        step = job.plan.steps[job.step]
-        verifying = step.kind is StepKind.VERIFY
-        spec = step_spec(last_pass(job.plan) if verifying else step)
-        progress = target.new_progress()
-        job.progress = progress
-        start, end = job.offset, passes_end(job.plan.marker, job.size)
-        if verifying:
-            work = self._pool.call(target.verify, start, end, spec, progress)
-        else:
-            work = self._pool.call(
-                target.write_pass, start, end, spec, progress, self.settings.sync_every
-            )
-        fut = asyncio.ensure_future(work)
-        while True:
-            done, _ = await asyncio.wait({fut}, timeout=self.settings.poll_s)
-            # A read-back needs no durability; a pass is only as far as it was flushed.
-            mark = progress.position if verifying else progress.durable
-            if mark > job.offset and not job.cancelling:
-                job.offset = mark
-                await self._save(job)
-            job.notify()
-            if done:
-                break
-        fut.result()  # the step's MfpsecError, if any
-        await self._auditor.record(
-            EventType.SANITIZE,
-            Outcome.SUCCESS,
-            DAEMON,
-            job.id,
-            phase="verify" if verifying else "pass",
-            step=job.step + 1,
-            steps=len(job.plan.steps),
-            pattern=describe(step),
-            buffered=progress.buffered,
-        )
-        job.step += 1
-        job.offset = 0
-        await self._save(job)
-
-    async def _run_purge_step(self, job: Job, info: MediaInfo) -> None:
-        rec = job.purge
-        assert rec is not None
-        step = job.plan.steps[job.step]
-        device = self._purger_for(job.target)
-        details: dict[str, str | int] = {}
-        if step.kind is StepKind.SAMPLE:
-            if rec.expect == Expect.CHANGED.value:
-                rec.before = await self._read_back(
-                    device, info, rec, job.size, lambda _, blocks: digests_before(blocks)
-                )
-                details["blocks"] = blocks_before(rec)
-            else:
-                details["blocks"] = len(await self._pool.call(positions, rec, job.size))
-        elif step.kind is StepKind.DEVICE:
-            await self._device_command(job, info, device, rec)
-            details["device_said"] = rec.device_said[-1]
-        else:
-            finding = await self._read_back(
-                device, info, rec, job.size, lambda where, blocks: judge(rec, where, blocks)
-            )
-            rec.verified = finding.ok
-            rec.finding = _finding_text(finding)
-            await self._save(job)
-            if not finding.ok:
-                raise MfpsecError(
-                    ErrorCode.WIPE_VERIFY_FAILED, target=job.target, offset=finding.offset
-                )
-            details["finding"] = rec.finding
-        await self._auditor.record(
-            EventType.SANITIZE,
-            Outcome.SUCCESS,
-            DAEMON,
-            job.id,
-            phase="verify" if step.kind is StepKind.CHECK else step.kind.value,
-            step=job.step + 1,
-            steps=len(job.plan.steps),
-            **details,
-        )
-        job.step += 1
-        job.offset = 0
-        await self._save(job)
-
-    async def _read_back(
-        self,
-        device: MediaPurger,
-        info: MediaInfo,
-        rec: PurgeRecord,
-        size: int,
-        use: Callable[[Sequence[int], Iterable[tuple[int, bytes]]], _T],
-    ) -> _T:
-        """`use` applied, in a thread, to the record's sample blocks as the device returns
-        them: one block at a time, as a large disk has millions of them."""
-
-        def read() -> _T:
-            where = positions(rec, size)
-            return use(where, device.read_blocks(info, where, rec.block))
-
-        try:
-            return await self._pool.call(read)
-        except OSError as exc:
-            raise _io_error(info.id, "read-back", exc) from None
-
-    async def _device_command(
-        self, job: Job, info: MediaInfo, device: MediaPurger, rec: PurgeRecord
-    ) -> None:
-        """Issue the command (again after a power cut, unless a background sanitize is
-        still running in the device or finished there), then wait for it under the
-        watchdog's bound: a device that never answers fails the purge, loudly."""
-        method = PurgeMethod(rec.method)
-        bound = max(self.settings.purge_bound_s, 3 * rec.estimate_s)
-        start = self._clock.monotonic()
-        reissue = True
-        if rec.issued and method.background:
-            status = await self._status(job, device, info, method)
-            # Running or done in the device: follow it. Failed, or never started: again.
-            reissue = status is None or status.state in ("failed", "idle")
-            rec.device_said.append(f"after restart: {status.said if status else 'no status'}")
-        if reissue:
-            rec.issued += 1
-            await self._save(job)  # an interrupted command is re-issued, never forgotten
-            work = asyncio.ensure_future(
-                self._pool.call(device.issue, info, method, rec.secret, bound)
-            )
-            await self._watch(job, work, start, bound)
-            try:
-                rec.device_said.append(work.result())
-            except (OSError, ValueError) as exc:
-                raise _io_error(job.target, rec.method, exc) from None
-            await self._save(job)
-        if method.background:
-            while True:
-                status = await self._status(job, device, info, method)
-                if status is None or status.state != "running":
-                    if status is not None:
-                        rec.device_said.append(status.said)
-                        if status.state == "failed":
-                            # Never enough for success, the device's word is for failure.
-                            raise MfpsecError(
-                                ErrorCode.WIPE_IO_ERROR,
-                                target=job.target,
-                                offset=-1,
-                                reason=f"{rec.method}: the device "
-                                f"reports that it failed ({status.said})",
-                            )
-                    break
-                job.offset = int(status.fraction * job.size)
-                await self._save(job)
-                job.notify()
-                self._check_bound(job, start, bound)
-                await asyncio.sleep(self.settings.device_poll_s)
-        rec.secret = ""  # the erase is over: the drive's one-time password is void
-
-    async def _status(
-        self, job: Job, device: MediaPurger, info: MediaInfo, method: PurgeMethod
-    ) -> DeviceProgress | None:
-        try:
-            return await self._pool.call(device.progress, info, method)
-        except (OSError, ValueError) as exc:
-            raise _io_error(job.target, f"{method.value} status", exc) from None
-
-    async def _watch(self, job: Job, work: asyncio.Future[str], start: float, bound: float) -> None:
-        while True:
-            done, _ = await asyncio.wait({work}, timeout=self.settings.poll_s)
-            if done:
-                return
-            job.notify()
-            try:
-                self._check_bound(job, start, bound)
-            except MfpsecError:
-                # The thread is in the kernel or the tool: it cannot be taken back. Its
-                # answer, if one ever comes, is only logged.
-                work.add_done_callback(
-                    lambda f: log.warning(
-                        "a stuck purge command returned",
-                        job=job.id,
-                        said=None if f.cancelled() or f.exception() else f.result(),
-                    )
-                )
-                raise
-
-    def _check_bound(self, job: Job, start: float, bound: float) -> None:
-        if job.stopping or job.cancelling:
-            raise MfpsecError(ErrorCode.WIPE_CANCELLED, job=job.id)
-        waited = self._clock.monotonic() - start
-        if waited > bound:
-            raise MfpsecError(ErrorCode.WIPE_DEVICE_STUCK, target=job.target, seconds=round(waited))
 
     async def _finish(self, job: Job) -> None:
         job.ended = rfc3339(self._clock)
@@ -812,7 +541,7 @@ class WipeService:
         log.warning("sanitization did not complete", job=job.id, state=job.state, error=job.error)
 
     async def _save(self, job: Job) -> None:
-        await self._state.run(lambda conn: update_job(conn, job))
+        await save_job(self._state, job)
 
     async def _end(self, job: Job, state: str) -> None:
         """The row first, then what clients see: a job reported completed is completed in
@@ -869,51 +598,3 @@ class WipeService:
             result=result,
             certificate_sha256=cert.digest(body).hex(),
         )
-
-    # ---------------------------------------------------------------- job data (W-1)
-
-    async def overwrite_job_data(self, path: Path, medium: Medium) -> str:
-        """Overwrite (HDD) and unlink one finished job's file. → what was done."""
-        plan = temporary_plan(self.settings.temporary_mode, medium)
-        await self._pool.call(self._overwrite_and_unlink, path, plan)
-        if plan is None:
-            return "unlinked; overwrite is ineffective on flash, crypto-erase applies"
-        return plan.describe()
-
-    def _overwrite_and_unlink(self, path: Path, plan: OverwritePlan | None) -> None:
-        if plan is not None:
-            target = self._overwriter.open_file(path)
-            try:
-                size = target.size
-                last = PassSpec(PassKind.BYTE)
-                for p in plan.passes:
-                    key = self._overwriter.new_key() if p.kind is PassKind.RANDOM else b""
-                    last = PassSpec(p.kind, p.byte, key)
-                    target.write_pass(0, size, last, target.new_progress(), 0)
-                if plan.verification is ReadBack.LAST_PASS:
-                    target.verify(0, size, last, target.new_progress())
-            finally:
-                target.close()
-        os.unlink(path)
-        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-# ---------------------------------------------------------------- persistence
-
-
-def _io_error(target: str, what: str, exc: OSError | ValueError) -> MfpsecError:
-    """A device command, status or read-back the kernel failed, or whose answer could not
-    be parsed (ValueError); no byte offset applies."""
-    return MfpsecError(ErrorCode.WIPE_IO_ERROR, target=target, offset=-1, reason=f"{what}: {exc}")
-
-
-def _finding_text(f: purge_verify.Finding) -> str:
-    blank = f", {f.uniform} more were blank before the erase and prove nothing" if f.uniform else ""
-    if f.ok:
-        return f"{f.blocks} blocks read back as expected{blank}"
-    where = f" at offset {f.offset}" if f.offset >= 0 else ""
-    return f"FAILED{where}: {f.reason} ({f.blocks} blocks judged{blank})"

@@ -88,7 +88,7 @@ def _handlers() -> dict[str, object]:
         keys.auditor,
         clock,
         crypto=NativeKeyCrypto(),
-        wipe=wipe,
+        job_data=wipe.job_data,
         directory=Path("/nonexistent/store"),
         medium=MediumKind.HDD,
     )

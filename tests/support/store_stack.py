@@ -108,7 +108,7 @@ async def stack(
         auditor,
         clock,
         crypto=NativeKeyCrypto(),
-        wipe=wipe,
+        job_data=wipe.job_data,
         directory=directory or root / "store",
         medium=medium,
         settings=settings,

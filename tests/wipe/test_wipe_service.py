@@ -464,12 +464,12 @@ def test_job_data_is_overwritten_on_hdd_and_only_unlinked_on_flash(tmp_path: Pat
                 job.write_bytes(b"\x42" * 100_003)
                 keep = spool / f"inode-{medium.value}"
                 os.link(job, keep)  # a second name keeps the inode readable after unlink
-                done = await s.wipe.overwrite_job_data(job, medium)
+                done = await s.wipe.job_data.overwrite(job, medium)
                 assert not job.exists()
                 assert _constant(keep.read_bytes(), expect), medium
                 assert ("Temporary data mode 2" in done) == (medium is Medium.HDD)
             with pytest.raises(MfpsecError) as info:
-                await s.wipe.overwrite_job_data(spool / "missing", Medium.HDD)
+                await s.wipe.job_data.overwrite(spool / "missing", Medium.HDD)
             assert info.value.code is ErrorCode.WIPE_IO_ERROR
 
     asyncio.run(scenario())
