@@ -24,51 +24,53 @@ cut between any two leaves a usable chain:
 from __future__ import annotations
 
 import asyncio
-import base64
 import enum
 import hashlib
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
 from mfpsecd.base.clock import Clock, rfc3339
-from mfpsecd.base.durable import replace_file
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.secret import SecretBytes, ShieldedKey
 from mfpsecd.base.state import StateConnection, StateStore
-from mfpsecd.keys.model import backup_file, identity_history
+from mfpsecd.keys.backup import BACKUP_COST, BackupFiles, BackupResult
+from mfpsecd.keys.chain_rows import (
+    ChainRows,
+    binding_for,
+    binding_key,
+    fingerprint,
+    insert_binding,
+    load_chain,
+    read_facts,
+    set_fact,
+    store_restored,
+)
+from mfpsecd.keys.model import identity_history
 from mfpsecd.keys.model.identity_history import KnownIdentity, SignedLink
-from mfpsecd.keys.model.passphrase import check_backup_passphrase
 from mfpsecd.keys.model.pcr_policy import PcrBinding
 from mfpsecd.keys.ports import KeyCrypto, PassphraseCost, Tpm, TpmKey
+from mfpsecd.keys.rotation import (
+    Reseal,
+    Resealer,
+    SealedRecord,
+    activate,
+    add_pending,
+    move_records,
+)
 
 log = structlog.get_logger("mfpsecd.keys")
 
-
-@dataclass(frozen=True)
-class SealedRecord:
-    aad: bytes
-    nonce: bytes
-    sealed: bytes
-    what: str  # named in errors: "secret smtp-password"
-
-
-# reseal(old, new, record) → (nonce, sealed) under the new generation.
-Reseal = Callable[[int, int, SealedRecord], tuple[bytes, bytes]]
-# Supplied by each holder of sealed records (the secret store, the job store's object
-# keys): re-seal up to `limit` records of generation old → how many.
-Resealer = Callable[[int, int, int, Reseal], Awaitable[int]]
 
 COMPONENT = "keys"
 # The TPM hashes an OAEP label as a C string: keep the NUL.
 MASTER_LABEL = b"mfpsecd master key v1\0"
 MASTER_KEY_BYTES = 32
 NONCE_BYTES = 12
-BACKUP_COST = PassphraseCost(memory_kib=64 * 1024, iterations=3, lanes=1)
 
 
 class ChainState(enum.Enum):
@@ -98,18 +100,6 @@ class KeyFacts:
     rotation_pending: bool
 
 
-@dataclass(frozen=True)
-class BackupResult:
-    path: Path
-    fingerprint: str
-    created_at: str
-    size: int
-
-
-def fingerprint(spki_der: bytes) -> str:
-    return hashlib.sha256(spki_der).hexdigest()
-
-
 _IDENTITY_AAD = b"mfpsecd identity attestation v1\0"
 
 
@@ -134,8 +124,7 @@ class KeyChain:
         self._clock = clock
         self._health = health
         self._rotate_batch = rotate_batch
-        self._backup_cost = backup_cost
-        self._min_passphrase = min_passphrase
+        self._backups = BackupFiles(tpm, crypto, backup_cost, min_passphrase)
         # Bound to the firmware's measurement (the board's [firmware] PCR) and to the
         # platform PCRs the board profile names.
         self._firmware_pcr = firmware_pcr
@@ -207,7 +196,7 @@ class KeyChain:
         this TPM cannot open: the chain is LOCKED (fail closed) and status says why."""
         if not self._tpm.info.hardware_root:
             log.warning("keys_software_mode", reason="board has no TPM (tpm.backend = none)")
-        rows = await self._store.run(_load_chain)
+        rows = await self._store.run(load_chain)
         if rows.wrapping is None:
             await self._provision()
             return
@@ -220,7 +209,7 @@ class KeyChain:
             measured = await self._measured()
             if rows.bindings:
                 self._refuse_unmeasured(measured)
-            wrapping = _binding_for(rows, measured)
+            wrapping = binding_for(rows, measured)
             self._wrapping = wrapping
             for generation, status, wrapped in rows.masters:
                 key = await self._tpm.decrypt(wrapping, wrapped, MASTER_LABEL)
@@ -318,7 +307,7 @@ class KeyChain:
         now = rfc3339(self._clock)
 
         def tx(conn: StateConnection) -> None:
-            _insert_binding(conn, bound, "bound at start (key from before PCR binding)", now)
+            insert_binding(conn, bound, "bound at start (key from before PCR binding)", now)
             conn.execute(
                 "UPDATE tpm_keys SET private = zeroblob(length(private)) WHERE role = 'wrapping'"
             )
@@ -362,10 +351,10 @@ class KeyChain:
             def tx(conn: StateConnection) -> None:
                 conn.execute(
                     "DELETE FROM key_bindings WHERE NOT (pcrs = ? AND pcr_values = ?)",
-                    _binding_key(current),
+                    binding_key(current),
                 )
                 if key is not running:
-                    _insert_binding(conn, key, purpose, now)
+                    insert_binding(conn, key, purpose, now)
 
             await self._store.run(tx)
             log.info("keys_bound_for_next_boot", to=target.describe(), purpose=purpose)
@@ -409,13 +398,13 @@ class KeyChain:
                     "created_at) VALUES (?, ?, ?, ?, ?, ?)",
                     (role, backend, key.public, key.private, fingerprint(der), now),
                 )
-            _insert_binding(conn, wrapping, "created", now)
+            insert_binding(conn, wrapping, "created", now)
             conn.execute(
                 "INSERT INTO master_keys (generation, status, wrapped, created_at) "
                 "VALUES (1, 'active', ?, ?)",
                 (wrapped, now),
             )
-            _set_fact(conn, "created_at", now)
+            set_fact(conn, "created_at", now)
 
         await self._store.run(tx)
         self._wrapping, self._wrapping_spki = wrapping, spki
@@ -483,17 +472,8 @@ class KeyChain:
                     wrapped = self._crypto.wrap(self._wrapping_spki, MASTER_LABEL, master)
                 finally:
                     shield = ShieldedKey(master)
-                generation = self._active + 1
-                now = rfc3339(self._clock)
-
-                def tx(conn: StateConnection) -> None:
-                    conn.execute(
-                        "INSERT INTO master_keys (generation, status, wrapped, "
-                        "created_at) VALUES (?, 'pending', ?, ?)",
-                        (generation, wrapped, now),
-                    )
-
-                await self._store.run(tx)
+                generation, now = self._active + 1, rfc3339(self._clock)
+                await self._store.run(lambda conn: add_pending(conn, generation, wrapped, now))
                 self._masters[generation], self._pending = shield, generation
             await self._finish_rotation()
             return self._active
@@ -501,22 +481,11 @@ class KeyChain:
     async def _finish_rotation(self) -> None:
         assert self._pending is not None
         old, new = self._active, self._pending
-        moved = 0
-        for resealer in self._resealers:
-            while True:
-                count = await resealer(old, new, self._rotate_batch, self._reseal_record)
-                moved += count
-                if count < self._rotate_batch:
-                    break
+        moved = await move_records(
+            self._resealers, old, new, self._rotate_batch, self._reseal_record
+        )
         now = rfc3339(self._clock)
-
-        def finish(conn: StateConnection) -> None:
-            # Fails (foreign key) if any record still references the old generation.
-            conn.execute("DELETE FROM master_keys WHERE generation = ?", (old,))
-            conn.execute("UPDATE master_keys SET status = 'active' WHERE generation = ?", (new,))
-            _set_fact(conn, "rotated_at", now)
-
-        await self._store.run(finish)
+        await self._store.run(lambda conn: activate(conn, old, new, now))
         await self._store.checkpoint()  # the old wrapped key leaves the WAL too
         self._masters.pop(old).close()
         self._active, self._pending = new, None
@@ -661,59 +630,30 @@ class KeyChain:
     # ---------------------------------------------------------------- backup/restore
 
     async def backup(self, passphrase: SecretBytes, target: Path) -> BackupResult:
-        check_backup_passphrase(passphrase.view(), self._min_passphrase)
-        if not target.is_dir():
-            raise MfpsecError(
-                ErrorCode.BACKUP_TARGET_UNUSABLE, target=str(target), reason="not a directory"
-            )
+        self._backups.check(passphrase, target)
         async with self._lock:
             self.require_ready()
             assert self._wrapping is not None
             now = rfc3339(self._clock)
-            fp = fingerprint(self._wrapping_spki)
-            salt = os.urandom(16)
-            info = self._tpm.info
-            header = backup_file.BackupHeader(
-                created_at=now,
-                device_fingerprint=fp,
-                key_backend="tpm" if info.hardware_root else "software",
-                key_public=base64.b64encode(self._wrapping_public).decode(),
-                kdf=backup_file.KdfParams(
-                    "argon2id",
-                    self._backup_cost.memory_kib,
-                    self._backup_cost.iterations,
-                    self._backup_cost.lanes,
-                    base64.b64encode(salt).decode(),
-                ),
+            result = await self._backups.write(
+                passphrase,
+                target,
+                wrapping=self._wrapping,
+                public=self._wrapping_public,
+                device_fingerprint=fingerprint(self._wrapping_spki),
+                now=now,
             )
-            aad = backup_file.prefix(header)
-            nonce = os.urandom(NONCE_BYTES)
-            with (
-                await self._tpm.export_key(self._wrapping) as sensitive,
-                await asyncio.to_thread(
-                    self._crypto.passphrase_key, passphrase, salt, self._backup_cost
-                ) as kek,
-            ):
-                sealed = self._crypto.seal(kek, nonce, aad, sensitive.view())
-            data = backup_file.assemble(aad, nonce, sealed)
-            path = target / backup_file.file_name(fp, now)
-            try:
-                await asyncio.to_thread(replace_file, path, data)
-            except OSError as exc:
-                raise MfpsecError(
-                    ErrorCode.BACKUP_TARGET_UNUSABLE,
-                    target=str(target),
-                    reason=exc.strerror or type(exc).__name__,
-                ) from None
 
             def tx(conn: StateConnection) -> None:
-                _set_fact(conn, "last_backup_at", now)
+                set_fact(conn, "last_backup_at", now)
                 row = conn.execute("SELECT value FROM key_facts WHERE key = 'backups'").fetchone()
-                _set_fact(conn, "backups", str(int(str(row[0])) + 1 if row else 1))
+                set_fact(conn, "backups", str(int(str(row[0])) + 1 if row else 1))
 
             await self._store.run(tx)
-            log.info("keys_backup_written", path=str(path), fingerprint=fp[:16])
-            return BackupResult(path, fp, now, len(data))
+            log.info(
+                "keys_backup_written", path=str(result.path), fingerprint=result.fingerprint[:16]
+            )
+            return result
 
     async def restore(self, passphrase: SecretBytes, source: Path, by: str = "system") -> str:
         """Re-import the backed-up wrapping key into this TPM. → its fingerprint. The
@@ -727,12 +667,14 @@ class KeyChain:
                     ErrorCode.KEYS_UNAVAILABLE, reason=f"key chain is {self._state.value}"
                 )
             ours = fingerprint(self._wrapping_spki)
-            sensitive = await self._open_backup(passphrase, source, ours)
+            sensitive = await self._backups.open(
+                passphrase, source, ours=ours, same_key=self._same_wrapping_key
+            )
             measured = await self._measured()
             with sensitive:
                 self._refuse_unmeasured(measured)
                 key = await self._tpm.import_key(self._wrapping_public, sensitive, measured)
-            rows = await self._store.run(_load_chain)
+            rows = await self._store.run(load_chain)
             masters = await self._unwrap_masters(key, rows)
             vouched = await self._identity_vouched(masters)
             identity = await self._tpm.create_signing_key()
@@ -742,7 +684,7 @@ class KeyChain:
             self.restored_link = link is not None  # for the audit record
             backend = self._tpm.info.backend
             await self._store.run(
-                lambda conn: _store_restored(
+                lambda conn: store_restored(
                     conn,
                     link,
                     key=key,
@@ -767,39 +709,12 @@ class KeyChain:
             log.info("keys_restored", fingerprint=ours[:16], identity_linked=link is not None)
             return ours
 
-    async def _open_backup(self, passphrase: SecretBytes, source: Path, ours: str) -> SecretBytes:
-        """The backup file read, checked to be this device's, and opened with the
-        passphrase. → the wrapping key's sensitive area (the caller zeroes it)."""
-        try:
-            data = await asyncio.to_thread(_read_limited, source)
-        except OSError as exc:
-            raise MfpsecError(
-                ErrorCode.BACKUP_TARGET_UNUSABLE,
-                target=str(source),
-                reason=exc.strerror or type(exc).__name__,
-            ) from None
-        parsed = backup_file.parse(data)
-        # The public area may carry another binding's policy: the key is the same
-        # when the public key is.
-        if (
-            parsed.header.device_fingerprint != ours
-            or await self._backup_spki(parsed.header.public_bytes) != self._wrapping_spki
-        ):
-            raise MfpsecError(
-                ErrorCode.BACKUP_OTHER_DEVICE, fingerprint=parsed.header.device_fingerprint[:16]
-            )
-        cost = _backup_cost(parsed.header.kdf)
-        with await asyncio.to_thread(
-            self._crypto.passphrase_key, passphrase, parsed.header.salt, cost
-        ) as kek:
-            try:
-                return self._crypto.open(kek, parsed.nonce, parsed.aad, parsed.sealed)
-            except MfpsecError as exc:
-                if exc.code is ErrorCode.KEY_INTEGRITY:
-                    raise MfpsecError(ErrorCode.WRONG_PASSPHRASE) from None
-                raise
+    async def _same_wrapping_key(self, public: bytes) -> bool:
+        # The public area may carry another binding's policy: the key is the same when
+        # the public key is.
+        return await self._backup_spki(public) == self._wrapping_spki
 
-    async def _unwrap_masters(self, key: TpmKey, rows: _ChainRows) -> dict[int, ShieldedKey]:
+    async def _unwrap_masters(self, key: TpmKey, rows: ChainRows) -> dict[int, ShieldedKey]:
         """Every master key generation, unwrapped by the restored key; none if any fails."""
         masters: dict[int, ShieldedKey] = {}
         try:
@@ -891,7 +806,7 @@ class KeyChain:
     # ---------------------------------------------------------------- status
 
     async def facts(self) -> KeyFacts:
-        facts = await self._store.run(_read_facts)
+        facts = await self._store.run(read_facts)
         info = self._tpm.info
         reason = ""
         if self._cause is not None:
@@ -919,135 +834,3 @@ class KeyChain:
             backups=int(facts.get("backups", "0")),
             rotation_pending=self._pending is not None,
         )
-
-
-@dataclass(frozen=True)
-class _ChainRows:
-    wrapping: TpmKey | None  # as first created; its blob is empty once bound
-    identity: TpmKey | None
-    masters: list[tuple[int, str, bytes]]
-    bindings: list[TpmKey]
-
-
-def _binding_for(rows: _ChainRows, measured: PcrBinding) -> TpmKey:
-    """The wrapping key's binding that opens under the measured PCR values (a chain from
-    before binding: its unbound key)."""
-    assert rows.wrapping is not None
-    if not rows.bindings:
-        if not rows.wrapping.private:
-            raise MfpsecError(ErrorCode.KEY_INTEGRITY, object="wrapping key")
-        return rows.wrapping
-    for key in rows.bindings:
-        if key.binding == measured:
-            return key
-    bound = "; ".join(k.binding.describe() for k in rows.bindings if k.binding is not None)
-    raise MfpsecError(
-        ErrorCode.KEYS_UNAVAILABLE,
-        reason=f"this boot measured {measured.describe()}, the keys are bound to {bound}: "
-        f"boot the verified firmware they are bound to, or restore the key backup",
-    )
-
-
-def _binding_key(binding: PcrBinding) -> tuple[str, bytes]:
-    return ",".join(map(str, binding.pcrs)), b"".join(binding.values)
-
-
-def _insert_binding(conn: StateConnection, key: TpmKey, purpose: str, now: str) -> None:
-    assert key.binding is not None
-    conn.execute(
-        "INSERT OR REPLACE INTO key_bindings (pcrs, pcr_values, public, private, "
-        "purpose, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-        (*_binding_key(key.binding), key.public, key.private, purpose, now),
-    )
-
-
-def _read_binding(pcrs: object, values: object) -> PcrBinding:
-    indices = tuple(int(p) for p in str(pcrs).split(",") if p)
-    if not isinstance(values, bytes) or len(values) != 32 * len(indices):
-        raise MfpsecError(ErrorCode.KEY_INTEGRITY, object="wrapping key binding")
-    try:
-        return PcrBinding(
-            indices, tuple(values[i * 32 : (i + 1) * 32] for i in range(len(indices)))
-        )
-    except ValueError:
-        raise MfpsecError(ErrorCode.KEY_INTEGRITY, object="wrapping key binding") from None
-
-
-def _load_chain(conn: StateConnection) -> _ChainRows:
-    keys: dict[str, TpmKey] = {}
-    for role, public, private in conn.execute(
-        "SELECT role, public, private FROM tpm_keys"
-    ).fetchall():
-        assert isinstance(public, bytes) and isinstance(private, bytes)
-        keys[str(role)] = TpmKey(public=public, private=private)
-    masters = []
-    for g, s, w in conn.execute(
-        "SELECT generation, status, wrapped FROM master_keys ORDER BY generation"
-    ).fetchall():
-        assert isinstance(w, bytes)
-        masters.append((int(str(g)), str(s), w))
-    bindings = []
-    for pcrs, values, public, private in conn.execute(
-        "SELECT pcrs, pcr_values, public, private FROM key_bindings"
-    ).fetchall():
-        assert isinstance(public, bytes) and isinstance(private, bytes)
-        bindings.append(TpmKey(public, private, _read_binding(pcrs, values)))
-    return _ChainRows(keys.get("wrapping"), keys.get("identity"), masters, bindings)
-
-
-def _set_fact(conn: StateConnection, key: str, value: str) -> None:
-    conn.execute(
-        "INSERT INTO key_facts (key, value) VALUES (?, ?) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (key, value),
-    )
-
-
-def _read_facts(conn: StateConnection) -> dict[str, str]:
-    return {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM key_facts").fetchall()}
-
-
-def _read_limited(path: Path) -> bytes:
-    with open(path, "rb") as f:
-        data = f.read(backup_file.MAX_FILE_BYTES + 1)
-    return data
-
-
-def _backup_cost(kdf: backup_file.KdfParams) -> PassphraseCost:
-    """A backup's Argon2id parameters, refused when out of range or too costly to try
-    (a crafted file must not make the daemon allocate gigabytes)."""
-    cost = PassphraseCost(kdf.memory_kib, kdf.iterations, kdf.lanes)
-    if cost.memory_kib > 1024 * 1024 or cost.iterations > 64 or cost.lanes > 64:
-        raise MfpsecError(ErrorCode.BACKUP_INVALID, reason="key derivation too costly")
-    if cost.iterations < 1 or cost.lanes < 1 or cost.memory_kib < 8 * cost.lanes:
-        raise MfpsecError(ErrorCode.BACKUP_INVALID, reason="key derivation out of range")
-    return cost
-
-
-def _store_restored(
-    conn: StateConnection,
-    link: SignedLink | None,
-    *,
-    key: TpmKey,
-    identity: TpmKey,
-    identity_spki: bytes,
-    backend: str,
-    now: str,
-) -> None:
-    """One transaction: the identity link, the restored key's binding, the new identity."""
-    if link is not None:
-        conn.execute(
-            "INSERT INTO identity_links (seq, document) VALUES (?, ?)",
-            (link.link.seq, identity_history.encode(link).decode()),
-        )
-    # Bindings made on the replaced TPM cannot load here.
-    conn.execute("DELETE FROM key_bindings")
-    _insert_binding(conn, key, "restored from backup", now)
-    conn.execute("UPDATE tpm_keys SET private = X'' WHERE role = 'wrapping'")
-    conn.execute("DELETE FROM tpm_keys WHERE role = 'identity'")
-    conn.execute(
-        "INSERT INTO tpm_keys (role, backend, public, private, fingerprint, "
-        "created_at) VALUES ('identity', ?, ?, ?, ?, ?)",
-        (backend, identity.public, identity.private, fingerprint(identity_spki), now),
-    )
-    _set_fact(conn, "restored_at", now)

@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from mfpsecd.base.clock import Clock
-from mfpsecd.keys.chain import KeyChain, fingerprint
+from mfpsecd.keys.chain import KeyChain
+from mfpsecd.keys.chain_rows import fingerprint
 
 # AlgorithmIdentifier ecdsa-with-SHA256 (RFC 5758), no parameters.
 ECDSA_SHA256 = bytes.fromhex("300a06082a8648ce3d040302")

@@ -15,7 +15,8 @@ from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.base.state import StateConnection, StateStore
-from mfpsecd.keys.chain import KeyChain, Reseal, SealedRecord
+from mfpsecd.keys.chain import KeyChain
+from mfpsecd.keys.rotation import Reseal, SealedRecord
 
 MAX_SECRET_BYTES = 64 * 1024
 _AAD_PREFIX = b"mfpsecd secret v1\0"

@@ -38,8 +38,9 @@ from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.base.state import StateConnection, StateStore
 from mfpsecd.base.transfer import DEFAULT_LIMITS, TransferLimits, WorkerPool, watched
-from mfpsecd.keys.chain import ChainState, KeyChain, Reseal, SealedRecord
+from mfpsecd.keys.chain import ChainState, KeyChain
 from mfpsecd.keys.ports import KeyCrypto
+from mfpsecd.keys.rotation import Reseal, SealedRecord
 from mfpsecd.store.ports import ObjectCipher
 from mfpsecd.wipe.job_data import JobDataOverwriter
 from mfpsecd.wipe.model.overwrite_plan import Medium

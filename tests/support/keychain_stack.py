@@ -17,7 +17,8 @@ from mfpsecd.base.secret import SecretBytes
 from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.keys.backends.native_crypto import NativeKeyCrypto
 from mfpsecd.keys.backends.tpm2 import Tpm2Backend
-from mfpsecd.keys.chain import BACKUP_COST, ChainState, KeyChain
+from mfpsecd.keys.backup import BACKUP_COST
+from mfpsecd.keys.chain import ChainState, KeyChain
 from mfpsecd.keys.ports import PassphraseCost
 from mfpsecd.keys.secrets import SecretKind, SecretStore
 from tests.support.fakeclock import FakeClock
