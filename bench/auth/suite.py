@@ -157,8 +157,10 @@ class _Logins:
             throttle=Throttle(limits),
         )
         await auth.start()
-        await auth.initialize("admin", SecretBytes(bytearray(PASSWORD)))
-        await auth.add_user("bob", Role.USER, SecretBytes(bytearray(PASSWORD)), temporary=False)
+        await auth.accounts.initialize("admin", SecretBytes(bytearray(PASSWORD)))
+        await auth.accounts.add_user(
+            "bob", Role.USER, SecretBytes(bytearray(PASSWORD)), temporary=False
+        )
 
         async def close() -> None:
             hasher.close()
@@ -179,7 +181,7 @@ class _Logins:
                 await self.auth.login(
                     "bob", SecretBytes(bytearray(b"wrong-guess")), "", self.seat, self.subject
                 )
-            await self.auth.unlock("bob")  # keep it unlocked: every attempt hashes
+            await self.auth.accounts.unlock("bob")  # keep it unlocked: every attempt hashes
 
         self.loop.run_until_complete(attempt())
 

@@ -60,7 +60,7 @@ class AdminRecovery:
 
     async def _administrator_or_none(self, user: str) -> UserRow | None:
         try:
-            existing = await self._auth.user(user)
+            existing = await self._auth.accounts.user(user)
         except MfpsecError as exc:
             if exc.code is ErrorCode.USER_NOT_FOUND:
                 return None
@@ -88,13 +88,15 @@ class AdminRecovery:
             raise MfpsecError(ErrorCode.AUTHENTICATION_FAILED)
         try:
             if await self._administrator_or_none(t.user) is None:
-                await self._auth.add_user(t.user, Role.ADMINISTRATOR, password, temporary=True)
+                await self._auth.accounts.add_user(
+                    t.user, Role.ADMINISTRATOR, password, temporary=True
+                )
             else:
-                await self._auth.set_password(t.user, password, temporary=True)
-                await self._auth.unlock(t.user)
+                await self._auth.accounts.set_password(t.user, password, temporary=True)
+                await self._auth.accounts.unlock(t.user)
         except MfpsecError as exc:
             if exc.code is not ErrorCode.PASSWORD_REJECTED:
                 self._ticket = None  # a password that breaks the policy may be given again
             raise
         self._ticket = None
-        return await self._auth.user(t.user)
+        return await self._auth.accounts.user(t.user)

@@ -60,7 +60,7 @@ class AuthHandlers:
         self._auditor = auditor
         self._recovery = AdminRecovery(auth, auth.clock)
         self._administrator_unset = administrator_unset
-        administrator_unset(not auth.administrator_exists)
+        administrator_unset(not auth.accounts.administrator_exists)
 
     def _idle(self) -> int:
         return self._auth.policy.session.idle_minutes
@@ -72,7 +72,7 @@ class AuthHandlers:
     async def initialize(self, ctx: CallContext, p: api.InitializeParams) -> api.Empty:
         async with self._auditor.event(EventType.ROLE_CHANGE, subject_of(ctx), p.user) as ev:
             with SecretBytes(p.password) as password:
-                await self._auth.initialize(p.user, password)
+                await self._auth.accounts.initialize(p.user, password)
             ev.details.update(action="initialize", role="administrator")
             ev.succeed()
         self._administrator_set()
@@ -157,7 +157,10 @@ class AuthHandlers:
     @handles(api.LIST_USERS)
     async def list_users(self, ctx: CallContext, _: NoParams) -> api.UserList:
         return api.UserList(
-            [user_info(u, self._auth.locked(u)) for u in await self._auth.list_users()]
+            [
+                user_info(u, self._auth.accounts.locked(u))
+                for u in await self._auth.accounts.list_users()
+            ]
         )
 
     @handles(api.ADD_USER)
@@ -165,9 +168,9 @@ class AuthHandlers:
         async with self._auditor.event(EventType.ROLE_CHANGE, subject_of(ctx), p.user) as ev:
             ev.details.update(action="add user", role=p.role.value, temporary=p.temporary)
             with SecretBytes(p.password) as password:
-                await self._auth.add_user(p.user, p.role, password, p.temporary)
+                await self._auth.accounts.add_user(p.user, p.role, password, p.temporary)
             ev.succeed()
-        return user_info(await self._auth.user(p.user), 0.0)
+        return user_info(await self._auth.accounts.user(p.user), 0.0)
 
     @handles(api.SET_USER_PASSWORD)
     async def set_user_password(self, ctx: CallContext, p: api.SetPasswordParams) -> api.Empty:
@@ -183,14 +186,14 @@ class AuthHandlers:
                 **{"old.password": "changed", "new.password": "changed"},
             )
             with SecretBytes(p.password) as password:
-                await self._auth.set_password(p.user, password, p.temporary)
+                await self._auth.accounts.set_password(p.user, password, p.temporary)
             ev.succeed()
         return api.Empty()
 
     @handles(api.UNLOCK_USER)
     async def unlock(self, ctx: CallContext, p: api.UserParams) -> api.UnlockResult:
         async with self._auditor.event(EventType.AUTH_UNLOCK, subject_of(ctx), p.user) as ev:
-            failures = await self._auth.unlock(p.user)
+            failures = await self._auth.accounts.unlock(p.user)
             ev.details["failures"] = failures
             ev.succeed()
         return api.UnlockResult(failures)
@@ -199,7 +202,7 @@ class AuthHandlers:
     async def remove_user(self, ctx: CallContext, p: api.UserParams) -> api.Empty:
         async with self._auditor.event(EventType.ROLE_CHANGE, subject_of(ctx), p.user) as ev:
             ev.details["action"] = "remove user"
-            await self._auth.remove_user(p.user)
+            await self._auth.accounts.remove_user(p.user)
             ev.succeed()
         return api.Empty()
 
@@ -218,7 +221,7 @@ class AuthHandlers:
         subject = subject_of(ctx)
         async with self._auditor.event(EventType.MANAGEMENT, subject, subject.user) as ev:
             ev.details["action"] = "confirm totp"
-            await self._auth.confirm_totp(seat_of(ctx.seat), p.code)
+            await self._auth.totp.confirm(seat_of(ctx.seat), p.code)
             ev.succeed()
         return api.Empty()
 
@@ -226,7 +229,7 @@ class AuthHandlers:
     async def reset_totp(self, ctx: CallContext, p: api.UserParams) -> api.Empty:
         async with self._auditor.event(EventType.MANAGEMENT, subject_of(ctx), p.user) as ev:
             ev.details["action"] = "reset totp"
-            await self._auth.reset_totp(p.user)
+            await self._auth.totp.reset(p.user)
             ev.succeed()
         return api.Empty()
 

@@ -1,6 +1,8 @@
-"""Identification and authentication (SPEC A-1..A-4, A-7, A-9): local accounts, password
-logins with lockout, the second factor, password changes under the policy, and the
-administrator's management of accounts.
+"""Identification and authentication (SPEC A-1..A-9): password and card logins with
+lockout and flood throttling, sessions, re-authentication before what matters, a user's
+change of their own password. The accounts (accounts.py), their passwords (passwords.py)
+and second factors (second_factor.py) are held by this service and share its per-account
+critical section (account_guard.py).
 
 Lockout (A-4) is decided per account under one lock per account: attempts on the same
 account run one after another, so N concurrent wrong passwords count exactly N failures
@@ -14,12 +16,9 @@ in-memory table, and the same Argon2id work, so answers do not tell which names 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import hashlib
 import math
 import os
-import re
-import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,31 +30,28 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from mfpsecd.audit.events import EventType
-from mfpsecd.audit.log_format import DAEMON, Detail, Outcome, Subject
+from mfpsecd.audit.log_format import DAEMON, Outcome, Subject
 from mfpsecd.audit.service import Auditor
-from mfpsecd.auth.model import card_certificate, totp
-from mfpsecd.auth.model.password_policy import PasswordPolicy, Rule, Violation, violations
-from mfpsecd.auth.model.password_record import entries, new_record
+from mfpsecd.auth.account_guard import AccountGuard
+from mfpsecd.auth.accounts import USER_NAME, Accounts
+from mfpsecd.auth.model import card_certificate
+from mfpsecd.auth.model.password_policy import PasswordPolicy, violations
 from mfpsecd.auth.model.policy import AuthPolicy, after_failure, lock_remaining
 from mfpsecd.auth.password_hasher import PasswordHasher
+from mfpsecd.auth.passwords import Passwords
 from mfpsecd.auth.ports import CardReader
+from mfpsecd.auth.second_factor import TOTP_ROLES, SecondFactor, TotpEnrollment
 from mfpsecd.auth.sessions import Seat, Session, SessionTable
-from mfpsecd.auth.user_store import UserRow, UserStore, verifier_name
+from mfpsecd.auth.user_store import UserRow, UserStore
 from mfpsecd.base.access import Role
 from mfpsecd.base.admission import PeerClass
 from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.core.throttle import Action, Detection, Throttle, ThrottleLimits
-from mfpsecd.keys.secrets import SecretKind, SecretStore
+from mfpsecd.keys.secrets import SecretStore
 
 log = structlog.get_logger("mfpsecd.auth")
-
-_Note = tuple[EventType, Outcome, Subject, str, dict[str, Detail]]
-# Audit records held back while this task is inside an account's critical section.
-_NOTES: contextvars.ContextVar[list[_Note] | None] = contextvars.ContextVar(
-    "mfpsecd_auth_notes", default=None
-)
 
 # Failed logins that count towards a source's password-attack window (A-5).
 _ATTACK_SIGNS = frozenset(
@@ -67,27 +63,14 @@ _ATTACK_SIGNS = frozenset(
     }
 )
 
-USER_NAME = re.compile(r"^[a-z][a-z0-9._-]{0,31}$")
-TOTP_ROLES = frozenset({Role.ADMINISTRATOR, Role.SERVICE})  # A-9
-TOTP_ISSUER = "mfpsecd"
 MAX_PHANTOMS = 4096  # unknown names whose failures are tracked (oldest forgotten first)
 DAY_S = 86400.0
-
-
-def totp_seed_name(user: str) -> str:
-    return f"auth.totp.{user}"
 
 
 @dataclass(frozen=True)
 class LoginResult:
     token: str
     session: Session
-
-
-@dataclass(frozen=True)
-class TotpEnrollment:
-    uri: str
-    secret_base32: str
 
 
 class AuthService:
@@ -112,11 +95,14 @@ class AuthService:
         self._auditor = auditor
         self._clock = clock
         self.policy = AuthPolicy()
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        self._setup = asyncio.Lock()
+        self._guard = AccountGuard(users, auditor)
+        self._passwords = Passwords(users, secrets, hasher, clock, lambda: self.policy.password)
+        self.accounts = Accounts(
+            users, secrets, self._passwords, self._guard, sessions=sessions, clock=clock
+        )
+        self.totp = SecondFactor(users, secrets, self._guard, sessions, clock)
         # Unknown names (by SHA-256) → (failures, locked until), persisted (UserStore).
         self._phantoms: OrderedDict[bytes, tuple[int, float]] = OrderedDict()
-        self.administrator_exists = False
         self.throttle = throttle or Throttle(ThrottleLimits())
         self._max_delayed = max_delayed
         self._card = card
@@ -128,39 +114,12 @@ class AuthService:
     async def start(self) -> None:
         self.policy = await self._users.load_policy()
         self.sessions.policy = self.policy.session
-        self.administrator_exists = await self._users.count_role(Role.ADMINISTRATOR) > 0
+        await self.accounts.start()
         for key, failures, until in await self._users.phantoms():
             self._phantoms[key] = (failures, until)
 
     def _now(self) -> float:
         return self._clock.now().timestamp()
-
-    @asynccontextmanager
-    async def _account(self, name: str) -> AsyncIterator[None]:
-        """One account's critical section. Audit records made inside it are written after
-        it is left (before the caller answers): the records of many attempts then share
-        one group commit instead of queueing one fsync each behind the lock."""
-        lock = self._locks.get(name)
-        if lock is None:
-            lock = self._locks[name] = asyncio.Lock()
-        notes: list[_Note] = []
-        token = _NOTES.set(notes)
-        try:
-            async with lock:
-                yield
-        finally:
-            _NOTES.reset(token)
-            for type_, outcome, subject, obj, details in notes:
-                await self._auditor.record(type_, outcome, subject, obj, **details)
-
-    async def _record(
-        self, type_: EventType, outcome: Outcome, subject: Subject, obj: str, **details: Detail
-    ) -> None:
-        notes = _NOTES.get()
-        if notes is None:
-            await self._auditor.record(type_, outcome, subject, obj, **details)
-        else:
-            notes.append((type_, outcome, subject, obj, details))
 
     # ---------------------------------------------------------------- logging in
 
@@ -298,8 +257,8 @@ class AuthService:
                     reason=str(exc.params.get("reason", "")),
                 )
                 raise
-            async with self._account(user.name):
-                user = await self._require(user.name)
+            async with self._guard.held(user.name):
+                user = await self._guard.require(user.name)
                 await self._refuse_if_locked(user, subject, "card")
                 challenge = os.urandom(32)
                 try:
@@ -307,7 +266,7 @@ class AuthService:
                 except MfpsecError as exc:
                     if exc.code is ErrorCode.AUTHENTICATION_FAILED:
                         await self._failed(user, subject, "card", "wrong PIN")
-                    await self._record(
+                    await self._guard.record(
                         EventType.AUTH_LOGIN,
                         Outcome.FAILURE,
                         subject,
@@ -335,8 +294,8 @@ class AuthService:
     async def bind_card(self, name: str, certificate_pem: str) -> str:
         """Bind a card's certificate to a user (it must be acceptable now) → its
         fingerprint; an empty certificate unbinds."""
-        async with self._account(name):
-            await self._require(name)
+        async with self._guard.held(name):
+            await self._guard.require(name)
             if not certificate_pem:
                 await self._users.set_card(name, None)
                 return ""
@@ -359,7 +318,7 @@ class AuthService:
     async def _login(
         self, name: str, password: SecretBytes, otp: str, seat: Seat, subject: Subject
     ) -> LoginResult:
-        async with self._account(name):
+        async with self._guard.held(name):
             user = await self._users.get(name) if USER_NAME.match(name) else None
             if user is None:
                 await self._phantom_attempt(name, password, subject)
@@ -368,12 +327,12 @@ class AuthService:
                 # Ask for the code before the password is checked: a right and a wrong
                 # password get the same answer until both are given (A-9).
                 raise MfpsecError(ErrorCode.SECOND_FACTOR_REQUIRED)
-            if not await self._verify(user.name, password):
+            if not await self._passwords.verify(user.name, password):
                 await self._failed(user, subject, "password", "wrong password")
             now = self._now()
             policy = self.policy.password
             if user.temporary and now - user.password_set_at > policy.temporary_days * DAY_S:
-                await self._record(
+                await self._guard.record(
                     EventType.AUTH_LOGIN,
                     Outcome.FAILURE,
                     subject,
@@ -410,9 +369,9 @@ class AuthService:
         details: dict[str, str | int | float | bool] = {"method": method, "session": session.id}
         if must_change:
             details["must_change"] = must_change
-        await self._record(EventType.AUTH_LOGIN, Outcome.SUCCESS, who, user.name, **details)
+        await self._guard.record(EventType.AUTH_LOGIN, Outcome.SUCCESS, who, user.name, **details)
         if user.role is Role.SERVICE:  # FAU_GEN.1: the start of a maintenance session
-            await self._record(
+            await self._guard.record(
                 EventType.MAINTENANCE_SESSION,
                 Outcome.SUCCESS,
                 who,
@@ -426,7 +385,7 @@ class AuthService:
     async def _refuse_if_locked(self, user: UserRow, subject: Subject, method: str) -> None:
         remaining = lock_remaining(user.locked_until, self._now())
         if remaining > 0:
-            await self._record(
+            await self._guard.record(
                 EventType.AUTH_LOGIN,
                 Outcome.FAILURE,
                 subject,
@@ -451,7 +410,7 @@ class AuthService:
             user.failures, user.locked_until, self._now(), self.policy.lockout
         )
         await self._users.set_lockout(user.name, failures, until)
-        await self._record(
+        await self._guard.record(
             EventType.AUTH_LOGIN,
             Outcome.FAILURE,
             subject,
@@ -462,7 +421,7 @@ class AuthService:
         )
         if until:
             ended = self.sessions.end_user(user.name)
-            await self._record(
+            await self._guard.record(
                 EventType.AUTH_LOCKOUT,
                 Outcome.SUCCESS,
                 subject,
@@ -481,7 +440,7 @@ class AuthService:
         key = hashlib.sha256(name.encode("utf-8", "surrogateescape")).digest()
         failures, until = self._phantoms.get(key, (0, 0.0))
         remaining = lock_remaining(until, self._now())
-        await self._record(
+        await self._guard.record(
             EventType.AUTH_LOGIN,
             Outcome.FAILURE,
             subject,
@@ -491,7 +450,7 @@ class AuthService:
         )
         if remaining > 0:
             raise MfpsecError(ErrorCode.ACCOUNT_LOCKED, retry_after_s=math.ceil(remaining))
-        await self._hasher.burn(password)
+        await self._passwords.burn(password)
         failures, until = after_failure(failures, until, self._now(), self.policy.lockout)
         self._phantoms[key] = (failures, until)
         self._phantoms.move_to_end(key)
@@ -502,31 +461,12 @@ class AuthService:
         await self._users.save_phantom(key, failures, until, MAX_PHANTOMS)
         raise MfpsecError(ErrorCode.AUTHENTICATION_FAILED)
 
-    async def _verify(self, name: str, password: SecretBytes) -> bool:
-        """Whether the password matches. An account whose verifier is gone (its record
-        deleted, or the keys destroyed under a restored database) matches nothing, after
-        the same work: to the caller it is a wrong password (no hint that the account
-        exists); the audit log, and an administrator setting a new password, deal with it."""
-        try:
-            record = await self._secrets.get(verifier_name(name))
-        except MfpsecError as exc:
-            if exc.code is not ErrorCode.SECRET_NOT_FOUND:
-                raise
-            log.error("auth_verifier_missing", user=name)
-            await self._hasher.burn(password)
-            return False
-        with record:
-            return await self._hasher.matches(password, entries(record.view())[0])
-
     async def _second_factor(self, user: UserRow, otp: str, subject: Subject) -> None:
         if not otp:
             raise MfpsecError(ErrorCode.SECOND_FACTOR_REQUIRED)
-        with await self._secrets.get(totp_seed_name(user.name)) as seed:
-            step = totp.matching_step(seed.view(), otp, self._now())
-        if step is None:
-            await self._failed(user, subject, "totp", "wrong one-time code")
-        elif not await self._users.use_totp_step(user.name, step):
-            await self._failed(user, subject, "totp", "one-time code used before")
+        why = await self.totp.refused(user, otp)
+        if why:
+            await self._failed(user, subject, "totp", why)
 
     def resume(self, token: str, seat: Seat) -> Session:
         session = self.sessions.find(token, seat.peer.uid)
@@ -554,7 +494,7 @@ class AuthService:
     ) -> None:
         """A-7: the current password again first (it counts towards the lockout)."""
         async with self._reauthenticated(seat, current, subject) as session:
-            await self._store_password(session.user, new, temporary=False)
+            await self._passwords.replace(session.user, new, temporary=False)
         session.must_change = ""
         seat.refresh()
 
@@ -568,10 +508,10 @@ class AuthService:
         session = seat.session
         if session is None or not self.sessions.alive(session):
             raise MfpsecError(ErrorCode.AUTHENTICATION_REQUIRED, reason="log in first")
-        async with self._account(session.user):
-            user = await self._require(session.user)
+        async with self._guard.held(session.user):
+            user = await self._guard.require(session.user)
             await self._refuse_if_locked(user, subject, "reauthentication")
-            if not await self._verify(user.name, password):
+            if not await self._passwords.verify(user.name, password):
                 await self._failed(user, subject, "reauthentication", "wrong password")
             if user.failures:
                 # Any successful authentication of the account ends the run of failures.
@@ -583,119 +523,11 @@ class AuthService:
         async with self._reauthenticated(seat, password, subject) as session:
             return session
 
-    async def set_password(self, name: str, new: SecretBytes, temporary: bool) -> None:
-        """The administrator sets someone's password: temporary by default, so the user
-        must choose their own at the next login; their sessions end."""
-        async with self._account(name):
-            await self._require(name)
-            await self._store_password(name, new, temporary)
-        self.sessions.end_user(name)
-
-    async def _store_password(self, name: str, new: SecretBytes, temporary: bool) -> None:
-        policy = self.policy.password
-        broken = violations(new.view(), name, policy)
-        try:
-            old = await self._secrets.get(verifier_name(name))
-        except MfpsecError as exc:
-            if exc.code is not ErrorCode.SECRET_NOT_FOUND:
-                raise
-            old = SecretBytes(bytearray())  # the verifier is gone: a new one, no history
-        with old:
-            if not broken and len(old):
-                # The current one and the last `history` (A-2): never the same again.
-                for entry in entries(old.view())[: policy.history + 1]:
-                    if await self._hasher.matches(new, entry):
-                        broken.append(_reused(policy))
-                        break
-            if broken:
-                _reject(broken)
-            salt, verifier = await self._hasher.new_verifier(new)
-            previous = old.view() if len(old) else None
-            with (
-                verifier,
-                SecretBytes(
-                    new_record(salt, self._hasher.cost, verifier.view(), previous, policy.history)
-                ) as record,
-            ):
-                await self._secrets.put(verifier_name(name), SecretKind.PASSWORD, record)
-        await self._users.password_set(name, self._now(), temporary)
-
-    # ---------------------------------------------------------------- accounts
+    # ---------------------------------------------------------------- settings
 
     @property
     def clock(self) -> Clock:
         return self._clock
-
-    async def initialize(self, name: str, password: SecretBytes) -> None:
-        """First start (A-3): the device ships without any usable administrator password;
-        the first one is set here, once."""
-        async with self._setup:
-            if await self._users.count_role(Role.ADMINISTRATOR):
-                raise MfpsecError(ErrorCode.ALREADY_INITIALIZED)
-            await self.add_user(name, Role.ADMINISTRATOR, password, temporary=False)
-
-    async def add_user(self, name: str, role: Role, password: SecretBytes, temporary: bool) -> None:
-        if not USER_NAME.match(name):
-            raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="user")
-        broken = violations(password.view(), name, self.policy.password)
-        if broken:
-            _reject(broken)
-        async with self._account(name):
-            if await self._users.get(name) is not None:
-                raise MfpsecError(ErrorCode.USER_EXISTS, user=name)
-            salt, verifier = await self._hasher.new_verifier(password)
-            with (
-                verifier,
-                SecretBytes(
-                    new_record(salt, self._hasher.cost, verifier.view(), None, 0)
-                ) as record,
-            ):
-                await self._secrets.put(verifier_name(name), SecretKind.PASSWORD, record)
-            if not await self._users.insert(
-                name, role, rfc3339(self._clock), self._now(), temporary
-            ):
-                raise MfpsecError(ErrorCode.USER_EXISTS, user=name)
-        if role is Role.ADMINISTRATOR:
-            self.administrator_exists = True
-
-    async def remove_user(self, name: str) -> None:
-        async with self._account(name):
-            user = await self._require(name)
-            if (
-                user.role is Role.ADMINISTRATOR
-                and await self._users.count_role(Role.ADMINISTRATOR) <= 1
-            ):
-                raise MfpsecError(ErrorCode.LAST_ADMINISTRATOR, user=name)
-            self.sessions.end_user(name)
-            await self._users.delete(name)
-            for secret in (verifier_name(name), totp_seed_name(name)):
-                try:
-                    await self._secrets.delete(secret)  # overwritten, then deleted
-                except MfpsecError as exc:
-                    if exc.code is not ErrorCode.SECRET_NOT_FOUND:
-                        raise
-
-    async def unlock(self, name: str) -> int:
-        """Administrator unlock (A-4) → the failures that were counted."""
-        async with self._account(name):
-            user = await self._require(name)
-            await self._users.set_lockout(name, 0, 0.0)
-            return user.failures
-
-    async def user(self, name: str) -> UserRow:
-        return await self._require(name)
-
-    async def list_users(self) -> list[UserRow]:
-        return await self._users.all()
-
-    def locked(self, user: UserRow) -> float:
-        return lock_remaining(user.locked_until, self._now())
-
-    async def _require(self, name: str) -> UserRow:
-        user = await self._users.get(name)
-        if user is None:
-            raise MfpsecError(ErrorCode.USER_NOT_FOUND, user=name)
-        return user
 
     async def set_policy(self, policy: AuthPolicy) -> None:
         await self._users.save_policy(policy)
@@ -711,49 +543,4 @@ class AuthService:
         if seat.session is not None and seat.session.role not in TOTP_ROLES:
             raise MfpsecError(ErrorCode.PERMISSION_DENIED)
         async with self._reauthenticated(seat, password, subject) as session:
-            with SecretBytes.random(totp.SEED_BYTES) as seed:
-                await self._secrets.put(totp_seed_name(session.user), SecretKind.TOTP_SEED, seed)
-                await self._users.set_totp(session.user, False, -1)
-                uri = totp.provisioning_uri(seed.view(), TOTP_ISSUER, session.user)
-        secret = uri.split("secret=", 1)[1].split("&", 1)[0]
-        return TotpEnrollment(uri, secret)
-
-    async def confirm_totp(self, seat: Seat, code: str) -> None:
-        session = seat.session
-        if session is None or not self.sessions.alive(session):
-            raise MfpsecError(ErrorCode.AUTHENTICATION_REQUIRED, reason="log in first")
-        async with self._account(session.user):
-            try:
-                seed = await self._secrets.get(totp_seed_name(session.user))
-            except MfpsecError as exc:
-                if exc.code is ErrorCode.SECRET_NOT_FOUND:
-                    raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="code") from None
-                raise
-            with seed:
-                step = totp.matching_step(seed.view(), code, self._now())
-            if step is None:
-                raise MfpsecError(ErrorCode.AUTHENTICATION_FAILED)
-            await self._users.set_totp(session.user, True, step)
-
-    async def reset_totp(self, name: str) -> None:
-        """The administrator removes a user's second factor (a lost phone)."""
-        async with self._account(name):
-            await self._require(name)
-            await self._users.set_totp(name, False, -1)
-            try:
-                await self._secrets.delete(totp_seed_name(name))
-            except MfpsecError as exc:
-                if exc.code is not ErrorCode.SECRET_NOT_FOUND:
-                    raise
-
-
-def _reused(policy: PasswordPolicy) -> Violation:
-    return Violation(Rule.REUSED, f"not the current password nor one of the last {policy.history}")
-
-
-def _reject(broken: list[Violation]) -> None:
-    raise MfpsecError(
-        ErrorCode.PASSWORD_REJECTED,
-        rules=",".join(v.rule.value for v in broken),
-        requirements="; ".join(v.requirement for v in broken),
-    )
+            return await self.totp.enroll(session.user)

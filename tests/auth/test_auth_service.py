@@ -12,9 +12,9 @@ import pytest
 
 from mfpsecd.audit.events import EventType
 from mfpsecd.audit.log_format import Outcome, Subject
+from mfpsecd.auth.accounts import totp_seed_name
 from mfpsecd.auth.api import AuthPolicy, CharClass, LockoutPolicy, PasswordPolicy
 from mfpsecd.auth.model import totp
-from mfpsecd.auth.service import totp_seed_name
 from mfpsecd.auth.user_store import verifier_name
 from mfpsecd.base.access import Privilege, Role
 from mfpsecd.base.errors import ErrorCode, MfpsecError
@@ -36,15 +36,15 @@ from tests.support.fakeclock import FakeClock, settle
 def test_first_start_needs_an_administrator_and_only_one_initialisation(tmp_path: Path) -> None:
     async def go() -> None:
         async with stack(tmp_path) as s:
-            assert not s.auth.administrator_exists
+            assert not s.auth.accounts.administrator_exists
             with pytest.raises(MfpsecError) as weak:
-                await s.auth.initialize("admin", pw("short"))
+                await s.auth.accounts.initialize("admin", pw("short"))
             assert weak.value.code is ErrorCode.PASSWORD_REJECTED
             assert weak.value.params["rules"] == "min_length"
-            await s.auth.initialize("admin", pw(ADMIN_PW))
-            assert s.auth.administrator_exists
+            await s.auth.accounts.initialize("admin", pw(ADMIN_PW))
+            assert s.auth.accounts.administrator_exists
             with pytest.raises(MfpsecError) as again:
-                await s.auth.initialize("other", pw(ADMIN_PW))
+                await s.auth.accounts.initialize("other", pw(ADMIN_PW))
             assert again.value.code is ErrorCode.ALREADY_INITIALIZED
             st, token = await login(s, "admin", ADMIN_PW)
             assert st.session is not None and st.session.role is Role.ADMINISTRATOR
@@ -59,7 +59,7 @@ def test_first_start_needs_an_administrator_and_only_one_initialisation(tmp_path
 def test_third_failure_locks_right_password_refused_until_the_time_is_up(tmp_path: Path) -> None:
     async def go() -> None:
         async with stack(tmp_path) as s:
-            await s.auth.initialize("admin", pw(ADMIN_PW))
+            await s.auth.accounts.initialize("admin", pw(ADMIN_PW))
             assert await refused(s, "admin", "wrong-1") is ErrorCode.AUTHENTICATION_FAILED
             assert await refused(s, "admin", "wrong-2") is ErrorCode.AUTHENTICATION_FAILED
             assert await refused(s, "admin", "wrong-3") is ErrorCode.AUTHENTICATION_FAILED
@@ -87,15 +87,15 @@ def test_lock_survives_a_daemon_restart_and_admin_unlock_lifts_it(tmp_path: Path
     async def go() -> None:
         clock = FakeClock()
         async with stack(tmp_path, clock) as s:
-            await s.auth.initialize("admin", pw(ADMIN_PW))
-            await s.auth.add_user("alice", Role.USER, pw(USER_PW), temporary=False)
+            await s.auth.accounts.initialize("admin", pw(ADMIN_PW))
+            await s.auth.accounts.add_user("alice", Role.USER, pw(USER_PW), temporary=False)
             for i in range(3):
                 await refused(s, "alice", f"wrong-{i}")
         async with stack(tmp_path, clock) as s:  # a new daemon on the same state
             assert await refused(s, "alice", USER_PW) is ErrorCode.ACCOUNT_LOCKED
-            [alice] = [u for u in await s.auth.list_users() if u.name == "alice"]
-            assert alice.failures == 3 and s.auth.locked(alice) > 1700
-            assert await s.auth.unlock("alice") == 3
+            [alice] = [u for u in await s.auth.accounts.list_users() if u.name == "alice"]
+            assert alice.failures == 3 and s.auth.accounts.locked(alice) > 1700
+            assert await s.auth.accounts.unlock("alice") == 3
             st, _ = await login(s, "alice", USER_PW)
             assert st.session is not None and st.session.role is Role.USER
 
@@ -105,7 +105,7 @@ def test_lock_survives_a_daemon_restart_and_admin_unlock_lifts_it(tmp_path: Path
 def test_fifty_concurrent_wrong_attempts_lock_once_and_count_three(tmp_path: Path) -> None:
     async def go() -> None:
         async with stack(tmp_path) as s:
-            await s.auth.initialize("admin", pw(ADMIN_PW))
+            await s.auth.accounts.initialize("admin", pw(ADMIN_PW))
             results = await asyncio.gather(
                 *(login(s, "admin", f"wrong-{i}") for i in range(50)), return_exceptions=True
             )
@@ -119,7 +119,7 @@ def test_fifty_concurrent_wrong_attempts_lock_once_and_count_three(tmp_path: Pat
             ]
             assert [e["failures"] for e in failures] == [1, 2, 3]
             assert len(await s.events(EventType.AUTH_LOCKOUT)) == 1
-            [admin] = await s.auth.list_users()
+            [admin] = await s.auth.accounts.list_users()
             assert admin.failures == 3
 
     asyncio.run(go())
@@ -128,7 +128,7 @@ def test_fifty_concurrent_wrong_attempts_lock_once_and_count_three(tmp_path: Pat
 def test_unknown_user_names_are_answered_like_real_ones(tmp_path: Path) -> None:
     async def go() -> None:
         async with stack(tmp_path) as s:
-            await s.auth.initialize("admin", pw(ADMIN_PW))
+            await s.auth.accounts.initialize("admin", pw(ADMIN_PW))
             for _ in range(3):
                 assert await refused(s, "nobody", "x") is ErrorCode.AUTHENTICATION_FAILED
             assert await refused(s, "nobody", "x") is ErrorCode.ACCOUNT_LOCKED
@@ -140,7 +140,7 @@ def test_unknown_user_names_are_answered_like_real_ones(tmp_path: Path) -> None:
 def test_sessions_idle_timeout_peer_binding_and_logout(tmp_path: Path) -> None:
     async def go() -> None:
         async with stack(tmp_path) as s:
-            await s.auth.initialize("admin", pw(ADMIN_PW))
+            await s.auth.accounts.initialize("admin", pw(ADMIN_PW))
             st, token = await login(s, "admin", ADMIN_PW)
             st.check(Privilege.USERS_ADMIN, s.auth.sessions)
             # Another uid with the token gets nothing; the same uid resumes it.
@@ -177,10 +177,12 @@ def test_sessions_idle_timeout_peer_binding_and_logout(tmp_path: Path) -> None:
 def test_roles_grant_what_the_spec_says(tmp_path: Path) -> None:
     async def go() -> None:
         async with stack(tmp_path) as s:
-            await s.auth.initialize("admin", pw(ADMIN_PW))
+            await s.auth.accounts.initialize("admin", pw(ADMIN_PW))
             roles = {"carol": Role.AUDITOR, "sam": Role.SERVICE, "bob": Role.USER}
             for name, role in roles.items():
-                await s.auth.add_user(name, role, pw(USER_PW + role.value), temporary=False)
+                await s.auth.accounts.add_user(
+                    name, role, pw(USER_PW + role.value), temporary=False
+                )
             expect = {"carol": {Privilege.AUDIT_READ}, "sam": {Privilege.KEYS_ADMIN}, "bob": set()}
             for name, allowed in expect.items():
                 st, _ = await login(s, name, USER_PW + roles[name].value)
@@ -203,8 +205,8 @@ def test_roles_grant_what_the_spec_says(tmp_path: Path) -> None:
 def test_temporary_password_forces_a_change_and_expires_after_seven_days(tmp_path: Path) -> None:
     async def go() -> None:
         async with stack(tmp_path) as s:
-            await s.auth.initialize("admin", pw(ADMIN_PW))
-            await s.auth.add_user(
+            await s.auth.accounts.initialize("admin", pw(ADMIN_PW))
+            await s.auth.accounts.add_user(
                 "dave", Role.ADMINISTRATOR, pw("Temporary-pass-1"), temporary=True
             )
             st, _ = await login(s, "dave", "Temporary-pass-1")
@@ -217,7 +219,7 @@ def test_temporary_password_forces_a_change_and_expires_after_seven_days(tmp_pat
             )
             st.check(Privilege.USERS_ADMIN, s.auth.sessions)  # lifted at once
             # Another temporary one, not used within 7 days: it no longer works.
-            await s.auth.set_password("dave", pw("Temporary-pass-2"), temporary=True)
+            await s.auth.accounts.set_password("dave", pw("Temporary-pass-2"), temporary=True)
             await s.clock.advance(7 * 86400 + 60)
             assert await refused(s, "dave", "Temporary-pass-2") is (ErrorCode.AUTHENTICATION_FAILED)
 
@@ -232,8 +234,8 @@ def test_unknown_and_real_names_answer_alike_across_a_restart(tmp_path: Path) ->
         clock = FakeClock()
         names = ("alice", "mallory")  # alice exists, mallory does not
         async with stack(tmp_path, clock) as s:
-            await s.auth.initialize("admin", pw(ADMIN_PW))
-            await s.auth.add_user("alice", Role.USER, pw(USER_PW), temporary=False)
+            await s.auth.accounts.initialize("admin", pw(ADMIN_PW))
+            await s.auth.accounts.add_user("alice", Role.USER, pw(USER_PW), temporary=False)
             for name in names:
                 answers = [await refused(s, name, f"wrong-{i}") for i in range(4)]
                 assert answers == [ErrorCode.AUTHENTICATION_FAILED] * 3 + [
@@ -255,7 +257,7 @@ def test_unknown_and_real_names_answer_alike_across_a_restart(tmp_path: Path) ->
 def test_password_changes_follow_the_policy_and_history(tmp_path: Path) -> None:
     async def go() -> None:
         async with stack(tmp_path) as s:
-            await s.auth.initialize("admin", pw(ADMIN_PW))
+            await s.auth.accounts.initialize("admin", pw(ADMIN_PW))
             st, _ = await login(s, "admin", ADMIN_PW)
             current = ADMIN_PW
             for i in range(3):
@@ -273,12 +275,12 @@ def test_password_changes_follow_the_policy_and_history(tmp_path: Path) -> None:
             with pytest.raises(MfpsecError) as wrong:
                 await s.auth.change_own_password(st, pw("not-it"), pw("Another-one-2026"), CLI)
             assert wrong.value.code is ErrorCode.AUTHENTICATION_FAILED
-            [admin] = await s.auth.list_users()
+            [admin] = await s.auth.accounts.list_users()
             assert admin.failures == 1
             # A right one ends the run: wrong, change, wrong, wrong does not lock (3).
             new = "Another-one-2026"
             await s.auth.change_own_password(st, pw(current), pw(new), CLI)
-            [admin] = await s.auth.list_users()
+            [admin] = await s.auth.accounts.list_users()
             assert admin.failures == 0
             for _ in range(2):
                 with pytest.raises(MfpsecError) as wrong:
@@ -292,7 +294,7 @@ def test_password_changes_follow_the_policy_and_history(tmp_path: Path) -> None:
 def test_stricter_policy_and_expiry_prompt_a_change_at_login(tmp_path: Path) -> None:
     async def go() -> None:
         async with stack(tmp_path) as s:
-            await s.auth.initialize("admin", pw(ADMIN_PW))
+            await s.auth.accounts.initialize("admin", pw(ADMIN_PW))
             strict = AuthPolicy(
                 password=PasswordPolicy(min_length=20, required_classes=frozenset(CharClass))
             )
@@ -320,7 +322,7 @@ def test_stricter_policy_and_expiry_prompt_a_change_at_login(tmp_path: Path) -> 
 def test_totp_valid_previous_step_replayed_and_wrong_codes(tmp_path: Path) -> None:
     async def go() -> None:
         async with stack(tmp_path) as s:
-            await s.auth.initialize("admin", pw(ADMIN_PW))
+            await s.auth.accounts.initialize("admin", pw(ADMIN_PW))
             st, _ = await login(s, "admin", ADMIN_PW)
             enrollment = await s.auth.enroll_totp(st, pw(ADMIN_PW), CLI)
             assert enrollment.uri.startswith("otpauth://totp/mfpsecd%3Aadmin?secret=")
@@ -330,7 +332,7 @@ def test_totp_valid_previous_step_replayed_and_wrong_codes(tmp_path: Path) -> No
                     now = s.clock.now().timestamp()
                     return totp.hotp(seed.view(), totp.step_at(now) + offset)
 
-                await s.auth.confirm_totp(st, code())
+                await s.auth.totp.confirm(st, code())
                 await s.clock.advance(30)
                 # The password alone is not enough any more, and without the code the
                 # answer says nothing about the password: a wrong one gets the same.
@@ -375,13 +377,13 @@ def test_totp_valid_previous_step_replayed_and_wrong_codes(tmp_path: Path) -> No
 def test_removing_users_and_the_last_administrator(tmp_path: Path) -> None:
     async def go() -> None:
         async with stack(tmp_path) as s:
-            await s.auth.initialize("admin", pw(ADMIN_PW))
+            await s.auth.accounts.initialize("admin", pw(ADMIN_PW))
             with pytest.raises(MfpsecError) as last:
-                await s.auth.remove_user("admin")
+                await s.auth.accounts.remove_user("admin")
             assert last.value.code is ErrorCode.LAST_ADMINISTRATOR
-            await s.auth.add_user("bob", Role.USER, pw(USER_PW), temporary=False)
+            await s.auth.accounts.add_user("bob", Role.USER, pw(USER_PW), temporary=False)
             st, _ = await login(s, "bob", USER_PW)
-            await s.auth.remove_user("bob")
+            await s.auth.accounts.remove_user("bob")
             assert st.session is not None and st.session.ended
             with pytest.raises(MfpsecError) as gone:
                 await s.secrets.get(verifier_name("bob"))
@@ -398,7 +400,7 @@ def test_password_attack_and_flood_from_one_source_are_detected_and_throttled(
 
     async def go() -> None:
         async with stack(tmp_path, limits=limits) as s:
-            await s.auth.initialize("admin", pw(ADMIN_PW))
+            await s.auth.accounts.initialize("admin", pw(ADMIN_PW))
             remote = Subject(origin="network", uid=0, pid=1, address="192.0.2.9")
             codes = []
             for i in range(8):  # different accounts: A-5 counts per source, not per user
@@ -428,9 +430,9 @@ def test_a_service_engineers_session_is_recorded_from_start_to_end(tmp_path: Pat
 
     async def go() -> None:
         async with stack(tmp_path) as s:
-            await s.auth.initialize("admin", pw(ADMIN_PW))
-            await s.auth.add_user("sam", Role.SERVICE, pw(USER_PW), temporary=False)
-            await s.auth.add_user("bob", Role.USER, pw(USER_PW), temporary=False)
+            await s.auth.accounts.initialize("admin", pw(ADMIN_PW))
+            await s.auth.accounts.add_user("sam", Role.SERVICE, pw(USER_PW), temporary=False)
+            await s.auth.accounts.add_user("bob", Role.USER, pw(USER_PW), temporary=False)
             first, _ = await login(s, "sam", USER_PW)
             await s.auth.logout(first, CLI)
             await login(s, "sam", USER_PW)  # left idle
@@ -438,7 +440,7 @@ def test_a_service_engineers_session_is_recorded_from_start_to_end(tmp_path: Pat
             await s.clock.advance(s.auth.policy.session.idle_minutes * 60 + 1)
             s.auth.sessions.expire()  # what report_suppressed does every window
             await login(s, "sam", USER_PW)
-            await s.auth.set_password("sam", pw("Reset-password-2026"), temporary=True)
+            await s.auth.accounts.set_password("sam", pw("Reset-password-2026"), temporary=True)
             await settle()
             events = [
                 (e["object"], e["phase"], e.get("reason", ""))

@@ -67,9 +67,9 @@ def test_card_login_success_wrong_pin_expired_untrusted_and_unable_to_sign(tmp_p
 
     async def go() -> None:
         async with stack(tmp_path, clock, card=slot, anchors=(ca.cert,)) as s:
-            await s.auth.initialize("admin", pw(ADMIN_PW))
+            await s.auth.accounts.initialize("admin", pw(ADMIN_PW))
             for name, card in (("carol", good), ("erin", no_sign), ("fred", copied)):
-                await s.auth.add_user(
+                await s.auth.accounts.add_user(
                     name, Role.SERVICE, pw(f"Service-pass-{len(name)}x2026"), temporary=False
                 )
                 await s.auth.bind_card(name, card.pem)
@@ -96,7 +96,7 @@ def test_card_login_success_wrong_pin_expired_untrusted_and_unable_to_sign(tmp_p
                 "challenge not signed by the certificate's key",
             } <= reasons
             assert any("not issued by a trusted CA" in r for r in reasons)
-            [carol] = [u for u in await s.auth.list_users() if u.name == "carol"]
+            [carol] = [u for u in await s.auth.accounts.list_users() if u.name == "carol"]
             assert carol.card_fingerprint and carol.failures == 3
 
     asyncio.run(go())
