@@ -171,7 +171,8 @@ int mfp_wipe_write(int fd, uint64_t start, uint64_t end, const struct mfp_pass *
 int mfp_wipe_verify(int fd, uint64_t start, uint64_t end, const struct mfp_pass *pass,
                     unsigned flags, struct mfp_wipe_state *state);
 
-/* ---- segmented AES-256-GCM streams for stored objects (src/stream.c) */
+/* ---- segmented AES-256-GCM streams for stored objects (src/stream_format.c,
+ * src/stream_pipeline.c) */
 
 /*
  * Layout: a 16-byte header (magic "MFPE", version 1, log2 of the segment size, two zero

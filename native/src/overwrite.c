@@ -7,6 +7,7 @@
  * while the calling thread writes (or reads back and compares), so the CSPRNG overlaps
  * the device instead of adding to its time.
  */
+#include "direct_io.h"
 #include "mfp_native.h"
 
 #include <errno.h>
@@ -66,14 +67,10 @@ static int set_direct(struct target *t, int on)
 {
     if (t->is_direct == on)
         return 0;
-    int fl = fcntl(t->fd, F_GETFL);
-    if (fl < 0)
-        return -errno;
-    fl = on ? (fl | O_DIRECT) : (fl & ~O_DIRECT);
-    if (fcntl(t->fd, F_SETFL, fl) != 0)
-        return -errno;
-    t->is_direct = on;
-    return 0;
+    int rc = mfp_set_direct(t->fd, on);
+    if (rc == 0)
+        t->is_direct = on;
+    return rc;
 }
 
 static void give_up_direct(struct target *t)
@@ -84,12 +81,12 @@ static void give_up_direct(struct target *t)
 
 static int target_open(struct target *t, int fd, unsigned flags, struct mfp_wipe_state *st)
 {
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0)
-        return -errno;
+    int direct = mfp_is_direct(fd);
+    if (direct < 0)
+        return direct;
     t->fd = fd;
     t->st = st;
-    t->is_direct = (fl & O_DIRECT) != 0;
+    t->is_direct = direct;
     t->was_direct = t->is_direct;
     t->want_direct = (flags & MFP_WIPE_DIRECT) != 0;
     if (t->want_direct) {
@@ -315,9 +312,7 @@ static void ring_free(struct ring *r)
         r->started = 0;
     }
     for (int k = 0; k < RING; k++) {
-        if (r->buf[k] != NULL)
-            mfp_secure_zero(r->buf[k], MFP_WIPE_CHUNK_BYTES);
-        free(r->buf[k]);
+        mfp_aligned_free(r->buf[k], MFP_WIPE_CHUNK_BYTES);
         r->buf[k] = NULL;
     }
     EVP_CIPHER_CTX_free(r->ctx);
@@ -332,10 +327,9 @@ static int ring_start(struct ring *r, fill_fn fill, uint64_t start, uint64_t end
     r->start = start;
     r->end = end;
     for (int k = 0; k < RING; k++) {
-        void *p = NULL;
-        if (posix_memalign(&p, MFP_WIPE_ALIGN, MFP_WIPE_CHUNK_BYTES) != 0)
+        r->buf[k] = mfp_aligned_alloc(MFP_WIPE_ALIGN, MFP_WIPE_CHUNK_BYTES);
+        if (r->buf[k] == NULL)
             return -ENOMEM;
-        r->buf[k] = p;
     }
     if (pthread_create(&r->thread, NULL, stage, r) != 0)
         return -EAGAIN;
@@ -408,13 +402,11 @@ int mfp_wipe_write(int fd, uint64_t start, uint64_t end, const struct mfp_pass *
     if (rc != 0)
         return target_close(&t, rc);
     if (pass->kind == MFP_PASS_BYTE) {
-        void *p = NULL;
-        if (posix_memalign(&p, MFP_WIPE_ALIGN, MFP_WIPE_CHUNK_BYTES) != 0) {
+        fixed = mfp_aligned_alloc(MFP_WIPE_ALIGN, MFP_WIPE_CHUNK_BYTES);
+        if (fixed == NULL)
             rc = -ENOMEM;
-        } else {
-            fixed = p;
+        else
             memset(fixed, pass->byte, MFP_WIPE_CHUNK_BYTES);
-        }
     } else {
         ring.ctx = stream_new(pass->key);
         rc = ring.ctx == NULL ? -EIO : ring_start(&ring, fill_stream, start, end);
@@ -447,7 +439,7 @@ int mfp_wipe_write(int fd, uint64_t start, uint64_t end, const struct mfp_pass *
         }
     }
     ring_free(&ring);
-    free(fixed);
+    mfp_aligned_free(fixed, MFP_WIPE_CHUNK_BYTES);
     if (rc == 0 || rc == -ECANCELED) {
         /* Also after a cancel: what was written is made durable so a resume can trust it. */
         int frc = flush(&t, pos);

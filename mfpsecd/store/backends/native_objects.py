@@ -1,4 +1,5 @@
-"""The ObjectCipher port on the native stream engine (native/src/stream.c).
+"""The ObjectCipher port on the native stream engine (native/src/stream_format.c and
+stream_pipeline.c).
 
 Every errno of the engine becomes an ErrorCode here, in one table."""
 

@@ -1,11 +1,12 @@
 /*
- * Segmented AES-256-GCM streams (the job store's objects): see mfp_native.h for the
- * layout. Each segment is independent given its index and whether it is the last, so
- * segments are spread over worker threads; for file descriptors a reader, the workers
- * and a writer run as a pipeline over a ring of slots of several segments each.
+ * Segmented AES-256-GCM streams between file descriptors: a reader, the workers and a
+ * writer run as a pipeline over a ring of slots of several segments each; the destination
+ * is written through the cache or with O_DIRECT from aligned staging buffers.
  */
+#include "direct_io.h"
+#include "stream_format.h"
+
 #include "mfp_native.h"
-#include "pool.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,328 +20,6 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
-
-#define VERSION      1
-#define SLOT_BYTES   (1u << 20) /* plaintext per pipeline slot (at least one segment) */
-#define MAX_SEGMENTS (1ull << 32)
-
-static const uint8_t MAGIC[4] = {'M', 'F', 'P', 'E'};
-
-/* What every segment of one stream shares. */
-struct job {
-    const uint8_t *key;
-    uint8_t header[MFP_STREAM_HEADER_BYTES];
-    const uint8_t *context;
-    size_t context_len;
-    size_t seg; /* plaintext bytes per segment */
-    int enc;
-};
-
-static int check_params(const struct mfp_stream_params *p, int sealing)
-{
-    if (p == NULL || p->key == NULL || (p->context == NULL && p->context_len > 0) ||
-        p->context_len > MFP_STREAM_MAX_CONTEXT || p->threads < 1 ||
-        p->threads > MFP_STREAM_MAX_THREADS)
-        return -EINVAL;
-    if (sealing && (p->seg_shift < MFP_STREAM_MIN_SHIFT || p->seg_shift > MFP_STREAM_MAX_SHIFT))
-        return -EINVAL;
-    return 0;
-}
-
-static int job_seal(struct job *j, const struct mfp_stream_params *p)
-{
-    memset(j, 0, sizeof *j);
-    j->key = p->key;
-    j->context = p->context;
-    j->context_len = p->context_len;
-    j->seg = (size_t)1 << p->seg_shift;
-    j->enc = 1;
-    memcpy(j->header, MAGIC, sizeof MAGIC);
-    j->header[4] = VERSION;
-    j->header[5] = (uint8_t)p->seg_shift;
-    return mfp_random(j->header + 8, 8);
-}
-
-/* A header we write: its segment size, else -EBADMSG. */
-static int header_seg(const uint8_t *header, size_t *seg)
-{
-    if (memcmp(header, MAGIC, sizeof MAGIC) != 0 || header[4] != VERSION ||
-        header[5] < MFP_STREAM_MIN_SHIFT || header[5] > MFP_STREAM_MAX_SHIFT || header[6] != 0 ||
-        header[7] != 0)
-        return -EBADMSG;
-    *seg = (size_t)1 << header[5];
-    return 0;
-}
-
-/* The header of a stream being opened: -EBADMSG unless it is one we write. */
-static int job_open(struct job *j, const struct mfp_stream_params *p, const uint8_t *header)
-{
-    memset(j, 0, sizeof *j);
-    int rc = header_seg(header, &j->seg);
-    if (rc != 0)
-        return rc;
-    memcpy(j->header, header, MFP_STREAM_HEADER_BYTES);
-    j->key = p->key;
-    j->context = p->context;
-    j->context_len = p->context_len;
-    j->enc = 0;
-    return 0;
-}
-
-int mfp_stream_sealed_size(uint64_t len, unsigned seg_shift, uint64_t *sealed)
-{
-    if (sealed == NULL || seg_shift < MFP_STREAM_MIN_SHIFT || seg_shift > MFP_STREAM_MAX_SHIFT)
-        return -EINVAL;
-    uint64_t seg = (uint64_t)1 << seg_shift;
-    uint64_t n = len == 0 ? 1 : (len + seg - 1) / seg;
-    if (n > MAX_SEGMENTS || len > UINT64_MAX - MFP_STREAM_HEADER_BYTES - n * MFP_STREAM_TAG_BYTES)
-        return -EFBIG;
-    *sealed = MFP_STREAM_HEADER_BYTES + len + n * MFP_STREAM_TAG_BYTES;
-    return 0;
-}
-
-/* Segment count and plaintext size of a body of body_len bytes (after the header). */
-static int body_shape(size_t seg, uint64_t body_len, uint64_t *nseg, uint64_t *plain)
-{
-    uint64_t full = seg + MFP_STREAM_TAG_BYTES;
-    if (body_len < MFP_STREAM_TAG_BYTES)
-        return -EBADMSG; /* not even the final segment's tag */
-    uint64_t n = (body_len + full - 1) / full;
-    uint64_t last = body_len - (n - 1) * full;
-    if (last < MFP_STREAM_TAG_BYTES || n > MAX_SEGMENTS)
-        return -EBADMSG;
-    *nseg = n;
-    *plain = body_len - n * MFP_STREAM_TAG_BYTES;
-    return 0;
-}
-
-int mfp_stream_plain_size(const uint8_t *header, uint64_t sealed_len, uint64_t *plain)
-{
-    if (header == NULL || plain == NULL)
-        return -EINVAL;
-    if (sealed_len < MFP_STREAM_HEADER_BYTES)
-        return -EBADMSG;
-    size_t seg = 0;
-    uint64_t n = 0;
-    int rc = header_seg(header, &seg);
-    if (rc == 0)
-        rc = body_shape(seg, sealed_len - MFP_STREAM_HEADER_BYTES, &n, plain);
-    return rc;
-}
-
-/* ---- one segment */
-
-static EVP_CIPHER_CTX *ctx_new(const struct job *j)
-{
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    if (ctx != NULL && EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, j->key, NULL, j->enc) != 1) {
-        EVP_CIPHER_CTX_free(ctx);
-        ctx = NULL;
-    }
-    return ctx;
-}
-
-/*
- * Sealing: in holds len <= seg plaintext bytes, out gets len + 16. Opening: in holds
- * len >= 16 sealed bytes, out gets len - 16 (zeroed when authentication fails).
- */
-static int segment(EVP_CIPHER_CTX *ctx, const struct job *j, uint64_t index, int final,
-                   const uint8_t *in, size_t len, uint8_t *out)
-{
-    if (index >= MAX_SEGMENTS)
-        return -EFBIG;
-    uint8_t nonce[MFP_GCM_NONCE_BYTES];
-    memcpy(nonce, j->header + 8, 8);
-    for (int i = 0; i < 4; i++)
-        nonce[11 - i] = (uint8_t)(index >> (8 * i));
-    size_t body = j->enc ? len : len - MFP_STREAM_TAG_BYTES;
-    if (body > INT_MAX)
-        return -EOVERFLOW;
-    uint8_t flag = final ? 1 : 0;
-    int outl = 0;
-    if (EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce, j->enc) != 1 ||
-        EVP_CipherUpdate(ctx, NULL, &outl, j->header, MFP_STREAM_HEADER_BYTES) != 1 ||
-        EVP_CipherUpdate(ctx, NULL, &outl, &flag, 1) != 1 ||
-        (j->context_len > 0 &&
-         EVP_CipherUpdate(ctx, NULL, &outl, j->context, (int)j->context_len) != 1))
-        return -EIO;
-    if (body > 0 && EVP_CipherUpdate(ctx, out, &outl, in, (int)body) != 1)
-        return -EIO;
-    if (j->enc) {
-        if (EVP_CipherFinal_ex(ctx, out + body, &outl) != 1 ||
-            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, MFP_STREAM_TAG_BYTES, out + body) != 1)
-            return -EIO;
-        return 0;
-    }
-    uint8_t tag[MFP_STREAM_TAG_BYTES];
-    memcpy(tag, in + body, sizeof tag);
-    if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, MFP_STREAM_TAG_BYTES, tag) != 1)
-        return -EIO;
-    if (EVP_CipherFinal_ex(ctx, out + body, &outl) != 1) {
-        mfp_secure_zero(out, body);
-        return -EBADMSG;
-    }
-    return 0;
-}
-
-/* Segments [first, first + n) of a run laid out contiguously from in/out, the last of
- * which is the stream's final one when final is set. -EBADMSG sets *bad. */
-static int run(EVP_CIPHER_CTX *ctx, const struct job *j, uint64_t first, uint64_t n, int final,
-               uint64_t plain_total, const uint8_t *in, uint8_t *out, uint64_t *bad)
-{
-    const size_t full = j->seg + MFP_STREAM_TAG_BYTES;
-    for (uint64_t i = 0; i < n; i++) {
-        uint64_t k = first + i;
-        int last = final && i == n - 1;
-        size_t plen = last ? (size_t)(plain_total - k * j->seg) : j->seg;
-        const uint8_t *src = in + (j->enc ? i * j->seg : i * full);
-        uint8_t *dst = out + (j->enc ? i * full : i * j->seg);
-        int rc = segment(ctx, j, k, last, src, j->enc ? plen : plen + MFP_STREAM_TAG_BYTES, dst);
-        if (rc != 0) {
-            *bad = k;
-            return rc;
-        }
-    }
-    return 0;
-}
-
-/* ---- memory to memory */
-
-/* The segments of one call, taken chunk by chunk by every thread of the section, so a
- * thread whose CPU is slower (interrupts, a busy neighbour) simply takes fewer chunks. */
-struct work {
-    const struct job *j;
-    uint64_t nseg, plain_total, per_chunk;
-    const uint8_t *in;
-    uint8_t *out;
-    _Atomic uint64_t next; /* the next chunk to take */
-    pthread_mutex_t mu;    /* guards the failure below */
-    int rc;
-    uint64_t bad; /* the lowest failing segment */
-};
-
-static void work_run(void *arg)
-{
-    struct work *w = arg;
-    EVP_CIPHER_CTX *ctx = ctx_new(w->j);
-    const size_t full = w->j->seg + MFP_STREAM_TAG_BYTES;
-    size_t in_step = w->j->enc ? w->j->seg : full;
-    size_t out_step = w->j->enc ? full : w->j->seg;
-    for (;;) {
-        uint64_t first = atomic_fetch_add(&w->next, 1) * w->per_chunk;
-        if (first >= w->nseg)
-            break;
-        uint64_t n = w->nseg - first < w->per_chunk ? w->nseg - first : w->per_chunk;
-        uint64_t bad = first;
-        int rc = ctx == NULL ? -ENOMEM
-                             : run(ctx, w->j, first, n, first + n == w->nseg, w->plain_total,
-                                   w->in + first * in_step, w->out + first * out_step, &bad);
-        if (rc != 0) {
-            pthread_mutex_lock(&w->mu);
-            if (w->rc == 0 || bad < w->bad) {
-                w->rc = rc;
-                w->bad = bad;
-            }
-            pthread_mutex_unlock(&w->mu);
-        }
-    }
-    EVP_CIPHER_CTX_free(ctx);
-}
-
-/* All nseg segments over up to `threads` threads of the pool (the caller is one).
- * Returns the failure of the first bad segment in stream order. */
-static int parallel(const struct job *j, unsigned threads, uint64_t nseg, uint64_t plain,
-                    const uint8_t *in, uint8_t *out, uint64_t *bad)
-{
-    /* Chunks of about 256 KiB; a thread is worth waking for at least 1 MiB. */
-    uint64_t per_chunk = ((256u << 10) + j->seg - 1) / j->seg;
-    uint64_t per_mib = (SLOT_BYTES + j->seg - 1) / j->seg;
-    uint64_t useful = nseg / per_mib;
-    unsigned t = threads;
-    if (useful < t)
-        t = useful < 1 ? 1 : (unsigned)useful;
-    struct work w = {
-        .j = j, .nseg = nseg, .plain_total = plain, .per_chunk = per_chunk, .in = in, .out = out};
-    atomic_init(&w.next, 0);
-    if (pthread_mutex_init(&w.mu, NULL) != 0)
-        return -ENOMEM;
-    void *args[MFP_STREAM_MAX_THREADS] = {0};
-    for (unsigned i = 0; i < t; i++)
-        args[i] = &w;
-    mfp_pool_run(work_run, args, t);
-    pthread_mutex_destroy(&w.mu);
-    if (w.rc != 0)
-        *bad = w.bad;
-    return w.rc;
-}
-
-int mfp_stream_seal(const struct mfp_stream_params *p, const uint8_t *in, size_t len, uint8_t *out,
-                    size_t out_cap, size_t *out_len, struct mfp_stream_state *state)
-{
-    int rc = check_params(p, 1);
-    if (rc != 0 || (in == NULL && len > 0) || out == NULL || out_len == NULL)
-        return rc != 0 ? rc : -EINVAL;
-    uint64_t total = 0;
-    rc = mfp_stream_sealed_size(len, p->seg_shift, &total);
-    if (rc != 0)
-        return rc;
-    if (total > out_cap)
-        return -ENOSPC;
-    struct job j;
-    if ((rc = job_seal(&j, p)) != 0)
-        return rc;
-    memcpy(out, j.header, MFP_STREAM_HEADER_BYTES);
-    uint64_t nseg = len == 0 ? 1 : (len + j.seg - 1) / j.seg;
-    uint64_t bad = 0;
-    rc = parallel(&j, p->threads, nseg, len, in, out + MFP_STREAM_HEADER_BYTES, &bad);
-    if (rc != 0) {
-        mfp_secure_zero(out, (size_t)total);
-        return rc;
-    }
-    *out_len = (size_t)total;
-    if (state != NULL) {
-        atomic_store(&state->bytes_in, len);
-        atomic_store(&state->bytes_out, total);
-    }
-    return 0;
-}
-
-int mfp_stream_open(const struct mfp_stream_params *p, const uint8_t *in, size_t len, uint8_t *out,
-                    size_t out_cap, size_t *out_len, struct mfp_stream_state *state)
-{
-    int rc = check_params(p, 0);
-    if (rc != 0 || in == NULL || (out == NULL && out_cap > 0) || out_len == NULL)
-        return rc != 0 ? rc : -EINVAL;
-    if (len < MFP_STREAM_HEADER_BYTES)
-        return -EBADMSG;
-    struct job j;
-    uint64_t nseg = 0, plain = 0;
-    if ((rc = job_open(&j, p, in)) != 0 ||
-        (rc = body_shape(j.seg, len - MFP_STREAM_HEADER_BYTES, &nseg, &plain)) != 0) {
-        if (state != NULL)
-            atomic_store(&state->bad_segment, 0);
-        return rc;
-    }
-    if (plain > out_cap)
-        return -ENOSPC;
-    uint8_t dummy = 0;
-    uint64_t bad = 0;
-    rc = parallel(&j, p->threads, nseg, plain, in + MFP_STREAM_HEADER_BYTES,
-                  plain > 0 ? out : &dummy, &bad);
-    if (rc != 0) {
-        if (plain > 0)
-            mfp_secure_zero(out, (size_t)plain); /* never a partial plaintext */
-        if (state != NULL)
-            atomic_store(&state->bad_segment, bad);
-        return rc;
-    }
-    *out_len = (size_t)plain;
-    if (state != NULL) {
-        atomic_store(&state->bytes_in, len);
-        atomic_store(&state->bytes_out, plain);
-    }
-    return 0;
-}
 
 /* ---- file descriptors: reader -> workers -> writer over a ring of slots */
 
@@ -369,7 +48,7 @@ struct pipeline {
     int eof;          /* the reader is done: filled is the total */
     int err;
     uint64_t bad;
-    const struct job *j;
+    const struct stream_job *j;
     struct sink *sink; /* the writer's alone while the pipeline runs */
     struct mfp_stream_state *st;
     size_t in_cap, out_cap; /* per slot */
@@ -386,15 +65,16 @@ static void fail(struct pipeline *pl, int rc, uint64_t bad)
     pthread_mutex_unlock(&pl->mu);
 }
 
-static int crypt_slot(EVP_CIPHER_CTX *ctx, const struct job *j, struct slot *s, uint64_t *bad)
+static int crypt_slot(EVP_CIPHER_CTX *ctx, const struct stream_job *j, struct slot *s,
+                      uint64_t *bad)
 {
-    return run(ctx, j, s->first, s->nseg, s->final, s->plain_total, s->in, s->out, bad);
+    return mfp_stream_run(ctx, j, s->first, s->nseg, s->final, s->plain_total, s->in, s->out, bad);
 }
 
 static void *worker(void *arg)
 {
     struct pipeline *pl = arg;
-    EVP_CIPHER_CTX *ctx = ctx_new(pl->j);
+    EVP_CIPHER_CTX *ctx = mfp_stream_ctx_new(pl->j);
     if (ctx == NULL) {
         fail(pl, -ENOMEM, 0);
         return NULL;
@@ -513,21 +193,12 @@ struct sink {
     int err;
 };
 
-static int set_direct(int fd, int on)
-{
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0)
-        return -errno;
-    fl = on ? (fl | O_DIRECT) : (fl & ~O_DIRECT);
-    return fcntl(fd, F_SETFL, fl) == 0 ? 0 : -errno;
-}
-
 /* One staged buffer, O_DIRECT; a refusal (EINVAL) is finished through the cache. */
 static int direct_write(struct sink *k, const uint8_t *buf, size_t len)
 {
     int rc = write_all(&k->end, buf, len);
     if (rc == -EINVAL) {
-        rc = set_direct(k->fd, 0);
+        rc = mfp_set_direct(k->fd, 0);
         if (rc == 0)
             rc = write_all(&k->end, buf, len);
         k->direct = 0; /* read by the writer only after the flusher is idle */
@@ -584,9 +255,7 @@ static void sink_release(struct sink *k)
         pthread_mutex_destroy(&k->mu);
     }
     for (int i = 0; i < 2; i++) {
-        if (k->stage[i] != NULL)
-            mfp_secure_zero(k->stage[i], STAGE_BYTES);
-        free(k->stage[i]);
+        mfp_aligned_free(k->stage[i], STAGE_BYTES);
         k->stage[i] = NULL;
     }
 }
@@ -598,25 +267,24 @@ static int sink_open(struct sink *k, int fd, unsigned flags, struct mfp_stream_s
     k->end = (struct io_end){.fd = fd, .polled = is_pollable(fd), .st = st};
     if (fd < 0)
         return 0;
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0)
-        return -errno;
-    k->was_direct = (fl & O_DIRECT) != 0;
+    int direct = mfp_is_direct(fd);
+    if (direct < 0)
+        return direct;
+    k->was_direct = direct;
     off_t at = lseek(fd, 0, SEEK_CUR);
     /* O_DIRECT needs aligned file offsets: only from an aligned start (a pipe has none). */
     if (!(flags & MFP_STREAM_DIRECT) || at < 0 || at % ALIGN != 0)
-        return k->was_direct ? set_direct(fd, 0) : 0;
-    int rc = set_direct(fd, 1);
+        return k->was_direct ? mfp_set_direct(fd, 0) : 0;
+    int rc = mfp_set_direct(fd, 1);
     if (rc == -EINVAL)
         return 0; /* no O_DIRECT on this filesystem: the cache it is */
     if (rc != 0)
         return rc;
     k->direct = 1;
     for (int i = 0; i < 2 && rc == 0; i++) {
-        void *p = NULL;
-        if (posix_memalign(&p, ALIGN, STAGE_BYTES) != 0)
+        k->stage[i] = mfp_aligned_alloc(ALIGN, STAGE_BYTES);
+        if (k->stage[i] == NULL)
             rc = -ENOMEM;
-        k->stage[i] = p;
     }
     if (rc == 0 && pthread_mutex_init(&k->mu, NULL) != 0)
         rc = -ENOMEM;
@@ -634,7 +302,7 @@ static int sink_open(struct sink *k, int fd, unsigned flags, struct mfp_stream_s
         return 0;
     }
     sink_release(k);
-    (void)set_direct(fd, k->was_direct);
+    (void)mfp_set_direct(fd, k->was_direct);
     return rc;
 }
 
@@ -687,12 +355,12 @@ static int sink_close(struct sink *k, int rc)
         if (body > 0)
             rc = direct_write(k, stage, body);
         if (rc == 0)
-            rc = set_direct(k->fd, 0);
+            rc = mfp_set_direct(k->fd, 0);
         if (rc == 0)
             rc = write_all(&k->end, stage + body, k->fill - body);
     }
     if (k->fd >= 0) {
-        int src = set_direct(k->fd, k->was_direct);
+        int src = mfp_set_direct(k->fd, k->was_direct);
         if (rc == 0)
             rc = src;
     }
@@ -787,7 +455,7 @@ static int fill(struct source *src, uint8_t *buf, size_t cap, size_t *got, int *
 }
 
 /* Lays out a freshly read slot: its segments, and whether its length can be a stream's. */
-static int shape_slot(const struct job *j, struct slot *s, uint64_t first, uint64_t plain_at)
+static int shape_slot(const struct stream_job *j, struct slot *s, uint64_t first, uint64_t plain_at)
 {
     const size_t full = j->seg + MFP_STREAM_TAG_BYTES;
     s->first = first;
@@ -800,7 +468,7 @@ static int shape_slot(const struct job *j, struct slot *s, uint64_t first, uint6
     }
     uint64_t nseg = 0, plain = 0;
     if (s->final) {
-        int rc = body_shape(j->seg, s->in_len, &nseg, &plain);
+        int rc = mfp_stream_body_shape(j->seg, s->in_len, &nseg, &plain);
         if (rc != 0)
             return rc;
     } else {
@@ -832,7 +500,7 @@ static void pipeline_free(struct pipeline *pl)
     }
 }
 
-static int pipeline_init(struct pipeline *pl, const struct job *j, unsigned threads,
+static int pipeline_init(struct pipeline *pl, const struct stream_job *j, unsigned threads,
                          struct sink *sink, struct mfp_stream_state *st)
 {
     memset(pl, 0, sizeof *pl);
@@ -929,24 +597,24 @@ static int pump(struct pipeline *pl, struct source *src, unsigned threads)
 static int stream_fd(const struct mfp_stream_params *p, int sealing, int in_fd, int out_fd,
                      uint64_t *out_bytes, struct mfp_stream_state *state)
 {
-    int rc = check_params(p, sealing);
+    int rc = mfp_stream_check(p, sealing);
     if (rc != 0 || in_fd < 0 || (sealing && out_fd < 0) || out_bytes == NULL || state == NULL)
         return rc != 0 ? rc : -EINVAL;
     atomic_store(&state->bytes_in, 0);
     atomic_store(&state->bytes_out, 0);
     atomic_store(&state->bad_segment, 0);
     atomic_store(&state->bytes_moved, 0);
-    struct job j;
+    struct stream_job j;
     struct source src = {.end = {.fd = in_fd, .polled = is_pollable(in_fd), .st = state}};
     if (sealing) {
-        rc = job_seal(&j, p);
+        rc = mfp_stream_job_seal(&j, p);
     } else {
         uint8_t header[MFP_STREAM_HEADER_BYTES];
         size_t got = 0;
         rc = read_full(&src.end, header, sizeof header, &got);
         if (rc != 0)
             return rc;
-        if (got < sizeof header || job_open(&j, p, header) != 0)
+        if (got < sizeof header || mfp_stream_job_open(&j, p, header) != 0)
             return -EBADMSG;
         src.consumed = got;
     }
