@@ -38,7 +38,7 @@ size_t mfp_selftest_count(void);
 const char *mfp_selftest_name(size_t i);
 int mfp_selftest_run(size_t i);
 
-/* ---- AES-256-GCM for small records (src/aead.c) */
+/* ---- AES-256-GCM for small records (crypto/aead.c) */
 
 #define MFP_AES256_KEY_BYTES 32
 #define MFP_GCM_NONCE_BYTES  12
@@ -67,7 +67,7 @@ int mfp_aes256gcm_open(const uint8_t *key, const uint8_t *nonce, const uint8_t *
  */
 int mfp_xor(uint8_t *dst, const uint8_t *a, const uint8_t *b, size_t n);
 
-/* ---- key material (src/keywrap.c) */
+/* ---- key material (crypto/keywrap.c) */
 
 /*
  * Fill out with n bytes from libcrypto's private DRBG (NIST SP 800-90A CTR_DRBG with
@@ -85,7 +85,7 @@ int mfp_rsa_oaep_sha256_encrypt(const uint8_t *spki_der, size_t der_len, const u
                                 size_t label_len, const uint8_t *msg, size_t msg_len, uint8_t *out,
                                 size_t out_cap, size_t *out_len);
 
-/* ---- the audit log's hash chain (src/chain.c) */
+/* ---- the audit log's hash chain (crypto/chain.c) */
 
 #define MFP_SHA256_BYTES     32
 #define MFP_CHAIN_OK         0
@@ -102,7 +102,7 @@ int mfp_rsa_oaep_sha256_encrypt(const uint8_t *spki_der, size_t der_len, const u
 int mfp_audit_chain(const uint8_t *const *records, const size_t *lens, size_t n, uint64_t first_seq,
                     uint8_t hash[MFP_SHA256_BYTES], size_t *bad_index, int *bad_kind);
 
-/* ---- the overwrite engine (src/overwrite.c) */
+/* ---- the overwrite engine (overwrite/overwrite.c) */
 
 /* Every write and read is one chunk of this size (the last one may be shorter). */
 #define MFP_WIPE_CHUNK_BYTES (4u << 20)
@@ -171,8 +171,8 @@ int mfp_wipe_write(int fd, uint64_t start, uint64_t end, const struct mfp_pass *
 int mfp_wipe_verify(int fd, uint64_t start, uint64_t end, const struct mfp_pass *pass,
                     unsigned flags, struct mfp_wipe_state *state);
 
-/* ---- segmented AES-256-GCM streams for stored objects (src/stream_format.c,
- * src/stream_pipeline.c) */
+/* ---- segmented AES-256-GCM streams for stored objects (stream/stream_format.c,
+ * stream/stream_pipeline.c) */
 
 /*
  * Layout: a 16-byte header (magic "MFPE", version 1, log2 of the segment size, two zero
@@ -258,7 +258,7 @@ int mfp_stream_seal_fd(const struct mfp_stream_params *p, int in_fd, int out_fd,
 int mfp_stream_open_fd(const struct mfp_stream_params *p, int in_fd, int out_fd,
                        uint64_t *out_bytes, struct mfp_stream_state *state);
 
-/* ---- AES-256-XTS for raw partitions (src/xts.c) */
+/* ---- AES-256-XTS for raw partitions (crypto/xts.c) */
 
 #define MFP_XTS_KEY_BYTES 64
 
@@ -276,7 +276,7 @@ int mfp_aes256xts_unit(const uint8_t *key, const uint8_t *tweak, const uint8_t *
 int mfp_aes256xts_sectors(const uint8_t *key, uint64_t first_sector, size_t sector_size,
                           const uint8_t *in, uint8_t *out, size_t len, int encrypt);
 
-/* ---- firmware trees: parallel SHA-256 of many files (src/hashfiles.c) */
+/* ---- firmware trees: parallel SHA-256 of many files (hash/hashfiles.c) */
 
 #define MFP_HASH_OK          0
 #define MFP_HASH_MISMATCH    1 /* the digest is not the expected one */
@@ -311,7 +311,7 @@ struct mfp_hash_item {
 int mfp_hash_files(int dirfd, struct mfp_hash_item *items, size_t n, unsigned threads,
                    int stop_early, size_t *first_bad);
 
-/* ---- Argon2id password hashing (src/kdf.c, on libargon2) */
+/* ---- Argon2id password hashing (crypto/kdf.c, on libargon2) */
 
 /*
  * Argon2id v1.3 (RFC 9106) of pwd with salt, no secret and no associated data:

@@ -1,7 +1,7 @@
 """The two engine self-test answers that have no published vector, derived here by an
 independent implementation: the overwrite stream from AES-ECB counter blocks, and the
 CTR_DRBG output by SP 800-90A (AES-256, derivation function) written from the standard.
-native/src/selftest.c holds the same constants, and its tests pass on them."""
+native/crypto/selftest.c holds the same constants, and its tests pass on them."""
 
 from __future__ import annotations
 

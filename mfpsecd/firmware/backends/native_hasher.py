@@ -1,4 +1,4 @@
-"""The TreeHasher port on the native hashing engine (native/src/hashfiles.c)."""
+"""The TreeHasher port on the native hashing engine (native/hash/hashfiles.c)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The ObjectCipher port on the native stream engine (native/src/stream_format.c and
+"""The ObjectCipher port on the native stream engine (native/stream/stream_format.c and
 stream_pipeline.c).
 
 Every errno of the engine becomes an ErrorCode here, in one table."""

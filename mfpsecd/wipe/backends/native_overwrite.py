@@ -1,4 +1,4 @@
-"""The Overwriter port on the native overwrite engine (native/src/overwrite.c).
+"""The Overwriter port on the native overwrite engine (native/overwrite/overwrite.c).
 
 All the engine's errno codes become ErrorCodes here, in one table. Block devices are opened
 with O_EXCL: the kernel then refuses a device that is mounted or held by another driver

@@ -1,4 +1,4 @@
-/* Argon2id (src/kdf.c): answers known from an independent implementation (OpenSSL's, as
+/* Argon2id (crypto/kdf.c): answers known from an independent implementation (OpenSSL's, as
  * the Python cryptography package computes them), and the refusals. */
 #include "hex.h"
 #include "mfp_native.h"
