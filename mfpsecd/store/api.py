@@ -24,14 +24,16 @@ Label = Annotated[
     str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f-\x9f]+\Z")
 ]
 Owner = Annotated[str, msgspec.Meta(pattern=r"^([a-z][a-z0-9._-]{0,31})?\Z")]
-KindName = Annotated[str, msgspec.Meta(pattern=r"^(spool|box|secure-print)\Z")]
+KindName = Annotated[
+    str, msgspec.Meta(pattern=r"^(spool|box|secure-print|encrypted-pdf|id-print)\Z")
+]
 
 
 class StoreStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     objects: int
     bytes: int  # plaintext
     sealed_bytes: int  # on disk
-    by_kind: dict[str, int]  # "spool", "box", "secure-print"
+    by_kind: dict[str, int]  # "spool", "box", "secure-print", "encrypted-pdf", "id-print"
     encryption: str  # the construction, e.g. "AES-256-GCM, 64 KiB segments, a key per object"
     key_chain: str  # "ready", "locked", ...: objects can be stored and read only when ready
     medium: str  # the disk holding the store (board profile): hdd, ssd, ...
@@ -39,6 +41,8 @@ class StoreStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     directory: str
     box_retention_days: int  # 0: kept until deleted
     secure_print_timeout_hours: int
+    encrypted_pdf_retention_days: int = 1  # 0: kept until deleted
+    id_print_timeout_hours: int = 24
 
 
 class StoredObject(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -142,8 +146,8 @@ READ = Method(
 
 MARK_PRINTED = Method(
     name="MarkPrinted",
-    doc="A secure-print job came out of the printer: it is deleted at once (S-1).\n"
-    "Only secure-print objects; owner rules apply.",
+    doc="A secure-print or ID & Print job came out of the printer: it is deleted at once\n"
+    "(S-1). Only secure-print and id-print objects; owner rules apply.",
     params=ObjectParams,
     result=StoredObject,
     requires=Privilege.STORE_USE,

@@ -22,7 +22,8 @@ from mfpsecd.varlink.client import Connection
 def render_status(s: store.StoreStatus) -> str:
     chain = click.style(s.key_chain, fg="green" if s.key_chain == "ready" else "red", bold=True)
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(s.by_kind.items())) or "none"
-    boxes = f"{s.box_retention_days} days" if s.box_retention_days else "until deleted"
+    boxes = _kept(s.box_retention_days)
+    pdfs = _kept(s.encrypted_pdf_retention_days)
     return "\n".join(
         [
             f"objects: {s.objects} ({kinds}); {size_text(s.bytes)} of data, "
@@ -32,10 +33,17 @@ def render_status(s: store.StoreStatus) -> str:
             + ("" if s.key_chain == "ready" else " - nothing can be stored or read until it is"),
             f"store: {s.directory} on {s.medium}",
             f"delete: {s.delete_method}",
-            f"policies: box documents kept {boxes}; secure-print jobs deleted when printed or "
-            f"after {s.secure_print_timeout_hours} h",
+            f"policies: box documents kept {boxes}; encrypted PDFs kept {pdfs}; "
+            f"secure-print jobs deleted when printed or after {s.secure_print_timeout_hours} h; "
+            f"ID & Print jobs when printed or after {s.id_print_timeout_hours} h",
         ]
     )
+
+
+def _kept(days: int) -> str:
+    if not days:
+        return "until deleted"
+    return f"{days} day" if days == 1 else f"{days} days"
 
 
 @click.group("store")
@@ -82,7 +90,7 @@ def list_objects(daemon: Daemon, as_json: bool) -> None:
 @click.option("--job", required=True, help="The job the data belongs to.")
 @click.option(
     "--kind",
-    type=click.Choice(["spool", "box", "secure-print"]),
+    type=click.Choice(["spool", "box", "secure-print", "encrypted-pdf", "id-print"]),
     default="spool",
     show_default=True,
     help="Decides when the policies delete it.",

@@ -96,6 +96,8 @@ class StoreHandlers:
             directory=st.directory,
             box_retention_days=round(cfg.box_retention_s / 86400),
             secure_print_timeout_hours=round(cfg.secure_print_timeout_s / 3600),
+            encrypted_pdf_retention_days=round(cfg.encrypted_pdf_retention_s / 86400),
+            id_print_timeout_hours=round(cfg.id_print_timeout_s / 3600),
         )
 
     @handles(api.LIST_OBJECTS)

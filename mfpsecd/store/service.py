@@ -64,6 +64,17 @@ class ObjectKind(enum.Enum):
     SPOOL = "spool"  # a job's data while it runs: the job deletes it when it completes
     BOX = "box"  # a document kept in a user box: deleted after the retention time
     SECURE_PRINT = "secure-print"  # held until its owner prints it: deleted then, or later
+    # A scan saved as a PDF encrypted with a common key, kept in a box for its owner to
+    # fetch: deleted after its retention time.
+    ENCRYPTED_PDF = "encrypted-pdf"
+    # An ID & Print job: held until its owner authenticates at the panel and prints it;
+    # deleted then, or after its timeout.
+    ID_PRINT = "id-print"
+
+
+# The kinds a retention time deletes, and those held for printing that a timeout deletes.
+_RETAINED = frozenset({ObjectKind.BOX, ObjectKind.ENCRYPTED_PDF})
+_HELD_FOR_PRINT = frozenset({ObjectKind.SECURE_PRINT, ObjectKind.ID_PRINT})
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,8 @@ SYSTEM_REQUESTER = Requester(user="", administrator=True)  # the daemon's own po
 class StoreSettings:
     box_retention_s: float = 30 * 86400.0  # 0: boxes are kept until deleted
     secure_print_timeout_s: float = 24 * 3600.0
+    encrypted_pdf_retention_s: float = 86400.0  # 0: kept until deleted
+    id_print_timeout_s: float = 24 * 3600.0
     sweep_interval_s: float = 60.0
     # Put and Read through a client's descriptor ([transfers]): abandoned when stalled,
     # run on the store's own workers, each owner holding at most per_owner of them.
@@ -321,6 +334,15 @@ class JobStore:
             key_chain=facts.state.value,
         )
 
+    @property
+    def temporary_mode(self) -> int:
+        """The W-1 overwrite mode for a job's data on an HDD."""
+        return self._job_data.temporary_mode
+
+    @property
+    def key_chain_state(self) -> str:
+        return self._chain.state.value
+
     def _delete_method(self) -> str:
         if self.medium is Medium.HDD and self.not_in_place:
             return (
@@ -340,8 +362,12 @@ class JobStore:
         now = self._clock.now().timestamp()
         if kind is ObjectKind.BOX and self.settings.box_retention_s > 0:
             return now + self.settings.box_retention_s
+        if kind is ObjectKind.ENCRYPTED_PDF and self.settings.encrypted_pdf_retention_s > 0:
+            return now + self.settings.encrypted_pdf_retention_s
         if kind is ObjectKind.SECURE_PRINT:
             return now + self.settings.secure_print_timeout_s
+        if kind is ObjectKind.ID_PRINT:
+            return now + self.settings.id_print_timeout_s
         return None
 
     async def put(
@@ -561,9 +587,9 @@ class JobStore:
         return info
 
     async def printed(self, object_id: str, requester: Requester, subject: Subject) -> ObjectInfo:
-        """A secure-print job came out of the printer: deleted at once (S-1)."""
+        """A secure-print or ID & Print job came out of the printer: deleted at once (S-1)."""
         info = await self.info(object_id, requester)
-        if info.kind is not ObjectKind.SECURE_PRINT:
+        if info.kind not in _HELD_FOR_PRINT:
             raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="object")
         return await self.delete(object_id, requester, subject, reason="printed")
 
@@ -572,7 +598,7 @@ class JobStore:
         now = self._clock.now().timestamp()
         due = await self._state.run(lambda conn: _due(conn, now))
         for info in due:
-            reason = "retention" if info.kind is ObjectKind.BOX else "timeout"
+            reason = "retention" if info.kind in _RETAINED else "timeout"
             try:
                 await self.delete(info.id, SYSTEM_REQUESTER, DAEMON, reason=reason)
             except MfpsecError as exc:

@@ -46,6 +46,8 @@ def make_store(
         settings=StoreSettings(
             box_retention_s=st.box_retention_days * 86400.0,
             secure_print_timeout_s=st.secure_print_timeout_hours * 3600.0,
+            encrypted_pdf_retention_s=st.encrypted_pdf_retention_days * 86400.0,
+            id_print_timeout_s=st.id_print_timeout_hours * 3600.0,
             sweep_interval_s=st.sweep_interval_s,
             transfers=TransferLimits.of(tr),
             workers=tr.store_workers,

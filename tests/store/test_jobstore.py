@@ -286,7 +286,13 @@ def test_names_stored_in_the_clear_before_are_sealed_at_start(tmp_path: Path) ->
 
 
 def test_policies_boxes_secure_print_and_printed(tmp_path: Path) -> None:
-    settings = StoreSettings(box_retention_s=3600, secure_print_timeout_s=600, sweep_interval_s=60)
+    settings = StoreSettings(
+        box_retention_s=3600,
+        secure_print_timeout_s=600,
+        encrypted_pdf_retention_s=7200,
+        id_print_timeout_s=900,
+        sweep_interval_s=60,
+    )
 
     async def scenario() -> None:
         async with stack(tmp_path, settings=settings) as s:
@@ -294,17 +300,34 @@ def test_policies_boxes_secure_print_and_printed(tmp_path: Path) -> None:
             held = await put_bytes(s, b"held job", kind=ObjectKind.SECURE_PRINT)
             printed = await put_bytes(s, b"printed job", kind=ObjectKind.SECURE_PRINT)
             spool = await put_bytes(s, b"spool", kind=ObjectKind.SPOOL)
-            with pytest.raises(MfpsecError):  # only a secure-print job is "printed"
-                await s.store.printed(spool, ALICE, CLI)
+            pdf = await put_bytes(s, b"%PDF-1.7 encrypted", kind=ObjectKind.ENCRYPTED_PDF)
+            id_held = await put_bytes(s, b"id job", kind=ObjectKind.ID_PRINT)
+            id_printed = await put_bytes(s, b"id job printed", kind=ObjectKind.ID_PRINT)
+            for not_printable in (spool, box, pdf):  # only jobs held for printing are
+                with pytest.raises(MfpsecError):
+                    await s.store.printed(not_printable, ALICE, CLI)
             await s.store.printed(printed, ALICE, Subject(origin="panel", user="alice"))
+            await s.store.printed(id_printed, ALICE, Subject(origin="panel", user="alice"))
             assert await s.store.sweep() == 0
-            await s.clock.advance(601)
+            await s.clock.advance(601)  # the secure-print timeout, not yet ID & Print's
             assert await s.store.sweep() == 1
-            await s.clock.advance(3000)
+            await s.clock.advance(300)
+            assert await s.store.sweep() == 1
+            await s.clock.advance(3000)  # the box retention, not yet the encrypted PDF's
+            assert await s.store.sweep() == 1
+            assert {o.id for o in await s.store.objects(ADMIN)} == {spool, pdf}
+            await s.clock.advance(3600)
             assert await s.store.sweep() == 1
             assert [o.id for o in await s.store.objects(ADMIN)] == [spool]
             deleted = {e["object"]: e["reason"] for e in await s.events(EventType.STORE_DELETE)}
-            assert deleted == {printed: "printed", held: "timeout", box: "retention"}
+            assert deleted == {
+                printed: "printed",
+                id_printed: "printed",
+                held: "timeout",
+                id_held: "timeout",
+                box: "retention",
+                pdf: "retention",
+            }
 
     run(scenario)
 

@@ -57,7 +57,11 @@ def test_status_owner_rules_delete_and_purge(short_tmp: Path) -> None:
         )
         assert status["key_chain"] == "ready" and status["medium"] == "hdd"
         assert status["encryption"].startswith("AES-256-GCM in 64 KiB segments")
-        assert "crypto-erase, then overwrite" in cli.ok(0, "store", "status")
+        assert (status["encrypted_pdf_retention_days"], status["id_print_timeout_hours"]) == (1, 24)
+        human = cli.ok(0, "store", "status")
+        assert "crypto-erase, then overwrite" in human
+        assert "box documents kept 30 days; encrypted PDFs kept 1 day;" in human
+        assert "ID & Print jobs when printed or after 24 h" in human
 
         cli.ok(0, "users", "init", "admin", "--password-file", "-", stdin=ADMIN_PW)
         cli.ok(0, "login", "-u", "admin", "--password-file", "-", stdin=ADMIN_PW)

@@ -227,10 +227,13 @@ class StoreSection(_Strict, frozen=True):
     # of two from 4 to 16384).
     threads: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
     segment_kib: Literal[4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384] = 64
-    # S-1 deletion policies: box documents after this many days (0: kept until deleted),
-    # secure-print jobs not printed within this many hours.
+    # S-1 deletion policies: box documents and encrypted PDFs after this many days (0:
+    # kept until deleted), secure-print and ID & Print jobs not printed within this many
+    # hours.
     box_retention_days: Annotated[int, msgspec.Meta(ge=0, le=3650)] = 30
     secure_print_timeout_hours: Annotated[int, msgspec.Meta(ge=1, le=720)] = 24
+    encrypted_pdf_retention_days: Annotated[int, msgspec.Meta(ge=0, le=3650)] = 1
+    id_print_timeout_hours: Annotated[int, msgspec.Meta(ge=1, le=720)] = 24
     sweep_interval_s: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 60.0
 
 
