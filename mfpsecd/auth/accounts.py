@@ -68,7 +68,10 @@ class Accounts:
                 raise MfpsecError(ErrorCode.USER_EXISTS, user=name)
             await self._passwords.first(name, password)
             now = self._clock.now().timestamp()
-            if not await self._users.insert(name, role, rfc3339(self._clock), now, temporary):
+            rules = self._passwords.rules()
+            if not await self._users.insert(
+                name, role, rfc3339(self._clock), now, temporary, rules=rules
+            ):
                 raise MfpsecError(ErrorCode.USER_EXISTS, user=name)
         if role is Role.ADMINISTRATOR:
             self.administrator_exists = True

@@ -8,7 +8,13 @@ from collections.abc import Callable
 
 import structlog
 
-from mfpsecd.auth.model.password_policy import PasswordPolicy, Rule, Violation, violations
+from mfpsecd.auth.model.password_policy import (
+    PasswordPolicy,
+    Rule,
+    Violation,
+    rules_digest,
+    violations,
+)
 from mfpsecd.auth.model.password_record import entries, new_record
 from mfpsecd.auth.password_hasher import PasswordHasher
 from mfpsecd.auth.user_store import UserStore, verifier_name
@@ -100,7 +106,13 @@ class Passwords:
                 ) as record,
             ):
                 await self._secrets.put(verifier_name(name), SecretKind.PASSWORD, record)
-        await self._users.password_set(name, self._clock.now().timestamp(), temporary)
+        await self._users.password_set(
+            name, self._clock.now().timestamp(), temporary, rules_digest(policy)
+        )
+
+    def rules(self) -> str:
+        """The digest of the content rules in force (see rules_digest)."""
+        return rules_digest(self._policy())
 
 
 def _reused(policy: PasswordPolicy) -> Violation:

@@ -35,11 +35,12 @@ from mfpsecd.audit.service import Auditor
 from mfpsecd.auth.account_guard import AccountGuard
 from mfpsecd.auth.accounts import USER_NAME, Accounts
 from mfpsecd.auth.model import card_certificate
-from mfpsecd.auth.model.password_policy import PasswordPolicy, violations
+from mfpsecd.auth.model.password_policy import PasswordPolicy, rules_digest, violations
 from mfpsecd.auth.model.policy import AuthPolicy, after_failure, lock_remaining
 from mfpsecd.auth.password_hasher import PasswordHasher
 from mfpsecd.auth.passwords import Passwords
 from mfpsecd.auth.ports import CardReader
+from mfpsecd.auth.posture import admin_password
 from mfpsecd.auth.second_factor import TOTP_ROLES, SecondFactor, TotpEnrollment
 from mfpsecd.auth.sessions import Seat, Session, SessionTable
 from mfpsecd.auth.user_store import UserRow, UserStore
@@ -47,6 +48,7 @@ from mfpsecd.base.access import Role
 from mfpsecd.base.admission import PeerClass
 from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.posture import PostureItem
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.core.throttle import Action, Detection, Throttle, ThrottleLimits
 from mfpsecd.keys.secrets import SecretStore
@@ -343,17 +345,24 @@ class AuthService:
                 raise MfpsecError(ErrorCode.AUTHENTICATION_FAILED)
             if user.totp_enabled:
                 await self._second_factor(user, otp, subject)
-            must_change = self._must_change(user, password, policy, now)
+            met = not violations(password.view(), user.name, policy)
+            await self._note_rules(user, policy, met)
+            must_change = self._must_change(user, met, policy, now)
             return await self._open(user, seat, subject, "password", must_change)
 
-    def _must_change(
-        self, user: UserRow, password: SecretBytes, policy: PasswordPolicy, now: float
-    ) -> str:
+    async def _note_rules(self, user: UserRow, policy: PasswordPolicy, met: bool) -> None:
+        """Whether the password meets the rules in force, kept for the posture (A-3)."""
+        rules = rules_digest(policy)
+        if (user.rules_checked, user.rules_met) != (rules, met):
+            await self._users.rules_checked(user.name, rules, met)
+
+    @staticmethod
+    def _must_change(user: UserRow, met: bool, policy: PasswordPolicy, now: float) -> str:
         if user.temporary:
             return "temporary"
         if policy.expiry_days and now - user.password_set_at > policy.expiry_days * DAY_S:
             return "expired"
-        if violations(password.view(), user.name, policy):
+        if not met:
             return "policy"  # A-3: it breaks the current rules (e.g. made stricter since)
         return ""
 
@@ -524,6 +533,10 @@ class AuthService:
             return session
 
     # ---------------------------------------------------------------- settings
+
+    async def posture(self) -> list[PostureItem]:
+        """The administrator password's S-1 item (A-3)."""
+        return [admin_password(await self._users.all(), self.policy, self._now())]
 
     @property
     def clock(self) -> Clock:

@@ -17,7 +17,7 @@ from mfpsecd.base.state import StateConnection, StateStore
 
 _COLUMNS = (
     "name, role, created_at, password_set_at, temporary, failures, locked_until, "
-    "last_login_at, card_fingerprint, totp_enabled, totp_last_step"
+    "last_login_at, card_fingerprint, totp_enabled, totp_last_step, rules_checked, rules_met"
 )
 _POLICY_KEY = "policy"
 
@@ -39,6 +39,10 @@ class UserRow:
     card_fingerprint: str
     totp_enabled: bool
     totp_last_step: int
+    # The password rules (their digest) the password was last checked against, at a login
+    # or when set, and whether it met them ("": never checked since this was recorded).
+    rules_checked: str = ""
+    rules_met: bool = True
 
 
 def _row(r: tuple[object, ...]) -> UserRow:
@@ -54,6 +58,8 @@ def _row(r: tuple[object, ...]) -> UserRow:
         str(r[8] or ""),
         bool(r[9]),
         int(str(r[10])),
+        str(r[11]),
+        bool(r[12]),
     )
 
 
@@ -140,15 +146,22 @@ class UserStore:
         return await self._store.run(tx)
 
     async def insert(
-        self, name: str, role: Role, created_at: str, set_at: float, temporary: bool
+        self,
+        name: str,
+        role: Role,
+        created_at: str,
+        set_at: float,
+        temporary: bool,
+        *,
+        rules: str = "",
     ) -> bool:
-        """False when the name is taken."""
+        """False when the name is taken. The password met the rules named by `rules`."""
 
         def tx(conn: StateConnection) -> int:
             return conn.execute(
-                "INSERT INTO users (name, role, created_at, password_set_at, temporary) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
-                (name, role.value, created_at, set_at, int(temporary)),
+                "INSERT INTO users (name, role, created_at, password_set_at, temporary, "
+                "rules_checked) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                (name, role.value, created_at, set_at, int(temporary), rules),
             ).rowcount
 
         return await self._store.run(tx) == 1
@@ -159,11 +172,27 @@ class UserStore:
 
         return await self._store.run(tx) == 1
 
-    async def password_set(self, name: str, set_at: float, temporary: bool) -> None:
+    async def password_set(
+        self, name: str, set_at: float, temporary: bool, rules: str = ""
+    ) -> None:
+        """A new password, which met the rules named by `rules` (they were checked)."""
+
         def tx(conn: StateConnection) -> None:
             conn.execute(
-                "UPDATE users SET password_set_at = ?, temporary = ? WHERE name = ?",
-                (set_at, int(temporary), name),
+                "UPDATE users SET password_set_at = ?, temporary = ?, rules_checked = ?, "
+                "rules_met = 1 WHERE name = ?",
+                (set_at, int(temporary), rules, name),
+            )
+
+        await self._store.run(tx)
+
+    async def rules_checked(self, name: str, rules: str, met: bool) -> None:
+        """The password, given at a login, was checked against the rules named by `rules`."""
+
+        def tx(conn: StateConnection) -> None:
+            conn.execute(
+                "UPDATE users SET rules_checked = ?, rules_met = ? WHERE name = ?",
+                (rules, int(met), name),
             )
 
         await self._store.run(tx)

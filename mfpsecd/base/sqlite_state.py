@@ -271,6 +271,19 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE wipe_jobs SET error_code = substr(error, 1, instr(error || ' ', ' ') - 1)
         WHERE error LIKE 'io.mfpsecd.%' OR error LIKE 'org.varlink.%';
     """,
+    # 19: the S-1 posture (system.posture): each item's state and setting as last seen,
+    # and since when; and whether each user's password met the password rules in force
+    # when it was last checked (at a login or when set), named by the rules' digest.
+    """
+    CREATE TABLE posture_history (
+        id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        setting TEXT NOT NULL,
+        since TEXT NOT NULL
+    );
+    ALTER TABLE users ADD COLUMN rules_checked TEXT NOT NULL DEFAULT '';
+    ALTER TABLE users ADD COLUMN rules_met INTEGER NOT NULL DEFAULT 1
+    """,
 )
 
 

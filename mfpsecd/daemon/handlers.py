@@ -16,6 +16,7 @@ from mfpsecd.audit.service import Auditor
 from mfpsecd.auth.handlers import AuthHandlers
 from mfpsecd.auth.service import AuthService
 from mfpsecd.auth.user_store import UserStore
+from mfpsecd.base.clock import Clock
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.state import StateConnection
 from mfpsecd.daemon import interfaces
@@ -25,6 +26,7 @@ from mfpsecd.firmware.service import FirmwareService
 from mfpsecd.ipfilter.api import NETWORK
 from mfpsecd.ipfilter.handlers import NetworkHandlers
 from mfpsecd.ipfilter.service import NetfilterService
+from mfpsecd.keys.backup_schedule import BackupScheduler
 from mfpsecd.keys.chain import KeyChain
 from mfpsecd.keys.handlers import KeysHandlers
 from mfpsecd.keys.identity import DeviceIdentity
@@ -32,7 +34,9 @@ from mfpsecd.keys.ports import BackupTargetWatcher
 from mfpsecd.keys.secrets import SecretStore
 from mfpsecd.store.handlers import StoreHandlers
 from mfpsecd.store.service import JobStore
+from mfpsecd.system.api import GET_POSTURE, SYSTEM
 from mfpsecd.system.handlers import SystemHandlers
+from mfpsecd.system.posture import PostureBook
 from mfpsecd.system.status import StatusService
 from mfpsecd.varlink import idl
 from mfpsecd.varlink.calls import CallContext, Handler
@@ -61,6 +65,7 @@ class KeyServices:
     identity: DeviceIdentity
     targets: BackupTargetWatcher
     auditor: Auditor
+    schedule: BackupScheduler
     forwarders: tuple[Forwarder, ...] = ()
 
 
@@ -85,10 +90,11 @@ def build_handlers(
     key_services: KeyServices | None = None,
     auth: AuthService | None = None,
     data: DataServices | None = None,
+    posture: tuple[PostureBook, Clock] | None = None,
 ) -> dict[str, Handler]:
     """The whole table; without the services (tests of the IPC layer) Keys, Audit, Auth,
-    Wipe and Store are absent and their methods answer MethodNotImplemented."""
-    table = _status_handlers(status)
+    Wipe, Store and the posture are absent and their methods answer MethodNotImplemented."""
+    table = _status_handlers(status, posture)
     if key_services is not None:
         svc = key_services
         table.update(
@@ -100,6 +106,7 @@ def build_handlers(
                     svc.targets,
                     auditor=svc.auditor,
                     erase_with_chain=_erase_secrets_and_accounts,
+                    schedule=svc.schedule,
                     end_sessions=None if auth is None else auth.sessions.end_all,
                 )
             )
@@ -152,7 +159,8 @@ def failed_handlers(status: StatusService, test: str) -> dict[str, Handler]:
         raise MfpsecError(ErrorCode.SELF_TEST_FAILED, test=test)
         yield msgspec.Raw(b"")  # never reached: makes this an async generator
 
-    table = _status_handlers(status)
+    table = _status_handlers(status, None)
+    table[f"{SYSTEM.name}.{GET_POSTURE.name}"] = refused
     for interface in interfaces.INTERFACES:
         if interface.name not in {"org.varlink.service", "io.mfpsecd.System"}:
             table.update(
@@ -199,9 +207,16 @@ def _service_handlers() -> dict[str, Handler]:
     }
 
 
-def _status_handlers(status: StatusService) -> dict[str, Handler]:
+def _status_handlers(
+    status: StatusService, posture: tuple[PostureBook, Clock] | None
+) -> dict[str, Handler]:
     """What answers even after a failed self-test: introspection and the status."""
-    return _service_handlers() | routes(SystemHandlers(status))
+    table = _service_handlers() | routes(
+        SystemHandlers(status, *(posture if posture is not None else (None, None)))
+    )
+    if posture is None:
+        del table[f"{SYSTEM.name}.{GET_POSTURE.name}"]
+    return table
 
 
 def _erase_secrets_and_accounts(conn: StateConnection) -> None:

@@ -44,6 +44,7 @@ from mfpsecd.daemon.handlers import (
     build_handlers,
     failed_handlers,
 )
+from mfpsecd.daemon.posture import posture_book
 from mfpsecd.daemon.sdnotify import SdNotifier
 from mfpsecd.firmware.wiring import make_firmware, start_firmware
 from mfpsecd.ipfilter.model import ruleset as nf
@@ -64,6 +65,7 @@ from mfpsecd.keys.wiring import (
     audit_key_chain,
     identity_fingerprints,
     identity_signer,
+    make_backup_scheduler,
     make_tpm,
 )
 from mfpsecd.store.wiring import encryption_text, make_store
@@ -184,12 +186,17 @@ class Daemon:
             [p.sysfs_path for p in board.profile.usb_ports],
             board.paths.proc_root / "self" / "mountinfo",
         )
+        schedule = make_backup_scheduler(
+            chain, secrets, state, clock, targets=targets, health=health, auditor=auditor
+        )
+        await schedule.start()
         keys = KeyServices(
             chain,
             secrets,
             DeviceIdentity(chain, clock, board.profile.board.name),
             targets,
             auditor,
+            schedule,
             tuple(forwarders),
         )
 
@@ -247,6 +254,23 @@ class Daemon:
                 keys,
                 auth,
                 DataServices(wipe, store, encryption, descriptors, firmware, network),
+                (
+                    posture_book(
+                        state,
+                        clock,
+                        cfg,
+                        auth=auth,
+                        store=store,
+                        encryption=encryption,
+                        wipe=wipe,
+                        chain=chain,
+                        schedule=schedule,
+                        forwarders=forwarders,
+                        firmware=firmware,
+                        network=network,
+                    ),
+                    clock,
+                ),
             ),
             activated.get("varlink"),
             sessions=sessions,
@@ -261,6 +285,7 @@ class Daemon:
         supervisor = Supervisor(clock, health)
         supervisor.add("ipc-idle-reaper", server.reap_idle)
         supervisor.add("usb-backup-targets", targets.run)
+        supervisor.add("key-backup-schedule", schedule.run)
         supervisor.add("time-watch", lambda: watch_time(clock, auditor))
         supervisor.add("auth-flood-summary", auth.report_suppressed)
         supervisor.add("store-policies", store.run)

@@ -149,6 +149,27 @@ class IdentityHistory(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     links: list[IdentityLinkDocument]
 
 
+class BackupSchedule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The scheduled key backup (S-1's "backup schedule"); enabled false: none is set."""
+
+    enabled: bool
+    target: str  # a directory, or a backup target id (a USB stick, wherever it is mounted)
+    every_days: int
+    keep: int  # this device's newest backups kept in the target; older ones are deleted
+    next_at: str  # RFC 3339 UTC of the next run ("" without a schedule)
+    last_at: str  # RFC 3339 UTC of the last run ("" before the first)
+    last_result: str  # "ok", "failed", or "" before the first run
+    last_error: str  # why the last run failed: an error's wire name and reason
+    last_path: str  # the file the last successful run wrote
+
+
+class SetBackupScheduleParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    target: PathText  # a directory (absolute) or a backup target id (ListBackupTargets)
+    every_days: Annotated[int, msgspec.Meta(ge=1, le=365)]
+    passphrase: Passphrase  # base64 of the printable-ASCII passphrase, as for BackupKeys
+    keep: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
+
+
 _CHAIN_ERRORS = (ErrorCode.KEYS_UNAVAILABLE, ErrorCode.KEY_INTEGRITY, ErrorCode.TPM_FAILED)
 
 GET_KEY_STATUS = Method(
@@ -292,6 +313,43 @@ WATCH_BACKUP_TARGETS = Method(
 )
 
 
+GET_BACKUP_SCHEDULE = Method(
+    name="GetBackupSchedule",
+    doc="The scheduled key backup: where, how often, the last run and the next.",
+    params=NoParams,
+    result=BackupSchedule,
+    requires=Privilege.KEYS_READ,
+)
+
+
+SET_BACKUP_SCHEDULE = Method(
+    name="SetBackupSchedule",
+    doc=(
+        "Back the key chain up every N days under this passphrase (kept sealed in the\n"
+        "secret store), keeping this device's newest N backups in the target. The first\n"
+        "backup runs now: the schedule stands only if it succeeds."
+    ),
+    params=SetBackupScheduleParams,
+    result=BackupSchedule,
+    requires=Privilege.KEYS_ADMIN,
+    errors=(
+        *_CHAIN_ERRORS,
+        ErrorCode.PASSPHRASE_TOO_WEAK,
+        ErrorCode.BACKUP_TARGET_UNUSABLE,
+    ),
+    sensitive=True,
+)
+
+
+CLEAR_BACKUP_SCHEDULE = Method(
+    name="ClearBackupSchedule",
+    doc="No more scheduled backups; the sealed passphrase is deleted. Backups written stay.",
+    params=NoParams,
+    result=BackupSchedule,
+    requires=Privilege.KEYS_ADMIN,
+)
+
+
 KEYS = Interface(
     name="io.mfpsecd.Keys",
     module=__name__,
@@ -313,5 +371,8 @@ KEYS = Interface(
         GET_IDENTITY_HISTORY,
         LIST_BACKUP_TARGETS,
         WATCH_BACKUP_TARGETS,
+        GET_BACKUP_SCHEDULE,
+        SET_BACKUP_SCHEDULE,
+        CLEAR_BACKUP_SCHEDULE,
     ),
 )

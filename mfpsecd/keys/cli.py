@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mfpsecd.cli.common import Daemon, echo_json, read_secret, reports_errors
+from mfpsecd.cli.common import Daemon, echo_json, read_secret, reports_errors, shown
 from mfpsecd.keys import api as keys
 
 _STATE_COLOUR = {"ready": "green", "locked": "red", "destroyed": "red", "starting": "yellow"}
@@ -83,6 +83,73 @@ def backup(daemon: Daemon, to: str, passphrase_file: Path | None, as_json: bool)
         f"backup written: {r.path} ({r.size} bytes, key {r.fingerprint[:16]})\n"
         "Keep it and its passphrase apart; either alone is useless."
     )
+
+
+def render_schedule(s: keys.BackupSchedule) -> str:
+    if not s.enabled:
+        return "backup schedule: none (backups only by hand: `mfpsec keys backup`)"
+    last = (
+        f"last run {s.last_at}: {s.last_result}"
+        + (f" ({shown(s.last_error)})" if s.last_error else "")
+        + (f", {shown(s.last_path)}" if s.last_result == "ok" and s.last_path else "")
+    )
+    return (
+        f"backup schedule: every {s.every_days} day(s) to {shown(s.target)}, keeping "
+        f"{s.keep}\n{last}\nnext run {s.next_at}"
+    )
+
+
+@keys_group.command("backup-schedule")
+@click.option("--every", "every_days", type=click.IntRange(1, 365), help="Days between backups.")
+@click.option(
+    "--to",
+    "to",
+    help="A directory (e.g. where a USB stick is mounted) or a target id from `keys targets`.",
+)
+@click.option(
+    "--keep",
+    type=click.IntRange(1, 100),
+    default=5,
+    show_default=True,
+    help="This device's newest backups kept there; older ones are deleted.",
+)
+@click.option(
+    "--passphrase-file",
+    type=click.Path(path_type=Path, allow_dash=True),
+    help="Read the passphrase from a file ('-' for stdin) instead of a prompt.",
+)
+@click.option("--off", is_flag=True, help="No more scheduled backups.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@reports_errors
+def backup_schedule(
+    daemon: Daemon,
+    *,
+    every_days: int | None,
+    to: str | None,
+    keep: int,
+    passphrase_file: Path | None,
+    off: bool,
+    as_json: bool,
+) -> None:
+    """Show the scheduled key backup, set it (--every and --to; the first backup runs
+    now) or stop it (--off). The passphrase is kept sealed in the secret store."""
+    with daemon.connect() as conn:
+        if off:
+            s = conn.call(keys.CLEAR_BACKUP_SCHEDULE)
+        elif every_days is None and to is None:
+            s = conn.call(keys.GET_BACKUP_SCHEDULE)
+        elif every_days is None or to is None:
+            raise click.UsageError("a schedule needs both --every and --to")
+        else:
+            destination = to if not Path(to).exists() else str(Path(to).resolve())
+            passphrase = read_secret(passphrase_file, "Backup passphrase", confirm=True)
+            conn.set_timeout(max(daemon.timeout, 120.0))  # Argon2id is slow on purpose
+            s = conn.call(
+                keys.SET_BACKUP_SCHEDULE,
+                keys.SetBackupScheduleParams(destination, every_days, passphrase, keep),
+            )
+    echo_json(s) if as_json else click.echo(render_schedule(s))
 
 
 @keys_group.command("restore")

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from mfpsecd.audit.events import EventType
 from mfpsecd.audit.service import Auditor
 from mfpsecd.auth.caller import subject_of
+from mfpsecd.base.clock import utc_text
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.base.state import StateConnection
 from mfpsecd.keys import api
+from mfpsecd.keys.backup_schedule import BackupScheduler, Schedule
 from mfpsecd.keys.chain import KeyChain
 from mfpsecd.keys.identity import DeviceIdentity
 from mfpsecd.keys.model import identity_history
 from mfpsecd.keys.ports import BackupTargetInfo, BackupTargetWatcher
 from mfpsecd.keys.secrets import SecretInfo, SecretKind, SecretStore
+from mfpsecd.keys.targets import resolve_target
 from mfpsecd.varlink.calls import CallContext
 from mfpsecd.varlink.routes import handles
 from mfpsecd.varlink.schema import NoParams
@@ -63,6 +67,7 @@ class KeysHandlers:
         *,
         auditor: Auditor,
         erase_with_chain: Callable[[StateConnection], None],
+        schedule: BackupScheduler,
         end_sessions: Callable[[], int] | None = None,
     ) -> None:
         self._chain = chain
@@ -72,6 +77,7 @@ class KeysHandlers:
         self._auditor = auditor
         self._erase_with_chain = erase_with_chain
         self._end_sessions = end_sessions
+        self._schedule = schedule
 
     @handles(api.GET_KEY_STATUS)
     async def get_key_status(self, ctx: CallContext, _: NoParams) -> api.KeyStatus:
@@ -116,21 +122,7 @@ class KeysHandlers:
         return api.Empty()
 
     def _resolve_target(self, target: str) -> Path:
-        for t in self._targets.current():
-            if t.id == target:
-                if not t.mount_point:
-                    raise MfpsecError(
-                        ErrorCode.BACKUP_TARGET_UNUSABLE, target=target, reason="not mounted"
-                    )
-                return Path(t.mount_point)
-        path = Path(target)
-        if not path.is_absolute():
-            raise MfpsecError(
-                ErrorCode.BACKUP_TARGET_UNUSABLE,
-                target=target,
-                reason="neither an absolute path nor a backup target id",
-            )
-        return path
+        return resolve_target(self._targets, target)
 
     @handles(api.BACKUP_KEYS)
     async def backup_keys(self, ctx: CallContext, p: api.BackupParams) -> api.BackupResult:
@@ -140,6 +132,32 @@ class KeysHandlers:
             ev.details.update(path=str(r.path), fingerprint=r.fingerprint)
             ev.succeed()
         return api.BackupResult(str(r.path), r.fingerprint, r.created_at, r.size)
+
+    @handles(api.GET_BACKUP_SCHEDULE)
+    async def get_backup_schedule(self, ctx: CallContext, _: NoParams) -> api.BackupSchedule:
+        return _schedule_info(self._schedule.schedule)
+
+    @handles(api.SET_BACKUP_SCHEDULE)
+    async def set_backup_schedule(
+        self, ctx: CallContext, p: api.SetBackupScheduleParams
+    ) -> api.BackupSchedule:
+        scheduler = self._schedule
+        async with self._auditor.event(EventType.KEYS_BACKUP, subject_of(ctx), p.target) as ev:
+            ev.details.update(schedule="set", every_days=p.every_days, keep=p.keep)
+            with SecretBytes(p.passphrase) as passphrase:
+                s = await scheduler.set(passphrase, p.target, p.every_days, p.keep)
+            ev.details.update(path=s.last_path)
+            ev.succeed()
+        return _schedule_info(s)
+
+    @handles(api.CLEAR_BACKUP_SCHEDULE)
+    async def clear_backup_schedule(self, ctx: CallContext, _: NoParams) -> api.BackupSchedule:
+        scheduler = self._schedule
+        async with self._auditor.event(EventType.KEYS_BACKUP, subject_of(ctx), "schedule") as ev:
+            ev.details.update(schedule="cleared")
+            await scheduler.clear()
+            ev.succeed()
+        return _schedule_info(None)
 
     @handles(api.RESTORE_KEYS)
     async def restore_keys(self, ctx: CallContext, p: api.RestoreParams) -> api.RestoreResult:
@@ -222,3 +240,19 @@ class KeysHandlers:
     ) -> AsyncIterator[api.BackupTargets]:
         async for current in self._targets.watch():
             yield api.BackupTargets([_target(t) for t in current])
+
+
+def _schedule_info(s: Schedule | None) -> api.BackupSchedule:
+    if s is None:
+        return api.BackupSchedule(False, "", 0, 0, "", "", "", "", "")
+    return api.BackupSchedule(
+        True,
+        s.target,
+        s.every_days,
+        s.keep,
+        utc_text(dt.datetime.fromtimestamp(s.next_at, dt.UTC), "seconds"),
+        s.last_at,
+        s.last_result,
+        s.last_error,
+        s.last_path,
+    )

@@ -8,13 +8,21 @@ from collections.abc import Awaitable, Callable
 from mfpsecd.audit.events import EventType
 from mfpsecd.audit.log_format import DAEMON, Outcome
 from mfpsecd.audit.service import Auditor, Signer
+from mfpsecd.base.clock import Clock
 from mfpsecd.base.config.loader import Board
 from mfpsecd.base.config.schema import TpmBackend
+from mfpsecd.base.errors import MfpsecError
+from mfpsecd.base.health import HealthRegistry
+from mfpsecd.base.state import StateStore
 from mfpsecd.keys.backends.soft_keys import SoftwareKeys
 from mfpsecd.keys.backends.swtpm import SwtpmProcess
 from mfpsecd.keys.backends.tpm2 import Tpm2Backend
+from mfpsecd.keys.backup import BackupResult
+from mfpsecd.keys.backup_schedule import BackupScheduler, Schedule
 from mfpsecd.keys.chain import ChainState, KeyChain
-from mfpsecd.keys.ports import Tpm
+from mfpsecd.keys.ports import BackupTargetWatcher, Tpm
+from mfpsecd.keys.secrets import SecretStore
+from mfpsecd.keys.targets import resolve_target
 
 
 async def make_tpm(board: Board) -> tuple[SwtpmProcess | None, Tpm]:
@@ -86,3 +94,50 @@ def identity_fingerprints(chain: KeyChain) -> Callable[[], Awaitable[frozenset[s
         return frozenset(i.fingerprint for i in await chain.identities())
 
     return known
+
+
+def make_backup_scheduler(
+    chain: KeyChain,
+    secrets: SecretStore,
+    state: StateStore,
+    clock: Clock,
+    *,
+    targets: BackupTargetWatcher,
+    health: HealthRegistry,
+    auditor: Auditor,
+) -> BackupScheduler:
+    """The scheduled key backup, each run recorded in the audit log (FCS_CKM.1)."""
+
+    async def record(
+        schedule: Schedule, result: BackupResult | None, error: MfpsecError | None
+    ) -> None:
+        if result is not None:
+            await auditor.record(
+                EventType.KEYS_BACKUP,
+                Outcome.SUCCESS,
+                DAEMON,
+                schedule.target,
+                schedule="run",
+                path=str(result.path),
+                fingerprint=result.fingerprint,
+            )
+        else:
+            await auditor.record(
+                EventType.KEYS_BACKUP,
+                Outcome.FAILURE,
+                DAEMON,
+                schedule.target,
+                schedule="run",
+                error=schedule.last_error,
+                retry_at=schedule.next_at,
+            )
+
+    return BackupScheduler(
+        chain,
+        secrets,
+        state,
+        clock,
+        resolve=lambda target: resolve_target(targets, target),
+        health=health,
+        record=record,
+    )

@@ -1,4 +1,5 @@
-"""io.mfpsecd.System: daemon identity, status and component health."""
+"""io.mfpsecd.System: daemon identity, status and component health, and the S-1 security
+posture."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import msgspec
 
 from mfpsecd.base.access import Privilege
 from mfpsecd.base.health import ComponentHealth
+from mfpsecd.base.posture import PostureState
 from mfpsecd.varlink.schema import Interface, Method, NoParams
 
 
@@ -36,6 +38,24 @@ class Status(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     notices: list[str] = []
 
 
+class PostureItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One protection of the S-1 posture, as the panel shows it."""
+
+    id: str  # stable: "admin-password", "storage-encryption", ... (see README)
+    title: str  # the name the panel shows, e.g. "Temporary data overwrite"
+    state: PostureState  # on, off, not_applicable (on this board), not_managed (by mfpsecd)
+    setting: str  # the setting behind the state, e.g. "box documents deleted after 30 days"
+    detail: str  # why, or what to do, when the setting does not say it ("" otherwise)
+    since: str  # RFC 3339 UTC: since when the item has had this state and setting
+
+
+class Posture(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The security posture: every S-1 item, in the order the panel shows them."""
+
+    items: list[PostureItem]
+    at: str  # RFC 3339 UTC: when it was read
+
+
 GET_STATUS = Method(
     name="GetStatus",
     doc="Version, board, uptime and the health of every component.",
@@ -58,12 +78,29 @@ WATCH_STATUS = Method(
 )
 
 
+GET_POSTURE = Method(
+    name="GetPosture",
+    doc=(
+        "The S-1 security posture: each protection with its state, the setting behind it\n"
+        "and since when. An item whose part of the daemon could not be read is off, with\n"
+        "why: never on unchecked."
+    ),
+    params=NoParams,
+    result=Posture,
+    requires=Privilege.STATUS_READ,
+)
+
+
 SYSTEM = Interface(
     name="io.mfpsecd.System",
     module=__name__,
-    doc="The mfpsecd security daemon: its version, board, state and the health of its parts.",
+    doc=(
+        "The mfpsecd security daemon: its version, board, state, the health of its parts\n"
+        "and the security posture."
+    ),
     methods=(
         GET_STATUS,
         WATCH_STATUS,
+        GET_POSTURE,
     ),
 )

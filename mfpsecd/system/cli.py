@@ -1,4 +1,5 @@
-"""`mfpsec status`: the daemon's version, board, state and component health."""
+"""`mfpsec status`: the daemon's version, board, state and component health;
+`mfpsec posture`: the S-1 security posture, as the panel shows it."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import datetime as dt
 import click
 
 from mfpsecd.base.health import HealthState
-from mfpsecd.cli.common import Daemon, echo_json, reports_errors
+from mfpsecd.base.posture import PostureState
+from mfpsecd.cli.common import Daemon, echo_json, reports_errors, shown
 from mfpsecd.system import api as system
-from mfpsecd.system.api import DaemonState, Status
+from mfpsecd.system.api import DaemonState, Posture, Status
 
 _STATE_COLOUR = {
     HealthState.OK: "green",
@@ -63,3 +65,35 @@ def status(daemon: Daemon, as_json: bool, watch: bool) -> None:
         conn.set_timeout(None)  # a stream may be quiet for a long time
         for s in conn.call_more(system.WATCH_STATUS):
             echo_json(s) if as_json else click.echo(render(s) + "\n")
+
+
+_POSTURE_COLOUR = {
+    PostureState.ON: "green",
+    PostureState.OFF: "red",
+    PostureState.NOT_APPLICABLE: None,
+    PostureState.NOT_MANAGED: "yellow",
+}
+
+
+def render_posture(posture: Posture) -> str:
+    """One line per item (state, setting, since), and what to do under it when off."""
+    width = max(len("ITEM"), *(len(i.title) for i in posture.items))
+    lines = [f"{'ITEM':<{width}}  {'STATE':<14}  SETTING (SINCE)"]
+    for i in posture.items:
+        state = click.style(f"{i.state.value:<14}", fg=_POSTURE_COLOUR[i.state])
+        since = f" (since {i.since})" if i.since else ""
+        lines.append(f"{i.title:<{width}}  {state}  {shown(i.setting) or '-'}{since}")
+        if i.detail:
+            lines.append(f"{'':<{width}}  {'':<14}  {shown(i.detail)}")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+@reports_errors
+def posture(daemon: Daemon, as_json: bool) -> None:
+    """Show the security posture: each protection, on or off, its setting and since when."""
+    with daemon.connect() as conn:
+        p = conn.call(system.GET_POSTURE)
+    echo_json(p) if as_json else click.echo(render_posture(p))

@@ -1,4 +1,4 @@
-"""io.mfpsecd.System handlers: the status the panel polls and watches."""
+"""io.mfpsecd.System handlers: the status the panel polls and watches, and the posture."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from collections.abc import AsyncIterator, Callable
 
 import msgspec
 
+from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.system import api
+from mfpsecd.system.posture import PostureBook
 from mfpsecd.system.status import StatusService
 from mfpsecd.varlink.calls import CallContext, Last
 from mfpsecd.varlink.routes import handles
@@ -67,9 +69,13 @@ class SystemHandlers:
     """io.mfpsecd.System. Plain methods answer from the read callback (see the IPC
     server); only what waits for something is a coroutine or an async generator."""
 
-    def __init__(self, status: StatusService) -> None:
+    def __init__(
+        self, status: StatusService, posture: PostureBook | None = None, clock: Clock | None = None
+    ) -> None:
         self._status = status
         self._reply = StatusReply(status)
+        self._posture = posture
+        self._clock = clock
 
     @handles(api.GET_STATUS)
     def get_status(self, ctx: CallContext, _: NoParams) -> msgspec.Raw:
@@ -84,3 +90,24 @@ class SystemHandlers:
                 yield Last(s)  # the stream's proper end: the daemon is going away
                 return
             yield s
+
+    @handles(api.GET_POSTURE)
+    async def get_posture(self, ctx: CallContext, _: NoParams) -> api.Posture:
+        # Without its sources (a failed self-test, the IPC layer's tests) the table has no
+        # GetPosture route: see daemon.handlers.
+        assert self._posture is not None and self._clock is not None
+        entries = await self._posture.current()
+        return api.Posture(
+            [
+                api.PostureItem(
+                    e.item.id.value,
+                    e.title,
+                    e.item.state,
+                    e.item.setting,
+                    e.item.detail,
+                    e.since,
+                )
+                for e in entries
+            ],
+            rfc3339(self._clock),
+        )

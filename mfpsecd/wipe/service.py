@@ -69,6 +69,7 @@ from mfpsecd.wipe.ports import (
     Overwriter,
     OverwriteTarget,
 )
+from mfpsecd.wipe.posture import DiskFacts
 from mfpsecd.wipe.purge_record import (
     PurgeRecord,
     new_record,
@@ -264,6 +265,21 @@ class WipeService:
             if method is None
             else purge_plan.named(caps, level, method),
         )
+
+    async def disk_facts(self) -> list[DiskFacts]:
+        """Every disk of the board as it describes itself (the posture's storage lock)."""
+        out = []
+        for disk in self._disks.ids():
+            try:
+                info = self._disks.describe(disk)
+                probe = await self._pool.call(self._purge.device(disk).probe, info)
+            except MfpsecError as exc:
+                out.append(DiskFacts(disk, None, exc.code.wire_name))
+            except (OSError, ValueError) as exc:
+                out.append(DiskFacts(disk, None, str(exc)))
+            else:
+                out.append(DiskFacts(disk, probe))
+        return out
 
     async def begin_purge(
         self,

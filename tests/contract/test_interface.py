@@ -29,8 +29,10 @@ from mfpsecd.keys.backends.usb_targets import UdevBackupTargets
 from mfpsecd.keys.chain import KeyChain
 from mfpsecd.keys.identity import DeviceIdentity
 from mfpsecd.keys.secrets import SecretStore
+from mfpsecd.keys.wiring import make_backup_scheduler
 from mfpsecd.store.backends.native_objects import NativeObjectCipher
 from mfpsecd.store.service import JobStore
+from mfpsecd.system.posture import PostureBook
 from mfpsecd.system.status import BoardInfo, StatusService
 from mfpsecd.varlink import idl
 from mfpsecd.varlink.fd_channel import FdChannel
@@ -50,12 +52,18 @@ def _handlers() -> dict[str, object]:
     # Constructed only (nothing is opened): the table is what is being checked.
     store = SqliteState(Path("/nonexistent/state.sqlite3"))
     chain = KeyChain(store, SoftwareKeys(Path("/nonexistent")), NativeKeyCrypto(), clock, health)
+    secrets = SecretStore(store, chain, clock)
+    targets = UdevBackupTargets(clock, [])
+    auditor = Auditor(AuditFile(Path("/nonexistent/audit.log")), clock, health)
     keys = KeyServices(
         chain,
-        SecretStore(store, chain, clock),
+        secrets,
         DeviceIdentity(chain, clock, "b"),
-        UdevBackupTargets(clock, []),
-        Auditor(AuditFile(Path("/nonexistent/audit.log")), clock, health),
+        targets,
+        auditor,
+        make_backup_scheduler(
+            chain, secrets, store, clock, targets=targets, health=health, auditor=auditor
+        ),
     )
     hasher = PasswordHasher(NativeKeyCrypto(), DEFAULT_COST)
     auth = AuthService(
@@ -121,6 +129,7 @@ def _handlers() -> dict[str, object]:
                 FdChannel(AdmissionRules(0, frozenset(), frozenset()), clock),
                 firmware,
             ),
+            (PostureBook(store, clock), clock),
         )
     )
 

@@ -45,6 +45,7 @@ class Stack:
     chain: KeyChain
     secrets: SecretStore
     health: HealthRegistry
+    clock: FakeClock
 
     async def close(self) -> None:
         await self.chain.close()
@@ -79,7 +80,7 @@ async def open_stack(
     secrets = SecretStore(state, chain, clock)
     await backend.open()
     await chain.start()
-    return Stack(state, backend, chain, secrets, health)
+    return Stack(state, backend, chain, secrets, health, clock)
 
 
 async def put_all(stack: Stack) -> None:

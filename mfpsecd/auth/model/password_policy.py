@@ -10,6 +10,7 @@ user service against the stored hashes; this module only says how many are kept.
 from __future__ import annotations
 
 import enum
+import hashlib
 from dataclasses import dataclass
 
 from mfpsecd.auth.api import CharClass, PasswordPolicy
@@ -85,3 +86,11 @@ def _contains_ci(password: memoryview, needle: bytes) -> bool:
         return needle.lower() in lowered
     finally:
         wipe(lowered)
+
+
+def rules_digest(policy: PasswordPolicy) -> str:
+    """Names the content rules a password is checked against (length, classes, user id):
+    a stored verdict holds while this is unchanged. History and expiry are not content."""
+    classes = ",".join(sorted(c.value for c in policy.required_classes))
+    text = f"v1 min={policy.min_length} classes={classes} user_id={int(policy.forbid_user_id)}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

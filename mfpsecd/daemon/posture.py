@@ -1,0 +1,92 @@
+"""The S-1 posture's sources, each capability's part wired to the book the System
+interface serves (the composition root's view: only here do they all meet)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mfpsecd.audit.forwarder import Forwarder
+from mfpsecd.audit.posture import audit_forwarding
+from mfpsecd.auth.service import AuthService
+from mfpsecd.base.clock import Clock
+from mfpsecd.base.config.schema import Config, SecurityMode
+from mfpsecd.base.posture import PostureId, PostureItem, PostureState
+from mfpsecd.base.state import StateStore
+from mfpsecd.firmware.posture import firmware_verification
+from mfpsecd.firmware.service import FirmwareService
+from mfpsecd.ipfilter.posture import ip_filter
+from mfpsecd.ipfilter.service import NetfilterService
+from mfpsecd.keys.backup_schedule import BackupScheduler
+from mfpsecd.keys.chain import KeyChain
+from mfpsecd.keys.posture import backup_schedule, tpm
+from mfpsecd.store.posture import STORE_ITEMS, posture_source
+from mfpsecd.store.service import JobStore
+from mfpsecd.system.posture import PostureBook
+from mfpsecd.wipe.posture import storage_lock
+from mfpsecd.wipe.service import WipeService
+
+
+def posture_book(
+    state: StateStore,
+    clock: Clock,
+    cfg: Config,
+    *,
+    auth: AuthService,
+    store: JobStore,
+    encryption: str,
+    wipe: WipeService,
+    chain: KeyChain,
+    schedule: BackupScheduler,
+    forwarders: Sequence[Forwarder],
+    firmware: FirmwareService | None,
+    network: NetfilterService | None,
+) -> PostureBook:
+    book = PostureBook(state, clock)
+    book.add_source([PostureId.ADMIN_PASSWORD], auth.posture)
+    book.add_source(STORE_ITEMS, posture_source(store, encryption))
+
+    async def lock() -> list[PostureItem]:
+        return [storage_lock(await wipe.disk_facts())]
+
+    book.add_source([PostureId.STORAGE_LOCK_PASSWORD], lock)
+
+    async def keys() -> list[PostureItem]:
+        return [tpm(await chain.facts())]
+
+    book.add_source([PostureId.TPM], keys)
+
+    async def backups() -> list[PostureItem]:
+        return [backup_schedule(schedule.schedule)]
+
+    book.add_source([PostureId.BACKUP_SCHEDULE], backups)
+
+    async def forwarding() -> list[PostureItem]:
+        return [audit_forwarding([f.status for f in forwarders])]
+
+    book.add_source([PostureId.AUDIT_FORWARDING], forwarding)
+    if network is None:
+        _absent(book, PostureId.IP_FILTER, "this board profile lists no network interfaces")
+    else:
+        net = network
+
+        async def filtering() -> list[PostureItem]:
+            return [ip_filter(await net.view())]
+
+        book.add_source([PostureId.IP_FILTER], filtering)
+    if firmware is None:
+        _absent(book, PostureId.FIRMWARE_VERIFICATION, "this board profile has no [firmware]")
+    else:
+        fw, enhanced = firmware, cfg.security.mode is SecurityMode.ENHANCED
+
+        async def verification() -> list[PostureItem]:
+            return [firmware_verification(enhanced, fw.boot_record())]
+
+        book.add_source([PostureId.FIRMWARE_VERIFICATION], verification)
+    return book
+
+
+def _absent(book: PostureBook, item: PostureId, why: str) -> None:
+    async def absent() -> list[PostureItem]:
+        return [PostureItem(item, PostureState.NOT_APPLICABLE, "", why)]
+
+    book.add_source([item], absent)
