@@ -71,7 +71,7 @@ def _temporary_data(medium: Medium, not_in_place: str, mode: int) -> PostureItem
             "an overwrite does not reach flash cells: job data is protected by the store's "
             "crypto-erase",
         )
-    setting = f"mode {mode}: {plan.describe()}"
+    setting = plan.describe()  # names the mode: "Temporary data mode 2: 0x00, ..."
     if not_in_place:
         return PostureItem(
             PostureId.TEMPORARY_DATA_OVERWRITE,

@@ -91,7 +91,7 @@ def test_store_items_follow_the_medium_and_the_deletion_policies() -> None:
     }
     assert hdd[PostureId.STORAGE_ENCRYPTION].state is PostureState.ON
     assert hdd[PostureId.TEMPORARY_DATA_OVERWRITE].state is PostureState.ON
-    assert hdd[PostureId.TEMPORARY_DATA_OVERWRITE].setting.startswith("mode 2: ")
+    assert hdd[PostureId.TEMPORARY_DATA_OVERWRITE].setting.startswith("Temporary data mode 2: ")
     assert hdd[PostureId.AUTO_DOCUMENT_DELETION].setting == "box documents deleted after 30 days"
     assert hdd[PostureId.ENCRYPTED_PDF_DELETION].state is PostureState.OFF
     assert hdd[PostureId.ID_PRINT_DELETION].setting == (
