@@ -1,6 +1,6 @@
 """The READMEs' tables that the code already holds: the audit event catalogue
 (mfpsecd.audit.events.CATALOGUE), the security policy with its valid ranges
-(mfpsecd.auth.api.AuthPolicy) and the default alert rules (alerts.notifier.DEFAULT_RULES).
+(mfpsecd.auth.api.AuthPolicy) and the default alert rules (alerts.rules.DEFAULT_RULES).
 
 `python -m tools.readme_tables` rewrites each table between its markers in the README
 that holds it (the top one or a capability's); `--check` exits 1 when one differs (the
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import msgspec.inspect as mi
 
-from mfpsecd.alerts.notifier import DEFAULT_RULES, Rule
+from mfpsecd.alerts.rules import DEFAULT_RULES, Rule
 from mfpsecd.audit.events import CATALOGUE, EventType
 from mfpsecd.auth.api import AuthPolicy
 

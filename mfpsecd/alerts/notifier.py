@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
-import fnmatch
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,8 +40,8 @@ from pysnmp.hlapi.v3arch.asyncio import (
 from pysnmp.proto.rfc1902 import Integer32, OctetString
 
 from mfpsecd.alerts.outbox import Alert, AlertOutbox
-from mfpsecd.audit.events import EventType
-from mfpsecd.audit.log_format import DAEMON, Outcome, Record
+from mfpsecd.alerts.rules import Rule, matches
+from mfpsecd.audit.log_format import Record
 from mfpsecd.audit.session_failures import SessionFailures, describe
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.errors import ErrorCode, MfpsecError
@@ -51,20 +50,6 @@ from mfpsecd.base.secret import SecretBytes
 
 log = structlog.get_logger("mfpsecd.notify")
 QUEUE = 10000
-
-
-@dataclass(frozen=True)
-class Rule:
-    name: str
-    events: frozenset[EventType]
-    failures_only: bool = False
-    threshold: int = 1
-    window_s: float = 60.0
-    min_interval_s: float = 300.0
-    phase: str = ""  # only records whose details.phase is this ("" = any)
-    except_phase: str = ""  # never records whose details.phase is this
-    object: str = ""  # only records whose object matches this glob ("siem:*")
-    by: str = ""  # "daemon": only the daemon's own records; "person": only a caller's
 
 
 @dataclass(frozen=True)
@@ -292,15 +277,7 @@ class Notifier:
         )
 
     def _fires(self, rule: Rule, r: Record) -> bool:
-        if r.type not in rule.events or (rule.failures_only and r.outcome is not Outcome.FAILURE):
-            return False
-        if rule.phase and r.details.get("phase") != rule.phase:
-            return False
-        if rule.except_phase and r.details.get("phase") == rule.except_phase:
-            return False
-        if rule.object and not fnmatch.fnmatchcase(r.object, rule.object):
-            return False
-        if rule.by and (r.subject.origin == DAEMON.origin) != (rule.by == "daemon"):
+        if not matches(rule, r):
             return False
         st = self._state[rule.name]
         now = self._clock.monotonic()
@@ -451,48 +428,6 @@ class Notifier:
             username=username,
             password=password,
         )
-
-
-DEFAULT_RULES = [
-    Rule("account locked", frozenset({EventType.AUTH_LOCKOUT})),
-    Rule("request flood", frozenset({EventType.AUTH_FLOOD})),
-    Rule("audit log full", frozenset({EventType.AUDIT_FULL})),
-    Rule("clock changed", frozenset({EventType.TIME_CHANGE})),
-    Rule("keys", frozenset({EventType.KEYS_DESTROY, EventType.KEYS_RESTORE})),
-    Rule(
-        "firmware",
-        frozenset({EventType.FIRMWARE_VERIFY, EventType.FIRMWARE_UPDATE}),
-        failures_only=True,
-    ),
-    # A sanitization or purge that ended without its result: a device that left data, or
-    # one that stopped answering (DeviceStuck). Refused starts are not mailed.
-    Rule(
-        "sanitization failed", frozenset({EventType.SANITIZE}), failures_only=True, phase="result"
-    ),
-    # Root asked to recover an administrator, or did (services.admin_recovery): each one.
-    Rule(
-        "administrator recovery",
-        frozenset({EventType.ROLE_CHANGE}),
-        phase="recovery",
-        min_interval_s=0,
-    ),
-    Rule("role changed", frozenset({EventType.ROLE_CHANGE}), except_phase="recovery"),
-    # An administrator changed the IP filter; the daemon could not apply it, or found it
-    # changed behind its back (ipfilter.service: drift).
-    Rule("ip filter changed", frozenset({EventType.NETFILTER_CHANGE}), by="person"),
-    Rule(
-        "ip filter failed", frozenset({EventType.NETFILTER_CHANGE}), failures_only=True, by="daemon"
-    ),
-    # Evidence in doubt: the audit chain or its checkpoint failed verification, a torn
-    # tail was cut off after a power cut, a stored job failed authentication.
-    Rule(
-        "audit log integrity", frozenset({EventType.AUDIT_INTEGRITY, EventType.AUDIT_TAIL_REPAIRED})
-    ),
-    Rule("stored data tampered", frozenset({EventType.STORE_INTEGRITY})),
-    # The SIEM stopped taking records (a refused TLS handshake, no route): the first
-    # failure of a kind is audited at once, repeats are counted (services.session_failures).
-    Rule("SIEM unreachable", frozenset({EventType.SESSION_FAILURE}), object="siem:*"),
-]
 
 
 def _why(exc: BaseException) -> str:

@@ -8,15 +8,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from mfpsecd.alerts.notifier import (
-    DEFAULT_RULES,
-    MailSettings,
-    Notifier,
-    Rule,
-    SecretSource,
-    SnmpSettings,
-)
+from mfpsecd.alerts.notifier import MailSettings, Notifier, SecretSource, SnmpSettings
 from mfpsecd.alerts.outbox import Alert, AlertOutbox
+from mfpsecd.alerts.rules import DEFAULT_RULES, Rule
 from mfpsecd.audit.events import EventType
 from mfpsecd.audit.session_failures import SessionFailures
 from mfpsecd.base.clock import Clock
@@ -27,6 +21,37 @@ from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.base.state import StateStore
 from mfpsecd.base.state_lock import lock_state_dir
+
+
+def alert_rules(cfg: Config) -> list[Rule]:
+    """The configured rules ([[notify.rules]]), else the defaults: what the notifier
+    mails and traps, and what the panel's event stream calls an alert."""
+    if cfg.notify.rules is None:
+        return list(DEFAULT_RULES)
+    else:
+        try:
+            return [
+                Rule(
+                    r.name,
+                    frozenset(EventType(e) for e in r.events),
+                    r.failures_only,
+                    r.threshold,
+                    r.window_s,
+                    r.min_interval_s,
+                    r.phase,
+                    except_phase=r.except_phase,
+                    object=r.object,
+                    by=r.by,
+                )
+                for r in cfg.notify.rules
+            ]
+        except ValueError as exc:
+            raise MfpsecError(
+                ErrorCode.CONFIG_INVALID,
+                f"notify.rules: {exc}",
+                key="notify.rules",
+                reason=str(exc),
+            ) from None
 
 
 def make_notifier(
@@ -55,32 +80,7 @@ def make_notifier(
             key="notify.snmp",
             reason="incomplete",
         )
-    if cfg.notify.rules is None:
-        rules = DEFAULT_RULES
-    else:
-        try:
-            rules = [
-                Rule(
-                    r.name,
-                    frozenset(EventType(e) for e in r.events),
-                    r.failures_only,
-                    r.threshold,
-                    r.window_s,
-                    r.min_interval_s,
-                    r.phase,
-                    except_phase=r.except_phase,
-                    object=r.object,
-                    by=r.by,
-                )
-                for r in cfg.notify.rules
-            ]
-        except ValueError as exc:
-            raise MfpsecError(
-                ErrorCode.CONFIG_INVALID,
-                f"notify.rules: {exc}",
-                key="notify.rules",
-                reason=str(exc),
-            ) from None
+    rules = alert_rules(cfg)
     return Notifier(
         rules,
         None

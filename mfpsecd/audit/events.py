@@ -58,6 +58,8 @@ class EventType(enum.Enum):
     NETFILTER_REFUSED = "netfilter.refused"  # summary of refused connections
     # remote / maintenance sessions
     MAINTENANCE_SESSION = "maintenance.session"
+    # S-1 / S-2: an item of the security posture changed state
+    POSTURE_CHANGE = "posture.change"
 
 
 @dataclass(frozen=True)
@@ -163,5 +165,10 @@ CATALOGUE: dict[EventType, EventDoc] = {
         "a service engineer's session started or ended (logout, timeout, ended by the "
         "administrator)",
         "FAU_GEN.1",
+    ),
+    EventType.POSTURE_CHANGE: EventDoc(
+        "an item of the security posture turned on or off (S-1): a failure when a "
+        "protection was lost",
+        "FMT_MOF.1",
     ),
 }

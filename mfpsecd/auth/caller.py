@@ -52,7 +52,21 @@ async def reauthenticate(
         raise MfpsecError(
             ErrorCode.AUTHENTICATION_REQUIRED, reason="re-authentication: give your password again"
         )
+    if not all(0x20 <= b <= 0x7E for b in password.view()):
+        raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="password")
     await auth.reauthenticate(seat_of(ctx.seat), password, subject)
+
+
+def password_given(raw: bytearray, parameter: str = "password") -> SecretBytes:
+    """A password to verify, as the client sent it (the bytes its base64 carried). Every
+    password is printable ASCII (A-2); anything else cannot match, so it is not a wrong
+    password (which would count towards the lockout) but a parameter the client encoded
+    wrongly, e.g. the plain text where the IDL asks for its base64."""
+    secret = SecretBytes(raw)
+    if all(0x20 <= b <= 0x7E for b in secret.view()):
+        return secret
+    secret.close()
+    raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter=parameter)
 
 
 def remote_address(ctx: CallContext, text: str) -> str:

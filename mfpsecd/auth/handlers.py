@@ -11,7 +11,7 @@ from mfpsecd.audit.model import setting_changes
 from mfpsecd.audit.service import Auditor
 from mfpsecd.auth import api
 from mfpsecd.auth.admin_recovery import AdminRecovery
-from mfpsecd.auth.caller import remote_address, subject_of
+from mfpsecd.auth.caller import password_given, remote_address, subject_of
 from mfpsecd.auth.service import AuthService
 from mfpsecd.auth.sessions import Session, seat_of
 from mfpsecd.auth.user_store import UserRow
@@ -81,7 +81,7 @@ class AuthHandlers:
     @handles(api.LOGIN)
     async def login(self, ctx: CallContext, p: api.LoginParams) -> api.SessionInfo:
         address = remote_address(ctx, p.remote_address)
-        with SecretBytes(p.password) as password:
+        with password_given(p.password) as password:
             r = await self._auth.login(
                 p.user, password, p.otp, seat_of(ctx.seat), subject_of(ctx, address)
             )
@@ -131,7 +131,7 @@ class AuthHandlers:
         subject = subject_of(ctx)
         async with self._auditor.event(EventType.MANAGEMENT, subject, subject.user) as ev:
             ev.details["action"] = "change own password"
-            with SecretBytes(p.current) as current, SecretBytes(p.new) as new:
+            with password_given(p.current, "current") as current, SecretBytes(p.new) as new:
                 await self._auth.change_own_password(seat_of(ctx.seat), current, new, subject)
             ev.succeed()
         return api.Empty()
@@ -211,7 +211,7 @@ class AuthHandlers:
         subject = subject_of(ctx)
         async with self._auditor.event(EventType.MANAGEMENT, subject, subject.user) as ev:
             ev.details["action"] = "enroll totp"
-            with SecretBytes(p.password) as password:
+            with password_given(p.password) as password:
                 e = await self._auth.enroll_totp(seat_of(ctx.seat), password, subject)
             ev.succeed()
         return api.TotpEnrollment(e.uri, e.secret_base32)

@@ -48,6 +48,7 @@ def cli(ctx: click.Context, socket_path: str, timeout: float) -> None:
 
 cli.add_command(status_cmd.status)
 cli.add_command(status_cmd.posture)
+cli.add_command(status_cmd.events)
 cli.add_command(keys_cmd.keys_group)
 cli.add_command(keys_cmd.secrets_group)
 cli.add_command(audit_cmd.audit_group)

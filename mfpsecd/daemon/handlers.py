@@ -16,7 +16,6 @@ from mfpsecd.audit.service import Auditor
 from mfpsecd.auth.handlers import AuthHandlers
 from mfpsecd.auth.service import AuthService
 from mfpsecd.auth.user_store import UserStore
-from mfpsecd.base.clock import Clock
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.state import StateConnection
 from mfpsecd.daemon import interfaces
@@ -34,9 +33,8 @@ from mfpsecd.keys.ports import BackupTargetWatcher
 from mfpsecd.keys.secrets import SecretStore
 from mfpsecd.store.handlers import StoreHandlers
 from mfpsecd.store.service import JobStore
-from mfpsecd.system.api import GET_POSTURE, SYSTEM
-from mfpsecd.system.handlers import SystemHandlers
-from mfpsecd.system.posture import PostureBook
+from mfpsecd.system.api import GET_POSTURE, SYSTEM, WATCH_EVENTS
+from mfpsecd.system.handlers import SecurityViews, SystemHandlers
 from mfpsecd.system.status import StatusService
 from mfpsecd.varlink import idl
 from mfpsecd.varlink.calls import CallContext, Handler
@@ -90,11 +88,11 @@ def build_handlers(
     key_services: KeyServices | None = None,
     auth: AuthService | None = None,
     data: DataServices | None = None,
-    posture: tuple[PostureBook, Clock] | None = None,
+    views: SecurityViews | None = None,
 ) -> dict[str, Handler]:
     """The whole table; without the services (tests of the IPC layer) Keys, Audit, Auth,
     Wipe, Store and the posture are absent and their methods answer MethodNotImplemented."""
-    table = _status_handlers(status, posture)
+    table = _status_handlers(status, views)
     if key_services is not None:
         svc = key_services
         table.update(
@@ -161,6 +159,7 @@ def failed_handlers(status: StatusService, test: str) -> dict[str, Handler]:
 
     table = _status_handlers(status, None)
     table[f"{SYSTEM.name}.{GET_POSTURE.name}"] = refused
+    table[f"{SYSTEM.name}.{WATCH_EVENTS.name}"] = refused_stream
     for interface in interfaces.INTERFACES:
         if interface.name not in {"org.varlink.service", "io.mfpsecd.System"}:
             table.update(
@@ -207,15 +206,12 @@ def _service_handlers() -> dict[str, Handler]:
     }
 
 
-def _status_handlers(
-    status: StatusService, posture: tuple[PostureBook, Clock] | None
-) -> dict[str, Handler]:
+def _status_handlers(status: StatusService, views: SecurityViews | None) -> dict[str, Handler]:
     """What answers even after a failed self-test: introspection and the status."""
-    table = _service_handlers() | routes(
-        SystemHandlers(status, *(posture if posture is not None else (None, None)))
-    )
-    if posture is None:
-        del table[f"{SYSTEM.name}.{GET_POSTURE.name}"]
+    table = _service_handlers() | routes(SystemHandlers(status, views))
+    if views is None:
+        for method in (GET_POSTURE, WATCH_EVENTS):
+            del table[f"{SYSTEM.name}.{method.name}"]
     return table
 
 

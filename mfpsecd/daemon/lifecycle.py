@@ -9,6 +9,7 @@ its error code (the process exits with the code's status).
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import socket
@@ -19,7 +20,8 @@ from pathlib import Path
 import structlog
 
 from mfpsecd import __version__
-from mfpsecd.alerts.wiring import make_notifier
+from mfpsecd.alerts.rules import alert_of
+from mfpsecd.alerts.wiring import alert_rules, make_notifier
 from mfpsecd.audit.backends.audit_file import AuditFile
 from mfpsecd.audit.forwarder import make_forwarders
 from mfpsecd.audit.log_format import Subject
@@ -71,7 +73,8 @@ from mfpsecd.keys.wiring import (
 from mfpsecd.store.wiring import encryption_text, make_store
 from mfpsecd.system.api import DaemonState
 from mfpsecd.system.boots import BootLog
-from mfpsecd.system.handlers import fast_replies
+from mfpsecd.system.events import EventFeed
+from mfpsecd.system.handlers import SecurityViews, fast_replies
 from mfpsecd.system.self_tests import PowerOnSelfTests
 from mfpsecd.system.status import BoardInfo, StatusService
 from mfpsecd.system.timewatch import watch_time
@@ -83,6 +86,8 @@ from mfpsecd.varlink.sockets import activated_sockets
 from mfpsecd.wipe.wiring import make_wipe
 
 log = structlog.get_logger("mfpsecd")
+# How often the posture is read when nobody asks: a protection lost is recorded soon.
+POSTURE_PERIOD_S = 60.0
 
 
 @dataclass
@@ -242,6 +247,22 @@ class Daemon:
             self._status("applying the IP filter")
             await start_netfilter(network, health, auditor)
 
+        posture = posture_book(
+            state,
+            clock,
+            cfg,
+            auditor=auditor,
+            auth=auth,
+            store=store,
+            encryption=encryption,
+            wipe=wipe,
+            chain=chain,
+            schedule=schedule,
+            forwarders=forwarders,
+            firmware=firmware,
+            network=network,
+        )
+
         self._status("starting IPC")
         descriptors = FdChannel(admission_rules(cfg), clock)
         activated = activated_sockets()  # once: it takes LISTEN_FDS out of the environment
@@ -254,21 +275,10 @@ class Daemon:
                 keys,
                 auth,
                 DataServices(wipe, store, encryption, descriptors, firmware, network),
-                (
-                    posture_book(
-                        state,
-                        clock,
-                        cfg,
-                        auth=auth,
-                        store=store,
-                        encryption=encryption,
-                        wipe=wipe,
-                        chain=chain,
-                        schedule=schedule,
-                        forwarders=forwarders,
-                        firmware=firmware,
-                        network=network,
-                    ),
+                SecurityViews(
+                    posture,
+                    EventFeed(auditor, functools.partial(alert_of, alert_rules(cfg)), clock),
+                    auditor,
                     clock,
                 ),
             ),
@@ -286,6 +296,7 @@ class Daemon:
         supervisor.add("ipc-idle-reaper", server.reap_idle)
         supervisor.add("usb-backup-targets", targets.run)
         supervisor.add("key-backup-schedule", schedule.run)
+        supervisor.add("posture-watch", lambda: posture.watch(POSTURE_PERIOD_S))
         supervisor.add("time-watch", lambda: watch_time(clock, auditor))
         supervisor.add("auth-flood-summary", auth.report_suppressed)
         supervisor.add("store-policies", store.run)

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from mfpsecd.audit.events import EventType
 from mfpsecd.audit.forwarder import Forwarder
+from mfpsecd.audit.log_format import DAEMON, Outcome
 from mfpsecd.audit.posture import audit_forwarding
+from mfpsecd.audit.service import Auditor
 from mfpsecd.auth.service import AuthService
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.config.schema import Config, SecurityMode
@@ -21,9 +24,11 @@ from mfpsecd.keys.chain import KeyChain
 from mfpsecd.keys.posture import backup_schedule, tpm
 from mfpsecd.store.posture import STORE_ITEMS, posture_source
 from mfpsecd.store.service import JobStore
-from mfpsecd.system.posture import PostureBook
+from mfpsecd.system.posture import PostureBook, PostureChange
 from mfpsecd.wipe.posture import storage_lock
 from mfpsecd.wipe.service import WipeService
+
+PROBE_EVERY_S = 600.0
 
 
 def posture_book(
@@ -31,6 +36,7 @@ def posture_book(
     clock: Clock,
     cfg: Config,
     *,
+    auditor: Auditor,
     auth: AuthService,
     store: JobStore,
     encryption: str,
@@ -41,12 +47,33 @@ def posture_book(
     firmware: FirmwareService | None,
     network: NetfilterService | None,
 ) -> PostureBook:
-    book = PostureBook(state, clock)
+    async def changed(changes: list[PostureChange]) -> None:
+        for c in changes:
+            # A protection lost is a failure (the "security posture" alert rule).
+            await auditor.record(
+                EventType.POSTURE_CHANGE,
+                Outcome.FAILURE if c.item.state is PostureState.OFF else Outcome.SUCCESS,
+                DAEMON,
+                c.item.id.value,
+                state=c.item.state.value,
+                was=c.was.value,
+                setting=c.item.setting,
+                detail=c.item.detail,
+            )
+
+    book = PostureBook(state, clock, changed)
     book.add_source([PostureId.ADMIN_PASSWORD], auth.posture)
     book.add_source(STORE_ITEMS, posture_source(store, encryption))
 
+    probed: list[tuple[float, PostureItem]] = []
+
     async def lock() -> list[PostureItem]:
-        return [storage_lock(await wipe.disk_facts())]
+        # The drives are asked at most every PROBE_EVERY_S: the watch reads the posture
+        # every minute, and an Identify per drive per minute is more than it is worth.
+        now = clock.monotonic()
+        if not probed or now - probed[0][0] > PROBE_EVERY_S:
+            probed[:] = [(now, storage_lock(await wipe.disk_facts()))]
+        return [probed[0][1]]
 
     book.add_source([PostureId.STORAGE_LOCK_PASSWORD], lock)
 

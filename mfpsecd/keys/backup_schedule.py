@@ -23,6 +23,7 @@ from mfpsecd.base.errors import MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.base.state import StateConnection, StateStore
+from mfpsecd.base.waits import first_of
 from mfpsecd.keys.backup import BackupResult
 from mfpsecd.keys.chain import KeyChain
 from mfpsecd.keys.chain_rows import set_fact
@@ -135,7 +136,7 @@ class BackupScheduler:
                 continue
             wait = schedule.next_at - self._clock.now().timestamp()
             if wait > 0:
-                await _first(self._clock.sleep(wait), self._changed.wait())
+                await first_of(self._clock.sleep(wait), self._changed.wait())
                 continue
             await self.run_due()
 
@@ -225,15 +226,3 @@ def _store(conn: StateConnection, text: str) -> None:
 def _why(error: MfpsecError) -> str:
     reason = error.params.get("reason")
     return f"{error.code.wire_name}: {reason}" if reason else error.code.wire_name
-
-
-async def _first(*waits: Awaitable[object]) -> None:
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t

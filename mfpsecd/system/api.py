@@ -1,9 +1,10 @@
-"""io.mfpsecd.System: daemon identity, status and component health, and the S-1 security
-posture."""
+"""io.mfpsecd.System: daemon identity, status and component health, the S-1 security
+posture, and the S-2 event stream."""
 
 from __future__ import annotations
 
 import enum
+from typing import Annotated
 
 import msgspec
 
@@ -56,6 +57,39 @@ class Posture(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     at: str  # RFC 3339 UTC: when it was read
 
 
+class Event(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One audit record, as the caller may see it."""
+
+    seq: int  # the record's sequence number in the audit log
+    time: str  # RFC 3339 UTC
+    type: str  # the audit event type, e.g. "auth.lockout" (README's event catalogue)
+    outcome: str  # "success" or "failure"
+    alert: str  # the alert rule it matches, e.g. "account locked"; "" when none does
+    object: str  # what it is about; untrusted text (a user name, a path): escape it to show it
+    user: str  # who did it; "" for the daemon's own, or for a caller who may not read the log
+    # The record's details, each value as text (numbers in decimal, true/false); {} for a
+    # caller who may not read the audit log.
+    details: dict[str, str]
+
+
+class Events(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One reply of the event stream."""
+
+    events: list[Event]  # in order; empty in a keep-alive
+    last_seq: int  # where this client is now: after a reconnect, resume with after=last_seq
+    missed: int  # records the log no longer held when this client came to read them
+    behind: int  # records already written that this client has not been sent yet (its lag)
+    keepalive: bool  # nothing happened for keepalive_s: the stream is alive
+
+
+class WatchEventsParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # The last seq this client has (last_seq of its last reply): the stream resumes after
+    # it. -1: from now on; 0: everything the log still holds.
+    after: Annotated[int, msgspec.Meta(ge=-1)] = -1
+    # Seconds without an event before a keep-alive reply.
+    keepalive_s: Annotated[int, msgspec.Meta(ge=5, le=300)] = 30
+
+
 GET_STATUS = Method(
     name="GetStatus",
     doc="Version, board, uptime and the health of every component.",
@@ -91,16 +125,36 @@ GET_POSTURE = Method(
 )
 
 
+WATCH_EVENTS = Method(
+    name="WatchEvents",
+    doc=(
+        "Stream alerts and security events as they are recorded (call with more=true):\n"
+        "the audit records an alert rule matches (lockouts, floods, tampering, refused\n"
+        "firmware, failed sanitizations, a protection of the posture lost, ...); every\n"
+        "record, with details, for a caller who may read the audit log. Resumable: each\n"
+        "reply says last_seq, and a reconnecting client passes it as after. A slow client\n"
+        "holds nothing in the daemon: it reads on at its own pace and is told its lag;\n"
+        "records the log dropped before it read them are counted in missed. The first\n"
+        "reply comes at once (a keep-alive saying where the stream starts)."
+    ),
+    params=WatchEventsParams,
+    result=Events,
+    requires=Privilege.STATUS_READ,
+    streams=True,
+)
+
+
 SYSTEM = Interface(
     name="io.mfpsecd.System",
     module=__name__,
     doc=(
-        "The mfpsecd security daemon: its version, board, state, the health of its parts\n"
-        "and the security posture."
+        "The mfpsecd security daemon: its version, board, state, the health of its parts,\n"
+        "the security posture and the stream of security events."
     ),
     methods=(
         GET_STATUS,
         WATCH_STATUS,
         GET_POSTURE,
+        WATCH_EVENTS,
     ),
 )

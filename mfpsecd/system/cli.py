@@ -1,17 +1,21 @@
 """`mfpsec status`: the daemon's version, board, state and component health;
-`mfpsec posture`: the S-1 security posture, as the panel shows it."""
+`mfpsec posture`: the S-1 security posture, as the panel shows it; `mfpsec events`: the
+S-2 event stream, resumed after a lost connection."""
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import click
+import msgspec
 
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthState
 from mfpsecd.base.posture import PostureState
 from mfpsecd.cli.common import Daemon, echo_json, reports_errors, shown
 from mfpsecd.system import api as system
-from mfpsecd.system.api import DaemonState, Posture, Status
+from mfpsecd.system.api import DaemonState, Event, Posture, Status
 
 _STATE_COLOUR = {
     HealthState.OK: "green",
@@ -97,3 +101,58 @@ def posture(daemon: Daemon, as_json: bool) -> None:
     with daemon.connect() as conn:
         p = conn.call(system.GET_POSTURE)
     echo_json(p) if as_json else click.echo(render_posture(p))
+
+
+def render_event(e: Event) -> str:
+    what = click.style(e.alert, fg="red", bold=True) if e.alert else e.type
+    line = f"{e.time} #{e.seq} {what} {e.outcome} {shown(e.object)}"
+    if e.user:
+        line += f" by {shown(e.user)}"
+    if e.details:
+        line += " " + " ".join(f"{k}={shown(v)}" for k, v in sorted(e.details.items()))
+    return line
+
+
+# A stream that stays silent for this many keep-alive periods is taken for dead.
+_SILENT_PERIODS = 3
+_RESUMABLE = (ErrorCode.DAEMON_UNREACHABLE, ErrorCode.TIMEOUT)
+
+
+@click.command()
+@click.option(
+    "--after",
+    type=click.IntRange(min=-1),
+    default=-1,
+    help="Resume after this sequence number (the last one you saw); 0: everything the log "
+    "still holds; -1: from now on.",
+)
+@click.option("--keepalive", type=click.IntRange(5, 300), default=30, show_default=True)
+@click.option("--no-follow", is_flag=True, help="Stop once caught up instead of following.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON reply per line.")
+@click.pass_obj
+@reports_errors
+def events(daemon: Daemon, *, after: int, keepalive: int, no_follow: bool, as_json: bool) -> None:
+    """Follow the alerts and security events as they are recorded. A lost connection is
+    resumed where it left off, without gaps."""
+    last = after
+    while True:
+        try:
+            with daemon.connect() as conn:
+                conn.set_timeout(keepalive * _SILENT_PERIODS)
+                params = system.WatchEventsParams(last, keepalive)
+                for batch in conn.call_more(system.WATCH_EVENTS, params):
+                    last = batch.last_seq
+                    if as_json:  # JSON Lines: one reply per line, for a pipe
+                        click.echo(msgspec.json.encode(batch).decode())
+                    else:
+                        for e in batch.events:
+                            click.echo(render_event(e))
+                        if batch.missed:
+                            click.echo(f"({batch.missed} event(s) no longer in the log)", err=True)
+                    if no_follow and batch.behind == 0:
+                        return
+        except MfpsecError as exc:
+            if exc.code not in _RESUMABLE:
+                raise
+            click.echo(f"(connection lost: resuming after #{last})", err=True)
+            time.sleep(1.0)

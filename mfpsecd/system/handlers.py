@@ -1,13 +1,22 @@
-"""io.mfpsecd.System handlers: the status the panel polls and watches, and the posture."""
+"""io.mfpsecd.System handlers: the status the panel polls and watches, the posture, and the
+event stream."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 import msgspec
 
+from mfpsecd.audit.events import EventType
+from mfpsecd.audit.log_format import Outcome, Record
+from mfpsecd.audit.service import Auditor
+from mfpsecd.auth.caller import subject_of
+from mfpsecd.auth.sessions import seat_of
+from mfpsecd.base.access import Privilege
 from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.system import api
+from mfpsecd.system.events import EventFeed
 from mfpsecd.system.posture import PostureBook
 from mfpsecd.system.status import StatusService
 from mfpsecd.varlink.calls import CallContext, Last
@@ -65,17 +74,25 @@ def fast_replies(status: StatusService) -> dict[bytes, tuple[str, Callable[[], b
     return {GET_STATUS_CALL: ("io.mfpsecd.System.GetStatus", StatusReply(status).message)}
 
 
+@dataclass(frozen=True)
+class SecurityViews:
+    """What GetPosture and WatchEvents answer from: the daemon's services, absent after a
+    failed self-test and in the IPC layer's tests (their routes are then removed)."""
+
+    posture: PostureBook
+    events: EventFeed
+    auditor: Auditor
+    clock: Clock
+
+
 class SystemHandlers:
     """io.mfpsecd.System. Plain methods answer from the read callback (see the IPC
     server); only what waits for something is a coroutine or an async generator."""
 
-    def __init__(
-        self, status: StatusService, posture: PostureBook | None = None, clock: Clock | None = None
-    ) -> None:
+    def __init__(self, status: StatusService, views: SecurityViews | None = None) -> None:
         self._status = status
         self._reply = StatusReply(status)
-        self._posture = posture
-        self._clock = clock
+        self._views = views
 
     @handles(api.GET_STATUS)
     def get_status(self, ctx: CallContext, _: NoParams) -> msgspec.Raw:
@@ -93,10 +110,8 @@ class SystemHandlers:
 
     @handles(api.GET_POSTURE)
     async def get_posture(self, ctx: CallContext, _: NoParams) -> api.Posture:
-        # Without its sources (a failed self-test, the IPC layer's tests) the table has no
-        # GetPosture route: see daemon.handlers.
-        assert self._posture is not None and self._clock is not None
-        entries = await self._posture.current()
+        views = self._security_views()
+        entries = await views.posture.current()
         return api.Posture(
             [
                 api.PostureItem(
@@ -109,5 +124,56 @@ class SystemHandlers:
                 )
                 for e in entries
             ],
-            rfc3339(self._clock),
+            rfc3339(views.clock),
         )
+
+    @handles(api.WATCH_EVENTS)
+    async def watch_events(
+        self, ctx: CallContext, p: api.WatchEventsParams
+    ) -> AsyncIterator[api.Events]:
+        views = self._security_views()
+        seat = seat_of(ctx.seat)
+
+        def everything() -> bool:
+            return Privilege.AUDIT_READ in seat.grants
+
+        if everything():  # the whole log, as QueryAudit and ExportAudit are: audited
+            await views.auditor.record(
+                EventType.AUDIT_READ, Outcome.SUCCESS, subject_of(ctx), "events", after=p.after
+            )
+        async for b in views.events.follow(
+            p.after, everything=everything, keepalive_s=p.keepalive_s
+        ):
+            full = everything()
+            yield api.Events(
+                [_event(r, alert, full) for r, alert in b.records],
+                b.last_seq,
+                b.missed,
+                b.behind,
+                b.keepalive,
+            )
+
+    def _security_views(self) -> SecurityViews:
+        # Without them (a failed self-test, the IPC layer's tests) the table has no
+        # GetPosture or WatchEvents route: see daemon.handlers.
+        assert self._views is not None
+        return self._views
+
+
+def _event(r: Record, alert: str, full: bool) -> api.Event:
+    return api.Event(
+        r.seq,
+        r.time,
+        r.type.value,
+        r.outcome.value,
+        alert,
+        r.object,
+        r.subject.user if full else "",
+        {k: _text(v) for k, v in r.details.items()} if full else {},
+    )
+
+
+def _text(v: str | int | float | bool) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)

@@ -16,8 +16,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from mfpsecd.alerts.notifier import DEFAULT_RULES, MailSettings, Notifier, Rule, SnmpSettings
+from mfpsecd.alerts.notifier import MailSettings, Notifier, SnmpSettings
 from mfpsecd.alerts.outbox import AlertOutbox
+from mfpsecd.alerts.rules import DEFAULT_RULES, Rule
 from mfpsecd.audit.backends.audit_file import AuditFile
 from mfpsecd.audit.events import EventType
 from mfpsecd.audit.log_format import Outcome, Record, Subject

@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from mfpsecd.alerts.notifier import DEFAULT_RULES, MailSettings, Notifier
+from mfpsecd.alerts.notifier import MailSettings, Notifier
 from mfpsecd.alerts.outbox import AlertOutbox
+from mfpsecd.alerts.rules import DEFAULT_RULES
 from mfpsecd.audit.backends.audit_file import AuditFile
 from mfpsecd.audit.events import EventType
 from mfpsecd.audit.log_format import DAEMON, Outcome, Record, Subject

@@ -10,8 +10,9 @@ import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from mfpsecd.alerts.notifier import DEFAULT_RULES, MailSettings, Notifier
+from mfpsecd.alerts.notifier import MailSettings, Notifier
 from mfpsecd.alerts.outbox import AlertOutbox
+from mfpsecd.alerts.rules import DEFAULT_RULES
 from mfpsecd.audit.backends.audit_file import AuditFile
 from mfpsecd.audit.events import EventType
 from mfpsecd.audit.forwarder import make_forwarders

@@ -32,6 +32,8 @@ from mfpsecd.keys.secrets import SecretStore
 from mfpsecd.keys.wiring import make_backup_scheduler
 from mfpsecd.store.backends.native_objects import NativeObjectCipher
 from mfpsecd.store.service import JobStore
+from mfpsecd.system.events import EventFeed
+from mfpsecd.system.handlers import SecurityViews
 from mfpsecd.system.posture import PostureBook
 from mfpsecd.system.status import BoardInfo, StatusService
 from mfpsecd.varlink import idl
@@ -129,7 +131,12 @@ def _handlers() -> dict[str, object]:
                 FdChannel(AdmissionRules(0, frozenset(), frozenset()), clock),
                 firmware,
             ),
-            (PostureBook(store, clock), clock),
+            SecurityViews(
+                PostureBook(store, clock),
+                EventFeed(keys.auditor, lambda r: "", clock),
+                keys.auditor,
+                clock,
+            ),
         )
     )
 

@@ -87,3 +87,31 @@ class Cli:
         r = self(uid, *args, stdin=stdin)
         assert r.returncode != 0, (args, r.stdout)
         return r.stderr
+
+
+def as_panel(uid: int, socket_path: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI run as a panel uid (listed in access.panel_users): it reaches the socket
+    through its group only, is admitted as the panel, and never logs in."""
+    return subprocess.run(
+        [
+            "setpriv",
+            f"--reuid={uid}",
+            f"--regid={uid}",
+            f"--groups={SOCKET_GID}",
+            "--",
+            other_uids.python(),
+            "-I",
+            "-c",
+            CLI,
+            str(other_uids.client_tree()),
+            "--socket",
+            socket_path,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=other_uids.client_tree(),
+        env={"PATH": os.environ["PATH"], "HOME": "/"},
+    )

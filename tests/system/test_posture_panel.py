@@ -7,8 +7,6 @@ password, then on; a backup schedule; an address filter)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +14,7 @@ import pytest
 
 from mfpsecd.base.posture import TITLES, PostureId
 from tests.support import daemon as ds
-from tests.support import other_uids
-from tests.support.auth_cli import ADMIN_PW, CLI, SOCKET_GID
+from tests.support.auth_cli import ADMIN_PW, SOCKET_GID, as_panel
 from tests.support.netlab import Lab, dut_board
 
 pytestmark = pytest.mark.root
@@ -35,36 +32,8 @@ CONFIG: dict[str, dict[str, Any]] = {
 }
 
 
-def _as_panel(socket_path: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """The CLI run as the panel's uid: reaches the socket through its group, admitted as
-    the panel by the configuration, never logged in."""
-    return subprocess.run(
-        [
-            "setpriv",
-            f"--reuid={PANEL_UID}",
-            f"--regid={PANEL_UID}",
-            f"--groups={SOCKET_GID}",
-            "--",
-            other_uids.python(),
-            "-I",
-            "-c",
-            CLI,
-            str(other_uids.client_tree()),
-            "--socket",
-            socket_path,
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=other_uids.client_tree(),
-        env={"PATH": os.environ["PATH"], "HOME": "/"},
-    )
-
-
 def _posture(d: ds.DaemonProcess) -> dict[str, dict[str, str]]:
-    r = _as_panel(d.socket_path, "posture", "--json")
+    r = as_panel(PANEL_UID, d.socket_path, "posture", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert [i["id"] for i in doc["items"]] == [p.value for p in PostureId]  # all 13, in order
@@ -106,7 +75,7 @@ def test_the_panel_renders_every_posture_item_and_sees_them_change(
         assert states["audit-forwarding"] == "off"
 
         # The panel's screen: every item's title with its state.
-        view = _as_panel(d.socket_path, "posture")
+        view = as_panel(PANEL_UID, d.socket_path, "posture")
         assert view.returncode == 0, view.stderr
         for item in PostureId:
             line = next(ln for ln in view.stdout.splitlines() if ln.startswith(TITLES[item]))
