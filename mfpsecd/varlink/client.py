@@ -24,6 +24,7 @@ from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.varlink import wire
 from mfpsecd.varlink.descriptors import fd_socket_path
 from mfpsecd.varlink.schema import Method, NoParams, P, R
+from mfpsecd.varlink.tolerant import ReplyDecoder
 
 DEFAULT_SOCKET = "/run/mfpsecd/mfpsecd.sock"
 # Replies can be larger than calls (a status with many components, an audit page).
@@ -65,13 +66,14 @@ def zero_secrets(value: object) -> None:
             zero_secrets(item)
 
 
-_DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+_DECODERS: dict[type[Any], ReplyDecoder] = {}
 
 
-def _decoder(result: type[Any]) -> msgspec.json.Decoder[Any]:
+def _decoder(result: type[Any]) -> ReplyDecoder:
+    """A reply's decoder: fields a newer daemon added are dropped, not refused."""
     decoder = _DECODERS.get(result)
     if decoder is None:
-        decoder = _DECODERS[result] = msgspec.json.Decoder(result)
+        decoder = _DECODERS[result] = ReplyDecoder(result)
     return decoder
 
 
