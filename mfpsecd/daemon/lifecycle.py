@@ -442,7 +442,12 @@ async def _listen(
         handlers,
         admission_rules(cfg),
         ServerLimits(
-            ipc.max_message_bytes, ipc.max_connections, ipc.idle_timeout_s, ipc.queue_depth
+            ipc.max_message_bytes,
+            ipc.max_connections,
+            ipc.idle_timeout_s,
+            ipc.queue_depth,
+            reserved_per_class=ipc.reserved_per_class,
+            first_call_timeout_s=ipc.first_call_timeout_s,
         ),
         clock,
         interfaces=interfaces.INTERFACES,

@@ -154,7 +154,20 @@ class Connection:
         try:
             self._sock.sendall(data)
         except OSError as exc:
+            # The daemon may have answered and closed before the call was sent: a peer
+            # it does not admit is told so at once. That answer is the error to raise.
+            self._raise_pending()
             raise _unreachable(self.address, exc) from None
+
+    def _raise_pending(self) -> None:
+        try:
+            self._sock.setblocking(False)
+            self._buf += self._sock.recv(65536)
+        except OSError:
+            return
+        nul = self._buf.find(b"\0")
+        if nul >= 0:
+            _reply(self._buf[:nul])  # raises the daemon's error
 
     def _send_call(self, method: Method[Any, Any] | str, parameters: Any, more: bool) -> None:
         if isinstance(method, str):

@@ -50,6 +50,8 @@ class ServerConnection(asyncio.BufferedProtocol):
         self._idle.set()
         self.busy = False
         self.activity = 0  # messages received: the idle reaper watches it change
+        self.messages = 0  # whole messages received: none yet, and the reaper is quicker
+        self.opened = server.clock.monotonic()
         self.contexts: dict[str, CallContext] = {}  # per method: the peer does not change
         self.peer = PeerCredentials(0, -1, -1)
         self.peer_class = PeerClass.UNKNOWN
@@ -60,20 +62,24 @@ class ServerConnection(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport; they implement it.
         self._transport = stream = cast(asyncio.Transport, transport)
-        if not self._server.admit(self):
-            try:
-                who: PeerCredentials | None = peer_credentials(stream.get_extra_info("socket"))
-            except OSError:
-                who = None
-            self._server.refused(who, "connection limit reached")
-            stream.abort()
-            return
         try:
             self.peer = peer_credentials(stream.get_extra_info("socket"))
         except OSError:
             stream.abort()
             return
         self.peer_class = classify(self.peer, self._server.rules)
+        if self.peer_class is PeerClass.UNKNOWN:
+            # Told why, and closed at once: a peer the configuration does not admit
+            # holds no connection slot, however many times it connects.
+            log.info("ipc_peer_refused", uid=self.peer.uid, pid=self.peer.pid)
+            self._server.refused(self.peer, "peer not admitted")
+            stream.write(wire.encode_error(ErrorCode.PERMISSION_DENIED))
+            stream.close()
+            return
+        if not self._server.admit(self):
+            self._server.refused(self.peer, "connection limit reached")
+            stream.abort()
+            return
         self.seat = self._server.access.seat(self.peer, self.peer_class)
         stream.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
         self._task = asyncio.get_running_loop().create_task(self._process())
@@ -126,6 +132,7 @@ class ServerConnection(asyncio.BufferedProtocol):
                 return
             start = self._start
             self._start = self._scan = nul + 1
+            self.messages += 1
             if inline:
                 fast = fast_by_len.get(nul - start)
                 if (

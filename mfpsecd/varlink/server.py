@@ -18,6 +18,7 @@ of the per-call cost in CPython; replies stay in call order either way.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import inspect
 import socket
@@ -66,6 +67,16 @@ class ServerLimits:
     max_connections: int = 64
     idle_timeout_s: float = 300.0
     queue_depth: int = 16
+    # Of max_connections, this many are kept for each admitted peer class (the panel,
+    # root and the daemon's own uid, the maintenance group): however many connections
+    # one class holds, the others still get in.
+    reserved_per_class: int = 4
+    # A connection that has not sent one whole message within this is closed: holding
+    # connections open without a word must not take the slots.
+    first_call_timeout_s: float = 10.0
+
+
+_ADMITTED = (PeerClass.PANEL, PeerClass.SYSTEM, PeerClass.MAINTENANCE)
 
 
 class VarlinkServer:
@@ -114,6 +125,7 @@ class VarlinkServer:
                 raise TypeError(f"fast reply for {name}: not routed, or a length taken")
             self.fast[len(message)] = (message, self._methods[name].requires, reply)
         self._connections: set[ServerConnection] = set()
+        self._by_class: collections.Counter[PeerClass] = collections.Counter()
         self._server: asyncio.Server | None = None
         self._owned_path: Path | None = None
         self._refused = 0
@@ -126,7 +138,8 @@ class VarlinkServer:
         return len(self._connections)
 
     def admit(self, conn: ServerConnection) -> bool:
-        if not self.accepting or len(self._connections) >= self.limits.max_connections:
+        """A slot for the connection: one of its class's reserved ones, else a shared one."""
+        if not self.accepting or not self._slot_for(conn.peer_class):
             self._refused += 1
             if self._refused in (1, 10, 100) or self._refused % 1000 == 0:
                 log.warning(
@@ -136,10 +149,22 @@ class VarlinkServer:
                 )
             return False
         self._connections.add(conn)
+        self._by_class[conn.peer_class] += 1
         return True
 
+    def _slot_for(self, peer_class: PeerClass) -> bool:
+        limits = self.limits
+        reserved = min(limits.reserved_per_class, limits.max_connections // len(_ADMITTED))
+        if self._by_class[peer_class] < reserved:
+            return True
+        shared = limits.max_connections - reserved * len(_ADMITTED)
+        in_shared = sum(max(n - reserved, 0) for n in self._by_class.values())
+        return in_shared < shared
+
     def forget(self, conn: ServerConnection) -> None:
-        self._connections.discard(conn)
+        if conn in self._connections:
+            self._connections.discard(conn)
+            self._by_class[conn.peer_class] -= 1
 
     def refused(self, peer: PeerCredentials | None, reason: str) -> None:
         if self._on_refused is not None:
@@ -151,12 +176,18 @@ class VarlinkServer:
         Connections count their messages instead of reading the clock for each one; a
         connection whose count has not moved, with nothing in progress, since a sweep at
         least idle_timeout ago is closed (so within one sweep period after the limit)."""
-        period = min(self.limits.idle_timeout_s / 4, 30.0)
+        limits = self.limits
+        period = min(limits.idle_timeout_s / 4, limits.first_call_timeout_s / 2, 30.0)
         quiet_since: dict[ServerConnection, tuple[int, float]] = {}
         while True:
             await self.clock.sleep(period)
             now = self.clock.monotonic()
             for conn in list(self._connections):
+                if not conn.messages and now - conn.opened >= limits.first_call_timeout_s:
+                    log.info("ipc_silent_close", uid=conn.peer.uid, pid=conn.peer.pid)
+                    self.refused(conn.peer, "no call after connecting")
+                    conn.close()
+                    continue
                 seen = quiet_since.get(conn)
                 if conn.busy or seen is None or seen[0] != conn.activity:
                     quiet_since[conn] = (conn.activity, now)

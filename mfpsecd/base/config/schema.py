@@ -49,6 +49,11 @@ class IpcSection(_Strict, frozen=True):
     idle_timeout_s: Annotated[float, msgspec.Meta(ge=1, le=86400)] = 300.0
     # Messages a client may pipeline before the daemon stops reading from it.
     queue_depth: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 16
+    # Of max_connections, kept for each admitted class of peer (the panel, root, the
+    # maintenance group), so that no class can take every connection from the others.
+    reserved_per_class: Annotated[int, msgspec.Meta(ge=0, le=64)] = 4
+    # A connection that sends no whole message within this many seconds is closed.
+    first_call_timeout_s: Annotated[float, msgspec.Meta(ge=1, le=300)] = 10.0
 
 
 class AccessSection(_Strict, frozen=True):
