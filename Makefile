@@ -23,6 +23,7 @@ BUILD := build
 # Media purge: QEMU with busybox, nvme-cli, hdparm, mmc-utils, sg3-utils, cpio and kmod
 # (the guest of the opt-in `qemu` suite; its kernel is Debian's, fetched by apt at first use).
 # Lint: clang-format (the C style, .clang-format).
+# The panel example in C (examples/panel-c, built and run by its test): json-c.
 # IP filter: nftables (nft, and libnftables' Python binding, which is not on PyPI: the venv
 # gets a link to Debian's), iproute2, ping and sysctl (procps) (network namespaces in tests).
 APT_PACKAGES := build-essential pkg-config libssl-dev python3-dev python3-venv \
@@ -31,7 +32,7 @@ APT_PACKAGES := build-essential pkg-config libssl-dev python3-dev python3-venv \
 	rsyslog rsyslog-openssl snmptrapd libargon2-1 libargon2-dev softhsm2 \
 	scrub coreutils fdisk e2fsprogs nftables python3-nftables iproute2 iputils-ping procps \
 	qemu-system-x86 busybox-static nvme-cli hdparm mmc-utils sg3-utils cpio kmod openssl \
-	poppler-utils clang-format
+	poppler-utils clang-format libjson-c-dev
 
 SIM_CONFIG := hw/mfpsecd.sim.toml
 
@@ -160,7 +161,7 @@ test-native: setup
 test-python: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-C_SOURCES := $(shell find native -name '*.[ch]' 2>/dev/null)
+C_SOURCES := $(shell find native examples -name '*.[ch]' 2>/dev/null)
 
 lint: setup
 	$(BIN)/ruff format --check mfpsecd tests bench tools

@@ -6,6 +6,7 @@ schedule and its sealed passphrase survive a restart and go when it is cleared."
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from mfpsecd.base.errors import ErrorCode, MfpsecError
@@ -47,6 +48,20 @@ def _scheduler(s: Stack, runs: Runs) -> BackupScheduler:
     )
 
 
+async def _until(done: Callable[[], bool]) -> None:
+    """Until the run loop has done it (a backup takes real time: Argon2id, the TPM)."""
+    for _ in range(6000):
+        if done():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the scheduled run did not happen")
+
+
+async def _until_sleeping(s: Stack) -> None:
+    """Until the run loop waits on the clock for the next run."""
+    await _until(lambda: s.clock.sleepers > 0)
+
+
 def _ours(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name.endswith(backup_file.SUFFIX))
 
@@ -86,12 +101,10 @@ async def _scenario(tmp_path: Path, tpm: SwtpmHandle, target: Path, foreign: Pat
     )
 
     task = asyncio.create_task(sched.run())
-    for _ in range(3):  # each day another backup, by the run loop
+    for day in range(1, 4):  # each day another backup, by the run loop
+        await _until_sleeping(s)
         await s.clock.advance(86400)
-        for _ in range(200):
-            await asyncio.sleep(0.01)
-            if runs and runs[-1][0].next_at > s.clock.now().timestamp():
-                break
+        await _until(lambda: len(runs) == day)  # noqa: B023 (read at once)
     assert [r[2] for r in runs] == [None, None, None]
     ours = [n for n in _ours(target) if n != foreign.name]
     assert len(ours) == 2  # keep=2: the older ones are gone
@@ -103,11 +116,9 @@ async def _scenario(tmp_path: Path, tpm: SwtpmHandle, target: Path, foreign: Pat
     for name in _ours(target):
         (target / name).unlink()
     target.rmdir()
+    await _until_sleeping(s)
     await s.clock.advance(86400)
-    for _ in range(200):
-        await asyncio.sleep(0.01)
-        if runs[-1][2] is not None:
-            break
+    await _until(lambda: len(runs) == 4)
     failed = runs[-1]
     assert failed[1] is None and failed[2] is not None
     assert failed[0].last_result == "failed"
@@ -118,11 +129,9 @@ async def _scenario(tmp_path: Path, tpm: SwtpmHandle, target: Path, foreign: Pat
     assert health is not None and health.state is HealthState.DEGRADED
     assert backup_schedule(sched.schedule).state is PostureState.OFF
     target.mkdir()  # back: the retry succeeds
+    await _until_sleeping(s)
     await s.clock.advance(RETRY_S + 1)
-    for _ in range(200):
-        await asyncio.sleep(0.01)
-        if runs[-1][2] is None and len(runs) > 4:
-            break
+    await _until(lambda: len(runs) == 5)
     assert runs[-1][0].last_result == "ok"
     assert backup_schedule(sched.schedule).state is PostureState.ON
     task.cancel()
