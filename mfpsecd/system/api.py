@@ -103,7 +103,8 @@ WATCH_STATUS = Method(
     name="WatchStatus",
     doc=(
         "Stream the status: the current one first, then a new reply each time the\n"
-        "daemon state or a component's health changes. Call with more=true."
+        "daemon state or a component's health changes, and at least every 15 s (a\n"
+        "keep-alive: a quiet stream is not a dead one). Call with more=true."
     ),
     params=NoParams,
     result=Status,

@@ -10,8 +10,11 @@ import msgspec
 from mfpsecd import __version__
 from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.health import ComponentHealth, HealthRegistry, HealthState
+from mfpsecd.base.waits import first_of
 from mfpsecd.system.api import DaemonState, Status
 from mfpsecd.system.boots import BootEntry
+
+KEEPALIVE_S = 15.0  # WatchStatus sends the status at least this often
 
 
 @dataclass(frozen=True)
@@ -89,8 +92,13 @@ class StatusService:
         )
 
     async def watch(self) -> AsyncIterator[Status]:
+        """The status now, then at each change, and at least every KEEPALIVE_S: a quiet
+        stream is never taken for a dead one by a client's read timeout (30 s by
+        default in ours)."""
         generation = self._health.generation
         yield self.get_status()
         while True:
-            generation = await self._health.wait_change(generation)
+            changed = self._health.wait_change(generation)
+            if await first_of(changed, self._clock.sleep(KEEPALIVE_S)) == 0:
+                generation = self._health.generation
             yield self.get_status()
