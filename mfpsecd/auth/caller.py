@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 
 from mfpsecd.audit.log_format import Subject
+from mfpsecd.auth.model.password_policy import printable_ascii
 from mfpsecd.auth.service import AuthService
 from mfpsecd.auth.sessions import seat_of
 from mfpsecd.base.admission import PeerClass
@@ -52,7 +53,7 @@ async def reauthenticate(
         raise MfpsecError(
             ErrorCode.AUTHENTICATION_REQUIRED, reason="re-authentication: give your password again"
         )
-    if not all(0x20 <= b <= 0x7E for b in password.view()):
+    if not printable_ascii(password.view()):
         raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="password")
     await auth.reauthenticate(seat_of(ctx.seat), password, subject)
 
@@ -63,7 +64,7 @@ def password_given(raw: bytearray, parameter: str = "password") -> SecretBytes:
     password (which would count towards the lockout) but a parameter the client encoded
     wrongly, e.g. the plain text where the IDL asks for its base64."""
     secret = SecretBytes(raw)
-    if all(0x20 <= b <= 0x7E for b in secret.view()):
+    if printable_ascii(secret.view()):
         return secret
     secret.close()
     raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter=parameter)

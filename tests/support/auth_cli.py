@@ -49,33 +49,13 @@ class Cli:
     def __call__(
         self, uid: int, *args: str, stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                "setpriv",
-                f"--reuid={uid}",
-                f"--regid={uid}",
-                f"--groups={SOCKET_GID},{MAINT_GID}",
-                "--",
-                other_uids.python(),
-                "-I",
-                "-c",
-                CLI,
-                str(other_uids.client_tree()),
-                "--socket",
-                self.socket_path,
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            cwd=other_uids.client_tree(),
-            input=stdin,
-            env={
-                "PATH": os.environ["PATH"],
-                "HOME": "/",
-                "XDG_RUNTIME_DIR": str(self.runtime_dir(uid)),
-            },
+        return run_cli(
+            uid,
+            f"{SOCKET_GID},{MAINT_GID}",
+            self.socket_path,
+            *args,
+            stdin=stdin,
+            env={"XDG_RUNTIME_DIR": str(self.runtime_dir(uid))},
         )
 
     def ok(self, uid: int, *args: str, stdin: str | None = None) -> str:
@@ -92,12 +72,25 @@ class Cli:
 def as_panel(uid: int, socket_path: str, *args: str) -> subprocess.CompletedProcess[str]:
     """The CLI run as a panel uid (listed in access.panel_users): it reaches the socket
     through its group only, is admitted as the panel, and never logs in."""
+    return run_cli(uid, str(SOCKET_GID), socket_path, *args)
+
+
+def run_cli(
+    uid: int,
+    groups: str,
+    socket_path: str,
+    *args: str,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """The real CLI as uid with these supplementary groups, from the world-readable copy
+    of the client side."""
     return subprocess.run(
         [
             "setpriv",
             f"--reuid={uid}",
             f"--regid={uid}",
-            f"--groups={SOCKET_GID}",
+            f"--groups={groups}",
             "--",
             other_uids.python(),
             "-I",
@@ -113,5 +106,6 @@ def as_panel(uid: int, socket_path: str, *args: str) -> subprocess.CompletedProc
         timeout=60,
         check=False,
         cwd=other_uids.client_tree(),
-        env={"PATH": os.environ["PATH"], "HOME": "/"},
+        input=stdin,
+        env={"PATH": os.environ["PATH"], "HOME": "/", **(env or {})},
     )

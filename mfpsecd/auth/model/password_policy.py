@@ -47,6 +47,11 @@ def _class_of(b: int) -> CharClass:
     return CharClass.SYMBOL
 
 
+def printable_ascii(password: memoryview | bytes) -> bool:
+    """Every byte a printable ASCII character (A-2: what a password may hold)."""
+    return all(0x20 <= b <= 0x7E for b in password)
+
+
 def violations(password: memoryview, user_id: str, policy: PasswordPolicy) -> list[Violation]:
     """Every rule the password breaks, in a stable order (empty: acceptable)."""
     out: list[Violation] = []
@@ -55,7 +60,7 @@ def violations(password: memoryview, user_id: str, policy: PasswordPolicy) -> li
         out.append(Violation(Rule.MIN_LENGTH, f"at least {policy.min_length} characters"))
     if n > MAX_SUPPORTED_LENGTH:
         out.append(Violation(Rule.MAX_LENGTH, f"at most {MAX_SUPPORTED_LENGTH} characters"))
-    printable = all(0x20 <= b <= 0x7E for b in password)
+    printable = printable_ascii(password)
     if not printable:
         out.append(
             Violation(
