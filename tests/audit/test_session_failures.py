@@ -51,19 +51,31 @@ async def _until(cond: Callable[[], Awaitable[bool]], *, rounds: int = 500) -> N
     raise AssertionError("condition not reached")
 
 
+async def _advance_until(
+    clock: FakeClock, cond: Callable[[], Awaitable[bool]], *, limit_s: int
+) -> None:
+    for _ in range(limit_s):
+        if await cond():
+            return
+        await clock.advance(1)
+        await asyncio.sleep(0.005)
+    await _until(cond)
+
+
 def test_failed_mail_deliveries_are_audited_once_then_counted(tmp_path: Path) -> None:
     port = free_port()  # nothing listens: every delivery fails
 
     async def scenario() -> None:
         clock, health, auditor, state = await _open(tmp_path)
         failures = SessionFailures(auditor, clock, interval_s=300)
+        outbox = AlertOutbox(state)
         notifier = Notifier(
             DEFAULT_RULES,
             MailSettings("localhost", port, "mfp@example.net", ("admin@example.net",)),
             clock,
             health,
             device="mfp-01",
-            outbox=AlertOutbox(state),
+            outbox=outbox,
             failures=failures,
         )
         auditor.add_listener(notifier.offer)
@@ -78,12 +90,16 @@ def test_failed_mail_deliveries_are_audited_once_then_counted(tmp_path: Path) ->
         assert (first.object, first.outcome) == ("mail", Outcome.FAILURE)
         assert first.details["peer"] == f"localhost:{port}" and first.details["count"] == 1
         assert "SMTPConnect" in str(first.details["reason"])
-        for step in (10, 20, 40, 80):  # the outbox's retries: each fails again
-            await clock.advance(step)
-            await asyncio.sleep(0.1)
+
+        async def attempted(n: int) -> bool:
+            return [a.attempts for a in await outbox.pending()] == [n]
+
+        # The outbox retries after 10, 20, 40, 80 s: each fails again. Time moves a second
+        # at a time, so a delivery that takes long in real time only shifts the next one.
+        for n in range(2, 6):
+            await _advance_until(clock, lambda: attempted(n), limit_s=90)  # noqa: B023
         assert len(await _failures(auditor)) == 1  # counted, not written per attempt
-        await clock.advance(300 - 150)  # the interval since the first record ends
-        await _until(lambda: recorded(2))
+        await _advance_until(clock, lambda: recorded(2), limit_s=160)  # the interval ends
         summary = (await _failures(auditor))[1]
         assert summary.details["count"] == 4 and str(summary.details["first"]) > first.time
         for t in tasks:
