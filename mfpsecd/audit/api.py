@@ -13,20 +13,30 @@ from mfpsecd.varlink.schema import Interface, Method, NoParams
 
 
 class AuditSubject(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Who did it: always where it came from; the user and role when one was logged in."""
+
+    # "daemon", "panel", "cli", "system" (root or the daemon's uid), "network" (through a
+    # front-end), "local" (a local peer the IPC socket refused)
     origin: str
-    user: str
-    role: str
-    uid: int
-    pid: int
+    user: str  # the logged-in account; "" when none was (the daemon's own, a failed login)
+    role: str  # that account's role; "" when none was logged in
+    uid: int  # the caller's uid; -1 when there is none (e.g. the daemon's own records)
+    pid: int  # the caller's pid; -1 when there is none (e.g. the daemon's own records)
+    # The network client's IP address (a login through a front-end), or the host:port of a
+    # peer a channel failed with (session.failure); "" otherwise.
     address: str
 
 
 class AuditEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    seq: int
-    time: str
-    type: str
-    outcome: str
-    subject: AuditSubject
+    """One audit record."""
+
+    seq: int  # its sequence number: 1 for the log's first record, no gaps
+    time: str  # RFC 3339 UTC, with microseconds
+    type: str  # the event type, e.g. "auth.login" (README's event catalogue)
+    outcome: str  # "success" or "failure"
+    subject: AuditSubject  # who did it
+    # What it is about (an account, a name as typed at a login, a path, ...); untrusted
+    # text: escape it to show it.
     object: str
     details: dict[str, str]  # values as text; the export keeps their JSON types
 
@@ -35,23 +45,27 @@ class AuditQueryParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     since: str = ""  # RFC 3339 UTC, inclusive
     until: str = ""  # RFC 3339 UTC, exclusive
     types: list[str] = []  # event types (see the catalogue); empty: all
+    # Only what this account did (subject.user, exact); "": anyone. A failed login names
+    # its account as the object, not the user.
     user: str = ""
     outcome: str = ""  # "success", "failure" or empty
     limit: Annotated[int, msgspec.Meta(ge=0, le=100000)] = 1000  # the newest N; 0: all
 
 
 class AuditEntries(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    entries: list[AuditEntry]
+    entries: list[AuditEntry]  # oldest first
 
 
 class AuditVerdict(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    ok: bool
+    ok: bool  # the chain is intact and agrees with the latest signed checkpoint, if any
+    # Records verified (before the break, if any), from the oldest the log still holds
+    # (the capacity and retention policies may have dropped older ones).
     records: int
-    last_seq: int
-    last_hash: str
+    last_seq: int  # the last record verified
+    last_hash: str  # hex SHA-256 chain hash up to last_seq
     problem: str  # "", "modified", "deleted", "inserted", "reordered", "truncated", ...
-    at_seq: int
-    detail: str
+    at_seq: int  # where it breaks: the first bad record, or the one expected; 0 when ok
+    detail: str  # what was found, for a person; "" when ok
 
 
 class AuditExport(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -61,20 +75,24 @@ class AuditExport(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Destination(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    name: str
+    """One SIEM the audit log is forwarded to ([[audit.forward]] in the configuration)."""
+
+    name: str  # as configured
     transport: str  # "tls", "tcp", "udp"
     format: str  # "cef", "leef"
-    address: str
-    connected: bool
+    address: str  # host:port, as configured
+    connected: bool  # a connection is up now (udp: the socket is open)
     cursor: int  # the last record the SIEM acknowledged
     backlog: int  # records not yet forwarded
     sent: int  # since the daemon started
-    last_sent_at: str
+    last_sent_at: str  # RFC 3339 UTC of the last batch sent; "" when none since the daemon started
+    # Why the connection last failed or ended; "" when it has not (tcp and tls clear it on
+    # reconnecting).
     last_error: str
 
 
 class ForwardStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    destinations: list[Destination]
+    destinations: list[Destination]  # as configured; empty when none is
 
 
 EVENT_TYPES = [t.value for t in EventType]

@@ -39,10 +39,12 @@ OneTimeCode = Annotated[str, msgspec.Meta(max_length=16)]
 
 
 class CharClass(enum.Enum):
-    DIGIT = "digit"
-    UPPER = "upper"
-    LOWER = "lower"
-    SYMBOL = "symbol"
+    """A class of printable ASCII characters, for the password policy's complexity rule."""
+
+    DIGIT = "digit"  # 0-9
+    UPPER = "upper"  # A-Z
+    LOWER = "lower"  # a-z
+    SYMBOL = "symbol"  # any other printable ASCII character, space included
 
 
 def _doc(text: str, *, ge: int | None = None, le: int | None = None) -> msgspec.Meta:
@@ -53,12 +55,16 @@ def _doc(text: str, *, ge: int | None = None, le: int | None = None) -> msgspec.
 class PasswordPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A-2, administrator-configurable; the defaults are the SPEC's."""
 
+    # Shortest password accepted, 8-64 (default 12). Every password is printable ASCII, at
+    # most 128 characters and not one character repeated, whatever the policy.
     min_length: Annotated[
         int,
         _doc(
             "shortest password accepted (printable ASCII, not one repeated character)", ge=8, le=64
         ),
     ] = 12
+    # The classes every new password must hold a character of; empty (the default): no
+    # complexity rule.
     required_classes: Annotated[
         frozenset[CharClass],
         _doc(
@@ -66,10 +72,15 @@ class PasswordPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
             "none: no complexity rule"
         ),
     ] = frozenset()
+    # A password may not contain the user name, in any letter case (default true).
     forbid_user_id: Annotated[bool, _doc("a password may not contain the user name")] = True
+    # A new password may be neither the current one nor one of the N before it, 0-24
+    # (default 5; 0: only the current one is refused).
     history: Annotated[
         int, _doc("no reuse of the current nor of the last N passwords", ge=0, le=24)
     ] = 5
+    # Days after which a password expires: a login then may only change it, 0-3650; 0 (the
+    # default): never.
     expiry_days: Annotated[
         int,
         _doc(
@@ -78,6 +89,8 @@ class PasswordPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
             le=3650,
         ),
     ] = 0
+    # Days a temporary password (set by an administrator or a recovery) lets its user log in
+    # to change it, 1-30 (default 7); after that the login is refused.
     temporary_days: Annotated[
         int,
         _doc(
@@ -91,9 +104,13 @@ class PasswordPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
 class LockoutPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A-4: max_failures consecutive failures lock the account for lock_minutes."""
 
+    # Consecutive failed attempts (password, PIN, one-time code, re-authentication) that
+    # lock the account, 1-10 (default 3).
     max_failures: Annotated[
         int, _doc("consecutive failed logins that lock the account", ge=1, le=10)
     ] = 3
+    # Minutes a lock lasts, 1-1440 (default 30); an administrator may lift it sooner
+    # (UnlockUser).
     lock_minutes: Annotated[
         int,
         _doc(
@@ -107,23 +124,29 @@ class LockoutPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
 class SessionPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A-7: a session ends after idle_minutes without a call, and after max_hours anyway."""
 
+    # Minutes without a call after which a session ends, 1-1440 (default 10).
     idle_minutes: Annotated[
         int, _doc("a session ends after this long without a call", ge=1, le=1440)
     ] = 10
+    # Hours after its login after which a session ends anyway, 1-168 (default 12).
     max_hours: Annotated[int, _doc("a session ends after this long anyway", ge=1, le=168)] = 12
 
 
 class AuthPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # A-2: what a new password must be. SetPolicy replaces the whole policy: a section or
+    # value left out gets its default, not the value in force.
     password: PasswordPolicy = PasswordPolicy()
-    lockout: LockoutPolicy = LockoutPolicy()
-    session: SessionPolicy = SessionPolicy()
+    lockout: LockoutPolicy = LockoutPolicy()  # A-4: when failed attempts lock an account
+    session: SessionPolicy = SessionPolicy()  # A-7: when a session ends
 
 
 # ---------------------------------------------------------------- calls and replies
 
 
 class LoginParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    user: LoginName
+    user: LoginName  # the account name as typed; an unknown one is refused as a wrong password
+    # printable ASCII: anything else is refused as InvalidParameter (not counted as a
+    # failed attempt)
     password: Password
     otp: OneTimeCode = ""  # the TOTP code, when the account has a second factor
     # The network client's address, from a front-end that serves remote users (the web
@@ -134,21 +157,25 @@ class LoginParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class SessionInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     token: Annotated[str, SECRET]  # only in the reply to Login: keep it secret (else empty)
     session: str  # public id, as in the audit log
-    user: str
-    role: Role
+    user: str  # the account logged in
+    role: Role  # its role: what the session may do
     # "" or why the password must be changed before anything else: "temporary",
     # "expired", "policy" (it breaks the current rules)
     must_change: str
-    idle_minutes: int
+    idle_minutes: int  # the policy's idle time: the session ends after this long without a call
 
 
 class CardLoginParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # the PIN of the card in the reader, 4-64 bytes; a wrong one counts towards the lockout
+    # of the user the card is bound to
     pin: Annotated[bytearray, msgspec.Meta(min_length=4, max_length=64)]
+    # As in Login: the network client's IP address, from a front-end (panel and system
+    # peers only); "" for a local login.
     remote_address: Address = ""
 
 
 class BindCardParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    user: UserName
+    user: UserName  # the account; a card is bound to one account at most
     certificate: Annotated[str, msgspec.Meta(max_length=16384)]  # PEM; "" unbinds
 
 
@@ -157,61 +184,78 @@ class BindCardResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class ResumeParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    token: Token
+    token: Token  # as Login or LoginCard returned it; only the uid that logged in may use it
 
 
 class WhoAmI(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    uid: int
+    uid: int  # the caller's uid, as the socket reports it
     peer_class: str  # "system", "panel", "maintenance"
     user: str  # "" without a session
-    role: str
-    session: str
+    role: str  # the session's role ("administrator", ...); "" without a session
+    session: str  # the session's public id, as in the audit log; "" without a session
+    # As in SessionInfo: why the password must be changed first; "" when it need not, or
+    # without a session.
     must_change: str
+    # Every privilege this connection has now, sorted (e.g. "auth", "status.read"): its
+    # peer class's, plus its session role's unless the password must be changed first.
     privileges: list[str]
 
 
 class ChangePasswordParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # the password now, printable ASCII (else InvalidParameter); a wrong one counts towards
+    # the lockout
     current: Password
-    new: Password
+    new: Password  # must pass the policy, history included (else PasswordRejected)
 
 
 class InitializeParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    user: UserName
-    password: Password
+    user: UserName  # the administrator account to create: [a-z][a-z0-9._-]{0,31}
+    password: Password  # not temporary; must pass the password policy
 
 
 class AddUserParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    user: UserName
-    role: Role
-    password: Password
+    user: UserName  # the new account's name: [a-z][a-z0-9._-]{0,31}
+    role: Role  # what the account may do (A-10)
+    password: Password  # must pass the password policy
     temporary: bool = True  # valid temporary_days; the user must change it at first login
 
 
 class SetPasswordParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    user: UserName
-    password: Password
+    user: UserName  # another account (one's own is refused: ChangePassword changes it)
+    password: Password  # must pass the password policy, history included
+    # True (the default): the user must change it at their next login, within the policy's
+    # temporary_days.
     temporary: bool = True
 
 
 class UserParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # The account. For RequestRecovery: an administrator's, or a name no account has yet
+    # (the administrator account to create).
     user: UserName
 
 
 class UserInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    user: str
-    role: Role
-    created_at: str
-    password_set_at: str
+    """One account, as the administrator manages it."""
+
+    user: str  # the account name: [a-z][a-z0-9._-]{0,31}
+    role: Role  # what the account may do (A-10)
+    created_at: str  # RFC 3339 UTC
+    password_set_at: str  # RFC 3339 UTC, to the second: when the password was last set
+    # The password was set by an administrator or a recovery: the user must change it at
+    # the next login, within the policy's temporary_days.
     temporary: bool
+    # Failed attempts in a row, counted towards the lockout. A successful login, a
+    # successful reauthentication or an unlock resets it; the first failure after a lock
+    # ran out counts from 1 again.
     failures: int
     locked_for_s: int  # 0 when not locked
-    last_login_at: str
-    totp: bool
+    last_login_at: str  # RFC 3339 UTC; "" when the account never logged in
+    totp: bool  # a TOTP second factor is active (enrolled and confirmed)
     card: str  # SHA-256 fingerprint of the bound card certificate, or ""
 
 
 class UserList(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    users: list[UserInfo]
+    users: list[UserInfo]  # every account, by name
 
 
 class UnlockResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -219,6 +263,8 @@ class UnlockResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class PasswordParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # one's own password again, printable ASCII (else InvalidParameter); a wrong one counts
+    # towards the lockout
     password: Password
 
 
@@ -228,7 +274,7 @@ class TotpEnrollment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class CodeParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    code: OneTimeCode
+    code: OneTimeCode  # the 6 digits the authenticator shows now (30 s steps)
 
 
 class Empty(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -240,26 +286,28 @@ RecoveryCode = Annotated[str, msgspec.Meta(max_length=16)]
 
 
 class RecoveryRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    request: str
-    user: str
+    request: str  # its id (16 hex digits), for CompleteRecovery
+    user: str  # the administrator account to recover (or to create)
     expires_in_s: int  # the panel shows its code until then
 
 
 class PendingRecovery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    request: str
-    user: str
+    """The administrator recovery waiting for its code, for the operation panel to show."""
+
+    request: str  # its id, as RequestRecovery returned it
+    user: str  # the administrator account to recover (or to create)
     uid: int  # who asked (the maintenance console)
     code: str  # to be read at the panel and typed at the console, by a person
-    expires_in_s: int
+    expires_in_s: int  # seconds left (rounded up): show the code until then
 
 
 class PendingRecoveries(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    requests: list[PendingRecovery]
+    requests: list[PendingRecovery]  # the one waiting; empty when none does
 
 
 class CompleteRecoveryParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    request: RequestId
-    code: RecoveryCode
+    request: RequestId  # the id RequestRecovery returned (to this same uid)
+    code: RecoveryCode  # the 8 digits the operation panel shows; 3 wrong codes end the request
     password: Password  # temporary: to be changed at the first login
 
 

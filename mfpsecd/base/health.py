@@ -11,21 +11,25 @@ from mfpsecd.base.clock import Clock, rfc3339
 
 
 class HealthState(enum.Enum):
-    STARTING = "starting"
+    """How one daemon component or supervised task is doing."""
+
+    STARTING = "starting"  # not running yet
     OK = "ok"
     DEGRADED = "degraded"  # working with reduced protection (e.g. software keys, no TPM)
     BACKOFF = "backoff"  # failed, restarting after a delay
     FAILED = "failed"  # gave up, or a required component is down
-    STOPPED = "stopped"
+    STOPPED = "stopped"  # stopped with the daemon
 
 
 class ComponentHealth(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Health of one daemon component or supervised task."""
 
-    name: str
-    state: HealthState
+    name: str  # stable, e.g. "keys", "audit", "ipc", "forward:<destination>"
+    state: HealthState  # since: when it entered this state
+    # What is going on, for a person ("" when nothing needs saying); it may quote paths,
+    # addresses and peers' errors: untrusted text: escape it to show it.
     detail: str
-    restarts: int
+    restarts: int  # times a supervised task was restarted since the daemon started; else 0
     since: str  # RFC 3339 UTC time of the last state change
 
 

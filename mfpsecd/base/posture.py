@@ -10,8 +10,10 @@ from dataclasses import dataclass
 
 
 class PostureState(enum.Enum):
+    """Whether a protection of the S-1 posture is in force."""
+
     ON = "on"
-    OFF = "off"
+    OFF = "off"  # not in force, or its part of the daemon could not be read (detail says)
     NOT_APPLICABLE = "not_applicable"  # the board has nothing this protection applies to
     NOT_MANAGED = "not_managed"  # something outside this daemon manages it, if anything
 

@@ -24,61 +24,68 @@ SlotName = Annotated[str, msgspec.Meta(pattern=r"^(a|b)?\Z")]
 
 
 class Slot(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One of the two firmware slots, as its manifest says (read here; Verify checks it)."""
+
     name: str  # "a" or "b"
-    state: str  # committed, trial, failed, retired (epoch below the floor), written, empty,
-    # invalid
-    version: str
-    epoch: int
-    manifest_sha256: str
+    # committed (it boots), trial (the next boot tries it), failed (the last whose trial or
+    # verification failed), retired (epoch below the floor), written (none of these),
+    # empty, invalid (its manifest cannot be read)
+    state: str
+    version: str  # the firmware version; "" when empty or invalid
+    epoch: int  # its security epoch; 0 when empty or invalid
+    manifest_sha256: str  # hex SHA-256 of its signed manifest; "" when empty or invalid
 
 
 class BootVerification(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """What the boot unit found at this power-on (empty result: it did not run)."""
 
     result: str  # "verified", "failed" or ""
-    at: str
+    at: str  # RFC 3339 UTC, when it ran
     mode: str  # the security mode it ran in: normal or enhanced
-    slot: str
-    trial: bool
-    version: str
-    epoch: int
-    manifest_sha256: str
-    pcr: int
+    slot: str  # the slot that verified and boots ("" when none did)
+    trial: bool  # that slot is a newly written one on trial
+    version: str  # the firmware version booted ("" when none verified)
+    epoch: int  # its security epoch (0 when none verified)
+    manifest_sha256: str  # hex SHA-256 of its signed manifest: what was extended into the PCR
+    pcr: int  # the PCR index it was measured into (0 when none verified)
     pcr_value: str  # "" when there is no TPM to measure into
     reason: str  # failures on the way (a slot that did not verify), else ""
 
 
 class FirmwareStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    model: str
+    model: str  # the device model (board profile) a bundle must list to be installed
     active: str  # the committed slot
     pending: str  # a written slot the next boot tries ("" if none)
     tries: int  # boot attempts it has left
-    boot: BootVerification
+    boot: BootVerification  # at this power-on
     counter: int  # the anti-rollback floor (-1: unreadable)
-    rewrite_prohibited: bool
+    rewrite_prohibited: bool  # true: Lock is in force, no update is written
+    # Who last locked or unlocked (also when it is allowed now): a user name, or the
+    # caller's origin ("system", ...) without a session; "" if never. Untrusted text:
+    # escape it to show it.
     prohibited_by: str
-    prohibited_at: str
-    slots: list[Slot]
+    prohibited_at: str  # RFC 3339 UTC, when; "" if never
+    slots: list[Slot]  # a, then b
     last_failed: str  # the last slot that failed to verify or boot, and why
-    last_failed_reason: str
+    last_failed_reason: str  # e.g. "ran out of boot attempts"; "" when last_failed is ""
 
 
 class VerifyParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # An archive to check (nothing is written), or else an installed slot ("" : the one
     # running).
     descriptor: Descriptor | None = None
-    slot: SlotName = ""
+    slot: SlotName = ""  # without a descriptor: "a", "b", or "" for the one running
 
 
 class Verification(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    product: str
-    version: str
-    epoch: int
-    models: list[str]
-    manifest_sha256: str
-    signer: str
-    files: int
-    bytes: int
+    product: str  # as the signed manifest names it
+    version: str  # the firmware version
+    epoch: int  # its security epoch: below the anti-rollback floor it is refused
+    models: list[str]  # the device models it may be installed on
+    manifest_sha256: str  # hex SHA-256 of the signed manifest: what boot measures into the PCR
+    signer: str  # the subject of the vendor certificate that signed it (RFC 4514)
+    files: int  # files in the tree, each checked against its SHA-256 in the manifest
+    bytes: int  # their total size in bytes
 
 
 class UpdateParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -88,10 +95,10 @@ class UpdateParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class Staged(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     slot: str  # written, verified, tried at the next boot
-    version: str
-    epoch: int
-    manifest_sha256: str
-    tries: int
+    version: str  # the firmware version written
+    epoch: int  # its security epoch (the floor is raised to it once it booted)
+    manifest_sha256: str  # hex SHA-256 of its signed manifest
+    tries: int  # boot attempts it gets before the committed slot boots again
 
 
 class LockParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -99,9 +106,11 @@ class LockParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class LockState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    rewrite_prohibited: bool
+    rewrite_prohibited: bool  # true: no update is written until an administrator unlocks
+    # Who set it so (the caller): a user name, or the caller's origin ("system", ...)
+    # without a session. Untrusted text: escape it to show it.
     by: str
-    at: str
+    at: str  # RFC 3339 UTC
 
 
 _VERIFY_ERRORS = (

@@ -24,39 +24,45 @@ Address = Annotated[str, msgspec.Meta(max_length=64)]
 
 
 class ServiceState(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    name: str
+    """A network service of the board profile and whether its ports are open."""
+
+    name: str  # what SetPort takes, e.g. "ipp"
     ports: list[str]  # "tcp/443"
-    on: bool
+    on: bool  # its ports are open (to the sources the filter admits)
 
 
 class BanInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    range: str
+    """A source refused for a while for tripping the flood detector."""
+
+    range: str  # the source address (or range), as Unban takes it
     left_s: int  # until it expires by itself
 
 
 class Rules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The IP filter's policy, what it admits now, and whether the kernel holds it."""
+
     # The ranges as entered, in order: what `Remove` takes. When any permitted range is
     # given for a family, only those sources of it are admitted.
     permitted: list[str]
-    refused: list[str]
+    refused: list[str]  # as entered, in order; refused even if a permitted range covers them
     quick: bool  # N-3
     quick_ranges: list[str]  # what the quick filter admits now (from the addresses)
     addresses: list[str]  # the device's current addresses on the board's interfaces
-    services: list[ServiceState]
+    services: list[ServiceState]  # every network service of the board profile
     wired: list[str]  # N-4: no forwarding between these and the wireless ones
-    wireless: list[str]
+    wireless: list[str]  # the board's wireless interfaces (names)
     in_kernel: bool  # our table is loaded
-    applied_at: str
+    applied_at: str  # RFC 3339 UTC: when the kernel last took our rules ("": not since start)
     # What the kernel enforces: the same ranges merged (overlapping and adjacent ones
     # joined, one inside another gone).
     effective_permitted: list[str] = []
-    effective_refused: list[str] = []
+    effective_refused: list[str] = []  # the refused ranges, merged likewise
     # The four lists above hold the page asked for (GetRules offset/limit; a change's
     # reply: the first page); these are their whole lengths.
     permitted_total: int = 0
-    refused_total: int = 0
-    effective_permitted_total: int = 0
-    effective_refused_total: int = 0
+    refused_total: int = 0  # the whole length of refused
+    effective_permitted_total: int = 0  # the whole length of effective_permitted
+    effective_refused_total: int = 0  # the whole length of effective_refused
     # Sources refused for a while for tripping the flood detector (network.ban_s).
     banned: list[BanInfo] = []
 
@@ -65,21 +71,27 @@ PAGE = 1000
 
 
 class RangeList(enum.Enum):
+    """Which list of ranges an import goes into."""
+
     PERMITTED = "permitted"
     REFUSED = "refused"
 
 
 class RulesQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     offset: Annotated[int, msgspec.Meta(ge=0)] = 0  # into each list of ranges
+    # At most this many of each list of ranges (default 1000; 0: only the totals).
     limit: Annotated[int, msgspec.Meta(ge=0, le=10000)] = PAGE
 
 
 class ImportParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     descriptor: Descriptor  # readable: one range per line, `#` comments (UTF-8)
-    list: RangeList
+    list: RangeList  # the list the file's ranges go into
     replace: bool = False  # the list becomes the file's ranges (else they are added)
+    # The remote administrator's IP address, when a front-end (root, the panel) acts for
+    # one; "" for a local caller (others may not pass one). A change that would cut it off
+    # from every web port is refused (WouldLockOut) unless confirm is true.
     remote_address: Address = ""
-    confirm: bool = False
+    confirm: bool = False  # make the change even though it cuts remote_address off
 
 
 class Imported(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -88,26 +100,36 @@ class Imported(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     unchanged: int  # in it already
     removed: int  # replace: in the list before, not in the file
     duplicates: int  # repeated in the file
-    rules: Rules
+    rules: Rules  # after the import (the first page of each list)
 
 
 class RangeParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     range: RangeText  # CIDR, one address, or start-end
+    # The remote administrator's IP address, when a front-end (root, the panel) acts for
+    # one; "" for a local caller (others may not pass one). A change that would cut it off
+    # from every web port is refused (WouldLockOut) unless confirm is true. Unban only
+    # records it.
     remote_address: Address = ""
-    confirm: bool = False
+    confirm: bool = False  # make the change even though it cuts remote_address off (not Unban)
 
 
 class QuickParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    on: bool
+    on: bool  # true: only the device's own /24s and global /64s are admitted (quick_ranges)
+    # The remote administrator's IP address, when a front-end (root, the panel) acts for
+    # one; "" for a local caller (others may not pass one). A change that would cut it off
+    # from every web port is refused (WouldLockOut) unless confirm is true.
     remote_address: Address = ""
-    confirm: bool = False
+    confirm: bool = False  # make the change even though it cuts remote_address off
 
 
 class PortParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    service: ServiceName
-    on: bool
+    service: ServiceName  # a service's name (Rules.services)
+    on: bool  # true: its ports are opened; false: closed
+    # The remote administrator's IP address, when a front-end (root, the panel) acts for
+    # one; "" for a local caller (others may not pass one). A change that would cut it off
+    # from every web port is refused (WouldLockOut) unless confirm is true.
     remote_address: Address = ""
-    confirm: bool = False
+    confirm: bool = False  # make the change even though it cuts remote_address off
 
 
 class Ruleset(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -13,7 +13,7 @@ import msgspec
 
 from mfpsecd.base.access import Privilege
 from mfpsecd.base.errors import ErrorCode
-from mfpsecd.varlink.schema import Interface, Method, NoParams
+from mfpsecd.varlink.schema import Interface, Method, NoParams, restart
 
 SecretName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9._-]{0,127}\Z")]
 PathText = Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
@@ -21,8 +21,13 @@ Passphrase = Annotated[bytearray, msgspec.Meta(max_length=256)]
 
 
 class TpmStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The TPM that is the key chain's root of trust (or its software stand-in)."""
+
     backend: str  # "device", "swtpm" or "software"
+    # The TPM's vendor id, e.g. "IFX"; "none" for software keys, "unknown" before it is read.
     manufacturer: str
+    # The TPM's firmware version, e.g. "7.85.4555.0"; "-" for software keys, "unknown" before
+    # it is read.
     firmware: str
 
 
@@ -30,32 +35,43 @@ class KeyStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     state: str  # "starting", "ready", "locked" (restore the backup), "destroyed", "closed"
     reason: str  # why the chain is not ready, else empty
     software_keys: bool  # no TPM: keys protected only by file permissions
-    tpm: TpmStatus
+    tpm: TpmStatus  # the root of trust the keys are held by
     wrapping_key_fingerprint: str  # SHA-256 of the RSA key's SubjectPublicKeyInfo
+    # SHA-256 of the device identity key's SubjectPublicKeyInfo (DER), hex, as
+    # GetDeviceIdentity gives it; "" at start, before the chain is read.
     identity_fingerprint: str
+    # The master key in use: 1 when the chain was created, one more at each rotation; 0
+    # until the master keys are opened (starting, locked).
     master_key_generation: int
+    # A rotation started but did not finish (power cut, or a damaged record stopped it):
+    # secrets are sealed under either generation; RotateMasterKey finishes it.
     rotation_pending: bool
-    created_at: str
-    rotated_at: str
-    last_backup_at: str
-    backups: int
-    secrets: int
+    created_at: str  # RFC 3339 UTC: when the chain was created; "" when unknown
+    rotated_at: str  # RFC 3339 UTC of the last completed rotation; "" when never rotated
+    last_backup_at: str  # RFC 3339 UTC of the last key backup written; "" when none was
+    backups: int  # key backups written since the chain was created, scheduled ones included
+    secrets: int  # secrets stored, the daemon's own included (auth.*, keys.backup-passphrase)
     # The PCR values the wrapping key opens under ("PCR 14 = 3f5a…"): the firmware
     # measurement it is bound to; empty when bound to none (no TPM, no firmware PCR).
     bound_to: str = ""
 
 
 class SecretInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A stored secret's name and metadata (never its value)."""
+
+    # [a-z0-9][a-z0-9._-]{0,127}. The daemon's own: auth.user.NAME (an account's password
+    # verifiers) and auth.totp.NAME (its TOTP seed), which SetSecret and DeleteSecret
+    # refuse, and keys.backup-passphrase (the backup schedule's).
     name: str
     kind: str  # "password", "private-key", "credential", "totp-seed", "other"
-    size: int
+    size: int  # of the value, in bytes
     generation: int  # master key generation it is sealed under
-    created_at: str
-    updated_at: str
+    created_at: str  # RFC 3339 UTC: when first stored under this name
+    updated_at: str  # RFC 3339 UTC: when its value was last set (a rotation does not count)
 
 
 class SecretList(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    secrets: list[SecretInfo]
+    secrets: list[SecretInfo]  # every stored secret, by name
 
 
 SecretKindName = Annotated[
@@ -64,13 +80,15 @@ SecretKindName = Annotated[
 
 
 class SetSecretParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # [a-z0-9][a-z0-9._-]{0,127}, not auth.* (the daemon's own: InvalidParameter); an
+    # existing secret of that name is replaced.
     name: SecretName
-    kind: SecretKindName
+    kind: SecretKindName  # "password", "private-key", "credential", "totp-seed" or "other"
     value: Annotated[bytearray, msgspec.Meta(min_length=1, max_length=65536)]  # base64
 
 
 class SecretNameParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    name: SecretName
+    name: SecretName  # as ListSecrets names it; not auth.* (the daemon's own: InvalidParameter)
 
 
 class Empty(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -83,24 +101,28 @@ class BackupParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class BackupResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # The file written (absolute): mfpsecd-keys-<16 hex>-<time>.mfpkb in the target;
+    # untrusted text: escape it to show it.
     path: str
+    # The wrapping key's (as wrapping_key_fingerprint in GetKeyStatus): a restore takes the
+    # backup only on this device.
     fingerprint: str
-    created_at: str
-    size: int
+    created_at: str  # RFC 3339 UTC, also in the file's name
+    size: int  # of the file, in bytes
 
 
 class RestoreParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     source: PathText  # the backup file
-    passphrase: Passphrase
+    passphrase: Passphrase  # base64 of the passphrase the backup was written under
 
 
 class RestoreResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    fingerprint: str
+    fingerprint: str  # the restored wrapping key's, as wrapping_key_fingerprint in GetKeyStatus
 
 
 class RotateResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    generation: int
-    secrets: int
+    generation: int  # the new master key's, now in use
+    secrets: int  # secrets stored, all now sealed under it
 
 
 class DestroyParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -109,28 +131,34 @@ class DestroyParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class DeviceIdentity(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    public_key_pem: str
-    fingerprint: str
+    public_key_pem: str  # the identity key's public half (ECDSA P-256): PEM SubjectPublicKeyInfo
+    fingerprint: str  # SHA-256 of the SubjectPublicKeyInfo (DER), hex
     certificate_pem: str  # self-signed by the identity key
     csr_pem: str  # a PKCS#10 request signed by the identity key, for an enterprise CA
 
 
 class BackupTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A USB mass-storage partition (or unpartitioned stick) that can take a key backup."""
+
     id: str  # stable: the partition's udev ID_PATH or serial-based name
     device: str  # the block device node
+    # As the USB device reports it ("" when it does not); untrusted text: escape it to
+    # show it.
     vendor: str
-    model: str
-    serial: str
-    size_bytes: int
-    filesystem: str
+    model: str  # as the USB device reports it; untrusted text: escape it to show it
+    serial: str  # as the USB device reports it; untrusted text: escape it to show it
+    size_bytes: int  # 0 when unknown
+    filesystem: str  # as udev detects it, e.g. "vfat", "exfat"
     mount_point: str  # empty when not mounted (a backup needs it mounted)
 
 
 class BackupTargets(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    targets: list[BackupTarget]
+    targets: list[BackupTarget]  # every one plugged in now (into the configured ports, if any)
 
 
 class IdentityEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One identity key this device has had."""
+
     fingerprint: str  # SHA-256 of the SubjectPublicKeyInfo (DER)
     public_key: str  # PEM
     replaced_at: str  # "" for the identity key the TPM holds now
@@ -138,7 +166,9 @@ class IdentityEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class IdentityLinkDocument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    seq: int
+    """A new identity key vouching for the one it replaced (a restore onto a new TPM)."""
+
+    seq: int  # 1 for the device's first change of identity; IdentityEntry.link names it
     # The signed bytes: canonical JSON naming the previous key and the new one.
     document: str
     signature: str  # hex DER ECDSA P-256/SHA-256 by the NEW key (the link's public_key)
@@ -146,15 +176,15 @@ class IdentityLinkDocument(msgspec.Struct, frozen=True, forbid_unknown_fields=Tr
 
 class IdentityHistory(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     identities: list[IdentityEntry]  # the current key first, then each earlier one
-    links: list[IdentityLinkDocument]
+    links: list[IdentityLinkDocument]  # one per earlier key, in the same order
 
 
 class BackupSchedule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The scheduled key backup (S-1's "backup schedule"); enabled false: none is set."""
 
-    enabled: bool
+    enabled: bool  # false: no schedule; the other fields are then empty or 0
     target: str  # a directory, or a backup target id (a USB stick, wherever it is mounted)
-    every_days: int
+    every_days: int  # days between backups
     keep: int  # this device's newest backups kept in the target; older ones are deleted
     next_at: str  # RFC 3339 UTC of the next run ("" without a schedule)
     last_at: str  # RFC 3339 UTC of the last run ("" before the first)
@@ -165,8 +195,10 @@ class BackupSchedule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class SetBackupScheduleParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     target: PathText  # a directory (absolute) or a backup target id (ListBackupTargets)
-    every_days: Annotated[int, msgspec.Meta(ge=1, le=365)]
+    every_days: Annotated[int, msgspec.Meta(ge=1, le=365)]  # days between backups, 1-365
     passphrase: Passphrase  # base64 of the printable-ASCII passphrase, as for BackupKeys
+    # This device's newest backups kept in the target, 1-100 (default 5); older ones are
+    # deleted after each backup.
     keep: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
 
 
@@ -310,6 +342,7 @@ WATCH_BACKUP_TARGETS = Method(
     result=BackupTargets,
     requires=Privilege.KEYS_READ,
     streams=True,
+    resume=restart,
 )
 
 

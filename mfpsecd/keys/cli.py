@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from mfpsecd.cli.common import Daemon, echo_json, read_secret, reports_errors, shown
+from mfpsecd.client import NoParams, follow
 from mfpsecd.keys import api as keys
 
 _STATE_COLOUR = {"ready": "green", "locked": "red", "destroyed": "red", "starting": "yellow"}
@@ -279,14 +280,14 @@ def _render_targets(targets: list[keys.BackupTarget]) -> str:
 @reports_errors
 def targets(daemon: Daemon, as_json: bool, watch: bool) -> None:
     """USB sticks that can take a key backup."""
-    with daemon.connect() as conn:
-        if not watch:
+    if not watch:
+        with daemon.connect() as conn:
             t = conn.call(keys.LIST_BACKUP_TARGETS).targets
-            echo_json(t) if as_json else click.echo(_render_targets(t))
-            return
-        conn.set_timeout(None)
-        for t in (r.targets for r in conn.call_more(keys.WATCH_BACKUP_TARGETS)):
-            echo_json(t) if as_json else click.echo(_render_targets(t) + "\n")
+        echo_json(t) if as_json else click.echo(_render_targets(t))
+        return
+    replies = follow(daemon.connect, keys.WATCH_BACKUP_TARGETS, NoParams(), silence_s=None)
+    for t in (r.targets for r in replies):
+        echo_json(t) if as_json else click.echo(_render_targets(t) + "\n")
 
 
 @click.group("secrets")

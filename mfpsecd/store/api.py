@@ -30,7 +30,7 @@ KindName = Annotated[
 
 
 class StoreStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    objects: int
+    objects: int  # stored now, every owner's
     bytes: int  # plaintext
     sealed_bytes: int  # on disk
     by_kind: dict[str, int]  # "spool", "box", "secure-print", "encrypted-pdf", "id-print"
@@ -38,48 +38,58 @@ class StoreStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     key_chain: str  # "ready", "locked", ...: objects can be stored and read only when ready
     medium: str  # the disk holding the store (board profile): hdd, ssd, ...
     delete_method: str  # what a delete does on this medium
-    directory: str
+    directory: str  # where the sealed objects are kept on the device
     box_retention_days: int  # 0: kept until deleted
-    secure_print_timeout_hours: int
+    secure_print_timeout_hours: int  # 1-720: a secure-print job not printed is deleted then
     encrypted_pdf_retention_days: int = 1  # 0: kept until deleted
-    id_print_timeout_hours: int = 24
+    id_print_timeout_hours: int = 24  # 1-720: an ID & Print job not printed is deleted then
 
 
 class StoredObject(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    id: str
-    owner: str
+    """An object of the job store: what it is, never its contents."""
+
+    id: str  # "<UTC date stored, YYYYMMDD>-<20 hex digits>"
+    owner: str  # the user it belongs to; untrusted text: escape it to show it
+    # The job it belongs to, as Put gave it; "" when it cannot be unsealed (the key chain
+    # is not ready, or the record is damaged). Untrusted text: escape it to show it.
     job: str
-    kind: str
+    kind: str  # spool, box, secure-print, encrypted-pdf or id-print (see PutParams.kind)
+    # Its name, as Put gave it; "" when it cannot be unsealed, as job. Untrusted text:
+    # escape it to show it.
     name: str
-    size: int
-    sealed_size: int
-    created_at: str
-    expires_at: str  # "" when only an explicit delete removes it
+    size: int  # plaintext bytes
+    sealed_size: int  # bytes on disk (the ciphertext)
+    created_at: str  # RFC 3339 UTC
+    expires_at: str  # RFC 3339 UTC; "" when only an explicit delete removes it
 
 
 class StoredObjects(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    objects: list[StoredObject]
+    objects: list[StoredObject]  # oldest first
 
 
 class ObjectParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    object: ObjectId
+    object: ObjectId  # an object's id (StoredObject.id)
 
 
 class PutParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     descriptor: Descriptor  # readable: a file or a pipe; read to its end
-    job: Label
+    job: Label  # the job the data belongs to: 1-128 characters, no control characters
+    # spool: a running job's data (its job deletes it); box: a user box document, deleted
+    # after box_retention_days; encrypted-pdf: a scan kept for its owner to fetch, deleted
+    # after encrypted_pdf_retention_days; secure-print, id-print: held until printed
+    # (MarkPrinted) or deleted after their timeout.
     kind: KindName
-    name: Label
+    name: Label  # e.g. the file's name: 1-128 characters, no control characters
     owner: Owner = ""  # default the caller; another user's name needs an administrator
 
 
 class ReadParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    object: ObjectId
+    object: ObjectId  # an object's id (StoredObject.id)
     descriptor: Descriptor  # writable: the plaintext is written there
 
 
 class ReadResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    size: int
+    size: int  # plaintext bytes written to the descriptor
 
 
 class PurgeParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -87,8 +97,8 @@ class PurgeParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class PurgeResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    objects: int
-    bytes: int
+    objects: int  # objects crypto-erased
+    bytes: int  # their plaintext size
 
 
 GET_STORE_STATUS = Method(

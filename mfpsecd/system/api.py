@@ -11,29 +11,31 @@ import msgspec
 from mfpsecd.base.access import Privilege
 from mfpsecd.base.health import ComponentHealth
 from mfpsecd.base.posture import PostureState
-from mfpsecd.varlink.schema import Interface, Method, NoParams
+from mfpsecd.varlink.schema import Interface, Method, NoParams, restart
 
 
 class DaemonState(enum.Enum):
-    STARTING = "starting"
-    READY = "ready"
+    """The daemon's state as a whole."""
+
+    STARTING = "starting"  # self-tests running, components coming up
+    READY = "ready"  # serving, every component ok
     DEGRADED = "degraded"  # serving, but at least one component is not ok
     FAILED = "failed"  # a power-on self-test failed: status only, security functions refused
-    STOPPING = "stopping"
+    STOPPING = "stopping"  # shutting down
 
 
 class Status(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """What the daemon is and how it is doing."""
 
-    version: str
-    board: str
-    board_kind: str
-    state: DaemonState
-    started_at: str
-    uptime_seconds: float
-    boot_count: int
+    version: str  # mfpsecd's package version, e.g. "0.1.0"; "0+unknown" when not installed
+    board: str  # the board profile's name: name in the configuration's [board] section
+    board_kind: str  # "device" (real hardware) or "simulated"
+    state: DaemonState  # degraded when a component is not ok
+    started_at: str  # RFC 3339 UTC: when this daemon run started
+    uptime_seconds: float  # seconds since started_at (monotonic clock, to the millisecond)
+    boot_count: int  # daemon starts recorded on this device, this one included
     previous_shutdown: str  # "clean", "unclean" (power cut or crash), or "none" at first boot
-    components: list[ComponentHealth]
+    components: list[ComponentHealth]  # every component and supervised task, by name
     # Security notices the panel shows at start-up until resolved (stable ids), e.g.
     # "administrator-unset": first start, no administrator password yet (A-3).
     notices: list[str] = []
@@ -53,7 +55,7 @@ class PostureItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class Posture(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The security posture: every S-1 item, in the order the panel shows them."""
 
-    items: list[PostureItem]
+    items: list[PostureItem]  # every S-1 item once, in the order the panel shows them
     at: str  # RFC 3339 UTC: when it was read
 
 
@@ -110,6 +112,7 @@ WATCH_STATUS = Method(
     result=Status,
     requires=Privilege.STATUS_READ,
     streams=True,
+    resume=restart,
 )
 
 
@@ -124,6 +127,11 @@ GET_POSTURE = Method(
     result=Posture,
     requires=Privilege.STATUS_READ,
 )
+
+
+def _resume_events(p: WatchEventsParams, last: Events | None) -> WatchEventsParams:
+    """After a lost connection: from the last record delivered, so nothing is missed."""
+    return p if last is None else msgspec.structs.replace(p, after=last.last_seq)
 
 
 WATCH_EVENTS = Method(
@@ -142,6 +150,7 @@ WATCH_EVENTS = Method(
     result=Events,
     requires=Privilege.STATUS_READ,
     streams=True,
+    resume=_resume_events,
 )
 
 

@@ -5,15 +5,15 @@ S-2 event stream, resumed after a lost connection."""
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import click
 import msgspec
 
-from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.errors import MfpsecError
 from mfpsecd.base.health import HealthState
 from mfpsecd.base.posture import PostureState
 from mfpsecd.cli.common import Daemon, echo_json, reports_errors, shown
+from mfpsecd.client import NoParams, follow
 from mfpsecd.system import api as system
 from mfpsecd.system.api import DaemonState, Event, Posture, Status
 
@@ -25,6 +25,8 @@ _STATE_COLOUR = {
     HealthState.STOPPED: "yellow",
     HealthState.DEGRADED: "yellow",
 }
+# WatchStatus sends at least every 15 s: four periods without a reply is a lost connection.
+_STATUS_SILENCE_S = 60.0
 _DAEMON_COLOUR = {DaemonState.READY: "green", DaemonState.DEGRADED: "red"}
 
 
@@ -61,14 +63,15 @@ def render(status: Status) -> str:
 @reports_errors
 def status(daemon: Daemon, as_json: bool, watch: bool) -> None:
     """Show the daemon's version, board, state and the health of its components."""
-    with daemon.connect() as conn:
-        if not watch:
+    if not watch:
+        with daemon.connect() as conn:
             s = conn.call(system.GET_STATUS)
-            echo_json(s) if as_json else click.echo(render(s))
-            return
-        conn.set_timeout(None)  # a stream may be quiet for a long time
-        for s in conn.call_more(system.WATCH_STATUS):
-            echo_json(s) if as_json else click.echo(render(s) + "\n")
+        echo_json(s) if as_json else click.echo(render(s))
+        return
+    # A crash or a restart of the daemon does not end the watch (a clean stop does: the
+    # stream's last reply says "stopping").
+    for s in follow(daemon.connect, system.WATCH_STATUS, NoParams(), silence_s=_STATUS_SILENCE_S):
+        echo_json(s) if as_json else click.echo(render(s) + "\n")
 
 
 _POSTURE_COLOUR = {
@@ -115,7 +118,6 @@ def render_event(e: Event) -> str:
 
 # A stream that stays silent for this many keep-alive periods is taken for dead.
 _SILENT_PERIODS = 3
-_RESUMABLE = (ErrorCode.DAEMON_UNREACHABLE, ErrorCode.TIMEOUT)
 
 
 @click.command()
@@ -135,24 +137,22 @@ def events(daemon: Daemon, *, after: int, keepalive: int, no_follow: bool, as_js
     """Follow the alerts and security events as they are recorded. A lost connection is
     resumed where it left off, without gaps."""
     last = after
-    while True:
-        try:
-            with daemon.connect() as conn:
-                conn.set_timeout(keepalive * _SILENT_PERIODS)
-                params = system.WatchEventsParams(last, keepalive)
-                for batch in conn.call_more(system.WATCH_EVENTS, params):
-                    last = batch.last_seq
-                    if as_json:  # JSON Lines: one reply per line, for a pipe
-                        click.echo(msgspec.json.encode(batch).decode())
-                    else:
-                        for e in batch.events:
-                            click.echo(render_event(e))
-                        if batch.missed:
-                            click.echo(f"({batch.missed} event(s) no longer in the log)", err=True)
-                    if no_follow and batch.behind == 0:
-                        return
-        except MfpsecError as exc:
-            if exc.code not in _RESUMABLE:
-                raise
-            click.echo(f"(connection lost: resuming after #{last})", err=True)
-            time.sleep(1.0)
+
+    def lost(_: MfpsecError) -> None:
+        click.echo(f"(connection lost: resuming after #{last})", err=True)
+
+    params = system.WatchEventsParams(after, keepalive)
+    silence = keepalive * _SILENT_PERIODS
+    for batch in follow(
+        daemon.connect, system.WATCH_EVENTS, params, silence_s=silence, on_lost=lost
+    ):
+        last = batch.last_seq
+        if as_json:  # JSON Lines: one reply per line, for a pipe
+            click.echo(msgspec.json.encode(batch).decode())
+        else:
+            for e in batch.events:
+                click.echo(render_event(e))
+            if batch.missed:
+                click.echo(f"({batch.missed} event(s) no longer in the log)", err=True)
+        if no_follow and batch.behind == 0:
+            return

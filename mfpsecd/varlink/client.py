@@ -262,13 +262,13 @@ class AsyncConnection:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         address: str,
-        timeout: float,
+        timeout: float | None,
     ) -> None:
         self._reader = reader
         self._writer = writer
         self._lock = asyncio.Lock()
         self.address = address
-        self.timeout = timeout
+        self.timeout = timeout  # seconds to wait for each reply; None: as long as it takes
 
     @classmethod
     async def open(cls, address: str = DEFAULT_SOCKET, timeout: float = 30.0) -> AsyncConnection:

@@ -25,7 +25,7 @@ from typing import Any
 import msgspec
 import msgspec.inspect as mi
 
-from mfpsecd.varlink.schema import Interface, Method
+from mfpsecd.varlink.schema import Interface, Method, restart
 
 _WIDTH = 88
 
@@ -175,6 +175,12 @@ def _method_notes(m: Method[Any, Any]) -> list[str]:
     notes = [f"Privilege: {m.requires.value}."]
     if m.streams:
         notes.append('Streams: call with "more": true; the last reply does not continue.')
+        if m.resume is restart:
+            notes.append("After a lost connection, call again with the same parameters.")
+        elif m.resume is not None:
+            notes.append("After a lost connection, call again as said above: it resumes.")
+        else:
+            notes.append("A lost stream cannot be resumed: call again from the start.")
     if m.sensitive:
         notes.append("Sensitive: carries secrets, which the daemon never logs.")
     if m.passes_descriptor:
@@ -196,7 +202,7 @@ def generate(interface: Interface) -> str:
     for name in sorted(c.named):
         cls = c.named[name]
         if cls.__doc__ and cls.__doc__.strip():
-            out += _comment(cls.__doc__)
+            out += _comment(inspect.cleandoc(cls.__doc__))
         if issubclass(cls, enum.Enum):
             out.append(f"type {name} ({', '.join(str(v.value) for v in cls)})")
         else:
@@ -221,3 +227,32 @@ def idl_path(interface: Interface) -> Path:
     declared = sys.modules[interface.module].__file__
     assert declared is not None
     return Path(declared).parent / f"{interface.name}.varlink"
+
+
+def _undocumented_fields(struct: type[msgspec.Struct], where: str) -> list[str]:
+    notes = field_comments(struct)
+    info = mi.type_info(struct)
+    assert isinstance(info, mi.StructType)
+    return [f"{where}.{f.encode_name}" for f in info.fields if not notes.get(f.name)]
+
+
+def undocumented(interface: Interface) -> list[str]:
+    """What a client reading the IDL would find without a comment: methods, named types,
+    and the fields of both ("Method.field" for a method's inputs and outputs)."""
+    c = _Collector()
+    missing: list[str] = []
+    for m in interface.methods:
+        if not m.doc.strip():
+            missing.append(m.name)
+        c.fields(m.params, inputs=True)
+        c.fields(m.result)
+        missing += _undocumented_fields(m.params, f"{m.name}(in)")
+        missing += _undocumented_fields(m.result, f"{m.name}(out)")
+    for extra in interface.extra_types:
+        c.render(mi.type_info(extra))
+    for name, cls in sorted(c.named.items()):
+        if not (cls.__doc__ or "").strip():
+            missing.append(f"type {name}")
+        if issubclass(cls, msgspec.Struct):
+            missing += _undocumented_fields(cls, name)
+    return missing

@@ -3,6 +3,7 @@ server, the client, the IDL generator and the contract tests need to know about 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Generic, TypeVar, get_args, get_origin, get_type_hints
 
@@ -45,8 +46,18 @@ class Method(Generic[P, R]):
     # the call's outcome (refused before its handler, failed, done), the server releases
     # it when the call ends: a refused call holds nothing.
     passes_descriptor: bool = False
+    # How a stream goes on over a new connection when the old one was lost: the new call's
+    # parameters, from the first call's and the last reply received (None when none
+    # was). A stream whose every reply is the whole current state (a status, a job's
+    # progress) goes on with the same parameters (`restart`); one without `resume` cannot
+    # go on (an export would start again from its beginning).
+    resume: Callable[[P, R | None], P] | None = field(default=None, compare=False)
     # Set by the Interface that lists the method.
     interface: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if self.resume is not None and not self.streams:
+            raise ValueError(f"{self.name} does not stream: it has nothing to resume")
 
     @property
     def qualified_name(self) -> str:
@@ -54,6 +65,11 @@ class Method(Generic[P, R]):
         if not self.interface:
             raise ValueError(f"{self.name} is listed by no Interface")
         return f"{self.interface}.{self.name}"
+
+
+def restart(params: P, last: object) -> P:
+    """`resume` for a stream whose every reply is the whole current state: ask again."""
+    return params
 
 
 @dataclass(frozen=True)

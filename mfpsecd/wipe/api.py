@@ -17,7 +17,7 @@ import msgspec
 from mfpsecd.auth.api import ReauthPassword
 from mfpsecd.base.access import Privilege
 from mfpsecd.base.errors import ErrorCode
-from mfpsecd.varlink.schema import Interface, Method, NoParams
+from mfpsecd.varlink.schema import Interface, Method, NoParams, restart
 
 TargetId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")]
 JobId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")]
@@ -26,42 +26,50 @@ CertificateBytes = Annotated[str, msgspec.Meta(min_length=1, max_length=1 << 20)
 
 
 class Target(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A disk of the board profile, as the kernel (or the simulator) describes it now."""
+
     id: str  # as named in the board profile
     device: str  # the node (or, on the simulated board, the image file) written
     medium: str  # "hdd" or "flash" (the board profile's word: it picks the method)
     transport: str  # nvme, ata, scsi, mmc, usb, virtio, file, unknown
     rotational: str  # "yes", "no", or "unknown" (an image file)
-    model: str
-    serial: str
-    size_bytes: int
-    logical_block: int
-    sanitizable: bool
+    model: str  # as the disk reports it, "" if unknown; untrusted text: escape it to show it
+    serial: str  # as the disk reports it, "" if unknown; untrusted text: escape it to show it
+    size_bytes: int  # 0 when it cannot be read (missing, a partition, ...): then refused
+    logical_block: int  # the logical block size in bytes (512 when the kernel does not say)
+    sanitizable: bool  # the board profile allows sanitizing it (false: Start and Purge refuse)
     in_use: str  # why it may not be written now, else empty
 
 
 class Targets(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    targets: list[Target]
+    targets: list[Target]  # every disk of the board profile, in its order
 
 
 class JobState(enum.Enum):
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
+    """Where a sanitization job stands."""
+
+    RUNNING = "running"  # also while the daemon is down: it resumes at the next start
+    COMPLETED = "completed"  # every step done and read back (the certificate says the level)
+    FAILED = "failed"  # stopped by an error, or the read-back found data (see error_code)
+    CANCELLED = "cancelled"  # stopped by Cancel
 
 
 class Job(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    id: str
-    target: str
-    mode: int
-    state: JobState
+    """One sanitization (Start's overwrite or a Purge): its steps, progress and outcome."""
+
+    id: str  # "<target>-<UTC start, YYYYMMDDTHHMMSS>-<4 hex digits>"
+    target: str  # the target's id (ListTargets)
+    mode: int  # the overwrite mode asked for, 1-8 (a purge by device command does not use it)
+    state: JobState  # any state but "running" is final
     step: int  # index into steps of the one running; == len(steps) when all are done
     steps: list[str]  # "0x00", "0xFF", "random", "verify"
     position: int  # bytes of the current step done
-    size_bytes: int
-    started: str
-    ended: str
+    size_bytes: int  # the target's size in bytes when it started: what each pass covers
+    started: str  # RFC 3339 UTC
+    ended: str  # RFC 3339 UTC; "" while running
     resumed: int  # times it resumed from a checkpoint after a restart
+    # Why it failed or was cancelled, as text (the error's wire name and parameters); on a
+    # completed job, a note while its certificate could not be signed yet; else "".
     error: str
     certificate_sha256: str  # digest of the signed body, once completed
     method: str  # "overwrite", or a purge's device command (nvme-format-erase, ...)
@@ -70,20 +78,25 @@ class Job(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # errors, e.g. io.mfpsecd.Wipe.VerifyFailed) and its parameters; "" and {} otherwise.
     # `error` says the same as text.
     error_code: str = ""
-    error_params: dict[str, str] = {}
+    error_params: dict[str, str] = {}  # by parameter name, each value as text
 
 
 class Jobs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    jobs: list[Job]
+    jobs: list[Job]  # oldest first
 
 
 class StartParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    target: TargetId
+    target: TargetId  # a target's id (ListTargets)
+    # The discard mode, whose passes an HDD gets (the last one read back): 1 JEITA, 2 NSA,
+    # 3 DoD 5220.22-M, 4 AR 380-19, 5 former NSA, 6 NATO, 7 VSITR, 8 AFSSI-5020. Flash
+    # media get one 0x00 pass whatever the mode.
     mode: Mode
     password: ReauthPassword = msgspec.field(default_factory=bytearray)  # base64
 
 
 class Level(enum.Enum):
+    """A NIST SP 800-88 sanitization level."""
+
     CLEAR = "clear"  # NIST SP 800-88: defeats reading through the interface
     PURGE = "purge"  # defeats laboratory recovery
 
@@ -92,27 +105,30 @@ PurgeMethod = Annotated[str, msgspec.Meta(pattern=r"^([a-z0-9-]{1,40})?\Z")]
 
 
 class PlanParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    target: TargetId
-    level: Level = Level.PURGE
+    target: TargetId  # a target's id (ListTargets)
+    level: Level = Level.PURGE  # the level to plan for (default: purge)
     method: PurgeMethod = ""  # a method to explain instead of the planner's choice
 
 
 class SkippedMethod(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    method: str
-    reason: str
+    """A method stronger than the one planned, and why it is not used."""
+
+    method: str  # a method name as PurgeParams.method takes it, e.g. nvme-sanitize-crypto
+    reason: str  # e.g. "not an NVMe device", "reaches clear only"
 
 
 class PurgePlan(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    target: str
+    target: str  # the target's id, as asked
     level: Level  # asked for
     method: str  # the strongest the device supports ("overwrite" when it supports none)
-    achieves: Level
+    achieves: Level  # the level the method reaches (below `level`: see shortfall)
     expect: str  # what the read-back must find: zeros, erased, changed, engine
     whole_device: bool  # erases more than the target (every namespace)
     estimate_s: float  # the device's own estimate, 0 when it gives none
     needs_confirmation: bool  # only a service engineer, with confirm=true
     shortfall: str  # why the level asked for is not reached, else ""
     skipped: list[SkippedMethod]  # each stronger method, and why not
+    # As the device probe found it: nvme, ata, mmc, sd, scsi, usb, virtio, file, unknown.
     transport: str
     facts: list[str]  # the Identify fields the plan rests on
     evidence: list[str]  # the raw data read from the device (kept in the certificate)
@@ -120,8 +136,8 @@ class PurgePlan(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class PurgeParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    target: TargetId
-    level: Level = Level.PURGE
+    target: TargetId  # a target's id (ListTargets)
+    level: Level = Level.PURGE  # the level to reach (default: purge)
     mode: Mode = 1  # the overwrite mode when the device supports no purge command (HDD)
     confirm: bool = False  # the service engineer's explicit confirmation, where needed
     # A method the service engineer names instead of the planner's choice (always needs
@@ -132,10 +148,12 @@ class PurgeParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class JobParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    job: JobId
+    job: JobId  # a job's id (Job.id)
 
 
 class CertificateFormat(enum.Enum):
+    """The form GetCertificate gives a certificate in."""
+
     JSON = "json"  # the signed document: what VerifyCertificate takes back
     TEXT = "text"  # a plain-text rendering
     PDF = "pdf"  # a printable rendering, base64
@@ -145,13 +163,13 @@ class CertificateFormat(enum.Enum):
 
 
 class CertificateParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    job: JobId
-    format: CertificateFormat = CertificateFormat.JSON
+    job: JobId  # a job that has ended (a running one has no certificate: JobNotFound)
+    format: CertificateFormat = CertificateFormat.JSON  # default: the signed JSON document
 
 
 class Certificate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    format: CertificateFormat
-    content: str
+    format: CertificateFormat  # as asked
+    content: str  # the certificate in that format (for pdf: the file's bytes, base64)
     sha256: str  # digest of the signed body
 
 
@@ -162,15 +180,19 @@ class VerifyCertificateParams(msgspec.Struct, frozen=True, forbid_unknown_fields
 class CertificateVerdict(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     valid: bool  # the signature matches the body (otherwise the call fails)
     this_device: bool  # signed by an identity key of this device (otherwise the call fails)
-    id: str
+    id: str  # the job it certifies (Job.id)
+    # The controller that sanitized and signed, as the certificate names it:
+    # "<model>, serial <serial>".
     device: str
-    target: str
+    target: str  # the id of the target sanitized
+    # success; clear-achieved (a purge asked for, only Clear reached, as confirmed by a
+    # service engineer); failed; cancelled
     result: str
-    sha256: str
+    sha256: str  # hex SHA-256 of the signed body, as Certificate.sha256
     # The identity key that signed it (SHA-256 of its SubjectPublicKeyInfo), and when it
     # was replaced: "" for the key this device holds now.
     identity_fingerprint: str = ""
-    identity_replaced_at: str = ""
+    identity_replaced_at: str = ""  # RFC 3339 UTC
 
 
 _TARGET_ERRORS = (ErrorCode.WIPE_TARGET_UNKNOWN, ErrorCode.WIPE_TARGET_REFUSED)
@@ -266,6 +288,7 @@ WATCH = Method(
     requires=Privilege.SANITIZE,
     errors=(ErrorCode.WIPE_JOB_NOT_FOUND,),
     streams=True,
+    resume=restart,
 )
 
 

@@ -20,7 +20,7 @@ from mfpsecd.cli.common import (
     shown,
     size_text,
 )
-from mfpsecd.varlink.client import Connection
+from mfpsecd.client import follow as follow_stream
 from mfpsecd.wipe import api as wipe
 
 MODES_HELP = """Modes (SPEC W-2; flash media always get one 0x00 pass, W-3):
@@ -122,11 +122,14 @@ def _exit_for(j: wipe.Job) -> None:
     sys.exit(code.exit_status)
 
 
-def _follow(conn: Connection, job: wipe.Job, as_json: bool) -> wipe.Job:
-    """Watch until the job ends: a progress bar on a terminal, JSON lines with --json."""
+def _follow(daemon: Daemon, job: wipe.Job, as_json: bool) -> wipe.Job:
+    """Watch until the job ends: a progress bar on a terminal, JSON lines with --json.
+    The job goes on in the daemon through a restart (it resumes after a power cut): so
+    does the watch. A pass over a large disk reports every poll, but be patient."""
     last = job
+    replies = follow_stream(daemon.connect, wipe.WATCH, wipe.JobParams(job.id), silence_s=None)
     if as_json:
-        for j in conn.call_more(wipe.WATCH, wipe.JobParams(job.id)):
+        for j in replies:
             click.echo(msgspec.json.encode(j).decode())  # JSON Lines: one reply per line
             last = j
         return last
@@ -136,7 +139,7 @@ def _follow(conn: Connection, job: wipe.Job, as_json: bool) -> wipe.Job:
         length=scale, label=label, file=sys.stderr, show_eta=True, item_show_func=lambda s: s
     ) as bar:
         shown = 0
-        for j in conn.call_more(wipe.WATCH, wipe.JobParams(job.id)):
+        for j in replies:
             last = j
             at = int(_fraction(j) * scale)
             if j.state is wipe.JobState.RUNNING and j.step < len(j.steps):
@@ -201,16 +204,15 @@ def start(
             wipe.START,
             wipe.StartParams(disk, mode, password=password_again(daemon, password_file)),
         )
-        _see_through(conn, job, no_wait=no_wait, as_json=as_json)
+    _see_through(daemon, job, no_wait=no_wait, as_json=as_json)
 
 
-def _see_through(conn: Connection, job: wipe.Job, *, no_wait: bool, as_json: bool) -> None:
+def _see_through(daemon: Daemon, job: wipe.Job, *, no_wait: bool, as_json: bool) -> None:
     """Show the started job, or follow it to its end and exit with its result."""
     if no_wait:
         echo_json(job) if as_json else click.echo(_render_job(job))
         return
-    conn.set_timeout(None)  # a pass over a large disk reports every poll, but be patient
-    job = _follow(conn, job, as_json)
+    job = _follow(daemon, job, as_json)
     if not as_json:
         click.echo(_render_job(job))
     _exit_for(job)
@@ -326,7 +328,7 @@ def purge(
                 password=password_again(daemon, password_file),
             ),
         )
-        _see_through(conn, job, no_wait=no_wait, as_json=as_json)
+    _see_through(daemon, job, no_wait=no_wait, as_json=as_json)
 
 
 @wipe_group.command("status")
@@ -348,13 +350,12 @@ def status(daemon: Daemon, job_id: str | None, follow: bool, as_json: bool) -> N
                 click.echo("\n".join(_render_job(j) for j in jobs) or "no sanitization yet")
             return
         job = conn.call(wipe.GET_JOB, wipe.JobParams(job_id))
-        if follow:
-            conn.set_timeout(None)
-            job = _follow(conn, job, as_json)
-            if not as_json:
-                click.echo(_render_job(job))
-            _exit_for(job)
-            return
+    if follow:
+        job = _follow(daemon, job, as_json)
+        if not as_json:
+            click.echo(_render_job(job))
+        _exit_for(job)
+        return
     echo_json(job) if as_json else click.echo(_render_job(job))
     if job.state is not wipe.JobState.RUNNING:
         _exit_for(job)  # a failed or cancelled job is the command's failure too

@@ -270,11 +270,12 @@ def test_the_idl_says_what_a_client_in_another_language_needs() -> None:
     text = idl.generate(interfaces.BY_NAME["io.mfpsecd.Auth"])
     login = text[text.index("method Login(") :]
     login = login[: login.index(") -> (")]
-    assert "  # base64\n  password: string," in login
+    assert "  # base64; printable ASCII" in login and "\n  password: string," in login
     assert "  otp: ?string," in login  # it has a default: absent or null means ""
     assert "  user: string," in login  # required
     wipe = idl.generate(interfaces.BY_NAME["io.mfpsecd.Wipe"])
     assert '# Privilege: sanitize.\n# Streams: call with "more": true' in wipe
+    assert "# After a lost connection, call again with the same parameters." in wipe
     assert "  # bytes of the current step done\n  position: int," in wipe
     for interface in interfaces.INTERFACES:
         generated = idl.generate(interface)
@@ -283,7 +284,9 @@ def test_the_idl_says_what_a_client_in_another_language_needs() -> None:
             assert (
                 head.rstrip()
                 .splitlines()[-1]
-                .startswith(("# Privilege:", "# Sensitive:", "# Streams:", "# Takes"))
+                .startswith(
+                    ("# Privilege:", "# Sensitive:", "# Streams:", "# Takes", "# After", "# A lost")
+                )
             ), m
 
 
