@@ -60,8 +60,8 @@ class SecretInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A stored secret's name and metadata (never its value)."""
 
     # [a-z0-9][a-z0-9._-]{0,127}. The daemon's own: auth.user.NAME (an account's password
-    # verifiers) and auth.totp.NAME (its TOTP seed), which SetSecret and DeleteSecret
-    # refuse, and keys.backup-passphrase (the backup schedule's).
+    # verifiers), auth.totp.NAME (its TOTP seed) and keys.backup-passphrase (the backup
+    # schedule's): SetSecret and DeleteSecret refuse every auth.* and keys.* name.
     name: str
     kind: str  # "password", "private-key", "credential", "totp-seed", "other"
     size: int  # of the value, in bytes

@@ -25,12 +25,14 @@ from mfpsecd.varlink.calls import CallContext
 from mfpsecd.varlink.routes import handles
 from mfpsecd.varlink.schema import NoParams
 
-# The daemon's own secrets (password verifiers, TOTP seeds): managed through Auth only.
-_RESERVED_PREFIX = "auth."
+# The daemon's own secrets: password verifiers and TOTP seeds (managed through Auth), the
+# backup schedule's passphrase (through its schedule). A secrets administrator who could
+# overwrite or delete them would lock accounts out or stop the backups.
+_RESERVED_PREFIXES = ("auth.", "keys.")
 
 
 def _not_reserved(name: str) -> None:
-    if name.startswith(_RESERVED_PREFIX):
+    if name.startswith(_RESERVED_PREFIXES):
         raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="name")
 
 

@@ -2,9 +2,10 @@
 certificates they end with (SPEC W-2, W-4, W-5).
 
 Starting a sanitization destroys a disk's contents: a logged-in caller types their
-password again (it counts towards the lockout). A root peer without a session (the
-recovery path, where nobody can log in) is not asked for one; the audit log and the
-certificate then name the operator as "system".
+password again (it counts towards the lockout). A root peer without a session may
+sanitize only when `wipe.factory_mode` is set (a factory line, where nobody can log in
+yet); the audit log and the certificate then name the operator "factory". Any other
+caller without a session is refused (AuthenticationRequired).
 """
 
 from __future__ import annotations
@@ -294,7 +295,10 @@ WATCH = Method(
 
 CANCEL = Method(
     name="Cancel",
-    doc="Stop a running sanitization. What was written stays written; there is no\ncertificate.",
+    doc=(
+        "Stop a running sanitization. What was written stays written; the job's\n"
+        "certificate says it was cancelled (result cancelled)."
+    ),
     params=JobParams,
     result=Job,
     requires=Privilege.SANITIZE,
@@ -304,8 +308,9 @@ CANCEL = Method(
 
 GET_CERTIFICATE = Method(
     name="GetCertificate",
-    doc="The certificate of a completed sanitization (or of a purge the read-back\n"
-    "failed), as the signed JSON document, plain text or a printable PDF (base64).",
+    doc="The certificate of a sanitization that has ended: completed, failed (a purge\n"
+    "whose read-back found data, an I/O error) or cancelled, each with its result; as the\n"
+    "signed JSON document, plain text or a printable PDF (base64).",
     params=CertificateParams,
     result=Certificate,
     requires=Privilege.SANITIZE,

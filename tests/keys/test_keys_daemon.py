@@ -79,6 +79,18 @@ def test_secrets_survive_restart_and_rotation_through_the_cli(short_tmp: Path) -
         assert _keys(d).call(keys.ROTATE_MASTER_KEY).generation == 3
 
 
+def test_the_daemons_own_secrets_cannot_be_set_or_deleted_as_secrets(short_tmp: Path) -> None:
+    with ds.running(short_tmp / "d", tpm="none") as d, _keys(d) as conn:
+        for name in ("auth.user.admin", "auth.totp.admin", "keys.backup-passphrase"):
+            with pytest.raises(MfpsecError) as exc:
+                conn.call(keys.SET_SECRET, keys.SetSecretParams(name, "other", bytearray(b"x")))
+            assert exc.value.code is ErrorCode.INVALID_PARAMETER, name
+            with pytest.raises(MfpsecError) as exc:
+                conn.call(keys.DELETE_SECRET, keys.SecretNameParams(name))
+            assert exc.value.code is ErrorCode.INVALID_PARAMETER, name
+        conn.call(keys.SET_SECRET, keys.SetSecretParams("keysafe", "other", bytearray(b"x")))
+
+
 def test_backup_tpm_replaced_restore_through_the_cli(short_tmp: Path) -> None:
     root, usb = short_tmp / "d", short_tmp / "usb"
     usb.mkdir()
