@@ -39,12 +39,14 @@ SIM_CONFIG := hw/mfpsecd.sim.toml
 # The venv first: meson-python and the editable rebuild look up meson and ninja on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup sources sim-firmware sim-ns sim-net run test test-native test-python lint format bench idl clean
+.PHONY: help setup setup-cross sources sim-firmware sim-ns sim-net run test test-native test-cross test-python \
+	lint format bench idl clean
 
 help:
 	@echo "make setup   install apt + Python dependencies into $(VENV), build the extension"
 	@echo "make run     run the daemon in the foreground on the simulated board (hw/sim.toml)"
 	@echo "make test    C tests (plain and ASan/UBSan) and the Python test suite"
+	@echo "make test-cross  C engines built for arm64 and armhf, their tests under qemu-user"
 	@echo "make lint    ruff format + check, clang-format, mypy, import-linter contracts"
 	@echo "make format  rewrite Python (ruff format) and C (clang-format) in the house style"
 	@echo "make bench   side-by-side benchmarks (results in bench/results/)"
@@ -102,7 +104,7 @@ $(STAMP): $(APT_STAMP) pyproject.toml constraints.txt meson.build meson.options 
 	$(BIN)/python -m pip install -q --no-index --find-links $(WHEELS) -c constraints.txt \
 		-r $(REQUIREMENTS)
 	$(BIN)/python -m pip install -q --no-index --no-build-isolation --no-deps \
-		-Cbuild-dir=$(BUILD)/py -Ceditable-verbose=true -e .
+		-Cbuild-dir=$(BUILD)/py -Ceditable-verbose=true -Csetup-args=-Dwerror=true -e .
 	$(BIN)/python -c "import mfpsecd._native as n; [n.crypto_selftest(i) for i in range(len(n.crypto_selftests()))]; print('native ok:', n.crypto_version())"
 	@touch $@
 
@@ -150,13 +152,50 @@ test: setup test-native test-python
 
 # The C unit tests, once in a plain build and once under AddressSanitizer + UBSan.
 test-native: setup
-	@[ -f $(BUILD)/ctest/build.ninja ] || $(BIN)/meson setup $(BUILD)/ctest -Dpython_ext=false >/dev/null
+	@[ -f $(BUILD)/ctest/build.ninja ] || $(BIN)/meson setup $(BUILD)/ctest -Dpython_ext=false \
+		-Dwerror=true >/dev/null
 	$(BIN)/meson test -C $(BUILD)/ctest --print-errorlogs
 	@[ -f $(BUILD)/ctest-asan/build.ninja ] || $(BIN)/meson setup $(BUILD)/ctest-asan \
-		-Dpython_ext=false -Db_sanitize=address,undefined -Db_lundef=false \
+		-Dpython_ext=false -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false \
 		-Dbuildtype=debug -Dc_args=-fno-sanitize-recover=all >/dev/null
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		$(BIN)/meson test -C $(BUILD)/ctest-asan --print-errorlogs
+
+# The C engines cross-built for the controllers we ship to, 64-bit (arm64: aarch64) and
+# 32-bit ARM (armhf: ARMv7-A hard float), their unit tests run under qemu-user. The
+# target's libcrypto and libargon2 come from Debian's packages for that architecture,
+# unpacked into $(SYSROOTS) (cross/sysroot.sh says why not multiarch -dev packages).
+CROSS_ARCHS := arm64 armhf
+CROSS_APT_PACKAGES := gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross \
+	libc6-dev-armhf-cross qemu-user-static
+SYSROOTS := $(BUILD)/sysroot
+
+setup-cross: $(APT_STAMP)
+	@missing=$$(for p in $(CROSS_APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	foreign=$$(for a in $(CROSS_ARCHS); do \
+		dpkg --print-foreign-architectures | grep -qx $$a || echo $$a; done); \
+	missing_roots=$$(for a in $(CROSS_ARCHS); do [ -f $(SYSROOTS)/$$a.ini ] || echo $$a; done); \
+	SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	for a in $$foreign; do $$SUDO dpkg --add-architecture $$a; done; \
+	if [ -n "$$missing$$foreign$$missing_roots" ]; then \
+		echo "setup-cross: apt indexes (an index that fails to download is only a warning)"; \
+		$$SUDO apt-get update -qq || true; fi; \
+	if [ -n "$$missing" ]; then \
+		echo "setup-cross: installing $$missing"; \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi; \
+	for a in $$missing_roots; do cross/sysroot.sh $$a $(SYSROOTS) || exit 1; done
+
+test-cross: setup setup-cross
+	@for a in $(CROSS_ARCHS); do \
+		case $$a in arm64) triplet=aarch64-linux-gnu;; armhf) triplet=arm-linux-gnueabihf;; esac; \
+		[ -f $(BUILD)/cross-$$a/build.ninja ] || $(BIN)/meson setup $(BUILD)/cross-$$a \
+			-Dpython_ext=false -Dwerror=true --cross-file $(SYSROOTS)/$$a.ini \
+			--cross-file cross/$$triplet.ini >/dev/null || exit 1; \
+		echo "test-cross: $$a"; \
+		$(BIN)/meson test -C $(BUILD)/cross-$$a --print-errorlogs || exit 1; \
+	done
 
 test-python: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

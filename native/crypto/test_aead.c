@@ -73,7 +73,9 @@ int main(void)
     CHECK(mfp_aes256gcm_seal(NULL, n, NULL, 0, b, 16, b, t) == -EINVAL);
     CHECK(mfp_aes256gcm_seal(k, n, NULL, 4, b, 16, b, t) == -EINVAL);
     CHECK(mfp_aes256gcm_open(k, n, NULL, 0, b, 16, NULL, b) == -EINVAL);
+#if SIZE_MAX > UINT32_MAX /* a 32-bit target cannot even name a message this long */
     CHECK(mfp_aes256gcm_seal(k, n, NULL, 0, b, (size_t)1 << 32, b, t) == -EOVERFLOW);
+#endif
 
     uint8_t x[4] = {1, 2, 3, 4}, y[4] = {1, 1, 1, 1};
     CHECK(mfp_xor(x, x, y, 4) == 0);

@@ -462,7 +462,9 @@ static int shape_slot(const struct stream_job *j, struct slot *s, uint64_t first
     s->plain_at = plain_at;
     if (j->enc) {
         s->nseg = s->in_len == 0 ? 1 : (s->in_len + j->seg - 1) / j->seg;
-        s->out_len = s->in_len + s->nseg * MFP_STREAM_TAG_BYTES;
+        /* At most the slot's output capacity (in_cap plus a tag per segment): a size_t
+         * on 32-bit targets too. */
+        s->out_len = s->in_len + (size_t)s->nseg * MFP_STREAM_TAG_BYTES;
         s->plain_total = plain_at + s->in_len;
         return 0;
     }

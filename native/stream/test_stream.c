@@ -43,10 +43,10 @@ static uint8_t *pattern(size_t len)
 static uint8_t *seal(const uint8_t *pt, size_t len, size_t *sealed_len, unsigned threads)
 {
     uint64_t size = 0;
-    CHECK(mfp_stream_sealed_size(len, SHIFT, &size) == 0);
-    uint8_t *out = malloc(size);
+    CHECK(mfp_stream_sealed_size(len, SHIFT, &size) == 0 && size <= SIZE_MAX);
+    uint8_t *out = malloc((size_t)size);
     struct mfp_stream_params p = params(key, threads);
-    CHECK(mfp_stream_seal(&p, pt, len, out, size, sealed_len, NULL) == 0);
+    CHECK(mfp_stream_seal(&p, pt, len, out, (size_t)size, sealed_len, NULL) == 0);
     CHECK(*sealed_len == size);
     return out;
 }
