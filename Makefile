@@ -93,14 +93,24 @@ $(APT_STAMP): Makefile
 # $(WHEELS) is also where tests/packaging installs the project's runtime dependencies
 # into a fresh venv from, offline.
 WHEELS := $(BUILD)/wheels
+# tpm2-pytss builds its FAPI binding when pkg-config finds tss2-fapi, and FAPI links
+# libcurl, Kerberos and LDAP (some 30 libraries) into the daemon, which uses ESAPI only:
+# it is built, first and never from pip's cache, against a pkg-config path without it.
+NOFAPI_PC := $(BUILD)/pkgconfig-without-fapi
 REQUIREMENTS := $(BUILD)/requirements.txt
 $(STAMP): $(APT_STAMP) pyproject.toml constraints.txt meson.build meson.options native/meson.build \
 		tools/requirements.py
 	$(BIN)/python -m pip install -q -c constraints.txt pip
 	@mkdir -p $(BUILD)
 	$(BIN)/python tools/requirements.py --build --extra dev > $(REQUIREMENTS)
-	$(BIN)/python -m pip wheel -q -w $(WHEELS) -c constraints.txt --build-constraint constraints.txt \
-		-r $(REQUIREMENTS)
+	@rm -rf $(NOFAPI_PC) && mkdir -p $(NOFAPI_PC) && \
+		for d in $$(pkg-config --variable pc_path pkg-config | tr ':' ' '); do \
+			for f in $$d/*.pc; do [ -e "$$f" ] && [ "$${f##*/}" != tss2-fapi.pc ] && \
+				ln -s "$$f" $(NOFAPI_PC)/ 2>/dev/null; done; done; true
+	PKG_CONFIG_LIBDIR=$(CURDIR)/$(NOFAPI_PC) $(BIN)/python -m pip wheel -q --no-cache-dir --no-deps \
+		-w $(WHEELS) -c constraints.txt --build-constraint constraints.txt tpm2-pytss
+	$(BIN)/python -m pip wheel -q -w $(WHEELS) --find-links $(WHEELS) -c constraints.txt \
+		--build-constraint constraints.txt -r $(REQUIREMENTS)
 	$(BIN)/python -m pip install -q --no-index --find-links $(WHEELS) -c constraints.txt \
 		-r $(REQUIREMENTS)
 	$(BIN)/python -m pip install -q --no-index --no-build-isolation --no-deps \

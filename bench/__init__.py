@@ -38,6 +38,7 @@ SUITES: dict[str, str] = {
     "fwverify": "bench.fwverify.suite",
     "netfilter": "bench.netfilter.suite",
     "media": "bench.media.suite",
+    "footprint": "bench.footprint.suite",
 }
 
 Metrics = dict[str, float]

@@ -254,8 +254,8 @@ def prime_editable_install() -> None:
         raise BenchError(f"cannot import mfpsecd (editable rebuild failed?):\n{done.stderr}")
 
 
-def start_daemon(workdir: Path, *, pinned: bool) -> tuple[Server, Path, bytes]:
-    """Our daemon on a copy of the simulated board under workdir; → (server, socket, reply)."""
+def write_sim_board(workdir: Path) -> tuple[Path, Path]:
+    """A copy of the simulated board under workdir; → (config file, board file)."""
     workdir.mkdir(parents=True)
     board = tomllib.loads((ROOT / "hw" / "sim.toml").read_text())
     board["board"]["name"] = "bench"
@@ -279,7 +279,12 @@ def start_daemon(workdir: Path, *, pinned: bool) -> tuple[Server, Path, bytes]:
     config.setdefault("ipc", {})["max_connections"] = 64
     config_file = workdir / "mfpsecd.toml"
     config_file.write_text(dump_toml(config))
+    return config_file, board_file
 
+
+def start_daemon(workdir: Path, *, pinned: bool) -> tuple[Server, Path, bytes]:
+    """Our daemon on a copy of the simulated board under workdir; → (server, socket, reply)."""
+    config_file, board_file = write_sim_board(workdir)
     exe = Path(sys.executable).parent / "mfpsecd"
     if not exe.exists():
         found = shutil.which("mfpsecd")

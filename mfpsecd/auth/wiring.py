@@ -9,8 +9,8 @@ from cryptography import x509
 
 from mfpsecd.audit.service import Auditor
 from mfpsecd.auth.api import SessionPolicy
-from mfpsecd.auth.backends.pkcs11_card import Pkcs11Card
 from mfpsecd.auth.password_hasher import PasswordHasher
+from mfpsecd.auth.ports import CardReader
 from mfpsecd.auth.service import AuthService
 from mfpsecd.auth.sessions import SessionTable
 from mfpsecd.auth.user_store import UserStore
@@ -63,7 +63,7 @@ def make_auth(
         clock=clock,
         throttle=throttle,
         max_delayed=a.flood.max_delayed,
-        card=Pkcs11Card(card.module, card.token_label) if card.module else None,
+        card=_card(card.module, card.token_label),
         trust_anchors=_trust_anchors(card.trust_anchors),
     )
     return Auth(service, sessions, throttle, hasher)
@@ -82,3 +82,13 @@ def _trust_anchors(paths: list[str]) -> tuple[x509.Certificate, ...]:
                 reason=f"{path}: {exc}",
             ) from None
     return tuple(out)
+
+
+def _card(module: str, token_label: str) -> CardReader | None:
+    """The PKCS#11 card reader when card login is configured. python-pkcs11 is imported
+    only then: most devices never load it."""
+    if not module:
+        return None
+    from mfpsecd.auth.backends.pkcs11_card import Pkcs11Card  # noqa: PLC0415
+
+    return Pkcs11Card(module, token_label)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import click
 import structlog
-import uvloop
 
 from mfpsecd import __version__
 from mfpsecd.alerts import wiring as alerts
@@ -18,6 +17,7 @@ from mfpsecd.base.config.loader import DEFAULT_CONFIG, load_board, load_config
 from mfpsecd.base.config.schema import SecurityMode
 from mfpsecd.base.errors import EX_TEMPFAIL, MfpsecError
 from mfpsecd.daemon import logging as app_logging
+from mfpsecd.daemon.event_loop import event_loop_factory
 from mfpsecd.firmware import wiring as firmware
 from mfpsecd.firmware.service import load_boot_record
 from mfpsecd.ipfilter import wiring as network
@@ -55,7 +55,7 @@ def run(config_path: Path, board: str | None) -> None:
         app_logging.configure(config.daemon.log_level.value)
         log = structlog.get_logger("mfpsecd")
         daemon = make_daemon(config, load_board(config, board))
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             runner.run(daemon.run())
     except MfpsecError as exc:
         log.error("startup_failed", error=exc.code.wire_name, message=exc.message, **exc.params)
@@ -94,7 +94,7 @@ def fw_verify(config_path: Path, board: str | None, boot: bool) -> None:
     try:
         config = load_config(config_path)
         b = load_board(config, board)
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             record = runner.run(firmware.boot_verification(config, b))
     except MfpsecError as exc:
         click.echo(f"mfpsecd fw-verify: {exc.message}", err=True)
@@ -119,7 +119,7 @@ def net_restore(config_path: Path, board: str | None) -> None:
         if not b.profile.nics:
             click.echo("mfpsecd net-restore: the board has no network interfaces")
             return
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             what = runner.run(network.restore(b))
     except MfpsecError as exc:
         click.echo(f"mfpsecd net-restore: {exc.message}", err=True)
@@ -159,7 +159,7 @@ def fw_alert(config_path: Path, board: str | None, retry_for: float) -> None:
                 "signed for this model (see the audit log and the journal)."
             )
     try:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             delivery = runner.run(
                 alerts.send_waiting(config, b, SystemClock(), retry_for_s=retry_for)
             )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import AsyncIterator
 
@@ -19,7 +18,7 @@ from mfpsecd.varlink.calls import CallContext, Last
 from mfpsecd.varlink.routes import handles
 from mfpsecd.varlink.schema import NoParams
 from mfpsecd.wipe import api
-from mfpsecd.wipe.backends.certificate_pdf import render_pdf
+from mfpsecd.wipe.backends.pdf_process import render_pdf_apart
 from mfpsecd.wipe.jobs import JobView
 from mfpsecd.wipe.model import certificate as cert
 from mfpsecd.wipe.model.purge_plan import PurgeLevel, PurgeMethod
@@ -192,7 +191,7 @@ class WipeHandlers:
         if p.format is api.CertificateFormat.TEXT:
             content = cert.render_text(doc)
         elif p.format is api.CertificateFormat.PDF:
-            content = base64.b64encode(await asyncio.to_thread(render_pdf, doc)).decode()
+            content = base64.b64encode(await render_pdf_apart(doc)).decode()
         elif p.format is api.CertificateFormat.SIGNED_BODY:
             content = cert.canonical(doc.certificate).decode()
         else:

@@ -115,6 +115,9 @@ def test_cli_targets_start_certificate_and_verification(
     rc, _, err = _cli(d, "wipe", "cert", job["id"], "--out", str(cert_path), "--pdf", str(pdf_path))
     assert rc == 0, err
     assert pdf_path.read_bytes().startswith(b"%PDF-")
+    # Rendered in a child process: reportlab and pillow never load into the daemon.
+    maps = Path(f"/proc/{d.pid}/maps").read_text()
+    assert "/PIL/" not in maps and "/reportlab/" not in maps
     # What a person reads on the printout: the device by model, serial and identity key,
     # the standards and IEEE 2883's name, the lines to sign, and how to verify.
     text = " ".join(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sys
 from xml.sax.saxutils import escape
 
 from cryptography.hazmat.primitives import serialization
@@ -206,3 +207,15 @@ def render_pdf(doc: cert.CertificateDocument) -> bytes:
     ]
     page.build(flow)
     return out.getvalue()
+
+
+def main() -> int:
+    """`python -m mfpsecd.wipe.backends.certificate_pdf`: the document (JSON) on stdin, the
+    PDF on stdout. How the daemon renders one without loading reportlab itself."""
+    sys.stdout.buffer.write(render_pdf(cert.decode_document(sys.stdin.buffer.read())))
+    sys.stdout.buffer.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
