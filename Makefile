@@ -32,7 +32,7 @@ APT_PACKAGES := build-essential pkg-config libssl-dev python3-dev python3-venv \
 	rsyslog rsyslog-openssl snmptrapd libargon2-1 libargon2-dev softhsm2 \
 	scrub coreutils fdisk e2fsprogs nftables python3-nftables iproute2 iputils-ping procps \
 	qemu-system-x86 busybox-static nvme-cli hdparm mmc-utils sg3-utils cpio kmod openssl \
-	poppler-utils clang-format libjson-c-dev
+	poppler-utils clang-format libjson-c-dev man-db
 
 SIM_CONFIG := hw/mfpsecd.sim.toml
 

@@ -11,16 +11,16 @@ import click
 import structlog
 
 from mfpsecd import __version__
-from mfpsecd.alerts import wiring as alerts
 from mfpsecd.base.clock import SystemClock
 from mfpsecd.base.config.loader import DEFAULT_CONFIG, load_board, load_config
 from mfpsecd.base.config.schema import SecurityMode
 from mfpsecd.base.errors import EX_TEMPFAIL, MfpsecError
 from mfpsecd.daemon import logging as app_logging
 from mfpsecd.daemon.event_loop import event_loop_factory
-from mfpsecd.firmware import wiring as firmware
-from mfpsecd.firmware.service import load_boot_record
-from mfpsecd.ipfilter import wiring as network
+
+# _capability: each command imports the capabilities it drives when it runs, not when the
+# module loads: a boot unit's command (fw-verify before the network, net-restore) pays
+# for its own only, and `--help`, the man page and shell completion need none of them.
 
 # Every command reads the same configuration and board profile.
 _CONFIG = click.option(
@@ -90,6 +90,8 @@ def check_config(config_path: Path, board: str | None) -> None:
 def fw_verify(config_path: Path, board: str | None, boot: bool) -> None:
     """Verify the firmware slot that boots (F-2, B-1). Exit status: 0 when verified, or
     in normal security mode; otherwise the failure's status (the boot stops)."""
+    from mfpsecd.firmware import wiring as firmware  # noqa: PLC0415 (see _capability)
+
     app_logging.configure("info")
     try:
         config = load_config(config_path)
@@ -113,6 +115,8 @@ def fw_verify(config_path: Path, board: str | None, boot: bool) -> None:
 def net_restore(config_path: Path, board: str | None) -> None:
     """Put the IP filter in place before the network comes up (mfpsecd-netfilter unit):
     the last rules the daemon applied, else rules that admit nothing."""
+    from mfpsecd.ipfilter import wiring as network  # noqa: PLC0415 (see _capability)
+
     app_logging.configure("info")
     try:
         b = load_board(load_config(config_path), board)
@@ -141,6 +145,10 @@ def fw_alert(config_path: Path, board: str | None, retry_for: float) -> None:
     """Show this power-on's firmware verification (the safe state's console message) and
     send the alerts waiting in the outbox (the failed verification's). Exit status 75
     when a channel is still failing, so that the unit tries again later."""
+    from mfpsecd.alerts import wiring as alerts  # noqa: PLC0415 (see _capability)
+    from mfpsecd.firmware import wiring as firmware  # noqa: PLC0415
+    from mfpsecd.firmware.service import load_boot_record  # noqa: PLC0415
+
     app_logging.configure("info")
     try:
         config = load_config(config_path)
@@ -229,6 +237,8 @@ def fw_sign(
     out: Path,
 ) -> None:
     """The vendor side: sign a firmware tree into the bundle directory OUT."""
+    from mfpsecd.firmware import wiring as firmware  # noqa: PLC0415 (see _capability)
+
     try:
         digest = firmware.sign(
             key=key,
