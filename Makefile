@@ -32,14 +32,14 @@ APT_PACKAGES := build-essential pkg-config libssl-dev python3-dev python3-venv \
 	rsyslog rsyslog-openssl snmptrapd libargon2-1 libargon2-dev softhsm2 \
 	scrub coreutils fdisk e2fsprogs nftables python3-nftables iproute2 iputils-ping procps \
 	qemu-system-x86 busybox-static nvme-cli hdparm mmc-utils sg3-utils cpio kmod openssl \
-	poppler-utils clang-format libjson-c-dev man-db
+	poppler-utils clang-format libjson-c-dev man-db debhelper lintian fwupd usbguard
 
 SIM_CONFIG := hw/mfpsecd.sim.toml
 
 # The venv first: meson-python and the editable rebuild look up meson and ninja on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup setup-cross sources sim-firmware sim-ns sim-net run test test-native test-cross test-python \
+.PHONY: help setup setup-cross deb sources sim-firmware sim-ns sim-net run test test-native test-cross test-python \
 	lint format bench idl clean
 
 help:
@@ -206,6 +206,17 @@ test-cross: setup setup-cross
 		echo "test-cross: $$a"; \
 		$(BIN)/meson test -C $(BUILD)/cross-$$a --print-errorlogs || exit 1; \
 	done
+
+# The Debian package (debian/): built in a copy of the tree under $(BUILD)/deb, so the
+# .deb and its .buildinfo/.changes land there, not beside the checkout.
+DEB_TREE := $(BUILD)/deb/mfpsecd
+deb: setup
+	rm -rf $(BUILD)/deb && mkdir -p $(DEB_TREE)
+	git ls-files -co --exclude-standard | grep -v '^debian/' | tar -cf - -T - | tar -xf - -C $(DEB_TREE)
+	cp -a debian $(DEB_TREE)/
+	cd $(DEB_TREE) && DEV=$(CURDIR)/$(BIN) WHEELS=$(CURDIR)/$(WHEELS) \
+		dpkg-buildpackage -us -uc -b --no-sign
+	@ls $(BUILD)/deb/*.deb
 
 test-python: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -36,8 +36,8 @@ def device_venv() -> Path:
     if not WHEELS.is_dir():
         raise BenchError("build/wheels is missing: run `make setup`")
     dist = HOME / "dist"
-    for old in dist.glob("*.whl"):
-        old.unlink()
+    # A fresh meson build: a reconfigure of an older one fails on options added since.
+    subprocess.run(["rm", "-rf", str(dist), str(HOME / "build")], check=True)
     _pip(
         "wheel",
         "--no-deps",

@@ -84,3 +84,16 @@ def test_service_hardening_keys() -> None:
         assert line in text
     socket_unit = (UNITS / "mfpsecd.socket").read_text()
     assert "SocketMode=0660" in socket_unit
+
+
+def test_the_device_profiles_firmware_slots_are_writable_under_protect_system() -> None:
+    """ProtectSystem=strict makes / read-only: the slots an update writes must be listed."""
+    import tomllib
+
+    slots = tomllib.loads((ROOT / "hw" / "generic-x86.toml").read_text())["firmware"]["slots_dir"]
+    writable = [
+        line.split("=", 1)[1].lstrip("-")
+        for line in (UNITS / "mfpsecd.service").read_text().splitlines()
+        if line.startswith("ReadWritePaths=")
+    ]
+    assert any(slots == w or slots.startswith(w.rstrip("/") + "/") for w in writable), writable
