@@ -112,7 +112,7 @@ class BackupResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class RestoreParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    source: PathText  # the backup file
+    source: PathText  # the backup file: an absolute path (a relative one is refused)
     passphrase: Passphrase  # base64 of the passphrase the backup was written under
 
 

@@ -779,7 +779,11 @@ class KeyChain:
             await self._store.run(tx)
             await self._store.checkpoint()
             self._forget_masters()
+            # Nothing of the destroyed chain is reported any more: a status read after
+            # this shows no key, and a second destruction has no fingerprint to confirm.
             self._wrapping = self._identity = None
+            self._wrapping_spki = self._identity_spki = b""
+            self._active, self._pending = 0, None
             self._set_state(
                 ChainState.DESTROYED,
                 MfpsecError(

@@ -165,6 +165,9 @@ class KeysHandlers:
     async def restore_keys(self, ctx: CallContext, p: api.RestoreParams) -> api.RestoreResult:
         chain, subject = self._chain, subject_of(ctx)
         async with self._auditor.event(EventType.KEYS_RESTORE, subject, p.source) as ev:
+            # A relative path would be the daemon's working directory's, not the caller's.
+            if not Path(p.source).is_absolute():
+                raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="source")
             before = (await chain.facts()).identity_fingerprint
             with SecretBytes(p.passphrase) as passphrase:
                 fp = await chain.restore(

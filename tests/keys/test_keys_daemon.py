@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import shutil
 import sqlite3
@@ -89,6 +90,21 @@ def test_the_daemons_own_secrets_cannot_be_set_or_deleted_as_secrets(short_tmp: 
                 conn.call(keys.DELETE_SECRET, keys.SecretNameParams(name))
             assert exc.value.code is ErrorCode.INVALID_PARAMETER, name
         conn.call(keys.SET_SECRET, keys.SetSecretParams("keysafe", "other", bytearray(b"x")))
+
+
+def test_a_restore_from_a_relative_path_is_refused_and_audited(short_tmp: Path) -> None:
+    with ds.running(short_tmp / "d", tpm="none") as d, _keys(d) as conn:
+        with pytest.raises(MfpsecError) as exc:
+            conn.call(
+                keys.RESTORE_KEYS,
+                keys.RestoreParams("backups/mfp.mfpkeys", bytearray(b"Service-passphrase-1")),
+            )
+        assert exc.value.code is ErrorCode.INVALID_PARAMETER
+        assert exc.value.params.get("parameter") == "source"
+        log = ds.mfpsec(d.socket_path, "audit", "show", "--type", "keys.restore", "--json")
+        assert log.returncode == 0, log.stderr
+        (refused,) = json.loads(log.stdout)
+        assert (refused["object"], refused["outcome"]) == ("backups/mfp.mfpkeys", "failure")
 
 
 def test_backup_tpm_replaced_restore_through_the_cli(short_tmp: Path) -> None:
@@ -195,7 +211,13 @@ def test_destroy_erases_keys_and_secrets(short_tmp: Path) -> None:
         assert refused.returncode == EX_DATAERR
         ok = ds.mfpsec(d.socket_path, "keys", "destroy", "--confirm", before)
         assert ok.returncode == 0, ok.stderr
-        assert _keys(d).call(keys.GET_KEY_STATUS).state == "destroyed"
+        gone = _keys(d).call(keys.GET_KEY_STATUS)
+        assert gone.state == "destroyed"
+        # Nothing of the destroyed keys is reported, and there is nothing left to destroy.
+        assert (gone.wrapping_key_fingerprint, gone.identity_fingerprint) == ("", "")
+        assert gone.master_key_generation == 0
+        again = ds.mfpsec(d.socket_path, "keys", "destroy", "--confirm", before)
+        assert again.returncode == EX_DATAERR
         with sqlite3.connect(_db(d)) as conn:
             for table in ("tpm_keys", "master_keys", "secrets"):
                 assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,)
