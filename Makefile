@@ -204,7 +204,7 @@ test-cross: setup setup-cross
 			-Dpython_ext=false -Dwerror=true --cross-file $(SYSROOTS)/$$a.ini \
 			--cross-file cross/$$triplet.ini >/dev/null || exit 1; \
 		echo "test-cross: $$a"; \
-		$(BIN)/meson test -C $(BUILD)/cross-$$a --print-errorlogs || exit 1; \
+		MFP_TEST_EMULATED=1 $(BIN)/meson test -C $(BUILD)/cross-$$a --print-errorlogs || exit 1; \
 	done
 
 # The Debian package (debian/): built in a copy of the tree under $(BUILD)/deb, so the

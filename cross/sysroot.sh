@@ -21,15 +21,17 @@ if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
     exit 1
 fi
 root=$dest/$arch
-rm -rf "$root" "$root.debs"
-mkdir -p "$root" "$root.debs"
-# apt-get download as root warns that its sandbox user cannot write here: let it.
-chmod 777 "$root.debs"
-(cd "$root.debs" && apt-get download -q \
+rm -rf "$root"
+mkdir -p "$root"
+debs=$(mktemp -d)
+trap 'rm -rf "$debs"' EXIT
+# apt-get download drops to its sandbox user (_apt) where that user may write: give it
+# this private directory, and nobody else.
+if [ "$(id -u)" = 0 ] && id _apt >/dev/null 2>&1; then chown _apt "$debs"; fi
+(cd "$debs" && apt-get download -q \
     "libssl-dev:$arch" "libssl3:$arch" "libargon2-dev:$arch" "libargon2-1:$arch")
-for deb in "$root.debs"/*.deb; do
+for deb in "$debs"/*.deb; do
     dpkg-deb -x "$deb" "$root"
 done
-rm -rf "$root.debs"
 printf "# written by cross/sysroot.sh\n[constants]\nsysroot = '%s'\n" "$root" > "$dest/$arch.ini"
 echo "sysroot: $root"

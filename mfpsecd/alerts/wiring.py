@@ -18,6 +18,7 @@ from mfpsecd.base.config.loader import Board
 from mfpsecd.base.config.schema import Config
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry
+from mfpsecd.base.optional import require
 from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.base.state import StateStore
 from mfpsecd.base.state_lock import lock_state_dir
@@ -80,6 +81,8 @@ def make_notifier(
             key="notify.snmp",
             reason="incomplete",
         )
+    if snmp is not None:
+        require("pysnmp", key="notify.snmp", part="SNMP traps")
     rules = alert_rules(cfg)
     return Notifier(
         rules,

@@ -30,10 +30,14 @@ class Daemon:
 
     def connect(self) -> Connection:
         """A connection with the session of `mfpsec login` attached, when there is one."""
+        return self._connect()[0]
+
+    def _connect(self) -> tuple[Connection, bool]:
+        """→ (the connection, whether a session is attached)."""
         conn = Connection(self.socket, self.timeout)
         token = session_file.load(self.socket)
         if token is None:
-            return conn
+            return conn, False
         try:
             conn.call(auth.RESUME, auth.ResumeParams(token))
         except MfpsecError as exc:
@@ -41,7 +45,31 @@ class Daemon:
                 conn.close()
                 raise
             session_file.forget(self.socket)  # ended or timed out: go on without it
-        return conn
+            return conn, False
+        return conn, True
+
+    def reconnector(self) -> Callable[[], Connection]:
+        """What a followed stream reconnects with. The first connection is connect()'s; a
+        later one must carry a session when the first did: sessions end when the daemon
+        restarts, and the stream would otherwise go on silently with less than its
+        caller may see (alerts only instead of every audit record)."""
+        had_session: bool | None = None
+
+        def reconnect() -> Connection:
+            nonlocal had_session
+            conn, attached = self._connect()
+            if had_session is None:
+                had_session = attached
+            elif had_session and not attached:
+                conn.close()
+                raise MfpsecError(
+                    ErrorCode.AUTHENTICATION_REQUIRED,
+                    "the session ended when the daemon restarted: log in again",
+                    reason="session ended",
+                )
+            return conn
+
+        return reconnect
 
 
 def reports_errors(fn: Callable[P, R]) -> Callable[P, R]:

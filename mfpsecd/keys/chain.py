@@ -753,6 +753,8 @@ class KeyChain:
         blob and sealed record (eraser does the records of other services in the same
         transaction), zero the in-memory keys. A new chain is provisioned at next start."""
         async with self._lock:
+            if self._state is ChainState.DESTROYED:  # two calls raced past their checks
+                raise MfpsecError(ErrorCode.KEYS_UNAVAILABLE, reason="keys already destroyed")
             for key in (self._wrapping, self._identity):
                 if key is not None:
                     await self._tpm.forget(key)

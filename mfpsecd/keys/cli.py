@@ -285,7 +285,7 @@ def targets(daemon: Daemon, as_json: bool, watch: bool) -> None:
             t = conn.call(keys.LIST_BACKUP_TARGETS).targets
         echo_json(t) if as_json else click.echo(_render_targets(t))
         return
-    replies = follow(daemon.connect, keys.WATCH_BACKUP_TARGETS, NoParams(), silence_s=None)
+    replies = follow(daemon.reconnector(), keys.WATCH_BACKUP_TARGETS, NoParams(), silence_s=None)
     for t in (r.targets for r in replies):
         echo_json(t) if as_json else click.echo(_render_targets(t) + "\n")
 

@@ -164,25 +164,26 @@ class KeysHandlers:
     @handles(api.RESTORE_KEYS)
     async def restore_keys(self, ctx: CallContext, p: api.RestoreParams) -> api.RestoreResult:
         chain, subject = self._chain, subject_of(ctx)
-        async with self._auditor.event(EventType.KEYS_RESTORE, subject, p.source) as ev:
-            # A relative path would be the daemon's working directory's, not the caller's.
-            if not Path(p.source).is_absolute():
-                raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="source")
-            before = (await chain.facts()).identity_fingerprint
-            with SecretBytes(p.passphrase) as passphrase:
+        # Taken first: the passphrase is wiped however the call ends.
+        with SecretBytes(p.passphrase) as passphrase:
+            async with self._auditor.event(EventType.KEYS_RESTORE, subject, p.source) as ev:
+                # A relative path would be the daemon's working directory's, not the caller's.
+                if not Path(p.source).is_absolute():
+                    raise MfpsecError(ErrorCode.INVALID_PARAMETER, parameter="source")
+                before = (await chain.facts()).identity_fingerprint
                 fp = await chain.restore(
                     passphrase, Path(p.source), by=subject.user or subject.origin
                 )
-            # Both identity keys, as the identity history's link names them.
-            ev.details.update(
-                fingerprint=fp,
-                previous_identity=before,
-                identity=(await chain.facts()).identity_fingerprint,
-                identity_history="linked"
-                if chain.restored_link
-                else "not linked: the previous identity was not attested",
-            )
-            ev.succeed()
+                # Both identity keys, as the identity history's link names them.
+                ev.details.update(
+                    fingerprint=fp,
+                    previous_identity=before,
+                    identity=(await chain.facts()).identity_fingerprint,
+                    identity_history="linked"
+                    if chain.restored_link
+                    else "not linked: the previous identity was not attested",
+                )
+                ev.succeed()
         return api.RestoreResult(fp)
 
     @handles(api.ROTATE_MASTER_KEY)

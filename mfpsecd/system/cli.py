@@ -68,9 +68,11 @@ def status(daemon: Daemon, as_json: bool, watch: bool) -> None:
             s = conn.call(system.GET_STATUS)
         echo_json(s) if as_json else click.echo(render(s))
         return
-    # A crash or a restart of the daemon does not end the watch (a clean stop does: the
-    # stream's last reply says "stopping").
-    for s in follow(daemon.connect, system.WATCH_STATUS, NoParams(), silence_s=_STATUS_SILENCE_S):
+    # A crash does not end the watch: it reconnects. A clean stop does (a restart too):
+    # the stream's last reply says "stopping".
+    for s in follow(
+        daemon.reconnector(), system.WATCH_STATUS, NoParams(), silence_s=_STATUS_SILENCE_S
+    ):
         echo_json(s) if as_json else click.echo(render(s) + "\n")
 
 
@@ -144,7 +146,7 @@ def events(daemon: Daemon, *, after: int, keepalive: int, no_follow: bool, as_js
     params = system.WatchEventsParams(after, keepalive)
     silence = keepalive * _SILENT_PERIODS
     for batch in follow(
-        daemon.connect, system.WATCH_EVENTS, params, silence_s=silence, on_lost=lost
+        daemon.reconnector(), system.WATCH_EVENTS, params, silence_s=silence, on_lost=lost
     ):
         last = batch.last_seq
         if as_json:  # JSON Lines: one reply per line, for a pipe

@@ -42,6 +42,25 @@ def _lost(exc: MfpsecError, on_lost: Lost | None) -> None:
         on_lost(exc)
 
 
+def _over(
+    last: R | None, until: Callable[[R], bool] | None, address: str, on_lost: Lost | None
+) -> bool:
+    """Whether the stream's last reply ends it; if not, the daemon ended it early (it is
+    stopping) and that is told as a lost connection."""
+    if last is None or until is None or until(last):
+        return True
+    if on_lost is not None:
+        on_lost(
+            MfpsecError(
+                ErrorCode.DAEMON_UNREACHABLE,
+                "the daemon ended the stream while stopping",
+                address=address,
+                reason="stream ended early",
+            )
+        )
+    return False
+
+
 class _Backoff:
     def __init__(self) -> None:
         self.delay = RETRY_FIRST_S
@@ -61,19 +80,25 @@ def follow(
     *,
     silence_s: float | None,
     on_lost: Lost | None = None,
+    until: Callable[[R], bool] | None = None,
 ) -> Iterator[R]:
     """The replies of `method` until the one that does not continue, over as many
     connections as it takes. connect: the socket's path, or what opens a connection (the
     CLI's attaches its session); silence_s: longer than the stream's keep-alive, the
     time without a reply after which the connection is taken for lost (None: a stream
-    without keep-alive, waited for as long as it takes)."""
+    without keep-alive, waited for as long as it takes); until: whether a last reply
+    really ends the stream (a job's watch ends early when the daemon stops with the job
+    still running: it goes on after the restart). A daemon that cannot be reached at the
+    first try is an error, as for a call: only a connection once made is followed."""
     resume = _resumable(method)
     opener = connect if callable(connect) else partial(Connection, connect)
     last: R | None = None
     backoff = _Backoff()
+    reached = False
     while True:
         try:
             with opener() as conn:
+                reached = True
                 conn.set_timeout(silence_s)
                 for reply in conn.call_more(
                     method, params if last is None else resume(params, last)
@@ -81,8 +106,11 @@ def follow(
                     last = reply
                     backoff.reset()
                     yield reply
-                return
+                if _over(last, until, conn.address, on_lost):
+                    return
         except MfpsecError as exc:
+            if not reached:
+                raise
             _lost(exc, on_lost)
         time.sleep(backoff.next())
 
@@ -94,15 +122,18 @@ async def follow_async(
     *,
     silence_s: float | None,
     on_lost: Lost | None = None,
+    until: Callable[[R], bool] | None = None,
 ) -> AsyncIterator[R]:
     """`follow` for asyncio (a panel's event loop): the same, without blocking it."""
     resume = _resumable(method)
     opener = connect if callable(connect) else partial(AsyncConnection.open, connect)
     last: R | None = None
     backoff = _Backoff()
+    reached = False
     while True:
         try:
             async with await opener() as conn:
+                reached = True
                 conn.timeout = silence_s
                 async for reply in conn.call_more(
                     method, params if last is None else resume(params, last)
@@ -110,7 +141,10 @@ async def follow_async(
                     last = reply
                     backoff.reset()
                     yield reply
-                return
+                if _over(last, until, conn.address, on_lost):
+                    return
         except MfpsecError as exc:
+            if not reached:
+                raise
             _lost(exc, on_lost)
         await asyncio.sleep(backoff.next())

@@ -127,7 +127,13 @@ def _follow(daemon: Daemon, job: wipe.Job, as_json: bool) -> wipe.Job:
     The job goes on in the daemon through a restart (it resumes after a power cut): so
     does the watch. A pass over a large disk reports every poll, but be patient."""
     last = job
-    replies = follow_stream(daemon.connect, wipe.WATCH, wipe.JobParams(job.id), silence_s=None)
+    replies = follow_stream(
+        daemon.reconnector(),
+        wipe.WATCH,
+        wipe.JobParams(job.id),
+        silence_s=None,
+        until=lambda j: j.state is not wipe.JobState.RUNNING,
+    )
     if as_json:
         for j in replies:
             click.echo(msgspec.json.encode(j).decode())  # JSON Lines: one reply per line

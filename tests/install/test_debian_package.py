@@ -75,6 +75,15 @@ def test_the_installed_commands_run_and_the_system_files_are_in_place(installed:
     assert version.returncode == 0 and "mfpsecd, version 0.1.0" in version.stdout, version
     cli = _run("/usr/bin/mfpsec", "--help")
     assert cli.returncode == 0 and "wipe" in cli.stdout, cli
+    # Every compiled module of the venv still loads after dh_strip (the wheels' bundled,
+    # patchelf-modified libraries included: pillow's, behind the printable certificate).
+    loads = _run(
+        "/usr/lib/mfpsecd/bin/python",
+        "-c",
+        "import PIL._imaging, reportlab.pdfgen.canvas, cryptography.hazmat.bindings._rust, "
+        "tpm2_pytss, msgspec, mfpsecd._native",
+    )
+    assert loads.returncode == 0, loads.stderr
     # The private venv runs the installed package, not the checkout.
     where = _run("/usr/lib/mfpsecd/bin/python", "-c", "import mfpsecd; print(mfpsecd.__file__)")
     assert where.stdout.startswith("/usr/lib/mfpsecd/lib/python3"), where

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,48 @@ def test_the_status_stream_comes_back_with_the_daemon_after_a_crash(short_tmp: P
         d.close_notify()
     assert lost and lost[0].code is ErrorCode.DAEMON_UNREACHABLE
     assert back.boot_count == first.boot_count + 1 and back.previous_shutdown == "unclean"
+
+
+def test_a_daemon_never_reached_is_an_error_at_once(short_tmp: Path) -> None:
+    with pytest.raises(MfpsecError) as exc:
+        next(follow(str(short_tmp / "none.sock"), system.WATCH_STATUS, NoParams(), silence_s=5))
+    assert exc.value.code is ErrorCode.DAEMON_UNREACHABLE
+
+
+def test_a_stream_the_daemon_ended_early_goes_on_after_its_restart(short_tmp: Path) -> None:
+    """`until`: the status stream's last reply ("stopping") is taken as an early end, as a
+    job's watch takes a last reply that says the job is still running."""
+    root = short_tmp / "d"
+    seen: list[system.Status] = []
+    lost: list[MfpsecError] = []
+    first = threading.Event()
+
+    def watch(socket: str) -> None:
+        for s in follow(
+            socket,
+            system.WATCH_STATUS,
+            NoParams(),
+            silence_s=60,
+            on_lost=lost.append,
+            until=lambda s: False,
+        ):
+            seen.append(s)
+            first.set()
+            if s.boot_count > seen[0].boot_count:
+                return
+
+    with ds.running(root, tpm="none") as d:
+        watcher = threading.Thread(target=watch, args=(d.socket_path,), daemon=True)
+        watcher.start()
+        assert first.wait(30)
+    # A clean stop: the stream ended with "stopping", and the watch goes on.
+    deadline = time.monotonic() + 20
+    while not any(s.state is system.DaemonState.STOPPING for s in seen):
+        assert time.monotonic() < deadline, [s.state for s in seen]
+        time.sleep(0.05)
+    assert watcher.is_alive()
+    with ds.running(root, tpm="none"):
+        watcher.join(60)
+    assert not watcher.is_alive()
+    assert seen[-1].boot_count == seen[0].boot_count + 1
+    assert lost and lost[0].params["reason"] == "stream ended early"

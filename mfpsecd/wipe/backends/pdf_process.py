@@ -34,10 +34,12 @@ async def render_pdf_apart(doc: cert.CertificateDocument) -> bytes:
         out, err = await asyncio.wait_for(
             proc.communicate(cert.encode_document(doc)), RENDER_TIMEOUT_S
         )
-    except TimeoutError:
+    except BaseException as exc:  # the timeout, or the call cancelled (caller gone, stop)
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
-        await proc.wait()
+        await asyncio.shield(proc.wait())
+        if not isinstance(exc, TimeoutError):
+            raise
         raise MfpsecError(
             ErrorCode.INTERNAL, f"the PDF renderer took longer than {RENDER_TIMEOUT_S:g} s"
         ) from None

@@ -35,7 +35,7 @@ do_install:append() {
     install -m 0644 ${data}/mfpsecd/system/systemd/* ${D}${systemd_system_unitdir}/
     install -m 0644 ${data}/mfpsecd/system/sysusers.d/mfpsecd.conf ${D}${nonarch_libdir}/sysusers.d/
     install -m 0644 ${data}/mfpsecd/system/tmpfiles.d/mfpsecd.conf ${D}${nonarch_libdir}/tmpfiles.d/
-    install -m 0640 ${data}/mfpsecd/system/etc/mfpsecd.toml ${D}${sysconfdir}/mfpsecd/
+    install -m 0644 ${data}/mfpsecd/system/etc/mfpsecd.toml ${D}${sysconfdir}/mfpsecd/
     rm -rf ${data}/mfpsecd/system
     mv ${data}/mfpsecd/hw ${data}/mfpsecd/varlink ${D}${datadir}/mfpsecd/
     mv ${data}/man/man8/* ${D}${mandir}/man8/
