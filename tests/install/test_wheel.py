@@ -20,9 +20,9 @@ import pytest
 
 from tests.support import daemon as ds
 from tools import requirements as declared
+from tools.device_install import WHEELS, build_wheel, runtime_venv
 
 ROOT = ds.ROOT
-WHEELS = ROOT / "build" / "wheels"
 
 pytestmark = pytest.mark.slow
 
@@ -41,21 +41,6 @@ class Install:
         return subprocess.run(
             argv, capture_output=True, text=True, cwd=self.work, env=env, timeout=120, check=False
         )
-
-
-def _pip(*args: str) -> None:
-    # meson-python runs meson and ninja from PATH: the ones of this venv.
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    out = subprocess.run(
-        [sys.executable, "-m", "pip", "-q", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert out.returncode == 0, f"pip {args[0]} failed:\n{out.stdout[-3000:]}{out.stderr[-3000:]}"
 
 
 def _names(requirements: list[str]) -> set[str]:
@@ -77,32 +62,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Install]:
     if not WHEELS.is_dir():
         pytest.skip("build/wheels is missing: run `make setup`")
     work = tmp_path_factory.mktemp("wheel-install")
-    dist = work / "dist"
     # The project's wheel, built as a package builder would (meson-python, C extension).
-    _pip(
-        "wheel",
-        "--no-deps",
-        "--no-build-isolation",
-        "--no-index",
-        "-w",
-        str(dist),
-        f"-Cbuild-dir={work / 'build'}",
-        str(ROOT),
-    )
-    (wheel,) = dist.glob("mfpsecd-*.whl")
+    wheel = build_wheel(work / "dist", work / "build")
     venv = work / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    _pip(
-        "--python",
-        str(venv / "bin" / "python"),
-        "install",
-        "--no-index",
-        "--find-links",
-        str(WHEELS),
-        "-c",
-        str(ROOT / "constraints.txt"),
-        str(wheel),
-    )
+    runtime_venv(wheel, venv)
     yield Install(venv, work)
 
 
