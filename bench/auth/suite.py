@@ -44,6 +44,7 @@ from mfpsecd.audit.backends.audit_file import AuditFile
 from mfpsecd.audit.log_format import Subject
 from mfpsecd.audit.service import Auditor
 from mfpsecd.auth.api import SessionPolicy
+from mfpsecd.auth.model.throttle import Throttle, ThrottleLimits
 from mfpsecd.auth.password_hasher import DEFAULT_COST, PasswordHasher
 from mfpsecd.auth.service import AuthService
 from mfpsecd.auth.sessions import Seat, SessionTable
@@ -55,7 +56,6 @@ from mfpsecd.base.errors import MfpsecError
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.base.sqlite_state import SqliteState
-from mfpsecd.core.throttle import Throttle, ThrottleLimits
 from mfpsecd.keys.backends.native_crypto import NativeKeyCrypto
 from mfpsecd.keys.backends.soft_keys import SoftwareKeys
 from mfpsecd.keys.chain import KeyChain

@@ -57,6 +57,7 @@ from bench import (
 from mfpsecd.audit.backends.audit_file import AuditFile
 from mfpsecd.audit.log_format import Subject
 from mfpsecd.audit.service import Auditor
+from mfpsecd.base.addresses import Range, parse_range
 from mfpsecd.base.clock import SystemClock
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.sqlite_state import SqliteState
@@ -73,17 +74,17 @@ METRICS = [Metric("rps", "ranges/s", ",.0f"), Metric("seconds", "seconds", ",.3f
 ADMIN = Subject(origin="cli", user="bench", role="administrator")
 
 
-def _ranges(count: int, seed: int) -> list[nf.Range]:
+def _ranges(count: int, seed: int) -> list[Range]:
     rng = random.Random(seed)
-    out: set[nf.Range] = set()
+    out: set[Range] = set()
     while len(out) < count:
         if rng.random() < 0.8:
             base = (10 << 24) | (rng.randrange(1 << 20) << 4)
             size = rng.choice([1, 1, 1, 16])
-            out.add(nf.Range(4, base, base + size - 1))
+            out.add(Range(4, base, base + size - 1))
         else:
             base = int(ipaddress.ip_address("2001:db8::")) | (rng.randrange(1 << 40) << 64)
-            out.add(nf.Range(6, base, base + (1 << 64) - 1))
+            out.add(Range(6, base, base + (1 << 64) - 1))
     return sorted(out)
 
 
@@ -149,7 +150,7 @@ async def _run(settings: Settings, ns: str, ns_small: str, work: Path) -> SuiteR
     policies = [
         nf.Policy(
             deny=tuple(_ranges(RANGES, seed)),
-            allow=(nf.parse_range("10.0.0.0/8"), nf.parse_range("2001:db8::/32")),
+            allow=(parse_range("10.0.0.0/8"), parse_range("2001:db8::/32")),
             enabled=ON,
         )
         for seed in (1, 2)
@@ -296,7 +297,7 @@ async def _run(settings: Settings, ns: str, ns_small: str, work: Path) -> SuiteR
 
         async def run() -> None:
             for i in range(EDITS):
-                r = nf.Range(4, edit_base + 2 * i, edit_base + 2 * i)
+                r = Range(4, edit_base + 2 * i, edit_base + 2 * i)
                 await filt.swap_intervals([("deny4", (), (r,))])
                 await filt.swap_intervals([("deny4", (r,), ())])
 

@@ -17,16 +17,16 @@ import asyncio
 import bisect
 import collections
 import contextlib
-import datetime as dt
 import itertools
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import structlog
-from cryptography.hazmat.primitives import serialization
 
 from mfpsecd.audit import log_format
+from mfpsecd.audit.capacity import COMPONENT, Capacity
+from mfpsecd.audit.checkpoints import Checkpoints, Signer, Trust, truncated
 from mfpsecd.audit.events import EventType
 from mfpsecd.audit.log_format import Detail, Outcome, Record, Subject
 from mfpsecd.audit.ports import AuditStore
@@ -34,15 +34,11 @@ from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.config.schema import AuditFullPolicy
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
-from mfpsecd.base.state import StateConnection, StateStore
+from mfpsecd.base.state import StateStore
 
 log = structlog.get_logger("mfpsecd.audit")
-COMPONENT = "audit"
 CHECKPOINT_EVERY = 256
 RECENT = 10000  # records between signed checkpoints (also one per period and at stop)
-
-# digest → (DER signature, SubjectPublicKeyInfo DER), or None when no key can sign now.
-Signer = Callable[[bytes], Awaitable[tuple[bytes, bytes] | None]]
 
 
 @dataclass
@@ -116,13 +112,10 @@ class Auditor:
         self.writer_pid = writer_pid
         # (first seq, pid) of each process that opened the log, oldest first; -1: unnamed
         self._writers: list[tuple[int, int]] = []
-        self._full_policy = full_policy
-        self._retention_days = retention_days
-        self._base_seq, self._base_prev = 1, log_format.GENESIS
-        self._exported_through = 0
-        self._refusing = False
-        self._reads_while_full = 0  # audit.read events not written while full
-        self._trust: Callable[[], Awaitable[frozenset[str]]] | None = None
+        self._capacity = Capacity(
+            store, clock, health, state, policy=full_policy, retention_days=retention_days
+        )
+        self._capacity.set_note(self._internal)
         # The newest records, for forwarders that keep up (older ones come from the store).
         self._recent: collections.deque[bytes] = collections.deque(maxlen=RECENT)
         self._appended = asyncio.Event()
@@ -131,7 +124,7 @@ class Auditor:
         self._health = health
         self._state = state
         self._checkpoint_every = checkpoint_every
-        self._signer: Signer | None = None
+        self._checkpoints = Checkpoints(state, clock) if state is not None else None
         self._last_checkpoint = 0
         self._checkpointing: asyncio.Task[None] | None = None
         self._seq = 0
@@ -139,6 +132,7 @@ class Auditor:
         self._pending: list[_Pending] = []
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._write_failed = False  # since a batch failed for another reason than "full"
         self._verdict: log_format.Verdict | None = None
         self._integrity_reported: tuple[str, int] | None = None
 
@@ -153,26 +147,13 @@ class Auditor:
 
     async def start(self) -> None:
         payloads, repair = await self._store.open()
-        meta = await self._meta()
-        self._base_seq = int(meta.get("base_seq", "1"))
-        self._base_prev = bytes.fromhex(meta.get("base_prev", log_format.GENESIS.hex()))
-        self._exported_through = int(meta.get("exported_through", "0"))
+        await self._capacity.load()
         verdict = await self._store.verify(
-            payloads, first_seq=self._base_seq, first_prev=self._base_prev
+            payloads, first_seq=self._capacity.base_seq, first_prev=self._capacity.base_prev
         )
         cp = await self.latest_checkpoint()
         if verdict.ok and cp is not None and verdict.last_seq < cp.seq:
-            # Cut while the daemon was down, at a frame boundary: only the checkpoint knows.
-            verdict = log_format.Verdict(
-                False,
-                verdict.records,
-                verdict.last_seq,
-                verdict.last_hash,
-                "truncated",
-                verdict.last_seq + 1,
-                f"the log ends at record {verdict.last_seq}; the checkpoint "
-                f"of {cp.time} vouches for {cp.seq}",
-            )
+            verdict = truncated(verdict, cp)
         if cp is not None:
             self._last_checkpoint = cp.seq
         self._verdict = verdict
@@ -235,16 +216,10 @@ class Auditor:
     async def _event(
         self, type_: EventType, subject: Subject, obj: str
     ) -> AsyncIterator[AuditEvent]:
-        if self._refusing and not type_.value.startswith("audit.") and self._still_full():
-            # L-5 "refuse": the operation is not even attempted while its record could
-            # not be kept (the refusal itself was recorded when it began).
-            raise self._full_error()
+        if self._capacity.refuses(type_):
+            raise self._capacity.full_error()  # L-5: not even attempted
         ev = AuditEvent(type_, subject, obj)
-        if type_ is EventType.AUDIT_READ and self._refusing and self._still_full():
-            # Reading the log must work while it is full (it is how room is made): each
-            # read is counted, not written into the reserve kept for the log's own
-            # records, and one record says how many there were once there is room.
-            self._reads_while_full += 1
+        if self._capacity.read_while_full(type_):
             yield ev
             return
         try:
@@ -283,144 +258,80 @@ class Auditor:
             batch, self._pending = self._pending, []
             if not batch:
                 continue
-            seq, chained = self._seq, self._hash
-            payloads = []
-            for p in batch:
-                seq += 1
-                rec = Record(
-                    seq=seq,
-                    time=p.time,
-                    type=p.event.type,
-                    outcome=p.event.outcome,
-                    subject=p.event.subject,
-                    object=p.event.object,
-                    details=p.event.details,
-                    prev=chained.hex(),
-                )
-                encoded = log_format.canonical(rec)
-                chained = log_format.chain_hash(chained, encoded)
-                payloads.append(encoded)
+            payloads, chained = self._chained(batch)
             try:
-                await self._append_making_room(payloads, batch)
+                own = all(p.event.type.value.startswith("audit.") for p in batch)
+                await self._capacity.append(payloads, own=own)
             except Exception as exc:
-                # Nothing of this batch is acknowledged; numbering continues from what is
-                # on disk. The audited operations fail (fail closed).
-                err = (
-                    exc
-                    if isinstance(exc, MfpsecError)
-                    else MfpsecError(
-                        ErrorCode.STATE_UNAVAILABLE, reason=f"audit log: {type(exc).__name__}"
-                    )
-                )
-                log.error("audit_write_failed", error=err.code.wire_name, **err.params)
-                self._health.set(COMPONENT, HealthState.FAILED, f"write failed: {err.message}")
-                for p in batch:
-                    p.done.set_exception(MfpsecError(err.code, err.message, **err.params))
+                self._failed(batch, exc)
                 continue
-            first = self._seq + 1
-            self._seq, self._hash = seq, chained
-            self._recent.extend(payloads)
-            self._appended.set()
-            self._appended = asyncio.Event()
-            if self._listeners:
-                decoded = [log_format.decode(p) for p in payloads]
-                for listener in self._listeners:
-                    listener(decoded)
-            for i, p in enumerate(batch):
-                if not p.done.done():
-                    p.done.set_result(first + i)
-            if (
-                self._state is not None
-                and seq - self._last_checkpoint >= self._checkpoint_every
-                and (self._checkpointing is None or self._checkpointing.done())
-            ):
-                self._checkpointing = asyncio.get_running_loop().create_task(
-                    self._checkpoint_quietly()
-                )
+            self._acknowledge(batch, payloads, chained)
 
-    # ---------------------------------------------------------------- capacity (L-5)
-
-    async def _append_making_room(self, payloads: list[bytes], batch: list[_Pending]) -> None:
-        own = all(p.event.type.value.startswith("audit.") for p in batch)
-        while True:
-            try:
-                await self._store.append(payloads, use_reserve=own)
-            except MfpsecError as exc:
-                if exc.code is not ErrorCode.AUDIT_FULL or not await self._drop_for_room():
-                    if exc.code is ErrorCode.AUDIT_FULL and not self._refusing:
-                        self._refusing = True  # said once per episode, from the reserve
-                        self._internal(
-                            EventType.AUDIT_FULL,
-                            Outcome.FAILURE,
-                            policy=self._full_policy.value,
-                            action="refusing audited operations",
-                            exported_through=self._exported_through,
-                        )
-                        self._health.set(
-                            COMPONENT,
-                            HealthState.FAILED,
-                            "full: refusing audited operations until exported",
-                        )
-                    raise self._full_error() from None
-                continue
-            if self._refusing and not own:
-                self._refusing = False
-                self._health.set(COMPONENT, HealthState.OK, "room again")
-                if self._reads_while_full:
-                    self._internal(
-                        EventType.AUDIT_READ,
-                        Outcome.SUCCESS,
-                        action="reads while the log was full, not recorded one by one",
-                        count=self._reads_while_full,
-                    )
-                    self._reads_while_full = 0
-            return
-
-    def _full_error(self) -> MfpsecError:
-        """AuditFull saying what, under this policy, actually makes room."""
-        if self._full_policy is AuditFullPolicy.OVERWRITE_EXPORTED:
-            how = "export it (mfpsec audit export): the oldest exported records then make room"
-        else:
-            how = (
-                "nothing is ever dropped under the refuse policy, so exporting alone "
-                "frees nothing: an administrator exports it and raises audit.max_bytes, "
-                "or sets audit.full_policy = overwrite-exported"
+    def _chained(self, batch: list[_Pending]) -> tuple[list[bytes], bytes]:
+        """The batch numbered and chained after the last durable record."""
+        seq, chained = self._seq, self._hash
+        payloads = []
+        for p in batch:
+            seq += 1
+            rec = Record(
+                seq=seq,
+                time=p.time,
+                type=p.event.type,
+                outcome=p.event.outcome,
+                subject=p.event.subject,
+                object=p.event.object,
+                details=p.event.details,
+                prev=chained.hex(),
             )
-        return MfpsecError(
-            ErrorCode.AUDIT_FULL, f"The audit log is full: {how}.", policy=self._full_policy.value
-        )
+            encoded = log_format.canonical(rec)
+            chained = log_format.chain_hash(chained, encoded)
+            payloads.append(encoded)
+        return payloads, chained
 
-    def _still_full(self) -> bool:
-        usage = self._store.usage()
-        if usage.free_bytes >= 4096:
-            return False
-        return not (
-            self._full_policy is AuditFullPolicy.OVERWRITE_EXPORTED
-            and usage.segments >= 2
-            and usage.oldest_last_seq <= self._exported_through
+    def _failed(self, batch: list[_Pending], exc: Exception) -> None:
+        """Nothing of this batch is acknowledged; numbering continues from what is on
+        disk. The audited operations fail (fail closed)."""
+        err = (
+            exc
+            if isinstance(exc, MfpsecError)
+            else MfpsecError(ErrorCode.STATE_UNAVAILABLE, reason=f"audit log: {type(exc).__name__}")
         )
+        log.error("audit_write_failed", error=err.code.wire_name, **err.params)
+        reason = err.params.get("reason")
+        self._health.set(
+            COMPONENT,
+            HealthState.FAILED,
+            f"write failed: {reason}" if reason else f"write failed: {err.message}",
+        )
+        # A full log recovers through its capacity policy; anything else (an I/O error,
+        # a full file system) once a batch is durable again.
+        self._write_failed = err.code is not ErrorCode.AUDIT_FULL
+        for p in batch:
+            p.done.set_exception(MfpsecError(err.code, err.message, **err.params))
 
-    async def _drop_for_room(self, *, reason: str = "capacity") -> bool:
-        """Drop the oldest segment if the policy allows it. → whether room was made."""
-        usage = self._store.usage()
+    def _acknowledge(self, batch: list[_Pending], payloads: list[bytes], chained: bytes) -> None:
+        first = self._seq + 1
+        self._seq, self._hash = first + len(batch) - 1, chained
+        if self._write_failed:
+            self._write_failed = False
+            if not self._capacity.refusing:
+                self._health.set(COMPONENT, HealthState.OK, f"writing again at record {first}")
+        self._recent.extend(payloads)
+        self._appended.set()
+        self._appended = asyncio.Event()
+        if self._listeners:
+            decoded = [log_format.decode(p) for p in payloads]
+            for listener in self._listeners:
+                listener(decoded)
+        for i, p in enumerate(batch):
+            if not p.done.done():
+                p.done.set_result(first + i)
         if (
-            self._full_policy is not AuditFullPolicy.OVERWRITE_EXPORTED
-            or usage.segments < 2
-            or usage.oldest_last_seq > self._exported_through
+            self._state is not None
+            and self._seq - self._last_checkpoint >= self._checkpoint_every
+            and (self._checkpointing is None or self._checkpointing.done())
         ):
-            return False
-        first, last, base_seq, base_prev = await self._store.drop_oldest()
-        self._base_seq, self._base_prev = base_seq, bytes.fromhex(base_prev)
-        await self._set_meta(base_seq=str(base_seq), base_prev=base_prev)
-        log.warning("audit_records_dropped", first=first, last=last, reason=reason)
-        self._internal(
-            EventType.AUDIT_FULL,
-            Outcome.SUCCESS,
-            policy=self._full_policy.value,
-            action=f"dropped exported records {first}-{last}",
-            reason=reason,
-        )
-        return True
+            self._checkpointing = asyncio.get_running_loop().create_task(self._checkpoint_quietly())
 
     def _internal(self, type_: EventType, outcome: Outcome, **details: Detail) -> None:
         """Queue an event from inside the writer (which cannot wait on itself)."""
@@ -437,102 +348,32 @@ class Auditor:
 
     async def apply_retention(self) -> None:
         """Drop exported segments whose newest record is older than the retention."""
-        if not self._retention_days:
-            return
-        cutoff = (
-            (self._clock.now() - dt.timedelta(days=self._retention_days))
-            .isoformat(timespec="microseconds")
-            .replace("+00:00", "Z")
-        )
-        while True:
-            usage = self._store.usage()
-            if not usage.oldest_last_time or usage.oldest_last_time >= cutoff:
-                return
-            if not await self._drop_for_room(reason="retention"):
-                return
+        await self._capacity.apply_retention()
 
     async def mark_exported(self, through: int) -> None:
         """Records up to here are safe elsewhere (an export, a SIEM that acknowledged)."""
-        if through > self._exported_through:
-            self._exported_through = through
-            await self._set_meta(exported_through=str(through))
-
-    async def _meta(self) -> dict[str, str]:
-        if self._state is None:
-            return {}
-
-        def tx(conn: StateConnection) -> dict[str, str]:
-            return {
-                str(k): str(v)
-                for k, v in conn.execute("SELECT key, value FROM audit_meta").fetchall()
-            }
-
-        return await self._state.run(tx)
-
-    async def _set_meta(self, **values: str) -> None:
-        if self._state is None:
-            return
-
-        def tx(conn: StateConnection) -> None:
-            for k, v in values.items():
-                conn.execute(
-                    "INSERT INTO audit_meta (key, value) VALUES (?, ?) ON CONFLICT (key)"
-                    " DO UPDATE SET value = excluded.value",
-                    (k, v),
-                )
-
-        await self._state.run(tx)
+        await self._capacity.mark_exported(through)
 
     # ---------------------------------------------------------------- checkpoints
 
     def set_signer(self, signer: Signer) -> None:
         """The device identity key, once the key chain is up."""
-        self._signer = signer
+        if self._checkpoints is not None:
+            self._checkpoints.set_signer(signer)
+
+    def set_trust(self, fingerprints: Trust) -> None:
+        """The device's identity keys (now and earlier), once the key chain is up."""
+        if self._checkpoints is not None:
+            self._checkpoints.set_trust(fingerprints)
 
     async def checkpoint(self, *, record_event: bool = True) -> log_format.SignedCheckpoint | None:
         """Sign the current end of the chain and keep it outside the log (state store)."""
-        if self._state is None or self._seq == 0:
+        if self._checkpoints is None or self._seq == 0:
             return None
-        seq, chained = self._seq, self._hash
-        signature = public_pem = ""
-        if self._signer is not None:
-            try:
-                signed = await self._signer(log_format.checkpoint_digest(seq, chained))
-            except MfpsecError as exc:
-                log.warning("audit_checkpoint_unsigned", error=exc.code.wire_name)
-                signed = None
-            if signed is not None:
-                signature = signed[0].hex()
-                public_pem = (
-                    serialization.load_der_public_key(signed[1])
-                    .public_bytes(
-                        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-                    )
-                    .decode()
-                )
-        if not signature:
-            # An unsigned checkpoint vouches for nothing, and the daemon reports a log
-            # whose newest checkpoint is unsigned as `checkpoint unsigned`: a process that
-            # cannot sign now (the key chain locked, the boot unit before the first key
-            # exists) adds none; the next signed checkpoint covers its records.
-            log.info("audit_checkpoint_skipped", seq=seq, reason="nothing to sign with")
+        seq = self._seq
+        cp = await self._checkpoints.keep(seq, self._hash)
+        if cp is None:
             return None
-        cp = log_format.SignedCheckpoint(
-            seq=seq,
-            hash=chained.hex(),
-            time=rfc3339(self._clock, "microseconds"),
-            signature=signature,
-            public_key=public_pem,
-        )
-
-        def tx(conn: StateConnection) -> None:
-            conn.execute(
-                "INSERT OR REPLACE INTO audit_checkpoints (seq, hash, time, signature, "
-                "public_key) VALUES (?, ?, ?, ?, ?)",
-                (cp.seq, cp.hash, cp.time, cp.signature, cp.public_key),
-            )
-
-        await self._state.run(tx)
         self._last_checkpoint = seq
         if record_event:
             await self.record(
@@ -541,7 +382,7 @@ class Auditor:
                 log_format.DAEMON,
                 "audit log",
                 covers=seq,
-                signed=bool(signature),
+                signed=True,
             )
         return cp
 
@@ -560,20 +401,7 @@ class Auditor:
             await self.apply_retention()
 
     async def latest_checkpoint(self) -> log_format.SignedCheckpoint | None:
-        if self._state is None:
-            return None
-
-        def tx(conn: StateConnection) -> tuple[object, ...] | None:
-            return conn.execute(
-                "SELECT seq, hash, time, signature, public_key FROM "
-                "audit_checkpoints ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-
-        row = await self._state.run(tx)
-        if row is None:
-            return None
-        seq, chained, when, signature, public = (str(x) for x in row)
-        return log_format.SignedCheckpoint(int(seq), chained, when, signature, public)
+        return None if self._checkpoints is None else await self._checkpoints.latest()
 
     def add_listener(self, listener: Callable[[list[Record]], None]) -> None:
         """Called with each batch once it is durable (notifications). Must not block."""
@@ -609,7 +437,7 @@ class Auditor:
 
     @property
     def oldest_seq(self) -> int:
-        return self._base_seq
+        return self._capacity.base_seq
 
     async def query(self, q: AuditQuery) -> list[Record]:
         out = []
@@ -633,7 +461,7 @@ class Auditor:
                 + (f" ({verdict.detail})" if verdict.detail else ""),
             )
             await self._integrity_failed(verdict.problem, verdict.at_seq, verdict.detail)
-        elif not self._refusing:
+        elif not self._capacity.refusing:
             self._health.set(
                 COMPONENT,
                 HealthState.OK,
@@ -644,26 +472,18 @@ class Auditor:
     async def _verify(self) -> log_format.Verdict:
         records = await self._store.read_all()
         verdict = await self._store.verify(
-            records, first_seq=self._base_seq, first_prev=self._base_prev
+            records, first_seq=self._capacity.base_seq, first_prev=self._capacity.base_prev
         )
-        cp = await self.latest_checkpoint()
-        if not verdict.ok or cp is None:
+        book = self._checkpoints
+        cp = None if book is None else await book.latest()
+        if not verdict.ok or book is None or cp is None:
             return verdict
         if verdict.last_seq < cp.seq:
-            return log_format.Verdict(
-                False,
-                verdict.records,
-                verdict.last_seq,
-                verdict.last_hash,
-                "truncated",
-                verdict.last_seq + 1,
-                f"the log ends at record {verdict.last_seq}; the checkpoint "
-                f"of {cp.time} vouches for {cp.seq}",
-            )
+            return truncated(verdict, cp)
         upto = await self._store.verify(
-            records[: cp.seq - self._base_seq + 1],
-            first_seq=self._base_seq,
-            first_prev=self._base_prev,
+            records[: cp.seq - self._capacity.base_seq + 1],
+            first_seq=self._capacity.base_seq,
+            first_prev=self._capacity.base_prev,
         )
         if upto.last_hash.hex() != cp.hash:
             return log_format.Verdict(
@@ -675,38 +495,21 @@ class Auditor:
                 cp.seq,
                 "the chain differs from the checkpoint",
             )
-        problem, detail = log_format.checkpoint_problem(
-            cp, await self._trusted(), signed=self._signer is not None
-        )
+        problem, detail = await book.problem(cp)
         if problem:
             return log_format.Verdict(
                 False, verdict.records, verdict.last_seq, verdict.last_hash, problem, cp.seq, detail
             )
         return verdict
 
-    def set_trust(self, fingerprints: Callable[[], Awaitable[frozenset[str]]]) -> None:
-        """The device's identity keys (now and earlier), once the key chain is up: a
-        checkpoint signed by any other key vouches for nothing."""
-        self._trust = fingerprints
-
-    async def _trusted(self) -> frozenset[str] | None:
-        if self._trust is None:
-            return None
-        try:
-            return await self._trust()
-        except MfpsecError as exc:  # the key chain locked: the signature alone is checked
-            log.warning("audit_identity_unavailable", error=exc.code.wire_name)
-            return None
-
     async def check_checkpoint(self) -> bool:
         """At start, once the keys are up: can the newest checkpoint vouch for the log?
         Status says so when it cannot (before any new checkpoint could hide it)."""
-        cp = await self.latest_checkpoint()
-        if cp is None:
+        book = self._checkpoints
+        cp = None if book is None else await book.latest()
+        if book is None or cp is None:
             return True
-        problem, detail = log_format.checkpoint_problem(
-            cp, await self._trusted(), signed=self._signer is not None
-        )
+        problem, detail = await book.problem(cp)
         if problem:
             log.error("audit_checkpoint_untrusted", problem=problem, seq=cp.seq)
             self._health.set(

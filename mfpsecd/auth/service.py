@@ -37,6 +37,7 @@ from mfpsecd.auth.accounts import USER_NAME, Accounts
 from mfpsecd.auth.model import card_certificate
 from mfpsecd.auth.model.password_policy import PasswordPolicy, rules_digest, violations
 from mfpsecd.auth.model.policy import AuthPolicy, after_failure, lock_remaining
+from mfpsecd.auth.model.throttle import Action, Detection, Throttle, ThrottleLimits
 from mfpsecd.auth.password_hasher import PasswordHasher
 from mfpsecd.auth.passwords import Passwords
 from mfpsecd.auth.ports import CardReader
@@ -50,7 +51,6 @@ from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.posture import PostureItem
 from mfpsecd.base.secret import SecretBytes
-from mfpsecd.core.throttle import Action, Detection, Throttle, ThrottleLimits
 from mfpsecd.keys.secrets import SecretStore
 
 log = structlog.get_logger("mfpsecd.auth")

@@ -9,6 +9,7 @@ from cryptography import x509
 
 from mfpsecd.audit.service import Auditor
 from mfpsecd.auth.api import SessionPolicy
+from mfpsecd.auth.model.throttle import Throttle
 from mfpsecd.auth.password_hasher import PasswordHasher
 from mfpsecd.auth.ports import CardReader
 from mfpsecd.auth.service import AuthService
@@ -19,7 +20,6 @@ from mfpsecd.base.config.schema import Config
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.optional import require
 from mfpsecd.base.state import StateStore
-from mfpsecd.core.throttle import Throttle
 from mfpsecd.keys.model.passphrase import Cost
 from mfpsecd.keys.ports import KeyCrypto
 from mfpsecd.keys.secrets import SecretStore

@@ -27,8 +27,10 @@ from mfpsecd.audit.forwarder import make_forwarders
 from mfpsecd.audit.log_format import Subject
 from mfpsecd.audit.service import Auditor
 from mfpsecd.audit.session_failures import SessionFailures
+from mfpsecd.auth.model.throttle import Throttle, ThrottleLimits
 from mfpsecd.auth.sessions import SessionTable
 from mfpsecd.auth.wiring import make_auth
+from mfpsecd.base.addresses import Range, parse_range
 from mfpsecd.base.admission import PeerCredentials
 from mfpsecd.base.clock import Clock, SystemClock, rfc3339
 from mfpsecd.base.config.loader import Board, admission_rules, gid_of
@@ -38,7 +40,6 @@ from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.base.state_lock import lock_state_dir
 from mfpsecd.base.supervisor import Supervisor
-from mfpsecd.core.throttle import Throttle, ThrottleLimits
 from mfpsecd.daemon import interfaces
 from mfpsecd.daemon.handlers import (
     DataServices,
@@ -49,7 +50,6 @@ from mfpsecd.daemon.handlers import (
 from mfpsecd.daemon.posture import posture_book
 from mfpsecd.daemon.sdnotify import SdNotifier
 from mfpsecd.firmware.wiring import make_firmware, start_firmware
-from mfpsecd.ipfilter.model import ruleset as nf
 from mfpsecd.ipfilter.wiring import (
     make_netfilter,
     start_netfilter,
@@ -482,11 +482,11 @@ def _throttle(cfg: Config) -> Throttle:
     )
 
 
-def _exempt_sources(texts: list[str]) -> tuple[nf.Range, ...]:
+def _exempt_sources(texts: list[str]) -> tuple[Range, ...]:
     out = []
     for i, text in enumerate(texts):
         try:
-            out.append(nf.parse_range(text))
+            out.append(parse_range(text))
         except ValueError as exc:
             key = f"auth.flood.exempt[{i}]"
             raise MfpsecError(

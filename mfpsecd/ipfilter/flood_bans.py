@@ -19,10 +19,10 @@ import structlog
 
 from mfpsecd.audit.events import EventType
 from mfpsecd.audit.log_format import Record
+from mfpsecd.auth.model.throttle import Kind, Throttle
+from mfpsecd.base.addresses import parse_range
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.errors import MfpsecError
-from mfpsecd.core.throttle import Kind, Throttle
-from mfpsecd.ipfilter.model import ruleset as nf
 from mfpsecd.ipfilter.service import NetfilterService
 
 log = structlog.get_logger("mfpsecd.flood_bans")
@@ -86,7 +86,7 @@ class FloodBans:
         ):
             return
         try:
-            r = nf.parse_range(source.removeprefix("ip:"))
+            r = parse_range(source.removeprefix("ip:"))
         except ValueError:
             return
         seconds = self.seconds_for(source)

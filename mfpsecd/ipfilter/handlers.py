@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Literal
 
 from mfpsecd.auth.caller import remote_address, subject_of
+from mfpsecd.base.addresses import Range
 from mfpsecd.base.transfer import PolledReader
 from mfpsecd.ipfilter import api
 from mfpsecd.ipfilter import service as svc
@@ -24,7 +25,7 @@ def _rules(v: svc.NetView, offset: int = 0, limit: int = api.PAGE) -> api.Rules:
     p = v.policy
     end = offset + limit
 
-    def page(ranges: Sequence[nf.Range]) -> list[str]:
+    def page(ranges: Sequence[Range]) -> list[str]:
         return [str(r) for r in ranges[offset:end]]
 
     return api.Rules(

@@ -7,7 +7,7 @@ import ipaddress
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
-from mfpsecd.ipfilter.model.ruleset import Range
+from mfpsecd.base.addresses import Range
 
 
 class Netfilter(Protocol):

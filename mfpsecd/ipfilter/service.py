@@ -35,6 +35,7 @@ from mfpsecd.audit.log_format import DAEMON, Outcome, Subject
 from mfpsecd.audit.model import setting_changes
 from mfpsecd.audit.service import Auditor
 from mfpsecd.base import durable
+from mfpsecd.base.addresses import Family, Range, merge, parse_range
 from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
@@ -86,14 +87,14 @@ class NetView:
     in_kernel: bool
     applied_at: str
     # What the kernel enforces: each list merged (sorted; not to be changed by the reader).
-    effective_allow: list[nf.Range] = field(repr=False)
-    effective_deny: list[nf.Range] = field(repr=False)
+    effective_allow: list[Range] = field(repr=False)
+    effective_deny: list[Range] = field(repr=False)
     banned: list[Ban] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Ban:
-    range: nf.Range
+    range: Range
     left_s: int  # until the kernel lets it expire
 
 
@@ -145,14 +146,14 @@ def _shape(listing: list[dict[str, Any]]) -> list[Any]:
     return out
 
 
-def _pack(r: nf.Range) -> str:
+def _pack(r: Range) -> str:
     return f"{r.family}:{r.start:x}-{r.end:x}"
 
 
-def _unpack(text: str) -> nf.Range:
+def _unpack(text: str) -> Range:
     family, _, bounds = text.partition(":")
     start, _, end = bounds.partition("-")
-    r = nf.Range(4 if family == "4" else 6, int(start, 16), int(end, 16))
+    r = Range(4 if family == "4" else 6, int(start, 16), int(end, 16))
     if family not in ("4", "6") or not 0 <= r.start <= r.end < 1 << (32 if r.family == 4 else 128):
         raise ValueError(f"stored range {text!r}")
     return r
@@ -165,7 +166,7 @@ def to_policy(
     replaces the list, an add appends, a remove takes out; a range entered twice in one
     list (an older daemon allowed it) counts once."""
     names = [s.name for s in services]
-    lists: dict[str, dict[nf.Range, None]] = {name: {} for name in LISTS}
+    lists: dict[str, dict[Range, None]] = {name: {} for name in LISTS}
     for name, op, packed in rows:
         entries = lists[str(name)]
         if op == "snapshot":
@@ -187,7 +188,7 @@ def to_stored(policy: nf.Policy) -> StoredPolicy:
     return StoredPolicy(quick=policy.quick, enabled=sorted(policy.enabled))
 
 
-def _with(policy: nf.Policy, name: ListName, ranges: tuple[nf.Range, ...]) -> nf.Policy:
+def _with(policy: nf.Policy, name: ListName, ranges: tuple[Range, ...]) -> nf.Policy:
     return replace(policy, allow=ranges) if name == "allow" else replace(policy, deny=ranges)
 
 
@@ -195,17 +196,17 @@ def _range_sets(policy: nf.Policy) -> dict[ListName, RangeSet]:
     return {"allow": RangeSet(policy.allow), "deny": RangeSet(policy.deny)}
 
 
-def parse_import(text: str) -> list[nf.Range]:
+def parse_import(text: str) -> list[Range]:
     """One range per line (CIDR, an address, or start-end); `#` starts a comment. Every
     line is checked before anything is used: RulesInvalid names the first few bad ones."""
-    out: list[nf.Range] = []
+    out: list[Range] = []
     errors: list[str] = []
     for number, line in enumerate(text.splitlines(), 1):
         entry = line.partition("#")[0].strip()
         if not entry:
             continue
         try:
-            out.append(nf.parse_range(entry))
+            out.append(parse_range(entry))
         except ValueError as exc:
             errors.append(f"line {number}: {exc}")
     if errors:
@@ -550,9 +551,7 @@ class NetfilterService:
             out[allow_n] = _comparable(
                 nf.elements(r for r in self._lists["allow"].cover if r.family == family)
             )
-            out[quick_n] = _comparable(
-                nf.elements(nf.merge(r for r in quick if r.family == family))
-            )
+            out[quick_n] = _comparable(nf.elements(merge(r for r in quick if r.family == family)))
         on = nf.ports(self.settings.services, self._policy.enabled)
         out["tcp_ports"], out["udp_ports"] = _comparable(on["tcp"]), _comparable(on["udp"])
         return out
@@ -605,12 +604,12 @@ class NetfilterService:
         for family in (4, 6):
             for element, left in await self._filter.banned(f"banned{family}"):
                 try:
-                    out.append(Ban(nf.parse_range(_element_text(element)), left))
+                    out.append(Ban(parse_range(_element_text(element)), left))
                 except ValueError:
                     continue  # not one of ours: drift's business
         return sorted(out, key=lambda b: b.range)
 
-    async def ban(self, r: nf.Range, seconds: int, why: str) -> None:
+    async def ban(self, r: Range, seconds: int, why: str) -> None:
         """Refuse r at the filter for `seconds` (its time restarts if it is banned)."""
         async with self._auditor.event(EventType.NETFILTER_CHANGE, DAEMON, "ip filter") as ev:
             ev.details.update(change=f"ban {r}", step="ban", seconds=seconds, reason=why)
@@ -622,7 +621,7 @@ class NetfilterService:
         async with self._auditor.event(EventType.NETFILTER_CHANGE, subject, "ip filter") as ev:
             ev.details.update(change=f"unban {text}", step="ban")
             try:
-                r = nf.parse_range(text)
+                r = parse_range(text)
             except ValueError as exc:
                 raise MfpsecError(ErrorCode.NETWORK_RULES_INVALID, reason=str(exc)) from None
             async with self._lock:
@@ -727,13 +726,13 @@ class NetfilterService:
             ev.details["change"] = f"{op} {text}"
             async with self._lock:
                 try:
-                    r = nf.parse_range(text)
+                    r = parse_range(text)
                     edits = self._edits(op, r)
                 except ValueError as exc:
                     raise MfpsecError(ErrorCode.NETWORK_RULES_INVALID, reason=str(exc)) from None
                 policy = self._policy
                 for name, adding in edits:
-                    t: tuple[nf.Range, ...] = getattr(policy, name)
+                    t: tuple[Range, ...] = getattr(policy, name)
                     if not adding:
                         i = t.index(r)
                     # (concatenation: a C copy; unpacking `(*t, r)` is three times slower)
@@ -762,7 +761,7 @@ class NetfilterService:
             ev.succeed()
         return await self.view(just_applied=True)
 
-    def _edits(self, op: str, r: nf.Range) -> list[tuple[ListName, bool]]:
+    def _edits(self, op: str, r: Range) -> list[tuple[ListName, bool]]:
         if op == "remove":
             found: list[tuple[ListName, bool]] = [(n, False) for n in LISTS if r in self._lists[n]]
             if not found:
@@ -773,7 +772,7 @@ class NetfilterService:
 
     async def _apply_edit(
         self,
-        r: nf.Range,
+        r: Range,
         edits: list[tuple[ListName, bool]],
         policy: nf.Policy,
         remote_address: str,
@@ -836,7 +835,7 @@ class NetfilterService:
             ranges = parse_import(text)
             unique = dict.fromkeys(ranges)
             async with self._lock:
-                current: tuple[nf.Range, ...] = getattr(self._policy, name)
+                current: tuple[Range, ...] = getattr(self._policy, name)
                 if replace_list:
                     before = set(current)
                     new = tuple(unique)
@@ -982,8 +981,8 @@ def _element_text(element: Any) -> str:
 
 
 def _swaps(
-    family: nf.Family, deltas: dict[ListName, Delta]
-) -> list[tuple[str, Sequence[nf.Range], Sequence[nf.Range]]]:
+    family: Family, deltas: dict[ListName, Delta]
+) -> list[tuple[str, Sequence[Range], Sequence[Range]]]:
     deny_set, allow_set, _ = nf.set_names(family)
     return [
         (deny_set if name == "deny" else allow_set, d.gone, d.new)
@@ -992,7 +991,7 @@ def _swaps(
     ]
 
 
-def _store_edits(c: StateConnection, r: nf.Range, edits: list[tuple[ListName, bool]]) -> None:
+def _store_edits(c: StateConnection, r: Range, edits: list[tuple[ListName, bool]]) -> None:
     for name, adding in edits:
         c.execute(
             "INSERT INTO net_ranges (list, op, packed) VALUES (?, ?, ?)",

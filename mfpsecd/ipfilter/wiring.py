@@ -12,6 +12,7 @@ import structlog
 from mfpsecd.audit.events import EventType
 from mfpsecd.audit.log_format import DAEMON, Outcome
 from mfpsecd.audit.service import Auditor
+from mfpsecd.auth.model.throttle import Throttle
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.config.loader import Board
 from mfpsecd.base.config.schema import BoardProfile, Config
@@ -20,7 +21,6 @@ from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.state import StateStore
 from mfpsecd.base.supervisor import Supervisor
 from mfpsecd.base.transfer import TransferLimits
-from mfpsecd.core.throttle import Throttle
 from mfpsecd.ipfilter.backends.nftables_filter import NftablesFilter
 from mfpsecd.ipfilter.backends.rtnetlink import RtnetlinkAddresses
 from mfpsecd.ipfilter.flood_bans import BanPolicy, FloodBans

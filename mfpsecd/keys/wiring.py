@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from mfpsecd.audit.checkpoints import Signer
 from mfpsecd.audit.events import EventType
 from mfpsecd.audit.log_format import DAEMON, Outcome
-from mfpsecd.audit.service import Auditor, Signer
+from mfpsecd.audit.service import Auditor
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.config.loader import Board
 from mfpsecd.base.config.schema import TpmBackend

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import msgspec
 from cryptography.hazmat.primitives import serialization
 
-from mfpsecd.audit.service import Signer
+from mfpsecd.audit.checkpoints import Signer
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.keys.model import identity_history
 from mfpsecd.keys.model.identity_history import KnownIdentity

@@ -18,9 +18,10 @@ from typing import TypeVar
 
 import structlog
 
+from mfpsecd.audit.checkpoints import Signer
 from mfpsecd.audit.events import EventType
 from mfpsecd.audit.log_format import DAEMON, Outcome, Subject
-from mfpsecd.audit.service import Auditor, Signer
+from mfpsecd.audit.service import Auditor
 from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState

@@ -6,7 +6,8 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from mfpsecd.audit.service import Auditor, Signer
+from mfpsecd.audit.checkpoints import Signer
+from mfpsecd.audit.service import Auditor
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.config.loader import Board
 from mfpsecd.base.config.schema import BoardKind, Config

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from mfpsecd.audit.backends.audit_file import AuditFile
 from mfpsecd.audit.events import EventType
+from mfpsecd.audit.frames import scan
 from mfpsecd.audit.log_format import Outcome, Subject
 from mfpsecd.audit.service import Auditor, AuditQuery
 from mfpsecd.base.config.schema import AuditFullPolicy
@@ -238,3 +240,67 @@ def test_reading_and_exporting_a_full_log_always_works(tmp_path: Path) -> None:
         await state.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.root
+def test_a_full_file_system_fails_the_write_keeps_the_chain_and_recovers(tmp_path: Path) -> None:
+    """A full disk is not a full log: the error says what happened (not "export the
+    log"), nothing of the failed batch is acknowledged, a partly written frame does not
+    stay in the file, and once there is space again the chain goes on intact."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], check=True)
+    try:
+
+        async def scenario() -> None:
+            clock = FakeClock()
+            state = SqliteState(tmp_path / "state.sqlite3")
+            await state.open()
+            health = HealthRegistry(clock)
+            store = AuditFile(mnt / "audit", max_bytes=1 << 20, reserve_bytes=4096)
+            a = Auditor(store, clock, health, state, checkpoint_every=10**9)
+            await a.start()
+            filler = mnt / "filler"
+            filler.write_bytes(b"\0" * (48 << 10))
+            acknowledged, n = [], 0
+            with pytest.raises(MfpsecError) as info:
+                while True:
+                    acknowledged.append(
+                        await a.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, USER, f"job {n}")
+                    )
+                    n += 1
+            assert info.value.code is ErrorCode.STATE_UNAVAILABLE
+            assert "No space left" in str(info.value)
+            comp = health.get("audit")
+            assert comp is not None and comp.state.value == "failed"
+            assert "write failed" in comp.detail and "No space left" in comp.detail
+            for segment in sorted((mnt / "audit").iterdir()):  # no torn frame left behind
+                _records, end, damage = scan(segment.read_bytes())
+                assert damage == "" and end == segment.stat().st_size
+            filler.unlink()
+            after = await a.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, USER, "space again")
+            assert after == acknowledged[-1] + 1  # numbering goes on from what is on disk
+            comp = health.get("audit")
+            assert comp is not None and comp.state.value == "ok", comp
+            verdict = await a.verify()
+            assert verdict.ok, verdict
+            assert verdict.last_seq == after
+            await a.stop(checkpoint=False)
+            await state.close()
+            # And the log a restarted daemon reads is the same, without repair.
+            state = SqliteState(tmp_path / "state.sqlite3")
+            await state.open()
+            b = Auditor(AuditFile(mnt / "audit", max_bytes=1 << 20), clock, health, state)
+            await b.start()
+            verdict = await b.verify()
+            assert verdict.ok, verdict
+            repaired = await b.query(
+                AuditQuery(types=frozenset({EventType.AUDIT_TAIL_REPAIRED}), limit=0)
+            )
+            assert repaired == []
+            await b.stop(checkpoint=False)
+            await state.close()
+
+        asyncio.run(scenario())
+    finally:
+        subprocess.run(["umount", "--lazy", str(mnt)], check=False)  # files may be open

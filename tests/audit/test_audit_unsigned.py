@@ -12,9 +12,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from mfpsecd.audit.backends.audit_file import AuditFile
+from mfpsecd.audit.checkpoints import Signer
 from mfpsecd.audit.events import EventType
 from mfpsecd.audit.log_format import Outcome, Subject
-from mfpsecd.audit.service import Auditor, Signer
+from mfpsecd.audit.service import Auditor
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.sqlite_state import SqliteState
 from tests.support.fakeclock import FakeClock

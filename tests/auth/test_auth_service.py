@@ -15,10 +15,10 @@ from mfpsecd.audit.log_format import Outcome, Subject
 from mfpsecd.auth.accounts import totp_seed_name
 from mfpsecd.auth.api import AuthPolicy, CharClass, LockoutPolicy, PasswordPolicy
 from mfpsecd.auth.model import totp
+from mfpsecd.auth.model.throttle import ThrottleLimits
 from mfpsecd.auth.user_store import verifier_name
 from mfpsecd.base.access import Privilege, Role
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.core.throttle import ThrottleLimits
 from tests.support.auth_stack import (
     ADMIN_PW,
     CLI,

@@ -11,9 +11,11 @@ from mfpsecd.audit.events import CATALOGUE, EventType
 from tools import readme_tables
 
 PACKAGE = Path(__file__).resolve().parents[2] / "mfpsecd"
-# An audit record is made by Auditor.record / Auditor.event (or the auditor's and the
-# auth service's own wrappers), with the type as the first argument.
-_EMITTED = re.compile(r"(?:\.record|\.event|\._record|\._internal)\(\s*EventType\.([A-Z_]+)")
+# An audit record is made by Auditor.record / Auditor.event (or the auditor's, its
+# capacity's and the auth service's own wrappers), with the type as the first argument.
+_EMITTED = re.compile(
+    r"(?:\.record|\.event|\._record|\._internal|\._note)\(\s*EventType\.([A-Z_]+)"
+)
 
 
 def test_readme_tables_are_generated_from_the_code() -> None:

@@ -26,11 +26,12 @@ from mfpsecd.audit.backends.audit_file import AuditFile
 from mfpsecd.audit.events import EventType
 from mfpsecd.audit.log_format import Outcome, Subject
 from mfpsecd.audit.service import Auditor, AuditQuery
+from mfpsecd.auth.model.throttle import Throttle, ThrottleLimits
+from mfpsecd.base.addresses import Range, parse_range
 from mfpsecd.base.clock import SystemClock
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.sqlite_state import SqliteState
-from mfpsecd.core.throttle import Throttle, ThrottleLimits
 from mfpsecd.ipfilter import service as svc
 from mfpsecd.ipfilter.backends.nftables_filter import NftablesFilter
 from mfpsecd.ipfilter.backends.rtnetlink import RtnetlinkAddresses
@@ -50,7 +51,7 @@ from tests.support.netlab import (
 
 pytestmark = requires_netns
 ADMIN = Subject(origin="cli", user="admin", role="administrator")
-R = nf.parse_range
+R = parse_range
 
 
 @dataclass
@@ -100,7 +101,7 @@ class CountingFilter(NftablesFilter):
         await super().apply(commands)
 
     async def swap_intervals(
-        self, swaps: Sequence[tuple[str, Sequence[nf.Range], Sequence[nf.Range]]]
+        self, swaps: Sequence[tuple[str, Sequence[Range], Sequence[Range]]]
     ) -> bool:
         self.swaps += [(len(gone), len(new)) for _, gone, new in swaps]
         return await super().swap_intervals(swaps)
@@ -401,9 +402,9 @@ def _kernel_set(lab_: Lab, name: str) -> list[Any]:
     return list(listed.get("elem", []))
 
 
-def _many(count: int, first: str = "10.200.0.0") -> tuple[nf.Range, ...]:
+def _many(count: int, first: str = "10.200.0.0") -> tuple[Range, ...]:
     base = int(ipaddress.ip_address(first))
-    return tuple(nf.Range(4, base + 4 * i, base + 4 * i) for i in range(count))
+    return tuple(Range(4, base + 4 * i, base + 4 * i) for i in range(count))
 
 
 @sync

@@ -8,8 +8,8 @@ import random
 
 import pytest
 
+from mfpsecd.base.addresses import Range, merge, parse_range
 from mfpsecd.ipfilter.model.range_set import RangeSet
-from mfpsecd.ipfilter.model.ruleset import Range, merge, parse_range
 
 
 @pytest.mark.parametrize("seed", range(20))

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mfpsecd.base.addresses import Range, address_text, merge, parse_range
 from mfpsecd.ipfilter.model import ruleset as nf
-from mfpsecd.ipfilter.model.ruleset import Range, _text, parse_range
 
-R = nf.parse_range
+R = parse_range
 
 
 @pytest.mark.parametrize(
@@ -75,8 +75,8 @@ addresses = st.integers(0, (1 << 32) - 1)
 @settings(max_examples=200)
 @given(st.lists(st.tuples(addresses, addresses), max_size=20), addresses)
 def test_merge_keeps_exactly_the_same_addresses(pairs: list[tuple[int, int]], probe: int) -> None:
-    ranges = [nf.Range(4, min(a, b), max(a, b)) for a, b in pairs]
-    merged = nf.merge(ranges)
+    ranges = [Range(4, min(a, b), max(a, b)) for a, b in pairs]
+    merged = merge(ranges)
     assert any(r.contains(probe) for r in ranges) == any(r.contains(probe) for r in merged)
     assert all(a.end + 1 < b.start for a, b in itertools.pairwise(merged))
 
@@ -132,7 +132,7 @@ def test_addresses_are_written_as_nft_prints_them_and_parsed_as_ipaddress_does()
         mask = sum(0xFFFF << (16 * w) for w in range(8) if rng.random() < 0.5)
         value = rng.getrandbits(128) & mask
         for v in (value, value & 0xFFFFFFFF, (0xFFFF << 32) | (value & 0xFFFFFFFF)):
-            assert _text(6, v) == socket.inet_ntop(socket.AF_INET6, v.to_bytes(16, "big"))
+            assert address_text(6, v) == socket.inet_ntop(socket.AF_INET6, v.to_bytes(16, "big"))
     texts = [
         "010.1.1.1",
         "1.2.3",

@@ -16,6 +16,7 @@ from mfpsecd.audit.events import EventType
 from mfpsecd.audit.log_format import Subject
 from mfpsecd.audit.service import Auditor, AuditQuery
 from mfpsecd.auth.api import SessionPolicy
+from mfpsecd.auth.model.throttle import Throttle, ThrottleLimits
 from mfpsecd.auth.password_hasher import PasswordHasher
 from mfpsecd.auth.ports import CardReader
 from mfpsecd.auth.service import AuthService
@@ -26,7 +27,6 @@ from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.base.sqlite_state import SqliteState
-from mfpsecd.core.throttle import Throttle, ThrottleLimits
 from mfpsecd.keys.backends.native_crypto import NativeKeyCrypto
 from mfpsecd.keys.backends.soft_keys import SoftwareKeys
 from mfpsecd.keys.chain import KeyChain

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import re
 from collections.abc import Callable
@@ -164,12 +165,21 @@ class AuditFile:
                 view = view[os.write(self._fd, view) :]
             os.fdatasync(self._fd)
         except OSError as exc:
+            self._cut_back()
             raise MfpsecError(
                 ErrorCode.STATE_UNAVAILABLE, reason=f"audit log: {exc.strerror}"
             ) from None
         seg = self._segments[-1]
         seg.size += len(data)
         self._note(seg, payloads)
+
+    def _cut_back(self) -> None:
+        """After a failed write (a full file system stops a write part-way): the part of
+        the batch that reached the file goes, so the next batch's frames follow the last
+        acknowledged one instead of a torn frame. If even that fails, the next start
+        repairs the tail (and records that it did)."""
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, self._segments[-1].size)
 
     async def append(self, payloads: list[bytes], *, use_reserve: bool = False) -> None:
         """Write a batch and make it durable (one fdatasync for the whole batch).

@@ -17,7 +17,8 @@ import socket
 import struct
 from collections.abc import Iterable, Sequence
 
-from mfpsecd.ipfilter.model.ruleset import TABLE, Range
+from mfpsecd.base.addresses import Range
+from mfpsecd.ipfilter.model.ruleset import TABLE
 
 NETLINK_NETFILTER = 12
 NFNLGRP_NFTABLES = 7  # the multicast group of every nftables change (`nft monitor`)

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from mfpsecd.base.addresses import Range
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.ipfilter.backends.netns import NetnsWorker, bursts
 from mfpsecd.ipfilter.backends.nft_elements import (
@@ -28,7 +29,7 @@ from mfpsecd.ipfilter.backends.nft_elements import (
     subscribe_changes,
     touches_table,
 )
-from mfpsecd.ipfilter.model.ruleset import TABLE, Range
+from mfpsecd.ipfilter.model.ruleset import TABLE
 
 _ENCODE = msgspec.json.Encoder().encode
 

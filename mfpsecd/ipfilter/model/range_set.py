@@ -10,7 +10,7 @@ import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mfpsecd.ipfilter.model.ruleset import Range, merge
+from mfpsecd.base.addresses import Range, merge
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ import ipaddress
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mfpsecd.core.throttle import Action, Kind, Throttle, ThrottleLimits
-from mfpsecd.ipfilter.model.ruleset import parse_range
+from mfpsecd.auth.model.throttle import Action, Kind, Throttle, ThrottleLimits
+from mfpsecd.base.addresses import parse_range
 
 LIMITS = ThrottleLimits(
     failures=5,

@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mfpsecd.ipfilter.model.ruleset import Range, parse_range
+from mfpsecd.base.addresses import Range, parse_range
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,0 @@
-"""Pure logic: no I/O, no clock, no asyncio."""
