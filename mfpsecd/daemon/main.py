@@ -14,7 +14,7 @@ from mfpsecd import __version__
 from mfpsecd.base.clock import SystemClock
 from mfpsecd.base.config.loader import DEFAULT_CONFIG, load_board, load_config
 from mfpsecd.base.config.schema import SecurityMode
-from mfpsecd.base.errors import EX_TEMPFAIL, MfpsecError
+from mfpsecd.base.errors import EX_TEMPFAIL, EX_USAGE, MfpsecError
 from mfpsecd.daemon import logging as app_logging
 from mfpsecd.daemon.event_loop import event_loop_factory
 
@@ -129,6 +129,41 @@ def net_restore(config_path: Path, board: str | None) -> None:
         click.echo(f"mfpsecd net-restore: {exc.message}", err=True)
         sys.exit(exc.code.exit_status)
     click.echo(f"ip filter: {what}")
+
+
+@cli.command("purge-helper")
+@click.option(
+    "--user",
+    default="mfpsecd",
+    show_default=True,
+    help="The daemon's user (a name or a uid): the one peer, besides root, that is served.",
+)
+@click.option(
+    "--read-timeout",
+    type=click.FloatRange(0.1, 600),
+    default=10.0,
+    show_default=True,
+    help="Seconds a caller has to send its whole request.",
+)
+def purge_helper(user: str, read_timeout: float) -> None:
+    """Answer one device purge request on standard input, a connected socket (the
+    mfpsecd-purge@ unit, one instance per connection), then exit. Runs with the
+    capabilities the device commands need, which the daemon does not hold."""
+    import socket  # noqa: PLC0415 (see _capability)
+
+    from mfpsecd.wipe.backends.purge_helper import PurgeHelper, allowed_uids  # noqa: PLC0415
+
+    app_logging.configure("info")
+    try:
+        conn = socket.socket(fileno=0)
+    except OSError as exc:
+        click.echo(f"mfpsecd purge-helper: standard input is not a socket: {exc}", err=True)
+        sys.exit(EX_USAGE)
+    if conn.family != socket.AF_UNIX:
+        click.echo("mfpsecd purge-helper: standard input is not a Unix socket", err=True)
+        sys.exit(EX_USAGE)
+    with conn:
+        PurgeHelper(allowed_uids=allowed_uids(user), read_timeout_s=read_timeout).serve(conn)
 
 
 @cli.command("fw-alert")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import structlog
 
@@ -15,9 +16,11 @@ from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.state import StateStore
 from mfpsecd.keys.model.identity_history import KnownIdentity
 from mfpsecd.wipe.backends.disks import SysfsDiskInventory
+from mfpsecd.wipe.backends.helper_purger import HelperPurger
 from mfpsecd.wipe.backends.media_purge import DevicePurger
 from mfpsecd.wipe.backends.native_overwrite import NativeOverwriter
 from mfpsecd.wipe.certificates import DeviceName
+from mfpsecd.wipe.ports import MediaPurger
 from mfpsecd.wipe.service import WipeService, WipeSettings
 
 log = structlog.get_logger("mfpsecd.wipe")
@@ -57,8 +60,16 @@ def make_wipe(
             purge_bound_s=cfg.wipe.purge_timeout_min * 60.0,
             factory_mode=cfg.wipe.factory_mode,
         ),
-        purger=DevicePurger(sys_root=board.paths.sys_root, proc_root=board.paths.proc_root),
+        purger=purger(cfg, board),
     )
+
+
+def purger(cfg: Config, board: Board) -> MediaPurger:
+    """Device commands through the purge helper when one is configured (a device as
+    installed), else in this process."""
+    if cfg.wipe.purge_helper:
+        return HelperPurger(Path(cfg.wipe.purge_helper))
+    return DevicePurger(sys_root=board.paths.sys_root, proc_root=board.paths.proc_root)
 
 
 def device_name(board: Board) -> DeviceName:

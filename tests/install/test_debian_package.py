@@ -75,6 +75,8 @@ def test_the_installed_commands_run_and_the_system_files_are_in_place(installed:
     assert version.returncode == 0 and "mfpsecd, version 0.1.0" in version.stdout, version
     cli = _run("/usr/bin/mfpsec", "--help")
     assert cli.returncode == 0 and "wipe" in cli.stdout, cli
+    helper = _run("/usr/bin/mfpsecd", "purge-helper", "--help")
+    assert helper.returncode == 0 and "--user" in helper.stdout, helper
     # Every compiled module of the venv still loads after dh_strip (the wheels' bundled,
     # patchelf-modified libraries included: pillow's, behind the printable certificate).
     loads = _run(
@@ -89,6 +91,8 @@ def test_the_installed_commands_run_and_the_system_files_are_in_place(installed:
     assert where.stdout.startswith("/usr/lib/mfpsecd/lib/python3"), where
     for path in (
         "/lib/systemd/system/mfpsecd.service",
+        "/lib/systemd/system/mfpsecd-purge.socket",
+        "/lib/systemd/system/mfpsecd-purge@.service",
         "/usr/lib/sysusers.d/mfpsecd.conf",
         "/usr/lib/tmpfiles.d/mfpsecd.conf",
         "/etc/mfpsecd/mfpsecd.toml",

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.systemd
 
 UNITS = ROOT / "systemd"
 MAX_EXPOSURE = 2.5
+MAX_HELPER_EXPOSURE = 3.5
 
 
 def _fake_root(tmp: Path) -> Path:
@@ -46,25 +47,55 @@ def test_verify_would_catch_a_typo(tmp_path: Path) -> None:
     assert "strcit" in verify(root, [str(unit)])  # proves the check above can fail
 
 
-def test_service_exposure(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("unit", "limit"),
+    [("mfpsecd.service", MAX_EXPOSURE), ("mfpsecd-purge@.service", MAX_HELPER_EXPOSURE)],
+)
+def test_service_exposure(tmp_path: Path, unit: str, limit: float) -> None:
+    # A template is rated as one of its instances.
+    instance = tmp_path / unit.replace("@.", "@0.")
+    shutil.copy(UNITS / unit, instance)
     r = subprocess.run(
-        [
-            "systemd-analyze",
-            "security",
-            "--offline=true",
-            "--no-pager",
-            str(UNITS / "mfpsecd.service"),
-        ],
+        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(instance)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    m = re.search(r"Overall exposure level for mfpsecd\.service: (\d+\.\d+)", r.stdout)
+    m = re.search(rf"Overall exposure level for {re.escape(instance.name)}: (\d+\.\d+)", r.stdout)
     assert m, r.stdout[-2000:] + r.stderr
     exposure = float(m.group(1))
-    print(f"mfpsecd.service exposure {exposure}")
-    assert exposure <= MAX_EXPOSURE
+    print(f"{unit} exposure {exposure}")
+    assert exposure <= limit
+
+
+def test_the_purge_helper_holds_exactly_the_device_commands_capabilities() -> None:
+    """The daemon holds neither CAP_SYS_ADMIN nor CAP_SYS_RAWIO; the helper holds those
+    two and nothing else, reaches no network, and is reachable by the daemon's group."""
+    daemon = (UNITS / "mfpsecd.service").read_text()
+    assert "CapabilityBoundingSet=CAP_NET_ADMIN\n" in daemon
+    settings = [x for x in daemon.splitlines() if not x.startswith("#")]
+    assert not [x for x in settings if "SYS_ADMIN" in x or "SYS_RAWIO" in x]
+    helper = (UNITS / "mfpsecd-purge@.service").read_text()
+    for line in (
+        "CapabilityBoundingSet=CAP_SYS_ADMIN CAP_SYS_RAWIO\n",
+        "AmbientCapabilities=CAP_SYS_ADMIN CAP_SYS_RAWIO\n",
+        "SecureBits=noroot-locked",
+        "NoNewPrivileges=yes",
+        "PrivateNetwork=yes",
+        "RestrictAddressFamilies=AF_UNIX\n",
+        "DevicePolicy=closed",
+        "StandardInput=socket",
+        "ProtectSystem=strict",
+    ):
+        assert line in helper, line
+    socket_unit = (UNITS / "mfpsecd-purge.socket").read_text()
+    for line in ("Accept=yes", "SocketGroup=mfpsecd", "SocketMode=0660"):
+        assert line in socket_unit, line
+    # The configuration shipped with it uses it, at the socket's path.
+    shipped = (ROOT / "etc" / "mfpsecd.toml").read_text()
+    listen = next(x for x in socket_unit.splitlines() if x.startswith("ListenStream="))
+    assert f'purge_helper = "{listen.split("=", 1)[1]}"' in shipped
 
 
 def test_service_hardening_keys() -> None:

@@ -3,10 +3,13 @@ emulated devices, one JSON line per result.
 
     python tests/support/media_guest.py probe /dev/nvme0n1 /dev/sda ...
         the probe and the planner, with the raw Identify data in hex
-    python tests/support/media_guest.py service ID:NODE:MEDIUM[:METHOD] ...
+    python tests/support/media_guest.py service [--helper SOCKET] ID:NODE:MEDIUM[:METHOD] ...
         the wipe service (state database, audit log, the real purge backend and overwrite
         engine) purging each disk in turn: the planner's method, or one a service engineer
-        names; each job's end state and its signed certificate
+        names; each job's end state and its signed certificate. --helper: the device
+        commands through the purge helper on SOCKET, as the installed daemon does
+    python tests/support/media_guest.py mfpsecd ARGS...
+        the `mfpsecd` command (the purge helper: `mfpsecd purge-helper`)
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from mfpsecd.base.paths import Paths  # noqa: E402
 from mfpsecd.base.sqlite_state import SqliteState  # noqa: E402
 from mfpsecd.keys.model import identity_history  # noqa: E402
 from mfpsecd.wipe.backends.disks import SysfsDiskInventory  # noqa: E402
+from mfpsecd.wipe.backends.helper_purger import HelperPurger  # noqa: E402
 from mfpsecd.wipe.backends.media_probe import probe  # noqa: E402
 from mfpsecd.wipe.backends.media_purge import DevicePurger  # noqa: E402
 from mfpsecd.wipe.backends.native_overwrite import NativeOverwriter  # noqa: E402
@@ -76,6 +80,9 @@ def probe_all(devices: list[str]) -> None:
 
 
 async def service(specs: list[str]) -> None:
+    helper = None
+    if specs[:1] == ["--helper"]:
+        helper, specs = Path(specs[1]), specs[2:]
     work = Path(tempfile.mkdtemp(prefix="mfpsec-", dir="/run"))
     clock = SystemClock()
     state = SqliteState(work / "state.sqlite3")
@@ -111,7 +118,7 @@ async def service(specs: list[str]) -> None:
         device=DeviceName("qemu guest", "QEMU-1", "qemu"),
         tool="mfpsecd (guest)",
         settings=WipeSettings(poll_s=0.05, verify_fraction=0.05),
-        purger=DevicePurger(),
+        purger=DevicePurger() if helper is None else HelperPurger(helper),
     )
     await wipe.start()
     for disk, method in named.items():
@@ -154,6 +161,10 @@ def main() -> None:
         probe_all(args)
     elif command == "service":
         asyncio.run(service(args))
+    elif command == "mfpsecd":
+        from mfpsecd.daemon.main import cli
+
+        cli(args, prog_name="mfpsecd")
     else:
         raise SystemExit(f"unknown command {command}")
 

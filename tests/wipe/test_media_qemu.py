@@ -184,3 +184,67 @@ def test_purge_and_verify_in_the_guest(tmp_path: Path) -> None:
     assert c.method.category == "clear" and c.purge is not None
     assert "remapped blocks" in c.purge.shortfall
     assert _zero(tmp_path / "sd.img")
+
+
+def test_nvme_format_through_the_purge_helper(tmp_path: Path) -> None:
+    """Issue 26 item 5: the daemon as installed holds neither CAP_SYS_ADMIN nor
+    CAP_SYS_RAWIO. Without them the wipe service cannot format the NVMe namespace; with
+    the purge helper (the real `mfpsecd purge-helper`, one process per connection as
+    mfpsecd-purge.socket starts it) the same service formats it, certifies it, and the
+    host sees the namespace erased."""
+    try:
+        image = qemu_guest.prepare()
+    except (OSError, subprocess.CalledProcessError, RuntimeError) as exc:
+        pytest.skip(f"the guest kernel could not be fetched or built: {exc}")
+    nvme = tmp_path / "nvme.img"
+    nvme.write_bytes(os.urandom(8 << 20))
+    devices = [
+        "-drive",
+        f"file={nvme},if=none,id=n0,format=raw",
+        "-device",
+        "nvme,serial=mfpsec-nvme0,drive=n0",
+    ]
+    root, guest = qemu_guest.ROOT, f"{qemu_guest.ROOT}/tests/support/media_guest.py"
+    python = f"{root}/.venv/bin/python"
+    # The service keeps root's uid (the checkout may be out of other uids' reach) but
+    # loses the two capabilities from its bounding set, as mfpsecd.service does.
+    unprivileged = (
+        "setpriv --bounding-set=-sys_admin,-sys_rawio --inh-caps=-sys_admin,-sys_rawio --"
+    )
+    script = f"""
+mkdir -p /run/purge
+systemd-socket-activate --inetd --accept --listen /run/purge/purge.sock \\
+    {python} {guest} mfpsecd purge-helper --user 65534 2>/run/helper.log &
+i=0; while [ ! -S /run/purge/purge.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+{unprivileged} {python} {guest} service alone:nvme0n1:nvme:nvme-format-erase
+{unprivileged} {python} {guest} service --helper /run/purge/purge.sock \\
+    helped:nvme0n1:nvme:nvme-format-erase
+sed 's/^/helper: /' /run/helper.log
+"""
+    before = nvme.read_bytes()
+    run = qemu_guest.run(image, script, devices, tmp_path)
+    found = {
+        d["target"]: d
+        for d in (json.loads(x) for x in run.output.splitlines() if x.startswith("{"))
+    }
+    print(f"helper scenario {run.seconds:.1f} s")
+    assert set(found) == {"alone", "helped"}, run.output[-3000:]
+
+    # Without the capabilities the guest's kernel (6.1) refuses even Identify, then the
+    # command: the job fails on the device's refusal and that failure is certified.
+    alone = found["alone"]
+    assert alone["state"] == "failed" and "Permission denied" in alone["error"], alone
+    c = _verified(alone["certificate"])
+    assert c.result == "failed" and c.purge is not None and c.purge.device_said == []
+    assert "NVMe Identify: [Errno 13] Permission denied" in c.purge.evidence.problems
+
+    helped = found["helped"]
+    assert (helped["state"], helped["method"]) == ("completed", "nvme-format-erase"), helped
+    c = _verified(helped["certificate"])
+    assert c.result == "success" and c.purge is not None
+    assert c.purge.device_said == ["Format NVM SES=1 nsid 1: success"]
+    assert len(bytes.fromhex(c.purge.evidence.identify["nvme-identify-controller"])) == 4096
+    assert c.verification.result == "passed"
+    assert before != nvme.read_bytes() and _zero(nvme)  # checked from the host
+    helper_log = [x for x in run.output.splitlines() if x.startswith("helper: ")]
+    assert any('"op":"issue"' in x and "nvme-format-erase" in x for x in helper_log), helper_log

@@ -225,6 +225,11 @@ class WipeSection(_Strict, frozen=True):
     # session. The factory line, where nobody logs in, may set this: root without a
     # session then sanitizes as the operator "factory", audited and certified as such.
     factory_mode: bool = False
+    # The purge helper's socket (the mfpsecd-purge.socket unit): device purge commands
+    # and the privileged reads (NVMe logs, ATA IDENTIFY) run there, with CAP_SYS_ADMIN
+    # and CAP_SYS_RAWIO, which the daemon as installed does not hold. Empty: in the
+    # daemon's own process (the simulated board, a daemon run as root).
+    purge_helper: Annotated[str, msgspec.Meta(pattern=r"^(/[^\0]*)?\Z")] = ""
 
 
 class StoreSection(_Strict, frozen=True):

@@ -50,6 +50,33 @@ class _Block:
     holders: list[str]
 
 
+def _whole_disk(node: Path) -> _Block:
+    devnums = [_read(node / "dev")]
+    holders = [h.name for h in (node / "holders").glob("*")]
+    for part in node.glob("*/partition"):
+        devnums.append(_read(part.parent / "dev"))
+        holders += [h.name for h in (part.parent / "holders").glob("*")]
+    return _Block(node, devnums, holders)
+
+
+def block_in_use(rdev: int, *, sys_root: Path, proc_root: Path) -> str:
+    """Why the block device rdev may not be written now, "" when it may: a partition
+    (only whole disks are sanitized), mounted (itself or a partition), or held (by a
+    loop, a RAID, a device-mapper target). Read fresh: mounts are not udev events."""
+    devnum = f"{os.major(rdev)}:{os.minor(rdev)}"
+    node = (sys_root / "dev" / "block" / devnum).resolve()
+    if (node / "partition").exists():
+        return "a partition: the profile must name the whole disk"
+    found = _whole_disk(node)
+    table = mounts(proc_root / "self" / "mountinfo")
+    where = [table[d] for d in found.devnums if d in table]
+    if where:
+        return f"mounted at {', '.join(sorted(where))}"
+    if found.holders:
+        return f"held by {', '.join(sorted(found.holders))}"
+    return ""
+
+
 class SysfsDiskInventory:
     def __init__(self, disks: list[DiskSection], paths: Paths, *, simulated: bool) -> None:
         self._disks = {d.id: d for d in disks}
@@ -140,29 +167,18 @@ class SysfsDiskInventory:
     # ------------------------------------------------------------ block devices
 
     def _block(self, disk: DiskSection, path: Path, st: os.stat_result) -> MediaInfo:
+        in_use = block_in_use(
+            st.st_rdev, sys_root=self._paths.sys_root, proc_root=self._paths.proc_root
+        )
         devnum = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
         node = (self._paths.sys_root / "dev" / "block" / devnum).resolve()
         if (node / "partition").exists():
-            return self._info(
-                disk,
-                path,
-                size=0,
-                block=512,
-                in_use="a partition: the profile must name the whole disk",
-            )
-        found = self._whole_disk(node)
+            return self._info(disk, path, size=0, block=512, in_use=in_use)
         size = int(_read(node / "size") or 0) * 512
         block = int(_read(node / "queue" / "logical_block_size") or 512)
         rot = _read(node / "queue" / "rotational")
         transport = next((name for key, name in _TRANSPORTS if key in str(node)), "unknown")
         model, serial = self._identity(node, st.st_rdev)
-        table = mounts(self._paths.proc_root / "self" / "mountinfo")
-        where = [table[d] for d in found.devnums if d in table]
-        in_use = ""
-        if where:
-            in_use = f"mounted at {', '.join(sorted(where))}"
-        elif found.holders:
-            in_use = f"held by {', '.join(sorted(found.holders))}"
         return self._info(
             disk,
             path,
@@ -174,15 +190,6 @@ class SysfsDiskInventory:
             model=model,
             serial=serial,
         )
-
-    @staticmethod
-    def _whole_disk(node: Path) -> _Block:
-        devnums = [_read(node / "dev")]
-        holders = [h.name for h in (node / "holders").glob("*")]
-        for part in node.glob("*/partition"):
-            devnums.append(_read(part.parent / "dev"))
-            holders += [h.name for h in (part.parent / "holders").glob("*")]
-        return _Block(node, devnums, holders)
 
     def _identity(self, node: Path, rdev: int) -> tuple[str, str]:
         """Model and serial: udev's database first (it knows ATA serials), then sysfs."""

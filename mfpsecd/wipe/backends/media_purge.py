@@ -159,14 +159,20 @@ def _nvme_sanitize(path: Path, method: PurgeMethod) -> str:
 
 
 class DevicePurger:
-    """The MediaPurger port on Linux block devices (and image files, which it only reads)."""
+    """The MediaPurger port on Linux block devices (and image files, which it only reads),
+    in this process: it needs CAP_SYS_ADMIN for NVMe admin commands and CAP_SYS_RAWIO for
+    SG_IO. The daemon as installed holds neither and goes through the purge helper
+    (helper_purger.py), which runs the `*_path` methods below."""
 
     def __init__(self, *, sys_root: Path = Path("/sys"), proc_root: Path = Path("/proc")) -> None:
         self._sys_root = sys_root
         self._proc_root = proc_root
 
     def probe(self, info: MediaInfo) -> MediaProbe:
-        return probe(info.path, sys_root=self._sys_root, proc_root=self._proc_root)
+        return self.probe_path(info.path)
+
+    def probe_path(self, path: Path) -> MediaProbe:
+        return probe(path, sys_root=self._sys_root, proc_root=self._proc_root)
 
     def read_blocks(
         self, info: MediaInfo, offsets: Iterable[int], block: int
@@ -174,14 +180,16 @@ class DevicePurger:
         return read_blocks(info.path, offsets, block)
 
     def issue(self, info: MediaInfo, method: PurgeMethod, secret: str, timeout_s: float) -> str:
-        path = info.path
+        return self.issue_path(info.path, method, secret, timeout_s)
+
+    def issue_path(self, path: Path, method: PurgeMethod, secret: str, timeout_s: float) -> str:
         if method in _SES:
             return _nvme_format(path, method, timeout_s)
         if method in _SANACT:
             return _nvme_sanitize(path, method)
         if method in (PurgeMethod.ATA_SECURITY_ERASE, PurgeMethod.ATA_SECURITY_ERASE_ENHANCED):
             return _ata_security_erase(
-                path, method, secret, timeout_s, lambda: self._security_enabled(info)
+                path, method, secret, timeout_s, lambda: self._security_enabled(path)
             )
         if method in _HDPARM_SANITIZE:
             return _tool(
@@ -194,16 +202,19 @@ class DevicePurger:
             return _tool(["/usr/sbin/blkdiscard", "--secure", str(path)], timeout_s)
         raise ValueError(f"{method.value} is not a device command")
 
-    def _security_enabled(self, info: MediaInfo) -> bool:
+    def _security_enabled(self, path: Path) -> bool:
         try:
-            ata = self.probe(info).capabilities.ata
+            ata = self.probe_path(path).capabilities.ata
         except (OSError, ValueError):
             return True  # unknown: a needless disable is refused by the drive, harmlessly
         return ata is not None and ata.security_enabled
 
     def progress(self, info: MediaInfo, method: PurgeMethod) -> DeviceProgress | None:
+        return self.progress_path(info.path, method)
+
+    def progress_path(self, path: Path, method: PurgeMethod) -> DeviceProgress | None:
         if method in _SANACT:
-            fd = os.open(info.path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             try:
                 st = parse_sanitize_status(nvme_sanitize_log(fd))
             finally:
@@ -226,7 +237,7 @@ class DevicePurger:
                 f"Sanitize Status: {st.state.name.lower()}, {st.progress:.0%}",
             )
         if method in _HDPARM_SANITIZE:
-            said = _tool(["hdparm", "--sanitize-status", str(info.path)], 60)
+            said = _tool(["hdparm", "--sanitize-status", str(path)], 60)
             ata = parse_hdparm_sanitize_status(said)
             return DeviceProgress(ata.state, ata.progress, 0.0, said)
         return None

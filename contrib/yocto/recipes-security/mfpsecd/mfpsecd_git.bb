@@ -45,6 +45,7 @@ do_install:append() {
 }
 
 SYSTEMD_SERVICE:${PN} = "mfpsecd.service mfpsecd.socket mfpsecd-fd.socket \
+                         mfpsecd-purge.socket \
                          mfpsecd-fwverify.service mfpsecd-netfilter.service"
 SYSTEMD_AUTO_ENABLE = "enable"
 
