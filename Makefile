@@ -98,11 +98,13 @@ WHEELS := $(BUILD)/wheels
 # it is built, first and never from pip's cache, against a pkg-config path without it.
 NOFAPI_PC := $(BUILD)/pkgconfig-without-fapi
 REQUIREMENTS := $(BUILD)/requirements.txt
+# The optional parts' extras (pyproject.toml): the checkout runs and tests all of them.
+PARTS := snmp card-login pdf
 $(STAMP): $(APT_STAMP) pyproject.toml constraints.txt meson.build meson.options native/meson.build \
 		tools/requirements.py
 	$(BIN)/python -m pip install -q -c constraints.txt pip
 	@mkdir -p $(BUILD)
-	$(BIN)/python tools/requirements.py --build --extra dev > $(REQUIREMENTS)
+	$(BIN)/python tools/requirements.py --build --extra dev $(PARTS:%=--extra %) > $(REQUIREMENTS)
 	@rm -rf $(NOFAPI_PC) && mkdir -p $(NOFAPI_PC) && \
 		for d in $$(pkg-config --variable pc_path pkg-config | tr ':' ' '); do \
 			for f in $$d/*.pc; do [ -e "$$f" ] && [ "$${f##*/}" != tss2-fapi.pc ] && \

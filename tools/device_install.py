@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,8 +35,13 @@ def pip(*args: str) -> None:
         raise InstallError(f"pip {args[0]} failed:\n{out.stdout[-3000:]}{out.stderr[-3000:]}")
 
 
-def build_wheel(dist: Path, build_dir: Path) -> Path:
-    """→ the project's wheel, built into dist with meson's build in build_dir."""
+# The optional parts' Python extras (pyproject.toml), all of them by default.
+ALL_PARTS = ("snmp", "card-login", "pdf")
+
+
+def build_wheel(dist: Path, build_dir: Path, *, setup_args: Sequence[str] = ()) -> Path:
+    """→ the project's wheel, built into dist with meson's build in build_dir (setup_args:
+    meson options, e.g. -Dsnmp=disabled)."""
     pip(
         "wheel",
         "--no-deps",
@@ -44,14 +50,16 @@ def build_wheel(dist: Path, build_dir: Path) -> Path:
         "-w",
         str(dist),
         f"-Cbuild-dir={build_dir}",
+        *(f"-Csetup-args={a}" for a in setup_args),
         str(ROOT),
     )
     (wheel,) = dist.glob("mfpsecd-*.whl")
     return wheel
 
 
-def runtime_venv(wheel: Path, venv: Path) -> None:
-    """A new venv at venv with the wheel and its runtime dependencies, nothing else."""
+def runtime_venv(wheel: Path, venv: Path, *, extras: Sequence[str] = ALL_PARTS) -> None:
+    """A new venv at venv with the wheel and its runtime dependencies (with the optional
+    parts' extras named), nothing else."""
     if not WHEELS.is_dir():
         raise InstallError("build/wheels is missing: run `make setup`")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
@@ -64,5 +72,5 @@ def runtime_venv(wheel: Path, venv: Path) -> None:
         str(WHEELS),
         "-c",
         str(ROOT / "constraints.txt"),
-        str(wheel),
+        f"{wheel}[{','.join(extras)}]" if extras else str(wheel),
     )

@@ -1,5 +1,5 @@
 """Notifications (A-5, A-6, L-4): audit events that matter are sent to the administrator,
-by e-mail (SMTP with STARTTLS; SNMP traps are the other channel, to come), without
+by e-mail (SMTP with STARTTLS) and SNMP traps (snmp_trap.py, an optional part), without
 turning an attack into a mail flood.
 
 A rule matches event types (and optionally only failures) and fires when `threshold`
@@ -26,6 +26,7 @@ from email.message import EmailMessage
 import aiosmtplib
 import structlog
 
+from mfpsecd.alerts.channels import MailSettings, SnmpSettings
 from mfpsecd.alerts.outbox import Alert, AlertOutbox
 from mfpsecd.alerts.rules import Rule, matches
 from mfpsecd.audit.log_format import Record
@@ -38,46 +39,6 @@ from mfpsecd.base.secret import SecretBytes
 log = structlog.get_logger("mfpsecd.notify")
 QUEUE = 10000
 
-
-@dataclass(frozen=True)
-class MailSettings:
-    host: str
-    port: int
-    sender: str
-    recipients: tuple[str, ...]
-    starttls: bool = True
-    ca_file: str | None = None
-    timeout_s: float = 30.0
-    username: str = ""  # SMTP AUTH (only over STARTTLS); the password is a stored secret
-    password_secret: str = ""
-
-
-@dataclass(frozen=True)
-class SnmpSettings:
-    host: str
-    port: int = 162
-    version: str = "v3"  # "v3" (authPriv: SHA + AES-128) or "v2c"
-    user: str = ""  # v3
-    engine_id: str = ""  # v3: hex; the receiver's createUser -e names it
-    auth_secret: str = ""  # v3: secret-store names of the keys
-    priv_secret: str = ""
-    community_secret: str = ""  # v2c
-
-
-# Enterprise 32473 is the documentation PEN (RFC 5612); a vendor build uses its own.
-ENTERPRISE = "1.3.6.1.4.1.32473.1"
-TRAP_OID = ENTERPRISE + ".0.1"  # mfpsecdSecurityEvent
-VAR = {
-    "type": 1,
-    "outcome": 2,
-    "subject": 3,
-    "object": 4,
-    "seq": 5,
-    "device": 6,
-    "rule": 7,
-    "suppressed": 8,
-    "time": 9,
-}
 
 # A secret by name from the secret store (SNMP keys and communities are secrets).
 SecretSource = Callable[[str], Awaitable[SecretBytes]]
@@ -321,72 +282,12 @@ class Notifier:
             return bytes(value.view()).decode()
 
     async def _send_trap(self, alert: Alert) -> None:
-        # pysnmp costs ~18 MiB and 0.15 s to import: loaded once a trap is to be sent, not
-        # by every daemon whether or not it has a trap receiver.
-        from pysnmp.hlapi.v3arch.asyncio import (  # noqa: PLC0415
-            CommunityData,
-            ContextData,
-            NotificationType,
-            ObjectIdentity,
-            SnmpEngine,
-            UdpTransportTarget,
-            UsmUserData,
-            send_notification,
-            usmAesCfb128Protocol,
-            usmHMACSHAAuthProtocol,
-        )
-        from pysnmp.proto.rfc1902 import Integer32, OctetString  # noqa: PLC0415
-
-        r, suppressed = alert.record, alert.suppressed
         snmp = self._snmp
         assert snmp is not None
-        if snmp.version == "v3":
-            engine = SnmpEngine(snmpEngineID=OctetString(hexValue=snmp.engine_id))
-            auth = UsmUserData(
-                snmp.user,
-                await self._secret(snmp.auth_secret),
-                await self._secret(snmp.priv_secret),
-                authProtocol=usmHMACSHAAuthProtocol,
-                privProtocol=usmAesCfb128Protocol,
-            )
-        else:
-            engine = SnmpEngine()
-            # v2c only where the issue asks for it (legacy managers); v3 is the default.
-            auth = CommunityData(await self._secret(snmp.community_secret), mpModel=1)  # noqa: S508
-        who = r.subject.user or r.subject.origin
-        if r.subject.address:
-            who += f"@{r.subject.address}"
-        values = {
-            "type": r.type.value,
-            "outcome": r.outcome.value,
-            "subject": who,
-            "object": r.object,
-            "device": self._device,
-            "rule": alert.rule,
-            "time": r.time,
-        }
-        binds = [
-            (ObjectIdentity(f"{ENTERPRISE}.1.{VAR[k]}"), OctetString(v.encode()))
-            for k, v in values.items()
-        ]
-        binds += [
-            (ObjectIdentity(f"{ENTERPRISE}.1.{VAR['seq']}"), Integer32(r.seq)),
-            (ObjectIdentity(f"{ENTERPRISE}.1.{VAR['suppressed']}"), Integer32(suppressed)),
-        ]
-        try:
-            target = await UdpTransportTarget.create((snmp.host, snmp.port))
-            error, *_ = await send_notification(
-                engine,
-                auth,
-                target,
-                ContextData(),
-                "trap",
-                NotificationType(ObjectIdentity(TRAP_OID)).add_varbinds(*binds),
-            )
-        finally:
-            engine.close_dispatcher()
-        if error:
-            raise OSError(str(error))
+        # The optional part, loaded once a trap is to be sent (pysnmp costs ~18 MiB).
+        from mfpsecd.alerts.snmp_trap import send_trap  # noqa: PLC0415
+
+        await send_trap(snmp, alert, self._device, self._secret)
 
     async def _send_mail(self, alert: Alert) -> None:
         r = alert.record

@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from mfpsecd.alerts.notifier import MailSettings, Notifier, SecretSource, SnmpSettings
+from mfpsecd.alerts.channels import MailSettings, SnmpSettings
+from mfpsecd.alerts.notifier import Notifier, SecretSource
 from mfpsecd.alerts.outbox import Alert, AlertOutbox
 from mfpsecd.alerts.rules import DEFAULT_RULES, Rule
 from mfpsecd.audit.events import EventType
@@ -18,7 +19,6 @@ from mfpsecd.base.config.loader import Board
 from mfpsecd.base.config.schema import Config
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry
-from mfpsecd.base.optional import require
 from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.base.state import StateStore
 from mfpsecd.base.state_lock import lock_state_dir
@@ -81,8 +81,6 @@ def make_notifier(
             key="notify.snmp",
             reason="incomplete",
         )
-    if snmp is not None:
-        require("pysnmp", key="notify.snmp", part="SNMP traps")
     rules = alert_rules(cfg)
     return Notifier(
         rules,

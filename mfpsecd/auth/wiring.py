@@ -18,7 +18,6 @@ from mfpsecd.auth.user_store import UserStore
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.config.schema import Config
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.base.optional import require
 from mfpsecd.base.state import StateStore
 from mfpsecd.keys.model.passphrase import Cost
 from mfpsecd.keys.ports import KeyCrypto
@@ -90,7 +89,6 @@ def _card(module: str, token_label: str) -> CardReader | None:
     only then: most devices never load it."""
     if not module:
         return None
-    require("pkcs11", key="auth.card.module", part="card login")
     from mfpsecd.auth.backends.pkcs11_card import Pkcs11Card  # noqa: PLC0415
 
     return Pkcs11Card(module, token_label)

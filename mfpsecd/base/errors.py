@@ -107,6 +107,13 @@ class ErrorCode(enum.Enum):
         (("reason", str),),
         "The durable state store cannot be opened, migrated or written.",
     )
+    PART_UNAVAILABLE = (
+        "io.mfpsecd.System.PartUnavailable",
+        EX_UNAVAILABLE,
+        (("part", str), ("reason", str)),
+        "The call needs an optional part this installation lacks: the build leaves it out "
+        "(a meson option: snmp, card_login, pdf) or its Python package is not installed.",
+    )
     SELF_TEST_FAILED = (
         "io.mfpsecd.System.SelfTestFailed",
         EX_SOFTWARE,

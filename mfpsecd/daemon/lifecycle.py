@@ -30,6 +30,7 @@ from mfpsecd.audit.session_failures import SessionFailures
 from mfpsecd.auth.model.throttle import Throttle, ThrottleLimits
 from mfpsecd.auth.sessions import SessionTable
 from mfpsecd.auth.wiring import make_auth
+from mfpsecd.base import optional
 from mfpsecd.base.addresses import Range, parse_range
 from mfpsecd.base.admission import PeerCredentials
 from mfpsecd.base.clock import Clock, SystemClock, rfc3339
@@ -526,4 +527,5 @@ async def _open_tpm(tpm: Tpm, chain: KeyChain) -> bool:
 
 
 def make_daemon(config: Config, board: Board) -> Daemon:
+    optional.check_config(config)  # a part the configuration uses and this build lacks
     return Daemon(config, board, SystemClock(), SdNotifier.from_environment())

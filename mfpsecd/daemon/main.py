@@ -11,6 +11,7 @@ import click
 import structlog
 
 from mfpsecd import __version__
+from mfpsecd.base import optional
 from mfpsecd.base.clock import SystemClock
 from mfpsecd.base.config.loader import DEFAULT_CONFIG, load_board, load_config
 from mfpsecd.base.config.schema import SecurityMode
@@ -71,6 +72,7 @@ def check_config(config_path: Path, board: str | None) -> None:
     try:
         config = load_config(config_path)
         b = load_board(config, board)
+        optional.check_config(config)
     except MfpsecError as exc:
         click.echo(f"mfpsecd: {exc.message}", err=True)
         sys.exit(exc.code.exit_status)

@@ -314,7 +314,12 @@ GET_CERTIFICATE = Method(
     params=CertificateParams,
     result=Certificate,
     requires=Privilege.SANITIZE,
-    errors=(ErrorCode.WIPE_JOB_NOT_FOUND, ErrorCode.KEYS_UNAVAILABLE, ErrorCode.KEY_INTEGRITY),
+    errors=(
+        ErrorCode.WIPE_JOB_NOT_FOUND,
+        ErrorCode.KEYS_UNAVAILABLE,
+        ErrorCode.KEY_INTEGRITY,
+        ErrorCode.PART_UNAVAILABLE,
+    ),
 )
 
 

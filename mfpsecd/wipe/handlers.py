@@ -11,6 +11,7 @@ from mfpsecd.audit.log_format import Subject
 from mfpsecd.auth.caller import reauthenticate, subject_of
 from mfpsecd.auth.service import AuthService
 from mfpsecd.auth.sessions import seat_of
+from mfpsecd.base import optional
 from mfpsecd.base.admission import PeerClass
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
@@ -191,6 +192,7 @@ class WipeHandlers:
         if p.format is api.CertificateFormat.TEXT:
             content = cert.render_text(doc)
         elif p.format is api.CertificateFormat.PDF:
+            optional.require_for_call("pdf")
             content = base64.b64encode(await render_pdf_apart(doc)).decode()
         elif p.format is api.CertificateFormat.SIGNED_BODY:
             content = cert.canonical(doc.certificate).decode()

@@ -16,7 +16,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from mfpsecd.alerts.notifier import MailSettings, Notifier, SnmpSettings
+from mfpsecd.alerts.channels import MailSettings, SnmpSettings
+from mfpsecd.alerts.notifier import Notifier
 from mfpsecd.alerts.outbox import AlertOutbox
 from mfpsecd.alerts.rules import DEFAULT_RULES, Rule
 from mfpsecd.audit.backends.audit_file import AuditFile

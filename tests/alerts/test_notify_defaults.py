@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from mfpsecd.alerts.notifier import MailSettings, Notifier
+from mfpsecd.alerts.channels import MailSettings
+from mfpsecd.alerts.notifier import Notifier
 from mfpsecd.alerts.outbox import AlertOutbox
 from mfpsecd.alerts.rules import DEFAULT_RULES
 from mfpsecd.audit.backends.audit_file import AuditFile

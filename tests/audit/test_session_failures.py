@@ -10,7 +10,8 @@ import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from mfpsecd.alerts.notifier import MailSettings, Notifier
+from mfpsecd.alerts.channels import MailSettings
+from mfpsecd.alerts.notifier import Notifier
 from mfpsecd.alerts.outbox import AlertOutbox
 from mfpsecd.alerts.rules import DEFAULT_RULES
 from mfpsecd.audit.backends.audit_file import AuditFile

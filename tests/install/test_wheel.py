@@ -1,5 +1,6 @@
-"""The product as an integrator installs it: the built wheel, without extras, in a fresh
-venv that holds only what pyproject.toml's runtime dependencies pull in.
+"""The product as an integrator installs it: the built wheel in a fresh venv that holds
+only what pyproject.toml's runtime dependencies pull in, with the optional parts' extras;
+and a wheel built with the optional parts off (meson options), installed without them.
 
 The dependencies come from build/wheels (made by `make setup` from constraints.txt), with
 no index, so the test is offline and an undeclared runtime import fails here rather than
@@ -12,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +88,7 @@ def test_installs_the_runtime_dependencies_and_nothing_of_the_dev_extra(installe
 
 
 def _checkout_modules() -> set[str]:
-    names = {"mfpsecd._native"}  # compiled, not a .py
+    names = {"mfpsecd._native", "mfpsecd._parts"}  # compiled; written by meson
     for path in (ROOT / "mfpsecd").rglob("*.py"):
         parts = path.relative_to(ROOT).with_suffix("").parts
         if parts[-1] == "__init__":
@@ -126,3 +128,107 @@ def test_the_installed_daemon_reaches_ready_and_its_cli_talks_to_it(
         assert ": ready" in status.stdout
         assert "keys" in status.stdout
     assert str(installed.venv) in " ".join(d.proc.args)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- without the optional parts
+
+LEFT_OUT = {
+    "snmp": "mfpsecd/alerts/snmp_trap.py",
+    "card_login": "mfpsecd/auth/backends/pkcs11_card.py",
+    "pdf": "mfpsecd/wipe/backends/certificate_pdf.py",
+}
+
+
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Install]:
+    """Built with -Dsnmp=disabled -Dcard_login=disabled -Dpdf=disabled, installed with no
+    extra: what an image that uses none of them ships."""
+    if not WHEELS.is_dir():
+        pytest.skip("build/wheels is missing: run `make setup`")
+    work = tmp_path_factory.mktemp("wheel-bare")
+    wheel = build_wheel(
+        work / "dist", work / "build", setup_args=[f"-D{part}=disabled" for part in LEFT_OUT]
+    )
+    with zipfile.ZipFile(wheel) as z:
+        (work / "files.txt").write_text("\n".join(z.namelist()))
+        (work / "parts.py").write_bytes(z.read("mfpsecd/_parts.py"))
+    runtime_venv(wheel, work / "venv", extras=())
+    yield Install(work / "venv", work)
+
+
+def test_a_build_without_the_parts_leaves_their_modules_and_packages_out(bare: Install) -> None:
+    files = set((bare.work / "files.txt").read_text().splitlines())
+    assert not {f for f in LEFT_OUT.values() if f in files}
+    assert "mfpsecd/alerts/notifier.py" in files  # the mail channel stays
+    parts = bare.run(
+        bare.bin("python"), "-I", "-c", "import mfpsecd._parts as p; print(sorted(p.LEFT_OUT))"
+    )
+    assert parts.stdout.strip() == str(sorted(LEFT_OUT)), parts
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", bare.bin("python"), "list", "--format=json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    present = {p["name"].lower() for p in json.loads(out.stdout)}
+    assert not present & {"pysnmp", "python-pkcs11", "reportlab", "pillow"}, present
+    # Everything that is installed still imports.
+    script = (
+        "import importlib, pkgutil, mfpsecd\n"
+        "for m in pkgutil.walk_packages(mfpsecd.__path__, 'mfpsecd.'):\n"
+        "    importlib.import_module(m.name)\n"
+    )
+    imported = bare.run(bare.bin("python"), "-I", "-c", script)
+    assert imported.returncode == 0, imported.stderr
+
+
+@pytest.mark.parametrize(
+    ("section", "part"),
+    [
+        (
+            '[notify.snmp]\nhost = "192.0.2.10"\nuser = "mfp"\nengine_id = "8000000001020304"\n',
+            "snmp",
+        ),
+        ('[auth.card]\nmodule = "/usr/lib/opensc-pkcs11.so"\n', "card_login"),
+    ],
+)
+def test_a_configuration_using_a_left_out_part_is_refused_by_name(
+    bare: Install, section: str, part: str
+) -> None:
+    config = bare.work / f"{part}.toml"
+    config.write_text(section)
+    r = bare.run(
+        bare.bin("mfpsecd"),
+        "check-config",
+        "--config",
+        str(config),
+        "--board",
+        str(ROOT / "hw" / "sim.toml"),
+    )
+    assert r.returncode == 78, r  # EX_CONFIG
+    assert "leaves out" in r.stderr and f"-D{part}=disabled" in r.stderr, r.stderr
+    fine = bare.work / "none.toml"
+    fine.write_text("")
+    ok = bare.run(
+        bare.bin("mfpsecd"),
+        "check-config",
+        "--config",
+        str(fine),
+        "--board",
+        str(ROOT / "hw" / "sim.toml"),
+    )
+    assert ok.returncode == 0, ok
+
+
+def test_a_printable_certificate_is_refused_as_part_unavailable(bare: Install) -> None:
+    script = (
+        "from mfpsecd.base import optional\n"
+        "from mfpsecd.base.errors import MfpsecError\n"
+        "try:\n"
+        "    optional.require_for_call('pdf')\n"
+        "except MfpsecError as e:\n"
+        "    print(e.code.wire_name, e.params['reason'])\n"
+    )
+    r = bare.run(bare.bin("python"), "-I", "-c", script)
+    assert r.stdout.startswith("io.mfpsecd.System.PartUnavailable "), r
+    assert "-Dpdf=disabled" in r.stdout

@@ -98,6 +98,13 @@ def test_the_daemon_recipe() -> None:
     values, classes = _parse(MAIN)
     assert {"python_mesonpy", "systemd", "useradd"} <= set(classes)
     assert set(values["PACKAGECONFIG"].split()) == {"card-login", "snmp", "pdf"}
+    # Each turns the meson option of the same part (meson.options), both ways.
+    options = (ROOT / "meson.options").read_text()
+    for flag in values["PACKAGECONFIG"].split():
+        option = flag.replace("-", "_")
+        on, off, *_ = values[f"PACKAGECONFIG[{flag}]"].split(",")
+        assert (on, off) == (f"-D{option}=enabled", f"-D{option}=disabled"), flag
+        assert f"option('{option}', type: 'feature'" in options, option
     for unit in values["SYSTEMD_SERVICE:${PN}"].split():
         assert (ROOT / "systemd" / unit).is_file(), unit
     # The runtime Python dependencies of pyproject.toml, each packaged somewhere.

@@ -1,21 +1,53 @@
-"""An optional part configured without its package is refused at start, by name (issue
-26: an image may leave out SNMP, card login or the PDF renderer)."""
+"""The optional parts (SNMP traps, card login, the printable certificate): a checkout has
+them all; what a build without them does is shown on a real wheel built with the meson
+options off (tests/install/test_wheel_without_optional_parts.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.base.optional import require
+from mfpsecd.base import optional
+from mfpsecd.base.config.loader import load_config
+from tools import list_sources
 
 
-def test_a_missing_package_is_a_configuration_error_naming_the_key() -> None:
-    with pytest.raises(MfpsecError) as exc:
-        require("mfpsec_not_installed", key="notify.snmp", part="SNMP traps")
-    assert exc.value.code is ErrorCode.CONFIG_INVALID
-    assert exc.value.params["key"] == "notify.snmp"
-    assert "mfpsec_not_installed" in exc.value.message and "SNMP traps" in exc.value.message
+def test_the_checkout_has_every_part() -> None:
+    assert optional.left_out() == frozenset()
+    for name in optional.PARTS:
+        assert optional.missing(name) == "", name
+        optional.require(name, key="k")
+        optional.require_for_call(name)
 
 
-def test_an_installed_package_passes() -> None:
-    require("msgspec", key="anything", part="the daemon itself")
+def test_each_part_is_a_meson_option_whose_modules_exist() -> None:
+    """The build's list of each part's modules and the run time's list of parts agree,
+    and each module is where the build will leave it out."""
+    assert set(list_sources.PART_FILES) == set(optional.PARTS)
+    package = Path(__file__).resolve().parents[2] / "mfpsecd"
+    for files in list_sources.PART_FILES.values():
+        for name in files:
+            assert (package / name).is_file(), name
+
+
+PARTS_CONFIG = """
+[notify.snmp]
+host = "192.0.2.10"
+user = "mfp"
+engine_id = "8000000001020304"
+
+[auth.card]
+module = "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"
+"""
+
+
+def test_a_configuration_using_every_part_passes_here(tmp_path: Path) -> None:
+    path = tmp_path / "mfpsecd.toml"
+    path.write_text(PARTS_CONFIG)
+    optional.check_config(load_config(path))
+
+
+def test_an_unknown_part_is_a_programming_error() -> None:
+    with pytest.raises(KeyError):
+        optional.missing("fax")

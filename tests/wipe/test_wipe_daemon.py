@@ -4,6 +4,7 @@ real `mfpsec` CLI, certificates signed by the device identity key, and power cut
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import random
@@ -12,6 +13,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +24,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from mfpsecd.base.errors import ErrorCode
+from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.wipe.backends.pdf_process import render_pdf_apart
+from mfpsecd.wipe.model import certificate as cert
 from tests.support import daemon as ds
 from tests.support.auth_cli import ADMIN_PW, ALICE_UID, CE_PW, CONFIG, MALLORY_UID, Cli
 
@@ -145,6 +149,14 @@ def test_cli_targets_start_certificate_and_verification(
     document = json.loads(cert_path.read_text())
     body = document["certificate"]
     assert body["result"] == "success" and body["media"]["id"] == "hdd0"
+    # A renderer gone wrong costs the call, not the daemon's memory: its output is read
+    # as it comes and stopped past the limit; a crash is reported with its last words.
+    doc = cert.decode_document(cert_path.read_bytes())
+    flood = (sys.executable, "-c", "import sys; sys.stdout.buffer.write(b'%PDF-' * (2 << 20))")
+    crash = (sys.executable, "-c", "import sys; sys.exit('renderer: no fonts')")
+    for renderer, said in ((flood, "wrote more than 4 MiB"), (crash, "renderer: no fonts")):
+        with pytest.raises(MfpsecError, match=said):
+            asyncio.run(render_pdf_apart(doc, renderer=renderer))
     assert body["method"]["passes"] == ["0x00", "0xFF", "0x00", "0xFF"]
     # The factory mode: root without a session, named as the factory.
     assert body["operator"] == {"user": "factory", "role": "factory", "origin": "system"}

@@ -19,11 +19,12 @@ inherit python_mesonpy systemd useradd pkgconfig
 DEPENDS += "openssl argon2 tpm2-tss python3-click-native python3-msgspec-native \
             python3-structlog-native"
 
-# Optional parts: each pulls in the Python package it needs at run time.
+# Optional parts: each is a meson option (off leaves its module out of the package) and
+# pulls in the Python package it needs at run time.
 PACKAGECONFIG ??= "card-login snmp pdf"
-PACKAGECONFIG[card-login] = ",,,python3-pkcs11 opensc"
-PACKAGECONFIG[snmp] = ",,,python3-pysnmp"
-PACKAGECONFIG[pdf] = ",,,python3-reportlab"
+PACKAGECONFIG[card-login] = "-Dcard_login=enabled,-Dcard_login=disabled,,python3-pkcs11 opensc"
+PACKAGECONFIG[snmp] = "-Dsnmp=enabled,-Dsnmp=disabled,,python3-pysnmp"
+PACKAGECONFIG[pdf] = "-Dpdf=enabled,-Dpdf=disabled,,python3-reportlab"
 
 # The wheel carries the system files as data (pip cannot place them): put them where
 # systemd, sysusers and tmpfiles look. Man pages and completions come from the commands.
