@@ -103,6 +103,10 @@ PARTS := snmp card-login pdf
 $(STAMP): $(APT_STAMP) pyproject.toml constraints.txt meson.build meson.options native/meson.build \
 		tools/requirements.py
 	$(BIN)/python -m pip install -q -c constraints.txt pip
+	@# An editable install from an earlier setup rebuilds itself at its first import (after
+	@# a meson file changed): let it happen here, not inside pip's isolated builds below,
+	@# which lack meson and would fail with "No module named mesonbuild".
+	-@$(BIN)/python -c "import mfpsecd" >/dev/null 2>&1
 	@mkdir -p $(BUILD)
 	$(BIN)/python tools/requirements.py --build --extra dev $(PARTS:%=--extra %) > $(REQUIREMENTS)
 	@rm -rf $(NOFAPI_PC) && mkdir -p $(NOFAPI_PC) && \

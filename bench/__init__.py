@@ -39,6 +39,7 @@ SUITES: dict[str, str] = {
     "netfilter": "bench.netfilter.suite",
     "media": "bench.media.suite",
     "footprint": "bench.footprint.suite",
+    "cross": "bench.cross.suite",
 }
 
 Metrics = dict[str, float]
