@@ -33,7 +33,7 @@ from mfpsecd.audit.ports import AuditStore
 from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.config.schema import AuditFullPolicy
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.base.health import HealthRegistry, HealthState
+from mfpsecd.base.health import ComponentHealth, HealthRegistry, HealthState
 from mfpsecd.base.state import StateStore
 
 log = structlog.get_logger("mfpsecd.audit")
@@ -133,6 +133,7 @@ class Auditor:
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._write_failed = False  # since a batch failed for another reason than "full"
+        self._before_write_failure: ComponentHealth | None = None  # what status said then
         self._verdict: log_format.Verdict | None = None
         self._integrity_reported: tuple[str, int] | None = None
 
@@ -297,6 +298,7 @@ class Auditor:
             else MfpsecError(ErrorCode.STATE_UNAVAILABLE, reason=f"audit log: {type(exc).__name__}")
         )
         log.error("audit_write_failed", error=err.code.wire_name, **err.params)
+        before = self._health.get(COMPONENT)
         reason = err.params.get("reason")
         self._health.set(
             COMPONENT,
@@ -304,8 +306,11 @@ class Auditor:
             f"write failed: {reason}" if reason else f"write failed: {err.message}",
         )
         # A full log recovers through its capacity policy; anything else (an I/O error,
-        # a full file system) once a batch is durable again.
-        self._write_failed = err.code is not ErrorCode.AUDIT_FULL
+        # a full file system) once a batch is durable again, back to what status said
+        # before (a broken chain stays reported).
+        if err.code is not ErrorCode.AUDIT_FULL and not self._write_failed:
+            self._write_failed = True
+            self._before_write_failure = before
         for p in batch:
             p.done.set_exception(MfpsecError(err.code, err.message, **err.params))
 
@@ -314,7 +319,10 @@ class Auditor:
         self._seq, self._hash = first + len(batch) - 1, chained
         if self._write_failed:
             self._write_failed = False
-            if not self._capacity.refusing:
+            before, self._before_write_failure = self._before_write_failure, None
+            if before is not None and before.state is not HealthState.OK:
+                self._health.set(COMPONENT, before.state, before.detail)
+            elif not self._capacity.refusing:
                 self._health.set(COMPONENT, HealthState.OK, f"writing again at record {first}")
         self._recent.extend(payloads)
         self._appended.set()

@@ -64,12 +64,38 @@ def make_wipe(
     )
 
 
+# Where mfpsecd-purge.socket listens (the shipped configuration names it too).
+INSTALLED_HELPER = Path("/run/mfpsecd/purge.sock")
+_CAP_SYS_ADMIN = 21
+
+
+def can_administer(proc_root: Path) -> bool:
+    """Whether this process holds CAP_SYS_ADMIN (what NVMe admin commands need)."""
+    try:
+        for line in (proc_root / "self" / "status").read_text().splitlines():
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> _CAP_SYS_ADMIN & 1)
+    except (OSError, ValueError):
+        pass
+    return False
+
+
 def purger(cfg: Config, board: Board) -> MediaPurger:
     """Device commands through the purge helper when one is configured (a device as
-    installed), else in this process."""
+    installed), else in this process. A configuration kept from before the helper (an
+    edited conffile after an upgrade) names none: a daemon that cannot send the
+    commands itself then uses the installed helper's socket when it is there."""
     if cfg.wipe.purge_helper:
         return HelperPurger(Path(cfg.wipe.purge_helper))
-    return DevicePurger(sys_root=board.paths.sys_root, proc_root=board.paths.proc_root)
+    paths = board.paths
+    if (
+        board.profile.board.kind is not BoardKind.SIMULATED
+        and not can_administer(paths.proc_root)
+        and INSTALLED_HELPER.is_socket()
+    ):
+        log.warning("purge_helper_found", socket=str(INSTALLED_HELPER), key="wipe.purge_helper")
+        return HelperPurger(INSTALLED_HELPER)
+    return DevicePurger(sys_root=paths.sys_root, proc_root=paths.proc_root)
 
 
 def device_name(board: Board) -> DeviceName:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -242,65 +243,118 @@ def test_reading_and_exporting_a_full_log_always_works(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-@pytest.mark.root
-def test_a_full_file_system_fails_the_write_keeps_the_chain_and_recovers(tmp_path: Path) -> None:
-    """A full disk is not a full log: the error says what happened (not "export the
-    log"), nothing of the failed batch is acknowledged, a partly written frame does not
-    stay in the file, and once there is space again the chain goes on intact."""
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs: a file system that fills up."""
     mnt = tmp_path / "small"
     mnt.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], check=True)
     try:
-
-        async def scenario() -> None:
-            clock = FakeClock()
-            state = SqliteState(tmp_path / "state.sqlite3")
-            await state.open()
-            health = HealthRegistry(clock)
-            store = AuditFile(mnt / "audit", max_bytes=1 << 20, reserve_bytes=4096)
-            a = Auditor(store, clock, health, state, checkpoint_every=10**9)
-            await a.start()
-            filler = mnt / "filler"
-            filler.write_bytes(b"\0" * (48 << 10))
-            acknowledged, n = [], 0
-            with pytest.raises(MfpsecError) as info:
-                while True:
-                    acknowledged.append(
-                        await a.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, USER, f"job {n}")
-                    )
-                    n += 1
-            assert info.value.code is ErrorCode.STATE_UNAVAILABLE
-            assert "No space left" in str(info.value)
-            comp = health.get("audit")
-            assert comp is not None and comp.state.value == "failed"
-            assert "write failed" in comp.detail and "No space left" in comp.detail
-            for segment in sorted((mnt / "audit").iterdir()):  # no torn frame left behind
-                _records, end, damage = scan(segment.read_bytes())
-                assert damage == "" and end == segment.stat().st_size
-            filler.unlink()
-            after = await a.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, USER, "space again")
-            assert after == acknowledged[-1] + 1  # numbering goes on from what is on disk
-            comp = health.get("audit")
-            assert comp is not None and comp.state.value == "ok", comp
-            verdict = await a.verify()
-            assert verdict.ok, verdict
-            assert verdict.last_seq == after
-            await a.stop(checkpoint=False)
-            await state.close()
-            # And the log a restarted daemon reads is the same, without repair.
-            state = SqliteState(tmp_path / "state.sqlite3")
-            await state.open()
-            b = Auditor(AuditFile(mnt / "audit", max_bytes=1 << 20), clock, health, state)
-            await b.start()
-            verdict = await b.verify()
-            assert verdict.ok, verdict
-            repaired = await b.query(
-                AuditQuery(types=frozenset({EventType.AUDIT_TAIL_REPAIRED}), limit=0)
-            )
-            assert repaired == []
-            await b.stop(checkpoint=False)
-            await state.close()
-
-        asyncio.run(scenario())
+        yield mnt
     finally:
         subprocess.run(["umount", "--lazy", str(mnt)], check=False)  # files may be open
+
+
+@pytest.mark.root
+def test_a_full_file_system_fails_the_write_keeps_the_chain_and_recovers(
+    tmp_path: Path, small_fs: Path
+) -> None:
+    """A full disk is not a full log: the error says what happened (not "export the
+    log"), nothing of the failed batch is acknowledged, a partly written frame does not
+    stay in the file, and once there is space again the chain goes on intact."""
+    mnt = small_fs
+
+    async def scenario() -> None:
+        clock = FakeClock()
+        state = SqliteState(tmp_path / "state.sqlite3")
+        await state.open()
+        health = HealthRegistry(clock)
+        store = AuditFile(mnt / "audit", max_bytes=1 << 20, reserve_bytes=4096)
+        a = Auditor(store, clock, health, state, checkpoint_every=10**9)
+        await a.start()
+        filler = mnt / "filler"
+        filler.write_bytes(b"\0" * (48 << 10))
+        acknowledged, n = [], 0
+        with pytest.raises(MfpsecError) as info:
+            while True:
+                acknowledged.append(
+                    await a.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, USER, f"job {n}")
+                )
+                n += 1
+        assert info.value.code is ErrorCode.STATE_UNAVAILABLE
+        assert "No space left" in str(info.value)
+        comp = health.get("audit")
+        assert comp is not None and comp.state.value == "failed"
+        assert "write failed" in comp.detail and "No space left" in comp.detail
+        for segment in sorted((mnt / "audit").iterdir()):  # no torn frame left behind
+            _records, end, damage = scan(segment.read_bytes())
+            assert damage == "" and end == segment.stat().st_size
+        filler.unlink()
+        after = await a.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, USER, "space again")
+        assert after == acknowledged[-1] + 1  # numbering goes on from what is on disk
+        comp = health.get("audit")
+        assert comp is not None and comp.state.value == "ok", comp
+        verdict = await a.verify()
+        assert verdict.ok, verdict
+        assert verdict.last_seq == after
+        await a.stop(checkpoint=False)
+        await state.close()
+        # And the log a restarted daemon reads is the same, without repair.
+        state = SqliteState(tmp_path / "state.sqlite3")
+        await state.open()
+        b = Auditor(AuditFile(mnt / "audit", max_bytes=1 << 20), clock, health, state)
+        await b.start()
+        verdict = await b.verify()
+        assert verdict.ok, verdict
+        repaired = await b.query(
+            AuditQuery(types=frozenset({EventType.AUDIT_TAIL_REPAIRED}), limit=0)
+        )
+        assert repaired == []
+        await b.stop(checkpoint=False)
+        await state.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.root
+def test_recovering_from_a_write_failure_does_not_hide_a_broken_chain(
+    tmp_path: Path, small_fs: Path
+) -> None:
+    """Status said the chain is broken; a full file system came and went: status says
+    the chain is broken again, not "writing again"."""
+    mnt = small_fs
+
+    async def scenario() -> None:
+        clock = FakeClock()
+        state = SqliteState(tmp_path / "state.sqlite3")
+        await state.open()
+        health = HealthRegistry(clock)
+        a = Auditor(AuditFile(mnt / "audit", max_bytes=1 << 20), clock, health, state)
+        await a.start()
+        for n in range(5):
+            await a.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, USER, f"job {n}")
+        await a.stop(checkpoint=False)
+        (segment,) = sorted((mnt / "audit").iterdir())
+        data = bytearray(segment.read_bytes())
+        at = data.index(b"job 2")
+        data[at : at + 5] = b"job 9"  # a record rewritten
+        segment.write_bytes(bytes(data))
+        b = Auditor(AuditFile(mnt / "audit", max_bytes=1 << 20), clock, health, state)
+        await b.start()
+        broken = health.get("audit")
+        assert broken is not None and broken.state.value == "failed"
+        assert "chain broken" in broken.detail
+        filler = mnt / "filler"
+        filler.write_bytes(b"\0" * (56 << 10))
+        with pytest.raises(MfpsecError):
+            while True:
+                await b.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, USER, "more")
+        failing = health.get("audit")
+        assert failing is not None and "write failed" in failing.detail
+        filler.unlink()
+        await b.record(EventType.JOB_COMPLETE, Outcome.SUCCESS, USER, "space again")
+        assert health.get("audit") == broken
+        await b.stop(checkpoint=False)
+        await state.close()
+
+    asyncio.run(scenario())

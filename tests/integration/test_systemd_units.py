@@ -80,7 +80,7 @@ def test_the_purge_helper_holds_exactly_the_device_commands_capabilities() -> No
     for line in (
         "CapabilityBoundingSet=CAP_SYS_ADMIN CAP_SYS_RAWIO\n",
         "AmbientCapabilities=CAP_SYS_ADMIN CAP_SYS_RAWIO\n",
-        "SecureBits=noroot-locked",
+        "SecureBits=noroot noroot-locked",
         "NoNewPrivileges=yes",
         "PrivateNetwork=yes",
         "RestrictAddressFamilies=AF_UNIX\n",

@@ -10,7 +10,9 @@ who asks, which device, what is on it, and how the request is written."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import os
 import shutil
 import signal
 import socket
@@ -29,6 +31,7 @@ from mfpsecd.wipe.backends.helper_messages import HelperReply, decode_reply
 from mfpsecd.wipe.backends.helper_purger import HelperPurger
 from mfpsecd.wipe.model.purge_plan import PurgeMethod
 from mfpsecd.wipe.ports import MediaInfo
+from mfpsecd.wipe.wiring import can_administer
 from tests.support import other_uids
 
 pytestmark = pytest.mark.root
@@ -257,3 +260,78 @@ def test_the_helper_alone_on_a_terminal_refuses_to_start() -> None:
         check=False,
     )
     assert r.returncode == 64 and "not a socket" in r.stderr, r
+
+
+def test_what_the_request_names_is_resolved_and_checked_before_anything_runs(
+    helper: Helper, loop: Path, tmp_path: Path
+) -> None:
+    """A link is followed to the node it names, once, and that node is what is used;
+    bad fields are refused with a reply, never a silent exit."""
+    link = Path(tempfile.mkdtemp(prefix="mfpsec-link-", dir="/dev/shm")) / "disk"
+    try:
+        link.symlink_to(loop)
+        found = HelperPurger(helper.socket).probe(
+            _info(Path("/dev/shm") / link.parent.name / "disk")
+        )
+        assert found.capabilities.transport == "unknown"
+        assert f'"device":"{loop}"' in helper.log.read_text()  # the resolved node
+        link.unlink()
+        link.symlink_to("/etc/passwd")
+        refused = _raw(helper, f'{{"op":"probe","device":"{link}"}}'.encode()).refused
+        assert "is not a device node under /dev" in refused
+    finally:
+        shutil.rmtree(link.parent, ignore_errors=True)
+    nul = _raw(helper, b'{"op":"probe","device":"/dev/loop\\u0000"}')
+    assert "embedded null byte" in nul.refused, nul
+    huge = f'{{"op":"issue","device":"{loop}","method":"nvme-format-erase","timeout_s":1e308}}'
+    assert "malformed request" in _raw(helper, huge.encode()).refused
+    no_password = f'{{"op":"issue","device":"{loop}","method":"ata-security-erase"}}'
+    assert "one-time drive password" in _raw(helper, no_password.encode()).refused
+
+
+def test_a_disk_someone_holds_is_refused_by_the_kernel_and_may_still_be_probed(
+    helper: Helper, loop: Path
+) -> None:
+    """The helper holds the disk exclusively while a command runs: a disk another
+    process holds that way (what a mount, swap or a RAID does) is refused even where
+    the mount table says nothing; reads (probe) still answer, as the posture needs."""
+    holder = os.open(loop, os.O_RDONLY | os.O_EXCL)
+    try:
+        purger = HelperPurger(helper.socket)
+        with pytest.raises(OSError, match="is in use"):
+            purger.issue(_info(loop), PurgeMethod.NVME_FORMAT_ERASE, "", 30)
+        assert purger.probe(_info(loop)).capabilities.transport == "unknown"
+    finally:
+        os.close(holder)
+
+
+def test_a_trickling_caller_is_cut_off_within_the_time_limit(helper: Helper) -> None:
+    started = time.monotonic()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(20)
+        s.connect(str(helper.socket))
+        reply = bytearray()
+        with contextlib.suppress(OSError):
+            for byte in b'{"op":"probe","device":"/dev/null"}':
+                s.send(bytes([byte]))
+                time.sleep(0.3)
+                if time.monotonic() - started > 5:
+                    break
+            s.shutdown(socket.SHUT_WR)
+        with contextlib.suppress(OSError):
+            while chunk := s.recv(65536):
+                reply += chunk
+    assert "no complete request within 1 s" in decode_reply(bytes(reply)).refused
+    assert time.monotonic() - started < 8
+
+
+def test_the_daemon_reads_whether_it_holds_cap_sys_admin(tmp_path: Path) -> None:
+    """Without wipe.purge_helper (a configuration kept from before the helper), a daemon
+    that cannot send NVMe admin commands itself uses the installed helper's socket."""
+    status = tmp_path / "self" / "status"
+    status.parent.mkdir()
+    for caps, held in (("0000000000001000", False), ("0000000000201000", True), ("zz", False)):
+        status.write_text(f"Name:\tmfpsecd\nCapEff:\t{caps}\n")
+        assert can_administer(tmp_path) is held, caps
+    assert can_administer(Path("/proc")) is True  # the suite runs as root
+    assert can_administer(tmp_path / "missing") is False

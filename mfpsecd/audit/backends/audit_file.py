@@ -133,12 +133,15 @@ class AuditFile:
     def _new_segment(self, number: int) -> None:
         if self._fd >= 0:
             os.close(self._fd)
+            self._fd = -1  # never a stale number another thread's open may reuse
         path = self._path(number)
         self._fd = os.open(
             path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600
         )
-        self._fsync_dir()
+        # Known before the directory is flushed: if that fails, the next append writes
+        # into this segment instead of creating it again (EEXIST).
         self._segments.append(_Segment(number, path, 0))
+        self._fsync_dir()
 
     def _fsync_dir(self) -> None:
         dfd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -178,8 +181,9 @@ class AuditFile:
         the batch that reached the file goes, so the next batch's frames follow the last
         acknowledged one instead of a torn frame. If even that fails, the next start
         repairs the tail (and records that it did)."""
-        with contextlib.suppress(OSError):
-            os.ftruncate(self._fd, self._segments[-1].size)
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._segments[-1].size)
 
     async def append(self, payloads: list[bytes], *, use_reserve: bool = False) -> None:
         """Write a batch and make it durable (one fdatasync for the whole batch).

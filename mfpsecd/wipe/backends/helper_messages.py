@@ -4,7 +4,7 @@ port's own (MediaProbe, DeviceProgress), so nothing is translated on the way."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -21,7 +21,9 @@ class HelperRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     device: str  # the whole disk's node under /dev
     method: str = ""  # a PurgeMethod's value (issue, progress)
     secret: str = ""  # the drive's one-time password (ATA security erase)
-    timeout_s: float = 0.0  # how long the command may take (issue)
+    # How long the command may take (issue): up to a week (a sanitize's own estimate
+    # times three can exceed wipe.purge_timeout_min's 48 hours).
+    timeout_s: Annotated[float, msgspec.Meta(ge=0, le=7 * 86400)] = 0.0
 
 
 class HelperReply(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -67,6 +67,9 @@ def _tool(argv: list[str], timeout: float, *, password: str = "") -> str:
         r = subprocess.run(
             argv,
             input=f"{password}\n" if password else None,
+            # Nothing of ours on its standard input (in the purge helper that is the
+            # connection to the daemon).
+            stdin=None if password else subprocess.DEVNULL,
             capture_output=True,
             text=True,
             errors="replace",
@@ -182,7 +185,17 @@ class DevicePurger:
     def issue(self, info: MediaInfo, method: PurgeMethod, secret: str, timeout_s: float) -> str:
         return self.issue_path(info.path, method, secret, timeout_s)
 
-    def issue_path(self, path: Path, method: PurgeMethod, secret: str, timeout_s: float) -> str:
+    def issue_path(
+        self,
+        path: Path,
+        method: PurgeMethod,
+        secret: str,
+        timeout_s: float,
+        *,
+        claimed: bool = False,
+    ) -> str:
+        """claimed: the caller holds the disk exclusively (the purge helper), so a tool
+        that would claim it too (blkdiscard) is told not to."""
         if method in _SES:
             return _nvme_format(path, method, timeout_s)
         if method in _SANACT:
@@ -199,7 +212,8 @@ class DevicePurger:
             # --wait: no IMMED, so no 60 s polling of a format QEMU finishes at once
             return _tool(["sg_format", "--format", "--quick", "--wait", str(path)], timeout_s)
         if method is PurgeMethod.MMC_SECURE_ERASE:
-            return _tool(["/usr/sbin/blkdiscard", "--secure", str(path)], timeout_s)
+            force = ["--force"] if claimed else []
+            return _tool(["/usr/sbin/blkdiscard", "--secure", *force, str(path)], timeout_s)
         raise ValueError(f"{method.value} is not a device command")
 
     def _security_enabled(self, path: Path) -> bool:
