@@ -286,6 +286,36 @@ class FirmwareSection(_Strict, frozen=True):
     boot_tries: Annotated[int, msgspec.Meta(ge=1, le=16)] = 3
 
 
+# The categories of USB use (SPEC U-1): mfpsecd/usb/model/policy.py's Category values (a
+# test holds the two lists together).
+UsbUse = Literal["mass-storage", "hid", "ccid", "printer", "hub", "network", "other"]
+_HEX4 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-fA-F]{4}\Z")]
+
+
+class UsbPortRuleSection(_Strict, frozen=True):
+    # What a USB port may be used for (U-1); anything else plugged in there is refused.
+    allow: list[UsbUse]
+    id: _NAME = ""  # the board profile's port (usb_ports id); "" only for the default
+
+
+class UsbApprovedSection(_Strict, frozen=True):
+    # A device allowed by its identity (a site's card readers), as lsusb shows it (hex).
+    vendor: _HEX4
+    product: _HEX4
+    serial: str = ""  # "": any serial number
+    port: str = ""  # "": on any port
+
+
+class UsbSection(_Strict, frozen=True):
+    # One rule per port of the board profile ([[usb.ports]] with its id); a port without
+    # one follows `default`.
+    ports: list[UsbPortRuleSection] = []
+    default: UsbPortRuleSection = UsbPortRuleSection(
+        allow=["mass-storage", "hid", "ccid", "printer", "hub"]  # no network, no other
+    )
+    approved: list[UsbApprovedSection] = []
+
+
 class Config(_Strict, frozen=True):
     daemon: DaemonSection = DaemonSection()
     ipc: IpcSection = IpcSection()
@@ -301,6 +331,7 @@ class Config(_Strict, frozen=True):
     firmware: FirmwareSection = FirmwareSection()
     network: NetworkSection = NetworkSection()
     transfers: TransfersSection = TransfersSection()
+    usb: UsbSection = UsbSection()
 
 
 # ---------------------------------------------------------------- board profile
