@@ -59,14 +59,27 @@ def _whole_disk(node: Path) -> _Block:
     return _Block(node, devnums, holders)
 
 
+PARTITION = "a partition: the profile must name the whole disk"
+
+
+def block_node(rdev: int, sys_root: Path) -> Path:
+    """The block device's directory in sysfs (its real path says which bus it is on)."""
+    return (sys_root / "dev" / "block" / f"{os.major(rdev)}:{os.minor(rdev)}").resolve()
+
+
+def is_partition(node: Path) -> bool:
+    return (node / "partition").exists()
+
+
 def block_in_use(rdev: int, *, sys_root: Path, proc_root: Path) -> str:
     """Why the block device rdev may not be written now, "" when it may: a partition
     (only whole disks are sanitized), mounted (itself or a partition), or held (by a
     loop, a RAID, a device-mapper target). Read fresh: mounts are not udev events."""
-    devnum = f"{os.major(rdev)}:{os.minor(rdev)}"
-    node = (sys_root / "dev" / "block" / devnum).resolve()
-    if (node / "partition").exists():
-        return "a partition: the profile must name the whole disk"
+    node = block_node(rdev, sys_root)
+    return PARTITION if is_partition(node) else _whole_disk_in_use(node, proc_root)
+
+
+def _whole_disk_in_use(node: Path, proc_root: Path) -> str:
     found = _whole_disk(node)
     table = mounts(proc_root / "self" / "mountinfo")
     where = [table[d] for d in found.devnums if d in table]
@@ -167,13 +180,10 @@ class SysfsDiskInventory:
     # ------------------------------------------------------------ block devices
 
     def _block(self, disk: DiskSection, path: Path, st: os.stat_result) -> MediaInfo:
-        in_use = block_in_use(
-            st.st_rdev, sys_root=self._paths.sys_root, proc_root=self._paths.proc_root
-        )
-        devnum = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
-        node = (self._paths.sys_root / "dev" / "block" / devnum).resolve()
-        if (node / "partition").exists():
-            return self._info(disk, path, size=0, block=512, in_use=in_use)
+        node = block_node(st.st_rdev, self._paths.sys_root)
+        if is_partition(node):
+            return self._info(disk, path, size=0, block=512, in_use=PARTITION)
+        in_use = _whole_disk_in_use(node, self._paths.proc_root)
         size = int(_read(node / "size") or 0) * 512
         block = int(_read(node / "queue" / "logical_block_size") or 512)
         rot = _read(node / "queue" / "rotational")

@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 from mfpsecd.base.mounts import mounts
+from mfpsecd.wipe.backends.disks import block_node
 from mfpsecd.wipe.model.media_identify import (
     parse_ata_identify,
     parse_ext_csd,
@@ -158,8 +159,7 @@ def _native_max(path: Path, problems: list[str]) -> tuple[int, int] | None:
 
 
 def _sys_node(path: Path, sys_root: Path) -> Path:
-    st = os.stat(path)
-    return (sys_root / "dev" / "block" / f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}").resolve()
+    return block_node(os.stat(path).st_rdev, sys_root)
 
 
 def _siblings_in_use(node: Path, proc_root: Path) -> str:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import structlog
 
-from mfpsecd.wipe.backends.disks import block_in_use
+from mfpsecd.wipe.backends.disks import block_in_use, block_node, is_partition
 from mfpsecd.wipe.backends.helper_messages import (
     MAX_REQUEST,
     HelperReply,
@@ -104,9 +104,8 @@ def _whole_disk(path_text: str, sys_root: Path) -> tuple[Path, int]:
         raise Refused(f"{path_text!r} is not a device node under /dev")
     if not stat.S_ISBLK(st.st_mode):
         raise Refused(f"{real} is not a block device")
-    node = sys_root / "dev" / "block" / f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
-    node = node.resolve()
-    if (node / "partition").exists():
+    node = block_node(st.st_rdev, sys_root)
+    if is_partition(node):
         raise Refused(f"{real} is a partition: only whole disks are sanitized")
     if "/devices/virtual/" in str(node) and not node.name.startswith("loop"):
         raise Refused(f"{real} is a virtual block device: sanitize the disks beneath it")
