@@ -156,6 +156,7 @@ sim-net:
 
 run: setup sim-net
 	@mkdir -p .state
+	@$(BIN)/python -m tools.sim_usb init
 	@echo "mfpsecd: talk to it from another shell with:"
 	@echo "  export MFPSEC_SOCKET=$(CURDIR)/.state/sim/run/mfpsecd.sock; $(BIN)/mfpsec status"
 	@# What the boot units do on a device: the IP filter before the network, then the

@@ -44,6 +44,9 @@ QUEUE = 10000
 SecretSource = Callable[[str], Awaitable[SecretBytes]]
 
 
+PER_OBJECT_KEYS = 4096
+
+
 @dataclass
 class _RuleState:
     recent: collections.deque[float] = field(default_factory=collections.deque)
@@ -85,7 +88,7 @@ class Notifier:
         self._outbox = outbox
         self._queue: collections.deque[Record] = collections.deque(maxlen=QUEUE)
         self._wake = asyncio.Event()
-        self._state = {r.name: _RuleState() for r in rules}
+        self._state: dict[tuple[str, str], _RuleState] = {}
         self.sent = 0
         self.traps = 0
         self.dropped = 0
@@ -224,10 +227,21 @@ class Notifier:
             else channel
         )
 
+    def _rule_state(self, rule: Rule, r: Record) -> _RuleState:
+        """The rate-limit state of a rule, or of a rule for one object (per_object). Keys
+        come from records a device can provoke (a USB identity): the oldest are dropped
+        beyond PER_OBJECT_KEYS, so a flood of identities cannot grow this without end."""
+        key = (rule.name, r.object if rule.per_object else "")
+        st = self._state.pop(key, None) or _RuleState()
+        self._state[key] = st  # most recent last
+        if len(self._state) > PER_OBJECT_KEYS:
+            del self._state[next(iter(self._state))]
+        return st
+
     def _fires(self, rule: Rule, r: Record) -> bool:
         if not matches(rule, r):
             return False
-        st = self._state[rule.name]
+        st = self._rule_state(rule, r)
         now = self._clock.monotonic()
         st.recent.append(now)
         while st.recent and now - st.recent[0] > rule.window_s:
@@ -242,7 +256,7 @@ class Notifier:
         return True
 
     async def _keep(self, rule: Rule, r: Record) -> None:
-        st = self._state[rule.name]
+        st = self._rule_state(rule, r)
         suppressed, first = st.suppressed, st.first_suppressed
         st.last_sent = self._clock.monotonic()
         st.suppressed = 0

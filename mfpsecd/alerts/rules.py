@@ -25,6 +25,7 @@ class Rule:
     except_phase: str = ""  # never records whose details.phase is this
     object: str = ""  # only records whose object matches this glob ("siem:*")
     by: str = ""  # "daemon": only the daemon's own records; "person": only a caller's
+    per_object: bool = False  # rate limits per record object (one USB device), not per rule
 
 
 def matches(rule: Rule, r: Record) -> bool:
@@ -87,6 +88,16 @@ DEFAULT_RULES = [
     # The SIEM stopped taking records (a refused TLS handshake, no route): the first
     # failure of a kind is audited at once, repeats are counted (services.session_failures).
     Rule("SIEM unreachable", frozenset({EventType.SESSION_FAILURE}), object="siem:*"),
+    # U-3: a USB device refused by the policy, at most once an hour for each device (its
+    # vendor:product:serial); an administrator's own Block is no alert.
+    Rule(
+        "USB device refused",
+        frozenset({EventType.USB_DEVICE}),
+        failures_only=True,
+        by="daemon",
+        min_interval_s=3600.0,
+        per_object=True,
+    ),
     # A protection of the S-1 posture was lost (turned off); its return is in the log.
     Rule("security posture", frozenset({EventType.POSTURE_CHANGE}), failures_only=True),
 ]

@@ -56,6 +56,9 @@ class EventType(enum.Enum):
     # FFW / IP filter (issue 9)
     NETFILTER_CHANGE = "netfilter.change"
     NETFILTER_REFUSED = "netfilter.refused"  # summary of refused connections
+    # U-1..U-4: a USB device judged (allowed or refused, by which rule), and the policy
+    USB_DEVICE = "usb.device"
+    USB_POLICY = "usb.policy"
     # remote / maintenance sessions
     MAINTENANCE_SESSION = "maintenance.session"
     # S-1 / S-2: an item of the security posture changed state
@@ -160,6 +163,17 @@ CATALOGUE: dict[EventType, EventDoc] = {
     ),
     EventType.NETFILTER_REFUSED: EventDoc(
         "a summary of connections the filter refused", "FFW_RUL_EXT.1"
+    ),
+    EventType.USB_DEVICE: EventDoc(
+        "a USB device was judged (connected, present at start, a policy change, an "
+        "administrator's one-shot decision, a decision put back after drift) or removed: "
+        "its identity, port, the rule that decided and why; a failure when refused",
+        "FDP_ACF.1",
+    ),
+    EventType.USB_POLICY: EventDoc(
+        "the USB port policy was set (each changed key with its old and new value), or a "
+        "stored one no longer fit the board at start",
+        "FMT_MSA.1",
     ),
     EventType.MAINTENANCE_SESSION: EventDoc(
         "a service engineer's session started or ended (logout, timeout, ended by the "

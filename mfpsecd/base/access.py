@@ -33,6 +33,8 @@ class Privilege(enum.Enum):
     FIRMWARE_LOCK = "firmware.lock"  # prohibit firmware rewriting, and allow it again
     NETWORK_READ = "network.read"  # the IP filter's rules and what they admit
     NETWORK_ADMIN = "network.admin"  # change ranges, the quick filter, service ports
+    USB_READ = "usb.read"  # the USB port policy and the connected devices' decisions
+    USB_ADMIN = "usb.admin"  # set the USB policy; allow or block a connected device once
 
 
 class Role(enum.Enum):

@@ -81,6 +81,8 @@ _ROLE_GRANTS: dict[Role, frozenset[Privilege]] = {
             _P.FIRMWARE_LOCK,
             _P.NETWORK_READ,
             _P.NETWORK_ADMIN,
+            _P.USB_READ,
+            _P.USB_ADMIN,
         }
     ),
     # The service engineer: diagnostics, key backup/restore and disk sanitization at
@@ -98,6 +100,7 @@ _ROLE_GRANTS: dict[Role, frozenset[Privilege]] = {
             _P.FIRMWARE_READ,
             _P.FIRMWARE_UPDATE,
             _P.NETWORK_READ,
+            _P.USB_READ,
         }
     ),
     Role.USER: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.AUTH, _P.STORE_USE}),

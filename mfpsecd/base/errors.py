@@ -449,6 +449,13 @@ class ErrorCode(enum.Enum):
         "The packet filter cannot be reached (no nftables, or the board's network "
         "namespace is missing); the rules in the kernel are unchanged.",
     )
+    USB_DEVICE_NOT_FOUND = (
+        "io.mfpsecd.Usb.DeviceNotFound",
+        EX_DATAERR,
+        (("device", str),),
+        "No USB device of that name is connected (it was unplugged, or the name is wrong: "
+        "ListDevices gives the names).",
+    )
     NETWORK_RULES_INVALID = (
         "io.mfpsecd.Network.RulesInvalid",
         EX_DATAERR,

@@ -34,6 +34,7 @@ class PostureId(enum.Enum):
     FIRMWARE_VERIFICATION = "firmware-verification"
     TPM = "tpm"
     AUDIT_FORWARDING = "audit-forwarding"
+    USB_PORTS = "usb-ports"
 
 
 TITLES: dict[PostureId, str] = {
@@ -50,6 +51,7 @@ TITLES: dict[PostureId, str] = {
     PostureId.FIRMWARE_VERIFICATION: "Firmware verification",
     PostureId.TPM: "TPM",
     PostureId.AUDIT_FORWARDING: "Audit forwarding",
+    PostureId.USB_PORTS: "USB port policy",
 }
 
 

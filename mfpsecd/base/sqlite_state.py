@@ -284,6 +284,16 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE users ADD COLUMN rules_checked TEXT NOT NULL DEFAULT '';
     ALTER TABLE users ADD COLUMN rules_met INTEGER NOT NULL DEFAULT 1
     """,
+    # 20: the USB port policy an administrator set (usb.service, U-4): the [usb] section
+    # as JSON, who set it and when; without a row the configuration's applies.
+    """
+    CREATE TABLE usb_policy (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        policy TEXT NOT NULL,
+        by_user TEXT NOT NULL,
+        at TEXT NOT NULL
+    )
+    """,
 )
 
 

@@ -15,6 +15,7 @@ from mfpsecd.ipfilter import cli as net_cmd
 from mfpsecd.keys import cli as keys_cmd
 from mfpsecd.store import cli as store_cmd
 from mfpsecd.system import cli as status_cmd
+from mfpsecd.usb import cli as usb_cmd
 from mfpsecd.wipe import cli as wipe_cmd
 
 
@@ -63,6 +64,7 @@ cli.add_command(wipe_cmd.wipe_group)
 cli.add_command(store_cmd.store_group)
 cli.add_command(fw_cmd.fw_group)
 cli.add_command(net_cmd.net_group)
+cli.add_command(usb_cmd.usb_group)
 
 
 if __name__ == "__main__":

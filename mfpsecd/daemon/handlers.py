@@ -36,6 +36,8 @@ from mfpsecd.store.service import JobStore
 from mfpsecd.system.api import GET_POSTURE, SYSTEM, WATCH_EVENTS
 from mfpsecd.system.handlers import SecurityViews, SystemHandlers
 from mfpsecd.system.status import StatusService
+from mfpsecd.usb.handlers import UsbHandlers
+from mfpsecd.usb.service import UsbService
 from mfpsecd.varlink import idl
 from mfpsecd.varlink.calls import CallContext, Handler
 from mfpsecd.varlink.fd_channel import FdChannel
@@ -81,6 +83,7 @@ class DataServices:
     descriptors: FdChannel  # descriptors passed for Put and Read, firmware bundles
     firmware: FirmwareService | None = None  # a board without [firmware] has none
     network: NetfilterService | None = None  # a board without interfaces has none
+    usb: UsbService | None = None
 
 
 def build_handlers(
@@ -143,6 +146,8 @@ def build_handlers(
                     if data.network is None
                     else routes(NetworkHandlers(data.network, data.descriptors))
                 )
+                if data.usb is not None:
+                    table.update(routes(UsbHandlers(data.usb)))
     return table
 
 

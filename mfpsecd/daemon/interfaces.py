@@ -11,6 +11,7 @@ from mfpsecd.ipfilter.api import NETWORK
 from mfpsecd.keys.api import KEYS
 from mfpsecd.store.api import STORE
 from mfpsecd.system.api import SYSTEM
+from mfpsecd.usb.api import USB
 from mfpsecd.varlink.schema import Interface, Method
 from mfpsecd.varlink.service import SERVICE
 from mfpsecd.wipe.api import WIPE
@@ -25,6 +26,7 @@ INTERFACES: tuple[Interface, ...] = (
     STORE,
     FIRMWARE,
     NETWORK,
+    USB,
 )
 BY_NAME: dict[str, Interface] = {i.name: i for i in INTERFACES}
 

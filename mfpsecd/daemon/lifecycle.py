@@ -79,6 +79,7 @@ from mfpsecd.system.handlers import SecurityViews, fast_replies
 from mfpsecd.system.self_tests import PowerOnSelfTests
 from mfpsecd.system.status import BoardInfo, StatusService
 from mfpsecd.system.timewatch import watch_time
+from mfpsecd.usb.wiring import make_usb
 from mfpsecd.varlink.calls import Handler
 from mfpsecd.varlink.descriptors import fd_socket_path
 from mfpsecd.varlink.fd_channel import FdChannel
@@ -248,6 +249,10 @@ class Daemon:
             self._status("applying the IP filter")
             await start_netfilter(network, health, auditor)
 
+        self._status("judging the USB devices")
+        usb = make_usb(cfg, board, state=state, auditor=auditor, clock=clock, health=health)
+        await usb.start()
+
         posture = posture_book(
             state,
             clock,
@@ -262,6 +267,7 @@ class Daemon:
             forwarders=forwarders,
             firmware=firmware,
             network=network,
+            usb=usb,
         )
 
         self._status("starting IPC")
@@ -275,7 +281,7 @@ class Daemon:
                 status,
                 keys,
                 auth,
-                DataServices(wipe, store, encryption, descriptors, firmware, network),
+                DataServices(wipe, store, encryption, descriptors, firmware, network, usb),
                 SecurityViews(
                     posture,
                     EventFeed(auditor, functools.partial(alert_of, alert_rules(cfg)), clock),
@@ -305,6 +311,7 @@ class Daemon:
             supervise_netfilter(
                 supervisor, network, cfg, throttle=throttle, auditor=auditor, clock=clock
             )
+        supervisor.add("usb-policy", usb.run)
         for fwd in forwarders:
             supervisor.add(f"siem-{fwd.dest.name}", fwd.run)
         supervisor.add("session-failures", failures.run)

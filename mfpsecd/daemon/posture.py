@@ -25,6 +25,8 @@ from mfpsecd.keys.posture import backup_schedule, tpm
 from mfpsecd.store.posture import STORE_ITEMS, posture_source
 from mfpsecd.store.service import JobStore
 from mfpsecd.system.posture import PostureBook, PostureChange
+from mfpsecd.usb.posture import usb_ports
+from mfpsecd.usb.service import UsbService
 from mfpsecd.wipe.posture import storage_lock
 from mfpsecd.wipe.service import WipeService
 
@@ -46,6 +48,7 @@ def posture_book(
     forwarders: Sequence[Forwarder],
     firmware: FirmwareService | None,
     network: NetfilterService | None,
+    usb: UsbService,
 ) -> PostureBook:
     async def changed(changes: list[PostureChange]) -> None:
         for c in changes:
@@ -91,6 +94,18 @@ def posture_book(
         return [audit_forwarding([f.status for f in forwarders])]
 
     book.add_source([PostureId.AUDIT_FORWARDING], forwarding)
+    _add_protections(book, cfg, firmware, network, usb)
+    return book
+
+
+def _add_protections(
+    book: PostureBook,
+    cfg: Config,
+    firmware: FirmwareService | None,
+    network: NetfilterService | None,
+    usb: UsbService,
+) -> None:
+    """The device protections' items: the IP filter, firmware verification, USB ports."""
     if network is None:
         _absent(book, PostureId.IP_FILTER, "this board profile lists no network interfaces")
     else:
@@ -109,7 +124,11 @@ def posture_book(
             return [firmware_verification(enhanced, fw.boot_record())]
 
         book.add_source([PostureId.FIRMWARE_VERIFICATION], verification)
-    return book
+
+    async def ports() -> list[PostureItem]:
+        return [usb_ports(await usb.view())]
+
+    book.add_source([PostureId.USB_PORTS], ports)
 
 
 def _absent(book: PostureBook, item: PostureId, why: str) -> None:

@@ -14,7 +14,7 @@ from mfpsecd.auth.service import AuthService
 from mfpsecd.auth.sessions import SessionTable
 from mfpsecd.auth.user_store import UserStore
 from mfpsecd.base.admission import AdmissionRules
-from mfpsecd.base.config.schema import MediumKind
+from mfpsecd.base.config.schema import MediumKind, UsbSection
 from mfpsecd.base.errors import COMMON_ERRORS, ErrorCode
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.paths import Paths
@@ -36,6 +36,8 @@ from mfpsecd.system.events import EventFeed
 from mfpsecd.system.handlers import SecurityViews
 from mfpsecd.system.posture import PostureBook
 from mfpsecd.system.status import BoardInfo, StatusService
+from mfpsecd.usb.backends.sysfs_usb import SysfsUsbBus
+from mfpsecd.usb.service import UsbService
 from mfpsecd.varlink import idl
 from mfpsecd.varlink.fd_channel import FdChannel
 from mfpsecd.varlink.schema import carries_secret
@@ -130,6 +132,15 @@ def _handlers() -> dict[str, object]:
                 "t",
                 FdChannel(AdmissionRules(0, frozenset(), frozenset()), clock),
                 firmware,
+                usb=UsbService(
+                    SysfsUsbBus(Path("/nonexistent"), clock),
+                    store,
+                    auditor=keys.auditor,
+                    clock=clock,
+                    health=health,
+                    board_ports={},
+                    configured=UsbSection(),
+                ),
             ),
             SecurityViews(
                 PostureBook(store, clock),

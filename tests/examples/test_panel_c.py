@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from mfpsecd.base.posture import PostureId
 from tests.support import daemon as ds
 from tests.support.auth_cli import ADMIN_PW, SOCKET_GID
 
@@ -72,7 +73,7 @@ def test_the_c_panel_client_does_what_a_panel_does(short_tmp: Path) -> None:
         screen = _panel(binary, sock, "posture")
         assert screen.returncode == 0, screen.stderr
         lines = screen.stdout.splitlines()
-        assert len(lines) == 13
+        assert len(lines) == len(PostureId)  # every S-1 item, and the USB port policy (U-4)
         assert lines[0].startswith("Administrator password") and " off " in lines[0]
 
         init = ds.mfpsec(sock, "users", "init", "admin", "--password-file", "-", stdin=ADMIN_PW)

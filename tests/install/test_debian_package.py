@@ -95,6 +95,7 @@ def test_the_installed_commands_run_and_the_system_files_are_in_place(installed:
         "/lib/systemd/system/mfpsecd-purge@.service",
         "/usr/lib/sysusers.d/mfpsecd.conf",
         "/usr/lib/tmpfiles.d/mfpsecd.conf",
+        "/usr/lib/udev/rules.d/70-mfpsecd-usb.rules",
         "/etc/mfpsecd/mfpsecd.toml",
         "/usr/share/mfpsecd/varlink/io.mfpsecd.System.varlink",
         "/usr/share/man/man8/mfpsec.8.gz",

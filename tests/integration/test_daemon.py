@@ -53,6 +53,7 @@ def test_ready_only_after_start_up_and_status_lines(daemon: ds.DaemonProcess) ->
         "STATUS=running power-on self-tests",
         "STATUS=resuming sanitizations",
         "STATUS=opening the job store",
+        "STATUS=judging the USB devices",
         "STATUS=starting IPC",
     ]
     # At READY the socket already answers.

@@ -31,6 +31,7 @@ def test_pypi_varlink_client(daemon: ds.DaemonProcess) -> None:
                 "io.mfpsecd.Store",
                 "io.mfpsecd.Firmware",
                 "io.mfpsecd.Network",
+                "io.mfpsecd.Usb",
             ]
             desc = service.GetInterfaceDescription("io.mfpsecd.System")
             assert desc["description"] == idl.generate(SYSTEM)

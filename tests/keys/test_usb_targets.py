@@ -3,8 +3,6 @@ the daemon offers it as a backup target, takes a backup on it, and withdraws it.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,41 +11,14 @@ import pytest
 from mfpsecd.client import Connection
 from mfpsecd.keys import api as keys
 from tests.support import daemon as ds
+from tests.support.umockdev_testbed import UmockdevBed, requires_umockdev
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("umockdev-wrapper") is None or not Path("/usr/bin/python3").exists(),
-    reason="umockdev is not installed (make setup installs it)",
-)
-
-SYSTEM_PYTHON = "/usr/bin/python3"  # has Debian's python3-gi for the umockdev bindings
+pytestmark = requires_umockdev
 
 
-class UsbTestbed:
+class UsbTestbed(UmockdevBed):
     def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            # The testbed itself needs the preload library too (it checks its own /sys).
-            ["umockdev-wrapper", SYSTEM_PYTHON, str(ds.ROOT / "tests/support/umockdev_bed.py")],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        self.dir = self.proc.stdout.readline().strip()
-        assert self.dir, "umockdev testbed did not start"
-
-    def send(self, command: str) -> None:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-        assert self.proc.stdout.readline().strip() == "ok"
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write("quit\n")
-            self.proc.stdin.close()
-        self.proc.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().__init__("umockdev_bed.py")
 
 
 @pytest.fixture

@@ -24,8 +24,9 @@ _PACKAGE_FILES = ("__init__.py", "py.typed")
 # base/ whole: the client side needs its errors and access enums, and importing a module
 # is what pulls anything heavier (secret loads the native extension: clients never do).
 _SUBPACKAGES = ("base", "varlink", "client", "cli")
-# Capability folders: only their client side (the import contracts keep it self-contained).
-_CAPABILITIES = ("ipfilter", "wipe", "store", "firmware", "keys", "auth", "audit", "system")
+# Capability folders (each one with an api.py): only their client side (the import
+# contracts keep it self-contained).
+_CAPABILITIES = tuple(sorted(p.parent.name for p in (ROOT / "mfpsecd").glob("*/api.py")))
 # The audit log format too: `mfpsec audit verify FILE` checks an exported log offline.
 _CLIENT_SIDE = (
     "__init__.py",

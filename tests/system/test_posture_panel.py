@@ -1,8 +1,9 @@
 """The panel's view of the S-1 posture (issue 25), from the real daemon on a simulated
 board: the panel's uid (admitted as the panel, no login) asks GetPosture through the
-`mfpsec posture` client and gets all 13 items, each with a state, a setting and since
-when; the items follow what the administrator does (A-3: first the prompt to set a
-password, then on; a backup schedule; an address filter)."""
+`mfpsec posture` client and gets every item (the 13 of S-1 and the USB port policy),
+each with a state, a setting and since when; the items follow what the administrator
+does (A-3: first the prompt to set a password, then on; a backup schedule; an address
+filter)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def _posture(d: ds.DaemonProcess) -> dict[str, dict[str, str]]:
     r = as_panel(PANEL_UID, d.socket_path, "posture", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert [i["id"] for i in doc["items"]] == [p.value for p in PostureId]  # all 13, in order
+    assert [i["id"] for i in doc["items"]] == [p.value for p in PostureId]  # every item, in order
     return {i["id"]: i for i in doc["items"]}
 
 

@@ -105,7 +105,7 @@ def test_a_port_can_be_narrowed_and_the_rule_that_decided_is_named() -> None:
     policy = UsbPolicy({"card-reader": PortRule(frozenset({Category.HID, Category.CCID}))})
     stick = decide(policy, "card-reader", STICK)
     assert not stick.allowed and stick.rule == "port card-reader"
-    assert stick.reason == "mass-storage not allowed on port card-reader"
+    assert stick.reason == "mass_storage not allowed on port card-reader"
     assert decide(policy, "card-reader", KEYBOARD).allowed
     assert decide(policy, "front", STICK).rule == "port front (default rule)"
 

@@ -40,7 +40,7 @@ allow = ["hid", "ccid"]
 
 [[usb.ports]]
 id = "service"
-allow = ["mass-storage", "network"]
+allow = ["mass_storage", "network"]
 
 [[usb.approved]]
 vendor = "0c27"

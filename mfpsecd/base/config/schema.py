@@ -288,7 +288,7 @@ class FirmwareSection(_Strict, frozen=True):
 
 # The categories of USB use (SPEC U-1): mfpsecd/usb/model/policy.py's Category values (a
 # test holds the two lists together).
-UsbUse = Literal["mass-storage", "hid", "ccid", "printer", "hub", "network", "other"]
+UsbUse = Literal["mass_storage", "hid", "ccid", "printer", "hub", "network", "other"]
 _HEX4 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-fA-F]{4}\Z")]
 
 
@@ -311,7 +311,7 @@ class UsbSection(_Strict, frozen=True):
     # one follows `default`.
     ports: list[UsbPortRuleSection] = []
     default: UsbPortRuleSection = UsbPortRuleSection(
-        allow=["mass-storage", "hid", "ccid", "printer", "hub"]  # no network, no other
+        allow=["mass_storage", "hid", "ccid", "printer", "hub"]  # no network, no other
     )
     approved: list[UsbApprovedSection] = []
 

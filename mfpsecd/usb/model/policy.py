@@ -25,7 +25,7 @@ from mfpsecd.usb.model.descriptors import Interface, UsbDevice
 
 
 class Category(enum.Enum):
-    MASS_STORAGE = "mass-storage"  # 0x08: print from / scan to USB memory
+    MASS_STORAGE = "mass_storage"  # 0x08: print from / scan to USB memory
     HID = "hid"  # 0x03: keyboards, and the card readers that type what they read
     CCID = "ccid"  # 0x0B: smart card readers
     PRINTER = "printer"  # 0x07
@@ -92,7 +92,7 @@ class UsbPolicy:
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
-    rule: str  # which rule decided: "approved[0]", "port rear: mass-storage, hub", ...
+    rule: str  # which rule decided: "approved[0]", "port rear: mass_storage, hub", ...
     reason: str  # for people (audit record, `mfpsec usb show`)
     categories: tuple[Category, ...]  # what the device offers, in a stable order
 
