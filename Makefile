@@ -16,6 +16,7 @@ BUILD := build
 # dbus-daemon and libdbus (the D-Bus peer in bench/ipc).
 # Keys: libtss2-dev (tpm2-pytss builds against it), swtpm (the simulated board's TPM),
 # umockdev + its GObject bindings for the system python (USB events in tests).
+# Virus scan: clamav-daemon (the clamd the scan tests start) and clamdscan (the bench peer).
 # Audit: rsyslog with its OpenSSL driver (the SIEM receiver in tests), snmptrapd (traps).
 # Overwrite: scrub and shred (coreutils), the peers in bench/overwrite; openssl (the
 # offline check of certificates and the identity history in tests), poppler-utils (what
@@ -29,6 +30,7 @@ BUILD := build
 APT_PACKAGES := build-essential pkg-config libssl-dev python3-dev python3-venv \
 	ninja-build systemd util-linux dbus-daemon libdbus-1-dev \
 	libtss2-dev swtpm umockdev gir1.2-umockdev-1.0 python3-gi \
+	clamav-daemon clamdscan \
 	rsyslog rsyslog-openssl snmptrapd libargon2-1 libargon2-dev softhsm2 \
 	scrub coreutils fdisk e2fsprogs nftables python3-nftables iproute2 iputils-ping procps \
 	qemu-system-x86 busybox-static nvme-cli hdparm mmc-utils sg3-utils cpio kmod openssl \

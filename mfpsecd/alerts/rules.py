@@ -98,6 +98,9 @@ DEFAULT_RULES = [
         min_interval_s=3600.0,
         per_object=True,
     ),
+    # V-3: every virus found; data that could not be scanned (stored or refused).
+    Rule("virus detected", frozenset({EventType.VIRUS_DETECTED}), min_interval_s=0),
+    Rule("virus scan failed", frozenset({EventType.SCAN_FAILED})),
     # A protection of the S-1 posture was lost (turned off); its return is in the log.
     Rule("security posture", frozenset({EventType.POSTURE_CHANGE}), failures_only=True),
 ]

@@ -59,6 +59,9 @@ class EventType(enum.Enum):
     # U-1..U-4: a USB device judged (allowed or refused, by which rule), and the policy
     USB_DEVICE = "usb.device"
     USB_POLICY = "usb.policy"
+    # V-1..V-3: a virus found in job data, and data that could not be scanned
+    VIRUS_DETECTED = "scan.virus"
+    SCAN_FAILED = "scan.failed"
     # remote / maintenance sessions
     MAINTENANCE_SESSION = "maintenance.session"
     # S-1 / S-2: an item of the security posture changed state
@@ -174,6 +177,18 @@ CATALOGUE: dict[EventType, EventDoc] = {
         "the USB port policy was set (each changed key with its old and new value), or a "
         "stored one no longer fit the board at start",
         "FMT_MSA.1",
+    ),
+    EventType.VIRUS_DETECTED: EventDoc(
+        "a virus was found in job data on its way into the job store: the signature, the "
+        "job, its owner and source, the option in force and what the job got (its data "
+        "never stored; the job executed or deleted, with how many objects went)",
+        "FDP_ACF.1",
+    ),
+    EventType.SCAN_FAILED: EventDoc(
+        "job data could not be scanned (clamd down or too slow, its database too old, "
+        "the data larger than it takes): why, and whether it was refused or stored "
+        "marked not-scanned",
+        "FPT_TST_EXT.1",
     ),
     EventType.MAINTENANCE_SESSION: EventDoc(
         "a service engineer's session started or ended (logout, timeout, ended by the "

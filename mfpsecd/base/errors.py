@@ -449,6 +449,21 @@ class ErrorCode(enum.Enum):
         "The packet filter cannot be reached (no nftables, or the board's network "
         "namespace is missing); the rules in the kernel are unchanged.",
     )
+    STORE_VIRUS_FOUND = (
+        "io.mfpsecd.Store.VirusFound",
+        EX_DATAERR,
+        (("signature", str), ("job_action", str)),
+        "The data carries a virus and was not stored; job_action says what the job gets: "
+        "execute (it goes on without this data) or delete (its stored data was deleted; "
+        "do not execute it).",
+    )
+    STORE_SCAN_FAILED = (
+        "io.mfpsecd.Store.ScanFailed",
+        EX_TEMPFAIL,
+        (("reason", str),),
+        "The data could not be scanned for viruses and the administrator's setting "
+        "refuses unscanned data (scan.on_failure): nothing was stored.",
+    )
     USB_DEVICE_NOT_FOUND = (
         "io.mfpsecd.Usb.DeviceNotFound",
         EX_DATAERR,

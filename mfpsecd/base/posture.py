@@ -35,6 +35,7 @@ class PostureId(enum.Enum):
     TPM = "tpm"
     AUDIT_FORWARDING = "audit-forwarding"
     USB_PORTS = "usb-ports"
+    VIRUS_SCAN = "virus-scan"
 
 
 TITLES: dict[PostureId, str] = {
@@ -52,6 +53,7 @@ TITLES: dict[PostureId, str] = {
     PostureId.TPM: "TPM",
     PostureId.AUDIT_FORWARDING: "Audit forwarding",
     PostureId.USB_PORTS: "USB port policy",
+    PostureId.VIRUS_SCAN: "Virus scan",
 }
 
 

@@ -294,6 +294,12 @@ MIGRATIONS: tuple[str, ...] = (
         at TEXT NOT NULL
     )
     """,
+    # 21: each job-store object's virus scan (scan.service, V-1..V-3): "clean",
+    # "not-scanned" (stored when a scan failed, scan.on_failure), "" (stored unscanned:
+    # no engine configured, or before scanning existed)
+    """
+    ALTER TABLE store_objects ADD COLUMN scan TEXT NOT NULL DEFAULT ''
+    """,
 )
 
 

@@ -71,6 +71,7 @@ from mfpsecd.keys.wiring import (
     make_backup_scheduler,
     make_tpm,
 )
+from mfpsecd.scan.wiring import start_scan, supervise_scan
 from mfpsecd.store.wiring import encryption_text, make_store
 from mfpsecd.system.api import DaemonState
 from mfpsecd.system.boots import BootLog
@@ -227,8 +228,17 @@ class Daemon:
         await wipe.start()
 
         self._status("opening the job store")
+        scan = await start_scan(cfg, clock=clock, health=health, auditor=auditor)
         store = make_store(
-            cfg, board, state, chain, auditor, clock=clock, crypto=crypto, job_data=wipe.job_data
+            cfg,
+            board,
+            state,
+            chain,
+            auditor,
+            clock=clock,
+            crypto=crypto,
+            job_data=wipe.job_data,
+            scan=scan,
         )
         await store.start()
         encryption = encryption_text(cfg)
@@ -268,6 +278,7 @@ class Daemon:
             firmware=firmware,
             network=network,
             usb=usb,
+            scan=scan,
         )
 
         self._status("starting IPC")
@@ -312,6 +323,7 @@ class Daemon:
                 supervisor, network, cfg, throttle=throttle, auditor=auditor, clock=clock
             )
         supervisor.add("usb-policy", usb.run)
+        supervise_scan(supervisor, scan)
         for fwd in forwarders:
             supervisor.add(f"siem-{fwd.dest.name}", fwd.run)
         supervisor.add("session-failures", failures.run)

@@ -22,6 +22,8 @@ from mfpsecd.ipfilter.service import NetfilterService
 from mfpsecd.keys.backup_schedule import BackupScheduler
 from mfpsecd.keys.chain import KeyChain
 from mfpsecd.keys.posture import backup_schedule, tpm
+from mfpsecd.scan.posture import virus_scan
+from mfpsecd.scan.service import VirusScan
 from mfpsecd.store.posture import STORE_ITEMS, posture_source
 from mfpsecd.store.service import JobStore
 from mfpsecd.system.posture import PostureBook, PostureChange
@@ -49,6 +51,7 @@ def posture_book(
     firmware: FirmwareService | None,
     network: NetfilterService | None,
     usb: UsbService,
+    scan: VirusScan | None = None,
 ) -> PostureBook:
     async def changed(changes: list[PostureChange]) -> None:
         for c in changes:
@@ -95,6 +98,11 @@ def posture_book(
 
     book.add_source([PostureId.AUDIT_FORWARDING], forwarding)
     _add_protections(book, cfg, firmware, network, usb)
+
+    async def scanning() -> list[PostureItem]:
+        return [virus_scan(scan)]
+
+    book.add_source([PostureId.VIRUS_SCAN], scanning)
     return book
 
 

@@ -24,6 +24,10 @@ Label = Annotated[
     str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f-\x9f]+\Z")
 ]
 Owner = Annotated[str, msgspec.Meta(pattern=r"^([a-z][a-z0-9._-]{0,31})?\Z")]
+SourceName = Annotated[
+    str,
+    msgspec.Meta(pattern=r"^(print|fax-received|email-received|scan-to-send|fax-to-send)\Z"),
+]
 KindName = Annotated[
     str, msgspec.Meta(pattern=r"^(spool|box|secure-print|encrypted-pdf|id-print)\Z")
 ]
@@ -61,6 +65,9 @@ class StoredObject(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sealed_size: int  # bytes on disk (the ciphertext)
     created_at: str  # RFC 3339 UTC
     expires_at: str  # RFC 3339 UTC; "" when only an explicit delete removes it
+    # Its virus scan (V-1): "clean"; "not-scanned" (the scan failed and scan.on_failure
+    # stores such data); "" (stored without a scan: none configured, or before).
+    scan: str = ""
 
 
 class StoredObjects(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -81,6 +88,9 @@ class PutParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     kind: KindName
     name: Label  # e.g. the file's name: 1-128 characters, no control characters
     owner: Owner = ""  # default the caller; another user's name needs an administrator
+    # Where the data comes from, for the virus scan's outcome (V-2): print, fax-received,
+    # email-received (RX jobs), scan-to-send, fax-to-send (TX jobs).
+    source: SourceName = "print"
 
 
 class ReadParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -131,6 +141,8 @@ PUT = Method(
         ErrorCode.STORE_FULL,
         ErrorCode.KEYS_UNAVAILABLE,
         ErrorCode.TRANSFER_TIMEOUT,
+        ErrorCode.STORE_VIRUS_FOUND,
+        ErrorCode.STORE_SCAN_FAILED,
     ),
     passes_descriptor=True,
 )

@@ -77,6 +77,8 @@ def list_objects(daemon: Daemon, as_json: bool) -> None:
         click.echo("no objects")
     for o in objects:
         expiry = f", deleted at {o.expires_at}" if o.expires_at else ""
+        if o.scan == "not-scanned":
+            expiry += ", NOT SCANNED for viruses"
         click.echo(
             f"{o.id}  {o.kind:<12} {shown(o.owner):<12} {size_text(o.size):>10}  "
             f"{shown(o.job)}/{shown(o.name)}  {o.created_at}{expiry}"
@@ -97,6 +99,14 @@ def list_objects(daemon: Daemon, as_json: bool) -> None:
 )
 @click.option("--name", help="A name for the object (default: the file's).")
 @click.option("--owner", default="", help="Another user's (administrators only).")
+@click.option(
+    "--source",
+    "origin",
+    type=click.Choice(["print", "fax-received", "email-received", "scan-to-send", "fax-to-send"]),
+    default="print",
+    show_default=True,
+    help="Where the data comes from: what a virus in it does to the job.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @reports_errors
@@ -108,6 +118,7 @@ def put(
     kind: str,
     name: str | None,
     owner: str,
+    origin: str,
     as_json: bool,
 ) -> None:
     """Store a file (or stdin, '-') encrypted. The daemon reads it through the passed
@@ -115,20 +126,26 @@ def put(
     with daemon.connect() as conn:
         conn.set_timeout(max(daemon.timeout, 600.0))
         if str(source) == "-":
-            o = _put(conn, 0, job=job, kind=kind, name=name or "stdin", owner=owner)
+            o = _put(conn, 0, job=job, kind=kind, name=name or "stdin", owner=owner, origin=origin)
         else:
             with source.open("rb") as f:
                 o = _put(
-                    conn, f.fileno(), job=job, kind=kind, name=name or source.name, owner=owner
+                    conn,
+                    f.fileno(),
+                    job=job,
+                    kind=kind,
+                    name=name or source.name,
+                    owner=owner,
+                    origin=origin,
                 )
     echo_json(o) if as_json else click.echo(o.id)
 
 
 def _put(
-    conn: Connection, fd: int, *, job: str, kind: str, name: str, owner: str
+    conn: Connection, fd: int, *, job: str, kind: str, name: str, owner: str, origin: str
 ) -> store.StoredObject:
     """Store everything readable from fd (a file or the read end of a pipe)."""
-    params = store.PutParams(conn.pass_descriptor(fd), job, kind, name, owner=owner)
+    params = store.PutParams(conn.pass_descriptor(fd), job, kind, name, owner=owner, source=origin)
     return conn.call(store.PUT, params)
 
 

@@ -11,6 +11,7 @@ from mfpsecd.base.access import Role
 from mfpsecd.base.admission import PeerClass
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
+from mfpsecd.scan.model.outcome import Source
 from mfpsecd.store import api
 from mfpsecd.store.service import JobStore, ObjectInfo, ObjectKind, Requester
 from mfpsecd.varlink.calls import CallContext
@@ -39,6 +40,7 @@ def _wire(o: ObjectInfo) -> api.StoredObject:
         sealed_size=o.sealed_size,
         created_at=o.created_at,
         expires_at=o.expires_at,
+        scan=o.scan,
     )
 
 
@@ -64,7 +66,13 @@ class StoreHandlers:
         fd = self._channel.take_for(p.descriptor, ctx.peer.uid, writing=False)
         try:
             info = await self._store.put(
-                fd, owner=owner, job=p.job, kind=ObjectKind(p.kind), name=p.name
+                fd,
+                owner=owner,
+                job=p.job,
+                kind=ObjectKind(p.kind),
+                name=p.name,
+                source=Source(p.source),
+                subject=subject_of(ctx),
             )
         finally:
             os.close(fd)

@@ -41,6 +41,8 @@ from mfpsecd.base.transfer import DEFAULT_LIMITS, TransferLimits, WorkerPool, wa
 from mfpsecd.keys.chain import ChainState, KeyChain
 from mfpsecd.keys.ports import KeyCrypto
 from mfpsecd.keys.rotation import Reseal, SealedRecord
+from mfpsecd.scan.model.outcome import JobAction, Source, Verdict
+from mfpsecd.scan.service import VirusScan
 from mfpsecd.store.ports import ObjectCipher
 from mfpsecd.wipe.job_data import JobDataOverwriter
 from mfpsecd.wipe.model.overwrite_plan import Medium
@@ -88,6 +90,7 @@ class ObjectInfo:
     sealed_size: int
     created_at: str
     expires_at: str  # RFC 3339, or "" when only an explicit delete removes it
+    scan: str = ""  # "clean", "not-scanned" (a scan failed; stored by policy), "": none
 
 
 # A delete that ends the job's life by someone's act (a policy's retention or timeout
@@ -143,7 +146,7 @@ def _meta_aad(object_id: str) -> bytes:
     return _META_AAD + object_id.encode()
 
 
-_COLUMNS = "id, owner, job, kind, name, size, sealed_size, created_at, expires_at"
+_COLUMNS = "id, owner, job, kind, name, size, sealed_size, created_at, expires_at, scan"
 
 
 def _expiry_text(expires: float | None) -> str:
@@ -153,7 +156,7 @@ def _expiry_text(expires: float | None) -> str:
 
 
 def _info(row: tuple[object, ...]) -> ObjectInfo:
-    id_, owner, job, kind, name, size, sealed, created, expires = row
+    id_, owner, job, kind, name, size, sealed, created, expires, scan = row
     return ObjectInfo(
         str(id_),
         str(owner),
@@ -164,6 +167,7 @@ def _info(row: tuple[object, ...]) -> ObjectInfo:
         int(str(sealed)),
         str(created),
         _expiry_text(None if expires is None else float(str(expires))),
+        str(scan),
     )
 
 
@@ -182,6 +186,7 @@ class JobStore:
         medium: Medium,
         settings: StoreSettings | None = None,
         not_in_place: str = "",
+        scan: VirusScan | None = None,
     ) -> None:
         self._state = state
         self._chain = chain
@@ -199,6 +204,7 @@ class JobStore:
         # filesystem: copy-on-write, log-structured, data journalled), "" when it does.
         self.not_in_place = not_in_place
         self._locks: dict[str, asyncio.Lock] = {}
+        self._scan = scan  # V-1: job data is scanned on its way in (None: not scanned)
         self._pool = WorkerPool("store", self.settings.workers, self.settings.per_owner)
         chain.add_resealer(self._reseal_batch)
 
@@ -371,30 +377,33 @@ class JobStore:
         return None
 
     async def put(
-        self, src_fd: int, *, owner: str, job: str, kind: ObjectKind, name: str
+        self,
+        src_fd: int,
+        *,
+        owner: str,
+        job: str,
+        kind: ObjectKind,
+        name: str,
+        source: Source = Source.PRINT,
+        subject: Subject = DAEMON,
     ) -> ObjectInfo:
         """Seal everything readable from src_fd as a new object. Nothing is visible until
-        the whole object is on disk and its key committed."""
+        the whole object is on disk and its key committed, and, with the virus scan, until
+        the scanner's verdict allows it (V-1, V-2): a virus or a failed scan the policy
+        refuses leaves nothing but an audit record."""
         self._chain.require_ready()
         object_id = f"{self._clock.now():%Y%m%d}-{secrets.token_hex(10)}"
         path = self._objects / object_id
         linked = False
+        mark = ""
         with self._cipher.new_key() as key:
             fd, tmp_path = self._unnamed()
             try:
-                progress = self._cipher.progress()
-                size, sealed = await watched(
-                    self._pool.run(
-                        lambda: self._cipher.seal(
-                            key, object_id.encode(), src_fd, fd, object_id, progress=progress
-                        ),
-                        owner,
-                    ),
-                    progress,
-                    self._clock,
-                    self.settings.transfers,
-                    f"object {object_id}",
-                )
+                size, sealed, verdict = await self._seal(key, object_id, src_fd, fd, owner)
+                if verdict is not None:
+                    mark = await self._admit(
+                        verdict, object_id, owner=owner, job=job, source=source, subject=subject
+                    )
                 await asyncio.to_thread(os.fdatasync, fd)
                 await asyncio.to_thread(self._link, fd, tmp_path, path)
                 linked = True
@@ -415,6 +424,7 @@ class JobStore:
                 sealed,
                 rfc3339(self._clock),
                 _expiry_text(expires),
+                mark,
             )
             try:
                 meta_nonce, meta_sealed = self._seal_names(key, object_id, job, name)
@@ -424,7 +434,7 @@ class JobStore:
                         lambda conn: conn.execute(
                             f"INSERT INTO store_objects ({_COLUMNS}, generation, nonce, "  # noqa: S608
                             "sealed_key, meta_nonce, meta_sealed) "
-                            "VALUES (?, ?, '', ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            "VALUES (?, ?, '', ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             (
                                 object_id,
                                 owner,
@@ -433,6 +443,7 @@ class JobStore:
                                 sealed,
                                 info.created_at,
                                 expires,
+                                mark,
                                 generation,
                                 nonce,
                                 sealed_key,
@@ -444,8 +455,83 @@ class JobStore:
             except BaseException:
                 await self._dispose(path)
                 raise
-        log.info("object stored", object=object_id, kind=kind.value, bytes=size)
+        log.info("object stored", object=object_id, kind=kind.value, bytes=size, scan=mark)
         return info
+
+    async def _seal(
+        self, key: SecretBytes, object_id: str, src_fd: int, fd: int, owner: str
+    ) -> tuple[int, int, Verdict | None]:
+        """Seal src_fd into fd; with the virus scan, through the scanner on the way.
+        → (plaintext bytes, sealed bytes, the verdict or None)."""
+        progress = self._cipher.progress()
+        scan = self._scan
+
+        def seal(src: int) -> tuple[int, int]:
+            return self._cipher.seal(key, object_id.encode(), src, fd, object_id, progress=progress)
+
+        def work() -> tuple[int, int, Verdict | None]:
+            if scan is None:
+                return (*seal(src_fd), None)
+            (size, sealed), verdict = scan.through(src_fd, seal)
+            return size, sealed, verdict
+
+        return await watched(
+            self._pool.run(work, owner),
+            progress,
+            self._clock,
+            self.settings.transfers,
+            f"object {object_id}",
+        )
+
+    async def _admit(
+        self,
+        verdict: Verdict,
+        object_id: str,
+        *,
+        owner: str,
+        job: str,
+        source: Source,
+        subject: Subject,
+    ) -> str:
+        """The object's scan mark when the verdict lets it be stored; else the record,
+        the job's consequence, and the error that says so."""
+        assert self._scan is not None
+        judgement = self._scan.judge(verdict, source)
+        if judgement.store and not verdict.failure:
+            return judgement.mark
+        deleted = 0
+        if verdict.signature and judgement.action is JobAction.DELETE:
+            deleted = await self._delete_job(owner, job, subject)
+        await self._scan.record(
+            verdict,
+            judgement,
+            subject,
+            object_id=object_id,
+            job=job,
+            owner=owner,
+            source=source,
+            deleted=deleted,
+        )
+        if judgement.store:
+            return judgement.mark  # stored unscanned, by the administrator's policy
+        if verdict.signature:
+            assert judgement.action is not None
+            raise MfpsecError(
+                ErrorCode.STORE_VIRUS_FOUND,
+                signature=verdict.signature,
+                job_action=judgement.action.value,
+            )
+        raise MfpsecError(ErrorCode.STORE_SCAN_FAILED, reason=verdict.failure)
+
+    async def _delete_job(self, owner: str, job: str, subject: Subject) -> int:
+        """A job with a virus is deleted (V-2): every object of it already stored."""
+        doomed = [
+            o for o in await self.objects(SYSTEM_REQUESTER) if o.owner == owner and o.job == job
+        ]
+        for o in doomed:
+            with contextlib.suppress(MfpsecError):  # gone meanwhile
+                await self.delete(o.id, SYSTEM_REQUESTER, subject, reason="virus")
+        return len(doomed)
 
     def _unnamed(self) -> tuple[int, Path | None]:
         """A file with no name yet (O_TMPFILE: a crash leaves nothing); where the
@@ -730,7 +816,7 @@ def _sealed(conn: StateConnection, object_id: str) -> list[tuple[ObjectInfo, tup
         f"meta_sealed FROM store_objects {where} ORDER BY created_at, id",
         params,
     ).fetchall()
-    return [(_info(tuple(r[:9])), tuple(r[9:])) for r in rows]
+    return [(_info(tuple(r[:10])), tuple(r[10:])) for r in rows]
 
 
 def _due(conn: StateConnection, now: float) -> list[ObjectInfo]:

@@ -13,6 +13,7 @@ from mfpsecd.base.state import StateStore
 from mfpsecd.base.transfer import TransferLimits
 from mfpsecd.keys.chain import KeyChain
 from mfpsecd.keys.ports import KeyCrypto
+from mfpsecd.scan.service import VirusScan
 from mfpsecd.store.backends.native_objects import NativeObjectCipher
 from mfpsecd.store.service import JobStore, StoreSettings
 from mfpsecd.wipe.job_data import JobDataOverwriter
@@ -31,6 +32,7 @@ def make_store(
     clock: Clock,
     crypto: KeyCrypto,
     job_data: JobDataOverwriter,
+    scan: VirusScan | None = None,
 ) -> JobStore:
     st, tr = cfg.store, cfg.transfers
     return JobStore(
@@ -54,6 +56,7 @@ def make_store(
             per_owner=tr.store_per_owner,
         ),
         not_in_place=_store_filesystem(board),
+        scan=scan,
     )
 
 

@@ -24,6 +24,8 @@ from mfpsecd.keys.backends.native_crypto import NativeKeyCrypto
 from mfpsecd.keys.backends.soft_keys import SoftwareKeys
 from mfpsecd.keys.chain import KeyChain
 from mfpsecd.keys.secrets import SecretStore
+from mfpsecd.scan.model.outcome import Source
+from mfpsecd.scan.service import VirusScan
 from mfpsecd.store.backends.native_objects import NativeObjectCipher
 from mfpsecd.store.service import JobStore, ObjectKind, Requester, StoreSettings
 from mfpsecd.wipe.backends.disks import SysfsDiskInventory
@@ -57,6 +59,8 @@ class Stack:
     clock: FakeClock
     root: Path
     directory: Path
+    health: HealthRegistry
+    scan: VirusScan | None = None
 
     @property
     def objects(self) -> Path:
@@ -74,7 +78,9 @@ async def stack(
     settings: StoreSettings | None = None,
     directory: Path | None = None,
     not_in_place: str = "",
+    scan: Callable[..., VirusScan] | None = None,
 ) -> AsyncIterator[Stack]:
+    """scan: makes the virus scan from (clock=, health=, auditor=)."""
     clock = FakeClock()
     health = HealthRegistry(clock)
     state = SqliteState(root / "state.sqlite3")
@@ -101,6 +107,7 @@ async def stack(
         tool="test",
         settings=WipeSettings(temporary_mode=2),
     )
+    scanner = None if scan is None else scan(clock=clock, health=health, auditor=auditor)
     store = JobStore(
         state,
         chain,
@@ -113,10 +120,13 @@ async def stack(
         medium=medium,
         settings=settings,
         not_in_place=not_in_place,
+        scan=scanner,
     )
     await store.start()
     try:
-        yield Stack(store, chain, auditor, state, clock, root, directory or root / "store")
+        yield Stack(
+            store, chain, auditor, state, clock, root, directory or root / "store", health, scanner
+        )
     finally:
         await auditor.stop()
         await chain.close()
@@ -134,6 +144,8 @@ async def put_bytes(
     owner: str = "alice",
     kind: ObjectKind = ObjectKind.SPOOL,
     name: str = "page.pdf",
+    job: str = "job-1",
+    source: Source = Source.PRINT,
 ) -> str:
     """Through a pipe, written by another thread, as the image pipeline would."""
     r, w = os.pipe()
@@ -145,7 +157,7 @@ async def put_bytes(
     feeder = threading.Thread(target=feed)
     feeder.start()
     try:
-        info = await s.store.put(r, owner=owner, job="job-1", kind=kind, name=name)
+        info = await s.store.put(r, owner=owner, job=job, kind=kind, name=name, source=source)
     finally:
         os.close(r)  # a failed put stops reading: the feeder then gets EPIPE
         feeder.join()

@@ -316,6 +316,23 @@ class UsbSection(_Strict, frozen=True):
     approved: list[UsbApprovedSection] = []
 
 
+class ScanSection(_Strict, frozen=True):
+    # The ClamAV daemon's Unix socket (Debian: /run/clamav/clamd.ctl); "" scans nothing.
+    clamd_socket: str = ""
+    # The longest clamd may take to take a chunk or to give its verdict.
+    timeout_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 30.0
+    # What an RX job (print, FAX or e-mail received) with a virus gets (V-2): continue
+    # (executed without the infected data), delete (deleted, but FAX and e-mail executed),
+    # delete-all. TX jobs (scan or FAX to send) with a virus are always deleted.
+    rx_option: Literal["continue", "delete", "delete-all"] = "delete"
+    # Data that cannot be scanned (clamd down or too slow, its database too old, larger
+    # than its StreamMaxLength): refuse it (fail closed) or store it marked not-scanned.
+    on_failure: Literal["refuse", "store-unscanned"] = "refuse"
+    # A signature database older than this is a failure (0: not checked; local databases
+    # without a date are not checked either).
+    max_database_age_days: Annotated[int, msgspec.Meta(ge=0, le=365)] = 7
+
+
 class Config(_Strict, frozen=True):
     daemon: DaemonSection = DaemonSection()
     ipc: IpcSection = IpcSection()
@@ -328,6 +345,7 @@ class Config(_Strict, frozen=True):
     wipe: WipeSection = WipeSection()
     store: StoreSection = StoreSection()
     security: SecuritySection = SecuritySection()
+    scan: ScanSection = ScanSection()
     firmware: FirmwareSection = FirmwareSection()
     network: NetworkSection = NetworkSection()
     transfers: TransfersSection = TransfersSection()
