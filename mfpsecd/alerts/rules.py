@@ -101,6 +101,18 @@ DEFAULT_RULES = [
     # V-3: every virus found; data that could not be scanned (stored or refused).
     Rule("virus detected", frozenset({EventType.VIRUS_DETECTED}), min_interval_s=0),
     Rule("virus scan failed", frozenset({EventType.SCAN_FAILED})),
+    # remote sessions and the fleet agent's mode, so the panel sees them on its
+    # stream as they happen (mails: at most one per rule per 5 minutes, the rest counted).
+    # the panel must reset its screen (a remote session dropped on a protected
+    # screen); before the general rule, so the panel can tell it from the others.
+    Rule(
+        "panel screen reset",
+        frozenset({EventType.REMOTE_SESSION}),
+        phase="screen-reset",
+        min_interval_s=0,
+    ),
+    Rule("remote session", frozenset({EventType.REMOTE_SESSION})),
+    Rule("fleet manage mode", frozenset({EventType.REMOTE_MODE})),
     # A protection of the S-1 posture was lost (turned off); its return is in the log.
     Rule("security posture", frozenset({EventType.POSTURE_CHANGE}), failures_only=True),
 ]

@@ -62,6 +62,10 @@ class EventType(enum.Enum):
     # V-1..V-3: a virus found in job data, and data that could not be scanned
     VIRUS_DETECTED = "scan.virus"
     SCAN_FAILED = "scan.failed"
+    # R-1..R-6: remote panel sessions (request, code, connect, disconnect, cancel) and the
+    # fleet agent's mode (manage window opened, closed, an operation refused)
+    REMOTE_SESSION = "remote.session"
+    REMOTE_MODE = "remote.mode"
     # remote / maintenance sessions
     MAINTENANCE_SESSION = "maintenance.session"
     # S-1 / S-2: an item of the security posture changed state
@@ -189,6 +193,18 @@ CATALOGUE: dict[EventType, EventDoc] = {
         "the data larger than it takes): why, and whether it was refused or stored "
         "marked not-scanned",
         "FPT_TST_EXT.1",
+    ),
+    EventType.REMOTE_SESSION: EventDoc(
+        "a remote panel session: requested (or refused and why), an access code presented "
+        "(right or wrong, lockouts), approved or denied at the panel, connected, ended "
+        "with the reason (by either side, idle, maximum length, the panel busy) and "
+        "whether the panel was told to reset its screen",
+        "FTA_SSL.3",
+    ),
+    EventType.REMOTE_MODE: EventDoc(
+        "the fleet agent's mode: a manage window opened (until when, by whom) or closed "
+        "(expired, by an administrator), or an operation refused in monitor mode",
+        "FMT_MOF.1",
     ),
     EventType.MAINTENANCE_SESSION: EventDoc(
         "a service engineer's session started or ended (logout, timeout, ended by the "

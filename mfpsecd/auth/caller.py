@@ -19,6 +19,8 @@ _ORIGINS = {
     PeerClass.SYSTEM: "system",
     PeerClass.PANEL: "panel",
     PeerClass.MAINTENANCE: "cli",
+    PeerClass.REMOTE_AGENT: "remote-agent",
+    PeerClass.FLEET_AGENT: "fleet-agent",
     PeerClass.UNKNOWN: "unknown",
 }
 # Peers that front network users and may say which remote address a login comes from.

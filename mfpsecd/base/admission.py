@@ -24,6 +24,8 @@ class PeerClass(enum.Enum):
     SYSTEM = "system"  # uid 0, or the daemon's own uid: could ptrace the daemon anyway
     PANEL = "panel"  # the operation-panel UI process
     MAINTENANCE = "maintenance"  # members of the maintenance group: the `mfpsec` CLI
+    REMOTE_AGENT = "remote-agent"  # the remote-panel agent (access.remote_agent_users, R-2)
+    FLEET_AGENT = "fleet-agent"  # the fleet agent (access.fleet_agent_users, R-5)
     UNKNOWN = "unknown"  # not admitted: every call is answered PermissionDenied
 
 
@@ -40,6 +42,8 @@ class AdmissionRules:
     daemon_uid: int
     panel_uids: frozenset[int]
     maintenance_gids: frozenset[int]
+    remote_agent_uids: frozenset[int] = frozenset()
+    fleet_agent_uids: frozenset[int] = frozenset()
 
 
 def classify(peer: PeerCredentials, rules: AdmissionRules) -> PeerClass:
@@ -47,6 +51,10 @@ def classify(peer: PeerCredentials, rules: AdmissionRules) -> PeerClass:
         return PeerClass.SYSTEM
     if peer.uid in rules.panel_uids:
         return PeerClass.PANEL
+    if peer.uid in rules.remote_agent_uids:
+        return PeerClass.REMOTE_AGENT
+    if peer.uid in rules.fleet_agent_uids:
+        return PeerClass.FLEET_AGENT
     if rules.maintenance_gids.intersection((peer.gid, *peer.groups)):
         return PeerClass.MAINTENANCE
     return PeerClass.UNKNOWN
@@ -55,7 +63,12 @@ def classify(peer: PeerCredentials, rules: AdmissionRules) -> PeerClass:
 _P = Privilege
 _GRANTS: dict[PeerClass, frozenset[Privilege]] = {
     PeerClass.SYSTEM: frozenset(Privilege) - {_P.USERS_ADMIN, _P.PRESENCE},
-    PeerClass.PANEL: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.AUTH, _P.PRESENCE}),
+    PeerClass.PANEL: frozenset(
+        {_P.INTROSPECT, _P.STATUS_READ, _P.AUTH, _P.PRESENCE, _P.REMOTE_PANEL}
+    ),
+    # The agents' own calls, nothing else: no login, no status beyond their part.
+    PeerClass.REMOTE_AGENT: frozenset({_P.INTROSPECT, _P.REMOTE_AGENT}),
+    PeerClass.FLEET_AGENT: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.FLEET_AGENT}),
     PeerClass.MAINTENANCE: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.KEYS_READ, _P.AUTH}),
     PeerClass.UNKNOWN: frozenset(),
 }
@@ -83,6 +96,8 @@ _ROLE_GRANTS: dict[Role, frozenset[Privilege]] = {
             _P.NETWORK_ADMIN,
             _P.USB_READ,
             _P.USB_ADMIN,
+            _P.REMOTE_ADMIN,
+            _P.REMOTE_PANEL,
         }
     ),
     # The service engineer: diagnostics, key backup/restore and disk sanitization at

@@ -464,6 +464,41 @@ class ErrorCode(enum.Enum):
         "The data could not be scanned for viruses and the administrator's setting "
         "refuses unscanned data (scan.on_failure): nothing was stored.",
     )
+    REMOTE_REFUSED = (
+        "io.mfpsecd.Remote.Refused",
+        EX_NOPERM,
+        (("reason", str),),
+        "A remote panel session may not start (or go on) now: the function is off, the "
+        "panel is in administrator mode or a user is logged in there, or the remote "
+        "identity is locked out; reason says which.",
+    )
+    REMOTE_REQUEST_NOT_FOUND = (
+        "io.mfpsecd.Remote.RequestNotFound",
+        EX_DATAERR,
+        (("request", str),),
+        "No remote request or session of that id is in the state the call needs (it "
+        "ended, expired, or was decided already).",
+    )
+    REMOTE_CODE_WRONG = (
+        "io.mfpsecd.Remote.CodeWrong",
+        EX_NOPERM,
+        (("tries_left", int),),
+        "The access code is not the one the panel shows; at 0 tries left the request is void.",
+    )
+    REMOTE_LOCKED_OUT = (
+        "io.mfpsecd.Remote.LockedOut",
+        EX_TEMPFAIL,
+        (("seconds", int),),
+        "Too many wrong access codes from this remote identity (or from all together): "
+        "no request is taken from it for this many seconds.",
+    )
+    REMOTE_MANAGE_REQUIRED = (
+        "io.mfpsecd.Remote.ManageRequired",
+        EX_NOPERM,
+        (("operation", str),),
+        "The fleet agent is in monitor mode: the operation needs a manage window an "
+        "administrator opens.",
+    )
     USB_DEVICE_NOT_FOUND = (
         "io.mfpsecd.Usb.DeviceNotFound",
         EX_DATAERR,

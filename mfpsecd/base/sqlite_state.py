@@ -300,6 +300,17 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE store_objects ADD COLUMN scan TEXT NOT NULL DEFAULT ''
     """,
+    # 22: the fleet agent's manage window (remote.service, R-5): until when (POSIX
+    # seconds, 0: monitor mode), who opened it and when; kept so it closes on time across
+    # a restart.
+    """
+    CREATE TABLE remote_manage (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        until REAL NOT NULL,
+        by_user TEXT NOT NULL,
+        opened REAL NOT NULL
+    )
+    """,
 )
 
 

@@ -31,6 +31,8 @@ from mfpsecd.keys.handlers import KeysHandlers
 from mfpsecd.keys.identity import DeviceIdentity
 from mfpsecd.keys.ports import BackupTargetWatcher
 from mfpsecd.keys.secrets import SecretStore
+from mfpsecd.remote.handlers import RemoteHandlers
+from mfpsecd.remote.service import RemoteService
 from mfpsecd.store.handlers import StoreHandlers
 from mfpsecd.store.service import JobStore
 from mfpsecd.system.api import GET_POSTURE, SYSTEM, WATCH_EVENTS
@@ -84,6 +86,7 @@ class DataServices:
     firmware: FirmwareService | None = None  # a board without [firmware] has none
     network: NetfilterService | None = None  # a board without interfaces has none
     usb: UsbService | None = None
+    remote: RemoteService | None = None
 
 
 def build_handlers(
@@ -148,6 +151,8 @@ def build_handlers(
                 )
                 if data.usb is not None:
                     table.update(routes(UsbHandlers(data.usb)))
+                if data.remote is not None:
+                    table.update(routes(RemoteHandlers(data.remote)))
     return table
 
 

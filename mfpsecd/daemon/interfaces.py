@@ -9,6 +9,7 @@ from mfpsecd.auth.api import AUTH
 from mfpsecd.firmware.api import FIRMWARE
 from mfpsecd.ipfilter.api import NETWORK
 from mfpsecd.keys.api import KEYS
+from mfpsecd.remote.api import REMOTE
 from mfpsecd.store.api import STORE
 from mfpsecd.system.api import SYSTEM
 from mfpsecd.usb.api import USB
@@ -27,6 +28,7 @@ INTERFACES: tuple[Interface, ...] = (
     FIRMWARE,
     NETWORK,
     USB,
+    REMOTE,
 )
 BY_NAME: dict[str, Interface] = {i.name: i for i in INTERFACES}
 

@@ -71,6 +71,7 @@ from mfpsecd.keys.wiring import (
     make_backup_scheduler,
     make_tpm,
 )
+from mfpsecd.remote.wiring import make_remote, panel_hooks
 from mfpsecd.scan.wiring import start_scan, supervise_scan
 from mfpsecd.store.wiring import encryption_text, make_store
 from mfpsecd.system.api import DaemonState
@@ -259,6 +260,16 @@ class Daemon:
             self._status("applying the IP filter")
             await start_netfilter(network, health, auditor)
 
+        remote = make_remote(
+            cfg,
+            state,
+            auditor=auditor,
+            clock=clock,
+            panel=panel_hooks(sessions, admission_rules(cfg).panel_uids),
+        )
+        await remote.start()
+        sessions.granted_for_now = remote.granted_for_now
+
         self._status("judging the USB devices")
         usb = make_usb(cfg, board, state=state, auditor=auditor, clock=clock, health=health)
         await usb.start()
@@ -292,7 +303,7 @@ class Daemon:
                 status,
                 keys,
                 auth,
-                DataServices(wipe, store, encryption, descriptors, firmware, network, usb),
+                DataServices(wipe, store, encryption, descriptors, firmware, network, usb, remote),
                 SecurityViews(
                     posture,
                     EventFeed(auditor, functools.partial(alert_of, alert_rules(cfg)), clock),
@@ -323,6 +334,7 @@ class Daemon:
                 supervisor, network, cfg, throttle=throttle, auditor=auditor, clock=clock
             )
         supervisor.add("usb-policy", usb.run)
+        supervisor.add("remote-sessions", remote.run)
         supervise_scan(supervisor, scan)
         for fwd in forwarders:
             supervisor.add(f"siem-{fwd.dest.name}", fwd.run)

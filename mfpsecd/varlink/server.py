@@ -76,7 +76,13 @@ class ServerLimits:
     first_call_timeout_s: float = 10.0
 
 
-_ADMITTED = (PeerClass.PANEL, PeerClass.SYSTEM, PeerClass.MAINTENANCE)
+_ADMITTED = (
+    PeerClass.PANEL,
+    PeerClass.SYSTEM,
+    PeerClass.MAINTENANCE,
+    PeerClass.REMOTE_AGENT,
+    PeerClass.FLEET_AGENT,
+)
 
 
 class VarlinkServer:
@@ -94,6 +100,14 @@ class VarlinkServer:
         on_refused: Callable[[PeerCredentials | None, str], None] | None = None,
     ) -> None:
         self.rules = rules
+        # Slots are kept for each admitted class a peer can be in here: the agents'
+        # classes only when the configuration names their users.
+        self._reserving = tuple(
+            c
+            for c in _ADMITTED
+            if (c is not PeerClass.REMOTE_AGENT or rules.remote_agent_uids)
+            and (c is not PeerClass.FLEET_AGENT or rules.fleet_agent_uids)
+        )
         # Told of every refused peer (FTP_ITC / FAU_GEN: audited as session.failure).
         self._on_refused = on_refused
         # Frees a side-channel descriptor a call named and did not take (FdChannel.release).
@@ -154,10 +168,11 @@ class VarlinkServer:
 
     def _slot_for(self, peer_class: PeerClass) -> bool:
         limits = self.limits
-        reserved = min(limits.reserved_per_class, limits.max_connections // len(_ADMITTED))
+        classes = len(self._reserving)
+        reserved = min(limits.reserved_per_class, limits.max_connections // classes)
         if self._by_class[peer_class] < reserved:
             return True
-        shared = limits.max_connections - reserved * len(_ADMITTED)
+        shared = limits.max_connections - reserved * classes
         in_shared = sum(max(n - reserved, 0) for n in self._by_class.values())
         return in_shared < shared
 

@@ -30,6 +30,8 @@ from mfpsecd.keys.chain import KeyChain
 from mfpsecd.keys.identity import DeviceIdentity
 from mfpsecd.keys.secrets import SecretStore
 from mfpsecd.keys.wiring import make_backup_scheduler
+from mfpsecd.remote.model.sessions import PanelState, RemotePolicy
+from mfpsecd.remote.service import PanelHooks, RemoteService
 from mfpsecd.store.backends.native_objects import NativeObjectCipher
 from mfpsecd.store.service import JobStore
 from mfpsecd.system.events import EventFeed
@@ -140,6 +142,13 @@ def _handlers() -> dict[str, object]:
                     health=health,
                     board_ports={},
                     configured=UsbSection(),
+                ),
+                remote=RemoteService(
+                    store,
+                    auditor=keys.auditor,
+                    clock=clock,
+                    policy=RemotePolicy(),
+                    panel=PanelHooks(PanelState, lambda: 0),
                 ),
             ),
             SecurityViews(

@@ -32,6 +32,7 @@ def test_pypi_varlink_client(daemon: ds.DaemonProcess) -> None:
                 "io.mfpsecd.Firmware",
                 "io.mfpsecd.Network",
                 "io.mfpsecd.Usb",
+                "io.mfpsecd.Remote",
             ]
             desc = service.GetInterfaceDescription("io.mfpsecd.System")
             assert desc["description"] == idl.generate(SYSTEM)

@@ -169,4 +169,10 @@ def admission_rules(config: Config) -> AdmissionRules:
         maintenance_gids=frozenset(
             gid_of(g, "access.maintenance_groups") for g in a.maintenance_groups
         ),
+        remote_agent_uids=frozenset(
+            _uid(u, "access.remote_agent_users") for u in a.remote_agent_users
+        ),
+        fleet_agent_uids=frozenset(
+            _uid(u, "access.fleet_agent_users") for u in a.fleet_agent_users
+        ),
     )

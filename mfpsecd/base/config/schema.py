@@ -50,7 +50,8 @@ class IpcSection(_Strict, frozen=True):
     # Messages a client may pipeline before the daemon stops reading from it.
     queue_depth: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 16
     # Of max_connections, kept for each admitted class of peer (the panel, root, the
-    # maintenance group), so that no class can take every connection from the others.
+    # maintenance group, the remote agents when configured), so that no class can take
+    # every connection from the others.
     reserved_per_class: Annotated[int, msgspec.Meta(ge=0, le=64)] = 4
     # A connection that sends no whole message within this many seconds is closed.
     first_call_timeout_s: Annotated[float, msgspec.Meta(ge=1, le=300)] = 10.0
@@ -60,6 +61,10 @@ class AccessSection(_Strict, frozen=True):
     # Who may connect at all. uid 0 and the daemon's own uid are always admitted.
     panel_users: list[_PRINCIPAL] = []
     maintenance_groups: list[_PRINCIPAL] = []
+    # The remote-panel agent's and the fleet agent's users: each may make its
+    # own io.mfpsecd.Remote calls and nothing else.
+    remote_agent_users: list[_PRINCIPAL] = []
+    fleet_agent_users: list[_PRINCIPAL] = []
 
 
 class StateSection(_Strict, frozen=True):
@@ -333,6 +338,16 @@ class ScanSection(_Strict, frozen=True):
     max_database_age_days: Annotated[int, msgspec.Meta(ge=0, le=365)] = 7
 
 
+class RemoteSection(_Strict, frozen=True):
+    # remote panel sessions, opened from the device side only, when this is on.
+    enabled: bool = False
+    code_length: Annotated[int, msgspec.Meta(ge=4, le=8)] = 4  # the access code's digits
+    code_ttl_s: Annotated[float, msgspec.Meta(ge=10, le=3600)] = 300.0
+    consent_ttl_s: Annotated[float, msgspec.Meta(ge=5, le=600)] = 60.0  # for the panel to decide
+    idle_timeout_s: Annotated[float, msgspec.Meta(ge=10, le=86400)] = 600.0
+    max_session_s: Annotated[float, msgspec.Meta(ge=60, le=86400)] = 3600.0
+
+
 class Config(_Strict, frozen=True):
     daemon: DaemonSection = DaemonSection()
     ipc: IpcSection = IpcSection()
@@ -346,6 +361,7 @@ class Config(_Strict, frozen=True):
     store: StoreSection = StoreSection()
     security: SecuritySection = SecuritySection()
     scan: ScanSection = ScanSection()
+    remote: RemoteSection = RemoteSection()
     firmware: FirmwareSection = FirmwareSection()
     network: NetworkSection = NetworkSection()
     transfers: TransfersSection = TransfersSection()
