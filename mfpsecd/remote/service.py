@@ -98,6 +98,8 @@ class RemoteService:
         self._panel = panel
         self._guard = CodeGuard(policy)
         self._requests: dict[str, Request] = {}
+        # Ends a call found (a deadline passed), recorded at the next tick.
+        self._unrecorded: list[tuple[Request, str, tuple[Phase, bool, int]]] = []
         self._window = ManageWindow()
 
     # ---------------------------------------------------------------- life cycle
@@ -116,16 +118,27 @@ class RemoteService:
             await self._clock.sleep(TICK_S)
 
     async def tick(self) -> None:
+        """Each end is made before it is recorded: a record that cannot be written (the
+        audit log full, say) is logged and the loop goes on."""
         now = self._clock.monotonic()
         busy = refusal(self._panel.state())
+        ends, self._unrecorded = self._unrecorded, []
         for r in list(self._live()):
             why = deadline_passed(r, self.policy, now)
             if not why and busy and r.phase is Phase.ACTIVE:
                 why = f"ended because {busy}"
             if why:
-                await self._end(r, why, DAEMON)
+                ends.append((r, why, self._close(r, why)))
+        for r, why, closed in ends:
+            try:
+                await self._record_end(r, why, DAEMON, closed)
+            except (MfpsecError, RuntimeError) as exc:
+                log.error("remote_end_not_recorded", request=r.id, reason=str(exc))
         if self._window.until and self._window.mode(self._clock.now().timestamp()) is Mode.MONITOR:
-            await self._close_window("the manage window ended")
+            try:
+                await self._close_window("the manage window ended")
+            except (MfpsecError, RuntimeError) as exc:
+                log.error("remote_window_close_not_recorded", reason=str(exc))
 
     # ---------------------------------------------------------------- the agent's side
 
@@ -133,7 +146,16 @@ class RemoteService:
         return [r for r in self._requests.values() if r.phase is not Phase.ENDED]
 
     def _find(self, request_id: str, *phases: Phase) -> Request:
+        """The request in one of these phases, its deadlines checked now (not only at the
+        next tick)."""
         r = self._requests.get(request_id)
+        now = self._clock.monotonic()
+        if (
+            r is not None
+            and r.phase is not Phase.ENDED
+            and (why := deadline_passed(r, self.policy, now))
+        ):
+            self._unrecorded.append((r, why, self._close(r, why)))
         if r is None or r.phase not in phases:
             raise MfpsecError(ErrorCode.REMOTE_REQUEST_NOT_FOUND, request=request_id)
         return r
@@ -148,6 +170,10 @@ class RemoteService:
             why = refusal(self._panel.state())
         if not why and (left := self._guard.locked(remote, now)):
             why = f"locked out for {left:.0f} s after wrong access codes"
+        if not why and any(x.phase is Phase.ACTIVE for x in self._requests.values()):
+            # Its remote operator sees and drives the panel: they must not be the "person
+            # at the panel" who reads another request's code or approves it.
+            why = "a remote session is active"
         if not why and len(self._live()) >= MAX_OPEN:
             why = f"{MAX_OPEN} requests and sessions are open"
         if why:
@@ -172,22 +198,26 @@ class RemoteService:
         if not r.code_matches(code):
             r.wrong += 1
             locked = self._guard.failure(r.remote, now)
-            void = r.wrong >= self.policy.tries_per_code
+            wrong = r.wrong
+            # Void at once, before any await: a concurrent guess must not find it open.
+            ended = None
+            if wrong >= self.policy.tries_per_code or locked:
+                ended = self._close(r, "too many wrong access codes")
             await self._record(
                 "code",
                 Outcome.FAILURE,
                 subject,
                 r.id,
                 remote=r.remote,
-                wrong=r.wrong,
+                wrong=wrong,
                 locked=",".join(locked),
             )
-            if void or locked:
-                await self._end(r, "too many wrong access codes", DAEMON)
+            if ended is not None:
+                await self._record_end(r, r.end_reason, DAEMON, ended)
             if locked:
                 raise MfpsecError(ErrorCode.REMOTE_LOCKED_OUT, seconds=int(self.policy.lockout_s))
             raise MfpsecError(
-                ErrorCode.REMOTE_CODE_WRONG, tries_left=max(self.policy.tries_per_code - r.wrong, 0)
+                ErrorCode.REMOTE_CODE_WRONG, tries_left=max(self.policy.tries_per_code - wrong, 0)
             )
         r.phase, r.decided = Phase.CONSENT, now
         r.code = ""  # single use
@@ -224,7 +254,8 @@ class RemoteService:
     async def decide(self, request_id: str, approve: bool, subject: Subject) -> Request:
         r = self._find(request_id, Phase.CONSENT)
         if approve:
-            if why := refusal(self._panel.state()):
+            busy = any(x.phase is Phase.ACTIVE for x in self._requests.values())
+            if why := refusal(self._panel.state()) or (busy and "a remote session is active"):
                 await self._end(r, why, DAEMON)
                 raise MfpsecError(ErrorCode.REMOTE_REFUSED, reason=why)
             now = self._clock.monotonic()
@@ -285,11 +316,21 @@ class RemoteService:
         """The window's end as RFC 3339 UTC ("" in monitor mode)."""
         return utc_text(dt.datetime.fromtimestamp(w.until, dt.UTC), "seconds") if w.until else ""
 
-    async def _end(self, r: Request, why: str, subject: Subject) -> None:
+    def _close(self, r: Request, why: str) -> tuple[Phase, bool, int]:
+        """End it now, before any await: nothing can use it in between. → (the phase it
+        was in, whether the panel must reset its screen, users logged out there)."""
         was = r.phase
         r.phase, r.end_reason, r.ended_at, r.code = Phase.ENDED, why, self._clock.monotonic(), ""
         reset = was is Phase.ACTIVE and r.sensitive
-        logged_out = self._panel.log_out() if reset else 0
+        return was, reset, self._panel.log_out() if reset else 0
+
+    async def _end(self, r: Request, why: str, subject: Subject) -> None:
+        await self._record_end(r, why, subject, self._close(r, why))
+
+    async def _record_end(
+        self, r: Request, why: str, subject: Subject, closed: tuple[Phase, bool, int]
+    ) -> None:
+        was, reset, logged_out = closed
         await self._record(
             "disconnect" if was is Phase.ACTIVE else "cancel",
             Outcome.SUCCESS,

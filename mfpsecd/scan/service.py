@@ -108,6 +108,9 @@ class VirusScan:
             self._set_unusable(f"{self.settings.engine} cannot be reached: {exc.strerror or exc}")
             return
         age_limit = self.settings.max_database_age_s
+        if info.database_date is None and info.database:
+            self._set_unusable(f"{info.version}: the database's date cannot be read")
+            return
         if info.database_date is None:
             database = "local signature databases only"
         else:
@@ -173,13 +176,13 @@ class VirusScan:
     def _copy(self, src_fd: int, dst_fd: int, stop: threading.Event) -> Verdict:
         stream: ScanStream | None = None
         failure = self._unusable
-        if not failure:
-            try:
-                stream = self._engine.stream()
-            except OSError as exc:
-                failure = f"{self.settings.engine} cannot be reached: {exc.strerror or exc}"
         try:
             try:
+                if not failure:
+                    try:
+                        stream = self._engine.stream()
+                    except OSError as exc:
+                        failure = f"{self.settings.engine} cannot be reached: {exc.strerror or exc}"
                 total = self._pump(src_fd, dst_fd, stream, stop)
             finally:
                 os.close(dst_fd)  # the sealer's end of data, before the verdict's wait

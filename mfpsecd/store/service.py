@@ -500,18 +500,20 @@ class JobStore:
         if judgement.store and not verdict.failure:
             return judgement.mark
         deleted = 0
-        if verdict.signature and judgement.action is JobAction.DELETE:
-            deleted = await self._delete_job(owner, job, subject)
-        await self._scan.record(
-            verdict,
-            judgement,
-            subject,
-            object_id=object_id,
-            job=job,
-            owner=owner,
-            source=source,
-            deleted=deleted,
-        )
+        try:
+            if verdict.signature and judgement.action is JobAction.DELETE:
+                deleted = await self._delete_job(owner, job, subject)
+        finally:  # the detection is recorded even when deleting the job failed
+            await self._scan.record(
+                verdict,
+                judgement,
+                subject,
+                object_id=object_id,
+                job=job,
+                owner=owner,
+                source=source,
+                deleted=deleted,
+            )
         if judgement.store:
             return judgement.mark  # stored unscanned, by the administrator's policy
         if verdict.signature:

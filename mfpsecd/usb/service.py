@@ -197,8 +197,14 @@ class UsbService:
                     # Someone wrote `authorized` behind the daemon's back: the decision
                     # is put back, and the log says so.
                     await self._enforce(replace(known, seen=dev), "drift", DAEMON)
-            if self._buses and not await asyncio.to_thread(self._bus.locked):
-                await self._lock_buses()  # a bus added (a controller reset), or reset
+            # Locked again when it failed (the udev rule had not run yet at boot), when no
+            # bus was there to lock (a controller found later), or a bus was reset.
+            if (
+                self._lock_failure
+                or not self._buses
+                or not await asyncio.to_thread(self._bus.locked)
+            ):
+                await self._lock_buses()
         self._report_health()
 
     async def view(self) -> UsbView:

@@ -174,7 +174,11 @@ async def test_parallel_wrong_codes_are_each_counted_and_lock_out(tmp_path: Path
             if x.details.get("phase") == "code" and "wrong" in x.details
         ]
         assert len(wrong) == 5
-        assert got.count(ErrorCode.REMOTE_LOCKED_OUT) == len(got) - 4
+        # Four answered CodeWrong, the fifth locked the identity out; every later guess
+        # was refused (locked out, or its request already void) without being tried.
+        assert got.count(ErrorCode.REMOTE_CODE_WRONG) == 4
+        refused = {ErrorCode.REMOTE_LOCKED_OUT, ErrorCode.REMOTE_REQUEST_NOT_FOUND}
+        assert all(c in refused for c in got if c is not ErrorCode.REMOTE_CODE_WRONG)
         with pytest.raises(MfpsecError) as exc:
             await s.remote.request("mallory", AGENT)
         assert "locked out" in str(exc.value.params["reason"])
@@ -235,10 +239,14 @@ async def test_idle_and_maximum_length_end_sessions(tmp_path: Path) -> None:
         await s.remote.tick()
         assert [r.end_reason for r in s.remote.requests() if r.id == idle] == ["idle"]
         busy = await _active(s)
-        for _ in range(7):
+        for _ in range(6):  # in use all along: never idle
             await s.clock.advance(550)
             await s.remote.activity(busy, sensitive=False)
             await s.remote.tick()
+        await s.clock.advance(301)  # 3601 s since it started
+        with pytest.raises(MfpsecError):  # a call finds the end at once, not at the tick
+            await s.remote.activity(busy, sensitive=False)
+        await s.remote.tick()  # ... which records it
         ended = {r.id: r.end_reason for r in s.remote.requests()}
         assert ended[busy] == "the maximum session length was reached"
         # An unused code expires, so does a consent nobody gives.
@@ -283,3 +291,35 @@ async def test_the_manage_window_closes_on_time_across_a_restart(tmp_path: Path)
         assert ("monitor", "the manage window ended") in modes
         assert modes[-1] == ("monitor", "expired while the daemon was down")
         assert ("monitor", "firmware-update") in modes
+
+
+@sync
+async def test_one_remote_session_at_a_time(tmp_path: Path) -> None:
+    """The active session's operator sees and drives the panel: no second request gets a
+    code shown there, and none is approved, while it lasts."""
+    async with stack(tmp_path) as s:
+        waiting = await s.remote.request("operator-b", AGENT)
+        await s.remote.present(waiting.id, waiting.code, AGENT)  # B waits for consent
+        first = await _active(s, "operator-a")
+        with pytest.raises(MfpsecError) as exc:
+            await s.remote.request("operator-c", AGENT)
+        assert exc.value.params["reason"] == "a remote session is active"
+        with pytest.raises(MfpsecError) as exc:
+            await s.remote.decide(waiting.id, True, PANEL)
+        assert exc.value.params["reason"] == "a remote session is active"
+        await s.remote.end(first, "done", AGENT)
+        await s.remote.request("operator-c", AGENT)  # free again
+
+
+@sync
+async def test_a_wall_clock_stepped_back_closes_the_window(tmp_path: Path) -> None:
+    """A power cut resets the RTC to the past before NTP: the window must not stretch."""
+    clock = FakeClock()
+    async with stack(tmp_path, clock=clock) as s:
+        await s.remote.open_window(3600, ADMIN)
+        clock.set_wall(-30 * 86400.0)  # a month back
+        assert s.remote.mode() is Mode.MONITOR
+        await s.remote.tick()
+        assert s.remote.window.until == 0  # closed and recorded
+        clock.set_wall(30 * 86400.0)
+        assert s.remote.mode() is Mode.MONITOR

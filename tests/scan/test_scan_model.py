@@ -88,3 +88,18 @@ async def test_a_database_too_old_or_an_engine_away_turns_the_scan_off(tmp_path)
     await scan.check()
     assert "cannot be reached: Connection refused" in scan.state[1]
     assert virus_scan(None).state.value == "off"
+
+
+@sync
+async def test_a_database_date_that_cannot_be_read_is_a_failure(tmp_path) -> None:
+    clock = FakeClock()
+    health = HealthRegistry(clock)
+    scan = VirusScan(
+        RecordedEngine("ClamAV 1.4.6/27480/sometime last week"),
+        ScanSettings("clamd", RxOption.DELETE, FailurePolicy.REFUSE, 7 * 86400.0),
+        clock=clock,
+        health=health,
+        auditor=Auditor(AuditFile(tmp_path / "audit"), clock, health),
+    )
+    await scan.check()
+    assert scan.state == (False, "ClamAV 1.4.6: the database's date cannot be read")

@@ -79,6 +79,7 @@ def clamd(root: Path, *, stream_max: int = 1 << 20) -> Iterator[Clamd]:
         f"StreamMaxLength {stream_max}\n"
         f"PidFile {root / 'clamd.pid'}\n"
         "SelfCheck 0\n"
+        "AlertExceedsMax yes\n"  # content past its scan limits is not "OK"
     )
     log = (root / "clamd.log").open("wb")
     proc = subprocess.Popen(["clamd", "-c", str(conf)], stdout=log, stderr=log)

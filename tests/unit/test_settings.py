@@ -94,3 +94,19 @@ def test_any_document_is_accepted_or_gets_a_config_error(data: dict[str, Any]) -
     except MfpsecError as exc:
         assert exc.code is ErrorCode.CONFIG_INVALID
         assert exc.params["key"]
+
+
+def test_a_user_in_two_peer_classes_is_refused() -> None:
+    """An agent also listed as the panel would read the codes and approve itself."""
+    from mfpsecd.base.config.loader import admission_rules
+
+    both = parse(
+        {"access": {"panel_users": [64041], "remote_agent_users": [64042, 64041]}}, Config, "f"
+    )
+    with pytest.raises(MfpsecError) as exc:
+        admission_rules(both)
+    assert exc.value.code is ErrorCode.CONFIG_INVALID
+    assert exc.value.params["key"] == "access.remote_agent_users"
+    apart = parse({"access": {"panel_users": [64041], "fleet_agent_users": [64043]}}, Config, "f")
+    rules = admission_rules(apart)
+    assert rules.panel_uids == {64041} and rules.fleet_agent_uids == {64043}

@@ -342,3 +342,23 @@ def test_seen_device_fields_come_from_sysfs(tmp_path: Path) -> None:
         authorized=False,
     )
     assert len(dev.descriptors) == 18 + 9 + 9 + 54 + 7 * 3
+
+
+@sync
+async def test_a_lock_the_kernel_refused_at_start_is_tried_again(tmp_path: Path) -> None:
+    """At boot the udev rule may not have handed the switch over yet: the next rescan
+    locks the bus, and status says FAILED until then."""
+    sysfs = FakeSysfs(tmp_path / "sys")
+    switch = sysfs.root / BUS / "authorized_default"
+    switch.unlink()
+    switch.mkdir()  # not writable (EISDIR stands for EACCES)
+    async with stack(tmp_path, sysfs=sysfs) as s:
+        await s.usb.start()
+        assert health_of(s) is HealthState.FAILED
+        assert "authorized_default" in (await s.usb.view()).failure
+        switch.rmdir()
+        switch.write_text("-1\n")
+        await s.usb.rescan()
+        assert sysfs.authorized_default() == "0"
+        view = await s.usb.view()
+        assert view.locked and not view.failure and health_of(s) is HealthState.OK

@@ -162,7 +162,24 @@ def gid_of(principal: str | int, key: str) -> int:
 
 
 def admission_rules(config: Config) -> AdmissionRules:
+    """CONFIG_INVALID for a user listed as more than one of the panel and the agents: the
+    first class would win, and an agent listed as the panel could approve itself."""
     a = config.access
+    classes = {
+        "access.panel_users": a.panel_users,
+        "access.remote_agent_users": a.remote_agent_users,
+        "access.fleet_agent_users": a.fleet_agent_users,
+    }
+    seen: dict[int, str] = {}
+    for key, users in classes.items():
+        for u in users:
+            uid = _uid(u, key)
+            if seen.setdefault(uid, key) != key:
+                raise MfpsecError(
+                    ErrorCode.CONFIG_INVALID,
+                    key=key,
+                    reason=f"user {u} is also in {seen[uid]}: one peer class per user",
+                )
     return AdmissionRules(
         daemon_uid=os.geteuid(),
         panel_uids=frozenset(_uid(u, "access.panel_users") for u in a.panel_users),

@@ -52,7 +52,12 @@ class ManageWindow:
     opened: float = 0.0
 
     def mode(self, now: float) -> Mode:
-        return Mode.MANAGE if now < self.until else Mode.MONITOR
+        """Manage only between its opening and its end, and never longer than a window can
+        last from now: a wall clock stepped back (an RTC reset at a power cut, before NTP)
+        closes the window instead of stretching it."""
+        if self.opened <= now < self.until and self.until - now <= MAX_WINDOW_S:
+            return Mode.MANAGE
+        return Mode.MONITOR
 
     def allows(self, op: Operation, now: float) -> bool:
         return op not in MANAGE_ONLY or self.mode(now) is Mode.MANAGE
