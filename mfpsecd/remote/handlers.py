@@ -5,7 +5,7 @@ from __future__ import annotations
 from mfpsecd.auth.caller import subject_of
 from mfpsecd.base.admission import PeerClass
 from mfpsecd.remote import api
-from mfpsecd.remote.model.manage_window import Operation
+from mfpsecd.remote.model.manage_window import Mode, Operation
 from mfpsecd.remote.model.sessions import Phase, Request
 from mfpsecd.remote.service import RemoteService
 from mfpsecd.varlink.calls import CallContext
@@ -31,12 +31,10 @@ class RemoteHandlers:
         )
 
     def _mode(self) -> api.Mode:
-        w = self._remote.window
-        manage = self._remote.mode().value == "manage"
+        w, mode = self._remote.window, self._remote.mode()
+        manage = mode is Mode.MANAGE
         return api.Mode(
-            self._remote.mode().value,
-            self._remote.until_text(w) if manage else "",
-            w.by if manage else "",
+            mode.value, self._remote.until_text(w) if manage else "", w.by if manage else ""
         )
 
     @handles(api.GET_REQUESTS)

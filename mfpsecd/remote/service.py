@@ -142,6 +142,14 @@ class RemoteService:
 
     # ---------------------------------------------------------------- the agent's side
 
+    def _session_active(self) -> str:
+        """Why no other session may start: one is active, and its remote operator sees
+        and drives the panel, so must not be the "person at the panel" who reads another
+        request's code or approves it ("" when none is active)."""
+        if any(r.phase is Phase.ACTIVE for r in self._requests.values()):
+            return "a remote session is active"
+        return ""
+
     def _live(self) -> list[Request]:
         return [r for r in self._requests.values() if r.phase is not Phase.ENDED]
 
@@ -163,18 +171,13 @@ class RemoteService:
     async def request(self, remote: str, subject: Subject) -> Request:
         """R-1, R-2, R-3: a new request with its code, or RemoteRefused with why."""
         now = self._clock.monotonic()
-        why = ""
         if not self.policy.enabled:
             why = "remote panel sessions are switched off (remote.enabled)"
-        else:
-            why = refusal(self._panel.state())
-        if not why and (left := self._guard.locked(remote, now)):
+        elif why := refusal(self._panel.state()):
+            pass
+        elif left := self._guard.locked(remote, now):
             why = f"locked out for {left:.0f} s after wrong access codes"
-        if not why and any(x.phase is Phase.ACTIVE for x in self._requests.values()):
-            # Its remote operator sees and drives the panel: they must not be the "person
-            # at the panel" who reads another request's code or approves it.
-            why = "a remote session is active"
-        if not why and len(self._live()) >= MAX_OPEN:
+        elif not (why := self._session_active()) and len(self._live()) >= MAX_OPEN:
             why = f"{MAX_OPEN} requests and sessions are open"
         if why:
             await self._record("request", Outcome.FAILURE, subject, "", remote=remote, reason=why)
@@ -254,8 +257,7 @@ class RemoteService:
     async def decide(self, request_id: str, approve: bool, subject: Subject) -> Request:
         r = self._find(request_id, Phase.CONSENT)
         if approve:
-            busy = any(x.phase is Phase.ACTIVE for x in self._requests.values())
-            if why := refusal(self._panel.state()) or (busy and "a remote session is active"):
+            if why := refusal(self._panel.state()) or self._session_active():
                 await self._end(r, why, DAEMON)
                 raise MfpsecError(ErrorCode.REMOTE_REFUSED, reason=why)
             now = self._clock.monotonic()

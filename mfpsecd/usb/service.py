@@ -91,9 +91,10 @@ def port_of(path: str, board_ports: Mapping[str, str]) -> str:
     return best
 
 
-def check_ports(section: UsbSection, board_ports: Mapping[str, str], key: str) -> None:
-    """INVALID key path for a rule naming a port the board does not have: it would never
-    apply, and the port would silently follow the default rule."""
+def check_ports(section: UsbSection, board_ports: Mapping[str, str], key: str) -> UsbPolicy:
+    """The policy of a section, or CONFIG_INVALID with the key path for a rule naming a
+    port the board does not have: it would never apply, and the port would silently
+    follow the default rule."""
     for n, rule in enumerate(section.ports):
         if rule.id not in board_ports:
             known = ", ".join(sorted(board_ports)) or "none"
@@ -102,7 +103,7 @@ def check_ports(section: UsbSection, board_ports: Mapping[str, str], key: str) -
                 key=f"{key}ports[{n}].id",
                 reason=f"the board has no USB port {rule.id!r} (its ports: {known})",
             )
-    policy_from(section)
+    return policy_from(section)
 
 
 def _stored(section: UsbSection) -> str:
@@ -157,7 +158,7 @@ class UsbService:
         if stored is not None:
             try:
                 section = msgspec.json.decode(stored[0], type=UsbSection)
-                check_ports(section, self._board_ports, "usb_policy.")
+                policy = check_ports(section, self._board_ports, "usb_policy.")
             except (msgspec.ValidationError, MfpsecError) as exc:
                 # A stored policy the board no longer fits: the configuration's applies,
                 # and the log says so (the administrator sets one again).
@@ -172,7 +173,7 @@ class UsbService:
                 )
             else:
                 self._source = PolicySource(section, stored[1], stored[2])
-                self._policy = policy_from(section)
+                self._policy = policy
         async with self._lock:
             await self._lock_buses()
             await self._judge_all("present at start")
@@ -224,8 +225,7 @@ class UsbService:
 
     async def set_policy(self, section: UsbSection, subject: Subject) -> UsbView:
         """Check, store, and apply to the connected devices too."""
-        check_ports(section, self._board_ports, "")
-        policy = policy_from(section)
+        policy = check_ports(section, self._board_ports, "")
         async with self._lock:
             at = rfc3339(self._clock)
             by = subject.user or subject.origin

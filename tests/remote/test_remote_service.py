@@ -42,11 +42,9 @@ class FakePanel:
     """Who is logged in at the panel, as the auth sessions would say."""
 
     now: PanelState = field(default_factory=PanelState)
-    logged_out: int = 0
 
     def hooks(self) -> PanelHooks:
         def log_out() -> int:
-            self.logged_out += 1 if self.now.user else 0
             was, self.now = self.now, PanelState()
             return 1 if was.user else 0
 

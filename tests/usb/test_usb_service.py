@@ -4,6 +4,7 @@ tests/data/usb: what it writes to the kernel, what it records, and how it fails.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from mfpsecd.base.config.schema import UsbApprovedSection, UsbPortRuleSection, U
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.sqlite_state import SqliteState
+from mfpsecd.base.state import StateConnection
 from mfpsecd.usb.backends.sysfs_usb import SysfsUsbBus
 from mfpsecd.usb.ports import DeviceGone, SeenDevice
 from mfpsecd.usb.posture import usb_ports
@@ -362,3 +364,42 @@ async def test_a_lock_the_kernel_refused_at_start_is_tried_again(tmp_path: Path)
         assert sysfs.authorized_default() == "0"
         view = await s.usb.view()
         assert view.locked and not view.failure and health_of(s) is HealthState.OK
+
+
+def _store_policy(text: str, conn: StateConnection) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO usb_policy (id, policy, by_user, at) "
+        "VALUES (1, ?, 'admin', '2026-01-01T00:00:00Z')",
+        (text,),
+    )
+
+
+@sync
+async def test_a_stored_policy_that_was_tampered_with_is_refused_and_recorded(
+    tmp_path: Path,
+) -> None:
+    """Someone with the disk rewrites the stored policy to open the card reader's port:
+    it does not decode (or names no board port), the configured one applies."""
+    sysfs = FakeSysfs(tmp_path / "sys")
+    sysfs.plug(STICK, name="1-2")  # mass storage on the card reader's port
+    async with stack(tmp_path, sysfs=sysfs) as s:
+        for forged in (
+            '{"ports": [{"id": "card-reader", "allow": ["mass_storage", "x"]}]}',
+            '{"ports": [{"id": "rear", "allow": ["mass_storage"]}]}',
+        ):
+            await s.state.run(functools.partial(_store_policy, forged))
+            usb = UsbService(
+                SysfsUsbBus(sysfs.root, s.usb._clock, watch_udev=False),
+                s.state,
+                auditor=s.auditor,
+                clock=s.usb._clock,
+                health=s.health,
+                board_ports=PORTS,
+                configured=CARD_READER_ONLY,
+            )
+            await usb.start()
+            assert usb.policy.by == "configuration"
+            assert sysfs.authorized("1-2") == "0"
+        refused = await s.records(EventType.USB_POLICY)
+        assert [r.outcome for r in refused] == [Outcome.FAILURE, Outcome.FAILURE]
+        assert all("the configured one does" in str(r.details["reason"]) for r in refused)
