@@ -18,6 +18,8 @@ BUILD := build
 # umockdev + its GObject bindings for the system python (USB events in tests).
 # Virus scan: clamav-daemon (the clamd the scan tests start) and clamdscan (the bench peer).
 # Audit: rsyslog with its OpenSSL driver (the SIEM receiver in tests), snmptrapd (traps).
+# Fleet monitoring: snmpd (the AgentX master), snmp (snmpwalk, snmptranslate), smitools
+# (smilint checks the MFPSEC-MIB).
 # Overwrite: scrub and shred (coreutils), the peers in bench/overwrite; openssl (the
 # offline check of certificates and the identity history in tests), poppler-utils (what
 # the printable certificate shows, read back in tests).
@@ -31,7 +33,7 @@ APT_PACKAGES := build-essential pkg-config libssl-dev python3-dev python3-venv \
 	ninja-build systemd util-linux dbus-daemon libdbus-1-dev \
 	libtss2-dev swtpm umockdev gir1.2-umockdev-1.0 python3-gi \
 	clamav-daemon clamdscan \
-	rsyslog rsyslog-openssl snmptrapd libargon2-1 libargon2-dev softhsm2 \
+	rsyslog rsyslog-openssl snmptrapd snmpd snmp smitools libargon2-1 libargon2-dev softhsm2 \
 	scrub coreutils fdisk e2fsprogs nftables python3-nftables iproute2 iputils-ping procps \
 	qemu-system-x86 busybox-static nvme-cli hdparm mmc-utils sg3-utils cpio kmod openssl \
 	poppler-utils clang-format libjson-c-dev man-db debhelper lintian fwupd usbguard

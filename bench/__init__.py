@@ -40,6 +40,7 @@ SUITES: dict[str, str] = {
     "media": "bench.media.suite",
     "footprint": "bench.footprint.suite",
     "cross": "bench.cross.suite",
+    "snmp": "bench.snmp.suite",
 }
 
 Metrics = dict[str, float]

@@ -3,7 +3,10 @@ what the notifier and each channel's sender read."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+from mfpsecd.alerts.outbox import Alert
 
 
 @dataclass(frozen=True)
@@ -23,9 +26,21 @@ class MailSettings:
 class SnmpSettings:
     host: str
     port: int = 162
-    version: str = "v3"  # "v3" (authPriv: SHA + AES-128) or "v2c"
+    version: str = "v3"  # "v3" (authPriv) or "v2c"
     user: str = ""  # v3
     engine_id: str = ""  # v3: hex; the receiver's createUser -e names it
+    auth_protocol: str = "sha256"  # v3: sha256, sha384, sha512 (RFC 7860)
+    priv_protocol: str = "aes128"  # v3: aes128, aes192, aes256
     auth_secret: str = ""  # v3: secret-store names of the keys
     priv_secret: str = ""
     community_secret: str = ""  # v2c
+
+
+@dataclass(frozen=True)
+class AgentxChannel:
+    """Alerts as MFPSEC-MIB notifications through the device's snmpd (AgentX), which
+    sends them to its own trap destinations. Only the daemon holds the AgentX session:
+    the boot-time commands keep such alerts in the outbox for it (send is None)."""
+
+    master: str  # the master agent's socket, for messages
+    send: Callable[[Alert], Awaitable[None]] | None = None

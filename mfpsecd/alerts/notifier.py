@@ -26,13 +26,15 @@ from email.message import EmailMessage
 import aiosmtplib
 import structlog
 
-from mfpsecd.alerts.channels import MailSettings, SnmpSettings
+from mfpsecd.alerts.channels import AgentxChannel, MailSettings, SnmpSettings
 from mfpsecd.alerts.outbox import Alert, AlertOutbox
 from mfpsecd.alerts.rules import Rule, matches
+from mfpsecd.alerts.smi import DOCUMENTATION_PEN
 from mfpsecd.audit.log_format import Record
 from mfpsecd.audit.session_failures import SessionFailures, describe
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.errors import ErrorCode, MfpsecError
+from mfpsecd.base.escape import shown
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.secret import SecretBytes
 
@@ -59,6 +61,7 @@ RETRY_FIRST_S = 10.0  # after a failed delivery; doubling up to RETRY_MAX_S
 RETRY_MAX_S = 600.0
 EXPIRE_S = 72 * 3600.0  # an alert no channel took in three days is dropped, audited
 NEEDS_CREDENTIALS = "needs the secret store (the daemon sends it)"
+NEEDS_DAEMON = "needs the daemon's AgentX session (the daemon sends it)"
 
 
 class Notifier:
@@ -72,6 +75,8 @@ class Notifier:
         device: str,
         outbox: AlertOutbox,
         snmp: SnmpSettings | None = None,
+        agentx: AgentxChannel | None = None,
+        enterprise: int = DOCUMENTATION_PEN,
         secrets: SecretSource | None = None,
         failures: SessionFailures | None = None,
         expire_s: float = EXPIRE_S,
@@ -81,6 +86,8 @@ class Notifier:
         self._expire_s = expire_s
         self._mail = mail
         self._snmp = snmp
+        self._agentx = agentx
+        self._enterprise = enterprise
         self._secrets = secrets
         self._clock = clock
         self._health = health
@@ -102,7 +109,9 @@ class Notifier:
     def channels(self) -> frozenset[str]:
         """The configured channels: every alert is owed to each of them."""
         return frozenset(
-            name for name, on in (("mail", self._mail), ("snmp", self._snmp)) if on is not None
+            name
+            for name, on in (("mail", self._mail), ("snmp", self._snmp), ("agentx", self._agentx))
+            if on is not None
         )
 
     def _unusable(self, channel: str) -> str:
@@ -218,14 +227,14 @@ class Notifier:
         return (self._clock.now() - made).total_seconds() > self._expire_s
 
     def _where(self, channel: str) -> str:
-        mail, snmp = self._mail, self._snmp
-        return (
-            f"{mail.host}:{mail.port}"
-            if channel == "mail" and mail
-            else f"{snmp.host}:{snmp.port}"
-            if channel == "snmp" and snmp
-            else channel
-        )
+        mail, snmp, agentx = self._mail, self._snmp, self._agentx
+        if channel == "mail" and mail:
+            return f"{mail.host}:{mail.port}"
+        if channel == "snmp" and snmp:
+            return f"{snmp.host}:{snmp.port}"
+        if channel == "agentx" and agentx:
+            return f"snmpd at {agentx.master}"
+        return channel
 
     def _rule_state(self, rule: Rule, r: Record) -> _RuleState:
         """The rate-limit state of a rule, or of a rule for one object (per_object). Keys
@@ -272,6 +281,10 @@ class Notifier:
             if channel == "mail":
                 await self._send_mail(alert)
                 self.sent += 1
+            elif channel == "agentx":
+                assert self._agentx is not None and self._agentx.send is not None
+                await self._agentx.send(alert)
+                self.traps += 1
             else:
                 await self._send_trap(alert)
                 self.traps += 1
@@ -301,7 +314,7 @@ class Notifier:
         # The optional part, loaded once a trap is to be sent (pysnmp costs ~18 MiB).
         from mfpsecd.alerts.snmp_trap import send_trap  # noqa: PLC0415
 
-        await send_trap(snmp, alert, self._device, self._secret)
+        await send_trap(snmp, alert, self._device, self._secret, enterprise=self._enterprise)
 
     async def _send_mail(self, alert: Alert) -> None:
         r = alert.record
@@ -317,13 +330,15 @@ class Notifier:
         msg["From"] = mail.sender
         msg["To"] = ", ".join(mail.recipients)
         msg["Subject"] = f"[mfpsecd {self._device}] {alert.rule}: {r.type.value} {r.outcome.value}"
-        who = r.subject.user or r.subject.origin
+        who = shown(r.subject.user or r.subject.origin)
         if r.subject.address:
-            who += f" from {r.subject.address}"
-        details = "\n".join(f"  {k}: {v}" for k, v in sorted(r.details.items()))
+            who += f" from {shown(r.subject.address)}"
+        # Object and details carry what users and devices sent: escaped, so that a name
+        # can neither forge a line of the mail nor hide one.
+        details = "\n".join(f"  {k}: {shown(str(v))}" for k, v in sorted(r.details.items()))
         msg.set_content(
             f"Device: {self._device}\nTime: {r.time}\nEvent: {r.type.value} "
-            f"({r.outcome.value})\nWho: {who}\nObject: {r.object}\n"
+            f"({r.outcome.value})\nWho: {who}\nObject: {shown(r.object)}\n"
             f"Audit record: {r.seq}\nDetails:\n{details}{more}\n"
         )
         ctx = ssl.create_default_context(cafile=mail.ca_file) if mail.starttls else None

@@ -1,96 +1,89 @@
-"""The SNMP trap channel of the alerts (L-4): one notification per alert, SNMPv3
-authPriv or v2c. An optional part of the product (meson option `snmp`, the `snmp`
-extra): a build without it leaves this module and pysnmp out, and a configuration that
-names a trap receiver is refused at start (base/optional.py)."""
+"""The direct SNMP trap channel of the alerts (L-4): one MFPSEC-MIB notification per
+alert straight to a manager, SNMPv3 authPriv (HMAC-SHA-2, AES) or v2c, for a device
+without a net-snmp master agent (with one, traps go through it: snmp.traps). An optional
+part of the product (meson option `snmp`, the `snmp` extra): a build without it leaves
+this module and pysnmp out, and a configuration that names a trap receiver is refused at
+start (base/optional.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from mfpsecd.alerts.channels import SnmpSettings
+from mfpsecd.alerts.notifications import notification
 from mfpsecd.alerts.outbox import Alert
+from mfpsecd.alerts.smi import SmiType, VarBind
 
-# Enterprise 32473 is the documentation PEN (RFC 5612); a vendor build uses its own.
-ENTERPRISE = "1.3.6.1.4.1.32473.1"
-TRAP_OID = ENTERPRISE + ".0.1"  # mfpsecdSecurityEvent
-VAR = {
-    "type": 1,
-    "outcome": 2,
-    "subject": 3,
-    "object": 4,
-    "seq": 5,
-    "device": 6,
-    "rule": 7,
-    "suppressed": 8,
-    "time": 9,
+_AUTH = {
+    "sha256": "usmHMAC192SHA256AuthProtocol",
+    "sha384": "usmHMAC256SHA384AuthProtocol",
+    "sha512": "usmHMAC384SHA512AuthProtocol",
+}
+_PRIV = {
+    "aes128": "usmAesCfb128Protocol",
+    "aes192": "usmAesCfb192Protocol",
+    "aes256": "usmAesCfb256Protocol",
 }
 
 
 async def send_trap(
-    snmp: SnmpSettings, alert: Alert, device: str, secret: Callable[[str], Awaitable[str]]
+    snmp: SnmpSettings,
+    alert: Alert,
+    device: str,
+    secret: Callable[[str], Awaitable[str]],
+    *,
+    enterprise: int,
 ) -> None:
     """OSError when the receiver cannot be reached or the engine reports an error."""
     # pysnmp costs ~18 MiB and 0.15 s to import: loaded once a trap is to be sent, not
     # by every daemon whether or not it has a trap receiver.
-    from pysnmp.hlapi.v3arch.asyncio import (  # noqa: PLC0415
-        CommunityData,
-        ContextData,
-        NotificationType,
-        ObjectIdentity,
-        SnmpEngine,
-        UdpTransportTarget,
-        UsmUserData,
-        send_notification,
-        usmAesCfb128Protocol,
-        usmHMACSHAAuthProtocol,
-    )
-    from pysnmp.proto.rfc1902 import Integer32, OctetString  # noqa: PLC0415
+    from pysnmp.hlapi.v3arch import asyncio as hlapi  # noqa: PLC0415
+    from pysnmp.proto import rfc1902  # noqa: PLC0415
 
-    r, suppressed = alert.record, alert.suppressed
     if snmp.version == "v3":
-        engine = SnmpEngine(snmpEngineID=OctetString(hexValue=snmp.engine_id))
-        auth = UsmUserData(
+        engine = hlapi.SnmpEngine(snmpEngineID=rfc1902.OctetString(hexValue=snmp.engine_id))
+        auth: object = hlapi.UsmUserData(
             snmp.user,
             await secret(snmp.auth_secret),
             await secret(snmp.priv_secret),
-            authProtocol=usmHMACSHAAuthProtocol,
-            privProtocol=usmAesCfb128Protocol,
+            authProtocol=getattr(hlapi, _AUTH[snmp.auth_protocol]),
+            privProtocol=getattr(hlapi, _PRIV[snmp.priv_protocol]),
         )
     else:
-        engine = SnmpEngine()
+        engine = hlapi.SnmpEngine()
         # v2c only where the issue asks for it (legacy managers); v3 is the default.
-        auth = CommunityData(await secret(snmp.community_secret), mpModel=1)  # noqa: S508
-    who = r.subject.user or r.subject.origin
-    if r.subject.address:
-        who += f"@{r.subject.address}"
-    values = {
-        "type": r.type.value,
-        "outcome": r.outcome.value,
-        "subject": who,
-        "object": r.object,
-        "device": device,
-        "rule": alert.rule,
-        "time": r.time,
-    }
-    binds = [
-        (ObjectIdentity(f"{ENTERPRISE}.1.{VAR[k]}"), OctetString(v.encode()))
-        for k, v in values.items()
-    ]
-    binds += [
-        (ObjectIdentity(f"{ENTERPRISE}.1.{VAR['seq']}"), Integer32(r.seq)),
-        (ObjectIdentity(f"{ENTERPRISE}.1.{VAR['suppressed']}"), Integer32(suppressed)),
-    ]
+        auth = hlapi.CommunityData(await secret(snmp.community_secret), mpModel=1)  # noqa: S508
+    trap_oid, *objects = notification(enterprise, alert, device)
+    assert isinstance(trap_oid.value, tuple)
+    binds = [(hlapi.ObjectIdentity(_dotted(v.oid)), _pysnmp_value(rfc1902, v)) for v in objects]
     try:
-        target = await UdpTransportTarget.create((snmp.host, snmp.port))
-        error, *_ = await send_notification(
+        target = await hlapi.UdpTransportTarget.create((snmp.host, snmp.port))
+        error, *_ = await hlapi.send_notification(
             engine,
             auth,
             target,
-            ContextData(),
+            hlapi.ContextData(),
             "trap",
-            NotificationType(ObjectIdentity(TRAP_OID)).add_varbinds(*binds),
+            hlapi.NotificationType(hlapi.ObjectIdentity(_dotted(trap_oid.value))).add_varbinds(
+                *binds
+            ),
         )
     finally:
         engine.close_dispatcher()
     if error:
         raise OSError(str(error))
+
+
+def _dotted(oid: tuple[int, ...]) -> str:
+    return ".".join(map(str, oid))
+
+
+def _pysnmp_value(rfc1902: Any, v: VarBind) -> object:
+    match v.type:
+        case SmiType.INTEGER:
+            return rfc1902.Integer32(v.value)
+        case SmiType.GAUGE32:
+            return rfc1902.Unsigned32(v.value)
+        case _:
+            return rfc1902.OctetString(v.value)

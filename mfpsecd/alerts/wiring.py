@@ -6,9 +6,10 @@ mode, sends what it can from there."""
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from mfpsecd.alerts.channels import MailSettings, SnmpSettings
+from mfpsecd.alerts.channels import AgentxChannel, MailSettings, SnmpSettings
 from mfpsecd.alerts.notifier import Notifier, SecretSource
 from mfpsecd.alerts.outbox import Alert, AlertOutbox
 from mfpsecd.alerts.rules import DEFAULT_RULES, Rule
@@ -55,6 +56,15 @@ def alert_rules(cfg: Config) -> list[Rule]:
             ) from None
 
 
+def has_channel(cfg: Config) -> bool:
+    """Whether any alert channel is configured: mail, direct traps, traps through snmpd."""
+    return (
+        cfg.notify.mail is not None
+        or cfg.notify.snmp is not None
+        or bool(cfg.snmp.agentx_socket and cfg.snmp.traps)
+    )
+
+
 def make_notifier(
     cfg: Config,
     clock: Clock,
@@ -64,11 +74,13 @@ def make_notifier(
     *,
     secrets: SecretSource | None,
     failures: SessionFailures | None = None,
+    agentx: Callable[[Alert], Awaitable[None]] | None = None,
 ) -> Notifier | None:
     """None when no channel is configured. Without secrets (the boot commands, whose
-    key chain is not open), channels that need stored credentials wait for the daemon."""
+    key chain is not open), channels that need stored credentials wait for the daemon;
+    without agentx (the daemon's AgentX session), so do the traps through snmpd."""
     mail, snmp = cfg.notify.mail, cfg.notify.snmp
-    if mail is None and snmp is None:
+    if not has_channel(cfg):
         return None
     if (
         snmp is not None
@@ -106,12 +118,18 @@ def make_notifier(
             snmp.host,
             snmp.port,
             snmp.version,
-            snmp.user,
-            snmp.engine_id or "",
-            snmp.auth_secret,
-            snmp.priv_secret,
-            snmp.community_secret,
+            user=snmp.user,
+            engine_id=snmp.engine_id or "",
+            auth_protocol=snmp.auth_protocol,
+            priv_protocol=snmp.priv_protocol,
+            auth_secret=snmp.auth_secret,
+            priv_secret=snmp.priv_secret,
+            community_secret=snmp.community_secret,
         ),
+        agentx=AgentxChannel(cfg.snmp.agentx_socket, agentx)
+        if cfg.snmp.agentx_socket and cfg.snmp.traps
+        else None,
+        enterprise=cfg.snmp.enterprise,
         secrets=secrets,
         failures=failures,
         expire_s=cfg.notify.expire_hours * 3600.0,
@@ -132,7 +150,7 @@ async def send_waiting(
     """fw-alert in the safe state: the outbox to every channel this process can use,
     retried with a growing delay for up to retry_for_s (the network may come up late).
     None when no channel is configured."""
-    if cfg.notify.mail is None and cfg.notify.snmp is None:
+    if not has_channel(cfg):
         return None
     lock = lock_state_dir(board.paths.state_dir)  # a running daemon sends them itself
     state = SqliteState(board.paths.state_db)

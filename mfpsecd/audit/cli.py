@@ -11,7 +11,8 @@ from mfpsecd.audit import api as audit_api
 from mfpsecd.audit import frames
 from mfpsecd.audit import log_format as auditlog
 from mfpsecd.base.errors import EX_DATAERR, EX_IOERR
-from mfpsecd.cli.common import Daemon, echo_json, reports_errors, shown
+from mfpsecd.base.escape import shown
+from mfpsecd.cli.common import Daemon, echo_json, reports_errors
 
 
 @click.group("audit")

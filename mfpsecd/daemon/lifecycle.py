@@ -50,6 +50,7 @@ from mfpsecd.daemon.handlers import (
 )
 from mfpsecd.daemon.posture import posture_book
 from mfpsecd.daemon.sdnotify import SdNotifier
+from mfpsecd.daemon.snmp_facts import snmp_facts
 from mfpsecd.firmware.wiring import make_firmware, start_firmware
 from mfpsecd.ipfilter.wiring import (
     make_netfilter,
@@ -73,6 +74,7 @@ from mfpsecd.keys.wiring import (
 )
 from mfpsecd.remote.wiring import make_remote, panel_hooks
 from mfpsecd.scan.wiring import start_scan, supervise_scan
+from mfpsecd.snmp.wiring import make_counters, make_subagent, supervise_subagent
 from mfpsecd.store.wiring import encryption_text, make_store
 from mfpsecd.system.api import DaemonState
 from mfpsecd.system.boots import BootLog
@@ -131,6 +133,8 @@ class Daemon:
             retention_days=cfg.audit.retention_days,
             writer_pid=os.getpid(),
         )
+        counters = make_counters(cfg)
+        auditor.add_listener(counters.offer)
         await auditor.start()
 
         self._status("opening the key chain")
@@ -339,6 +343,23 @@ class Daemon:
         for fwd in forwarders:
             supervisor.add(f"siem-{fwd.dest.name}", fwd.run)
         supervisor.add("session-failures", failures.run)
+        fleet = make_subagent(
+            cfg,
+            snmp_facts(
+                status=status,
+                posture=posture,
+                chain=chain,
+                firmware=firmware,
+                auditor=auditor,
+                forwarders=forwarders,
+                counters=counters,
+            ),
+            clock=clock,
+            health=health,
+            device=board.profile.board.name,
+            version=__version__,
+        )
+        traps = supervise_subagent(supervisor, fleet)
         notifier = make_notifier(
             cfg,
             clock,
@@ -347,6 +368,7 @@ class Daemon:
             state,
             secrets=secrets.get,
             failures=failures,
+            agentx=traps,
         )
         if notifier is not None:
             auditor.add_listener(notifier.offer)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from mfpsecd.cli.common import Daemon, echo_json, read_secret, reports_errors, shown
+from mfpsecd.base.escape import shown
+from mfpsecd.cli.common import Daemon, echo_json, read_secret, reports_errors
 from mfpsecd.client import NoParams, follow
 from mfpsecd.keys import api as keys
 

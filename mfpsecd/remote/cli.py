@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from mfpsecd.cli.common import Daemon, echo_json, reports_errors, shown
+from mfpsecd.base.escape import shown
+from mfpsecd.cli.common import Daemon, echo_json, reports_errors
 from mfpsecd.remote import api
 
 

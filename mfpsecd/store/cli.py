@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
+from mfpsecd.base.escape import shown
 from mfpsecd.cli.common import (
     PASSWORD_FILE,
     Daemon,
     echo_json,
     password_again,
     reports_errors,
-    shown,
     size_text,
 )
 from mfpsecd.store import api as store

@@ -10,9 +10,10 @@ import click
 import msgspec
 
 from mfpsecd.base.errors import MfpsecError
+from mfpsecd.base.escape import shown
 from mfpsecd.base.health import HealthState
 from mfpsecd.base.posture import PostureState
-from mfpsecd.cli.common import Daemon, echo_json, reports_errors, shown
+from mfpsecd.cli.common import Daemon, echo_json, reports_errors
 from mfpsecd.client import NoParams, follow
 from mfpsecd.system import api as system
 from mfpsecd.system.api import DaemonState, Event, Posture, Status

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 import msgspec
 
-from mfpsecd.cli.common import Daemon, echo_json, reports_errors, shown
+from mfpsecd.base.escape import shown
+from mfpsecd.cli.common import Daemon, echo_json, reports_errors
 from mfpsecd.usb import api
 
 _USES = ", ".join(u.value for u in api.Use)

@@ -11,13 +11,13 @@ import click
 import msgspec
 
 from mfpsecd.base.errors import ErrorCode
+from mfpsecd.base.escape import shown
 from mfpsecd.cli.common import (
     PASSWORD_FILE,
     Daemon,
     echo_json,
     password_again,
     reports_errors,
-    shown,
     size_text,
 )
 from mfpsecd.client import follow as follow_stream

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import ssl
-import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -31,6 +29,7 @@ from tests.support.fakeclock import FakeClock, settle
 from tests.support.pki import make_pki
 from tests.support.rsyslog import free_port
 from tests.support.smtp_sink import MailSink, starttls_sink
+from tests.support.snmp_agents import Snmptrapd, V3User
 
 ATTACKER = Subject(origin="network", user="admin", address="203.0.113.9")
 
@@ -182,34 +181,19 @@ KEYS = {"snmp-auth": b"auth-pass-phrase-1", "snmp-priv": b"priv-pass-phrase-1"}
 @pytest.mark.skipif(
     shutil.which("snmptrapd") is None, reason="snmptrapd is not installed (make setup installs it)"
 )
-def test_lockout_trap_snmpv3_authpriv_reaches_snmptrapd(tmp_path: Path) -> None:
-    port = free_udp_port()
-    conf = tmp_path / "snmptrapd.conf"
-    conf.write_text(
-        f'createUser -e 0x{ENGINE} mfpsec SHA "{KEYS["snmp-auth"].decode()}" '
-        f'AES "{KEYS["snmp-priv"].decode()}"\nauthUser log mfpsec priv\n'
-    )
-    log_file = tmp_path / "traps.log"
-    trapd = subprocess.Popen(
-        [
-            "snmptrapd",
-            "-f",
-            "-C",
-            "-c",
-            str(conf),
-            "-Lf",
-            str(log_file),
-            "-On",
-            f"udp:127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+@pytest.mark.parametrize(
+    ("auth", "priv", "net_snmp"),
+    [("sha256", "aes128", ("SHA-256", "AES")), ("sha512", "aes256", ("SHA-512", "AES-256"))],
+)
+def test_lockout_trap_snmpv3_authpriv_reaches_snmptrapd(
+    tmp_path: Path, auth: str, priv: str, net_snmp: tuple[str, str]
+) -> None:
+    """The direct channel (no master agent): the rule's MFPSEC-MIB notification, with
+    HMAC-SHA-2 and AES keys, decoded by name with the MIB loaded."""
+    user = V3User("mfpsec", KEYS["snmp-auth"].decode(), KEYS["snmp-priv"].decode(), *net_snmp)
+    trapd = Snmptrapd(tmp_path / "trapd", user, engine=f"0x{ENGINE}")
+    port = trapd.port
     try:
-        deadline = time.monotonic() + 10
-        while "NET-SNMP version" not in (log_file.read_text() if log_file.exists() else ""):
-            assert time.monotonic() < deadline, "snmptrapd did not start"
-            time.sleep(0.05)
 
         async def secrets(name: str) -> SecretBytes:
             return SecretBytes(bytearray(KEYS[name]))
@@ -225,7 +209,15 @@ def test_lockout_trap_snmpv3_authpriv_reaches_snmptrapd(tmp_path: Path) -> None:
                 device="mfp-01",
                 outbox=AlertOutbox(state),
                 snmp=SnmpSettings(
-                    "127.0.0.1", port, "v3", "mfpsec", ENGINE, "snmp-auth", "snmp-priv"
+                    "127.0.0.1",
+                    port,
+                    "v3",
+                    user="mfpsec",
+                    engine_id=ENGINE,
+                    auth_protocol=auth,
+                    priv_protocol=priv,
+                    auth_secret="snmp-auth",
+                    priv_secret="snmp-priv",
                 ),
                 secrets=secrets,
             )
@@ -254,22 +246,15 @@ def test_lockout_trap_snmpv3_authpriv_reaches_snmptrapd(tmp_path: Path) -> None:
 
         asyncio.run(scenario())
         deadline = time.monotonic() + 10
-        while log_file.read_text().count(".1.3.6.1.4.1.32473.1.0.1") < 2:
-            assert time.monotonic() < deadline, log_file.read_text()
+        while (text := trapd.log.read_text()).count("MFPSEC-MIB::mfpsecAccountLocked") < 2:
+            assert time.monotonic() < deadline, text
             time.sleep(0.05)
-        text = log_file.read_text()
-        assert '.1.3.6.1.4.1.32473.1.1.1 = STRING: "auth.lockout"' in text
-        assert '.1.3.6.1.4.1.32473.1.1.3 = STRING: "admin@203.0.113.9"' in text
-        assert ".1.3.6.1.4.1.32473.1.1.8 = INTEGER: 999" in text  # the summary trap
+        assert "MFPSEC-MIB::mfpsecAlertEventType.0 = STRING: auth.lockout" in text
+        assert "MFPSEC-MIB::mfpsecAlertSubject.0 = STRING: admin@203.0.113.9" in text
+        assert "MFPSEC-MIB::mfpsecAlertDevice.0 = STRING: mfp-01" in text
+        assert "MFPSEC-MIB::mfpsecAlertSuppressed.0 = Gauge32: 999" in text  # the summary
     finally:
-        trapd.terminate()
-        trapd.wait(10)
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        trapd.stop()
 
 
 def test_a_failed_sanitization_is_mailed_a_refused_start_is_not(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from mfpsecd.audit.api import AuditEntry, AuditSubject
 from mfpsecd.audit.cli import _render
-from mfpsecd.cli.common import shown
+from mfpsecd.base.escape import shown
 
 
 @pytest.mark.parametrize(

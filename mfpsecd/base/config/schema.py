@@ -146,9 +146,12 @@ class NotifySnmpSection(_Strict, frozen=True):
     host: Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 162
     version: Literal["v3", "v2c"] = "v3"
-    # v3 (authPriv, SHA + AES-128): the user, this device's engine ID (hex, as the
-    # receiver's createUser -e), and the secret-store names of the two keys.
+    # v3 (authPriv): the user, this device's engine ID (hex, as the receiver's
+    # createUser -e), the secret-store names of the two keys and their algorithms
+    # (RFC 7860 HMAC-SHA-2; SHA-1 is not offered).
     user: str = ""
+    auth_protocol: Literal["sha256", "sha384", "sha512"] = "sha256"
+    priv_protocol: Literal["aes128", "aes192", "aes256"] = "aes128"
     engine_id: Annotated[str, msgspec.Meta(pattern=r"^([0-9a-fA-F]{2}){5,32}\Z")] | None = None
     auth_secret: str = ""
     priv_secret: str = ""
@@ -162,6 +165,24 @@ class NotifySection(_Strict, frozen=True):
     rules: list[NotifyRuleSection] | None = None
     # An alert no channel took within this time is dropped, audited as session.failure.
     expire_hours: Annotated[float, msgspec.Meta(ge=1, le=720)] = 72.0
+
+
+class SnmpSection(_Strict, frozen=True):
+    # The net-snmp master agent's AgentX socket: a Unix socket path (snmpd's agentXSocket,
+    # Debian: /var/agentx/master) or tcp:HOST:PORT; "" serves no MFPSEC-MIB.
+    agentx_socket: Annotated[
+        str, msgspec.Meta(pattern=r"^(|/[^\x00]{1,106}|tcp:[^\s/]+:[0-9]{1,5})\Z")
+    ] = ""
+    # The enterprise number the MFPSEC-MIB sits under: 32473 (RFC 5612, documentation)
+    # until the integrator sets the vendor's own (and edits MFPSEC-MIB.txt to match).
+    enterprise: Annotated[int, msgspec.Meta(ge=1, le=4294967295)] = 32473
+    # Alerts as MFPSEC-MIB notifications through the master agent, which sends them to
+    # the trap destinations of its own configuration (trapsess).
+    traps: bool = True
+    # How long the master agent waits for our answer (AgentX o.timeout), and how long a
+    # walk may see the same facts before they are read again.
+    timeout_s: Annotated[int, msgspec.Meta(ge=1, le=60)] = 5
+    cache_s: Annotated[float, msgspec.Meta(ge=0, le=60)] = 1.0
 
 
 class KeysSection(_Strict, frozen=True):
@@ -356,6 +377,7 @@ class Config(_Strict, frozen=True):
     keys: KeysSection = KeysSection()
     audit: AuditSection = AuditSection()
     notify: NotifySection = NotifySection()
+    snmp: SnmpSection = SnmpSection()
     auth: AuthSection = AuthSection()
     wipe: WipeSection = WipeSection()
     store: StoreSection = StoreSection()

@@ -32,17 +32,18 @@ do_install:append() {
     data=${D}${prefix}
     install -d ${D}${systemd_system_unitdir} ${D}${sysconfdir}/mfpsecd \
         ${D}${nonarch_libdir}/sysusers.d ${D}${nonarch_libdir}/tmpfiles.d \
-        ${D}${datadir}/mfpsecd ${D}${mandir}/man8 ${D}${docdir}
+        ${D}${datadir}/mfpsecd ${D}${datadir}/snmp/mibs ${D}${mandir}/man8 ${D}${docdir}
     install -m 0644 ${data}/mfpsecd/system/systemd/* ${D}${systemd_system_unitdir}/
     install -m 0644 ${data}/mfpsecd/system/sysusers.d/mfpsecd.conf ${D}${nonarch_libdir}/sysusers.d/
     install -m 0644 ${data}/mfpsecd/system/tmpfiles.d/mfpsecd.conf ${D}${nonarch_libdir}/tmpfiles.d/
     install -m 0644 ${data}/mfpsecd/system/etc/mfpsecd.toml ${D}${sysconfdir}/mfpsecd/
     rm -rf ${data}/mfpsecd/system
     mv ${data}/mfpsecd/hw ${data}/mfpsecd/varlink ${D}${datadir}/mfpsecd/
+    mv ${data}/snmp/mibs/MFPSEC-MIB.txt ${D}${datadir}/snmp/mibs/
     mv ${data}/man/man8/* ${D}${mandir}/man8/
     mv ${data}/doc/mfpsecd ${D}${docdir}/
     rm -rf ${data}/mfpsecd ${data}/man ${data}/doc ${data}/bash-completion \
-        ${data}/zsh ${data}/fish ${data}/pkgconfig
+        ${data}/zsh ${data}/fish ${data}/pkgconfig ${data}/snmp
 }
 
 SYSTEMD_SERVICE:${PN} = "mfpsecd.service mfpsecd.socket mfpsecd-fd.socket \
@@ -56,7 +57,7 @@ USERADD_PARAM:${PN} = "--system --home-dir /var/lib/mfpsecd --no-create-home \
                        --shell /sbin/nologin --user-group mfpsecd"
 
 FILES:${PN} += "${systemd_system_unitdir} ${nonarch_libdir}/sysusers.d \
-                ${nonarch_libdir}/tmpfiles.d ${datadir}/mfpsecd"
+                ${nonarch_libdir}/tmpfiles.d ${datadir}/mfpsecd ${datadir}/snmp/mibs"
 CONFFILES:${PN} = "${sysconfdir}/mfpsecd/mfpsecd.toml"
 
 RDEPENDS:${PN} = "python3-core python3-asyncio python3-sqlite3 python3-json \
