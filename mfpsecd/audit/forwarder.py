@@ -15,9 +15,11 @@ import array
 import asyncio
 import contextlib
 import fcntl
+import os
 import socket
 import ssl
 import termios
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -79,9 +81,11 @@ class Forwarder:
         cursors: _Cursors,
         hostname: str,
         version: str,
+        device: Callable[[], siem.Device] = lambda: siem.NO_DEVICE,
         failures: SessionFailures | None = None,
     ) -> None:
         self.dest = dest
+        self._device = device
         self._failures = failures
         self._auditor = auditor
         self._state = state
@@ -124,6 +128,9 @@ class Forwarder:
     def _ssl(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=self.dest.ca_file)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.dest.client_cert_file and self.dest.client_key_file:
+            # Read at every connection: a renewed certificate is used without a restart.
+            ctx.load_cert_chain(self.dest.client_cert_file, self.dest.client_key_file)
         return ctx
 
     async def run(self) -> None:
@@ -242,6 +249,7 @@ class Forwarder:
             hostname=self._hostname,
             version=self._version,
             procid=str(pid) if pid > 0 else "-",
+            device=self._device(),
         )
 
     async def _advance(self, batch: list[bytes]) -> None:
@@ -272,10 +280,12 @@ def make_forwarders(
     *,
     hostname: str,
     version: str,
+    device: Callable[[], siem.Device] = lambda: siem.NO_DEVICE,
     failures: SessionFailures | None = None,
 ) -> list[Forwarder]:
     cursors = _Cursors()
     for d in dests:
+        _check_client_certificate(d)
         if d.transport is ForwardTransport.TLS and not d.ca_file:
             raise MfpsecError(
                 ErrorCode.CONFIG_INVALID,
@@ -294,7 +304,37 @@ def make_forwarders(
             cursors=cursors,
             hostname=hostname,
             version=version,
+            device=device,
             failures=failures,
         )
         for d in dests
     ]
+
+
+def _check_client_certificate(d: AuditForwardSection) -> None:
+    """Mutual TLS: both files or neither, TLS only, a key no one else can read, and a
+    pair that loads (checked at start: a typo is not found at the first connection)."""
+    cert, key = d.client_cert_file, d.client_key_file
+    if cert is None and key is None:
+        return
+    where = f"audit.forward[{d.name}]"
+    reason = ""
+    if cert is None or key is None:
+        reason = "client_cert_file and client_key_file go together"
+    elif d.transport is not ForwardTransport.TLS:
+        reason = "a client certificate needs transport tls"
+    else:
+        try:
+            if os.stat(key).st_mode & 0o007:
+                reason = f"{key} is readable by others: chmod o-rwx"
+            else:
+                ssl.create_default_context().load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            reason = f"cannot load the client certificate: {describe(exc)}"
+    if reason:
+        raise MfpsecError(
+            ErrorCode.CONFIG_INVALID,
+            f"{where}: {reason}",
+            key=f"{where}.client_key_file",
+            reason=reason,
+        )

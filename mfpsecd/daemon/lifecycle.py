@@ -42,6 +42,7 @@ from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.base.state_lock import lock_state_dir
 from mfpsecd.base.supervisor import Supervisor
 from mfpsecd.daemon import interfaces
+from mfpsecd.daemon.device_identity import siem_device
 from mfpsecd.daemon.handlers import (
     DataServices,
     KeyServices,
@@ -192,6 +193,7 @@ class Daemon:
             health,
             hostname=socket.gethostname(),
             version=__version__,
+            device=siem_device(board, chain, firmware),
             failures=failures,
         )
         targets = UdevBackupTargets(

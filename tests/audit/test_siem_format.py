@@ -156,3 +156,61 @@ def test_leef_declares_a_delimiter_that_no_value_holds() -> None:
     # Every candidate taken: the first one is shown as an escape where a value holds it.
     used, attrs = delimiter("^~`!$")
     assert used == "^" and attrs["cs1"] == "\\u005e~`!$"
+
+
+DEVICE = siem.Device(
+    model="MFP-9000 | A3=color", serial="SN\\0042", fingerprint="ab" * 32, firmware="4.2.0"
+)
+
+
+@pytest.mark.parametrize("fmt", [siem.Format.CEF, siem.Format.LEEF])
+def test_every_message_names_the_device_it_comes_from(fmt: siem.Format) -> None:
+    """A SIEM receiving thousands of MFPs tells them apart, and ties an event to the key
+    that signs the device's evidence: model, serial, identity fingerprint and firmware
+    version in every message (issue 29)."""
+    message = siem.syslog_message(
+        _record(), fmt, hostname="mfp-01", version="0.1.0", procid="1", device=DEVICE
+    )
+    msg = siem_parse.syslog(message)["msg"]
+    if fmt is siem.Format.CEF:
+        _, f = siem_parse.cef(msg)
+        assert (f["dvchost"], f["deviceExternalId"]) == ("mfp-01", "SN\\0042")
+        assert (f["cs3Label"], f["cs3"]) == ("deviceModel", "MFP-9000 | A3=color")
+        assert (f["cs4Label"], f["cs4"]) == ("deviceIdentity", "ab" * 32)
+        assert (f["cs5Label"], f["cs5"]) == ("firmwareVersion", "4.2.0")
+    else:
+        _, f = siem_parse.leef(msg)
+        assert (f["identHostName"], f["deviceExternalId"]) == ("mfp-01", "SN\\0042")
+        assert (f["deviceModel"], f["deviceIdentity"]) == ("MFP-9000 | A3=color", "ab" * 32)
+        assert f["firmwareVersion"] == "4.2.0"
+        assert "cs3Label" not in f
+
+
+def test_a_device_without_a_serial_is_known_by_its_identity_key() -> None:
+    device = siem.Device(model="m", serial="", fingerprint="cd" * 32, firmware="")
+    message = siem.syslog_message(
+        _record(), siem.Format.CEF, hostname="h", version="1", procid="1", device=device
+    )
+    _, f = siem_parse.cef(siem_parse.syslog(message)["msg"])
+    assert f["deviceExternalId"] == "cd" * 32 and "cs5" not in f
+
+
+@pytest.mark.parametrize("fmt", [siem.Format.CEF, siem.Format.LEEF])
+def test_a_sanitization_certificate_travels_with_its_digest(fmt: siem.Format) -> None:
+    digest = "0f" * 32
+    r = Record(
+        seq=7,
+        prev="00" * 32,
+        time="2026-11-22T03:04:05.123456Z",
+        type=EventType.SANITIZE,
+        outcome=Outcome.SUCCESS,
+        subject=Subject(origin="daemon"),
+        object="job-1",
+        details={"phase": "result", "result": "completed", "certificate_sha256": digest},
+    )
+    message = siem.syslog_message(r, fmt, hostname="h", version="1", procid="1", device=DEVICE)
+    msg = siem_parse.syslog(message)["msg"]
+    parse = siem_parse.cef if fmt is siem.Format.CEF else siem_parse.leef
+    _, f = parse(msg)
+    assert (f["fileHash"], f["fileType"]) == (digest, "sanitization-certificate")
+    assert f["fname"] == "job-1"

@@ -1,4 +1,5 @@
-"""A throwaway CA and server certificate for TLS tests (never for anything else)."""
+"""A throwaway CA with a server certificate (and, for mutual TLS, a client certificate)
+for TLS tests (never for anything else)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ class TestPki:
     ca: Path
     cert: Path
     key: Path
+    client_cert: Path | None = None  # make_pki(client=...): a client certificate and key
+    client_key: Path | None = None
 
 
 def _name(cn: str) -> x509.Name:
@@ -55,7 +58,43 @@ def make_ca(cn: str, not_before: dt.datetime, days: int = 2) -> Ca:
     return Ca(key, cert)
 
 
-def make_pki(directory: Path, host: str = "localhost") -> TestPki:
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+
+
+def _client(directory: Path, ca: Ca, cn: str, now: dt.datetime) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(ca.name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
+        )
+        .sign(ca.key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "client.pem", directory / "client.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(key_path, key)
+    return cert_path, key_path
+
+
+def make_pki(directory: Path, host: str = "localhost", *, client: str = "") -> TestPki:
+    """client: the common name of a client certificate to issue as well ("": none)."""
     directory.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     test_ca = make_ca("mfpsecd test CA", now)
@@ -83,15 +122,15 @@ def make_pki(directory: Path, host: str = "localhost") -> TestPki:
         )
         .sign(ca_key, hashes.SHA256())
     )
-    pki = TestPki(directory / "ca.pem", directory / "server.pem", directory / "server.key")
+    client_cert, client_key = _client(directory, test_ca, client, now) if client else (None, None)
+    pki = TestPki(
+        directory / "ca.pem",
+        directory / "server.pem",
+        directory / "server.key",
+        client_cert,
+        client_key,
+    )
     pki.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     pki.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pki.key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    pki.key.chmod(0o600)
+    _write_key(pki.key, key)
     return pki

@@ -25,7 +25,11 @@ def free_port() -> int:
 
 
 class Rsyslog:
-    def __init__(self, directory: Path, pki: TestPki, port: int | None = None) -> None:
+    def __init__(
+        self, directory: Path, pki: TestPki, port: int | None = None, *, auth_mode: str = "anon"
+    ) -> None:
+        """auth_mode: anon, or x509/certvalid to require a client certificate from the
+        test CA (mutual TLS)."""
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "work").mkdir(exist_ok=True)
@@ -39,7 +43,7 @@ global(workDirectory="{self.dir / "work"}" net.enableDNS="off"
        defaultNetstreamDriverCertFile="{pki.cert}"
        defaultNetstreamDriverKeyFile="{pki.key}")
 module(load="imtcp" streamDriver.name="ossl" streamDriver.mode="1"
-       streamDriver.authMode="anon")
+       streamDriver.authMode="{auth_mode}")
 template(name="raw" type="string" string="%rawmsg%\\n")
 ruleset(name="siem") {{
   action(type="omfile" file="{self.output}" template="raw")

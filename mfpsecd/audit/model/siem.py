@@ -17,6 +17,7 @@ the details attribute carries the exact text in both formats. Non-ASCII text is 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 import json
@@ -32,6 +33,22 @@ SD_ID = "mfpsecd@32473"
 FACILITY_LOG_AUDIT = 13
 # Printable (relays keep them), rare in values, and none is special in the header.
 LEEF_DELIMITERS = "^~`!$"
+
+
+@dataclasses.dataclass(frozen=True)
+class Device:
+    """The device every message comes from: a SIEM watching a fleet tells the MFPs apart
+    and ties an event to the key that signs the device's evidence."""
+
+    model: str = ""
+    serial: str = ""
+    fingerprint: str = ""  # SHA-256 of the identity key (hex)
+    firmware: str = ""  # the firmware version booted
+    host: str = ""  # the syslog HOSTNAME (filled in by syslog_message)
+
+
+NO_DEVICE = Device()
+CERTIFICATE_TYPE = "sanitization-certificate"
 
 
 class Format(enum.Enum):
@@ -95,7 +112,30 @@ _ACCOUNT_EVENTS = frozenset(
 )
 
 
-def _fields(r: Record) -> list[tuple[str, str]]:
+def _device_fields(d: Device) -> list[tuple[str, str]]:
+    """Who sends, as CEF keys: the serial number identifies the device (its identity key
+    when the board has no serial); model, key and firmware in custom strings 3-5."""
+    fields = [("dvchost", d.host), ("deviceExternalId", d.serial or d.fingerprint)]
+    for n, label, value in (
+        (3, "deviceModel", d.model),
+        (4, "deviceIdentity", d.fingerprint),
+        (5, "firmwareVersion", d.firmware),
+    ):
+        if value:
+            fields += [(f"cs{n}Label", label), (f"cs{n}", value)]
+    return fields
+
+
+def _certificate_fields(r: Record) -> list[tuple[str, str]]:
+    """A sanitization certificate's record carries the certificate's digest as a file
+    hash, so a SIEM can match the signed document an auditor is shown."""
+    digest = r.details.get("certificate_sha256")
+    if r.type is not EventType.SANITIZE or not isinstance(digest, str):
+        return []
+    return [("fileHash", digest), ("fileType", CERTIFICATE_TYPE), ("fname", r.object)]
+
+
+def _fields(r: Record, device: Device = NO_DEVICE) -> list[tuple[str, str]]:
     """The attributes both formats carry, as (CEF key, value), empty ones left out."""
     s = r.subject
     fields = [
@@ -120,10 +160,11 @@ def _fields(r: Record) -> list[tuple[str, str]]:
         fields.append(("src", s.address))
     if s.role:
         fields.append(("spriv", s.role))
+    fields += _certificate_fields(r) + _device_fields(device)
     return [(k, v) for k, v in fields if v != ""]
 
 
-def cef(r: Record, version: str) -> str:
+def cef(r: Record, version: str, device: Device = NO_DEVICE) -> str:
     head = "|".join(
         _header_escape(x)
         for x in (
@@ -135,7 +176,7 @@ def cef(r: Record, version: str) -> str:
             str(severity(r)),
         )
     )
-    ext = " ".join(f"{k}={_value_escape(v)}" for k, v in _fields(r))
+    ext = " ".join(f"{k}={_value_escape(v)}" for k, v in _fields(r, device))
     return f"CEF:0|{head}|{ext}"
 
 
@@ -149,7 +190,13 @@ _LEEF_KEYS = {
     "spriv": "role",
     "src": "src",
     "duser": "usrName",
+    "dvchost": "identHostName",
+    "cs3": "deviceModel",
+    "cs4": "deviceIdentity",
+    "cs5": "firmwareVersion",
 }
+# LEEF names the device's attributes by key: CEF's labels for them are not sent.
+_LEEF_DROPPED = frozenset({"rt", "cs3Label", "cs4Label", "cs5Label"})
 # devTime needs its format named unless it is QRadar's default; this one keeps the ms.
 LEEF_TIME_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSZ"
 
@@ -166,14 +213,14 @@ def _leef_value(value: str, delimiter: str) -> str:
     )
 
 
-def leef(r: Record, version: str) -> str:
+def leef(r: Record, version: str, device: Device = NO_DEVICE) -> str:
     head = "|".join(_header_escape(x) for x in (VENDOR, PRODUCT, version, r.type.value))
-    fields = _fields(r)
+    fields = _fields(r, device)
     keys = dict(_LEEF_KEYS)
     if not any(k == "duser" for k, _ in fields):
         keys["suser"] = "usrName"
     attrs = [("devTime", _leef_time(r.time)), ("devTimeFormat", LEEF_TIME_FORMAT)]
-    attrs += [(keys.get(k, k), v) for k, v in fields if k != "rt"]
+    attrs += [(keys.get(k, k), v) for k, v in fields if k not in _LEEF_DROPPED]
     attrs.append(("sev", str(severity(r))))
     values = "".join(v for _, v in attrs)
     delimiter = next((d for d in LEEF_DELIMITERS if d not in values), LEEF_DELIMITERS[0])
@@ -185,12 +232,21 @@ def _sd_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
 
 
-def syslog_message(r: Record, fmt: Format, *, hostname: str, version: str, procid: str) -> bytes:
+def syslog_message(
+    r: Record,
+    fmt: Format,
+    *,
+    hostname: str,
+    version: str,
+    procid: str,
+    device: Device = NO_DEVICE,
+) -> bytes:
     """One RFC 5424 message: <PRI>1 TIMESTAMP HOST APP PROCID MSGID [SD] MSG. procid is
     the pid of the process that wrote the record, or "-" when that is not known."""
     sev = severity(r)
     pri = FACILITY_LOG_AUDIT * 8 + _syslog_severity(sev)
-    body = cef(r, version) if fmt is Format.CEF else leef(r, version)
+    device = dataclasses.replace(device, host=device.host or hostname)
+    body = cef(r, version, device) if fmt is Format.CEF else leef(r, version, device)
     host = _printable(hostname)[:255] or "-"
     msgid = r.type.value[:32]
     sd = f'[{SD_ID} seq="{r.seq}" type="{_sd_escape(r.type.value)}"]'

@@ -100,6 +100,10 @@ class AuditForwardSection(_Strict, frozen=True):
     # (default: host). The certificate is always verified.
     ca_file: str | None = None
     server_name: str | None = None
+    # TLS: a client certificate (PEM, with its chain) and its key (PEM, unencrypted, not
+    # readable by others) for a collector that requires mutual TLS; both or neither.
+    client_cert_file: str | None = None
+    client_key_file: str | None = None
 
 
 class AuditSection(_Strict, frozen=True):
