@@ -44,3 +44,6 @@ class AgentxChannel:
 
     master: str  # the master agent's socket, for messages
     send: Callable[[Alert], Awaitable[None]] | None = None
+    # Whether there is a session now: without one an alert waits (not a failure), and
+    # the subagent wakes the notifier when its session opens.
+    ready: Callable[[], bool] = lambda: False

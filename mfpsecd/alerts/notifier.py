@@ -34,7 +34,7 @@ from mfpsecd.audit.log_format import Record
 from mfpsecd.audit.session_failures import SessionFailures, describe
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.base.escape import shown
+from mfpsecd.base.escape import without_controls
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.secret import SecretBytes
 
@@ -62,6 +62,7 @@ RETRY_MAX_S = 600.0
 EXPIRE_S = 72 * 3600.0  # an alert no channel took in three days is dropped, audited
 NEEDS_CREDENTIALS = "needs the secret store (the daemon sends it)"
 NEEDS_DAEMON = "needs the daemon's AgentX session (the daemon sends it)"
+NO_SESSION = "waits for the AgentX session with snmpd"
 
 
 class Notifier:
@@ -99,6 +100,7 @@ class Notifier:
         self.sent = 0
         self.traps = 0
         self.dropped = 0
+        self._poked = False
 
     @property
     def backlog(self) -> int:
@@ -116,12 +118,24 @@ class Notifier:
 
     def _unusable(self, channel: str) -> str:
         """Why this process cannot send on channel ("" if it can): without the secret
-        store (the boot unit's safe state), only mail without SMTP AUTH goes out."""
+        store (the boot unit's safe state), only mail without SMTP AUTH goes out; only
+        the daemon has an AgentX session, and only while snmpd is there."""
+        if channel == "agentx":
+            agentx = self._agentx
+            if agentx is None or agentx.send is None:
+                return NEEDS_DAEMON
+            return "" if agentx.ready() else NO_SESSION
         if self._secrets is not None:
             return ""
         if channel == "snmp" or (self._mail is not None and self._mail.username):
             return NEEDS_CREDENTIALS
         return ""
+
+    def poke(self) -> None:
+        """A channel that was not usable may be now (the AgentX session opened): try
+        what waits in the outbox."""
+        self._poked = True
+        self._wake.set()
 
     def offer(self, records: list[Record]) -> None:
         """Called by the auditor after each durable batch; never blocks."""
@@ -153,6 +167,8 @@ class Notifier:
                 None if retry_at is None else max(0.0, retry_at - self._clock.monotonic())
             )
             self._wake.clear()
+            owed |= self._poked
+            self._poked = False
             while self._queue:
                 owed |= bool(await self.queue([self._queue.popleft()]))
             due = retry_at is not None and self._clock.monotonic() >= retry_at
@@ -330,15 +346,17 @@ class Notifier:
         msg["From"] = mail.sender
         msg["To"] = ", ".join(mail.recipients)
         msg["Subject"] = f"[mfpsecd {self._device}] {alert.rule}: {r.type.value} {r.outcome.value}"
-        who = shown(r.subject.user or r.subject.origin)
+        who = without_controls(r.subject.user or r.subject.origin)
         if r.subject.address:
-            who += f" from {shown(r.subject.address)}"
+            who += f" from {without_controls(r.subject.address)}"
         # Object and details carry what users and devices sent: escaped, so that a name
         # can neither forge a line of the mail nor hide one.
-        details = "\n".join(f"  {k}: {shown(str(v))}" for k, v in sorted(r.details.items()))
+        details = "\n".join(
+            f"  {k}: {without_controls(str(v))}" for k, v in sorted(r.details.items())
+        )
         msg.set_content(
             f"Device: {self._device}\nTime: {r.time}\nEvent: {r.type.value} "
-            f"({r.outcome.value})\nWho: {who}\nObject: {shown(r.object)}\n"
+            f"({r.outcome.value})\nWho: {who}\nObject: {without_controls(r.object)}\n"
             f"Audit record: {r.seq}\nDetails:\n{details}{more}\n"
         )
         ctx = ssl.create_default_context(cafile=mail.ca_file) if mail.starttls else None

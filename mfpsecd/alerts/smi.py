@@ -8,7 +8,7 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
-from mfpsecd.base.escape import shown
+from mfpsecd.base.escape import without_controls
 
 Oid = tuple[int, ...]
 
@@ -50,7 +50,7 @@ def text(oid: Oid, value: str) -> VarBind:
     """An SnmpAdminString: UTF-8 of at most 255 octets (longer text is cut on a
     character), control characters escaped: a trap log or a manager's screen shows what
     a user or a device sent, and must not be driven by it."""
-    data = shown(value).encode()
+    data = without_controls(value).encode()
     if len(data) > 255:
         data = data[:255].decode(errors="ignore").encode()
     return VarBind(oid, SmiType.OCTET_STRING, data)

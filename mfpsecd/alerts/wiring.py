@@ -75,6 +75,7 @@ def make_notifier(
     secrets: SecretSource | None,
     failures: SessionFailures | None = None,
     agentx: Callable[[Alert], Awaitable[None]] | None = None,
+    agentx_ready: Callable[[], bool] = lambda: False,
 ) -> Notifier | None:
     """None when no channel is configured. Without secrets (the boot commands, whose
     key chain is not open), channels that need stored credentials wait for the daemon;
@@ -126,7 +127,7 @@ def make_notifier(
             priv_secret=snmp.priv_secret,
             community_secret=snmp.community_secret,
         ),
-        agentx=AgentxChannel(cfg.snmp.agentx_socket, agentx)
+        agentx=AgentxChannel(cfg.snmp.agentx_socket, agentx, agentx_ready)
         if cfg.snmp.agentx_socket and cfg.snmp.traps
         else None,
         enterprise=cfg.snmp.enterprise,

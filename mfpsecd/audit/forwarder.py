@@ -129,8 +129,9 @@ class Forwarder:
         ctx = ssl.create_default_context(cafile=self.dest.ca_file)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         if self.dest.client_cert_file and self.dest.client_key_file:
-            # Read at every connection: a renewed certificate is used without a restart.
-            ctx.load_cert_chain(self.dest.client_cert_file, self.dest.client_key_file)
+            # Read at every connection: a renewed certificate is used without a restart;
+            # and checked again, as it may have been replaced by one others can read.
+            _load_client_certificate(ctx, self.dest)
         return ctx
 
     async def run(self) -> None:
@@ -311,30 +312,42 @@ def make_forwarders(
     ]
 
 
+def _refused_key(d: AuditForwardSection, reason: str) -> MfpsecError:
+    where = f"audit.forward[{d.name}]"
+    return MfpsecError(
+        ErrorCode.CONFIG_INVALID,
+        f"{where}: {reason}",
+        key=f"{where}.client_key_file",
+        reason=reason,
+    )
+
+
+def _load_client_certificate(ctx: ssl.SSLContext, d: AuditForwardSection) -> None:
+    """MfpsecError (CONFIG_INVALID) for a key others can read or an encrypted one;
+    OSError or SSLError for files that do not load."""
+    cert, key = d.client_cert_file, d.client_key_file
+    assert cert is not None and key is not None
+    if os.stat(key).st_mode & 0o007:
+        raise _refused_key(d, f"{key} is readable by others: chmod o-rwx")
+
+    def no_passphrase() -> bytes:
+        # An encrypted key would make OpenSSL ask on the terminal, blocking the daemon.
+        raise _refused_key(d, f"{key} is encrypted: give it unencrypted, mode 0600")
+
+    ctx.load_cert_chain(cert, key, password=no_passphrase)
+
+
 def _check_client_certificate(d: AuditForwardSection) -> None:
     """Mutual TLS: both files or neither, TLS only, a key no one else can read, and a
     pair that loads (checked at start: a typo is not found at the first connection)."""
     cert, key = d.client_cert_file, d.client_key_file
     if cert is None and key is None:
         return
-    where = f"audit.forward[{d.name}]"
-    reason = ""
     if cert is None or key is None:
-        reason = "client_cert_file and client_key_file go together"
-    elif d.transport is not ForwardTransport.TLS:
-        reason = "a client certificate needs transport tls"
-    else:
-        try:
-            if os.stat(key).st_mode & 0o007:
-                reason = f"{key} is readable by others: chmod o-rwx"
-            else:
-                ssl.create_default_context().load_cert_chain(cert, key)
-        except (OSError, ssl.SSLError) as exc:
-            reason = f"cannot load the client certificate: {describe(exc)}"
-    if reason:
-        raise MfpsecError(
-            ErrorCode.CONFIG_INVALID,
-            f"{where}: {reason}",
-            key=f"{where}.client_key_file",
-            reason=reason,
-        )
+        raise _refused_key(d, "client_cert_file and client_key_file go together")
+    if d.transport is not ForwardTransport.TLS:
+        raise _refused_key(d, "a client certificate needs transport tls")
+    try:
+        _load_client_certificate(ssl.create_default_context(), d)
+    except (OSError, ssl.SSLError) as exc:
+        raise _refused_key(d, f"cannot load the client certificate: {describe(exc)}") from None

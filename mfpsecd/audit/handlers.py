@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from mfpsecd.audit import api
 from mfpsecd.audit.events import EventType
@@ -35,7 +35,9 @@ _EXPORT_CHUNK = 1000
 class AuditHandlers:
     """io.mfpsecd.Audit."""
 
-    def __init__(self, auditor: Auditor, forwarders: tuple[Forwarder, ...]) -> None:
+    def __init__(
+        self, auditor: Auditor, forwarders: Callable[[], Sequence[Forwarder]] = tuple
+    ) -> None:
         self._auditor = auditor
         self._forwarders = forwarders
 
@@ -77,7 +79,7 @@ class AuditHandlers:
     @handles(api.GET_FORWARD_STATUS)
     def get_forward_status(self, ctx: CallContext, _: NoParams) -> api.ForwardStatus:
         out = []
-        for f in self._forwarders:
+        for f in self._forwarders():
             s = f.status
             backlog = max(self._auditor.last_seq - s.cursor, 0)
             out.append(

@@ -35,6 +35,8 @@ class Privilege(enum.Enum):
     NETWORK_ADMIN = "network.admin"  # change ranges, the quick filter, service ports
     USB_READ = "usb.read"  # the USB port policy and the connected devices' decisions
     USB_ADMIN = "usb.admin"  # set the USB policy; allow or block a connected device once
+    MONITORING_READ = "monitoring.read"  # SIEM destinations, alert channels and rules, SNMP
+    MONITORING_ADMIN = "monitoring.admin"  # change them (applied without a restart)
     # R-1..R-6: the panel's part of remote sessions (their codes, approve or deny), the
     # remote-panel agent's, the fleet agent's, and the administrator's (manage window,
     # ending sessions).

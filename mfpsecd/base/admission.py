@@ -96,6 +96,8 @@ _ROLE_GRANTS: dict[Role, frozenset[Privilege]] = {
             _P.NETWORK_ADMIN,
             _P.USB_READ,
             _P.USB_ADMIN,
+            _P.MONITORING_READ,
+            _P.MONITORING_ADMIN,
             _P.REMOTE_ADMIN,
             _P.REMOTE_PANEL,
         }
@@ -119,7 +121,9 @@ _ROLE_GRANTS: dict[Role, frozenset[Privilege]] = {
         }
     ),
     Role.USER: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.AUTH, _P.STORE_USE}),
-    Role.AUDITOR: frozenset({_P.INTROSPECT, _P.STATUS_READ, _P.AUTH, _P.AUDIT_READ}),
+    Role.AUDITOR: frozenset(
+        {_P.INTROSPECT, _P.STATUS_READ, _P.AUTH, _P.AUDIT_READ, _P.MONITORING_READ}
+    ),
 }
 
 

@@ -52,6 +52,11 @@ class HealthRegistry:
         self._components[name] = ComponentHealth(name, state, detail, restarts, since)
         self.touch()
 
+    def forget(self, name: str) -> None:
+        """A component that is gone for good (a SIEM destination an administrator removed)."""
+        if self._components.pop(name, None) is not None:
+            self.touch()
+
     def touch(self) -> None:
         """Wake watchers (a change outside the component table, e.g. the daemon state)."""
         self.generation += 1

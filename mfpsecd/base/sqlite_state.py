@@ -311,6 +311,17 @@ MIGRATIONS: tuple[str, ...] = (
         opened REAL NOT NULL
     )
     """,
+    # 23: the monitoring settings an administrator set (monitoring.service): the
+    # [[audit.forward]], [notify] and [snmp] sections as JSON, who set them and when;
+    # without a row the configuration's apply.
+    """
+    CREATE TABLE monitoring_settings (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        document TEXT NOT NULL,
+        by_user TEXT NOT NULL,
+        at TEXT NOT NULL
+    )
+    """,
 )
 
 

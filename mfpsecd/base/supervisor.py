@@ -85,6 +85,17 @@ class Supervisor:
             await self._clock.sleep(delay)
             sup.restarts += 1
 
+    async def remove(self, name: str) -> None:
+        """Stop one task for good (its part was reconfigured away) and forget its health;
+        a task of that name may be added again afterwards."""
+        sup = self._tasks.pop(name, None)
+        if sup is None:
+            return
+        if sup.runner is not None:
+            sup.runner.cancel()
+            await asyncio.gather(sup.runner, return_exceptions=True)
+        self._health.forget(name)
+
     async def stop(self) -> None:
         self._stopping = True
         runners = [s.runner for s in self._tasks.values() if s.runner is not None]

@@ -13,6 +13,7 @@ from mfpsecd.client import DEFAULT_SOCKET
 from mfpsecd.firmware import cli as fw_cmd
 from mfpsecd.ipfilter import cli as net_cmd
 from mfpsecd.keys import cli as keys_cmd
+from mfpsecd.monitoring import cli as monitoring_cmd
 from mfpsecd.remote import cli as remote_cmd
 from mfpsecd.store import cli as store_cmd
 from mfpsecd.system import cli as status_cmd
@@ -66,6 +67,7 @@ cli.add_command(store_cmd.store_group)
 cli.add_command(fw_cmd.fw_group)
 cli.add_command(net_cmd.net_group)
 cli.add_command(usb_cmd.usb_group)
+cli.add_command(monitoring_cmd.monitoring_group)
 cli.add_command(remote_cmd.remote_group)
 
 

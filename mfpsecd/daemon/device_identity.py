@@ -25,10 +25,12 @@ def siem_device(
     cached: tuple[bytes, str] = (b"", "")
 
     def device() -> Device:
+        # While the chain is not ready the last identity known still names the device:
+        # that is when a SIEM most needs to know which device speaks.
         nonlocal cached
         spki = chain.identity_public_der if chain.state is ChainState.READY else b""
-        if spki != cached[0]:
-            cached = (spki, fingerprint(spki) if spki else "")
+        if spki and spki != cached[0]:
+            cached = (spki, fingerprint(spki))
         return Device(name.model, name.serial, cached[1], version)
 
     return device

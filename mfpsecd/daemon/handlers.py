@@ -4,7 +4,7 @@ declared method has an entry here and that nothing undeclared does."""
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -31,6 +31,8 @@ from mfpsecd.keys.handlers import KeysHandlers
 from mfpsecd.keys.identity import DeviceIdentity
 from mfpsecd.keys.ports import BackupTargetWatcher
 from mfpsecd.keys.secrets import SecretStore
+from mfpsecd.monitoring.handlers import MonitoringHandlers
+from mfpsecd.monitoring.service import MonitoringService
 from mfpsecd.remote.handlers import RemoteHandlers
 from mfpsecd.remote.service import RemoteService
 from mfpsecd.store.handlers import StoreHandlers
@@ -68,7 +70,7 @@ class KeyServices:
     targets: BackupTargetWatcher
     auditor: Auditor
     schedule: BackupScheduler
-    forwarders: tuple[Forwarder, ...] = ()
+    forwarders: Callable[[], Sequence[Forwarder]] = tuple
 
 
 # The status notice while no administrator password is set (A-3).
@@ -87,6 +89,7 @@ class DataServices:
     network: NetfilterService | None = None  # a board without interfaces has none
     usb: UsbService | None = None
     remote: RemoteService | None = None
+    monitoring: MonitoringService | None = None
 
 
 def build_handlers(
@@ -153,6 +156,8 @@ def build_handlers(
                     table.update(routes(UsbHandlers(data.usb)))
                 if data.remote is not None:
                     table.update(routes(RemoteHandlers(data.remote)))
+                if data.monitoring is not None:
+                    table.update(routes(MonitoringHandlers(data.monitoring)))
     return table
 
 

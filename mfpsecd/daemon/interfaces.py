@@ -9,6 +9,7 @@ from mfpsecd.auth.api import AUTH
 from mfpsecd.firmware.api import FIRMWARE
 from mfpsecd.ipfilter.api import NETWORK
 from mfpsecd.keys.api import KEYS
+from mfpsecd.monitoring.api import MONITORING
 from mfpsecd.remote.api import REMOTE
 from mfpsecd.store.api import STORE
 from mfpsecd.system.api import SYSTEM
@@ -29,6 +30,7 @@ INTERFACES: tuple[Interface, ...] = (
     NETWORK,
     USB,
     REMOTE,
+    MONITORING,
 )
 BY_NAME: dict[str, Interface] = {i.name: i for i in INTERFACES}
 

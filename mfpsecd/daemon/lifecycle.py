@@ -9,7 +9,6 @@ its error code (the process exits with the code's status).
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import signal
 import socket
@@ -20,10 +19,7 @@ from pathlib import Path
 import structlog
 
 from mfpsecd import __version__
-from mfpsecd.alerts.rules import alert_of
-from mfpsecd.alerts.wiring import alert_rules, make_notifier
 from mfpsecd.audit.backends.audit_file import AuditFile
-from mfpsecd.audit.forwarder import make_forwarders
 from mfpsecd.audit.log_format import Subject
 from mfpsecd.audit.service import Auditor
 from mfpsecd.audit.session_failures import SessionFailures
@@ -50,8 +46,9 @@ from mfpsecd.daemon.handlers import (
     failed_handlers,
 )
 from mfpsecd.daemon.posture import posture_book
+from mfpsecd.daemon.reporting import Reporting, secret_stored
 from mfpsecd.daemon.sdnotify import SdNotifier
-from mfpsecd.daemon.snmp_facts import snmp_facts
+from mfpsecd.daemon.snmp_facts import snmp_facts, status_facts
 from mfpsecd.firmware.wiring import make_firmware, start_firmware
 from mfpsecd.ipfilter.wiring import (
     make_netfilter,
@@ -73,9 +70,12 @@ from mfpsecd.keys.wiring import (
     make_backup_scheduler,
     make_tpm,
 )
+from mfpsecd.monitoring import settings_store
+from mfpsecd.monitoring.model.document import applied
+from mfpsecd.monitoring.service import MonitoringService
 from mfpsecd.remote.wiring import make_remote, panel_hooks
 from mfpsecd.scan.wiring import start_scan, supervise_scan
-from mfpsecd.snmp.wiring import make_counters, make_subagent, supervise_subagent
+from mfpsecd.snmp.wiring import make_counters, make_subagent
 from mfpsecd.store.wiring import encryption_text, make_store
 from mfpsecd.system.api import DaemonState
 from mfpsecd.system.boots import BootLog
@@ -123,6 +123,10 @@ class Daemon:
         boots = BootLog(state)
         boot = await boots.record_start(status.started_at, __version__)
         status.set_boot(boot)
+        # The monitoring settings an administrator set replace the file's sections.
+        stored = await settings_store.load(state)
+        if stored is not None:
+            cfg = applied(cfg, stored.sections)
 
         self._status("opening the audit log")
         auditor = Auditor(
@@ -169,7 +173,7 @@ class Daemon:
         )
         if not tested.ok:
             # Fail closed before any key is unwrapped: status only, until a restart.
-            await self._refuse_until_stopped(status, tested.failed, stop)
+            await self._refuse_until_stopped(status, tested.failed, stop, cfg, health)
             await auditor.stop(checkpoint=False)
             await _release(
                 tpm, swtpm, lambda: boots.record_stop(boot.boot_id, rfc3339(clock)), state, lock
@@ -185,17 +189,18 @@ class Daemon:
         if chain.state is ChainState.READY:  # before any new checkpoint could hide it
             await auditor.check_checkpoint()
         failures = SessionFailures(auditor, clock)
-        forwarders = make_forwarders(
-            cfg.audit.forward,
-            auditor,
-            state,
-            clock,
-            health,
-            hostname=socket.gethostname(),
-            version=__version__,
-            device=siem_device(board, chain, firmware),
+        reporting = Reporting(
+            auditor=auditor,
+            state=state,
+            clock=clock,
+            health=health,
             failures=failures,
+            secrets=secrets.get,
+            device=siem_device(board, chain, firmware),
+            board_name=board.profile.board.name,
+            counters=counters,
         )
+        commit_reporting = await reporting.prepare(cfg)  # a part that cannot be built: fatal
         targets = UdevBackupTargets(
             clock,
             [p.sysfs_path for p in board.profile.usb_ports],
@@ -212,7 +217,7 @@ class Daemon:
             targets,
             auditor,
             schedule,
-            tuple(forwarders),
+            lambda: reporting.forwarders,
         )
 
         throttle = _throttle(cfg)
@@ -291,7 +296,7 @@ class Daemon:
             wipe=wipe,
             chain=chain,
             schedule=schedule,
-            forwarders=forwarders,
+            forwarders=lambda: reporting.forwarders,
             firmware=firmware,
             network=network,
             usb=usb,
@@ -309,10 +314,28 @@ class Daemon:
                 status,
                 keys,
                 auth,
-                DataServices(wipe, store, encryption, descriptors, firmware, network, usb, remote),
+                DataServices(
+                    wipe,
+                    store,
+                    encryption,
+                    descriptors,
+                    firmware,
+                    network,
+                    usb,
+                    remote,
+                    MonitoringService(
+                        self.config,
+                        state,
+                        auditor=auditor,
+                        clock=clock,
+                        reporting=reporting,
+                        secret_stored=secret_stored(secrets),
+                        stored=stored,
+                    ),
+                ),
                 SecurityViews(
                     posture,
-                    EventFeed(auditor, functools.partial(alert_of, alert_rules(cfg)), clock),
+                    EventFeed(auditor, reporting.alert_of, clock),
                     auditor,
                     clock,
                 ),
@@ -342,39 +365,18 @@ class Daemon:
         supervisor.add("usb-policy", usb.run)
         supervisor.add("remote-sessions", remote.run)
         supervise_scan(supervisor, scan)
-        for fwd in forwarders:
-            supervisor.add(f"siem-{fwd.dest.name}", fwd.run)
         supervisor.add("session-failures", failures.run)
-        fleet = make_subagent(
-            cfg,
-            snmp_facts(
-                status=status,
-                posture=posture,
-                chain=chain,
-                firmware=firmware,
-                auditor=auditor,
-                forwarders=forwarders,
-                counters=counters,
-            ),
-            clock=clock,
-            health=health,
-            device=board.profile.board.name,
-            version=__version__,
+        reporting.facts = snmp_facts(
+            status=status,
+            posture=posture,
+            chain=chain,
+            firmware=firmware,
+            auditor=auditor,
+            forwarders=lambda: reporting.forwarders,
+            counters=counters,
         )
-        traps = supervise_subagent(supervisor, fleet)
-        notifier = make_notifier(
-            cfg,
-            clock,
-            health,
-            board.profile.board.name,
-            state,
-            secrets=secrets.get,
-            failures=failures,
-            agentx=traps,
-        )
-        if notifier is not None:
-            auditor.add_listener(notifier.offer)
-            supervisor.add("notify", notifier.run)
+        reporting.attach(supervisor)
+        await commit_reporting()
         supervisor.add(
             "audit-checkpoints", lambda: auditor.run_checkpoints(cfg.audit.checkpoint_interval_s)
         )
@@ -418,11 +420,26 @@ class Daemon:
         log.info("daemon_stopped")
 
     async def _refuse_until_stopped(
-        self, status: StatusService, failed: str, stop: asyncio.Event
+        self,
+        status: StatusService,
+        failed: str,
+        stop: asyncio.Event,
+        cfg: Config,
+        health: HealthRegistry,
     ) -> None:
         """After a failed power-on self-test: status and introspection answer, every
-        security function refuses and names the test, until the daemon is stopped."""
+        security function refuses and names the test, until the daemon is stopped. A
+        fleet tool still reads the daemon's state (selfTestFailed) over SNMP."""
         status.set_lifecycle(DaemonState.FAILED)
+        fleet = make_subagent(
+            cfg,
+            status_facts(status),
+            clock=self.clock,
+            health=health,
+            device=self.board.profile.board.name,
+            version=__version__,
+        )
+        subagent = None if fleet is None else asyncio.create_task(fleet.subagent.run())
         server, _ = await _listen(
             self.config,
             self.board,
@@ -435,6 +452,9 @@ class Daemon:
         )
         await stop.wait()
         self.notifier.notify("STOPPING=1", "STATUS=stopping")
+        if subagent is not None:
+            subagent.cancel()
+            await asyncio.gather(subagent, return_exceptions=True)
         await server.close()
 
     def _status(self, text: str) -> None:

@@ -3,7 +3,7 @@ interface serves (the composition root's view: only here do they all meet)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from mfpsecd.audit.events import EventType
 from mfpsecd.audit.forwarder import Forwarder
@@ -47,7 +47,7 @@ def posture_book(
     wipe: WipeService,
     chain: KeyChain,
     schedule: BackupScheduler,
-    forwarders: Sequence[Forwarder],
+    forwarders: Callable[[], Sequence[Forwarder]],
     firmware: FirmwareService | None,
     network: NetfilterService | None,
     usb: UsbService,
@@ -94,7 +94,7 @@ def posture_book(
     book.add_source([PostureId.BACKUP_SCHEDULE], backups)
 
     async def forwarding() -> list[PostureItem]:
-        return [audit_forwarding([f.status for f in forwarders])]
+        return [audit_forwarding([f.status for f in forwarders()])]
 
     book.add_source([PostureId.AUDIT_FORWARDING], forwarding)
     _add_protections(book, cfg, firmware, network, usb)

@@ -4,7 +4,7 @@ forwarders meet)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from mfpsecd.audit.forwarder import Forwarder
 from mfpsecd.audit.service import Auditor
@@ -21,6 +21,7 @@ from mfpsecd.snmp.model.facts import (
     PostureRow,
 )
 from mfpsecd.snmp.ports import FactsSource
+from mfpsecd.system.api import Status
 from mfpsecd.system.posture import PostureBook
 from mfpsecd.system.status import StatusService
 
@@ -36,23 +37,14 @@ def snmp_facts(
     chain: KeyChain,
     firmware: FirmwareService | None,
     auditor: Auditor,
-    forwarders: Sequence[Forwarder],
+    forwarders: Callable[[], Sequence[Forwarder]],
     counters: EventCounters,
 ) -> FactsSource:
     async def read() -> Facts:
         s = status.get_status()
         keys = await chain.facts()
         return Facts(
-            daemon=DaemonFacts(
-                s.version,
-                s.state.value,
-                s.uptime_seconds,
-                s.started_at,
-                s.boot_count,
-                s.previous_shutdown,
-                s.board,
-                keys.identity_fingerprint,
-            ),
+            daemon=_daemon(s, keys.identity_fingerprint),
             posture=[
                 PostureRow(
                     POSTURE_NUMBER[e.item.id],
@@ -65,12 +57,10 @@ def snmp_facts(
                 )
                 for e in await posture.current()
             ],
-            components=[
-                ComponentRow(c.name, c.state.value, c.restarts, c.detail) for c in s.components
-            ],
+            components=_components(s),
             counters=counters.snapshot(),
             forward_backlog=max(
-                (auditor.last_seq - f.status.cursor for f in forwarders), default=0
+                (auditor.last_seq - f.status.cursor for f in forwarders()), default=0
             ),
             firmware=await _firmware(firmware),
             keys=KeyChainFacts(
@@ -82,6 +72,23 @@ def snmp_facts(
         )
 
     return read
+
+
+def _daemon(s: Status, fingerprint: str) -> DaemonFacts:
+    return DaemonFacts(
+        s.version,
+        s.state.value,
+        s.uptime_seconds,
+        s.started_at,
+        s.boot_count,
+        s.previous_shutdown,
+        s.board,
+        fingerprint,
+    )
+
+
+def _components(s: Status) -> list[ComponentRow]:
+    return [ComponentRow(c.name, c.state.value, c.restarts, c.detail) for c in s.components]
 
 
 async def _firmware(firmware: FirmwareService | None) -> FirmwareFacts:
@@ -96,3 +103,14 @@ async def _firmware(firmware: FirmwareService | None) -> FirmwareFacts:
         boot.result if boot else "",
         fw.locked,
     )
+
+
+def status_facts(status: StatusService) -> FactsSource:
+    """After a failed power-on self-test, only the status is known: the daemon's state
+    (selfTestFailed) and its components; nothing else is read."""
+
+    async def read() -> Facts:
+        s = status.get_status()
+        return Facts(daemon=_daemon(s, ""), posture=[], components=_components(s))
+
+    return read

@@ -5,16 +5,17 @@ agree with it and no capability counts for SNMP. They start at zero with the dae
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 
+from mfpsecd.alerts.rules import Rule, alert_of
 from mfpsecd.audit.events import EventType
 from mfpsecd.audit.log_format import DAEMON, Outcome, Record
 from mfpsecd.snmp.model.facts import Counter
 
 
 class EventCounters:
-    def __init__(self, is_alert: Callable[[Record], bool]) -> None:
-        self._is_alert = is_alert
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self.rules = rules  # the alert rules in force (replaced with the settings)
         self.values: dict[Counter, int] = dict.fromkeys(Counter, 0)
 
     def offer(self, records: list[Record]) -> None:
@@ -22,7 +23,7 @@ class EventCounters:
         for r in records:
             for counter, n in _counted(r):
                 self.values[counter] += n
-            if self._is_alert(r):
+            if alert_of(self.rules, r):
                 self.values[Counter.ALERTS_RAISED] += 1
 
     def snapshot(self) -> dict[Counter, int]:
@@ -53,8 +54,6 @@ def _counted(r: Record) -> list[tuple[Counter, int]]:
             out.append((Counter.FIRMWARE_VERIFICATIONS, 1))
             if failed:
                 out.append((Counter.FIRMWARE_VERIFY_FAILURES, 1))
-        case EventType.FIRMWARE_UPDATE if failed:
-            out.append((Counter.FIRMWARE_VERIFY_FAILURES, 1))
         case EventType.USB_DEVICE if failed and r.subject.origin == DAEMON.origin:
             out.append((Counter.USB_REFUSALS, 1))
         case EventType.VIRUS_DETECTED:

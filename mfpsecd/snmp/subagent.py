@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -27,6 +28,7 @@ from mfpsecd.base.clock import Clock
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.snmp.model import agentx_pdu as pdu
 from mfpsecd.snmp.model.agentx_pdu import AgentxError, AgentxParseError, Header, PduType
+from mfpsecd.snmp.model.facts import Facts
 from mfpsecd.snmp.model.mib_objects import MibView
 from mfpsecd.snmp.ports import FactsSource
 
@@ -60,6 +62,7 @@ class _Session:
         self._packets = itertools.count(1)
         self._pending: dict[int, asyncio.Future[pdu.Response]] = {}
         self._write = asyncio.Lock()
+        self.closed_by_master = False
 
     def next_packet(self) -> int:
         return next(self._packets) & 0xFFFFFFFF
@@ -102,6 +105,8 @@ class Subagent:
         self._clock = clock
         self._health = health
         self._session: _Session | None = None
+        self.on_session: Callable[[], None] | None = None  # called when a session opens
+        self._reading_facts: asyncio.Task[Facts] | None = None
         self._view: MibView | None = None
         self._view_at = 0.0
         self.requests = 0
@@ -122,15 +127,15 @@ class Subagent:
             started = self._clock.monotonic()
             try:
                 await self._serve()
-            except (OSError, EOFError, AgentxParseError) as exc:
+            except (OSError, EOFError, AgentxParseError, ValueError) as exc:
                 reason = describe(exc)
                 delay = backoff.on_exit(self._clock.monotonic() - started) or RECONNECT.max_s
                 log.warning("agentx_disconnected", master=self.settings.address, reason=reason)
                 self._health.set(
                     COMPONENT,
                     HealthState.BACKOFF,
-                    f"master agent at {self.settings.address} unreachable ({reason}); "
-                    f"retrying in {delay:g} s",
+                    f"no session with the master agent at {self.settings.address} "
+                    f"({reason}); retrying in {delay:g} s",
                 )
                 await self._clock.sleep(delay)
 
@@ -154,7 +159,7 @@ class Subagent:
         address = self.settings.address
         if address.startswith("tcp:"):
             host, _, port = address[4:].rpartition(":")
-            opening = asyncio.open_connection(host.strip("[]"), int(port))
+            opening = asyncio.open_connection(host.strip("[]"), port_number(port))
         else:
             opening = asyncio.open_unix_connection(address)
         return await asyncio.wait_for(opening, self.settings.timeout_s)
@@ -163,6 +168,7 @@ class Subagent:
         reader, writer = await self._connect()
         session = _Session(reader, writer, self.settings.timeout_s)
         reading = asyncio.create_task(self._read(session), name="agentx-read")
+        pinging: asyncio.Task[None] | None = None
         try:
             await self._open(session)
             self._session = session
@@ -173,15 +179,19 @@ class Subagent:
                 f"agent at {self.settings.address}, session {session.id}",
             )
             log.info("agentx_registered", master=self.settings.address, session=session.id)
+            if self.on_session is not None:
+                self.on_session()
             pinging = asyncio.create_task(self._ping(session), name="agentx-ping")
             done, _ = await asyncio.wait({reading, pinging}, return_when=asyncio.FIRST_COMPLETED)
-            pinging.cancel()
             for task in done:
                 task.result()  # the reason the session ended
             raise ConnectionError("the session ended")
         finally:
             self._session = None
-            reading.cancel()
+            tasks = [t for t in (reading, pinging) if t is not None]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             session.fail_pending(ConnectionError("the session ended"))
             await self._close(session)
 
@@ -208,7 +218,8 @@ class Subagent:
 
     async def _close(self, session: _Session) -> None:
         with contextlib.suppress(OSError, RuntimeError):
-            if session.id and not session.writer.is_closing():
+            # A session the master closed is not closed again (it would log it unknown).
+            if session.id and not session.closed_by_master and not session.writer.is_closing():
                 session.writer.write(
                     pdu.close_pdu(
                         session=session.id,
@@ -230,32 +241,38 @@ class Subagent:
                 raise ConnectionError(f"Ping refused: {_error(answer)}")
 
     async def _read(self, session: _Session) -> None:
-        while True:
-            header = pdu.decode_header(await session.reader.readexactly(pdu.HEADER_SIZE))
-            payload = await session.reader.readexactly(header.payload_length)
-            match header.type:
-                case PduType.RESPONSE:
-                    session.answered(pdu.decode_response(header, payload))
-                case PduType.GET | PduType.GET_NEXT | PduType.GET_BULK:
-                    await self._answer(session, header, payload)
-                case PduType.TEST_SET:
-                    await session.send(
-                        pdu.response_pdu(header, [], error=AgentxError.NOT_WRITABLE, index=1)
-                    )
-                case PduType.COMMIT_SET:
-                    await session.send(
-                        pdu.response_pdu(header, [], error=AgentxError.COMMIT_FAILED)
-                    )
-                case PduType.UNDO_SET:
-                    await session.send(pdu.response_pdu(header, [], error=AgentxError.UNDO_FAILED))
-                case PduType.CLEANUP_SET:
-                    pass  # no response (RFC 2741 7.2.4.4)
-                case PduType.CLOSE:
-                    raise ConnectionError("the master agent closed the session")
-                case _:
-                    await session.send(
-                        pdu.response_pdu(header, [], error=AgentxError.PROCESSING_ERROR)
-                    )
+        """Until the session ends; what ended it also fails the requests that wait for
+        an answer (an Open the master never answers does not wait out its timeout)."""
+        try:
+            while True:
+                header = pdu.decode_header(await session.reader.readexactly(pdu.HEADER_SIZE))
+                payload = await session.reader.readexactly(header.payload_length)
+                await self._dispatch(session, header, payload)
+        except (OSError, EOFError, AgentxParseError) as exc:
+            session.fail_pending(exc)
+            raise
+
+    async def _dispatch(self, session: _Session, header: Header, payload: bytes) -> None:
+        match header.type:
+            case PduType.RESPONSE:
+                session.answered(pdu.decode_response(header, payload))
+            case PduType.GET | PduType.GET_NEXT | PduType.GET_BULK:
+                await self._answer(session, header, payload)
+            case PduType.TEST_SET:
+                await session.send(
+                    pdu.response_pdu(header, [], error=AgentxError.NOT_WRITABLE, index=1)
+                )
+            case PduType.COMMIT_SET:
+                await session.send(pdu.response_pdu(header, [], error=AgentxError.COMMIT_FAILED))
+            case PduType.UNDO_SET:
+                await session.send(pdu.response_pdu(header, [], error=AgentxError.UNDO_FAILED))
+            case PduType.CLEANUP_SET:
+                pass  # no response (RFC 2741 7.2.4.4)
+            case PduType.CLOSE:
+                session.closed_by_master = True
+                raise ConnectionError("the master agent closed the session")
+            case _:
+                await session.send(pdu.response_pdu(header, [], error=AgentxError.PROCESSING_ERROR))
 
     async def _answer(self, session: _Session, header: Header, payload: bytes) -> None:
         self.requests += 1
@@ -281,7 +298,13 @@ class Subagent:
     async def _current_view(self) -> MibView:
         now = self._clock.monotonic()
         if self._view is None or now - self._view_at >= self.settings.cache_s:
-            facts = await asyncio.wait_for(self._facts(), self.settings.timeout_s * 0.8)
+            # Shielded: a slow read is given up by this request, never cut short (reading
+            # the posture records its changes); the next request waits for the same read.
+            if self._reading_facts is None or self._reading_facts.done():
+                self._reading_facts = asyncio.ensure_future(self._facts())
+            facts = await asyncio.wait_for(
+                asyncio.shield(self._reading_facts), self.settings.timeout_s * 0.8
+            )
             self._view, self._view_at = MibView(self.settings.enterprise, facts), now
         return self._view
 
@@ -296,6 +319,14 @@ def _lookup(view: MibView, request: pdu.Request) -> list[VarBind]:
             repeaters = max(1, len(request.ranges) - request.non_repeaters)
             repetitions = min(request.max_repetitions, MAX_BULK_VARBINDS // repeaters)
             return view.get_bulk(request.ranges, request.non_repeaters, repetitions)
+
+
+def port_number(text: str) -> int:
+    """A TCP port of an agentx_socket: ValueError outside 1-65535."""
+    port = int(text)
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} is not 1-65535")
+    return port
 
 
 def _error(response: pdu.Response) -> str:

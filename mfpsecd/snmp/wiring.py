@@ -9,15 +9,14 @@ from dataclasses import dataclass
 
 from mfpsecd.alerts.notifications import notification
 from mfpsecd.alerts.outbox import Alert
-from mfpsecd.alerts.rules import alert_of
 from mfpsecd.alerts.wiring import alert_rules
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.config.schema import Config
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry
-from mfpsecd.base.supervisor import Supervisor
 from mfpsecd.snmp.counters import EventCounters
 from mfpsecd.snmp.ports import FactsSource
-from mfpsecd.snmp.subagent import COMPONENT, AgentxSettings, Subagent
+from mfpsecd.snmp.subagent import AgentxSettings, Subagent, port_number
 
 TrapSender = Callable[[Alert], Awaitable[None]]
 
@@ -41,6 +40,16 @@ def make_subagent(
     snmp = cfg.snmp
     if not snmp.agentx_socket:
         return None
+    if snmp.agentx_socket.startswith("tcp:"):
+        try:
+            port_number(snmp.agentx_socket.rpartition(":")[2])
+        except ValueError as exc:
+            raise MfpsecError(
+                ErrorCode.CONFIG_INVALID,
+                f"snmp.agentx_socket: {exc}",
+                key="snmp.agentx_socket",
+                reason=str(exc),
+            ) from None
     subagent = Subagent(
         AgentxSettings(
             snmp.agentx_socket,
@@ -64,14 +73,4 @@ def make_counters(cfg: Config) -> EventCounters:
     """The MIB's counters: made before the audit log opens, so that they count every
     record of this run (a daemon without a master agent counts too: it costs a few
     additions per record, and keeps the start-up in one shape)."""
-    rules = alert_rules(cfg)
-    return EventCounters(lambda record: bool(alert_of(rules, record)))
-
-
-def supervise_subagent(supervisor: Supervisor, fleet: Fleet | None) -> TrapSender | None:
-    """The subagent's session kept by the supervisor; what the notifier sends traps with
-    (None without a master agent, or with snmp.traps off)."""
-    if fleet is None:
-        return None
-    supervisor.add(COMPONENT, fleet.subagent.run)
-    return fleet.traps
+    return EventCounters(alert_rules(cfg))

@@ -180,7 +180,8 @@ def test_every_message_names_the_device_it_comes_from(fmt: siem.Format) -> None:
         assert (f["cs5Label"], f["cs5"]) == ("firmwareVersion", "4.2.0")
     else:
         _, f = siem_parse.leef(msg)
-        assert (f["identHostName"], f["deviceExternalId"]) == ("mfp-01", "SN\\0042")
+        assert (f["deviceHostName"], f["deviceExternalId"]) == ("mfp-01", "SN\\0042")
+        assert "identHostName" not in f
         assert (f["deviceModel"], f["deviceIdentity"]) == ("MFP-9000 | A3=color", "ab" * 32)
         assert f["firmwareVersion"] == "4.2.0"
         assert "cs3Label" not in f

@@ -14,7 +14,7 @@ from mfpsecd.auth.service import AuthService
 from mfpsecd.auth.sessions import SessionTable
 from mfpsecd.auth.user_store import UserStore
 from mfpsecd.base.admission import AdmissionRules
-from mfpsecd.base.config.schema import MediumKind, UsbSection
+from mfpsecd.base.config.schema import Config, MediumKind, UsbSection
 from mfpsecd.base.errors import COMMON_ERRORS, ErrorCode
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.paths import Paths
@@ -30,6 +30,8 @@ from mfpsecd.keys.chain import KeyChain
 from mfpsecd.keys.identity import DeviceIdentity
 from mfpsecd.keys.secrets import SecretStore
 from mfpsecd.keys.wiring import make_backup_scheduler
+from mfpsecd.monitoring.ports import Commit
+from mfpsecd.monitoring.service import MonitoringService
 from mfpsecd.remote.model.sessions import PanelState, RemotePolicy
 from mfpsecd.remote.service import PanelHooks, RemoteService
 from mfpsecd.store.backends.native_objects import NativeObjectCipher
@@ -150,6 +152,15 @@ def _handlers() -> dict[str, object]:
                     policy=RemotePolicy(),
                     panel=PanelHooks(PanelState, lambda: 0),
                 ),
+                monitoring=MonitoringService(
+                    Config(),
+                    store,
+                    auditor=keys.auditor,
+                    clock=clock,
+                    reporting=_NotRunning(),
+                    secret_stored=_nothing_stored,
+                    stored=None,
+                ),
             ),
             SecurityViews(
                 PostureBook(store, clock),
@@ -159,6 +170,19 @@ def _handlers() -> dict[str, object]:
             ),
         )
     )
+
+
+class _NotRunning:
+    """The reporting parts of a daemon that is not running: the handler table only."""
+
+    running = False
+
+    async def prepare(self, cfg: Config) -> Commit:
+        raise AssertionError("not called by these tests")
+
+
+async def _nothing_stored(name: str) -> bool:
+    return False
 
 
 def test_every_declared_method_has_a_handler_and_vice_versa() -> None:

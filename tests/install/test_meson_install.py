@@ -74,7 +74,7 @@ def test_a_c_panel_build_finds_the_interfaces_through_pkg_config(destdir: Path) 
     where = _run("pkg-config", "--variable=varlinkdir", "mfpsecd-ipc", env=env).strip()
     installed = {p.name: p.read_text() for p in Path(where).glob("*.varlink")}
     committed = {p.name: p.read_text() for p in (ROOT / "mfpsecd").glob("*/*.varlink")}
-    assert installed == committed and len(installed) == 10
+    assert installed == committed and len(installed) == 11
 
 
 def test_man_pages_and_completions_come_from_the_commands(destdir: Path) -> None:

@@ -33,6 +33,7 @@ def test_pypi_varlink_client(daemon: ds.DaemonProcess) -> None:
                 "io.mfpsecd.Network",
                 "io.mfpsecd.Usb",
                 "io.mfpsecd.Remote",
+                "io.mfpsecd.Monitoring",
             ]
             desc = service.GetInterfaceDescription("io.mfpsecd.System")
             assert desc["description"] == idl.generate(SYSTEM)

@@ -180,3 +180,47 @@ def test_a_master_that_stops_answering_cannot_hold_a_notification(short_tmp: Pat
             assert health.components()[0].state is HealthState.OK
 
     asyncio.run(scenario())
+
+
+def test_a_master_that_hangs_up_before_answering_open_is_noticed_at_once(
+    short_tmp: Path,
+) -> None:
+    """Not after the Open's timeout: the read that ended fails the waiting request."""
+
+    async def scenario() -> None:
+        async with _running(short_tmp, timeout_s=30) as (master, _, __, health):
+            r, w = await asyncio.wait_for(master.connections.get(), 10)
+            await master.read(r)  # the Open
+            w.close()
+            for _ in range(200):
+                if health.components() and health.components()[0].state is HealthState.BACKOFF:
+                    break
+                await asyncio.sleep(0.01)
+            detail = health.components()[0].detail
+            assert "retrying in" in detail and "Timeout" not in detail, detail
+
+    asyncio.run(scenario())
+
+
+def test_stopping_the_subagent_leaves_no_task_behind(short_tmp: Path) -> None:
+    async def scenario() -> None:
+        master = Master()
+        path = short_tmp / "agentx"
+        server = await asyncio.start_unix_server(master.accept, path)
+        clock = FakeClock()
+        agent = Subagent(
+            AgentxSettings(str(path), 32473, 5, 0.0), _facts, clock, HealthRegistry(clock)
+        )
+        task = asyncio.create_task(agent.run())
+        await master.open_session(9)
+        for _ in range(100):
+            if agent.connected:
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        left = [t.get_name() for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert not [n for n in left if n.startswith("agentx")], left
+        server.close()
+
+    asyncio.run(scenario())

@@ -190,7 +190,8 @@ _LEEF_KEYS = {
     "spriv": "role",
     "src": "src",
     "duser": "usrName",
-    "dvchost": "identHostName",
+    # Not identHostName: QRadar takes that for the host of a user's identity event.
+    "dvchost": "deviceHostName",
     "cs3": "deviceModel",
     "cs4": "deviceIdentity",
     "cs5": "firmwareVersion",

@@ -133,8 +133,15 @@ class NotifyMailSection(_Strict, frozen=True):
     password_secret: str = ""  # secret-store name of the password
 
 
+# A rule's name is what mails, traps and the panel show: words with spaces, as the
+# default rules' ("account locked").
+_RULE_NAME = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Za-z0-9]([A-Za-z0-9 _.-]{0,62}[A-Za-z0-9])?\Z")
+]
+
+
 class NotifyRuleSection(_Strict, frozen=True):
-    name: _NAME
+    name: _RULE_NAME
     events: Annotated[list[str], msgspec.Meta(min_length=1)]  # audit event types
     failures_only: bool = False
     threshold: Annotated[int, msgspec.Meta(ge=1, le=100000)] = 1

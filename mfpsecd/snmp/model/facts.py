@@ -35,7 +35,7 @@ FORWARD_BACKLOG = 7
 @dataclass(frozen=True)
 class DaemonFacts:
     version: str
-    state: str  # system.api.DaemonState value, or "self-test-failed"
+    state: str  # system.api.DaemonState value
     uptime_s: float
     started_at: str  # RFC 3339
     boot_count: int

@@ -12,7 +12,7 @@ from mfpsecd.snmp.model.agentx_pdu import SearchRange
 from mfpsecd.snmp.model.facts import FORWARD_BACKLOG, Counter, Facts
 
 # The MIB's enumerations (INTEGER { ... }) by the daemon's own names.
-DAEMON_STATE = {"starting": 1, "ready": 2, "degraded": 3, "stopping": 4, "self-test-failed": 5}
+DAEMON_STATE = {"starting": 1, "ready": 2, "degraded": 3, "stopping": 4, "failed": 5}
 SHUTDOWN = {"none": 1, "clean": 2, "unclean": 3}
 POSTURE_STATE = {"on": 1, "off": 2, "not_applicable": 3, "not_managed": 4}
 HEALTH_STATE = {"starting": 1, "ok": 2, "degraded": 3, "backoff": 4, "failed": 5, "stopped": 6}
