@@ -235,6 +235,16 @@ def fw_alert(config_path: Path, board: str | None, retry_for: float) -> None:
     required=True,
     help="Its certificate (PEM), issued by a firmware root.",
 )
+@click.option(
+    "--pq-key",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="An ML-DSA-87 key (PEM) for a hybrid signature (CNSA 2.0), with --pq-certificate.",
+)
+@click.option(
+    "--pq-certificate",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Its certificate (PEM), issued by a post-quantum firmware root.",
+)
 @click.option("--product", required=True)
 @click.option("--version", "fw_version", required=True, help="The firmware version.")
 @click.option(
@@ -265,6 +275,8 @@ def fw_sign(
     *,
     key: Path,
     certificate: Path,
+    pq_key: Path | None,
+    pq_certificate: Path | None,
     product: str,
     fw_version: str,
     epoch: int,
@@ -280,6 +292,8 @@ def fw_sign(
         digest = firmware.sign(
             key=key,
             certificate=certificate,
+            pq_key=pq_key,
+            pq_certificate=pq_certificate,
             product=product,
             version=fw_version,
             epoch=epoch,

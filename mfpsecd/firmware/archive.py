@@ -1,8 +1,9 @@
 """Firmware bundle archives: one file (a POSIX tar) carrying a bundle to the device.
 
 The signing tool writes the members in a fixed order: `manifest.json`, `manifest.sig`,
-`signer.pem`, then `tree` and its entries, parents before children. The reader takes the
-first three, has the signature and the manifest checked before anything else is read,
+`signer.pem`, for a hybrid signature `manifest.mldsa.sig` and `signer.mldsa.pem`, then
+`tree` and its entries, parents before children. The reader takes the header members,
+has the signatures and the manifest checked before anything else is read,
 and then admits only what the signed manifest lists, of the kind and size it lists, up to
 the slot's capacity. Files are created exclusively and flushed; directory modes are
 applied last and symbolic links created last, so nothing extracted can redirect a later
@@ -19,19 +20,31 @@ from typing import BinaryIO
 
 from mfpsecd.base.durable import fsync_dir, write_new
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.firmware.bundle import MANIFEST, SIGNATURE, SIGNER, TREE, walk
+from mfpsecd.firmware.bundle import (
+    MANIFEST,
+    MAX_SIGNER_PEM,
+    PQ_SIGNATURE,
+    PQ_SIGNER,
+    SIGNATURE,
+    SIGNER,
+    TREE,
+    walk,
+)
 from mfpsecd.firmware.model import manifest as fw_manifest
 from mfpsecd.firmware.model import signature as fw_signature
 
 HEADER = (MANIFEST, SIGNATURE, SIGNER)
+POST_QUANTUM = (PQ_SIGNATURE, PQ_SIGNER)  # present together, right after HEADER, or absent
 _HEADER_LIMITS = {
     MANIFEST: fw_manifest.MAX_MANIFEST_BYTES,
     SIGNATURE: fw_signature.MAX_SIGNATURE_BYTES,
-    SIGNER: 64 * 1024,
+    SIGNER: MAX_SIGNER_PEM,
+    PQ_SIGNATURE: fw_signature.ML_DSA_87_SIGNATURE_BYTES,
+    PQ_SIGNER: MAX_SIGNER_PEM,
 }
 _COPY = 1 << 20
 
-HeaderCheck = Callable[[bytes, bytes, bytes], fw_manifest.Manifest]
+HeaderCheck = Callable[[bytes, bytes, bytes, fw_signature.Signed | None], fw_manifest.Manifest]
 
 
 def _invalid(reason: str) -> MfpsecError:
@@ -41,7 +54,8 @@ def _invalid(reason: str) -> MfpsecError:
 def write_archive(bundle: Path, out: BinaryIO) -> None:
     """The signed bundle directory as an archive, in the order the reader expects."""
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for name in HEADER:
+        hybrid = (bundle / PQ_SIGNATURE).exists()
+        for name in HEADER + (POST_QUANTUM if hybrid else ()):
             tar.add(bundle / name, arcname=name, recursive=False, filter=_plain)
         tar.add(bundle / TREE, arcname=TREE, recursive=False, filter=_plain)
         for rel in sorted(walk(bundle / TREE)):
@@ -105,14 +119,27 @@ def _extract(
             if info is None or info.name != name:
                 raise _invalid(f"expected {name} as member {len(header) + 1}")
             header[name] = _read_member(tar, info, _HEADER_LIMITS[name])
-        m = check_header(header[MANIFEST], header[SIGNATURE], header[SIGNER])
+        first = next(members, None)
+        if first is not None and first.name == PQ_SIGNATURE:
+            header[PQ_SIGNATURE] = _read_member(tar, first, _HEADER_LIMITS[PQ_SIGNATURE])
+            info = next(members, None)
+            if info is None or info.name != PQ_SIGNER:
+                raise _invalid(f"expected {PQ_SIGNER} after {PQ_SIGNATURE}")
+            header[PQ_SIGNER] = _read_member(tar, info, _HEADER_LIMITS[PQ_SIGNER])
+            first = next(members, None)
+        pq = (
+            fw_signature.Signed(header[PQ_SIGNATURE], header[PQ_SIGNER])
+            if PQ_SIGNATURE in header
+            else None
+        )
+        m = check_header(header[MANIFEST], header[SIGNATURE], header[SIGNER], pq)
         total = sum(e.size for e in m.entries if e.kind == "file")
         if total > max_bytes:
             raise _invalid(f"the firmware holds {total} bytes, a slot {max_bytes}")
         try:
-            for name in HEADER:
-                write_new(dest / name, header[name])
-            _extract_tree(tar, members, dest / TREE, {e.path: e for e in m.entries})
+            for name, data in header.items():
+                write_new(dest / name, data)
+            _extract_tree(tar, first, members, dest / TREE, {e.path: e for e in m.entries})
             fsync_dir(dest)
         except OSError as exc:
             raise _invalid(f"cannot be written as it is: {exc}") from None
@@ -121,11 +148,11 @@ def _extract(
 
 def _extract_tree(
     tar: tarfile.TarFile,
+    first: tarfile.TarInfo | None,
     members: Iterator[tarfile.TarInfo],
     tree: Path,
     entries: dict[str, fw_manifest.Entry],
 ) -> None:
-    first = next(members, None)
     if first is None or first.name != TREE or not first.isdir():
         raise _invalid(f"expected the directory {TREE} after the signature")
     tree.mkdir(mode=0o700)

@@ -1,9 +1,11 @@
 """Firmware bundles: signing (the vendor side) and verification (SPEC F-1, F-2, F-4).
 
 A bundle is a directory: `manifest.json` (the canonical manifest bytes), `manifest.sig`
-(the signature over them), `signer.pem` (the vendor's signing certificate) and `tree/`
-(the firmware). Verification goes signature → parse → model and epoch → the tree's
-entries (nothing extra, missing or changed; links never followed) → every file's
+(the signature over them), `signer.pem` (the vendor's signing certificate), for a hybrid
+signature `manifest.mldsa.sig` and `signer.mldsa.pem` (ML-DSA-87 over the same bytes,
+and its certificate), and `tree/` (the firmware). Verification goes signatures → parse
+→ model and epoch → the tree's entries (nothing extra, missing or changed; links never
+followed) → every file's
 SHA-256 in parallel, stopping at the first mismatch. Each step fails closed with its own
 typed error, before the next step looks at anything.
 """
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
 
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.firmware.model import manifest as fw_manifest
@@ -27,7 +29,8 @@ from mfpsecd.firmware.model import signature as fw_signature
 from mfpsecd.firmware.ports import TreeHasher
 
 MANIFEST, SIGNATURE, SIGNER, TREE = "manifest.json", "manifest.sig", "signer.pem", "tree"
-_MAX_SIGNER_PEM = 64 * 1024
+PQ_SIGNATURE, PQ_SIGNER = "manifest.mldsa.sig", "signer.mldsa.pem"
+MAX_SIGNER_PEM = 64 * 1024
 
 _REASONS = {
     "mismatch": "content differs from the manifest",
@@ -97,10 +100,18 @@ def verify_header(
     clock: fw_signature.ClockCheck,
     now: dt.datetime,
     crls: Sequence[x509.CertificateRevocationList] = (),
+    post_quantum_signed: fw_signature.Signed | None = None,
 ) -> tuple[fw_manifest.Manifest, x509.Certificate]:
-    """Signature first, then the manifest is parsed and checked against this device."""
+    """Signatures first, then the manifest is parsed and checked against this device."""
     signer = fw_signature.verify(
-        raw, signature, signer_pem, roots=roots, clock=clock, now=now, crls=crls
+        raw,
+        signature,
+        signer_pem,
+        roots=roots,
+        clock=clock,
+        now=now,
+        crls=crls,
+        post_quantum_signed=post_quantum_signed,
     )
     m = fw_manifest.parse(raw)  # only now, the bytes being the vendor's
     if model not in m.models:
@@ -129,7 +140,8 @@ def verify_bundle(
         ) from None
     try:
         signature = _read(bundle / SIGNATURE, fw_signature.MAX_SIGNATURE_BYTES)
-        signer_pem = _read(bundle / SIGNER, _MAX_SIGNER_PEM)
+        signer_pem = _read(bundle / SIGNER, MAX_SIGNER_PEM)
+        pq = read_post_quantum(bundle)
     except OSError as exc:
         raise MfpsecError(ErrorCode.FIRMWARE_SIGNATURE_INVALID, reason=str(exc)) from None
     m, signer = verify_header(
@@ -142,6 +154,7 @@ def verify_bundle(
         clock=clock,
         now=now,
         crls=crls,
+        post_quantum_signed=pq,
     )
     tree = bundle / TREE
     try:
@@ -163,7 +176,26 @@ def verify_bundle(
     )
 
 
+def read_post_quantum(bundle: Path) -> fw_signature.Signed | None:
+    """The ML-DSA-87 signature and its certificate, when the bundle carries them (both or
+    neither: one without the other is a damaged bundle, OSError)."""
+    sig, signer = bundle / PQ_SIGNATURE, bundle / PQ_SIGNER
+    if not os.path.lexists(sig) and not os.path.lexists(signer):
+        return None
+    return fw_signature.Signed(
+        _read(sig, fw_signature.ML_DSA_87_SIGNATURE_BYTES), _read(signer, MAX_SIGNER_PEM)
+    )
+
+
 SigningKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+
+
+@dataclass(frozen=True)
+class PostQuantumSigner:
+    """The ML-DSA-87 half of a hybrid signature: its key and certificate (PEM)."""
+
+    key: mldsa.MLDSA87PrivateKey
+    certificate_pem: bytes
 
 
 def sign_bundle(
@@ -177,8 +209,10 @@ def sign_bundle(
     epoch: int,
     models: list[str],
     created: str,
+    post_quantum: PostQuantumSigner | None = None,
 ) -> bytes:
-    """The vendor side: a manifest of bundle/tree as it is, signed. → its digest."""
+    """The vendor side: a manifest of bundle/tree as it is, signed (with a hybrid
+    signature when post_quantum is given). → its digest."""
     tree = bundle / TREE
     found = walk(tree)
     files = sorted(p for p, (kind, _, _) in found.items() if kind == "file")
@@ -217,6 +251,12 @@ def sign_bundle(
         signature = key.sign(raw, ec.ECDSA(hashes.SHA384()))
     else:
         signature = key.sign(raw)
-    for name, data in ((MANIFEST, raw), (SIGNATURE, signature), (SIGNER, certificate_pem)):
+    members = [(MANIFEST, raw), (SIGNATURE, signature), (SIGNER, certificate_pem)]
+    if post_quantum is not None:
+        members += [
+            (PQ_SIGNATURE, post_quantum.key.sign(raw)),
+            (PQ_SIGNER, post_quantum.certificate_pem),
+        ]
+    for name, data in members:
         (bundle / name).write_bytes(data)
     return fw_manifest.digest(raw)

@@ -42,7 +42,7 @@ from mfpsecd.firmware import archive as fw_archive
 from mfpsecd.firmware.bundle import VerifiedImage, verify_bundle, verify_header
 from mfpsecd.firmware.model import manifest as fw_manifest
 from mfpsecd.firmware.model import slots as fw_slots
-from mfpsecd.firmware.model.signature import ClockCheck
+from mfpsecd.firmware.model.signature import ClockCheck, Signed
 from mfpsecd.firmware.ports import TreeHasher
 from mfpsecd.keys.model.pcr_policy import extended
 from mfpsecd.keys.ports import Tpm
@@ -494,7 +494,7 @@ class FirmwareService:
     ) -> VerifiedImage:
         now = self._clock.now()
 
-        def header(raw: bytes, sig: bytes, pem: bytes) -> fw_manifest.Manifest:
+        def header(raw: bytes, sig: bytes, pem: bytes, pq: Signed | None) -> fw_manifest.Manifest:
             return verify_header(
                 raw,
                 sig,
@@ -505,6 +505,7 @@ class FirmwareService:
                 clock=ClockCheck.CHECK,
                 now=now,
                 crls=self.settings.crls,
+                post_quantum_signed=pq,
             )[0]
 
         def run() -> VerifiedImage:

@@ -12,7 +12,7 @@ import click
 import structlog
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
 
 from mfpsecd.alerts.wiring import make_notifier
 from mfpsecd.audit.backends.audit_file import AuditFile
@@ -29,7 +29,7 @@ from mfpsecd.base.state_lock import lock_state_dir
 from mfpsecd.base.transfer import TransferLimits
 from mfpsecd.firmware import archive as fw_archive
 from mfpsecd.firmware.backends.native_hasher import NativeTreeHasher
-from mfpsecd.firmware.bundle import TREE, SigningKey, sign_bundle
+from mfpsecd.firmware.bundle import TREE, PostQuantumSigner, SigningKey, sign_bundle
 from mfpsecd.firmware.service import BindNextBoot, BootRecord, FirmwareService, FirmwareSettings
 from mfpsecd.keys.ports import Tpm
 from mfpsecd.keys.wiring import make_tpm
@@ -205,10 +205,28 @@ def load_signing_key(path: Path) -> SigningKey:
     return key
 
 
+def load_post_quantum(key: Path | None, certificate: Path | None) -> PostQuantumSigner | None:
+    """The ML-DSA-87 half of a hybrid signature (--pq-key and --pq-certificate)."""
+    if key is None and certificate is None:
+        return None
+    if key is None or certificate is None:
+        raise click.UsageError("--pq-key and --pq-certificate go together")
+    try:
+        loaded = serialization.load_pem_private_key(key.read_bytes(), password=None)
+        pem = certificate.read_bytes()
+    except (OSError, ValueError, TypeError) as exc:
+        raise click.UsageError(f"--pq-key {key}: {exc}") from None
+    if not isinstance(loaded, mldsa.MLDSA87PrivateKey):
+        raise click.UsageError("--pq-key: an ML-DSA-87 private key")
+    return PostQuantumSigner(loaded, pem)
+
+
 def sign(
     *,
     key: Path,
     certificate: Path,
+    pq_key: Path | None = None,
+    pq_certificate: Path | None = None,
     product: str,
     version: str,
     epoch: int,
@@ -217,6 +235,9 @@ def sign(
     tree: Path | None,
     archive: Path | None,
 ) -> bytes:
+    # Every key is loaded before anything is written: a wrong option leaves OUT as it was.
+    signing_key = load_signing_key(key)
+    post_quantum = load_post_quantum(pq_key, pq_certificate)
     if tree is not None:
         if (out / TREE).exists():
             raise click.UsageError(f"{out / TREE} exists: sign it in place without --tree")
@@ -227,7 +248,7 @@ def sign(
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     digest = sign_bundle(
         out,
-        key=load_signing_key(key),
+        key=signing_key,
         certificate_pem=certificate.read_bytes(),
         hasher=NativeTreeHasher(),
         product=product,
@@ -235,6 +256,7 @@ def sign(
         epoch=epoch,
         models=models,
         created=created,
+        post_quantum=post_quantum,
     )
     if archive is not None:
         with archive.open("wb") as f:

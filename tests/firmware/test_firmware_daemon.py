@@ -438,10 +438,11 @@ def test_the_vendor_signing_tool_without_a_daemon(tmp_path: Path) -> None:
         m = fw_archive.extract(
             f,
             tmp_path / "unpacked",
-            lambda raw, sig, pem: verify_header(
+            lambda raw, sig, pem, pq: verify_header(
                 raw,
                 sig,
                 pem,
+                post_quantum_signed=pq,
                 roots=[ROOT],
                 model=MODEL,
                 minimum_epoch=9,

@@ -66,7 +66,7 @@ def factory(s: Stack, epoch: int = 3) -> None:
         fw_archive.extract(
             f,
             s.root / "slots" / "a",
-            lambda raw, sig, pem: fw_manifest.parse(raw),
+            lambda raw, sig, pem, pq: fw_manifest.parse(raw),
             max_bytes=1 << 30,
         )
 

@@ -27,9 +27,9 @@ RAW = b'{"format":"mfpsecd-firmware-manifest/1"}'
 
 
 def _sig(key: Key, data: bytes = RAW) -> bytes:
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        return key.sign(data)
-    return key.sign(data, ec.ECDSA(hashes.SHA384()))
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return key.sign(data, ec.ECDSA(hashes.SHA384()))
+    return key.sign(data)
 
 
 def _refused(

@@ -7,11 +7,16 @@ import datetime as dt
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 NOW = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
-Key = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+Key = (
+    ec.EllipticCurvePrivateKey
+    | ed25519.Ed25519PrivateKey
+    | mldsa.MLDSA87PrivateKey
+    | mldsa.MLDSA65PrivateKey
+)
 
 
 def name_of(cn: str) -> x509.Name:
@@ -58,7 +63,8 @@ def make_cert(
         b = b.add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False
         )
-    algorithm = None if isinstance(issuer_key, ed25519.Ed25519PrivateKey) else hashes.SHA384()
+    # Ed25519 and ML-DSA sign the message itself: no separate hash.
+    algorithm = None if not isinstance(issuer_key, ec.EllipticCurvePrivateKey) else hashes.SHA384()
     return b.sign(issuer_key, algorithm)
 
 
@@ -70,6 +76,19 @@ ROOT_KEY = ec.generate_private_key(ec.SECP384R1())
 ROOT = make_cert("MFP firmware root", ROOT_KEY, "MFP firmware root", ROOT_KEY, ca=True)
 SIGNER_KEY = ec.generate_private_key(ec.SECP384R1())
 SIGNER = make_cert("MFP firmware signing 2026", SIGNER_KEY, "MFP firmware root", ROOT_KEY, ca=False)
+# The post-quantum half of a hybrid signature (CNSA 2.0): an ML-DSA-87 root and signer.
+PQ_ROOT_KEY = mldsa.MLDSA87PrivateKey.generate()
+PQ_ROOT = make_cert(
+    "MFP firmware root ML-DSA", PQ_ROOT_KEY, "MFP firmware root ML-DSA", PQ_ROOT_KEY, ca=True
+)
+PQ_SIGNER_KEY = mldsa.MLDSA87PrivateKey.generate()
+PQ_SIGNER = make_cert(
+    "MFP firmware signing ML-DSA 2026",
+    PQ_SIGNER_KEY,
+    "MFP firmware root ML-DSA",
+    PQ_ROOT_KEY,
+    ca=False,
+)
 
 
 def make_crl(issuer: str, key: Key, *revoked: x509.Certificate) -> x509.CertificateRevocationList:

@@ -20,6 +20,15 @@ Validity dates are checked at update time. At boot the device clock may not be s
 (a drained RTC battery), and a firmware that verified at its update must still boot:
 that is the explicit ClockCheck.IGNORE, never a default.
 
+Hybrid signatures (CNSA 2.0): a root whose key is ML-DSA-87 (FIPS 204) is a
+post-quantum root. A trust store that holds one requires every manifest to carry, beside
+its classical signature, an ML-DSA-87 signature over the same bytes by a signing
+certificate that chains to a post-quantum root: stripping either signature, or taking
+one from another manifest, is refused. A trust store without a post-quantum root checks
+the classical signature alone and ignores an ML-DSA one (nothing there could vouch for
+it): ECDSA-only bundles keep verifying on such devices, and hybrid bundles verify on
+devices not yet given a post-quantum root.
+
 Pure: the caller passes the roots and the time.
 """
 
@@ -29,17 +38,30 @@ import datetime as dt
 import enum
 import itertools
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 
 MAX_SIGNATURE_BYTES = 256
+ML_DSA_87_SIGNATURE_BYTES = 4627  # FIPS 204, table 2
 MAX_INTERMEDIATES = 3
+
+
+class Signed(NamedTuple):
+    """One signature over the manifest and the certificates that vouch for it."""
+
+    signature: bytes
+    signer_pem: bytes  # the signing certificate, then its intermediate CAs
+
+
+def post_quantum(cert: x509.Certificate) -> bool:
+    return isinstance(cert.public_key(), mldsa.MLDSA87PublicKey)
 
 
 class ClockCheck(enum.Enum):
@@ -149,17 +171,47 @@ def verify(
     clock: ClockCheck,
     now: dt.datetime,
     crls: Sequence[x509.CertificateRevocationList] = (),
+    post_quantum_signed: Signed | None = None,
 ) -> x509.Certificate:
-    """The signing certificate, once the signature over raw checks out;
-    FirmwareSignatureInvalid saying why not."""
+    """The (classical) signing certificate, once every signature the trust store
+    requires over raw checks out; FirmwareSignatureInvalid saying why not."""
     if not roots:
         raise _invalid("no firmware root is configured")
-    if not signature or len(signature) > MAX_SIGNATURE_BYTES:
-        raise _invalid("no signature, or not one of ours")
+    classical = [r for r in roots if not post_quantum(r)]
+    quantum_safe = [r for r in roots if post_quantum(r)]
+    signer = _verify_one(
+        raw, Signed(signature, signer_pem), classical, clock, now, crls, post_quantum=False
+    )
+    if quantum_safe:
+        if post_quantum_signed is None:
+            raise _invalid(
+                "the trust store has a post-quantum root: an ML-DSA-87 signature is "
+                "required beside the classical one, and this manifest has none"
+            )
+        _verify_one(raw, post_quantum_signed, quantum_safe, clock, now, crls, post_quantum=True)
+    return signer
+
+
+def _verify_one(  # noqa: PLR0917 (one signature, the roots for it and the time)
+    raw: bytes,
+    signed: Signed,
+    roots: list[x509.Certificate],
+    clock: ClockCheck,
+    now: dt.datetime,
+    crls: Sequence[x509.CertificateRevocationList],
+    *,
+    post_quantum: bool,
+) -> x509.Certificate:
+    kind = "ML-DSA-87 " if post_quantum else ""  # the classical one is "the signature"
+    if not roots:
+        raise _invalid(f"no {kind or 'classical '}firmware root is configured")
+    limit = ML_DSA_87_SIGNATURE_BYTES if post_quantum else MAX_SIGNATURE_BYTES
+    if not signed.signature or len(signed.signature) > limit:
+        raise _invalid(f"no {kind}signature, or not one of ours")
     try:
-        certs = x509.load_pem_x509_certificates(signer_pem)
+        certs = x509.load_pem_x509_certificates(signed.signer_pem)
     except ValueError:
-        raise _invalid("the signing certificate is not PEM X.509") from None
+        raise _invalid(f"the {kind}signing certificate is not PEM X.509") from None
     if len(certs) > 1 + MAX_INTERMEDIATES:
         raise _invalid(
             f"expected the signing certificate and at most {MAX_INTERMEDIATES} intermediate CAs"
@@ -170,12 +222,16 @@ def verify(
     _check_revocation(path, crls)
     key = signer.public_key()
     try:
-        if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP384R1):
-            key.verify(signature, raw, ec.ECDSA(hashes.SHA384()))
+        if post_quantum:
+            if not isinstance(key, mldsa.MLDSA87PublicKey):
+                raise _invalid("the post-quantum signing key is not ML-DSA-87")
+            key.verify(signed.signature, raw)
+        elif isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP384R1):
+            key.verify(signed.signature, raw, ec.ECDSA(hashes.SHA384()))
         elif isinstance(key, ed25519.Ed25519PublicKey):
-            key.verify(signature, raw)
+            key.verify(signed.signature, raw)
         else:
             raise _invalid("the signing key is neither ECDSA P-384 nor Ed25519")
     except InvalidSignature:
-        raise _invalid("the signature does not match the manifest") from None
+        raise _invalid(f"the {kind}signature does not match the manifest") from None
     return signer

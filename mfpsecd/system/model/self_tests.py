@@ -4,8 +4,9 @@ signatures, TOTP's HMAC, the signatures that vouch for checkpoints, certificates
 firmware. The engines' own algorithms are tested in the native extension.
 
 Each test is a name and a function that raises KnownAnswerMismatch; published vectors
-where one exists (FIPS 180-4, RFC 4226, RFC 8032), a sign/verify round trip with a fresh
-key for ECDSA (its signatures are randomised, so a fixed answer cannot be compared).
+where one exists (FIPS 180-4, RFC 4226, RFC 8032, FIPS 204 through NIST's ACVP), a
+sign/verify round trip with a fresh key for ECDSA (its signatures are randomised, so a
+fixed answer cannot be compared) and for ML-DSA's hedged signatures.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
 
 from mfpsecd.auth.model.totp import hotp
 
@@ -87,6 +88,32 @@ def _ed25519() -> None:
     key.public_key().verify(signature, b"")
 
 
+# NIST ACVP-Server, ML-DSA-keyGen-FIPS204, test group 3 (ML-DSA-87), tcId 51: the seed,
+# and the SHA-256 of the public key the vector gives for it (2,592 bytes).
+_MLDSA87_SEED = "5AC4D695186486C11D21F0300DBDA6F38B8D1FA07A254549B64422D44B1AAC42"
+_MLDSA87_PUBLIC_SHA256 = "f3181985231f1541993e4a5e676636e76ca97a2d551bff73d832e9ed80217b31"
+
+
+def _ml_dsa_87() -> None:
+    """Key generation against the published vector (it is deterministic from the seed),
+    then a signature by that key verified, and refused for a changed message: what the
+    firmware's hybrid signatures rely on."""
+    key = mldsa.MLDSA87PrivateKey.from_seed_bytes(bytes.fromhex(_MLDSA87_SEED))
+    public = key.public_key()
+    _expect(
+        hashlib.sha256(public.public_bytes_raw()).hexdigest() == _MLDSA87_PUBLIC_SHA256,
+        "public key",
+    )
+    message = b"mfpsecd power-on self-test"
+    signature = key.sign(message)
+    public.verify(signature, message)
+    try:
+        public.verify(signature, message + b".")
+    except InvalidSignature:
+        return
+    raise KnownAnswerMismatch("a changed message verified")
+
+
 TESTS: tuple[tuple[str, Callable[[], None]], ...] = (
     ("sha-256 (audit chain)", _sha256),
     ("sha-384", _sha384),
@@ -94,6 +121,7 @@ TESTS: tuple[tuple[str, Callable[[], None]], ...] = (
     ("ecdsa p-256 pair-wise", _ecdsa(ec.SECP256R1(), hashes.SHA256())),
     ("ecdsa p-384 pair-wise", _ecdsa(ec.SECP384R1(), hashes.SHA384())),
     ("ed25519", _ed25519),
+    ("ml-dsa-87 (key generation, pair-wise)", _ml_dsa_87),
 )
 
 
