@@ -11,7 +11,10 @@ from pathlib import Path
 # Each optional part's modules: nothing else imports them at module level.
 PART_FILES = {
     "snmp": ("alerts/snmp_trap.py",),
-    "card_login": ("auth/backends/pkcs11_card.py",),
+    "card_login": (
+        "auth/backends/pkcs11_card.py",
+        "firmware/backends/pkcs11_key.py",
+    ),
     "pdf": ("wipe/backends/certificate_pdf.py",),
 }
 

@@ -225,9 +225,9 @@ def fw_alert(config_path: Path, board: str | None, retry_for: float) -> None:
 @cli.command("fw-sign")
 @click.option(
     "--key",
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
     required=True,
-    help="The vendor's signing key (PEM: ECDSA P-384 or Ed25519).",
+    help="The vendor's signing key: a PEM file (ECDSA P-384 or Ed25519), or a pkcs11: URI "
+    "naming an ECDSA P-384 key in an HSM (with module-path and pin-source=file:).",
 )
 @click.option(
     "--certificate",
@@ -273,7 +273,7 @@ def fw_alert(config_path: Path, board: str | None, retry_for: float) -> None:
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False))
 def fw_sign(
     *,
-    key: Path,
+    key: str,
     certificate: Path,
     pq_key: Path | None,
     pq_certificate: Path | None,
@@ -303,7 +303,8 @@ def fw_sign(
             archive=archive,
         )
     except MfpsecError as exc:
-        click.echo(f"mfpsecd fw-sign: {exc.message}", err=True)
+        reason = exc.params.get("reason")
+        click.echo(f"mfpsecd fw-sign: {exc.message}" + (f" ({reason})" if reason else ""), err=True)
         sys.exit(exc.code.exit_status)
     click.echo(
         f"signed {out}: version {fw_version}, epoch {epoch}, manifest {digest.hex()}"

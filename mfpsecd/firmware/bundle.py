@@ -15,11 +15,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
 
@@ -176,6 +177,24 @@ def verify_bundle(
     )
 
 
+def _check_pair(raw: bytes, signature: bytes, certificate_pem: bytes) -> None:
+    """The signature verifies with the certificate that will travel with it: a key and a
+    certificate that do not belong together are found by the signer, not the devices."""
+    try:
+        public = x509.load_pem_x509_certificate(certificate_pem).public_key()
+        if isinstance(public, ec.EllipticCurvePublicKey):
+            public.verify(signature, raw, ec.ECDSA(hashes.SHA384()))
+        elif isinstance(public, ed25519.Ed25519PublicKey | mldsa.MLDSA87PublicKey):
+            public.verify(signature, raw)
+        else:
+            raise InvalidSignature
+    except (ValueError, InvalidSignature):
+        raise MfpsecError(
+            ErrorCode.FIRMWARE_SIGNATURE_INVALID,
+            reason="the signing key does not match its certificate",
+        ) from None
+
+
 def read_post_quantum(bundle: Path) -> fw_signature.Signed | None:
     """The ML-DSA-87 signature and its certificate, when the bundle carries them (both or
     neither: one without the other is a damaged bundle, OSError)."""
@@ -187,7 +206,8 @@ def read_post_quantum(bundle: Path) -> fw_signature.Signed | None:
     )
 
 
-SigningKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+# A key in hand, or a signer that holds it elsewhere (a PKCS#11 token): raw -> signature.
+SigningKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | Callable[[bytes], bytes]
 
 
 @dataclass(frozen=True)
@@ -249,14 +269,16 @@ def sign_bundle(
     raw = fw_manifest.canonical(m)
     if isinstance(key, ec.EllipticCurvePrivateKey):
         signature = key.sign(raw, ec.ECDSA(hashes.SHA384()))
-    else:
+    elif isinstance(key, ed25519.Ed25519PrivateKey):
         signature = key.sign(raw)
+    else:
+        signature = key(raw)
+    _check_pair(raw, signature, certificate_pem)
     members = [(MANIFEST, raw), (SIGNATURE, signature), (SIGNER, certificate_pem)]
     if post_quantum is not None:
-        members += [
-            (PQ_SIGNATURE, post_quantum.key.sign(raw)),
-            (PQ_SIGNER, post_quantum.certificate_pem),
-        ]
+        pq_signature = post_quantum.key.sign(raw)
+        _check_pair(raw, pq_signature, post_quantum.certificate_pem)
+        members += [(PQ_SIGNATURE, pq_signature), (PQ_SIGNER, post_quantum.certificate_pem)]
     for name, data in members:
         (bundle / name).write_bytes(data)
     return fw_manifest.digest(raw)

@@ -18,6 +18,7 @@ from mfpsecd.alerts.wiring import make_notifier
 from mfpsecd.audit.backends.audit_file import AuditFile
 from mfpsecd.audit.log_format import Record
 from mfpsecd.audit.service import Auditor
+from mfpsecd.base import optional
 from mfpsecd.base.clock import Clock, SystemClock
 from mfpsecd.base.config.loader import Board
 from mfpsecd.base.config.schema import BoardKind, Config, SecurityMode
@@ -195,7 +196,16 @@ def describe(record: BootRecord) -> str:
 # ---- the vendor's signing tool
 
 
-def load_signing_key(path: Path) -> SigningKey:
+def load_signing_key(text: str) -> SigningKey:
+    """A PEM file, or a pkcs11: URI naming a key in a token (an HSM)."""
+    if text.startswith("pkcs11:"):
+        optional.require("card_login", key="--key pkcs11:")  # python-pkcs11 is that part's
+        from mfpsecd.firmware.backends.pkcs11_key import Pkcs11SigningKey  # noqa: PLC0415
+
+        token_key = Pkcs11SigningKey(text)
+        token_key.check()
+        return token_key.sign
+    path = Path(text)
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as exc:
@@ -223,7 +233,7 @@ def load_post_quantum(key: Path | None, certificate: Path | None) -> PostQuantum
 
 def sign(
     *,
-    key: Path,
+    key: str,
     certificate: Path,
     pq_key: Path | None = None,
     pq_certificate: Path | None = None,

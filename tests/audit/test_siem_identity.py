@@ -48,17 +48,22 @@ def test_a_collector_that_requires_a_client_certificate_gets_the_device_named(
             while not receiver.lines():
                 assert time.monotonic() < deadline, "nothing arrived over mutual TLS"
                 time.sleep(0.1)
-            status = {
-                x["name"]: x
-                for x in json.loads(
-                    ds.mfpsec(d.socket_path, "audit", "forward", "status", "--json").stdout
-                )
-            }
+
+            def status() -> dict[str, dict[str, object]]:
+                out = ds.mfpsec(d.socket_path, "audit", "forward", "status", "--json").stdout
+                return {x["name"]: x for x in json.loads(out)}
+
+            # Without a certificate the collector refuses the session. (With TLS 1.3 it
+            # does so just after the handshake, so the forwarder may believe itself
+            # connected for a moment: what counts is that nothing of it is received, and
+            # that it says why.)
+            deadline = time.monotonic() + 30
+            while not (anonymous := status()["anonymous"])["last_error"]:
+                assert time.monotonic() < deadline, anonymous
+                time.sleep(0.2)
+            assert status()["mutual"]["connected"]
     finally:
         receiver.stop()
-    assert status["mutual"]["connected"]
-    # Without a certificate the collector refuses the handshake: nothing from it arrives.
-    assert not status["anonymous"]["connected"] and status["anonymous"]["cursor"] == 0
     for line in receiver.lines():
         msg = siem_parse.syslog(line.encode())["msg"]
         assert msg.startswith("CEF:")  # only the mutual destination's format

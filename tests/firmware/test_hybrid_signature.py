@@ -7,6 +7,7 @@ archive the device receives."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import subprocess
 import sys
@@ -16,7 +17,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, mldsa
+from pkcs11 import Attribute, KeyType
+from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 
+from mfpsecd.auth.backends.pkcs11_card import Pkcs11Card
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.firmware import archive as fw_archive
 from mfpsecd.firmware.backends.native_hasher import NativeTreeHasher
@@ -30,11 +34,15 @@ from tests.support.firmware_pki import (
     PQ_SIGNER,
     PQ_SIGNER_KEY,
     ROOT,
+    ROOT_KEY,
     SIGNER,
     SIGNER_KEY,
     make_cert,
     pem_of,
 )
+from tests.support.softhsm import MODULE, PIN, init_token, requires_softhsm, softhsm_env
+
+__all__ = ["softhsm_env"]  # the fixture
 
 A = b'{"format":"mfpsecd-firmware-manifest/1","version":"1.0"}'
 B = b'{"format":"mfpsecd-firmware-manifest/1","version":"6.6"}'
@@ -265,3 +273,79 @@ def test_the_signing_tool_makes_a_hybrid_archive(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     _verify_bundle(tmp_path / "out", BOTH)
     assert len((tmp_path / "out" / "manifest.mldsa.sig").read_bytes()) == 4627
+
+
+@requires_softhsm
+def test_the_signing_key_can_stay_in_an_hsm(tmp_path: Path, softhsm_env: Path) -> None:
+    """`fw-sign --key pkcs11:...`: an ECDSA P-384 key generated in a SoftHSM2 token, not
+    extractable, signs the manifest inside the token; the bundle verifies against the
+    firmware root that issued its certificate. A wrong PIN, a key that is not there, a
+    PIN on the command line and a certificate of another key are refused, nothing
+    signed."""
+    label = f"fw-{tmp_path.name[-8:]}"
+    init_token(label)
+    lib = Pkcs11Card(MODULE)._lib()
+    lib.reinitialize()
+    with lib.get_token(token_label=label).open(rw=True, user_pin=PIN) as s:
+        params = s.create_domain_parameters(
+            KeyType.EC,
+            {Attribute.EC_PARAMS: encode_named_curve_parameters("secp384r1")},
+            local=True,
+        )
+        pub, priv = params.generate_keypair(store=True, label="fw-signer")
+        assert priv[Attribute.EXTRACTABLE] is False and priv[Attribute.SENSITIVE] is True
+        public = serialization.load_der_public_key(encode_ec_public_key(pub))
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    cert = make_cert("HSM firmware signing", SIGNER_KEY, "MFP firmware root", ROOT_KEY, ca=False)
+    hsm_cert = x509.CertificateBuilder(
+        cert.issuer,
+        cert.subject,
+        public,
+        cert.serial_number,
+        NOW - dt.timedelta(days=1),
+        NOW + dt.timedelta(days=365),
+        list(cert.extensions),
+    ).sign(ROOT_KEY, hashes.SHA384())
+    (tmp_path / "hsm.pem").write_bytes(pem_of(hsm_cert))
+    (tmp_path / "pin").write_text(PIN)
+    (tmp_path / "bad-pin").write_text("000000")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app").write_bytes(b"firmware")
+
+    def fw_sign(uri: str, certificate: Path, out: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable, "-m", "mfpsecd.daemon.main", "fw-sign",
+                "--key", uri, "--certificate", str(certificate),
+                "--product", "mfp", "--version", "4.0", "--epoch", "5",
+                "--model", "mfp-9000", "--tree", str(tmp_path / "src"), str(tmp_path / out),
+            ],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+
+    def uri(pin: str = "pin", obj: str = "fw-signer") -> str:
+        return (
+            f"pkcs11:token={label};object={obj}?module-path={MODULE}"
+            f"&pin-source=file:{tmp_path / pin}"
+        )
+
+    for bad, why in (
+        (uri(pin="bad-pin"), "refused the PIN"),
+        (uri(obj="nothing"), "no single such key"),
+        (
+            f"pkcs11:token={label};object=fw-signer?module-path={MODULE}&pin-value={PIN}",
+            "pin-value",
+        ),
+    ):
+        r = fw_sign(bad, tmp_path / "hsm.pem", "refused")
+        assert r.returncode != 0 and why in r.stderr, (why, r.stderr)
+        assert not (tmp_path / "refused" / "manifest.sig").exists()
+    r = (
+        fw_sign(uri(), tmp_path / "other.pem", "mismatch")
+        if ((tmp_path / "other.pem").write_bytes(pem_of(SIGNER)) or True)
+        else None
+    )
+    assert r is not None and r.returncode != 0 and "does not match its certificate" in r.stderr
+    r = fw_sign(uri(), tmp_path / "hsm.pem", "out")
+    assert r.returncode == 0, r.stderr
+    _verify_bundle(tmp_path / "out", [ROOT])
