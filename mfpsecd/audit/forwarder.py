@@ -40,6 +40,8 @@ log = structlog.get_logger("mfpsecd.forward")
 BATCH = 500
 ACK_TIMEOUT_S = 10.0
 # Reconnect quickly after an outage, never give up: a SIEM may be away for days.
+# How long a new TLS 1.3 session waits for the collector to refuse the client.
+SETTLE_S = 0.5
 RECONNECT = BackoffPolicy(
     initial_s=0.5, factor=2.0, max_s=10.0, healthy_after_s=30.0, give_up_after=2**62
 )
@@ -179,6 +181,8 @@ class Forwarder:
             server_hostname=(self.dest.server_name or self.dest.host) if ctx else None,
         )
         try:
+            if ctx is not None:
+                await _accepted(reader, writer)
             self.status.connected = True
             self.status.last_error = ""
             self._report()
@@ -310,6 +314,23 @@ def make_forwarders(
         )
         for d in dests
     ]
+
+
+async def _accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """With TLS 1.3 a collector judges the client's certificate after the client thinks
+    the handshake done, and refuses with an alert: records written before it would be
+    acknowledged by TCP and counted as sent, though the collector dropped them. So the
+    session is used only once the collector had time to refuse it (a syslog collector
+    never sends anything else); TLS 1.2 refuses within the handshake itself."""
+    tls = writer.get_extra_info("ssl_object")
+    if tls is None or tls.version() != "TLSv1.3":
+        return
+    try:
+        data = await asyncio.wait_for(reader.read(1), SETTLE_S)
+    except TimeoutError:
+        return  # nothing said: accepted
+    if not data:
+        raise ConnectionResetError("closed by the SIEM after the TLS handshake")
 
 
 def _refused_key(d: AuditForwardSection, reason: str) -> MfpsecError:

@@ -53,14 +53,17 @@ def test_a_collector_that_requires_a_client_certificate_gets_the_device_named(
                 out = ds.mfpsec(d.socket_path, "audit", "forward", "status", "--json").stdout
                 return {x["name"]: x for x in json.loads(out)}
 
-            # Without a certificate the collector refuses the session. (With TLS 1.3 it
-            # does so just after the handshake, so the forwarder may believe itself
-            # connected for a moment: what counts is that nothing of it is received, and
-            # that it says why.)
+            # Without a certificate the collector refuses the session; with TLS 1.3 it
+            # does so just after the handshake, and the forwarder waits for that verdict
+            # before it sends: nothing counts as forwarded, and the status says why.
             deadline = time.monotonic() + 30
             while not (anonymous := status()["anonymous"])["last_error"]:
                 assert time.monotonic() < deadline, anonymous
                 time.sleep(0.2)
+            assert "CERTIFICATE_REQUIRED" in str(anonymous["last_error"]).upper().replace(
+                " ", "_"
+            ), anonymous
+            assert anonymous["cursor"] == 0 and not anonymous["connected"]
             assert status()["mutual"]["connected"]
     finally:
         receiver.stop()
