@@ -46,7 +46,7 @@ from mfpsecd.daemon.handlers import (
     failed_handlers,
 )
 from mfpsecd.daemon.posture import posture_book
-from mfpsecd.daemon.reporting import Reporting, secret_stored
+from mfpsecd.daemon.reporting import Reporting, stored_secrets
 from mfpsecd.daemon.sdnotify import SdNotifier
 from mfpsecd.daemon.snmp_facts import snmp_facts, status_facts
 from mfpsecd.firmware.wiring import make_firmware, start_firmware
@@ -329,7 +329,7 @@ class Daemon:
                         auditor=auditor,
                         clock=clock,
                         reporting=reporting,
-                        secret_stored=secret_stored(secrets),
+                        stored_secrets=stored_secrets(secrets),
                         stored=stored,
                     ),
                 ),

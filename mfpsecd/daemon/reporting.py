@@ -148,11 +148,10 @@ class Reporting:
             sup.add(NOTIFY, self._notifier.run)
 
 
-def secret_stored(secrets: SecretStore) -> Callable[[str], Awaitable[bool]]:
-    """Whether the secret store holds a secret of this name (by its list: nothing is
-    unsealed to answer)."""
+def stored_secrets(secrets: SecretStore) -> Callable[[], Awaitable[frozenset[str]]]:
+    """The names the secret store holds (from its list: nothing is unsealed to answer)."""
 
-    async def stored(name: str) -> bool:
-        return any(info.name == name for info in await secrets.list())
+    async def names() -> frozenset[str]:
+        return frozenset(info.name for info in await secrets.list())
 
-    return stored
+    return names

@@ -25,4 +25,5 @@ class Reporting(Protocol):
         ...
 
 
-SecretStored = Callable[[str], Awaitable[bool]]
+# The names of the secrets in the secret store (never their values), read once per use.
+StoredSecrets = Callable[[], Awaitable[frozenset[str]]]

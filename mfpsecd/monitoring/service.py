@@ -30,7 +30,7 @@ from mfpsecd.monitoring.model.document import (
     of_config,
     secret_names,
 )
-from mfpsecd.monitoring.ports import Reporting, SecretStored
+from mfpsecd.monitoring.ports import Reporting, StoredSecrets
 
 OBJECT = "monitoring settings"
 CONFIGURATION = "configuration"
@@ -71,7 +71,7 @@ class MonitoringService:
         auditor: Auditor,
         clock: Clock,
         reporting: Reporting,
-        secret_stored: SecretStored,
+        stored_secrets: StoredSecrets,
         stored: settings_store.Stored | None,
     ) -> None:
         self._file = cfg
@@ -79,7 +79,7 @@ class MonitoringService:
         self._auditor = auditor
         self._clock = clock
         self._reporting = reporting
-        self._secret_stored = secret_stored
+        self._stored_secrets = stored_secrets
         self._lock = asyncio.Lock()
         self._now = (
             InForce(stored.sections, stored.by, stored.at)
@@ -94,16 +94,14 @@ class MonitoringService:
 
     async def view(self) -> api.Settings:
         now = self._now
+        stored = await self._stored_secrets()
         return api.Settings(
             as_document(now.sections),
             ADMINISTRATOR if now.by else CONFIGURATION,
             now.by,
             now.at,
             default_rules(),
-            [
-                api.SecretState(name, await self._secret_stored(name))
-                for name in secret_names(now.sections)
-            ],
+            [api.SecretState(name, name in stored) for name in secret_names(now.sections)],
         )
 
     async def replace(self, document: api.Document, subject: Subject) -> api.Settings:
@@ -122,7 +120,8 @@ class MonitoringService:
         return await self.view()
 
     async def _swap(self, sections: Sections, by: str, details: dict[str, Detail]) -> None:
-        missing = [n for n in secret_names(sections) if not await self._secret_stored(n)]
+        stored = await self._stored_secrets()
+        missing = [n for n in secret_names(sections) if n not in stored]
         if missing:
             raise MfpsecError(
                 ErrorCode.CONFIG_INVALID,

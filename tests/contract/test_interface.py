@@ -158,7 +158,7 @@ def _handlers() -> dict[str, object]:
                     auditor=keys.auditor,
                     clock=clock,
                     reporting=_NotRunning(),
-                    secret_stored=_nothing_stored,
+                    stored_secrets=_nothing_stored,
                     stored=None,
                 ),
             ),
@@ -181,8 +181,8 @@ class _NotRunning:
         raise AssertionError("not called by these tests")
 
 
-async def _nothing_stored(name: str) -> bool:
-    return False
+async def _nothing_stored() -> frozenset[str]:
+    return frozenset()
 
 
 def test_every_declared_method_has_a_handler_and_vice_versa() -> None:
