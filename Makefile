@@ -22,7 +22,8 @@ BUILD := build
 # (smilint checks the MFPSEC-MIB).
 # Overwrite: scrub and shred (coreutils), the peers in bench/overwrite; openssl (the
 # offline check of certificates and the identity history in tests), poppler-utils (what
-# the printable certificate shows, read back in tests).
+# the printable certificate shows, read back in tests), jq (the canonical posture report for
+# openssl, as README shows).
 # Media purge: QEMU with busybox, nvme-cli, hdparm, mmc-utils, sg3-utils, cpio and kmod
 # (the guest of the opt-in `qemu` suite; its kernel is Debian's, fetched by apt at first use).
 # Lint: clang-format (the C style, .clang-format).
@@ -36,7 +37,7 @@ APT_PACKAGES := build-essential pkg-config libssl-dev python3-dev python3-venv \
 	rsyslog rsyslog-openssl snmptrapd snmpd snmp smitools libargon2-1 libargon2-dev softhsm2 \
 	scrub coreutils fdisk e2fsprogs nftables python3-nftables iproute2 iputils-ping procps \
 	qemu-system-x86 busybox-static nvme-cli hdparm mmc-utils sg3-utils cpio kmod openssl \
-	poppler-utils clang-format libjson-c-dev man-db debhelper lintian fwupd usbguard
+	poppler-utils jq clang-format libjson-c-dev man-db debhelper lintian fwupd usbguard
 
 SIM_CONFIG := hw/mfpsecd.sim.toml
 

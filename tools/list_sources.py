@@ -15,7 +15,7 @@ PART_FILES = {
         "auth/backends/pkcs11_card.py",
         "firmware/backends/pkcs11_key.py",
     ),
-    "pdf": ("wipe/backends/certificate_pdf.py",),
+    "pdf": ("wipe/backends/certificate_pdf.py", "system/report_pdf.py"),
 }
 
 

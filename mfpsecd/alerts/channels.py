@@ -9,6 +9,16 @@ from dataclasses import dataclass
 from mfpsecd.alerts.outbox import Alert
 
 
+class MailFailed(Exception):
+    """An SMTP exchange that failed, named by the SMTP client's own exception: the
+    notifier catches this, so it need not load the client before a mail is sent."""
+
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(why)
+        self.name = name  # e.g. "SMTPConnectError"
+        self.why = why  # in a few words, e.g. "SMTP 550"
+
+
 @dataclass(frozen=True)
 class MailSettings:
     host: str

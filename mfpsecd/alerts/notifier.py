@@ -21,12 +21,10 @@ import datetime as dt
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 
-import aiosmtplib
 import structlog
 
-from mfpsecd.alerts.channels import AgentxChannel, MailSettings, SnmpSettings
+from mfpsecd.alerts.channels import AgentxChannel, MailFailed, MailSettings, SnmpSettings
 from mfpsecd.alerts.outbox import Alert, AlertOutbox
 from mfpsecd.alerts.rules import Rule, matches
 from mfpsecd.alerts.smi import DOCUMENTATION_PEN
@@ -34,7 +32,6 @@ from mfpsecd.audit.log_format import Record
 from mfpsecd.audit.session_failures import SessionFailures, describe
 from mfpsecd.base.clock import Clock
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.base.escape import without_controls
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.secret import SecretBytes
 
@@ -304,12 +301,13 @@ class Notifier:
             else:
                 await self._send_trap(alert)
                 self.traps += 1
-        except (aiosmtplib.SMTPException, OSError, ssl.SSLError, MfpsecError) as exc:
-            log.warning(f"notify_{channel}_failed", rule=alert.rule, error=type(exc).__name__)
+        except (MailFailed, OSError, ssl.SSLError, MfpsecError) as exc:
+            name = exc.name if isinstance(exc, MailFailed) else type(exc).__name__
+            log.warning(f"notify_{channel}_failed", rule=alert.rule, error=name)
             if self._failures is not None:
                 self._failures.report(channel, self._where(channel), _why(exc))
-            self._health.set("notify", HealthState.FAILED, f"{where} failed: {type(exc).__name__}")
-            return type(exc).__name__
+            self._health.set("notify", HealthState.FAILED, f"{where} failed: {name}")
+            return name
         self._health.set(
             "notify", HealthState.OK, f"{self.sent} mail(s), {self.traps} trap(s) sent"
         )
@@ -333,34 +331,9 @@ class Notifier:
         await send_trap(snmp, alert, self._device, self._secret, enterprise=self._enterprise)
 
     async def _send_mail(self, alert: Alert) -> None:
-        r = alert.record
-        more = ""
-        if alert.suppressed:
-            more = (
-                f"\n\n{alert.suppressed} more matching event(s) since "
-                f"{alert.first_suppressed} were not notified one by one (rate limit)."
-            )
         mail = self._mail
         assert mail is not None
-        msg = EmailMessage()
-        msg["From"] = mail.sender
-        msg["To"] = ", ".join(mail.recipients)
-        msg["Subject"] = f"[mfpsecd {self._device}] {alert.rule}: {r.type.value} {r.outcome.value}"
-        who = without_controls(r.subject.user or r.subject.origin)
-        if r.subject.address:
-            who += f" from {without_controls(r.subject.address)}"
-        # Object and details carry what users and devices sent: escaped, so that a name
-        # can neither forge a line of the mail nor hide one.
-        details = "\n".join(
-            f"  {k}: {without_controls(str(v))}" for k, v in sorted(r.details.items())
-        )
-        msg.set_content(
-            f"Device: {self._device}\nTime: {r.time}\nEvent: {r.type.value} "
-            f"({r.outcome.value})\nWho: {who}\nObject: {without_controls(r.object)}\n"
-            f"Audit record: {r.seq}\nDetails:\n{details}{more}\n"
-        )
-        ctx = ssl.create_default_context(cafile=mail.ca_file) if mail.starttls else None
-        username = password = None
+        password = None
         if mail.username:
             if not mail.starttls:
                 raise MfpsecError(
@@ -368,20 +341,15 @@ class Notifier:
                     key="notify.mail.username",
                     reason="SMTP AUTH only over STARTTLS",
                 )
-            username, password = mail.username, await self._secret(mail.password_secret)
-        await aiosmtplib.send(
-            msg,
-            hostname=mail.host,
-            port=mail.port,
-            start_tls=mail.starttls,
-            tls_context=ctx,
-            timeout=mail.timeout_s,
-            username=username,
-            password=password,
-        )
+            password = await self._secret(mail.password_secret)
+        # The SMTP client (and the email package) loaded once a mail is to be sent:
+        # a device that mails nobody does not carry them.
+        from mfpsecd.alerts.mail_sender import send_mail  # noqa: PLC0415
+
+        await send_mail(mail, alert, self._device, password)
 
 
 def _why(exc: BaseException) -> str:
-    if isinstance(exc, aiosmtplib.SMTPResponseException):
-        return f"SMTP {exc.code}"
+    if isinstance(exc, MailFailed):
+        return exc.why
     return describe(exc)

@@ -13,8 +13,9 @@ import structlog
 from cryptography.hazmat.primitives import serialization
 
 from mfpsecd.audit import log_format
+from mfpsecd.base import identity_keys
 from mfpsecd.base.clock import Clock, rfc3339
-from mfpsecd.base.errors import MfpsecError
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.state import StateConnection, StateStore
 
 log = structlog.get_logger("mfpsecd.audit")
@@ -23,6 +24,17 @@ log = structlog.get_logger("mfpsecd.audit")
 Signer = Callable[[bytes], Awaitable[tuple[bytes, bytes] | None]]
 # The fingerprints of the device's identity keys, now and earlier.
 Trust = Callable[[], Awaitable[frozenset[str]]]
+
+
+async def identity_signature(signer: Signer, digest: bytes) -> tuple[bytes, str]:
+    """A document's signature by the identity key: (DER signature, PEM public key);
+    KeysUnavailable when the key cannot sign now (a document is never left unsigned)."""
+    signed = await signer(digest)
+    if signed is None:
+        raise MfpsecError(
+            ErrorCode.KEYS_UNAVAILABLE, reason="the device identity key cannot sign now"
+        )
+    return signed[0], identity_keys.pem(signed[1])
 
 
 def truncated(verdict: log_format.Verdict, cp: log_format.SignedCheckpoint) -> log_format.Verdict:

@@ -120,6 +120,19 @@ class ErrorCode(enum.Enum):
         (("test", str),),
         "A start-up self-test failed; the daemon does not serve security functions.",
     )
+    SYSTEM_REPORT_INVALID = (
+        "io.mfpsecd.System.ReportInvalid",
+        EX_DATAERR,
+        (("reason", str),),
+        "The posture report is malformed, altered, or not signed by this device.",
+    )
+    SYSTEM_REPORT_FOREIGN = (
+        "io.mfpsecd.System.ReportForeign",
+        EX_DATAERR,
+        (("fingerprint", str),),
+        "The report's signature is intact, but no identity key this device has had made it "
+        "(fingerprint: the key the document carries): this device did not issue it.",
+    )
     KEYS_UNAVAILABLE = (
         "io.mfpsecd.Keys.KeysUnavailable",
         EX_UNAVAILABLE,

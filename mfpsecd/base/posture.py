@@ -57,6 +57,12 @@ TITLES: dict[PostureId, str] = {
 }
 
 
+# How an item whose capability could not say is reported (off, with one of these as the
+# start of its detail): a security level read from the posture marks itself weakened.
+UNREADABLE = "could not be read"
+UNREPORTED = "its part of the daemon did not report it"
+
+
 @dataclass(frozen=True)
 class PostureItem:
     """One protection as its capability sees it now."""

@@ -37,7 +37,13 @@ from mfpsecd.remote.handlers import RemoteHandlers
 from mfpsecd.remote.service import RemoteService
 from mfpsecd.store.handlers import StoreHandlers
 from mfpsecd.store.service import JobStore
-from mfpsecd.system.api import GET_POSTURE, SYSTEM, WATCH_EVENTS
+from mfpsecd.system.api import (
+    GET_POSTURE,
+    GET_POSTURE_REPORT,
+    SYSTEM,
+    VERIFY_POSTURE_REPORT,
+    WATCH_EVENTS,
+)
 from mfpsecd.system.handlers import SecurityViews, SystemHandlers
 from mfpsecd.system.status import StatusService
 from mfpsecd.usb.handlers import UsbHandlers
@@ -161,6 +167,10 @@ def build_handlers(
     return table
 
 
+# The System methods that answer from the daemon's services, not from the status alone.
+SECURITY_VIEWS = (GET_POSTURE, GET_POSTURE_REPORT, VERIFY_POSTURE_REPORT, WATCH_EVENTS)
+
+
 def failed_handlers(status: StatusService, test: str) -> dict[str, Handler]:
     """After a failed power-on self-test: status and introspection answer, and every
     security function refuses and names the test (fail closed, FPT_TST_EXT.1)."""
@@ -173,8 +183,8 @@ def failed_handlers(status: StatusService, test: str) -> dict[str, Handler]:
         yield msgspec.Raw(b"")  # never reached: makes this an async generator
 
     table = _status_handlers(status, None)
-    table[f"{SYSTEM.name}.{GET_POSTURE.name}"] = refused
-    table[f"{SYSTEM.name}.{WATCH_EVENTS.name}"] = refused_stream
+    for method in SECURITY_VIEWS:
+        table[f"{SYSTEM.name}.{method.name}"] = refused_stream if method.streams else refused
     for interface in interfaces.INTERFACES:
         if interface.name not in {"org.varlink.service", "io.mfpsecd.System"}:
             table.update(
@@ -225,7 +235,7 @@ def _status_handlers(status: StatusService, views: SecurityViews | None) -> dict
     """What answers even after a failed self-test: introspection and the status."""
     table = _service_handlers() | routes(SystemHandlers(status, views))
     if views is None:
-        for method in (GET_POSTURE, WATCH_EVENTS):
+        for method in SECURITY_VIEWS:
             del table[f"{SYSTEM.name}.{method.name}"]
     return table
 

@@ -46,6 +46,7 @@ from mfpsecd.daemon.handlers import (
     failed_handlers,
 )
 from mfpsecd.daemon.posture import posture_book
+from mfpsecd.daemon.posture_report import posture_reporter
 from mfpsecd.daemon.reporting import Reporting, stored_secrets
 from mfpsecd.daemon.sdnotify import SdNotifier
 from mfpsecd.daemon.snmp_facts import snmp_facts, status_facts
@@ -338,6 +339,15 @@ class Daemon:
                     EventFeed(auditor, reporting.alert_of, clock),
                     auditor,
                     clock,
+                    posture_reporter(
+                        posture,
+                        status,
+                        clock,
+                        cfg=cfg,
+                        board=board,
+                        chain=chain,
+                        firmware=firmware,
+                    ),
                 ),
             ),
             activated.get("varlink"),

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import structlog
 
+from mfpsecd.base import identity_keys
 from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
@@ -545,7 +546,7 @@ class KeyChain:
         if self._identity_proven != spki:
             challenge = hashlib.sha256(os.urandom(32)).digest()
             signature = await self._tpm.sign_digest(self._identity, challenge)
-            if not identity_history.verifies_digest(spki, signature, challenge):
+            if not identity_keys.verifies_digest(spki, signature, challenge):
                 return False
             self._identity_proven = spki
         return True

@@ -9,6 +9,7 @@ from pathlib import Path
 from mfpsecd.audit.events import EventType
 from mfpsecd.audit.service import Auditor
 from mfpsecd.auth.caller import subject_of
+from mfpsecd.base import identity_keys
 from mfpsecd.base.clock import utc_text
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.secret import SecretBytes
@@ -222,7 +223,7 @@ class KeysHandlers:
             identities=[
                 api.IdentityEntry(
                     k.fingerprint,
-                    identity_history.pem(k.spki_der),
+                    identity_keys.pem(k.spki_der),
                     k.replaced_at,
                     k.proof.link.seq if k.proof else 0,
                 )

@@ -9,6 +9,7 @@ from typing import Annotated
 import msgspec
 
 from mfpsecd.base.access import Privilege
+from mfpsecd.base.errors import ErrorCode
 from mfpsecd.base.health import ComponentHealth
 from mfpsecd.base.posture import PostureState
 from mfpsecd.varlink.schema import Interface, Method, NoParams, restart
@@ -50,6 +51,35 @@ class PostureItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     setting: str  # the setting behind the state, e.g. "box documents deleted after 30 days"
     detail: str  # why, or what to do, when the setting does not say it ("" otherwise)
     since: str  # RFC 3339 UTC: since when the item has had this state and setting
+
+
+MAX_REPORT_BYTES = 256 << 10  # fifteen items and a dozen checks: a few KiB
+
+
+class PostureReport(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The posture as a signed document, with the security level it grades to."""
+
+    # The signed report, canonical JSON (README: "Signed posture report"): keep it byte
+    # for byte; `mfpsec posture verify` checks it.
+    document: str
+    level: int  # the security level, 0-3 (README: "Security levels")
+    level_text: str  # as fwupd writes its HSI: "MFPSEC:2", "MFPSEC:2!" with runtime issues
+    sha256: str  # hex SHA-256 of the document, to name it in a ticket or an audit
+
+
+class VerifyReportParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # a signed posture report, as GetPostureReport gave it
+    document: Annotated[str, msgspec.Meta(max_length=MAX_REPORT_BYTES)]
+
+
+class ReportVerdict(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A report this device signed: whose key, and what it says."""
+
+    identity: str  # fingerprint of the identity key that signed it
+    current: bool  # true: the key the TPM holds now; false: an earlier one its history proves
+    at: str  # RFC 3339 UTC: when the report was made
+    level_text: str  # the level the report states
+    sha256: str  # hex SHA-256 of the document checked
 
 
 class Posture(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -129,6 +159,40 @@ GET_POSTURE = Method(
 )
 
 
+GET_POSTURE_REPORT = Method(
+    name="GetPostureReport",
+    doc=(
+        "The posture as a document signed by the device identity key, graded into a\n"
+        'security level the way fwupd grades a PC (README: "Security levels"), with\n'
+        "PWG 5110.1 attribute names where they exist. The CLI renders it as a PDF."
+    ),
+    params=NoParams,
+    result=PostureReport,
+    requires=Privilege.STATUS_READ,
+    errors=(ErrorCode.KEYS_UNAVAILABLE, ErrorCode.KEY_INTEGRITY),
+)
+
+
+VERIFY_POSTURE_REPORT = Method(
+    name="VerifyPostureReport",
+    doc=(
+        "Check a posture report against this device's identity keys, the one it holds\n"
+        "now and every earlier one its identity history proves (never against the key\n"
+        "the document carries). ReportForeign: an intact signature by a key this device\n"
+        "never had."
+    ),
+    params=VerifyReportParams,
+    result=ReportVerdict,
+    requires=Privilege.STATUS_READ,
+    errors=(
+        ErrorCode.SYSTEM_REPORT_INVALID,
+        ErrorCode.SYSTEM_REPORT_FOREIGN,
+        ErrorCode.KEYS_UNAVAILABLE,
+        ErrorCode.KEY_INTEGRITY,
+    ),
+)
+
+
 def _resume_events(p: WatchEventsParams, last: Events | None) -> WatchEventsParams:
     """After a lost connection: from the last record delivered, so nothing is missed."""
     return p if last is None else msgspec.structs.replace(p, after=last.last_seq)
@@ -165,6 +229,8 @@ SYSTEM = Interface(
         GET_STATUS,
         WATCH_STATUS,
         GET_POSTURE,
+        GET_POSTURE_REPORT,
+        VERIFY_POSTURE_REPORT,
         WATCH_EVENTS,
     ),
 )

@@ -5,17 +5,20 @@ S-2 event stream, resumed after a lost connection."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import click
 import msgspec
 
-from mfpsecd.base.errors import MfpsecError
+from mfpsecd.base import optional
+from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.escape import shown
 from mfpsecd.base.health import HealthState
 from mfpsecd.base.posture import PostureState
 from mfpsecd.cli.common import Daemon, echo_json, reports_errors
 from mfpsecd.client import NoParams, follow
 from mfpsecd.system import api as system
+from mfpsecd.system import report_document
 from mfpsecd.system.api import DaemonState, Event, Posture, Status
 
 _STATE_COLOUR = {
@@ -98,15 +101,123 @@ def render_posture(posture: Posture) -> str:
     return "\n".join(lines)
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.pass_obj
+@click.pass_context
+def posture(ctx: click.Context, as_json: bool) -> None:
+    """Show the security posture: each protection, on or off, its setting and since when.
+    `report` makes the signed posture report (and its PDF), `verify` checks one."""
+    if ctx.invoked_subcommand is None:
+        _show_posture(ctx.obj, as_json)
+
+
 @reports_errors
-def posture(daemon: Daemon, as_json: bool) -> None:
-    """Show the security posture: each protection, on or off, its setting and since when."""
+def _show_posture(daemon: Daemon, as_json: bool) -> None:
     with daemon.connect() as conn:
         p = conn.call(system.GET_POSTURE)
     echo_json(p) if as_json else click.echo(render_posture(p))
+
+
+def render_report(r: report_document.ReportBody) -> str:
+    """The security level and its checks, for a person; strings escaped."""
+    d = r.device
+    lines = [
+        f"security level: {click.style(r.level_text, bold=True)}",
+        f"device: {shown(d.model)}, serial {shown(d.serial) or 'unknown'} ({shown(d.board)})",
+        f"read at: {r.at}; identity key {d.identity}",
+    ]
+    lines += [click.style(f"runtime issue: {shown(i)}", fg="red") for i in r.runtime_issues]
+    for c in r.checks:
+        mark = click.style("met    ", fg="green") if c.met else click.style("not met", fg="red")
+        lines.append(f"  level {c.level}  {mark}  {c.title}: {shown(c.detail)}")
+    return "\n".join(lines)
+
+
+def _write_pdf(doc: report_document.ReportDocument, document: bytes, pdf: Path) -> None:
+    why = optional.missing("pdf")
+    if why:
+        raise MfpsecError(ErrorCode.PART_UNAVAILABLE, part="pdf", reason=why)
+    # reportlab is loaded only for a printable report, in this process, never the daemon's.
+    from mfpsecd.system.report_pdf import render_pdf  # noqa: PLC0415
+
+    pdf.write_bytes(render_pdf(doc, document))
+    click.echo(f"printable PDF written to {pdf}", err=True)
+
+
+@posture.command("report")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keep the signed report (JSON) in this file.",
+)
+@click.option(
+    "--pdf", type=click.Path(dir_okay=False, path_type=Path), help="Render it as a PDF here."
+)
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Render a report kept earlier instead of asking the daemon (check it with verify).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the signed document itself.")
+@click.pass_obj
+@reports_errors
+def report(
+    daemon: Daemon, *, output: Path | None, pdf: Path | None, source: Path | None, as_json: bool
+) -> None:
+    """The posture as a report signed by the device identity key, graded into a security
+    level (README: "Security levels")."""
+    if source is not None:
+        document = source.read_bytes()
+    else:
+        with daemon.connect() as conn:
+            document = conn.call(system.GET_POSTURE_REPORT).document.encode()
+    try:
+        doc = report_document.decode_document(document)
+    except ValueError as exc:
+        raise MfpsecError(ErrorCode.SYSTEM_REPORT_INVALID, reason=str(exc)) from None
+    if output is not None:
+        output.write_bytes(document)
+        click.echo(f"signed report written to {output}", err=True)
+    if pdf is not None:
+        _write_pdf(doc, document, pdf)
+    if as_json:
+        click.echo(document.decode())
+    elif output is None or pdf is None:
+        click.echo(render_report(doc.report))
+
+
+@posture.command("verify")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--identity",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Check offline against this identity key or certificate (PEM), as recorded from "
+    "`mfpsec keys identity`; without it the daemon checks against every identity key the "
+    "device has had.",
+)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@reports_errors
+def verify(daemon: Daemon, path: Path, identity: Path | None, as_json: bool) -> None:
+    """Check a signed posture report: made by this device, and unaltered."""
+    document = path.read_bytes()
+    if identity is None:
+        with daemon.connect() as conn:
+            verdict = conn.call(
+                system.VERIFY_POSTURE_REPORT, system.VerifyReportParams(document.decode())
+            )
+    else:
+        verdict = report_document.verify_offline(document, identity.read_text())
+    if as_json:
+        echo_json(verdict)
+        return
+    which = "the identity key it holds now" if verdict.current else "an earlier identity key"
+    click.echo(
+        f"valid: signed by this device ({which}, {verdict.identity}) at {verdict.at}; "
+        f"security level {verdict.level_text}"
+    )
 
 
 def render_event(e: Event) -> str:

@@ -3,6 +3,7 @@ event stream."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -15,9 +16,10 @@ from mfpsecd.auth.caller import subject_of
 from mfpsecd.auth.sessions import seat_of
 from mfpsecd.base.access import Privilege
 from mfpsecd.base.clock import Clock, rfc3339
-from mfpsecd.system import api
+from mfpsecd.system import api, report_document
 from mfpsecd.system.events import EventFeed
 from mfpsecd.system.posture import PostureBook
+from mfpsecd.system.report import PostureReporter
 from mfpsecd.system.status import StatusService
 from mfpsecd.varlink.calls import CallContext, Last
 from mfpsecd.varlink.routes import handles
@@ -83,6 +85,7 @@ class SecurityViews:
     events: EventFeed
     auditor: Auditor
     clock: Clock
+    reporter: PostureReporter
 
 
 class SystemHandlers:
@@ -125,6 +128,27 @@ class SystemHandlers:
                 for e in entries
             ],
             rfc3339(views.clock),
+        )
+
+    @handles(api.GET_POSTURE_REPORT)
+    async def get_posture_report(self, ctx: CallContext, _: NoParams) -> api.PostureReport:
+        doc = await self._security_views().reporter.issue()
+        data = report_document.encode_document(doc)
+        return api.PostureReport(
+            data.decode(), doc.report.level, doc.report.level_text, hashlib.sha256(data).hexdigest()
+        )
+
+    @handles(api.VERIFY_POSTURE_REPORT)
+    async def verify_posture_report(
+        self, ctx: CallContext, p: api.VerifyReportParams
+    ) -> api.ReportVerdict:
+        doc, identity = await self._security_views().reporter.verify(p.document)
+        return api.ReportVerdict(
+            identity.fingerprint,
+            not identity.replaced_at,
+            doc.report.at,
+            doc.report.level_text,
+            hashlib.sha256(p.document.encode()).hexdigest(),
         )
 
     @handles(api.WATCH_EVENTS)

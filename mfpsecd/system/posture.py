@@ -12,7 +12,15 @@ import structlog
 
 from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.errors import MfpsecError
-from mfpsecd.base.posture import TITLES, PostureId, PostureItem, PostureSource, PostureState
+from mfpsecd.base.posture import (
+    TITLES,
+    UNREADABLE,
+    UNREPORTED,
+    PostureId,
+    PostureItem,
+    PostureSource,
+    PostureState,
+)
 from mfpsecd.base.state import StateConnection, StateStore
 
 log = structlog.get_logger("mfpsecd.system")
@@ -61,9 +69,7 @@ class PostureBook:
                 if item.id in ids:
                     found[item.id] = item
             for missing in ids - found.keys():
-                found[missing] = PostureItem(
-                    missing, PostureState.OFF, "unknown", "its part of the daemon did not report it"
-                )
+                found[missing] = PostureItem(missing, PostureState.OFF, "unknown", UNREPORTED)
         for unowned in PostureId:
             found.setdefault(
                 unowned,
@@ -88,10 +94,10 @@ async def _read(ids: frozenset[PostureId], source: PostureSource) -> list[Postur
     try:
         return await source()
     except MfpsecError as exc:
-        why = f"could not be read: {exc.code.wire_name}"
+        why = f"{UNREADABLE}: {exc.code.wire_name}"
     except Exception as exc:  # a posture must come back whatever one source does
         log.exception("posture_source_failed")
-        why = f"could not be read: {type(exc).__name__}"
+        why = f"{UNREADABLE}: {type(exc).__name__}"
     return [PostureItem(i, PostureState.OFF, "unknown", why) for i in ids]
 
 

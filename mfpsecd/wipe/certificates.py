@@ -9,11 +9,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import msgspec
-from cryptography.hazmat.primitives import serialization
 
-from mfpsecd.audit.checkpoints import Signer
+from mfpsecd.audit.checkpoints import Signer, identity_signature
+from mfpsecd.base import identity_keys
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.keys.model import identity_history
 from mfpsecd.keys.model.identity_history import KnownIdentity
 from mfpsecd.wipe.jobs import Job, StepKind, describe
 from mfpsecd.wipe.model import certificate as cert
@@ -128,20 +127,12 @@ class Certifier:
         )
 
     async def _sign(self, body: cert.CertificateBody) -> bytes:
-        signed = await self._signer(cert.digest(body))
-        if signed is None:
-            raise MfpsecError(
-                ErrorCode.KEYS_UNAVAILABLE, reason="the device identity key cannot sign now"
-            )
-        signature, spki = signed
-        pem = serialization.load_der_public_key(spki).public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        signature, pem = await identity_signature(self._signer, cert.digest(body))
         return cert.encode_document(
             cert.CertificateDocument(
                 certificate=body,
                 signature=cert.Signature(
-                    alg=cert.SIGNATURE_ALG, public_key=pem.decode(), value=signature.hex()
+                    alg=cert.SIGNATURE_ALG, public_key=pem, value=signature.hex()
                 ),
             )
         )
@@ -161,24 +152,13 @@ class Certifier:
                 ErrorCode.WIPE_CERTIFICATE_INVALID,
                 reason=f"unknown signature algorithm {doc.signature.alg!r}",
             )
-        try:
-            carried = identity_history.spki_of(doc.signature.public_key)
-            signature = bytes.fromhex(doc.signature.value)
-        except ValueError:
-            raise MfpsecError(
-                ErrorCode.WIPE_CERTIFICATE_INVALID, reason="malformed public key or signature"
-            ) from None
-        message = cert.canonical(doc.certificate)
-        for known in await self._identities():
-            if identity_history.verifies(known.spki_der, signature, message):
-                return doc, known
-        # The carried key only tells a foreign document from a broken one.
-        if identity_history.verifies(carried, signature, message):
-            raise MfpsecError(
-                ErrorCode.WIPE_CERTIFICATE_FOREIGN,
-                fingerprint=identity_history.fingerprint(carried),
-            )
-        raise MfpsecError(
-            ErrorCode.WIPE_CERTIFICATE_INVALID,
-            reason="the signature does not match the certificate",
+        known = await self._identities()
+        signer = identity_keys.require_signed_by(
+            [k.spki_der for k in known],
+            doc.signature.public_key,
+            doc.signature.value,
+            cert.canonical(doc.certificate),
+            invalid=ErrorCode.WIPE_CERTIFICATE_INVALID,
+            foreign=ErrorCode.WIPE_CERTIFICATE_FOREIGN,
         )
+        return doc, known[signer]

@@ -38,7 +38,10 @@ from mfpsecd.store.backends.native_objects import NativeObjectCipher
 from mfpsecd.store.service import JobStore
 from mfpsecd.system.events import EventFeed
 from mfpsecd.system.handlers import SecurityViews
+from mfpsecd.system.model.security_level import Hardening
+from mfpsecd.system.ports import DeviceFacts
 from mfpsecd.system.posture import PostureBook
+from mfpsecd.system.report import PostureReporter
 from mfpsecd.system.status import BoardInfo, StatusService
 from mfpsecd.usb.backends.sysfs_usb import SysfsUsbBus
 from mfpsecd.usb.service import UsbService
@@ -125,9 +128,11 @@ def _handlers() -> dict[str, object]:
         auditor=keys.auditor,
         state=store,
     )
+    status = StatusService(clock, health, BoardInfo("b", "k"))
+    book = PostureBook(store, clock)
     return dict(
         build_handlers(
-            StatusService(clock, health, BoardInfo("b", "k")),
+            status,
             keys,
             auth,
             DataServices(
@@ -163,10 +168,19 @@ def _handlers() -> dict[str, object]:
                 ),
             ),
             SecurityViews(
-                PostureBook(store, clock),
+                book,
                 EventFeed(keys.auditor, lambda r: "", clock),
                 keys.auditor,
                 clock,
+                PostureReporter(
+                    book,
+                    status,
+                    clock,
+                    signer=no_signer,
+                    identities=chain.identities,
+                    hardening=_no_hardening,
+                    device=lambda: DeviceFacts("m", "s", "b", "", 32473),
+                ),
             ),
         )
     )
@@ -179,6 +193,10 @@ class _NotRunning:
 
     async def prepare(self, cfg: Config) -> Commit:
         raise AssertionError("not called by these tests")
+
+
+async def _no_hardening() -> Hardening:
+    return Hardening(False, "", False, 0, "")
 
 
 async def _nothing_stored() -> frozenset[str]:

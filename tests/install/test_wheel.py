@@ -20,6 +20,17 @@ from pathlib import Path
 
 import pytest
 
+from mfpsecd.base.errors import EX_UNAVAILABLE
+from mfpsecd.system.report_document import (
+    FORMAT,
+    SIGNATURE_ALG,
+    HcdAttributes,
+    ReportBody,
+    ReportDevice,
+    ReportDocument,
+    ReportSignature,
+    encode_document,
+)
 from tests.support import daemon as ds
 from tools import requirements as declared
 from tools.device_install import WHEELS, build_wheel, runtime_venv
@@ -159,6 +170,7 @@ def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Install]:
 def test_a_build_without_the_parts_leaves_their_modules_and_packages_out(bare: Install) -> None:
     files = set((bare.work / "files.txt").read_text().splitlines())
     assert not {f for f in LEFT_OUT.values() if f in files}
+    assert "mfpsecd/system/report_pdf.py" not in files  # the printable posture report too
     assert "mfpsecd/alerts/notifier.py" in files  # the mail channel stays
     parts = bare.run(
         bare.bin("python"), "-I", "-c", "import mfpsecd._parts as p; print(sorted(p.LEFT_OUT))"
@@ -232,3 +244,41 @@ def test_a_printable_certificate_is_refused_as_part_unavailable(bare: Install) -
     r = bare.run(bare.bin("python"), "-I", "-c", script)
     assert r.stdout.startswith("io.mfpsecd.System.PartUnavailable "), r
     assert "-Dpdf=disabled" in r.stdout
+
+
+def test_a_printable_posture_report_without_the_pdf_part_says_which_part(
+    bare: Install,
+) -> None:
+    """The CLI renders the PDF itself: a build without reportlab refuses by name and still
+    reads the report."""
+    body = ReportBody(
+        format=FORMAT,
+        at="2026-12-07T00:00:00Z",
+        device=ReportDevice("C300i", "S1", "sim", "ab" * 32, "2.3.0", "0.1.0"),
+        level=0,
+        level_text="MFPSEC:0",
+        runtime_issues=[],
+        checks=[],
+        items=[],
+        hcd=HcdAttributes("en", "C300i", 32473, True, "off", "2.3.0"),
+    )
+    kept = bare.work / "report.json"
+    kept.write_bytes(encode_document(ReportDocument(body, ReportSignature(SIGNATURE_ALG, "", ""))))
+    r = bare.run(
+        bare.bin("mfpsec"),
+        "--socket",
+        str(bare.work / "none.sock"),
+        "posture",
+        "report",
+        "--from",
+        str(kept),
+        "--pdf",
+        str(bare.work / "report.pdf"),
+    )
+    assert r.returncode == EX_UNAVAILABLE, r.stderr
+    assert "PartUnavailable" in r.stderr and "-Dpdf=disabled" in r.stderr
+    assert not (bare.work / "report.pdf").exists()
+    shown = bare.run(
+        bare.bin("mfpsec"), "--socket", "/nonexistent", "posture", "report", "--from", str(kept)
+    )
+    assert shown.returncode == 0 and "security level: MFPSEC:0" in shown.stdout, shown.stderr

@@ -9,6 +9,7 @@ import msgspec
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from mfpsecd.base import identity_keys
 from mfpsecd.keys.model import identity_history as ih
 
 
@@ -48,7 +49,9 @@ def test_a_chain_of_restores_proves_every_earlier_key() -> None:
         _link(2, k1, k2, at="2026-06-01T00:00:00Z"),
     ]
     known = ih.trusted(_spki(k2), links)
-    assert [k.fingerprint for k in known] == [ih.fingerprint(_spki(k)) for k in (k2, k1, k0)]
+    assert [k.fingerprint for k in known] == [
+        identity_keys.fingerprint(_spki(k)) for k in (k2, k1, k0)
+    ]
     assert [k.replaced_at for k in known] == ["", "2026-06-01T00:00:00Z", "2026-01-01T00:00:00Z"]
     assert known[0].proof is None and known[2].proof == links[0]
     # The order the rows come in does not matter.
@@ -62,7 +65,7 @@ def test_a_link_the_current_key_did_not_sign_is_never_followed() -> None:
     forged = _link(1, attacker, k1, signer=attacker)
     for links in ([forged], [forged, genuine], [genuine, forged]):
         known = ih.trusted(_spki(k1), links)
-        assert ih.fingerprint(_spki(attacker)) not in [k.fingerprint for k in known]
+        assert identity_keys.fingerprint(_spki(attacker)) not in [k.fingerprint for k in known]
     # ... and cannot hide the genuine one, whatever the order.
     assert len(ih.trusted(_spki(k1), [forged, genuine])) == 2
     # A link the attacker signed with their own key names their key as the signer: it
@@ -95,9 +98,9 @@ def test_links_verify_with_the_digest_the_tpm_signs() -> None:
     )
     message = ih.canonical(link)
     sig = k.sign(message, ec.ECDSA(hashes.SHA256()))
-    assert ih.verifies(_spki(k), sig, message)
-    assert ih.verifies_digest(_spki(k), sig, hashlib.sha256(message).digest())
-    assert not ih.verifies(_spki(_key()), sig, message)
+    assert identity_keys.verifies(_spki(k), sig, message)
+    assert identity_keys.verifies_digest(_spki(k), sig, hashlib.sha256(message).digest())
+    assert not identity_keys.verifies(_spki(_key()), sig, message)
     # The canonical bytes: sorted keys, no spaces.
     assert message.startswith(b'{"at":"t","by":"b","fingerprint":"')
 
@@ -123,7 +126,7 @@ def test_a_key_on_an_unsupported_curve_is_refused_not_a_crash() -> None:
     would block every certificate of every sanitization."""
     pem = _pem_on_an_unsupported_curve()
     try:
-        ih.spki_of(pem)
+        identity_keys.spki_of(pem)
     except ValueError:
         pass
     else:

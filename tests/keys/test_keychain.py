@@ -17,13 +17,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from tpm2_pytss.types import TPM2B_PUBLIC
 
+from mfpsecd.base import identity_keys
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.base.sqlite_state import SqliteState
 from mfpsecd.keys.backends.native_crypto import NativeKeyCrypto
 from mfpsecd.keys.chain import ChainState, KeyChain
-from mfpsecd.keys.model import backup_file, identity_history
+from mfpsecd.keys.model import backup_file
 from mfpsecd.keys.secrets import SecretKind, SecretStore
 from tests.support.fakeclock import FakeClock
 from tests.support.keychain_stack import (
@@ -303,7 +304,7 @@ def test_a_restore_links_only_the_identity_the_keys_attested(tmp_path: Path, pla
 
         async def make_backup() -> None:
             s = await open_stack(state, tpm, backup_cost=FAST)
-            old.append(identity_history.fingerprint(s.chain.identity_public_der))
+            old.append(identity_keys.fingerprint(s.chain.identity_public_der))
             await s.chain.backup(SecretBytes(bytearray(PASSPHRASE)), usb)
             if planted:  # a key of the attacker's, as a TPM public area the backend reads
                 attacker = ec.generate_private_key(ec.SECP256R1()).public_key()
@@ -317,7 +318,7 @@ def test_a_restore_links_only_the_identity_the_keys_attested(tmp_path: Path, pla
                     )
                 conn.close()
                 old.append(
-                    identity_history.fingerprint(
+                    identity_keys.fingerprint(
                         attacker.public_bytes(
                             serialization.Encoding.DER,
                             serialization.PublicFormat.SubjectPublicKeyInfo,

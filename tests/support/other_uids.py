@@ -36,6 +36,8 @@ _CLIENT_SIDE = (
     "events.py",
     "log_format.py",
     "frames.py",
+    # The signed posture report: `mfpsec posture report|verify` read it without the daemon.
+    "report_document.py",
 )
 _DEPENDENCIES = ("click", "msgspec", "typing_extensions")
 

@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from mfpsecd.audit.events import EventType
 from mfpsecd.audit.service import AuditQuery
+from mfpsecd.base import identity_keys
 from mfpsecd.base.config.schema import DiskSection, MediumKind
 from mfpsecd.base.errors import ErrorCode, MfpsecError
-from mfpsecd.keys.model import identity_history
 from mfpsecd.wipe.jobs import COMPLETED
 from mfpsecd.wipe.medium_marker import MARKER_BYTES
 from mfpsecd.wipe.model import certificate as cert
@@ -431,11 +431,11 @@ def test_certificate_tampering_and_foreign_keys(tmp_path: Path) -> None:
             with pytest.raises(MfpsecError) as info:
                 await s.wipe.verify_certificate(msgspec.json.encode(raw))
             assert info.value.code is ErrorCode.WIPE_CERTIFICATE_FOREIGN
-            assert info.value.params["fingerprint"] == identity_history.fingerprint(spki)
+            assert info.value.params["fingerprint"] == identity_keys.fingerprint(spki)
             # The genuine one names the identity key that signed it: the current one.
             _, signer = await s.wipe.verify_certificate(good)
             assert (signer.fingerprint, signer.replaced_at) == (
-                identity_history.fingerprint(public_key_der(s.key)),
+                identity_keys.fingerprint(public_key_der(s.key)),
                 "",
             )
             # This device's own key embedded, the signature by another: not valid at all.

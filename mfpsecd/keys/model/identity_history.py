@@ -14,13 +14,11 @@ checks one without this software.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import msgspec
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+from mfpsecd.base.identity_keys import fingerprint, pem, spki_of, verifies
 
 LINK_FORMAT = "mfpsecd-identity-link/1"
 
@@ -64,61 +62,6 @@ def encode(signed: SignedLink) -> bytes:
 def decode(data: bytes | str) -> SignedLink:
     """Strict parse; raises msgspec.ValidationError/DecodeError."""
     return msgspec.json.decode(data, type=SignedLink)
-
-
-def fingerprint(spki_der: bytes) -> str:
-    return hashlib.sha256(spki_der).hexdigest()
-
-
-def pem(spki_der: bytes) -> str:
-    return (
-        serialization.load_der_public_key(spki_der)
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-
-
-def spki_of(pem_text: str) -> bytes:
-    """DER SubjectPublicKeyInfo of a PEM EC public key; ValueError for anything else (a
-    curve the library does not support included)."""
-    try:
-        key = serialization.load_pem_public_key(pem_text.encode())
-    except UnsupportedAlgorithm as exc:
-        raise ValueError(f"unsupported public key: {exc}") from None
-    if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise ValueError("not an EC public key")
-    return key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def verifies(spki_der: bytes, signature: bytes, message: bytes) -> bool:
-    """ECDSA P-256 over SHA-256(message), DER signature."""
-    return _verifies(spki_der, signature, message, hashes.SHA256())
-
-
-def verifies_digest(spki_der: bytes, signature: bytes, digest: bytes) -> bool:
-    """The same over a SHA-256 digest already taken (what the TPM signs)."""
-    return _verifies(spki_der, signature, digest, utils.Prehashed(hashes.SHA256()))
-
-
-def _verifies(
-    spki_der: bytes,
-    signature: bytes,
-    data: bytes,
-    algorithm: hashes.HashAlgorithm | utils.Prehashed,
-) -> bool:
-    try:
-        key = serialization.load_der_public_key(spki_der)
-    except (ValueError, UnsupportedAlgorithm):
-        return False
-    if not isinstance(key, ec.EllipticCurvePublicKey):
-        return False
-    try:
-        key.verify(signature, data, ec.ECDSA(algorithm))
-    except InvalidSignature:
-        return False
-    return True
 
 
 def _names(pem_text: str, spki_der: bytes) -> bool:
