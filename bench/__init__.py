@@ -247,6 +247,8 @@ def machine_facts() -> dict[str, str]:
 def _show(value: float, unit: str) -> str:
     if unit == "us":
         return f"{value:,.0f} µs"
+    if unit == "ms":
+        return f"{value:,.3f} ms"
     if unit == "%":
         return f"{value:.1%}"
     if unit == "MiB":
