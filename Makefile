@@ -44,13 +44,14 @@ SIM_CONFIG := hw/mfpsecd.sim.toml
 # The venv first: meson-python and the editable rebuild look up meson and ninja on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup setup-cross deb sources sim-firmware sim-ns sim-net run test test-native test-cross test-python \
+.PHONY: help setup setup-cross deb sources sim-firmware sim-ns sim-net run test test-native test-cross test-python trace \
 	lint format bench idl clean
 
 help:
 	@echo "make setup   install apt + Python dependencies into $(VENV), build the extension"
 	@echo "make run     run the daemon in the foreground on the simulated board (hw/sim.toml)"
 	@echo "make test    C tests (plain and ASan/UBSan) and the Python test suite"
+	@echo "make trace   the CC traceability matrix (docs/traceability.md) from the last make test"
 	@echo "make test-cross  C engines built for arm64 and armhf, their tests under qemu-user"
 	@echo "make lint    ruff format + check, clang-format, mypy, import-linter contracts"
 	@echo "make format  rewrite Python (ruff format) and C (clang-format) in the house style"
@@ -232,6 +233,12 @@ deb: setup
 
 test-python: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The Common Criteria traceability matrix from the last whole test run (make test):
+# docs/traceability.md and .json, the Security Target's TSS; fails when an applicable
+# SFR of docs/sfr.toml has no passing test (tools/trace.py).
+trace: setup
+	$(BIN)/python -m tools.trace --check
 
 C_SOURCES := $(shell find native examples -name '*.[ch]' 2>/dev/null)
 

@@ -10,7 +10,7 @@ import pytest
 from tests.support import daemon as daemon_support
 from tests.support.netlab import Lab, lab
 
-pytest_plugins = ["tests.support.no_skip"]
+pytest_plugins = ["tests.support.no_skip", "tests.support.traceability"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -5,7 +5,6 @@ daemon that mails nobody."""
 
 from __future__ import annotations
 
-import ssl
 from email.message import EmailMessage
 
 import aiosmtplib
@@ -14,6 +13,7 @@ from mfpsecd.alerts.channels import MailFailed, MailSettings
 from mfpsecd.alerts.outbox import Alert
 from mfpsecd.audit.session_failures import describe
 from mfpsecd.base.escape import without_controls
+from mfpsecd.base.tls import client_context
 
 
 def message(mail: MailSettings, alert: Alert, device: str) -> EmailMessage:
@@ -45,7 +45,7 @@ def message(mail: MailSettings, alert: Alert, device: str) -> EmailMessage:
 async def send_mail(mail: MailSettings, alert: Alert, device: str, password: str | None) -> None:
     """Raises MailFailed for what the SMTP exchange refused; OSError and ssl.SSLError
     for the connection."""
-    ctx = ssl.create_default_context(cafile=mail.ca_file) if mail.starttls else None
+    ctx = client_context(mail.ca_file) if mail.starttls else None
     try:
         await aiosmtplib.send(
             message(mail, alert, device),

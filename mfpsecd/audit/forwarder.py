@@ -34,6 +34,7 @@ from mfpsecd.base.config.schema import AuditForwardSection, ForwardTransport
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthRegistry, HealthState
 from mfpsecd.base.state import StateConnection, StateStore
+from mfpsecd.base.tls import client_context
 
 log = structlog.get_logger("mfpsecd.forward")
 
@@ -128,8 +129,7 @@ class Forwarder:
         await self._auditor.mark_exported(self._cursors.low())
 
     def _ssl(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=self.dest.ca_file)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx = client_context(self.dest.ca_file)
         if self.dest.client_cert_file and self.dest.client_key_file:
             # Read at every connection: a renewed certificate is used without a restart;
             # and checked again, as it may have been replaced by one others can read.

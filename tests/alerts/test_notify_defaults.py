@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from mfpsecd.alerts.channels import MailSettings
 from mfpsecd.alerts.notifier import Notifier
 from mfpsecd.alerts.outbox import AlertOutbox
@@ -49,6 +51,8 @@ async def _alerts(state: SqliteState) -> list[tuple[str, str, str]]:
     ]
 
 
+@pytest.mark.sfr("FAU_STG_EXT.1")
+@pytest.mark.spec("L-3", "L-5")
 def test_settings_changes_stored_data_and_the_siem_raise_alerts(tmp_path: Path) -> None:
     async def scenario() -> None:
         auditor, state, notifier, written = await _open(tmp_path)

@@ -60,6 +60,8 @@ async def _settle(a: Auditor) -> None:
         await asyncio.sleep(0)
 
 
+@pytest.mark.sfr("FAU_STG.4", "FAU_STG_EXT.1")
+@pytest.mark.spec("L-3", "L-5")
 def test_full_log_refuses_until_exported_then_drops_the_oldest(tmp_path: Path) -> None:
     async def scenario() -> None:
         clock = FakeClock()
@@ -102,6 +104,8 @@ def test_full_log_refuses_until_exported_then_drops_the_oldest(tmp_path: Path) -
     asyncio.run(scenario())
 
 
+@pytest.mark.sfr("FAU_STG.4")
+@pytest.mark.spec("L-5")
 def test_refuse_policy_never_drops(tmp_path: Path) -> None:
     async def scenario() -> None:
         clock = FakeClock()

@@ -53,6 +53,8 @@ def _edited(chain: list[bytes], i: int) -> list[bytes]:
     return [*chain[:i], core.canonical(forged), *chain[i + 1 :]]
 
 
+@pytest.mark.sfr("FAU_STG.1")
+@pytest.mark.spec("L-2")
 @pytest.mark.parametrize(
     ("tamper", "problem", "at"),
     [
@@ -144,6 +146,8 @@ def test_auditor_group_commit_torn_tail_and_queries(tmp_path: Path) -> None:
     assert core.verify(scan((path / "audit-00000001.log").read_bytes())[0]).ok
 
 
+@pytest.mark.sfr("FPT_STM.1")
+@pytest.mark.spec("L-1")
 def test_a_clock_step_is_audited_and_slewing_is_not(tmp_path: Path) -> None:
     from mfpsecd.system.timewatch import watch_time
 

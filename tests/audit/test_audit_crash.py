@@ -43,6 +43,8 @@ def _client(sock: str, index: int, acked: set[str], stop: threading.Event) -> No
         n += 1
 
 
+@pytest.mark.sfr("FAU_STG.4")
+@pytest.mark.spec("L-5")
 def test_acknowledged_records_survive_50_kills(short_tmp: Path) -> None:
     root = short_tmp / "d"
     rng = random.Random(20261122)

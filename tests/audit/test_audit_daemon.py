@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
@@ -30,6 +31,8 @@ def _show(d: ds.DaemonProcess, *args: str) -> list[dict[str, Any]]:
     return list(json.loads(r.stdout))
 
 
+@pytest.mark.sfr("FAU_GEN.1")
+@pytest.mark.spec("L-1")
 def test_key_operations_are_audited_and_the_log_verifies(short_tmp: Path) -> None:
     root = short_tmp / "d"
     with ds.running(root) as d:
@@ -125,6 +128,8 @@ def test_key_operations_are_audited_and_the_log_verifies(short_tmp: Path) -> Non
         assert "audit" in r.stdout and "chain broken at record 4" in r.stdout
 
 
+@pytest.mark.sfr("FAU_STG.1")
+@pytest.mark.spec("L-2")
 def test_signed_checkpoints_catch_truncation(short_tmp: Path) -> None:
     root = short_tmp / "d"
     export = short_tmp / "audit.jsonl"

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from mfpsecd.audit.backends.audit_file import AuditFile
 from mfpsecd.audit.events import EventType
 from mfpsecd.audit.log_format import Outcome, Subject
@@ -28,6 +30,8 @@ async def _session(directory: Path, pid: int, records: int) -> int:
     return auditor.last_seq
 
 
+@pytest.mark.sfr("FAU_GEN.2")
+@pytest.mark.spec("A-10", "L-1")
 def test_each_record_names_the_process_that_wrote_it(tmp_path: Path) -> None:
     async def scenario() -> None:
         log = tmp_path / "audit"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+import pytest
 
 from mfpsecd.audit.model import setting_changes as sc
 from mfpsecd.auth.api import AuthPolicy, CharClass, LockoutPolicy, PasswordPolicy
@@ -33,6 +34,8 @@ class _Mail(msgspec.Struct, frozen=True):
     password: str
 
 
+@pytest.mark.sfr("FMT_MTD.1")
+@pytest.mark.spec("A-10", "K-3")
 def test_a_secret_is_recorded_as_changed_and_long_values_are_cut() -> None:
     found = list(
         sc.changes(

@@ -85,6 +85,8 @@ def _last_seq(d: ds.DaemonProcess) -> int:
         return max(e.seq for e in conn.call(QUERY_AUDIT, AuditQueryParams(limit=1)).entries)
 
 
+@pytest.mark.sfr("FAU_STG_EXT.1", "FCS_CKM.2", "FTP_ITC.1")
+@pytest.mark.spec("L-3", "L-5")
 def test_every_record_arrives_exactly_once_as_cef_and_leef(short_tmp: Path) -> None:
     pki = make_pki(short_tmp / "pki")
     receiver = Rsyslog(short_tmp / "rsyslog", pki)

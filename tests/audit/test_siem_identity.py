@@ -24,6 +24,8 @@ from tests.support.pki import make_pki
 from tests.support.rsyslog import Rsyslog
 
 
+@pytest.mark.sfr("FAU_STG_EXT.1", "FCS_CKM.2", "FTP_ITC.1")
+@pytest.mark.spec("L-3", "L-5")
 def test_a_collector_that_requires_a_client_certificate_gets_the_device_named(
     short_tmp: Path,
 ) -> None:

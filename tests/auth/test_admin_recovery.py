@@ -84,6 +84,8 @@ def env(short_tmp: Path) -> Iterator[tuple[ds.DaemonProcess, Cli]]:
         yield d, cli
 
 
+@pytest.mark.sfr("FIA_UAU.1", "FMT_MTD.1")
+@pytest.mark.spec("A-1", "A-10", "K-3")
 def test_root_without_a_session_makes_no_administrator(env: tuple[ds.DaemonProcess, Cli]) -> None:
     _, cli = env
     assert "alice" in cli.ok(0, "users", "list")  # reading the accounts: yes

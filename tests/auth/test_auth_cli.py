@@ -29,6 +29,8 @@ def env(short_tmp: Path) -> Iterator[tuple[ds.DaemonProcess, Cli]]:
         yield d, Cli(d.socket_path, short_tmp / "rt")
 
 
+@pytest.mark.sfr("FIA_ATD.1", "FIA_UAU.1", "FIA_UID.1", "FIA_USB.1", "FMT_MTD.1", "FMT_SMF.1")
+@pytest.mark.spec("A-1", "A-10", "A-2", "A-7", "F-3", "K-3", "L-3", "N-2", "U-4")
 def test_first_start_login_roles_sessions_and_logout(env: tuple[ds.DaemonProcess, Cli]) -> None:
     d, cli = env
     (cli.runtime / "").mkdir(exist_ok=True)
@@ -122,6 +124,8 @@ def test_first_start_login_roles_sessions_and_logout(env: tuple[ds.DaemonProcess
     assert ADMIN_PW not in log and BOB_TEMP not in log
 
 
+@pytest.mark.sfr("FAU_STG.1", "FIA_AFL.1")
+@pytest.mark.spec("A-4", "A-5", "A-6", "L-2")
 def test_lockout_survives_sigkill_unlock_and_forced_change(short_tmp: Path) -> None:
     short_tmp.chmod(0o711)
     root = short_tmp / "d"

@@ -56,6 +56,8 @@ def test_first_start_needs_an_administrator_and_only_one_initialisation(tmp_path
     asyncio.run(go())
 
 
+@pytest.mark.sfr("FIA_AFL.1")
+@pytest.mark.spec("A-4", "A-5", "A-6")
 def test_third_failure_locks_right_password_refused_until_the_time_is_up(tmp_path: Path) -> None:
     async def go() -> None:
         async with stack(tmp_path) as s:
@@ -83,6 +85,8 @@ def test_third_failure_locks_right_password_refused_until_the_time_is_up(tmp_pat
     asyncio.run(go())
 
 
+@pytest.mark.sfr("FIA_AFL.1")
+@pytest.mark.spec("A-4", "A-5", "A-6")
 def test_lock_survives_a_daemon_restart_and_admin_unlock_lifts_it(tmp_path: Path) -> None:
     async def go() -> None:
         clock = FakeClock()
@@ -102,6 +106,8 @@ def test_lock_survives_a_daemon_restart_and_admin_unlock_lifts_it(tmp_path: Path
     asyncio.run(go())
 
 
+@pytest.mark.sfr("FIA_AFL.1")
+@pytest.mark.spec("A-4", "A-5", "A-6")
 def test_fifty_concurrent_wrong_attempts_lock_once_and_count_three(tmp_path: Path) -> None:
     async def go() -> None:
         async with stack(tmp_path) as s:
@@ -137,6 +143,8 @@ def test_unknown_user_names_are_answered_like_real_ones(tmp_path: Path) -> None:
     asyncio.run(go())
 
 
+@pytest.mark.sfr("FIA_USB.1", "FTA_SSL.3")
+@pytest.mark.spec("A-10", "A-7")
 def test_sessions_idle_timeout_peer_binding_and_logout(tmp_path: Path) -> None:
     async def go() -> None:
         async with stack(tmp_path) as s:
@@ -174,6 +182,8 @@ def test_sessions_idle_timeout_peer_binding_and_logout(tmp_path: Path) -> None:
     asyncio.run(go())
 
 
+@pytest.mark.sfr("FDP_ACC.1", "FIA_ATD.1", "FMT_MSA.1", "FMT_SMR.1")
+@pytest.mark.spec("A-10")
 def test_roles_grant_what_the_spec_says(tmp_path: Path) -> None:
     async def go() -> None:
         async with stack(tmp_path) as s:
@@ -254,6 +264,8 @@ def test_unknown_and_real_names_answer_alike_across_a_restart(tmp_path: Path) ->
     asyncio.run(go())
 
 
+@pytest.mark.sfr("FIA_PMG_EXT.1")
+@pytest.mark.spec("A-2", "A-3")
 def test_password_changes_follow_the_policy_and_history(tmp_path: Path) -> None:
     async def go() -> None:
         async with stack(tmp_path) as s:
@@ -319,6 +331,8 @@ def test_stricter_policy_and_expiry_prompt_a_change_at_login(tmp_path: Path) -> 
     asyncio.run(go())
 
 
+@pytest.mark.sfr("FCS_COP.1")
+@pytest.mark.spec("A-9")
 def test_totp_valid_previous_step_replayed_and_wrong_codes(tmp_path: Path) -> None:
     async def go() -> None:
         async with stack(tmp_path) as s:
@@ -374,6 +388,8 @@ def test_totp_valid_previous_step_replayed_and_wrong_codes(tmp_path: Path) -> No
     asyncio.run(go())
 
 
+@pytest.mark.sfr("FMT_SMR.1")
+@pytest.mark.spec("A-10")
 def test_removing_users_and_the_last_administrator(tmp_path: Path) -> None:
     async def go() -> None:
         async with stack(tmp_path) as s:
@@ -423,6 +439,8 @@ def test_password_attack_and_flood_from_one_source_are_detected_and_throttled(
     asyncio.run(go())
 
 
+@pytest.mark.sfr("FAU_GEN.1", "FTA_SSL.3")
+@pytest.mark.spec("A-7", "L-1")
 def test_a_service_engineers_session_is_recorded_from_start_to_end(tmp_path: Path) -> None:
     """FAU_GEN.1: maintenance.session start at the service engineer's login, end at the
     logout, at a timeout noticed by the periodic sweep, or when an administrator resets

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import string
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +18,8 @@ def rules(pw: bytes, user: str = "jdoe", policy: PasswordPolicy = DEFAULT) -> li
     return [v.rule for v in violations(memoryview(bytearray(pw)), user, policy)]
 
 
+@pytest.mark.sfr("FIA_PMG_EXT.1")
+@pytest.mark.spec("A-2", "A-3")
 def test_each_rule_and_its_message() -> None:
     assert rules(b"correct horse battery") == []
     assert rules(b"short") == [Rule.MIN_LENGTH]
@@ -38,6 +41,8 @@ def test_each_rule_and_its_message() -> None:
     assert all("jdoe" not in m for r, m in messages.items() if r is not Rule.CONTAINS_USER_ID)
 
 
+@pytest.mark.sfr("FIA_PMG_EXT.1")
+@pytest.mark.spec("A-2", "A-3")
 def test_defaults_are_the_specs() -> None:
     assert (DEFAULT.min_length, DEFAULT.temporary_days, DEFAULT.history) == (12, 7, 5)
     assert PasswordPolicy(min_length=64).min_length == 64  # at least 64 settable, >=15 too

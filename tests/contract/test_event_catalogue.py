@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from mfpsecd.audit.events import CATALOGUE, EventType
 from tools import readme_tables
 
@@ -24,6 +26,8 @@ def test_readme_tables_are_generated_from_the_code() -> None:
     assert readme_tables.main(["--check"]) == 0
 
 
+@pytest.mark.sfr("FAU_GEN.1")
+@pytest.mark.spec("L-1")
 def test_every_event_type_is_emitted() -> None:
     emitted = set()
     for path in PACKAGE.rglob("*.py"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import varlink
 
 from mfpsecd.audit.backends.audit_file import AuditFile
@@ -326,6 +327,8 @@ def test_a_method_is_sensitive_exactly_when_it_carries_a_secret() -> None:
     assert wrong == []
 
 
+@pytest.mark.sfr("FMT_SMF.1")
+@pytest.mark.spec("A-2", "F-3", "L-3", "N-2", "U-4")
 def test_the_idl_says_what_a_client_in_another_language_needs() -> None:
     """Binary inputs say they are base64, inputs with a default are optional, each method
     names its privilege and whether it streams, and fields carry their comments."""

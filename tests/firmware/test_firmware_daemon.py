@@ -123,6 +123,8 @@ def test_the_unit_orders_itself_before_the_services_and_isolates_on_failure() ->
     ]
 
 
+@pytest.mark.sfr("FPT_TUD_EXT.1")
+@pytest.mark.spec("F-1", "F-4", "F-5")
 @requires_swtpm
 def test_boot_unit_in_normal_and_enhanced_mode(short_tmp: Path) -> None:
     root = short_tmp / "d"
@@ -275,6 +277,8 @@ def test_a_revocation_list_retires_the_signing_key_at_boot(short_tmp: Path) -> N
     assert _boot_unit(config, board_path).returncode == 0
 
 
+@pytest.mark.sfr("FMT_MOF.1")
+@pytest.mark.spec("A-10", "F-3", "N-1")
 @pytest.mark.root
 @requires_swtpm
 def test_update_lock_and_switch_through_the_cli(short_tmp: Path) -> None:

@@ -192,6 +192,8 @@ MUTATIONS: list[Mutation] = [
 ]
 
 
+@pytest.mark.sfr("FPT_TUD_EXT.1")
+@pytest.mark.spec("F-1", "F-4", "F-5")
 def test_a_corpus_of_1000_tampered_bundles_is_refused(pristine: Path, tmp_path: Path) -> None:
     rng = random.Random(20261122)
     counts: dict[str, int] = {}

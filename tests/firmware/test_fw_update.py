@@ -71,6 +71,8 @@ def factory(s: Stack, epoch: int = 3) -> None:
         )
 
 
+@pytest.mark.sfr("FPT_TUD_EXT.1")
+@pytest.mark.spec("F-1", "F-4", "F-5")
 @sync
 async def test_update_boot_commit_and_counter_on_a_real_tpm(
     tmp_path: Path, tpm_handle: Tpm
@@ -195,6 +197,8 @@ async def test_a_trial_that_never_comes_up_runs_out_of_attempts(tmp_path: Path) 
         assert (s.state().failed, s.state().reason) == ("b", "ran out of boot attempts")
 
 
+@pytest.mark.sfr("FPT_TUD_EXT.1")
+@pytest.mark.spec("F-1", "F-4", "F-5")
 @sync
 async def test_refusals_write_nothing_and_are_audited(tmp_path: Path) -> None:
     async with stack(tmp_path) as s:
@@ -259,6 +263,8 @@ async def test_a_stalled_archive_releases_the_update(tmp_path: Path) -> None:
         assert await s.update(make_bundle(tmp_path / "src2", "v6", epoch=6)) == "b"
 
 
+@pytest.mark.sfr("FMT_MOF.1")
+@pytest.mark.spec("A-10", "F-3", "N-1")
 @sync
 async def test_the_administrators_lock_stops_every_update(tmp_path: Path) -> None:
     async with stack(tmp_path) as s:

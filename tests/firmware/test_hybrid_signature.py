@@ -88,6 +88,8 @@ def test_a_hybrid_signature_verifies_against_a_hybrid_trust_store() -> None:
     assert len(_pq(A).signature) == 4627  # ML-DSA-87 (FIPS 204)
 
 
+@pytest.mark.sfr("FCS_COP.1")
+@pytest.mark.spec("F-1", "F-5")
 def test_no_downgrade_by_stripping_or_mixing_signatures() -> None:
     # The ML-DSA-87 half stripped.
     _refused("an ML-DSA-87 signature is required", A, _classical(A), None)

@@ -55,6 +55,8 @@ def _refused(
     assert reason in str(info.value.params["reason"])
 
 
+@pytest.mark.sfr("FCS_COP.1")
+@pytest.mark.spec("F-1", "F-5")
 def test_a_vendor_signature_is_accepted_p384_and_ed25519() -> None:
     assert (
         verify(RAW, _sig(SIGNER_KEY), pem_of(SIGNER), roots=[ROOT], clock=ClockCheck.CHECK, now=NOW)

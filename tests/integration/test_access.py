@@ -83,6 +83,8 @@ def admitting_daemon(short_tmp: Path):
         yield d
 
 
+@pytest.mark.sfr("FAU_GEN.2", "FIA_UID.1")
+@pytest.mark.spec("A-1", "A-10", "L-1")
 def test_unadmitted_uid_gets_permission_denied(admitting_daemon: ds.DaemonProcess) -> None:
     sock = Path(admitting_daemon.socket_path)
     assert sock.stat().st_gid == SOCKET_GID
@@ -108,6 +110,8 @@ def test_unadmitted_uid_gets_permission_denied(admitting_daemon: ds.DaemonProces
     ]
 
 
+@pytest.mark.sfr("FMT_SMR.1")
+@pytest.mark.spec("A-10")
 def test_panel_uid_and_maintenance_group_are_admitted(admitting_daemon: ds.DaemonProcess) -> None:
     sock = admitting_daemon.socket_path
     assert run_as(PANEL_UID, SOCKET_GID, [], sock) == {"ok": "ready"}
@@ -120,6 +124,8 @@ def test_other_uids_cannot_even_reach_the_socket(admitting_daemon: ds.DaemonProc
     assert r == {"error": "io.mfpsecd.Client.DaemonUnreachable"}
 
 
+@pytest.mark.sfr("FIA_UAU.1")
+@pytest.mark.spec("A-1", "A-10")
 def test_a_maintenance_peer_without_a_session_cannot_list_the_secrets(
     admitting_daemon: ds.DaemonProcess,
 ) -> None:

@@ -29,6 +29,8 @@ def _net(d: ds.DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
     return ds.mfpsec(d.socket_path, "net", *args)
 
 
+@pytest.mark.sfr("FMT_MTD.1", "FMT_SMF.1")
+@pytest.mark.spec("A-10", "A-2", "F-3", "K-3", "L-3", "N-2", "U-4")
 def test_rules_through_the_cli_survive_the_daemon_and_come_back(
     short_tmp: Path, netlab: Lab
 ) -> None:
@@ -125,6 +127,8 @@ def test_rules_through_the_cli_survive_the_daemon_and_come_back(
         ]
 
 
+@pytest.mark.sfr("FMT_MSA.3")
+@pytest.mark.spec("A-10", "A-3")
 def test_without_saved_rules_the_boot_unit_admits_nothing(short_tmp: Path, netlab: Lab) -> None:
     root = short_tmp / "d"
     root.mkdir()

@@ -331,6 +331,8 @@ async def test_without_the_python_binding_nft_applies_the_same_json(
         filt.close()
 
 
+@pytest.mark.sfr("FPT_FDI_EXP.1")
+@pytest.mark.spec("N-4")
 @sync
 async def test_no_forwarding_between_wired_and_wireless() -> None:
     """N-4 with real traffic: a client on the wired side and one on the wireless side of

@@ -42,6 +42,8 @@ from tests.support.tpm import requires_swtpm, swtpm
 pytestmark = requires_swtpm
 
 
+@pytest.mark.sfr("FCS_CKM.1", "FCS_KYC_EXT.1", "FPT_KYP_EXT.1")
+@pytest.mark.spec("E-2", "K-1", "K-2", "K-4", "K-5")
 def test_chain_is_created_and_a_restart_recovers_every_secret(tmp_path: Path) -> None:
     with swtpm(tmp_path / "tpm") as tpm:
 
@@ -83,6 +85,8 @@ def test_chain_is_created_and_a_restart_recovers_every_secret(tmp_path: Path) ->
         assert value not in db
 
 
+@pytest.mark.sfr("FCS_KYC_EXT.1")
+@pytest.mark.spec("K-1", "K-2")
 def test_state_copied_to_a_board_with_another_tpm_unwraps_nothing(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
@@ -185,6 +189,8 @@ def test_modified_blobs_are_refused_with_a_typed_error(
         run(reopen)
 
 
+@pytest.mark.sfr("FCS_CKM.1")
+@pytest.mark.spec("E-2", "K-1", "K-5")
 def test_rotation_reseals_everything_under_a_new_master_key(tmp_path: Path) -> None:
     with swtpm(tmp_path / "tpm") as tpm:
 

@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mfpsecd.base.errors import ErrorCode
 from mfpsecd.base.secret import SecretBytes
 from mfpsecd.keys.chain import ChainState
@@ -73,6 +75,8 @@ async def _locked(s: Stack, why: str) -> None:
         await s.secrets.get("admin-password")
 
 
+@pytest.mark.sfr("FCS_KYC_EXT.1")
+@pytest.mark.spec("K-1", "K-2")
 def test_keys_open_only_on_the_firmware_they_are_bound_to(tmp_path: Path) -> None:
     unmeasured = "no firmware was measured into PCR 14"
     # A first power-on that measured nothing provisions nothing, and says why.

@@ -41,6 +41,8 @@ def _db(d: ds.DaemonProcess) -> Path:
     return d.root / "lib" / "state.sqlite3"
 
 
+@pytest.mark.sfr("FPT_SKP_EXT.1")
+@pytest.mark.spec("K-4")
 def test_secrets_survive_restart_and_rotation_through_the_cli(short_tmp: Path) -> None:
     root = short_tmp / "d"
     with ds.running(root) as d:
@@ -178,6 +180,8 @@ def test_backup_tpm_replaced_restore_through_the_cli(short_tmp: Path) -> None:
             assert conn.call(system.GET_STATUS).state.value == "ready"
 
 
+@pytest.mark.sfr("FCS_CKM.1")
+@pytest.mark.spec("E-2", "K-1", "K-5")
 def test_device_identity_is_signed_inside_the_tpm(short_tmp: Path) -> None:
     with ds.running(short_tmp / "d") as d:
         ident = _keys(d).call(keys.GET_DEVICE_IDENTITY)
@@ -198,6 +202,8 @@ def test_device_identity_is_signed_inside_the_tpm(short_tmp: Path) -> None:
     assert ident.fingerprint[:16] in csr.subject.rfc4514_string()
 
 
+@pytest.mark.sfr("FCS_CKM.4", "FPT_SKP_EXT.1")
+@pytest.mark.spec("E-3", "K-4")
 def test_destroy_erases_keys_and_secrets(short_tmp: Path) -> None:
     root = short_tmp / "d"
     with ds.running(root) as d:
@@ -356,6 +362,8 @@ def _dump(pid: int) -> bytes:
     return b"".join(out)
 
 
+@pytest.mark.sfr("FCS_CKM.4", "FPT_SKP_EXT.1")
+@pytest.mark.spec("E-3", "K-4")
 @pytest.mark.root
 def test_no_secret_or_master_key_left_in_daemon_memory(short_tmp: Path) -> None:
     if os.geteuid() != 0:

@@ -38,6 +38,8 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
+@pytest.mark.sfr("FCS_COP.1")
+@pytest.mark.spec("F-1", "F-5")
 def test_keys_signatures_and_counters(tmp_path: Path) -> None:
     with swtpm(tmp_path / "tpm") as tpm:
 
@@ -177,6 +179,8 @@ def _bus(log: Path) -> tuple[bytes, bytes]:
     return commands, responses
 
 
+@pytest.mark.sfr("FCS_COP.1", "FPT_KYP_EXT.1")
+@pytest.mark.spec("K-1", "K-2", "K-4")
 def test_the_unwrapped_master_key_never_crosses_the_bus_in_clear(tmp_path: Path) -> None:
     from tpm2_pytss.constants import TPM2_ALG, TPM2_CC
     from tpm2_pytss.types import TPM2B_PRIVATE, TPM2B_PUBLIC

@@ -39,6 +39,8 @@ def _wait(check: Callable[[], object], what: str, timeout: float = 30.0) -> None
         time.sleep(0.1)
 
 
+@pytest.mark.sfr("FMT_MOF.1")
+@pytest.mark.spec("A-10", "F-3", "N-1")
 def test_the_administrator_changes_where_the_device_reports_without_a_restart(
     short_tmp: Path,
 ) -> None:

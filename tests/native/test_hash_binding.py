@@ -8,6 +8,8 @@ import os
 import threading
 from pathlib import Path
 
+import pytest
+
 from mfpsecd import _native
 
 
@@ -21,6 +23,8 @@ def _tree(root: Path) -> dict[str, bytes]:
     return files
 
 
+@pytest.mark.sfr("FCS_COP.1")
+@pytest.mark.spec("F-1")
 def test_digests_modes_and_refusals(tmp_path: Path) -> None:
     files = _tree(tmp_path)
     dirfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)

@@ -12,6 +12,8 @@ from mfpsecd import _native
 from mfpsecd.base.secret import SecretBytes, wipe
 
 
+@pytest.mark.sfr("FCS_CKM.4")
+@pytest.mark.spec("E-3", "K-4")
 def test_secure_zero_bytearray_and_views() -> None:
     buf = bytearray(b"\xa5" * 100_000)  # above the GIL-release threshold
     _native.secure_zero(buf)
@@ -108,6 +110,8 @@ def test_aead_binding_round_trip_and_refusals() -> None:
         _native.aes256gcm_open(key, nonce, aad, bytes(sealed), b"\0" * len(plain))
 
 
+@pytest.mark.sfr("FCS_COP.1")
+@pytest.mark.spec("K-1", "K-2")
 def test_xor_random_and_rsa_oaep_binding() -> None:
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import padding, rsa

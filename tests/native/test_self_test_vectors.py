@@ -5,6 +5,7 @@ native/crypto/selftest.c holds the same constants, and its tests pass on them.""
 
 from __future__ import annotations
 
+import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 KEY_BYTES, BLOCK_BYTES = 32, 16
@@ -69,6 +70,8 @@ def _update(provided: bytes, key: bytes, v: bytes) -> tuple[bytes, bytes]:
     return temp[:KEY_BYTES], temp[KEY_BYTES:]
 
 
+@pytest.mark.sfr("FCS_RBG_EXT.1")
+@pytest.mark.spec("K-5")
 def test_ctr_drbg_answer_follows_sp800_90a() -> None:
     entropy, nonce, personal = bytes(range(32)), bytes(range(0x20, 0x30)), b"mfpsecd"
     key, v = _update(

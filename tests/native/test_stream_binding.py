@@ -63,6 +63,8 @@ NIST_XTS = (
 )
 
 
+@pytest.mark.sfr("FCS_COP.1")
+@pytest.mark.spec("E-1", "E-4")
 @pytest.mark.parametrize("vector", GCM_VECTORS)
 def test_gcm_known_answers(vector: tuple[str, ...]) -> None:
     key, nonce, aad, pt, ct, tag = (bytes.fromhex(v) for v in vector)
@@ -74,6 +76,8 @@ def test_gcm_known_answers(vector: tuple[str, ...]) -> None:
     assert bytes(back) == pt
 
 
+@pytest.mark.sfr("FCS_COP.1")
+@pytest.mark.spec("E-1", "E-4")
 def test_xts_known_answers() -> None:
     pt = bytes(range(256)) * 2
     ct = bytearray(512)
@@ -140,6 +144,8 @@ def test_stream_layout_is_gcm_per_segment() -> None:
         assert gcm.decrypt(nonce, bytes(body), aad) == data[i * SEG : (i + 1) * SEG]
 
 
+@pytest.mark.sfr("FCS_COP.1")
+@pytest.mark.spec("E-1", "E-4")
 def test_every_tampering_is_an_integrity_error_and_never_plaintext() -> None:
     key, other = os.urandom(32), os.urandom(32)
     data = os.urandom(5 * SEG + 123)

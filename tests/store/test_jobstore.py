@@ -33,6 +33,8 @@ from tests.support.store_stack import (
 )
 
 
+@pytest.mark.sfr("FDP_DSK_EXT.1")
+@pytest.mark.spec("E-1", "E-2", "E-4")
 def test_put_and_read_from_pipes_and_files_only_ciphertext_on_disk(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with stack(tmp_path) as s:
@@ -63,6 +65,8 @@ def test_put_and_read_from_pipes_and_files_only_ciphertext_on_disk(tmp_path: Pat
     run(scenario)
 
 
+@pytest.mark.sfr("FDP_ACC.1", "FDP_ACF.1", "FMT_MSA.3")
+@pytest.mark.spec("A-10", "A-3")
 def test_owner_rules(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with stack(tmp_path) as s:
@@ -121,6 +125,8 @@ def _blobs(conn: sqlite3.Connection) -> list[bytes]:
     return [bytes(r[0]) for r in conn.execute("SELECT sealed_key FROM store_objects")]
 
 
+@pytest.mark.sfr("FCS_CKM.4", "FDP_RIP.1")
+@pytest.mark.spec("E-3", "K-4", "W-1", "W-2")
 @pytest.mark.parametrize("medium", [Medium.HDD, Medium.SSD])
 def test_delete_is_a_crypto_erase_and_overwrites_on_hdd(tmp_path: Path, medium: Medium) -> None:
     async def scenario() -> None:
@@ -215,6 +221,8 @@ def loop_ext4(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
         subprocess.run(["umount", str(mnt)], check=False)
 
 
+@pytest.mark.sfr("FDP_DSK_EXT.1", "FPT_KYP_EXT.1")
+@pytest.mark.spec("E-1", "E-2", "E-4", "K-1", "K-4")
 @pytest.mark.root
 def test_a_deleted_objects_name_and_key_are_nowhere_on_the_block_device(
     loop_ext4: tuple[Path, Path],
@@ -374,6 +382,8 @@ def test_rotation_reseals_object_keys_and_purge_erases_all(tmp_path: Path) -> No
     run(scenario)
 
 
+@pytest.mark.sfr("FDP_DSK_EXT.1")
+@pytest.mark.spec("E-1", "E-2", "E-4")
 def test_nothing_is_stored_without_the_key_chain(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with stack(tmp_path) as s:

@@ -42,6 +42,8 @@ async def _populate(state_dir: Path) -> dict[str, str]:
         }
 
 
+@pytest.mark.sfr("FAU_GEN.2", "FDP_ACC.1", "FDP_ACF.1")
+@pytest.mark.spec("A-10", "L-1")
 def test_status_owner_rules_delete_and_purge(short_tmp: Path) -> None:
     short_tmp.chmod(0o711)
     root = short_tmp / "d"

@@ -76,6 +76,8 @@ def _resigned(document: bytes, key: ec.EllipticCurvePrivateKey) -> bytes:
     return json.dumps(doc).encode()
 
 
+@pytest.mark.sfr("FCS_COP.1")
+@pytest.mark.spec("S-1", "S-3")
 def test_the_report_grades_signs_and_holds_against_forgery(short_tmp: Path) -> None:
     short_tmp.chmod(0o711)
     root = short_tmp / "d"

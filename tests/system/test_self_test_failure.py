@@ -41,6 +41,8 @@ def _audit_records(root: Path) -> list[auditlog.Record]:
     return records
 
 
+@pytest.mark.sfr("FPT_TST_EXT.1")
+@pytest.mark.spec("B-2")
 def test_a_failed_self_test_serves_status_only(short_tmp: Path) -> None:
     shim = short_tmp / "broken-argon2.so"
     source = short_tmp / "broken-argon2.c"

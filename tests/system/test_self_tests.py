@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from mfpsecd.audit.backends.audit_file import AuditFile
 from mfpsecd.audit.events import EventType
 from mfpsecd.audit.log_format import Outcome
@@ -55,6 +57,8 @@ async def _run(
     return outcome, dict(record.details), record.outcome, health
 
 
+@pytest.mark.sfr("FCS_COP.1", "FCS_RBG_EXT.1")
+@pytest.mark.spec("F-1", "K-5")
 def test_every_algorithm_is_tested_and_the_list_is_audited(tmp_path: Path) -> None:
     engines = NativeCryptoSelfTest()
     outcome, details, result, health = asyncio.run(_run(tmp_path, engines, SoftwareKeys(tmp_path)))
@@ -81,6 +85,8 @@ def test_every_algorithm_is_tested_and_the_list_is_audited(tmp_path: Path) -> No
     assert comp is not None and comp.state is HealthState.OK
 
 
+@pytest.mark.sfr("FPT_TST_EXT.1")
+@pytest.mark.spec("B-2")
 def test_a_wrong_answer_fails_closed_and_names_the_test(tmp_path: Path) -> None:
     engines = _WrongAnswer("aes-256-xts")
     outcome, details, result, health = asyncio.run(_run(tmp_path, engines, SoftwareKeys(tmp_path)))
@@ -92,6 +98,8 @@ def test_a_wrong_answer_fails_closed_and_names_the_test(tmp_path: Path) -> None:
     assert "aes-256-xts failed" in comp.detail
 
 
+@pytest.mark.sfr("FPT_TST_EXT.1")
+@pytest.mark.spec("B-2")
 def test_a_tpm_that_fails_its_own_self_test_fails_them(tmp_path: Path) -> None:
     outcome, details, result, _ = asyncio.run(
         _run(tmp_path, NativeCryptoSelfTest(), _FailingTpm(tmp_path))

@@ -49,6 +49,8 @@ def _records(conn: Connection, device: str) -> list[audit.AuditEntry]:
     return [e for e in got.entries if e.details.get("device") == device]
 
 
+@pytest.mark.sfr("FMT_SMF.1")
+@pytest.mark.spec("A-2", "F-3", "L-3", "N-2", "U-4")
 def test_the_daemon_enforces_the_usb_policy_on_recorded_devices(
     short_tmp: Path, bed: UsbBed
 ) -> None:

@@ -195,5 +195,7 @@ def test_a_truncated_device_is_refused(cut: int) -> None:
         d.parse(HID_PLUS_ECM[:cut])
 
 
+@pytest.mark.sfr("FMT_MSA.3")
+@pytest.mark.spec("A-10", "A-3")
 def test_the_default_rule_refuses_network_and_other() -> None:
     assert Category.NETWORK not in DEFAULT_RULE.allow and Category.OTHER not in DEFAULT_RULE.allow

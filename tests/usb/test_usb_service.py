@@ -154,6 +154,8 @@ async def test_hotplug_follows_each_ports_rule(tmp_path: Path) -> None:
         assert "1-3" not in {j.seen.name for j in (await s.usb.view()).devices}
 
 
+@pytest.mark.sfr("FPT_FDI_EXP.1")
+@pytest.mark.spec("N-4")
 @sync
 async def test_an_approved_identity_opens_a_port_but_never_a_network_interface(
     tmp_path: Path,
@@ -253,6 +255,8 @@ async def test_drift_is_put_back_and_recorded(tmp_path: Path) -> None:
         assert s.sysfs.authorized_default() == "0"
 
 
+@pytest.mark.sfr("FMT_MSA.1")
+@pytest.mark.spec("A-10")
 @sync
 async def test_a_new_policy_applies_to_connected_devices_and_survives_a_restart(
     tmp_path: Path,

@@ -62,6 +62,8 @@ def _aes_stream(key_hex: str, size: int) -> bytes:
     return enc.update(bytes(size))
 
 
+@pytest.mark.sfr("FDP_RIP.1")
+@pytest.mark.spec("E-3", "W-1", "W-2")
 @pytest.mark.parametrize("mode", sorted(DISCARD_MODES))
 def test_every_mode_on_a_loop_device_reads_back_each_pass(
     tmp_path: Path, loop: Path, mode: int

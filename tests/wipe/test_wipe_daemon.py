@@ -259,6 +259,8 @@ def test_status_of_a_cancelled_job_exits_with_its_error(short_tmp: Path) -> None
         assert _cli(d, "wipe", "status")[0] == 0
 
 
+@pytest.mark.sfr("FAU_GEN.2", "FIA_USB.1")
+@pytest.mark.spec("A-10", "A-7", "L-1")
 @pytest.mark.root
 def test_a_logged_in_operator_reauthenticates_and_is_named(short_tmp: Path) -> None:
     short_tmp.chmod(0o711)

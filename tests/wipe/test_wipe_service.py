@@ -390,6 +390,8 @@ def test_an_image_attached_to_a_loop_device_is_refused(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
+@pytest.mark.sfr("FCS_COP.1")
+@pytest.mark.spec("F-1", "F-5")
 def test_certificate_tampering_and_foreign_keys(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with stack(tmp_path) as s:
@@ -454,6 +456,8 @@ def test_certificate_tampering_and_foreign_keys(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
+@pytest.mark.sfr("FDP_RIP.1")
+@pytest.mark.spec("E-3", "W-1", "W-2")
 def test_job_data_is_overwritten_on_hdd_and_only_unlinked_on_flash(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with stack(tmp_path) as s:
