@@ -10,7 +10,7 @@ import ssl
 
 # TLS 1.2 suites: ECDHE or DHE key exchange, AES-GCM or ChaCha20-Poly1305. TLS 1.3's own
 # suites all have both and are left as OpenSSL sets them.
-TLS12_SUITES = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!eNULL:!PSK:!SRP"
+TLS12_SUITES = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!eNULL:!aDSS:!PSK:!SRP"
 
 
 def client_context(cafile: str | None) -> ssl.SSLContext:

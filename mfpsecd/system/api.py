@@ -169,7 +169,7 @@ GET_POSTURE_REPORT = Method(
     params=NoParams,
     result=PostureReport,
     requires=Privilege.STATUS_READ,
-    errors=(ErrorCode.KEYS_UNAVAILABLE, ErrorCode.KEY_INTEGRITY),
+    errors=(ErrorCode.KEYS_UNAVAILABLE, ErrorCode.KEY_INTEGRITY, ErrorCode.TPM_FAILED),
 )
 
 
@@ -189,6 +189,7 @@ VERIFY_POSTURE_REPORT = Method(
         ErrorCode.SYSTEM_REPORT_FOREIGN,
         ErrorCode.KEYS_UNAVAILABLE,
         ErrorCode.KEY_INTEGRITY,
+        ErrorCode.TPM_FAILED,
     ),
 )
 

@@ -120,27 +120,46 @@ def _show_posture(daemon: Daemon, as_json: bool) -> None:
 
 def render_report(r: report_document.ReportBody) -> str:
     """The security level and its checks, for a person; strings escaped."""
+    # Every string is shown escaped: a report kept in a file may say anything.
     d = r.device
     lines = [
-        f"security level: {click.style(r.level_text, bold=True)}",
+        f"security level: {click.style(shown(r.level_text), bold=True)}",
         f"device: {shown(d.model)}, serial {shown(d.serial) or 'unknown'} ({shown(d.board)})",
-        f"read at: {r.at}; identity key {d.identity}",
+        f"read at: {shown(r.at)}; identity key {shown(d.identity)}",
     ]
     lines += [click.style(f"runtime issue: {shown(i)}", fg="red") for i in r.runtime_issues]
     for c in r.checks:
         mark = click.style("met    ", fg="green") if c.met else click.style("not met", fg="red")
-        lines.append(f"  level {c.level}  {mark}  {c.title}: {shown(c.detail)}")
+        lines.append(f"  level {c.level}  {mark}  {shown(c.title)}: {shown(c.detail)}")
     return "\n".join(lines)
 
 
-def _write_pdf(doc: report_document.ReportDocument, document: bytes, pdf: Path) -> None:
+def _read_report(path: Path) -> bytes:
+    """A kept report, refused before it is read whole when it is larger than any report."""
+    if path.stat().st_size > system.MAX_REPORT_BYTES:
+        raise MfpsecError(
+            ErrorCode.SYSTEM_REPORT_INVALID, reason=f"larger than {system.MAX_REPORT_BYTES} bytes"
+        )
+    return path.read_bytes()
+
+
+def _decoded(document: bytes) -> report_document.ReportDocument:
+    try:
+        return report_document.decode_document(document)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MfpsecError(ErrorCode.SYSTEM_REPORT_INVALID, reason=str(exc)) from None
+
+
+def _write_pdf(
+    doc: report_document.ReportDocument, document: bytes, pdf: Path, *, verified: bool
+) -> None:
     why = optional.missing("pdf")
     if why:
         raise MfpsecError(ErrorCode.PART_UNAVAILABLE, part="pdf", reason=why)
     # reportlab is loaded only for a printable report, in this process, never the daemon's.
     from mfpsecd.system.report_pdf import render_pdf  # noqa: PLC0415
 
-    pdf.write_bytes(render_pdf(doc, document))
+    pdf.write_bytes(render_pdf(doc, document, verified=verified))
     click.echo(f"printable PDF written to {pdf}", err=True)
 
 
@@ -158,30 +177,43 @@ def _write_pdf(doc: report_document.ReportDocument, document: bytes, pdf: Path) 
     "--from",
     "source",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Render a report kept earlier instead of asking the daemon (check it with verify).",
+    help="Render a report kept earlier instead of asking the daemon.",
+)
+@click.option(
+    "--identity",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="With --from: check the kept report against this identity key or certificate "
+    "first (else its PDF says it was not checked).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the signed document itself.")
 @click.pass_obj
 @reports_errors
 def report(
-    daemon: Daemon, *, output: Path | None, pdf: Path | None, source: Path | None, as_json: bool
+    daemon: Daemon,
+    *,
+    output: Path | None,
+    pdf: Path | None,
+    source: Path | None,
+    identity: Path | None,
+    as_json: bool,
 ) -> None:
     """The posture as a report signed by the device identity key, graded into a security
     level (README: "Security levels")."""
+    verified = True  # the daemon's own report, over its own socket
     if source is not None:
-        document = source.read_bytes()
+        document = _read_report(source)
+        verified = identity is not None
+        if identity is not None:
+            report_document.verify_offline(document, identity.read_text(errors="replace"))
     else:
         with daemon.connect() as conn:
             document = conn.call(system.GET_POSTURE_REPORT).document.encode()
-    try:
-        doc = report_document.decode_document(document)
-    except ValueError as exc:
-        raise MfpsecError(ErrorCode.SYSTEM_REPORT_INVALID, reason=str(exc)) from None
+    doc = _decoded(document)
     if output is not None:
         output.write_bytes(document)
         click.echo(f"signed report written to {output}", err=True)
     if pdf is not None:
-        _write_pdf(doc, document, pdf)
+        _write_pdf(doc, document, pdf, verified=verified)
     if as_json:
         click.echo(document.decode())
     elif output is None or pdf is None:
@@ -202,18 +234,23 @@ def report(
 @reports_errors
 def verify(daemon: Daemon, path: Path, identity: Path | None, as_json: bool) -> None:
     """Check a signed posture report: made by this device, and unaltered."""
-    document = path.read_bytes()
+    document = _read_report(path)
     if identity is None:
+        _decoded(document)  # refused here, before the daemon is asked, when no report
+        text = document.decode()
         with daemon.connect() as conn:
-            verdict = conn.call(
-                system.VERIFY_POSTURE_REPORT, system.VerifyReportParams(document.decode())
-            )
+            verdict = conn.call(system.VERIFY_POSTURE_REPORT, system.VerifyReportParams(text))
     else:
-        verdict = report_document.verify_offline(document, identity.read_text())
+        verdict = report_document.verify_offline(document, identity.read_text(errors="replace"))
     if as_json:
         echo_json(verdict)
         return
-    which = "the identity key it holds now" if verdict.current else "an earlier identity key"
+    if identity is not None:
+        which = f"the identity key in {identity}"
+    elif verdict.current:
+        which = "the identity key it holds now"
+    else:
+        which = "an earlier identity key"
     click.echo(
         f"valid: signed by this device ({which}, {verdict.identity}) at {verdict.at}; "
         f"security level {verdict.level_text}"

@@ -148,7 +148,7 @@ class SystemHandlers:
             not identity.replaced_at,
             doc.report.at,
             doc.report.level_text,
-            hashlib.sha256(p.document.encode()).hexdigest(),
+            hashlib.sha256(report_document.encode_document(doc)).hexdigest(),
         )
 
     @handles(api.WATCH_EVENTS)

@@ -5,7 +5,10 @@ proves), never against the key a document carries."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+
+import msgspec
 
 from mfpsecd.audit.checkpoints import Signer, identity_signature
 from mfpsecd.base import identity_keys
@@ -21,6 +24,11 @@ from mfpsecd.system.posture import PostureBook, PostureEntry
 from mfpsecd.system.status import StatusService
 
 LANGUAGE = "en"  # the language of the report's titles, settings and details
+REUSE_S = 5.0
+
+
+def _undated(body: pr.ReportBody) -> pr.ReportBody:
+    return msgspec.structs.replace(body, at="")
 
 
 class PostureReporter:
@@ -44,19 +52,39 @@ class PostureReporter:
         self._identities = identities
         self._hardening = hardening
         self._device = device
+        self._lock = asyncio.Lock()
+        self._last: tuple[float, pr.ReportBody, pr.ReportDocument] | None = None
 
     async def issue(self) -> pr.ReportDocument:
         """The posture now, graded and signed; KeysUnavailable while the identity key
-        cannot sign (the key chain locked, or no TPM on the board)."""
-        entries = await self._book.current()
-        status = self._status.get_status()
-        degraded = [c.name for c in status.components if c.state is not HealthState.OK]
-        items = {e.item.id: e.item for e in entries}
-        graded = grade(items, await self._hardening(), degraded)
-        current = (await self._identities())[0]
-        body = self._body(entries, graded, current.fingerprint, status.version)
-        signature, pem = await identity_signature(self._signer, pr.digest(body))
-        return pr.ReportDocument(body, pr.ReportSignature(pr.SIGNATURE_ALG, pem, signature.hex()))
+        cannot sign (the key chain locked, or no TPM on the board). Callers who may read
+        the status may ask for it, the panel among them: one at a time, and a report
+        signed less than REUSE_S ago is given again while everything it says is the same,
+        so that asking in a loop costs the TPM at most one signature per REUSE_S."""
+        async with self._lock:
+            entries = await self._book.current()
+            status = self._status.get_status()
+            degraded = [c.name for c in status.components if c.state is not HealthState.OK]
+            items = {e.item.id: e.item for e in entries}
+            graded = grade(items, await self._hardening(), degraded)
+            current = (await self._identities())[0]
+            body = self._body(entries, graded, current.fingerprint, status.version)
+            now = self._clock.monotonic()
+            last = self._last
+            if last is not None and now - last[0] < REUSE_S and last[1] == _undated(body):
+                return last[2]
+            signature, pem = await identity_signature(self._signer, pr.digest(body))
+            if identity_keys.fingerprint(identity_keys.spki_of(pem)) != current.fingerprint:
+                # A restore onto a new TPM between reading the identity and signing.
+                raise MfpsecError(
+                    ErrorCode.KEYS_UNAVAILABLE,
+                    reason="the identity key changed while the report was signed: ask again",
+                )
+            doc = pr.ReportDocument(
+                body, pr.ReportSignature(pr.SIGNATURE_ALG, pem, signature.hex())
+            )
+            self._last = (now, _undated(body), doc)
+            return doc
 
     def _body(
         self, entries: list[PostureEntry], graded: Grade, identity: str, version: str

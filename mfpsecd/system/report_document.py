@@ -100,7 +100,8 @@ _ENC = msgspec.json.Encoder(order="sorted")
 
 
 def canonical(body: ReportBody) -> bytes:
-    return _ENC.encode(body)
+    # DEL escaped as jq writes it, so that `jq -jcS .report` gives these very bytes.
+    return _ENC.encode(body).replace(b"\x7f", b"\\u007f")
 
 
 def digest(body: ReportBody) -> bytes:
@@ -108,21 +109,28 @@ def digest(body: ReportBody) -> bytes:
 
 
 def encode_document(doc: ReportDocument) -> bytes:
-    return _ENC.encode(doc)
+    return _ENC.encode(doc).replace(b"\x7f", b"\\u007f")
 
 
 def decode_document(data: bytes | str) -> ReportDocument:
-    """Strict parse (unknown fields refused); ValueError with why for anything else."""
-    if len(data) > MAX_REPORT_BYTES:
+    """Strict parse (unknown fields refused), of the canonical form only: a report is one
+    string of bytes, so that its SHA-256 names it (another spacing, key order or escape
+    of the same content is refused); ValueError with why for anything else."""
+    raw = data.encode() if isinstance(data, str) else data
+    if len(raw) > MAX_REPORT_BYTES:
         raise ValueError(f"larger than {MAX_REPORT_BYTES} bytes")
     try:
-        doc = msgspec.json.decode(data, type=ReportDocument)
+        doc = msgspec.json.decode(raw, type=ReportDocument)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise ValueError(f"malformed: {exc}") from None
     if doc.report.format != FORMAT:
         raise ValueError(f"unknown format {doc.report.format!r}")
     if doc.signature.alg != SIGNATURE_ALG:
         raise ValueError(f"unknown signature algorithm {doc.signature.alg!r}")
+    if encode_document(doc) != raw.rstrip(b"\n"):
+        raise ValueError(
+            "not in canonical form (keys sorted, no spaces): not as the device wrote it"
+        )
     return doc
 
 
@@ -133,6 +141,7 @@ def identity_spki(pem_text: str) -> bytes:
     # The CLI shows the posture without the cryptography package; only checking a
     # report needs it.
     from cryptography import x509  # noqa: PLC0415
+    from cryptography.exceptions import UnsupportedAlgorithm  # noqa: PLC0415
     from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
 
     from mfpsecd.base import identity_keys  # noqa: PLC0415
@@ -140,8 +149,9 @@ def identity_spki(pem_text: str) -> bytes:
     if "-----BEGIN CERTIFICATE-----" in pem_text:
         try:
             cert = x509.load_pem_x509_certificate(pem_text.encode())
-        except ValueError as exc:
-            raise ValueError(f"not a certificate: {exc}") from None
+            cert.public_key()
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise ValueError(f"not a certificate of an EC key: {exc}") from None
         pem_text = (
             cert.public_key()
             .public_bytes(
@@ -181,5 +191,5 @@ def verify_offline(document: bytes, identity_pem: str) -> ReportVerdict:
         True,
         doc.report.at,
         doc.report.level_text,
-        hashlib.sha256(document).hexdigest(),
+        hashlib.sha256(encode_document(doc)).hexdigest(),
     )

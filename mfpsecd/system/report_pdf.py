@@ -54,8 +54,9 @@ def _grid(rows: Sequence[list[Any]], widths: list[float]) -> Table:
     return table
 
 
-def render_pdf(doc: pr.ReportDocument, document: bytes) -> bytes:
-    """document: the signed JSON as it is kept, so the page names it by its SHA-256."""
+def render_pdf(doc: pr.ReportDocument, document: bytes, *, verified: bool) -> bytes:
+    """document: the signed JSON as it is kept, so the page names it by its SHA-256;
+    verified: false for a kept file rendered unchecked (the page then says so first)."""
     r = doc.report
     d = r.device
     styles = getSampleStyleSheet()
@@ -76,8 +77,16 @@ def render_pdf(doc: pr.ReportDocument, document: bytes) -> bytes:
         creator=f"mfpsecd {d.daemon}",
         invariant=True,
     )
-    flow: list[Flowable] = [
-        Paragraph("Security posture report", styles["Title"]),
+    flow: list[Flowable] = [Paragraph("Security posture report", styles["Title"])]
+    if not verified:
+        flow.append(
+            _p(
+                "NOT VERIFIED: rendered from a file without checking its signature. " + _HOWTO,
+                ParagraphStyle("warn", parent=cell, fontSize=10, leading=12),
+                colors.red,
+            )
+        )
+    flow += [
         _grid(
             [
                 ["Device", _p(f"{d.model}, serial {d.serial or 'unknown'} ({d.board})", cell)],

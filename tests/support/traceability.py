@@ -57,7 +57,9 @@ class _Recorder:
         # evidence.
         if report.nodeid not in self._marks:
             return
-        if report.failed:
+        if hasattr(report, "wasxfail"):  # expected to fail: evidence of nothing
+            self._outcomes[report.nodeid] = "xfail"
+        elif report.failed:
             self._outcomes[report.nodeid] = "failed"
         elif report.skipped:
             self._outcomes.setdefault(report.nodeid, "skipped")
@@ -67,12 +69,17 @@ class _Recorder:
     def _whole_suite(self) -> bool:
         option = self._config.option
         tests = (ROOT / "tests").resolve()
-        return (
-            not getattr(option, "keyword", "")
-            and not getattr(option, "markexpr", "")
-            and not getattr(option, "lf", False)
-            and all(Path(a).resolve() == tests for a in self._config.args)
+        narrowed = (
+            getattr(option, "keyword", ""),
+            getattr(option, "markexpr", ""),
+            getattr(option, "lf", False),
+            getattr(option, "deselect", None),
+            getattr(option, "ignore", None),
+            getattr(option, "ignore_glob", None),
+            getattr(option, "stepwise", False),
+            getattr(option, "stepwise_skip", False),
         )
+        return not any(narrowed) and all(Path(a).resolve() == tests for a in self._config.args)
 
     def pytest_sessionfinish(self) -> None:
         if not self._marks or self._config.option.collectonly:

@@ -73,7 +73,7 @@ def _resigned(document: bytes, key: ec.EllipticCurvePrivateKey) -> bytes:
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
     )
-    return json.dumps(doc).encode()
+    return msgspec.json.encode(doc, order="sorted")
 
 
 @pytest.mark.sfr("FCS_COP.1")
@@ -186,11 +186,17 @@ def test_the_report_grades_signs_and_holds_against_forgery(short_tmp: Path) -> N
         altered = short_tmp / "altered.json"
         forged = json.loads(document)
         forged["report"]["level"], forged["report"]["level_text"] = 3, "MFPSEC:3"
-        altered.write_text(json.dumps(forged))
+        altered.write_bytes(msgspec.json.encode(forged, order="sorted"))
         for args in (("--identity", str(key_pem)), ()):
             bad = mfpsec("posture", "verify", str(altered), *args)
             assert bad.returncode == EX_DATAERR
             assert "ReportInvalid" in bad.stderr and "does not match" in bad.stderr
+        # The genuine report spaced out: the same content, another document.
+        respaced = short_tmp / "respaced.json"
+        respaced.write_text(json.dumps(json.loads(document), indent=1))
+        for args in (("--identity", str(key_pem)), ()):
+            bad = mfpsec("posture", "verify", str(respaced), *args)
+            assert bad.returncode == EX_DATAERR and "canonical form" in bad.stderr
         # Re-signed with the attacker's key, carried in the document: refused as foreign,
         # naming that key, never accepted because the document vouches for itself.
         mallory = ec.generate_private_key(ec.SECP256R1())
@@ -230,18 +236,38 @@ def test_the_report_grades_signs_and_holds_against_forgery(short_tmp: Path) -> N
     assert "Security posture report" in text and "MFPSEC:1" in text
     assert identity["fingerprint"] in text.replace("\n", "")
     assert hashlib.sha256(document).hexdigest() in text.replace("\n", "")
+    nowhere = str(short_tmp / "no-daemon.sock")
     again = short_tmp / "again.pdf"
     r = ds.mfpsec(
-        str(short_tmp / "no-daemon.sock"),
+        nowhere,
         "posture",
         "report",
         "--from",
         str(kept),
+        "--identity",
+        str(key_pem),
         "--pdf",
         str(again),
     )
     assert r.returncode == 0, r.stderr
-    assert "MFPSEC:1" in _pdf_text(again)
+    assert "MFPSEC:1" in _pdf_text(again) and "NOT VERIFIED" not in _pdf_text(again)
+    # Unchecked, the page says so; and a forged file is refused before it is rendered.
+    r = ds.mfpsec(nowhere, "posture", "report", "--from", str(kept), "--pdf", str(again))
+    assert r.returncode == 0, r.stderr
+    assert "NOT VERIFIED" in _pdf_text(again)
+    r = ds.mfpsec(
+        nowhere,
+        "posture",
+        "report",
+        "--from",
+        str(foreign),
+        "--identity",
+        str(key_pem),
+        "--pdf",
+        str(short_tmp / "forged.pdf"),
+    )
+    assert r.returncode == EX_DATAERR and "ReportForeign" in r.stderr
+    assert not (short_tmp / "forged.pdf").exists()
 
 
 def _pdf_text(pdf: Path) -> str:

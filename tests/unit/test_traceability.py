@@ -97,7 +97,19 @@ def test_the_matrix_fails_an_applicable_sfr_without_a_passing_test() -> None:
     found = trace.problems(trace.matrix(catalogue, _outcomes(**every)), st)
     assert found == [
         f"{applicable[0].id} is applicable and no test that shows it passed",
+        f"{applicable[0].id}: t0 failed",
         f"{applicable[1].id} is applicable and no test that shows it passed",
+        f"{applicable[1].id}: t1 skipped",
+    ]
+    # One test passing does not cover another of the same SFR that failed or never ran.
+    every["t0"] = ("passed", [applicable[0].id])
+    every["t1"] = ("passed", [applicable[1].id])
+    every["t0-again"] = ("failed", [applicable[0].id])
+    every["t1-again"] = ("not run", [applicable[1].id])
+    found = trace.problems(trace.matrix(catalogue, _outcomes(**every)), st)
+    assert found == [
+        f"{applicable[0].id}: t0-again failed",
+        f"{applicable[1].id}: t1-again not run",
     ]
     assert trace.problems(rows, "") == [
         f"{s.id} is applicable and docs/security-target.md leaves it out" for s in applicable
