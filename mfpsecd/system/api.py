@@ -164,7 +164,9 @@ GET_POSTURE_REPORT = Method(
     doc=(
         "The posture as a document signed by the device identity key, graded into a\n"
         'security level the way fwupd grades a PC (README: "Security levels"), with\n'
-        "PWG 5110.1 attribute names where they exist. The CLI renders it as a PDF."
+        "PWG 5110.1 attribute names where they exist. The CLI renders it as a PDF.\n"
+        "A report signed less than 5 s ago is given again while the posture is the\n"
+        "same: the TPM signs at most one every 5 s for this method."
     ),
     params=NoParams,
     result=PostureReport,
