@@ -104,7 +104,11 @@ CATALOGUE: dict[EventType, EventDoc] = {
     EventType.AUTH_LOGIN: EventDoc(
         "a login, successful or not (the object is the name typed)", "FIA_UAU.1, FIA_UID.1"
     ),
-    EventType.AUTH_LOGOUT: EventDoc("a session was ended by its user", "FIA_UAU.1"),
+    EventType.AUTH_LOGOUT: EventDoc(
+        "a session ended: by its user, or by the daemon (reason: timeout, evicted, ended by "
+        "the administrator, accounts erased)",
+        "FIA_UAU.1, FTA_SSL.3",
+    ),
     EventType.AUTH_LOCKOUT: EventDoc("an account was locked after failed attempts", "FIA_AFL.1"),
     EventType.AUTH_UNLOCK: EventDoc("an account was unlocked by an administrator", "FIA_AFL.1"),
     EventType.AUTH_FLOOD: EventDoc(

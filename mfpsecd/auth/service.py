@@ -159,29 +159,33 @@ class AuthService:
             await self._report(self.throttle.flush(self._clock.monotonic()), DAEMON)
 
     def _session_ended(self, session: Session, why: str) -> None:
-        """A service engineer's session ended, however (FAU_GEN.1: maintenance.session):
-        recorded from the session table's callback, which cannot wait."""
-        if session.role is not Role.SERVICE:
+        """A session ended, however (FAU_GEN.1): a service engineer's as
+        maintenance.session; anyone else's that the daemon ended (idle or maximum time,
+        evicted, ended by the administrator: FTA_SSL.3) as auth.logout with the reason. A
+        logout by its user is recorded by logout() itself. Called from the session
+        table's callback, which cannot wait."""
+        if session.role is not Role.SERVICE and why == "logout":
             return
-        task = asyncio.get_running_loop().create_task(self._maintenance_end(session, why))
+        task = asyncio.get_running_loop().create_task(self._record_end(session, why))
         self._ending.add(task)
         task.add_done_callback(self._ending.discard)
 
-    async def _maintenance_end(self, session: Session, why: str) -> None:
+    async def _record_end(self, session: Session, why: str) -> None:
         who = Subject(origin="daemon", user=session.user, role=session.role.value, uid=session.uid)
+        service = session.role is Role.SERVICE
         try:
             await self._auditor.record(
-                EventType.MAINTENANCE_SESSION,
+                EventType.MAINTENANCE_SESSION if service else EventType.AUTH_LOGOUT,
                 Outcome.SUCCESS,
                 who,
                 session.user,
-                phase="end",
+                **({"phase": "end"} if service else {}),
                 session=session.id,
                 reason=why,
                 duration_s=round(self._clock.monotonic() - session.created, 1),
             )
         except (MfpsecError, RuntimeError) as exc:  # a full log refuses; stopping
-            log.error("maintenance_session_unrecorded", session=session.id, error=str(exc))
+            log.error("session_end_unrecorded", session=session.id, error=str(exc))
 
     async def _report(self, found: list[Detection], subject: Subject) -> None:
         for d in found:

@@ -151,6 +151,8 @@ def test_sessions_idle_timeout_peer_binding_and_logout(tmp_path: Path) -> None:
             await s.auth.accounts.initialize("admin", pw(ADMIN_PW))
             st, token = await login(s, "admin", ADMIN_PW)
             st.check(Privilege.USERS_ADMIN, s.auth.sessions)
+            first = st.session
+            assert first is not None
             # Another uid with the token gets nothing; the same uid resumes it.
             with pytest.raises(MfpsecError) as other:
                 s.auth.resume(token, seat(uid=2000))
@@ -177,7 +179,11 @@ def test_sessions_idle_timeout_peer_binding_and_logout(tmp_path: Path) -> None:
             await s.auth.logout(st2, CLI)
             with pytest.raises(MfpsecError):
                 other_conn.check(Privilege.USERS_ADMIN, s.auth.sessions)
-            assert len(await s.events(EventType.AUTH_LOGOUT)) == 1
+            # Both ends are recorded: the timeout with its reason (FTA_SSL.3), the logout
+            # as its user's own.
+            ends = await s.events(EventType.AUTH_LOGOUT)
+            assert [e.get("reason", "logout") for e in ends] == ["timeout", "logout"]
+            assert ends[0]["session"] == first.id
 
     asyncio.run(go())
 

@@ -1,7 +1,7 @@
 """FTA_SSL.3 on the real daemon (the assurance activity: set the inactivity period, wait
 it out, see the session end): the administrator sets the idle time to its least (one
-minute), a service engineer's session left idle past it is refused on its next call,
-and its end is in the audit log with the reason."""
+minute), a service engineer's and the administrator's sessions left idle past it are
+refused on their next call, and each end is in the audit log with the reason."""
 
 from __future__ import annotations
 
@@ -65,3 +65,25 @@ def test_an_idle_session_ends_after_the_administrators_idle_time(short_tmp: Path
         ends = [e for e in records if e["details"].get("phase") == "end"]
         assert [(e["object"], e["details"]["reason"]) for e in ends] == [("tech1", "timeout")]
         assert float(ends[0]["details"]["duration_s"]) >= IDLE_MINUTES * 60
+        # The administrator's session, idle as long, ended too: recorded as auth.logout
+        # with the reason (her own logout would say nothing of a reason).
+        assert "AuthenticationRequired" in cli.fails(ALICE_UID, "users", "list")
+        for _ in range(50):
+            logouts = json.loads(
+                ds.mfpsec(
+                    d.socket_path,
+                    "audit",
+                    "show",
+                    "--json",
+                    "--limit",
+                    "0",
+                    "--type",
+                    "auth.logout",
+                ).stdout
+            )
+            if logouts:
+                break
+            time.sleep(0.1)
+        assert [(e["object"], e["details"].get("reason")) for e in logouts] == [
+            ("alice", "timeout")
+        ]
