@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,15 @@ from tests.support.auth_cli import ADMIN_PW, ALICE_UID, CE_PW, CONFIG, MALLORY_U
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 IDLE_MINUTES = 1  # the least the policy takes
+
+
+def _audit(d: ds.DaemonProcess, event_type: str) -> list[dict[str, Any]]:
+    shown = ds.mfpsec(
+        d.socket_path, "audit", "show", "--json", "--limit", "0", "--type", event_type
+    )
+    assert shown.returncode == 0, shown.stderr
+    records: list[dict[str, Any]] = json.loads(shown.stdout)
+    return records
 
 
 @pytest.mark.sfr("FTA_SSL.3", "FIA_USB.1")
@@ -50,18 +60,7 @@ def test_an_idle_session_ends_after_the_administrators_idle_time(short_tmp: Path
         time.sleep(IDLE_MINUTES * 60 + 2)
         err = cli.fails(MALLORY_UID, "wipe", "targets")
         assert "AuthenticationRequired" in err
-        records = json.loads(
-            ds.mfpsec(
-                d.socket_path,
-                "audit",
-                "show",
-                "--json",
-                "--limit",
-                "0",
-                "--type",
-                "maintenance.session",
-            ).stdout
-        )
+        records = _audit(d, "maintenance.session")
         ends = [e for e in records if e["details"].get("phase") == "end"]
         assert [(e["object"], e["details"]["reason"]) for e in ends] == [("tech1", "timeout")]
         assert float(ends[0]["details"]["duration_s"]) >= IDLE_MINUTES * 60
@@ -69,18 +68,7 @@ def test_an_idle_session_ends_after_the_administrators_idle_time(short_tmp: Path
         # with the reason (her own logout would say nothing of a reason).
         assert "AuthenticationRequired" in cli.fails(ALICE_UID, "users", "list")
         for _ in range(50):
-            logouts = json.loads(
-                ds.mfpsec(
-                    d.socket_path,
-                    "audit",
-                    "show",
-                    "--json",
-                    "--limit",
-                    "0",
-                    "--type",
-                    "auth.logout",
-                ).stdout
-            )
+            logouts = _audit(d, "auth.logout")
             if logouts:
                 break
             time.sleep(0.1)
