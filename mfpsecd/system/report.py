@@ -15,7 +15,7 @@ from mfpsecd.base import identity_keys
 from mfpsecd.base.clock import Clock, rfc3339
 from mfpsecd.base.errors import ErrorCode, MfpsecError
 from mfpsecd.base.health import HealthState
-from mfpsecd.base.posture import PostureId, PostureState
+from mfpsecd.base.posture import PostureId, PostureItem, PostureState
 from mfpsecd.keys.model.identity_history import KnownIdentity
 from mfpsecd.system import report_document as pr
 from mfpsecd.system.model.security_level import Grade, grade
@@ -68,10 +68,10 @@ class PostureReporter:
             items = {e.item.id: e.item for e in entries}
             graded = grade(items, await self._hardening(), degraded)
             current = (await self._identities())[0]
-            body = self._body(entries, graded, current.fingerprint, status.version)
-            now = self._clock.monotonic()
+            body = self._body(entries, items, graded, current.fingerprint, status.version)
+            undated, now = _undated(body), self._clock.monotonic()
             last = self._last
-            if last is not None and now - last[0] < REUSE_S and last[1] == _undated(body):
+            if last is not None and now - last[0] < REUSE_S and last[1] == undated:
                 return last[2]
             signature, pem = await identity_signature(self._signer, pr.digest(body))
             if identity_keys.fingerprint(identity_keys.spki_of(pem)) != current.fingerprint:
@@ -83,14 +83,18 @@ class PostureReporter:
             doc = pr.ReportDocument(
                 body, pr.ReportSignature(pr.SIGNATURE_ALG, pem, signature.hex())
             )
-            self._last = (now, _undated(body), doc)
+            self._last = (now, undated, doc)
             return doc
 
     def _body(
-        self, entries: list[PostureEntry], graded: Grade, identity: str, version: str
+        self,
+        entries: list[PostureEntry],
+        items: dict[PostureId, PostureItem],
+        graded: Grade,
+        identity: str,
+        version: str,
     ) -> pr.ReportBody:
         d = self._device()
-        items = {e.item.id: e.item for e in entries}
         firewall = items[PostureId.IP_FILTER]
         return pr.ReportBody(
             format=pr.FORMAT,

@@ -38,18 +38,7 @@ def test_an_idle_session_ends_after_the_administrators_idle_time(short_tmp: Path
         (cli.runtime / "").mkdir(exist_ok=True)
         cli.ok(ALICE_UID, "users", "init", "alice", "--password-file", "-", stdin=ADMIN_PW)
         cli.ok(ALICE_UID, "login", "-u", "alice", "--password-file", "-", stdin=ADMIN_PW)
-        cli.ok(
-            ALICE_UID,
-            "users",
-            "add",
-            "tech1",
-            "--role",
-            "service",
-            "--permanent",
-            "--password-file",
-            "-",
-            stdin=CE_PW,
-        )
+        cli.add_service_engineer(ALICE_UID)
         out = cli.ok(ALICE_UID, "policy", "set", f"session.idle_minutes={IDLE_MINUTES}")
         assert f"session.idle_minutes = {IDLE_MINUTES}" in out
         cli.ok(MALLORY_UID, "login", "-u", "tech1", "--password-file", "-", stdin=CE_PW)

@@ -317,18 +317,7 @@ def test_update_lock_and_switch_through_the_cli(short_tmp: Path) -> None:
 
         cli.ok(0, "users", "init", "admin", "--password-file", "-", stdin=ADMIN_PW)
         cli.ok(0, "login", "-u", "admin", "--password-file", "-", stdin=ADMIN_PW)
-        cli.ok(
-            0,
-            "users",
-            "add",
-            "tech1",
-            "--role",
-            "service",
-            "--permanent",
-            "--password-file",
-            "-",
-            stdin=CE_PW,
-        )
+        cli.add_service_engineer(0)
         cli.ok(0, "logout")
         cli.ok(ALICE_UID, "login", "-u", "admin", "--password-file", "-", stdin=ADMIN_PW)
         cli.ok(MALLORY_UID, "login", "-u", "tech1", "--password-file", "-", stdin=CE_PW)

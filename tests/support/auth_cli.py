@@ -63,6 +63,21 @@ class Cli:
         assert r.returncode == 0, (args, r.stdout, r.stderr)
         return r.stdout
 
+    def add_service_engineer(self, admin_uid: int, name: str = "tech1") -> None:
+        """The logged-in administrator at admin_uid adds a service engineer (CE_PW)."""
+        self.ok(
+            admin_uid,
+            "users",
+            "add",
+            name,
+            "--role",
+            "service",
+            "--permanent",
+            "--password-file",
+            "-",
+            stdin=CE_PW,
+        )
+
     def fails(self, uid: int, *args: str, stdin: str | None = None) -> str:
         r = self(uid, *args, stdin=stdin)
         assert r.returncode != 0, (args, r.stdout)

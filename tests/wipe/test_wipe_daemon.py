@@ -330,18 +330,7 @@ def test_a_logged_in_operator_reauthenticates_and_is_named(short_tmp: Path) -> N
 
         # A purge that falls short of its level: the administrator may not confirm it,
         # the service engineer may, with their password again.
-        cli.ok(
-            ALICE_UID,
-            "users",
-            "add",
-            "tech1",
-            "--role",
-            "service",
-            "--permanent",
-            "--password-file",
-            "-",
-            stdin=CE_PW,
-        )
+        cli.add_service_engineer(ALICE_UID)
         err = cli.fails(
             ALICE_UID,
             "wipe",
